@@ -1,0 +1,286 @@
+package protocol
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ALPN names this protocol and its version in the TLS handshake.
+const ALPN = "avila/1"
+
+// StreamTimeout bounds one request/response exchange on a stream.
+const StreamTimeout = 60 * time.Second
+
+// quicConfig is shared by both ends: keep-alives hold a connection through
+// quiet periods; the idle timeout notices a dead peer.
+func quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout: 5 * time.Second,
+		MaxIdleTimeout:       20 * time.Second,
+		KeepAlivePeriod:      5 * time.Second,
+		MaxIncomingStreams:   256,
+	}
+}
+
+// Peer is what a handler knows of the sender of a stream.
+type Peer struct {
+	Addr net.Addr
+	// CommonName of the verified client certificate, when mTLS is on.
+	CommonName string
+}
+
+// Handler processes the requests an aggregator receives.
+type Handler interface {
+	// HandleBatch stores one compressed batch and says how it went.
+	HandleBatch(ctx context.Context, wire []byte, peer Peer) Ack
+	// HandleConfig answers an agent's request for sites and salts.
+	HandleConfig(ctx context.Context, req ConfigRequest, peer Peer) (*Config, error)
+}
+
+// Server accepts QUIC connections and serves one request per stream.
+type Server struct {
+	ln  *quic.Listener
+	h   Handler
+	log *slog.Logger
+	wg  sync.WaitGroup
+}
+
+// Listen opens a QUIC listener on addr (host:port; port 0 picks one).
+func Listen(addr string, tlsConf *tls.Config, h Handler, log *slog.Logger) (*Server, error) {
+	tlsConf = tlsConf.Clone()
+	tlsConf.NextProtos = []string{ALPN}
+	ln, err := quic.ListenAddr(addr, tlsConf, quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("protocol: listen quic %s: %w", addr, err)
+	}
+	return &Server{ln: ln, h: h, log: log}, nil
+}
+
+// Addr is the UDP address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until ctx is cancelled or Close is called, then
+// waits for in-flight streams to finish.
+func (s *Server) Serve(ctx context.Context) error {
+	defer s.wg.Wait()
+	for {
+		conn, err := s.ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, quic.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("protocol: accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// Close stops accepting connections; Serve returns once in-flight streams end.
+func (s *Server) Close() error { return s.ln.Close() }
+
+func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
+	peer := Peer{Addr: conn.RemoteAddr()}
+	if certs := conn.ConnectionState().TLS.PeerCertificates; len(certs) > 0 {
+		peer.CommonName = certs[0].Subject.CommonName
+	}
+	for {
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return // connection closed or server stopping
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveStream(ctx, str, peer)
+		}()
+	}
+}
+
+func (s *Server) serveStream(ctx context.Context, str *quic.Stream, peer Peer) {
+	defer str.Close()
+	_ = str.SetDeadline(time.Now().Add(StreamTimeout))
+	t, payload, err := ReadFrame(str, MaxFrameSize)
+	if err != nil {
+		s.log.Warn("refused stream", "peer", peer.Addr.String(), "err", err)
+		str.CancelRead(1)
+		// The answer is best effort: the peer may already be gone.
+		if b, e := EncodeMsg(&Ack{Status: AckReject, Reason: err.Error()}); e == nil {
+			_ = WriteFrame(str, FrameAck, b)
+		}
+		return
+	}
+	// Work on a stream is not abandoned when the server is asked to stop:
+	// a drain finishes in-flight batches.
+	work := context.WithoutCancel(ctx)
+	switch t {
+	case FrameBatch:
+		ack := s.h.HandleBatch(work, payload, peer)
+		s.reply(str, FrameAck, &ack, peer)
+	case FrameConfigRequest:
+		var req ConfigRequest
+		if err := DecodeMsg(payload, &req); err != nil {
+			s.reply(str, FrameAck, &Ack{Status: AckReject, Reason: err.Error()}, peer)
+			return
+		}
+		cfg, err := s.h.HandleConfig(work, req, peer)
+		if err != nil {
+			s.reply(str, FrameAck, &Ack{Status: AckRetry, Reason: err.Error()}, peer)
+			return
+		}
+		s.reply(str, FrameConfig, cfg, peer)
+	default:
+		s.reply(str, FrameAck, &Ack{Status: AckReject, Reason: fmt.Sprintf("unexpected %s frame from agent", t)}, peer)
+	}
+}
+
+func (s *Server) reply(str *quic.Stream, t FrameType, msg any, peer Peer) {
+	b, err := EncodeMsg(msg)
+	if err == nil {
+		err = WriteFrame(str, t, b)
+	}
+	if err != nil {
+		s.log.Warn("reply failed", "peer", peer.Addr.String(), "err", err)
+	}
+}
+
+// Client is an agent's connection to one aggregator. It redials on demand
+// after the connection breaks. Safe for concurrent use: each request has its
+// own stream.
+type Client struct {
+	addr string
+	tls  *tls.Config
+
+	mu   sync.Mutex
+	conn *quic.Conn
+}
+
+// NewClient prepares a client for addr; it connects on first use.
+func NewClient(addr string, tlsConf *tls.Config) *Client {
+	tlsConf = tlsConf.Clone()
+	tlsConf.NextProtos = []string{ALPN}
+	return &Client{addr: addr, tls: tlsConf}
+}
+
+// Addr is the aggregator address this client talks to.
+func (c *Client) Addr() string { return c.addr }
+
+func (c *Client) connection(ctx context.Context) (*quic.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && c.conn.Context().Err() == nil {
+		return c.conn, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(dctx, c.addr, c.tls, quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("protocol: dial %s: %w", c.addr, err)
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+// roundTrip sends one request frame on a new stream and reads the answer.
+func (c *Client) roundTrip(ctx context.Context, t FrameType, payload []byte) (FrameType, []byte, error) {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		c.reset(conn)
+		return 0, nil, fmt.Errorf("protocol: open stream to %s: %w", c.addr, err)
+	}
+	deadline := time.Now().Add(StreamTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = str.SetDeadline(deadline)
+	if err := WriteFrame(str, t, payload); err != nil {
+		str.CancelRead(0)
+		return 0, nil, fmt.Errorf("protocol: send to %s: %w", c.addr, err)
+	}
+	if err := str.Close(); err != nil {
+		return 0, nil, fmt.Errorf("protocol: close send side to %s: %w", c.addr, err)
+	}
+	rt, resp, err := ReadFrame(str, MaxFrameSize)
+	if err != nil {
+		return 0, nil, fmt.Errorf("protocol: answer from %s: %w", c.addr, err)
+	}
+	return rt, resp, nil
+}
+
+// SendBatch ships one compressed batch and returns the aggregator's Ack.
+// An error means the outcome is unknown: the batch must be sent again.
+func (c *Client) SendBatch(ctx context.Context, wire []byte) (Ack, error) {
+	rt, resp, err := c.roundTrip(ctx, FrameBatch, wire)
+	if err != nil {
+		return Ack{}, err
+	}
+	if rt != FrameAck {
+		return Ack{}, fmt.Errorf("protocol: %s answered a batch with a %s frame", c.addr, rt)
+	}
+	var ack Ack
+	if err := DecodeMsg(resp, &ack); err != nil {
+		return Ack{}, err
+	}
+	return ack, nil
+}
+
+// FetchConfig asks the aggregator for the agent's sites and salts.
+func (c *Client) FetchConfig(ctx context.Context, req ConfigRequest) (*Config, error) {
+	req.Version = Version
+	b, err := EncodeMsg(&req)
+	if err != nil {
+		return nil, err
+	}
+	rt, resp, err := c.roundTrip(ctx, FrameConfigRequest, b)
+	if err != nil {
+		return nil, err
+	}
+	if rt == FrameAck {
+		var ack Ack
+		if err := DecodeMsg(resp, &ack); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("protocol: %s refused config request: %s: %s", c.addr, ack.Status, ack.Reason)
+	}
+	var cfg Config
+	if err := DecodeMsg(resp, &cfg); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Client) reset(conn *quic.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == conn {
+		_ = conn.CloseWithError(0, "reset")
+		c.conn = nil
+	}
+}
+
+// Close closes the connection, if any.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		err := c.conn.CloseWithError(0, "closing")
+		c.conn = nil
+		return err
+	}
+	return nil
+}
