@@ -1,0 +1,142 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func sampleEvents() []Event {
+	return []Event{
+		{Site: 1, TimeMicros: 1_764_000_000_000_000, Name: "page_view", Visitor: 0xfeedfacecafebeef, SessionID: 1764000000,
+			SessionNum: 2, Flags: FlagSessionStart | FlagEngaged, Host: "example.com", Path: "/pricing?utm_source=x",
+			Title: "Pricing", Referrer: "https://news.example.org/", Language: "en-us", Screen: "1920x1080",
+			Country: "DE", Browser: "Chrome", OS: "Linux", Device: "desktop"},
+		{Site: 1, TimeMicros: 1_764_000_000_500_000, Name: "click", Visitor: 1, EngageMs: 1500,
+			Params: map[string]string{"link_url": "https://out.example/"}, NumParams: map[string]float64{"value": 9.5},
+			UserProps: map[string]string{"plan": "pro"}},
+		{Site: 7, Name: "x"},
+	}
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	in := &Batch{Version: Version, AgentID: "agent-1", Seq: 42, Created: 1_764_000_001_000_000, Events: sampleEvents()}
+	wire, err := EncodeBatch(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeBatch(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Fatalf("round trip changed the batch (-in +out):\n%s", diff)
+	}
+}
+
+// A batch sealed from queued raw events decodes to the same events.
+func TestRawBatchMatchesEncodedEvents(t *testing.T) {
+	evs := sampleEvents()
+	raw := make([][]byte, len(evs))
+	for i := range evs {
+		b, err := EncodeEvent(&evs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[i] = b
+	}
+	wire, err := EncodeRawBatch("a", 3, 99, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeBatch(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Batch{Version: Version, AgentID: "a", Seq: 3, Created: 99, Events: evs}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	var e Event
+	if err := DecodeEvent(raw[1], &e); err != nil || e.Name != "click" {
+		t.Fatalf("DecodeEvent = %+v, %v", e, err)
+	}
+}
+
+func TestDecodeBatchRefuses(t *testing.T) {
+	good, _ := EncodeBatch(&Batch{Version: Version, AgentID: "a", Seq: 1})
+	compress := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, _ := zstd.NewWriter(nil)
+		return enc.EncodeAll(b, nil)
+	}
+	f := func(name string, wire []byte, wantIn string) {
+		t.Helper()
+		_, err := DecodeBatch(wire)
+		if !errors.Is(err, ErrBadBatch) {
+			t.Fatalf("%s: err = %v, want ErrBadBatch", name, err)
+		}
+		if !bytes.Contains([]byte(err.Error()), []byte(wantIn)) {
+			t.Fatalf("%s: err %q does not say %q", name, err, wantIn)
+		}
+	}
+	f("empty", nil, "msgpack")
+	f("truncated zstd", good[:len(good)-3], "zstd")
+	f("not zstd", []byte("hello world, not a frame"), "zstd")
+	f("not msgpack", compress("just a string"), "msgpack")
+	f("wrong version", compress(&Batch{Version: 9, AgentID: "a", Seq: 1}), "version 9")
+	f("no agent", compress(&Batch{Version: Version, Seq: 1}), "agent id")
+	f("zero seq", compress(&Batch{Version: Version, AgentID: "a"}), "seq")
+}
+
+// A zstd bomb (small on the wire, huge decompressed) is refused without
+// allocating its decompressed size.
+func TestDecodeBatchBomb(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil)
+	wire := enc.EncodeAll(make([]byte, MaxDecodedBytes+1024), nil)
+	if len(wire) > 1<<20 {
+		t.Fatalf("bomb is %d bytes on the wire, expected small", len(wire))
+	}
+	if _, err := DecodeBatch(wire); !errors.Is(err, ErrBadBatch) {
+		t.Fatalf("err = %v, want ErrBadBatch", err)
+	}
+}
+
+func BenchmarkEncodeRawBatch(b *testing.B) {
+	evs := sampleEvents()
+	raw := make([][]byte, 0, 5000)
+	for i := 0; i < 5000; i++ {
+		e, _ := EncodeEvent(&evs[i%2])
+		raw = append(raw, e)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeRawBatch("agent", 1, 1, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(raw))/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	evs := sampleEvents()
+	batch := &Batch{Version: Version, AgentID: "agent", Seq: 1}
+	for i := 0; i < 5000; i++ {
+		batch.Events = append(batch.Events, evs[i%2])
+	}
+	wire, _ := EncodeBatch(batch)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(wire)))
+	for b.Loop() {
+		if _, err := DecodeBatch(wire); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
