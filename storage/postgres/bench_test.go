@@ -1,0 +1,83 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/jackc/pgx/v5"
+)
+
+const benchBatch = 5000
+
+// benchEvents gives each iteration its own events on one day, with a
+// realistic mix of repeated and fresh strings.
+func benchEvents(site uint32, iter int) []protocol.Event {
+	events := testEvents(site, benchBatch)
+	for j := range events {
+		events[j].TimeMicros = day0.Add(time.Duration(j) * time.Millisecond).UnixMicro()
+		events[j].Path = fmt.Sprintf("/p/%d", (iter*benchBatch+j)%2000)
+	}
+	return events
+}
+
+// BenchmarkWriteBatch measures WriteBatch end to end: key check, partition
+// check, dictionary resolution (warm cache after the first batches) and the
+// COPY transaction. Compare events/s with BenchmarkCopyFromBaseline.
+func BenchmarkWriteBatch(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, SiteSpec{Name: "bench"})
+	batches := make([][]protocol.Event, 8)
+	for i := range batches {
+		batches[i] = benchEvents(site.ID, i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := s.WriteBatch(ctx, "bench", uint64(i+1), batches[i%len(batches)], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkCopyFromBaseline is the floor: the same rows, ids already known,
+// COPYed (pgx.CopyFromRows) in a transaction with nothing else.
+func BenchmarkCopyFromBaseline(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, SiteSpec{Name: "bench"})
+	events := benchEvents(site.ID, 0)
+	if err := s.ensureEventDays(ctx, events); err != nil {
+		b.Fatal(err)
+	}
+	typed, err := s.eventRows(ctx, events)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]any, len(typed))
+	for i := range typed {
+		src := newEventSource(typed[i : i+1])
+		src.Next()
+		v, _ := src.Values()
+		rows[i] = append([]any(nil), v...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		tx, err := s.Pool.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,188 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DimKind says what a dims row holds (dims.kind). Values are stored in the
+// database: never renumber them.
+type DimKind int16
+
+const (
+	DimEventName DimKind = 1
+	DimPagePath  DimKind = 2
+	DimHost      DimKind = 3
+	DimTitle     DimKind = 4
+	DimReferrer  DimKind = 5
+	DimLanguage  DimKind = 6
+	DimScreen    DimKind = 7
+	DimCountry   DimKind = 8
+	DimRegion    DimKind = 9
+	DimCity      DimKind = 10
+	DimBrowser   DimKind = 11
+	DimOS        DimKind = 12
+	DimDevice    DimKind = 13
+)
+
+// dimCacheSize bounds the number of cached dictionary entries (two
+// generations of half this size each; ~100 bytes per entry).
+const dimCacheSize = 1 << 18
+
+// dimKey identifies a dictionary string.
+type dimKey struct {
+	site  uint32
+	kind  DimKind
+	value string
+}
+
+func compareDimKeys(a, b dimKey) int {
+	return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), cmp.Compare(a.value, b.value))
+}
+
+// dimCache maps dictionary strings to ids. It keeps two generations: when the
+// current one fills up it becomes the old one and the older is dropped, so
+// memory stays bounded and strings in use survive (a hit in the old
+// generation is copied forward). Ids never change, so a cached id is never stale.
+type dimCache struct {
+	mu       sync.Mutex
+	max      int // entries per generation
+	cur, old map[dimKey]int32
+}
+
+func newDimCache(size int) *dimCache {
+	return &dimCache{max: max(size/2, 1), cur: make(map[dimKey]int32), old: make(map[dimKey]int32)}
+}
+
+func (c *dimCache) get(k dimKey) (int32, bool) {
+	if id, ok := c.cur[k]; ok {
+		return id, true
+	}
+	id, ok := c.old[k]
+	if ok {
+		c.putLocked(k, id)
+	}
+	return id, ok
+}
+
+func (c *dimCache) putLocked(k dimKey, id int32) {
+	if len(c.cur) >= c.max {
+		c.old, c.cur = c.cur, make(map[dimKey]int32, c.max)
+	}
+	c.cur[k] = id
+}
+
+// numDimKinds is the number of dictionary-coded fields of an event.
+const numDimKinds = 13
+
+// dimSlot points at one id of one row still waiting for its string's id.
+type dimSlot struct {
+	ids *[numDimKinds]int32
+	k   int
+}
+
+// dimResolver resolves the strings of one batch to ids: cache hits are
+// written straight into the rows; misses are collected once each, with the
+// slots that wait for them.
+type dimResolver struct {
+	ids     map[dimKey]int32 // misses, then their resolved ids
+	missing []dimKey
+	pending map[dimKey][]dimSlot
+}
+
+// fill sets ids[k] for each field from the cache, or records a miss. The
+// empty string is id 0 (absent). The caller holds c.mu.
+func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string, ids *[numDimKinds]int32) {
+	for k, v := range fields {
+		if v == "" {
+			ids[k] = 0
+			continue
+		}
+		key := dimKey{site, DimKind(k + 1), v}
+		if id, ok := c.get(key); ok {
+			ids[k] = id
+			continue
+		}
+		if r.pending == nil {
+			r.pending, r.ids = make(map[dimKey][]dimSlot), make(map[dimKey]int32)
+		}
+		if _, seen := r.pending[key]; !seen {
+			r.missing = append(r.missing, key)
+		}
+		r.pending[key] = append(r.pending[key], dimSlot{ids, k})
+	}
+}
+
+// settle writes the resolved ids into the slots that waited for them.
+func (r *dimResolver) settle() {
+	for key, slots := range r.pending {
+		id := r.ids[key]
+		for _, sl := range slots {
+			sl.ids[sl.k] = id
+		}
+	}
+}
+
+// resolveDims inserts the strings that are not cached and fetches their ids.
+// It runs in its own short implicit transaction, before and apart from the
+// batch's: inserting in one sorted order means two batches sharing new strings
+// wait for each other at worst and never deadlock.
+func (s *Store) resolveDims(ctx context.Context, r *dimResolver) error {
+	if len(r.missing) == 0 {
+		return nil
+	}
+	slices.SortFunc(r.missing, compareDimKeys)
+	sites := make([]int32, len(r.missing))
+	kinds := make([]int16, len(r.missing))
+	values := make([]string, len(r.missing))
+	for i, k := range r.missing {
+		sites[i], kinds[i], values[i] = int32(k.site), int16(k.kind), k.value
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO dims (site_id, kind, value)
+		SELECT * FROM unnest($1::integer[], $2::smallint[], $3::text[]) ORDER BY 1, 2, 3
+		ON CONFLICT DO NOTHING`, sites, kinds, values)
+	// A separate statement: it sees rows that concurrent batches committed
+	// while the insert above waited for them.
+	b.Queue(`SELECT d.id, d.site_id, d.kind, d.value FROM dims d
+		JOIN unnest($1::integer[], $2::smallint[], $3::text[]) AS k(site_id, kind, value)
+		USING (site_id, kind, value)`, sites, kinds, values)
+	res := s.Pool.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return fmt.Errorf("postgres: insert dims: %w", err)
+	}
+	rows, err := res.Query()
+	if err != nil {
+		return fmt.Errorf("postgres: select dims: %w", err)
+	}
+	found := 0
+	s.dims.mu.Lock()
+	for rows.Next() {
+		var id, site int32
+		var kind int16
+		var value string
+		if err := rows.Scan(&id, &site, &kind, &value); err != nil {
+			s.dims.mu.Unlock()
+			rows.Close()
+			return fmt.Errorf("postgres: select dims: %w", err)
+		}
+		k := dimKey{uint32(site), DimKind(kind), value}
+		r.ids[k] = id
+		s.dims.putLocked(k, id)
+		found++
+	}
+	s.dims.mu.Unlock()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: select dims: %w", err)
+	}
+	if found != len(r.missing) {
+		return fmt.Errorf("postgres: BUG: resolved %d of %d dims", found, len(r.missing))
+	}
+	return res.Close()
+}

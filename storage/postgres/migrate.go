@@ -1,0 +1,64 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// versionTable records the applied migration number (tern's format).
+const versionTable = "public.schema_version"
+
+// migrateLockKey is the advisory lock that serializes whole migration runs
+// across processes (tern also locks each step; this one covers loading,
+// checking and applying as one unit).
+const migrateLockKey = int64(0x61766c615f6d6967) // "avla_mig"
+
+// Migrate applies the embedded migrations that the database lacks. Several
+// processes may call it at once: they queue on an advisory lock and the later
+// ones find nothing left to do.
+func (s *Store) Migrate(ctx context.Context) error {
+	conn, err := s.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLockKey); err != nil {
+		return fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	defer func() {
+		// Unlock on a fresh context: ctx may be done, and a connection
+		// returned to the pool must not keep the lock.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLockKey); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), versionTable)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("postgres: migrate: load: %w", err)
+	}
+	from, err := m.GetCurrentVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: current version: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if to := int32(len(m.Migrations)); to != from {
+		s.log.Info("database migrated", "from", from, "to", to)
+	}
+	return nil
+}

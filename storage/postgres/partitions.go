@@ -1,0 +1,88 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// partitionLockKey serializes partition creation across processes: two
+// concurrent CREATE TABLE IF NOT EXISTS of the same table can otherwise fail
+// on the catalog's unique indexes.
+const partitionLockKey = int64(0x61766c615f707274) // "avla_prt"
+
+// maxPartitionSpan bounds one EnsurePartitions call, so a bad time range
+// cannot create thousands of tables.
+const maxPartitionSpan = 400
+
+// unixDay numbers UTC days since 1970-01-01.
+func unixDay(t time.Time) int64 { return utcDay(t).Unix() / 86400 }
+
+// PartitionName is the name of the events partition holding t's UTC day.
+func PartitionName(t time.Time) string { return "events_p" + utcDay(t).Format("20060102") }
+
+// EnsurePartitions creates the daily events partitions for the UTC days from
+// through to, inclusive. Days already known to exist cost no database round
+// trip, so the write path calls it for every batch.
+func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error {
+	first, last := unixDay(from), unixDay(to)
+	if last < first {
+		return fmt.Errorf("postgres: ensure partitions: %s is before %s", to.Format(time.DateOnly), from.Format(time.DateOnly))
+	}
+	if last-first >= maxPartitionSpan {
+		return fmt.Errorf("postgres: ensure partitions: %d days requested, limit %d", last-first+1, maxPartitionSpan)
+	}
+	var missing []int64
+	s.partMu.Lock()
+	for d := first; d <= last; d++ {
+		if !s.parts[d] {
+			missing = append(missing, d)
+		}
+	}
+	s.partMu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := s.createPartitions(ctx, missing); err != nil {
+		return err
+	}
+	s.partMu.Lock()
+	for _, d := range missing {
+		s.parts[d] = true
+	}
+	s.partMu.Unlock()
+	return nil
+}
+
+// forgetPartitions empties the cache of known partitions, for when rows found
+// no partition (one was dropped behind this process's back).
+func (s *Store) forgetPartitions() {
+	s.partMu.Lock()
+	clear(s.parts)
+	s.partMu.Unlock()
+}
+
+func (s *Store) createPartitions(ctx context.Context, days []int64) error {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: ensure partitions: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
+		return fmt.Errorf("postgres: ensure partitions: lock: %w", err)
+	}
+	for _, d := range days {
+		start := time.Unix(d*86400, 0).UTC()
+		end := start.AddDate(0, 0, 1)
+		// Identifiers and bounds come from formatted dates only, never input text.
+		sql := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM ('%s') TO ('%s')",
+			PartitionName(start), start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00"))
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("postgres: create partition %s: %w", PartitionName(start), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: ensure partitions: commit: %w", err)
+	}
+	return nil
+}

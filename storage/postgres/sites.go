@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SiteSpec describes a site to create.
+type SiteSpec struct {
+	Name string
+	// MeasurementID is the GA4 id senders use; generated ("G-" + 10
+	// upper-case letters and digits) when empty.
+	MeasurementID string
+	Domains       []string // own host names, lower-cased on write
+	TimeZone      string   // IANA name; UTC when empty
+}
+
+// Site is a property.
+type Site struct {
+	ID            uint32
+	MeasurementID string
+	APISecret     string // Measurement Protocol secret
+	Name          string
+	Domains       []string
+	TimeZone      string
+	CurrencyCode  string
+	CreatedAt     time.Time
+}
+
+const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at"
+
+// measurementAlphabet is what GA4 measurement ids are made of.
+const measurementAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// CreateSite creates a site with a fresh Measurement Protocol secret.
+// A taken measurement id gives ErrExists.
+func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
+	tz := spec.TimeZone
+	if tz == "" {
+		tz = "UTC"
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return Site{}, fmt.Errorf("postgres: create site: time zone %q: %w", tz, err)
+	}
+	domains := make([]string, 0, len(spec.Domains))
+	for _, d := range spec.Domains {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			domains = append(domains, d)
+		}
+	}
+	generated := spec.MeasurementID == ""
+	// A generated id collides with probability ~36^-10; retry a few times anyway.
+	for attempt := 0; ; attempt++ {
+		mid := spec.MeasurementID
+		if generated {
+			mid = "G-" + randomString(measurementAlphabet, 10)
+		}
+		name := spec.Name
+		if name == "" {
+			name = mid
+		}
+		row := s.Pool.QueryRow(ctx, `INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone)
+			VALUES ($1, $2, $3, $4, $5) RETURNING `+siteColumns, mid, randomToken(16), name, domains, tz)
+		site, err := scanSite(row)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			if generated && attempt < 5 {
+				continue
+			}
+			return Site{}, fmt.Errorf("postgres: create site: measurement id %s: %w", mid, ErrExists)
+		}
+		if err != nil {
+			return Site{}, fmt.Errorf("postgres: create site: %w", err)
+		}
+		return site, nil
+	}
+}
+
+// Sites lists all sites by id.
+func (s *Store) Sites(ctx context.Context) ([]Site, error) {
+	rows, err := s.Pool.Query(ctx, "SELECT "+siteColumns+" FROM sites ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list sites: %w", err)
+	}
+	sites, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Site, error) { return scanSite(r) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list sites: %w", err)
+	}
+	return sites, nil
+}
+
+// Site returns one site, or ErrNotFound.
+func (s *Store) Site(ctx context.Context, id uint32) (Site, error) {
+	site, err := scanSite(s.Pool.QueryRow(ctx, "SELECT "+siteColumns+" FROM sites WHERE id = $1", int64(id)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Site{}, fmt.Errorf("postgres: site %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Site{}, fmt.Errorf("postgres: site %d: %w", id, err)
+	}
+	return site, nil
+}
+
+func scanSite(row pgx.Row) (Site, error) {
+	var st Site
+	var id int32
+	err := row.Scan(&id, &st.MeasurementID, &st.APISecret, &st.Name, &st.Domains, &st.TimeZone, &st.CurrencyCode, &st.CreatedAt)
+	st.ID = uint32(id)
+	if st.Domains == nil {
+		st.Domains = []string{}
+	}
+	return st, err
+}
+
+// randomString returns n characters drawn uniformly from alphabet.
+func randomString(alphabet string, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[randIntn(len(alphabet))]
+	}
+	return string(b)
+}
+
+// randomToken returns n random bytes as unpadded URL-safe base64
+// (16 bytes → 22 characters).
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it crashes the program instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// randIntn returns a uniform random int in [0, n) for small n, by rejection
+// sampling so no character is more likely than another.
+func randIntn(n int) int {
+	limit := 256 - 256%n
+	var b [1]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if int(b[0]) < limit {
+			return int(b[0]) % n
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound is returned when a site, key or other named row does not exist
+// (or, for API keys, is revoked).
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned when creating a row whose unique name is taken.
+var ErrExists = errors.New("already exists")
+
+// Store is the PostgreSQL store. Safe for concurrent use.
+type Store struct {
+	// Pool is exported so query code can run its own SQL on the same pool.
+	Pool *pgxpool.Pool
+	log  *slog.Logger
+
+	dims *dimCache
+
+	partMu sync.Mutex
+	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
+}
+
+// Open connects to databaseURL and checks the connection with a ping.
+func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse database url: %w", err)
+	}
+	addr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect %s: %w", addr, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("postgres: connect %s: connection refused (is PostgreSQL running? set DATABASE_URL)", addr)
+		}
+		return nil, fmt.Errorf("postgres: connect %s: %w", addr, err)
+	}
+	return &Store{
+		Pool:  pool,
+		log:   log,
+		dims:  newDimCache(dimCacheSize),
+		parts: make(map[int64]bool),
+	}, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.Pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes all connections; in-flight calls should have returned first.
+func (s *Store) Close() { s.Pool.Close() }
