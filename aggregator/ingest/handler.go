@@ -1,0 +1,176 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// Options configures a Handler. Zero values take the defaults.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time // clock; time.Now by default
+	// MaxFuture is how far ahead of the aggregator's clock an event's time
+	// may be (agent clocks drift); default 1h.
+	MaxFuture time.Duration
+}
+
+const (
+	defaultMaxFuture = time.Hour
+	// configTTL is how long an answered Config is reused.
+	configTTL = 5 * time.Second
+	// siteRefreshEvery bounds how often an unknown site id makes the site
+	// list be read again, so a stream of bad ids cannot flood the database.
+	siteRefreshEvery = 3 * time.Second
+	// logEvery rate-limits repeated write-failure logs.
+	logEvery = 10 * time.Second
+)
+
+// Handler implements protocol.Handler. Safe for concurrent use.
+type Handler struct {
+	opts  Options
+	log   *slog.Logger
+	store *postgres.Store
+
+	sitesMu     sync.Mutex
+	sites       map[uint32]bool
+	sitesLoaded time.Time
+
+	cfgMu sync.Mutex
+	cfg   *protocol.Config
+	cfgAt time.Time
+
+	failLog throttle
+}
+
+var _ protocol.Handler = (*Handler)(nil)
+
+// New returns a handler storing into store.
+func New(opts Options, store *postgres.Store) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = defaultMaxFuture
+	}
+	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: throttle{every: logEvery}}
+}
+
+// HandleBatch decodes, validates and stores one batch.
+func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Peer) protocol.Ack {
+	b, err := protocol.DecodeBatch(wire)
+	if err != nil {
+		h.log.Warn("batch rejected", "peer", peerAddr(peer), "err", err)
+		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}
+	}
+	good, dead, err := h.validate(ctx, b.Events)
+	if err != nil {
+		return h.retry(b, err)
+	}
+	res, err := h.store.WriteBatch(ctx, b.AgentID, b.Seq, good, dead)
+	if err != nil {
+		return h.retry(b, err)
+	}
+	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}
+}
+
+// retry answers a batch that could not be stored now. Errors that are not
+// transient are logged as errors, yet still answered with Retry: the agent
+// keeps the batch until the fault is fixed, so nothing is lost to a bug.
+func (h *Handler) retry(b *protocol.Batch, err error) protocol.Ack {
+	if n, ok := h.failLog.allow(h.opts.Now()); ok {
+		level := slog.LevelWarn
+		if !postgres.IsTransient(err) {
+			level = slog.LevelError
+		}
+		h.log.Log(context.Background(), level, "batch not stored, agent will retry",
+			"agent", b.AgentID, "seq", b.Seq, "events", len(b.Events), "suppressed", n, "err", err)
+	}
+	reason := "storage unavailable: " + err.Error()
+	if !postgres.IsTransient(err) {
+		reason = "storage error: " + err.Error()
+	}
+	return protocol.Ack{Status: protocol.AckRetry, Reason: reason}
+}
+
+// HandleConfig returns the sites and salts agents need.
+func (h *Handler) HandleConfig(ctx context.Context, req protocol.ConfigRequest, peer protocol.Peer) (*protocol.Config, error) {
+	if req.Version != protocol.Version {
+		return nil, fmt.Errorf("ingest: config request version %d, this build speaks %d", req.Version, protocol.Version)
+	}
+	now := h.opts.Now()
+	h.cfgMu.Lock()
+	defer h.cfgMu.Unlock()
+	if h.cfg != nil && now.Sub(h.cfgAt) < configTTL && now.Sub(h.cfgAt) >= 0 {
+		return h.cfg, nil
+	}
+	cfg, err := h.loadConfig(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	h.cfg, h.cfgAt = cfg, now
+	return cfg, nil
+}
+
+func (h *Handler) loadConfig(ctx context.Context, now time.Time) (*protocol.Config, error) {
+	sites, err := h.store.Sites(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: config: %w", err)
+	}
+	salts, err := h.store.Salts(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: config: %w", err)
+	}
+	cfg := &protocol.Config{Version: protocol.Version, Generated: now.UnixMicro(), Salts: salts,
+		Sites: make([]protocol.Site, len(sites))}
+	known := make(map[uint32]bool, len(sites))
+	for i, s := range sites {
+		cfg.Sites[i] = protocol.Site{ID: s.ID, MeasurementID: s.MeasurementID, APISecret: s.APISecret, TimeZone: s.TimeZone, Domains: s.Domains}
+		known[s.ID] = true
+	}
+	h.setSites(known, now)
+	return cfg, nil
+}
+
+// siteKnown reports whether a site exists, reading the site list again on a
+// miss at most every siteRefreshEvery.
+func (h *Handler) siteKnown(ctx context.Context, id uint32) (bool, error) {
+	h.sitesMu.Lock()
+	ok, loaded, have := h.sites[id], h.sitesLoaded, h.sites != nil
+	h.sitesMu.Unlock()
+	now := h.opts.Now()
+	if ok || (have && now.Sub(loaded) < siteRefreshEvery && now.Sub(loaded) >= 0) {
+		return ok, nil
+	}
+	sites, err := h.store.Sites(ctx)
+	if err != nil {
+		return false, fmt.Errorf("ingest: load sites: %w", err)
+	}
+	known := make(map[uint32]bool, len(sites))
+	for _, s := range sites {
+		known[s.ID] = true
+	}
+	h.setSites(known, now)
+	return known[id], nil
+}
+
+func (h *Handler) setSites(known map[uint32]bool, at time.Time) {
+	h.sitesMu.Lock()
+	h.sites, h.sitesLoaded = known, at
+	h.sitesMu.Unlock()
+}
+
+func peerAddr(p protocol.Peer) string {
+	if p.Addr == nil {
+		return ""
+	}
+	return p.Addr.String()
+}
