@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -40,6 +41,7 @@ type Handler struct {
 	sitesMu     sync.Mutex
 	sites       map[uint32]bool
 	sitesLoaded time.Time
+	sitesGen    uint64 // incremented at each load
 
 	cfgMu sync.Mutex
 	cfg   *protocol.Config
@@ -86,16 +88,19 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 // transient are logged as errors, yet still answered with Retry: the agent
 // keeps the batch until the fault is fixed, so nothing is lost to a bug.
 func (h *Handler) retry(b *protocol.Batch, err error) protocol.Ack {
+	transient := postgres.IsTransient(err) || errors.Is(err, errSitesFresh)
 	if n, ok := h.failLog.allow(h.opts.Now()); ok {
 		level := slog.LevelWarn
-		if !postgres.IsTransient(err) {
+		if !transient {
 			level = slog.LevelError
 		}
 		h.log.Log(context.Background(), level, "batch not stored, agent will retry",
 			"agent", b.AgentID, "seq", b.Seq, "events", len(b.Events), "suppressed", n, "err", err)
 	}
 	reason := "storage unavailable: " + err.Error()
-	if !postgres.IsTransient(err) {
+	if errors.Is(err, errSitesFresh) {
+		reason = err.Error()
+	} else if !transient {
 		reason = "storage error: " + err.Error()
 	}
 	return protocol.Ack{Status: protocol.AckRetry, Reason: reason}
@@ -140,15 +145,25 @@ func (h *Handler) loadConfig(ctx context.Context, now time.Time) (*protocol.Conf
 	return cfg, nil
 }
 
+// errSitesFresh: an event names a site missing from a site list read less
+// than siteRefreshEvery ago. The site may have been created since, so the
+// batch is retried rather than its events dead-lettered; once the list may be
+// read again, a site still missing is a dead letter.
+var errSitesFresh = errors.New("unknown site, site list is being refreshed")
+
 // siteKnown reports whether a site exists, reading the site list again on a
-// miss at most every siteRefreshEvery.
-func (h *Handler) siteKnown(ctx context.Context, id uint32) (bool, error) {
+// miss at most every siteRefreshEvery. A list loaded after generation since
+// (while judging the current batch) is authoritative.
+func (h *Handler) siteKnown(ctx context.Context, id uint32, since uint64) (bool, error) {
 	h.sitesMu.Lock()
-	ok, loaded, have := h.sites[id], h.sitesLoaded, h.sites != nil
+	ok, loaded, gen, have := h.sites[id], h.sitesLoaded, h.sitesGen, h.sites != nil
 	h.sitesMu.Unlock()
-	now := h.opts.Now()
-	if ok || (have && now.Sub(loaded) < siteRefreshEvery && now.Sub(loaded) >= 0) {
+	if ok || (have && gen > since) {
 		return ok, nil
+	}
+	now := h.opts.Now()
+	if have && now.Sub(loaded) < siteRefreshEvery && now.Sub(loaded) >= 0 {
+		return false, fmt.Errorf("ingest: site %d: %w", id, errSitesFresh)
 	}
 	sites, err := h.store.Sites(ctx)
 	if err != nil {
@@ -162,9 +177,17 @@ func (h *Handler) siteKnown(ctx context.Context, id uint32) (bool, error) {
 	return known[id], nil
 }
 
+// sitesGeneration is the generation of the current site list.
+func (h *Handler) sitesGeneration() uint64 {
+	h.sitesMu.Lock()
+	defer h.sitesMu.Unlock()
+	return h.sitesGen
+}
+
 func (h *Handler) setSites(known map[uint32]bool, at time.Time) {
 	h.sitesMu.Lock()
 	h.sites, h.sitesLoaded = known, at
+	h.sitesGen++
 	h.sitesMu.Unlock()
 }
 

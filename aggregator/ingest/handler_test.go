@@ -93,12 +93,12 @@ func TestHandleBatch(t *testing.T) {
 		t.Fatalf("%d events after resend, want 50", n)
 	}
 
-	// A site created after the handler cached the list is unknown until the
-	// list may be read again, then found.
+	// A site created after the handler cached the list: the batch is retried
+	// until the list may be read again, then the site is found.
 	later, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "b"})
 	ev := events(later.ID, 1)
-	if ack = h.HandleBatch(ctx, wire(t, "agent-1", 10, ev), protocol.Peer{}); ack.DeadLetters != 1 {
-		t.Fatalf("new site within the refresh period: %+v, want a dead letter", ack)
+	if ack = h.HandleBatch(ctx, wire(t, "agent-1", 10, ev), protocol.Peer{}); ack.Status != protocol.AckRetry || !strings.Contains(ack.Reason, "refreshed") {
+		t.Fatalf("new site within the refresh period: %+v, want Retry", ack)
 	}
 	mu.Lock()
 	clock = clock.Add(siteRefreshEvery)

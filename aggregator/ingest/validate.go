@@ -34,6 +34,7 @@ var minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // the batch cannot be judged now (site list unreadable): retry it.
 func (h *Handler) validate(ctx context.Context, events []protocol.Event) ([]protocol.Event, []postgres.DeadLetter, error) {
 	now := h.opts.Now()
+	gen := h.sitesGeneration()
 	// Filter in place: the slot written is never ahead of the one read.
 	good := events[:0]
 	var dead []postgres.DeadLetter
@@ -41,7 +42,7 @@ func (h *Handler) validate(ctx context.Context, events []protocol.Event) ([]prot
 		e := &events[i]
 		reason := checkEvent(e, now, h.opts.MaxFuture)
 		if reason == "" {
-			known, err := h.siteKnown(ctx, e.Site)
+			known, err := h.siteKnown(ctx, e.Site, gen)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -1,0 +1,161 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/ingest"
+	"github.com/avila-analytics/avila/aggregator/jobs"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// Config is one aggregator's settings; see cmd/avila-aggregator for each
+// field's flag.
+type Config struct {
+	DatabaseURL string
+	ListenQUIC  string // host:port, UDP
+	ListenAPI   string // host:port, TCP
+	DataDir     string // development TLS material goes to DataDir/tls
+	// TLSCert and TLSKey are the QUIC server's certificate; when both are
+	// empty a local CA and certificate are made (once) under DataDir.
+	TLSCert, TLSKey string
+}
+
+// Node is a running aggregator.
+type Node struct {
+	// Ready facts, for the one JSON line the binary prints.
+	QUICAddr string // host:port
+	APIURL   string // http://host:port
+	CAFile   string // absolute path of the CA that signed the QUIC certificate; "" with --tls-cert
+
+	log    *slog.Logger
+	store  *postgres.Store
+	quic   *protocol.Server
+	http   *http.Server
+	cancel context.CancelFunc // stops Serve's accept loop and the jobs
+	wg     sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
+
+	serveErr chan error
+}
+
+// Start opens the database, migrates it, runs the upkeep jobs once and binds
+// both listeners. On error everything opened so far is closed again.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("aggregator: no database: set --database-url or DATABASE_URL")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("aggregator: --tls-cert and --tls-key go together")
+	}
+	n := &Node{log: log, serveErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			n.abort()
+		}
+	}()
+	if n.store, err = postgres.Open(ctx, cfg.DatabaseURL, log); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if err = n.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	j := jobs.New(jobs.Options{Logger: log}, n.store)
+	if err = j.RunOnce(ctx); err != nil {
+		return nil, fmt.Errorf("aggregator: first upkeep run: %w", err)
+	}
+	tlsConf, err := n.serverTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h := ingest.New(ingest.Options{Logger: log}, n.store)
+	if n.quic, err = protocol.Listen(cfg.ListenQUIC, tlsConf, h, log); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAPI)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: listen api %s: %w", cfg.ListenAPI, err)
+	}
+	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
+	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	n.wg.Go(func() {
+		if err := n.quic.Serve(runCtx); err != nil {
+			n.serveErr <- err
+		}
+	})
+	n.wg.Go(func() { j.Run(runCtx) })
+	n.wg.Go(func() {
+		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- fmt.Errorf("aggregator: api: %w", err)
+		}
+	})
+	log.Info("aggregator ready", "quic", n.QUICAddr, "api", n.APIURL)
+	return n, nil
+}
+
+func (n *Node) serverTLS(cfg Config) (*tls.Config, error) {
+	cert, key := cfg.TLSCert, cfg.TLSKey
+	if cert == "" {
+		dev, err := protocol.EnsureDevCerts(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+		if n.CAFile, err = filepath.Abs(dev.CA); err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+		cert, key = dev.Cert, dev.Key
+	}
+	conf, err := protocol.ServerTLS(cert, key, "")
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	return conf, nil
+}
+
+// Err reports a listener that failed while serving; the node should then be
+// shut down.
+func (n *Node) Err() <-chan error { return n.serveErr }
+
+// Shutdown stops accepting batches, waits for in-flight batches to commit,
+// stops the API (waiting for requests in progress until ctx ends) and closes
+// the database.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.log.Info("aggregator stopping")
+	// Cancelling ends the accept loops; streams already accepted run to
+	// their answer (protocol.Server.Serve waits for them) on uncancelled contexts.
+	n.cancel()
+	var errs []error
+	if err := n.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("aggregator: stop api: %w", err))
+	}
+	n.wg.Wait()
+	// Only now close the QUIC transport: closing it first would cut the
+	// connections that in-flight batches are answered on.
+	if err := n.quic.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("aggregator: close quic: %w", err))
+	}
+	n.store.Close()
+	n.log.Info("aggregator stopped")
+	return errors.Join(errs...)
+}
+
+// abort closes what a failed Start opened.
+func (n *Node) abort() {
+	if n.quic != nil {
+		_ = n.quic.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}

@@ -1,0 +1,116 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestNodeServesAndShutsDown(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	dir := t.TempDir()
+	n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: dir}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(n.CAFile) || !strings.HasPrefix(n.CAFile, dir) {
+		t.Errorf("CA file %q not an absolute path under the data dir", n.CAFile)
+	}
+	if code, body := get(t, n.APIURL+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz %d %s", code, body)
+	}
+	if code, body := get(t, n.APIURL+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz %d %s", code, body)
+	}
+
+	// Start ran the jobs: today's partition exists, so a batch for now commits.
+	site, err := n.store.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := protocol.ClientTLS(n.CAFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := protocol.NewClient(n.QUICAddr, tlsConf)
+	defer c.Close()
+	wire, _ := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "node-test", Seq: 1,
+		Events: []protocol.Event{{Site: site.ID, TimeMicros: time.Now().UnixMicro(), Name: "page_view"}}})
+	ack, err := c.SendBatch(ctx, wire)
+	if err != nil || ack.Status != protocol.AckOK || ack.Stored != 1 {
+		t.Fatalf("batch: %+v, %v", ack, err)
+	}
+	cfg, err := c.FetchConfig(ctx, protocol.ConfigRequest{AgentID: "node-test"})
+	if err != nil || len(cfg.Sites) != 1 {
+		t.Fatalf("config: %+v, %v", cfg, err)
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(n.APIURL + "/healthz"); err == nil {
+		t.Error("API still answers after Shutdown")
+	}
+	short, cancel2 := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel2()
+	if _, err := c.SendBatch(short, wire); err == nil {
+		t.Error("QUIC still answers after Shutdown")
+	}
+}
+
+func TestReadyzReportsDatabaseDown(t *testing.T) {
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close() // the database is gone for this node
+	n := &Node{store: store, log: slog.New(slog.DiscardHandler)}
+	srv := httptest.NewServer(n.routes())
+	defer srv.Close()
+	code, body := get(t, srv.URL+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready: postgres: ping") {
+		t.Errorf("/readyz %d %q, want 503 with the reason", code, body)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	ctx := context.Background()
+	f := func(cfg Config, want string) {
+		t.Helper()
+		_, err := Start(ctx, cfg, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Start error %v, want %q", err, want)
+		}
+	}
+	f(Config{}, "set --database-url or DATABASE_URL")
+	f(Config{DatabaseURL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable", TLSCert: "a"}, "--tls-cert and --tls-key go together")
+	f(Config{DatabaseURL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}, "connection refused (is PostgreSQL running? set DATABASE_URL)")
+}

@@ -1,0 +1,36 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// readyTimeout bounds the database ping behind /readyz.
+const readyTimeout = 2 * time.Second
+
+// routes is the API server's handler: health and readiness here, everything
+// else (the Data API under /v1beta/) from the query package.
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", n.readyz)
+	return mux
+}
+
+// readyz answers 200 when the database answers, else 503 with the reason, so
+// a load balancer stops sending queries to a node that cannot serve them.
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := n.store.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
