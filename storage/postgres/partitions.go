@@ -32,9 +32,19 @@ func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error 
 	if last-first >= maxPartitionSpan {
 		return fmt.Errorf("postgres: ensure partitions: %d days requested, limit %d", last-first+1, maxPartitionSpan)
 	}
+	days := make([]int64, 0, last-first+1)
+	for d := first; d <= last; d++ {
+		days = append(days, d)
+	}
+	return s.ensureDays(ctx, days)
+}
+
+// ensureDays creates the partitions of the given Unix days that are not
+// known to exist.
+func (s *Store) ensureDays(ctx context.Context, days []int64) error {
 	var missing []int64
 	s.partMu.Lock()
-	for d := first; d <= last; d++ {
+	for _, d := range days {
 		if !s.parts[d] {
 			missing = append(missing, d)
 		}

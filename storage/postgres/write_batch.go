@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
@@ -126,16 +127,20 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows
 	return WriteResult{Stored: len(rows), DeadLetters: len(dead)}, nil
 }
 
-// ensureEventDays makes sure every UTC day the events fall on has a partition.
+// ensureEventDays makes sure every UTC day the events fall on has a
+// partition. Only the days present count: a batch holding a few events
+// queued long ago creates their days, not every day in between.
 func (s *Store) ensureEventDays(ctx context.Context, events []protocol.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	lo, hi := events[0].TimeMicros, events[0].TimeMicros
+	var days []int64
+	last := int64(math.MinInt64)
 	for i := range events {
-		lo, hi = min(lo, events[i].TimeMicros), max(hi, events[i].TimeMicros)
+		d := unixDay(time.UnixMicro(events[i].TimeMicros))
+		if d != last && !slices.Contains(days, d) { // events come nearly sorted: few distinct days
+			days = append(days, d)
+		}
+		last = d
 	}
-	return s.EnsurePartitions(ctx, time.UnixMicro(lo), time.UnixMicro(hi))
+	return s.ensureDays(ctx, days)
 }
 
 // eventRows resolves the events' strings to dims ids and builds COPY rows.
