@@ -19,10 +19,15 @@ type Options struct {
 	// MaxFuture is how far ahead of the aggregator's clock an event's time
 	// may be (agent clocks drift); default 1h.
 	MaxFuture time.Duration
+	// WriteTimeout bounds validating and storing one batch, so a stalled
+	// database yields a Retry before the agent's stream times out
+	// (protocol.StreamTimeout); default 30s.
+	WriteTimeout time.Duration
 }
 
 const (
-	defaultMaxFuture = time.Hour
+	defaultMaxFuture    = time.Hour
+	defaultWriteTimeout = protocol.StreamTimeout / 2
 	// configTTL is how long an answered Config is reused.
 	configTTL = 5 * time.Second
 	// siteRefreshEvery bounds how often an unknown site id makes the site
@@ -63,6 +68,9 @@ func New(opts Options, store *postgres.Store) *Handler {
 	if opts.MaxFuture <= 0 {
 		opts.MaxFuture = defaultMaxFuture
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = defaultWriteTimeout
+	}
 	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: throttle{every: logEvery}}
 }
 
@@ -73,6 +81,8 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		h.log.Warn("batch rejected", "peer", peerAddr(peer), "err", err)
 		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
+	defer cancel()
 	good, dead, err := h.validate(ctx, b.Events)
 	if err != nil {
 		return h.retry(b, err)
