@@ -1,0 +1,161 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// keyOverhead is what the budget charges per stored entry beside its value:
+// the 8-byte big-endian key.
+const keyOverhead = 8
+
+// request is one Append waiting for a commit. done is buffered so the
+// committer never blocks on a caller that stopped waiting.
+type request struct {
+	events [][]byte
+	bytes  int64
+	done   chan error
+}
+
+// Append stores events (each encoded with protocol.EncodeEvent) durably: it
+// returns nil only after the bbolt transaction holding them committed with
+// fsync. The events of one call commit together or not at all, after those of
+// every Append that returned before this call began. The slices must not be
+// modified until Append returns.
+//
+// Concurrent callers share commits: the caller that finds no commit in flight
+// leads and commits everything queued so far; arrivals during that commit
+// queue, and the next commit takes all of them. There is no delay to gather
+// more: under load the fsync itself is the gathering window.
+//
+// ErrFull: the disk budget is used up; nothing was stored. If ctx ends first
+// the events may or may not be stored (the commit is not undone), and
+// ctx.Err() is returned; the caller must not report them as accepted.
+func (q *Queue) Append(ctx context.Context, events [][]byte) error {
+	if len(events) == 0 {
+		return nil
+	}
+	r := &request{events: events, done: make(chan error, 1)}
+	for _, e := range events {
+		r.bytes += int64(len(e)) + keyOverhead
+	}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	// Admission counts bytes already admitted but not yet committed, so the
+	// committed total can never pass the budget.
+	if q.acct.used()+q.reserved+r.bytes > q.max {
+		q.mu.Unlock()
+		return ErrFull
+	}
+	q.reserved += r.bytes
+	q.waiting = append(q.waiting, r)
+	if q.committing {
+		q.mu.Unlock()
+		select {
+		case err := <-r.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	q.committing = true
+	q.inflight.Add(1)
+	q.mu.Unlock()
+	q.commitWaiting()
+	return <-r.done
+}
+
+// commitWaiting commits every queued request in one transaction, answers
+// them, and hands on to a fresh goroutine if more arrived meanwhile, so the
+// leader's caller waits for one commit only. Runs with q.inflight held.
+func (q *Queue) commitWaiting() {
+	defer q.inflight.Done()
+	q.mu.Lock()
+	group := q.waiting
+	q.waiting = nil
+	q.mu.Unlock()
+
+	var err error
+	var events, bytes int64
+	if len(group) > 0 {
+		err = q.commit(group)
+		for _, r := range group {
+			events += int64(len(r.events))
+			bytes += r.bytes
+		}
+	}
+
+	q.mu.Lock()
+	q.reserved -= bytes
+	if err == nil && len(group) > 0 {
+		q.acct.pending += events
+		q.acct.pendingBytes += bytes
+		q.acct.commits++
+		q.acct.appended += uint64(events)
+	}
+	more := len(q.waiting) > 0 && !q.closed
+	if more {
+		q.inflight.Add(1)
+	} else {
+		q.committing = false
+	}
+	q.mu.Unlock()
+
+	for _, r := range group {
+		r.done <- err
+	}
+	if err == nil && len(group) > 0 {
+		select {
+		case q.signal <- struct{}{}:
+		default:
+		}
+	}
+	if more {
+		go q.commitWaiting()
+	}
+}
+
+// commit writes the group's events under consecutive keys in one fsynced
+// transaction.
+func (q *Queue) commit(group []*request) error {
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending)
+		// Keys only ever grow, so full pages waste no space on later inserts.
+		b.FillPercent = 1.0
+		var key [8]byte
+		for _, r := range group {
+			for _, e := range r.events {
+				id, err := b.NextSequence()
+				if err != nil {
+					return err
+				}
+				binary.BigEndian.PutUint64(key[:], id)
+				if err := b.Put(key[:], e); err != nil {
+					return fmt.Errorf("put event %d: %w", id, err)
+				}
+			}
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, berrors.ErrMaxSizeReached):
+		q.log.Error("queue file reached its size limit; refusing events until shipping frees space", "path", q.path, "err", err)
+		return ErrFull
+	}
+	return q.wrap("append", err)
+}
+
+// Appended receives after a commit added pending events. It has room for one
+// notice, so a single consumer (the shipper's sealer) never misses that
+// something is pending, however many commits happened meanwhile.
+func (q *Queue) Appended() <-chan struct{} { return q.signal }

@@ -1,0 +1,20 @@
+// Package queue is the agent's durable buffer between accepting a hit and
+// shipping it to an aggregator.
+//
+// Events are appended to a bbolt file and Append returns only after the
+// transaction holding them committed with fsync, so a 2xx answered after
+// Append is a promise the event survives a crash or power loss. Concurrent
+// Appends share one commit (group commit): while a commit is in flight new
+// arrivals wait, and the next commit takes all of them at once, without any
+// artificial delay.
+//
+// Pending events are sealed, oldest first, into numbered segments. A segment
+// is stored in its final wire form (protocol.EncodeRawBatch) under its seq,
+// which starts at 1 and grows by one per segment for the life of the file, so
+// (AgentID, Seq) names the same bytes for ever: a resend after a crash carries
+// exactly the events of the first send. A segment is deleted only by Ack, or
+// set aside by Reject for an operator to inspect.
+//
+// Disk use is bounded by Options.MaxBytes (pending, sealed and rejected
+// bytes); beyond it Append fails with ErrFull and the agent answers 503.
+package queue

@@ -1,0 +1,242 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// A segment record is a 12-byte header (sealed time in Unix microseconds,
+// event count, both big-endian) followed by the wire batch exactly as it is
+// sent. A rejected record is a 2-byte reason length, the reason, then the
+// segment record.
+const (
+	segHeaderLen   = 12
+	maxReasonBytes = 1024
+)
+
+// SegmentInfo describes one sealed, unacknowledged segment.
+type SegmentInfo struct {
+	Seq    uint64
+	Bytes  int // wire payload size
+	Events int
+	Sealed time.Time
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func parseRecord(seq uint64, rec []byte) (SegmentInfo, []byte, error) {
+	if len(rec) < segHeaderLen {
+		return SegmentInfo{}, nil, fmt.Errorf("BUG: segment %d record is %d bytes, shorter than its header", seq, len(rec))
+	}
+	info := SegmentInfo{
+		Seq:    seq,
+		Bytes:  len(rec) - segHeaderLen,
+		Events: int(binary.BigEndian.Uint32(rec[8:12])),
+		Sealed: time.UnixMicro(int64(binary.BigEndian.Uint64(rec[:8]))),
+	}
+	return info, rec[segHeaderLen:], nil
+}
+
+// Seal moves up to maxEvents pending events, oldest first, into a new
+// segment with the next seq and returns it; ok is false when nothing is
+// pending. Removing the events and storing the segment happen in one
+// transaction, so every event is in exactly one place at any instant.
+//
+// The wire batch is encoded before that transaction, outside bbolt's writer
+// lock, so Appends keep committing meanwhile. That is safe because sealMu
+// makes Seal the only writer of the segment sequence and of pending deletes.
+func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
+	if maxEvents <= 0 {
+		return 0, false, fmt.Errorf("queue: seal: max events %d must be > 0", maxEvents)
+	}
+	q.sealMu.Lock()
+	defer q.sealMu.Unlock()
+
+	var keys, events [][]byte
+	var evBytes int64
+	err = q.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, v := c.First(); k != nil && len(keys) < maxEvents; k, v = c.Next() {
+			keys = append(keys, append([]byte(nil), k...))
+			events = append(events, append([]byte(nil), v...))
+			evBytes += int64(len(k) + len(v))
+		}
+		seq = tx.Bucket(bucketSegments).Sequence() + 1
+		return nil
+	})
+	if err != nil {
+		return 0, false, q.wrap("seal: read pending", err)
+	}
+	if len(keys) == 0 {
+		return 0, false, nil
+	}
+	sealed := q.now()
+	wire, err := protocol.EncodeRawBatch(q.agentID, seq, sealed.UnixMicro(), events)
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: seal segment %d: %w", seq, err)
+	}
+	rec := make([]byte, segHeaderLen, segHeaderLen+len(wire))
+	binary.BigEndian.PutUint64(rec[:8], uint64(sealed.UnixMicro()))
+	binary.BigEndian.PutUint32(rec[8:12], uint32(len(events)))
+	rec = append(rec, wire...)
+
+	err = q.db.Update(func(tx *bolt.Tx) error {
+		segs := tx.Bucket(bucketSegments)
+		got, err := segs.NextSequence()
+		if err != nil {
+			return err
+		}
+		if got != seq {
+			return fmt.Errorf("BUG: segment seq %d assigned, %d encoded", got, seq)
+		}
+		segs.FillPercent = 1.0 // seqs only grow
+		if err := segs.Put(seqKey(seq), rec); err != nil {
+			return err
+		}
+		pending := tx.Bucket(bucketPending)
+		for _, k := range keys {
+			if err := pending.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, q.wrap(fmt.Sprintf("seal segment %d", seq), err)
+	}
+	q.mu.Lock()
+	q.acct.pending -= int64(len(keys))
+	q.acct.pendingBytes -= evBytes
+	q.acct.segments++
+	q.acct.segmentBytes += int64(keyOverhead + len(rec))
+	q.mu.Unlock()
+	return seq, true, nil
+}
+
+// Segments lists sealed, unacknowledged segments in seq order.
+func (q *Queue) Segments() ([]SegmentInfo, error) {
+	var out []SegmentInfo
+	err := q.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSegments).ForEach(func(k, v []byte) error {
+			info, _, err := parseRecord(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, info)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, q.wrap("list segments", err)
+	}
+	return out, nil
+}
+
+// Segment returns the wire payload of a sealed, unacknowledged segment: the
+// same bytes every time, across restarts.
+func (q *Queue) Segment(seq uint64) ([]byte, error) {
+	var wire []byte
+	err := q.db.View(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(bucketSegments).Get(seqKey(seq))
+		if rec == nil {
+			return ErrNoSegment
+		}
+		_, w, err := parseRecord(seq, rec)
+		wire = append([]byte(nil), w...)
+		return err
+	})
+	if err != nil {
+		return nil, q.wrap(fmt.Sprintf("read segment %d", seq), err)
+	}
+	return wire, nil
+}
+
+// Ack deletes a segment the aggregator acknowledged as stored.
+func (q *Queue) Ack(seq uint64) error {
+	var size int64
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		segs := tx.Bucket(bucketSegments)
+		rec := segs.Get(seqKey(seq))
+		if rec == nil {
+			return ErrNoSegment
+		}
+		size = int64(keyOverhead + len(rec))
+		return segs.Delete(seqKey(seq))
+	})
+	if err != nil {
+		return q.wrap(fmt.Sprintf("ack segment %d", seq), err)
+	}
+	q.mu.Lock()
+	q.acct.segments--
+	q.acct.segmentBytes -= size
+	q.mu.Unlock()
+	return nil
+}
+
+// Reject sets a segment aside, with the aggregator's reason, in the rejected
+// bucket: it is never resent, and stays (counted against the budget) until
+// an operator deals with it.
+func (q *Queue) Reject(seq uint64, reason string) error {
+	if len(reason) > maxReasonBytes {
+		reason = reason[:maxReasonBytes]
+	}
+	var size, rejSize int64
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		segs := tx.Bucket(bucketSegments)
+		rec := segs.Get(seqKey(seq))
+		if rec == nil {
+			return ErrNoSegment
+		}
+		size = int64(keyOverhead + len(rec))
+		val := make([]byte, 2, 2+len(reason)+len(rec))
+		binary.BigEndian.PutUint16(val, uint16(len(reason)))
+		val = append(append(val, reason...), rec...)
+		rejSize = int64(keyOverhead + len(val))
+		if err := tx.Bucket(bucketRejected).Put(seqKey(seq), val); err != nil {
+			return err
+		}
+		return segs.Delete(seqKey(seq))
+	})
+	if err != nil {
+		return q.wrap(fmt.Sprintf("reject segment %d", seq), err)
+	}
+	q.mu.Lock()
+	q.acct.segments--
+	q.acct.segmentBytes -= size
+	q.acct.rejected++
+	q.acct.rejectedBytes += rejSize
+	q.mu.Unlock()
+	return nil
+}
+
+// Rejected returns the reason and wire payload of a rejected segment.
+func (q *Queue) Rejected(seq uint64) (reason string, wire []byte, err error) {
+	err = q.db.View(func(tx *bolt.Tx) error {
+		val := tx.Bucket(bucketRejected).Get(seqKey(seq))
+		if val == nil {
+			return ErrNoSegment
+		}
+		if len(val) < 2 || len(val) < 2+int(binary.BigEndian.Uint16(val)) {
+			return errors.New("BUG: rejected record shorter than its reason")
+		}
+		n := 2 + int(binary.BigEndian.Uint16(val))
+		reason = string(val[2:n])
+		_, w, err := parseRecord(seq, val[n:])
+		wire = append([]byte(nil), w...)
+		return err
+	})
+	if err != nil {
+		return "", nil, q.wrap(fmt.Sprintf("read rejected segment %d", seq), err)
+	}
+	return reason, wire, nil
+}
