@@ -1,0 +1,190 @@
+package ship
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/avila-analytics/avila/agent/queue"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentEvents = 5000
+	DefaultSealInterval  = 200 * time.Millisecond
+	DefaultInFlight      = 4
+	DefaultConfigRefresh = 30 * time.Second
+	// DefaultSendTimeout outlasts the aggregator's own bound on storing a
+	// batch (half of protocol.StreamTimeout), after which it answers Retry.
+	DefaultSendTimeout = protocol.StreamTimeout * 3 / 4
+)
+
+// configMetaKey names the cached config in the queue's meta store.
+const configMetaKey = "config"
+
+// Options configures a Shipper.
+type Options struct {
+	Aggregators   []string      // QUIC addresses host:port; the first is preferred
+	TLS           *tls.Config   // from protocol.ClientTLS
+	SegmentEvents int           // max events per segment, DefaultSegmentEvents when 0
+	SealInterval  time.Duration // seal pending events at least this often, DefaultSealInterval when 0
+	InFlight      int           // segments in flight at once, DefaultInFlight when 0
+	ConfigRefresh time.Duration // how often to fetch site config, DefaultConfigRefresh when 0
+	SendTimeout   time.Duration // wait for one batch's ack, DefaultSendTimeout when 0
+	Logger        *slog.Logger
+}
+
+// Stats is a snapshot of shipping for metrics and logs.
+type Stats struct {
+	Sent          uint64 // send attempts, resends included
+	AckedOK       uint64
+	AckedRetry    uint64
+	AckedReject   uint64
+	Errors        uint64 // attempts that got no answer (network, timeout)
+	Retries       uint64 // attempts followed by a resend of the same segment
+	LastError     string
+	LastErrorTime time.Time
+	LastAck       time.Time // last AckOK
+	Aggregator    string    // address currently in use
+	ConfigFetched time.Time // last successful config fetch
+}
+
+// Shipper ships one queue's segments. Run it once.
+type Shipper struct {
+	opts     Options
+	q        *queue.Queue
+	onConfig func(*protocol.Config)
+	log      *slog.Logger
+	clients  []*protocol.Client
+	cur      atomic.Int64  // index into clients of the aggregator in use
+	sealed   chan struct{} // sealer → sender: new segments exist
+	retryLog throttle      // send and seal failures: logged at most once per interval
+	cfgLog   throttle      // config fetch failures, throttled on their own
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New prepares a Shipper for q. onConfig, if not nil, is called with every
+// config fetched from an aggregator (not with the cached one).
+func New(opts Options, q *queue.Queue, onConfig func(*protocol.Config)) (*Shipper, error) {
+	switch {
+	case len(opts.Aggregators) == 0:
+		return nil, errors.New("ship: no aggregator address (set --aggregator)")
+	case opts.TLS == nil:
+		return nil, errors.New("ship: no TLS config")
+	case q == nil:
+		return nil, errors.New("ship: no queue")
+	case opts.SegmentEvents < 0 || opts.SegmentEvents > protocol.MaxBatchEvents:
+		return nil, fmt.Errorf("ship: segment events %d must be in 1..%d", opts.SegmentEvents, protocol.MaxBatchEvents)
+	case opts.InFlight < 0 || opts.SealInterval < 0 || opts.ConfigRefresh < 0 || opts.SendTimeout < 0:
+		return nil, errors.New("ship: in-flight, seal interval, config refresh and send timeout must not be negative")
+	}
+	if opts.SegmentEvents == 0 {
+		opts.SegmentEvents = DefaultSegmentEvents
+	}
+	if opts.SealInterval == 0 {
+		opts.SealInterval = DefaultSealInterval
+	}
+	if opts.InFlight == 0 {
+		opts.InFlight = DefaultInFlight
+	}
+	if opts.ConfigRefresh == 0 {
+		opts.ConfigRefresh = DefaultConfigRefresh
+	}
+	if opts.SendTimeout == 0 {
+		opts.SendTimeout = DefaultSendTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Shipper{
+		opts: opts, q: q, onConfig: onConfig, log: opts.Logger,
+		sealed:   make(chan struct{}, 1),
+		retryLog: throttle{every: 10 * time.Second},
+		cfgLog:   throttle{every: time.Minute},
+	}
+	for _, addr := range opts.Aggregators {
+		s.clients = append(s.clients, protocol.NewClient(addr, opts.TLS))
+	}
+	s.stats.Aggregator = opts.Aggregators[0]
+	return s, nil
+}
+
+// Run seals, ships and refreshes config until ctx is done, then waits for
+// its goroutines and closes its connections. Segments in flight at that
+// moment stay in the queue and are sent again by the next Run.
+func (s *Shipper) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.sealLoop(ctx) })
+	wg.Go(func() { s.sendLoop(ctx) })
+	wg.Go(func() { s.configLoop(ctx) })
+	wg.Wait()
+	for _, c := range s.clients {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// Stats returns current figures.
+func (s *Shipper) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// LoadCachedConfig returns the config last fetched by a Shipper on q, or nil
+// when there is none yet.
+func LoadCachedConfig(q *queue.Queue) (*protocol.Config, error) {
+	b, err := q.GetMeta(configMetaKey)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var cfg protocol.Config
+	if err := protocol.DecodeMsg(b, &cfg); err != nil {
+		return nil, fmt.Errorf("ship: cached config: %w", err)
+	}
+	return &cfg, nil
+}
+
+// client returns the aggregator in use and its index.
+func (s *Shipper) client() (*protocol.Client, int64) {
+	i := s.cur.Load()
+	return s.clients[i], i
+}
+
+// dropConn closes the connection to clients[i] after a send got no answer,
+// so the next attempt dials afresh: a peer that stopped serving streams
+// without closing the connection (or a restarted one that no longer knows
+// it) would otherwise hold every later attempt until the connection's idle
+// timeout. Other streams on it fail and are resent; resending is safe.
+func (s *Shipper) dropConn(i int64) { _ = s.clients[i].Close() }
+
+// failover moves to the next aggregator after a failure on clients[i]. Only
+// the first of several concurrent failures on the same node moves on, so
+// InFlight failing streams advance one step, not InFlight steps.
+func (s *Shipper) failover(i int64) {
+	n := int64(len(s.clients))
+	if n < 2 || !s.cur.CompareAndSwap(i, (i+1)%n) {
+		return
+	}
+	next := s.clients[(i+1)%n].Addr()
+	s.mu.Lock()
+	s.stats.Aggregator = next
+	s.mu.Unlock()
+	s.log.Info("switching aggregator", "from", s.clients[i].Addr(), "to", next)
+}
+
+func (s *Shipper) noteError(err error) {
+	s.mu.Lock()
+	s.stats.LastError = err.Error()
+	s.stats.LastErrorTime = time.Now()
+	s.mu.Unlock()
+}
