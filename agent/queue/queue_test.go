@@ -109,6 +109,9 @@ func TestAppendSealKeepsOrder(t *testing.T) {
 	if len(segs) != 2 || segs[0].Seq != 1 || segs[0].Events != 4 || segs[1].Seq != 2 || segs[1].Events != 6 || segs[0].Bytes == 0 {
 		t.Fatalf("segments = %+v", segs)
 	}
+	if oldest, err := q.OldestSegments(1); err != nil || len(oldest) != 1 || oldest[0] != segs[0] {
+		t.Fatalf("OldestSegments(1) = %+v, %v; want %+v", oldest, err, segs[0])
+	}
 	st := q.Stats()
 	if st.Pending != 0 || st.PendingBytes != 0 || st.Segments != 2 || st.OldestSegment.IsZero() {
 		t.Fatalf("stats after seal = %+v", st)

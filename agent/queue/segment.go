@@ -124,17 +124,23 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 }
 
 // Segments lists sealed, unacknowledged segments in seq order.
-func (q *Queue) Segments() ([]SegmentInfo, error) {
+func (q *Queue) Segments() ([]SegmentInfo, error) { return q.OldestSegments(0) }
+
+// OldestSegments lists at most limit (all when limit <= 0) sealed,
+// unacknowledged segments, oldest first: a shipper with a long backlog reads
+// only what it is about to send.
+func (q *Queue) OldestSegments(limit int) ([]SegmentInfo, error) {
 	var out []SegmentInfo
 	err := q.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSegments).ForEach(func(k, v []byte) error {
+		c := tx.Bucket(bucketSegments).Cursor()
+		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
 			info, _, err := parseRecord(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				return err
 			}
 			out = append(out, info)
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, q.wrap("list segments", err)
