@@ -1,0 +1,192 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// defaultTimeout bounds one report when Options.Timeout is zero.
+const defaultTimeout = 30 * time.Second
+
+// Options configure the handler. The zero value works.
+type Options struct {
+	Logger  *slog.Logger     // nil: discard
+	Now     func() time.Time // clock resolving "today"; nil: time.Now
+	Timeout time.Duration    // bound on one request's database work; 0: 30s
+}
+
+// KeyLookup resolves an API key to the properties it may read. For an
+// unknown or revoked key it returns an error that is (or wraps) ErrUnknownKey
+// or postgres.ErrNotFound, or that has a NotFound() bool method answering
+// true; the handler then answers 401. Any other error is a 500.
+// *postgres.Store satisfies it.
+type KeyLookup interface {
+	LookupAPIKey(ctx context.Context, key string) ([]uint32, error)
+}
+
+// db is the part of *pgxpool.Pool the handler uses.
+type db interface {
+	querier
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type handler struct {
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration
+	db      db
+	keys    KeyLookup
+}
+
+// NewHandler serves POST /v1beta/properties/{id}:runReport from pool,
+// authorizing each request's bearer key with keys. Mount it at "/v1beta/"
+// without stripping the prefix; other paths under it answer 404 NOT_FOUND.
+func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
+	return newHandler(opts, pool, keys)
+}
+
+func newHandler(opts Options, d db, keys KeyLookup) *handler {
+	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.timeout <= 0 {
+		h.timeout = defaultTimeout
+	}
+	return h
+}
+
+const propertiesPrefix = "/v1beta/properties/"
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, propertiesPrefix)
+	idText, method, hasMethod := strings.Cut(rest, ":")
+	if !ok || !hasMethod || method != "runReport" || r.Method != http.MethodPost {
+		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; reports are POST %s{id}:runReport.",
+			r.Method, truncate(r.URL.Path), propertiesPrefix))
+		return
+	}
+	// Site ids are PostgreSQL integers: 1..2^31-1.
+	id, err := strconv.ParseUint(idText, 10, 31)
+	if err != nil || id == 0 {
+		writeError(w, invalidArgument("Invalid property %s: property ids are positive integers.", quoteName(idText)))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	resp, err := h.runReport(ctx, r, uint32(id))
+	if err != nil {
+		writeError(w, h.apiError(ctx, r, uint32(id), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// runReport authorizes, decodes, validates and runs one report.
+func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*RunReportResponse, error) {
+	key, ok := bearerKey(r.Header.Get("Authorization"))
+	if !ok {
+		return nil, newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
+			"Request is missing a valid API key: send 'Authorization: Bearer <key>'.")
+	}
+	allowed, err := h.keys.LookupAPIKey(ctx, key)
+	if isNotFound(err) {
+		return nil, newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("query: look up api key: %w", err)
+	}
+	if !slices.Contains(allowed, id) {
+		return nil, newAPIError(http.StatusForbidden, "PERMISSION_DENIED",
+			"The API key does not have sufficient permissions for property properties/%d.", id)
+	}
+	req, err := decodeRequest(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	s, err := h.site(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p, apiErr := validate(req, s, h.now())
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	return runReport(ctx, h.db, p)
+}
+
+// site loads the property's reporting settings; 404 when it does not exist.
+func (h *handler) site(ctx context.Context, id uint32) (site, error) {
+	s := site{id: id}
+	err := h.db.QueryRow(ctx, "SELECT time_zone, currency_code FROM sites WHERE id = $1", int32(id)).Scan(&s.timeZone, &s.currency)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return site{}, newAPIError(http.StatusNotFound, "NOT_FOUND", "Property properties/%d not found.", id)
+	}
+	if err != nil {
+		return site{}, fmt.Errorf("query: load property %d: %w", id, err)
+	}
+	if s.loc, err = time.LoadLocation(s.timeZone); err != nil {
+		return site{}, fmt.Errorf("query: property %d: time zone: %w", id, err)
+	}
+	return s, nil
+}
+
+// apiError turns err into what the client sees. Client errors pass through;
+// a report over its time bound is 504, a client gone is 499; anything else is
+// logged and answered as a bare 500.
+func (h *handler) apiError(ctx context.Context, r *http.Request, id uint32, err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case r.Context().Err() != nil:
+		return newAPIError(499, "CANCELLED", "The request was cancelled by the client.")
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		h.log.Warn("report timed out", "site", id, "timeout", h.timeout, "err", err)
+		return newAPIError(http.StatusGatewayTimeout, "DEADLINE_EXCEEDED",
+			"The report did not finish within %s; ask for fewer days or dimensions.", h.timeout)
+	}
+	h.log.Error("report failed", "site", id, "err", err)
+	return newAPIError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered.")
+}
+
+// bearerKey extracts the key of "Bearer <key>" (scheme case-insensitive).
+func bearerKey(header string) (string, bool) {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(header), " ")
+	key = strings.TrimSpace(key)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return "", false
+	}
+	return key, true
+}
+
+// isNotFound reports whether a KeyLookup error means "no such key".
+func isNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	var nf interface{ NotFound() bool }
+	return errors.Is(err, ErrUnknownKey) || errors.Is(err, postgres.ErrNotFound) || (errors.As(err, &nf) && nf.NotFound())
+}
+
+func truncate(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,118 @@
+package query
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeRequest(t *testing.T) {
+	req, err := decodeRequest(strings.NewReader(`{"dimensions":[{"name":"date"}],"metrics":[{"name":"eventCount"}],
+		"dateRanges":[{"startDate":"7daysAgo","endDate":"today","name":"week"}],"limit":"25","offset":5,
+		"orderBys":[{"dimension":{"dimensionName":"date","orderType":"ALPHANUMERIC"},"desc":true}],
+		"metricAggregations":["TOTAL"],"keepEmptyRows":true,"returnPropertyQuota":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Limit != 25 || req.Offset != 5 || req.DateRanges[0].Name != "week" || !req.OrderBys[0].Desc ||
+		req.OrderBys[0].Dimension.DimensionName != "date" || req.MetricAggregations[0] != "TOTAL" || !req.KeepEmptyRows {
+		t.Fatalf("decoded %+v", req)
+	}
+	for _, bad := range []string{`{"limit":1.5}`, `{"limit":"x"}`, `{"offset":true}`, `[]`, `{"metrics":{}}`, `{} {}`, `{"x":1}`} {
+		_, err := decodeRequest(strings.NewReader(bad))
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.code != 400 {
+			t.Errorf("decodeRequest(%s) = %v, want a 400 apiError", bad, err)
+		}
+	}
+}
+
+// TestSQLTextIndependentOfValues proves values are bound, never written
+// into SQL: requests that differ only in dates, names, limit and offset give
+// the same statement text.
+func TestSQLTextIndependentOfValues(t *testing.T) {
+	s := testSite(t, "Europe/Paris")
+	mk := func(start, end, name string, limit, offset Int64) string {
+		req := &RunReportRequest{Dimensions: dims("date", "pagePath"), Metrics: mets("eventCount", "activeUsers"),
+			DateRanges: []DateRange{{StartDate: start, EndDate: end, Name: name}, {StartDate: "today", EndDate: "today"}},
+			Limit:      limit, Offset: offset, MetricAggregations: allAggs}
+		p, err := validate(req, s, fixtureNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buildSQL(p).text
+	}
+	a := mk("2026-01-01", "2026-01-31", "january", 10, 0)
+	b := mk("30daysAgo", "yesterday", "'; DROP TABLE events; --", 250000, 99)
+	if a != b {
+		t.Fatalf("statement text depends on values:\n%s\n%s", a, b)
+	}
+	if strings.Contains(b, "DROP") || strings.Contains(b, "2026") {
+		t.Fatalf("statement holds request values:\n%s", b)
+	}
+}
+
+func testSite(t testing.TB, zone string) site {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return site{id: 7, timeZone: zone, loc: loc, currency: "USD"}
+}
+
+// FuzzRunReportRequest feeds arbitrary bodies through decoding, validation
+// and the SQL builder: nothing panics, refusals are 400s, accepted plans
+// are bounded.
+func FuzzRunReportRequest(f *testing.F) {
+	f.Add(`{"dimensions":[{"name":"date"}],"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"7daysAgo","endDate":"today"}]}`)
+	f.Add(`{"metrics":[{"name":"activeUsers"}],"dateRanges":[{"startDate":"2026-01-01","endDate":"2026-01-02"},{"startDate":"yesterday","endDate":"today","name":"x"}],"orderBys":[{"dimension":{"dimensionName":"dateRange"},"desc":true}],"limit":"3","offset":"1","metricAggregations":["TOTAL","MAXIMUM"]}`)
+	f.Add(`{"dimensions":[{"name":"pagePath"}],"dateRanges":[{"startDate":"0001-01-01","endDate":"9998-12-31"}],"orderBys":[{"dimension":{"dimensionName":"pagePath","orderType":"CASE_INSENSITIVE_ALPHANUMERIC"}}]}`)
+	f.Add(`{"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"limit":9999999999}`)
+	f.Add(`{"limit":null,"dimensionFilter":null}`)
+	s := testSite(f, "Asia/Kolkata")
+	f.Fuzz(func(t *testing.T, body string) {
+		req, err := decodeRequest(strings.NewReader(body))
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.code != 400 {
+				t.Fatalf("decode error %v is not a 400", err)
+			}
+			return
+		}
+		p, ae := validate(req, s, fixtureNow)
+		if ae != nil {
+			if ae.code != 400 {
+				t.Fatalf("validate error %v is not a 400", ae)
+			}
+			return
+		}
+		if p.limit < 1 || p.limit > maxLimit || p.offset < 0 || len(p.ranges) == 0 {
+			t.Fatalf("unbounded plan: limit %d offset %d ranges %d", p.limit, p.offset, len(p.ranges))
+		}
+		for _, r := range p.ranges {
+			if !r.lo.Before(r.hi) {
+				t.Fatalf("empty range [%s, %s)", r.lo, r.hi)
+			}
+		}
+		q := buildSQL(p)
+		if len(q.args) != 9 {
+			t.Fatalf("%d args", len(q.args))
+		}
+	})
+}
+
+func BenchmarkBuildSQL(b *testing.B) {
+	s := testSite(b, "America/New_York")
+	req := &RunReportRequest{Dimensions: dims("date", "pagePath", "eventName"), Metrics: mets("eventCount", "screenPageViews", "activeUsers"),
+		DateRanges: []DateRange{{StartDate: "28daysAgo", EndDate: "yesterday"}, {StartDate: "56daysAgo", EndDate: "29daysAgo"}},
+		OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := validate(req, s, fixtureNow)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = buildSQL(p)
+	}
+}

@@ -1,0 +1,53 @@
+package query
+
+// RunReportResponse mirrors the GA4 Data API v1beta RunReportResponse JSON.
+// Values are strings, as GA4 sends them.
+type RunReportResponse struct {
+	DimensionHeaders []DimensionHeader `json:"dimensionHeaders,omitempty"`
+	MetricHeaders    []MetricHeader    `json:"metricHeaders,omitempty"`
+	Rows             []Row             `json:"rows,omitempty"`
+	Totals           []Row             `json:"totals,omitempty"`
+	Maximums         []Row             `json:"maximums,omitempty"`
+	Minimums         []Row             `json:"minimums,omitempty"`
+	RowCount         int64             `json:"rowCount"`
+	Metadata         ResponseMetadata  `json:"metadata"`
+	Kind             string            `json:"kind"`
+}
+
+// DimensionHeader names a dimension column.
+type DimensionHeader struct {
+	Name string `json:"name"`
+}
+
+// MetricHeader names a metric column and gives its type (TYPE_INTEGER, …).
+type MetricHeader struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// Row is one report row: dimension values then metric values, in header order.
+type Row struct {
+	DimensionValues []Value `json:"dimensionValues,omitempty"`
+	MetricValues    []Value `json:"metricValues,omitempty"`
+}
+
+// Value is one dimension or metric value.
+type Value struct {
+	Value string `json:"value"`
+}
+
+// ResponseMetadata says how values were reported.
+type ResponseMetadata struct {
+	CurrencyCode string `json:"currencyCode"`
+	TimeZone     string `json:"timeZone"`
+}
+
+// reportKind is the kind GA4 gives a runReport response.
+const reportKind = "analyticsData#runReport"
+
+// Dimension values GA4 gives summary rows in place of dimension values.
+const (
+	reservedTotal = "RESERVED_TOTAL"
+	reservedMax   = "RESERVED_MAX"
+	reservedMin   = "RESERVED_MIN"
+)

@@ -1,0 +1,259 @@
+package query
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Request bounds, GA4's where it has them.
+const (
+	maxDimensions = 9
+	maxMetrics    = 10
+	maxDateRanges = 4
+	defaultLimit  = 10000
+	maxLimit      = 250000 // GA4 returns at most this many rows, whatever the limit
+	maxNameLen    = 100    // date range names
+)
+
+// site is what a report needs to know about its property.
+type site struct {
+	id       uint32
+	timeZone string // IANA name, as stored
+	loc      *time.Location
+	currency string
+}
+
+// plan is a validated report: only allowlisted definitions, resolved
+// instants and bounded integers. Nothing in it that reaches SQL text came
+// from the request.
+type plan struct {
+	site       site
+	ranges     []rangePlan
+	dims       []*dimDef
+	metrics    []*metricDef
+	order      []orderTerm
+	limit      int64
+	offset     int64
+	totals     bool
+	maximums   bool
+	minimums   bool
+	keepEmpty  bool
+	rangeNames []string // dateRange values, by range index
+}
+
+// rangePlan is a date range as the half-open interval [lo, hi) of instants:
+// from the start of its first day to the start of the day after its last, in
+// the site's time zone.
+type rangePlan struct {
+	lo, hi time.Time
+}
+
+// orderTerm sorts by one grouped column: key (0 = date range index,
+// 1.. = dimensions in request order) or metric (by index).
+type orderTerm struct {
+	metric bool
+	idx    int
+	desc   bool
+	fold   bool // case-insensitive
+}
+
+// validate checks req against the allowlist and GA4's rules and resolves it
+// for s at now.
+func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
+	if req.Property != "" && req.Property != "properties/"+strconv.FormatUint(uint64(s.id), 10) {
+		return nil, invalidArgument("property %q does not match the property in the URL.", req.Property)
+	}
+	for _, f := range []struct {
+		name string
+		raw  []byte
+	}{{"dimensionFilter", req.DimensionFilter}, {"metricFilter", req.MetricFilter}, {"cohortSpec", req.CohortSpec}, {"comparisons", req.Comparisons}} {
+		if len(f.raw) > 0 && string(f.raw) != "null" {
+			return nil, invalidArgument("%s is not supported by this server.", f.name)
+		}
+	}
+	if req.CurrencyCode != "" && req.CurrencyCode != s.currency {
+		return nil, invalidArgument("currencyCode %q: this property reports in %s and currencies are not converted.", req.CurrencyCode, s.currency)
+	}
+	p := &plan{site: s, keepEmpty: req.KeepEmptyRows}
+	if err := p.addFields(req); err != nil {
+		return nil, err
+	}
+	if err := p.addRanges(req.DateRanges, dayOf(now, s.loc)); err != nil {
+		return nil, err
+	}
+	if err := p.addPaging(req); err != nil {
+		return nil, err
+	}
+	if err := p.addOrder(req.OrderBys); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *plan) addFields(req *RunReportRequest) *apiError {
+	if len(req.Dimensions) == 0 && len(req.Metrics) == 0 {
+		return invalidArgument("A report needs at least one dimension or metric.")
+	}
+	if len(req.Dimensions) > maxDimensions {
+		return invalidArgument("Requested %d dimensions; the limit is %d.", len(req.Dimensions), maxDimensions)
+	}
+	if len(req.Metrics) > maxMetrics {
+		return invalidArgument("Requested %d metrics; the limit is %d.", len(req.Metrics), maxMetrics)
+	}
+	seen := make(map[string]bool)
+	for _, d := range req.Dimensions {
+		def, ok := dimensions[d.Name]
+		switch {
+		case len(d.DimensionExpression) > 0 && string(d.DimensionExpression) != "null":
+			return invalidArgument("dimensionExpression (dimension %q) is not supported by this server.", d.Name)
+		case !ok:
+			return invalidArgument("Field %s is not a valid dimension.", quoteName(d.Name))
+		case seen[d.Name]:
+			return invalidArgument("Duplicate dimension name %s.", quoteName(d.Name))
+		}
+		seen[d.Name] = true
+		p.dims = append(p.dims, def)
+	}
+	for _, m := range req.Metrics {
+		def, ok := metrics[m.Name]
+		switch {
+		case m.Expression != "" || m.Invisible:
+			return invalidArgument("Metric expressions and invisible metrics (metric %s) are not supported by this server.", quoteName(m.Name))
+		case !ok:
+			return invalidArgument("Field %s is not a valid metric.", quoteName(m.Name))
+		case seen[m.Name]:
+			return invalidArgument("Duplicate metric name %s.", quoteName(m.Name))
+		}
+		seen[m.Name] = true
+		p.metrics = append(p.metrics, def)
+	}
+	for _, a := range req.MetricAggregations {
+		switch a {
+		case "TOTAL":
+			p.totals = true
+		case "MAXIMUM":
+			p.maximums = true
+		case "MINIMUM":
+			p.minimums = true
+		default:
+			return invalidArgument("metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", quoteName(string(a)))
+		}
+	}
+	return nil
+}
+
+func (p *plan) addRanges(ranges []DateRange, today day) *apiError {
+	if len(ranges) == 0 {
+		return invalidArgument("A report needs at least one date range (dateRanges).")
+	}
+	if len(ranges) > maxDateRanges {
+		return invalidArgument("Requested %d date ranges; the limit is %d.", len(ranges), maxDateRanges)
+	}
+	for i, r := range ranges {
+		start, ok := parseDate(r.StartDate, today)
+		if !ok {
+			return invalidArgument("dateRanges[%d]: invalid startDate %s; use YYYY-MM-DD, today, yesterday or NdaysAgo.", i, quoteName(r.StartDate))
+		}
+		end, ok := parseDate(r.EndDate, today)
+		if !ok {
+			return invalidArgument("dateRanges[%d]: invalid endDate %s; use YYYY-MM-DD, today, yesterday or NdaysAgo.", i, quoteName(r.EndDate))
+		}
+		if end.before(start) {
+			return invalidArgument("dateRanges[%d]: startDate %s is after endDate %s.", i, start, end)
+		}
+		name := r.Name
+		switch {
+		case len(name) > maxNameLen:
+			return invalidArgument("dateRanges[%d]: name is longer than %d bytes.", i, maxNameLen)
+		case strings.HasPrefix(name, "date_range_") || strings.HasPrefix(name, "RESERVED_"):
+			return invalidArgument("dateRanges[%d]: name %s may not begin with date_range_ or RESERVED_.", i, quoteName(name))
+		case name == "":
+			name = "date_range_" + strconv.Itoa(i)
+		}
+		p.ranges = append(p.ranges, rangePlan{lo: start.start(p.site.loc), hi: end.addDays(1).start(p.site.loc)})
+		p.rangeNames = append(p.rangeNames, name)
+	}
+	return nil
+}
+
+func (p *plan) addPaging(req *RunReportRequest) *apiError {
+	switch {
+	case req.Limit < 0:
+		return invalidArgument("limit must be positive, got %d.", req.Limit)
+	case req.Limit == 0:
+		p.limit = defaultLimit
+	default:
+		p.limit = min(int64(req.Limit), maxLimit)
+	}
+	if req.Offset < 0 {
+		return invalidArgument("offset must not be negative, got %d.", req.Offset)
+	}
+	p.offset = int64(req.Offset)
+	return nil
+}
+
+func (p *plan) addOrder(orderBys []OrderBy) *apiError {
+	for i, o := range orderBys {
+		t := orderTerm{desc: o.Desc}
+		switch {
+		case len(o.Pivot) > 0 && string(o.Pivot) != "null":
+			return invalidArgument("orderBys[%d]: pivot ordering is not supported by this server.", i)
+		case o.Metric != nil && o.Dimension != nil, o.Metric == nil && o.Dimension == nil:
+			return invalidArgument("orderBys[%d]: set exactly one of metric or dimension.", i)
+		case o.Metric != nil:
+			t.metric, t.idx = true, p.metricIndex(o.Metric.MetricName)
+			if t.idx < 0 {
+				return invalidArgument("orderBys[%d]: metric %s is not in the request's metrics.", i, quoteName(o.Metric.MetricName))
+			}
+		default:
+			t.idx = p.keyIndex(o.Dimension.DimensionName)
+			if t.idx < 0 {
+				return invalidArgument("orderBys[%d]: dimension %s is not in the request's dimensions.", i, quoteName(o.Dimension.DimensionName))
+			}
+			switch o.Dimension.OrderType {
+			case "", "ALPHANUMERIC":
+			case "CASE_INSENSITIVE_ALPHANUMERIC":
+				t.fold = true
+			default:
+				return invalidArgument("orderBys[%d]: orderType %s is not supported; use ALPHANUMERIC or CASE_INSENSITIVE_ALPHANUMERIC.", i, quoteName(o.Dimension.OrderType))
+			}
+		}
+		p.order = append(p.order, t)
+	}
+	return nil
+}
+
+func (p *plan) metricIndex(name string) int {
+	for i, m := range p.metrics {
+		if m.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// keyIndex is the grouped key column of a dimension: 0 for dateRange (only
+// when the report has several ranges), 1.. for requested dimensions.
+func (p *plan) keyIndex(name string) int {
+	if name == dateRangeDim && len(p.ranges) > 1 {
+		return 0
+	}
+	for i, d := range p.dims {
+		if d.name == name {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// quoteName quotes a client-supplied name for an error message, bounded so
+// a huge name cannot make a huge response.
+func quoteName(s string) string {
+	const max = 120
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
