@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/avila-analytics/avila/query"
 )
 
 // readyTimeout bounds the database ping behind /readyz.
@@ -18,6 +20,7 @@ func (n *Node) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("/v1beta/", query.NewHandler(query.Options{Logger: n.log}, n.store.Pool, n.store))
 	return mux
 }
 
