@@ -47,47 +47,110 @@ type Handler interface {
 
 // Server accepts QUIC connections and serves one request per stream.
 type Server struct {
+	tr  *quic.Transport
 	ln  *quic.Listener
 	h   Handler
 	log *slog.Logger
-	wg  sync.WaitGroup
+
+	streams sync.WaitGroup // stream handlers in flight
+	conns   sync.WaitGroup // connection accept loops
+	mu      sync.Mutex
+	open    map[*quic.Conn]struct{}
+}
+
+// ServerOptions tune a Server. The zero value works.
+type ServerOptions struct {
+	// ResetKey (32 bytes) derives stateless reset tokens. Keep it across
+	// restarts (e.g. in a file of the data directory): a restarted server
+	// then tells agents at once that their old connection is gone, instead
+	// of leaving them to time out. Without it, agents notice by timeout.
+	ResetKey []byte
 }
 
 // Listen opens a QUIC listener on addr (host:port; port 0 picks one).
 func Listen(addr string, tlsConf *tls.Config, h Handler, log *slog.Logger) (*Server, error) {
-	tlsConf = tlsConf.Clone()
-	tlsConf.NextProtos = []string{ALPN}
-	ln, err := quic.ListenAddr(addr, tlsConf, quicConfig())
+	return ListenOptions(addr, tlsConf, h, log, ServerOptions{})
+}
+
+// ListenOptions is Listen with options.
+func ListenOptions(addr string, tlsConf *tls.Config, h Handler, log *slog.Logger, opts ServerOptions) (*Server, error) {
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: listen quic %s: %w", addr, err)
 	}
-	return &Server{ln: ln, h: h, log: log}, nil
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: listen quic %s: %w", addr, err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	if len(opts.ResetKey) > 0 {
+		if len(opts.ResetKey) != len(quic.StatelessResetKey{}) {
+			udp.Close()
+			return nil, fmt.Errorf("protocol: reset key must be %d bytes, got %d", len(quic.StatelessResetKey{}), len(opts.ResetKey))
+		}
+		var k quic.StatelessResetKey
+		copy(k[:], opts.ResetKey)
+		tr.StatelessResetKey = &k
+	}
+	tlsConf = tlsConf.Clone()
+	tlsConf.NextProtos = []string{ALPN}
+	ln, err := tr.Listen(tlsConf, quicConfig())
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("protocol: listen quic %s: %w", addr, err)
+	}
+	return &Server{tr: tr, ln: ln, h: h, log: log, open: map[*quic.Conn]struct{}{}}, nil
 }
 
 // Addr is the UDP address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Serve accepts connections until ctx is cancelled or Close is called, then
-// waits for in-flight streams to finish.
+// Serve accepts connections until ctx is cancelled or Close is called. Then
+// it lets in-flight streams finish, closes every connection (so agents
+// learn at once to go elsewhere or redial) and releases the UDP port.
 func (s *Server) Serve(ctx context.Context) error {
-	defer s.wg.Wait()
+	accept, stop := context.WithCancel(ctx)
+	defer func() {
+		stop()
+		s.conns.Wait()
+		s.streams.Wait()
+		s.mu.Lock()
+		for c := range s.open {
+			_ = c.CloseWithError(0, "server stopping")
+		}
+		s.mu.Unlock()
+		_ = s.ln.Close()
+		_ = s.tr.Close()
+		_ = s.tr.Conn.Close()
+	}()
 	for {
-		conn, err := s.ln.Accept(ctx)
+		conn, err := s.ln.Accept(accept)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, quic.ErrServerClosed) {
 				return nil
 			}
 			return fmt.Errorf("protocol: accept: %w", err)
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(ctx, conn)
-		}()
+		s.mu.Lock()
+		s.open[conn] = struct{}{}
+		s.mu.Unlock()
+		s.conns.Go(func() {
+			s.serveConn(accept, conn)
+			// A connection the peer closed is forgotten; one still open
+			// because the server is stopping is closed once its streams
+			// are done.
+			if conn.Context().Err() != nil {
+				s.mu.Lock()
+				delete(s.open, conn)
+				s.mu.Unlock()
+			}
+		})
 	}
 }
 
-// Close stops accepting connections; Serve returns once in-flight streams end.
+// Close stops accepting connections; Serve returns once in-flight streams
+// end.
 func (s *Server) Close() error { return s.ln.Close() }
 
 func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
@@ -100,11 +163,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		if err != nil {
 			return // connection closed or server stopping
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serveStream(ctx, str, peer)
-		}()
+		s.streams.Go(func() { s.serveStream(ctx, str, peer) })
 	}
 }
 

@@ -180,3 +180,84 @@ func TestEnsureDevCertsReuses(t *testing.T) {
 		t.Fatalf("key mode %v, want 0600", st.Mode().Perm())
 	}
 }
+
+// A stopped server closes the connections it accepted and frees its port:
+// a client's next request fails at once instead of waiting for a stream
+// timeout, and a new server binds the same address and serves the same
+// client, which redials.
+func TestServeStopClosesConnectionsAndPort(t *testing.T) {
+	certs, err := EnsureDevCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := ServerTLS(certs.Cert, certs.Key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliTLS, err := ClientTLS(certs.CA, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	serve := func(addr string) (*Server, context.CancelFunc, chan struct{}) {
+		srv, err := ListenOptions(addr, srvTLS, &recordingHandler{}, log, ServerOptions{ResetKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx) }()
+		return srv, cancel, done
+	}
+	srv, cancel, done := serve("127.0.0.1:0")
+	addr := srv.Addr().String()
+	c := NewClient(addr, cliTLS)
+	defer c.Close()
+	ctx, cancelReq := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelReq()
+	if _, err := c.FetchConfig(ctx, ConfigRequest{AgentID: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	// The client's connection was closed by the server: the next request
+	// fails well before the 10 s context, not by timeout.
+	if _, err := c.FetchConfig(ctx, ConfigRequest{AgentID: "a1"}); err == nil {
+		t.Fatal("request to a stopped server succeeded")
+	} else if ctx.Err() != nil {
+		t.Fatalf("request waited for the deadline: %v", err)
+	}
+	if _, err := ListenOptions("127.0.0.1:0", srvTLS, &recordingHandler{}, log, ServerOptions{ResetKey: []byte("short")}); err == nil {
+		t.Fatal("a short reset key was accepted")
+	}
+	_, cancel2, done2 := serve(addr)
+	defer func() { cancel2(); <-done2 }()
+	if _, err := c.FetchConfig(ctx, ConfigRequest{AgentID: "a1"}); err != nil {
+		t.Fatalf("client did not redial the restarted server: %v", err)
+	}
+}
+
+func TestEnsureResetKeyKeeps(t *testing.T) {
+	dir := t.TempDir()
+	a, err := EnsureResetKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := EnsureResetKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 32 || string(a) != string(b) {
+		t.Fatalf("key not kept: %x vs %x", a, b)
+	}
+	if err := os.WriteFile(dir+"/"+ResetKeyFile, []byte("bad"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureResetKey(dir); err == nil || !strings.Contains(err.Error(), "want 32 bytes") {
+		t.Fatalf("damaged key file: %v", err)
+	}
+}

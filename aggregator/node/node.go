@@ -77,7 +77,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, err
 	}
 	h := ingest.New(ingest.Options{Logger: log}, n.store)
-	if n.quic, err = protocol.Listen(cfg.ListenQUIC, tlsConf, h, log); err != nil {
+	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if n.quic, err = protocol.ListenOptions(cfg.ListenQUIC, tlsConf, h, log, protocol.ServerOptions{ResetKey: resetKey}); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAPI)
