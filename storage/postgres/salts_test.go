@@ -90,3 +90,29 @@ func TestSaltsLifecycle(t *testing.T) {
 		t.Errorf("kept salt days (-want +got):\n%s", diff)
 	}
 }
+
+// A new site comes with today's and tomorrow's salt, so agents can count its
+// visitors before the next upkeep run.
+func TestCreateSiteMakesSalts(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "fresh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	salts, err := s.Salts(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var days []string
+	for _, x := range salts {
+		if x.Site == site.ID {
+			days = append(days, x.Day)
+		}
+	}
+	want := []string{utcDay(now).Format(time.DateOnly), utcDay(now).AddDate(0, 0, 1).Format(time.DateOnly)}
+	if diff := cmp.Diff(want, days); diff != "" {
+		t.Fatalf("salts of a new site (-want +got):\n%s", diff)
+	}
+}

@@ -67,8 +67,20 @@ func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
 		if name == "" {
 			name = mid
 		}
-		row := s.Pool.QueryRow(ctx, `INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone)
-			VALUES ($1, $2, $3, $4, $5) RETURNING `+siteColumns, mid, randomToken(16), name, domains, tz)
+		// The site gets today's and tomorrow's visitor salts with it, so
+		// agents can count its visitors as soon as they fetch the config
+		// instead of after the next upkeep run.
+		today := utcDay(time.Now())
+		days := []time.Time{today, today.AddDate(0, 0, 1)}
+		salts := [][]byte{randomBytes(SaltLen), randomBytes(SaltLen)}
+		row := s.Pool.QueryRow(ctx, `WITH site AS (
+				INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone)
+				VALUES ($1, $2, $3, $4, $5) RETURNING `+siteColumns+`
+			), salt AS (
+				INSERT INTO salts (site_id, day, salt)
+				SELECT site.id, k.day, k.salt FROM site, unnest($6::date[], $7::bytea[]) AS k(day, salt)
+			)
+			SELECT `+siteColumns+` FROM site`, mid, randomToken(16), name, domains, tz, days, salts)
 		site, err := scanSite(row)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -132,9 +144,15 @@ func randomString(alphabet string, n int) string {
 // randomToken returns n random bytes as unpadded URL-safe base64
 // (16 bytes → 22 characters).
 func randomToken(n int) string {
+	// crypto/rand.Read never fails (it crashes the program instead).
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
+}
+
+// randomBytes returns n random bytes.
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (it crashes the program instead)
-	return base64.RawURLEncoding.EncodeToString(b)
+	_, _ = rand.Read(b)
+	return b
 }
 
 // randIntn returns a uniform random int in [0, n) for small n, by rejection
