@@ -15,6 +15,10 @@ func TestSaltsLifecycle(t *testing.T) {
 	ctx := context.Background()
 	a, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
 	b, _ := s.CreateSite(ctx, SiteSpec{Name: "b"})
+	// CreateSite made salts by the real clock; this test runs its own.
+	if _, err := s.Pool.Exec(ctx, "DELETE FROM salts"); err != nil {
+		t.Fatal(err)
+	}
 	day := func(d int) time.Time { return time.Date(2025, 3, d, 23, 30, 0, 0, time.FixedZone("x", -2*3600)) } // 01:30 UTC next day
 
 	now := day(9) // 2025-03-10 UTC
