@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes: 0 success, 1 the work failed, 2 the command line was wrong.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// cli holds what a verb may touch of the outside world, so tests run verbs
+// in-process with their own output buffers and environment.
+type cli struct {
+	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool)
+}
+
+func newCLI(stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cli {
+	return &cli{stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
+}
+
+// command is one verb, e.g. "site create".
+type command struct {
+	name    string
+	summary string
+	// flags declares the verb's flags on fs and returns the function that
+	// runs the verb once they are parsed.
+	flags func(c *cli, fs *flag.FlagSet) func(ctx context.Context) error
+}
+
+// commands lists the verbs in the order usage shows them.
+func commands() []command {
+	return []command{
+		migrateCommand(),
+		siteCreateCommand(),
+		siteListCommand(),
+		keyCreateCommand(),
+		keyListCommand(),
+		keyRevokeCommand(),
+	}
+}
+
+// errUsage marks a command line mistake; the exit code is then 2.
+var errUsage = errors.New("usage")
+
+// usageError is a command line mistake to report in a sentence that names
+// the flag and says what it wants.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string        { return e.msg }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func (c *cli) run(args []string) int {
+	if len(args) == 0 {
+		c.usage(c.stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return c.help(args[1:])
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok {
+		fmt.Fprintf(c.stderr, "avila: unknown command %q\n\n", strings.Join(args[:min(len(args), 2)], " "))
+		c.usage(c.stderr)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := c.runCommand(ctx, cmd, rest)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		if msg := err.Error(); msg != errUsage.Error() {
+			fmt.Fprintf(c.stderr, "avila %s: %s\n", cmd.name, msg)
+		}
+		return exitUsage
+	default:
+		fmt.Fprintf(c.stderr, "avila %s: %v\n", cmd.name, err)
+		return exitError
+	}
+}
+
+func (c *cli) runCommand(ctx context.Context, cmd command, args []string) error {
+	fs := c.flagSet(cmd)
+	run := cmd.flags(c, fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage was asked for and printed
+		}
+		return errUsage // flag has printed the problem and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "avila %s: unexpected arguments %q\n", cmd.name, fs.Args())
+		fs.Usage()
+		return errUsage
+	}
+	return run(ctx)
+}
+
+func (c *cli) flagSet(cmd command) *flag.FlagSet {
+	fs := flag.NewFlagSet("avila "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: avila %s [flags]\n\n%s\n\nFlags:\n", cmd.name, cmd.summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// lookup finds the verb args start with: the longest name made of its
+// leading words ("site create" before "site").
+func lookup(args []string) (command, []string, bool) {
+	for _, cmd := range commands() {
+		words := strings.Fields(cmd.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == cmd.name {
+			return cmd, args[len(words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+// help prints usage: the verb list, or one verb's flags.
+func (c *cli) help(args []string) int {
+	if len(args) == 0 {
+		c.usage(c.stdout)
+		return exitOK
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok || len(rest) > 0 {
+		fmt.Fprintf(c.stderr, "avila help: unknown command %q\n\n", strings.Join(args, " "))
+		c.usage(c.stderr)
+		return exitUsage
+	}
+	fs := c.flagSet(cmd)
+	cmd.flags(c, fs)
+	fs.SetOutput(c.stdout)
+	fs.Usage()
+	return exitOK
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprint(w, "Usage: avila <command> [flags]\n\nCommands:\n")
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, firstLine(cmd.summary))
+	}
+	fmt.Fprint(w, "\nRun 'avila help <command>' for its flags. Every flag has an AVILA_<FLAG> environment\n"+
+		"fallback (--data-dir: AVILA_DATA_DIR); --database-url also falls back to DATABASE_URL.\n")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"flag"
+)
+
+func migrateCommand() command {
+	return command{
+		name: "migrate",
+		summary: "Apply the database migrations the database lacks.\n\n" +
+			"The aggregator and the demo migrate at start too; run this to prepare a database ahead of them.",
+		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL to migrate")
+			logger := c.logFlags(fs, "info")
+			return func(ctx context.Context) error {
+				log, err := logger()
+				if err != nil {
+					return err
+				}
+				store, err := openStore(ctx, *dbURL, log)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				if err := store.Migrate(ctx); err != nil {
+					return err
+				}
+				log.Info("database schema is current")
+				return nil
+			}
+		},
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// listFlag is a flag that may be repeated and takes comma-separated values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+func siteCreateCommand() command {
+	return command{
+		name: "site create",
+		summary: "Create a site (a GA4 property) and print its property id, measurement id and\n" +
+			"Measurement Protocol API secret.",
+		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			name := fs.String("name", c.env("NAME", ""), "the site's display name (env AVILA_NAME); required")
+			var domains listFlag
+			_ = domains.Set(c.env("DOMAIN", ""))
+			fs.Var(&domains, "domain", "the site's own host name; repeat or separate with commas for several (env AVILA_DOMAIN); required")
+			tz := fs.String("timezone", c.env("TIMEZONE", "UTC"), "IANA time zone that reports' days follow, e.g. Europe/Madrid (env AVILA_TIMEZONE)")
+			measurementID := fs.String("measurement-id", c.env("MEASUREMENT_ID", ""),
+				"GA4 measurement id senders use (G-…) when keeping an existing gtag.js setup; generated when empty (env AVILA_MEASUREMENT_ID)")
+			logger := c.logFlags(fs, "warn")
+			return func(ctx context.Context) error {
+				if *name == "" {
+					return usagef("--name is required")
+				}
+				if len(domains) == 0 {
+					return usagef("--domain is required (the host name the site is served from, e.g. example.com)")
+				}
+				log, err := logger()
+				if err != nil {
+					return err
+				}
+				store, err := openStore(ctx, *dbURL, log)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				site, err := store.CreateSite(ctx, postgres.SiteSpec{
+					Name: *name, MeasurementID: *measurementID, Domains: domains, TimeZone: *tz})
+				if err != nil {
+					return explain(err)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintf(tw, "property\t%d\n", site.ID)
+				fmt.Fprintf(tw, "measurement_id\t%s\n", site.MeasurementID)
+				fmt.Fprintf(tw, "api_secret\t%s\n", site.APISecret)
+				return tw.Flush()
+			}
+		},
+	}
+}
+
+func siteListCommand() command {
+	return command{
+		name:    "site list",
+		summary: "List the sites: property id, measurement id, name, domains, time zone.",
+		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			logger := c.logFlags(fs, "warn")
+			return func(ctx context.Context) error {
+				log, err := logger()
+				if err != nil {
+					return err
+				}
+				store, err := openStore(ctx, *dbURL, log)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				sites, err := store.Sites(ctx)
+				if err != nil {
+					return explain(err)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "PROPERTY\tMEASUREMENT_ID\tNAME\tDOMAINS\tTIMEZONE\tCREATED")
+				for _, s := range sites {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.MeasurementID, s.Name,
+						strings.Join(s.Domains, ","), s.TimeZone, s.CreatedAt.UTC().Format(timeLayout))
+				}
+				return tw.Flush()
+			}
+		},
+	}
+}

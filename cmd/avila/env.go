@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// env returns AVILA_<name> when set, else def.
+func (c *cli) env(name, def string) string {
+	if v, ok := c.lookupEnv("AVILA_" + name); ok {
+		return v
+	}
+	return def
+}
+
+// databaseURLFlag declares --database-url: AVILA_DATABASE_URL, then
+// DATABASE_URL.
+func (c *cli) databaseURLFlag(fs *flag.FlagSet, help string) *string {
+	def, _ := c.lookupEnv("DATABASE_URL")
+	return fs.String("database-url", c.env("DATABASE_URL", def), help+" (env AVILA_DATABASE_URL, then DATABASE_URL)")
+}
+
+// logFlags declares --log-level and --log-format and returns the function
+// building the logger once flags are parsed. Logs go to stderr.
+func (c *cli) logFlags(fs *flag.FlagSet, defLevel string) func() (*slog.Logger, error) {
+	level := fs.String("log-level", c.env("LOG_LEVEL", defLevel), "log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
+	format := fs.String("log-format", c.env("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
+	return func() (*slog.Logger, error) {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*level)); err != nil {
+			return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+		}
+		opts := &slog.HandlerOptions{Level: lv}
+		switch strings.ToLower(*format) {
+		case "text":
+			return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
+		case "json":
+			return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
+		}
+		return nil, fmt.Errorf("--log-format %q: want text or json", *format)
+	}
+}
+
+// openStore connects to the database an admin verb works on.
+func openStore(ctx context.Context, databaseURL string, log *slog.Logger) (*postgres.Store, error) {
+	if databaseURL == "" {
+		return nil, errors.New("no database: set --database-url or DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/avila?sslmode=disable)")
+	}
+	return postgres.Open(ctx, databaseURL, log)
+}
+
+// explain adds the fix to errors a person can fix: a database whose schema
+// was never created.
+func explain(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return fmt.Errorf("%w (the database has no Avila schema yet: run avila migrate)", err)
+	}
+	return err
+}
