@@ -1,0 +1,73 @@
+# Avila Analytics: build, test and run.
+#
+#   make build   the three binaries into bin/
+#   make test    go vet, then every test (unit, integration, end-to-end)
+#   make lint    gofmt, go vet, staticcheck
+#   make demo    install what is missing, build, run `avila demo $(DEMO_ARGS)`
+#   make bench   the benchmark harness
+#   make clean   remove build output
+
+# The official Go tarball installs into /usr/local/go; find it without a login shell.
+export PATH := $(PATH):/usr/local/go/bin
+
+GO                  ?= go
+BIN                 := bin
+COMMANDS            := ./cmd/avila-agent ./cmd/avila-aggregator ./cmd/avila
+TEST_TIMEOUT        ?= 20m
+DEMO_ARGS           ?=
+STATICCHECK_VERSION := v0.8.2
+GOBIN_DIR           := $(or $(shell $(GO) env GOBIN 2>/dev/null),$(shell $(GO) env GOPATH 2>/dev/null)/bin)
+STATICCHECK         := $(GOBIN_DIR)/staticcheck
+
+.PHONY: all build test vet lint demo demo-deps bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ $(COMMANDS)
+
+vet:
+	$(GO) vet ./...
+
+# Tests that need PostgreSQL or Redis use DATABASE_URL/REDIS_URL when set, else
+# start throwaway servers from the system's binaries (internal/testenv).
+test: vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+lint: vet $(STATICCHECK)
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$unformatted"; exit 1; \
+	fi
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+demo: demo-deps build
+	$(BIN)/avila demo $(DEMO_ARGS)
+
+# The demo runs its own PostgreSQL from the system's initdb/pg_ctl unless
+# DATABASE_URL is set; install the server package when it is missing.
+demo-deps:
+	@command -v $(GO) >/dev/null 2>&1 || { \
+		echo "demo: Go not found: install Go (the version named in go.mod) into /usr/local/go or put it on PATH" >&2; exit 1; }
+	@if [ -n "$$DATABASE_URL" ]; then \
+		echo "demo: DATABASE_URL is set; using that PostgreSQL"; \
+	elif command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "demo: installing PostgreSQL with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	else \
+		echo "demo: PostgreSQL's initdb and pg_ctl were not found." >&2; \
+		echo "demo: install the server package (Debian/Ubuntu: sudo apt-get install postgresql)" >&2; \
+		echo "demo: or set DATABASE_URL to an existing server, then run make demo again." >&2; \
+		exit 1; \
+	fi
+
+bench:
+	@echo "bench: the benchmark harness is not built yet; nothing to run."
+
+clean:
+	rm -rf $(BIN)
