@@ -1,0 +1,16 @@
+// Package privacy is where personal data stops: it turns what a browser
+// sends (IP address, user agent, client and user ids, page and referrer URLs)
+// into the pseudonymous, scrubbed values an Event may carry.
+//
+// Guarantees:
+//   - Visitor and user ids are BLAKE3 keyed hashes under the site's salt for
+//     the event's UTC day. The aggregator creates salts and deletes them two
+//     days after their day, so an id can neither be reversed nor linked to
+//     the same visitor on another day. No salt means no id: the caller refuses
+//     the hit (NoSaltError) rather than inventing one.
+//   - The IP address enters the hash only anonymized (IPv4 /24, IPv6 /48);
+//     neither it nor the user agent is returned in any form.
+//   - Page and referrer URLs lose their query parameters except an allowlist
+//     (utm_*, gclid), their fragment and any user info; a referrer from the
+//     site itself is dropped.
+package privacy

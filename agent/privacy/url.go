@@ -1,0 +1,108 @@
+package privacy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// keepParam reports whether a URL query parameter survives scrubbing:
+// campaign tags (utm_*) and the Google Ads click id, which reports need for
+// source, medium and campaign. Everything else may carry personal data
+// (search terms, e-mail addresses, tokens) and is dropped.
+func keepParam(name string) bool {
+	name = strings.ToLower(name)
+	return strings.HasPrefix(name, "utm_") || name == "gclid"
+}
+
+// ScrubPage splits a page URL (GA4 dl) into its lower-case host name (no
+// port) and its path followed by the allowlisted query parameters, in their
+// original order. The fragment and user info are dropped. An empty URL gives
+// empty results; a path-only URL an empty host. The path is "/" when the URL
+// has none.
+func ScrubPage(raw string) (host, path string, err error) {
+	if raw == "" {
+		return "", "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("not a URL: %w", unwrapURLError(err))
+	}
+	return strings.ToLower(u.Hostname()), pathWithQuery(u), nil
+}
+
+// ScrubReferrer returns the referrer URL (GA4 dr) as scheme://host/path plus
+// allowlisted query parameters, or "" when there is none or it is a
+// self-referral: its host is pageHost, or one of the site's domains or a
+// subdomain of one.
+func ScrubReferrer(raw, pageHost string, domains []string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("not a URL: %w", unwrapURLError(err))
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" || IsOwnHost(host, pageHost, domains) {
+		return "", nil
+	}
+	return strings.ToLower(u.Scheme) + "://" + host + pathWithQuery(u), nil
+}
+
+// IsOwnHost reports whether host (lower case) is pageHost or a site domain
+// or a subdomain of one.
+func IsOwnHost(host, pageHost string, domains []string) bool {
+	if host == pageHost {
+		return true
+	}
+	for _, d := range domains {
+		d = strings.ToLower(d)
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+// pathWithQuery renders u's path and its allowlisted query parameters.
+func pathWithQuery(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	if u.RawQuery == "" {
+		return p
+	}
+	var b strings.Builder
+	b.WriteString(p)
+	sep := byte('?')
+	for part := range strings.SplitSeq(u.RawQuery, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil || !keepParam(key) {
+			continue
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			continue
+		}
+		b.WriteByte(sep)
+		sep = '&'
+		b.WriteString(url.QueryEscape(key))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(val))
+	}
+	return b.String()
+}
+
+// unwrapURLError drops url.Error's "parse <whole URL>:" prefix: the caller
+// names the parameter, and the URL may be long.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

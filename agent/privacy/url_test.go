@@ -1,0 +1,57 @@
+package privacy
+
+import "testing"
+
+func TestScrubPage(t *testing.T) {
+	f := func(in, wantHost, wantPath string) {
+		t.Helper()
+		host, path, err := ScrubPage(in)
+		if err != nil {
+			t.Fatalf("ScrubPage(%q): %v", in, err)
+		}
+		if host != wantHost || path != wantPath {
+			t.Fatalf("ScrubPage(%q) = %q, %q; want %q, %q", in, host, path, wantHost, wantPath)
+		}
+	}
+	f("https://Shop.Example.com:8443/cart?id=7#top", "shop.example.com", "/cart")
+	f("https://example.com", "example.com", "/")
+	f("https://example.com/?utm_source=news&email=a%40b.c&UTM_Medium=mail&gclid=abc&q=secret",
+		"example.com", "/?utm_source=news&UTM_Medium=mail&gclid=abc")
+	f("https://example.com/a%20b/?utm_campaign=spring%20sale", "example.com", "/a%20b/?utm_campaign=spring+sale")
+	f("https://user:pw@example.com/x", "example.com", "/x")
+	f("/relative/path?token=1", "", "/relative/path")
+	f("", "", "")
+
+	if _, _, err := ScrubPage("https://example.com/%zz"); err == nil {
+		t.Fatal("ScrubPage accepted a bad escape")
+	}
+}
+
+func TestScrubReferrer(t *testing.T) {
+	domains := []string{"example.com", "Example.org"}
+	f := func(in, pageHost, want string) {
+		t.Helper()
+		got, err := ScrubReferrer(in, pageHost, domains)
+		if err != nil {
+			t.Fatalf("ScrubReferrer(%q): %v", in, err)
+		}
+		if got != want {
+			t.Fatalf("ScrubReferrer(%q, %q) = %q, want %q", in, pageHost, got, want)
+		}
+	}
+	// Self-referrals: the page's host, a site domain, a subdomain of one.
+	f("https://shop.test/cart", "shop.test", "")
+	f("https://example.com/a", "shop.test", "")
+	f("https://blog.example.org/post", "shop.test", "")
+	// A look-alike is not a subdomain.
+	f("https://notexample.com/x?q=1&utm_source=n", "shop.test", "https://notexample.com/x?utm_source=n")
+	f("https://www.google.com/search?q=private+words", "shop.test", "https://www.google.com/search")
+	f("HTTPS://News.Site/a#frag", "shop.test", "https://news.site/a")
+	f("android-app://com.google.android.gm/", "shop.test", "android-app://com.google.android.gm/")
+	f("about:blank", "shop.test", "")
+	f("", "shop.test", "")
+
+	if _, err := ScrubReferrer("http://[::1", "shop.test", nil); err == nil {
+		t.Fatal("ScrubReferrer accepted a broken URL")
+	}
+}

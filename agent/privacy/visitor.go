@@ -1,0 +1,129 @@
+package privacy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// SaltLen is the size of a daily salt: BLAKE3's key size.
+const SaltLen = 32
+
+// Domain separators, so a visitor id and a user id never collide for the
+// same text.
+const (
+	domainVisitor = 'v'
+	domainUser    = 'u'
+)
+
+// NoSaltError: the agent holds no salt for a site's day, so it cannot make a
+// visitor id. The hit is refused (and retried by the sender) until the
+// aggregator sends one; a salt is never invented.
+type NoSaltError struct {
+	Site uint32
+	Day  string // YYYY-MM-DD, UTC
+}
+
+func (e *NoSaltError) Error() string {
+	return fmt.Sprintf("no visitor salt for site %d on %s yet; the aggregator has not sent one", e.Site, e.Day)
+}
+
+type saltKey struct {
+	site uint32
+	day  string
+}
+
+// Salts indexes the daily salts of a site config. Safe for concurrent use
+// once built; it is never modified.
+type Salts struct {
+	keys map[saltKey]*Key
+}
+
+// NewSalts keys one hasher per (site, day). Salts that cannot be used (wrong
+// size, malformed day) are left out and described in the returned error;
+// the Salts returned is usable either way.
+func NewSalts(list []protocol.Salt) (*Salts, error) {
+	s := &Salts{keys: make(map[saltKey]*Key, len(list))}
+	var errs []error
+	for _, salt := range list {
+		if _, err := time.Parse(time.DateOnly, salt.Day); err != nil {
+			errs = append(errs, fmt.Errorf("privacy: salt for site %d: day %q is not YYYY-MM-DD", salt.Site, salt.Day))
+			continue
+		}
+		if len(salt.Key) != SaltLen {
+			errs = append(errs, fmt.Errorf("privacy: salt for site %d on %s: %d bytes, want %d", salt.Site, salt.Day, len(salt.Key), SaltLen))
+			continue
+		}
+		h, err := blake3.NewKeyed(salt.Key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("privacy: salt for site %d on %s: %w", salt.Site, salt.Day, err))
+			continue
+		}
+		s.keys[saltKey{salt.Site, salt.Day}] = &Key{site: salt.Site, day: salt.Day, h: h}
+	}
+	return s, errors.Join(errs...)
+}
+
+// For returns the key for site on t's UTC day, or a *NoSaltError.
+func (s *Salts) For(site uint32, t time.Time) (*Key, error) {
+	day := t.UTC().Format(time.DateOnly)
+	if s != nil {
+		if k := s.keys[saltKey{site, day}]; k != nil {
+			return k, nil
+		}
+	}
+	return nil, &NoSaltError{Site: site, Day: day}
+}
+
+// Key hashes identifiers for one site and day. Safe for concurrent use: the
+// keyed hasher is only ever cloned, never written.
+type Key struct {
+	site uint32
+	day  string
+	h    *blake3.Hasher
+}
+
+// Day is the UTC day (YYYY-MM-DD) the key belongs to.
+func (k *Key) Day() string { return k.day }
+
+// Visitor returns the visitor id for a browser: a keyed hash of the site,
+// the anonymized IP address (AnonymizeIP is applied here, so the full address
+// never enters the hash), the user agent and the GA4 client id (empty when
+// the visitor did not consent to analytics storage).
+func (k *Key) Visitor(ip netip.Addr, userAgent, clientID string) uint64 {
+	var ipBytes []byte
+	if a := AnonymizeIP(ip); a.IsValid() {
+		ipBytes = a.AsSlice()
+	}
+	return k.sum(domainVisitor, ipBytes, []byte(userAgent), []byte(clientID))
+}
+
+// User returns the keyed hash of a GA4 user id (uid); the id itself is
+// never stored.
+func (k *Key) User(uid string) uint64 {
+	return k.sum(domainUser, []byte(uid))
+}
+
+// sum hashes the site, a domain byte and each field with its length in
+// front, so no two different inputs share an encoding ("ab"+"c" ≠ "a"+"bc").
+func (k *Key) sum(domain byte, fields ...[]byte) uint64 {
+	h := k.h.Clone()
+	var hdr [5]byte
+	hdr[0] = domain
+	binary.BigEndian.PutUint32(hdr[1:], k.site)
+	_, _ = h.Write(hdr[:])
+	var n [4]byte
+	for _, f := range fields {
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		_, _ = h.Write(n[:])
+		_, _ = h.Write(f)
+	}
+	var out [32]byte
+	return binary.BigEndian.Uint64(h.Sum(out[:0])[:8])
+}
