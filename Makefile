@@ -34,11 +34,12 @@ vet:
 test: vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-lint: vet $(STATICCHECK)
+lint: $(STATICCHECK)
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then \
 		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$unformatted"; exit 1; \
 	fi
+	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
 $(STATICCHECK):
