@@ -1,0 +1,36 @@
+package bench
+
+// figures is the table a run prints, in order. Keys are results.json keys.
+func figures(quick bool) []Figure {
+	atLeast := func(limit float64) *Target { return &Target{OnRatio: true, AtLeast: true, Limit: limit} }
+	fs := []Figure{
+		{Name: "single-hit ingest via agent (durable), hits/s", Key: "ingest_hits_per_s",
+			Baseline: "bare_http_per_s", Ratio: "ingest_ratio_vs_bare", Target: atLeast(0.6)},
+		{Name: "batched ingest via agent (20 events/POST), events/s", Key: "batched_events_per_s"},
+		{Name: "end-to-end into PostgreSQL, events/s (baseline: raw COPY rows/s)", Key: "pipeline_events_per_s",
+			Baseline: "copy_rows_per_s", Ratio: "pipeline_ratio_vs_copy", Target: atLeast(0.35)},
+		{Name: "events acknowledged but not stored", Key: "pipeline_events_lost", Target: &Target{Limit: 0}},
+	}
+	sizes := []string{"1m"}
+	if !quick {
+		sizes = append(sizes, "10m")
+	}
+	for _, s := range sizes {
+		n := map[string]string{"1m": "1M", "10m": "10M"}[s]
+		fs = append(fs,
+			Figure{Name: "dashboard set, first run (cold), ms total, " + n + " events", Key: "query_cold_ms_" + s},
+			Figure{Name: "dashboard report p50 (warm), ms, " + n + " events", Key: "query_p50_ms_" + s},
+			Figure{Name: "dashboard report p99 (warm), ms, " + n + " events", Key: "query_p99_ms_" + s},
+		)
+	}
+	return append(fs,
+		Figure{Name: "bytes per event on disk (events + indexes + dims)", Key: "bytes_per_event_disk", Target: &Target{Limit: 100}},
+		Figure{Name: "wire bytes per event (zstd batch; baseline: raw HTTP request)", Key: "wire_bytes_per_event",
+			Baseline: "raw_request_bytes_per_event", Ratio: "wire_ratio_vs_raw"},
+		Figure{Name: "agent RSS idle, MB", Key: "agent_rss_mb_idle"},
+		Figure{Name: "agent RSS under load (peak sampled), MB", Key: "agent_rss_mb_load"},
+		Figure{Name: "aggregator RSS idle, MB", Key: "aggregator_rss_mb_idle"},
+		Figure{Name: "aggregator RSS under load (peak sampled), MB", Key: "aggregator_rss_mb_load"},
+		Figure{Name: "idle CPU, agent + aggregator, % of one core", Key: "idle_cpu_percent"},
+	)
+}
