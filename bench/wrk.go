@@ -1,0 +1,149 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Wrk runs the wrk HTTP benchmarking tool (Debian package wrk).
+type Wrk struct {
+	Path    string // the wrk binary
+	Threads int    // wrk -t; 0: 2
+	Dir     string // where request scripts are written
+}
+
+// FindWrk returns a Wrk when the binary is on PATH.
+func FindWrk(dir string) (*Wrk, bool) {
+	p, err := exec.LookPath("wrk")
+	if err != nil {
+		return nil, false
+	}
+	return &Wrk{Path: p, Dir: dir}, true
+}
+
+// Name implements Generator.
+func (w *Wrk) Name() string { return "wrk" }
+
+// Run implements Generator. wrk knows no request count, so l.MaxRequests
+// is not honoured: only Duration bounds the run. Only reqs[0] is sent.
+func (w *Wrk) Run(ctx context.Context, reqs []Request, l Load) (LoadResult, error) {
+	if len(reqs) == 0 || l.Connections <= 0 || l.Duration < time.Second {
+		return LoadResult{}, errors.New("bench: wrk: want a request, connections and a duration of at least 1s")
+	}
+	threads := w.Threads
+	if threads <= 0 {
+		threads = 2
+	}
+	threads = min(threads, l.Connections)
+	script := filepath.Join(w.Dir, "wrk-request.lua")
+	if err := os.WriteFile(script, []byte(wrkScript(reqs[0])), 0o644); err != nil {
+		return LoadResult{}, fmt.Errorf("bench: wrk: %w", err)
+	}
+	// wrk stops itself at -d; the context's extra time covers its start and exit.
+	ctx, cancel := context.WithTimeout(ctx, l.Duration+30*time.Second)
+	defer cancel()
+	secs := max(int(l.Duration.Round(time.Second)/time.Second), 1)
+	cmd := exec.CommandContext(ctx, w.Path, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(l.Connections),
+		"-d", strconv.Itoa(secs)+"s", "--timeout", "10s", "-s", script, reqs[0].URL)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return LoadResult{}, fmt.Errorf("bench: wrk: %w: %s%s", err, errOut.Bytes(), out.Bytes())
+	}
+	res, err := ParseWrk(out.Bytes())
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("%w\nwrk output:\n%s", err, out.Bytes())
+	}
+	return res, nil
+}
+
+// wrkScript sets the method, headers and body of wrk's request in Lua.
+func wrkScript(r Request) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wrk.method = %s\n", luaQuote(r.Method))
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "wrk.headers[%s] = %s\n", luaQuote(k), luaQuote(v))
+		}
+	}
+	if len(r.Body) > 0 {
+		fmt.Fprintf(&b, "wrk.body = %s\n", luaQuote(string(r.Body)))
+	}
+	return b.String()
+}
+
+// luaQuote writes s as a Lua string literal: printable ASCII as is, quote
+// and backslash escaped, every other byte as a decimal escape.
+func luaQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "\\%03d", c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+var (
+	wrkTotalRE  = regexp.MustCompile(`^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m|h),`)
+	wrkSocketRE = regexp.MustCompile(`^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkNon2xxRE = regexp.MustCompile(`^\s*Non-2xx or 3xx responses: (\d+)`)
+)
+
+var wrkUnits = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour}
+
+// ParseWrk reads the counts out of wrk's report. wrk counts a request in
+// "N requests" when it got an answer; socket errors are the rest.
+func ParseWrk(out []byte) (LoadResult, error) {
+	var res LoadResult
+	var haveTotal bool
+	var non2xx int64
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if m := wrkTotalRE.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			secs, err := strconv.ParseFloat(m[2], 64)
+			if err != nil {
+				return LoadResult{}, fmt.Errorf("bench: wrk: elapsed %q: %w", m[2], err)
+			}
+			res.Requests, res.Elapsed, haveTotal = n, time.Duration(secs*float64(wrkUnits[m[3]])), true
+		}
+		if m := wrkSocketRE.FindStringSubmatch(line); m != nil {
+			for _, s := range m[1:] {
+				n, _ := strconv.ParseInt(s, 10, 64)
+				res.Errors += n
+			}
+		}
+		if m := wrkNon2xxRE.FindStringSubmatch(line); m != nil {
+			non2xx, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+	}
+	if !haveTotal {
+		return LoadResult{}, errors.New("bench: wrk: no \"N requests in T\" line in its output")
+	}
+	if non2xx > res.Requests {
+		return LoadResult{}, fmt.Errorf("bench: wrk: %d non-2xx answers of %d requests", non2xx, res.Requests)
+	}
+	res.OK = res.Requests - non2xx
+	return res, nil
+}
