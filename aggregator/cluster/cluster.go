@@ -1,0 +1,313 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// Config configures a node's membership. Zero timing fields take memberlist's
+// LAN defaults.
+type Config struct {
+	NodeName string   // unique in the cluster; required
+	Listen   string   // gossip address host:port, TCP and UDP; port 0 picks one
+	Seeds    []string // gossip addresses (host:port) of other nodes; the node's own may be among them
+	// Key encrypts gossip (AES-GCM); 16, 24 or 32 bytes, the same on every
+	// node. Nil gossips in clear text.
+	Key []byte
+	// Meta is what this node advertises at start. Addresses whose host is
+	// unspecified (0.0.0.0, [::]) are advertised with the gossip address's
+	// IP, since agents cannot dial an unspecified host.
+	Meta   Meta
+	Logger *slog.Logger
+
+	// ProbeInterval is how often a random peer is probed; a peer that does
+	// not answer is suspected, and declared dead after about SuspicionMult
+	// probe intervals (more in large clusters). Defaults 1s and 4.
+	ProbeInterval time.Duration
+	SuspicionMult int
+	// RejoinInterval is how often the node tries seeds that are not live
+	// members; default 10s. This is what merges a cluster split by a
+	// network fault, or whose nodes started before their seeds.
+	RejoinInterval time.Duration
+}
+
+const (
+	defaultRejoinInterval = 10 * time.Second
+	// broadcastTimeout bounds waiting for a metadata change or a leave to
+	// reach at least one peer.
+	broadcastTimeout = 3 * time.Second
+)
+
+// Cluster is this node's membership. Safe for concurrent use.
+type Cluster struct {
+	cfg   Config
+	log   *slog.Logger
+	ml    *memberlist.Memberlist
+	self  string // advertised gossip address ip:port
+	seeds []string
+
+	mu       sync.Mutex // guards meta and metaWire
+	meta     Meta
+	metaWire []byte
+
+	life   sync.Mutex // serializes Update, Leave and Shutdown
+	closed bool
+}
+
+// Member is one node as `avila cluster status` shows it.
+type Member struct {
+	Name   string `json:"name"`
+	Gossip string `json:"gossip"`
+	State  string `json:"state"` // alive or suspect
+	Self   bool   `json:"self,omitempty"`
+	Meta
+}
+
+// ErrClosed is returned by Update after Leave or Shutdown.
+var ErrClosed = errors.New("cluster: node has left")
+
+// New starts gossip on cfg.Listen and tries the seeds once. A node whose
+// seeds do not answer yet runs alone; Run keeps trying them.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("cluster: --node-name is required")
+	}
+	switch len(cfg.Key) {
+	case 0, 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("cluster: --gossip-key must decode to 16, 24 or 32 bytes, got %d", len(cfg.Key))
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: --gossip-listen %q: want host:port", cfg.Listen)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("cluster: --gossip-listen %q: bad port", cfg.Listen)
+	}
+	for _, s := range cfg.Seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, fmt.Errorf("cluster: --join %q: want host:port", s)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RejoinInterval <= 0 {
+		cfg.RejoinInterval = defaultRejoinInterval
+	}
+	c := &Cluster{cfg: cfg, log: cfg.Logger}
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeName
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = port
+	mc.SecretKey = cfg.Key
+	mc.Delegate = delegate{c}
+	mc.Events = events{c}
+	mc.Logger = log.New(logWriter{c.log}, "", 0)
+	if cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = cfg.ProbeInterval
+		mc.ProbeTimeout = min(mc.ProbeTimeout, cfg.ProbeInterval/2)
+		mc.GossipInterval = min(mc.GossipInterval, cfg.ProbeInterval/2)
+	}
+	if cfg.SuspicionMult > 0 {
+		mc.SuspicionMult = cfg.SuspicionMult
+	}
+	// Metadata must exist before memberlist asks for it in Create.
+	if err := c.setMeta(cfg.Meta); err != nil {
+		return nil, err
+	}
+	if c.ml, err = memberlist.Create(mc); err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.Listen, err)
+	}
+	local := c.ml.LocalNode()
+	c.self = local.Address()
+	// Now that the advertised IP is known, fill it into unspecified hosts.
+	c.mu.Lock()
+	m := c.meta
+	c.mu.Unlock()
+	m.QUICAddr, m.APIAddr = advertised(m.QUICAddr, local.Addr), advertised(m.APIAddr, local.Addr)
+	if err := c.setMeta(m); err != nil {
+		_ = c.ml.Shutdown()
+		return nil, err
+	}
+	// No peer yet: this only puts the new metadata in the local state that
+	// joining sends.
+	if err := c.ml.UpdateNode(0); err != nil {
+		_ = c.ml.Shutdown()
+		return nil, fmt.Errorf("cluster: set metadata: %w", err)
+	}
+	for _, s := range cfg.Seeds {
+		if !c.isSelf(s) {
+			c.seeds = append(c.seeds, s)
+		}
+	}
+	if len(c.seeds) > 0 {
+		if n, err := c.ml.Join(c.seeds); err != nil {
+			c.log.Warn("no cluster seed answered yet; running alone and retrying", "seeds", c.seeds, "err", err)
+		} else {
+			c.log.Info("joined cluster", "contacted", n, "members", c.ml.NumMembers())
+		}
+	}
+	c.log.Info("gossip started", "node", cfg.NodeName, "gossip", c.self, "encrypted", len(cfg.Key) > 0)
+	return c, nil
+}
+
+// advertised replaces an unspecified host in addr with ip.
+func advertised(addr string, ip net.IP) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if h := net.ParseIP(host); host == "" || (h != nil && h.IsUnspecified()) {
+		return net.JoinHostPort(ip.String(), port)
+	}
+	return addr
+}
+
+// isSelf reports whether the seed address resolves to this node's gossip
+// address.
+func (c *Cluster) isSelf(seed string) bool {
+	a, err := net.ResolveUDPAddr("udp", seed)
+	return err == nil && a.String() == c.self
+}
+
+func (c *Cluster) setMeta(m Meta) error {
+	b, err := encodeMeta(m)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.meta, c.metaWire = m, b
+	c.mu.Unlock()
+	return nil
+}
+
+// Name is this node's name.
+func (c *Cluster) Name() string { return c.cfg.NodeName }
+
+// GossipAddr is the gossip address peers reach this node on.
+func (c *Cluster) GossipAddr() string { return c.self }
+
+// Meta returns this node's current metadata.
+func (c *Cluster) Meta() Meta {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.meta
+}
+
+// Update changes this node's metadata and gossips it, waiting a little for
+// it to reach a peer. The change is in place (Meta, Members) even when the
+// wait times out.
+func (c *Cluster) Update(f func(*Meta)) error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	m := c.Meta()
+	f(&m)
+	if err := c.setMeta(m); err != nil {
+		return err
+	}
+	if err := c.ml.UpdateNode(broadcastTimeout); err != nil {
+		return fmt.Errorf("cluster: announce metadata: %w", err)
+	}
+	return nil
+}
+
+// Members returns the live nodes, this one included, sorted by name, as
+// agents learn them from acks. Suspected nodes are left out: agents should
+// not move to a node that may be dead.
+func (c *Cluster) Members() []protocol.Member {
+	var out []protocol.Member
+	for _, m := range c.Status() {
+		if m.State != "alive" {
+			continue
+		}
+		out = append(out, protocol.Member{Name: m.Name, QUICAddr: m.QUICAddr, APIAddr: m.APIAddr,
+			Load: m.Load, Draining: m.Draining, Version: m.Version})
+	}
+	return out
+}
+
+// Status returns the nodes that are alive or suspected, sorted by name.
+// Nodes whose metadata cannot be read are logged and left out.
+func (c *Cluster) Status() []Member {
+	nodes := c.ml.Members()
+	out := make([]Member, 0, len(nodes))
+	for _, n := range nodes {
+		var meta Meta
+		if n.Name == c.cfg.NodeName {
+			meta = c.Meta()
+		} else {
+			var err error
+			if meta, err = decodeMeta(n.Meta); err != nil {
+				c.log.Warn("ignoring cluster member with unreadable metadata", "member", n.Name, "err", err)
+				continue
+			}
+		}
+		out = append(out, Member{Name: n.Name, Gossip: n.Address(), State: stateName(n.State),
+			Self: n.Name == c.cfg.NodeName, Meta: meta})
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Leave tells the peers this node is going (they drop it at once instead of
+// suspecting it first) and stops gossip. Safe to call more than once.
+func (c *Cluster) Leave() error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	if err := c.ml.Leave(broadcastTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
+	}
+	if err := c.ml.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: stop gossip: %w", err))
+	}
+	c.log.Info("left cluster", "node", c.cfg.NodeName)
+	return errors.Join(errs...)
+}
+
+// Shutdown stops gossip without a goodbye: peers find the node dead after
+// their suspicion timeout, as after a crash. Safe to call more than once.
+func (c *Cluster) Shutdown() error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if err := c.ml.Shutdown(); err != nil {
+		return fmt.Errorf("cluster: stop gossip: %w", err)
+	}
+	return nil
+}
