@@ -23,6 +23,10 @@ type Options struct {
 	// database yields a Retry before the agent's stream times out
 	// (protocol.StreamTimeout); default 30s.
 	WriteTimeout time.Duration
+	// Stored, if set, is called after each batch answered OK (duplicates
+	// included) with the agent's identity (AgentKey) and the events
+	// stored; the node counts load and agents with it. It must be quick.
+	Stored func(agent string, events int)
 }
 
 const (
@@ -87,11 +91,31 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	if err != nil {
 		return h.retry(b, err)
 	}
-	res, err := h.store.WriteBatch(ctx, b.AgentID, b.Seq, good, dead)
+	agent := AgentKey(b.AgentID, peer)
+	res, err := h.store.WriteBatch(ctx, agent, b.Seq, good, dead)
 	if err != nil {
 		return h.retry(b, err)
 	}
+	if h.opts.Stored != nil {
+		h.opts.Stored(agent, res.Stored)
+	}
 	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}
+}
+
+// AgentKey is the identity a batch is stored under. With mTLS it is the
+// agent certificate's CommonName followed by the agent's own queue id
+// ("edge-1/k3x…"): the name comes from the certificate, so one agent cannot
+// write under another's keys, and the queue id keeps (agent, seq) unique when
+// a queue is recreated under the same certificate. Without a client
+// certificate it is the agent's claimed id.
+//
+// Turning mTLS on or off changes the keys of batches resent afterwards, so
+// let agents' queues drain before switching.
+func AgentKey(claimed string, peer protocol.Peer) string {
+	if peer.CommonName == "" {
+		return claimed
+	}
+	return peer.CommonName + "/" + claimed
 }
 
 // retry answers a batch that could not be stored now. Errors that are not
