@@ -1,0 +1,421 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/agent/queue"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+const (
+	testTID  = "G-TEST1"
+	testSite = 7
+	testUA   = "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0"
+	testIP   = "203.0.113.77"
+)
+
+var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func testSites(tb testing.TB, now time.Time) *Sites {
+	tb.Helper()
+	s, err := NewSites(&protocol.Config{
+		Sites: []protocol.Site{
+			{ID: testSite, MeasurementID: testTID, Domains: []string{"shop.test"}},
+			{ID: 8, MeasurementID: "G-NOSALT"},
+		},
+		Salts: []protocol.Salt{{Site: testSite, Day: now.UTC().Format(time.DateOnly), Key: bytes.Repeat([]byte{7}, 32)}},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// fakeQueue records Appends and answers them with err.
+type fakeQueue struct {
+	mu    sync.Mutex
+	calls [][][]byte
+	err   error
+}
+
+func (q *fakeQueue) Append(ctx context.Context, events [][]byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls = append(q.calls, events)
+	if q.err != nil {
+		return q.err
+	}
+	return ctx.Err()
+}
+
+func (q *fakeQueue) events(t *testing.T) []protocol.Event {
+	t.Helper()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []protocol.Event
+	for _, call := range q.calls {
+		for _, b := range call {
+			var e protocol.Event
+			if err := protocol.DecodeEvent(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type rig struct {
+	c       *Collector
+	q       *fakeQueue
+	sites   *Sites
+	nudges  int
+	nudgeMu sync.Mutex
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{q: &fakeQueue{}, sites: testSites(t, testNow)}
+	var err error
+	r.c, err = New(Options{
+		Sites: func() *Sites { return r.sites },
+		Queue: r.q,
+		Now:   func() time.Time { return testNow },
+		OnUnknownSite: func() {
+			r.nudgeMu.Lock()
+			r.nudges++
+			r.nudgeMu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// do sends one request through the collector and returns the recorded answer.
+func (r *rig) do(method, query, contentType string, body io.Reader, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, "/g/collect?"+query, body)
+	req.RemoteAddr = testIP + ":51234"
+	req.Header.Set("User-Agent", testUA)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	mux := http.NewServeMux()
+	r.c.Register(mux)
+	mux.ServeHTTP(w, req)
+	return w
+}
+
+const pageView = "v=2&tid=" + testTID + "&cid=111.222&sid=1764000000&sct=2&seg=1&_ss=1&_et=250&en=page_view" +
+	"&dl=https%3A%2F%2FShop.test%2Fcart%3Fid%3D5%26utm_source%3Dnews%23x&dr=https%3A%2F%2Fsearch.test%2Fq%3Fterm%3Dsecret" +
+	"&dt=Cart&ul=de-DE&sr=390x844&ep.step=2&epn.value=9.5&up.plan=pro"
+
+func TestGETStoresEvent(t *testing.T) {
+	r := newRig(t)
+	w := r.do(http.MethodGet, pageView, "", nil, nil)
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q, want 204", w.Code, w.Body)
+	}
+	if len(r.q.calls) != 1 {
+		t.Fatalf("%d Appends, want 1", len(r.q.calls))
+	}
+	evs := r.q.events(t)
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	e := evs[0]
+	if e.Visitor == 0 {
+		t.Fatal("no visitor id")
+	}
+	want := protocol.Event{
+		Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "page_view", Visitor: e.Visitor,
+		SessionID: 1764000000, SessionNum: 2, Flags: protocol.FlagSessionStart | protocol.FlagEngaged, EngageMs: 250,
+		Host: "shop.test", Path: "/cart?utm_source=news", Title: "Cart", Referrer: "https://search.test/q",
+		Language: "de-de", Screen: "390x844", Params: map[string]string{"step": "2"}, NumParams: map[string]float64{"value": 9.5},
+		UserProps: map[string]string{"plan": "pro"},
+	}
+	if fmt.Sprintf("%+v", e) != fmt.Sprintf("%+v", want) {
+		t.Fatalf("event\n got %+v\nwant %+v", e, want)
+	}
+	raw := bytes.Join(r.q.calls[0], nil)
+	for _, secret := range []string{testIP, "203.0.113", testUA, "TestBrowser", "111.222", "secret"} {
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Fatalf("queued event contains %q", secret)
+		}
+	}
+}
+
+func TestVisitorAndConsent(t *testing.T) {
+	r := newRig(t)
+	visitor := func(query string, hdr map[string]string) protocol.Event {
+		t.Helper()
+		r.q.calls = nil
+		if w := r.do(http.MethodGet, query, "", nil, hdr); w.Code != http.StatusNoContent {
+			t.Fatalf("status %d %q", w.Code, w.Body)
+		}
+		return r.q.events(t)[0]
+	}
+	base := "tid=" + testTID + "&en=page_view"
+	a := visitor(base+"&cid=1.1&uid=alice", nil)
+	if a.User == 0 {
+		t.Fatal("uid with consent: no user hash")
+	}
+	if b := visitor(base+"&cid=1.1&uid=alice", nil); b.Visitor != a.Visitor || b.User != a.User {
+		t.Fatal("same browser, same day: ids differ")
+	}
+	if b := visitor(base+"&cid=2.2", nil); b.Visitor == a.Visitor {
+		t.Fatal("another client id gave the same visitor")
+	}
+	if b := visitor(base+"&cid=1.1", map[string]string{"User-Agent": "Other/2"}); b.Visitor == a.Visitor {
+		t.Fatal("another user agent gave the same visitor")
+	}
+	// Consent denied (gcs=G100): cid and uid are ignored, so two cookies
+	// on one browser are one cookieless visitor, and no user hash is kept.
+	d1 := visitor(base+"&cid=1.1&uid=alice&gcs=G100", nil)
+	d2 := visitor(base+"&cid=2.2&gcs=G100", nil)
+	if d1.Visitor != d2.Visitor || d1.User != 0 {
+		t.Fatalf("consent denied: visitors %x/%x, user %x; want one visitor and no user", d1.Visitor, d2.Visitor, d1.User)
+	}
+}
+
+func TestPOSTMergedOneAppend(t *testing.T) {
+	r := newRig(t)
+	body := "en=page_view&_et=5\nen=click&ep.link=out&dl=https%3A%2F%2Fshop.test%2Fb\nen=scroll\n"
+	w := r.do(http.MethodPost, "v=2&tid="+testTID+"&cid=9.9&dl=https%3A%2F%2Fshop.test%2Fa", "text/plain;charset=UTF-8", strings.NewReader(body), nil)
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q", w.Code, w.Body)
+	}
+	if len(r.q.calls) != 1 || len(r.q.calls[0]) != 3 {
+		t.Fatalf("appends %d, want one Append of 3 events", len(r.q.calls))
+	}
+	evs := r.q.events(t)
+	got := []string{}
+	for _, e := range evs {
+		got = append(got, e.Name+" "+e.Path)
+	}
+	if strings.Join(got, ",") != "page_view /a,click /b,scroll /a" {
+		t.Fatalf("events %v", got)
+	}
+	if evs[0].Visitor != evs[1].Visitor || evs[0].EngageMs != 5 || evs[1].Params["link"] != "out" {
+		t.Fatalf("merged fields wrong: %+v", evs)
+	}
+	// No content type (fetch with a string body in some browsers) works too.
+	if w := r.do(http.MethodPost, "tid="+testTID+"&en=a", "", strings.NewReader(""), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("no content type: %d %q", w.Code, w.Body)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	tid := "tid=" + testTID
+	tests := []struct {
+		name, method, query, ctype, body string
+		status                           int
+		reason                           string
+		retryAfter                       string
+		nudge                            bool
+	}{
+		{name: "missing tid", method: "GET", query: "en=page_view", status: 400,
+			reason: "tid: missing measurement id (G-…)"},
+		{name: "unknown tid", method: "GET", query: "tid=G-NEW&en=page_view", status: 400, nudge: true,
+			reason: `tid: unknown measurement id "G-NEW"; no site with it is configured on this agent (a site created just now is known within seconds)`},
+		{name: "unknown tid on a body line", method: "POST", query: tid, body: "en=a\ntid=G-OTHER&en=b", status: 400, nudge: true,
+			reason: `tid: unknown measurement id "G-OTHER"; no site with it is configured on this agent (a site created just now is known within seconds)`},
+		{name: "missing en", method: "GET", query: tid, status: 400, reason: "en: missing event name"},
+		{name: "wrong version", method: "GET", query: "v=1&" + tid + "&en=a", status: 400,
+			reason: `v: protocol version "1" is not supported, want 2`},
+		{name: "bad sid", method: "GET", query: tid + "&en=a&sid=abc", status: 400,
+			reason: `sid: want a non-negative integer, got "abc"`},
+		{name: "bad epn on line 2", method: "POST", query: tid, body: "en=a\nen=b&epn.value=x", status: 400,
+			reason: `event on body line 2: epn.value: not a number: "x"`},
+		{name: "bad dl", method: "GET", query: tid + "&en=a&dl=http%3A%2F%2F%5B%3A%3A1", status: 400,
+			reason: `dl: not a URL: missing ']' in host`},
+		{name: "bad dr on line 1", method: "POST", query: tid, body: "en=a&dr=http%3A%2F%2F%5B%3A%3A1", status: 400,
+			reason: `event on body line 1: dr: not a URL: missing ']' in host`},
+		{name: "no salt today", method: "GET", query: "tid=G-NOSALT&en=a", status: 503, retryAfter: "10", nudge: true,
+			reason: "no visitor salt for site 8 on 2026-03-01 yet; the aggregator has not sent one"},
+		{name: "JSON content type", method: "POST", query: tid + "&en=a", ctype: "application/json", body: "{}", status: 415,
+			reason: `content type "application/json" not accepted; send text/plain (as sendBeacon does) or none`},
+		{name: "PUT", method: "PUT", query: tid + "&en=a", status: 405,
+			reason: "method PUT not allowed; gtag.js sends GET or POST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			w := r.do(tt.method, tt.query, tt.ctype, strings.NewReader(tt.body), nil)
+			if w.Code != tt.status || w.Body.String() != tt.reason+"\n" {
+				t.Fatalf("got %d %q\nwant %d %q", w.Code, w.Body, tt.status, tt.reason+"\n")
+			}
+			if got := w.Header().Get("Retry-After"); got != tt.retryAfter {
+				t.Fatalf("Retry-After %q, want %q", got, tt.retryAfter)
+			}
+			if len(r.q.calls) != 0 {
+				t.Fatalf("refused request appended %d times", len(r.q.calls))
+			}
+			if (r.nudges > 0) != tt.nudge {
+				t.Fatalf("config refresh nudged %d times, want nudge=%v", r.nudges, tt.nudge)
+			}
+		})
+	}
+}
+
+func TestNoConfigYet(t *testing.T) {
+	r := newRig(t)
+	r.sites = nil
+	w := r.do(http.MethodGet, "tid="+testTID+"&en=a", "", nil, nil)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "5" ||
+		!strings.Contains(w.Body.String(), "no site config yet") || r.nudges != 1 {
+		t.Fatalf("got %d %q (Retry-After %q, nudges %d)", w.Code, w.Body, w.Header().Get("Retry-After"), r.nudges)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	line := "en=page_view&dl=https%3A%2F%2Fshop.test%2F\n"
+	fill := func(n int) string { // a valid body of exactly n bytes
+		b := strings.Repeat(line, n/len(line))
+		return b + strings.Repeat("\n", n-len(b))
+	}
+	r := newRig(t)
+	if w := r.do(http.MethodPost, "tid="+testTID, "text/plain", strings.NewReader(fill(16384)), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("16384-byte body: %d %q, want 204", w.Code, w.Body)
+	}
+	want := "body larger than 16384 bytes, GA4's limit; send fewer events per request\n"
+	// Declared length over the limit, and a chunked body (length unknown)
+	// that runs over it.
+	for _, body := range []io.Reader{strings.NewReader(fill(16385)), io.MultiReader(strings.NewReader(fill(16385)))} {
+		r := newRig(t)
+		w := r.do(http.MethodPost, "tid="+testTID, "text/plain", body, nil)
+		if w.Code != http.StatusRequestEntityTooLarge || w.Body.String() != want {
+			t.Fatalf("16385-byte body: %d %q, want 413 %q", w.Code, w.Body, want)
+		}
+		if len(r.q.calls) != 0 {
+			t.Fatal("oversized body appended")
+		}
+	}
+}
+
+func TestCORS(t *testing.T) {
+	r := newRig(t)
+	w := r.do(http.MethodOptions, "", "", nil, map[string]string{
+		"Origin": "https://shop.test", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
+	})
+	h := w.Header()
+	if w.Code != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "https://shop.test" ||
+		h.Get("Access-Control-Allow-Credentials") != "true" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
+		h.Get("Access-Control-Allow-Headers") != "content-type" || h.Get("Access-Control-Max-Age") == "" {
+		t.Fatalf("preflight: %d %v", w.Code, h)
+	}
+	if len(r.q.calls) != 0 {
+		t.Fatal("preflight appended")
+	}
+	w = r.do(http.MethodPost, "tid="+testTID+"&en=a", "text/plain", strings.NewReader(""), map[string]string{"Origin": "https://shop.test"})
+	if w.Code != http.StatusNoContent || w.Header().Get("Access-Control-Allow-Origin") != "https://shop.test" ||
+		w.Header().Get("Access-Control-Allow-Credentials") != "true" || w.Header().Get("Vary") != "Origin" {
+		t.Fatalf("cross-origin POST: %d %v", w.Code, w.Header())
+	}
+	// Errors carry CORS headers too, so the page can read the reason.
+	w = r.do(http.MethodGet, "en=a", "", nil, map[string]string{"Origin": "https://shop.test"})
+	if w.Code != http.StatusBadRequest || w.Header().Get("Access-Control-Allow-Origin") != "https://shop.test" {
+		t.Fatalf("cross-origin error: %d %v", w.Code, w.Header())
+	}
+	// Same-origin requests get no CORS headers.
+	w = r.do(http.MethodGet, "tid="+testTID+"&en=a", "", nil, nil)
+	if w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS header without Origin")
+	}
+}
+
+func TestQueueErrorsNever204(t *testing.T) {
+	tests := []struct {
+		err        error
+		status     int
+		retryAfter string
+		reason     string
+	}{
+		{fmt.Errorf("wrapped: %w", queue.ErrFull), 503, "30", "disk buffer is full"},
+		{queue.ErrClosed, 503, "5", "shutting down"},
+		{context.Canceled, 503, "1", "may or may not be stored"},
+		{errors.New("disk on fire"), 500, "", "storing the event failed: disk on fire"},
+	}
+	for _, tt := range tests {
+		r := newRig(t)
+		r.q.err = tt.err
+		w := r.do(http.MethodGet, "tid="+testTID+"&en=a", "", nil, nil)
+		if w.Code != tt.status || w.Header().Get("Retry-After") != tt.retryAfter || !strings.Contains(w.Body.String(), tt.reason) {
+			t.Fatalf("%v: got %d %q (Retry-After %q), want %d containing %q", tt.err, w.Code, w.Body, w.Header().Get("Retry-After"), tt.status, tt.reason)
+		}
+	}
+}
+
+// TestDurableBefore204 uses the real queue: once a 204 is written the events
+// are in the file, so closing and reopening it (as after a crash) finds
+// them; a closed queue gives a 503, never a 204.
+func TestDurableBefore204(t *testing.T) {
+	path := t.TempDir() + "/queue.db"
+	q, err := queue.Open(queue.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := testSites(t, testNow)
+	c, err := New(Options{Sites: func() *Sites { return sites }, Queue: q, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(body string) int {
+		req := httptest.NewRequest(http.MethodPost, "/g/collect?v=2&tid="+testTID, strings.NewReader(body))
+		w := httptest.NewRecorder()
+		c.ServeGtag(w, req)
+		return w.Code
+	}
+	if code := send("en=one\nen=two"); code != http.StatusNoContent {
+		t.Fatalf("status %d", code)
+	}
+	if code := send("en=three"); code != http.StatusNoContent {
+		t.Fatalf("status %d", code)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := send("en=after_close"); code != http.StatusServiceUnavailable {
+		t.Fatalf("closed queue: status %d, want 503", code)
+	}
+
+	q, err = queue.Open(queue.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	seq, ok, err := q.Seal(100)
+	if err != nil || !ok {
+		t.Fatalf("seal after reopen: ok=%v err=%v", ok, err)
+	}
+	wire, err := q.Segment(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := protocol.DecodeBatch(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range b.Events {
+		names = append(names, e.Name)
+	}
+	if strings.Join(names, ",") != "one,two,three" {
+		t.Fatalf("events after reopen: %v, want one,two,three", names)
+	}
+}

@@ -1,0 +1,323 @@
+package collect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// GA4 limits a gtag.js hit is checked against; breaking one is a 400 that
+// names the rule.
+const (
+	maxEventNameLen     = 40  // characters
+	maxEventParams      = 25  // ep.* and epn.* together
+	maxParamNameLen     = 40  // characters
+	maxParamValueLen    = 100 // characters
+	maxUserProps        = 25  // up.* and upn.* together
+	maxUserPropNameLen  = 24  // characters
+	maxUserPropValueLen = 36  // characters
+)
+
+// Hit is one gtag.js event as sent, before privacy and enrichment. Only
+// what reports need is kept; parameters gtag.js sends for Google's own use
+// (gtm, _p, _s …) are checked where they are numbers and otherwise ignored.
+type Hit struct {
+	MeasurementID string // tid
+	ClientID      string // cid
+	UserID        string // uid
+	SessionID     int64  // sid: session start, Unix seconds
+	SessionNum    int32  // sct
+	Engaged       bool   // seg=1
+	SessionStart  bool   // _ss
+	FirstVisit    bool   // _fv
+	NewSession    bool   // _nsi: the first hit under a new session id
+	EngageMs      int64  // _et
+	Name          string // en
+	Page          string // dl: page URL, unscrubbed
+	Referrer      string // dr: referrer URL, unscrubbed
+	Title         string // dt
+	Language      string // ul
+	Screen        string // sr
+	Consent       string // gcs, e.g. G111; "" when not sent
+
+	Params    map[string]string  // ep.*
+	NumParams map[string]float64 // epn.*
+	UserProps map[string]string  // up.* and upn.*, as text
+
+	line int // body line the event came from; 0 for the query string alone
+}
+
+// AnalyticsDenied reports whether the consent state (gcs) denies analytics
+// storage: G1x0. Then cookies (cid) and uid must not identify the visitor.
+func (h *Hit) AnalyticsDenied() bool {
+	return len(h.Consent) == 4 && strings.HasPrefix(h.Consent, "G1") && h.Consent[3] == '0'
+}
+
+// ParamError is a hit refused because of one parameter; its message names
+// the parameter and, in a multi-event body, the event's line.
+type ParamError struct {
+	Line   int    // 1-based line of the body; 0 for the query string alone
+	Param  string // e.g. "sid", "epn.value"
+	Reason string
+}
+
+func (e *ParamError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("event on body line %d: %s: %s", e.Line, e.Param, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s", e.Param, e.Reason)
+}
+
+// ParseGtag parses a gtag.js request: the URL's query string and, for a POST,
+// the body, which holds one event per line (each line a query string) whose
+// parameters replace the query string's of the same name. Blank lines are
+// skipped; a body with none left means the query string is the one event.
+// Any error is a *ParamError.
+func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
+	base, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
+	}
+	var hits []Hit
+	lineNo := 0
+	for len(body) > 0 {
+		var line []byte
+		line, body, _ = bytes.Cut(body, []byte("\n"))
+		lineNo++
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		vals, err := url.ParseQuery(string(line))
+		if err != nil {
+			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
+		}
+		h, perr := parseHit(merge(base, vals))
+		if perr != nil {
+			perr.Line = lineNo
+			return nil, perr
+		}
+		h.line = lineNo
+		hits = append(hits, h)
+	}
+	if hits == nil {
+		h, perr := parseHit(base)
+		if perr != nil {
+			return nil, perr
+		}
+		hits = append(hits, h)
+	}
+	return hits, nil
+}
+
+// merge returns base with every parameter of over replacing base's.
+func merge(base, over url.Values) url.Values {
+	m := make(url.Values, len(base)+len(over))
+	for k, v := range base {
+		m[k] = v
+	}
+	for k, v := range over {
+		m[k] = v
+	}
+	return m
+}
+
+// parseHit reads one event's parameters. The first value of a repeated
+// parameter counts.
+func parseHit(v url.Values) (Hit, *ParamError) {
+	get := func(k string) string {
+		if s := v[k]; len(s) > 0 {
+			return s[0]
+		}
+		return ""
+	}
+	var h Hit
+	if ver, ok := v["v"]; ok && (len(ver) == 0 || ver[0] != "2") {
+		return h, &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(get("v")))}
+	}
+	if h.MeasurementID = get("tid"); h.MeasurementID == "" {
+		return h, &ParamError{Param: "tid", Reason: "missing measurement id (G-…)"}
+	}
+	h.Name = get("en")
+	switch n := utf8.RuneCountInString(h.Name); {
+	case n == 0:
+		return h, &ParamError{Param: "en", Reason: "missing event name"}
+	case n > maxEventNameLen:
+		return h, &ParamError{Param: "en", Reason: fmt.Sprintf("event name has %d characters, GA4 allows %d", n, maxEventNameLen)}
+	}
+	h.ClientID, h.UserID = get("cid"), get("uid")
+	h.Page, h.Referrer, h.Title = get("dl"), get("dr"), get("dt")
+	h.Language, h.Screen, h.Consent = strings.ToLower(get("ul")), get("sr"), get("gcs")
+
+	var err *ParamError
+	if h.SessionID, err = intParam(get, "sid", 64); err != nil {
+		return h, err
+	}
+	sct, err := intParam(get, "sct", 32)
+	if err != nil {
+		return h, err
+	}
+	h.SessionNum = int32(sct)
+	if h.EngageMs, err = intParam(get, "_et", 64); err != nil {
+		return h, err
+	}
+	if _, err = intParam(get, "_s", 64); err != nil {
+		return h, err
+	}
+	switch get("seg") {
+	case "", "0":
+	case "1":
+		h.Engaged = true
+	default:
+		return h, &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(get("seg")))}
+	}
+	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, "_ss"), flag(v, "_fv"), flag(v, "_nsi")
+	if err := parseParams(&h, v); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// parseParams reads ep.*, epn.*, up.* and upn.*.
+func parseParams(h *Hit, v url.Values) *ParamError {
+	var events, users int
+	for k, vals := range v {
+		prefix, name, ok := strings.Cut(k, ".")
+		if !ok {
+			continue
+		}
+		val := ""
+		if len(vals) > 0 {
+			val = vals[0]
+		}
+		switch prefix {
+		case "ep", "epn":
+			events++
+			if events > maxEventParams {
+				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d event parameters (ep.*, epn.*), GA4's limit", maxEventParams)}
+			}
+			if err := checkName(k, name, maxParamNameLen); err != nil {
+				return err
+			}
+			if prefix == "ep" {
+				if err := checkValue(k, val, maxParamValueLen); err != nil {
+					return err
+				}
+				if h.Params == nil {
+					h.Params = map[string]string{}
+				}
+				h.Params[name] = val
+				continue
+			}
+			f, err := number(k, val)
+			if err != nil {
+				return err
+			}
+			if h.NumParams == nil {
+				h.NumParams = map[string]float64{}
+			}
+			h.NumParams[name] = f
+		case "up", "upn":
+			users++
+			if users > maxUserProps {
+				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d user properties (up.*, upn.*), GA4's limit", maxUserProps)}
+			}
+			if err := checkName(k, name, maxUserPropNameLen); err != nil {
+				return err
+			}
+			if prefix == "upn" {
+				f, err := number(k, val)
+				if err != nil {
+					return err
+				}
+				val = strconv.FormatFloat(f, 'g', -1, 64)
+			} else if err := checkValue(k, val, maxUserPropValueLen); err != nil {
+				return err
+			}
+			if h.UserProps == nil {
+				h.UserProps = map[string]string{}
+			}
+			h.UserProps[name] = val
+		}
+	}
+	return nil
+}
+
+func checkName(param, name string, limit int) *ParamError {
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return &ParamError{Param: param, Reason: "empty parameter name"}
+	case n > limit:
+		return &ParamError{Param: param, Reason: fmt.Sprintf("name has %d characters, GA4 allows %d", n, limit)}
+	}
+	return nil
+}
+
+func checkValue(param, val string, limit int) *ParamError {
+	if n := utf8.RuneCountInString(val); n > limit {
+		return &ParamError{Param: param, Reason: fmt.Sprintf("value has %d characters, GA4 allows %d", n, limit)}
+	}
+	return nil
+}
+
+// number parses a finite decimal number.
+func number(param, s string) (float64, *ParamError) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, &ParamError{Param: param, Reason: fmt.Sprintf("not a number: %s", quote(s))}
+	}
+	return f, nil
+}
+
+// intParam parses an optional non-negative integer parameter of the given
+// bit size; absent or empty is 0.
+func intParam(get func(string) string, name string, bits int) (int64, *ParamError) {
+	s := get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, bits)
+	if err != nil || n < 0 {
+		return 0, &ParamError{Param: name, Reason: fmt.Sprintf("want a non-negative integer, got %s", quote(s))}
+	}
+	return n, nil
+}
+
+// flag reports a GA4 presence flag (_ss=1, _fv=1): set unless "0".
+func flag(v url.Values, k string) bool {
+	s, ok := v[k]
+	return ok && (len(s) == 0 || s[0] != "0")
+}
+
+// quote renders a sender's value for an error message, cut short so a reply
+// never echoes a large input.
+func quote(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		cut := limit
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return strconv.Quote(s[:cut]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// describeQueryError says what url.ParseQuery disliked without echoing a
+// whole query string.
+func describeQueryError(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "semicolon") {
+		return "semicolon separator; parameters must be separated by &"
+	}
+	var esc url.EscapeError
+	if errors.As(err, &esc) {
+		return fmt.Sprintf("bad percent-escape %s", quote(string(esc)))
+	}
+	return "malformed: " + msg
+}
