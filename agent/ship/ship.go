@@ -65,6 +65,7 @@ type Shipper struct {
 	clients  []*protocol.Client
 	cur      atomic.Int64  // index into clients of the aggregator in use
 	sealed   chan struct{} // sealer → sender: new segments exist
+	refresh  chan struct{} // RefreshConfig → config loop: fetch now
 	retryLog throttle      // send and seal failures: logged at most once per interval
 	cfgLog   throttle      // config fetch failures, throttled on their own
 
@@ -108,6 +109,7 @@ func New(opts Options, q *queue.Queue, onConfig func(*protocol.Config)) (*Shippe
 	s := &Shipper{
 		opts: opts, q: q, onConfig: onConfig, log: opts.Logger,
 		sealed:   make(chan struct{}, 1),
+		refresh:  make(chan struct{}, 1),
 		retryLog: throttle{every: 10 * time.Second},
 		cfgLog:   throttle{every: time.Minute},
 	}
