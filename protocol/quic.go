@@ -94,6 +94,9 @@ func ListenOptions(addr string, tlsConf *tls.Config, h Handler, log *slog.Logger
 	}
 	tlsConf = tlsConf.Clone()
 	tlsConf.NextProtos = []string{ALPN}
+	if tlsConf.VerifyConnection != nil {
+		tlsConf = logRefusals(tlsConf, log)
+	}
 	ln, err := tr.Listen(tlsConf, quicConfig())
 	if err != nil {
 		tr.Close()
@@ -101,6 +104,30 @@ func ListenOptions(addr string, tlsConf *tls.Config, h Handler, log *slog.Logger
 		return nil, fmt.Errorf("protocol: listen quic %s: %w", addr, err)
 	}
 	return &Server{tr: tr, ln: ln, h: h, log: log, open: map[*quic.Conn]struct{}{}}, nil
+}
+
+// logRefusals makes every handshake that conf's VerifyConnection refuses
+// (an agent without a valid certificate) be logged with the peer's address
+// and the reason, which the agent itself only sees as a TLS alert.
+func logRefusals(conf *tls.Config, log *slog.Logger) *tls.Config {
+	base := conf.Clone()
+	verify := base.VerifyConnection
+	conf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		peer := "unknown"
+		if hello.Conn != nil {
+			peer = hello.Conn.RemoteAddr().String()
+		}
+		c := base.Clone()
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := verify(cs)
+			if err != nil {
+				log.Warn("refused agent connection", "peer", peer, "reason", err)
+			}
+			return err
+		}
+		return c, nil
+	}
+	return conf
 }
 
 // Addr is the UDP address the server listens on.

@@ -43,23 +43,10 @@ func EnsureDevCerts(dir string) (DevCerts, error) {
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return out, fmt.Errorf("tls: create %s: %w", d, err)
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return out, fmt.Errorf("tls: generate CA key: %w", err)
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "Avila Analytics local CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caKey, caDER, err := newCA("Avila Analytics local CA", now)
 	if err != nil {
-		return out, fmt.Errorf("tls: create CA certificate: %w", err)
+		return out, err
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
 	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -101,11 +88,16 @@ func EnsureDevCerts(dir string) (DevCerts, error) {
 }
 
 // ServerTLS loads an aggregator's certificate. With clientCA set, agents must
-// present a certificate signed by it (mTLS).
+// present a certificate for client authentication signed by it (mTLS); the
+// certificate's CommonName is then the agent's identity (Peer.CommonName),
+// and a Server logs each refused agent with the reason.
+//
+// The key file must not be accessible to group or others, and the
+// certificate must be within its validity period.
 func ServerTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := loadKeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls: load %s and %s: %w", certFile, keyFile, err)
+		return nil, err
 	}
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{ALPN}}
 	if clientCA != "" {
@@ -113,14 +105,18 @@ func ServerTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The certificate is requested here and required by
+		// verifyClient, which can say why it refused one.
 		conf.ClientCAs = pool
-		conf.ClientAuth = tls.RequireAndVerifyClientCert
+		conf.ClientAuth = tls.RequestClientCert
+		conf.VerifyConnection = verifyClient(pool)
 	}
 	return conf, nil
 }
 
 // ClientTLS trusts the CA in caFile; certFile/keyFile, when set, are the
-// agent's own certificate for mTLS.
+// agent's own certificate for mTLS, checked like ServerTLS checks the
+// aggregator's (key file mode, validity period).
 func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	pool, err := loadPool(caFile)
 	if err != nil {
@@ -128,9 +124,9 @@ func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
 	}
 	conf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, NextProtos: []string{ALPN}, ServerName: "localhost"}
 	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		cert, err := loadKeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: load %s and %s: %w", certFile, keyFile, err)
+			return nil, err
 		}
 		conf.Certificates = []tls.Certificate{cert}
 	}
@@ -143,7 +139,26 @@ func loadPool(caFile string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("tls: read CA %s: %w", caFile, err)
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
+	now, n := time.Now(), 0
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("tls: parse CA %s: %w", caFile, err)
+		}
+		if err := checkValidity(caFile, c, now); err != nil {
+			return nil, err
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
 		return nil, fmt.Errorf("tls: %s holds no PEM certificate", caFile)
 	}
 	return pool, nil
