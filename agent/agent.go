@@ -1,0 +1,194 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/agent/queue"
+	"github.com/avila-analytics/avila/agent/ship"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// QueueFile is the queue's file name inside Config.DataDir.
+const QueueFile = "queue.db"
+
+// HTTP server bounds. Collection requests are small (16 KiB bodies), so
+// slow senders are cut off early; keep-alive connections from browsers and
+// proxies may idle longer.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10 // gtag.js GET hits carry everything in the URL
+)
+
+// Config is one agent's settings; see cmd/avila-agent for each field's flag.
+type Config struct {
+	Listen        string   // HTTP address, e.g. "127.0.0.1:8090"; port 0 picks a free one
+	DataDir       string   // queue.db and cached config live here
+	Aggregators   []string // QUIC host:port, first preferred
+	CAFile        string   // PEM CA that signed the aggregators' certificates
+	QueueMaxBytes int64    // 0: queue.DefaultMaxBytes
+}
+
+// Agent is a running agent: the HTTP edge, the durable queue and the
+// shipper to the aggregators.
+type Agent struct {
+	URL string // http://host:port the agent listens on
+	ID  string // agent id: names this agent's segments (agent id, seq) for ever
+
+	log      *slog.Logger
+	q        *queue.Queue
+	shipper  *ship.Shipper
+	http     *http.Server
+	sites    atomic.Pointer[collect.Sites] // nil until a config is known
+	stopShip context.CancelFunc
+	shipDone chan struct{}
+	serveErr chan error
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Start opens the queue in cfg.DataDir, loads the site config cached there
+// (so a restarted agent serves at once, even with no aggregator reachable),
+// binds the HTTP listener and starts shipping. ctx bounds only the start;
+// the agent runs until Shutdown. On error everything opened is closed.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("agent: start: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: create data dir: %w", err)
+	}
+	tlsConf, err := protocol.ClientTLS(cfg.CAFile, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("agent: --ca: %w", err)
+	}
+	a := &Agent{log: log, serveErr: make(chan error, 1), shipDone: make(chan struct{})}
+	a.q, err = queue.Open(queue.Options{Path: filepath.Join(cfg.DataDir, QueueFile), MaxBytes: cfg.QueueMaxBytes, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = a.q.Close()
+		}
+	}()
+	a.ID = a.q.AgentID()
+	cached, err := ship.LoadCachedConfig(a.q)
+	if err != nil {
+		// A cache that cannot be read is replaced by the next fetch.
+		log.Warn("ignoring the cached site config", "err", err)
+	} else if cached != nil {
+		a.setConfig(cached, "cache")
+	}
+	a.shipper, err = ship.New(ship.Options{Aggregators: cfg.Aggregators, TLS: tlsConf, Logger: log}, a.q,
+		func(c *protocol.Config) { a.setConfig(c, "aggregator") })
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	col, err := collect.New(collect.Options{
+		Sites:         a.sites.Load,
+		Queue:         a.q,
+		OnUnknownSite: a.shipper.RefreshConfig,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen %s: %w", cfg.Listen, err)
+	}
+	a.URL = "http://" + ln.Addr().String()
+	a.http = &http.Server{
+		Handler:           a.routes(col),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	shipCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopShip = stop
+	go func() {
+		defer close(a.shipDone)
+		_ = a.shipper.Run(shipCtx)
+	}()
+	go func() {
+		if err := a.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			a.serveErr <- fmt.Errorf("agent: http: %w", err)
+		}
+	}()
+	log.Info("agent ready", "url", a.URL, "agent", a.ID, "aggregators", cfg.Aggregators)
+	return a, nil
+}
+
+func checkConfig(cfg Config) error {
+	switch {
+	case cfg.Listen == "":
+		return errors.New("agent: --listen is empty")
+	case cfg.DataDir == "":
+		return errors.New("agent: --data-dir is empty")
+	case len(cfg.Aggregators) == 0:
+		return errors.New("agent: no --aggregator address")
+	case cfg.CAFile == "":
+		return errors.New("agent: --ca is empty: name the PEM CA that signed the aggregators' certificates (the aggregator prints its path as \"ca\" when ready)")
+	case cfg.QueueMaxBytes < 0:
+		return errors.New("agent: --queue-max-bytes must be >= 0")
+	}
+	for _, addr := range cfg.Aggregators {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("agent: --aggregator %q: want host:port", addr)
+		}
+	}
+	return nil
+}
+
+// Err reports the HTTP listener failing while serving; the agent should then
+// be shut down.
+func (a *Agent) Err() <-chan error { return a.serveErr }
+
+// Shutdown stops the HTTP server (requests in progress finish, until ctx
+// ends), then stops the shipper and then closes the queue: in that order, so
+// no accepted request loses its Append and no send outlives the file.
+// Events not yet acknowledged stay in the queue for the next start.
+// Calling it again returns the first call's result.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() {
+		a.log.Info("agent stopping")
+		var errs []error
+		if err := a.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agent: stop http: %w", err))
+		}
+		a.stopShip()
+		<-a.shipDone
+		if err := a.q.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("agent: %w", err))
+		}
+		a.shutdownErr = errors.Join(errs...)
+		a.log.Info("agent stopped")
+	})
+	return a.shutdownErr
+}
