@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// report is one of the dashboard's runReport requests.
+type report struct {
+	name string
+	body string // RunReportRequest JSON
+}
+
+// last30Days is the dashboard's default range: today and the 29 days before.
+const last30Days = `"dateRanges":[{"startDate":"29daysAgo","endDate":"today"}]`
+
+// dashboardSet is what the dashboard asks for on opening: every report
+// the query API can answer for it.
+var dashboardSet = []report{
+	{"totals", `{` + last30Days + `,"metrics":[{"name":"activeUsers"},{"name":"eventCount"},{"name":"screenPageViews"}]}`},
+	{"daily series", `{` + last30Days + `,"dimensions":[{"name":"date"}],"metrics":[{"name":"activeUsers"},{"name":"screenPageViews"}],` +
+		`"orderBys":[{"dimension":{"dimensionName":"date"}}]}`},
+	{"top pages", `{` + last30Days + `,"dimensions":[{"name":"pagePath"}],"metrics":[{"name":"screenPageViews"}],` +
+		`"orderBys":[{"metric":{"metricName":"screenPageViews"},"desc":true}],"limit":10}`},
+	{"top titles", `{` + last30Days + `,"dimensions":[{"name":"pageTitle"}],"metrics":[{"name":"screenPageViews"}],` +
+		`"orderBys":[{"metric":{"metricName":"screenPageViews"},"desc":true}],"limit":10}`},
+	{"events by name", `{` + last30Days + `,"dimensions":[{"name":"eventName"}],"metrics":[{"name":"eventCount"}],` +
+		`"orderBys":[{"metric":{"metricName":"eventCount"},"desc":true}]}`},
+	{"top referrers", `{` + last30Days + `,"dimensions":[{"name":"pageReferrer"}],"metrics":[{"name":"activeUsers"}],` +
+		`"orderBys":[{"metric":{"metricName":"activeUsers"},"desc":true}],"limit":10}`},
+	{"hosts", `{` + last30Days + `,"dimensions":[{"name":"hostName"}],"metrics":[{"name":"eventCount"}]}`},
+}
+
+// loadDataset brings the dashboard site to ds.events events: it generates
+// the missing ones over the last datasetDays days with COPY, then vacuums
+// and analyzes the events table as autovacuum would do after a bulk load.
+func (r *run) loadDataset(ctx context.Context, ds dataset) error {
+	site := r.st.sites[siteDashboard]
+	if r.dict == nil {
+		d, err := createDictionary(ctx, r.st.store, site.ID)
+		if err != nil {
+			return err
+		}
+		r.dict = d
+	}
+	add := ds.events - r.loaded
+	if add <= 0 {
+		return nil
+	}
+	to := time.Now().UTC()
+	from := to.AddDate(0, 0, -datasetDays)
+	if err := r.st.store.EnsurePartitions(ctx, from, to); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	r.log.Info("query data: generating events with COPY", "site", site.ID, "events", add, "days", datasetDays)
+	start := time.Now()
+	conn, err := r.st.store.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("bench: query data: %w", err)
+	}
+	defer conn.Release()
+	// Chunks of one million rows keep each COPY's transaction bounded.
+	const chunk = 1_000_000
+	for done := int64(0); done < add; {
+		n := min(chunk, add-done)
+		span := to.Sub(from)
+		cFrom := from.Add(time.Duration(float64(span) * float64(done) / float64(add)))
+		cTo := from.Add(time.Duration(float64(span) * float64(done+n) / float64(add)))
+		gen := newEventGen(site.ID, r.dict, cFrom, cTo, n, uint64(r.loaded+done+1))
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols, gen); err != nil {
+			return fmt.Errorf("bench: query data: copy: %w", err)
+		}
+		done += n
+	}
+	r.loaded = ds.events
+	r.log.Info("query data: loaded", "events", add, "rows_per_s", int64(perSecond(add, time.Since(start))))
+	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events"); err != nil {
+		return fmt.Errorf("bench: query data: vacuum: %w", err)
+	}
+	return nil
+}
+
+// queries times the dashboard set over HTTP: the first run (cold: fresh
+// statement plans; PostgreSQL's buffers as the load left them), then warm
+// repetitions until r.sz.warmRuns or r.sz.warmFor.
+func (r *run) queries(ctx context.Context, ds dataset) error {
+	site := r.st.sites[siteDashboard]
+	client := &http.Client{Timeout: 2 * time.Minute}
+	url := r.st.apiURL + "/v1beta/properties/" + strconv.FormatUint(uint64(site.ID), 10) + ":runReport"
+	var cold time.Duration
+	for _, rep := range dashboardSet {
+		d, err := r.runReport(ctx, client, url, rep)
+		if err != nil {
+			return err
+		}
+		cold += d
+	}
+	var warm []float64
+	deadline := time.Now().Add(r.sz.warmFor)
+	runs := 0
+	for ; runs < r.sz.warmRuns && (runs < 2 || time.Now().Before(deadline)); runs++ {
+		for _, rep := range dashboardSet {
+			d, err := r.runReport(ctx, client, url, rep)
+			if err != nil {
+				return err
+			}
+			warm = append(warm, ms(d))
+		}
+	}
+	r.log.Info("dashboard queries", "events", ds.events, "cold_ms", ms(cold), "warm_runs", runs, "requests", len(warm))
+	r.set("query_cold_ms_"+ds.key, ms(cold))
+	r.set("query_p50_ms_"+ds.key, Percentile(warm, 50))
+	r.set("query_p99_ms_"+ds.key, Percentile(warm, 99))
+	return nil
+}
+
+// runReport sends one report and checks it answered rows.
+func (r *run) runReport(ctx context.Context, client *http.Client, url string, rep report) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(rep.body)))
+	if err != nil {
+		return 0, fmt.Errorf("bench: report %s: %w", rep.name, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.st.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("bench: report %s: %w", rep.name, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("bench: report %s: read answer: %w", rep.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("bench: report %s: %s: %s", rep.name, resp.Status, body)
+	}
+	var out struct {
+		RowCount int `json:"rowCount"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return 0, fmt.Errorf("bench: report %s: answer is not JSON: %w", rep.name, err)
+	}
+	if out.RowCount == 0 {
+		return 0, errors.New("bench: report " + rep.name + " answered no rows over the generated data")
+	}
+	return d, nil
+}
+
+// diskBytes measures bytes per event on disk: every events partition with
+// its indexes and TOAST, the dims dictionary, and rollup or session tables
+// when the schema has them, over the number of events stored.
+func (r *run) diskBytes(ctx context.Context, key string) error {
+	var bytes, events int64
+	err := r.st.store.Pool.QueryRow(ctx, `SELECT
+		(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
+		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname = 'dims' OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')),
+		(SELECT count(*) FROM events)`).Scan(&bytes, &events)
+	if err != nil {
+		return fmt.Errorf("bench: disk bytes: %w", err)
+	}
+	if events == 0 {
+		return errors.New("bench: disk bytes: no events stored")
+	}
+	r.log.Info("disk use", "bytes", bytes, "events", events)
+	r.set(key, float64(bytes)/float64(events))
+	return nil
+}

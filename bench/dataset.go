@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// datasetDays is the span of the generated query data, ending now; the
+// dashboard reads its last 30 days.
+const datasetDays = 90
+
+// Dictionary kinds, as the dims table numbers them.
+const (
+	kindName = iota + 1
+	kindPage
+	kindHost
+	kindTitle
+	kindReferrer
+	kindLanguage
+	kindScreen
+	kindCountry
+	kindRegion
+	kindCity
+	kindBrowser
+	kindOS
+	kindDevice
+	numKinds = kindDevice
+)
+
+// eventMix is the share of each event name, in percent.
+var eventMix = []struct {
+	name  string
+	share int
+	flags uint8
+}{
+	{"page_view", 60, 0}, {"user_engagement", 15, 0}, {"scroll", 10, 0}, {"click", 6, 0},
+	{"session_start", 4, protocol.FlagSessionStart}, {"first_visit", 2, protocol.FlagFirstVisit},
+	{"form_submit", 2, protocol.FlagKeyEvent}, {"purchase", 1, protocol.FlagKeyEvent},
+}
+
+// dictSizes is how many distinct values each kind has in the data set.
+var dictSizes = [numKinds + 1]int{kindName: len(eventMix), kindPage: 2000, kindHost: 2, kindTitle: 2000, kindReferrer: 300,
+	kindLanguage: 12, kindScreen: 10, kindCountry: 40, kindRegion: 120, kindCity: 300, kindBrowser: 6, kindOS: 6, kindDevice: 3}
+
+// dictValue is the i-th value of a kind.
+func dictValue(kind, i int) string {
+	switch kind {
+	case kindName:
+		return eventMix[i].name
+	case kindPage:
+		return fmt.Sprintf("/section-%d/article-%d", i%25, i)
+	case kindHost:
+		return []string{benchHost, "shop.bench.example"}[i]
+	case kindTitle:
+		return fmt.Sprintf("Article %d | Bench Example", i)
+	case kindReferrer:
+		return fmt.Sprintf("https://referrer-%d.example/", i)
+	case kindLanguage:
+		return []string{"en-us", "en-gb", "de-de", "fr-fr", "es-es", "it-it", "nl-nl", "pt-br", "pl-pl", "sv-se", "ja-jp", "zh-cn"}[i]
+	case kindScreen:
+		return []string{"1920x1080", "1440x900", "1536x864", "2560x1440", "1366x768", "390x844", "414x896", "360x800", "768x1024", "1280x720"}[i]
+	case kindCountry:
+		return fmt.Sprintf("C%02d", i)
+	case kindRegion:
+		return fmt.Sprintf("Region %d", i)
+	case kindCity:
+		return fmt.Sprintf("City %d", i)
+	case kindBrowser:
+		return []string{"Chrome", "Safari", "Firefox", "Edge", "Samsung Internet", "Opera"}[i]
+	case kindOS:
+		return []string{"Windows", "macOS", "iOS", "Android", "Linux", "ChromeOS"}[i]
+	case kindDevice:
+		return []string{"desktop", "mobile", "tablet"}[i]
+	}
+	panic(fmt.Sprintf("BUG: dictionary kind %d", kind))
+}
+
+// dictionary holds the dims ids of a data set's values: ids[kind][i].
+type dictionary [numKinds + 1][]int32
+
+// createDictionary inserts the data set's dims rows for site.
+func createDictionary(ctx context.Context, store *postgres.Store, site uint32) (*dictionary, error) {
+	var d dictionary
+	for kind := 1; kind <= numKinds; kind++ {
+		values := make([]string, dictSizes[kind])
+		for i := range values {
+			values[i] = dictValue(kind, i)
+		}
+		rows, err := store.Pool.Query(ctx, `INSERT INTO dims (site_id, kind, value)
+			SELECT $1, $2, v FROM unnest($3::text[]) WITH ORDINALITY AS t(v, n) ORDER BY n RETURNING id`,
+			int32(site), int16(kind), values)
+		if err != nil {
+			return nil, fmt.Errorf("bench: create dictionary: %w", err)
+		}
+		if d[kind], err = pgx.CollectRows(rows, pgx.RowTo[int32]); err != nil {
+			return nil, fmt.Errorf("bench: create dictionary kind %d: %w", kind, err)
+		}
+		if len(d[kind]) != len(values) {
+			return nil, fmt.Errorf("bench: create dictionary kind %d: %d ids for %d values", kind, len(d[kind]), len(values))
+		}
+	}
+	return &d, nil
+}
+
+// eventGen generates n events of one site spread evenly over [from, to),
+// in time order as they would arrive, with skewed (Zipf) popularity of
+// pages, referrers and places. It is a pgx.CopyFromSource.
+type eventGen struct {
+	site     int32
+	from     time.Time
+	step     float64 // microseconds between events
+	n, i     int64
+	rng      *rand.Rand
+	pages    *rand.Zipf
+	refs     *rand.Zipf
+	cities   *rand.Zipf
+	visitors *rand.Zipf
+	dict     *dictionary
+	params   [][]byte // encoded custom parameters some events carry
+	vals     []any
+}
+
+// newEventGen makes a generator; seed makes runs reproducible.
+func newEventGen(site uint32, dict *dictionary, from, to time.Time, n int64, seed uint64) *eventGen {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	// About four events per visitor and day.
+	perDay := max(uint64(n)/datasetDays/4, 100)
+	g := &eventGen{
+		site: int32(site), from: from, n: n, i: -1, rng: rng, dict: dict,
+		step:     float64(to.Sub(from).Microseconds()) / float64(n),
+		pages:    rand.NewZipf(rng, 1.1, 2, uint64(dictSizes[kindPage]-1)),
+		refs:     rand.NewZipf(rng, 1.2, 1, uint64(dictSizes[kindReferrer]-1)),
+		cities:   rand.NewZipf(rng, 1.1, 1, uint64(dictSizes[kindCity]-1)),
+		visitors: rand.NewZipf(rng, 1.05, 1, perDay-1),
+		vals:     make([]any, len(eventCols)),
+	}
+	for _, p := range []postgres.EventParams{
+		{Params: map[string]string{"method": "email"}},
+		{Params: map[string]string{"link_domain": "docs.bench.example", "outbound": "true"}},
+		{NumParams: map[string]float64{"value": 49.9}, Params: map[string]string{"currency": "EUR"}},
+	} {
+		b, err := msgpack.Marshal(&p)
+		if err != nil {
+			panic(fmt.Sprintf("BUG: encode fixed params: %v", err))
+		}
+		g.params = append(g.params, b)
+	}
+	return g
+}
+
+// Next implements pgx.CopyFromSource.
+func (g *eventGen) Next() bool { g.i++; return g.i < g.n }
+
+// Err implements pgx.CopyFromSource.
+func (g *eventGen) Err() error { return nil }
+
+// Values implements pgx.CopyFromSource; the slice is reused per row.
+func (g *eventGen) Values() ([]any, error) {
+	r, d, v := g.rng, g.dict, g.vals
+	ts := g.from.Add(time.Duration(float64(g.i)*g.step) * time.Microsecond)
+	day := ts.Unix() / 86400
+	k := g.visitors.Uint64()
+	visitor := int64(mix64(uint64(day)<<32 | k))
+	pick := r.IntN(100)
+	ev := 0
+	for acc := eventMix[0].share; pick >= acc; acc += eventMix[ev].share {
+		ev++
+	}
+	var engage int32
+	if eventMix[ev].name == "user_engagement" {
+		engage = int32(1000 + r.IntN(60_000))
+	}
+	var params any // nil: NULL
+	if r.IntN(100) < 5 {
+		params = g.params[r.IntN(len(g.params))]
+	}
+	page := int(g.pages.Uint64())
+	ref := int32(0) // most events carry no external referrer
+	if r.IntN(100) < 25 {
+		ref = d[kindReferrer][g.refs.Uint64()]
+	}
+	city := int(g.cities.Uint64())
+	host := 0
+	if page%10 == 9 {
+		host = 1
+	}
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6] = g.site, ts, visitor, day*100_000+int64(k), engage, int16(eventMix[ev].flags), params
+	v[7], v[8], v[9], v[10], v[11] = d[kindName][ev], d[kindPage][page], d[kindHost][host], d[kindTitle][page], ref
+	v[12], v[13] = d[kindLanguage][int(k)%dictSizes[kindLanguage]], d[kindScreen][int(k/7)%dictSizes[kindScreen]]
+	v[14], v[15], v[16] = d[kindCountry][city%dictSizes[kindCountry]], d[kindRegion][city%dictSizes[kindRegion]], d[kindCity][city]
+	v[17], v[18], v[19] = d[kindBrowser][int(k/3)%dictSizes[kindBrowser]], d[kindOS][int(k/5)%dictSizes[kindOS]], d[kindDevice][int(k/11)%dictSizes[kindDevice]]
+	return v, nil
+}
+
+// mix64 is SplitMix64's finalizer: a daily visitor number becomes an id
+// spread like the agent's keyed hashes.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x & math.MaxInt64
+}

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Options configure a run. Only Table is required.
+type Options struct {
+	// Quick runs shorter phases and only the 1M-event query set, for a
+	// check in under two minutes.
+	Quick bool
+	// DatabaseURL is an existing PostgreSQL server; the run creates its own
+	// database there and drops it at the end. Empty: a managed PostgreSQL
+	// from the system's binaries in WorkDir.
+	DatabaseURL string
+	// WorkDir holds the built binaries, data directories and logs. Empty: a
+	// temporary directory, removed at the end unless Keep.
+	WorkDir string
+	Keep    bool
+	// RepoDir is the module root the binaries are built from ("." when empty).
+	RepoDir string
+	// Go is the go command (default "go" on PATH).
+	Go string
+	// Generator picks the HTTP load generator: "wrk", "go", or "" for wrk
+	// when installed, else the Go one.
+	Generator string
+	Table     io.Writer    // the Markdown table
+	JSON      io.Writer    // results.json; nil: not written
+	Logger    *slog.Logger // progress; nil: discard
+}
+
+// sizing is how long and how big each phase is.
+type sizing struct {
+	connections    int           // HTTP load generator connections
+	ingestFor      time.Duration // each single-hit run (agent, bare) and the batched run
+	pipelineEvents int64         // events sent in the end-to-end phase
+	pipelineFor    time.Duration // bound on sending them
+	drainFor       time.Duration // bound on waiting for the pipeline to store what was sent
+	idleFor        time.Duration // CPU sampling window at idle
+	datasets       []dataset     // query data sets, loaded in order into one site
+	warmRuns       int           // warm repetitions of the dashboard set per data set
+	warmFor        time.Duration // bound on the warm repetitions per data set
+}
+
+// dataset is a query data set size: total events of the dashboard site.
+type dataset struct {
+	key    string // results.json suffix: "1m", "10m"
+	events int64
+}
+
+func sizingFor(quick bool) sizing {
+	if quick {
+		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 100_000, pipelineFor: 20 * time.Second,
+			drainFor: 60 * time.Second, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}},
+			warmRuns: 5, warmFor: 20 * time.Second}
+	}
+	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 600_000, pipelineFor: 90 * time.Second,
+		drainFor: 3 * time.Minute, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}, {"10m", 10_000_000}},
+		warmRuns: 20, warmFor: 3 * time.Minute}
+}

@@ -1,0 +1,215 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pollEvery is how often the harness looks for newly stored events.
+const pollEvery = 50 * time.Millisecond
+
+// stored is the number of events the agent's batches brought to
+// PostgreSQL so far (stored rows plus dead letters), and the last batch seq.
+// The run has one agent, so every batch key is its own (the aggregator may
+// key them by certificate name rather than the agent's printed id).
+// Batch keys commit in the same transaction as their events, so this is
+// exactly what is visible, without counting the events table.
+func (r *run) stored(ctx context.Context) (events, lastSeq int64, err error) {
+	err = r.st.store.Pool.QueryRow(ctx,
+		"SELECT coalesce(sum(events + dead_letters), 0), coalesce(max(seq), 0) FROM agent_batches").Scan(&events, &lastSeq)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: count stored events: %w", err)
+	}
+	return events, lastSeq, nil
+}
+
+// drain waits until the agent's backlog is stored: the stored count has not
+// moved for a while. The agent seals every 200 ms by default, so a quiet
+// two seconds means its queue is empty.
+func (r *run) drain(ctx context.Context) (int64, error) {
+	const quiet = 2 * time.Second
+	deadline := time.Now().Add(r.sz.drainFor)
+	last, _, err := r.stored(ctx)
+	if err != nil {
+		return 0, err
+	}
+	since := time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			return last, fmt.Errorf("bench: the pipeline was still storing events after %s", r.sz.drainFor)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return 0, err
+		}
+		n, _, err := r.stored(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if n != last {
+			last, since = n, time.Now()
+		}
+	}
+	return last, nil
+}
+
+// pipeline sends a bounded number of batched events through the agent
+// and times them from the first request to the last row visible in
+// PostgreSQL; then it times a raw COPY of the same rows.
+func (r *run) pipeline(ctx context.Context) error {
+	base, err := r.drain(ctx)
+	if err != nil {
+		return err
+	}
+	_, baseSeq, err := r.stored(ctx)
+	if err != nil {
+		return err
+	}
+	site := r.st.sites[sitePipeline]
+	reqs := batchedSet(r.st.agentURL, site.MeasurementID, 256)
+	load := Load{Connections: r.sz.connections, Duration: r.sz.pipelineFor, MaxRequests: r.sz.pipelineEvents / batchEvents}
+	r.log.Info("end-to-end: sending events through the agent", "events", load.MaxRequests*batchEvents, "bound", load.Duration)
+
+	start := time.Now()
+	// The Go generator counts requests exactly; the phase needs the
+	// number of acknowledged events, which wrk cannot bound or tell.
+	res, err := GoLoad{}.Run(ctx, reqs, load)
+	if err != nil {
+		return err
+	}
+	r.note("end-to-end send", res)
+	sent := res.OK * batchEvents
+	if sent == 0 {
+		return errors.New("bench: the agent acknowledged no event in the end-to-end phase")
+	}
+	want := base + sent
+	deadline := time.Now().Add(r.sz.drainFor)
+	var n int64
+	for {
+		if n, _, err = r.stored(ctx); err != nil {
+			return err
+		}
+		if n >= want || time.Now().After(deadline) {
+			break
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return err
+		}
+	}
+	elapsed := time.Since(start)
+	got := n - base
+	r.log.Info("end-to-end: stored", "events", got, "acknowledged", sent, "elapsed", elapsed.Round(time.Millisecond))
+	r.set("pipeline_events_per_s", perSecond(min(got, sent), elapsed))
+	r.set("pipeline_events_lost", float64(max(sent-got, 0)))
+	r.set("pipeline_events", float64(sent))
+
+	var reqBytes int
+	for _, q := range reqs {
+		b, err := RequestBytes(q)
+		if err != nil {
+			return err
+		}
+		reqBytes += b
+	}
+	r.set("raw_request_bytes_per_event", float64(reqBytes)/float64(len(reqs)*batchEvents))
+
+	rows, err := r.pipelineRows(ctx, site.ID)
+	if err != nil {
+		return err
+	}
+	if err := r.wireBytes(ctx, rows, baseSeq); err != nil {
+		return err
+	}
+	return r.copyBaseline(ctx, rows)
+}
+
+// eventCols are the events columns the baseline copies: every column.
+var eventCols = []string{
+	"site_id", "ts", "visitor_id", "session_id", "engagement_ms", "flags", "params",
+	"name_id", "page_id", "host_id", "title_id", "referrer_id",
+	"language_id", "screen_id", "country_id", "region_id", "city_id", "browser_id", "os_id", "device_id",
+}
+
+// pipelineRows reads back the rows the end-to-end phase stored, in time order.
+func (r *run) pipelineRows(ctx context.Context, site uint32) ([][]any, error) {
+	q := "SELECT " + strings.Join(eventCols, ", ") + " FROM events WHERE site_id = $1 ORDER BY ts"
+	rows, err := r.st.store.Pool.Query(ctx, q, int32(site))
+	if err != nil {
+		return nil, fmt.Errorf("bench: read pipeline rows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]any, error) { return row.Values() })
+	if err != nil {
+		return nil, fmt.Errorf("bench: read pipeline rows: %w", err)
+	}
+	return out, nil
+}
+
+// copyBaseline COPYs rows into a fresh table of the events table's shape
+// (day partitions, BRIN index on ts) in one transaction: the floor any
+// writer of these rows has to pay.
+func (r *run) copyBaseline(ctx context.Context, rows [][]any) error {
+	if len(rows) == 0 {
+		return errors.New("bench: no pipeline rows to copy")
+	}
+	pool := r.st.store.Pool
+	first, last := rows[0][1].(time.Time), rows[len(rows)-1][1].(time.Time)
+	ddl := []string{
+		"DROP TABLE IF EXISTS bench_copy",
+		"CREATE TABLE bench_copy (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (ts)",
+		"CREATE INDEX ON bench_copy USING brin (ts) WITH (pages_per_range = 32)",
+	}
+	for d := utcDay(first); !d.After(last); d = d.AddDate(0, 0, 1) {
+		ddl = append(ddl, fmt.Sprintf("CREATE TABLE bench_copy_%s PARTITION OF bench_copy FOR VALUES FROM ('%s') TO ('%s')",
+			d.Format("20060102"), d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339)))
+	}
+	for _, s := range ddl {
+		if _, err := pool.Exec(ctx, s); err != nil {
+			return fmt.Errorf("bench: copy baseline: %s: %w", s, err)
+		}
+	}
+	defer func() {
+		if _, err := pool.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS bench_copy"); err != nil {
+			r.log.Warn("dropping the copy baseline's table", "err", err)
+		}
+	}()
+	r.log.Info("end-to-end baseline: raw COPY of the same rows", "rows", len(rows))
+	start := time.Now()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("bench: copy baseline: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, eventCols, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("bench: copy baseline: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("bench: copy baseline: commit: %w", err)
+	}
+	rate := perSecond(n, time.Since(start))
+	r.set("copy_rows_per_s", rate)
+	if v, ok := r.res.Get("pipeline_events_per_s"); ok {
+		r.set("pipeline_ratio_vs_copy", ratio(v, rate))
+	}
+	return nil
+}
+
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

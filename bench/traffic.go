@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// benchHost is the host name of the pages the harness's hits come from;
+// the sites list it as their own domain, so their referrers are external.
+const benchHost = "www.bench.example"
+
+// browserUA is a current desktop Chrome user agent: the agent treats hits
+// without a browser's user agent differently, and real requests carry one.
+const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+
+// batchEvents is the number of events in one batched POST.
+const batchEvents = 20
+
+var benchPages = []struct{ path, title string }{
+	{"/", "Bench Example: home"},
+	{"/pricing", "Pricing | Bench Example"},
+	{"/blog/zero-loss-analytics", "Zero-loss analytics | Bench Example blog"},
+	{"/blog/ga4-wire-format", "The GA4 wire format | Bench Example blog"},
+	{"/docs/getting-started", "Getting started | Bench Example docs"},
+	{"/docs/api/run-report", "runReport | Bench Example docs"},
+	{"/signup?utm_source=newsletter&utm_medium=email", "Sign up | Bench Example"},
+	{"/contact", "Contact | Bench Example"},
+}
+
+var benchReferrers = []string{"", "https://www.google.com/", "", "https://news.ycombinator.com/item?id=1", "", "https://duckduckgo.com/"}
+
+// hitHeader is what a browser's beacon carries that the agent reads.
+func hitHeader() http.Header {
+	return http.Header{"User-Agent": {browserUA}, "Accept-Language": {"en-US,en;q=0.9"}}
+}
+
+// singleHit is one gtag.js page view as a GET, the commonest request a
+// site sends.
+func singleHit(base, measurementID string) Request {
+	q := url.Values{
+		"v": {"2"}, "tid": {measurementID}, "cid": {"1987654321.1718000000"}, "sid": {"1718000000"}, "sct": {"3"},
+		"seg": {"1"}, "en": {"page_view"}, "_et": {"1520"}, "ul": {"en-us"}, "sr": {"1920x1080"},
+		"dl": {"https://" + benchHost + benchPages[2].path}, "dt": {benchPages[2].title}, "dr": {"https://www.google.com/"},
+	}
+	return Request{Method: http.MethodGet, URL: base + "/g/collect?" + q.Encode(), Header: hitHeader()}
+}
+
+// batchedHits is a gtag.js POST carrying batchEvents events of one visitor:
+// the query string holds what they share, each body line one event.
+// variant varies the visitor and the pages.
+func batchedHits(base, measurementID string, variant int) Request {
+	cid := strconv.Itoa(1_000_000_000+variant*7919) + ".1718000000"
+	q := url.Values{
+		"v": {"2"}, "tid": {measurementID}, "cid": {cid}, "sid": {strconv.Itoa(1_718_000_000 + variant)}, "sct": {"1"},
+		"seg": {"1"}, "ul": {"en-us"}, "sr": {"1440x900"},
+	}
+	var body strings.Builder
+	for i := range batchEvents {
+		p := benchPages[(variant+i/4)%len(benchPages)]
+		line := url.Values{"dl": {"https://" + benchHost + p.path}, "dt": {p.title}}
+		switch i % 4 {
+		case 0:
+			line.Set("en", "page_view")
+			if r := benchReferrers[(variant+i)%len(benchReferrers)]; r != "" {
+				line.Set("dr", r)
+			}
+			if i == 0 {
+				line.Set("_ss", "1")
+			}
+		case 1:
+			line.Set("en", "scroll")
+			line.Set("epn.percent_scrolled", "90")
+		case 2:
+			line.Set("en", "user_engagement")
+			line.Set("_et", strconv.Itoa(1000+(variant*31+i)%20000))
+		case 3:
+			line.Set("en", "click")
+			line.Set("ep.link_domain", "docs.bench.example")
+			line.Set("ep.outbound", "true")
+		}
+		body.WriteString(line.Encode())
+		body.WriteByte('\n')
+	}
+	h := hitHeader()
+	h.Set("Content-Type", "text/plain;charset=UTF-8")
+	return Request{Method: http.MethodPost, URL: base + "/g/collect?" + q.Encode(), Header: h, Body: []byte(body.String())}
+}
+
+// batchedSet returns n distinct batched requests.
+func batchedSet(base, measurementID string, n int) []Request {
+	reqs := make([]Request, n)
+	for i := range reqs {
+		reqs[i] = batchedHits(base, measurementID, i)
+	}
+	return reqs
+}
+
+// withBase points r at another server, same path and query.
+func withBase(r Request, base string) (Request, error) {
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		return Request{}, fmt.Errorf("bench: %w", err)
+	}
+	r.URL = base + u.RequestURI()
+	return r, nil
+}

@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// wireBytes measures what the agent→aggregator link carries per event:
+// the end-to-end phase's stored rows are turned back into protocol.Events
+// (every field the events table keeps) and cut into batches of the sizes
+// the agent really shipped (agent_batches after baseSeq), then encoded
+// with the wire codec (MessagePack + zstd).
+func (r *run) wireBytes(ctx context.Context, rows [][]any, baseSeq int64) error {
+	sizes, err := r.batchSizes(ctx, baseSeq)
+	if err != nil {
+		return err
+	}
+	dims, err := r.dimValues(ctx)
+	if err != nil {
+		return err
+	}
+	events := make([]protocol.Event, len(rows))
+	for i, row := range rows {
+		if events[i], err = eventFromRow(row, dims); err != nil {
+			return err
+		}
+	}
+	total, n := 0, 0
+	for i, size := range sizes {
+		if n+size > len(events) {
+			break // batches of events refused as dead letters have no rows here
+		}
+		b := protocol.Batch{Version: protocol.Version, AgentID: r.st.agentID, Seq: uint64(baseSeq) + uint64(i) + 1,
+			Created: time.Now().UnixMicro(), Events: events[n : n+size]}
+		wire, err := protocol.EncodeBatch(&b)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		total += len(wire)
+		n += size
+	}
+	if n == 0 {
+		return errors.New("bench: wire bytes: no shipped batch matched the stored rows")
+	}
+	r.set("wire_bytes_per_event", float64(total)/float64(n))
+	r.set("wire_events_per_batch", float64(n)/float64(len(sizes)))
+	if raw, ok := r.res.Get("raw_request_bytes_per_event"); ok {
+		r.set("wire_ratio_vs_raw", ratio(float64(total)/float64(n), raw))
+	}
+	return nil
+}
+
+// batchSizes lists the event counts of the batches shipped after baseSeq.
+func (r *run) batchSizes(ctx context.Context, baseSeq int64) ([]int, error) {
+	rows, err := r.st.store.Pool.Query(ctx,
+		"SELECT events FROM agent_batches WHERE seq > $1 AND events > 0 ORDER BY seq", baseSeq)
+	if err != nil {
+		return nil, fmt.Errorf("bench: batch sizes: %w", err)
+	}
+	sizes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (int, error) {
+		var n int32
+		err := row.Scan(&n)
+		return int(n), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: batch sizes: %w", err)
+	}
+	return sizes, nil
+}
+
+// dimValues loads the whole dictionary: id → value.
+func (r *run) dimValues(ctx context.Context) (map[int32]string, error) {
+	rows, err := r.st.store.Pool.Query(ctx, "SELECT id, value FROM dims")
+	if err != nil {
+		return nil, fmt.Errorf("bench: read dims: %w", err)
+	}
+	defer rows.Close()
+	m := make(map[int32]string)
+	for rows.Next() {
+		var id int32
+		var v string
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, fmt.Errorf("bench: read dims: %w", err)
+		}
+		m[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("bench: read dims: %w", err)
+	}
+	return m, nil
+}
+
+// eventFromRow rebuilds the event a row came from; row holds eventCols.
+func eventFromRow(row []any, dims map[int32]string) (protocol.Event, error) {
+	var e protocol.Event
+	if len(row) != len(eventCols) {
+		return e, fmt.Errorf("bench: event row has %d columns, want %d", len(row), len(eventCols))
+	}
+	site, ok1 := row[0].(int32)
+	ts, ok2 := row[1].(time.Time)
+	visitor, ok3 := row[2].(int64)
+	session, ok4 := row[3].(int64)
+	engage, ok5 := row[4].(int32)
+	flags, ok6 := row[5].(int16)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+		return e, fmt.Errorf("bench: event row has unexpected column types: %T %T %T %T %T %T", row[0], row[1], row[2], row[3], row[4], row[5])
+	}
+	e.Site, e.TimeMicros, e.Visitor, e.SessionID = uint32(site), ts.UnixMicro(), uint64(visitor), session
+	e.EngageMs, e.Flags = int64(engage), uint8(flags)
+	if b, ok := row[6].([]byte); ok && b != nil {
+		p, err := postgres.DecodeParams(b)
+		if err != nil {
+			return e, fmt.Errorf("bench: %w", err)
+		}
+		e.Params, e.NumParams, e.UserProps = p.Params, p.NumParams, p.UserProps
+	}
+	fields := []*string{&e.Name, &e.Path, &e.Host, &e.Title, &e.Referrer,
+		&e.Language, &e.Screen, &e.Country, &e.Region, &e.City, &e.Browser, &e.OS, &e.Device}
+	for k, f := range fields {
+		id, ok := row[7+k].(int32)
+		if !ok {
+			return e, fmt.Errorf("bench: column %s is %T, want int32", eventCols[7+k], row[7+k])
+		}
+		*f = dims[id] // id 0: absent, ""
+	}
+	return e, nil
+}
