@@ -68,7 +68,17 @@ demo-deps:
 	fi
 
 bench:
-	@echo "bench: the benchmark harness is not built yet; nothing to run."
+	@$(MAKE) --no-print-directory demo-deps
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "bench: installing wrk with apt-get"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1 || \
+			{ apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1; } || \
+			echo "bench: wrk could not be installed; using the harness's own Go load generator"; \
+		else \
+			echo "bench: wrk not found; using the harness's own Go load generator (Debian: apt-get install wrk)"; \
+		fi; }
+	$(GO) run ./bench/cmd/avila-bench $(if $(QUICK),-quick) -out bench/results.json
 
 clean:
 	rm -rf $(BIN)
