@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func fakeDictionary() *dictionary {
+	var d dictionary
+	id := int32(1)
+	for kind := 1; kind <= numKinds; kind++ {
+		for range dictSizes[kind] {
+			d[kind] = append(d[kind], id)
+			id++
+		}
+	}
+	return &d
+}
+
+// The generated rows must be what the events table holds: in time order
+// inside the range (BRIN and day partitions rely on it), with the mix of
+// events asked for and ids from the dictionary.
+func TestEventGen(t *testing.T) {
+	d := fakeDictionary()
+	to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	from := to.AddDate(0, 0, -datasetDays)
+	const n = 50_000
+	g := newEventGen(7, d, from, to, n, 1)
+	pageView := d[kindName][0]
+	var rows, views, withParams int
+	var last time.Time
+	visitors := map[int64]bool{}
+	for g.Next() {
+		v, err := g.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v) != len(eventCols) {
+			t.Fatalf("%d values, want %d", len(v), len(eventCols))
+		}
+		if v[0].(int32) != 7 {
+			t.Fatalf("site %v", v[0])
+		}
+		ts := v[1].(time.Time)
+		if ts.Before(from) || !ts.Before(to) || ts.Before(last) {
+			t.Fatalf("row %d at %s: outside [%s, %s) or before the previous %s", rows, ts, from, to, last)
+		}
+		last = ts
+		visitors[v[2].(int64)] = true
+		if v[7].(int32) == pageView {
+			views++
+		}
+		if b, ok := v[6].([]byte); ok {
+			if _, err := postgres.DecodeParams(b); err != nil {
+				t.Fatalf("params: %v", err)
+			}
+			withParams++
+		}
+		for k := 7; k < len(eventCols); k++ {
+			if id := v[k].(int32); id < 0 || id > d[numKinds][len(d[numKinds])-1] {
+				t.Fatalf("column %s: id %d not in the dictionary", eventCols[k], id)
+			}
+		}
+		rows++
+	}
+	if rows != n {
+		t.Fatalf("%d rows, want %d", rows, n)
+	}
+	if views < n*55/100 || views > n*65/100 {
+		t.Fatalf("%d page views of %d, want about 60%%", views, n)
+	}
+	if withParams < n*3/100 || withParams > n*7/100 {
+		t.Fatalf("%d events with params of %d, want about 5%%", withParams, n)
+	}
+	if len(visitors) < 1000 || len(visitors) > n/2 {
+		t.Fatalf("%d distinct visitor-days for %d events", len(visitors), n)
+	}
+	// Same seed, same data.
+	a, b := newEventGen(7, d, from, to, 10, 42), newEventGen(7, d, from, to, 10, 42)
+	for a.Next() && b.Next() {
+		va, _ := a.Values()
+		x := append([]any(nil), va...)
+		vb, _ := b.Values()
+		for i := range x {
+			if bx, ok := x[i].([]byte); ok {
+				if string(bx) != string(vb[i].([]byte)) {
+					t.Fatal("same seed, different params")
+				}
+				continue
+			}
+			if x[i] != vb[i] {
+				t.Fatalf("same seed, column %s differs: %v vs %v", eventCols[i], x[i], vb[i])
+			}
+		}
+	}
+}
+
+// eventFromRow must rebuild every stored field, or wire bytes would be
+// measured on thinner events than the agent ships.
+func TestEventFromRow(t *testing.T) {
+	params, _ := msgpack.Marshal(&postgres.EventParams{Params: map[string]string{"method": "email"}, NumParams: map[string]float64{"value": 2}})
+	ts := time.Date(2026, 3, 1, 12, 0, 0, 123000, time.UTC)
+	dims := map[int32]string{}
+	row := []any{int32(3), ts, int64(99), int64(1718000000), int32(1500), int16(protocol.FlagSessionStart), params}
+	for k := range numKinds {
+		id := int32(100 + k)
+		dims[id] = dictValue(k+1, 0)
+		row = append(row, id)
+	}
+	row[7+kindReferrer-1] = int32(0) // absent
+	e, err := eventFromRow(row, dims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := protocol.Event{Site: 3, TimeMicros: ts.UnixMicro(), Name: "page_view", Visitor: 99, SessionID: 1718000000,
+		Flags: protocol.FlagSessionStart, EngageMs: 1500, Host: benchHost, Path: "/section-0/article-0",
+		Title: "Article 0 | Bench Example", Language: "en-us", Screen: "1920x1080", Country: "C00", Region: "Region 0",
+		City: "City 0", Browser: "Chrome", OS: "Windows", Device: "desktop",
+		Params: map[string]string{"method": "email"}, NumParams: map[string]float64{"value": 2}}
+	if diff := cmp.Diff(want, e); diff != "" {
+		t.Fatalf("rebuilt event (-want +got):\n%s", diff)
+	}
+	if _, err := eventFromRow(row[:5], dims); err == nil {
+		t.Fatal("short row accepted")
+	}
+	row[2] = "not a number"
+	if _, err := eventFromRow(row, dims); err == nil {
+		t.Fatal("row with a wrong column type accepted")
+	}
+}
