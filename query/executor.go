@@ -28,16 +28,14 @@ func runReport(ctx context.Context, db querier, p *plan) (*RunReportResponse, er
 		pos  int64
 		k0   *int32
 		keys = make([]*string, nk)
-		ms   = make([]*int64, nm)
+		ms   = newMetricCells(p.metrics)
 		dest = make([]any, 0, 3+nk+nm)
 	)
 	dest = append(dest, &part, &pos, &k0)
 	for i := range keys {
 		dest = append(dest, &keys[i])
 	}
-	for i := range ms {
-		dest = append(dest, &ms[i])
-	}
+	dest = append(dest, ms.dest()...)
 
 	resp := newResponse(p)
 	// Summaries by part, then by date range index.
@@ -48,7 +46,7 @@ func runReport(ctx context.Context, db querier, p *plan) (*RunReportResponse, er
 		}
 		switch part {
 		case partRow:
-			row := Row{DimensionValues: make([]Value, 0, nk+1), MetricValues: metricValues(ms)}
+			row := Row{DimensionValues: make([]Value, 0, nk+1), MetricValues: ms.values()}
 			for _, k := range keys {
 				row.DimensionValues = append(row.DimensionValues, Value{deref(k)})
 			}
@@ -62,7 +60,7 @@ func runReport(ctx context.Context, db querier, p *plan) (*RunReportResponse, er
 			if summaries[part] == nil {
 				summaries[part] = map[int32][]Value{}
 			}
-			summaries[part][int32(rangeIndex(k0, len(p.ranges)))] = metricValues(ms)
+			summaries[part][int32(rangeIndex(k0, len(p.ranges)))] = ms.values()
 		default:
 			return nil, fmt.Errorf("query: BUG: report row of unknown part %d", part)
 		}
@@ -123,14 +121,48 @@ func summaryRows(p *plan, byRange map[int32][]Value, reserved string) []Row {
 	return out
 }
 
-func metricValues(ms []*int64) []Value {
-	out := make([]Value, len(ms))
-	for i, m := range ms {
-		var v int64
-		if m != nil {
-			v = *m
+// metricCells are scan targets for one row's metrics: bigint columns for
+// integer metrics, float8 for the others. NULL (no data) reads as 0.
+type metricCells struct {
+	defs   []*metricDef
+	ints   []*int64
+	floats []*float64
+}
+
+func newMetricCells(defs []*metricDef) *metricCells {
+	return &metricCells{defs: defs, ints: make([]*int64, len(defs)), floats: make([]*float64, len(defs))}
+}
+
+func (c *metricCells) dest() []any {
+	out := make([]any, len(c.defs))
+	for i, m := range c.defs {
+		if m.integer() {
+			out[i] = &c.ints[i]
+		} else {
+			out[i] = &c.floats[i]
 		}
-		out[i] = Value{strconv.FormatInt(v, 10)}
+	}
+	return out
+}
+
+// values formats the scanned metrics as GA4 does: integers in decimal,
+// other numbers in the shortest form that reads back exactly.
+func (c *metricCells) values() []Value {
+	out := make([]Value, len(c.defs))
+	for i, m := range c.defs {
+		if m.integer() {
+			var v int64
+			if c.ints[i] != nil {
+				v = *c.ints[i]
+			}
+			out[i] = Value{strconv.FormatInt(v, 10)}
+			continue
+		}
+		var v float64
+		if c.floats[i] != nil {
+			v = *c.floats[i]
+		}
+		out[i] = Value{strconv.FormatFloat(v, 'f', -1, 64)}
 	}
 	return out
 }

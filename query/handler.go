@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -40,6 +41,7 @@ type KeyLookup interface {
 type db interface {
 	querier
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
 type handler struct {
@@ -50,9 +52,11 @@ type handler struct {
 	keys    KeyLookup
 }
 
-// NewHandler serves POST /v1beta/properties/{id}:runReport from pool,
-// authorizing each request's bearer key with keys. Mount it at "/v1beta/"
-// without stripping the prefix; other paths under it answer 404 NOT_FOUND.
+// NewHandler serves the GA4 Data API from pool: POST
+// /v1beta/properties/{id}:runReport and :batchRunReports, and GET
+// /v1beta/properties/{id}/metadata, authorizing each request's bearer key
+// with keys. Mount it at "/v1beta/" without stripping the prefix; other
+// paths under it answer 404 NOT_FOUND.
 func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
 	return newHandler(opts, pool, keys)
 }
@@ -73,23 +77,43 @@ func newHandler(opts Options, d db, keys KeyLookup) *handler {
 
 const propertiesPrefix = "/v1beta/properties/"
 
+// routes under propertiesPrefix: the HTTP method and the path after the id.
+var routes = map[string]string{
+	":runReport":       http.MethodPost,
+	":batchRunReports": http.MethodPost,
+	"/metadata":        http.MethodGet,
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, propertiesPrefix)
-	idText, method, hasMethod := strings.Cut(rest, ":")
-	if !ok || !hasMethod || method != "runReport" || r.Method != http.MethodPost {
-		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; reports are POST %s{id}:runReport.",
-			r.Method, truncate(r.URL.Path), propertiesPrefix))
+	rest, _ := strings.CutPrefix(r.URL.Path, propertiesPrefix)
+	cut := strings.IndexAny(rest, ":/")
+	route, idText := "", rest
+	if cut >= 0 {
+		idText, route = rest[:cut], rest[cut:]
+	}
+	if method, ok := routes[route]; !ok || method != r.Method || !strings.HasPrefix(r.URL.Path, propertiesPrefix) {
+		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers POST %s{id}:runReport, POST %s{id}:batchRunReports and GET %s{id}/metadata.",
+			r.Method, truncate(r.URL.Path), propertiesPrefix, propertiesPrefix, propertiesPrefix))
 		return
 	}
-	// Site ids are PostgreSQL integers: 1..2^31-1.
+	// Site ids are PostgreSQL integers: 1..2^31-1. Property 0 asks for the
+	// metadata common to all properties, as in GA4.
 	id, err := strconv.ParseUint(idText, 10, 31)
-	if err != nil || id == 0 {
+	if err != nil || (id == 0 && route != "/metadata") {
 		writeError(w, invalidArgument("Invalid property %s: property ids are positive integers.", quoteName(idText)))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	resp, err := h.runReport(ctx, r, uint32(id))
+	var resp any
+	switch route {
+	case ":runReport":
+		resp, err = h.runReport(ctx, r, uint32(id))
+	case ":batchRunReports":
+		resp, err = h.batchRunReports(ctx, r, uint32(id))
+	default:
+		resp, err = h.metadata(ctx, r, uint32(id))
+	}
 	if err != nil {
 		writeError(w, h.apiError(ctx, r, uint32(id), err))
 		return
@@ -97,23 +121,32 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// runReport authorizes, decodes, validates and runs one report.
-func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*RunReportResponse, error) {
+// authorize checks the request's bearer key against property id; for id 0
+// (metadata common to all properties) any valid key will do.
+func (h *handler) authorize(ctx context.Context, r *http.Request, id uint32) error {
 	key, ok := bearerKey(r.Header.Get("Authorization"))
 	if !ok {
-		return nil, newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
+		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
 			"Request is missing a valid API key: send 'Authorization: Bearer <key>'.")
 	}
 	allowed, err := h.keys.LookupAPIKey(ctx, key)
 	if isNotFound(err) {
-		return nil, newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("query: look up api key: %w", err)
+		return fmt.Errorf("query: look up api key: %w", err)
 	}
-	if !slices.Contains(allowed, id) {
-		return nil, newAPIError(http.StatusForbidden, "PERMISSION_DENIED",
+	if id != 0 && !slices.Contains(allowed, id) {
+		return newAPIError(http.StatusForbidden, "PERMISSION_DENIED",
 			"The API key does not have sufficient permissions for property properties/%d.", id)
+	}
+	return nil
+}
+
+// runReport authorizes, decodes, validates and runs one report.
+func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*RunReportResponse, error) {
+	if err := h.authorize(ctx, r, id); err != nil {
+		return nil, err
 	}
 	req, err := decodeRequest(r.Body)
 	if err != nil {
@@ -151,9 +184,14 @@ func (h *handler) site(ctx context.Context, id uint32) (site, error) {
 // logged and answered as a bare 500.
 func (h *handler) apiError(ctx context.Context, r *http.Request, id uint32, err error) *apiError {
 	var ae *apiError
+	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &pgErr) && pgErr.Code == "2201B":
+		// Translated patterns are checked before they are sent; this is
+		// the database's own limit (e.g. "regular expression is too complex").
+		return invalidArgument("A regular expression in the filter was refused by the database: %s.", pgErr.Message)
 	case r.Context().Err() != nil:
 		return newAPIError(499, "CANCELLED", "The request was cancelled by the client.")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):

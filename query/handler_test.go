@@ -63,8 +63,8 @@ func TestHandlerErrors(t *testing.T) {
 		400, "INVALID_ARGUMENT", `"activeUsers" is not in the request's metrics`)
 	f2("dateRange order with one range", "1", testKey, `{"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"orderBys":[{"dimension":{"dimensionName":"dateRange"}}]}`,
 		400, "INVALID_ARGUMENT", `"dateRange" is not in the request's dimensions`)
-	f2("filters not supported", "1", testKey, `{"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"dimensionFilter":{"filter":{"fieldName":"x"}}}`,
-		400, "INVALID_ARGUMENT", "dimensionFilter is not supported")
+	f2("filter on unknown dimension", "1", testKey, `{"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"dimensionFilter":{"filter":{"fieldName":"x","emptyFilter":{}}}}`,
+		400, "INVALID_ARGUMENT", `dimensionFilter.filter.fieldName: Field "x" is not a valid dimension`)
 	f2("duplicate metric", "1", testKey, `{"metrics":[{"name":"eventCount"},{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}]}`,
 		400, "INVALID_ARGUMENT", "Duplicate metric")
 	f2("five ranges", "1", testKey, `{"metrics":[{"name":"eventCount"}],"dateRanges":[`+strings.Repeat(`{"startDate":"today","endDate":"today"},`, 4)+`{"startDate":"today","endDate":"today"}]}`,

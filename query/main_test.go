@@ -8,29 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
-// testEvent is a generated event as the test knows it, independent of SQL.
-type testEvent struct {
-	site    uint32
-	ts      time.Time
-	visitor int64
-	name    string
-	path    string // "" = absent (page_id 0)
-}
-
-// fixture is a migrated database holding sites and generated events.
+// fixture is a migrated database holding sites and generated events, stored
+// through postgres.Store.WriteBatch as the aggregator stores them.
 type fixture struct {
 	store  *postgres.Store
 	pool   *pgxpool.Pool
-	events []testEvent
+	events []protocol.Event
 	zones  map[uint32]string
 	ids    map[uint32]map[string]int32 // dims ids by site, "n"+event name, "p"+path
 }
@@ -46,9 +38,25 @@ var fixtureSites = []struct {
 // three zones.
 var fixtureNow = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
+// Values the generated events draw from; "" is an absent value. They mix
+// case, non-ASCII letters (with upper-case forms outside ASCII), quotes and
+// query strings, and codes without a display name (country ZZ, language zz).
 var (
-	fixtureNames = []string{"page_view", "click", "scroll", "Sign Up"}
-	fixturePaths = []string{"", "/", "/a", "/B", "/b", "/ünï", "/x?q='1'"}
+	fixtureNames     = []string{"page_view", "click", "scroll", "Sign Up", "purchase"}
+	fixturePaths     = []string{"", "/", "/a", "/B", "/b", "/ünï", "/x?q='1'", "/a?utm_source=News"}
+	fixtureHosts     = []string{"", "example.com", "Shop.Example.com"}
+	fixtureTitles    = []string{"", "Home", "Über uns", "O'Reilly; DROP"}
+	fixtureReferrers = []string{"", "https://news.example.org/x", "https://search.example/?q=1"}
+	fixtureLanguages = []string{"", "en-us", "en-gb", "fr", "de-ch", "pt-br", "zz-zz"}
+	fixtureScreens   = []string{"", "1920x1080", "390x844"}
+	fixtureCountries = []string{"", "US", "DE", "CH", "JP", "ZZ"}
+	fixtureRegions   = []string{"", "Île-de-France", "Bayern", "Zürich", "new york"}
+	fixtureCities    = []string{"", "Paris", "München", "ZÜRICH", "São Paulo", "zürich"}
+	fixtureBrowsers  = []string{"", "Chrome", "Firefox", "Safari"}
+	fixtureOSes      = []string{"", "Windows", "macOS", "iOS", "Android"}
+	fixtureDevices   = []string{"", "desktop", "mobile", "tablet"}
+	fixturePlans     = []string{"pro", "Free", "FREE", "ünï", "a plan name longer than thirty-one bytes"}
+	fixtureTiers     = []string{"gold", "Silver"}
 )
 
 // newFixture migrates a fresh database and stores n random events per site
@@ -71,7 +79,6 @@ func newFixture(t testing.TB, n int) *fixture {
 	}
 	f := &fixture{store: store, pool: store.Pool, zones: map[uint32]string{}, ids: map[uint32]map[string]int32{}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	var rows [][]any
 	for _, s := range fixtureSites {
 		f.zones[s.id] = s.zone
 		mustExec(t, f.pool, "INSERT INTO sites (id, measurement_id, api_secret, name, time_zone) VALUES ($1, $2, 'secret', $3, $4)",
@@ -94,29 +101,65 @@ func newFixture(t testing.TB, n int) *fixture {
 			if rng.IntN(3) == 0 {
 				offset = time.Duration(rng.Int64N(int64(24 * time.Hour)))
 			}
-			e := testEvent{
-				site:    s.id,
-				ts:      day.Add(offset).Truncate(time.Microsecond).UTC(),
-				visitor: rng.Int64N(40),
-				name:    fixtureNames[rng.IntN(len(fixtureNames))],
-				path:    fixturePaths[rng.IntN(len(fixturePaths))],
-			}
-			if e.ts.Before(from) || !e.ts.Before(to) {
+			ts := day.Add(offset).Truncate(time.Microsecond)
+			if ts.Before(from) || !ts.Before(to) {
 				continue
 			}
-			f.events = append(f.events, e)
-			pageID := int32(0)
-			if e.path != "" {
-				pageID = ids["p"+e.path]
-			}
-			rows = append(rows, []any{int32(e.site), e.ts, e.visitor, ids["n"+e.name], pageID})
+			f.events = append(f.events, randomEvent(rng, s.id, ts))
 		}
 	}
-	_, err = f.pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"site_id", "ts", "visitor_id", "name_id", "page_id"}, pgx.CopyFromRows(rows))
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; i < len(f.events); i += 500 {
+		batch := f.events[i:min(i+500, len(f.events))]
+		if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1), batch, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return f
+}
+
+func randomEvent(rng *rand.Rand, site uint32, ts time.Time) protocol.Event {
+	pick := func(vs []string) string { return vs[rng.IntN(len(vs))] }
+	e := protocol.Event{
+		Site:       site,
+		TimeMicros: ts.UnixMicro(),
+		Name:       pick(fixtureNames),
+		Visitor:    uint64(rng.IntN(40)) << 58, // high bits: stored as negative bigints
+		Host:       pick(fixtureHosts),
+		Path:       pick(fixturePaths),
+		Title:      pick(fixtureTitles),
+		Referrer:   pick(fixtureReferrers),
+		Language:   pick(fixtureLanguages),
+		Screen:     pick(fixtureScreens),
+		Country:    pick(fixtureCountries),
+		Region:     pick(fixtureRegions),
+		City:       pick(fixtureCities),
+		Browser:    pick(fixtureBrowsers),
+		OS:         pick(fixtureOSes),
+		Device:     pick(fixtureDevices),
+	}
+	for _, bit := range []uint8{protocol.FlagSessionStart, protocol.FlagFirstVisit, protocol.FlagEngaged, protocol.FlagKeyEvent} {
+		if rng.IntN(5) == 0 {
+			e.Flags |= bit
+		}
+	}
+	if rng.IntN(3) == 0 {
+		e.EngageMs = 1 + rng.Int64N(90000)
+	}
+	// Parameters in every combination of sections, so reading one section
+	// skips the others.
+	if rng.IntN(2) == 0 {
+		e.Params = map[string]string{"plan": pick(fixturePlans)}
+		if rng.IntN(2) == 0 {
+			e.Params["button"] = "b" + fmt.Sprint(rng.IntN(3))
+		}
+	}
+	if rng.IntN(3) == 0 {
+		e.NumParams = map[string]float64{"value": float64(rng.IntN(100)) / 4, "plan": 1}
+	}
+	if rng.IntN(3) == 0 {
+		e.UserProps = map[string]string{"tier": pick(fixtureTiers)}
+	}
+	return e
 }
 
 func shuffled(rng *rand.Rand, in []string) []string {

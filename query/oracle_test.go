@@ -2,17 +2,21 @@ package query
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // oracle computes a runReport answer from the test's own events, the plain
-// way: each event's local day by time.In, ranges compared as ISO date
-// strings, groups in maps, sorting by sort.Slice. It shares no code with the
-// SQL path, so agreement means the statement is right.
-func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent, siteID uint32) *RunReportResponse {
+// way: each event's local time by time.In, ranges compared as ISO date
+// strings, dimension values and filters read straight off the event, groups
+// in maps, sorting with slices.SortFunc. It shares no code with the SQL path
+// (only the display-name tables), so agreement means the statement is right.
+func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *RunReportResponse {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		panic(err)
@@ -39,104 +43,76 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent
 		resp.DimensionHeaders = append(resp.DimensionHeaders, DimensionHeader{Name: "dateRange"})
 	}
 	for _, m := range req.Metrics {
-		resp.MetricHeaders = append(resp.MetricHeaders, MetricHeader{Name: m.Name, Type: "TYPE_INTEGER"})
+		resp.MetricHeaders = append(resp.MetricHeaders, MetricHeader{Name: m.Name, Type: oracleMetricType(m.Name)})
 	}
 
-	type acc struct {
-		events, views int64
-		visitors      map[int64]bool
-	}
-	metricsOf := func(a *acc) []int64 {
-		var out []int64
-		for _, m := range req.Metrics {
-			switch m.Name {
-			case "eventCount":
-				out = append(out, a.events)
-			case "screenPageViews":
-				out = append(out, a.views)
-			case "activeUsers":
-				out = append(out, int64(len(a.visitors)))
-			}
-		}
-		return out
-	}
-	add := func(a *acc, e testEvent) {
-		a.events++
-		if e.name == "page_view" {
-			a.views++
-		}
-		a.visitors[e.visitor] = true
-	}
 	type group struct {
 		rng  int
 		keys []string
-		acc  *acc
+		acc  *oracleAcc
 	}
 	groups := map[string]*group{}
-	totals := make([]*acc, len(req.DateRanges))
+	totals := make([]*oracleAcc, len(req.DateRanges))
 	for i := range totals {
-		totals[i] = &acc{visitors: map[int64]bool{}}
+		totals[i] = newOracleAcc()
 	}
-	for _, e := range events {
-		if e.site != siteID {
+	for i := range events {
+		e := &events[i]
+		if e.Site != siteID {
 			continue
 		}
-		local := e.ts.In(loc)
+		local := time.UnixMicro(e.TimeMicros).In(loc)
 		date := local.Format(time.DateOnly)
+		if req.DimensionFilter != nil && !oracleDimFilter(req.DimensionFilter, e, local) {
+			continue
+		}
 		for ri, r := range req.DateRanges {
 			if date < resolve(r.StartDate) || date > resolve(r.EndDate) {
 				continue
 			}
 			var keys []string
 			for _, d := range req.Dimensions {
-				switch d.Name {
-				case "date":
-					keys = append(keys, local.Format("20060102"))
-				case "eventName":
-					keys = append(keys, e.name)
-				case "pagePath":
-					keys = append(keys, cmp.Or(e.path, "(not set)"))
-				}
+				keys = append(keys, oracleDim(d.Name, e, local))
 			}
 			id := strconv.Itoa(ri) + "\x00" + strings.Join(keys, "\x00")
 			g := groups[id]
 			if g == nil {
-				g = &group{rng: ri, keys: keys, acc: &acc{visitors: map[int64]bool{}}}
+				g = &group{rng: ri, keys: keys, acc: newOracleAcc()}
 				groups[id] = g
 			}
-			add(g.acc, e)
-			add(totals[ri], e)
+			g.acc.add(e)
+			totals[ri].add(e)
 		}
 	}
 
 	type row struct {
 		rng  int
 		keys []string
-		ms   []int64
+		ms   []float64
+	}
+	metricsOf := func(a *oracleAcc) []float64 {
+		var out []float64
+		for _, m := range req.Metrics {
+			out = append(out, a.metric(m.Name))
+		}
+		return out
 	}
 	var rows []row
 	for _, g := range groups {
 		ms := metricsOf(g.acc)
-		if !req.KeepEmptyRows && len(ms) > 0 && !slices.ContainsFunc(ms, func(v int64) bool { return v != 0 }) {
+		if !req.KeepEmptyRows && len(ms) > 0 && !slices.ContainsFunc(ms, func(v float64) bool { return v != 0 }) {
+			continue
+		}
+		if req.MetricFilter != nil && !oracleMetricFilter(req.MetricFilter, g.acc) {
 			continue
 		}
 		rows = append(rows, row{g.rng, g.keys, ms})
 	}
 	dimIndex := func(name string) int {
-		for i, d := range req.Dimensions {
-			if d.Name == name {
-				return i
-			}
-		}
-		return -1
+		return slices.IndexFunc(req.Dimensions, func(d Dimension) bool { return d.Name == name })
 	}
 	metricIndex := func(name string) int {
-		for i, m := range req.Metrics {
-			if m.Name == name {
-				return i
-			}
-		}
-		return -1
+		return slices.IndexFunc(req.Metrics, func(m Metric) bool { return m.Name == name })
 	}
 	slices.SortFunc(rows, func(a, b row) int {
 		orderBys := req.OrderBys
@@ -154,6 +130,9 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent
 			case o.Dimension.OrderType == "CASE_INSENSITIVE_ALPHANUMERIC":
 				i := dimIndex(o.Dimension.DimensionName)
 				c = strings.Compare(strings.ToLower(a.keys[i]), strings.ToLower(b.keys[i]))
+			case o.Dimension.OrderType == "NUMERIC":
+				i := dimIndex(o.Dimension.DimensionName)
+				c = compareNumeric(a.keys[i], b.keys[i])
 			default:
 				i := dimIndex(o.Dimension.DimensionName)
 				c = strings.Compare(a.keys[i], b.keys[i])
@@ -178,10 +157,14 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent
 		}
 		return out
 	}
-	ints := func(ms []int64) []Value {
+	format := func(ms []float64) []Value {
 		var out []Value
-		for _, m := range ms {
-			out = append(out, Value{strconv.FormatInt(m, 10)})
+		for i, m := range ms {
+			if oracleMetricType(req.Metrics[i].Name) == "TYPE_INTEGER" {
+				out = append(out, Value{strconv.FormatInt(int64(m), 10)})
+			} else {
+				out = append(out, Value{strconv.FormatFloat(m, 'f', -1, 64)})
+			}
 		}
 		return out
 	}
@@ -193,10 +176,10 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent
 		if multi {
 			dv = append(dv, rangeName(r.rng))
 		}
-		resp.Rows = append(resp.Rows, Row{DimensionValues: values(dv), MetricValues: ints(r.ms)})
+		resp.Rows = append(resp.Rows, Row{DimensionValues: values(dv), MetricValues: format(r.ms)})
 	}
 
-	summary := func(reserved string, pick func(ri int) []int64) []Row {
+	summary := func(reserved string, pick func(ri int) []float64) []Row {
 		var out []Row
 		for ri := range req.DateRanges {
 			var dv []string
@@ -206,13 +189,13 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent
 			if multi {
 				dv = append(dv, rangeName(ri))
 			}
-			out = append(out, Row{DimensionValues: values(dv), MetricValues: ints(pick(ri))})
+			out = append(out, Row{DimensionValues: values(dv), MetricValues: format(pick(ri))})
 		}
 		return out
 	}
-	extreme := func(better func(a, b int64) bool) func(ri int) []int64 {
-		return func(ri int) []int64 {
-			out := make([]int64, len(req.Metrics))
+	extreme := func(better func(a, b float64) bool) func(ri int) []float64 {
+		return func(ri int) []float64 {
+			out := make([]float64, len(req.Metrics))
 			seen := false
 			for _, r := range rows {
 				if r.rng != ri {
@@ -232,13 +215,278 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []testEvent
 		for _, a := range req.MetricAggregations {
 			switch a {
 			case "TOTAL":
-				resp.Totals = summary("RESERVED_TOTAL", func(ri int) []int64 { return metricsOf(totals[ri]) })
+				resp.Totals = summary("RESERVED_TOTAL", func(ri int) []float64 { return metricsOf(totals[ri]) })
 			case "MAXIMUM":
-				resp.Maximums = summary("RESERVED_MAX", extreme(func(a, b int64) bool { return a > b }))
+				resp.Maximums = summary("RESERVED_MAX", extreme(func(a, b float64) bool { return a > b }))
 			case "MINIMUM":
-				resp.Minimums = summary("RESERVED_MIN", extreme(func(a, b int64) bool { return a < b }))
+				resp.Minimums = summary("RESERVED_MIN", extreme(func(a, b float64) bool { return a < b }))
 			}
 		}
 	}
 	return resp
+}
+
+// oracleAcc accumulates one group's events.
+type oracleAcc struct {
+	events, views, keyEvents, engageMs int64
+	users, active, first               map[uint64]bool
+}
+
+func newOracleAcc() *oracleAcc {
+	return &oracleAcc{users: map[uint64]bool{}, active: map[uint64]bool{}, first: map[uint64]bool{}}
+}
+
+func (a *oracleAcc) add(e *protocol.Event) {
+	a.events++
+	if e.Name == "page_view" {
+		a.views++
+	}
+	if e.Flags&protocol.FlagKeyEvent != 0 {
+		a.keyEvents++
+	}
+	a.engageMs += e.EngageMs
+	a.users[e.Visitor] = true
+	if e.Flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || e.EngageMs > 0 {
+		a.active[e.Visitor] = true
+	}
+	if e.Flags&protocol.FlagFirstVisit != 0 {
+		a.first[e.Visitor] = true
+	}
+}
+
+func (a *oracleAcc) metric(name string) float64 {
+	switch name {
+	case "eventCount":
+		return float64(a.events)
+	case "screenPageViews":
+		return float64(a.views)
+	case "keyEvents":
+		return float64(a.keyEvents)
+	case "totalUsers":
+		return float64(len(a.users))
+	case "activeUsers":
+		return float64(len(a.active))
+	case "newUsers":
+		return float64(len(a.first))
+	case "eventCountPerUser":
+		if len(a.active) == 0 {
+			return 0
+		}
+		return float64(a.events) / float64(len(a.active))
+	case "userEngagementDuration":
+		return float64(a.engageMs) / 1000
+	}
+	panic("oracle: unknown metric " + name)
+}
+
+func oracleMetricType(name string) string {
+	switch name {
+	case "eventCountPerUser":
+		return "TYPE_FLOAT"
+	case "userEngagementDuration":
+		return "TYPE_SECONDS"
+	}
+	return "TYPE_INTEGER"
+}
+
+func orNotSet(s string) string { return cmp.Or(s, "(not set)") }
+
+// oracleDim is dimension name's value for e at local time.
+func oracleDim(name string, e *protocol.Event, local time.Time) string {
+	switch name {
+	case "date":
+		return local.Format("20060102")
+	case "dateHour":
+		return local.Format("2006010215")
+	case "dateHourMinute":
+		return local.Format("200601021504")
+	case "year":
+		return local.Format("2006")
+	case "yearMonth":
+		return local.Format("200601")
+	case "month":
+		return local.Format("01")
+	case "day":
+		return local.Format("02")
+	case "hour":
+		return local.Format("15")
+	case "minute":
+		return local.Format("04")
+	case "dayOfWeek":
+		return strconv.Itoa(int(local.Weekday()))
+	case "dayOfWeekName":
+		return local.Weekday().String()
+	case "pagePath":
+		path, _, _ := strings.Cut(e.Path, "?")
+		return orNotSet(path)
+	case "pagePathPlusQueryString":
+		return orNotSet(e.Path)
+	case "pageTitle":
+		return orNotSet(e.Title)
+	case "hostName":
+		return orNotSet(e.Host)
+	case "fullPageUrl":
+		return orNotSet(e.Host + e.Path)
+	case "pageReferrer":
+		return orNotSet(e.Referrer)
+	case "eventName":
+		return e.Name
+	case "isKeyEvent":
+		return strconv.FormatBool(e.Flags&protocol.FlagKeyEvent != 0)
+	case "country":
+		return orNotSet(cmp.Or(countryNames[e.Country], e.Country))
+	case "countryId":
+		return orNotSet(e.Country)
+	case "region":
+		return orNotSet(e.Region)
+	case "city":
+		return orNotSet(e.City)
+	case "language":
+		base, _, _ := strings.Cut(e.Language, "-")
+		return orNotSet(cmp.Or(languageNames[base], e.Language))
+	case "languageCode":
+		return orNotSet(e.Language)
+	case "browser":
+		return orNotSet(e.Browser)
+	case "operatingSystem":
+		return orNotSet(e.OS)
+	case "deviceCategory":
+		return orNotSet(e.Device)
+	case "screenResolution":
+		return orNotSet(e.Screen)
+	}
+	if p, ok := strings.CutPrefix(name, "customEvent:"); ok {
+		return orNotSet(e.Params[p])
+	}
+	if p, ok := strings.CutPrefix(name, "customUser:"); ok {
+		return orNotSet(e.UserProps[p])
+	}
+	panic("oracle: unknown dimension " + name)
+}
+
+// oracleNumber is the number a value reads as for NUMERIC ordering and
+// numeric dimension filters.
+var oracleNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+func parseNumber(s string) (float64, bool) {
+	if !oracleNumber.MatchString(s) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}
+
+// compareNumeric orders values that are no number below all numbers.
+func compareNumeric(a, b string) int {
+	x, xok := parseNumber(a)
+	y, yok := parseNumber(b)
+	switch {
+	case !xok && !yok:
+		return 0
+	case !xok:
+		return -1
+	case !yok:
+		return 1
+	}
+	return cmp.Compare(x, y)
+}
+
+func oracleDimFilter(f *FilterExpression, e *protocol.Event, local time.Time) bool {
+	return oracleEval(f, func(leaf *Filter) bool {
+		v := oracleDim(leaf.FieldName, e, local)
+		switch {
+		case leaf.StringFilter != nil:
+			return oracleString(leaf.StringFilter, v)
+		case leaf.InListFilter != nil:
+			// Case-insensitive means equal once lower-cased (not
+			// strings.EqualFold, which also folds runes like ſ and s).
+			lv := strings.ToLower(v)
+			for _, x := range leaf.InListFilter.Values {
+				lx := strings.ToLower(x)
+				if v == x || (!leaf.InListFilter.CaseSensitive && lv == lx) {
+					return true
+				}
+			}
+			return false
+		case leaf.EmptyFilter != nil:
+			return v == "" || v == "(not set)"
+		}
+		n, ok := parseNumber(v)
+		return ok && oracleNumeric(leaf, n)
+	})
+}
+
+func oracleMetricFilter(f *FilterExpression, a *oracleAcc) bool {
+	return oracleEval(f, func(leaf *Filter) bool { return oracleNumeric(leaf, a.metric(leaf.FieldName)) })
+}
+
+func oracleEval(f *FilterExpression, leaf func(*Filter) bool) bool {
+	switch {
+	case f.AndGroup != nil:
+		for i := range f.AndGroup.Expressions {
+			if !oracleEval(&f.AndGroup.Expressions[i], leaf) {
+				return false
+			}
+		}
+		return true
+	case f.OrGroup != nil:
+		for i := range f.OrGroup.Expressions {
+			if oracleEval(&f.OrGroup.Expressions[i], leaf) {
+				return true
+			}
+		}
+		return false
+	case f.NotExpression != nil:
+		return !oracleEval(f.NotExpression, leaf)
+	}
+	return leaf(f.Filter)
+}
+
+func oracleString(f *StringFilter, v string) bool {
+	value := f.Value
+	if f.MatchType == "FULL_REGEXP" || f.MatchType == "PARTIAL_REGEXP" {
+		if f.MatchType == "FULL_REGEXP" {
+			value = "^(?:" + value + ")$"
+		}
+		if !f.CaseSensitive {
+			value = "(?i)" + value
+		}
+		return regexp.MustCompile(value).MatchString(v)
+	}
+	if !f.CaseSensitive {
+		value, v = strings.ToLower(value), strings.ToLower(v)
+	}
+	switch f.MatchType {
+	case "BEGINS_WITH":
+		return strings.HasPrefix(v, value)
+	case "ENDS_WITH":
+		return strings.HasSuffix(v, value)
+	case "CONTAINS":
+		return strings.Contains(v, value)
+	}
+	return v == value
+}
+
+func oracleNumeric(f *Filter, x float64) bool {
+	num := func(v NumericValue) float64 {
+		if v.Int64Value != nil {
+			return float64(*v.Int64Value)
+		}
+		return *v.DoubleValue
+	}
+	if b := f.BetweenFilter; b != nil {
+		return x >= num(b.FromValue) && x <= num(b.ToValue)
+	}
+	y := num(f.NumericFilter.Value)
+	switch f.NumericFilter.Operation {
+	case "EQUAL":
+		return x == y
+	case "LESS_THAN":
+		return x < y
+	case "LESS_THAN_OR_EQUAL":
+		return x <= y
+	case "GREATER_THAN":
+		return x > y
+	}
+	return x >= y
 }

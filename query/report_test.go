@@ -77,69 +77,138 @@ func byDim(name, orderType string, desc bool) OrderBy {
 
 var allAggs = []MetricAggregation{"TOTAL", "MAXIMUM", "MINIMUM"}
 
+// allMetrics is every metric of the allowlist.
+func allMetrics() []Metric {
+	var out []Metric
+	for _, m := range metricList {
+		out = append(out, Metric{Name: m.name})
+	}
+	return out
+}
+
+// checkOracle runs req on site and compares the answer with the oracle's.
+// Unless mayBeEmpty, a report without rows fails: it would prove nothing.
+func checkOracle(t *testing.T, f *fixture, h http.Handler, site uint32, req RunReportRequest, mayBeEmpty bool) *RunReportResponse {
+	t.Helper()
+	code, body := post(t, h, fmt.Sprint(site), testKey, req)
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var got RunReportResponse
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := oracle(req, f.zones[site], fixtureNow, f.events, site)
+	if want.RowCount == 0 && !mayBeEmpty {
+		t.Fatalf("test data gave no rows; the case proves nothing")
+	}
+	if diff := cmp.Diff(want, &got); diff != "" {
+		t.Fatalf("response differs from oracle (-want +got):\n%s", diff)
+	}
+	return &got
+}
+
 // TestRunReportMatchesOracle runs reports over generated events and compares
 // each answer with the one computed in Go from the same events.
 func TestRunReportMatchesOracle(t *testing.T) {
 	f := newFixture(t, 1500)
 	h := f.handler(t)
-	all := mets("eventCount", "screenPageViews", "activeUsers")
+	all := allMetrics()
 	cases := []struct {
-		name string
-		site uint32
-		req  RunReportRequest
+		name       string
+		site       uint32
+		req        RunReportRequest
+		mayBeEmpty bool
 	}{
 		{"date and path, all metrics and aggregations, across DST", 1, RunReportRequest{
 			Dimensions: dims("date", "pagePath"), Metrics: all,
 			DateRanges:         []DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-09"}},
 			OrderBys:           []OrderBy{byDim("date", "", false), byDim("pagePath", "", false)},
-			MetricAggregations: allAggs}},
+			MetricAggregations: allAggs}, false},
 		{"east of UTC, two ranges, top events paged", 2, RunReportRequest{
 			Dimensions: dims("eventName"), Metrics: all,
 			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "yesterday"}},
-			OrderBys:   []OrderBy{byMetric("eventCount", true)}, Limit: 3, Offset: 1, MetricAggregations: allAggs}},
+			OrderBys:   []OrderBy{byMetric("eventCount", true)}, Limit: 3, Offset: 1, MetricAggregations: allAggs}, false},
 		{"relative dates by day", 3, RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("activeUsers", "eventCount"),
 			DateRanges: []DateRange{{StartDate: "7daysAgo", EndDate: "yesterday"}, {StartDate: "today", EndDate: "today"}},
-			OrderBys:   []OrderBy{byDim("dateRange", "", true), byDim("date", "", false)}, MetricAggregations: []MetricAggregation{"TOTAL"}}},
+			OrderBys:   []OrderBy{byDim("dateRange", "", true), byDim("date", "", false)}, MetricAggregations: []MetricAggregation{"TOTAL"}}, false},
+		{"four ranges with names, by hour", 2, RunReportRequest{
+			Dimensions: dims("hour"), Metrics: mets("totalUsers", "eventCountPerUser"), MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-02", Name: "first"}, {StartDate: "2026-03-03", EndDate: "2026-03-05"},
+				{StartDate: "3daysAgo", EndDate: "today", Name: "recent"}, {StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []OrderBy{byDim("hour", "NUMERIC", true), byDim("dateRange", "", false)}}, false},
 		{"dimensions only, case-insensitive descending", 1, RunReportRequest{
 			Dimensions: dims("pagePath", "eventName"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}},
+			OrderBys: []OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}, false},
+		{"case-insensitive order over non-ASCII capitals", 3, RunReportRequest{
+			Dimensions: dims("city", "region"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []OrderBy{byDim("city", "CASE_INSENSITIVE_ALPHANUMERIC", false), byDim("region", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}, false},
+		{"numeric order over mixed values", 1, RunReportRequest{
+			Dimensions: dims("customEvent:button", "minute"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []OrderBy{byDim("customEvent:button", "NUMERIC", false), byDim("minute", "NUMERIC", true)}, Limit: 40}, false},
+		{"float metric order", 2, RunReportRequest{
+			Dimensions: dims("browser"), Metrics: mets("userEngagementDuration", "eventCountPerUser"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []OrderBy{byMetric("eventCountPerUser", false)}, MetricAggregations: allAggs}, false},
 		{"rows with only zero metrics dropped", 2, RunReportRequest{
 			Dimensions: dims("eventName", "pagePath"), Metrics: mets("screenPageViews"),
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}},
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}, false},
 		{"rows with only zero metrics kept", 2, RunReportRequest{
-			Dimensions: dims("eventName", "pagePath"), Metrics: mets("screenPageViews"), KeepEmptyRows: true,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}},
+			Dimensions: dims("eventName", "pagePath"), Metrics: mets("screenPageViews", "keyEvents"), KeepEmptyRows: true,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}, false},
 		{"no dimensions, overlapping ranges", 3, RunReportRequest{
 			Metrics: all, MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "2026-03-09"}, {StartDate: "2026-03-03", EndDate: "2026-03-03", Name: "one day"}}}},
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "2026-03-09"}, {StartDate: "2026-03-03", EndDate: "2026-03-03", Name: "one day"}}}, false},
 		{"offset past the last row", 1, RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("eventCount"), Offset: 1000, MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}},
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
 		{"range without events", 1, RunReportRequest{
-			Dimensions: dims("date"), Metrics: mets("eventCount", "activeUsers"), MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}, {StartDate: "2026-03-09", EndDate: "2026-03-09"}}}},
+			Dimensions: dims("date"), Metrics: mets("eventCount", "activeUsers", "userEngagementDuration"), MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}, {StartDate: "2026-03-09", EndDate: "2026-03-09"}}}, false},
+		{"no events at all", 1, RunReportRequest{
+			Dimensions: dims("country"), Metrics: all, MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}}}, true},
 		{"ascending metric then path, small pages", 3, RunReportRequest{
 			Dimensions: dims("pagePath", "date"), Metrics: mets("activeUsers"), Limit: 7, Offset: 5,
 			DateRanges: []DateRange{{StartDate: "2026-03-03", EndDate: "2026-03-06"}},
-			OrderBys:   []OrderBy{byMetric("activeUsers", false), byDim("pagePath", "", true)}}},
+			OrderBys:   []OrderBy{byMetric("activeUsers", false), byDim("pagePath", "", true)}}, false},
+		{"limit one", 1, RunReportRequest{
+			Dimensions: dims("deviceCategory", "operatingSystem"), Metrics: mets("newUsers", "totalUsers"), Limit: 1,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := post(t, h, fmt.Sprint(tc.site), testKey, tc.req)
-			if code != http.StatusOK {
-				t.Fatalf("status %d: %s", code, body)
+			checkOracle(t, f, h, tc.site, tc.req, tc.mayBeEmpty)
+		})
+	}
+}
+
+// TestEveryDimension reports each allowlisted dimension, and custom
+// parameters, with every metric and aggregation, and compares with the
+// oracle.
+func TestEveryDimension(t *testing.T) {
+	f := newFixture(t, 600)
+	h := f.handler(t)
+	names := []string{"customEvent:plan", "customEvent:button", "customUser:tier", "customEvent:absent"}
+	for _, d := range dimensionList {
+		names = append(names, d.name)
+	}
+	for i, name := range names {
+		t.Run(name, func(t *testing.T) {
+			site := fixtureSites[i%len(fixtureSites)].id
+			got := checkOracle(t, f, h, site, RunReportRequest{
+				Dimensions: dims(name), Metrics: allMetrics(), MetricAggregations: allAggs,
+				DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"}},
+				OrderBys:   []OrderBy{byDim(name, "", false), byDim("dateRange", "", false)},
+			}, false)
+			// Each dimension shows more than one value (but the absent
+			// parameter), so a constant expression cannot pass.
+			values := map[string]bool{}
+			for _, r := range got.Rows {
+				values[r.DimensionValues[0].Value] = true
 			}
-			var got RunReportResponse
-			if err := json.Unmarshal(body, &got); err != nil {
-				t.Fatal(err)
-			}
-			want := oracle(tc.req, f.zones[tc.site], fixtureNow, f.events, tc.site)
-			if got.RowCount == 0 && tc.name != "range without events" && tc.name != "offset past the last row" {
-				t.Fatalf("test data gave no rows; the case proves nothing")
-			}
-			if diff := cmp.Diff(want, &got); diff != "" {
-				t.Fatalf("response differs from oracle (-want +got):\n%s", diff)
+			if len(values) < 2 && name != "customEvent:absent" && name != "year" && name != "month" && name != "yearMonth" {
+				t.Fatalf("only values %v", values)
 			}
 		})
 	}
@@ -153,14 +222,16 @@ func TestRunReportJSONShape(t *testing.T) {
 	// 23:30 on March 9 in New York is March 10 in UTC: the date is local.
 	ts := time.Date(2026, 3, 9, 23, 30, 0, 0, loc)
 	name, page := f.ids[1]["npage_view"], f.ids[1]["p/a"]
-	mustExec(t, f.pool, "INSERT INTO events (site_id, ts, visitor_id, name_id, page_id) VALUES (1, $1, 7, $2, $3), (1, $1, 8, $2, $3)", ts, name, page)
+	mustExec(t, f.pool, `INSERT INTO events (site_id, ts, visitor_id, name_id, page_id, engagement_ms)
+		VALUES (1, $1, 7, $2, $3, 1500), (1, $1, 8, $2, $3, 0), (1, $1, 7, $2, $3, 0)`, ts, name, page)
 	code, body := post(t, f.handler(t), "1", testKey, []byte(`{"dimensions":[{"name":"date"},{"name":"pagePath"}],
-		"metrics":[{"name":"screenPageViews"},{"name":"activeUsers"}],"dateRanges":[{"startDate":"yesterday","endDate":"today"}],
-		"limit":"10","metricAggregations":["TOTAL"]}`))
+		"metrics":[{"name":"screenPageViews"},{"name":"activeUsers"},{"name":"eventCountPerUser"},{"name":"userEngagementDuration"}],
+		"dateRanges":[{"startDate":"yesterday","endDate":"today"}],"limit":"10","metricAggregations":["TOTAL"]}`))
 	want := `{"dimensionHeaders":[{"name":"date"},{"name":"pagePath"}],` +
-		`"metricHeaders":[{"name":"screenPageViews","type":"TYPE_INTEGER"},{"name":"activeUsers","type":"TYPE_INTEGER"}],` +
-		`"rows":[{"dimensionValues":[{"value":"20260309"},{"value":"/a"}],"metricValues":[{"value":"2"},{"value":"2"}]}],` +
-		`"totals":[{"dimensionValues":[{"value":"RESERVED_TOTAL"},{"value":"RESERVED_TOTAL"}],"metricValues":[{"value":"2"},{"value":"2"}]}],` +
+		`"metricHeaders":[{"name":"screenPageViews","type":"TYPE_INTEGER"},{"name":"activeUsers","type":"TYPE_INTEGER"},` +
+		`{"name":"eventCountPerUser","type":"TYPE_FLOAT"},{"name":"userEngagementDuration","type":"TYPE_SECONDS"}],` +
+		`"rows":[{"dimensionValues":[{"value":"20260309"},{"value":"/a"}],"metricValues":[{"value":"3"},{"value":"1"},{"value":"3"},{"value":"1.5"}]}],` +
+		`"totals":[{"dimensionValues":[{"value":"RESERVED_TOTAL"},{"value":"RESERVED_TOTAL"}],"metricValues":[{"value":"3"},{"value":"1"},{"value":"3"},{"value":"1.5"}]}],` +
 		`"rowCount":1,"metadata":{"currencyCode":"USD","timeZone":"America/New_York"},"kind":"analyticsData#runReport"}` + "\n"
 	if code != http.StatusOK || string(body) != want {
 		t.Fatalf("got %d %s\nwant 200 %s", code, body, want)

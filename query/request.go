@@ -11,9 +11,9 @@ import (
 )
 
 // RunReportRequest mirrors the GA4 Data API v1beta RunReportRequest JSON.
-// Fields GA4 defines but this server does not evaluate yet are kept as raw
-// JSON so that a request using them is refused by name instead of being
-// answered as if they were absent.
+// Fields GA4 defines but this server does not evaluate yet (cohortSpec,
+// comparisons) are kept as raw JSON so that a request using them is refused
+// by name instead of being answered as if they were absent.
 type RunReportRequest struct {
 	Property            string              `json:"property,omitempty"`
 	Dimensions          []Dimension         `json:"dimensions,omitempty"`
@@ -26,8 +26,8 @@ type RunReportRequest struct {
 	KeepEmptyRows       bool                `json:"keepEmptyRows,omitempty"`
 	CurrencyCode        string              `json:"currencyCode,omitempty"`
 	ReturnPropertyQuota bool                `json:"returnPropertyQuota,omitempty"`
-	DimensionFilter     json.RawMessage     `json:"dimensionFilter,omitempty"`
-	MetricFilter        json.RawMessage     `json:"metricFilter,omitempty"`
+	DimensionFilter     *FilterExpression   `json:"dimensionFilter,omitempty"`
+	MetricFilter        *FilterExpression   `json:"metricFilter,omitempty"`
 	CohortSpec          json.RawMessage     `json:"cohortSpec,omitempty"`
 	Comparisons         json.RawMessage     `json:"comparisons,omitempty"`
 }
@@ -67,7 +67,8 @@ type MetricOrderBy struct {
 }
 
 // DimensionOrderBy sorts by a dimension's value. OrderType is
-// ALPHANUMERIC (by code point, the default) or CASE_INSENSITIVE_ALPHANUMERIC.
+// ALPHANUMERIC (by code point, the default), CASE_INSENSITIVE_ALPHANUMERIC
+// or NUMERIC.
 type DimensionOrderBy struct {
 	DimensionName string `json:"dimensionName"`
 	OrderType     string `json:"orderType,omitempty"`
@@ -102,30 +103,39 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 // maxBodyBytes bounds a request body; GA4 requests are a few KiB.
 const maxBodyBytes = 1 << 20
 
-// decodeRequest reads one RunReportRequest from r. Unknown fields, trailing
-// data and bodies over maxBodyBytes are *apiError INVALID_ARGUMENT, with
-// Google's wording where it has one; a failed read is returned as is.
+// decodeRequest reads one RunReportRequest from r; see decodeBody.
 func decodeRequest(r io.Reader) (*RunReportRequest, error) {
+	var req RunReportRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// decodeBody reads one JSON object from r into v. An empty body leaves v
+// as it is (an empty request, as in GA4). Unknown fields, trailing data and
+// bodies over maxBodyBytes are *apiError INVALID_ARGUMENT, with Google's
+// wording where it has one; a failed read is returned as is.
+func decodeBody(r io.Reader, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r, maxBodyBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("query: read request body: %w", err)
+		return fmt.Errorf("query: read request body: %w", err)
 	}
 	if len(body) > maxBodyBytes {
-		return nil, invalidArgument("Request body exceeds %d bytes.", maxBodyBytes)
+		return invalidArgument("Request body exceeds %d bytes.", maxBodyBytes)
 	}
-	var req RunReportRequest
 	if len(bytes.TrimSpace(body)) == 0 {
-		return &req, nil // an empty body is an empty request, as in GA4
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError(err)
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalidArgument("Invalid JSON payload received. Unexpected data after the request object.")
+		return invalidArgument("Invalid JSON payload received. Unexpected data after the request object.")
 	}
-	return &req, nil
+	return nil
 }
 
 // jsonError rewrites encoding/json's errors in the style of Google's

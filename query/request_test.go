@@ -96,7 +96,7 @@ func FuzzRunReportRequest(f *testing.F) {
 			}
 		}
 		q := buildSQL(p)
-		if len(q.args) != 9 {
+		if len(q.args) < fixedArgs || strings.Count(q.text, "$") < fixedArgs {
 			t.Fatalf("%d args", len(q.args))
 		}
 	})

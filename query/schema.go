@@ -1,46 +1,84 @@
 package query
 
+import (
+	"regexp"
+	"strings"
+)
+
 // The allowlist: the only dimension and metric names a request may use, each
-// with the SQL that computes it. SQL text reaching the database is built only
-// from these strings and the builder's fixed keywords.
+// with the SQL that computes it (dimensions.go, metrics.go). SQL text
+// reaching the database is built only from these strings and the builder's
+// fixed keywords; the metadata method lists the same tables.
 //
-// Expressions are written over the events row "e" and, for dictionary-backed
-// dimensions, a LEFT JOIN of dims under the alias given by join; r.tz is the
-// site's IANA time zone and $1 the site id (see buildSQL).
+// Expressions are written over the events row "e" and the joins they name;
+// r.tz is the site's IANA time zone and $1 the site id (see buildSQL).
 
 // dimDef is an allowlisted dimension.
 type dimDef struct {
-	name string
-	expr string   // SQL yielding text; never NULL
-	join *joinDef // dictionary join the expression reads, or nil
+	name     string
+	uiName   string
+	desc     string
+	category string
+	// expr is SQL yielding text, never NULL. Empty for custom parameter
+	// dimensions, whose expression the builder writes around a bound name.
+	expr  string
+	joins []*joinDef // dictionary joins the expression reads
+	// section and param: a custom dimension reads string parameter param
+	// of events.params section "ps" (event) or "up" (user property).
+	section, param string
 }
 
 // joinDef is a LEFT JOIN of the dims dictionary on one id column of events.
 // Absent values are id 0, which matches no dims row, hence LEFT JOIN and a
-// COALESCE to "(not set)" as GA4 shows them.
+// COALESCE to "(not set)" as GA4 shows them. A join with names reads a
+// derived dictionary whose values are display names (country, language).
 type joinDef struct {
 	alias  string
-	column string // events column holding the dims id
+	column string     // events column holding the dims id
+	names  *nameTable // nil: the dims values themselves
 }
 
-// metricDef is an allowlisted metric. Every metric is an integer aggregate
-// over events rows (SQL bigint), reported as TYPE_INTEGER.
+// nameTable maps stored codes to display names. It reaches SQL as two bound
+// arrays joined to the site's dims rows of one kind, so the statement text
+// stays the same and the mapping runs once per dictionary entry, not per event.
+type nameTable struct {
+	key     string // identifies the arrays among a statement's parameters
+	kind    int    // dims.kind of the coded values
+	codeSQL string // SQL over dims row "d" giving the code to look up
+	codes   []string
+	names   []string
+}
+
+// metricDef is an allowlisted metric: an aggregate over events rows.
 type metricDef struct {
-	name string
-	expr string
-	typ  string // GA4 MetricType name
+	name     string
+	uiName   string
+	desc     string
+	category string
+	expr     string
+	typ      string // GA4 MetricType name, see metricTypes
+}
+
+// GA4 metric types this server reports. Integer metrics are SQL bigint, the
+// others float8.
+const (
+	typeInteger = "TYPE_INTEGER"
+	typeFloat   = "TYPE_FLOAT"
+	typeSeconds = "TYPE_SECONDS"
+)
+
+func (m *metricDef) integer() bool { return m.typ == typeInteger }
+
+// sqlType is the SQL type of the metric's column in the report statement.
+func (m *metricDef) sqlType() string {
+	if m.integer() {
+		return "bigint"
+	}
+	return "float8"
 }
 
 // notSet is GA4's value for a dimension that has no value on a row.
 const notSet = "(not set)"
-
-var (
-	joinEventName = &joinDef{alias: "d_name", column: "name_id"}
-	joinPagePath  = &joinDef{alias: "d_page", column: "page_id"}
-	joinHostName  = &joinDef{alias: "d_host", column: "host_id"}
-	joinPageTitle = &joinDef{alias: "d_title", column: "title_id"}
-	joinReferrer  = &joinDef{alias: "d_referrer", column: "referrer_id"}
-)
 
 // dictValue is the expression for a dictionary-backed dimension.
 func dictValue(j *joinDef) string { return "COALESCE(" + j.alias + ".value, '" + notSet + "')" }
@@ -49,25 +87,62 @@ func dictValue(j *joinDef) string { return "COALESCE(" + j.alias + ".value, '" +
 // ranges; its value is the range's name or date_range_N.
 const dateRangeDim = "dateRange"
 
-// dimensions is the dimension allowlist, by GA4 API name.
-var dimensions = map[string]*dimDef{
-	// The day of the event in the site's time zone, YYYYMMDD.
-	"date":         {name: "date", expr: "to_char(e.ts AT TIME ZONE r.tz, 'YYYYMMDD')"},
-	"eventName":    {name: "eventName", expr: dictValue(joinEventName), join: joinEventName},
-	"pagePath":     {name: "pagePath", expr: dictValue(joinPagePath), join: joinPagePath},
-	"hostName":     {name: "hostName", expr: dictValue(joinHostName), join: joinHostName},
-	"pageTitle":    {name: "pageTitle", expr: dictValue(joinPageTitle), join: joinPageTitle},
-	"pageReferrer": {name: "pageReferrer", expr: dictValue(joinReferrer), join: joinReferrer},
+// Custom dimension prefixes: customEvent:<name> reads an event's string
+// parameter, customUser:<name> a user property sent with the event.
+const (
+	customEventPrefix = "customEvent:"
+	customUserPrefix  = "customUser:"
+)
+
+// paramName is a GA4 parameter name: a letter, then letters, digits or
+// underscores, at most 40 in all.
+var paramName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,39}$`)
+
+// lookupDimension resolves a requested dimension name. ok is false for an
+// unknown name; msg then says why when a generic "not a valid dimension"
+// would mislead.
+func lookupDimension(name string) (d *dimDef, ok bool, msg string) {
+	if d, ok := dimensionsByName[name]; ok {
+		return d, true, ""
+	}
+	for _, c := range []struct{ prefix, section, what string }{
+		{customEventPrefix, "ps", "event parameter"},
+		{customUserPrefix, "up", "user property"},
+	} {
+		param, found := strings.CutPrefix(name, c.prefix)
+		if !found {
+			continue
+		}
+		if !paramName.MatchString(param) {
+			return nil, false, "the " + c.what + " name after " + c.prefix + " must be a letter followed by up to 39 letters, digits or underscores"
+		}
+		return &dimDef{name: name, uiName: param, category: "Custom", section: c.section, param: param,
+			desc: "The " + c.what + " " + param + " as sent with each event."}, true, ""
+	}
+	if unsupportedNames[name] {
+		return nil, false, "this server does not compute it yet"
+	}
+	return nil, false, ""
 }
 
-// metrics is the metric allowlist, by GA4 API name.
-var metrics = map[string]*metricDef{
-	"eventCount": {name: "eventCount", expr: "count(*)", typ: "TYPE_INTEGER"},
-	// page_view's dictionary id is looked up once per statement (an InitPlan),
-	// so counting page views reads no dictionary row per event.
-	"screenPageViews": {name: "screenPageViews", typ: "TYPE_INTEGER",
-		expr: "count(*) FILTER (WHERE e.name_id = (SELECT id FROM dims WHERE site_id = $1 AND kind = 1 AND value = 'page_view'))"},
-	// Visitors are daily keyed hashes, so a distinct count is the number of
-	// visitor-days; within one day it is the number of visitors.
-	"activeUsers": {name: "activeUsers", expr: "count(DISTINCT e.visitor_id)", typ: "TYPE_INTEGER"},
+// lookupMetric resolves a requested metric name, like lookupDimension.
+func lookupMetric(name string) (m *metricDef, ok bool, msg string) {
+	if m, ok := metricsByName[name]; ok {
+		return m, true, ""
+	}
+	if unsupportedNames[name] {
+		return nil, false, "this server does not compute it yet"
+	}
+	return nil, false, ""
+}
+
+// unsupportedNames are GA4 names this server knows but cannot answer from
+// raw events yet (they need sessions); a request for one is refused with
+// that reason instead of as a typo.
+var unsupportedNames = map[string]bool{
+	"landingPage": true, "sessionSource": true, "sessionMedium": true, "sessionCampaignName": true,
+	"sessionSourceMedium": true, "sessionDefaultChannelGroup": true, "firstUserSource": true,
+	"newVsReturning": true, "sessions": true, "engagedSessions": true, "engagementRate": true,
+	"bounceRate": true, "averageSessionDuration": true, "screenPageViewsPerSession": true,
+	"sessionsPerUser": true, "eventsPerSession": true,
 }

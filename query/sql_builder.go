@@ -17,81 +17,132 @@ const (
 	partMin      = 4 // one per date range with rows: the smallest value of each metric
 )
 
-// reportSQL is a report statement and its arguments. Parameters:
+// reportSQL is a report statement and its arguments. The first parameters
+// are always:
 //
 //	$1 site id, $2 site time zone, $3/$4 the earliest start and latest end
 //	of all ranges (so the planner prunes partitions and the BRIN index
 //	applies), $5/$6/$7 the ranges as parallel arrays (index, start, end),
 //	$8 limit, $9 offset.
+//
+// Filter values, custom parameter names and lookup tables follow, numbered
+// in the order the statement uses them.
 type reportSQL struct {
 	text string
 	args []any
 }
 
+// fixedArgs is the number of parameters every report statement has.
+const fixedArgs = 9
+
+// sqlWriter assembles a statement's text and its bound arguments. Only
+// allowlisted SQL and fixed keywords are written; every value is bound.
+type sqlWriter struct {
+	strings.Builder
+	args   []any
+	shared map[string]string // placeholders bound once per statement, by key
+}
+
+// bind adds v as the next parameter and returns its placeholder.
+func (w *sqlWriter) bind(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
+// bindShared binds v once per statement under key; later calls with the
+// same key return the same placeholder (for large constant tables).
+func (w *sqlWriter) bindShared(key string, v any) string {
+	if ph, ok := w.shared[key]; ok {
+		return ph
+	}
+	if w.shared == nil {
+		w.shared = make(map[string]string)
+	}
+	ph := w.bind(v)
+	w.shared[key] = ph
+	return ph
+}
+
+// dimExpr is the SQL of dimension d: its allowlisted expression, or for a
+// custom dimension the parameter lookup with the name bound.
+func (w *sqlWriter) dimExpr(d *dimDef) string {
+	if d.param == "" {
+		return d.expr
+	}
+	// section is "ps" or "up", from lookupDimension, never from the request.
+	return "COALESCE(event_param(e.params, '" + d.section + "', " + w.bind(d.param) + "::text), '" + notSet + "')"
+}
+
 // buildSQL writes the statement for p. Columns: part, pos, k0 (date range
 // index), k1..kN (dimensions), m0..mM (metrics); see the part constants.
 func buildSQL(p *plan) reportSQL {
-	var b strings.Builder
-	b.Grow(1024)
+	w := &sqlWriter{args: fixedArgValues(p)}
+	w.Grow(2048)
 	nk, nm := len(p.dims)+1, len(p.metrics)
 
 	// r carries the time zone beside the ranges so that $2 is typed even in
 	// statements without a date dimension.
-	b.WriteString("WITH r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi)),\ng AS (SELECT r.idx AS k0")
+	w.WriteString("WITH r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi)),\ng AS (SELECT r.idx AS k0")
 	for i, d := range p.dims {
-		b.WriteString(", ")
-		b.WriteString(d.expr)
-		b.WriteString(" AS k")
-		b.WriteString(strconv.Itoa(i + 1))
+		w.WriteString(", ")
+		w.WriteString(w.dimExpr(d))
+		w.WriteString(" AS k")
+		w.WriteString(strconv.Itoa(i + 1))
 	}
 	for i, m := range p.metrics {
-		b.WriteString(", ")
-		b.WriteString(m.expr)
-		b.WriteString(" AS m")
-		b.WriteString(strconv.Itoa(i))
+		w.WriteString(", ")
+		w.WriteString(m.expr)
+		w.WriteString(" AS m")
+		w.WriteString(strconv.Itoa(i))
 	}
-	writeFrom(&b, p.dims)
-	b.WriteString(" GROUP BY 1")
+	w.writeFrom(append(joinsOf(p.dims), p.dimFilter.joins()...), p.dimFilter)
+	w.WriteString(" GROUP BY 1")
 	for i := 2; i <= nk; i++ {
-		b.WriteString(", ")
-		b.WriteString(strconv.Itoa(i))
+		w.WriteString(", ")
+		w.WriteString(strconv.Itoa(i))
 	}
+	var having []string
 	if !p.keepEmpty && nm > 0 {
 		// GA4 drops rows whose metrics are all zero unless keepEmptyRows.
-		b.WriteString(" HAVING ")
+		nonZero := make([]string, nm)
 		for i, m := range p.metrics {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			b.WriteString(m.expr)
-			b.WriteString(" <> 0")
+			nonZero[i] = m.expr + " <> 0"
 		}
+		having = append(having, "("+strings.Join(nonZero, " OR ")+")")
 	}
-	b.WriteString("),\ns AS (SELECT g.*, row_number() OVER (ORDER BY ")
-	writeOrder(&b, p)
-	b.WriteString(") AS pos FROM g)\n")
+	if p.metricFilter != nil {
+		having = append(having, w.filterSQL(p.metricFilter))
+	}
+	if len(having) > 0 {
+		w.WriteString(" HAVING ")
+		w.WriteString(strings.Join(having, " AND "))
+	}
+	w.WriteString("),\ns AS (SELECT g.*, row_number() OVER (ORDER BY ")
+	w.writeOrder(p)
+	w.WriteString(") AS pos FROM g)\n")
 
-	b.WriteString("SELECT 0 AS part, pos, k0")
-	writeColumns(&b, "k", 1, nk, "")
-	writeColumns(&b, "m", 0, nm, "")
-	b.WriteString(" FROM s WHERE pos > $9::bigint AND pos <= $9::bigint + $8::bigint\n")
+	w.WriteString("SELECT 0 AS part, pos, k0")
+	writeColumns(w, "k", 1, nk, "")
+	writeColumns(w, "m", 0, nm, "")
+	w.WriteString(" FROM s WHERE pos > $9::bigint AND pos <= $9::bigint + $8::bigint\n")
 
-	b.WriteString("UNION ALL SELECT 1, count(*), NULL")
-	writeNulls(&b, nk-1, "text")
-	writeNulls(&b, nm, "bigint")
-	b.WriteString(" FROM g\n")
+	w.WriteString("UNION ALL SELECT 1, count(*), NULL")
+	writeNulls(w, p, true)
+	w.WriteString(" FROM g\n")
 
 	if nm > 0 && p.totals {
 		// Totals come from the events, not from summing rows: a distinct
 		// count over a range is not the sum of its rows' distinct counts.
-		b.WriteString("UNION ALL SELECT 2, 0, r.idx")
-		writeNulls(&b, nk-1, "text")
+		// The dimension filter applies; the metric filter, which selects
+		// rows, does not.
+		w.WriteString("UNION ALL SELECT 2, 0, r.idx")
+		writeNulls(w, p, false)
 		for _, m := range p.metrics {
-			b.WriteString(", ")
-			b.WriteString(m.expr)
+			w.WriteString(", ")
+			w.WriteString(m.expr)
 		}
-		writeFrom(&b, nil)
-		b.WriteString(" GROUP BY r.idx\n")
+		w.writeFrom(p.dimFilter.joins(), p.dimFilter)
+		w.WriteString(" GROUP BY r.idx\n")
 	}
 	for _, agg := range []struct {
 		on   bool
@@ -101,36 +152,56 @@ func buildSQL(p *plan) reportSQL {
 		if nm == 0 || !agg.on {
 			continue
 		}
-		b.WriteString("UNION ALL SELECT ")
-		b.WriteString(agg.part)
-		b.WriteString(", 0, k0")
-		writeNulls(&b, nk-1, "text")
-		writeColumns(&b, "m", 0, nm, agg.fn)
-		b.WriteString(" FROM g GROUP BY k0\n")
+		w.WriteString("UNION ALL SELECT ")
+		w.WriteString(agg.part)
+		w.WriteString(", 0, k0")
+		for range nk - 1 {
+			w.WriteString(", NULL::text")
+		}
+		writeColumns(w, "m", 0, nm, agg.fn)
+		w.WriteString(" FROM g GROUP BY k0\n")
 	}
-	b.WriteString("ORDER BY part, pos")
+	w.WriteString("ORDER BY part, pos")
 
-	return reportSQL{text: b.String(), args: sqlArgs(p)}
+	return reportSQL{text: w.String(), args: w.args}
 }
 
-// writeFrom writes FROM, the joins dims need and the WHERE clause. Only
-// dictionary joins of the given dimensions are added; each at most once.
-func writeFrom(b *strings.Builder, dims []*dimDef) {
-	b.WriteString(" FROM events e JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
-	var done []*joinDef
+func joinsOf(dims []*dimDef) []*joinDef {
+	var out []*joinDef
 	for _, d := range dims {
-		if d.join == nil || containsJoin(done, d.join) {
+		out = append(out, d.joins...)
+	}
+	return out
+}
+
+// writeFrom writes FROM, the given dictionary joins (each at most once) and
+// the WHERE clause with the dimension filter, if any.
+func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
+	w.WriteString(" FROM events e JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
+	var done []*joinDef
+	for _, j := range joins {
+		if containsJoin(done, j) {
 			continue
 		}
-		done = append(done, d.join)
-		b.WriteString(" LEFT JOIN dims ")
-		b.WriteString(d.join.alias)
-		b.WriteString(" ON ")
-		b.WriteString(d.join.alias)
-		b.WriteString(".id = e.")
-		b.WriteString(d.join.column)
+		done = append(done, j)
+		w.WriteString(" LEFT JOIN ")
+		if j.names == nil {
+			w.WriteString("dims")
+		} else {
+			t := j.names
+			codes := w.bindShared(t.key+".codes", t.codes)
+			names := w.bindShared(t.key+".names", t.names)
+			w.WriteString("(SELECT d.id, COALESCE(n.name, d.value) AS value FROM dims d LEFT JOIN unnest(")
+			w.WriteString(codes + "::text[], " + names + "::text[]) AS n(code, name) ON n.code = " + t.codeSQL)
+			w.WriteString(" WHERE d.site_id = $1 AND d.kind = " + strconv.Itoa(t.kind) + ")")
+		}
+		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e." + j.column)
 	}
-	b.WriteString(" WHERE e.site_id = $1 AND e.ts >= $3 AND e.ts < $4")
+	w.WriteString(" WHERE e.site_id = $1 AND e.ts >= $3 AND e.ts < $4")
+	if filter != nil {
+		w.WriteString(" AND ")
+		w.WriteString(w.filterSQL(filter))
+	}
 }
 
 func containsJoin(js []*joinDef, j *joinDef) bool {
@@ -142,11 +213,18 @@ func containsJoin(js []*joinDef, j *joinDef) bool {
 	return false
 }
 
+// numericSQL is x as a number when it is one (optional minus, digits,
+// optional fraction), else NULL: GA4's NUMERIC ordering and numeric
+// dimension filters treat other values as no number.
+func numericSQL(x string) string {
+	return "CASE WHEN " + x + ` ~ '^-?[0-9]+(\.[0-9]+)?$' THEN (` + x + ")::numeric END"
+}
+
 // writeOrder writes the window ordering: the request's orderBys, then (with
 // none) the first metric descending, then every key ascending so the order
 // is total and pages never overlap. Text compares by code point (COLLATE
 // "C"), GA4's ALPHANUMERIC.
-func writeOrder(b *strings.Builder, p *plan) {
+func (w *sqlWriter) writeOrder(p *plan) {
 	terms := p.order
 	if len(terms) == 0 && len(p.metrics) > 0 {
 		terms = []orderTerm{{metric: true, idx: 0, desc: true}}
@@ -156,47 +234,65 @@ func writeOrder(b *strings.Builder, p *plan) {
 	}
 	for i, t := range terms {
 		if i > 0 {
-			b.WriteString(", ")
+			w.WriteString(", ")
 		}
+		k := "k" + strconv.Itoa(t.idx)
 		switch {
 		case t.metric:
-			b.WriteString("m" + strconv.Itoa(t.idx))
+			w.WriteString("m" + strconv.Itoa(t.idx))
 		case t.idx == 0:
-			b.WriteString("k0")
+			w.WriteString("k0")
+		case t.numeric:
+			// Values that are no number sort below all numbers.
+			w.WriteString(numericSQL(k))
+			if t.desc {
+				w.WriteString(" DESC NULLS LAST")
+			} else {
+				w.WriteString(" NULLS FIRST")
+			}
+			continue
 		case t.fold:
-			b.WriteString("lower(k" + strconv.Itoa(t.idx) + ") COLLATE \"C\"")
+			w.WriteString(w.lowerSQL(k) + ` COLLATE "C"`)
 		default:
-			b.WriteString("k" + strconv.Itoa(t.idx) + " COLLATE \"C\"")
+			w.WriteString(k + ` COLLATE "C"`)
 		}
 		if t.desc {
-			b.WriteString(" DESC")
+			w.WriteString(" DESC")
 		}
 	}
 }
 
 // writeColumns writes ", prefix<from>, …, prefix<to-1>", each wrapped in fn
 // when fn is set.
-func writeColumns(b *strings.Builder, prefix string, from, to int, fn string) {
+func writeColumns(w *sqlWriter, prefix string, from, to int, fn string) {
 	for i := from; i < to; i++ {
-		b.WriteString(", ")
+		w.WriteString(", ")
 		if fn != "" {
-			b.WriteString(fn + "(")
+			w.WriteString(fn + "(")
 		}
-		b.WriteString(prefix + strconv.Itoa(i))
+		w.WriteString(prefix + strconv.Itoa(i))
 		if fn != "" {
-			b.WriteString(")")
+			w.WriteString(")")
 		}
 	}
 }
 
-func writeNulls(b *strings.Builder, n int, typ string) {
-	for range n {
-		b.WriteString(", NULL::" + typ)
+// writeNulls writes typed NULLs for the dimension keys and, with metrics,
+// for the metric columns.
+func writeNulls(w *sqlWriter, p *plan, metrics bool) {
+	for range p.dims {
+		w.WriteString(", NULL::text")
+	}
+	if !metrics {
+		return
+	}
+	for _, m := range p.metrics {
+		w.WriteString(", NULL::" + m.sqlType())
 	}
 }
 
-// sqlArgs binds p's values to the statement's parameters.
-func sqlArgs(p *plan) []any {
+// fixedArgValues binds p's values to the statement's first parameters.
+func fixedArgValues(p *plan) []any {
 	idx := make([]int32, len(p.ranges))
 	lo := make([]time.Time, len(p.ranges))
 	hi := make([]time.Time, len(p.ranges))

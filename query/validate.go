@@ -29,18 +29,21 @@ type site struct {
 // instants and bounded integers. Nothing in it that reaches SQL text came
 // from the request.
 type plan struct {
-	site       site
-	ranges     []rangePlan
-	dims       []*dimDef
-	metrics    []*metricDef
-	order      []orderTerm
-	limit      int64
-	offset     int64
-	totals     bool
-	maximums   bool
-	minimums   bool
-	keepEmpty  bool
-	rangeNames []string // dateRange values, by range index
+	site      site
+	ranges    []rangePlan
+	dims      []*dimDef
+	metrics   []*metricDef
+	dimFilter *filterNode // WHERE: before aggregation; nil for none
+	// metricFilter is HAVING: after aggregation; nil for none.
+	metricFilter *filterNode
+	order        []orderTerm
+	limit        int64
+	offset       int64
+	totals       bool
+	maximums     bool
+	minimums     bool
+	keepEmpty    bool
+	rangeNames   []string // dateRange values, by range index
 }
 
 // rangePlan is a date range as the half-open interval [lo, hi) of instants:
@@ -53,10 +56,11 @@ type rangePlan struct {
 // orderTerm sorts by one grouped column: key (0 = date range index,
 // 1.. = dimensions in request order) or metric (by index).
 type orderTerm struct {
-	metric bool
-	idx    int
-	desc   bool
-	fold   bool // case-insensitive
+	metric  bool
+	idx     int
+	desc    bool
+	fold    bool // case-insensitive
+	numeric bool // by numeric value
 }
 
 // validate checks req against the allowlist and GA4's rules and resolves it
@@ -68,7 +72,7 @@ func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 	for _, f := range []struct {
 		name string
 		raw  []byte
-	}{{"dimensionFilter", req.DimensionFilter}, {"metricFilter", req.MetricFilter}, {"cohortSpec", req.CohortSpec}, {"comparisons", req.Comparisons}} {
+	}{{"cohortSpec", req.CohortSpec}, {"comparisons", req.Comparisons}} {
 		if len(f.raw) > 0 && string(f.raw) != "null" {
 			return nil, invalidArgument("%s is not supported by this server.", f.name)
 		}
@@ -78,6 +82,13 @@ func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 	}
 	p := &plan{site: s, keepEmpty: req.KeepEmptyRows}
 	if err := p.addFields(req); err != nil {
+		return nil, err
+	}
+	var err *apiError
+	if p.dimFilter, err = compileFilter(req.DimensionFilter, "dimensionFilter", false); err != nil {
+		return nil, err
+	}
+	if p.metricFilter, err = compileFilter(req.MetricFilter, "metricFilter", true); err != nil {
 		return nil, err
 	}
 	if err := p.addRanges(req.DateRanges, dayOf(now, s.loc)); err != nil {
@@ -104,12 +115,12 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 	}
 	seen := make(map[string]bool)
 	for _, d := range req.Dimensions {
-		def, ok := dimensions[d.Name]
+		def, ok, why := lookupDimension(d.Name)
 		switch {
 		case len(d.DimensionExpression) > 0 && string(d.DimensionExpression) != "null":
-			return invalidArgument("dimensionExpression (dimension %q) is not supported by this server.", d.Name)
+			return invalidArgument("dimensionExpression (dimension %s) is not supported by this server.", quoteName(d.Name))
 		case !ok:
-			return invalidArgument("Field %s is not a valid dimension.", quoteName(d.Name))
+			return invalidArgument("%s", notValid(d.Name, "dimension", why))
 		case seen[d.Name]:
 			return invalidArgument("Duplicate dimension name %s.", quoteName(d.Name))
 		}
@@ -117,12 +128,12 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 		p.dims = append(p.dims, def)
 	}
 	for _, m := range req.Metrics {
-		def, ok := metrics[m.Name]
+		def, ok, why := lookupMetric(m.Name)
 		switch {
 		case m.Expression != "" || m.Invisible:
 			return invalidArgument("Metric expressions and invisible metrics (metric %s) are not supported by this server.", quoteName(m.Name))
 		case !ok:
-			return invalidArgument("Field %s is not a valid metric.", quoteName(m.Name))
+			return invalidArgument("%s", notValid(m.Name, "metric", why))
 		case seen[m.Name]:
 			return invalidArgument("Duplicate metric name %s.", quoteName(m.Name))
 		}
@@ -213,11 +224,13 @@ func (p *plan) addOrder(orderBys []OrderBy) *apiError {
 				return invalidArgument("orderBys[%d]: dimension %s is not in the request's dimensions.", i, quoteName(o.Dimension.DimensionName))
 			}
 			switch o.Dimension.OrderType {
-			case "", "ALPHANUMERIC":
+			case "", "ORDER_TYPE_UNSPECIFIED", "ALPHANUMERIC":
 			case "CASE_INSENSITIVE_ALPHANUMERIC":
 				t.fold = true
+			case "NUMERIC":
+				t.numeric = true
 			default:
-				return invalidArgument("orderBys[%d]: orderType %s is not supported; use ALPHANUMERIC or CASE_INSENSITIVE_ALPHANUMERIC.", i, quoteName(o.Dimension.OrderType))
+				return invalidArgument("orderBys[%d].dimension.orderType: %s is not supported; use ALPHANUMERIC, CASE_INSENSITIVE_ALPHANUMERIC or NUMERIC.", i, quoteName(o.Dimension.OrderType))
 			}
 		}
 		p.order = append(p.order, t)

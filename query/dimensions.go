@@ -1,0 +1,113 @@
+package query
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+//go:generate go run gen_names.go
+
+// Dictionary joins, one per dims-coded events column.
+var (
+	joinEventName = &joinDef{alias: "d_name", column: "name_id"}
+	joinPagePath  = &joinDef{alias: "d_page", column: "page_id"}
+	joinHostName  = &joinDef{alias: "d_host", column: "host_id"}
+	joinPageTitle = &joinDef{alias: "d_title", column: "title_id"}
+	joinReferrer  = &joinDef{alias: "d_referrer", column: "referrer_id"}
+	joinLanguage  = &joinDef{alias: "d_language", column: "language_id"}
+	joinScreen    = &joinDef{alias: "d_screen", column: "screen_id"}
+	joinCountry   = &joinDef{alias: "d_country", column: "country_id"}
+	joinRegion    = &joinDef{alias: "d_region", column: "region_id"}
+	joinCity      = &joinDef{alias: "d_city", column: "city_id"}
+	joinBrowser   = &joinDef{alias: "d_browser", column: "browser_id"}
+	joinOS        = &joinDef{alias: "d_os", column: "os_id"}
+	joinDevice    = &joinDef{alias: "d_device", column: "device_id"}
+
+	// Countries are stored as ISO 3166-1 alpha-2 codes, languages as
+	// lower-case tags (en-us); GA4's country and language show English
+	// names, matched on the code and on the tag's base language. A code
+	// without a name shows as stored.
+	joinCountryName = &joinDef{alias: "d_country_name", column: "country_id",
+		names: newNameTable("country", int(postgres.DimCountry), "upper(d.value)", countryNames)}
+	joinLanguageName = &joinDef{alias: "d_language_name", column: "language_id",
+		names: newNameTable("language", int(postgres.DimLanguage), "split_part(replace(lower(d.value), '_', '-'), '-', 1)", languageNames)}
+)
+
+func newNameTable(key string, kind int, codeSQL string, m map[string]string) *nameTable {
+	t := &nameTable{key: key, kind: kind, codeSQL: codeSQL}
+	for code := range m {
+		t.codes = append(t.codes, code)
+	}
+	slices.Sort(t.codes)
+	for _, code := range t.codes {
+		t.names = append(t.names, m[code])
+	}
+	return t
+}
+
+// localTime formats the event's time in the site's time zone.
+func localTime(format string) string {
+	return "to_char(e.ts AT TIME ZONE r.tz, '" + format + "')"
+}
+
+// dictDim is a dimension showing the values of one dictionary join.
+func dictDim(name, uiName, category, desc string, j *joinDef) *dimDef {
+	return &dimDef{name: name, uiName: uiName, category: category, desc: desc, expr: dictValue(j), joins: []*joinDef{j}}
+}
+
+// dimensionList is the dimension allowlist in the order metadata lists it.
+var dimensionList = []*dimDef{
+	{name: "date", uiName: "Date", category: "Time", desc: "The day of the event in the property's time zone, YYYYMMDD.", expr: localTime("YYYYMMDD")},
+	{name: "dateHour", uiName: "Date + hour (YYYYMMDDHH)", category: "Time", desc: "The day and hour of the event, YYYYMMDDHH.", expr: localTime("YYYYMMDDHH24")},
+	{name: "dateHourMinute", uiName: "Date hour and minute", category: "Time", desc: "The day, hour and minute of the event, YYYYMMDDHHMM.", expr: localTime("YYYYMMDDHH24MI")},
+	{name: "year", uiName: "Year", category: "Time", desc: "The four-digit year of the event.", expr: localTime("YYYY")},
+	{name: "yearMonth", uiName: "Year month", category: "Time", desc: "The year and month of the event, YYYYMM.", expr: localTime("YYYYMM")},
+	{name: "month", uiName: "Month", category: "Time", desc: "The month of the event, 01 to 12.", expr: localTime("MM")},
+	{name: "day", uiName: "Day", category: "Time", desc: "The day of the month of the event, 01 to 31.", expr: localTime("DD")},
+	{name: "hour", uiName: "Hour", category: "Time", desc: "The hour of the event, 00 to 23.", expr: localTime("HH24")},
+	{name: "minute", uiName: "Minute", category: "Time", desc: "The minute of the event, 00 to 59.", expr: localTime("MI")},
+	{name: "dayOfWeek", uiName: "Day of week", category: "Time", desc: "The day of the week of the event, 0 (Sunday) to 6 (Saturday).",
+		expr: "extract(dow FROM e.ts AT TIME ZONE r.tz)::int::text"},
+	{name: "dayOfWeekName", uiName: "Day of week name", category: "Time", desc: "The English name of the day of the week of the event.",
+		expr: localTime("FMDay")},
+
+	{name: "pagePath", uiName: "Page path", category: "Page / screen", desc: "The path of the page, without its query string.",
+		expr: "COALESCE(NULLIF(split_part(" + joinPagePath.alias + ".value, '?', 1), ''), '" + notSet + "')", joins: []*joinDef{joinPagePath}},
+	dictDim("pagePathPlusQueryString", "Page path + query string", "Page / screen", "The path of the page with the query parameters kept at collection.", joinPagePath),
+	dictDim("pageTitle", "Page title", "Page / screen", "The title of the page.", joinPageTitle),
+	dictDim("hostName", "Hostname", "Page / screen", "The host name of the page.", joinHostName),
+	{name: "fullPageUrl", uiName: "Full page URL", category: "Page / screen", desc: "Host name, path and kept query parameters of the page.",
+		expr:  "COALESCE(NULLIF(COALESCE(" + joinHostName.alias + ".value, '') || COALESCE(" + joinPagePath.alias + ".value, ''), ''), '" + notSet + "')",
+		joins: []*joinDef{joinHostName, joinPagePath}},
+	dictDim("pageReferrer", "Page referrer", "Page / screen", "The referring URL, scrubbed at collection; empty for self-referrals.", joinReferrer),
+
+	dictDim("eventName", "Event name", "Event", "The name of the event.", joinEventName),
+	{name: "isKeyEvent", uiName: "Is key event", category: "Event", desc: "true when the event is a key event, else false.",
+		expr: "CASE WHEN e.flags & " + strconv.Itoa(int(protocol.FlagKeyEvent)) + " <> 0 THEN 'true' ELSE 'false' END"},
+
+	dictDim("country", "Country", "Geography", "The English name of the country the event came from.", joinCountryName),
+	dictDim("countryId", "Country ID", "Geography", "The ISO 3166-1 alpha-2 code of the country the event came from.", joinCountry),
+	dictDim("region", "Region", "Geography", "The region the event came from.", joinRegion),
+	dictDim("city", "City", "Geography", "The city the event came from.", joinCity),
+
+	dictDim("language", "Language", "Platform / device", "The English name of the browser's language.", joinLanguageName),
+	dictDim("languageCode", "Language code", "Platform / device", "The browser's language tag, lower case (en-us).", joinLanguage),
+	dictDim("browser", "Browser", "Platform / device", "The browser family.", joinBrowser),
+	dictDim("operatingSystem", "Operating system", "Platform / device", "The operating system family.", joinOS),
+	dictDim("deviceCategory", "Device category", "Platform / device", "desktop, mobile or tablet.", joinDevice),
+	dictDim("screenResolution", "Screen resolution", "Platform / device", "The screen size, WIDTHxHEIGHT.", joinScreen),
+}
+
+// dimensionsByName indexes dimensionList by API name.
+var dimensionsByName = indexByName(dimensionList, func(d *dimDef) string { return d.name })
+
+func indexByName[T any](list []T, name func(T) string) map[string]T {
+	m := make(map[string]T, len(list))
+	for _, v := range list {
+		m[name(v)] = v
+	}
+	return m
+}

@@ -1,0 +1,116 @@
+package query
+
+// FilterExpression is GA4's FilterExpression: exactly one of a group, a
+// negation or a single filter.
+type FilterExpression struct {
+	AndGroup      *FilterExpressionList `json:"andGroup,omitempty"`
+	OrGroup       *FilterExpressionList `json:"orGroup,omitempty"`
+	NotExpression *FilterExpression     `json:"notExpression,omitempty"`
+	Filter        *Filter               `json:"filter,omitempty"`
+}
+
+// FilterExpressionList holds the members of an andGroup or orGroup.
+type FilterExpressionList struct {
+	Expressions []FilterExpression `json:"expressions"`
+}
+
+// Filter tests one dimension (in a dimensionFilter) or one metric (in a
+// metricFilter) with exactly one of its filter kinds.
+type Filter struct {
+	FieldName     string         `json:"fieldName"`
+	StringFilter  *StringFilter  `json:"stringFilter,omitempty"`
+	InListFilter  *InListFilter  `json:"inListFilter,omitempty"`
+	NumericFilter *NumericFilter `json:"numericFilter,omitempty"`
+	BetweenFilter *BetweenFilter `json:"betweenFilter,omitempty"`
+	EmptyFilter   *EmptyFilter   `json:"emptyFilter,omitempty"`
+}
+
+// StringFilter matches a dimension value. MatchType is EXACT (also when
+// unset), BEGINS_WITH, ENDS_WITH, CONTAINS, FULL_REGEXP or PARTIAL_REGEXP;
+// regular expressions are RE2, as in GA4. Matching ignores case unless
+// CaseSensitive.
+type StringFilter struct {
+	MatchType     string `json:"matchType,omitempty"`
+	Value         string `json:"value"`
+	CaseSensitive bool   `json:"caseSensitive,omitempty"`
+}
+
+// InListFilter matches a dimension value equal to one of Values.
+type InListFilter struct {
+	Values        []string `json:"values"`
+	CaseSensitive bool     `json:"caseSensitive,omitempty"`
+}
+
+// NumericFilter compares a metric, or a dimension whose value is a number,
+// with Value. Operation is EQUAL, LESS_THAN, LESS_THAN_OR_EQUAL,
+// GREATER_THAN or GREATER_THAN_OR_EQUAL.
+type NumericFilter struct {
+	Operation string       `json:"operation"`
+	Value     NumericValue `json:"value"`
+}
+
+// BetweenFilter matches values in [FromValue, ToValue].
+type BetweenFilter struct {
+	FromValue NumericValue `json:"fromValue"`
+	ToValue   NumericValue `json:"toValue"`
+}
+
+// NumericValue is one of an integer (a string in proto3 JSON, or a number)
+// or a double.
+type NumericValue struct {
+	Int64Value  *Int64   `json:"int64Value,omitempty"`
+	DoubleValue *float64 `json:"doubleValue,omitempty"`
+}
+
+// EmptyFilter matches dimension values that are empty or "(not set)".
+type EmptyFilter struct{}
+
+// filterKind is what a filter leaf tests.
+type filterKind int
+
+const (
+	matchExact filterKind = iota
+	matchBegins
+	matchEnds
+	matchContains
+	matchRegexp // value holds the PostgreSQL pattern
+	matchInList
+	matchEmpty
+	matchCompare // op and num
+	matchBetween // num (low) and num2 (high)
+)
+
+// filterNode is a validated filter expression: an and/or group, a negation
+// or a leaf. Leaves hold allowlisted definitions, fixed operators and values
+// to bind; nothing from the request reaches SQL text.
+type filterNode struct {
+	and, or []*filterNode
+	not     *filterNode
+	leaf    *filterLeaf
+}
+
+type filterLeaf struct {
+	dim    *dimDef    // set in dimension filters
+	metric *metricDef // set in metric filters
+	kind   filterKind
+	// fold: compare lower-cased (see lowerSQL); value and values are
+	// already lower-cased. Regular expressions fold in the pattern instead.
+	fold      bool
+	value     string
+	values    []string
+	op        string // SQL comparison operator, from compareOps
+	num, num2 any    // int64 or float64
+}
+
+// stringMatchTypes maps GA4 match types to leaf kinds.
+var stringMatchTypes = map[string]filterKind{
+	"": matchExact, "MATCH_TYPE_UNSPECIFIED": matchExact, "EXACT": matchExact,
+	"BEGINS_WITH": matchBegins, "ENDS_WITH": matchEnds, "CONTAINS": matchContains,
+	"FULL_REGEXP": matchRegexp, "PARTIAL_REGEXP": matchRegexp,
+}
+
+// compareOps maps GA4 numeric operations to SQL operators.
+var compareOps = map[string]string{
+	"EQUAL": "=", "LESS_THAN": "<", "LESS_THAN_OR_EQUAL": "<=",
+	"GREATER_THAN": ">", "GREATER_THAN_OR_EQUAL": ">=",
+}

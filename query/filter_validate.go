@@ -1,0 +1,224 @@
+package query
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Filter bounds: a filter is a small tree of short values.
+const (
+	maxFilterNodes    = 100  // expressions in one filter
+	maxFilterDepth    = 10   // nesting of groups and negations
+	maxInListValues   = 1000 // values of one inListFilter
+	maxFilterValueLen = 1000 // bytes of one string value or pattern
+)
+
+// filterCompiler validates one dimensionFilter or metricFilter.
+type filterCompiler struct {
+	metric bool // compiling a metricFilter
+	nodes  int
+}
+
+// compileFilter validates e, the request's field (dimensionFilter or
+// metricFilter); nil for no filter. Errors name the offending path.
+func compileFilter(e *FilterExpression, field string, metric bool) (*filterNode, *apiError) {
+	if e == nil {
+		return nil, nil
+	}
+	c := &filterCompiler{metric: metric}
+	return c.expr(e, field, 0)
+}
+
+func (c *filterCompiler) expr(e *FilterExpression, path string, depth int) (*filterNode, *apiError) {
+	c.nodes++
+	switch {
+	case c.nodes > maxFilterNodes:
+		return nil, invalidArgument("%s: a filter may hold at most %d expressions.", path, maxFilterNodes)
+	case depth > maxFilterDepth:
+		return nil, invalidArgument("%s: filters may nest at most %d levels deep.", path, maxFilterDepth)
+	case countSet(e.AndGroup != nil, e.OrGroup != nil, e.NotExpression != nil, e.Filter != nil) != 1:
+		return nil, invalidArgument("%s: set exactly one of andGroup, orGroup, notExpression or filter.", path)
+	case e.AndGroup != nil:
+		kids, err := c.group(e.AndGroup, path+".andGroup", depth)
+		return &filterNode{and: kids}, err
+	case e.OrGroup != nil:
+		kids, err := c.group(e.OrGroup, path+".orGroup", depth)
+		return &filterNode{or: kids}, err
+	case e.NotExpression != nil:
+		kid, err := c.expr(e.NotExpression, path+".notExpression", depth+1)
+		return &filterNode{not: kid}, err
+	}
+	leaf, err := c.filter(e.Filter, path+".filter")
+	return &filterNode{leaf: leaf}, err
+}
+
+func (c *filterCompiler) group(g *FilterExpressionList, path string, depth int) ([]*filterNode, *apiError) {
+	if len(g.Expressions) == 0 {
+		return nil, invalidArgument("%s.expressions: a group needs at least one expression.", path)
+	}
+	kids := make([]*filterNode, len(g.Expressions))
+	for i := range g.Expressions {
+		kid, err := c.expr(&g.Expressions[i], fmt.Sprintf("%s.expressions[%d]", path, i), depth+1)
+		if err != nil {
+			return nil, err
+		}
+		kids[i] = kid
+	}
+	return kids, nil
+}
+
+func countSet(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// filter validates one leaf: its field, then its single filter kind.
+func (c *filterCompiler) filter(f *Filter, path string) (*filterLeaf, *apiError) {
+	l := &filterLeaf{}
+	if err := c.field(l, f.FieldName, path+".fieldName"); err != nil {
+		return nil, err
+	}
+	if countSet(f.StringFilter != nil, f.InListFilter != nil, f.NumericFilter != nil, f.BetweenFilter != nil, f.EmptyFilter != nil) != 1 {
+		return nil, invalidArgument("%s: set exactly one of stringFilter, inListFilter, numericFilter, betweenFilter or emptyFilter.", path)
+	}
+	if c.metric && (f.StringFilter != nil || f.InListFilter != nil || f.EmptyFilter != nil) {
+		return nil, invalidArgument("%s: metric %s takes numericFilter or betweenFilter only.", path, quoteName(f.FieldName))
+	}
+	switch {
+	case f.StringFilter != nil:
+		return l, stringLeaf(l, f.StringFilter, path+".stringFilter")
+	case f.InListFilter != nil:
+		return l, inListLeaf(l, f.InListFilter, path+".inListFilter")
+	case f.EmptyFilter != nil:
+		l.kind = matchEmpty
+		return l, nil
+	case f.NumericFilter != nil:
+		op, ok := compareOps[f.NumericFilter.Operation]
+		if !ok {
+			return nil, invalidArgument("%s.numericFilter.operation: %s is not supported; use EQUAL, LESS_THAN, LESS_THAN_OR_EQUAL, GREATER_THAN or GREATER_THAN_OR_EQUAL.",
+				path, quoteName(f.NumericFilter.Operation))
+		}
+		l.kind, l.op = matchCompare, op
+		var err *apiError
+		l.num, err = numericValue(f.NumericFilter.Value, path+".numericFilter.value")
+		return l, err
+	}
+	l.kind = matchBetween
+	var err *apiError
+	if l.num, err = numericValue(f.BetweenFilter.FromValue, path+".betweenFilter.fromValue"); err != nil {
+		return nil, err
+	}
+	l.num2, err = numericValue(f.BetweenFilter.ToValue, path+".betweenFilter.toValue")
+	return l, err
+}
+
+// field resolves a filter's fieldName: a dimension in a dimensionFilter, a
+// metric in a metricFilter.
+func (c *filterCompiler) field(l *filterLeaf, name, path string) *apiError {
+	if c.metric {
+		m, ok, why := lookupMetric(name)
+		if !ok {
+			if _, isDim, _ := lookupDimension(name); isDim {
+				return invalidArgument("%s: %s is a dimension; metricFilter takes metrics (filter dimensions in dimensionFilter).", path, quoteName(name))
+			}
+			return invalidArgument("%s: %s", path, notValid(name, "metric", why))
+		}
+		l.metric = m
+		return nil
+	}
+	d, ok, why := lookupDimension(name)
+	if !ok {
+		if _, isMetric, _ := lookupMetric(name); isMetric {
+			return invalidArgument("%s: %s is a metric; dimensionFilter takes dimensions (filter metrics in metricFilter).", path, quoteName(name))
+		}
+		return invalidArgument("%s: %s", path, notValid(name, "dimension", why))
+	}
+	l.dim = d
+	return nil
+}
+
+func stringLeaf(l *filterLeaf, f *StringFilter, path string) *apiError {
+	kind, ok := stringMatchTypes[f.MatchType]
+	if !ok {
+		return invalidArgument("%s.matchType: %s is not supported; use EXACT, BEGINS_WITH, ENDS_WITH, CONTAINS, FULL_REGEXP or PARTIAL_REGEXP.",
+			path, quoteName(f.MatchType))
+	}
+	if err := checkText(f.Value, path+".value"); err != nil {
+		return err
+	}
+	l.kind = kind
+	if kind == matchRegexp {
+		pattern, err := pgPattern(f.Value, f.MatchType == "FULL_REGEXP", f.CaseSensitive)
+		if err != nil {
+			return invalidArgument("%s.value: invalid regular expression %s: %v.", path, quoteName(f.Value), err)
+		}
+		l.value = pattern
+		return nil
+	}
+	l.value, l.fold = f.Value, !f.CaseSensitive
+	if l.fold {
+		l.value = strings.ToLower(f.Value)
+	}
+	return nil
+}
+
+func inListLeaf(l *filterLeaf, f *InListFilter, path string) *apiError {
+	switch {
+	case len(f.Values) == 0:
+		return invalidArgument("%s.values: give at least one value.", path)
+	case len(f.Values) > maxInListValues:
+		return invalidArgument("%s.values: at most %d values, got %d.", path, maxInListValues, len(f.Values))
+	}
+	l.kind, l.fold = matchInList, !f.CaseSensitive
+	l.values = make([]string, len(f.Values))
+	for i, v := range f.Values {
+		if err := checkText(v, fmt.Sprintf("%s.values[%d]", path, i)); err != nil {
+			return err
+		}
+		if l.fold {
+			v = strings.ToLower(v)
+		}
+		l.values[i] = v
+	}
+	return nil
+}
+
+// checkText refuses values PostgreSQL text cannot hold (NUL) and values
+// longer than any dimension value is worth comparing with.
+func checkText(v, path string) *apiError {
+	switch {
+	case len(v) > maxFilterValueLen:
+		return invalidArgument("%s: longer than %d bytes.", path, maxFilterValueLen)
+	case strings.IndexByte(v, 0) >= 0:
+		return invalidArgument("%s: must not contain NUL characters.", path)
+	}
+	return nil
+}
+
+// numericValue is v's number: int64 or float64.
+func numericValue(v NumericValue, path string) (any, *apiError) {
+	switch {
+	case v.Int64Value != nil && v.DoubleValue != nil:
+		return nil, invalidArgument("%s: set only one of int64Value or doubleValue.", path)
+	case v.Int64Value != nil:
+		return int64(*v.Int64Value), nil
+	case v.DoubleValue != nil && !math.IsNaN(*v.DoubleValue) && !math.IsInf(*v.DoubleValue, 0):
+		return *v.DoubleValue, nil
+	}
+	return nil, invalidArgument("%s: set int64Value or doubleValue.", path)
+}
+
+// notValid says that name is not a valid dimension or metric, and why when
+// known.
+func notValid(name, what, why string) string {
+	if why != "" {
+		return fmt.Sprintf("Field %s is not a valid %s: %s.", quoteName(name), what, why)
+	}
+	return fmt.Sprintf("Field %s is not a valid %s.", quoteName(name), what)
+}
