@@ -11,14 +11,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/node"
+	"github.com/avila-analytics/avila/internal/cli"
 )
 
 // shutdownTimeout bounds how long API requests in progress may take to finish
@@ -34,6 +33,7 @@ func main() {
 
 func run() error {
 	fs := flag.NewFlagSet("avila-aggregator", flag.ExitOnError)
+	env := cli.Env(os.LookupEnv).String
 	var cfg node.Config
 	var logFormat, logLevel string
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", os.Getenv("DATABASE_URL")),
@@ -52,7 +52,7 @@ func run() error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	log, err := newLogger(logFormat, logLevel)
+	log, err := cli.NewLogger(os.Stderr, logFormat, logLevel)
 	if err != nil {
 		return err
 	}
@@ -82,27 +82,4 @@ func run() error {
 		log.Warn("unclean shutdown", "err", err)
 	}
 	return serveErr
-}
-
-// env returns AVILA_<name> when set, else def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("AVILA_" + name); ok {
-		return v
-	}
-	return def
-}
-
-func newLogger(format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }

@@ -1,0 +1,126 @@
+// Command avila-agent runs beside a web server: it accepts GA4 hits over
+// HTTP, stores them durably on local disk and ships them to avila-aggregator
+// over QUIC.
+//
+// Every flag has an AVILA_<FLAG> environment fallback (--data-dir ↔
+// AVILA_DATA_DIR). When ready it prints one JSON line on stdout:
+// {"agent":"http://host:port","agent_id":"…"}. Logs go to stderr. SIGINT or
+// SIGTERM shut it down cleanly; unshipped events stay in --data-dir.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/avila-analytics/avila/agent"
+	"github.com/avila-analytics/avila/internal/cli"
+)
+
+// shutdownTimeout bounds how long requests in progress may take to finish
+// at shutdown.
+const shutdownTimeout = 30 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "avila-agent:", err)
+		os.Exit(1)
+	}
+}
+
+// options is what the command line and environment say.
+type options struct {
+	agent     agent.Config
+	logFormat string
+	logLevel  string
+}
+
+func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("avila-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	maxBytes, err := env.Int64("QUEUE_MAX_BYTES", 0)
+	if err != nil {
+		return o, err
+	}
+	var aggregators string
+	fs.StringVar(&o.agent.Listen, "listen", env.String("LISTEN", "127.0.0.1:8090"),
+		"TCP address for hits: /g/collect, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
+	fs.StringVar(&o.agent.DataDir, "data-dir", env.String("DATA_DIR", "./data/agent"),
+		"directory of the durable event queue (queue.db) and the cached site config; it must survive restarts, "+
+			"or acknowledged events not yet shipped are lost (env AVILA_DATA_DIR)")
+	fs.StringVar(&aggregators, "aggregator", env.String("AGGREGATOR", "127.0.0.1:4433"),
+		"comma-separated QUIC addresses (host:port) of avila-aggregator nodes, the first preferred; "+
+			"the agent fails over to the next on errors (env AVILA_AGGREGATOR)")
+	fs.StringVar(&o.agent.CAFile, "ca", env.String("CA", ""),
+		"PEM file of the CA that signed the aggregators' certificates; a development aggregator prints its path "+
+			"as \"ca\" when ready (env AVILA_CA); required")
+	fs.Int64Var(&o.agent.QueueMaxBytes, "queue-max-bytes", maxBytes,
+		"disk budget of the queue in bytes; when it is used up (aggregators unreachable for long) hits get 503; "+
+			"0 means 1 GiB (env AVILA_QUEUE_MAX_BYTES)")
+	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
+	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, a := range strings.Split(aggregators, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.agent.Aggregators = append(o.agent.Aggregators, a)
+		}
+	}
+	return o, nil
+}
+
+// run starts the agent, prints the ready line and serves until ctx ends or
+// serving fails, then shuts down.
+func run(ctx context.Context, args []string, env cli.Env, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, env, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := cli.NewLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
+	}
+	a, err := agent.Start(ctx, o.agent, log)
+	if err != nil {
+		return err
+	}
+	ready, _ := json.Marshal(struct {
+		Agent   string `json:"agent"`
+		AgentID string `json:"agent_id"`
+	}{a.URL, a.ID})
+	if _, err := fmt.Fprintln(stdout, string(ready)); err != nil {
+		log.Warn("printing the ready line failed", "err", err)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-a.Err():
+		log.Error("serving failed", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		log.Warn("unclean shutdown", "err", err)
+	}
+	return serveErr
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/agent"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+func mapEnv(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestFlagsAndEnv(t *testing.T) {
+	// Defaults.
+	o, err := parseFlags(nil, mapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := agent.Config{Listen: "127.0.0.1:8090", DataDir: "./data/agent", Aggregators: []string{"127.0.0.1:4433"}}
+	if got := o.agent; got.Listen != want.Listen || got.DataDir != want.DataDir || strings.Join(got.Aggregators, ",") != "127.0.0.1:4433" ||
+		got.CAFile != "" || got.QueueMaxBytes != 0 || o.logFormat != "text" || o.logLevel != "info" {
+		t.Fatalf("defaults: %+v", o)
+	}
+
+	// Every flag from the environment.
+	env := mapEnv(map[string]string{
+		"AVILA_LISTEN": "127.0.0.1:0", "AVILA_DATA_DIR": "/srv/a", "AVILA_AGGREGATOR": "a:1, b:2,,",
+		"AVILA_CA": "/etc/ca.pem", "AVILA_QUEUE_MAX_BYTES": "1048576", "AVILA_LOG_FORMAT": "json", "AVILA_LOG_LEVEL": "debug",
+	})
+	o, err = parseFlags(nil, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.agent; got.Listen != "127.0.0.1:0" || got.DataDir != "/srv/a" || strings.Join(got.Aggregators, ",") != "a:1,b:2" ||
+		got.CAFile != "/etc/ca.pem" || got.QueueMaxBytes != 1<<20 || o.logFormat != "json" || o.logLevel != "debug" {
+		t.Fatalf("from env: %+v", o)
+	}
+
+	// Flags win over the environment.
+	o, err = parseFlags([]string{"--data-dir", "/x", "--aggregator", "c:3", "--queue-max-bytes", "5"}, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.agent.DataDir != "/x" || strings.Join(o.agent.Aggregators, ",") != "c:3" || o.agent.QueueMaxBytes != 5 || o.agent.CAFile != "/etc/ca.pem" {
+		t.Fatalf("flags over env: %+v", o)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{env: map[string]string{"AVILA_QUEUE_MAX_BYTES": "big"}, want: `AVILA_QUEUE_MAX_BYTES="big": want an integer`},
+		{args: []string{"--listen"}, want: "flag needs an argument: -listen"},
+		{args: []string{"extra"}, want: `unexpected arguments ["extra"]`},
+	} {
+		if _, err := parseFlags(tc.args, mapEnv(tc.env), io.Discard); err == nil || err.Error() != tc.want {
+			t.Errorf("parseFlags(%q, %v) error %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"--data-dir", t.TempDir()}, mapEnv(nil), &stdout, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--ca is empty") {
+		t.Fatalf("run without --ca: %v", err)
+	}
+	err = run(context.Background(), []string{"--log-format", "xml"}, mapEnv(nil), &stdout, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("run with a bad log format: %v", err)
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("printed %q although it never became ready", stdout.String())
+	}
+}
+
+// TestRunReadyLineAndShutdown runs the command as the e2e harness does,
+// with no aggregator listening: it prints exactly one JSON ready line, serves
+// /healthz at once, reports not ready with a reason, and exits cleanly when
+// its context (the signal) ends.
+func TestRunReadyLineAndShutdown(t *testing.T) {
+	certs, err := protocol.EnsureDevCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		args := []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--aggregator", "127.0.0.1:9", "--ca", certs.CA}
+		err := run(ctx, args, mapEnv(nil), pw, io.Discard)
+		pw.Close()
+		done <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatalf("no ready line: %v", <-done)
+	}
+	var ready map[string]string
+	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil {
+		t.Fatalf("ready line %q: %v", lines.Text(), err)
+	}
+	if len(ready) != 2 || !strings.HasPrefix(ready["agent"], "http://127.0.0.1:") || len(ready["agent_id"]) != 16 {
+		t.Fatalf("ready line %q, want {agent: http://127.0.0.1:PORT, agent_id}", lines.Text())
+	}
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(ready["agent"] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "no site config yet") {
+		t.Fatalf("/readyz %d %q, want 503 with the reason", code, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after the signal: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run did not return after its context ended")
+	}
+	if lines.Scan() {
+		t.Fatalf("more than one line on stdout: %q", lines.Text())
+	}
+}
