@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
 	"github.com/avila-analytics/avila/protocol"
@@ -28,6 +30,25 @@ type Config struct {
 	// TLSCert and TLSKey are the QUIC server's certificate; when both are
 	// empty a local CA and certificate are made (once) under DataDir.
 	TLSCert, TLSKey string
+	// TLSClientCA, when set, requires agents to present a certificate
+	// signed by this CA (mTLS); its CommonName becomes the agent's identity.
+	TLSClientCA string
+
+	// NodeName names the node in the cluster and in status; default: the
+	// host name.
+	NodeName string
+	// GossipListen (host:port) makes the node join a cluster; empty runs
+	// it alone. Join lists other nodes' gossip addresses; GossipKey (16,
+	// 24 or 32 bytes, the same on every node) encrypts gossip.
+	GossipListen string
+	Join         []string
+	GossipKey    []byte
+	// GossipProbeInterval and GossipSuspicionMult tune failure detection
+	// (see aggregator/cluster.Config); zero takes the defaults.
+	GossipProbeInterval time.Duration
+	GossipSuspicionMult int
+	// Version is the build version gossiped to peers and shown in status.
+	Version string
 }
 
 // Node is a running aggregator.
@@ -37,12 +58,17 @@ type Node struct {
 	APIURL   string // http://host:port
 	CAFile   string // absolute path of the CA that signed the QUIC certificate; "" with --tls-cert
 
-	log    *slog.Logger
-	store  *postgres.Store
-	quic   *protocol.Server
-	http   *http.Server
-	cancel context.CancelFunc // stops Serve's accept loop and the jobs
-	wg     sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
+	log     *slog.Logger
+	name    string
+	version string
+	store   *postgres.Store
+	gate    *gate
+	act     *activity
+	cluster *cluster.Cluster // nil when running alone
+	quic    *protocol.Server
+	http    *http.Server
+	cancel  context.CancelFunc // stops Serve's accept loop and the jobs
+	wg      sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
 
 	serveErr chan error
 }
@@ -56,7 +82,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("aggregator: --tls-cert and --tls-key go together")
 	}
-	n := &Node{log: log, serveErr: make(chan error, 2)}
+	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2)}
+	if n.name == "" {
+		n.name, _ = os.Hostname()
+	}
 	defer func() {
 		if err != nil {
 			n.abort()
@@ -76,12 +105,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	h := ingest.New(ingest.Options{Logger: log}, n.store)
+	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored}, n.store)
+	n.gate = newGate(h, n.members)
 	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
-	if n.quic, err = protocol.ListenOptions(cfg.ListenQUIC, tlsConf, h, log, protocol.ServerOptions{ResetKey: resetKey}); err != nil {
+	if n.quic, err = protocol.ListenOptions(cfg.ListenQUIC, tlsConf, n.gate, log, protocol.ServerOptions{ResetKey: resetKey}); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAPI)
@@ -90,6 +120,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
 	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if cfg.GossipListen != "" {
+		n.cluster, err = cluster.New(cluster.Config{
+			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,
+			Meta:          cluster.Meta{QUICAddr: n.QUICAddr, APIAddr: ln.Addr().String(), Version: cfg.Version},
+			ProbeInterval: cfg.GossipProbeInterval, SuspicionMult: cfg.GossipSuspicionMult,
+			Logger: log,
+		})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
@@ -99,12 +141,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		}
 	})
 	n.wg.Go(func() { j.Run(runCtx) })
+	if n.cluster != nil {
+		n.wg.Go(func() { n.cluster.Run(runCtx) })
+		n.wg.Go(func() { n.publishLoad(runCtx) })
+	}
 	n.wg.Go(func() {
 		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- fmt.Errorf("aggregator: api: %w", err)
 		}
 	})
-	log.Info("aggregator ready", "quic", n.QUICAddr, "api", n.APIURL)
+	log.Info("aggregator ready", "node", n.name, "quic", n.QUICAddr, "api", n.APIURL, "mtls", cfg.TLSClientCA != "")
 	return n, nil
 }
 
@@ -120,7 +166,7 @@ func (n *Node) serverTLS(cfg Config) (*tls.Config, error) {
 		}
 		cert, key = dev.Cert, dev.Key
 	}
-	conf, err := protocol.ServerTLS(cert, key, "")
+	conf, err := protocol.ServerTLS(cert, key, cfg.TLSClientCA)
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
@@ -131,15 +177,37 @@ func (n *Node) serverTLS(cfg Config) (*tls.Config, error) {
 // shut down.
 func (n *Node) Err() <-chan error { return n.serveErr }
 
-// Shutdown stops accepting batches, waits for in-flight batches to commit,
-// stops the API (waiting for requests in progress until ctx ends) and closes
-// the database.
+// Shutdown drains the node and stops it: new batches are answered Retry
+// ("draining", with the members to go to instead) and the node announces it
+// is draining; once the batches in flight are answered (or ctx ends) it
+// leaves the cluster, stops the API (waiting for requests in progress until
+// ctx ends) and closes the database. A rolling restart loses nothing: every
+// batch is either committed and acknowledged or resent elsewhere.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.log.Info("aggregator draining")
+	var errs []error
+	idle := n.gate.drain()
+	n.gate.invalidate()
+	if n.cluster != nil {
+		if err := n.cluster.Update(func(m *cluster.Meta) { m.Draining = true }); err != nil {
+			n.log.Warn("announcing drain to the cluster", "err", err)
+		}
+		n.gate.invalidate()
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("aggregator: batches still in flight at shutdown deadline: %w", ctx.Err()))
+	}
+	if n.cluster != nil {
+		if err := n.cluster.Leave(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	n.log.Info("aggregator stopping")
 	// Cancelling ends the accept loops; streams already accepted run to
 	// their answer (protocol.Server.Serve waits for them) on uncancelled contexts.
 	n.cancel()
-	var errs []error
 	if err := n.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("aggregator: stop api: %w", err))
 	}
@@ -156,6 +224,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 // abort closes what a failed Start opened.
 func (n *Node) abort() {
+	if n.cluster != nil {
+		_ = n.cluster.Shutdown()
+	}
 	if n.quic != nil {
 		_ = n.quic.Close()
 	}

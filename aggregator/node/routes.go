@@ -20,6 +20,7 @@ func (n *Node) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.HandleFunc("GET /v1/cluster/status", n.clusterStatus)
 	mux.Handle("/v1beta/", query.NewHandler(query.Options{Logger: n.log}, n.store.Pool, n.store))
 	return mux
 }
@@ -30,6 +31,11 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if n.gate != nil && n.gate.isDraining() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: draining\n"))
+		return
+	}
 	if err := n.store.Ping(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))

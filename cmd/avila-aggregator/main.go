@@ -3,16 +3,22 @@
 //
 // Every flag has an AVILA_<FLAG> environment fallback (--data-dir ↔
 // AVILA_DATA_DIR); --database-url also falls back to DATABASE_URL. When ready
-// it prints one JSON line on stdout: {"quic":…,"api":…,"ca":…}.
+// it prints one JSON line on stdout: {"quic":…,"api":…,"ca":…,"node":…,"gossip":…}
+// ("gossip" only with --gossip-listen). SIGTERM drains the node: it takes no
+// new batches, finishes those in flight, leaves the cluster and exits.
 package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,6 +52,20 @@ func run() error {
 		"directory for local state; without --tls-cert a development CA and certificate are made in <data-dir>/tls (env AVILA_DATA_DIR)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", env("TLS_CERT", ""), "PEM certificate for QUIC; with --tls-key, replaces the development CA (env AVILA_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", env("TLS_KEY", ""), "PEM private key of --tls-cert (env AVILA_TLS_KEY)")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""),
+		"CA certificate (PEM) agents' certificates must be signed by: agents without a valid one are refused and logged, "+
+			"and an agent's identity is its certificate's name. Make it with `avila certs init`, agents' certificates with "+
+			"`avila certs issue --agent NAME` (env AVILA_TLS_CLIENT_CA)")
+	host, _ := os.Hostname()
+	fs.StringVar(&cfg.NodeName, "node-name", env("NODE_NAME", host), "this node's name in the cluster, unique per node (env AVILA_NODE_NAME)")
+	fs.StringVar(&cfg.GossipListen, "gossip-listen", env("GOSSIP_LISTEN", ""),
+		"host:port (TCP and UDP) for cluster gossip; empty runs the node alone. See --join and --gossip-key (env AVILA_GOSSIP_LISTEN)")
+	var join, gossipKey string
+	fs.StringVar(&join, "join", env("JOIN", ""),
+		"comma-separated gossip addresses (host:port) of other nodes; one list may serve every node, its own address included (env AVILA_JOIN)")
+	fs.StringVar(&gossipKey, "gossip-key", env("GOSSIP_KEY", ""),
+		"base64 key (16, 24 or 32 bytes) encrypting gossip, the same on every node, e.g. from `openssl rand -base64 32`; "+
+			"empty gossips in clear text (env AVILA_GOSSIP_KEY)")
 	fs.StringVar(&logFormat, "log-format", env("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
@@ -56,6 +76,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	if gossipKey != "" {
+		if cfg.GossipKey, err = base64.StdEncoding.DecodeString(gossipKey); err != nil {
+			return fmt.Errorf("--gossip-key: not base64: %w", err)
+		}
+	}
+	if cfg.GossipListen == "" && (len(cfg.Join) > 0 || gossipKey != "") {
+		return errors.New("--join and --gossip-key need --gossip-listen")
+	}
+	cfg.Version = version()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -64,10 +98,12 @@ func run() error {
 		return err
 	}
 	ready, _ := json.Marshal(struct {
-		QUIC string `json:"quic"`
-		API  string `json:"api"`
-		CA   string `json:"ca"`
-	}{n.QUICAddr, n.APIURL, n.CAFile})
+		QUIC   string `json:"quic"`
+		API    string `json:"api"`
+		CA     string `json:"ca"`
+		Node   string `json:"node"`
+		Gossip string `json:"gossip,omitempty"`
+	}{n.QUICAddr, n.APIURL, n.CAFile, cfg.NodeName, n.GossipAddr()})
 	fmt.Println(string(ready))
 
 	var serveErr error
@@ -82,4 +118,13 @@ func run() error {
 		log.Warn("unclean shutdown", "err", err)
 	}
 	return serveErr
+}
+
+// version is the module version the binary was built from, "(devel)" for a
+// build from a work tree.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }

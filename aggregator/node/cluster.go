@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/cluster"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// publishEvery is how often the node's load and agent count are gossiped
+// when they changed.
+const publishEvery = 5 * time.Second
+
+// GossipAddr is the address peers gossip with this node on; "" when it runs
+// alone.
+func (n *Node) GossipAddr() string {
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.GossipAddr()
+}
+
+// members is the list every ack and config carries: the live cluster, or
+// this node alone.
+func (n *Node) members() []protocol.Member {
+	if n.cluster != nil {
+		return n.cluster.Members()
+	}
+	load, _ := n.act.snapshot()
+	return []protocol.Member{{Name: n.name, QUICAddr: n.QUICAddr, APIAddr: strings.TrimPrefix(n.APIURL, "http://"),
+		Load: load, Draining: n.gate.isDraining(), Version: n.version}}
+}
+
+// publishLoad gossips load and agent count until ctx ends.
+func (n *Node) publishLoad(ctx context.Context) {
+	t := time.NewTicker(publishEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		load, agents := n.act.snapshot()
+		load = math.Round(load*10) / 10
+		if m := n.cluster.Meta(); m.Load == load && m.Agents == agents {
+			continue
+		}
+		err := n.cluster.Update(func(m *cluster.Meta) { m.Load, m.Agents = load, agents })
+		if err != nil && ctx.Err() == nil {
+			n.log.Debug("gossiping load", "err", err)
+		}
+	}
+}
+
+// ClusterStatus is the answer of GET /v1/cluster/status.
+type ClusterStatus struct {
+	Node      string           `json:"node"`
+	State     string           `json:"state"` // serving or draining
+	Clustered bool             `json:"clustered"`
+	Load      float64          `json:"load"`   // this node's batches per second
+	Agents    int              `json:"agents"` // agents this node heard from in the last minute
+	Members   []cluster.Member `json:"members"`
+}
+
+func (n *Node) status() ClusterStatus {
+	load, agents := n.act.snapshot()
+	st := ClusterStatus{Node: n.name, State: "serving", Clustered: n.cluster != nil, Load: load, Agents: agents}
+	if n.gate.isDraining() {
+		st.State = "draining"
+	}
+	if n.cluster == nil {
+		st.Members = []cluster.Member{{Name: n.name, State: "alive", Self: true, Meta: cluster.Meta{
+			QUICAddr: n.QUICAddr, APIAddr: strings.TrimPrefix(n.APIURL, "http://"), Version: n.version}}}
+	} else {
+		st.Members = n.cluster.Status()
+	}
+	for i := range st.Members {
+		if st.Members[i].Self {
+			// Fresher than the last gossiped figures.
+			st.Members[i].Load, st.Members[i].Agents = load, agents
+			st.Members[i].Draining = st.State == "draining"
+		}
+	}
+	return st
+}
+
+func (n *Node) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(n.status())
+}
