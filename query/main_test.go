@@ -57,6 +57,7 @@ var (
 	fixtureDevices   = []string{"", "desktop", "mobile", "tablet"}
 	fixturePlans     = []string{"pro", "Free", "FREE", "ünï", "a plan name longer than thirty-one bytes"}
 	fixtureTiers     = []string{"gold", "Silver"}
+	fixtureButtons   = []string{"1", "2", "10", "-0.5", "b", "2.50"} // numbers and not
 )
 
 // newFixture migrates a fresh database and stores n random events per site
@@ -150,7 +151,7 @@ func randomEvent(rng *rand.Rand, site uint32, ts time.Time) protocol.Event {
 	if rng.IntN(2) == 0 {
 		e.Params = map[string]string{"plan": pick(fixturePlans)}
 		if rng.IntN(2) == 0 {
-			e.Params["button"] = "b" + fmt.Sprint(rng.IntN(3))
+			e.Params["button"] = pick(fixtureButtons)
 		}
 	}
 	if rng.IntN(3) == 0 {

@@ -147,6 +147,9 @@ func TestRunReportMatchesOracle(t *testing.T) {
 		{"numeric order over mixed values", 1, RunReportRequest{
 			Dimensions: dims("customEvent:button", "minute"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
 			OrderBys: []OrderBy{byDim("customEvent:button", "NUMERIC", false), byDim("minute", "NUMERIC", true)}, Limit: 40}, false},
+		{"numeric order over mixed values, descending", 2, RunReportRequest{
+			Dimensions: dims("customEvent:button"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []OrderBy{byDim("customEvent:button", "NUMERIC", true)}}, false},
 		{"float metric order", 2, RunReportRequest{
 			Dimensions: dims("browser"), Metrics: mets("userEngagementDuration", "eventCountPerUser"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
 			OrderBys: []OrderBy{byMetric("eventCountPerUser", false)}, MetricAggregations: allAggs}, false},
