@@ -70,7 +70,7 @@ func (r *run) pipeline(ctx context.Context) error {
 		return err
 	}
 	site := r.st.sites[sitePipeline]
-	reqs := batchedSet(r.st.agentURL, site.MeasurementID, 256)
+	reqs := batchedSet(r.st.agentURL, site.MeasurementID, 2048)
 	load := Load{Connections: r.sz.connections, Duration: r.sz.pipelineFor, MaxRequests: r.sz.pipelineEvents / batchEvents}
 	r.log.Info("end-to-end: sending events through the agent", "events", load.MaxRequests*batchEvents, "bound", load.Duration)
 
@@ -134,29 +134,75 @@ var eventCols = []string{
 	"language_id", "screen_id", "country_id", "region_id", "city_id", "browser_id", "os_id", "device_id",
 }
 
+// storedRow is one events row, typed: a million of them take ~150 MB,
+// where boxed []any values would take several times that.
+type storedRow struct {
+	site             int32
+	ts               time.Time
+	visitor, session int64
+	engage           int32
+	flags            int16
+	params           []byte // nil: NULL
+	dims             [numKinds]int32
+}
+
 // pipelineRows reads back the rows the end-to-end phase stored, in time order.
-func (r *run) pipelineRows(ctx context.Context, site uint32) ([][]any, error) {
+func (r *run) pipelineRows(ctx context.Context, site uint32) ([]storedRow, error) {
 	q := "SELECT " + strings.Join(eventCols, ", ") + " FROM events WHERE site_id = $1 ORDER BY ts"
 	rows, err := r.st.store.Pool.Query(ctx, q, int32(site))
 	if err != nil {
 		return nil, fmt.Errorf("bench: read pipeline rows: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([]any, error) { return row.Values() })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storedRow, error) {
+		var s storedRow
+		dst := []any{&s.site, &s.ts, &s.visitor, &s.session, &s.engage, &s.flags, &s.params}
+		for k := range s.dims {
+			dst = append(dst, &s.dims[k])
+		}
+		return s, row.Scan(dst...)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: read pipeline rows: %w", err)
 	}
 	return out, nil
 }
 
+// rowSource feeds storedRows to CopyFrom; the values slice is reused.
+type rowSource struct {
+	rows []storedRow
+	i    int
+	vals []any
+}
+
+func newRowSource(rows []storedRow) *rowSource {
+	return &rowSource{rows: rows, i: -1, vals: make([]any, len(eventCols))}
+}
+
+func (s *rowSource) Next() bool { s.i++; return s.i < len(s.rows) }
+func (s *rowSource) Err() error { return nil }
+
+func (s *rowSource) Values() ([]any, error) {
+	r, v := &s.rows[s.i], s.vals
+	v[0], v[1], v[2], v[3], v[4], v[5] = r.site, r.ts, r.visitor, r.session, r.engage, r.flags
+	v[6] = nil // an untyped nil: NULL
+	if r.params != nil {
+		v[6] = r.params
+	}
+	for k, id := range r.dims {
+		v[7+k] = id
+	}
+	return v, nil
+}
+
 // copyBaseline COPYs rows into a fresh table of the events table's shape
 // (day partitions, BRIN index on ts) in one transaction: the floor any
 // writer of these rows has to pay.
-func (r *run) copyBaseline(ctx context.Context, rows [][]any) error {
+func (r *run) copyBaseline(ctx context.Context, rows []storedRow) error {
 	if len(rows) == 0 {
 		return errors.New("bench: no pipeline rows to copy")
 	}
 	pool := r.st.store.Pool
-	first, last := rows[0][1].(time.Time), rows[len(rows)-1][1].(time.Time)
+	first, last := rows[0].ts, rows[len(rows)-1].ts
 	ddl := []string{
 		"DROP TABLE IF EXISTS bench_copy",
 		"CREATE TABLE bench_copy (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (ts)",
@@ -183,7 +229,7 @@ func (r *run) copyBaseline(ctx context.Context, rows [][]any) error {
 		return fmt.Errorf("bench: copy baseline: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, eventCols, pgx.CopyFromRows(rows))
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, eventCols, newRowSource(rows))
 	if err != nil {
 		return fmt.Errorf("bench: copy baseline: %w", err)
 	}

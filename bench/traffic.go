@@ -19,19 +19,6 @@ const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 
 // batchEvents is the number of events in one batched POST.
 const batchEvents = 20
 
-var benchPages = []struct{ path, title string }{
-	{"/", "Bench Example: home"},
-	{"/pricing", "Pricing | Bench Example"},
-	{"/blog/zero-loss-analytics", "Zero-loss analytics | Bench Example blog"},
-	{"/blog/ga4-wire-format", "The GA4 wire format | Bench Example blog"},
-	{"/docs/getting-started", "Getting started | Bench Example docs"},
-	{"/docs/api/run-report", "runReport | Bench Example docs"},
-	{"/signup?utm_source=newsletter&utm_medium=email", "Sign up | Bench Example"},
-	{"/contact", "Contact | Bench Example"},
-}
-
-var benchReferrers = []string{"", "https://www.google.com/", "", "https://news.ycombinator.com/item?id=1", "", "https://duckduckgo.com/"}
-
 // hitHeader is what a browser's beacon carries that the agent reads.
 func hitHeader() http.Header {
 	return http.Header{"User-Agent": {browserUA}, "Accept-Language": {"en-US,en;q=0.9"}}
@@ -43,14 +30,16 @@ func singleHit(base, measurementID string) Request {
 	q := url.Values{
 		"v": {"2"}, "tid": {measurementID}, "cid": {"1987654321.1718000000"}, "sid": {"1718000000"}, "sct": {"3"},
 		"seg": {"1"}, "en": {"page_view"}, "_et": {"1520"}, "ul": {"en-us"}, "sr": {"1920x1080"},
-		"dl": {"https://" + benchHost + benchPages[2].path}, "dt": {benchPages[2].title}, "dr": {"https://www.google.com/"},
+		"dl": {"https://" + benchHost + "/blog/ga4-wire-format?utm_source=newsletter"}, "dt": {"The GA4 wire format | Bench Example blog"},
+		"dr": {"https://www.google.com/"},
 	}
 	return Request{Method: http.MethodGet, URL: base + "/g/collect?" + q.Encode(), Header: hitHeader()}
 }
 
 // batchedHits is a gtag.js POST carrying batchEvents events of one visitor:
 // the query string holds what they share, each body line one event.
-// variant varies the visitor and the pages.
+// variant picks the visitor, session, pages and referrers, so a set of
+// variants is as varied as a site's traffic.
 func batchedHits(base, measurementID string, variant int) Request {
 	cid := strconv.Itoa(1_000_000_000+variant*7919) + ".1718000000"
 	q := url.Values{
@@ -59,13 +48,15 @@ func batchedHits(base, measurementID string, variant int) Request {
 	}
 	var body strings.Builder
 	for i := range batchEvents {
-		p := benchPages[(variant+i/4)%len(benchPages)]
-		line := url.Values{"dl": {"https://" + benchHost + p.path}, "dt": {p.title}}
+		// Pages skewed towards the popular ones, as on a real site.
+		h := mix64(uint64(variant)*batchEvents + uint64(i))
+		page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+		line := url.Values{"dl": {"https://" + benchHost + dictValue(kindPage, page)}, "dt": {dictValue(kindTitle, page)}}
 		switch i % 4 {
 		case 0:
 			line.Set("en", "page_view")
-			if r := benchReferrers[(variant+i)%len(benchReferrers)]; r != "" {
-				line.Set("dr", r)
+			if (h>>40)%4 == 0 { // a quarter of page views come from another site
+				line.Set("dr", dictValue(kindReferrer, int(h>>44)%dictSizes[kindReferrer]))
 			}
 			if i == 0 {
 				line.Set("_ss", "1")

@@ -17,7 +17,7 @@ import (
 // (every field the events table keeps) and cut into batches of the sizes
 // the agent really shipped (agent_batches after baseSeq), then encoded
 // with the wire codec (MessagePack + zstd).
-func (r *run) wireBytes(ctx context.Context, rows [][]any, baseSeq int64) error {
+func (r *run) wireBytes(ctx context.Context, rows []storedRow, baseSeq int64) error {
 	sizes, err := r.batchSizes(ctx, baseSeq)
 	if err != nil {
 		return err
@@ -28,7 +28,7 @@ func (r *run) wireBytes(ctx context.Context, rows [][]any, baseSeq int64) error 
 	}
 	events := make([]protocol.Event, len(rows))
 	for i, row := range rows {
-		if events[i], err = eventFromRow(row, dims); err != nil {
+		if events[i], err = eventFromRow(&row, dims); err != nil {
 			return err
 		}
 	}
@@ -97,38 +97,30 @@ func (r *run) dimValues(ctx context.Context) (map[int32]string, error) {
 	return m, nil
 }
 
-// eventFromRow rebuilds the event a row came from; row holds eventCols.
-func eventFromRow(row []any, dims map[int32]string) (protocol.Event, error) {
-	var e protocol.Event
-	if len(row) != len(eventCols) {
-		return e, fmt.Errorf("bench: event row has %d columns, want %d", len(row), len(eventCols))
-	}
-	site, ok1 := row[0].(int32)
-	ts, ok2 := row[1].(time.Time)
-	visitor, ok3 := row[2].(int64)
-	session, ok4 := row[3].(int64)
-	engage, ok5 := row[4].(int32)
-	flags, ok6 := row[5].(int16)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
-		return e, fmt.Errorf("bench: event row has unexpected column types: %T %T %T %T %T %T", row[0], row[1], row[2], row[3], row[4], row[5])
-	}
-	e.Site, e.TimeMicros, e.Visitor, e.SessionID = uint32(site), ts.UnixMicro(), uint64(visitor), session
-	e.EngageMs, e.Flags = int64(engage), uint8(flags)
-	if b, ok := row[6].([]byte); ok && b != nil {
-		p, err := postgres.DecodeParams(b)
+// eventFromRow rebuilds the event a row came from.
+func eventFromRow(row *storedRow, dims map[int32]string) (protocol.Event, error) {
+	e := protocol.Event{Site: uint32(row.site), TimeMicros: row.ts.UnixMicro(), Visitor: uint64(row.visitor),
+		SessionID: row.session, EngageMs: int64(row.engage), Flags: uint8(row.flags)}
+	if row.params != nil {
+		p, err := postgres.DecodeParams(row.params)
 		if err != nil {
 			return e, fmt.Errorf("bench: %w", err)
 		}
 		e.Params, e.NumParams, e.UserProps = p.Params, p.NumParams, p.UserProps
 	}
-	fields := []*string{&e.Name, &e.Path, &e.Host, &e.Title, &e.Referrer,
+	// In dims kind order, as the row's dims array.
+	fields := [numKinds]*string{&e.Name, &e.Path, &e.Host, &e.Title, &e.Referrer,
 		&e.Language, &e.Screen, &e.Country, &e.Region, &e.City, &e.Browser, &e.OS, &e.Device}
 	for k, f := range fields {
-		id, ok := row[7+k].(int32)
-		if !ok {
-			return e, fmt.Errorf("bench: column %s is %T, want int32", eventCols[7+k], row[7+k])
+		id := row.dims[k]
+		if id == 0 {
+			continue // absent
 		}
-		*f = dims[id] // id 0: absent, ""
+		v, ok := dims[id]
+		if !ok {
+			return e, fmt.Errorf("bench: %s %d is not in the dims table", eventCols[7+k], id)
+		}
+		*f = v
 	}
 	return e, nil
 }
