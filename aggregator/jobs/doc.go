@@ -2,7 +2,10 @@
 // events table (yesterday through three days ahead) and the daily visitor-id
 // salts (today and tomorrow created, expired ones deleted).
 //
-// Every job is idempotent and safe to run on several nodes at once, so no
-// election is needed for them; a node runs them once at start-up, before it
-// reports ready, and then every Interval.
+// Every job is idempotent, yet in a cluster they run as singletons: the node
+// holding a PostgreSQL advisory lock (AdvisoryLock) runs them every
+// Interval, the others stand by and take over within LeaderRetry when the
+// leader dies (its connection closes and PostgreSQL frees the lock). Every
+// node also runs them once at start-up, before it reports ready, waiting
+// for any run in progress elsewhere, so no two runs ever overlap.
 package jobs

@@ -19,11 +19,21 @@ type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time // clock; time.Now by default
 	Interval time.Duration    // between runs; default 1 minute
+	// Lock, when set, makes the jobs cluster singletons: only the node
+	// holding the leader lock runs them periodically, and no two runs
+	// overlap (see AdvisoryLock). Nil runs them unconditionally.
+	Lock Lock
+	// LeaderRetry is how often a node that does not lead tries to take
+	// over; default min(Interval, 10s). It bounds how long the jobs pause
+	// after the leader dies.
+	LeaderRetry time.Duration
 }
 
 // partitionsAhead is how many days after today get partitions in advance, so
 // writes never wait for one and a node down for a while still finds them.
 const partitionsAhead = 3
+
+const defaultLeaderRetry = 10 * time.Second
 
 // Jobs runs the upkeep jobs.
 type Jobs struct {
@@ -42,11 +52,23 @@ func New(opts Options, store Store) *Jobs {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Minute
 	}
+	if opts.LeaderRetry <= 0 {
+		opts.LeaderRetry = min(opts.Interval, defaultLeaderRetry)
+	}
 	return &Jobs{opts: opts, store: store}
 }
 
-// RunOnce runs every job once and returns their errors joined.
+// RunOnce runs every job once and returns their errors joined. With a Lock
+// it first waits for a run in progress on another node to end, so a node
+// starting up can rely on the jobs' results whoever leads.
 func (j *Jobs) RunOnce(ctx context.Context) error {
+	if j.opts.Lock == nil {
+		return j.runAll(ctx)
+	}
+	return j.opts.Lock.Exclusive(ctx, j.runAll)
+}
+
+func (j *Jobs) runAll(ctx context.Context) error {
 	now := j.opts.Now().UTC()
 	var errs []error
 	if err := j.store.EnsurePartitions(ctx, now.AddDate(0, 0, -1), now.AddDate(0, 0, partitionsAhead)); err != nil {
@@ -59,18 +81,55 @@ func (j *Jobs) RunOnce(ctx context.Context) error {
 }
 
 // Run runs the jobs every Interval until ctx is done. Failures are logged
-// and retried at the next tick: the work is a day ahead of need.
+// and retried at the next tick: the work is a day ahead of need. With a
+// Lock only the leader runs them; the others try to take over every
+// LeaderRetry, and the leader gives the lock up when ctx ends.
 func (j *Jobs) Run(ctx context.Context) {
-	t := time.NewTicker(j.opts.Interval)
-	defer t.Stop()
+	if j.opts.Lock != nil {
+		defer j.opts.Lock.Release(context.WithoutCancel(ctx))
+	}
+	leading := false
+	wait := j.opts.Interval
 	for {
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
-			if err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
-				j.opts.Logger.Warn("upkeep jobs failed, retrying next interval", "interval", j.opts.Interval, "err", err)
+		}
+		wait = j.opts.Interval
+		if j.opts.Lock != nil {
+			lead, err := j.opts.Lock.Lead(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				j.opts.Logger.Warn("upkeep jobs: leader lock failed, retrying", "err", err)
+			}
+			if lead != leading {
+				leading = lead
+				if lead {
+					j.opts.Logger.Info("this node now runs the singleton upkeep jobs")
+				} else {
+					j.opts.Logger.Warn("this node lost the upkeep jobs' leader lock; another node takes over")
+				}
+			}
+			if !lead {
+				wait = j.opts.LeaderRetry
+				continue
 			}
 		}
+		if err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			j.opts.Logger.Warn("upkeep jobs failed, retrying next interval", "interval", j.opts.Interval, "err", err)
+		}
+	}
+}
+
+// sleep waits d or until ctx is done; false means ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -97,7 +97,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if err = n.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
-	j := jobs.New(jobs.Options{Logger: log}, n.store)
+	// Partitions and salts are cluster singletons under an advisory lock.
+	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool)}, n.store)
 	if err = j.RunOnce(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: first upkeep run: %w", err)
 	}
