@@ -247,16 +247,34 @@ func (s *Server) reply(str *quic.Stream, t FrameType, msg any, peer Peer) {
 type Client struct {
 	addr string
 	tls  *tls.Config
+	opts ClientOptions
 
 	mu   sync.Mutex
 	conn *quic.Conn
 }
 
+// ClientOptions tune a Client. The zero value takes the defaults both ends
+// share.
+type ClientOptions struct {
+	// IdleTimeout is how long the connection may go without a packet from
+	// the aggregator before it counts as dead and every request on it
+	// fails; keep-alives go out at a third of it. A live aggregator answers
+	// keep-alives however busy its handlers are, so a short timeout (a few
+	// seconds) lets an agent leave a killed or frozen node quickly instead
+	// of after the default 20 s.
+	IdleTimeout time.Duration
+}
+
 // NewClient prepares a client for addr; it connects on first use.
 func NewClient(addr string, tlsConf *tls.Config) *Client {
+	return NewClientOptions(addr, tlsConf, ClientOptions{})
+}
+
+// NewClientOptions is NewClient with options.
+func NewClientOptions(addr string, tlsConf *tls.Config, opts ClientOptions) *Client {
 	tlsConf = tlsConf.Clone()
 	tlsConf.NextProtos = []string{ALPN}
-	return &Client{addr: addr, tls: tlsConf}
+	return &Client{addr: addr, tls: tlsConf, opts: opts}
 }
 
 // Addr is the aggregator address this client talks to.
@@ -270,7 +288,12 @@ func (c *Client) connection(ctx context.Context) (*quic.Conn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(dctx, c.addr, c.tls, quicConfig())
+	conf := quicConfig()
+	if t := c.opts.IdleTimeout; t > 0 {
+		conf.MaxIdleTimeout, conf.KeepAlivePeriod = t, t/3
+		conf.HandshakeIdleTimeout = min(conf.HandshakeIdleTimeout, t)
+	}
+	conn, err := quic.DialAddr(dctx, c.addr, c.tls, conf)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: dial %s: %w", c.addr, err)
 	}
