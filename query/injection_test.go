@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // hostile strings, thrown into every string field of a request.
@@ -15,12 +17,15 @@ var hostile = []string{
 	`date" FROM events; DROP TABLE events; --`,
 	`1'); DELETE FROM events WHERE ('1'='1`,
 	`$1`, `\x00`, "today\x00'", `NULL`, `today; DROP TABLE events`, `1daysAgo'--`,
+	`' OR '1'='1`, `::text) OR true --`, `%_\'`, `.*`, `O'Reilly; DROP`,
 }
 
 // TestInjection sends SQL-looking strings in every string field: names,
-// dates, order fields, aggregations, property and currency must be refused
-// with 400; a date range name is data and must come back verbatim. The
-// events table must be intact afterwards.
+// dates, order fields, aggregations, property, currency, custom parameter
+// names, filter fields, match types and operations must be refused with
+// 400; a date range name and filter values are data and must come back
+// verbatim or match like the oracle says. The events table must be intact
+// afterwards.
 func TestInjection(t *testing.T) {
 	f := newFixture(t, 50)
 	h := f.handler(t)
@@ -45,12 +50,31 @@ func TestInjection(t *testing.T) {
 		"property":          func(r *RunReportRequest, s string) { r.Property = s },
 		"currency":          func(r *RunReportRequest, s string) { r.CurrencyCode = s },
 		"metric expression": func(r *RunReportRequest, s string) { r.Metrics[0].Expression = s },
+		"custom dimension":  func(r *RunReportRequest, s string) { r.Dimensions[0].Name = "customEvent:" + s },
+		"custom user dim":   func(r *RunReportRequest, s string) { r.Dimensions[0].Name = "customUser:" + s },
+		"filter dimension":  func(r *RunReportRequest, s string) { r.DimensionFilter = ptr(emptyF(s)) },
+		"filter metric": func(r *RunReportRequest, s string) {
+			r.MetricFilter = ptr(numF(s, "EQUAL", i64(1)))
+		},
+		"filter custom name": func(r *RunReportRequest, s string) { r.DimensionFilter = ptr(emptyF("customEvent:" + s)) },
+		"match type":         func(r *RunReportRequest, s string) { r.DimensionFilter = ptr(strF("eventName", s, "x", false)) },
+		"operation": func(r *RunReportRequest, s string) {
+			r.MetricFilter = ptr(numF("eventCount", s, i64(1)))
+		},
 	}
 	for field, mutate := range mutations {
 		for _, s := range hostile {
 			req := base()
 			mutate(&req, s)
 			code, out := post(t, h, "1", testKey, req)
+			if s == "NULL" && strings.Contains(field, "custom") {
+				// A valid parameter name: bound as data, it names a
+				// parameter no event has.
+				if code != http.StatusOK || strings.Count(string(out), `"(not set)"`) == 0 && field != "filter custom name" {
+					t.Errorf("%s = %q: got %d %s, want 200 with (not set)", field, s, code, out)
+				}
+				continue
+			}
 			if code != http.StatusBadRequest || !strings.Contains(string(out), `"status":"INVALID_ARGUMENT"`) {
 				t.Errorf("%s = %q: got %d %s, want 400 INVALID_ARGUMENT", field, s, code, out)
 			}
@@ -75,6 +99,48 @@ func TestInjection(t *testing.T) {
 			t.Fatalf("range name %q not returned as a dateRange value: %s", s, out)
 		}
 	}
+	// Filter values are data: bound, compared as text, answered like the
+	// oracle. Only NUL (which text cannot hold) and patterns that are no
+	// RE2 are refused.
+	values := map[string]func(s string) FilterExpression{
+		"exact":          func(s string) FilterExpression { return strF("pageTitle", "EXACT", s, true) },
+		"exact, no case": func(s string) FilterExpression { return strF("pageTitle", "EXACT", s, false) },
+		"begins with":    func(s string) FilterExpression { return strF("pageTitle", "BEGINS_WITH", s, false) },
+		"ends with":      func(s string) FilterExpression { return strF("pageTitle", "ENDS_WITH", s, true) },
+		"contains":       func(s string) FilterExpression { return strF("customEvent:plan", "CONTAINS", s, false) },
+		"full regexp":    func(s string) FilterExpression { return strF("pageTitle", "FULL_REGEXP", s, false) },
+		"partial regexp": func(s string) FilterExpression { return strF("pageTitle", "PARTIAL_REGEXP", s, true) },
+		"in list":        func(s string) FilterExpression { return inListF("pageTitle", false, "Home", s) },
+		"in list, case":  func(s string) FilterExpression { return inListF("pageTitle", true, s) },
+	}
+	matched := 0
+	for kind, filter := range values {
+		for _, s := range hostile {
+			req := RunReportRequest{Dimensions: dims("pageTitle"), Metrics: mets("eventCount"), MetricAggregations: allAggs,
+				DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}, DimensionFilter: ptr(filter(s))}
+			code, out := post(t, h, "1", testKey, req)
+			if code == http.StatusBadRequest && (strings.ContainsRune(s, 0) || strings.Contains(kind, "regexp")) {
+				continue
+			}
+			if code != http.StatusOK {
+				t.Fatalf("%s %q: got %d %s, want 200", kind, s, code, out)
+			}
+			var got RunReportResponse
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(oracle(req, f.zones[1], fixtureNow, f.events, 1), &got); diff != "" {
+				t.Fatalf("%s %q: differs from oracle (-want +got):\n%s", kind, s, diff)
+			}
+			if got.RowCount > 0 && kind != "in list" {
+				matched++
+			}
+		}
+	}
+	if matched == 0 {
+		t.Fatalf("no hostile value matched the stored title O'Reilly; DROP: values are not compared as data")
+	}
+
 	var after int64
 	if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&after); err != nil {
 		t.Fatalf("events table after hostile requests: %v", err)

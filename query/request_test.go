@@ -29,27 +29,33 @@ func TestDecodeRequest(t *testing.T) {
 }
 
 // TestSQLTextIndependentOfValues proves values are bound, never written
-// into SQL: requests that differ only in dates, names, limit and offset give
-// the same statement text.
+// into SQL: requests that differ only in dates, names, limit, offset,
+// custom parameter names and filter values give the same statement text.
 func TestSQLTextIndependentOfValues(t *testing.T) {
 	s := testSite(t, "Europe/Paris")
-	mk := func(start, end, name string, limit, offset Int64) string {
-		req := &RunReportRequest{Dimensions: dims("date", "pagePath"), Metrics: mets("eventCount", "activeUsers"),
+	mk := func(start, end, name string, limit, offset Int64, param, value string, n int64) string {
+		req := &RunReportRequest{Dimensions: dims("date", "pagePath", "customEvent:"+param, "country"), Metrics: mets("eventCount", "activeUsers", "eventCountPerUser"),
 			DateRanges: []DateRange{{StartDate: start, EndDate: end, Name: name}, {StartDate: "today", EndDate: "today"}},
-			Limit:      limit, Offset: offset, MetricAggregations: allAggs}
+			Limit:      limit, Offset: offset, MetricAggregations: allAggs,
+			OrderBys: []OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", false), byDim("date", "NUMERIC", true)},
+			DimensionFilter: ptr(andF(strF("customUser:"+param, "CONTAINS", value, false), strF("city", "PARTIAL_REGEXP", value, true),
+				inListF("language", false, value, value), notF(numF("hour", "LESS_THAN", i64(n))))),
+			MetricFilter: ptr(orF(numF("eventCount", "GREATER_THAN", i64(n)), betweenF("eventCountPerUser", dbl(float64(n)), i64(n))))}
 		p, err := validate(req, s, fixtureNow)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return buildSQL(p).text
 	}
-	a := mk("2026-01-01", "2026-01-31", "january", 10, 0)
-	b := mk("30daysAgo", "yesterday", "'; DROP TABLE events; --", 250000, 99)
+	a := mk("2026-01-01", "2026-01-31", "january", 10, 0, "plan", "pro", 3)
+	b := mk("30daysAgo", "yesterday", "'; DROP TABLE events; --", 250000, 99, "DROP_TABLE", "'; DROP TABLE events; --", -7)
 	if a != b {
 		t.Fatalf("statement text depends on values:\n%s\n%s", a, b)
 	}
-	if strings.Contains(b, "DROP") || strings.Contains(b, "2026") {
-		t.Fatalf("statement holds request values:\n%s", b)
+	for _, v := range []string{"DROP", "2026", "plan", "pro", "United", "English"} {
+		if strings.Contains(b, v) {
+			t.Fatalf("statement holds request value %q:\n%s", v, b)
+		}
 	}
 }
 
@@ -70,6 +76,8 @@ func FuzzRunReportRequest(f *testing.F) {
 	f.Add(`{"dimensions":[{"name":"pagePath"}],"dateRanges":[{"startDate":"0001-01-01","endDate":"9998-12-31"}],"orderBys":[{"dimension":{"dimensionName":"pagePath","orderType":"CASE_INSENSITIVE_ALPHANUMERIC"}}]}`)
 	f.Add(`{"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"limit":9999999999}`)
 	f.Add(`{"limit":null,"dimensionFilter":null}`)
+	f.Add(`{"dimensions":[{"name":"customEvent:plan"}],"metrics":[{"name":"eventCountPerUser"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"dimensionFilter":{"andGroup":{"expressions":[{"filter":{"fieldName":"city","stringFilter":{"matchType":"PARTIAL_REGEXP","value":"(?i)z[üu]"}}},{"notExpression":{"filter":{"fieldName":"hour","betweenFilter":{"fromValue":{"int64Value":"1"},"toValue":{"doubleValue":3.5}}}}}]}},"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"GREATER_THAN","value":{"int64Value":"2"}}}}}`)
+	f.Add(`{"dimensions":[{"name":"hour"}],"dateRanges":[{"startDate":"today","endDate":"today"}],"orderBys":[{"dimension":{"dimensionName":"hour","orderType":"NUMERIC"},"desc":true}],"dimensionFilter":{"orGroup":{"expressions":[{"filter":{"fieldName":"country","inListFilter":{"values":["Japan"]}}},{"filter":{"fieldName":"browser","emptyFilter":{}}}]}}}`)
 	s := testSite(f, "Asia/Kolkata")
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := decodeRequest(strings.NewReader(body))
