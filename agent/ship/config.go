@@ -81,17 +81,17 @@ func (s *Shipper) waitConfig(ctx context.Context, d time.Duration, last time.Tim
 }
 
 func (s *Shipper) fetchConfig(ctx context.Context) error {
-	c, idx := s.client()
+	c := s.route.pick()
 	fctx, cancel := context.WithTimeout(ctx, configTimeout)
 	defer cancel()
 	cfg, err := c.FetchConfig(fctx, protocol.ConfigRequest{AgentID: s.q.AgentID()})
 	if err != nil {
 		if ctx.Err() == nil {
-			s.dropConn(idx)
-			s.failover(idx)
+			s.failover(c)
 		}
 		return fmt.Errorf("ship: fetch config from %s: %w", c.Addr(), err)
 	}
+	s.route.learn(cfg.Members)
 	b, err := protocol.EncodeMsg(cfg)
 	if err != nil {
 		return fmt.Errorf("ship: cache config: %w", err)

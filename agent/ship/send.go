@@ -149,7 +149,7 @@ func (s *Shipper) deliver(ctx context.Context, seq uint64) uint64 {
 				continue
 			}
 		}
-		c, idx := s.client()
+		c := s.route.pick()
 		actx, cancel := context.WithTimeout(ctx, s.opts.SendTimeout)
 		ack, err := c.SendBatch(actx, wire)
 		cancel()
@@ -157,13 +157,16 @@ func (s *Shipper) deliver(ctx context.Context, seq uint64) uint64 {
 			return seq // shutting down; the segment stays queued
 		}
 		s.count(ack, err)
+		if err == nil {
+			s.route.learn(ack.Members)
+		}
 		switch {
 		case err != nil:
 			s.noteError(err)
-			s.dropConn(idx)
-			s.failover(idx)
+			s.failover(c)
 			s.logRetry(seq, attempt, err)
 		case ack.Status == protocol.AckOK:
+			s.route.succeeded(c.Addr())
 			if err := s.q.Ack(seq); err != nil && !errors.Is(err, queue.ErrNoSegment) {
 				// Stays queued and is sent again; the aggregator answers
 				// OK without storing it twice.
@@ -179,10 +182,10 @@ func (s *Shipper) deliver(ctx context.Context, seq uint64) uint64 {
 				s.log.Error("setting rejected segment aside failed", "seq", seq, "err", err)
 			}
 			return seq
-		default: // AckRetry, or a status this build does not know
+		default: // AckRetry (database down, node draining), or a status this build does not know
 			err := fmt.Errorf("aggregator %s answered %s: %s", c.Addr(), ack.Status, ack.Reason)
 			s.noteError(err)
-			s.failover(idx)
+			s.route.failed(c.Addr())
 			s.logRetry(seq, attempt, err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/avila-analytics/avila/agent/queue"
@@ -24,6 +23,10 @@ const (
 	// DefaultSendTimeout outlasts the aggregator's own bound on storing a
 	// batch (half of protocol.StreamTimeout), after which it answers Retry.
 	DefaultSendTimeout = protocol.StreamTimeout * 3 / 4
+	// DefaultPeerTimeout is how long an aggregator may stay silent (no
+	// packet, not even a keep-alive answer) before the agent counts it dead
+	// and fails over.
+	DefaultPeerTimeout = 8 * time.Second
 )
 
 // configMetaKey names the cached config in the queue's meta store.
@@ -31,13 +34,17 @@ const configMetaKey = "config"
 
 // Options configures a Shipper.
 type Options struct {
-	Aggregators   []string      // QUIC addresses host:port; the first is preferred
+	// Aggregators are seed QUIC addresses (host:port). The agent picks
+	// among them by rendezvous hash of its id until an aggregator tells it
+	// the live cluster members, then among those.
+	Aggregators   []string
 	TLS           *tls.Config   // from protocol.ClientTLS
 	SegmentEvents int           // max events per segment, DefaultSegmentEvents when 0
 	SealInterval  time.Duration // seal pending events at least this often, DefaultSealInterval when 0
 	InFlight      int           // segments in flight at once, DefaultInFlight when 0
 	ConfigRefresh time.Duration // how often to fetch site config, DefaultConfigRefresh when 0
 	SendTimeout   time.Duration // wait for one batch's ack, DefaultSendTimeout when 0
+	PeerTimeout   time.Duration // silence after which an aggregator counts as dead, DefaultPeerTimeout when 0
 	Logger        *slog.Logger
 }
 
@@ -52,7 +59,7 @@ type Stats struct {
 	LastError     string
 	LastErrorTime time.Time
 	LastAck       time.Time // last AckOK
-	Aggregator    string    // address currently in use
+	Aggregator    string    // address in use (last picked)
 	ConfigFetched time.Time // last successful config fetch
 }
 
@@ -62,8 +69,7 @@ type Shipper struct {
 	q        *queue.Queue
 	onConfig func(*protocol.Config)
 	log      *slog.Logger
-	clients  []*protocol.Client
-	cur      atomic.Int64  // index into clients of the aggregator in use
+	route    *router
 	sealed   chan struct{} // sealer → sender: new segments exist
 	refresh  chan struct{} // RefreshConfig → config loop: fetch now
 	retryLog throttle      // send and seal failures: logged at most once per interval
@@ -85,8 +91,8 @@ func New(opts Options, q *queue.Queue, onConfig func(*protocol.Config)) (*Shippe
 		return nil, errors.New("ship: no queue")
 	case opts.SegmentEvents < 0 || opts.SegmentEvents > protocol.MaxBatchEvents:
 		return nil, fmt.Errorf("ship: segment events %d must be in 1..%d", opts.SegmentEvents, protocol.MaxBatchEvents)
-	case opts.InFlight < 0 || opts.SealInterval < 0 || opts.ConfigRefresh < 0 || opts.SendTimeout < 0:
-		return nil, errors.New("ship: in-flight, seal interval, config refresh and send timeout must not be negative")
+	case opts.InFlight < 0 || opts.SealInterval < 0 || opts.ConfigRefresh < 0 || opts.SendTimeout < 0 || opts.PeerTimeout < 0:
+		return nil, errors.New("ship: in-flight, seal interval, config refresh, send and peer timeouts must not be negative")
 	}
 	if opts.SegmentEvents == 0 {
 		opts.SegmentEvents = DefaultSegmentEvents
@@ -103,6 +109,9 @@ func New(opts Options, q *queue.Queue, onConfig func(*protocol.Config)) (*Shippe
 	if opts.SendTimeout == 0 {
 		opts.SendTimeout = DefaultSendTimeout
 	}
+	if opts.PeerTimeout == 0 {
+		opts.PeerTimeout = DefaultPeerTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -113,10 +122,12 @@ func New(opts Options, q *queue.Queue, onConfig func(*protocol.Config)) (*Shippe
 		retryLog: throttle{every: 10 * time.Second},
 		cfgLog:   throttle{every: time.Minute},
 	}
-	for _, addr := range opts.Aggregators {
-		s.clients = append(s.clients, protocol.NewClient(addr, opts.TLS))
+	s.route = newRouter(q.AgentID(), opts.Aggregators, opts.TLS, opts.PeerTimeout, opts.Logger)
+	// The members known at the last config fetch are a better start than
+	// the seeds alone, which may be the nodes that are down.
+	if cached, err := LoadCachedConfig(q); err == nil && cached != nil {
+		s.route.learn(cached.Members)
 	}
-	s.stats.Aggregator = opts.Aggregators[0]
 	return s, nil
 }
 
@@ -129,17 +140,17 @@ func (s *Shipper) Run(ctx context.Context) error {
 	wg.Go(func() { s.sendLoop(ctx) })
 	wg.Go(func() { s.configLoop(ctx) })
 	wg.Wait()
-	for _, c := range s.clients {
-		_ = c.Close()
-	}
+	s.route.close()
 	return nil
 }
 
 // Stats returns current figures.
 func (s *Shipper) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	s.mu.Unlock()
+	st.Aggregator = s.route.currentAddr()
+	return st
 }
 
 // LoadCachedConfig returns the config last fetched by a Shipper on q, or nil
@@ -156,32 +167,15 @@ func LoadCachedConfig(q *queue.Queue) (*protocol.Config, error) {
 	return &cfg, nil
 }
 
-// client returns the aggregator in use and its index.
-func (s *Shipper) client() (*protocol.Client, int64) {
-	i := s.cur.Load()
-	return s.clients[i], i
-}
-
-// dropConn closes the connection to clients[i] after a send got no answer,
-// so the next attempt dials afresh: a peer that stopped serving streams
-// without closing the connection (or a restarted one that no longer knows
-// it) would otherwise hold every later attempt until the connection's idle
-// timeout. Other streams on it fail and are resent; resending is safe.
-func (s *Shipper) dropConn(i int64) { _ = s.clients[i].Close() }
-
-// failover moves to the next aggregator after a failure on clients[i]. Only
-// the first of several concurrent failures on the same node moves on, so
-// InFlight failing streams advance one step, not InFlight steps.
-func (s *Shipper) failover(i int64) {
-	n := int64(len(s.clients))
-	if n < 2 || !s.cur.CompareAndSwap(i, (i+1)%n) {
-		return
-	}
-	next := s.clients[(i+1)%n].Addr()
-	s.mu.Lock()
-	s.stats.Aggregator = next
-	s.mu.Unlock()
-	s.log.Info("switching aggregator", "from", s.clients[i].Addr(), "to", next)
+// failover passes c's aggregator over after a failure, and closes c's
+// connection so the next attempt there dials afresh: a peer that stopped
+// serving streams without closing the connection (or a restarted one that no
+// longer knows it) would otherwise hold every later attempt until the
+// connection's idle timeout. Other streams on it fail and are resent;
+// resending is safe.
+func (s *Shipper) failover(c *protocol.Client) {
+	_ = c.Close()
+	s.route.failed(c.Addr())
 }
 
 func (s *Shipper) noteError(err error) {
