@@ -1,27 +1,41 @@
-// Package query serves the GA4 Data API v1beta (runReport) over the events
-// stored by storage/postgres, in Google's JSON shapes, so GA4 client
-// libraries and dashboards read Avila like a GA4 property.
+// Package query serves the GA4 Data API v1beta (runReport, batchRunReports,
+// getMetadata) over the events stored by storage/postgres, in Google's JSON
+// shapes, so GA4 client libraries and dashboards read Avila like a GA4
+// property.
 //
 // A request flows through four stages, one file group each:
 //
-//   - request model (request.go): types mirroring RunReportRequest JSON;
-//     decoding refuses unknown fields and trailing data.
-//   - validation (validate.go, dates.go, schema.go): every dimension and
-//     metric name must be in the allowlist of schema.go; dates resolve in the
-//     site's time zone to half-open [start, end+1 day) instants. The result
-//     is a plan that holds no request strings that reach SQL.
-//   - SQL builder (sql_builder.go): SQL text is assembled only from the
-//     allowlist's expressions and fixed keywords; every value (site, time
-//     zone, range bounds, limit, offset) is a bound parameter, so the text
-//     depends only on the shape of the request and pgx caches its plan.
-//   - executor and handler (executor.go, response.go, handler.go): one
-//     statement per report, run with a timeout, answered as RunReportResponse
-//     with values as strings like GA4.
+//   - request model (request.go, filter.go, batch.go): types mirroring the
+//     GA4 JSON; decoding refuses unknown fields and trailing data.
+//   - validation (validate.go, filter_validate.go, dates.go, regex.go,
+//     schema.go, dimensions.go, metrics.go): every dimension and metric
+//     name must be in the allowlist (custom parameters by a checked name);
+//     dates resolve in the site's time zone to half-open [start, end+1 day)
+//     instants; filters become trees of allowlisted fields, fixed
+//     operators and values; RE2 patterns are translated to PostgreSQL
+//     regular expressions with the same meaning, or refused. The result is
+//     a plan that holds no request strings that reach SQL text.
+//   - SQL builder (sql_builder.go, filter_sql.go, fold.go): SQL text is
+//     assembled only from the allowlist's expressions and fixed keywords;
+//     every value (site, time zone, range bounds, limit, offset, filter
+//     values, parameter names, name tables) is a bound parameter, so the
+//     text depends only on the shape of the request and pgx caches its
+//     plan. Dimension filters are WHERE, metric filters HAVING.
+//     Case-insensitive matching and ordering lower-case with a fixed
+//     translate() table, the same on every database locale.
+//   - executor and handler (executor.go, response.go, handler.go, batch.go,
+//     metadata.go): one statement per report, run with a timeout, answered
+//     with values as strings like GA4; a batch runs its reports in one
+//     read-only snapshot; metadata lists the allowlist itself.
 //
 // Errors use Google's shape {"error":{"code","message","status"}}: 400
-// INVALID_ARGUMENT for a bad request (naming the offending field or name),
-// 401 UNAUTHENTICATED without a valid bearer key, 403 PERMISSION_DENIED when
-// the key may not read the property, 404 NOT_FOUND for an unknown property.
+// INVALID_ARGUMENT for a bad request (naming the offending field path or
+// name), 401 UNAUTHENTICATED without a valid bearer key, 403
+// PERMISSION_DENIED when the key may not read the property, 404 NOT_FOUND
+// for an unknown property.
+//
+// Reports read raw events. User metrics count the daily visitor ids, so a
+// visitor seen on several days of a range counts once per day.
 //
 // The time/tzdata import makes date resolution independent of the host's
 // zoneinfo files, so a site's days are the same on every node.

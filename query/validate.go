@@ -67,7 +67,7 @@ type orderTerm struct {
 // for s at now.
 func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 	if req.Property != "" && req.Property != "properties/"+strconv.FormatUint(uint64(s.id), 10) {
-		return nil, invalidArgument("property %q does not match the property in the URL.", req.Property)
+		return nil, invalidArgument("property %s does not match the property in the URL.", quoteName(req.Property))
 	}
 	for _, f := range []struct {
 		name string
@@ -78,7 +78,7 @@ func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 		}
 	}
 	if req.CurrencyCode != "" && req.CurrencyCode != s.currency {
-		return nil, invalidArgument("currencyCode %q: this property reports in %s and currencies are not converted.", req.CurrencyCode, s.currency)
+		return nil, invalidArgument("currencyCode %s: this property reports in %s and currencies are not converted.", quoteName(req.CurrencyCode), s.currency)
 	}
 	p := &plan{site: s, keepEmpty: req.KeepEmptyRows}
 	if err := p.addFields(req); err != nil {
