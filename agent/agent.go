@@ -36,11 +36,14 @@ const (
 
 // Config is one agent's settings; see cmd/avila-agent for each field's flag.
 type Config struct {
-	Listen        string   // HTTP address, e.g. "127.0.0.1:8090"; port 0 picks a free one
-	DataDir       string   // queue.db and cached config live here
-	Aggregators   []string // QUIC host:port, first preferred
-	CAFile        string   // PEM CA that signed the aggregators' certificates
-	QueueMaxBytes int64    // 0: queue.DefaultMaxBytes
+	Listen      string   // HTTP address, e.g. "127.0.0.1:8090"; port 0 picks a free one
+	DataDir     string   // queue.db and cached config live here
+	Aggregators []string // seed QUIC host:port; the live cluster members are learned from them
+	CAFile      string   // PEM CA that signed the aggregators' certificates
+	// CertFile and KeyFile are the agent's own certificate for aggregators
+	// that require one (mTLS); its CommonName is the agent's identity.
+	CertFile, KeyFile string
+	QueueMaxBytes     int64 // 0: queue.DefaultMaxBytes
 }
 
 // Agent is a running agent: the HTTP edge, the durable queue and the
@@ -79,9 +82,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: create data dir: %w", err)
 	}
-	tlsConf, err := protocol.ClientTLS(cfg.CAFile, "", "")
+	tlsConf, err := protocol.ClientTLS(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("agent: --ca: %w", err)
+		return nil, fmt.Errorf("agent: --ca, --cert, --key: %w", err)
 	}
 	a := &Agent{log: log, serveErr: make(chan error, 1), shipDone: make(chan struct{})}
 	a.q, err = queue.Open(queue.Options{Path: filepath.Join(cfg.DataDir, QueueFile), MaxBytes: cfg.QueueMaxBytes, Logger: log})
@@ -155,6 +158,8 @@ func checkConfig(cfg Config) error {
 		return errors.New("agent: no --aggregator address")
 	case cfg.CAFile == "":
 		return errors.New("agent: --ca is empty: name the PEM CA that signed the aggregators' certificates (the aggregator prints its path as \"ca\" when ready)")
+	case (cfg.CertFile == "") != (cfg.KeyFile == ""):
+		return errors.New("agent: --cert and --key go together")
 	case cfg.QueueMaxBytes < 0:
 		return errors.New("agent: --queue-max-bytes must be >= 0")
 	}

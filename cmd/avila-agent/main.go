@@ -64,11 +64,17 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 		"directory of the durable event queue (queue.db) and the cached site config; it must survive restarts, "+
 			"or acknowledged events not yet shipped are lost (env AVILA_DATA_DIR)")
 	fs.StringVar(&aggregators, "aggregator", env.String("AGGREGATOR", "127.0.0.1:4433"),
-		"comma-separated QUIC addresses (host:port) of avila-aggregator nodes, the first preferred; "+
-			"the agent fails over to the next on errors (env AVILA_AGGREGATOR)")
+		"comma-separated QUIC addresses (host:port) of avila-aggregator nodes to start from; the agent learns the "+
+			"live cluster members from them, picks one by hash of its id and fails over to the next on errors, "+
+			"silence or drain (env AVILA_AGGREGATOR)")
 	fs.StringVar(&o.agent.CAFile, "ca", env.String("CA", ""),
 		"PEM file of the CA that signed the aggregators' certificates; a development aggregator prints its path "+
 			"as \"ca\" when ready (env AVILA_CA); required")
+	fs.StringVar(&o.agent.CertFile, "cert", env.String("CERT", ""),
+		"PEM certificate of this agent, for aggregators started with --tls-client-ca; its name is the agent's identity. "+
+			"Issue it with `avila certs issue --agent NAME`; goes with --key (env AVILA_CERT)")
+	fs.StringVar(&o.agent.KeyFile, "key", env.String("KEY", ""),
+		"PEM private key of --cert; must not be readable by group or others (env AVILA_KEY)")
 	fs.Int64Var(&o.agent.QueueMaxBytes, "queue-max-bytes", maxBytes,
 		"disk budget of the queue in bytes; when it is used up (aggregators unreachable for long) hits get 503; "+
 			"0 means 1 GiB (env AVILA_QUEUE_MAX_BYTES)")
