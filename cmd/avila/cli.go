@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	shared "github.com/avila-analytics/avila/internal/cli"
 )
 
 // Exit codes: 0 success, 1 the work failed, 2 the command line was wrong.
@@ -22,7 +24,7 @@ const (
 // in-process with their own output buffers and environment.
 type cli struct {
 	stdout, stderr io.Writer
-	lookupEnv      func(string) (string, bool)
+	lookupEnv      shared.Env
 }
 
 func newCLI(stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cli {
@@ -41,6 +43,7 @@ type command struct {
 // commands lists the verbs in the order usage shows them.
 func commands() []command {
 	return []command{
+		demoCommand(),
 		migrateCommand(),
 		siteCreateCommand(),
 		siteListCommand(),

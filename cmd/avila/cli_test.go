@@ -30,7 +30,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdo
 }
 
 func TestUsage(t *testing.T) {
-	verbs := []string{"migrate", "site create", "site list", "key create", "key list", "key revoke"}
+	verbs := []string{"demo", "migrate", "site create", "site list", "key create", "key list", "key revoke"}
 	f := func(args []string, wantCode int, wantStdout bool, want ...string) {
 		t.Helper()
 		code, stdout, stderr := runCLI(t, nil, args...)
@@ -55,6 +55,7 @@ func TestUsage(t *testing.T) {
 	f([]string{"--help"}, 0, true, verbs...)
 	f([]string{"help", "site", "create"}, 0, true, "avila site create", "-name", "-domain", "-timezone", "AVILA_DOMAIN", "DATABASE_URL")
 	f([]string{"help", "key", "revoke"}, 0, true, "-id", "AVILA_ID")
+	f([]string{"help", "demo"}, 0, true, "-data-dir", "-agent-listen", "-api-listen", "-quic-listen", "-traffic", "AVILA_TRAFFIC")
 	f([]string{"help", "nope"}, 2, false, `unknown command "nope"`)
 	f([]string{"site", "list", "extra"}, 2, false, `unexpected arguments ["extra"]`, "Usage: avila site list")
 	f([]string{"site", "list", "--no-such-flag"}, 2, false, "-no-such-flag", "Usage: avila site list")

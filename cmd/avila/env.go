@@ -6,20 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // env returns AVILA_<name> when set, else def.
-func (c *cli) env(name, def string) string {
-	if v, ok := c.lookupEnv("AVILA_" + name); ok {
-		return v
-	}
-	return def
-}
+func (c *cli) env(name, def string) string { return c.lookupEnv.String(name, def) }
 
 // databaseURLFlag declares --database-url: AVILA_DATABASE_URL, then
 // DATABASE_URL.
@@ -33,20 +28,7 @@ func (c *cli) databaseURLFlag(fs *flag.FlagSet, help string) *string {
 func (c *cli) logFlags(fs *flag.FlagSet, defLevel string) func() (*slog.Logger, error) {
 	level := fs.String("log-level", c.env("LOG_LEVEL", defLevel), "log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	format := fs.String("log-format", c.env("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
-	return func() (*slog.Logger, error) {
-		var lv slog.Level
-		if err := lv.UnmarshalText([]byte(*level)); err != nil {
-			return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
-		}
-		opts := &slog.HandlerOptions{Level: lv}
-		switch strings.ToLower(*format) {
-		case "text":
-			return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
-		case "json":
-			return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
-		}
-		return nil, fmt.Errorf("--log-format %q: want text or json", *format)
-	}
+	return func() (*slog.Logger, error) { return shared.NewLogger(c.stderr, *format, *level) }
 }
 
 // openStore connects to the database an admin verb works on.

@@ -94,6 +94,9 @@ func (t *Traffic) Run(ctx context.Context) {
 			t.log.Info("synthetic traffic stopped", "visitors", s.Visitors, "skipped", s.Skipped, "hits", s.Hits, "failed", s.Failed)
 			return
 		case now := <-tick.C:
+			if ctx.Err() != nil {
+				continue // select picks among ready cases at random; stop next round
+			}
 			select {
 			case t.slots <- struct{}{}:
 			default:
