@@ -50,6 +50,9 @@ func commands() []command {
 		keyCreateCommand(),
 		keyListCommand(),
 		keyRevokeCommand(),
+		certsInitCommand(),
+		certsIssueCommand(),
+		clusterStatusCommand(),
 	}
 }
 
