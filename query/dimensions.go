@@ -37,7 +37,7 @@ var (
 )
 
 func newNameTable(key string, kind int, codeSQL string, m map[string]string) *nameTable {
-	t := &nameTable{key: key, kind: kind, codeSQL: codeSQL}
+	t := &nameTable{key: key, cte: "names_" + key, kind: kind, codeSQL: codeSQL}
 	for code := range m {
 		t.codes = append(t.codes, code)
 	}

@@ -93,9 +93,9 @@ type filterLeaf struct {
 	dim    *dimDef    // set in dimension filters
 	metric *metricDef // set in metric filters
 	kind   filterKind
-	// fold: compare lower-cased (see lowerSQL); value and values are
-	// already lower-cased. Regular expressions fold in the pattern instead.
-	fold      bool
+	// value: the text to compare, or for matchRegexp the PostgreSQL
+	// pattern (case-insensitive matches of every kind are patterns);
+	// values: matchInList's values, compared case-sensitively.
 	value     string
 	values    []string
 	op        string // SQL comparison operator, from compareOps

@@ -49,9 +49,6 @@ func (w *sqlWriter) leafSQL(l *filterLeaf) string {
 		return w.metricLeafSQL(l)
 	}
 	x := w.dimExpr(l.dim)
-	if l.fold {
-		x = w.lowerSQL(x)
-	}
 	switch l.kind {
 	case matchExact:
 		return x + " = " + w.bind(l.value) + "::text"

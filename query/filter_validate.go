@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 )
 
@@ -152,19 +153,30 @@ func stringLeaf(l *filterLeaf, f *StringFilter, path string) *apiError {
 	if err := checkText(f.Value, path+".value"); err != nil {
 		return err
 	}
-	l.kind = kind
-	if kind == matchRegexp {
-		pattern, err := pgPattern(f.Value, f.MatchType == "FULL_REGEXP", f.CaseSensitive)
-		if err != nil {
-			return invalidArgument("%s.value: invalid regular expression %s: %v.", path, quoteName(f.Value), err)
-		}
-		l.value = pattern
+	l.kind, l.value = kind, f.Value
+	pattern, full := f.Value, f.MatchType == "FULL_REGEXP"
+	switch {
+	case kind == matchRegexp:
+	case f.CaseSensitive:
 		return nil
+	// Case-insensitive literal matches run as regular expressions: the
+	// translation spells out each letter's case-fold orbit, which matches
+	// like RE2's (?i) whatever the database's locale, and PostgreSQL
+	// compiles the pattern once per statement.
+	case kind == matchExact:
+		pattern, full = regexp.QuoteMeta(f.Value), true
+	case kind == matchBegins:
+		pattern = `\A` + regexp.QuoteMeta(f.Value)
+	case kind == matchEnds:
+		pattern = regexp.QuoteMeta(f.Value) + `\z`
+	default: // matchContains
+		pattern = regexp.QuoteMeta(f.Value)
 	}
-	l.value, l.fold = f.Value, !f.CaseSensitive
-	if l.fold {
-		l.value = strings.ToLower(f.Value)
+	translated, err := pgPattern(pattern, full, f.CaseSensitive, maxPatternSQL)
+	if err != nil {
+		return invalidArgument("%s.value: invalid regular expression %s: %v.", path, quoteName(f.Value), err)
 	}
+	l.kind, l.value = matchRegexp, translated
 	return nil
 }
 
@@ -175,17 +187,23 @@ func inListLeaf(l *filterLeaf, f *InListFilter, path string) *apiError {
 	case len(f.Values) > maxInListValues:
 		return invalidArgument("%s.values: at most %d values, got %d.", path, maxInListValues, len(f.Values))
 	}
-	l.kind, l.fold = matchInList, !f.CaseSensitive
-	l.values = make([]string, len(f.Values))
+	quoted := make([]string, len(f.Values))
 	for i, v := range f.Values {
 		if err := checkText(v, fmt.Sprintf("%s.values[%d]", path, i)); err != nil {
 			return err
 		}
-		if l.fold {
-			v = strings.ToLower(v)
-		}
-		l.values[i] = v
+		quoted[i] = regexp.QuoteMeta(v)
 	}
+	if f.CaseSensitive {
+		l.kind, l.values = matchInList, f.Values
+		return nil
+	}
+	// Case-insensitive: one anchored alternation, as for stringLeaf.
+	translated, err := pgPattern(strings.Join(quoted, "|"), true, false, maxListPatternSQL)
+	if err != nil {
+		return invalidArgument("%s.values: %v.", path, err)
+	}
+	l.kind, l.value = matchRegexp, translated
 	return nil
 }
 

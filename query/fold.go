@@ -6,11 +6,12 @@ import (
 	"unicode/utf8"
 )
 
-// Case-insensitive comparison and ordering lower-case both sides the way Go
+// CASE_INSENSITIVE_ALPHANUMERIC orders by values lower-cased the way Go
 // does (strings.ToLower, rune by rune with unicode.ToLower). PostgreSQL's
-// lower() follows the database's locale (ASCII only under "C"), so SQL
-// lower-cases with translate() over a fixed table instead: the same result
-// on every server, and the same as the values lower-cased here.
+// lower() follows the database's locale (ASCII only under "C", dotless i
+// under Turkish), so SQL lower-cases with translate() over fixed tables
+// instead: the same order on every server. (Case-insensitive filters match
+// with case-fold patterns instead, see regex.go.)
 
 // lowerTable holds every rune that unicode.ToLower changes (from) and its
 // lower-case form (to), in the same order, for translate(x, from, to).
@@ -32,9 +33,18 @@ func newLowerTable() lowerTable {
 	return lowerTable{from: from.String(), to: to.String()}
 }
 
-// lowerSQL lower-cases the text expression x like strings.ToLower.
+// asciiUpper and asciiLower map A-Z to a-z.
+const (
+	asciiUpper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	asciiLower = "abcdefghijklmnopqrstuvwxyz"
+)
+
+// lowerSQL lower-cases the text expression x like strings.ToLower. The cost
+// of translate() grows with its table, so ASCII values (as many bytes as
+// characters) use the 26-letter one.
 func (w *sqlWriter) lowerSQL(x string) string {
 	from := w.bindShared("lower.from", lowerRunes.from)
 	to := w.bindShared("lower.to", lowerRunes.to)
-	return "translate(" + x + ", " + from + "::text, " + to + "::text)"
+	return "CASE WHEN octet_length(" + x + ") = char_length(" + x + ") THEN translate(" + x + ", '" + asciiUpper + "', '" + asciiLower +
+		"') ELSE translate(" + x + ", " + from + "::text, " + to + "::text) END"
 }

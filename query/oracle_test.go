@@ -398,12 +398,8 @@ func oracleDimFilter(f *FilterExpression, e *protocol.Event, local time.Time) bo
 		case leaf.StringFilter != nil:
 			return oracleString(leaf.StringFilter, v)
 		case leaf.InListFilter != nil:
-			// Case-insensitive means equal once lower-cased (not
-			// strings.EqualFold, which also folds runes like ſ and s).
-			lv := strings.ToLower(v)
 			for _, x := range leaf.InListFilter.Values {
-				lx := strings.ToLower(x)
-				if v == x || (!leaf.InListFilter.CaseSensitive && lv == lx) {
+				if v == x || (!leaf.InListFilter.CaseSensitive && strings.EqualFold(v, x)) {
 					return true
 				}
 			}
@@ -442,29 +438,36 @@ func oracleEval(f *FilterExpression, leaf func(*Filter) bool) bool {
 	return leaf(f.Filter)
 }
 
+// oracleString matches like GA4 with RE2 semantics: case-insensitive
+// means equal under Unicode simple case folding, as (?i) does.
 func oracleString(f *StringFilter, v string) bool {
 	value := f.Value
-	if f.MatchType == "FULL_REGEXP" || f.MatchType == "PARTIAL_REGEXP" {
-		if f.MatchType == "FULL_REGEXP" {
-			value = "^(?:" + value + ")$"
+	switch f.MatchType {
+	case "FULL_REGEXP":
+		value = "^(?:" + value + ")$"
+	case "PARTIAL_REGEXP":
+	case "BEGINS_WITH":
+		if f.CaseSensitive {
+			return strings.HasPrefix(v, value)
 		}
-		if !f.CaseSensitive {
-			value = "(?i)" + value
+		value = `\A` + regexp.QuoteMeta(value)
+	case "ENDS_WITH":
+		if f.CaseSensitive {
+			return strings.HasSuffix(v, value)
 		}
-		return regexp.MustCompile(value).MatchString(v)
+		value = regexp.QuoteMeta(value) + `\z`
+	case "CONTAINS":
+		if f.CaseSensitive {
+			return strings.Contains(v, value)
+		}
+		value = regexp.QuoteMeta(value)
+	default:
+		return v == value || (!f.CaseSensitive && strings.EqualFold(v, value))
 	}
 	if !f.CaseSensitive {
-		value, v = strings.ToLower(value), strings.ToLower(v)
+		value = "(?i)" + value
 	}
-	switch f.MatchType {
-	case "BEGINS_WITH":
-		return strings.HasPrefix(v, value)
-	case "ENDS_WITH":
-		return strings.HasSuffix(v, value)
-	case "CONTAINS":
-		return strings.Contains(v, value)
-	}
-	return v == value
+	return regexp.MustCompile(value).MatchString(v)
 }
 
 func oracleNumeric(f *Filter, x float64) bool {

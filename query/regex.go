@@ -21,14 +21,19 @@ import (
 // maxRepeat is PostgreSQL's bound on {n,m} counts.
 const maxRepeat = 255
 
-// maxPatternSQL bounds a translated pattern; case-insensitive classes
-// such as \pL grow several times in translation.
-const maxPatternSQL = 64 << 10
+// Bounds on a translated pattern; case-insensitive classes such as \pL
+// grow several times in translation. A case-insensitive inListFilter is one
+// alternation of its values, hence the larger bound.
+const (
+	maxPatternSQL     = 64 << 10
+	maxListPatternSQL = 1 << 20
+)
 
-// pgPattern translates RE2 pattern to a PostgreSQL ARE. full anchors it to
-// the whole value (FULL_REGEXP); caseSensitive false matches as (?i) does.
-// Errors are for people: they say what in the pattern is not accepted.
-func pgPattern(pattern string, full, caseSensitive bool) (string, error) {
+// pgPattern translates RE2 pattern to a PostgreSQL ARE of at most limit
+// bytes. full anchors it to the whole value (FULL_REGEXP); caseSensitive
+// false matches as (?i) does. Errors are for people: they say what in the
+// pattern is not accepted.
+func pgPattern(pattern string, full, caseSensitive bool, limit int) (string, error) {
 	flags := syntax.Perl
 	if !caseSensitive {
 		flags |= syntax.FoldCase
@@ -47,8 +52,8 @@ func pgPattern(pattern string, full, caseSensitive bool) (string, error) {
 	if full {
 		b.WriteString(")$")
 	}
-	if b.Len() > maxPatternSQL {
-		return "", fmt.Errorf("the pattern is too large once translated (over %d bytes)", maxPatternSQL)
+	if b.Len() > limit {
+		return "", fmt.Errorf("the pattern is too large once translated (over %d bytes)", limit)
 	}
 	return b.String(), nil
 }

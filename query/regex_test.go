@@ -28,7 +28,7 @@ func TestPgPatternMatchesRE2(t *testing.T) {
 	for _, p := range patterns {
 		for _, caseSensitive := range []bool{true, false} {
 			for _, full := range []bool{false, true} {
-				pg, err := pgPattern(p, full, caseSensitive)
+				pg, err := pgPattern(p, full, caseSensitive, maxPatternSQL)
 				if err != nil {
 					t.Fatalf("pgPattern(%q, full %v, cs %v): %v", p, full, caseSensitive, err)
 				}
@@ -61,7 +61,7 @@ func TestPgPatternMatchesRE2(t *testing.T) {
 func TestPgPatternRefuses(t *testing.T) {
 	f := func(pattern, wantInError string) {
 		t.Helper()
-		got, err := pgPattern(pattern, false, true)
+		got, err := pgPattern(pattern, false, true, maxPatternSQL)
 		if err == nil || !strings.Contains(err.Error(), wantInError) {
 			t.Fatalf("pgPattern(%q) = %q, %v; want an error containing %q", pattern, got, err, wantInError)
 		}
@@ -86,7 +86,7 @@ func FuzzPgPattern(f *testing.F) {
 		f.Add(s, true, false)
 	}
 	f.Fuzz(func(t *testing.T, pattern string, full, caseSensitive bool) {
-		out, err := pgPattern(pattern, full, caseSensitive)
+		out, err := pgPattern(pattern, full, caseSensitive, maxPatternSQL)
 		if err != nil {
 			return
 		}

@@ -43,6 +43,7 @@ type joinDef struct {
 // stays the same and the mapping runs once per dictionary entry, not per event.
 type nameTable struct {
 	key     string // identifies the arrays among a statement's parameters
+	cte     string // name of the statement's CTE holding the mapped entries
 	kind    int    // dims.kind of the coded values
 	codeSQL string // SQL over dims row "d" giving the code to look up
 	codes   []string

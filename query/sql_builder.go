@@ -1,6 +1,7 @@
 package query
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +83,9 @@ func buildSQL(p *plan) reportSQL {
 
 	// r carries the time zone beside the ranges so that $2 is typed even in
 	// statements without a date dimension.
-	w.WriteString("WITH r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi)),\ng AS (SELECT r.idx AS k0")
+	w.WriteString("WITH r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi)),\n")
+	w.writeNameTables(append(joinsOf(p.dims), p.dimFilter.joins()...))
+	w.WriteString("g AS (SELECT r.idx AS k0")
 	for i, d := range p.dims {
 		w.WriteString(", ")
 		w.WriteString(w.dimExpr(d))
@@ -180,7 +183,7 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	w.WriteString(" FROM events e JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
 	var done []*joinDef
 	for _, j := range joins {
-		if containsJoin(done, j) {
+		if slices.Contains(done, j) {
 			continue
 		}
 		done = append(done, j)
@@ -188,12 +191,7 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 		if j.names == nil {
 			w.WriteString("dims")
 		} else {
-			t := j.names
-			codes := w.bindShared(t.key+".codes", t.codes)
-			names := w.bindShared(t.key+".names", t.names)
-			w.WriteString("(SELECT d.id, COALESCE(n.name, d.value) AS value FROM dims d LEFT JOIN unnest(")
-			w.WriteString(codes + "::text[], " + names + "::text[]) AS n(code, name) ON n.code = " + t.codeSQL)
-			w.WriteString(" WHERE d.site_id = $1 AND d.kind = " + strconv.Itoa(t.kind) + ")")
+			w.WriteString(j.names.cte)
 		}
 		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e." + j.column)
 	}
@@ -204,13 +202,24 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	}
 }
 
-func containsJoin(js []*joinDef, j *joinDef) bool {
-	for _, x := range js {
-		if x == j {
-			return true
+// writeNameTables writes a CTE per name table the joins use: the site's
+// dictionary entries of that kind with their display names, computed once
+// per statement (MATERIALIZED) so events join a handful of rows whatever
+// plan the events scan gets.
+func (w *sqlWriter) writeNameTables(joins []*joinDef) {
+	var done []*nameTable
+	for _, j := range joins {
+		t := j.names
+		if t == nil || slices.Contains(done, t) {
+			continue
 		}
+		done = append(done, t)
+		codes := w.bindShared(t.key+".codes", t.codes)
+		names := w.bindShared(t.key+".names", t.names)
+		w.WriteString(t.cte + " AS MATERIALIZED (SELECT d.id, COALESCE(n.name, d.value) AS value FROM dims d LEFT JOIN unnest(")
+		w.WriteString(codes + "::text[], " + names + "::text[]) AS n(code, name) ON n.code = " + t.codeSQL)
+		w.WriteString(" WHERE d.site_id = $1 AND d.kind = " + strconv.Itoa(t.kind) + "),\n")
 	}
-	return false
 }
 
 // numericSQL is x as a number when it is one (optional minus, digits,

@@ -127,6 +127,11 @@ DECLARE
     pos integer;
     entries bigint;
 BEGIN
+    -- Most events lack a given parameter: a byte search settles them
+    -- without walking the map.
+    IF position(want_name IN params) = 0 THEN
+        RETURN NULL;
+    END IF;
     h := event_param_head(params, 0);
     IF h.kind <> 'm' THEN
         RETURN NULL;
