@@ -165,6 +165,9 @@ func TestRunReportMatchesOracle(t *testing.T) {
 		{"offset past the last row", 1, RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("eventCount"), Offset: 1000, MetricAggregations: allAggs,
 			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
+		{"offset at the largest integer", 2, RunReportRequest{
+			Dimensions: dims("date"), Metrics: mets("eventCount"), Offset: 1<<63 - 1, Limit: 250000, MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
 		{"range without events", 1, RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("eventCount", "activeUsers", "userEngagementDuration"), MetricAggregations: allAggs,
 			DateRanges: []DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}, {StartDate: "2026-03-09", EndDate: "2026-03-09"}}}, false},

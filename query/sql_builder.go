@@ -127,7 +127,7 @@ func buildSQL(p *plan) reportSQL {
 	w.WriteString("SELECT 0 AS part, pos, k0")
 	writeColumns(w, "k", 1, nk, "")
 	writeColumns(w, "m", 0, nm, "")
-	w.WriteString(" FROM s WHERE pos > $9::bigint AND pos <= $9::bigint + $8::bigint\n")
+	w.WriteString(" FROM s WHERE pos > $9::bigint AND pos - $9::bigint <= $8::bigint\n")
 
 	w.WriteString("UNION ALL SELECT 1, count(*), NULL")
 	writeNulls(w, p, true)
