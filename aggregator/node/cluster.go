@@ -60,17 +60,21 @@ func (n *Node) publishLoad(ctx context.Context) {
 
 // ClusterStatus is the answer of GET /v1/cluster/status.
 type ClusterStatus struct {
-	Node      string           `json:"node"`
-	State     string           `json:"state"` // serving or draining
-	Clustered bool             `json:"clustered"`
-	Load      float64          `json:"load"`   // this node's batches per second
-	Agents    int              `json:"agents"` // agents this node heard from in the last minute
-	Members   []cluster.Member `json:"members"`
+	Node      string  `json:"node"`
+	State     string  `json:"state"` // serving or draining
+	Clustered bool    `json:"clustered"`
+	Load      float64 `json:"load"`   // this node's batches per second
+	Agents    int     `json:"agents"` // agents this node heard from in the last minute
+	// AgentsSeen names those agents with the time of their last batch
+	// here, which tells which node an agent uses now.
+	AgentsSeen []AgentSeen      `json:"agents_seen"`
+	Members    []cluster.Member `json:"members"`
 }
 
 func (n *Node) status() ClusterStatus {
 	load, agents := n.act.snapshot()
-	st := ClusterStatus{Node: n.name, State: "serving", Clustered: n.cluster != nil, Load: load, Agents: agents}
+	st := ClusterStatus{Node: n.name, State: "serving", Clustered: n.cluster != nil, Load: load, Agents: agents,
+		AgentsSeen: n.act.seen()}
 	if n.gate.isDraining() {
 		st.State = "draining"
 	}

@@ -99,7 +99,8 @@ func TestTwoNodeClusterAndDrain(t *testing.T) {
 
 	st := clusterStatus(t, b)
 	if st.Node != "b" || st.State != "serving" || !st.Clustered || st.Agents != 1 || len(st.Members) != 2 ||
-		!st.Members[1].Self || st.Members[1].Agents != 1 || st.Members[0].Version != "v-test" || st.Members[0].State != "alive" {
+		!st.Members[1].Self || st.Members[1].Agents != 1 || st.Members[0].Version != "v-test" || st.Members[0].State != "alive" ||
+		len(st.AgentsSeen) != 1 || st.AgentsSeen[0].Agent != "agent-x" {
 		t.Errorf("b's status %+v", st)
 	}
 

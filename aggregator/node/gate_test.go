@@ -78,8 +78,14 @@ func TestActivity(t *testing.T) {
 	if load, agents := a.snapshot(); load != 0.1 || agents != 3 {
 		t.Errorf("30s later: load %v agents %d, want 0.1 (old seconds gone) and 3", load, agents)
 	}
+	if seen := a.seen(); len(seen) != 3 || seen[0].Agent != "a" || !seen[0].LastBatch.Equal(now) || seen[1].LastBatch.Equal(now) {
+		t.Errorf("seen %+v, want a (just now), b and c (30s ago)", seen)
+	}
 	now = now.Add(45 * time.Second)
 	if load, agents := a.snapshot(); load != 0 || agents != 1 {
 		t.Errorf("75s later: load %v agents %d, want 0 and 1", load, agents)
+	}
+	if seen := a.seen(); len(seen) != 1 || seen[0].Agent != "a" {
+		t.Errorf("75s later seen %+v, want a alone", seen)
 	}
 }
