@@ -7,6 +7,7 @@ func figures(quick bool) []Figure {
 		{Name: "single-hit ingest via agent (durable), hits/s", Key: "ingest_hits_per_s",
 			Baseline: "bare_http_per_s", Ratio: "ingest_ratio_vs_bare", Target: atLeast(0.6)},
 		{Name: "batched ingest via agent (20 events/POST), events/s", Key: "batched_events_per_s"},
+		{Name: "Measurement Protocol ingest via agent (25 events/POST), events/s", Key: "mp_batched_events_per_s"},
 		{Name: "end-to-end into PostgreSQL, events/s (baseline: raw COPY rows/s)", Key: "pipeline_events_per_s",
 			Baseline: "copy_rows_per_s", Ratio: "pipeline_ratio_vs_copy", Target: atLeast(0.35)},
 		{Name: "events acknowledged but not stored", Key: "pipeline_events_lost", Target: &Target{Limit: 0}},

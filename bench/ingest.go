@@ -110,3 +110,34 @@ func (r *run) note(what string, res LoadResult) {
 	}
 	r.log.Info(what, args...)
 }
+
+// mpIngest measures Measurement Protocol batches of mpEvents events
+// through the agent, when the agent serves /mp/collect: a probe request
+// answered 404 or 405 means it does not yet, and the figure is left out.
+func (r *run) mpIngest(ctx context.Context) error {
+	site := r.st.sites[siteIngest]
+	reqs := make([]Request, 64)
+	for i := range reqs {
+		reqs[i] = mpBatch(r.st.agentURL, site.MeasurementID, site.APISecret, i)
+	}
+	status, err := send(ctx, http.DefaultClient, &reqs[0])
+	if err != nil {
+		return fmt.Errorf("bench: measurement protocol probe: %w", err)
+	}
+	switch {
+	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+		r.log.Warn("the agent does not serve /mp/collect; Measurement Protocol ingest not measured", "status", status)
+		return nil
+	case status < 200 || status > 299:
+		return fmt.Errorf("bench: measurement protocol probe answered %d; see agent.log", status)
+	}
+	load := Load{Connections: r.sz.connections, Duration: r.sz.ingestFor}
+	r.log.Info("measurement protocol ingest: agent", "generator", r.gen.Name(), "for", load.Duration, "events_per_post", mpEvents)
+	res, err := r.gen.Run(ctx, reqs, load)
+	if err != nil {
+		return err
+	}
+	r.note("measurement protocol ingest", res)
+	r.set("mp_batched_events_per_s", perSecond(res.OK*mpEvents, res.Elapsed))
+	return nil
+}

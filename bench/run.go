@@ -142,6 +142,9 @@ func (r *run) loadPhases(ctx context.Context) error {
 	if err := r.batchedIngest(ctx); err != nil {
 		return err
 	}
+	if err := r.mpIngest(ctx); err != nil {
+		return err
+	}
 	return r.pipeline(ctx)
 }
 

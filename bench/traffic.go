@@ -98,3 +98,27 @@ func withBase(r Request, base string) (Request, error) {
 	r.URL = base + u.RequestURI()
 	return r, nil
 }
+
+// mpEvents is the number of events in one Measurement Protocol request,
+// the most GA4 accepts.
+const mpEvents = 25
+
+// mpBatch is a GA4 Measurement Protocol POST of mpEvents events of one
+// client, as server-side senders batch them.
+func mpBatch(base, measurementID, apiSecret string, variant int) Request {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"client_id":"%d.1718000000","events":[`, 2_000_000_000+variant)
+	for i := range mpEvents {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		h := mix64(uint64(variant)*mpEvents + uint64(i) + 1<<40)
+		page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+		fmt.Fprintf(&b, `{"name":"page_view","params":{"page_location":"https://%s%s","page_title":"%s","session_id":"%d","engagement_time_msec":%d}}`,
+			benchHost, dictValue(kindPage, page), dictValue(kindTitle, page), 1_718_000_000+variant, 100+h%5000)
+	}
+	b.WriteString("]}")
+	q := url.Values{"measurement_id": {measurementID}, "api_secret": {apiSecret}}
+	return Request{Method: http.MethodPost, URL: base + "/mp/collect?" + q.Encode(),
+		Header: http.Header{"Content-Type": {"application/json"}, "User-Agent": {"bench-server/1.0"}}, Body: []byte(b.String())}
+}

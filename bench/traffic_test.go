@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"testing"
 
@@ -61,5 +63,41 @@ func TestWithBase(t *testing.T) {
 	u, _ := url.Parse(r.URL)
 	if u.Host != "127.0.0.1:2" || u.Path != "/g/collect" || u.Query().Get("tid") != "G-X" {
 		t.Fatalf("moved request: %s", r.URL)
+	}
+}
+
+// Measurement Protocol batches must be GA4's JSON with 25 events and fit
+// the agent's body limit.
+func TestMPBatch(t *testing.T) {
+	r := mpBatch("http://127.0.0.1:1", "G-BENCH00001", "s3cret", 5)
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Path != "/mp/collect" || u.Query().Get("measurement_id") != "G-BENCH00001" || u.Query().Get("api_secret") != "s3cret" {
+		t.Fatalf("url %s", r.URL)
+	}
+	var body struct {
+		ClientID string `json:"client_id"`
+		Events   []struct {
+			Name   string         `json:"name"`
+			Params map[string]any `json:"params"`
+		} `json:"events"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		t.Fatalf("body is not the MP JSON: %v\n%s", err, r.Body)
+	}
+	if body.ClientID == "" || len(body.Events) != mpEvents {
+		t.Fatalf("client %q, %d events; want a client id and %d events", body.ClientID, len(body.Events), mpEvents)
+	}
+	for _, e := range body.Events {
+		if e.Name != "page_view" || e.Params["page_location"] == nil || e.Params["engagement_time_msec"] == nil {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	if len(r.Body) > 16<<10 {
+		t.Fatalf("body is %d bytes, over the agent's 16 KiB limit", len(r.Body))
 	}
 }
