@@ -12,6 +12,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,62 +23,96 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "avila-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	fs := flag.NewFlagSet("avila-bench", flag.ExitOnError)
-	var opts bench.Options
-	var out, logLevel string
-	quickDefault, _ := strconv.ParseBool(env("QUICK", "false"))
-	fs.BoolVar(&opts.Quick, "quick", quickDefault,
-		"short phases and only the 1M-event query set, under two minutes (env AVILA_QUICK)")
-	fs.StringVar(&out, "out", env("OUT", "bench/results.json"),
-		"where results.json goes; empty: not written (env AVILA_OUT)")
-	fs.StringVar(&opts.DatabaseURL, "database-url", env("DATABASE_URL", os.Getenv("DATABASE_URL")),
-		"existing PostgreSQL server to create the run's database on (dropped at the end); empty: a managed PostgreSQL from the system's initdb/pg_ctl (env AVILA_DATABASE_URL, then DATABASE_URL)")
-	fs.StringVar(&opts.WorkDir, "work-dir", env("WORK_DIR", ""),
-		"directory for binaries, data and logs; empty: a temporary directory removed at the end unless --keep (env AVILA_WORK_DIR)")
-	keepDefault, _ := strconv.ParseBool(env("KEEP", "false"))
-	fs.BoolVar(&opts.Keep, "keep", keepDefault, "keep the temporary work directory, e.g. to read the binaries' logs (env AVILA_KEEP)")
-	fs.StringVar(&opts.RepoDir, "repo", env("REPO", "."), "module root the binaries are built from (env AVILA_REPO)")
-	fs.StringVar(&opts.Generator, "load-generator", env("LOAD_GENERATOR", "auto"),
-		"HTTP load generator for single-hit and batched ingest: wrk, go, or auto (wrk when installed) (env AVILA_LOAD_GENERATOR)")
-	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "progress log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
-	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
-	}
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	opts.Table = os.Stdout
-	var js bytes.Buffer
-	if out != "" {
-		opts.JSON = &js
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	_, runErr := bench.Run(ctx, opts)
-	if out != "" && js.Len() > 0 {
-		if err := os.WriteFile(out, js.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", out, err)
-		}
-		fmt.Fprintln(os.Stderr, "avila-bench: wrote", out)
-	}
-	return runErr
+// config is the parsed command line.
+type config struct {
+	opts     bench.Options
+	out      string // results.json path; "" not written
+	logLevel slog.Level
 }
 
-// env returns AVILA_<name> when set, else def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("AVILA_" + name); ok {
-		return v
+// parse reads flags with their AVILA_* fallbacks from lookupEnv.
+func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (config, error) {
+	env := func(name, def string) string {
+		if v, ok := lookupEnv("AVILA_" + name); ok {
+			return v
+		}
+		return def
 	}
-	return def
+	boolEnv := func(name string) (bool, error) {
+		v := env(name, "false")
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, fmt.Errorf("AVILA_%s=%q: want true or false", name, v)
+		}
+		return b, nil
+	}
+	var c config
+	quick, err := boolEnv("QUICK")
+	if err != nil {
+		return c, err
+	}
+	keep, err := boolEnv("KEEP")
+	if err != nil {
+		return c, err
+	}
+	databaseURL, _ := lookupEnv("DATABASE_URL")
+	fs := flag.NewFlagSet("avila-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.opts.Quick, "quick", quick,
+		"short phases and only the 1M-event query set, under two minutes (env AVILA_QUICK)")
+	fs.StringVar(&c.out, "out", env("OUT", "bench/results.json"),
+		"where results.json goes; empty: not written (env AVILA_OUT)")
+	fs.StringVar(&c.opts.DatabaseURL, "database-url", env("DATABASE_URL", databaseURL),
+		"existing PostgreSQL server to create the run's database on (dropped at the end); empty: a managed PostgreSQL from the system's initdb/pg_ctl (env AVILA_DATABASE_URL, then DATABASE_URL)")
+	fs.StringVar(&c.opts.WorkDir, "work-dir", env("WORK_DIR", ""),
+		"directory for binaries, data and logs; empty: a temporary directory removed at the end unless --keep (env AVILA_WORK_DIR)")
+	fs.BoolVar(&c.opts.Keep, "keep", keep, "keep the temporary work directory, e.g. to read the binaries' logs (env AVILA_KEEP)")
+	fs.StringVar(&c.opts.RepoDir, "repo", env("REPO", "."), "module root the binaries are built from (env AVILA_REPO)")
+	fs.StringVar(&c.opts.Generator, "load-generator", env("LOAD_GENERATOR", "auto"),
+		"HTTP load generator for single-hit and batched ingest: wrk, go, or auto (wrk when installed) (env AVILA_LOAD_GENERATOR)")
+	level := fs.String("log-level", env("LOG_LEVEL", "info"), "progress log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+	}
+	switch c.opts.Generator {
+	case "auto", "wrk", "go":
+	default:
+		return c, fmt.Errorf("--load-generator %q: want wrk, go or auto", c.opts.Generator)
+	}
+	return c, nil
+}
+
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	c, err := parse(args, lookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	c.opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	c.opts.Table = stdout
+	var js bytes.Buffer
+	if c.out != "" {
+		c.opts.JSON = &js
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	_, runErr := bench.Run(ctx, c.opts)
+	if c.out != "" && js.Len() > 0 {
+		if err := os.WriteFile(c.out, js.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", c.out, err)
+		}
+		fmt.Fprintln(stderr, "avila-bench: wrote", c.out)
+	}
+	return runErr
 }
