@@ -132,6 +132,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			ln.Close()
 			return nil, fmt.Errorf("aggregator: %w", err)
 		}
+		if cfg.TLSCert == "" {
+			log.Warn("clustered node with a development certificate: every node makes its own CA, so agents (which trust one) cannot fail over; " +
+				"give every node --tls-cert/--tls-key from one CA (avila certs init, avila certs issue --aggregator NAME)")
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
