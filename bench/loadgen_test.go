@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,5 +154,23 @@ func TestWrkRun(t *testing.T) {
 	}
 	if _, err := w.Run(context.Background(), []Request{req}, Load{Connections: 1, Duration: 10 * time.Millisecond}); err == nil {
 		t.Fatal("a run shorter than wrk's 1 s resolution was accepted")
+	}
+}
+
+// Several requests become a Lua table sent in turn by request().
+func TestWrkScriptSeveral(t *testing.T) {
+	s := wrkScript([]Request{
+		{Method: "POST", URL: "http://127.0.0.1:1/g/collect?v=2&tid=G-1", Header: http.Header{"User-Agent": {"ua"}, "Content-Type": {"text/plain"}}, Body: []byte("en=a\nen=b")},
+		{Method: "GET", URL: "http://127.0.0.1:1/g/collect?v=2&tid=G-2"},
+	})
+	for _, want := range []string{
+		`{"POST", "/g/collect?v=2&tid=G-1", {["Content-Type"] = "text/plain", ["User-Agent"] = "ua", }, "en=a\010en=b"},`,
+		`{"GET", "/g/collect?v=2&tid=G-2", {}, ""},`,
+		"function request()",
+		"wrk.format(s[1], s[2], s[3]",
+	} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("script lacks %q:\n%s", want, s)
+		}
 	}
 }

@@ -52,11 +52,11 @@ type dataset struct {
 
 func sizingFor(quick bool) sizing {
 	if quick {
-		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 300_000, pipelineFor: 20 * time.Second,
+		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second,
 			drainFor: 60 * time.Second, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}},
 			warmRuns: 5, warmFor: 20 * time.Second}
 	}
-	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 2_000_000, pipelineFor: 90 * time.Second,
+	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second,
 		drainFor: 3 * time.Minute, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}, {"10m", 10_000_000}},
 		warmRuns: 20, warmFor: 3 * time.Minute}
 }

@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +38,8 @@ func FindWrk(dir string) (*Wrk, bool) {
 func (w *Wrk) Name() string { return "wrk" }
 
 // Run implements Generator. wrk knows no request count, so l.MaxRequests
-// is not honoured: only Duration bounds the run. Only reqs[0] is sent.
+// is not honoured: only Duration bounds the run. Several requests are sent
+// round robin by a Lua request function, each formatted once per thread.
 func (w *Wrk) Run(ctx context.Context, reqs []Request, l Load) (LoadResult, error) {
 	if len(reqs) == 0 || l.Connections <= 0 || l.Duration < time.Second {
 		return LoadResult{}, errors.New("bench: wrk: want a request, connections and a duration of at least 1s")
@@ -46,7 +50,7 @@ func (w *Wrk) Run(ctx context.Context, reqs []Request, l Load) (LoadResult, erro
 	}
 	threads = min(threads, l.Connections)
 	script := filepath.Join(w.Dir, "wrk-request.lua")
-	if err := os.WriteFile(script, []byte(wrkScript(reqs[0])), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(wrkScript(reqs)), 0o644); err != nil {
 		return LoadResult{}, fmt.Errorf("bench: wrk: %w", err)
 	}
 	// wrk stops itself at -d; the context's extra time covers its start and exit.
@@ -67,18 +71,49 @@ func (w *Wrk) Run(ctx context.Context, reqs []Request, l Load) (LoadResult, erro
 	return res, nil
 }
 
-// wrkScript sets the method, headers and body of wrk's request in Lua.
-func wrkScript(r Request) string {
+// wrkScript sets wrk's request in Lua: one request as wrk's defaults, or
+// several sent in turn by a request function.
+func wrkScript(reqs []Request) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "wrk.method = %s\n", luaQuote(r.Method))
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			fmt.Fprintf(&b, "wrk.headers[%s] = %s\n", luaQuote(k), luaQuote(v))
+	if len(reqs) == 1 {
+		r := reqs[0]
+		fmt.Fprintf(&b, "wrk.method = %s\n", luaQuote(r.Method))
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			for _, v := range r.Header[k] {
+				fmt.Fprintf(&b, "wrk.headers[%s] = %s\n", luaQuote(k), luaQuote(v))
+			}
 		}
+		if len(r.Body) > 0 {
+			fmt.Fprintf(&b, "wrk.body = %s\n", luaQuote(string(r.Body)))
+		}
+		return b.String()
 	}
-	if len(r.Body) > 0 {
-		fmt.Fprintf(&b, "wrk.body = %s\n", luaQuote(string(r.Body)))
+	b.WriteString("local specs = {\n")
+	for _, r := range reqs {
+		path := r.URL
+		if u, err := url.Parse(r.URL); err == nil {
+			path = u.RequestURI()
+		}
+		fmt.Fprintf(&b, "  {%s, %s, {", luaQuote(r.Method), luaQuote(path))
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			if len(r.Header[k]) > 0 {
+				fmt.Fprintf(&b, "[%s] = %s, ", luaQuote(k), luaQuote(r.Header[k][0]))
+			}
+		}
+		fmt.Fprintf(&b, "}, %s},\n", luaQuote(string(r.Body)))
 	}
+	b.WriteString(`}
+local reqs, n = {}, 0
+function init(args)
+  for i, s in ipairs(specs) do
+    reqs[i] = wrk.format(s[1], s[2], s[3], s[4] ~= "" and s[4] or nil)
+  end
+end
+function request()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+`)
 	return b.String()
 }
 
