@@ -45,8 +45,12 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-demo: demo-deps build
-	$(BIN)/avila demo $(DEMO_ARGS)
+# stdout carries only the demo's one JSON line; progress goes to stderr.
+demo: demo-deps
+	@echo "$(GO) build -o $(BIN)/ $(COMMANDS)" >&2
+	@$(GO) build -o $(BIN)/ $(COMMANDS)
+	@echo "$(BIN)/avila demo $(DEMO_ARGS)" >&2
+	@$(BIN)/avila demo $(DEMO_ARGS)
 
 # The demo runs its own PostgreSQL from the system's initdb/pg_ctl unless
 # DATABASE_URL is set; install the server package when it is missing.
@@ -54,12 +58,12 @@ demo-deps:
 	@command -v $(GO) >/dev/null 2>&1 || { \
 		echo "demo: Go not found: install Go (the version named in go.mod) into /usr/local/go or put it on PATH" >&2; exit 1; }
 	@if [ -n "$$DATABASE_URL" ]; then \
-		echo "demo: DATABASE_URL is set; using that PostgreSQL"; \
+		echo "demo: DATABASE_URL is set; using that PostgreSQL" >&2; \
 	elif command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "demo: installing PostgreSQL with apt-get"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+		echo "demo: installing PostgreSQL with apt-get" >&2; \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } >&2; \
 	else \
 		echo "demo: PostgreSQL's initdb and pg_ctl were not found." >&2; \
 		echo "demo: install the server package (Debian/Ubuntu: sudo apt-get install postgresql)" >&2; \
