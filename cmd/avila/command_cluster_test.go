@@ -44,11 +44,19 @@ func TestClusterStatus(t *testing.T) {
 	}
 
 	// The address alone works too (AVILA_API), and --json passes the answer through.
-	env := map[string]string{"AVILA_API": strings.TrimPrefix(srv.URL, "http://")}
-	code, stdout, _ = runCLI(t, env, "cluster", "status", "--json")
+	env := map[string]string{"AVILA_API": strings.TrimPrefix(srv.URL, "http://"), "AVILA_JSON": "true"}
+	code, stdout, _ = runCLI(t, env, "cluster", "status")
 	var got node.ClusterStatus
 	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || len(got.Members) != 3 || got.Members[2].Draining != true {
 		t.Errorf("--json: exit %d, %s", code, stdout)
+	}
+
+	if code, stdout, _ = runCLI(t, env, "cluster", "status", "--json=false"); !strings.HasPrefix(stdout, "node b:") {
+		t.Errorf("--json=false over AVILA_JSON: exit %d, %s", code, stdout)
+	}
+	env["AVILA_JSON"] = "maybe"
+	if code, _, stderr = runCLI(t, env, "cluster", "status"); code != 2 || !strings.Contains(stderr, `AVILA_JSON="maybe"`) {
+		t.Errorf("bad AVILA_JSON: exit %d, %s", code, stderr)
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
