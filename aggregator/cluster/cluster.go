@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,9 @@ type Cluster struct {
 	meta     Meta
 	metaWire []byte
 
+	pmu   sync.Mutex      // guards peers
+	peers map[string]peer // live members by name, this node included
+
 	life   sync.Mutex // serializes Update, Leave and Shutdown
 	closed bool
 }
@@ -69,7 +73,7 @@ type Cluster struct {
 type Member struct {
 	Name   string `json:"name"`
 	Gossip string `json:"gossip"`
-	State  string `json:"state"` // alive or suspect
+	State  string `json:"state"` // alive (members that fail or leave are not listed)
 	Self   bool   `json:"self,omitempty"`
 	Meta
 }
@@ -107,7 +111,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.RejoinInterval <= 0 {
 		cfg.RejoinInterval = defaultRejoinInterval
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: map[string]peer{}}
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
@@ -232,48 +236,32 @@ func (c *Cluster) Update(f func(*Meta)) error {
 }
 
 // Members returns the live nodes, this one included, sorted by name, as
-// agents learn them from acks. Suspected nodes are left out: agents should
-// not move to a node that may be dead.
+// agents learn them from acks.
 func (c *Cluster) Members() []protocol.Member {
-	var out []protocol.Member
-	for _, m := range c.Status() {
-		if m.State != "alive" {
-			continue
-		}
-		out = append(out, protocol.Member{Name: m.Name, QUICAddr: m.QUICAddr, APIAddr: m.APIAddr,
-			Load: m.Load, Draining: m.Draining, Version: m.Version})
+	st := c.Status()
+	out := make([]protocol.Member, len(st))
+	for i, m := range st {
+		out[i] = protocol.Member{Name: m.Name, QUICAddr: m.QUICAddr, APIAddr: m.APIAddr,
+			Load: m.Load, Draining: m.Draining, Version: m.Version}
 	}
 	return out
 }
 
-// Status returns the nodes that are alive or suspected, sorted by name.
-// Nodes whose metadata cannot be read are logged and left out.
+// Status returns the live nodes, sorted by name. A node is live from the
+// gossip saying it joined until the gossip declares it dead or gone.
 func (c *Cluster) Status() []Member {
-	nodes := c.ml.Members()
-	out := make([]Member, 0, len(nodes))
-	for _, n := range nodes {
-		var meta Meta
-		if n.Name == c.cfg.NodeName {
-			meta = c.Meta()
-		} else {
-			var err error
-			if meta, err = decodeMeta(n.Meta); err != nil {
-				c.log.Warn("ignoring cluster member with unreadable metadata", "member", n.Name, "err", err)
-				continue
-			}
+	self := c.Meta()
+	c.pmu.Lock()
+	out := make([]Member, 0, len(c.peers))
+	for name, p := range c.peers {
+		m := Member{Name: name, Gossip: p.gossip, State: "alive", Meta: p.meta}
+		if name == c.cfg.NodeName {
+			m.Self, m.Meta = true, self
 		}
-		out = append(out, Member{Name: n.Name, Gossip: n.Address(), State: stateName(n.State),
-			Self: n.Name == c.cfg.NodeName, Meta: meta})
+		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b Member) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	c.pmu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -54,26 +54,52 @@ func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (delegate) LocalState(join bool) []byte                { return nil }
 func (delegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// events logs membership changes.
+// events keeps the cluster's own copy of the members. memberlist calls it
+// under its node lock with the node's current state; the copies are what
+// Status reads, since the nodes memberlist.Members returns are changed in
+// place by its goroutines afterwards.
 type events struct{ c *Cluster }
 
 func (e events) NotifyJoin(n *memberlist.Node) {
+	e.c.setPeer(n)
 	e.c.log.Info("cluster member joined", "member", n.Name, "gossip", n.Address())
 }
 
 func (e events) NotifyLeave(n *memberlist.Node) {
+	e.c.pmu.Lock()
+	delete(e.c.peers, n.Name)
+	e.c.pmu.Unlock()
 	// memberlist reports a node that failed and one that left alike; the
 	// node's state tells them apart.
 	e.c.log.Info("cluster member gone", "member", n.Name, "gossip", n.Address(), "state", stateName(n.State))
 }
 
 func (e events) NotifyUpdate(n *memberlist.Node) {
-	m, err := decodeMeta(n.Meta)
-	if err != nil {
-		e.c.log.Warn("cluster member sent unreadable metadata", "member", n.Name, "err", err)
-		return
+	e.c.setPeer(n)
+}
+
+// peer is a copy of a live member.
+type peer struct {
+	gossip string
+	meta   Meta
+}
+
+func (c *Cluster) setPeer(n *memberlist.Node) {
+	p := peer{gossip: n.Address()}
+	if n.Name != c.cfg.NodeName {
+		m, err := decodeMeta(n.Meta)
+		if err != nil {
+			c.log.Warn("ignoring cluster member with unreadable metadata", "member", n.Name, "err", err)
+			c.pmu.Lock()
+			delete(c.peers, n.Name)
+			c.pmu.Unlock()
+			return
+		}
+		p.meta = m
 	}
-	e.c.log.Debug("cluster member updated", "member", n.Name, "draining", m.Draining, "load", m.Load)
+	c.pmu.Lock()
+	c.peers[n.Name] = p
+	c.pmu.Unlock()
 }
 
 func stateName(s memberlist.NodeStateType) string {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
 // Run tries, every RejoinInterval until ctx is done, the seeds that are not
@@ -36,11 +34,11 @@ func (c *Cluster) rejoin() {
 		return
 	}
 	live := map[string]bool{}
-	for _, n := range c.ml.Members() {
-		if n.State == memberlist.StateAlive {
-			live[n.Address()] = true
-		}
+	c.pmu.Lock()
+	for _, p := range c.peers {
+		live[p.gossip] = true
 	}
+	c.pmu.Unlock()
 	var missing []string
 	for _, s := range c.seeds {
 		a, err := net.ResolveUDPAddr("udp", s)
