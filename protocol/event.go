@@ -8,7 +8,7 @@ const (
 	FlagSessionStart   uint8 = 1 << iota // GA4 _ss or first hit of a new session
 	FlagFirstVisit                       // GA4 _fv: first visit of this client
 	FlagEngaged                          // GA4 seg=1: the session is engaged
-	FlagNonInteraction                   // GA4 _nsi or ni: not a user interaction
+	FlagNonInteraction                   // GA4 ni (non_interaction): not a user interaction
 	FlagKeyEvent                         // the event is a key event (conversion)
 )
 
