@@ -6,7 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // DefaultMaxBodyBytes is GA4's limit on a collect request body.
@@ -16,6 +19,14 @@ const DefaultMaxBodyBytes = 16 << 10
 // only once every event of the call is on disk.
 type Appender interface {
 	Append(ctx context.Context, events [][]byte) error
+}
+
+// Enricher adds geo, browser, OS and device to an event from the client IP
+// and user agent, which it uses in memory only: *enrich.Enricher. bot is
+// true for crawlers and headless browsers; their hits are answered like any
+// other but not stored, so they never count as visitors.
+type Enricher interface {
+	Enrich(e *protocol.Event, ip netip.Addr, ua string) (bot bool)
 }
 
 // Options configures a Collector.
@@ -28,6 +39,8 @@ type Options struct {
 	// measurement id or a day the current config does not cover, so the
 	// config is fetched again soon; nil when not wanted.
 	OnUnknownSite func()
+	// Enricher fills the event's geo and user agent fields; none when nil.
+	Enricher Enricher
 	// Now is the agent clock stamped on events; time.Now when nil.
 	Now func() time.Time
 	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes when 0.

@@ -108,6 +108,9 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit) {
 			fail(w, http.StatusBadRequest, 0, perr.Error())
 			return
 		}
+		if c.opts.Enricher != nil && c.opts.Enricher.Enrich(&e, ip, ua) {
+			continue // a bot: counted by the enricher, never stored as a visitor
+		}
 		b, err := protocol.EncodeEvent(&e)
 		if err != nil {
 			c.log.Error("encoding an event failed", "site", site.ID, "err", err)
