@@ -13,6 +13,7 @@ type eventRow struct {
 	flags            int16
 	params           []byte // nil → NULL
 	dims             [numDimKinds]int32
+	pageView         bool // a page_view event, for rollups (not a column)
 }
 
 // eventSource feeds rows to CopyFrom (pgx.CopyFromSource). Values returns the

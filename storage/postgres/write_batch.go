@@ -59,6 +59,7 @@ var deadLetterColumns = []string{"agent_id", "seq", "idx", "reason", "event"}
 // (strings valid UTF-8 without NUL, times within the partitions one may
 // create). The batch key, the events and the dead letters commit together; a
 // key committed before makes this call write nothing and report Duplicate.
+// The batch's rollup deltas (rollup_days) commit in the same transaction.
 func (s *Store) WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []DeadLetter) (WriteResult, error) {
 	if seq > math.MaxInt64 {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: seq out of range", agentID, seq)
@@ -111,6 +112,9 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, newEventSource(rows)); err != nil {
 			return WriteResult{}, fmt.Errorf("copy events: %w", err)
 		}
+	}
+	if err := writeRollups(ctx, tx, rows); err != nil {
+		return WriteResult{}, err
 	}
 	if len(dead) > 0 {
 		dl := make([][]any, len(dead))
@@ -167,6 +171,7 @@ func (s *Store) eventRows(ctx context.Context, events []protocol.Event) ([]event
 		}
 		row.site, row.ts, row.visitor, row.session = int32(e.Site), time.UnixMicro(e.TimeMicros).UTC(), int64(e.Visitor), e.SessionID
 		row.engage, row.flags, row.params = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags), params
+		row.pageView = e.Name == pageViewName
 	}
 	return rows, nil
 }

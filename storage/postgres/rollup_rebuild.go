@@ -1,0 +1,109 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RebuildRollups recomputes a site's rollup_days rows from its events and
+// marks its rollups complete from its first day on, for events that reached
+// the events table without WriteBatch (bulk loads, imports) and for sites
+// created before rollups existed. It runs in one transaction holding the
+// site's row lock, which WriteBatch waits for, so no batch is counted twice
+// or missed; batches for the site wait until it commits. Memory stays
+// bounded: one local day of events is aggregated at a time.
+func (s *Store) RebuildRollups(ctx context.Context, site uint32) error {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: rebuild rollups of site %d: begin: %w", site, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if err := rebuildRollups(ctx, tx, int32(site)); err != nil {
+		return fmt.Errorf("postgres: rebuild rollups of site %d: %w", site, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: rebuild rollups of site %d: commit: %w", site, err)
+	}
+	return nil
+}
+
+func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
+	var zone string
+	err := tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1 FOR UPDATE", site).Scan(&zone)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("lock site: %w", err)
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return fmt.Errorf("time zone %q: %w", zone, err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM rollup_days WHERE site_id = $1", site); err != nil {
+		return fmt.Errorf("delete rollups: %w", err)
+	}
+	var first, last *time.Time
+	if err := tx.QueryRow(ctx, "SELECT min(ts), max(ts) FROM events WHERE site_id = $1", site).Scan(&first, &last); err != nil {
+		return fmt.Errorf("event span: %w", err)
+	}
+	var pageView int32
+	err = tx.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3", site, DimEventName, pageViewName).Scan(&pageView)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("page_view id: %w", err)
+	}
+	if first != nil && last != nil {
+		y, m, d := first.In(loc).Date()
+		for day := time.Date(y, m, d, 0, 0, 0, 0, loc); !day.After(*last); day = day.AddDate(0, 0, 1) {
+			if err := rebuildDay(ctx, tx, site, loc, pageView, day, day.AddDate(0, 0, 1)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE sites SET rollups_from = '-infinity' WHERE id = $1", site); err != nil {
+		return fmt.Errorf("mark complete: %w", err)
+	}
+	return nil
+}
+
+// rebuildDay aggregates the site's events in [lo, hi) into rollup rows.
+func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi time.Time) error {
+	rows, err := tx.Query(ctx, `SELECT ts, visitor_id, engagement_ms, flags,
+			name_id, page_id, host_id, title_id, referrer_id, country_id, browser_id, os_id, device_id
+		FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3`, site, lo, hi)
+	if err != nil {
+		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	defer rows.Close()
+	agg := make(rollupAgg)
+	r := eventRow{site: site}
+	var dims [9]int32
+	dest := []any{&r.ts, &r.visitor, &r.engage, &r.flags}
+	for i := range dims {
+		dest = append(dest, &dims[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
+		}
+		for i, k := range RollupKinds {
+			r.dims[k-1] = dims[i]
+		}
+		r.pageView = pageView != 0 && dims[0] == pageView
+		agg.add(&r, loc)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	if len(agg) == 0 {
+		return nil
+	}
+	if err := agg.store(ctx, tx); err != nil {
+		return fmt.Errorf("store rollups of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	return nil
+}
