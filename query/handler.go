@@ -26,6 +26,7 @@ type Options struct {
 	Logger  *slog.Logger     // nil: discard
 	Now     func() time.Time // clock resolving "today"; nil: time.Now
 	Timeout time.Duration    // bound on one request's database work; 0: 30s
+	Metrics *Metrics         // request durations (NewMetrics); nil: not measured
 }
 
 // KeyLookup resolves an API key to the properties it may read. For an
@@ -58,7 +59,11 @@ type handler struct {
 // with keys. Mount it at "/v1beta/" without stripping the prefix; other
 // paths under it answer 404 NOT_FOUND.
 func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
-	return newHandler(opts, pool, keys)
+	h := newHandler(opts, pool, keys)
+	if opts.Metrics != nil {
+		return opts.Metrics.instrument(h)
+	}
+	return h
 }
 
 func newHandler(opts Options, d db, keys KeyLookup) *handler {

@@ -27,6 +27,9 @@ type Options struct {
 	// included) with the agent's identity (AgentKey) and the events
 	// stored; the node counts load and agents with it. It must be quick.
 	Stored func(agent string, events int)
+	// Metrics counts batches and events (NewMetrics); nil: counted on
+	// metrics registered nowhere.
+	Metrics *Metrics
 }
 
 const (
@@ -75,31 +78,41 @@ func New(opts Options, store *postgres.Store) *Handler {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = defaultWriteTimeout
 	}
+	if opts.Metrics == nil {
+		opts.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
+	}
 	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: throttle{every: logEvery}}
 }
 
 // HandleBatch decodes, validates and stores one batch.
 func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Peer) protocol.Ack {
+	ack, events := h.handleBatch(ctx, wire, peer)
+	h.opts.Metrics.ack(ack, events)
+	return ack
+}
+
+// handleBatch is HandleBatch; it also returns the batch's event count.
+func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Peer) (protocol.Ack, int) {
 	b, err := protocol.DecodeBatch(wire)
 	if err != nil {
 		h.log.Warn("batch rejected", "peer", peerAddr(peer), "err", err)
-		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}
+		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
 	defer cancel()
 	good, dead, err := h.validate(ctx, b.Events)
 	if err != nil {
-		return h.retry(b, err)
+		return h.retry(b, err), len(b.Events)
 	}
 	agent := AgentKey(b.AgentID, peer)
 	res, err := h.store.WriteBatch(ctx, agent, b.Seq, good, dead)
 	if err != nil {
-		return h.retry(b, err)
+		return h.retry(b, err), len(b.Events)
 	}
 	if h.opts.Stored != nil {
 		h.opts.Stored(agent, res.Stored)
 	}
-	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}
+	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, len(b.Events)
 }
 
 // AgentKey is the identity a batch is stored under. With mTLS it is the

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
@@ -49,6 +51,10 @@ type Config struct {
 	GossipSuspicionMult int
 	// Version is the build version gossiped to peers and shown in status.
 	Version string
+	// Metrics receives the node's Prometheus metrics, served on /metrics;
+	// nil: a registry of the node's own, with the Go runtime and process
+	// collectors.
+	Metrics *prometheus.Registry
 }
 
 // Node is a running aggregator.
@@ -64,6 +70,7 @@ type Node struct {
 	store   *postgres.Store
 	gate    *gate
 	act     *activity
+	metrics *nodeMetrics
 	cluster *cluster.Cluster // nil when running alone
 	quic    *protocol.Server
 	http    *http.Server
@@ -106,7 +113,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored}, n.store)
+	if n.metrics, err = n.newNodeMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
+	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest}, n.store)
 	n.gate = newGate(h, n.members)
 	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
 	if err != nil {

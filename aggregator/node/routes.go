@@ -11,7 +11,7 @@ import (
 // readyTimeout bounds the database ping behind /readyz.
 const readyTimeout = 2 * time.Second
 
-// routes is the API server's handler: health and readiness here, everything
+// routes is the API server's handler: health, readiness and metrics here, everything
 // else (the Data API under /v1beta/) from the query package.
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -20,12 +20,18 @@ func (n *Node) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
+	var qm *query.Metrics
+	if n.metrics != nil {
+		mux.Handle("GET /metrics", n.metrics.handler())
+		qm = n.metrics.query
+	}
 	mux.HandleFunc("GET /v1/cluster/status", n.clusterStatus)
-	mux.Handle("/v1beta/", query.NewHandler(query.Options{Logger: n.log}, n.store.Pool, n.store))
+	mux.Handle("/v1beta/", query.NewHandler(query.Options{Logger: n.log, Metrics: qm}, n.store.Pool, n.store))
 	return mux
 }
 
-// readyz answers 200 when the database answers, else 503 with the reason, so
+// readyz answers 200 when the node is not draining and the database answers
+// with every migration applied, else 503 with the reason, so
 // a load balancer stops sending queries to a node that cannot serve them.
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
@@ -37,6 +43,11 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := n.store.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+		return
+	}
+	if err := n.store.CheckSchema(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
 		return

@@ -1,0 +1,61 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/avila-analytics/avila/aggregator/ingest"
+	"github.com/avila-analytics/avila/query"
+)
+
+// nodeMetrics are what a node hands to its parts: each registers its own
+// metrics once on the node's registry.
+type nodeMetrics struct {
+	reg    *prometheus.Registry
+	ingest *ingest.Metrics
+	query  *query.Metrics
+}
+
+// newNodeMetrics registers the node's metrics on reg, or on a new registry
+// with the Go runtime and process collectors when reg is nil.
+func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := &nodeMetrics{reg: reg}
+	var err error
+	if m.ingest, err = ingest.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if m.query, err = query.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "analytics_cluster_members",
+		Help: "Live aggregator nodes this node sees, itself included (1 when it runs alone).",
+	}, func() float64 { return float64(len(n.members())) })
+	draining := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "analytics_node_draining",
+		Help: "1 while this node drains (takes no new batches) before it stops, else 0.",
+	}, func() float64 {
+		if n.gate != nil && n.gate.isDraining() {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{members, draining} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("aggregator: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *nodeMetrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,69 @@
+package query
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the query API's Prometheus metrics. Create them once per
+// server with NewMetrics and pass them in Options.
+type Metrics struct {
+	duration *prometheus.HistogramVec // endpoint
+	// cacheHits counts reports answered from the result cache. The cache
+	// does not exist yet, so it stays 0; it is exported already so that
+	// dashboards and alerts can name it.
+	cacheHits prometheus.Counter
+}
+
+// Endpoint label values: the Data API methods, and "other" for any path
+// that names none, so a client cannot create label values.
+var endpoints = map[string]string{
+	":runReport":       "runReport",
+	":batchRunReports": "batchRunReports",
+	"/metadata":        "metadata",
+}
+
+// NewMetrics creates the query metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "analytics_query_duration_seconds",
+			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, metadata, other), errors included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_cache_hits_total",
+			Help: "Reports answered from the query result cache. Stays 0 until the cache exists.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.duration, m.cacheHits} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("query: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// endpointOf is the endpoint label of a request path.
+func endpointOf(path string) string {
+	rest, _ := strings.CutPrefix(path, propertiesPrefix)
+	if i := strings.IndexAny(rest, ":/"); i >= 0 {
+		if e, ok := endpoints[rest[i:]]; ok {
+			return e
+		}
+	}
+	return "other"
+}
+
+// instrument wraps h to observe each request's duration.
+func (m *Metrics) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		m.duration.WithLabelValues(endpointOf(r.URL.Path)).Observe(time.Since(start).Seconds())
+	})
+}
