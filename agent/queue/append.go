@@ -22,7 +22,8 @@ type request struct {
 	done   chan error
 }
 
-// Append stores events (each encoded with protocol.EncodeEvent) durably: it
+// Append stores events (each encoded with protocol.EncodeEvent) durably and
+// encrypted: it
 // returns nil only after the bbolt transaction holding them committed with
 // fsync. The events of one call commit together or not at all, after those of
 // every Append that returned before this call began. The slices must not be
@@ -40,9 +41,12 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	if len(events) == 0 {
 		return nil
 	}
-	r := &request{events: events, done: make(chan error, 1)}
-	for _, e := range events {
-		r.bytes += int64(len(e)) + keyOverhead
+	// Sealing here, in the caller's goroutine, keeps the encryption out of
+	// the commit: concurrent callers encrypt in parallel while one commits.
+	r := &request{events: make([][]byte, len(events)), done: make(chan error, 1)}
+	for i, e := range events {
+		r.events[i] = q.seal.seal(e, aadPending)
+		r.bytes += int64(len(r.events[i])) + keyOverhead
 	}
 	q.mu.Lock()
 	if q.closed {

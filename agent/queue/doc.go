@@ -15,6 +15,14 @@
 // exactly the events of the first send. A segment is deleted only by Ack, or
 // set aside by Reject for an operator to inspect.
 //
+// Every stored value (pending events, the wire part of segments, meta
+// values) is sealed with AES-256-GCM under a key kept in a separate file
+// (Options.KeyFile, created 0600 on first open), with a fresh nonce per
+// value. A sealed check value in the meta bucket tells at Open whether the
+// key file is the queue's: a wrong or missing key is ErrWrongKey or a clear
+// error, and the file is left as it was. A file written before encryption
+// is sealed in place at its first Open.
+//
 // Disk use is bounded by Options.MaxBytes (pending, sealed and rejected
 // bytes); beyond it Append fails with ErrFull and the agent answers 503.
 package queue

@@ -52,13 +52,14 @@ func (q *Queue) Stats() Stats {
 	return s
 }
 
-// PutMeta stores a small named value (e.g. the cached site config) durably.
+// PutMeta stores a small named value (e.g. the cached site config) durably,
+// encrypted.
 func (q *Queue) PutMeta(key string, val []byte) error {
-	if key == "" || bytes.Equal([]byte(key), keyAgentID) {
+	if key == "" || bytes.Equal([]byte(key), keyAgentID) || bytes.Equal([]byte(key), keyCheck) {
 		return fmt.Errorf("queue: put meta %q: reserved or empty key", key)
 	}
 	err := q.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put([]byte(key), val)
+		return tx.Bucket(bucketMeta).Put([]byte(key), q.seal.seal(val, []byte(key)))
 	})
 	if err != nil {
 		return q.wrap(fmt.Sprintf("put meta %q", key), err)
@@ -74,7 +75,12 @@ func (q *Queue) GetMeta(key string) ([]byte, error) {
 	var out []byte
 	err := q.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get([]byte(key)); v != nil {
-			out = append([]byte{}, v...)
+			var err error
+			out, err = q.seal.open(v, []byte(key))
+			if err == nil && out == nil {
+				out = []byte{} // present but empty, unlike absent
+			}
+			return err
 		}
 		return nil
 	})

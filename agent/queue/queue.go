@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -47,8 +48,13 @@ var (
 
 // Options configures Open.
 type Options struct {
-	Path     string // bbolt file, e.g. <data-dir>/queue.db
-	MaxBytes int64  // budget for pending + sealed + rejected bytes; DefaultMaxBytes when 0
+	Path string // bbolt file, e.g. <data-dir>/queue.db
+	// KeyFile holds the AES-256 key (64 hex digits) every stored value is
+	// sealed with; DefaultKeyFile(Path) when empty. A missing file is
+	// created (0600) for a new queue; opening a queue with another key
+	// fails with ErrWrongKey.
+	KeyFile  string
+	MaxBytes int64 // budget for pending + sealed + rejected bytes; DefaultMaxBytes when 0
 	Logger   *slog.Logger
 	Now      func() time.Time // default time.Now
 }
@@ -57,6 +63,8 @@ type Options struct {
 type Queue struct {
 	db      *bolt.DB
 	path    string
+	keyFile string
+	seal    *sealer
 	max     int64
 	log     *slog.Logger
 	now     func() time.Time
@@ -95,7 +103,10 @@ func Open(opts Options) (*Queue, error) {
 	if opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("queue: open %s: max bytes %d must be >= 0", opts.Path, opts.MaxBytes)
 	}
-	q := &Queue{path: opts.Path, max: opts.MaxBytes, log: opts.Logger, now: opts.Now, signal: make(chan struct{}, 1)}
+	if opts.KeyFile == "" {
+		opts.KeyFile = DefaultKeyFile(opts.Path)
+	}
+	q := &Queue{path: opts.Path, keyFile: opts.KeyFile, max: opts.MaxBytes, log: opts.Logger, now: opts.Now, signal: make(chan struct{}, 1)}
 	if q.max == 0 {
 		q.max = DefaultMaxBytes
 	}
@@ -135,16 +146,54 @@ func openError(path string, err error) error {
 	return fmt.Errorf("queue: open %s: %w", path, err)
 }
 
-// init creates buckets, loads or creates the agent id, and rebuilds the
-// byte accounting from the file.
+// init creates buckets, loads or creates the agent id and the key, checks
+// the key, and rebuilds the byte accounting from the file.
 func (q *Queue) init() error {
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	var hasCheck bool
+	err := q.db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			hasCheck = meta.Get(keyCheck) != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: init %s: %w", q.path, err)
+	}
+	// A key file is created only for a queue that has never sealed
+	// anything: for one that has, a missing key is an error, not a reason
+	// to start over.
+	key, created, err := loadKey(q.keyFile, !hasCheck)
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", q.path, err)
+	}
+	if q.seal, err = newSealer(key); err != nil {
+		return fmt.Errorf("queue: open %s: key file %s: %w", q.path, q.keyFile, err)
+	}
+	if created {
+		q.log.Info("queue key file created; back it up with the queue, which cannot be read without it", "path", q.keyFile)
+	}
+	var migrated int
+	err = q.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketPending, bucketSegments, bucketRejected, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if check := meta.Get(keyCheck); check != nil {
+			if plain, err := q.seal.open(check, keyCheck); err != nil || !bytes.Equal(plain, keyCheckPlain) {
+				return fmt.Errorf("key file %s: %w (was it replaced? restore the key this queue was created with; "+
+					"nothing in the queue was changed)", q.keyFile, ErrWrongKey)
+			}
+		} else {
+			var err error
+			if migrated, err = q.encryptPlain(tx); err != nil {
+				return err
+			}
+			if err := meta.Put(keyCheck, q.seal.seal(keyCheckPlain, keyCheck)); err != nil {
+				return err
+			}
+		}
 		if id := meta.Get(keyAgentID); id != nil {
 			q.agentID = string(id)
 			return nil
@@ -158,6 +207,9 @@ func (q *Queue) init() error {
 	})
 	if err != nil {
 		return fmt.Errorf("queue: init %s: %w", q.path, err)
+	}
+	if migrated > 0 {
+		q.log.Warn("queue file held unencrypted values from an older agent; encrypted them in place", "path", q.path, "values", migrated)
 	}
 	err = q.db.View(func(tx *bolt.Tx) error {
 		a := &q.acct

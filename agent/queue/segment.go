@@ -13,7 +13,7 @@ import (
 
 // A segment record is a 12-byte header (sealed time in Unix microseconds,
 // event count, both big-endian) followed by the wire batch exactly as it is
-// sent. A rejected record is a 2-byte reason length, the reason, then the
+// sent, sealed with the segment's key as additional data. A rejected record is a 2-byte reason length, the reason, then the
 // segment record.
 const (
 	segHeaderLen   = 12
@@ -34,13 +34,14 @@ func seqKey(seq uint64) []byte {
 	return k[:]
 }
 
+// parseRecord returns a record's header and its still sealed wire batch.
 func parseRecord(seq uint64, rec []byte) (SegmentInfo, []byte, error) {
-	if len(rec) < segHeaderLen {
+	if len(rec) < segHeaderLen+sealOverhead {
 		return SegmentInfo{}, nil, fmt.Errorf("BUG: segment %d record is %d bytes, shorter than its header", seq, len(rec))
 	}
 	info := SegmentInfo{
 		Seq:    seq,
-		Bytes:  len(rec) - segHeaderLen,
+		Bytes:  len(rec) - segHeaderLen - sealOverhead,
 		Events: int(binary.BigEndian.Uint32(rec[8:12])),
 		Sealed: time.UnixMicro(int64(binary.BigEndian.Uint64(rec[:8]))),
 	}
@@ -67,8 +68,12 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	err = q.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.First(); k != nil && len(keys) < maxEvents; k, v = c.Next() {
+			plain, err := q.seal.open(v, aadPending)
+			if err != nil {
+				return fmt.Errorf("pending event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
 			keys = append(keys, append([]byte(nil), k...))
-			events = append(events, append([]byte(nil), v...))
+			events = append(events, plain)
 			evBytes += int64(len(k) + len(v))
 		}
 		seq = tx.Bucket(bucketSegments).Sequence() + 1
@@ -85,10 +90,10 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("queue: seal segment %d: %w", seq, err)
 	}
-	rec := make([]byte, segHeaderLen, segHeaderLen+len(wire))
+	rec := make([]byte, segHeaderLen, segHeaderLen+sealOverhead+len(wire))
 	binary.BigEndian.PutUint64(rec[:8], uint64(sealed.UnixMicro()))
 	binary.BigEndian.PutUint32(rec[8:12], uint32(len(events)))
-	rec = append(rec, wire...)
+	rec = append(rec, q.seal.seal(wire, seqKey(seq))...)
 
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		segs := tx.Bucket(bucketSegments)
@@ -158,7 +163,10 @@ func (q *Queue) Segment(seq uint64) ([]byte, error) {
 			return ErrNoSegment
 		}
 		_, w, err := parseRecord(seq, rec)
-		wire = append([]byte(nil), w...)
+		if err != nil {
+			return err
+		}
+		wire, err = q.seal.open(w, seqKey(seq))
 		return err
 	})
 	if err != nil {
@@ -238,7 +246,10 @@ func (q *Queue) Rejected(seq uint64) (reason string, wire []byte, err error) {
 		n := 2 + int(binary.BigEndian.Uint16(val))
 		reason = string(val[2:n])
 		_, w, err := parseRecord(seq, val[n:])
-		wire = append([]byte(nil), w...)
+		if err != nil {
+			return err
+		}
+		wire, err = q.seal.open(w, seqKey(seq))
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,142 @@
+package queue
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Every value the queue stores, except the agent id and the key check, is
+// sealed with AES-256-GCM under the queue key: a random 12-byte nonce per
+// value, then the ciphertext with its 16-byte tag. The additional data
+// binds a value to where it belongs (a segment to its seq, a meta value to
+// its name), so values moved between keys do not open.
+const (
+	keyBytes     = 32 // AES-256
+	nonceBytes   = 12
+	sealOverhead = nonceBytes + 16
+)
+
+// ErrWrongKey: the key file does not open the queue's key check value, so
+// it is not the key the queue was encrypted with. Nothing was changed.
+var ErrWrongKey = errors.New("queue key does not match the queue file")
+
+// keyCheckPlain is sealed under the key in the meta bucket at creation;
+// opening it at start tells a wrong key from a corrupt value.
+var (
+	keyCheck      = []byte("key_check")
+	keyCheckPlain = []byte("avila queue key check v1")
+	aadPending    = []byte("pending")
+)
+
+type sealer struct{ aead cipher.AEAD }
+
+func newSealer(key []byte) (*sealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead}, nil
+}
+
+// seal returns nonce || ciphertext || tag of plain.
+func (s *sealer) seal(plain, aad []byte) []byte {
+	out := make([]byte, nonceBytes, nonceBytes+len(plain)+s.aead.Overhead())
+	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
+	_, _ = rand.Read(out)
+	return s.aead.Seal(out, out[:nonceBytes], plain, aad)
+}
+
+// open returns the plaintext of a value made by seal.
+func (s *sealer) open(sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < sealOverhead {
+		return nil, fmt.Errorf("sealed value of %d bytes is shorter than nonce and tag", len(sealed))
+	}
+	plain, err := s.aead.Open(nil, sealed[:nonceBytes], sealed[nonceBytes:], aad)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	return plain, nil
+}
+
+// DefaultKeyFile is the key file of a queue at path when Options.KeyFile is
+// empty: queue.db → queue.key, beside it.
+func DefaultKeyFile(path string) string {
+	return path[:len(path)-len(filepath.Ext(path))] + ".key"
+}
+
+// loadKey reads the hex key in path. When the file does not exist and
+// create is true it writes a new random key durably (0600, written to a
+// temporary file, fsynced and renamed) before returning it, so a key that
+// sealed anything is always on disk.
+func loadKey(path string, create bool) (key []byte, created bool, err error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key, err = hex.DecodeString(string(bytes.TrimSpace(b)))
+		if err != nil || len(key) != keyBytes {
+			return nil, false, fmt.Errorf("key file %s does not hold %d hex-encoded bytes", path, keyBytes)
+		}
+		return key, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, false, fmt.Errorf("read key file: %w", err)
+	case !create:
+		return nil, false, fmt.Errorf("key file %s is missing but the queue holds data encrypted with it: "+
+			"restore the key file (or move the queue file aside to start empty; its events are then lost)", path)
+	}
+	key = make([]byte, keyBytes)
+	if _, err := rand.Read(key); err != nil {
+		return nil, false, fmt.Errorf("generate key: %w", err)
+	}
+	if err := writeFileSync(path, []byte(hex.EncodeToString(key)+"\n")); err != nil {
+		return nil, false, fmt.Errorf("write key file: %w", err)
+	}
+	return key, true, nil
+}
+
+// writeFileSync creates path with data, mode 0600, durably: it never
+// leaves a partial file under the final name.
+func writeFileSync(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if err := tmp.Chmod(0o600); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	// Link, not rename: a key file that appeared meanwhile is never replaced.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,286 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+const secretMarker = "/checkout-7f3a9e-secret-marker"
+
+func markedEvent(t testing.TB, id uint64) []byte {
+	t.Helper()
+	b, err := protocol.EncodeEvent(&protocol.Event{Site: 1, Name: "page_view", Visitor: id, Path: secretMarker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestValuesEncryptedAtRest(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue.db")
+	q := openTest(t, path, 0)
+	ctx := context.Background()
+	for i := range uint64(6) {
+		if err := q.Append(ctx, [][]byte{markedEvent(t, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.PutMeta("config", []byte(secretMarker)); err != nil {
+		t.Fatal(err)
+	}
+	seq1, _, err := q.Seal(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq2, _, err := q.Seal(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Reject(seq2, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// Two events stay pending, one segment sealed, one rejected.
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secretMarker)) {
+		t.Fatal("queue file holds an event field in the clear")
+	}
+	fi, err := os.Stat(DefaultKeyFile(path))
+	if err != nil {
+		t.Fatalf("key file: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() != 2*keyBytes+1 {
+		t.Fatalf("key file mode %v size %d, want 0600 and %d", fi.Mode().Perm(), fi.Size(), 2*keyBytes+1)
+	}
+
+	q = openTest(t, path, 0)
+	if got := segmentIDs(t, q, seq1); !equalIDs(got, []uint64{0, 1}) {
+		t.Fatalf("segment %d after reopen: %v", seq1, got)
+	}
+	if _, wire, err := q.Rejected(seq2); err != nil {
+		t.Fatal(err)
+	} else if b, err := protocol.DecodeBatch(wire); err != nil || len(b.Events) != 2 || b.Events[0].Path != secretMarker {
+		t.Fatalf("rejected segment: %v %+v", err, b)
+	}
+	if v, err := q.GetMeta("config"); err != nil || string(v) != secretMarker {
+		t.Fatalf("meta after reopen = %q, %v", v, err)
+	}
+	seq3, _, err := q.Seal(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := segmentIDs(t, q, seq3); !equalIDs(got, []uint64{4, 5}) {
+		t.Fatalf("pending after reopen sealed as %v", got)
+	}
+	segs, err := q.Segments()
+	if err != nil || len(segs) != 2 || segs[0].Bytes <= 0 {
+		t.Fatalf("segments %+v, %v", segs, err)
+	}
+	if wire, _ := q.Segment(seq1); segs[0].Bytes != len(wire) {
+		t.Fatalf("SegmentInfo.Bytes %d, wire is %d", segs[0].Bytes, len(wire))
+	}
+}
+
+func TestWrongOrMissingKeyIsAnErrorNotDataLoss(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue.db")
+	keyFile := filepath.Join(dir, "keys", "agent.key")
+	if err := os.Mkdir(filepath.Dir(keyFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	q, err := Open(Options{Path: path, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Append(context.Background(), [][]byte{markedEvent(t, 42)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(DefaultKeyFile(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a key file beside the queue despite Options.KeyFile: %v", err)
+	}
+	goodKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Another valid key.
+	other := filepath.Join(dir, "other.key")
+	if _, _, err := loadKey(other, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Options{Path: path, KeyFile: other})
+	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), other) {
+		t.Fatalf("Open with another key = %v, want ErrWrongKey naming %s", err, other)
+	}
+	// A key file that is not a key.
+	if err := os.WriteFile(other, []byte("not hex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = Open(Options{Path: path, KeyFile: other}); err == nil || !strings.Contains(err.Error(), "hex") {
+		t.Fatalf("Open with a broken key file = %v", err)
+	}
+	// No key file: refused, and none is made up.
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Options{Path: path, KeyFile: keyFile})
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Open without its key file = %v, want an error saying it is missing", err)
+	}
+	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Open created a new key for a queue that has data: %v", err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("failed Opens changed the queue file")
+	}
+
+	// The right key back: the event is there.
+	if err := os.WriteFile(keyFile, goodKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q, err = Open(Options{Path: path, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	seq, ok, err := q.Seal(10)
+	if err != nil || !ok {
+		t.Fatalf("Seal = %v, %v", ok, err)
+	}
+	if got := segmentIDs(t, q, seq); !equalIDs(got, []uint64{42}) {
+		t.Fatalf("event after restoring the key: %v", got)
+	}
+}
+
+// TestPlainFileEncryptedInPlace opens a queue file as an agent without
+// encryption wrote it and finds every value readable, and sealed.
+func TestPlainFileEncryptedInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := protocol.EncodeRawBatch("oldagent", 1, 1_700_000_000_000_000, [][]byte{markedEvent(t, 7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := make([]byte, segHeaderLen)
+	binary.BigEndian.PutUint64(rec, 1_700_000_000_000_000)
+	binary.BigEndian.PutUint32(rec[8:], 1)
+	rec = append(rec, wire...)
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketPending, bucketSegments, bucketRejected, bucketMeta} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		segs := tx.Bucket(bucketSegments)
+		if err := segs.SetSequence(1); err != nil {
+			return err
+		}
+		if err := segs.Put(seqKey(1), rec); err != nil {
+			return err
+		}
+		pending := tx.Bucket(bucketPending)
+		if err := pending.SetSequence(1); err != nil {
+			return err
+		}
+		if err := pending.Put(seqKey(1), markedEvent(t, 8)); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keyAgentID, []byte("oldagent")); err != nil {
+			return err
+		}
+		return meta.Put([]byte("config"), []byte("cached"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q := openTest(t, path, 0)
+	if q.AgentID() != "oldagent" {
+		t.Fatalf("agent id %q", q.AgentID())
+	}
+	got, err := q.Segment(1)
+	if err != nil || !bytes.Equal(got, wire) {
+		t.Fatalf("old segment after migration: %v, same bytes %v", err, bytes.Equal(got, wire))
+	}
+	if v, err := q.GetMeta("config"); err != nil || string(v) != "cached" {
+		t.Fatalf("old meta: %q, %v", v, err)
+	}
+	seq, _, err := q.Seal(10)
+	if err != nil || seq != 2 {
+		t.Fatalf("Seal = %d, %v", seq, err)
+	}
+	if ids := segmentIDs(t, q, seq); !equalIDs(ids, []uint64{8}) {
+		t.Fatalf("old pending event sealed as %v", ids)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q = openTest(t, path, 0) // the second open finds the key check and migrates nothing
+	if got, err := q.Segment(1); err != nil || !bytes.Equal(got, wire) {
+		t.Fatalf("old segment after reopen: %v", err)
+	}
+}
+
+func TestSealedValuesBoundToTheirKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := openTest(t, path, 0)
+	for i := range uint64(2) {
+		if err := q.Append(context.Background(), [][]byte{markedEvent(t, i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := q.Seal(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Swap the two segments' records: each still decrypts only under its
+	// own seq, so a swapped file cannot resend events under another key.
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSegments)
+		r1 := append([]byte(nil), b.Get(seqKey(1))...)
+		r2 := append([]byte(nil), b.Get(seqKey(2))...)
+		if err := b.Put(seqKey(1), r2); err != nil {
+			return err
+		}
+		return b.Put(seqKey(2), r1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Segment(1); err == nil {
+		t.Fatal("segment 2's record opened as segment 1")
+	}
+}
