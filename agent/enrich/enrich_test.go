@@ -37,6 +37,19 @@ func TestUserAgent(t *testing.T) {
 	f(uaIPad, "Safari", "16", "iOS", DeviceTablet)
 	f(uaAndroid, "Chrome", "130", "Android", DeviceMobile)
 	f(uaFirefoxLin, "Firefox", "128", "Linux", DeviceDesktop)
+	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+		"Edge", "131", "Windows", DeviceDesktop)
+	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 YaBrowser/24.4.0.0 Safari/537.36",
+		"Yandex Browser", "24", "Windows", DeviceDesktop)
+	f("Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko", "Internet Explorer", "7", "Windows", DeviceDesktop)
+	f("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		"Chrome", "131", "ChromeOS", DeviceDesktop)
+	f("Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/79.0.3945.79 Safari/537.36 WebAppManager",
+		"Chrome", "79", "Linux", DeviceSmartTV)
+	// Product tokens of unknown browsers never come out: they could single
+	// a visitor out.
+	f("Mozilla/5.0 (X11; Linux x86_64) AgentTestBrowser/7.0", BrowserOther, "", "Linux", DeviceDesktop)
+	f("Mozilla/5.0 (Plan9; rio) Acme-Unique-7f3a/1.2", BrowserOther, "", "", "")
 }
 
 func TestBots(t *testing.T) {

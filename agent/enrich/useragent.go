@@ -20,7 +20,36 @@ const (
 	DeviceDesktop = "desktop"
 	DeviceMobile  = "mobile"
 	DeviceTablet  = "tablet"
+	DeviceSmartTV = "smart tv"
 )
+
+// BrowserOther stands for every browser outside the known families.
+const BrowserOther = "Other"
+
+// browsers maps the parser's names of the browser families reported to
+// their report names. A name outside the map becomes BrowserOther: the
+// parser falls back to any product token of the user agent, and such
+// tokens must not reach storage (they can single a visitor out, and the
+// set of them is unbounded).
+var browsers = map[string]string{
+	useragent.Chrome: "Chrome", useragent.Firefox: "Firefox", useragent.Safari: "Safari",
+	useragent.MobileSafari: "Safari", useragent.Edge: "Edge", useragent.Opera: "Opera",
+	useragent.OperaMini: "Opera Mini", useragent.OperaTouch: "Opera Touch", useragent.Vivaldi: "Vivaldi",
+	useragent.InternetExplorer: "Internet Explorer", useragent.Msie: "Internet Explorer", "Trident": "Internet Explorer",
+	useragent.SamsungBrowser: "Samsung Browser", "YaBrowser": "Yandex Browser", "UCBrowser": "UC Browser",
+	useragent.FacebookApp: "Facebook App", useragent.InstagramApp: "Instagram App", useragent.TiktokApp: "TikTok App",
+}
+
+// systems is the set of operating system families reported; others are
+// left empty, for the same reason.
+var systems = map[string]bool{
+	useragent.Windows: true, useragent.WindowsPhone: true, useragent.Android: true, useragent.MacOS: true,
+	useragent.IOS: true, useragent.Linux: true, useragent.FreeBSD: true, useragent.ChromeOS: true,
+	useragent.BlackBerry: true, useragent.Harmony: true,
+}
+
+// tvMarkers are lower-case substrings of smart TV user agents.
+var tvMarkers = []string{"smart-tv", "smarttv", "tizen", "web0s", "webos", "hbbtv", "appletv", "crkey", "roku", "bravia", "netcast"}
 
 // uaInfo is what is kept of a user agent.
 type uaInfo struct {
@@ -50,20 +79,26 @@ func parseUA(ua string) uaInfo {
 		ua = ua[:maxParsedUA]
 	}
 	lower := strings.ToLower(ua)
-	for _, m := range botMarkers {
-		if strings.Contains(lower, m) {
-			return uaInfo{bot: true}
-		}
+	if containsAny(lower, botMarkers) {
+		return uaInfo{bot: true}
 	}
 	p := useragent.Parse(ua)
 	if p.Bot || p.Name == useragent.HeadlessChrome {
 		return uaInfo{bot: true}
 	}
-	info := uaInfo{browser: p.Name, os: p.OS}
-	if p.VersionNo.Major > 0 {
-		info.version = strconv.Itoa(p.VersionNo.Major)
+	info := uaInfo{browser: BrowserOther}
+	if name, ok := browsers[p.Name]; ok {
+		info.browser = name
+		if p.VersionNo.Major > 0 {
+			info.version = strconv.Itoa(p.VersionNo.Major)
+		}
+	}
+	if systems[p.OS] {
+		info.os = p.OS
 	}
 	switch {
+	case containsAny(lower, tvMarkers):
+		info.device = DeviceSmartTV
 	case p.Tablet:
 		info.device = DeviceTablet
 	case p.Mobile:
@@ -72,4 +107,13 @@ func parseUA(ua string) uaInfo {
 		info.device = DeviceDesktop
 	}
 	return info
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
