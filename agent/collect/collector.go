@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,20 +40,71 @@ type Options struct {
 	// measurement id or a day the current config does not cover, so the
 	// config is fetched again soon; nil when not wanted.
 	OnUnknownSite func()
+	// Count, if set, is told how many events of a request ended with which
+	// outcome (one of the Outcome constants); site is the site id, 0 when
+	// unknown. It must be quick: it runs on every request.
+	Count func(site uint32, outcome string, events int)
 	// Enricher fills the event's geo and user agent fields; none when nil.
 	Enricher Enricher
 	// Now is the agent clock stamped on events; time.Now when nil.
 	Now func() time.Time
 	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// MaxMPBodyBytes bounds a Measurement Protocol body;
+	// DefaultMaxMPBodyBytes when 0.
+	MaxMPBodyBytes int64
+	// TrustedProxies are the peers whose Forwarded / X-Forwarded-For
+	// headers name the client; nobody's when empty.
+	TrustedProxies []netip.Prefix
+	// RatePerIP and RatePerSite limit requests per client address and
+	// hits per site; the zero Rate is no limit.
+	RatePerIP, RatePerSite Rate
+	// DoNotTrack says what a browser hit with DNT: 1 or Sec-GPC: 1 becomes.
+	DoNotTrack DNTPolicy
+	Logger     *slog.Logger
 }
+
+// DNTPolicy is what happens to a browser hit that carries DNT: 1 or
+// Sec-GPC: 1.
+type DNTPolicy int
+
+const (
+	// DNTDrop records nothing and answers 204, as GA4 does; counted.
+	DNTDrop DNTPolicy = iota
+	// DNTCookieless records the hit as if analytics storage were denied:
+	// cid and uid are ignored.
+	DNTCookieless
+	// DNTIgnore records the hit as if the header were absent.
+	DNTIgnore
+)
+
+// ParseDNTPolicy reads "drop", "cookieless" or "ignore".
+func ParseDNTPolicy(s string) (DNTPolicy, error) {
+	switch s {
+	case "drop", "":
+		return DNTDrop, nil
+	case "cookieless":
+		return DNTCookieless, nil
+	case "ignore":
+		return DNTIgnore, nil
+	}
+	return 0, fmt.Errorf("collect: do-not-track policy %q: want drop, cookieless or ignore", s)
+}
+
+// Outcomes of the edge's policies, beside the ones in outcome.go.
+const (
+	OutcomeDoNotTrack  = "do_not_track" // DNT: 1 or Sec-GPC: 1 under DNTDrop: answered 204, not stored
+	OutcomeRateLimited = "rate_limited" // refused with 429 by the per-client or per-site limit
+)
 
 // Collector serves the collection endpoints. Safe for concurrent use.
 type Collector struct {
 	opts    Options
 	log     *slog.Logger
 	failLog throttle // storage failures, logged at most once per interval
+
+	perIP   *limiter[netip.Addr]
+	perSite *limiter[uint32]
 }
 
 // New checks opts and returns a Collector.
@@ -62,8 +114,10 @@ func New(opts Options) (*Collector, error) {
 		return nil, errors.New("collect: no site config source")
 	case opts.Queue == nil:
 		return nil, errors.New("collect: no queue")
-	case opts.MaxBodyBytes < 0:
+	case opts.MaxBodyBytes < 0, opts.MaxMPBodyBytes < 0:
 		return nil, errors.New("collect: max body bytes must not be negative")
+	case opts.RatePerIP.PerSecond < 0, opts.RatePerSite.PerSecond < 0, opts.RatePerIP.Burst < 0, opts.RatePerSite.Burst < 0:
+		return nil, errors.New("collect: rate limits must not be negative")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -71,16 +125,28 @@ func New(opts Options) (*Collector, error) {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MaxMPBodyBytes == 0 {
+		opts.MaxMPBodyBytes = DefaultMaxMPBodyBytes
+	}
 	if opts.OnUnknownSite == nil {
 		opts.OnUnknownSite = func() {}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Collector{opts: opts, log: opts.Logger, failLog: throttle{every: 10 * time.Second}}, nil
+	return &Collector{
+		opts: opts, log: opts.Logger, failLog: throttle{every: 10 * time.Second},
+		perIP:   newLimiter[netip.Addr](opts.RatePerIP, opts.Now),
+		perSite: newLimiter[uint32](opts.RatePerSite, opts.Now),
+	}, nil
 }
 
-// Register adds the collection routes to mux: /g/collect (gtag.js).
+// Register adds the collection routes to mux: /g/collect (gtag.js),
+// /mp/collect and /debug/mp/collect (Measurement Protocol), /api/event
+// (t.js).
 func (c *Collector) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/g/collect", c.ServeGtag)
+	mux.HandleFunc("/api/event", c.ServeEvent)
+	mux.HandleFunc("/mp/collect", c.ServeMP)
+	mux.HandleFunc("/debug/mp/collect", c.ServeMPDebug)
 }

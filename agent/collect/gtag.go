@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/avila-analytics/avila/agent/privacy"
@@ -21,39 +22,60 @@ func (c *Collector) ServeGtag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allowOrigin(w, r)
+	ip := clientIP(r, c.opts.TrustedProxies)
+	if !c.allowClient(w, ip) {
+		return
+	}
 	var body []byte
 	switch r.Method {
 	case http.MethodGet:
 	case http.MethodPost:
 		var ok bool
 		if body, ok = c.readBody(w, r); !ok {
+			c.count(0, OutcomeInvalid, 1)
 			return
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		c.count(0, OutcomeInvalid, 1)
 		fail(w, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; gtag.js sends GET or POST", r.Method))
+		return
+	}
+	cookieless, record := c.privacySignal(r)
+	if !record {
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	hits, err := ParseGtag(r.URL.RawQuery, body)
 	if err != nil {
+		c.count(0, OutcomeInvalid, 1)
 		fail(w, http.StatusBadRequest, 0, err.Error())
 		return
 	}
-	c.store(w, r, hits)
+	for i := range hits {
+		hits[i].Cookieless = hits[i].Cookieless || cookieless
+	}
+	c.store(w, r, hits, ip)
 }
 
 // readBody reads a POST body within the size limit; false means an error
 // answer was sent.
 func (c *Collector) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	return c.readBodyLimit(w, r, c.opts.MaxBodyBytes, "text/plain (as sendBeacon does)", "text/plain", "application/x-www-form-urlencoded")
+}
+
+// readBodyLimit reads a POST body of one of the accepted media types (or
+// none) within limit bytes; false means an error answer was sent. hint
+// names the type to send in the refusal.
+func (c *Collector) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64, hint string, accepted ...string) ([]byte, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "text/plain" && mt != "application/x-www-form-urlencoded") {
+		if err != nil || !slices.Contains(accepted, mt) {
 			fail(w, http.StatusUnsupportedMediaType, 0,
-				fmt.Sprintf("content type %s not accepted; send text/plain (as sendBeacon does) or none", quote(ct)))
+				fmt.Sprintf("content type %s not accepted; send %s or none", quote(ct), hint))
 			return nil, false
 		}
 	}
-	limit := c.opts.MaxBodyBytes
 	tooLarge := fmt.Sprintf("body larger than %d bytes, GA4's limit; send fewer events per request", limit)
 	if r.ContentLength > limit {
 		fail(w, http.StatusRequestEntityTooLarge, 0, tooLarge)
@@ -74,30 +96,44 @@ func (c *Collector) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bo
 
 // store turns hits into events and queues them in one Append, answering
 // 204 only when that Append succeeded.
-func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit) {
+func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip netip.Addr) {
 	sites := c.opts.Sites()
 	if sites == nil {
+		c.count(0, OutcomeNotReady, len(hits))
 		c.opts.OnUnknownSite()
 		fail(w, http.StatusServiceUnavailable, retryNoConfig,
 			"the agent has no site config yet: no aggregator has answered since it started with an empty data dir")
 		return
 	}
 	now := c.opts.Now()
-	ip := clientIP(r)
 	ua := r.UserAgent()
+	var limited []uint32 // sites whose rate limit this request has passed
 	events := make([][]byte, 0, len(hits))
+	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	for i := range hits {
 		h := &hits[i]
 		site, ok := sites.Lookup(h.MeasurementID)
 		if !ok {
+			c.count(0, OutcomeUnknownSite, len(hits))
 			c.opts.OnUnknownSite()
 			fail(w, http.StatusBadRequest, 0, fmt.Sprintf(
 				"tid: unknown measurement id %s; no site with it is configured on this agent (a site created just now is known within seconds)",
 				quote(h.MeasurementID)))
 			return
 		}
+		if !slices.Contains(limited, site.ID) {
+			if ok, wait := c.perSite.take(site.ID); !ok {
+				c.count(site.ID, OutcomeRateLimited, len(hits))
+				fail(w, http.StatusTooManyRequests, retryAfterSeconds(wait), fmt.Sprintf(
+					"too many hits for measurement id %s; the agent's per-site rate limit (--rate-site) was reached, retry later",
+					quote(h.MeasurementID)))
+				return
+			}
+			limited = append(limited, site.ID)
+		}
 		key, err := sites.Key(site.ID, now)
 		if err != nil {
+			c.count(site.ID, OutcomeNotReady, len(hits))
 			c.opts.OnUnknownSite()
 			fail(w, http.StatusServiceUnavailable, retryNoSalt, err.Error())
 			return
@@ -105,24 +141,30 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit) {
 		e, perr := buildEvent(h, site, key, ip, ua, now)
 		if perr != nil {
 			perr.Line = h.line
+			c.count(site.ID, OutcomeInvalid, len(hits))
 			fail(w, http.StatusBadRequest, 0, perr.Error())
 			return
 		}
 		if c.opts.Enricher != nil && c.opts.Enricher.Enrich(&e, ip, ua) {
+			c.count(site.ID, OutcomeBot, 1)
 			continue // a bot: counted by the enricher, never stored as a visitor
 		}
 		b, err := protocol.EncodeEvent(&e)
 		if err != nil {
 			c.log.Error("encoding an event failed", "site", site.ID, "err", err)
+			c.count(site.ID, OutcomeFailed, len(hits))
 			fail(w, http.StatusInternalServerError, 0, "encoding the event failed: "+err.Error())
 			return
 		}
 		events = append(events, b)
+		eventSites = append(eventSites, site.ID)
 	}
 	if err := c.opts.Queue.Append(r.Context(), events); err != nil {
+		c.countSites(eventSites, appendOutcome(err))
 		c.appendFailed(w, err)
 		return
 	}
+	c.countSites(eventSites, OutcomeStored)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -150,6 +192,9 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 		NumParams:  h.NumParams,
 		UserProps:  h.UserProps,
 	}
+	if h.TimeMicros != 0 {
+		e.TimeMicros = h.TimeMicros
+	}
 	if uid != "" {
 		e.User = key.User(uid)
 	}
@@ -172,12 +217,31 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 	return e, nil
 }
 
-// clientIP is the TCP peer's address. Forwarded headers are not trusted
-// here: a proxy in front of the agent needs a trusted-proxy list first.
-func clientIP(r *http.Request) netip.Addr {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr()
+// allowClient takes a token of ip's bucket, or answers 429 with
+// Retry-After and returns false.
+func (c *Collector) allowClient(w http.ResponseWriter, ip netip.Addr) bool {
+	ok, wait := c.perIP.take(ip)
+	if !ok {
+		c.count(0, OutcomeRateLimited, 1)
+		fail(w, http.StatusTooManyRequests, retryAfterSeconds(wait),
+			"too many requests from this address; the agent's per-client rate limit (--rate-ip) was reached, retry later")
 	}
-	ip, _ := netip.ParseAddr(r.RemoteAddr)
-	return ip
+	return ok
+}
+
+// privacySignal reads DNT: 1 and Sec-GPC: 1 under the configured policy:
+// record false means the hit is dropped (the caller answers 204 as GA4
+// does and it is counted); cookieless means cid and uid must be ignored.
+func (c *Collector) privacySignal(r *http.Request) (cookieless, record bool) {
+	if r.Header.Get("DNT") != "1" && r.Header.Get("Sec-GPC") != "1" {
+		return false, true
+	}
+	switch c.opts.DoNotTrack {
+	case DNTCookieless:
+		return true, true
+	case DNTIgnore:
+		return false, true
+	}
+	c.count(0, OutcomeDoNotTrack, 1)
+	return false, false
 }

@@ -44,6 +44,10 @@ type Hit struct {
 	Language      string // ul
 	Screen        string // sr
 	Consent       string // gcs, e.g. G111; "" when not sent
+	// Cookieless: analytics storage is denied by other means than gcs (MP
+	// consent, a DNT/GPC policy), so cid and uid must not be used.
+	Cookieless bool
+	TimeMicros int64 // event time sent by the client (MP timestamp_micros); 0: the agent's clock
 
 	Params    map[string]string  // ep.*
 	NumParams map[string]float64 // epn.*
@@ -53,9 +57,9 @@ type Hit struct {
 }
 
 // AnalyticsDenied reports whether the consent state (gcs) denies analytics
-// storage: G1x0. Then cookies (cid) and uid must not identify the visitor.
+// storage (G1x0), or Cookieless is set. Then cookies (cid) and uid must not identify the visitor.
 func (h *Hit) AnalyticsDenied() bool {
-	return len(h.Consent) == 4 && strings.HasPrefix(h.Consent, "G1") && h.Consent[3] == '0'
+	return h.Cookieless || len(h.Consent) == 4 && strings.HasPrefix(h.Consent, "G1") && h.Consent[3] == '0'
 }
 
 // ParamError is a hit refused because of one parameter; its message names

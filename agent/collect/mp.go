@@ -1,0 +1,467 @@
+package collect
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// GA4 Measurement Protocol limits beyond the gtag.js ones.
+const (
+	maxMPEvents = 25 // events per request
+	// DefaultMaxMPBodyBytes is GA4's limit on a Measurement Protocol body
+	// (130 kB): 25 events of 25 parameters do not fit in 16 KiB.
+	DefaultMaxMPBodyBytes = 130_000
+	// mpMaxPast is how far back timestamp_micros may reach, as in GA4.
+	mpMaxPast = 72 * time.Hour
+	// mpMaxFuture tolerates a sender's clock running ahead of the agent's.
+	mpMaxFuture = 15 * time.Minute
+)
+
+// GA4's validation codes, as /debug/mp/collect reports them.
+const (
+	CodeValueInvalid       = "VALUE_INVALID"
+	CodeValueRequired      = "VALUE_REQUIRED"
+	CodeNameInvalid        = "NAME_INVALID"
+	CodeNameReserved       = "NAME_RESERVED"
+	CodeValueOutOfBounds   = "VALUE_OUT_OF_BOUNDS"
+	CodeExceededMaxEntites = "EXCEEDED_MAX_ENTITIES"
+)
+
+// ValidationMessage is one broken rule, in GA4's validationMessages shape.
+type ValidationMessage struct {
+	FieldPath      string `json:"fieldPath"`
+	Description    string `json:"description"`
+	ValidationCode string `json:"validationCode"`
+}
+
+func (m ValidationMessage) String() string {
+	if m.FieldPath == "" {
+		return fmt.Sprintf("%s (%s)", m.Description, m.ValidationCode)
+	}
+	return fmt.Sprintf("%s: %s (%s)", m.FieldPath, m.Description, m.ValidationCode)
+}
+
+// GA4's reserved event names (web and app) that senders may not use.
+var reservedEventNames = map[string]bool{
+	"ad_activeview": true, "ad_click": true, "ad_exposure": true, "ad_query": true, "ad_reward": true,
+	"adunit_exposure": true, "app_background": true, "app_clear_data": true, "app_exception": true,
+	"app_remove": true, "app_store_refund": true, "app_store_subscription_cancel": true,
+	"app_store_subscription_convert": true, "app_store_subscription_renew": true, "app_update": true,
+	"app_upgrade": true, "dynamic_link_app_open": true, "dynamic_link_app_update": true,
+	"dynamic_link_first_open": true, "error": true, "first_open": true, "first_visit": true,
+	"in_app_purchase": true, "notification_dismiss": true, "notification_foreground": true,
+	"notification_open": true, "notification_receive": true, "os_update": true, "session_start": true,
+	"session_start_with_rollout": true, "user_engagement": true,
+}
+
+// GA4's reserved user property names.
+var reservedUserProps = map[string]bool{
+	"first_open_time": true, "first_visit_time": true, "last_deep_link_referrer": true,
+	"user_id": true, "first_open_after_install": true,
+}
+
+// reservedPrefix returns the GA4-reserved prefix name starts with, or "".
+func reservedPrefix(name string) string {
+	for _, p := range []string{"_", "firebase_", "ga_", "google_", "gtag."} {
+		if strings.HasPrefix(strings.ToLower(name), p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// validName reports GA4's name pattern: a letter, then letters, digits and
+// underscores.
+func validName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c == '_' || c >= '0' && c <= '9'):
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
+
+// mpPayload is the Measurement Protocol JSON body. Fields GA4 defines that
+// reports do not use are accepted and ignored.
+type mpPayload struct {
+	ClientID       *string                    `json:"client_id"`
+	UserID         *string                    `json:"user_id"`
+	TimestampMicro json.RawMessage            `json:"timestamp_micros"`
+	UserProperties map[string]json.RawMessage `json:"user_properties"`
+	Consent        *mpConsent                 `json:"consent"`
+	Events         []json.RawMessage          `json:"events"`
+
+	AppInstanceID      json.RawMessage `json:"app_instance_id"`
+	NonPersonalizedAds json.RawMessage `json:"non_personalized_ads"`
+	UserLocation       json.RawMessage `json:"user_location"`
+	IPOverride         json.RawMessage `json:"ip_override"`
+	Device             json.RawMessage `json:"device"`
+	UserData           json.RawMessage `json:"user_data"`
+	ValidationBehavior json.RawMessage `json:"validation_behavior"`
+}
+
+type mpConsent struct {
+	AdUserData        string `json:"ad_user_data"`
+	AdPersonalization string `json:"ad_personalization"`
+	AnalyticsStorage  string `json:"analytics_storage"`
+	AdStorage         string `json:"ad_storage"`
+}
+
+type mpEvent struct {
+	Name   *string                    `json:"name"`
+	Params map[string]json.RawMessage `json:"params"`
+}
+
+// MPRequest is a Measurement Protocol body that passed validation, as hits
+// ready for the privacy step.
+type MPRequest struct {
+	Hits []Hit
+	// Denied: consent.analytics_storage is DENIED, so client_id and
+	// user_id must not identify the visitor.
+	Denied bool
+}
+
+// ParseMP parses and validates a Measurement Protocol body for
+// measurementID at now. It returns every rule broken; the request is
+// usable only when that list is empty.
+func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []ValidationMessage) {
+	var msgs []ValidationMessage
+	add := func(path, code, format string, args ...any) {
+		msgs = append(msgs, ValidationMessage{FieldPath: path, Description: fmt.Sprintf(format, args...), ValidationCode: code})
+	}
+	var p mpPayload
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		add(jsonErrorPath(err), CodeValueInvalid, "Unable to parse Measurement Protocol JSON payload. %s", describeJSONError(err))
+		return nil, msgs
+	}
+	if dec.More() {
+		add("", CodeValueInvalid, "Unable to parse Measurement Protocol JSON payload. Data after the JSON object.")
+		return nil, msgs
+	}
+	req := &MPRequest{}
+	var base Hit
+	base.MeasurementID = measurementID
+	switch {
+	case p.ClientID == nil || *p.ClientID == "":
+		add("client_id", CodeValueRequired, "Measurement requires a client_id.")
+	default:
+		base.ClientID = *p.ClientID
+	}
+	if p.UserID != nil {
+		if n := utf8.RuneCountInString(*p.UserID); n > 256 {
+			add("user_id", CodeValueOutOfBounds, "user_id has %d characters; the limit is 256.", n)
+		}
+		base.UserID = *p.UserID
+	}
+	if p.Consent != nil {
+		for path, v := range map[string]string{
+			"consent.ad_user_data": p.Consent.AdUserData, "consent.ad_personalization": p.Consent.AdPersonalization,
+			"consent.analytics_storage": p.Consent.AnalyticsStorage, "consent.ad_storage": p.Consent.AdStorage,
+		} {
+			if v != "" && v != "GRANTED" && v != "DENIED" {
+				add(path, CodeValueInvalid, "Consent value %s is not GRANTED or DENIED.", quote(v))
+			}
+		}
+		req.Denied = p.Consent.AnalyticsStorage == "DENIED"
+	}
+	if ts, msg := mpTimestamp(p.TimestampMicro, now); msg != "" {
+		add("timestamp_micros", CodeValueInvalid, "%s", msg)
+	} else {
+		base.TimeMicros = ts
+	}
+	base.UserProps = mpUserProps(p.UserProperties, add)
+
+	switch n := len(p.Events); {
+	case n == 0:
+		add("events", CodeValueRequired, "Measurement requires at least one event.")
+	case n > maxMPEvents:
+		add("events", CodeExceededMaxEntites, "A maximum of %d events can be specified per request; got %d.", maxMPEvents, n)
+	default:
+		for i, raw := range p.Events {
+			h := base
+			if mpEventHit(&h, i, raw, add) {
+				req.Hits = append(req.Hits, h)
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		return nil, msgs
+	}
+	return req, nil
+}
+
+// mpTimestamp checks timestamp_micros: absent means "now" (0); else a
+// number within GA4's window.
+func mpTimestamp(raw json.RawMessage, now time.Time) (int64, string) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, ""
+	}
+	s := strings.Trim(string(raw), `"`) // GA4 accepts the number as a string too
+	ts, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Sprintf("timestamp_micros %s is not an integer number of microseconds.", quote(string(raw)))
+	}
+	t := time.UnixMicro(ts)
+	switch {
+	case t.Before(now.Add(-mpMaxPast)):
+		return 0, fmt.Sprintf("timestamp_micros is more than %d hours in the past.", int(mpMaxPast.Hours()))
+	case t.After(now.Add(mpMaxFuture)):
+		return 0, "timestamp_micros is in the future."
+	}
+	return ts, ""
+}
+
+// mpUserProps reads user_properties: {"name": {"value": string|number}}.
+func mpUserProps(props map[string]json.RawMessage, add func(path, code, format string, args ...any)) map[string]string {
+	if len(props) == 0 {
+		return nil
+	}
+	if len(props) > maxUserProps {
+		add("user_properties", CodeExceededMaxEntites, "A maximum of %d user properties can be specified; got %d.", maxUserProps, len(props))
+		return nil
+	}
+	out := make(map[string]string, len(props))
+	for _, name := range sortedKeys(props) {
+		path := "user_properties." + name
+		if !checkMPName(path, "User property", name, maxUserPropNameLen, add) {
+			continue
+		}
+		if reservedUserProps[name] {
+			add(path, CodeNameReserved, "User property name %s is reserved.", quote(name))
+			continue
+		}
+		var v struct {
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(props[name], &v); err != nil {
+			add(path, CodeValueInvalid, "User property must be an object with a value field.")
+			continue
+		}
+		s, ok, isText := scalar(v.Value)
+		switch {
+		case !ok:
+			add(path+".value", CodeValueInvalid, "User property value must be a string or a number.")
+		case isText && utf8.RuneCountInString(s) > maxUserPropValueLen:
+			add(path+".value", CodeValueOutOfBounds, "User property value has %d characters; the limit is %d.",
+				utf8.RuneCountInString(s), maxUserPropValueLen)
+		default:
+			out[name] = s
+		}
+	}
+	return out
+}
+
+// mpEventHit fills h from events[i]; false when the event broke a rule.
+func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format string, args ...any)) bool {
+	broke := false
+	addE := func(path, code, format string, args ...any) {
+		broke = true
+		add(path, code, format, args...)
+	}
+	path := fmt.Sprintf("events[%d]", i)
+	var ev mpEvent
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		addE(path, CodeValueInvalid, "Event at index %d is not an object of name and params: %s", i, describeJSONError(err))
+		return false
+	}
+	switch {
+	case ev.Name == nil || *ev.Name == "":
+		addE(path+".name", CodeValueRequired, "Event at index %d has no name.", i)
+	case checkMPName(path+".name", "Event", *ev.Name, maxEventNameLen, addE):
+		if reservedEventNames[*ev.Name] {
+			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s.", i, quote(*ev.Name))
+		}
+		h.Name = *ev.Name
+	}
+	if len(ev.Params) > maxEventParams {
+		addE(path+".params", CodeExceededMaxEntites, "Event at index %d has %d params; the limit is %d.", i, len(ev.Params), maxEventParams)
+		return false
+	}
+	for _, name := range sortedKeys(ev.Params) {
+		ppath := path + ".params." + name
+		if !checkMPName(ppath, "Parameter", name, maxParamNameLen, addE) {
+			continue
+		}
+		val := ev.Params[name]
+		if name == "items" {
+			// Ecommerce items: a list GA4 accepts; reports here do not use it.
+			if t := firstByte(val); t != '[' && t != 'n' {
+				addE(ppath, CodeValueInvalid, "items must be a list.")
+			}
+			continue
+		}
+		s, ok, isText := scalar(val)
+		if !ok {
+			addE(ppath, CodeValueInvalid, "Parameter value must be a string, number or boolean.")
+			continue
+		}
+		if isText && utf8.RuneCountInString(s) > maxParamValueLen && name != "page_location" && name != "page_referrer" {
+			addE(ppath, CodeValueOutOfBounds, "Parameter value has %d characters; the limit is %d.", utf8.RuneCountInString(s), maxParamValueLen)
+			continue
+		}
+		if !mpSpecialParam(h, name, s, ppath, addE) {
+			continue
+		}
+		if isText || s == "true" || s == "false" {
+			if h.Params == nil {
+				h.Params = map[string]string{}
+			}
+			h.Params[name] = s
+			continue
+		}
+		f, _ := strconv.ParseFloat(s, 64)
+		if h.NumParams == nil {
+			h.NumParams = map[string]float64{}
+		}
+		h.NumParams[name] = f
+	}
+	return !broke
+}
+
+// mpSpecialParam maps the parameters GA4 reads as page and session fields
+// onto h; it returns true when name is an ordinary parameter to keep.
+func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format string, args ...any)) bool {
+	switch name {
+	case "page_location":
+		h.Page = s
+	case "page_referrer":
+		h.Referrer = s
+	case "page_title":
+		h.Title = s
+	case "language":
+		h.Language = strings.ToLower(s)
+	case "screen_resolution":
+		h.Screen = s
+	case "session_id", "engagement_time_msec":
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			add(path, CodeValueInvalid, "%s must be a non-negative integer; got %s.", name, quote(s))
+			return false
+		}
+		if name == "session_id" {
+			h.SessionID = n
+		} else {
+			h.EngageMs = n
+		}
+	default:
+		return true
+	}
+	return false
+}
+
+// checkMPName checks a name's length, pattern and reserved prefixes.
+func checkMPName(path, what, name string, limit int, add func(path, code, format string, args ...any)) bool {
+	if n := utf8.RuneCountInString(name); n > limit {
+		add(path, CodeValueOutOfBounds, "%s name %s has %d characters; the limit is %d.", what, quote(name), n, limit)
+		return false
+	}
+	if p := reservedPrefix(name); p != "" {
+		add(path, CodeNameReserved, "%s name %s starts with the reserved prefix %s.", what, quote(name), quote(p))
+		return false
+	}
+	if !validName(name) {
+		add(path, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores.", what, quote(name))
+		return false
+	}
+	return true
+}
+
+// scalar renders a JSON string, finite number or boolean as text; isText
+// is true for strings. null and other types are not scalars.
+func scalar(raw json.RawMessage) (s string, ok, isText bool) {
+	switch firstByte(raw) {
+	case '"':
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false, false
+		}
+		return s, true, true
+	case 't', 'f':
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return "", false, false
+		}
+		return strconv.FormatBool(b), true, false
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		var f float64
+		if err := json.Unmarshal(raw, &f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return "", false, false
+		}
+		return strconv.FormatFloat(f, 'g', -1, 64), true, false
+	}
+	return "", false, false
+}
+
+func firstByte(raw json.RawMessage) byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// jsonErrorPath names the field a decoding error is about, when known.
+func jsonErrorPath(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return strings.Trim(f, `"`)
+	}
+	return ""
+}
+
+// describeJSONError says what encoding/json disliked, without echoing input.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Sprintf("Field %s must be %s, not a JSON %s.", quote(te.Field), jsonType(te.Type.String()), te.Value)
+	case errors.As(err, &se):
+		return fmt.Sprintf("Malformed JSON at byte %d: %s.", se.Offset, se.Error())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "Cannot find field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "."
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "The body is empty or the JSON ends early."
+	}
+	return err.Error()
+}
+
+func jsonType(goType string) string {
+	switch {
+	case goType == "string" || goType == "*string":
+		return "a string"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "*collect.mp"), strings.HasPrefix(goType, "collect.mp"):
+		return "an object"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	}
+	return "a " + goType
+}
