@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/agent/enrich"
 	"github.com/avila-analytics/avila/agent/queue"
 	"github.com/avila-analytics/avila/agent/ship"
 	"github.com/avila-analytics/avila/protocol"
@@ -44,6 +45,12 @@ type Config struct {
 	// that require one (mTLS); its CommonName is the agent's identity.
 	CertFile, KeyFile string
 	QueueMaxBytes     int64 // 0: queue.DefaultMaxBytes
+	// QueueKeyFile holds the key the queue is encrypted with; empty:
+	// queue.key in DataDir, created on first start.
+	QueueKeyFile string
+	// GeoIPDB is a MaxMind-format database for country, region and city;
+	// empty: countries only, from the table built into the agent.
+	GeoIPDB string
 }
 
 // Agent is a running agent: the HTTP edge, the durable queue and the
@@ -55,6 +62,7 @@ type Agent struct {
 	log      *slog.Logger
 	q        *queue.Queue
 	shipper  *ship.Shipper
+	enrich   *enrich.Enricher
 	http     *http.Server
 	sites    atomic.Pointer[collect.Sites] // nil until a config is known
 	stopShip context.CancelFunc
@@ -87,7 +95,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		return nil, fmt.Errorf("agent: --ca, --cert, --key: %w", err)
 	}
 	a := &Agent{log: log, serveErr: make(chan error, 1), shipDone: make(chan struct{})}
-	a.q, err = queue.Open(queue.Options{Path: filepath.Join(cfg.DataDir, QueueFile), MaxBytes: cfg.QueueMaxBytes, Logger: log})
+	a.q, err = queue.Open(queue.Options{
+		Path: filepath.Join(cfg.DataDir, QueueFile), KeyFile: cfg.QueueKeyFile, MaxBytes: cfg.QueueMaxBytes, Logger: log,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -97,6 +107,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		}
 	}()
 	a.ID = a.q.AgentID()
+	if a.enrich, err = enrich.New(enrich.Config{GeoIPDB: cfg.GeoIPDB}); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = a.enrich.Close()
+		}
+	}()
 	cached, err := ship.LoadCachedConfig(a.q)
 	if err != nil {
 		// A cache that cannot be read is replaced by the next fetch.
@@ -113,6 +131,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		Sites:         a.sites.Load,
 		Queue:         a.q,
 		OnUnknownSite: a.shipper.RefreshConfig,
+		Enricher:      a.enrich,
 		Logger:        log,
 	})
 	if err != nil {
@@ -189,6 +208,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		}
 		a.stopShip()
 		<-a.shipDone
+		if err := a.enrich.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("agent: %w", err))
+		}
 		if err := a.q.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("agent: %w", err))
 		}

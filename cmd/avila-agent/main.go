@@ -78,6 +78,14 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.agent.QueueMaxBytes, "queue-max-bytes", maxBytes,
 		"disk budget of the queue in bytes; when it is used up (aggregators unreachable for long) hits get 503; "+
 			"0 means 1 GiB (env AVILA_QUEUE_MAX_BYTES)")
+	fs.StringVar(&o.agent.QueueKeyFile, "queue-key-file", env.String("QUEUE_KEY_FILE", ""),
+		"file holding the AES-256 key the queue is encrypted with; created (0600) on first start when missing. "+
+			"Keep it with --data-dir: the queue cannot be read without it, and a different key stops the agent at start "+
+			"(empty: queue.key in --data-dir) (env AVILA_QUEUE_KEY_FILE)")
+	fs.StringVar(&o.agent.GeoIPDB, "geoip-db", env.String("GEOIP_DB", ""),
+		"MaxMind-format .mmdb database (GeoIP2/GeoLite2 City or Country, or compatible) for country, region and city "+
+			"of each hit, looked up from the full client IP in memory; empty: countries only, from a table built into "+
+			"the agent (env AVILA_GEOIP_DB)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {

@@ -27,7 +27,7 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 	want := agent.Config{Listen: "127.0.0.1:8090", DataDir: "./data/agent", Aggregators: []string{"127.0.0.1:4433"}}
 	if got := o.agent; got.Listen != want.Listen || got.DataDir != want.DataDir || strings.Join(got.Aggregators, ",") != "127.0.0.1:4433" ||
-		got.CAFile != "" || got.QueueMaxBytes != 0 || o.logFormat != "text" || o.logLevel != "info" {
+		got.CAFile != "" || got.QueueMaxBytes != 0 || o.logFormat != "text" || o.logLevel != "info" || got.QueueKeyFile != "" || got.GeoIPDB != "" {
 		t.Fatalf("defaults: %+v", o)
 	}
 
@@ -35,22 +35,25 @@ func TestFlagsAndEnv(t *testing.T) {
 	env := mapEnv(map[string]string{
 		"AVILA_LISTEN": "127.0.0.1:0", "AVILA_DATA_DIR": "/srv/a", "AVILA_AGGREGATOR": "a:1, b:2,,",
 		"AVILA_CA": "/etc/ca.pem", "AVILA_QUEUE_MAX_BYTES": "1048576", "AVILA_LOG_FORMAT": "json", "AVILA_LOG_LEVEL": "debug",
+		"AVILA_QUEUE_KEY_FILE": "/etc/avila/queue.key", "AVILA_GEOIP_DB": "/var/lib/GeoLite2-City.mmdb",
 	})
 	o, err = parseFlags(nil, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := o.agent; got.Listen != "127.0.0.1:0" || got.DataDir != "/srv/a" || strings.Join(got.Aggregators, ",") != "a:1,b:2" ||
-		got.CAFile != "/etc/ca.pem" || got.QueueMaxBytes != 1<<20 || o.logFormat != "json" || o.logLevel != "debug" {
+		got.CAFile != "/etc/ca.pem" || got.QueueMaxBytes != 1<<20 || o.logFormat != "json" || o.logLevel != "debug" ||
+		got.QueueKeyFile != "/etc/avila/queue.key" || got.GeoIPDB != "/var/lib/GeoLite2-City.mmdb" {
 		t.Fatalf("from env: %+v", o)
 	}
 
 	// Flags win over the environment.
-	o, err = parseFlags([]string{"--data-dir", "/x", "--aggregator", "c:3", "--queue-max-bytes", "5"}, env, io.Discard)
+	o, err = parseFlags([]string{"--data-dir", "/x", "--aggregator", "c:3", "--queue-max-bytes", "5", "--geoip-db", "/g.mmdb"}, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.agent.DataDir != "/x" || strings.Join(o.agent.Aggregators, ",") != "c:3" || o.agent.QueueMaxBytes != 5 || o.agent.CAFile != "/etc/ca.pem" {
+	if o.agent.DataDir != "/x" || strings.Join(o.agent.Aggregators, ",") != "c:3" || o.agent.QueueMaxBytes != 5 || o.agent.CAFile != "/etc/ca.pem" ||
+		o.agent.GeoIPDB != "/g.mmdb" || o.agent.QueueKeyFile != "/etc/avila/queue.key" {
 		t.Fatalf("flags over env: %+v", o)
 	}
 
