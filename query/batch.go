@@ -57,6 +57,7 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 		if ae != nil {
 			return nil, newAPIError(ae.code, ae.status, "requests[%d]: %s", i, ae.message)
 		}
+		p.route = h.route
 		plans[i] = p
 	}
 	return runBatch(ctx, h.db, plans)

@@ -13,8 +13,17 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// runReport runs p's statement on db and shapes the response.
+// runReport answers p from the rollups when they cover it (and p.route
+// allows), else runs p's statement over events, and shapes the response.
 func runReport(ctx context.Context, db querier, p *plan) (*RunReportResponse, error) {
+	if p.route != routeEvents {
+		if rp, ok := coverByRollups(p); ok {
+			return runRollupReport(ctx, db, p, rp)
+		}
+		if p.route == routeRollups {
+			return nil, errNotCovered
+		}
+	}
 	q := buildSQL(p)
 	rows, err := db.Query(ctx, q.text, q.args...)
 	if err != nil {

@@ -51,6 +51,7 @@ type handler struct {
 	timeout time.Duration
 	db      db
 	keys    KeyLookup
+	route   route // tables reports read; tests force one
 }
 
 // NewHandler serves the GA4 Data API from pool: POST
@@ -165,13 +166,15 @@ func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*R
 	if apiErr != nil {
 		return nil, apiErr
 	}
+	p.route = h.route
 	return runReport(ctx, h.db, p)
 }
 
 // site loads the property's reporting settings; 404 when it does not exist.
 func (h *handler) site(ctx context.Context, id uint32) (site, error) {
 	s := site{id: id}
-	err := h.db.QueryRow(ctx, "SELECT time_zone, currency_code FROM sites WHERE id = $1", int32(id)).Scan(&s.timeZone, &s.currency)
+	err := h.db.QueryRow(ctx, "SELECT time_zone, currency_code, GREATEST(rollups_from, '0001-01-02') FROM sites WHERE id = $1",
+		int32(id)).Scan(&s.timeZone, &s.currency, &s.rollupsFrom)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return site{}, newAPIError(http.StatusNotFound, "NOT_FOUND", "Property properties/%d not found.", id)
 	}

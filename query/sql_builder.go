@@ -42,6 +42,9 @@ type sqlWriter struct {
 	strings.Builder
 	args   []any
 	shared map[string]string // placeholders bound once per statement, by key
+	// rollup: expressions read a rollup_days row "e" (time dimensions from
+	// its day, see rollupDayExprs) instead of an events row.
+	rollup bool
 }
 
 // bind adds v as the next parameter and returns its placeholder.
@@ -67,6 +70,9 @@ func (w *sqlWriter) bindShared(key string, v any) string {
 // dimExpr is the SQL of dimension d: its allowlisted expression, or for a
 // custom dimension the parameter lookup with the name bound.
 func (w *sqlWriter) dimExpr(d *dimDef) string {
+	if x, ok := rollupDayExprs[d.name]; ok && w.rollup {
+		return x
+	}
 	if d.param == "" {
 		return d.expr
 	}

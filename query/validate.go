@@ -23,6 +23,9 @@ type site struct {
 	timeZone string // IANA name, as stored
 	loc      *time.Location
 	currency string
+	// rollupsFrom is the first local day (as UTC midnight) the rollups
+	// hold completely; zero: none.
+	rollupsFrom time.Time
 }
 
 // plan is a validated report: only allowlisted definitions, resolved
@@ -44,6 +47,7 @@ type plan struct {
 	minimums     bool
 	keepEmpty    bool
 	rangeNames   []string // dateRange values, by range index
+	route        route    // tables the report may read
 }
 
 // rangePlan is a date range as the half-open interval [lo, hi) of instants:

@@ -1,0 +1,205 @@
+package query
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// Reports over whole local days read the daily rollups (rollup_days, see
+// storage/postgres) when the rollups hold everything the report asks: time
+// dimensions of a day, at most one dictionary dimension among the rolled
+// kinds (in the report and its dimension filter together), metrics the
+// rollups carry, no metric filter, and dates from the site's first rolled
+// day on. Anything else reads events. Counters are exact; user counts merge
+// HyperLogLog sketches (about 0.8% standard error, exact for small counts).
+
+// route says which tables a report may read.
+type route int
+
+const (
+	routeAuto    route = iota // rollups when they cover the report, else events
+	routeEvents               // events only
+	routeRollups              // rollups only; a report they do not cover fails (tests)
+)
+
+// rollupDayExprs are the time dimensions a rollup day answers, over the
+// rollup row "e" (e.day is the local date).
+var rollupDayExprs = map[string]string{
+	"date":          "to_char(e.day, 'YYYYMMDD')",
+	"year":          "to_char(e.day, 'YYYY')",
+	"yearMonth":     "to_char(e.day, 'YYYYMM')",
+	"month":         "to_char(e.day, 'MM')",
+	"day":           "to_char(e.day, 'DD')",
+	"dayOfWeek":     "extract(dow FROM e.day)::int::text",
+	"dayOfWeekName": "to_char(e.day, 'FMDay')",
+}
+
+// rollupKindOf maps an events dims column to its rollup kind.
+var rollupKindOf = map[string]postgres.DimKind{
+	"name_id": postgres.DimEventName, "page_id": postgres.DimPagePath, "host_id": postgres.DimHost,
+	"title_id": postgres.DimTitle, "referrer_id": postgres.DimReferrer, "country_id": postgres.DimCountry,
+	"browser_id": postgres.DimBrowser, "os_id": postgres.DimOS, "device_id": postgres.DimDevice,
+}
+
+// rollupMetric computes a metric from a group's rollup cell.
+type rollupMetric func(c *rollupCell) (int64, float64)
+
+// rollupMetrics are the metrics the rollups carry, with the sketches each
+// needs (bits of sketchUsers, sketchActive, sketchNew).
+var rollupMetrics = map[string]struct {
+	sketches int
+	value    rollupMetric
+}{
+	"eventCount":      {0, func(c *rollupCell) (int64, float64) { return c.events, 0 }},
+	"screenPageViews": {0, func(c *rollupCell) (int64, float64) { return c.views, 0 }},
+	"keyEvents":       {0, func(c *rollupCell) (int64, float64) { return c.keyEvents, 0 }},
+	"totalUsers":      {sketchUsers, func(c *rollupCell) (int64, float64) { return c.estimate(sketchUsers), 0 }},
+	"activeUsers":     {sketchActive, func(c *rollupCell) (int64, float64) { return c.estimate(sketchActive), 0 }},
+	"newUsers":        {sketchNew, func(c *rollupCell) (int64, float64) { return c.estimate(sketchNew), 0 }},
+	"eventCountPerUser": {sketchActive, func(c *rollupCell) (int64, float64) {
+		a := c.estimate(sketchActive)
+		if a == 0 {
+			return 0, 0
+		}
+		return 0, float64(c.events) / float64(a)
+	}},
+	"userEngagementDuration": {0, func(c *rollupCell) (int64, float64) { return 0, float64(c.engageMs) / 1000 }},
+}
+
+// Sketch columns of rollup_days, as bits.
+const (
+	sketchUsers = 1 << iota
+	sketchActive
+	sketchNew
+)
+
+var sketchColumns = []string{"users", "active_users", "new_users"}
+
+// rollupPlan is how a covered report reads the rollups.
+type rollupPlan struct {
+	kind     postgres.DimKind // 0: all events (no dictionary dimension)
+	column   string           // the events column of kind, "" for 0
+	sketches int              // sketch columns to read
+}
+
+// coverByRollups returns how p reads the rollups, or false when they do not
+// hold what p asks.
+func coverByRollups(p *plan) (rollupPlan, bool) {
+	var rp rollupPlan
+	if p.metricFilter != nil || p.site.rollupsFrom.IsZero() {
+		return rp, false
+	}
+	for _, r := range p.ranges {
+		y, m, d := r.lo.In(p.site.loc).Date()
+		if time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Before(p.site.rollupsFrom) {
+			return rp, false
+		}
+	}
+	dimOK := func(d *dimDef) bool {
+		if _, ok := rollupDayExprs[d.name]; ok {
+			return true
+		}
+		if d.param != "" || len(d.joins) == 0 {
+			return false
+		}
+		for _, j := range d.joins {
+			if _, ok := rollupKindOf[j.column]; !ok || (rp.column != "" && rp.column != j.column) {
+				return false
+			}
+			rp.column = j.column
+		}
+		return true
+	}
+	for _, d := range p.dims {
+		if !dimOK(d) {
+			return rp, false
+		}
+	}
+	if !p.dimFilter.all(func(l *filterLeaf) bool { return l.dim != nil && dimOK(l.dim) }) {
+		return rp, false
+	}
+	for _, m := range p.metrics {
+		rm, ok := rollupMetrics[m.name]
+		if !ok {
+			return rp, false
+		}
+		rp.sketches |= rm.sketches
+	}
+	if rp.column != "" {
+		rp.kind = rollupKindOf[rp.column]
+	}
+	return rp, true
+}
+
+// all reports whether every leaf of n satisfies ok (true for nil).
+func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
+	if n == nil {
+		return true
+	}
+	if n.leaf != nil && !ok(n.leaf) {
+		return false
+	}
+	if n.not != nil && !n.not.all(ok) {
+		return false
+	}
+	for _, k := range append(slices.Clip(n.and), n.or...) {
+		if !k.all(ok) {
+			return false
+		}
+	}
+	return true
+}
+
+// buildRollupSQL writes the statement reading p's groups from the rollups:
+// columns k0 (date range index), k1..kN (dimensions), the summed counters
+// (events, page views, key events, engagement ms) and, per sketch column
+// read, the array of the group's sketches. Parameters: $1 site id, $2 time
+// zone, $3/$4 earliest start and latest end, $5/$6/$7 the ranges, then
+// filter values and name tables.
+func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
+	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true}
+	w.Grow(1024)
+	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
+	w.WriteString("WITH ")
+	w.writeNameTables(joins)
+	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\nSELECT r.idx")
+	for _, d := range p.dims {
+		w.WriteString(", ")
+		w.WriteString(w.dimExpr(d))
+	}
+	w.WriteString(", sum(e.events)::bigint, sum(e.page_views)::bigint, sum(e.key_events)::bigint, sum(e.engagement_ms)::bigint")
+	for i, col := range sketchColumns {
+		if rp.sketches&(1<<i) != 0 {
+			w.WriteString(", array_agg(e." + col + ")")
+		}
+	}
+	w.WriteString(" FROM rollup_days e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date")
+	var done []*joinDef
+	for _, j := range joins {
+		if slices.Contains(done, j) {
+			continue
+		}
+		done = append(done, j)
+		w.WriteString(" LEFT JOIN ")
+		if j.names == nil {
+			w.WriteString("dims")
+		} else {
+			w.WriteString(j.names.cte)
+		}
+		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e.dim_id")
+	}
+	w.WriteString(" WHERE e.site_id = $1 AND e.kind = " + strconv.Itoa(int(rp.kind)) +
+		" AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date")
+	if p.dimFilter != nil {
+		w.WriteString(" AND ")
+		w.WriteString(w.filterSQL(p.dimFilter))
+	}
+	w.WriteString(" GROUP BY 1")
+	for i := range p.dims {
+		w.WriteString(", " + strconv.Itoa(i+2))
+	}
+	return reportSQL{text: w.String(), args: w.args}
+}

@@ -1,0 +1,297 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// errNotCovered: a report forced onto the rollups asks what they lack.
+var errNotCovered = errors.New("query: the rollups do not cover this report")
+
+// rollupCell is one group's merged rollup rows.
+type rollupCell struct {
+	events, views, keyEvents, engageMs int64
+	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
+}
+
+func (c *rollupCell) estimate(bit int) int64 {
+	for i := range c.sketches {
+		if bit == 1<<i && c.sketches[i] != nil {
+			return int64(c.sketches[i].Estimate())
+		}
+	}
+	return 0
+}
+
+// merge adds o to c.
+func (c *rollupCell) merge(o *rollupCell) error {
+	c.events += o.events
+	c.views += o.views
+	c.keyEvents += o.keyEvents
+	c.engageMs += o.engageMs
+	for i, sk := range o.sketches {
+		if sk == nil {
+			continue
+		}
+		if c.sketches[i] == nil {
+			c.sketches[i] = postgres.NewSketch()
+		}
+		if err := c.sketches[i].Merge(sk); err != nil {
+			return fmt.Errorf("query: merge sketches: %w", err)
+		}
+	}
+	return nil
+}
+
+// rollupRow is a grouped report row read from the rollups.
+type rollupRow struct {
+	rng  int
+	keys []string
+	ints []int64   // integer metrics
+	flts []float64 // other metrics
+}
+
+// metric i of the row as a number, for ordering and aggregation.
+func (r *rollupRow) metric(p *plan, i int) float64 {
+	if p.metrics[i].integer() {
+		return float64(r.ints[i])
+	}
+	return r.flts[i]
+}
+
+func (r *rollupRow) allZero(p *plan) bool {
+	for i := range p.metrics {
+		if r.metric(p, i) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// runRollupReport answers p from the rollups, grouping, ordering and paging
+// in Go as buildSQL's statement does in SQL.
+func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*RunReportResponse, error) {
+	q := buildRollupSQL(p, rp)
+	res, err := db.Query(ctx, q.text, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	}
+	defer res.Close()
+	nd := len(p.dims)
+	var (
+		k0     int32
+		keys   = make([]*string, nd)
+		counts [4]int64
+		skb    [3][][]byte
+		dest   = []any{&k0}
+	)
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	for i := range counts {
+		dest = append(dest, &counts[i])
+	}
+	for i := range skb {
+		if rp.sketches&(1<<i) != 0 {
+			dest = append(dest, &skb[i])
+		}
+	}
+	totals := make([]*rollupCell, len(p.ranges))
+	var rows []*rollupRow
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query: scan rollup row: %w", err)
+		}
+		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3]}
+		for i := range skb {
+			if rp.sketches&(1<<i) == 0 {
+				continue
+			}
+			c.sketches[i] = postgres.NewSketch()
+			for _, b := range skb[i] {
+				if err := postgres.MergeSketch(c.sketches[i], b); err != nil {
+					return nil, fmt.Errorf("query: rollup row: %w", err)
+				}
+			}
+		}
+		rng := rangeIndex(&k0, len(p.ranges))
+		if totals[rng] == nil {
+			totals[rng] = &rollupCell{}
+		}
+		if err := totals[rng].merge(c); err != nil {
+			return nil, err
+		}
+		row := &rollupRow{rng: rng, keys: make([]string, nd)}
+		for i, k := range keys {
+			row.keys[i] = deref(k)
+		}
+		row.ints, row.flts = rollupValues(p, c)
+		if !p.keepEmpty && len(p.metrics) > 0 && row.allZero(p) {
+			continue // GA4 drops rows whose metrics are all zero
+		}
+		rows = append(rows, row)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	}
+	slices.SortFunc(rows, rollupOrder(p))
+
+	resp := newResponse(p)
+	resp.RowCount = int64(len(rows))
+	var page []*rollupRow
+	if p.offset < int64(len(rows)) {
+		page = rows[p.offset : p.offset+min(p.limit, int64(len(rows))-p.offset)]
+	}
+	for _, r := range page {
+		row := Row{DimensionValues: make([]Value, 0, nd+1), MetricValues: formatValues(p, r.ints, r.flts)}
+		for _, k := range r.keys {
+			row.DimensionValues = append(row.DimensionValues, Value{k})
+		}
+		if len(p.ranges) > 1 {
+			row.DimensionValues = append(row.DimensionValues, Value{p.rangeNames[r.rng]})
+		}
+		resp.Rows = append(resp.Rows, row)
+	}
+	if len(p.metrics) == 0 {
+		return resp, nil
+	}
+	if p.totals {
+		byRange := map[int32][]Value{}
+		for i, c := range totals {
+			if c != nil {
+				ints, flts := rollupValues(p, c)
+				byRange[int32(i)] = formatValues(p, ints, flts)
+			}
+		}
+		resp.Totals = summaryRows(p, byRange, reservedTotal)
+	}
+	for _, agg := range []struct {
+		on       bool
+		out      *[]Row
+		reserved string
+		better   func(a, b float64) bool
+	}{
+		{p.maximums, &resp.Maximums, reservedMax, func(a, b float64) bool { return a > b }},
+		{p.minimums, &resp.Minimums, reservedMin, func(a, b float64) bool { return a < b }},
+	} {
+		if !agg.on {
+			continue
+		}
+		best := map[int32]*rollupRow{} // per range: one row holding the best of each metric
+		for _, r := range rows {
+			b := best[int32(r.rng)]
+			if b == nil {
+				best[int32(r.rng)] = &rollupRow{ints: slices.Clone(r.ints), flts: slices.Clone(r.flts)}
+				continue
+			}
+			for i := range p.metrics {
+				if agg.better(r.metric(p, i), b.metric(p, i)) {
+					b.ints[i], b.flts[i] = r.ints[i], r.flts[i]
+				}
+			}
+		}
+		byRange := map[int32][]Value{}
+		for i, b := range best {
+			byRange[i] = formatValues(p, b.ints, b.flts)
+		}
+		*agg.out = summaryRows(p, byRange, agg.reserved)
+	}
+	return resp, nil
+}
+
+// rollupValues computes p's metrics from c.
+func rollupValues(p *plan, c *rollupCell) ([]int64, []float64) {
+	ints, flts := make([]int64, len(p.metrics)), make([]float64, len(p.metrics))
+	for i, m := range p.metrics {
+		ints[i], flts[i] = rollupMetrics[m.name].value(c)
+	}
+	return ints, flts
+}
+
+// formatValues formats metrics as metricCells.values does.
+func formatValues(p *plan, ints []int64, flts []float64) []Value {
+	out := make([]Value, len(p.metrics))
+	for i, m := range p.metrics {
+		if m.integer() {
+			out[i] = Value{strconv.FormatInt(ints[i], 10)}
+		} else {
+			out[i] = Value{strconv.FormatFloat(flts[i], 'f', -1, 64)}
+		}
+	}
+	return out
+}
+
+// numberText is numericSQL's test: the values NUMERIC order reads as numbers.
+var numberText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// rollupOrder is writeOrder's ordering: the request's terms (or the first
+// metric descending), then the date range and every dimension ascending.
+// Text compares by bytes, which for UTF-8 is code point order (COLLATE "C").
+func rollupOrder(p *plan) func(a, b *rollupRow) int {
+	terms := p.order
+	if len(terms) == 0 && len(p.metrics) > 0 {
+		terms = []orderTerm{{metric: true, idx: 0, desc: true}}
+	}
+	for i := 0; i <= len(p.dims); i++ {
+		terms = append(slices.Clip(terms), orderTerm{idx: i})
+	}
+	return func(a, b *rollupRow) int {
+		for _, t := range terms {
+			var c int
+			switch {
+			case t.metric:
+				c = cmp.Compare(a.metric(p, t.idx), b.metric(p, t.idx))
+			case t.idx == 0:
+				c = cmp.Compare(a.rng, b.rng)
+			case t.numeric:
+				c = compareNumberText(a.keys[t.idx-1], b.keys[t.idx-1])
+			case t.fold:
+				c = strings.Compare(strings.ToLower(a.keys[t.idx-1]), strings.ToLower(b.keys[t.idx-1]))
+			default:
+				c = strings.Compare(a.keys[t.idx-1], b.keys[t.idx-1])
+			}
+			if t.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	}
+}
+
+// compareNumberText orders texts by numeric value, texts that are no number
+// before all numbers (ascending; so after them descending, as NULLS FIRST
+// ascending and NULLS LAST descending do).
+func compareNumberText(a, b string) int {
+	x, xok := parseNumberText(a)
+	y, yok := parseNumberText(b)
+	switch {
+	case !xok && !yok:
+		return 0
+	case !xok:
+		return -1
+	case !yok:
+		return 1
+	}
+	return x.Cmp(y)
+}
+
+func parseNumberText(s string) (*big.Rat, bool) {
+	if !numberText.MatchString(s) {
+		return nil, false
+	}
+	return new(big.Rat).SetString(s)
+}

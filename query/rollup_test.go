@@ -1,0 +1,141 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// routedHandler is f's handler with reports forced onto r's tables.
+func (f *fixture) routedHandler(t testing.TB, r route) *handler {
+	t.Helper()
+	h := f.handler(t).(*handler)
+	h.route = r
+	return h
+}
+
+// coveredByRollups reports whether the rollups answer req on site.
+func (f *fixture) coveredByRollups(t testing.TB, site uint32, req RunReportRequest) bool {
+	t.Helper()
+	h := newHandler(Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }}, f.pool, nil)
+	s, err := h.site(context.Background(), site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ae := validate(&req, s, fixtureNow)
+	if ae != nil {
+		t.Fatal(ae)
+	}
+	_, ok := coverByRollups(p)
+	return ok
+}
+
+// TestRollupUserCountsNearExact: on a generated set with thousands of
+// visitors, user counts merged from rollup sketches stay within 2% of the
+// exact counts the events give, per row and in totals, while counters match
+// exactly.
+func TestRollupUserCountsNearExact(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	loc, _ := time.LoadLocation(f.zones[1])
+	var events []protocol.Event
+	for i := range 30000 {
+		ts := time.Date(2026, 3, 2+rng.IntN(7), 0, 0, 0, 0, loc).Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
+		e := randomEvent(rng, 1, ts)
+		e.Visitor = uint64(rng.IntN(12000)) * 0x9e3779b97f4a7c15
+		e.Path = fixturePaths[i%3+1]
+		events = append(events, e)
+	}
+	for i := 0; i < len(events); i += 5000 {
+		if _, err := f.store.WriteBatch(ctx, "users", uint64(i), events[i:i+5000], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("totalUsers", "activeUsers", "newUsers", "eventCount"),
+		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []MetricAggregation{"TOTAL"}}
+	if !f.coveredByRollups(t, 1, req) {
+		t.Fatal("report not covered by rollups")
+	}
+	exact := runRouted(t, f, routeEvents, req)
+	est := runRouted(t, f, routeRollups, req)
+	if len(exact.Rows) != 3 || len(est.Rows) != 3 {
+		t.Fatalf("rows: exact %d, rollups %d, want 3", len(exact.Rows), len(est.Rows))
+	}
+	compare := func(what string, want, got Row) {
+		t.Helper()
+		for i, m := range req.Metrics {
+			w, _ := strconv.ParseFloat(want.MetricValues[i].Value, 64)
+			g, _ := strconv.ParseFloat(got.MetricValues[i].Value, 64)
+			tol := 0.02 * w
+			if m.Name == "eventCount" {
+				tol = 0
+			}
+			if math.Abs(g-w) > tol || w < 100 {
+				t.Errorf("%s %s: rollups %v, exact %v", what, m.Name, g, w)
+			}
+		}
+	}
+	for i := range exact.Rows {
+		if exact.Rows[i].DimensionValues[0] != est.Rows[i].DimensionValues[0] {
+			t.Fatalf("row %d: page %v from rollups, %v exact", i, est.Rows[i].DimensionValues, exact.Rows[i].DimensionValues)
+		}
+		compare(exact.Rows[i].DimensionValues[0].Value, exact.Rows[i], est.Rows[i])
+	}
+	compare("totals", exact.Totals[0], est.Totals[0])
+}
+
+func runRouted(t *testing.T, f *fixture, r route, req RunReportRequest) *RunReportResponse {
+	t.Helper()
+	code, body := post(t, f.routedHandler(t, r), "1", testKey, req)
+	if code != http.StatusOK {
+		t.Fatalf("route %d: status %d: %s", r, code, body)
+	}
+	var resp RunReportResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return &resp
+}
+
+// TestRollupsNotCovering: reports the rollups cannot answer read events
+// under the automatic route and fail when forced onto rollups.
+func TestRollupsNotCovering(t *testing.T) {
+	f := newFixture(t, 200)
+	cases := []RunReportRequest{
+		{Dimensions: dims("hour"), Metrics: mets("eventCount")},
+		{Dimensions: dims("pagePath", "country"), Metrics: mets("eventCount")},
+		{Dimensions: dims("customEvent:plan"), Metrics: mets("eventCount")},
+		{Dimensions: dims("city"), Metrics: mets("eventCount")},
+		{Dimensions: dims("pagePath"), Metrics: mets("eventCount"), MetricFilter: &FilterExpression{Filter: &Filter{FieldName: "eventCount",
+			NumericFilter: &NumericFilter{Operation: "GREATER_THAN", Value: i64(1)}}}},
+	}
+	for i, req := range cases {
+		req.DateRanges = []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+		if f.coveredByRollups(t, 1, req) {
+			t.Errorf("case %d: covered by rollups", i)
+		}
+		if code, body := post(t, f.routedHandler(t, routeRollups), "1", testKey, req); code != http.StatusInternalServerError {
+			t.Errorf("case %d forced onto rollups: %d %s, want 500", i, code, body)
+		}
+		checkOracle(t, f, f.handler(t), 1, req, false)
+	}
+	// Days before the site's rollups are complete read events.
+	mustExec(t, f.pool, "UPDATE sites SET rollups_from = '2026-03-05' WHERE id = 1")
+	req := RunReportRequest{Dimensions: dims("date"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-04", EndDate: "today"}}}
+	if f.coveredByRollups(t, 1, req) {
+		t.Error("range before rollups_from covered by rollups")
+	}
+	req.DateRanges[0].StartDate = "2026-03-05"
+	if !f.coveredByRollups(t, 1, req) {
+		t.Error("range from rollups_from not covered by rollups")
+	}
+}
