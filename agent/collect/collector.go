@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/avila-analytics/avila/agent/tracker"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -143,8 +144,9 @@ func New(opts Options) (*Collector, error) {
 
 // Register adds the collection routes to mux: /g/collect (gtag.js),
 // /mp/collect and /debug/mp/collect (Measurement Protocol), /api/event
-// (t.js).
+// (t.js), and the script /t.js itself.
 func (c *Collector) Register(mux *http.ServeMux) {
+	mux.Handle(tracker.Path, tracker.Handler())
 	mux.HandleFunc("/g/collect", c.ServeGtag)
 	mux.HandleFunc("/api/event", c.ServeEvent)
 	mux.HandleFunc("/mp/collect", c.ServeMP)

@@ -235,3 +235,22 @@ func TestLimiterBounded(t *testing.T) {
 		t.Fatalf("%d buckets, want only the new key's", n)
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	f := func(in string, want Rate, ok bool) {
+		t.Helper()
+		got, err := ParseRate(in)
+		if (err == nil) != ok || got != want {
+			t.Fatalf("ParseRate(%q) = %+v, %v; want %+v, ok %v", in, got, err, want, ok)
+		}
+	}
+	f("", Rate{}, true)
+	f("0", Rate{}, true)
+	f("10", Rate{PerSecond: 10, Burst: 10}, true)
+	f("0.5", Rate{PerSecond: 0.5, Burst: 1}, true)
+	f("5:50", Rate{PerSecond: 5, Burst: 50}, true)
+	f("-1", Rate{}, false)
+	f("x", Rate{}, false)
+	f("5:0", Rate{}, false)
+	f("5:x", Rate{}, false)
+}

@@ -1,7 +1,10 @@
 package collect
 
 import (
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -93,4 +96,31 @@ func (l *limiter[K]) prune(now time.Time, burst float64) {
 // retryAfterSeconds rounds a wait up to whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// ParseRate reads a rate limit flag: "" or "0" is no limit, "N" is N per
+// second with bursts of N (at least 1), "N:B" is N per second with bursts
+// of B.
+func ParseRate(s string) (Rate, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return Rate{}, nil
+	}
+	per, burst, hasBurst := strings.Cut(s, ":")
+	n, err := strconv.ParseFloat(per, 64)
+	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return Rate{}, fmt.Errorf("collect: rate %q: want N (per second) or N:BURST, N >= 0", s)
+	}
+	r := Rate{PerSecond: n, Burst: max(1, int(math.Ceil(n)))}
+	if hasBurst {
+		b, err := strconv.Atoi(burst)
+		if err != nil || b < 1 {
+			return Rate{}, fmt.Errorf("collect: rate %q: burst must be a whole number >= 1", s)
+		}
+		r.Burst = b
+	}
+	if n == 0 {
+		return Rate{}, nil
+	}
+	return r, nil
 }
