@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/agent/enrich"
@@ -51,6 +54,17 @@ type Config struct {
 	// GeoIPDB is a MaxMind-format database for country, region and city;
 	// empty: countries only, from the table built into the agent.
 	GeoIPDB string
+	// TrustedProxies are the peers whose Forwarded / X-Forwarded-For name
+	// the client (--trusted-proxies); RatePerIP and RatePerSite are token
+	// buckets (--rate-ip, --rate-site; zero: no limit); DoNotTrack is what
+	// DNT: 1 / Sec-GPC: 1 hits become (--dnt).
+	TrustedProxies         []netip.Prefix
+	RatePerIP, RatePerSite collect.Rate
+	DoNotTrack             collect.DNTPolicy
+	// Metrics receives the agent's Prometheus metrics and is served on
+	// /metrics; nil: a registry of the agent's own, with the Go runtime and
+	// process collectors.
+	Metrics *prometheus.Registry
 }
 
 // Agent is a running agent: the HTTP edge, the durable queue and the
@@ -127,12 +141,26 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = newRegistry()
+	}
+	m, err := newMetrics(reg, a.q, a.shipper)
+	if err != nil {
+		return nil, fmt.Errorf("agent: register metrics: %w", err)
+	}
 	col, err := collect.New(collect.Options{
+		Count:         m.count,
 		Sites:         a.sites.Load,
 		Queue:         a.q,
 		OnUnknownSite: a.shipper.RefreshConfig,
 		Enricher:      a.enrich,
 		Logger:        log,
+		// Edge policy.
+		TrustedProxies: cfg.TrustedProxies,
+		RatePerIP:      cfg.RatePerIP,
+		RatePerSite:    cfg.RatePerSite,
+		DoNotTrack:     cfg.DoNotTrack,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -143,7 +171,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	}
 	a.URL = "http://" + ln.Addr().String()
 	a.http = &http.Server{
-		Handler:           a.routes(col),
+		Handler:           a.routes(col, reg),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

@@ -4,14 +4,17 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/avila-analytics/avila/agent/collect"
 )
 
-// routes is the agent's HTTP handler: the collection endpoints plus health
-// and readiness.
-func (a *Agent) routes(col *collect.Collector) http.Handler {
+// routes is the agent's HTTP handler: the collection endpoints plus health,
+// readiness and Prometheus metrics.
+func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	col.Register(mux)
+	mux.Handle("GET /metrics", metricsHandler(metrics))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
