@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/agent"
+	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/internal/cli"
 )
 
@@ -59,7 +60,7 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	}
 	var aggregators string
 	fs.StringVar(&o.agent.Listen, "listen", env.String("LISTEN", "127.0.0.1:8090"),
-		"TCP address for hits: /g/collect, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
+		"TCP address for hits: /g/collect, /mp/collect, /debug/mp/collect, /api/event, /t.js, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
 	fs.StringVar(&o.agent.DataDir, "data-dir", env.String("DATA_DIR", "./data/agent"),
 		"directory of the durable event queue (queue.db) and the cached site config; it must survive restarts, "+
 			"or acknowledged events not yet shipped are lost (env AVILA_DATA_DIR)")
@@ -88,8 +89,33 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 			"the agent (env AVILA_GEOIP_DB)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
+	var trusted, rateIP, rateSite, dnt string
+	fs.StringVar(&trusted, "trusted-proxies", env.String("TRUSTED_PROXIES", ""),
+		"comma-separated CIDR prefixes or addresses of reverse proxies (nginx, caddy, a load balancer) in front of the agent; "+
+			"only from these peers are Forwarded / X-Forwarded-For read for the client address that rate limits, visitor "+
+			"ids and geo use. Empty: every peer is the client itself, forwarded headers are ignored (env AVILA_TRUSTED_PROXIES)")
+	fs.StringVar(&rateIP, "rate-ip", env.String("RATE_IP", "0"),
+		"requests per second per client address, as N or N:BURST (e.g. 20:100); over it the agent answers 429 with "+
+			"Retry-After. The client address honours --trusted-proxies. 0: no limit (env AVILA_RATE_IP)")
+	fs.StringVar(&rateSite, "rate-site", env.String("RATE_SITE", "0"),
+		"hits per second per site over all clients, as N or N:BURST; over it 429 with Retry-After. 0: no limit (env AVILA_RATE_SITE)")
+	fs.StringVar(&dnt, "dnt", env.String("DNT", "drop"),
+		"what browser hits with DNT: 1 or Sec-GPC: 1 become: drop (not recorded, answered 204 as GA4 does, counted in "+
+			"metrics), cookieless (recorded without client and user id) or ignore (env AVILA_DNT)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.agent.TrustedProxies, err = collect.ParseTrustedProxies(trusted); err != nil {
+		return o, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if o.agent.RatePerIP, err = collect.ParseRate(rateIP); err != nil {
+		return o, fmt.Errorf("--rate-ip: %w", err)
+	}
+	if o.agent.RatePerSite, err = collect.ParseRate(rateSite); err != nil {
+		return o, fmt.Errorf("--rate-site: %w", err)
+	}
+	if o.agent.DoNotTrack, err = collect.ParseDNTPolicy(dnt); err != nil {
+		return o, fmt.Errorf("--dnt: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())

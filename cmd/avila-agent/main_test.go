@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/agent"
+	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -68,6 +70,41 @@ func TestFlagsAndEnv(t *testing.T) {
 	} {
 		if _, err := parseFlags(tc.args, mapEnv(tc.env), io.Discard); err == nil || err.Error() != tc.want {
 			t.Errorf("parseFlags(%q, %v) error %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestEdgePolicyFlags(t *testing.T) {
+	o, err := parseFlags(nil, mapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := o.agent; a.TrustedProxies != nil || a.RatePerIP != (collect.Rate{}) || a.RatePerSite != (collect.Rate{}) || a.DoNotTrack != collect.DNTDrop {
+		t.Fatalf("defaults: %+v", a)
+	}
+	env := mapEnv(map[string]string{"AVILA_TRUSTED_PROXIES": "10.0.0.0/8,127.0.0.1", "AVILA_RATE_IP": "20:100",
+		"AVILA_RATE_SITE": "500", "AVILA_DNT": "cookieless"})
+	o, err = parseFlags(nil, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := o.agent
+	if fmt.Sprint(a.TrustedProxies) != "[10.0.0.0/8 127.0.0.1/32]" || a.RatePerIP != (collect.Rate{PerSecond: 20, Burst: 100}) ||
+		a.RatePerSite != (collect.Rate{PerSecond: 500, Burst: 500}) || a.DoNotTrack != collect.DNTCookieless {
+		t.Fatalf("from env: %+v", a)
+	}
+	o, err = parseFlags([]string{"--dnt", "ignore", "--rate-ip", "0"}, env, io.Discard)
+	if err != nil || o.agent.DoNotTrack != collect.DNTIgnore || o.agent.RatePerIP != (collect.Rate{}) {
+		t.Fatalf("flags over env: %+v %v", o.agent, err)
+	}
+	for args, want := range map[string]string{
+		"--trusted-proxies=10.0.0.0/33": `--trusted-proxies: collect: trusted proxy "10.0.0.0/33" is not a CIDR prefix (e.g. 10.0.0.0/8)`,
+		"--rate-ip=fast":                `--rate-ip: collect: rate "fast": want N (per second) or N:BURST, N >= 0`,
+		"--rate-site=5:0":               `--rate-site: collect: rate "5:0": burst must be a whole number >= 1`,
+		"--dnt=maybe":                   `--dnt: collect: do-not-track policy "maybe": want drop, cookieless or ignore`,
+	} {
+		if _, err := parseFlags([]string{args}, mapEnv(nil), io.Discard); err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", args, err, want)
 		}
 	}
 }
