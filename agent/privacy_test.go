@@ -253,3 +253,50 @@ func writeProbeGeoDB(t *testing.T) string {
 	}
 	return path
 }
+
+// TestWrongQueueKeyStopsStart: an agent whose key file was replaced refuses
+// to start and says why; with its own key back it starts with its queue.
+func TestWrongQueueKeyStopsStart(t *testing.T) {
+	p := newPipeline(t)
+	a := p.startAgent()
+	id := a.ID
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(p.agentTo, "queue.key")
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatalf("no key file in the data dir: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	own, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	q, err := queue.Open(queue.Options{Path: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = q.Close()
+	otherKey, err := os.ReadFile(queue.DefaultKeyFile(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, otherKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = agent.Start(context.Background(), agent.Config{Listen: "127.0.0.1:0", DataDir: p.agentTo,
+		Aggregators: []string{p.quic}, CAFile: p.agg.CAFile}, quiet)
+	if err == nil || !strings.Contains(err.Error(), "does not match") || !strings.Contains(err.Error(), keyFile) {
+		t.Fatalf("Start with another key: %v, want an error naming the key file", err)
+	}
+	if err := os.WriteFile(keyFile, own, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a := p.startAgent(); a.ID != id {
+		t.Fatalf("agent id %s after restoring the key, was %s", a.ID, id)
+	}
+}
