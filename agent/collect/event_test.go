@@ -100,3 +100,30 @@ func TestTrackerEventPreflight(t *testing.T) {
 		t.Fatalf("preflight: %d %v", w.Code, h)
 	}
 }
+
+func TestEmailsScrubbedEverywhere(t *testing.T) {
+	r := newRig(t)
+	body := `{"m":"` + testTID + `","n":"contact","u":"https://shop.test/u/ann%40mail.test?utm_term=ann@mail.test",` +
+		`"t":"Profile of ann@mail.test","p":{"from":"Ann <ann@mail.test>"}}`
+	if w := r.event("text/plain", body, nil); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q", w.Code, w.Body)
+	}
+	q := "v=2&tid=" + testTID + "&en=page_view&up.contact=bo%40mail.test"
+	if w := r.do(http.MethodGet, q, "", nil, nil); w.Code != http.StatusNoContent {
+		t.Fatalf("gtag: status %d %q", w.Code, w.Body)
+	}
+	evs := r.q.events(t)
+	if e := evs[0]; e.Path != "/u/[email]?utm_term=%5Bemail%5D" || e.Title != "Profile of [email]" || e.Params["from"] != "Ann <[email]>" {
+		t.Fatalf("event kept an e-mail: %+v", e)
+	}
+	if evs[1].UserProps["contact"] != "[email]" {
+		t.Fatalf("user property kept an e-mail: %+v", evs[1].UserProps)
+	}
+	for _, call := range r.q.calls {
+		for _, b := range call {
+			if strings.Contains(string(b), "mail.test") {
+				t.Fatalf("queued event holds an address: %q", b)
+			}
+		}
+	}
+}

@@ -195,6 +195,13 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 	if h.TimeMicros != 0 {
 		e.TimeMicros = h.TimeMicros
 	}
+	// E-mail addresses are personal data wherever a page puts them.
+	e.Title = privacy.ScrubEmails(e.Title)
+	for _, m := range []map[string]string{e.Params, e.UserProps} {
+		for k, v := range m {
+			m[k] = privacy.ScrubEmails(v)
+		}
+	}
 	if uid != "" {
 		e.User = key.User(uid)
 	}

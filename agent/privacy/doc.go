@@ -12,5 +12,6 @@
 //     neither it nor the user agent is returned in any form.
 //   - Page and referrer URLs lose their query parameters except an allowlist
 //     (utm_*, gclid), their fragment and any user info; a referrer from the
-//     site itself is dropped.
+//     site itself is dropped. E-mail-like values are masked (ScrubEmails)
+//     in what is kept, and callers mask them in titles and parameters too.
 package privacy

@@ -66,9 +66,10 @@ func IsOwnHost(host, pageHost string, domains []string) bool {
 	return false
 }
 
-// pathWithQuery renders u's path and its allowlisted query parameters.
+// pathWithQuery renders u's path and its allowlisted query parameters,
+// with e-mail-like values masked in both.
 func pathWithQuery(u *url.URL) string {
-	p := u.EscapedPath()
+	p := ScrubEmails(u.EscapedPath())
 	if p == "" {
 		p = "/"
 	}
@@ -88,6 +89,7 @@ func pathWithQuery(u *url.URL) string {
 		if err != nil {
 			continue
 		}
+		val = ScrubEmails(val)
 		b.WriteByte(sep)
 		sep = '&'
 		b.WriteString(url.QueryEscape(key))

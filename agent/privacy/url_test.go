@@ -55,3 +55,28 @@ func TestScrubReferrer(t *testing.T) {
 		t.Fatal("ScrubReferrer accepted a broken URL")
 	}
 }
+
+func TestScrubEmails(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		if got := ScrubEmails(in); got != want {
+			t.Fatalf("ScrubEmails(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("Order for bob.smith+shop@mail.example.co.uk done", "Order for [email] done")
+	f("/users/alice%40example.com/edit", "/users/[email]/edit")
+	f("a@b.cd and C@D.EF", "[email] and [email]")
+	f("price @ 5 eur", "price @ 5 eur")
+	f("@handle", "@handle")
+	f("no address here", "no address here")
+	f("", "")
+
+	host, path, err := ScrubPage("https://shop.test/u/carol%40mail.test/?utm_source=dave@mail.test&utm_medium=x")
+	if err != nil || host != "shop.test" || path != "/u/[email]/?utm_source=%5Bemail%5D&utm_medium=x" {
+		t.Fatalf("ScrubPage with e-mails: %q %q %v", host, path, err)
+	}
+	ref, err := ScrubReferrer("https://mail.test/inbox/erin@mail.test", "shop.test", nil)
+	if err != nil || ref != "https://mail.test/inbox/[email]" {
+		t.Fatalf("ScrubReferrer with an e-mail: %q %v", ref, err)
+	}
+}
