@@ -95,6 +95,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Records logged with a request's context name the request.
+	log = slog.New(contextHandler{log.Handler()})
 	if err := checkConfig(cfg); err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // routes is the agent's HTTP handler: the collection endpoints plus health,
-// readiness and Prometheus metrics.
+// readiness and Prometheus metrics, each request with an id (withRequestLog).
 func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	col.Register(mux)
@@ -20,7 +20,7 @@ func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	return mux
+	return withRequestLog(a.log, newRequestIDs(), mux)
 }
 
 // readyz answers 200 once the agent can record hits for at least one site

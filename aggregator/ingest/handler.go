@@ -86,33 +86,47 @@ func New(opts Options, store *postgres.Store) *Handler {
 
 // HandleBatch decodes, validates and stores one batch.
 func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Peer) protocol.Ack {
-	ack, events := h.handleBatch(ctx, wire, peer)
+	start := time.Now()
+	ack, b := h.handleBatch(ctx, wire, peer)
+	events := 0
+	if b != nil {
+		events = len(b.Events)
+	}
 	h.opts.Metrics.ack(ack, events)
+	if b != nil && h.log.Enabled(ctx, slog.LevelDebug) {
+		// (agent, seq) identifies the batch across resends and nodes.
+		h.log.LogAttrs(ctx, slog.LevelDebug, "batch",
+			slog.String("agent", AgentKey(b.AgentID, peer)), slog.Uint64("seq", b.Seq),
+			slog.Int("events", events), slog.String("status", statusLabel(ack.Status)),
+			slog.Int("stored", ack.Stored), slog.Int("dead_letters", ack.DeadLetters),
+			slog.Bool("duplicate", ack.Duplicate), slog.Duration("took", time.Since(start)))
+	}
 	return ack
 }
 
-// handleBatch is HandleBatch; it also returns the batch's event count.
-func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Peer) (protocol.Ack, int) {
+// handleBatch is HandleBatch; it also returns the decoded batch, nil when
+// it could not be decoded.
+func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Peer) (protocol.Ack, *protocol.Batch) {
 	b, err := protocol.DecodeBatch(wire)
 	if err != nil {
 		h.log.Warn("batch rejected", "peer", peerAddr(peer), "err", err)
-		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}, 0
+		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
 	defer cancel()
 	good, dead, err := h.validate(ctx, b.Events)
 	if err != nil {
-		return h.retry(b, err), len(b.Events)
+		return h.retry(b, err), b
 	}
 	agent := AgentKey(b.AgentID, peer)
 	res, err := h.store.WriteBatch(ctx, agent, b.Seq, good, dead)
 	if err != nil {
-		return h.retry(b, err), len(b.Events)
+		return h.retry(b, err), b
 	}
 	if h.opts.Stored != nil {
 		h.opts.Stored(agent, res.Stored)
 	}
-	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, len(b.Events)
+	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, b
 }
 
 // AgentKey is the identity a batch is stored under. With mTLS it is the
