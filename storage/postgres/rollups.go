@@ -146,11 +146,7 @@ func siteZones(ctx context.Context, tx pgx.Tx, rows []eventRow) (map[int32]*time
 	return zones, nil
 }
 
-// writeRollups adds rows to rollup_days inside tx. Counters add up in SQL;
-// sketches are merged here with the stored ones, read under row locks: new
-// keys are inserted first (a concurrent batch with the same key waits for
-// this one) and all keys are then locked in key order, so two batches never
-// overwrite each other's sketches and never deadlock on rollup rows.
+// writeRollups adds rows to rollup_days inside tx (see rollupAgg.store).
 func writeRollups(ctx context.Context, tx pgx.Tx, rows []eventRow) error {
 	if len(rows) == 0 {
 		return nil
@@ -166,65 +162,127 @@ func writeRollups(ctx context.Context, tx pgx.Tx, rows []eventRow) error {
 	return agg.store(ctx, tx)
 }
 
-// store writes the deltas in agg to rollup_days inside tx.
+// store writes the deltas in a to rollup_days inside tx. Counters add up
+// in SQL; sketches are merged here with the stored ones, read under row
+// locks (taken in key order), so concurrent batches never overwrite each
+// other's sketches. Keys without a row are inserted with their values; a
+// key another transaction inserted meanwhile (the insert waited for it to
+// commit, then did nothing) is locked and merged on the next round.
 func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
-	keys := slices.SortedFunc(maps.Keys(a), compareRollupKeys)
+	pending := slices.SortedFunc(maps.Keys(a), compareRollupKeys)
+	for round := 0; len(pending) > 0; round++ {
+		if round == 3 {
+			return fmt.Errorf("store rollups: %d keys still contended after %d rounds", len(pending), round)
+		}
+		found, err := a.lockAndMerge(ctx, tx, pending)
+		if err != nil {
+			return err
+		}
+		var existing, missing []rollupKey
+		for i, k := range pending {
+			if found[i] {
+				existing = append(existing, k)
+			} else {
+				missing = append(missing, k)
+			}
+		}
+		if err := a.write(ctx, tx, existing); err != nil {
+			return err
+		}
+		inserted, err := a.insert(ctx, tx, missing)
+		if err != nil {
+			return err
+		}
+		pending = pending[:0]
+		for i, k := range missing {
+			if !inserted[i] {
+				pending = append(pending, k)
+			}
+		}
+	}
+	return nil
+}
+
+// keyArrays are keys as the parallel arrays $1..$4 of the rollup statements.
+func keyArrays(keys []rollupKey) []any {
 	n := len(keys)
 	sites, kinds, days, dims := make([]int32, n), make([]int16, n), make([]time.Time, n), make([]int32, n)
 	for i, k := range keys {
 		sites[i], kinds[i], days[i], dims[i] = k.site, k.kind, k.day, k.dim
 	}
-	const keyArgs = "unnest($1::int[], $2::int2[], $3::date[], $4::int[]) WITH ORDINALITY AS u(site_id, kind, day, dim_id, i)"
-	if _, err := tx.Exec(ctx, `INSERT INTO rollup_days (site_id, kind, day, dim_id)
-		SELECT site_id, kind, day, dim_id FROM `+keyArgs+` ORDER BY i ON CONFLICT DO NOTHING`,
-		sites, kinds, days, dims); err != nil {
-		return fmt.Errorf("insert rollup keys: %w", err)
-	}
-	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyArgs+`
-		JOIN rollup_days r USING (site_id, kind, day, dim_id) ORDER BY u.i FOR UPDATE OF r`,
-		sites, kinds, days, dims)
+	return []any{sites, kinds, days, dims}
+}
+
+const keyUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[]) WITH ORDINALITY AS u(site_id, kind, day, dim_id, i)"
+
+// lockAndMerge locks the stored rows of keys, merges their sketches into
+// a's cells and reports which keys have a row.
+func (a rollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	found := make([]bool, len(keys))
+	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
+		JOIN rollup_days r USING (site_id, kind, day, dim_id) ORDER BY u.i FOR UPDATE OF r`, keyArrays(keys)...)
 	if err != nil {
-		return fmt.Errorf("lock rollups: %w", err)
+		return nil, fmt.Errorf("lock rollups: %w", err)
 	}
+	defer res.Close()
 	for res.Next() {
 		var i int64
 		var stored [3][]byte
 		if err := res.Scan(&i, &stored[0], &stored[1], &stored[2]); err != nil {
-			res.Close()
-			return fmt.Errorf("lock rollups: %w", err)
+			return nil, fmt.Errorf("lock rollups: %w", err)
 		}
-		if i < 1 || i > int64(n) {
-			res.Close()
-			return fmt.Errorf("lock rollups: BUG: ordinality %d of %d keys", i, n)
+		if i < 1 || i > int64(len(keys)) {
+			return nil, fmt.Errorf("lock rollups: BUG: ordinality %d of %d keys", i, len(keys))
 		}
+		found[i-1] = true
 		c := a[keys[i-1]]
 		for j, sk := range []*hyperloglog.Sketch{c.users, c.active, c.newUsers} {
 			if err := MergeSketch(sk, stored[j]); err != nil {
-				res.Close()
-				return fmt.Errorf("lock rollups: %w", err)
+				return nil, fmt.Errorf("lock rollups: %w", err)
 			}
 		}
 	}
-	res.Close()
 	if err := res.Err(); err != nil {
-		return fmt.Errorf("lock rollups: %w", err)
+		return nil, fmt.Errorf("lock rollups: %w", err)
 	}
+	return found, nil
+}
+
+// values are the arrays $5..$11 of a's cells for keys: counters and
+// serialized sketches, NULL for an empty one.
+func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
+	n := len(keys)
 	events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n)
 	engage := make([]int64, n)
-	users, active, newUsers := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	sketches := [3][][]byte{make([][]byte, n), make([][]byte, n), make([][]byte, n)}
 	for i, k := range keys {
 		c := a[k]
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
-		for _, x := range []struct {
-			dst [][]byte
-			sk  *hyperloglog.Sketch
-		}{{users, c.users}, {active, c.active}, {newUsers, c.newUsers}} {
-			b, err := x.sk.MarshalBinary()
-			if err != nil {
-				return fmt.Errorf("encode sketch: %w", err)
+		for j, sk := range []*hyperloglog.Sketch{c.users, c.active, c.newUsers} {
+			// Estimate folds the sparse sketch's buffer into its compact
+			// list, which serializes smaller.
+			if sk.Estimate() == 0 {
+				continue
 			}
-			x.dst[i] = b
+			b, err := sk.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("encode sketch: %w", err)
+			}
+			sketches[j][i] = b
 		}
+	}
+	return []any{events, views, keyEvents, engage, sketches[0], sketches[1], sketches[2]}, nil
+}
+
+// write updates the (locked) rows of keys: counters add, sketches are
+// replaced by the merged ones.
+func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	vals, err := a.values(keys)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE rollup_days r SET events = r.events + u.events, page_views = r.page_views + u.views,
 			key_events = r.key_events + u.key_events, engagement_ms = r.engagement_ms + u.engage,
@@ -232,10 +290,49 @@ func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
 		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
 			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users)
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
-		sites, kinds, days, dims, events, views, keyEvents, engage, users, active, newUsers); err != nil {
+		append(keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update rollups: %w", err)
 	}
 	return nil
+}
+
+// insert adds rows for keys, in key order, and reports which it inserted;
+// a key inserted by another transaction meanwhile is left alone.
+func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	done := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return done, nil
+	}
+	vals, err := a.values(keys)
+	if err != nil {
+		return nil, err
+	}
+	res, err := tx.Query(ctx, `WITH ins AS (
+			INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users)
+			SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users
+			FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
+				WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, i)
+			ORDER BY i
+			ON CONFLICT DO NOTHING RETURNING site_id, kind, day, dim_id)
+		SELECT u.i FROM ins JOIN `+keyUnnest+` USING (site_id, kind, day, dim_id)`, append(keyArrays(keys), vals...)...)
+	if err != nil {
+		return nil, fmt.Errorf("insert rollups: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var i int64
+		if err := res.Scan(&i); err != nil {
+			return nil, fmt.Errorf("insert rollups: %w", err)
+		}
+		if i < 1 || i > int64(len(keys)) {
+			return nil, fmt.Errorf("insert rollups: BUG: ordinality %d of %d keys", i, len(keys))
+		}
+		done[i-1] = true
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("insert rollups: %w", err)
+	}
+	return done, nil
 }
 
 // MergeSketch merges the serialized sketch b (nil: empty) into sk.
