@@ -178,6 +178,14 @@ func TestRunReportMatchesOracle(t *testing.T) {
 			Dimensions: dims("pagePath", "date"), Metrics: mets("activeUsers"), Limit: 7, Offset: 5,
 			DateRanges: []DateRange{{StartDate: "2026-03-03", EndDate: "2026-03-06"}},
 			OrderBys:   []OrderBy{byMetric("activeUsers", false), byDim("pagePath", "", true)}}, false},
+		{"top pages by counters only, two ranges", 1, RunReportRequest{
+			Dimensions: dims("pagePath"), Metrics: mets("screenPageViews", "eventCount", "userEngagementDuration"), Limit: 5,
+			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "today"}},
+			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}, false},
+		{"countries by display name, counters only", 2, RunReportRequest{
+			Dimensions: dims("country"), Metrics: mets("keyEvents"), KeepEmptyRows: true,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys:   []OrderBy{byDim("country", "CASE_INSENSITIVE_ALPHANUMERIC", true)}, MetricAggregations: allAggs}, false},
 		{"limit one", 1, RunReportRequest{
 			Dimensions: dims("deviceCategory", "operatingSystem"), Metrics: mets("newUsers", "totalUsers"), Limit: 1,
 			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}, false},

@@ -159,13 +159,29 @@ func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
 // read, the array of the group's sketches. Parameters: $1 site id, $2 time
 // zone, $3/$4 earliest start and latest end, $5/$6/$7 the ranges, then
 // filter values and name tables.
+//
+// Without sketches, time dimensions or a filter, the rows are first summed
+// per dictionary id ("pre"), so the dimension expressions (a page path cut
+// from its query string, display names) run once per distinct value rather
+// than once per day and value.
 func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
 	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
+	pre := rp.sketches == 0 && p.dimFilter == nil && rp.column != "" &&
+		!slices.ContainsFunc(p.dims, func(d *dimDef) bool { _, ok := rollupDayExprs[d.name]; return ok })
 	w.WriteString("WITH ")
 	w.writeNameTables(joins)
-	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\nSELECT r.idx")
+	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
+	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
+	const fromRanges = " FROM rollup_days e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
+	if pre {
+		w.WriteString(", pre AS (SELECT r.idx, e.dim_id, sum(e.events) AS events, sum(e.page_views) AS page_views, sum(e.key_events) AS key_events, sum(e.engagement_ms) AS engagement_ms")
+		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
+		w.WriteString("SELECT e.idx")
+	} else {
+		w.WriteString("SELECT r.idx")
+	}
 	for _, d := range p.dims {
 		w.WriteString(", ")
 		w.WriteString(w.dimExpr(d))
@@ -176,7 +192,11 @@ func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
 			w.WriteString(", array_agg(e." + col + ")")
 		}
 	}
-	w.WriteString(" FROM rollup_days e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date")
+	if pre {
+		w.WriteString(" FROM pre e")
+	} else {
+		w.WriteString(fromRanges)
+	}
 	var done []*joinDef
 	for _, j := range joins {
 		if slices.Contains(done, j) {
@@ -191,8 +211,9 @@ func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
 		}
 		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e.dim_id")
 	}
-	w.WriteString(" WHERE e.site_id = $1 AND e.kind = " + strconv.Itoa(int(rp.kind)) +
-		" AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date")
+	if !pre {
+		w.WriteString(where + strconv.Itoa(int(rp.kind)))
+	}
 	if p.dimFilter != nil {
 		w.WriteString(" AND ")
 		w.WriteString(w.filterSQL(p.dimFilter))
