@@ -65,10 +65,10 @@ func (c *Collector) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bo
 }
 
 // readBodyLimit reads a POST body of one of the accepted media types (or
-// none) within limit bytes; false means an error answer was sent. hint
+// none; any when accepted is empty) within limit bytes; false means an error answer was sent. hint
 // names the type to send in the refusal.
 func (c *Collector) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64, hint string, accepted ...string) ([]byte, bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && len(accepted) > 0 {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !slices.Contains(accepted, mt) {
 			fail(w, http.StatusUnsupportedMediaType, 0,

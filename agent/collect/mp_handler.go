@@ -8,18 +8,16 @@ import (
 	"strings"
 )
 
-// mpMediaTypes are the body types a Measurement Protocol sender may use.
-var mpMediaTypes = []string{"application/json", "text/plain"}
-
 // ServeMP handles POST /mp/collect?measurement_id=&api_secret=. The secret
-// must match the site's. A valid body is stored like gtag.js hits (204 only
+// must match the site's. The body is JSON whatever its Content-Type says,
+// as GA4 reads it. A valid body is stored like gtag.js hits (204 only
 // once durable); a body breaking a rule is refused whole with 400 and every
 // broken rule, one per line, as /debug/mp/collect would list them.
 func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 	if !c.mpStart(w, r) {
 		return
 	}
-	body, ok := c.readBodyLimit(w, r, c.opts.MaxMPBodyBytes, "application/json", mpMediaTypes...)
+	body, ok := c.readBodyLimit(w, r, c.opts.MaxMPBodyBytes, "")
 	if !ok {
 		c.count(0, OutcomeInvalid, 1)
 		return
@@ -57,7 +55,7 @@ func (c *Collector) ServeMPDebug(w http.ResponseWriter, r *http.Request) {
 	if !c.mpStart(w, r) {
 		return
 	}
-	body, ok := c.readBodyLimit(w, r, c.opts.MaxMPBodyBytes, "application/json", mpMediaTypes...)
+	body, ok := c.readBodyLimit(w, r, c.opts.MaxMPBodyBytes, "")
 	if !ok {
 		return
 	}

@@ -235,6 +235,17 @@ func TestParseMPRules(t *testing.T) {
 	f(`{"client_id":"1","events":[{"name":"a","params":{`+strings.Join(params, ",")+`}}]}`, "events[0].params EXCEEDED_MAX_ENTITIES")
 }
 
+func TestMPAnyContentType(t *testing.T) {
+	r := newMPRig(t)
+	req := httptest.NewRequest(http.MethodPost, "/mp/collect?"+mpQuery, strings.NewReader(`{"client_id":"1.2","events":[{"name":"a"}]}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded") // curl -d
+	w := httptest.NewRecorder()
+	r.c.ServeMP(w, req)
+	if w.Code != http.StatusNoContent || len(r.q.events(t)) != 1 {
+		t.Fatalf("status %d %q; want the JSON stored whatever the content type", w.Code, w.Body)
+	}
+}
+
 func TestMPMethodAndCORS(t *testing.T) {
 	r := newMPRig(t)
 	mux := http.NewServeMux()
