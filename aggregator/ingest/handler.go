@@ -8,6 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -30,6 +35,9 @@ type Options struct {
 	// Metrics counts batches and events (NewMetrics); nil: counted on
 	// metrics registered nowhere.
 	Metrics *Metrics
+	// Tracer makes one span per batch, parent of its database spans; nil:
+	// no spans.
+	Tracer trace.Tracer
 }
 
 const (
@@ -81,16 +89,28 @@ func New(opts Options, store *postgres.Store) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: throttle{every: logEvery}}
 }
 
 // HandleBatch decodes, validates and stores one batch.
 func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Peer) protocol.Ack {
 	start := time.Now()
+	ctx, span := h.opts.Tracer.Start(ctx, "ingest.batch", trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
 	ack, b := h.handleBatch(ctx, wire, peer)
 	events := 0
 	if b != nil {
 		events = len(b.Events)
+		span.SetAttributes(attribute.String("avila.agent", AgentKey(b.AgentID, peer)),
+			attribute.Int64("avila.seq", int64(b.Seq)), attribute.Int("avila.events", events))
+	}
+	span.SetAttributes(attribute.String("avila.ack", statusLabel(ack.Status)), attribute.Int("avila.stored", ack.Stored),
+		attribute.Int("avila.dead_letters", ack.DeadLetters), attribute.Bool("avila.duplicate", ack.Duplicate))
+	if ack.Status != protocol.AckOK {
+		span.SetStatus(codes.Error, ack.Reason)
 	}
 	h.opts.Metrics.ack(ack, events)
 	if b != nil && h.log.Enabled(ctx, slog.LevelDebug) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
@@ -55,6 +57,9 @@ type Config struct {
 	// nil: a registry of the node's own, with the Go runtime and process
 	// collectors.
 	Metrics *prometheus.Registry
+	// TracerProvider receives spans of API requests, batches and database
+	// queries; nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Node is a running aggregator.
@@ -98,7 +103,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			n.abort()
 		}
 	}()
-	if n.store, err = postgres.Open(ctx, cfg.DatabaseURL, log); err != nil {
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	if n.store, err = postgres.OpenTraced(ctx, cfg.DatabaseURL, log, pgxTracer(tp)); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if err = n.store.Migrate(ctx); err != nil {
@@ -116,7 +125,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.metrics, err = n.newNodeMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}
-	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest}, n.store)
+	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
+		Tracer: tp.Tracer(tracerIngest)}, n.store)
 	n.gate = newGate(h, n.members)
 	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
 	if err != nil {
@@ -130,7 +140,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, fmt.Errorf("aggregator: listen api %s: %w", cfg.ListenAPI, err)
 	}
 	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
-	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: traceHTTP(tp, n.routes()), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.GossipListen != "" {
 		n.cluster, err = cluster.New(cluster.Config{
 			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,

@@ -6,6 +6,11 @@
 // it prints one JSON line on stdout: {"quic":…,"api":…,"ca":…,"node":…,"gossip":…}
 // ("gossip" only with --gossip-listen). SIGTERM drains the node: it takes no
 // new batches, finishes those in flight, leaves the cluster and exits.
+//
+// Prometheus metrics are on the API address at /metrics. Traces (API
+// requests, batches, database queries) go to an OTLP/HTTP collector when the
+// standard OTEL_* variables name one (OTEL_EXPORTER_OTLP_ENDPOINT, or
+// OTEL_TRACES_EXPORTER=otlp); without them tracing is off.
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/node"
 	"github.com/avila-analytics/avila/internal/cli"
+	"github.com/avila-analytics/avila/internal/telemetry"
 )
 
 // shutdownTimeout bounds how long API requests in progress may take to finish
@@ -93,6 +99,21 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Tracing follows the standard OTEL_* variables; off when they are unset.
+	tp, err := telemetry.TracerProvider(ctx, "avila-aggregator", os.Getenv)
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		cfg.TracerProvider = tp
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces", "err", err)
+			}
+		}()
+	}
 	n, err := node.Start(ctx, cfg, log)
 	if err != nil {
 		return err

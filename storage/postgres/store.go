@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -34,12 +35,21 @@ type Store struct {
 
 // Open connects to databaseURL and checks the connection with a ping.
 func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*Store, error) {
+	return OpenTraced(ctx, databaseURL, log, nil)
+}
+
+// OpenTraced is Open with tracer (nil: none) on every connection, so each
+// query, batch and COPY can be traced.
+func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, tracer pgx.QueryTracer) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database url: %w", err)
+	}
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer
 	}
 	addr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
