@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Store is what the jobs need from storage (storage/postgres.Store).
@@ -27,6 +31,9 @@ type Options struct {
 	// over; default min(Interval, 10s). It bounds how long the jobs pause
 	// after the leader dies.
 	LeaderRetry time.Duration
+	// Tracer makes a span per job run, parent of its database spans; nil:
+	// no spans.
+	Tracer trace.Tracer
 }
 
 // partitionsAhead is how many days after today get partitions in advance, so
@@ -55,6 +62,9 @@ func New(opts Options, store Store) *Jobs {
 	if opts.LeaderRetry <= 0 {
 		opts.LeaderRetry = min(opts.Interval, defaultLeaderRetry)
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Jobs{opts: opts, store: store}
 }
 
@@ -71,13 +81,26 @@ func (j *Jobs) RunOnce(ctx context.Context) error {
 func (j *Jobs) runAll(ctx context.Context) error {
 	now := j.opts.Now().UTC()
 	var errs []error
-	if err := j.store.EnsurePartitions(ctx, now.AddDate(0, 0, -1), now.AddDate(0, 0, partitionsAhead)); err != nil {
+	if err := j.traced(ctx, "jobs.partitions", func(ctx context.Context) error {
+		return j.store.EnsurePartitions(ctx, now.AddDate(0, 0, -1), now.AddDate(0, 0, partitionsAhead))
+	}); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: partitions: %w", err))
 	}
-	if err := j.store.EnsureSalts(ctx, now); err != nil {
+	if err := j.traced(ctx, "jobs.salts", func(ctx context.Context) error { return j.store.EnsureSalts(ctx, now) }); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: salts: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// traced runs one job in a span named name.
+func (j *Jobs) traced(ctx context.Context, name string, job func(context.Context) error) error {
+	ctx, span := j.opts.Tracer.Start(ctx, name)
+	defer span.End()
+	err := job(ctx)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // Run runs the jobs every Interval until ctx is done. Failures are logged

@@ -114,7 +114,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	// Partitions and salts are cluster singletons under an advisory lock.
-	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool)}, n.store)
+	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
+		Tracer: tp.Tracer(tracerJobs)}, n.store)
 	if err = j.RunOnce(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: first upkeep run: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 // Tracer names of the node's parts in spans.
 const (
 	tracerIngest = "github.com/avila-analytics/avila/aggregator/ingest"
+	tracerJobs   = "github.com/avila-analytics/avila/aggregator/jobs"
 )
 
 // pgxTracer traces every database query, batch and COPY as a span, child

@@ -18,8 +18,8 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// TestTraces: one batch and one runReport through a real node each make a
-// server span with the database spans of their work as children.
+// TestTraces: the start-up jobs, one batch and one runReport through a real
+// node each make a span with the database spans of their work as children.
 func TestTraces(t *testing.T) {
 	ctx := context.Background()
 	exp := tracetest.NewInMemoryExporter()
@@ -65,6 +65,11 @@ func TestTraces(t *testing.T) {
 			}
 		}
 		return root[0], kids
+	}
+
+	// Start ran the upkeep jobs once.
+	if _, kids := childrenOf("jobs.salts"); len(kids) == 0 {
+		t.Error("salts job span has no database spans below it")
 	}
 
 	exp.Reset()
