@@ -145,7 +145,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 			fail(w, http.StatusBadRequest, 0, perr.Error())
 			return
 		}
-		if c.opts.Enricher != nil && c.opts.Enricher.Enrich(&e, ip, ua) {
+		if c.opts.Enricher != nil && !h.server && c.opts.Enricher.Enrich(&e, ip, ua) {
 			c.count(site.ID, OutcomeBot, 1)
 			continue // a bot: counted by the enricher, never stored as a visitor
 		}

@@ -44,6 +44,7 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range req.Hits {
 		req.Hits[i].Cookieless = req.Denied
+		req.Hits[i].server = true
 	}
 	c.store(w, r, req.Hits, clientIP(r, c.opts.TrustedProxies))
 }

@@ -266,3 +266,21 @@ func TestMPMethodAndCORS(t *testing.T) {
 		t.Fatalf("preflight: %d %v", w.Code, w.Header())
 	}
 }
+
+// TestMPNotEnriched: a Measurement Protocol request comes from a server, so
+// its user agent (an HTTP library's) neither marks the hits as bots nor
+// gives them a device or place.
+func TestMPNotEnriched(t *testing.T) {
+	r := newMPRig(t)
+	en := &stubEnricher{}
+	r.c.opts.Enricher = en
+	req := httptest.NewRequest(http.MethodPost, "/mp/collect?"+mpQuery, strings.NewReader(`{"client_id":"1.2","events":[{"name":"a"}]}`))
+	req.RemoteAddr = testIP + ":1"
+	req.Header.Set("User-Agent", "python-requests-bot/2.31")
+	w := httptest.NewRecorder()
+	r.c.ServeMP(w, req)
+	evs := r.q.events(t)
+	if w.Code != http.StatusNoContent || len(evs) != 1 || en.calls != 0 || evs[0].Country != "" || evs[0].Browser != "" {
+		t.Fatalf("status %d, %d events %+v, enricher called %d times; want the hit stored unenriched", w.Code, len(evs), evs, en.calls)
+	}
+}

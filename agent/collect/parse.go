@@ -54,6 +54,10 @@ type Hit struct {
 	UserProps map[string]string  // up.* and upn.*, as text
 
 	line int // body line the event came from; 0 for the query string alone
+	// server: sent by server code (Measurement Protocol), so the request's
+	// address and user agent are the server's, not a person's: no geo,
+	// device or bot verdict comes from them, as with GA4.
+	server bool
 }
 
 // AnalyticsDenied reports whether the consent state (gcs) denies analytics
