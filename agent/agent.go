@@ -21,6 +21,7 @@ import (
 	"github.com/avila-analytics/avila/agent/enrich"
 	"github.com/avila-analytics/avila/agent/queue"
 	"github.com/avila-analytics/avila/agent/ship"
+	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -96,7 +97,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	// Records logged with a request's context name the request.
-	log = slog.New(contextHandler{log.Handler()})
+	log = httplog.ContextLogger(log)
 	if err := checkConfig(cfg); err != nil {
 		return nil, err
 	}

@@ -7,10 +7,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/internal/httplog"
 )
 
 // routes is the agent's HTTP handler: the collection endpoints plus health,
-// readiness and Prometheus metrics, each request with an id (withRequestLog).
+// readiness and Prometheus metrics, each request with an id (httplog.Handler).
 func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	col.Register(mux)
@@ -20,7 +21,7 @@ func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	return withRequestLog(a.log, newRequestIDs(), mux)
+	return httplog.Handler(a.log, mux)
 }
 
 // readyz answers 200 once the agent can record hits for at least one site

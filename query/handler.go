@@ -203,11 +203,11 @@ func (h *handler) apiError(ctx context.Context, r *http.Request, id uint32, err 
 	case r.Context().Err() != nil:
 		return newAPIError(499, "CANCELLED", "The request was cancelled by the client.")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		h.log.Warn("report timed out", "site", id, "timeout", h.timeout, "err", err)
+		h.log.WarnContext(ctx, "report timed out", "site", id, "timeout", h.timeout, "err", err)
 		return newAPIError(http.StatusGatewayTimeout, "DEADLINE_EXCEEDED",
 			"The report did not finish within %s; ask for fewer days or dimensions.", h.timeout)
 	}
-	h.log.Error("report failed", "site", id, "err", err)
+	h.log.ErrorContext(ctx, "report failed", "site", id, "err", err)
 	return newAPIError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered.")
 }
 

@@ -127,6 +127,11 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	}
 	resp.Body.Close()
 	get(t, n.APIURL+"/v1beta/properties/1/no-such-thing")
+	if resp, err := http.Get(n.APIURL + "/healthz"); err != nil || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("API answer without X-Request-Id: %v", err)
+	} else {
+		resp.Body.Close()
+	}
 	f(2, "analytics_query_duration_seconds", "endpoint", "metadata")
 	f(1, "analytics_query_duration_seconds", "endpoint", "runReport")
 	f(1, "analytics_query_duration_seconds", "endpoint", "other")

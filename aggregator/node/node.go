@@ -20,6 +20,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
+	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -94,6 +95,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("aggregator: --tls-cert and --tls-key go together")
 	}
+	log = httplog.ContextLogger(log) // API records name their request
 	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2)}
 	if n.name == "" {
 		n.name, _ = os.Hostname()
@@ -141,7 +143,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, fmt.Errorf("aggregator: listen api %s: %w", cfg.ListenAPI, err)
 	}
 	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
-	n.http = &http.Server{Handler: traceHTTP(tp, n.routes()), ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: traceHTTP(tp, httplog.Handler(log, n.routes())), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.GossipListen != "" {
 		n.cluster, err = cluster.New(cluster.Config{
 			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,

@@ -1,4 +1,7 @@
-package agent
+// Package httplog gives HTTP requests ids and logs them: the id goes into
+// the request's context, the X-Request-Id answer header and every log record
+// made with that context. Used by the agent and the aggregator's API.
+package httplog
 
 import (
 	"context"
@@ -11,9 +14,9 @@ import (
 	"time"
 )
 
-// requestIDHeader carries a request's id back to the sender, so a failed
+// Header carries a request's id back to the sender, so a failed
 // hit can be found in the agent's logs.
-const requestIDHeader = "X-Request-Id"
+const Header = "X-Request-Id"
 
 type requestIDKey struct{}
 
@@ -34,21 +37,22 @@ func (g *requestIDs) next() string {
 	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
 }
 
-// requestID is the id of the request ctx belongs to; "" outside one.
-func requestID(ctx context.Context) string {
+// RequestID is the id of the request ctx belongs to; "" outside one.
+func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
 
-// withRequestLog gives every request an id (in its context and in the
+// Handler gives every request an id (in its context and in the
 // X-Request-Id answer header) and, at debug level, logs one record per
 // request with the id, method, path, status and duration. The record never
 // holds the query string, the client address or the user agent: they carry
 // visitor data (page URLs, IPs) that must not reach the logs.
-func withRequestLog(log *slog.Logger, ids *requestIDs, next http.Handler) http.Handler {
+func Handler(log *slog.Logger, next http.Handler) http.Handler {
+	ids := newRequestIDs()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := ids.next()
-		w.Header().Set(requestIDHeader, id)
+		w.Header().Set(Header, id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		if !log.Enabled(r.Context(), slog.LevelDebug) {
 			next.ServeHTTP(w, r)
@@ -79,12 +83,17 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// contextHandler adds the request id of a record's context as "request",
-// so every record logged with a request's context names its request.
+// ContextLogger returns log with records made with a request's context
+// carrying its id as "request".
+func ContextLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(contextHandler{log.Handler()})
+}
+
+// contextHandler adds the request id of a record's context as "request".
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := requestID(ctx); id != "" {
+	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request", id))
 	}
 	return h.Handler.Handle(ctx, r)
