@@ -58,7 +58,8 @@ type Options struct {
 	// headers name the client; nobody's when empty.
 	TrustedProxies []netip.Prefix
 	// RatePerIP and RatePerSite limit requests per client address and
-	// hits per site; the zero Rate is no limit.
+	// per site (a request naming several sites takes a token of each);
+	// the zero Rate is no limit.
 	RatePerIP, RatePerSite Rate
 	// DoNotTrack says what a browser hit with DNT: 1 or Sec-GPC: 1 becomes.
 	DoNotTrack DNTPolicy

@@ -98,7 +98,7 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 		"requests per second per client address, as N or N:BURST (e.g. 20:100); over it the agent answers 429 with "+
 			"Retry-After. The client address honours --trusted-proxies. 0: no limit (env AVILA_RATE_IP)")
 	fs.StringVar(&rateSite, "rate-site", env.String("RATE_SITE", "0"),
-		"hits per second per site over all clients, as N or N:BURST; over it 429 with Retry-After. 0: no limit (env AVILA_RATE_SITE)")
+		"requests per second per site over all clients (a batched request counts once), as N or N:BURST; over it 429 with Retry-After. 0: no limit (env AVILA_RATE_SITE)")
 	fs.StringVar(&dnt, "dnt", env.String("DNT", "drop"),
 		"what browser hits with DNT: 1 or Sec-GPC: 1 become: drop (not recorded, answered 204 as GA4 does, counted in "+
 			"metrics), cookieless (recorded without client and user id) or ignore (env AVILA_DNT)")
