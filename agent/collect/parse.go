@@ -44,6 +44,7 @@ type Hit struct {
 	Language      string // ul
 	Screen        string // sr
 	Consent       string // gcs, e.g. G111; "" when not sent
+	ConsentDetail string // gcd, e.g. 13q3q3q2q5: consent defaults and updates
 	// Cookieless: analytics storage is denied by other means than gcs (MP
 	// consent, a DNT/GPC policy), so cid and uid must not be used.
 	Cookieless bool
@@ -60,10 +61,21 @@ type Hit struct {
 	server bool
 }
 
-// AnalyticsDenied reports whether the consent state (gcs) denies analytics
-// storage (G1x0), or Cookieless is set. Then cookies (cid) and uid must not identify the visitor.
+// AnalyticsDenied reports whether analytics storage is denied: by gcs
+// (G1x0), or, when gcs is absent, by gcd, or because Cookieless is set.
+// Then cookies (cid) and uid must not identify the visitor.
 func (h *Hit) AnalyticsDenied() bool {
-	return h.Cookieless || len(h.Consent) == 4 && strings.HasPrefix(h.Consent, "G1") && h.Consent[3] == '0'
+	if h.Cookieless {
+		return true
+	}
+	if h.Consent != "" {
+		return len(h.Consent) == 4 && strings.HasPrefix(h.Consent, "G1") && h.Consent[3] == '0'
+	}
+	// gcd spells one letter per consent type after a two-digit prefix,
+	// with a digit between: ad_storage at 2, analytics_storage at 4. Its
+	// final state is denied for p (denied by default), q (default and
+	// update denied), m (update denied) and u (granted, then denied).
+	return len(h.ConsentDetail) > 4 && strings.IndexByte("pqmu", h.ConsentDetail[4]) >= 0
 }
 
 // ParamError is a hit refused because of one parameter; its message names
@@ -161,6 +173,7 @@ func parseHit(v url.Values) (Hit, *ParamError) {
 	h.ClientID, h.UserID = get("cid"), get("uid")
 	h.Page, h.Referrer, h.Title = get("dl"), get("dr"), get("dt")
 	h.Language, h.Screen, h.Consent = strings.ToLower(get("ul")), get("sr"), get("gcs")
+	h.ConsentDetail = get("gcd")
 
 	var err *ParamError
 	if h.SessionID, err = intParam(get, "sid", 64); err != nil {

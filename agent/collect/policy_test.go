@@ -254,3 +254,26 @@ func TestParseRate(t *testing.T) {
 	f("5:0", Rate{}, false)
 	f("5:x", Rate{}, false)
 }
+
+func TestConsentStates(t *testing.T) {
+	f := func(gcs, gcd string, want bool) {
+		t.Helper()
+		h := Hit{Consent: gcs, ConsentDetail: gcd}
+		if got := h.AnalyticsDenied(); got != want {
+			t.Fatalf("gcs %q gcd %q: denied %v, want %v", gcs, gcd, got, want)
+		}
+	}
+	f("", "", false)
+	f("G111", "", false)
+	f("G100", "", true)
+	f("G110", "", true)
+	f("G101", "", false)
+	f("", "13p3p3p2p5", true)      // denied by default
+	f("", "13q3q3q2q5", true)      // denied, update denied
+	f("", "13t3t3t2t5", false)     // granted by default
+	f("", "13r3r3l1l5", false)     // denied by default, then granted
+	f("", "13v3u3v1v5", true)      // analytics granted, then denied
+	f("", "13p3l3l1l5", false)     // analytics not set
+	f("G111", "13q3q3q2q5", false) // gcs, the current state, wins
+	f("", "13", false)
+}
