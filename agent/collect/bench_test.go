@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 )
@@ -40,3 +41,38 @@ func BenchmarkServeGtag(b *testing.B) {
 type discard struct{}
 
 func (discard) Append(context.Context, [][]byte) error { return nil }
+
+func BenchmarkParseMP(b *testing.B) {
+	body, err := os.ReadFile("testdata/mp/good.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, msgs := ParseMP(testTID, body, testNow); msgs != nil {
+			b.Fatal(msgs)
+		}
+	}
+}
+
+func BenchmarkParseTrackerEvent(b *testing.B) {
+	body := []byte(`{"m":"G-TEST1","n":"page_view","u":"https://shop.test/cart?utm_source=news","r":"https://search.test/",` +
+		`"t":"Cart","l":"de-DE","s":"390x844"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseTrackerEvent(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRateLimit is one token taken from a bucket among many keys.
+func BenchmarkRateLimit(b *testing.B) {
+	l := newLimiter[int](Rate{PerSecond: 1e9, Burst: 1e9}, time.Now)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		l.take(i % 1024)
+		i++
+	}
+}
