@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,43 @@ type SiteSpec struct {
 	MeasurementID string
 	Domains       []string // own host names, lower-cased on write
 	TimeZone      string   // IANA name; UTC when empty
+	Policy        SitePolicy
+}
+
+// SitePolicy is what agents apply at the edge for a site, beside their own
+// flags.
+type SitePolicy struct {
+	// DNT is what a browser hit with DNT: 1 or Sec-GPC: 1 becomes: "drop",
+	// "cookieless" or "ignore"; "" leaves it to the agent's --dnt.
+	DNT string
+	// KeepParams are page and referrer query parameters kept beyond utm_*
+	// and gclid; lower-cased on write.
+	KeepParams []string
+}
+
+// ErrBadPolicy: a SitePolicy value is not one of the accepted ones.
+var ErrBadPolicy = errors.New("bad site policy")
+
+// normalize checks p and lower-cases, trims and de-duplicates KeepParams.
+func (p SitePolicy) normalize() (SitePolicy, error) {
+	switch p.DNT {
+	case "", "drop", "cookieless", "ignore":
+	default:
+		return p, fmt.Errorf("dnt %q: want drop, cookieless or ignore (or empty for the agent's --dnt): %w", p.DNT, ErrBadPolicy)
+	}
+	keep := make([]string, 0, len(p.KeepParams))
+	for _, k := range p.KeepParams {
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k == "" || slices.Contains(keep, k) {
+			continue
+		}
+		if strings.ContainsAny(k, "&=#? ") {
+			return p, fmt.Errorf("keep param %q: not a query parameter name: %w", k, ErrBadPolicy)
+		}
+		keep = append(keep, k)
+	}
+	p.KeepParams = keep
+	return p, nil
 }
 
 // Site is a property.
@@ -33,9 +71,10 @@ type Site struct {
 	TimeZone      string
 	CurrencyCode  string
 	CreatedAt     time.Time
+	Policy        SitePolicy
 }
 
-const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at"
+const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params"
 
 // measurementAlphabet is what GA4 measurement ids are made of.
 const measurementAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -56,6 +95,10 @@ func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
 			domains = append(domains, d)
 		}
 	}
+	policy, err := spec.Policy.normalize()
+	if err != nil {
+		return Site{}, fmt.Errorf("postgres: create site: %w", err)
+	}
 	generated := spec.MeasurementID == ""
 	// A generated id collides with probability ~36^-10; retry a few times anyway.
 	for attempt := 0; ; attempt++ {
@@ -74,13 +117,13 @@ func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
 		days := []time.Time{today, today.AddDate(0, 0, 1)}
 		salts := [][]byte{randomBytes(SaltLen), randomBytes(SaltLen)}
 		row := s.Pool.QueryRow(ctx, `WITH site AS (
-				INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone)
-				VALUES ($1, $2, $3, $4, $5) RETURNING `+siteColumns+`
+				INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone, dnt, keep_params)
+				VALUES ($1, $2, $3, $4, $5, $8, $9) RETURNING `+siteColumns+`
 			), salt AS (
 				INSERT INTO salts (site_id, day, salt)
 				SELECT site.id, k.day, k.salt FROM site, unnest($6::date[], $7::bytea[]) AS k(day, salt)
 			)
-			SELECT `+siteColumns+` FROM site`, mid, randomToken(16), name, domains, tz, days, salts)
+			SELECT `+siteColumns+` FROM site`, mid, randomToken(16), name, domains, tz, days, salts, policy.DNT, policy.KeepParams)
 		site, err := scanSite(row)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -121,13 +164,35 @@ func (s *Store) Site(ctx context.Context, id uint32) (Site, error) {
 	return site, nil
 }
 
+// SetSitePolicy replaces a site's edge policy; agents pick it up with
+// their next config fetch. An unknown site gives ErrNotFound.
+func (s *Store) SetSitePolicy(ctx context.Context, id uint32, p SitePolicy) (Site, error) {
+	p, err := p.normalize()
+	if err != nil {
+		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, err)
+	}
+	site, err := scanSite(s.Pool.QueryRow(ctx, "UPDATE sites SET dnt = $2, keep_params = $3 WHERE id = $1 RETURNING "+siteColumns,
+		int64(id), p.DNT, p.KeepParams))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, err)
+	}
+	return site, nil
+}
+
 func scanSite(row pgx.Row) (Site, error) {
 	var st Site
 	var id int32
-	err := row.Scan(&id, &st.MeasurementID, &st.APISecret, &st.Name, &st.Domains, &st.TimeZone, &st.CurrencyCode, &st.CreatedAt)
+	err := row.Scan(&id, &st.MeasurementID, &st.APISecret, &st.Name, &st.Domains, &st.TimeZone, &st.CurrencyCode, &st.CreatedAt,
+		&st.Policy.DNT, &st.Policy.KeepParams)
 	st.ID = uint32(id)
 	if st.Domains == nil {
 		st.Domains = []string{}
+	}
+	if st.Policy.KeepParams == nil {
+		st.Policy.KeepParams = []string{}
 	}
 	return st, err
 }

@@ -121,3 +121,45 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("APIKeys = %+v", keys)
 	}
 }
+
+func TestSitePolicy(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	a, err := s.CreateSite(ctx, SiteSpec{Name: "a", Policy: SitePolicy{DNT: "cookieless", KeepParams: []string{" Ref ", "ref", "", "page"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(SitePolicy{DNT: "cookieless", KeepParams: []string{"ref", "page"}}, a.Policy); diff != "" {
+		t.Errorf("created policy (-want +got):\n%s", diff)
+	}
+	b, err := s.CreateSite(ctx, SiteSpec{Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(SitePolicy{KeepParams: []string{}}, b.Policy); diff != "" {
+		t.Errorf("default policy (-want +got):\n%s", diff)
+	}
+	if _, err := s.CreateSite(ctx, SiteSpec{Name: "c", Policy: SitePolicy{DNT: "maybe"}}); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("dnt maybe: err %v, want ErrBadPolicy", err)
+	}
+	if _, err := s.CreateSite(ctx, SiteSpec{Name: "c", Policy: SitePolicy{KeepParams: []string{"a=b"}}}); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("keep param a=b: err %v, want ErrBadPolicy", err)
+	}
+	up, err := s.SetSitePolicy(ctx, b.ID, SitePolicy{DNT: "ignore", KeepParams: []string{"Q"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Sites(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || !cmp.Equal(all[1], up) || !cmp.Equal(up.Policy, SitePolicy{DNT: "ignore", KeepParams: []string{"q"}}) {
+		t.Errorf("after SetSitePolicy: %+v", all)
+	}
+	if _, err := s.SetSitePolicy(ctx, 999999, SitePolicy{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing site: err %v, want ErrNotFound", err)
+	}
+	if _, err := s.SetSitePolicy(ctx, b.ID, SitePolicy{DNT: "x"}); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("bad update: err %v, want ErrBadPolicy", err)
+	}
+}
