@@ -75,6 +75,12 @@ type Site struct {
 	APISecret     string   `msgpack:"a,omitempty"` // Measurement Protocol secret
 	TimeZone      string   `msgpack:"z,omitempty"` // IANA name
 	Domains       []string `msgpack:"d,omitempty"` // own host names (self-referrals)
+	// DNT is what a browser hit with DNT: 1 or Sec-GPC: 1 becomes on this
+	// site: "drop", "cookieless" or "ignore"; "" means the agent's --dnt.
+	DNT string `msgpack:"dnt,omitempty"`
+	// KeepParams are page and referrer query parameters kept beyond utm_*
+	// and gclid (lower-case names).
+	KeepParams []string `msgpack:"kp,omitempty"`
 }
 
 // Salt is a site's secret for one UTC day; visitor ids are keyed hashes with
