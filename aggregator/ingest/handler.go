@@ -219,7 +219,8 @@ func (h *Handler) loadConfig(ctx context.Context, now time.Time) (*protocol.Conf
 		Sites: make([]protocol.Site, len(sites))}
 	known := make(map[uint32]bool, len(sites))
 	for i, s := range sites {
-		cfg.Sites[i] = protocol.Site{ID: s.ID, MeasurementID: s.MeasurementID, APISecret: s.APISecret, TimeZone: s.TimeZone, Domains: s.Domains}
+		cfg.Sites[i] = protocol.Site{ID: s.ID, MeasurementID: s.MeasurementID, APISecret: s.APISecret, TimeZone: s.TimeZone, Domains: s.Domains,
+			DNT: s.Policy.DNT, KeepParams: s.Policy.KeepParams}
 		known[s.ID] = true
 	}
 	h.setSites(known, now)

@@ -166,7 +166,8 @@ func TestHandleBatchDeadLetterReasons(t *testing.T) {
 func TestHandleConfig(t *testing.T) {
 	s := openStore(t, testenv.PostgresURL(t))
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a", Domains: []string{"example.com"}, TimeZone: "Europe/Madrid"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a", Domains: []string{"example.com"}, TimeZone: "Europe/Madrid",
+		Policy: postgres.SitePolicy{DNT: "cookieless", KeepParams: []string{"ref"}}})
 	if err := s.EnsureSalts(ctx, now0); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,8 @@ func TestHandleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(cfg.Sites) != 1 || cfg.Sites[0].ID != site.ID || cfg.Sites[0].MeasurementID != site.MeasurementID ||
-		cfg.Sites[0].APISecret != site.APISecret || cfg.Sites[0].TimeZone != "Europe/Madrid" || cfg.Sites[0].Domains[0] != "example.com" {
+		cfg.Sites[0].APISecret != site.APISecret || cfg.Sites[0].TimeZone != "Europe/Madrid" || cfg.Sites[0].Domains[0] != "example.com" ||
+		cfg.Sites[0].DNT != "cookieless" || len(cfg.Sites[0].KeepParams) != 1 || cfg.Sites[0].KeepParams[0] != "ref" {
 		t.Errorf("sites %+v", cfg.Sites)
 	}
 	if len(cfg.Salts) != 2 || cfg.Salts[0].Day != "2025-06-01" || cfg.Salts[1].Day != "2025-06-02" || cfg.Version != protocol.Version {
