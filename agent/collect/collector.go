@@ -61,7 +61,8 @@ type Options struct {
 	// per site (a request naming several sites takes a token of each);
 	// the zero Rate is no limit.
 	RatePerIP, RatePerSite Rate
-	// DoNotTrack says what a browser hit with DNT: 1 or Sec-GPC: 1 becomes.
+	// DoNotTrack says what a browser hit with DNT: 1 or Sec-GPC: 1 becomes
+	// on a site whose config sets no policy of its own (protocol.Site.DNT).
 	DoNotTrack DNTPolicy
 	Logger     *slog.Logger
 }

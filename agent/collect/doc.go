@@ -13,8 +13,8 @@
 //     refusal that passes (no config, no salt for today, disk buffer full,
 //     shutting down) gets a 503 with Retry-After and the reason; a rate
 //     limit gets a 429 with Retry-After. The exception is a browser hit with
-//     DNT: 1 or Sec-GPC: 1 under the default policy: answered 204 as GA4
-//     does, not stored, counted.
+//     DNT: 1 or Sec-GPC: 1 under the drop policy (the site's, else the
+//     agent's --dnt): answered 204 as GA4 does, not stored, counted.
 //   - Measurement Protocol requests need the site's api_secret; the debug
 //     path stores nothing and answers GA4's validationMessages.
 //   - The client address is the TCP peer's unless the peer is a trusted

@@ -110,10 +110,6 @@ func (c *Collector) ServeEvent(w http.ResponseWriter, r *http.Request) {
 		c.count(0, OutcomeInvalid, 1)
 		return
 	}
-	if _, record := c.privacySignal(r); !record {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
 	h, err := ParseTrackerEvent(body)
 	if err != nil {
 		c.count(0, OutcomeInvalid, 1)
@@ -121,5 +117,6 @@ func (c *Collector) ServeEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Cookieless = true
+	h.doNotTrack = doNotTrack(r)
 	c.store(w, r, []Hit{h}, ip)
 }

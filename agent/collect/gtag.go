@@ -41,19 +41,16 @@ func (c *Collector) ServeGtag(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; gtag.js sends GET or POST", r.Method))
 		return
 	}
-	cookieless, record := c.privacySignal(r)
-	if !record {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
 	hits, err := ParseGtag(r.URL.RawQuery, body)
 	if err != nil {
 		c.count(0, OutcomeInvalid, 1)
 		fail(w, http.StatusBadRequest, 0, err.Error())
 		return
 	}
-	for i := range hits {
-		hits[i].Cookieless = hits[i].Cookieless || cookieless
+	if doNotTrack(r) {
+		for i := range hits {
+			hits[i].doNotTrack = true
+		}
 	}
 	c.store(w, r, hits, ip)
 }
@@ -131,6 +128,15 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 			}
 			limited = append(limited, site.ID)
 		}
+		if h.doNotTrack {
+			switch c.dntPolicy(site) {
+			case DNTDrop:
+				c.count(site.ID, OutcomeDoNotTrack, 1)
+				continue // answered 204 as GA4 does, never stored
+			case DNTCookieless:
+				h.Cookieless = true
+			}
+		}
 		key, err := sites.Key(site.ID, now)
 		if err != nil {
 			c.count(site.ID, OutcomeNotReady, len(hits))
@@ -158,6 +164,10 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 		}
 		events = append(events, b)
 		eventSites = append(eventSites, site.ID)
+	}
+	if len(events) == 0 { // every hit was a bot or under a DNT drop policy
+		w.WriteHeader(http.StatusNoContent)
+		return
 	}
 	if err := c.opts.Queue.Append(r.Context(), events); err != nil {
 		c.countSites(eventSites, appendOutcome(err))
@@ -215,10 +225,10 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 		e.Flags |= protocol.FlagEngaged
 	}
 	var err error
-	if e.Host, e.Path, err = privacy.ScrubPage(h.Page); err != nil {
+	if e.Host, e.Path, err = privacy.ScrubPage(h.Page, site.KeepParams); err != nil {
 		return e, &ParamError{Param: "dl", Reason: err.Error()}
 	}
-	if e.Referrer, err = privacy.ScrubReferrer(h.Referrer, e.Host, site.Domains); err != nil {
+	if e.Referrer, err = privacy.ScrubReferrer(h.Referrer, e.Host, site.Domains, site.KeepParams); err != nil {
 		return e, &ParamError{Param: "dr", Reason: err.Error()}
 	}
 	return e, nil
@@ -236,19 +246,22 @@ func (c *Collector) allowClient(w http.ResponseWriter, ip netip.Addr) bool {
 	return ok
 }
 
-// privacySignal reads DNT: 1 and Sec-GPC: 1 under the configured policy:
-// record false means the hit is dropped (the caller answers 204 as GA4
-// does and it is counted); cookieless means cid and uid must be ignored.
-func (c *Collector) privacySignal(r *http.Request) (cookieless, record bool) {
-	if r.Header.Get("DNT") != "1" && r.Header.Get("Sec-GPC") != "1" {
-		return false, true
+// doNotTrack reports whether a browser request carries DNT: 1 or
+// Sec-GPC: 1.
+func doNotTrack(r *http.Request) bool {
+	return r.Header.Get("DNT") == "1" || r.Header.Get("Sec-GPC") == "1"
+}
+
+// dntPolicy is what a DNT/GPC hit for site becomes: the site's policy
+// (protocol.Site.DNT), else the agent's Options.DoNotTrack.
+func (c *Collector) dntPolicy(site *protocol.Site) DNTPolicy {
+	switch site.DNT {
+	case "drop":
+		return DNTDrop
+	case "cookieless":
+		return DNTCookieless
+	case "ignore":
+		return DNTIgnore
 	}
-	switch c.opts.DoNotTrack {
-	case DNTCookieless:
-		return true, true
-	case DNTIgnore:
-		return false, true
-	}
-	c.count(0, OutcomeDoNotTrack, 1)
-	return false, false
+	return c.opts.DoNotTrack
 }

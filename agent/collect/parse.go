@@ -59,6 +59,9 @@ type Hit struct {
 	// address and user agent are the server's, not a person's: no geo,
 	// device or bot verdict comes from them, as with GA4.
 	server bool
+	// doNotTrack: the browser sent DNT: 1 or Sec-GPC: 1; the site's policy
+	// (or the agent's --dnt) decides what the hit becomes.
+	doNotTrack bool
 }
 
 // AnalyticsDenied reports whether analytics storage is denied: by gcs

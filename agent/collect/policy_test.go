@@ -1,12 +1,16 @@
 package collect
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // policyRig is a rig with extra options and a settable clock, counting
@@ -276,4 +280,60 @@ func TestConsentStates(t *testing.T) {
 	f("", "13p3l3l1l5", false)     // analytics not set
 	f("G111", "13q3q3q2q5", false) // gcs, the current state, wins
 	f("", "13", false)
+}
+
+// TestSitePolicy: a site's own DNT policy and kept query parameters
+// override the agent's defaults for that site only.
+func TestSitePolicy(t *testing.T) {
+	p := newPolicyRig(t, func(*Options) {}) // agent default: drop
+	var err error
+	p.sites, err = NewSites(&protocol.Config{
+		Sites: []protocol.Site{
+			{ID: testSite, MeasurementID: testTID, Domains: []string{"shop.test"}, DNT: "cookieless", KeepParams: []string{"page"}},
+			{ID: 9, MeasurementID: "G-DEFAULT"},
+			{ID: 10, MeasurementID: "G-IGNORE", DNT: "ignore"},
+		},
+		Salts: []protocol.Salt{
+			{Site: testSite, Day: testNow.UTC().Format(time.DateOnly), Key: bytes.Repeat([]byte{7}, 32)},
+			{Site: 9, Day: testNow.UTC().Format(time.DateOnly), Key: bytes.Repeat([]byte{8}, 32)},
+			{Site: 10, Day: testNow.UTC().Format(time.DateOnly), Key: bytes.Repeat([]byte{9}, 32)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnt := map[string]string{"DNT": "1"}
+	page := "&dl=" + url.QueryEscape("https://shop.test/list?page=2&q=secret&utm_source=x")
+	// Site under "cookieless": stored, cid and uid ignored, page kept.
+	for _, cid := range []string{"1.1", "2.2"} {
+		if w := p.from(testIP+":1", "v=2&tid="+testTID+"&cid="+cid+"&uid=alice&en=page_view"+page, dnt); w.Code != http.StatusNoContent {
+			t.Fatalf("cookieless site: %d %q", w.Code, w.Body)
+		}
+	}
+	// Site without a policy: the agent's drop.
+	if w := p.from(testIP+":1", "v=2&tid=G-DEFAULT&cid=1.1&en=page_view"+page, dnt); w.Code != http.StatusNoContent {
+		t.Fatalf("default site: %d %q", w.Code, w.Body)
+	}
+	// Site under "ignore": cid counts.
+	p.from(testIP+":1", "v=2&tid=G-IGNORE&cid=1.1&en=page_view"+page, dnt)
+	p.from(testIP+":1", "v=2&tid=G-IGNORE&cid=2.2&en=page_view"+page, dnt)
+	evs := p.q.events(t)
+	if len(evs) != 4 {
+		t.Fatalf("%d events stored, want 4 (2 cookieless, 0 dropped, 2 ignored)", len(evs))
+	}
+	if evs[0].Site != testSite || evs[0].Visitor != evs[1].Visitor || evs[0].User != 0 {
+		t.Errorf("cookieless site: %+v / %+v; want one visitor, no user", evs[0], evs[1])
+	}
+	if evs[0].Path != "/list?page=2&utm_source=x" {
+		t.Errorf("site's kept params: path %q", evs[0].Path)
+	}
+	if evs[2].Site != 10 || evs[2].Visitor == evs[3].Visitor {
+		t.Errorf("ignore site: visitors %x %x, want two (cid counts)", evs[2].Visitor, evs[3].Visitor)
+	}
+	if evs[2].Path != "/list?utm_source=x" {
+		t.Errorf("site without kept params: path %q", evs[2].Path)
+	}
+	if got := p.count(OutcomeDoNotTrack); got != 1 {
+		t.Errorf("do_not_track counted %d, want 1", got)
+	}
 }

@@ -11,7 +11,8 @@
 //   - The IP address enters the hash only anonymized (IPv4 /24, IPv6 /48);
 //     neither it nor the user agent is returned in any form.
 //   - Page and referrer URLs lose their query parameters except an allowlist
-//     (utm_*, gclid), their fragment and any user info; a referrer from the
-//     site itself is dropped. E-mail-like values are masked (ScrubEmails)
-//     in what is kept, and callers mask them in titles and parameters too.
+//     (utm_*, gclid and the site's KeepParams), their fragment and any user
+//     info; a referrer from the site itself is dropped. E-mail-like values
+//     are masked (ScrubEmails) in what is kept, and callers mask them in
+//     titles and parameters too.
 package privacy

@@ -5,7 +5,7 @@ import "testing"
 func TestScrubPage(t *testing.T) {
 	f := func(in, wantHost, wantPath string) {
 		t.Helper()
-		host, path, err := ScrubPage(in)
+		host, path, err := ScrubPage(in, nil)
 		if err != nil {
 			t.Fatalf("ScrubPage(%q): %v", in, err)
 		}
@@ -22,7 +22,7 @@ func TestScrubPage(t *testing.T) {
 	f("/relative/path?token=1", "", "/relative/path")
 	f("", "", "")
 
-	if _, _, err := ScrubPage("https://example.com/%zz"); err == nil {
+	if _, _, err := ScrubPage("https://example.com/%zz", nil); err == nil {
 		t.Fatal("ScrubPage accepted a bad escape")
 	}
 }
@@ -31,7 +31,7 @@ func TestScrubReferrer(t *testing.T) {
 	domains := []string{"example.com", "Example.org"}
 	f := func(in, pageHost, want string) {
 		t.Helper()
-		got, err := ScrubReferrer(in, pageHost, domains)
+		got, err := ScrubReferrer(in, pageHost, domains, nil)
 		if err != nil {
 			t.Fatalf("ScrubReferrer(%q): %v", in, err)
 		}
@@ -51,7 +51,7 @@ func TestScrubReferrer(t *testing.T) {
 	f("about:blank", "shop.test", "")
 	f("", "shop.test", "")
 
-	if _, err := ScrubReferrer("http://[::1", "shop.test", nil); err == nil {
+	if _, err := ScrubReferrer("http://[::1", "shop.test", nil, nil); err == nil {
 		t.Fatal("ScrubReferrer accepted a broken URL")
 	}
 }
@@ -71,12 +71,34 @@ func TestScrubEmails(t *testing.T) {
 	f("no address here", "no address here")
 	f("", "")
 
-	host, path, err := ScrubPage("https://shop.test/u/carol%40mail.test/?utm_source=dave@mail.test&utm_medium=x")
+	host, path, err := ScrubPage("https://shop.test/u/carol%40mail.test/?utm_source=dave@mail.test&utm_medium=x", nil)
 	if err != nil || host != "shop.test" || path != "/u/[email]/?utm_source=%5Bemail%5D&utm_medium=x" {
 		t.Fatalf("ScrubPage with e-mails: %q %q %v", host, path, err)
 	}
-	ref, err := ScrubReferrer("https://mail.test/inbox/erin@mail.test", "shop.test", nil)
+	ref, err := ScrubReferrer("https://mail.test/inbox/erin@mail.test", "shop.test", nil, nil)
 	if err != nil || ref != "https://mail.test/inbox/[email]" {
 		t.Fatalf("ScrubReferrer with an e-mail: %q %v", ref, err)
+	}
+}
+
+func TestScrubKeepsSiteParams(t *testing.T) {
+	keep := []string{"ref", "page"}
+	host, path, err := ScrubPage("https://example.com/list?page=2&Ref=a%40mail.test&q=secret&utm_source=x&pagex=1", keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/list?page=2&Ref=%5Bemail%5D&utm_source=x"; host != "example.com" || path != want {
+		t.Errorf("page: %q %q, want example.com %q", host, path, want)
+	}
+	ref, err := ScrubReferrer("https://other.test/a?ref=news&q=secret", "example.com", nil, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://other.test/a?ref=news"; ref != want {
+		t.Errorf("referrer %q, want %q", ref, want)
+	}
+	// Without the site's list the same names are dropped.
+	if _, path, _ := ScrubPage("https://example.com/list?page=2&ref=x", nil); path != "/list" {
+		t.Errorf("no extra params: path %q, want /list", path)
 	}
 }
