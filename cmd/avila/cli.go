@@ -47,6 +47,7 @@ func commands() []command {
 		migrateCommand(),
 		siteCreateCommand(),
 		siteListCommand(),
+		siteUpdateCommand(),
 		keyCreateCommand(),
 		keyListCommand(),
 		keyRevokeCommand(),

@@ -30,7 +30,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdo
 }
 
 func TestUsage(t *testing.T) {
-	verbs := []string{"demo", "migrate", "site create", "site list", "key create", "key list", "key revoke"}
+	verbs := []string{"demo", "migrate", "site create", "site list", "site update", "key create", "key list", "key revoke"}
 	f := func(args []string, wantCode int, wantStdout bool, want ...string) {
 		t.Helper()
 		code, stdout, stderr := runCLI(t, nil, args...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -38,6 +39,7 @@ func siteCreateCommand() command {
 			tz := fs.String("timezone", c.env("TIMEZONE", "UTC"), "IANA time zone that reports' days follow, e.g. Europe/Madrid (env AVILA_TIMEZONE)")
 			measurementID := fs.String("measurement-id", c.env("MEASUREMENT_ID", ""),
 				"GA4 measurement id senders use (G-…) when keeping an existing gtag.js setup; generated when empty (env AVILA_MEASUREMENT_ID)")
+			policy := policyFlags(c, fs)
 			logger := c.logFlags(fs, "warn")
 			return func(ctx context.Context) error {
 				if *name == "" {
@@ -56,7 +58,11 @@ func siteCreateCommand() command {
 				}
 				defer store.Close()
 				site, err := store.CreateSite(ctx, postgres.SiteSpec{
-					Name: *name, MeasurementID: *measurementID, Domains: domains, TimeZone: *tz})
+					Name: *name, MeasurementID: *measurementID, Domains: domains, TimeZone: *tz,
+					Policy: postgres.SitePolicy{DNT: *policy.dnt, KeepParams: *policy.keep}})
+				if errors.Is(err, postgres.ErrBadPolicy) {
+					return usagef("%v", err)
+				}
 				if err != nil {
 					return explain(err)
 				}
@@ -73,7 +79,8 @@ func siteCreateCommand() command {
 func siteListCommand() command {
 	return command{
 		name:    "site list",
-		summary: "List the sites: property id, measurement id, name, domains, time zone.",
+		summary: "List the sites: property id, measurement id, name, domains, time zone, creation time,\n" +
+			"DNT policy and extra kept query parameters (- for none: the agent's --dnt, utm_* and gclid only).",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
 			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
 			logger := c.logFlags(fs, "warn")
@@ -92,10 +99,11 @@ func siteListCommand() command {
 					return explain(err)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "PROPERTY\tMEASUREMENT_ID\tNAME\tDOMAINS\tTIMEZONE\tCREATED")
+				fmt.Fprintln(tw, "PROPERTY\tMEASUREMENT_ID\tNAME\tDOMAINS\tTIMEZONE\tCREATED\tDNT\tKEEP_PARAMS")
 				for _, s := range sites {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.MeasurementID, s.Name,
-						strings.Join(s.Domains, ","), s.TimeZone, s.CreatedAt.UTC().Format(timeLayout))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.MeasurementID, s.Name,
+						strings.Join(s.Domains, ","), s.TimeZone, s.CreatedAt.UTC().Format(timeLayout),
+						orDash(s.Policy.DNT), orDash(strings.Join(s.Policy.KeepParams, ",")))
 				}
 				return tw.Flush()
 			}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// sitePolicyFlags are the per-site edge policy flags of site create and
+// site update.
+type sitePolicyFlags struct {
+	dnt  *string
+	keep *[]string
+}
+
+func policyFlags(c *cli, fs *flag.FlagSet) sitePolicyFlags {
+	dnt := fs.String("dnt", c.env("DNT", ""),
+		"what a browser hit with DNT: 1 or Sec-GPC: 1 becomes on this site: drop, cookieless (recorded without\n"+
+			"cookie or user id) or ignore; empty leaves it to each agent's --dnt (env AVILA_DNT)")
+	var keep listFlag
+	_ = keep.Set(c.env("KEEP_PARAM", ""))
+	fs.Var(&keep, "keep-param", "a page or referrer query parameter to keep beyond utm_* and gclid, e.g. page;\n"+
+		"repeat or separate with commas for several. Everything else is dropped at the agent, as it may carry\n"+
+		"personal data (env AVILA_KEEP_PARAM)")
+	return sitePolicyFlags{dnt: dnt, keep: (*[]string)(&keep)}
+}
+
+func siteUpdateCommand() command {
+	return command{
+		name: "site update",
+		summary: "Change a site's edge policy (--dnt, --keep-param); flags not given keep their value.\n" +
+			"Agents apply it with their next config fetch, within seconds.",
+		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			property := fs.String("property", c.env("PROPERTY", ""), "property id of the site to change (see 'avila site list') (env AVILA_PROPERTY); required")
+			policy := policyFlags(c, fs)
+			logger := c.logFlags(fs, "warn")
+			return func(ctx context.Context) error {
+				if *property == "" {
+					return usagef("--property is required (see 'avila site list' for the property ids)")
+				}
+				ids, err := propertyIDs([]string{*property})
+				if err != nil {
+					return err
+				}
+				given := map[string]bool{}
+				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+				_, dntEnv := c.lookupEnv("AVILA_DNT")
+				_, keepEnv := c.lookupEnv("AVILA_KEEP_PARAM")
+				if !given["dnt"] && !dntEnv && !given["keep-param"] && !keepEnv {
+					return usagef("nothing to change: give --dnt or --keep-param")
+				}
+				log, err := logger()
+				if err != nil {
+					return err
+				}
+				store, err := openStore(ctx, *dbURL, log)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				site, err := store.Site(ctx, ids[0])
+				if err != nil {
+					if errors.Is(err, postgres.ErrNotFound) {
+						return fmt.Errorf("%w (see 'avila site list' for the property ids)", err)
+					}
+					return explain(err)
+				}
+				p := site.Policy
+				if given["dnt"] || dntEnv {
+					p.DNT = *policy.dnt
+				}
+				if given["keep-param"] || keepEnv {
+					p.KeepParams = *policy.keep
+				}
+				if site, err = store.SetSitePolicy(ctx, site.ID, p); err != nil {
+					if errors.Is(err, postgres.ErrBadPolicy) {
+						return usagef("%v", err)
+					}
+					return explain(err)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintf(tw, "property\t%d\n", site.ID)
+				fmt.Fprintf(tw, "dnt\t%s\n", orDash(site.Policy.DNT))
+				fmt.Fprintf(tw, "keep_params\t%s\n", orDash(strings.Join(site.Policy.KeepParams, ",")))
+				return tw.Flush()
+			}
+		},
+	}
+}
+
+// orDash prints an empty setting as "-": the default applies.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
