@@ -78,7 +78,7 @@ func siteCreateCommand() command {
 
 func siteListCommand() command {
 	return command{
-		name:    "site list",
+		name: "site list",
 		summary: "List the sites: property id, measurement id, name, domains, time zone, creation time,\n" +
 			"DNT policy and extra kept query parameters (- for none: the agent's --dnt, utm_* and gclid only).",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
