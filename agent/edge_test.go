@@ -12,6 +12,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent"
 	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // TestEdgePolicyWired starts an agent with a trusted proxy, a per-client
@@ -69,4 +70,57 @@ func TestEdgePolicyWired(t *testing.T) {
 		t.Fatalf("/t.js: %d %.60q", code, body)
 	}
 	p.waitStored(site.ID, map[string]int{"/one": 1, "/two": 1})
+}
+
+// TestSitePolicyWired: a site's DNT policy and kept query parameters, set
+// in the database, reach a running agent through the aggregator's config:
+// under an agent default of drop, the site with "cookieless" records DNT
+// hits as one cookieless visitor and keeps its extra parameter, while
+// another site's DNT hits are dropped and its URLs keep only utm_*.
+func TestSitePolicyWired(t *testing.T) {
+	p := newPipeline(t)
+	ctx := context.Background()
+	own, err := p.store.CreateSite(ctx, postgres.SiteSpec{Name: "own policy", Domains: []string{"shop.test"},
+		Policy: postgres.SitePolicy{DNT: "cookieless", KeepParams: []string{"page"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := p.createSite()
+	a := p.startAgent() // --dnt drop, the default
+	waitFor(t, 30*time.Second, "agent ready", func() error {
+		if code, body := readyz(a); code != http.StatusOK {
+			return fmt.Errorf("readyz %d: %s", code, body)
+		}
+		return nil
+	})
+	send := func(tid, cid, path string, dnt bool) {
+		t.Helper()
+		q := url.Values{"v": {"2"}, "tid": {tid}, "cid": {cid}, "en": {"page_view"}, "dl": {"https://shop.test" + path}}
+		req, _ := http.NewRequest(http.MethodGet, a.URL+"/g/collect?"+q.Encode(), nil)
+		req.Header.Set("User-Agent", testUA)
+		if dnt {
+			req.Header.Set("DNT", "1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s %s: %d, want 204", tid, path, resp.StatusCode)
+		}
+	}
+	send(own.MeasurementID, "1.1", "/list?page=2&q=secret&utm_source=x", true)
+	send(own.MeasurementID, "2.2", "/list?page=3", true)
+	send(other.MeasurementID, "1.1", "/dropped", true)
+	send(other.MeasurementID, "1.1", "/kept?page=2&utm_source=x", false)
+	p.waitStored(own.ID, map[string]int{"/list?page=2&utm_source=x": 1, "/list?page=3": 1})
+	p.waitStored(other.ID, map[string]int{"/kept?utm_source=x": 1})
+	var visitors int
+	if err := p.store.Pool.QueryRow(ctx, "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = $1", int32(own.ID)).Scan(&visitors); err != nil {
+		t.Fatal(err)
+	}
+	if visitors != 1 {
+		t.Fatalf("own-policy site: %d visitors, want 1 (cookieless: the two cids ignored)", visitors)
+	}
 }
