@@ -6,6 +6,11 @@
 // AVILA_DATA_DIR). When ready it prints one JSON line on stdout:
 // {"agent":"http://host:port","agent_id":"…"}. Logs go to stderr. SIGINT or
 // SIGTERM shut it down cleanly; unshipped events stay in --data-dir.
+//
+// Prometheus metrics are on --listen at /metrics; --log-level debug logs one
+// record per request with its id (the X-Request-Id answer header), never a
+// client address, user agent or page URL. The agent is not traced with
+// OpenTelemetry: that would add megabytes to a binary meant to be small.
 package main
 
 import (
