@@ -66,6 +66,12 @@ type Config struct {
 	// /metrics; nil: a registry of the agent's own, with the Go runtime and
 	// process collectors.
 	Metrics *prometheus.Registry
+	// GCPercent and MemoryLimit (bytes) set the Go runtime's GOGC and soft
+	// memory limit for the whole process at Start (--gogc,
+	// --memory-limit); 0 leaves each as it is. GCPercent -1 turns the
+	// collector off and needs a MemoryLimit.
+	GCPercent   int
+	MemoryLimit int64
 }
 
 // Agent is a running agent: the HTTP edge, the durable queue and the
@@ -84,8 +90,9 @@ type Agent struct {
 	shipDone chan struct{}
 	serveErr chan error
 
-	shutdownOnce sync.Once
-	shutdownErr  error
+	shutdownOnce   sync.Once
+	shutdownErr    error
+	restoreRuntime func() // undoes Config.GCPercent and MemoryLimit
 }
 
 // Start opens the queue in cfg.DataDir, loads the site config cached there
@@ -107,11 +114,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: create data dir: %w", err)
 	}
+	restoreRuntime := applyRuntime(cfg)
+	defer func() {
+		if err != nil {
+			restoreRuntime()
+		}
+	}()
 	tlsConf, err := protocol.ClientTLS(cfg.CAFile, cfg.CertFile, cfg.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("agent: --ca, --cert, --key: %w", err)
 	}
-	a := &Agent{log: log, serveErr: make(chan error, 1), shipDone: make(chan struct{})}
+	a := &Agent{log: log, serveErr: make(chan error, 1), shipDone: make(chan struct{}), restoreRuntime: restoreRuntime}
 	a.q, err = queue.Open(queue.Options{
 		Path: filepath.Join(cfg.DataDir, QueueFile), KeyFile: cfg.QueueKeyFile, MaxBytes: cfg.QueueMaxBytes, Logger: log,
 	})
@@ -213,6 +226,9 @@ func checkConfig(cfg Config) error {
 	case cfg.QueueMaxBytes < 0:
 		return errors.New("agent: --queue-max-bytes must be >= 0")
 	}
+	if err := checkRuntime(cfg); err != nil {
+		return err
+	}
 	for _, addr := range cfg.Aggregators {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("agent: --aggregator %q: want host:port", addr)
@@ -246,6 +262,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("agent: %w", err))
 		}
 		a.shutdownErr = errors.Join(errs...)
+		a.restoreRuntime()
 		a.log.Info("agent stopped")
 	})
 	return a.shutdownErr

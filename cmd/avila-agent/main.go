@@ -63,6 +63,14 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	memLimit, err := env.Int64("MEMORY_LIMIT", agent.DefaultMemoryLimit)
+	if err != nil {
+		return o, err
+	}
+	gogc, err := env.Int64("GOGC", agent.DefaultGCPercent)
+	if err != nil {
+		return o, err
+	}
 	var aggregators string
 	fs.StringVar(&o.agent.Listen, "listen", env.String("LISTEN", "127.0.0.1:8090"),
 		"TCP address for hits: /g/collect, /mp/collect, /debug/mp/collect, /api/event, /t.js, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
@@ -92,6 +100,14 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 		"MaxMind-format .mmdb database (GeoIP2/GeoLite2 City or Country, or compatible) for country, region and city "+
 			"of each hit, looked up from the full client IP in memory; empty: countries only, from a table built into "+
 			"the agent (env AVILA_GEOIP_DB)")
+	fs.IntVar(&o.agent.GCPercent, "gogc", int(gogc),
+		"Go garbage collector target percent (as GOGC) for this process: higher spends less CPU on collection per hit "+
+			"and lets the heap grow further between collections, up to --memory-limit; -1 collects only at --memory-limit; "+
+			"0 leaves the Go runtime's own setting (env AVILA_GOGC)")
+	fs.Int64Var(&o.agent.MemoryLimit, "memory-limit", memLimit,
+		"soft limit in bytes on the Go heap and runtime memory (as GOMEMLIMIT): the collector runs more often near it, "+
+			"whatever --gogc says, which bounds RSS; the queue's memory-mapped file comes on top. 0 leaves the Go "+
+			"runtime's own setting (env AVILA_MEMORY_LIMIT)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	var trusted, rateIP, rateSite, dnt string
