@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 	m := &metrics{
 		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "analytics_events_collected_total",
-			Help: "Events received at the collection endpoints, by site id and outcome (stored, invalid, unknown_site, not_ready, bot, do_not_track, rate_limited, queue_full, failed).",
+			Help: "Events received at the collection endpoints, by site id and outcome (stored, no_salt: stored with a process-local visitor id as today's salt has not arrived, invalid, unknown_site, not_ready, bot, do_not_track, rate_limited, queue_full, failed).",
 		}, []string{"site", "outcome"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "analytics_events_dropped_total",

@@ -118,7 +118,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	f(a.URL, 1, "analytics_events_dropped_total", "reason", "unknown_site")
 	f(a.URL, 0, "analytics_events_dropped_total", "reason", "bot")
 	f(a.URL, 1, "analytics_events_dropped_total", "reason", "do_not_track")
-	f(a.URL, 1, "analytics_events_collected_total", "site", "unknown", "outcome", "do_not_track")
+	f(a.URL, 1, "analytics_events_collected_total", "site", siteLabel, "outcome", "do_not_track") // the site's policy decided
 	f(a.URL, 0, "analytics_rate_limited_total")
 	f(a.URL, 5, "analytics_queue_appended_events_total")
 	f(a.URL, 0, "analytics_queue_bytes")

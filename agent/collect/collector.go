@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/agent/tracker"
 	"github.com/avila-analytics/avila/protocol"
 )
@@ -105,6 +106,10 @@ type Collector struct {
 	opts    Options
 	log     *slog.Logger
 	failLog throttle // storage failures, logged at most once per interval
+	// noSalt keys visitor ids of hits for a site with no salt for today
+	// yet (see the privacy package); noSaltLog says so at most once a minute.
+	noSalt    *privacy.ProcessKeys
+	noSaltLog throttle
 
 	perIP   *limiter[netip.Addr]
 	perSite *limiter[uint32]
@@ -139,6 +144,7 @@ func New(opts Options) (*Collector, error) {
 	}
 	return &Collector{
 		opts: opts, log: opts.Logger, failLog: throttle{every: 10 * time.Second},
+		noSalt: privacy.NewProcessKeys(), noSaltLog: throttle{every: time.Minute},
 		perIP:   newLimiter[netip.Addr](opts.RatePerIP, opts.Now),
 		perSite: newLimiter[uint32](opts.RatePerSite, opts.Now),
 	}, nil

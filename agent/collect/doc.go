@@ -10,11 +10,14 @@
 //     events go into one queue Append, and 204 is written only after it
 //     returned nil. A request is taken whole or not at all.
 //   - Bad input gets a 4xx whose body names the parameter and the rule; a
-//     refusal that passes (no config, no salt for today, disk buffer full,
-//     shutting down) gets a 503 with Retry-After and the reason; a rate
-//     limit gets a 429 with Retry-After. The exception is a browser hit with
-//     DNT: 1 or Sec-GPC: 1 under the drop policy (the site's, else the
-//     agent's --dnt): answered 204 as GA4 does, not stored, counted.
+//     refusal that passes (no config, disk buffer full, shutting down)
+//     gets a 503 with Retry-After and the reason; a rate limit gets a 429
+//     with Retry-After. The exception is a browser hit with DNT: 1 or
+//     Sec-GPC: 1 under the drop policy (the site's, else the agent's
+//     --dnt): answered 204 as GA4 does, not stored, counted.
+//   - A site with no salt for today yet is not refused: its hits are
+//     stored cookieless with a visitor id from the process's in-memory key
+//     (privacy.ProcessKeys), logged (throttled) and counted as no_salt.
 //   - Measurement Protocol requests need the site's api_secret; the debug
 //     path stores nothing and answers GA4's validationMessages.
 //   - The client address is the TCP peer's unless the peer is a trusted

@@ -107,6 +107,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 	var limited []uint32 // sites whose rate limit this request has passed
 	events := make([][]byte, 0, len(hits))
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
+	var saltless []uint32                      // sites of events keyed without a salt, for Count
 	for i := range hits {
 		h := &hits[i]
 		site, ok := sites.Lookup(h.MeasurementID)
@@ -138,11 +139,10 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 			}
 		}
 		key, err := sites.Key(site.ID, now)
-		if err != nil {
-			c.count(site.ID, OutcomeNotReady, len(hits))
-			c.opts.OnUnknownSite()
-			fail(w, http.StatusServiceUnavailable, retryNoSalt, err.Error())
-			return
+		noSalt := err != nil
+		if noSalt {
+			key = c.saltMissing(site.ID, now, err)
+			h.Cookieless = true
 		}
 		e, perr := buildEvent(h, site, key, ip, ua, now)
 		if perr != nil {
@@ -163,7 +163,11 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 			return
 		}
 		events = append(events, b)
-		eventSites = append(eventSites, site.ID)
+		if noSalt {
+			saltless = append(saltless, site.ID)
+		} else {
+			eventSites = append(eventSites, site.ID)
+		}
 	}
 	if len(events) == 0 { // every hit was a bot or under a DNT drop policy
 		w.WriteHeader(http.StatusNoContent)
@@ -171,11 +175,26 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 	}
 	if err := c.opts.Queue.Append(r.Context(), events); err != nil {
 		c.countSites(eventSites, appendOutcome(err))
+		c.countSites(saltless, appendOutcome(err))
 		c.appendFailed(w, err)
 		return
 	}
 	c.countSites(eventSites, OutcomeStored)
+	c.countSites(saltless, OutcomeNoSalt)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// saltMissing is the visitor-id key for a hit of site when the config has
+// no salt for now's day (err): the process's in-memory stand-in (see
+// privacy.ProcessKeys). It asks for a fresh config and says why, at most
+// once a minute.
+func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.Key {
+	c.opts.OnUnknownSite()
+	if ok, n := c.noSaltLog.allow(); ok {
+		c.log.Warn("recording hits cookieless with a process-local visitor id until the aggregator sends today's salt",
+			"site", site, "err", err, "suppressed", n)
+	}
+	return c.noSalt.For(site, now)
 }
 
 // buildEvent applies the privacy rules to one hit. The client IP and user

@@ -246,8 +246,6 @@ func TestRefusals(t *testing.T) {
 			reason: `dl: not a URL: missing ']' in host`},
 		{name: "bad dr on line 1", method: "POST", query: tid, body: "en=a&dr=http%3A%2F%2F%5B%3A%3A1", status: 400,
 			reason: `event on body line 1: dr: not a URL: missing ']' in host`},
-		{name: "no salt today", method: "GET", query: "tid=G-NOSALT&en=a", status: 503, retryAfter: "10", nudge: true,
-			reason: "no visitor salt for site 8 on 2026-03-01 yet; the aggregator has not sent one"},
 		{name: "JSON content type", method: "POST", query: tid + "&en=a", ctype: "application/json", body: "{}", status: 415,
 			reason: `content type "application/json" not accepted; send text/plain (as sendBeacon does) or none`},
 		{name: "PUT", method: "PUT", query: tid + "&en=a", status: 405,

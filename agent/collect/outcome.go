@@ -12,7 +12,8 @@ const (
 	OutcomeStored      = "stored"       // durably queued; the sender got a 2xx
 	OutcomeInvalid     = "invalid"      // refused with a 4xx naming the broken rule
 	OutcomeUnknownSite = "unknown_site" // the measurement id names no configured site
-	OutcomeNotReady    = "not_ready"    // no site config or no salt for today yet
+	OutcomeNotReady    = "not_ready"    // no site config yet; answered 503
+	OutcomeNoSalt      = "no_salt"      // durably queued like stored, with a process-local visitor id: no salt for today yet
 	OutcomeBot         = "bot"          // answered 2xx, not stored (crawler, headless browser)
 	OutcomeQueueFull   = "queue_full"   // the disk buffer is full; answered 503
 	OutcomeFailed      = "failed"       // encoding or storing failed; answered 5xx

@@ -14,7 +14,6 @@ import (
 // Retry-After values, in seconds, for refusals that pass.
 const (
 	retryNoConfig = 5  // the config fetch retries within seconds
-	retryNoSalt   = 10 // salts are made a day ahead; a fresh fetch brings them
 	retryFull     = 30 // space frees up only as the aggregator acknowledges
 	retryClosing  = 5  // a restarted agent answers again within seconds
 	retryCanceled = 1

@@ -6,8 +6,18 @@
 //   - Visitor and user ids are BLAKE3 keyed hashes under the site's salt for
 //     the event's UTC day. The aggregator creates salts and deletes them two
 //     days after their day, so an id can neither be reversed nor linked to
-//     the same visitor on another day. No salt means no id: the caller refuses
-//     the hit (NoSaltError) rather than inventing one.
+//     the same visitor on another day.
+//   - No salt for today yet (NoSaltError: the aggregator makes salts a day
+//     ahead, but an agent may start or a site be created before its config
+//     arrives) does not refuse the hit, which senders such as gtag.js would
+//     not resend, nor does it keep anything raw until a salt comes: the hit
+//     is scrubbed as usual and its visitor id is keyed with ProcessKeys, a
+//     random secret held only in this process's memory, and it is made
+//     cookieless (no cid, no uid). Such ids count visitors within one run of
+//     the agent and one day only, cannot be linked to the salted ids or
+//     across a restart, and a salt is never invented or persisted. The
+//     collector logs why (throttled) and counts these events under the
+//     outcome no_salt.
 //   - The IP address enters the hash only anonymized (IPv4 /24, IPv6 /48);
 //     neither it nor the user agent is returned in any form.
 //   - Page and referrer URLs lose their query parameters except an allowlist

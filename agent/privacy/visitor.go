@@ -23,7 +23,7 @@ const (
 )
 
 // NoSaltError: the agent holds no salt for a site's day, so it cannot make a
-// visitor id. The hit is refused (and retried by the sender) until the
+// lasting visitor id. The caller falls back to ProcessKeys until the
 // aggregator sends one; a salt is never invented.
 type NoSaltError struct {
 	Site uint32
