@@ -34,8 +34,17 @@
 // PERMISSION_DENIED when the key may not read the property, 404 NOT_FOUND
 // for an unknown property.
 //
-// Reports read raw events. User metrics count the daily visitor ids, so a
-// visitor seen on several days of a range counts once per day.
+// Reports read the daily rollups (rollup.go, rollup_exec.go) when those
+// hold what the report asks: day-level time dimensions, at most one
+// dictionary dimension among the rolled kinds, rolled metrics, no metric
+// filter, and days from the site's rollups_from on. The rollup statement
+// returns groups with their counters and visitor sketches; grouping of
+// sketches, ordering, paging and summaries then run in Go, in the same
+// order the events statement uses. Everything else reads raw events. User
+// counts from rollups are HyperLogLog estimates (about 0.8% standard error,
+// exact for small counts); from events they are exact. User metrics count
+// the daily visitor ids, so a visitor seen on several days of a range
+// counts once per day.
 //
 // The time/tzdata import makes date resolution independent of the host's
 // zoneinfo files, so a site's days are the same on every node.

@@ -1,5 +1,6 @@
 // Package postgres is Avila's system of record: sites, API keys, daily salts,
-// dictionaries of repeated strings and the day-partitioned events table.
+// dictionaries of repeated strings, the day-partitioned events table and the
+// daily rollups reports read instead of events.
 //
 // Guarantees:
 //   - Migrate applies the embedded, numbered migrations with tern under a
@@ -12,6 +13,13 @@
 //     a fixed order, so concurrent batches neither wait on nor deadlock with
 //     each other over shared strings. A dictionary row without its batch is
 //     harmless: it is reused by the resend.
+//   - Rollups (rollup_days: per site, local day in the site's time zone and
+//     dimension kind, counters and HyperLogLog sketches of visitors) are
+//     aggregated per batch in Go and written in the batch's transaction, so
+//     a resent batch adds nothing to them either. Sketches are merged under
+//     row locks taken in key order. Events that reach the table otherwise
+//     (bulk loads) need RebuildRollups; sites.rollups_from says from which
+//     day a site's rollups are complete.
 //   - Errors on the write path are classified by IsTransient: a transient
 //     error means "send the batch again later"; anything else is a bug or a
 //     broken database and is reported as such.
