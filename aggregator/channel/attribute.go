@@ -1,0 +1,82 @@
+package channel
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Traffic is where a session came from, as GA4 reports it in
+// sessionSource, sessionMedium and sessionCampaignName.
+type Traffic struct {
+	Source   string // google, newsletter, t.co, (direct)
+	Medium   string // organic, cpc, referral, email, (none), (not set)
+	Campaign string // the utm_campaign, or (organic), (referral), (direct), (not set)
+}
+
+// Group is t's default channel group; see the package function Group.
+func (t Traffic) Group() string { return Group(t.Source, t.Medium, t.Campaign, "") }
+
+// Attribute returns the traffic source of a session from its landing page
+// (a URL or a path with its query, as the agent keeps it: only utm_*,
+// gclid and a site's kept parameters survive) and its referrer URL (empty
+// when there was none or it was the site itself):
+//   - campaign tags: utm_source, utm_medium, utm_campaign, each "(not set)"
+//     when missing from a tagged URL;
+//   - else a Google Ads click id (gclid): google / cpc;
+//   - else the referrer: a search engine is its name / organic, campaign
+//     (organic); any other site is its host / referral, campaign (referral);
+//   - else (direct) / (none), campaign (direct).
+//
+// A gclid with campaign tags keeps the tags' campaign but is google / cpc,
+// as with GA4's auto-tagging. Values are lower-cased but for the campaign.
+func Attribute(landing, referrer string) Traffic {
+	q := query(landing)
+	src, med, camp := q.Get("utm_source"), q.Get("utm_medium"), q.Get("utm_campaign")
+	if q.Has("gclid") {
+		return Traffic{Source: "google", Medium: "cpc", Campaign: orNotSet(camp)}
+	}
+	if src != "" || med != "" || camp != "" {
+		return Traffic{Source: orNotSet(strings.ToLower(src)), Medium: orNotSet(strings.ToLower(med)), Campaign: orNotSet(camp)}
+	}
+	if host := refHost(referrer); host != "" {
+		if name := engineName(host); name != "" {
+			return Traffic{Source: name, Medium: "organic", Campaign: "(organic)"}
+		}
+		return Traffic{Source: host, Medium: "referral", Campaign: "(referral)"}
+	}
+	return Traffic{Source: "(direct)", Medium: "(none)", Campaign: "(direct)"}
+}
+
+// query parses the query of a URL or path; empty when there is none or it
+// is malformed (an event's path may hold anything a sender put there).
+func query(landing string) url.Values {
+	_, raw, ok := strings.Cut(landing, "?")
+	if !ok {
+		return url.Values{}
+	}
+	raw, _, _ = strings.Cut(raw, "#")
+	// On a malformed pair ParseQuery still returns the pairs that parsed.
+	v, _ := url.ParseQuery(raw)
+	return v
+}
+
+// refHost is the lower-case host of a referrer URL without a leading www.,
+// "" when it has none
+// (empty, or an app referrer such as android-app://com.google.android.gm).
+func refHost(referrer string) string {
+	if referrer == "" {
+		return ""
+	}
+	u, err := url.Parse(referrer)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	return trimHost(strings.ToLower(u.Hostname()))
+}
+
+func orNotSet(s string) string {
+	if s == "" {
+		return "(not set)"
+	}
+	return s
+}
