@@ -102,7 +102,7 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
-	base, err := url.ParseQuery(rawQuery)
+	base, err := parseQuery(rawQuery)
 	if err != nil {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
@@ -116,7 +116,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if len(line) == 0 {
 			continue
 		}
-		vals, err := url.ParseQuery(string(line))
+		vals, err := parseQuery(string(line))
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}

@@ -1,0 +1,70 @@
+package collect
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// Errors as url.ParseQuery words them; describeQueryError reads the first.
+var (
+	errSemicolon     = errors.New("invalid semicolon separator in query")
+	errTooManyParams = errors.New("number of URL query parameters exceeded limit")
+)
+
+// maxQueryParams is url.ParseQuery's default limit on parameters.
+// presizeParams bounds the map made up front, so a query of thousands of
+// parameters costs no more than with url.ParseQuery.
+const (
+	maxQueryParams = 10000
+	presizeParams  = 64
+)
+
+// parseQuery parses a query string exactly as url.ParseQuery does (same
+// values, same first error) but sized for a hit: the map is made with room
+// for every parameter, so it never grows, and the values share one backing
+// array instead of a slice each. A gtag.js hit carries 15–30 parameters,
+// and url.ParseQuery's map growth and per-value slices were a third of the
+// edge's CPU per hit.
+func parseQuery(query string) (url.Values, error) {
+	n := strings.Count(query, "&") + 1
+	if n > maxQueryParams {
+		return nil, errTooManyParams
+	}
+	n = min(n, presizeParams)
+	m := make(url.Values, n)
+	backing := make([]string, 0, n)
+	var err error
+	for query != "" {
+		var part string
+		part, query, _ = strings.Cut(query, "&")
+		if strings.Contains(part, ";") {
+			err = errSemicolon // unlike escape errors, the last one wins, as in url.ParseQuery
+			continue
+		}
+		if part == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(part, "=")
+		key, err1 := url.QueryUnescape(key)
+		if err1 == nil {
+			value, err1 = url.QueryUnescape(value)
+		}
+		if err1 != nil {
+			if err == nil {
+				err = err1
+			}
+			continue
+		}
+		if prev, ok := m[key]; ok {
+			m[key] = append(prev, value)
+			continue
+		}
+		// Full slice expression: a later repeat of this key appends to a
+		// copy, never over the next key's value.
+		backing = append(backing, value)
+		i := len(backing) - 1
+		m[key] = backing[i : i+1 : i+1]
+	}
+	return m, err
+}
