@@ -3,6 +3,8 @@ package channel
 import (
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Traffic is where a session came from, as GA4 reports it in
@@ -28,10 +30,11 @@ func (t Traffic) Group() string { return Group(t.Source, t.Medium, t.Campaign, "
 //   - else (direct) / (none), campaign (direct).
 //
 // A gclid with campaign tags keeps the tags' campaign but is google / cpc,
-// as with GA4's auto-tagging. Values are lower-cased but for the campaign.
+// as with GA4's auto-tagging. Values are lower-cased but for the campaign,
+// valid UTF-8 without control characters, and at most maxValueRunes long.
 func Attribute(landing, referrer string) Traffic {
 	q := query(landing)
-	src, med, camp := q.Get("utm_source"), q.Get("utm_medium"), q.Get("utm_campaign")
+	src, med, camp := clean(q.Get("utm_source")), clean(q.Get("utm_medium")), clean(q.Get("utm_campaign"))
 	if q.Has("gclid") {
 		return Traffic{Source: "google", Medium: "cpc", Campaign: orNotSet(camp)}
 	}
@@ -77,6 +80,27 @@ func refHost(referrer string) string {
 func orNotSet(s string) string {
 	if s == "" {
 		return "(not set)"
+	}
+	return s
+}
+
+// maxValueRunes bounds a tag value, as GA4 bounds parameter values.
+const maxValueRunes = 100
+
+// clean makes a decoded tag value safe to store: invalid UTF-8 and control
+// characters (NUL among them) become U+FFFD, surrounding space is trimmed,
+// and the value is cut to maxValueRunes.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) > maxValueRunes {
+		s = string([]rune(s)[:maxValueRunes])
 	}
 	return s
 }

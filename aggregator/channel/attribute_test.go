@@ -1,6 +1,10 @@
 package channel
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestAttribute(t *testing.T) {
 	f := func(landing, referrer string, want Traffic, wantGroup string) {
@@ -40,6 +44,9 @@ func TestAttribute(t *testing.T) {
 	f("/?utm_source=news&bad=%zz&utm_medium=email", "", Traffic{"news", "email", "(not set)"}, Email)
 	f("/?a=b#utm_source=frag", "", Traffic{"(direct)", "(none)", "(direct)"}, Direct)
 	f("/", "http://www.", Traffic{"(direct)", "(none)", "(direct)"}, Direct)
+	// Decoded values are made storable: no NUL, valid UTF-8, bounded.
+	f("/?utm_source=a%00b&utm_medium=%ff&utm_campaign="+strings.Repeat("x", 150), "",
+		Traffic{"a\uFFFDb", "\uFFFD", strings.Repeat("x", 100)}, Unassigned)
 }
 
 func FuzzAttribute(f *testing.F) {
@@ -47,8 +54,10 @@ func FuzzAttribute(f *testing.F) {
 	f.Add("/?gclid=1", "")
 	f.Fuzz(func(t *testing.T, landing, referrer string) {
 		tr := Attribute(landing, referrer)
-		if tr.Source == "" || tr.Medium == "" || tr.Campaign == "" {
-			t.Fatalf("empty field in %+v", tr)
+		for _, v := range []string{tr.Source, tr.Medium, tr.Campaign} {
+			if v == "" || !utf8.ValidString(v) || strings.ContainsRune(v, 0) || utf8.RuneCountInString(v) > maxValueRunes {
+				t.Fatalf("unstorable field %q in %+v", v, tr)
+			}
 		}
 		g := tr.Group()
 		for _, known := range Groups {
