@@ -28,6 +28,12 @@ const (
 	DimBrowser   DimKind = 11
 	DimOS        DimKind = 12
 	DimDevice    DimKind = 13
+	// A session's traffic source, on its first event only
+	// (aggregator/channel).
+	DimSource       DimKind = 14
+	DimMedium       DimKind = 15
+	DimCampaign     DimKind = 16
+	DimChannelGroup DimKind = 17
 )
 
 // dimCacheSize bounds the number of cached dictionary entries (two
@@ -78,7 +84,7 @@ func (c *dimCache) putLocked(k dimKey, id int32) {
 }
 
 // numDimKinds is the number of dictionary-coded fields of an event.
-const numDimKinds = 13
+const numDimKinds = 17
 
 // dimSlot points at one id of one row still waiting for its string's id.
 type dimSlot struct {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/channel"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -51,6 +52,7 @@ var eventColumns = []string{
 	"site_id", "ts", "visitor_id", "session_id", "engagement_ms", "flags", "params",
 	"name_id", "page_id", "host_id", "title_id", "referrer_id",
 	"language_id", "screen_id", "country_id", "region_id", "city_id", "browser_id", "os_id", "device_id",
+	"source_id", "medium_id", "campaign_id", "channel_id",
 }
 
 var deadLetterColumns = []string{"agent_id", "seq", "idx", "reason", "event"}
@@ -156,6 +158,13 @@ func (s *Store) eventRows(ctx context.Context, events []protocol.Event) ([]event
 		e := &events[i]
 		fields := [numDimKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
 			e.Language, e.Screen, e.Country, e.Region, e.City, e.Browser, e.OS, e.Device}
+		if e.Flags&protocol.FlagSessionStart != 0 {
+			// The session's traffic source, from its landing page and
+			// referrer, rides on its first event.
+			t := channel.Attribute(e.Path, e.Referrer)
+			fields[DimSource-1], fields[DimMedium-1], fields[DimCampaign-1], fields[DimChannelGroup-1] =
+				t.Source, t.Medium, t.Campaign, t.Group()
+		}
 		r.fill(s.dims, e.Site, &fields, &rows[i].dims)
 	}
 	s.dims.mu.Unlock()

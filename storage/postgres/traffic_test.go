@@ -1,0 +1,58 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestWriteBatchSessionTraffic: a session's first event carries its
+// source, medium, campaign and default channel group as dims; its other
+// events carry none.
+func TestWriteBatchSessionTraffic(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
+	events := testEvents(site.ID, 4)
+	events[0].Flags |= protocol.FlagSessionStart
+	events[0].Path, events[0].Referrer = "/sale?utm_source=Newsletter&utm_medium=email&utm_campaign=May", "https://t.co/x"
+	events[1].Path = "/next?utm_source=ignored" // not a session start: no traffic
+	events[2].Flags |= protocol.FlagSessionStart
+	events[2].Path, events[2].Referrer = "/", "https://www.google.de/"
+	events[3].Flags |= protocol.FlagSessionStart
+	events[3].Path, events[3].Referrer = "/", ""
+	if _, err := s.WriteBatch(ctx, "agent-1", 1, events, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Pool.Query(ctx, `
+		SELECT coalesce(s.value, ''), coalesce(m.value, ''), coalesce(c.value, ''), coalesce(g.value, '')
+		FROM events e
+		LEFT JOIN dims s ON s.id = e.source_id AND s.kind = $1
+		LEFT JOIN dims m ON m.id = e.medium_id AND m.kind = $2
+		LEFT JOIN dims c ON c.id = e.campaign_id AND c.kind = $3
+		LEFT JOIN dims g ON g.id = e.channel_id AND g.kind = $4
+		ORDER BY e.ts`, int16(DimSource), int16(DimMedium), int16(DimCampaign), int16(DimChannelGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got [][4]string
+	for rows.Next() {
+		var r [4]string
+		if err := rows.Scan(&r[0], &r[1], &r[2], &r[3]); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	want := [][4]string{
+		{"newsletter", "email", "May", "Email"},
+		{"", "", "", ""},
+		{"google", "organic", "(organic)", "Organic Search"},
+		{"(direct)", "(none)", "(direct)", "Direct"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("traffic per event (-want +got):\n%s", diff)
+	}
+}
