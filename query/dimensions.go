@@ -25,6 +25,10 @@ var (
 	joinBrowser   = &joinDef{alias: "d_browser", column: "browser_id"}
 	joinOS        = &joinDef{alias: "d_os", column: "os_id"}
 	joinDevice    = &joinDef{alias: "d_device", column: "device_id"}
+	joinSource    = &joinDef{alias: "d_source", column: "source_id"}
+	joinMedium    = &joinDef{alias: "d_medium", column: "medium_id"}
+	joinCampaign  = &joinDef{alias: "d_campaign", column: "campaign_id"}
+	joinChannel   = &joinDef{alias: "d_channel", column: "channel_id"}
 
 	// Countries are stored as ISO 3166-1 alpha-2 codes, languages as
 	// lower-case tags (en-us); GA4's country and language show English
@@ -99,6 +103,17 @@ var dimensionList = []*dimDef{
 	dictDim("operatingSystem", "Operating system", "Platform / device", "The operating system family.", joinOS),
 	dictDim("deviceCategory", "Device category", "Platform / device", "desktop, mobile or tablet.", joinDevice),
 	dictDim("screenResolution", "Screen resolution", "Platform / device", "The screen size, WIDTHxHEIGHT.", joinScreen),
+
+	// A session's traffic source is stored on its first event only, so
+	// these dimensions are (not set) on the session's other events.
+	dictDim("sessionSource", "Session source", "Traffic source",
+		"Where the session came from (utm_source, google for a gclid, the search engine or referring host, or (direct)); on the session's first event.", joinSource),
+	dictDim("sessionMedium", "Session medium", "Traffic source",
+		"The session's medium (utm_medium, cpc, organic, referral or (none)); on the session's first event.", joinMedium),
+	dictDim("sessionCampaignName", "Session campaign", "Traffic source",
+		"The session's campaign (utm_campaign, or (organic), (referral), (direct)); on the session's first event.", joinCampaign),
+	dictDim("sessionDefaultChannelGroup", "Session default channel group", "Traffic source",
+		"The session's GA4 default channel group (Direct, Organic Search, Paid Social, Email, …); on the session's first event.", joinChannel),
 }
 
 // dimensionsByName indexes dimensionList by API name.

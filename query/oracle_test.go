@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/channel"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -354,6 +355,13 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 		return orNotSet(e.Device)
 	case "screenResolution":
 		return orNotSet(e.Screen)
+	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup":
+		if e.Flags&protocol.FlagSessionStart == 0 {
+			return "(not set)"
+		}
+		t := channel.Attribute(e.Path, e.Referrer)
+		return map[string]string{"sessionSource": t.Source, "sessionMedium": t.Medium,
+			"sessionCampaignName": t.Campaign, "sessionDefaultChannelGroup": t.Group()}[name]
 	}
 	if p, ok := strings.CutPrefix(name, "customEvent:"); ok {
 		return orNotSet(e.Params[p])

@@ -141,8 +141,7 @@ func lookupMetric(name string) (m *metricDef, ok bool, msg string) {
 // raw events yet (they need sessions); a request for one is refused with
 // that reason instead of as a typo.
 var unsupportedNames = map[string]bool{
-	"landingPage": true, "sessionSource": true, "sessionMedium": true, "sessionCampaignName": true,
-	"sessionSourceMedium": true, "sessionDefaultChannelGroup": true, "firstUserSource": true,
+	"landingPage": true, "sessionSourceMedium": true, "firstUserSource": true,
 	"newVsReturning": true, "sessions": true, "engagedSessions": true, "engagementRate": true,
 	"bounceRate": true, "averageSessionDuration": true, "screenPageViewsPerSession": true,
 	"sessionsPerUser": true, "eventsPerSession": true,
