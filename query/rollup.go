@@ -38,11 +38,13 @@ var rollupDayExprs = map[string]string{
 }
 
 // rollupKindOf maps an events dims column to its rollup kind.
-var rollupKindOf = map[string]postgres.DimKind{
-	"name_id": postgres.DimEventName, "page_id": postgres.DimPagePath, "host_id": postgres.DimHost,
-	"title_id": postgres.DimTitle, "referrer_id": postgres.DimReferrer, "country_id": postgres.DimCountry,
-	"browser_id": postgres.DimBrowser, "os_id": postgres.DimOS, "device_id": postgres.DimDevice,
-}
+var rollupKindOf = func() map[string]postgres.DimKind {
+	m := make(map[string]postgres.DimKind, len(postgres.RollupKinds))
+	for _, k := range postgres.RollupKinds {
+		m[postgres.RollupColumns[k]] = k
+	}
+	return m
+}()
 
 // rollupMetric computes a metric from a group's rollup cell.
 type rollupMetric func(c *rollupCell) (int64, float64)

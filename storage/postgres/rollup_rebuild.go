@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,16 +74,20 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 
 // rebuildDay aggregates the site's events in [lo, hi) into rollup rows.
 func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi time.Time) error {
-	rows, err := tx.Query(ctx, `SELECT ts, visitor_id, engagement_ms, flags,
-			name_id, page_id, host_id, title_id, referrer_id, country_id, browser_id, os_id, device_id
-		FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3`, site, lo, hi)
+	cols := make([]string, len(RollupKinds))
+	for i, k := range RollupKinds {
+		cols[i] = RollupColumns[k]
+	}
+	rows, err := tx.Query(ctx, "SELECT ts, visitor_id, engagement_ms, flags, "+strings.Join(cols, ", ")+
+		" FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3", site, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	defer rows.Close()
 	agg := make(rollupAgg)
 	r := eventRow{site: site}
-	var dims [9]int32
+	dims := make([]int32, len(RollupKinds))
+	nameAt := slices.Index(RollupKinds, DimEventName)
 	dest := []any{&r.ts, &r.visitor, &r.engage, &r.flags}
 	for i := range dims {
 		dest = append(dest, &dims[i])
@@ -93,7 +99,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		for i, k := range RollupKinds {
 			r.dims[k-1] = dims[i]
 		}
-		r.pageView = pageView != 0 && dims[0] == pageView
+		r.pageView = pageView != 0 && dims[nameAt] == pageView
 		agg.add(&r, loc)
 	}
 	if err := rows.Err(); err != nil {

@@ -16,7 +16,15 @@ import (
 
 // RollupKinds are the dims kinds with rows in rollup_days besides kind 0
 // (all events): the dimensions a dashboard groups by.
-var RollupKinds = []DimKind{DimEventName, DimPagePath, DimHost, DimTitle, DimReferrer, DimCountry, DimBrowser, DimOS, DimDevice}
+var RollupKinds = []DimKind{DimEventName, DimPagePath, DimHost, DimTitle, DimReferrer, DimCountry, DimBrowser, DimOS, DimDevice,
+	DimSource, DimChannelGroup}
+
+// RollupColumns are the events columns of RollupKinds.
+var RollupColumns = map[DimKind]string{
+	DimEventName: "name_id", DimPagePath: "page_id", DimHost: "host_id", DimTitle: "title_id", DimReferrer: "referrer_id",
+	DimCountry: "country_id", DimBrowser: "browser_id", DimOS: "os_id", DimDevice: "device_id",
+	DimSource: "source_id", DimChannelGroup: "channel_id",
+}
 
 // RollupPrecision is the HyperLogLog precision of rollup sketches: 2^14
 // registers, a standard error of about 0.8%.
