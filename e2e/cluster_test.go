@@ -252,7 +252,7 @@ func (c *cluster) load(stop <-chan struct{}, senders, max int, pace time.Duratio
 					return
 				}
 				code := 0
-				resp, err := client.Get(c.hitURL(n))
+				resp, err := browserGet(client, c.hitURL(n))
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -504,7 +504,7 @@ func TestClusterRefusesAgentsWithoutValidCertificate(t *testing.T) {
 		}
 	}
 	// The served agent's batches are stored under its certificate's name.
-	resp, err := http.Get(fmt.Sprintf("%s/g/collect?v=2&tid=%s&cid=1.1764000000&en=page_view&dl=http%%3A%%2F%%2Fe2e.test%%2F",
+	resp, err := browserGet(http.DefaultClient, fmt.Sprintf("%s/g/collect?v=2&tid=%s&cid=1.1764000000&en=page_view&dl=http%%3A%%2F%%2Fe2e.test%%2F",
 		member.ready["agent"], site.MeasurementID))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,20 @@ import (
 	"time"
 )
 
+// browserUA is the user agent of the harness's hits: a browser's, since
+// the agent keeps bots out of the counts.
+const browserUA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+// browserGet sends a GET as a browser would, with browserUA.
+func browserGet(client *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", browserUA)
+	return client.Do(req)
+}
+
 // loadResult is the client's tally: which hits got a 204 and which failed
 // (error or any other status).
 type loadResult struct {
@@ -55,6 +69,7 @@ func sendHitsPaced(ctx context.Context, s *stack, total, senders int, acked *ato
 				}
 				code := 0
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.hitURL(n), nil)
+				req.Header.Set("User-Agent", browserUA) // Go's own would be filtered as a bot
 				resp, err := client.Do(req)
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)

@@ -115,7 +115,7 @@ func getFrom(t *testing.T, from, u, xff string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+	req.Header.Set("User-Agent", browserUA)
 	if xff != "" {
 		req.Header.Set("X-Forwarded-For", xff)
 	}

@@ -68,7 +68,7 @@ func TestMetricsOfRealBinaries(t *testing.T) {
 		wg.Go(func() {
 			for n := w; n < hits; n += senders {
 				req, _ := http.NewRequest(http.MethodGet, s.hitURL(n), nil)
-				req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+				req.Header.Set("User-Agent", browserUA)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil || resp.StatusCode != http.StatusNoContent {
 					failed.Add(1)
