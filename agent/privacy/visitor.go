@@ -34,9 +34,16 @@ func (e *NoSaltError) Error() string {
 	return fmt.Sprintf("no visitor salt for site %d on %s yet; the aggregator has not sent one", e.Site, e.Day)
 }
 
+// saltKey names a salt by site and UTC day; the day is the number
+// YYYYMMDD, so a hit's lookup formats no string.
 type saltKey struct {
 	site uint32
-	day  string
+	day  int
+}
+
+func civilDay(t time.Time) int {
+	y, m, d := t.Date()
+	return y*10000 + int(m)*100 + d
 }
 
 // Salts indexes the daily salts of a site config. Safe for concurrent use
@@ -52,7 +59,8 @@ func NewSalts(list []protocol.Salt) (*Salts, error) {
 	s := &Salts{keys: make(map[saltKey]*Key, len(list))}
 	var errs []error
 	for _, salt := range list {
-		if _, err := time.Parse(time.DateOnly, salt.Day); err != nil {
+		day, err := time.Parse(time.DateOnly, salt.Day)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("privacy: salt for site %d: day %q is not YYYY-MM-DD", salt.Site, salt.Day))
 			continue
 		}
@@ -65,20 +73,20 @@ func NewSalts(list []protocol.Salt) (*Salts, error) {
 			errs = append(errs, fmt.Errorf("privacy: salt for site %d on %s: %w", salt.Site, salt.Day, err))
 			continue
 		}
-		s.keys[saltKey{salt.Site, salt.Day}] = &Key{site: salt.Site, day: salt.Day, h: h}
+		s.keys[saltKey{salt.Site, civilDay(day)}] = &Key{site: salt.Site, day: salt.Day, h: h}
 	}
 	return s, errors.Join(errs...)
 }
 
 // For returns the key for site on t's UTC day, or a *NoSaltError.
 func (s *Salts) For(site uint32, t time.Time) (*Key, error) {
-	day := t.UTC().Format(time.DateOnly)
+	t = t.UTC()
 	if s != nil {
-		if k := s.keys[saltKey{site, day}]; k != nil {
+		if k := s.keys[saltKey{site, civilDay(t)}]; k != nil {
 			return k, nil
 		}
 	}
-	return nil, &NoSaltError{Site: site, Day: day}
+	return nil, &NoSaltError{Site: site, Day: t.Format(time.DateOnly)}
 }
 
 // Key hashes identifiers for one site and day. Safe for concurrent use: the

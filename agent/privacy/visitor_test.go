@@ -129,3 +129,20 @@ func TestNewSaltsSkipsBadSalts(t *testing.T) {
 		t.Fatal("short salt was kept")
 	}
 }
+
+// A salt covers its whole UTC day and nothing of the days beside it.
+func TestSaltCoversItsUTCDayOnly(t *testing.T) {
+	s := testSalts(t, protocol.Salt{Site: 1, Day: "2026-12-31", Key: saltA})
+	f := func(at time.Time, want bool) {
+		t.Helper()
+		_, err := s.For(1, at)
+		if got := err == nil; got != want {
+			t.Fatalf("For(1, %s) found = %v, want %v (err %v)", at.Format(time.RFC3339), got, want, err)
+		}
+	}
+	f(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC), true)
+	f(time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC), true)
+	f(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), false)
+	f(time.Date(2026, 12, 30, 23, 59, 59, 0, time.UTC), false)
+	f(time.Date(2027, 1, 1, 0, 30, 0, 0, time.FixedZone("CET", 3600)), true) // 2026-12-31 23:30 UTC
+}
