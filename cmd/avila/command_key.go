@@ -18,22 +18,17 @@ func keyCreateCommand() command {
 		summary: "Create an API key for the Data API and print it. It is shown this once: only its hash is stored.\n" +
 			"Send it as 'Authorization: Bearer <key>'.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			var props listFlag
 			_ = props.Set(c.env("PROPERTY", ""))
 			fs.Var(&props, "property", "property id the key may read; repeat or separate with commas for several (env AVILA_PROPERTY); required")
 			name := fs.String("name", c.env("NAME", ""), "a label to tell keys apart in 'avila key list' (env AVILA_NAME)")
-			logger := c.logFlags(fs, "warn")
 			return func(ctx context.Context) error {
 				ids, err := propertyIDs(props)
 				if err != nil {
 					return err
 				}
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}
@@ -75,14 +70,9 @@ func keyListCommand() command {
 		name:    "key list",
 		summary: "List the API keys (their prefixes, never the keys), revoked ones included.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
-			logger := c.logFlags(fs, "warn")
+			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			return func(ctx context.Context) error {
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}
@@ -116,18 +106,13 @@ func keyRevokeCommand() command {
 		name:    "key revoke",
 		summary: "Revoke an API key: its requests are refused from now on.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			id := fs.String("id", c.env("ID", ""), "the key's id as 'avila key list' shows it (avk_ and 8 characters), or the whole key (env AVILA_ID); required")
-			logger := c.logFlags(fs, "warn")
 			return func(ctx context.Context) error {
 				if *id == "" {
 					return usagef("--id is required (see 'avila key list')")
 				}
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}

@@ -11,14 +11,9 @@ func migrateCommand() command {
 		summary: "Apply the database migrations the database lacks.\n\n" +
 			"The aggregator and the demo migrate at start too; run this to prepare a database ahead of them.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL to migrate")
-			logger := c.logFlags(fs, "info")
+			open := c.storeFlags(fs, "PostgreSQL URL to migrate", "info")
 			return func(ctx context.Context) error {
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, log, err := open(ctx)
 				if err != nil {
 					return err
 				}

@@ -31,7 +31,7 @@ func siteCreateCommand() command {
 		summary: "Create a site (a GA4 property) and print its property id, measurement id and\n" +
 			"Measurement Protocol API secret.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			name := fs.String("name", c.env("NAME", ""), "the site's display name (env AVILA_NAME); required")
 			var domains listFlag
 			_ = domains.Set(c.env("DOMAIN", ""))
@@ -40,7 +40,6 @@ func siteCreateCommand() command {
 			measurementID := fs.String("measurement-id", c.env("MEASUREMENT_ID", ""),
 				"GA4 measurement id senders use (G-…) when keeping an existing gtag.js setup; generated when empty (env AVILA_MEASUREMENT_ID)")
 			policy := policyFlags(c, fs)
-			logger := c.logFlags(fs, "warn")
 			return func(ctx context.Context) error {
 				if *name == "" {
 					return usagef("--name is required")
@@ -48,11 +47,7 @@ func siteCreateCommand() command {
 				if len(domains) == 0 {
 					return usagef("--domain is required (the host name the site is served from, e.g. example.com)")
 				}
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}
@@ -82,14 +77,9 @@ func siteListCommand() command {
 		summary: "List the sites: property id, measurement id, name, domains, time zone, creation time,\n" +
 			"DNT policy and extra kept query parameters (- for none: the agent's --dnt, utm_* and gclid only).",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
-			logger := c.logFlags(fs, "warn")
+			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			return func(ctx context.Context) error {
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}

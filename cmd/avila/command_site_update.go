@@ -36,10 +36,9 @@ func siteUpdateCommand() command {
 		summary: "Change a site's edge policy (--dnt, --keep-param); flags not given keep their value.\n" +
 			"Agents apply it with their next config fetch, within seconds.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dbURL := c.databaseURLFlag(fs, "PostgreSQL URL")
+			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			property := fs.String("property", c.env("PROPERTY", ""), "property id of the site to change (see 'avila site list') (env AVILA_PROPERTY); required")
 			policy := policyFlags(c, fs)
-			logger := c.logFlags(fs, "warn")
 			return func(ctx context.Context) error {
 				if *property == "" {
 					return usagef("--property is required (see 'avila site list' for the property ids)")
@@ -55,11 +54,7 @@ func siteUpdateCommand() command {
 				if !given["dnt"] && !dntEnv && !given["keep-param"] && !keepEnv {
 					return usagef("nothing to change: give --dnt or --keep-param")
 				}
-				log, err := logger()
-				if err != nil {
-					return err
-				}
-				store, err := openStore(ctx, *dbURL, log)
+				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}

@@ -31,6 +31,25 @@ func (c *cli) logFlags(fs *flag.FlagSet, defLevel string) func() (*slog.Logger, 
 	return func() (*slog.Logger, error) { return shared.NewLogger(c.stderr, *format, *level) }
 }
 
+// storeFlags declares --database-url and the log flags of a verb that works
+// on the database, and returns the function that, once flags are parsed,
+// builds the logger and connects. The caller closes the store.
+func (c *cli) storeFlags(fs *flag.FlagSet, help, defLevel string) func(context.Context) (*postgres.Store, *slog.Logger, error) {
+	dbURL := c.databaseURLFlag(fs, help)
+	logger := c.logFlags(fs, defLevel)
+	return func(ctx context.Context) (*postgres.Store, *slog.Logger, error) {
+		log, err := logger()
+		if err != nil {
+			return nil, nil, err
+		}
+		store, err := openStore(ctx, *dbURL, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return store, log, nil
+	}
+}
+
 // openStore connects to the database an admin verb works on.
 func openStore(ctx context.Context, databaseURL string, log *slog.Logger) (*postgres.Store, error) {
 	if databaseURL == "" {
