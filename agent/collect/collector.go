@@ -12,6 +12,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/agent/tracker"
+	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -105,11 +106,11 @@ const (
 type Collector struct {
 	opts    Options
 	log     *slog.Logger
-	failLog throttle // storage failures, logged at most once per interval
+	failLog logthrottle.Throttle // storage failures, logged at most once per interval
 	// noSalt keys visitor ids of hits for a site with no salt for today
 	// yet (see the privacy package); noSaltLog says so at most once a minute.
 	noSalt    *privacy.ProcessKeys
-	noSaltLog throttle
+	noSaltLog logthrottle.Throttle
 
 	perIP   *limiter[netip.Addr]
 	perSite *limiter[uint32]
@@ -143,8 +144,8 @@ func New(opts Options) (*Collector, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Collector{
-		opts: opts, log: opts.Logger, failLog: throttle{every: 10 * time.Second},
-		noSalt: privacy.NewProcessKeys(), noSaltLog: throttle{every: time.Minute},
+		opts: opts, log: opts.Logger, failLog: logthrottle.Throttle{Every: 10 * time.Second},
+		noSalt: privacy.NewProcessKeys(), noSaltLog: logthrottle.Throttle{Every: time.Minute},
 		perIP:   newLimiter[netip.Addr](opts.RatePerIP, opts.Now),
 		perSite: newLimiter[uint32](opts.RatePerSite, opts.Now),
 	}, nil

@@ -190,7 +190,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 // once a minute.
 func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.Key {
 	c.opts.OnUnknownSite()
-	if ok, n := c.noSaltLog.allow(); ok {
+	if n, ok := c.noSaltLog.Allow(time.Now()); ok {
 		c.log.Warn("recording hits cookieless with a process-local visitor id until the aggregator sends today's salt",
 			"site", site, "err", err, "suppressed", n)
 	}

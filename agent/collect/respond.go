@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/avila-analytics/avila/agent/queue"
@@ -32,7 +31,7 @@ func (c *Collector) appendFailed(w http.ResponseWriter, err error) {
 		fail(w, http.StatusServiceUnavailable, retryCanceled,
 			"the request ended before the event was stored durably; it may or may not be stored")
 	default:
-		if ok, n := c.failLog.allow(); ok {
+		if n, ok := c.failLog.Allow(time.Now()); ok {
 			c.log.Error("storing events failed", "err", err, "suppressed", n)
 		}
 		fail(w, http.StatusInternalServerError, 0, "storing the event failed: "+err.Error())
@@ -51,27 +50,4 @@ func fail(w http.ResponseWriter, status, retryAfter int, reason string) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(reason + "\n"))
-}
-
-// throttle lets a repeated log line through at most once per interval and
-// counts what it held back.
-type throttle struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (t *throttle) allow() (bool, int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if !t.last.IsZero() && now.Sub(t.last) < t.every {
-		t.suppressed++
-		return false, 0
-	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	return true, n
 }

@@ -3,7 +3,6 @@ package ship
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
@@ -43,7 +42,7 @@ func (s *Shipper) configLoop(ctx context.Context) {
 				return
 			}
 			s.noteError(err)
-			if ok, n := s.cfgLog.allow(); ok {
+			if n, ok := s.cfgLog.Allow(time.Now()); ok {
 				s.log.Warn("fetching site config failed; using the cached one", "err", err, "suppressed", n)
 			}
 			wait = min(wait, backoff(failures))
@@ -106,29 +105,4 @@ func (s *Shipper) fetchConfig(ctx context.Context) error {
 		s.onConfig(cfg)
 	}
 	return nil
-}
-
-// throttle lets a repeated log line through at most once per interval and
-// counts what it held back, so an outage logs a few lines, not thousands.
-type throttle struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many were suppressed since the
-// last line that was let through.
-func (t *throttle) allow() (bool, int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if !t.last.IsZero() && now.Sub(t.last) < t.every {
-		t.suppressed++
-		return false, 0
-	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	return true, n
 }

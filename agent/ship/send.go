@@ -65,7 +65,7 @@ func (s *Shipper) seal(threshold int64) {
 		_, ok, err := s.q.Seal(s.opts.SegmentEvents)
 		if err != nil {
 			s.noteError(err)
-			if ok, n := s.retryLog.allow(); ok {
+			if n, ok := s.retryLog.Allow(time.Now()); ok {
 				s.log.Error("sealing queue segment failed", "err", err, "suppressed", n)
 			}
 			break
@@ -212,7 +212,7 @@ func (s *Shipper) count(ack protocol.Ack, err error) {
 }
 
 func (s *Shipper) logRetry(seq uint64, attempt int, err error) {
-	if ok, n := s.retryLog.allow(); ok {
+	if n, ok := s.retryLog.Allow(time.Now()); ok {
 		s.log.Warn("segment not delivered, will resend", "seq", seq, "attempt", attempt+1,
 			"backlog_segments", s.q.Stats().Segments, "err", err, "suppressed", n)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/agent/queue"
+	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -70,10 +71,10 @@ type Shipper struct {
 	onConfig func(*protocol.Config)
 	log      *slog.Logger
 	route    *router
-	sealed   chan struct{} // sealer → sender: new segments exist
-	refresh  chan struct{} // RefreshConfig → config loop: fetch now
-	retryLog throttle      // send and seal failures: logged at most once per interval
-	cfgLog   throttle      // config fetch failures, throttled on their own
+	sealed   chan struct{}        // sealer → sender: new segments exist
+	refresh  chan struct{}        // RefreshConfig → config loop: fetch now
+	retryLog logthrottle.Throttle // send and seal failures: logged at most once per interval
+	cfgLog   logthrottle.Throttle // config fetch failures, throttled on their own
 
 	mu    sync.Mutex
 	stats Stats
@@ -119,8 +120,8 @@ func New(opts Options, q *queue.Queue, onConfig func(*protocol.Config)) (*Shippe
 		opts: opts, q: q, onConfig: onConfig, log: opts.Logger,
 		sealed:   make(chan struct{}, 1),
 		refresh:  make(chan struct{}, 1),
-		retryLog: throttle{every: 10 * time.Second},
-		cfgLog:   throttle{every: time.Minute},
+		retryLog: logthrottle.Throttle{Every: 10 * time.Second},
+		cfgLog:   logthrottle.Throttle{Every: time.Minute},
 	}
 	s.route = newRouter(q.AgentID(), opts.Aggregators, opts.TLS, opts.PeerTimeout, opts.Logger)
 	// The members known at the last config fetch are a better start than

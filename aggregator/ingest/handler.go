@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -67,7 +68,7 @@ type Handler struct {
 	cfg   *protocol.Config
 	cfgAt time.Time
 
-	failLog throttle
+	failLog logthrottle.Throttle
 }
 
 var _ protocol.Handler = (*Handler)(nil)
@@ -92,7 +93,7 @@ func New(opts Options, store *postgres.Store) *Handler {
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: throttle{every: logEvery}}
+	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: logthrottle.Throttle{Every: logEvery}}
 }
 
 // HandleBatch decodes, validates and stores one batch.
@@ -170,7 +171,7 @@ func AgentKey(claimed string, peer protocol.Peer) string {
 // keeps the batch until the fault is fixed, so nothing is lost to a bug.
 func (h *Handler) retry(b *protocol.Batch, err error) protocol.Ack {
 	transient := postgres.IsTransient(err) || errors.Is(err, errSitesFresh)
-	if n, ok := h.failLog.allow(h.opts.Now()); ok {
+	if n, ok := h.failLog.Allow(h.opts.Now()); ok {
 		level := slog.LevelWarn
 		if !transient {
 			level = slog.LevelError

@@ -39,18 +39,3 @@ func TestCheckEvent(t *testing.T) {
 		}
 	}, "101 parameters")
 }
-
-func TestThrottle(t *testing.T) {
-	th := throttle{every: 10 * time.Second}
-	if _, ok := th.allow(now0); !ok {
-		t.Fatal("first line held back")
-	}
-	for i := range 3 {
-		if _, ok := th.allow(now0.Add(time.Duration(i) * time.Second)); ok {
-			t.Fatal("line within the period let through")
-		}
-	}
-	if n, ok := th.allow(now0.Add(10 * time.Second)); !ok || n != 3 {
-		t.Fatalf("after the period: %d, %v; want 3 suppressed, allowed", n, ok)
-	}
-}
