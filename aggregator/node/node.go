@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -23,15 +24,21 @@ import (
 	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
+	"github.com/avila-analytics/avila/storage/redis"
 )
 
 // Config is one aggregator's settings; see cmd/avila-aggregator for each
 // field's flag.
 type Config struct {
 	DatabaseURL string
-	ListenQUIC  string // host:port, UDP
-	ListenAPI   string // host:port, TCP
-	DataDir     string // development TLS material goes to DataDir/tls
+	// RedisURL, when set, holds the realtime counters, query cache and
+	// session state in Redis (shared by the cluster); empty keeps them in
+	// this node's memory. A Redis that is down is tolerated (see
+	// storage/redis).
+	RedisURL   string
+	ListenQUIC string // host:port, UDP
+	ListenAPI  string // host:port, TCP
+	DataDir    string // development TLS material goes to DataDir/tls
 	// TLSCert and TLSKey are the QUIC server's certificate; when both are
 	// empty a local CA and certificate are made (once) under DataDir.
 	TLSCert, TLSKey string
@@ -74,6 +81,7 @@ type Node struct {
 	name    string
 	version string
 	store   *postgres.Store
+	redis   *goredis.Client // nil without --redis-url
 	gate    *gate
 	act     *activity
 	metrics *nodeMetrics
@@ -114,6 +122,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	if err = n.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if cfg.RedisURL != "" {
+		if n.redis, err = redis.New(redis.Options{URL: cfg.RedisURL, TracerProvider: tp}); err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+		if err := n.redis.Ping(ctx).Err(); err != nil {
+			log.Warn("redis does not answer; serving from the database and memory until it does", "addr", n.redis.Options().Addr, "err", err)
+		}
 	}
 	// Partitions and salts are cluster singletons under an advisory lock.
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
@@ -246,6 +262,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("aggregator: close quic: %w", err))
 	}
 	n.store.Close()
+	if n.redis != nil {
+		_ = n.redis.Close()
+	}
 	n.log.Info("aggregator stopped")
 	return errors.Join(errs...)
 }
@@ -260,5 +279,8 @@ func (n *Node) abort() {
 	}
 	if n.store != nil {
 		n.store.Close()
+	}
+	if n.redis != nil {
+		_ = n.redis.Close()
 	}
 }

@@ -50,6 +50,9 @@ func run() error {
 	var logFormat, logLevel string
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", os.Getenv("DATABASE_URL")),
 		"PostgreSQL URL, e.g. postgres://user@host:5432/avila (env AVILA_DATABASE_URL, then DATABASE_URL); required")
+	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", os.Getenv("REDIS_URL")),
+		"Redis URL for realtime counters, the query cache and session state, e.g. redis://127.0.0.1:6379/0 (env AVILA_REDIS_URL, then REDIS_URL); "+
+			"empty keeps them in this node's memory")
 	fs.StringVar(&cfg.ListenQUIC, "listen-quic", env("LISTEN_QUIC", "127.0.0.1:4433"),
 		"UDP address for agents' QUIC connections (env AVILA_LISTEN_QUIC); port 0 picks a free one")
 	fs.StringVar(&cfg.ListenAPI, "listen-api", env("LISTEN_API", "127.0.0.1:8080"),

@@ -19,9 +19,26 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 }
 
-// Open connects to Redis and checks that it answers. Commands time out
-// quickly, since every caller has a fallback that beats waiting on Redis.
+// Open connects to Redis and checks that it answers; see New.
 func Open(ctx context.Context, o Options) (*goredis.Client, error) {
+	c, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: ping %s: %w", c.Options().Addr, err)
+	}
+	return c, nil
+}
+
+// New makes a client without contacting the server: it connects on first
+// use and reconnects by itself, so a Redis that is down at start-up is used
+// once it is back. Commands time out quickly, since every caller has a
+// fallback that beats waiting on Redis.
+func New(o Options) (*goredis.Client, error) {
 	opts, err := goredis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: parse URL: %w", err)
@@ -37,12 +54,6 @@ func Open(ctx context.Context, o Options) (*goredis.Client, error) {
 			c.Close()
 			return nil, fmt.Errorf("redis: tracing: %w", err)
 		}
-	}
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("redis: ping %s: %w", opts.Addr, err)
 	}
 	return c, nil
 }
