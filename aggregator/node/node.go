@@ -35,7 +35,11 @@ type Config struct {
 	// session state in Redis (shared by the cluster); empty keeps them in
 	// this node's memory. A Redis that is down is tolerated (see
 	// storage/redis).
-	RedisURL   string
+	RedisURL string
+	// RedisPrefix starts every Redis key this node writes, so deployments
+	// (or tests) can share one server; default none.
+	RedisPrefix string
+
 	ListenQUIC string // host:port, UDP
 	ListenAPI  string // host:port, TCP
 	DataDir    string // development TLS material goes to DataDir/tls
@@ -82,6 +86,7 @@ type Node struct {
 	version string
 	store   *postgres.Store
 	redis   *goredis.Client // nil without --redis-url
+	rprefix string          // Config.RedisPrefix
 	gate    *gate
 	act     *activity
 	metrics *nodeMetrics
@@ -123,6 +128,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if err = n.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
+	n.rprefix = cfg.RedisPrefix
 	if cfg.RedisURL != "" {
 		if n.redis, err = redis.New(redis.Options{URL: cfg.RedisURL, TracerProvider: tp}); err != nil {
 			return nil, fmt.Errorf("aggregator: %w", err)

@@ -53,6 +53,8 @@ func run() error {
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", os.Getenv("REDIS_URL")),
 		"Redis URL for realtime counters, the query cache and session state, e.g. redis://127.0.0.1:6379/0 (env AVILA_REDIS_URL, then REDIS_URL); "+
 			"empty keeps them in this node's memory")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", env("REDIS_PREFIX", ""),
+		"prefix of every Redis key this node writes, for deployments that share a Redis server (env AVILA_REDIS_PREFIX)")
 	fs.StringVar(&cfg.ListenQUIC, "listen-quic", env("LISTEN_QUIC", "127.0.0.1:4433"),
 		"UDP address for agents' QUIC connections (env AVILA_LISTEN_QUIC); port 0 picks a free one")
 	fs.StringVar(&cfg.ListenAPI, "listen-api", env("LISTEN_API", "127.0.0.1:8080"),
