@@ -33,6 +33,12 @@ type Options struct {
 	// included) with the agent's identity (AgentKey) and the events
 	// stored; the node counts load and agents with it. It must be quick.
 	Stored func(agent string, events int)
+	// Committed, if set, is called after a batch's first commit (never for
+	// a duplicate) with the events stored, so derived state (realtime
+	// counters, cache versions) follows what the database holds. It runs
+	// before the agent's ack, on the batch's context; it must be quick and
+	// must not fail the batch: the events are already stored.
+	Committed func(ctx context.Context, events []protocol.Event)
 	// Metrics counts batches and events (NewMetrics); nil: counted on
 	// metrics registered nowhere.
 	Metrics *Metrics
@@ -146,6 +152,9 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	}
 	if h.opts.Stored != nil {
 		h.opts.Stored(agent, res.Stored)
+	}
+	if h.opts.Committed != nil && !res.Duplicate && len(good) > 0 {
+		h.opts.Committed(ctx, good)
 	}
 	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, b
 }
