@@ -6,7 +6,8 @@
 // pg_ctl (see internal/pgserver) that lives until the test binary's
 // TestMain returns. REDIS_URL works the same way for Redis (tests share the
 // server and keep their keys apart with Prefix), else a throwaway
-// redis-server is started. When neither the variable nor the binaries are
+// redis-server is started. OwnRedis starts a redis-server for one test
+// alone, which the test may kill to see the system live without Redis. When neither the variable nor the binaries are
 // there, the test fails with a message naming the package to install:
 // tests never skip because a service is missing.
 //

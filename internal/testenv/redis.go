@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,32 +45,66 @@ func startRedis() (string, error) {
 		}
 		return env, nil
 	}
+	addr, cmd, err := launchRedis()
+	if err != nil {
+		return "", err
+	}
+	teardown = append(teardown, func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return "redis://" + addr + "/0", nil
+}
+
+// OwnRedis starts a redis-server of the test's own, for tests that stop
+// Redis under a running system: stop kills it (SIGKILL, as a crash would),
+// and is also called when t ends. Calling stop twice is harmless.
+func OwnRedis(t testing.TB) (url string, stop func()) {
+	t.Helper()
+	addr, cmd, err := launchRedis()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return "redis://" + addr + "/0", stop
+}
+
+// launchRedis starts redis-server on a free loopback port, without
+// persistence, and waits until it answers PING.
+func launchRedis() (string, *exec.Cmd, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", errors.New("no REDIS_URL set, and redis-server is not installed: install it (Debian: apt-get install -y redis-server) or set REDIS_URL")
+		return "", nil, errors.New("no REDIS_URL set, and redis-server is not installed: install it (Debian: apt-get install -y redis-server) or set REDIS_URL")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("find a free port for redis-server: %w", err)
+		return "", nil, fmt.Errorf("find a free port for redis-server: %w", err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no")
 	cmd.Dir = os.TempDir()
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
+		return "", nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	teardown = append(teardown, func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := ping(addr); err == nil {
-			return "redis://" + addr + "/0", nil
-		} else if time.Now().After(deadline) {
-			return "", fmt.Errorf("redis-server on %s did not answer PING: %w", addr, err)
+		err := ping(addr)
+		if err == nil {
+			return addr, cmd, nil
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return "", nil, fmt.Errorf("redis-server on %s did not answer PING: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -79,3 +79,19 @@ func TestRedisURLAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestOwnRedisStops(t *testing.T) {
+	raw, stop := OwnRedis(t)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(u.Host); err != nil {
+		t.Fatalf("own redis at %s: %v", u.Host, err)
+	}
+	stop()
+	stop()
+	if err := ping(u.Host); err == nil {
+		t.Fatalf("own redis at %s still answers after stop", u.Host)
+	}
+}
