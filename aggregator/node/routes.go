@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/query"
+	"github.com/avila-analytics/avila/web"
 )
 
 // readyTimeout bounds the database ping behind /readyz.
 const readyTimeout = 2 * time.Second
 
 // routes is the API server's handler: health, readiness and metrics here, everything
-// else (the Data API under /v1beta/) from the query package.
+// else (the Data API under /v1beta/) from the query package, and the dashboard
+// (package web) at "/".
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -27,6 +29,7 @@ func (n *Node) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /v1/cluster/status", n.clusterStatus)
 	mux.Handle("/v1beta/", query.NewHandler(query.Options{Logger: n.log, Metrics: qm}, n.store.Pool, n.store))
+	mux.Handle("/", web.Handler())
 	return mux
 }
 

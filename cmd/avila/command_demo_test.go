@@ -115,8 +115,9 @@ func startDemo(t *testing.T, env []string, args ...string) *demoProc {
 			t.Errorf("ready line lacks %q: %v", k, p.ready)
 		}
 	}
-	if !strings.HasPrefix(p.ready["measurement_id"], "G-") || p.ready["dashboard"] != p.ready["api"]+"/" {
-		t.Errorf("ready line %v: want a G- measurement id and the dashboard at the API's root", p.ready)
+	wantDashboard := p.ready["api"] + "/#property=" + p.ready["property"] + "&key=" + url.QueryEscape(p.ready["api_key"])
+	if !strings.HasPrefix(p.ready["measurement_id"], "G-") || p.ready["dashboard"] != wantDashboard {
+		t.Errorf("ready line %v: want a G- measurement id and the dashboard at the API's root, opened on the demo property", p.ready)
 	}
 	return p
 }
@@ -246,6 +247,7 @@ func TestDemoManagedPostgres(t *testing.T) {
 	if c := p.eventCounts(t); len(c) != 1 || c["/hello"] != 1 {
 		t.Fatalf("report %v; want exactly the one hit", c)
 	}
+	p.checkDashboard(t)
 	p.stop(t)
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Fatalf("PostgreSQL still running after the demo exited (postmaster.pid: %v)", err)
@@ -284,4 +286,19 @@ func TestDemoTrafficWithDatabaseURL(t *testing.T) {
 		}
 	}
 	p.stop(t)
+}
+
+// checkDashboard fetches the printed dashboard URL: the aggregator serves the
+// dashboard's page there (the fragment stays in the browser).
+func (p *demoProc) checkDashboard(t *testing.T) {
+	t.Helper()
+	resp, err := http.Get(p.ready["dashboard"])
+	if err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "<title>Avila Analytics</title>") {
+		t.Fatalf("GET %s: %d, want the dashboard page; got:\n%.300s", p.ready["dashboard"], resp.StatusCode, b)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -126,7 +127,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Demo, err erro
 	d.Ready = Ready{
 		Agent:         d.agent.URL,
 		API:           d.node.APIURL,
-		Dashboard:     d.node.APIURL + "/",
+		Dashboard:     dashboardURL(d.node.APIURL, site.ID, key),
 		Property:      strconv.FormatUint(uint64(site.ID), 10),
 		MeasurementID: site.MeasurementID,
 		APISecret:     site.APISecret,
@@ -277,4 +278,11 @@ func (d *Demo) stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dashboardURL opens the dashboard on the demo property with its key. The key
+// rides in the fragment, which the browser never sends; the page moves it into
+// session storage and out of the address bar.
+func dashboardURL(api string, property uint32, key string) string {
+	return fmt.Sprintf("%s/#property=%d&key=%s", api, property, url.QueryEscape(key))
 }

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+)
+
+// dashboardView is what a person sees on the dashboard, read from the page.
+type dashboardView struct {
+	State      string     `json:"state"`
+	Hash       string     `json:"hash"`
+	LoginShown bool       `json:"loginShown"`
+	LoginError string     `json:"loginError"`
+	Views      string     `json:"views"`
+	Users      string     `json:"users"`
+	Series     string     `json:"series"`
+	Pages      [][]string `json:"pages"`
+	Status     string     `json:"status"`
+}
+
+// readDashboard snapshots the dashboard's visible figures.
+const readDashboard = `(() => {
+  const text = (id) => document.getElementById(id).textContent.trim();
+  const rows = [...document.querySelectorAll("#top-pages tbody tr")]
+    .map((tr) => [...tr.cells].map((td) => td.textContent.trim()));
+  return {
+    state: document.getElementById("report").dataset.state,
+    hash: location.hash,
+    loginShown: !document.getElementById("login").hidden,
+    loginError: text("login-error"),
+    views: text("total-screenPageViews"),
+    users: text("total-activeUsers"),
+    series: document.getElementById("series-views").dataset.values || "",
+    pages: rows,
+    status: text("status"),
+  };
+})()`
+
+// TestDashboardInChromium opens the dashboard the aggregator serves in a
+// real browser with the key in the URL fragment, and finds on the page the
+// figures the Data API gives for the same hits; then a wrong key puts the
+// viewer back at the form with the API's refusal.
+func TestDashboardInChromium(t *testing.T) {
+	s := newStack(t, testenv.PostgresURL(t))
+	hits := []int{1, 1, 1, 2, 2, 3}
+	for _, n := range hits {
+		resp, err := browserGet(http.DefaultClient, s.hitURL(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("hit %d: status %d", n, resp.StatusCode)
+		}
+	}
+	eventually(t, 60*time.Second, "hits stored", func() error {
+		n, err := s.eventCount()
+		if err == nil && n != len(hits) {
+			err = fmt.Errorf("eventCount %d, want %d", n, len(hits))
+		}
+		return err
+	})
+	users := s.reportTotal(t, "activeUsers")
+
+	api := s.agg.ready["api"]
+	ctx := newBrowser(t)
+	open := fmt.Sprintf("%s/#property=%d&key=%s", api, s.site.ID, url.QueryEscape(s.apiKey))
+	if err := chromedp.Do(ctx, chromedp.Navigate(open)); err != nil {
+		t.Fatalf("chromium: open the dashboard: %v", err)
+	}
+	steps, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(steps, chromedp.Poll[chromedp.Void](`document.getElementById("report").dataset.state === "ready"`)); err != nil {
+		v, _ := chromedp.Run(ctx, chromedp.Evaluate[dashboardView](readDashboard))
+		t.Fatalf("dashboard never became ready: %v; page shows %+v", err, v)
+	}
+	v, err := chromedp.Run(steps, chromedp.Evaluate[dashboardView](readDashboard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Hash != "" {
+		t.Errorf("the key stayed in the address bar: hash %q", v.Hash)
+	}
+	if v.Views != "6" {
+		t.Errorf("page views card %q, want 6", v.Views)
+	}
+	if v.Users != users {
+		t.Errorf("users card %q, runReport says %s", v.Users, users)
+	}
+	series := strings.Split(v.Series, ",")
+	if len(series) != 30 || series[len(series)-1] != "6" {
+		t.Errorf("daily page views %q: want 30 days ending with today's 6", v.Series)
+	}
+	wantPages := [][]string{{"/p/1", "3"}, {"/p/2", "2"}, {"/p/3", "1"}}
+	if len(v.Pages) != len(wantPages) {
+		t.Fatalf("top pages %q, want %q", v.Pages, wantPages)
+	}
+	for i, want := range wantPages {
+		if got := v.Pages[i]; len(got) != 3 || got[0] != want[0] || got[1] != want[1] {
+			t.Errorf("top pages row %d = %q, want page %s with %s views", i, got, want[0], want[1])
+		}
+	}
+
+	// A 7-day period asks the API again and redraws.
+	if err := chromedp.Do(steps,
+		chromedp.SetValue(chromedp.CSS("#range"), "7"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("range").dispatchEvent(new Event("change"))`),
+		chromedp.Poll[chromedp.Void](`document.getElementById("report").dataset.state === "ready" &&
+			document.getElementById("series-views").dataset.values.split(",").length === 7`),
+	); err != nil {
+		t.Fatalf("dashboard did not redraw for 7 days: %v", err)
+	}
+
+	// A key the API refuses: back to the form, with the API's reason.
+	bad := fmt.Sprintf("%s/#property=%d&key=not-a-key", api, s.site.ID)
+	if err := chromedp.Do(steps,
+		chromedp.Navigate(bad),
+		chromedp.Reload(),
+		chromedp.Poll[chromedp.Void](`!document.getElementById("login").hidden &&
+			document.getElementById("login-error").textContent !== ""`),
+	); err != nil {
+		t.Fatalf("wrong key: the form did not come back: %v", err)
+	}
+	v, err = chromedp.Run(steps, chromedp.Evaluate[dashboardView](readDashboard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(v.LoginError, "The API refused the key") {
+		t.Errorf("login error %q, want the API's refusal", v.LoginError)
+	}
+}
+
+// reportTotal asks runReport for one metric over the last days.
+func (s *stack) reportTotal(t *testing.T, metric string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"dateRanges":[{"startDate":"29daysAgo","endDate":"today"}],"metrics":[{"name":%q}]}`, metric)
+	req, _ := http.NewRequest(http.MethodPost,
+		fmt.Sprintf("%s/v1beta/properties/%d:runReport", s.agg.ready["api"], s.site.ID), bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var rep struct {
+		Rows []struct {
+			MetricValues []struct{ Value string } `json:"metricValues"`
+		} `json:"rows"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("runReport %s: %d %s", metric, resp.StatusCode, b)
+	}
+	if len(rep.Rows) == 0 {
+		return "0"
+	}
+	return rep.Rows[0].MetricValues[0].Value
+}

@@ -1,0 +1,81 @@
+package web
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, h http.Handler, method, path string) *http.Response {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec.Result()
+}
+
+func TestIndexServedWithSecurityHeaders(t *testing.T) {
+	res := get(t, Handler(), http.MethodGet, "/")
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET / = %d, want 200", res.StatusCode)
+	}
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("Content-Type = %q, want text/html", ct)
+	}
+	if !strings.Contains(string(body), `<script defer src="app.js"></script>`) {
+		t.Errorf("index does not load app.js:\n%s", body)
+	}
+	csp := res.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
+		}
+	}
+	if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
+	}
+	if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("Cache-Control = %q, want no-cache", got)
+	}
+}
+
+func TestAssetsHaveTheirTypes(t *testing.T) {
+	for path, want := range map[string]string{
+		"/app.js":  "text/javascript",
+		"/app.css": "text/css",
+	} {
+		res := get(t, Handler(), http.MethodGet, path)
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, res.StatusCode)
+			continue
+		}
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, want) {
+			t.Errorf("GET %s: Content-Type = %q, want %s", path, ct, want)
+		}
+	}
+}
+
+func TestUnknownPathIsNotFound(t *testing.T) {
+	for _, path := range []string{"/nope", "/v1beta/typo", "/static/app.js", "/../web.go"} {
+		res := get(t, Handler(), http.MethodGet, path)
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", path, res.StatusCode)
+		}
+	}
+}
+
+func TestOnlyGetAndHead(t *testing.T) {
+	res := get(t, Handler(), http.MethodHead, "/")
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("HEAD / = %d, want 200", res.StatusCode)
+	}
+	res = get(t, Handler(), http.MethodPost, "/")
+	if res.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST / = %d, want 405", res.StatusCode)
+	}
+	if allow := res.Header.Get("Allow"); allow != "GET, HEAD" {
+		t.Errorf("Allow = %q, want %q", allow, "GET, HEAD")
+	}
+}
