@@ -137,6 +137,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			log.Warn("redis does not answer; serving from the database and memory until it does", "addr", n.redis.Options().Addr, "err", err)
 		}
 	}
+	n.store.SetSessionCache(redis.NewSessionCache(n.redis, n.rprefix))
 	// Partitions and salts are cluster singletons under an advisory lock.
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
 		Tracer: tp.Tracer(tracerJobs)}, n.store)

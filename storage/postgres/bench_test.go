@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/avila-analytics/avila/aggregator/sessions"
 	"testing"
 	"time"
 
@@ -54,7 +55,8 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 	if err := s.ensureEventDays(ctx, events); err != nil {
 		b.Fatal(err)
 	}
-	typed, err := s.eventRows(ctx, events)
+	as := sessions.Assign(events, nil)
+	typed, _, err := s.eventRows(ctx, events, &as)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,6 +20,11 @@
 //     row locks taken in key order. Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from says from which
 //     day a site's rollups are complete.
+//   - Sessions (aggregator/sessions) are assigned before the batch's
+//     transaction from the sessions already committed (a cache, by default
+//     in memory or Redis via SetSessionCache, else a database look-up) and
+//     upserted in it: a session row counts each stored event exactly once.
+//     Events carry their session's id in events.session_id.
 //   - Errors on the write path are classified by IsTransient: a transient
 //     error means "send the batch again later"; anything else is a bug or a
 //     broken database and is reported as such.

@@ -21,7 +21,11 @@ func unixDay(t time.Time) int64 { return utcDay(t).Unix() / 86400 }
 // PartitionName is the name of the events partition holding t's UTC day.
 func PartitionName(t time.Time) string { return "events_p" + utcDay(t).Format("20060102") }
 
-// EnsurePartitions creates the daily events partitions for the UTC days from
+// SessionsPartitionName is the name of the sessions partition holding the
+// sessions that started on t's UTC day.
+func SessionsPartitionName(t time.Time) string { return "sessions_p" + utcDay(t).Format("20060102") }
+
+// EnsurePartitions creates the daily events and sessions partitions for the UTC days from
 // through to, inclusive. Days already known to exist cost no database round
 // trip, so the write path calls it for every batch.
 func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error {
@@ -89,6 +93,12 @@ func (s *Store) createPartitions(ctx context.Context, days []int64) error {
 			PartitionName(start), start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00"))
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("postgres: create partition %s: %w", PartitionName(start), err)
+		}
+		// Sessions starting that day: same bounds, so retention drops both.
+		sql = fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF sessions FOR VALUES FROM ('%s') TO ('%s')",
+			SessionsPartitionName(start), start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00"))
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("postgres: create partition %s: %w", SessionsPartitionName(start), err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -9,6 +9,10 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/sessions"
+	"github.com/avila-analytics/avila/internal/logthrottle"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,6 +35,9 @@ type Store struct {
 
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
+
+	sessCache sessions.Cache // visitors' latest sessions; see SetSessionCache
+	sessLog   logthrottle.Throttle
 }
 
 // Open connects to databaseURL and checks the connection with a ping.
@@ -68,6 +75,9 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		log:   log,
 		dims:  newDimCache(dimCacheSize),
 		parts: make(map[int64]bool),
+
+		sessCache: sessions.NewMemory(0, nil),
+		sessLog:   logthrottle.Throttle{Every: 10 * time.Second},
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/channel"
+	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -78,11 +79,16 @@ func (s *Store) WriteBatch(ctx context.Context, agentID string, seq uint64, even
 	if err := s.ensureEventDays(ctx, events); err != nil {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
 	}
-	rows, err := s.eventRows(ctx, events)
+	as, known, err := s.assignSessions(ctx, events)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
 	}
-	res, err := s.commitBatch(ctx, agentID, int64(seq), rows, dead)
+	rows, traffic, err := s.eventRows(ctx, events, &as)
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
+	}
+	sess := sessionRows(events, rows, &as, traffic)
+	res, err := s.commitBatch(ctx, agentID, int64(seq), rows, sess, dead)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
 		// No partition for a row: one was dropped after this process saw it.
@@ -92,10 +98,13 @@ func (s *Store) WriteBatch(ctx context.Context, agentID string, seq uint64, even
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
 	}
+	if !res.Duplicate {
+		s.cacheSessions(ctx, sess, known)
+	}
 	return res, nil
 }
 
-func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows []eventRow, dead []DeadLetter) (WriteResult, error) {
+func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows []eventRow, sess []sessionRow, dead []DeadLetter) (WriteResult, error) {
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("begin: %w", err)
@@ -114,6 +123,9 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, newEventSource(rows)); err != nil {
 			return WriteResult{}, fmt.Errorf("copy events: %w", err)
 		}
+	}
+	if err := writeSessions(ctx, tx, sess); err != nil {
+		return WriteResult{}, err
 	}
 	if err := writeRollups(ctx, tx, rows); err != nil {
 		return WriteResult{}, err
@@ -149,11 +161,24 @@ func (s *Store) ensureEventDays(ctx context.Context, events []protocol.Event) er
 	return s.ensureDays(ctx, days)
 }
 
-// eventRows resolves the events' strings to dims ids and builds COPY rows.
-func (s *Store) eventRows(ctx context.Context, events []protocol.Event) ([]eventRow, error) {
-	rows := make([]eventRow, len(events))
+// eventRows resolves the events' strings to dims ids and builds COPY rows,
+// each with its session's id. traffic holds, by session of as, the dims ids
+// of the session's traffic source (from its first event) at the traffic
+// kinds.
+func (s *Store) eventRows(ctx context.Context, events []protocol.Event, as *sessions.Assignment) (rows []eventRow, traffic [][numDimKinds]int32, err error) {
+	rows = make([]eventRow, len(events))
+	traffic = make([][numDimKinds]int32, len(as.Sessions)) // not grown: the resolver keeps pointers into it
 	r := &dimResolver{}
 	s.dims.mu.Lock()
+	for i := range as.Sessions {
+		a := &as.Sessions[i]
+		e := &events[a.Events[0]]
+		t := channel.Attribute(e.Path, e.Referrer)
+		var fields [numDimKinds]string
+		fields[DimSource-1], fields[DimMedium-1], fields[DimCampaign-1], fields[DimChannelGroup-1] =
+			t.Source, t.Medium, t.Campaign, t.Group()
+		r.fill(s.dims, e.Site, &fields, &traffic[i])
+	}
 	for i := range events {
 		e := &events[i]
 		fields := [numDimKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
@@ -169,20 +194,21 @@ func (s *Store) eventRows(ctx context.Context, events []protocol.Event) ([]event
 	}
 	s.dims.mu.Unlock()
 	if err := s.resolveDims(ctx, r); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.settle()
 	for i := range events {
 		e, row := &events[i], &rows[i]
 		params, err := encodeParams(e)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		row.site, row.ts, row.visitor, row.session = int32(e.Site), time.UnixMicro(e.TimeMicros).UTC(), int64(e.Visitor), e.SessionID
+		row.site, row.ts, row.visitor = int32(e.Site), time.UnixMicro(e.TimeMicros).UTC(), int64(e.Visitor)
+		row.session = as.Sessions[as.Of[i]].ID
 		row.engage, row.flags, row.params = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags), params
 		row.pageView = e.Name == pageViewName
 	}
-	return rows, nil
+	return rows, traffic, nil
 }
 
 // encodeParams returns the params column: nil (NULL) when the event has none.

@@ -1,0 +1,154 @@
+package sessions
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// Timeout is the inactivity after which a derived session ends (GA4's
+// default session timeout). A gap of exactly Timeout continues the session.
+const Timeout = 30 * time.Minute
+
+// Lookback bounds how far before a batch's earliest event committed
+// sessions are looked up: a session is continued at most this long after it
+// started. Visitor ids live a day (daily salt), so longer would find nothing.
+const Lookback = 24 * time.Hour
+
+// Key is a visitor of a site.
+type Key struct {
+	Site    uint32
+	Visitor uint64
+}
+
+// Session is what sessionization needs to know about a committed session.
+type Session struct {
+	ID    int64 // sid, or the Unix second of the first event for derived sessions
+	Start int64 // Unix microseconds of the first event known when it was created; never changes
+	Last  int64 // Unix microseconds of its latest event
+	// FirstSource is the storage's dictionary id of the source of the
+	// visitor's first session (GA4 firstUserSource); carried from session
+	// to session of a visitor.
+	FirstSource int32
+}
+
+// Cache holds the latest committed session of recently active visitors. It
+// is derived state: a miss or an error makes the caller ask the database.
+type Cache interface {
+	// Get returns the latest session of each visitor it holds.
+	Get(ctx context.Context, keys []Key) (map[Key]Session, error)
+	// Put records the latest committed session of each visitor.
+	Put(ctx context.Context, latest map[Key]Session) error
+}
+
+// Assigned is one session a batch's events belong to.
+type Assigned struct {
+	Key
+	Session
+	// Existing: the session was committed before; the batch adds to it.
+	Existing bool
+	// Prior: the visitor has an earlier session (so FirstSource is set
+	// and, without other evidence, the session is a returning one).
+	Prior bool
+	// Events are the indexes of the batch's events in it, in time order.
+	Events []int
+}
+
+// Assignment maps a batch's events to sessions.
+type Assignment struct {
+	Sessions []Assigned
+	Of       []int // by event index: index into Sessions
+}
+
+// Assign gives each event its session. known holds the committed sessions
+// of the events' visitors (any order; the latest is enough for visitors
+// whose events are not older than it, see CacheCovers). It is
+// deterministic: the same events and known sessions give the same result.
+func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		ea, eb := &events[a], &events[b]
+		return cmp.Or(cmp.Compare(ea.Site, eb.Site), cmp.Compare(ea.Visitor, eb.Visitor), cmp.Compare(ea.TimeMicros, eb.TimeMicros))
+	})
+	as := Assignment{Of: make([]int, len(events))}
+	// cands are the indexes (into as.Sessions) of the current visitor's
+	// sessions, committed and new.
+	var cands []int
+	var cur Key
+	for n, i := range order {
+		e := &events[i]
+		k := Key{e.Site, e.Visitor}
+		if n == 0 || k != cur {
+			cur, cands = k, cands[:0]
+			for _, s := range known[k] {
+				as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true})
+				cands = append(cands, len(as.Sessions)-1)
+			}
+		}
+		t := e.TimeMicros
+		found := -1
+		if e.SessionID > 0 {
+			for _, c := range cands {
+				if as.Sessions[c].ID == e.SessionID {
+					found = c
+					break
+				}
+			}
+		} else {
+			// The session with the latest event that could hold this one.
+			for _, c := range cands {
+				s := &as.Sessions[c].Session
+				if t >= s.Start-Timeout.Microseconds() && t <= s.Last+Timeout.Microseconds() &&
+					(found < 0 || s.Last > as.Sessions[found].Last) {
+					found = c
+				}
+			}
+		}
+		if found < 0 {
+			id := e.SessionID
+			if id <= 0 {
+				id = time.UnixMicro(t).Unix()
+				for slices.ContainsFunc(cands, func(c int) bool { return as.Sessions[c].ID == id }) {
+					id++ // another session of the visitor began in the same second
+				}
+			}
+			a := Assigned{Key: k, Session: Session{ID: id, Start: t, Last: t}}
+			// The earliest earlier session of the visitor carries the
+			// visitor's first source.
+			priorStart := int64(0)
+			for _, c := range cands {
+				if p := &as.Sessions[c]; p.Start < t && (!a.Prior || p.Start < priorStart) {
+					a.Prior, a.FirstSource, priorStart = true, p.FirstSource, p.Start
+				}
+			}
+			as.Sessions = append(as.Sessions, a)
+			found = len(as.Sessions) - 1
+			cands = append(cands, found)
+		}
+		s := &as.Sessions[found]
+		s.Last = max(s.Last, t)
+		s.Events = append(s.Events, i)
+		as.Of[i] = found
+	}
+	// Committed sessions no event joined are not part of the assignment.
+	keep := as.Sessions[:0]
+	remap := make([]int, len(as.Sessions))
+	for i, s := range as.Sessions {
+		remap[i] = -1
+		if len(s.Events) > 0 {
+			remap[i] = len(keep)
+			keep = append(keep, s)
+		}
+	}
+	as.Sessions = keep
+	for i, s := range as.Of {
+		as.Of[i] = remap[s]
+	}
+	return as
+}

@@ -1,0 +1,106 @@
+package sessions
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Date(2026, 3, 5, 23, 40, 0, 0, time.UTC)
+
+func ev(visitor uint64, at time.Duration, sid int64) protocol.Event {
+	return protocol.Event{Site: 1, Visitor: visitor, TimeMicros: t0.Add(at).UnixMicro(), SessionID: sid, Name: "page_view"}
+}
+
+// ids returns the session id of each event.
+func ids(as Assignment) []int64 {
+	out := make([]int64, len(as.Of))
+	for i, s := range as.Of {
+		out[i] = as.Sessions[s].ID
+	}
+	return out
+}
+
+func TestAssignInactivity(t *testing.T) {
+	sec := func(d time.Duration) int64 { return t0.Add(d).Unix() }
+	f := func(name string, events []protocol.Event, want []int64) {
+		t.Helper()
+		as := Assign(events, nil)
+		if diff := cmp.Diff(want, ids(as)); diff != "" {
+			t.Errorf("%s: session ids (-want +got):\n%s", name, diff)
+		}
+		if again := Assign(events, nil); !cmp.Equal(ids(again), ids(as)) {
+			t.Errorf("%s: not deterministic", name)
+		}
+	}
+	f("29 minutes continue", []protocol.Event{ev(7, 0, 0), ev(7, 29*time.Minute, 0)}, []int64{sec(0), sec(0)})
+	f("exactly 30 minutes continue", []protocol.Event{ev(7, 0, 0), ev(7, 30*time.Minute, 0)}, []int64{sec(0), sec(0)})
+	f("31 minutes split", []protocol.Event{ev(7, 0, 0), ev(7, 31*time.Minute, 0)}, []int64{sec(0), sec(31 * time.Minute)})
+	// t0 is 23:40 UTC: the session runs on past midnight, as in GA4.
+	f("midnight does not split", []protocol.Event{ev(7, 0, 0), ev(7, 25*time.Minute, 0), ev(7, 50*time.Minute, 0)},
+		[]int64{sec(0), sec(0), sec(0)})
+	f("chained gaps under 30 minutes", []protocol.Event{ev(7, 0, 0), ev(7, 20*time.Minute, 0), ev(7, 40*time.Minute, 0), ev(7, 71*time.Minute, 0)},
+		[]int64{sec(0), sec(0), sec(0), sec(71 * time.Minute)})
+	f("out of order in a batch", []protocol.Event{ev(7, 31*time.Minute, 0), ev(7, 0, 0)}, []int64{sec(31 * time.Minute), sec(0)})
+	f("visitors apart", []protocol.Event{ev(7, 0, 0), ev(8, time.Minute, 0)}, []int64{sec(0), sec(time.Minute)})
+	f("sid keeps a session across gaps", []protocol.Event{ev(7, 0, 555), ev(7, 2*time.Hour, 555), ev(7, 2*time.Hour+time.Minute, 556)},
+		[]int64{555, 555, 556})
+}
+
+func TestAssignContinuesCommitted(t *testing.T) {
+	k := Key{1, 7}
+	committed := Session{ID: 100, Start: t0.Add(-time.Hour).UnixMicro(), Last: t0.Add(-10 * time.Minute).UnixMicro(), FirstSource: 42}
+	as := Assign([]protocol.Event{ev(7, 0, 0), ev(7, 45*time.Minute, 0)}, map[Key][]Session{k: {committed}})
+	if len(as.Sessions) != 2 {
+		t.Fatalf("sessions %+v, want the committed one continued and a new one", as.Sessions)
+	}
+	old, nw := as.Sessions[as.Of[0]], as.Sessions[as.Of[1]]
+	if !old.Existing || old.ID != 100 || old.Start != committed.Start || old.Last != t0.UnixMicro() {
+		t.Errorf("continued session %+v", old)
+	}
+	if nw.Existing || !nw.Prior || nw.FirstSource != 42 || nw.ID != t0.Add(45*time.Minute).Unix() {
+		t.Errorf("new session %+v: want a returning visitor's, first source 42", nw)
+	}
+	// A sid already committed joins its row; a committed session nobody
+	// joins is not in the assignment.
+	as = Assign([]protocol.Event{ev(7, 3*time.Hour, 100)}, map[Key][]Session{k: {committed, {ID: 99, Start: 1, Last: 2}}})
+	if len(as.Sessions) != 1 || !as.Sessions[0].Existing || as.Sessions[0].ID != 100 {
+		t.Errorf("sid 100: %+v", as.Sessions)
+	}
+}
+
+func TestCacheCovers(t *testing.T) {
+	latest := Session{ID: 100, Start: t0.UnixMicro(), Last: t0.Add(time.Minute).UnixMicro()}
+	if !CacheCovers(latest, 0, t0.Add(-29*time.Minute).UnixMicro()) || CacheCovers(latest, 0, t0.Add(-31*time.Minute).UnixMicro()) {
+		t.Error("inactivity: an event older than the latest session's reach needs the database")
+	}
+	if !CacheCovers(latest, 100, 0) || !CacheCovers(latest, 101, 0) || CacheCovers(latest, 99, 0) {
+		t.Error("sid: an earlier sid needs the database")
+	}
+}
+
+func TestMemoryExpiresAndKeepsLater(t *testing.T) {
+	now := t0
+	m := NewMemory(2, func() time.Time { return now })
+	ctx := context.Background()
+	k := Key{1, 7}
+	_ = m.Put(ctx, map[Key]Session{k: {ID: 2, Start: 20}})
+	_ = m.Put(ctx, map[Key]Session{k: {ID: 1, Start: 10}})
+	got, _ := m.Get(ctx, []Key{k})
+	if got[k].ID != 2 {
+		t.Errorf("got %+v, want the later session kept", got[k])
+	}
+	now = now.Add(Timeout)
+	if got, _ := m.Get(ctx, []Key{k}); len(got) != 0 {
+		t.Errorf("after the timeout: %+v", got)
+	}
+	for v := range uint64(5) { // more than max: bounded
+		_ = m.Put(ctx, map[Key]Session{{1, v}: {ID: 1}})
+	}
+	if len(m.m) > 2 {
+		t.Errorf("%d entries, max 2", len(m.m))
+	}
+}

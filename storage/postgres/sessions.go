@@ -1,0 +1,279 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/sessions"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/jackc/pgx/v5"
+)
+
+// SessionFlagNew in sessions.flags marks a new user's session (GA4
+// newVsReturning "new"); the other bits are the events' protocol flags.
+const SessionFlagNew int16 = 1 << 7
+
+// firstVisitName is the event GA4 logs on a client's first visit.
+const firstVisitName = "first_visit"
+
+// SetSessionCache replaces the cache of visitors' latest sessions (by
+// default in process memory) with c, e.g. Redis shared by the cluster. The
+// cache is only an accelerator: sessions are looked up in the database
+// whenever it misses or fails.
+func (s *Store) SetSessionCache(c sessions.Cache) { s.sessCache = c }
+
+// sessionRow is one sessions row to insert, or to add to when the session
+// was committed before.
+type sessionRow struct {
+	site                         int32
+	ts, last                     time.Time
+	visitor, id                  int64
+	events, pageViews, keyEvents int32
+	engage                       int64
+	flags                        int16
+	landing, exit                int32
+	first                        *[numDimKinds]int32 // the first event's dims ids
+	traffic                      [numDimKinds]int32  // attribution ids at the traffic kinds
+	firstSource                  int32
+}
+
+// sessionColumns is the sessions column list of upsertSessions.
+var sessionColumns = []string{"site_id", "ts", "visitor_id", "session_id", "last_ts", "events", "page_views",
+	"key_events", "engagement_ms", "flags", "page_id", "exit_page_id",
+	"host_id", "referrer_id", "language_id", "screen_id", "country_id", "region_id", "city_id",
+	"browser_id", "os_id", "device_id", "source_id", "medium_id", "campaign_id", "channel_id", "first_source_id"}
+
+// assignSessions gives the batch's events their sessions: from the cache
+// for visitors it covers, else from the sessions committed in the database.
+func (s *Store) assignSessions(ctx context.Context, events []protocol.Event) (sessions.Assignment, map[sessions.Key][]sessions.Session, error) {
+	if len(events) == 0 {
+		return sessions.Assignment{}, nil, nil
+	}
+	var keys []sessions.Key
+	seen := make(map[sessions.Key]bool)
+	lo, hi := events[0].TimeMicros, events[0].TimeMicros
+	for i := range events {
+		e := &events[i]
+		k := sessions.Key{Site: e.Site, Visitor: e.Visitor}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+		lo, hi = min(lo, e.TimeMicros), max(hi, e.TimeMicros)
+	}
+	cached, err := s.sessCache.Get(ctx, keys)
+	if err != nil {
+		s.logSessionCache("get", err)
+		cached = nil
+	}
+	covered := make(map[sessions.Key]bool, len(cached))
+	for k := range cached {
+		covered[k] = true
+	}
+	for i := range events {
+		e := &events[i]
+		k := sessions.Key{Site: e.Site, Visitor: e.Visitor}
+		if covered[k] && !sessions.CacheCovers(cached[k], e.SessionID, e.TimeMicros) {
+			covered[k] = false
+		}
+	}
+	known := make(map[sessions.Key][]sessions.Session, len(keys))
+	var sites []int32
+	var visitors []int64
+	for _, k := range keys {
+		if covered[k] {
+			known[k] = []sessions.Session{cached[k]}
+			continue
+		}
+		sites, visitors = append(sites, int32(k.Site)), append(visitors, int64(k.Visitor))
+	}
+	if len(sites) > 0 {
+		from := time.UnixMicro(lo).Add(-sessions.Lookback)
+		to := time.UnixMicro(hi).Add(sessions.Timeout)
+		rows, err := s.Pool.Query(ctx, `SELECT s.site_id, s.visitor_id, s.session_id, s.ts, s.last_ts, s.first_source_id
+			FROM sessions s JOIN unnest($1::integer[], $2::bigint[]) AS k(site_id, visitor_id) USING (site_id, visitor_id)
+			WHERE s.ts >= $3 AND s.ts <= $4`, sites, visitors, from, to)
+		if err != nil {
+			return sessions.Assignment{}, nil, fmt.Errorf("look up sessions: %w", err)
+		}
+		for rows.Next() {
+			var site int32
+			var visitor, id int64
+			var ts, last time.Time
+			var firstSource int32
+			if err := rows.Scan(&site, &visitor, &id, &ts, &last, &firstSource); err != nil {
+				rows.Close()
+				return sessions.Assignment{}, nil, fmt.Errorf("look up sessions: %w", err)
+			}
+			k := sessions.Key{Site: uint32(site), Visitor: uint64(visitor)}
+			known[k] = append(known[k], sessions.Session{ID: id, Start: ts.UnixMicro(), Last: last.UnixMicro(), FirstSource: firstSource})
+		}
+		if err := rows.Err(); err != nil {
+			return sessions.Assignment{}, nil, fmt.Errorf("look up sessions: %w", err)
+		}
+	}
+	return sessions.Assign(events, known), known, nil
+}
+
+func (s *Store) logSessionCache(op string, err error) {
+	if n, ok := s.sessLog.Allow(time.Now()); ok {
+		s.log.Warn("session cache unavailable; looking sessions up in the database", "op", op, "err", err, "suppressed", n)
+	}
+}
+
+// sessionRows builds the rows of the assigned sessions from the batch's
+// event rows (dims resolved) and the sessions' traffic ids.
+func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignment, traffic [][numDimKinds]int32) []sessionRow {
+	out := make([]sessionRow, len(as.Sessions))
+	for i := range as.Sessions {
+		a := &as.Sessions[i]
+		r := &out[i]
+		first := &rows[a.Events[0]]
+		r.site, r.visitor, r.id = first.site, first.visitor, a.ID
+		r.ts, r.last = time.UnixMicro(a.Start).UTC(), time.UnixMicro(a.Last).UTC()
+		r.first, r.traffic = &first.dims, traffic[i]
+		newUser, returning := false, false
+		for _, ei := range a.Events {
+			e, row := &events[ei], &rows[ei]
+			r.events++
+			r.engage += int64(row.engage)
+			r.flags |= int16(e.Flags)
+			if e.Flags&protocol.FlagKeyEvent != 0 {
+				r.keyEvents++
+			}
+			if row.pageView {
+				r.pageViews++
+				if r.landing == 0 {
+					r.landing = row.dims[DimPagePath-1]
+				}
+				if row.dims[DimPagePath-1] != 0 {
+					r.exit = row.dims[DimPagePath-1]
+				}
+			}
+			if e.Flags&protocol.FlagFirstVisit != 0 || e.Name == firstVisitName || e.SessionNum == 1 {
+				newUser = true
+			}
+			if e.SessionNum > 1 {
+				returning = true
+			}
+		}
+		// Without the sender's word (first visit, session count), a
+		// visitor id's first session is a new user's.
+		if newUser || (!a.Existing && !returning && !a.Prior) {
+			r.flags |= SessionFlagNew
+		}
+		r.firstSource = a.FirstSource
+		if !a.Prior && !a.Existing {
+			r.firstSource = r.traffic[DimSource-1]
+		}
+	}
+	return out
+}
+
+// sessionArrays are the rows as parallel arrays, in sessionColumns order.
+func sessionArrays(rows []sessionRow) []any {
+	n := len(rows)
+	site, visitor, id := make([]int32, n), make([]int64, n), make([]int64, n)
+	ts, last := make([]time.Time, n), make([]time.Time, n)
+	events, pv, ke := make([]int32, n), make([]int32, n), make([]int32, n)
+	engage, flags := make([]int64, n), make([]int16, n)
+	ids := make([][]int32, 16) // landing and exit page, 10 first-event dims, 4 traffic
+	for i := range ids {
+		ids[i] = make([]int32, n)
+	}
+	firstKinds := []DimKind{DimHost, DimReferrer, DimLanguage, DimScreen, DimCountry, DimRegion, DimCity, DimBrowser, DimOS, DimDevice}
+	trafficKinds := []DimKind{DimSource, DimMedium, DimCampaign, DimChannelGroup}
+	for i, r := range rows {
+		site[i], ts[i], visitor[i], id[i], last[i] = r.site, r.ts, r.visitor, r.id, r.last
+		events[i], pv[i], ke[i], engage[i], flags[i] = r.events, r.pageViews, r.keyEvents, r.engage, r.flags
+		ids[0][i], ids[1][i] = r.landing, r.exit
+		for j, k := range firstKinds {
+			ids[2+j][i] = r.first[k-1]
+		}
+		for j, k := range trafficKinds {
+			ids[12+j][i] = r.traffic[k-1]
+		}
+	}
+	first := make([]int32, n)
+	for i, r := range rows {
+		first[i] = r.firstSource
+	}
+	out := []any{site, ts, visitor, id, last, events, pv, ke, engage, flags}
+	for _, a := range ids {
+		out = append(out, a)
+	}
+	return append(out, first)
+}
+
+// upsertSessionsSQL inserts sessions and adds to the ones committed before.
+// Rows go in key order so that batches touching the same sessions lock them
+// in one order and never deadlock. A session's start, landing page and
+// first event's dimensions stay as first written; its exit page is the
+// last page_view of the batch holding its latest event.
+var upsertSessionsSQL = func() string {
+	types := []string{"integer", "timestamptz", "bigint", "bigint", "timestamptz", "integer", "integer",
+		"integer", "bigint", "smallint"}
+	for len(types) < len(sessionColumns) {
+		types = append(types, "integer")
+	}
+	q := "INSERT INTO sessions (" + strings.Join(sessionColumns, ", ") + ") SELECT * FROM unnest("
+	for i, t := range types {
+		if i > 0 {
+			q += ", "
+		}
+		q += "$" + strconv.Itoa(i+1) + "::" + t + "[]"
+	}
+	return q + `) ORDER BY 1, 3, 4, 2
+		ON CONFLICT (site_id, visitor_id, session_id, ts) DO UPDATE SET
+		last_ts = greatest(sessions.last_ts, excluded.last_ts),
+		events = sessions.events + excluded.events,
+		page_views = sessions.page_views + excluded.page_views,
+		key_events = sessions.key_events + excluded.key_events,
+		engagement_ms = sessions.engagement_ms + excluded.engagement_ms,
+		flags = sessions.flags | excluded.flags,
+		page_id = CASE WHEN sessions.page_id = 0 THEN excluded.page_id ELSE sessions.page_id END,
+		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
+			THEN excluded.exit_page_id ELSE sessions.exit_page_id END`
+}()
+
+// writeSessions upserts the batch's sessions in its transaction.
+func writeSessions(ctx context.Context, tx pgx.Tx, rows []sessionRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, upsertSessionsSQL, sessionArrays(rows)...); err != nil {
+		return fmt.Errorf("upsert sessions: %w", err)
+	}
+	return nil
+}
+
+// cacheSessions records the visitors' latest sessions after the batch
+// committed. A visitor whose batch only touched an older session keeps
+// what the cache has.
+func (s *Store) cacheSessions(ctx context.Context, rows []sessionRow, known map[sessions.Key][]sessions.Session) {
+	latest := make(map[sessions.Key]sessions.Session, len(rows))
+	for _, r := range rows {
+		k := sessions.Key{Site: uint32(r.site), Visitor: uint64(r.visitor)}
+		v := sessions.Session{ID: r.id, Start: r.ts.UnixMicro(), Last: r.last.UnixMicro(), FirstSource: r.firstSource}
+		if old, ok := latest[k]; ok && old.Start > v.Start {
+			continue
+		}
+		newer := false
+		for _, o := range known[k] {
+			if o.Start > v.Start {
+				newer = true
+			} else if o.Start == v.Start && o.ID == v.ID {
+				v.Last = max(v.Last, o.Last)
+			}
+		}
+		if !newer {
+			latest[k] = v
+		}
+	}
+	if err := s.sessCache.Put(ctx, latest); err != nil {
+		s.logSessionCache("put", err)
+	}
+}

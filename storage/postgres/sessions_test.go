@@ -1,0 +1,131 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/sessions"
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/redis"
+	"github.com/google/go-cmp/cmp"
+)
+
+// missCache never holds anything: every look-up goes to the database.
+type missCache struct{}
+
+func (missCache) Get(context.Context, []sessions.Key) (map[sessions.Key]sessions.Session, error) {
+	return nil, nil
+}
+func (missCache) Put(context.Context, map[sessions.Key]sessions.Session) error { return nil }
+
+// sessionTestRow is a sessions row with its dictionary values.
+type sessionTestRow struct {
+	Visitor, ID                 int64
+	Start, Last                 string
+	Events, Views, Keys         int
+	Flags                       int
+	Landing, Exit, Source, FSrc string
+	Device                      string
+}
+
+func storedSessions(t *testing.T, s *Store, site uint32) []sessionTestRow {
+	t.Helper()
+	rows, err := s.Pool.Query(context.Background(), `SELECT s.visitor_id, s.session_id, to_char(s.ts AT TIME ZONE 'UTC', 'HH24:MI:SS'),
+		to_char(s.last_ts AT TIME ZONE 'UTC', 'HH24:MI:SS'), s.events, s.page_views, s.key_events, s.flags,
+		COALESCE(l.value, ''), COALESCE(x.value, ''), COALESCE(src.value, ''), COALESCE(fs.value, ''), COALESCE(d.value, '')
+		FROM sessions s LEFT JOIN dims l ON l.id = s.page_id LEFT JOIN dims x ON x.id = s.exit_page_id
+		LEFT JOIN dims src ON src.id = s.source_id LEFT JOIN dims fs ON fs.id = s.first_source_id
+		LEFT JOIN dims d ON d.id = s.device_id
+		WHERE s.site_id = $1 ORDER BY s.visitor_id, s.ts`, int32(site))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []sessionTestRow
+	for rows.Next() {
+		var r sessionTestRow
+		if err := rows.Scan(&r.Visitor, &r.ID, &r.Start, &r.Last, &r.Events, &r.Views, &r.Keys, &r.Flags,
+			&r.Landing, &r.Exit, &r.Source, &r.FSrc, &r.Device); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestWriteBatchSessions writes a visitor's events over several batches
+// and checks the session rows, with each kind of session cache: memory (no
+// Redis), none (database look-ups only) and Redis.
+func TestWriteBatchSessions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cache func(t *testing.T) sessions.Cache
+	}{
+		{"memory", func(*testing.T) sessions.Cache { return redis.NewSessionCache(nil, "") }},
+		{"database", func(*testing.T) sessions.Cache { return missCache{} }},
+		{"redis", func(t *testing.T) sessions.Cache {
+			c, err := redis.Open(context.Background(), redis.Options{URL: testenv.RedisURL(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return redis.NewSessionCache(c, testenv.Prefix(t))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			s.SetSessionCache(tc.cache(t))
+			ctx := context.Background()
+			site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
+			at := time.Date(2025, 6, 1, 23, 40, 0, 0, time.UTC) // sessions run past midnight
+			e := func(visitor uint64, d time.Duration, name, path string) protocol.Event {
+				return protocol.Event{Site: site.ID, Visitor: visitor, TimeMicros: at.Add(d).UnixMicro(), Name: name, Path: path,
+					Referrer: "https://www.google.com/", Device: "mobile"}
+			}
+			const a, b = 1, 2
+			sidEvent := func(d time.Duration, sct int32) protocol.Event {
+				x := e(b, d, "page_view", "/s")
+				x.SessionID, x.SessionNum, x.Referrer, x.Device = 1748814000, sct, "", "desktop"
+				return x
+			}
+			batch1 := []protocol.Event{e(a, 0, "page_view", "/a?utm_source=news"), e(a, 5*time.Second, "click", ""), sidEvent(0, 3)}
+			batch1[1].Flags = protocol.FlagKeyEvent
+			batch2 := []protocol.Event{e(a, 29*time.Minute, "page_view", "/b"), sidEvent(2*time.Hour, 3)}
+			batch3 := []protocol.Event{e(a, 60*time.Minute, "page_view", "/c")} // 31 minutes after /b
+			for i, batch := range [][]protocol.Event{batch1, batch2, batch3} {
+				if _, err := s.WriteBatch(ctx, "ag", uint64(i+1), batch, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := []sessionTestRow{
+				{Visitor: a, ID: at.Unix(), Start: "23:40:00", Last: "00:09:00", Events: 3, Views: 2, Keys: 1,
+					Flags: int(protocol.FlagKeyEvent | uint8(SessionFlagNew)), Landing: "/a?utm_source=news", Exit: "/b",
+					Source: "news", FSrc: "news", Device: "mobile"},
+				{Visitor: a, ID: at.Add(60 * time.Minute).Unix(), Start: "00:40:00", Last: "00:40:00", Events: 1, Views: 1,
+					Landing: "/c", Exit: "/c", Source: "google", FSrc: "news", Device: "mobile"},
+				// sct 3: returning, though the first session of its visitor id.
+				{Visitor: b, ID: 1748814000, Start: "23:40:00", Last: "01:40:00", Events: 2, Views: 2,
+					Landing: "/s", Exit: "/s", Source: "(direct)", FSrc: "(direct)", Device: "desktop"},
+			}
+			if diff := cmp.Diff(want, storedSessions(t, s, site.ID)); diff != "" {
+				t.Fatalf("sessions (-want +got):\n%s", diff)
+			}
+			// A resent batch is a duplicate and changes no session.
+			if res, err := s.WriteBatch(ctx, "ag", 2, batch2, nil); err != nil || !res.Duplicate {
+				t.Fatalf("resend: %+v, %v", res, err)
+			}
+			if diff := cmp.Diff(want, storedSessions(t, s, site.ID)); diff != "" {
+				t.Fatalf("sessions after a resend (-want +got):\n%s", diff)
+			}
+			// Events carry their session's id.
+			if n := count(t, s, `SELECT count(*) FROM events e JOIN sessions s USING (site_id, visitor_id, session_id) WHERE e.site_id = $1`, int32(site.ID)); n != 6 {
+				t.Errorf("%d events joined their session, want 6", n)
+			}
+		})
+	}
+}
