@@ -50,11 +50,12 @@ func demoCommand() command {
 				if err != nil {
 					return err
 				}
-				ready, err := json.Marshal(d.Ready)
-				if err != nil {
-					return fmt.Errorf("BUG: encode ready line: %w", err)
+				// One line, with URLs as a person copies them ("&", not "\u0026").
+				enc := json.NewEncoder(c.stdout)
+				enc.SetEscapeHTML(false)
+				if err := enc.Encode(d.Ready); err != nil {
+					return fmt.Errorf("demo: print the ready line: %w", err)
 				}
-				fmt.Fprintln(c.stdout, string(ready))
 
 				var runErr error
 				select {

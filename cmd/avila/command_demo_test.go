@@ -104,6 +104,9 @@ func startDemo(t *testing.T, env []string, args ...string) *demoProc {
 		if !ok {
 			t.Fatalf("demo exited before its ready line: %v\n%s", <-p.exited, p.stderr.String())
 		}
+		if strings.Contains(line, `\u0026`) {
+			t.Errorf("ready line %s escapes & in URLs", line)
+		}
 		if err := json.Unmarshal([]byte(line), &p.ready); err != nil {
 			t.Fatalf("ready line %q is not a JSON object of strings: %v", line, err)
 		}
