@@ -52,7 +52,9 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	}
 	now := h.now()
 	plans := make([]*plan, len(req.Requests))
+	reqs := make([]*RunReportRequest, len(req.Requests))
 	for i := range req.Requests {
+		reqs[i] = &req.Requests[i]
 		p, ae := validate(&req.Requests[i], s, now)
 		if ae != nil {
 			return nil, newAPIError(ae.code, ae.status, "requests[%d]: %s", i, ae.message)
@@ -60,7 +62,11 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 		p.route = h.route
 		plans[i] = p
 	}
-	return runBatch(ctx, h.db, plans)
+	// Cached as a whole, so the reports of a batch still come from one
+	// snapshot.
+	return cached(ctx, h, s, reqs, plans, func() (*BatchRunReportsResponse, error) {
+		return runBatch(ctx, h.db, plans)
+	})
 }
 
 func runBatch(ctx context.Context, d db, plans []*plan) (*BatchRunReportsResponse, error) {

@@ -46,6 +46,16 @@
 // the daily visitor ids, so a visitor seen on several days of a range
 // counts once per day.
 //
+// Computed reports are cached (cache.go) when Options.Cache is set: in
+// Redis, shared by the cluster, or in the node's memory without Redis
+// (storage/redis.Cache). The key hashes the site's data version, its
+// reporting settings, the resolved date ranges and the canonical request,
+// so a report is never served after a batch of its site committed (ingest
+// bumps the version before the batch is acknowledged) and "today" is a new
+// key each day. A batch is cached as a whole, keeping its one snapshot.
+// The cache never decides an answer: when it is unavailable, reports are
+// computed from PostgreSQL.
+//
 // The time/tzdata import makes date resolution independent of the host's
 // zoneinfo files, so a site's days are the same on every node.
 package query

@@ -26,7 +26,10 @@ type Options struct {
 	Logger  *slog.Logger     // nil: discard
 	Now     func() time.Time // clock resolving "today"; nil: time.Now
 	Timeout time.Duration    // bound on one request's database work; 0: 30s
-	Metrics *Metrics         // request durations (NewMetrics); nil: not measured
+	Metrics *Metrics         // request durations, cache hits (NewMetrics); nil: not measured
+	// Cache keeps computed reports until their site's data changes (see
+	// ResultCache); nil: every report is computed.
+	Cache ResultCache
 }
 
 // KeyLookup resolves an API key to the properties it may read. For an
@@ -51,7 +54,9 @@ type handler struct {
 	timeout time.Duration
 	db      db
 	keys    KeyLookup
-	route   route // tables reports read; tests force one
+	cache   ResultCache // nil: none
+	metrics *Metrics    // nil: not counted
+	route   route       // tables reports read; tests force one
 }
 
 // NewHandler serves the GA4 Data API from pool: POST
@@ -68,7 +73,7 @@ func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
 }
 
 func newHandler(opts Options, d db, keys KeyLookup) *handler {
-	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys}
+	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys, cache: opts.Cache, metrics: opts.Metrics}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -167,7 +172,9 @@ func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*R
 		return nil, apiErr
 	}
 	p.route = h.route
-	return runReport(ctx, h.db, p)
+	return cached(ctx, h, s, []*RunReportRequest{req}, []*plan{p}, func() (*RunReportResponse, error) {
+		return runReport(ctx, h.db, p)
+	})
 }
 
 // site loads the property's reporting settings; 404 when it does not exist.

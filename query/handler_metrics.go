@@ -13,10 +13,10 @@ import (
 // server with NewMetrics and pass them in Options.
 type Metrics struct {
 	duration *prometheus.HistogramVec // endpoint
-	// cacheHits counts reports answered from the result cache. The cache
-	// does not exist yet, so it stays 0; it is exported already so that
-	// dashboards and alerts can name it.
-	cacheHits prometheus.Counter
+	// cacheHits and cacheMisses count reports (each report of a batch)
+	// answered from the result cache, and computed without it.
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
 }
 
 // Endpoint label values: the Data API methods, and "other" for any path
@@ -37,10 +37,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"endpoint"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "analytics_cache_hits_total",
-			Help: "Reports answered from the query result cache. Stays 0 until the cache exists.",
+			Help: "Reports (each report of a batch) answered from the query result cache.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_cache_misses_total",
+			Help: "Reports (each report of a batch) computed from the database: not cached, cached under an older data version, or the cache unavailable.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.cacheHits} {
+	for _, c := range []prometheus.Collector{m.duration, m.cacheHits, m.cacheMisses} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("query: register metrics: %w", err)
 		}
@@ -66,4 +70,15 @@ func (m *Metrics) instrument(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 		m.duration.WithLabelValues(endpointOf(r.URL.Path)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// cacheResult counts n reports answered from the cache (hit) or not.
+func (m *Metrics) cacheResult(hit bool, n int) {
+	switch {
+	case m == nil:
+	case hit:
+		m.cacheHits.Add(float64(n))
+	default:
+		m.cacheMisses.Add(float64(n))
+	}
 }

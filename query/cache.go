@@ -1,0 +1,145 @@
+package query
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+// ResultCache holds encoded reports by key, and per-site data versions
+// that change whenever a site's stored data does. Its failures are its own
+// business: a read that fails is a miss, a write that fails is skipped.
+// *storage/redis.Cache satisfies it (Redis, or memory on a single node).
+type ResultCache interface {
+	// Version is site's current data version; ok false: unknown, so
+	// neither read nor write the cache for site.
+	Version(ctx context.Context, site uint32) (version string, ok bool)
+	Get(ctx context.Context, key string) (value []byte, ok bool)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration)
+}
+
+// Lifetimes of cached reports. A report is never served once its site's
+// data version moved (every committed batch moves it), so these only
+// bound what the version does not see: writes that bypass ingest (import,
+// GDPR erasure, retention dropping old days). A report whose ranges reach
+// today or later lives shorter, since that is where such writes land and
+// where users look for fresh numbers.
+const (
+	cacheTTL      = 10 * time.Minute
+	cacheTodayTTL = time.Minute
+)
+
+// cacheKeyVersion changes when the encoding of reports or keys changes, so
+// a rolling upgrade never reads an entry the other version wrote.
+const cacheKeyVersion = "avila-query-cache/1"
+
+// cached returns what run returns, from h.cache when it holds the answer to
+// plans (whose requests are reqs) at the site's current data version, else
+// by calling run and storing its answer. The version is read before run
+// starts, so an answer that raced a commit is stored under the version that
+// the commit's bump replaced, where nobody reads it.
+//
+// Only the computed reports are cached: anything a caller adds around them
+// (such as a property quota) is added after cached returns, per request.
+func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportRequest, plans []*plan, run func() (T, error)) (T, error) {
+	if h.cache == nil {
+		return run()
+	}
+	version, ok := h.cache.Version(ctx, s.id)
+	if !ok {
+		h.metrics.cacheResult(false, len(plans))
+		return run()
+	}
+	key, ok := cacheKey(version, s, reqs, plans)
+	if !ok {
+		h.metrics.cacheResult(false, len(plans))
+		return run()
+	}
+	if b, ok := h.cache.Get(ctx, key); ok {
+		var v T
+		err := json.Unmarshal(b, &v)
+		if err == nil {
+			h.metrics.cacheResult(true, len(plans))
+			return v, nil
+		}
+		h.log.WarnContext(ctx, "query cache: undecodable entry ignored", "site", s.id, "key", key, "err", err)
+	}
+	h.metrics.cacheResult(false, len(plans))
+	v, err := run()
+	if err != nil {
+		return v, err
+	}
+	if b, err := json.Marshal(v); err == nil {
+		h.cache.Set(ctx, key, b, cacheLifetime(plans, h.now()))
+	}
+	return v, nil
+}
+
+// cacheLifetime is cacheTodayTTL when a range of plans ends after now,
+// else cacheTTL.
+func cacheLifetime(plans []*plan, now time.Time) time.Duration {
+	for _, p := range plans {
+		for _, r := range p.ranges {
+			if r.hi.After(now) {
+				return cacheTodayTTL
+			}
+		}
+	}
+	return cacheTTL
+}
+
+// cacheKey is the hex BLAKE3 hash of everything a report's answer depends
+// on: the site's data version and reporting settings, the resolved date
+// ranges (so "today" means another key tomorrow), paging as applied, the
+// tables the report may read, and the rest of each request in a canonical
+// form (decoded and encoded again: field order, spacing and number
+// spelling do not matter). Request fields that do not change the reports
+// (property, returnPropertyQuota, a currencyCode already checked to be the
+// site's) are left out. ok is false for a request that cannot be encoded,
+// which is then not cached.
+func cacheKey(version string, s site, reqs []*RunReportRequest, plans []*plan) (key string, ok bool) {
+	h := blake3.New()
+	var buf [8]byte
+	num := func(v int64) {
+		binary.LittleEndian.PutUint64(buf[:], uint64(v))
+		_, _ = h.Write(buf[:])
+	}
+	str := func(v string) {
+		num(int64(len(v)))
+		_, _ = h.Write([]byte(v))
+	}
+	str(cacheKeyVersion)
+	str(version)
+	num(int64(s.id))
+	str(s.timeZone)
+	str(s.currency)
+	num(s.rollupsFrom.Unix())
+	num(int64(len(plans)))
+	for i, p := range plans {
+		num(int64(p.route))
+		num(p.limit)
+		num(p.offset)
+		num(int64(len(p.ranges)))
+		for _, r := range p.ranges {
+			num(r.lo.UnixNano())
+			num(r.hi.UnixNano())
+		}
+		norm := *reqs[i]
+		norm.Property, norm.ReturnPropertyQuota, norm.CurrencyCode = "", false, ""
+		norm.Limit, norm.Offset = 0, 0
+		norm.DateRanges = make([]DateRange, len(reqs[i].DateRanges))
+		for j, r := range reqs[i].DateRanges {
+			norm.DateRanges[j] = DateRange{Name: r.Name}
+		}
+		b, err := json.Marshal(&norm)
+		if err != nil {
+			return "", false
+		}
+		str(string(b))
+	}
+	return hex.EncodeToString(h.Sum(nil)), true
+}
