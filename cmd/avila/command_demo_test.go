@@ -171,7 +171,13 @@ func (p *demoProc) sendHit(t *testing.T, path string) {
 // Data API with the demo's key.
 func (p *demoProc) eventCounts(t *testing.T) map[string]int {
 	t.Helper()
-	body := `{"dimensions":[{"name":"pagePath"}],"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}]}`
+	return p.eventCountsBy(t, "pagePath")
+}
+
+// eventCountsBy runs today's report of eventCount by one dimension.
+func (p *demoProc) eventCountsBy(t *testing.T, dimension string) map[string]int {
+	t.Helper()
+	body := `{"dimensions":[{"name":"` + dimension + `"}],"metrics":[{"name":"eventCount"}],"dateRanges":[{"startDate":"today","endDate":"today"}]}`
 	req, _ := http.NewRequest(http.MethodPost, p.ready["api"]+"/v1beta/properties/"+p.ready["property"]+":runReport", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+p.ready["api_key"])
 	req.Header.Set("Content-Type", "application/json")
@@ -287,6 +293,14 @@ func TestDemoTrafficWithDatabaseURL(t *testing.T) {
 		if !strings.HasPrefix(path, "/") {
 			t.Errorf("traffic page path %q", path)
 		}
+	}
+	// The synthetic visitors come from several countries, through the
+	// agent's trusted-proxy handling and geo lookup.
+	countries := p.eventCountsBy(t, "country")
+	delete(countries, "")
+	delete(countries, "(not set)")
+	if len(countries) < 2 {
+		t.Errorf("events by country %v: want visitors from several countries", countries)
 	}
 	p.stop(t)
 }

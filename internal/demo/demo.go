@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -116,7 +117,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Demo, err erro
 		return nil, err
 	}
 	d.agent, err = agent.Start(ctx, agent.Config{Listen: cfg.AgentListen, DataDir: filepath.Join(cfg.DataDir, "agent"),
-		Aggregators: []string{d.node.QUICAddr}, CAFile: d.node.CAFile}, log)
+		Aggregators: []string{d.node.QUICAddr}, CAFile: d.node.CAFile,
+		// The synthetic visitors name their (public, made-up) addresses in
+		// X-Forwarded-For, as a reverse proxy on this host would.
+		TrustedProxies: loopback}, log)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", explainListen(err))
 	}
@@ -279,6 +283,9 @@ func (d *Demo) stop(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// loopback is the demo agent's trusted proxy range.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // dashboardURL opens the dashboard on the demo property with its key. The key
 // rides in the fragment, which the browser never sends; the page moves it into

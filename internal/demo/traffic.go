@@ -148,6 +148,9 @@ func (t *Traffic) send(ctx context.Context, h visitHit) {
 	}
 	req.Header.Set("User-Agent", h.userAgent)
 	req.Header.Set("Accept-Language", h.language)
+	if h.clientIP != "" {
+		req.Header.Set("X-Forwarded-For", h.clientIP)
+	}
 	resp, err := t.opts.Client.Do(req)
 	if err != nil {
 		t.fail(ctx, err.Error())

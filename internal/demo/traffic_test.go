@@ -78,8 +78,9 @@ func TestTrafficSendsGtagHits(t *testing.T) {
 	if s.Visitors == 0 || s.Visitors > s.Hits {
 		t.Errorf("stats %+v: want visitors between 1 and the hit count", s)
 	}
-	cids := map[string]bool{}
+	cids, addrs := map[string]bool{}, map[string]bool{}
 	for _, r := range c.hits {
+		addrs[r.Header.Get("X-Forwarded-For")] = true
 		q := r.URL.Query()
 		if r.Method != http.MethodGet || r.URL.Path != "/g/collect" || q.Get("tid") != "G-TRAFFIC001" || q.Get("en") == "" {
 			t.Fatalf("hit %s %s", r.Method, r.URL)
@@ -91,6 +92,9 @@ func TestTrafficSendsGtagHits(t *testing.T) {
 	}
 	if len(cids) < 2 {
 		t.Errorf("%d distinct visitors in %d hits", len(cids), len(c.hits))
+	}
+	if len(addrs) < 3 || addrs[""] {
+		t.Errorf("client addresses %v: want every hit to name one, several in all", addrs)
 	}
 }
 

@@ -13,6 +13,7 @@ type visitHit struct {
 	params    url.Values
 	userAgent string
 	language  string
+	clientIP  string        // sent as X-Forwarded-For: the demo agent trusts loopback as its proxy
 	pause     time.Duration // wait before sending
 }
 
@@ -73,6 +74,32 @@ var devices = []device{
 	{"Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", "820x1180", 4},
 }
 
+// clientAddr is a public address the agent's embedded IP→country table
+// places in a country, so the demo's geography report has something to show.
+// The agent anonymizes it like any other address before anything persists.
+type clientAddr struct {
+	ip     string
+	weight int
+}
+
+var clientAddrs = []clientAddr{
+	{"8.8.8.8", 14}, {"128.112.0.1", 8}, // US
+	{"81.2.69.160", 6}, {"212.58.244.20", 3}, // GB
+	{"130.149.7.201", 5}, {"88.198.1.1", 3}, // DE
+	{"62.210.16.1", 4}, {"82.64.1.1", 2}, // FR
+	{"24.48.0.1", 4},                     // CA
+	{"200.160.2.3", 3}, {"189.1.1.1", 2}, // BR
+	{"133.11.0.1", 3},     // JP
+	{"14.139.1.1", 3},     // IN
+	{"193.0.6.139", 2},    // NL
+	{"202.12.29.205", 2},  // AU
+	{"194.153.205.26", 2}, // IT
+	{"192.36.148.17", 1},  // SE
+	{"83.1.1.1", 1},       // PL
+	{"129.132.0.1", 1},    // CH
+	{"41.0.0.1", 1},       // ZA
+}
+
 var languages = []string{"en-us", "en-us", "en-us", "en-gb", "es-es", "de-de", "fr-fr", "pt-br", "ja-jp"}
 
 // customEvent is an event a page may fire after its page_view.
@@ -122,6 +149,7 @@ func planVisit(r *rand.Rand, measurementID string, now time.Time, maxPause time.
 	dev := devices[pick(r, len(devices), func(i int) int { return devices[i].weight })]
 	lang := languages[r.IntN(len(languages))]
 	src := sources[pick(r, len(sources), func(i int) int { return sources[i].weight })]
+	addr := clientAddrs[pick(r, len(clientAddrs), func(i int) int { return clientAddrs[i].weight })]
 
 	// A quarter of visitors come back: older client id, later session count.
 	firstSeen, sessions := now, 1
@@ -203,7 +231,7 @@ func planVisit(r *rand.Rand, measurementID string, now time.Time, maxPause time.
 			for k, val := range extra {
 				v.Set(k, val)
 			}
-			hits = append(hits, visitHit{params: v, userAgent: dev.userAgent, language: lang, pause: pause})
+			hits = append(hits, visitHit{params: v, userAgent: dev.userAgent, language: lang, clientIP: addr.ip, pause: pause})
 		}
 		pause := time.Duration(0)
 		if p > 0 {
