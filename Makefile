@@ -82,7 +82,7 @@ bench:
 		else \
 			echo "bench: wrk not found; using the harness's own Go load generator (Debian: apt-get install wrk)"; \
 		fi; }
-	$(GO) run ./bench/cmd/avila-bench $(if $(QUICK),-quick) -out bench/results.json
+	$(GO) run ./bench/cmd/avila-bench $(if $(QUICK),-quick) $(if $(PHASES),-phases $(PHASES),-out bench/results.json)
 
 clean:
 	rm -rf $(BIN)

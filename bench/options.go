@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -26,9 +29,45 @@ type Options struct {
 	// Generator picks the HTTP load generator: "wrk", "go", or "" for wrk
 	// when installed, else the Go one.
 	Generator string
-	Table     io.Writer    // the Markdown table
-	JSON      io.Writer    // results.json; nil: not written
-	Logger    *slog.Logger // progress; nil: discard
+	// Phases picks the phases to run (see Phases); nil or empty: all. A
+	// run of some phases only does not require the other phases' figures.
+	Phases []string
+	Table  io.Writer    // the Markdown table
+	JSON   io.Writer    // results.json; nil: not written
+	Logger *slog.Logger // progress; nil: discard
+}
+
+// Phases are the names Options.Phases accepts, in the order a run goes
+// through them: resources (idle CPU and RSS; RSS under load is sampled
+// whenever a load phase runs), queries (the query data sets, bytes per
+// event on disk, the dashboard set), ingest (single-hit vs bare net/http),
+// batched, mp (Measurement Protocol) and pipeline (end to end vs raw COPY,
+// and wire bytes).
+var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline"}
+
+// CheckPhases reports the first name that is not one of Phases.
+func CheckPhases(names []string) error {
+	for _, n := range names {
+		if !slices.Contains(Phases, n) {
+			return fmt.Errorf("bench: phase %q: want one of %s", n, strings.Join(Phases, ", "))
+		}
+	}
+	return nil
+}
+
+// runs reports whether phase is selected.
+func (o *Options) runs(phase string) bool {
+	return len(o.Phases) == 0 || slices.Contains(o.Phases, phase)
+}
+
+// partial reports whether only some phases run.
+func (o *Options) partial() bool {
+	for _, p := range Phases {
+		if !o.runs(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // sizing is how long and how big each phase is.

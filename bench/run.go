@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,6 +30,9 @@ type run struct {
 // what was measured; the error then says what failed. A run missing a
 // required figure is an error.
 func Run(ctx context.Context, opts Options) (*Results, error) {
+	if err := CheckPhases(opts.Phases); err != nil {
+		return nil, err
+	}
 	r := &run{opts: opts, sz: sizingFor(opts.Quick), log: opts.Logger, res: NewResults(figures(opts.Quick))}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -69,6 +73,9 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if runErr != nil {
 		return r.res, runErr
 	}
+	if opts.partial() {
+		return r.res, nil
+	}
 	if miss := r.res.Missing(opts.Quick); len(miss) > 0 {
 		return r.res, fmt.Errorf("bench: figures not measured: %s", strings.Join(miss, ", "))
 	}
@@ -102,13 +109,18 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 	}
 	defer r.st.close(context.WithoutCancel(ctx))
 
-	if err := r.idle(ctx); err != nil {
-		return err
+	if r.opts.runs("resources") {
+		if err := r.idle(ctx); err != nil {
+			return err
+		}
 	}
 	// Query data first: the ingest phases put millions of rows into today's
 	// partition of other sites, and with no index on site_id the dashboard's
 	// 30 days would scan them too.
 	for _, ds := range r.sz.datasets {
+		if !r.opts.runs("queries") {
+			break
+		}
 		if err := r.loadDataset(ctx, ds); err != nil {
 			return err
 		}
@@ -123,6 +135,9 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 			return err
 		}
 	}
+	if !slices.ContainsFunc([]string{"ingest", "batched", "mp", "pipeline"}, r.opts.runs) {
+		return nil
+	}
 	sampler := r.sampleRSS()
 	loadErr := r.loadPhases(ctx)
 	if err := sampler.finish(r); err != nil && loadErr == nil {
@@ -131,21 +146,31 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 	return loadErr
 }
 
-// loadPhases are the phases that put the binaries under load.
+// loadPhases are the phases that put the binaries under load, those of
+// them that were selected.
 func (r *run) loadPhases(ctx context.Context) error {
-	if err := r.singleHitIngest(ctx); err != nil {
-		return err
+	if r.opts.runs("ingest") {
+		if err := r.singleHitIngest(ctx); err != nil {
+			return err
+		}
+		if _, err := r.drain(ctx); err != nil {
+			return err
+		}
 	}
-	if _, err := r.drain(ctx); err != nil {
-		return err
+	if r.opts.runs("batched") {
+		if err := r.batchedIngest(ctx); err != nil {
+			return err
+		}
 	}
-	if err := r.batchedIngest(ctx); err != nil {
-		return err
+	if r.opts.runs("mp") {
+		if err := r.mpIngest(ctx); err != nil {
+			return err
+		}
 	}
-	if err := r.mpIngest(ctx); err != nil {
-		return err
+	if r.opts.runs("pipeline") {
+		return r.pipeline(ctx)
 	}
-	return r.pipeline(ctx)
+	return nil
 }
 
 // set records a figure; a figure that is not a number is logged, not kept.

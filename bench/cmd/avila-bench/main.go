@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/avila-analytics/avila/bench"
@@ -76,6 +77,9 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	fs.StringVar(&c.opts.RepoDir, "repo", env("REPO", "."), "module root the binaries are built from (env AVILA_REPO)")
 	fs.StringVar(&c.opts.Generator, "load-generator", env("LOAD_GENERATOR", "auto"),
 		"HTTP load generator for single-hit and batched ingest: wrk, go, or auto (wrk when installed) (env AVILA_LOAD_GENERATOR)")
+	phases := fs.String("phases", env("PHASES", ""),
+		"comma-separated phases to run, of "+strings.Join(bench.Phases, ",")+
+			"; empty: all. A partial run requires only its own figures and writes results.json only when --out is given (env AVILA_PHASES)")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "progress log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -85,6 +89,19 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+	}
+	if *phases != "" {
+		c.opts.Phases = strings.Split(*phases, ",")
+		if err := bench.CheckPhases(c.opts.Phases); err != nil {
+			return c, fmt.Errorf("--phases: %w", err)
+		}
+		// The committed results.json is a full run's: a partial run does
+		// not replace it unless asked to.
+		outSet := false
+		fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if _, ok := lookupEnv("AVILA_OUT"); !ok && !outSet {
+			c.out = ""
+		}
 	}
 	switch c.opts.Generator {
 	case "auto", "wrk", "go":

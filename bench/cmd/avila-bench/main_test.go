@@ -62,3 +62,26 @@ func TestParseErrors(t *testing.T) {
 	f(nil, map[string]string{"AVILA_QUICK": "yes please"}, "AVILA_QUICK")
 	f([]string{"-no-such-flag"}, nil, "no-such-flag")
 }
+
+// --phases picks phases; a partial run keeps the committed results.json
+// unless --out or AVILA_OUT asks for a file.
+func TestParsePhases(t *testing.T) {
+	c, err := parse([]string{"-phases", "ingest,resources"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.opts.Phases, ",") != "ingest,resources" || c.out != "" {
+		t.Fatalf("phases=%q out=%q, want ingest,resources and no results.json", c.opts.Phases, c.out)
+	}
+	c, err = parse([]string{"-phases", "ingest", "-out", "/tmp/p.json"}, envOf(nil), io.Discard)
+	if err != nil || c.out != "/tmp/p.json" {
+		t.Fatalf("with --out: out=%q err=%v", c.out, err)
+	}
+	c, err = parse(nil, envOf(map[string]string{"AVILA_PHASES": "pipeline", "AVILA_OUT": "/tmp/q.json"}), io.Discard)
+	if err != nil || strings.Join(c.opts.Phases, ",") != "pipeline" || c.out != "/tmp/q.json" {
+		t.Fatalf("from env: phases=%q out=%q err=%v", c.opts.Phases, c.out, err)
+	}
+	if _, err := parse([]string{"-phases", "ingest,warp"}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), `"warp"`) {
+		t.Fatalf("unknown phase: err=%v, want it named", err)
+	}
+}
