@@ -1,0 +1,166 @@
+package redis
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+var rtNow = time.Date(2026, 12, 2, 12, 0, 30, 0, time.UTC)
+
+func at(minutesAgo int, site uint32, visitor uint64, name string) protocol.Event {
+	return protocol.Event{Site: site, TimeMicros: rtNow.Add(-time.Duration(minutesAgo) * time.Minute).UnixMicro(),
+		Name: name, Visitor: visitor, Country: "DE", Path: "/a?x=1"}
+}
+
+func client(t *testing.T) *goredis.Client {
+	t.Helper()
+	c, err := Open(context.Background(), Options{URL: testenv.RedisURL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// total sums a window's events and distinct visitors from its cells.
+func total(w Window) (events int64, minutes []int64) {
+	for _, m := range w.Minutes {
+		minutes = append(minutes, w.Now-m.Minute)
+		for _, n := range m.Cells {
+			events += n
+		}
+	}
+	return events, minutes
+}
+
+func TestRealtimeKeysCarryPrefixAndTTL(t *testing.T) {
+	c := client(t)
+	prefix := testenv.Prefix(t)
+	r := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: func() time.Time { return rtNow }})
+	r.Record(context.Background(), []protocol.Event{at(0, 7, 1, "page_view"), at(0, 7, 2, "page_view"), at(2, 7, 1, "click")})
+	keys, err := c.Keys(context.Background(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	minute := rtNow.Unix() / 60
+	want := map[string]bool{}
+	for _, m := range []int64{minute, minute - 2} {
+		want[prefix+"realtime:users:7:"+strconv.FormatInt(m, 10)] = true
+		want[prefix+"realtime:events:7:"+strconv.FormatInt(m, 10)] = true
+	}
+	if len(keys) != len(want) {
+		t.Fatalf("keys %v, want %v", keys, want)
+	}
+	for _, k := range keys {
+		if !want[k] {
+			t.Fatalf("unexpected key %s (want %v)", k, want)
+		}
+		ttl, err := c.TTL(context.Background(), k).Result()
+		if err != nil || ttl <= 30*time.Minute || ttl > 35*time.Minute {
+			t.Fatalf("TTL of %s: %v %v, want in (30m, 35m]", k, ttl, err)
+		}
+	}
+	if n, err := c.PFCount(context.Background(), prefix+"realtime:users:7:"+strconv.FormatInt(minute, 10)).Result(); err != nil || n != 2 {
+		t.Fatalf("visitors this minute: %d %v, want 2", n, err)
+	}
+}
+
+// TestRealtimeSharedAcrossNodes: what one node records, another reads, and
+// its watchers hear of it through pub/sub.
+func TestRealtimeSharedAcrossNodes(t *testing.T) {
+	c := client(t)
+	prefix := testenv.Prefix(t)
+	now := func() time.Time { return rtNow }
+	a := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now})
+	b := NewRealtime(RealtimeOptions{Client: client(t), Prefix: prefix, Now: now})
+	heard := make(chan uint32, 10)
+	b.Watch(func(site uint32) { heard <- site })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	// Subscribing is asynchronous: record until b hears it.
+	deadline := time.Now().Add(10 * time.Second)
+	for got := false; !got; {
+		a.Record(context.Background(), []protocol.Event{at(1, 9, 1, "page_view")})
+		select {
+		case site := <-heard:
+			if site != 9 {
+				t.Fatalf("heard site %d, want 9", site)
+			}
+			got = true
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("node b never heard of node a's commit")
+			}
+		}
+	}
+	w, err := b.Window(context.Background(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events, minutes := total(w); w.Memory || events < 1 || w.Users != 1 || len(minutes) != 1 || minutes[0] != 1 {
+		t.Fatalf("node b reads %+v (events %d, minutes ago %v), want site 9's events from Redis, one visitor, 1 minute ago", w, events, minutes)
+	}
+	cancel()
+	<-done
+}
+
+// TestRealtimeWithoutRedis: no client, and a client whose server is down,
+// both answer from memory; old events are left out.
+func TestRealtimeWithoutRedis(t *testing.T) {
+	down, err := New(Options{URL: "redis://127.0.0.1:1/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	for name, c := range map[string]*goredis.Client{"none": nil, "down": down} {
+		t.Run(name, func(t *testing.T) {
+			r := NewRealtime(RealtimeOptions{Client: c, Now: func() time.Time { return rtNow }})
+			heard := 0
+			r.Watch(func(uint32) { heard++ })
+			r.Record(context.Background(), []protocol.Event{at(0, 1, 1, "page_view"), at(29, 1, 2, "page_view"), at(30, 1, 3, "page_view"), at(0, 2, 4, "page_view")})
+			w, err := r.Window(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, minutes := total(w)
+			if !w.Memory || events != 2 || w.Users != 2 || len(minutes) != 2 || heard != 2 {
+				t.Fatalf("window %+v: events %d minutes ago %v heard %d; want 2 events of 2 visitors at 0 and 29 minutes ago, both sites announced", w, events, minutes, heard)
+			}
+			for c := range w.Minutes[0].Cells {
+				if c.Screen != "/a" || c.Country != "DE" {
+					t.Fatalf("cell %+v: want screen /a (the path without its query) and country DE", c)
+				}
+			}
+		})
+	}
+}
+
+func TestRealtimeMemoryBounded(t *testing.T) {
+	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return rtNow }, MaxCells: 3})
+	var events []protocol.Event
+	for v := range uint64(10) {
+		events = append(events, at(0, 1, v, "page_view"))
+	}
+	r.Record(context.Background(), events)
+	w, _ := r.Window(context.Background(), 1)
+	if len(w.Minutes) != 1 || len(w.Minutes[0].Cells) != 3 {
+		t.Fatalf("kept %+v, want 3 cells", w)
+	}
+	// A minute later the slot of 30 minutes ago is reused, not grown.
+	later := rtNow.Add(30 * time.Minute)
+	r.opts.Now = func() time.Time { return later }
+	r.Record(context.Background(), []protocol.Event{{Site: 1, TimeMicros: later.UnixMicro(), Name: "x", Visitor: 99}})
+	w, _ = r.Window(context.Background(), 1)
+	if len(w.Minutes) != 1 || len(w.Minutes[0].Cells) != 1 || w.Minutes[0].Minute != later.Unix()/60 {
+		t.Fatalf("after 30 minutes: %+v", w)
+	}
+}
