@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/axiomhq/hyperloglog v0.2.6
 	github.com/chromedp/chromedp v0.23.0
+	github.com/coder/websocket v1.8.15
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/exaring/otelpgx v0.13.0
 	github.com/google/go-cmp v0.7.0

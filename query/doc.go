@@ -1,7 +1,10 @@
 // Package query serves the GA4 Data API v1beta (runReport, batchRunReports,
 // getMetadata) over the events stored by storage/postgres, in Google's JSON
 // shapes, so GA4 client libraries and dashboards read Avila like a GA4
-// property.
+// property. runRealtimeReport and the realtime WebSocket
+// (realtime*.go) read the last 30 minutes' counters from a RealtimeSource
+// (storage/redis.Realtime) instead, grouping, filtering and ordering in Go
+// with the same rules as the SQL path.
 //
 // A request flows through four stages, one file group each:
 //

@@ -30,6 +30,9 @@ type Options struct {
 	// Cache keeps computed reports until their site's data changes (see
 	// ResultCache); nil: every report is computed.
 	Cache ResultCache
+	// Realtime answers :runRealtimeReport; nil: that method answers 501
+	// UNIMPLEMENTED.
+	Realtime RealtimeSource
 }
 
 // KeyLookup resolves an API key to the properties it may read. For an
@@ -54,13 +57,15 @@ type handler struct {
 	timeout time.Duration
 	db      db
 	keys    KeyLookup
-	cache   ResultCache // nil: none
-	metrics *Metrics    // nil: not counted
-	route   route       // tables reports read; tests force one
+	cache   ResultCache    // nil: none
+	metrics *Metrics       // nil: not counted
+	route   route          // tables reports read; tests force one
+	rt      RealtimeSource // nil: no realtime reports
 }
 
 // NewHandler serves the GA4 Data API from pool: POST
-// /v1beta/properties/{id}:runReport and :batchRunReports, and GET
+// /v1beta/properties/{id}:runReport, :batchRunReports and
+// :runRealtimeReport (from opts.Realtime), and GET
 // /v1beta/properties/{id}/metadata, authorizing each request's bearer key
 // with keys. Mount it at "/v1beta/" without stripping the prefix; other
 // paths under it answer 404 NOT_FOUND.
@@ -73,7 +78,7 @@ func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
 }
 
 func newHandler(opts Options, d db, keys KeyLookup) *handler {
-	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys, cache: opts.Cache, metrics: opts.Metrics}
+	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys, cache: opts.Cache, metrics: opts.Metrics, rt: opts.Realtime}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -90,9 +95,10 @@ const propertiesPrefix = "/v1beta/properties/"
 
 // routes under propertiesPrefix: the HTTP method and the path after the id.
 var routes = map[string]string{
-	":runReport":       http.MethodPost,
-	":batchRunReports": http.MethodPost,
-	"/metadata":        http.MethodGet,
+	":runReport":         http.MethodPost,
+	":batchRunReports":   http.MethodPost,
+	":runRealtimeReport": http.MethodPost,
+	"/metadata":          http.MethodGet,
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -103,8 +109,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		idText, route = rest[:cut], rest[cut:]
 	}
 	if method, ok := routes[route]; !ok || method != r.Method || !strings.HasPrefix(r.URL.Path, propertiesPrefix) {
-		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers POST %s{id}:runReport, POST %s{id}:batchRunReports and GET %s{id}/metadata.",
-			r.Method, truncate(r.URL.Path), propertiesPrefix, propertiesPrefix, propertiesPrefix))
+		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers POST %s{id}:runReport, POST %s{id}:batchRunReports, POST %s{id}:runRealtimeReport and GET %s{id}/metadata.",
+			r.Method, truncate(r.URL.Path), propertiesPrefix, propertiesPrefix, propertiesPrefix, propertiesPrefix))
 		return
 	}
 	// Site ids are PostgreSQL integers: 1..2^31-1. Property 0 asks for the
@@ -122,6 +128,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = h.runReport(ctx, r, uint32(id))
 	case ":batchRunReports":
 		resp, err = h.batchRunReports(ctx, r, uint32(id))
+	case ":runRealtimeReport":
+		resp, err = h.runRealtimeReport(ctx, r, uint32(id))
 	default:
 		resp, err = h.metadata(ctx, r, uint32(id))
 	}
@@ -140,6 +148,11 @@ func (h *handler) authorize(ctx context.Context, r *http.Request, id uint32) err
 		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
 			"Request is missing a valid API key: send 'Authorization: Bearer <key>'.")
 	}
+	return h.authorizeKey(ctx, key, id)
+}
+
+// authorizeKey checks key against property id, as authorize does.
+func (h *handler) authorizeKey(ctx context.Context, key string, id uint32) error {
 	allowed, err := h.keys.LookupAPIKey(ctx, key)
 	if isNotFound(err) {
 		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")

@@ -22,9 +22,10 @@ type Metrics struct {
 // Endpoint label values: the Data API methods, and "other" for any path
 // that names none, so a client cannot create label values.
 var endpoints = map[string]string{
-	":runReport":       "runReport",
-	":batchRunReports": "batchRunReports",
-	"/metadata":        "metadata",
+	":runReport":         "runReport",
+	":batchRunReports":   "batchRunReports",
+	":runRealtimeReport": "runRealtimeReport",
+	"/metadata":          "metadata",
 }
 
 // NewMetrics creates the query metrics and registers them on reg.
@@ -32,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "analytics_query_duration_seconds",
-			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, metadata, other), errors included.",
+			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, runRealtimeReport, metadata, other), errors included.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"endpoint"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{

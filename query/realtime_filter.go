@@ -1,0 +1,284 @@
+package query
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// rtFilter is a validated realtime filter, evaluated in Go over the counters
+// (realtime state is not in the database): an and/or group, a negation or a
+// leaf. Matching follows the SQL path's rules: RE2 regular expressions,
+// case-insensitive unless caseSensitive, emptyFilter matches "" and
+// (not set), numeric filters on a dimension match only values that are
+// numbers.
+type rtFilter struct {
+	and, or []*rtFilter
+	not     *rtFilter
+	// Leaves: a dimension (metric false) or a metric, and its test.
+	metric bool
+	field  int
+	str    func(string) bool  // dimension string tests
+	num    func(float64) bool // numeric tests
+}
+
+// rtFilterCompiler validates one realtime dimensionFilter or metricFilter.
+type rtFilterCompiler struct {
+	metric bool
+	nodes  int
+}
+
+// compileRealtimeFilter validates e, the request's field (dimensionFilter or
+// metricFilter); nil for no filter. Errors name the offending path.
+func compileRealtimeFilter(e *FilterExpression, field string, metric bool) (*rtFilter, *apiError) {
+	if e == nil {
+		return nil, nil
+	}
+	c := &rtFilterCompiler{metric: metric}
+	return c.expr(e, field, 0)
+}
+
+func (c *rtFilterCompiler) expr(e *FilterExpression, path string, depth int) (*rtFilter, *apiError) {
+	c.nodes++
+	switch {
+	case c.nodes > maxFilterNodes:
+		return nil, invalidArgument("%s: a filter may hold at most %d expressions.", path, maxFilterNodes)
+	case depth > maxFilterDepth:
+		return nil, invalidArgument("%s: filters may nest at most %d levels deep.", path, maxFilterDepth)
+	case countSet(e.AndGroup != nil, e.OrGroup != nil, e.NotExpression != nil, e.Filter != nil) != 1:
+		return nil, invalidArgument("%s: set exactly one of andGroup, orGroup, notExpression or filter.", path)
+	case e.AndGroup != nil:
+		kids, err := c.group(e.AndGroup, path+".andGroup", depth)
+		return &rtFilter{and: kids}, err
+	case e.OrGroup != nil:
+		kids, err := c.group(e.OrGroup, path+".orGroup", depth)
+		return &rtFilter{or: kids}, err
+	case e.NotExpression != nil:
+		kid, err := c.expr(e.NotExpression, path+".notExpression", depth+1)
+		return &rtFilter{not: kid}, err
+	}
+	return c.leaf(e.Filter, path+".filter")
+}
+
+func (c *rtFilterCompiler) group(g *FilterExpressionList, path string, depth int) ([]*rtFilter, *apiError) {
+	if len(g.Expressions) == 0 {
+		return nil, invalidArgument("%s.expressions: a group needs at least one expression.", path)
+	}
+	kids := make([]*rtFilter, len(g.Expressions))
+	for i := range g.Expressions {
+		kid, err := c.expr(&g.Expressions[i], fmt.Sprintf("%s.expressions[%d]", path, i), depth+1)
+		if err != nil {
+			return nil, err
+		}
+		kids[i] = kid
+	}
+	return kids, nil
+}
+
+func (c *rtFilterCompiler) leaf(f *Filter, path string) (*rtFilter, *apiError) {
+	l := &rtFilter{metric: c.metric}
+	if err := c.field(l, f.FieldName, path+".fieldName"); err != nil {
+		return nil, err
+	}
+	if countSet(f.StringFilter != nil, f.InListFilter != nil, f.NumericFilter != nil, f.BetweenFilter != nil, f.EmptyFilter != nil) != 1 {
+		return nil, invalidArgument("%s: set exactly one of stringFilter, inListFilter, numericFilter, betweenFilter or emptyFilter.", path)
+	}
+	if c.metric && (f.StringFilter != nil || f.InListFilter != nil || f.EmptyFilter != nil) {
+		return nil, invalidArgument("%s: metric %s takes numericFilter or betweenFilter only.", path, quoteName(f.FieldName))
+	}
+	var err *apiError
+	switch {
+	case f.StringFilter != nil:
+		l.str, err = rtStringTest(f.StringFilter, path+".stringFilter")
+	case f.InListFilter != nil:
+		l.str, err = rtInListTest(f.InListFilter, path+".inListFilter")
+	case f.EmptyFilter != nil:
+		l.str = func(v string) bool { return v == "" || v == notSet }
+	case f.NumericFilter != nil:
+		op := f.NumericFilter.Operation
+		if _, ok := compareOps[op]; !ok {
+			return nil, invalidArgument("%s.numericFilter.operation: %s is not supported; use EQUAL, LESS_THAN, LESS_THAN_OR_EQUAL, GREATER_THAN or GREATER_THAN_OR_EQUAL.",
+				path, quoteName(op))
+		}
+		var n any
+		if n, err = numericValue(f.NumericFilter.Value, path+".numericFilter.value"); err != nil {
+			return nil, err
+		}
+		x := asFloat(n)
+		l.num = func(v float64) bool {
+			switch op {
+			case "EQUAL":
+				return v == x
+			case "LESS_THAN":
+				return v < x
+			case "LESS_THAN_OR_EQUAL":
+				return v <= x
+			case "GREATER_THAN":
+				return v > x
+			}
+			return v >= x
+		}
+	default:
+		var lo, hi any
+		if lo, err = numericValue(f.BetweenFilter.FromValue, path+".betweenFilter.fromValue"); err != nil {
+			return nil, err
+		}
+		if hi, err = numericValue(f.BetweenFilter.ToValue, path+".betweenFilter.toValue"); err != nil {
+			return nil, err
+		}
+		a, b := asFloat(lo), asFloat(hi)
+		l.num = func(v float64) bool { return a <= v && v <= b }
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// field resolves a filter's fieldName among the realtime dimensions or
+// metrics.
+func (c *rtFilterCompiler) field(l *rtFilter, name, path string) *apiError {
+	d, isDim := realtimeDims[name]
+	m, isMetric := realtimeMetrics[name]
+	switch {
+	case c.metric && isMetric:
+		l.field = int(m)
+	case !c.metric && isDim:
+		l.field = int(d)
+	case c.metric && isDim:
+		return invalidArgument("%s: %s is a dimension; metricFilter takes metrics (filter dimensions in dimensionFilter).", path, quoteName(name))
+	case !c.metric && isMetric:
+		return invalidArgument("%s: %s is a metric; dimensionFilter takes dimensions (filter metrics in metricFilter).", path, quoteName(name))
+	case c.metric:
+		return invalidArgument("%s: %s", path, notValid(name, "realtime metric", "realtime reports take "+realtimeMetricNames))
+	default:
+		return invalidArgument("%s: %s", path, notValid(name, "realtime dimension", "realtime reports take "+realtimeDimNames))
+	}
+	return nil
+}
+
+func rtStringTest(f *StringFilter, path string) (func(string) bool, *apiError) {
+	kind, ok := stringMatchTypes[f.MatchType]
+	if !ok {
+		return nil, invalidArgument("%s.matchType: %s is not supported; use EXACT, BEGINS_WITH, ENDS_WITH, CONTAINS, FULL_REGEXP or PARTIAL_REGEXP.",
+			path, quoteName(f.MatchType))
+	}
+	if err := checkText(f.Value, path+".value"); err != nil {
+		return nil, err
+	}
+	want := f.Value
+	if f.CaseSensitive {
+		switch kind {
+		case matchExact:
+			return func(v string) bool { return v == want }, nil
+		case matchBegins:
+			return func(v string) bool { return strings.HasPrefix(v, want) }, nil
+		case matchEnds:
+			return func(v string) bool { return strings.HasSuffix(v, want) }, nil
+		case matchContains:
+			return func(v string) bool { return strings.Contains(v, want) }, nil
+		}
+	}
+	var pattern string
+	switch kind {
+	case matchExact:
+		pattern = `\A` + regexp.QuoteMeta(want) + `\z`
+	case matchBegins:
+		pattern = `\A` + regexp.QuoteMeta(want)
+	case matchEnds:
+		pattern = regexp.QuoteMeta(want) + `\z`
+	case matchContains:
+		pattern = regexp.QuoteMeta(want)
+	default: // matchRegexp
+		pattern = want
+		if f.MatchType == "FULL_REGEXP" {
+			pattern = `\A(?:` + want + `)\z`
+		}
+	}
+	if !f.CaseSensitive {
+		pattern = "(?i)" + pattern
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, invalidArgument("%s.value: invalid regular expression %s: %v.", path, quoteName(f.Value), err)
+	}
+	return re.MatchString, nil
+}
+
+func rtInListTest(f *InListFilter, path string) (func(string) bool, *apiError) {
+	switch {
+	case len(f.Values) == 0:
+		return nil, invalidArgument("%s.values: give at least one value.", path)
+	case len(f.Values) > maxInListValues:
+		return nil, invalidArgument("%s.values: at most %d values, got %d.", path, maxInListValues, len(f.Values))
+	}
+	set := make(map[string]bool, len(f.Values))
+	for i, v := range f.Values {
+		if err := checkText(v, fmt.Sprintf("%s.values[%d]", path, i)); err != nil {
+			return nil, err
+		}
+		set[v] = true
+	}
+	if f.CaseSensitive {
+		return func(v string) bool { return set[v] }, nil
+	}
+	values := f.Values
+	return func(v string) bool {
+		for _, w := range values {
+			if strings.EqualFold(v, w) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+// matchDims evaluates a dimensionFilter on one cell's values.
+func (f *rtFilter) matchDims(v *[rtDimCount]string) bool {
+	switch {
+	case f.and != nil:
+		for _, k := range f.and {
+			if !k.matchDims(v) {
+				return false
+			}
+		}
+		return true
+	case f.or != nil:
+		for _, k := range f.or {
+			if k.matchDims(v) {
+				return true
+			}
+		}
+		return false
+	case f.not != nil:
+		return !f.not.matchDims(v)
+	case f.str != nil:
+		return f.str(v[f.field])
+	}
+	x, err := strconv.ParseFloat(strings.TrimSpace(v[f.field]), 64)
+	return err == nil && f.num(x)
+}
+
+// matchMetrics evaluates a metricFilter on one row's metrics.
+func (f *rtFilter) matchMetrics(m *[rtMetricCount]int64) bool {
+	switch {
+	case f.and != nil:
+		for _, k := range f.and {
+			if !k.matchMetrics(m) {
+				return false
+			}
+		}
+		return true
+	case f.or != nil:
+		for _, k := range f.or {
+			if k.matchMetrics(m) {
+				return true
+			}
+		}
+		return false
+	case f.not != nil:
+		return !f.not.matchMetrics(m)
+	}
+	return f.num(float64(m[f.field]))
+}
