@@ -23,6 +23,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/jobs"
 	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query"
 	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/avila-analytics/avila/storage/redis"
 )
@@ -87,14 +88,20 @@ type Node struct {
 	store   *postgres.Store
 	redis   *goredis.Client // nil without --redis-url
 	rprefix string          // Config.RedisPrefix
-	gate    *gate
-	act     *activity
-	metrics *nodeMetrics
-	cluster *cluster.Cluster // nil when running alone
-	quic    *protocol.Server
-	http    *http.Server
-	cancel  context.CancelFunc // stops Serve's accept loop and the jobs
-	wg      sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
+	// committed are called, in order, after each batch's first commit with
+	// its stored events (ingest.Options.Committed): derived state such as
+	// realtime counters hooks in here.
+	committed []func(ctx context.Context, events []protocol.Event)
+	realtime  *redis.Realtime
+	socket    *query.RealtimeSocket
+	gate      *gate
+	act       *activity
+	metrics   *nodeMetrics
+	cluster   *cluster.Cluster // nil when running alone
+	quic      *protocol.Server
+	http      *http.Server
+	cancel    context.CancelFunc // stops Serve's accept loop and the jobs
+	wg        sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
 
 	serveErr chan error
 }
@@ -151,8 +158,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.metrics, err = n.newNodeMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}
+	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
+	n.committed = append(n.committed, n.realtime.Record)
+	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
-		Tracer: tp.Tracer(tracerIngest)}, n.store)
+		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store)
 	n.gate = newGate(h, n.members)
 	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
 	if err != nil {
@@ -192,6 +202,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		}
 	})
 	n.wg.Go(func() { j.Run(runCtx) })
+	n.wg.Go(func() { n.realtime.Run(runCtx) })
+	n.wg.Go(func() { n.socket.Run(runCtx) })
 	if n.cluster != nil {
 		n.wg.Go(func() { n.cluster.Run(runCtx) })
 		n.wg.Go(func() { n.publishLoad(runCtx) })
@@ -203,6 +215,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	})
 	log.Info("aggregator ready", "node", n.name, "quic", n.QUICAddr, "api", n.APIURL, "mtls", cfg.TLSClientCA != "")
 	return n, nil
+}
+
+// onCommitted runs the committed hooks for one batch's stored events.
+func (n *Node) onCommitted(ctx context.Context, events []protocol.Event) {
+	for _, fn := range n.committed {
+		fn(ctx, events)
+	}
 }
 
 func (n *Node) serverTLS(cfg Config) (*tls.Config, error) {

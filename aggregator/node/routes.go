@@ -28,7 +28,14 @@ func (n *Node) routes() http.Handler {
 		qm = n.metrics.query
 	}
 	mux.HandleFunc("GET /v1/cluster/status", n.clusterStatus)
-	mux.Handle("/v1beta/", query.NewHandler(query.Options{Logger: n.log, Metrics: qm}, n.store.Pool, n.store))
+	qo := query.Options{Logger: n.log, Metrics: qm}
+	if n.realtime != nil {
+		qo.Realtime = n.realtime
+	}
+	mux.Handle("/v1beta/", query.NewHandler(qo, n.store.Pool, n.store))
+	if n.socket != nil {
+		mux.Handle("GET /v1/realtime/ws", n.socket)
+	}
 	mux.Handle("/", web.Handler())
 	return mux
 }

@@ -1,0 +1,160 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// realtimeReport posts body to node's runRealtimeReport for site.
+func realtimeReport(t *testing.T, n *Node, site uint32, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, n.APIURL+"/v1beta/properties/"+itoa(site)+":runRealtimeReport", bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func startNode(t *testing.T, db, redisURL, prefix string) *Node {
+	t.Helper()
+	n, err := Start(context.Background(), Config{DatabaseURL: db, RedisURL: redisURL, RedisPrefix: prefix,
+		ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	return n
+}
+
+func sendBatch(t *testing.T, n *Node, seq uint64, events []protocol.Event) {
+	t.Helper()
+	tlsConf, err := protocol.ClientTLS(n.CAFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := protocol.NewClient(n.QUICAddr, tlsConf)
+	defer c.Close()
+	wire, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "realtime-test", Seq: seq, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.SendBatch(context.Background(), wire)
+	if err != nil || ack.Status != protocol.AckOK || ack.Stored != len(events) {
+		t.Fatalf("batch: %+v, %v", ack, err)
+	}
+}
+
+// TestRealtimeThroughIngest: a batch committed on node B shows in node A's
+// runRealtimeReport and on a WebSocket connected to node A before the commit
+// (shared Redis); a node without Redis answers its own commits the same way.
+func TestRealtimeThroughIngest(t *testing.T) {
+	db := testenv.PostgresURL(t)
+	prefix := testenv.Prefix(t)
+	a := startNode(t, db, testenv.RedisURL(t), prefix)
+	b := startNode(t, db, testenv.RedisURL(t), prefix)
+	ctx := context.Background()
+	site, err := a.store.CreateSite(ctx, postgres.SiteSpec{Name: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := a.store.CreateSite(ctx, postgres.SiteSpec{Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := a.store.CreateAPIKey(ctx, "realtime", []uint32{site.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsURL := "ws" + strings.TrimPrefix(a.APIURL, "http") + "/v1/realtime/ws?property=" + itoa(site.ID) + "&key=" + key
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(dctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if _, _, err := conn.Read(dctx); err != nil { // the first summary, before the commit
+		t.Fatal(err)
+	}
+	if _, resp, err := websocket.Dial(dctx, strings.Replace(wsURL, "property="+itoa(site.ID), "property="+itoa(other.ID), 1), nil); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("socket for another property: %v %v, want 403", resp, err)
+	}
+
+	now := time.Now()
+	events := []protocol.Event{
+		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1, Country: "FR", Title: "Accueil"},
+		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "click", Visitor: 1, Country: "FR", Title: "Accueil"},
+		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 2, Country: "FR", Title: "Prix"},
+		{Site: site.ID, TimeMicros: now.Add(-45 * time.Minute).UnixMicro(), Name: "page_view", Visitor: 3, Country: "FR"},
+	}
+	sendBatch(t, b, 1, events)
+
+	const body = `{"dimensions":[{"name":"eventName"}],"metrics":[{"name":"activeUsers"},{"name":"eventCount"}]}`
+	const want = `"rows":[{"dimensionValues":[{"value":"page_view"}],"metricValues":[{"value":"2"},{"value":"2"}]},` +
+		`{"dimensionValues":[{"value":"click"}],"metricValues":[{"value":"1"},{"value":"1"}]}],"rowCount":2`
+	for _, n := range []*Node{a, b} {
+		if code, out := realtimeReport(t, n, site.ID, key, body); code != 200 || !strings.Contains(out, want) {
+			t.Fatalf("runRealtimeReport: %d %s, want %s", code, out, want)
+		}
+	}
+	if code, out := realtimeReport(t, a, other.ID, key, body); code != http.StatusForbidden {
+		t.Fatalf("another property: %d %s, want 403", code, out)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer rcancel()
+	for {
+		_, msg, err := conn.Read(rctx)
+		if err != nil {
+			t.Fatalf("socket on node A never saw node B's commit: %v", err)
+		}
+		var s struct{ ActiveUsers, EventCount, ScreenPageViews int64 }
+		if err := json.Unmarshal(msg, &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.EventCount > 0 {
+			if s.ActiveUsers != 2 || s.EventCount != 3 || s.ScreenPageViews != 2 {
+				t.Fatalf("summary %s, want 2 users, 3 events, 2 views", msg)
+			}
+			break
+		}
+	}
+
+	// Without Redis: a node counts its own commits in memory, same answer.
+	solo := startNode(t, db, "", "")
+	sendBatch(t, solo, 2, []protocol.Event{
+		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1},
+		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "click", Visitor: 1},
+		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 2},
+	})
+	key2, err := a.store.CreateAPIKey(ctx, "other", []uint32{other.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := realtimeReport(t, solo, other.ID, key2, body); code != 200 || !strings.Contains(out, want) {
+		t.Fatalf("runRealtimeReport without Redis: %d %s, want %s", code, out, want)
+	}
+}
