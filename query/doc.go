@@ -59,6 +59,15 @@
 // The cache never decides an answer: when it is unavailable, reports are
 // computed from PostgreSQL.
 //
+// Funnels (funnel_*.go): POST /v1alpha/properties/{id}:runFunnelReport in
+// GA4's v1alpha shape. Step filters compile to the same allowlisted filter
+// trees as dimensionFilter (event name, event parameters as customEvent:
+// dimensions, dimension fields); one statement ranks each visitor's events
+// in the range by time and decides with window frames whether each event
+// reaches each step, honoring closed/open funnels, isDirectlyFollowedBy and
+// withinDurationFromPriorStep (see buildFunnelSQL). Users are visitor ids,
+// so a funnel follows a visitor within a day.
+//
 // The time/tzdata import makes date resolution independent of the host's
 // zoneinfo files, so a site's days are the same on every node.
 package query

@@ -65,10 +65,11 @@ type handler struct {
 
 // NewHandler serves the GA4 Data API from pool: POST
 // /v1beta/properties/{id}:runReport, :batchRunReports and
-// :runRealtimeReport (from opts.Realtime), and GET
-// /v1beta/properties/{id}/metadata, authorizing each request's bearer key
-// with keys. Mount it at "/v1beta/" without stripping the prefix; other
-// paths under it answer 404 NOT_FOUND.
+// :runRealtimeReport (from opts.Realtime), GET
+// /v1beta/properties/{id}/metadata and POST
+// /v1alpha/properties/{id}:runFunnelReport, authorizing each request's
+// bearer key with keys. Mount it at "/v1beta/" and "/v1alpha/" without
+// stripping the prefix; other paths under them answer 404 NOT_FOUND.
 func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
 	h := newHandler(opts, pool, keys)
 	if opts.Metrics != nil {
@@ -102,6 +103,10 @@ var routes = map[string]string{
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, alphaPrefix) {
+		h.serveAlpha(w, r)
+		return
+	}
 	rest, _ := strings.CutPrefix(r.URL.Path, propertiesPrefix)
 	cut := strings.IndexAny(rest, ":/")
 	route, idText := "", rest

@@ -26,6 +26,7 @@ var endpoints = map[string]string{
 	":batchRunReports":   "batchRunReports",
 	":runRealtimeReport": "runRealtimeReport",
 	"/metadata":          "metadata",
+	":runFunnelReport":   "runFunnelReport",
 }
 
 // NewMetrics creates the query metrics and registers them on reg.
@@ -33,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "analytics_query_duration_seconds",
-			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, runRealtimeReport, metadata, other), errors included.",
+			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, runRealtimeReport, metadata, runFunnelReport, other), errors included.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"endpoint"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
@@ -55,7 +56,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // endpointOf is the endpoint label of a request path.
 func endpointOf(path string) string {
-	rest, _ := strings.CutPrefix(path, propertiesPrefix)
+	rest, ok := strings.CutPrefix(path, propertiesPrefix)
+	if !ok {
+		rest, _ = strings.CutPrefix(path, alphaPrefix)
+	}
 	if i := strings.IndexAny(rest, ":/"); i >= 0 {
 		if e, ok := endpoints[rest[i:]]; ok {
 			return e

@@ -117,7 +117,7 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	}
 	scrape(t, n.APIURL, "process_resident_memory_bytes")
 
-	// Two metadata requests and one report (refused: no key) are timed by endpoint.
+	// Two metadata requests, one report and one funnel (refused: no key) are timed by endpoint.
 	for range 2 {
 		get(t, n.APIURL+"/v1beta/properties/0/metadata")
 	}
@@ -126,6 +126,15 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// The funnel method is mounted under /v1alpha/ (401 without a key, not 404).
+	resp, err = http.Post(n.APIURL+"/v1alpha/properties/1:runFunnelReport", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("runFunnelReport without a key: %d, want 401", resp.StatusCode)
+	}
 	get(t, n.APIURL+"/v1beta/properties/1/no-such-thing")
 	if resp, err := http.Get(n.APIURL + "/healthz"); err != nil || resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("API answer without X-Request-Id: %v", err)
@@ -134,6 +143,7 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	}
 	f(2, "analytics_query_duration_seconds", "endpoint", "metadata")
 	f(1, "analytics_query_duration_seconds", "endpoint", "runReport")
+	f(1, "analytics_query_duration_seconds", "endpoint", "runFunnelReport")
 	f(1, "analytics_query_duration_seconds", "endpoint", "other")
 }
 

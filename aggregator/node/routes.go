@@ -13,8 +13,8 @@ import (
 const readyTimeout = 2 * time.Second
 
 // routes is the API server's handler: health, readiness and metrics here, everything
-// else (the Data API under /v1beta/) from the query package, and the dashboard
-// (package web) at "/".
+// else (the Data API under /v1beta/, funnels under /v1alpha/) from the query package,
+// and the dashboard (package web) at "/".
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +32,9 @@ func (n *Node) routes() http.Handler {
 	if n.realtime != nil {
 		qo.Realtime = n.realtime
 	}
-	mux.Handle("/v1beta/", query.NewHandler(qo, n.store.Pool, n.store))
+	api := query.NewHandler(qo, n.store.Pool, n.store)
+	mux.Handle("/v1beta/", api)
+	mux.Handle("/v1alpha/", api) // runFunnelReport
 	if n.socket != nil {
 		mux.Handle("GET /v1/realtime/ws", n.socket)
 	}
