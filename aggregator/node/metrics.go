@@ -48,7 +48,34 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 		}
 		return 0
 	})
-	for _, c := range []prometheus.Collector{members, draining} {
+	sockets := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "analytics_realtime_sockets",
+		Help: "Realtime WebSockets (/v1/realtime/ws) open on this node.",
+	}, func() float64 {
+		if n.socket == nil {
+			return 0
+		}
+		return float64(n.socket.Sockets())
+	})
+	realtimeRedisErrors := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "analytics_realtime_redis_errors_total",
+		Help: "Realtime counter writes and reads that failed on Redis; this node's memory answered instead (see --redis-url).",
+	}, func() float64 {
+		if n.realtime == nil {
+			return 0
+		}
+		return float64(n.realtime.RedisErrors())
+	})
+	droppedCells := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "analytics_realtime_memory_dropped_cells_total",
+		Help: "Realtime counters this node's memory did not keep because a site's minute held the most it keeps; Redis still counts them.",
+	}, func() float64 {
+		if n.realtime == nil {
+			return 0
+		}
+		return float64(n.realtime.DroppedCells())
+	})
+	for _, c := range []prometheus.Collector{members, draining, sockets, realtimeRedisErrors, droppedCells} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("aggregator: register metrics: %w", err)
 		}

@@ -100,6 +100,9 @@ func TestRealtimeThroughIngest(t *testing.T) {
 	if _, _, err := conn.Read(dctx); err != nil { // the first summary, before the commit
 		t.Fatal(err)
 	}
+	if v := scrape(t, a.APIURL, "analytics_realtime_sockets"); v != 1 {
+		t.Errorf("analytics_realtime_sockets = %v on node A, want 1", v)
+	}
 	if _, resp, err := websocket.Dial(dctx, strings.Replace(wsURL, "property="+itoa(site.ID), "property="+itoa(other.ID), 1), nil); err == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("socket for another property: %v %v, want 403", resp, err)
 	}
@@ -141,6 +144,10 @@ func TestRealtimeThroughIngest(t *testing.T) {
 			}
 			break
 		}
+	}
+
+	if v := scrape(t, b.APIURL, "analytics_realtime_redis_errors_total"); v != 0 {
+		t.Errorf("analytics_realtime_redis_errors_total = %v on node B, want 0", v)
 	}
 
 	// Without Redis: a node counts its own commits in memory, same answer.

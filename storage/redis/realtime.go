@@ -91,6 +91,9 @@ type Realtime struct {
 	throttle logthrottle.Throttle
 	// downUntil is when to try Redis again after an error, Unix nanoseconds.
 	downUntil atomic.Int64
+	// redisErrors counts failed Redis pipelines; droppedCells the cells
+	// memory did not keep because a minute held MaxCells.
+	redisErrors, droppedCells atomic.Uint64
 
 	mu    sync.Mutex
 	sites map[uint32]*ring
@@ -217,6 +220,7 @@ func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {
 		}
 	}
 	if dropped > 0 {
+		r.droppedCells.Add(uint64(dropped))
 		if held, ok := r.throttle.Allow(time.Now()); ok {
 			r.log.Warn("realtime: a site's minute holds the most cells kept in memory; further ones are not counted here",
 				"max_cells", r.opts.MaxCells, "dropped", dropped, "suppressed", held)
@@ -386,8 +390,17 @@ func (r *Realtime) redisUp() bool {
 }
 
 func (r *Realtime) redisFailed(what string, err error) {
+	r.redisErrors.Add(1)
 	r.downUntil.Store(time.Now().Add(redisBackoff).UnixNano())
 	if held, ok := r.throttle.Allow(time.Now()); ok {
 		r.log.Warn(what+": redis failed; this node's memory serves realtime for now", "err", err, "retry_in", redisBackoff, "suppressed", held)
 	}
 }
+
+// RedisErrors is how many realtime Redis writes and reads failed (memory
+// answered instead).
+func (r *Realtime) RedisErrors() uint64 { return r.redisErrors.Load() }
+
+// DroppedCells is how many cells memory did not keep because a site's minute
+// held MaxCells already.
+func (r *Realtime) DroppedCells() uint64 { return r.droppedCells.Load() }

@@ -164,3 +164,87 @@ func TestRealtimeMemoryBounded(t *testing.T) {
 		t.Fatalf("after 30 minutes: %+v", w)
 	}
 }
+
+// benchEvents is a 500-event batch (the agent's usual segment size) from 200
+// visitors over 20 pages and 5 countries in the current minute.
+func benchEvents(now time.Time) []protocol.Event {
+	countries := []string{"US", "DE", "FR", "JP", "BR"}
+	events := make([]protocol.Event, 500)
+	for i := range events {
+		events[i] = protocol.Event{Site: 1, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: uint64(i % 200),
+			Country: countries[i%5], City: "City", Device: "desktop", Path: "/p" + strconv.Itoa(i%20)}
+	}
+	return events
+}
+
+func BenchmarkRealtimeRecord(b *testing.B) {
+	for _, withRedis := range []bool{false, true} {
+		b.Run(map[bool]string{false: "memory", true: "redis"}[withRedis], func(b *testing.B) {
+			o := RealtimeOptions{}
+			if withRedis {
+				c, err := Open(context.Background(), Options{URL: testenv.RedisURL(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				o.Client, o.Prefix = c, testenv.Prefix(b)
+			}
+			r := NewRealtime(o)
+			events := benchEvents(time.Now())
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Record(context.Background(), events)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(events)), "ns/event")
+		})
+	}
+}
+
+func BenchmarkRealtimeWindow(b *testing.B) {
+	for _, withRedis := range []bool{false, true} {
+		b.Run(map[bool]string{false: "memory", true: "redis"}[withRedis], func(b *testing.B) {
+			o := RealtimeOptions{}
+			if withRedis {
+				c, err := Open(context.Background(), Options{URL: testenv.RedisURL(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				o.Client, o.Prefix = c, testenv.Prefix(b)
+			}
+			r := NewRealtime(o)
+			r.Record(context.Background(), benchEvents(time.Now()))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Window(context.Background(), 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestRealtimeRedisStops: Redis killed under a running node; the node's
+// memory, which counted every commit, answers with all of them.
+func TestRealtimeRedisStops(t *testing.T) {
+	url, stop := testenv.OwnRedis(t)
+	c, err := Open(context.Background(), Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := NewRealtime(RealtimeOptions{Client: c, Prefix: testenv.Prefix(t), Now: func() time.Time { return rtNow }})
+	r.Record(context.Background(), []protocol.Event{at(0, 1, 1, "page_view"), at(1, 1, 2, "click")})
+	if w, err := r.Window(context.Background(), 1); err != nil || w.Memory || w.Users != 2 {
+		t.Fatalf("with Redis: %+v %v, want 2 users from Redis", w, err)
+	}
+	stop()
+	r.Record(context.Background(), []protocol.Event{at(0, 1, 3, "page_view")})
+	w, err := r.Window(context.Background(), 1)
+	if events, _ := total(w); err != nil || !w.Memory || w.Users != 3 || events != 3 {
+		t.Fatalf("Redis gone: %+v %v (events %d), want 3 users and 3 events from memory", w, err, events)
+	}
+	if r.RedisErrors() == 0 {
+		t.Fatal("RedisErrors did not count the failure")
+	}
+}
