@@ -62,6 +62,9 @@ type Config struct {
 	TrustedProxies         []netip.Prefix
 	RatePerIP, RatePerSite collect.Rate
 	DoNotTrack             collect.DNTPolicy
+	// MPStrict answers /mp/collect requests that break a rule with 4xx
+	// instead of GA4's 204 (--mp-strict).
+	MPStrict bool
 	// Metrics receives the agent's Prometheus metrics and is served on
 	// /metrics; nil: a registry of the agent's own, with the Go runtime and
 	// process collectors.
@@ -166,12 +169,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		return nil, fmt.Errorf("agent: register metrics: %w", err)
 	}
 	col, err := collect.New(collect.Options{
-		Count:         m.count,
-		Sites:         a.sites.Load,
-		Queue:         a.q,
-		OnUnknownSite: a.shipper.RefreshConfig,
-		Enricher:      a.enrich,
-		Logger:        log,
+		Count:           m.count,
+		CountMPRejected: m.mpRejectedCount,
+		MPStrict:        cfg.MPStrict,
+		Sites:           a.sites.Load,
+		Queue:           a.q,
+		OnUnknownSite:   a.shipper.RefreshConfig,
+		Enricher:        a.enrich,
+		Logger:          log,
 		// Edge policy.
 		TrustedProxies: cfg.TrustedProxies,
 		RatePerIP:      cfg.RatePerIP,

@@ -20,6 +20,7 @@ import (
 type metrics struct {
 	collected   *prometheus.CounterVec // site, outcome
 	dropped     *prometheus.CounterVec // reason
+	mpRejected  *prometheus.CounterVec // reason
 	rateLimited prometheus.Counter
 }
 
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 			Name: "analytics_events_dropped_total",
 			Help: "Events not stored on purpose, by reason (invalid, unknown_site, bot, do_not_track: DNT or Sec-GPC under the drop policy).",
 		}, []string{"reason"}),
+		mpRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "analytics_mp_rejected_total",
+			Help: "Measurement Protocol events answered 204 but not stored, as GA4 does, by the rule broken (a lower-cased GA4 validation code, api_secret or unknown_site).",
+		}, []string{"reason"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "analytics_rate_limited_total",
 			Help: "Requests refused with 429 by the per-client or per-site rate limit.",
@@ -53,7 +58,10 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 	for _, reason := range []string{collect.OutcomeInvalid, collect.OutcomeUnknownSite, collect.OutcomeBot, collect.OutcomeDoNotTrack} {
 		m.dropped.WithLabelValues(reason) // every reason is exported from the start, at 0
 	}
-	for _, c := range []prometheus.Collector{m.collected, m.dropped, m.rateLimited, newStatsCollector(q, s)} {
+	for _, reason := range collect.MPRejectReasons {
+		m.mpRejected.WithLabelValues(reason)
+	}
+	for _, c := range []prometheus.Collector{m.collected, m.dropped, m.mpRejected, m.rateLimited, newStatsCollector(q, s)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -74,6 +82,11 @@ func (m *metrics) count(site uint32, outcome string, events int) {
 	if reason := droppedReason(outcome); reason != "" {
 		m.dropped.WithLabelValues(reason).Add(float64(events))
 	}
+}
+
+// mpRejectedCount is collect.Options.CountMPRejected.
+func (m *metrics) mpRejectedCount(reason string, events int) {
+	m.mpRejected.WithLabelValues(reason).Add(float64(events))
 }
 
 // newRegistry is the default registry of an agent: its own metrics plus the

@@ -13,9 +13,11 @@ import (
 )
 
 // TestMeasurementProtocolThroughAgent sends Measurement Protocol requests
-// to the real agent: a wrong secret and a request breaking a rule are
-// refused and stored nowhere, the debug endpoint stores nothing, and a good
-// request's events are found once each in runReport.
+// to the real agent. As GA4 does, it answers 204 to all of them: a wrong
+// secret's request is stored nowhere, a request with a bad event keeps its
+// good one, both are counted by reason in analytics_mp_rejected_total, the
+// debug endpoint stores nothing, and the good events are found once each in
+// runReport.
 func TestMeasurementProtocolThroughAgent(t *testing.T) {
 	s := newStack(t, testenv.PostgresURL(t))
 	post := func(path, secret, body string) (int, string) {
@@ -34,11 +36,13 @@ func TestMeasurementProtocolThroughAgent(t *testing.T) {
 	}
 	good := `{"client_id":"42.1764000000","events":[` + page("page_view", "/mp/home") + `,` + page("purchase", "/mp/home") + `]}`
 
-	if code, body := post("/mp/collect", "wrong", good); code != http.StatusForbidden {
+	// As GA4 does: 204 to a wrong secret, nothing stored.
+	if code, body := post("/mp/collect", "wrong", good); code != http.StatusNoContent {
 		t.Fatalf("wrong secret: %d %s", code, body)
 	}
-	bad := `{"client_id":"42.1","events":[` + page("page_view", "/mp/bad") + `,{"name":"session_start"}]}`
-	if code, body := post("/mp/collect", s.site.APISecret, bad); code != http.StatusBadRequest || !strings.Contains(body, "NAME_RESERVED") {
+	// One bad event does not cost the request its good one.
+	bad := `{"client_id":"42.1","events":[` + page("page_view", "/mp/partly") + `,{"name":"session_start"}]}`
+	if code, body := post("/mp/collect", s.site.APISecret, bad); code != http.StatusNoContent {
 		t.Fatalf("reserved name: %d %s", code, body)
 	}
 	if code, body := post("/debug/mp/collect", s.site.APISecret, good); code != http.StatusOK || body != "{\"validationMessages\":[]}\n" {
@@ -47,7 +51,7 @@ func TestMeasurementProtocolThroughAgent(t *testing.T) {
 	if code, body := post("/mp/collect", s.site.APISecret, good); code != http.StatusNoContent {
 		t.Fatalf("good request: %d %s", code, body)
 	}
-	want := "page_view /mp/home,purchase /mp/home"
+	want := "page_view /mp/home,page_view /mp/partly,purchase /mp/home"
 	eventually(t, 60*time.Second, "MP events in runReport", func() error {
 		got, err := s.eventsByPage()
 		if err != nil {
@@ -58,4 +62,9 @@ func TestMeasurementProtocolThroughAgent(t *testing.T) {
 		}
 		return nil
 	})
+	for reason, want := range map[string]float64{"api_secret": 2, "name_reserved": 1} {
+		if got, err := metricValue(s.agent.ready["agent"], "analytics_mp_rejected_total", "reason", reason); err != nil || got != want {
+			t.Errorf("analytics_mp_rejected_total{reason=%q} = %v (%v), want %v", reason, got, err, want)
+		}
+	}
 }

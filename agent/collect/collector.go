@@ -56,6 +56,14 @@ type Options struct {
 	// MaxMPBodyBytes bounds a Measurement Protocol body;
 	// DefaultMaxMPBodyBytes when 0.
 	MaxMPBodyBytes int64
+	// MPStrict refuses a Measurement Protocol request that breaks any rule
+	// with a 4xx naming every rule, storing none of it. Off (the default),
+	// /mp/collect answers like GA4's: 204, the valid events stored, the
+	// others dropped and counted with CountMPRejected.
+	MPStrict bool
+	// CountMPRejected, if set, is told how many events /mp/collect dropped
+	// for a reason (one of MPRejectReasons). It must be quick.
+	CountMPRejected func(reason string, events int)
 	// TrustedProxies are the peers whose Forwarded / X-Forwarded-For
 	// headers name the client; nobody's when empty.
 	TrustedProxies []netip.Prefix
@@ -139,6 +147,9 @@ func New(opts Options) (*Collector, error) {
 	}
 	if opts.OnUnknownSite == nil {
 		opts.OnUnknownSite = func() {}
+	}
+	if opts.CountMPRejected == nil {
+		opts.CountMPRejected = func(string, int) {}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

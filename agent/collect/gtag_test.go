@@ -76,18 +76,24 @@ func (q *fakeQueue) events(t *testing.T) []protocol.Event {
 }
 
 type rig struct {
-	c       *Collector
-	q       *fakeQueue
-	sites   *Sites
-	nudges  int
-	nudgeMu sync.Mutex
+	c        *Collector
+	q        *fakeQueue
+	sites    *Sites
+	nudges   int
+	rejected map[string]int // CountMPRejected's tally
+	nudgeMu  sync.Mutex
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{q: &fakeQueue{}, sites: testSites(t, testNow)}
-	var err error
-	r.c, err = New(Options{
+	return newRigWith(t, nil)
+}
+
+// newRigWith is newRig with the collector's options adjusted by set.
+func newRigWith(t *testing.T, set func(*Options)) *rig {
+	t.Helper()
+	r := &rig{q: &fakeQueue{}, sites: testSites(t, testNow), rejected: map[string]int{}}
+	opts := Options{
 		Sites: func() *Sites { return r.sites },
 		Queue: r.q,
 		Now:   func() time.Time { return testNow },
@@ -96,7 +102,17 @@ func newRig(t *testing.T) *rig {
 			r.nudges++
 			r.nudgeMu.Unlock()
 		},
-	})
+		CountMPRejected: func(reason string, n int) {
+			r.nudgeMu.Lock()
+			r.rejected[reason] += n
+			r.nudgeMu.Unlock()
+		},
+	}
+	if set != nil {
+		set(&opts)
+	}
+	var err error
+	r.c, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,18 +125,25 @@ type mpEvent struct {
 	Params map[string]json.RawMessage `json:"params"`
 }
 
-// MPRequest is a Measurement Protocol body that passed validation, as hits
-// ready for the privacy step.
+// MPRequest is a Measurement Protocol body whose request-level fields passed
+// validation, as hits ready for the privacy step.
 type MPRequest struct {
+	// Hits are the events that passed validation.
 	Hits []Hit
+	// Rejected holds, for each event that broke a rule, the validation code
+	// of the first rule it broke.
+	Rejected []string
 	// Denied: consent.analytics_storage is DENIED, so client_id and
 	// user_id must not identify the visitor.
 	Denied bool
 }
 
 // ParseMP parses and validates a Measurement Protocol body for
-// measurementID at now. It returns every rule broken; the request is
-// usable only when that list is empty.
+// measurementID at now. It returns every rule broken. The request is nil
+// when the body as a whole breaks a rule (JSON, client_id, user_id,
+// consent, timestamp, user properties, the number of events); otherwise it
+// holds the events that passed and, in Rejected, one entry per event that
+// did not.
 func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []ValidationMessage) {
 	var msgs []ValidationMessage
 	add := func(path, code, format string, args ...any) {
@@ -186,23 +193,29 @@ func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []Va
 	}
 	base.UserProps = mpUserProps(p.UserProperties, add)
 
+	broken := len(msgs) > 0 // a rule of the request as a whole
 	switch n := len(p.Events); {
 	case n == 0:
 		add("events", CodeValueRequired, "Measurement requires at least one event.")
+		broken = true
 	case n > maxMPEvents:
 		add("events", CodeExceededMaxEntites, "A maximum of %d events can be specified per request; got %d.", maxMPEvents, n)
+		broken = true
 	default:
 		for i, raw := range p.Events {
 			h := base
+			before := len(msgs)
 			if mpEventHit(&h, i, raw, add) {
 				req.Hits = append(req.Hits, h)
+			} else {
+				req.Rejected = append(req.Rejected, msgs[before].ValidationCode)
 			}
 		}
 	}
-	if len(msgs) > 0 {
+	if broken {
 		return nil, msgs
 	}
-	return req, nil
+	return req, msgs
 }
 
 // mpTimestamp checks timestamp_micros: absent means "now" (0); else a

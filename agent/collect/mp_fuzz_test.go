@@ -36,19 +36,22 @@ func FuzzParseMP(f *testing.F) {
 	ip := netip.MustParseAddr("198.51.100.7")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, msgs := ParseMP(testTID, body, testNow)
-		if len(msgs) > 0 {
-			if req != nil {
-				t.Fatal("a request with validation messages was returned")
+		for _, m := range msgs {
+			if m.ValidationCode == "" || m.Description == "" {
+				t.Fatalf("message without code or description: %+v", m)
 			}
-			for _, m := range msgs {
-				if m.ValidationCode == "" || m.Description == "" {
-					t.Fatalf("message without code or description: %+v", m)
-				}
+		}
+		if req == nil {
+			if len(msgs) == 0 {
+				t.Fatal("a body was refused without a validation message")
 			}
 			return
 		}
-		if req == nil || len(req.Hits) == 0 || len(req.Hits) > maxMPEvents {
-			t.Fatalf("accepted body gave %v", req)
+		if n := len(req.Hits) + len(req.Rejected); n == 0 || n > maxMPEvents {
+			t.Fatalf("accepted body gave %d events (%d rejected)", n, len(req.Rejected))
+		}
+		if len(req.Rejected) > len(msgs) || (len(req.Rejected) > 0) != (len(msgs) > 0) {
+			t.Fatalf("%d events rejected with %d messages", len(req.Rejected), len(msgs))
 		}
 		for i := range req.Hits {
 			h := &req.Hits[i]

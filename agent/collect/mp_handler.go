@@ -8,11 +8,17 @@ import (
 	"strings"
 )
 
-// ServeMP handles POST /mp/collect?measurement_id=&api_secret=. The secret
-// must match the site's. The body is JSON whatever its Content-Type says,
-// as GA4 reads it. A valid body is stored like gtag.js hits (204 only
-// once durable); a body breaking a rule is refused whole with 400 and every
-// broken rule, one per line, as /debug/mp/collect would list them.
+// ServeMP handles POST /mp/collect?measurement_id=&api_secret=. The body is
+// JSON whatever its Content-Type says, as GA4 reads it.
+//
+// Like GA4's endpoint, it answers 204 to a request that breaks a rule: the
+// events that pass are stored (204 only once durable), the rest are dropped
+// and counted by reason (Options.CountMPRejected), and the Avila-Validation
+// header says what was dropped and why; /debug/mp/collect lists every rule.
+// With Options.MPStrict a request that breaks any rule is refused whole: 400
+// listing every broken rule one per line, 403 for the secret. Transport
+// limits are errors either way: 405, 413, 429, and 503 while the agent has
+// no site config.
 func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 	if !c.mpStart(w, r) {
 		return
@@ -24,16 +30,17 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	mid := q.Get("measurement_id")
-	if status, msg := c.checkSecret(mid, q.Get("api_secret")); msg != nil {
+	status, secretMsg := c.checkSecret(mid, q.Get("api_secret"))
+	if status == http.StatusBadRequest {
+		c.opts.OnUnknownSite()
+	}
+	if secretMsg != nil && (c.opts.MPStrict || status == http.StatusServiceUnavailable) {
 		c.count(0, OutcomeInvalid, 1)
-		if status == http.StatusBadRequest {
-			c.opts.OnUnknownSite()
-		}
-		fail(w, status, 0, msg.String())
+		fail(w, status, 0, secretMsg.String())
 		return
 	}
 	req, msgs := ParseMP(mid, body, c.opts.Now())
-	if len(msgs) > 0 {
+	if c.opts.MPStrict && len(msgs) > 0 {
 		c.count(0, OutcomeInvalid, 1)
 		lines := make([]string, len(msgs))
 		for i, m := range msgs {
@@ -42,11 +49,91 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, 0, strings.Join(lines, "\n"))
 		return
 	}
+	if secretMsg != nil {
+		// Nothing of a request the site's secret does not vouch for is kept.
+		reason, outcome := mpReasonSecret, OutcomeInvalid
+		if status == http.StatusBadRequest {
+			reason, outcome = mpReasonUnknownSite, OutcomeUnknownSite
+		}
+		n := max(1, mpEvents(req))
+		c.count(0, outcome, n)
+		c.opts.CountMPRejected(reason, n)
+		acceptDropped(w, n, n, *secretMsg)
+		return
+	}
+	site, _ := c.opts.Sites().Lookup(mid)
+	if req == nil {
+		c.count(site.ID, OutcomeInvalid, 1)
+		c.opts.CountMPRejected(strings.ToLower(msgs[0].ValidationCode), 1)
+		acceptDropped(w, 1, 1, msgs[0])
+		return
+	}
+	if len(req.Rejected) > 0 {
+		c.count(site.ID, OutcomeInvalid, len(req.Rejected))
+		for _, code := range req.Rejected {
+			c.opts.CountMPRejected(strings.ToLower(code), 1)
+		}
+		if len(req.Hits) == 0 {
+			acceptDropped(w, len(req.Rejected), len(req.Rejected), msgs[0])
+			return
+		}
+		setDropped(w, len(req.Rejected), mpEvents(req), msgs[0])
+	}
 	for i := range req.Hits {
 		req.Hits[i].Cookieless = req.Denied
 		req.Hits[i].server = true
 	}
 	c.store(w, r, req.Hits, clientIP(r, c.opts.TrustedProxies))
+}
+
+// Reasons of analytics_mp_rejected_total besides the lower-cased validation
+// codes.
+const (
+	mpReasonSecret      = "api_secret"   // missing or wrong api_secret
+	mpReasonUnknownSite = "unknown_site" // no site has the measurement_id
+)
+
+// MPRejectReasons are every reason CountMPRejected is called with, so a
+// metric can export them all from the start.
+var MPRejectReasons = []string{
+	strings.ToLower(CodeValueInvalid), strings.ToLower(CodeValueRequired), strings.ToLower(CodeNameInvalid),
+	strings.ToLower(CodeNameReserved), strings.ToLower(CodeValueOutOfBounds), strings.ToLower(CodeExceededMaxEntites),
+	mpReasonSecret, mpReasonUnknownSite,
+}
+
+// mpEvents is the number of events a parsed request held.
+func mpEvents(req *MPRequest) int {
+	if req == nil {
+		return 0
+	}
+	return len(req.Hits) + len(req.Rejected)
+}
+
+// maxValidationHeader bounds the Avila-Validation header.
+const maxValidationHeader = 300
+
+// setDropped says in the Avila-Validation header how many of a request's
+// events were dropped and the first rule broken.
+func setDropped(w http.ResponseWriter, dropped, of int, first ValidationMessage) {
+	v := fmt.Sprintf("dropped %d of %d events; first rule broken: %s; POST the request to /debug/mp/collect for every rule",
+		dropped, of, first.String())
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, v)
+	if len(v) > maxValidationHeader {
+		v = strings.ToValidUTF8(v[:maxValidationHeader], "") + "…"
+	}
+	w.Header().Set("Avila-Validation", v)
+}
+
+// acceptDropped answers 204 for a request none of whose events is stored.
+func acceptDropped(w http.ResponseWriter, dropped, of int, first ValidationMessage) {
+	setDropped(w, dropped, of, first)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // ServeMPDebug handles POST /debug/mp/collect: it validates like ServeMP,

@@ -22,7 +22,18 @@ const testSecret = "s3cret-mp"
 // newMPRig is a rig whose site testTID has a Measurement Protocol secret.
 func newMPRig(t *testing.T) *rig {
 	t.Helper()
-	r := newRig(t)
+	return mpSite(t, newRig(t))
+}
+
+// newStrictMPRig is newMPRig with Options.MPStrict.
+func newStrictMPRig(t *testing.T) *rig {
+	t.Helper()
+	return mpSite(t, newRigWith(t, func(o *Options) { o.MPStrict = true }))
+}
+
+// mpSite gives r's site testTID a Measurement Protocol secret.
+func mpSite(t *testing.T, r *rig) *rig {
+	t.Helper()
 	s, err := NewSites(&protocol.Config{
 		Sites: []protocol.Site{{ID: testSite, MeasurementID: testTID, APISecret: testSecret, Domains: []string{"shop.test"}}},
 		Salts: []protocol.Salt{{Site: testSite, Day: testNow.Format(time.DateOnly), Key: bytes.Repeat([]byte{7}, 32)}},
@@ -120,12 +131,12 @@ func TestMPTimestampAndConsent(t *testing.T) {
 	}
 }
 
-// TestMPRefusals checks each fixture's exact answer on /mp/collect (status
-// and body) and that nothing was stored.
+// TestMPRefusals checks each fixture's exact answer on /mp/collect under
+// --mp-strict (status and body) and that nothing was stored.
 func TestMPRefusals(t *testing.T) {
 	f := func(query, fixtureName string, wantStatus int, wantLines ...string) {
 		t.Helper()
-		r := newMPRig(t)
+		r := newStrictMPRig(t)
 		w := r.mp("/mp/collect", query, fixture(t, fixtureName))
 		got := strings.TrimSuffix(w.Body.String(), "\n")
 		if w.Code != wantStatus || got != strings.Join(wantLines, "\n") {
@@ -283,4 +294,48 @@ func TestMPNotEnriched(t *testing.T) {
 	if w.Code != http.StatusNoContent || len(evs) != 1 || en.calls != 0 || evs[0].Country != "" || evs[0].Browser != "" {
 		t.Fatalf("status %d, %d events %+v, enricher called %d times; want the hit stored unenriched", w.Code, len(evs), evs, en.calls)
 	}
+}
+
+// TestMPAnswersLikeGA4 checks /mp/collect without --mp-strict: 204 to every
+// request that gets through the transport, the valid events stored, the
+// others counted by the rule they broke and named in Avila-Validation.
+func TestMPAnswersLikeGA4(t *testing.T) {
+	f := func(query, fixtureName string, wantStored []string, wantRejected map[string]int, wantHeader string) {
+		t.Helper()
+		r := newMPRig(t)
+		w := r.mp("/mp/collect", query, fixture(t, fixtureName))
+		if w.Code != http.StatusNoContent || w.Body.Len() != 0 {
+			t.Fatalf("%s: got %d %q, want 204 with no body", fixtureName, w.Code, w.Body)
+		}
+		var stored []string
+		if len(r.q.calls) > 0 {
+			for _, e := range r.q.events(t) {
+				stored = append(stored, e.Name+" "+e.Path)
+			}
+		}
+		if !cmp.Equal(stored, wantStored) {
+			t.Errorf("%s: stored %q, want %q", fixtureName, stored, wantStored)
+		}
+		if !cmp.Equal(r.rejected, wantRejected) {
+			t.Errorf("%s: rejected %v, want %v", fixtureName, r.rejected, wantRejected)
+		}
+		if got := w.Header().Get("Avila-Validation"); !strings.HasPrefix(got, wantHeader) {
+			t.Errorf("%s: Avila-Validation %q, want it to start with %q", fixtureName, got, wantHeader)
+		}
+	}
+	f(mpQuery, "good.json", []string{"page_view /cart?utm_source=news", "purchase "}, map[string]int{}, "")
+	f(mpQuery, "mixed.json", []string{"page_view /a", "purchase /b"},
+		map[string]int{"name_reserved": 1, "value_out_of_bounds": 1},
+		`dropped 2 of 4 events; first rule broken: events[1].name: Event at index 1 has reserved name "session_start". (NAME_RESERVED)`)
+	f(mpQuery, "bad_json.json", nil, map[string]int{"value_invalid": 1}, "dropped 1 of 1 events; first rule broken: Unable to parse")
+	f(mpQuery, "too_many_events.json", nil, map[string]int{"exceeded_max_entities": 1},
+		"dropped 1 of 1 events; first rule broken: events: A maximum of 25 events")
+	f(mpQuery, "reserved.json", nil, map[string]int{"name_reserved": 1},
+		`dropped 1 of 1 events; first rule broken: user_properties.first_open_time: User property name "first_open_time" is reserved.`)
+	f("measurement_id="+testTID+"&api_secret=wrong", "good.json", nil, map[string]int{"api_secret": 2},
+		"dropped 2 of 2 events; first rule broken: api_secret: The api_secret does not match")
+	f("measurement_id="+testTID, "good.json", nil, map[string]int{"api_secret": 2},
+		"dropped 2 of 2 events; first rule broken: api_secret: The api_secret query parameter is required.")
+	f("measurement_id=G-OTHER&api_secret="+testSecret, "good.json", nil, map[string]int{"unknown_site": 2},
+		`dropped 2 of 2 events; first rule broken: measurement_id: Unknown measurement_id "G-OTHER"`)
 }

@@ -71,6 +71,10 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	mpStrict, err := env.Bool("MP_STRICT", false)
+	if err != nil {
+		return o, err
+	}
 	var aggregators string
 	fs.StringVar(&o.agent.Listen, "listen", env.String("LISTEN", "127.0.0.1:8090"),
 		"TCP address for hits: /g/collect, /mp/collect, /debug/mp/collect, /api/event, /t.js, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
@@ -123,6 +127,10 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	fs.StringVar(&dnt, "dnt", env.String("DNT", "drop"),
 		"what browser hits with DNT: 1 or Sec-GPC: 1 become: drop (not recorded, answered 204 as GA4 does, counted in "+
 			"metrics), cookieless (recorded without client and user id) or ignore (env AVILA_DNT)")
+	fs.BoolVar(&o.agent.MPStrict, "mp-strict", mpStrict,
+		"answer /mp/collect requests that break a Measurement Protocol rule with 400 (403 for the api_secret) listing every "+
+			"rule, storing none of the request; off, the agent answers 204 as GA4 does, stores the valid events and counts "+
+			"the rest in analytics_mp_rejected_total (env AVILA_MP_STRICT)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

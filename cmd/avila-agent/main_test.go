@@ -79,22 +79,23 @@ func TestEdgePolicyFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := o.agent; a.TrustedProxies != nil || a.RatePerIP != (collect.Rate{}) || a.RatePerSite != (collect.Rate{}) || a.DoNotTrack != collect.DNTDrop {
+	if a := o.agent; a.TrustedProxies != nil || a.RatePerIP != (collect.Rate{}) || a.RatePerSite != (collect.Rate{}) ||
+		a.DoNotTrack != collect.DNTDrop || a.MPStrict {
 		t.Fatalf("defaults: %+v", a)
 	}
 	env := mapEnv(map[string]string{"AVILA_TRUSTED_PROXIES": "10.0.0.0/8,127.0.0.1", "AVILA_RATE_IP": "20:100",
-		"AVILA_RATE_SITE": "500", "AVILA_DNT": "cookieless"})
+		"AVILA_RATE_SITE": "500", "AVILA_DNT": "cookieless", "AVILA_MP_STRICT": "true"})
 	o, err = parseFlags(nil, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := o.agent
 	if fmt.Sprint(a.TrustedProxies) != "[10.0.0.0/8 127.0.0.1/32]" || a.RatePerIP != (collect.Rate{PerSecond: 20, Burst: 100}) ||
-		a.RatePerSite != (collect.Rate{PerSecond: 500, Burst: 500}) || a.DoNotTrack != collect.DNTCookieless {
+		a.RatePerSite != (collect.Rate{PerSecond: 500, Burst: 500}) || a.DoNotTrack != collect.DNTCookieless || !a.MPStrict {
 		t.Fatalf("from env: %+v", a)
 	}
-	o, err = parseFlags([]string{"--dnt", "ignore", "--rate-ip", "0"}, env, io.Discard)
-	if err != nil || o.agent.DoNotTrack != collect.DNTIgnore || o.agent.RatePerIP != (collect.Rate{}) {
+	o, err = parseFlags([]string{"--dnt", "ignore", "--rate-ip", "0", "--mp-strict=false"}, env, io.Discard)
+	if err != nil || o.agent.DoNotTrack != collect.DNTIgnore || o.agent.RatePerIP != (collect.Rate{}) || o.agent.MPStrict {
 		t.Fatalf("flags over env: %+v %v", o.agent, err)
 	}
 	for args, want := range map[string]string{
@@ -106,6 +107,10 @@ func TestEdgePolicyFlags(t *testing.T) {
 		if _, err := parseFlags([]string{args}, mapEnv(nil), io.Discard); err == nil || err.Error() != want {
 			t.Errorf("%s: error %v, want %q", args, err, want)
 		}
+	}
+	_, err = parseFlags(nil, mapEnv(map[string]string{"AVILA_MP_STRICT": "maybe"}), io.Discard)
+	if err == nil || err.Error() != `AVILA_MP_STRICT="maybe": want true or false` {
+		t.Errorf("AVILA_MP_STRICT=maybe: error %v", err)
 	}
 }
 

@@ -37,6 +37,20 @@ func (e Env) Int64(name string, def int64) (int64, error) {
 	return n, nil
 }
 
+// Bool is String for boolean flags (1, t, true, 0, f, false, …, as
+// strconv.ParseBool reads them); anything else is an error naming it.
+func (e Env) Bool(name string, def bool) (bool, error) {
+	v, ok := e("AVILA_" + name)
+	if !ok {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return false, fmt.Errorf("AVILA_%s=%q: want true or false", name, v)
+	}
+	return b, nil
+}
+
 // NewLogger builds the logger a binary writes to w (stderr) from
 // --log-format (text or json) and --log-level (debug, info, warn, error).
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
