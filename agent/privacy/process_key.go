@@ -51,5 +51,5 @@ func (p *ProcessKeys) For(site uint32, t time.Time) *Key {
 		}
 		p.day, p.h = day, h
 	}
-	return &Key{site: site, day: day, h: p.h}
+	return newKey(site, day, p.h)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -73,7 +74,7 @@ func NewSalts(list []protocol.Salt) (*Salts, error) {
 			errs = append(errs, fmt.Errorf("privacy: salt for site %d on %s: %w", salt.Site, salt.Day, err))
 			continue
 		}
-		s.keys[saltKey{salt.Site, civilDay(day)}] = &Key{site: salt.Site, day: salt.Day, h: h}
+		s.keys[saltKey{salt.Site, civilDay(day)}] = newKey(salt.Site, salt.Day, h)
 	}
 	return s, errors.Join(errs...)
 }
@@ -90,11 +91,20 @@ func (s *Salts) For(site uint32, t time.Time) (*Key, error) {
 }
 
 // Key hashes identifiers for one site and day. Safe for concurrent use: the
-// keyed hasher is only ever cloned, never written.
+// keyed hasher is only ever cloned, never written; each hash takes a clone
+// from a pool and resets it after use (a blake3.Hasher holds an 8 KiB
+// buffer, too much to copy for every hit).
 type Key struct {
-	site uint32
-	day  string
-	h    *blake3.Hasher
+	site   uint32
+	day    string
+	h      *blake3.Hasher
+	hashes sync.Pool // of *blake3.Hasher: reset clones of h
+}
+
+func newKey(site uint32, day string, h *blake3.Hasher) *Key {
+	k := &Key{site: site, day: day, h: h}
+	k.hashes.New = func() any { return k.h.Clone() }
+	return k
 }
 
 // Day is the UTC day (YYYY-MM-DD) the key belongs to.
@@ -121,7 +131,11 @@ func (k *Key) User(uid string) uint64 {
 // sum hashes the site, a domain byte and each field with its length in
 // front, so no two different inputs share an encoding ("ab"+"c" ≠ "a"+"bc").
 func (k *Key) sum(domain byte, fields ...[]byte) uint64 {
-	h := k.h.Clone()
+	h := k.hashes.Get().(*blake3.Hasher)
+	defer func() {
+		h.Reset() // back to the keyed initial state, as a fresh clone of k.h
+		k.hashes.Put(h)
+	}()
 	var hdr [5]byte
 	hdr[0] = domain
 	binary.BigEndian.PutUint32(hdr[1:], k.site)

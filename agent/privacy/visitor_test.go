@@ -146,3 +146,35 @@ func TestSaltCoversItsUTCDayOnly(t *testing.T) {
 	f(time.Date(2026, 12, 30, 23, 59, 59, 0, time.UTC), false)
 	f(time.Date(2027, 1, 1, 0, 30, 0, 0, time.FixedZone("CET", 3600)), true) // 2026-12-31 23:30 UTC
 }
+
+// Hashers are reused from a pool: each hash must start from the keyed
+// initial state whatever the previous one wrote, from any goroutine, and
+// agree with a hash computed on a fresh clone of the keyed hasher.
+func TestVisitorReusedHasherStartsClean(t *testing.T) {
+	s := testSalts(t, protocol.Salt{Site: 1, Day: "2026-03-01", Key: saltA})
+	k := mustKey(t, s, 1, day1)
+	ip := netip.MustParseAddr("203.0.113.9")
+	fresh := newKey(1, "2026-03-01", k.h.Clone()) // an empty pool
+	want := fresh.Visitor(ip, "UA", "cid")
+	long := strings.Repeat("x", 20_000) // several chunks of BLAKE3 input
+	done := make(chan uint64)
+	for range 8 {
+		go func() {
+			var got uint64
+			for i := range 200 {
+				k.Visitor(ip, long, "other")
+				_ = k.User(long[:i])
+				got = k.Visitor(ip, "UA", "cid")
+				if got != want {
+					break
+				}
+			}
+			done <- got
+		}()
+	}
+	for range 8 {
+		if got := <-done; got != want {
+			t.Fatalf("visitor id after other hashes = %x, want %x", got, want)
+		}
+	}
+}
