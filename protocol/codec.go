@@ -35,13 +35,11 @@ type rawBatch struct {
 	Events  []msgpack.RawMessage `msgpack:"e"`
 }
 
-// EncodeEvent returns the MessagePack form of e, as queued by agents.
+// EncodeEvent returns the MessagePack form of e, as queued by agents (see
+// AppendEvent). The error is always nil; it stays for callers that treat
+// encoding as fallible.
 func EncodeEvent(e *Event) ([]byte, error) {
-	b, err := msgpack.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("protocol: encode event: %w", err)
-	}
-	return b, nil
+	return AppendEvent(make([]byte, 0, 512), e), nil
 }
 
 // DecodeEvent parses the MessagePack form of one event.

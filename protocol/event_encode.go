@@ -1,0 +1,127 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// AppendEvent appends the MessagePack form of e to dst: the bytes
+// msgpack.Marshal(e) writes for Event's struct tags (a map of the fields in
+// declaration order, zero omitempty fields left out, integers in their
+// declared fixed width, float64 in 8 bytes), written without reflection,
+// since every hit the agent takes is encoded once. Map fields' entries come
+// in Go's map order, as with msgpack.Marshal.
+func AppendEvent(dst []byte, e *Event) []byte {
+	n := 4 // s, t, n, v: always present
+	for _, present := range [...]bool{
+		e.User != 0, e.SessionID != 0, e.SessionNum != 0, e.Flags != 0, e.EngageMs != 0,
+		e.Host != "", e.Path != "", e.Title != "", e.Referrer != "", e.Language != "", e.Screen != "",
+		e.Country != "", e.Region != "", e.City != "", e.Browser != "", e.BrowserVer != "", e.OS != "", e.Device != "",
+		len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0,
+	} {
+		if present {
+			n++
+		}
+	}
+	dst = appendMapLen(dst, n)
+	dst = appendStr(dst, "s")
+	dst = append(dst, 0xce) // uint32
+	dst = binary.BigEndian.AppendUint32(dst, e.Site)
+	dst = appendStr(dst, "t")
+	dst = appendInt64(dst, e.TimeMicros)
+	dst = appendStr(dst, "n")
+	dst = appendStr(dst, e.Name)
+	dst = appendStr(dst, "v")
+	dst = append(dst, 0xcf) // uint64
+	dst = binary.BigEndian.AppendUint64(dst, e.Visitor)
+	if e.User != 0 {
+		dst = appendStr(dst, "u")
+		dst = append(dst, 0xcf)
+		dst = binary.BigEndian.AppendUint64(dst, e.User)
+	}
+	if e.SessionID != 0 {
+		dst = appendStr(dst, "si")
+		dst = appendInt64(dst, e.SessionID)
+	}
+	if e.SessionNum != 0 {
+		dst = appendStr(dst, "sc")
+		dst = append(dst, 0xd2) // int32
+		dst = binary.BigEndian.AppendUint32(dst, uint32(e.SessionNum))
+	}
+	if e.Flags != 0 {
+		dst = appendStr(dst, "f")
+		dst = append(dst, 0xcc, e.Flags) // uint8
+	}
+	if e.EngageMs != 0 {
+		dst = appendStr(dst, "e")
+		dst = appendInt64(dst, e.EngageMs)
+	}
+	for _, f := range [...]struct{ key, val string }{
+		{"h", e.Host}, {"p", e.Path}, {"tt", e.Title}, {"r", e.Referrer}, {"l", e.Language}, {"sr", e.Screen},
+		{"c", e.Country}, {"rg", e.Region}, {"ci", e.City}, {"b", e.Browser}, {"bv", e.BrowserVer},
+		{"o", e.OS}, {"d", e.Device},
+	} {
+		if f.val != "" {
+			dst = appendStr(dst, f.key)
+			dst = appendStr(dst, f.val)
+		}
+	}
+	if len(e.Params) > 0 {
+		dst = appendStr(dst, "ps")
+		dst = appendStringMap(dst, e.Params)
+	}
+	if len(e.NumParams) > 0 {
+		dst = appendStr(dst, "pn")
+		dst = appendMapLen(dst, len(e.NumParams))
+		for k, v := range e.NumParams {
+			dst = appendStr(dst, k)
+			dst = append(dst, 0xcb) // float64
+			dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v))
+		}
+	}
+	if len(e.UserProps) > 0 {
+		dst = appendStr(dst, "up")
+		dst = appendStringMap(dst, e.UserProps)
+	}
+	return dst
+}
+
+func appendInt64(dst []byte, v int64) []byte {
+	dst = append(dst, 0xd3) // int64
+	return binary.BigEndian.AppendUint64(dst, uint64(v))
+}
+
+func appendStringMap(dst []byte, m map[string]string) []byte {
+	dst = appendMapLen(dst, len(m))
+	for k, v := range m {
+		dst = appendStr(dst, k)
+		dst = appendStr(dst, v)
+	}
+	return dst
+}
+
+// appendMapLen writes a map header: fixmap, map16 or map32.
+func appendMapLen(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xde), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(dst, 0xdf), uint32(n))
+}
+
+// appendStr writes a string: fixstr, str8, str16 or str32.
+func appendStr(dst []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		dst = append(dst, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		dst = append(dst, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
+	}
+	return append(dst, s...)
+}

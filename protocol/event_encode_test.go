@@ -1,0 +1,92 @@
+package protocol
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// AppendEvent writes exactly what msgpack.Marshal writes for an Event
+// (maps of at most one entry, whose order is fixed), and whatever it
+// writes decodes to the same event.
+func TestAppendEventMatchesMsgpack(t *testing.T) {
+	f := func(e Event) {
+		t.Helper()
+		got := AppendEvent(nil, &e)
+		if mapsOfOne(&e) {
+			want, err := msgpack.Marshal(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("AppendEvent(%+v)\n got % x\nwant % x", e, got, want)
+			}
+		}
+		var back Event
+		if err := DecodeEvent(got, &back); err != nil {
+			t.Fatalf("decode %+v: %v", e, err)
+		}
+		if d := cmp.Diff(e, back); d != "" {
+			t.Fatalf("round trip (-sent +decoded):\n%s", d)
+		}
+	}
+	f(Event{})
+	f(Event{Site: math.MaxUint32, TimeMicros: -1, Name: "page_view", Visitor: math.MaxUint64})
+	f(Event{Site: 7, TimeMicros: 1_718_000_000_000_000, Name: "page_view", Visitor: 42, User: 9, SessionID: 1_718_000_000,
+		SessionNum: -3, Flags: FlagSessionStart | FlagEngaged, EngageMs: 1520, Host: "www.example.com",
+		Path: "/blog/ga4?utm_source=x", Title: strings.Repeat("t", 31), Referrer: strings.Repeat("r", 32),
+		Language: "en-us", Screen: "1920x1080", Country: "DE", Region: "Berlin", City: "Berlin", Browser: "Chrome",
+		BrowserVer: "126", OS: "Windows", Device: "desktop",
+		Params: map[string]string{"k": strings.Repeat("v", 255)}, NumParams: map[string]float64{"value": 3.25},
+		UserProps: map[string]string{"plan": strings.Repeat("p", 256)}})
+	f(Event{Name: strings.Repeat("n", 65535), Path: strings.Repeat("p", 65536), NumParams: map[string]float64{"nan-free": -0.5}})
+	many := map[string]string{}
+	nums := map[string]float64{}
+	for i := range 20 { // beyond a fixmap's 15 entries
+		many[strings.Repeat("k", i+1)] = strings.Repeat("v", i)
+		nums[strings.Repeat("n", i+1)] = float64(i) / 3
+	}
+	f(Event{Name: "many", Params: many, NumParams: nums, UserProps: many})
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	str := func() string {
+		if rng.IntN(3) == 0 {
+			return ""
+		}
+		return strings.Repeat("x", rng.IntN(300))
+	}
+	for range 500 {
+		e := Event{Site: rng.Uint32(), TimeMicros: rng.Int64() - math.MaxInt64/2, Name: str(), Visitor: rng.Uint64(),
+			Host: str(), Path: str(), Title: str(), Referrer: str(), Language: str(), City: str(), Device: str()}
+		if rng.IntN(2) == 0 {
+			e.User, e.SessionID, e.SessionNum, e.Flags, e.EngageMs = rng.Uint64(), -rng.Int64(), rng.Int32(), uint8(rng.Uint32()), rng.Int64()
+		}
+		if rng.IntN(3) == 0 {
+			e.Params = map[string]string{str(): str()}
+			e.NumParams = map[string]float64{str(): rng.NormFloat64()}
+		}
+		f(e)
+	}
+}
+
+func mapsOfOne(e *Event) bool {
+	return len(e.Params) <= 1 && len(e.NumParams) <= 1 && len(e.UserProps) <= 1
+}
+
+func BenchmarkEncodeEvent(b *testing.B) {
+	e := Event{Site: 7, TimeMicros: 1_718_000_000_000_000, Name: "page_view", Visitor: 42, SessionID: 1_718_000_000,
+		SessionNum: 3, Flags: FlagSessionStart, EngageMs: 1520, Host: "www.bench.example", Path: "/blog/ga4-wire-format?utm_source=newsletter",
+		Title: "The GA4 wire format | Bench Example blog", Referrer: "https://www.google.com/", Language: "en-us",
+		Screen: "1920x1080", Country: "DE", Browser: "Chrome", BrowserVer: "126", OS: "Windows", Device: "desktop"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeEvent(&e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
