@@ -10,6 +10,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/query"
+	"github.com/avila-analytics/avila/storage/redis"
 )
 
 // nodeMetrics are what a node hands to its parts: each registers its own
@@ -18,6 +19,7 @@ type nodeMetrics struct {
 	reg    *prometheus.Registry
 	ingest *ingest.Metrics
 	query  *query.Metrics
+	cache  *redis.CacheMetrics
 }
 
 // newNodeMetrics registers the node's metrics on reg, or on a new registry
@@ -33,6 +35,9 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.query, err = query.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if m.cache, err = redis.NewCacheMetrics(reg); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

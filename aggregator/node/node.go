@@ -102,6 +102,8 @@ type Node struct {
 	http      *http.Server
 	cancel    context.CancelFunc // stops Serve's accept loop and the jobs
 	wg        sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
+	// cache holds query results: in Redis, or in memory without it.
+	cache *redis.Cache
 
 	serveErr chan error
 }
@@ -160,6 +162,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
 	n.committed = append(n.committed, n.realtime.Record)
+	n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
+	n.committed = append(n.committed, n.cache.Committed)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
 		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store)
@@ -204,6 +208,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	n.wg.Go(func() { j.Run(runCtx) })
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
+	n.wg.Go(func() { n.cache.Run(runCtx) })
 	if n.cluster != nil {
 		n.wg.Go(func() { n.cluster.Run(runCtx) })
 		n.wg.Go(func() { n.publishLoad(runCtx) })

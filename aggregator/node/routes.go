@@ -32,6 +32,9 @@ func (n *Node) routes() http.Handler {
 	if n.realtime != nil {
 		qo.Realtime = n.realtime
 	}
+	if n.cache != nil {
+		qo.Cache = n.cache
+	}
 	api := query.NewHandler(qo, n.store.Pool, n.store)
 	mux.Handle("/v1beta/", api)
 	mux.Handle("/v1alpha/", api) // runFunnelReport

@@ -1,0 +1,198 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// cacheNode is a started node with one site, a key for it and a QUIC
+// client to send it batches.
+type cacheNode struct {
+	n    *Node
+	site uint32
+	key  string
+	c    *protocol.Client
+	seq  uint64
+}
+
+func startCacheNode(t *testing.T, cfg Config) *cacheNode {
+	t.Helper()
+	ctx := context.Background()
+	cfg.DatabaseURL, cfg.ListenQUIC, cfg.ListenAPI, cfg.DataDir = testenv.PostgresURL(t), "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	n, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	site, err := n.store.CreateSite(ctx, postgres.SiteSpec{Name: "cached"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := n.store.CreateAPIKey(ctx, "cached", []uint32{site.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := protocol.ClientTLS(n.CAFile, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := protocol.NewClient(n.QUICAddr, tlsConf)
+	t.Cleanup(func() { c.Close() })
+	return &cacheNode{n: n, site: site.ID, key: key, c: c}
+}
+
+// send ships a batch of k page views, stamped now, and wants it acked OK.
+func (cn *cacheNode) send(t *testing.T, k int) {
+	t.Helper()
+	cn.seq++
+	b := &protocol.Batch{Version: protocol.Version, AgentID: "cache-node-test", Seq: cn.seq}
+	for i := range k {
+		b.Events = append(b.Events, protocol.Event{Site: cn.site, TimeMicros: time.Now().UnixMicro(), Name: "page_view", Visitor: uint64(i + 1)})
+	}
+	wire, err := protocol.EncodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := cn.c.SendBatch(context.Background(), wire); err != nil || ack.Status != protocol.AckOK {
+		t.Fatalf("batch %d: %+v, %v", cn.seq, ack, err)
+	}
+}
+
+// events runs a report of today's event count through the API.
+func (cn *cacheNode) events(t *testing.T) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, cn.n.APIURL+"/v1beta/properties/"+itoa(cn.site)+":runReport",
+		strings.NewReader(`{"dateRanges":[{"startDate":"yesterday","endDate":"today"}],"metrics":[{"name":"eventCount"}]}`))
+	req.Header.Set("Authorization", "Bearer "+cn.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("runReport %d %s", resp.StatusCode, body)
+	}
+	var r struct {
+		Rows []struct {
+			MetricValues []struct{ Value string } `json:"metricValues"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rows) == 0 {
+		return "0"
+	}
+	return r.Rows[0].MetricValues[0].Value
+}
+
+// TestNodeCache: through a real node, a repeated report is a cache hit, and
+// a batch committed through ingest makes the next report fresh (the
+// Committed hook bumps the site's data version), with Redis and with the
+// in-memory fallback.
+func TestNodeCache(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"redis", Config{RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(t)}},
+		{"memory", Config{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cn := startCacheNode(t, tc.cfg)
+			cn.send(t, 1)
+			if got := cn.events(t); got != "1" {
+				t.Fatalf("events after one batch: %s", got)
+			}
+			if got := cn.events(t); got != "1" {
+				t.Fatalf("events, asked again: %s", got)
+			}
+			if h := scrape(t, cn.n.APIURL, "analytics_cache_hits_total"); h != 1 {
+				t.Fatalf("cache hits %v, want 1", h)
+			}
+			cn.send(t, 2)
+			if got := cn.events(t); got != "3" {
+				t.Fatalf("events after a second batch: %s (a stale cached report?)", got)
+			}
+			if h, m := scrape(t, cn.n.APIURL, "analytics_cache_hits_total"), scrape(t, cn.n.APIURL, "analytics_cache_misses_total"); h != 1 || m != 2 {
+				t.Fatalf("cache hits %v misses %v, want 1 and 2", h, m)
+			}
+		})
+	}
+}
+
+// TestNodeCacheRedisDown: with its Redis killed, a node still acks batches
+// and answers reports, fresh, from PostgreSQL, and counts the failures.
+func TestNodeCacheRedisDown(t *testing.T) {
+	url, stop := testenv.OwnRedis(t)
+	cn := startCacheNode(t, Config{RedisURL: url})
+	cn.send(t, 1)
+	if got := cn.events(t); got != "1" {
+		t.Fatalf("events: %s", got)
+	}
+	stop()
+	cn.send(t, 2)
+	if got := cn.events(t); got != "3" {
+		t.Fatalf("events with Redis down: %s", got)
+	}
+	cn.send(t, 1)
+	if got := cn.events(t); got != "4" {
+		t.Fatalf("events with Redis down, after another batch: %s", got)
+	}
+	if e := scrape(t, cn.n.APIURL, "analytics_cache_errors_total", "op", "bump") + scrape(t, cn.n.APIURL, "analytics_cache_errors_total", "op", "version"); e < 1 {
+		t.Fatalf("no cache errors counted with Redis down")
+	}
+}
+
+// TestTracesRedis: a report served with Redis configured makes Redis
+// command spans (redisotel) as children of its HTTP request span, in the
+// same trace.
+func TestTracesRedis(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	cn := startCacheNode(t, Config{RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(t), TracerProvider: tp})
+	cn.send(t, 1)
+	exp.Reset()
+	cn.events(t)
+	spans := exp.GetSpans()
+	var report *tracetest.SpanStub
+	for i, s := range spans {
+		if s.Name == "POST /v1beta/properties/{id}:runReport" {
+			report = &spans[i]
+		}
+	}
+	if report == nil {
+		t.Fatalf("no runReport span among %d", len(spans))
+	}
+	var cmds []string
+	for _, s := range spans {
+		isRedis := false
+		for _, a := range s.Attributes {
+			isRedis = isRedis || (a.Key == "db.system" && a.Value.AsString() == "redis")
+		}
+		if isRedis && s.SpanContext.TraceID() == report.SpanContext.TraceID() && s.Parent.SpanID() == report.SpanContext.SpanID() {
+			cmds = append(cmds, s.Name)
+		}
+	}
+	t.Logf("redis spans under the report span: %v", cmds)
+	// The version read, the cache read (a miss) and the cache write.
+	if !slices.Contains(cmds, "getex") || !slices.Contains(cmds, "get") || !slices.Contains(cmds, "set") {
+		t.Fatalf("redis spans under the report span: %v, want version, get and set", cmds)
+	}
+}
