@@ -113,6 +113,32 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 
+	// The live card follows the realtime WebSocket: a new visitor's hit
+	// shows up without a reload.
+	live := `(() => { const c = document.getElementById("card-realtime");
+		return c.hidden ? "" : c.dataset.source + " " + document.getElementById("realtime-users").textContent.trim(); })()`
+	liveUsers := s.realtimeUsers(t)
+	if err := chromedp.Do(steps, chromedp.Poll[chromedp.Void](live+` === "socket `+liveUsers+`"`)); err != nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](live))
+		t.Fatalf("live card %q, want %q from the WebSocket: %v", got, "socket "+liveUsers, err)
+	}
+	resp, err := browserGet(http.DefaultClient, strings.Replace(s.hitURL(4), "cid=4.", "cid=9004.", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	eventually(t, 60*time.Second, "the new visitor in runRealtimeReport", func() error {
+		if got := s.realtimeUsers(t); got == liveUsers {
+			return fmt.Errorf("realtime activeUsers still %s", got)
+		}
+		return nil
+	})
+	liveUsers = s.realtimeUsers(t)
+	if err := chromedp.Do(steps, chromedp.Poll[chromedp.Void](live+` === "socket `+liveUsers+`"`)); err != nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](live))
+		t.Fatalf("live card %q after a new visitor, want %q: %v", got, "socket "+liveUsers, err)
+	}
+
 	// A 7-day period asks the API again and redraws.
 	if err := chromedp.Do(steps,
 		chromedp.SetValue(chromedp.CSS("#range"), "7"),
@@ -142,12 +168,24 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 }
 
+// realtimeUsers asks runRealtimeReport for activeUsers of the last 30 minutes.
+func (s *stack) realtimeUsers(t *testing.T) string {
+	t.Helper()
+	return s.postMetric(t, "runRealtimeReport", `{"metrics":[{"name":"activeUsers"}]}`)
+}
+
 // reportTotal asks runReport for one metric over the last days.
 func (s *stack) reportTotal(t *testing.T, metric string) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"dateRanges":[{"startDate":"29daysAgo","endDate":"today"}],"metrics":[{"name":%q}]}`, metric)
+	return s.postMetric(t, "runReport", fmt.Sprintf(`{"dateRanges":[{"startDate":"29daysAgo","endDate":"today"}],"metrics":[{"name":%q}]}`, metric))
+}
+
+// postMetric runs a report method whose one metric has no dimension and
+// returns its value ("0" without rows).
+func (s *stack) postMetric(t *testing.T, method, body string) string {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost,
-		fmt.Sprintf("%s/v1beta/properties/%d:runReport", s.agg.ready["api"], s.site.ID), bytes.NewBufferString(body))
+		fmt.Sprintf("%s/v1beta/properties/%d:%s", s.agg.ready["api"], s.site.ID, method), bytes.NewBufferString(body))
 	req.Header.Set("Authorization", "Bearer "+s.apiKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -161,7 +199,7 @@ func (s *stack) reportTotal(t *testing.T, metric string) string {
 		} `json:"rows"`
 	}
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &rep) != nil {
-		t.Fatalf("runReport %s: %d %s", metric, resp.StatusCode, b)
+		t.Fatalf("%s: %d %s", method, resp.StatusCode, b)
 	}
 	if len(rep.Rows) == 0 {
 		return "0"

@@ -194,24 +194,76 @@
       if (mine !== generation) return;
       fail(e);
     }
-    loadRealtime();
+    connectLive();
   }
 
-  async function loadRealtime() {
+  // The live card follows the realtime WebSocket, which pushes a summary
+  // every second; while the socket is down it polls :runRealtimeReport and
+  // tries the socket again.
+  let socket = null;
+
+  function closeLive() {
+    window.clearTimeout(realtimeTimer);
+    if (socket) {
+      const ws = socket;
+      socket = null;
+      ws.close();
+    }
+  }
+
+  function showLive(users, views, source) {
+    $("realtime-users").textContent = fmt.format(users);
+    $("realtime-views").textContent = fmt.format(views) + " page views";
+    $("card-realtime").dataset.source = source;
+    $("card-realtime").hidden = false;
+  }
+
+  function connectLive() {
+    const creds = credentials();
+    if (!creds || socket || document.hidden) return;
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
+      "/v1/realtime/ws?property=" + encodeURIComponent(creds.property) + "&key=" + encodeURIComponent(creds.key);
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      return pollRealtime();
+    }
+    socket = ws;
+    ws.onmessage = (ev) => {
+      if (socket !== ws) return;
+      try {
+        const s = JSON.parse(ev.data);
+        showLive(s.activeUsers || 0, s.screenPageViews || 0, "socket");
+      } catch (e) {
+        // A message that is not a summary is ignored; the next one counts.
+      }
+    };
+    ws.onclose = () => {
+      if (socket !== ws) return;
+      socket = null;
+      // Refused before it opened (key, property) or dropped later: the
+      // report API tells which, polls while the socket is down, and tries
+      // the socket again.
+      pollRealtime();
+    };
+  }
+
+  async function pollRealtime() {
     const creds = credentials();
     if (!creds) return;
     window.clearTimeout(realtimeTimer);
     try {
-      const res = await call(creds, "runRealtimeReport", { metrics: [{ name: "activeUsers" }] });
-      $("realtime-users").textContent = fmt.format(metric(res.rows && res.rows[0], 0));
-      $("card-realtime").hidden = false;
+      const res = await call(creds, "runRealtimeReport", { metrics: [{ name: "activeUsers" }, { name: "screenPageViews" }] });
+      const row = res.rows && res.rows[0];
+      showLive(metric(row, 0), metric(row, 1), "report");
     } catch (e) {
       // A server without realtime support answers 4xx for the method; the
       // card stays hidden rather than showing a number it does not have.
       $("card-realtime").hidden = true;
       if (e.code === 401 || e.code === 403) return fail(e);
     }
-    if (!document.hidden) realtimeTimer = window.setTimeout(loadRealtime, 15000);
+    if (!document.hidden && !socket) realtimeTimer = window.setTimeout(connectLive, 15000);
   }
 
   function fail(e) {
@@ -224,7 +276,7 @@
   }
 
   function showLogin(message) {
-    window.clearTimeout(realtimeTimer);
+    closeLive();
     $("report").hidden = true;
     $("controls").hidden = true;
     $("login").hidden = false;
@@ -264,7 +316,8 @@
       showLogin("");
     });
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden && credentials()) loadRealtime();
+      if (document.hidden) closeLive();
+      else if (credentials()) connectLive();
     });
     if (credentials()) showReport(); else showLogin("");
   }
