@@ -54,6 +54,7 @@ func commands() []command {
 		certsInitCommand(),
 		certsIssueCommand(),
 		clusterStatusCommand(),
+		reportCommand(),
 	}
 }
 
