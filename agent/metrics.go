@@ -3,6 +3,7 @@ package agent
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,11 @@ import (
 // a configured site id (or "unknown"), outcome and reason come from fixed
 // sets. No URL, IP, user agent or visitor id is ever a label value.
 type metrics struct {
-	collected   *prometheus.CounterVec // site, outcome
+	collected *prometheus.CounterVec // site, outcome
+	// collectedBy caches collected's children by (site, outcome), so a hit
+	// neither formats the site id nor hashes label values. Bounded like
+	// the labels: configured sites times the fixed outcomes.
+	collectedBy sync.Map               // collectedKey → prometheus.Counter
 	dropped     *prometheus.CounterVec // reason
 	mpRejected  *prometheus.CounterVec // reason
 	rateLimited prometheus.Counter
@@ -69,19 +74,35 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 	return m, nil
 }
 
+type collectedKey struct {
+	site    uint32
+	outcome string
+}
+
 // count is collect.Options.Count.
 func (m *metrics) count(site uint32, outcome string, events int) {
-	label := "unknown"
-	if site != 0 {
-		label = strconv.FormatUint(uint64(site), 10)
-	}
-	m.collected.WithLabelValues(label, outcome).Add(float64(events))
+	m.collectedCounter(site, outcome).Add(float64(events))
 	if outcome == collect.OutcomeRateLimited {
 		m.rateLimited.Add(float64(events))
 	}
 	if reason := droppedReason(outcome); reason != "" {
 		m.dropped.WithLabelValues(reason).Add(float64(events))
 	}
+}
+
+// collectedCounter is the analytics_events_collected_total child for site
+// (0: "unknown") and outcome.
+func (m *metrics) collectedCounter(site uint32, outcome string) prometheus.Counter {
+	k := collectedKey{site, outcome}
+	if c, ok := m.collectedBy.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	label := "unknown"
+	if site != 0 {
+		label = strconv.FormatUint(uint64(site), 10)
+	}
+	c, _ := m.collectedBy.LoadOrStore(k, m.collected.WithLabelValues(label, outcome))
+	return c.(prometheus.Counter)
 }
 
 // mpRejectedCount is collect.Options.CountMPRejected.
