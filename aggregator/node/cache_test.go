@@ -159,6 +159,23 @@ func TestNodeCacheRedisDown(t *testing.T) {
 	}
 }
 
+// TestNodeCacheClusterWithoutRedis: a clustered node without Redis caches
+// nothing, since its memory would not see other nodes' batches.
+func TestNodeCacheClusterWithoutRedis(t *testing.T) {
+	cn := startCacheNode(t, Config{NodeName: "alone-in-a-cluster", GossipListen: "127.0.0.1:0"})
+	if cn.n.cache != nil {
+		t.Fatal("a clustered node without Redis has a query cache")
+	}
+	cn.send(t, 1)
+	cn.events(t)
+	if got := cn.events(t); got != "1" {
+		t.Fatalf("events: %s", got)
+	}
+	if h := scrape(t, cn.n.APIURL, "analytics_cache_hits_total"); h != 0 {
+		t.Fatalf("cache hits %v, want 0", h)
+	}
+}
+
 // TestTracesRedis: a report served with Redis configured makes Redis
 // command spans (redisotel) as children of its HTTP request span, in the
 // same trace.

@@ -34,8 +34,8 @@ type Config struct {
 	DatabaseURL string
 	// RedisURL, when set, holds the realtime counters, query cache and
 	// session state in Redis (shared by the cluster); empty keeps them in
-	// this node's memory. A Redis that is down is tolerated (see
-	// storage/redis).
+	// this node's memory (a clustered node without Redis caches no query
+	// results). A Redis that is down is tolerated (see storage/redis).
 	RedisURL string
 	// RedisPrefix starts every Redis key this node writes, so deployments
 	// (or tests) can share one server; default none.
@@ -102,7 +102,8 @@ type Node struct {
 	http      *http.Server
 	cancel    context.CancelFunc // stops Serve's accept loop and the jobs
 	wg        sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
-	// cache holds query results: in Redis, or in memory without it.
+	// cache holds query results: in Redis, or in memory when the node runs
+	// alone without Redis; nil in a cluster without Redis.
 	cache *redis.Cache
 
 	serveErr chan error
@@ -162,8 +163,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
 	n.committed = append(n.committed, n.realtime.Record)
-	n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
-	n.committed = append(n.committed, n.cache.Committed)
+	// A cache in this node's memory cannot see the batches other nodes
+	// commit, so a cluster caches reports only in Redis.
+	if n.redis != nil || cfg.GossipListen == "" {
+		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
+		n.committed = append(n.committed, n.cache.Committed)
+	}
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
 		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store)
@@ -208,7 +213,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	n.wg.Go(func() { j.Run(runCtx) })
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
-	n.wg.Go(func() { n.cache.Run(runCtx) })
+	if n.cache != nil {
+		n.wg.Go(func() { n.cache.Run(runCtx) })
+	}
 	if n.cluster != nil {
 		n.wg.Go(func() { n.cluster.Run(runCtx) })
 		n.wg.Go(func() { n.publishLoad(runCtx) })
