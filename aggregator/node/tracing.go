@@ -35,14 +35,14 @@ func traceHTTP(tp trace.TracerProvider, h http.Handler) http.Handler {
 // routeName is the route a path falls under, from a fixed set.
 func routeName(path string) string {
 	switch path {
-	case "/healthz", "/readyz", "/metrics", "/v1/cluster/status":
+	case "/healthz", "/readyz", "/metrics", "/v1/cluster/status", "/v1/realtime/ws":
 		return path
 	}
 	rest, ok := strings.CutPrefix(path, "/v1beta/properties/")
 	if !ok {
 		return "other"
 	}
-	for _, m := range []string{":runReport", ":batchRunReports", "/metadata"} {
+	for _, m := range []string{":runReport", ":batchRunReports", ":runRealtimeReport", "/metadata"} {
 		if strings.HasSuffix(rest, m) {
 			return "/v1beta/properties/{id}" + m
 		}

@@ -126,3 +126,17 @@ func TestTraces(t *testing.T) {
 }
 
 func itoa(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
+
+func TestRouteNameBounded(t *testing.T) {
+	f := func(path, want string) {
+		t.Helper()
+		if got := routeName(path); got != want {
+			t.Errorf("routeName(%q) = %q, want %q", path, got, want)
+		}
+	}
+	f("/v1beta/properties/12:runRealtimeReport", "/v1beta/properties/{id}:runRealtimeReport")
+	f("/v1beta/properties/12:runReport", "/v1beta/properties/{id}:runReport")
+	f("/v1/realtime/ws", "/v1/realtime/ws")
+	f("/v1/realtime/ws/x", "other")
+	f("/v1beta/properties/12:nope", "/v1beta/properties/other")
+}
