@@ -30,6 +30,11 @@ var (
 	joinCampaign  = &joinDef{alias: "d_campaign", column: "campaign_id"}
 	joinChannel   = &joinDef{alias: "d_channel", column: "channel_id"}
 
+	// Session reports only: sessions.page_id is the landing page, and
+	// first_source_id the source of the visitor's first session.
+	joinLanding     = &joinDef{alias: "d_landing", column: "page_id"}
+	joinFirstSource = &joinDef{alias: "d_first_source", column: "first_source_id"}
+
 	// Countries are stored as ISO 3166-1 alpha-2 codes, languages as
 	// lower-case tags (en-us); GA4's country and language show English
 	// names, matched on the code and on the tag's base language. A code
@@ -114,6 +119,40 @@ var dimensionList = []*dimDef{
 		"The session's campaign (utm_campaign, or (organic), (referral), (direct)); on the session's first event.", joinCampaign),
 	dictDim("sessionDefaultChannelGroup", "Session default channel group", "Traffic source",
 		"The session's GA4 default channel group (Direct, Organic Search, Paid Social, Email, …); on the session's first event.", joinChannel),
+	{name: "sessionSourceMedium", uiName: "Session source / medium", category: "Traffic source",
+		desc:  "The session's source and medium joined by \" / \" (google / organic); on the session's first event.",
+		expr:  "CASE WHEN e.source_id = 0 THEN '" + notSet + "' ELSE " + dictValue(joinSource) + " || ' / ' || " + dictValue(joinMedium) + " END",
+		joins: []*joinDef{joinSource, joinMedium}},
+
+	// Session-scoped: only in session reports.
+	{name: "landingPage", uiName: "Landing page", category: "Page / screen",
+		desc:  "The path of the session's first page_view (that has a path), without its query string; (not set) for a session without page views.",
+		sess:  "COALESCE(NULLIF(split_part(" + joinLanding.alias + ".value, '?', 1), ''), '" + notSet + "')",
+		joins: []*joinDef{joinLanding}},
+	{name: "landingPagePlusQueryString", uiName: "Landing page + query string", category: "Page / screen",
+		desc: "The path of the session's first page_view with the query parameters kept at collection.",
+		sess: dictValue(joinLanding), joins: []*joinDef{joinLanding}},
+	{name: "newVsReturning", uiName: "New / returning", category: "User",
+		desc: "new for a session of a new user (the sender's first_visit, _fv or session count 1; without them, the visitor id's first session), else returning. Visitor ids are daily, so without the sender's word a visitor is new each day.",
+		sess: "CASE WHEN e.flags & " + strconv.Itoa(int(postgres.SessionFlagNew)) + " <> 0 THEN 'new' ELSE 'returning' END"},
+	{name: "firstUserSource", uiName: "First user source", category: "Traffic source",
+		desc: "The source of the visitor's first session (within the visitor id's life: a day, and sessions up to 24 hours apart).",
+		sess: dictValue(joinFirstSource), joins: []*joinDef{joinFirstSource}},
+}
+
+// sessionDims are the event dimensions that also describe a session: time
+// dimensions (of its start), its first event's geography and platform, and
+// its traffic source.
+var sessionDims = []string{"date", "dateHour", "dateHourMinute", "year", "yearMonth", "month", "day", "hour", "minute",
+	"dayOfWeek", "dayOfWeekName", "country", "countryId", "region", "city", "language", "languageCode", "browser",
+	"operatingSystem", "deviceCategory", "screenResolution",
+	"sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium"}
+
+func init() {
+	for _, name := range sessionDims {
+		d := dimensionsByName[name]
+		d.sess = d.expr
+	}
 }
 
 // dimensionsByName indexes dimensionList by API name.

@@ -75,9 +75,9 @@ func (w *sqlWriter) leafSQL(l *filterLeaf) string {
 // metricLeafSQL compares an aggregate: integer metrics as numeric (exact
 // against integers and doubles alike), the others as float8, their type.
 func (w *sqlWriter) metricLeafSQL(l *filterLeaf) string {
-	x, typ, num, num2 := "("+l.metric.expr+")::numeric", "::numeric", l.num, l.num2
+	x, typ, num, num2 := "("+w.metricExpr(l.metric)+")::numeric", "::numeric", l.num, l.num2
 	if !l.metric.integer() {
-		x, typ, num, num2 = "("+l.metric.expr+")", "::float8", asFloat(l.num), asFloat(l.num2)
+		x, typ, num, num2 = "("+w.metricExpr(l.metric)+")", "::float8", asFloat(l.num), asFloat(l.num2)
 	}
 	if l.kind == matchCompare {
 		return x + " " + l.op + " " + w.bind(num) + typ

@@ -1,10 +1,12 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,6 +111,7 @@ func newFixture(t testing.TB, n int) *fixture {
 			f.events = append(f.events, randomEvent(rng, s.id, ts))
 		}
 	}
+	addSessionIDs(f.events, f.zones)
 	for i := 0; i < len(f.events); i += 500 {
 		batch := f.events[i:min(i+500, len(f.events))]
 		if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1), batch, nil); err != nil {
@@ -116,6 +119,34 @@ func newFixture(t testing.TB, n int) *fixture {
 		}
 	}
 	return f
+}
+
+// addSessionIDs sorts the events by time, the order an agent ships them
+// in, and makes every fourth visitor a sender of GA4 session ids: one per
+// local day whatever the gaps (so its sessions are not cut by inactivity),
+// with session count 1 on the visitor's first day and 2 after.
+func addSessionIDs(events []protocol.Event, zones map[uint32]string) {
+	slices.SortStableFunc(events, func(a, b protocol.Event) int { return cmp.Compare(a.TimeMicros, b.TimeMicros) })
+	firstDay := map[[2]uint64]string{}
+	for i := range events {
+		e := &events[i]
+		if (e.Visitor>>58)%4 != 0 {
+			continue
+		}
+		loc, _ := time.LoadLocation(zones[e.Site])
+		local := time.UnixMicro(e.TimeMicros).In(loc)
+		y, m, d := local.Date()
+		e.SessionID = time.Date(y, m, d, 0, 0, 0, 0, loc).Unix() + int64(e.Visitor>>58)
+		k := [2]uint64{uint64(e.Site), e.Visitor}
+		day := local.Format(time.DateOnly)
+		if firstDay[k] == "" {
+			firstDay[k] = day
+		}
+		e.SessionNum = 2
+		if firstDay[k] == day {
+			e.SessionNum = 1
+		}
+	}
 }
 
 func randomEvent(rng *rand.Rand, site uint32, ts time.Time) protocol.Event {

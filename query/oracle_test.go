@@ -57,14 +57,9 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 	for i := range totals {
 		totals[i] = newOracleAcc()
 	}
-	for i := range events {
-		e := &events[i]
-		if e.Site != siteID {
-			continue
-		}
-		local := time.UnixMicro(e.TimeMicros).In(loc)
-		date := local.Format(time.DateOnly)
-		if req.DimensionFilter != nil && !oracleDimFilter(req.DimensionFilter, e, local) {
+	for _, it := range oracleItems(req, events, siteID, loc) {
+		date := it.local.Format(time.DateOnly)
+		if req.DimensionFilter != nil && !oracleFilterBy(req.DimensionFilter, it.dim) {
 			continue
 		}
 		for ri, r := range req.DateRanges {
@@ -73,7 +68,7 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 			}
 			var keys []string
 			for _, d := range req.Dimensions {
-				keys = append(keys, oracleDim(d.Name, e, local))
+				keys = append(keys, it.dim(d.Name))
 			}
 			id := strconv.Itoa(ri) + "\x00" + strings.Join(keys, "\x00")
 			g := groups[id]
@@ -81,8 +76,8 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 				g = &group{rng: ri, keys: keys, acc: newOracleAcc()}
 				groups[id] = g
 			}
-			g.acc.add(e)
-			totals[ri].add(e)
+			it.add(g.acc)
+			it.add(totals[ri])
 		}
 	}
 
@@ -231,6 +226,8 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 type oracleAcc struct {
 	events, views, keyEvents, engageMs int64
 	users, active, first               map[uint64]bool
+	// Session reports: sessions, engaged ones, sum of durations.
+	sessions, engaged, durationMicros int64
 }
 
 func newOracleAcc() *oracleAcc {
@@ -277,20 +274,55 @@ func (a *oracleAcc) metric(name string) float64 {
 	case "userEngagementDuration":
 		return float64(a.engageMs) / 1000
 	}
+	per := func(x int64, n int) float64 {
+		if n == 0 {
+			return 0
+		}
+		return float64(x) / float64(n)
+	}
+	switch name {
+	case "sessions":
+		return float64(a.sessions)
+	case "engagedSessions":
+		return float64(a.engaged)
+	case "engagementRate":
+		return per(a.engaged, int(a.sessions))
+	case "bounceRate":
+		return per(a.sessions-a.engaged, int(a.sessions))
+	case "averageSessionDuration":
+		if a.sessions == 0 {
+			return 0
+		}
+		return float64(a.durationMicros) / 1000000 / float64(a.sessions)
+	case "screenPageViewsPerSession":
+		return per(a.views, int(a.sessions))
+	case "eventsPerSession":
+		return per(a.events, int(a.sessions))
+	case "sessionsPerUser":
+		return per(a.sessions, len(a.active))
+	}
 	panic("oracle: unknown metric " + name)
 }
 
 func oracleMetricType(name string) string {
 	switch name {
-	case "eventCountPerUser":
+	case "eventCountPerUser", "engagementRate", "bounceRate", "screenPageViewsPerSession", "eventsPerSession", "sessionsPerUser":
 		return "TYPE_FLOAT"
-	case "userEngagementDuration":
+	case "userEngagementDuration", "averageSessionDuration":
 		return "TYPE_SECONDS"
 	}
 	return "TYPE_INTEGER"
 }
 
 func orNotSet(s string) string { return cmp.Or(s, "(not set)") }
+
+// oracleTraffic is a traffic dimension of the session e starts.
+func oracleTraffic(name string, e *protocol.Event) string {
+	t := channel.Attribute(e.Path, e.Referrer)
+	return map[string]string{"sessionSource": t.Source, "sessionMedium": t.Medium,
+		"sessionCampaignName": t.Campaign, "sessionDefaultChannelGroup": t.Group(),
+		"sessionSourceMedium": t.Source + " / " + t.Medium}[name]
+}
 
 // oracleDim is dimension name's value for e at local time.
 func oracleDim(name string, e *protocol.Event, local time.Time) string {
@@ -355,13 +387,11 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 		return orNotSet(e.Device)
 	case "screenResolution":
 		return orNotSet(e.Screen)
-	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup":
+	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium":
 		if e.Flags&protocol.FlagSessionStart == 0 {
 			return "(not set)"
 		}
-		t := channel.Attribute(e.Path, e.Referrer)
-		return map[string]string{"sessionSource": t.Source, "sessionMedium": t.Medium,
-			"sessionCampaignName": t.Campaign, "sessionDefaultChannelGroup": t.Group()}[name]
+		return oracleTraffic(name, e)
 	}
 	if p, ok := strings.CutPrefix(name, "customEvent:"); ok {
 		return orNotSet(e.Params[p])
@@ -400,8 +430,13 @@ func compareNumeric(a, b string) int {
 }
 
 func oracleDimFilter(f *FilterExpression, e *protocol.Event, local time.Time) bool {
+	return oracleFilterBy(f, func(name string) string { return oracleDim(name, e, local) })
+}
+
+// oracleFilterBy evaluates a dimension filter over the values dim gives.
+func oracleFilterBy(f *FilterExpression, dim func(name string) string) bool {
 	return oracleEval(f, func(leaf *Filter) bool {
-		v := oracleDim(leaf.FieldName, e, local)
+		v := dim(leaf.FieldName)
 		switch {
 		case leaf.StringFilter != nil:
 			return oracleString(leaf.StringFilter, v)

@@ -77,11 +77,25 @@ func byDim(name, orderType string, desc bool) OrderBy {
 
 var allAggs = []MetricAggregation{"TOTAL", "MAXIMUM", "MINIMUM"}
 
-// allMetrics is every metric of the allowlist.
+// allMetrics is every event metric of the allowlist (session-scoped ones
+// would make reports by event-scoped dimensions invalid).
 func allMetrics() []Metric {
 	var out []Metric
 	for _, m := range metricList {
-		out = append(out, Metric{Name: m.name})
+		if !m.sessionOnly() {
+			out = append(out, Metric{Name: m.name})
+		}
+	}
+	return out
+}
+
+// sessionMetrics is every session-scoped metric of the allowlist.
+func sessionMetrics() []Metric {
+	var out []Metric
+	for _, m := range metricList {
+		if m.sessionOnly() {
+			out = append(out, Metric{Name: m.name})
+		}
 	}
 	return out
 }

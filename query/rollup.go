@@ -91,7 +91,7 @@ type rollupPlan struct {
 // hold what p asks.
 func coverByRollups(p *plan) (rollupPlan, bool) {
 	var rp rollupPlan
-	if p.metricFilter != nil || p.site.rollupsFrom.IsZero() {
+	if p.metricFilter != nil || p.site.rollupsFrom.IsZero() || p.sessions {
 		return rp, false
 	}
 	for _, r := range p.ranges {

@@ -12,6 +12,16 @@ import (
 //
 // Expressions are written over the events row "e" and the joins they name;
 // r.tz is the site's IANA time zone and $1 the site id (see buildSQL).
+//
+// A report with a session-scoped metric (sessions, engagementRate, …) or
+// dimension (landingPage, newVsReturning, firstUserSource) reads the
+// sessions table instead, one row per session: its rows are sessions that
+// started in the date ranges, time dimensions are those of the session's
+// start, and every name has its "sess" expression over a sessions row "e"
+// (whose dims columns are named as in events). Event metrics there count
+// the events of those sessions. Event-scoped dimensions (pagePath,
+// eventName, custom parameters …) have no such expression: combining them
+// with session-scoped names is refused, as GA4 refuses incompatible names.
 
 // dimDef is an allowlisted dimension.
 type dimDef struct {
@@ -26,7 +36,14 @@ type dimDef struct {
 	// section and param: a custom dimension reads string parameter param
 	// of events.params section "ps" (event) or "up" (user property).
 	section, param string
+	// sess is the expression in session reports (same joins); "" for an
+	// event-scoped dimension. A dimension with sess but no expr is
+	// session-scoped: it makes the report a session report.
+	sess string
 }
+
+// sessionOnly reports whether d exists only in session reports.
+func (d *dimDef) sessionOnly() bool { return d.expr == "" && d.param == "" }
 
 // joinDef is a LEFT JOIN of the dims dictionary on one id column of events.
 // Absent values are id 0, which matches no dims row, hence LEFT JOIN and a
@@ -58,7 +75,13 @@ type metricDef struct {
 	category string
 	expr     string
 	typ      string // GA4 MetricType name, see metricTypes
+	// sess is the aggregate over sessions rows in session reports. A
+	// metric with sess but no expr is session-scoped.
+	sess string
 }
+
+// sessionOnly reports whether m exists only in session reports.
+func (m *metricDef) sessionOnly() bool { return m.expr == "" }
 
 // GA4 metric types this server reports. Integer metrics are SQL bigint, the
 // others float8.
@@ -120,9 +143,6 @@ func lookupDimension(name string) (d *dimDef, ok bool, msg string) {
 		return &dimDef{name: name, uiName: param, category: "Custom", section: c.section, param: param,
 			desc: "The " + c.what + " " + param + " as sent with each event."}, true, ""
 	}
-	if unsupportedNames[name] {
-		return nil, false, "this server does not compute it yet"
-	}
 	return nil, false, ""
 }
 
@@ -131,18 +151,5 @@ func lookupMetric(name string) (m *metricDef, ok bool, msg string) {
 	if m, ok := metricsByName[name]; ok {
 		return m, true, ""
 	}
-	if unsupportedNames[name] {
-		return nil, false, "this server does not compute it yet"
-	}
 	return nil, false, ""
-}
-
-// unsupportedNames are GA4 names this server knows but cannot answer from
-// raw events yet (they need sessions); a request for one is refused with
-// that reason instead of as a typo.
-var unsupportedNames = map[string]bool{
-	"landingPage": true, "sessionSourceMedium": true, "firstUserSource": true,
-	"newVsReturning": true, "sessions": true, "engagedSessions": true, "engagementRate": true,
-	"bounceRate": true, "averageSessionDuration": true, "screenPageViewsPerSession": true,
-	"sessionsPerUser": true, "eventsPerSession": true,
 }

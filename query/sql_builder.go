@@ -45,6 +45,16 @@ type sqlWriter struct {
 	// rollup: expressions read a rollup_days row "e" (time dimensions from
 	// its day, see rollupDayExprs) instead of an events row.
 	rollup bool
+	// sessions: expressions read a sessions row "e" (see schema.go).
+	sessions bool
+}
+
+// metricExpr is the SQL of metric m over the statement's rows.
+func (w *sqlWriter) metricExpr(m *metricDef) string {
+	if w.sessions {
+		return m.sess
+	}
+	return m.expr
 }
 
 // bind adds v as the next parameter and returns its placeholder.
@@ -73,6 +83,9 @@ func (w *sqlWriter) dimExpr(d *dimDef) string {
 	if x, ok := rollupDayExprs[d.name]; ok && w.rollup {
 		return x
 	}
+	if w.sessions {
+		return d.sess // validation admits only dimensions that have it
+	}
 	if d.param == "" {
 		return d.expr
 	}
@@ -83,7 +96,7 @@ func (w *sqlWriter) dimExpr(d *dimDef) string {
 // buildSQL writes the statement for p. Columns: part, pos, k0 (date range
 // index), k1..kN (dimensions), m0..mM (metrics); see the part constants.
 func buildSQL(p *plan) reportSQL {
-	w := &sqlWriter{args: fixedArgValues(p)}
+	w := &sqlWriter{args: fixedArgValues(p), sessions: p.sessions}
 	w.Grow(2048)
 	nk, nm := len(p.dims)+1, len(p.metrics)
 
@@ -100,7 +113,7 @@ func buildSQL(p *plan) reportSQL {
 	}
 	for i, m := range p.metrics {
 		w.WriteString(", ")
-		w.WriteString(m.expr)
+		w.WriteString(w.metricExpr(m))
 		w.WriteString(" AS m")
 		w.WriteString(strconv.Itoa(i))
 	}
@@ -115,7 +128,7 @@ func buildSQL(p *plan) reportSQL {
 		// GA4 drops rows whose metrics are all zero unless keepEmptyRows.
 		nonZero := make([]string, nm)
 		for i, m := range p.metrics {
-			nonZero[i] = m.expr + " <> 0"
+			nonZero[i] = w.metricExpr(m) + " <> 0"
 		}
 		having = append(having, "("+strings.Join(nonZero, " OR ")+")")
 	}
@@ -148,7 +161,7 @@ func buildSQL(p *plan) reportSQL {
 		writeNulls(w, p, false)
 		for _, m := range p.metrics {
 			w.WriteString(", ")
-			w.WriteString(m.expr)
+			w.WriteString(w.metricExpr(m))
 		}
 		w.writeFrom(p.dimFilter.joins(), p.dimFilter)
 		w.WriteString(" GROUP BY r.idx\n")
@@ -186,7 +199,12 @@ func joinsOf(dims []*dimDef) []*joinDef {
 // writeFrom writes FROM, the given dictionary joins (each at most once) and
 // the WHERE clause with the dimension filter, if any.
 func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
-	w.WriteString(" FROM events e JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
+	if w.sessions {
+		w.WriteString(" FROM sessions e")
+	} else {
+		w.WriteString(" FROM events e")
+	}
+	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
 	var done []*joinDef
 	for _, j := range joins {
 		if slices.Contains(done, j) {

@@ -48,6 +48,8 @@ type plan struct {
 	keepEmpty    bool
 	rangeNames   []string // dateRange values, by range index
 	route        route    // tables the report may read
+	// sessions: the report reads the sessions table (see schema.go).
+	sessions bool
 }
 
 // rangePlan is a date range as the half-open interval [lo, hi) of instants:
@@ -93,6 +95,9 @@ func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 		return nil, err
 	}
 	if p.metricFilter, err = compileFilter(req.MetricFilter, "metricFilter", true); err != nil {
+		return nil, err
+	}
+	if err := p.setScope(); err != nil {
 		return nil, err
 	}
 	if err := p.addRanges(req.DateRanges, dayOf(now, s.loc)); err != nil {
@@ -154,6 +159,54 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 			p.minimums = true
 		default:
 			return invalidArgument("metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", quoteName(string(a)))
+		}
+	}
+	return nil
+}
+
+// setScope makes p a session report when it names a session-scoped metric
+// or dimension anywhere, and then refuses event-scoped dimensions, naming
+// the incompatible pair as GA4 does.
+func (p *plan) setScope() *apiError {
+	var scoped string // the first session-scoped name
+	var leaves []*filterLeaf
+	p.dimFilter.all(func(l *filterLeaf) bool { leaves = append(leaves, l); return true })
+	p.metricFilter.all(func(l *filterLeaf) bool { leaves = append(leaves, l); return true })
+	for _, m := range p.metrics {
+		if scoped == "" && m.sessionOnly() {
+			scoped = "metric " + m.name
+		}
+	}
+	for _, d := range p.dims {
+		if scoped == "" && d.sessionOnly() {
+			scoped = "dimension " + d.name
+		}
+	}
+	for _, l := range leaves {
+		switch {
+		case scoped != "":
+		case l.metric != nil && l.metric.sessionOnly():
+			scoped = "metric " + l.metric.name + " (metricFilter)"
+		case l.dim != nil && l.dim.sessionOnly():
+			scoped = "dimension " + l.dim.name + " (dimensionFilter)"
+		}
+	}
+	if scoped == "" {
+		return nil
+	}
+	p.sessions = true
+	refuse := func(name, where string) *apiError {
+		return invalidArgument("The dimension %s%s is event-scoped and incompatible with the session-scoped %s; "+
+			"report session metrics by session dimensions (landingPage, sessionSource, deviceCategory, date …).", quoteName(name), where, scoped)
+	}
+	for _, d := range p.dims {
+		if d.sess == "" {
+			return refuse(d.name, "")
+		}
+	}
+	for _, l := range leaves {
+		if l.dim != nil && l.dim.sess == "" {
+			return refuse(l.dim.name, " (dimensionFilter)")
 		}
 	}
 	return nil

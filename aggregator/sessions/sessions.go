@@ -13,9 +13,11 @@ import (
 // default session timeout). A gap of exactly Timeout continues the session.
 const Timeout = 30 * time.Minute
 
-// Lookback bounds how far before a batch's earliest event committed
-// sessions are looked up: a session is continued at most this long after it
-// started. Visitor ids live a day (daily salt), so longer would find nothing.
+// Lookback bounds a session's life and a visitor's memory: a session is
+// continued at most this long after it started, and only sessions begun
+// this long before a new one make it a returning visitor's. The database
+// look-up reaches this far before a batch's earliest event. Visitor ids
+// live a day (daily salt), so longer would find little.
 const Lookback = 24 * time.Hour
 
 // Key is a visitor of a site.
@@ -53,6 +55,10 @@ type Assigned struct {
 	// Prior: the visitor has an earlier session (so FirstSource is set
 	// and, without other evidence, the session is a returning one).
 	Prior bool
+	// FirstSourceOf, when not -1, is the index in Sessions of a session new
+	// in this batch whose FirstSource this one takes (not known until the
+	// storage resolves the sources; it is always the lower index).
+	FirstSourceOf int
 	// Events are the indexes of the batch's events in it, in time order.
 	Events []int
 }
@@ -87,15 +93,19 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 		if n == 0 || k != cur {
 			cur, cands = k, cands[:0]
 			for _, s := range known[k] {
-				as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true})
+				as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true, FirstSourceOf: -1})
 				cands = append(cands, len(as.Sessions)-1)
 			}
 		}
 		t := e.TimeMicros
+		// Sessions that began more than Lookback ago are over: whether the
+		// database look-up or a cache found them, they are not continued
+		// and do not make the visitor a returning one.
+		recent := func(c int) bool { return as.Sessions[c].Start >= t-Lookback.Microseconds() }
 		found := -1
 		if e.SessionID > 0 {
 			for _, c := range cands {
-				if as.Sessions[c].ID == e.SessionID {
+				if as.Sessions[c].ID == e.SessionID && recent(c) {
 					found = c
 					break
 				}
@@ -104,7 +114,7 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 			// The session with the latest event that could hold this one.
 			for _, c := range cands {
 				s := &as.Sessions[c].Session
-				if t >= s.Start-Timeout.Microseconds() && t <= s.Last+Timeout.Microseconds() &&
+				if recent(c) && t >= s.Start-Timeout.Microseconds() && t <= s.Last+Timeout.Microseconds() &&
 					(found < 0 || s.Last > as.Sessions[found].Last) {
 					found = c
 				}
@@ -118,13 +128,17 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 					id++ // another session of the visitor began in the same second
 				}
 			}
-			a := Assigned{Key: k, Session: Session{ID: id, Start: t, Last: t}}
+			a := Assigned{Key: k, Session: Session{ID: id, Start: t, Last: t}, FirstSourceOf: -1}
 			// The earliest earlier session of the visitor carries the
 			// visitor's first source.
 			priorStart := int64(0)
 			for _, c := range cands {
-				if p := &as.Sessions[c]; p.Start < t && (!a.Prior || p.Start < priorStart) {
+				if p := &as.Sessions[c]; p.Start < t && recent(c) && (!a.Prior || p.Start < priorStart) {
 					a.Prior, a.FirstSource, priorStart = true, p.FirstSource, p.Start
+					a.FirstSourceOf = -1
+					if !p.Existing {
+						a.FirstSourceOf = c
+					}
 				}
 			}
 			as.Sessions = append(as.Sessions, a)
@@ -149,6 +163,11 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	as.Sessions = keep
 	for i, s := range as.Of {
 		as.Of[i] = remap[s]
+	}
+	for i := range as.Sessions {
+		if f := as.Sessions[i].FirstSourceOf; f >= 0 {
+			as.Sessions[i].FirstSourceOf = remap[f]
+		}
 	}
 	return as
 }

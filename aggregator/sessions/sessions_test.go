@@ -104,3 +104,26 @@ func TestMemoryExpiresAndKeepsLater(t *testing.T) {
 		t.Errorf("%d entries, max 2", len(m.m))
 	}
 }
+
+func TestAssignFirstSourceWithinBatch(t *testing.T) {
+	as := Assign([]protocol.Event{ev(7, 0, 0), ev(7, time.Hour, 0), ev(7, 2*time.Hour, 0)}, nil)
+	if len(as.Sessions) != 3 {
+		t.Fatalf("%d sessions, want 3", len(as.Sessions))
+	}
+	first := as.Of[0]
+	if s := as.Sessions[first]; s.Prior || s.FirstSourceOf != -1 {
+		t.Errorf("first session %+v: no prior, source its own", s)
+	}
+	for _, i := range []int{1, 2} {
+		if s := as.Sessions[as.Of[i]]; !s.Prior || s.FirstSourceOf != first {
+			t.Errorf("session of event %d: %+v, want its first source from session %d", i, s, first)
+		}
+	}
+	// Sessions begun more than Lookback before are neither continued nor
+	// a reason to call the visitor returning.
+	old := Session{ID: 1, Start: t0.Add(-25 * time.Hour).UnixMicro(), Last: t0.Add(-time.Minute).UnixMicro(), FirstSource: 9}
+	as = Assign([]protocol.Event{ev(7, 0, 0)}, map[Key][]Session{{1, 7}: {old}})
+	if s := as.Sessions[0]; s.Existing || s.Prior {
+		t.Errorf("after a session older than Lookback: %+v", s)
+	}
+}

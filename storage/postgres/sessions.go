@@ -165,9 +165,13 @@ func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignme
 		if newUser || (!a.Existing && !returning && !a.Prior) {
 			r.flags |= SessionFlagNew
 		}
-		r.firstSource = a.FirstSource
-		if !a.Prior && !a.Existing {
+		switch {
+		case a.FirstSourceOf >= 0: // an earlier session of this batch
+			r.firstSource = out[a.FirstSourceOf].firstSource
+		case !a.Prior && !a.Existing:
 			r.firstSource = r.traffic[DimSource-1]
+		default:
+			r.firstSource = a.FirstSource
 		}
 	}
 	return out

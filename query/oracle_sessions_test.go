@@ -1,0 +1,179 @@
+package query
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// The oracle's sessions: the definitions of aggregator/sessions and the
+// sessions table written again the plain way, over a site's events sorted
+// by time (as the fixture ships them).
+
+// oracleItem is what a report groups: an event, or a session in a session
+// report.
+type oracleItem struct {
+	local time.Time                // the event's time, or the session's start, in the site's zone
+	dim   func(name string) string // dimension values
+	add   func(a *oracleAcc)       // adds the item to a group
+}
+
+// oracleSessionNames are the session-scoped names, which make a report a
+// session report.
+var oracleSessionNames = map[string]bool{
+	"sessions": true, "engagedSessions": true, "engagementRate": true, "bounceRate": true, "averageSessionDuration": true,
+	"screenPageViewsPerSession": true, "eventsPerSession": true, "sessionsPerUser": true,
+	"landingPage": true, "landingPagePlusQueryString": true, "newVsReturning": true, "firstUserSource": true,
+}
+
+func oracleIsSessionReport(req RunReportRequest) bool {
+	var names []string
+	for _, d := range req.Dimensions {
+		names = append(names, d.Name)
+	}
+	for _, m := range req.Metrics {
+		names = append(names, m.Name)
+	}
+	for _, f := range []*FilterExpression{req.DimensionFilter, req.MetricFilter} {
+		if f != nil {
+			oracleEval(f, func(l *Filter) bool { names = append(names, l.FieldName); return false })
+		}
+	}
+	return slices.ContainsFunc(names, func(n string) bool { return oracleSessionNames[n] })
+}
+
+func oracleItems(req RunReportRequest, events []protocol.Event, siteID uint32, loc *time.Location) []oracleItem {
+	var out []oracleItem
+	if !oracleIsSessionReport(req) {
+		for i := range events {
+			e := &events[i]
+			if e.Site != siteID {
+				continue
+			}
+			local := time.UnixMicro(e.TimeMicros).In(loc)
+			out = append(out, oracleItem{local, func(n string) string { return oracleDim(n, e, local) }, func(a *oracleAcc) { a.add(e) }})
+		}
+		return out
+	}
+	for _, s := range oracleSessions(events, siteID) {
+		local := time.UnixMicro(s.start).In(loc)
+		out = append(out, oracleItem{local, func(n string) string { return s.dim(n, local) }, s.addTo})
+	}
+	return out
+}
+
+// oracleSession is one session of the oracle.
+type oracleSession struct {
+	visitor     uint64
+	sid         int64
+	start, last int64 // Unix microseconds
+	events      []*protocol.Event
+	prior       bool   // the visitor had a session that began in the 24 hours before
+	firstSource string // source of the visitor's first session
+}
+
+// oracleSessions cuts each visitor's events of the site into sessions: by
+// GA4 session id when sent, else after more than 30 minutes without an
+// event; no session lasts past 24 hours from its start.
+func oracleSessions(events []protocol.Event, siteID uint32) []*oracleSession {
+	const timeout, lookback = int64(30 * time.Minute / time.Microsecond), int64(24 * time.Hour / time.Microsecond)
+	var sorted []*protocol.Event
+	for i := range events {
+		if events[i].Site == siteID {
+			sorted = append(sorted, &events[i])
+		}
+	}
+	slices.SortStableFunc(sorted, func(a, b *protocol.Event) int { return cmp.Compare(a.TimeMicros, b.TimeMicros) })
+	byVisitor := map[uint64][]*oracleSession{}
+	var all []*oracleSession
+	for _, e := range sorted {
+		t := e.TimeMicros
+		var cur *oracleSession
+		for _, s := range byVisitor[e.Visitor] {
+			if t-s.start > lookback {
+				continue
+			}
+			if e.SessionID > 0 && s.sid == e.SessionID {
+				cur = s
+			}
+			if e.SessionID == 0 && t-s.last <= timeout && (cur == nil || s.last > cur.last) {
+				cur = s
+			}
+		}
+		if cur == nil {
+			cur = &oracleSession{visitor: e.Visitor, sid: e.SessionID, start: t}
+			for _, p := range byVisitor[e.Visitor] { // in start order: the first is the earliest
+				if p.start >= t-lookback {
+					cur.prior, cur.firstSource = true, p.firstSource
+					break
+				}
+			}
+			if !cur.prior {
+				cur.firstSource = oracleTraffic("sessionSource", e)
+			}
+			byVisitor[e.Visitor] = append(byVisitor[e.Visitor], cur)
+			all = append(all, cur)
+		}
+		cur.last = t
+		cur.events = append(cur.events, e)
+	}
+	return all
+}
+
+func (s *oracleSession) dim(name string, local time.Time) string {
+	first := s.events[0]
+	switch name {
+	case "landingPage", "landingPagePlusQueryString":
+		for _, e := range s.events {
+			if e.Name == "page_view" && e.Path != "" {
+				if name == "landingPage" {
+					path, _, _ := strings.Cut(e.Path, "?")
+					return orNotSet(path)
+				}
+				return orNotSet(e.Path)
+			}
+		}
+		return "(not set)"
+	case "newVsReturning":
+		newUser, returning := false, false
+		for _, e := range s.events {
+			newUser = newUser || e.Flags&protocol.FlagFirstVisit != 0 || e.Name == "first_visit" || e.SessionNum == 1
+			returning = returning || e.SessionNum > 1
+		}
+		if newUser || (!returning && !s.prior) {
+			return "new"
+		}
+		return "returning"
+	case "firstUserSource":
+		return s.firstSource
+	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium":
+		return oracleTraffic(name, first)
+	}
+	// Time dimensions of the start, the rest of the first event.
+	return oracleDim(name, first, local)
+}
+
+func (s *oracleSession) addTo(a *oracleAcc) {
+	var views, keys, engage int64
+	engaged := false
+	for _, e := range s.events {
+		a.add(e)
+		if e.Name == "page_view" {
+			views++
+		}
+		if e.Flags&protocol.FlagKeyEvent != 0 {
+			keys++
+		}
+		engage += e.EngageMs
+		engaged = engaged || e.Flags&protocol.FlagEngaged != 0
+	}
+	dur := s.last - s.start
+	if engaged || dur >= int64(10*time.Second/time.Microsecond) || engage >= 10000 || views >= 2 || keys > 0 {
+		a.engaged++
+	}
+	a.sessions++
+	a.durationMicros += dur
+}

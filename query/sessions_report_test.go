@@ -1,0 +1,102 @@
+package query
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestSessionReportsMatchOracle runs session reports over the generated
+// events (stored in time order through WriteBatch, which sessionizes them;
+// every fourth visitor sends GA4 session ids) and compares each answer
+// with the oracle's sessions.
+func TestSessionReportsMatchOracle(t *testing.T) {
+	f := newFixture(t, 1500)
+	h := f.handler(t)
+	sess := sessionMetrics()
+	mixed := mets("sessions", "eventCount", "screenPageViews", "totalUsers", "activeUsers", "newUsers", "userEngagementDuration",
+		"eventCountPerUser", "sessionsPerUser", "keyEvents")
+	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	cases := []struct {
+		name string
+		site uint32
+		req  RunReportRequest
+	}{
+		{"all session metrics by landing page, aggregations", 1, RunReportRequest{
+			Dimensions: dims("landingPage"), Metrics: sess, DateRanges: week, MetricAggregations: allAggs}},
+		{"by source / medium, two ranges", 2, RunReportRequest{
+			Dimensions: dims("sessionSourceMedium"), Metrics: sess, MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}}},
+		{"by channel group and new vs returning", 3, RunReportRequest{
+			Dimensions: dims("sessionDefaultChannelGroup", "newVsReturning"), Metrics: sess, DateRanges: week, MetricAggregations: allAggs,
+			OrderBys: []OrderBy{byDim("newVsReturning", "", false), byMetric("sessions", true)}}},
+		{"by device and date, across DST", 1, RunReportRequest{
+			Dimensions: dims("date", "deviceCategory"), Metrics: sess, MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2026-03-06", EndDate: "2026-03-10"}},
+			OrderBys:   []OrderBy{byDim("date", "", false), byDim("deviceCategory", "", false)}}},
+		{"session and event metrics by date, four ranges", 2, RunReportRequest{
+			Dimensions: dims("date"), Metrics: mixed, MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-02"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"},
+				{StartDate: "2026-03-03", EndDate: "2026-03-05"}, {StartDate: "2026-03-01", EndDate: "today"}}}},
+		{"first user source, no dimensions filter", 1, RunReportRequest{
+			Dimensions: dims("firstUserSource", "newVsReturning"), Metrics: mets("sessions", "totalUsers", "newUsers"), DateRanges: week}},
+		{"session metrics with a dimension filter", 3, RunReportRequest{
+			Dimensions: dims("landingPage", "deviceCategory"), Metrics: sess, DateRanges: week, MetricAggregations: allAggs,
+			DimensionFilter: ptr(andF(notF(emptyF("deviceCategory")), strF("country", "BEGINS_WITH", "u", false)))}},
+		{"filter on a session-scoped dimension", 1, RunReportRequest{
+			Dimensions: dims("sessionDefaultChannelGroup"), Metrics: mets("sessions", "bounceRate", "eventCount"), DateRanges: week,
+			DimensionFilter: ptr(orF(strF("newVsReturning", "EXACT", "new", true), strF("landingPage", "BEGINS_WITH", "/a", true)))}},
+		{"metric filter on a session metric", 2, RunReportRequest{
+			Dimensions: dims("landingPagePlusQueryString"), Metrics: mets("eventCount"), DateRanges: week,
+			MetricFilter: ptr(numF("engagementRate", "GREATER_THAN", dbl(0.5)))}},
+		{"session report without metrics", 3, RunReportRequest{Dimensions: dims("landingPage", "newVsReturning"), DateRanges: week}},
+		{"no dimensions", 2, RunReportRequest{Metrics: sess, DateRanges: week, MetricAggregations: allAggs}},
+	}
+	events := f.routedHandler(t, routeEvents)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkOracle(t, f, h, tc.site, tc.req, false)
+			checkOracle(t, f, events, tc.site, tc.req, false)
+			if f.coveredByRollups(t, tc.site, tc.req) {
+				t.Fatal("a session report was routed to the rollups")
+			}
+		})
+	}
+	// Every dimension that also describes a session, with every session
+	// metric; each shows more than one value.
+	for i, d := range dimensionList {
+		if d.sess == "" {
+			continue
+		}
+		t.Run("every dimension/"+d.name, func(t *testing.T) {
+			got := checkOracle(t, f, h, fixtureSites[i%len(fixtureSites)].id, RunReportRequest{
+				Dimensions: dims(d.name), Metrics: sess, MetricAggregations: allAggs,
+				DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"}},
+				OrderBys:   []OrderBy{byDim(d.name, "", false), byDim("dateRange", "", false)},
+			}, false)
+			values := map[string]bool{}
+			for _, r := range got.Rows {
+				values[r.DimensionValues[0].Value] = true
+			}
+			if len(values) < 2 && !slices.Contains([]string{"year", "month", "yearMonth"}, d.name) {
+				t.Fatalf("only values %v", values)
+			}
+		})
+	}
+}
+
+// TestSessionReportsRefuseEventScopedDimensions: a session metric with an
+// event-scoped dimension is a 400 naming both.
+func TestSessionReportsRefuseEventScopedDimensions(t *testing.T) {
+	f := newFixture(t, 0)
+	h := f.handler(t)
+	for _, d := range []string{"pagePath", "eventName", "pageTitle", "isKeyEvent", "customEvent:plan", "customUser:tier", "hostName"} {
+		code, out := post(t, h, "1", testKey, RunReportRequest{Dimensions: dims(d), Metrics: mets("bounceRate"),
+			DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}})
+		want := `The dimension \"` + d + `\" is event-scoped and incompatible with the session-scoped metric bounceRate`
+		if code != http.StatusBadRequest || !strings.Contains(string(out), want) || !strings.Contains(string(out), `"status":"INVALID_ARGUMENT"`) {
+			t.Errorf("%s: got %d %s", d, code, out)
+		}
+	}
+}
