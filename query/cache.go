@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -33,6 +35,25 @@ const (
 	cacheTodayTTL = time.Minute
 )
 
+// freshKey marks a request context whose client asked, with
+// "Cache-Control: no-cache", for an answer computed from the database rather
+// than read from the cache.
+type freshKey struct{}
+
+// requestsFresh reports whether h carries Cache-Control: no-cache (or
+// no-store, or max-age=0), as HTTP clients ask an intermediary to revalidate.
+func requestsFresh(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(d)) {
+			case "no-cache", "no-store", "max-age=0":
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // cacheKeyVersion changes when the encoding of reports or keys changes, so
 // a rolling upgrade never reads an entry the other version wrote.
 const cacheKeyVersion = "avila-query-cache/1"
@@ -59,7 +80,9 @@ func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportReq
 		h.metrics.cacheResult(false, len(plans))
 		return run()
 	}
-	if b, ok := h.cache.Get(ctx, key); ok {
+	if fresh, _ := ctx.Value(freshKey{}).(bool); fresh {
+		// Asked to compute afresh: the answer still refreshes the entry.
+	} else if b, ok := h.cache.Get(ctx, key); ok {
 		var v T
 		err := json.Unmarshal(b, &v)
 		if err == nil {

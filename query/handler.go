@@ -127,6 +127,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
+	if requestsFresh(r.Header) {
+		ctx = context.WithValue(ctx, freshKey{}, true)
+	}
 	var resp any
 	switch route {
 	case ":runReport":
