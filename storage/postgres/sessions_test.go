@@ -60,26 +60,33 @@ func storedSessions(t *testing.T, s *Store, site uint32) []sessionTestRow {
 
 // TestWriteBatchSessions writes a visitor's events over several batches
 // and checks the session rows, with each kind of session cache: memory (no
-// Redis), none (database look-ups only) and Redis.
+// Redis), none (database look-ups only), Redis, and Redis killed after the
+// first batch.
 func TestWriteBatchSessions(t *testing.T) {
+	redisCache := func(t *testing.T, url string) sessions.Cache {
+		c, err := redis.Open(context.Background(), redis.Options{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return redis.NewSessionCache(c, testenv.Prefix(t))
+	}
 	for _, tc := range []struct {
 		name  string
-		cache func(t *testing.T) sessions.Cache
+		cache func(t *testing.T) (c sessions.Cache, afterFirst func())
 	}{
-		{"memory", func(*testing.T) sessions.Cache { return redis.NewSessionCache(nil, "") }},
-		{"database", func(*testing.T) sessions.Cache { return missCache{} }},
-		{"redis", func(t *testing.T) sessions.Cache {
-			c, err := redis.Open(context.Background(), redis.Options{URL: testenv.RedisURL(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			return redis.NewSessionCache(c, testenv.Prefix(t))
+		{"memory", func(*testing.T) (sessions.Cache, func()) { return redis.NewSessionCache(nil, ""), func() {} }},
+		{"database", func(*testing.T) (sessions.Cache, func()) { return missCache{}, func() {} }},
+		{"redis", func(t *testing.T) (sessions.Cache, func()) { return redisCache(t, testenv.RedisURL(t)), func() {} }},
+		{"redis killed", func(t *testing.T) (sessions.Cache, func()) {
+			url, stop := testenv.OwnRedis(t)
+			return redisCache(t, url), stop
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
-			s.SetSessionCache(tc.cache(t))
+			cache, afterFirst := tc.cache(t)
+			s.SetSessionCache(cache)
 			ctx := context.Background()
 			site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
 			at := time.Date(2025, 6, 1, 23, 40, 0, 0, time.UTC) // sessions run past midnight
@@ -100,6 +107,9 @@ func TestWriteBatchSessions(t *testing.T) {
 			for i, batch := range [][]protocol.Event{batch1, batch2, batch3} {
 				if _, err := s.WriteBatch(ctx, "ag", uint64(i+1), batch, nil); err != nil {
 					t.Fatal(err)
+				}
+				if i == 0 {
+					afterFirst()
 				}
 			}
 			want := []sessionTestRow{
