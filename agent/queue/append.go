@@ -29,10 +29,10 @@ type request struct {
 // every Append that returned before this call began. The slices must not be
 // modified until Append returns.
 //
-// Concurrent callers share commits: the caller that finds no commit in flight
-// leads and commits everything queued so far; arrivals during that commit
-// queue, and the next commit takes all of them. There is no delay to gather
-// more: under load the fsync itself is the gathering window.
+// Concurrent callers share commits: one goroutine commits everything queued
+// so far; arrivals during that commit queue, and the next commit takes all
+// of them. There is no delay to gather more: under load the fsync itself is
+// the gathering window.
 //
 // ErrFull: the disk budget is used up; nothing was stored. If ctx ends first
 // the events may or may not be stored (the commit is not undone), and
@@ -61,70 +61,79 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	}
 	q.reserved += r.bytes
 	q.waiting = append(q.waiting, r)
-	if q.committing {
-		q.mu.Unlock()
+	wake := !q.committing
+	q.committing = true
+	q.mu.Unlock()
+	if wake {
 		select {
-		case err := <-r.done:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
+		case q.kick <- struct{}{}:
+		default: // a kick is already pending
 		}
 	}
-	q.committing = true
-	q.inflight.Add(1)
-	q.mu.Unlock()
-	q.commitWaiting()
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// commitWaiting commits every queued request in one transaction, answers
-// them, and hands on to a fresh goroutine if more arrived meanwhile, so the
-// leader's caller waits for one commit only. Runs with q.inflight held.
-func (q *Queue) commitWaiting() {
-	defer q.inflight.Done()
+// committer commits what Appends queue, one group at a time, until Close.
+// One long-lived goroutine rather than one per commit: bbolt's commit runs
+// deep, and a fresh goroutine grows (copies) its stack every time.
+func (q *Queue) committer() {
+	defer close(q.committerDone)
+	for {
+		select {
+		case <-q.kick:
+		case <-q.stop:
+			return
+		}
+		for q.commitWaiting() {
+		}
+	}
+}
+
+// commitWaiting commits every queued request in one transaction and
+// answers them; false when there was nothing to commit (then committing is
+// cleared, so the next Append kicks the committer again).
+func (q *Queue) commitWaiting() bool {
 	q.mu.Lock()
 	group := q.waiting
 	q.waiting = nil
+	if len(group) == 0 || q.closed {
+		q.committing = false
+		q.mu.Unlock()
+		return false
+	}
 	q.mu.Unlock()
 
-	var err error
+	err := q.commit(group)
 	var events, bytes int64
-	if len(group) > 0 {
-		err = q.commit(group)
-		for _, r := range group {
-			events += int64(len(r.events))
-			bytes += r.bytes
-		}
+	for _, r := range group {
+		events += int64(len(r.events))
+		bytes += r.bytes
 	}
-
 	q.mu.Lock()
 	q.reserved -= bytes
-	if err == nil && len(group) > 0 {
+	if err == nil {
 		q.acct.pending += events
 		q.acct.pendingBytes += bytes
 		q.acct.commits++
 		q.acct.appended += uint64(events)
-	}
-	more := len(q.waiting) > 0 && !q.closed
-	if more {
-		q.inflight.Add(1)
-	} else {
-		q.committing = false
 	}
 	q.mu.Unlock()
 
 	for _, r := range group {
 		r.done <- err
 	}
-	if err == nil && len(group) > 0 {
+	if err == nil {
 		select {
 		case q.signal <- struct{}{}:
 		default:
 		}
 	}
-	if more {
-		go q.commitWaiting()
-	}
+	return true
 }
 
 // commit writes the group's events under consecutive keys in one fsynced

@@ -72,14 +72,17 @@ type Queue struct {
 
 	mu         sync.Mutex
 	closed     bool
-	waiting    []*request // Appends queued behind the commit in flight
-	committing bool       // a leader is committing; arrivals only enqueue
-	inflight   sync.WaitGroup
+	waiting    []*request // Appends queued for the next commit
+	committing bool       // the committer was kicked and has not gone idle since
 	acct       accounting
 	reserved   int64 // bytes of queued and in-flight Appends, admitted but not yet committed
 
 	sealMu sync.Mutex // serializes Seal so the next seq is known before encoding
 	signal chan struct{}
+
+	// The committer goroutine: kick wakes it (room for one), stop ends
+	// it, committerDone is closed when it has ended.
+	kick, stop, committerDone chan struct{}
 }
 
 // accounting mirrors what the file holds; rebuilt by a scan at Open and
@@ -132,6 +135,8 @@ func Open(opts Options) (*Queue, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	q.kick, q.stop, q.committerDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go q.committer()
 	return q, nil
 }
 
@@ -250,8 +255,8 @@ func newAgentID() (string, error) {
 // file, so segment keys (AgentID, Seq) never repeat across restarts.
 func (q *Queue) AgentID() string { return q.agentID }
 
-// Close fails queued Appends with ErrClosed, waits for the commit in flight
-// and closes the file.
+// Close fails queued Appends with ErrClosed, waits for the commit in flight,
+// stops the committer and closes the file.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	if q.closed {
@@ -265,7 +270,8 @@ func (q *Queue) Close() error {
 	for _, r := range waiting {
 		r.done <- ErrClosed
 	}
-	q.inflight.Wait()
+	close(q.stop)
+	<-q.committerDone // after the commit in flight, if any
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("queue: close %s: %w", q.path, err)
 	}

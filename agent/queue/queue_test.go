@@ -6,7 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,5 +301,48 @@ func TestClosedQueue(t *testing.T) {
 	}
 	if err := q.Close(); err != nil {
 		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// Each queue runs one committer goroutine; Close ends it, also when Appends
+// are still arriving, and every Append returns.
+func TestCloseStopsCommitter(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 10 {
+		q, err := Open(Options{Path: filepath.Join(t.TempDir(), "queue.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 50 {
+					err := q.Append(context.Background(), evs(t, uint64(w*100+i)))
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		for wait := time.Now().Add(5 * time.Second); q.Stats().Commits == 0 && time.Now().Before(wait); {
+			time.Sleep(time.Millisecond) // Close once some commits happened
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after closing every queue, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
