@@ -184,29 +184,41 @@ func TestTracesRedis(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	cn := startCacheNode(t, Config{RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(t), TracerProvider: tp})
+	// redisBelow returns the names of the Redis spans whose parent is the
+	// one span named name.
+	redisBelow := func(name string) []string {
+		t.Helper()
+		spans := exp.GetSpans()
+		var parent *tracetest.SpanStub
+		for i, s := range spans {
+			if s.Name == name {
+				parent = &spans[i]
+			}
+		}
+		if parent == nil {
+			t.Fatalf("no span %q among %d", name, len(spans))
+		}
+		var cmds []string
+		for _, s := range spans {
+			isRedis := false
+			for _, a := range s.Attributes {
+				isRedis = isRedis || (a.Key == "db.system" && a.Value.AsString() == "redis")
+			}
+			if isRedis && s.SpanContext.TraceID() == parent.SpanContext.TraceID() && s.Parent.SpanID() == parent.SpanContext.SpanID() {
+				cmds = append(cmds, s.Name)
+			}
+		}
+		return cmds
+	}
+	exp.Reset()
 	cn.send(t, 1)
+	// The committed batch's data version bump, among the batch's spans.
+	if cmds := redisBelow("ingest.batch"); !slices.Contains(cmds, "redis.pipeline set") {
+		t.Errorf("redis spans under the batch span: %v, want the version bump (redis.pipeline set)", cmds)
+	}
 	exp.Reset()
 	cn.events(t)
-	spans := exp.GetSpans()
-	var report *tracetest.SpanStub
-	for i, s := range spans {
-		if s.Name == "POST /v1beta/properties/{id}:runReport" {
-			report = &spans[i]
-		}
-	}
-	if report == nil {
-		t.Fatalf("no runReport span among %d", len(spans))
-	}
-	var cmds []string
-	for _, s := range spans {
-		isRedis := false
-		for _, a := range s.Attributes {
-			isRedis = isRedis || (a.Key == "db.system" && a.Value.AsString() == "redis")
-		}
-		if isRedis && s.SpanContext.TraceID() == report.SpanContext.TraceID() && s.Parent.SpanID() == report.SpanContext.SpanID() {
-			cmds = append(cmds, s.Name)
-		}
-	}
+	cmds := redisBelow("POST /v1beta/properties/{id}:runReport")
 	t.Logf("redis spans under the report span: %v", cmds)
 	// The version read, the cache read (a miss) and the cache write.
 	if !slices.Contains(cmds, "getex") || !slices.Contains(cmds, "get") || !slices.Contains(cmds, "set") {
