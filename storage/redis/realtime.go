@@ -60,7 +60,7 @@ type Minute struct {
 type Window struct {
 	Now     int64 // the current Unix minute; a Minute is Now-Minute minutes ago
 	Minutes []Minute
-	Users   int64 // distinct visitors over the window (a HyperLogLog estimate from Redis)
+	Users   int64 // distinct visitors over the window, counted exactly from the cells
 	Memory  bool  // answered from this node's memory (no Redis, or Redis failed)
 }
 
@@ -122,7 +122,12 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 		throttle: logthrottle.Throttle{Every: 10 * time.Second}, sites: map[uint32]*ring{}}
 }
 
-// UsersKey and EventsKey are the Redis keys of a site's minute.
+// UsersKey and EventsKey are the Redis keys of a site's minute (DESIGN.md):
+// EventsKey a hash of cells (msgpack) to event counts, UsersKey a
+// HyperLogLog of the minute's visitors, a cheap cluster-wide count for
+// operators (PFCOUNT). Reads count visitors exactly from the cells instead,
+// so the WebSocket summary and every report agree with each other and with
+// the memory fallback.
 func (r *Realtime) UsersKey(site uint32, minute int64) string {
 	return r.opts.Prefix + "realtime:users:" + strconv.FormatUint(uint64(site), 10) + ":" + strconv.FormatInt(minute, 10)
 }
@@ -279,17 +284,13 @@ func (r *Realtime) windowRedis(ctx context.Context, site uint32, now int64) (Win
 	defer cancel()
 	pipe := r.opts.Client.Pipeline()
 	hashes := make([]*goredis.MapStringStringCmd, RealtimeWindow)
-	users := make([]string, RealtimeWindow)
 	for i := range RealtimeWindow {
-		m := now - int64(i)
-		hashes[i] = pipe.HGetAll(ctx, r.EventsKey(site, m))
-		users[i] = r.UsersKey(site, m)
+		hashes[i] = pipe.HGetAll(ctx, r.EventsKey(site, now-int64(i)))
 	}
-	count := pipe.PFCount(ctx, users...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Window{}, fmt.Errorf("realtime: read site %d: %w", site, err)
 	}
-	w := Window{Now: now, Users: count.Val()}
+	w := Window{Now: now}
 	for i, h := range hashes {
 		fields := h.Val()
 		if len(fields) == 0 {
@@ -309,7 +310,20 @@ func (r *Realtime) windowRedis(ctx context.Context, site uint32, now int64) (Win
 		}
 		w.Minutes = append(w.Minutes, m)
 	}
+	w.Users = distinctVisitors(w.Minutes)
 	return w, nil
+}
+
+// distinctVisitors counts the visitors of minutes' cells exactly, so the
+// window's total agrees with every report computed from the same cells.
+func distinctVisitors(minutes []Minute) int64 {
+	seen := map[uint64]struct{}{}
+	for _, m := range minutes {
+		for c := range m.Cells {
+			seen[c.Visitor] = struct{}{}
+		}
+	}
+	return int64(len(seen))
 }
 
 func (r *Realtime) windowMemory(site uint32, now int64) Window {
@@ -320,7 +334,6 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 	if rg == nil {
 		return w
 	}
-	visitors := map[uint64]struct{}{}
 	for i := range RealtimeWindow {
 		m := now - int64(i)
 		slot := rg.slots[m%RealtimeWindow]
@@ -330,11 +343,10 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 		cells := make(map[Cell]int64, len(slot.Cells))
 		for c, n := range slot.Cells {
 			cells[c] = n
-			visitors[c.Visitor] = struct{}{}
 		}
 		w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 	}
-	w.Users = int64(len(visitors))
+	w.Users = distinctVisitors(w.Minutes)
 	return w
 }
 
