@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/avila-analytics/avila/internal/testenv"
 )
 
 // proc is a running binary started by a test.
@@ -26,9 +29,21 @@ type proc struct {
 	exited chan error
 }
 
+// redisPrefixes holds one Redis key prefix per test (*testing.T), which
+// every aggregator the test starts shares.
+var redisPrefixes sync.Map
+
 // start runs a binary and waits for its one JSON ready line on stdout.
+// Aggregators get their test's Redis key prefix (AVILA_REDIS_PREFIX, unless
+// env sets it): tests share REDIS_URL and their fresh databases reuse site
+// ids, so without it they would read each other's realtime counters and
+// cached reports.
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
+	if name == "avila-aggregator" {
+		prefix, _ := redisPrefixes.LoadOrStore(t, testenv.Prefix(t))
+		env = append([]string{"AVILA_REDIS_PREFIX=" + prefix.(string)}, env...)
+	}
 	p := &proc{t: t, name: name, args: args, env: env, logf: filepath.Join(t.TempDir(), name+".log")}
 	p.launch()
 	t.Cleanup(func() {
