@@ -25,6 +25,8 @@ type dashboardView struct {
 	LoginError string     `json:"loginError"`
 	Views      string     `json:"views"`
 	Users      string     `json:"users"`
+	Sessions   string     `json:"sessions"`
+	Sources    [][]string `json:"sources"`
 	Series     string     `json:"series"`
 	Pages      [][]string `json:"pages"`
 	Status     string     `json:"status"`
@@ -33,7 +35,7 @@ type dashboardView struct {
 // readDashboard snapshots the dashboard's visible figures.
 const readDashboard = `(() => {
   const text = (id) => document.getElementById(id).textContent.trim();
-  const rows = [...document.querySelectorAll("#top-pages tbody tr")]
+  const rows = (id) => [...document.querySelectorAll("#" + id + " tbody tr")]
     .map((tr) => [...tr.cells].map((td) => td.textContent.trim()));
   return {
     state: document.getElementById("report").dataset.state,
@@ -42,8 +44,10 @@ const readDashboard = `(() => {
     loginError: text("login-error"),
     views: text("total-screenPageViews"),
     users: text("total-activeUsers"),
+    sessions: text("total-sessions"),
+    sources: rows("top-sources"),
     series: document.getElementById("series-views").dataset.values || "",
-    pages: rows,
+    pages: rows("top-pages"),
     status: text("status"),
   };
 })()`
@@ -72,7 +76,7 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		return err
 	})
-	users := s.reportTotal(t, "activeUsers")
+	users, sessions := s.reportTotal(t, "activeUsers"), s.reportTotal(t, "sessions")
 
 	api := s.agg.ready["api"]
 	ctx := newBrowser(t)
@@ -98,6 +102,13 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if v.Users != users {
 		t.Errorf("users card %q, runReport says %s", v.Users, users)
+	}
+	// Three visitors, one session each, all without a referrer.
+	if v.Sessions != sessions || sessions != "3" {
+		t.Errorf("sessions card %q, runReport says %s, want 3", v.Sessions, sessions)
+	}
+	if len(v.Sources) != 1 || len(v.Sources[0]) != 3 || v.Sources[0][0] != "(direct)" || v.Sources[0][1] != "3" {
+		t.Errorf("sources %q, want (direct) with 3 sessions", v.Sources)
 	}
 	series := strings.Split(v.Series, ",")
 	if len(series) != 30 || series[len(series)-1] != "6" {

@@ -7,6 +7,7 @@
   const store = window.sessionStorage;
   const $ = (id) => document.getElementById(id);
   const fmt = new Intl.NumberFormat();
+  const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
   let realtimeTimer = 0;
   let generation = 0; // drops answers to a load that a newer one replaced
 
@@ -163,13 +164,14 @@
     try {
       const [a, b] = await Promise.all([
         call(creds, "batchRunReports", { requests: [
-          withRange({ metrics: ["activeUsers", "screenPageViews", "eventCount", "userEngagementDuration"].map((name) => ({ name })) }),
+          withRange({ metrics: ["activeUsers", "sessions", "screenPageViews", "eventCount", "bounceRate", "averageSessionDuration"]
+            .map((name) => ({ name })) }),
           withRange({ dimensions: [{ name: "date" }], metrics: [{ name: "screenPageViews" }, { name: "activeUsers" }],
             orderBys: [{ dimension: { dimensionName: "date" } }], limit: "1000" }),
           withRange(top("pagePath", ["screenPageViews", "activeUsers"], 10)),
         ] }),
         call(creds, "batchRunReports", { requests: [
-          withRange(top("sessionSource", ["activeUsers", "screenPageViews"], 10)),
+          withRange(top("sessionSource", ["sessions", "activeUsers"], 10)),
           withRange(top("country", ["activeUsers", "screenPageViews"], 10)),
           withRange(top("deviceCategory", ["activeUsers", "screenPageViews"], 10)),
         ] }),
@@ -179,9 +181,11 @@
       const [sources, countries, devices] = b.reports;
       const t = totals.rows && totals.rows[0];
       $("total-activeUsers").textContent = fmt.format(metric(t, 0));
-      $("total-screenPageViews").textContent = fmt.format(metric(t, 1));
-      $("total-eventCount").textContent = fmt.format(metric(t, 2));
-      $("total-engagement").textContent = duration(metric(t, 0) > 0 ? metric(t, 3) / metric(t, 0) : 0);
+      $("total-sessions").textContent = fmt.format(metric(t, 1));
+      $("total-screenPageViews").textContent = fmt.format(metric(t, 2));
+      $("total-eventCount").textContent = fmt.format(metric(t, 3));
+      $("total-bounceRate").textContent = percent.format(metric(t, 4));
+      $("total-averageSessionDuration").textContent = duration(metric(t, 5));
       const timeZone = totals.metadata && totals.metadata.timeZone;
       drawSeries(series.rows, siteToday(timeZone), n);
       fillTable("top-pages", pages.rows);
