@@ -32,27 +32,36 @@ type cacheNode struct {
 func startCacheNode(t *testing.T, cfg Config) *cacheNode {
 	t.Helper()
 	ctx := context.Background()
-	cfg.DatabaseURL, cfg.ListenQUIC, cfg.ListenAPI, cfg.DataDir = testenv.PostgresURL(t), "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
-	n, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	cfg.DatabaseURL = testenv.PostgresURL(t)
+	cn := startNodeFor(t, cfg)
+	site, err := cn.n.store.CreateSite(ctx, postgres.SiteSpec{Name: "cached"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn.key, err = cn.n.store.CreateAPIKey(ctx, "cached", []uint32{site.ID}); err != nil {
+		t.Fatal(err)
+	}
+	cn.site = site.ID
+	return cn
+}
+
+// startNodeFor starts a node on cfg's database with a client for it; the
+// caller sets site and key.
+func startNodeFor(t *testing.T, cfg Config) *cacheNode {
+	t.Helper()
+	cfg.ListenQUIC, cfg.ListenAPI, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	n, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
-	site, err := n.store.CreateSite(ctx, postgres.SiteSpec{Name: "cached"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := n.store.CreateAPIKey(ctx, "cached", []uint32{site.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tlsConf, err := protocol.ClientTLS(n.CAFile, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := protocol.NewClient(n.QUICAddr, tlsConf)
 	t.Cleanup(func() { c.Close() })
-	return &cacheNode{n: n, site: site.ID, key: key, c: c}
+	return &cacheNode{n: n, c: c}
 }
 
 // send ships a batch of k page views, stamped now, and wants it acked OK.
@@ -133,6 +142,35 @@ func TestNodeCache(t *testing.T) {
 				t.Fatalf("cache hits %v misses %v, want 1 and 2", h, m)
 			}
 		})
+	}
+}
+
+// TestNodeCacheShared: two nodes on one database and one Redis share the
+// cache: a report cached by one is a hit on the other, and a batch
+// committed on either makes both answer fresh.
+func TestNodeCacheShared(t *testing.T) {
+	cfg := Config{RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(t)}
+	a := startCacheNode(t, cfg)
+	cfg.DatabaseURL = a.n.store.Pool.Config().ConnString()
+	b := startNodeFor(t, cfg)
+	b.site, b.key = a.site, a.key
+	b.seq = 1000 // same agent id as a's batches, other sequence numbers
+	a.send(t, 1)
+	if got := a.events(t); got != "1" {
+		t.Fatalf("node a: %s", got)
+	}
+	if got := b.events(t); got != "1" {
+		t.Fatalf("node b: %s", got)
+	}
+	if h := scrape(t, b.n.APIURL, "analytics_cache_hits_total"); h != 1 {
+		t.Fatalf("node b cache hits %v, want 1 (the report node a cached)", h)
+	}
+	b.send(t, 2)
+	if got := a.events(t); got != "3" {
+		t.Fatalf("node a after a batch on node b: %s (stale?)", got)
+	}
+	if got := b.events(t); got != "3" {
+		t.Fatalf("node b after its batch: %s", got)
 	}
 }
 
