@@ -83,3 +83,26 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkWriteBatchNewVisitors is BenchmarkWriteBatch with fresh
+// visitors in every batch and no GA4 session ids: each batch misses the
+// session cache and looks its visitors' sessions up in the database.
+func BenchmarkWriteBatchNewVisitors(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, SiteSpec{Name: "bench"})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		events := benchEvents(site.ID, i)
+		for j := range events {
+			events[j].Visitor, events[j].SessionID = uint64(i)<<20|uint64(j%500), 0
+		}
+		b.StartTimer()
+		if _, err := s.WriteBatch(ctx, "bench", uint64(i+1), events, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "events/s")
+}

@@ -13,16 +13,16 @@
 -- flags; bit 128 marks a new user's session (newVsReturning).
 -- Sessions of events stored before this migration are not built.
 CREATE TABLE sessions (
-    site_id         integer     NOT NULL,
+    -- 8-byte columns first, then 4-byte, then 2-byte: no alignment padding.
     ts              timestamptz NOT NULL,
+    last_ts         timestamptz NOT NULL,
     visitor_id      bigint      NOT NULL,
     session_id      bigint      NOT NULL,
-    last_ts         timestamptz NOT NULL,
+    engagement_ms   bigint      NOT NULL,
+    site_id         integer     NOT NULL,
     events          integer     NOT NULL,
     page_views      integer     NOT NULL,
     key_events      integer     NOT NULL,
-    engagement_ms   bigint      NOT NULL,
-    flags           smallint    NOT NULL,
     page_id         integer     NOT NULL,
     exit_page_id    integer     NOT NULL,
     host_id         integer     NOT NULL,
@@ -40,6 +40,7 @@ CREATE TABLE sessions (
     campaign_id     integer     NOT NULL,
     channel_id      integer     NOT NULL,
     first_source_id integer     NOT NULL,
+    flags           smallint    NOT NULL,
     -- Serves the write path's look-up of a visitor's recent sessions too.
     PRIMARY KEY (site_id, visitor_id, session_id, ts)
 ) PARTITION BY RANGE (ts);
