@@ -16,9 +16,10 @@ import (
 	"github.com/avila-analytics/avila/internal/testenv"
 )
 
-// SIGKILL the agent under load, so batches are resent: the daily rollups,
-// written in each batch's transaction, still count every stored event once,
-// page by page, and the query API's report from them agrees with the events.
+// SIGKILL the agent under load, so batches are resent: the daily rollups
+// and the sessions, written in each batch's transaction, still count every
+// stored event once (rollups page by page; every event in its session),
+// and the query API's reports from them agree with the events.
 func TestRollupsExactlyOnceThroughAgentKill(t *testing.T) {
 	s := newStack(t, testenv.PostgresURL(t))
 	var acked atomic.Int64
@@ -36,19 +37,29 @@ func TestRollupsExactlyOnceThroughAgentKill(t *testing.T) {
 	ctx := context.Background()
 	// One statement, one snapshot: events and rollups commit together, so
 	// they agree at any instant, not only once the load is over.
-	var events, rolled, pagesOff int
+	var events, rolled, pagesOff, sessions, inSessions, sessionless int
 	err := s.store.Pool.QueryRow(ctx, `
 		WITH ev AS (SELECT page_id, count(*) AS n FROM events WHERE site_id = $1 GROUP BY 1),
 		     ro AS (SELECT dim_id AS page_id, sum(events) AS n FROM rollup_days WHERE site_id = $1 AND kind = 2 GROUP BY 1)
 		SELECT (SELECT count(*) FROM events WHERE site_id = $1),
 		       (SELECT COALESCE(sum(events), 0) FROM rollup_days WHERE site_id = $1 AND kind = 0),
-		       (SELECT count(*) FROM ev FULL JOIN ro USING (page_id) WHERE ev.n IS DISTINCT FROM ro.n)`,
-		int32(s.site.ID)).Scan(&events, &rolled, &pagesOff)
+		       (SELECT count(*) FROM ev FULL JOIN ro USING (page_id) WHERE ev.n IS DISTINCT FROM ro.n),
+		       (SELECT count(*) FROM sessions WHERE site_id = $1),
+		       (SELECT COALESCE(sum(events), 0) FROM sessions WHERE site_id = $1),
+		       (SELECT count(*) FROM events e WHERE e.site_id = $1 AND NOT EXISTS (SELECT 1 FROM sessions x
+		           WHERE x.site_id = e.site_id AND x.visitor_id = e.visitor_id AND x.session_id = e.session_id))`,
+		int32(s.site.ID)).Scan(&events, &rolled, &pagesOff, &sessions, &inSessions, &sessionless)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if events < len(stored) || rolled != events || pagesOff != 0 {
 		t.Fatalf("events %d (hits stored %d), rollups count %d, %d pages whose rollup differs from their events", events, len(stored), rolled, pagesOff)
+	}
+	if sessions == 0 || inSessions != events || sessionless != 0 {
+		t.Fatalf("%d sessions hold %d events of %d; %d events without their session", sessions, inSessions, events, sessionless)
+	}
+	if got := s.report(t, `{"dateRanges":[{"startDate":"1daysAgo","endDate":"today"}],"metrics":[{"name":"sessions"},{"name":"eventCount"}]}`); got[0] != float64(sessions) || got[1] != float64(events) {
+		t.Errorf("session report: sessions %v, eventCount %v; stored %d sessions of %d events", got[0], got[1], sessions, events)
 	}
 
 	var exactUsers int
@@ -62,7 +73,7 @@ func TestRollupsExactlyOnceThroughAgentKill(t *testing.T) {
 	if math.Abs(got[1]-float64(exactUsers)) > 0.02*float64(exactUsers) {
 		t.Errorf("runReport totalUsers %v, exact %d", got[1], exactUsers)
 	}
-	t.Logf("%d events, rollups agree; totalUsers %v from sketches, %d exact", events, got[1], exactUsers)
+	t.Logf("%d events, rollups and %d sessions agree; totalUsers %v from sketches, %d exact", events, sessions, got[1], exactUsers)
 }
 
 // report runs a runReport body on the stack's site and returns the first
