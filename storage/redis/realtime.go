@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +58,8 @@ type Minute struct {
 }
 
 // Window is a site's realtime state: the minutes of the last RealtimeWindow
-// that hold events, and the distinct visitors over all of them.
+// that hold events, and the distinct visitors over all of them. Its cells
+// maps are shared with later reads: read them, never change them.
 type Window struct {
 	Now     int64 // the current Unix minute; a Minute is Now-Minute minutes ago
 	Minutes []Minute
@@ -97,6 +100,8 @@ type Realtime struct {
 
 	mu    sync.Mutex
 	sites map[uint32]*ring
+	// redisCache and memCache hold minutes as last read from each backend.
+	redisCache, memCache minuteCache
 
 	watchMu  sync.RWMutex
 	watchers []func(site uint32)
@@ -104,7 +109,54 @@ type Realtime struct {
 
 // ring holds a site's minutes, slot minute % RealtimeWindow.
 type ring struct {
-	slots [RealtimeWindow]Minute
+	slots [RealtimeWindow]slot
+}
+
+// slot is one minute in memory; version grows with every write to it.
+type slot struct {
+	Minute
+	version int64
+}
+
+// minuteCache keeps the cells of a site's minutes as last read, with the
+// version they were read at, so a window reads again only the minutes that
+// changed since (usually the current one): old minutes cost a version check.
+type minuteCache struct {
+	mu    sync.Mutex
+	sites map[uint32]map[int64]cachedMinute
+}
+
+type cachedMinute struct {
+	version int64
+	cells   map[Cell]int64 // read-only once cached
+}
+
+// get returns the cached cells of (site, minute) if they are at version.
+func (c *minuteCache) get(site uint32, minute, version int64) (map[Cell]int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.sites[site][minute]
+	return m.cells, ok && m.version == version
+}
+
+// put caches cells and forgets the site's minutes before oldest.
+func (c *minuteCache) put(site uint32, minute, version int64, cells map[Cell]int64, oldest int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sites == nil {
+		c.sites = map[uint32]map[int64]cachedMinute{}
+	}
+	ms := c.sites[site]
+	if ms == nil {
+		ms = map[int64]cachedMinute{}
+		c.sites[site] = ms
+	}
+	for m := range ms {
+		if m < oldest {
+			delete(ms, m)
+		}
+	}
+	ms[minute] = cachedMinute{version: version, cells: cells}
 }
 
 // NewRealtime makes the realtime store; see Realtime.
@@ -142,6 +194,10 @@ func (r *Realtime) EventsKey(site uint32, minute int64) string {
 func (r *Realtime) Channel() string { return r.channel }
 
 func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
+
+// versionField of an events hash counts the writes to it; cells are msgpack
+// arrays (first byte 0x96), so it cannot collide with one.
+const versionField = "v"
 
 // siteMinute groups a batch's events.
 type siteMinute struct {
@@ -212,16 +268,19 @@ func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {
 			rg = &ring{}
 			r.sites[k.site] = rg
 		}
-		slot := &rg.slots[k.minute%RealtimeWindow]
-		if slot.Minute != k.minute || slot.Cells == nil {
-			*slot = Minute{Minute: k.minute, Cells: make(map[Cell]int64, len(d.cells))}
+		sl := &rg.slots[k.minute%RealtimeWindow]
+		if sl.Minute.Minute != k.minute || sl.Cells == nil {
+			// The version keeps growing across reuse of the slot, so a
+			// cached copy of the minute it held never matches again.
+			sl.Minute = Minute{Minute: k.minute, Cells: make(map[Cell]int64, len(d.cells))}
 		}
+		sl.version++
 		for c, n := range d.cells {
-			if _, ok := slot.Cells[c]; !ok && len(slot.Cells) >= r.opts.MaxCells {
+			if _, ok := sl.Cells[c]; !ok && len(sl.Cells) >= r.opts.MaxCells {
 				dropped++
 				continue
 			}
-			slot.Cells[c] += n
+			sl.Cells[c] += n
 		}
 	}
 	if dropped > 0 {
@@ -251,6 +310,7 @@ func (r *Realtime) recordRedis(ctx context.Context, deltas map[siteMinute]*minut
 		for v := range d.visitors {
 			visitors = append(visitors, strconv.FormatUint(v, 16))
 		}
+		pipe.HIncrBy(ctx, ek, versionField, 1)
 		pipe.PFAdd(ctx, uk, visitors...)
 		pipe.Expire(ctx, ek, realtimeTTL)
 		pipe.Expire(ctx, uk, realtimeTTL)
@@ -282,36 +342,81 @@ func (r *Realtime) Window(ctx context.Context, site uint32) (Window, error) {
 func (r *Realtime) windowRedis(ctx context.Context, site uint32, now int64) (Window, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
+	// First the minutes' versions; then only the minutes whose cells are
+	// not cached at that version.
 	pipe := r.opts.Client.Pipeline()
-	hashes := make([]*goredis.MapStringStringCmd, RealtimeWindow)
+	versions := make([]*goredis.StringCmd, RealtimeWindow)
 	for i := range RealtimeWindow {
-		hashes[i] = pipe.HGetAll(ctx, r.EventsKey(site, now-int64(i)))
+		versions[i] = pipe.HGet(ctx, r.EventsKey(site, now-int64(i)), versionField)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Window{}, fmt.Errorf("realtime: read site %d: %w", site, err)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return Window{}, fmt.Errorf("realtime: read site %d versions: %w", site, err)
 	}
 	w := Window{Now: now}
-	for i, h := range hashes {
-		fields := h.Val()
-		if len(fields) == 0 {
-			continue
+	var stale []int64
+	for i, v := range versions {
+		m := now - int64(i)
+		version, err := v.Int64()
+		if errors.Is(err, goredis.Nil) {
+			continue // no events in that minute
 		}
-		m := Minute{Minute: now - int64(i), Cells: make(map[Cell]int64, len(fields))}
-		for f, v := range fields {
-			var c Cell
-			if err := msgpack.Unmarshal([]byte(f), &c); err != nil {
-				return Window{}, fmt.Errorf("realtime: decode cell of %s: %w", r.EventsKey(site, m.Minute), err)
-			}
-			n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Window{}, fmt.Errorf("realtime: version of %s: %w", r.EventsKey(site, m), err)
+		}
+		if cells, ok := r.redisCache.get(site, m, version); ok {
+			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
+		} else {
+			stale = append(stale, m)
+		}
+	}
+	if len(stale) > 0 {
+		pipe = r.opts.Client.Pipeline()
+		hashes := make([]*goredis.MapStringStringCmd, len(stale))
+		for i, m := range stale {
+			hashes[i] = pipe.HGetAll(ctx, r.EventsKey(site, m))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Window{}, fmt.Errorf("realtime: read site %d: %w", site, err)
+		}
+		for i, h := range hashes {
+			m, fields := stale[i], h.Val()
+			cells, version, err := decodeCells(fields)
 			if err != nil {
-				return Window{}, fmt.Errorf("realtime: count of %s: %w", r.EventsKey(site, m.Minute), err)
+				return Window{}, fmt.Errorf("realtime: %s: %w", r.EventsKey(site, m), err)
 			}
-			m.Cells[c] += n
+			if len(cells) == 0 {
+				continue
+			}
+			// The version read with the cells, in the same command: a write
+			// after it makes the next read fetch the minute again.
+			r.redisCache.put(site, m, version, cells, now-RealtimeWindow+1)
+			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 		}
-		w.Minutes = append(w.Minutes, m)
 	}
 	w.Users = distinctVisitors(w.Minutes)
 	return w, nil
+}
+
+// decodeCells reads an events hash: its cells and its version.
+func decodeCells(fields map[string]string) (map[Cell]int64, int64, error) {
+	cells := make(map[Cell]int64, len(fields))
+	var version int64
+	for f, v := range fields {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("count of a cell: %w", err)
+		}
+		if f == versionField {
+			version = n
+			continue
+		}
+		var c Cell
+		if err := msgpack.Unmarshal([]byte(f), &c); err != nil {
+			return nil, 0, fmt.Errorf("decode cell: %w", err)
+		}
+		cells[c] += n
+	}
+	return cells, version, nil
 }
 
 // distinctVisitors counts the visitors of minutes' cells exactly, so the
@@ -336,13 +441,15 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 	}
 	for i := range RealtimeWindow {
 		m := now - int64(i)
-		slot := rg.slots[m%RealtimeWindow]
-		if slot.Minute != m || len(slot.Cells) == 0 {
+		sl := &rg.slots[m%RealtimeWindow]
+		if sl.Minute.Minute != m || len(sl.Cells) == 0 {
 			continue
 		}
-		cells := make(map[Cell]int64, len(slot.Cells))
-		for c, n := range slot.Cells {
-			cells[c] = n
+		// Readers get a copy, made again only after the minute changed.
+		cells, ok := r.memCache.get(site, m, sl.version)
+		if !ok {
+			cells = maps.Clone(sl.Cells)
+			r.memCache.put(site, m, sl.version, cells, now-RealtimeWindow+1)
 		}
 		w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 	}

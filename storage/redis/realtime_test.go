@@ -201,10 +201,14 @@ func BenchmarkRealtimeRecord(b *testing.B) {
 }
 
 func BenchmarkRealtimeWindow(b *testing.B) {
-	for _, withRedis := range []bool{false, true} {
-		b.Run(map[bool]string{false: "memory", true: "redis"}[withRedis], func(b *testing.B) {
+	for _, tc := range []struct {
+		name      string
+		withRedis bool
+		batches   int // of 500 events from 200 visitors; each batch's visitors are new
+	}{{"memory", false, 1}, {"redis", true, 1}, {"memory-50k-cells", false, 250}, {"redis-50k-cells", true, 250}} {
+		b.Run(tc.name, func(b *testing.B) {
 			o := RealtimeOptions{}
-			if withRedis {
+			if tc.withRedis {
 				c, err := Open(context.Background(), Options{URL: testenv.RedisURL(b)})
 				if err != nil {
 					b.Fatal(err)
@@ -213,7 +217,13 @@ func BenchmarkRealtimeWindow(b *testing.B) {
 				o.Client, o.Prefix = c, testenv.Prefix(b)
 			}
 			r := NewRealtime(o)
-			r.Record(context.Background(), benchEvents(time.Now()))
+			events := benchEvents(time.Now())
+			for i := range tc.batches {
+				for j := range events {
+					events[j].Visitor = uint64(i*200 + j%200)
+				}
+				r.Record(context.Background(), events)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := r.Window(context.Background(), 1); err != nil {
@@ -224,27 +234,33 @@ func BenchmarkRealtimeWindow(b *testing.B) {
 	}
 }
 
-// TestRealtimeRedisStops: Redis killed under a running node; the node's
-// memory, which counted every commit, answers with all of them.
-func TestRealtimeRedisStops(t *testing.T) {
-	url, stop := testenv.OwnRedis(t)
-	c, err := Open(context.Background(), Options{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := NewRealtime(RealtimeOptions{Client: c, Prefix: testenv.Prefix(t), Now: func() time.Time { return rtNow }})
-	r.Record(context.Background(), []protocol.Event{at(0, 1, 1, "page_view"), at(1, 1, 2, "click")})
-	if w, err := r.Window(context.Background(), 1); err != nil || w.Memory || w.Users != 2 {
-		t.Fatalf("with Redis: %+v %v, want 2 users from Redis", w, err)
-	}
-	stop()
-	r.Record(context.Background(), []protocol.Event{at(0, 1, 3, "page_view")})
-	w, err := r.Window(context.Background(), 1)
-	if events, _ := total(w); err != nil || !w.Memory || w.Users != 3 || events != 3 {
-		t.Fatalf("Redis gone: %+v %v (events %d), want 3 users and 3 events from memory", w, err, events)
-	}
-	if r.RedisErrors() == 0 {
-		t.Fatal("RedisErrors did not count the failure")
+// TestRealtimeRereadsChangedMinutes: a window read caches minutes; a later
+// write to one of them, from any node, shows in the next read.
+func TestRealtimeRereadsChangedMinutes(t *testing.T) {
+	c := client(t)
+	prefix := testenv.Prefix(t)
+	now := func() time.Time { return rtNow }
+	for name, mk := range map[string]func() (reader, writer *Realtime){
+		"redis": func() (*Realtime, *Realtime) {
+			return NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now}), NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now})
+		},
+		"memory": func() (*Realtime, *Realtime) { r := NewRealtime(RealtimeOptions{Now: now}); return r, r },
+	} {
+		t.Run(name, func(t *testing.T) {
+			reader, writer := mk()
+			writer.Record(context.Background(), []protocol.Event{at(0, 1, 1, "page_view"), at(5, 1, 2, "page_view")})
+			for round, want := range []int64{2, 3, 4} {
+				if round > 0 {
+					writer.Record(context.Background(), []protocol.Event{at(5*(round-1), 1, uint64(10+round), "click")})
+				}
+				w, err := reader.Window(context.Background(), 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if events, _ := total(w); events != want || w.Users != want {
+					t.Fatalf("round %d: %d events of %d visitors, want %d of %d", round, events, w.Users, want, want)
+				}
+			}
+		})
 	}
 }
