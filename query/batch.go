@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,9 +65,23 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	}
 	// Cached as a whole, so the reports of a batch still come from one
 	// snapshot.
-	return cached(ctx, h, s, reqs, plans, func() (*BatchRunReportsResponse, error) {
+	start := time.Now()
+	resp, err := cached(ctx, h, s, reqs, plans, func() (*BatchRunReportsResponse, error) {
 		return runBatch(ctx, h.db, plans)
 	})
+	if err != nil {
+		return nil, err
+	}
+	// One charge for the batch; each report that asked shows the state
+	// after it.
+	report := slices.ContainsFunc(reqs, func(r *RunReportRequest) bool { return r.ReturnPropertyQuota })
+	pq := h.quota.charge(ctx, quotaCore, id, r, time.Since(start), report)
+	for i, rep := range resp.Reports {
+		if reqs[i].ReturnPropertyQuota && rep != nil {
+			rep.PropertyQuota = pq
+		}
+	}
+	return resp, nil
 }
 
 func runBatch(ctx context.Context, d db, plans []*plan) (*BatchRunReportsResponse, error) {

@@ -68,6 +68,11 @@
 // withinDurationFromPriorStep (see buildFunnelSQL). Users are visitor ids,
 // so a funnel follows a visitor within a day.
 //
+// returnPropertyQuota (quota.go) answers GA4's propertyQuota with counts
+// this server measures: a request costs 1 + ⌊time spent answering it / 10
+// ms⌋ tokens, counted per property and category in the UTC hour and day
+// (cluster-wide through Redis when configured), reported but not enforced.
+//
 // The time/tzdata import makes date resolution independent of the host's
 // zoneinfo files, so a site's days are the same on every node.
 package query

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Funnel dimension and metric names, as GA4 sends them.
@@ -169,9 +170,14 @@ func (h *handler) serveAlpha(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
+	defer h.quota.enter(quotaFunnel, uint32(id))()
 	resp, err := h.runFunnelReport(ctx, r, uint32(id))
 	if err != nil {
-		writeError(w, h.apiError(ctx, r, uint32(id), err))
+		ae := h.apiError(ctx, r, uint32(id), err)
+		if ae.code >= 500 {
+			h.quota.serverError(ctx, quotaFunnel, uint32(id), r)
+		}
+		writeError(w, ae)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -194,5 +200,11 @@ func (h *handler) runFunnelReport(ctx context.Context, r *http.Request, id uint3
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	return runFunnel(ctx, h.db, fp)
+	start := time.Now()
+	resp, err := runFunnel(ctx, h.db, fp)
+	if err != nil {
+		return nil, err
+	}
+	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, r, time.Since(start), req.ReturnPropertyQuota)
+	return resp, nil
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// Realtime answers :runRealtimeReport; nil: that method answers 501
 	// UNIMPLEMENTED.
 	Realtime RealtimeSource
+	// Quota configures the token accounting behind returnPropertyQuota
+	// (see quota.go); the zero value counts in memory with GA4's limits.
+	Quota QuotaOptions
 }
 
 // KeyLookup resolves an API key to the properties it may read. For an
@@ -61,6 +64,7 @@ type handler struct {
 	metrics *Metrics       // nil: not counted
 	route   route          // tables reports read; tests force one
 	rt      RealtimeSource // nil: no realtime reports
+	quota   *quotas
 }
 
 // NewHandler serves the GA4 Data API from pool: POST
@@ -89,6 +93,7 @@ func newHandler(opts Options, d db, keys KeyLookup) *handler {
 	if h.timeout <= 0 {
 		h.timeout = defaultTimeout
 	}
+	h.quota = newQuotas(opts.Quota, h.now)
 	return h
 }
 
@@ -130,6 +135,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if requestsFresh(r.Header) {
 		ctx = context.WithValue(ctx, freshKey{}, true)
 	}
+	defer h.quota.enter(quotaCategory(route), uint32(id))()
 	var resp any
 	switch route {
 	case ":runReport":
@@ -142,7 +148,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = h.metadata(ctx, r, uint32(id))
 	}
 	if err != nil {
-		writeError(w, h.apiError(ctx, r, uint32(id), err))
+		ae := h.apiError(ctx, r, uint32(id), err)
+		if ae.code >= 500 {
+			h.quota.serverError(ctx, quotaCategory(route), uint32(id), r)
+		}
+		writeError(w, ae)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -193,9 +203,15 @@ func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*R
 		return nil, apiErr
 	}
 	p.route = h.route
-	return cached(ctx, h, s, []*RunReportRequest{req}, []*plan{p}, func() (*RunReportResponse, error) {
+	start := time.Now()
+	resp, err := cached(ctx, h, s, []*RunReportRequest{req}, []*plan{p}, func() (*RunReportResponse, error) {
 		return runReport(ctx, h.db, p)
 	})
+	if err != nil {
+		return nil, err
+	}
+	resp.PropertyQuota = h.quota.charge(ctx, quotaCore, id, r, time.Since(start), req.ReturnPropertyQuota)
+	return resp, nil
 }
 
 // site loads the property's reporting settings; 404 when it does not exist.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/avila-analytics/avila/storage/redis"
 )
@@ -51,6 +52,7 @@ type RunRealtimeReportResponse struct {
 	Maximums         []Row             `json:"maximums,omitempty"`
 	Minimums         []Row             `json:"minimums,omitempty"`
 	RowCount         int64             `json:"rowCount"`
+	PropertyQuota    *PropertyQuota    `json:"propertyQuota,omitempty"`
 	Kind             string            `json:"kind"`
 }
 
@@ -144,11 +146,14 @@ func (h *handler) runRealtimeReport(ctx context.Context, r *http.Request, id uin
 	if apiErr != nil {
 		return nil, apiErr
 	}
+	start := time.Now()
 	w, err := h.rt.Window(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("query: realtime property %d: %w", id, err)
 	}
-	return runRealtime(p, w), nil
+	resp := runRealtime(p, w)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, r, time.Since(start), req.ReturnPropertyQuota)
+	return resp, nil
 }
 
 // validateRealtime checks req against the realtime allowlists and GA4's

@@ -11,6 +11,7 @@ type RunReportResponse struct {
 	Minimums         []Row             `json:"minimums,omitempty"`
 	RowCount         int64             `json:"rowCount"`
 	Metadata         ResponseMetadata  `json:"metadata"`
+	PropertyQuota    *PropertyQuota    `json:"propertyQuota,omitempty"`
 	Kind             string            `json:"kind"`
 }
 

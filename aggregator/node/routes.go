@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/query"
+	"github.com/avila-analytics/avila/storage/redis"
 	"github.com/avila-analytics/avila/web"
 )
 
@@ -34,6 +35,10 @@ func (n *Node) routes() http.Handler {
 	}
 	if n.cache != nil {
 		qo.Cache = n.cache
+	}
+	if n.redis != nil {
+		// Quota use counted cluster-wide; without Redis, per node.
+		qo.Quota.Counter = redis.NewQuotaCounter(n.redis, n.rprefix)
 	}
 	api := query.NewHandler(qo, n.store.Pool, n.store)
 	mux.Handle("/v1beta/", api)
