@@ -39,8 +39,8 @@ type RunRealtimeReportRequest struct {
 // minutes).
 type MinuteRange struct {
 	Name            string `json:"name,omitempty"`
-	StartMinutesAgo *int32 `json:"startMinutesAgo,omitempty"`
-	EndMinutesAgo   *int32 `json:"endMinutesAgo,omitempty"`
+	StartMinutesAgo *Int64 `json:"startMinutesAgo,omitempty"` // int32 in GA4; a number or, in proto3 JSON, a string
+	EndMinutesAgo   *Int64 `json:"endMinutesAgo,omitempty"`
 }
 
 // RunRealtimeReportResponse mirrors GA4's RunRealtimeReportResponse JSON.

@@ -163,7 +163,7 @@ func TestRunRealtimeReport(t *testing.T) {
 				DimensionHeaders: dh("country"), MetricHeaders: mh("eventCount"),
 				Rows:   rows([]string{"d:United States", "3"}, []string{"d:Germany", "2"}),
 				Totals: rows([]string{"d:RESERVED_TOTAL", "7"}), RowCount: 2})
-			check(`{"metrics":[{"name":"eventCount"}],"minuteRanges":[{"name":"recent","startMinutesAgo":4,"endMinutesAgo":0},{"startMinutesAgo":29,"endMinutesAgo":5}],"metricAggregations":["TOTAL"]}`, &RunRealtimeReportResponse{
+			check(`{"metrics":[{"name":"eventCount"}],"minuteRanges":[{"name":"recent","startMinutesAgo":"4","endMinutesAgo":0},{"startMinutesAgo":29,"endMinutesAgo":5}],"metricAggregations":["TOTAL"]}`, &RunRealtimeReportResponse{
 				DimensionHeaders: dh("dateRange"), MetricHeaders: mh("eventCount"),
 				Rows:   rows([]string{"d:recent", "5"}, []string{"d:date_range_1", "2"}),
 				Totals: rows([]string{"d:recent", "5"}, []string{"d:date_range_1", "2"}), RowCount: 2})
