@@ -181,6 +181,12 @@ func TestRunRealtimeReport(t *testing.T) {
 			if code != 200 || !strings.Contains(string(out), `"rows":[{"metricValues":[{"value":"1"},{"value":"1"}]}]`) {
 				t.Fatalf("property 2: %d %s", code, out)
 			}
+			// Realtime tokens are counted apart from core reports, as in GA4.
+			code, out = postRealtime(t, h, "2", testKey, `{"metrics":[{"name":"activeUsers"}],"returnPropertyQuota":true}`)
+			var q RunRealtimeReportResponse
+			if err := json.Unmarshal(out, &q); code != 200 || err != nil || q.PropertyQuota == nil || q.PropertyQuota.TokensPerDay.Consumed < 2 {
+				t.Fatalf("returnPropertyQuota: %d %s", code, out)
+			}
 			// A property without events: no rows, rowCount 0.
 			code, out = postRealtime(t, h, "3", testKey, `{"metrics":[{"name":"activeUsers"}]}`)
 			if code != 200 || string(out) != `{"metricHeaders":[{"name":"activeUsers","type":"TYPE_INTEGER"}],"rowCount":0,"kind":"analyticsData#runRealtimeReport"}`+"\n" {
