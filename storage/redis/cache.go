@@ -27,6 +27,10 @@ const (
 	// bumpTimeout bounds the version bump of one batch, which runs before
 	// the batch is acknowledged: a slow Redis must not hold up ingest.
 	bumpTimeout = 500 * time.Millisecond
+	// opTimeout bounds one cache read or write, which a report waits for:
+	// with Redis down, go-redis retries a refused dial for hundreds of
+	// milliseconds, longer than computing many reports.
+	opTimeout = 250 * time.Millisecond
 	// downFor is how long Redis is skipped after a failed command, so that
 	// an outage costs one failed command per second, not one per request.
 	downFor = time.Second
@@ -141,6 +145,8 @@ func (c *Cache) Version(ctx context.Context, site uint32) (version string, ok bo
 	if c.down() {
 		return "", false
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	c.mu.Lock()
 	_, pending := c.pending[site]
 	c.mu.Unlock()
@@ -288,6 +294,8 @@ func (c *Cache) Get(ctx context.Context, key string) (value []byte, ok bool) {
 	if c.down() {
 		return nil, false
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	v, err := c.rdb.Get(ctx, c.entryKey(key)).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, false
@@ -311,6 +319,8 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if c.down() {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	if err := c.rdb.Set(ctx, c.entryKey(key), value, ttl).Err(); err != nil {
 		c.fail(ctx, opSet, fmt.Errorf("redis: cache: set %s: %w", key, err))
 	}

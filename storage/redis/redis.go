@@ -48,6 +48,12 @@ func New(o Options) (*goredis.Client, error) {
 	}
 	opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 500*time.Millisecond
 	opts.MaxRetries = 1
+	// One dial per attempt: go-redis' default retries a refused dial five
+	// times 100ms apart, so each command would wait that out while Redis
+	// is down.
+	if opts.DialerRetries == 0 {
+		opts.DialerRetries = 1
+	}
 	c := goredis.NewClient(opts)
 	if o.TracerProvider != nil {
 		if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(o.TracerProvider), redisotel.WithDBStatement(false)); err != nil {
