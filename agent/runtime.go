@@ -9,10 +9,13 @@ import (
 // hot path allocates a few KiB per hit that die at once, and the live heap
 // is a few MiB, so the default GOGC=100 collects thousands of times a second
 // under load. A higher GOGC collects less often; the memory limit still
-// bounds the heap, and with it RSS, whatever GOGC says.
+// bounds the heap, and with it RSS, whatever GOGC says. RSS is this limit
+// plus what is mapped from files, about 15 MiB under load (the binary's
+// code and the queue file's pages that were read): 32 MiB keeps the agent
+// under 50 MB; at 40 MiB it reached 48 MB in make bench's load phases.
 const (
 	DefaultGCPercent   = 400
-	DefaultMemoryLimit = 40 << 20 // bytes
+	DefaultMemoryLimit = 32 << 20 // bytes
 )
 
 // applyRuntime sets the process's GC percent and soft memory limit from
