@@ -277,3 +277,25 @@ func TestReportCacheNoCache(t *testing.T) {
 	}
 	r.wantCounts(t, 1, 2)
 }
+
+// TestReportCacheQuota: a cached report never carries another request's
+// propertyQuota: the quota is charged and attached per request, after the
+// cache, and only when asked.
+func TestReportCacheQuota(t *testing.T) {
+	f := newFixture(t, 100)
+	r := newCacheRig(t, f, nil)
+	withQuota := cacheRequest
+	withQuota.ReturnPropertyQuota = true
+	first := r.report(t, withQuota)
+	if first.PropertyQuota == nil || first.PropertyQuota.TokensPerDay.Consumed < 1 {
+		t.Fatalf("first report's propertyQuota: %+v", first.PropertyQuota)
+	}
+	if plain := r.report(t, cacheRequest); plain.PropertyQuota != nil {
+		t.Fatalf("a cached report carries a propertyQuota it did not ask for: %+v", plain.PropertyQuota)
+	}
+	again := r.report(t, withQuota)
+	if again.PropertyQuota == nil || again.PropertyQuota.TokensPerDay.Consumed <= first.PropertyQuota.TokensPerDay.Consumed {
+		t.Fatalf("cached report's propertyQuota %+v, want more consumed than the first's %+v", again.PropertyQuota, first.PropertyQuota)
+	}
+	r.wantCounts(t, 2, 1)
+}
