@@ -108,6 +108,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 	events := make([][]byte, 0, len(hits))
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
+	var ids visitorMemo                        // the events of a request mostly share their visitor
 	for i := range hits {
 		h := &hits[i]
 		site, ok := sites.Lookup(h.MeasurementID)
@@ -144,7 +145,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 			key = c.saltMissing(site.ID, now, err)
 			h.Cookieless = true
 		}
-		e, perr := buildEvent(h, site, key, ip, ua, now)
+		e, perr := buildEvent(h, site, key, ip, ua, now, &ids)
 		if perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
@@ -199,7 +200,7 @@ func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.
 
 // buildEvent applies the privacy rules to one hit. The client IP and user
 // agent only enter the visitor hash.
-func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua string, now time.Time) (protocol.Event, *ParamError) {
+func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua string, now time.Time, ids *visitorMemo) (protocol.Event, *ParamError) {
 	cid, uid := h.ClientID, h.UserID
 	if h.AnalyticsDenied() {
 		// Consent mode: analytics storage denied, so neither the cookie id
@@ -210,7 +211,7 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 		Site:       site.ID,
 		TimeMicros: now.UnixMicro(),
 		Name:       h.Name,
-		Visitor:    key.Visitor(ip, ua, cid),
+		Visitor:    ids.visitor(key, ip, ua, cid),
 		SessionID:  h.SessionID,
 		SessionNum: h.SessionNum,
 		EngageMs:   h.EngageMs,
@@ -251,6 +252,26 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 		return e, &ParamError{Param: "dr", Reason: err.Error()}
 	}
 	return e, nil
+}
+
+// visitorMemo remembers the last visitor id computed for one request's
+// events, which share the client address and user agent and mostly the
+// key and client id: a 20-event POST hashes once, not 20 times. A nil
+// memo computes every id.
+type visitorMemo struct {
+	key *privacy.Key
+	cid string
+	id  uint64
+}
+
+func (m *visitorMemo) visitor(key *privacy.Key, ip netip.Addr, ua, cid string) uint64 {
+	if m == nil {
+		return key.Visitor(ip, ua, cid)
+	}
+	if m.key != key || m.cid != cid {
+		m.key, m.cid, m.id = key, cid, key.Visitor(ip, ua, cid)
+	}
+	return m.id
 }
 
 // allowClient takes a token of ip's bucket, or answers 429 with

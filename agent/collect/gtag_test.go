@@ -209,6 +209,36 @@ func TestVisitorAndConsent(t *testing.T) {
 	}
 }
 
+// The events of one POST get the visitor id each would get alone, also
+// when lines change the client id or deny consent between equal lines (a
+// request remembers only the last id it computed).
+func TestPOSTVisitorPerLine(t *testing.T) {
+	r := newRig(t)
+	alone := func(query string) uint64 {
+		t.Helper()
+		r.q.calls = nil
+		if w := r.do(http.MethodGet, "tid="+testTID+"&en=page_view&"+query, "", nil, nil); w.Code != http.StatusNoContent {
+			t.Fatalf("status %d %q", w.Code, w.Body)
+		}
+		return r.q.events(t)[0].Visitor
+	}
+	want := []uint64{alone("cid=1.1"), alone("cid=2.2"), alone("cid=1.1"), alone("cid=1.1&gcs=G100"), alone("cid=1.1")}
+	r.q.calls = nil
+	body := "en=a\nen=b&cid=2.2\nen=c\nen=d&gcs=G100\nen=e\n"
+	if w := r.do(http.MethodPost, "v=2&tid="+testTID+"&cid=1.1", "text/plain", strings.NewReader(body), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q", w.Code, w.Body)
+	}
+	evs := r.q.events(t)
+	for i, e := range evs {
+		if e.Visitor != want[i] {
+			t.Fatalf("event %s: visitor %x, want %x as when sent alone", e.Name, e.Visitor, want[i])
+		}
+	}
+	if len(evs) != len(want) || want[0] == want[1] || want[0] == want[3] || want[0] != want[2] {
+		t.Fatalf("%d events, ids %x: want 5 events, cid and consent changing the id", len(evs), want)
+	}
+}
+
 func TestPOSTMergedOneAppend(t *testing.T) {
 	r := newRig(t)
 	body := "en=page_view&_et=5\nen=click&ep.link=out&dl=https%3A%2F%2Fshop.test%2Fb\nen=scroll\n"
