@@ -2,9 +2,11 @@ package collect
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +76,21 @@ func BenchmarkRateLimit(b *testing.B) {
 	for b.Loop() {
 		l.take(i % 1024)
 		i++
+	}
+}
+
+// BenchmarkParseGtagPost is a 20-event POST: each body line's parameters
+// over the query string's.
+func BenchmarkParseGtagPost(b *testing.B) {
+	var body strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&body, "en=click&dl=https%%3A%%2F%%2Fshop.test%%2Fp%d&ep.link=out&epn.n=%d\n", i, i)
+	}
+	post := []byte(body.String())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseGtag(pageView, post); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

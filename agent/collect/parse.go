@@ -120,7 +120,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(merge(base, vals))
+		h, perr := parseHit(hitParams{over: vals, base: base})
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -129,7 +129,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if hits == nil {
-		h, perr := parseHit(base)
+		h, perr := parseHit(hitParams{base: base})
 		if perr != nil {
 			return nil, perr
 		}
@@ -138,29 +138,48 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 	return hits, nil
 }
 
-// merge returns base with every parameter of over replacing base's.
-func merge(base, over url.Values) url.Values {
-	m := make(url.Values, len(base)+len(over))
-	for k, v := range base {
-		m[k] = v
+// hitParams are one event's parameters: a body line's (over) replace the
+// query string's (base) of the same name. Read in place, so a 20-line POST
+// copies no map per line.
+type hitParams struct{ over, base url.Values }
+
+// lookup returns the values of k and whether it was sent.
+func (p hitParams) lookup(k string) ([]string, bool) {
+	if v, ok := p.over[k]; ok {
+		return v, true
 	}
-	for k, v := range over {
-		m[k] = v
+	v, ok := p.base[k]
+	return v, ok
+}
+
+// all yields every parameter once, a line's over the query string's.
+func (p hitParams) all(yield func(k string, v []string) bool) {
+	for k, v := range p.over {
+		if !yield(k, v) {
+			return
+		}
 	}
-	return m
+	for k, v := range p.base {
+		if _, ok := p.over[k]; ok {
+			continue
+		}
+		if !yield(k, v) {
+			return
+		}
+	}
 }
 
 // parseHit reads one event's parameters. The first value of a repeated
 // parameter counts.
-func parseHit(v url.Values) (Hit, *ParamError) {
+func parseHit(v hitParams) (Hit, *ParamError) {
 	get := func(k string) string {
-		if s := v[k]; len(s) > 0 {
+		if s, _ := v.lookup(k); len(s) > 0 {
 			return s[0]
 		}
 		return ""
 	}
 	var h Hit
-	if ver, ok := v["v"]; ok && (len(ver) == 0 || ver[0] != "2") {
+	if ver, ok := v.lookup("v"); ok && (len(ver) == 0 || ver[0] != "2") {
 		return h, &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(get("v")))}
 	}
 	if h.MeasurementID = get("tid"); h.MeasurementID == "" {
@@ -208,9 +227,9 @@ func parseHit(v url.Values) (Hit, *ParamError) {
 }
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
-func parseParams(h *Hit, v url.Values) *ParamError {
+func parseParams(h *Hit, v hitParams) *ParamError {
 	var events, users int
-	for k, vals := range v {
+	for k, vals := range v.all {
 		prefix, name, ok := strings.Cut(k, ".")
 		if !ok {
 			continue
@@ -313,8 +332,8 @@ func intParam(get func(string) string, name string, bits int) (int64, *ParamErro
 }
 
 // flag reports a GA4 presence flag (_ss=1, _fv=1): set unless "0".
-func flag(v url.Values, k string) bool {
-	s, ok := v[k]
+func flag(v hitParams, k string) bool {
+	s, ok := v.lookup(k)
 	return ok && (len(s) == 0 || s[0] != "0")
 }
 
