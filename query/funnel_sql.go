@@ -11,8 +11,10 @@ import "strconv"
 // ordered by time; events at the same instant share a rank, and a later
 // step needs a strictly later rank than the prior step's event:
 //
-//   - w1 holds each event with its rank rk, the breakdown value b and one
-//     boolean sN per step: the event satisfies step N's filter.
+//   - w0 holds each event with its rank rk, the breakdown value b and one
+//     boolean sN per step: the event satisfies step N's filter; w1 keeps
+//     the events that satisfy some step (ranks stay those among all the
+//     visitor's events).
 //   - wN (N ≥ 2) adds pN: the event satisfies step N and follows an event
 //     that reached step N-1, where "follows" is any earlier rank (the
 //     visitor's next rank when isDirectlyFollowedBy) and, with
@@ -51,7 +53,7 @@ func buildFunnelSQL(fp *funnelPlan) reportSQL {
 
 	w.WriteString("WITH r AS (SELECT $3::timestamptz AS lo, $4::timestamptz AS hi, $2::text AS tz),\n")
 	w.writeNameTables(joins)
-	w.WriteString("w1 AS (SELECT e.visitor_id AS v, e.ts, dense_rank() OVER (PARTITION BY e.visitor_id ORDER BY e.ts) AS rk, ")
+	w.WriteString("w0 AS (SELECT e.visitor_id AS v, e.ts, dense_rank() OVER (PARTITION BY e.visitor_id ORDER BY e.ts) AS rk, ")
 	if fp.breakdown != nil {
 		w.WriteString(w.dimExpr(fp.breakdown))
 	} else {
@@ -62,6 +64,13 @@ func buildFunnelSQL(fp *funnelPlan) reportSQL {
 		w.WriteString(", " + w.filterSQL(st.cond) + " AS " + step("s", i+1))
 	}
 	w.writeFrom(joins, nil)
+	// Only events that satisfy some step can reach one; the others were
+	// needed for the ranks (isDirectlyFollowedBy) and are dropped now, so
+	// the step windows run over the few events that matter.
+	w.WriteString("),\nw1 AS (SELECT * FROM w0 WHERE s1")
+	for i := 2; i <= n; i++ {
+		w.WriteString(" OR " + step("s", i))
+	}
 	w.WriteString("),\n")
 	for i := 2; i <= n; i++ {
 		st := fp.steps[i-1]

@@ -434,3 +434,29 @@ func TestFunnelInjection(t *testing.T) {
 		t.Fatalf("events: %d rows before, %d after", before, after)
 	}
 }
+
+// BenchmarkFunnel times a three-step closed funnel with a breakdown over
+// the fixture's events of one site, beside a runReport over the same
+// events as the baseline.
+func BenchmarkFunnel(b *testing.B) {
+	f := newFixture(b, 20000)
+	h := f.handler(b)
+	req := funnelReq(false, eventStep("view", "page_view"), eventStep("click", "click"), eventStep("buy", "purchase"))
+	req.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "deviceCategory"}}
+	report := RunReportRequest{Dimensions: dims("deviceCategory"), Metrics: mets("eventCount", "activeUsers"),
+		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}
+	b.Run("funnel", func(b *testing.B) {
+		for b.Loop() {
+			if code, out := postFunnel(b, h, "1", testKey, req); code != http.StatusOK {
+				b.Fatalf("%d %s", code, out)
+			}
+		}
+	})
+	b.Run("runReport", func(b *testing.B) {
+		for b.Loop() {
+			if code, out := post(b, h, "1", testKey, report); code != http.StatusOK {
+				b.Fatalf("%d %s", code, out)
+			}
+		}
+	})
+}
