@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ResultCache holds encoded reports by key, and per-site data versions
@@ -72,26 +74,28 @@ func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportReq
 	}
 	version, ok := h.cache.Version(ctx, s.id)
 	if !ok {
-		h.metrics.cacheResult(false, len(plans))
+		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
 		return run()
 	}
 	key, ok := cacheKey(version, s, reqs, plans)
 	if !ok {
-		h.metrics.cacheResult(false, len(plans))
+		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
 		return run()
 	}
+	outcome := cacheMiss
 	if fresh, _ := ctx.Value(freshKey{}).(bool); fresh {
 		// Asked to compute afresh: the answer still refreshes the entry.
+		outcome = cacheRefresh
 	} else if b, ok := h.cache.Get(ctx, key); ok {
 		var v T
 		err := json.Unmarshal(b, &v)
 		if err == nil {
-			h.metrics.cacheResult(true, len(plans))
+			h.cacheOutcome(ctx, cacheHit, len(plans))
 			return v, nil
 		}
 		h.log.WarnContext(ctx, "query cache: undecodable entry ignored", "site", s.id, "key", key, "err", err)
 	}
-	h.metrics.cacheResult(false, len(plans))
+	h.cacheOutcome(ctx, outcome, len(plans))
 	v, err := run()
 	if err != nil {
 		return v, err
@@ -100,6 +104,21 @@ func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportReq
 		h.cache.Set(ctx, key, b, cacheLifetime(plans, h.now()))
 	}
 	return v, nil
+}
+
+// Outcomes of a cache lookup, as the request span's avila.cache attribute.
+const (
+	cacheHit         = "hit"
+	cacheMiss        = "miss"
+	cacheRefresh     = "refresh"     // Cache-Control: no-cache
+	cacheUnavailable = "unavailable" // no data version (Redis down)
+)
+
+// cacheOutcome counts n reports as hits or misses and marks the request's
+// span with the outcome.
+func (h *handler) cacheOutcome(ctx context.Context, outcome string, n int) {
+	h.metrics.cacheResult(outcome == cacheHit, n)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("avila.cache", outcome))
 }
 
 // cacheLifetime is cacheTodayTTL when a range of plans ends after now,

@@ -254,12 +254,34 @@ func TestTracesRedis(t *testing.T) {
 	if cmds := redisBelow("ingest.batch"); !slices.Contains(cmds, "redis.pipeline set") {
 		t.Errorf("redis spans under the batch span: %v, want the version bump (redis.pipeline set)", cmds)
 	}
+	// cacheAttr is the avila.cache attribute of the one report span.
+	cacheAttr := func() string {
+		t.Helper()
+		for _, s := range exp.GetSpans() {
+			if s.Name == "POST /v1beta/properties/{id}:runReport" {
+				for _, a := range s.Attributes {
+					if a.Key == "avila.cache" {
+						return a.Value.AsString()
+					}
+				}
+			}
+		}
+		return ""
+	}
 	exp.Reset()
 	cn.events(t)
+	if got := cacheAttr(); got != "miss" {
+		t.Errorf("first report's span avila.cache = %q, want miss", got)
+	}
 	cmds := redisBelow("POST /v1beta/properties/{id}:runReport")
 	t.Logf("redis spans under the report span: %v", cmds)
 	// The version read, the cache read (a miss) and the cache write.
 	if !slices.Contains(cmds, "getex") || !slices.Contains(cmds, "get") || !slices.Contains(cmds, "set") {
 		t.Fatalf("redis spans under the report span: %v, want version, get and set", cmds)
+	}
+	exp.Reset()
+	cn.events(t)
+	if got := cacheAttr(); got != "hit" {
+		t.Errorf("repeated report's span avila.cache = %q, want hit", got)
 	}
 }
