@@ -21,6 +21,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
+	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query"
@@ -147,7 +148,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			log.Warn("redis does not answer; serving from the database and memory until it does", "addr", n.redis.Options().Addr, "err", err)
 		}
 	}
-	n.store.SetSessionCache(redis.NewSessionCache(n.redis, n.rprefix))
+	// Like the query cache: one node's memory cannot see the sessions
+	// other nodes continue, so a cluster without Redis looks them up in
+	// the database.
+	if n.redis != nil || cfg.GossipListen == "" {
+		n.store.SetSessionCache(redis.NewSessionCache(n.redis, n.rprefix))
+	} else {
+		n.store.SetSessionCache(sessions.NoCache{})
+	}
 	// Partitions and salts are cluster singletons under an advisory lock.
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
 		Tracer: tp.Tracer(tracerJobs)}, n.store)

@@ -17,6 +17,17 @@ func CacheCovers(latest Session, sessionID, timeMicros int64) bool {
 	return timeMicros >= latest.Start-Timeout.Microseconds()
 }
 
+// NoCache holds nothing: every batch looks its visitors' sessions up in
+// the database. For a cluster without Redis, where one node's memory would
+// miss the sessions other nodes continue.
+type NoCache struct{}
+
+// Get implements Cache.
+func (NoCache) Get(context.Context, []Key) (map[Key]Session, error) { return nil, nil }
+
+// Put implements Cache.
+func (NoCache) Put(context.Context, map[Key]Session) error { return nil }
+
 // Memory is a Cache in process memory, for a single node without Redis
 // (and as Redis's fallback). Entries expire Timeout after they were put;
 // at most max are kept.

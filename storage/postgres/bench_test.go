@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"github.com/avila-analytics/avila/aggregator/sessions"
 	"testing"
 	"time"
 
@@ -55,8 +54,7 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 	if err := s.ensureEventDays(ctx, events); err != nil {
 		b.Fatal(err)
 	}
-	as := sessions.Assign(events, nil)
-	typed, _, err := s.eventRows(ctx, events, &as)
+	typed, _, err := s.eventRows(ctx, events)
 	if err != nil {
 		b.Fatal(err)
 	}

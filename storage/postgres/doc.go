@@ -20,10 +20,12 @@
 //     row locks taken in key order. Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from says from which
 //     day a site's rollups are complete.
-//   - Sessions (aggregator/sessions) are assigned before the batch's
-//     transaction from the sessions already committed (a cache, by default
-//     in memory or Redis via SetSessionCache, else a database look-up) and
-//     upserted in it: a session row counts each stored event exactly once.
+//   - Sessions (aggregator/sessions) are assigned inside the batch's
+//     transaction under an advisory lock per visitor, from the sessions
+//     already committed (a cache, by default in memory or Redis via
+//     SetSessionCache, else a database look-up), and upserted in it: a
+//     session row counts each stored event exactly once, and batches
+//     sharing visitors, on any node, continue each other's sessions.
 //     Events carry their session's id in events.session_id.
 //   - Errors on the write path are classified by IsTransient: a transient
 //     error means "send the batch again later"; anything else is a bug or a

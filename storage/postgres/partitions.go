@@ -95,10 +95,26 @@ func (s *Store) createPartitions(ctx context.Context, days []int64) error {
 			return fmt.Errorf("postgres: create partition %s: %w", PartitionName(start), err)
 		}
 		// Sessions starting that day: same bounds, so retention drops both.
-		sql = fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s PARTITION OF sessions FOR VALUES FROM ('%s') TO ('%s')",
-			SessionsPartitionName(start), start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00"))
-		if _, err := tx.Exec(ctx, sql); err != nil {
-			return fmt.Errorf("postgres: create partition %s: %w", SessionsPartitionName(start), err)
+		// Created apart and attached, which locks the sessions table only
+		// in SHARE UPDATE EXCLUSIVE mode: batches read sessions before
+		// they write events, so waiting for them here (as CREATE ... PARTITION
+		// OF would) while holding events could deadlock.
+		name := SessionsPartitionName(start)
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&exists); err != nil {
+			return fmt.Errorf("postgres: create partition %s: %w", name, err)
+		}
+		if exists {
+			continue
+		}
+		for _, sql := range []string{
+			fmt.Sprintf("CREATE TABLE %s (LIKE sessions INCLUDING DEFAULTS)", name),
+			fmt.Sprintf("ALTER TABLE sessions ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+				name, start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00")),
+		} {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("postgres: create partition %s: %w", name, err)
+			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +50,8 @@ var sessionColumns = []string{"site_id", "ts", "visitor_id", "session_id", "last
 
 // assignSessions gives the batch's events their sessions: from the cache
 // for visitors it covers, else from the sessions committed in the database.
-func (s *Store) assignSessions(ctx context.Context, events []protocol.Event) (sessions.Assignment, map[sessions.Key][]sessions.Session, error) {
+// It runs in the batch's transaction, after lockVisitors.
+func (s *Store) assignSessions(ctx context.Context, tx pgx.Tx, events []protocol.Event) (sessions.Assignment, map[sessions.Key][]sessions.Session, error) {
 	if len(events) == 0 {
 		return sessions.Assignment{}, nil, nil
 	}
@@ -93,7 +96,7 @@ func (s *Store) assignSessions(ctx context.Context, events []protocol.Event) (se
 	if len(sites) > 0 {
 		from := time.UnixMicro(lo).Add(-sessions.Lookback)
 		to := time.UnixMicro(hi).Add(sessions.Timeout)
-		rows, err := s.Pool.Query(ctx, `SELECT s.site_id, s.visitor_id, s.session_id, s.ts, s.last_ts, s.first_source_id
+		rows, err := tx.Query(ctx, `SELECT s.site_id, s.visitor_id, s.session_id, s.ts, s.last_ts, s.first_source_id
 			FROM sessions s JOIN unnest($1::integer[], $2::bigint[]) AS k(site_id, visitor_id) USING (site_id, visitor_id)
 			WHERE s.ts >= $3 AND s.ts <= $4`, sites, visitors, from, to)
 		if err != nil {
@@ -124,9 +127,72 @@ func (s *Store) logSessionCache(op string, err error) {
 	}
 }
 
+// lockVisitors takes a transaction lock per visitor of the batch (advisory,
+// on site and a hash of the visitor id; the two-key form, apart from the
+// store's other advisory locks), in one sorted order so that batches never
+// deadlock over them. A hash collision only makes two visitors wait for
+// each other.
+func lockVisitors(ctx context.Context, tx pgx.Tx, events []protocol.Event) error {
+	type key struct{ site, visitor int32 }
+	seen := make(map[key]bool)
+	var keys []key
+	for i := range events {
+		k := key{int32(events[i].Site), int32(uint32(events[i].Visitor) ^ uint32(events[i].Visitor>>32))}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, func(a, b key) int { return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.visitor, b.visitor)) })
+	sites, visitors := make([]int32, len(keys)), make([]int32, len(keys))
+	for i, k := range keys {
+		sites[i], visitors[i] = k.site, k.visitor
+	}
+	// unnest yields the arrays in order, and the aggregate calls the
+	// function row by row: the locks are taken in the sorted order.
+	if _, err := tx.Exec(ctx, "SELECT count(pg_advisory_xact_lock(s, v)) FROM unnest($1::integer[], $2::integer[]) AS k(s, v)",
+		sites, visitors); err != nil {
+		return fmt.Errorf("lock visitors: %w", err)
+	}
+	return nil
+}
+
+// batchTraffic holds the traffic source ids of each distinct (site, page,
+// referrer) of a batch: any event may turn out to start a session.
+type batchTraffic struct {
+	pairs []trafficPair
+	ids   [][numDimKinds]int32 // by pair: ids at the traffic kinds; not grown once filled
+	of    []int32              // by event: index into pairs
+}
+
+type trafficPair struct {
+	site           uint32
+	path, referrer string
+}
+
+func newBatchTraffic(events []protocol.Event) *batchTraffic {
+	t := &batchTraffic{of: make([]int32, len(events))}
+	index := make(map[trafficPair]int32)
+	for i := range events {
+		p := trafficPair{events[i].Site, events[i].Path, events[i].Referrer}
+		j, ok := index[p]
+		if !ok {
+			j = int32(len(t.pairs))
+			index[p] = j
+			t.pairs = append(t.pairs, p)
+		}
+		t.of[i] = j
+	}
+	t.ids = make([][numDimKinds]int32, len(t.pairs))
+	return t
+}
+
 // sessionRows builds the rows of the assigned sessions from the batch's
-// event rows (dims resolved) and the sessions' traffic ids.
-func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignment, traffic [][numDimKinds]int32) []sessionRow {
+// event rows (dims resolved) and the traffic ids of their first events.
+func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignment, tr *batchTraffic) []sessionRow {
 	out := make([]sessionRow, len(as.Sessions))
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
@@ -134,7 +200,7 @@ func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignme
 		first := &rows[a.Events[0]]
 		r.site, r.visitor, r.id = first.site, first.visitor, a.ID
 		r.ts, r.last = time.UnixMicro(a.Start).UTC(), time.UnixMicro(a.Last).UTC()
-		r.first, r.traffic = &first.dims, traffic[i]
+		r.first, r.traffic = &first.dims, tr.ids[tr.of[a.Events[0]]]
 		newUser, returning := false, false
 		for _, ei := range a.Events {
 			e, row := &events[ei], &rows[ei]
@@ -254,8 +320,8 @@ func writeSessions(ctx context.Context, tx pgx.Tx, rows []sessionRow) error {
 	return nil
 }
 
-// cacheSessions records the visitors' latest sessions after the batch
-// committed. A visitor whose batch only touched an older session keeps
+// cacheSessions records the visitors' latest sessions, just before the
+// batch commits. A visitor whose batch only touched an older session keeps
 // what the cache has.
 func (s *Store) cacheSessions(ctx context.Context, rows []sessionRow, known map[sessions.Key][]sessions.Session) {
 	latest := make(map[sessions.Key]sessions.Session, len(rows))

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,14 +12,6 @@ import (
 	"github.com/avila-analytics/avila/storage/redis"
 	"github.com/google/go-cmp/cmp"
 )
-
-// missCache never holds anything: every look-up goes to the database.
-type missCache struct{}
-
-func (missCache) Get(context.Context, []sessions.Key) (map[sessions.Key]sessions.Session, error) {
-	return nil, nil
-}
-func (missCache) Put(context.Context, map[sessions.Key]sessions.Session) error { return nil }
 
 // sessionTestRow is a sessions row with its dictionary values.
 type sessionTestRow struct {
@@ -76,7 +69,7 @@ func TestWriteBatchSessions(t *testing.T) {
 		cache func(t *testing.T) (c sessions.Cache, afterFirst func())
 	}{
 		{"memory", func(*testing.T) (sessions.Cache, func()) { return redis.NewSessionCache(nil, ""), func() {} }},
-		{"database", func(*testing.T) (sessions.Cache, func()) { return missCache{}, func() {} }},
+		{"database", func(*testing.T) (sessions.Cache, func()) { return sessions.NoCache{}, func() {} }},
 		{"redis", func(t *testing.T) (sessions.Cache, func()) { return redisCache(t, testenv.RedisURL(t)), func() {} }},
 		{"redis killed", func(t *testing.T) (sessions.Cache, func()) {
 			url, stop := testenv.OwnRedis(t)
@@ -137,5 +130,42 @@ func TestWriteBatchSessions(t *testing.T) {
 				t.Errorf("%d events joined their session, want 6", n)
 			}
 		})
+	}
+}
+
+// TestWriteBatchSessionsConcurrent: batches holding consecutive events of
+// the same visitors (as an agent's in-flight segments do), written at once,
+// continue each other's sessions instead of each starting one.
+func TestWriteBatchSessionsConcurrent(t *testing.T) {
+	s := newStore(t)
+	s.SetSessionCache(sessions.NoCache{}) // the database alone must get it right
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, SiteSpec{Name: "c"})
+	at := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+	const batches, visitors = 8, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, batches)
+	for b := range batches {
+		var events []protocol.Event
+		for v := range visitors {
+			events = append(events, protocol.Event{Site: site.ID, Visitor: uint64(v + 1), Name: "page_view", Path: "/",
+				TimeMicros: at.Add(time.Duration(b) * time.Minute).UnixMicro()})
+		}
+		wg.Go(func() {
+			if _, err := s.WriteBatch(ctx, "c", uint64(b+1), events, nil); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM sessions WHERE site_id = $1", int32(site.ID)); n != visitors {
+		t.Errorf("%d sessions, want one per visitor (%d)", n, visitors)
+	}
+	if n := count(t, s, "SELECT sum(events) FROM sessions WHERE site_id = $1", int32(site.ID)); n != batches*visitors {
+		t.Errorf("sessions hold %d events, want %d", n, batches*visitors)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/channel"
-	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -79,16 +78,11 @@ func (s *Store) WriteBatch(ctx context.Context, agentID string, seq uint64, even
 	if err := s.ensureEventDays(ctx, events); err != nil {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
 	}
-	as, known, err := s.assignSessions(ctx, events)
+	rows, tr, err := s.eventRows(ctx, events)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
 	}
-	rows, traffic, err := s.eventRows(ctx, events, &as)
-	if err != nil {
-		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
-	}
-	sess := sessionRows(events, rows, &as, traffic)
-	res, err := s.commitBatch(ctx, agentID, int64(seq), rows, sess, dead)
+	res, err := s.commitBatch(ctx, agentID, int64(seq), events, rows, tr, dead)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
 		// No partition for a row: one was dropped after this process saw it.
@@ -98,13 +92,15 @@ func (s *Store) WriteBatch(ctx context.Context, agentID string, seq uint64, even
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("postgres: write batch %s/%d: %w", agentID, seq, err)
 	}
-	if !res.Duplicate {
-		s.cacheSessions(ctx, sess, known)
-	}
 	return res, nil
 }
 
-func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows []eventRow, sess []sessionRow, dead []DeadLetter) (WriteResult, error) {
+// commitBatch writes the batch in one transaction. Its sessions are
+// assigned inside it, under a lock per visitor (lockVisitors), so batches
+// sharing visitors, here or on other nodes, sessionize one after the other
+// and each sees the sessions the other committed. Nothing in the
+// transaction takes a second pool connection.
+func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, events []protocol.Event, rows []eventRow, tr *batchTraffic, dead []DeadLetter) (WriteResult, error) {
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("begin: %w", err)
@@ -119,6 +115,17 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows
 		// Committed meanwhile by another node or an earlier send of the batch.
 		return WriteResult{Duplicate: true}, nil
 	}
+	if err := lockVisitors(ctx, tx, events); err != nil {
+		return WriteResult{}, err
+	}
+	as, known, err := s.assignSessions(ctx, tx, events)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	for i := range rows {
+		rows[i].session = as.Sessions[as.Of[i]].ID
+	}
+	sess := sessionRows(events, rows, &as, tr)
 	if len(rows) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, newEventSource(rows)); err != nil {
 			return WriteResult{}, fmt.Errorf("copy events: %w", err)
@@ -139,6 +146,11 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, rows
 			return WriteResult{}, fmt.Errorf("copy dead letters: %w", err)
 		}
 	}
+	// Still under the visitor locks, so the next batch of these visitors
+	// finds them. Should the commit fail, the cache names sessions that
+	// have no row: the next batch creates the row (same id and start) and
+	// the resend joins it.
+	s.cacheSessions(ctx, sess, known)
 	if err := tx.Commit(ctx); err != nil {
 		return WriteResult{}, fmt.Errorf("commit: %w", err)
 	}
@@ -161,23 +173,21 @@ func (s *Store) ensureEventDays(ctx context.Context, events []protocol.Event) er
 	return s.ensureDays(ctx, days)
 }
 
-// eventRows resolves the events' strings to dims ids and builds COPY rows,
-// each with its session's id. traffic holds, by session of as, the dims ids
-// of the session's traffic source (from its first event) at the traffic
-// kinds.
-func (s *Store) eventRows(ctx context.Context, events []protocol.Event, as *sessions.Assignment) (rows []eventRow, traffic [][numDimKinds]int32, err error) {
+// eventRows resolves the events' strings to dims ids and builds COPY rows
+// (their session ids are set once sessions are assigned). It also resolves
+// the traffic source (aggregator/channel) of every event that may start a
+// session, since which do is known only under the visitor locks.
+func (s *Store) eventRows(ctx context.Context, events []protocol.Event) (rows []eventRow, tr *batchTraffic, err error) {
 	rows = make([]eventRow, len(events))
-	traffic = make([][numDimKinds]int32, len(as.Sessions)) // not grown: the resolver keeps pointers into it
+	tr = newBatchTraffic(events)
 	r := &dimResolver{}
 	s.dims.mu.Lock()
-	for i := range as.Sessions {
-		a := &as.Sessions[i]
-		e := &events[a.Events[0]]
-		t := channel.Attribute(e.Path, e.Referrer)
+	for i := range tr.ids {
+		t := channel.Attribute(tr.pairs[i].path, tr.pairs[i].referrer)
 		var fields [numDimKinds]string
 		fields[DimSource-1], fields[DimMedium-1], fields[DimCampaign-1], fields[DimChannelGroup-1] =
 			t.Source, t.Medium, t.Campaign, t.Group()
-		r.fill(s.dims, e.Site, &fields, &traffic[i])
+		r.fill(s.dims, tr.pairs[i].site, &fields, &tr.ids[i])
 	}
 	for i := range events {
 		e := &events[i]
@@ -204,11 +214,10 @@ func (s *Store) eventRows(ctx context.Context, events []protocol.Event, as *sess
 			return nil, nil, err
 		}
 		row.site, row.ts, row.visitor = int32(e.Site), time.UnixMicro(e.TimeMicros).UTC(), int64(e.Visitor)
-		row.session = as.Sessions[as.Of[i]].ID
 		row.engage, row.flags, row.params = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags), params
 		row.pageView = e.Name == pageViewName
 	}
-	return rows, traffic, nil
+	return rows, tr, nil
 }
 
 // encodeParams returns the params column: nil (NULL) when the event has none.

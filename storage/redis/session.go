@@ -2,9 +2,12 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -17,11 +20,29 @@ import (
 // "id start last firstSource" in decimal. Every entry is also kept in
 // process memory, which answers while Redis fails; the database answers
 // what neither holds.
+//
+// The store calls it inside a batch's transaction, so a failing Redis must
+// not hold batches: each call is bounded by sessionCallTimeout, and after a
+// failure Redis is skipped for sessionBackoff. Sessions a visitor continues
+// while Redis is skipped are not in Redis; should it come back within their
+// TTL, an older entry there may start a new session for them early.
 type SessionCache struct {
-	c      *goredis.Client
-	prefix string
-	mem    *sessions.Memory
+	c         *goredis.Client
+	prefix    string
+	mem       *sessions.Memory
+	downUntil atomic.Int64 // Unix nanoseconds until which Redis is skipped
 }
+
+// Bounds on a failing Redis (see SessionCache).
+const (
+	sessionCallTimeout = 250 * time.Millisecond
+	sessionBackoff     = 5 * time.Second
+)
+
+// up reports whether to try Redis now.
+func (s *SessionCache) up() bool { return time.Now().UnixNano() >= s.downUntil.Load() }
+
+func (s *SessionCache) failed() { s.downUntil.Store(time.Now().Add(sessionBackoff).UnixNano()) }
 
 // NewSessionCache returns the session cache on c; with a nil c, an
 // in-memory cache for a single node.
@@ -46,7 +67,16 @@ func (s *SessionCache) Get(ctx context.Context, keys []sessions.Key) (map[sessio
 	for i, k := range keys {
 		names[i] = s.key(k)
 	}
-	vals, err := s.c.MGet(ctx, names...).Result()
+	var vals []any
+	err := errRedisSkipped
+	if s.up() {
+		cctx, cancel := context.WithTimeout(ctx, sessionCallTimeout)
+		vals, err = s.c.MGet(cctx, names...).Result()
+		cancel()
+		if err != nil {
+			s.failed()
+		}
+	}
 	if err != nil {
 		m, _ := s.mem.Get(ctx, keys)
 		return m, nil // degraded to memory; the database answers misses
@@ -72,17 +102,26 @@ func (s *SessionCache) Put(ctx context.Context, latest map[sessions.Key]sessions
 	if len(latest) == 0 {
 		return nil
 	}
-	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	if !s.up() {
+		return fmt.Errorf("redis: put sessions: %w", errRedisSkipped)
+	}
+	cctx, cancel := context.WithTimeout(ctx, sessionCallTimeout)
+	defer cancel()
+	_, err := s.c.Pipelined(cctx, func(p goredis.Pipeliner) error {
 		for k, v := range latest {
-			p.Set(ctx, s.key(k), formatSession(v), sessions.Timeout)
+			p.Set(cctx, s.key(k), formatSession(v), sessions.Timeout)
 		}
 		return nil
 	})
 	if err != nil {
+		s.failed()
 		return fmt.Errorf("redis: put sessions: %w", err)
 	}
 	return nil
 }
+
+// errRedisSkipped: Redis failed moments ago and is not tried again yet.
+var errRedisSkipped = errors.New("skipped after a recent failure")
 
 func formatSession(v sessions.Session) string {
 	return strconv.FormatInt(v.ID, 10) + " " + strconv.FormatInt(v.Start, 10) + " " +
