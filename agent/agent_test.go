@@ -109,7 +109,7 @@ func (p *pipeline) createSite() postgres.Site {
 func (p *pipeline) storedPaths(site uint32) map[string]int {
 	p.t.Helper()
 	rows, err := p.store.Pool.Query(context.Background(), `
-		SELECT d.value, count(*) FROM events e JOIN dims d ON d.id = e.page_id
+		SELECT d.value, count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id JOIN dims d ON d.id = c.page_id
 		WHERE e.site_id = $1 GROUP BY d.value`, int32(site))
 	if err != nil {
 		p.t.Fatal(err)

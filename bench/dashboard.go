@@ -51,6 +51,12 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 			return err
 		}
 		r.dict = d
+		if r.contents, err = createContents(ctx, r.st.store, site.ID, d); err != nil {
+			return err
+		}
+		if r.clients, err = createClients(ctx, r.st.store, site.ID, d); err != nil {
+			return err
+		}
 	}
 	add := ds.events - r.loaded
 	if add <= 0 {
@@ -75,7 +81,7 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 		span := to.Sub(from)
 		cFrom := from.Add(time.Duration(float64(span) * float64(done) / float64(add)))
 		cTo := from.Add(time.Duration(float64(span) * float64(done+n) / float64(add)))
-		gen := newEventGen(site.ID, r.dict, cFrom, cTo, n, uint64(r.loaded+done+1))
+		gen := newEventGen(site.ID, r.dict, r.contents, r.clients, cFrom, cTo, n, uint64(r.loaded+done+1))
 		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols, gen); err != nil {
 			return fmt.Errorf("bench: query data: copy: %w", err)
 		}
@@ -164,7 +170,8 @@ func (r *run) runReport(ctx context.Context, client *http.Client, url string, re
 }
 
 // diskBytes measures bytes per event on disk: every events partition with
-// its indexes and TOAST, the dims dictionary, and rollup or session tables
+// its indexes and TOAST, the dims dictionary, the client and traffic
+// profiles, and rollup or session tables
 // when the schema has them, over the number of events stored.
 func (r *run) diskBytes(ctx context.Context, key string) error {
 	var bytes, events int64
@@ -172,7 +179,8 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname = 'dims' OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')),
+		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'client_profiles', 'traffic_profiles')
+		        OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')),
 		(SELECT count(*) FROM events)`).Scan(&bytes, &events)
 	if err != nil {
 		return fmt.Errorf("bench: disk bytes: %w", err)
@@ -181,6 +189,31 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		return errors.New("bench: disk bytes: no events stored")
 	}
 	r.log.Info("disk use", "bytes", bytes, "events", events)
+	// Where the bytes go: each table group (events partitions, their
+	// indexes, dims, rollups, sessions) per event, for the log.
+	parts, err := r.st.store.Pool.Query(ctx, `SELECT CASE WHEN c.relname ~ '^events_p[0-9]{8}$' THEN 'events' ELSE c.relname END,
+			sum(pg_table_size(c.oid))::bigint, sum(pg_indexes_size(c.oid))::bigint
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'r'
+		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'client_profiles', 'traffic_profiles')
+		       OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')
+		GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("bench: disk bytes by table: %w", err)
+	}
+	for parts.Next() {
+		var name string
+		var table, index int64
+		if err := parts.Scan(&name, &table, &index); err != nil {
+			parts.Close()
+			return fmt.Errorf("bench: disk bytes by table: %w", err)
+		}
+		r.log.Info("disk use by table", "table", name, "table_bytes_per_event", float64(table)/float64(events),
+			"index_bytes_per_event", float64(index)/float64(events))
+	}
+	if err := parts.Err(); err != nil {
+		return fmt.Errorf("bench: disk bytes by table: %w", err)
+	}
 	r.set(key, float64(bytes)/float64(events))
 	return nil
 }

@@ -111,6 +111,93 @@ func createDictionary(ctx context.Context, store *postgres.Store, site uint32) (
 	return &d, nil
 }
 
+// maxVisitorSlots bounds the visitor numbers of a day (visitorSlots of a
+// COPY chunk of loadDataset).
+var maxVisitorSlots = visitorSlots(1_000_000)
+
+// visitorSlots is the number of distinct visitor numbers per day in a run
+// of n events: about four events per visitor and day.
+func visitorSlots(n int64) uint64 { return max(uint64(n)/datasetDays/4, 100) }
+
+// clientDims are the dictionary indexes (language, screen, country, region,
+// city, browser, OS, device) of visitor number k: fixed per visitor, as a
+// real visitor keeps its browser and place; cities are Zipf-popular.
+func clientDims(k int, city int) [8]int {
+	return [8]int{k % dictSizes[kindLanguage], (k / 7) % dictSizes[kindScreen], city % dictSizes[kindCountry],
+		city % dictSizes[kindRegion], city, (k / 3) % dictSizes[kindBrowser], (k / 5) % dictSizes[kindOS], (k / 11) % dictSizes[kindDevice]}
+}
+
+// hostOf is the host index of page i: one page in ten is on the shop host.
+func hostOf(page int) int {
+	if page%10 == 9 {
+		return 1
+	}
+	return 0
+}
+
+// createContents inserts the content profiles (host, path, title) of the
+// data set's pages and returns their ids by page index.
+func createContents(ctx context.Context, store *postgres.Store, site uint32, d *dictionary) ([]int32, error) {
+	n := dictSizes[kindPage]
+	hosts, pages, titles := make([]int32, n), make([]int32, n), make([]int32, n)
+	for i := range n {
+		hosts[i], pages[i], titles[i] = d[kindHost][hostOf(i)], d[kindPage][i], d[kindTitle][i]
+	}
+	rows, err := store.Pool.Query(ctx, `INSERT INTO content_profiles (site_id, host_id, page_id, title_id)
+		SELECT $1, h, p, t FROM unnest($2::int[], $3::int[], $4::int[]) WITH ORDINALITY AS u(h, p, t, n) ORDER BY n RETURNING id`,
+		int32(site), hosts, pages, titles)
+	if err != nil {
+		return nil, fmt.Errorf("bench: create content profiles: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("bench: create content profiles: %w", err)
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("bench: %d content profiles for %d pages", len(ids), n)
+	}
+	return ids, nil
+}
+
+// createClients inserts the client profiles of visitor numbers 0 to
+// maxVisitorSlots-1 and returns their ids by visitor number.
+func createClients(ctx context.Context, store *postgres.Store, site uint32, d *dictionary) ([]int32, error) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	cities := rand.NewZipf(rng, 1.1, 1, uint64(dictSizes[kindCity]-1))
+	kinds := [8]int{kindLanguage, kindScreen, kindCountry, kindRegion, kindCity, kindBrowser, kindOS, kindDevice}
+	cols := make([][]int32, 8)
+	for k := range int(maxVisitorSlots) {
+		for j, i := range clientDims(k, int(cities.Uint64())) {
+			cols[j] = append(cols[j], d[kinds[j]][i])
+		}
+	}
+	const unnest = `unnest($2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[])
+		WITH ORDINALITY AS u(language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id, n)`
+	args := []any{int32(site)}
+	for _, c := range cols {
+		args = append(args, c)
+	}
+	if _, err := store.Pool.Exec(ctx, `INSERT INTO client_profiles (site_id, language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id)
+		SELECT DISTINCT $1::int, language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id FROM `+unnest+`
+		ON CONFLICT DO NOTHING`, args...); err != nil {
+		return nil, fmt.Errorf("bench: create client profiles: %w", err)
+	}
+	rows, err := store.Pool.Query(ctx, `SELECT p.id FROM `+unnest+` JOIN client_profiles p
+		USING (language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id)
+		WHERE p.site_id = $1 ORDER BY u.n`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("bench: read client profiles: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("bench: read client profiles: %w", err)
+	}
+	if len(ids) != int(maxVisitorSlots) {
+		return nil, fmt.Errorf("bench: %d client profiles for %d visitor numbers", len(ids), maxVisitorSlots)
+	}
+	return ids, nil
+}
+
 // eventGen generates n events of one site spread evenly over [from, to),
 // in time order as they would arrive, with skewed (Zipf) popularity of
 // pages, referrers and places. It is a pgx.CopyFromSource.
@@ -122,24 +209,28 @@ type eventGen struct {
 	rng      *rand.Rand
 	pages    *rand.Zipf
 	refs     *rand.Zipf
-	cities   *rand.Zipf
 	visitors *rand.Zipf
 	dict     *dictionary
+	clients  []int32  // client profile ids by visitor number
+	contents []int32  // content profile ids by page index
 	params   [][]byte // encoded custom parameters some events carry
 	vals     []any
 }
 
-// newEventGen makes a generator; seed makes runs reproducible.
-func newEventGen(site uint32, dict *dictionary, from, to time.Time, n int64, seed uint64) *eventGen {
+// newEventGen makes a generator; seed makes runs reproducible. contents
+// holds the content profile ids of the dictionary's pages, clients at least
+// visitorSlots(n) client profile ids.
+func newEventGen(site uint32, dict *dictionary, contents, clients []int32, from, to time.Time, n int64, seed uint64) *eventGen {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	// About four events per visitor and day.
-	perDay := max(uint64(n)/datasetDays/4, 100)
+	perDay := visitorSlots(n)
+	if perDay > uint64(len(clients)) {
+		panic(fmt.Sprintf("BUG: %d client profiles for %d visitor numbers", len(clients), perDay))
+	}
 	g := &eventGen{
-		site: int32(site), from: from, n: n, i: -1, rng: rng, dict: dict,
+		site: int32(site), from: from, n: n, i: -1, rng: rng, dict: dict, contents: contents, clients: clients,
 		step:     float64(to.Sub(from).Microseconds()) / float64(n),
 		pages:    rand.NewZipf(rng, 1.1, 2, uint64(dictSizes[kindPage]-1)),
 		refs:     rand.NewZipf(rng, 1.2, 1, uint64(dictSizes[kindReferrer]-1)),
-		cities:   rand.NewZipf(rng, 1.1, 1, uint64(dictSizes[kindCity]-1)),
 		visitors: rand.NewZipf(rng, 1.05, 1, perDay-1),
 		vals:     make([]any, len(eventCols)),
 	}
@@ -179,7 +270,7 @@ func (g *eventGen) Values() ([]any, error) {
 	if eventMix[ev].name == "user_engagement" {
 		engage = int32(1000 + r.IntN(60_000))
 	}
-	var params any // nil: NULL
+	params := noParams
 	if r.IntN(100) < 5 {
 		params = g.params[r.IntN(len(g.params))]
 	}
@@ -188,18 +279,13 @@ func (g *eventGen) Values() ([]any, error) {
 	if r.IntN(100) < 25 {
 		ref = d[kindReferrer][g.refs.Uint64()]
 	}
-	city := int(g.cities.Uint64())
-	host := 0
-	if page%10 == 9 {
-		host = 1
-	}
-	v[0], v[1], v[2], v[3], v[4], v[5], v[6] = g.site, ts, visitor, day*100_000+int64(k), engage, int16(eventMix[ev].flags), params
-	v[7], v[8], v[9], v[10], v[11] = d[kindName][ev], d[kindPage][page], d[kindHost][host], d[kindTitle][page], ref
-	v[12], v[13] = d[kindLanguage][int(k)%dictSizes[kindLanguage]], d[kindScreen][int(k/7)%dictSizes[kindScreen]]
-	v[14], v[15], v[16] = d[kindCountry][city%dictSizes[kindCountry]], d[kindRegion][city%dictSizes[kindRegion]], d[kindCity][city]
-	v[17], v[18], v[19] = d[kindBrowser][int(k/3)%dictSizes[kindBrowser]], d[kindOS][int(k/5)%dictSizes[kindOS]], d[kindDevice][int(k/11)%dictSizes[kindDevice]]
+	v[0], v[1], v[2], v[3], v[4], v[5] = ts, visitor, day*100_000+int64(k), g.site, d[kindName][ev], ref
+	v[6], v[7], v[8], v[9], v[10], v[11] = g.contents[page], g.clients[k], int32(0), engage, int16(eventMix[ev].flags), params
 	return v, nil
 }
+
+// noParams is the params column of an event without parameters.
+var noParams = []byte{}
 
 // mix64 is SplitMix64's finalizer: a daily visitor number becomes an id
 // spread like the agent's keyed hashes.

@@ -11,6 +11,24 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
+// fakeContents are content profile ids past the fake dictionary's ids.
+func fakeContents() []int32 {
+	ids := make([]int32, dictSizes[kindPage])
+	for i := range ids {
+		ids[i] = int32(50_000 + i)
+	}
+	return ids
+}
+
+// fakeClients are client profile ids past the fake dictionary's ids.
+func fakeClients() []int32 {
+	ids := make([]int32, maxVisitorSlots)
+	for i := range ids {
+		ids[i] = int32(100_000 + i)
+	}
+	return ids
+}
+
 func fakeDictionary() *dictionary {
 	var d dictionary
 	id := int32(1)
@@ -31,7 +49,7 @@ func TestEventGen(t *testing.T) {
 	to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	from := to.AddDate(0, 0, -datasetDays)
 	const n = 50_000
-	g := newEventGen(7, d, from, to, n, 1)
+	g := newEventGen(7, d, fakeContents(), fakeClients(), from, to, n, 1)
 	pageView := d[kindName][0]
 	var rows, views, withParams int
 	var last time.Time
@@ -44,28 +62,37 @@ func TestEventGen(t *testing.T) {
 		if len(v) != len(eventCols) {
 			t.Fatalf("%d values, want %d", len(v), len(eventCols))
 		}
-		if v[0].(int32) != 7 {
-			t.Fatalf("site %v", v[0])
+		if v[3].(int32) != 7 {
+			t.Fatalf("site %v", v[3])
 		}
-		ts := v[1].(time.Time)
+		ts := v[0].(time.Time)
 		if ts.Before(from) || !ts.Before(to) || ts.Before(last) {
 			t.Fatalf("row %d at %s: outside [%s, %s) or before the previous %s", rows, ts, from, to, last)
 		}
 		last = ts
-		visitors[v[2].(int64)] = true
-		if v[7].(int32) == pageView {
+		visitors[v[1].(int64)] = true
+		if v[4].(int32) == pageView {
 			views++
 		}
-		if b, ok := v[6].([]byte); ok {
+		if b := v[11].([]byte); len(b) > 0 {
 			if _, err := postgres.DecodeParams(b); err != nil {
 				t.Fatalf("params: %v", err)
 			}
 			withParams++
 		}
-		for k := 7; k < len(eventCols); k++ {
+		for k := 4; k <= 5; k++ {
 			if id := v[k].(int32); id < 0 || id > d[numKinds][len(d[numKinds])-1] {
 				t.Fatalf("column %s: id %d not in the dictionary", eventCols[k], id)
 			}
+		}
+		if c := v[6].(int32); c < 50_000 || c >= 50_000+int32(dictSizes[kindPage]) {
+			t.Fatalf("content profile %d not one of the pages", c)
+		}
+		if c := v[7].(int32); c < 100_000 || c >= 100_000+int32(visitorSlots(n)) {
+			t.Fatalf("client profile %d not one of the first %d visitor numbers", c, visitorSlots(n))
+		}
+		if v[8].(int32) != 0 {
+			t.Fatalf("traffic profile %v, want 0 (none)", v[8])
 		}
 		rows++
 	}
@@ -82,7 +109,7 @@ func TestEventGen(t *testing.T) {
 		t.Fatalf("%d distinct visitor-days for %d events", len(visitors), n)
 	}
 	// Same seed, same data.
-	a, b := newEventGen(7, d, from, to, 10, 42), newEventGen(7, d, from, to, 10, 42)
+	a, b := newEventGen(7, d, fakeContents(), fakeClients(), from, to, 10, 42), newEventGen(7, d, fakeContents(), fakeClients(), from, to, 10, 42)
 	for a.Next() && b.Next() {
 		va, _ := a.Values()
 		x := append([]any(nil), va...)

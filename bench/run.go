@@ -21,8 +21,10 @@ type run struct {
 	gen  Generator
 	st   *stack
 
-	dict   *dictionary // the dashboard site's dims ids, once created
-	loaded int64       // events generated for the dashboard site so far
+	dict     *dictionary // the dashboard site's dims ids, once created
+	clients  []int32     // its client profile ids by visitor number
+	contents []int32     // its content profile ids by page index
+	loaded   int64       // events generated for the dashboard site so far
 }
 
 // Run performs the benchmark and writes the table (and results.json when

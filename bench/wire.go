@@ -101,7 +101,7 @@ func (r *run) dimValues(ctx context.Context) (map[int32]string, error) {
 func eventFromRow(row *storedRow, dims map[int32]string) (protocol.Event, error) {
 	e := protocol.Event{Site: uint32(row.site), TimeMicros: row.ts.UnixMicro(), Visitor: uint64(row.visitor),
 		SessionID: row.session, EngageMs: int64(row.engage), Flags: uint8(row.flags)}
-	if row.params != nil {
+	if len(row.params) > 0 {
 		p, err := postgres.DecodeParams(row.params)
 		if err != nil {
 			return e, fmt.Errorf("bench: %w", err)
@@ -118,7 +118,7 @@ func eventFromRow(row *storedRow, dims map[int32]string) (protocol.Event, error)
 		}
 		v, ok := dims[id]
 		if !ok {
-			return e, fmt.Errorf("bench: %s %d is not in the dims table", eventCols[7+k], id)
+			return e, fmt.Errorf("bench: dims kind %d id %d is not in the dims table", k+1, id)
 		}
 		*f = v
 	}

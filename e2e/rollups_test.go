@@ -39,7 +39,8 @@ func TestRollupsExactlyOnceThroughAgentKill(t *testing.T) {
 	// they agree at any instant, not only once the load is over.
 	var events, rolled, pagesOff, sessions, inSessions, sessionless int
 	err := s.store.Pool.QueryRow(ctx, `
-		WITH ev AS (SELECT page_id, count(*) AS n FROM events WHERE site_id = $1 GROUP BY 1),
+		WITH ev AS (SELECT COALESCE(c.page_id, 0) AS page_id, count(*) AS n FROM events e
+		            LEFT JOIN content_profiles c ON c.id = e.content_id WHERE e.site_id = $1 GROUP BY 1),
 		     ro AS (SELECT dim_id AS page_id, sum(events) AS n FROM rollup_days WHERE site_id = $1 AND kind = 2 GROUP BY 1)
 		SELECT (SELECT count(*) FROM events WHERE site_id = $1),
 		       (SELECT COALESCE(sum(events), 0) FROM rollup_days WHERE site_id = $1 AND kind = 0),

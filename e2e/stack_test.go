@@ -89,7 +89,7 @@ func (s *stack) hitURL(n int) string {
 // storedHits returns how often each hit number is stored.
 func (s *stack) storedHits(ctx context.Context) (map[int]int, error) {
 	rows, err := s.store.Pool.Query(ctx, `
-		SELECT d.value, count(*) FROM events e JOIN dims d ON d.id = e.page_id
+		SELECT d.value, count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id JOIN dims d ON d.id = c.page_id
 		WHERE e.site_id = $1 AND d.value LIKE '/p/%' GROUP BY d.value`, int32(s.site.ID))
 	if err != nil {
 		return nil, err

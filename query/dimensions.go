@@ -13,22 +13,22 @@ import (
 // Dictionary joins, one per dims-coded events column.
 var (
 	joinEventName = &joinDef{alias: "d_name", column: "name_id"}
-	joinPagePath  = &joinDef{alias: "d_page", column: "page_id"}
-	joinHostName  = &joinDef{alias: "d_host", column: "host_id"}
-	joinPageTitle = &joinDef{alias: "d_title", column: "title_id"}
+	joinPagePath  = &joinDef{alias: "d_page", column: "page_id", profile: postgres.ContentProfile}
+	joinHostName  = &joinDef{alias: "d_host", column: "host_id", profile: postgres.ContentProfile}
+	joinPageTitle = &joinDef{alias: "d_title", column: "title_id", profile: postgres.ContentProfile}
 	joinReferrer  = &joinDef{alias: "d_referrer", column: "referrer_id"}
-	joinLanguage  = &joinDef{alias: "d_language", column: "language_id"}
-	joinScreen    = &joinDef{alias: "d_screen", column: "screen_id"}
-	joinCountry   = &joinDef{alias: "d_country", column: "country_id"}
-	joinRegion    = &joinDef{alias: "d_region", column: "region_id"}
-	joinCity      = &joinDef{alias: "d_city", column: "city_id"}
-	joinBrowser   = &joinDef{alias: "d_browser", column: "browser_id"}
-	joinOS        = &joinDef{alias: "d_os", column: "os_id"}
-	joinDevice    = &joinDef{alias: "d_device", column: "device_id"}
-	joinSource    = &joinDef{alias: "d_source", column: "source_id"}
-	joinMedium    = &joinDef{alias: "d_medium", column: "medium_id"}
-	joinCampaign  = &joinDef{alias: "d_campaign", column: "campaign_id"}
-	joinChannel   = &joinDef{alias: "d_channel", column: "channel_id"}
+	joinLanguage  = &joinDef{alias: "d_language", column: "language_id", profile: postgres.ClientProfile}
+	joinScreen    = &joinDef{alias: "d_screen", column: "screen_id", profile: postgres.ClientProfile}
+	joinCountry   = &joinDef{alias: "d_country", column: "country_id", profile: postgres.ClientProfile}
+	joinRegion    = &joinDef{alias: "d_region", column: "region_id", profile: postgres.ClientProfile}
+	joinCity      = &joinDef{alias: "d_city", column: "city_id", profile: postgres.ClientProfile}
+	joinBrowser   = &joinDef{alias: "d_browser", column: "browser_id", profile: postgres.ClientProfile}
+	joinOS        = &joinDef{alias: "d_os", column: "os_id", profile: postgres.ClientProfile}
+	joinDevice    = &joinDef{alias: "d_device", column: "device_id", profile: postgres.ClientProfile}
+	joinSource    = &joinDef{alias: "d_source", column: "source_id", profile: postgres.TrafficProfile}
+	joinMedium    = &joinDef{alias: "d_medium", column: "medium_id", profile: postgres.TrafficProfile}
+	joinCampaign  = &joinDef{alias: "d_campaign", column: "campaign_id", profile: postgres.TrafficProfile}
+	joinChannel   = &joinDef{alias: "d_channel", column: "channel_id", profile: postgres.TrafficProfile}
 
 	// Session reports only: sessions.page_id is the landing page, and
 	// first_source_id the source of the visitor's first session.
@@ -39,9 +39,9 @@ var (
 	// lower-case tags (en-us); GA4's country and language show English
 	// names, matched on the code and on the tag's base language. A code
 	// without a name shows as stored.
-	joinCountryName = &joinDef{alias: "d_country_name", column: "country_id",
+	joinCountryName = &joinDef{alias: "d_country_name", column: "country_id", profile: postgres.ClientProfile,
 		names: newNameTable("country", int(postgres.DimCountry), "upper(d.value)", countryNames)}
-	joinLanguageName = &joinDef{alias: "d_language_name", column: "language_id",
+	joinLanguageName = &joinDef{alias: "d_language_name", column: "language_id", profile: postgres.ClientProfile,
 		names: newNameTable("language", int(postgres.DimLanguage), "split_part(replace(lower(d.value), '_', '-'), '-', 1)", languageNames)}
 )
 
@@ -120,8 +120,9 @@ var dimensionList = []*dimDef{
 	dictDim("sessionDefaultChannelGroup", "Session default channel group", "Traffic source",
 		"The session's GA4 default channel group (Direct, Organic Search, Paid Social, Email, …); on the session's first event.", joinChannel),
 	{name: "sessionSourceMedium", uiName: "Session source / medium", category: "Traffic source",
-		desc:  "The session's source and medium joined by \" / \" (google / organic); on the session's first event.",
-		expr:  "CASE WHEN e.source_id = 0 THEN '" + notSet + "' ELSE " + dictValue(joinSource) + " || ' / ' || " + dictValue(joinMedium) + " END",
+		desc: "The session's source and medium joined by \" / \" (google / organic); on the session's first event.",
+		// No source (id 0, no dims row): the event is not a session's first.
+		expr:  "CASE WHEN " + joinSource.alias + ".id IS NULL THEN '" + notSet + "' ELSE " + dictValue(joinSource) + " || ' / ' || " + dictValue(joinMedium) + " END",
 		joins: []*joinDef{joinSource, joinMedium}},
 
 	// Session-scoped: only in session reports.

@@ -260,8 +260,14 @@ func TestRunReportJSONShape(t *testing.T) {
 	// 23:30 on March 9 in New York is March 10 in UTC: the date is local.
 	ts := time.Date(2026, 3, 9, 23, 30, 0, 0, loc)
 	name, page := f.ids[1]["npage_view"], f.ids[1]["p/a"]
-	mustExec(t, f.pool, `INSERT INTO events (site_id, ts, visitor_id, name_id, page_id, engagement_ms)
-		VALUES (1, $1, 7, $2, $3, 1500), (1, $1, 8, $2, $3, 0), (1, $1, 7, $2, $3, 0)`, ts, name, page)
+	var content int32
+	if err := f.pool.QueryRow(context.Background(), `INSERT INTO content_profiles (site_id, host_id, page_id, title_id)
+		VALUES (1, 0, $1, 0) ON CONFLICT (site_id, host_id, page_id, title_id) DO UPDATE SET page_id = excluded.page_id
+		RETURNING id`, page).Scan(&content); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, f.pool, `INSERT INTO events (site_id, ts, visitor_id, name_id, content_id, engagement_ms)
+		VALUES (1, $1, 7, $2, $3, 1500), (1, $1, 8, $2, $3, 0), (1, $1, 7, $2, $3, 0)`, ts, name, content)
 	// Rows inserted around WriteBatch reach the rollups by a rebuild.
 	if err := f.store.RebuildRollups(context.Background(), 1); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package query
 import (
 	"regexp"
 	"strings"
+
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // The allowlist: the only dimension and metric names a request may use, each
@@ -51,8 +53,11 @@ func (d *dimDef) sessionOnly() bool { return d.expr == "" && d.param == "" }
 // derived dictionary whose values are display names (country, language).
 type joinDef struct {
 	alias  string
-	column string     // events column holding the dims id
-	names  *nameTable // nil: the dims values themselves
+	column string // column holding the dims id: in events, or in profile
+	// profile: the id is in this profile table, reached from events
+	// through the profile's id column; nil: events holds it.
+	profile *postgres.Profile
+	names   *nameTable // nil: the dims values themselves
 }
 
 // nameTable maps stored codes to display names. It reaches SQL as two bound

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // Row kinds in the report statement's result (its "part" column). One
@@ -205,6 +207,15 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 		w.WriteString(" FROM events e")
 	}
 	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
+	// Events reach most dims ids through profile tables (each joined once,
+	// aliased by its name); sessions rows hold every id themselves.
+	var profiles []*postgres.Profile
+	for _, j := range joins {
+		if p := j.profile; p != nil && !w.sessions && !slices.Contains(profiles, p) {
+			profiles = append(profiles, p)
+			w.WriteString(" LEFT JOIN " + p.Table + " ON " + p.Table + ".id = e." + p.Column)
+		}
+	}
 	var done []*joinDef
 	for _, j := range joins {
 		if slices.Contains(done, j) {
@@ -217,7 +228,11 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 		} else {
 			w.WriteString(j.names.cte)
 		}
-		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e." + j.column)
+		from := "e."
+		if j.profile != nil && !w.sessions {
+			from = j.profile.Table + "."
+		}
+		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = " + from + j.column)
 	}
 	w.WriteString(" WHERE e.site_id = $1 AND e.ts >= $3 AND e.ts < $4")
 	if filter != nil {

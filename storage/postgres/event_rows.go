@@ -11,9 +11,11 @@ type eventRow struct {
 	visitor, session int64
 	engage           int32
 	flags            int16
-	params           []byte // nil → NULL
-	dims             [numDimKinds]int32
-	pageView         bool // a page_view event, for rollups (not a column)
+	params           []byte             // empty: no parameters
+	dims             [numDimKinds]int32 // by DimKind-1; the profile kinds are stored through the profile ids
+	content          int32              // content_profiles id
+	client, traffic  int32              // client_profiles and traffic_profiles ids
+	pageView         bool               // a page_view event, for rollups (not a column)
 }
 
 // eventSource feeds rows to CopyFrom (pgx.CopyFromSource). Values returns the
@@ -33,15 +35,8 @@ func (s *eventSource) Next() bool { s.i++; return s.i < len(s.rows) }
 func (s *eventSource) Values() ([]any, error) {
 	r := &s.rows[s.i]
 	v := s.vals
-	v[0], v[1], v[2], v[3], v[4], v[5] = r.site, r.ts, r.visitor, r.session, r.engage, r.flags
-	if r.params == nil {
-		v[6] = nil // an untyped nil: NULL
-	} else {
-		v[6] = r.params
-	}
-	for k, id := range r.dims {
-		v[7+k] = id
-	}
+	v[0], v[1], v[2], v[3], v[4], v[5] = r.ts, r.visitor, r.session, r.site, r.dims[DimEventName-1], r.dims[DimReferrer-1]
+	v[6], v[7], v[8], v[9], v[10], v[11] = r.content, r.client, r.traffic, r.engage, r.flags, r.params
 	return v, nil
 }
 

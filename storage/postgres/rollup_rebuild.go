@@ -76,10 +76,15 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi time.Time) error {
 	cols := make([]string, len(RollupKinds))
 	for i, k := range RollupKinds {
-		cols[i] = RollupColumns[k]
+		if p := ProfileOf(k); p != nil {
+			cols[i] = "COALESCE(" + p.Table + "." + RollupColumns[k] + ", 0)"
+		} else {
+			cols[i] = "e." + RollupColumns[k]
+		}
 	}
-	rows, err := tx.Query(ctx, "SELECT ts, visitor_id, engagement_ms, flags, "+strings.Join(cols, ", ")+
-		" FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3", site, lo, hi)
+	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
+		" FROM events e"+profileJoins()+
+		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
@@ -112,4 +117,13 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		return fmt.Errorf("store rollups of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	return nil
+}
+
+// profileJoins joins events "e" to every profile table, aliased by its name.
+func profileJoins() string {
+	var b strings.Builder
+	for _, p := range Profiles {
+		b.WriteString(" LEFT JOIN " + p.Table + " ON " + p.Table + ".id = e." + p.Column)
+	}
+	return b.String()
 }

@@ -19,12 +19,15 @@ import (
 var RollupKinds = []DimKind{DimEventName, DimPagePath, DimHost, DimTitle, DimReferrer, DimCountry, DimBrowser, DimOS, DimDevice,
 	DimSource, DimChannelGroup}
 
-// RollupColumns are the events columns of RollupKinds.
-var RollupColumns = map[DimKind]string{
-	DimEventName: "name_id", DimPagePath: "page_id", DimHost: "host_id", DimTitle: "title_id", DimReferrer: "referrer_id",
-	DimCountry: "country_id", DimBrowser: "browser_id", DimOS: "os_id", DimDevice: "device_id",
-	DimSource: "source_id", DimChannelGroup: "channel_id",
-}
+// RollupColumns are the columns of RollupKinds' ids (DimColumns): in
+// events, or in the kind's profile table (ProfileOf).
+var RollupColumns = func() map[DimKind]string {
+	m := make(map[DimKind]string, len(RollupKinds))
+	for _, k := range RollupKinds {
+		m[k] = DimColumns[k]
+	}
+	return m
+}()
 
 // RollupPrecision is the HyperLogLog precision of rollup sketches: 2^14
 // registers, a standard error of about 0.8%.

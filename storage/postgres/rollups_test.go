@@ -52,9 +52,9 @@ func exactRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
 			count(*) FILTER (WHERE e.flags & 16 <> 0), sum(e.engagement_ms)
 		FROM events e JOIN dims n ON n.id = e.name_id WHERE e.site_id = $1 GROUP BY 1
 		UNION ALL
-		SELECT 'page ' || e.page_id || ' ' || (e.ts AT TIME ZONE 'Europe/Madrid')::date, count(*), count(*) FILTER (WHERE n.value = 'page_view'),
+		SELECT 'page ' || COALESCE(c.page_id, 0) || ' ' || (e.ts AT TIME ZONE 'Europe/Madrid')::date, count(*), count(*) FILTER (WHERE n.value = 'page_view'),
 			count(*) FILTER (WHERE e.flags & 16 <> 0), sum(e.engagement_ms)
-		FROM events e JOIN dims n ON n.id = e.name_id WHERE e.site_id = $1 GROUP BY 1`, int32(site))
+		FROM events e JOIN dims n ON n.id = e.name_id LEFT JOIN content_profiles c ON c.id = e.content_id WHERE e.site_id = $1 GROUP BY 1`, int32(site))
 	if err != nil {
 		t.Fatal(err)
 	}

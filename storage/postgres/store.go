@@ -31,7 +31,8 @@ type Store struct {
 	Pool *pgxpool.Pool
 	log  *slog.Logger
 
-	dims *dimCache
+	dims                       *dimCache
+	contents, clients, traffic *profileCache
 
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
@@ -71,10 +72,13 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		return nil, fmt.Errorf("postgres: connect %s: %w", addr, err)
 	}
 	return &Store{
-		Pool:  pool,
-		log:   log,
-		dims:  newDimCache(dimCacheSize),
-		parts: make(map[int64]bool),
+		Pool:     pool,
+		log:      log,
+		dims:     newDimCache(dimCacheSize),
+		contents: newProfileCache(profileCacheSize),
+		clients:  newProfileCache(profileCacheSize),
+		traffic:  newProfileCache(profileCacheSize),
+		parts:    make(map[int64]bool),
 
 		sessCache: sessions.NewMemory(0, nil),
 		sessLog:   logthrottle.Throttle{Every: 10 * time.Second},

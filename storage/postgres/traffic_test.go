@@ -28,11 +28,11 @@ func TestWriteBatchSessionTraffic(t *testing.T) {
 	}
 	rows, err := s.Pool.Query(ctx, `
 		SELECT coalesce(s.value, ''), coalesce(m.value, ''), coalesce(c.value, ''), coalesce(g.value, '')
-		FROM events e
-		LEFT JOIN dims s ON s.id = e.source_id AND s.kind = $1
-		LEFT JOIN dims m ON m.id = e.medium_id AND m.kind = $2
-		LEFT JOIN dims c ON c.id = e.campaign_id AND c.kind = $3
-		LEFT JOIN dims g ON g.id = e.channel_id AND g.kind = $4
+		FROM events e LEFT JOIN traffic_profiles tp ON tp.id = e.traffic_id
+		LEFT JOIN dims s ON s.id = tp.source_id AND s.kind = $1
+		LEFT JOIN dims m ON m.id = tp.medium_id AND m.kind = $2
+		LEFT JOIN dims c ON c.id = tp.campaign_id AND c.kind = $3
+		LEFT JOIN dims g ON g.id = tp.channel_id AND g.kind = $4
 		ORDER BY e.ts`, int16(DimSource), int16(DimMedium), int16(DimCampaign), int16(DimChannelGroup))
 	if err != nil {
 		t.Fatal(err)

@@ -30,29 +30,30 @@ type WriteResult struct {
 }
 
 // EventParams is the content of events.params (MessagePack), present only
-// when an event has custom parameters or user properties.
+// when an event has custom parameters or user properties (else ”).
 type EventParams struct {
 	Params    map[string]string  `msgpack:"ps,omitempty"`
 	NumParams map[string]float64 `msgpack:"pn,omitempty"`
 	UserProps map[string]string  `msgpack:"up,omitempty"`
 }
 
-// DecodeParams parses an events.params value.
+// DecodeParams parses an events.params value; ” (or nil) is no parameters.
 func DecodeParams(b []byte) (EventParams, error) {
 	var p EventParams
+	if len(b) == 0 {
+		return p, nil
+	}
 	if err := msgpack.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("postgres: decode event params: %w", err)
 	}
 	return p, nil
 }
 
-// eventColumns is the COPY column list; eventRow.values must match it. The
-// dims columns are in DimKind order.
+// eventColumns is the COPY column list, in the table's order (migration
+// 008); eventSource.Values must match it.
 var eventColumns = []string{
-	"site_id", "ts", "visitor_id", "session_id", "engagement_ms", "flags", "params",
-	"name_id", "page_id", "host_id", "title_id", "referrer_id",
-	"language_id", "screen_id", "country_id", "region_id", "city_id", "browser_id", "os_id", "device_id",
-	"source_id", "medium_id", "campaign_id", "channel_id",
+	"ts", "visitor_id", "session_id", "site_id", "name_id", "referrer_id",
+	"content_id", "client_id", "traffic_id", "engagement_ms", "flags", "params",
 }
 
 var deadLetterColumns = []string{"agent_id", "seq", "idx", "reason", "event"}
@@ -217,13 +218,49 @@ func (s *Store) eventRows(ctx context.Context, events []protocol.Event) (rows []
 		row.engage, row.flags, row.params = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags), params
 		row.pageView = e.Name == pageViewName
 	}
+	if err := s.eventProfiles(ctx, rows); err != nil {
+		return nil, nil, err
+	}
 	return rows, tr, nil
 }
 
-// encodeParams returns the params column: nil (NULL) when the event has none.
+// eventProfiles sets each row's content, client and traffic profile ids
+// from its dims ids.
+func (s *Store) eventProfiles(ctx context.Context, rows []eventRow) error {
+	keys := make([]profileKey, len(rows))
+	ids := make([]int32, len(rows))
+	for _, p := range []struct {
+		*Profile
+		cache *profileCache
+		set   func(r *eventRow, id int32)
+	}{
+		{ContentProfile, s.contents, func(r *eventRow, id int32) { r.content = id }},
+		{ClientProfile, s.clients, func(r *eventRow, id int32) { r.client = id }},
+		{TrafficProfile, s.traffic, func(r *eventRow, id int32) { r.traffic = id }},
+	} {
+		for i := range rows {
+			keys[i] = profileKey{site: rows[i].site}
+			for j, kind := range p.Kinds {
+				keys[i].ids[j] = rows[i].dims[kind-1]
+			}
+		}
+		if err := s.profileIDs(ctx, p.Profile, p.cache, keys, ids); err != nil {
+			return err
+		}
+		for i := range rows {
+			p.set(&rows[i], ids[i])
+		}
+	}
+	return nil
+}
+
+// noParams is the params column of an event without parameters.
+var noParams = []byte{}
+
+// encodeParams returns the params column: empty when the event has none.
 func encodeParams(e *protocol.Event) ([]byte, error) {
 	if len(e.Params) == 0 && len(e.NumParams) == 0 && len(e.UserProps) == 0 {
-		return nil, nil
+		return noParams, nil
 	}
 	b, err := msgpack.Marshal(&EventParams{Params: e.Params, NumParams: e.NumParams, UserProps: e.UserProps})
 	if err != nil {

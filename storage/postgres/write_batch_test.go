@@ -97,9 +97,11 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	)
 	err = s.Pool.QueryRow(ctx, `SELECT e.ts, e.visitor_id, e.session_id, n.value, p.value, h.value, t.value, r.value,
 			l.value, c.value, d.value, e.engagement_ms, e.flags, e.params
-		FROM events e JOIN dims n ON n.id = e.name_id JOIN dims p ON p.id = e.page_id JOIN dims h ON h.id = e.host_id
-		JOIN dims t ON t.id = e.title_id JOIN dims r ON r.id = e.referrer_id JOIN dims l ON l.id = e.language_id
-		JOIN dims c ON c.id = e.country_id JOIN dims d ON d.id = e.device_id
+		FROM events e JOIN dims n ON n.id = e.name_id JOIN content_profiles cn ON cn.id = e.content_id
+		JOIN dims p ON p.id = cn.page_id JOIN dims h ON h.id = cn.host_id
+		JOIN dims t ON t.id = cn.title_id JOIN dims r ON r.id = e.referrer_id
+		JOIN client_profiles cp ON cp.id = e.client_id JOIN dims l ON l.id = cp.language_id
+		JOIN dims c ON c.id = cp.country_id JOIN dims d ON d.id = cp.device_id
 		WHERE e.ts = $1`, day0).Scan(&ts, &visitor, &session, &name, &page, &host, &title, &ref, &lang, &country, &device, &engage, &flags, &params)
 	if err != nil {
 		t.Fatal(err)
@@ -117,13 +119,23 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	if diff := cmp.Diff(EventParams{Params: map[string]string{"plan": "pro"}, NumParams: map[string]float64{"value": 9.5}}, p); diff != "" {
 		t.Errorf("params (-want +got):\n%s", diff)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events WHERE params IS NOT NULL"); n != 1 {
-		t.Errorf("%d rows with params, want 1 (NULL when none)", n)
+	if n := count(t, s, "SELECT count(*) FROM events WHERE params <> ''"); n != 1 {
+		t.Errorf("%d rows with params, want 1 ('' when none)", n)
+	}
+	// Every event has the same client dimensions: one profile; none is a
+	// session start: no traffic profile.
+	if n := count(t, s, "SELECT count(*) FROM client_profiles WHERE site_id = $1", int32(site.ID)); n != 1 {
+		t.Errorf("%d client profiles of the site, want 1", n)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events WHERE traffic_id <> 0"); n != 0 {
+		t.Errorf("%d events with a traffic profile, want 0", n)
 	}
 	if n := count(t, s, "SELECT engagement_ms FROM events WHERE ts = $1", time.UnixMicro(events[1].TimeMicros)); n != math.MaxInt32 {
 		t.Errorf("engagement clamped to %d, want %d", n, math.MaxInt32)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events WHERE page_id = 0 AND title_id = 0 AND referrer_id = 0"); n != 1 {
+	// Host known, path and title absent: a content profile of its own.
+	if n := count(t, s, `SELECT count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id
+		WHERE c.page_id = 0 AND c.title_id = 0 AND c.host_id <> 0 AND e.referrer_id = 0`); n != 1 {
 		t.Errorf("%d rows with absent strings as id 0, want 1", n)
 	}
 
