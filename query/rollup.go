@@ -10,7 +10,8 @@ import (
 
 // Reports over whole local days read the daily rollups (rollup_days, see
 // storage/postgres) when the rollups hold everything the report asks: time
-// dimensions of a day, at most one dictionary dimension among the rolled
+// dimensions of a day (or of an hour, from the hourly rows, when no
+// dictionary dimension is asked), at most one dictionary dimension among the rolled
 // kinds (in the report and its dimension filter together), metrics the
 // rollups carry, no metric filter, and dates from the site's first rolled
 // day on. Anything else reads events. Counters are exact; user counts merge
@@ -35,6 +36,13 @@ var rollupDayExprs = map[string]string{
 	"day":           "to_char(e.day, 'DD')",
 	"dayOfWeek":     "extract(dow FROM e.day)::int::text",
 	"dayOfWeekName": "to_char(e.day, 'FMDay')",
+}
+
+// rollupHourExprs are the time dimensions the hourly rows (kind
+// postgres.RollupHour, dim_id the local hour) answer besides the day's.
+var rollupHourExprs = map[string]string{
+	"dateHour": "to_char(e.day, 'YYYYMMDD') || lpad(e.dim_id::text, 2, '0')",
+	"hour":     "lpad(e.dim_id::text, 2, '0')",
 }
 
 // rollupKindOf maps an events dims column to its rollup kind.
@@ -82,7 +90,7 @@ var sketchColumns = []string{"users", "active_users", "new_users"}
 
 // rollupPlan is how a covered report reads the rollups.
 type rollupPlan struct {
-	kind     postgres.DimKind // 0: all events (no dictionary dimension)
+	kind     postgres.DimKind // 0: all events (no dictionary dimension); RollupHour: by hour
 	column   string           // the events column of kind, "" for 0
 	sketches int              // sketch columns to read
 }
@@ -94,14 +102,13 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if p.metricFilter != nil || p.site.rollupsFrom.IsZero() || p.sessions {
 		return rp, false
 	}
-	for _, r := range p.ranges {
-		y, m, d := r.lo.In(p.site.loc).Date()
-		if time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Before(p.site.rollupsFrom) {
-			return rp, false
-		}
-	}
+	hourly := false
 	dimOK := func(d *dimDef) bool {
 		if _, ok := rollupDayExprs[d.name]; ok {
+			return true
+		}
+		if _, ok := rollupHourExprs[d.name]; ok {
+			hourly = true
 			return true
 		}
 		if d.param != "" || len(d.joins) == 0 {
@@ -123,6 +130,19 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if !p.dimFilter.all(func(l *filterLeaf) bool { return l.dim != nil && dimOK(l.dim) }) {
 		return rp, false
 	}
+	if hourly && rp.column != "" {
+		return rp, false // hours are rolled up for all events only
+	}
+	from := p.site.rollupsFrom
+	if hourly {
+		from = p.site.hourRollupsFrom
+	}
+	for _, r := range p.ranges {
+		y, m, d := r.lo.In(p.site.loc).Date()
+		if from.IsZero() || time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Before(from) {
+			return rp, false
+		}
+	}
 	for _, m := range p.metrics {
 		rm, ok := rollupMetrics[m.name]
 		if !ok {
@@ -132,6 +152,9 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	}
 	if rp.column != "" {
 		rp.kind = rollupKindOf[rp.column]
+	}
+	if hourly {
+		rp.kind = postgres.RollupHour
 	}
 	return rp, true
 }
@@ -167,7 +190,7 @@ func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
 // from its query string, display names) run once per distinct value rather
 // than once per day and value.
 func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
-	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true}
+	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
 	pre := rp.sketches == 0 && p.dimFilter == nil && rp.column != "" &&

@@ -111,7 +111,10 @@ func runRouted(t *testing.T, f *fixture, r route, req RunReportRequest) *RunRepo
 func TestRollupsNotCovering(t *testing.T) {
 	f := newFixture(t, 200)
 	cases := []RunReportRequest{
-		{Dimensions: dims("hour"), Metrics: mets("eventCount")},
+		{Dimensions: dims("dateHourMinute"), Metrics: mets("eventCount")},
+		{Dimensions: dims("hour", "pagePath"), Metrics: mets("eventCount")}, // hours are rolled up for all events only
+		{Dimensions: dims("date"), Metrics: mets("eventCount"), DimensionFilter: ptr(andF(strF("hour", "EXACT", "07", false),
+			strF("browser", "EXACT", "Firefox", false)))},
 		{Dimensions: dims("pagePath", "country"), Metrics: mets("eventCount")},
 		{Dimensions: dims("customEvent:plan"), Metrics: mets("eventCount")},
 		{Dimensions: dims("city"), Metrics: mets("eventCount")},
@@ -137,5 +140,41 @@ func TestRollupsNotCovering(t *testing.T) {
 	req.DateRanges[0].StartDate = "2026-03-05"
 	if !f.coveredByRollups(t, 1, req) {
 		t.Error("range from rollups_from not covered by rollups")
+	}
+	// Hourly rows have their own start (sites that existed before them).
+	mustExec(t, f.pool, "UPDATE sites SET hour_rollups_from = '2026-03-07' WHERE id = 1")
+	hours := RunReportRequest{Dimensions: dims("dateHour"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-06", EndDate: "today"}}}
+	if f.coveredByRollups(t, 1, hours) {
+		t.Error("hours before hour_rollups_from covered by rollups")
+	}
+	if !f.coveredByRollups(t, 1, req) {
+		t.Error("days covered by daily rollups no longer covered")
+	}
+	hours.DateRanges[0].StartDate = "2026-03-07"
+	if !f.coveredByRollups(t, 1, hours) {
+		t.Error("hours from hour_rollups_from not covered by rollups")
+	}
+}
+
+// TestHourlyRollupsCover: reports by hour and dateHour, alone or with day
+// dimensions and an hour filter, read the hourly rollups and agree with the
+// oracle (checked against every route in TestReportsMatchOracle too).
+func TestHourlyRollupsCover(t *testing.T) {
+	f := newFixture(t, 300)
+	for i, req := range []RunReportRequest{
+		{Dimensions: dims("hour"), Metrics: mets("eventCount", "activeUsers", "screenPageViews")},
+		{Dimensions: dims("dateHour"), Metrics: mets("totalUsers", "newUsers", "userEngagementDuration")},
+		{Dimensions: dims("date", "hour"), Metrics: mets("keyEvents"), DimensionFilter: ptr(strF("hour", "BEGINS_WITH", "1", false))},
+		{Dimensions: dims("dayOfWeek"), Metrics: mets("eventCount"), DimensionFilter: ptr(notF(strF("hour", "EXACT", "00", false)))},
+	} {
+		req.DateRanges = []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+		req.MetricAggregations = allAggs
+		if !f.coveredByRollups(t, 1, req) {
+			t.Fatalf("case %d: not covered by rollups", i)
+		}
+		got := checkOracle(t, f, f.routedHandler(t, routeRollups), 1, req, false)
+		if len(got.Rows) < 2 {
+			t.Fatalf("case %d: %d rows", i, len(got.Rows))
+		}
 	}
 }

@@ -47,6 +47,9 @@ type sqlWriter struct {
 	// rollup: expressions read a rollup_days row "e" (time dimensions from
 	// its day, see rollupDayExprs) instead of an events row.
 	rollup bool
+	// rollupHour: the rollup rows are hourly (dim_id the hour), which
+	// answer the hour dimensions too (rollupHourExprs).
+	rollupHour bool
 	// sessions: expressions read a sessions row "e" (see schema.go).
 	sessions bool
 }
@@ -83,6 +86,9 @@ func (w *sqlWriter) bindShared(key string, v any) string {
 // custom dimension the parameter lookup with the name bound.
 func (w *sqlWriter) dimExpr(d *dimDef) string {
 	if x, ok := rollupDayExprs[d.name]; ok && w.rollup {
+		return x
+	}
+	if x, ok := rollupHourExprs[d.name]; ok && w.rollupHour {
 		return x
 	}
 	if w.sessions {

@@ -26,6 +26,9 @@ type site struct {
 	// rollupsFrom is the first local day (as UTC midnight) the rollups
 	// hold completely; zero: none.
 	rollupsFrom time.Time
+	// hourRollupsFrom is the same for the hourly rollups (never before
+	// rollupsFrom).
+	hourRollupsFrom time.Time
 }
 
 // plan is a validated report: only allowlisted definitions, resolved

@@ -23,7 +23,8 @@
 //     aggregated per batch in Go and written in the batch's transaction, so
 //     a resent batch adds nothing to them either. Sketches are merged under
 //     row locks taken in key order. Events that reach the table otherwise
-//     (bulk loads) need RebuildRollups; sites.rollups_from says from which
+//     (bulk loads) need RebuildRollups; sites.rollups_from (and
+//     hour_rollups_from for the hourly rows, kind RollupHour) says from which
 //     day a site's rollups are complete.
 //   - Sessions (aggregator/sessions) are assigned inside the batch's
 //     transaction under an advisory lock per visitor, from the sessions

@@ -17,6 +17,21 @@ import (
 // narrowVersion is the migration that narrows events (008).
 const narrowVersion = 8
 
+// newStoreAt is a store on a fresh database migrated up to version.
+func newStoreAt(t *testing.T, version int32) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.migrateTo(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // eventFacts is every stored fact of every event of a site, strings
 // resolved, in one stable order: what a report can read.
 func eventFacts(t *testing.T, s *Store, sql string) [][]string {
@@ -47,14 +62,7 @@ func dimSQL(id string) string {
 // rollups rebuilt afterwards count the same.
 func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.migrateTo(ctx, narrowVersion-1); err != nil {
-		t.Fatal(err)
-	}
+	s := newStoreAt(t, narrowVersion-1)
 	site, err := s.CreateSite(ctx, SiteSpec{Name: "old", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)

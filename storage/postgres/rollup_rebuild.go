@@ -66,7 +66,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 			}
 		}
 	}
-	if _, err := tx.Exec(ctx, "UPDATE sites SET rollups_from = '-infinity' WHERE id = $1", site); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
 		return fmt.Errorf("mark complete: %w", err)
 	}
 	return nil

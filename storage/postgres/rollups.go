@@ -19,6 +19,12 @@ import (
 var RollupKinds = []DimKind{DimEventName, DimPagePath, DimHost, DimTitle, DimReferrer, DimCountry, DimBrowser, DimOS, DimDevice,
 	DimSource, DimChannelGroup}
 
+// RollupHour is the rollup_days kind of hourly rows: every event of the
+// local day by its local hour, dim_id the hour (0 to 23). Not a dims kind.
+// A local hour that repeats when clocks go back is one row, as it is one
+// value of GA4's hour dimension.
+const RollupHour DimKind = 100
+
 // RollupColumns are the columns of RollupKinds' ids (DimColumns): in
 // events, or in the kind's profile table (ProfileOf).
 var RollupColumns = func() map[DimKind]string {
@@ -86,15 +92,19 @@ type rollupAgg map[rollupKey]*rollupCell
 
 // add counts one event; loc is its site's time zone.
 func (a rollupAgg) add(row *eventRow, loc *time.Location) {
-	y, m, d := row.ts.In(loc).Date()
+	local := row.ts.In(loc)
+	y, m, d := local.Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	h := VisitorHash(uint64(row.visitor))
 	flags := uint8(row.flags)
 	active := flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || row.engage > 0
 	first := flags&protocol.FlagFirstVisit != 0
-	for i := -1; i < len(RollupKinds); i++ {
+	for i := -2; i < len(RollupKinds); i++ {
 		k := rollupKey{site: row.site, day: day}
-		if i >= 0 {
+		switch {
+		case i == -2:
+			k.kind, k.dim = int16(RollupHour), int32(local.Hour())
+		case i >= 0:
 			k.kind = int16(RollupKinds[i])
 			k.dim = row.dims[RollupKinds[i]-1]
 		}

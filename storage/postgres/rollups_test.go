@@ -54,7 +54,11 @@ func exactRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
 		UNION ALL
 		SELECT 'page ' || COALESCE(c.page_id, 0) || ' ' || (e.ts AT TIME ZONE 'Europe/Madrid')::date, count(*), count(*) FILTER (WHERE n.value = 'page_view'),
 			count(*) FILTER (WHERE e.flags & 16 <> 0), sum(e.engagement_ms)
-		FROM events e JOIN dims n ON n.id = e.name_id LEFT JOIN content_profiles c ON c.id = e.content_id WHERE e.site_id = $1 GROUP BY 1`, int32(site))
+		FROM events e JOIN dims n ON n.id = e.name_id LEFT JOIN content_profiles c ON c.id = e.content_id WHERE e.site_id = $1 GROUP BY 1
+		UNION ALL
+		SELECT 'hour ' || extract(hour FROM e.ts AT TIME ZONE 'Europe/Madrid') || ' ' || (e.ts AT TIME ZONE 'Europe/Madrid')::date,
+			count(*), count(*) FILTER (WHERE n.value = 'page_view'), count(*) FILTER (WHERE e.flags & 16 <> 0), sum(e.engagement_ms)
+		FROM events e JOIN dims n ON n.id = e.name_id WHERE e.site_id = $1 GROUP BY 1`, int32(site))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +68,9 @@ func exactRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
 func storedRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `
-		SELECT CASE kind WHEN 0 THEN 'all ' || day ELSE 'page ' || dim_id || ' ' || day END,
+		SELECT CASE kind WHEN 0 THEN 'all ' || day WHEN $3 THEN 'hour ' || dim_id || ' ' || day ELSE 'page ' || dim_id || ' ' || day END,
 			events, page_views, key_events, engagement_ms
-		FROM rollup_days WHERE site_id = $1 AND kind IN (0, $2)`, int32(site), int16(DimPagePath))
+		FROM rollup_days WHERE site_id = $1 AND kind IN (0, $2, $3)`, int32(site), int16(DimPagePath), int16(RollupHour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,4 +249,52 @@ func TestRebuildRollupsDuringBatches(t *testing.T) {
 	if diff := cmp.Diff(exactRollups(t, s, site.ID), storedRollups(t, s, site.ID)); diff != "" {
 		t.Fatalf("rollups after batches and rebuilds (-exact +stored):\n%s", diff)
 	}
+}
+
+// Sites that exist when migration 009 adds hourly rows are covered by them
+// from tomorrow in their time zone (earlier batches wrote none), and from
+// the start once rebuilt; new sites from the start.
+func TestHourRollupsFrom(t *testing.T) {
+	ctx := context.Background()
+	s := newStoreAt(t, 8)
+	old, err := s.CreateSite(ctx, SiteSpec{Name: "old", TimeZone: "Pacific/Auckland"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.CreateSite(ctx, SiteSpec{Name: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(site uint32) string {
+		var v string
+		if err := s.Pool.QueryRow(ctx, "SELECT hour_rollups_from::text FROM sites WHERE id = $1", int32(site)).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tomorrow := time.Now().In(mustZone(t, "Pacific/Auckland")).AddDate(0, 0, 1).Format(time.DateOnly)
+	if got := from(old.ID); got != tomorrow {
+		t.Errorf("existing site: hourly rollups from %s, want %s", got, tomorrow)
+	}
+	if got := from(fresh.ID); got != "-infinity" {
+		t.Errorf("new site: hourly rollups from %s, want -infinity", got)
+	}
+	if err := s.RebuildRollups(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := from(old.ID); got != "-infinity" {
+		t.Errorf("rebuilt site: hourly rollups from %s, want -infinity", got)
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }
