@@ -27,7 +27,7 @@
 //     hour_rollups_from for the hourly rows, kind RollupHour) says from which
 //     day a site's rollups are complete.
 //   - Sessions (aggregator/sessions) are assigned inside the batch's
-//     transaction under an advisory lock per visitor, from the sessions
+//     transaction under advisory locks on its visitors, from the sessions
 //     already committed (a cache, by default in memory or Redis via
 //     SetSessionCache, else a database look-up), and upserted in it: a
 //     session row counts each stored event exactly once, and batches

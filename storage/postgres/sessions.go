@@ -127,17 +127,24 @@ func (s *Store) logSessionCache(op string, err error) {
 	}
 }
 
-// lockVisitors takes a transaction lock per visitor of the batch (advisory,
-// on site and a hash of the visitor id; the two-key form, apart from the
-// store's other advisory locks), in one sorted order so that batches never
-// deadlock over them. A hash collision only makes two visitors wait for
-// each other.
+// visitorLockBuckets is the number of visitor locks per site: a batch
+// holds at most this many (PostgreSQL's shared lock table has room for
+// about max_locks_per_transaction × max_connections locks in all, 6400 by
+// default, so one lock per visitor would run it out under load).
+const visitorLockBuckets = 256
+
+// lockVisitors takes the transaction locks of the batch's visitors:
+// advisory, on site and a bucket of the visitor id (the two-key form, apart
+// from the store's other advisory locks), in one sorted order so batches
+// never deadlock over them. Visitors sharing a bucket wait for each other,
+// so concurrent batches of one site mostly take turns from here to commit.
 func lockVisitors(ctx context.Context, tx pgx.Tx, events []protocol.Event) error {
-	type key struct{ site, visitor int32 }
+	type key struct{ site, bucket int32 }
 	seen := make(map[key]bool)
 	var keys []key
 	for i := range events {
-		k := key{int32(events[i].Site), int32(uint32(events[i].Visitor) ^ uint32(events[i].Visitor>>32))}
+		v := events[i].Visitor
+		k := key{int32(events[i].Site), int32((v ^ v>>32) % visitorLockBuckets)}
 		if !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)
@@ -146,15 +153,15 @@ func lockVisitors(ctx context.Context, tx pgx.Tx, events []protocol.Event) error
 	if len(keys) == 0 {
 		return nil
 	}
-	slices.SortFunc(keys, func(a, b key) int { return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.visitor, b.visitor)) })
-	sites, visitors := make([]int32, len(keys)), make([]int32, len(keys))
+	slices.SortFunc(keys, func(a, b key) int { return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.bucket, b.bucket)) })
+	sites, buckets := make([]int32, len(keys)), make([]int32, len(keys))
 	for i, k := range keys {
-		sites[i], visitors[i] = k.site, k.visitor
+		sites[i], buckets[i] = k.site, k.bucket
 	}
 	// unnest yields the arrays in order, and the aggregate calls the
 	// function row by row: the locks are taken in the sorted order.
 	if _, err := tx.Exec(ctx, "SELECT count(pg_advisory_xact_lock(s, v)) FROM unnest($1::integer[], $2::integer[]) AS k(s, v)",
-		sites, visitors); err != nil {
+		sites, buckets); err != nil {
 		return fmt.Errorf("lock visitors: %w", err)
 	}
 	return nil

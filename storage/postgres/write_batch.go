@@ -97,7 +97,7 @@ func (s *Store) WriteBatch(ctx context.Context, agentID string, seq uint64, even
 }
 
 // commitBatch writes the batch in one transaction. Its sessions are
-// assigned inside it, under a lock per visitor (lockVisitors), so batches
+// assigned inside it, under visitor locks (lockVisitors), so batches
 // sharing visitors, here or on other nodes, sessionize one after the other
 // and each sees the sessions the other committed. Nothing in the
 // transaction takes a second pool connection.
