@@ -159,6 +159,67 @@ func createContents(ctx context.Context, store *postgres.Store, site uint32, d *
 	return ids, nil
 }
 
+// trafficSources are the data set's session traffic sources (source,
+// medium, campaign, default channel group, as aggregator/channel names
+// them), most common first: a visitor-day's first event carries one.
+var trafficSources = [][4]string{
+	{"(direct)", "(none)", "(direct)", "Direct"},
+	{"google", "organic", "(organic)", "Organic Search"},
+	{"bing", "organic", "(organic)", "Organic Search"},
+	{"news.ycombinator.com", "referral", "(referral)", "Referral"},
+	{"duckduckgo", "organic", "(organic)", "Organic Search"},
+	{"t.co", "referral", "(referral)", "Organic Social"},
+	{"github.com", "referral", "(referral)", "Referral"},
+	{"newsletter", "email", "weekly", "Email"},
+	{"google", "cpc", "brand", "Paid Search"},
+	{"reddit.com", "referral", "(referral)", "Organic Social"},
+}
+
+// createTraffic inserts the dims and traffic profiles of trafficSources
+// and returns the profile ids in that order.
+func createTraffic(ctx context.Context, store *postgres.Store, site uint32) ([]int32, error) {
+	kinds := []postgres.DimKind{postgres.DimSource, postgres.DimMedium, postgres.DimCampaign, postgres.DimChannelGroup}
+	cols := make([][]string, len(kinds))
+	kindOf := make([]int16, 0, len(kinds)*len(trafficSources))
+	var values []string
+	for _, t := range trafficSources {
+		for j, k := range kinds {
+			cols[j] = append(cols[j], t[j])
+			kindOf, values = append(kindOf, int16(k)), append(values, t[j])
+		}
+	}
+	if _, err := store.Pool.Exec(ctx, `INSERT INTO dims (site_id, kind, value)
+		SELECT DISTINCT $1::int, k, v FROM unnest($2::smallint[], $3::text[]) AS u(k, v) ON CONFLICT DO NOTHING`,
+		int32(site), kindOf, values); err != nil {
+		return nil, fmt.Errorf("bench: create traffic dims: %w", err)
+	}
+	rows, err := store.Pool.Query(ctx, `WITH t AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+			WITH ORDINALITY AS u(source, medium, campaign, channel, n)),
+		ids AS (SELECT t.n, s.id AS source_id, m.id AS medium_id, c.id AS campaign_id, g.id AS channel_id FROM t
+			JOIN dims s ON s.site_id = $1 AND s.kind = $6 AND s.value = t.source
+			JOIN dims m ON m.site_id = $1 AND m.kind = $7 AND m.value = t.medium
+			JOIN dims c ON c.site_id = $1 AND c.kind = $8 AND c.value = t.campaign
+			JOIN dims g ON g.site_id = $1 AND g.kind = $9 AND g.value = t.channel),
+		ins AS (INSERT INTO traffic_profiles (site_id, source_id, medium_id, campaign_id, channel_id)
+			SELECT $1, source_id, medium_id, campaign_id, channel_id FROM ids ORDER BY n
+			ON CONFLICT DO NOTHING RETURNING id, source_id, medium_id, campaign_id, channel_id)
+		SELECT p.id FROM ids JOIN (SELECT * FROM ins UNION ALL
+			SELECT id, source_id, medium_id, campaign_id, channel_id FROM traffic_profiles WHERE site_id = $1) p
+			USING (source_id, medium_id, campaign_id, channel_id) ORDER BY ids.n`,
+		int32(site), cols[0], cols[1], cols[2], cols[3], int16(kinds[0]), int16(kinds[1]), int16(kinds[2]), int16(kinds[3]))
+	if err != nil {
+		return nil, fmt.Errorf("bench: create traffic profiles: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("bench: create traffic profiles: %w", err)
+	}
+	if len(ids) != len(trafficSources) {
+		return nil, fmt.Errorf("bench: %d traffic profiles for %d sources", len(ids), len(trafficSources))
+	}
+	return ids, nil
+}
+
 // createClients inserts the client profiles of visitor numbers 0 to
 // maxVisitorSlots-1 and returns their ids by visitor number.
 func createClients(ctx context.Context, store *postgres.Store, site uint32, d *dictionary) ([]int32, error) {
@@ -211,16 +272,20 @@ type eventGen struct {
 	refs     *rand.Zipf
 	visitors *rand.Zipf
 	dict     *dictionary
-	clients  []int32  // client profile ids by visitor number
-	contents []int32  // content profile ids by page index
-	params   [][]byte // encoded custom parameters some events carry
+	clients  []int32 // client profile ids by visitor number
+	contents []int32 // content profile ids by page index
+	traffic  []int32 // traffic profile ids, as trafficSources
+	sources  *rand.Zipf
+	day      int64               // UTC day of the last event
+	seen     map[uint64]struct{} // visitor numbers seen on that day
+	params   [][]byte            // encoded custom parameters some events carry
 	vals     []any
 }
 
 // newEventGen makes a generator; seed makes runs reproducible. contents
 // holds the content profile ids of the dictionary's pages, clients at least
 // visitorSlots(n) client profile ids.
-func newEventGen(site uint32, dict *dictionary, contents, clients []int32, from, to time.Time, n int64, seed uint64) *eventGen {
+func newEventGen(site uint32, dict *dictionary, contents, clients, traffic []int32, from, to time.Time, n int64, seed uint64) *eventGen {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	perDay := visitorSlots(n)
 	if perDay > uint64(len(clients)) {
@@ -228,6 +293,7 @@ func newEventGen(site uint32, dict *dictionary, contents, clients []int32, from,
 	}
 	g := &eventGen{
 		site: int32(site), from: from, n: n, i: -1, rng: rng, dict: dict, contents: contents, clients: clients,
+		traffic: traffic, sources: rand.NewZipf(rng, 1.3, 1, uint64(len(traffic)-1)), day: -1, seen: map[uint64]struct{}{},
 		step:     float64(to.Sub(from).Microseconds()) / float64(n),
 		pages:    rand.NewZipf(rng, 1.1, 2, uint64(dictSizes[kindPage]-1)),
 		refs:     rand.NewZipf(rng, 1.2, 1, uint64(dictSizes[kindReferrer]-1)),
@@ -266,6 +332,21 @@ func (g *eventGen) Values() ([]any, error) {
 	for acc := eventMix[0].share; pick >= acc; acc += eventMix[ev].share {
 		ev++
 	}
+	flags, traffic := int16(eventMix[ev].flags), int32(0)
+	if day != g.day {
+		g.day = day
+		clear(g.seen)
+	}
+	if _, ok := g.seen[k]; !ok {
+		// A visitor's first event of the day starts its session (the
+		// session id is the visitor-day) with a page view that carries
+		// the session's traffic source, as WriteBatch stores it.
+		g.seen[k] = struct{}{}
+		ev, flags = 0, int16(protocol.FlagSessionStart)
+		traffic = g.traffic[g.sources.Uint64()]
+	} else {
+		flags &^= int16(protocol.FlagSessionStart) // the session started before
+	}
 	var engage int32
 	if eventMix[ev].name == "user_engagement" {
 		engage = int32(1000 + r.IntN(60_000))
@@ -280,7 +361,7 @@ func (g *eventGen) Values() ([]any, error) {
 		ref = d[kindReferrer][g.refs.Uint64()]
 	}
 	v[0], v[1], v[2], v[3], v[4], v[5] = ts, visitor, day*100_000+int64(k), g.site, d[kindName][ev], ref
-	v[6], v[7], v[8], v[9], v[10], v[11] = g.contents[page], g.clients[k], int32(0), engage, int16(eventMix[ev].flags), params
+	v[6], v[7], v[8], v[9], v[10], v[11] = g.contents[page], g.clients[k], traffic, engage, flags, params
 	return v, nil
 }
 

@@ -29,6 +29,14 @@ func fakeClients() []int32 {
 	return ids
 }
 
+func fakeTraffic() []int32 {
+	ids := make([]int32, len(trafficSources))
+	for i := range ids {
+		ids[i] = int32(200_000 + i)
+	}
+	return ids
+}
+
 func fakeDictionary() *dictionary {
 	var d dictionary
 	id := int32(1)
@@ -49,11 +57,11 @@ func TestEventGen(t *testing.T) {
 	to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	from := to.AddDate(0, 0, -datasetDays)
 	const n = 50_000
-	g := newEventGen(7, d, fakeContents(), fakeClients(), from, to, n, 1)
+	g := newEventGen(7, d, fakeContents(), fakeClients(), fakeTraffic(), from, to, n, 1)
 	pageView := d[kindName][0]
 	var rows, views, withParams int
 	var last time.Time
-	visitors := map[int64]bool{}
+	visitors, sessions := map[int64]bool{}, map[int64]bool{}
 	for g.Next() {
 		v, err := g.Values()
 		if err != nil {
@@ -91,16 +99,30 @@ func TestEventGen(t *testing.T) {
 		if c := v[7].(int32); c < 100_000 || c >= 100_000+int32(visitorSlots(n)) {
 			t.Fatalf("client profile %d not one of the first %d visitor numbers", c, visitorSlots(n))
 		}
-		if v[8].(int32) != 0 {
-			t.Fatalf("traffic profile %v, want 0 (none)", v[8])
+		// A visitor-day's first event, and only it, starts the session
+		// with a page view that carries its traffic.
+		start := v[10].(int16)&int16(protocol.FlagSessionStart) != 0
+		if tr := v[8].(int32); start != (tr != 0) || start && (tr < 200_000 || tr >= 200_000+int32(len(trafficSources))) ||
+			start && v[4].(int32) != pageView {
+			t.Fatalf("row %d: flags %v traffic %v name %v", rows, v[10], tr, v[4])
+		}
+		if start {
+			if sessions[v[2].(int64)] {
+				t.Fatalf("row %d: a second session start for session %v", rows, v[2])
+			}
+			sessions[v[2].(int64)] = true
 		}
 		rows++
 	}
 	if rows != n {
 		t.Fatalf("%d rows, want %d", rows, n)
 	}
-	if views < n*55/100 || views > n*65/100 {
-		t.Fatalf("%d page views of %d, want about 60%%", views, n)
+	// 60% of the events that do not start a session, and every one that does.
+	if want := (n-len(sessions))*60/100 + len(sessions); views < want*95/100 || views > want*105/100 {
+		t.Fatalf("%d page views of %d (%d sessions), want about %d", views, n, len(sessions), want)
+	}
+	if len(sessions) != len(visitors) {
+		t.Fatalf("%d sessions started for %d visitor-days", len(sessions), len(visitors))
 	}
 	if withParams < n*3/100 || withParams > n*7/100 {
 		t.Fatalf("%d events with params of %d, want about 5%%", withParams, n)
@@ -109,7 +131,7 @@ func TestEventGen(t *testing.T) {
 		t.Fatalf("%d distinct visitor-days for %d events", len(visitors), n)
 	}
 	// Same seed, same data.
-	a, b := newEventGen(7, d, fakeContents(), fakeClients(), from, to, 10, 42), newEventGen(7, d, fakeContents(), fakeClients(), from, to, 10, 42)
+	a, b := newEventGen(7, d, fakeContents(), fakeClients(), fakeTraffic(), from, to, 10, 42), newEventGen(7, d, fakeContents(), fakeClients(), fakeTraffic(), from, to, 10, 42)
 	for a.Next() && b.Next() {
 		va, _ := a.Values()
 		x := append([]any(nil), va...)

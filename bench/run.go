@@ -24,6 +24,7 @@ type run struct {
 	dict     *dictionary // the dashboard site's dims ids, once created
 	clients  []int32     // its client profile ids by visitor number
 	contents []int32     // its content profile ids by page index
+	traffic  []int32     // its traffic profile ids, as trafficSources
 	loaded   int64       // events generated for the dashboard site so far
 }
 
