@@ -145,20 +145,26 @@ func (r *run) queries(ctx context.Context, ds dataset) error {
 		cold += d
 	}
 	var uncached, cached []float64
+	byReport := make([][]float64, len(dashboardSet))
 	deadline := time.Now().Add(r.sz.warmFor)
 	runs := 0
 	for ; runs < r.sz.warmRuns && (runs < 2 || time.Now().Before(deadline)); runs++ {
-		for _, rep := range dashboardSet {
+		for i, rep := range dashboardSet {
 			d, err := r.runReport(ctx, client, base, rep, true)
 			if err != nil {
 				return err
 			}
 			uncached = append(uncached, ms(d))
+			byReport[i] = append(byReport[i], ms(d))
 			if d, err = r.runReport(ctx, client, base, rep, false); err != nil {
 				return err
 			}
 			cached = append(cached, ms(d))
 		}
+	}
+	for i, rep := range dashboardSet {
+		r.log.Info("dashboard request", "events", ds.events, "report", rep.name,
+			"p50_ms", Percentile(byReport[i], 50), "max_ms", Percentile(byReport[i], 100))
 	}
 	r.log.Info("dashboard queries", "events", ds.events, "cold_ms", ms(cold), "runs", runs, "requests", len(uncached),
 		"p99_ms", Percentile(uncached, 99), "p99_ms_cached", Percentile(cached, 99))
