@@ -28,7 +28,7 @@ func figures(quick bool) []Figure {
 		)
 	}
 	return append(fs,
-		Figure{Name: "bytes per event on disk (events, indexes, dims, profiles, rollups)", Key: "bytes_per_event_disk", Target: &Target{Limit: 100}},
+		Figure{Name: "bytes per event on disk (events, sessions, rollups, dims, profiles, indexes)", Key: "bytes_per_event_disk", Target: &Target{Limit: 100}},
 		Figure{Name: "wire bytes per event (zstd batch; baseline: raw HTTP request)", Key: "wire_bytes_per_event",
 			Baseline: "raw_request_bytes_per_event", Ratio: "wire_ratio_vs_raw"},
 		Figure{Name: "agent RSS idle, MB", Key: "agent_rss_mb_idle"},
