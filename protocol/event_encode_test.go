@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,5 +90,46 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		if _, err := EncodeEvent(&e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Every field of Event, each set to a non-zero value, comes out as
+// msgpack.Marshal writes it: a field added to Event but not to AppendEvent
+// fails here.
+func TestAppendEventCoversEveryField(t *testing.T) {
+	var e Event
+	v := reflect.ValueOf(&e).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x" + strconv.Itoa(i))
+		case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			f.SetUint(uint64(i + 1))
+		case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			f.SetInt(-int64(i + 1))
+		case reflect.Map:
+			m := reflect.MakeMap(f.Type())
+			elem := reflect.New(f.Type().Elem()).Elem()
+			switch elem.Kind() {
+			case reflect.String:
+				elem.SetString("v")
+			case reflect.Float64:
+				elem.SetFloat(1.5)
+			default:
+				t.Fatalf("Event.%s: map of %s; teach AppendEvent and this test", v.Type().Field(i).Name, elem.Kind())
+			}
+			m.SetMapIndex(reflect.ValueOf("k"), elem)
+			f.Set(m)
+		default:
+			t.Fatalf("Event.%s: kind %s; teach AppendEvent and this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	want, err := msgpack.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendEvent(nil, &e); !bytes.Equal(got, want) {
+		t.Fatalf("every field set:\n got % x\nwant % x", got, want)
 	}
 }
