@@ -224,7 +224,7 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'client_profiles', 'traffic_profiles')
+		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'content_profiles', 'client_profiles', 'traffic_profiles')
 		        OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')),
 		(SELECT count(*) FROM events)`).Scan(&bytes, &events)
 	if err != nil {
@@ -236,11 +236,12 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 	r.log.Info("disk use", "bytes", bytes, "events", events)
 	// Where the bytes go: each table group (events partitions, their
 	// indexes, dims, rollups, sessions) per event, for the log.
-	parts, err := r.st.store.Pool.Query(ctx, `SELECT CASE WHEN c.relname ~ '^events_p[0-9]{8}$' THEN 'events' ELSE c.relname END,
+	parts, err := r.st.store.Pool.Query(ctx, `SELECT CASE WHEN c.relname ~ '^events_p[0-9]{8}$' THEN 'events'
+			WHEN c.relname ~ '^sessions_p[0-9]{8}$' THEN 'sessions' ELSE c.relname END,
 			sum(pg_table_size(c.oid))::bigint, sum(pg_indexes_size(c.oid))::bigint
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'client_profiles', 'traffic_profiles')
+		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'content_profiles', 'client_profiles', 'traffic_profiles')
 		       OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')
 		GROUP BY 1 ORDER BY 1`)
 	if err != nil {
