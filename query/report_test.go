@@ -196,6 +196,13 @@ func TestRunReportMatchesOracle(t *testing.T) {
 			Dimensions: dims("pagePath"), Metrics: mets("screenPageViews", "eventCount", "userEngagementDuration"), Limit: 5,
 			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "today"}},
 			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}, false},
+		{"top pages by views with users, a page past the first", 2, RunReportRequest{
+			Dimensions: dims("pagePath"), Metrics: mets("screenPageViews", "activeUsers", "eventCountPerUser"), Limit: 3, Offset: 1,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: []MetricAggregation{"TOTAL"}}, false},
+		{"events by name with users, default order", 1, RunReportRequest{
+			Dimensions: dims("eventName"), Metrics: mets("eventCount", "totalUsers"), Limit: 2,
+			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}}, false},
 		{"countries by display name, counters only", 2, RunReportRequest{
 			Dimensions: dims("country"), Metrics: mets("keyEvents"), KeepEmptyRows: true,
 			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},

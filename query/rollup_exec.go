@@ -34,32 +34,70 @@ func (c *rollupCell) estimate(bit int) int64 {
 	return 0
 }
 
-// merge adds o to c.
-func (c *rollupCell) merge(o *rollupCell) error {
-	c.events += o.events
-	c.views += o.views
-	c.keyEvents += o.keyEvents
-	c.engageMs += o.engageMs
-	for i, sk := range o.sketches {
-		if sk == nil {
-			continue
-		}
-		if c.sketches[i] == nil {
-			c.sketches[i] = postgres.NewSketch()
-		}
-		if err := c.sketches[i].Merge(sk); err != nil {
-			return fmt.Errorf("query: merge sketches: %w", err)
-		}
-	}
-	return nil
-}
-
 // rollupRow is a grouped report row read from the rollups.
 type rollupRow struct {
 	rng  int
 	keys []string
 	ints []int64   // integer metrics
 	flts []float64 // other metrics
+	// raw: the group's serialized sketches by sketch column, not merged
+	// yet (lazySketches); nil once merged.
+	raw *[3][][]byte
+	c   *rollupCell
+}
+
+// lazySketches reports whether p's rows can be ordered, counted and paged
+// on their counters alone, so sketches need merging only for the rows of
+// the page (and for totals): no ordering term and no maximum or minimum
+// reads a user count. Merging a sketch per day and group dominates a
+// report over thousands of groups (top pages over 30 days).
+func lazySketches(p *plan) bool {
+	if p.maximums || p.minimums || len(p.metrics) == 0 {
+		return false
+	}
+	terms := p.order
+	if len(terms) == 0 {
+		terms = []orderTerm{{metric: true, idx: 0}}
+	}
+	for _, t := range terms {
+		if t.metric && rollupMetrics[p.metrics[t.idx].name].sketches != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeSketches merges the row's raw sketches into its cell and computes
+// its metrics with them.
+func (r *rollupRow) mergeSketches(p *plan) error {
+	if r.raw == nil {
+		return nil
+	}
+	if err := mergeRaw(r.c, r.raw); err != nil {
+		return err
+	}
+	r.raw = nil
+	r.ints, r.flts = rollupValues(p, r.c)
+	return nil
+}
+
+// mergeRaw merges serialized sketches (by sketch column; nil: not read)
+// into c's sketches.
+func mergeRaw(c *rollupCell, raw *[3][][]byte) error {
+	for i, col := range raw {
+		if col == nil {
+			continue
+		}
+		if c.sketches[i] == nil {
+			c.sketches[i] = postgres.NewSketch()
+		}
+		for _, b := range col {
+			if err := postgres.MergeSketch(c.sketches[i], b); err != nil {
+				return fmt.Errorf("query: rollup row: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // metric i of the row as a number, for ordering and aggregation.
@@ -107,6 +145,7 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 			dest = append(dest, &skb[i])
 		}
 	}
+	lazy := lazySketches(p)
 	totals := make([]*rollupCell, len(p.ranges))
 	var rows []*rollupRow
 	for res.Next() {
@@ -114,31 +153,42 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 			return nil, fmt.Errorf("query: scan rollup row: %w", err)
 		}
 		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3]}
+		raw := new([3][][]byte)
 		for i := range skb {
-			if rp.sketches&(1<<i) == 0 {
-				continue
-			}
-			c.sketches[i] = postgres.NewSketch()
-			for _, b := range skb[i] {
-				if err := postgres.MergeSketch(c.sketches[i], b); err != nil {
-					return nil, fmt.Errorf("query: rollup row: %w", err)
-				}
+			if rp.sketches&(1<<i) != 0 {
+				raw[i] = slices.Clone(skb[i])
 			}
 		}
 		rng := rangeIndex(&k0, len(p.ranges))
-		if totals[rng] == nil {
-			totals[rng] = &rollupCell{}
+		if p.totals {
+			if totals[rng] == nil {
+				totals[rng] = &rollupCell{}
+			}
+			t := totals[rng]
+			t.events, t.views, t.keyEvents, t.engageMs = t.events+c.events, t.views+c.views, t.keyEvents+c.keyEvents, t.engageMs+c.engageMs
+			if err := mergeRaw(t, raw); err != nil {
+				return nil, err
+			}
 		}
-		if err := totals[rng].merge(c); err != nil {
-			return nil, err
-		}
-		row := &rollupRow{rng: rng, keys: make([]string, nd)}
+		row := &rollupRow{rng: rng, keys: make([]string, nd), c: c, raw: raw}
 		for i, k := range keys {
 			row.keys[i] = deref(k)
 		}
-		row.ints, row.flts = rollupValues(p, c)
+		row.ints, row.flts = rollupValues(p, c) // user counts 0 until merged
+		if !lazy {
+			if err := row.mergeSketches(p); err != nil {
+				return nil, err
+			}
+		}
 		if !p.keepEmpty && len(p.metrics) > 0 && row.allZero(p) {
-			continue // GA4 drops rows whose metrics are all zero
+			// GA4 drops rows whose metrics are all zero; a lazy row's user
+			// counts decide only when its counters are all zero.
+			if err := row.mergeSketches(p); err != nil {
+				return nil, err
+			}
+			if row.allZero(p) {
+				continue
+			}
 		}
 		rows = append(rows, row)
 	}
@@ -154,6 +204,9 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 		page = rows[p.offset : p.offset+min(p.limit, int64(len(rows))-p.offset)]
 	}
 	for _, r := range page {
+		if err := r.mergeSketches(p); err != nil {
+			return nil, err
+		}
 		row := Row{DimensionValues: make([]Value, 0, nd+1), MetricValues: formatValues(p, r.ints, r.flts)}
 		for _, k := range r.keys {
 			row.DimensionValues = append(row.DimensionValues, Value{k})
