@@ -203,6 +203,10 @@ func TestRunReportMatchesOracle(t *testing.T) {
 		{"events by name with users, default order", 1, RunReportRequest{
 			Dimensions: dims("eventName"), Metrics: mets("eventCount", "totalUsers"), Limit: 2,
 			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}}, false},
+		{"views and users by event name, two ranges: rows without views kept for their users", 3, RunReportRequest{
+			Dimensions: dims("eventName"), Metrics: mets("screenPageViews", "activeUsers"), Limit: 4, Offset: 1,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-06"}, {StartDate: "2026-03-05", EndDate: "today"}},
+			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}}, false},
 		{"countries by display name, counters only", 2, RunReportRequest{
 			Dimensions: dims("country"), Metrics: mets("keyEvents"), KeepEmptyRows: true,
 			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},

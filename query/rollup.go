@@ -189,11 +189,14 @@ func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
 // per dictionary id ("pre"), so the dimension expressions (a page path cut
 // from its query string, display names) run once per distinct value rather
 // than once per day and value.
-func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
+//
+// With ids, a last column lists each group's rollup dim_ids; with only,
+// the statement reads the rows of those dim_ids and no other.
+func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
-	pre := rp.sketches == 0 && p.dimFilter == nil && rp.column != "" &&
+	pre := rp.sketches == 0 && p.dimFilter == nil && rp.column != "" && only == nil &&
 		!slices.ContainsFunc(p.dims, func(d *dimDef) bool { _, ok := rollupDayExprs[d.name]; return ok })
 	w.WriteString("WITH ")
 	w.writeNameTables(joins)
@@ -216,6 +219,9 @@ func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
 		if rp.sketches&(1<<i) != 0 {
 			w.WriteString(", array_agg(e." + col + ")")
 		}
+	}
+	if ids {
+		w.WriteString(", array_agg(DISTINCT e.dim_id)")
 	}
 	if pre {
 		w.WriteString(" FROM pre e")
@@ -242,6 +248,9 @@ func buildRollupSQL(p *plan, rp rollupPlan) reportSQL {
 	if p.dimFilter != nil {
 		w.WriteString(" AND ")
 		w.WriteString(w.filterSQL(p.dimFilter))
+	}
+	if only != nil {
+		w.WriteString(" AND e.dim_id = ANY(" + w.bind(only) + "::int[])")
 	}
 	w.WriteString(" GROUP BY 1")
 	for i := range p.dims {

@@ -44,6 +44,7 @@ type rollupRow struct {
 	// yet (lazySketches); nil once merged.
 	raw *[3][][]byte
 	c   *rollupCell
+	ids []int32 // the group's rollup dim_ids, when read
 }
 
 // lazySketches reports whether p's rows can be ordered, counted and paged
@@ -120,61 +121,23 @@ func (r *rollupRow) allZero(p *plan) bool {
 // runRollupReport answers p from the rollups, grouping, ordering and paging
 // in Go as buildSQL's statement does in SQL.
 func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*RunReportResponse, error) {
-	q := buildRollupSQL(p, rp)
-	res, err := db.Query(ctx, q.text, q.args...)
-	if err != nil {
-		return nil, fmt.Errorf("query: run rollup report: %w", err)
-	}
-	defer res.Close()
-	nd := len(p.dims)
-	var (
-		k0     int32
-		keys   = make([]*string, nd)
-		counts [4]int64
-		skb    [3][][]byte
-		dest   = []any{&k0}
-	)
-	for i := range keys {
-		dest = append(dest, &keys[i])
-	}
-	for i := range counts {
-		dest = append(dest, &counts[i])
-	}
-	for i := range skb {
-		if rp.sketches&(1<<i) != 0 {
-			dest = append(dest, &skb[i])
-		}
-	}
 	lazy := lazySketches(p)
+	// Two phases when the groups can be ordered and paged on counters and
+	// no total needs every sketch: the counters of every group first, then
+	// the sketches of the groups that need them (the page; groups whose
+	// counters are all zero) only.
+	twoPhase := lazy && rp.sketches != 0 && !p.totals
+	first := rp
+	if twoPhase {
+		first.sketches = 0
+	}
 	totals := make([]*rollupCell, len(p.ranges))
-	var rows []*rollupRow
-	for res.Next() {
-		if err := res.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("query: scan rollup row: %w", err)
-		}
-		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3]}
-		raw := new([3][][]byte)
-		for i := range skb {
-			if rp.sketches&(1<<i) != 0 {
-				raw[i] = slices.Clone(skb[i])
-			}
-		}
-		rng := rangeIndex(&k0, len(p.ranges))
-		if p.totals {
-			if totals[rng] == nil {
-				totals[rng] = &rollupCell{}
-			}
-			t := totals[rng]
-			t.events, t.views, t.keyEvents, t.engageMs = t.events+c.events, t.views+c.views, t.keyEvents+c.keyEvents, t.engageMs+c.engageMs
-			if err := mergeRaw(t, raw); err != nil {
-				return nil, err
-			}
-		}
-		row := &rollupRow{rng: rng, keys: make([]string, nd), c: c, raw: raw}
-		for i, k := range keys {
-			row.keys[i] = deref(k)
-		}
-		row.ints, row.flts = rollupValues(p, c) // user counts 0 until merged
+	all, err := readRollupRows(ctx, db, p, first, twoPhase, nil, totals)
+	if err != nil {
+		return nil, err
+	}
+	var rows, unsure []*rollupRow
+	for _, row := range all {
 		if !lazy {
 			if err := row.mergeSketches(p); err != nil {
 				return nil, err
@@ -183,17 +146,23 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 		if !p.keepEmpty && len(p.metrics) > 0 && row.allZero(p) {
 			// GA4 drops rows whose metrics are all zero; a lazy row's user
 			// counts decide only when its counters are all zero.
-			if err := row.mergeSketches(p); err != nil {
-				return nil, err
-			}
-			if row.allZero(p) {
-				continue
-			}
+			unsure = append(unsure, row)
+			continue
 		}
 		rows = append(rows, row)
 	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	if twoPhase {
+		if err := fetchSketches(ctx, db, p, rp, unsure); err != nil {
+			return nil, err
+		}
+	}
+	for _, row := range unsure {
+		if err := row.mergeSketches(p); err != nil {
+			return nil, err
+		}
+		if !row.allZero(p) {
+			rows = append(rows, row)
+		}
 	}
 	slices.SortFunc(rows, rollupOrder(p))
 
@@ -203,11 +172,16 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 	if p.offset < int64(len(rows)) {
 		page = rows[p.offset : p.offset+min(p.limit, int64(len(rows))-p.offset)]
 	}
+	if twoPhase {
+		if err := fetchSketches(ctx, db, p, rp, page); err != nil {
+			return nil, err
+		}
+	}
 	for _, r := range page {
 		if err := r.mergeSketches(p); err != nil {
 			return nil, err
 		}
-		row := Row{DimensionValues: make([]Value, 0, nd+1), MetricValues: formatValues(p, r.ints, r.flts)}
+		row := Row{DimensionValues: make([]Value, 0, len(p.dims)+1), MetricValues: formatValues(p, r.ints, r.flts)}
 		for _, k := range r.keys {
 			row.DimensionValues = append(row.DimensionValues, Value{k})
 		}
@@ -287,6 +261,116 @@ func formatValues(p *plan, ints []int64, flts []float64) []Value {
 
 // numberText is numericSQL's test: the values NUMERIC order reads as numbers.
 var numberText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// readRollupRows runs the rollup statement of p and rp (with ids, reading
+// each group's dim_ids; restricted to the dim_ids of only, if not nil) and
+// returns its groups with their counters' metrics and their sketches
+// unmerged. With p.totals it adds every group into totals (by range),
+// sketches merged.
+func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids bool, only []int32, totals []*rollupCell) ([]*rollupRow, error) {
+	q := buildRollupSQL(p, rp, ids, only)
+	res, err := db.Query(ctx, q.text, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	}
+	defer res.Close()
+	nd := len(p.dims)
+	var (
+		k0     int32
+		keys   = make([]*string, nd)
+		counts [4]int64
+		skb    [3][][]byte
+		dimIDs []int32
+		dest   = []any{&k0}
+	)
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	for i := range counts {
+		dest = append(dest, &counts[i])
+	}
+	for i := range skb {
+		if rp.sketches&(1<<i) != 0 {
+			dest = append(dest, &skb[i])
+		}
+	}
+	if ids {
+		dest = append(dest, &dimIDs)
+	}
+	var rows []*rollupRow
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query: scan rollup row: %w", err)
+		}
+		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3]}
+		raw := new([3][][]byte)
+		for i := range skb {
+			if rp.sketches&(1<<i) != 0 {
+				raw[i] = slices.Clone(skb[i])
+			}
+		}
+		rng := rangeIndex(&k0, len(p.ranges))
+		if p.totals && only == nil {
+			if totals[rng] == nil {
+				totals[rng] = &rollupCell{}
+			}
+			t := totals[rng]
+			t.events, t.views, t.keyEvents, t.engageMs = t.events+c.events, t.views+c.views, t.keyEvents+c.keyEvents, t.engageMs+c.engageMs
+			if err := mergeRaw(t, raw); err != nil {
+				return nil, err
+			}
+		}
+		row := &rollupRow{rng: rng, keys: make([]string, nd), c: c, raw: raw}
+		if ids {
+			row.ids = slices.Clone(dimIDs)
+		}
+		for i, k := range keys {
+			row.keys[i] = deref(k)
+		}
+		row.ints, row.flts = rollupValues(p, c) // user counts 0 until merged
+		rows = append(rows, row)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	}
+	return rows, nil
+}
+
+// fetchSketches reads the sketches of rows (groups read without them, with
+// their dim_ids) and leaves them unmerged in each row.
+func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var ids []int32
+	for _, r := range rows {
+		ids = append(ids, r.ids...)
+	}
+	slices.Sort(ids)
+	// Other groups may share these dim_ids (other ranges; other days of a
+	// date dimension): they are read and ignored.
+	got, err := readRollupRows(ctx, db, p, rp, false, slices.Compact(ids), nil)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]*rollupRow, len(got))
+	for _, g := range got {
+		byKey[groupKey(g)] = g
+	}
+	for _, r := range rows {
+		g := byKey[groupKey(r)]
+		if g == nil {
+			return fmt.Errorf("query: BUG: rollup group %d %q lost between its counters and its sketches", r.rng, r.keys)
+		}
+		r.raw = g.raw
+	}
+	return nil
+}
+
+// groupKey identifies a group of a rollup report: range and dimension values.
+func groupKey(r *rollupRow) string {
+	return strconv.Itoa(r.rng) + "\x00" + strings.Join(r.keys, "\x00")
+}
 
 // rollupOrder is writeOrder's ordering: the request's terms (or the first
 // metric descending), then the date range and every dimension ascending.
