@@ -167,28 +167,39 @@ func (s *Store) resolveDims(ctx context.Context, r *dimResolver) error {
 	if err != nil {
 		return fmt.Errorf("postgres: select dims: %w", err)
 	}
-	found := 0
-	s.dims.mu.Lock()
+	type resolved struct {
+		k  dimKey
+		id int32
+	}
+	var got []resolved
 	for rows.Next() {
 		var id, site int32
 		var kind int16
 		var value string
 		if err := rows.Scan(&id, &site, &kind, &value); err != nil {
-			s.dims.mu.Unlock()
 			rows.Close()
 			return fmt.Errorf("postgres: select dims: %w", err)
 		}
-		k := dimKey{uint32(site), DimKind(kind), value}
-		r.ids[k] = id
-		s.dims.putLocked(k, id)
-		found++
+		got = append(got, resolved{dimKey{uint32(site), DimKind(kind), value}, id})
 	}
-	s.dims.mu.Unlock()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("postgres: select dims: %w", err)
 	}
-	if found != len(r.missing) {
-		return fmt.Errorf("postgres: BUG: resolved %d of %d dims", found, len(r.missing))
+	if len(got) != len(r.missing) {
+		return fmt.Errorf("postgres: BUG: resolved %d of %d dims", len(got), len(r.missing))
 	}
-	return res.Close()
+	// The rows arrive before the implicit transaction commits: an id is
+	// cached only once its row is known to be committed, else a commit
+	// that fails (the server crashing in between) would leave ids of rows
+	// that do not exist for every later batch to point at.
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("postgres: insert dims: commit: %w", err)
+	}
+	s.dims.mu.Lock()
+	for _, g := range got {
+		r.ids[g.k] = g.id
+		s.dims.putLocked(g.k, g.id)
+	}
+	s.dims.mu.Unlock()
+	return nil
 }

@@ -197,6 +197,10 @@ func (s *Store) profileIDs(ctx context.Context, p *Profile, cache *profileCache,
 	if len(found) != len(missing) {
 		return fmt.Errorf("postgres: BUG: resolved %d of %d %s", len(found), len(missing), p.Table)
 	}
+	// Cached only once committed, as in resolveDims.
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("postgres: insert %s: commit: %w", p.Table, err)
+	}
 	cache.mu.Lock()
 	for k, id := range found {
 		cache.putLocked(k, id)
@@ -207,5 +211,5 @@ func (s *Store) profileIDs(ctx context.Context, p *Profile, cache *profileCache,
 			out[i] = found[k]
 		}
 	}
-	return res.Close()
+	return nil
 }
