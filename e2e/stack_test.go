@@ -162,7 +162,7 @@ func (s *stack) expectExactlyOnce(res *loadResult) map[int]int {
 			}
 		}
 		if missing > 0 {
-			return fmt.Errorf("%d of %d acknowledged hits not stored yet", missing, len(res.acked))
+			return fmt.Errorf("%d of %d acknowledged hits not stored yet (%s)", missing, len(res.acked), s.danglingEvents())
 		}
 		return nil
 	})
@@ -178,4 +178,20 @@ func (s *stack) expectExactlyOnce(res *loadResult) map[int]int {
 	s.t.Logf("acknowledged %d, failed %d, stored %d (%d stored although their request failed)",
 		len(res.acked), len(res.failed), len(stored), extra)
 	return stored
+}
+
+// danglingEvents says how many of the site's events are stored and how many
+// of those name a page that storedHits cannot find (a content profile or page
+// dims row that does not exist), to tell events lost from events stored with
+// broken dictionary ids.
+func (s *stack) danglingEvents() string {
+	var all, dangling int
+	err := s.store.Pool.QueryRow(context.Background(), `
+		SELECT count(*), count(*) FILTER (WHERE d.id IS NULL)
+		FROM events e LEFT JOIN content_profiles c ON c.id = e.content_id LEFT JOIN dims d ON d.id = c.page_id
+		WHERE e.site_id = $1`, int32(s.site.ID)).Scan(&all, &dangling)
+	if err != nil {
+		return fmt.Sprintf("count events: %v", err)
+	}
+	return fmt.Sprintf("the site has %d events, %d of them without their page", all, dangling)
 }
