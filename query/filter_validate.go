@@ -15,10 +15,11 @@ const (
 	maxFilterValueLen = 1000 // bytes of one string value or pattern
 )
 
-// filterCompiler validates one dimensionFilter or metricFilter.
+// filterCompiler validates the leaves of one dimensionFilter or
+// metricFilter.
 type filterCompiler struct {
 	metric bool // compiling a metricFilter
-	nodes  int
+	nodes  int  // expressions seen, for a funnel step's own walk (funnelExpr)
 }
 
 // compileFilter validates e, the request's field (dimensionFilter or
@@ -28,55 +29,19 @@ func compileFilter(e *FilterExpression, field string, metric bool) (*filterNode,
 		return nil, nil
 	}
 	c := &filterCompiler{metric: metric}
-	return c.expr(e, field, 0)
-}
-
-func (c *filterCompiler) expr(e *FilterExpression, path string, depth int) (*filterNode, *apiError) {
-	c.nodes++
-	switch {
-	case c.nodes > maxFilterNodes:
-		return nil, invalidArgument("%s: a filter may hold at most %d expressions.", path, maxFilterNodes)
-	case depth > maxFilterDepth:
-		return nil, invalidArgument("%s: filters may nest at most %d levels deep.", path, maxFilterDepth)
-	case countSet(e.AndGroup != nil, e.OrGroup != nil, e.NotExpression != nil, e.Filter != nil) != 1:
-		return nil, invalidArgument("%s: set exactly one of andGroup, orGroup, notExpression or filter.", path)
-	case e.AndGroup != nil:
-		kids, err := c.group(e.AndGroup, path+".andGroup", depth)
-		return &filterNode{and: kids}, err
-	case e.OrGroup != nil:
-		kids, err := c.group(e.OrGroup, path+".orGroup", depth)
-		return &filterNode{or: kids}, err
-	case e.NotExpression != nil:
-		kid, err := c.expr(e.NotExpression, path+".notExpression", depth+1)
-		return &filterNode{not: kid}, err
+	t := &filterTree[*filterNode]{
+		and: func(kids []*filterNode) *filterNode { return &filterNode{and: kids} },
+		or:  func(kids []*filterNode) *filterNode { return &filterNode{or: kids} },
+		not: func(kid *filterNode) *filterNode { return &filterNode{not: kid} },
+		leaf: func(f *Filter, path string) (*filterNode, *apiError) {
+			leaf, err := c.filter(f, path)
+			if err != nil {
+				return nil, err
+			}
+			return &filterNode{leaf: leaf}, nil
+		},
 	}
-	leaf, err := c.filter(e.Filter, path+".filter")
-	return &filterNode{leaf: leaf}, err
-}
-
-func (c *filterCompiler) group(g *FilterExpressionList, path string, depth int) ([]*filterNode, *apiError) {
-	if len(g.Expressions) == 0 {
-		return nil, invalidArgument("%s.expressions: a group needs at least one expression.", path)
-	}
-	kids := make([]*filterNode, len(g.Expressions))
-	for i := range g.Expressions {
-		kid, err := c.expr(&g.Expressions[i], fmt.Sprintf("%s.expressions[%d]", path, i), depth+1)
-		if err != nil {
-			return nil, err
-		}
-		kids[i] = kid
-	}
-	return kids, nil
-}
-
-func countSet(bs ...bool) int {
-	n := 0
-	for _, b := range bs {
-		if b {
-			n++
-		}
-	}
-	return n
+	return t.compile(e, field)
 }
 
 // filter validates one leaf: its field, then its single filter kind.

@@ -23,10 +23,10 @@ type rtFilter struct {
 	num    func(float64) bool // numeric tests
 }
 
-// rtFilterCompiler validates one realtime dimensionFilter or metricFilter.
+// rtFilterCompiler validates the leaves of one realtime dimensionFilter or
+// metricFilter.
 type rtFilterCompiler struct {
 	metric bool
-	nodes  int
 }
 
 // compileRealtimeFilter validates e, the request's field (dimensionFilter or
@@ -36,44 +36,13 @@ func compileRealtimeFilter(e *FilterExpression, field string, metric bool) (*rtF
 		return nil, nil
 	}
 	c := &rtFilterCompiler{metric: metric}
-	return c.expr(e, field, 0)
-}
-
-func (c *rtFilterCompiler) expr(e *FilterExpression, path string, depth int) (*rtFilter, *apiError) {
-	c.nodes++
-	switch {
-	case c.nodes > maxFilterNodes:
-		return nil, invalidArgument("%s: a filter may hold at most %d expressions.", path, maxFilterNodes)
-	case depth > maxFilterDepth:
-		return nil, invalidArgument("%s: filters may nest at most %d levels deep.", path, maxFilterDepth)
-	case countSet(e.AndGroup != nil, e.OrGroup != nil, e.NotExpression != nil, e.Filter != nil) != 1:
-		return nil, invalidArgument("%s: set exactly one of andGroup, orGroup, notExpression or filter.", path)
-	case e.AndGroup != nil:
-		kids, err := c.group(e.AndGroup, path+".andGroup", depth)
-		return &rtFilter{and: kids}, err
-	case e.OrGroup != nil:
-		kids, err := c.group(e.OrGroup, path+".orGroup", depth)
-		return &rtFilter{or: kids}, err
-	case e.NotExpression != nil:
-		kid, err := c.expr(e.NotExpression, path+".notExpression", depth+1)
-		return &rtFilter{not: kid}, err
+	t := &filterTree[*rtFilter]{
+		and:  func(kids []*rtFilter) *rtFilter { return &rtFilter{and: kids} },
+		or:   func(kids []*rtFilter) *rtFilter { return &rtFilter{or: kids} },
+		not:  func(kid *rtFilter) *rtFilter { return &rtFilter{not: kid} },
+		leaf: c.leaf,
 	}
-	return c.leaf(e.Filter, path+".filter")
-}
-
-func (c *rtFilterCompiler) group(g *FilterExpressionList, path string, depth int) ([]*rtFilter, *apiError) {
-	if len(g.Expressions) == 0 {
-		return nil, invalidArgument("%s.expressions: a group needs at least one expression.", path)
-	}
-	kids := make([]*rtFilter, len(g.Expressions))
-	for i := range g.Expressions {
-		kid, err := c.expr(&g.Expressions[i], fmt.Sprintf("%s.expressions[%d]", path, i), depth+1)
-		if err != nil {
-			return nil, err
-		}
-		kids[i] = kid
-	}
-	return kids, nil
+	return t.compile(e, field)
 }
 
 func (c *rtFilterCompiler) leaf(f *Filter, path string) (*rtFilter, *apiError) {
