@@ -191,14 +191,8 @@ func validateRealtime(req *RunRealtimeReportRequest, id uint32) (*rtPlan, *apiEr
 }
 
 func (p *rtPlan) addFields(req *RunRealtimeReportRequest) *apiError {
-	if len(req.Dimensions) == 0 && len(req.Metrics) == 0 {
-		return invalidArgument("A report needs at least one dimension or metric.")
-	}
-	if len(req.Dimensions) > maxDimensions {
-		return invalidArgument("Requested %d dimensions; the limit is %d.", len(req.Dimensions), maxDimensions)
-	}
-	if len(req.Metrics) > maxMetrics {
-		return invalidArgument("Requested %d metrics; the limit is %d.", len(req.Metrics), maxMetrics)
+	if err := checkFieldCounts(len(req.Dimensions), len(req.Metrics)); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, d := range req.Dimensions {

@@ -115,15 +115,22 @@ func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 	return p, nil
 }
 
-func (p *plan) addFields(req *RunReportRequest) *apiError {
-	if len(req.Dimensions) == 0 && len(req.Metrics) == 0 {
+// checkFieldCounts checks a report's numbers of dimensions and metrics.
+func checkFieldCounts(dims, metrics int) *apiError {
+	switch {
+	case dims == 0 && metrics == 0:
 		return invalidArgument("A report needs at least one dimension or metric.")
+	case dims > maxDimensions:
+		return invalidArgument("Requested %d dimensions; the limit is %d.", dims, maxDimensions)
+	case metrics > maxMetrics:
+		return invalidArgument("Requested %d metrics; the limit is %d.", metrics, maxMetrics)
 	}
-	if len(req.Dimensions) > maxDimensions {
-		return invalidArgument("Requested %d dimensions; the limit is %d.", len(req.Dimensions), maxDimensions)
-	}
-	if len(req.Metrics) > maxMetrics {
-		return invalidArgument("Requested %d metrics; the limit is %d.", len(req.Metrics), maxMetrics)
+	return nil
+}
+
+func (p *plan) addFields(req *RunReportRequest) *apiError {
+	if err := checkFieldCounts(len(req.Dimensions), len(req.Metrics)); err != nil {
+		return err
 	}
 	seen := make(map[string]bool)
 	for _, d := range req.Dimensions {
