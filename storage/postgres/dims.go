@@ -51,21 +51,25 @@ func compareDimKeys(a, b dimKey) int {
 	return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), cmp.Compare(a.value, b.value))
 }
 
-// dimCache maps dictionary strings to ids. It keeps two generations: when the
+// idCache maps keys (dims strings, profiles) to ids. It keeps two generations: when the
 // current one fills up it becomes the old one and the older is dropped, so
 // memory stays bounded and strings in use survive (a hit in the old
 // generation is copied forward). Ids never change, so a cached id is never stale.
-type dimCache struct {
+type idCache[K comparable] struct {
 	mu       sync.Mutex
 	max      int // entries per generation
-	cur, old map[dimKey]int32
+	cur, old map[K]int32
 }
 
-func newDimCache(size int) *dimCache {
-	return &dimCache{max: max(size/2, 1), cur: make(map[dimKey]int32), old: make(map[dimKey]int32)}
+// dimCache maps dims strings to their ids.
+type dimCache = idCache[dimKey]
+
+func newIDCache[K comparable](size int) *idCache[K] {
+	return &idCache[K]{max: max(size/2, 1), cur: make(map[K]int32), old: make(map[K]int32)}
 }
 
-func (c *dimCache) get(k dimKey) (int32, bool) {
+// get returns k's id; the caller holds c.mu.
+func (c *idCache[K]) get(k K) (int32, bool) {
 	if id, ok := c.cur[k]; ok {
 		return id, true
 	}
@@ -76,9 +80,9 @@ func (c *dimCache) get(k dimKey) (int32, bool) {
 	return id, ok
 }
 
-func (c *dimCache) putLocked(k dimKey, id int32) {
+func (c *idCache[K]) putLocked(k K, id int32) {
 	if len(c.cur) >= c.max {
-		c.old, c.cur = c.cur, make(map[dimKey]int32, c.max)
+		c.old, c.cur = c.cur, make(map[K]int32, c.max)
 	}
 	c.cur[k] = id
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -80,33 +79,7 @@ func compareProfileKeys(a, b profileKey) int {
 }
 
 // profileCache maps profiles to ids, two generations like dimCache.
-type profileCache struct {
-	mu       sync.Mutex
-	max      int
-	cur, old map[profileKey]int32
-}
-
-func newProfileCache(size int) *profileCache {
-	return &profileCache{max: max(size/2, 1), cur: make(map[profileKey]int32), old: make(map[profileKey]int32)}
-}
-
-func (c *profileCache) get(k profileKey) (int32, bool) {
-	if id, ok := c.cur[k]; ok {
-		return id, true
-	}
-	id, ok := c.old[k]
-	if ok {
-		c.putLocked(k, id)
-	}
-	return id, ok
-}
-
-func (c *profileCache) putLocked(k profileKey, id int32) {
-	if len(c.cur) >= c.max {
-		c.old, c.cur = c.cur, make(map[profileKey]int32, c.max)
-	}
-	c.cur[k] = id
-}
+type profileCache = idCache[profileKey]
 
 // profileIDs resolves the profile of each of keys (parallel to out) to its
 // id, inserting the profiles not known yet. Like resolveDims, it runs in

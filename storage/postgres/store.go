@@ -74,10 +74,10 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 	return &Store{
 		Pool:     pool,
 		log:      log,
-		dims:     newDimCache(dimCacheSize),
-		contents: newProfileCache(profileCacheSize),
-		clients:  newProfileCache(profileCacheSize),
-		traffic:  newProfileCache(profileCacheSize),
+		dims:     newIDCache[dimKey](dimCacheSize),
+		contents: newIDCache[profileKey](profileCacheSize),
+		clients:  newIDCache[profileKey](profileCacheSize),
+		traffic:  newIDCache[profileKey](profileCacheSize),
 		parts:    make(map[int64]bool),
 
 		sessCache: sessions.NewMemory(0, nil),

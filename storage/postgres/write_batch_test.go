@@ -142,7 +142,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	// The resend of the batch writes nothing, with or without the cache.
 	for _, fresh := range []bool{false, true} {
 		if fresh {
-			s.dims = newDimCache(dimCacheSize)
+			s.dims = newIDCache[dimKey](dimCacheSize)
 		}
 		res, err = s.WriteBatch(ctx, "agent-1", 1, events, dead)
 		if err != nil {
@@ -245,7 +245,7 @@ func TestWriteBatchConcurrentSharedDims(t *testing.T) {
 }
 
 func TestDimCacheBounded(t *testing.T) {
-	c := newDimCache(4)
+	c := newIDCache[dimKey](4)
 	for i := range 100 {
 		c.putLocked(dimKey{1, DimPagePath, fmt.Sprint(i)}, int32(i))
 	}
