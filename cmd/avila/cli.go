@@ -45,6 +45,7 @@ func commands() []command {
 	return []command{
 		demoCommand(),
 		migrateCommand(),
+		rebuildCommand(),
 		siteCreateCommand(),
 		siteListCommand(),
 		siteUpdateCommand(),
