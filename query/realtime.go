@@ -221,19 +221,9 @@ func (p *rtPlan) addFields(req *RunRealtimeReportRequest) *apiError {
 		seen[m.Name] = true
 		p.metrics, p.metricNames = append(p.metrics, def), append(p.metricNames, m.Name)
 	}
-	for _, a := range req.MetricAggregations {
-		switch a {
-		case "TOTAL":
-			p.totals = true
-		case "MAXIMUM":
-			p.maximums = true
-		case "MINIMUM":
-			p.minimums = true
-		default:
-			return invalidArgument("metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", quoteName(string(a)))
-		}
-	}
-	return nil
+	var err *apiError
+	p.totals, p.maximums, p.minimums, err = aggregations(req.MetricAggregations)
+	return err
 }
 
 func (p *rtPlan) addRanges(ranges []MinuteRange) *apiError {

@@ -115,6 +115,24 @@ func validate(req *RunReportRequest, s site, now time.Time) (*plan, *apiError) {
 	return p, nil
 }
 
+// aggregations reads metricAggregations: which of the totals, maximums
+// and minimums rows a report asks for.
+func aggregations(aggs []MetricAggregation) (totals, maximums, minimums bool, err *apiError) {
+	for _, a := range aggs {
+		switch a {
+		case "TOTAL":
+			totals = true
+		case "MAXIMUM":
+			maximums = true
+		case "MINIMUM":
+			minimums = true
+		default:
+			return false, false, false, invalidArgument("metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", quoteName(string(a)))
+		}
+	}
+	return totals, maximums, minimums, nil
+}
+
 // checkFieldCounts checks a report's numbers of dimensions and metrics.
 func checkFieldCounts(dims, metrics int) *apiError {
 	switch {
@@ -159,19 +177,9 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 		seen[m.Name] = true
 		p.metrics = append(p.metrics, def)
 	}
-	for _, a := range req.MetricAggregations {
-		switch a {
-		case "TOTAL":
-			p.totals = true
-		case "MAXIMUM":
-			p.maximums = true
-		case "MINIMUM":
-			p.minimums = true
-		default:
-			return invalidArgument("metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", quoteName(string(a)))
-		}
-	}
-	return nil
+	var err *apiError
+	p.totals, p.maximums, p.minimums, err = aggregations(req.MetricAggregations)
+	return err
 }
 
 // setScope makes p a session report when it names a session-scoped metric
