@@ -294,14 +294,9 @@ func (p *rtPlan) addOrder(orderBys []OrderBy) *apiError {
 			if t.idx < 0 {
 				return invalidArgument("orderBys[%d]: dimension %s is not in the request's dimensions.", i, quoteName(name))
 			}
-			switch o.Dimension.OrderType {
-			case "", "ORDER_TYPE_UNSPECIFIED", "ALPHANUMERIC":
-			case "CASE_INSENSITIVE_ALPHANUMERIC":
-				t.fold = true
-			case "NUMERIC":
-				t.numeric = true
-			default:
-				return invalidArgument("orderBys[%d].dimension.orderType: %s is not supported; use ALPHANUMERIC, CASE_INSENSITIVE_ALPHANUMERIC or NUMERIC.", i, quoteName(o.Dimension.OrderType))
+			var err *apiError
+			if t.fold, t.numeric, err = dimensionOrderType(i, o.Dimension.OrderType); err != nil {
+				return err
 			}
 		}
 		p.order = append(p.order, t)

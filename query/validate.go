@@ -298,19 +298,28 @@ func (p *plan) addOrder(orderBys []OrderBy) *apiError {
 			if t.idx < 0 {
 				return invalidArgument("orderBys[%d]: dimension %s is not in the request's dimensions.", i, quoteName(o.Dimension.DimensionName))
 			}
-			switch o.Dimension.OrderType {
-			case "", "ORDER_TYPE_UNSPECIFIED", "ALPHANUMERIC":
-			case "CASE_INSENSITIVE_ALPHANUMERIC":
-				t.fold = true
-			case "NUMERIC":
-				t.numeric = true
-			default:
-				return invalidArgument("orderBys[%d].dimension.orderType: %s is not supported; use ALPHANUMERIC, CASE_INSENSITIVE_ALPHANUMERIC or NUMERIC.", i, quoteName(o.Dimension.OrderType))
+			var err *apiError
+			if t.fold, t.numeric, err = dimensionOrderType(i, o.Dimension.OrderType); err != nil {
+				return err
 			}
 		}
 		p.order = append(p.order, t)
 	}
 	return nil
+}
+
+// dimensionOrderType reads orderBys[i].dimension.orderType: whether values
+// compare case-folded or as numbers.
+func dimensionOrderType(i int, orderType string) (fold, numeric bool, err *apiError) {
+	switch orderType {
+	case "", "ORDER_TYPE_UNSPECIFIED", "ALPHANUMERIC":
+		return false, false, nil
+	case "CASE_INSENSITIVE_ALPHANUMERIC":
+		return true, false, nil
+	case "NUMERIC":
+		return false, true, nil
+	}
+	return false, false, invalidArgument("orderBys[%d].dimension.orderType: %s is not supported; use ALPHANUMERIC, CASE_INSENSITIVE_ALPHANUMERIC or NUMERIC.", i, quoteName(orderType))
 }
 
 func (p *plan) metricIndex(name string) int {
