@@ -161,26 +161,10 @@ func (c *filterCompiler) funnelExpr(e *FunnelFilterExpression, path string, dept
 		return nil, invalidArgument("%s: filters may nest at most %d levels deep.", path, maxFilterDepth)
 	case countSet(e.AndGroup != nil, e.OrGroup != nil, e.NotExpression != nil, e.FunnelFieldFilter != nil, e.FunnelEventFilter != nil) != 1:
 		return nil, invalidArgument("%s: set exactly one of andGroup, orGroup, notExpression, funnelFieldFilter or funnelEventFilter.", path)
-	case e.AndGroup != nil, e.OrGroup != nil:
-		g, name := e.AndGroup, ".andGroup"
-		if g == nil {
-			g, name = e.OrGroup, ".orGroup"
-		}
-		if len(g.Expressions) == 0 {
-			return nil, invalidArgument("%s%s.expressions: a group needs at least one expression.", path, name)
-		}
-		kids := make([]*filterNode, len(g.Expressions))
-		for i := range g.Expressions {
-			kid, err := c.funnelExpr(&g.Expressions[i], fmt.Sprintf("%s%s.expressions[%d]", path, name, i), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			kids[i] = kid
-		}
-		if e.AndGroup != nil {
-			return &filterNode{and: kids}, nil
-		}
-		return &filterNode{or: kids}, nil
+	case e.AndGroup != nil:
+		return funnelGroup(e.AndGroup.Expressions, true, path, depth, c.funnelExpr)
+	case e.OrGroup != nil:
+		return funnelGroup(e.OrGroup.Expressions, false, path, depth, c.funnelExpr)
 	case e.NotExpression != nil:
 		kid, err := c.funnelExpr(e.NotExpression, path+".notExpression", depth+1)
 		return &filterNode{not: kid}, err
@@ -191,6 +175,30 @@ func (c *filterCompiler) funnelExpr(e *FunnelFilterExpression, path string, dept
 		return &filterNode{leaf: leaf}, err
 	}
 	return c.eventFilter(e.FunnelEventFilter, path+".funnelEventFilter", depth)
+}
+
+// funnelGroup compiles the members of a funnel step expression's andGroup
+// (and) or orGroup with each, one level deeper.
+func funnelGroup[E any](exprs []E, and bool, path string, depth int, each func(*E, string, int) (*filterNode, *apiError)) (*filterNode, *apiError) {
+	name := ".orGroup"
+	if and {
+		name = ".andGroup"
+	}
+	if len(exprs) == 0 {
+		return nil, invalidArgument("%s%s.expressions: a group needs at least one expression.", path, name)
+	}
+	kids := make([]*filterNode, len(exprs))
+	for i := range exprs {
+		kid, err := each(&exprs[i], fmt.Sprintf("%s%s.expressions[%d]", path, name, i), depth+1)
+		if err != nil {
+			return nil, err
+		}
+		kids[i] = kid
+	}
+	if and {
+		return &filterNode{and: kids}, nil
+	}
+	return &filterNode{or: kids}, nil
 }
 
 // eventFilter matches the event name exactly (case-sensitive, as GA4 event
@@ -222,26 +230,10 @@ func (c *filterCompiler) paramExpr(e *FunnelParameterFilterExpression, path stri
 		return nil, invalidArgument("%s: filters may nest at most %d levels deep.", path, maxFilterDepth)
 	case countSet(e.AndGroup != nil, e.OrGroup != nil, e.NotExpression != nil, e.FunnelParameterFilter != nil) != 1:
 		return nil, invalidArgument("%s: set exactly one of andGroup, orGroup, notExpression or funnelParameterFilter.", path)
-	case e.AndGroup != nil, e.OrGroup != nil:
-		g, name := e.AndGroup, ".andGroup"
-		if g == nil {
-			g, name = e.OrGroup, ".orGroup"
-		}
-		if len(g.Expressions) == 0 {
-			return nil, invalidArgument("%s%s.expressions: a group needs at least one expression.", path, name)
-		}
-		kids := make([]*filterNode, len(g.Expressions))
-		for i := range g.Expressions {
-			kid, err := c.paramExpr(&g.Expressions[i], fmt.Sprintf("%s%s.expressions[%d]", path, name, i), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			kids[i] = kid
-		}
-		if e.AndGroup != nil {
-			return &filterNode{and: kids}, nil
-		}
-		return &filterNode{or: kids}, nil
+	case e.AndGroup != nil:
+		return funnelGroup(e.AndGroup.Expressions, true, path, depth, c.paramExpr)
+	case e.OrGroup != nil:
+		return funnelGroup(e.OrGroup.Expressions, false, path, depth, c.paramExpr)
 	case e.NotExpression != nil:
 		kid, err := c.paramExpr(e.NotExpression, path+".notExpression", depth+1)
 		return &filterNode{not: kid}, err
