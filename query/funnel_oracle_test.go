@@ -16,23 +16,7 @@ import (
 // predecessor that reached the prior step (no window frames, no "latest
 // predecessor" shortcut). It shares no code with the SQL path.
 func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *RunFunnelReportResponse {
-	loc, err := time.LoadLocation(zone)
-	if err != nil {
-		panic(err)
-	}
-	today := now.In(loc)
-	resolve := func(s string) string {
-		switch {
-		case s == "today":
-			return today.Format(time.DateOnly)
-		case s == "yesterday":
-			return today.AddDate(0, 0, -1).Format(time.DateOnly)
-		case strings.HasSuffix(s, "daysAgo"):
-			n, _ := strconv.Atoi(strings.TrimSuffix(s, "daysAgo"))
-			return today.AddDate(0, 0, -n).Format(time.DateOnly)
-		}
-		return s
-	}
+	loc, resolve := oracleDates(zone, now)
 	from, to := resolve(req.DateRanges[0].StartDate), resolve(req.DateRanges[0].EndDate)
 	type ev struct {
 		e     *protocol.Event

@@ -12,12 +12,9 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// oracle computes a runReport answer from the test's own events, the plain
-// way: each event's local time by time.In, ranges compared as ISO date
-// strings, dimension values and filters read straight off the event, groups
-// in maps, sorting with slices.SortFunc. It shares no code with the SQL path
-// (only the display-name tables), so agreement means the statement is right.
-func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *RunReportResponse {
+// oracleDates is zone's location and a resolver of the API's relative
+// dates (today, yesterday, NdaysAgo) to ISO dates there, at now.
+func oracleDates(zone string, now time.Time) (*time.Location, func(string) string) {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		panic(err)
@@ -35,6 +32,16 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 		}
 		return s
 	}
+	return loc, resolve
+}
+
+// oracle computes a runReport answer from the test's own events, the plain
+// way: each event's local time by time.In, ranges compared as ISO date
+// strings, dimension values and filters read straight off the event, groups
+// in maps, sorting with slices.SortFunc. It shares no code with the SQL path
+// (only the display-name tables), so agreement means the statement is right.
+func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *RunReportResponse {
+	loc, resolve := oracleDates(zone, now)
 	multi := len(req.DateRanges) > 1
 	resp := &RunReportResponse{Kind: "analyticsData#runReport", Metadata: ResponseMetadata{CurrencyCode: "USD", TimeZone: zone}}
 	for _, d := range req.Dimensions {
