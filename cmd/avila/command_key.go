@@ -19,12 +19,10 @@ func keyCreateCommand() command {
 			"Send it as 'Authorization: Bearer <key>'.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
-			var props listFlag
-			_ = props.Set(c.env("PROPERTY", ""))
-			fs.Var(&props, "property", "property id the key may read; repeat or separate with commas for several (env AVILA_PROPERTY); required")
+			props := propertiesFlag(c, fs, "property id the key may read")
 			name := fs.String("name", c.env("NAME", ""), "a label to tell keys apart in 'avila key list' (env AVILA_NAME)")
 			return func(ctx context.Context) error {
-				ids, err := propertyIDs(props)
+				ids, err := propertyIDs(*props)
 				if err != nil {
 					return err
 				}
@@ -46,6 +44,15 @@ func keyCreateCommand() command {
 			}
 		},
 	}
+}
+
+// propertiesFlag defines the --property flag (AVILA_PROPERTY) of a verb
+// that takes one or more property ids; what says what they are for.
+func propertiesFlag(c *cli, fs *flag.FlagSet, what string) *listFlag {
+	var props listFlag
+	_ = props.Set(c.env("PROPERTY", ""))
+	fs.Var(&props, "property", what+"; repeat or separate with commas for several (env AVILA_PROPERTY); required")
+	return &props
 }
 
 // propertyIDs parses --property values: positive integers.

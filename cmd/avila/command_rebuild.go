@@ -20,12 +20,10 @@ func rebuildCommand() command {
 			"is rebuilt in one transaction; new batches of that property wait for it, other properties do not.",
 		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "info")
-			var props listFlag
-			_ = props.Set(c.env("PROPERTY", ""))
-			fs.Var(&props, "property", "property id to rebuild; repeat or separate with commas for several (env AVILA_PROPERTY); required")
+			props := propertiesFlag(c, fs, "property id to rebuild")
 			only := fs.String("only", c.env("ONLY", ""), "rollups or sessions to rebuild only those; empty: both (env AVILA_ONLY)")
 			return func(ctx context.Context) error {
-				ids, err := propertyIDs(props)
+				ids, err := propertyIDs(*props)
 				if err != nil {
 					return err
 				}
