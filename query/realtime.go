@@ -249,14 +249,9 @@ func (p *rtPlan) addRanges(ranges []MinuteRange) *apiError {
 		case start < end:
 			return invalidArgument("minuteRanges[%d]: startMinutesAgo %d is after endMinutesAgo %d (start counts further back).", i, start, end)
 		}
-		name := r.Name
-		switch {
-		case len(name) > maxNameLen:
-			return invalidArgument("minuteRanges[%d]: name is longer than %d bytes.", i, maxNameLen)
-		case strings.HasPrefix(name, "date_range_") || strings.HasPrefix(name, "RESERVED_"):
-			return invalidArgument("minuteRanges[%d]: name %s may not begin with date_range_ or RESERVED_.", i, quoteName(name))
-		case name == "":
-			name = "date_range_" + strconv.Itoa(i)
+		name, err := rangeName("minuteRanges", i, r.Name)
+		if err != nil {
+			return err
 		}
 		p.ranges = append(p.ranges, rtRange{start: start, end: end, name: name})
 	}

@@ -249,14 +249,9 @@ func (p *plan) addRanges(ranges []DateRange, today day) *apiError {
 		if end.before(start) {
 			return invalidArgument("dateRanges[%d]: startDate %s is after endDate %s.", i, start, end)
 		}
-		name := r.Name
-		switch {
-		case len(name) > maxNameLen:
-			return invalidArgument("dateRanges[%d]: name is longer than %d bytes.", i, maxNameLen)
-		case strings.HasPrefix(name, "date_range_") || strings.HasPrefix(name, "RESERVED_"):
-			return invalidArgument("dateRanges[%d]: name %s may not begin with date_range_ or RESERVED_.", i, quoteName(name))
-		case name == "":
-			name = "date_range_" + strconv.Itoa(i)
+		name, err := rangeName("dateRanges", i, r.Name)
+		if err != nil {
+			return err
 		}
 		p.ranges = append(p.ranges, rangePlan{lo: start.start(p.site.loc), hi: end.addDays(1).start(p.site.loc)})
 		p.rangeNames = append(p.rangeNames, name)
@@ -306,6 +301,20 @@ func (p *plan) addOrder(orderBys []OrderBy) *apiError {
 		p.order = append(p.order, t)
 	}
 	return nil
+}
+
+// rangeName checks the name of field[i] (a date or minute range), or
+// gives it GA4's default, date_range_<i>.
+func rangeName(field string, i int, name string) (string, *apiError) {
+	switch {
+	case len(name) > maxNameLen:
+		return "", invalidArgument("%s[%d]: name is longer than %d bytes.", field, i, maxNameLen)
+	case strings.HasPrefix(name, "date_range_") || strings.HasPrefix(name, "RESERVED_"):
+		return "", invalidArgument("%s[%d]: name %s may not begin with date_range_ or RESERVED_.", field, i, quoteName(name))
+	case name == "":
+		return "date_range_" + strconv.Itoa(i), nil
+	}
+	return name, nil
 }
 
 // dimensionOrderType reads orderBys[i].dimension.orderType: whether values
