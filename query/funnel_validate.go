@@ -68,13 +68,9 @@ func validateFunnel(req *RunFunnelReportRequest, s site, now time.Time) (*funnel
 		return nil, invalidArgument("dateRanges: a funnel report takes exactly one date range, got %d.", len(p.ranges))
 	}
 	fp.rng = p.ranges[0]
-	switch {
-	case req.Limit < 0:
-		return nil, invalidArgument("limit must be positive, got %d.", req.Limit)
-	case req.Limit == 0:
-		fp.limit = defaultLimit
-	default:
-		fp.limit = min(int64(req.Limit), maxLimit)
+	var err *apiError
+	if fp.limit, err = rowLimit(req.Limit); err != nil {
+		return nil, err
 	}
 	if req.Funnel == nil || len(req.Funnel.Steps) == 0 {
 		return nil, invalidArgument("funnel.steps: a funnel report needs at least one step.")

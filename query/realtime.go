@@ -176,13 +176,8 @@ func validateRealtime(req *RunRealtimeReportRequest, id uint32) (*rtPlan, *apiEr
 	if err := p.addRanges(req.MinuteRanges); err != nil {
 		return nil, err
 	}
-	switch {
-	case req.Limit < 0:
-		return nil, invalidArgument("limit must be positive, got %d.", req.Limit)
-	case req.Limit == 0:
-		p.limit = defaultLimit
-	default:
-		p.limit = min(int64(req.Limit), maxLimit)
+	if p.limit, err = rowLimit(req.Limit); err != nil {
+		return nil, err
 	}
 	if err := p.addOrder(req.OrderBys); err != nil {
 		return nil, err

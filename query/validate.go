@@ -259,14 +259,22 @@ func (p *plan) addRanges(ranges []DateRange, today day) *apiError {
 	return nil
 }
 
-func (p *plan) addPaging(req *RunReportRequest) *apiError {
+// rowLimit reads a request's limit: defaultLimit when unset, at most
+// maxLimit.
+func rowLimit(limit Int64) (int64, *apiError) {
 	switch {
-	case req.Limit < 0:
-		return invalidArgument("limit must be positive, got %d.", req.Limit)
-	case req.Limit == 0:
-		p.limit = defaultLimit
-	default:
-		p.limit = min(int64(req.Limit), maxLimit)
+	case limit < 0:
+		return 0, invalidArgument("limit must be positive, got %d.", limit)
+	case limit == 0:
+		return defaultLimit, nil
+	}
+	return min(int64(limit), maxLimit), nil
+}
+
+func (p *plan) addPaging(req *RunReportRequest) *apiError {
+	var err *apiError
+	if p.limit, err = rowLimit(req.Limit); err != nil {
+		return err
 	}
 	if req.Offset < 0 {
 		return invalidArgument("offset must not be negative, got %d.", req.Offset)
