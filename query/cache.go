@@ -161,6 +161,7 @@ func cacheKey(version string, s site, reqs []*RunReportRequest, plans []*plan) (
 	str(s.currency)
 	num(s.rollupsFrom.Unix())
 	num(s.hourRollupsFrom.Unix())
+	num(s.sessionRollupsFrom.Unix())
 	num(int64(len(plans)))
 	for i, p := range plans {
 		num(int64(p.route))

@@ -49,6 +49,12 @@
 // the daily visitor ids, so a visitor seen on several days of a range
 // counts once per day.
 //
+// Session reports (a session-scoped metric or dimension) read the session
+// rollups the same way when those hold what they ask: day-level time
+// dimensions, at most one session dimension among
+// postgres.SessionRollupKinds (geography, platform, traffic source), and
+// days from the site's session_rollups_from on; else the sessions table.
+//
 // Computed reports are cached (cache.go) when Options.Cache is set: in
 // Redis, shared by the cluster, or in the node's memory without Redis
 // (storage/redis.Cache). The key hashes the site's data version, its

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -54,6 +55,15 @@ var rollupKindOf = func() map[string]postgres.DimKind {
 	return m
 }()
 
+// sessionRollupKindOf maps a sessions dims column to its session rollup kind.
+var sessionRollupKindOf = func() map[string]postgres.DimKind {
+	m := make(map[string]postgres.DimKind, len(postgres.SessionRollupKinds))
+	for _, k := range postgres.SessionRollupKinds {
+		m[postgres.DimColumns[k]] = k
+	}
+	return m
+}()
+
 // rollupMetric computes a metric from a group's rollup cell.
 type rollupMetric func(c *rollupCell) (int64, float64)
 
@@ -79,6 +89,62 @@ var rollupMetrics = map[string]struct {
 	"userEngagementDuration": {0, func(c *rollupCell) (int64, float64) { return 0, float64(c.engageMs) / 1000 }},
 }
 
+// perSessionValue divides x by the cell's sessions; 0 without sessions.
+func perSessionValue(x int64, c *rollupCell) float64 {
+	if c.sessions == 0 {
+		return 0
+	}
+	return float64(x) / float64(c.sessions)
+}
+
+// sessionRollupMetrics are the metrics the session rollups carry, as
+// session reports define them over sessions rows (metrics.go): event
+// counters are the sessions' counters, users those of the sessions.
+var sessionRollupMetrics = func() map[string]struct {
+	sketches int
+	value    rollupMetric
+} {
+	m := maps.Clone(rollupMetrics)
+	for name, def := range map[string]struct {
+		sketches int
+		value    rollupMetric
+	}{
+		"sessions":        {0, func(c *rollupCell) (int64, float64) { return c.sessions, 0 }},
+		"engagedSessions": {0, func(c *rollupCell) (int64, float64) { return c.engaged, 0 }},
+		"engagementRate":  {0, func(c *rollupCell) (int64, float64) { return 0, perSessionValue(c.engaged, c) }},
+		"bounceRate":      {0, func(c *rollupCell) (int64, float64) { return 0, perSessionValue(c.sessions-c.engaged, c) }},
+		"averageSessionDuration": {0, func(c *rollupCell) (int64, float64) {
+			if c.sessions == 0 {
+				return 0, 0
+			}
+			return 0, float64(c.durationUs) / 1000000 / float64(c.sessions)
+		}},
+		"screenPageViewsPerSession": {0, func(c *rollupCell) (int64, float64) { return 0, perSessionValue(c.views, c) }},
+		"eventsPerSession":          {0, func(c *rollupCell) (int64, float64) { return 0, perSessionValue(c.events, c) }},
+		"sessionsPerUser": {sketchActive, func(c *rollupCell) (int64, float64) {
+			a := c.estimate(sketchActive)
+			if a == 0 {
+				return 0, 0
+			}
+			return 0, float64(c.sessions) / float64(a)
+		}},
+	} {
+		m[name] = def
+	}
+	return m
+}()
+
+// metricsOf are the rollup metrics of p's kind of report.
+func metricsOf(p *plan) map[string]struct {
+	sketches int
+	value    rollupMetric
+} {
+	if p.sessions {
+		return sessionRollupMetrics
+	}
+	return rollupMetrics
+}
+
 // Sketch columns of rollup_days, as bits.
 const (
 	sketchUsers = 1 << iota
@@ -90,6 +156,7 @@ var sketchColumns = []string{"users", "active_users", "new_users"}
 
 // rollupPlan is how a covered report reads the rollups.
 type rollupPlan struct {
+	sessions bool             // session_rollups (a session report), else rollup_days
 	kind     postgres.DimKind // 0: all events (no dictionary dimension); RollupHour: by hour
 	column   string           // the events column of kind, "" for 0
 	sketches int              // sketch columns to read
@@ -98,8 +165,12 @@ type rollupPlan struct {
 // coverByRollups returns how p reads the rollups, or false when they do not
 // hold what p asks.
 func coverByRollups(p *plan) (rollupPlan, bool) {
-	var rp rollupPlan
-	if p.metricFilter != nil || p.site.rollupsFrom.IsZero() || p.sessions {
+	rp := rollupPlan{sessions: p.sessions}
+	kindOf, from := rollupKindOf, p.site.rollupsFrom
+	if p.sessions {
+		kindOf, from = sessionRollupKindOf, p.site.sessionRollupsFrom
+	}
+	if p.metricFilter != nil || from.IsZero() {
 		return rp, false
 	}
 	hourly := false
@@ -107,7 +178,7 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		if _, ok := rollupDayExprs[d.name]; ok {
 			return true
 		}
-		if _, ok := rollupHourExprs[d.name]; ok {
+		if _, ok := rollupHourExprs[d.name]; ok && !p.sessions {
 			hourly = true
 			return true
 		}
@@ -115,7 +186,7 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 			return false
 		}
 		for _, j := range d.joins {
-			if _, ok := rollupKindOf[j.column]; !ok || (rp.column != "" && rp.column != j.column) {
+			if _, ok := kindOf[j.column]; !ok || (rp.column != "" && rp.column != j.column) {
 				return false
 			}
 			rp.column = j.column
@@ -133,7 +204,6 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if hourly && rp.column != "" {
 		return rp, false // hours are rolled up for all events only
 	}
-	from := p.site.rollupsFrom
 	if hourly {
 		from = p.site.hourRollupsFrom
 	}
@@ -144,14 +214,14 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		}
 	}
 	for _, m := range p.metrics {
-		rm, ok := rollupMetrics[m.name]
+		rm, ok := metricsOf(p)[m.name]
 		if !ok {
 			return rp, false
 		}
 		rp.sketches |= rm.sketches
 	}
 	if rp.column != "" {
-		rp.kind = rollupKindOf[rp.column]
+		rp.kind = kindOf[rp.column]
 	}
 	if hourly {
 		rp.kind = postgres.RollupHour
@@ -178,6 +248,29 @@ func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
 	return true
 }
 
+// eventCounters are rollup_days' counter columns; sessionCounters are
+// session_rollups', the same first. A rollupCell holds them in this order.
+var (
+	eventCounters   = []string{"events", "page_views", "key_events", "engagement_ms"}
+	sessionCounters = append(slices.Clip(eventCounters), "sessions", "engaged", "duration_us")
+)
+
+// table is the rollups table rp reads.
+func (rp rollupPlan) table() string {
+	if rp.sessions {
+		return "session_rollups"
+	}
+	return "rollup_days"
+}
+
+// counters are the counter columns of rp's table.
+func (rp rollupPlan) counters() []string {
+	if rp.sessions {
+		return sessionCounters
+	}
+	return eventCounters
+}
+
 // buildRollupSQL writes the statement reading p's groups from the rollups:
 // columns k0 (date range index), k1..kN (dimensions), the summed counters
 // (events, page views, key events, engagement ms) and, per sketch column
@@ -202,9 +295,13 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
-	const fromRanges = " FROM rollup_days e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
+	fromRanges := " FROM " + rp.table() + " e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
+	counters := rp.counters()
 	if pre {
-		w.WriteString(", pre AS (SELECT r.idx, e.dim_id, sum(e.events) AS events, sum(e.page_views) AS page_views, sum(e.key_events) AS key_events, sum(e.engagement_ms) AS engagement_ms")
+		w.WriteString(", pre AS (SELECT r.idx, e.dim_id")
+		for _, c := range counters {
+			w.WriteString(", sum(e." + c + ") AS " + c)
+		}
 		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
 		w.WriteString("SELECT e.idx")
 	} else {
@@ -214,7 +311,9 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 		w.WriteString(", ")
 		w.WriteString(w.dimExpr(d))
 	}
-	w.WriteString(", sum(e.events)::bigint, sum(e.page_views)::bigint, sum(e.key_events)::bigint, sum(e.engagement_ms)::bigint")
+	for _, c := range counters {
+		w.WriteString(", sum(e." + c + ")::bigint")
+	}
 	for i, col := range sketchColumns {
 		if rp.sketches&(1<<i) != 0 {
 			w.WriteString(", array_agg(e." + col + ")")

@@ -22,7 +22,14 @@ var errNotCovered = errors.New("query: the rollups do not cover this report")
 // rollupCell is one group's merged rollup rows.
 type rollupCell struct {
 	events, views, keyEvents, engageMs int64
+	sessions, engaged, durationUs      int64                  // session rollups only
 	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
+}
+
+// add adds o's counters to c's.
+func (c *rollupCell) add(o *rollupCell) {
+	c.events, c.views, c.keyEvents, c.engageMs = c.events+o.events, c.views+o.views, c.keyEvents+o.keyEvents, c.engageMs+o.engageMs
+	c.sessions, c.engaged, c.durationUs = c.sessions+o.sessions, c.engaged+o.engaged, c.durationUs+o.durationUs
 }
 
 func (c *rollupCell) estimate(bit int) int64 {
@@ -61,7 +68,7 @@ func lazySketches(p *plan) bool {
 		terms = []orderTerm{{metric: true, idx: 0}}
 	}
 	for _, t := range terms {
-		if t.metric && rollupMetrics[p.metrics[t.idx].name].sketches != 0 {
+		if t.metric && metricsOf(p)[p.metrics[t.idx].name].sketches != 0 {
 			return false
 		}
 	}
@@ -241,7 +248,7 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 func rollupValues(p *plan, c *rollupCell) ([]int64, []float64) {
 	ints, flts := make([]int64, len(p.metrics)), make([]float64, len(p.metrics))
 	for i, m := range p.metrics {
-		ints[i], flts[i] = rollupMetrics[m.name].value(c)
+		ints[i], flts[i] = metricsOf(p)[m.name].value(c)
 	}
 	return ints, flts
 }
@@ -278,7 +285,7 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 	var (
 		k0     int32
 		keys   = make([]*string, nd)
-		counts [4]int64
+		counts = make([]int64, len(sessionCounters))
 		skb    [3][][]byte
 		dimIDs []int32
 		dest   = []any{&k0}
@@ -286,7 +293,7 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 	for i := range keys {
 		dest = append(dest, &keys[i])
 	}
-	for i := range counts {
+	for i := range rp.counters() {
 		dest = append(dest, &counts[i])
 	}
 	for i := range skb {
@@ -302,7 +309,8 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 		if err := res.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("query: scan rollup row: %w", err)
 		}
-		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3]}
+		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3],
+			sessions: counts[4], engaged: counts[5], durationUs: counts[6]}
 		raw := new([3][][]byte)
 		for i := range skb {
 			if rp.sketches&(1<<i) != 0 {
@@ -315,7 +323,7 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 				totals[rng] = &rollupCell{}
 			}
 			t := totals[rng]
-			t.events, t.views, t.keyEvents, t.engageMs = t.events+c.events, t.views+c.views, t.keyEvents+c.keyEvents, t.engageMs+c.engageMs
+			t.add(c)
 			if err := mergeRaw(t, raw); err != nil {
 				return nil, err
 			}

@@ -29,6 +29,9 @@ type site struct {
 	// hourRollupsFrom is the same for the hourly rollups (never before
 	// rollupsFrom).
 	hourRollupsFrom time.Time
+	// sessionRollupsFrom is the first local day whose sessions the
+	// session rollups hold completely; zero: none.
+	sessionRollupsFrom time.Time
 }
 
 // plan is a validated report: only allowlisted definitions, resolved

@@ -33,6 +33,13 @@
 //     session row counts each stored event exactly once, and batches
 //     sharing visitors, on any node, continue each other's sessions.
 //     Events carry their session's id in events.session_id.
+//   - Session rollups (session_rollups: per site, local day of the
+//     session's start and session dimension kind, SessionRollupKinds) hold
+//     the sessions' counters and visitor sketches. The sessions upsert
+//     returns each row's values before and after the batch, and the batch
+//     adds the difference, in its transaction; RebuildSessions recomputes
+//     them, and sites.session_rollups_from says from which day they are
+//     complete.
 //   - Errors on the write path are classified by IsTransient: a transient
 //     error means "send the batch again later"; anything else is a bug or a
 //     broken database and is reported as such.

@@ -290,20 +290,28 @@ func sessionArrays(rows []sessionRow) []any {
 // in one order and never deadlock. A session's start, landing page and
 // first event's dimensions stay as first written; its exit page is the
 // last page_view of the batch holding its latest event.
+//
+// It returns every row written (sessionStateColumns) with the counters,
+// last_ts and flags the row had before (NULL for a new row): the batch's
+// visitor locks keep other writers out, so the statement's snapshot holds
+// the values its upsert changes.
 var upsertSessionsSQL = func() string {
 	types := []string{"integer", "timestamptz", "bigint", "bigint", "timestamptz", "integer", "integer",
 		"integer", "bigint", "smallint"}
 	for len(types) < len(sessionColumns) {
 		types = append(types, "integer")
 	}
-	q := "INSERT INTO sessions (" + strings.Join(sessionColumns, ", ") + ") SELECT * FROM unnest("
+	q := "WITH i AS (SELECT * FROM unnest("
 	for i, t := range types {
 		if i > 0 {
 			q += ", "
 		}
 		q += "$" + strconv.Itoa(i+1) + "::" + t + "[]"
 	}
-	return q + `) ORDER BY 1, 3, 4, 2
+	q += ") AS i(" + strings.Join(sessionColumns, ", ") + `)),
+	o AS (SELECT s.site_id, s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events,
+		s.engagement_ms, s.flags FROM sessions s JOIN i USING (site_id, visitor_id, session_id, ts)),
+	u AS (INSERT INTO sessions (` + strings.Join(sessionColumns, ", ") + `) SELECT * FROM i ORDER BY 1, 3, 4, 2
 		ON CONFLICT (site_id, visitor_id, session_id, ts) DO UPDATE SET
 		last_ts = greatest(sessions.last_ts, excluded.last_ts),
 		events = sessions.events + excluded.events,
@@ -313,18 +321,55 @@ var upsertSessionsSQL = func() string {
 		flags = sessions.flags | excluded.flags,
 		page_id = CASE WHEN sessions.page_id = 0 THEN excluded.page_id ELSE sessions.page_id END,
 		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
-			THEN excluded.exit_page_id ELSE sessions.exit_page_id END`
+			THEN excluded.exit_page_id ELSE sessions.exit_page_id END
+		RETURNING session_id, ` + sessionStateColumns + `)
+	SELECT ` + prefixColumns("u.", sessionStateColumns) + `, o.last_ts, o.events, o.page_views, o.key_events, o.engagement_ms, o.flags
+	FROM u LEFT JOIN o USING (site_id, visitor_id, session_id, ts)`
+	return q
 }()
 
-// writeSessions upserts the batch's sessions in its transaction.
-func writeSessions(ctx context.Context, tx pgx.Tx, rows []sessionRow) error {
+// prefixColumns puts prefix before each name of a comma-separated list.
+func prefixColumns(prefix, list string) string {
+	names := strings.Split(list, ", ")
+	for i := range names {
+		names[i] = prefix + names[i]
+	}
+	return strings.Join(names, ", ")
+}
+
+// writeSessions upserts the batch's sessions in its transaction and
+// returns each session's values after and before the batch.
+func writeSessions(ctx context.Context, tx pgx.Tx, rows []sessionRow) ([]sessionChange, error) {
 	if len(rows) == 0 {
-		return nil
+		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, upsertSessionsSQL, sessionArrays(rows)...); err != nil {
-		return fmt.Errorf("upsert sessions: %w", err)
+	res, err := tx.Query(ctx, upsertSessionsSQL, sessionArrays(rows)...)
+	if err != nil {
+		return nil, fmt.Errorf("upsert sessions: %w", err)
 	}
-	return nil
+	defer res.Close()
+	changes := make([]sessionChange, 0, len(rows))
+	for res.Next() {
+		var c sessionChange
+		var last *time.Time
+		var events, pageViews, keyEvents *int32
+		var engage *int64
+		var flags *int16
+		dest := append(c.now.scanDest(), &last, &events, &pageViews, &keyEvents, &engage, &flags)
+		if err := res.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("upsert sessions: %w", err)
+		}
+		if last != nil {
+			b := c.now // same key and dims
+			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = *last, *events, *pageViews, *keyEvents, *engage, *flags
+			c.before = &b
+		}
+		changes = append(changes, c)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("upsert sessions: %w", err)
+	}
+	return changes, nil
 }
 
 // cacheSessions records the visitors' latest sessions, just before the

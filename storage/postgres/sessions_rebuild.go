@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -69,6 +72,47 @@ func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
 		int16(protocol.FlagKeyEvent), int16(protocol.FlagFirstVisit), SessionFlagNew)
 	if err != nil {
 		return fmt.Errorf("insert sessions: %w", err)
+	}
+	return rebuildSessionRollups(ctx, tx, site)
+}
+
+// rebuildSessionRollups recomputes the site's session_rollups rows from its
+// sessions rows, in tx (which holds the site's row lock), and marks every
+// day covered.
+func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32) error {
+	var zone string
+	if err := tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1", site).Scan(&zone); err != nil {
+		return fmt.Errorf("site time zone: %w", err)
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return fmt.Errorf("time zone %q: %w", zone, err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM session_rollups WHERE site_id = $1", site); err != nil {
+		return fmt.Errorf("delete session rollups: %w", err)
+	}
+	rows, err := tx.Query(ctx, "SELECT "+sessionStateColumns+" FROM sessions WHERE site_id = $1", site)
+	if err != nil {
+		return fmt.Errorf("read sessions: %w", err)
+	}
+	agg := make(sessionRollupAgg)
+	var st sessionState
+	dest := st.scanDest()
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return fmt.Errorf("read sessions: %w", err)
+		}
+		agg.add(&st, loc, 1)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read sessions: %w", err)
+	}
+	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), sessionRollupTable{agg}); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "UPDATE sites SET session_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
+		return fmt.Errorf("mark session rollups: %w", err)
 	}
 	return nil
 }

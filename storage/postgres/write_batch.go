@@ -132,11 +132,21 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, even
 			return WriteResult{}, fmt.Errorf("copy events: %w", err)
 		}
 	}
-	if err := writeSessions(ctx, tx, sess); err != nil {
+	changes, err := writeSessions(ctx, tx, sess)
+	if err != nil {
 		return WriteResult{}, err
 	}
 	if err := writeRollups(ctx, tx, rows); err != nil {
 		return WriteResult{}, err
+	}
+	if len(changes) > 0 {
+		zones, err := siteZones(ctx, tx, rows)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		if err := writeSessionRollups(ctx, tx, changes, zones); err != nil {
+			return WriteResult{}, err
+		}
 	}
 	if len(dead) > 0 {
 		dl := make([][]any, len(dead))

@@ -1,0 +1,361 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// SessionRollupKinds are the dims kinds with session_rollups rows besides
+// kind 0 (every session): the session dimensions a dashboard groups by.
+// All are fixed when a session's row is first written (its first event's
+// client dimensions, its traffic source), so a session never moves
+// between rows of a kind.
+var SessionRollupKinds = []DimKind{DimLanguage, DimCountry, DimBrowser, DimOS, DimDevice,
+	DimSource, DimMedium, DimCampaign, DimChannelGroup}
+
+// sessionRollupColumns are the sessions columns of SessionRollupKinds, in order.
+var sessionRollupColumns = func() []string {
+	cols := make([]string, len(SessionRollupKinds))
+	for i, k := range SessionRollupKinds {
+		cols[i] = DimColumns[k]
+	}
+	return cols
+}()
+
+// engagedAfter is GA4's engaged session length: sessions that last (or
+// report engagement time of) 10 seconds or more are engaged.
+const engagedAfter = 10 * time.Second
+
+// sessionState is a sessions row's values that session rollups count.
+type sessionState struct {
+	site                         int32
+	visitor                      int64
+	ts, last                     time.Time
+	events, pageViews, keyEvents int32
+	engage                       int64
+	flags                        int16
+	dims                         []int32 // by SessionRollupKinds
+}
+
+// engaged is GA4's engaged session, as the query API's engagedSessions
+// counts it over sessions rows.
+func (s *sessionState) engaged() bool {
+	return s.flags&int16(protocol.FlagEngaged) != 0 || s.last.Sub(s.ts) >= engagedAfter ||
+		s.engage >= engagedAfter.Milliseconds() || s.pageViews >= 2 || s.keyEvents > 0
+}
+
+// active is whether the session's visitor counts as an active user.
+func (s *sessionState) active() bool {
+	return s.flags&int16(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || s.engage > 0
+}
+
+// sessionRollupCell accumulates one session_rollups row's delta.
+type sessionRollupCell struct {
+	sessions, engaged, events, views, keyEvents int32
+	durationUs, engageMs                        int64
+	users, active, newUsers                     *hyperloglog.Sketch
+}
+
+// sessionRollupAgg is a batch's session rollup deltas.
+type sessionRollupAgg map[rollupKey]*sessionRollupCell
+
+// add counts s at its rows (sign 1) or takes it back out (sign -1: the
+// session's values before this batch, which the rows counted already).
+// Sketches only grow: a visitor taken out stays in (the session is
+// counted again, with its new values, at the same rows).
+func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
+	y, m, d := s.ts.In(loc).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	h := VisitorHash(uint64(s.visitor))
+	engaged := int32(0)
+	if s.engaged() {
+		engaged = 1
+	}
+	active, first := s.active(), s.flags&int16(protocol.FlagFirstVisit) != 0
+	for i := -1; i < len(SessionRollupKinds); i++ {
+		k := rollupKey{site: s.site, day: day}
+		if i >= 0 {
+			k.kind, k.dim = int16(SessionRollupKinds[i]), s.dims[i]
+		}
+		c := a[k]
+		if c == nil {
+			c = &sessionRollupCell{users: NewSketch(), active: NewSketch(), newUsers: NewSketch()}
+			a[k] = c
+		}
+		c.sessions += sign
+		c.engaged += sign * engaged
+		c.events += sign * s.events
+		c.views += sign * s.pageViews
+		c.keyEvents += sign * s.keyEvents
+		c.durationUs += int64(sign) * s.last.Sub(s.ts).Microseconds()
+		c.engageMs += int64(sign) * s.engage
+		if sign > 0 {
+			c.users.InsertHash(h)
+			if active {
+				c.active.InsertHash(h)
+			}
+			if first {
+				c.newUsers.InsertHash(h)
+			}
+		}
+	}
+}
+
+// sessionChange is a session a batch wrote: its values after the batch,
+// and before it when the row existed.
+type sessionChange struct {
+	now    sessionState
+	before *sessionState
+}
+
+// writeSessionRollups adds the batch's session changes to session_rollups
+// inside tx; zones are the sites' time zones (siteZones).
+func writeSessionRollups(ctx context.Context, tx pgx.Tx, changes []sessionChange, zones map[int32]*time.Location) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	agg := make(sessionRollupAgg)
+	for i := range changes {
+		c := &changes[i]
+		loc := zones[c.now.site]
+		if loc == nil {
+			loc = time.UTC
+		}
+		agg.add(&c.now, loc, 1)
+		if c.before != nil {
+			agg.add(c.before, loc, -1)
+		}
+	}
+	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), sessionRollupTable{agg})
+}
+
+// rollupTable is a rollups table's part of storeRollupRounds.
+type rollupTable interface {
+	// lockAndMerge locks the stored rows of keys, merges their sketches
+	// into the deltas and reports which keys have a row.
+	lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error)
+	// write adds the deltas of keys to their locked rows.
+	write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
+	// insert adds rows for keys and reports which it inserted; a key
+	// another transaction inserted meanwhile is left alone.
+	insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error)
+}
+
+// storeRollupRounds writes deltas of keys (sorted) to a rollups table
+// inside tx. Counters add up in SQL; sketches are merged here with the
+// stored ones, read under row locks (taken in key order), so concurrent
+// batches never overwrite each other's sketches. Keys without a row are
+// inserted with their values; a key another transaction inserted meanwhile
+// (the insert waited for it to commit, then did nothing) is locked and
+// merged on the next round.
+func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t rollupTable) error {
+	// A key raced in one round is a committed row in the next, which
+	// locks it: rounds end. (Only rebuilds delete rows, and they exclude
+	// batches of their site.)
+	for len(pending) > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("store rollups: %w", err)
+		}
+		found, err := t.lockAndMerge(ctx, tx, pending)
+		if err != nil {
+			return err
+		}
+		var existing, missing []rollupKey
+		for i, k := range pending {
+			if found[i] {
+				existing = append(existing, k)
+			} else {
+				missing = append(missing, k)
+			}
+		}
+		if err := t.write(ctx, tx, existing); err != nil {
+			return err
+		}
+		inserted, err := t.insert(ctx, tx, missing)
+		if err != nil {
+			return err
+		}
+		pending = pending[:0]
+		for i, k := range missing {
+			if !inserted[i] {
+				pending = append(pending, k)
+			}
+		}
+	}
+	return nil
+}
+
+// sessionRollupTable writes a sessionRollupAgg to session_rollups.
+type sessionRollupTable struct{ a sessionRollupAgg }
+
+func (t sessionRollupTable) sketches(k rollupKey) [3]*hyperloglog.Sketch {
+	c := t.a[k]
+	return [3]*hyperloglog.Sketch{c.users, c.active, c.newUsers}
+}
+
+func (t sessionRollupTable) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	return lockAndMergeSketches(ctx, tx, "session_rollups", keys, t.sketches)
+}
+
+// sessionRollupValues are the columns after the key of session_rollups'
+// statements, with their array types.
+const sessionRollupValues = "sessions, engaged, events, page_views, key_events, duration_us, engagement_ms, users, active_users, new_users"
+
+const sessionRollupUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[], $10::int8[], $11::int8[], $12::bytea[], $13::bytea[], $14::bytea[])"
+
+// values are the arrays $5..$14 of the cells of keys.
+func (t sessionRollupTable) values(keys []rollupKey) ([]any, error) {
+	n := len(keys)
+	sessions, engaged, events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	duration, engage := make([]int64, n), make([]int64, n)
+	for i, k := range keys {
+		c := t.a[k]
+		sessions[i], engaged[i], events[i], views[i], keyEvents[i] = c.sessions, c.engaged, c.events, c.views, c.keyEvents
+		duration[i], engage[i] = c.durationUs, c.engageMs
+	}
+	sk, err := sketchArrays(keys, t.sketches)
+	if err != nil {
+		return nil, err
+	}
+	return []any{sessions, engaged, events, views, keyEvents, duration, engage, sk[0], sk[1], sk[2]}, nil
+}
+
+func (t sessionRollupTable) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	vals, err := t.values(keys)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE session_rollups r SET sessions = r.sessions + u.sessions, engaged = r.engaged + u.engaged,
+			events = r.events + u.events, page_views = r.page_views + u.page_views, key_events = r.key_events + u.key_events,
+			duration_us = r.duration_us + u.duration_us, engagement_ms = r.engagement_ms + u.engagement_ms,
+			users = u.users, active_users = u.active_users, new_users = u.new_users
+		FROM `+sessionRollupUnnest+` AS u(site_id, kind, day, dim_id, `+sessionRollupValues+`)
+		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
+		append(keyArrays(keys), vals...)...); err != nil {
+		return fmt.Errorf("update session rollups: %w", err)
+	}
+	return nil
+}
+
+func (t sessionRollupTable) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	vals, err := t.values(keys)
+	if err != nil {
+		return nil, err
+	}
+	return insertRollupRows(ctx, tx, keys, `INSERT INTO session_rollups (site_id, kind, day, dim_id, `+sessionRollupValues+`)
+		SELECT site_id, kind, day, dim_id, `+sessionRollupValues+`
+		FROM `+sessionRollupUnnest+` WITH ORDINALITY AS u(site_id, kind, day, dim_id, `+sessionRollupValues+`, i)
+		ORDER BY i`, vals)
+}
+
+// lockAndMergeSketches locks the rows of keys in table (with columns
+// users, active_users, new_users), merges their sketches into those of
+// sketches(key) and reports which keys have a row.
+func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []rollupKey, sketches func(rollupKey) [3]*hyperloglog.Sketch) ([]bool, error) {
+	found := make([]bool, len(keys))
+	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
+		JOIN `+table+` r USING (site_id, kind, day, dim_id) ORDER BY u.i FOR UPDATE OF r`, keyArrays(keys)...)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", table, err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var i int64
+		var stored [3][]byte
+		if err := res.Scan(&i, &stored[0], &stored[1], &stored[2]); err != nil {
+			return nil, fmt.Errorf("lock %s: %w", table, err)
+		}
+		if i < 1 || i > int64(len(keys)) {
+			return nil, fmt.Errorf("lock %s: BUG: ordinality %d of %d keys", table, i, len(keys))
+		}
+		found[i-1] = true
+		for j, sk := range sketches(keys[i-1]) {
+			if err := MergeSketch(sk, stored[j]); err != nil {
+				return nil, fmt.Errorf("lock %s: %w", table, err)
+			}
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", table, err)
+	}
+	return found, nil
+}
+
+// sketchArrays serializes the sketches of keys as three bytea arrays (users,
+// active, new users), NULL for an empty sketch.
+func sketchArrays(keys []rollupKey, sketches func(rollupKey) [3]*hyperloglog.Sketch) ([3][][]byte, error) {
+	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
+	for i, k := range keys {
+		for j, sk := range sketches(k) {
+			// Estimate folds the sparse sketch's buffer into its compact
+			// list, which serializes smaller.
+			if sk.Estimate() == 0 {
+				continue
+			}
+			b, err := sk.MarshalBinary()
+			if err != nil {
+				return out, fmt.Errorf("encode sketch: %w", err)
+			}
+			out[j][i] = b
+		}
+	}
+	return out, nil
+}
+
+// insertRollupRows runs insert (an INSERT … SELECT over parallel arrays: $1..$4
+// the keys, then vals, its rows in key order, ordinality column i) with ON
+// CONFLICT DO NOTHING and reports which keys it inserted.
+func insertRollupRows(ctx context.Context, tx pgx.Tx, keys []rollupKey, insert string, vals []any) ([]bool, error) {
+	done := make([]bool, len(keys))
+	res, err := tx.Query(ctx, `WITH ins AS (`+insert+`
+			ON CONFLICT DO NOTHING RETURNING site_id, kind, day, dim_id)
+		SELECT u.i FROM ins JOIN `+keyUnnest+` USING (site_id, kind, day, dim_id)`, append(keyArrays(keys), vals...)...)
+	if err != nil {
+		return nil, fmt.Errorf("insert rollups: %w", err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var i int64
+		if err := res.Scan(&i); err != nil {
+			return nil, fmt.Errorf("insert rollups: %w", err)
+		}
+		if i < 1 || i > int64(len(keys)) {
+			return nil, fmt.Errorf("insert rollups: BUG: ordinality %d of %d keys", i, len(keys))
+		}
+		done[i-1] = true
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("insert rollups: %w", err)
+	}
+	return done, nil
+}
+
+// sessionStateColumns are the sessions columns a sessionState reads, in
+// scan order (sessionRollupColumns last).
+var sessionStateColumns = "site_id, visitor_id, ts, last_ts, events, page_views, key_events, engagement_ms, flags, " +
+	strings.Join(sessionRollupColumns, ", ")
+
+// scanDest returns scan destinations of sessionStateColumns into s.
+func (s *sessionState) scanDest() []any {
+	s.dims = make([]int32, len(SessionRollupKinds))
+	dest := []any{&s.site, &s.visitor, &s.ts, &s.last, &s.events, &s.pageViews, &s.keyEvents, &s.engage, &s.flags}
+	for i := range s.dims {
+		dest = append(dest, &s.dims[i])
+	}
+	return dest
+}
