@@ -216,7 +216,7 @@ func (r *run) runReport(ctx context.Context, client *http.Client, base string, r
 
 // diskBytes measures bytes per event on disk: every events partition with
 // its indexes and TOAST, the dims dictionary, the client and traffic
-// profiles, and rollup or session tables
+// profiles, and the rollup (event and session rollups) and session tables
 // when the schema has them, over the number of events stored.
 func (r *run) diskBytes(ctx context.Context, key string) error {
 	var bytes, events int64
@@ -225,7 +225,7 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
 		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'content_profiles', 'client_profiles', 'traffic_profiles')
-		        OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')),
+		        OR c.relname LIKE '%rollup%' OR c.relname LIKE 'sessions%')),
 		(SELECT count(*) FROM events)`).Scan(&bytes, &events)
 	if err != nil {
 		return fmt.Errorf("bench: disk bytes: %w", err)
@@ -242,7 +242,7 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND c.relkind = 'r'
 		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('dims', 'content_profiles', 'client_profiles', 'traffic_profiles')
-		       OR c.relname LIKE 'rollup%' OR c.relname LIKE 'sessions%')
+		       OR c.relname LIKE '%rollup%' OR c.relname LIKE 'sessions%')
 		GROUP BY 1 ORDER BY 1`)
 	if err != nil {
 		return fmt.Errorf("bench: disk bytes by table: %w", err)
