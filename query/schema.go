@@ -20,7 +20,7 @@ import (
 // sessions table instead, one row per session: its rows are sessions that
 // started in the date ranges, time dimensions are those of the session's
 // start, and every name has its "sess" expression over a sessions row "e"
-// (whose dims columns are named as in events). Event metrics there count
+// (whose dims and profile id columns are named as in events). Event metrics there count
 // the events of those sessions. Event-scoped dimensions (pagePath,
 // eventName, custom parameters …) have no such expression: combining them
 // with session-scoped names is refused, as GA4 refuses incompatible names.

@@ -213,11 +213,12 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 		w.WriteString(" FROM events e")
 	}
 	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
-	// Events reach most dims ids through profile tables (each joined once,
-	// aliased by its name); sessions rows hold every id themselves.
+	// Events and sessions rows reach most dims ids through profile tables
+	// (each joined once, aliased by its name). Session dimensions have no
+	// content profile: sessions rows hold landing and exit page ids.
 	var profiles []*postgres.Profile
 	for _, j := range joins {
-		if p := j.profile; p != nil && !w.sessions && !slices.Contains(profiles, p) {
+		if p := j.profile; p != nil && !slices.Contains(profiles, p) {
 			profiles = append(profiles, p)
 			w.WriteString(" LEFT JOIN " + p.Table + " ON " + p.Table + ".id = e." + p.Column)
 		}
@@ -235,7 +236,7 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 			w.WriteString(j.names.cte)
 		}
 		from := "e."
-		if j.profile != nil && !w.sessions {
+		if j.profile != nil {
 			from = j.profile.Table + "."
 		}
 		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = " + from + j.column)

@@ -22,15 +22,6 @@ import (
 var SessionRollupKinds = []DimKind{DimLanguage, DimCountry, DimBrowser, DimOS, DimDevice,
 	DimSource, DimMedium, DimCampaign, DimChannelGroup}
 
-// sessionRollupColumns are the sessions columns of SessionRollupKinds, in order.
-var sessionRollupColumns = func() []string {
-	cols := make([]string, len(SessionRollupKinds))
-	for i, k := range SessionRollupKinds {
-		cols[i] = DimColumns[k]
-	}
-	return cols
-}()
-
 // engagedAfter is GA4's engaged session length: sessions that last (or
 // report engagement time of) 10 seconds or more are engaged.
 const engagedAfter = 10 * time.Second
@@ -346,9 +337,34 @@ func insertRollupRows(ctx context.Context, tx pgx.Tx, keys []rollupKey, insert s
 }
 
 // sessionStateColumns are the sessions columns a sessionState reads, in
-// scan order (sessionRollupColumns last).
-var sessionStateColumns = "site_id, visitor_id, ts, last_ts, events, page_views, key_events, engagement_ms, flags, " +
-	strings.Join(sessionRollupColumns, ", ")
+// scan order; its dims follow (sessionStateSelect).
+const sessionStateColumns = "site_id, visitor_id, ts, last_ts, events, page_views, key_events, engagement_ms, flags"
+
+// sessionStateSelect is the select list of a sessionState from the sessions
+// row (or RETURNING list holding client_id and traffic_id) named alias,
+// joined as sessionDimsJoins does.
+func sessionStateSelect(alias string) string {
+	cols := strings.Split(sessionStateColumns, ", ")
+	for i := range cols {
+		cols[i] = alias + "." + cols[i]
+	}
+	for _, k := range SessionRollupKinds {
+		cols = append(cols, "COALESCE("+sessionProfileAlias(ProfileOf(k))+"."+DimColumns[k]+", 0)")
+	}
+	return strings.Join(cols, ", ")
+}
+
+// sessionDimsJoins joins the profiles of the sessions row named alias.
+func sessionDimsJoins(alias string) string {
+	var out string
+	for _, p := range []*Profile{ClientProfile, TrafficProfile} {
+		a := sessionProfileAlias(p)
+		out += " LEFT JOIN " + p.Table + " " + a + " ON " + a + ".id = " + alias + "." + p.Column
+	}
+	return out
+}
+
+func sessionProfileAlias(p *Profile) string { return "sp_" + p.Column }
 
 // scanDest returns scan destinations of sessionStateColumns into s.
 func (s *sessionState) scanDest() []any {

@@ -82,7 +82,8 @@ func exactSessionRollups(t *testing.T, s *Store, site uint32) map[string]session
 			sum((extract(epoch FROM s.last_ts - s.ts) * 1000000)::bigint), sum(s.engagement_ms),
 			count(DISTINCT s.visitor_id), count(DISTINCT s.visitor_id) FILTER (WHERE `+active+`),
 			count(DISTINCT s.visitor_id) FILTER (WHERE s.flags & $2 <> 0)
-		FROM sessions s CROSS JOIN LATERAL (VALUES (0, 0), ($3, s.country_id), ($4, s.source_id)) AS k(kind, dim)
+		FROM sessions s LEFT JOIN client_profiles c ON c.id = s.client_id LEFT JOIN traffic_profiles t ON t.id = s.traffic_id
+		CROSS JOIN LATERAL (VALUES (0, 0), ($3, COALESCE(c.country_id, 0)), ($4, COALESCE(t.source_id, 0))) AS k(kind, dim)
 		WHERE s.site_id = $1 GROUP BY 1`, int32(site), int16(protocol.FlagFirstVisit), DimCountry, DimSource)
 	if err != nil {
 		t.Fatal(err)

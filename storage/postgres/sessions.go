@@ -38,15 +38,16 @@ type sessionRow struct {
 	flags                        int16
 	landing, exit                int32
 	first                        *[numDimKinds]int32 // the first event's dims ids
+	client                       int32               // the first event's client profile id
 	traffic                      [numDimKinds]int32  // attribution ids at the traffic kinds
+	trafficProfile               int32               // their traffic profile id
 	firstSource                  int32
 }
 
 // sessionColumns is the sessions column list of upsertSessions.
 var sessionColumns = []string{"site_id", "ts", "visitor_id", "session_id", "last_ts", "events", "page_views",
 	"key_events", "engagement_ms", "flags", "page_id", "exit_page_id",
-	"host_id", "referrer_id", "language_id", "screen_id", "country_id", "region_id", "city_id",
-	"browser_id", "os_id", "device_id", "source_id", "medium_id", "campaign_id", "channel_id", "first_source_id"}
+	"host_id", "referrer_id", "client_id", "traffic_id", "first_source_id"}
 
 // assignSessions gives the batch's events their sessions: from the cache
 // for visitors it covers, else from the sessions committed in the database.
@@ -170,9 +171,10 @@ func lockVisitors(ctx context.Context, tx pgx.Tx, events []protocol.Event) error
 // batchTraffic holds the traffic source ids of each distinct (site, page,
 // referrer) of a batch: any event may turn out to start a session.
 type batchTraffic struct {
-	pairs []trafficPair
-	ids   [][numDimKinds]int32 // by pair: ids at the traffic kinds; not grown once filled
-	of    []int32              // by event: index into pairs
+	pairs    []trafficPair
+	ids      [][numDimKinds]int32 // by pair: ids at the traffic kinds; not grown once filled
+	profiles []int32              // by pair: traffic profile id
+	of       []int32              // by event: index into pairs
 }
 
 type trafficPair struct {
@@ -207,7 +209,8 @@ func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignme
 		first := &rows[a.Events[0]]
 		r.site, r.visitor, r.id = first.site, first.visitor, a.ID
 		r.ts, r.last = time.UnixMicro(a.Start).UTC(), time.UnixMicro(a.Last).UTC()
-		r.first, r.traffic = &first.dims, tr.ids[tr.of[a.Events[0]]]
+		r.first, r.client = &first.dims, first.client
+		r.traffic, r.trafficProfile = tr.ids[tr.of[a.Events[0]]], tr.profiles[tr.of[a.Events[0]]]
 		newUser, returning := false, false
 		for _, ei := range a.Events {
 			e, row := &events[ei], &rows[ei]
@@ -257,32 +260,21 @@ func sessionArrays(rows []sessionRow) []any {
 	ts, last := make([]time.Time, n), make([]time.Time, n)
 	events, pv, ke := make([]int32, n), make([]int32, n), make([]int32, n)
 	engage, flags := make([]int64, n), make([]int16, n)
-	ids := make([][]int32, 16) // landing and exit page, 10 first-event dims, 4 traffic
+	ids := make([][]int32, 7) // landing and exit page, host, referrer, client and traffic profiles, first source
 	for i := range ids {
 		ids[i] = make([]int32, n)
 	}
-	firstKinds := []DimKind{DimHost, DimReferrer, DimLanguage, DimScreen, DimCountry, DimRegion, DimCity, DimBrowser, DimOS, DimDevice}
-	trafficKinds := []DimKind{DimSource, DimMedium, DimCampaign, DimChannelGroup}
 	for i, r := range rows {
 		site[i], ts[i], visitor[i], id[i], last[i] = r.site, r.ts, r.visitor, r.id, r.last
 		events[i], pv[i], ke[i], engage[i], flags[i] = r.events, r.pageViews, r.keyEvents, r.engage, r.flags
-		ids[0][i], ids[1][i] = r.landing, r.exit
-		for j, k := range firstKinds {
-			ids[2+j][i] = r.first[k-1]
-		}
-		for j, k := range trafficKinds {
-			ids[12+j][i] = r.traffic[k-1]
-		}
-	}
-	first := make([]int32, n)
-	for i, r := range rows {
-		first[i] = r.firstSource
+		ids[0][i], ids[1][i], ids[2][i], ids[3][i] = r.landing, r.exit, r.first[DimHost-1], r.first[DimReferrer-1]
+		ids[4][i], ids[5][i], ids[6][i] = r.client, r.trafficProfile, r.firstSource
 	}
 	out := []any{site, ts, visitor, id, last, events, pv, ke, engage, flags}
 	for _, a := range ids {
 		out = append(out, a)
 	}
-	return append(out, first)
+	return out
 }
 
 // upsertSessionsSQL inserts sessions and adds to the ones committed before.
@@ -322,20 +314,11 @@ var upsertSessionsSQL = func() string {
 		page_id = CASE WHEN sessions.page_id = 0 THEN excluded.page_id ELSE sessions.page_id END,
 		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
 			THEN excluded.exit_page_id ELSE sessions.exit_page_id END
-		RETURNING session_id, ` + sessionStateColumns + `)
-	SELECT ` + prefixColumns("u.", sessionStateColumns) + `, o.last_ts, o.events, o.page_views, o.key_events, o.engagement_ms, o.flags
-	FROM u LEFT JOIN o USING (site_id, visitor_id, session_id, ts)`
+		RETURNING session_id, ` + sessionStateColumns + `, client_id, traffic_id)
+	SELECT ` + sessionStateSelect("u") + `, o.last_ts, o.events, o.page_views, o.key_events, o.engagement_ms, o.flags
+	FROM u LEFT JOIN o USING (site_id, visitor_id, session_id, ts) ` + sessionDimsJoins("u")
 	return q
 }()
-
-// prefixColumns puts prefix before each name of a comma-separated list.
-func prefixColumns(prefix, list string) string {
-	names := strings.Split(list, ", ")
-	for i := range names {
-		names[i] = prefix + names[i]
-	}
-	return strings.Join(names, ", ")
-}
 
 // writeSessions upserts the batch's sessions in its transaction and
 // returns each session's values after and before the batch.

@@ -91,7 +91,7 @@ func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	if _, err := tx.Exec(ctx, "DELETE FROM session_rollups WHERE site_id = $1", site); err != nil {
 		return fmt.Errorf("delete session rollups: %w", err)
 	}
-	rows, err := tx.Query(ctx, "SELECT "+sessionStateColumns+" FROM sessions WHERE site_id = $1", site)
+	rows, err := tx.Query(ctx, "SELECT "+sessionStateSelect("s")+" FROM sessions s"+sessionDimsJoins("s")+" WHERE s.site_id = $1", site)
 	if err != nil {
 		return fmt.Errorf("read sessions: %w", err)
 	}
@@ -142,16 +142,11 @@ WITH ev AS (
 	FROM ev GROUP BY visitor_id, session_id
 )
 INSERT INTO sessions (site_id, ts, visitor_id, session_id, last_ts, events, page_views, key_events, engagement_ms,
-	flags, page_id, exit_page_id, host_id, referrer_id, language_id, screen_id, country_id, region_id, city_id,
-	browser_id, os_id, device_id, source_id, medium_id, campaign_id, channel_id, first_source_id)
+	flags, page_id, exit_page_id, host_id, referrer_id, client_id, traffic_id, first_source_id)
 SELECT $1, s.ts, s.visitor_id, s.session_id, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms,
        s.flags | CASE WHEN s.first_visit OR row_number() OVER w = 1 THEN $6::smallint ELSE 0::smallint END,
-       COALESCE(s.landing, 0), COALESCE(s.exit, 0), s.host_id, s.referrer_id,
-       COALESCE(cl.language_id, 0), COALESCE(cl.screen_id, 0), COALESCE(cl.country_id, 0), COALESCE(cl.region_id, 0),
-       COALESCE(cl.city_id, 0), COALESCE(cl.browser_id, 0), COALESCE(cl.os_id, 0), COALESCE(cl.device_id, 0),
-       COALESCE(t.source_id, 0), COALESCE(t.medium_id, 0), COALESCE(t.campaign_id, 0), COALESCE(t.channel_id, 0),
+       COALESCE(s.landing, 0), COALESCE(s.exit, 0), s.host_id, s.referrer_id, s.client_id, COALESCE(s.traffic_id, 0),
        first_value(COALESCE(t.source_id, 0)) OVER w
 FROM s
-LEFT JOIN client_profiles cl ON cl.id = s.client_id
 LEFT JOIN traffic_profiles t ON t.id = s.traffic_id
 WINDOW w AS (PARTITION BY s.visitor_id ORDER BY s.ts, s.session_id)`

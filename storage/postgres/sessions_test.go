@@ -29,8 +29,9 @@ func storedSessions(t *testing.T, s *Store, site uint32) []sessionTestRow {
 		to_char(s.last_ts AT TIME ZONE 'UTC', 'HH24:MI:SS'), s.events, s.page_views, s.key_events, s.flags,
 		COALESCE(l.value, ''), COALESCE(x.value, ''), COALESCE(src.value, ''), COALESCE(fs.value, ''), COALESCE(d.value, '')
 		FROM sessions s LEFT JOIN dims l ON l.id = s.page_id LEFT JOIN dims x ON x.id = s.exit_page_id
-		LEFT JOIN dims src ON src.id = s.source_id LEFT JOIN dims fs ON fs.id = s.first_source_id
-		LEFT JOIN dims d ON d.id = s.device_id
+		LEFT JOIN traffic_profiles t ON t.id = s.traffic_id LEFT JOIN client_profiles c ON c.id = s.client_id
+		LEFT JOIN dims src ON src.id = t.source_id LEFT JOIN dims fs ON fs.id = s.first_source_id
+		LEFT JOIN dims d ON d.id = c.device_id
 		WHERE s.site_id = $1 ORDER BY s.visitor_id, s.ts`, int32(site))
 	if err != nil {
 		t.Fatal(err)

@@ -231,7 +231,25 @@ func (s *Store) eventRows(ctx context.Context, events []protocol.Event) (rows []
 	if err := s.eventProfiles(ctx, rows); err != nil {
 		return nil, nil, err
 	}
+	// Each pair's traffic profile, for the sessions it may start.
+	keys := make([]profileKey, len(tr.ids))
+	for i := range tr.ids {
+		keys[i] = profileKeyOf(TrafficProfile, int32(tr.pairs[i].site), &tr.ids[i])
+	}
+	tr.profiles = make([]int32, len(tr.ids))
+	if err := s.profileIDs(ctx, TrafficProfile, s.traffic, keys, tr.profiles); err != nil {
+		return nil, nil, err
+	}
 	return rows, tr, nil
+}
+
+// profileKeyOf is the key of p's profile of site with the dims ids dims.
+func profileKeyOf(p *Profile, site int32, dims *[numDimKinds]int32) profileKey {
+	k := profileKey{site: site}
+	for j, kind := range p.Kinds {
+		k.ids[j] = dims[kind-1]
+	}
+	return k
 }
 
 // eventProfiles sets each row's content, client and traffic profile ids
@@ -249,10 +267,7 @@ func (s *Store) eventProfiles(ctx context.Context, rows []eventRow) error {
 		{TrafficProfile, s.traffic, func(r *eventRow, id int32) { r.traffic = id }},
 	} {
 		for i := range rows {
-			keys[i] = profileKey{site: rows[i].site}
-			for j, kind := range p.Kinds {
-				keys[i].ids[j] = rows[i].dims[kind-1]
-			}
+			keys[i] = profileKeyOf(p.Profile, rows[i].site, &rows[i].dims)
 		}
 		if err := s.profileIDs(ctx, p.Profile, p.cache, keys, ids); err != nil {
 			return err
