@@ -202,7 +202,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
-	const fromRanges = " FROM rollup_days e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
+	fromRanges := " FROM " + rollupSource(rp.sketches) + " JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
 	if pre {
 		w.WriteString(", pre AS (SELECT r.idx, e.dim_id, sum(e.events) AS events, sum(e.page_views) AS page_views, sum(e.key_events) AS key_events, sum(e.engagement_ms) AS engagement_ms")
 		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
@@ -257,4 +257,22 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 		w.WriteString(", " + strconv.Itoa(i+2))
 	}
 	return reportSQL{text: w.String(), args: w.args}
+}
+
+// rollupSource is the rollup rows "e" a statement reads: rollup_days and
+// the packed days of rollup_packs unnested into rows of the same columns,
+// with the sketch columns of sketches only (a pack's sketch arrays are
+// large, and read only when asked for). The statement's conditions on
+// site, kind and day reach both tables' keys.
+func rollupSource(sketches int) string {
+	cols := "dim_id, events, page_views, key_events, engagement_ms"
+	arrays := "p.dim_ids, p.events, p.page_views, p.key_events, p.engagement_ms"
+	for i, col := range sketchColumns {
+		if sketches&(1<<i) != 0 {
+			cols += ", " + col
+			arrays += ", p." + col
+		}
+	}
+	return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
+		arrays + ") AS u(" + cols + ")) e"
 }
