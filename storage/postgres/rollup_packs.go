@@ -220,15 +220,20 @@ func packDay(ctx context.Context, tx pgx.Tx, site int32, day time.Time) error {
 	return writePacks(ctx, tx, site, packs)
 }
 
-// PackRollups packs the rollup_days rows of every site's closed days (before
+// packDaysPerRun bounds the site days one PackRollups call packs, so a
+// backlog (rows written before packing existed) drains over several runs
+// instead of holding up one.
+const packDaysPerRun = 200
+
+// PackRollups packs the rollup_days rows of sites' closed days (before
 // yesterday in the site's time zone at now) into rollup_packs, one site
-// and day per transaction. Each transaction holds the site's row lock, so
-// the site's batches wait for it (one day's rows; once a day per site in
-// steady state). Rows written before packing existed are packed the same
-// way, oldest day first.
+// and day per transaction, oldest days first and at most packDaysPerRun
+// of them. Each transaction holds the site's row lock, so the site's
+// batches wait for it (one day's rows; once a day per site in steady
+// state).
 func (s *Store) PackRollups(ctx context.Context, now time.Time) error {
-	res, err := s.Pool.Query(ctx, `SELECT DISTINCT r.site_id, r.day FROM rollup_days r JOIN sites s ON s.id = r.site_id
-		WHERE r.day < ($1::timestamptz AT TIME ZONE s.time_zone)::date - 1 ORDER BY 1, 2`, now)
+	res, err := s.Pool.Query(ctx, `SELECT DISTINCT r.day, r.site_id FROM rollup_days r JOIN sites s ON s.id = r.site_id
+		WHERE r.day < ($1::timestamptz AT TIME ZONE s.time_zone)::date - 1 ORDER BY 1, 2 LIMIT $2`, now, packDaysPerRun)
 	if err != nil {
 		return fmt.Errorf("postgres: pack rollups: %w", err)
 	}
@@ -238,7 +243,7 @@ func (s *Store) PackRollups(ctx context.Context, now time.Time) error {
 	}
 	todo, err := pgx.CollectRows(res, func(row pgx.CollectableRow) (siteDay, error) {
 		var sd siteDay
-		err := row.Scan(&sd.site, &sd.day)
+		err := row.Scan(&sd.day, &sd.site)
 		return sd, err
 	})
 	if err != nil {
