@@ -192,22 +192,33 @@ func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
 //
 // With ids, a last column lists each group's rollup dim_ids; with only,
 // the statement reads the rows of those dim_ids and no other.
-func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
+//
+// sums, when not nil, are the "pre" sums computed in Go (sumRollups),
+// which the statement reads from its parameters instead.
+func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32, sums *rollupSums) reportSQL {
 	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
-	pre := rp.sketches == 0 && p.dimFilter == nil && rp.column != "" && only == nil &&
-		!slices.ContainsFunc(p.dims, func(d *dimDef) bool { _, ok := rollupDayExprs[d.name]; return ok })
+	pre := presummable(p, rp, only)
 	w.WriteString("WITH ")
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
 	fromRanges := " FROM " + rollupSource(rp.sketches) + " JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
-	if pre {
+	switch {
+	case pre && sums != nil:
+		w.WriteString(", pre AS (SELECT * FROM unnest(" + w.bind(sums.idx) + "::int[], " + w.bind(sums.dims) + "::int[], " +
+			w.bind(sums.events) + "::int8[], " + w.bind(sums.views) + "::int8[], " + w.bind(sums.keys) + "::int8[], " + w.bind(sums.engagedMs) +
+			"::int8[]) AS pre(idx, dim_id, events, page_views, key_events, engagement_ms)" +
+			// $1, $3 and $4 typed, as every statement's parameters are, though
+			// the sums are of this site and span already.
+			" WHERE $1::int IS NOT NULL AND $3::timestamptz <= $4::timestamptz)\n")
+		w.WriteString("SELECT e.idx")
+	case pre:
 		w.WriteString(", pre AS (SELECT r.idx, e.dim_id, sum(e.events) AS events, sum(e.page_views) AS page_views, sum(e.key_events) AS key_events, sum(e.engagement_ms) AS engagement_ms")
 		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
 		w.WriteString("SELECT e.idx")
-	} else {
+	default:
 		w.WriteString("SELECT r.idx")
 	}
 	for _, d := range p.dims {

@@ -268,7 +268,14 @@ var numberText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 // unmerged. With p.totals it adds every group into totals (by range),
 // sketches merged.
 func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids bool, only []int32, totals []*rollupCell) ([]*rollupRow, error) {
-	q := buildRollupSQL(p, rp, ids, only)
+	var sums *rollupSums
+	if presummable(p, rp, only) {
+		var err error
+		if sums, err = sumRollups(ctx, db, p, rp); err != nil {
+			return nil, err
+		}
+	}
+	q := buildRollupSQL(p, rp, ids, only, sums)
 	res, err := db.Query(ctx, q.text, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: run rollup report: %w", err)
