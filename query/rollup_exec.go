@@ -354,6 +354,9 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 		ids = append(ids, r.ids...)
 	}
 	slices.Sort(ids)
+	if !slices.ContainsFunc(p.dims, isDayDim) {
+		return pickSketches(ctx, db, p, rp, rows, slices.Compact(ids))
+	}
 	// Other groups may share these dim_ids (other ranges; other days of a
 	// date dimension): they are read and ignored.
 	got, err := readRollupRows(ctx, db, p, rp, false, slices.Compact(ids), nil)

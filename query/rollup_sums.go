@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -108,6 +109,89 @@ func maxTime(a, b time.Time) time.Time {
 // dim_id before naming them ("pre"): a dictionary dimension, no sketches,
 // no time dimension of a day, no filter, every dim_id.
 func presummable(p *plan, rp rollupPlan, only []int32) bool {
-	return rp.sketches == 0 && p.dimFilter == nil && rp.column != "" && only == nil &&
-		!slices.ContainsFunc(p.dims, func(d *dimDef) bool { _, ok := rollupDayExprs[d.name]; return ok })
+	return rp.sketches == 0 && p.dimFilter == nil && rp.column != "" && only == nil && !slices.ContainsFunc(p.dims, isDayDim)
+}
+
+// isDayDim reports whether d is a time dimension of a rollup day.
+func isDayDim(d *dimDef) bool {
+	_, ok := rollupDayExprs[d.name]
+	return ok
+}
+
+// pickSketches sets the raw sketches of rows, groups of a report without
+// day dimensions read with their dim_ids (ids, ascending, all of them):
+// each day's sketches of those dim_ids, from rollup_packs and rollup_days,
+// go to the groups holding the dim_id in the ranges holding the day. Only
+// the sketch columns rp reads are unnested, and nothing is grouped in SQL.
+func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, ids []int32) error {
+	type span struct{ lo, hi time.Time }
+	spans := make([]span, len(p.ranges))
+	lo, hi := localDay(p, p.ranges[0].lo), localDay(p, p.ranges[0].hi)
+	for i, r := range p.ranges {
+		spans[i] = span{localDay(p, r.lo), localDay(p, r.hi)}
+		lo, hi = minTime(lo, spans[i].lo), maxTime(hi, spans[i].hi)
+	}
+	type key struct{ rng, dim int32 }
+	groups := make(map[key][]*rollupRow)
+	for _, r := range rows {
+		r.raw = new([3][][]byte)
+		for i := range r.raw {
+			if rp.sketches&(1<<i) != 0 {
+				r.raw[i] = [][]byte{}
+			}
+		}
+		for _, id := range r.ids {
+			k := key{int32(r.rng), id}
+			groups[k] = append(groups[k], r)
+		}
+	}
+	var cols, arrays, names []string
+	for i, col := range sketchColumns {
+		if rp.sketches&(1<<i) != 0 {
+			cols, arrays, names = append(cols, "r."+col), append(arrays, "p."+col), append(names, col)
+		}
+	}
+	res, err := db.Query(ctx, `SELECT p.day, u.dim_id, u.`+strings.Join(names, ", u.")+` FROM rollup_packs p, unnest(p.dim_ids, `+
+		strings.Join(arrays, ", ")+`) AS u(dim_id, `+strings.Join(names, ", ")+`)
+			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4 AND u.dim_id = ANY($5::int[])
+		UNION ALL
+		SELECT r.day, r.dim_id, `+strings.Join(cols, ", ")+` FROM rollup_days r
+			WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])`,
+		int32(p.site.id), int16(rp.kind), lo, hi, ids)
+	if err != nil {
+		return fmt.Errorf("query: read rollup sketches: %w", err)
+	}
+	defer res.Close()
+	var (
+		day  time.Time
+		dim  int32
+		sks  = make([][]byte, len(names))
+		dest = []any{&day, &dim}
+	)
+	for i := range sks {
+		dest = append(dest, &sks[i])
+	}
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return fmt.Errorf("query: read rollup sketches: %w", err)
+		}
+		for rng, sp := range spans {
+			if day.Before(sp.lo) || !day.Before(sp.hi) {
+				continue
+			}
+			for _, r := range groups[key{int32(rng), dim}] {
+				j := 0
+				for i := range r.raw {
+					if r.raw[i] != nil {
+						r.raw[i] = append(r.raw[i], slices.Clone(sks[j]))
+						j++
+					}
+				}
+			}
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("query: read rollup sketches: %w", err)
+	}
+	return nil
 }
