@@ -120,7 +120,7 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 		return fmt.Errorf("bench: query data: %w", err)
 	}
 	r.log.Info("query data: sessions rebuilt", "events", ds.events, "seconds", time.Since(start).Seconds())
-	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events, sessions, rollup_days, session_rollups"); err != nil {
+	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events, sessions, rollup_days, rollup_packs, session_rollups"); err != nil {
 		return fmt.Errorf("bench: query data: vacuum: %w", err)
 	}
 	return nil

@@ -112,9 +112,22 @@ func newFixture(t testing.TB, n int) *fixture {
 		}
 	}
 	addSessionIDs(f.events, f.zones)
+	// Two thirds in, the rollups of the days written so far are packed
+	// (rollup_packs), so reports add packed days, rows of days written after
+	// and rows of late events on the last packed day.
+	packAt := len(f.events) * 2 / 3
 	for i := 0; i < len(f.events); i += 500 {
 		batch := f.events[i:min(i+500, len(f.events))]
-		if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1), batch, nil); err != nil {
+		if i <= packAt && packAt < i+500 {
+			if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1)<<1, batch[:packAt-i], nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.PackRollups(ctx, time.UnixMicro(f.events[packAt].TimeMicros).Add(48*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[packAt-i:]
+		}
+		if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1)<<1|1, batch, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

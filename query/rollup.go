@@ -285,26 +285,41 @@ func (rp rollupPlan) counters() []string {
 //
 // With ids, a last column lists each group's rollup dim_ids; with only,
 // the statement reads the rows of those dim_ids and no other.
-func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
+//
+// sums, when not nil, are the "pre" sums computed in Go (sumRollups),
+// which the statement reads from its parameters instead.
+func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32, sums *rollupSums) reportSQL {
 	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
-	pre := rp.sketches == 0 && p.dimFilter == nil && rp.column != "" && only == nil &&
-		!slices.ContainsFunc(p.dims, func(d *dimDef) bool { _, ok := rollupDayExprs[d.name]; return ok })
+	pre := presummable(p, rp, only)
 	w.WriteString("WITH ")
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
-	fromRanges := " FROM " + rp.table() + " e JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
+	source := rollupSource(rp.sketches)
+	if rp.sessions {
+		source = "session_rollups e"
+	}
+	fromRanges := " FROM " + source + " JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
 	counters := rp.counters()
-	if pre {
+	switch {
+	case pre && sums != nil:
+		w.WriteString(", pre AS (SELECT * FROM unnest(" + w.bind(sums.idx) + "::int[], " + w.bind(sums.dims) + "::int[], " +
+			w.bind(sums.events) + "::int8[], " + w.bind(sums.views) + "::int8[], " + w.bind(sums.keys) + "::int8[], " + w.bind(sums.engagedMs) +
+			"::int8[]) AS pre(idx, dim_id, events, page_views, key_events, engagement_ms)" +
+			// $1, $3 and $4 typed, as every statement's parameters are, though
+			// the sums are of this site and span already.
+			" WHERE $1::int IS NOT NULL AND $3::timestamptz <= $4::timestamptz)\n")
+		w.WriteString("SELECT e.idx")
+	case pre:
 		w.WriteString(", pre AS (SELECT r.idx, e.dim_id")
 		for _, c := range counters {
 			w.WriteString(", sum(e." + c + ") AS " + c)
 		}
 		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
 		w.WriteString("SELECT e.idx")
-	} else {
+	default:
 		w.WriteString("SELECT r.idx")
 	}
 	for _, d := range p.dims {
@@ -356,4 +371,22 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 		w.WriteString(", " + strconv.Itoa(i+2))
 	}
 	return reportSQL{text: w.String(), args: w.args}
+}
+
+// rollupSource is the rollup rows "e" a statement reads: rollup_days and
+// the packed days of rollup_packs unnested into rows of the same columns,
+// with the sketch columns of sketches only (a pack's sketch arrays are
+// large, and read only when asked for). The statement's conditions on
+// site, kind and day reach both tables' keys.
+func rollupSource(sketches int) string {
+	cols := "dim_id, events, page_views, key_events, engagement_ms"
+	arrays := "p.dim_ids, p.events, p.page_views, p.key_events, p.engagement_ms"
+	for i, col := range sketchColumns {
+		if sketches&(1<<i) != 0 {
+			cols += ", " + col
+			arrays += ", p." + col
+		}
+	}
+	return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
+		arrays + ") AS u(" + cols + ")) e"
 }

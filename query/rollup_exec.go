@@ -275,7 +275,14 @@ var numberText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 // unmerged. With p.totals it adds every group into totals (by range),
 // sketches merged.
 func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids bool, only []int32, totals []*rollupCell) ([]*rollupRow, error) {
-	q := buildRollupSQL(p, rp, ids, only)
+	var sums *rollupSums
+	if presummable(p, rp, only) && !rp.sessions { // session rollups are not packed
+		var err error
+		if sums, err = sumRollups(ctx, db, p, rp); err != nil {
+			return nil, err
+		}
+	}
+	q := buildRollupSQL(p, rp, ids, only, sums)
 	res, err := db.Query(ctx, q.text, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("query: run rollup report: %w", err)
@@ -355,6 +362,9 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 		ids = append(ids, r.ids...)
 	}
 	slices.Sort(ids)
+	if !slices.ContainsFunc(p.dims, isDayDim) {
+		return pickSketches(ctx, db, p, rp, rows, slices.Compact(ids))
+	}
 	// Other groups may share these dim_ids (other ranges; other days of a
 	// date dimension): they are read and ignored.
 	got, err := readRollupRows(ctx, db, p, rp, false, slices.Compact(ids), nil)

@@ -178,3 +178,20 @@ func TestHourlyRollupsCover(t *testing.T) {
 		}
 	}
 }
+
+// TestFixtureHasPackedRollups: the fixture's rollups mix packed days,
+// unpacked days and late rows on packed days, so the oracle tests cover
+// reports adding rollup_packs and rollup_days.
+func TestFixtureHasPackedRollups(t *testing.T) {
+	f := newFixture(t, 300)
+	var packs, unpacked, late int
+	if err := f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM rollup_packs),
+		(SELECT count(*) FROM rollup_days),
+		(SELECT count(*) FROM rollup_days r WHERE EXISTS (SELECT FROM rollup_packs p WHERE (p.site_id, p.kind, p.day) = (r.site_id, r.kind, r.day)))`).
+		Scan(&packs, &unpacked, &late); err != nil {
+		t.Fatal(err)
+	}
+	if packs == 0 || unpacked == 0 || late == 0 {
+		t.Fatalf("%d packs, %d rollup_days rows, %d of them on packed days: want all > 0", packs, unpacked, late)
+	}
+}

@@ -1,6 +1,7 @@
 // Package jobs runs the aggregator's periodic upkeep: daily partitions of the
 // events table (yesterday through three days ahead) and the daily visitor-id
-// salts (today and tomorrow created, expired ones deleted).
+// salts (today and tomorrow created, expired ones deleted), and the packing
+// of closed days' rollups (storage/postgres Store.PackRollups).
 //
 // Every job is idempotent, yet in a cluster they run as singletons: the node
 // holding a PostgreSQL advisory lock (AdvisoryLock) runs them every

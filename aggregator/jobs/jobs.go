@@ -16,6 +16,7 @@ import (
 type Store interface {
 	EnsurePartitions(ctx context.Context, from, to time.Time) error
 	EnsureSalts(ctx context.Context, now time.Time) error
+	PackRollups(ctx context.Context, now time.Time) error
 }
 
 // Options configures the jobs. Zero values take the defaults.
@@ -88,6 +89,9 @@ func (j *Jobs) runAll(ctx context.Context) error {
 	}
 	if err := j.traced(ctx, "jobs.salts", func(ctx context.Context) error { return j.store.EnsureSalts(ctx, now) }); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: salts: %w", err))
+	}
+	if err := j.traced(ctx, "jobs.pack_rollups", func(ctx context.Context) error { return j.store.PackRollups(ctx, now) }); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: pack rollups: %w", err))
 	}
 	return errors.Join(errs...)
 }

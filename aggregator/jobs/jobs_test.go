@@ -69,12 +69,18 @@ func (f failingStore) EnsureSalts(ctx context.Context, now time.Time) error {
 	return errors.New("salts down")
 }
 
+func (f failingStore) PackRollups(ctx context.Context, now time.Time) error {
+	f.calls <- "pack rollups"
+	return errors.New("packing down")
+}
+
 func TestRunKeepsGoingAndStops(t *testing.T) {
 	f := failingStore{calls: make(chan string, 100)}
 	j := New(Options{Interval: time.Millisecond}, f)
 	err := j.RunOnce(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "partitions down") || !strings.Contains(err.Error(), "salts down") {
-		t.Fatalf("RunOnce error %v, want both failures", err)
+	if err == nil || !strings.Contains(err.Error(), "partitions down") || !strings.Contains(err.Error(), "salts down") ||
+		!strings.Contains(err.Error(), "packing down") {
+		t.Fatalf("RunOnce error %v, want every failure", err)
 	}
 	// One failing job does not stop the other, and Run repeats after failures.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -11,11 +11,14 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// derived counts a site's sessions rows and rollup rows.
+// derived counts a site's sessions rows and rollup rows (rows of
+// rollup_days and values of the packed days of rollup_packs).
 func derived(t *testing.T, store *postgres.Store, site uint32) (sessions, rollups int) {
 	t.Helper()
 	err := store.Pool.QueryRow(context.Background(), `SELECT
-		(SELECT count(*) FROM sessions WHERE site_id = $1), (SELECT count(*) FROM rollup_days WHERE site_id = $1)`,
+		(SELECT count(*) FROM sessions WHERE site_id = $1),
+		(SELECT count(*) FROM rollup_days WHERE site_id = $1) +
+		(SELECT COALESCE(sum(cardinality(dim_ids)), 0) FROM rollup_packs WHERE site_id = $1)`,
 		int32(site)).Scan(&sessions, &rollups)
 	if err != nil {
 		t.Fatal(err)

@@ -170,7 +170,7 @@ func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 	if err := s.RebuildRollups(ctx, site.ID); err != nil {
 		t.Fatal(err)
 	}
-	rollups := "SELECT ARRAY[kind::text, dim_id::text, sum(events)::text, sum(engagement_ms)::text] FROM rollup_days " +
+	rollups := "SELECT ARRAY[kind::text, dim_id::text, sum(events)::text, sum(engagement_ms)::text] FROM " + rollupRowsSQL + " r " +
 		"WHERE kind IN (2, 8, 13, 14, 17) GROUP BY kind, dim_id ORDER BY 1"
 	if diff := cmp.Diff(rollupsBefore, eventFacts(t, s, rollups)); diff != "" {
 		t.Fatalf("rollups rebuilt after the migration differ (-before +after):\n%s", diff)

@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// RebuildRollups recomputes a site's rollup_days rows from its events and
+// RebuildRollups recomputes a site's rollups from its events (rollup_packs
+// for closed days, rollup_days for today and yesterday) and
 // marks its rollups complete from its first day on, for events that reached
 // the events table without WriteBatch (bulk loads, imports) and for sites
 // created before rollups existed. It runs in one transaction holding the
@@ -46,9 +47,12 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	if err != nil {
 		return fmt.Errorf("time zone %q: %w", zone, err)
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM rollup_days WHERE site_id = $1", site); err != nil {
-		return fmt.Errorf("delete rollups: %w", err)
+	for _, table := range []string{"rollup_days", "rollup_packs"} {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1", site); err != nil {
+			return fmt.Errorf("delete rollups: %w", err)
+		}
 	}
+	packBefore := packedBefore(time.Now(), loc)
 	var first, last *time.Time
 	if err := tx.QueryRow(ctx, "SELECT min(ts), max(ts) FROM events WHERE site_id = $1", site).Scan(&first, &last); err != nil {
 		return fmt.Errorf("event span: %w", err)
@@ -61,7 +65,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	if first != nil && last != nil {
 		y, m, d := first.In(loc).Date()
 		for day := time.Date(y, m, d, 0, 0, 0, 0, loc); !day.After(*last); day = day.AddDate(0, 0, 1) {
-			if err := rebuildDay(ctx, tx, site, loc, pageView, day, day.AddDate(0, 0, 1)); err != nil {
+			if err := rebuildDay(ctx, tx, site, loc, pageView, day, day.AddDate(0, 0, 1), packBefore); err != nil {
 				return err
 			}
 		}
@@ -72,8 +76,9 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	return nil
 }
 
-// rebuildDay aggregates the site's events in [lo, hi) into rollup rows.
-func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi time.Time) error {
+// rebuildDay aggregates the site's events in [lo, hi) (one local day) into
+// rollup rows, packed when the day is before packBefore.
+func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi, packBefore time.Time) error {
 	cols := make([]string, len(RollupKinds))
 	for i, k := range RollupKinds {
 		if p := ProfileOf(k); p != nil {
@@ -111,6 +116,16 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	if len(agg) == 0 {
+		return nil
+	}
+	if y, m, d := lo.Date(); time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Before(packBefore) {
+		packs, err := agg.packs(site)
+		if err != nil {
+			return fmt.Errorf("pack rollups of %s: %w", lo.Format(time.DateOnly), err)
+		}
+		if err := writePacks(ctx, tx, site, packs); err != nil {
+			return fmt.Errorf("pack rollups of %s: %w", lo.Format(time.DateOnly), err)
+		}
 		return nil
 	}
 	if err := agg.store(ctx, tx); err != nil {

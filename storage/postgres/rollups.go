@@ -283,14 +283,9 @@ func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 		c := a[k]
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
 		for j, sk := range []*hyperloglog.Sketch{c.users, c.active, c.newUsers} {
-			// Estimate folds the sparse sketch's buffer into its compact
-			// list, which serializes smaller.
-			if sk.Estimate() == 0 {
-				continue
-			}
-			b, err := sk.MarshalBinary()
+			b, err := encodeSketch(sk)
 			if err != nil {
-				return nil, fmt.Errorf("encode sketch: %w", err)
+				return nil, err
 			}
 			sketches[j][i] = b
 		}
@@ -357,6 +352,20 @@ func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]b
 		return nil, fmt.Errorf("insert rollups: %w", err)
 	}
 	return done, nil
+}
+
+// encodeSketch serializes sk, nil for an empty sketch.
+func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
+	// Estimate folds the sparse sketch's buffer into its compact list,
+	// which serializes smaller.
+	if sk.Estimate() == 0 {
+		return nil, nil
+	}
+	b, err := sk.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode sketch: %w", err)
+	}
+	return b, nil
 }
 
 // MergeSketch merges the serialized sketch b (nil: empty) into sk.
