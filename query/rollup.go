@@ -285,10 +285,7 @@ func (rp rollupPlan) counters() []string {
 //
 // With ids, a last column lists each group's rollup dim_ids; with only,
 // the statement reads the rows of those dim_ids and no other.
-//
-// sums, when not nil, are the "pre" sums computed in Go (sumRollups),
-// which the statement reads from its parameters instead.
-func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32, sums *rollupSums) reportSQL {
+func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
@@ -303,23 +300,14 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32, sums *rollup
 	}
 	fromRanges := " FROM " + source + " JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
 	counters := rp.counters()
-	switch {
-	case pre && sums != nil:
-		w.WriteString(", pre AS (SELECT * FROM unnest(" + w.bind(sums.idx) + "::int[], " + w.bind(sums.dims) + "::int[], " +
-			w.bind(sums.events) + "::int8[], " + w.bind(sums.views) + "::int8[], " + w.bind(sums.keys) + "::int8[], " + w.bind(sums.engagedMs) +
-			"::int8[]) AS pre(idx, dim_id, events, page_views, key_events, engagement_ms)" +
-			// $1, $3 and $4 typed, as every statement's parameters are, though
-			// the sums are of this site and span already.
-			" WHERE $1::int IS NOT NULL AND $3::timestamptz <= $4::timestamptz)\n")
-		w.WriteString("SELECT e.idx")
-	case pre:
+	if pre {
 		w.WriteString(", pre AS (SELECT r.idx, e.dim_id")
 		for _, c := range counters {
 			w.WriteString(", sum(e." + c + ") AS " + c)
 		}
 		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
 		w.WriteString("SELECT e.idx")
-	default:
+	} else {
 		w.WriteString("SELECT r.idx")
 	}
 	for _, d := range p.dims {
@@ -342,20 +330,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32, sums *rollup
 	} else {
 		w.WriteString(fromRanges)
 	}
-	var done []*joinDef
-	for _, j := range joins {
-		if slices.Contains(done, j) {
-			continue
-		}
-		done = append(done, j)
-		w.WriteString(" LEFT JOIN ")
-		if j.names == nil {
-			w.WriteString("dims")
-		} else {
-			w.WriteString(j.names.cte)
-		}
-		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e.dim_id")
-	}
+	w.writeRollupJoins(joins)
 	if !pre {
 		w.WriteString(where + strconv.Itoa(int(rp.kind)))
 	}
@@ -371,6 +346,24 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32, sums *rollup
 		w.WriteString(", " + strconv.Itoa(i+2))
 	}
 	return reportSQL{text: w.String(), args: w.args}
+}
+
+// writeRollupJoins joins each of joins (once) on the rollup row "e"'s dim_id.
+func (w *sqlWriter) writeRollupJoins(joins []*joinDef) {
+	var done []*joinDef
+	for _, j := range joins {
+		if slices.Contains(done, j) {
+			continue
+		}
+		done = append(done, j)
+		w.WriteString(" LEFT JOIN ")
+		if j.names == nil {
+			w.WriteString("dims")
+		} else {
+			w.WriteString(j.names.cte)
+		}
+		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e.dim_id")
+	}
 }
 
 // rollupSource is the rollup rows "e" a statement reads: rollup_days and

@@ -37,11 +37,24 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (*rollu
 		lo, hi = minTime(lo, spans[i].lo), maxTime(hi, spans[i].hi)
 	}
 	// A day's packed arrays and its rollup_days rows (today, yesterday,
-	// late events) come as rows of the same shape.
-	res, err := db.Query(ctx, `SELECT day, dim_ids, events, page_views, key_events, engagement_ms FROM rollup_packs
+	// late events) come as rows of the same shape; counters no metric of
+	// p reads come as NULL (each array read costs its detoasting and
+	// decoding).
+	used := countersUsed(p)
+	packCols, dayCols := "", ""
+	for i, c := range eventCounters {
+		if used&(1<<i) != 0 {
+			packCols += ", " + c
+			dayCols += ", array_agg(" + c + ")"
+		} else {
+			packCols += ", NULL::" + counterArrayType[i]
+			dayCols += ", NULL::" + counterArrayType[i]
+		}
+	}
+	res, err := db.Query(ctx, `SELECT day, dim_ids`+packCols+` FROM rollup_packs
 			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4
 		UNION ALL
-		SELECT day, array_agg(dim_id), array_agg(events), array_agg(page_views), array_agg(key_events), array_agg(engagement_ms) FROM rollup_days
+		SELECT day, array_agg(dim_id)`+dayCols+` FROM rollup_days
 			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4 GROUP BY day`,
 		int32(p.site.id), int16(rp.kind), lo, hi)
 	if err != nil {
@@ -61,6 +74,8 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (*rollu
 			return nil, fmt.Errorf("query: sum rollups: %w", err)
 		}
 		n := len(dims)
+		// Counters not read are all zero.
+		events, views, keyEvts, engaged = orZeros(events, n), orZeros(views, n), orZeros(keyEvts, n), orZeros(engaged, n)
 		if len(events) != n || len(views) != n || len(keyEvts) != n || len(engaged) != n {
 			return nil, fmt.Errorf("query: sum rollups: BUG: rollups of %s have arrays of unequal lengths", day.Format(time.DateOnly))
 		}
@@ -89,6 +104,38 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (*rollu
 		return nil, fmt.Errorf("query: sum rollups: %w", err)
 	}
 	return s, nil
+}
+
+// counterArrayType is the array type of each of eventCounters.
+var counterArrayType = []string{"int[]", "int[]", "int[]", "int8[]"}
+
+// metricCounters are the rollup_days counters (bits by eventCounters) each
+// rollup metric reads; user counts read none.
+var metricCounters = map[string]int{
+	"eventCount": 1 << 0, "screenPageViews": 1 << 1, "keyEvents": 1 << 2, "userEngagementDuration": 1 << 3,
+	"eventCountPerUser": 1 << 0, "totalUsers": 0, "activeUsers": 0, "newUsers": 0,
+}
+
+// countersUsed are the counters p's metrics read (all for a metric not
+// listed in metricCounters).
+func countersUsed(p *plan) int {
+	used := 0
+	for _, m := range p.metrics {
+		c, ok := metricCounters[m.name]
+		if !ok {
+			c = 1<<len(eventCounters) - 1
+		}
+		used |= c
+	}
+	return used
+}
+
+// orZeros is a, or n zeros when a was not read (NULL).
+func orZeros[T int32 | int64](a []T, n int) []T {
+	if a == nil {
+		return make([]T, n)
+	}
+	return a
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -75,6 +75,16 @@ func NewSketch() *hyperloglog.Sketch {
 	return sk
 }
 
+// NewDenseSketch returns an empty dense sketch of rollup precision, for
+// merging many large sketches.
+func NewDenseSketch() *hyperloglog.Sketch {
+	sk, err := hyperloglog.NewSketch(RollupPrecision, false)
+	if err != nil {
+		panic("BUG: rollup sketch precision out of range: " + err.Error())
+	}
+	return sk
+}
+
 // VisitorHash is the 64-bit hash sketches hold for a visitor id: a
 // bijective mix (SplitMix64's finalizer), so ids that are not uniformly
 // spread still fill registers evenly.
