@@ -192,15 +192,24 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 			groups[k] = append(groups[k], r)
 		}
 	}
-	var cols, arrays, names []string
+	// A pack's arrays are detoasted once (the concatenation in the
+	// subquery, kept by OFFSET 0) and then indexed per wanted dim_id:
+	// unnesting every value of every day to keep ten took most of the
+	// statement.
+	var cols, picks, copies []string
 	for i, col := range sketchColumns {
 		if rp.sketches&(1<<i) != 0 {
-			cols, arrays, names = append(cols, "r."+col), append(arrays, "p."+col), append(names, col)
+			cols = append(cols, "r."+col)
+			picks = append(picks, "q."+col+"[x.i]")
+			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
 		}
 	}
-	res, err := db.Query(ctx, `SELECT p.day, u.dim_id, u.`+strings.Join(names, ", u.")+` FROM rollup_packs p, unnest(p.dim_ids, `+
-		strings.Join(arrays, ", ")+`) AS u(dim_id, `+strings.Join(names, ", ")+`)
-			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4 AND u.dim_id = ANY($5::int[])
+	res, err := db.Query(ctx, `SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+			SELECT x.dim_id, `+strings.Join(picks, ", ")+`
+			FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q,
+				LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
+			WHERE x.i IS NOT NULL) z
+			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
 		UNION ALL
 		SELECT r.day, r.dim_id, `+strings.Join(cols, ", ")+` FROM rollup_days r
 			WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])`,
@@ -212,7 +221,7 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 	var (
 		day  time.Time
 		dim  int32
-		sks  = make([][]byte, len(names))
+		sks  = make([][]byte, len(cols))
 		dest = []any{&day, &dim}
 	)
 	for i := range sks {
