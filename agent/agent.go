@@ -75,6 +75,9 @@ type Config struct {
 	// collector off and needs a MemoryLimit.
 	GCPercent   int
 	MemoryLimit int64
+	// MinProcs fixes GOMAXPROCS at no less than this at Start
+	// (--min-procs; see DefaultMinProcs); 0 leaves it to the runtime.
+	MinProcs int
 }
 
 // Agent is a running agent: the HTTP edge, the durable queue and the
@@ -95,7 +98,7 @@ type Agent struct {
 
 	shutdownOnce   sync.Once
 	shutdownErr    error
-	restoreRuntime func() // undoes Config.GCPercent and MemoryLimit
+	restoreRuntime func() // undoes Config.GCPercent, MemoryLimit and MinProcs
 }
 
 // Start opens the queue in cfg.DataDir, loads the site config cached there

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -13,22 +15,38 @@ import (
 // plus what is mapped from files, about 15 MiB under load (the binary's
 // code and the queue file's pages that were read): 32 MiB keeps the agent
 // under 50 MB; at 40 MiB it reached 48 MB in make bench's load phases.
+//
+// DefaultMinProcs: the queue's commit holds its thread, and with it a Go P,
+// in fdatasync for a millisecond or more. With a single P (one CPU, or an
+// affinity or cgroup limit of one) the whole agent then stops: no request
+// is read or parsed during the fsync, so the next commit holds the two or
+// three hits that arrived since instead of every one waiting, and each hit
+// pays most of an fsync. With two Ps the other keeps serving.
 const (
 	DefaultGCPercent   = 400
 	DefaultMemoryLimit = 32 << 20 // bytes
+	DefaultMinProcs    = 2
 )
 
-// applyRuntime sets the process's GC percent and soft memory limit from
-// cfg; a zero field leaves that setting as it was (so a process that also
-// runs other components, like `avila demo`, keeps its own). It returns the
-// values to restore.
+// applyRuntime sets the process's GC percent, soft memory limit and
+// GOMAXPROCS floor from cfg; a zero field leaves that setting as it was (so
+// a process that also runs other components, like `avila demo`, keeps its
+// own). It returns the values to restore.
+//
+// With MinProcs set, GOMAXPROCS is fixed at the larger of MinProcs and the
+// runtime's choice at start, even when that is already enough: the runtime
+// would otherwise lower it when the process's CPU affinity or cgroup limit
+// shrinks later (Go 1.25+).
 func applyRuntime(cfg Config) (restore func()) {
-	oldGC, oldLimit := -2, int64(-1)
+	oldGC, oldLimit, oldProcs := -2, int64(-1), 0
 	if cfg.GCPercent != 0 {
 		oldGC = debug.SetGCPercent(cfg.GCPercent)
 	}
 	if cfg.MemoryLimit != 0 {
 		oldLimit = debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	if cfg.MinProcs != 0 {
+		oldProcs = runtime.GOMAXPROCS(max(cfg.MinProcs, runtime.GOMAXPROCS(0)))
 	}
 	return func() {
 		if oldGC != -2 {
@@ -36,6 +54,13 @@ func applyRuntime(cfg Config) (restore func()) {
 		}
 		if oldLimit >= 0 {
 			debug.SetMemoryLimit(oldLimit)
+		}
+		switch {
+		case oldProcs == 0:
+		case os.Getenv("GOMAXPROCS") == "":
+			runtime.SetDefaultGOMAXPROCS() // the runtime's choice, following CPU changes again
+		default:
+			runtime.GOMAXPROCS(oldProcs)
 		}
 	}
 }
@@ -46,6 +71,8 @@ func checkRuntime(cfg Config) error {
 		return fmt.Errorf("agent: --gogc %d: want a percentage > 0, -1 (off) or 0 (leave the runtime's)", cfg.GCPercent)
 	case cfg.MemoryLimit < 0:
 		return fmt.Errorf("agent: --memory-limit %d: want bytes > 0, or 0 (leave the runtime's)", cfg.MemoryLimit)
+	case cfg.MinProcs < 0:
+		return fmt.Errorf("agent: --min-procs %d: want a number of Go processors > 0, or 0 (leave the runtime's)", cfg.MinProcs)
 	case cfg.GCPercent == -1 && cfg.MemoryLimit == 0:
 		return fmt.Errorf("agent: --gogc -1 turns the collector off; it needs a --memory-limit")
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -63,4 +64,25 @@ func TestRuntimeSettingsChecked(t *testing.T) {
 	f(Config{GCPercent: -1}, "--memory-limit")
 	f(Config{GCPercent: -5}, "--gogc")
 	f(Config{MemoryLimit: -1}, "--memory-limit")
+	f(Config{MinProcs: DefaultMinProcs}, "")
+	f(Config{MinProcs: -1}, "--min-procs")
+}
+
+// MinProcs raises GOMAXPROCS and fixes it; Shutdown gives it back.
+func TestRuntimeMinProcs(t *testing.T) {
+	procs0 := runtime.GOMAXPROCS(0)
+	restore := applyRuntime(Config{MinProcs: procs0 + 3})
+	if got := runtime.GOMAXPROCS(0); got != procs0+3 {
+		t.Errorf("GOMAXPROCS after apply = %d, want %d", got, procs0+3)
+	}
+	restore()
+	if got := runtime.GOMAXPROCS(0); got != procs0 {
+		t.Errorf("GOMAXPROCS after restore = %d, want %d", got, procs0)
+	}
+	// A floor below the runtime's choice keeps that choice.
+	restore = applyRuntime(Config{MinProcs: 1})
+	if got := runtime.GOMAXPROCS(0); got != procs0 {
+		t.Errorf("GOMAXPROCS with floor 1 = %d, want %d", got, procs0)
+	}
+	restore()
 }

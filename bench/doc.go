@@ -7,7 +7,10 @@
 //
 //   - single-hit ingest through the agent (a 204 only after fsync) against a
 //     bare net/http handler answering 204, with the same load generator (wrk
-//     when installed, else the harness's own keep-alive generator);
+//     when installed, else the harness's own keep-alive generator), once
+//     with the CPUs split between an edge host (generator, harness, agent)
+//     and an aggregator host (aggregator, PostgreSQL), once all shared, with
+//     CPU per hit and a check that every acknowledged hit was stored;
 //   - batched ingest, POST bodies of 20 events;
 //   - end-to-end sustained events/s from the first hit to the last row
 //     visible in PostgreSQL, against a raw pgx CopyFrom of the same rows into

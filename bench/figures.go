@@ -4,8 +4,13 @@ package bench
 func figures(quick bool) []Figure {
 	atLeast := func(limit float64) *Target { return &Target{OnRatio: true, AtLeast: true, Limit: limit} }
 	fs := []Figure{
-		{Name: "single-hit ingest via agent (durable), hits/s", Key: "ingest_hits_per_s",
+		{Name: "single-hit ingest via agent (durable), hits/s, edge and aggregator hosts on their own CPUs", Key: "ingest_hits_per_s",
 			Baseline: "bare_http_per_s", Ratio: "ingest_ratio_vs_bare", Target: atLeast(0.6)},
+		{Name: "single-hit ingest via agent (durable), hits/s, every process sharing every CPU", Key: "ingest_hits_per_s_shared",
+			Baseline: "bare_http_per_s_shared", Ratio: "ingest_ratio_vs_bare_shared"},
+		{Name: "CPU per single hit, µs: agent (baseline: harness serving the bare handler)", Key: "ingest_agent_cpu_us_per_hit",
+			Baseline: "bare_http_cpu_us_per_hit"},
+		{Name: "single hits acknowledged but not stored", Key: "ingest_events_lost", Target: &Target{Limit: 0}},
 		{Name: "batched ingest via agent (20 events/POST), events/s", Key: "batched_events_per_s"},
 		{Name: "Measurement Protocol ingest via agent (25 events/POST), events/s", Key: "mp_batched_events_per_s"},
 		{Name: "end-to-end into PostgreSQL, events/s (baseline: raw COPY rows/s)", Key: "pipeline_events_per_s",

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // bareServer is the baseline of single-hit ingest: a bare net/http
@@ -37,7 +41,11 @@ func startBare() (*bareServer, error) {
 func (b *bareServer) close() { _ = b.srv.Close() }
 
 // singleHitIngest measures single GET hits through the agent, whose 204
-// means the hit is fsynced, against the bare handler, with one generator.
+// means the hit is fsynced, against the bare handler, with one generator:
+// first with the CPUs split between an edge host and an aggregator host
+// (see hostSplit; the primary figures), then with every process sharing
+// every CPU (the _shared figures). The agent keeps shipping throughout.
+// At the end every hit the agent acknowledged must be stored.
 func (r *run) singleHitIngest(ctx context.Context) error {
 	bare, err := startBare()
 	if err != nil {
@@ -49,32 +57,222 @@ func (r *run) singleHitIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	load := Load{Connections: r.sz.connections, Duration: r.sz.ingestFor}
-
-	r.log.Info("single-hit ingest: bare net/http baseline", "generator", r.gen.Name(), "for", load.Duration)
-	b, err := r.gen.Run(ctx, []Request{bareHit}, load)
+	base, err := r.drain(ctx)
 	if err != nil {
 		return err
 	}
-	if want := bareHit.Method + " " + bareHit.URL[len(bare.url):]; bare.first != want {
-		return fmt.Errorf("bench: the %s generator sent %q, want %q", r.gen.Name(), bare.first, want)
-	}
-	r.log.Info("single-hit ingest: agent", "generator", r.gen.Name(), "for", load.Duration)
-	a, err := r.gen.Run(ctx, []Request{hit}, load)
-	if err != nil {
-		return err
-	}
-	r.note("single-hit ingest (agent)", a)
-	r.note("single-hit ingest (bare)", b)
-	if a.OK == 0 {
-		return errors.New("bench: the agent acknowledged no single hit; see agent.log")
-	}
-	agentRate, bareRate := perSecond(a.OK, a.Elapsed), perSecond(b.OK, b.Elapsed)
-	r.set("ingest_hits_per_s", agentRate)
-	r.set("bare_http_per_s", bareRate)
-	r.set("ingest_ratio_vs_bare", ratio(agentRate, bareRate))
 	if n, err := RequestBytes(hit); err == nil {
 		r.set("raw_request_bytes_single_hit", float64(n))
+	}
+
+	var acked int64
+	split, pinned, err := r.pinHosts(ctx)
+	if err != nil {
+		return err
+	}
+	if pinned {
+		p, err := r.singleHitPair(ctx, "split hosts", bare, bareHit, hit)
+		if uerr := r.unpinHosts(context.WithoutCancel(ctx), split); err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return err
+		}
+		acked += p.agent.OK
+		r.set("ingest_hits_per_s", p.agentRate())
+		r.set("bare_http_per_s", p.bareRate())
+		r.set("ingest_ratio_vs_bare", ratio(p.agentRate(), p.bareRate()))
+		r.setCPUPerHit(p)
+		// The split run's backlog is shipped before the shared one starts.
+		if _, err := r.drain(ctx); err != nil {
+			return err
+		}
+	}
+	s, err := r.singleHitPair(ctx, "shared CPUs", bare, bareHit, hit)
+	if err != nil {
+		return err
+	}
+	acked += s.agent.OK
+	r.set("ingest_hits_per_s_shared", s.agentRate())
+	r.set("bare_http_per_s_shared", s.bareRate())
+	r.set("ingest_ratio_vs_bare_shared", ratio(s.agentRate(), s.bareRate()))
+	if !pinned {
+		r.set("ingest_hits_per_s", s.agentRate())
+		r.set("bare_http_per_s", s.bareRate())
+		r.set("ingest_ratio_vs_bare", ratio(s.agentRate(), s.bareRate()))
+		r.setCPUPerHit(s)
+	}
+	if pinned {
+		r.set("ingest_cpu_split", 1)
+	} else {
+		r.set("ingest_cpu_split", 0)
+	}
+	return r.checkStored(ctx, "single-hit ingest", base, acked, "ingest_events_lost")
+}
+
+// hitPair is one bare run and one agent run under the same conditions, with
+// the CPU time (USER_HZ ticks) the harness (bare) and the agent used in each.
+type hitPair struct {
+	bare, agent           LoadResult
+	bareTicks, agentTicks uint64
+	queue                 queueCounters // the agent's, during its run
+}
+
+func (p hitPair) bareRate() float64  { return perSecond(p.bare.OK, p.bare.Elapsed) }
+func (p hitPair) agentRate() float64 { return perSecond(p.agent.OK, p.agent.Elapsed) }
+
+// singleHitPair runs the generator against the bare handler, then against
+// the agent.
+func (r *run) singleHitPair(ctx context.Context, how string, bare *bareServer, bareHit, hit Request) (hitPair, error) {
+	var p hitPair
+	load := Load{Connections: r.sz.connections, Duration: r.sz.ingestFor}
+	r.log.Info("single-hit ingest: bare net/http baseline", "cpus", how, "generator", r.gen.Name(), "for", load.Duration)
+	t0, err := ReadCPUTicks(os.Getpid())
+	if err != nil {
+		return p, err
+	}
+	if p.bare, err = r.gen.Run(ctx, []Request{bareHit}, load); err != nil {
+		return p, err
+	}
+	t1, err := ReadCPUTicks(os.Getpid())
+	if err != nil {
+		return p, err
+	}
+	p.bareTicks = t1 - t0
+	if want := bareHit.Method + " " + bareHit.URL[len(bare.url):]; bare.first != want {
+		return p, fmt.Errorf("bench: the %s generator sent %q, want %q", r.gen.Name(), bare.first, want)
+	}
+	r.log.Info("single-hit ingest: agent", "cpus", how, "generator", r.gen.Name(), "for", load.Duration)
+	q0, err := r.queueCounters(ctx)
+	if err != nil {
+		return p, err
+	}
+	if t0, err = ReadCPUTicks(r.st.agent.pid()); err != nil {
+		return p, err
+	}
+	if p.agent, err = r.gen.Run(ctx, []Request{hit}, load); err != nil {
+		return p, err
+	}
+	if t1, err = ReadCPUTicks(r.st.agent.pid()); err != nil {
+		return p, err
+	}
+	p.agentTicks = t1 - t0
+	q1, err := r.queueCounters(ctx)
+	if err != nil {
+		return p, err
+	}
+	p.queue = queueCounters{appended: q1.appended - q0.appended, commits: q1.commits - q0.commits}
+	r.note("single-hit ingest (agent, "+how+")", p.agent)
+	r.log.Info("single-hit ingest: agent queue", "cpus", how, "commits", p.queue.commits, "events", p.queue.appended,
+		"cpu_us_per_hit", float64(p.agentTicks)*1e6/userHZ/float64(max(p.agent.OK, 1)))
+	r.note("single-hit ingest (bare, "+how+")", p.bare)
+	if p.agent.OK == 0 {
+		return p, errors.New("bench: the agent acknowledged no single hit; see agent.log")
+	}
+	return p, nil
+}
+
+// setCPUPerHit records the CPU time per acknowledged hit of the agent and
+// of the harness process serving the bare handler, in microseconds: a
+// figure far less noisy than throughput on a shared machine.
+func (r *run) setCPUPerHit(p hitPair) {
+	perHit := func(ticks uint64, ok int64) float64 {
+		return float64(ticks) * 1e6 / userHZ / float64(max(ok, 1))
+	}
+	r.set("ingest_agent_cpu_us_per_hit", perHit(p.agentTicks, p.agent.OK))
+	r.set("bare_http_cpu_us_per_hit", perHit(p.bareTicks, p.bare.OK))
+	if p.queue.commits > 0 {
+		r.set("ingest_events_per_commit", p.queue.appended/p.queue.commits)
+	}
+}
+
+// hostSettle is how long pinned processes get before a measurement: a Go
+// runtime adjusts GOMAXPROCS to a changed CPU affinity within a second.
+const hostSettle = 1500 * time.Millisecond
+
+// pinHosts pins the harness (and so the generator it starts) and the agent
+// to the edge host's CPUs, the aggregator and the managed PostgreSQL to the
+// aggregator host's. false, with a log line saying why, when the CPUs are
+// not split: fewer than two CPUs, or a PostgreSQL the harness did not start.
+func (r *run) pinHosts(ctx context.Context) (hostSplit, bool, error) {
+	split, ok, err := splitHosts()
+	switch {
+	case err != nil:
+		return split, false, err
+	case !ok:
+		r.log.Warn("single-hit ingest: fewer than two CPUs; measured with shared CPUs only")
+		return split, false, nil
+	case r.st.pg == nil:
+		r.log.Warn("single-hit ingest: PostgreSQL was not started by the harness (--database-url), so its processes " +
+			"cannot be moved to the aggregator host's CPUs; measured with shared CPUs only")
+		return split, false, nil
+	}
+	pgPID, err := postmasterPID(filepath.Join(r.st.work, "postgres"))
+	if err != nil {
+		return split, false, err
+	}
+	pins := []struct {
+		pin func(int, unix.CPUSet) error
+		pid int
+		set unix.CPUSet
+	}{
+		{pinProcess, os.Getpid(), split.edge}, {pinProcess, r.st.agent.pid(), split.edge},
+		{pinProcess, r.st.agg.pid(), split.agg}, {pinTree, pgPID, split.agg},
+	}
+	for _, p := range pins {
+		if err := p.pin(p.pid, p.set); err != nil {
+			r.log.Warn("single-hit ingest: could not split the CPUs; measured with shared CPUs only", "err", err)
+			return split, false, r.unpinHosts(context.WithoutCancel(ctx), split)
+		}
+	}
+	r.log.Info("single-hit ingest: CPUs split", "edge_host", cpuList(split.edge)+" (generator, harness with the bare handler, agent)",
+		"aggregator_host", cpuList(split.agg)+" (aggregator, PostgreSQL)")
+	return split, true, sleep(ctx, hostSettle)
+}
+
+// unpinHosts gives every process of the run all the harness's CPUs again.
+func (r *run) unpinHosts(ctx context.Context, split hostSplit) error {
+	var errs []error
+	for _, pid := range []int{os.Getpid(), r.st.agent.pid(), r.st.agg.pid()} {
+		errs = append(errs, pinProcess(pid, split.all))
+	}
+	if pgPID, err := postmasterPID(filepath.Join(r.st.work, "postgres")); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, pinTree(pgPID, split.all))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return sleep(ctx, hostSettle)
+}
+
+// checkStored waits until the acked events a phase added to the stored
+// count base have arrived, or r.sz.drainFor passed, and records how many did
+// not under key. The generator counts only answered requests, so a few more
+// than acked may be stored.
+func (r *run) checkStored(ctx context.Context, what string, base, acked int64, key string) error {
+	want := base + acked
+	deadline := time.Now().Add(r.sz.drainFor)
+	var n int64
+	for {
+		var err error
+		if n, _, err = r.stored(ctx); err != nil {
+			return err
+		}
+		if n >= want || time.Now().After(deadline) {
+			break
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return err
+		}
+	}
+	lost := max(want-n, 0)
+	r.set(key, float64(lost))
+	if lost > 0 {
+		r.log.Warn(what+": acknowledged events not stored", "acknowledged", acked, "stored", n-base, "lost", lost)
+	} else {
+		r.log.Info(what+": every acknowledged event stored", "acknowledged", acked, "stored", n-base)
 	}
 	return nil
 }

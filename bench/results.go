@@ -14,7 +14,7 @@ import (
 // requiredKeys are the keys every results.json carries; the 10M query
 // figure is left out in quick mode.
 var requiredKeys = []string{
-	"ingest_hits_per_s", "bare_http_per_s", "ingest_ratio_vs_bare",
+	"ingest_hits_per_s", "bare_http_per_s", "ingest_ratio_vs_bare", "ingest_ratio_vs_bare_shared", "ingest_events_lost",
 	"batched_events_per_s",
 	"pipeline_events_per_s", "copy_rows_per_s", "pipeline_ratio_vs_copy",
 	"query_p50_ms_1m", "query_p99_ms_1m", "query_p99_ms_10m",

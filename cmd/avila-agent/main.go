@@ -71,6 +71,10 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	minProcs, err := env.Int64("MIN_PROCS", agent.DefaultMinProcs)
+	if err != nil {
+		return o, err
+	}
 	mpStrict, err := env.Bool("MP_STRICT", false)
 	if err != nil {
 		return o, err
@@ -112,6 +116,11 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 		"soft limit in bytes on the Go heap and runtime memory (as GOMEMLIMIT): the collector runs more often near it, "+
 			"whatever --gogc says, which bounds RSS; the queue's memory-mapped file comes on top. 0 leaves the Go "+
 			"runtime's own setting (env AVILA_MEMORY_LIMIT)")
+	fs.IntVar(&o.agent.MinProcs, "min-procs", int(minProcs),
+		"fix the Go runtime's GOMAXPROCS at no less than this, even on one CPU: the queue's fsync holds a processor for "+
+			"a millisecond or more, and with only one the agent reads no request meanwhile, so each group commit holds "+
+			"few hits; GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 leaves the Go "+
+			"runtime's own setting (env AVILA_MIN_PROCS)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	var trusted, rateIP, rateSite, dnt string
