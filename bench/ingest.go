@@ -253,19 +253,9 @@ func (r *run) unpinHosts(ctx context.Context, split hostSplit) error {
 // than acked may be stored.
 func (r *run) checkStored(ctx context.Context, what string, base, acked int64, key string) error {
 	want := base + acked
-	deadline := time.Now().Add(r.sz.drainFor)
-	var n int64
-	for {
-		var err error
-		if n, _, err = r.stored(ctx); err != nil {
-			return err
-		}
-		if n >= want || time.Now().After(deadline) {
-			break
-		}
-		if err := sleep(ctx, pollEvery); err != nil {
-			return err
-		}
+	n, err := r.waitStored(ctx, want)
+	if err != nil {
+		return err
 	}
 	lost := max(want-n, 0)
 	r.set(key, float64(lost))
@@ -275,6 +265,24 @@ func (r *run) checkStored(ctx context.Context, what string, base, acked int64, k
 		r.log.Info(what+": every acknowledged event stored", "acknowledged", acked, "stored", n-base)
 	}
 	return nil
+}
+
+// waitStored polls the stored event count until it reaches want or
+// r.sz.drainFor passed, and returns the last count.
+func (r *run) waitStored(ctx context.Context, want int64) (int64, error) {
+	deadline := time.Now().Add(r.sz.drainFor)
+	for {
+		n, _, err := r.stored(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if n >= want || time.Now().After(deadline) {
+			return n, nil
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // batchedIngest measures POSTs of batchEvents events through the agent.

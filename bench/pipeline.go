@@ -85,19 +85,9 @@ func (r *run) pipeline(ctx context.Context) error {
 	if sent == 0 {
 		return errors.New("bench: the agent acknowledged no event in the end-to-end phase")
 	}
-	want := base + sent
-	deadline := time.Now().Add(r.sz.drainFor)
-	var n int64
-	for {
-		if n, _, err = r.stored(ctx); err != nil {
-			return err
-		}
-		if n >= want || time.Now().After(deadline) {
-			break
-		}
-		if err := sleep(ctx, pollEvery); err != nil {
-			return err
-		}
+	n, err := r.waitStored(ctx, base+sent)
+	if err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	got := n - base

@@ -350,20 +350,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 
 // writeRollupJoins joins each of joins (once) on the rollup row "e"'s dim_id.
 func (w *sqlWriter) writeRollupJoins(joins []*joinDef) {
-	var done []*joinDef
-	for _, j := range joins {
-		if slices.Contains(done, j) {
-			continue
-		}
-		done = append(done, j)
-		w.WriteString(" LEFT JOIN ")
-		if j.names == nil {
-			w.WriteString("dims")
-		} else {
-			w.WriteString(j.names.cte)
-		}
-		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = e.dim_id")
-	}
+	w.writeDictJoins(joins, func(*joinDef) string { return "e.dim_id" })
 }
 
 // rollupSource is the rollup rows "e" a statement reads: rollup_days and

@@ -223,6 +223,22 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 			w.WriteString(" LEFT JOIN " + p.Table + " ON " + p.Table + ".id = e." + p.Column)
 		}
 	}
+	w.writeDictJoins(joins, func(j *joinDef) string {
+		if j.profile != nil {
+			return j.profile.Table + "." + j.column
+		}
+		return "e." + j.column
+	})
+	w.WriteString(" WHERE e.site_id = $1 AND e.ts >= $3 AND e.ts < $4")
+	if filter != nil {
+		w.WriteString(" AND ")
+		w.WriteString(w.filterSQL(filter))
+	}
+}
+
+// writeDictJoins LEFT JOINs the dims dictionary (or the join's name table)
+// of each of joins, once, on the id that on(join) names.
+func (w *sqlWriter) writeDictJoins(joins []*joinDef, on func(*joinDef) string) {
 	var done []*joinDef
 	for _, j := range joins {
 		if slices.Contains(done, j) {
@@ -235,16 +251,7 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 		} else {
 			w.WriteString(j.names.cte)
 		}
-		from := "e."
-		if j.profile != nil {
-			from = j.profile.Table + "."
-		}
-		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = " + from + j.column)
-	}
-	w.WriteString(" WHERE e.site_id = $1 AND e.ts >= $3 AND e.ts < $4")
-	if filter != nil {
-		w.WriteString(" AND ")
-		w.WriteString(w.filterSQL(filter))
+		w.WriteString(" " + j.alias + " ON " + j.alias + ".id = " + on(j))
 	}
 }
 

@@ -193,48 +193,9 @@ func writeRollups(ctx context.Context, tx pgx.Tx, rows []eventRow) error {
 	return agg.store(ctx, tx)
 }
 
-// store writes the deltas in a to rollup_days inside tx. Counters add up
-// in SQL; sketches are merged here with the stored ones, read under row
-// locks (taken in key order), so concurrent batches never overwrite each
-// other's sketches. Keys without a row are inserted with their values; a
-// key another transaction inserted meanwhile (the insert waited for it to
-// commit, then did nothing) is locked and merged on the next round.
+// store writes the deltas in a to rollup_days inside tx (storeRollupRounds).
 func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
-	pending := slices.SortedFunc(maps.Keys(a), compareRollupKeys)
-	// A key raced in one round is a committed row in the next, which
-	// locks it: rounds end. (Only RebuildRollups deletes rows, and it
-	// excludes batches of its site.)
-	for len(pending) > 0 {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("store rollups: %w", err)
-		}
-		found, err := a.lockAndMerge(ctx, tx, pending)
-		if err != nil {
-			return err
-		}
-		var existing, missing []rollupKey
-		for i, k := range pending {
-			if found[i] {
-				existing = append(existing, k)
-			} else {
-				missing = append(missing, k)
-			}
-		}
-		if err := a.write(ctx, tx, existing); err != nil {
-			return err
-		}
-		inserted, err := a.insert(ctx, tx, missing)
-		if err != nil {
-			return err
-		}
-		pending = pending[:0]
-		for i, k := range missing {
-			if !inserted[i] {
-				pending = append(pending, k)
-			}
-		}
-	}
-	return nil
+	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(a), compareRollupKeys), a)
 }
 
 // keyArrays are keys as the parallel arrays $1..$4 of the rollup statements.
@@ -249,37 +210,14 @@ func keyArrays(keys []rollupKey) []any {
 
 const keyUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[]) WITH ORDINALITY AS u(site_id, kind, day, dim_id, i)"
 
-// lockAndMerge locks the stored rows of keys, merges their sketches into
-// a's cells and reports which keys have a row.
+// sketches are the delta sketches of key k.
+func (a rollupAgg) sketches(k rollupKey) [3]*hyperloglog.Sketch {
+	c := a[k]
+	return [3]*hyperloglog.Sketch{c.users, c.active, c.newUsers}
+}
+
 func (a rollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	found := make([]bool, len(keys))
-	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
-		JOIN rollup_days r USING (site_id, kind, day, dim_id) ORDER BY u.i FOR UPDATE OF r`, keyArrays(keys)...)
-	if err != nil {
-		return nil, fmt.Errorf("lock rollups: %w", err)
-	}
-	defer res.Close()
-	for res.Next() {
-		var i int64
-		var stored [3][]byte
-		if err := res.Scan(&i, &stored[0], &stored[1], &stored[2]); err != nil {
-			return nil, fmt.Errorf("lock rollups: %w", err)
-		}
-		if i < 1 || i > int64(len(keys)) {
-			return nil, fmt.Errorf("lock rollups: BUG: ordinality %d of %d keys", i, len(keys))
-		}
-		found[i-1] = true
-		c := a[keys[i-1]]
-		for j, sk := range []*hyperloglog.Sketch{c.users, c.active, c.newUsers} {
-			if err := MergeSketch(sk, stored[j]); err != nil {
-				return nil, fmt.Errorf("lock rollups: %w", err)
-			}
-		}
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("lock rollups: %w", err)
-	}
-	return found, nil
+	return lockAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
 }
 
 // values are the arrays $5..$11 of a's cells for keys: counters and
@@ -288,19 +226,15 @@ func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 	n := len(keys)
 	events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n)
 	engage := make([]int64, n)
-	sketches := [3][][]byte{make([][]byte, n), make([][]byte, n), make([][]byte, n)}
 	for i, k := range keys {
 		c := a[k]
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
-		for j, sk := range []*hyperloglog.Sketch{c.users, c.active, c.newUsers} {
-			b, err := encodeSketch(sk)
-			if err != nil {
-				return nil, err
-			}
-			sketches[j][i] = b
-		}
 	}
-	return []any{events, views, keyEvents, engage, sketches[0], sketches[1], sketches[2]}, nil
+	sk, err := sketchArrays(keys, a.sketches)
+	if err != nil {
+		return nil, err
+	}
+	return []any{events, views, keyEvents, engage, sk[0], sk[1], sk[2]}, nil
 }
 
 // write updates the (locked) rows of keys: counters add, sketches are
@@ -328,40 +262,18 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 // insert adds rows for keys, in key order, and reports which it inserted;
 // a key inserted by another transaction meanwhile is left alone.
 func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	done := make([]bool, len(keys))
 	if len(keys) == 0 {
-		return done, nil
+		return nil, nil
 	}
 	vals, err := a.values(keys)
 	if err != nil {
 		return nil, err
 	}
-	res, err := tx.Query(ctx, `WITH ins AS (
-			INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users)
-			SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users
-			FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
-				WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, i)
-			ORDER BY i
-			ON CONFLICT DO NOTHING RETURNING site_id, kind, day, dim_id)
-		SELECT u.i FROM ins JOIN `+keyUnnest+` USING (site_id, kind, day, dim_id)`, append(keyArrays(keys), vals...)...)
-	if err != nil {
-		return nil, fmt.Errorf("insert rollups: %w", err)
-	}
-	defer res.Close()
-	for res.Next() {
-		var i int64
-		if err := res.Scan(&i); err != nil {
-			return nil, fmt.Errorf("insert rollups: %w", err)
-		}
-		if i < 1 || i > int64(len(keys)) {
-			return nil, fmt.Errorf("insert rollups: BUG: ordinality %d of %d keys", i, len(keys))
-		}
-		done[i-1] = true
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("insert rollups: %w", err)
-	}
-	return done, nil
+	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users)
+		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users
+		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
+			WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, i)
+		ORDER BY i`, vals)
 }
 
 // encodeSketch serializes sk, nil for an empty sketch.

@@ -293,14 +293,9 @@ func sketchArrays(keys []rollupKey, sketches func(rollupKey) [3]*hyperloglog.Ske
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
 	for i, k := range keys {
 		for j, sk := range sketches(k) {
-			// Estimate folds the sparse sketch's buffer into its compact
-			// list, which serializes smaller.
-			if sk.Estimate() == 0 {
-				continue
-			}
-			b, err := sk.MarshalBinary()
+			b, err := encodeSketch(sk)
 			if err != nil {
-				return out, fmt.Errorf("encode sketch: %w", err)
+				return out, err
 			}
 			out[j][i] = b
 		}
