@@ -255,14 +255,6 @@ var (
 	sessionCounters = append(slices.Clip(eventCounters), "sessions", "engaged", "duration_us")
 )
 
-// table is the rollups table rp reads.
-func (rp rollupPlan) table() string {
-	if rp.sessions {
-		return "session_rollups"
-	}
-	return "rollup_days"
-}
-
 // counters are the counter columns of rp's table.
 func (rp rollupPlan) counters() []string {
 	if rp.sessions {
