@@ -25,7 +25,11 @@
 //     row locks taken in key order. Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
 //     hour_rollups_from for the hourly rows, kind RollupHour) says from which
-//     day a site's rollups are complete.
+//     day a site's rollups are complete. Closed days (before yesterday in
+//     the site's time zone) are packed by PackRollups, the upkeep job, into
+//     one rollup_packs row per kind and day holding its values as parallel
+//     arrays; reports add both tables (late events of a packed day land in
+//     rollup_days until the next pack).
 //   - Sessions (aggregator/sessions) are assigned inside the batch's
 //     transaction under advisory locks on its visitors, from the sessions
 //     already committed (a cache, by default in memory or Redis via
