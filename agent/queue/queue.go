@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -79,6 +80,8 @@ type Queue struct {
 
 	sealMu sync.Mutex // serializes Seal so the next seq is known before encoding
 	signal chan struct{}
+
+	released atomic.Int64 // Unix nanoseconds of the last releaseMapped
 
 	// The committer goroutine: kick wakes it (room for one), stop ends
 	// it, committerDone is closed when it has ended.

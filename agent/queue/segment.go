@@ -194,7 +194,24 @@ func (q *Queue) Ack(seq uint64) error {
 	q.acct.segments--
 	q.acct.segmentBytes -= size
 	q.mu.Unlock()
+	q.maybeReleaseMapped()
 	return nil
+}
+
+// releaseEvery is how often, at most, shipped segments' pages leave the
+// agent's memory map.
+const releaseEvery = time.Second
+
+// maybeReleaseMapped runs releaseMapped if releaseEvery passed since the
+// last run; a failure is logged, as nothing depends on it.
+func (q *Queue) maybeReleaseMapped() {
+	now, last := q.now().UnixNano(), q.released.Load()
+	if now-last < releaseEvery.Nanoseconds() || !q.released.CompareAndSwap(last, now) {
+		return
+	}
+	if err := q.releaseMapped(); err != nil {
+		q.log.Warn("queue: could not release shipped pages from memory", "err", err)
+	}
 }
 
 // Reject sets a segment aside, with the aggregator's reason, in the rejected
