@@ -125,6 +125,7 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	q.acct.segments++
 	q.acct.segmentBytes += int64(keyOverhead + len(rec))
 	q.mu.Unlock()
+	q.maybeReleaseMapped()
 	return seq, true, nil
 }
 
@@ -198,9 +199,10 @@ func (q *Queue) Ack(seq uint64) error {
 	return nil
 }
 
-// releaseEvery is how often, at most, shipped segments' pages leave the
-// agent's memory map.
-const releaseEvery = time.Second
+// releaseEvery is how often, at most, the queue file's pages leave the
+// agent's memory map (after a Seal or an Ack: sealing reads the pending
+// events, sending reads the segments).
+const releaseEvery = 250 * time.Millisecond
 
 // maybeReleaseMapped runs releaseMapped if releaseEvery passed since the
 // last run; a failure is logged, as nothing depends on it.
