@@ -12,9 +12,11 @@ import (
 // is a few MiB, so the default GOGC=100 collects thousands of times a second
 // under load. A higher GOGC collects less often; the memory limit still
 // bounds the heap, and with it RSS, whatever GOGC says. RSS is this limit
-// plus what is mapped from files, about 15 MiB under load (the binary's
-// code and the queue file's pages that were read): 32 MiB keeps the agent
-// under 50 MB; at 40 MiB it reached 48 MB in make bench's load phases.
+// plus what is mapped from files, 15 to 25 MiB under load (the binary's
+// code, and the queue file's pages read since the last release, see
+// queue.releaseMapped). With 32 MiB the agent reached 53 MB in make bench's
+// end-to-end phase (a million-event backlog at 50,000 events a second in);
+// 24 MiB kept it at 42 MB, at no cost in CPU per hit beyond the noise.
 //
 // DefaultMinProcs: the queue's commit holds its thread, and with it a Go P,
 // in fdatasync for a millisecond or more. With a single P (one CPU, or an
@@ -24,7 +26,7 @@ import (
 // pays most of an fsync. With two Ps the other keeps serving.
 const (
 	DefaultGCPercent   = 400
-	DefaultMemoryLimit = 32 << 20 // bytes
+	DefaultMemoryLimit = 24 << 20 // bytes
 	DefaultMinProcs    = 2
 )
 

@@ -25,7 +25,7 @@ var ErrBadBatch = errors.New("bad batch")
 // batch of 5000 events (its default segment size) is about that size before
 // compression, so matches are found as before, and the encoder keeps about 4 MB of tables
 // and history alive instead of 18 MB. In the agent, whose heap is held
-// under a 32 MiB soft limit, those 14 MB made the collector run every few
+// under a soft limit (24 MiB), those 14 MB made the collector run every few
 // milliseconds under load. Decoders accept any window up to their limit.
 var (
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
