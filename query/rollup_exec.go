@@ -298,14 +298,11 @@ var numberText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
 // unmerged. With p.totals it adds every group into totals (by range),
 // sketches merged.
 func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids bool, only []int32, totals []*rollupCell) ([]*rollupRow, error) {
-	var sums *rollupSums
 	if presummable(p, rp, only) && !rp.sessions { // session rollups are not packed
-		var err error
-		if sums, err = sumRollups(ctx, db, p, rp); err != nil {
+		sums, err := sumRollups(ctx, db, p, rp)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if sums != nil {
 		return groupRollupSums(ctx, db, p, sums, ids, totals)
 	}
 	q := buildRollupSQL(p, rp, ids, only)
@@ -381,8 +378,11 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 // dimension values, which one statement computes for the distinct dim_ids
 // (a few thousand names instead of a row per day and value), and returns
 // the groups as readRollupRows does.
-func groupRollupSums(ctx context.Context, db querier, p *plan, sums *rollupSums, ids bool, totals []*rollupCell) ([]*rollupRow, error) {
-	dimIDs := slices.Clone(sums.dims)
+func groupRollupSums(ctx context.Context, db querier, p *plan, sums rollupSums, ids bool, totals []*rollupCell) ([]*rollupRow, error) {
+	dimIDs := make([]int32, len(sums))
+	for i := range sums {
+		dimIDs[i] = sums[i].dim
+	}
 	slices.Sort(dimIDs)
 	dimIDs = slices.Compact(dimIDs)
 	w := &sqlWriter{args: []any{int32(p.site.id)}, rollup: true}
@@ -426,20 +426,19 @@ func groupRollupSums(ctx context.Context, db querier, p *plan, sums *rollupSums,
 	}
 	groups := make(map[string]*rollupRow)
 	var rows []*rollupRow
-	for i, dim := range sums.dims {
-		rng := int(sums.idx[i])
+	for i := range sums {
+		rng, dim, c := int(sums[i].rng), sums[i].dim, &sums[i].c
 		vals, ok := names[dim]
 		if !ok {
 			return nil, fmt.Errorf("query: BUG: rollup dim_id %d has no name", dim)
 		}
-		k := strconv.Itoa(rng) + "\x00" + strings.Join(vals, "\x00")
+		k := groupKey(rng, vals)
 		row := groups[k]
 		if row == nil {
 			row = &rollupRow{rng: rng, keys: vals, c: &rollupCell{}, raw: new([3][][]byte)}
 			groups[k] = row
 			rows = append(rows, row)
 		}
-		c := &rollupCell{events: sums.events[i], views: sums.views[i], keyEvents: sums.keys[i], engageMs: sums.engagedMs[i]}
 		row.c.add(c)
 		if ids {
 			row.ids = append(row.ids, dim)
@@ -481,10 +480,10 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 	}
 	byKey := make(map[string]*rollupRow, len(got))
 	for _, g := range got {
-		byKey[groupKey(g)] = g
+		byKey[groupKey(g.rng, g.keys)] = g
 	}
 	for _, r := range rows {
-		g := byKey[groupKey(r)]
+		g := byKey[groupKey(r.rng, r.keys)]
 		if g == nil {
 			return fmt.Errorf("query: BUG: rollup group %d %q lost between its counters and its sketches", r.rng, r.keys)
 		}
@@ -494,8 +493,8 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 }
 
 // groupKey identifies a group of a rollup report: range and dimension values.
-func groupKey(r *rollupRow) string {
-	return strconv.Itoa(r.rng) + "\x00" + strings.Join(r.keys, "\x00")
+func groupKey(rng int, keys []string) string {
+	return strconv.Itoa(rng) + "\x00" + strings.Join(keys, "\x00")
 }
 
 // rollupOrder is writeOrder's ordering: the request's terms (or the first

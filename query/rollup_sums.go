@@ -14,9 +14,33 @@ import (
 // costs a fraction of unnesting and grouping them in SQL (top pages over
 // 30 days add some 40,000 values at a million events), and the statement
 // then names and groups the few thousand dim_ids only.
-type rollupSums struct {
-	idx, dims                      []int32
-	events, views, keys, engagedMs []int64
+type rollupSums []rollupSum
+
+// rollupSum is one date range's and dim_id's summed counters.
+type rollupSum struct {
+	rng, dim int32
+	c        rollupCell
+}
+
+// daySpan is a date range's local days [lo, hi), as UTC midnights.
+type daySpan struct{ lo, hi time.Time }
+
+func (s daySpan) holds(day time.Time) bool { return !day.Before(s.lo) && day.Before(s.hi) }
+
+// daySpans are p's date ranges as local days, with the earliest first day
+// and the latest end of them all.
+func daySpans(p *plan) (spans []daySpan, lo, hi time.Time) {
+	spans = make([]daySpan, len(p.ranges))
+	for i, r := range p.ranges {
+		spans[i] = daySpan{localDay(p, r.lo), localDay(p, r.hi)}
+		if i == 0 || spans[i].lo.Before(lo) {
+			lo = spans[i].lo
+		}
+		if i == 0 || spans[i].hi.After(hi) {
+			hi = spans[i].hi
+		}
+	}
+	return spans, lo, hi
 }
 
 // localDay is the local date of t in p's time zone, as UTC midnight (how
@@ -28,14 +52,8 @@ func localDay(p *plan, t time.Time) time.Time {
 
 // sumRollups reads the counters of rp's kind over p's ranges from
 // rollup_packs and rollup_days and sums them per range and dim_id.
-func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (*rollupSums, error) {
-	type span struct{ lo, hi time.Time } // local days [lo, hi)
-	spans := make([]span, len(p.ranges))
-	lo, hi := localDay(p, p.ranges[0].lo), localDay(p, p.ranges[0].hi)
-	for i, r := range p.ranges {
-		spans[i] = span{localDay(p, r.lo), localDay(p, r.hi)}
-		lo, hi = minTime(lo, spans[i].lo), maxTime(hi, spans[i].hi)
-	}
+func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (rollupSums, error) {
+	spans, lo, hi := daySpans(p)
 	// A day's packed arrays and its rollup_days rows (today, yesterday,
 	// late events) come as rows of the same shape; counters no metric of
 	// p reads come as NULL (each array read costs its detoasting and
@@ -61,9 +79,9 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (*rollu
 		return nil, fmt.Errorf("query: sum rollups: %w", err)
 	}
 	defer res.Close()
-	type key struct{ idx, dim int32 }
+	type key struct{ rng, dim int32 }
 	at := make(map[key]int)
-	s := &rollupSums{}
+	var s rollupSums
 	var (
 		day                          time.Time
 		dims, events, views, keyEvts []int32
@@ -80,23 +98,22 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (*rollu
 			return nil, fmt.Errorf("query: sum rollups: BUG: rollups of %s have arrays of unequal lengths", day.Format(time.DateOnly))
 		}
 		for r, sp := range spans {
-			if day.Before(sp.lo) || !day.Before(sp.hi) {
+			if !sp.holds(day) {
 				continue
 			}
 			for j, dim := range dims {
 				k := key{int32(r), dim}
 				i, ok := at[k]
 				if !ok {
-					i = len(s.dims)
+					i = len(s)
 					at[k] = i
-					s.idx = append(s.idx, int32(r))
-					s.dims = append(s.dims, dim)
-					s.events, s.views, s.keys, s.engagedMs = append(s.events, 0), append(s.views, 0), append(s.keys, 0), append(s.engagedMs, 0)
+					s = append(s, rollupSum{rng: int32(r), dim: dim})
 				}
-				s.events[i] += int64(events[j])
-				s.views[i] += int64(views[j])
-				s.keys[i] += int64(keyEvts[j])
-				s.engagedMs[i] += engaged[j]
+				c := &s[i].c
+				c.events += int64(events[j])
+				c.views += int64(views[j])
+				c.keyEvents += int64(keyEvts[j])
+				c.engageMs += engaged[j]
 			}
 		}
 	}
@@ -138,20 +155,6 @@ func orZeros[T int32 | int64](a []T, n int) []T {
 	return a
 }
 
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // presummable reports whether buildRollupSQL sums p's rollup rows per
 // dim_id before naming them ("pre"): a dictionary dimension, no sketches,
 // no time dimension of a day, no filter, every dim_id.
@@ -171,13 +174,7 @@ func isDayDim(d *dimDef) bool {
 // go to the groups holding the dim_id in the ranges holding the day. Only
 // the sketch columns rp reads are unnested, and nothing is grouped in SQL.
 func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, ids []int32) error {
-	type span struct{ lo, hi time.Time }
-	spans := make([]span, len(p.ranges))
-	lo, hi := localDay(p, p.ranges[0].lo), localDay(p, p.ranges[0].hi)
-	for i, r := range p.ranges {
-		spans[i] = span{localDay(p, r.lo), localDay(p, r.hi)}
-		lo, hi = minTime(lo, spans[i].lo), maxTime(hi, spans[i].hi)
-	}
+	spans, lo, hi := daySpans(p)
 	type key struct{ rng, dim int32 }
 	groups := make(map[key][]*rollupRow)
 	for _, r := range rows {
@@ -232,7 +229,7 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 			return fmt.Errorf("query: read rollup sketches: %w", err)
 		}
 		for rng, sp := range spans {
-			if day.Before(sp.lo) || !day.Before(sp.hi) {
+			if !sp.holds(day) {
 				continue
 			}
 			for _, r := range groups[key{int32(rng), dim}] {
