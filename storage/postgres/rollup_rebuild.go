@@ -35,17 +35,9 @@ func (s *Store) RebuildRollups(ctx context.Context, site uint32) error {
 }
 
 func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
-	var zone string
-	err := tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1 FOR UPDATE", site).Scan(&zone)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
+	loc, err := lockSite(ctx, tx, site)
 	if err != nil {
-		return fmt.Errorf("lock site: %w", err)
-	}
-	loc, err := time.LoadLocation(zone)
-	if err != nil {
-		return fmt.Errorf("time zone %q: %w", zone, err)
+		return err
 	}
 	for _, table := range []string{"rollup_days", "rollup_packs"} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1", site); err != nil {
@@ -74,6 +66,25 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 		return fmt.Errorf("mark complete: %w", err)
 	}
 	return nil
+}
+
+// lockSite locks the site's row FOR UPDATE, which batches of the site
+// (siteZones, FOR SHARE) wait for, and returns its time zone; ErrNotFound
+// without a row.
+func lockSite(ctx context.Context, tx pgx.Tx, site int32) (*time.Location, error) {
+	var zone string
+	err := tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1 FOR UPDATE", site).Scan(&zone)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock site: %w", err)
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", zone, err)
+	}
+	return loc, nil
 }
 
 // rebuildDay aggregates the site's events in [lo, hi) (one local day) into

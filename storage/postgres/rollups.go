@@ -177,14 +177,11 @@ func siteZones(ctx context.Context, tx pgx.Tx, rows []eventRow) (map[int32]*time
 	return zones, nil
 }
 
-// writeRollups adds rows to rollup_days inside tx (see rollupAgg.store).
-func writeRollups(ctx context.Context, tx pgx.Tx, rows []eventRow) error {
+// writeRollups adds rows to rollup_days inside tx (see rollupAgg.store);
+// zones are the sites' time zones (siteZones).
+func writeRollups(ctx context.Context, tx pgx.Tx, rows []eventRow, zones map[int32]*time.Location) error {
 	if len(rows) == 0 {
 		return nil
-	}
-	zones, err := siteZones(ctx, tx, rows)
-	if err != nil {
-		return err
 	}
 	agg := make(rollupAgg)
 	for i := range rows {

@@ -172,7 +172,7 @@ func TestSessionRollupsFollowSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if err := rebuildSessionRollups(ctx, tx, int32(site.ID)); err != nil {
+	if err := rebuildSessionRollups(ctx, tx, int32(site.ID), mustZone(t, "Europe/Madrid")); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,13 +38,9 @@ func (s *Store) RebuildSessions(ctx context.Context, site uint32) error {
 }
 
 func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
-	var one int
-	err := tx.QueryRow(ctx, "SELECT 1 FROM sites WHERE id = $1 FOR UPDATE", site).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
+	loc, err := lockSite(ctx, tx, site)
 	if err != nil {
-		return fmt.Errorf("lock site: %w", err)
+		return err
 	}
 	ids := map[string]int32{pageViewName: -1, firstVisitName: -1} // -1 matches no name_id
 	rows, err := tx.Query(ctx, "SELECT value, id FROM dims WHERE site_id = $1 AND kind = $2 AND value = ANY($3)",
@@ -73,21 +68,13 @@ func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
 	if err != nil {
 		return fmt.Errorf("insert sessions: %w", err)
 	}
-	return rebuildSessionRollups(ctx, tx, site)
+	return rebuildSessionRollups(ctx, tx, site, loc)
 }
 
 // rebuildSessionRollups recomputes the site's session_rollups rows from its
 // sessions rows, in tx (which holds the site's row lock), and marks every
-// day covered.
-func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32) error {
-	var zone string
-	if err := tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1", site).Scan(&zone); err != nil {
-		return fmt.Errorf("site time zone: %w", err)
-	}
-	loc, err := time.LoadLocation(zone)
-	if err != nil {
-		return fmt.Errorf("time zone %q: %w", zone, err)
-	}
+// day covered; loc is the site's time zone.
+func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location) error {
 	if _, err := tx.Exec(ctx, "DELETE FROM session_rollups WHERE site_id = $1", site); err != nil {
 		return fmt.Errorf("delete session rollups: %w", err)
 	}

@@ -136,12 +136,12 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, even
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if err := writeRollups(ctx, tx, rows); err != nil {
-		return WriteResult{}, err
-	}
-	if len(changes) > 0 {
+	if len(rows) > 0 {
 		zones, err := siteZones(ctx, tx, rows)
 		if err != nil {
+			return WriteResult{}, err
+		}
+		if err := writeRollups(ctx, tx, rows, zones); err != nil {
 			return WriteResult{}, err
 		}
 		if err := writeSessionRollups(ctx, tx, changes, zones); err != nil {
