@@ -126,7 +126,7 @@ func writeSessionRollups(ctx context.Context, tx pgx.Tx, changes []sessionChange
 			agg.add(c.before, loc, -1)
 		}
 	}
-	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), sessionRollupTable{agg})
+	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg)
 }
 
 // rollupTable is a rollups table's part of storeRollupRounds.
@@ -185,46 +185,44 @@ func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t ro
 	return nil
 }
 
-// sessionRollupTable writes a sessionRollupAgg to session_rollups.
-type sessionRollupTable struct{ a sessionRollupAgg }
-
-func (t sessionRollupTable) sketches(k rollupKey) [3]*hyperloglog.Sketch {
-	c := t.a[k]
+// sketches are the delta sketches of key k.
+func (a sessionRollupAgg) sketches(k rollupKey) [3]*hyperloglog.Sketch {
+	c := a[k]
 	return [3]*hyperloglog.Sketch{c.users, c.active, c.newUsers}
 }
 
-func (t sessionRollupTable) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return lockAndMergeSketches(ctx, tx, "session_rollups", keys, t.sketches)
+func (a sessionRollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	return lockAndMergeSketches(ctx, tx, "session_rollups", keys, a.sketches)
 }
 
 // sessionRollupValues are the columns after the key of session_rollups'
-// statements, with their array types.
+// statements; sessionRollupUnnest gives them their array types.
 const sessionRollupValues = "sessions, engaged, events, page_views, key_events, duration_us, engagement_ms, users, active_users, new_users"
 
 const sessionRollupUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[], $10::int8[], $11::int8[], $12::bytea[], $13::bytea[], $14::bytea[])"
 
 // values are the arrays $5..$14 of the cells of keys.
-func (t sessionRollupTable) values(keys []rollupKey) ([]any, error) {
+func (a sessionRollupAgg) values(keys []rollupKey) ([]any, error) {
 	n := len(keys)
 	sessions, engaged, events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	duration, engage := make([]int64, n), make([]int64, n)
 	for i, k := range keys {
-		c := t.a[k]
+		c := a[k]
 		sessions[i], engaged[i], events[i], views[i], keyEvents[i] = c.sessions, c.engaged, c.events, c.views, c.keyEvents
 		duration[i], engage[i] = c.durationUs, c.engageMs
 	}
-	sk, err := sketchArrays(keys, t.sketches)
+	sk, err := sketchArrays(keys, a.sketches)
 	if err != nil {
 		return nil, err
 	}
 	return []any{sessions, engaged, events, views, keyEvents, duration, engage, sk[0], sk[1], sk[2]}, nil
 }
 
-func (t sessionRollupTable) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
+func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	vals, err := t.values(keys)
+	vals, err := a.values(keys)
 	if err != nil {
 		return err
 	}
@@ -240,11 +238,11 @@ func (t sessionRollupTable) write(ctx context.Context, tx pgx.Tx, keys []rollupK
 	return nil
 }
 
-func (t sessionRollupTable) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	vals, err := t.values(keys)
+	vals, err := a.values(keys)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read sessions: %w", err)
 	}
-	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), sessionRollupTable{agg}); err != nil {
+	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, "UPDATE sites SET session_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
