@@ -116,6 +116,16 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, even
 		// Committed meanwhile by another node or an earlier send of the batch.
 		return WriteResult{Duplicate: true}, nil
 	}
+	// The sites' rows first (FOR SHARE), then the visitors, then their
+	// sessions and rollups: a rebuild locks the site FOR UPDATE before it
+	// rewrites sessions and rollups, so taking the site's lock after the
+	// sessions would deadlock with it.
+	var zones map[int32]*time.Location
+	if len(rows) > 0 {
+		if zones, err = siteZones(ctx, tx, rows); err != nil {
+			return WriteResult{}, err
+		}
+	}
 	if err := lockVisitors(ctx, tx, events); err != nil {
 		return WriteResult{}, err
 	}
@@ -136,17 +146,11 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, even
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if len(rows) > 0 {
-		zones, err := siteZones(ctx, tx, rows)
-		if err != nil {
-			return WriteResult{}, err
-		}
-		if err := writeRollups(ctx, tx, rows, zones); err != nil {
-			return WriteResult{}, err
-		}
-		if err := writeSessionRollups(ctx, tx, changes, zones); err != nil {
-			return WriteResult{}, err
-		}
+	if err := writeRollups(ctx, tx, rows, zones); err != nil {
+		return WriteResult{}, err
+	}
+	if err := writeSessionRollups(ctx, tx, changes, zones); err != nil {
+		return WriteResult{}, err
 	}
 	if len(dead) > 0 {
 		dl := make([][]any, len(dead))
