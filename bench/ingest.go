@@ -66,6 +66,7 @@ func (r *run) singleHitIngest(ctx context.Context) error {
 	}
 
 	var acked int64
+	var primary hitPair // the split run's when the CPUs could be split, else the shared one's
 	split, pinned, err := r.pinHosts(ctx)
 	if err != nil {
 		return err
@@ -79,10 +80,7 @@ func (r *run) singleHitIngest(ctx context.Context) error {
 			return err
 		}
 		acked += p.agent.OK
-		r.set("ingest_hits_per_s", p.agentRate())
-		r.set("bare_http_per_s", p.bareRate())
-		r.set("ingest_ratio_vs_bare", ratio(p.agentRate(), p.bareRate()))
-		r.setCPUPerHit(p)
+		primary = p
 		// The split run's backlog is shipped before the shared one starts.
 		if _, err := r.drain(ctx); err != nil {
 			return err
@@ -97,16 +95,17 @@ func (r *run) singleHitIngest(ctx context.Context) error {
 	r.set("bare_http_per_s_shared", s.bareRate())
 	r.set("ingest_ratio_vs_bare_shared", ratio(s.agentRate(), s.bareRate()))
 	if !pinned {
-		r.set("ingest_hits_per_s", s.agentRate())
-		r.set("bare_http_per_s", s.bareRate())
-		r.set("ingest_ratio_vs_bare", ratio(s.agentRate(), s.bareRate()))
-		r.setCPUPerHit(s)
+		primary = s
 	}
+	r.set("ingest_hits_per_s", primary.agentRate())
+	r.set("bare_http_per_s", primary.bareRate())
+	r.set("ingest_ratio_vs_bare", ratio(primary.agentRate(), primary.bareRate()))
+	r.setCPUPerHit(primary)
+	split01 := 0.0
 	if pinned {
-		r.set("ingest_cpu_split", 1)
-	} else {
-		r.set("ingest_cpu_split", 0)
+		split01 = 1
 	}
+	r.set("ingest_cpu_split", split01)
 	return r.checkStored(ctx, "single-hit ingest", base, acked, "ingest_events_lost")
 }
 
