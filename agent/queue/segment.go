@@ -212,7 +212,7 @@ func (q *Queue) maybeReleaseMapped() {
 		return
 	}
 	if err := q.releaseMapped(); err != nil {
-		q.log.Warn("queue: could not release shipped pages from memory", "err", err)
+		q.log.Warn("queue: could not release the queue file's pages from memory", "err", err)
 	}
 }
 
