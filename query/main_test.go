@@ -114,7 +114,9 @@ func newFixture(t testing.TB, n int) *fixture {
 	addSessionIDs(f.events, f.zones)
 	// Two thirds in, the rollups of the days written so far are packed
 	// (rollup_packs), so reports add packed days, rows of days written after
-	// and rows of late events on the last packed day.
+	// and rows of late events on the last packed day. So are the events of
+	// those UTC days (event_packs), so reports from events read packs, the
+	// events table, and both on the last packed day.
 	packAt := len(f.events) * 2 / 3
 	for i := 0; i < len(f.events); i += 500 {
 		batch := f.events[i:min(i+500, len(f.events))]
@@ -122,8 +124,13 @@ func newFixture(t testing.TB, n int) *fixture {
 			if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1)<<1, batch[:packAt-i], nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := store.PackRollups(ctx, time.UnixMicro(f.events[packAt].TimeMicros).Add(48*time.Hour)); err != nil {
+			at := time.UnixMicro(f.events[packAt].TimeMicros)
+			if err := store.PackRollups(ctx, at.Add(48*time.Hour)); err != nil {
 				t.Fatal(err)
+			}
+			// At +96 h, UTC days up to at's are settled.
+			if days, err := store.PackEvents(ctx, at.Add(96*time.Hour)); err != nil || days == 0 {
+				t.Fatalf("packing events: %d days, %v", days, err)
 			}
 			batch = batch[packAt-i:]
 		}

@@ -210,7 +210,9 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	if w.sessions {
 		w.WriteString(" FROM sessions e")
 	} else {
-		w.WriteString(" FROM events e")
+		// Settled days' events are packed (storage/postgres: event_packs);
+		// events_in reads both tables.
+		w.WriteString(" FROM events_in($1, $3, $4) e")
 	}
 	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
 	// Events and sessions rows reach most dims ids through profile tables

@@ -1,7 +1,9 @@
 // Package jobs runs the aggregator's periodic upkeep: daily partitions of the
 // events table (yesterday through three days ahead) and the daily visitor-id
 // salts (today and tomorrow created, expired ones deleted), and the packing
-// of closed days' rollups (storage/postgres Store.PackRollups).
+// of closed days' rollups and settled days' events (storage/postgres
+// Store.PackRollups, Store.PackEvents; each bounded per run, so a backlog
+// drains over several runs).
 //
 // Every job is idempotent, yet in a cluster they run as singletons: the node
 // holding a PostgreSQL advisory lock (AdvisoryLock) runs them every

@@ -17,6 +17,7 @@ type Store interface {
 	EnsurePartitions(ctx context.Context, from, to time.Time) error
 	EnsureSalts(ctx context.Context, now time.Time) error
 	PackRollups(ctx context.Context, now time.Time) error
+	PackEvents(ctx context.Context, now time.Time) (int, error)
 }
 
 // Options configures the jobs. Zero values take the defaults.
@@ -92,6 +93,15 @@ func (j *Jobs) runAll(ctx context.Context) error {
 	}
 	if err := j.traced(ctx, "jobs.pack_rollups", func(ctx context.Context) error { return j.store.PackRollups(ctx, now) }); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: pack rollups: %w", err))
+	}
+	if err := j.traced(ctx, "jobs.pack_events", func(ctx context.Context) error {
+		days, err := j.store.PackEvents(ctx, now)
+		if days > 0 {
+			j.opts.Logger.Info("settled days' events packed", "days", days)
+		}
+		return err
+	}); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: pack events: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -74,12 +74,17 @@ func (f failingStore) PackRollups(ctx context.Context, now time.Time) error {
 	return errors.New("packing down")
 }
 
+func (f failingStore) PackEvents(ctx context.Context, now time.Time) (int, error) {
+	f.calls <- "pack events"
+	return 0, errors.New("event packing down")
+}
+
 func TestRunKeepsGoingAndStops(t *testing.T) {
 	f := failingStore{calls: make(chan string, 100)}
 	j := New(Options{Interval: time.Millisecond}, f)
 	err := j.RunOnce(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "partitions down") || !strings.Contains(err.Error(), "salts down") ||
-		!strings.Contains(err.Error(), "packing down") {
+		!strings.Contains(err.Error(), "packing down") || !strings.Contains(err.Error(), "event packing down") {
 		t.Fatalf("RunOnce error %v, want every failure", err)
 	}
 	// One failing job does not stop the other, and Run repeats after failures.

@@ -30,6 +30,15 @@
 //     one rollup_packs row per kind and day holding its values as parallel
 //     arrays; reports add both tables (late events of a packed day land in
 //     rollup_days until the next pack).
+//   - Settled days' events (UTC days that ended more than 72 hours ago, as
+//     far back as a Measurement Protocol event may be dated) are packed by
+//     PackEvents, the upkeep job, into event_packs: per site, day and part
+//     of at most 65536 events, one row of parallel arrays in (session_id,
+//     ts) order, which TOAST compresses to about 14 bytes per event
+//     (migration 013). A day moves in one statement, so readers see each
+//     event once; late events of a packed day stay in the events table
+//     until the next pass. Whatever reads events reads events_in(site, lo,
+//     hi), both tables as one.
 //   - Sessions (aggregator/sessions) are assigned inside the batch's
 //     transaction under advisory locks on its visitors, from the sessions
 //     already committed (a cache, by default in memory or Redis via

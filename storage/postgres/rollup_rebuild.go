@@ -46,7 +46,11 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	}
 	packBefore := packedBefore(time.Now(), loc)
 	var first, last *time.Time
-	if err := tx.QueryRow(ctx, "SELECT min(ts), max(ts) FROM events WHERE site_id = $1", site).Scan(&first, &last); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT min(lo), max(hi) FROM (
+		SELECT min(ts) AS lo, max(ts) AS hi FROM events WHERE site_id = $1
+		UNION ALL
+		SELECT min(day)::timestamp AT TIME ZONE 'UTC', (max(day) + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond'
+		FROM event_packs WHERE site_id = $1) s`, site).Scan(&first, &last); err != nil {
 		return fmt.Errorf("event span: %w", err)
 	}
 	var pageView int32
@@ -99,7 +103,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		}
 	}
 	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
-		" FROM events e"+profileJoins()+
+		" FROM events_in($1, $2, $3) e"+profileJoins()+
 		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)

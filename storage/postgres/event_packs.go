@@ -1,0 +1,123 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Settled UTC days' events are packed into event_packs (migration 013):
+// one row per site, day and part of parallel arrays, read through
+// events_in() together with the events table.
+
+// packSettle is how long after its UTC day ended a day's events are left
+// in the events table: as long as a Measurement Protocol event may be
+// dated back (mpMaxPast in agent/collect), so late events of a packed day
+// are the exception (an agent that could not ship for longer).
+const packSettle = 72 * time.Hour
+
+// packPartEvents is the most events in one event_packs row: a row is read
+// whole (its arrays are compressed), so this bounds what a report over a
+// few minutes of the day decompresses and what a pass holds in memory per
+// row. Late events of a day join the day's last part while it holds fewer
+// than half as many, so a trickle of late events does not make a row per
+// pass. A variable for tests.
+var packPartEvents = 65536
+
+// packEventDaysPerRun and packEventsBudget bound one PackEvents call (it
+// stops after the day that ends past the budget), so a backlog (days
+// stored before packing existed, a bulk import) drains over several runs
+// instead of holding up one, or an aggregator's start-up.
+const (
+	packEventDaysPerRun = 30
+	packEventsBudget    = 10 * time.Second
+)
+
+// packEventsSQL moves every event of the UTC day [$2, $3) into event_packs
+// ($1 is the day): per site, the events table's rows and, when the day's
+// last part is smaller than $4 events, that part's events, sorted by
+// (session_id, ts) and cut into parts of $5 events, numbered on from the
+// day's last part (which they replace when merged). One statement, so one
+// snapshot: a row is either moved or left for the next pass, never both.
+const packEventsSQL = `WITH
+	moved AS (DELETE FROM events WHERE ts >= $2 AND ts < $3 RETURNING *),
+	sites AS (SELECT DISTINCT site_id FROM moved),
+	last AS (SELECT DISTINCT ON (p.site_id) p.site_id, p.part, p.events < $4 AS merge
+		FROM event_packs p JOIN sites s ON s.site_id = p.site_id
+		WHERE p.day = $1 ORDER BY p.site_id, p.part DESC),
+	merged AS (DELETE FROM event_packs p USING last l
+		WHERE p.site_id = l.site_id AND p.day = $1 AND p.part = l.part AND l.merge RETURNING p.*),
+	todo AS (
+		SELECT m.ts, m.visitor_id, m.session_id, m.site_id, m.name_id, m.referrer_id, m.content_id,
+		       m.client_id, m.traffic_id, m.engagement_ms, m.flags, m.params FROM moved m
+		UNION ALL
+		SELECT u.ts, u.visitor_id, u.session_id, o.site_id, u.name_id, u.referrer_id, u.content_id,
+		       u.client_id, u.traffic_id, u.engagement_ms, u.flags, u.params
+		FROM merged o CROSS JOIN LATERAL unnest(o.ts, o.visitor_id, o.session_id, o.name_id, o.referrer_id,
+			o.content_id, o.client_id, o.traffic_id, o.engagement_ms, o.flags, o.params)
+			AS u(ts, visitor_id, session_id, name_id, referrer_id, content_id, client_id, traffic_id,
+			     engagement_ms, flags, params)),
+	numbered AS (SELECT r.*, (row_number() OVER (PARTITION BY r.site_id ORDER BY r.session_id, r.ts) - 1) / $5 AS chunk
+		FROM todo r)
+INSERT INTO event_packs (site_id, day, part, events, ts, visitor_id, session_id, name_id, referrer_id,
+	content_id, client_id, traffic_id, engagement_ms, flags, params)
+SELECT n.site_id, $1, COALESCE(CASE WHEN l.merge THEN l.part ELSE l.part + 1 END, 0) + n.chunk, count(*),
+	array_agg(n.ts ORDER BY n.session_id, n.ts), array_agg(n.visitor_id ORDER BY n.session_id, n.ts),
+	array_agg(n.session_id ORDER BY n.session_id, n.ts), array_agg(n.name_id ORDER BY n.session_id, n.ts),
+	array_agg(n.referrer_id ORDER BY n.session_id, n.ts), array_agg(n.content_id ORDER BY n.session_id, n.ts),
+	array_agg(n.client_id ORDER BY n.session_id, n.ts), array_agg(n.traffic_id ORDER BY n.session_id, n.ts),
+	array_agg(n.engagement_ms ORDER BY n.session_id, n.ts), array_agg(n.flags ORDER BY n.session_id, n.ts),
+	array_agg(n.params ORDER BY n.session_id, n.ts)
+FROM numbered n LEFT JOIN last l ON l.site_id = n.site_id
+GROUP BY n.site_id, n.chunk, l.part, l.merge`
+
+// PackEvents moves the events of settled UTC days (ended more than 72
+// hours before now) from their events partitions into event_packs, one day
+// per transaction, oldest first, at most packEventDaysPerRun days and
+// about packEventsBudget of work, then vacuums each emptied partition so
+// its pages go back to the file system. It returns how many days had
+// events to move: 0 means none is left at now. Readers see each event
+// once throughout: a day's move commits at once. Batches are not held up:
+// a late event written while its day is packed stays in the events table
+// for the next pass.
+func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
+	start := time.Now()
+	settled := utcDay(now.Add(-packSettle)).AddDate(0, 0, -1) // last day that ended before now - packSettle
+	rows, err := s.Pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'events'::regclass AND c.relname <= $1 AND pg_relation_size(c.oid) > 0
+		ORDER BY c.relname LIMIT $2`, PartitionName(settled), packEventDaysPerRun)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: pack events: list partitions: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("postgres: pack events: list partitions: %w", err)
+	}
+	packed := 0
+	for _, name := range names {
+		if time.Since(start) > packEventsBudget {
+			break
+		}
+		day, err := time.Parse("20060102", name[len("events_p"):])
+		if err != nil {
+			return packed, fmt.Errorf("postgres: pack events: partition %s: %w", name, err)
+		}
+		// One statement, so one transaction.
+		tag, err := s.Pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), packPartEvents/2, packPartEvents)
+		if err != nil {
+			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
+		}
+		if tag.RowsAffected() > 0 {
+			packed++
+		}
+		// The partition's rows are dead once no snapshot sees them; VACUUM
+		// then truncates its file (its pages are all empty). Not in the
+		// transaction: VACUUM cannot run in one.
+		if _, err := s.Pool.Exec(ctx, "VACUUM "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return packed, fmt.Errorf("postgres: pack events: vacuum %s: %w", name, err)
+		}
+	}
+	return packed, nil
+}
