@@ -21,8 +21,15 @@ func figures(quick bool) []Figure {
 	if !quick {
 		sizes = append(sizes, "10m")
 	}
+	var disk []Figure
 	for _, s := range sizes {
 		n := map[string]string{"1m": "1M", "10m": "10M"}[s]
+		key := "bytes_per_event_disk"
+		if s != "1m" {
+			key += "_" + s
+		}
+		disk = append(disk, Figure{Name: "bytes per event on disk (events, sessions, rollups, dims, profiles, indexes), " + n + " events",
+			Key: key, Target: &Target{Limit: 100}})
 		fs = append(fs,
 			Figure{Name: "dashboard set, first run (cold), ms total, " + n + " events", Key: "query_cold_ms_" + s},
 			Figure{Name: "dashboard request p50 (no query cache), ms, " + n + " events", Key: "query_p50_ms_" + s},
@@ -32,8 +39,8 @@ func figures(quick bool) []Figure {
 			Figure{Name: "dashboard request p99 (query cache warm), ms, " + n + " events", Key: "query_p99_ms_" + s + "_cached"},
 		)
 	}
+	fs = append(fs, disk...)
 	return append(fs,
-		Figure{Name: "bytes per event on disk (events, sessions, rollups, dims, profiles, indexes)", Key: "bytes_per_event_disk", Target: &Target{Limit: 100}},
 		Figure{Name: "wire bytes per event (zstd batch; baseline: raw HTTP request)", Key: "wire_bytes_per_event",
 			Baseline: "raw_request_bytes_per_event", Ratio: "wire_ratio_vs_raw"},
 		Figure{Name: "agent RSS idle, MB", Key: "agent_rss_mb_idle"},
