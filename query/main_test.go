@@ -138,6 +138,11 @@ func newFixture(t testing.TB, n int) *fixture {
 			t.Fatal(err)
 		}
 	}
+	sites := make([]uint32, len(fixtureSites))
+	for i, s := range fixtureSites {
+		sites[i] = s.id
+	}
+	markSessionFirsts(f.events, sites)
 	return f
 }
 

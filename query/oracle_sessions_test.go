@@ -65,6 +65,21 @@ func oracleItems(req RunReportRequest, events []protocol.Event, siteID uint32, l
 	return out
 }
 
+// oracleSessionFirsts holds the fixtures' events that are their sessions'
+// first (markSessionFirsts): they carry the session's traffic source, as
+// do events the sender marked as session starts.
+var oracleSessionFirsts = map[*protocol.Event]bool{}
+
+// markSessionFirsts adds the first event of each of the events' sessions
+// to oracleSessionFirsts.
+func markSessionFirsts(events []protocol.Event, sites []uint32) {
+	for _, site := range sites {
+		for _, s := range oracleSessions(events, site) {
+			oracleSessionFirsts[s.events[0]] = true
+		}
+	}
+}
+
 // oracleSession is one session of the oracle.
 type oracleSession struct {
 	visitor     uint64

@@ -395,7 +395,7 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 	case "screenResolution":
 		return orNotSet(e.Screen)
 	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium":
-		if e.Flags&protocol.FlagSessionStart == 0 {
+		if e.Flags&protocol.FlagSessionStart == 0 && !oracleSessionFirsts[e] {
 			return "(not set)"
 		}
 		return oracleTraffic(name, e)

@@ -8,8 +8,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/avila-analytics/avila/protocol"
 )
 
 // eventRowsIn is every event of site in [lo, hi) as text, sorted, read
@@ -40,8 +38,8 @@ var (
 
 // packEventsFixture writes two sites' events from 2025-06-01 20:00 to
 // 06-04 09:40 UTC, some with custom parameters and referrers. Each starts
-// a session (a visitor's events are 15 hours apart) and says so, as an
-// agent does, so its traffic source is on its row.
+// a session (a visitor's events are 15 hours apart), unmarked: the write
+// path puts the session's traffic source on its row.
 func packEventsFixture(t *testing.T, s *Store) [2]uint32 {
 	t.Helper()
 	ctx := context.Background()
@@ -54,7 +52,6 @@ func packEventsFixture(t *testing.T, s *Store) [2]uint32 {
 		sites[i] = site.ID
 		events := rollupEvents(site.ID, 6000)
 		for j := range events {
-			events[j].Flags |= protocol.FlagSessionStart
 			if j%11 == 0 {
 				events[j].Params = map[string]string{"plan": fmt.Sprintf("p%d", j%4)}
 				events[j].NumParams = map[string]float64{"value": float64(j)}

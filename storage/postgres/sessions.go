@@ -200,7 +200,10 @@ func newBatchTraffic(events []protocol.Event) *batchTraffic {
 }
 
 // sessionRows builds the rows of the assigned sessions from the batch's
-// event rows (dims resolved) and the traffic ids of their first events.
+// event rows (dims resolved) and the traffic ids of their first events. A
+// session that starts in the batch gets its traffic source on its first
+// event row too, as a sender's session_start has it, so event reports and
+// RebuildSessions find it whoever cut the session.
 func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignment, tr *batchTraffic) []sessionRow {
 	out := make([]sessionRow, len(as.Sessions))
 	for i := range as.Sessions {
@@ -211,6 +214,12 @@ func sessionRows(events []protocol.Event, rows []eventRow, as *sessions.Assignme
 		r.ts, r.last = time.UnixMicro(a.Start).UTC(), time.UnixMicro(a.Last).UTC()
 		r.first, r.client = &first.dims, first.client
 		r.traffic, r.trafficProfile = tr.ids[tr.of[a.Events[0]]], tr.profiles[tr.of[a.Events[0]]]
+		if !a.Existing && first.traffic == 0 {
+			first.traffic = r.trafficProfile
+			for _, k := range TrafficProfile.Kinds {
+				first.dims[k-1] = r.traffic[k-1]
+			}
+		}
 		newUser, returning := false, false
 		for _, ei := range a.Events {
 			e, row := &events[ei], &rows[ei]

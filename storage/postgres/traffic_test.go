@@ -9,20 +9,24 @@ import (
 )
 
 // TestWriteBatchSessionTraffic: a session's first event carries its
-// source, medium, campaign and default channel group as dims; its other
-// events carry none.
+// source, medium, campaign and default channel group as dims, whether the
+// sender marked it as a session start or the aggregator cut the session;
+// its other events carry none.
 func TestWriteBatchSessionTraffic(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
-	events := testEvents(site.ID, 4)
+	events := testEvents(site.ID, 5)
 	events[0].Flags |= protocol.FlagSessionStart
 	events[0].Path, events[0].Referrer = "/sale?utm_source=Newsletter&utm_medium=email&utm_campaign=May", "https://t.co/x"
+	events[1].Visitor, events[1].SessionID = events[0].Visitor, events[0].SessionID
 	events[1].Path = "/next?utm_source=ignored" // not a session start: no traffic
 	events[2].Flags |= protocol.FlagSessionStart
 	events[2].Path, events[2].Referrer = "/", "https://www.google.de/"
 	events[3].Flags |= protocol.FlagSessionStart
 	events[3].Path, events[3].Referrer = "/", ""
+	// Unmarked, but its session's first event.
+	events[4].Path, events[4].Referrer = "/l?utm_source=partner&utm_medium=affiliate", ""
 	if _, err := s.WriteBatch(ctx, "agent-1", 1, events, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +55,7 @@ func TestWriteBatchSessionTraffic(t *testing.T) {
 		{"", "", "", ""},
 		{"google", "organic", "(organic)", "Organic Search"},
 		{"(direct)", "(none)", "(direct)", "Direct"},
+		{"partner", "affiliate", "(not set)", "Affiliates"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("traffic per event (-want +got):\n%s", diff)

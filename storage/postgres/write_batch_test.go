@@ -122,13 +122,13 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM events WHERE params <> ''"); n != 1 {
 		t.Errorf("%d rows with params, want 1 ('' when none)", n)
 	}
-	// Every event has the same client dimensions: one profile; none is a
-	// session start: no traffic profile.
+	// Every event has the same client dimensions: one profile; each
+	// session's first event, and no other, has a traffic profile.
 	if n := count(t, s, "SELECT count(*) FROM client_profiles WHERE site_id = $1", int32(site.ID)); n != 1 {
 		t.Errorf("%d client profiles of the site, want 1", n)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events WHERE traffic_id <> 0"); n != 0 {
-		t.Errorf("%d events with a traffic profile, want 0", n)
+	if n, want := count(t, s, "SELECT count(*) FROM events WHERE traffic_id <> 0"), count(t, s, "SELECT count(*) FROM sessions"); n != want {
+		t.Errorf("%d events with a traffic profile, want one per session (%d)", n, want)
 	}
 	if n := count(t, s, "SELECT engagement_ms FROM events WHERE ts = $1", time.UnixMicro(events[1].TimeMicros)); n != math.MaxInt32 {
 		t.Errorf("engagement clamped to %d, want %d", n, math.MaxInt32)
