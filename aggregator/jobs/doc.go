@@ -10,5 +10,7 @@
 // Interval, the others stand by and take over within LeaderRetry when the
 // leader dies (its connection closes and PostgreSQL frees the lock). Every
 // node also runs them once at start-up, before it reports ready, waiting
-// for any run in progress elsewhere, so no two runs ever overlap.
+// for any run in progress elsewhere, so no two runs ever overlap; a
+// failure of a packing job alone (OnlySpace) does not stop it from
+// starting.
 package jobs

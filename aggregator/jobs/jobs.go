@@ -92,7 +92,7 @@ func (j *Jobs) runAll(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("jobs: salts: %w", err))
 	}
 	if err := j.traced(ctx, "jobs.pack_rollups", func(ctx context.Context) error { return j.store.PackRollups(ctx, now) }); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: pack rollups: %w", err))
+		errs = append(errs, fmt.Errorf("jobs: pack rollups: %w: %w", ErrSpaceOnly, err))
 	}
 	if err := j.traced(ctx, "jobs.pack_events", func(ctx context.Context) error {
 		days, err := j.store.PackEvents(ctx, now)
@@ -101,9 +101,31 @@ func (j *Jobs) runAll(ctx context.Context) error {
 		}
 		return err
 	}); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: pack events: %w", err))
+		errs = append(errs, fmt.Errorf("jobs: pack events: %w: %w", ErrSpaceOnly, err))
 	}
 	return errors.Join(errs...)
+}
+
+// ErrSpaceOnly marks the failures of jobs that only save space (packing):
+// what they leave undone waits for the next run, and nothing is wrong in
+// the meantime.
+var ErrSpaceOnly = errors.New("space-saving job")
+
+// OnlySpace reports whether every failure err (from RunOnce) joins is of
+// a space-saving job, so a node may start and serve all the same.
+func OnlySpace(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !errors.Is(e, ErrSpaceOnly) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, ErrSpaceOnly)
 }
 
 // traced runs one job in a span named name.

@@ -112,3 +112,23 @@ func TestRunKeepsGoingAndStops(t *testing.T) {
 		}
 	}
 }
+
+// packingOnlyStore fails only the packing jobs.
+type packingOnlyStore struct{ failingStore }
+
+func (packingOnlyStore) EnsurePartitions(context.Context, time.Time, time.Time) error { return nil }
+func (packingOnlyStore) EnsureSalts(context.Context, time.Time) error                 { return nil }
+
+func TestOnlySpace(t *testing.T) {
+	f := failingStore{calls: make(chan string, 10)}
+	if err := New(Options{}, f).RunOnce(context.Background()); OnlySpace(err) {
+		t.Errorf("OnlySpace(%v) with partitions and salts failing", err)
+	}
+	err := New(Options{}, packingOnlyStore{f}).RunOnce(context.Background())
+	if err == nil || !OnlySpace(err) {
+		t.Errorf("OnlySpace(%v) with only packing failing: false", err)
+	}
+	if OnlySpace(nil) {
+		t.Error("OnlySpace(nil)")
+	}
+}

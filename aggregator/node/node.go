@@ -159,7 +159,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	// Partitions and salts are cluster singletons under an advisory lock.
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
 		Tracer: tp.Tracer(tracerJobs)}, n.store)
-	if err = j.RunOnce(ctx); err != nil {
+	switch err = j.RunOnce(ctx); {
+	case jobs.OnlySpace(err):
+		log.Warn("upkeep: packing failed at start-up; serving anyway, the next run retries", "err", err)
+	case err != nil:
 		return nil, fmt.Errorf("aggregator: first upkeep run: %w", err)
 	}
 	tlsConf, err := n.serverTLS(cfg)
