@@ -2,11 +2,8 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -23,9 +20,8 @@ type request struct {
 }
 
 // Append stores events (each encoded with protocol.EncodeEvent) durably and
-// encrypted: it
-// returns nil only after the bbolt transaction holding them committed with
-// fsync. The events of one call commit together or not at all, after those of
+// encrypted: it returns nil only after the write-ahead log holding them was
+// fdatasynced (see wal.go). The events of one call commit together or not at all, after those of
 // every Append that returned before this call began. The slices must not be
 // modified until Append returns.
 //
@@ -108,7 +104,7 @@ func (q *Queue) commitWaiting() bool {
 	}
 	q.mu.Unlock()
 
-	err := q.commit(group)
+	err := q.logGroup(group)
 	var events, bytes int64
 	for _, r := range group {
 		events += int64(len(r.events))
@@ -136,37 +132,9 @@ func (q *Queue) commitWaiting() bool {
 	return true
 }
 
-// commit writes the group's events under consecutive keys in one fsynced
-// transaction.
-func (q *Queue) commit(group []*request) error {
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPending)
-		// Keys only ever grow, so full pages waste no space on later inserts.
-		b.FillPercent = 1.0
-		var key [8]byte
-		for _, r := range group {
-			for _, e := range r.events {
-				id, err := b.NextSequence()
-				if err != nil {
-					return err
-				}
-				binary.BigEndian.PutUint64(key[:], id)
-				if err := b.Put(key[:], e); err != nil {
-					return fmt.Errorf("put event %d: %w", id, err)
-				}
-			}
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, berrors.ErrMaxSizeReached):
-		q.log.Error("queue file reached its size limit; refusing events until shipping frees space", "path", q.path, "err", err)
-		return ErrFull
-	}
-	return q.wrap("append", err)
-}
+// isMaxSize reports whether err is bbolt refusing to grow the file past
+// its size limit.
+func isMaxSize(err error) bool { return errors.Is(err, berrors.ErrMaxSizeReached) }
 
 // Appended receives after a commit added pending events. It has room for one
 // notice, so a single consumer (the shipper's sealer) never misses that
