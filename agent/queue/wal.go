@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
 )
 
 // The write-ahead log is where Append's group commit makes events durable:
@@ -195,7 +194,7 @@ func (q *Queue) logGroup(group []*request) error {
 	if _, err := w.f.WriteAt(buf, w.writeOff); err != nil {
 		return fmt.Errorf("queue: write-ahead log: write %d bytes at %d: %w", len(buf), w.writeOff, err)
 	}
-	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("queue: write-ahead log: fdatasync: %w", err)
 	}
 	w.writeOff += int64(len(buf))
