@@ -330,36 +330,16 @@ func (q *Queue) walErr(op string, err error) error {
 	return q.wrap(op, err)
 }
 
-// createZeroed writes a new file of size zero bytes at path durably: a
-// temporary file, fsynced, renamed over path, the directory fsynced.
+// createZeroed writes a new file of size zero bytes at path durably (see
+// writeFileSync), replacing a file already there.
 func createZeroed(path string, size int64) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	zero := make([]byte, min(size, 1<<20))
-	for off := int64(0); off < size; off += int64(len(zero)) {
-		if _, err := tmp.Write(zero[:min(int64(len(zero)), size-off)]); err != nil {
-			_ = tmp.Close()
-			return err
+	return writeFileSync(path, true, func(f *os.File) error {
+		zero := make([]byte, min(size, 1<<20))
+		for off := int64(0); off < size; off += int64(len(zero)) {
+			if _, err := f.Write(zero[:min(int64(len(zero)), size-off)]); err != nil {
+				return err
+			}
 		}
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+		return nil
+	})
 }
