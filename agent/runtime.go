@@ -19,11 +19,11 @@ import (
 // 24 MiB kept it at 42 MB, at no cost in CPU per hit beyond the noise.
 //
 // DefaultMinProcs: the queue's commit holds its thread, and with it a Go P,
-// in fdatasync for a millisecond or more. With a single P (one CPU, or an
-// affinity or cgroup limit of one) the whole agent then stops: no request
-// is read or parsed during the fsync, so the next commit holds the two or
-// three hits that arrived since instead of every one waiting, and each hit
-// pays most of an fsync. With two Ps the other keeps serving.
+// in fdatasync for a few hundred microseconds or more. With a single P (one
+// CPU, or an affinity or cgroup limit of one) the whole agent then stops: no
+// request is read or parsed during the fsync, so the next commit holds the
+// two or three hits that arrived since instead of every one waiting, and
+// each hit pays most of an fsync. With two Ps the other keeps serving.
 const (
 	DefaultGCPercent   = 400
 	DefaultMemoryLimit = 24 << 20 // bytes

@@ -118,7 +118,7 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 			"runtime's own setting (env AVILA_MEMORY_LIMIT)")
 	fs.IntVar(&o.agent.MinProcs, "min-procs", int(minProcs),
 		"fix the Go runtime's GOMAXPROCS at no less than this, even on one CPU: the queue's fsync holds a processor for "+
-			"a millisecond or more, and with only one the agent reads no request meanwhile, so each group commit holds "+
+			"a few hundred microseconds or more, and with only one the agent reads no request meanwhile, so each group commit holds "+
 			"few hits; GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 leaves the Go "+
 			"runtime's own setting (env AVILA_MIN_PROCS)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
