@@ -296,9 +296,16 @@ func (q *Queue) Close() error {
 	}
 	close(q.stop)
 	<-q.committerDone // after the commit in flight, if any
-	// Logged records not in bbolt yet stay in the log, read at the next Open.
-	q.sealMu.Lock() // after a Seal in flight, which reads the log
+	q.sealMu.Lock()   // after a Seal in flight, which reads the log
 	defer q.sealMu.Unlock()
+	// After a clean stop queue.db holds every event; if this fails, the
+	// log still does and the next Open reads it.
+	derr := q.drainWALLocked()
+	return errors.Join(derr, q.closeFiles())
+}
+
+// closeFiles closes the log and the bbolt file.
+func (q *Queue) closeFiles() error {
 	werr := q.wal.f.Close()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("queue: close %s: %w", q.path, err)

@@ -28,6 +28,9 @@ import (
 // into pending) in the same transaction as the move, so at Open the records
 // with a greater id are exactly the logged events not yet in bbolt.
 //
+// Close moves what the log holds into the pending bucket, so after a clean
+// stop queue.db alone holds every event.
+//
 // Reading stops at the first record that is not the next id with a matching
 // checksum: the file's zeroes, a record a crash cut short, or what is left
 // of an earlier pass over the file, whose ids are all smaller (the log
@@ -54,6 +57,7 @@ type wal struct {
 	f    *os.File
 	size int64
 
+	readMax  int64  // walReadMax
 	writeOff int64  // where the next group goes
 	nextID   uint64 // id of the next record
 	buf      []byte // the group being written, reused
@@ -114,7 +118,7 @@ func (q *Queue) openWAL(size int64) (replayed, torn int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("open write-ahead log: %w", err)
 	}
-	q.wal = wal{f: f, size: size, nextID: last + 1, committedID: last, consumedID: last}
+	q.wal = wal{f: f, size: size, readMax: walReadMax, nextID: last + 1, committedID: last, consumedID: last}
 	return replayed, torn, nil
 }
 
@@ -218,10 +222,16 @@ func (q *Queue) restartWAL() {
 	q.mu.Unlock()
 }
 
+// walReadMax bounds what Seal reads of the log at once (a segment of 5000
+// events is about 2 MiB), so a long log costs no more memory than that.
+// wal.readMax holds it; tests lower it.
+const walReadMax = 4 << 20
+
 // walRecords returns up to limit (all when limit <= 0) logged records that
 // are not in bbolt yet, oldest first, with the offset after the last one.
-// The caller holds sealMu, so no one else consumes meanwhile, and Close
-// does not close the file under it.
+// With a limit it reads at most wal.readMax bytes (more only for a single
+// larger record), so it may return fewer. The caller holds sealMu, so no
+// one else consumes meanwhile, and Close does not close the file under it.
 func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, err error) {
 	q.mu.Lock()
 	w := &q.wal
@@ -230,23 +240,41 @@ func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, e
 	if from == to {
 		return nil, nil, from, nil
 	}
-	data := make([]byte, to-from)
-	if _, err := w.f.ReadAt(data, from); err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, 0, fmt.Errorf("read write-ahead log at %d: %w", from, err)
+	size := to - from
+	if limit > 0 {
+		size = min(size, w.readMax)
 	}
-	off := 0
-	scanWAL(data, func(id uint64, val []byte) bool {
-		if id != first+uint64(len(ids)) {
-			return false
+	for {
+		data := make([]byte, size)
+		if _, err := w.f.ReadAt(data, from); err != nil && !errors.Is(err, io.EOF) {
+			return nil, nil, 0, fmt.Errorf("read write-ahead log at %d: %w", from, err)
 		}
-		ids, vals = append(ids, id), append(vals, val)
-		off += walHeaderLen + len(val)
-		return limit <= 0 || len(ids) < limit
-	})
-	if off == 0 || (off < len(data) && (limit <= 0 || len(ids) < limit)) {
-		return nil, nil, 0, fmt.Errorf("BUG: write-ahead log at %d does not hold records %d.. as committed", from+int64(off), first+uint64(len(ids)))
+		off := 0
+		scanWAL(data, func(id uint64, val []byte) bool {
+			if id != first+uint64(len(ids)) {
+				return false
+			}
+			ids, vals = append(ids, id), append(vals, val)
+			off += walHeaderLen + len(val)
+			return limit <= 0 || len(ids) < limit
+		})
+		whole := size == to-from
+		switch {
+		case off == 0 && !whole:
+			// The first record is longer than readMax: read just it (its
+			// header first, if even that was cut).
+			need := int64(walHeaderLen)
+			if len(data) >= walHeaderLen {
+				need += int64(binary.BigEndian.Uint32(data))
+			}
+			size = min(to-from, max(need, size+1)) // grows every round
+			continue
+		case off == 0 || (whole && off < len(data) && (limit <= 0 || len(ids) < limit)):
+			return nil, nil, 0, fmt.Errorf("BUG: write-ahead log at %d does not hold records %d.. as committed",
+				from+int64(off), first+uint64(len(ids)))
+		}
+		return ids, vals, from + int64(off), nil
 	}
-	return ids, vals, from + int64(off), nil
 }
 
 // consumed records that records up to id, ending at off, are in bbolt.

@@ -11,6 +11,21 @@ import (
 	"testing"
 )
 
+// crash stops q the way SIGKILL leaves its files: the committer ends and
+// the files close, but nothing logged is moved into bbolt (the page cache
+// outlives a killed process, so what was written stays written).
+func (q *Queue) crash(t *testing.T) {
+	t.Helper()
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	close(q.stop)
+	<-q.committerDone
+	if err := q.closeFiles(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // appendEach appends the ids one Append (and so one logged group) each.
 func appendEach(t *testing.T, q *Queue, ids ...uint64) {
 	t.Helper()
@@ -45,9 +60,9 @@ func span(from, to uint64) []uint64 {
 	return ids
 }
 
-// Events only in the log when the queue closes are pending again at the
-// next Open, in order, after those sealed before.
-func TestLoggedEventsSurviveReopen(t *testing.T) {
+// Events only in the log when the agent dies are pending again at the next
+// Open, in order, after those sealed before.
+func TestLoggedEventsSurviveCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	q := openTest(t, path, 0)
 	appendEach(t, q, span(1, 5)...)
@@ -55,9 +70,7 @@ func TestLoggedEventsSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendEach(t, q, span(6, 9)...)
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	q.crash(t)
 	q = openTest(t, path, 0)
 	if st := q.Stats(); st.Pending != 6 || st.Segments != 1 {
 		t.Fatalf("after reopen: %d pending, %d segments; want 6 and 1", st.Pending, st.Segments)
@@ -66,12 +79,32 @@ func TestLoggedEventsSurviveReopen(t *testing.T) {
 		t.Fatalf("sealed after reopen: %v", got)
 	}
 	// Reading the log again finds nothing new: what was replayed is in bbolt.
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	q.crash(t)
 	q = openTest(t, path, 0)
 	if st := q.Stats(); st.Pending != 0 {
 		t.Fatalf("second reopen: %d pending, want 0", st.Pending)
+	}
+}
+
+// After Close, queue.db alone holds every event: an agent stopped cleanly
+// can be started by a version that knows no log.
+func TestCloseLeavesEveryEventInTheQueueFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := openTest(t, path, 0)
+	appendEach(t, q, span(1, 7)...)
+	if _, _, err := q.Seal(2); err != nil {
+		t.Fatal(err)
+	}
+	appendEach(t, q, 8)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(WALPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	q = openTest(t, path, 0)
+	if got := sealedInOrder(t, q); !equalIDs(got, span(1, 8)) {
+		t.Fatalf("sealed %v, want 1..8", got)
 	}
 }
 
@@ -100,7 +133,11 @@ func TestLogStartsAgainWhenFull(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if round%4 == 3 {
+		switch round % 8 {
+		case 3:
+			q.crash(t)
+			q = open()
+		case 7:
 			if err := q.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -109,6 +146,32 @@ func TestLogStartsAgainWhenFull(t *testing.T) {
 	}
 	if got := sealedInOrder(t, q); !equalIDs(got, span(1, next-1)) {
 		t.Fatalf("sealed %v, want 1..%d", got, next-1)
+	}
+}
+
+// Seal reads the log in bounded pieces: a piece that ends inside a record
+// seals the records before it, a record longer than a piece is read whole.
+func TestSealReadsLogInPieces(t *testing.T) {
+	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
+	appendEach(t, q, span(1, 9)...)
+	rec := int64(walHeaderLen + len(ev(t, 1)) + sealOverhead)
+	for _, tc := range []struct {
+		readMax int64
+		want    []uint64
+	}{
+		{10, []uint64{1}},           // less than a header: one record, read whole
+		{rec / 2, []uint64{2}},      // less than a record: the same
+		{2*rec + rec/2, span(3, 4)}, // two and a half records: two
+		{100 * rec, span(5, 9)},     // the segment's limit, 5
+	} {
+		q.wal.readMax = tc.readMax
+		seq, ok, err := q.Seal(5)
+		if err != nil || !ok {
+			t.Fatalf("seal with readMax %d: %v %v", tc.readMax, ok, err)
+		}
+		if got := segmentIDs(t, q, seq); !equalIDs(got, tc.want) {
+			t.Fatalf("readMax %d sealed %v, want %v", tc.readMax, got, tc.want)
+		}
 	}
 }
 
@@ -125,9 +188,7 @@ func TestGroupLargerThanLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendEach(t, q, 41)
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	q.crash(t)
 	q = openTest(t, path, 0)
 	if got := sealedInOrder(t, q); !equalIDs(got, span(1, 41)) {
 		t.Fatalf("sealed %v, want 1..41", got)
@@ -140,9 +201,7 @@ func TestTornLogRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	q := openTest(t, path, 0)
 	appendEach(t, q, span(1, 6)...)
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	q.crash(t)
 	// Find the fifth record and break one byte of its value.
 	f, err := os.OpenFile(WALPath(path), os.O_RDWR, 0)
 	if err != nil {
