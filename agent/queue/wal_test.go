@@ -52,6 +52,15 @@ func sealedInOrder(t *testing.T, q *Queue) []uint64 {
 	return ids
 }
 
+// wantSealed seals everything pending and fails unless the unacknowledged
+// segments hold exactly want, in order.
+func wantSealed(t *testing.T, q *Queue, want []uint64) {
+	t.Helper()
+	if got := sealedInOrder(t, q); !equalIDs(got, want) {
+		t.Fatalf("sealed %v, want %v", got, want)
+	}
+}
+
 func span(from, to uint64) []uint64 {
 	var ids []uint64
 	for id := from; id <= to; id++ {
@@ -75,9 +84,7 @@ func TestLoggedEventsSurviveCrash(t *testing.T) {
 	if st := q.Stats(); st.Pending != 6 || st.Segments != 1 {
 		t.Fatalf("after reopen: %d pending, %d segments; want 6 and 1", st.Pending, st.Segments)
 	}
-	if got := sealedInOrder(t, q); !equalIDs(got, span(1, 9)) {
-		t.Fatalf("sealed after reopen: %v", got)
-	}
+	wantSealed(t, q, span(1, 9))
 	// Reading the log again finds nothing new: what was replayed is in bbolt.
 	q.crash(t)
 	q = openTest(t, path, 0)
@@ -103,9 +110,7 @@ func TestCloseLeavesEveryEventInTheQueueFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	q = openTest(t, path, 0)
-	if got := sealedInOrder(t, q); !equalIDs(got, span(1, 8)) {
-		t.Fatalf("sealed %v, want 1..8", got)
-	}
+	wantSealed(t, q, span(1, 8))
 }
 
 // A small log fills up many times: it is drained into bbolt and starts
@@ -144,9 +149,7 @@ func TestLogStartsAgainWhenFull(t *testing.T) {
 			q = open()
 		}
 	}
-	if got := sealedInOrder(t, q); !equalIDs(got, span(1, next-1)) {
-		t.Fatalf("sealed %v, want 1..%d", got, next-1)
-	}
+	wantSealed(t, q, span(1, next-1))
 }
 
 // Seal reads the log in bounded pieces: a piece that ends inside a record
@@ -190,9 +193,7 @@ func TestGroupLargerThanLog(t *testing.T) {
 	appendEach(t, q, 41)
 	q.crash(t)
 	q = openTest(t, path, 0)
-	if got := sealedInOrder(t, q); !equalIDs(got, span(1, 41)) {
-		t.Fatalf("sealed %v, want 1..41", got)
-	}
+	wantSealed(t, q, span(1, 41))
 }
 
 // A record cut short by a crash ends the log: the records before it are
@@ -227,9 +228,7 @@ func TestTornLogRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Close() })
-	if got := sealedInOrder(t, q); !equalIDs(got, span(1, 4)) {
-		t.Fatalf("sealed %v, want 1..4", got)
-	}
+	wantSealed(t, q, span(1, 4))
 	if !strings.Contains(logs.String(), "cut short") || !strings.Contains(logs.String(), "records=1") {
 		t.Fatalf("the torn record was not reported:\n%s", logs.String())
 	}
