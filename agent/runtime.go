@@ -18,16 +18,20 @@ import (
 // end-to-end phase (a million-event backlog at 50,000 events a second in);
 // 24 MiB kept it at 42 MB, at no cost in CPU per hit beyond the noise.
 //
-// DefaultMinProcs: the queue's commit holds its thread, and with it a Go P,
-// in fdatasync for a millisecond or more. With a single P (one CPU, or an
-// affinity or cgroup limit of one) the whole agent then stops: no request
-// is read or parsed during the fsync, so the next commit holds the two or
-// three hits that arrived since instead of every one waiting, and each hit
-// pays most of an fsync. With two Ps the other keeps serving.
+// DefaultMinProcs is 0: GOMAXPROCS is the runtime's, which follows the CPUs
+// the process may use (affinity, cgroup limit). The queue's commit holds its
+// thread, and with it a Go P, in fdatasync; with a single P the agent reads
+// no request meanwhile. When a bbolt commit took a millisecond or more that
+// cost more than a second P did; with the write-ahead log it takes a few
+// hundred microseconds, and on one CPU a second P now costs more in thread
+// switches than it saves: in make bench's split arrangement (the agent on
+// one CPU) 1 P spent 34 µs of CPU per hit against 42 with 2, and acknowledged
+// 9% more hits a second (four runs each). --min-procs still fixes a floor
+// for hosts whose fsync is slow.
 const (
 	DefaultGCPercent   = 400
 	DefaultMemoryLimit = 24 << 20 // bytes
-	DefaultMinProcs    = 2
+	DefaultMinProcs    = 0
 )
 
 // applyRuntime sets the process's GC percent, soft memory limit and

@@ -102,7 +102,7 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
-	base, err := parseQuery(rawQuery)
+	base, baseDotted, err := parseQuery(rawQuery)
 	if err != nil {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
@@ -116,11 +116,11 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if len(line) == 0 {
 			continue
 		}
-		vals, err := parseQuery(string(line))
+		vals, dotted, err := parseQuery(string(line))
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: vals, base: base})
+		h, perr := parseHit(hitParams{over: vals, base: base, dotted: dotted+baseDotted > 0})
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -129,7 +129,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if hits == nil {
-		h, perr := parseHit(hitParams{base: base})
+		h, perr := parseHit(hitParams{base: base, dotted: baseDotted > 0})
 		if perr != nil {
 			return nil, perr
 		}
@@ -140,8 +140,12 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 
 // hitParams are one event's parameters: a body line's (over) replace the
 // query string's (base) of the same name. Read in place, so a 20-line POST
-// copies no map per line.
-type hitParams struct{ over, base url.Values }
+// copies no map per line. dotted is false when no key has a dot: then there
+// are no custom parameters (ep.*, epn.*, up.*, upn.*) to look for.
+type hitParams struct {
+	over, base url.Values
+	dotted     bool
+}
 
 // lookup returns the values of k and whether it was sent.
 func (p hitParams) lookup(k string) ([]string, bool) {
@@ -228,6 +232,9 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
 func parseParams(h *Hit, v hitParams) *ParamError {
+	if !v.dotted {
+		return nil
+	}
 	var events, users int
 	for k, vals := range v.all {
 		prefix, name, ok := strings.Cut(k, ".")

@@ -8,16 +8,26 @@ import (
 )
 
 // sameAsNetURL fails unless parseQuery and url.ParseQuery agree on q: the
-// same error text, and the same values when there is no error.
+// same error text, and the same values when there is no error, with dotted
+// counting the keys that have a dot.
 func sameAsNetURL(t *testing.T, q string) {
 	t.Helper()
-	got, gotErr := parseQuery(q)
+	got, dotted, gotErr := parseQuery(q)
 	want, wantErr := url.ParseQuery(q)
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("parseQuery(%q) error = %v, url.ParseQuery says %v", q, gotErr, wantErr)
 	}
 	if gotErr == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseQuery(%q) = %v, url.ParseQuery says %v", q, got, want)
+	}
+	wantDotted := 0
+	for k := range want {
+		if strings.Contains(k, ".") {
+			wantDotted++
+		}
+	}
+	if gotErr == nil && dotted != wantDotted {
+		t.Fatalf("parseQuery(%q) counts %d keys with a dot, want %d", q, dotted, wantDotted)
 	}
 }
 

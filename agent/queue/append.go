@@ -2,11 +2,9 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
+	"runtime"
 
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -23,16 +21,15 @@ type request struct {
 }
 
 // Append stores events (each encoded with protocol.EncodeEvent) durably and
-// encrypted: it
-// returns nil only after the bbolt transaction holding them committed with
-// fsync. The events of one call commit together or not at all, after those of
+// encrypted: it returns nil only after the write-ahead log holding them was
+// fdatasynced (see wal.go). The events of one call commit together or not at all, after those of
 // every Append that returned before this call began. The slices must not be
 // modified until Append returns.
 //
 // Concurrent callers share commits: one goroutine commits everything queued
 // so far; arrivals during that commit queue, and the next commit takes all
 // of them. There is no delay to gather more: under load the fsync itself is
-// the gathering window.
+// the gathering window (see committer).
 //
 // ErrFull: the disk budget is used up; nothing was stored. If ctx ends first
 // the events may or may not be stored (the commit is not undone), and
@@ -79,8 +76,16 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 }
 
 // committer commits what Appends queue, one group at a time, until Close.
-// One long-lived goroutine rather than one per commit: bbolt's commit runs
-// deep, and a fresh goroutine grows (copies) its stack every time.
+// One long-lived goroutine rather than one per commit: a fresh goroutine
+// would grow (copy) its stack for every commit that drains the log into
+// bbolt.
+//
+// After each commit it yields once, so the callers it just answered run
+// before it takes the next group: on a busy CPU they answer their requests
+// and the next ones arrive, and one write and fdatasync serves them all.
+// With nothing else runnable the yield returns at once: no timer, no delay.
+// On one CPU, 32 callers per Go processor (BenchmarkAppend) share 29 events
+// per commit instead of 14, and spend 4.2 µs of CPU per Append instead of 7.3.
 func (q *Queue) committer() {
 	defer close(q.committerDone)
 	for {
@@ -90,6 +95,7 @@ func (q *Queue) committer() {
 			return
 		}
 		for q.commitWaiting() {
+			runtime.Gosched()
 		}
 	}
 }
@@ -108,7 +114,7 @@ func (q *Queue) commitWaiting() bool {
 	}
 	q.mu.Unlock()
 
-	err := q.commit(group)
+	err := q.logGroup(group)
 	var events, bytes int64
 	for _, r := range group {
 		events += int64(len(r.events))
@@ -136,37 +142,9 @@ func (q *Queue) commitWaiting() bool {
 	return true
 }
 
-// commit writes the group's events under consecutive keys in one fsynced
-// transaction.
-func (q *Queue) commit(group []*request) error {
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPending)
-		// Keys only ever grow, so full pages waste no space on later inserts.
-		b.FillPercent = 1.0
-		var key [8]byte
-		for _, r := range group {
-			for _, e := range r.events {
-				id, err := b.NextSequence()
-				if err != nil {
-					return err
-				}
-				binary.BigEndian.PutUint64(key[:], id)
-				if err := b.Put(key[:], e); err != nil {
-					return fmt.Errorf("put event %d: %w", id, err)
-				}
-			}
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, berrors.ErrMaxSizeReached):
-		q.log.Error("queue file reached its size limit; refusing events until shipping frees space", "path", q.path, "err", err)
-		return ErrFull
-	}
-	return q.wrap("append", err)
-}
+// isMaxSize reports whether err is bbolt refusing to grow the file past
+// its size limit.
+func isMaxSize(err error) bool { return errors.Is(err, berrors.ErrMaxSizeReached) }
 
 // Appended receives after a commit added pending events. It has room for one
 // notice, so a single consumer (the shipper's sealer) never misses that

@@ -29,7 +29,7 @@ const (
 
 func crashChild(dir string) {
 	round, _ := strconv.ParseUint(os.Getenv(crashRoundEnv), 10, 64)
-	q, err := Open(Options{Path: filepath.Join(dir, "queue.db")})
+	q, err := Open(Options{Path: filepath.Join(dir, "queue.db"), WALBytes: crashWALBytes(int(round))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -64,6 +64,19 @@ func crashChild(dir string) {
 	// running for ever.
 	time.Sleep(2 * time.Minute)
 	os.Exit(3)
+}
+
+// crashWALBytes is the write-ahead log's size in a round: the default, then
+// logs so small that the kill often lands while the log is drained into
+// bbolt or starts again at offset 0.
+func crashWALBytes(round int) int64 {
+	switch round % 3 {
+	case 2:
+		return 64 << 10
+	case 0:
+		return 8 << 10
+	}
+	return 0
 }
 
 // runCrashChild starts a child on dir, kills it with SIGKILL after it
@@ -113,10 +126,12 @@ func runCrashChild(t *testing.T, dir string, round int) []uint64 {
 func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	dir := t.TempDir()
 	var acked []uint64
-	for round := 1; round <= 3; round++ {
+	for round := 1; round <= 4; round++ {
 		acked = append(acked, runCrashChild(t, dir, round)...)
 
-		q, err := Open(Options{Path: filepath.Join(dir, "queue.db")})
+		// Reopened with the next round's log size, so a log of another
+		// size is read, then made anew.
+		q, err := Open(Options{Path: filepath.Join(dir, "queue.db"), WALBytes: crashWALBytes(round + 1)})
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
 		}

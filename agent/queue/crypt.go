@@ -99,15 +99,23 @@ func loadKey(path string, create bool) (key []byte, created bool, err error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, false, fmt.Errorf("generate key: %w", err)
 	}
-	if err := writeFileSync(path, []byte(hex.EncodeToString(key)+"\n")); err != nil {
+	// No replace: a key file that appeared meanwhile is never replaced.
+	err = writeFileSync(path, false, func(f *os.File) error {
+		_, err := f.Write([]byte(hex.EncodeToString(key) + "\n"))
+		return err
+	})
+	if err != nil {
 		return nil, false, fmt.Errorf("write key file: %w", err)
 	}
 	return key, true, nil
 }
 
-// writeFileSync creates path with data, mode 0600, durably: it never
-// leaves a partial file under the final name.
-func writeFileSync(path string, data []byte) error {
+// writeFileSync creates path, mode 0600, durably with what write puts in
+// it: write fills a temporary file, which is fsynced, then put under the
+// final name, then the directory is fsynced, so a partial file never stands
+// there. With replace a file already at path is replaced; without, that is
+// an error.
+func writeFileSync(path string, replace bool, write func(*os.File) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -118,7 +126,7 @@ func writeFileSync(path string, data []byte) error {
 		_ = tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		_ = tmp.Close()
 		return err
 	}
@@ -129,8 +137,12 @@ func writeFileSync(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	// Link, not rename: a key file that appeared meanwhile is never replaced.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if replace {
+		err = os.Rename(tmp.Name(), path)
+	} else {
+		err = os.Link(tmp.Name(), path)
+	}
+	if err != nil {
 		return err
 	}
 	d, err := os.Open(dir)

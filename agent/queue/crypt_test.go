@@ -54,12 +54,14 @@ func TestValuesEncryptedAtRest(t *testing.T) {
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(raw, []byte(secretMarker)) {
-		t.Fatal("queue file holds an event field in the clear")
+	for _, p := range []string{path, WALPath(path)} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(secretMarker)) {
+			t.Fatalf("%s holds an event field in the clear", filepath.Base(p))
+		}
 	}
 	fi, err := os.Stat(DefaultKeyFile(path))
 	if err != nil {

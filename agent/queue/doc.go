@@ -1,12 +1,15 @@
 // Package queue is the agent's durable buffer between accepting a hit and
 // shipping it to an aggregator.
 //
-// Events are appended to a bbolt file and Append returns only after the
-// transaction holding them committed with fsync, so a 2xx answered after
-// Append is a promise the event survives a crash or power loss. Concurrent
-// Appends share one commit (group commit): while a commit is in flight new
-// arrivals wait, and the next commit takes all of them at once, without any
-// artificial delay.
+// Events are appended to a write-ahead log beside the bbolt file (wal.go)
+// and Append returns only after the write holding them was fdatasynced, so a
+// 2xx answered after Append is a promise the event survives a crash or power
+// loss. Concurrent Appends share one write and sync (group commit): while a
+// commit is in flight new arrivals wait, and the next commit takes all of
+// them at once, without any artificial delay. Seal moves logged events into
+// segments in bbolt; the pending bucket holds what the log had to give up
+// when it was full. At Open, logged events bbolt does not hold yet are
+// moved into the pending bucket: each is in exactly one place, once.
 //
 // Pending events are sealed, oldest first, into numbered segments. A segment
 // is stored in its final wire form (protocol.EncodeRawBatch) under its seq,
@@ -15,8 +18,8 @@
 // exactly the events of the first send. A segment is deleted only by Ack, or
 // set aside by Reject for an operator to inspect.
 //
-// Every stored value (pending events, the wire part of segments, meta
-// values) is sealed with AES-256-GCM under a key kept in a separate file
+// Every stored value (pending and logged events, the wire part of segments,
+// meta values) is sealed with AES-256-GCM under a key kept in a separate file
 // (Options.KeyFile, created 0600 on first open), with a fresh nonce per
 // value. A sealed check value in the meta bucket tells at Open whether the
 // key file is the queue's: a wrong or missing key is ErrWrongKey or a clear
@@ -24,5 +27,6 @@
 // is sealed in place at its first Open.
 //
 // Disk use is bounded by Options.MaxBytes (pending, sealed and rejected
-// bytes); beyond it Append fails with ErrFull and the agent answers 503.
+// bytes) plus the log's fixed size; beyond it Append fails with ErrFull and
+// the agent answers 503.
 package queue

@@ -52,6 +52,14 @@ func (q *Queue) Stats() Stats {
 	return s
 }
 
+// Pending is Stats().Pending without reading the file: the shipper's sealer
+// asks after every commit.
+func (q *Queue) Pending() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.acct.pending
+}
+
 // PutMeta stores a small named value (e.g. the cached site config) durably,
 // encrypted.
 func (q *Queue) PutMeta(key string, val []byte) error {

@@ -56,6 +56,10 @@ type Options struct {
 	// fails with ErrWrongKey.
 	KeyFile  string
 	MaxBytes int64 // budget for pending + sealed + rejected bytes; DefaultMaxBytes when 0
+	// WALBytes is the size of the write-ahead log file beside Path (see
+	// WALPath), written in full when created; DefaultWALBytes when 0. It
+	// is not counted in MaxBytes.
+	WALBytes int64
 	Logger   *slog.Logger
 	Now      func() time.Time // default time.Now
 }
@@ -70,12 +74,14 @@ type Queue struct {
 	log     *slog.Logger
 	now     func() time.Time
 	agentID string
+	walSize int64
 
 	mu         sync.Mutex
 	closed     bool
 	waiting    []*request // Appends queued for the next commit
 	committing bool       // the committer was kicked and has not gone idle since
 	acct       accounting
+	wal        wal   // the write-ahead log; see wal.go for who owns which field
 	reserved   int64 // bytes of queued and in-flight Appends, admitted but not yet committed
 
 	sealMu sync.Mutex // serializes Seal so the next seq is known before encoding
@@ -106,8 +112,8 @@ func Open(opts Options) (*Queue, error) {
 	if opts.Path == "" {
 		return nil, errors.New("queue: open: empty path")
 	}
-	if opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("queue: open %s: max bytes %d must be >= 0", opts.Path, opts.MaxBytes)
+	if opts.MaxBytes < 0 || opts.WALBytes < 0 {
+		return nil, fmt.Errorf("queue: open %s: max bytes %d and write-ahead log bytes %d must be >= 0", opts.Path, opts.MaxBytes, opts.WALBytes)
 	}
 	if opts.KeyFile == "" {
 		opts.KeyFile = DefaultKeyFile(opts.Path)
@@ -115,6 +121,10 @@ func Open(opts Options) (*Queue, error) {
 	q := &Queue{path: opts.Path, keyFile: opts.KeyFile, max: opts.MaxBytes, log: opts.Logger, now: opts.Now, signal: make(chan struct{}, 1)}
 	if q.max == 0 {
 		q.max = DefaultMaxBytes
+	}
+	q.walSize = opts.WALBytes
+	if q.walSize == 0 {
+		q.walSize = DefaultWALBytes
 	}
 	if q.log == nil {
 		q.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -136,6 +146,9 @@ func Open(opts Options) (*Queue, error) {
 	q.db = db
 	if err := q.init(); err != nil {
 		_ = db.Close()
+		if q.wal.f != nil {
+			_ = q.wal.f.Close()
+		}
 		return nil, err
 	}
 	q.kick, q.stop, q.committerDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
@@ -219,6 +232,14 @@ func (q *Queue) init() error {
 	if migrated > 0 {
 		q.log.Warn("queue file held unencrypted values from an older agent; encrypted them in place", "path", q.path, "values", migrated)
 	}
+	replayed, torn, err := q.openWAL(q.walSize)
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", q.path, err)
+	}
+	if torn > 0 {
+		q.log.Warn("queue: the write-ahead log ends in a record a crash cut short; it was never acknowledged and is dropped",
+			"path", WALPath(q.path), "records", torn)
+	}
 	err = q.db.View(func(tx *bolt.Tx) error {
 		a := &q.acct
 		a.pending, a.pendingBytes = scan(tx.Bucket(bucketPending))
@@ -229,7 +250,7 @@ func (q *Queue) init() error {
 	if err != nil {
 		return fmt.Errorf("queue: scan %s: %w", q.path, err)
 	}
-	q.log.Info("queue opened", "path", q.path, "agent", q.agentID,
+	q.log.Info("queue opened", "path", q.path, "agent", q.agentID, "replayed", replayed,
 		"pending", q.acct.pending, "segments", q.acct.segments, "rejected", q.acct.rejected,
 		"used_bytes", q.acct.used(), "max_bytes", q.max)
 	return nil
@@ -275,8 +296,22 @@ func (q *Queue) Close() error {
 	}
 	close(q.stop)
 	<-q.committerDone // after the commit in flight, if any
+	q.sealMu.Lock()   // after a Seal in flight, which reads the log
+	defer q.sealMu.Unlock()
+	// After a clean stop queue.db holds every event; if this fails, the
+	// log still does and the next Open reads it.
+	derr := q.drainWALLocked()
+	return errors.Join(derr, q.closeFiles())
+}
+
+// closeFiles closes the log and the bbolt file.
+func (q *Queue) closeFiles() error {
+	werr := q.wal.f.Close()
 	if err := q.db.Close(); err != nil {
 		return fmt.Errorf("queue: close %s: %w", q.path, err)
+	}
+	if werr != nil {
+		return fmt.Errorf("queue: close %s: %w", WALPath(q.path), werr)
 	}
 	return nil
 }

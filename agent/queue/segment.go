@@ -50,8 +50,11 @@ func parseRecord(seq uint64, rec []byte) (SegmentInfo, []byte, error) {
 
 // Seal moves up to maxEvents pending events, oldest first, into a new
 // segment with the next seq and returns it; ok is false when nothing is
-// pending. Removing the events and storing the segment happen in one
-// transaction, so every event is in exactly one place at any instant.
+// pending. Pending events are those of the pending bucket, then those only
+// in the write-ahead log, whose ids are all greater. Removing the events
+// and storing the segment happen in one transaction, which also advances
+// the pending bucket's sequence past the logged events taken, so every event
+// is in exactly one place at any instant.
 //
 // The wire batch is encoded before that transaction, outside bbolt's writer
 // lock, so Appends keep committing meanwhile. That is safe because sealMu
@@ -82,7 +85,23 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	if err != nil {
 		return 0, false, q.wrap("seal: read pending", err)
 	}
-	if len(keys) == 0 {
+	var walIDs []uint64
+	var walEnd int64
+	if len(keys) < maxEvents {
+		var vals [][]byte
+		if walIDs, vals, walEnd, err = q.walRecords(maxEvents - len(keys)); err != nil {
+			return 0, false, q.wrap("seal: read write-ahead log", err)
+		}
+		for i, v := range vals {
+			plain, err := q.seal.open(v, aadPending)
+			if err != nil {
+				return 0, false, q.wrap("seal", fmt.Errorf("logged event %d: %w", walIDs[i], err))
+			}
+			events = append(events, plain)
+			evBytes += int64(keyOverhead + len(v))
+		}
+	}
+	if len(events) == 0 {
 		return 0, false, nil
 	}
 	sealed := q.now()
@@ -114,13 +133,19 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 				return err
 			}
 		}
+		if len(walIDs) > 0 {
+			return pending.SetSequence(walIDs[len(walIDs)-1])
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, false, q.wrap(fmt.Sprintf("seal segment %d", seq), err)
 	}
+	if len(walIDs) > 0 {
+		q.consumed(walIDs[len(walIDs)-1], walEnd)
+	}
 	q.mu.Lock()
-	q.acct.pending -= int64(len(keys))
+	q.acct.pending -= int64(len(events))
 	q.acct.pendingBytes -= evBytes
 	q.acct.segments++
 	q.acct.segmentBytes += int64(keyOverhead + len(rec))

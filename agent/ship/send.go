@@ -61,7 +61,7 @@ func (s *Shipper) sealLoop(ctx context.Context) {
 // seal seals segments while at least threshold events are pending.
 func (s *Shipper) seal(threshold int64) {
 	sealed := false
-	for s.q.Stats().Pending >= threshold {
+	for s.q.Pending() >= threshold {
 		_, ok, err := s.q.Seal(s.opts.SegmentEvents)
 		if err != nil {
 			s.noteError(err)

@@ -117,10 +117,11 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 			"whatever --gogc says, which bounds RSS; the queue's memory-mapped file comes on top. 0 leaves the Go "+
 			"runtime's own setting (env AVILA_MEMORY_LIMIT)")
 	fs.IntVar(&o.agent.MinProcs, "min-procs", int(minProcs),
-		"fix the Go runtime's GOMAXPROCS at no less than this, even on one CPU: the queue's fsync holds a processor for "+
-			"a millisecond or more, and with only one the agent reads no request meanwhile, so each group commit holds "+
-			"few hits; GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 leaves the Go "+
-			"runtime's own setting (env AVILA_MIN_PROCS)")
+		"fix the Go runtime's GOMAXPROCS at no less than this, even on one CPU: the queue's fsync holds a processor, and "+
+			"with only one the agent reads no request meanwhile; worth it where fsyncs take milliseconds (a busy or slow disk), "+
+			"as with a few hundred microseconds a second processor on one CPU costs more in thread switches than it saves. "+
+			"GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 (the default) leaves the Go "+
+			"runtime's own setting, which follows them (env AVILA_MIN_PROCS)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	var trusted, rateIP, rateSite, dnt string
