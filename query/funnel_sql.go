@@ -119,5 +119,5 @@ func buildFunnelSQL(fp *funnelPlan) reportSQL {
 		w.WriteString(" GROUP BY x.step")
 	}
 	w.WriteString(" ORDER BY 1")
-	return reportSQL{text: w.String(), args: w.args}
+	return reportSQL{text: w.text(), args: w.args}
 }

@@ -193,7 +193,7 @@ func buildSQL(p *plan) reportSQL {
 	}
 	w.WriteString("ORDER BY part, pos")
 
-	return reportSQL{text: w.String(), args: w.args}
+	return reportSQL{text: w.text(), args: w.args}
 }
 
 func joinsOf(dims []*dimDef) []*joinDef {
@@ -210,9 +210,7 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	if w.sessions {
 		w.WriteString(" FROM sessions e")
 	} else {
-		// Settled days' events are packed (storage/postgres: event_packs);
-		// events_in reads both tables.
-		w.WriteString(" FROM events_in($1, $3, $4) e")
+		w.WriteString(" FROM " + eventsSource + " e")
 	}
 	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
 	// Events and sessions rows reach most dims ids through profile tables
