@@ -37,9 +37,8 @@
 //     ts) order, which TOAST compresses to about 14 bytes per event
 //     (migration 013). A day moves in one statement, so readers see each
 //     event once; late events of a packed day stay in the events table
-//     until the next pass. Whatever reads events reads both tables:
-//     events_in(site, lo, hi) unions them over every column; the query
-//     engine writes the same union over the columns a report reads.
+//     until the next pass. Whatever reads events reads both tables
+//     through EventsIn, over the columns it reads.
 //   - Sessions (aggregator/sessions) are assigned inside the batch's
 //     transaction under advisory locks on its visitors, from the sessions
 //     already committed (a cache, by default in memory or Redis via

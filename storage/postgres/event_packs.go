@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,7 +11,38 @@ import (
 
 // Settled UTC days' events are packed into event_packs (migration 013):
 // one row per site, day and part of parallel arrays, read through
-// events_in() together with the events table.
+// EventsIn together with the events table.
+
+// EventsIn is a subquery of the events of site with lo <= ts < hi (SQL
+// expressions: placeholders or literals), columns cols (EventColumns
+// names, in that order in its rows), from the events table and the packs.
+// The packs keep each column but site_id as an array, and a read array is
+// a whole column decompressed, so it unnests only the arrays of cols (and
+// ts, which bounds the rows): a 30-day scan of two columns takes a quarter
+// of the time of one of all twelve. The day bounds prune the packs by
+// their key.
+func EventsIn(site, lo, hi string, cols []string) string {
+	arrays, names := []string{"p.ts"}, []string{"ts"}
+	packCols := make([]string, len(cols))
+	for i, c := range cols {
+		switch c {
+		case "site_id":
+			packCols[i] = "p.site_id"
+		case "ts":
+			packCols[i] = "u.ts"
+		default:
+			packCols[i] = "u." + c
+			arrays, names = append(arrays, "p."+c), append(names, c)
+		}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE site_id = " + site +
+		" AND ts >= " + lo + " AND ts < " + hi +
+		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
+		" FROM event_packs p CROSS JOIN LATERAL unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")" +
+		" WHERE p.site_id = " + site +
+		" AND p.day >= (" + lo + "::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= (" + hi + "::timestamptz AT TIME ZONE 'UTC')::date" +
+		" AND u.ts >= " + lo + " AND u.ts < " + hi + ")"
+}
 
 // packSettle is how long after its UTC day ended a day's events are left
 // in the events table: as long as a Measurement Protocol event may be

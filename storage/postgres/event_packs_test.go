@@ -11,7 +11,7 @@ import (
 )
 
 // eventRowsIn is every event of site in [lo, hi) as text, sorted, read
-// through events_in (both tables) or straight from the events table.
+// through EventsIn (both tables) or straight from the events table.
 func eventRowsIn(t *testing.T, s *Store, fromTable string, site uint32, lo, hi time.Time) []string {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), "SELECT e::text FROM "+fromTable+" e ORDER BY 1", int32(site), lo, hi)
@@ -25,8 +25,8 @@ func eventRowsIn(t *testing.T, s *Store, fromTable string, site uint32, lo, hi t
 	return out
 }
 
-const (
-	viaEventsIn = "events_in($1, $2, $3)"
+var (
+	viaEventsIn = EventsIn("$1", "$2", "$3", EventColumns)
 	viaTable    = "(SELECT * FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3)"
 )
 
@@ -68,7 +68,7 @@ func packEventsFixture(t *testing.T, s *Store) [2]uint32 {
 }
 
 // TestPackEvents: packing moves settled days' events into event_packs
-// without changing one, events_in reads every event exactly once over any
+// without changing one, EventsIn reads every event exactly once over any
 // range, emptied partitions give their pages back, and late events of a
 // packed day are read at once and merged into the day's pack by the next
 // pass.
@@ -213,7 +213,7 @@ func TestPackEventsParts(t *testing.T) {
 			t.Errorf("parts of 06-02 after %d late events hold %v, want %v", n, got, step.want)
 		}
 	}
-	if n := count(t, s, "SELECT count(*) FROM events_in($1, '-infinity', 'infinity')", int32(sites[0])); n != 6000+510 {
+	if n := count(t, s, "SELECT count(*) FROM "+EventsIn("$1", "'-infinity'", "'infinity'", EventColumns)+" e", int32(sites[0])); n != 6000+510 {
 		t.Errorf("%d events read after packing late ones, want %d", n, 6000+510)
 	}
 }

@@ -27,7 +27,7 @@ type eventSource struct {
 }
 
 func newEventSource(rows []eventRow) *eventSource {
-	return &eventSource{rows: rows, i: -1, vals: make([]any, len(eventColumns))}
+	return &eventSource{rows: rows, i: -1, vals: make([]any, len(EventColumns))}
 }
 
 func (s *eventSource) Next() bool { s.i++; return s.i < len(s.rows) }

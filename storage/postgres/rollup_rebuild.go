@@ -103,7 +103,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		}
 	}
 	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
-		" FROM events_in($1, $2, $3) e"+profileJoins()+
+		" FROM "+EventsIn("$1", "$2", "$3", EventColumns)+" e"+profileJoins()+
 		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)

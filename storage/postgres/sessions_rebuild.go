@@ -111,7 +111,7 @@ var rebuildSessionsSQL = `
 WITH ev AS (
 	SELECT e.visitor_id, e.session_id, e.ts, e.name_id, e.flags, e.engagement_ms, e.referrer_id,
 	       e.client_id, e.traffic_id, COALESCE(c.host_id, 0) AS host_id, COALESCE(c.page_id, 0) AS page_id
-	FROM events_in($1, '-infinity', 'infinity') e LEFT JOIN content_profiles c ON c.id = e.content_id
+	FROM ` + EventsIn("$1", "'-infinity'", "'infinity'", EventColumns) + ` e LEFT JOIN content_profiles c ON c.id = e.content_id
 	WHERE e.site_id = $1
 ), s AS (
 	SELECT visitor_id, session_id, min(ts) AS ts, max(ts) AS last_ts, count(*)::integer AS events,

@@ -49,9 +49,10 @@ func DecodeParams(b []byte) (EventParams, error) {
 	return p, nil
 }
 
-// eventColumns is the COPY column list, in the table's order (migration
-// 008); eventSource.Values must match it.
-var eventColumns = []string{
+// EventColumns are the events table's columns in its order (migration
+// 008): the COPY column list (eventSource.Values must match it) and the
+// columns of EventsIn.
+var EventColumns = []string{
 	"ts", "visitor_id", "session_id", "site_id", "name_id", "referrer_id",
 	"content_id", "client_id", "traffic_id", "engagement_ms", "flags", "params",
 }
@@ -138,7 +139,7 @@ func (s *Store) commitBatch(ctx context.Context, agentID string, seq int64, even
 	}
 	sess := sessionRows(events, rows, &as, tr)
 	if len(rows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, newEventSource(rows)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, EventColumns, newEventSource(rows)); err != nil {
 			return WriteResult{}, fmt.Errorf("copy events: %w", err)
 		}
 	}

@@ -12,9 +12,10 @@
 --
 -- Events of a packed day that arrive later land in the events partition
 -- again and are packed by the next pass, into the day's last part while it
--- is small, else into a new one. events_in() reads both tables as one, so
--- whatever reads events sees every event exactly once, before, during and
--- after a pass (a pass moves rows in one transaction).
+-- is small, else into a new one. Whatever reads events reads both tables
+-- as one (Store.EventsIn writes that union), so it sees every event exactly
+-- once, before, during and after a pass (a pass moves rows in one
+-- transaction).
 CREATE TABLE event_packs (
     site_id       integer       NOT NULL,
     day           date          NOT NULL,  -- the UTC day of every ts
@@ -33,26 +34,6 @@ CREATE TABLE event_packs (
     params        bytea[]       NOT NULL,
     PRIMARY KEY (site_id, day, part)
 );
-
--- events_in is the events of site with lo <= ts < hi, from the events
--- table and the packs, in the events table's row type. A SQL function of
--- one SELECT, so the planner inlines it and prunes partitions and packs by
--- the bounds.
-CREATE FUNCTION events_in(site integer, lo timestamptz, hi timestamptz) RETURNS SETOF events
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT * FROM events e WHERE e.site_id = site AND e.ts >= lo AND e.ts < hi
-    UNION ALL
-    SELECT u.ts, u.visitor_id, u.session_id, p.site_id, u.name_id, u.referrer_id, u.content_id,
-           u.client_id, u.traffic_id, u.engagement_ms, u.flags, u.params
-    FROM event_packs p
-    CROSS JOIN LATERAL unnest(p.ts, p.visitor_id, p.session_id, p.name_id, p.referrer_id, p.content_id,
-                              p.client_id, p.traffic_id, p.engagement_ms, p.flags, p.params)
-        AS u(ts, visitor_id, session_id, name_id, referrer_id, content_id, client_id, traffic_id,
-             engagement_ms, flags, params)
-    WHERE p.site_id = site
-      AND p.day >= (lo AT TIME ZONE 'UTC')::date AND p.day <= (hi AT TIME ZONE 'UTC')::date
-      AND u.ts >= lo AND u.ts < hi
-$$;
 
 -- Sessions partitions are one UTC day each and reports select whole days,
 -- as with events (migration 008): the BRIN index on ts cost 48 KiB per
