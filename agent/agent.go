@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/agent/enrich"
@@ -27,17 +27,6 @@ import (
 
 // QueueFile is the queue's file name inside Config.DataDir.
 const QueueFile = "queue.db"
-
-// HTTP server bounds. Collection requests are small (16 KiB bodies), so
-// slow senders are cut off early; keep-alive connections from browsers and
-// proxies may idle longer.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10 // gtag.js GET hits carry everything in the URL
-)
 
 // Config is one agent's settings; see cmd/avila-agent for each field's flag.
 type Config struct {
@@ -90,7 +79,7 @@ type Agent struct {
 	q        *queue.Queue
 	shipper  *ship.Shipper
 	enrich   *enrich.Enricher
-	http     *http.Server
+	http     *fasthttp.Server
 	sites    atomic.Pointer[collect.Sites] // nil until a config is known
 	stopShip context.CancelFunc
 	shipDone chan struct{}
@@ -194,15 +183,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		return nil, fmt.Errorf("agent: listen %s: %w", cfg.Listen, err)
 	}
 	a.URL = "http://" + ln.Addr().String()
-	a.http = &http.Server{
-		Handler:           a.routes(col, reg),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	a.http = a.newHTTPServer(col, func(ids *httplog.IDs) http.Handler { return a.routes(col, reg, ids) })
 
 	shipCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopShip = stop
@@ -211,7 +192,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		_ = a.shipper.Run(shipCtx)
 	}()
 	go func() {
-		if err := a.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := a.http.Serve(ln); err != nil {
 			a.serveErr <- fmt.Errorf("agent: http: %w", err)
 		}
 	}()
@@ -258,7 +239,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() {
 		a.log.Info("agent stopping")
 		var errs []error
-		if err := a.http.Shutdown(ctx); err != nil {
+		if err := a.http.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("agent: stop http: %w", err))
 		}
 		a.stopShip()

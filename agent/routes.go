@@ -10,9 +10,11 @@ import (
 	"github.com/avila-analytics/avila/internal/httplog"
 )
 
-// routes is the agent's HTTP handler: the collection endpoints plus health,
-// readiness and Prometheus metrics, each request with an id (httplog.Handler).
-func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http.Handler {
+// routes is the agent's net/http handler: the collection endpoints plus
+// health, readiness and Prometheus metrics, each request with an id from
+// ids (httplog.HandlerIDs). The listener serves the collection endpoints
+// natively and the rest through this handler.
+func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer, ids *httplog.IDs) http.Handler {
 	mux := http.NewServeMux()
 	col.Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(metrics))
@@ -21,7 +23,7 @@ func (a *Agent) routes(col *collect.Collector, metrics prometheus.Gatherer) http
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	return httplog.Handler(a.log, mux)
+	return httplog.HandlerIDs(a.log, ids, mux)
 }
 
 // readyz answers 200 once the agent can record hits for at least one site

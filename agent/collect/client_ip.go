@@ -2,27 +2,26 @@ package collect
 
 import (
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 )
 
-// clientIP is the address of the browser or server that sent r. It is the
+// clientIP is the address of the browser or server that sent x. It is the
 // TCP peer, unless the peer is a trusted proxy: then the forwarding headers
 // are read from the right (the entry the nearest proxy appended) and the
 // first address that is not itself a trusted proxy is the client. Headers
 // from an untrusted peer are ignored, as anyone can forge them.
 // Forwarded (RFC 7239) is preferred to X-Forwarded-For when both are sent.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	peer := peerIP(r.RemoteAddr)
+func clientIP(x exchange, trusted []netip.Prefix) netip.Addr {
+	peer := x.Peer()
 	if !isTrusted(peer, trusted) {
 		return peer
 	}
 	var hops []string
-	if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
+	if fwd := x.HeaderValues("Forwarded"); len(fwd) > 0 {
 		hops = forwardedFor(fwd)
 	} else {
-		for _, line := range r.Header.Values("X-Forwarded-For") {
+		for _, line := range x.HeaderValues("X-Forwarded-For") {
 			hops = append(hops, strings.Split(line, ",")...)
 		}
 	}

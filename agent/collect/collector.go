@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/agent/tracker"
 	"github.com/avila-analytics/avila/internal/logthrottle"
@@ -171,4 +173,33 @@ func (c *Collector) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/api/event", c.ServeEvent)
 	mux.HandleFunc("/mp/collect", c.ServeMP)
 	mux.HandleFunc("/debug/mp/collect", c.ServeMPDebug)
+}
+
+// ServeFast answers ctx natively when its path is one of the collection
+// endpoints that carry hits (/g/collect, /api/event, /mp/collect,
+// /debug/mp/collect) and reports whether it did; the agent's fasthttp
+// listener hands every other path (the script /t.js among them) to its
+// net/http routes. The answers are the ones ServeGtag, ServeEvent, ServeMP
+// and ServeMPDebug give.
+func (c *Collector) ServeFast(ctx *fasthttp.RequestCtx) bool {
+	x := fastExchange{ctx}
+	switch string(ctx.Path()) {
+	case "/g/collect":
+		c.gtag(x)
+	case "/api/event":
+		c.event(x)
+	case "/mp/collect":
+		c.mp(x)
+	case "/debug/mp/collect":
+		c.mpDebug(x)
+	default:
+		return false
+	}
+	return true
+}
+
+// MaxBodyBytes is the largest body any collection endpoint takes: a
+// server in front of ServeFast may refuse longer ones before they reach it.
+func (c *Collector) MaxBodyBytes() int64 {
+	return max(c.opts.MaxBodyBytes, c.opts.MaxMPBodyBytes)
 }

@@ -9,31 +9,29 @@ const corsMaxAge = "86400"
 // credentials: gtag.js pointed at the agent with transport_url sends
 // cross-origin requests that include cookies. Collection answers carry no
 // data of their own, so any origin may send.
-func allowOrigin(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
+func allowOrigin(x exchange) {
+	origin := x.Header("Origin")
 	if origin == "" {
 		return
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Add("Vary", "Origin")
+	x.SetHeader("Access-Control-Allow-Origin", origin)
+	x.SetHeader("Access-Control-Allow-Credentials", "true")
+	x.AddHeader("Vary", "Origin")
 }
 
 // preflight answers a CORS preflight (OPTIONS) and reports whether it did.
-func preflight(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method != http.MethodOptions {
+func preflight(x exchange) bool {
+	if x.Method() != http.MethodOptions {
 		return false
 	}
-	allowOrigin(w, r)
-	h := w.Header()
-	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
-		h.Set("Access-Control-Allow-Headers", req)
-		h.Add("Vary", "Access-Control-Request-Headers")
+	allowOrigin(x)
+	x.SetHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	if req := x.Header("Access-Control-Request-Headers"); req != "" {
+		x.SetHeader("Access-Control-Allow-Headers", req)
+		x.AddHeader("Vary", "Access-Control-Request-Headers")
 	}
-	h.Set("Access-Control-Max-Age", corsMaxAge)
-	h.Set("Allow", "GET, POST, OPTIONS")
-	w.WriteHeader(http.StatusNoContent)
+	x.SetHeader("Access-Control-Max-Age", corsMaxAge)
+	x.SetHeader("Allow", "GET, POST, OPTIONS")
+	x.Answer(http.StatusNoContent, nil)
 	return true
 }

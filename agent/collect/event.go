@@ -91,21 +91,25 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 // the same DNT/GPC and rate-limit rules. t.js sends no cookie or client
 // id: every visitor is cookieless.
 func (c *Collector) ServeEvent(w http.ResponseWriter, r *http.Request) {
-	if preflight(w, r) {
+	c.event(httpExchange{w, r})
+}
+
+func (c *Collector) event(x exchange) {
+	if preflight(x) {
 		return
 	}
-	allowOrigin(w, r)
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
+	allowOrigin(x)
+	if m := x.Method(); m != http.MethodPost {
+		x.SetHeader("Allow", "POST, OPTIONS")
 		c.count(0, OutcomeInvalid, 1)
-		fail(w, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; t.js sends POST", r.Method))
+		fail(x, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; t.js sends POST", m))
 		return
 	}
-	ip := clientIP(r, c.opts.TrustedProxies)
-	if !c.allowClient(w, ip) {
+	ip := clientIP(x, c.opts.TrustedProxies)
+	if !c.allowClient(x, ip) {
 		return
 	}
-	body, ok := c.readBodyLimit(w, r, c.opts.MaxBodyBytes, "text/plain (as t.js does)", "text/plain", "application/json")
+	body, ok := c.readBodyLimit(x, c.opts.MaxBodyBytes, "text/plain (as t.js does)", "text/plain", "application/json")
 	if !ok {
 		c.count(0, OutcomeInvalid, 1)
 		return
@@ -113,10 +117,10 @@ func (c *Collector) ServeEvent(w http.ResponseWriter, r *http.Request) {
 	h, err := ParseTrackerEvent(body)
 	if err != nil {
 		c.count(0, OutcomeInvalid, 1)
-		fail(w, http.StatusBadRequest, 0, err.Error())
+		fail(x, http.StatusBadRequest, 0, err.Error())
 		return
 	}
 	h.Cookieless = true
-	h.doNotTrack = doNotTrack(r)
-	c.store(w, r, []Hit{h}, ip)
+	h.doNotTrack = doNotTrack(x)
+	c.store(x, []Hit{h}, ip)
 }

@@ -3,7 +3,6 @@ package collect
 import (
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/netip"
@@ -18,74 +17,80 @@ import (
 // answers 204 only after every event of the request is durably queued;
 // otherwise a 4xx or 5xx whose body says why.
 func (c *Collector) ServeGtag(w http.ResponseWriter, r *http.Request) {
-	if preflight(w, r) {
+	c.gtag(httpExchange{w, r})
+}
+
+func (c *Collector) gtag(x exchange) {
+	if preflight(x) {
 		return
 	}
-	allowOrigin(w, r)
-	ip := clientIP(r, c.opts.TrustedProxies)
-	if !c.allowClient(w, ip) {
+	allowOrigin(x)
+	ip := clientIP(x, c.opts.TrustedProxies)
+	if !c.allowClient(x, ip) {
 		return
 	}
 	var body []byte
-	switch r.Method {
+	switch m := x.Method(); m {
 	case http.MethodGet:
 	case http.MethodPost:
 		var ok bool
-		if body, ok = c.readBody(w, r); !ok {
+		if body, ok = c.readBody(x); !ok {
 			c.count(0, OutcomeInvalid, 1)
 			return
 		}
 	default:
-		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		x.SetHeader("Allow", "GET, POST, OPTIONS")
 		c.count(0, OutcomeInvalid, 1)
-		fail(w, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; gtag.js sends GET or POST", r.Method))
+		fail(x, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; gtag.js sends GET or POST", m))
 		return
 	}
-	hits, err := ParseGtag(r.URL.RawQuery, body)
+	hits, err := ParseGtag(x.Query(), body)
 	if err != nil {
 		c.count(0, OutcomeInvalid, 1)
-		fail(w, http.StatusBadRequest, 0, err.Error())
+		fail(x, http.StatusBadRequest, 0, err.Error())
 		return
 	}
-	if doNotTrack(r) {
+	if doNotTrack(x) {
 		for i := range hits {
 			hits[i].doNotTrack = true
 		}
 	}
-	c.store(w, r, hits, ip)
+	c.store(x, hits, ip)
 }
 
 // readBody reads a POST body within the size limit; false means an error
 // answer was sent.
-func (c *Collector) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	return c.readBodyLimit(w, r, c.opts.MaxBodyBytes, "text/plain (as sendBeacon does)", "text/plain", "application/x-www-form-urlencoded")
+func (c *Collector) readBody(x exchange) ([]byte, bool) {
+	return c.readBodyLimit(x, c.opts.MaxBodyBytes, "text/plain (as sendBeacon does)", "text/plain", "application/x-www-form-urlencoded")
 }
 
 // readBodyLimit reads a POST body of one of the accepted media types (or
 // none; any when accepted is empty) within limit bytes; false means an error answer was sent. hint
 // names the type to send in the refusal.
-func (c *Collector) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64, hint string, accepted ...string) ([]byte, bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && len(accepted) > 0 {
+func (c *Collector) readBodyLimit(x exchange, limit int64, hint string, accepted ...string) ([]byte, bool) {
+	if ct := x.Header("Content-Type"); ct != "" && len(accepted) > 0 {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !slices.Contains(accepted, mt) {
-			fail(w, http.StatusUnsupportedMediaType, 0,
+			fail(x, http.StatusUnsupportedMediaType, 0,
 				fmt.Sprintf("content type %s not accepted; send %s or none", quote(ct), hint))
 			return nil, false
 		}
 	}
-	tooLarge := fmt.Sprintf("body larger than %d bytes, GA4's limit; send fewer events per request", limit)
-	if r.ContentLength > limit {
-		fail(w, http.StatusRequestEntityTooLarge, 0, tooLarge)
+	tooLarge := func() {
+		fail(x, http.StatusRequestEntityTooLarge, 0,
+			fmt.Sprintf("body larger than %d bytes, GA4's limit; send fewer events per request", limit))
+	}
+	if x.ContentLength() > limit {
+		tooLarge()
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var mbe *http.MaxBytesError
+	body, err := x.Body(limit)
 	switch {
-	case errors.As(err, &mbe):
-		fail(w, http.StatusRequestEntityTooLarge, 0, tooLarge)
+	case errors.Is(err, errBodyTooLarge):
+		tooLarge()
 		return nil, false
 	case err != nil:
-		fail(w, http.StatusBadRequest, 0, "reading the body failed: "+err.Error())
+		fail(x, http.StatusBadRequest, 0, "reading the body failed: "+err.Error())
 		return nil, false
 	}
 	return body, true
@@ -93,17 +98,17 @@ func (c *Collector) readBodyLimit(w http.ResponseWriter, r *http.Request, limit 
 
 // store turns hits into events and queues them in one Append, answering
 // 204 only when that Append succeeded.
-func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip netip.Addr) {
+func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	sites := c.opts.Sites()
 	if sites == nil {
 		c.count(0, OutcomeNotReady, len(hits))
 		c.opts.OnUnknownSite()
-		fail(w, http.StatusServiceUnavailable, retryNoConfig,
+		fail(x, http.StatusServiceUnavailable, retryNoConfig,
 			"the agent has no site config yet: no aggregator has answered since it started with an empty data dir")
 		return
 	}
 	now := c.opts.Now()
-	ua := r.UserAgent()
+	ua := x.Header("User-Agent")
 	var limited []uint32 // sites whose rate limit this request has passed
 	events := make([][]byte, 0, len(hits))
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
@@ -115,7 +120,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 		if !ok {
 			c.count(0, OutcomeUnknownSite, len(hits))
 			c.opts.OnUnknownSite()
-			fail(w, http.StatusBadRequest, 0, fmt.Sprintf(
+			fail(x, http.StatusBadRequest, 0, fmt.Sprintf(
 				"tid: unknown measurement id %s; no site with it is configured on this agent (a site created just now is known within seconds)",
 				quote(h.MeasurementID)))
 			return
@@ -123,7 +128,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 		if !slices.Contains(limited, site.ID) {
 			if ok, wait := c.perSite.take(site.ID); !ok {
 				c.count(site.ID, OutcomeRateLimited, len(hits))
-				fail(w, http.StatusTooManyRequests, retryAfterSeconds(wait), fmt.Sprintf(
+				fail(x, http.StatusTooManyRequests, retryAfterSeconds(wait), fmt.Sprintf(
 					"too many hits for measurement id %s; the agent's per-site rate limit (--rate-site) was reached, retry later",
 					quote(h.MeasurementID)))
 				return
@@ -149,7 +154,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 		if perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
-			fail(w, http.StatusBadRequest, 0, perr.Error())
+			fail(x, http.StatusBadRequest, 0, perr.Error())
 			return
 		}
 		if c.opts.Enricher != nil && !h.server && c.opts.Enricher.Enrich(&e, ip, ua) {
@@ -160,7 +165,7 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 		if err != nil {
 			c.log.Error("encoding an event failed", "site", site.ID, "err", err)
 			c.count(site.ID, OutcomeFailed, len(hits))
-			fail(w, http.StatusInternalServerError, 0, "encoding the event failed: "+err.Error())
+			fail(x, http.StatusInternalServerError, 0, "encoding the event failed: "+err.Error())
 			return
 		}
 		events = append(events, b)
@@ -171,18 +176,18 @@ func (c *Collector) store(w http.ResponseWriter, r *http.Request, hits []Hit, ip
 		}
 	}
 	if len(events) == 0 { // every hit was a bot or under a DNT drop policy
-		w.WriteHeader(http.StatusNoContent)
+		x.Answer(http.StatusNoContent, nil)
 		return
 	}
-	if err := c.opts.Queue.Append(r.Context(), events); err != nil {
+	if err := c.opts.Queue.Append(x.Context(), events); err != nil {
 		c.countSites(eventSites, appendOutcome(err))
 		c.countSites(saltless, appendOutcome(err))
-		c.appendFailed(w, err)
+		c.appendFailed(x, err)
 		return
 	}
 	c.countSites(eventSites, OutcomeStored)
 	c.countSites(saltless, OutcomeNoSalt)
-	w.WriteHeader(http.StatusNoContent)
+	x.Answer(http.StatusNoContent, nil)
 }
 
 // saltMissing is the visitor-id key for a hit of site when the config has
@@ -276,11 +281,11 @@ func (m *visitorMemo) visitor(key *privacy.Key, ip netip.Addr, ua, cid string) u
 
 // allowClient takes a token of ip's bucket, or answers 429 with
 // Retry-After and returns false.
-func (c *Collector) allowClient(w http.ResponseWriter, ip netip.Addr) bool {
+func (c *Collector) allowClient(x exchange, ip netip.Addr) bool {
 	ok, wait := c.perIP.take(ip)
 	if !ok {
 		c.count(0, OutcomeRateLimited, 1)
-		fail(w, http.StatusTooManyRequests, retryAfterSeconds(wait),
+		fail(x, http.StatusTooManyRequests, retryAfterSeconds(wait),
 			"too many requests from this address; the agent's per-client rate limit (--rate-ip) was reached, retry later")
 	}
 	return ok
@@ -288,8 +293,8 @@ func (c *Collector) allowClient(w http.ResponseWriter, ip netip.Addr) bool {
 
 // doNotTrack reports whether a browser request carries DNT: 1 or
 // Sec-GPC: 1.
-func doNotTrack(r *http.Request) bool {
-	return r.Header.Get("DNT") == "1" || r.Header.Get("Sec-GPC") == "1"
+func doNotTrack(x exchange) bool {
+	return x.Header("DNT") == "1" || x.Header("Sec-GPC") == "1"
 }
 
 // dntPolicy is what a DNT/GPC hit for site becomes: the site's policy

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -20,15 +21,19 @@ import (
 // limits are errors either way: 405, 413, 429, and 503 while the agent has
 // no site config.
 func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
-	if !c.mpStart(w, r) {
+	c.mp(httpExchange{w, r})
+}
+
+func (c *Collector) mp(x exchange) {
+	if !c.mpStart(x) {
 		return
 	}
-	body, ok := c.readBodyLimit(w, r, c.opts.MaxMPBodyBytes, "")
+	body, ok := c.readBodyLimit(x, c.opts.MaxMPBodyBytes, "")
 	if !ok {
 		c.count(0, OutcomeInvalid, 1)
 		return
 	}
-	q := r.URL.Query()
+	q, _ := url.ParseQuery(x.Query())
 	mid := q.Get("measurement_id")
 	status, secretMsg := c.checkSecret(mid, q.Get("api_secret"))
 	if status == http.StatusBadRequest {
@@ -36,7 +41,7 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 	}
 	if secretMsg != nil && (c.opts.MPStrict || status == http.StatusServiceUnavailable) {
 		c.count(0, OutcomeInvalid, 1)
-		fail(w, status, 0, secretMsg.String())
+		fail(x, status, 0, secretMsg.String())
 		return
 	}
 	req, msgs := ParseMP(mid, body, c.opts.Now())
@@ -46,7 +51,7 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 		for i, m := range msgs {
 			lines[i] = m.String()
 		}
-		fail(w, http.StatusBadRequest, 0, strings.Join(lines, "\n"))
+		fail(x, http.StatusBadRequest, 0, strings.Join(lines, "\n"))
 		return
 	}
 	if secretMsg != nil {
@@ -58,14 +63,14 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 		n := max(1, mpEvents(req))
 		c.count(0, outcome, n)
 		c.opts.CountMPRejected(reason, n)
-		acceptDropped(w, n, n, *secretMsg)
+		acceptDropped(x, n, n, *secretMsg)
 		return
 	}
 	site, _ := c.opts.Sites().Lookup(mid)
 	if req == nil {
 		c.count(site.ID, OutcomeInvalid, 1)
 		c.opts.CountMPRejected(strings.ToLower(msgs[0].ValidationCode), 1)
-		acceptDropped(w, 1, 1, msgs[0])
+		acceptDropped(x, 1, 1, msgs[0])
 		return
 	}
 	if len(req.Rejected) > 0 {
@@ -74,16 +79,16 @@ func (c *Collector) ServeMP(w http.ResponseWriter, r *http.Request) {
 			c.opts.CountMPRejected(strings.ToLower(code), 1)
 		}
 		if len(req.Hits) == 0 {
-			acceptDropped(w, len(req.Rejected), len(req.Rejected), msgs[0])
+			acceptDropped(x, len(req.Rejected), len(req.Rejected), msgs[0])
 			return
 		}
-		setDropped(w, len(req.Rejected), mpEvents(req), msgs[0])
+		setDropped(x, len(req.Rejected), mpEvents(req), msgs[0])
 	}
 	for i := range req.Hits {
 		req.Hits[i].Cookieless = req.Denied
 		req.Hits[i].server = true
 	}
-	c.store(w, r, req.Hits, clientIP(r, c.opts.TrustedProxies))
+	c.store(x, req.Hits, clientIP(x, c.opts.TrustedProxies))
 }
 
 // Reasons of analytics_mp_rejected_total besides the lower-cased validation
@@ -114,7 +119,7 @@ const maxValidationHeader = 300
 
 // setDropped says in the Avila-Validation header how many of a request's
 // events were dropped and the first rule broken.
-func setDropped(w http.ResponseWriter, dropped, of int, first ValidationMessage) {
+func setDropped(x exchange, dropped, of int, first ValidationMessage) {
 	v := fmt.Sprintf("dropped %d of %d events; first rule broken: %s; POST the request to /debug/mp/collect for every rule",
 		dropped, of, first.String())
 	v = strings.Map(func(r rune) rune {
@@ -126,28 +131,32 @@ func setDropped(w http.ResponseWriter, dropped, of int, first ValidationMessage)
 	if len(v) > maxValidationHeader {
 		v = strings.ToValidUTF8(v[:maxValidationHeader], "") + "…"
 	}
-	w.Header().Set("Avila-Validation", v)
+	x.SetHeader("Avila-Validation", v)
 }
 
 // acceptDropped answers 204 for a request none of whose events is stored.
-func acceptDropped(w http.ResponseWriter, dropped, of int, first ValidationMessage) {
-	setDropped(w, dropped, of, first)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
+func acceptDropped(x exchange, dropped, of int, first ValidationMessage) {
+	setDropped(x, dropped, of, first)
+	x.SetHeader("Cache-Control", "no-store")
+	x.Answer(http.StatusNoContent, nil)
 }
 
 // ServeMPDebug handles POST /debug/mp/collect: it validates like ServeMP,
 // stores nothing and answers 200 with {"validationMessages":[…]} in GA4's
 // shape, empty when the request would be accepted.
 func (c *Collector) ServeMPDebug(w http.ResponseWriter, r *http.Request) {
-	if !c.mpStart(w, r) {
+	c.mpDebug(httpExchange{w, r})
+}
+
+func (c *Collector) mpDebug(x exchange) {
+	if !c.mpStart(x) {
 		return
 	}
-	body, ok := c.readBodyLimit(w, r, c.opts.MaxMPBodyBytes, "")
+	body, ok := c.readBodyLimit(x, c.opts.MaxMPBodyBytes, "")
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
+	q, _ := url.ParseQuery(x.Query())
 	mid := q.Get("measurement_id")
 	var msgs []ValidationMessage
 	if _, msg := c.checkSecret(mid, q.Get("api_secret")); msg != nil {
@@ -162,27 +171,27 @@ func (c *Collector) ServeMPDebug(w http.ResponseWriter, r *http.Request) {
 		ValidationMessages []ValidationMessage `json:"validationMessages"`
 	}{msgs})
 	if err != nil {
-		fail(w, http.StatusInternalServerError, 0, "encoding the answer failed: "+err.Error())
+		fail(x, http.StatusInternalServerError, 0, "encoding the answer failed: "+err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(append(out, '\n'))
+	x.SetHeader("Content-Type", "application/json")
+	x.SetHeader("Cache-Control", "no-store")
+	x.Answer(http.StatusOK, append(out, '\n'))
 }
 
 // mpStart answers preflights and anything but POST, and applies the
 // per-client rate limit; false means an answer was sent.
-func (c *Collector) mpStart(w http.ResponseWriter, r *http.Request) bool {
-	if preflight(w, r) {
+func (c *Collector) mpStart(x exchange) bool {
+	if preflight(x) {
 		return false
 	}
-	allowOrigin(w, r)
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		fail(w, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; the Measurement Protocol uses POST", r.Method))
+	allowOrigin(x)
+	if m := x.Method(); m != http.MethodPost {
+		x.SetHeader("Allow", "POST, OPTIONS")
+		fail(x, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; the Measurement Protocol uses POST", m))
 		return false
 	}
-	return c.allowClient(w, clientIP(r, c.opts.TrustedProxies))
+	return c.allowClient(x, clientIP(x, c.opts.TrustedProxies))
 }
 
 // checkSecret checks measurement_id and api_secret against the site

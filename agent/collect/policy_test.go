@@ -170,7 +170,7 @@ func TestClientIPTrustedProxies(t *testing.T) {
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
-		if got := clientIP(req, trusted); got != netip.MustParseAddr(want) {
+		if got := clientIP(httpExchange{r: req}, trusted); got != netip.MustParseAddr(want) {
 			t.Fatalf("%s %v: client %s, want %s", remote, hdr, got, want)
 		}
 	}

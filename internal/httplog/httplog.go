@@ -20,20 +20,22 @@ const Header = "X-Request-Id"
 
 type requestIDKey struct{}
 
-// requestIDs makes request ids: a random per-process prefix and a counter,
-// unique without a random read per request.
-type requestIDs struct {
+// IDs makes request ids: a random per-process prefix and a counter,
+// unique without a random read per request. Safe for concurrent use.
+type IDs struct {
 	prefix string
 	n      atomic.Uint64
 }
 
-func newRequestIDs() *requestIDs {
+// NewIDs starts a sequence of request ids with a fresh random prefix.
+func NewIDs() *IDs {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+	return &IDs{prefix: hex.EncodeToString(b[:]) + "-"}
 }
 
-func (g *requestIDs) next() string {
+// Next is the next request id.
+func (g *IDs) Next() string {
 	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
 }
 
@@ -49,9 +51,14 @@ func RequestID(ctx context.Context) string {
 // holds the query string, the client address or the user agent: they carry
 // visitor data (page URLs, IPs) that must not reach the logs.
 func Handler(log *slog.Logger, next http.Handler) http.Handler {
-	ids := newRequestIDs()
+	return HandlerIDs(log, NewIDs(), next)
+}
+
+// HandlerIDs is Handler with the ids taken from ids, for a server that
+// gives some of its requests ids elsewhere from the same sequence.
+func HandlerIDs(log *slog.Logger, ids *IDs, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := ids.next()
+		id := ids.Next()
 		w.Header().Set(Header, id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		if !log.Enabled(r.Context(), slog.LevelDebug) {

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/internal/httplog"
+)
+
+// HTTP server bounds. Collection requests are small (16 KiB bodies, 130 kB
+// for the Measurement Protocol), so slow senders are cut off early;
+// keep-alive connections from browsers and proxies may idle longer.
+const (
+	readTimeout  = 30 * time.Second
+	writeTimeout = 30 * time.Second
+	idleTimeout  = 2 * time.Minute
+	// maxHeaderBytes bounds the request line and headers: gtag.js GET hits
+	// carry everything in the URL, and gtag.js switches to POST well below
+	// this. It is also each connection's read buffer.
+	maxHeaderBytes = 16 << 10
+)
+
+// newHTTPServer is the agent's HTTP listener: fasthttp, which costs the hot
+// collection paths far less CPU per hit than net/http. The collection
+// endpoints are served natively (collect.Collector.ServeFast); every other
+// path (the script /t.js, health, readiness, metrics) goes to the net/http
+// routes through fasthttp's adaptor. Every request gets an id from one
+// sequence, in the X-Request-Id answer header, and a debug log record.
+func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) http.Handler) *fasthttp.Server {
+	ids := httplog.NewIDs()
+	other := fasthttpadaptor.NewFastHTTPHandler(routes(ids))
+	debug := a.log.Enabled(context.Background(), slog.LevelDebug) // the level is fixed at start-up
+	handler := func(ctx *fasthttp.RequestCtx) {
+		if !isCollectPath(ctx.Path()) {
+			other(ctx)
+			return
+		}
+		ctx.Response.Header.Set(httplog.Header, ids.Next())
+		if !debug {
+			col.ServeFast(ctx)
+			return
+		}
+		start := time.Now()
+		col.ServeFast(ctx)
+		a.log.LogAttrs(ctx, slog.LevelDebug, "request",
+			slog.String("request", string(ctx.Response.Header.Peek(httplog.Header))),
+			slog.String("method", string(ctx.Method())), slog.String("path", string(ctx.Path())),
+			slog.Int("status", ctx.Response.StatusCode()), slog.Duration("took", time.Since(start)))
+	}
+	return &fasthttp.Server{
+		Handler:               handler,
+		ErrorHandler:          a.httpError(col.MaxBodyBytes()),
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           idleTimeout,
+		ReadBufferSize:        maxHeaderBytes,
+		MaxRequestBodySize:    int(col.MaxBodyBytes()),
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// The collection paths never read a multipart form.
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fastLogger{a.log},
+	}
+}
+
+// isCollectPath reports whether ServeFast answers path.
+func isCollectPath(path []byte) bool {
+	switch string(path) {
+	case "/g/collect", "/api/event", "/mp/collect", "/debug/mp/collect":
+		return true
+	}
+	return false
+}
+
+// httpError answers a request fasthttp could not read, as net/http would
+// but with the reason: 431 for headers past maxHeaderBytes, 413 for a body
+// past maxBody, 408 for a sender too slow, else 400.
+func (a *Agent) httpError(maxBody int64) func(*fasthttp.RequestCtx, error) {
+	return func(ctx *fasthttp.RequestCtx, err error) {
+		status, reason := http.StatusBadRequest, "malformed HTTP request: "+err.Error()
+		var small *fasthttp.ErrSmallBuffer
+		var netErr net.Error
+		switch {
+		case errors.As(err, &small):
+			status, reason = http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			status, reason = http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("body larger than %d bytes; send fewer events per request", maxBody)
+		case errors.As(err, &netErr) && netErr.Timeout():
+			status, reason = http.StatusRequestTimeout, "the request was not received in time"
+		}
+		ctx.Response.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetStatusCode(status)
+		ctx.SetBodyString(reason + "\n")
+	}
+}
+
+// fastLogger passes fasthttp's own messages (accept errors and the like)
+// to the agent's log as warnings.
+type fastLogger struct{ log *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Warn("http: " + fmt.Sprintf(format, args...))
+}
