@@ -31,7 +31,7 @@ const (
 
 // newHTTPServer is the agent's HTTP listener: fasthttp, which costs the hot
 // collection paths far less CPU per hit than net/http. The collection
-// endpoints are served natively (collect.Collector.ServeFast); every other
+// endpoints are served natively (collect.Collector.FastHandler); every other
 // path (the script /t.js, health, readiness, metrics) goes to the net/http
 // routes through fasthttp's adaptor. Every request gets an id from one
 // sequence, in the X-Request-Id answer header, and a debug log record.
@@ -40,17 +40,18 @@ func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) 
 	other := fasthttpadaptor.NewFastHTTPHandler(routes(ids))
 	debug := a.log.Enabled(context.Background(), slog.LevelDebug) // the level is fixed at start-up
 	handler := func(ctx *fasthttp.RequestCtx) {
-		if !isCollectPath(ctx.Path()) {
+		serve := col.FastHandler(ctx.Path())
+		if serve == nil {
 			other(ctx)
 			return
 		}
 		ctx.Response.Header.Set(httplog.Header, ids.Next())
 		if !debug {
-			col.ServeFast(ctx)
+			serve(ctx)
 			return
 		}
 		start := time.Now()
-		col.ServeFast(ctx)
+		serve(ctx)
 		a.log.LogAttrs(ctx, slog.LevelDebug, "request",
 			slog.String("request", string(ctx.Response.Header.Peek(httplog.Header))),
 			slog.String("method", string(ctx.Method())), slog.String("path", string(ctx.Path())),
@@ -71,15 +72,6 @@ func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) 
 		CloseOnShutdown:              true,
 		Logger:                       fastLogger{a.log},
 	}
-}
-
-// isCollectPath reports whether ServeFast answers path.
-func isCollectPath(path []byte) bool {
-	switch string(path) {
-	case "/g/collect", "/api/event", "/mp/collect", "/debug/mp/collect":
-		return true
-	}
-	return false
 }
 
 // httpError answers a request fasthttp could not read, as net/http would

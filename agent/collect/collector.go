@@ -124,6 +124,8 @@ type Collector struct {
 
 	perIP   *limiter[netip.Addr]
 	perSite *limiter[uint32]
+
+	fast map[string]fasthttp.RequestHandler // FastHandler's, by path
 }
 
 // New checks opts and returns a Collector.
@@ -156,12 +158,32 @@ func New(opts Options) (*Collector, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Collector{
+	c := &Collector{
 		opts: opts, log: opts.Logger, failLog: logthrottle.Throttle{Every: 10 * time.Second},
 		noSalt: privacy.NewProcessKeys(), noSaltLog: logthrottle.Throttle{Every: time.Minute},
 		perIP:   newLimiter[netip.Addr](opts.RatePerIP, opts.Now),
 		perSite: newLimiter[uint32](opts.RatePerSite, opts.Now),
-	}, nil
+		fast:    map[string]fasthttp.RequestHandler{},
+	}
+	for path, serve := range c.endpoints() {
+		c.fast[path] = func(ctx *fasthttp.RequestCtx) {
+			// An answer names its type itself when it has a body, as with net/http.
+			ctx.Response.Header.SetNoDefaultContentType(true)
+			serve(fastExchange{ctx})
+		}
+	}
+	return c, nil
+}
+
+// endpoints are the collection paths that carry hits, each with its
+// handler: Register serves them through net/http, FastHandler natively.
+func (c *Collector) endpoints() map[string]func(exchange) {
+	return map[string]func(exchange){
+		"/g/collect":        c.gtag,
+		"/api/event":        c.event,
+		"/mp/collect":       c.mp,
+		"/debug/mp/collect": c.mpDebug,
+	}
 }
 
 // Register adds the collection routes to mux: /g/collect (gtag.js),
@@ -169,37 +191,22 @@ func New(opts Options) (*Collector, error) {
 // (t.js), and the script /t.js itself.
 func (c *Collector) Register(mux *http.ServeMux) {
 	mux.Handle(tracker.Path, tracker.Handler())
-	mux.HandleFunc("/g/collect", c.ServeGtag)
-	mux.HandleFunc("/api/event", c.ServeEvent)
-	mux.HandleFunc("/mp/collect", c.ServeMP)
-	mux.HandleFunc("/debug/mp/collect", c.ServeMPDebug)
+	for path, serve := range c.endpoints() {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) { serve(httpExchange{w, r}) })
+	}
 }
 
-// ServeFast answers ctx natively when its path is one of the collection
-// endpoints that carry hits (/g/collect, /api/event, /mp/collect,
-// /debug/mp/collect) and reports whether it did; the agent's fasthttp
-// listener hands every other path (the script /t.js among them) to its
-// net/http routes. The answers are the ones ServeGtag, ServeEvent, ServeMP
-// and ServeMPDebug give.
-func (c *Collector) ServeFast(ctx *fasthttp.RequestCtx) bool {
-	x := fastExchange{ctx}
-	switch string(ctx.Path()) {
-	case "/g/collect":
-		c.gtag(x)
-	case "/api/event":
-		c.event(x)
-	case "/mp/collect":
-		c.mp(x)
-	case "/debug/mp/collect":
-		c.mpDebug(x)
-	default:
-		return false
-	}
-	return true
+// FastHandler is the native fasthttp handler of the collection endpoint at
+// path (/g/collect, /api/event, /mp/collect, /debug/mp/collect), answering
+// as ServeGtag, ServeEvent, ServeMP and ServeMPDebug do; nil for any other
+// path, which the agent's listener hands to its net/http routes (the
+// script /t.js among them).
+func (c *Collector) FastHandler(path []byte) fasthttp.RequestHandler {
+	return c.fast[string(path)]
 }
 
 // MaxBodyBytes is the largest body any collection endpoint takes: a
-// server in front of ServeFast may refuse longer ones before they reach it.
+// server in front of FastHandler may refuse longer ones before they reach it.
 func (c *Collector) MaxBodyBytes() int64 {
 	return max(c.opts.MaxBodyBytes, c.opts.MaxMPBodyBytes)
 }

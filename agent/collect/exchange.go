@@ -12,7 +12,7 @@ import (
 
 // exchange is one collection request and its answer, whichever HTTP server
 // carries them: net/http (httpExchange, behind ServeGtag and the other
-// http.HandlerFunc methods) or fasthttp (fastExchange, behind ServeFast,
+// http.HandlerFunc methods) or fasthttp (fastExchange, behind FastHandler,
 // which the agent's listener uses). The handlers are written once against
 // it.
 type exchange interface {
