@@ -195,6 +195,18 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() error)
 
 func readyz(a *agent.Agent) (int, string) { return do(http.MethodGet, a.URL+"/readyz", "") }
 
+// waitReady waits until a answers /readyz with 200: it has a site config
+// and today's salts.
+func waitReady(t *testing.T, a *agent.Agent) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "agent ready", func() error {
+		if code, body := readyz(a); code != http.StatusOK {
+			return fmt.Errorf("/readyz %d: %s", code, body)
+		}
+		return nil
+	})
+}
+
 // TestHitsReachPostgresExactlyOnce: hits sent to the agent land in the
 // events table once each; a site created after the agent started is picked
 // up because an unknown tid makes the agent fetch its config again.
@@ -287,12 +299,7 @@ func TestRestartWithoutAggregator(t *testing.T) {
 	p := newPipeline(t)
 	site := p.createSite()
 	a1 := p.startAgent()
-	waitFor(t, 30*time.Second, "agent ready", func() error {
-		if code, body := readyz(a1); code != 200 {
-			return fmt.Errorf("/readyz %d %q", code, body)
-		}
-		return nil
-	})
+	waitReady(t, a1)
 	if err := a1.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

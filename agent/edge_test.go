@@ -2,13 +2,11 @@ package agent_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/avila-analytics/avila/agent"
 	"github.com/avila-analytics/avila/agent/collect"
@@ -32,12 +30,7 @@ func TestEdgePolicyWired(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Shutdown(context.Background()) })
-	waitFor(t, 30*time.Second, "agent ready", func() error {
-		if code, body := readyz(a); code != http.StatusOK {
-			return fmt.Errorf("readyz %d: %s", code, body)
-		}
-		return nil
-	})
+	waitReady(t, a)
 
 	send := func(client, path string, hdr map[string]string) *http.Response {
 		t.Helper()
@@ -87,12 +80,7 @@ func TestSitePolicyWired(t *testing.T) {
 	}
 	other := p.createSite()
 	a := p.startAgent() // --dnt drop, the default
-	waitFor(t, 30*time.Second, "agent ready", func() error {
-		if code, body := readyz(a); code != http.StatusOK {
-			return fmt.Errorf("readyz %d: %s", code, body)
-		}
-		return nil
-	})
+	waitReady(t, a)
 	send := func(tid, cid, path string, dnt bool) {
 		t.Helper()
 		q := url.Values{"v": {"2"}, "tid": {tid}, "cid": {cid}, "en": {"page_view"}, "dl": {"https://shop.test" + path}}

@@ -1,13 +1,11 @@
 package agent_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestListenerTransport covers what the agent's listener decides before a
@@ -19,12 +17,7 @@ func TestListenerTransport(t *testing.T) {
 	p := newPipeline(t)
 	site := p.createSite()
 	a := p.startAgent()
-	waitFor(t, 30*time.Second, "agent ready", func() error {
-		if code, body := readyz(a); code != http.StatusOK {
-			return fmt.Errorf("readyz %d: %s", code, body)
-		}
-		return nil
-	})
+	waitReady(t, a)
 	collect := a.URL + "/g/collect?" + url.Values{"v": {"2"}, "tid": {site.MeasurementID}, "dl": {"https://shop.test/"}}.Encode()
 	send := func(req *http.Request) (*http.Response, string) {
 		t.Helper()

@@ -59,12 +59,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	p := newPipeline(t)
 	site := p.createSite()
 	a := p.startAgent()
-	waitFor(t, 30*time.Second, "agent ready", func() error {
-		if code, body := readyz(a); code != http.StatusOK {
-			return fmt.Errorf("/readyz %d %s", code, body)
-		}
-		return nil
-	})
+	waitReady(t, a)
 	siteLabel := strconv.FormatUint(uint64(site.ID), 10)
 	for i := range 5 {
 		if code, body := hit(a, site.MeasurementID, fmt.Sprintf("/m/%d", i)); code != http.StatusNoContent {

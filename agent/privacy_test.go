@@ -57,12 +57,7 @@ func TestNoRawIPOrUserAgentAtRest(t *testing.T) {
 		return a
 	}
 	a := start()
-	waitFor(t, 30*time.Second, "agent ready", func() error {
-		if code, body := readyz(a); code != 200 {
-			return fmt.Errorf("/readyz %d %q", code, body)
-		}
-		return nil
-	})
+	waitReady(t, a)
 	// With the aggregator away the events stay in the queue, sealed into
 	// the very batches that will be sent.
 	p.stopAggregator()
