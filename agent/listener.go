@@ -79,18 +79,15 @@ func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) 
 // past maxBody, 408 for a sender too slow, else 400.
 func (a *Agent) httpError(maxBody int64) func(*fasthttp.RequestCtx, error) {
 	return func(ctx *fasthttp.RequestCtx, err error) {
-		status, reason := http.StatusBadRequest, "malformed HTTP request: "+err.Error()
-		var small *fasthttp.ErrSmallBuffer
-		var netErr net.Error
-		switch {
-		case errors.As(err, &small):
-			status, reason = http.StatusRequestHeaderFieldsTooLarge,
-				fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
-		case errors.Is(err, fasthttp.ErrBodyTooLarge):
-			status, reason = http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("body larger than %d bytes; send fewer events per request", maxBody)
-		case errors.As(err, &netErr) && netErr.Timeout():
-			status, reason = http.StatusRequestTimeout, "the request was not received in time"
+		status, _ := readError(err)
+		reason := "malformed HTTP request: " + err.Error()
+		switch status {
+		case http.StatusRequestHeaderFieldsTooLarge:
+			reason = fmt.Sprintf("request line and headers larger than %d bytes", maxHeaderBytes)
+		case http.StatusRequestEntityTooLarge:
+			reason = fmt.Sprintf("body larger than %d bytes; send fewer events per request", maxBody)
+		case http.StatusRequestTimeout:
+			reason = "the request was not received in time"
 		}
 		ctx.Response.Header.Set("Content-Type", "text/plain; charset=utf-8")
 		ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
@@ -100,10 +97,37 @@ func (a *Agent) httpError(maxBody int64) func(*fasthttp.RequestCtx, error) {
 	}
 }
 
-// fastLogger passes fasthttp's own messages (accept errors and the like)
-// to the agent's log as warnings.
+// readError is what went wrong reading a request: the status to answer,
+// and its kind for the log, which never holds the error's text (it may
+// quote the request).
+func readError(err error) (status int, kind string) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		return http.StatusRequestHeaderFieldsTooLarge, "headers too large"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge, "body too large"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return http.StatusRequestTimeout, "timeout"
+	}
+	return http.StatusBadRequest, fmt.Sprintf("%T", err)
+}
+
+// fastLogger passes fasthttp's own messages (a connection that failed, an
+// accept error) to the agent's log as warnings without their arguments:
+// fasthttp fills them with the client's address and quotes of the request
+// (its URL, its headers), personal data that must not reach the logs. The
+// format is fasthttp's fixed text; an error argument is logged as its kind.
 type fastLogger struct{ log *slog.Logger }
 
 func (l fastLogger) Printf(format string, args ...any) {
-	l.log.Warn("http: " + fmt.Sprintf(format, args...))
+	attrs := []slog.Attr{slog.String("format", format)}
+	for _, arg := range args {
+		if err, ok := arg.(error); ok {
+			_, kind := readError(err)
+			attrs = append(attrs, slog.String("error", kind))
+		}
+	}
+	l.log.LogAttrs(context.Background(), slog.LevelWarn, "http server", attrs...)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,6 +90,37 @@ func TestDebugLogsHoldNoIPOrUserAgent(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
+	// Requests the listener itself cannot take, which fasthttp logs with
+	// the connection's addresses and a quote of the request: a body past
+	// every limit, and a request line that is not HTTP.
+	req, err := http.NewRequest(http.MethodPost, a.URL+"/g/collect?dl=https%3A%2F%2Fshop.test%2Fsecret-page",
+		strings.NewReader(strings.Repeat("x", 200_000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", ua)
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %v %v, want 413", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}}).Dial("tcp", strings.TrimPrefix(a.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = conn.Write([]byte("BROKEN\x00 /g/collect?dl=secret-page\r\nUser-Agent: " + ua + "\r\n\r\n"))
+	answer, _ := io.ReadAll(conn)
+	conn.Close()
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 400") {
+		t.Fatalf("malformed request answered %q, want 400", answer)
+	}
+	waitFor(t, 10*time.Second, "fasthttp's own log records", func() error {
+		if n := strings.Count(logs.String(), `"msg":"http server"`); n < 2 {
+			return fmt.Errorf("%d records", n)
+		}
+		return nil
+	})
+
 	waitFor(t, 60*time.Second, "events shipped", func() error {
 		if n := scrape(t, p.agg.APIURL, "analytics_events_processed_total", "outcome", "stored"); n < 2 {
 			return fmt.Errorf("%v of 2 events shipped", n)
