@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -33,16 +34,6 @@ var (
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecodedBytes), zstd.WithDecoderConcurrency(0))
 )
 
-// rawBatch is Batch with events kept as already-encoded MessagePack, so an
-// agent can seal a segment from queued events without decoding them.
-type rawBatch struct {
-	Version uint8                `msgpack:"ver"`
-	AgentID string               `msgpack:"a"`
-	Seq     uint64               `msgpack:"q"`
-	Created int64                `msgpack:"c"`
-	Events  []msgpack.RawMessage `msgpack:"e"`
-}
-
 // EncodeEvent returns the MessagePack form of e, as queued by agents (see
 // AppendEvent). The error is always nil; it stays for callers that treat
 // encoding as fallible.
@@ -68,18 +59,45 @@ func EncodeBatch(b *Batch) ([]byte, error) {
 }
 
 // EncodeRawBatch builds the compressed wire form of a batch from events
-// already encoded with EncodeEvent.
+// already encoded with EncodeEvent. The error is always nil; it stays for
+// callers that treat encoding as fallible.
 func EncodeRawBatch(agentID string, seq uint64, createdMicros int64, events [][]byte) ([]byte, error) {
-	rb := rawBatch{Version: Version, AgentID: agentID, Seq: seq, Created: createdMicros, Events: make([]msgpack.RawMessage, len(events))}
-	for i, e := range events {
-		rb.Events[i] = e
+	size := batchHeadMax + len(agentID)
+	for _, e := range events {
+		size += len(e)
 	}
-	plain, err := msgpack.Marshal(&rb)
-	if err != nil {
-		return nil, fmt.Errorf("protocol: encode batch %s/%d: %w", agentID, seq, err)
+	plain := AppendBatchHead(make([]byte, 0, size), agentID, seq, createdMicros, len(events))
+	for _, e := range events {
+		plain = append(plain, e...)
 	}
-	return zenc.EncodeAll(plain, make([]byte, 0, len(plain)/3)), nil
+	return CompressBatch(make([]byte, 0, len(plain)/3), plain), nil
 }
+
+// batchHeadMax bounds AppendBatchHead's output beside the agent id.
+const batchHeadMax = 48
+
+// AppendBatchHead appends to dst the MessagePack a batch starts with: the
+// envelope msgpack.Marshal writes for Batch's struct tags (a map of ver, a,
+// q, c and e, integers in their declared width) up to the header of e's
+// array of n events. The n events' own MessagePack (AppendEvent), appended
+// after it, complete the batch; CompressBatch makes its wire form. An agent
+// builds its segments this way, without decoding what it queued.
+func AppendBatchHead(dst []byte, agentID string, seq uint64, createdMicros int64, n int) []byte {
+	dst = appendMapLen(dst, 5)
+	dst = appendStr(dst, "ver")
+	dst = append(dst, 0xcc, Version) // uint8
+	dst = appendStr(dst, "a")
+	dst = appendStr(dst, agentID)
+	dst = appendStr(dst, "q")
+	dst = binary.BigEndian.AppendUint64(append(dst, 0xcf), seq) // uint64
+	dst = appendStr(dst, "c")
+	dst = appendInt64(dst, createdMicros)
+	dst = appendStr(dst, "e")
+	return appendArrayLen(dst, n)
+}
+
+// CompressBatch appends to dst the wire form of a batch's MessagePack.
+func CompressBatch(dst, plain []byte) []byte { return zenc.EncodeAll(plain, dst) }
 
 // DecodeBatch decompresses and decodes a wire batch and checks its envelope.
 // Every error wraps ErrBadBatch. Individual events are not validated here:

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -137,6 +138,39 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	for b.Loop() {
 		if _, err := DecodeBatch(wire); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// rawBatch is Batch with events kept as encoded MessagePack: what an
+// agent's segment holds, as msgpack.Marshal writes it.
+type rawBatch struct {
+	Version uint8                `msgpack:"ver"`
+	AgentID string               `msgpack:"a"`
+	Seq     uint64               `msgpack:"q"`
+	Created int64                `msgpack:"c"`
+	Events  []msgpack.RawMessage `msgpack:"e"`
+}
+
+// AppendBatchHead and the events after it are the bytes msgpack.Marshal
+// writes for the batch, for every size of array header and agent id.
+func TestBatchHeadMatchesMsgpack(t *testing.T) {
+	ev, _ := EncodeEvent(&sampleEvents()[0])
+	for _, n := range []int{0, 1, 15, 16, 65535, 65536} {
+		for _, id := range []string{"a", strings.Repeat("i", 31), strings.Repeat("i", 32), strings.Repeat("i", 64)} {
+			rb := rawBatch{Version: Version, AgentID: id, Seq: 1<<40 + 7, Created: -12345, Events: make([]msgpack.RawMessage, n)}
+			got := AppendBatchHead(nil, id, rb.Seq, rb.Created, n)
+			for i := range rb.Events {
+				rb.Events[i] = ev
+				got = append(got, ev...)
+			}
+			want, err := msgpack.Marshal(&rb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d events, agent id of %d bytes: head % x, msgpack % x", n, len(id), got[:min(len(got), 64)], want[:min(len(want), 64)])
+			}
 		}
 	}
 }

@@ -111,6 +111,17 @@ func appendMapLen(dst []byte, n int) []byte {
 	return binary.BigEndian.AppendUint32(append(dst, 0xdf), uint32(n))
 }
 
+// appendArrayLen writes an array header: fixarray, array16 or array32.
+func appendArrayLen(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xdc), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
+}
+
 // appendStr writes a string: fixstr, str8, str16 or str32.
 func appendStr(dst []byte, s string) []byte {
 	switch n := len(s); {
