@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Every value the queue stores, except the agent id and the key check, is
@@ -52,22 +53,35 @@ func newSealer(key []byte) (*sealer, error) {
 
 // seal returns nonce || ciphertext || tag of plain.
 func (s *sealer) seal(plain, aad []byte) []byte {
-	out := make([]byte, nonceBytes, nonceBytes+len(plain)+s.aead.Overhead())
+	return s.sealAppend(make([]byte, 0, sealOverhead+len(plain)), plain, aad)
+}
+
+// sealAppend appends what seal returns to dst.
+func (s *sealer) sealAppend(dst, plain, aad []byte) []byte {
+	dst = slices.Grow(dst, sealOverhead+len(plain))
+	n := len(dst)
+	dst = dst[:n+nonceBytes]
 	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
-	_, _ = rand.Read(out)
-	return s.aead.Seal(out, out[:nonceBytes], plain, aad)
+	_, _ = rand.Read(dst[n:])
+	return s.aead.Seal(dst, dst[n:], plain, aad)
 }
 
 // open returns the plaintext of a value made by seal.
-func (s *sealer) open(sealed, aad []byte) ([]byte, error) {
+func (s *sealer) open(sealed, aad []byte) ([]byte, error) { return s.openAppend(nil, sealed, aad) }
+
+// openAppend appends the plaintext of a value made by seal to dst.
+func (s *sealer) openAppend(dst, sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < sealOverhead {
 		return nil, fmt.Errorf("sealed value of %d bytes is shorter than nonce and tag", len(sealed))
 	}
-	plain, err := s.aead.Open(nil, sealed[:nonceBytes], sealed[nonceBytes:], aad)
+	// Grown the way append grows: the AEAD would make room for exactly
+	// this value, copying dst again for every value appended.
+	dst = slices.Grow(dst, len(sealed)-sealOverhead)
+	out, err := s.aead.Open(dst, sealed[:nonceBytes], sealed[nonceBytes:], aad)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
-	return plain, nil
+	return out, nil
 }
 
 // DefaultKeyFile is the key file of a queue at path when Options.KeyFile is

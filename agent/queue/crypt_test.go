@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -284,5 +285,35 @@ func TestSealedValuesBoundToTheirKeys(t *testing.T) {
 	}
 	if _, err := q.Segment(1); err == nil {
 		t.Fatal("segment 2's record opened as segment 1")
+	}
+}
+
+// openAppend and sealAppend round-trip many values into one buffer, which
+// grows as append grows it: a segment's thousands of events must not
+// copy the buffer once per event (the AEAD alone would make room for
+// exactly one more value each time).
+func TestAppendedValuesShareAGrowingBuffer(t *testing.T) {
+	s, err := newSealer(bytes.Repeat([]byte{3}, keyBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aad := []byte("pending")
+	var plain, want []byte
+	arrays := map[*byte]bool{}
+	const values = 5000
+	for i := range values {
+		v := bytes.Repeat([]byte{byte(i)}, 200+i%100)
+		want = append(want, v...)
+		sealed := s.sealAppend([]byte("prefix"), v, aad)
+		if plain, err = s.openAppend(plain, sealed[len("prefix"):], aad); err != nil {
+			t.Fatal(err)
+		}
+		arrays[unsafe.SliceData(plain)] = true
+	}
+	if !bytes.Equal(plain, want) {
+		t.Fatal("the appended plaintexts differ from the values sealed")
+	}
+	if len(arrays) > 40 {
+		t.Fatalf("%d values appended into %d successive buffers; want the buffer to grow geometrically", values, len(arrays))
 	}
 }
