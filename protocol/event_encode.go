@@ -101,25 +101,21 @@ func appendStringMap(dst []byte, m map[string]string) []byte {
 }
 
 // appendMapLen writes a map header: fixmap, map16 or map32.
-func appendMapLen(dst []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(dst, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, 0xde), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(dst, 0xdf), uint32(n))
-}
+func appendMapLen(dst []byte, n int) []byte { return appendLen(dst, n, 0x80, 0xde) }
 
 // appendArrayLen writes an array header: fixarray, array16 or array32.
-func appendArrayLen(dst []byte, n int) []byte {
+func appendArrayLen(dst []byte, n int) []byte { return appendLen(dst, n, 0x90, 0xdc) }
+
+// appendLen writes a map or array header for n entries: fix|n below 16,
+// else code16 and 2 bytes, else code16+1 and 4 bytes.
+func appendLen(dst []byte, n int, fix, code16 byte) []byte {
 	switch {
 	case n < 16:
-		return append(dst, 0x90|byte(n))
+		return append(dst, fix|byte(n))
 	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, 0xdc), uint16(n))
+		return binary.BigEndian.AppendUint16(append(dst, code16), uint16(n))
 	}
-	return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
+	return binary.BigEndian.AppendUint32(append(dst, code16+1), uint32(n))
 }
 
 // appendStr writes a string: fixstr, str8, str16 or str32.
