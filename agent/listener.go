@@ -45,7 +45,8 @@ func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) 
 			other(ctx)
 			return
 		}
-		ctx.Response.Header.Set(httplog.Header, ids.Next())
+		id := ids.Next()
+		ctx.Response.Header.Set(httplog.Header, id)
 		if !debug {
 			serve(ctx)
 			return
@@ -53,7 +54,7 @@ func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) 
 		start := time.Now()
 		serve(ctx)
 		a.log.LogAttrs(ctx, slog.LevelDebug, "request",
-			slog.String("request", string(ctx.Response.Header.Peek(httplog.Header))),
+			slog.String("request", id),
 			slog.String("method", string(ctx.Method())), slog.String("path", string(ctx.Path())),
 			slog.Int("status", ctx.Response.StatusCode()), slog.Duration("took", time.Since(start)))
 	}

@@ -55,7 +55,7 @@ func EncodeBatch(b *Batch) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode batch %s/%d: %w", b.AgentID, b.Seq, err)
 	}
-	return zenc.EncodeAll(plain, make([]byte, 0, len(plain)/3)), nil
+	return CompressBatch(make([]byte, 0, len(plain)/3), plain), nil
 }
 
 // EncodeRawBatch builds the compressed wire form of a batch from events

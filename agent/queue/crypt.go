@@ -53,7 +53,7 @@ func newSealer(key []byte) (*sealer, error) {
 
 // seal returns nonce || ciphertext || tag of plain.
 func (s *sealer) seal(plain, aad []byte) []byte {
-	return s.sealAppend(make([]byte, 0, sealOverhead+len(plain)), plain, aad)
+	return s.sealAppend(nil, plain, aad)
 }
 
 // sealAppend appends what seal returns to dst.
