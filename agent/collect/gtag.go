@@ -310,3 +310,18 @@ func (c *Collector) dntPolicy(site *protocol.Site) DNTPolicy {
 	}
 	return c.opts.DoNotTrack
 }
+
+// BuildEvent applies the agent's privacy rules to one hit outside a
+// request, as the collection endpoints do inside one: consent, e-mail
+// masking, page and referrer scrubbing by the site's allowlist, visitor and
+// user ids keyed with key. now is the event time unless h.TimeMicros is
+// set. The log importer (agent/accesslog) builds imported page views with
+// it, so history follows the same rules as live hits. An error is a
+// *ParamError naming the field.
+func BuildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua string, now time.Time) (protocol.Event, error) {
+	e, perr := buildEvent(h, site, key, ip, ua, now, nil)
+	if perr != nil {
+		return e, perr
+	}
+	return e, nil
+}

@@ -43,13 +43,28 @@ func (p *ProcessKeys) For(site uint32, t time.Time) *Key {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.day != day || p.h == nil {
-		var k [SaltLen]byte
-		blake3.DeriveKey("avila process visitor key "+day, p.secret[:], k[:])
-		h, err := blake3.NewKeyed(k[:])
-		if err != nil {
-			panic("BUG: blake3 refused a 32-byte key: " + err.Error())
-		}
-		p.day, p.h = day, h
+		p.day, p.h = day, derivedHasher(&p.secret, "avila process visitor key", day)
 	}
 	return newKey(site, day, p.h)
+}
+
+// DerivedKey is the key for site on day derived from secret under label:
+// the same secret, label and day give the same ids, and ids of different
+// days or labels cannot be linked without the secret. The log importer
+// keys the visitors of a file with a secret drawn from the file's own
+// bytes (see agent/accesslog).
+func DerivedKey(secret *[SaltLen]byte, label string, site uint32, day string) *Key {
+	return newKey(site, day, derivedHasher(secret, label, day))
+}
+
+// derivedHasher is a keyed hasher whose key is derived from secret for
+// label and day.
+func derivedHasher(secret *[SaltLen]byte, label, day string) *blake3.Hasher {
+	var k [SaltLen]byte
+	blake3.DeriveKey(label+" "+day, secret[:], k[:])
+	h, err := blake3.NewKeyed(k[:])
+	if err != nil {
+		panic("BUG: blake3 refused a 32-byte key: " + err.Error())
+	}
+	return h
 }

@@ -38,6 +38,9 @@ type command struct {
 	// flags declares the verb's flags on fs and returns the function that
 	// runs the verb once they are parsed.
 	flags func(c *cli, fs *flag.FlagSet) func(ctx context.Context) error
+	// args names the positional arguments the verb takes after its flags
+	// ("FILE..."), which it reads with fs.Args(); "" for none.
+	args string
 }
 
 // commands lists the verbs in the order usage shows them.
@@ -56,6 +59,7 @@ func commands() []command {
 		certsIssueCommand(),
 		clusterStatusCommand(),
 		reportCommand(),
+		importCommand(),
 	}
 }
 
@@ -112,7 +116,7 @@ func (c *cli) runCommand(ctx context.Context, cmd command, args []string) error 
 		}
 		return errUsage // flag has printed the problem and the usage
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && cmd.args == "" {
 		fmt.Fprintf(c.stderr, "avila %s: unexpected arguments %q\n", cmd.name, fs.Args())
 		fs.Usage()
 		return errUsage
@@ -124,7 +128,7 @@ func (c *cli) flagSet(cmd command) *flag.FlagSet {
 	fs := flag.NewFlagSet("avila "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: avila %s [flags]\n\n%s\n\nFlags:\n", cmd.name, cmd.summary)
+		fmt.Fprintf(fs.Output(), "Usage: avila %s [flags]%s\n\n%s\n\nFlags:\n", cmd.name, strings.TrimRight(" "+cmd.args, " "), cmd.summary)
 		fs.PrintDefaults()
 	}
 	return fs
