@@ -16,6 +16,9 @@ func figures(quick bool) []Figure {
 		{Name: "end-to-end into PostgreSQL, events/s (baseline: raw COPY rows/s)", Key: "pipeline_events_per_s",
 			Baseline: "copy_rows_per_s", Ratio: "pipeline_ratio_vs_copy", Target: atLeast(0.35)},
 		{Name: "events acknowledged but not stored", Key: "pipeline_events_lost", Target: &Target{Limit: 0}},
+		{Name: "access log import, reading (avila import --dry-run: parse, privacy, enrich, encode), lines/s", Key: "import_read_lines_per_s",
+			Target: &Target{AtLeast: true, Limit: 100_000}},
+		{Name: "access log import into PostgreSQL (avila import), lines/s", Key: "import_lines_per_s"},
 	}
 	sizes := []string{"1m"}
 	if !quick {

@@ -43,7 +43,7 @@ type Options struct {
 // event on disk, the dashboard set), ingest (single-hit vs bare net/http),
 // batched, mp (Measurement Protocol) and pipeline (end to end vs raw COPY,
 // and wire bytes).
-var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline"}
+var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline", "import"}
 
 // CheckPhases reports the first name that is not one of Phases.
 func CheckPhases(names []string) error {
@@ -77,6 +77,7 @@ type sizing struct {
 	pipelineEvents int64         // events sent in the end-to-end phase
 	pipelineFor    time.Duration // bound on sending them
 	drainFor       time.Duration // bound on waiting for the pipeline to store what was sent
+	importLines    int           // access log lines of the import phase
 	idleFor        time.Duration // CPU sampling window at idle
 	datasets       []dataset     // query data sets, loaded in order into one site
 	warmRuns       int           // warm repetitions of the dashboard set per data set
@@ -91,11 +92,11 @@ type dataset struct {
 
 func sizingFor(quick bool) sizing {
 	if quick {
-		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second,
+		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second, importLines: 200_000,
 			drainFor: 60 * time.Second, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}},
 			warmRuns: 5, warmFor: 20 * time.Second}
 	}
-	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second,
+	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second, importLines: 1_000_000,
 		drainFor: 3 * time.Minute, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}, {"10m", 10_000_000}},
 		warmRuns: 20, warmFor: 3 * time.Minute}
 }

@@ -138,7 +138,7 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 			return err
 		}
 	}
-	if !slices.ContainsFunc([]string{"ingest", "batched", "mp", "pipeline"}, r.opts.runs) {
+	if !slices.ContainsFunc([]string{"ingest", "batched", "mp", "pipeline", "import"}, r.opts.runs) {
 		return nil
 	}
 	sampler := r.sampleRSS()
@@ -171,7 +171,13 @@ func (r *run) loadPhases(ctx context.Context) error {
 		}
 	}
 	if r.opts.runs("pipeline") {
-		return r.pipeline(ctx)
+		if err := r.pipeline(ctx); err != nil {
+			return err
+		}
+	}
+	if r.opts.runs("import") {
+		// Last: its batches would count as the agent's in the phases above.
+		return r.importLog(ctx)
 	}
 	return nil
 }

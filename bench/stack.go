@@ -26,6 +26,7 @@ const (
 	siteIngest    = "bench ingest"
 	sitePipeline  = "bench pipeline"
 	siteDashboard = "bench dashboard"
+	siteImport    = "bench import"
 )
 
 // stack is what a run starts: PostgreSQL, the aggregator and the agent.
@@ -77,7 +78,7 @@ func startStack(ctx context.Context, opts Options, work string, log *slog.Logger
 	return s, nil
 }
 
-// build compiles the two binaries into the work directory.
+// build compiles the three binaries into the work directory.
 func (s *stack) build(ctx context.Context, opts Options) error {
 	goCmd, repo := opts.Go, opts.RepoDir
 	if goCmd == "" {
@@ -87,7 +88,7 @@ func (s *stack) build(ctx context.Context, opts Options) error {
 		repo = "."
 	}
 	s.log.Info("building binaries", "dir", s.bins)
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", s.bins+"/", "./cmd/avila-agent", "./cmd/avila-aggregator")
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", s.bins+"/", "./cmd/avila-agent", "./cmd/avila-aggregator", "./cmd/avila")
 	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("bench: build binaries in %s: %w\n%s", repo, err, out)
@@ -136,7 +137,7 @@ func (s *stack) setup(ctx context.Context) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	var ids []uint32
-	for _, name := range []string{siteIngest, sitePipeline, siteDashboard} {
+	for _, name := range []string{siteIngest, sitePipeline, siteDashboard, siteImport} {
 		site, err := s.store.CreateSite(ctx, postgres.SiteSpec{Name: name, Domains: []string{benchHost}})
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)

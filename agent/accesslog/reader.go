@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/avila-analytics/avila/agent/collect"
@@ -72,15 +74,33 @@ type Stats struct {
 }
 
 // Reader reads an access log and returns its page views in batches. Not
-// safe for concurrent use.
+// safe for concurrent use; it turns lines into events on several
+// goroutines, in chunks whose results it puts back in line order.
 type Reader struct {
-	opts  Options
-	in    *bufio.Reader
-	host  string
-	keys  map[string]*privacy.Key // by UTC day
-	stats Stats
-	rec   Record
-	line  []byte
+	opts    Options
+	in      *bufio.Reader
+	host    string
+	workers []*worker
+	pending [][]byte // events made but not yet returned, in line order
+	eof     bool
+	stats   Stats
+	line    []byte
+}
+
+// chunkLines is how many lines one worker turns into events at a time.
+const chunkLines = 1024
+
+// worker turns chunks of lines into events. Each has its own visitor keys
+// and parse buffer; the enricher is shared (it is safe for concurrent use).
+type worker struct {
+	r       *Reader
+	keys    map[string]*privacy.Key // by UTC day
+	rec     Record
+	lines   [][]byte // the chunk, copied out of the reader's buffer
+	buf     []byte   // backing store of lines
+	events  [][]byte // the chunk's encoded events
+	skipped map[string]int64
+	err     error
 }
 
 // NewReader reads the log in r (already decompressed).
@@ -111,11 +131,14 @@ func NewReader(r io.Reader, opts Options) (*Reader, error) {
 	if host == "" && opts.Format != Caddy {
 		return nil, fmt.Errorf("accesslog: site %d has no domain to name its pages by: give the host name", opts.Site.ID)
 	}
-	return &Reader{
+	rd := &Reader{
 		opts: opts, in: bufio.NewReaderSize(r, 256<<10), host: host,
-		keys:  map[string]*privacy.Key{},
 		stats: Stats{Skipped: map[string]int64{}},
-	}, nil
+	}
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		rd.workers = append(rd.workers, &worker{r: rd, keys: map[string]*privacy.Key{}, skipped: map[string]int64{}})
+	}
+	return rd, nil
 }
 
 // Stats returns the counts so far. The map is the Reader's own: read it
@@ -127,32 +150,84 @@ func (r *Reader) Stats() Stats { return r.stats }
 // only on the file's content and the options, so the same file gives the
 // same batches on every run.
 func (r *Reader) Next() ([][]byte, error) {
-	var out [][]byte
-	for len(out) < r.opts.BatchEvents {
-		line, err := r.readLine()
-		if errors.Is(err, io.EOF) {
-			if len(out) == 0 {
-				return nil, io.EOF
+	for len(r.pending) < r.opts.BatchEvents && !r.eof {
+		if err := r.round(); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.pending) == 0 {
+		return nil, io.EOF
+	}
+	n := min(len(r.pending), r.opts.BatchEvents)
+	out := r.pending[:n:n]
+	r.pending = r.pending[n:]
+	return out, nil
+}
+
+// round reads a chunk of lines for each worker, has them made into events
+// at once, and appends the events to pending in line order.
+func (r *Reader) round() error {
+	busy := r.workers[:0:0]
+	for _, w := range r.workers {
+		w.lines, w.buf, w.events, w.err = w.lines[:0], w.buf[:0], nil, nil
+		for len(w.lines) < chunkLines {
+			line, err := r.readLine()
+			if errors.Is(err, io.EOF) {
+				r.eof = true
+				break
 			}
-			return out, nil
+			if err != nil {
+				return fmt.Errorf("accesslog: read line %d: %w", r.stats.Lines+1, err)
+			}
+			r.stats.Lines++
+			// Copy: the next read overwrites the reader's buffer. Lines
+			// are sliced out of buf once it stops growing.
+			w.buf = append(w.buf, line...)
+			w.lines = append(w.lines, w.buf[len(w.buf)-len(line):])
 		}
-		if err != nil {
-			return nil, fmt.Errorf("accesslog: read line %d: %w", r.stats.Lines+1, err)
+		if len(w.lines) > 0 {
+			// Slices taken before buf grew point into its old array, which
+			// still holds their bytes: nothing wrote there since.
+			busy = append(busy, w)
 		}
-		r.stats.Lines++
-		e, reason := r.event(line)
+		if r.eof {
+			break
+		}
+	}
+	var wg sync.WaitGroup
+	for _, w := range busy {
+		wg.Go(w.chunk)
+	}
+	wg.Wait()
+	for _, w := range busy {
+		if w.err != nil {
+			return w.err
+		}
+		r.pending = append(r.pending, w.events...)
+		r.stats.PageViews += int64(len(w.events))
+		for k, v := range w.skipped {
+			r.stats.Skipped[k] += v
+		}
+		clear(w.skipped)
+	}
+	return nil
+}
+
+// chunk turns w.lines into w.events.
+func (w *worker) chunk() {
+	for _, line := range w.lines {
+		e, reason := w.event(line)
 		if reason != "" {
-			r.stats.Skipped[reason]++
+			w.skipped[reason]++
 			continue
 		}
 		b, err := protocol.EncodeEvent(&e)
 		if err != nil {
-			return nil, fmt.Errorf("accesslog: line %d: %w", r.stats.Lines, err)
+			w.err = fmt.Errorf("accesslog: encode an event: %w", err)
+			return
 		}
-		r.stats.PageViews++
-		out = append(out, b)
+		w.events = append(w.events, b)
 	}
-	return out, nil
 }
 
 // readLine returns the next line without its ending, or an over-long line
@@ -195,8 +270,8 @@ func trimEOL(b []byte) []byte {
 var minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // event turns one line into a page view, or says why it is skipped.
-func (r *Reader) event(line []byte) (protocol.Event, string) {
-	rec := &r.rec
+func (w *worker) event(line []byte) (protocol.Event, string) {
+	r, rec := w.r, &w.rec
 	if err := r.opts.Format.Parse(line, rec); err != nil {
 		return protocol.Event{}, SkipMalformed
 	}
@@ -223,7 +298,7 @@ func (r *Reader) event(line []byte) (protocol.Event, string) {
 		Page: r.opts.Scheme + "://" + host + rec.URI, Referrer: rec.Referrer,
 		Cookieless: true, TimeMicros: rec.Time.UnixMicro(),
 	}
-	e, err := collect.BuildEvent(&hit, r.opts.Site, r.key(rec.Time), ip, rec.UserAgent, rec.Time)
+	e, err := collect.BuildEvent(&hit, r.opts.Site, w.key(rec.Time), ip, rec.UserAgent, rec.Time)
 	if err != nil {
 		return protocol.Event{}, SkipInvalid
 	}
@@ -234,15 +309,15 @@ func (r *Reader) event(line []byte) (protocol.Event, string) {
 }
 
 // key is the visitor key of t's UTC day.
-func (r *Reader) key(t time.Time) *privacy.Key {
+func (w *worker) key(t time.Time) *privacy.Key {
 	day := t.UTC().Format(time.DateOnly)
-	k := r.keys[day]
+	k := w.keys[day]
 	if k == nil {
-		if len(r.keys) > 64 { // lines come in time order: old days are done
-			clear(r.keys)
+		if len(w.keys) > 64 { // lines come in time order: old days are done
+			clear(w.keys)
 		}
-		k = privacy.DerivedKey(&r.opts.Secret, keyLabel, r.opts.Site.ID, day)
-		r.keys[day] = k
+		k = privacy.DerivedKey(&w.r.opts.Secret, keyLabel, w.r.opts.Site.ID, day)
+		w.keys[day] = k
 	}
 	return k
 }

@@ -239,3 +239,25 @@ func BenchmarkReader(b *testing.B) {
 	}
 	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+func TestReaderKeepsLineOrderAcrossWorkers(t *testing.T) {
+	var log strings.Builder
+	const lines = 5*chunkLines + 17
+	for i := range lines {
+		fmt.Fprintln(&log, logLine(fmt.Sprintf("203.0.%d.1", i%200), fmt.Sprintf("/p/%d", i), 200, "-", uaFirefox, i/60))
+	}
+	rd := newTestReader(t, log.String(), 1, func(o *Options) { o.BatchEvents = 1000 })
+	batches, _ := readAll(t, rd)
+	i := 0
+	for _, b := range batches {
+		for _, e := range b {
+			if want := fmt.Sprintf("/p/%d", i); e.Path != want {
+				t.Fatalf("event %d has path %s, want %s: lines out of order", i, e.Path, want)
+			}
+			i++
+		}
+	}
+	if i != lines || len(batches) != 6 || rd.Stats().Lines != lines {
+		t.Fatalf("%d events in %d batches from %d lines, want %d in 6", i, len(batches), rd.Stats().Lines, lines)
+	}
+}
