@@ -66,8 +66,8 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	// Cached as a whole, so the reports of a batch still come from one
 	// snapshot.
 	start := time.Now()
-	resp, err := cached(ctx, h, s, reqs, plans, func() (*BatchRunReportsResponse, error) {
-		return runBatch(ctx, h.db, plans)
+	resp, err := cached(ctx, h, s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
+		return runBatch(ctx, d, plans)
 	})
 	if err != nil {
 		return nil, err

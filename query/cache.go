@@ -62,25 +62,30 @@ const cacheKeyVersion = "avila-query-cache/1"
 
 // cached returns what run returns, from h.cache when it holds the answer to
 // plans (whose requests are reqs) at the site's current data version, else
-// by calling run and storing its answer. The version is read before run
-// starts, so an answer that raced a commit is stored under the version that
-// the commit's bump replaced, where nobody reads it.
+// by calling run on the database h.read picks and storing its answer. The
+// version is read before run starts, so an answer that raced a commit is
+// stored under the version that the commit's bump replaced, where nobody
+// reads it. An answer computed on a replica that has not yet replayed
+// everything the version covers is returned but not stored.
 //
 // Only the computed reports are cached: anything a caller adds around them
 // (such as a property quota) is added after cached returns, per request.
-func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportRequest, plans []*plan, run func() (T, error)) (T, error) {
+func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportRequest, plans []*plan, run func(d db) (T, error)) (T, error) {
 	if h.cache == nil {
-		return run()
+		d, _ := h.read(ctx, s.id, "")
+		return run(d)
 	}
 	version, ok := h.cache.Version(ctx, s.id)
 	if !ok {
 		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
-		return run()
+		d, _ := h.read(ctx, s.id, "")
+		return run(d)
 	}
 	key, ok := cacheKey(version, s, reqs, plans)
 	if !ok {
 		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
-		return run()
+		d, _ := h.read(ctx, s.id, "")
+		return run(d)
 	}
 	outcome := cacheMiss
 	if fresh, _ := ctx.Value(freshKey{}).(bool); fresh {
@@ -96,8 +101,9 @@ func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportReq
 		h.log.WarnContext(ctx, "query cache: undecodable entry ignored", "site", s.id, "key", key, "err", err)
 	}
 	h.cacheOutcome(ctx, outcome, len(plans))
-	v, err := run()
-	if err != nil {
+	d, complete := h.read(ctx, s.id, version)
+	v, err := run(d)
+	if err != nil || !complete {
 		return v, err
 	}
 	if b, err := json.Marshal(v); err == nil {

@@ -201,7 +201,8 @@ func (h *handler) runFunnelReport(ctx context.Context, r *http.Request, id uint3
 		return nil, apiErr
 	}
 	start := time.Now()
-	resp, err := runFunnel(ctx, h.db, fp)
+	d, _ := h.read(ctx, id, "") // funnels are not cached
+	resp, err := runFunnel(ctx, d, fp)
 	if err != nil {
 		return nil, err
 	}

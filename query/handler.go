@@ -36,6 +36,12 @@ type Options struct {
 	// Quota configures the token accounting behind returnPropertyQuota
 	// (see quota.go); the zero value counts in memory with GA4's limits.
 	Quota QuotaOptions
+	// ReadFrom picks the database a report of site reads, given the site's
+	// data version ("" when unknown): a read replica or the primary.
+	// complete says the database holds everything the version covers, so
+	// the answer may be cached under it. nil: every report reads the pool
+	// given to NewHandler. (*storage/postgres.Replicas).ReadFrom fits.
+	ReadFrom func(ctx context.Context, site uint32, version string) (pool *pgxpool.Pool, complete bool)
 }
 
 // KeyLookup resolves an API key to the properties it may read. For an
@@ -65,6 +71,17 @@ type handler struct {
 	route   route          // tables reports read; tests force one
 	rt      RealtimeSource // nil: no realtime reports
 	quota   *quotas
+	// readFrom, when set, picks the database of each report (Options.ReadFrom).
+	readFrom func(ctx context.Context, site uint32, version string) (*pgxpool.Pool, bool)
+}
+
+// read is the database a report of site at data version reads, and
+// whether it holds everything the version covers.
+func (h *handler) read(ctx context.Context, site uint32, version string) (db, bool) {
+	if h.readFrom == nil {
+		return h.db, true
+	}
+	return h.readFrom(ctx, site, version)
 }
 
 // NewHandler serves the GA4 Data API from pool: POST
@@ -83,7 +100,8 @@ func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
 }
 
 func newHandler(opts Options, d db, keys KeyLookup) *handler {
-	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys, cache: opts.Cache, metrics: opts.Metrics, rt: opts.Realtime}
+	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys, cache: opts.Cache, metrics: opts.Metrics, rt: opts.Realtime,
+		readFrom: opts.ReadFrom}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -204,8 +222,8 @@ func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*R
 	}
 	p.route = h.route
 	start := time.Now()
-	resp, err := cached(ctx, h, s, []*RunReportRequest{req}, []*plan{p}, func() (*RunReportResponse, error) {
-		return runReport(ctx, h.db, p)
+	resp, err := cached(ctx, h, s, []*RunReportRequest{req}, []*plan{p}, func(d db) (*RunReportResponse, error) {
+		return runReport(ctx, d, p)
 	})
 	if err != nil {
 		return nil, err

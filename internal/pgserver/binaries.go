@@ -21,6 +21,11 @@ var ErrNoBinaries = errors.New("initdb and pg_ctl not found: install PostgreSQL'
 // else the newest Debian cluster version.
 func findBinDir() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
+		// A link on PATH (e.g. /usr/local/bin/initdb) points into the
+		// directory that holds the rest, such as pg_basebackup.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		dir := filepath.Dir(p)
 		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
 			return dir, nil

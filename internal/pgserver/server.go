@@ -199,3 +199,43 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// StartReplica makes a streaming standby of primary in opts.Dir with
+// pg_basebackup (-R writes the connection to the primary into the standby's
+// settings) and starts it. A directory that already holds a cluster is
+// started as it is. The primary's default settings allow it: wal_level
+// replica, max_wal_senders 10 and trust for replication from 127.0.0.1.
+func StartReplica(ctx context.Context, primary *Server, opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("pgserver: Options.Dir is required")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("pgserver: %w", err)
+	}
+	opts.Dir = dir
+	s := &Server{opts: opts, bin: primary.bin, as: primary.as, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.Port == 0 {
+		if s.opts.Port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
+		if err := s.as.prepareDir(dir); err != nil {
+			return nil, err
+		}
+		s.log.Info("copying the primary into a standby", "dir", dir, "primary_port", primary.Port())
+		cmd := s.as.command(filepath.Join(s.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port()),
+			"-U", "postgres", "-D", dir, "-R", "-X", "stream", "-c", "fast")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("pgserver: pg_basebackup of port %d into %s: %w: %s", primary.Port(), dir, err, trimOutput(out))
+		}
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

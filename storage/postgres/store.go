@@ -52,6 +52,26 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	pool, err := connect(ctx, databaseURL, tracer)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		Pool:     pool,
+		log:      log,
+		dims:     newIDCache[dimKey](dimCacheSize),
+		contents: newIDCache[profileKey](profileCacheSize),
+		clients:  newIDCache[profileKey](profileCacheSize),
+		traffic:  newIDCache[profileKey](profileCacheSize),
+		parts:    make(map[int64]bool),
+
+		sessCache: sessions.NewMemory(0, nil),
+		sessLog:   logthrottle.Throttle{Every: 10 * time.Second},
+	}, nil
+}
+
+// connect opens a pool on databaseURL and checks that the server answers.
+func connect(ctx context.Context, databaseURL string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database url: %w", err)
@@ -71,18 +91,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		}
 		return nil, fmt.Errorf("postgres: connect %s: %w", addr, err)
 	}
-	return &Store{
-		Pool:     pool,
-		log:      log,
-		dims:     newIDCache[dimKey](dimCacheSize),
-		contents: newIDCache[profileKey](profileCacheSize),
-		clients:  newIDCache[profileKey](profileCacheSize),
-		traffic:  newIDCache[profileKey](profileCacheSize),
-		parts:    make(map[int64]bool),
-
-		sessCache: sessions.NewMemory(0, nil),
-		sessLog:   logthrottle.Throttle{Every: 10 * time.Second},
-	}, nil
+	return pool, nil
 }
 
 // Ping checks that the database answers.
