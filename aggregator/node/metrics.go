@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strconv"
 	"fmt"
 	"net/http"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/query"
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -80,7 +82,11 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 		}
 		return float64(n.realtime.DroppedCells())
 	})
-	for _, c := range []prometheus.Collector{members, draining, sockets, realtimeRedisErrors, droppedCells} {
+	cs := []prometheus.Collector{members, draining, sockets, realtimeRedisErrors, droppedCells}
+	if n.replicas != nil {
+		cs = append(cs, replicaMetrics(n.replicas)...)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("aggregator: register metrics: %w", err)
 		}
@@ -90,4 +96,35 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 
 func (m *nodeMetrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// replicaMetrics describe where reports read and how far each read replica
+// is behind. The replica label is its position in --database-read-url.
+func replicaMetrics(r *postgres.Replicas) []prometheus.Collector {
+	var cs []prometheus.Collector
+	for target, name := range postgres.ReadTargetNames {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "analytics_query_reads_total",
+			Help:        "Reports computed, by the database they read: primary, replica (holding everything the site's data version covers) or replica_behind (within --database-read-max-lag, not cached).",
+			ConstLabels: prometheus.Labels{"database": name},
+		}, func() float64 { return float64(r.Reads()[target]) }))
+	}
+	for i := range r.States() {
+		label := prometheus.Labels{"replica": strconv.Itoa(i)}
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "analytics_replica_up", ConstLabels: label,
+				Help: "1 while the read replica answers as a standby, else 0.",
+			}, func() float64 {
+				if r.States()[i].Up {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "analytics_replica_lag_seconds", ConstLabels: label,
+				Help: "Age of the last commit the read replica replayed (grows while the primary is idle, too).",
+			}, func() float64 { return r.States()[i].Lag.Seconds() }))
+	}
+	return cs
 }

@@ -33,6 +33,13 @@ import (
 // field's flag.
 type Config struct {
 	DatabaseURL string
+	// DatabaseReadURLs name streaming replicas of DatabaseURL that reports
+	// read from when they hold what the site's data version covers (see
+	// postgres.Replicas); none: reports read the primary.
+	DatabaseReadURLs []string
+	// DatabaseReadMaxLag bounds how far behind a replica may be and still
+	// serve (uncached) reports; 0: postgres.DefaultReplicaMaxLag.
+	DatabaseReadMaxLag time.Duration
 	// RedisURL, when set, holds the realtime counters, query cache and
 	// session state in Redis (shared by the cluster); empty keeps them in
 	// this node's memory (a clustered node without Redis caches no query
@@ -87,7 +94,10 @@ type Node struct {
 	name    string
 	version string
 	store   *postgres.Store
-	redis   *goredis.Client // nil without --redis-url
+	// replicas route reports between the primary and read replicas; nil
+	// without --database-read-url.
+	replicas *postgres.Replicas
+	redis    *goredis.Client // nil without --redis-url
 	rprefix string          // Config.RedisPrefix
 	// committed are called, in order, after each batch's first commit with
 	// its stored events (ingest.Options.Committed): derived state such as
@@ -138,6 +148,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	if err = n.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if len(cfg.DatabaseReadURLs) > 0 {
+		n.replicas, err = n.store.OpenReplicas(ctx, postgres.ReplicaOptions{
+			URLs: cfg.DatabaseReadURLs, MaxLag: cfg.DatabaseReadMaxLag, Tracer: pgxTracer(tp), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
 	}
 	n.rprefix = cfg.RedisPrefix
 	if cfg.RedisURL != "" {
@@ -222,6 +239,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		}
 	})
 	n.wg.Go(func() { j.Run(runCtx) })
+	if n.replicas != nil {
+		n.wg.Go(func() { n.replicas.Run(runCtx) })
+	}
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
 	if n.cache != nil {
@@ -310,6 +330,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if err := n.quic.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("aggregator: close quic: %w", err))
 	}
+	if n.replicas != nil {
+		n.replicas.Close()
+	}
 	n.store.Close()
 	if n.redis != nil {
 		_ = n.redis.Close()
@@ -325,6 +348,9 @@ func (n *Node) abort() {
 	}
 	if n.quic != nil {
 		_ = n.quic.Close()
+	}
+	if n.replicas != nil {
+		n.replicas.Close()
 	}
 	if n.store != nil {
 		n.store.Close()

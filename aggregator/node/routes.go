@@ -36,6 +36,9 @@ func (n *Node) routes() http.Handler {
 	if n.cache != nil {
 		qo.Cache = n.cache
 	}
+	if n.replicas != nil {
+		qo.ReadFrom = n.replicas.ReadFrom
+	}
 	if n.redis != nil {
 		// Quota use counted cluster-wide; without Redis, per node.
 		qo.Quota.Counter = redis.NewQuotaCounter(n.redis, n.rprefix)

@@ -30,6 +30,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/node"
 	"github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/internal/telemetry"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // shutdownTimeout bounds how long API requests in progress may take to finish
@@ -50,6 +51,13 @@ func run() error {
 	var logFormat, logLevel string
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", os.Getenv("DATABASE_URL")),
 		"PostgreSQL URL, e.g. postgres://user@host:5432/avila (env AVILA_DATABASE_URL, then DATABASE_URL); required")
+	var readURLs string
+	fs.StringVar(&readURLs, "database-read-url", env("DATABASE_READ_URL", ""),
+		"comma-separated PostgreSQL URLs of streaming replicas of --database-url that reports read from once they hold a site's latest data; "+
+			"a replica further behind than --database-read-max-lag serves none (env AVILA_DATABASE_READ_URL)")
+	fs.DurationVar(&cfg.DatabaseReadMaxLag, "database-read-max-lag", postgres.DefaultReplicaMaxLag,
+		"how far behind the primary a read replica may be (age of its last replayed commit) and still serve a report, uncached; "+
+			"further behind, reports read the primary (env AVILA_DATABASE_READ_MAX_LAG)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", os.Getenv("REDIS_URL")),
 		"Redis URL for realtime counters, the query cache and session state, e.g. redis://127.0.0.1:6379/0 (env AVILA_REDIS_URL, then REDIS_URL); "+
 			"empty keeps them in this node's memory")
@@ -86,6 +94,19 @@ func run() error {
 	log, err := cli.NewLogger(os.Stderr, logFormat, logLevel)
 	if err != nil {
 		return err
+	}
+	if v, ok := os.LookupEnv("AVILA_DATABASE_READ_MAX_LAG"); ok && !isSet(fs, "database-read-max-lag") {
+		if cfg.DatabaseReadMaxLag, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("AVILA_DATABASE_READ_MAX_LAG=%q: want a duration such as 10s", v)
+		}
+	}
+	if cfg.DatabaseReadMaxLag <= 0 {
+		return errors.New("--database-read-max-lag must be > 0")
+	}
+	for _, u := range strings.Split(readURLs, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			cfg.DatabaseReadURLs = append(cfg.DatabaseReadURLs, u)
+		}
 	}
 	for _, j := range strings.Split(join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -153,4 +174,11 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// isSet reports whether the command line set flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

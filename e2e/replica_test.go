@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// Reports read a real streaming replica (made with pg_basebackup) once it
+// holds the site's latest data. While its replay is paused behind newer
+// batches, a node with a lenient lag bound answers from it without caching
+// the stale answer, and a node with a strict bound answers from the
+// primary.
+func TestReportsReadReplicaWithinLagBound(t *testing.T) {
+	pair := testenv.PrimaryWithReplica(t)
+	redisURL, prefix := testenv.RedisURL(t), testenv.Prefix(t)
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, pair.PrimaryURL, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "replica", Domains: []string{"e2e.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureSalts(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.CreateAPIKey(ctx, "e2e", []uint32{site.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggregator := func(maxLag string) *proc {
+		return start(t, "avila-aggregator", nil, "--database-url", pair.PrimaryURL, "--database-read-url", pair.ReplicaURL,
+			"--database-read-max-lag", maxLag, "--redis-url", redisURL, "--redis-prefix", prefix,
+			"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agg"))
+	}
+	lenient, strict := aggregator("1h"), aggregator("300ms")
+	agent := start(t, "avila-agent", nil, "--listen", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agent"),
+		"--aggregator", lenient.ready["quic"], "--ca", lenient.ready["ca"])
+	s := &stack{t: t, agent: agent, site: site, store: store}
+	s.waitAgentReady()
+
+	sent := 0
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			resp, err := browserGet(http.DefaultClient, s.hitURL(sent))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("hit %d: status %d", sent, resp.StatusCode)
+			}
+			sent++
+		}
+	}
+	onPrimary := func(want int) {
+		t.Helper()
+		eventually(t, time.Minute, fmt.Sprintf("%d events stored on the primary", want), func() error {
+			var n int
+			if err := store.Pool.QueryRow(ctx, "SELECT coalesce(sum(events), 0) FROM agent_batches").Scan(&n); err != nil || n != want {
+				resp, _ := http.Get(agent.ready["agent"] + "/metrics")
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return fmt.Errorf("%d stored (%v); agent metrics:\n%s", n, err, bytes.Join(grepLines(b, "analytics_"), []byte("\n")))
+			}
+			return nil
+		})
+	}
+	count := func(node *proc, fresh bool) int {
+		t.Helper()
+		body := `{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"eventCount"}]}`
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v1beta/properties/%d:runReport", node.ready["api"], site.ID), bytes.NewBufferString(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		if fresh {
+			req.Header.Set("Cache-Control", "no-cache")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var rep struct {
+			Rows []struct {
+				MetricValues []struct{ Value string } `json:"metricValues"`
+			} `json:"rows"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &rep) != nil {
+			t.Fatalf("runReport %d: %s", resp.StatusCode, b)
+		}
+		if len(rep.Rows) == 0 {
+			return 0
+		}
+		n, _ := strconv.Atoi(rep.Rows[0].MetricValues[0].Value)
+		return n
+	}
+	reads := func(node *proc, database string) float64 {
+		t.Helper()
+		v, err := metricValue(node.ready["api"], "analytics_query_reads_total", "database", database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	send(50)
+	onPrimary(50)
+	eventually(t, time.Minute, "the replica serves 50 events", func() error {
+		if n := count(lenient, false); n != 50 {
+			return fmt.Errorf("eventCount %d", n)
+		}
+		return nil
+	})
+	if reads(lenient, "replica") == 0 {
+		t.Fatal("the caught-up replica served no report")
+	}
+
+	replica, err := pgxpool.New(ctx, pair.ReplicaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	if _, err := replica.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	send(30)
+	onPrimary(80)
+	behind := reads(lenient, "replica_behind")
+	if n := count(lenient, false); n != 50 {
+		t.Fatalf("lenient node, replica paused: eventCount %d, want the replica's 50", n)
+	}
+	if reads(lenient, "replica_behind") != behind+1 {
+		t.Fatal("the paused replica's answer was not counted as replica_behind")
+	}
+	// Beyond the strict node's bound the primary answers.
+	primary := reads(strict, "primary")
+	eventually(t, 30*time.Second, "the strict node reads the primary", func() error {
+		if n := count(strict, true); n != 80 {
+			return fmt.Errorf("eventCount %d", n)
+		}
+		return nil
+	})
+	if reads(strict, "primary") <= primary {
+		t.Fatal("the strict node's answer from the primary was not counted")
+	}
+
+	// Replay resumes; no batch changes the data version, yet the lenient
+	// node's next answer is 80: the replica's stale 50 was never cached.
+	if _, err := replica.Exec(ctx, "SELECT pg_wal_replay_resume()"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the lenient node answers 80 from the caught-up replica", func() error {
+		if n := count(lenient, false); n != 80 {
+			return fmt.Errorf("eventCount %d", n)
+		}
+		return nil
+	})
+}
+
+func grepLines(b []byte, sub string) [][]byte {
+	var out [][]byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if bytes.Contains(l, []byte(sub)) && !bytes.HasPrefix(l, []byte("#")) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
