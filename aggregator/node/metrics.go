@@ -1,9 +1,9 @@
 package node
 
 import (
-	"strconv"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"

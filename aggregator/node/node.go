@@ -98,7 +98,7 @@ type Node struct {
 	// without --database-read-url.
 	replicas *postgres.Replicas
 	redis    *goredis.Client // nil without --redis-url
-	rprefix string          // Config.RedisPrefix
+	rprefix  string          // Config.RedisPrefix
 	// committed are called, in order, after each batch's first commit with
 	// its stored events (ingest.Options.Committed): derived state such as
 	// realtime counters hooks in here.
