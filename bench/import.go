@@ -22,7 +22,7 @@ func (r *run) importLog(ctx context.Context) error {
 	}
 	site := r.st.sites[siteImport]
 	args := []string{"import", "--property", strconv.FormatUint(uint64(site.ID), 10), "--format", "combined",
-		"--aggregator", r.st.agg.ready["quic"], "--ca", r.st.agg.ready["ca"], path}
+		"--aggregator", r.st.agg.Ready["quic"], "--ca", r.st.agg.Ready["ca"], path}
 	timed := func(extra ...string) (time.Duration, error) {
 		cmd := exec.CommandContext(ctx, filepath.Join(r.st.bins, "avila"), append(args[:1:1], append(extra, args[1:]...)...)...)
 		start := time.Now()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/avila-analytics/avila/internal/apptest"
 	"github.com/avila-analytics/avila/internal/pgserver"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -162,9 +162,9 @@ func (s *stack) startAggregator() error {
 	if err != nil {
 		return err
 	}
-	s.apiURL = s.agg.ready["api"]
-	if s.apiURL == "" || s.agg.ready["quic"] == "" || s.agg.ready["ca"] == "" {
-		return fmt.Errorf("bench: aggregator ready line %v lacks api, quic or ca", s.agg.ready)
+	s.apiURL = s.agg.Ready["api"]
+	if s.apiURL == "" || s.agg.Ready["quic"] == "" || s.agg.Ready["ca"] == "" {
+		return fmt.Errorf("bench: aggregator ready line %v lacks api, quic or ca", s.agg.Ready)
 	}
 	return nil
 }
@@ -173,13 +173,13 @@ func (s *stack) startAgent(ctx context.Context) error {
 	var err error
 	s.agent, err = startProcess("avila-agent", filepath.Join(s.bins, "avila-agent"), filepath.Join(s.work, "agent.log"),
 		"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(s.work, "agent"),
-		"--aggregator", s.agg.ready["quic"], "--ca", s.agg.ready["ca"], "--log-level", "warn")
+		"--aggregator", s.agg.Ready["quic"], "--ca", s.agg.Ready["ca"], "--log-level", "warn")
 	if err != nil {
 		return err
 	}
-	s.agentURL, s.agentID = s.agent.ready["agent"], s.agent.ready["agent_id"]
+	s.agentURL, s.agentID = s.agent.Ready["agent"], s.agent.Ready["agent_id"]
 	if s.agentURL == "" || s.agentID == "" {
-		return fmt.Errorf("bench: agent ready line %v lacks agent or agent_id", s.agent.ready)
+		return fmt.Errorf("bench: agent ready line %v lacks agent or agent_id", s.agent.Ready)
 	}
 	return s.waitAgentReady(ctx)
 }
@@ -188,28 +188,10 @@ func (s *stack) startAgent(ctx context.Context) error {
 const agentReadyTimeout = 60 * time.Second
 
 func (s *stack) waitAgentReady(ctx context.Context) error {
-	deadline := time.Now().Add(agentReadyTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.agentURL+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := apptest.WaitReady(ctx, s.agentURL+"/readyz", agentReadyTimeout); err != nil {
+		return fmt.Errorf("bench: %w; log %s:\n%s", err, s.agent.LogPath(), apptest.Tail(s.agent.LogPath()))
 	}
-	return fmt.Errorf("bench: agent not ready after %s (last /readyz: %s); log %s:\n%s",
-		agentReadyTimeout, last, s.agent.logPath, tail(s.agent.logPath))
+	return nil
 }
 
 // close stops agent, aggregator and PostgreSQL (in that order) and drops
@@ -217,10 +199,10 @@ func (s *stack) waitAgentReady(ctx context.Context) error {
 func (s *stack) close(ctx context.Context) {
 	var errs []error
 	if s.agent != nil {
-		errs = append(errs, s.agent.stop(stopTimeout))
+		errs = append(errs, s.agent.Stop(stopTimeout))
 	}
 	if s.agg != nil {
-		errs = append(errs, s.agg.stop(stopTimeout))
+		errs = append(errs, s.agg.Stop(stopTimeout))
 	}
 	if s.store != nil {
 		s.store.Close()

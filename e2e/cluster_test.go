@@ -135,22 +135,6 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-func waitReady(t *testing.T, agentURL string) {
-	t.Helper()
-	eventually(t, time.Minute, "agent "+agentURL+" ready", func() error {
-		resp, err := http.Get(agentURL + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
-		}
-		return nil
-	})
-}
-
 func status(a *aggNode) (node.ClusterStatus, error) {
 	var st node.ClusterStatus
 	client := http.Client{Timeout: 5 * time.Second}

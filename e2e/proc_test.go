@@ -1,32 +1,27 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
+	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/internal/apptest"
 	"github.com/avila-analytics/avila/internal/testenv"
 )
 
-// proc is a running binary started by a test.
+// proc is a running binary started by a test (internal/apptest), failing
+// the test where apptest returns an error.
 type proc struct {
-	t      *testing.T
-	name   string
-	args   []string
-	env    []string
-	logf   string
-	cmd    *exec.Cmd
-	ready  map[string]string
-	exited chan error
+	t     *testing.T
+	p     *apptest.Process
+	name  string
+	logf  string
+	cmd   *exec.Cmd // of the current run, for signals
+	ready map[string]string
 }
 
 // redisPrefixes holds one Redis key prefix per test (*testing.T), which
@@ -44,145 +39,67 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 		prefix, _ := redisPrefixes.LoadOrStore(t, testenv.Prefix(t))
 		env = append([]string{"AVILA_REDIS_PREFIX=" + prefix.(string)}, env...)
 	}
-	p := &proc{t: t, name: name, args: args, env: env, logf: filepath.Join(t.TempDir(), name+".log")}
-	p.launch()
+	logf := filepath.Join(t.TempDir(), name+".log")
+	ap, err := apptest.Start(apptest.Options{Name: name, Bin: bin(name), Args: args, Env: env, LogPath: logf, ReadyTimeout: 60 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, p: ap, name: name, logf: logf, cmd: ap.Cmd(), ready: ap.Ready}
 	t.Cleanup(func() {
-		if p.running() {
-			_ = p.cmd.Process.Signal(syscall.SIGKILL)
-			<-p.exited
-		}
+		ap.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(p.logf)
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			t.Logf("--- %s log tail:\n%s", name, b)
+			t.Logf("--- %s log tail:\n%s", name, apptest.Tail(logf))
 		}
 	})
 	return p
 }
 
-func (p *proc) launch() {
-	t := p.t
-	t.Helper()
-	logFile, err := os.OpenFile(p.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin(p.name), p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stderr = logFile
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.cmd = cmd
-	p.exited = make(chan error, 1)
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		p.exited <- cmd.Wait()
-		logFile.Close()
-	}()
-	select {
-	case line := <-lines:
-		var ready map[string]any
-		if err := json.Unmarshal([]byte(line), &ready); err != nil {
-			t.Fatalf("%s: ready line %q is not JSON: %v", p.name, line, err)
-		}
-		p.ready = map[string]string{}
-		for k, v := range ready {
-			p.ready[k] = fmt.Sprint(v)
-		}
-	case err := <-p.exited:
-		p.exited <- err
-		b, _ := os.ReadFile(p.logf)
-		t.Fatalf("%s exited before ready: %v\n%s", p.name, err, b)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s: no ready line within 60s", p.name)
-	}
-}
-
-func (p *proc) running() bool {
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		return false
-	default:
-		return p.cmd != nil
-	}
-}
+func (p *proc) running() bool { return p.p.Running() }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	err := <-p.exited
-	p.exited <- err
-}
+func (p *proc) kill() { p.p.Kill() }
 
 // stop sends SIGTERM and expects a clean exit within 30 s.
 func (p *proc) stop() {
 	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		if err != nil {
-			p.t.Fatalf("%s did not exit cleanly on SIGTERM: %v", p.name, err)
-		}
-	case <-time.After(30 * time.Second):
-		p.t.Fatalf("%s still running 30s after SIGTERM", p.name)
+	if err := p.p.Stop(30 * time.Second); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
 // restart starts the same binary with the same arguments again.
 func (p *proc) restart() {
 	p.t.Helper()
-	if p.running() {
-		p.t.Fatalf("BUG: restart of running %s", p.name)
+	if err := p.p.Restart(); err != nil {
+		p.t.Fatal(err)
 	}
-	p.launch()
+	p.cmd, p.ready = p.p.Cmd(), p.p.Ready
 }
 
 // alive fails the test when the process has exited.
 func (p *proc) alive() {
 	p.t.Helper()
-	if !p.running() {
-		err := <-p.exited
-		p.exited <- err
-		p.t.Fatalf("%s exited: %v", p.name, err)
+	if !p.p.Running() {
+		p.t.Fatalf("%s exited: %v", p.name, p.p.Err())
 	}
 }
 
-// freePort returns a loopback TCP (or UDP) port that is free right now, so
-// a restarted process can come back on the same address.
+// freePort returns a loopback TCP (or UDP) address free right now, so a
+// restarted process can come back on the same address.
 func freePort(t *testing.T, network string) string {
 	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().String()
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
+	addr, err := apptest.FreeAddr(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// waitReady waits until the /readyz under base answers 200.
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	if err := apptest.WaitReady(context.Background(), base+"/readyz", 60*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 

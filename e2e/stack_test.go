@@ -62,21 +62,10 @@ func newStack(t *testing.T, dbURL string) *stack {
 	return s
 }
 
-// waitAgentReady polls the agent until it knows its sites.
+// waitAgentReady waits until the agent knows its sites.
 func (s *stack) waitAgentReady() {
 	s.t.Helper()
-	eventually(s.t, 60*time.Second, "agent ready", func() error {
-		resp, err := http.Get(s.agent.ready["agent"] + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
-		}
-		return nil
-	})
+	waitReady(s.t, s.agent.ready["agent"])
 }
 
 // hitURL is a gtag.js page_view whose page path carries the hit's number,
