@@ -146,23 +146,23 @@ func checkListeners(m *manifests, as []avilaContainer, env checkEnv) []error {
 			for _, proto := range l.protos {
 				listening[pp{port, proto}] = true
 				if !slices.ContainsFunc(a.c.Ports, func(cp corev1.ContainerPort) bool {
-					return cp.ContainerPort == port && protocol(cp.Protocol) == proto
+					return cp.ContainerPort == port && protoOf(cp.Protocol) == proto
 				}) {
 					errs = append(errs, fmt.Errorf("%s: listens for %s on %d/%s (--%s) but declares no such container port", a, l.purpose, port, proto, l.flag))
 				}
 			}
 		}
 		for _, cp := range a.c.Ports {
-			if !listening[pp{cp.ContainerPort, protocol(cp.Protocol)}] {
-				errs = append(errs, fmt.Errorf("%s: container port %s %d/%s is not an address %s listens on", a, cp.Name, cp.ContainerPort, protocol(cp.Protocol), a.cmd))
+			if !listening[pp{cp.ContainerPort, protoOf(cp.Protocol)}] {
+				errs = append(errs, fmt.Errorf("%s: container port %s %d/%s is not an address %s listens on", a, cp.Name, cp.ContainerPort, protoOf(cp.Protocol), a.cmd))
 			}
 		}
 	}
 	return errs
 }
 
-// protocol is p with Kubernetes' default.
-func protocol(p corev1.Protocol) corev1.Protocol {
+// protoOf is p with Kubernetes' default.
+func protoOf(p corev1.Protocol) corev1.Protocol {
 	if p == "" {
 		return corev1.ProtocolTCP
 	}
@@ -199,7 +199,7 @@ func checkProbes(m *manifests, as []avilaContainer, env checkEnv) []error {
 				errs = append(errs, fmt.Errorf("%s: %s probe uses %s; the API serves plain HTTP", a, kind, g.Scheme))
 			}
 			cp, ok := containerPort(a.c, g.Port)
-			if !ok || cp.ContainerPort != healthPort || protocol(cp.Protocol) != corev1.ProtocolTCP {
+			if !ok || cp.ContainerPort != healthPort || protoOf(cp.Protocol) != corev1.ProtocolTCP {
 				errs = append(errs, fmt.Errorf("%s: %s probe port %s is not the port %s serves %s on (%d)", a, kind, g.Port.String(), a.cmd, path, healthPort))
 			}
 		}
@@ -264,7 +264,7 @@ func checkGossip(m *manifests, as []avilaContainer, env checkEnv) []error {
 			found := false
 			for _, sp := range svc.Spec.Ports {
 				cp, ok := containerPort(a.c, targetPort(sp))
-				if sp.Port == port && protocol(sp.Protocol) == proto && ok && cp.ContainerPort == port && protocol(cp.Protocol) == proto {
+				if sp.Port == port && protoOf(sp.Protocol) == proto && ok && cp.ContainerPort == port && protoOf(cp.Protocol) == proto {
 					found = true
 				}
 			}
@@ -531,13 +531,13 @@ func checkServices(m *manifests, as []avilaContainer, env checkEnv) []error {
 			for _, sp := range s.Spec.Ports {
 				found := false
 				for _, c := range containers(w.spec) {
-					if cp, ok := containerPort(c, targetPort(sp)); ok && protocol(cp.Protocol) == protocol(sp.Protocol) {
+					if cp, ok := containerPort(c, targetPort(sp)); ok && protoOf(cp.Protocol) == protoOf(sp.Protocol) {
 						found = true
 					}
 				}
 				if !found {
 					tp := targetPort(sp)
-					errs = append(errs, fmt.Errorf("Service %s port %s (%d/%s): target %s is no %s port of %s", s.Name, sp.Name, sp.Port, protocol(sp.Protocol), tp.String(), protocol(sp.Protocol), w))
+					errs = append(errs, fmt.Errorf("Service %s port %s (%d/%s): target %s is no %s port of %s", s.Name, sp.Name, sp.Port, protoOf(sp.Protocol), tp.String(), protoOf(sp.Protocol), w))
 				}
 			}
 		}
@@ -570,7 +570,7 @@ func checkAgentsReachAggregators(m *manifests, as []avilaContainer, env checkEnv
 			}
 			ok := false
 			for _, sp := range svc.Spec.Ports {
-				if strconv.Itoa(int(sp.Port)) != port || protocol(sp.Protocol) != corev1.ProtocolUDP {
+				if strconv.Itoa(int(sp.Port)) != port || protoOf(sp.Protocol) != corev1.ProtocolUDP {
 					continue
 				}
 				for _, agg := range as {
