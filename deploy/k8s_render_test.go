@@ -82,32 +82,23 @@ func render(fsys filesys.FileSystem, dir string) (*manifests, error) {
 		var obj any
 		switch gvk {
 		case "apps/v1 StatefulSet":
-			o := &appsv1.StatefulSet{}
-			m.statefulSets, obj = append(m.statefulSets, o), o
+			obj = into(&m.statefulSets)
 		case "apps/v1 DaemonSet":
-			o := &appsv1.DaemonSet{}
-			m.daemonSets, obj = append(m.daemonSets, o), o
+			obj = into(&m.daemonSets)
 		case "batch/v1 Job":
-			o := &batchv1.Job{}
-			m.jobs, obj = append(m.jobs, o), o
+			obj = into(&m.jobs)
 		case "v1 Service":
-			o := &corev1.Service{}
-			m.services, obj = append(m.services, o), o
+			obj = into(&m.services)
 		case "v1 ConfigMap":
-			o := &corev1.ConfigMap{}
-			m.configMaps, obj = append(m.configMaps, o), o
+			obj = into(&m.configMaps)
 		case "v1 Namespace":
-			o := &corev1.Namespace{}
-			m.namespaces, obj = append(m.namespaces, o), o
+			obj = into(&m.namespaces)
 		case "v1 Secret":
-			o := &corev1.Secret{}
-			m.secrets, obj = append(m.secrets, o), o
+			obj = into(&m.secrets)
 		case "policy/v1 PodDisruptionBudget":
-			o := &policyv1.PodDisruptionBudget{}
-			m.pdbs, obj = append(m.pdbs, o), o
+			obj = into(&m.pdbs)
 		case "monitoring.coreos.com/v1 ServiceMonitor":
-			o := &monitoringv1.ServiceMonitor{}
-			m.serviceMonitors, obj = append(m.serviceMonitors, o), o
+			obj = into(&m.serviceMonitors)
 		default:
 			return nil, fmt.Errorf("%s: %s: kind %s is not one this deployment uses", dir, r.CurId(), gvk)
 		}
@@ -124,6 +115,13 @@ func render(fsys filesys.FileSystem, dir string) (*manifests, error) {
 		}
 	}
 	return m, nil
+}
+
+// into appends a new T to list and returns it to decode into.
+func into[T any](list *[]*T) any {
+	o := new(T)
+	*list = append(*list, o)
+	return o
 }
 
 // renderDisk renders an overlay from the files as committed.
