@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/avila-analytics/avila/internal/testenv"
 )
 
 // flagInfo is one flag of a binary as its usage prints it.
@@ -46,7 +48,7 @@ var binaries struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.Run(m) // stops the throwaway servers tests started
 	if binaries.dir != "" {
 		os.RemoveAll(binaries.dir)
 	}
