@@ -205,7 +205,8 @@ func TestAgentIDDependsOnFileAndSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := FileSecret(strings.NewReader("line 2\n"))
-	if AgentID(&a, 1) == AgentID(&b, 1) || AgentID(&a, 1) == AgentID(&a, 2) || AgentID(&a, 1) != AgentID(&a, 1) {
+	again, _ := FileSecret(strings.NewReader("line 1\n"))
+	if AgentID(&a, 1) == AgentID(&b, 1) || AgentID(&a, 1) == AgentID(&a, 2) || AgentID(&a, 1) != AgentID(&again, 1) {
 		t.Fatalf("agent ids %s %s %s: want one per file and site, stable", AgentID(&a, 1), AgentID(&b, 1), AgentID(&a, 2))
 	}
 	if !strings.HasPrefix(AgentID(&a, 1), "import-1-") {
