@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // GA4 Measurement Protocol limits beyond the gtag.js ones.
@@ -28,12 +30,12 @@ const (
 
 // GA4's validation codes, as /debug/mp/collect reports them.
 const (
-	CodeValueInvalid       = "VALUE_INVALID"
-	CodeValueRequired      = "VALUE_REQUIRED"
-	CodeNameInvalid        = "NAME_INVALID"
-	CodeNameReserved       = "NAME_RESERVED"
-	CodeValueOutOfBounds   = "VALUE_OUT_OF_BOUNDS"
-	CodeExceededMaxEntites = "EXCEEDED_MAX_ENTITIES"
+	CodeValueInvalid       = rules.CodeValueInvalid
+	CodeValueRequired      = rules.CodeValueRequired
+	CodeNameInvalid        = rules.CodeNameInvalid
+	CodeNameReserved       = rules.CodeNameReserved
+	CodeValueOutOfBounds   = rules.CodeValueOutOfBounds
+	CodeExceededMaxEntites = rules.CodeExceededMaxEntities
 )
 
 // ValidationMessage is one broken rule, in GA4's validationMessages shape.
@@ -251,7 +253,7 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 	out := make(map[string]string, len(props))
 	for _, name := range sortedKeys(props) {
 		path := "user_properties." + name
-		if !checkMPName(path, "User property", name, maxUserPropNameLen, add) {
+		if !checkMPName(path, "User property", name, rules.UserPropName, add) {
 			continue
 		}
 		if reservedUserProps[name] {
@@ -269,9 +271,9 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 		switch {
 		case !ok:
 			add(path+".value", CodeValueInvalid, "User property value must be a string or a number.")
-		case isText && utf8.RuneCountInString(s) > maxUserPropValueLen:
-			add(path+".value", CodeValueOutOfBounds, "User property value has %d characters; the limit is %d.",
-				utf8.RuneCountInString(s), maxUserPropValueLen)
+		case isText && rules.UserPropValue(path+".value", s) != nil:
+			add(path+".value", CodeValueOutOfBounds, "User property value has %d characters; the limit is %d (rule %s).",
+				utf8.RuneCountInString(s), rules.MaxUserPropValueLen, rules.UserPropValueLength.Code)
 		default:
 			out[name] = s
 		}
@@ -297,7 +299,7 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 	switch {
 	case ev.Name == nil || *ev.Name == "":
 		addE(path+".name", CodeValueRequired, "Event at index %d has no name.", i)
-	case checkMPName(path+".name", "Event", *ev.Name, maxEventNameLen, addE):
+	case checkMPName(path+".name", "Event", *ev.Name, rules.EventName, addE):
 		if reservedEventNames[*ev.Name] {
 			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s.", i, quote(*ev.Name))
 		}
@@ -309,7 +311,7 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 	}
 	for _, name := range sortedKeys(ev.Params) {
 		ppath := path + ".params." + name
-		if !checkMPName(ppath, "Parameter", name, maxParamNameLen, addE) {
+		if !checkMPName(ppath, "Parameter", name, rules.ParamName, addE) {
 			continue
 		}
 		val := ev.Params[name]
@@ -325,9 +327,12 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 			addE(ppath, CodeValueInvalid, "Parameter value must be a string, number or boolean.")
 			continue
 		}
-		if isText && utf8.RuneCountInString(s) > maxParamValueLen && name != "page_location" && name != "page_referrer" {
-			addE(ppath, CodeValueOutOfBounds, "Parameter value has %d characters; the limit is %d.", utf8.RuneCountInString(s), maxParamValueLen)
-			continue
+		if isText && name != "page_location" && name != "page_referrer" && name != "page_title" {
+			if v := rules.ParamValue(ppath, s); v != nil {
+				addE(ppath, v.Rule.GA4, "Parameter value has %d characters; the limit is %d (rule %s).",
+					utf8.RuneCountInString(s), v.Rule.Limit, v.Rule.Code)
+				continue
+			}
 		}
 		if !mpSpecialParam(h, name, s, ppath, addE) {
 			continue
@@ -379,10 +384,16 @@ func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format st
 	return false
 }
 
-// checkMPName checks a name's length, pattern and reserved prefixes.
-func checkMPName(path, what, name string, limit int, add func(path, code, format string, args ...any)) bool {
-	if n := utf8.RuneCountInString(name); n > limit {
-		add(path, CodeValueOutOfBounds, "%s name %s has %d characters; the limit is %d.", what, quote(name), n, limit)
+// checkMPName checks a name's rules (check: rules.EventName, ParamName or
+// UserPropName), pattern and reserved prefixes.
+func checkMPName(path, what, name string, check func(field, name string) *rules.Violation, add func(path, code, format string, args ...any)) bool {
+	if v := check(path, name); v != nil {
+		if v.Rule.Limit > 0 {
+			add(path, v.Rule.GA4, "%s name %s has %d characters; the limit is %d (rule %s).",
+				what, quote(name), utf8.RuneCountInString(name), v.Rule.Limit, v.Rule.Code)
+		} else {
+			add(path, v.Rule.GA4, "%s name %s: %s.", what, quote(name), v.Reason())
+		}
 		return false
 	}
 	if p := reservedPrefix(name); p != "" {

@@ -163,10 +163,10 @@ func TestMPRefusals(t *testing.T) {
 		`events[2].params.ga_session_number: Parameter name "ga_session_number" starts with the reserved prefix "ga_". (NAME_RESERVED)`,
 		`events[3].name: Event name "9lives" must start with a letter and hold only letters, digits and underscores. (NAME_INVALID)`)
 	f(mpQuery, "long_values.json", 400,
-		`user_properties.tier.value: User property value has 37 characters; the limit is 36. (VALUE_OUT_OF_BOUNDS)`,
-		`events[0].name: Event name "`+strings.Repeat("e", 41)+`" has 41 characters; the limit is 40. (VALUE_OUT_OF_BOUNDS)`,
-		`events[1].params.`+strings.Repeat("p", 41)+`: Parameter name "`+strings.Repeat("p", 41)+`" has 41 characters; the limit is 40. (VALUE_OUT_OF_BOUNDS)`,
-		`events[1].params.term: Parameter value has 101 characters; the limit is 100. (VALUE_OUT_OF_BOUNDS)`)
+		`user_properties.tier.value: User property value has 37 characters; the limit is 36 (rule user_property_value_length). (VALUE_OUT_OF_BOUNDS)`,
+		`events[0].name: Event name "`+strings.Repeat("e", 41)+`" has 41 characters; the limit is 40 (rule event_name_length). (VALUE_OUT_OF_BOUNDS)`,
+		`events[1].params.`+strings.Repeat("p", 41)+`: Parameter name "`+strings.Repeat("p", 41)+`" has 41 characters; the limit is 40 (rule param_name_length). (VALUE_OUT_OF_BOUNDS)`,
+		`events[1].params.term: Parameter value has 101 characters; the limit is 100 (rule param_value_length). (VALUE_OUT_OF_BOUNDS)`)
 }
 
 func TestMPDebugValidationMessages(t *testing.T) {
@@ -202,10 +202,10 @@ func TestMPDebugValidationMessages(t *testing.T) {
 	// Every broken rule is listed, the secret's too.
 	f("measurement_id="+testTID+"&api_secret=nope", "long_values.json",
 		ValidationMessage{"api_secret", "The api_secret does not match the site's Measurement Protocol secret (printed by `avila site create`).", "VALUE_INVALID"},
-		ValidationMessage{"user_properties.tier.value", "User property value has 37 characters; the limit is 36.", "VALUE_OUT_OF_BOUNDS"},
-		ValidationMessage{"events[0].name", `Event name "` + strings.Repeat("e", 41) + `" has 41 characters; the limit is 40.`, "VALUE_OUT_OF_BOUNDS"},
-		ValidationMessage{"events[1].params." + strings.Repeat("p", 41), `Parameter name "` + strings.Repeat("p", 41) + `" has 41 characters; the limit is 40.`, "VALUE_OUT_OF_BOUNDS"},
-		ValidationMessage{"events[1].params.term", "Parameter value has 101 characters; the limit is 100.", "VALUE_OUT_OF_BOUNDS"})
+		ValidationMessage{"user_properties.tier.value", "User property value has 37 characters; the limit is 36 (rule user_property_value_length).", "VALUE_OUT_OF_BOUNDS"},
+		ValidationMessage{"events[0].name", `Event name "` + strings.Repeat("e", 41) + `" has 41 characters; the limit is 40 (rule event_name_length).`, "VALUE_OUT_OF_BOUNDS"},
+		ValidationMessage{"events[1].params." + strings.Repeat("p", 41), `Parameter name "` + strings.Repeat("p", 41) + `" has 41 characters; the limit is 40 (rule param_name_length).`, "VALUE_OUT_OF_BOUNDS"},
+		ValidationMessage{"events[1].params.term", "Parameter value has 101 characters; the limit is 100 (rule param_value_length).", "VALUE_OUT_OF_BOUNDS"})
 }
 
 func TestParseMPRules(t *testing.T) {
