@@ -28,7 +28,6 @@ type ruleFile struct {
 	} `yaml:"groups"`
 }
 
-
 // The shipped alert rules parse as a Prometheus rule file, each alert has
 // an expression over metrics the code declares, valid label names, and the
 // dead-letter alert is there.
@@ -59,7 +58,7 @@ func TestAlertRules(t *testing.T) {
 				}
 			}
 			for k := range r.Labels {
-				if !model.LabelName(k).IsValid() {
+				if !model.LegacyValidation.IsValidLabelName(k) {
 					t.Fatalf("alert %s: label name %q", r.Alert, k)
 				}
 			}
