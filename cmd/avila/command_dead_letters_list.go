@@ -36,12 +36,10 @@ func deadLettersListCommand() command {
 					return explain(err)
 				}
 				if sel.asJSON {
-					enc := json.NewEncoder(c.stdout)
-					enc.SetIndent("", "  ")
 					if rows == nil {
 						rows = []deadLetterView{}
 					}
-					return enc.Encode(rows)
+					return c.printJSON(rows)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tRECEIVED\tAGENT\tSEQ\tPROPERTY\tEVENT\tREASON")
@@ -53,6 +51,13 @@ func deadLettersListCommand() command {
 			}
 		},
 	}
+}
+
+// printJSON writes v as indented JSON on stdout.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // deadLetterSelection is the flags that select dead letters, shared by

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"text/tabwriter"
@@ -37,9 +36,7 @@ func deadLettersReplayCommand() command {
 					if res == nil {
 						res = []ingest.ReplayResult{}
 					}
-					enc := json.NewEncoder(c.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(res)
+					return c.printJSON(res)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tAGENT\tSEQ\tPROPERTY\tEVENT\tOUTCOME\tREPAIRS\tREASON")
