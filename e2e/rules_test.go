@@ -56,7 +56,7 @@ func ruleCases() []ruleCase {
 		{name: "name-nul", hit: ruleHit{name: "a\x00b"}, want: "name_encoding"},
 		{name: "name-invalid-utf8", hit: ruleHit{name: "a\xffb"}, want: "name_encoding",
 			// JSON senders cannot carry invalid UTF-8: it decodes to U+FFFD, not a letter.
-			wantBy: map[string]string{"mp": "NAME_INVALID", "tjs": "must start with a letter"}},
+			wantBy: map[string]string{"mp": "name_pattern", "tjs": "name_pattern"}},
 		{name: "name-41", hit: ruleHit{name: long("n", 41)}, want: "event_name_length"},
 		{name: "param-name-nul", hit: ruleHit{param: "a\x00b", value: "1"}, want: "name_encoding"},
 		{name: "param-value-101", hit: ruleHit{param: "plan", value: long("v", 101)}, want: "param_value_length"},

@@ -46,10 +46,10 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 		return h, ruleError(v)
 	}
 	switch {
-	case !validName(h.Name):
-		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s must start with a letter and hold only letters, digits and underscores", quote(h.Name))}
-	case reservedPrefix(h.Name) != "":
-		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s starts with a reserved prefix", quote(h.Name))}
+	case !rules.ValidName(h.Name):
+		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s must start with a letter and hold only letters, digits and underscores (rule %s)", quote(h.Name), rules.NamePattern.Code), Rule: rules.NamePattern}
+	case rules.ReservedPrefix(h.Name) != "":
+		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s starts with a reserved prefix (rule %s)", quote(h.Name), rules.NameReserved.Code), Rule: rules.NameReserved}
 	}
 	if len(te.Params) > maxEventParams {
 		return h, &ParamError{Param: "p", Reason: fmt.Sprintf("%d parameters, GA4 allows %d (rule %s)", len(te.Params), maxEventParams, rules.ParamCount.Code)}

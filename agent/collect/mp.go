@@ -52,50 +52,6 @@ func (m ValidationMessage) String() string {
 	return fmt.Sprintf("%s: %s (%s)", m.FieldPath, m.Description, m.ValidationCode)
 }
 
-// GA4's reserved event names (web and app) that senders may not use.
-var reservedEventNames = map[string]bool{
-	"ad_activeview": true, "ad_click": true, "ad_exposure": true, "ad_query": true, "ad_reward": true,
-	"adunit_exposure": true, "app_background": true, "app_clear_data": true, "app_exception": true,
-	"app_remove": true, "app_store_refund": true, "app_store_subscription_cancel": true,
-	"app_store_subscription_convert": true, "app_store_subscription_renew": true, "app_update": true,
-	"app_upgrade": true, "dynamic_link_app_open": true, "dynamic_link_app_update": true,
-	"dynamic_link_first_open": true, "error": true, "first_open": true, "first_visit": true,
-	"in_app_purchase": true, "notification_dismiss": true, "notification_foreground": true,
-	"notification_open": true, "notification_receive": true, "os_update": true, "session_start": true,
-	"session_start_with_rollout": true, "user_engagement": true,
-}
-
-// GA4's reserved user property names.
-var reservedUserProps = map[string]bool{
-	"first_open_time": true, "first_visit_time": true, "last_deep_link_referrer": true,
-	"user_id": true, "first_open_after_install": true,
-}
-
-// reservedPrefix returns the GA4-reserved prefix name starts with, or "".
-func reservedPrefix(name string) string {
-	for _, p := range []string{"_", "firebase_", "ga_", "google_", "gtag."} {
-		if strings.HasPrefix(strings.ToLower(name), p) {
-			return p
-		}
-	}
-	return ""
-}
-
-// validName reports GA4's name pattern: a letter, then letters, digits and
-// underscores.
-func validName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case i > 0 && (c == '_' || c >= '0' && c <= '9'):
-		default:
-			return false
-		}
-	}
-	return name != ""
-}
-
 // mpPayload is the Measurement Protocol JSON body. Fields GA4 defines that
 // reports do not use are accepted and ignored.
 type mpPayload struct {
@@ -247,7 +203,7 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 		return nil
 	}
 	if len(props) > maxUserProps {
-		add("user_properties", CodeExceededMaxEntites, "A maximum of %d user properties can be specified; got %d.", maxUserProps, len(props))
+		add("user_properties", CodeExceededMaxEntites, "A maximum of %d user properties can be specified; got %d (rule %s).", maxUserProps, len(props), rules.UserPropCount.Code)
 		return nil
 	}
 	out := make(map[string]string, len(props))
@@ -256,8 +212,8 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 		if !checkMPName(path, "User property", name, rules.UserPropName, add) {
 			continue
 		}
-		if reservedUserProps[name] {
-			add(path, CodeNameReserved, "User property name %s is reserved.", quote(name))
+		if rules.ReservedUserProp(name) {
+			add(path, CodeNameReserved, "User property name %s is reserved (rule %s).", quote(name), rules.NameReserved.Code)
 			continue
 		}
 		var v struct {
@@ -298,15 +254,15 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 	}
 	switch {
 	case ev.Name == nil || *ev.Name == "":
-		addE(path+".name", CodeValueRequired, "Event at index %d has no name.", i)
+		addE(path+".name", CodeValueRequired, "Event at index %d has no name (rule %s).", i, rules.EventNameRequired.Code)
 	case checkMPName(path+".name", "Event", *ev.Name, rules.EventName, addE):
-		if reservedEventNames[*ev.Name] {
-			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s.", i, quote(*ev.Name))
+		if rules.ReservedEventName(*ev.Name) {
+			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s (rule %s).", i, quote(*ev.Name), rules.NameReserved.Code)
 		}
 		h.Name = *ev.Name
 	}
 	if len(ev.Params) > maxEventParams {
-		addE(path+".params", CodeExceededMaxEntites, "Event at index %d has %d params; the limit is %d.", i, len(ev.Params), maxEventParams)
+		addE(path+".params", CodeExceededMaxEntites, "Event at index %d has %d params; the limit is %d (rule %s).", i, len(ev.Params), maxEventParams, rules.ParamCount.Code)
 		return false
 	}
 	for _, name := range sortedKeys(ev.Params) {
@@ -396,12 +352,12 @@ func checkMPName(path, what, name string, check func(field, name string) *rules.
 		}
 		return false
 	}
-	if p := reservedPrefix(name); p != "" {
-		add(path, CodeNameReserved, "%s name %s starts with the reserved prefix %s.", what, quote(name), quote(p))
+	if p := rules.ReservedPrefix(name); p != "" {
+		add(path, CodeNameReserved, "%s name %s starts with the reserved prefix %s (rule %s).", what, quote(name), quote(p), rules.NameReserved.Code)
 		return false
 	}
-	if !validName(name) {
-		add(path, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores.", what, quote(name))
+	if !rules.ValidName(name) {
+		add(path, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores (rule %s).", what, quote(name), rules.NamePattern.Code)
 		return false
 	}
 	return true

@@ -83,6 +83,10 @@ var (
 		Doc: "user property names have at most 24 characters"}
 	UserPropValueLength = &Rule{Code: "user_property_value_length", GA4: CodeValueOutOfBounds, Action: ActRefuse, Limit: MaxUserPropValueLen,
 		Doc: "user property values have at most 36 characters"}
+	NamePattern = &Rule{Code: "name_pattern", GA4: CodeNameInvalid, Action: ActRefuse,
+		Doc: "Measurement Protocol and t.js names start with a letter and hold only letters, digits and underscores"}
+	NameReserved = &Rule{Code: "name_reserved", GA4: CodeNameReserved, Action: ActRefuse,
+		Doc: "Measurement Protocol and t.js names avoid GA4's reserved names and prefixes (_, firebase_, ga_, google_, gtag.)"}
 	EventTime = &Rule{Code: "event_time", GA4: CodeValueInvalid, Action: ActRefuse,
 		Doc: "the event time is after 2000-01-01 and not ahead of the aggregator's clock by more than its --max-future"}
 
@@ -108,7 +112,7 @@ var (
 // them all from the start, and README's limits table follows it.
 var All = []*Rule{
 	EventNameRequired, EventNameLength, NameEncoding, ParamCount, ParamNameRequired, ParamNameLength,
-	ParamValueLength, ParamNumber, UserPropCount, UserPropNameLength, UserPropValueLength, EventTime,
+	ParamValueLength, ParamNumber, UserPropCount, UserPropNameLength, UserPropValueLength, NamePattern, NameReserved, EventTime,
 	PageLocationLength, PageReferrerLength, PageTitleLength, HostLength, FieldLength, TextBytes, InvalidUTF8, NulByte,
 }
 
