@@ -35,6 +35,10 @@ type ruleCase struct {
 	// reason (in the Measurement Protocol language and screen_resolution are
 	// event parameters, so GA4's 100 characters apply).
 	refusedBy map[string]string
+	// repaired: the rule an accepted hit's Avila-Repaired header names
+	// ("" none); JSON senders cannot send invalid UTF-8 (it decodes to
+	// U+FFFD), so there is nothing to repair: viaJSON holds their value.
+	repaired, viaJSON string
 }
 
 var ruleFormats = []string{"gtag-get", "gtag-post", "mp", "tjs"}
@@ -43,16 +47,18 @@ func ruleCases() []ruleCase {
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
 	return []ruleCase{
 		{name: "title-101-euro", hit: ruleHit{title: long("€", 101)}, accepted: true},
-		{name: "title-301-chars", hit: ruleHit{title: long("é", 301)}, accepted: true},
-		{name: "title-invalid-utf8", hit: ruleHit{title: "caf\xe9"}, accepted: true},
-		{name: "title-nul", hit: ruleHit{title: "a\x00b"}, accepted: true},
-		{name: "param-value-nul", hit: ruleHit{param: "plan", value: "pro\x00"}, accepted: true},
-		{name: "param-value-invalid-utf8", hit: ruleHit{param: "plan", value: "\xffpro"}, accepted: true},
-		{name: "user-prop-nul", hit: ruleHit{userProp: "tier", userValue: "\x00gold"}, accepted: true},
-		{name: "path-1100", hit: ruleHit{pathTail: "/" + long("p", 1100)}, accepted: true},
-		{name: "referrer-500", hit: ruleHit{referrer: "https://ref.example/" + long("r", 500)}, accepted: true},
-		{name: "language-120", hit: ruleHit{lang: long("l", 120)}, accepted: true, refusedBy: map[string]string{"mp": "param_value_length"}},
-		{name: "screen-120", hit: ruleHit{screen: long("9", 120)}, accepted: true, refusedBy: map[string]string{"mp": "param_value_length"}},
+		{name: "title-301-chars", hit: ruleHit{title: long("é", 301)}, accepted: true, repaired: "page_title_length", viaJSON: "page_title_length"},
+		{name: "title-invalid-utf8", hit: ruleHit{title: "caf\xe9"}, accepted: true, repaired: "invalid_utf8"},
+		{name: "title-nul", hit: ruleHit{title: "a\x00b"}, accepted: true, repaired: "nul_byte", viaJSON: "nul_byte"},
+		{name: "param-value-nul", hit: ruleHit{param: "plan", value: "pro\x00"}, accepted: true, repaired: "nul_byte", viaJSON: "nul_byte"},
+		{name: "param-value-invalid-utf8", hit: ruleHit{param: "plan", value: "\xffpro"}, accepted: true, repaired: "invalid_utf8"},
+		{name: "user-prop-nul", hit: ruleHit{userProp: "tier", userValue: "\x00gold"}, accepted: true, repaired: "nul_byte", viaJSON: "nul_byte"},
+		{name: "path-1100", hit: ruleHit{pathTail: "/" + long("p", 1100)}, accepted: true, repaired: "page_location_length", viaJSON: "page_location_length"},
+		{name: "referrer-500", hit: ruleHit{referrer: "https://ref.example/" + long("r", 500)}, accepted: true, repaired: "page_referrer_length", viaJSON: "page_referrer_length"},
+		{name: "language-120", hit: ruleHit{lang: long("l", 120)}, accepted: true, refusedBy: map[string]string{"mp": "param_value_length"},
+			repaired: "field_length", viaJSON: "field_length"},
+		{name: "screen-120", hit: ruleHit{screen: long("9", 120)}, accepted: true, refusedBy: map[string]string{"mp": "param_value_length"},
+			repaired: "field_length", viaJSON: "field_length"},
 		{name: "name-nul", hit: ruleHit{name: "a\x00b"}, want: "name_encoding"},
 		{name: "name-invalid-utf8", hit: ruleHit{name: "a\xffb"}, want: "name_encoding",
 			// JSON senders cannot carry invalid UTF-8: it decodes to U+FFFD, not a letter.
@@ -179,6 +185,13 @@ func TestRulesAtTheEdge(t *testing.T) {
 				t.Errorf("%s %s: %d %q, want 204", tc.name, format, code, body)
 			case accepted:
 				want[key] = 1
+				repaired := tc.repaired
+				if format == "mp" || format == "tjs" {
+					repaired = tc.viaJSON
+				}
+				if got := hdr.Get("Avila-Repaired"); got != repaired {
+					t.Errorf("%s %s: Avila-Repaired %q, want %q", tc.name, format, got, repaired)
+				}
 			case format == "mp":
 				// As GA4: 204, the event dropped, the rule named.
 				if v := hdr.Get("Avila-Validation"); code != http.StatusNoContent || !strings.Contains(v, reason) {
