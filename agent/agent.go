@@ -163,6 +163,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	col, err := collect.New(collect.Options{
 		Count:           m.count,
 		CountMPRejected: m.mpRejectedCount,
+		CountRepaired:   m.repairedCount,
 		MPStrict:        cfg.MPStrict,
 		Sites:           a.sites.Load,
 		Queue:           a.q,

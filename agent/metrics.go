@@ -13,6 +13,7 @@ import (
 	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/agent/queue"
 	"github.com/avila-analytics/avila/agent/ship"
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // metrics are one agent's Prometheus metrics. Labels are bounded: site is
@@ -26,6 +27,7 @@ type metrics struct {
 	collectedBy sync.Map               // collectedKey → prometheus.Counter
 	dropped     *prometheus.CounterVec // reason
 	mpRejected  *prometheus.CounterVec // reason
+	repaired    *prometheus.CounterVec // rule: a protocol/rules repair code
 	rateLimited prometheus.Counter
 }
 
@@ -55,6 +57,10 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 			Name: "analytics_mp_rejected_total",
 			Help: "Measurement Protocol events answered 204 but not stored, as GA4 does, by the rule broken (a lower-cased GA4 validation code, api_secret or unknown_site).",
 		}, []string{"reason"}),
+		repaired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "analytics_events_repaired_total",
+			Help: "Stored events whose values the agent repaired as GA4 does, by rule (protocol/rules codes: page_title_length, invalid_utf8, nul_byte, …; see README's limits table). An event repaired by two rules counts under both.",
+		}, []string{"rule"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "analytics_rate_limited_total",
 			Help: "Requests refused with 429 by the per-client or per-site rate limit.",
@@ -66,7 +72,12 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 	for _, reason := range collect.MPRejectReasons {
 		m.mpRejected.WithLabelValues(reason)
 	}
-	for _, c := range []prometheus.Collector{m.collected, m.dropped, m.mpRejected, m.rateLimited, newStatsCollector(q, s)} {
+	for _, r := range rules.All {
+		if r.Action == rules.ActRepair {
+			m.repaired.WithLabelValues(r.Code)
+		}
+	}
+	for _, c := range []prometheus.Collector{m.collected, m.dropped, m.mpRejected, m.repaired, m.rateLimited, newStatsCollector(q, s)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -108,6 +119,11 @@ func (m *metrics) collectedCounter(site uint32, outcome string) prometheus.Count
 // mpRejectedCount is collect.Options.CountMPRejected.
 func (m *metrics) mpRejectedCount(reason string, events int) {
 	m.mpRejected.WithLabelValues(reason).Add(float64(events))
+}
+
+// repairedCount is collect.Options.CountRepaired.
+func (m *metrics) repairedCount(rule string) {
+	m.repaired.WithLabelValues(rule).Inc()
 }
 
 // newRegistry is the default registry of an agent: its own metrics plus the

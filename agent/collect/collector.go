@@ -66,6 +66,10 @@ type Options struct {
 	// CountMPRejected, if set, is told how many events /mp/collect dropped
 	// for a reason (one of MPRejectReasons). It must be quick.
 	CountMPRejected func(reason string, events int)
+	// CountRepaired, if set, is told the code of a protocol/rules rule
+	// whose repair a stored event needed, once per event and rule. It must
+	// be quick.
+	CountRepaired func(rule string)
 	// TrustedProxies are the peers whose Forwarded / X-Forwarded-For
 	// headers name the client; nobody's when empty.
 	TrustedProxies []netip.Prefix
@@ -154,6 +158,9 @@ func New(opts Options) (*Collector, error) {
 	}
 	if opts.CountMPRejected == nil {
 		opts.CountMPRejected = func(string, int) {}
+	}
+	if opts.CountRepaired == nil {
+		opts.CountRepaired = func(string) {}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -9,6 +9,11 @@
 //   - A 2xx means every event of the request is on disk: all of a request's
 //     events go into one queue Append, and 204 is written only after it
 //     returned nil. A request is taken whole or not at all.
+//   - Every event is checked with protocol/rules before the answer: what
+//     GA4 refuses gets a 4xx naming the rule's code; what GA4 repairs
+//     (lengths cut by characters, invalid UTF-8, NUL) is repaired, named in
+//     the Avila-Repaired header and counted. So a queued event always passes
+//     the aggregator's guard: a 2xx is never a dead letter.
 //   - Bad input gets a 4xx whose body names the parameter and the rule; a
 //     refusal that passes (no config, disk buffer full, shutting down)
 //     gets a 503 with Retry-After and the reason; a rate limit gets a 429

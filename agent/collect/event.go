@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // trackerEvent is the small JSON t.js posts to /api/event.
@@ -41,23 +42,22 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 	if h.MeasurementID == "" {
 		return h, &ParamError{Param: "m", Reason: "missing measurement id (G-…); set data-id on the script tag"}
 	}
-	switch n := utf8.RuneCountInString(h.Name); {
-	case n == 0:
-		return h, &ParamError{Param: "n", Reason: "missing event name"}
-	case n > maxEventNameLen:
-		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name has %d characters, GA4 allows %d", n, maxEventNameLen)}
-	case !validName(h.Name):
-		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s must start with a letter and hold only letters, digits and underscores", quote(h.Name))}
-	case reservedPrefix(h.Name) != "":
-		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s starts with a reserved prefix", quote(h.Name))}
+	if v := rules.EventName("n", h.Name); v != nil {
+		return h, ruleError(v)
+	}
+	switch {
+	case !rules.ValidName(h.Name):
+		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s must start with a letter and hold only letters, digits and underscores (rule %s)", quote(h.Name), rules.NamePattern.Code), Rule: rules.NamePattern}
+	case rules.ReservedPrefix(h.Name) != "":
+		return h, &ParamError{Param: "n", Reason: fmt.Sprintf("event name %s starts with a reserved prefix (rule %s)", quote(h.Name), rules.NameReserved.Code), Rule: rules.NameReserved}
 	}
 	if len(te.Params) > maxEventParams {
-		return h, &ParamError{Param: "p", Reason: fmt.Sprintf("%d parameters, GA4 allows %d", len(te.Params), maxEventParams)}
+		return h, &ParamError{Param: "p", Reason: fmt.Sprintf("%d parameters, GA4 allows %d (rule %s)", len(te.Params), maxEventParams, rules.ParamCount.Code)}
 	}
 	for _, name := range sortedKeys(te.Params) {
 		param := "p." + name
-		if err := checkName(param, name, maxParamNameLen); err != nil {
-			return h, err
+		if v := rules.ParamName(param, name); v != nil {
+			return h, ruleError(v)
 		}
 		s, ok, isText := scalar(te.Params[name])
 		if !ok {
@@ -74,8 +74,8 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 			h.NumParams[name] = f
 			continue
 		}
-		if err := checkValue(param, s, maxParamValueLen); err != nil {
-			return h, err
+		if v := rules.ParamValue(param, s); v != nil {
+			return h, ruleError(v)
 		}
 		if h.Params == nil {
 			h.Params = map[string]string{}

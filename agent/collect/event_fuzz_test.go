@@ -3,6 +3,8 @@ package collect
 import (
 	"errors"
 	"testing"
+
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // FuzzParseTrackerEvent feeds arbitrary bodies to the /api/event parser: it
@@ -25,7 +27,7 @@ func FuzzParseTrackerEvent(f *testing.F) {
 			}
 			return
 		}
-		if h.MeasurementID == "" || !validName(h.Name) || len(h.Name) > maxEventNameLen || reservedPrefix(h.Name) != "" {
+		if h.MeasurementID == "" || !rules.ValidName(h.Name) || len(h.Name) > rules.MaxEventNameLen || rules.ReservedPrefix(h.Name) != "" {
 			t.Fatalf("accepted %+v", h)
 		}
 		if len(h.Params)+len(h.NumParams) > maxEventParams {

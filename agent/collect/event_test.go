@@ -72,10 +72,10 @@ func TestTrackerEventRefusals(t *testing.T) {
 	}
 	tid := `"m":"` + testTID + `"`
 	f("text/plain", `{"n":"page_view"}`, 400, "m: missing measurement id (G-…); set data-id on the script tag")
-	f("text/plain", `{`+tid+`}`, 400, "n: missing event name")
-	f("text/plain", `{`+tid+`,"n":"sign up"}`, 400, `n: event name "sign up" must start with a letter and hold only letters, digits and underscores`)
-	f("text/plain", `{`+tid+`,"n":"`+strings.Repeat("a", 41)+`"}`, 400, "n: event name has 41 characters, GA4 allows 40")
-	f("text/plain", `{`+tid+`,"n":"a","p":{"x":"`+strings.Repeat("v", 101)+`"}}`, 400, "p.x: value has 101 characters, GA4 allows 100")
+	f("text/plain", `{`+tid+`}`, 400, "n: missing event name (rule event_name_required)")
+	f("text/plain", `{`+tid+`,"n":"sign up"}`, 400, `n: event name "sign up" must start with a letter and hold only letters, digits and underscores (rule name_pattern)`)
+	f("text/plain", `{`+tid+`,"n":"`+strings.Repeat("a", 41)+`"}`, 400, "n: event name has 41 characters, GA4 allows 40 (rule event_name_length)")
+	f("text/plain", `{`+tid+`,"n":"a","p":{"x":"`+strings.Repeat("v", 101)+`"}}`, 400, "p.x: value has 101 characters, GA4 allows 100 (rule param_value_length)")
 	f("text/plain", `{`+tid+`,"n":"a","p":{"x":[1]}}`, 400, "p.x: value must be a string, number or boolean")
 	f("text/plain", `{`+tid+`,"n":"a","cid":"1"}`, 400, `body: not the t.js event JSON: Cannot find field "cid".`)
 	f("text/plain", `{`+tid+`,"n":"a"`, 400, "body: not the t.js event JSON: The body is empty or the JSON ends early.")

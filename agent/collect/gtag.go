@@ -11,6 +11,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // ServeGtag handles GET and POST /g/collect in the gtag.js wire format. It
@@ -114,6 +115,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
 	var ids visitorMemo                        // the events of a request mostly share their visitor
+	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	for i := range hits {
 		h := &hits[i]
 		site, ok := sites.Lookup(h.MeasurementID)
@@ -161,6 +163,17 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 			c.count(site.ID, OutcomeBot, 1)
 			continue // a bot: counted by the enricher, never stored as a visitor
 		}
+		// The aggregator checks every event with the same rules: what is
+		// queued here passes there, so a 204 is never a dead letter.
+		done, v := rules.Repair(&e)
+		if v != nil {
+			c.count(site.ID, OutcomeInvalid, len(hits))
+			fail(x, http.StatusBadRequest, 0, (&ParamError{Line: h.line, Param: v.Field, Reason: v.Reason(), Rule: v.Rule}).Error())
+			return
+		}
+		if done != 0 {
+			repaired = append(repaired, done)
+		}
 		b, err := protocol.EncodeEvent(&e)
 		if err != nil {
 			c.log.Error("encoding an event failed", "site", site.ID, "err", err)
@@ -187,6 +200,16 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	}
 	c.countSites(eventSites, OutcomeStored)
 	c.countSites(saltless, OutcomeNoSalt)
+	if repaired != nil {
+		var all rules.Repairs
+		for _, done := range repaired {
+			for r := range done.Each {
+				c.opts.CountRepaired(r.Code)
+			}
+			all |= done
+		}
+		x.SetHeader("Avila-Repaired", all.Codes())
+	}
 	x.Answer(http.StatusNoContent, nil)
 }
 

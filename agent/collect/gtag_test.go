@@ -281,7 +281,7 @@ func TestRefusals(t *testing.T) {
 			reason: `tid: unknown measurement id "G-NEW"; no site with it is configured on this agent (a site created just now is known within seconds)`},
 		{name: "unknown tid on a body line", method: "POST", query: tid, body: "en=a\ntid=G-OTHER&en=b", status: 400, nudge: true,
 			reason: `tid: unknown measurement id "G-OTHER"; no site with it is configured on this agent (a site created just now is known within seconds)`},
-		{name: "missing en", method: "GET", query: tid, status: 400, reason: "en: missing event name"},
+		{name: "missing en", method: "GET", query: tid, status: 400, reason: "en: missing event name (rule event_name_required)"},
 		{name: "wrong version", method: "GET", query: "v=1&" + tid + "&en=a", status: 400,
 			reason: `v: protocol version "1" is not supported, want 2`},
 		{name: "bad sid", method: "GET", query: tid + "&en=a&sid=abc", status: 400,

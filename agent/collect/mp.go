@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // GA4 Measurement Protocol limits beyond the gtag.js ones.
@@ -28,12 +30,12 @@ const (
 
 // GA4's validation codes, as /debug/mp/collect reports them.
 const (
-	CodeValueInvalid       = "VALUE_INVALID"
-	CodeValueRequired      = "VALUE_REQUIRED"
-	CodeNameInvalid        = "NAME_INVALID"
-	CodeNameReserved       = "NAME_RESERVED"
-	CodeValueOutOfBounds   = "VALUE_OUT_OF_BOUNDS"
-	CodeExceededMaxEntites = "EXCEEDED_MAX_ENTITIES"
+	CodeValueInvalid       = rules.CodeValueInvalid
+	CodeValueRequired      = rules.CodeValueRequired
+	CodeNameInvalid        = rules.CodeNameInvalid
+	CodeNameReserved       = rules.CodeNameReserved
+	CodeValueOutOfBounds   = rules.CodeValueOutOfBounds
+	CodeExceededMaxEntites = rules.CodeExceededMaxEntities
 )
 
 // ValidationMessage is one broken rule, in GA4's validationMessages shape.
@@ -48,50 +50,6 @@ func (m ValidationMessage) String() string {
 		return fmt.Sprintf("%s (%s)", m.Description, m.ValidationCode)
 	}
 	return fmt.Sprintf("%s: %s (%s)", m.FieldPath, m.Description, m.ValidationCode)
-}
-
-// GA4's reserved event names (web and app) that senders may not use.
-var reservedEventNames = map[string]bool{
-	"ad_activeview": true, "ad_click": true, "ad_exposure": true, "ad_query": true, "ad_reward": true,
-	"adunit_exposure": true, "app_background": true, "app_clear_data": true, "app_exception": true,
-	"app_remove": true, "app_store_refund": true, "app_store_subscription_cancel": true,
-	"app_store_subscription_convert": true, "app_store_subscription_renew": true, "app_update": true,
-	"app_upgrade": true, "dynamic_link_app_open": true, "dynamic_link_app_update": true,
-	"dynamic_link_first_open": true, "error": true, "first_open": true, "first_visit": true,
-	"in_app_purchase": true, "notification_dismiss": true, "notification_foreground": true,
-	"notification_open": true, "notification_receive": true, "os_update": true, "session_start": true,
-	"session_start_with_rollout": true, "user_engagement": true,
-}
-
-// GA4's reserved user property names.
-var reservedUserProps = map[string]bool{
-	"first_open_time": true, "first_visit_time": true, "last_deep_link_referrer": true,
-	"user_id": true, "first_open_after_install": true,
-}
-
-// reservedPrefix returns the GA4-reserved prefix name starts with, or "".
-func reservedPrefix(name string) string {
-	for _, p := range []string{"_", "firebase_", "ga_", "google_", "gtag."} {
-		if strings.HasPrefix(strings.ToLower(name), p) {
-			return p
-		}
-	}
-	return ""
-}
-
-// validName reports GA4's name pattern: a letter, then letters, digits and
-// underscores.
-func validName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case i > 0 && (c == '_' || c >= '0' && c <= '9'):
-		default:
-			return false
-		}
-	}
-	return name != ""
 }
 
 // mpPayload is the Measurement Protocol JSON body. Fields GA4 defines that
@@ -245,17 +203,17 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 		return nil
 	}
 	if len(props) > maxUserProps {
-		add("user_properties", CodeExceededMaxEntites, "A maximum of %d user properties can be specified; got %d.", maxUserProps, len(props))
+		add("user_properties", CodeExceededMaxEntites, "A maximum of %d user properties can be specified; got %d (rule %s).", maxUserProps, len(props), rules.UserPropCount.Code)
 		return nil
 	}
 	out := make(map[string]string, len(props))
 	for _, name := range sortedKeys(props) {
 		path := "user_properties." + name
-		if !checkMPName(path, "User property", name, maxUserPropNameLen, add) {
+		if !checkMPName(path, "User property", name, rules.UserPropName, add) {
 			continue
 		}
-		if reservedUserProps[name] {
-			add(path, CodeNameReserved, "User property name %s is reserved.", quote(name))
+		if rules.ReservedUserProp(name) {
+			add(path, CodeNameReserved, "User property name %s is reserved (rule %s).", quote(name), rules.NameReserved.Code)
 			continue
 		}
 		var v struct {
@@ -269,9 +227,9 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 		switch {
 		case !ok:
 			add(path+".value", CodeValueInvalid, "User property value must be a string or a number.")
-		case isText && utf8.RuneCountInString(s) > maxUserPropValueLen:
-			add(path+".value", CodeValueOutOfBounds, "User property value has %d characters; the limit is %d.",
-				utf8.RuneCountInString(s), maxUserPropValueLen)
+		case isText && rules.UserPropValue(path+".value", s) != nil:
+			add(path+".value", CodeValueOutOfBounds, "User property value has %d characters; the limit is %d (rule %s).",
+				utf8.RuneCountInString(s), rules.MaxUserPropValueLen, rules.UserPropValueLength.Code)
 		default:
 			out[name] = s
 		}
@@ -296,20 +254,20 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 	}
 	switch {
 	case ev.Name == nil || *ev.Name == "":
-		addE(path+".name", CodeValueRequired, "Event at index %d has no name.", i)
-	case checkMPName(path+".name", "Event", *ev.Name, maxEventNameLen, addE):
-		if reservedEventNames[*ev.Name] {
-			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s.", i, quote(*ev.Name))
+		addE(path+".name", CodeValueRequired, "Event at index %d has no name (rule %s).", i, rules.EventNameRequired.Code)
+	case checkMPName(path+".name", "Event", *ev.Name, rules.EventName, addE):
+		if rules.ReservedEventName(*ev.Name) {
+			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s (rule %s).", i, quote(*ev.Name), rules.NameReserved.Code)
 		}
 		h.Name = *ev.Name
 	}
 	if len(ev.Params) > maxEventParams {
-		addE(path+".params", CodeExceededMaxEntites, "Event at index %d has %d params; the limit is %d.", i, len(ev.Params), maxEventParams)
+		addE(path+".params", CodeExceededMaxEntites, "Event at index %d has %d params; the limit is %d (rule %s).", i, len(ev.Params), maxEventParams, rules.ParamCount.Code)
 		return false
 	}
 	for _, name := range sortedKeys(ev.Params) {
 		ppath := path + ".params." + name
-		if !checkMPName(ppath, "Parameter", name, maxParamNameLen, addE) {
+		if !checkMPName(ppath, "Parameter", name, rules.ParamName, addE) {
 			continue
 		}
 		val := ev.Params[name]
@@ -325,9 +283,12 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 			addE(ppath, CodeValueInvalid, "Parameter value must be a string, number or boolean.")
 			continue
 		}
-		if isText && utf8.RuneCountInString(s) > maxParamValueLen && name != "page_location" && name != "page_referrer" {
-			addE(ppath, CodeValueOutOfBounds, "Parameter value has %d characters; the limit is %d.", utf8.RuneCountInString(s), maxParamValueLen)
-			continue
+		if isText && name != "page_location" && name != "page_referrer" && name != "page_title" {
+			if v := rules.ParamValue(ppath, s); v != nil {
+				addE(ppath, v.Rule.GA4, "Parameter value has %d characters; the limit is %d (rule %s).",
+					utf8.RuneCountInString(s), v.Rule.Limit, v.Rule.Code)
+				continue
+			}
 		}
 		if !mpSpecialParam(h, name, s, ppath, addE) {
 			continue
@@ -379,18 +340,24 @@ func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format st
 	return false
 }
 
-// checkMPName checks a name's length, pattern and reserved prefixes.
-func checkMPName(path, what, name string, limit int, add func(path, code, format string, args ...any)) bool {
-	if n := utf8.RuneCountInString(name); n > limit {
-		add(path, CodeValueOutOfBounds, "%s name %s has %d characters; the limit is %d.", what, quote(name), n, limit)
+// checkMPName checks a name's rules (check: rules.EventName, ParamName or
+// UserPropName), pattern and reserved prefixes.
+func checkMPName(path, what, name string, check func(field, name string) *rules.Violation, add func(path, code, format string, args ...any)) bool {
+	if v := check(path, name); v != nil {
+		if v.Rule.Limit > 0 {
+			add(path, v.Rule.GA4, "%s name %s has %d characters; the limit is %d (rule %s).",
+				what, quote(name), utf8.RuneCountInString(name), v.Rule.Limit, v.Rule.Code)
+		} else {
+			add(path, v.Rule.GA4, "%s name %s: %s.", what, quote(name), v.Reason())
+		}
 		return false
 	}
-	if p := reservedPrefix(name); p != "" {
-		add(path, CodeNameReserved, "%s name %s starts with the reserved prefix %s.", what, quote(name), quote(p))
+	if p := rules.ReservedPrefix(name); p != "" {
+		add(path, CodeNameReserved, "%s name %s starts with the reserved prefix %s (rule %s).", what, quote(name), quote(p), rules.NameReserved.Code)
 		return false
 	}
-	if !validName(name) {
-		add(path, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores.", what, quote(name))
+	if !rules.ValidName(name) {
+		add(path, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores (rule %s).", what, quote(name), rules.NamePattern.Code)
 		return false
 	}
 	return true

@@ -156,17 +156,17 @@ func TestMPRefusals(t *testing.T) {
 	f("measurement_id=G-OTHER&api_secret="+testSecret, "good.json", 400,
 		`measurement_id: Unknown measurement_id "G-OTHER": no site with it is configured on this agent. (VALUE_INVALID)`)
 	f(mpQuery, "reserved.json", 400,
-		`user_properties.first_open_time: User property name "first_open_time" is reserved. (NAME_RESERVED)`,
-		`events[0].name: Event at index 0 has reserved name "session_start". (NAME_RESERVED)`,
-		`events[1].name: Event name "_private" starts with the reserved prefix "_". (NAME_RESERVED)`,
-		`events[2].params.firebase_x: Parameter name "firebase_x" starts with the reserved prefix "firebase_". (NAME_RESERVED)`,
-		`events[2].params.ga_session_number: Parameter name "ga_session_number" starts with the reserved prefix "ga_". (NAME_RESERVED)`,
-		`events[3].name: Event name "9lives" must start with a letter and hold only letters, digits and underscores. (NAME_INVALID)`)
+		`user_properties.first_open_time: User property name "first_open_time" is reserved (rule name_reserved). (NAME_RESERVED)`,
+		`events[0].name: Event at index 0 has reserved name "session_start" (rule name_reserved). (NAME_RESERVED)`,
+		`events[1].name: Event name "_private" starts with the reserved prefix "_" (rule name_reserved). (NAME_RESERVED)`,
+		`events[2].params.firebase_x: Parameter name "firebase_x" starts with the reserved prefix "firebase_" (rule name_reserved). (NAME_RESERVED)`,
+		`events[2].params.ga_session_number: Parameter name "ga_session_number" starts with the reserved prefix "ga_" (rule name_reserved). (NAME_RESERVED)`,
+		`events[3].name: Event name "9lives" must start with a letter and hold only letters, digits and underscores (rule name_pattern). (NAME_INVALID)`)
 	f(mpQuery, "long_values.json", 400,
-		`user_properties.tier.value: User property value has 37 characters; the limit is 36. (VALUE_OUT_OF_BOUNDS)`,
-		`events[0].name: Event name "`+strings.Repeat("e", 41)+`" has 41 characters; the limit is 40. (VALUE_OUT_OF_BOUNDS)`,
-		`events[1].params.`+strings.Repeat("p", 41)+`: Parameter name "`+strings.Repeat("p", 41)+`" has 41 characters; the limit is 40. (VALUE_OUT_OF_BOUNDS)`,
-		`events[1].params.term: Parameter value has 101 characters; the limit is 100. (VALUE_OUT_OF_BOUNDS)`)
+		`user_properties.tier.value: User property value has 37 characters; the limit is 36 (rule user_property_value_length). (VALUE_OUT_OF_BOUNDS)`,
+		`events[0].name: Event name "`+strings.Repeat("e", 41)+`" has 41 characters; the limit is 40 (rule event_name_length). (VALUE_OUT_OF_BOUNDS)`,
+		`events[1].params.`+strings.Repeat("p", 41)+`: Parameter name "`+strings.Repeat("p", 41)+`" has 41 characters; the limit is 40 (rule param_name_length). (VALUE_OUT_OF_BOUNDS)`,
+		`events[1].params.term: Parameter value has 101 characters; the limit is 100 (rule param_value_length). (VALUE_OUT_OF_BOUNDS)`)
 }
 
 func TestMPDebugValidationMessages(t *testing.T) {
@@ -202,10 +202,10 @@ func TestMPDebugValidationMessages(t *testing.T) {
 	// Every broken rule is listed, the secret's too.
 	f("measurement_id="+testTID+"&api_secret=nope", "long_values.json",
 		ValidationMessage{"api_secret", "The api_secret does not match the site's Measurement Protocol secret (printed by `avila site create`).", "VALUE_INVALID"},
-		ValidationMessage{"user_properties.tier.value", "User property value has 37 characters; the limit is 36.", "VALUE_OUT_OF_BOUNDS"},
-		ValidationMessage{"events[0].name", `Event name "` + strings.Repeat("e", 41) + `" has 41 characters; the limit is 40.`, "VALUE_OUT_OF_BOUNDS"},
-		ValidationMessage{"events[1].params." + strings.Repeat("p", 41), `Parameter name "` + strings.Repeat("p", 41) + `" has 41 characters; the limit is 40.`, "VALUE_OUT_OF_BOUNDS"},
-		ValidationMessage{"events[1].params.term", "Parameter value has 101 characters; the limit is 100.", "VALUE_OUT_OF_BOUNDS"})
+		ValidationMessage{"user_properties.tier.value", "User property value has 37 characters; the limit is 36 (rule user_property_value_length).", "VALUE_OUT_OF_BOUNDS"},
+		ValidationMessage{"events[0].name", `Event name "` + strings.Repeat("e", 41) + `" has 41 characters; the limit is 40 (rule event_name_length).`, "VALUE_OUT_OF_BOUNDS"},
+		ValidationMessage{"events[1].params." + strings.Repeat("p", 41), `Parameter name "` + strings.Repeat("p", 41) + `" has 41 characters; the limit is 40 (rule param_name_length).`, "VALUE_OUT_OF_BOUNDS"},
+		ValidationMessage{"events[1].params.term", "Parameter value has 101 characters; the limit is 100 (rule param_value_length).", "VALUE_OUT_OF_BOUNDS"})
 }
 
 func TestParseMPRules(t *testing.T) {
@@ -326,12 +326,12 @@ func TestMPAnswersLikeGA4(t *testing.T) {
 	f(mpQuery, "good.json", []string{"page_view /cart?utm_source=news", "purchase "}, map[string]int{}, "")
 	f(mpQuery, "mixed.json", []string{"page_view /a", "purchase /b"},
 		map[string]int{"name_reserved": 1, "value_out_of_bounds": 1},
-		`dropped 2 of 4 events; first rule broken: events[1].name: Event at index 1 has reserved name "session_start". (NAME_RESERVED)`)
+		`dropped 2 of 4 events; first rule broken: events[1].name: Event at index 1 has reserved name "session_start" (rule name_reserved). (NAME_RESERVED)`)
 	f(mpQuery, "bad_json.json", nil, map[string]int{"value_invalid": 1}, "dropped 1 of 1 events; first rule broken: Unable to parse")
 	f(mpQuery, "too_many_events.json", nil, map[string]int{"exceeded_max_entities": 1},
 		"dropped 1 of 1 events; first rule broken: events: A maximum of 25 events")
 	f(mpQuery, "reserved.json", nil, map[string]int{"name_reserved": 1},
-		`dropped 1 of 1 events; first rule broken: user_properties.first_open_time: User property name "first_open_time" is reserved.`)
+		`dropped 1 of 1 events; first rule broken: user_properties.first_open_time: User property name "first_open_time" is reserved (rule name_reserved).`)
 	f("measurement_id="+testTID+"&api_secret=wrong", "good.json", nil, map[string]int{"api_secret": 2},
 		"dropped 2 of 2 events; first rule broken: api_secret: The api_secret does not match")
 	f("measurement_id="+testTID, "good.json", nil, map[string]int{"api_secret": 2},

@@ -9,18 +9,16 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
-// GA4 limits a gtag.js hit is checked against; breaking one is a 400 that
-// names the rule.
+// GA4 limits a hit is checked against are protocol/rules'; breaking one
+// of its refusals is a 400 that names the rule.
 const (
-	maxEventNameLen     = 40  // characters
-	maxEventParams      = 25  // ep.* and epn.* together
-	maxParamNameLen     = 40  // characters
-	maxParamValueLen    = 100 // characters
-	maxUserProps        = 25  // up.* and upn.* together
-	maxUserPropNameLen  = 24  // characters
-	maxUserPropValueLen = 36  // characters
+	maxEventParams      = rules.MaxEventParams // ep.* and epn.* together
+	maxUserProps        = rules.MaxUserProps   // up.* and upn.* together
+	maxUserPropValueLen = rules.MaxUserPropValueLen
 )
 
 // Hit is one gtag.js event as sent, before privacy and enrichment. Only
@@ -87,6 +85,7 @@ type ParamError struct {
 	Line   int    // 1-based line of the body; 0 for the query string alone
 	Param  string // e.g. "sid", "epn.value"
 	Reason string
+	Rule   *rules.Rule // the protocol/rules rule broken; nil for a rule of the wire format
 }
 
 func (e *ParamError) Error() string {
@@ -190,11 +189,8 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 		return h, &ParamError{Param: "tid", Reason: "missing measurement id (G-…)"}
 	}
 	h.Name = get("en")
-	switch n := utf8.RuneCountInString(h.Name); {
-	case n == 0:
-		return h, &ParamError{Param: "en", Reason: "missing event name"}
-	case n > maxEventNameLen:
-		return h, &ParamError{Param: "en", Reason: fmt.Sprintf("event name has %d characters, GA4 allows %d", n, maxEventNameLen)}
+	if v := rules.EventName("en", h.Name); v != nil {
+		return h, ruleError(v)
 	}
 	h.ClientID, h.UserID = get("cid"), get("uid")
 	h.Page, h.Referrer, h.Title = get("dl"), get("dr"), get("dt")
@@ -249,14 +245,14 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 		case "ep", "epn":
 			events++
 			if events > maxEventParams {
-				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d event parameters (ep.*, epn.*), GA4's limit", maxEventParams)}
+				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d event parameters (ep.*, epn.*), GA4's limit (rule %s)", maxEventParams, rules.ParamCount.Code)}
 			}
-			if err := checkName(k, name, maxParamNameLen); err != nil {
-				return err
+			if v := rules.ParamName(k, name); v != nil {
+				return ruleError(v)
 			}
 			if prefix == "ep" {
-				if err := checkValue(k, val, maxParamValueLen); err != nil {
-					return err
+				if v := rules.ParamValue(k, val); v != nil {
+					return ruleError(v)
 				}
 				if h.Params == nil {
 					h.Params = map[string]string{}
@@ -275,10 +271,10 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 		case "up", "upn":
 			users++
 			if users > maxUserProps {
-				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d user properties (up.*, upn.*), GA4's limit", maxUserProps)}
+				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d user properties (up.*, upn.*), GA4's limit (rule %s)", maxUserProps, rules.UserPropCount.Code)}
 			}
-			if err := checkName(k, name, maxUserPropNameLen); err != nil {
-				return err
+			if v := rules.UserPropName(k, name); v != nil {
+				return ruleError(v)
 			}
 			if prefix == "upn" {
 				f, err := number(k, val)
@@ -286,8 +282,8 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 					return err
 				}
 				val = strconv.FormatFloat(f, 'g', -1, 64)
-			} else if err := checkValue(k, val, maxUserPropValueLen); err != nil {
-				return err
+			} else if v := rules.UserPropValue(k, val); v != nil {
+				return ruleError(v)
 			}
 			if h.UserProps == nil {
 				h.UserProps = map[string]string{}
@@ -298,21 +294,24 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 	return nil
 }
 
-func checkName(param, name string, limit int) *ParamError {
-	switch n := utf8.RuneCountInString(name); {
-	case n == 0:
-		return &ParamError{Param: param, Reason: "empty parameter name"}
-	case n > limit:
-		return &ParamError{Param: param, Reason: fmt.Sprintf("name has %d characters, GA4 allows %d", n, limit)}
-	}
-	return nil
+// ruleError is a refusal by one of protocol/rules' rules.
+func ruleError(v *rules.Violation) *ParamError {
+	return &ParamError{Param: fieldName(v.Field), Reason: v.Reason(), Rule: v.Rule}
 }
 
-func checkValue(param, val string, limit int) *ParamError {
-	if n := utf8.RuneCountInString(val); n > limit {
-		return &ParamError{Param: param, Reason: fmt.Sprintf("value has %d characters, GA4 allows %d", n, limit)}
+// fieldName is a parameter's name for a message: as sent when it is short
+// printable ASCII, else quoted and cut short, so an answer never holds
+// invalid UTF-8, control characters or a long input.
+func fieldName(s string) string {
+	if len(s) > 64 {
+		return quote(s)
 	}
-	return nil
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return quote(s)
+		}
+	}
+	return s
 }
 
 // number parses a finite decimal number.

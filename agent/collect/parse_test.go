@@ -76,7 +76,7 @@ func TestParseGtagErrors(t *testing.T) {
 	}
 	const ok = "tid=G-A&en=e"
 	f("en=page_view", "", "tid: missing measurement id (G-…)")
-	f("tid=G-A", "", "en: missing event name")
+	f("tid=G-A", "", "en: missing event name (rule event_name_required)")
 	f("v=1&"+ok, "", `v: protocol version "1" is not supported, want 2`)
 	f("v&"+ok, "", `v: protocol version "" is not supported, want 2`)
 	f(ok+"&sid=abc", "", `sid: want a non-negative integer, got "abc"`)
@@ -89,16 +89,18 @@ func TestParseGtagErrors(t *testing.T) {
 	f(ok+"&epn.value=NaN", "", `epn.value: not a number: "NaN"`)
 	f(ok+"&epn.value=1e999", "", `epn.value: not a number: "1e999"`)
 	f(ok+"&upn.age=old", "", `upn.age: not a number: "old"`)
-	f(ok+"&ep.=x", "", "ep.: empty parameter name")
-	f("tid=G-A&en="+strings.Repeat("e", 41), "", "en: event name has 41 characters, GA4 allows 40")
-	f(ok+"&ep.k="+strings.Repeat("v", 101), "", "ep.k: value has 101 characters, GA4 allows 100")
-	f(ok+"&ep."+strings.Repeat("k", 41)+"=v", "", "ep."+strings.Repeat("k", 41)+": name has 41 characters, GA4 allows 40")
-	f(ok+"&up.plan="+strings.Repeat("p", 37), "", "up.plan: value has 37 characters, GA4 allows 36")
+	f(ok+"&ep.=x", "", "ep.: empty parameter name (rule param_name_required)")
+	f("tid=G-A&en="+strings.Repeat("e", 41), "", "en: event name has 41 characters, GA4 allows 40 (rule event_name_length)")
+	f(ok+"&ep.k="+strings.Repeat("v", 101), "", "ep.k: value has 101 characters, GA4 allows 100 (rule param_value_length)")
+	f(ok+"&ep."+strings.Repeat("k", 41)+"=v", "", "ep."+strings.Repeat("k", 41)+": parameter name has 41 characters, GA4 allows 40 (rule param_name_length)")
+	f(ok+"&up.plan="+strings.Repeat("p", 37), "", "up.plan: value has 37 characters, GA4 allows 36 (rule user_property_value_length)")
+	f(ok+"&ep.a%00b=x", "", `"ep.a\x00b": parameter name contains a NUL character (rule name_encoding)`)
+	f("tid=G-A&en=a%FFb", "", "en: event name is not valid UTF-8 (rule name_encoding)")
 	f(ok+"&a=%zz", "", `query string: bad percent-escape "%zz"`)
 	f(ok+"&a=1;b=2", "", "query string: semicolon separator; parameters must be separated by &")
 	f("tid=G-A", "en=a\nen=b&sid=x", `event on body line 2: sid: want a non-negative integer, got "x"`)
 	f("tid=G-A", "en=a\n\nen=%zz", `event on body line 3: event line: bad percent-escape "%zz"`)
-	f("tid=G-A", "sid=1", "event on body line 1: en: missing event name")
+	f("tid=G-A", "sid=1", "event on body line 1: en: missing event name (rule event_name_required)")
 	// A long bad value is cut short in the message.
 	f(ok+"&sid="+strings.Repeat("9", 200), "", `sid: want a non-negative integer, got "`+strings.Repeat("9", 64)+`"…`)
 

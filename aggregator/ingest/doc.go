@@ -1,8 +1,11 @@
 // Package ingest is the aggregator's side of the agent protocol: it
 // implements protocol.Handler over the PostgreSQL store.
 //
-// A batch is decoded, each event is validated on its own (an invalid event
-// becomes a dead letter with its reason and never sinks its batch), and the
+// A batch is decoded, each event is checked on its own with protocol/rules,
+// the same rules agents apply before they answer (an invalid event becomes a
+// dead letter naming its rule, counted in analytics_dead_letters_total, and
+// never sinks its batch; since agents refuse or repair first, a dead letter
+// means a bug, and Replay stores it once fixed), and the
 // rest is committed with the batch key by storage/postgres.Store.WriteBatch.
 // The answer tells the agent what to do next:
 //   - AckOK: stored now or before (Duplicate); the agent may delete the batch.

@@ -141,7 +141,7 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
 	defer cancel()
-	good, dead, err := h.validate(ctx, b.Events)
+	good, dead, broken, err := h.validate(ctx, b.Events)
 	if err != nil {
 		return h.retry(b, err), b
 	}
@@ -149,6 +149,11 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	res, err := h.store.WriteBatch(ctx, agent, b.Seq, good, dead)
 	if err != nil {
 		return h.retry(b, err), b
+	}
+	if !res.Duplicate {
+		for _, rule := range broken {
+			h.opts.Metrics.deadLetter(rule)
+		}
 	}
 	if h.opts.Stored != nil {
 		h.opts.Stored(agent, res.Stored)

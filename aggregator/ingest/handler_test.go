@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -120,7 +123,7 @@ func TestHandleBatch(t *testing.T) {
 	if err := protocol.DecodeEvent(body, &back); err != nil || back.Visitor != 3 {
 		t.Errorf("dead letter body: %+v, %v", back, err)
 	}
-	if idx != 3 || reason != "event name is empty" {
+	if idx != 3 || reason != "name: missing event name (rule event_name_required)" {
 		t.Errorf("dead letter idx %d reason %q", idx, reason)
 	}
 
@@ -137,30 +140,40 @@ func TestHandleBatchDeadLetterReasons(t *testing.T) {
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	h := newHandler(s)
-	f := func(seq uint64, mutate func(e *protocol.Event), want string) {
+	f := func(seq uint64, mutate func(e *protocol.Event), rule, want string) {
 		t.Helper()
 		ev := events(site.ID, 2)
 		mutate(&ev[1])
+		before := counterValue(t, h.opts.Metrics.dead.WithLabelValues(rule))
 		ack := h.HandleBatch(ctx, wire(t, "agent-r", seq, ev), protocol.Peer{})
 		if ack.Status != protocol.AckOK || ack.Stored != 1 || ack.DeadLetters != 1 {
 			t.Fatalf("%s: %+v", want, ack)
+		}
+		if rule != "unknown_site" { // (a resend of which would wait for the site list)
+			// The resend finds the batch stored: its dead letter is counted once.
+			if ack := h.HandleBatch(ctx, wire(t, "agent-r", seq, ev), protocol.Peer{}); !ack.Duplicate {
+				t.Fatalf("%s: resend %+v, want a duplicate", want, ack)
+			}
+		}
+		if got := counterValue(t, h.opts.Metrics.dead.WithLabelValues(rule)) - before; got != 1 {
+			t.Errorf("analytics_dead_letters_total{rule=%q} grew by %v, want 1", rule, got)
 		}
 		var reason string
 		if err := s.Pool.QueryRow(ctx, "SELECT reason FROM dead_letters WHERE agent_id = 'agent-r' AND seq = $1", int64(seq)).Scan(&reason); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(reason, want) {
-			t.Errorf("reason %q lacks %q", reason, want)
+		if !strings.Contains(reason, want) || !strings.Contains(reason, "(rule "+rule+")") {
+			t.Errorf("reason %q lacks %q or the rule %s", reason, want, rule)
 		}
 	}
-	f(1, func(e *protocol.Event) { e.Site = 4242 }, "unknown site 4242")
-	f(2, func(e *protocol.Event) { e.Name = strings.Repeat("é", 41) }, "41 characters, limit 40")
-	f(3, func(e *protocol.Event) { e.TimeMicros = now0.Add(2 * time.Hour).UnixMicro() }, "ahead of the aggregator's clock")
-	f(4, func(e *protocol.Event) { e.TimeMicros = 0 }, "before 2000-01-01")
-	f(5, func(e *protocol.Event) { e.Path = "/" + strings.Repeat("a", 1000) }, "path is 1001 bytes")
-	f(6, func(e *protocol.Event) { e.Title = "bad \xff" }, "title is not valid UTF-8")
-	f(7, func(e *protocol.Event) { e.City = "a\x00b" }, "city contains a NUL byte")
-	f(8, func(e *protocol.Event) { e.Params = map[string]string{"k": strings.Repeat("v", 1001)} }, "1001 bytes")
+	f(1, func(e *protocol.Event) { e.Site = 4242 }, "unknown_site", "unknown site 4242")
+	f(2, func(e *protocol.Event) { e.Name = strings.Repeat("é", 41) }, "event_name_length", "41 characters, GA4 allows 40")
+	f(3, func(e *protocol.Event) { e.TimeMicros = now0.Add(2 * time.Hour).UnixMicro() }, "event_time", "ahead of the aggregator's clock")
+	f(4, func(e *protocol.Event) { e.TimeMicros = 0 }, "event_time", "before 2000-01-01")
+	f(5, func(e *protocol.Event) { e.Path = "/" + strings.Repeat("a", 1000) }, "page_location_length", "path: 1001 characters")
+	f(6, func(e *protocol.Event) { e.Title = "bad \xff" }, "invalid_utf8", "title: not valid UTF-8")
+	f(7, func(e *protocol.Event) { e.City = "a\x00b" }, "nul_byte", "city: contains a NUL character")
+	f(8, func(e *protocol.Event) { e.Params = map[string]string{"k": strings.Repeat("v", 101)} }, "param_value_length", "101 characters")
 }
 
 func TestHandleConfig(t *testing.T) {
@@ -303,4 +316,13 @@ func (p *proxy) stop() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

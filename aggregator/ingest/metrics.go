@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // Outcomes of analytics_events_processed_total.
@@ -21,6 +22,7 @@ type Metrics struct {
 	processed *prometheus.CounterVec // outcome
 	batches   *prometheus.CounterVec // status: the ack answered
 	writes    prometheus.Counter
+	dead      *prometheus.CounterVec // rule: protocol/rules codes and unknown_site
 }
 
 // NewMetrics creates the ingest metrics and registers them on reg; a nil reg
@@ -39,7 +41,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "analytics_storage_writes_total",
 			Help: "Batch transactions committed to PostgreSQL (one per batch that was not a duplicate).",
 		}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "analytics_dead_letters_total",
+			Help: "Events written to dead_letters, by the rule they broke (protocol/rules codes, unknown_site). Agents apply the same rules before they answer, so any increase is a bug: see `avila dead-letters list`.",
+		}, []string{"rule"}),
 	}
+	for _, r := range rules.All {
+		m.dead.WithLabelValues(r.Code)
+	}
+	m.dead.WithLabelValues(ruleUnknownSite)
 	for _, o := range []string{outcomeStored, outcomeDuplicate, outcomeDeadLetter} {
 		m.processed.WithLabelValues(o)
 	}
@@ -49,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.batches, m.writes} {
+	for _, c := range []prometheus.Collector{m.processed, m.batches, m.writes, m.dead} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
 		}
@@ -82,4 +92,9 @@ func (m *Metrics) ack(a protocol.Ack, events int) {
 	m.writes.Inc()
 	m.processed.WithLabelValues(outcomeStored).Add(float64(a.Stored))
 	m.processed.WithLabelValues(outcomeDeadLetter).Add(float64(a.DeadLetters))
+}
+
+// deadLetter counts one event written to dead_letters for rule.
+func (m *Metrics) deadLetter(rule string) {
+	m.dead.WithLabelValues(rule).Inc()
 }

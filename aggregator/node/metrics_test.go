@@ -104,6 +104,8 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	}
 	f(3, "analytics_events_processed_total", "outcome", "stored")
 	f(1, "analytics_events_processed_total", "outcome", "dead_letter")
+	f(1, "analytics_dead_letters_total", "rule", "event_name_required") // once, though the batch came twice
+	f(0, "analytics_dead_letters_total", "rule", "page_title_length")
 	f(4, "analytics_events_processed_total", "outcome", "duplicate")
 	f(1, "analytics_storage_writes_total")
 	f(2, "analytics_ingest_batches_total", "status", "ok")

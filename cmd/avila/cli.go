@@ -60,6 +60,8 @@ func commands() []command {
 		clusterStatusCommand(),
 		reportCommand(),
 		importCommand(),
+		deadLettersListCommand(),
+		deadLettersReplayCommand(),
 	}
 }
 
@@ -168,7 +170,7 @@ func (c *cli) help(args []string) int {
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: avila <command> [flags]\n\nCommands:\n")
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, firstLine(cmd.summary))
+		fmt.Fprintf(w, "  %-19s %s\n", cmd.name, firstLine(cmd.summary))
 	}
 	fmt.Fprint(w, "\nRun 'avila help <command>' for its flags. Every flag has an AVILA_<FLAG> environment\n"+
 		"fallback (--data-dir: AVILA_DATA_DIR); --database-url also falls back to DATABASE_URL.\n")

@@ -1,0 +1,244 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// MinEventTime: earlier event times are clock garbage (and would create
+// ancient partitions).
+var MinEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Violation is a broken rule: which, where, and what was found.
+type Violation struct {
+	Rule   *Rule
+	Field  string // the event field or wire parameter, e.g. "title", "param \"plan\""
+	Detail string // what was found, for people; never echoes a long input
+}
+
+// Reason is the detail followed by the rule's code, for 4xx answers.
+func (v *Violation) Reason() string { return v.Detail + " (rule " + v.Rule.Code + ")" }
+
+func (v *Violation) Error() string { return v.Field + ": " + v.Reason() }
+
+func violation(r *Rule, field, format string, args ...any) *Violation {
+	return &Violation{Rule: r, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// text is one text field of an Event with its limits.
+type text struct {
+	name  string
+	s     *string
+	limit int   // characters
+	rule  *Rule // the length rule
+}
+
+// texts lists e's text fields. The array lives on the caller's stack.
+func texts(e *protocol.Event) [13]text {
+	return [13]text{
+		{"path", &e.Path, MaxPageLocationLen, PageLocationLength},
+		{"referrer", &e.Referrer, MaxPageReferrerLen, PageReferrerLength},
+		{"title", &e.Title, MaxPageTitleLen, PageTitleLength},
+		{"host", &e.Host, MaxHostLen, HostLength},
+		{"language", &e.Language, MaxShortLen, FieldLength},
+		{"screen", &e.Screen, MaxShortLen, FieldLength},
+		{"country", &e.Country, MaxShortLen, FieldLength},
+		{"region", &e.Region, MaxShortLen, FieldLength},
+		{"city", &e.City, MaxShortLen, FieldLength},
+		{"browser", &e.Browser, MaxShortLen, FieldLength},
+		{"browser version", &e.BrowserVer, MaxShortLen, FieldLength},
+		{"os", &e.OS, MaxShortLen, FieldLength},
+		{"device", &e.Device, MaxShortLen, FieldLength},
+	}
+}
+
+// Check returns the first rule e breaks, or nil. It is the aggregator's
+// guard; the agent calls it (through Repair) before it answers, so an event
+// it accepted always passes. Event time against a clock is CheckTime's.
+func Check(e *protocol.Event) *Violation {
+	if v := checkEvent(e); v != nil {
+		return v
+	}
+	for _, f := range texts(e) {
+		if r := textRule(*f.s, f.limit, f.rule); r != nil {
+			return textViolation(r, f.name, *f.s, f.limit)
+		}
+	}
+	for k, v := range e.Params {
+		if r := textRule(v, MaxParamValueLen, ParamValueLength); r != nil {
+			return textViolation(r, "param "+quote(k), v, MaxParamValueLen)
+		}
+	}
+	for k, v := range e.UserProps {
+		if r := textRule(v, MaxUserPropValueLen, UserPropValueLength); r != nil {
+			return textViolation(r, "user property "+quote(k), v, MaxUserPropValueLen)
+		}
+	}
+	return nil
+}
+
+// checkEvent checks what Repair cannot fix: names, counts, numbers, time.
+func checkEvent(e *protocol.Event) *Violation {
+	if v := EventName("name", e.Name); v != nil {
+		return v
+	}
+	if t := time.UnixMicro(e.TimeMicros); t.Before(MinEventTime) {
+		return violation(EventTime, "time", "event time %s is before %s", t.UTC().Format(time.RFC3339), MinEventTime.Format(time.DateOnly))
+	}
+	if n := len(e.Params) + len(e.NumParams); n > MaxEventParams {
+		return violation(ParamCount, "params", "%d parameters, GA4 allows %d", n, MaxEventParams)
+	}
+	if n := len(e.UserProps); n > MaxUserProps {
+		return violation(UserPropCount, "user properties", "%d user properties, GA4 allows %d", n, MaxUserProps)
+	}
+	for k := range e.Params {
+		if v := ParamName("param", k); v != nil {
+			return v
+		}
+	}
+	for k, f := range e.NumParams {
+		if v := ParamName("param", k); v != nil {
+			return v
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return violation(ParamNumber, "param "+quote(k), "not a finite number")
+		}
+	}
+	for k := range e.UserProps {
+		if v := UserPropName("user property", k); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// CheckTime returns a violation when e's time is more than maxFuture ahead
+// of now; a clock check of the aggregator's, beside Check.
+func CheckTime(e *protocol.Event, now time.Time, maxFuture time.Duration) *Violation {
+	if t := time.UnixMicro(e.TimeMicros); t.After(now.Add(maxFuture)) {
+		return violation(EventTime, "time", "event time %s is more than %s ahead of the aggregator's clock", t.UTC().Format(time.RFC3339), maxFuture)
+	}
+	return nil
+}
+
+// EventName checks an event name as sent in field (en, name, n).
+func EventName(field, name string) *Violation {
+	if name == "" {
+		return violation(EventNameRequired, field, "missing event name")
+	}
+	return checkName(field, name, MaxEventNameLen, EventNameLength, "event name")
+}
+
+// ParamName checks an event parameter's name; field names where it was
+// sent (ep.x, params.x).
+func ParamName(field, name string) *Violation {
+	return checkName(field, name, MaxParamNameLen, ParamNameLength, "parameter name")
+}
+
+// UserPropName checks a user property's name.
+func UserPropName(field, name string) *Violation {
+	return checkName(field, name, MaxUserPropNameLen, UserPropNameLength, "user property name")
+}
+
+func checkName(field, name string, limit int, length *Rule, what string) *Violation {
+	if name == "" {
+		return violation(ParamNameRequired, field, "empty %s", what)
+	}
+	if !plain(name) {
+		if !utf8.ValidString(name) {
+			return violation(NameEncoding, field, "%s is not valid UTF-8", what)
+		}
+		if hasNUL(name) {
+			return violation(NameEncoding, field, "%s contains a NUL character", what)
+		}
+	}
+	if len(name) > limit { // only then can it have more than limit characters
+		if n := utf8.RuneCountInString(name); n > limit {
+			return violation(length, field, "%s has %d characters, GA4 allows %d", what, n, limit)
+		}
+	}
+	return nil
+}
+
+// ParamValue checks a parameter's text value as sent (GA4 refuses longer
+// ones). Invalid UTF-8 and NUL are Repair's.
+func ParamValue(field, v string) *Violation {
+	return valueLength(field, v, MaxParamValueLen, ParamValueLength)
+}
+
+// UserPropValue checks a user property's text value as sent.
+func UserPropValue(field, v string) *Violation {
+	return valueLength(field, v, MaxUserPropValueLen, UserPropValueLength)
+}
+
+func valueLength(field, v string, limit int, r *Rule) *Violation {
+	if len(v) <= limit {
+		return nil
+	}
+	if n := utf8.RuneCountInString(v); n > limit {
+		return violation(r, field, "value has %d characters, GA4 allows %d", n, limit)
+	}
+	return nil
+}
+
+// textRule returns the rule a text value breaks, or nil: hygiene first, then
+// its length in characters, then storage's byte bound. No allocation.
+func textRule(s string, limit int, length *Rule) *Rule {
+	if len(s) <= limit && plain(s) {
+		return nil // ASCII without NUL within limit bytes: the common case
+	}
+	switch {
+	case !utf8.ValidString(s):
+		return InvalidUTF8
+	case hasNUL(s):
+		return NulByte
+	case len(s) > limit && utf8.RuneCountInString(s) > limit:
+		return length
+	case len(s) > MaxTextBytes:
+		return TextBytes
+	}
+	return nil
+}
+
+func textViolation(r *Rule, field, s string, limit int) *Violation {
+	switch r {
+	case InvalidUTF8:
+		return violation(r, field, "not valid UTF-8")
+	case NulByte:
+		return violation(r, field, "contains a NUL character")
+	case TextBytes:
+		return violation(r, field, "%d bytes, limit %d", len(s), MaxTextBytes)
+	}
+	return violation(r, field, "%d characters, limit %d", utf8.RuneCountInString(s), limit)
+}
+
+// plain reports whether s is ASCII without NUL.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func hasNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// quote renders a name for a message, cut short.
+func quote(s string) string {
+	if len(s) > 48 {
+		s = truncateBytes(s, 48) + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}

@@ -1,0 +1,53 @@
+package rules
+
+import "strings"
+
+// GA4's reserved event names (web and app) that senders may not use.
+var reservedEventNames = map[string]bool{
+	"ad_activeview": true, "ad_click": true, "ad_exposure": true, "ad_query": true, "ad_reward": true,
+	"adunit_exposure": true, "app_background": true, "app_clear_data": true, "app_exception": true,
+	"app_remove": true, "app_store_refund": true, "app_store_subscription_cancel": true,
+	"app_store_subscription_convert": true, "app_store_subscription_renew": true, "app_update": true,
+	"app_upgrade": true, "dynamic_link_app_open": true, "dynamic_link_app_update": true,
+	"dynamic_link_first_open": true, "error": true, "first_open": true, "first_visit": true,
+	"in_app_purchase": true, "notification_dismiss": true, "notification_foreground": true,
+	"notification_open": true, "notification_receive": true, "os_update": true, "session_start": true,
+	"session_start_with_rollout": true, "user_engagement": true,
+}
+
+// GA4's reserved user property names.
+var reservedUserProps = map[string]bool{
+	"first_open_time": true, "first_visit_time": true, "last_deep_link_referrer": true,
+	"user_id": true, "first_open_after_install": true,
+}
+
+// ReservedPrefix returns the GA4-reserved prefix name starts with, or "".
+func ReservedPrefix(name string) string {
+	for _, p := range []string{"_", "firebase_", "ga_", "google_", "gtag."} {
+		if strings.HasPrefix(strings.ToLower(name), p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// ValidName reports GA4's name pattern: a letter, then letters, digits and
+// underscores.
+func ValidName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c == '_' || c >= '0' && c <= '9'):
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
+
+// ReservedEventName reports whether GA4 reserves an event name.
+func ReservedEventName(name string) bool { return reservedEventNames[name] }
+
+// ReservedUserProp reports whether GA4 reserves a user property name.
+func ReservedUserProp(name string) bool { return reservedUserProps[name] }

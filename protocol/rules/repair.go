@@ -1,0 +1,125 @@
+package rules
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// Repairs is the set of rules a Repair applied, one bit per rule of All.
+type Repairs uint32
+
+func (r *Repairs) add(rule *Rule) {
+	for i, x := range All {
+		if x == rule {
+			*r |= 1 << i
+			return
+		}
+	}
+}
+
+// Has reports whether rule was applied.
+func (r Repairs) Has(rule *Rule) bool {
+	for i, x := range All {
+		if x == rule {
+			return r&(1<<i) != 0
+		}
+	}
+	return false
+}
+
+// Each yields every rule applied, in All's order.
+func (r Repairs) Each(yield func(*Rule) bool) {
+	for i, x := range All {
+		if r&(1<<i) != 0 && !yield(x) {
+			return
+		}
+	}
+}
+
+// Codes lists the codes of the rules applied, comma-separated.
+func (r Repairs) Codes() string {
+	var b strings.Builder
+	for rule := range r.Each {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(rule.Code)
+	}
+	return b.String()
+}
+
+// Repair fixes what GA4 fixes in e's values, in place: invalid UTF-8 is
+// replaced with U+FFFD, NUL characters dropped, then text is cut to its limit
+// in characters and to MaxTextBytes. It returns the rules applied, and the
+// first rule e still breaks (names, counts, numbers, time: refusals), or
+// nil. When it returns nil, Check(e) is nil too. A valid event is not
+// changed and nothing is allocated.
+func Repair(e *protocol.Event) (Repairs, *Violation) {
+	if v := checkEvent(e); v != nil {
+		return 0, v
+	}
+	var done Repairs
+	for _, f := range texts(e) {
+		*f.s = repairText(*f.s, f.limit, f.rule, &done)
+	}
+	for k, v := range e.Params {
+		if nv := repairText(v, MaxParamValueLen, ParamValueLength, &done); len(nv) != len(v) || nv != v {
+			e.Params[k] = nv
+		}
+	}
+	for k, v := range e.UserProps {
+		if nv := repairText(v, MaxUserPropValueLen, UserPropValueLength, &done); len(nv) != len(v) || nv != v {
+			e.UserProps[k] = nv
+		}
+	}
+	return done, nil
+}
+
+// repairText returns s fixed to pass textRule, adding the rules applied.
+func repairText(s string, limit int, length *Rule, done *Repairs) string {
+	if textRule(s, limit, length) == nil {
+		return s
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		done.add(InvalidUTF8)
+	}
+	if hasNUL(s) {
+		s = strings.ReplaceAll(s, "\x00", "")
+		done.add(NulByte)
+	}
+	if len(s) > limit && utf8.RuneCountInString(s) > limit {
+		s = truncateRunes(s, limit)
+		done.add(length)
+	}
+	if len(s) > MaxTextBytes {
+		s = truncateBytes(s, MaxTextBytes)
+		done.add(TextBytes)
+	}
+	return s
+}
+
+// truncateRunes cuts valid UTF-8 s to at most n characters.
+func truncateRunes(s string, n int) string {
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}
+
+// truncateBytes cuts s to at most n bytes at a character boundary.
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
