@@ -15,6 +15,7 @@ import (
 	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 // DefaultBatchEvents is how many events a batch holds unless Options say
@@ -304,6 +305,11 @@ func (w *worker) event(line []byte) (protocol.Event, string) {
 	}
 	if r.opts.Enricher.Enrich(&e, ip, rec.UserAgent) {
 		return protocol.Event{}, SkipBot
+	}
+	// The edge's rules, as for a live hit: over-long paths and referrers
+	// are cut, broken text mended; what cannot be mended is skipped.
+	if _, v := rules.Repair(&e); v != nil {
+		return protocol.Event{}, SkipInvalid
 	}
 	return e, ""
 }

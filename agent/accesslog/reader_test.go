@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/avila-analytics/avila/agent/enrich"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/rules"
 )
 
 var testSite = &protocol.Site{ID: 7, MeasurementID: "G-TEST", Domains: []string{"shop.example"}, KeepParams: []string{"page"}}
@@ -260,5 +262,24 @@ func TestReaderKeepsLineOrderAcrossWorkers(t *testing.T) {
 	}
 	if i != lines || len(batches) != 6 || rd.Stats().Lines != lines {
 		t.Fatalf("%d events in %d batches from %d lines, want %d in 6", i, len(batches), rd.Stats().Lines, lines)
+	}
+}
+
+func TestReaderRepairsAsTheAgentDoes(t *testing.T) {
+	long := "/" + strings.Repeat("é", 1200)
+	bad := "/caf\xe9"
+	rd := newTestReader(t, logLine("203.0.113.9", long, 200, "-", uaFirefox, 0)+"\n"+
+		logLine("203.0.113.9", bad, 200, "-", uaFirefox, 1)+"\n", 1, nil)
+	b, _ := readAll(t, rd)
+	if len(b) != 1 || len(b[0]) != 2 {
+		t.Fatalf("batches %v, want both lines as events", lens(b))
+	}
+	for _, e := range b[0] {
+		if err := rules.Check(&e); err != nil {
+			t.Fatalf("event with path %q breaks the aggregator's guard: %v", e.Path, err)
+		}
+	}
+	if n := utf8.RuneCountInString(b[0][0].Path); n != 1000 {
+		t.Fatalf("an over-long path kept %d characters, want it cut to 1000", n)
 	}
 }
