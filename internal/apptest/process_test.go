@@ -22,10 +22,10 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "ready":
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM) // before the ready line: a stop may follow it at once
 		fmt.Fprintln(os.Stderr, "child starting")
 		fmt.Printf(`{"addr":"127.0.0.1:1","pid":%d}`+"\n", os.Getpid())
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM)
 		<-c
 		os.Exit(0)
 	case "fail":
