@@ -1,4 +1,4 @@
-package main
+package command
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestRunRefusesBadCertificateFiles(t *testing.T) {
 		t.Helper()
 		var stdout bytes.Buffer
 		args = append([]string{"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--ca", ca}, args...)
-		err := run(context.Background(), args, mapEnv(nil), &stdout, io.Discard)
+		err := Run(context.Background(), args, mapEnv(nil), &stdout, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("run %q: %v, want %q", args, err, want)
 		}
