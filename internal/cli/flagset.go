@@ -76,12 +76,23 @@ func (fs *FlagSet) Parse(args []string, env Env) error {
 				v = strings.TrimSpace(v)
 			}
 			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %s (it sets --%s)", name, v, want(f, serr), f.Name)
+				err = &EnvError{Var: name, Value: v, Flag: f.Name, Want: want(f, serr)}
 			}
 			return
 		}
 	})
 	return err
+}
+
+// EnvError is an environment variable whose value its flag refuses.
+type EnvError struct {
+	Var, Value string // the variable and its value
+	Flag       string // the flag it sets
+	Want       string // what the flag takes
+}
+
+func (e *EnvError) Error() string {
+	return fmt.Sprintf("%s=%q: %s (it sets --%s)", e.Var, e.Value, e.Want, e.Flag)
 }
 
 // PrintDefaults writes every flag's usage as flag.PrintDefaults does (a

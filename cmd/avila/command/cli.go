@@ -1,4 +1,4 @@
-package main
+package command
 
 import (
 	"context"
@@ -37,7 +37,7 @@ type command struct {
 	summary string
 	// flags declares the verb's flags on fs and returns the function that
 	// runs the verb once they are parsed.
-	flags func(c *cli, fs *flag.FlagSet) func(ctx context.Context) error
+	flags func(c *cli, fs *shared.FlagSet) func(ctx context.Context) error
 }
 
 // commands lists the verbs in the order usage shows them.
@@ -82,8 +82,7 @@ func (c *cli) run(args []string) int {
 	}
 	cmd, rest, ok := lookup(args)
 	if !ok {
-		fmt.Fprintf(c.stderr, "avila: unknown command %q\n\n", strings.Join(args[:min(len(args), 2)], " "))
-		c.usage(c.stderr)
+		c.unknown("avila", args)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -106,9 +105,13 @@ func (c *cli) run(args []string) int {
 func (c *cli) runCommand(ctx context.Context, cmd command, args []string) error {
 	fs := c.flagSet(cmd)
 	run := cmd.flags(c, fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := fs.Parse(args, c.lookupEnv); err != nil {
+		var envErr *shared.EnvError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
 			return nil // -h: the usage was asked for and printed
+		case errors.As(err, &envErr):
+			return usageError{envErr.Error()}
 		}
 		return errUsage // flag has printed the problem and the usage
 	}
@@ -120,8 +123,8 @@ func (c *cli) runCommand(ctx context.Context, cmd command, args []string) error 
 	return run(ctx)
 }
 
-func (c *cli) flagSet(cmd command) *flag.FlagSet {
-	fs := flag.NewFlagSet("avila "+cmd.name, flag.ContinueOnError)
+func (c *cli) flagSet(cmd command) *shared.FlagSet {
+	fs := shared.NewFlagSet("avila " + cmd.name)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: avila %s [flags]\n\n%s\n\nFlags:\n", cmd.name, cmd.summary)
@@ -142,7 +145,20 @@ func lookup(args []string) (command, []string, bool) {
 	return command{}, nil, false
 }
 
-// help prints usage: the verb list, or one verb's flags.
+// group returns the verbs whose name starts with the word group ("site":
+// site create, site list, site update); none when group is no verb's
+// first word or is a verb itself.
+func group(name string) []command {
+	var verbs []command
+	for _, cmd := range commands() {
+		if first, _, found := strings.Cut(cmd.name, " "); found && first == name {
+			verbs = append(verbs, cmd)
+		}
+	}
+	return verbs
+}
+
+// help prints usage: the verb list, a group's verbs, or one verb's flags.
 func (c *cli) help(args []string) int {
 	if len(args) == 0 {
 		c.usage(c.stdout)
@@ -150,8 +166,11 @@ func (c *cli) help(args []string) int {
 	}
 	cmd, rest, ok := lookup(args)
 	if !ok || len(rest) > 0 {
-		fmt.Fprintf(c.stderr, "avila help: unknown command %q\n\n", strings.Join(args, " "))
-		c.usage(c.stderr)
+		if verbs := group(args[0]); len(verbs) > 0 && len(args) == 1 {
+			c.groupUsage(c.stdout, args[0], verbs)
+			return exitOK
+		}
+		c.unknown("avila help", args)
 		return exitUsage
 	}
 	fs := c.flagSet(cmd)
@@ -161,16 +180,67 @@ func (c *cli) help(args []string) int {
 	return exitOK
 }
 
+// unknown reports a command line that names no verb, and lists the verbs of
+// the group it starts with, or all of them.
+func (c *cli) unknown(prefix string, args []string) {
+	if verbs := group(args[0]); len(verbs) > 0 {
+		if len(args) == 1 {
+			fmt.Fprintf(c.stderr, "%s: %q needs a verb\n\n", prefix, args[0])
+		} else {
+			fmt.Fprintf(c.stderr, "%s: unknown command %q\n\n", prefix, strings.Join(args[:2], " "))
+		}
+		c.groupUsage(c.stderr, args[0], verbs)
+		return
+	}
+	fmt.Fprintf(c.stderr, "%s: unknown command %q\n\n", prefix, args[0])
+	c.usage(c.stderr)
+}
+
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: avila <command> [flags]\n\nCommands:\n")
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, firstLine(cmd.summary))
+		fmt.Fprintf(w, "  %-14s %s\n", cmd.name, firstLine(cmd.summary))
 	}
-	fmt.Fprint(w, "\nRun 'avila help <command>' for its flags. Every flag has an AVILA_<FLAG> environment\n"+
-		"fallback (--data-dir: AVILA_DATA_DIR); --database-url also falls back to DATABASE_URL.\n")
+	fmt.Fprint(w, "\nRun 'avila help <command>' for its flags, 'avila help site' (or key, certs, cluster) for a group's\n"+
+		"commands. Every flag has an AVILA_<FLAG> environment fallback (--data-dir: AVILA_DATA_DIR);\n"+
+		"--database-url also falls back to DATABASE_URL.\n")
+}
+
+func (c *cli) groupUsage(w io.Writer, name string, verbs []command) {
+	fmt.Fprintf(w, "Usage: avila %s <command> [flags]\n\nCommands:\n", name)
+	for _, cmd := range verbs {
+		fmt.Fprintf(w, "  %-14s %s\n", cmd.name, firstLine(cmd.summary))
+	}
+	fmt.Fprintf(w, "\nRun 'avila help %s' for its flags.\n", verbs[0].name)
 }
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// Main runs the avila command line: args without the program name, env to
+// look up environment variables (os.LookupEnv). It returns the exit code.
+func Main(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	return newCLI(stdout, stderr, env).run(args)
+}
+
+// Verb is one avila verb with its flags declared, for documentation and
+// tests that enumerate flags without running anything.
+type Verb struct {
+	Name    string // e.g. "site create"
+	Summary string // what `avila help NAME` prints above the flags
+	Flags   *shared.FlagSet
+}
+
+// Verbs returns every verb in the order usage lists them.
+func Verbs() []Verb {
+	c := newCLI(io.Discard, io.Discard, func(string) (string, bool) { return "", false })
+	var out []Verb
+	for _, cmd := range commands() {
+		fs := c.flagSet(cmd)
+		cmd.flags(c, fs)
+		out = append(out, Verb{Name: cmd.name, Summary: cmd.summary, Flags: fs})
+	}
+	return out
 }

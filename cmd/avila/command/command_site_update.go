@@ -1,4 +1,4 @@
-package main
+package command
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -18,15 +19,15 @@ type sitePolicyFlags struct {
 	keep *[]string
 }
 
-func policyFlags(c *cli, fs *flag.FlagSet) sitePolicyFlags {
-	dnt := fs.String("dnt", c.env("DNT", ""),
+func policyFlags(c *cli, fs *shared.FlagSet) sitePolicyFlags {
+	dnt := fs.String("dnt", "",
 		"what a browser hit with DNT: 1 or Sec-GPC: 1 becomes on this site: drop, cookieless (recorded without\n"+
-			"cookie or user id) or ignore; empty leaves it to each agent's --dnt (env AVILA_DNT)")
+			"cookie or user id) or ignore; empty leaves it to each agent's --dnt")
 	var keep listFlag
-	_ = keep.Set(c.env("KEEP_PARAM", ""))
+	_ = keep.Set("")
 	fs.Var(&keep, "keep-param", "a page or referrer query parameter to keep beyond utm_* and gclid, e.g. page;\n"+
 		"repeat or separate with commas for several. Everything else is dropped at the agent, as it may carry\n"+
-		"personal data (env AVILA_KEEP_PARAM)")
+		"personal data")
 	return sitePolicyFlags{dnt: dnt, keep: (*[]string)(&keep)}
 }
 
@@ -35,9 +36,9 @@ func siteUpdateCommand() command {
 		name: "site update",
 		summary: "Change a site's edge policy (--dnt, --keep-param); flags not given keep their value.\n" +
 			"Agents apply it with their next config fetch, within seconds.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
-			property := fs.String("property", c.env("PROPERTY", ""), "property id of the site to change (see 'avila site list') (env AVILA_PROPERTY); required")
+			property := fs.String("property", "", "property id of the site to change (see 'avila site list'); required")
 			policy := policyFlags(c, fs)
 			return func(ctx context.Context) error {
 				if *property == "" {
@@ -49,9 +50,8 @@ func siteUpdateCommand() command {
 				}
 				given := map[string]bool{}
 				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-				_, dntEnv := c.lookupEnv("AVILA_DNT")
-				_, keepEnv := c.lookupEnv("AVILA_KEEP_PARAM")
-				if !given["dnt"] && !dntEnv && !given["keep-param"] && !keepEnv {
+				// given holds the flags set by the command line or the environment.
+				if !given["dnt"] && !given["keep-param"] {
 					return usagef("nothing to change: give --dnt or --keep-param")
 				}
 				store, _, err := open(ctx)
@@ -67,10 +67,10 @@ func siteUpdateCommand() command {
 					return explain(err)
 				}
 				p := site.Policy
-				if given["dnt"] || dntEnv {
+				if given["dnt"] {
 					p.DNT = *policy.dnt
 				}
-				if given["keep-param"] || keepEnv {
+				if given["keep-param"] {
 					p.KeepParams = *policy.keep
 				}
 				if site, err = store.SetSitePolicy(ctx, site.ID, p); err != nil {

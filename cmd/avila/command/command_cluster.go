@@ -1,26 +1,18 @@
-package main
+package command
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/node"
+	shared "github.com/avila-analytics/avila/internal/cli"
 )
-
-// isFlagSet reports whether name was given on the command line.
-func isFlagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
 
 // statusTimeout bounds the status request.
 const statusTimeout = 10 * time.Second
@@ -30,18 +22,10 @@ func clusterStatusCommand() command {
 		name: "cluster status",
 		summary: "Show the aggregator cluster as one node sees it: members, their state (alive, suspect, draining),\n" +
 			"load (batches per second) and the agents each heard from in the last minute.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			api := fs.String("api", c.env("API", "http://127.0.0.1:8080"), "any aggregator's API URL (its --listen-api) (env AVILA_API)")
-			jsonDef := c.env("JSON", "false")
-			asJSON := fs.Bool("json", false, "print the status as JSON, as GET /v1/cluster/status answers it (env AVILA_JSON)")
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
+			api := fs.String("api", "http://127.0.0.1:8080", "any aggregator's API URL (its --listen-api)")
+			asJSON := fs.Bool("json", false, "print the status as JSON, as GET /v1/cluster/status answers it")
 			return func(ctx context.Context) error {
-				if !isFlagSet(fs, "json") {
-					v, err := strconv.ParseBool(jsonDef)
-					if err != nil {
-						return usagef("AVILA_JSON=%q: want true or false", jsonDef)
-					}
-					*asJSON = v
-				}
 				st, raw, err := fetchStatus(ctx, *api)
 				if err != nil {
 					return err

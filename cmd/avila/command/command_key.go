@@ -1,14 +1,14 @@
-package main
+package command
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -17,10 +17,10 @@ func keyCreateCommand() command {
 		name: "key create",
 		summary: "Create an API key for the Data API and print it. It is shown this once: only its hash is stored.\n" +
 			"Send it as 'Authorization: Bearer <key>'.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			props := propertiesFlag(c, fs, "property id the key may read")
-			name := fs.String("name", c.env("NAME", ""), "a label to tell keys apart in 'avila key list' (env AVILA_NAME)")
+			name := fs.String("name", "", "a label to tell keys apart in 'avila key list'")
 			return func(ctx context.Context) error {
 				ids, err := propertyIDs(*props)
 				if err != nil {
@@ -48,10 +48,10 @@ func keyCreateCommand() command {
 
 // propertiesFlag defines the --property flag (AVILA_PROPERTY) of a verb
 // that takes one or more property ids; what says what they are for.
-func propertiesFlag(c *cli, fs *flag.FlagSet, what string) *listFlag {
+func propertiesFlag(c *cli, fs *shared.FlagSet, what string) *listFlag {
 	var props listFlag
-	_ = props.Set(c.env("PROPERTY", ""))
-	fs.Var(&props, "property", what+"; repeat or separate with commas for several (env AVILA_PROPERTY); required")
+	_ = props.Set("")
+	fs.Var(&props, "property", what+"; repeat or separate with commas for several; required")
 	return &props
 }
 
@@ -76,7 +76,7 @@ func keyListCommand() command {
 	return command{
 		name:    "key list",
 		summary: "List the API keys (their prefixes, never the keys), revoked ones included.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			return func(ctx context.Context) error {
 				store, _, err := open(ctx)
@@ -112,9 +112,9 @@ func keyRevokeCommand() command {
 	return command{
 		name:    "key revoke",
 		summary: "Revoke an API key: its requests are refused from now on.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
-			id := fs.String("id", c.env("ID", ""), "the key's id as 'avila key list' shows it (avk_ and 8 characters), or the whole key (env AVILA_ID); required")
+			id := fs.String("id", "", "the key's id as 'avila key list' shows it (avk_ and 8 characters), or the whole key; required")
 			return func(ctx context.Context) error {
 				if *id == "" {
 					return usagef("--id is required (see 'avila key list')")

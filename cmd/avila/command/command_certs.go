@@ -1,12 +1,12 @@
-package main
+package command
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strconv"
 	"time"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -18,8 +18,8 @@ func certsInitCommand() command {
 		name: "certs init",
 		summary: "Make the private CA that agents and aggregators trust for mutual TLS, in --dir (ca.pem, and ca-key.pem\n" +
 			"readable only by you). Give ca.pem to every agent (--ca) and aggregator (--tls-client-ca); keep ca-key.pem safe.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dir := fs.String("dir", c.env("DIR", defaultCertsDir), "directory for the CA and issued certificates (env AVILA_DIR)")
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
+			dir := fs.String("dir", defaultCertsDir, "directory for the CA and issued certificates")
 			return func(context.Context) error {
 				ca, err := protocol.InitCA(*dir)
 				if err != nil {
@@ -38,16 +38,16 @@ func certsIssueCommand() command {
 		summary: "Issue a certificate signed by the CA in --dir: --agent NAME for an agent (NAME becomes its identity),\n" +
 			"or --aggregator NAME for an aggregator's QUIC listener. Writes <kind>-NAME.pem and <kind>-NAME-key.pem (mode 0600)\n" +
 			"and prints their paths.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			dir := fs.String("dir", c.env("DIR", defaultCertsDir), "directory holding the CA from 'avila certs init' (env AVILA_DIR)")
-			agent := fs.String("agent", c.env("AGENT", ""), "issue an agent certificate with this name (env AVILA_AGENT)")
-			agg := fs.String("aggregator", c.env("AGGREGATOR", ""), "issue an aggregator certificate with this node name (env AVILA_AGGREGATOR)")
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
+			dir := fs.String("dir", defaultCertsDir, "directory holding the CA from 'avila certs init'")
+			agent := fs.String("agent", "", "issue an agent certificate with this name")
+			agg := fs.String("aggregator", "", "issue an aggregator certificate with this node name")
 			var hosts listFlag
-			_ = hosts.Set(c.env("HOST", ""))
+			_ = hosts.Set("")
 			fs.Var(&hosts, "host", "with --aggregator: DNS name or IP agents reach it at; repeat or separate with commas "+
-				"(localhost, 127.0.0.1 and ::1 are always included) (env AVILA_HOST)")
-			daysDef := c.env("DAYS", strconv.Itoa(int(protocol.DefaultCertValidity/(24*time.Hour))))
-			days := fs.String("days", daysDef, "days the certificate is valid (env AVILA_DAYS)")
+				"(localhost, 127.0.0.1 and ::1 are always included)")
+			daysDef := strconv.Itoa(int(protocol.DefaultCertValidity / (24 * time.Hour)))
+			days := fs.String("days", daysDef, "days the certificate is valid")
 			return func(context.Context) error {
 				req := protocol.IssueRequest{Kind: protocol.KindAgent, Name: *agent, Hosts: hosts}
 				switch {

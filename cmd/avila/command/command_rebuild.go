@@ -1,12 +1,12 @@
-package main
+package command
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -18,10 +18,10 @@ func rebuildCommand() command {
 			"upgrades that add derived data for days stored before them: sessions (schema version 7) and hourly\n" +
 			"rollups (version 9); until then such days are read from raw events or lack sessions. Each property\n" +
 			"is rebuilt in one transaction; new batches of that property wait for it, other properties do not.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "info")
 			props := propertiesFlag(c, fs, "property id to rebuild")
-			only := fs.String("only", c.env("ONLY", ""), "rollups or sessions to rebuild only those; empty: both (env AVILA_ONLY)")
+			only := fs.String("only", "", "rollups or sessions to rebuild only those; empty: both")
 			return func(ctx context.Context) error {
 				ids, err := propertyIDs(*props)
 				if err != nil {

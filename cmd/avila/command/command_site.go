@@ -1,13 +1,13 @@
-package main
+package command
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -30,15 +30,15 @@ func siteCreateCommand() command {
 		name: "site create",
 		summary: "Create a site (a GA4 property) and print its property id, measurement id and\n" +
 			"Measurement Protocol API secret.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
-			name := fs.String("name", c.env("NAME", ""), "the site's display name (env AVILA_NAME); required")
+			name := fs.String("name", "", "the site's display name; required")
 			var domains listFlag
-			_ = domains.Set(c.env("DOMAIN", ""))
-			fs.Var(&domains, "domain", "the site's own host name; repeat or separate with commas for several (env AVILA_DOMAIN); required")
-			tz := fs.String("timezone", c.env("TIMEZONE", "UTC"), "IANA time zone that reports' days follow, e.g. Europe/Madrid (env AVILA_TIMEZONE)")
-			measurementID := fs.String("measurement-id", c.env("MEASUREMENT_ID", ""),
-				"GA4 measurement id senders use (G-…) when keeping an existing gtag.js setup; generated when empty (env AVILA_MEASUREMENT_ID)")
+			_ = domains.Set("")
+			fs.Var(&domains, "domain", "the site's own host name; repeat or separate with commas for several; required")
+			tz := fs.String("timezone", "UTC", "IANA time zone that reports' days follow, e.g. Europe/Madrid")
+			measurementID := fs.String("measurement-id", "",
+				"GA4 measurement id senders use (G-…) when keeping an existing gtag.js setup; generated when empty")
 			policy := policyFlags(c, fs)
 			return func(ctx context.Context) error {
 				if *name == "" {
@@ -76,7 +76,7 @@ func siteListCommand() command {
 		name: "site list",
 		summary: "List the sites: property id, measurement id, name, domains, time zone, creation time,\n" +
 			"DNT policy and extra kept query parameters (- for none: the agent's --dnt, utm_* and gclid only).",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			return func(ctx context.Context) error {
 				store, _, err := open(ctx)

@@ -1,9 +1,8 @@
-package main
+package command
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 
@@ -13,28 +12,26 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// env returns AVILA_<name> when set, else def.
-func (c *cli) env(name, def string) string { return c.lookupEnv.String(name, def) }
-
 // databaseURLFlag declares --database-url: AVILA_DATABASE_URL, then
 // DATABASE_URL.
-func (c *cli) databaseURLFlag(fs *flag.FlagSet, help string) *string {
-	def, _ := c.lookupEnv("DATABASE_URL")
-	return fs.String("database-url", c.env("DATABASE_URL", def), help+" (env AVILA_DATABASE_URL, then DATABASE_URL)")
+func (c *cli) databaseURLFlag(fs *shared.FlagSet, help string) *string {
+	url := fs.String("database-url", "", help)
+	fs.SetEnv("database-url", "AVILA_DATABASE_URL", "DATABASE_URL")
+	return url
 }
 
 // logFlags declares --log-level and --log-format and returns the function
 // building the logger once flags are parsed. Logs go to stderr.
-func (c *cli) logFlags(fs *flag.FlagSet, defLevel string) func() (*slog.Logger, error) {
-	level := fs.String("log-level", c.env("LOG_LEVEL", defLevel), "log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
-	format := fs.String("log-format", c.env("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
+func (c *cli) logFlags(fs *shared.FlagSet, defLevel string) func() (*slog.Logger, error) {
+	level := fs.String("log-level", defLevel, "log level on stderr: debug, info, warn or error")
+	format := fs.String("log-format", "text", "log format on stderr: text or json")
 	return func() (*slog.Logger, error) { return shared.NewLogger(c.stderr, *format, *level) }
 }
 
 // storeFlags declares --database-url and the log flags of a verb that works
 // on the database, and returns the function that, once flags are parsed,
 // builds the logger and connects. The caller closes the store.
-func (c *cli) storeFlags(fs *flag.FlagSet, help, defLevel string) func(context.Context) (*postgres.Store, *slog.Logger, error) {
+func (c *cli) storeFlags(fs *shared.FlagSet, help, defLevel string) func(context.Context) (*postgres.Store, *slog.Logger, error) {
 	dbURL := c.databaseURLFlag(fs, help)
 	logger := c.logFlags(fs, defLevel)
 	return func(ctx context.Context) (*postgres.Store, *slog.Logger, error) {

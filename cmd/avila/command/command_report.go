@@ -1,11 +1,10 @@
-package main
+package command
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/query"
 )
 
@@ -26,39 +26,30 @@ func reportCommand() command {
 		summary: "Run a report through the query API (POST /v1beta/properties/{id}:runReport) and print it as an\n" +
 			"aligned table, CSV (--csv) or the API's JSON (--json). Example:\n" +
 			"  avila report --property 1 --dimensions pagePath --metrics screenPageViews,activeUsers --start 7daysAgo --order -screenPageViews",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
-			api := fs.String("api", c.env("API_URL", c.env("API", "http://127.0.0.1:8080")),
-				"the aggregator's API URL (its --listen-api) (env AVILA_API_URL, then AVILA_API)")
-			key := fs.String("key", c.env("API_KEY", c.env("KEY", "")),
-				"API key allowed to read the property (avila key create) (env AVILA_API_KEY, then AVILA_KEY)")
-			property := fs.String("property", c.env("PROPERTY", ""), "property (site) id to report on (env AVILA_PROPERTY)")
-			dims := fs.String("dimensions", c.env("DIMENSIONS", ""), "comma-separated dimensions, e.g. pagePath,country (env AVILA_DIMENSIONS)")
-			mets := fs.String("metrics", c.env("METRICS", ""), "comma-separated metrics, e.g. screenPageViews,activeUsers (env AVILA_METRICS)")
-			start := fs.String("start", c.env("START", "7daysAgo"), "first day: YYYY-MM-DD, today, yesterday or NdaysAgo, in the property's time zone (env AVILA_START)")
-			end := fs.String("end", c.env("END", "today"), "last day, included; same forms as --start (env AVILA_END)")
-			limit := fs.Int64("limit", 0, "at most this many rows; 0: the server's default of 10000 (env AVILA_LIMIT)")
-			offset := fs.Int64("offset", 0, "skip this many rows first, for paging with --limit (env AVILA_OFFSET)")
-			order := fs.String("order", c.env("ORDER", ""),
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
+			api := fs.String("api", "http://127.0.0.1:8080", "the aggregator's API URL (its --listen-api)")
+			fs.SetEnv("api", "AVILA_API_URL", "AVILA_API")
+			key := fs.String("key", "", "API key allowed to read the property (avila key create)")
+			// AVILA_KEY first would take an agent's --key (a file name) set
+			// in the same environment.
+			fs.SetEnv("key", "AVILA_API_KEY", "AVILA_KEY")
+			property := fs.String("property", "", "property (site) id to report on")
+			dims := fs.String("dimensions", "", "comma-separated dimensions, e.g. pagePath,country")
+			mets := fs.String("metrics", "", "comma-separated metrics, e.g. screenPageViews,activeUsers")
+			start := fs.String("start", "7daysAgo", "first day: YYYY-MM-DD, today, yesterday or NdaysAgo, in the property's time zone")
+			end := fs.String("end", "today", "last day, included; same forms as --start")
+			limit := fs.Int64("limit", 0, "at most this many rows; 0: the server's default of 10000")
+			offset := fs.Int64("offset", 0, "skip this many rows first, for paging with --limit")
+			order := fs.String("order", "",
 				"comma-separated sort keys, each a requested dimension or metric, with a leading - for descending: -screenPageViews,pagePath;\n"+
-					"default: the first metric, descending (env AVILA_ORDER)")
-			filter := fs.String("filter", c.env("FILTER", ""),
+					"default: the first metric, descending")
+			filter := fs.String("filter", "",
 				"conditions joined by ';', all of which must hold: NAME==V, NAME!=V, NAME=@V (contains), NAME!@V, NAME=~RE (RE2, partial match),\n"+
-					"NAME!~RE, and for numbers NAME>N, >=, <, <=. Text matches ignore case. A metric's conditions filter rows after grouping (env AVILA_FILTER)")
+					"NAME!~RE, and for numbers NAME>N, >=, <, <=. Text matches ignore case. A metric's conditions filter rows after grouping")
 			totals := fs.Bool("totals", false, "add a totals row (metricAggregations TOTAL); a total of users counts each user once")
 			asJSON := fs.Bool("json", false, "print the API's JSON response as it came")
 			asCSV := fs.Bool("csv", false, "print CSV: a header row, then the rows (and the totals row, dimensions RESERVED_TOTAL)")
 			return func(ctx context.Context) error {
-				var err error
-				if !isFlagSet(fs, "limit") {
-					if *limit, err = c.lookupEnv.Int64("LIMIT", 0); err != nil {
-						return usageError{err.Error()}
-					}
-				}
-				if !isFlagSet(fs, "offset") {
-					if *offset, err = c.lookupEnv.Int64("OFFSET", 0); err != nil {
-						return usageError{err.Error()}
-					}
-				}
 				switch {
 				case *property == "":
 					return usagef("--property is required: the id of the site to report on (avila site list)")

@@ -1,8 +1,9 @@
-package main
+package command
 
 import (
 	"context"
-	"flag"
+
+	shared "github.com/avila-analytics/avila/internal/cli"
 )
 
 func migrateCommand() command {
@@ -10,7 +11,7 @@ func migrateCommand() command {
 		name: "migrate",
 		summary: "Apply the database migrations the database lacks.\n\n" +
 			"The aggregator and the demo migrate at start too; run this to prepare a database ahead of them.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL to migrate", "info")
 			return func(ctx context.Context) error {
 				store, log, err := open(ctx)

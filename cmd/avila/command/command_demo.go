@@ -1,13 +1,13 @@
-package main
+package command
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strconv"
 	"time"
 
+	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/internal/demo"
 )
 
@@ -22,19 +22,19 @@ func demoCommand() command {
 			"When ready it prints one JSON line on stdout:\n" +
 			`  {"agent":URL,"api":URL,"dashboard":URL,"property":"ID","measurement_id":"G-…","api_secret":"…","api_key":"…"}` + "\n" +
 			"and runs until SIGINT or SIGTERM. Logs go to stderr.",
-		flags: func(c *cli, fs *flag.FlagSet) func(context.Context) error {
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			var cfg demo.Config
-			fs.StringVar(&cfg.DataDir, "data-dir", c.env("DATA_DIR", "./data/demo"),
-				"directory the demo keeps across runs: postgres/ (the managed cluster), aggregator/ (TLS) and agent/ (queue) (env AVILA_DATA_DIR)")
+			fs.StringVar(&cfg.DataDir, "data-dir", "./data/demo",
+				"directory the demo keeps across runs: postgres/ (the managed cluster), aggregator/ (TLS) and agent/ (queue)")
 			dbURL := c.databaseURLFlag(fs, "an existing PostgreSQL to use instead of the managed one in <data-dir>/postgres")
-			fs.StringVar(&cfg.AgentListen, "agent-listen", c.env("AGENT_LISTEN", "127.0.0.1:8090"),
-				"TCP address of the agent's collector (/g/collect): point gtag.js' transport_url here (env AVILA_AGENT_LISTEN); port 0 picks a free one")
-			fs.StringVar(&cfg.APIListen, "api-listen", c.env("API_LISTEN", "127.0.0.1:8080"),
-				"TCP address of the aggregator's API: the GA4 Data API under /v1beta/, /healthz, /readyz (env AVILA_API_LISTEN)")
-			fs.StringVar(&cfg.QUICListen, "quic-listen", c.env("QUIC_LISTEN", "127.0.0.1:4433"),
-				"UDP address the aggregator receives the agent's batches on (env AVILA_QUIC_LISTEN)")
-			traffic := fs.String("traffic", c.env("TRAFFIC", "0"),
-				fmt.Sprintf("synthetic visitors per second sent through the agent, up to %d; 0 sends none (env AVILA_TRAFFIC)", demo.MaxTraffic))
+			fs.StringVar(&cfg.AgentListen, "agent-listen", "127.0.0.1:8090",
+				"TCP address of the agent's collector (/g/collect): point gtag.js' transport_url here; port 0 picks a free one")
+			fs.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:8080",
+				"TCP address of the aggregator's API: the GA4 Data API under /v1beta/, /healthz, /readyz")
+			fs.StringVar(&cfg.QUICListen, "quic-listen", "127.0.0.1:4433",
+				"UDP address the aggregator receives the agent's batches on")
+			traffic := fs.String("traffic", "0",
+				fmt.Sprintf("synthetic visitors per second sent through the agent, up to %d; 0 sends none", demo.MaxTraffic))
 			logger := c.logFlags(fs, "info")
 			return func(ctx context.Context) error {
 				rate, err := strconv.ParseFloat(*traffic, 64)
