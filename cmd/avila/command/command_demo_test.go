@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -250,6 +251,21 @@ func TestDemoManagedPostgres(t *testing.T) {
 	p := startDemo(t, nil, "--data-dir", filepath.Join(dir, "data"))
 	if _, err := os.Stat(pidFile); err != nil {
 		t.Fatalf("no managed PostgreSQL running in the data dir: %v", err)
+	}
+	// A second demo on the same data dir refuses to start and says why,
+	// leaving the first one and its PostgreSQL running. (Its QUIC port is
+	// taken too, so that it would fail rather than run if it got further.)
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, stderr := runCLI(t, nil, "demo", "--data-dir", filepath.Join(dir, "data"), "--quic-listen", busy.LocalAddr().String())
+	if code != 1 || !strings.Contains(stderr, "is in use by another avila demo (process "+strconv.Itoa(p.cmd.Process.Pid)+")") {
+		t.Fatalf("second demo on the same data dir: exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Fatalf("the second demo stopped the first one's PostgreSQL: %v", err)
 	}
 	p.sendHit(t, "/hello")
 	p.waitReport(t, "the hit", func(c map[string]int) bool { return c["/hello"] > 0 })
