@@ -44,10 +44,11 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		"PostgreSQL URL, e.g. postgres://user@host:5432/avila; migrations are applied at start; required")
 	fs.SetEnv("database-url", "AVILA_DATABASE_URL", "DATABASE_URL")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "",
-		"Redis for realtime counters, the query cache and session state, shared by the cluster: redis://[user:pass@]host:port/db "+
-			"(rediss:// for TLS), or for Sentinel or Redis Cluster several addresses, e.g. "+
-			"redis://host1:26379,host2:26379/0?master_name=mymaster or redis://host1:6379?addr=host2:6379 (see README, Redis); "+
-			"empty keeps them in this node's memory")
+		"Redis for realtime counters, the query cache and session state, shared by the cluster: redis://[user:password@]host:port/db "+
+			"(rediss:// for TLS); Sentinel: the sentinels with master_name, redis://s1:26379/0?master_name=NAME&addr=s2:26379 "+
+			"(the master's password as password=); Redis Cluster: several nodes, redis://n1:6379?addr=n2:6379&addr=n3:6379, "+
+			"or one with cluster=true. Other go-redis URL options (pool_size, client_name, …) apply. "+
+			"Empty keeps them in this node's memory")
 	fs.SetEnv("redis-url", "AVILA_REDIS_URL", "REDIS_URL")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "",
 		"prefix of every Redis key this node writes, for deployments that share a Redis server")
