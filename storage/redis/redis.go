@@ -159,6 +159,16 @@ func parse(raw string) (Topology, string, error) {
 	return Single, u.String(), nil
 }
 
+// Check reports what is wrong with rawURL, as New would, without making a
+// client: for checking configuration before anything starts.
+func Check(rawURL string) error {
+	c, err := New(Options{URL: rawURL})
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 // TopologyOf returns the kind of deployment rawURL names, or an error
 // saying what is wrong with it.
 func TopologyOf(rawURL string) (Topology, error) {

@@ -6,7 +6,6 @@ package command
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -151,24 +150,8 @@ func Run(ctx context.Context, args []string, env cli.Env, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	ready, _ := json.Marshal(struct {
+	return cli.Serve(ctx, a, struct {
 		Agent   string `json:"agent"`
 		AgentID string `json:"agent_id"`
-	}{a.URL, a.ID})
-	if _, err := fmt.Fprintln(stdout, string(ready)); err != nil {
-		log.Warn("printing the ready line failed", "err", err)
-	}
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-a.Err():
-		log.Error("serving failed", "err", serveErr)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := a.Shutdown(sctx); err != nil {
-		log.Warn("unclean shutdown", "err", err)
-	}
-	return serveErr
+	}{a.URL, a.ID}, stdout, shutdownTimeout, log)
 }

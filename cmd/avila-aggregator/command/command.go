@@ -7,7 +7,6 @@ package command
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/node"
 	"github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/internal/telemetry"
+	"github.com/avila-analytics/avila/storage/redis"
 )
 
 // shutdownTimeout bounds how long API requests in progress may take to finish
@@ -90,6 +90,11 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			}
 			cfg.GossipKey = key
 		}
+		if cfg.RedisURL != "" {
+			if err := redis.Check(cfg.RedisURL); err != nil {
+				return o, fmt.Errorf("--redis-url: %w", err)
+			}
+		}
 		if cfg.GossipListen == "" && (len(cfg.Join) > 0 || gossipKey != "") {
 			return o, errors.New("--join and --gossip-key need --gossip-listen")
 		}
@@ -154,29 +159,13 @@ func Run(ctx context.Context, args []string, env cli.Env, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	ready, _ := json.Marshal(struct {
+	return cli.Serve(ctx, n, struct {
 		QUIC   string `json:"quic"`
 		API    string `json:"api"`
 		CA     string `json:"ca"`
 		Node   string `json:"node"`
 		Gossip string `json:"gossip,omitempty"`
-	}{n.QUICAddr, n.APIURL, n.CAFile, cfg.NodeName, n.GossipAddr()})
-	if _, err := fmt.Fprintln(stdout, string(ready)); err != nil {
-		log.Warn("printing the ready line failed", "err", err)
-	}
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-n.Err():
-		log.Error("serving failed", "err", serveErr)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := n.Shutdown(sctx); err != nil {
-		log.Warn("unclean shutdown", "err", err)
-	}
-	return serveErr
+	}{n.QUICAddr, n.APIURL, n.CAFile, cfg.NodeName, n.GossipAddr()}, stdout, shutdownTimeout, log)
 }
 
 // version is the module version the binary was built from, "(devel)" for a

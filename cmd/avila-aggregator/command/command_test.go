@@ -51,6 +51,8 @@ func TestParse(t *testing.T) {
 		{args: []string{"--join", "a:1"}, want: "--join and --gossip-key need --gossip-listen"},
 		{args: []string{"--gossip-listen", ":0", "--gossip-key", "%%"}, want: "--gossip-key: not base64"},
 		{args: []string{"extra"}, want: `unexpected arguments ["extra"]`},
+		{args: []string{"--redis-url", "redis://a:1?bogus=1"}, want: "--redis-url: redis: parse URL"},
+		{env: map[string]string{"REDIS_URL": "http://a:1"}, want: "--redis-url: redis: parse URL http://a:1: want redis://"},
 		{args: []string{"--nope"}, want: "flag provided but not defined: -nope"},
 	} {
 		if _, err := Parse(tc.args, mapEnv(tc.env), io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
