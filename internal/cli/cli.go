@@ -1,6 +1,7 @@
 // Package cli holds what the commands share: FlagSet, which gives every flag
 // its AVILA_<FLAG> environment fallback in one place, and the stderr logger.
-// Only cmd/ imports it; libraries take Config structs instead.
+// Only cmd/ imports it (and internal/flagdoc, which documents the flags);
+// libraries take Config structs instead.
 package cli
 
 import (
