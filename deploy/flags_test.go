@@ -1,16 +1,16 @@
 package deploy
 
 import (
-	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/avila-analytics/avila/internal/flagdoc"
 	"github.com/avila-analytics/avila/internal/testenv"
 )
 
@@ -37,14 +37,12 @@ func (fs flagSet) envFlag(name string) (flagInfo, bool) {
 	return flagInfo{}, false
 }
 
-// binaries caches the built commands and their parsed flag sets for the
-// whole test binary: building the aggregator takes a while.
+// binaries holds the commands built once for the whole test binary, for
+// the tests that run them: building the aggregator takes a while.
 var binaries struct {
 	once sync.Once
 	dir  string
 	err  error
-	mu   sync.Mutex
-	sets map[string]flagSet
 }
 
 func TestMain(m *testing.M) {
@@ -55,13 +53,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaryFlags returns the flags of cmd: "avila-aggregator", "avila-agent",
-// or "avila VERB". It is the one place that knows how: it builds the
-// commands from ./cmd and reads the usage they print for -h (avila help
-// VERB), which lists every flag with its default and, in the help text,
-// its environment variables ("env AVILA_X", ", then DATABASE_URL"). When
-// the commands' flag sets become importable, point this at them instead.
-func binaryFlags(t testing.TB, cmd string) flagSet {
+// buildBinaries builds ./cmd/... once into binaries.dir.
+func buildBinaries(t testing.TB) string {
 	t.Helper()
 	binaries.once.Do(func() {
 		binaries.dir, binaries.err = os.MkdirTemp("", "avila-deploy-bin-")
@@ -74,87 +67,40 @@ func binaryFlags(t testing.TB, cmd string) flagSet {
 		if out, err := build.CombinedOutput(); err != nil {
 			binaries.err = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
 		}
-		binaries.sets = map[string]flagSet{}
 	})
 	if binaries.err != nil {
 		t.Fatal(binaries.err)
 	}
-	binaries.mu.Lock()
-	defer binaries.mu.Unlock()
-	if fs, ok := binaries.sets[cmd]; ok {
+	return binaries.dir
+}
+
+// binaryFlags returns the flags of cmd: "avila-aggregator", "avila-agent",
+// or "avila VERB", from the commands' own flag sets (internal/flagdoc):
+// each flag's default, whether it takes a value, and the environment
+// variables it falls back to.
+func binaryFlags(t testing.TB, cmd string) flagSet {
+	t.Helper()
+	for _, c := range flagdoc.Commands() {
+		if c.Name() != cmd {
+			continue
+		}
+		fs := flagSet{}
+		c.Flags.VisitAll(func(f *flag.Flag) {
+			b, ok := f.Value.(interface{ IsBoolFlag() bool })
+			info := flagInfo{name: f.Name, bool: ok && b.IsBoolFlag(), def: f.DefValue, env: c.Flags.EnvVars(f.Name)}
+			if info.bool && info.def == "false" {
+				info.def = ""
+			}
+			fs[f.Name] = info
+		})
 		return fs
 	}
-	words := strings.Fields(cmd)
-	var args []string
-	switch {
-	case len(words) == 1 && words[0] != "avila":
-		args = []string{"-h"}
-	case len(words) >= 2 && words[0] == "avila":
-		args = append([]string{"help"}, words[1:]...)
-	default:
-		t.Fatalf("binaryFlags(%q): want avila-aggregator, avila-agent or \"avila VERB\"", cmd)
-	}
-	c := exec.Command(filepath.Join(binaries.dir, words[0]), args...)
-	c.Env = []string{"PATH=" + os.Getenv("PATH")} // no AVILA_* of this machine in the defaults
-	out, _ := c.CombinedOutput()                  // -h exits 0 or 2 depending on the command
-	fs := parseUsage(string(out))
-	if len(fs) == 0 {
-		t.Fatalf("%s %s printed no flags:\n%s", words[0], strings.Join(args, " "), out)
-	}
-	binaries.sets[cmd] = fs
-	return fs
+	t.Fatalf("binaryFlags(%q): no such command; want avila-aggregator, avila-agent or \"avila VERB\"", cmd)
+	return nil
 }
 
-var (
-	usageFlagLine = regexp.MustCompile(`^  -([A-Za-z0-9][A-Za-z0-9_.-]*)(?: (.+))?$`)
-	usageEnv      = regexp.MustCompile(`env (AVILA_[A-Z0-9_]+)(?:, then ([A-Z][A-Z0-9_]*))?`)
-	usageDefault  = regexp.MustCompile(`\(default ("(?:[^"\\]|\\.)*"|[^)]*)\)\s*$`)
-)
-
-// parseUsage reads flag.PrintDefaults output: "  -name type" lines, each
-// followed by its help text indented with "    \t".
-func parseUsage(out string) flagSet {
-	fs := flagSet{}
-	var cur *flagInfo
-	var help strings.Builder
-	flush := func() {
-		if cur == nil {
-			return
-		}
-		text := help.String()
-		for _, m := range usageEnv.FindAllStringSubmatch(text, -1) {
-			cur.env = append(cur.env, m[1])
-			if m[2] != "" {
-				cur.env = append(cur.env, m[2])
-			}
-		}
-		if m := usageDefault.FindStringSubmatch(strings.TrimSpace(text)); m != nil {
-			cur.def = strings.Trim(m[1], `"`)
-		}
-		fs[cur.name] = *cur
-		cur = nil
-		help.Reset()
-	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		if m := usageFlagLine.FindStringSubmatch(line); m != nil {
-			flush()
-			cur = &flagInfo{name: m[1], bool: m[2] == ""}
-			continue
-		}
-		if cur != nil && strings.HasPrefix(line, "    \t") {
-			help.WriteString(strings.TrimPrefix(line, "    \t") + " ")
-			continue
-		}
-		flush()
-	}
-	flush()
-	return fs
-}
-
-// TestBinaryFlags checks the reading of usage on the real binaries: a
-// misread would make every manifest check below vacuous.
+// TestBinaryFlags checks the reading of the flag sets: a misread would
+// make every manifest check below vacuous.
 func TestBinaryFlags(t *testing.T) {
 	f := func(cmd, flag string, want flagInfo) {
 		t.Helper()
@@ -176,7 +122,7 @@ func TestBinaryFlags(t *testing.T) {
 		for name, fl := range binaryFlags(t, cmd) {
 			want := "AVILA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 			if len(fl.env) == 0 || fl.env[0] != want {
-				t.Errorf("%s --%s: usage names env %v, want %s first", cmd, name, fl.env, want)
+				t.Errorf("%s --%s: env %v, want %s first", cmd, name, fl.env, want)
 			}
 		}
 	}

@@ -88,7 +88,7 @@ func startContainer(t *testing.T, m *manifests, a avilaContainer, root string, s
 		envv = append(envv, e.Name+"="+v)
 	}
 	p := &podProcess{done: make(chan error, 1)}
-	p.cmd = exec.Command(filepath.Join(binaries.dir, a.c.Command[0]), args...)
+	p.cmd = exec.Command(filepath.Join(buildBinaries(t), a.c.Command[0]), args...)
 	p.cmd.Env = envv
 	p.cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.stderr}
 	stdout, err := p.cmd.StdoutPipe()
@@ -232,7 +232,7 @@ func TestK8sPodsRunAsRendered(t *testing.T) {
 	}
 
 	migrate := byCmd["avila migrate"]
-	job := exec.Command(filepath.Join(binaries.dir, "avila"), append(migrate.c.Command[1:], migrate.c.Args...)...)
+	job := exec.Command(filepath.Join(buildBinaries(t), "avila"), append(migrate.c.Command[1:], migrate.c.Args...)...)
 	job.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + secrets["avila-postgres"]["url"]}
 	if out, err := job.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", migrate, err, out)
@@ -259,7 +259,7 @@ func TestK8sPodsRunAsRendered(t *testing.T) {
 	}
 
 	// README: create a site with the CLI in the aggregator's container.
-	site := exec.Command(filepath.Join(binaries.dir, "avila"), "site", "create", "--name", "Shop", "--domain", "shop.example")
+	site := exec.Command(filepath.Join(buildBinaries(t), "avila"), "site", "create", "--name", "Shop", "--domain", "shop.example")
 	site.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + secrets["avila-postgres"]["url"]}
 	if out, err := site.CombinedOutput(); err != nil {
 		t.Fatalf("avila site create: %v\n%s", err, out)

@@ -41,10 +41,11 @@ func documentedSecrets(t *testing.T) map[string][]string {
 }
 
 // shutdownTimeout reads `const shutdownTimeout = N * time.Second` from a
-// command's main.go: how long it may take to stop after SIGTERM.
+// command's package (cmd/NAME/command/command.go): how long it may take to
+// stop after SIGTERM.
 func shutdownTimeout(t *testing.T, cmd string) int {
 	t.Helper()
-	file := filepath.Join(repoRoot, "cmd", cmd, "main.go")
+	file := filepath.Join(repoRoot, "cmd", cmd, "command", "command.go")
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func secretCommands(t *testing.T) []string {
 // dir/secrets/NAME.
 func makeSecrets(t *testing.T, dir string, documented map[string][]string) {
 	t.Helper()
-	binaryFlags(t, "avila migrate") // builds the binaries
+	buildBinaries(t)
 	fromFile := regexp.MustCompile(`--from-file=([^=\s]+)=(\S+)`)
 	fromLiteral := regexp.MustCompile(`--from-literal=([^=\s]+)=`)
 	made := map[string][]string{}
@@ -51,7 +51,7 @@ func makeSecrets(t *testing.T, dir string, documented map[string][]string) {
 		words := strings.Fields(c)
 		switch {
 		case words[0] == "bin/avila":
-			cmd := exec.Command(filepath.Join(binaries.dir, "avila"), words[1:]...)
+			cmd := exec.Command(filepath.Join(buildBinaries(t), "avila"), words[1:]...)
 			cmd.Dir = dir
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("README: %s: %v\n%s", c, err, out)

@@ -32,7 +32,7 @@ type cacheRig struct {
 	seq   uint64
 }
 
-func newCacheRig(t *testing.T, f *fixture, rdb *goredis.Client) *cacheRig {
+func newCacheRig(t *testing.T, f *fixture, rdb goredis.UniversalClient) *cacheRig {
 	t.Helper()
 	r := &cacheRig{f: f, reg: prometheus.NewRegistry(), agent: "cache-test " + t.Name()}
 	now := fixtureNow
@@ -146,7 +146,7 @@ func TestReportCache(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	for _, tc := range []struct {
 		name string
-		rdb  *goredis.Client
+		rdb  goredis.UniversalClient
 	}{{"redis", rdb}, {"memory", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newCacheRig(t, f, tc.rdb)

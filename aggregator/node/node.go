@@ -97,8 +97,8 @@ type Node struct {
 	// replicas route reports between the primary and read replicas; nil
 	// without --database-read-url.
 	replicas *postgres.Replicas
-	redis    *goredis.Client // nil without --redis-url
-	rprefix  string          // Config.RedisPrefix
+	redis    goredis.UniversalClient // nil without --redis-url
+	rprefix  string                  // Config.RedisPrefix
 	// committed are called, in order, after each batch's first commit with
 	// its stored events (ingest.Options.Committed): derived state such as
 	// realtime counters hooks in here.
@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			return nil, fmt.Errorf("aggregator: %w", err)
 		}
 		if err := n.redis.Ping(ctx).Err(); err != nil {
-			log.Warn("redis does not answer; serving from the database and memory until it does", "addr", n.redis.Options().Addr, "err", err)
+			log.Warn("redis does not answer; serving from the database and memory until it does", "redis", redis.Describe(cfg.RedisURL), "err", err)
 		}
 	}
 	// Like the query cache: one node's memory cannot see the sessions

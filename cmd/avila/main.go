@@ -3,11 +3,15 @@
 //
 // Every flag has an AVILA_<FLAG> environment fallback (--data-dir ↔
 // AVILA_DATA_DIR); --database-url also falls back to DATABASE_URL. Run
-// `avila help` for the verbs.
+// `avila help` for the verbs. They live in package command.
 package main
 
-import "os"
+import (
+	"os"
+
+	"github.com/avila-analytics/avila/cmd/avila/command"
+)
 
 func main() {
-	os.Exit(newCLI(os.Stdout, os.Stderr, os.LookupEnv).run(os.Args[1:]))
+	os.Exit(command.Main(os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }

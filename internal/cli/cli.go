@@ -1,55 +1,18 @@
-// Package cli holds what the command mains share: AVILA_<FLAG> environment
-// fallbacks for flags and the stderr logger. Only cmd/ imports it; libraries
-// take Config structs instead.
+// Package cli holds what the commands share: FlagSet, which gives every flag
+// its AVILA_<FLAG> environment fallback in one place, and the stderr logger.
+// Only cmd/ imports it (and internal/flagdoc, which documents the flags);
+// libraries take Config structs instead.
 package cli
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 )
 
 // Env looks up environment variables: os.LookupEnv in a main, a map in tests.
 type Env func(key string) (string, bool)
-
-// String returns AVILA_<name> when set, else def. name is the flag's name
-// in upper snake case: --data-dir ↔ AVILA_DATA_DIR.
-func (e Env) String(name, def string) string {
-	if v, ok := e("AVILA_" + name); ok {
-		return v
-	}
-	return def
-}
-
-// Int64 is String for integer flags; a set variable that is not an integer
-// is an error naming it.
-func (e Env) Int64(name string, def int64) (int64, error) {
-	v, ok := e("AVILA_" + name)
-	if !ok {
-		return def, nil
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("AVILA_%s=%q: want an integer", name, v)
-	}
-	return n, nil
-}
-
-// Bool is String for boolean flags (1, t, true, 0, f, false, …, as
-// strconv.ParseBool reads them); anything else is an error naming it.
-func (e Env) Bool(name string, def bool) (bool, error) {
-	v, ok := e("AVILA_" + name)
-	if !ok {
-		return def, nil
-	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		return false, fmt.Errorf("AVILA_%s=%q: want true or false", name, v)
-	}
-	return b, nil
-}
 
 // NewLogger builds the logger a binary writes to w (stderr) from
 // --log-format (text or json) and --log-level (debug, info, warn, error).

@@ -69,6 +69,8 @@ type Demo struct {
 	node  *node.Node
 	agent *agent.Agent
 
+	unlock func() // releases the data directory; nil until locked
+
 	stopTraffic context.CancelFunc
 	trafficDone chan struct{}
 	errc        chan error
@@ -99,6 +101,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Demo, err erro
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("demo: create --data-dir: %w", err)
+	}
+	if d.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if err := checkPorts(cfg); err != nil {
+		return nil, err
 	}
 	dbURL := cfg.DatabaseURL
 	if dbURL == "" {
@@ -148,7 +156,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Demo, err erro
 // explainListen adds the fix to an address that is taken.
 func explainListen(err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w (another program uses that address: choose others with --agent-listen, --api-listen and --quic-listen; port 0 picks a free one)", err)
+		return fmt.Errorf("%w (another program took the address since the demo checked it: choose others with --agent-listen, --api-listen and --quic-listen; port 0 picks a free one)", err)
 	}
 	return err
 }
@@ -280,6 +288,9 @@ func (d *Demo) stop(ctx context.Context) error {
 		if err := d.pg.Stop(context.WithoutCancel(ctx)); err != nil {
 			errs = append(errs, fmt.Errorf("demo: stop PostgreSQL: %w", err))
 		}
+	}
+	if d.unlock != nil {
+		d.unlock()
 	}
 	return errors.Join(errs...)
 }

@@ -77,7 +77,7 @@ type CacheOptions struct {
 // Version); until it reaches Redis this node does not use the cache for
 // that site.
 type Cache struct {
-	rdb        *goredis.Client // nil: in memory
+	rdb        goredis.UniversalClient // nil: in memory
 	prefix     string
 	log        *slog.Logger
 	metrics    *CacheMetrics
@@ -97,7 +97,8 @@ type Cache struct {
 }
 
 // NewCache makes a cache over rdb, or in memory when rdb is nil.
-func NewCache(rdb *goredis.Client, o CacheOptions) *Cache {
+func NewCache(rdb goredis.UniversalClient, o CacheOptions) *Cache {
+	rdb = orNil(rdb)
 	c := &Cache{rdb: rdb, prefix: o.Prefix, log: o.Logger, metrics: o.Metrics, maxEntry: o.MaxEntryBytes,
 		versionTTL: o.VersionTTL, now: o.Now, failLog: logthrottle.Throttle{Every: logEvery},
 		pending: map[uint32]uint64{}, versions: map[uint32]uint64{}}

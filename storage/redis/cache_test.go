@@ -15,7 +15,7 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-func newTestClient(t *testing.T, url string) *goredis.Client {
+func newTestClient(t *testing.T, url string) goredis.UniversalClient {
 	t.Helper()
 	c, err := New(Options{URL: url})
 	if err != nil {

@@ -15,12 +15,13 @@ import (
 // expiring ttl after its last add. It satisfies query.QuotaCounter; the
 // query package falls back to the node's own counts when it fails.
 type QuotaCounter struct {
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient
 	prefix string
 }
 
 // NewQuotaCounter counts in rdb under prefix (the node's --redis-prefix).
-func NewQuotaCounter(rdb *goredis.Client, prefix string) *QuotaCounter {
+func NewQuotaCounter(rdb goredis.UniversalClient, prefix string) *QuotaCounter {
+	rdb = orNil(rdb)
 	return &QuotaCounter{rdb: rdb, prefix: prefix}
 }
 

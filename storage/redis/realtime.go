@@ -71,7 +71,7 @@ type Window struct {
 type RealtimeOptions struct {
 	// Client holds the counters for the whole cluster; nil keeps them in
 	// this node's memory only.
-	Client *goredis.Client
+	Client goredis.UniversalClient
 	// Prefix starts every key and the pub/sub channel.
 	Prefix string
 	Logger *slog.Logger     // nil: discard
@@ -170,6 +170,7 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 	if o.MaxCells <= 0 {
 		o.MaxCells = defaultMaxCells
 	}
+	o.Client = orNil(o.Client)
 	return &Realtime{opts: o, log: o.Logger, channel: o.Prefix + "realtime:changed",
 		throttle: logthrottle.Throttle{Every: 10 * time.Second}, sites: map[uint32]*ring{}}
 }

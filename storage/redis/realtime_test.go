@@ -19,7 +19,7 @@ func at(minutesAgo int, site uint32, visitor uint64, name string) protocol.Event
 		Name: name, Visitor: visitor, Country: "DE", Path: "/a?x=1"}
 }
 
-func client(t *testing.T) *goredis.Client {
+func client(t *testing.T) goredis.UniversalClient {
 	t.Helper()
 	c, err := Open(context.Background(), Options{URL: testenv.RedisURL(t)})
 	if err != nil {
@@ -121,7 +121,7 @@ func TestRealtimeWithoutRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer down.Close()
-	for name, c := range map[string]*goredis.Client{"none": nil, "down": down} {
+	for name, c := range map[string]goredis.UniversalClient{"none": nil, "down": down} {
 		t.Run(name, func(t *testing.T) {
 			r := NewRealtime(RealtimeOptions{Client: c, Now: func() time.Time { return rtNow }})
 			heard := 0

@@ -27,7 +27,7 @@ import (
 // while Redis is skipped are not in Redis; should it come back within their
 // TTL, an older entry there may start a new session for them early.
 type SessionCache struct {
-	c         *goredis.Client
+	c         goredis.UniversalClient
 	prefix    string
 	mem       *sessions.Memory
 	downUntil atomic.Int64 // Unix nanoseconds until which Redis is skipped
@@ -46,9 +46,9 @@ func (s *SessionCache) failed() { s.downUntil.Store(time.Now().Add(sessionBackof
 
 // NewSessionCache returns the session cache on c; with a nil c, an
 // in-memory cache for a single node.
-func NewSessionCache(c *goredis.Client, prefix string) sessions.Cache {
+func NewSessionCache(c goredis.UniversalClient, prefix string) sessions.Cache {
 	mem := sessions.NewMemory(0, nil)
-	if c == nil {
+	if c = orNil(c); c == nil {
 		return mem
 	}
 	return &SessionCache{c: c, prefix: prefix, mem: mem}
@@ -71,7 +71,7 @@ func (s *SessionCache) Get(ctx context.Context, keys []sessions.Key) (map[sessio
 	err := errRedisSkipped
 	if s.up() {
 		cctx, cancel := context.WithTimeout(ctx, sessionCallTimeout)
-		vals, err = s.c.MGet(cctx, names...).Result()
+		vals, err = mget(cctx, s.c, names)
 		cancel()
 		if err != nil {
 			s.failed()
@@ -142,4 +142,30 @@ func parseSession(s string) (sessions.Session, error) {
 		n[i] = v
 	}
 	return sessions.Session{ID: n[0], Start: n[1], Last: n[2], FirstSource: int32(n[3])}, nil
+}
+
+// mget reads names in one round trip: one MGET, or on Redis Cluster, where
+// an MGET may only name keys of one hash slot, one GET each in a pipeline,
+// which the cluster client splits by node. Missing keys are nil.
+func mget(ctx context.Context, c goredis.UniversalClient, names []string) ([]any, error) {
+	if _, cluster := c.(*goredis.ClusterClient); !cluster {
+		return c.MGet(ctx, names...).Result()
+	}
+	cmds := make([]*goredis.StringCmd, len(names))
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, n := range names {
+			cmds[i] = p.Get(ctx, n)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, err
+	}
+	vals := make([]any, len(names))
+	for i, cmd := range cmds {
+		if v, err := cmd.Result(); err == nil {
+			vals[i] = v
+		}
+	}
+	return vals, nil
 }

@@ -1,0 +1,195 @@
+// Package command is avila-aggregator's command line: its flags, their
+// environment fallbacks, and the run loop the binary's main calls. Tests and
+// documentation generators build the flag set with Flags without running a
+// node.
+package command
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/node"
+	"github.com/avila-analytics/avila/internal/cli"
+	"github.com/avila-analytics/avila/internal/telemetry"
+	"github.com/avila-analytics/avila/storage/postgres"
+	"github.com/avila-analytics/avila/storage/redis"
+)
+
+// shutdownTimeout bounds how long API requests in progress may take to finish
+// at shutdown; in-flight batches always finish (they commit or roll back).
+const shutdownTimeout = 30 * time.Second
+
+// Options is what the command line and environment say.
+type Options struct {
+	Node      node.Config
+	LogFormat string
+	LogLevel  string
+}
+
+// Flags declares every flag of avila-aggregator and returns the function
+// that, once the set is parsed, turns them into Options (or an error naming
+// the flag). The set's own defaults are the documented ones: environment
+// variables apply at Parse.
+func Flags() (*cli.FlagSet, func() (Options, error)) {
+	var o Options
+	cfg := &o.Node
+	fs := cli.NewFlagSet("avila-aggregator")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "",
+		"PostgreSQL URL, e.g. postgres://user@host:5432/avila; migrations are applied at start; required")
+	fs.SetEnv("database-url", "AVILA_DATABASE_URL", "DATABASE_URL")
+	var readURLs string
+	fs.StringVar(&readURLs, "database-read-url", "",
+		"comma-separated PostgreSQL URLs of streaming replicas of --database-url that reports read from once they hold a site's latest data; "+
+			"a replica further behind than --database-read-max-lag serves none")
+	fs.DurationVar(&cfg.DatabaseReadMaxLag, "database-read-max-lag", postgres.DefaultReplicaMaxLag,
+		"how far behind the primary a read replica may be (age of its last replayed commit) and still serve a report, uncached; "+
+			"further behind, reports read the primary")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "",
+		"Redis for realtime counters, the query cache and session state, shared by the cluster: redis://[user:password@]host:port/db "+
+			"(rediss:// for TLS); Sentinel: the sentinels with master_name, redis://s1:26379/0?master_name=NAME&addr=s2:26379 "+
+			"(the master's password as password=); Redis Cluster: several nodes, redis://n1:6379?addr=n2:6379&addr=n3:6379, "+
+			"or one with cluster=true. Other go-redis URL options (pool_size, client_name, …) apply. "+
+			"Empty keeps them in this node's memory")
+	fs.SetEnv("redis-url", "AVILA_REDIS_URL", "REDIS_URL")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "",
+		"prefix of every Redis key this node writes, for deployments that share a Redis server")
+	fs.StringVar(&cfg.ListenQUIC, "listen-quic", "127.0.0.1:4433",
+		"UDP address for agents' QUIC connections; port 0 picks a free one")
+	fs.StringVar(&cfg.ListenAPI, "listen-api", "127.0.0.1:8080",
+		"TCP address of the HTTP API: /healthz, /readyz, /metrics, the dashboard and the GA4 Data API under /v1beta/; port 0 picks a free one")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data/aggregator",
+		"directory for local state; without --tls-cert a development CA and certificate are made in <data-dir>/tls")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for QUIC; with --tls-key, replaces the development CA")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "",
+		"CA certificate (PEM) agents' certificates must be signed by: agents without a valid one are refused and logged, "+
+			"and an agent's identity is its certificate's name. Make it with 'avila certs init', agents' certificates with "+
+			"'avila certs issue --agent NAME'; empty: agents are not asked for a certificate")
+	fs.StringVar(&cfg.NodeName, "node-name", "", "this node's name in the cluster, unique per node; empty: this machine's host name")
+	fs.StringVar(&cfg.GossipListen, "gossip-listen", "",
+		"host:port (TCP and UDP) for cluster gossip; empty runs the node alone. See --join and --gossip-key")
+	var join, gossipKey string
+	fs.StringVar(&join, "join", "",
+		"comma-separated gossip addresses (host:port) of other nodes; one list may serve every node, its own address included")
+	fs.StringVar(&gossipKey, "gossip-key", "",
+		"base64 key (16, 24 or 32 bytes) encrypting gossip, the same on every node, e.g. from 'openssl rand -base64 32'; "+
+			"empty gossips in clear text")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return fs, func() (Options, error) {
+		cfg.Join = nil
+		for _, j := range strings.Split(join, ",") {
+			if j = strings.TrimSpace(j); j != "" {
+				cfg.Join = append(cfg.Join, j)
+			}
+		}
+		cfg.DatabaseReadURLs = nil
+		for _, u := range strings.Split(readURLs, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				cfg.DatabaseReadURLs = append(cfg.DatabaseReadURLs, u)
+			}
+		}
+		if cfg.DatabaseReadMaxLag <= 0 {
+			return o, errors.New("--database-read-max-lag must be > 0")
+		}
+		cfg.GossipKey = nil
+		if gossipKey != "" {
+			key, err := base64.StdEncoding.DecodeString(gossipKey)
+			if err != nil {
+				return o, fmt.Errorf("--gossip-key: not base64: %w", err)
+			}
+			cfg.GossipKey = key
+		}
+		if cfg.RedisURL != "" {
+			if err := redis.Check(cfg.RedisURL); err != nil {
+				return o, fmt.Errorf("--redis-url: %w", err)
+			}
+		}
+		if cfg.GossipListen == "" && (len(cfg.Join) > 0 || gossipKey != "") {
+			return o, errors.New("--join and --gossip-key need --gossip-listen")
+		}
+		return o, nil
+	}
+}
+
+// Parse reads the command line args, then the environment env for the
+// flags args leave out.
+func Parse(args []string, env cli.Env, stderr io.Writer) (Options, error) {
+	fs, options := Flags()
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args, env); err != nil {
+		return Options{}, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o, err := options()
+	if err != nil {
+		return o, err
+	}
+	if o.Node.NodeName == "" {
+		if o.Node.NodeName, err = os.Hostname(); err != nil {
+			return o, fmt.Errorf("--node-name is empty and the host name is unknown: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// Run starts a node with the configuration args and env give, prints the
+// ready line on stdout and serves until ctx ends (the node then drains) or
+// serving fails. Logs go to stderr; traces follow the standard OTEL_*
+// variables in env.
+func Run(ctx context.Context, args []string, env cli.Env, stdout, stderr io.Writer) error {
+	o, err := Parse(args, env, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := cli.NewLogger(stderr, o.LogFormat, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	cfg := o.Node
+	cfg.Version = version()
+	// Tracing follows the standard OTEL_* variables; off when they are unset.
+	tp, err := telemetry.TracerProvider(ctx, "avila-aggregator", func(k string) string { v, _ := env(k); return v })
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		cfg.TracerProvider = tp
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flushing traces", "err", err)
+			}
+		}()
+	}
+	n, err := node.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return cli.Serve(ctx, n, struct {
+		QUIC   string `json:"quic"`
+		API    string `json:"api"`
+		CA     string `json:"ca"`
+		Node   string `json:"node"`
+		Gossip string `json:"gossip,omitempty"`
+	}{n.QUICAddr, n.APIURL, n.CAFile, cfg.NodeName, n.GossipAddr()}, stdout, shutdownTimeout, log)
+}
+
+// version is the module version the binary was built from, "(devel)" for a
+// build from a work tree.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

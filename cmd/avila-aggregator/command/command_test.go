@@ -1,0 +1,62 @@
+package command
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+func mapEnv(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParse(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := Parse(nil, mapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := o.Node; n.ListenQUIC != "127.0.0.1:4433" || n.ListenAPI != "127.0.0.1:8080" || n.DataDir != "./data/aggregator" ||
+		n.NodeName != host || n.DatabaseURL != "" || n.RedisURL != "" || o.LogLevel != "info" {
+		t.Fatalf("defaults: %+v", o)
+	}
+
+	// The AVILA_ variables win over the usual ones, flags over both.
+	env := map[string]string{"DATABASE_URL": "postgres://plain", "REDIS_URL": "redis://plain", "AVILA_NODE_NAME": "n1",
+		"AVILA_JOIN": "a:1, b:2,", "AVILA_GOSSIP_LISTEN": "127.0.0.1:0", "AVILA_GOSSIP_KEY": "MDEyMzQ1Njc4OWFiY2RlZg==",
+		"AVILA_REDIS_PREFIX": "p:"}
+	o, err = Parse(nil, mapEnv(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := o.Node; n.DatabaseURL != "postgres://plain" || n.RedisURL != "redis://plain" || n.NodeName != "n1" ||
+		strings.Join(n.Join, ",") != "a:1,b:2" || string(n.GossipKey) != "0123456789abcdef" || n.RedisPrefix != "p:" {
+		t.Fatalf("from env: %+v", o.Node)
+	}
+	env["AVILA_DATABASE_URL"], env["AVILA_REDIS_URL"] = "postgres://avila", "redis://avila"
+	o, err = Parse([]string{"--redis-url", "redis://flag"}, mapEnv(env), io.Discard)
+	if err != nil || o.Node.DatabaseURL != "postgres://avila" || o.Node.RedisURL != "redis://flag" {
+		t.Fatalf("precedence: %+v, %v", o.Node, err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--join", "a:1"}, want: "--join and --gossip-key need --gossip-listen"},
+		{args: []string{"--gossip-listen", ":0", "--gossip-key", "%%"}, want: "--gossip-key: not base64"},
+		{args: []string{"extra"}, want: `unexpected arguments ["extra"]`},
+		{args: []string{"--redis-url", "redis://a:1?bogus=1"}, want: "--redis-url: redis: parse URL"},
+		{env: map[string]string{"REDIS_URL": "http://a:1"}, want: "--redis-url: redis: parse URL http://a:1: want redis://"},
+		{args: []string{"--nope"}, want: "flag provided but not defined: -nope"},
+	} {
+		if _, err := Parse(tc.args, mapEnv(tc.env), io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q): %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

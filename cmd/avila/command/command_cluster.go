@@ -1,0 +1,93 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/node"
+	shared "github.com/avila-analytics/avila/internal/cli"
+)
+
+// statusTimeout bounds the status request.
+const statusTimeout = 10 * time.Second
+
+func clusterStatusCommand() command {
+	return command{
+		name: "cluster status",
+		summary: "Show the aggregator cluster as one node sees it: members, their state (alive, suspect, draining),\n" +
+			"load (batches per second) and the agents each heard from in the last minute.",
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
+			api := fs.String("api", "http://127.0.0.1:8080", "any aggregator's API URL (its --listen-api)")
+			asJSON := fs.Bool("json", false, "print the status as JSON, as GET /v1/cluster/status answers it")
+			return func(ctx context.Context) error {
+				st, raw, err := fetchStatus(ctx, *api)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					_, err := c.stdout.Write(raw)
+					return err
+				}
+				printStatus(c.stdout, st)
+				return nil
+			}
+		},
+	}
+}
+
+func fetchStatus(ctx context.Context, api string) (node.ClusterStatus, []byte, error) {
+	var st node.ClusterStatus
+	if !strings.HasPrefix(api, "http://") && !strings.HasPrefix(api, "https://") {
+		api = "http://" + api
+	}
+	url := strings.TrimSuffix(api, "/") + "/v1/cluster/status"
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return st, nil, usagef("--api %q: %v", api, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, nil, fmt.Errorf("GET %s: %w (is the aggregator running? check --api)", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return st, nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("GET %s: not a cluster status (an older aggregator?): %w", url, err)
+	}
+	return st, raw, nil
+}
+
+func printStatus(w io.Writer, st node.ClusterStatus) {
+	mode := "single node"
+	if st.Clustered {
+		mode = fmt.Sprintf("cluster of %d", len(st.Members))
+	}
+	fmt.Fprintf(w, "node %s: %s, %s\n\n", st.Node, st.State, mode)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tQUIC\tAPI\tLOAD\tAGENTS\tVERSION")
+	for _, m := range st.Members {
+		name, state := m.Name, m.State
+		if m.Self {
+			name += " *"
+		}
+		if m.Draining {
+			state = "draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f/s\t%d\t%s\n", name, state, m.QUICAddr, m.APIAddr, m.Load, m.Agents, m.Version)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,72 @@
+package command
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/avila-analytics/avila/aggregator/cluster"
+	"github.com/avila-analytics/avila/aggregator/node"
+)
+
+func TestClusterStatus(t *testing.T) {
+	st := node.ClusterStatus{Node: "b", State: "serving", Clustered: true, Load: 4, Agents: 2, Members: []cluster.Member{
+		{Name: "a", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.2:4433", APIAddr: "127.0.0.2:8080", Load: 12.5, Agents: 3, Version: "v1"}},
+		{Name: "b", State: "alive", Self: true, Meta: cluster.Meta{QUICAddr: "127.0.0.3:4433", Load: 4, Agents: 2, Version: "v1"}},
+		{Name: "c", State: "suspect", Meta: cluster.Meta{QUICAddr: "127.0.0.4:4433", Draining: true}},
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/cluster/status" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+
+	code, stdout, stderr := runCLI(t, nil, "cluster", "status", "--api", srv.URL)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	want := []string{"node b: serving, cluster of 3", "", "NAME STATE QUIC API LOAD AGENTS VERSION",
+		"a alive 127.0.0.2:4433 127.0.0.2:8080 12.5/s 3 v1",
+		"b * alive 127.0.0.3:4433 4.0/s 2 v1",
+		"c draining 127.0.0.4:4433 0.0/s 0"}
+	for i := range lines {
+		lines[i] = strings.Join(strings.Fields(lines[i]), " ")
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("status table:\n%s\nwant (spacing aside):\n%s", stdout, strings.Join(want, "\n"))
+	}
+
+	// The address alone works too (AVILA_API), and --json passes the answer through.
+	env := map[string]string{"AVILA_API": strings.TrimPrefix(srv.URL, "http://"), "AVILA_JSON": "true"}
+	code, stdout, _ = runCLI(t, env, "cluster", "status")
+	var got node.ClusterStatus
+	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || len(got.Members) != 3 || got.Members[2].Draining != true {
+		t.Errorf("--json: exit %d, %s", code, stdout)
+	}
+
+	if code, stdout, _ = runCLI(t, env, "cluster", "status", "--json=false"); !strings.HasPrefix(stdout, "node b:") {
+		t.Errorf("--json=false over AVILA_JSON: exit %d, %s", code, stdout)
+	}
+	env["AVILA_JSON"] = "maybe"
+	if code, _, stderr = runCLI(t, env, "cluster", "status"); code != 2 || !strings.Contains(stderr, `AVILA_JSON="maybe"`) {
+		t.Errorf("bad AVILA_JSON: exit %d, %s", code, stderr)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	code, _, stderr = runCLI(t, nil, "cluster", "status", "--api", dead)
+	if code != 1 || !strings.Contains(stderr, "is the aggregator running? check --api") {
+		t.Errorf("dead aggregator: exit %d, %s", code, stderr)
+	}
+}

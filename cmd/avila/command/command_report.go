@@ -1,0 +1,286 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	shared "github.com/avila-analytics/avila/internal/cli"
+	"github.com/avila-analytics/avila/query"
+)
+
+// reportTimeout bounds one report request.
+const reportTimeout = 60 * time.Second
+
+func reportCommand() command {
+	return command{
+		name: "report",
+		summary: "Run a report through the query API (POST /v1beta/properties/{id}:runReport) and print it as an\n" +
+			"aligned table, CSV (--csv) or the API's JSON (--json). Example:\n" +
+			"  avila report --property 1 --dimensions pagePath --metrics screenPageViews,activeUsers --start 7daysAgo --order -screenPageViews",
+		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
+			api := fs.String("api", "http://127.0.0.1:8080", "the aggregator's API URL (its --listen-api)")
+			fs.SetEnv("api", "AVILA_API_URL", "AVILA_API")
+			key := fs.String("key", "", "API key allowed to read the property (avila key create)")
+			// AVILA_KEY first would take an agent's --key (a file name) set
+			// in the same environment.
+			fs.SetEnv("key", "AVILA_API_KEY", "AVILA_KEY")
+			property := fs.String("property", "", "property (site) id to report on")
+			dims := fs.String("dimensions", "", "comma-separated dimensions, e.g. pagePath,country")
+			mets := fs.String("metrics", "", "comma-separated metrics, e.g. screenPageViews,activeUsers")
+			start := fs.String("start", "7daysAgo", "first day: YYYY-MM-DD, today, yesterday or NdaysAgo, in the property's time zone")
+			end := fs.String("end", "today", "last day, included; same forms as --start")
+			limit := fs.Int64("limit", 0, "at most this many rows; 0: the server's default of 10000")
+			offset := fs.Int64("offset", 0, "skip this many rows first, for paging with --limit")
+			order := fs.String("order", "",
+				"comma-separated sort keys, each a requested dimension or metric, with a leading - for descending: -screenPageViews,pagePath;\n"+
+					"default: the first metric, descending")
+			filter := fs.String("filter", "",
+				"conditions joined by ';', all of which must hold: NAME==V, NAME!=V, NAME=@V (contains), NAME!@V, NAME=~RE (RE2, partial match),\n"+
+					"NAME!~RE, and for numbers NAME>N, >=, <, <=. Text matches ignore case. A metric's conditions filter rows after grouping")
+			totals := fs.Bool("totals", false, "add a totals row (metricAggregations TOTAL); a total of users counts each user once")
+			asJSON := fs.Bool("json", false, "print the API's JSON response as it came")
+			asCSV := fs.Bool("csv", false, "print CSV: a header row, then the rows (and the totals row, dimensions RESERVED_TOTAL)")
+			return func(ctx context.Context) error {
+				switch {
+				case *property == "":
+					return usagef("--property is required: the id of the site to report on (avila site list)")
+				case *key == "":
+					return usagef("--key is required: an API key for property %s (avila key create --property %s), or set AVILA_API_KEY", *property, *property)
+				case *asJSON && *asCSV:
+					return usagef("--json and --csv: choose one output format")
+				case *limit < 0 || *offset < 0:
+					return usagef("--limit and --offset must not be negative")
+				}
+				if id, err := strconv.ParseUint(*property, 10, 31); err != nil || id == 0 {
+					return usagef("--property %q: want a property id (a positive integer, see avila site list)", *property)
+				}
+				req, err := buildReportRequest(splitList(*dims), splitList(*mets), *start, *end, *order, *filter)
+				if err != nil {
+					return err
+				}
+				req.Limit, req.Offset = query.Int64(*limit), query.Int64(*offset)
+				if *totals {
+					req.MetricAggregations = []query.MetricAggregation{"TOTAL"}
+				}
+				resp, raw, err := postReport(ctx, *api, *key, *property, req)
+				if err != nil {
+					return err
+				}
+				switch {
+				case *asJSON:
+					_, err = c.stdout.Write(raw)
+				case *asCSV:
+					err = writeReportCSV(c.stdout, resp)
+				default:
+					err = writeReportTable(c.stdout, resp)
+				}
+				return err
+			}
+		},
+	}
+}
+
+// splitList splits a comma-separated flag, dropping empty items and spaces.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// buildReportRequest turns the flags into a runReport request. Names are
+// passed as given; the server says which it does not know.
+func buildReportRequest(dims, mets []string, start, end, order, filter string) (*query.RunReportRequest, error) {
+	if len(dims) == 0 && len(mets) == 0 {
+		return nil, usagef("give --metrics, --dimensions or both (e.g. --metrics screenPageViews)")
+	}
+	req := &query.RunReportRequest{DateRanges: []query.DateRange{{StartDate: start, EndDate: end}}}
+	isMetric := map[string]bool{}
+	for _, d := range dims {
+		req.Dimensions = append(req.Dimensions, query.Dimension{Name: d})
+	}
+	for _, m := range mets {
+		req.Metrics = append(req.Metrics, query.Metric{Name: m})
+		isMetric[m] = true
+	}
+	for _, o := range splitList(order) {
+		name, desc := strings.CutPrefix(o, "-")
+		name = strings.TrimPrefix(name, "+")
+		switch {
+		case isMetric[name]:
+			req.OrderBys = append(req.OrderBys, query.OrderBy{Metric: &query.MetricOrderBy{MetricName: name}, Desc: desc})
+		case contains(dims, name):
+			req.OrderBys = append(req.OrderBys, query.OrderBy{Dimension: &query.DimensionOrderBy{DimensionName: name}, Desc: desc})
+		default:
+			return nil, usagef("--order %q: %q is not among --dimensions or --metrics", order, name)
+		}
+	}
+	var dimFilters, metFilters []query.FilterExpression
+	for _, cond := range strings.Split(filter, ";") {
+		if strings.TrimSpace(cond) == "" {
+			continue
+		}
+		f, err := parseCondition(strings.TrimSpace(cond))
+		if err != nil {
+			return nil, usagef("--filter %q: %v", cond, err)
+		}
+		leaf := f.Filter
+		if f.NotExpression != nil {
+			leaf = f.NotExpression.Filter
+		}
+		if isMetric[leaf.FieldName] {
+			if leaf.NumericFilter == nil {
+				return nil, usagef("--filter %q: metric %s takes a number comparison (>, >=, <, <=, ==, !=)", cond, leaf.FieldName)
+			}
+			metFilters = append(metFilters, f)
+		} else {
+			dimFilters = append(dimFilters, f)
+		}
+	}
+	req.DimensionFilter, req.MetricFilter = allOf(dimFilters), allOf(metFilters)
+	return req, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func allOf(fs []query.FilterExpression) *query.FilterExpression {
+	switch len(fs) {
+	case 0:
+		return nil
+	case 1:
+		return &fs[0]
+	}
+	return &query.FilterExpression{AndGroup: &query.FilterExpressionList{Expressions: fs}}
+}
+
+// conditionOps are the --filter operators, longest first so that ">="
+// is not read as ">".
+var conditionOps = []string{"==", "!=", "=@", "!@", "=~", "!~", ">=", "<=", ">", "<"}
+
+// parseCondition reads one --filter condition: NAME OP VALUE.
+func parseCondition(cond string) (query.FilterExpression, error) {
+	at, op := -1, ""
+	for _, o := range conditionOps {
+		if i := strings.Index(cond, o); i > 0 && (at < 0 || i < at || i == at && len(o) > len(op)) {
+			at, op = i, o
+		}
+	}
+	if at < 0 {
+		return query.FilterExpression{}, errors.New("want NAME==VALUE, NAME!=VALUE, NAME=@TEXT, NAME!@TEXT, NAME=~RE, NAME!~RE or NAME>N (>=, <, <=)")
+	}
+	name, value := strings.TrimSpace(cond[:at]), strings.TrimSpace(cond[at+len(op):])
+	f := &query.Filter{FieldName: name}
+	negate := false
+	switch op {
+	case "==", "!=":
+		negate = op == "!="
+		if n, ok := number(value); ok {
+			// A number: compared as one for metrics; a dimension with
+			// this text also compares equal as a number.
+			f.NumericFilter = &query.NumericFilter{Operation: "EQUAL", Value: n}
+			break
+		}
+		f.StringFilter = &query.StringFilter{MatchType: "EXACT", Value: value}
+	case "=@", "!@":
+		negate = op == "!@"
+		f.StringFilter = &query.StringFilter{MatchType: "CONTAINS", Value: value}
+	case "=~", "!~":
+		negate = op == "!~"
+		f.StringFilter = &query.StringFilter{MatchType: "PARTIAL_REGEXP", Value: value}
+	default:
+		n, ok := number(value)
+		if !ok {
+			return query.FilterExpression{}, fmt.Errorf("%q after %s is not a number", value, op)
+		}
+		f.NumericFilter = &query.NumericFilter{Operation: map[string]string{">": "GREATER_THAN", ">=": "GREATER_THAN_OR_EQUAL",
+			"<": "LESS_THAN", "<=": "LESS_THAN_OR_EQUAL"}[op], Value: n}
+	}
+	e := query.FilterExpression{Filter: f}
+	if negate {
+		return query.FilterExpression{NotExpression: &e}, nil
+	}
+	return e, nil
+}
+
+// number reads an integer or a decimal.
+func number(s string) (query.NumericValue, bool) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		n := query.Int64(i)
+		return query.NumericValue{Int64Value: &n}, true
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && strings.TrimLeft(s, "+-0123456789.eE") == "" {
+		return query.NumericValue{DoubleValue: &f}, true
+	}
+	return query.NumericValue{}, false
+}
+
+// postReport sends req to the property's runReport and returns the decoded
+// response and its raw JSON. An API error comes back with the server's own
+// message; a server that cannot be reached is named with the fix.
+func postReport(ctx context.Context, api, key, property string, req *query.RunReportRequest) (*query.RunReportResponse, []byte, error) {
+	if !strings.HasPrefix(api, "http://") && !strings.HasPrefix(api, "https://") {
+		api = "http://" + api
+	}
+	u, err := url.Parse(strings.TrimSuffix(api, "/") + "/v1beta/properties/" + property + ":runReport")
+	if err != nil || u.Host == "" {
+		return nil, nil, usagef("--api %q: not a URL like http://127.0.0.1:8080", api)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, usagef("--api %q: %v", api, err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("POST %s: %w (is the aggregator running there? check --api or AVILA_API_URL)", u, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("POST %s: read response: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+				Status  string `json:"status"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			return nil, nil, fmt.Errorf("%d %s: %s", e.Error.Code, e.Error.Status, e.Error.Message)
+		}
+		return nil, nil, fmt.Errorf("POST %s: %s: %s", u, resp.Status, strings.TrimSpace(string(raw[:min(len(raw), 500)])))
+	}
+	var out query.RunReportResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, nil, fmt.Errorf("POST %s: the answer is not a runReport response (is --api an Avila aggregator?): %w", u, err)
+	}
+	return &out, raw, nil
+}
