@@ -21,7 +21,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
-	"github.com/avila-analytics/avila/aggregator/sessions"
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query"
@@ -106,6 +106,8 @@ type Node struct {
 	// cache holds query results: in Redis, or in memory when the node runs
 	// alone without Redis; nil in a cluster without Redis.
 	cache *redis.Cache
+	// writer is the write stage: it stages batches and derives them.
+	writer *write.Writer
 
 	serveErr chan error
 }
@@ -148,14 +150,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			log.Warn("redis does not answer; serving from the database and memory until it does", "addr", n.redis.Options().Addr, "err", err)
 		}
 	}
-	// Like the query cache: one node's memory cannot see the sessions
-	// other nodes continue, so a cluster without Redis looks them up in
-	// the database.
-	if n.redis != nil || cfg.GossipListen == "" {
-		n.store.SetSessionCache(redis.NewSessionCache(n.redis, n.rprefix))
-	} else {
-		n.store.SetSessionCache(sessions.NoCache{})
-	}
 	// Partitions and salts are cluster singletons under an advisory lock.
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
 		Tracer: tp.Tracer(tracerJobs)}, n.store)
@@ -173,16 +167,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, err
 	}
 	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
+	// Realtime counts a batch as soon as it is staged.
 	n.committed = append(n.committed, n.realtime.Record)
 	// A cache in this node's memory cannot see the batches other nodes
-	// commit, so a cluster caches reports only in Redis.
+	// derive, so a cluster caches reports only in Redis. Cached reports
+	// turn stale when a derivation makes new rows visible.
 	if n.redis != nil || cfg.GossipListen == "" {
 		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
-		n.committed = append(n.committed, n.cache.Committed)
 	}
+	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived}, n.store)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
-		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store)
+		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store, n.writer)
 	n.gate = newGate(h, n.members)
 	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
 	if err != nil {
@@ -222,6 +218,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		}
 	})
 	n.wg.Go(func() { j.Run(runCtx) })
+	n.wg.Go(func() { n.writer.Run(runCtx) })
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
 	if n.cache != nil {
@@ -240,7 +237,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	return n, nil
 }
 
-// onCommitted runs the committed hooks for one batch's stored events.
+// onDerived tells the report cache that a derivation of site made events
+// visible.
+func (n *Node) onDerived(ctx context.Context, site uint32, events []protocol.Event) {
+	if n.cache != nil {
+		n.cache.Committed(ctx, events)
+	}
+}
+
+// onCommitted runs the committed hooks for one batch's staged events.
 func (n *Node) onCommitted(ctx context.Context, events []protocol.Event) {
 	for _, fn := range n.committed {
 		fn(ctx, events)
@@ -298,6 +303,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	n.log.Info("aggregator stopping")
+	// What this node staged becomes visible before it goes (another node
+	// or the next start would derive it otherwise).
+	if err := n.writer.Flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("aggregator: derive staged events at shutdown: %w", err))
+	}
 	// Cancelling ends the accept loops; streams already accepted run to
 	// their answer (protocol.Server.Serve waits for them) on uncancelled contexts.
 	n.cancel()

@@ -110,10 +110,10 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	}
 	defer rows.Close()
 	agg := make(rollupAgg)
-	r := eventRow{site: site}
+	r := EventRow{Site: site}
 	dims := make([]int32, len(RollupKinds))
 	nameAt := slices.Index(RollupKinds, DimEventName)
-	dest := []any{&r.ts, &r.visitor, &r.engage, &r.flags}
+	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
 	for i := range dims {
 		dest = append(dest, &dims[i])
 	}
@@ -122,9 +122,9 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 		}
 		for i, k := range RollupKinds {
-			r.dims[k-1] = dims[i]
+			r.Dims[k-1] = dims[i]
 		}
-		r.pageView = pageView != 0 && dims[nameAt] == pageView
+		r.PageView = pageView != 0 && dims[nameAt] == pageView
 		agg.add(&r, loc)
 	}
 	if err := rows.Err(); err != nil {
