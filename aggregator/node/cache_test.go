@@ -64,7 +64,8 @@ func startNodeFor(t *testing.T, cfg Config) *cacheNode {
 	return &cacheNode{n: n, c: c}
 }
 
-// send ships a batch of k page views, stamped now, and wants it acked OK.
+// send ships a batch of k page views, stamped now, wants it acked OK and
+// derives it.
 func (cn *cacheNode) send(t *testing.T, k int) {
 	t.Helper()
 	cn.seq++
@@ -78,6 +79,10 @@ func (cn *cacheNode) send(t *testing.T, k int) {
 	}
 	if ack, err := cn.c.SendBatch(context.Background(), wire); err != nil || ack.Status != protocol.AckOK {
 		t.Fatalf("batch %d: %+v, %v", cn.seq, ack, err)
+	}
+	// Reports see the batch once it is derived.
+	if err := cn.n.Flush(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -237,6 +237,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	return n, nil
 }
 
+// Flush derives every event staged so far (by any node), so reports read
+// them: for tests, which otherwise see them within the derivation lag.
+func (n *Node) Flush(ctx context.Context) error {
+	if err := n.writer.Flush(ctx); err != nil {
+		return fmt.Errorf("aggregator: %w", err)
+	}
+	return nil
+}
+
 // onDerived tells the report cache that a derivation of site made events
 // visible.
 func (n *Node) onDerived(ctx context.Context, site uint32, events []protocol.Event) {

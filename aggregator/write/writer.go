@@ -44,6 +44,11 @@ type Writer struct {
 	store *postgres.Store
 	wake  chan struct{}
 
+	// deriving makes this Writer's derivation rounds (Run's and Flush's)
+	// take turns, so Flush returns only after a round in progress, its
+	// Derived hooks included, has ended.
+	deriving sync.Mutex
+
 	mu    sync.Mutex
 	sites map[uint32]*siteSessions // sessions of the sites this node derived last
 
@@ -142,6 +147,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 // deriveAll derives the staged events of every site; without wait it skips
 // the sites another transaction is deriving.
 func (w *Writer) deriveAll(ctx context.Context, wait bool) error {
+	w.deriving.Lock()
+	defer w.deriving.Unlock()
 	sites, err := w.store.StagedSites(ctx)
 	if err != nil {
 		return fmt.Errorf("write: %w", err)

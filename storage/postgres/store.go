@@ -33,6 +33,9 @@ type Store struct {
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
 
+	packMu   sync.Mutex
+	packPart int // see SetPackPartEvents
+
 }
 
 // Open connects to databaseURL and checks the connection with a ping.
@@ -73,6 +76,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		clients:  newIDCache[profileKey](profileCacheSize),
 		traffic:  newIDCache[profileKey](profileCacheSize),
 		parts:    make(map[int64]bool),
+		packPart: packPartEvents,
 	}, nil
 }
 
