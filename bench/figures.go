@@ -16,6 +16,8 @@ func figures(quick bool) []Figure {
 		{Name: "end-to-end into PostgreSQL, events/s (baseline: raw COPY rows/s)", Key: "pipeline_events_per_s",
 			Baseline: "copy_rows_per_s", Ratio: "pipeline_ratio_vs_copy", Target: atLeast(0.35)},
 		{Name: "events acknowledged but not stored", Key: "pipeline_events_lost", Target: &Target{Limit: 0}},
+		{Name: "write stage, one site, two aggregator nodes, events/s (baseline: one node)", Key: "nodes_2_events_per_s",
+			Baseline: "nodes_1_events_per_s", Ratio: "nodes_2_ratio_vs_1", Target: atLeast(1)},
 	}
 	sizes := []string{"1m"}
 	if !quick {

@@ -2,8 +2,13 @@ package write
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/avila-analytics/avila/aggregator/channel"
 	"github.com/avila-analytics/avila/aggregator/sessions"
@@ -11,17 +16,25 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// attribute is the traffic source of a session landing on path from
+// trafficSource is the traffic source of a session landing on path from
 // referrer (GA4's rules, aggregator/channel).
-func attribute(path, referrer string) postgres.Traffic {
+func trafficSource(path, referrer string) postgres.Traffic {
 	t := channel.Attribute(path, referrer)
 	return postgres.Traffic{Source: t.Source, Medium: t.Medium, Campaign: t.Campaign, Group: t.Group()}
 }
 
 // deriveSite runs one derivation transaction of site and returns how many
 // staged events it derived (0: none were left).
-func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (int, error) {
-	d, err := w.store.BeginDerive(ctx, site, wait)
+func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int, err error) {
+	ctx, span := w.cfg.Tracer.Start(ctx, "write.derive", trace.WithAttributes(attribute.Int64("avila.site", int64(site))))
+	defer func() {
+		span.SetAttributes(attribute.Int("avila.events", n))
+		if err != nil && !errors.Is(err, postgres.ErrSiteBusy) {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	d, err := w.begin(ctx, site, wait)
 	if err != nil {
 		return 0, err
 	}
@@ -44,7 +57,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (int, e
 	if err := w.store.EnsureEventDays(ctx, events); err != nil {
 		return 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
-	res, err := w.store.ResolveEvents(ctx, events, attribute)
+	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
 	if err != nil {
 		return 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
@@ -79,6 +92,27 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (int, e
 		w.cfg.Derived(ctx, site, events)
 	}
 	return len(events), nil
+}
+
+// begin begins a derivation of site. With wait it retries while another
+// transaction derives the site (backing off from 5 to 100 ms), else it
+// returns postgres.ErrSiteBusy.
+func (w *Writer) begin(ctx context.Context, site uint32, wait bool) (*postgres.DeriveTx, error) {
+	pause := 5 * time.Millisecond
+	for {
+		d, err := w.store.BeginDerive(ctx, site)
+		if !wait || !errors.Is(err, postgres.ErrSiteBusy) {
+			return d, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("write: wait for the derivation of site %d: %w", site, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+	}
 }
 
 // assignSessions gives the events their sessions: from mem for visitors it

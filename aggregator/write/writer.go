@@ -11,6 +11,8 @@ import (
 	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Defaults of Config.
@@ -35,6 +37,8 @@ type Config struct {
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports).
 	Derived func(ctx context.Context, site uint32, events []protocol.Event)
+	// Tracer makes a span ("write.derive") per derivation; nil: none.
+	Tracer trace.Tracer
 }
 
 // Writer is the write stage. Safe for concurrent use.
@@ -65,6 +69,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = defaultMaxEvents
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery}}
@@ -153,21 +160,22 @@ func (w *Writer) deriveAll(ctx context.Context, wait bool) error {
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
+	// Round by round, one derivation per site each, so a busy site does
+	// not hold the others back; until a round finds nothing left.
 	var errs []error
-	for _, site := range sites {
-		for {
+	for len(sites) > 0 {
+		busy := sites[:0]
+		for _, site := range sites {
 			n, err := w.deriveSite(ctx, site, wait)
-			if errors.Is(err, postgres.ErrSiteBusy) {
-				break
-			}
-			if err != nil {
+			switch {
+			case errors.Is(err, postgres.ErrSiteBusy): // another node derives it
+			case err != nil:
 				errs = append(errs, err)
-				break
-			}
-			if n == 0 {
-				break
+			case n > 0:
+				busy = append(busy, site)
 			}
 		}
+		sites = busy
 	}
 	return errors.Join(errs...)
 }

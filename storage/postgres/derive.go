@@ -15,8 +15,8 @@ import (
 // id. The two-key form keeps them apart from the store's one-key locks.
 const deriveLockSpace int32 = 0x61766c64
 
-// ErrSiteBusy is returned by BeginDerive without wait when another
-// transaction, on this node or another, is deriving the site.
+// ErrSiteBusy is returned by BeginDerive when another transaction, on this
+// node or another, is deriving the site.
 var ErrSiteBusy = errors.New("postgres: site is being derived elsewhere")
 
 // StagedRow is one staged_events row: a site's share of one batch.
@@ -43,15 +43,17 @@ type DeriveTx struct {
 	events   int64
 }
 
-// BeginDerive begins site's derivation. With wait it waits for the site's
-// lock, else it returns ErrSiteBusy when another transaction holds it.
-func (s *Store) BeginDerive(ctx context.Context, site uint32, wait bool) (*DeriveTx, error) {
+// BeginDerive begins site's derivation, or returns ErrSiteBusy when another
+// transaction holds the site's lock. It never waits for the lock: a
+// connection waiting in the pool for a lock would be one the holder may
+// need (it resolves strings on other connections).
+func (s *Store) BeginDerive(ctx context.Context, site uint32) (*DeriveTx, error) {
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: begin: %w", site, err)
 	}
 	d := &DeriveTx{s: s, tx: tx, site: site, zone: time.UTC}
-	if err := d.begin(ctx, wait); err != nil {
+	if err := d.begin(ctx); err != nil {
 		d.Rollback(ctx)
 		if errors.Is(err, ErrSiteBusy) {
 			return nil, err
@@ -61,19 +63,13 @@ func (s *Store) BeginDerive(ctx context.Context, site uint32, wait bool) (*Deriv
 	return d, nil
 }
 
-func (d *DeriveTx) begin(ctx context.Context, wait bool) error {
-	if wait {
-		if _, err := d.tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", deriveLockSpace, int32(d.site)); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
-	} else {
-		var ok bool
-		if err := d.tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", deriveLockSpace, int32(d.site)).Scan(&ok); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
-		if !ok {
-			return ErrSiteBusy
-		}
+func (d *DeriveTx) begin(ctx context.Context) error {
+	var ok bool
+	if err := d.tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", deriveLockSpace, int32(d.site)).Scan(&ok); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if !ok {
+		return ErrSiteBusy
 	}
 	// FOR SHARE: a rollup or session rebuild of the site (FOR UPDATE)
 	// never interleaves with a derivation. A site without a row counts in UTC.
@@ -107,34 +103,28 @@ func (d *DeriveTx) Zone() *time.Location { return d.zone }
 func (d *DeriveTx) Gen() int64 { return d.gen }
 
 // Take returns the site's oldest staged rows not taken yet: at most
-// maxRows, and fewer once they hold maxEvents events (at least one row).
+// maxRows, and no more once those taken hold maxEvents events (at least one
+// row; the last may carry them past it).
 // Commit deletes them.
 func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRow, error) {
 	after := int64(0)
 	if n := len(d.consumed); n > 0 {
 		after = d.consumed[n-1]
 	}
-	rows, err := d.tx.Query(ctx, `SELECT id, events, payload FROM staged_events
-		WHERE site_id = $1 AND id > $2 ORDER BY id LIMIT $3`, int32(d.site), after, maxRows)
+	// The running sum leaves out rows past maxEvents without reading
+	// their payloads.
+	rows, err := d.tx.Query(ctx, `SELECT id, events, payload FROM (
+			SELECT id, events, payload, sum(events) OVER (ORDER BY id) - events AS before
+			FROM staged_events WHERE site_id = $1 AND id > $2 ORDER BY id LIMIT $3) s
+		WHERE before < $4 ORDER BY id`, int32(d.site), after, maxRows, maxEvents)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
 	}
-	var out []StagedRow
-	n := 0
-	for rows.Next() {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StagedRow, error) {
 		var r StagedRow
-		if err := rows.Scan(&r.ID, &r.Events, &r.Payload); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
-		}
-		if len(out) > 0 && n+r.Events > maxEvents {
-			break
-		}
-		out = append(out, r)
-		n += r.Events
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return r, row.Scan(&r.ID, &r.Events, &r.Payload)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
 	}
 	for _, r := range out {

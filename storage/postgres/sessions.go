@@ -92,12 +92,12 @@ func sessionArrays(rows []SessionRow) []any {
 // Rows go in key order so that batches touching the same sessions lock them
 // in one order and never deadlock. A session's start, landing page and
 // first event's dimensions stay as first written; its exit page is the
-// last page_view of the batch holding its latest event.
+// last page_view of the derivation holding its latest event.
 //
 // It returns every row written (sessionStateColumns) with the counters,
-// last_ts and flags the row had before (NULL for a new row): the batch's
-// visitor locks keep other writers out, so the statement's snapshot holds
-// the values its upsert changes.
+// last_ts and flags the row had before (NULL for a new row): only the
+// derivation holding the site's lock writes its sessions, so the
+// statement's snapshot holds the values its upsert changes.
 var upsertSessionsSQL = func() string {
 	types := []string{"integer", "timestamptz", "bigint", "bigint", "timestamptz", "integer", "integer",
 		"integer", "bigint", "smallint"}
