@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -34,6 +35,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		}
 		span.End()
 	}()
+	start := time.Now()
 	d, err := w.begin(ctx, site, wait)
 	if err != nil {
 		return 0, err
@@ -88,6 +90,10 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, err
 	}
 	mem.commit(d.Gen(), sess, known)
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", len(staged)),
+			slog.Int("events", len(events)), slog.Int("sessions", len(sess)), slog.Duration("took", time.Since(start)))
+	}
 	if w.cfg.Derived != nil {
 		w.cfg.Derived(ctx, site, events)
 	}

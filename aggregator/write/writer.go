@@ -80,11 +80,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
 // its events become visible to reports once a derivation took them.
 func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
-	staged, err := stage(events)
-	if err != nil {
-		return postgres.StageResult{}, fmt.Errorf("write: batch %s/%d: %w", agentID, seq, err)
-	}
-	res, err := w.store.StageBatch(ctx, agentID, seq, staged, dead)
+	res, err := w.store.StageBatch(ctx, agentID, seq, stage(events), dead)
 	if err != nil {
 		return res, fmt.Errorf("write: %w", err)
 	}
@@ -97,8 +93,9 @@ func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, eve
 	return res, nil
 }
 
-// stage splits events by site, in order, and encodes each site's share.
-func stage(events []protocol.Event) ([]postgres.Staged, error) {
+// stage splits events by site, in order, and encodes each site's share
+// as a wire batch (protocol.AppendEvent, as the agent does).
+func stage(events []protocol.Event) []postgres.Staged {
 	var sites []uint32
 	by := make(map[uint32][]protocol.Event)
 	for i := range events {
@@ -109,15 +106,16 @@ func stage(events []protocol.Event) ([]postgres.Staged, error) {
 		by[s] = append(by[s], events[i])
 	}
 	out := make([]postgres.Staged, 0, len(sites))
+	var plain []byte
 	for _, s := range sites {
 		// The envelope is not read back; it only has to be valid.
-		b, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "staged", Seq: 1, Events: by[s]})
-		if err != nil {
-			return nil, fmt.Errorf("encode staged events: %w", err)
+		plain = protocol.AppendBatchHead(plain[:0], "staged", 1, 0, len(by[s]))
+		for i := range by[s] {
+			plain = protocol.AppendEvent(plain, &by[s][i])
 		}
-		out = append(out, postgres.Staged{Site: s, Events: len(by[s]), Payload: b})
+		out = append(out, postgres.Staged{Site: s, Events: len(by[s]), Payload: protocol.CompressBatch(nil, plain)})
 	}
-	return out, nil
+	return out
 }
 
 // Run derives staged events until ctx ends: at once when this Writer
