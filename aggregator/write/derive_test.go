@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -96,7 +95,7 @@ func TestDerivationCutShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second node: its own pool, its own write stage.
-	other, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	other, err := postgres.Open(ctx, s.url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +149,7 @@ func TestTwoNodesOneSite(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "two"})
-	other, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	other, err := postgres.Open(ctx, s.url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

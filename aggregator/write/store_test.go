@@ -18,7 +18,8 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 // after it.
 type testStore struct {
 	*postgres.Store
-	w *Writer
+	url string // its database, for a second node
+	w   *Writer
 	// writer, when set, picks the write stage of the i-th WriteBatch call
 	// (else w), as batches reach different nodes.
 	writer func(i int) *Writer
@@ -35,7 +36,8 @@ type writeResult struct {
 func newStore(t testing.TB) *testStore {
 	t.Helper()
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	url := testenv.PostgresURL(t)
+	s, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func newStore(t testing.TB) *testStore {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &testStore{Store: s, w: New(Config{}, s)}
+	return &testStore{Store: s, url: url, w: New(Config{}, s)}
 }
 
 // WriteBatch stages the batch and derives everything staged.
