@@ -25,8 +25,9 @@ func trafficSource(path, referrer string) postgres.Traffic {
 }
 
 // deriveSite runs one derivation transaction of site and returns how many
-// staged events it derived (0: none were left).
-func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int, err error) {
+// staged events it derived (0: none were left) and the id of the last
+// staged row it took.
+func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int, last int64, err error) {
 	ctx, span := w.cfg.Tracer.Start(ctx, "write.derive", trace.WithAttributes(attribute.Int64("avila.site", int64(site))))
 	defer func() {
 		span.SetAttributes(attribute.Int("avila.events", n))
@@ -38,18 +39,22 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	start := time.Now()
 	d, err := w.begin(ctx, site, wait)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer d.Rollback(ctx) // no-op after Commit
 	staged, err := d.Take(ctx, maxStagedRows, w.cfg.MaxEvents)
 	if err != nil || len(staged) == 0 {
-		return 0, err
+		return 0, 0, err
 	}
-	var events []protocol.Event
+	total := 0
+	for _, st := range staged {
+		total += st.Events
+	}
+	events := make([]protocol.Event, 0, total)
 	for _, st := range staged {
 		b, err := protocol.DecodeBatch(st.Payload)
 		if err != nil {
-			return 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
+			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
 		events = append(events, b.Events...)
 	}
@@ -57,37 +62,37 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	// derivation holds no lock on events yet, so creating a partition
 	// cannot wait for it.
 	if err := w.store.EnsureEventDays(ctx, events); err != nil {
-		return 0, fmt.Errorf("write: derive site %d: %w", site, err)
+		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
 	if err != nil {
-		return 0, fmt.Errorf("write: derive site %d: %w", site, err)
+		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	mem := w.siteSessions(site, d.Gen()-1)
 	as, known, err := assignSessions(ctx, d, mem, events)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for i := range res.Rows {
 		res.Rows[i].Session = as.Sessions[as.Of[i]].ID
 	}
 	sess := sessionRows(events, res, &as)
 	if err := d.CopyEvents(ctx, res.Rows); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	changes, err := d.UpsertSessions(ctx, sess)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := d.AddRollups(ctx, res.Rows); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := d.AddSessionRollups(ctx, changes); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := d.Commit(ctx); err != nil {
 		w.forgetSessions(site)
-		return 0, err
+		return 0, 0, err
 	}
 	mem.commit(d.Gen(), sess, known)
 	if w.log.Enabled(ctx, slog.LevelDebug) {
@@ -97,7 +102,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if w.cfg.Derived != nil {
 		w.cfg.Derived(ctx, site, events)
 	}
-	return len(events), nil
+	return len(events), staged[len(staged)-1].ID, nil
 }
 
 // begin begins a derivation of site. With wait it retries while another

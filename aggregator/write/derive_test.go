@@ -126,7 +126,7 @@ func TestDerivationCutShort(t *testing.T) {
 	if _, err := s.BeginDerive(ctx, site.ID); !errors.Is(err, postgres.ErrSiteBusy) {
 		t.Fatalf("a second derivation of the site began: %v", err)
 	}
-	if n, err := s.w.deriveSite(ctx, site.ID, false); !errors.Is(err, postgres.ErrSiteBusy) || n != 0 {
+	if n, _, err := s.w.deriveSite(ctx, site.ID, false); !errors.Is(err, postgres.ErrSiteBusy) || n != 0 {
 		t.Fatalf("derivation beside another: %d events, %v; want ErrSiteBusy", n, err)
 	}
 	d.Rollback(ctx)

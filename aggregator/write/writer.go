@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,8 +49,8 @@ type Writer struct {
 	store *postgres.Store
 	wake  chan struct{}
 
-	// deriving makes this Writer's derivation rounds (Run's and Flush's)
-	// take turns, so Flush returns only after a round in progress, its
+	// deriving makes this Writer's derivation passes (Run's and Flush's)
+	// take turns, so Flush returns only after a pass in progress, its
 	// Derived hooks included, has ended.
 	deriving sync.Mutex
 
@@ -96,6 +97,9 @@ func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, eve
 // stage splits events by site, in order, and encodes each site's share
 // as a wire batch (protocol.AppendEvent, as the agent does).
 func stage(events []protocol.Event) []postgres.Staged {
+	if len(events) > 0 && !slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Site != events[0].Site }) {
+		return []postgres.Staged{encodeStaged(events[0].Site, events)} // the common case: one site
+	}
 	var sites []uint32
 	by := make(map[uint32][]protocol.Event)
 	for i := range events {
@@ -106,74 +110,114 @@ func stage(events []protocol.Event) []postgres.Staged {
 		by[s] = append(by[s], events[i])
 	}
 	out := make([]postgres.Staged, 0, len(sites))
-	var plain []byte
 	for _, s := range sites {
-		// The envelope is not read back; it only has to be valid.
-		plain = protocol.AppendBatchHead(plain[:0], "staged", 1, 0, len(by[s]))
-		for i := range by[s] {
-			plain = protocol.AppendEvent(plain, &by[s][i])
-		}
-		out = append(out, postgres.Staged{Site: s, Events: len(by[s]), Payload: protocol.CompressBatch(nil, plain)})
+		out = append(out, encodeStaged(s, by[s]))
 	}
 	return out
 }
 
+// encodeStaged encodes one site's events as a staged row's payload.
+func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
+	// The envelope is not read back; it only has to be valid.
+	plain := protocol.AppendBatchHead(make([]byte, 0, 64+200*len(events)), "staged", 1, 0, len(events))
+	for i := range events {
+		plain = protocol.AppendEvent(plain, &events[i])
+	}
+	return postgres.Staged{Site: site, Events: len(events), Payload: protocol.CompressBatch(nil, plain)}
+}
+
 // Run derives staged events until ctx ends: at once when this Writer
-// staged a batch, else every Config.Every for batches other nodes staged.
-// Errors are logged (rate-limited) and retried on the next round.
+// staged a batch, else every Config.Every for batches other nodes staged,
+// and pass after pass while passes find events. Errors are logged
+// (rate-limited) and retried on the next pass.
 func (w *Writer) Run(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Every)
 	defer t.Stop()
 	for {
+		more, err := w.pass(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			level := slog.LevelWarn
+			if !postgres.IsTransient(err) {
+				level = slog.LevelError
+			}
+			if n, ok := w.failLog.Allow(time.Now()); ok {
+				w.log.Log(ctx, level, "derivation failed; staged events wait for the next pass", "err", err, "suppressed", n)
+			}
+			more = false
+		}
+		if more {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
 		case <-t.C:
 		}
-		if err := w.deriveAll(ctx, false); err != nil && ctx.Err() == nil {
-			level := slog.LevelWarn
-			if !postgres.IsTransient(err) {
-				level = slog.LevelError
-			}
-			if n, ok := w.failLog.Allow(time.Now()); ok {
-				w.log.Log(ctx, level, "derivation failed; staged events wait for the next round", "err", err, "suppressed", n)
-			}
-		}
 	}
 }
 
-// Flush derives every event staged before it was called, waiting for
-// derivations other nodes run meanwhile: afterwards reports see them.
-func (w *Writer) Flush(ctx context.Context) error {
-	return w.deriveAll(ctx, true)
-}
-
-// deriveAll derives the staged events of every site; without wait it skips
-// the sites another transaction is deriving.
-func (w *Writer) deriveAll(ctx context.Context, wait bool) error {
+// pass runs one derivation of each site with staged events, so a busy
+// site does not hold the others back, skipping the sites another
+// transaction derives; more reports whether one found events (there may
+// be more).
+func (w *Writer) pass(ctx context.Context) (more bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	sites, err := w.store.StagedSites(ctx)
 	if err != nil {
+		return false, fmt.Errorf("write: %w", err)
+	}
+	var errs []error
+	for _, site := range sites {
+		n, _, err := w.deriveSite(ctx, site, false)
+		switch {
+		case errors.Is(err, postgres.ErrSiteBusy): // another node derives it
+		case err != nil:
+			errs = append(errs, err)
+		case n > 0:
+			more = true
+		}
+	}
+	return more, errors.Join(errs...)
+}
+
+// Flush derives every event staged before it was called, waiting for
+// derivations other nodes run meanwhile: afterwards reports see them.
+// Events staged after it began (under load, other nodes' batches keep
+// coming) are left to Run.
+func (w *Writer) Flush(ctx context.Context) error {
+	upTo, err := w.store.LastStagedID(ctx)
+	if err != nil || upTo == 0 {
+		return err
+	}
+	sites, err := w.store.StagedSites(ctx)
+	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	// Round by round, one derivation per site each, so a busy site does
-	// not hold the others back; until a round finds nothing left.
-	var errs []error
 	for len(sites) > 0 {
-		busy := sites[:0]
+		var errs []error
+		left := sites[:0]
+		w.deriving.Lock()
 		for _, site := range sites {
-			n, err := w.deriveSite(ctx, site, wait)
+			// Staged rows are taken in id order: once one at or past upTo
+			// was taken, the site's rows staged before Flush are derived.
+			n, last, err := w.deriveSite(ctx, site, true)
 			switch {
-			case errors.Is(err, postgres.ErrSiteBusy): // another node derives it
 			case err != nil:
 				errs = append(errs, err)
-			case n > 0:
-				busy = append(busy, site)
+			case n > 0 && last < upTo:
+				left = append(left, site)
 			}
 		}
-		sites = busy
+		w.deriving.Unlock()
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		sites = left
 	}
-	return errors.Join(errs...)
+	return nil
 }

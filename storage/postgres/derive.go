@@ -203,3 +203,13 @@ func (s *Store) StagedEvents(ctx context.Context, site uint32) (int64, error) {
 	}
 	return n, nil
 }
+
+// LastStagedID is the highest id of the staged rows committed so far (0:
+// none staged).
+func (s *Store) LastStagedID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.Pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM staged_events").Scan(&id); err != nil {
+		return 0, fmt.Errorf("postgres: last staged id: %w", err)
+	}
+	return id, nil
+}

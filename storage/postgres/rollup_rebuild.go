@@ -125,7 +125,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			r.Dims[k-1] = dims[i]
 		}
 		r.PageView = pageView != 0 && dims[nameAt] == pageView
-		agg.add(&r, loc)
+		agg.add(&r, loc, false)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)

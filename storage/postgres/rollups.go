@@ -62,7 +62,17 @@ type rollupCell struct {
 	events, views, keyEvents int32
 	engageMs                 int64
 	users, active, newUsers  *hyperloglog.Sketch
+	// seen, when not nil, holds visitor hashes not yet in the sketches,
+	// with their visitorUser/visitorActive/visitorNew bits (see settle).
+	seen map[uint64]uint8
 }
+
+// Bits of rollupCell.seen.
+const (
+	visitorUser uint8 = 1 << iota
+	visitorActive
+	visitorNew
+)
 
 func newRollupCell() *rollupCell {
 	return &rollupCell{users: NewSketch(), active: NewSketch(), newUsers: NewSketch()}
@@ -103,8 +113,13 @@ func VisitorHash(v uint64) uint64 {
 // rollupAgg is a batch's rollup deltas.
 type rollupAgg map[rollupKey]*rollupCell
 
-// add counts one event; loc is its site's time zone.
-func (a rollupAgg) add(row *EventRow, loc *time.Location) {
+// add counts one event; loc is its site's time zone. With dedupe, visitors
+// are collected per cell and go into the sketches once each, at settle:
+// a derivation's many events of few visitors then cost one sketch insert
+// per visitor and cell, not per event (a sparse sketch merges its list
+// again and again otherwise). Without, they go in at once, and memory
+// does not grow with visitors (rebuilds of whole days).
+func (a rollupAgg) add(row *EventRow, loc *time.Location, dedupe bool) {
 	local := row.TS.In(loc)
 	y, m, d := local.Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
@@ -134,6 +149,20 @@ func (a rollupAgg) add(row *EventRow, loc *time.Location) {
 			c.keyEvents++
 		}
 		c.engageMs += int64(row.Engage)
+		if dedupe {
+			if c.seen == nil {
+				c.seen = make(map[uint64]uint8)
+			}
+			bits := visitorUser
+			if active {
+				bits |= visitorActive
+			}
+			if first {
+				bits |= visitorNew
+			}
+			c.seen[h] |= bits
+			continue
+		}
 		c.users.InsertHash(h)
 		if active {
 			c.active.InsertHash(h)
@@ -144,6 +173,22 @@ func (a rollupAgg) add(row *EventRow, loc *time.Location) {
 	}
 }
 
+// settle puts the visitors collected by add with dedupe into the sketches.
+func (a rollupAgg) settle() {
+	for _, c := range a {
+		for h, bits := range c.seen {
+			c.users.InsertHash(h)
+			if bits&visitorActive != 0 {
+				c.active.InsertHash(h)
+			}
+			if bits&visitorNew != 0 {
+				c.newUsers.InsertHash(h)
+			}
+		}
+		c.seen = nil
+	}
+}
+
 // AddRollups adds rows (events of the transaction's site) to rollup_days.
 func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
 	if len(rows) == 0 {
@@ -151,7 +196,7 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
 	}
 	agg := make(rollupAgg)
 	for i := range rows {
-		agg.add(&rows[i], d.zone)
+		agg.add(&rows[i], d.zone, true)
 	}
 	if err := agg.store(ctx, d.tx); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
@@ -161,6 +206,7 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
 
 // store writes the deltas in a to rollup_days inside tx (storeRollupRounds).
 func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
+	a.settle()
 	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(a), compareRollupKeys), a)
 }
 
