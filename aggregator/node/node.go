@@ -175,7 +175,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.redis != nil || cfg.GossipListen == "" {
 		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
 	}
-	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Tracer: tp.Tracer(tracerWrite)}, n.store)
+	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Tracer: tp.Tracer(tracerWrite),
+		Metrics: n.metrics.write}, n.store)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
 		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store, n.writer)

@@ -95,6 +95,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	mem.commit(d.Gen(), sess, known)
+	w.cfg.Metrics.derivations.Inc()
+	w.cfg.Metrics.derived.Add(float64(len(events)))
+	w.cfg.Metrics.seconds.Observe(time.Since(start).Seconds())
 	if w.log.Enabled(ctx, slog.LevelDebug) {
 		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", len(staged)),
 			slog.Int("events", len(events)), slog.Int("sessions", len(sess)), slog.Duration("took", time.Since(start)))

@@ -40,6 +40,8 @@ type Config struct {
 	Derived func(ctx context.Context, site uint32, events []protocol.Event)
 	// Tracer makes a span ("write.derive") per derivation; nil: none.
 	Tracer trace.Tracer
+	// Metrics count derivations (NewMetrics); nil: unregistered ones.
+	Metrics *Metrics
 }
 
 // Writer is the write stage. Safe for concurrent use.
@@ -73,6 +75,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery}}
