@@ -57,7 +57,7 @@ var dashboardSet = []report{
 
 // loadDataset brings the dashboard site to ds.events events: it generates
 // the missing ones over the last datasetDays days with COPY, rebuilds the
-// site's rollups and sessions from them (what WriteBatch would have
+// site's rollups and sessions from them (what the write stage would have
 // written), then vacuums and analyzes as autovacuum would after a bulk load.
 func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 	site := r.st.sites[siteDashboard]
@@ -108,13 +108,13 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 	}
 	r.loaded = ds.events
 	r.log.Info("query data: loaded", "events", add, "rows_per_s", int64(perSecond(add, time.Since(start))))
-	// COPY bypasses WriteBatch, which keeps the rollups: rebuild them.
+	// COPY bypasses the write stage, which keeps the rollups: rebuild them.
 	start = time.Now()
 	if err := r.st.store.RebuildRollups(ctx, site.ID); err != nil {
 		return fmt.Errorf("bench: query data: %w", err)
 	}
 	r.log.Info("query data: rollups rebuilt", "events", ds.events, "seconds", time.Since(start).Seconds())
-	// And the sessions, which WriteBatch also writes.
+	// And the sessions, which the write stage also writes.
 	start = time.Now()
 	if err := r.st.store.RebuildSessions(ctx, site.ID); err != nil {
 		return fmt.Errorf("bench: query data: %w", err)

@@ -340,7 +340,7 @@ func (g *eventGen) Values() ([]any, error) {
 	if _, ok := g.seen[k]; !ok {
 		// A visitor's first event of the day starts its session (the
 		// session id is the visitor-day) with a page view that carries
-		// the session's traffic source, as WriteBatch stores it.
+		// the session's traffic source, as the write stage stores it.
 		g.seen[k] = struct{}{}
 		ev, flags = 0, int16(protocol.FlagSessionStart)
 		traffic = g.traffic[g.sources.Uint64()]

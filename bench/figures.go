@@ -19,6 +19,8 @@ func figures(quick bool) []Figure {
 		{Name: "access log import, reading (avila import --dry-run: parse, privacy, enrich, encode), lines/s", Key: "import_read_lines_per_s",
 			Target: &Target{AtLeast: true, Limit: 100_000}},
 		{Name: "access log import into PostgreSQL (avila import), lines/s", Key: "import_lines_per_s"},
+		{Name: "write stage, one site, two aggregator nodes, events/s (baseline: one node)", Key: "nodes_2_events_per_s",
+			Baseline: "nodes_1_events_per_s", Ratio: "nodes_2_ratio_vs_1", Target: atLeast(1)},
 	}
 	sizes := []string{"1m"}
 	if !quick {

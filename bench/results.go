@@ -17,6 +17,7 @@ var requiredKeys = []string{
 	"ingest_hits_per_s", "bare_http_per_s", "ingest_ratio_vs_bare", "ingest_ratio_vs_bare_shared", "ingest_events_lost",
 	"batched_events_per_s",
 	"pipeline_events_per_s", "copy_rows_per_s", "pipeline_ratio_vs_copy",
+	"nodes_1_events_per_s", "nodes_2_events_per_s", "nodes_2_ratio_vs_1",
 	"query_p50_ms_1m", "query_p99_ms_1m", "query_p99_ms_10m",
 	"bytes_per_event_disk", "wire_bytes_per_event", "raw_request_bytes_per_event",
 	"agent_rss_mb_load", "aggregator_rss_mb_load", "idle_cpu_percent",

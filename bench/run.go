@@ -138,6 +138,11 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 			return err
 		}
 	}
+	if r.opts.runs("nodes") {
+		if err := r.nodes(ctx); err != nil {
+			return err
+		}
+	}
 	if !slices.ContainsFunc([]string{"ingest", "batched", "mp", "pipeline", "import"}, r.opts.runs) {
 		return nil
 	}

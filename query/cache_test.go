@@ -76,7 +76,7 @@ func (r *cacheRig) store(t *testing.T, n int) []protocol.Event {
 			Name: "page_view", Visitor: uint64(1000 + i), Path: "/new"})
 	}
 	r.seq++
-	if _, err := r.f.store.WriteBatch(context.Background(), r.agent, r.seq, evs, nil); err != nil {
+	if _, err := r.f.writeBatch(context.Background(), r.agent, r.seq, evs, nil); err != nil {
 		t.Fatal(err)
 	}
 	r.f.events = append(r.f.events, evs...)

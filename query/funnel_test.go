@@ -169,7 +169,7 @@ func TestFunnelKnownVisitors(t *testing.T) {
 	evs = append(evs,
 		protocol.Event{Site: 99, Visitor: 6, Name: "page_view", Device: "mobile", TimeMicros: base.Add(-time.Hour).UnixMicro()},
 		protocol.Event{Site: 99, Visitor: 6, Name: "click", Device: "mobile", TimeMicros: base.Add(-50 * time.Minute).UnixMicro()})
-	if _, err := f.store.WriteBatch(context.Background(), "known", 1, evs, nil); err != nil {
+	if _, err := f.writeBatch(context.Background(), "known", 1, evs, nil); err != nil {
 		t.Fatal(err)
 	}
 	row := func(step, value string, users, rate, abandon, abandonRate string) Row {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 // through postgres.Store.WriteBatch as the aggregator stores them.
 type fixture struct {
 	store  *postgres.Store
+	writer *write.Writer // the aggregator's write stage
 	pool   *pgxpool.Pool
 	events []protocol.Event
 	zones  map[uint32]string
@@ -80,7 +82,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	if err := store.EnsurePartitions(ctx, from, to); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: store, pool: store.Pool, zones: map[uint32]string{}, ids: map[uint32]map[string]int32{}}
+	f := &fixture{store: store, writer: write.New(write.Config{}, store), pool: store.Pool, zones: map[uint32]string{}, ids: map[uint32]map[string]int32{}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, s := range fixtureSites {
 		f.zones[s.id] = s.zone
@@ -121,7 +123,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	for i := 0; i < len(f.events); i += 500 {
 		batch := f.events[i:min(i+500, len(f.events))]
 		if i <= packAt && packAt < i+500 {
-			if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1)<<1, batch[:packAt-i], nil); err != nil {
+			if _, err := f.writeBatch(ctx, "fixture", uint64(i/500+1)<<1, batch[:packAt-i], nil); err != nil {
 				t.Fatal(err)
 			}
 			at := time.UnixMicro(f.events[packAt].TimeMicros)
@@ -134,7 +136,7 @@ func newFixture(t testing.TB, n int) *fixture {
 			}
 			batch = batch[packAt-i:]
 		}
-		if _, err := store.WriteBatch(ctx, "fixture", uint64(i/500+1)<<1|1, batch, nil); err != nil {
+		if _, err := f.writeBatch(ctx, "fixture", uint64(i/500+1)<<1|1, batch, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -241,4 +243,14 @@ func mustExec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeBatch stores a batch through the write stage and derives it, as the
+// aggregator does, before it returns: reports read it from then on.
+func (f *fixture) writeBatch(ctx context.Context, agent string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
+	res, err := f.writer.WriteBatch(ctx, agent, seq, events, dead)
+	if err != nil {
+		return res, err
+	}
+	return res, f.writer.Flush(ctx)
 }

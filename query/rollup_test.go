@@ -56,7 +56,7 @@ func TestRollupUserCountsNearExact(t *testing.T) {
 		events = append(events, e)
 	}
 	for i := 0; i < len(events); i += 5000 {
-		if _, err := f.store.WriteBatch(ctx, "users", uint64(i), events[i:i+5000], nil); err != nil {
+		if _, err := f.writeBatch(ctx, "users", uint64(i), events[i:i+5000], nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -64,6 +64,7 @@ type Handler struct {
 	opts  Options
 	log   *slog.Logger
 	store *postgres.Store
+	write BatchWriter
 
 	sitesMu     sync.Mutex
 	sites       map[uint32]bool
@@ -79,8 +80,14 @@ type Handler struct {
 
 var _ protocol.Handler = (*Handler)(nil)
 
-// New returns a handler storing into store.
-func New(opts Options, store *postgres.Store) *Handler {
+// BatchWriter stores a validated batch exactly once (aggregator/write).
+type BatchWriter interface {
+	WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error)
+}
+
+// New returns a handler that reads sites and salts from store and hands
+// batches to w.
+func New(opts Options, store *postgres.Store, w BatchWriter) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,7 +106,7 @@ func New(opts Options, store *postgres.Store) *Handler {
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Handler{opts: opts, log: opts.Logger, store: store, failLog: logthrottle.Throttle{Every: logEvery}}
+	return &Handler{opts: opts, log: opts.Logger, store: store, write: w, failLog: logthrottle.Throttle{Every: logEvery}}
 }
 
 // HandleBatch decodes, validates and stores one batch.
@@ -146,7 +153,7 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		return h.retry(b, err), b
 	}
 	agent := AgentKey(b.AgentID, peer)
-	res, err := h.store.WriteBatch(ctx, agent, b.Seq, good, dead)
+	res, err := h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
 	if err != nil {
 		return h.retry(b, err), b
 	}
@@ -156,12 +163,12 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		}
 	}
 	if h.opts.Stored != nil {
-		h.opts.Stored(agent, res.Stored)
+		h.opts.Stored(agent, res.Staged)
 	}
 	if h.opts.Committed != nil && !res.Duplicate && len(good) > 0 {
 		h.opts.Committed(ctx, good)
 	}
-	return protocol.Ack{Status: protocol.AckOK, Stored: res.Stored, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, b
+	return protocol.Ack{Status: protocol.AckOK, Stored: res.Staged, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, b
 }
 
 // AgentKey is the identity a batch is stored under. With mTLS it is the

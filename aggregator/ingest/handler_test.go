@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -39,7 +40,23 @@ func openStore(t *testing.T, url string) *postgres.Store {
 }
 
 func newHandler(s *postgres.Store) *Handler {
-	return New(Options{Now: func() time.Time { return now0 }}, s)
+	return New(Options{Now: func() time.Time { return now0 }}, s, derived(s))
+}
+
+// derivedWriter stages each batch and derives it before answering, so a
+// test reads the events tables right after a batch.
+type derivedWriter struct{ *write.Writer }
+
+func derived(s *postgres.Store) derivedWriter {
+	return derivedWriter{write.New(write.Config{}, s)}
+}
+
+func (w derivedWriter) WriteBatch(ctx context.Context, agent string, seq uint64, ev []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
+	res, err := w.Writer.WriteBatch(ctx, agent, seq, ev, dead)
+	if err != nil {
+		return res, err
+	}
+	return res, w.Flush(ctx)
 }
 
 func events(site uint32, n int) []protocol.Event {
@@ -78,7 +95,7 @@ func TestHandleBatch(t *testing.T) {
 	}
 	var mu sync.Mutex
 	clock := now0
-	h := New(Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }}, s)
+	h := New(Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }}, s, derived(s))
 
 	ack := h.HandleBatch(ctx, wire(t, "agent-1", 1, events(site.ID, 50)), protocol.Peer{})
 	if ack.Status != protocol.AckOK || ack.Stored != 50 || ack.DeadLetters != 0 || ack.Duplicate {
@@ -185,7 +202,7 @@ func TestHandleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := now0
-	h := New(Options{Now: func() time.Time { return clock }}, s)
+	h := New(Options{Now: func() time.Time { return clock }}, s, derived(s))
 	cfg, err := h.HandleConfig(ctx, protocol.ConfigRequest{Version: protocol.Version, AgentID: "a"}, protocol.Peer{})
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func TestBatchDebugRecord(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := New(Options{Logger: log, Now: func() time.Time { return now0 }}, s)
+	h := New(Options{Logger: log, Now: func() time.Time { return now0 }}, s, derived(s))
 	for range 2 {
 		if ack := h.HandleBatch(ctx, wire(t, "agent-7", 42, events(site.ID, 3)), protocol.Peer{}); ack.Status != protocol.AckOK {
 			t.Fatalf("batch: %+v", ack)

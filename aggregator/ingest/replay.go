@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/protocol/rules"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -50,7 +51,10 @@ const replayPage = 500
 // interrupted after the write and run again finds the key and writes nothing
 // twice; the dead letter is deleted after its write committed. Events that
 // still break a rule are kept and reported.
-func Replay(ctx context.Context, store *postgres.Store, opts ReplayOptions) ([]ReplayResult, error) {
+//
+// The events go through the write stage w: they become visible to reports
+// once derived, which Replay waits for (w.Flush) before it returns.
+func Replay(ctx context.Context, store *postgres.Store, w *write.Writer, opts ReplayOptions) ([]ReplayResult, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -79,7 +83,7 @@ func Replay(ctx context.Context, store *postgres.Store, opts ReplayOptions) ([]R
 			if limit > 0 && len(out) == limit {
 				break
 			}
-			r, ok, err := replayOne(ctx, store, row, known, opts)
+			r, ok, err := replayOne(ctx, store, w, row, known, opts)
 			if err != nil {
 				return out, err
 			}
@@ -91,11 +95,16 @@ func Replay(ctx context.Context, store *postgres.Store, opts ReplayOptions) ([]R
 			break
 		}
 	}
+	if !opts.DryRun && len(out) > 0 {
+		if err := w.Flush(ctx); err != nil {
+			return out, fmt.Errorf("ingest: replay: derive the replayed events: %w", err)
+		}
+	}
 	return out, nil
 }
 
 // replayOne replays one dead letter; false when it is not of opts.Site.
-func replayOne(ctx context.Context, store *postgres.Store, row postgres.DeadLetterRow, known map[uint32]bool, opts ReplayOptions) (ReplayResult, bool, error) {
+func replayOne(ctx context.Context, store *postgres.Store, w *write.Writer, row postgres.DeadLetterRow, known map[uint32]bool, opts ReplayOptions) (ReplayResult, bool, error) {
 	r := ReplayResult{ID: row.ID, AgentID: row.AgentID, Seq: row.Seq, Outcome: ReplayRefused}
 	var e protocol.Event
 	if err := protocol.DecodeEvent(row.Event, &e); err != nil {
@@ -125,7 +134,7 @@ func replayOne(ctx context.Context, store *postgres.Store, row postgres.DeadLett
 		r.Outcome = ReplayWouldStore
 		return r, true, nil
 	}
-	res, err := writeReplayed(ctx, store, row, e)
+	res, err := writeReplayed(ctx, w, row, e)
 	if err != nil {
 		return r, false, fmt.Errorf("ingest: replay dead letter %d: %w", row.ID, err)
 	}
@@ -145,6 +154,6 @@ func ReplayAgent(agent string) string { return "dead-letters/" + agent }
 
 // writeReplayed writes one replayed event through the batch write path, as
 // one batch keyed (ReplayAgent(agent), dead letter id).
-func writeReplayed(ctx context.Context, store *postgres.Store, row postgres.DeadLetterRow, e protocol.Event) (postgres.WriteResult, error) {
-	return store.WriteBatch(ctx, ReplayAgent(row.AgentID), uint64(row.ID), []protocol.Event{e}, nil)
+func writeReplayed(ctx context.Context, w *write.Writer, row postgres.DeadLetterRow, e protocol.Event) (postgres.StageResult, error) {
+	return w.WriteBatch(ctx, ReplayAgent(row.AgentID), uint64(row.ID), []protocol.Event{e}, nil)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -21,6 +22,7 @@ func TestReplay(t *testing.T) {
 	a, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	b, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "b"})
 	h := newHandler(s)
+	w := write.New(write.Config{}, s)
 	ev := events(a.ID, 5)
 	ev[1].Title = "caf\xe9"                      // repairable: invalid UTF-8
 	ev[2].Path = "/" + strings.Repeat("p", 1200) // repairable: cut to 1000 characters
@@ -38,7 +40,7 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("before replay: %d and %d events", stored(a.ID), stored(b.ID))
 	}
 
-	res, err := Replay(ctx, s, ReplayOptions{DryRun: true, Now: now})
+	res, err := Replay(ctx, s, w, ReplayOptions{DryRun: true, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func TestReplay(t *testing.T) {
 	}
 
 	// Property b only; then a replay interrupted after writing one event of a.
-	res, err = Replay(ctx, s, ReplayOptions{Site: b.ID, Now: now})
+	res, err = Replay(ctx, s, w, ReplayOptions{Site: b.ID, Now: now})
 	if err != nil || len(res) != 1 || res[0].Outcome != ReplayStored || res[0].Repairs != "nul_byte" {
 		t.Fatalf("replay of property b: %+v, %v", res, err)
 	}
@@ -70,10 +72,10 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Title = "café"
-	if _, err := writeReplayed(ctx, s, rows[0], e); err != nil {
+	if _, err := writeReplayed(ctx, w, rows[0], e); err != nil {
 		t.Fatal(err)
 	}
-	res, err = Replay(ctx, s, ReplayOptions{Now: now})
+	res, err = Replay(ctx, s, w, ReplayOptions{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("%d dead letters left, want the one still refused", n)
 	}
 	// A second replay writes nothing.
-	res, err = Replay(ctx, s, ReplayOptions{Now: now})
+	res, err = Replay(ctx, s, w, ReplayOptions{Now: now})
 	if err != nil || len(res) != 1 || res[0].Outcome != ReplayRefused || stored(a.ID) != 3 {
 		t.Fatalf("second replay: %+v %v, %d events", res, err, stored(a.ID))
 	}

@@ -5,5 +5,7 @@
 //
 // Start returns once the node is ready: migrations applied, today's salts and
 // partitions in place, both listeners bound. Shutdown stops accepting batches,
-// lets in-flight batches commit, stops the API and closes the database.
+// lets in-flight batches commit, derives what is staged, stops the API and
+// closes the database. Batches go through the write stage
+// (aggregator/write): staged at once, derived in the background.
 package node

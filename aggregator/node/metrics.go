@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/avila-analytics/avila/aggregator/ingest"
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/query"
 	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/avila-analytics/avila/storage/redis"
@@ -20,6 +21,7 @@ import (
 type nodeMetrics struct {
 	reg    *prometheus.Registry
 	ingest *ingest.Metrics
+	write  *write.Metrics
 	query  *query.Metrics
 	cache  *redis.CacheMetrics
 }
@@ -34,6 +36,9 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 	m := &nodeMetrics{reg: reg}
 	var err error
 	if m.ingest, err = ingest.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if m.write, err = write.NewMetrics(reg); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.query, err = query.NewMetrics(reg); err != nil {

@@ -108,6 +108,13 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	f(0, "analytics_dead_letters_total", "rule", "page_title_length")
 	f(4, "analytics_events_processed_total", "outcome", "duplicate")
 	f(1, "analytics_storage_writes_total")
+	// The three stored events, derived once (by Flush here, or by the
+	// node's own derivation before it).
+	if err := n.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f(3, "analytics_write_derived_events_total")
+	f(1, "analytics_write_derivations_total")
 	f(2, "analytics_ingest_batches_total", "status", "ok")
 	f(1, "analytics_ingest_batches_total", "status", "reject")
 	f(0, "analytics_ingest_batches_total", "status", "retry")

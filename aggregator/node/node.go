@@ -21,7 +21,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
-	"github.com/avila-analytics/avila/aggregator/sessions"
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/httplog"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query"
@@ -116,6 +116,8 @@ type Node struct {
 	// cache holds query results: in Redis, or in memory when the node runs
 	// alone without Redis; nil in a cluster without Redis.
 	cache *redis.Cache
+	// writer is the write stage: it stages batches and derives them.
+	writer *write.Writer
 
 	serveErr chan error
 }
@@ -165,14 +167,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			log.Warn("redis does not answer; serving from the database and memory until it does", "redis", redis.Describe(cfg.RedisURL), "err", err)
 		}
 	}
-	// Like the query cache: one node's memory cannot see the sessions
-	// other nodes continue, so a cluster without Redis looks them up in
-	// the database.
-	if n.redis != nil || cfg.GossipListen == "" {
-		n.store.SetSessionCache(redis.NewSessionCache(n.redis, n.rprefix))
-	} else {
-		n.store.SetSessionCache(sessions.NoCache{})
-	}
 	// Partitions and salts are cluster singletons under an advisory lock.
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
 		Tracer: tp.Tracer(tracerJobs)}, n.store)
@@ -190,16 +184,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, err
 	}
 	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
+	// Realtime counts a batch as soon as it is staged.
 	n.committed = append(n.committed, n.realtime.Record)
 	// A cache in this node's memory cannot see the batches other nodes
-	// commit, so a cluster caches reports only in Redis.
+	// derive, so a cluster caches reports only in Redis. Cached reports
+	// turn stale when a derivation makes new rows visible.
 	if n.redis != nil || cfg.GossipListen == "" {
 		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
-		n.committed = append(n.committed, n.cache.Committed)
 	}
+	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Tracer: tp.Tracer(tracerWrite),
+		Metrics: n.metrics.write}, n.store)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
-		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store)
+		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store, n.writer)
 	n.gate = newGate(h, n.members)
 	resetKey, err := protocol.EnsureResetKey(cfg.DataDir)
 	if err != nil {
@@ -242,6 +239,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.replicas != nil {
 		n.wg.Go(func() { n.replicas.Run(runCtx) })
 	}
+	n.wg.Go(func() { n.writer.Run(runCtx) })
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
 	if n.cache != nil {
@@ -260,7 +258,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	return n, nil
 }
 
-// onCommitted runs the committed hooks for one batch's stored events.
+// Flush derives every event staged so far (by any node), so reports read
+// them: for tests, which otherwise see them within the derivation lag.
+func (n *Node) Flush(ctx context.Context) error {
+	if err := n.writer.Flush(ctx); err != nil {
+		return fmt.Errorf("aggregator: %w", err)
+	}
+	return nil
+}
+
+// onDerived tells the report cache that a derivation of site made events
+// visible.
+func (n *Node) onDerived(ctx context.Context, site uint32, events []protocol.Event) {
+	if n.cache != nil {
+		n.cache.Committed(ctx, events)
+	}
+}
+
+// onCommitted runs the committed hooks for one batch's staged events.
 func (n *Node) onCommitted(ctx context.Context, events []protocol.Event) {
 	for _, fn := range n.committed {
 		fn(ctx, events)
@@ -318,6 +333,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	n.log.Info("aggregator stopping")
+	// What this node staged becomes visible before it goes (another node
+	// or the next start would derive it otherwise).
+	if err := n.writer.Flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("aggregator: derive staged events at shutdown: %w", err))
+	}
 	// Cancelling ends the accept loops; streams already accepted run to
 	// their answer (protocol.Server.Serve waits for them) on uncancelled contexts.
 	n.cancel()

@@ -15,6 +15,7 @@ import (
 const (
 	tracerIngest = "github.com/avila-analytics/avila/aggregator/ingest"
 	tracerJobs   = "github.com/avila-analytics/avila/aggregator/jobs"
+	tracerWrite  = "github.com/avila-analytics/avila/aggregator/write"
 )
 
 // pgxTracer traces every database query, batch and COPY as a span, child

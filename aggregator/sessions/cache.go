@@ -7,7 +7,7 @@ import (
 )
 
 // CacheCovers reports whether the latest committed session of a visitor
-// (from a Cache) is all Assign needs for the visitor's events: none is
+// (from Memory) is all Assign needs for the visitor's events: none is
 // older than it could reach and none names an earlier sid. Otherwise the
 // visitor's sessions must be looked up in the database.
 func CacheCovers(latest Session, sessionID, timeMicros int64) bool {
@@ -17,20 +17,9 @@ func CacheCovers(latest Session, sessionID, timeMicros int64) bool {
 	return timeMicros >= latest.Start-Timeout.Microseconds()
 }
 
-// NoCache holds nothing: every batch looks its visitors' sessions up in
-// the database. For a cluster without Redis, where one node's memory would
-// miss the sessions other nodes continue.
-type NoCache struct{}
-
-// Get implements Cache.
-func (NoCache) Get(context.Context, []Key) (map[Key]Session, error) { return nil, nil }
-
-// Put implements Cache.
-func (NoCache) Put(context.Context, map[Key]Session) error { return nil }
-
-// Memory is a Cache in process memory, for a single node without Redis
-// (and as Redis's fallback). Entries expire Timeout after they were put;
-// at most max are kept.
+// Memory holds the latest derived session of recently active visitors in
+// process memory, for the write stage while it derives a site. Entries
+// expire Timeout after they were put; at most max are kept.
 type Memory struct {
 	mu  sync.Mutex
 	max int
@@ -55,7 +44,7 @@ func NewMemory(max int, now func() time.Time) *Memory {
 	return &Memory{max: max, now: now, m: make(map[Key]memEntry)}
 }
 
-// Get implements Cache.
+// Get returns the latest session of each visitor it holds.
 func (c *Memory) Get(_ context.Context, keys []Key) (map[Key]Session, error) {
 	now := c.now()
 	out := make(map[Key]Session, len(keys))
@@ -69,7 +58,7 @@ func (c *Memory) Get(_ context.Context, keys []Key) (map[Key]Session, error) {
 	return out, nil
 }
 
-// Put implements Cache.
+// Put records the latest session of each visitor.
 func (c *Memory) Put(_ context.Context, latest map[Key]Session) error {
 	now := c.now()
 	c.mu.Lock()

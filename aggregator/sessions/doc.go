@@ -1,6 +1,6 @@
 // Package sessions groups a visitor's events into GA4 sessions, for the
-// aggregator's write path (storage/postgres stores the result in the same
-// transaction as the batch).
+// aggregator's write stage (aggregator/write assigns them when it derives a
+// site's staged events, and stores them in the same transaction).
 //
 // A session is identified per site and visitor by an id:
 //   - when the sender gives GA4's sid (gtag.js sid, Measurement Protocol
@@ -13,9 +13,8 @@
 //     salt, so a session across midnight continues only while its visitor
 //     id does.
 //
-// Assign is a pure function of a batch's events and the sessions already
-// committed for their visitors, so a resent batch (one that did not commit)
-// gets the same ids unless other batches of the same visitors committed in
-// between. What sessions are committed is PostgreSQL's truth; Cache only
-// spares the database look-up and may be absent, empty or down.
+// Assign is a pure function of the events and the sessions already
+// committed for their visitors, so a derivation that did not commit gets
+// the same ids when it runs again. What sessions are committed is
+// PostgreSQL's truth; Memory only spares the database look-up.
 package sessions

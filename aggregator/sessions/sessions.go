@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"time"
 
@@ -35,15 +34,6 @@ type Session struct {
 	// visitor's first session (GA4 firstUserSource); carried from session
 	// to session of a visitor.
 	FirstSource int32
-}
-
-// Cache holds the latest committed session of recently active visitors. It
-// is derived state: a miss or an error makes the caller ask the database.
-type Cache interface {
-	// Get returns the latest session of each visitor it holds.
-	Get(ctx context.Context, keys []Key) (map[Key]Session, error)
-	// Put records the latest committed session of each visitor.
-	Put(ctx context.Context, latest map[Key]Session) error
 }
 
 // Assigned is one session a batch's events belong to.

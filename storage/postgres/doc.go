@@ -5,14 +5,22 @@
 // Guarantees:
 //   - Migrate applies the embedded, numbered migrations with tern under a
 //     PostgreSQL advisory lock, so several aggregators may start at once.
-//   - WriteBatch commits a batch's key (agent_id, seq), its events and its
-//     dead letters in one transaction: a resent batch is reported as a
-//     duplicate and writes nothing, which turns at-least-once shipping into
-//     exactly-once storage.
-//   - Dictionary strings are resolved to ids outside the batch transaction, in
-//     a fixed order, so concurrent batches neither wait on nor deadlock with
-//     each other over shared strings. A dictionary row without its batch is
-//     harmless: it is reused by the resend. Combinations of ids that events
+//   - The write stage (aggregator/write) owns the order of the steps and
+//     the rules (sessions, traffic sources); this package offers the steps
+//     as typed operations and owns the tables. StageBatch commits a batch's
+//     key (agent_id, seq), its events as staged_events rows (one per site,
+//     wire form) and its dead letters in one transaction: a resent batch is
+//     reported as a duplicate and writes nothing, which turns at-least-once
+//     shipping into exactly-once storage. A DeriveTx (BeginDerive) holds a
+//     site's derive lock, takes its staged rows, writes events
+//     (CopyEvents), sessions (LookupSessions, UpsertSessions), rollups
+//     (AddRollups) and session rollups (AddSessionRollups), and deletes the
+//     staged rows it took when it commits (migration 014): each event is
+//     derived exactly once.
+//   - Dictionary strings are resolved to ids outside the derivation transaction, in
+//     a fixed order, so concurrent derivations neither wait on nor deadlock with
+//     each other over shared strings. A dictionary row without its events is
+//     harmless: it is reused by the next derivation. Combinations of ids that events
 //     share (a page's host, path and title; a client's language, screen,
 //     place, browser, OS and device; a session's traffic source) are
 //     profiles (content_profiles, client_profiles, traffic_profiles),
@@ -20,9 +28,9 @@
 //     stays at 84 bytes without custom parameters (migration 008).
 //   - Rollups (rollup_days: per site, local day in the site's time zone and
 //     dimension kind, counters and HyperLogLog sketches of visitors) are
-//     aggregated per batch in Go and written in the batch's transaction, so
-//     a resent batch adds nothing to them either. Sketches are merged under
-//     row locks taken in key order. Events that reach the table otherwise
+//     aggregated per derivation in Go and written in its transaction, so a
+//     staged event adds to them once. Sketches are merged under row locks
+//     taken in key order. Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
 //     hour_rollups_from for the hourly rows, kind RollupHour) says from which
 //     day a site's rollups are complete. Closed days (before yesterday in
@@ -39,17 +47,14 @@
 //     event once; late events of a packed day stay in the events table
 //     until the next pass. Whatever reads events reads both tables
 //     through EventsIn, over the columns it reads.
-//   - Sessions (aggregator/sessions) are assigned inside the batch's
-//     transaction under advisory locks on its visitors, from the sessions
-//     already committed (a cache, by default in memory or Redis via
-//     SetSessionCache, else a database look-up), and upserted in it: a
-//     session row counts each stored event exactly once, and batches
-//     sharing visitors, on any node, continue each other's sessions.
-//     Events carry their session's id in events.session_id.
+//   - Sessions are assigned by the write stage when it derives a site, and
+//     upserted in the derivation's transaction: a session row counts each
+//     stored event exactly once. Events carry their session's id in
+//     events.session_id.
 //   - Session rollups (session_rollups: per site, local day of the
 //     session's start and session dimension kind, SessionRollupKinds) hold
 //     the sessions' counters and visitor sketches. The sessions upsert
-//     returns each row's values before and after the batch, and the batch
+//     returns each row's values before and after the derivation, which
 //     adds the difference, in its transaction; RebuildSessions recomputes
 //     them, and sites.session_rollups_from says from which day they are
 //     complete.

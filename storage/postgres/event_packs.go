@@ -55,8 +55,17 @@ const packSettle = 72 * time.Hour
 // few minutes of the day decompresses and what a pass holds in memory per
 // row. Late events of a day join the day's last part while it holds fewer
 // than half as many, so a trickle of late events does not make a row per
-// pass. A variable for tests.
-var packPartEvents = 65536
+// pass. SetPackPartEvents changes it for a store, for tests.
+const packPartEvents = 65536
+
+// SetPackPartEvents sets the most events in one event_packs row that
+// PackEvents writes from now on (default 65536); for tests that want
+// several parts of a small day.
+func (s *Store) SetPackPartEvents(n int) {
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	s.packPart = n
+}
 
 // packEventDaysPerRun and packEventsBudget bound one PackEvents call (it
 // stops after the day that ends past the budget), so a backlog (days
@@ -137,7 +146,10 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 			return packed, fmt.Errorf("postgres: pack events: partition %s: %w", name, err)
 		}
 		// One statement, so one transaction.
-		tag, err := s.Pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), packPartEvents/2, packPartEvents)
+		s.packMu.Lock()
+		part := s.packPart
+		s.packMu.Unlock()
+		tag, err := s.Pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
 		}

@@ -23,11 +23,11 @@ const migrateLockKey = int64(0x61766c615f6d6967) // "avla_mig"
 // Migrate applies the embedded migrations that the database lacks. Several
 // processes may call it at once: they queue on an advisory lock and the later
 // ones find nothing left to do.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, -1) }
+func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, -1) }
 
-// migrateTo applies the migrations up to version target (-1: all), for
+// MigrateTo applies the migrations up to version target (-1: all), for
 // tests of a migration over data written with the schema before it.
-func (s *Store) migrateTo(ctx context.Context, target int32) error {
+func (s *Store) MigrateTo(ctx context.Context, target int32) error {
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: acquire connection: %w", err)

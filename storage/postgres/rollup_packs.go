@@ -81,6 +81,7 @@ type packKey struct {
 
 // packs turns a's cells of site into packs by kind and day.
 func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
+	a.settle()
 	out := make(map[packKey]pack)
 	for k, c := range a {
 		if k.site != site {

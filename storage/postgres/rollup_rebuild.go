@@ -14,10 +14,10 @@ import (
 // RebuildRollups recomputes a site's rollups from its events (rollup_packs
 // for closed days, rollup_days for today and yesterday) and
 // marks its rollups complete from its first day on, for events that reached
-// the events table without WriteBatch (bulk loads, imports) and for sites
+// the events table without the write stage (bulk loads, imports) and for sites
 // created before rollups existed. It runs in one transaction holding the
-// site's row lock, which WriteBatch waits for, so no batch is counted twice
-// or missed; batches for the site wait until it commits. Memory stays
+// site's row lock, which a derivation waits for, so no event is counted twice
+// or missed; derivations of the site wait until it commits. Memory stays
 // bounded: one local day of events is aggregated at a time.
 func (s *Store) RebuildRollups(ctx context.Context, site uint32) error {
 	tx, err := s.Pool.Begin(ctx)
@@ -110,10 +110,10 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	}
 	defer rows.Close()
 	agg := make(rollupAgg)
-	r := eventRow{site: site}
+	r := EventRow{Site: site}
 	dims := make([]int32, len(RollupKinds))
 	nameAt := slices.Index(RollupKinds, DimEventName)
-	dest := []any{&r.ts, &r.visitor, &r.engage, &r.flags}
+	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
 	for i := range dims {
 		dest = append(dest, &dims[i])
 	}
@@ -122,10 +122,10 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 		}
 		for i, k := range RollupKinds {
-			r.dims[k-1] = dims[i]
+			r.Dims[k-1] = dims[i]
 		}
-		r.pageView = pageView != 0 && dims[nameAt] == pageView
-		agg.add(&r, loc)
+		r.PageView = pageView != 0 && dims[nameAt] == pageView
+		agg.add(&r, loc, false)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)

@@ -39,6 +39,9 @@ var RollupColumns = func() map[DimKind]string {
 // registers, a standard error of about 0.8%.
 const RollupPrecision = 14
 
+// firstVisitName is the event GA4 logs on a client's first visit.
+const firstVisitName = "first_visit"
+
 // pageViewName is the event GA4 counts as a page view.
 const pageViewName = "page_view"
 
@@ -59,7 +62,17 @@ type rollupCell struct {
 	events, views, keyEvents int32
 	engageMs                 int64
 	users, active, newUsers  *hyperloglog.Sketch
+	// seen, when not nil, holds visitor hashes not yet in the sketches,
+	// with their visitorUser/visitorActive/visitorNew bits (see settle).
+	seen map[uint64]uint8
 }
+
+// Bits of rollupCell.seen.
+const (
+	visitorUser uint8 = 1 << iota
+	visitorActive
+	visitorNew
+)
 
 func newRollupCell() *rollupCell {
 	return &rollupCell{users: NewSketch(), active: NewSketch(), newUsers: NewSketch()}
@@ -100,23 +113,28 @@ func VisitorHash(v uint64) uint64 {
 // rollupAgg is a batch's rollup deltas.
 type rollupAgg map[rollupKey]*rollupCell
 
-// add counts one event; loc is its site's time zone.
-func (a rollupAgg) add(row *eventRow, loc *time.Location) {
-	local := row.ts.In(loc)
+// add counts one event; loc is its site's time zone. With dedupe, visitors
+// are collected per cell and go into the sketches once each, at settle:
+// a derivation's many events of few visitors then cost one sketch insert
+// per visitor and cell, not per event (a sparse sketch merges its list
+// again and again otherwise). Without, they go in at once, and memory
+// does not grow with visitors (rebuilds of whole days).
+func (a rollupAgg) add(row *EventRow, loc *time.Location, dedupe bool) {
+	local := row.TS.In(loc)
 	y, m, d := local.Date()
 	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-	h := VisitorHash(uint64(row.visitor))
-	flags := uint8(row.flags)
-	active := flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || row.engage > 0
+	h := VisitorHash(uint64(row.Visitor))
+	flags := uint8(row.Flags)
+	active := flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || row.Engage > 0
 	first := flags&protocol.FlagFirstVisit != 0
 	for i := -2; i < len(RollupKinds); i++ {
-		k := rollupKey{site: row.site, day: day}
+		k := rollupKey{site: row.Site, day: day}
 		switch {
 		case i == -2:
 			k.kind, k.dim = int16(RollupHour), int32(local.Hour())
 		case i >= 0:
 			k.kind = int16(RollupKinds[i])
-			k.dim = row.dims[RollupKinds[i]-1]
+			k.dim = row.Dims[RollupKinds[i]-1]
 		}
 		c := a[k]
 		if c == nil {
@@ -124,13 +142,27 @@ func (a rollupAgg) add(row *eventRow, loc *time.Location) {
 			a[k] = c
 		}
 		c.events++
-		if row.pageView {
+		if row.PageView {
 			c.views++
 		}
 		if flags&protocol.FlagKeyEvent != 0 {
 			c.keyEvents++
 		}
-		c.engageMs += int64(row.engage)
+		c.engageMs += int64(row.Engage)
+		if dedupe {
+			if c.seen == nil {
+				c.seen = make(map[uint64]uint8)
+			}
+			bits := visitorUser
+			if active {
+				bits |= visitorActive
+			}
+			if first {
+				bits |= visitorNew
+			}
+			c.seen[h] |= bits
+			continue
+		}
 		c.users.InsertHash(h)
 		if active {
 			c.active.InsertHash(h)
@@ -141,57 +173,40 @@ func (a rollupAgg) add(row *eventRow, loc *time.Location) {
 	}
 }
 
-// siteZones reads the time zones of the sites in rows, locking their sites
-// rows FOR SHARE so a rollup rebuild (which locks them FOR UPDATE) never
-// interleaves with a batch. A site without a row counts in UTC.
-func siteZones(ctx context.Context, tx pgx.Tx, rows []eventRow) (map[int32]*time.Location, error) {
-	zones := make(map[int32]*time.Location)
-	var ids []int32
-	for i := range rows {
-		if _, ok := zones[rows[i].site]; !ok {
-			zones[rows[i].site] = time.UTC
-			ids = append(ids, rows[i].site)
+// settle puts the visitors collected by add with dedupe into the sketches.
+func (a rollupAgg) settle() {
+	for _, c := range a {
+		for h, bits := range c.seen {
+			c.users.InsertHash(h)
+			if bits&visitorActive != 0 {
+				c.active.InsertHash(h)
+			}
+			if bits&visitorNew != 0 {
+				c.newUsers.InsertHash(h)
+			}
 		}
+		c.seen = nil
 	}
-	slices.Sort(ids)
-	res, err := tx.Query(ctx, "SELECT id, time_zone FROM sites WHERE id = ANY($1) ORDER BY id FOR SHARE", ids)
-	if err != nil {
-		return nil, fmt.Errorf("read site zones: %w", err)
-	}
-	defer res.Close()
-	for res.Next() {
-		var id int32
-		var name string
-		if err := res.Scan(&id, &name); err != nil {
-			return nil, fmt.Errorf("read site zones: %w", err)
-		}
-		loc, err := time.LoadLocation(name)
-		if err != nil {
-			return nil, fmt.Errorf("site %d: time zone %q: %w", id, name, err)
-		}
-		zones[id] = loc
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("read site zones: %w", err)
-	}
-	return zones, nil
 }
 
-// writeRollups adds rows to rollup_days inside tx (see rollupAgg.store);
-// zones are the sites' time zones (siteZones).
-func writeRollups(ctx context.Context, tx pgx.Tx, rows []eventRow, zones map[int32]*time.Location) error {
+// AddRollups adds rows (events of the transaction's site) to rollup_days.
+func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	agg := make(rollupAgg)
 	for i := range rows {
-		agg.add(&rows[i], zones[rows[i].site])
+		agg.add(&rows[i], d.zone, true)
 	}
-	return agg.store(ctx, tx)
+	if err := agg.store(ctx, d.tx); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	return nil
 }
 
 // store writes the deltas in a to rollup_days inside tx (storeRollupRounds).
 func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
+	a.settle()
 	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(a), compareRollupKeys), a)
 }
 

@@ -108,25 +108,24 @@ type sessionChange struct {
 	before *sessionState
 }
 
-// writeSessionRollups adds the batch's session changes to session_rollups
-// inside tx; zones are the sites' time zones (siteZones).
-func writeSessionRollups(ctx context.Context, tx pgx.Tx, changes []sessionChange, zones map[int32]*time.Location) error {
+// AddSessionRollups adds the changes of an UpsertSessions to
+// session_rollups.
+func (d *DeriveTx) AddSessionRollups(ctx context.Context, changes SessionChanges) error {
 	if len(changes) == 0 {
 		return nil
 	}
 	agg := make(sessionRollupAgg)
 	for i := range changes {
 		c := &changes[i]
-		loc := zones[c.now.site]
-		if loc == nil {
-			loc = time.UTC
-		}
-		agg.add(&c.now, loc, 1)
+		agg.add(&c.now, d.zone, 1)
 		if c.before != nil {
-			agg.add(c.before, loc, -1)
+			agg.add(c.before, d.zone, -1)
 		}
 	}
-	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg)
+	if err := storeRollupRounds(ctx, d.tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	return nil
 }
 
 // rollupTable is a rollups table's part of storeRollupRounds.

@@ -13,15 +13,15 @@ import (
 )
 
 // RebuildSessions recomputes a site's sessions rows from its events, for
-// events that reached the events table without WriteBatch (bulk loads,
-// imports): one row per visitor and session id, as WriteBatch writes it.
-// Two differences, as events do not keep everything WriteBatch saw: a
+// events that reached the events table without the write stage (bulk loads,
+// imports): one row per visitor and session id, as the write stage writes it.
+// Two differences, as events do not keep everything the write stage saw: a
 // session is a new user's when it holds a first visit (flag or event) or is
 // the first of its visitor id, whatever session count the sender gave; and
 // its traffic source is the one its session-start event carries (GA4's _ss,
 // which gtag.js sets on a session's first hit), none without one. Like
 // RebuildRollups it runs in one transaction holding the site's row lock,
-// which WriteBatch waits for.
+// which a derivation waits for.
 func (s *Store) RebuildSessions(ctx context.Context, site uint32) error {
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {

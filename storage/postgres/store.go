@@ -9,10 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"time"
-
-	"github.com/avila-analytics/avila/aggregator/sessions"
-	"github.com/avila-analytics/avila/internal/logthrottle"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,8 +33,9 @@ type Store struct {
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
 
-	sessCache sessions.Cache // visitors' latest sessions; see SetSessionCache
-	sessLog   logthrottle.Throttle
+	packMu   sync.Mutex
+	packPart int // see SetPackPartEvents
+
 }
 
 // Open connects to databaseURL and checks the connection with a ping.
@@ -64,9 +61,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		clients:  newIDCache[profileKey](profileCacheSize),
 		traffic:  newIDCache[profileKey](profileCacheSize),
 		parts:    make(map[int64]bool),
-
-		sessCache: sessions.NewMemory(0, nil),
-		sessLog:   logthrottle.Throttle{Every: 10 * time.Second},
+		packPart: packPartEvents,
 	}, nil
 }
 

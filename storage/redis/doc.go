@@ -1,6 +1,7 @@
 // Package redis holds the aggregator's derived state in Redis: the query
-// cache and per-site data versions, realtime counters and their pub/sub
-// feed, and session state for senders that give no GA4 session id.
+// cache and per-site data versions, and realtime counters and their pub/sub
+// feed. (Session state is not kept here: the write stage that derives a
+// site keeps it in memory, aggregator/write.)
 //
 // Redis is never the truth. Every feature here keeps working without it: a
 // nil client selects an in-memory implementation that serves a single node,

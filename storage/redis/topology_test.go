@@ -14,7 +14,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 )
@@ -173,15 +172,16 @@ func TestSentinel(t *testing.T) {
 	}
 	// The features work through it, and the writes are on the master.
 	prefix := testenv.Prefix(t)
-	k := sessions.Key{Site: 3, Visitor: 7}
-	want := sessions.Session{ID: 1748814000, Start: 1748814000123456, Last: 1748814100000000}
-	if err := NewSessionCache(c, prefix).Put(ctx, map[sessions.Key]sessions.Session{k: want}); err != nil {
-		t.Fatal(err)
+	cache := NewCache(c, CacheOptions{Prefix: prefix})
+	cache.Bump(ctx, []uint32{3})
+	want, ok := cache.Version(ctx, 3)
+	if !ok {
+		t.Fatal("no data version through the Sentinel URL")
 	}
 	direct := goredis.NewClient(&goredis.Options{Addr: master})
 	defer direct.Close()
-	if n := direct.Exists(ctx, prefix+"session:3:7").Val(); n != 1 {
-		t.Fatalf("the session is not on the master %s", master)
+	if n := direct.Exists(ctx, prefix+"dv:3").Val(); n != 1 {
+		t.Fatalf("the data version is not on the master %s", master)
 	}
 
 	// Failover: the replica becomes the master, and the same client writes there.
@@ -209,9 +209,8 @@ func TestSentinel(t *testing.T) {
 		}
 		return nil
 	})
-	got, err := NewSessionCache(c, prefix).Get(ctx, []sessions.Key{k})
-	if err != nil || got[k] != want {
-		t.Fatalf("session after failover: %+v, %v; want %+v (replicated)", got, err, want)
+	if got, ok := NewCache(c, CacheOptions{Prefix: prefix}).Version(ctx, 3); !ok || got != want {
+		t.Fatalf("data version after failover: %q, %v; want %q (replicated)", got, ok, want)
 	}
 }
 
@@ -269,29 +268,6 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("client %T, want *goredis.ClusterClient", c)
 	}
 	prefix := testenv.Prefix(t)
-
-	// Session state: many keys in one MGET and one pipeline.
-	latest := map[sessions.Key]sessions.Session{}
-	var keys []sessions.Key
-	for v := range uint64(50) {
-		k := sessions.Key{Site: 3, Visitor: v + 1}
-		keys = append(keys, k)
-		latest[k] = sessions.Session{ID: int64(1748814000 + v), Start: 1748814000123456, Last: 1748814100000000}
-	}
-	if err := NewSessionCache(c, prefix).Put(ctx, latest); err != nil {
-		t.Fatal(err)
-	}
-	got, err := NewSessionCache(c, prefix).Get(ctx, keys) // a fresh cache: nothing in memory
-	if err != nil || len(got) != len(keys) {
-		t.Fatalf("sessions from the cluster: %d of %d, %v", len(got), len(keys), err)
-	}
-	slots := map[int64]bool{}
-	for _, k := range keys[:10] {
-		slots[c.ClusterKeySlot(ctx, prefix+"session:3:"+strconv.FormatUint(k.Visitor, 10)).Val()] = true
-	}
-	if len(slots) < 2 {
-		t.Fatalf("the test's keys all fall in one slot: %v", slots)
-	}
 
 	// Query cache and data versions.
 	cache := NewCache(c, CacheOptions{Prefix: prefix})

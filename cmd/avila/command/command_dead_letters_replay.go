@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/ingest"
+	"github.com/avila-analytics/avila/aggregator/write"
 	shared "github.com/avila-analytics/avila/internal/cli"
 )
 
@@ -23,12 +24,13 @@ func deadLettersReplayCommand() command {
 				if err := sel.parse(time.Now()); err != nil {
 					return err
 				}
-				store, _, err := open(ctx)
+				store, log, err := open(ctx)
 				if err != nil {
 					return err
 				}
 				defer store.Close()
-				res, err := ingest.Replay(ctx, store, ingest.ReplayOptions{Filter: sel.filter, Site: sel.site, DryRun: *dryRun})
+				w := write.New(write.Config{Logger: log}, store)
+				res, err := ingest.Replay(ctx, store, w, ingest.ReplayOptions{Filter: sel.filter, Site: sel.site, DryRun: *dryRun})
 				if err != nil {
 					return explain(err)
 				}

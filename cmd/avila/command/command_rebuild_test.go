@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -55,7 +56,12 @@ func TestRebuild(t *testing.T) {
 			evs = append(evs, e)
 		}
 	}
-	if _, err := store.WriteBatch(ctx, "rebuild-test", 1, evs, nil); err != nil {
+	// Through the aggregator's write stage, derived before the test reads.
+	w := write.New(write.Config{}, store)
+	if _, err := w.WriteBatch(ctx, "rebuild-test", 1, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wantSessions, wantRollups := derived(t, store, site.ID)

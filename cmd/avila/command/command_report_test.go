@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -51,7 +52,12 @@ func reportServer(t *testing.T) (api, property, key string) {
 	hit(1, "page_view", "/long/path/ünï", protocol.FlagEngaged)
 	hit(1, "page_view", "/long/path/ünï", protocol.FlagEngaged)
 	hit(4, "click", "/a", 0) // an event, not a view, of a visitor who is not active
-	if _, err := store.WriteBatch(ctx, "cli-test", 1, evs, nil); err != nil {
+	// Through the aggregator's write stage, derived before the test reads.
+	w := write.New(write.Config{}, store)
+	if _, err := w.WriteBatch(ctx, "cli-test", 1, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	key, err = store.CreateAPIKey(ctx, "cli", []uint32{site.ID})

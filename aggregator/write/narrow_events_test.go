@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 )
@@ -18,23 +19,23 @@ import (
 const narrowVersion = 8
 
 // newStoreAt is a store on a fresh database migrated up to version.
-func newStoreAt(t *testing.T, version int32) *Store {
+func newStoreAt(t *testing.T, version int32) *testStore {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	s, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	if err := s.migrateTo(ctx, version); err != nil {
+	if err := s.MigrateTo(ctx, version); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return &testStore{Store: s, w: New(Config{}, s)}
 }
 
 // eventFacts is every stored fact of every event of a site, strings
 // resolved, in one stable order: what a report can read.
-func eventFacts(t *testing.T, s *Store, sql string) [][]string {
+func eventFacts(t *testing.T, s *testStore, sql string) [][]string {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), sql)
 	if err != nil {
@@ -63,13 +64,13 @@ func dimSQL(id string) string {
 func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 	ctx := context.Background()
 	s := newStoreAt(t, narrowVersion-1)
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "old", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "old", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Rows as the writer before 008 stored them: three days, two clients,
 	// a session start with traffic, params on one event, NULL elsewhere.
-	var ids [numDimKinds + 1]int32
+	var ids [postgres.NumDimKinds + 1]int32
 	for k, v := range []string{"", "page_view", "/a", "example.com", "A", "https://ref.example/", "de-de", "1920x1080",
 		"DE", "Berlin", "Berlin", "Firefox", "Linux", "desktop", "newsletter", "email", "May", "Email"} {
 		if k == 0 {
@@ -85,14 +86,14 @@ func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 300 {
-		client := ids[DimLanguage : DimDevice+1]
+		client := ids[postgres.DimLanguage : postgres.DimDevice+1]
 		if i%3 == 0 {
 			client = make([]int32, 8) // a client with nothing known
 		}
 		traffic := []int32{0, 0, 0, 0}
 		flags := int16(protocol.FlagEngaged)
 		if i%50 == 0 {
-			traffic = ids[DimSource : DimChannelGroup+1]
+			traffic = ids[postgres.DimSource : postgres.DimChannelGroup+1]
 			flags |= int16(protocol.FlagSessionStart)
 		}
 		var params []byte // NULL
@@ -100,7 +101,7 @@ func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 			params = []byte{0x81, 0xa2, 'p', 's', 0x81, 0xa4, 'p', 'l', 'a', 'n', 0xa3, 'p', 'r', 'o'}
 		}
 		args := []any{int32(site.ID), day.Add(time.Duration(i) * 10 * time.Minute), int64(1000 + i%40), int64(i % 9),
-			ids[DimEventName], ids[DimPagePath], ids[DimHost], ids[DimTitle], ids[DimReferrer], int32(i * 100), flags, params}
+			ids[postgres.DimEventName], ids[postgres.DimPagePath], ids[postgres.DimHost], ids[postgres.DimTitle], ids[postgres.DimReferrer], int32(i * 100), flags, params}
 		for _, id := range append(append([]int32(nil), client...), traffic...) {
 			args = append(args, id)
 		}
@@ -116,14 +117,14 @@ func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 	facts := func(content, client, traffic string) string {
 		cols := []string{"e.ts::text", "e.visitor_id::text", "e.session_id::text", "e.site_id::text",
 			dimSQL("e.name_id"), dimSQL("e.referrer_id")}
-		for _, k := range ContentProfile.Kinds {
-			cols = append(cols, dimSQL(content+DimColumns[k]))
+		for _, k := range postgres.ContentProfile.Kinds {
+			cols = append(cols, dimSQL(content+postgres.DimColumns[k]))
 		}
-		for _, k := range ClientProfile.Kinds {
-			cols = append(cols, dimSQL(client+DimColumns[k]))
+		for _, k := range postgres.ClientProfile.Kinds {
+			cols = append(cols, dimSQL(client+postgres.DimColumns[k]))
 		}
-		for _, k := range TrafficProfile.Kinds {
-			cols = append(cols, dimSQL(traffic+DimColumns[k]))
+		for _, k := range postgres.TrafficProfile.Kinds {
+			cols = append(cols, dimSQL(traffic+postgres.DimColumns[k]))
 		}
 		cols = append(cols, "e.engagement_ms::text", "e.flags::text", "COALESCE(encode(e.params, 'hex'), '')", "e.tableoid::regclass::text")
 		sql := "SELECT ARRAY[" + cols[0]
@@ -138,8 +139,8 @@ func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 	}
 	// What the rollups of the old rows must say, per kind and id.
 	var counts []string
-	for _, k := range []DimKind{DimPagePath, DimCountry, DimDevice, DimSource, DimChannelGroup} {
-		counts = append(counts, "SELECT ARRAY["+fmt.Sprint(int(k))+"::text, "+DimColumns[k]+"::text, count(*)::text, sum(engagement_ms)::text] FROM events GROUP BY "+DimColumns[k])
+	for _, k := range []postgres.DimKind{postgres.DimPagePath, postgres.DimCountry, postgres.DimDevice, postgres.DimSource, postgres.DimChannelGroup} {
+		counts = append(counts, "SELECT ARRAY["+fmt.Sprint(int(k))+"::text, "+postgres.DimColumns[k]+"::text, count(*)::text, sum(engagement_ms)::text] FROM events GROUP BY "+postgres.DimColumns[k])
 	}
 	rollupsBefore := eventFacts(t, s, strings.Join(counts, " UNION ALL ")+" ORDER BY 1")
 
@@ -197,7 +198,7 @@ func TestMigrationNarrowsEventsKeepingFacts(t *testing.T) {
 func TestEventRowWidth(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "w"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "w"})
 	events := testEvents(site.ID, 10)
 	if _, err := s.WriteBatch(ctx, "agent", 1, events, nil); err != nil {
 		t.Fatal(err)

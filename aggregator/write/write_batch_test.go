@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -42,7 +43,7 @@ func testEvents(site uint32, n int) []protocol.Event {
 	return out
 }
 
-func count(t *testing.T, s *Store, sql string, args ...any) int {
+func count(t *testing.T, s *testStore, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := s.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
@@ -54,20 +55,20 @@ func count(t *testing.T, s *Store, sql string, args ...any) int {
 func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	events := testEvents(site.ID, 5000) // crosses midnight: two partitions
 	events[0].Params = map[string]string{"plan": "pro"}
 	events[0].NumParams = map[string]float64{"value": 9.5}
 	events[1].EngageMs = math.MaxInt64
 	events[2].Name, events[2].Path, events[2].Title, events[2].Referrer = "click", "", "", ""
 	events[3].TimeMicros = time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() // queued long ago
-	dead := []DeadLetter{{Index: 7, Reason: "name longer than 40 characters", Event: []byte{0x80}}}
+	dead := []postgres.DeadLetter{{Index: 7, Reason: "name longer than 40 characters", Event: []byte{0x80}}}
 
 	res, err := s.WriteBatch(ctx, "agent-1", 1, events, dead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(WriteResult{Stored: 5000, DeadLetters: 1}, res); diff != "" {
+	if diff := cmp.Diff(writeResult{Stored: 5000, DeadLetters: 1}, res); diff != "" {
 		t.Fatalf("result (-want +got):\n%s", diff)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events"); n != 5000 {
@@ -76,7 +77,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	if n := count(t, s, "SELECT count(DISTINCT tableoid) FROM events"); n != 3 {
 		t.Errorf("events in %d partitions, want 3 (the days present only)", n)
 	}
-	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(DimPagePath)); n != 20 {
+	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(postgres.DimPagePath)); n != 20 {
 		t.Errorf("%d page dims, want 20", n)
 	}
 	if n := count(t, s, "SELECT count(*) FROM agent_batches WHERE agent_id = 'agent-1' AND seq = 1 AND events = 5000 AND dead_letters = 1"); n != 1 {
@@ -112,11 +113,11 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("row 0 (-want +got):\n%s", diff)
 	}
-	p, err := DecodeParams(params)
+	p, err := postgres.DecodeParams(params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(EventParams{Params: map[string]string{"plan": "pro"}, NumParams: map[string]float64{"value": 9.5}}, p); diff != "" {
+	if diff := cmp.Diff(postgres.EventParams{Params: map[string]string{"plan": "pro"}, NumParams: map[string]float64{"value": 9.5}}, p); diff != "" {
 		t.Errorf("params (-want +got):\n%s", diff)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events WHERE params <> ''"); n != 1 {
@@ -139,11 +140,8 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 		t.Errorf("%d rows with absent strings as id 0, want 1", n)
 	}
 
-	// The resend of the batch writes nothing, with or without the cache.
-	for _, fresh := range []bool{false, true} {
-		if fresh {
-			s.dims = newIDCache[dimKey](dimCacheSize)
-		}
+	// The resend of the batch writes nothing, twice.
+	for range 2 {
 		res, err = s.WriteBatch(ctx, "agent-1", 1, events, dead)
 		if err != nil {
 			t.Fatal(err)
@@ -160,7 +158,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	}
 	// The next seq of the same agent is a new batch; an empty one stores its key.
 	res, err = s.WriteBatch(ctx, "agent-1", 2, nil, nil)
-	if err != nil || res != (WriteResult{}) {
+	if err != nil || res != (writeResult{}) {
 		t.Errorf("empty batch: %+v, %v", res, err)
 	}
 	if n := count(t, s, "SELECT count(*) FROM agent_batches"); n != 2 {
@@ -173,9 +171,9 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 func TestWriteBatchSameBatchConcurrently(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	events := testEvents(site.ID, 300)
-	results := make(chan WriteResult, 4)
+	results := make(chan writeResult, 4)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -203,8 +201,8 @@ func TestWriteBatchSameBatchConcurrently(t *testing.T) {
 func TestWriteBatchConcurrentSharedDims(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	a, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
-	b, _ := s.CreateSite(ctx, SiteSpec{Name: "b"})
+	a, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
+	b, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "b"})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		site := a.ID
@@ -233,35 +231,13 @@ func TestWriteBatchConcurrentSharedDims(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM events"); n != 16000 {
 		t.Errorf("%d events, want 16000", n)
 	}
-	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(DimPagePath)); n != 40 {
+	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(postgres.DimPagePath)); n != 40 {
 		t.Errorf("%d page dims, want 20 per site", n)
 	}
-	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(DimTitle)); n != 8*40 {
+	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(postgres.DimTitle)); n != 8*40 {
 		t.Errorf("%d title dims, want %d", n, 8*40)
 	}
 	if n := count(t, s, "SELECT count(*) FROM agent_batches"); n != 8 {
 		t.Errorf("%d batch keys, want 8", n)
-	}
-}
-
-func TestDimCacheBounded(t *testing.T) {
-	c := newIDCache[dimKey](4)
-	for i := range 100 {
-		c.putLocked(dimKey{1, DimPagePath, fmt.Sprint(i)}, int32(i))
-	}
-	if n := len(c.cur) + len(c.old); n > 4 {
-		t.Fatalf("cache holds %d entries, limit 4", n)
-	}
-	if id, ok := c.get(dimKey{1, DimPagePath, "99"}); !ok || id != 99 {
-		t.Errorf("latest entry: %d, %v", id, ok)
-	}
-	// A hit in the old generation survives the next rotation.
-	c.putLocked(dimKey{1, DimPagePath, "x"}, 1000)
-	if _, ok := c.get(dimKey{1, DimPagePath, "98"}); !ok {
-		t.Fatal("recent entry lost")
-	}
-	c.putLocked(dimKey{1, DimPagePath, "y"}, 1001)
-	if _, ok := c.get(dimKey{1, DimPagePath, "98"}); !ok {
-		t.Error("entry in use dropped at rotation")
 	}
 }

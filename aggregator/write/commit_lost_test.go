@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // A dictionary or profile row is cached only once its insert committed. The
@@ -20,7 +21,7 @@ func TestWriteBatchCachesNoIDOfAFailedCommit(t *testing.T) {
 		t.Run(table, func(t *testing.T) {
 			s := newStore(t)
 			ctx := context.Background()
-			site, err := s.CreateSite(ctx, SiteSpec{Name: table})
+			site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: table})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // sessionRollupEvents makes visitors' visits over two local days of
@@ -71,7 +72,7 @@ type sessionRollupRow struct {
 
 // exactSessionRollups is what session_rollups must hold, computed from the
 // sessions table at kinds 0, country and source.
-func exactSessionRollups(t *testing.T, s *Store, site uint32) map[string]sessionRollupRow {
+func exactSessionRollups(t *testing.T, s *testStore, site uint32) map[string]sessionRollupRow {
 	t.Helper()
 	engaged := fmt.Sprintf("(flags & %d <> 0 OR last_ts - ts >= interval '10 seconds' OR engagement_ms >= 10000 OR page_views >= 2 OR key_events > 0)",
 		protocol.FlagEngaged)
@@ -84,7 +85,7 @@ func exactSessionRollups(t *testing.T, s *Store, site uint32) map[string]session
 			count(DISTINCT s.visitor_id) FILTER (WHERE s.flags & $2 <> 0)
 		FROM sessions s LEFT JOIN client_profiles c ON c.id = s.client_id LEFT JOIN traffic_profiles t ON t.id = s.traffic_id
 		CROSS JOIN LATERAL (VALUES (0, 0), ($3, COALESCE(c.country_id, 0)), ($4, COALESCE(t.source_id, 0))) AS k(kind, dim)
-		WHERE s.site_id = $1 GROUP BY 1`, int32(site), int16(protocol.FlagFirstVisit), DimCountry, DimSource)
+		WHERE s.site_id = $1 GROUP BY 1`, int32(site), int16(protocol.FlagFirstVisit), postgres.DimCountry, postgres.DimSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +108,11 @@ func exactSessionRollups(t *testing.T, s *Store, site uint32) map[string]session
 
 // storedSessionRollups reads session_rollups at kinds 0, country and
 // source, with the sketches' estimates (exact at these sizes).
-func storedSessionRollups(t *testing.T, s *Store, site uint32) map[string]sessionRollupRow {
+func storedSessionRollups(t *testing.T, s *testStore, site uint32) map[string]sessionRollupRow {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `SELECT kind || ' ' || dim_id || ' ' || day, sessions, engaged, events,
 			page_views, key_events, duration_us, engagement_ms, users, active_users, new_users
-		FROM session_rollups WHERE site_id = $1 AND kind IN (0, $2, $3)`, int32(site), DimCountry, DimSource)
+		FROM session_rollups WHERE site_id = $1 AND kind IN (0, $2, $3)`, int32(site), postgres.DimCountry, postgres.DimSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +127,8 @@ func storedSessionRollups(t *testing.T, s *Store, site uint32) map[string]sessio
 			t.Fatal(err)
 		}
 		for i, n := range []*uint64{&r.Users, &r.Active, &r.New} {
-			est := NewSketch()
-			if err := MergeSketch(est, sk[i]); err != nil {
+			est := postgres.NewSketch()
+			if err := postgres.MergeSketch(est, sk[i]); err != nil {
 				t.Fatal(err)
 			}
 			*n = est.Estimate()
@@ -146,7 +147,7 @@ func storedSessionRollups(t *testing.T, s *Store, site uint32) map[string]sessio
 func TestSessionRollupsFollowSessions(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "sessions", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "sessions", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,15 +168,7 @@ func TestSessionRollupsFollowSessions(t *testing.T) {
 	if diff := cmp.Diff(exact, storedSessionRollups(t, s, site.ID)); diff != "" {
 		t.Fatalf("session rollups written with batches (-exact +stored):\n%s", diff)
 	}
-	tx, err := s.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if err := rebuildSessionRollups(ctx, tx, int32(site.ID), mustZone(t, "Europe/Madrid")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := s.RebuildSessions(ctx, site.ID); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(exact, storedSessionRollups(t, s, site.ID)); diff != "" {
@@ -189,7 +182,7 @@ func TestSessionRollupsFollowSessions(t *testing.T) {
 func TestSessionRollupsDuringRebuilds(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "busy", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "busy", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}

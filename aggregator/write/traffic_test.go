@@ -1,10 +1,11 @@
-package postgres
+package write
 
 import (
 	"context"
 	"testing"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestWriteBatchSessionTraffic(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	events := testEvents(site.ID, 5)
 	events[0].Flags |= protocol.FlagSessionStart
 	events[0].Path, events[0].Referrer = "/sale?utm_source=Newsletter&utm_medium=email&utm_campaign=May", "https://t.co/x"
@@ -37,7 +38,7 @@ func TestWriteBatchSessionTraffic(t *testing.T) {
 		LEFT JOIN dims m ON m.id = tp.medium_id AND m.kind = $2
 		LEFT JOIN dims c ON c.id = tp.campaign_id AND c.kind = $3
 		LEFT JOIN dims g ON g.id = tp.channel_id AND g.kind = $4
-		ORDER BY e.ts`, int16(DimSource), int16(DimMedium), int16(DimCampaign), int16(DimChannelGroup))
+		ORDER BY e.ts`, int16(postgres.DimSource), int16(postgres.DimMedium), int16(postgres.DimCampaign), int16(postgres.DimChannelGroup))
 	if err != nil {
 		t.Fatal(err)
 	}

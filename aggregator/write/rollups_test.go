@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // rollupEvents makes n events over three local days of Madrid with
@@ -45,7 +46,7 @@ type rollupTotals struct {
 }
 
 // exactRollups is what rollup_days must hold, computed from the events table.
-func exactRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
+func exactRollups(t *testing.T, s *testStore, site uint32) map[string]rollupTotals {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `
 		SELECT 'all ' || (e.ts AT TIME ZONE 'Europe/Madrid')::date, count(*), count(*) FILTER (WHERE n.value = 'page_view'),
@@ -65,12 +66,12 @@ func exactRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
 	return scanRollupTotals(t, rows)
 }
 
-func storedRollups(t *testing.T, s *Store, site uint32) map[string]rollupTotals {
+func storedRollups(t *testing.T, s *testStore, site uint32) map[string]rollupTotals {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `
 		SELECT CASE kind WHEN 0 THEN 'all ' || day WHEN $3 THEN 'hour ' || dim_id || ' ' || day ELSE 'page ' || dim_id || ' ' || day END,
 			sum(events), sum(page_views), sum(key_events), sum(engagement_ms)
-		FROM `+rollupRowsSQL+` r WHERE site_id = $1 AND kind IN (0, $2, $3) GROUP BY kind, day, dim_id`, int32(site), int16(DimPagePath), int16(RollupHour))
+		FROM `+rollupRowsSQL+` r WHERE site_id = $1 AND kind IN (0, $2, $3) GROUP BY kind, day, dim_id`, int32(site), int16(postgres.DimPagePath), int16(postgres.RollupHour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func scanRollupTotals(t *testing.T, rows interface {
 }
 
 // dayUsers estimates the day's users from the stored kind-0 sketch.
-func dayUsers(t *testing.T, s *Store, site uint32, day string) (users, active, newUsers uint64) {
+func dayUsers(t *testing.T, s *testStore, site uint32, day string) (users, active, newUsers uint64) {
 	t.Helper()
 	var b [3][][]byte
 	err := s.Pool.QueryRow(context.Background(), "SELECT array_agg(users), array_agg(active_users), array_agg(new_users) FROM "+rollupRowsSQL+
@@ -111,9 +112,9 @@ func dayUsers(t *testing.T, s *Store, site uint32, day string) (users, active, n
 	}
 	var est [3]uint64
 	for i := range b {
-		sk := NewSketch()
+		sk := postgres.NewSketch()
 		for _, one := range b[i] {
-			if err := MergeSketch(sk, one); err != nil {
+			if err := postgres.MergeSketch(sk, one); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -125,7 +126,7 @@ func dayUsers(t *testing.T, s *Store, site uint32, day string) (users, active, n
 func TestRollupsWrittenWithBatchOnce(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "r", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "r", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestRollupsWrittenWithBatchOnce(t *testing.T) {
 func TestRebuildRollupsMarksComplete(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "old"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "old"})
 	// A site from before rollups: covered from tomorrow only.
 	if _, err := s.Pool.Exec(ctx, "UPDATE sites SET rollups_from = current_date + 1 WHERE id = $1", int32(site.ID)); err != nil {
 		t.Fatal(err)
@@ -222,7 +223,7 @@ func TestRebuildRollupsMarksComplete(t *testing.T) {
 func TestRebuildRollupsDuringBatches(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "busy", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "busy", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,14 +260,14 @@ func TestRebuildRollupsDuringBatches(t *testing.T) {
 func TestHourRollupsFrom(t *testing.T) {
 	ctx := context.Background()
 	s := newStoreAt(t, 8)
-	old, err := s.CreateSite(ctx, SiteSpec{Name: "old", TimeZone: "Pacific/Auckland"})
+	old, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "old", TimeZone: "Pacific/Auckland"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := s.CreateSite(ctx, SiteSpec{Name: "new"})
+	fresh, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "new"})
 	if err != nil {
 		t.Fatal(err)
 	}

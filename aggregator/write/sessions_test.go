@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -6,10 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avila-analytics/avila/aggregator/sessions"
-	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
-	"github.com/avila-analytics/avila/storage/redis"
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -23,7 +21,7 @@ type sessionTestRow struct {
 	Device                      string
 }
 
-func storedSessions(t *testing.T, s *Store, site uint32) []sessionTestRow {
+func storedSessions(t *testing.T, s *testStore, site uint32) []sessionTestRow {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `SELECT s.visitor_id, s.session_id, to_char(s.ts AT TIME ZONE 'UTC', 'HH24:MI:SS'),
 		to_char(s.last_ts AT TIME ZONE 'UTC', 'HH24:MI:SS'), s.events, s.page_views, s.key_events, s.flags,
@@ -53,36 +51,32 @@ func storedSessions(t *testing.T, s *Store, site uint32) []sessionTestRow {
 }
 
 // TestWriteBatchSessions writes a visitor's events over several batches
-// and checks the session rows, with each kind of session cache: memory (no
-// Redis), none (database look-ups only), Redis, and Redis killed after the
-// first batch.
+// and checks the session rows, derived by one node that remembers the
+// sessions it derived, by a new node for each batch (database look-ups
+// only), and by two nodes taking turns (each must notice the other
+// derived the site in between and forget what it remembers).
 func TestWriteBatchSessions(t *testing.T) {
-	redisCache := func(t *testing.T, url string) sessions.Cache {
-		c, err := redis.Open(context.Background(), redis.Options{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return redis.NewSessionCache(c, testenv.Prefix(t))
-	}
 	for _, tc := range []struct {
-		name  string
-		cache func(t *testing.T) (c sessions.Cache, afterFirst func())
+		name   string
+		writer func(s *testStore, i int) *Writer
 	}{
-		{"memory", func(*testing.T) (sessions.Cache, func()) { return redis.NewSessionCache(nil, ""), func() {} }},
-		{"database", func(*testing.T) (sessions.Cache, func()) { return sessions.NoCache{}, func() {} }},
-		{"redis", func(t *testing.T) (sessions.Cache, func()) { return redisCache(t, testenv.RedisURL(t)), func() {} }},
-		{"redis killed", func(t *testing.T) (sessions.Cache, func()) {
-			url, stop := testenv.OwnRedis(t)
-			return redisCache(t, url), stop
+		{"memory", func(s *testStore, _ int) *Writer { return s.w }},
+		{"database", func(s *testStore, _ int) *Writer { return New(Config{}, s.Store) }},
+		{"two nodes", func(s *testStore, i int) *Writer {
+			if i%2 == 1 {
+				return s.w
+			}
+			if s.other == nil {
+				s.other = New(Config{}, s.Store)
+			}
+			return s.other
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
-			cache, afterFirst := tc.cache(t)
-			s.SetSessionCache(cache)
+			s.writer = func(i int) *Writer { return tc.writer(s, i) }
 			ctx := context.Background()
-			site, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
+			site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 			at := time.Date(2025, 6, 1, 23, 40, 0, 0, time.UTC) // sessions run past midnight
 			e := func(visitor uint64, d time.Duration, name, path string) protocol.Event {
 				return protocol.Event{Site: site.ID, Visitor: visitor, TimeMicros: at.Add(d).UnixMicro(), Name: name, Path: path,
@@ -102,13 +96,10 @@ func TestWriteBatchSessions(t *testing.T) {
 				if _, err := s.WriteBatch(ctx, "ag", uint64(i+1), batch, nil); err != nil {
 					t.Fatal(err)
 				}
-				if i == 0 {
-					afterFirst()
-				}
 			}
 			want := []sessionTestRow{
 				{Visitor: a, ID: at.Unix(), Start: "23:40:00", Last: "00:09:00", Events: 3, Views: 2, Keys: 1,
-					Flags: int(protocol.FlagKeyEvent | uint8(SessionFlagNew)), Landing: "/a?utm_source=news", Exit: "/b",
+					Flags: int(protocol.FlagKeyEvent | uint8(postgres.SessionFlagNew)), Landing: "/a?utm_source=news", Exit: "/b",
 					Source: "news", FSrc: "news", Device: "mobile"},
 				{Visitor: a, ID: at.Add(60 * time.Minute).Unix(), Start: "00:40:00", Last: "00:40:00", Events: 1, Views: 1,
 					Landing: "/c", Exit: "/c", Source: "google", FSrc: "news", Device: "mobile"},
@@ -139,9 +130,8 @@ func TestWriteBatchSessions(t *testing.T) {
 // continue each other's sessions instead of each starting one.
 func TestWriteBatchSessionsConcurrent(t *testing.T) {
 	s := newStore(t)
-	s.SetSessionCache(sessions.NoCache{}) // the database alone must get it right
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "c"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "c"})
 	at := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
 	const batches, visitors = 8, 20
 	var wg sync.WaitGroup

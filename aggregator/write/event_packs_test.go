@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 )
 
 // eventRowsIn is every event of site in [lo, hi) as text, sorted, read
 // through EventsIn (both tables) or straight from the events table.
-func eventRowsIn(t *testing.T, s *Store, fromTable string, site uint32, lo, hi time.Time) []string {
+func eventRowsIn(t *testing.T, s *testStore, fromTable string, site uint32, lo, hi time.Time) []string {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(), "SELECT e::text FROM "+fromTable+" e ORDER BY 1", int32(site), lo, hi)
 	if err != nil {
@@ -26,7 +27,7 @@ func eventRowsIn(t *testing.T, s *Store, fromTable string, site uint32, lo, hi t
 }
 
 var (
-	viaEventsIn = EventsIn("$1", "$2", "$3", EventColumns)
+	viaEventsIn = postgres.EventsIn("$1", "$2", "$3", postgres.EventColumns)
 	viaTable    = "(SELECT * FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3)"
 )
 
@@ -40,12 +41,12 @@ var (
 // 06-04 09:40 UTC, some with custom parameters and referrers. Each starts
 // a session (a visitor's events are 15 hours apart), unmarked: the write
 // path puts the session's traffic source on its row.
-func packEventsFixture(t *testing.T, s *Store) [2]uint32 {
+func packEventsFixture(t *testing.T, s *testStore) [2]uint32 {
 	t.Helper()
 	ctx := context.Background()
 	var sites [2]uint32
 	for i, zone := range []string{"Europe/Madrid", "America/New_York"} {
-		site, err := s.CreateSite(ctx, SiteSpec{Name: fmt.Sprintf("pack%d", i), TimeZone: zone})
+		site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: fmt.Sprintf("pack%d", i), TimeZone: zone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +108,7 @@ func TestPackEvents(t *testing.T) {
 	}
 	for _, day := range []string{"2025-06-01", "2025-06-02", "2025-06-03"} {
 		d, _ := time.Parse(time.DateOnly, day)
-		if n := count(t, s, "SELECT pg_relation_size($1::regclass)::int", PartitionName(d)); n != 0 {
+		if n := count(t, s, "SELECT pg_relation_size($1::regclass)::int", postgres.PartitionName(d)); n != 0 {
 			t.Errorf("packed partition of %s still holds %d bytes", day, n)
 		}
 	}
@@ -157,9 +158,8 @@ func TestPackEvents(t *testing.T) {
 // into parts; late events join a small last part and start a new one
 // after a full one.
 func TestPackEventsParts(t *testing.T) {
-	defer func(n int) { packPartEvents = n }(packPartEvents)
-	packPartEvents = 1000
 	s := newStore(t)
+	s.SetPackPartEvents(1000)
 	ctx := context.Background()
 	sites := packEventsFixture(t, s)
 	want := eventRowsIn(t, s, viaTable, sites[0], allTime[0], allTime[1])
@@ -213,7 +213,7 @@ func TestPackEventsParts(t *testing.T) {
 			t.Errorf("parts of 06-02 after %d late events hold %v, want %v", n, got, step.want)
 		}
 	}
-	if n := count(t, s, "SELECT count(*) FROM "+EventsIn("$1", "'-infinity'", "'infinity'", EventColumns)+" e", int32(sites[0])); n != 6000+510 {
+	if n := count(t, s, "SELECT count(*) FROM "+postgres.EventsIn("$1", "'-infinity'", "'infinity'", postgres.EventColumns)+" e", int32(sites[0])); n != 6000+510 {
 		t.Errorf("%d events read after packing late ones, want %d", n, 6000+510)
 	}
 }

@@ -1,10 +1,11 @@
-package postgres
+package write
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -21,7 +22,7 @@ const rollupRowsSQL = `(SELECT site_id, kind, day, dim_id, events, page_views, k
 func TestPackRollups(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "p", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "p", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}

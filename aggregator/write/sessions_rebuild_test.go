@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // allSessions returns a site's sessions rows, every column, as JSON text.
-func allSessions(t *testing.T, s *Store, site uint32) []string {
+func allSessions(t *testing.T, s *testStore, site uint32) []string {
 	t.Helper()
 	rows, err := s.Pool.Query(context.Background(),
 		`SELECT row_to_json(s)::text FROM sessions s WHERE site_id = $1 ORDER BY visitor_id, ts, session_id`, int32(site))
@@ -41,7 +42,7 @@ func allSessions(t *testing.T, s *Store, site uint32) []string {
 func TestRebuildSessions(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "rebuild", Domains: []string{"shop.test"}})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "rebuild", Domains: []string{"shop.test"}})
 	if err != nil {
 		t.Fatal(err)
 	}

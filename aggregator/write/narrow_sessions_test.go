@@ -1,4 +1,4 @@
-package postgres
+package write
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // narrowSessionsVersion is the migration that narrows sessions (011).
@@ -22,7 +23,7 @@ const narrowSessionsVersion = 11
 func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 	ctx := context.Background()
 	s := newStoreAt(t, narrowSessionsVersion-1)
-	site, err := s.CreateSite(ctx, SiteSpec{Name: "old", TimeZone: "Europe/Madrid"})
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "old", TimeZone: "Europe/Madrid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 	if err := s.EnsurePartitions(ctx, day, day.AddDate(0, 0, 2)); err != nil {
 		t.Fatal(err)
 	}
-	dim := func(kind DimKind, value string) int32 {
+	dim := func(kind postgres.DimKind, value string) int32 {
 		t.Helper()
 		var id int32
 		if err := s.Pool.QueryRow(ctx, `INSERT INTO dims (site_id, kind, value) VALUES ($1, $2, $3)
@@ -45,25 +46,25 @@ func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 	for i := range 60 {
 		var client [8]int32
 		if i%5 != 0 {
-			client = [8]int32{dim(DimLanguage, "en-us"), dim(DimScreen, "1920x1080"), dim(DimCountry, []string{"ES", "FR"}[i%2]),
-				0, 0, dim(DimBrowser, "Firefox"), dim(DimOS, "Linux"), dim(DimDevice, []string{"desktop", "mobile", "tablet"}[i%3])}
+			client = [8]int32{dim(postgres.DimLanguage, "en-us"), dim(postgres.DimScreen, "1920x1080"), dim(postgres.DimCountry, []string{"ES", "FR"}[i%2]),
+				0, 0, dim(postgres.DimBrowser, "Firefox"), dim(postgres.DimOS, "Linux"), dim(postgres.DimDevice, []string{"desktop", "mobile", "tablet"}[i%3])}
 		}
 		var traffic [4]int32
 		if i%4 != 0 {
-			traffic = [4]int32{dim(DimSource, []string{"google", "news.example.org", "mail"}[i%3]), dim(DimMedium, "organic"),
-				dim(DimCampaign, "(organic)"), dim(DimChannelGroup, "Organic Search")}
+			traffic = [4]int32{dim(postgres.DimSource, []string{"google", "news.example.org", "mail"}[i%3]), dim(postgres.DimMedium, "organic"),
+				dim(postgres.DimCampaign, "(organic)"), dim(postgres.DimChannelGroup, "Organic Search")}
 		}
 		ts := day.Add(time.Duration(i) * 71 * time.Minute)
 		args := []any{ts, ts.Add(time.Duration(i) * time.Second), int64(100 + i), int64(i), int64(i * 10), int32(site.ID),
-			int32(1 + i%4), int32(i % 3), int32(i % 2), dim(DimPagePath, fmt.Sprintf("/p/%d", i%6)), dim(DimPagePath, "/exit"),
-			dim(DimHost, "example.com"), int32(0)}
+			int32(1 + i%4), int32(i % 3), int32(i % 2), dim(postgres.DimPagePath, fmt.Sprintf("/p/%d", i%6)), dim(postgres.DimPagePath, "/exit"),
+			dim(postgres.DimHost, "example.com"), int32(0)}
 		for _, id := range client {
 			args = append(args, id)
 		}
 		for _, id := range traffic {
 			args = append(args, id)
 		}
-		args = append(args, traffic[0], int16(i%3)|SessionFlagNew*int16(i%2))
+		args = append(args, traffic[0], int16(i%3)|postgres.SessionFlagNew*int16(i%2))
 		if _, err := s.Pool.Exec(ctx, `INSERT INTO sessions (ts, last_ts, visitor_id, session_id, engagement_ms, site_id,
 				events, page_views, key_events, page_id, exit_page_id, host_id, referrer_id,
 				language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id,
@@ -76,26 +77,26 @@ func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 	const common = "s.ts::text, s.last_ts::text, s.visitor_id::text, s.session_id::text, s.engagement_ms::text, " +
 		"s.events::text, s.page_views::text, s.key_events::text, s.flags::text"
 	pages := dimSQL("s.page_id") + ", " + dimSQL("s.exit_page_id") + ", " + dimSQL("s.host_id") + ", " + dimSQL("s.first_source_id")
-	facts := func(from string, col func(DimKind) string) [][]string {
+	facts := func(from string, col func(postgres.DimKind) string) [][]string {
 		var list string
-		for _, k := range slices.Concat(ClientProfile.Kinds, TrafficProfile.Kinds) {
+		for _, k := range slices.Concat(postgres.ClientProfile.Kinds, postgres.TrafficProfile.Kinds) {
 			list += ", " + dimSQL(col(k))
 		}
 		return eventFacts(t, s, "SELECT ARRAY["+common+", "+pages+list+"] FROM "+from+" ORDER BY s.ts")
 	}
-	before := facts("sessions s", func(k DimKind) string { return "s." + DimColumns[k] })
+	before := facts("sessions s", func(k postgres.DimKind) string { return "s." + postgres.DimColumns[k] })
 	if len(before) != 60 {
 		t.Fatalf("%d sessions before, want 60", len(before))
 	}
-	if err := s.migrateTo(ctx, narrowSessionsVersion); err != nil {
+	if err := s.MigrateTo(ctx, narrowSessionsVersion); err != nil {
 		t.Fatal(err)
 	}
 	after := facts("sessions s LEFT JOIN client_profiles c ON c.id = s.client_id LEFT JOIN traffic_profiles p ON p.id = s.traffic_id",
-		func(k DimKind) string {
-			if ProfileOf(k) == ClientProfile {
-				return "c." + DimColumns[k]
+		func(k postgres.DimKind) string {
+			if postgres.ProfileOf(k) == postgres.ClientProfile {
+				return "c." + postgres.DimColumns[k]
 			}
-			return "p." + DimColumns[k]
+			return "p." + postgres.DimColumns[k]
 		})
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Fatalf("sessions changed by the migration (-before +after):\n%s", diff)
@@ -109,7 +110,8 @@ func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM pg_class WHERE relname LIKE 'sessions%wide%'"); n != 0 {
 		t.Errorf("%d old tables or indexes left", n)
 	}
-	// A batch extends a migrated session (same visitor, id and start) and
+	// With the later migrations (the write stage's tables among them), a
+	// batch extends a migrated session (same visitor, id and start) and
 	// starts a new one with a known client and source.
 	first := day.Add(71 * time.Minute) // session 1
 	evs := []protocol.Event{
@@ -118,6 +120,9 @@ func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 		{Site: site.ID, TimeMicros: day.Add(30 * time.Hour).UnixMicro(), Name: "page_view", Visitor: 999, Path: "/new",
 			Referrer: "https://www.google.com/", Flags: protocol.FlagSessionStart, Language: "en-us", Screen: "1920x1080",
 			Country: "ES", Browser: "Firefox", OS: "Linux", Device: "desktop"},
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := s.WriteBatch(ctx, "agent", 1, evs, nil); err != nil {
 		t.Fatal(err)
@@ -138,7 +143,7 @@ func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 func TestSessionRowWidth(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, SiteSpec{Name: "w"})
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "w"})
 	if _, err := s.WriteBatch(ctx, "agent", 1, testEvents(site.ID, 10), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,44 @@
+package write
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are a write stage's Prometheus metrics. Create them once per
+// aggregator with NewMetrics and pass them in Config.
+type Metrics struct {
+	derivations prometheus.Counter
+	derived     prometheus.Counter
+	seconds     prometheus.Histogram
+}
+
+// NewMetrics creates the write stage's metrics and registers them on reg;
+// a nil reg leaves them unregistered.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		derivations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_write_derivations_total",
+			Help: "Derivation transactions committed: each turned a site's staged events into events, sessions and rollups rows.",
+		}),
+		derived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_write_derived_events_total",
+			Help: "Staged events derived (made visible to reports) by this node.",
+		}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "analytics_write_derive_duration_seconds",
+			Help:    "Duration of derivation transactions, from taking the site's lock to commit; reports lag staging by about this plus the derivation interval.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("write: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

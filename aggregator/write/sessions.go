@@ -1,0 +1,152 @@
+package write
+
+import (
+	"context"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/sessions"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// firstVisitName is the event GA4 logs on a client's first visit.
+const firstVisitName = "first_visit"
+
+// siteMemoryMax bounds the visitors remembered per site.
+const siteMemoryMax = 1 << 18
+
+// siteSessions are the latest sessions of a site's recently active
+// visitors, as of the site's derivation gen, which this node ran. Only the
+// derivation holding the site's lock uses it.
+type siteSessions struct {
+	site uint32
+	gen  int64
+	mem  *sessions.Memory
+}
+
+// siteSessions returns the memory of site, emptied unless this node ran
+// the derivation of generation gen (the one before the current).
+func (w *Writer) siteSessions(site uint32, gen int64) *siteSessions {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.sites[site]
+	if s == nil || s.gen != gen {
+		s = &siteSessions{site: site, gen: -1, mem: sessions.NewMemory(siteMemoryMax, nil)}
+		w.sites[site] = s
+	}
+	return s
+}
+
+// forgetSessions drops site's memory: a derivation whose commit failed
+// may or may not have committed.
+func (w *Writer) forgetSessions(site uint32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.sites, site)
+}
+
+// get returns the remembered latest session of each visitor it holds.
+func (s *siteSessions) get(visitors []uint64) map[uint64]sessions.Session {
+	keys := make([]sessions.Key, len(visitors))
+	for i, v := range visitors {
+		keys[i] = sessions.Key{Site: s.site, Visitor: v}
+	}
+	got, _ := s.mem.Get(context.Background(), keys) // Memory never fails
+	out := make(map[uint64]sessions.Session, len(got))
+	for k, v := range got {
+		out[k.Visitor] = v
+	}
+	return out
+}
+
+// commit records the visitors' latest sessions after derivation gen
+// committed. A visitor whose events only touched an older session keeps
+// what is remembered.
+func (s *siteSessions) commit(gen int64, rows []postgres.SessionRow, known map[sessions.Key][]sessions.Session) {
+	latest := make(map[sessions.Key]sessions.Session, len(rows))
+	for _, r := range rows {
+		k := sessions.Key{Site: uint32(r.Site), Visitor: uint64(r.Visitor)}
+		v := sessions.Session{ID: r.ID, Start: r.TS.UnixMicro(), Last: r.Last.UnixMicro(), FirstSource: r.FirstSource}
+		if old, ok := latest[k]; ok && old.Start > v.Start {
+			continue
+		}
+		newer := false
+		for _, o := range known[k] {
+			if o.Start > v.Start {
+				newer = true
+			} else if o.Start == v.Start && o.ID == v.ID {
+				v.Last = max(v.Last, o.Last)
+			}
+		}
+		if !newer {
+			latest[k] = v
+		}
+	}
+	_ = s.mem.Put(context.Background(), latest) // Memory never fails
+	s.gen = gen
+}
+
+// sessionRows builds the rows of the assigned sessions from the events'
+// rows (dims resolved) and the traffic ids of their first events. A
+// session that starts here gets its traffic source on its first event row
+// too, as a sender's session_start has it, so event reports and
+// RebuildSessions find it whoever cut the session.
+func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.Assignment) []postgres.SessionRow {
+	rows := res.Rows
+	out := make([]postgres.SessionRow, len(as.Sessions))
+	for i := range as.Sessions {
+		a := &as.Sessions[i]
+		r := &out[i]
+		first := &rows[a.Events[0]]
+		traffic := &res.Traffic[res.TrafficOf[a.Events[0]]]
+		r.Site, r.Visitor, r.ID = first.Site, first.Visitor, a.ID
+		r.TS, r.Last = time.UnixMicro(a.Start).UTC(), time.UnixMicro(a.Last).UTC()
+		r.First, r.Client = &first.Dims, first.Client
+		r.TrafficProfile = traffic.Profile
+		if !a.Existing && first.Traffic == 0 {
+			first.Traffic = traffic.Profile
+			for _, k := range postgres.TrafficProfile.Kinds {
+				first.Dims[k-1] = traffic.Dims[k-1]
+			}
+		}
+		newUser, returning := false, false
+		for _, ei := range a.Events {
+			e, row := &events[ei], &rows[ei]
+			r.Events++
+			r.Engage += int64(row.Engage)
+			r.Flags |= int16(e.Flags)
+			if e.Flags&protocol.FlagKeyEvent != 0 {
+				r.KeyEvents++
+			}
+			if row.PageView {
+				r.PageViews++
+				if r.Landing == 0 {
+					r.Landing = row.Dims[postgres.DimPagePath-1]
+				}
+				if row.Dims[postgres.DimPagePath-1] != 0 {
+					r.Exit = row.Dims[postgres.DimPagePath-1]
+				}
+			}
+			if e.Flags&protocol.FlagFirstVisit != 0 || e.Name == firstVisitName || e.SessionNum == 1 {
+				newUser = true
+			}
+			if e.SessionNum > 1 {
+				returning = true
+			}
+		}
+		// Without the sender's word (first visit, session count), a
+		// visitor id's first session is a new user's.
+		if newUser || (!a.Existing && !returning && !a.Prior) {
+			r.Flags |= postgres.SessionFlagNew
+		}
+		switch {
+		case a.FirstSourceOf >= 0: // an earlier session of these events
+			r.FirstSource = out[a.FirstSourceOf].FirstSource
+		case !a.Prior && !a.Existing:
+			r.FirstSource = traffic.Dims[postgres.DimSource-1]
+		default:
+			r.FirstSource = a.FirstSource
+		}
+	}
+	return out
+}

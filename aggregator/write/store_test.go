@@ -1,0 +1,66 @@
+package write
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+// testStore is a migrated store with a write stage whose WriteBatch
+// derives the batch before it returns, so a test reads every table right
+// after it.
+type testStore struct {
+	*postgres.Store
+	url string // its database, for a second node
+	w   *Writer
+	// writer, when set, picks the write stage of the i-th WriteBatch call
+	// (else w), as batches reach different nodes.
+	writer func(i int) *Writer
+	other  *Writer // a second node's write stage, when a test makes one
+	calls  int
+}
+
+// writeResult is what testStore.WriteBatch did.
+type writeResult struct {
+	Stored, DeadLetters int
+	Duplicate           bool
+}
+
+func newStore(t testing.TB) *testStore {
+	t.Helper()
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	s, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &testStore{Store: s, url: url, w: New(Config{}, s)}
+}
+
+// WriteBatch stages the batch and derives everything staged.
+func (s *testStore) WriteBatch(ctx context.Context, agent string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (writeResult, error) {
+	w := s.w
+	if s.writer != nil {
+		w = s.writer(s.calls)
+	}
+	s.calls++
+	res, err := w.WriteBatch(ctx, agent, seq, events, dead)
+	if err != nil {
+		return writeResult{}, err
+	}
+	if err := w.Flush(ctx); err != nil {
+		return writeResult{}, err
+	}
+	return writeResult{Stored: res.Staged, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, nil
+}

@@ -1,0 +1,228 @@
+package write
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/avila-analytics/avila/internal/logthrottle"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Defaults of Config.
+const (
+	defaultEvery     = 250 * time.Millisecond
+	defaultMaxEvents = 100_000
+	// maxStagedRows bounds the staged rows (batch shares) one derivation
+	// takes, whatever their size.
+	maxStagedRows = 1000
+	logEvery      = 10 * time.Second
+)
+
+// Config configures a Writer.
+type Config struct {
+	Logger *slog.Logger
+	// Every is how often Run looks for events staged by other nodes
+	// (default 250 ms); batches staged by this Writer wake it at once.
+	Every time.Duration
+	// MaxEvents bounds the events one derivation transaction takes
+	// (default 100 000).
+	MaxEvents int
+	// Derived, when set, runs after a derivation of site committed, with
+	// the events it made visible (e.g. to invalidate cached reports).
+	Derived func(ctx context.Context, site uint32, events []protocol.Event)
+	// Tracer makes a span ("write.derive") per derivation; nil: none.
+	Tracer trace.Tracer
+	// Metrics count derivations (NewMetrics); nil: unregistered ones.
+	Metrics *Metrics
+}
+
+// Writer is the write stage. Safe for concurrent use.
+type Writer struct {
+	cfg   Config
+	log   *slog.Logger
+	store *postgres.Store
+	wake  chan struct{}
+
+	// deriving makes this Writer's derivation passes (Run's and Flush's)
+	// take turns, so Flush returns only after a pass in progress, its
+	// Derived hooks included, has ended.
+	deriving sync.Mutex
+
+	mu    sync.Mutex
+	sites map[uint32]*siteSessions // sessions of the sites this node derived last
+
+	failLog logthrottle.Throttle
+}
+
+// New returns a write stage storing into store.
+func New(cfg Config, store *postgres.Store) *Writer {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Every <= 0 {
+		cfg.Every = defaultEvery
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = defaultMaxEvents
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
+	}
+	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
+		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery}}
+}
+
+// WriteBatch stages one validated batch exactly once (postgres.StageBatch):
+// its events become visible to reports once a derivation took them.
+func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
+	res, err := w.store.StageBatch(ctx, agentID, seq, stage(events), dead)
+	if err != nil {
+		return res, fmt.Errorf("write: %w", err)
+	}
+	if res.Staged > 0 {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	return res, nil
+}
+
+// stage splits events by site, in order, and encodes each site's share
+// as a wire batch (protocol.AppendEvent, as the agent does).
+func stage(events []protocol.Event) []postgres.Staged {
+	if len(events) > 0 && !slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Site != events[0].Site }) {
+		return []postgres.Staged{encodeStaged(events[0].Site, events)} // the common case: one site
+	}
+	var sites []uint32
+	by := make(map[uint32][]protocol.Event)
+	for i := range events {
+		s := events[i].Site
+		if _, ok := by[s]; !ok {
+			sites = append(sites, s)
+		}
+		by[s] = append(by[s], events[i])
+	}
+	out := make([]postgres.Staged, 0, len(sites))
+	for _, s := range sites {
+		out = append(out, encodeStaged(s, by[s]))
+	}
+	return out
+}
+
+// encodeStaged encodes one site's events as a staged row's payload.
+func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
+	// The envelope is not read back; it only has to be valid.
+	plain := protocol.AppendBatchHead(make([]byte, 0, 64+200*len(events)), "staged", 1, 0, len(events))
+	for i := range events {
+		plain = protocol.AppendEvent(plain, &events[i])
+	}
+	return postgres.Staged{Site: site, Events: len(events), Payload: protocol.CompressBatch(nil, plain)}
+}
+
+// Run derives staged events until ctx ends: at once when this Writer
+// staged a batch, else every Config.Every for batches other nodes staged,
+// and pass after pass while passes find events. Errors are logged
+// (rate-limited) and retried on the next pass.
+func (w *Writer) Run(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Every)
+	defer t.Stop()
+	for {
+		more, err := w.pass(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			level := slog.LevelWarn
+			if !postgres.IsTransient(err) {
+				level = slog.LevelError
+			}
+			if n, ok := w.failLog.Allow(time.Now()); ok {
+				w.log.Log(ctx, level, "derivation failed; staged events wait for the next pass", "err", err, "suppressed", n)
+			}
+			more = false
+		}
+		if more {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// pass runs one derivation of each site with staged events, so a busy
+// site does not hold the others back, skipping the sites another
+// transaction derives; more reports whether one found events (there may
+// be more).
+func (w *Writer) pass(ctx context.Context) (more bool, err error) {
+	w.deriving.Lock()
+	defer w.deriving.Unlock()
+	sites, err := w.store.StagedSites(ctx)
+	if err != nil {
+		return false, fmt.Errorf("write: %w", err)
+	}
+	var errs []error
+	for _, site := range sites {
+		n, _, err := w.deriveSite(ctx, site, false)
+		switch {
+		case errors.Is(err, postgres.ErrSiteBusy): // another node derives it
+		case err != nil:
+			errs = append(errs, err)
+		case n > 0:
+			more = true
+		}
+	}
+	return more, errors.Join(errs...)
+}
+
+// Flush derives every event staged before it was called, waiting for
+// derivations other nodes run meanwhile: afterwards reports see them.
+// Events staged after it began (under load, other nodes' batches keep
+// coming) are left to Run.
+func (w *Writer) Flush(ctx context.Context) error {
+	upTo, err := w.store.LastStagedID(ctx)
+	if err != nil || upTo == 0 {
+		return err
+	}
+	sites, err := w.store.StagedSites(ctx)
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	for len(sites) > 0 {
+		var errs []error
+		left := sites[:0]
+		w.deriving.Lock()
+		for _, site := range sites {
+			// Staged rows are taken in id order: once one at or past upTo
+			// was taken, the site's rows staged before Flush are derived.
+			n, last, err := w.deriveSite(ctx, site, true)
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case n > 0 && last < upTo:
+				left = append(left, site)
+			}
+		}
+		w.deriving.Unlock()
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		sites = left
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// deriveLockSpace is the first key of the two-key advisory locks that make
+// one transaction at a time derive a site ("avld"); the second is the site
+// id. The two-key form keeps them apart from the store's one-key locks.
+const deriveLockSpace int32 = 0x61766c64
+
+// ErrSiteBusy is returned by BeginDerive when another transaction, on this
+// node or another, is deriving the site.
+var ErrSiteBusy = errors.New("postgres: site is being derived elsewhere")
+
+// StagedRow is one staged_events row: a site's share of one batch.
+type StagedRow struct {
+	ID      int64
+	Events  int
+	Payload []byte // protocol.EncodeBatch
+}
+
+// DeriveTx is the transaction that turns a site's staged events into
+// events, sessions, rollups and session rollups rows. It holds the site's
+// derive lock, so it is the only writer of the site's sessions and rollups
+// (a rebuild, which locks the sites row FOR UPDATE, waits for it and is
+// waited for). The staged rows it took are deleted when it commits: each
+// staged event is derived exactly once, and a derivation that fails or is
+// killed leaves them for the next. Not safe for concurrent use.
+type DeriveTx struct {
+	s        *Store
+	tx       pgx.Tx
+	site     uint32
+	zone     *time.Location
+	gen      int64
+	consumed []int64
+	events   int64
+}
+
+// BeginDerive begins site's derivation, or returns ErrSiteBusy when another
+// transaction holds the site's lock. It never waits for the lock: a
+// connection waiting in the pool for a lock would be one the holder may
+// need (it resolves strings on other connections).
+func (s *Store) BeginDerive(ctx context.Context, site uint32) (*DeriveTx, error) {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: begin: %w", site, err)
+	}
+	d := &DeriveTx{s: s, tx: tx, site: site, zone: time.UTC}
+	if err := d.begin(ctx); err != nil {
+		d.Rollback(ctx)
+		if errors.Is(err, ErrSiteBusy) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("postgres: derive site %d: %w", site, err)
+	}
+	return d, nil
+}
+
+func (d *DeriveTx) begin(ctx context.Context) error {
+	var ok bool
+	if err := d.tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", deriveLockSpace, int32(d.site)).Scan(&ok); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if !ok {
+		return ErrSiteBusy
+	}
+	// FOR SHARE: a rollup or session rebuild of the site (FOR UPDATE)
+	// never interleaves with a derivation. A site without a row counts in UTC.
+	var name string
+	switch err := d.tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1 FOR SHARE", int32(d.site)).Scan(&name); {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("read time zone: %w", err)
+	default:
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			return fmt.Errorf("time zone %q: %w", name, err)
+		}
+		d.zone = loc
+	}
+	if err := d.tx.QueryRow(ctx, `INSERT INTO derive_state (site_id, gen, derived) VALUES ($1, 1, 0)
+		ON CONFLICT (site_id) DO UPDATE SET gen = derive_state.gen + 1 RETURNING gen`, int32(d.site)).Scan(&d.gen); err != nil {
+		return fmt.Errorf("read generation: %w", err)
+	}
+	return nil
+}
+
+// Site is the site being derived.
+func (d *DeriveTx) Site() uint32 { return d.site }
+
+// Zone is the site's time zone.
+func (d *DeriveTx) Zone() *time.Location { return d.zone }
+
+// Gen is the derivation's generation: the previous derivation of the site
+// that committed had Gen-1.
+func (d *DeriveTx) Gen() int64 { return d.gen }
+
+// Take returns the site's oldest staged rows not taken yet: at most
+// maxRows, and no more once those taken hold maxEvents events (at least one
+// row; the last may carry them past it).
+// Commit deletes them.
+func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRow, error) {
+	after := int64(0)
+	if n := len(d.consumed); n > 0 {
+		after = d.consumed[n-1]
+	}
+	// The running sum leaves out rows past maxEvents without reading
+	// their payloads.
+	rows, err := d.tx.Query(ctx, `SELECT id, events, payload FROM (
+			SELECT id, events, payload, sum(events) OVER (ORDER BY id) - events AS before
+			FROM staged_events WHERE site_id = $1 AND id > $2 ORDER BY id LIMIT $3) s
+		WHERE before < $4 ORDER BY id`, int32(d.site), after, maxRows, maxEvents)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StagedRow, error) {
+		var r StagedRow
+		return r, row.Scan(&r.ID, &r.Events, &r.Payload)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
+	}
+	for _, r := range out {
+		d.consumed = append(d.consumed, r.ID)
+		d.events += int64(r.Events)
+	}
+	return out, nil
+}
+
+// CopyEvents writes rows (events of the site, sessions assigned) to events.
+// Their days' partitions must exist (EnsureEventDays).
+func (d *DeriveTx) CopyEvents(ctx context.Context, rows []EventRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := d.tx.CopyFrom(ctx, pgx.Identifier{"events"}, EventColumns, newEventSource(rows)); err != nil {
+		return fmt.Errorf("postgres: derive site %d: copy events: %w", d.site, err)
+	}
+	return nil
+}
+
+// Commit deletes the staged rows taken, counts their events as derived and
+// commits.
+func (d *DeriveTx) Commit(ctx context.Context) error {
+	if len(d.consumed) > 0 {
+		if _, err := d.tx.Exec(ctx, "DELETE FROM staged_events WHERE site_id = $1 AND id = ANY($2)", int32(d.site), d.consumed); err != nil {
+			return fmt.Errorf("postgres: derive site %d: delete staged events: %w", d.site, err)
+		}
+		if _, err := d.tx.Exec(ctx, "UPDATE derive_state SET derived = derived + $2 WHERE site_id = $1", int32(d.site), d.events); err != nil {
+			return fmt.Errorf("postgres: derive site %d: count derived events: %w", d.site, err)
+		}
+	}
+	err := d.tx.Commit(ctx)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
+		// No partition for a row: one was dropped after this process saw
+		// it. Forget what is known so the next derivation recreates it.
+		d.s.forgetPartitions()
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: derive site %d: commit: %w", d.site, err)
+	}
+	return nil
+}
+
+// Rollback ends the transaction without deriving anything; a no-op after
+// Commit.
+func (d *DeriveTx) Rollback(ctx context.Context) {
+	_ = d.tx.Rollback(context.WithoutCancel(ctx))
+}
+
+// StagedSites returns the sites with staged events.
+func (s *Store) StagedSites(ctx context.Context) ([]uint32, error) {
+	rows, err := s.Pool.Query(ctx, "SELECT DISTINCT site_id FROM staged_events ORDER BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: staged sites: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: staged sites: %w", err)
+	}
+	out := make([]uint32, len(ids))
+	for i, id := range ids {
+		out[i] = uint32(id)
+	}
+	return out, nil
+}
+
+// StagedEvents is the number of events staged and not derived yet, of
+// site, or of every site when site is 0.
+func (s *Store) StagedEvents(ctx context.Context, site uint32) (int64, error) {
+	var n int64
+	if err := s.Pool.QueryRow(ctx, "SELECT coalesce(sum(events), 0) FROM staged_events WHERE $1 = 0 OR site_id = $1",
+		int32(site)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count staged events: %w", err)
+	}
+	return n, nil
+}
+
+// LastStagedID is the highest id of the staged rows committed so far (0:
+// none staged).
+func (s *Store) LastStagedID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.Pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM staged_events").Scan(&id); err != nil {
+		return 0, fmt.Errorf("postgres: last staged id: %w", err)
+	}
+	return id, nil
+}
