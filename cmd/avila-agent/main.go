@@ -79,6 +79,14 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	maxConns, err := env.Int64("MAX_CONNS", 0)
+	if err != nil {
+		return o, err
+	}
+	maxConnsPerIP, err := env.Int64("MAX_CONNS_PER_IP", 0)
+	if err != nil {
+		return o, err
+	}
 	var aggregators string
 	fs.StringVar(&o.agent.Listen, "listen", env.String("LISTEN", "127.0.0.1:8090"),
 		"TCP address for hits: /g/collect, /mp/collect, /debug/mp/collect, /api/event, /t.js, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
@@ -122,6 +130,15 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 			"as with a few hundred microseconds a second processor on one CPU costs more in thread switches than it saves. "+
 			"GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 (the default) leaves the Go "+
 			"runtime's own setting, which follows them (env AVILA_MIN_PROCS)")
+	fs.IntVar(&o.agent.MaxConns, "max-conns", int(maxConns),
+		"cap on HTTP connections open at once; past it a new connection is answered 503 with Retry-After and closed, "+
+			"and analytics_http_connections_refused_total counts it. 0 derives it from the open-file limit, which the agent "+
+			"raises to its hard limit at start: the limit less an eighth (at least 128) kept for the agent's own files. "+
+			"See --max-conns-per-ip (env AVILA_MAX_CONNS)")
+	fs.IntVar(&o.agent.MaxConnsPerIP, "max-conns-per-ip", int(maxConnsPerIP),
+		"cap on HTTP connections open at once from one client address (an IPv6 client by its /64), so one client "+
+			"cannot hold all of --max-conns; peers in --trusted-proxies count only against --max-conns. 0: a quarter "+
+			"of --max-conns, at most 1024 (env AVILA_MAX_CONNS_PER_IP)")
 	fs.StringVar(&o.logFormat, "log-format", env.String("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&o.logLevel, "log-level", env.String("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	var trusted, rateIP, rateSite, dnt string

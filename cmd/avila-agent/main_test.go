@@ -189,3 +189,23 @@ func TestRunReadyLineAndShutdown(t *testing.T) {
 		t.Fatalf("more than one line on stdout: %q", lines.Text())
 	}
 }
+
+func TestConnectionCapFlags(t *testing.T) {
+	o, err := parseFlags(nil, mapEnv(nil), io.Discard)
+	if err != nil || o.agent.MaxConns != 0 || o.agent.MaxConnsPerIP != 0 {
+		t.Fatalf("defaults: %d %d %v, want 0 0 (derived from the file limit)", o.agent.MaxConns, o.agent.MaxConnsPerIP, err)
+	}
+	env := mapEnv(map[string]string{"AVILA_MAX_CONNS": "5000", "AVILA_MAX_CONNS_PER_IP": "64"})
+	o, err = parseFlags(nil, env, io.Discard)
+	if err != nil || o.agent.MaxConns != 5000 || o.agent.MaxConnsPerIP != 64 {
+		t.Fatalf("from env: %d %d %v", o.agent.MaxConns, o.agent.MaxConnsPerIP, err)
+	}
+	o, err = parseFlags([]string{"--max-conns", "100", "--max-conns-per-ip", "10"}, env, io.Discard)
+	if err != nil || o.agent.MaxConns != 100 || o.agent.MaxConnsPerIP != 10 {
+		t.Fatalf("flags over env: %d %d %v", o.agent.MaxConns, o.agent.MaxConnsPerIP, err)
+	}
+	if _, err := parseFlags(nil, mapEnv(map[string]string{"AVILA_MAX_CONNS": "many"}), io.Discard); err == nil ||
+		err.Error() != `AVILA_MAX_CONNS="many": want an integer` {
+		t.Errorf("bad env: %v", err)
+	}
+}
