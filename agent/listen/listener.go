@@ -76,7 +76,7 @@ type Listener struct {
 
 	refusedTotal, refusedPerIP, acceptErrors atomic.Uint64
 	// The last warnings, in Unix nanoseconds, and what was counted then.
-	lastAcceptWarn, lastRefusalWarn atomic.Int64
+	lastAcceptWarn, lastRefusalWarn   atomic.Int64
 	warnedAcceptErrors, warnedRefused atomic.Uint64
 }
 
