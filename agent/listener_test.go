@@ -57,6 +57,23 @@ func TestListenerTransport(t *testing.T) {
 		}
 	}
 
+	// A client that writes its whole body before reading (as curl and
+	// most clients other than Go's do) reads the listener's 413: the
+	// listener closes lingering, reading the rest away, where a plain close
+	// with unread bytes would reset the connection under the client.
+	c := rawConn(t, a, "")
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := fmt.Fprintf(c, "POST /g/collect?v=2 HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n%s", strings.Repeat("x", 1_000_000))
+		wrote <- err
+	}()
+	if err := <-wrote; err != nil {
+		t.Errorf("writing a 1 MB body: %v, want it read away", err)
+	}
+	if got, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(got), "HTTP/1.1 413") || !strings.Contains(string(got), "body larger than 130000 bytes") {
+		t.Errorf("1 MB body written whole: %q, %v; want the 413", got, err)
+	}
+
 	// A chunked body (no Content-Length) reaches the parser whole: its
 	// second line breaks a rule and the answer names that line.
 	body := "en=page_view\nen=" + strings.Repeat("y", 41) + "\n"
