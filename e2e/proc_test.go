@@ -21,6 +21,7 @@ import (
 type proc struct {
 	t      *testing.T
 	name   string
+	wrap   []string // a command the binary runs under (e.g. prlimit …), or none
 	args   []string
 	env    []string
 	logf   string
@@ -40,11 +41,18 @@ var redisPrefixes sync.Map
 // cached reports.
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startUnder(t, nil, name, env, args...)
+}
+
+// startUnder is start with the binary run by the command wrap, whose
+// arguments come first: prlimit --nofile=256:256 -- avila-agent ….
+func startUnder(t *testing.T, wrap []string, name string, env []string, args ...string) *proc {
+	t.Helper()
 	if name == "avila-aggregator" {
 		prefix, _ := redisPrefixes.LoadOrStore(t, testenv.Prefix(t))
 		env = append([]string{"AVILA_REDIS_PREFIX=" + prefix.(string)}, env...)
 	}
-	p := &proc{t: t, name: name, args: args, env: env, logf: filepath.Join(t.TempDir(), name+".log")}
+	p := &proc{t: t, name: name, wrap: wrap, args: args, env: env, logf: filepath.Join(t.TempDir(), name+".log")}
 	p.launch()
 	t.Cleanup(func() {
 		if p.running() {
@@ -70,6 +78,9 @@ func (p *proc) launch() {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin(p.name), p.args...)
+	if len(p.wrap) > 0 {
+		cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], bin(p.name)), p.args...)...)
+	}
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
