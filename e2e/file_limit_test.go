@@ -225,4 +225,3 @@ func (k *keepAlive) hit(t *testing.T, rawURL string) {
 		t.Fatalf("hit on the kept connection: %d, want 204", resp.StatusCode)
 	}
 }
-
