@@ -105,13 +105,16 @@ func (a *Agent) newHTTPServer(col *collect.Collector, routes func(*httplog.IDs) 
 			slog.Int("status", ctx.Response.StatusCode()), slog.Duration("took", time.Since(start)))
 	}
 	return &fasthttp.Server{
-		Handler:               handler,
-		ErrorHandler:          a.httpError(col.MaxBodyBytes()),
-		ReadTimeout:           readTimeout,
-		WriteTimeout:          writeTimeout,
-		IdleTimeout:           idleTimeout,
-		ReadBufferSize:        maxHeaderBytes,
-		MaxRequestBodySize:    int(col.MaxBodyBytes()),
+		Handler:            handler,
+		ErrorHandler:       a.httpError(col.MaxBodyBytes()),
+		ReadTimeout:        readTimeout,
+		WriteTimeout:       writeTimeout,
+		IdleTimeout:        idleTimeout,
+		ReadBufferSize:     maxHeaderBytes,
+		MaxRequestBodySize: int(col.MaxBodyBytes()),
+		// The listener (package listen) caps connections and answers
+		// those past the cap; fasthttp's own cap must not come first.
+		Concurrency:           a.ln.Stats().MaxConns,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		// The collection paths never read a multipart form.

@@ -133,8 +133,8 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.agent.MaxConns, "max-conns", int(maxConns),
 		"cap on HTTP connections open at once; past it a new connection is answered 503 with Retry-After and closed, "+
 			"and analytics_http_connections_refused_total counts it. 0 derives it from the open-file limit, which the agent "+
-			"raises to its hard limit at start: the limit less an eighth (at least 128) kept for the agent's own files. "+
-			"See --max-conns-per-ip (env AVILA_MAX_CONNS)")
+			"raises to its hard limit at start: the limit less an eighth (at least 128) kept for the agent's own files, "+
+			"at most 16384 (an idle connection holds about 12 KiB of memory). See --max-conns-per-ip (env AVILA_MAX_CONNS)")
 	fs.IntVar(&o.agent.MaxConnsPerIP, "max-conns-per-ip", int(maxConnsPerIP),
 		"cap on HTTP connections open at once from one client address (an IPv6 client by its /64), so one client "+
 			"cannot hold all of --max-conns; peers in --trusted-proxies count only against --max-conns. 0: a quarter "+
