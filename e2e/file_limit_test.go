@@ -81,6 +81,22 @@ func TestAgentUnderFileLimit(t *testing.T) {
 		}
 	}
 
+	// servedAgain polls until a new connection from 127.0.0.1 is served.
+	servedAgain := func() {
+		t.Helper()
+		eventually(t, time.Minute, "new connections from 127.0.0.1 served again", func() error {
+			resp, err := browserGet(from("127.0.0.1"), base+"/healthz")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("healthz %d", resp.StatusCode)
+			}
+			return nil
+		})
+	}
+
 	// Default caps.
 	limited()
 	_, perIP := listen.DefaultCaps(fileLimit)
@@ -99,17 +115,7 @@ func TestAgentUnderFileLimit(t *testing.T) {
 	hits(other, 50)
 	s.agent.alive()
 	closeAll(idle)
-	eventually(t, time.Minute, "127.0.0.1 served again", func() error {
-		resp, err := browserGet(from("127.0.0.1"), base+"/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	servedAgain()
 	hits(from("127.0.0.1"), 10)
 
 	// Caps above the limit: accepts fail with EMFILE.
@@ -144,14 +150,7 @@ func TestAgentUnderFileLimit(t *testing.T) {
 	}
 	s.agent.alive()
 	closeAll(idle)
-	eventually(t, time.Minute, "new connections served again", func() error {
-		resp, err := browserGet(from("127.0.0.1"), base+"/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
+	servedAgain()
 	hits(from("127.0.0.1"), 10)
 	failedAccepts, err := metricValue(base, "analytics_http_accept_errors_total")
 	if err != nil || failedAccepts == 0 {
