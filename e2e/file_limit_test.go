@@ -51,6 +51,15 @@ func TestAgentUnderFileLimit(t *testing.T) {
 		if err != nil || !strings.Contains(string(b), fmt.Sprintf("Max open files            %d                  %d", fileLimit, fileLimit)) {
 			t.Fatalf("agent's limits (%v):\n%s", err, b)
 		}
+		// The agent logs the limits it found and the caps it took from them.
+		eventually(t, 10*time.Second, "the open-file limit logged", func() error {
+			log, _ := os.ReadFile(s.agent.logf)
+			want := fmt.Sprintf("soft=%d hard=%d", fileLimit, fileLimit)
+			if !strings.Contains(string(log), "open-file limit") || !strings.Contains(string(log), want) {
+				return fmt.Errorf("no %q in the log", want)
+			}
+			return nil
+		})
 	}
 	base := s.agent.ready["agent"]
 	addr := strings.TrimPrefix(base, "http://")
