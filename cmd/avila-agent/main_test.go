@@ -208,4 +208,10 @@ func TestConnectionCapFlags(t *testing.T) {
 		err.Error() != `AVILA_MAX_CONNS="many": want an integer` {
 		t.Errorf("bad env: %v", err)
 	}
+	for _, flag := range []string{"--max-conns", "--max-conns-per-ip"} {
+		err := run(context.Background(), []string{"--data-dir", t.TempDir(), "--ca", "ca.pem", flag, "-1"}, mapEnv(nil), io.Discard, io.Discard)
+		if err == nil || err.Error() != "agent: "+flag+" must be >= 0" {
+			t.Errorf("%s -1: %v", flag, err)
+		}
+	}
 }
