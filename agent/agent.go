@@ -19,6 +19,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/agent/enrich"
+	"github.com/avila-analytics/avila/agent/listen"
 	"github.com/avila-analytics/avila/agent/queue"
 	"github.com/avila-analytics/avila/agent/ship"
 	"github.com/avila-analytics/avila/internal/httplog"
@@ -67,6 +68,12 @@ type Config struct {
 	// MinProcs fixes GOMAXPROCS at no less than this at Start
 	// (--min-procs; see DefaultMinProcs); 0 leaves it to the runtime.
 	MinProcs int
+	// MaxConns and MaxConnsPerIP cap the HTTP connections open at once, in
+	// total and per client address (--max-conns, --max-conns-per-ip); past
+	// a cap a connection is answered 503 with Retry-After. TrustedProxies
+	// count only against the total. 0: derived from the open-file limit
+	// (listen.DefaultCaps), which Start raises to its hard limit.
+	MaxConns, MaxConnsPerIP int
 }
 
 // Agent is a running agent: the HTTP edge, the durable queue and the
@@ -80,6 +87,7 @@ type Agent struct {
 	shipper  *ship.Shipper
 	enrich   *enrich.Enricher
 	http     *fasthttp.Server
+	ln       *listen.Listener
 	sites    atomic.Pointer[collect.Sites] // nil until a config is known
 	stopShip context.CancelFunc
 	shipDone chan struct{}
@@ -152,11 +160,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	if a.ln, err = a.listen(cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = a.ln.Close()
+		}
+	}()
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = newRegistry()
 	}
-	m, err := newMetrics(reg, a.q, a.shipper)
+	m, err := newMetrics(reg, a.q, a.shipper, a.ln)
 	if err != nil {
 		return nil, fmt.Errorf("agent: register metrics: %w", err)
 	}
@@ -179,11 +195,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("agent: listen %s: %w", cfg.Listen, err)
-	}
-	a.URL = "http://" + ln.Addr().String()
+	a.URL = "http://" + a.ln.Addr().String()
 	a.http = a.newHTTPServer(col, func(ids *httplog.IDs) http.Handler { return a.routes(col, reg, ids) })
 
 	shipCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -193,7 +205,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 		_ = a.shipper.Run(shipCtx)
 	}()
 	go func() {
-		if err := a.http.Serve(ln); err != nil {
+		if err := a.http.Serve(a.ln); err != nil {
 			a.serveErr <- fmt.Errorf("agent: http: %w", err)
 		}
 	}()
@@ -215,6 +227,10 @@ func checkConfig(cfg Config) error {
 		return errors.New("agent: --cert and --key go together")
 	case cfg.QueueMaxBytes < 0:
 		return errors.New("agent: --queue-max-bytes must be >= 0")
+	case cfg.MaxConns < 0:
+		return errors.New("agent: --max-conns must be >= 0")
+	case cfg.MaxConnsPerIP < 0:
+		return errors.New("agent: --max-conns-per-ip must be >= 0")
 	}
 	if err := checkRuntime(cfg); err != nil {
 		return err

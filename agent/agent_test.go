@@ -81,10 +81,14 @@ func (p *pipeline) stopAggregator() {
 	}
 }
 
-func (p *pipeline) startAgent() *agent.Agent {
+// startAgent starts an agent on the pipeline; opts change its config.
+func (p *pipeline) startAgent(opts ...func(*agent.Config)) *agent.Agent {
 	p.t.Helper()
-	a, err := agent.Start(context.Background(), agent.Config{Listen: "127.0.0.1:0", DataDir: p.agentTo,
-		Aggregators: []string{p.quic}, CAFile: p.agg.CAFile}, quiet)
+	cfg := agent.Config{Listen: "127.0.0.1:0", DataDir: p.agentTo, Aggregators: []string{p.quic}, CAFile: p.agg.CAFile}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := agent.Start(context.Background(), cfg, quiet)
 	if err != nil {
 		p.t.Fatal(err)
 	}

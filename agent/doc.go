@@ -8,7 +8,10 @@
 // CPU per request of net/http; the script /t.js, health, readiness and
 // metrics go through fasthttp's net/http adaptor. Request line and headers
 // are bounded at 16 KiB (431 past that), bodies at the largest endpoint
-// limit (413), each answer naming the bound.
+// limit (413), each answer naming the bound. Beneath it package listen caps
+// connections in total and per client address (503 past a cap), retries
+// accepts that fail for want of file descriptors instead of stopping, and
+// closes lingering after an early answer.
 //
 // It is wired by cmd/avila-agent and by `avila demo`, which runs it in the
 // same process as an aggregator. A 2xx to a sender means the event is

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/agent/listen"
 	"github.com/avila-analytics/avila/agent/queue"
 	"github.com/avila-analytics/avila/agent/ship"
 	"github.com/avila-analytics/avila/protocol/rules"
@@ -43,7 +44,7 @@ func droppedReason(outcome string) string {
 
 // newMetrics creates the agent's metrics on reg, with collectors reading
 // the queue's and the shipper's figures at each scrape.
-func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper, ln *listen.Listener) (*metrics, error) {
 	m := &metrics{
 		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "analytics_events_collected_total",
@@ -77,7 +78,7 @@ func newMetrics(reg prometheus.Registerer, q *queue.Queue, s *ship.Shipper) (*me
 			m.repaired.WithLabelValues(r.Code)
 		}
 	}
-	for _, c := range []prometheus.Collector{m.collected, m.dropped, m.mpRejected, m.repaired, m.rateLimited, newStatsCollector(q, s)} {
+	for _, c := range []prometheus.Collector{m.collected, m.dropped, m.mpRejected, m.repaired, m.rateLimited, newStatsCollector(q, s, ln)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -138,39 +139,48 @@ func metricsHandler(g prometheus.Gatherer) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 }
 
-// statsCollector exports queue and shipper figures, read at scrape time
-// from their Stats, so the hot paths carry no metric code.
+// statsCollector exports queue, shipper and listener figures, read at
+// scrape time from their Stats, so the hot paths carry no metric code.
 type statsCollector struct {
 	q    *queue.Queue
 	ship *ship.Shipper
+	ln   *listen.Listener
+
+	httpConns, httpMaxConns, httpMaxConnsPerIP, httpRefused, httpAcceptErrors *prometheus.Desc
 
 	queueEvents, queueSegments, queueRejected, queueBytes, queueMaxBytes, queueOldest *prometheus.Desc
 	queueAppended, queueCommits, shipSent, shipAcks, shipErrors, shipRetries          *prometheus.Desc
 }
 
-func newStatsCollector(q *queue.Queue, s *ship.Shipper) *statsCollector {
+func newStatsCollector(q *queue.Queue, s *ship.Shipper, ln *listen.Listener) *statsCollector {
 	d := prometheus.NewDesc
 	return &statsCollector{
-		q: q, ship: s,
-		queueEvents:   d("analytics_queue_pending_events", "Events durably queued and not yet sealed into a segment.", nil, nil),
-		queueSegments: d("analytics_queue_segments", "Sealed segments waiting for an OK ack from an aggregator.", nil, nil),
-		queueRejected: d("analytics_queue_rejected_segments", "Segments an aggregator rejected, kept aside in the queue and not resent.", nil, nil),
-		queueBytes:    d("analytics_queue_bytes", "Bytes the queue holds, counted against analytics_queue_max_bytes.", nil, nil),
-		queueMaxBytes: d("analytics_queue_max_bytes", "The queue's byte budget; when it is used up, collection answers 503.", nil, nil),
-		queueOldest:   d("analytics_queue_oldest_segment_age_seconds", "Age of the oldest unacknowledged segment; 0 when none waits.", nil, nil),
-		queueAppended: d("analytics_queue_appended_events_total", "Events appended to the queue since start.", nil, nil),
-		queueCommits:  d("analytics_queue_commits_total", "Fsynced append transactions since start (group commit: many requests share one).", nil, nil),
-		shipSent:      d("analytics_ship_attempts_total", "Batch send attempts to aggregators, resends included.", nil, nil),
-		shipAcks:      d("analytics_ship_acks_total", "Acks received from aggregators, by status (ok, retry, reject).", []string{"status"}, nil),
-		shipErrors:    d("analytics_ship_errors_total", "Send attempts that got no answer (network error, timeout).", nil, nil),
-		shipRetries:   d("analytics_ship_retries_total", "Send attempts followed by a resend of the same segment.", nil, nil),
+		q: q, ship: s, ln: ln,
+		httpConns:         d("analytics_http_connections", "HTTP connections open now, counted against analytics_http_max_connections.", nil, nil),
+		httpMaxConns:      d("analytics_http_max_connections", "Cap on open HTTP connections (--max-conns); past it a connection is answered 503.", nil, nil),
+		httpMaxConnsPerIP: d("analytics_http_max_connections_per_ip", "Cap on open HTTP connections from one client address (--max-conns-per-ip); trusted proxies are exempt.", nil, nil),
+		httpRefused:       d("analytics_http_connections_refused_total", "HTTP connections answered 503 and closed at a cap, by reason (max_conns, max_conns_per_ip).", []string{"reason"}, nil),
+		httpAcceptErrors:  d("analytics_http_accept_errors_total", "Failed accepts of HTTP connections (EMFILE, ENFILE: out of file descriptors; ECONNABORTED …), retried after a pause.", nil, nil),
+		queueEvents:       d("analytics_queue_pending_events", "Events durably queued and not yet sealed into a segment.", nil, nil),
+		queueSegments:     d("analytics_queue_segments", "Sealed segments waiting for an OK ack from an aggregator.", nil, nil),
+		queueRejected:     d("analytics_queue_rejected_segments", "Segments an aggregator rejected, kept aside in the queue and not resent.", nil, nil),
+		queueBytes:        d("analytics_queue_bytes", "Bytes the queue holds, counted against analytics_queue_max_bytes.", nil, nil),
+		queueMaxBytes:     d("analytics_queue_max_bytes", "The queue's byte budget; when it is used up, collection answers 503.", nil, nil),
+		queueOldest:       d("analytics_queue_oldest_segment_age_seconds", "Age of the oldest unacknowledged segment; 0 when none waits.", nil, nil),
+		queueAppended:     d("analytics_queue_appended_events_total", "Events appended to the queue since start.", nil, nil),
+		queueCommits:      d("analytics_queue_commits_total", "Fsynced append transactions since start (group commit: many requests share one).", nil, nil),
+		shipSent:          d("analytics_ship_attempts_total", "Batch send attempts to aggregators, resends included.", nil, nil),
+		shipAcks:          d("analytics_ship_acks_total", "Acks received from aggregators, by status (ok, retry, reject).", []string{"status"}, nil),
+		shipErrors:        d("analytics_ship_errors_total", "Send attempts that got no answer (network error, timeout).", nil, nil),
+		shipRetries:       d("analytics_ship_retries_total", "Send attempts followed by a resend of the same segment.", nil, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueEvents, c.queueSegments, c.queueRejected, c.queueBytes,
 		c.queueMaxBytes, c.queueOldest, c.queueAppended, c.queueCommits,
-		c.shipSent, c.shipAcks, c.shipErrors, c.shipRetries} {
+		c.shipSent, c.shipAcks, c.shipErrors, c.shipRetries,
+		c.httpConns, c.httpMaxConns, c.httpMaxConnsPerIP, c.httpRefused, c.httpAcceptErrors} {
 		ch <- d
 	}
 }
@@ -202,4 +212,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.shipAcks, s.AckedReject, "reject")
 	counter(c.shipErrors, s.Errors)
 	counter(c.shipRetries, s.Retries)
+	l := c.ln.Stats()
+	gauge(c.httpConns, float64(l.Open))
+	gauge(c.httpMaxConns, float64(l.MaxConns))
+	gauge(c.httpMaxConnsPerIP, float64(l.MaxConnsPerIP))
+	counter(c.httpRefused, l.RefusedMaxConns, listen.ReasonMaxConns)
+	counter(c.httpRefused, l.RefusedMaxConnsPerIP, listen.ReasonMaxConnsPerIP)
+	counter(c.httpAcceptErrors, l.AcceptErrors)
 }

@@ -15,7 +15,13 @@ import (
 // the given label pairs ("k", "v", …); it fails when the series is absent.
 func scrape(t *testing.T, base, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	return scrapeWith(t, http.DefaultClient, base, name, labels...)
+}
+
+// scrapeWith is scrape through client.
+func scrapeWith(t *testing.T, client *http.Client, base, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := client.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,12 @@ import (
 // metricValue scrapes base/metrics and returns the series of name whose
 // labels include the given pairs ("k", "v", …); for a histogram its count.
 func metricValue(base, name string, labels ...string) (float64, error) {
-	resp, err := http.Get(base + "/metrics")
+	return metricValueVia(http.DefaultClient, base, name, labels...)
+}
+
+// metricValueVia is metricValue through client.
+func metricValueVia(client *http.Client, base, name string, labels ...string) (float64, error) {
+	resp, err := client.Get(base + "/metrics")
 	if err != nil {
 		return 0, err
 	}

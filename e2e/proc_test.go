@@ -20,6 +20,7 @@ type proc struct {
 	p     *apptest.Process
 	name  string
 	logf  string
+	args  []string  // the binary's arguments, for a test that starts it again otherwise
 	cmd   *exec.Cmd // of the current run, for signals
 	ready map[string]string
 }
@@ -35,16 +36,23 @@ var redisPrefixes sync.Map
 // cached reports.
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startUnder(t, nil, name, env, args...)
+}
+
+// startUnder is start with the binary run under a wrapper command, e.g.
+// prlimit --nofile=256:256 (nil: none).
+func startUnder(t *testing.T, wrap []string, name string, env []string, args ...string) *proc {
+	t.Helper()
 	if name == "avila-aggregator" {
 		prefix, _ := redisPrefixes.LoadOrStore(t, testenv.Prefix(t))
 		env = append([]string{"AVILA_REDIS_PREFIX=" + prefix.(string)}, env...)
 	}
 	logf := filepath.Join(t.TempDir(), name+".log")
-	ap, err := apptest.Start(apptest.Options{Name: name, Bin: bin(name), Args: args, Env: env, LogPath: logf, ReadyTimeout: 60 * time.Second})
+	ap, err := apptest.Start(apptest.Options{Name: name, Bin: bin(name), Wrap: wrap, Args: args, Env: env, LogPath: logf, ReadyTimeout: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, p: ap, name: name, logf: logf, cmd: ap.Cmd(), ready: ap.Ready}
+	p := &proc{t: t, p: ap, name: name, logf: logf, args: args, cmd: ap.Cmd(), ready: ap.Ready}
 	t.Cleanup(func() {
 		ap.Kill()
 		if t.Failed() {

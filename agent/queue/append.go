@@ -115,6 +115,9 @@ func (q *Queue) commitWaiting() bool {
 	q.mu.Unlock()
 
 	err := q.logGroup(group)
+	if err == nil {
+		err = q.fail(fpLogSynced)
+	}
 	var events, bytes int64
 	for _, r := range group {
 		events += int64(len(r.events))

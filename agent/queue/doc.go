@@ -26,6 +26,14 @@
 // error, and the file is left as it was. A file written before encryption
 // is sealed in place at its first Open.
 //
+// Durability is tested beyond what a SIGKILL shows (crash_test.go): the log
+// reaches its file through walFile, and powerloss_test.go stops the queue at
+// each failpoint (before and after the log's fdatasync, inside and after
+// the seal, after a drain, inside the ack) on a simulated disk that keeps
+// only what was synced. Every acknowledged event survives, once; a log
+// without the fdatasync fails that test. In production the file is an
+// *os.File and the failpoint hook is nil.
+//
 // Disk use is bounded by Options.MaxBytes (pending, sealed and rejected
 // bytes) plus the log's fixed size; beyond it Append fails with ErrFull and
 // the agent answers 503.

@@ -62,6 +62,11 @@ type Options struct {
 	WALBytes int64
 	Logger   *slog.Logger
 	Now      func() time.Time // default time.Now
+
+	// Tests only (powerloss_test.go): the write-ahead log's file system
+	// (nil: osDisk) and the failpoint hook (nil: none).
+	walDisk walDisk
+	failAt  func(failpoint) error
 }
 
 // Queue is the agent's durable event queue. Safe for concurrent use.
@@ -75,6 +80,8 @@ type Queue struct {
 	now     func() time.Time
 	agentID string
 	walSize int64
+	walDisk walDisk
+	failAt  func(failpoint) error // tests only; see failpoint
 
 	mu         sync.Mutex
 	closed     bool
@@ -121,6 +128,10 @@ func Open(opts Options) (*Queue, error) {
 	q := &Queue{path: opts.Path, keyFile: opts.KeyFile, max: opts.MaxBytes, log: opts.Logger, now: opts.Now, signal: make(chan struct{}, 1)}
 	if q.max == 0 {
 		q.max = DefaultMaxBytes
+	}
+	q.walDisk, q.failAt = opts.walDisk, opts.failAt
+	if q.walDisk == nil {
+		q.walDisk = osDisk{}
 	}
 	q.walSize = opts.WALBytes
 	if q.walSize == 0 {

@@ -143,11 +143,16 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 			}
 		}
 		if len(walIDs) > 0 {
-			return pending.SetSequence(walIDs[len(walIDs)-1])
+			if err := pending.SetSequence(walIDs[len(walIDs)-1]); err != nil {
+				return err
+			}
 		}
-		return nil
+		return q.fail(fpSealing)
 	})
 	if err != nil {
+		return 0, false, q.wrap(fmt.Sprintf("seal segment %d", seq), err)
+	}
+	if err := q.fail(fpSealed); err != nil {
 		return 0, false, q.wrap(fmt.Sprintf("seal segment %d", seq), err)
 	}
 	if len(walIDs) > 0 {
@@ -225,7 +230,10 @@ func (q *Queue) Ack(seq uint64) error {
 			return ErrNoSegment
 		}
 		size = int64(keyOverhead + len(rec))
-		return segs.Delete(seqKey(seq))
+		if err := segs.Delete(seqKey(seq)); err != nil {
+			return err
+		}
+		return q.fail(fpAcking)
 	})
 	if err != nil {
 		return q.wrap(fmt.Sprintf("ack segment %d", seq), err)

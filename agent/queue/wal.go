@@ -54,7 +54,7 @@ func WALPath(path string) string {
 // owns writeOff and nextID; the offsets and ids shared with Seal are guarded
 // by Queue.mu.
 type wal struct {
-	f    *os.File
+	f    walFile
 	size int64
 
 	readMax  int64  // walReadMax
@@ -73,7 +73,7 @@ type wal struct {
 // short (never acknowledged: their fdatasync did not return).
 func (q *Queue) openWAL(size int64) (replayed, torn int, err error) {
 	path := WALPath(q.path)
-	data, err := os.ReadFile(path)
+	data, err := q.walDisk.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		data = nil
@@ -110,11 +110,11 @@ func (q *Queue) openWAL(size int64) (replayed, torn int, err error) {
 	}
 	if int64(len(data)) != size {
 		// New, or made with another size: everything in it is in bbolt now.
-		if err := createZeroed(path, size); err != nil {
+		if err := q.walDisk.Create(path, size); err != nil {
 			return 0, 0, fmt.Errorf("create write-ahead log: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := q.walDisk.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("open write-ahead log: %w", err)
 	}
@@ -198,7 +198,10 @@ func (q *Queue) logGroup(group []*request) error {
 	if _, err := w.f.WriteAt(buf, w.writeOff); err != nil {
 		return fmt.Errorf("queue: write-ahead log: write %d bytes at %d: %w", len(buf), w.writeOff, err)
 	}
-	if err := datasync(w.f); err != nil {
+	if err := q.fail(fpLogWritten); err != nil {
+		return err
+	}
+	if err := w.f.Datasync(); err != nil {
 		return fmt.Errorf("queue: write-ahead log: fdatasync: %w", err)
 	}
 	w.writeOff += int64(len(buf))
@@ -309,6 +312,9 @@ func (q *Queue) drainWALLocked() error {
 	})
 	if err != nil {
 		return q.walErr("drain", err)
+	}
+	if err := q.fail(fpDrained); err != nil {
+		return err
 	}
 	q.consumed(ids[len(ids)-1], end)
 	return nil

@@ -20,8 +20,11 @@ const DefaultReadyTimeout = 90 * time.Second
 
 // Options say what to run.
 type Options struct {
-	Name    string   // for messages, e.g. "avila-agent"
-	Bin     string   // path of the binary
+	Name string // for messages, e.g. "avila-agent"
+	Bin  string // path of the binary
+	// Wrap is a command the binary runs under, its arguments included
+	// (e.g. prlimit --nofile=256:256); nil: none.
+	Wrap    []string
 	Args    []string // its arguments
 	Env     []string // added to the current environment
 	LogPath string   // stderr is appended here
@@ -66,6 +69,9 @@ func (p *Process) launch() error {
 		return fmt.Errorf("apptest: %s log: %w", p.opts.Name, err)
 	}
 	cmd := exec.Command(p.opts.Bin, p.opts.Args...)
+	if w := p.opts.Wrap; len(w) > 0 {
+		cmd = exec.Command(w[0], append(append(w[1:len(w):len(w)], p.opts.Bin), p.opts.Args...)...)
+	}
 	cmd.Env = append(os.Environ(), p.opts.Env...)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()

@@ -77,6 +77,15 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			"as with a few hundred microseconds a second processor on one CPU costs more in thread switches than it saves. "+
 			"GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 leaves the Go "+
 			"runtime's own setting, which follows them")
+	fs.IntVar(&o.Agent.MaxConns, "max-conns", 0,
+		"cap on HTTP connections open at once; past it a new connection is answered 503 with Retry-After and closed, "+
+			"and analytics_http_connections_refused_total counts it. 0 derives it from the open-file limit, which the agent "+
+			"raises to its hard limit at start: the limit less an eighth (at least 128) kept for the agent's own files, "+
+			"at most 16384 (an idle connection holds about 12 KiB of memory). See --max-conns-per-ip")
+	fs.IntVar(&o.Agent.MaxConnsPerIP, "max-conns-per-ip", 0,
+		"cap on HTTP connections open at once from one client address (an IPv6 client by its /64), so one client "+
+			"cannot hold all of --max-conns; peers in --trusted-proxies count only against --max-conns. 0: a quarter "+
+			"of --max-conns, at most 1024")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	var trusted, rateIP, rateSite, dnt string

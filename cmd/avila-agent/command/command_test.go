@@ -189,3 +189,29 @@ func TestRunReadyLineAndShutdown(t *testing.T) {
 		t.Fatalf("more than one line on stdout: %q", lines.Text())
 	}
 }
+
+func TestConnectionCapFlags(t *testing.T) {
+	o, err := Parse(nil, mapEnv(nil), io.Discard)
+	if err != nil || o.Agent.MaxConns != 0 || o.Agent.MaxConnsPerIP != 0 {
+		t.Fatalf("defaults: %d %d %v, want 0 0 (derived from the file limit)", o.Agent.MaxConns, o.Agent.MaxConnsPerIP, err)
+	}
+	env := mapEnv(map[string]string{"AVILA_MAX_CONNS": "5000", "AVILA_MAX_CONNS_PER_IP": "64"})
+	o, err = Parse(nil, env, io.Discard)
+	if err != nil || o.Agent.MaxConns != 5000 || o.Agent.MaxConnsPerIP != 64 {
+		t.Fatalf("from env: %d %d %v", o.Agent.MaxConns, o.Agent.MaxConnsPerIP, err)
+	}
+	o, err = Parse([]string{"--max-conns", "100", "--max-conns-per-ip", "10"}, env, io.Discard)
+	if err != nil || o.Agent.MaxConns != 100 || o.Agent.MaxConnsPerIP != 10 {
+		t.Fatalf("flags over env: %d %d %v", o.Agent.MaxConns, o.Agent.MaxConnsPerIP, err)
+	}
+	if _, err := Parse(nil, mapEnv(map[string]string{"AVILA_MAX_CONNS": "many"}), io.Discard); err == nil ||
+		!strings.Contains(err.Error(), `AVILA_MAX_CONNS="many"`) {
+		t.Errorf("bad env: %v", err)
+	}
+	for _, flag := range []string{"--max-conns", "--max-conns-per-ip"} {
+		err := Run(context.Background(), []string{"--data-dir", t.TempDir(), "--ca", "ca.pem", flag, "-1"}, mapEnv(nil), io.Discard, io.Discard)
+		if err == nil || err.Error() != "agent: "+flag+" must be >= 0" {
+			t.Errorf("%s -1: %v", flag, err)
+		}
+	}
+}
