@@ -62,7 +62,8 @@ type Config struct {
 	Join         []string
 	GossipKey    []byte
 	// GossipProbeInterval and GossipSuspicionMult tune failure detection
-	// (see aggregator/cluster.Config); zero takes the defaults.
+	// (see aggregator/cluster.Config); zero takes the defaults
+	// (cluster.DefaultProbeInterval, cluster.DefaultSuspicionMult).
 	GossipProbeInterval time.Duration
 	GossipSuspicionMult int
 	// Version is the build version gossiped to peers and shown in status.
@@ -86,6 +87,7 @@ type Node struct {
 	log     *slog.Logger
 	name    string
 	version string
+	started time.Time // the incarnation agents see in member lists
 	store   *postgres.Store
 	redis   *goredis.Client // nil without --redis-url
 	rprefix string          // Config.RedisPrefix
@@ -120,7 +122,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, errors.New("aggregator: --tls-cert and --tls-key go together")
 	}
 	log = httplog.ContextLogger(log) // API records name their request
-	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2)}
+	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2),
+		started: time.Now()}
 	if n.name == "" {
 		n.name, _ = os.Hostname()
 	}
@@ -200,7 +203,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if cfg.GossipListen != "" {
 		n.cluster, err = cluster.New(cluster.Config{
 			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,
-			Meta:          cluster.Meta{QUICAddr: n.QUICAddr, APIAddr: ln.Addr().String(), Version: cfg.Version},
+			Meta: cluster.Meta{QUICAddr: n.QUICAddr, APIAddr: ln.Addr().String(), Version: cfg.Version,
+				Started: n.started.UnixMilli()},
 			ProbeInterval: cfg.GossipProbeInterval, SuspicionMult: cfg.GossipSuspicionMult,
 			Logger: log,
 		})

@@ -28,6 +28,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent"
 	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/agent/ship"
 	"github.com/avila-analytics/avila/internal/cli"
 )
 
@@ -79,6 +80,10 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	if err != nil {
 		return o, err
 	}
+	peerTimeout, err := env.Duration("PEER_TIMEOUT", ship.DefaultPeerTimeout)
+	if err != nil {
+		return o, err
+	}
 	var aggregators string
 	fs.StringVar(&o.agent.Listen, "listen", env.String("LISTEN", "127.0.0.1:8090"),
 		"TCP address for hits: /g/collect, /mp/collect, /debug/mp/collect, /api/event, /t.js, /healthz and /readyz; port 0 picks a free one (env AVILA_LISTEN)")
@@ -89,6 +94,10 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 		"comma-separated QUIC addresses (host:port) of avila-aggregator nodes to start from; the agent learns the "+
 			"live cluster members from them, picks one by hash of its id and fails over to the next on errors, "+
 			"silence or drain (env AVILA_AGGREGATOR)")
+	fs.DurationVar(&o.agent.PeerTimeout, "peer-timeout", peerTimeout,
+		"how long an aggregator may stay silent (keep-alives go out every third of it) before the agent counts it dead "+
+			"and ships to the next node; a dial unanswered for as long fails too. Bounds the delivery stall when a node "+
+			"is killed; raise it for aggregators across a lossy WAN (env AVILA_PEER_TIMEOUT)")
 	fs.StringVar(&o.agent.CAFile, "ca", env.String("CA", ""),
 		"PEM file of the CA that signed the aggregators' certificates; a development aggregator prints its path "+
 			"as \"ca\" when ready (env AVILA_CA); required")
@@ -158,6 +167,9 @@ func parseFlags(args []string, env cli.Env, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.agent.PeerTimeout <= 0 {
+		return o, errors.New("--peer-timeout must be > 0")
 	}
 	for _, a := range strings.Split(aggregators, ",") {
 		if a = strings.TrimSpace(a); a != "" {

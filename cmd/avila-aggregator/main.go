@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/node"
 	"github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/internal/telemetry"
@@ -45,7 +46,16 @@ func main() {
 
 func run() error {
 	fs := flag.NewFlagSet("avila-aggregator", flag.ExitOnError)
-	env := cli.Env(os.LookupEnv).String
+	envs := cli.Env(os.LookupEnv)
+	env := envs.String
+	probeInterval, err := envs.Duration("GOSSIP_PROBE_INTERVAL", cluster.DefaultProbeInterval)
+	if err != nil {
+		return err
+	}
+	suspicionMult, err := envs.Int64("GOSSIP_SUSPICION_MULT", cluster.DefaultSuspicionMult)
+	if err != nil {
+		return err
+	}
 	var cfg node.Config
 	var logFormat, logLevel string
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", os.Getenv("DATABASE_URL")),
@@ -77,11 +87,21 @@ func run() error {
 	fs.StringVar(&gossipKey, "gossip-key", env("GOSSIP_KEY", ""),
 		"base64 key (16, 24 or 32 bytes) encrypting gossip, the same on every node, e.g. from `openssl rand -base64 32`; "+
 			"empty gossips in clear text (env AVILA_GOSSIP_KEY)")
+	fs.DurationVar(&cfg.GossipProbeInterval, "gossip-probe-interval", probeInterval,
+		"how often each node probes its peers: a peer that does not answer within half of it is listed as suspect, "+
+			"and is declared dead after about --gossip-suspicion-mult intervals. Shorter finds a killed node sooner "+
+			"for more gossip traffic (env AVILA_GOSSIP_PROBE_INTERVAL)")
+	fs.IntVar(&cfg.GossipSuspicionMult, "gossip-suspicion-mult", int(suspicionMult),
+		"probe intervals a suspect node has to answer before it is declared dead (more in large clusters); "+
+			"see --gossip-probe-interval (env AVILA_GOSSIP_SUSPICION_MULT)")
 	fs.StringVar(&logFormat, "log-format", env("LOG_FORMAT", "text"), "log format on stderr: text or json (env AVILA_LOG_FORMAT)")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env AVILA_LOG_LEVEL)")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.GossipProbeInterval <= 0 || cfg.GossipSuspicionMult <= 0 {
+		return errors.New("--gossip-probe-interval and --gossip-suspicion-mult must be > 0")
 	}
 	log, err := cli.NewLogger(os.Stderr, logFormat, logLevel)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Env looks up environment variables: os.LookupEnv in a main, a map in tests.
@@ -35,6 +36,20 @@ func (e Env) Int64(name string, def int64) (int64, error) {
 		return 0, fmt.Errorf("AVILA_%s=%q: want an integer", name, v)
 	}
 	return n, nil
+}
+
+// Duration is String for duration flags (time.ParseDuration: "500ms",
+// "2s"); a set variable that is not a duration is an error naming it.
+func (e Env) Duration(name string, def time.Duration) (time.Duration, error) {
+	v, ok := e("AVILA_" + name)
+	if !ok {
+		return def, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("AVILA_%s=%q: want a duration such as 500ms or 2s", name, v)
+	}
+	return d, nil
 }
 
 // Bool is String for boolean flags (1, t, true, 0, f, false, …, as
