@@ -16,6 +16,9 @@ func figures(quick bool) []Figure {
 		{Name: "end-to-end into PostgreSQL, events/s (baseline: raw COPY rows/s)", Key: "pipeline_events_per_s",
 			Baseline: "copy_rows_per_s", Ratio: "pipeline_ratio_vs_copy", Target: atLeast(0.35)},
 		{Name: "events acknowledged but not stored", Key: "pipeline_events_lost", Target: &Target{Limit: 0}},
+		{Name: "longest delivery stall after SIGKILL of the agent's aggregator (3 nodes), s", Key: "failover_stall_seconds",
+			Target: &Target{Limit: 2}},
+		{Name: "events acknowledged but not stored across that failover", Key: "failover_events_lost", Target: &Target{Limit: 0}},
 	}
 	sizes := []string{"1m"}
 	if !quick {

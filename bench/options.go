@@ -41,9 +41,9 @@ type Options struct {
 // through them: resources (idle CPU and RSS; RSS under load is sampled
 // whenever a load phase runs), queries (the query data sets, bytes per
 // event on disk, the dashboard set), ingest (single-hit vs bare net/http),
-// batched, mp (Measurement Protocol) and pipeline (end to end vs raw COPY,
-// and wire bytes).
-var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline"}
+// batched, mp (Measurement Protocol), pipeline (end to end vs raw COPY,
+// and wire bytes) and failover (three aggregators, one killed under load).
+var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline", "failover"}
 
 // CheckPhases reports the first name that is not one of Phases.
 func CheckPhases(names []string) error {

@@ -26,6 +26,7 @@ const (
 	siteIngest    = "bench ingest"
 	sitePipeline  = "bench pipeline"
 	siteDashboard = "bench dashboard"
+	siteFailover  = "bench failover"
 )
 
 // stack is what a run starts: PostgreSQL, the aggregator and the agent.
@@ -136,7 +137,7 @@ func (s *stack) setup(ctx context.Context) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	var ids []uint32
-	for _, name := range []string{siteIngest, sitePipeline, siteDashboard} {
+	for _, name := range []string{siteIngest, sitePipeline, siteDashboard, siteFailover} {
 		site, err := s.store.CreateSite(ctx, postgres.SiteSpec{Name: name, Domains: []string{benchHost}})
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)

@@ -198,13 +198,15 @@ func (c *cluster) converged(want int) {
 }
 
 // agentOn returns the aggregator the agent named (edge-N) ships to now:
-// the one that stored its latest batch, within the last second.
+// the one that stored its latest batch, within the last second, while no
+// other node stored one of its batches in the second before (an agent that
+// just started may still be moving to its preferred node).
 func (c *cluster) agentOn(agent string) *aggNode {
 	c.t.Helper()
 	var on *aggNode
-	eventually(c.t, time.Minute, agent+" shipping to a node", func() error {
+	eventually(c.t, time.Minute, agent+" shipping to one node", func() error {
 		on = nil
-		var last time.Time
+		last := map[*aggNode]time.Time{}
 		for _, a := range c.aggs {
 			if !a.p.running() {
 				continue
@@ -214,13 +216,21 @@ func (c *cluster) agentOn(agent string) *aggNode {
 				return err
 			}
 			for _, s := range st.AgentsSeen {
-				if strings.HasPrefix(s.Agent, agent+"/") && s.LastBatch.After(last) {
-					on, last = a, s.LastBatch
+				if strings.HasPrefix(s.Agent, agent+"/") && s.LastBatch.After(last[a]) {
+					last[a] = s.LastBatch
 				}
 			}
+			if on == nil || last[a].After(last[on]) {
+				on = a
+			}
 		}
-		if on == nil || time.Since(last) > time.Second {
+		if on == nil || time.Since(last[on]) > time.Second {
 			return fmt.Errorf("no node stored a batch of %s in the last second", agent)
+		}
+		for a, at := range last {
+			if a != on && last[on].Sub(at) < time.Second {
+				return fmt.Errorf("both %s and %s stored batches of %s in the last second", a.name, on.name, agent)
+			}
 		}
 		return nil
 	})
@@ -445,7 +455,7 @@ func TestClusterFailoverRollingRestartAndPartition(t *testing.T) {
 				return err
 			}
 			for _, m := range st.Members {
-				if m.Name == frozen.name {
+				if m.Name == frozen.name && m.State != "dead" {
 					return fmt.Errorf("%s still lists %s as %s", a.name, m.Name, m.State)
 				}
 			}

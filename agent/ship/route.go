@@ -40,7 +40,8 @@ const (
 // Dials run outside the router's lock, one at a time per node (the client
 // shares one dial between its callers). A preferred node that has no
 // connection yet is dialed in the background while deliveries go on over
-// an established connection further down the order, if there is one.
+// an established connection further down the order, if there is one; the
+// next candidate after the chosen one is kept connected as a standby.
 // Safe for concurrent use.
 type router struct {
 	agentID   string
@@ -225,6 +226,18 @@ func (r *router) pick() *protocol.Client {
 		for _, addr := range r.order {
 			if d := r.down[addr]; d != nil && (chosen == "" || d.until.Before(soonest)) {
 				chosen, soonest = addr, d.until
+			}
+		}
+	}
+	// Keep the next candidate connected too, so that when the chosen node
+	// dies the deliveries move without a dial.
+	if i := slices.Index(r.order, chosen); i >= 0 {
+		for _, addr := range r.order[i+1:] {
+			if r.down[addr] == nil {
+				if !r.connected(r.client(addr)) {
+					r.probe(addr)
+				}
+				break
 			}
 		}
 	}

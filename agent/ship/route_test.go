@@ -17,9 +17,14 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// testRouter ranks and picks without ever dialing.
+// testRouter ranks and picks without ever dialing: its background dials
+// succeed at once without touching the network, and no client counts as
+// connected.
 func testRouter(id string, seeds ...string) *router {
-	return newRouter(id, seeds, &tls.Config{}, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := newRouter(id, seeds, &tls.Config{}, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.connect = func(context.Context, *protocol.Client) error { return nil }
+	r.connected = func(*protocol.Client) bool { return false }
+	return r
 }
 
 func members(addrs ...string) []protocol.Member {
@@ -33,7 +38,7 @@ func members(addrs ...string) []protocol.Member {
 // Rendezvous hashing spreads agents over the nodes, and a node leaving
 // moves only its own agents; coming back, it gets them back.
 func TestRouterSpreadsAndMovesOnlyAffectedAgents(t *testing.T) {
-	nodes := []string{"10.0.0.1:4433", "10.0.0.2:4433", "10.0.0.3:4433"}
+	nodes := []string{"127.0.1.1:4433", "127.0.1.2:4433", "127.0.1.3:4433"}
 	const agents = 900
 	before := map[string]string{}
 	count := map[string]int{}
@@ -99,6 +104,15 @@ func (f *fakeDial) set(addr string, up, fails bool) {
 	f.up[addr], f.fails[addr] = up, fails
 }
 
+// use is pick as a delivery does it: the picked node gets a connection.
+func (f *fakeDial) use(r *router) string {
+	addr := r.pick().Addr()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up[addr] = true
+	return addr
+}
+
 func (f *fakeDial) count(addr string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -129,7 +143,7 @@ func TestRouterPenaltiesAndOrder(t *testing.T) {
 	r.failed(first)
 	r.failed(first)
 	r.failed(first)
-	if got := r.pick().Addr(); got != second {
+	if got := dial.use(r); got != second {
 		t.Fatalf("after a failure picked %s, want %s", got, second)
 	}
 	r.probes.Wait()
@@ -140,7 +154,7 @@ func TestRouterPenaltiesAndOrder(t *testing.T) {
 	// in the background, and picked once that dial succeeded.
 	dial.set(first, false, true)
 	now = now.Add(minPenalty)
-	if got := r.pick().Addr(); got != second {
+	if got := dial.use(r); got != second {
 		t.Fatalf("after the penalty, before a dial succeeded, picked %s, want %s", got, second)
 	}
 	r.probes.Wait()
@@ -149,7 +163,7 @@ func TestRouterPenaltiesAndOrder(t *testing.T) {
 	}
 	// That dial failed: the penalty doubled.
 	now = now.Add(minPenalty)
-	if got := r.pick().Addr(); got != second {
+	if got := dial.use(r); got != second {
 		t.Fatalf("second penalty too short: picked %s", got)
 	}
 	r.probes.Wait()
@@ -158,9 +172,9 @@ func TestRouterPenaltiesAndOrder(t *testing.T) {
 	}
 	dial.set(first, false, false)
 	now = now.Add(minPenalty)
-	r.pick()
+	dial.use(r)
 	r.probes.Wait()
-	if got := r.pick().Addr(); got != first {
+	if got := dial.use(r); got != first {
 		t.Fatalf("after a successful dial picked %s, want %s back", got, first)
 	}
 	r.failed(first)
