@@ -199,8 +199,9 @@ func (c *cluster) converged(want int) {
 
 // agentOn returns the aggregator the agent named (edge-N) ships to now:
 // the one that stored its latest batch, within the last second, while no
-// other node stored one of its batches in the second before (an agent that
-// just started may still be moving to its preferred node).
+// other node stored one of its batches in the three seconds before (an
+// agent that just started ships over its seed's connection while it dials
+// its preferred node, and batches in flight then may be stored later).
 func (c *cluster) agentOn(agent string) *aggNode {
 	c.t.Helper()
 	var on *aggNode
@@ -228,8 +229,8 @@ func (c *cluster) agentOn(agent string) *aggNode {
 			return fmt.Errorf("no node stored a batch of %s in the last second", agent)
 		}
 		for a, at := range last {
-			if a != on && last[on].Sub(at) < time.Second {
-				return fmt.Errorf("both %s and %s stored batches of %s in the last second", a.name, on.name, agent)
+			if a != on && last[on].Sub(at) < 3*time.Second {
+				return fmt.Errorf("both %s and %s stored batches of %s in the last three seconds", a.name, on.name, agent)
 			}
 		}
 		return nil
