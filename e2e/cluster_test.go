@@ -199,43 +199,63 @@ func (c *cluster) converged(want int) {
 
 // agentOn returns the aggregator the agent named (edge-N) ships to now:
 // the one that stored its latest batch, within the last second, while no
-// other node stored one of its batches in the three seconds before (an
-// agent that just started ships over its seed's connection while it dials
-// its preferred node, and batches in flight then may be stored later).
+// other node stored one of its batches in the three seconds before, and
+// that has been the answer for two seconds of polling (an agent that just
+// started ships over its seed's connection while it dials its preferred
+// node, and batches in flight then may be stored later).
 func (c *cluster) agentOn(agent string) *aggNode {
 	c.t.Helper()
-	var on *aggNode
+	var on, held *aggNode
+	var heldSince time.Time
 	eventually(c.t, time.Minute, agent+" shipping to one node", func() error {
-		on = nil
-		last := map[*aggNode]time.Time{}
-		for _, a := range c.aggs {
-			if !a.p.running() {
-				continue
-			}
-			st, err := status(a)
-			if err != nil {
-				return err
-			}
-			for _, s := range st.AgentsSeen {
-				if strings.HasPrefix(s.Agent, agent+"/") && s.LastBatch.After(last[a]) {
-					last[a] = s.LastBatch
-				}
-			}
-			if on == nil || last[a].After(last[on]) {
-				on = a
-			}
+		var err error
+		if on, err = c.latestNode(agent); err != nil {
+			held = nil
+			return err
 		}
-		if on == nil || time.Since(last[on]) > time.Second {
-			return fmt.Errorf("no node stored a batch of %s in the last second", agent)
+		if on != held {
+			held, heldSince = on, time.Now()
 		}
-		for a, at := range last {
-			if a != on && last[on].Sub(at) < 3*time.Second {
-				return fmt.Errorf("both %s and %s stored batches of %s in the last three seconds", a.name, on.name, agent)
-			}
+		if time.Since(heldSince) < 2*time.Second {
+			return fmt.Errorf("%s on %s only for %v", agent, on.name, time.Since(heldSince).Round(time.Millisecond))
 		}
 		return nil
 	})
 	return on
+}
+
+// latestNode returns the node that stored the agent's latest batch, within
+// the last second, while no other node stored one in the three seconds
+// before; or says why there is no such node.
+func (c *cluster) latestNode(agent string) (*aggNode, error) {
+	var on *aggNode
+	last := map[*aggNode]time.Time{}
+	for _, a := range c.aggs {
+		if !a.p.running() {
+			continue
+		}
+		st, err := status(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range st.AgentsSeen {
+			if strings.HasPrefix(s.Agent, agent+"/") && s.LastBatch.After(last[a]) {
+				last[a] = s.LastBatch
+			}
+		}
+		if on == nil || last[a].After(last[on]) {
+			on = a
+		}
+	}
+	if on == nil || time.Since(last[on]) > time.Second {
+		return nil, fmt.Errorf("no node stored a batch of %s in the last second", agent)
+	}
+	for a, at := range last {
+		if a != on && last[on].Sub(at) < 3*time.Second {
+			return nil, fmt.Errorf("both %s and %s stored batches of %s in the last three seconds", a.name, on.name, agent)
+		}
+	}
+	return on, nil
 }
 
 // hitURL is a page_view numbered n, sent to agent n%2.
