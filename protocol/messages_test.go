@@ -67,18 +67,15 @@ func TestAckMembersRoundTripAndUsable(t *testing.T) {
 	if diff := cmp.Diff(in, out); diff != "" {
 		t.Fatalf("round trip (-in +out):\n%s", diff)
 	}
-	old, err := EncodeMsg(&struct {
-		Status  AckStatus `msgpack:"s"`
-		Members []struct {
-			Name     string `msgpack:"n"`
-			QUICAddr string `msgpack:"q"`
-			Draining bool   `msgpack:"d,omitempty"`
-		} `msgpack:"m"`
-	}{AckOK, []struct {
+	type oldMember struct {
 		Name     string `msgpack:"n"`
 		QUICAddr string `msgpack:"q"`
 		Draining bool   `msgpack:"d,omitempty"`
-	}{{"a", "127.0.0.2:4433", false}, {"b", "127.0.0.3:4433", true}}})
+	}
+	old, err := EncodeMsg(&struct {
+		Status  AckStatus   `msgpack:"s"`
+		Members []oldMember `msgpack:"m"`
+	}{AckOK, []oldMember{{"a", "127.0.0.2:4433", false}, {"b", "127.0.0.3:4433", true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
