@@ -78,6 +78,8 @@ type Cluster struct {
 	pmu   sync.Mutex      // guards peers and gone
 	peers map[string]peer // live members by name, this node included
 	gone  map[string]gone // members declared dead in the last deadTTL, by name
+	// leaving names the peers that said they leave (leavingMsg).
+	leaving map[string]bool
 
 	upd sync.Mutex // serializes Update
 	// stopping is set once gossip is being stopped; see logWriter.
@@ -134,7 +136,8 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.SuspicionMult <= 0 {
 		cfg.SuspicionMult = DefaultSuspicionMult
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: map[string]peer{}, gone: map[string]gone{}}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: map[string]peer{}, gone: map[string]gone{},
+		leaving: map[string]bool{}}
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
@@ -302,7 +305,8 @@ func (c *Cluster) Status() []Member {
 }
 
 // Leave tells the peers this node is going (they drop it at once instead of
-// suspecting it first) and stops gossip. Safe to call more than once.
+// suspecting it first, and do not list it as dead) and stops gossip. Safe
+// to call more than once.
 func (c *Cluster) Leave() error {
 	c.life.Lock()
 	defer c.life.Unlock()
@@ -311,6 +315,14 @@ func (c *Cluster) Leave() error {
 	}
 	c.closed = true
 	var errs []error
+	// Best effort: a peer that misses it lists the node as dead for a
+	// while, unless it heard that the node drains.
+	bye := append(slices.Clone(leavingMsg), c.cfg.NodeName...)
+	for _, n := range c.ml.Members() {
+		if n.Name != c.cfg.NodeName {
+			_ = c.ml.SendBestEffort(n, bye)
+		}
+	}
 	if err := c.ml.Leave(broadcastTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
 	}

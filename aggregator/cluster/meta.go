@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"time"
@@ -56,7 +57,20 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return d.c.metaWire
 }
 
-func (delegate) NotifyMsg([]byte)                           {}
+// NotifyMsg takes the one user message nodes send: leavingMsg.
+func (d delegate) NotifyMsg(b []byte) {
+	if name, ok := bytes.CutPrefix(b, leavingMsg); ok {
+		d.c.pmu.Lock()
+		d.c.leaving[string(name)] = true
+		d.c.pmu.Unlock()
+	}
+}
+
+// leavingMsg, followed by the node's name, tells the peers that the node
+// leaves on purpose, just before its leave is gossiped: then they do not
+// list it as dead.
+var leavingMsg = []byte("avila-leaving:")
+
 func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (delegate) LocalState(join bool) []byte                { return nil }
 func (delegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -74,16 +88,18 @@ func (e events) NotifyJoin(n *memberlist.Node) {
 
 func (e events) NotifyLeave(n *memberlist.Node) {
 	// memberlist reports a node that failed and one that left alike, and
-	// the state in n is not kept up to date. A node leaves cleanly only
-	// after gossiping that it drains, so a node that was not draining died.
+	// the state in n is not kept up to date. A node that leaves says so
+	// first (leavingMsg), and a stopping aggregator gossips that it drains
+	// before; a node that did neither died.
 	e.c.pmu.Lock()
 	p, ok := e.c.peers[n.Name]
 	delete(e.c.peers, n.Name)
 	state := "left"
-	if ok && !p.meta.Draining {
+	if ok && !p.meta.Draining && !e.c.leaving[n.Name] {
 		state = protocol.MemberDead
 		e.c.gone[n.Name] = gone{peer: p, at: time.Now()}
 	}
+	delete(e.c.leaving, n.Name)
 	e.c.pmu.Unlock()
 	e.c.log.Info("cluster member gone", "member", n.Name, "gossip", n.Address(), "state", state)
 }
@@ -128,5 +144,6 @@ func (c *Cluster) setPeer(n *memberlist.Node) {
 	}
 	c.peers[n.Name] = p
 	delete(c.gone, n.Name)
+	delete(c.leaving, n.Name)
 	c.pmu.Unlock()
 }
