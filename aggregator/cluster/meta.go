@@ -57,11 +57,17 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return d.c.metaWire
 }
 
-// NotifyMsg takes the one user message nodes send: leavingMsg.
+// NotifyMsg takes the one user message nodes send: leavingMsg. memberlist
+// may hand it over after the leave it preceded (user messages queue behind
+// membership ones), so a node already listed as dead is then dropped.
 func (d delegate) NotifyMsg(b []byte) {
 	if name, ok := bytes.CutPrefix(b, leavingMsg); ok {
 		d.c.pmu.Lock()
-		d.c.leaving[string(name)] = true
+		if _, dead := d.c.gone[string(name)]; dead {
+			delete(d.c.gone, string(name))
+		} else {
+			d.c.leaving[string(name)] = true
+		}
 		d.c.pmu.Unlock()
 	}
 }
