@@ -356,13 +356,16 @@ func (c *cluster) longestAckPause(from, to time.Time) map[string]time.Duration {
 const maxFailoverStall = 2 * time.Second
 
 // Three aggregators and two agents under continuous load:
-//   - SIGKILL the busiest aggregator: agents fail over; the node comes back,
-//     rejoins, and its agents return to it;
-//   - rolling restart (SIGTERM, drain) of all three, one by one;
+//   - SIGKILL edge-0's aggregator: `avila cluster status` on another node
+//     shows it suspect, then dead; no agent's stored batches pause for more
+//     than maxFailoverStall; the node comes back, rejoins, and its agents
+//     return to it;
+//   - rolling restart (SIGTERM, drain) of all three, one by one, none
+//     logging a closed-connection error from gossip while it stops;
 //   - a node's gossip frozen (SIGSTOP) past the suspicion timeout: the
 //     others declare it dead; after SIGCONT the view converges again.
 //
-// Every hit that got a 204 is stored exactly once.
+// Every hit got a 204 and is stored exactly once.
 func TestClusterFailoverRollingRestartAndPartition(t *testing.T) {
 	c := newCluster(t)
 	stop := make(chan struct{})
