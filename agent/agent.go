@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -35,6 +36,9 @@ type Config struct {
 	DataDir     string   // queue.db and cached config live here
 	Aggregators []string // seed QUIC host:port; the live cluster members are learned from them
 	CAFile      string   // PEM CA that signed the aggregators' certificates
+	// PeerTimeout is how long an aggregator may stay silent before the
+	// agent fails over (--peer-timeout); 0: ship.DefaultPeerTimeout.
+	PeerTimeout time.Duration
 	// CertFile and KeyFile are the agent's own certificate for aggregators
 	// that require one (mTLS); its CommonName is the agent's identity.
 	CertFile, KeyFile string
@@ -155,7 +159,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Agent, err err
 	} else if cached != nil {
 		a.setConfig(cached, "cache")
 	}
-	a.shipper, err = ship.New(ship.Options{Aggregators: cfg.Aggregators, TLS: tlsConf, Logger: log}, a.q,
+	a.shipper, err = ship.New(ship.Options{Aggregators: cfg.Aggregators, TLS: tlsConf, PeerTimeout: cfg.PeerTimeout, Logger: log}, a.q,
 		func(c *protocol.Config) { a.setConfig(c, "aggregator") })
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -21,6 +21,9 @@ func figures(quick bool) []Figure {
 		{Name: "access log import into PostgreSQL (avila import), lines/s", Key: "import_lines_per_s"},
 		{Name: "write stage, one site, two aggregator nodes, events/s (baseline: one node)", Key: "nodes_2_events_per_s",
 			Baseline: "nodes_1_events_per_s", Ratio: "nodes_2_ratio_vs_1", Target: atLeast(1)},
+		{Name: "longest delivery stall after SIGKILL of the agent's aggregator (3 nodes), s", Key: "failover_stall_seconds",
+			Target: &Target{Limit: 2}},
+		{Name: "events acknowledged but not stored across that failover", Key: "failover_events_lost", Target: &Target{Limit: 0}},
 	}
 	sizes := []string{"1m"}
 	if !quick {

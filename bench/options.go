@@ -42,9 +42,10 @@ type Options struct {
 // whenever a load phase runs), queries (the query data sets, bytes per
 // event on disk, the dashboard set), ingest (single-hit vs bare net/http),
 // batched, mp (Measurement Protocol), pipeline (end to end vs raw COPY,
-// and wire bytes) nodes (the write stage of two aggregator nodes on one
-// site vs one) and import (avila import of a generated access log).
-var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline", "nodes", "import"}
+// and wire bytes), nodes (the write stage of two aggregator nodes on one
+// site vs one), import (avila import of a generated access log) and
+// failover (three aggregators, one killed under load).
+var Phases = []string{"resources", "queries", "ingest", "batched", "mp", "pipeline", "nodes", "import", "failover"}
 
 // CheckPhases reports the first name that is not one of Phases.
 func CheckPhases(names []string) error {

@@ -104,7 +104,7 @@ func pickGenerator(name, dir string) (Generator, error) {
 }
 
 // phases starts the stack and measures in order: idle, the query data
-// sets, then single-hit and batched ingest and end to end.
+// sets, then single-hit and batched ingest, end to end, and failover.
 func (r *run) phases(ctx context.Context, work string) (err error) {
 	r.st, err = startStack(ctx, r.opts, work, r.log)
 	if err != nil {
@@ -143,15 +143,21 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 			return err
 		}
 	}
-	if !slices.ContainsFunc([]string{"ingest", "batched", "mp", "pipeline", "import"}, r.opts.runs) {
-		return nil
+	if slices.ContainsFunc([]string{"ingest", "batched", "mp", "pipeline", "import"}, r.opts.runs) {
+		sampler := r.sampleRSS()
+		loadErr := r.loadPhases(ctx)
+		if err := sampler.finish(r); err != nil && loadErr == nil {
+			loadErr = err
+		}
+		if loadErr != nil {
+			return loadErr
+		}
 	}
-	sampler := r.sampleRSS()
-	loadErr := r.loadPhases(ctx)
-	if err := sampler.finish(r); err != nil && loadErr == nil {
-		loadErr = err
+	// Last: it kills an aggregator of its own cluster, beside the stack.
+	if r.opts.runs("failover") {
+		return r.failover(ctx)
 	}
-	return loadErr
+	return nil
 }
 
 // loadPhases are the phases that put the binaries under load, those of

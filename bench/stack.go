@@ -27,6 +27,7 @@ const (
 	sitePipeline  = "bench pipeline"
 	siteDashboard = "bench dashboard"
 	siteImport    = "bench import"
+	siteFailover  = "bench failover"
 )
 
 // stack is what a run starts: PostgreSQL, the aggregator and the agent.
@@ -137,7 +138,7 @@ func (s *stack) setup(ctx context.Context) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	var ids []uint32
-	for _, name := range []string{siteIngest, sitePipeline, siteDashboard, siteImport} {
+	for _, name := range []string{siteIngest, sitePipeline, siteDashboard, siteImport, siteFailover} {
 		site, err := s.store.CreateSite(ctx, postgres.SiteSpec{Name: name, Domains: []string{benchHost}})
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)

@@ -39,17 +39,43 @@ type Ack struct {
 	Stored      int       `msgpack:"n,omitempty"`   // events committed
 	DeadLetters int       `msgpack:"d,omitempty"`   // events set aside with a reason
 	Duplicate   bool      `msgpack:"dup,omitempty"` // the batch key was already committed
-	Members     []Member  `msgpack:"m,omitempty"`   // live aggregators, for failover
+	Members     []Member  `msgpack:"m,omitempty"`   // the cluster's members and their state, for failover
 }
 
-// Member describes one live aggregator node.
+// Member states as the cluster sees them. An aggregator that predates
+// states sends none, which means alive.
+const (
+	// MemberAlive: the node answers gossip; agents may ship to it.
+	MemberAlive = "alive"
+	// MemberSuspect: the node stopped answering the probes of the node that
+	// sent the list; it is declared dead unless it answers again soon.
+	// Agents use it only when no alive node is left.
+	MemberSuspect = "suspect"
+	// MemberDead: gossip declared the node dead; agents do not ship to it
+	// until it is listed alive again. Listed for a while after its death,
+	// so agents that still hold a connection to it hear of it.
+	MemberDead = "dead"
+)
+
+// Member describes one aggregator node as the cluster sees it.
 type Member struct {
 	Name     string  `msgpack:"n"`
 	QUICAddr string  `msgpack:"q"`
 	APIAddr  string  `msgpack:"a,omitempty"`
 	Load     float64 `msgpack:"l,omitempty"`
-	Draining bool    `msgpack:"d,omitempty"`
+	Draining bool    `msgpack:"d,omitempty"` // stopping: takes no new batches (dead members carry it too, for older agents)
 	Version  string  `msgpack:"v,omitempty"`
+	State    string  `msgpack:"st,omitempty"` // MemberAlive, MemberSuspect or MemberDead; "" means alive
+	// Incarnation is when the node's process started (Unix milliseconds):
+	// a node that restarts is listed with a new one, so an agent that gave
+	// up on the old process knows at once that this one is worth a try.
+	Incarnation int64 `msgpack:"i,omitempty"`
+}
+
+// Usable reports whether agents may ship to m now: alive (or of an older
+// aggregator that sends no state) and not draining.
+func (m Member) Usable() bool {
+	return (m.State == "" || m.State == MemberAlive) && !m.Draining
 }
 
 // ConfigRequest asks an aggregator for the sites and salts an agent needs.

@@ -243,14 +243,24 @@ func (s *Server) reply(str *quic.Stream, t FrameType, msg any, peer Peer) {
 
 // Client is an agent's connection to one aggregator. It redials on demand
 // after the connection breaks. Safe for concurrent use: each request has its
-// own stream.
+// own stream, and requests that need a connection while none is up share one
+// dial, which runs outside the client's lock: a dial to a dead node costs
+// them one handshake timeout together, not one each in turn.
 type Client struct {
 	addr string
 	tls  *tls.Config
 	opts ClientOptions
 
-	mu   sync.Mutex
+	mu      sync.Mutex
+	conn    *quic.Conn
+	dialing *dialCall // the dial in progress, nil when none
+}
+
+// dialCall is one dial that every request waiting for a connection shares.
+type dialCall struct {
+	done chan struct{} // closed when conn or err is set
 	conn *quic.Conn
+	err  error
 }
 
 // ClientOptions tune a Client. The zero value takes the defaults both ends
@@ -258,12 +268,16 @@ type Client struct {
 type ClientOptions struct {
 	// IdleTimeout is how long the connection may go without a packet from
 	// the aggregator before it counts as dead and every request on it
-	// fails; keep-alives go out at a third of it. A live aggregator answers
-	// keep-alives however busy its handlers are, so a short timeout (a few
-	// seconds) lets an agent leave a killed or frozen node quickly instead
-	// of after the default 20 s.
+	// fails; keep-alives go out at a third of it, and a handshake that
+	// gets no answer for this long fails. A live aggregator answers
+	// keep-alives however busy its handlers are, so a short timeout (about
+	// a second on a LAN) lets an agent leave a killed or frozen node
+	// quickly instead of after the default 20 s.
 	IdleTimeout time.Duration
 }
+
+// dialTimeout bounds one dial when IdleTimeout does not bound it sooner.
+const dialTimeout = 10 * time.Second
 
 // NewClient prepares a client for addr; it connects on first use.
 func NewClient(addr string, tlsConf *tls.Config) *Client {
@@ -280,25 +294,73 @@ func NewClientOptions(addr string, tlsConf *tls.Config, opts ClientOptions) *Cli
 // Addr is the aggregator address this client talks to.
 func (c *Client) Addr() string { return c.addr }
 
-func (c *Client) connection(ctx context.Context) (*quic.Conn, error) {
+// Connected reports whether the client holds a connection that is up.
+func (c *Client) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.conn != nil && c.conn.Context().Err() == nil
+}
+
+// Connect makes sure a connection is up, dialing (or joining the dial in
+// progress) when none is.
+func (c *Client) Connect(ctx context.Context) error {
+	_, err := c.connection(ctx)
+	return err
+}
+
+func (c *Client) connection(ctx context.Context) (*quic.Conn, error) {
+	c.mu.Lock()
 	if c.conn != nil && c.conn.Context().Err() == nil {
-		return c.conn, nil
+		conn := c.conn
+		c.mu.Unlock()
+		return conn, nil
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
+	call := c.dialing
+	if call == nil {
+		call = &dialCall{done: make(chan struct{})}
+		c.dialing = call
+		// The dial is not tied to the context of the request that started
+		// it: others wait for it too.
+		go c.dial(call)
+	}
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.conn, call.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("protocol: dial %s: %w", c.addr, ctx.Err())
+	}
+}
+
+// dial connects for call and publishes the outcome. A Close during the
+// dial wins: the new connection is closed and the waiters get an error.
+func (c *Client) dial(call *dialCall) {
 	conf := quicConfig()
+	timeout := dialTimeout
 	if t := c.opts.IdleTimeout; t > 0 {
 		conf.MaxIdleTimeout, conf.KeepAlivePeriod = t, t/3
 		conf.HandshakeIdleTimeout = min(conf.HandshakeIdleTimeout, t)
+		timeout = min(timeout, 2*t)
 	}
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	conn, err := quic.DialAddr(dctx, c.addr, c.tls, conf)
 	if err != nil {
-		return nil, fmt.Errorf("protocol: dial %s: %w", c.addr, err)
+		err = fmt.Errorf("protocol: dial %s: %w", c.addr, err)
 	}
-	c.conn = conn
-	return conn, nil
+	c.mu.Lock()
+	if c.dialing == call {
+		c.dialing = nil
+		if err == nil {
+			c.conn = conn
+		}
+	} else if err == nil {
+		_ = conn.CloseWithError(0, "closing")
+		conn, err = nil, fmt.Errorf("protocol: dial %s: client closed while dialing", c.addr)
+	}
+	c.mu.Unlock()
+	call.conn, call.err = conn, err
+	close(call.done)
 }
 
 // roundTrip sends one request frame on a new stream and reads the answer.
@@ -382,10 +444,12 @@ func (c *Client) reset(conn *quic.Conn) {
 	}
 }
 
-// Close closes the connection, if any.
+// Close closes the connection, if any, and abandons a dial in progress;
+// the next request dials afresh.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dialing = nil
 	if c.conn != nil {
 		err := c.conn.CloseWithError(0, "closing")
 		c.conn = nil

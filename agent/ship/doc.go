@@ -11,14 +11,20 @@
 // store each (agent, seq) once, so resending is always safe, to the same node
 // or another: delivery is at least once, storage exactly once.
 //
-// Which aggregator: every ack and config names the live cluster members
-// (seeds stand in until one answers). The agent ranks them by rendezvous hash
-// of its id, so agents spread over the nodes and stick to theirs, and only
-// the agents of a node that joins or leaves move. A node that errs, stays
-// silent for PeerTimeout, answers Retry or says it is draining is passed over
-// for a while (1 s, doubling to 30 s), so unacknowledged segments go to the
-// next node in the agent's ranking; when the node is back and live, the agent
-// returns to it.
+// Which aggregator: every ack and config lists the cluster's members with
+// their state (alive, suspect, dead, draining) and incarnation (seeds stand
+// in until one answers). The agent ranks them by rendezvous hash of its id,
+// so agents spread over the nodes and stick to theirs, and only the agents
+// of a node that joins or leaves move; alive nodes come first, suspect and
+// draining ones only after them, dead ones not at all. The agent notices a
+// dead or frozen node itself within PeerTimeout (its keep-alives go
+// unanswered). A node that errs, stays silent, answers Retry or drains is
+// down for the agent: deliveries skip it and never wait on a dial to it,
+// until the cluster lists it with a new incarnation or a dial in the
+// background succeeds (after a penalty of 1 s, doubling to 30 s, or as soon
+// as the cluster lists it alive again); then the agent returns to it. Dials
+// run outside locks, one at a time per node, and the next node in the
+// ranking is kept connected, so failing over needs no dial.
 //
 // The site config fetched from an aggregator is cached in the queue's file,
 // so an agent restarted while no aggregator is reachable still knows its

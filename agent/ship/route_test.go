@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,9 +17,14 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// testRouter ranks and picks without ever dialing.
+// testRouter ranks and picks without ever dialing: its background dials
+// succeed at once without touching the network, and no client counts as
+// connected.
 func testRouter(id string, seeds ...string) *router {
-	return newRouter(id, seeds, &tls.Config{}, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := newRouter(id, seeds, &tls.Config{}, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.connect = func(context.Context, *protocol.Client) error { return nil }
+	r.connected = func(*protocol.Client) bool { return false }
+	return r
 }
 
 func members(addrs ...string) []protocol.Member {
@@ -32,7 +38,7 @@ func members(addrs ...string) []protocol.Member {
 // Rendezvous hashing spreads agents over the nodes, and a node leaving
 // moves only its own agents; coming back, it gets them back.
 func TestRouterSpreadsAndMovesOnlyAffectedAgents(t *testing.T) {
-	nodes := []string{"10.0.0.1:4433", "10.0.0.2:4433", "10.0.0.3:4433"}
+	nodes := []string{"127.0.1.1:4433", "127.0.1.2:4433", "127.0.1.3:4433"}
 	const agents = 900
 	before := map[string]string{}
 	count := map[string]int{}
@@ -63,18 +69,72 @@ func TestRouterSpreadsAndMovesOnlyAffectedAgents(t *testing.T) {
 	}
 }
 
+// fakeDial stands in for the network in router tests: which addresses
+// have a connection up, and whether a dial to an address succeeds.
+type fakeDial struct {
+	mu    sync.Mutex
+	up    map[string]bool
+	fails map[string]bool
+	dials map[string]int
+}
+
+func fakeDialer(r *router) *fakeDial {
+	f := &fakeDial{up: map[string]bool{}, fails: map[string]bool{}, dials: map[string]int{}}
+	r.connect = func(_ context.Context, c *protocol.Client) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.dials[c.Addr()]++
+		if f.fails[c.Addr()] {
+			return fmt.Errorf("dial %s: no answer", c.Addr())
+		}
+		f.up[c.Addr()] = true
+		return nil
+	}
+	r.connected = func(c *protocol.Client) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.up[c.Addr()]
+	}
+	return f
+}
+
+func (f *fakeDial) set(addr string, up, fails bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up[addr], f.fails[addr] = up, fails
+}
+
+// use is pick as a delivery does it: the picked node gets a connection.
+func (f *fakeDial) use(r *router) string {
+	addr := r.pick().Addr()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up[addr] = true
+	return addr
+}
+
+func (f *fakeDial) count(addr string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dials[addr]
+}
+
 func TestRouterPenaltiesAndOrder(t *testing.T) {
 	now := time.Unix(1000, 0)
 	r := testRouter("agent-x", "seed-a:1", "seed-b:1")
 	r.now = func() time.Time { return now }
+	dial := fakeDialer(r)
 	// Before any member list the seeds are the candidates.
 	if first := r.pick().Addr(); first != r.order[0] || len(r.order) != 2 {
 		t.Fatalf("seed order %v, picked %s", r.order, first)
 	}
 	r.learn([]protocol.Member{{Name: "a", QUICAddr: "a:1"}, {Name: "b", QUICAddr: "b:1"},
-		{Name: "c", QUICAddr: "c:1", Draining: true}, {Name: "s", QUICAddr: "seed-a:1"}})
-	// Live members first, then seeds that are not members, draining last.
-	if len(r.order) != 5 || r.order[3] != "seed-b:1" || r.order[4] != "c:1" {
+		{Name: "c", QUICAddr: "c:1", Draining: true}, {Name: "s", QUICAddr: "seed-a:1"},
+		{Name: "p", QUICAddr: "p:1", State: protocol.MemberSuspect},
+		{Name: "d", QUICAddr: "d:1", State: protocol.MemberDead, Draining: true}})
+	// Live members first, then seeds that are not members, suspect ones,
+	// draining last; dead ones are no candidates.
+	if len(r.order) != 6 || r.order[3] != "seed-b:1" || r.order[4] != "p:1" || r.order[5] != "c:1" {
 		t.Fatalf("order %v", r.order)
 	}
 	first, second := r.order[0], r.order[1]
@@ -83,40 +143,142 @@ func TestRouterPenaltiesAndOrder(t *testing.T) {
 	r.failed(first)
 	r.failed(first)
 	r.failed(first)
-	if got := r.pick().Addr(); got != second {
+	if got := dial.use(r); got != second {
 		t.Fatalf("after a failure picked %s, want %s", got, second)
 	}
-	now = now.Add(minPenalty)
-	if got := r.pick().Addr(); got != first {
-		t.Fatalf("after the penalty picked %s, want %s back", got, first)
+	r.probes.Wait()
+	if n := dial.count(first); n != 0 {
+		t.Fatalf("a node down within its penalty was dialed %d times", n)
 	}
-	// Failing again after the penalty doubles it.
-	r.failed(first)
+	// After the penalty deliveries still go elsewhere: the node is dialed
+	// in the background, and picked once that dial succeeded.
+	dial.set(first, false, true)
 	now = now.Add(minPenalty)
-	if got := r.pick().Addr(); got != second {
+	if got := dial.use(r); got != second {
+		t.Fatalf("after the penalty, before a dial succeeded, picked %s, want %s", got, second)
+	}
+	r.probes.Wait()
+	if n := dial.count(first); n != 1 {
+		t.Fatalf("after the penalty the node was dialed %d times, want 1", n)
+	}
+	// That dial failed: the penalty doubled.
+	now = now.Add(minPenalty)
+	if got := dial.use(r); got != second {
 		t.Fatalf("second penalty too short: picked %s", got)
 	}
-	now = now.Add(minPenalty)
-	if got := r.pick().Addr(); got != first {
-		t.Fatalf("after the doubled penalty picked %s, want %s", got, first)
+	r.probes.Wait()
+	if n := dial.count(first); n != 1 {
+		t.Fatalf("dialed within the doubled penalty: %d dials", n)
 	}
+	dial.set(first, false, false)
+	now = now.Add(minPenalty)
+	dial.use(r)
+	r.probes.Wait()
+	if got := dial.use(r); got != first {
+		t.Fatalf("after a successful dial picked %s, want %s back", got, first)
+	}
+	r.failed(first)
 	r.succeeded(first)
-	if r.bad[first] != nil {
-		t.Error("success kept the penalty")
+	if r.down[first] != nil {
+		t.Error("success kept the down mark")
 	}
 
-	// Every candidate passed over: the one free soonest.
+	// Every candidate down: the one free soonest.
 	for i, a := range r.order {
-		r.bad[a] = &penalty{failures: 1, until: now.Add(time.Duration(10-i) * time.Second)}
+		r.down[a] = &downMark{failures: 1, until: now.Add(time.Duration(10-i) * time.Second)}
 	}
 	if got := r.pick().Addr(); got != r.order[len(r.order)-1] {
-		t.Errorf("all passed over: picked %s, want %s", got, r.order[len(r.order)-1])
+		t.Errorf("all down: picked %s, want %s", got, r.order[len(r.order)-1])
 	}
 	// An empty list (an old aggregator) changes nothing.
 	before := len(r.order)
 	r.learn(nil)
 	if len(r.order) != before {
 		t.Error("an empty member list dropped the candidates")
+	}
+}
+
+// A node that failed stays skipped while the cluster still lists it alive
+// (its gossip has not noticed yet); it is used again once the cluster lists
+// it with a new incarnation, or alive after listing it suspect or dead and
+// a dial succeeded.
+func TestRouterSkipsFailedNodeUntilClusterSaysAlive(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := testRouter("agent-y", "a:1")
+	r.now = func() time.Time { return now }
+	dial := fakeDialer(r)
+	list := func(state string, inc int64) []protocol.Member {
+		return []protocol.Member{{Name: "a", QUICAddr: "a:1", State: state, Incarnation: inc},
+			{Name: "b", QUICAddr: "b:1", State: protocol.MemberAlive, Incarnation: 1}}
+	}
+	r.learn(list(protocol.MemberAlive, 1))
+	// The agent's preferred node of the two, and the other.
+	pref, other := r.order[0], r.order[1]
+	ms := list(protocol.MemberAlive, 1)
+	if pref != "a:1" {
+		ms[0].QUICAddr, ms[1].QUICAddr = "b:1", "a:1"
+	}
+	withState := func(state string, inc int64) []protocol.Member {
+		out := slices.Clone(ms)
+		out[0].State, out[0].Incarnation = state, inc
+		return out
+	}
+	dial.set(pref, false, true) // killed: dials get no answer
+	r.failed(pref)
+	// A node that has not heard of the death yet lists it alive: skipped.
+	r.learn(withState(protocol.MemberAlive, 1))
+	if got := r.pick().Addr(); got != other {
+		t.Fatalf("picked %s, the node that just failed", got)
+	}
+	r.probes.Wait()
+	if n := dial.count(pref); n != 0 {
+		t.Fatalf("the failed node was dialed %d times while listed alive as before", n)
+	}
+	// Suspect, then dead, then alive again but still unreachable: one dial
+	// in the background, no delivery there.
+	r.learn(withState(protocol.MemberSuspect, 1))
+	r.learn(withState(protocol.MemberDead, 1))
+	if slices.Contains(r.order, pref) {
+		t.Fatalf("dead node still a candidate: %v", r.order)
+	}
+	r.learn(withState(protocol.MemberAlive, 1))
+	r.probes.Wait()
+	if n := dial.count(pref); n != 1 {
+		t.Fatalf("listed alive again: %d dials, want 1", n)
+	}
+	if got := r.pick().Addr(); got != other {
+		t.Fatalf("picked %s whose dial failed", got)
+	}
+	// Restarted: a new incarnation is used at once.
+	dial.set(pref, false, false)
+	r.learn(withState(protocol.MemberAlive, 2))
+	if got := r.pick().Addr(); got != pref {
+		t.Fatalf("after a restart picked %s, want %s", got, pref)
+	}
+}
+
+// A preferred node without a connection yet is dialed in the background
+// while deliveries use the connection already up to another node.
+func TestRouterPrefersEstablishedConnectionWhileDialing(t *testing.T) {
+	r := testRouter("agent-z")
+	dial := fakeDialer(r)
+	r.learn(members("a:1", "b:1", "c:1"))
+	pref, other := r.order[0], r.order[2]
+	dial.set(other, true, false)
+	if got := r.pick().Addr(); got != other {
+		t.Fatalf("picked %s, want the connected %s while %s is dialed", got, other, pref)
+	}
+	r.probes.Wait()
+	if got := r.pick().Addr(); got != pref {
+		t.Fatalf("after the dial picked %s, want %s", got, pref)
+	}
+	// With no connection anywhere the preferred node is picked, to be
+	// dialed by the delivery itself.
+	r2 := testRouter("agent-z")
+	fakeDialer(r2)
+	r2.learn(members("a:1", "b:1", "c:1"))
+	if got := r2.pick().Addr(); got != pref {
+		t.Fatalf("nothing connected: picked %s, want %s", got, pref)
 	}
 }
 

@@ -134,10 +134,14 @@ func (s *Shipper) sendLoop(ctx context.Context) {
 // once from the queue, which the queue never changes for a seq anyway.
 func (s *Shipper) deliver(ctx context.Context, seq uint64) uint64 {
 	var wire []byte
+	// movedOn: the first attempt got no answer, and its node is now down,
+	// so the second goes to another node at once.
+	movedOn := false
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, backoff(attempt-1)) {
+		if attempt > 0 && !movedOn && !sleep(ctx, backoff(attempt-1)) {
 			return seq
 		}
+		movedOn = false
 		if wire == nil {
 			var err error
 			if wire, err = s.q.Segment(seq); err != nil {
@@ -165,6 +169,7 @@ func (s *Shipper) deliver(ctx context.Context, seq uint64) uint64 {
 			s.noteError(err)
 			s.failover(c)
 			s.logRetry(seq, attempt, err)
+			movedOn = attempt == 0
 		case ack.Status == protocol.AckOK:
 			s.route.succeeded(c.Addr())
 			if err := s.q.Ack(seq); err != nil && !errors.Is(err, queue.ErrNoSegment) {

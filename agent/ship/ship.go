@@ -25,9 +25,13 @@ const (
 	// batch (half of protocol.StreamTimeout), after which it answers Retry.
 	DefaultSendTimeout = protocol.StreamTimeout * 3 / 4
 	// DefaultPeerTimeout is how long an aggregator may stay silent (no
-	// packet, not even a keep-alive answer) before the agent counts it dead
-	// and fails over.
-	DefaultPeerTimeout = 8 * time.Second
+	// packet, not even an answer to the keep-alives sent every third of
+	// it) before the agent counts it dead and fails over; a dial that gets
+	// no answer for as long fails too. A live aggregator answers within
+	// milliseconds on a LAN however busy it is, so this bounds how long
+	// deliveries stall when a node is killed or frozen. Raise it for
+	// aggregators across a lossy WAN.
+	DefaultPeerTimeout = time.Second
 )
 
 // configMetaKey names the cached config in the queue's meta store.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,9 +33,13 @@ type Config struct {
 	Meta   Meta
 	Logger *slog.Logger
 
-	// ProbeInterval is how often a random peer is probed; a peer that does
-	// not answer is suspected, and declared dead after about SuspicionMult
-	// probe intervals (more in large clusters). Defaults 1s and 4.
+	// ProbeInterval is how often gossip probes a random peer, and this
+	// node probes every peer for its own view: a peer that does not answer
+	// within half of it is listed as suspect at once, and gossip declares
+	// it dead after about SuspicionMult probe intervals (more in large
+	// clusters). Defaults DefaultProbeInterval and DefaultSuspicionMult:
+	// on a LAN a killed node is suspect within about 1 s and dead within
+	// about 3 s.
 	ProbeInterval time.Duration
 	SuspicionMult int
 	// RejoinInterval is how often the node tries seeds that are not live
@@ -43,8 +48,16 @@ type Config struct {
 	RejoinInterval time.Duration
 }
 
+// Failure detection defaults; see Config.ProbeInterval.
+const (
+	DefaultProbeInterval = 500 * time.Millisecond
+	DefaultSuspicionMult = 4
+)
+
 const (
 	defaultRejoinInterval = 10 * time.Second
+	// deadTTL is how long a dead member stays listed as dead.
+	deadTTL = time.Minute
 	// broadcastTimeout bounds waiting for a metadata change or a leave to
 	// reach at least one peer.
 	broadcastTimeout = 3 * time.Second
@@ -62,18 +75,24 @@ type Cluster struct {
 	meta     Meta
 	metaWire []byte
 
-	pmu   sync.Mutex      // guards peers
+	pmu   sync.Mutex      // guards peers and gone
 	peers map[string]peer // live members by name, this node included
+	gone  map[string]gone // members declared dead in the last deadTTL, by name
+	// leaving names the peers that said they leave (leavingMsg).
+	leaving map[string]bool
 
-	life   sync.Mutex // serializes Update, Leave and Shutdown
-	closed bool
+	upd sync.Mutex // serializes Update
+	// stopping is set once gossip is being stopped; see logWriter.
+	stopping atomic.Bool
+	life     sync.RWMutex // Update, Leave and Shutdown write-lock it; probes and rejoins read-lock it
+	closed   bool
 }
 
 // Member is one node as `avila cluster status` shows it.
 type Member struct {
 	Name   string `json:"name"`
 	Gossip string `json:"gossip"`
-	State  string `json:"state"` // alive (members that fail or leave are not listed)
+	State  string `json:"state"` // alive, suspect or dead (dead for a minute; members that left are not listed)
 	Self   bool   `json:"self,omitempty"`
 	Meta
 }
@@ -111,7 +130,14 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.RejoinInterval <= 0 {
 		cfg.RejoinInterval = defaultRejoinInterval
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: map[string]peer{}}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.SuspicionMult <= 0 {
+		cfg.SuspicionMult = DefaultSuspicionMult
+	}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: map[string]peer{}, gone: map[string]gone{},
+		leaving: map[string]bool{}}
 
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
@@ -123,15 +149,11 @@ func New(cfg Config) (*Cluster, error) {
 	mc.SecretKey = cfg.Key
 	mc.Delegate = delegate{c}
 	mc.Events = events{c}
-	mc.Logger = log.New(logWriter{c.log}, "", 0)
-	if cfg.ProbeInterval > 0 {
-		mc.ProbeInterval = cfg.ProbeInterval
-		mc.ProbeTimeout = min(mc.ProbeTimeout, cfg.ProbeInterval/2)
-		mc.GossipInterval = min(mc.GossipInterval, cfg.ProbeInterval/2)
-	}
-	if cfg.SuspicionMult > 0 {
-		mc.SuspicionMult = cfg.SuspicionMult
-	}
+	mc.Logger = log.New(logWriter{log: c.log, stopping: &c.stopping}, "", 0)
+	mc.ProbeInterval = cfg.ProbeInterval
+	mc.ProbeTimeout = min(mc.ProbeTimeout, cfg.ProbeInterval/2)
+	mc.GossipInterval = min(mc.GossipInterval, cfg.ProbeInterval/2)
+	mc.SuspicionMult = cfg.SuspicionMult
 	// Metadata must exist before memberlist asks for it in Create.
 	if err := c.setMeta(cfg.Meta); err != nil {
 		return nil, err
@@ -219,11 +241,12 @@ func (c *Cluster) Meta() Meta {
 // it to reach a peer. The change is in place (Meta, Members) even when the
 // wait times out.
 func (c *Cluster) Update(f func(*Meta)) error {
-	c.life.Lock()
-	defer c.life.Unlock()
-	if c.closed {
+	if !c.running() {
 		return ErrClosed
 	}
+	defer c.done()
+	c.upd.Lock()
+	defer c.upd.Unlock()
 	m := c.Meta()
 	f(&m)
 	if err := c.setMeta(m); err != nil {
@@ -235,30 +258,46 @@ func (c *Cluster) Update(f func(*Meta)) error {
 	return nil
 }
 
-// Members returns the live nodes, this one included, sorted by name, as
-// agents learn them from acks.
+// Members returns the nodes, this one included, sorted by name, as agents
+// learn them from acks: alive and suspect ones, and those that died in the
+// last minute as dead (and draining, so agents that know no states pass
+// them over too).
 func (c *Cluster) Members() []protocol.Member {
 	st := c.Status()
 	out := make([]protocol.Member, len(st))
 	for i, m := range st {
 		out[i] = protocol.Member{Name: m.Name, QUICAddr: m.QUICAddr, APIAddr: m.APIAddr,
-			Load: m.Load, Draining: m.Draining, Version: m.Version}
+			Load: m.Load, Draining: m.Draining || m.State == protocol.MemberDead, Version: m.Version,
+			State: m.State, Incarnation: m.Started}
 	}
 	return out
 }
 
-// Status returns the live nodes, sorted by name. A node is live from the
-// gossip saying it joined until the gossip declares it dead or gone.
+// Status returns the nodes sorted by name. A node is alive from the gossip
+// saying it joined; suspect while it does not answer this node's probes;
+// dead for a minute after gossip declares it dead. A node that left
+// cleanly is not listed.
 func (c *Cluster) Status() []Member {
 	self := c.Meta()
+	now := time.Now()
 	c.pmu.Lock()
-	out := make([]Member, 0, len(c.peers))
+	out := make([]Member, 0, len(c.peers)+len(c.gone))
 	for name, p := range c.peers {
-		m := Member{Name: name, Gossip: p.gossip, State: "alive", Meta: p.meta}
+		m := Member{Name: name, Gossip: p.gossip, State: protocol.MemberAlive, Meta: p.meta}
+		if p.suspect {
+			m.State = protocol.MemberSuspect
+		}
 		if name == c.cfg.NodeName {
-			m.Self, m.Meta = true, self
+			m.Self, m.Meta, m.State = true, self, protocol.MemberAlive
 		}
 		out = append(out, m)
+	}
+	for name, g := range c.gone {
+		if now.Sub(g.at) > deadTTL {
+			delete(c.gone, name)
+			continue
+		}
+		out = append(out, Member{Name: name, Gossip: g.gossip, State: protocol.MemberDead, Meta: g.meta})
 	}
 	c.pmu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
@@ -266,7 +305,8 @@ func (c *Cluster) Status() []Member {
 }
 
 // Leave tells the peers this node is going (they drop it at once instead of
-// suspecting it first) and stops gossip. Safe to call more than once.
+// suspecting it first, and do not list it as dead) and stops gossip. Safe
+// to call more than once.
 func (c *Cluster) Leave() error {
 	c.life.Lock()
 	defer c.life.Unlock()
@@ -275,9 +315,18 @@ func (c *Cluster) Leave() error {
 	}
 	c.closed = true
 	var errs []error
+	// Best effort: a peer that misses it lists the node as dead for a
+	// while, unless it heard that the node drains.
+	bye := append(slices.Clone(leavingMsg), c.cfg.NodeName...)
+	for _, n := range c.ml.Members() {
+		if n.Name != c.cfg.NodeName {
+			_ = c.ml.SendBestEffort(n, bye)
+		}
+	}
 	if err := c.ml.Leave(broadcastTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: leave: %w", err))
 	}
+	c.stopping.Store(true)
 	if err := c.ml.Shutdown(); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: stop gossip: %w", err))
 	}
@@ -294,6 +343,7 @@ func (c *Cluster) Shutdown() error {
 		return nil
 	}
 	c.closed = true
+	c.stopping.Store(true)
 	if err := c.ml.Shutdown(); err != nil {
 		return fmt.Errorf("cluster: stop gossip: %w", err)
 	}

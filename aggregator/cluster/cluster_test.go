@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +18,8 @@ import (
 func fast(name string, seeds []string, key []byte) Config {
 	return Config{
 		NodeName: name, Listen: "127.0.0.1:0", Seeds: seeds, Key: key,
-		Meta:          Meta{QUICAddr: "0.0.0.0:44" + name[len(name)-1:], APIAddr: "127.0.0.1:80", Version: "test"},
+		Meta: Meta{QUICAddr: "0.0.0.0:44" + name[len(name)-1:], APIAddr: "127.0.0.1:80", Version: "test",
+			Started: int64(name[len(name)-1] - '0')},
 		ProbeInterval: 100 * time.Millisecond, SuspicionMult: 2, RejoinInterval: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	}
@@ -35,12 +38,16 @@ func start(t *testing.T, cfg Config) *Cluster {
 	return c
 }
 
-// names lists the names of members, with a "*" after draining ones.
+// names lists the names of members, with a "*" after draining ones and
+// the state after those not alive.
 func names(ms []protocol.Member) string {
 	var out []string
 	for _, m := range ms {
 		s := m.Name
-		if m.Draining {
+		switch {
+		case m.State != protocol.MemberAlive:
+			s += "(" + m.State + ")"
+		case m.Draining:
 			s += "*"
 		}
 		out = append(out, s)
@@ -99,11 +106,124 @@ func TestThreeNodesShareMembershipAndMeta(t *testing.T) {
 	waitMembers(t, a, "n1 n3")
 	waitMembers(t, c, "n1 n3")
 
-	// A crashed node (no goodbye) is declared dead after suspicion.
+	// A crashed node (no goodbye) is declared dead after suspicion, and
+	// listed as dead (draining too, for agents that know no states).
 	if err := c.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitMembers(t, a, "n1")
+	waitMembers(t, a, "n1 n3(dead)")
+	if m := a.Members()[1]; !m.Draining || m.Incarnation != 3 {
+		t.Errorf("dead member %+v: want draining and incarnation 3", m)
+	}
+}
+
+// A node that stops answering is listed as suspect by its peers' own
+// probes long before gossip declares it dead; a restarted node is listed
+// alive with its new incarnation.
+func TestCrashedNodeSuspectThenDead(t *testing.T) {
+	cfg := fast("n1", nil, nil)
+	cfg.SuspicionMult = 30 // three seconds of suspicion: plenty to see it
+	a := start(t, cfg)
+	cb := fast("n2", []string{a.GossipAddr()}, nil)
+	b := start(t, cb)
+	waitMembers(t, a, "n1 n2")
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, a, "n1 n2(suspect)")
+	if st := a.Status(); st[1].State != "suspect" {
+		t.Errorf("status %+v, want n2 suspect", st)
+	}
+	waitMembers(t, a, "n1 n2(dead)")
+
+	// Back on the same address, started anew.
+	cb.Listen, cb.Meta.Started = b.GossipAddr(), 4
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err = New(cb); err == nil {
+			break
+		}
+		if time.Now().After(deadline) { // the port may linger briefly
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() { _ = b.Shutdown() })
+	waitMembers(t, a, "n1 n2")
+	if m := a.Members()[1]; m.Incarnation != 4 || m.State != protocol.MemberAlive {
+		t.Errorf("restarted member %+v: want alive, incarnation 4", m)
+	}
+}
+
+// closedConnLog is a log handler that keeps the messages naming a closed
+// socket.
+type closedConnLog struct {
+	mu   *sync.Mutex
+	seen *[]string
+}
+
+func newClosedConnLog() closedConnLog { return closedConnLog{mu: &sync.Mutex{}, seen: new([]string)} }
+
+func (closedConnLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h closedConnLog) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h closedConnLog) WithGroup(string) slog.Handler          { return h }
+
+func (h closedConnLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "use of closed network connection") {
+		h.mu.Lock()
+		*h.seen = append(*h.seen, r.Message)
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h closedConnLog) lines() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(*h.seen)
+}
+
+// A node that leaves while its probes and rejoins run (as a draining
+// aggregator does) logs no socket error, and neither do its peers, which
+// do not list it as dead.
+func TestCleanLeaveLogsNoSocketErrors(t *testing.T) {
+	var logs [3]closedConnLog
+	var nodes [3]*Cluster
+	for i := range nodes {
+		cfg := fast(fmt.Sprintf("n%d", i+1), nil, nil)
+		if i > 0 {
+			// Every node seeds with all: rejoins run all the time.
+			cfg.Seeds = []string{nodes[0].GossipAddr(), nodes[i-1].GossipAddr()}
+		}
+		cfg.RejoinInterval = 10 * time.Millisecond
+		logs[i] = newClosedConnLog()
+		cfg.Logger = slog.New(logs[i])
+		nodes[i] = start(t, cfg)
+	}
+	for _, n := range nodes {
+		waitMembers(t, n, "n1 n2 n3")
+	}
+	// It leaves without draining first: its peers know from its goodbye
+	// that it did not die, and do not list it as dead.
+	if err := nodes[1].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, nodes[0], "n1 n3")
+	waitMembers(t, nodes[2], "n1 n3")
+	// Two more rounds of probes and rejoins on every node.
+	for _, n := range []*Cluster{nodes[0], nodes[2]} {
+		n.probe()
+		n.rejoin()
+		n.probe()
+	}
+	nodes[1].probe()
+	nodes[1].rejoin()
+	for i := range logs {
+		if got := logs[i].lines(); len(got) > 0 {
+			t.Errorf("n%d logged closed-connection errors: %q", i+1, got)
+		}
+	}
 }
 
 func TestSeedsJoinedWhenTheyComeUp(t *testing.T) {

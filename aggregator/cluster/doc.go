@@ -10,6 +10,12 @@
 // again. Gossip can be encrypted with a shared AES key; nodes with another
 // key cannot join or read it.
 //
+// Each node probes every peer each probe interval: a peer that does not
+// answer is listed as suspect at once (memberlist suspects too, but keeps it
+// to itself), and gossip declares it dead a few intervals later; dead
+// members stay listed as dead for a minute. Members carry their start time
+// as an incarnation, so agents tell a restarted node from the one that died.
+//
 // Membership is advisory: it steers agents, it is not needed for
 // correctness. Exactly-once storage rests on batch keys in PostgreSQL, so an
 // agent that sends to a node others believe dead, or two nodes with a

@@ -4,14 +4,30 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"sync/atomic"
 )
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: …") into
 // slog records at the matching level.
-type logWriter struct{ log *slog.Logger }
+//
+// memberlist stops by closing its sockets first and its probe and gossip
+// timers after, so a timer firing in between fails to send on the closed
+// socket and logs "use of closed network connection". Once stopping is set
+// (Leave, Shutdown) such lines say nothing but that the node is stopping,
+// and are dropped.
+type logWriter struct {
+	log      *slog.Logger
+	stopping *atomic.Bool
+}
+
+// closedConn is the text of net.ErrClosed.
+var closedConn = []byte("use of closed network connection")
 
 func (w logWriter) Write(p []byte) (int, error) {
 	line := bytes.TrimSpace(p)
+	if w.stopping != nil && w.stopping.Load() && bytes.Contains(line, closedConn) {
+		return len(p), nil
+	}
 	level := slog.LevelInfo
 	for _, l := range []struct {
 		prefix string

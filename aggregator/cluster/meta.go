@@ -1,10 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // Meta is what a node tells its peers about itself. It travels in every
@@ -16,6 +21,9 @@ type Meta struct {
 	Agents   int     `msgpack:"g,omitempty" json:"agents"`   // distinct agents that sent batches in the last minute
 	Draining bool    `msgpack:"d,omitempty" json:"draining"` // stopping: takes no new batches
 	Version  string  `msgpack:"v,omitempty" json:"version"`  // build version
+	// Started is when the node's process started, Unix milliseconds: the
+	// incarnation agents tell a restarted node by.
+	Started int64 `msgpack:"t,omitempty" json:"started,omitempty"`
 }
 
 func encodeMeta(m Meta) ([]byte, error) {
@@ -49,7 +57,26 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return d.c.metaWire
 }
 
-func (delegate) NotifyMsg([]byte)                           {}
+// NotifyMsg takes the one user message nodes send: leavingMsg. memberlist
+// may hand it over after the leave it preceded (user messages queue behind
+// membership ones), so a node already listed as dead is then dropped.
+func (d delegate) NotifyMsg(b []byte) {
+	if name, ok := bytes.CutPrefix(b, leavingMsg); ok {
+		d.c.pmu.Lock()
+		if _, dead := d.c.gone[string(name)]; dead {
+			delete(d.c.gone, string(name))
+		} else {
+			d.c.leaving[string(name)] = true
+		}
+		d.c.pmu.Unlock()
+	}
+}
+
+// leavingMsg, followed by the node's name, tells the peers that the node
+// leaves on purpose, just before its leave is gossiped: then they do not
+// list it as dead.
+var leavingMsg = []byte("avila-leaving:")
+
 func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (delegate) LocalState(join bool) []byte                { return nil }
 func (delegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -66,12 +93,21 @@ func (e events) NotifyJoin(n *memberlist.Node) {
 }
 
 func (e events) NotifyLeave(n *memberlist.Node) {
+	// memberlist reports a node that failed and one that left alike, and
+	// the state in n is not kept up to date. A node that leaves says so
+	// first (leavingMsg), and a stopping aggregator gossips that it drains
+	// before; a node that did neither died.
 	e.c.pmu.Lock()
+	p, ok := e.c.peers[n.Name]
 	delete(e.c.peers, n.Name)
+	state := "left"
+	if ok && !p.meta.Draining && !e.c.leaving[n.Name] {
+		state = protocol.MemberDead
+		e.c.gone[n.Name] = gone{peer: p, at: time.Now()}
+	}
+	delete(e.c.leaving, n.Name)
 	e.c.pmu.Unlock()
-	// memberlist reports a node that failed and one that left alike; the
-	// node's state tells them apart.
-	e.c.log.Info("cluster member gone", "member", n.Name, "gossip", n.Address(), "state", stateName(n.State))
+	e.c.log.Info("cluster member gone", "member", n.Name, "gossip", n.Address(), "state", state)
 }
 
 func (e events) NotifyUpdate(n *memberlist.Node) {
@@ -81,11 +117,22 @@ func (e events) NotifyUpdate(n *memberlist.Node) {
 // peer is a copy of a live member.
 type peer struct {
 	gossip string
+	addr   net.Addr // gossip address, for probes
 	meta   Meta
+	// suspect: the last probe of this node got no answer in time. It is
+	// cleared by the next answer, or the node is declared dead.
+	suspect bool
+}
+
+// gone is a member gossip declared dead, listed as dead for deadTTL so
+// agents and `avila cluster status` hear of it.
+type gone struct {
+	peer
+	at time.Time
 }
 
 func (c *Cluster) setPeer(n *memberlist.Node) {
-	p := peer{gossip: n.Address()}
+	p := peer{gossip: n.Address(), addr: &net.UDPAddr{IP: n.Addr, Port: int(n.Port)}}
 	if n.Name != c.cfg.NodeName {
 		m, err := decodeMeta(n.Meta)
 		if err != nil {
@@ -98,20 +145,11 @@ func (c *Cluster) setPeer(n *memberlist.Node) {
 		p.meta = m
 	}
 	c.pmu.Lock()
-	c.peers[n.Name] = p
-	c.pmu.Unlock()
-}
-
-func stateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateDead:
-		return "dead"
-	case memberlist.StateLeft:
-		return "left"
+	if old, ok := c.peers[n.Name]; ok && old.meta.Started == p.meta.Started {
+		p.suspect = old.suspect
 	}
-	return fmt.Sprintf("state(%d)", int(s))
+	c.peers[n.Name] = p
+	delete(c.gone, n.Name)
+	delete(c.leaving, n.Name)
+	c.pmu.Unlock()
 }

@@ -33,7 +33,8 @@ func (n *Node) members() []protocol.Member {
 	}
 	load, _ := n.act.snapshot()
 	return []protocol.Member{{Name: n.name, QUICAddr: n.QUICAddr, APIAddr: strings.TrimPrefix(n.APIURL, "http://"),
-		Load: load, Draining: n.gate.isDraining(), Version: n.version}}
+		Load: load, Draining: n.gate.isDraining(), Version: n.version, State: protocol.MemberAlive,
+		Incarnation: n.started.UnixMilli()}}
 }
 
 // publishLoad gossips load and agent count until ctx ends.
@@ -80,7 +81,8 @@ func (n *Node) status() ClusterStatus {
 	}
 	if n.cluster == nil {
 		st.Members = []cluster.Member{{Name: n.name, State: "alive", Self: true, Meta: cluster.Meta{
-			QUICAddr: n.QUICAddr, APIAddr: strings.TrimPrefix(n.APIURL, "http://"), Version: n.version}}}
+			QUICAddr: n.QUICAddr, APIAddr: strings.TrimPrefix(n.APIURL, "http://"), Version: n.version,
+			Started: n.started.UnixMilli()}}}
 	} else {
 		st.Members = n.cluster.Status()
 	}

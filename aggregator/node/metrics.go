@@ -11,6 +11,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query"
 	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/avila-analytics/avila/storage/redis"
@@ -49,8 +50,16 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "analytics_cluster_members",
-		Help: "Live aggregator nodes this node sees, itself included (1 when it runs alone).",
-	}, func() float64 { return float64(len(n.members())) })
+		Help: "Live aggregator nodes this node sees (alive or suspect, not dead), itself included (1 when it runs alone).",
+	}, func() float64 {
+		live := 0
+		for _, m := range n.members() {
+			if m.State != protocol.MemberDead {
+				live++
+			}
+		}
+		return float64(live)
+	})
 	draining := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "analytics_node_draining",
 		Help: "1 while this node drains (takes no new batches) before it stops, else 0.",

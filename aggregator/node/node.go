@@ -41,7 +41,7 @@ type Config struct {
 	// serve (uncached) reports; 0: postgres.DefaultReplicaMaxLag.
 	DatabaseReadMaxLag time.Duration
 	// RedisURL, when set, holds the realtime counters, query cache and
-	// session state in Redis (shared by the cluster); empty keeps them in
+	// quota counts in Redis (shared by the cluster); empty keeps them in
 	// this node's memory (a clustered node without Redis caches no query
 	// results). A Redis that is down is tolerated (see storage/redis).
 	RedisURL string
@@ -69,7 +69,8 @@ type Config struct {
 	Join         []string
 	GossipKey    []byte
 	// GossipProbeInterval and GossipSuspicionMult tune failure detection
-	// (see aggregator/cluster.Config); zero takes the defaults.
+	// (see aggregator/cluster.Config); zero takes the defaults
+	// (cluster.DefaultProbeInterval, cluster.DefaultSuspicionMult).
 	GossipProbeInterval time.Duration
 	GossipSuspicionMult int
 	// Version is the build version gossiped to peers and shown in status.
@@ -93,6 +94,7 @@ type Node struct {
 	log     *slog.Logger
 	name    string
 	version string
+	started time.Time // the incarnation agents see in member lists
 	store   *postgres.Store
 	// replicas route reports between the primary and read replicas; nil
 	// without --database-read-url.
@@ -132,7 +134,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, errors.New("aggregator: --tls-cert and --tls-key go together")
 	}
 	log = httplog.ContextLogger(log) // API records name their request
-	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2)}
+	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2),
+		started: time.Now()}
 	if n.name == "" {
 		n.name, _ = os.Hostname()
 	}
@@ -214,7 +217,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if cfg.GossipListen != "" {
 		n.cluster, err = cluster.New(cluster.Config{
 			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,
-			Meta:          cluster.Meta{QUICAddr: n.QUICAddr, APIAddr: ln.Addr().String(), Version: cfg.Version},
+			Meta: cluster.Meta{QUICAddr: n.QUICAddr, APIAddr: ln.Addr().String(), Version: cfg.Version,
+				Started: n.started.UnixMilli()},
 			ProbeInterval: cfg.GossipProbeInterval, SuspicionMult: cfg.GossipSuspicionMult,
 			Logger: log,
 		})

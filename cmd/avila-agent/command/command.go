@@ -6,6 +6,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent"
 	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/agent/ship"
 	"github.com/avila-analytics/avila/internal/cli"
 )
 
@@ -77,6 +79,10 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			"as with a few hundred microseconds a second processor on one CPU costs more in thread switches than it saves. "+
 			"GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 leaves the Go "+
 			"runtime's own setting, which follows them")
+	fs.DurationVar(&o.Agent.PeerTimeout, "peer-timeout", ship.DefaultPeerTimeout,
+		"how long an aggregator may stay silent (keep-alives go out every third of it) before the agent counts it dead "+
+			"and ships to the next node; a dial unanswered for as long fails too. Bounds the delivery stall when a node "+
+			"is killed; raise it for aggregators across a lossy WAN")
 	fs.IntVar(&o.Agent.MaxConns, "max-conns", 0,
 		"cap on HTTP connections open at once; past it a new connection is answered 503 with Retry-After and closed, "+
 			"and analytics_http_connections_refused_total counts it. 0 derives it from the open-file limit, which the agent "+
@@ -124,6 +130,9 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			if a = strings.TrimSpace(a); a != "" {
 				o.Agent.Aggregators = append(o.Agent.Aggregators, a)
 			}
+		}
+		if o.Agent.PeerTimeout <= 0 {
+			return o, errors.New("--peer-timeout must be > 0")
 		}
 		return o, nil
 	}

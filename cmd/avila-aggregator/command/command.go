@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/node"
 	"github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/internal/telemetry"
@@ -52,7 +53,7 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		"how far behind the primary a read replica may be (age of its last replayed commit) and still serve a report, uncached; "+
 			"further behind, reports read the primary")
 	fs.StringVar(&cfg.RedisURL, "redis-url", "",
-		"Redis for realtime counters, the query cache and session state, shared by the cluster: redis://[user:password@]host:port/db "+
+		"Redis for realtime counters, the query cache and quota counts, shared by the cluster: redis://[user:password@]host:port/db "+
 			"(rediss:// for TLS); Sentinel: the sentinels with master_name, redis://s1:26379/0?master_name=NAME&addr=s2:26379 "+
 			"(the master's password as password=); Redis Cluster: several nodes, redis://n1:6379?addr=n2:6379&addr=n3:6379, "+
 			"or one with cluster=true. Other go-redis URL options (pool_size, client_name, …) apply. "+
@@ -81,6 +82,13 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 	fs.StringVar(&gossipKey, "gossip-key", "",
 		"base64 key (16, 24 or 32 bytes) encrypting gossip, the same on every node, e.g. from 'openssl rand -base64 32'; "+
 			"empty gossips in clear text")
+	fs.DurationVar(&cfg.GossipProbeInterval, "gossip-probe-interval", cluster.DefaultProbeInterval,
+		"how often each node probes its peers: a peer that does not answer within half of it is listed as suspect, "+
+			"and is declared dead after about --gossip-suspicion-mult intervals. Shorter finds a killed node sooner "+
+			"for more gossip traffic")
+	fs.IntVar(&cfg.GossipSuspicionMult, "gossip-suspicion-mult", cluster.DefaultSuspicionMult,
+		"probe intervals a suspect node has to answer before it is declared dead (more in large clusters); "+
+			"see --gossip-probe-interval")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs, func() (Options, error) {
@@ -95,6 +103,9 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			if u = strings.TrimSpace(u); u != "" {
 				cfg.DatabaseReadURLs = append(cfg.DatabaseReadURLs, u)
 			}
+		}
+		if cfg.GossipProbeInterval <= 0 || cfg.GossipSuspicionMult <= 0 {
+			return o, errors.New("--gossip-probe-interval and --gossip-suspicion-mult must be > 0")
 		}
 		if cfg.DatabaseReadMaxLag <= 0 {
 			return o, errors.New("--database-read-max-lag must be > 0")

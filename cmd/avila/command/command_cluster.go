@@ -20,7 +20,8 @@ const statusTimeout = 10 * time.Second
 func clusterStatusCommand() command {
 	return command{
 		name: "cluster status",
-		summary: "Show the aggregator cluster as one node sees it: members, their state (alive, suspect, draining),\n" +
+		summary: "Show the aggregator cluster as one node sees it: members, their state (alive; suspect: not\n" +
+			"answering this node's probes; dead, for a minute after gossip declared it; draining),\n" +
 			"load (batches per second) and the agents each heard from in the last minute.",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			api := fs.String("api", "http://127.0.0.1:8080", "any aggregator's API URL (its --listen-api)")
@@ -74,7 +75,13 @@ func fetchStatus(ctx context.Context, api string) (node.ClusterStatus, []byte, e
 func printStatus(w io.Writer, st node.ClusterStatus) {
 	mode := "single node"
 	if st.Clustered {
-		mode = fmt.Sprintf("cluster of %d", len(st.Members))
+		n := 0
+		for _, m := range st.Members {
+			if m.State != "dead" {
+				n++
+			}
+		}
+		mode = fmt.Sprintf("cluster of %d", n)
 	}
 	fmt.Fprintf(w, "node %s: %s, %s\n\n", st.Node, st.State, mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -84,8 +91,11 @@ func printStatus(w io.Writer, st node.ClusterStatus) {
 		if m.Self {
 			name += " *"
 		}
-		if m.Draining {
+		switch {
+		case m.Draining && (state == "" || state == "alive"):
 			state = "draining"
+		case m.Draining:
+			state += ",draining"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f/s\t%d\t%s\n", name, state, m.QUICAddr, m.APIAddr, m.Load, m.Agents, m.Version)
 	}

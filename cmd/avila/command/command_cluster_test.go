@@ -17,6 +17,8 @@ func TestClusterStatus(t *testing.T) {
 		{Name: "a", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.2:4433", APIAddr: "127.0.0.2:8080", Load: 12.5, Agents: 3, Version: "v1"}},
 		{Name: "b", State: "alive", Self: true, Meta: cluster.Meta{QUICAddr: "127.0.0.3:4433", Load: 4, Agents: 2, Version: "v1"}},
 		{Name: "c", State: "suspect", Meta: cluster.Meta{QUICAddr: "127.0.0.4:4433", Draining: true}},
+		{Name: "d", State: "dead", Meta: cluster.Meta{QUICAddr: "127.0.0.5:4433"}},
+		{Name: "e", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.6:4433", Draining: true}},
 	}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/cluster/status" {
@@ -32,10 +34,12 @@ func TestClusterStatus(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	want := []string{"node b: serving, cluster of 3", "", "NAME STATE QUIC API LOAD AGENTS VERSION",
+	want := []string{"node b: serving, cluster of 4", "", "NAME STATE QUIC API LOAD AGENTS VERSION",
 		"a alive 127.0.0.2:4433 127.0.0.2:8080 12.5/s 3 v1",
 		"b * alive 127.0.0.3:4433 4.0/s 2 v1",
-		"c draining 127.0.0.4:4433 0.0/s 0"}
+		"c suspect,draining 127.0.0.4:4433 0.0/s 0",
+		"d dead 127.0.0.5:4433 0.0/s 0",
+		"e draining 127.0.0.6:4433 0.0/s 0"}
 	for i := range lines {
 		lines[i] = strings.Join(strings.Fields(lines[i]), " ")
 	}
@@ -47,7 +51,7 @@ func TestClusterStatus(t *testing.T) {
 	env := map[string]string{"AVILA_API": strings.TrimPrefix(srv.URL, "http://"), "AVILA_JSON": "true"}
 	code, stdout, _ = runCLI(t, env, "cluster", "status")
 	var got node.ClusterStatus
-	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || len(got.Members) != 3 || got.Members[2].Draining != true {
+	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || len(got.Members) != 5 || got.Members[2].Draining != true {
 		t.Errorf("--json: exit %d, %s", code, stdout)
 	}
 
