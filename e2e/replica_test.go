@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -86,32 +85,13 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 			return nil
 		})
 	}
-	count := func(node *proc, fresh bool) int {
+	count := func(node *proc) int {
 		t.Helper()
-		body := `{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"eventCount"}]}`
-		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v1beta/properties/%d:runReport", node.ready["api"], site.ID), bytes.NewBufferString(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		if fresh {
-			req.Header.Set("Cache-Control", "no-cache")
-		}
-		resp, err := http.DefaultClient.Do(req)
+		api := &stack{t: t, agg: node, site: site, apiKey: key}
+		n, err := strconv.Atoi(api.reportTotal(t, "eventCount"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var rep struct {
-			Rows []struct {
-				MetricValues []struct{ Value string } `json:"metricValues"`
-			} `json:"rows"`
-		}
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &rep) != nil {
-			t.Fatalf("runReport %d: %s", resp.StatusCode, b)
-		}
-		if len(rep.Rows) == 0 {
-			return 0
-		}
-		n, _ := strconv.Atoi(rep.Rows[0].MetricValues[0].Value)
 		return n
 	}
 	reads := func(node *proc, database string) float64 {
@@ -126,7 +106,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 	send(50)
 	onPrimary(50)
 	eventually(t, time.Minute, "the replica serves 50 events", func() error {
-		if n := count(lenient, false); n != 50 {
+		if n := count(lenient); n != 50 {
 			return fmt.Errorf("eventCount %d", n)
 		}
 		return nil
@@ -146,7 +126,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 	send(30)
 	onPrimary(80)
 	behind := reads(lenient, "replica_behind")
-	if n := count(lenient, false); n != 50 {
+	if n := count(lenient); n != 50 {
 		t.Fatalf("lenient node, replica paused: eventCount %d, want the replica's 50", n)
 	}
 	if reads(lenient, "replica_behind") != behind+1 {
@@ -155,7 +135,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 	// Beyond the strict node's bound the primary answers.
 	primary := reads(strict, "primary")
 	eventually(t, 30*time.Second, "the strict node reads the primary", func() error {
-		if n := count(strict, true); n != 80 {
+		if n := count(strict); n != 80 {
 			return fmt.Errorf("eventCount %d", n)
 		}
 		return nil
@@ -170,7 +150,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the lenient node answers 80 from the caught-up replica", func() error {
-		if n := count(lenient, false); n != 80 {
+		if n := count(lenient); n != 80 {
 			return fmt.Errorf("eventCount %d", n)
 		}
 		return nil
