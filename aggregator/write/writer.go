@@ -19,7 +19,7 @@ import (
 // Defaults of Config.
 const (
 	defaultEvery     = 250 * time.Millisecond
-	defaultMaxEvents = 100_000
+	defaultMaxEvents = 25_000
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
 	maxStagedRows = 1000
@@ -33,7 +33,7 @@ type Config struct {
 	// (default 250 ms); batches staged by this Writer wake it at once.
 	Every time.Duration
 	// MaxEvents bounds the events one derivation transaction takes
-	// (default 100 000).
+	// (default 25 000).
 	MaxEvents int
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports).
