@@ -293,7 +293,7 @@ func (w *worker) event(line []byte) (protocol.Event, string) {
 	if rec.Time.Before(minTime) || rec.Time.After(r.opts.Now().Add(time.Hour)) {
 		return protocol.Event{}, SkipTime
 	}
-	ip := clientAddr(rec, r.opts.TrustedProxies)
+	ip := collect.ForwardedClient(rec.IP, rec.Forwarded, r.opts.TrustedProxies)
 	hit := collect.Hit{
 		MeasurementID: r.opts.Site.MeasurementID, Name: "page_view",
 		Page: r.opts.Scheme + "://" + host + rec.URI, Referrer: rec.Referrer,
@@ -326,36 +326,4 @@ func (w *worker) key(t time.Time) *privacy.Key {
 		w.keys[day] = k
 	}
 	return k
-}
-
-// clientAddr is the line's peer, or, when the peer is a trusted proxy, the
-// right-most address of X-Forwarded-For that is not one, as the agent
-// reads a live request.
-func clientAddr(rec *Record, trusted []netip.Prefix) netip.Addr {
-	ip := rec.IP
-	if rec.Forwarded == "" || !isTrusted(ip, trusted) {
-		return ip
-	}
-	hops := strings.Split(rec.Forwarded, ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return ip // a garbled entry: what lies left of it cannot be trusted
-		}
-		a = a.Unmap()
-		ip = a
-		if !isTrusted(a, trusted) {
-			break
-		}
-	}
-	return ip
-}
-
-func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }

@@ -25,6 +25,22 @@ func clientIP(x exchange, trusted []netip.Prefix) netip.Addr {
 			hops = append(hops, strings.Split(line, ",")...)
 		}
 	}
+	return clientOf(peer, hops, trusted)
+}
+
+// ForwardedClient is the client of a request already seen, as logged by a
+// web server: its TCP peer and X-Forwarded-For value ("" when none), read
+// by the same rule as a live request's. The log importer uses it.
+func ForwardedClient(peer netip.Addr, xForwardedFor string, trusted []netip.Prefix) netip.Addr {
+	if !isTrusted(peer, trusted) || xForwardedFor == "" {
+		return peer
+	}
+	return clientOf(peer, strings.Split(xForwardedFor, ","), trusted)
+}
+
+// clientOf walks hops (forwarded addresses, nearest proxy last) from the
+// right: the first that is not a trusted proxy is the client.
+func clientOf(peer netip.Addr, hops []string, trusted []netip.Prefix) netip.Addr {
 	client := peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		ip, ok := parseHop(hops[i])

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/avila-analytics/avila/agent/accesslog"
+	"github.com/avila-analytics/avila/agent/collect"
 	"github.com/avila-analytics/avila/agent/enrich"
 	shared "github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/protocol"
@@ -71,7 +71,7 @@ func importCommand() command {
 				if err != nil {
 					return usagef("--format %q: want combined, nginx or caddy", *format)
 				}
-				proxies, err := parsePrefixes(*trusted)
+				proxies, err := collect.ParseTrustedProxies(*trusted)
 				if err != nil {
 					return usagef("--trusted-proxies: %v", err)
 				}
@@ -229,23 +229,6 @@ func summary(path string, p accesslog.Progress, st accesslog.Stats, took time.Du
 		fmt.Fprintf(&b, "; skipped: %s", strings.Join(skipped, ", "))
 	}
 	return b.String()
-}
-
-// parsePrefixes reads comma-separated CIDR prefixes or single addresses.
-func parsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, item := range splitList(s) {
-		if p, err := netip.ParsePrefix(item); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(item)
-		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR prefix nor an address", item)
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-	}
-	return out, nil
 }
 
 // countingReader counts the bytes read from the file, for progress.

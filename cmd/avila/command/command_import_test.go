@@ -26,7 +26,7 @@ func TestImportCommandLine(t *testing.T) {
 	f(2, "--ca is required", "--property", "1", logFile)
 	f(2, `--format "apache": want combined, nginx or caddy`, "--property", "1", "--ca", "ca.pem", "--format", "apache", logFile)
 	f(2, `--scheme "ftp"`, "--property", "1", "--ca", "ca.pem", "--scheme", "ftp", logFile)
-	f(2, `--trusted-proxies: "proxy" is neither`, "--property", "1", "--ca", "ca.pem", "--trusted-proxies", "proxy", logFile)
+	f(2, `--trusted-proxies: collect: trusted proxy "proxy" is not an IP address or CIDR prefix`, "--property", "1", "--ca", "ca.pem", "--trusted-proxies", "proxy", logFile)
 	f(1, "ca.pem", "--property", "1", "--ca", filepath.Join(dir, "ca.pem"), logFile)
 	// The usage line names the files it takes.
 	code, stdout, _ := runCLI(t, nil, "help", "import")
