@@ -30,3 +30,15 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
+
+// List splits a comma-separated flag value into its items, spaces trimmed
+// and empty items dropped: "a, b,,c" is [a b c]; "" is none.
+func List(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -39,3 +39,17 @@ func TestNewLogger(t *testing.T) {
 		t.Fatalf("bad level: %v", err)
 	}
 }
+
+func TestList(t *testing.T) {
+	f := func(in string, want ...string) {
+		t.Helper()
+		if got := List(in); strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
+			t.Fatalf("List(%q) = %q, want %q", in, got, want)
+		}
+	}
+	f("")
+	f(" , ,")
+	f("a", "a")
+	f("a, b,,c ", "a", "b", "c")
+	f("127.0.0.1:4433,[::1]:4433", "127.0.0.1:4433", "[::1]:4433")
+}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/avila-analytics/avila/agent"
@@ -125,12 +124,7 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		if o.Agent.DoNotTrack, err = collect.ParseDNTPolicy(dnt); err != nil {
 			return o, fmt.Errorf("--dnt: %w", err)
 		}
-		o.Agent.Aggregators = nil
-		for _, a := range strings.Split(aggregators, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				o.Agent.Aggregators = append(o.Agent.Aggregators, a)
-			}
-		}
+		o.Agent.Aggregators = cli.List(aggregators)
 		if o.Agent.PeerTimeout <= 0 {
 			return o, errors.New("--peer-timeout must be > 0")
 		}

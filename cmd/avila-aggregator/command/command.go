@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/cluster"
@@ -92,18 +91,8 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs, func() (Options, error) {
-		cfg.Join = nil
-		for _, j := range strings.Split(join, ",") {
-			if j = strings.TrimSpace(j); j != "" {
-				cfg.Join = append(cfg.Join, j)
-			}
-		}
-		cfg.DatabaseReadURLs = nil
-		for _, u := range strings.Split(readURLs, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				cfg.DatabaseReadURLs = append(cfg.DatabaseReadURLs, u)
-			}
-		}
+		cfg.Join = cli.List(join)
+		cfg.DatabaseReadURLs = cli.List(readURLs)
 		if cfg.GossipProbeInterval <= 0 || cfg.GossipSuspicionMult <= 0 {
 			return o, errors.New("--gossip-probe-interval and --gossip-suspicion-mult must be > 0")
 		}

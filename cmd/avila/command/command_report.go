@@ -63,7 +63,7 @@ func reportCommand() command {
 				if id, err := strconv.ParseUint(*property, 10, 31); err != nil || id == 0 {
 					return usagef("--property %q: want a property id (a positive integer, see avila site list)", *property)
 				}
-				req, err := buildReportRequest(splitList(*dims), splitList(*mets), *start, *end, *order, *filter)
+				req, err := buildReportRequest(shared.List(*dims), shared.List(*mets), *start, *end, *order, *filter)
 				if err != nil {
 					return err
 				}
@@ -89,17 +89,6 @@ func reportCommand() command {
 	}
 }
 
-// splitList splits a comma-separated flag, dropping empty items and spaces.
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 // buildReportRequest turns the flags into a runReport request. Names are
 // passed as given; the server says which it does not know.
 func buildReportRequest(dims, mets []string, start, end, order, filter string) (*query.RunReportRequest, error) {
@@ -115,7 +104,7 @@ func buildReportRequest(dims, mets []string, start, end, order, filter string) (
 		req.Metrics = append(req.Metrics, query.Metric{Name: m})
 		isMetric[m] = true
 	}
-	for _, o := range splitList(order) {
+	for _, o := range shared.List(order) {
 		name, desc := strings.CutPrefix(o, "-")
 		name = strings.TrimPrefix(name, "+")
 		switch {
