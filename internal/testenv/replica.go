@@ -25,12 +25,8 @@ type Replicated struct {
 // both; they stop when t ends.
 func PrimaryWithReplica(t testing.TB) *Replicated {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "avila-testenv-replica-")
+	dir, err := serverDir("avila-testenv-replica-")
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	// The servers may run as another user, who must reach the directories.
-	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)

@@ -82,15 +82,9 @@ func postgresServer() (string, error) {
 		pgBase = u.String()
 		return pgBase, nil
 	}
-	dir, err := os.MkdirTemp("", "avila-testenv-pg-")
+	dir, err := serverDir("avila-testenv-pg-")
 	if err != nil {
-		pgErr = fmt.Errorf("temporary directory for PostgreSQL: %w", err)
-		return "", pgErr
-	}
-	// MkdirTemp makes the directory 0700; the server may run as another
-	// user (see pgserver), which needs to reach its data directory inside.
-	if err := os.Chmod(dir, 0o711); err != nil {
-		pgErr = fmt.Errorf("temporary directory for PostgreSQL: %w", err)
+		pgErr = err
 		return "", pgErr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -111,6 +105,21 @@ func postgresServer() (string, error) {
 	})
 	pgBase = srv.URL()
 	return pgBase, nil
+}
+
+// serverDir makes a temporary directory for throwaway PostgreSQL data
+// directories. MkdirTemp makes it 0700; the server may run as another user
+// (see pgserver), which needs to reach its data directory inside.
+func serverDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", fmt.Errorf("temporary directory for PostgreSQL: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("temporary directory for PostgreSQL: %w", err)
+	}
+	return dir, nil
 }
 
 // randomHex returns n random bytes in hex: unique names for databases and
