@@ -213,7 +213,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, fmt.Errorf("aggregator: listen api %s: %w", cfg.ListenAPI, err)
 	}
 	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
-	n.http = &http.Server{Handler: traceHTTP(tp, httplog.Handler(log, n.routes())), ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: traceHTTP(tp, httplog.Handler(log, n.routes())), ReadHeaderTimeout: 10 * time.Second,
+		Protocols: apiProtocols()}
 	if cfg.GossipListen != "" {
 		n.cluster, err = cluster.New(cluster.Config{
 			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,
