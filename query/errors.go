@@ -59,6 +59,12 @@ func invalidArgument(format string, args ...any) *apiError {
 	return newAPIError(http.StatusBadRequest, "INVALID_ARGUMENT", format, args...)
 }
 
+// withField is e about the request field path.
+func withField(e *apiError, path string) *apiError {
+	e.field = path
+	return e
+}
+
 // details are the google.rpc error details Google sends with e: a
 // BadRequest naming the field of an invalid argument, an ErrorInfo with
 // the reason of a refused key or a spent quota.
