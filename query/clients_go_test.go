@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,14 +37,22 @@ import (
 // tableServers serves the fixture's API (REST and gRPC, realtime from the
 // table's live events) on one clear-text port speaking HTTP/1.1 and h2c,
 // and on one TLS port offering h2 by ALPN.
-func tableServers(t *testing.T, f *fixture) (clear, tls *httptest.Server) {
+// intEnums counts the REST requests that asked for enums as numbers
+// ($alt=json;enum-encoding=int), as Google's clients do in REST mode.
+func tableServers(t *testing.T, f *fixture) (clear, tls *httptest.Server, intEnums *atomic.Int64) {
 	t.Helper()
 	now := func() time.Time { return fixtureNow }
 	live := redis.NewRealtime(redis.RealtimeOptions{Now: now})
 	live.Record(context.Background(), tableLiveEvents())
 	opts := Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Now: now, Realtime: live}
 	api := newAPI(opts, newHandler(opts, f.pool, stubKeys{testKey: {1, 2, 3, 99}}))
-	clear = httptest.NewUnstartedServer(api)
+	intEnums = new(atomic.Int64)
+	clear = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isGRPC(r) && enumsAsInts(r.URL.RawQuery) {
+			intEnums.Add(1)
+		}
+		api.ServeHTTP(w, r)
+	}))
 	clear.Config.Protocols = new(http.Protocols)
 	clear.Config.Protocols.SetHTTP1(true)
 	clear.Config.Protocols.SetUnencryptedHTTP2(true)
@@ -53,7 +62,7 @@ func tableServers(t *testing.T, f *fixture) (clear, tls *httptest.Server) {
 	tls.EnableHTTP2 = true
 	tls.StartTLS()
 	t.Cleanup(tls.Close)
-	return clear, tls
+	return clear, tls, intEnums
 }
 
 // TestOfficialClientsTable runs the table (clients_test.go) through each
@@ -64,7 +73,7 @@ func tableServers(t *testing.T, f *fixture) (clear, tls *httptest.Server) {
 // port.
 func TestOfficialClientsTable(t *testing.T) {
 	f := newFixture(t, 800)
-	clear, tls := tableServers(t, f)
+	clear, tls, intEnums := tableServers(t, f)
 	t.Run("go-rest", func(t *testing.T) {
 		// Google's Go REST client has no runFunnelReport (v1alpha).
 		checkClientTable(t, f, goRESTOutcomes(t, clear.URL), map[string]bool{"runFunnelReport": true})
@@ -90,7 +99,12 @@ func TestOfficialClientsTable(t *testing.T) {
 	dir := nodeClient(t)
 	for _, mode := range []string{"grpc", "rest"} {
 		t.Run("node-"+mode, func(t *testing.T) {
+			before := intEnums.Load()
 			checkClientTable(t, f, nodeOutcomes(t, dir, mode, clear.URL), nil)
+			// REST fallback sends enums as numbers, and asks for them.
+			if n := intEnums.Load() - before; mode == "rest" && n < int64(len(clientTable())) || mode == "grpc" && n != 0 {
+				t.Fatalf("%d REST requests with $alt=json;enum-encoding=int in %s mode", n, mode)
+			}
 		})
 	}
 }

@@ -220,11 +220,21 @@ func walkUnknown(v any, md protoreflect.MessageDescriptor, path string) *apiErro
 // the client asked with $alt=json;enum-encoding=int (Google's clients in
 // REST mode do).
 func responseJSON(r *http.Request) protojson.MarshalOptions {
-	return protojson.MarshalOptions{UseEnumNumbers: enumsAsInts(r.URL.Query())}
+	return protojson.MarshalOptions{UseEnumNumbers: enumsAsInts(r.URL.RawQuery)}
 }
 
-func enumsAsInts(q url.Values) bool {
-	for _, alt := range q["$alt"] {
+// enumsAsInts reads $alt from a raw query string. Its value holds a ';',
+// which net/url's query parsing refuses, so the pairs are split here.
+func enumsAsInts(rawQuery string) bool {
+	for _, pair := range strings.Split(rawQuery, "&") {
+		pair, err := url.QueryUnescape(pair)
+		if err != nil {
+			continue
+		}
+		alt, ok := strings.CutPrefix(pair, "$alt=")
+		if !ok {
+			continue
+		}
 		for _, part := range strings.Split(alt, ";") {
 			if strings.TrimSpace(part) == "enum-encoding=int" {
 				return true
