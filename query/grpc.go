@@ -27,10 +27,13 @@ type api struct {
 	grpc *grpc.Server
 }
 
-// GRPCPrefix is the path prefix of the gRPC methods this handler serves
-// (/google.analytics.data.v1beta.BetaAnalyticsData/RunReport, …); mount
-// the handler there too.
-const GRPCPrefix = "/google.analytics.data."
+// GRPCPaths are the path prefixes of the gRPC services this handler
+// serves (/google.analytics.data.v1beta.BetaAnalyticsData/RunReport, …);
+// mount the handler at each too.
+var GRPCPaths = []string{
+	"/google.analytics.data.v1beta.BetaAnalyticsData/",
+	"/google.analytics.data.v1alpha.AlphaAnalyticsData/",
+}
 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isGRPC(r) {

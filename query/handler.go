@@ -90,7 +90,7 @@ func (h *handler) read(ctx context.Context, site uint32, version string) (db, bo
 // and POST /v1alpha/properties/{id}:runFunnelReport) in proto3 JSON, and
 // the same methods over gRPC (HTTP/2 requests of Content-Type
 // application/grpc, see grpc.go), authorizing each request's key with keys.
-// Mount it at "/v1beta/", "/v1alpha/" and GRPCPrefix without stripping
+// Mount it at "/v1beta/", "/v1alpha/" and GRPCPaths without stripping
 // the prefix, on a server that speaks HTTP/2 (h2c in clear text); other
 // paths under them answer 404 NOT_FOUND.
 func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
@@ -202,7 +202,9 @@ func requestKey(r *http.Request) (string, bool) {
 func (h *handler) authorizeKey(ctx context.Context, key string, id uint32) error {
 	allowed, err := h.keys.LookupAPIKey(ctx, key)
 	if isNotFound(err) {
-		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+		e := newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+		e.reason = "API_KEY_INVALID" // Google's ErrorInfo reason for a bad key
+		return e
 	}
 	if err != nil {
 		return fmt.Errorf("query: look up api key: %w", err)

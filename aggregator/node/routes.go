@@ -15,7 +15,7 @@ const readyTimeout = 2 * time.Second
 
 // routes is the API server's handler: health, readiness and metrics here, everything
 // else (the Data API under /v1beta/, funnels under /v1alpha/, both over gRPC under
-// query.GRPCPrefix) from the query package,
+// query.GRPCPaths) from the query package,
 // and the dashboard (package web) at "/".
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -47,7 +47,9 @@ func (n *Node) routes() http.Handler {
 	api := query.NewHandler(qo, n.store.Pool, n.store)
 	mux.Handle("/v1beta/", api)
 	mux.Handle("/v1alpha/", api)      // runFunnelReport
-	mux.Handle(query.GRPCPrefix, api) // the same methods over gRPC (HTTP/2)
+	for _, p := range query.GRPCPaths {
+		mux.Handle(p, api) // the same methods over gRPC (HTTP/2)
+	}
 	if n.socket != nil {
 		mux.Handle("GET /v1/realtime/ws", n.socket)
 	}
