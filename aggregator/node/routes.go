@@ -46,7 +46,7 @@ func (n *Node) routes() http.Handler {
 	}
 	api := query.NewHandler(qo, n.store.Pool, n.store)
 	mux.Handle("/v1beta/", api)
-	mux.Handle("/v1alpha/", api)      // runFunnelReport
+	mux.Handle("/v1alpha/", api) // runFunnelReport
 	for _, p := range query.GRPCPaths {
 		mux.Handle(p, api) // the same methods over gRPC (HTTP/2)
 	}
