@@ -53,17 +53,17 @@ type pivotPlan struct {
 }
 
 type pivotPart struct {
-	cols    []int // header indexes of the pivot's dimensions
-	report  int   // index in reqs of the pivot's own report
+	cols   []int // header indexes of the pivot's dimensions
+	report int   // index in reqs of the pivot's own report
 	// byColumn are the pivot's leading orderBys of type pivot: its
 	// combinations sort by a metric in one column of the other pivots,
 	// in Go over its report's order (the rest of its orderBys); offset
 	// and limit then apply here, not in the report.
 	byColumn      []columnOrder
 	offset, limit int64
-	aggs    []string
-	totals  int // index in reqs of the report across this pivot (TOTAL); -1: none
-	headers [][]string
+	aggs          []string
+	totals        int // index in reqs of the report across this pivot (TOTAL); -1: none
+	headers       [][]string
 }
 
 // columnOrder sorts a pivot's combinations by metric (its index) in the
