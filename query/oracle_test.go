@@ -233,12 +233,14 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 type oracleAcc struct {
 	events, views, keyEvents, engageMs int64
 	users, active, first               map[uint64]bool
-	// Session reports: sessions, engaged ones, sum of durations.
+	// Session and event-session reports: sessions, engaged ones, sum of
+	// durations; seen holds an event-session report's sessions counted.
 	sessions, engaged, durationMicros int64
+	seen                              map[*oracleSession]bool
 }
 
 func newOracleAcc() *oracleAcc {
-	return &oracleAcc{users: map[uint64]bool{}, active: map[uint64]bool{}, first: map[uint64]bool{}}
+	return &oracleAcc{users: map[uint64]bool{}, active: map[uint64]bool{}, first: map[uint64]bool{}, seen: map[*oracleSession]bool{}}
 }
 
 func (a *oracleAcc) add(e *protocol.Event) {
@@ -394,11 +396,14 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 		return orNotSet(e.Device)
 	case "screenResolution":
 		return orNotSet(e.Screen)
-	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium":
-		if e.Flags&protocol.FlagSessionStart == 0 && !oracleSessionFirsts[e] {
-			return "(not set)"
+	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium",
+		"landingPage", "landingPagePlusQueryString", "newVsReturning", "firstUserSource":
+		// The session's value, on each of its events.
+		s := oracleSessionOf[e]
+		if s == nil {
+			panic("oracle: event of no session (markSessions)")
 		}
-		return oracleTraffic(name, e)
+		return s.dim(name, local)
 	}
 	if p, ok := strings.CutPrefix(name, "customEvent:"); ok {
 		return orNotSet(e.Params[p])
