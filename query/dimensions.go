@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/names"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -22,8 +23,6 @@ var (
 	joinCountry   = &joinDef{alias: "d_country", column: "country_id", profile: postgres.ClientProfile}
 	joinRegion    = &joinDef{alias: "d_region", column: "region_id", profile: postgres.ClientProfile}
 	joinCity      = &joinDef{alias: "d_city", column: "city_id", profile: postgres.ClientProfile}
-	joinBrowser   = &joinDef{alias: "d_browser", column: "browser_id", profile: postgres.ClientProfile}
-	joinOS        = &joinDef{alias: "d_os", column: "os_id", profile: postgres.ClientProfile}
 	joinDevice    = &joinDef{alias: "d_device", column: "device_id", profile: postgres.ClientProfile}
 	joinSource    = &joinDef{alias: "d_source", column: "source_id", profile: postgres.TrafficProfile}
 	joinMedium    = &joinDef{alias: "d_medium", column: "medium_id", profile: postgres.TrafficProfile}
@@ -44,6 +43,13 @@ var (
 		names: newNameTable("country", int(postgres.DimCountry), "upper(d.value)", countryNames)}
 	joinLanguageName = &joinDef{alias: "d_language_name", column: "language_id", profile: postgres.ClientProfile,
 		names: newNameTable("language", int(postgres.DimLanguage), "split_part(replace(lower(d.value), '_', '-'), '-', 1)", languageNames)}
+	// Browsers and operating systems are stored under GA4's names; values
+	// stored by earlier agents (the parser's macOS, ChromeOS, Samsung
+	// Browser …) show under GA4's names through protocol/names.
+	joinBrowserName = &joinDef{alias: "d_browser_name", column: "browser_id", profile: postgres.ClientProfile,
+		names: newNameTable("browser", int(postgres.DimBrowser), "d.value", names.Stored)}
+	joinOSName = &joinDef{alias: "d_os_name", column: "os_id", profile: postgres.ClientProfile,
+		names: newNameTable("os", int(postgres.DimOS), "d.value", names.Stored)}
 )
 
 func newNameTable(key string, kind int, codeSQL string, m map[string]string) *nameTable {
@@ -105,8 +111,8 @@ var dimensionList = []*dimDef{
 
 	dictDim("language", "Language", "Platform / device", "The English name of the browser's language.", joinLanguageName),
 	dictDim("languageCode", "Language code", "Platform / device", "The browser's language tag, lower case (en-us).", joinLanguage),
-	dictDim("browser", "Browser", "Platform / device", "The browser family.", joinBrowser),
-	dictDim("operatingSystem", "Operating system", "Platform / device", "The operating system family.", joinOS),
+	dictDim("browser", "Browser", "Platform / device", "The browser family as GA4 names it (Chrome, Safari, Edge, Samsung Internet …).", joinBrowserName),
+	dictDim("operatingSystem", "Operating system", "Platform / device", "The operating system family as GA4 names it (Windows, Macintosh, iOS, Android, Chrome OS …).", joinOSName),
 	dictDim("deviceCategory", "Device category", "Platform / device", "desktop, mobile or tablet.", joinDevice),
 	dictDim("screenResolution", "Screen resolution", "Platform / device", "The screen size, WIDTHxHEIGHT.", joinScreen),
 

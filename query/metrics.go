@@ -25,7 +25,7 @@ var (
 	// GA4's engaged session: longer than 10 seconds (by duration or
 	// engagement time), 2 or more page views, a key event, or seg=1 from
 	// the sender.
-	engagedExpr = sessionEngagedExpr("e.flags", "e.last_ts", "e.ts", "e.engagement_ms", "e.page_views", "e.key_events")
+	engagedExpr         = sessionEngagedExpr("e.flags", "e.last_ts", "e.ts", "e.engagement_ms", "e.page_views", "e.key_events")
 	engagedSessionsExpr = "count(*) FILTER (WHERE " + engagedExpr + ")"
 	sessEventsExpr      = "COALESCE(sum(e.events), 0)"
 	sessViewsExpr       = "COALESCE(sum(e.page_views), 0)"

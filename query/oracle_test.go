@@ -10,6 +10,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/channel"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/names"
 )
 
 // oracleDates is zone's location and a resolver of the API's relative
@@ -389,9 +390,9 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 	case "languageCode":
 		return orNotSet(e.Language)
 	case "browser":
-		return orNotSet(e.Browser)
+		return orNotSet(cmp.Or(names.Stored[e.Browser], e.Browser))
 	case "operatingSystem":
-		return orNotSet(e.OS)
+		return orNotSet(cmp.Or(names.Stored[e.OS], e.OS))
 	case "deviceCategory":
 		return orNotSet(e.Device)
 	case "screenResolution":
