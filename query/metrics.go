@@ -40,9 +40,11 @@ func sessionEngagedExpr(flags, last, start, engageMs, views, keys string) string
 // perSession divides a bigint aggregate by the number of sessions; 0 without sessions.
 func perSession(x string) string { return "COALESCE((" + x + ")::float8 / NULLIF(count(*), 0), 0)" }
 
-// metricList is the metric allowlist in the order metadata lists it.
-// Visitors are daily keyed hashes, so user counts over several days count
-// visitor-days; within one day they count visitors.
+// metricList is the metric allowlist in the order metadata lists it. User
+// counts are distinct visitor ids over the whole range (events: exact;
+// rollups: merged sketches). A visitor id is one user across days when the
+// agent may use the client's identity; a cookieless visitor's id is daily,
+// so such a visitor counts once per day over several days.
 var metricList = []*metricDef{
 	{name: "eventCount", uiName: "Event count", category: "Event", typ: typeInteger,
 		desc: "The number of events.", expr: "count(*)"},
