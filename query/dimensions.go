@@ -174,9 +174,10 @@ func init() {
 		d := dimensionsByName[name]
 		d.sess = d.expr
 	}
-	// What has no session value describes one event.
+	// What has no session value and no scope of its own (item …)
+	// describes one event.
 	for _, d := range dimensionList {
-		if d.sess == "" {
+		if d.sess == "" && d.scope == scopeShared {
 			d.scope = scopeEvent
 		}
 	}

@@ -170,10 +170,13 @@ func init() {
 		if m.sess == "" {
 			panic("query: BUG: metric " + m.name + " has no session expression")
 		}
-		m.mixed = mixedMetricExprs[m.name]
+		if m.mixed == "" {
+			m.mixed = mixedMetricExprs[m.name]
+		}
 		switch s, ok := metricScopes[m.name]; {
 		case ok:
 			m.scope = s
+		case m.scope != scopeShared: // set in metricList (item …)
 		case m.sessionOnly():
 			m.scope = scopeSession
 		default:

@@ -15,8 +15,9 @@ import (
 // dictionary dimension is asked), at most one dictionary dimension among the rolled
 // kinds (in the report and its dimension filter together), metrics the
 // rollups carry, no metric filter, and dates from the site's first rolled
-// day on. Event reports by session- or user-scoped dimensions, and
-// event-session reports, read events (and sessions). Anything else reads events. Counters are exact; user counts merge
+// day on. Anything else reads events, among them event reports by session-
+// or user-scoped dimensions and event-session reports (schema.go), which
+// join events to their sessions. Counters are exact; user counts merge
 // HyperLogLog sketches (about 0.8% standard error, exact for small counts).
 
 // route says which tables a report may read.

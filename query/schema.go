@@ -16,7 +16,7 @@ import (
 // r.tz is the site's IANA time zone and $1 the site id (see buildSQL).
 //
 // Reports come in three shapes (plan.mode), chosen by the scopes of their
-// names (compat.go):
+// names (scope_rules.go):
 //
 //   - event reports (no session metric) group events. Session- and
 //     user-scoped dimensions (sessionSource, landingPage, newVsReturning,
@@ -53,7 +53,7 @@ type dimDef struct {
 	// event-scoped dimension, which makes a report with session metrics an
 	// event-session report.
 	sess  string
-	scope scope // compat.go
+	scope scope // scope_rules.go
 }
 
 // joinDef is a LEFT JOIN of the dims dictionary on one id column of events.
@@ -96,7 +96,7 @@ type metricDef struct {
 	// event-session reports (see mixedColumns); "" when the metric cannot
 	// be reported by event-scoped dimensions.
 	mixed string
-	scope scope // compat.go
+	scope scope // scope_rules.go
 }
 
 // sessionOnly reports whether m is a session metric: one that makes a

@@ -271,9 +271,10 @@ func TestCompatibilityRules(t *testing.T) {
 	// A metric without a per-session form cannot be reported by an
 	// event-scoped dimension beside a session metric.
 	f([]*dimDef{d["pagePath"]}, []*metricDef{m["sessions"], {name: "x", scope: scopeEvent, expr: "0", sess: "0"}}, false)
-	if compatibleDimension(item, []*dimDef{d["country"]}, []*metricDef{m["eventCount"]}) ||
-		!compatibleMetric(m["sessions"], []*dimDef{d["pagePath"]}, []*metricDef{m["eventCount"]}) {
-		t.Fatal("compatibleDimension / compatibleMetric disagree with the rules")
+	f([]*dimDef{d["pagePath"], d["sessionSource"]}, []*metricDef{m["sessions"], m["bounceRate"]}, true)
+	if c := conflict([]*dimDef{item}, []*metricDef{m["eventCount"]}); c == nil ||
+		!strings.Contains(c.message(), `item-scoped dimension "itemName" and the event-scoped metric "eventCount"`) {
+		t.Fatalf("an item-scoped dimension with eventCount: %v", c)
 	}
 
 	fx := newFixture(t, 0)

@@ -189,7 +189,7 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 }
 
 // setScope chooses p's shape (schema.go) from the scopes of the names it
-// uses anywhere, and refuses what GA4 refuses (compat.go): a session
+// uses anywhere, and refuses what GA4 refuses (scope_rules.go): a session
 // metric makes a session report, or an event-session report when some
 // dimension has no session value; otherwise p groups events.
 func (p *plan) setScope() *apiError {

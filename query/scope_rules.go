@@ -108,18 +108,6 @@ func mixedMode(dims []*dimDef, metrics []*metricDef) bool {
 	return false
 }
 
-// compatibleDimension reports whether d may join a report of dims and
-// metrics (checkCompatibility's answer for d).
-func compatibleDimension(d *dimDef, dims []*dimDef, metrics []*metricDef) bool {
-	return conflict(append(dims[:len(dims):len(dims)], d), metrics) == nil
-}
-
-// compatibleMetric reports whether m may join a report of dims and
-// metrics.
-func compatibleMetric(m *metricDef, dims []*dimDef, metrics []*metricDef) bool {
-	return conflict(dims, append(metrics[:len(metrics):len(metrics)], m)) == nil
-}
-
 // message is the conflict as GA4's INVALID_ARGUMENT says it.
 func (c *compatConflict) message() string {
 	return "The dimensions and metrics are incompatible: the " + c.dim.scope.String() + " dimension " + quoteName(c.dim.name) +
