@@ -66,10 +66,11 @@ var metricList = []*metricDef{
 		desc: "The total engagement time reported with events, in seconds.",
 		expr: "COALESCE(sum(e.engagement_ms), 0)::float8 / 1000"},
 
-	// Session-scoped: only in session reports (see schema.go). Sessions are
-	// counted on the day they start.
+	// Session metrics (see schema.go): in session reports sessions are
+	// counted on the day they start; by event-scoped dimensions, on the
+	// days of their events in the range.
 	{name: "sessions", uiName: "Sessions", category: "Session", typ: typeInteger,
-		desc: "The number of sessions that began: by GA4 session id when sent, else ended by 30 minutes without events.",
+		desc: "The number of sessions that began: by GA4 session id when sent, else ended by 30 minutes without events. By an event-scoped dimension (pagePath …): the sessions in which the value occurred.",
 		sess: "count(*)"},
 	{name: "engagedSessions", uiName: "Engaged sessions", category: "Session", typ: typeInteger,
 		desc: "The number of sessions that lasted 10 seconds or longer, had a key event or 2 or more page views.",
