@@ -72,9 +72,12 @@ type Site struct {
 	CurrencyCode  string
 	CreatedAt     time.Time
 	Policy        SitePolicy
+	// KeyEvents are the event names counted as key events (GA4's
+	// conversions); purchase by default.
+	KeyEvents []string
 }
 
-const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params"
+const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params, key_events"
 
 // measurementAlphabet is what GA4 measurement ids are made of.
 const measurementAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -186,13 +189,16 @@ func scanSite(row pgx.Row) (Site, error) {
 	var st Site
 	var id int32
 	err := row.Scan(&id, &st.MeasurementID, &st.APISecret, &st.Name, &st.Domains, &st.TimeZone, &st.CurrencyCode, &st.CreatedAt,
-		&st.Policy.DNT, &st.Policy.KeepParams)
+		&st.Policy.DNT, &st.Policy.KeepParams, &st.KeyEvents)
 	st.ID = uint32(id)
 	if st.Domains == nil {
 		st.Domains = []string{}
 	}
 	if st.Policy.KeepParams == nil {
 		st.Policy.KeepParams = []string{}
+	}
+	if st.KeyEvents == nil {
+		st.KeyEvents = []string{}
 	}
 	return st, err
 }
@@ -231,4 +237,15 @@ func randIntn(n int) int {
 			return int(b[0]) % n
 		}
 	}
+}
+
+// siteUpdateErr wraps the error of an UPDATE … RETURNING of site id's what.
+func siteUpdateErr(id uint32, what string, err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: site %d %s: %w", id, what, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: site %d %s: %w", id, what, err)
+	}
+	return nil
 }
