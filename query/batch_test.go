@@ -108,7 +108,10 @@ func TestMetadata(t *testing.T) {
 	if err := json.Unmarshal(body, &md); err != nil {
 		t.Fatal(err)
 	}
-	if md.Name != "properties/1/metadata" || len(md.Dimensions) != len(dimensionList) || len(md.Metrics) != len(metricList) {
+	// Beside the allowlist, one keyEvents:<event_name> per key event of
+	// the property: purchase by default.
+	if md.Name != "properties/1/metadata" || len(md.Dimensions) != len(dimensionList) || len(md.Metrics) != len(metricList)+1 ||
+		md.Metrics[len(md.Metrics)-1].APIName != "keyEvents:purchase" {
 		t.Fatalf("metadata %s: %d dimensions, %d metrics", md.Name, len(md.Dimensions), len(md.Metrics))
 	}
 	if !strings.Contains(string(body), `{"apiName":"date","uiName":"Date","description":`) ||

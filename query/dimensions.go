@@ -68,7 +68,7 @@ func dictDim(name, uiName, category, desc string, j *joinDef) *dimDef {
 }
 
 // dimensionList is the dimension allowlist in the order metadata lists it.
-var dimensionList = []*dimDef{
+var dimensionList = slices.Concat([]*dimDef{
 	{name: "date", uiName: "Date", category: "Time", desc: "The day of the event in the property's time zone, YYYYMMDD.", expr: localTime("YYYYMMDD")},
 	{name: "dateHour", uiName: "Date + hour (YYYYMMDDHH)", category: "Time", desc: "The day and hour of the event, YYYYMMDDHH.", expr: localTime("YYYYMMDDHH24")},
 	{name: "dateHourMinute", uiName: "Date hour and minute", category: "Time", desc: "The day, hour and minute of the event, YYYYMMDDHHMM.", expr: localTime("YYYYMMDDHH24MI")},
@@ -139,7 +139,7 @@ var dimensionList = []*dimDef{
 	{name: "firstUserSource", uiName: "First user source", category: "Traffic source",
 		desc: "The source of the visitor's first session (within the visitor id's life: a day, and sessions up to 24 hours apart).",
 		sess: dictValue(joinFirstSource), joins: []*joinDef{joinFirstSource}},
-}
+}, commerceDimensions)
 
 // sessionDims are the event dimensions that also describe a session: time
 // dimensions (of its start), its first event's geography and platform, and

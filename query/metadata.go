@@ -42,12 +42,21 @@ func (h *handler) metadata(ctx context.Context, r *http.Request, id uint32) (*Me
 	if err := h.authorize(ctx, r, id); err != nil {
 		return nil, err
 	}
+	md := newMetadata(id)
 	if id != 0 {
-		if _, err := h.site(ctx, id); err != nil {
+		s, err := h.site(ctx, id)
+		if err != nil {
 			return nil, err
 		}
+		// GA4 lists a keyEvents:<event_name> metric per key event of the
+		// property; any event name is accepted in reports.
+		for _, name := range s.keyEvents {
+			if m, ok, _ := lookupKeyEventsMetric(keyEventsPrefix + name); ok {
+				md.Metrics = append(md.Metrics, MetricMetadata{APIName: m.name, UIName: m.uiName, Description: m.desc, Type: m.typ, Category: m.category})
+			}
+		}
 	}
-	return newMetadata(id), nil
+	return md, nil
 }
 
 func newMetadata(id uint32) *Metadata {

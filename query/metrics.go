@@ -1,6 +1,7 @@
 package query
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/avila-analytics/avila/protocol"
@@ -38,7 +39,7 @@ func perSession(x string) string { return "COALESCE((" + x + ")::float8 / NULLIF
 // metricList is the metric allowlist in the order metadata lists it.
 // Visitors are daily keyed hashes, so user counts over several days count
 // visitor-days; within one day they count visitors.
-var metricList = []*metricDef{
+var metricList = slices.Concat([]*metricDef{
 	{name: "eventCount", uiName: "Event count", category: "Event", typ: typeInteger,
 		desc: "The number of events.", expr: "count(*)"},
 	{name: "screenPageViews", uiName: "Views", category: "Page / screen", typ: typeInteger,
@@ -82,7 +83,7 @@ var metricList = []*metricDef{
 	{name: "sessionsPerUser", uiName: "Sessions per user", category: "Session", typ: typeFloat,
 		desc: "sessions divided by activeUsers; 0 without active users.",
 		sess: "COALESCE(count(*)::float8 / NULLIF(" + activeUsersExpr + ", 0), 0)"},
-}
+}, commerceMetrics)
 
 // sessionMetricExprs are the event metrics' expressions in session
 // reports: sums of the sessions' counters. Users, active users and new
@@ -104,7 +105,7 @@ func init() {
 		if !m.sessionOnly() {
 			m.sess = sessionMetricExprs[m.name]
 		}
-		if m.sess == "" {
+		if m.sess == "" && !m.eventOnly && m.item == "" {
 			panic("query: BUG: metric " + m.name + " has no session expression")
 		}
 	}

@@ -42,10 +42,18 @@ type dimDef struct {
 	// event-scoped dimension. A dimension with sess but no expr is
 	// session-scoped: it makes the report a session report.
 	sess string
+	// item is the expression in item reports (over event_items rows, see
+	// commerce.go); a dimension with item but no expr is item-scoped and
+	// makes the report an item report. Event-scoped dimensions use expr
+	// there.
+	item string
 }
 
 // sessionOnly reports whether d exists only in session reports.
-func (d *dimDef) sessionOnly() bool { return d.expr == "" && d.param == "" }
+func (d *dimDef) sessionOnly() bool { return d.expr == "" && d.param == "" && d.item == "" }
+
+// itemOnly reports whether d exists only in item reports.
+func (d *dimDef) itemOnly() bool { return d.item != "" && d.expr == "" }
 
 // joinDef is a LEFT JOIN of the dims dictionary on one id column of events.
 // Absent values are id 0, which matches no dims row, hence LEFT JOIN and a
@@ -83,10 +91,22 @@ type metricDef struct {
 	// sess is the aggregate over sessions rows in session reports. A
 	// metric with sess but no expr is session-scoped.
 	sess string
+	// item is the aggregate over event_items rows; a metric with item but
+	// no expr is item-scoped (commerce.go).
+	item string
+	// eventOnly: an event metric without a session expression, refused in
+	// session reports.
+	eventOnly bool
+	// param is the event name of keyEvents:<event_name>, bound into its
+	// expression (keyEventsOf).
+	param string
 }
 
 // sessionOnly reports whether m exists only in session reports.
-func (m *metricDef) sessionOnly() bool { return m.expr == "" }
+func (m *metricDef) sessionOnly() bool { return m.expr == "" && m.item == "" && m.param == "" }
+
+// itemOnly reports whether m exists only in item reports.
+func (m *metricDef) itemOnly() bool { return m.item != "" && m.expr == "" }
 
 // GA4 metric types this server reports. Integer metrics are SQL bigint, the
 // others float8.
@@ -156,5 +176,5 @@ func lookupMetric(name string) (m *metricDef, ok bool, msg string) {
 	if m, ok := metricsByName[name]; ok {
 		return m, true, ""
 	}
-	return nil, false, ""
+	return lookupKeyEventsMetric(name)
 }

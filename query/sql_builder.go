@@ -52,12 +52,22 @@ type sqlWriter struct {
 	rollupHour bool
 	// sessions: expressions read a sessions row "e" (see schema.go).
 	sessions bool
+	// items: expressions read an event_items row "e" (commerce.go).
+	items bool
+	// commerce: a metric reads the event's event_commerce row, joined
+	// through e.commerce_id.
+	commerce bool
 }
 
 // metricExpr is the SQL of metric m over the statement's rows.
 func (w *sqlWriter) metricExpr(m *metricDef) string {
-	if w.sessions {
+	switch {
+	case w.sessions:
 		return m.sess
+	case w.items:
+		return m.item
+	case m.param != "":
+		return keyEventsOf(w.bindShared("keyEvents:"+m.param, m.param))
 	}
 	return m.expr
 }
@@ -94,6 +104,9 @@ func (w *sqlWriter) dimExpr(d *dimDef) string {
 	if w.sessions {
 		return d.sess // validation admits only dimensions that have it
 	}
+	if w.items && d.item != "" {
+		return d.item
+	}
 	if d.param == "" {
 		return d.expr
 	}
@@ -104,7 +117,10 @@ func (w *sqlWriter) dimExpr(d *dimDef) string {
 // buildSQL writes the statement for p. Columns: part, pos, k0 (date range
 // index), k1..kN (dimensions), m0..mM (metrics); see the part constants.
 func buildSQL(p *plan) reportSQL {
-	w := &sqlWriter{args: fixedArgValues(p), sessions: p.sessions}
+	w := &sqlWriter{args: fixedArgValues(p), sessions: p.sessions, items: p.items}
+	for _, m := range p.metrics {
+		w.commerce = w.commerce || (!p.sessions && !p.items && readsCommerce(m.expr))
+	}
 	w.Grow(2048)
 	nk, nm := len(p.dims)+1, len(p.metrics)
 
@@ -207,9 +223,12 @@ func joinsOf(dims []*dimDef) []*joinDef {
 // writeFrom writes FROM, the given dictionary joins (each at most once) and
 // the WHERE clause with the dimension filter, if any.
 func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
-	if w.sessions {
+	switch {
+	case w.sessions:
 		w.WriteString(" FROM sessions e")
-	} else {
+	case w.items:
+		w.WriteString(" FROM event_items e")
+	default:
 		w.WriteString(" FROM " + eventsSource + " e")
 	}
 	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
@@ -217,6 +236,10 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	// (each joined once, aliased by its name). Session dimensions have no
 	// content profile: sessions rows hold landing and exit page ids.
 	var profiles []*postgres.Profile
+	if w.commerce {
+		profiles = append(profiles, postgres.CommerceProfile)
+		w.WriteString(" LEFT JOIN event_commerce ON event_commerce.id = e.commerce_id")
+	}
 	for _, j := range joins {
 		if p := j.profile; p != nil && !slices.Contains(profiles, p) {
 			profiles = append(profiles, p)

@@ -94,8 +94,10 @@ func prepareCommerce(ctx context.Context, store *postgres.Store, d *postgres.Der
 	}
 	for i := range events {
 		e := &events[i]
-		e.Flags &^= protocol.FlagKeyEvent
-		if IsKeyEvent(p.keys, e, p.duplicate[i]) {
+		switch {
+		case p.duplicate[i]:
+			e.Flags &^= protocol.FlagKeyEvent
+		case IsKeyEvent(p.keys, e, false):
 			e.Flags |= protocol.FlagKeyEvent
 		}
 	}

@@ -263,15 +263,23 @@ func (d *DeriveTx) CopyItems(ctx context.Context, rows []ItemRow) error {
 	return nil
 }
 
-// SetKeyEvents replaces the event names site counts as key events; an
-// unknown site gives ErrNotFound.
-func (s *Store) SetKeyEvents(ctx context.Context, id uint32, names []string) (Site, error) {
+// SetKeyEvents replaces the event names site counts as key events (GA4's
+// conversions; purchase by default) and returns them; an unknown site
+// gives ErrNotFound. Events derived from then on are marked by them.
+func (s *Store) SetKeyEvents(ctx context.Context, id uint32, names []string) ([]string, error) {
 	if names == nil {
 		names = []string{}
 	}
-	site, err := scanSite(s.Pool.QueryRow(ctx, "UPDATE sites SET key_events = $2 WHERE id = $1 RETURNING "+siteColumns,
-		int64(id), names))
-	return site, siteUpdateErr(id, "key events", err)
+	var out []string
+	err := s.Pool.QueryRow(ctx, "UPDATE sites SET key_events = $2 WHERE id = $1 RETURNING key_events", int64(id), names).Scan(&out)
+	return out, siteUpdateErr(id, "key events", err)
+}
+
+// KeyEvents returns the event names site counts as key events.
+func (s *Store) KeyEvents(ctx context.Context, id uint32) ([]string, error) {
+	var out []string
+	err := s.Pool.QueryRow(ctx, "SELECT key_events FROM sites WHERE id = $1", int64(id)).Scan(&out)
+	return out, siteUpdateErr(id, "key events", err)
 }
 
 // SetCurrency sets site's reporting currency (an upper-case ISO 4217 code).

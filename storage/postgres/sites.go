@@ -72,12 +72,9 @@ type Site struct {
 	CurrencyCode  string
 	CreatedAt     time.Time
 	Policy        SitePolicy
-	// KeyEvents are the event names counted as key events (GA4's
-	// conversions); purchase by default.
-	KeyEvents []string
 }
 
-const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params, key_events"
+const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params"
 
 // measurementAlphabet is what GA4 measurement ids are made of.
 const measurementAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -189,7 +186,7 @@ func scanSite(row pgx.Row) (Site, error) {
 	var st Site
 	var id int32
 	err := row.Scan(&id, &st.MeasurementID, &st.APISecret, &st.Name, &st.Domains, &st.TimeZone, &st.CurrencyCode, &st.CreatedAt,
-		&st.Policy.DNT, &st.Policy.KeepParams, &st.KeyEvents)
+		&st.Policy.DNT, &st.Policy.KeepParams)
 	st.ID = uint32(id)
 	if st.Domains == nil {
 		st.Domains = []string{}
@@ -197,9 +194,7 @@ func scanSite(row pgx.Row) (Site, error) {
 	if st.Policy.KeepParams == nil {
 		st.Policy.KeepParams = []string{}
 	}
-	if st.KeyEvents == nil {
-		st.KeyEvents = []string{}
-	}
+
 	return st, err
 }
 

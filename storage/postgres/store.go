@@ -27,7 +27,7 @@ type Store struct {
 	Pool *pgxpool.Pool
 	log  *slog.Logger
 
-	dims                       *dimCache
+	dims                              *dimCache
 	contents, clients, traffic, items *profileCache
 
 	partMu sync.Mutex
