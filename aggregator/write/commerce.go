@@ -43,10 +43,13 @@ type commercePlan struct {
 
 // prepareCommerce marks the events' key events (before sessions count
 // them) and finds repeated purchases: GA4 deduplicates purchase events
-// with the same transaction id, so the first purchase of a transaction id
-// (in event time, this derivation and those before) counts and later ones
-// keep their event but lose their revenue, items and key event mark. An
-// event without a transaction id is never a duplicate.
+// with the same transaction id, so the purchase of a transaction id that
+// is derived first counts (within one derivation the earliest in event
+// time) and later ones keep their event but lose their revenue, items and
+// key event mark. Batches may reach the aggregator out of order, so of two
+// purchases in different batches the one derived first wins, as GA4 keeps
+// the one it processed first. An event without a transaction id is never
+// a duplicate.
 func prepareCommerce(ctx context.Context, store *postgres.Store, d *postgres.DeriveTx, events []protocol.Event) (*commercePlan, error) {
 	p := &commercePlan{keys: KeyEvents(d.KeyEvents()), duplicate: make([]bool, len(events)), tx: make([]int32, len(events))}
 	var idx []int
