@@ -32,15 +32,15 @@ type shopItem struct {
 // is the sender's client (one visitor id and one session each), engaged
 // whether the hit carries engagement time.
 type shopEvent struct {
-	wire          string // gtag, mp or tjs
-	visitor       string
-	name          string
-	currency      string
-	value, tax    float64
-	shipping      float64
-	tx            string
-	items         []shopItem
-	engaged       bool
+	wire       string // gtag, mp or tjs
+	visitor    string
+	name       string
+	currency   string
+	value, tax float64
+	shipping   float64
+	tx         string
+	items      []shopItem
+	engaged    bool
 }
 
 // gtagItem writes an item as gtag.js does (pr1=id…~nm…).
