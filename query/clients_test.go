@@ -305,6 +305,8 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 		for _, m := range metricList {
 			want = append(want, m.name)
 		}
+		// The fixture's property keeps GA4's default key event.
+		want = append(want, keyEventsPrefix+"purchase")
 		for _, d := range got.Dimensions {
 			names = append(names, d.APIName)
 		}

@@ -366,6 +366,10 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 		return orNotSet(e.Path)
 	case "pageTitle":
 		return orNotSet(e.Title)
+	case "transactionId":
+		return orNotSet(e.TransactionID)
+	case "currencyCode":
+		return orNotSet(e.Currency)
 	case "hostName":
 		return orNotSet(e.Host)
 	case "fullPageUrl":
