@@ -9,8 +9,13 @@
 // without being written twice (at-least-once shipping, exactly-once storage).
 //
 // The same framing carries a ConfigRequest/Config exchange through which agents
-// learn their sites and daily salts from whichever aggregator they talk to.
+// learn their sites, daily salts and per-site identity secrets from whichever
+// aggregator they talk to.
 //
 // Version is bumped on any incompatible change; decoders reject versions they
-// do not know with a clear error instead of guessing.
+// do not know with a clear error instead of guessing. Adding an omitempty
+// field that an older peer may ignore (Site.Identity and IdentitySecret,
+// Event.Client, a new Event flag bit) is compatible and keeps the version:
+// an older agent simply keeps sending daily ids, an older aggregator stores
+// the same Visitor it always did.
 package protocol
