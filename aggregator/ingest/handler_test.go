@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -197,7 +198,7 @@ func TestHandleConfig(t *testing.T) {
 	s := openStore(t, testenv.PostgresURL(t))
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a", Domains: []string{"example.com"}, TimeZone: "Europe/Madrid",
-		Policy: postgres.SitePolicy{DNT: "cookieless", KeepParams: []string{"ref"}}})
+		Policy: postgres.SitePolicy{DNT: "cookieless", KeepParams: []string{"ref"}, Identity: postgres.IdentityCookieless}})
 	if err := s.EnsureSalts(ctx, now0); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,9 @@ func TestHandleConfig(t *testing.T) {
 	}
 	if len(cfg.Sites) != 1 || cfg.Sites[0].ID != site.ID || cfg.Sites[0].MeasurementID != site.MeasurementID ||
 		cfg.Sites[0].APISecret != site.APISecret || cfg.Sites[0].TimeZone != "Europe/Madrid" || cfg.Sites[0].Domains[0] != "example.com" ||
-		cfg.Sites[0].DNT != "cookieless" || len(cfg.Sites[0].KeepParams) != 1 || cfg.Sites[0].KeepParams[0] != "ref" {
+		cfg.Sites[0].DNT != "cookieless" || len(cfg.Sites[0].KeepParams) != 1 || cfg.Sites[0].KeepParams[0] != "ref" ||
+		cfg.Sites[0].Identity != protocol.IdentityCookieless || !bytes.Equal(cfg.Sites[0].IdentitySecret, site.IdentitySecret) ||
+		len(site.IdentitySecret) != 32 {
 		t.Errorf("sites %+v", cfg.Sites)
 	}
 	if len(cfg.Salts) != 2 || cfg.Salts[0].Day != "2025-06-01" || cfg.Salts[1].Day != "2025-06-02" || cfg.Version != protocol.Version {

@@ -52,6 +52,7 @@ func commands() []command {
 		siteCreateCommand(),
 		siteListCommand(),
 		siteUpdateCommand(),
+		siteRotateIdentityCommand(),
 		keyCreateCommand(),
 		keyListCommand(),
 		keyRevokeCommand(),
