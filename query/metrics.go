@@ -22,10 +22,12 @@ var (
 
 // Session report expressions over sessions rows "e" (see schema.go).
 var (
-	// GA4's engaged session: longer than 10 seconds (by duration or
-	// engagement time), 2 or more page views, a key event, or seg=1 from
-	// the sender.
-	engagedExpr = "(" + flagSet(protocol.FlagEngaged) + " OR e.last_ts - e.ts >= interval '10 seconds' OR e.engagement_ms >= 10000" +
+	// GA4's engaged session: 10 seconds or more of engagement time, 2 or
+	// more page views, a key event, or seg=1 from the sender (gtag.js sets
+	// it by the same rule). The time between first and last event is the
+	// session's duration, not its engagement. storage/postgres
+	// sessionState.engaged is the same rule for session rollups.
+	engagedExpr = "(" + flagSet(protocol.FlagEngaged) + " OR e.engagement_ms >= 10000" +
 		" OR e.page_views >= 2 OR e.key_events > 0)"
 	engagedSessionsExpr = "count(*) FILTER (WHERE " + engagedExpr + ")"
 	sessEventsExpr      = "COALESCE(sum(e.events), 0)"

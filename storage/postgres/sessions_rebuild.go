@@ -118,7 +118,7 @@ WITH ev AS (
 	       count(*) FILTER (WHERE name_id = $2)::integer AS page_views,
 	       count(*) FILTER (WHERE flags & $4 <> 0)::integer AS key_events,
 	       sum(engagement_ms)::bigint AS engagement_ms,
-	       bit_or(flags)::smallint AS flags,
+	       (bit_or(flags) & 255)::smallint AS flags, -- the protocol's flags, not EventFlagDerived
 	       bool_or(flags & $5 <> 0 OR name_id = $3) AS first_visit,
 	       (array_agg(page_id ORDER BY ts) FILTER (WHERE name_id = $2 AND page_id <> 0))[1] AS landing,
 	       (array_agg(page_id ORDER BY ts DESC) FILTER (WHERE name_id = $2 AND page_id <> 0))[1] AS exit,
