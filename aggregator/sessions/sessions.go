@@ -102,9 +102,9 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 		}
 		// The device's sessions may be stored under its client key or,
 		// once a user_id was sent, the user's key: both are candidates.
-		for _, k := range [...]Key{{e.Site, e.Visitor}, {e.Site, e.Client}} {
-			if k.Visitor == 0 || slices.Contains(added, k) {
-				continue
+		for j, k := range [...]Key{{e.Site, e.Visitor}, {e.Site, e.Client}} {
+			if (j == 1 && e.Client == 0) || slices.Contains(added, k) {
+				continue // no client key (0 is a visitor id like any other)
 			}
 			added = append(added, k)
 			for _, s := range known[k] {

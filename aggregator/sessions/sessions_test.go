@@ -160,3 +160,12 @@ func TestAssignAcrossLogin(t *testing.T) {
 		t.Fatalf("signed in from the start: %+v, want one session of the user's key", as.Sessions)
 	}
 }
+
+// Visitor id 0 is an id like any other: its stored session is continued.
+func TestAssignVisitorZero(t *testing.T) {
+	stored := Session{ID: 5, Start: t0.UnixMicro(), Last: t0.UnixMicro()}
+	as := Assign([]protocol.Event{ev(0, time.Minute, 0)}, map[Key][]Session{{1, 0}: {stored}})
+	if len(as.Sessions) != 1 || !as.Sessions[0].Existing || as.Sessions[0].ID != 5 {
+		t.Fatalf("%+v, want the stored session of visitor 0 continued", as.Sessions)
+	}
+}

@@ -76,7 +76,10 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	newUser := newUsers(events, &as, firstSeen)
-	events, derived := deriveEvents(events, &as, newUser)
+	derived := 0
+	if !w.cfg.NoDerivedEvents {
+		events, derived = deriveEvents(events, &as, newUser)
+	}
 	// Strings in their own short transactions (see ResolveEvents).
 	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
 	if err != nil {
@@ -154,11 +157,13 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 	lo, hi := events[0].TimeMicros, events[0].TimeMicros
 	for i := range events {
 		e := &events[i]
-		for _, v := range [...]uint64{e.Visitor, e.Client} {
-			if v != 0 && !seen[v] {
-				seen[v] = true
-				visitors = append(visitors, v)
-			}
+		if !seen[e.Visitor] {
+			seen[e.Visitor] = true
+			visitors = append(visitors, e.Visitor)
+		}
+		if e.Client != 0 && !seen[e.Client] {
+			seen[e.Client] = true
+			visitors = append(visitors, e.Client)
 		}
 		lo, hi = min(lo, e.TimeMicros), max(hi, e.TimeMicros)
 	}
