@@ -70,9 +70,9 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 	eventually(t, 60*time.Second, "hits stored", func() error {
-		n, err := s.eventCount()
+		n, err := s.pageViews()
 		if err == nil && n != len(hits) {
-			err = fmt.Errorf("eventCount %d, want %d", n, len(hits))
+			err = fmt.Errorf("screenPageViews %d, want %d", n, len(hits))
 		}
 		return err
 	})

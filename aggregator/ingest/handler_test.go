@@ -102,7 +102,7 @@ func TestHandleBatch(t *testing.T) {
 	if ack.Status != protocol.AckOK || ack.Stored != 50 || ack.DeadLetters != 0 || ack.Duplicate {
 		t.Fatalf("good batch: %+v", ack)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 50 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
 		t.Fatalf("%d events stored, want 50", n)
 	}
 
@@ -110,7 +110,7 @@ func TestHandleBatch(t *testing.T) {
 	if ack.Status != protocol.AckOK || !ack.Duplicate || ack.Stored != 0 {
 		t.Fatalf("resent batch: %+v, want OK duplicate", ack)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 50 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
 		t.Fatalf("%d events after resend, want 50", n)
 	}
 
@@ -259,7 +259,7 @@ func TestHandleBatchDatabaseDown(t *testing.T) {
 	if ack.Status != protocol.AckRetry || !strings.Contains(ack.Reason, "storage unavailable") {
 		t.Fatalf("database down: %+v, want Retry with reason", ack)
 	}
-	if n := count(t, direct, "SELECT count(*) FROM events"); n != 5 {
+	if n := count(t, direct, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 5 {
 		t.Fatalf("%d events, want 5", n)
 	}
 	p.restart(t)
