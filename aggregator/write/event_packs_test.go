@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -45,6 +44,9 @@ var (
 func packEventsFixture(t *testing.T, s *testStore) [2]uint32 {
 	t.Helper()
 	ctx := context.Background()
+	// The events written only: these tests count packed rows and parts
+	// by the events they write.
+	s.w.cfg.NoDerivedEvents = true
 	var sites [2]uint32
 	for i, zone := range []string{"Europe/Madrid", "America/New_York"} {
 		site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: fmt.Sprintf("pack%d", i), TimeZone: zone})
@@ -65,31 +67,8 @@ func packEventsFixture(t *testing.T, s *testStore) [2]uint32 {
 		if _, err := s.WriteBatch(ctx, "pack", uint64(i+1), events, nil); err != nil {
 			t.Fatal(err)
 		}
-		// The sent events only, as a bulk load would leave them: these
-		// tests count packed rows and parts by the events written.
-		if _, err := s.Pool.Exec(ctx, "DELETE FROM events WHERE site_id = $1 AND flags & $2 <> 0", int32(site.ID), postgres.EventFlagDerived); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RebuildSessions(ctx, site.ID); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RebuildRollups(ctx, site.ID); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return sites
-}
-
-// writeSent writes a batch and deletes the events the write stage derived
-// from it (they are not packed yet): the packing tests count the events
-// sent.
-func (s *testStore) writeSent(ctx context.Context, agent string, seq uint64, events []protocol.Event) (writeResult, error) {
-	res, err := s.WriteBatch(ctx, agent, seq, events, nil)
-	if err != nil {
-		return res, err
-	}
-	_, err = s.Pool.Exec(ctx, "DELETE FROM events WHERE flags & $1 <> 0", postgres.EventFlagDerived)
-	return res, err
 }
 
 // TestPackEvents: packing moves settled days' events into event_packs
@@ -159,7 +138,7 @@ func TestPackEvents(t *testing.T) {
 		late[i].TimeMicros = time.Date(2025, 6, 2, 9, 0, i, 0, time.UTC).UnixMicro()
 		late[i].Visitor = uint64(90000 + i)
 	}
-	if _, err := s.writeSent(ctx, "pack", 3, late); err != nil {
+	if _, err := s.WriteBatch(ctx, "pack", 3, late, nil); err != nil {
 		t.Fatal(err)
 	}
 	want[sites[0]] = [2][]string{
@@ -227,7 +206,7 @@ func TestPackEventsParts(t *testing.T) {
 		for j := range late {
 			late[j].TimeMicros = time.Date(2025, 6, 2, 23, 0, 0, 0, time.UTC).Add(time.Duration(i*1000+j) * time.Second).UnixMicro()
 		}
-		if _, err := s.writeSent(ctx, "late", uint64(i+1), late); err != nil {
+		if _, err := s.WriteBatch(ctx, "late", uint64(i+1), late, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.PackEvents(ctx, now); err != nil {
