@@ -104,7 +104,7 @@ type refSession struct {
 	hits          []*seedHit
 	engage        int64
 	views         int
-	key, seg      bool
+	key           bool
 	newUser       bool
 	source, start string
 }
