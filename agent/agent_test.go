@@ -114,7 +114,7 @@ func (p *pipeline) storedPaths(site uint32) map[string]int {
 	p.t.Helper()
 	rows, err := p.store.Pool.Query(context.Background(), `
 		SELECT d.value, count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id JOIN dims d ON d.id = c.page_id
-		WHERE e.site_id = $1 GROUP BY d.value`, int32(site))
+		WHERE e.site_id = $1 AND e.flags & 256 = 0 GROUP BY d.value`, int32(site)) // the hits sent, not the derived session_start and first_visit
 	if err != nil {
 		p.t.Fatal(err)
 	}

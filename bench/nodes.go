@@ -170,7 +170,7 @@ func (r *run) nodesRun(ctx context.Context, k int, batches [][]protocol.Event) (
 	}
 	elapsed := time.Since(start)
 	var derived int64
-	if err := stores[0].Pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1", int32(site.ID)).Scan(&derived); err != nil {
+	if err := stores[0].Pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0", int32(site.ID)).Scan(&derived); err != nil {
 		return 0, fmt.Errorf("bench: nodes: %w", err)
 	}
 	if derived != int64(total) {

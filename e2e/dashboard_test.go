@@ -84,9 +84,9 @@ func TestDashboardInChromium(t *testing.T) {
 		resp.Body.Close()
 	}
 	eventually(t, 60*time.Second, "hits stored", func() error {
-		n, err := s.eventCount()
-		if err == nil && n != len(hits)+1 {
-			err = fmt.Errorf("eventCount %d, want %d", n, len(hits)+1)
+		n, err := s.pageViews()
+		if err == nil && n != len(hits) {
+			err = fmt.Errorf("screenPageViews %d, want %d", n, len(hits))
 		}
 		return err
 	})

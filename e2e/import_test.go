@@ -79,16 +79,16 @@ func TestImportAccessLogOnceAndPrivately(t *testing.T) {
 		t.Fatalf("first import: lines, page views, stored, already = %s, want %s", got, want)
 	}
 	eventually(t, time.Minute, fmt.Sprintf("eventCount = %d", pages), func() error {
-		if n, err := s.eventCount(); err != nil || n != pages {
-			return fmt.Errorf("eventCount %d (%v)", n, err)
+		if n, err := s.pageViews(); err != nil || n != pages {
+			return fmt.Errorf("screenPageViews %d (%v)", n, err)
 		}
 		return nil
 	})
 	if got, want := fmt.Sprint(run()), fmt.Sprint([]int{3000, pages, 0, pages}); got != want {
 		t.Fatalf("second import: lines, page views, stored, already = %s, want %s", got, want)
 	}
-	if n, err := s.eventCount(); err != nil || n != pages {
-		t.Fatalf("after the second import eventCount %d (%v), want %d", n, err, pages)
+	if n, err := s.pageViews(); err != nil || n != pages {
+		t.Fatalf("after the second import screenPageViews %d (%v), want %d", n, err, pages)
 	}
 	views := s.report(t, `{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"dimensions":[{"name":"pagePath"}],`+
 		`"metrics":[{"name":"screenPageViews"}],"dimensionFilter":{"filter":{"fieldName":"pagePath","stringFilter":{"value":"/imported/1"}}}}`)

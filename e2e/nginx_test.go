@@ -89,7 +89,7 @@ func storedGeo(s *stack) (map[string]string, error) {
 		FROM events e JOIN content_profiles cn ON cn.id = e.content_id JOIN dims p ON p.id = cn.page_id
 		LEFT JOIN client_profiles cp ON cp.id = e.client_id
 		LEFT JOIN dims c ON c.id = cp.country_id LEFT JOIN dims r ON r.id = cp.region_id LEFT JOIN dims ci ON ci.id = cp.city_id
-		WHERE e.site_id = $1 AND p.value LIKE '/nginx/%'`, int32(s.site.ID))
+		WHERE e.site_id = $1 AND p.value LIKE '/nginx/%' AND e.flags & 256 = 0`, int32(s.site.ID))
 	if err != nil {
 		return nil, err
 	}

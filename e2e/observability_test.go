@@ -112,16 +112,16 @@ func TestMetricsOfRealBinaries(t *testing.T) {
 	// Reports see the events once the write stage derived them, within
 	// its lag (docs/architecture.md).
 	eventually(t, time.Minute, "report of every event", func() error {
-		if n, err := s.eventCount(); err != nil || n != hits {
-			return fmt.Errorf("runReport eventCount %d, %v; want %d", n, err, hits)
+		if n, err := s.pageViews(); err != nil || n != hits {
+			return fmt.Errorf("runReport screenPageViews %d, %v; want %d", n, err, hits)
 		}
 		return nil
 	})
 	// The same report twice: the second from the query cache, with the
 	// same count, since nothing was derived in between.
 	for range 2 {
-		if n, err := s.eventCount(); err != nil || n != hits {
-			t.Fatalf("runReport eventCount %d, %v; want %d", n, err, hits)
+		if n, err := s.pageViews(); err != nil || n != hits {
+			t.Fatalf("runReport screenPageViews %d, %v; want %d", n, err, hits)
 		}
 	}
 	if v, err := metricValue(api, "analytics_cache_hits_total"); err != nil || v < 1 {

@@ -20,7 +20,7 @@ func TestHitsReachPostgresExactlyOnce(t *testing.T) {
 	t.Logf("agent: %.0f hits/s with 32 senders (durable)", res.hitsPerSecond())
 	s.expectExactlyOnce(res)
 	eventually(t, time.Minute, "runReport eventCount = 20000", func() error {
-		n, err := s.eventCount()
+		n, err := s.pageViews()
 		if err != nil {
 			return err
 		}

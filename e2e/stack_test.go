@@ -79,7 +79,7 @@ func (s *stack) hitURL(n int) string {
 func (s *stack) storedHits(ctx context.Context) (map[int]int, error) {
 	rows, err := s.store.Pool.Query(ctx, `
 		SELECT d.value, count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id JOIN dims d ON d.id = c.page_id
-		WHERE e.site_id = $1 AND d.value LIKE '/p/%' GROUP BY d.value`, int32(s.site.ID))
+		WHERE e.site_id = $1 AND d.value LIKE '/p/%' AND e.flags & 256 = 0 GROUP BY d.value`, int32(s.site.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +100,13 @@ func (s *stack) storedHits(ctx context.Context) (map[int]int, error) {
 	return out, rows.Err()
 }
 
-// eventCount asks the query API, as a dashboard would, for eventCount over
+// pageViews asks the query API, as a dashboard would, for screenPageViews over
 // the last days.
-func (s *stack) eventCount() (int, error) {
-	body := `{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"eventCount"}]}`
+func (s *stack) pageViews() (int, error) {
+	// Page views, not eventCount: the hits are page views, and eventCount
+	// adds the session_start and first_visit events GA4 (and the write
+	// stage) derive.
+	body := `{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"screenPageViews"}]}`
 	url := fmt.Sprintf("%s/v1beta/properties/%d:runReport", s.agg.ready["api"], s.site.ID)
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
 	req.Header.Set("Authorization", "Bearer "+s.apiKey)

@@ -99,7 +99,10 @@ func TestTrackerInChromium(t *testing.T) {
 		t.Fatalf("chromium: navigate, click, fire an event: %v", err)
 	}
 
-	want := []string{"click /tjs/cart", "page_view /tjs/cart", "page_view /tjs/landing", "signup /tjs/cart"}
+	// One session of a new visitor: GA4's session_start and first_visit
+	// on its first page beside the events t.js sent.
+	want := []string{"click /tjs/cart", "first_visit /tjs/landing", "page_view /tjs/cart", "page_view /tjs/landing",
+		"session_start /tjs/landing", "signup /tjs/cart"}
 	eventually(t, 60*time.Second, "t.js events in runReport", func() error {
 		got, err := s.eventsByPage()
 		if err != nil {

@@ -9,11 +9,14 @@
 // without being written twice (at-least-once shipping, exactly-once storage).
 //
 // The same framing carries a ConfigRequest/Config exchange through which agents
-// learn their sites and daily salts from whichever aggregator they talk to.
+// learn their sites, daily salts and per-site identity secrets from whichever
+// aggregator they talk to.
 //
 // Version is bumped on any incompatible change; decoders reject versions they
-// do not know with a clear error instead of guessing. A field added to Event
-// with omitempty (the ecommerce fields and Items) keeps the version: older
-// decoders skip keys they do not know, so aggregators are upgraded before
-// the agents that send the new fields.
+// do not know with a clear error instead of guessing. Adding an omitempty
+// field that an older peer may ignore (Site.Identity and IdentitySecret,
+// Event.Client, the ecommerce fields and Items, a new Event flag bit) keeps
+// the version: older decoders skip keys they do not know, so aggregators are
+// upgraded before the agents that send the new fields; an older agent simply
+// keeps sending daily ids.
 package protocol

@@ -10,17 +10,26 @@ const (
 	FlagEngaged                          // GA4 seg=1: the session is engaged
 	FlagNonInteraction                   // GA4 ni (non_interaction): not a user interaction
 	FlagKeyEvent                         // the event is a key event (conversion)
+	// FlagPersistent: Visitor is a long-lived key (protocol/identity: the
+	// keyed client id or user_id under the site's identity secret), the same
+	// across addresses, days and transports. Without it Visitor is a daily
+	// cookieless id (keyed with the site's salt of the event's UTC day).
+	FlagPersistent
 )
 
 // Event is one analytics hit after the agent's privacy and enrichment steps.
 // It carries no raw IP address or user agent: those never leave the agent.
 // Short msgpack keys keep the wire small; empty fields are omitted.
 type Event struct {
-	Site       uint32             `msgpack:"s"`            // property id the measurement id belongs to
-	TimeMicros int64              `msgpack:"t"`            // event time, Unix microseconds, UTC
-	Name       string             `msgpack:"n"`            // GA4 event name (page_view, click, …)
-	Visitor    uint64             `msgpack:"v"`            // keyed daily hash of the visitor; never reversible
-	User       uint64             `msgpack:"u,omitempty"`  // keyed hash of uid when consented
+	Site       uint32 `msgpack:"s"`           // property id the measurement id belongs to
+	TimeMicros int64  `msgpack:"t"`           // event time, Unix microseconds, UTC
+	Name       string `msgpack:"n"`           // GA4 event name (page_view, click, …)
+	Visitor    uint64 `msgpack:"v"`           // the user's key: see FlagPersistent; never reversible
+	User       uint64 `msgpack:"u,omitempty"` // identity key of the user_id when sent and allowed (then Visitor is it too)
+	// Client is the identity key of the client id when Visitor is the
+	// user_id's key, so the aggregator finds the device's session across a
+	// login; 0 otherwise.
+	Client     uint64             `msgpack:"cl,omitempty"`
 	SessionID  int64              `msgpack:"si,omitempty"` // GA4 sid (session start, Unix seconds) when sent
 	SessionNum int32              `msgpack:"sc,omitempty"` // GA4 sct: session count of this client
 	Flags      uint8              `msgpack:"f,omitempty"`  // Flag* bits

@@ -14,7 +14,7 @@ import (
 func AppendEvent(dst []byte, e *Event) []byte {
 	n := 4 // s, t, n, v: always present
 	for _, present := range [...]bool{
-		e.User != 0, e.SessionID != 0, e.SessionNum != 0, e.Flags != 0, e.EngageMs != 0,
+		e.User != 0, e.Client != 0, e.SessionID != 0, e.SessionNum != 0, e.Flags != 0, e.EngageMs != 0,
 		e.Host != "", e.Path != "", e.Title != "", e.Referrer != "", e.Language != "", e.Screen != "",
 		e.Country != "", e.Region != "", e.City != "", e.Browser != "", e.BrowserVer != "", e.OS != "", e.Device != "",
 		len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0,
@@ -39,6 +39,11 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		dst = appendStr(dst, "u")
 		dst = append(dst, 0xcf)
 		dst = binary.BigEndian.AppendUint64(dst, e.User)
+	}
+	if e.Client != 0 {
+		dst = appendStr(dst, "cl")
+		dst = append(dst, 0xcf)
+		dst = binary.BigEndian.AppendUint64(dst, e.Client)
 	}
 	if e.SessionID != 0 {
 		dst = appendStr(dst, "si")

@@ -107,7 +107,23 @@ type Site struct {
 	// KeepParams are page and referrer query parameters kept beyond utm_*
 	// and gclid (lower-case names).
 	KeepParams []string `msgpack:"kp,omitempty"`
+	// Identity is the site's identity policy for hits that carry no
+	// consent signal: IdentityCookie (the client id and user_id identify
+	// the user) or IdentityCookieless (daily cookieless ids); "" means
+	// IdentityCookie. A consent signal always decides where one is sent.
+	Identity string `msgpack:"id,omitempty"`
+	// IdentitySecret is the site's long-lived identity secret
+	// (protocol/identity, 32 bytes) under which the agent keys client ids
+	// and user_ids. Empty (an aggregator that predates it): every hit of the
+	// site gets a daily cookieless id.
+	IdentitySecret []byte `msgpack:"is,omitempty"`
 }
+
+// Identity policies (Site.Identity).
+const (
+	IdentityCookie     = "cookie"
+	IdentityCookieless = "cookieless"
+)
 
 // Salt is a site's secret for one UTC day; visitor ids are keyed hashes with
 // it, and it is deleted two days after its day so ids cannot be linked later.

@@ -23,18 +23,20 @@ var (
 
 // Session report expressions over sessions rows "e" (see schema.go).
 var (
-	// GA4's engaged session: longer than 10 seconds (by duration or
-	// engagement time), 2 or more page views, a key event, or seg=1 from
-	// the sender.
-	engagedExpr         = sessionEngagedExpr("e.flags", "e.last_ts", "e.ts", "e.engagement_ms", "e.page_views", "e.key_events")
+	// GA4's engaged session: 10 seconds or more of engagement time, 2 or
+	// more page views, a key event, or seg=1 from the sender (gtag.js sets
+	// it by the same rule). The time between first and last event is the
+	// session's duration, not its engagement. storage/postgres
+	// sessionState.engaged is the same rule for session rollups.
+	engagedExpr         = sessionEngagedExpr("e.flags", "e.engagement_ms", "e.page_views", "e.key_events")
 	engagedSessionsExpr = "count(*) FILTER (WHERE " + engagedExpr + ")"
 	sessEventsExpr      = "COALESCE(sum(e.events), 0)"
 	sessViewsExpr       = "COALESCE(sum(e.page_views), 0)"
 )
 
 // sessionEngagedExpr is GA4's engaged session over a session's columns.
-func sessionEngagedExpr(flags, last, start, engageMs, views, keys string) string {
-	return "(" + flags + " & " + strconv.Itoa(int(protocol.FlagEngaged)) + " <> 0 OR " + last + " - " + start + " >= interval '10 seconds' OR " +
+func sessionEngagedExpr(flags, engageMs, views, keys string) string {
+	return "(" + flags + " & " + strconv.Itoa(int(protocol.FlagEngaged)) + " <> 0 OR " +
 		engageMs + " >= 10000 OR " + views + " >= 2 OR " + keys + " > 0)"
 }
 
@@ -123,7 +125,7 @@ var mixedColumns = []struct{ name, inner, merge string }{
 	// The session row's engagement and duration (its s_ columns, see
 	// events_source.go); false and 0 for events whose session is not
 	// stored.
-	{"eng", "COALESCE(bool_or(" + sessionEngagedExpr("e.session_flags", "e.s_last_ts", "e.s_ts", "e.s_engagement_ms", "e.s_page_views", "e.s_key_events") + "), false)", "bool_or"},
+	{"eng", "COALESCE(bool_or(" + sessionEngagedExpr("e.session_flags", "e.s_engagement_ms", "e.s_page_views", "e.s_key_events") + "), false)", "bool_or"},
 	{"dur", "COALESCE(max((extract(epoch FROM e.s_last_ts - e.s_ts) * 1000000)::bigint), 0)", "max"},
 }
 

@@ -229,7 +229,7 @@ func (a *oracleAcc) countSession(s *oracleSession) {
 		engaged = engaged || e.Flags&protocol.FlagEngaged != 0
 	}
 	dur := s.last - s.start
-	if engaged || dur >= int64(10*time.Second/time.Microsecond) || engage >= 10000 || views >= 2 || keys > 0 {
+	if engaged || engage >= 10000 || views >= 2 || keys > 0 { // GA4: engagement time, not duration
 		a.engaged++
 	}
 	a.sessions++

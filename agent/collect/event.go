@@ -20,7 +20,13 @@ type trackerEvent struct {
 	Language      string                     `json:"l"`
 	Screen        string                     `json:"s"`
 	Params        map[string]json.RawMessage `json:"p"`
+	// ClientID is a client id the page gives t.js (data-client-id), e.g.
+	// from its own first-party cookie; absent, the visitor is cookieless.
+	ClientID string `json:"c"`
 }
+
+// maxClientIDLen bounds a t.js client id (gtag.js's are about 20 bytes).
+const maxClientIDLen = 256
 
 // ParseTrackerEvent parses and validates one /api/event body against the
 // same GA4 limits as a gtag.js hit. Any error is a *ParamError naming the
@@ -37,7 +43,10 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 	}
 	h := Hit{
 		MeasurementID: te.MeasurementID, Name: te.Name, Page: te.URL, Referrer: te.Referrer,
-		Title: te.Title, Language: strings.ToLower(te.Language), Screen: te.Screen,
+		Title: te.Title, Language: strings.ToLower(te.Language), Screen: te.Screen, ClientID: te.ClientID,
+	}
+	if n := len(h.ClientID); n > maxClientIDLen {
+		return h, &ParamError{Param: "c", Reason: fmt.Sprintf("client id of %d bytes; at most %d", n, maxClientIDLen)}
 	}
 	if h.MeasurementID == "" {
 		return h, &ParamError{Param: "m", Reason: "missing measurement id (G-…); set data-id on the script tag"}
@@ -99,8 +108,10 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 // ServeEvent handles POST /api/event from t.js. The body is text/plain (so
 // browsers send it without a preflight) or application/json (after one).
 // It answers 204 once the event is durable, like /g/collect, and follows
-// the same DNT/GPC and rate-limit rules. t.js sends no cookie or client
-// id: every visitor is cookieless.
+// the same DNT/GPC and rate-limit rules. t.js sets no cookie: without a
+// client id from the page (data-client-id) the visitor is cookieless;
+// with one, the site's identity policy decides as for a gtag.js hit
+// without a consent signal.
 func (c *Collector) ServeEvent(w http.ResponseWriter, r *http.Request) {
 	c.event(httpExchange{w, r})
 }
@@ -131,7 +142,7 @@ func (c *Collector) event(x exchange) {
 		fail(x, http.StatusBadRequest, 0, err.Error())
 		return
 	}
-	h.Cookieless = true
+	h.Cookieless = h.ClientID == ""
 	h.doNotTrack = doNotTrack(x)
 	c.store(x, []Hit{h}, ip)
 }

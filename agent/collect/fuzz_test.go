@@ -40,7 +40,7 @@ func FuzzParseGtag(f *testing.F) {
 			if h.MeasurementID == "" || h.Name == "" {
 				t.Fatalf("accepted a hit without tid or en: %+v", h)
 			}
-			e, perr := buildEvent(h, site, key, ip, "fuzz-agent", now, nil)
+			e, perr := buildEvent(h, site, key, nil, ip, "fuzz-agent", now, nil)
 			if perr != nil {
 				if perr.Param != "dl" && perr.Param != "dr" {
 					t.Fatalf("build refused %q: %v", perr.Param, perr)

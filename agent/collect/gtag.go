@@ -11,6 +11,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/identity"
 	"github.com/avila-analytics/avila/protocol/rules"
 )
 
@@ -114,7 +115,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	events := make([][]byte, 0, len(hits))
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
-	var ids visitorMemo                        // the events of a request mostly share their visitor
+	var ids identityMemo                       // the events of a request mostly share their identity
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	for i := range hits {
 		h := &hits[i]
@@ -152,7 +153,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 			key = c.saltMissing(site.ID, now, err)
 			h.Cookieless = true
 		}
-		e, perr := buildEvent(h, site, key, ip, ua, now, &ids)
+		e, perr := buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &ids)
 		if perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
@@ -227,19 +228,20 @@ func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.
 }
 
 // buildEvent applies the privacy rules to one hit. The client IP and user
-// agent only enter the visitor hash.
-func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua string, now time.Time, ids *visitorMemo) (protocol.Event, *ParamError) {
+// agent only enter the daily cookieless id; the client id and user_id only
+// their identity keys under the site's secret (hasher; nil when the site
+// has none), and only when the hit may use identifiers.
+func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *identityMemo) (protocol.Event, *ParamError) {
 	cid, uid := h.ClientID, h.UserID
-	if h.AnalyticsDenied() {
-		// Consent mode: analytics storage denied, so neither the cookie id
-		// nor the user id may identify the visitor.
+	if !h.IdentifiersAllowed(site.Identity) {
+		// Consent denied (or no signal on a cookieless site): neither the
+		// cookie id nor the user id may identify the visitor.
 		cid, uid = "", ""
 	}
 	e := protocol.Event{
 		Site:       site.ID,
 		TimeMicros: now.UnixMicro(),
 		Name:       h.Name,
-		Visitor:    ids.visitor(key, ip, ua, cid),
 		SessionID:  h.SessionID,
 		SessionNum: h.SessionNum,
 		EngageMs:   h.EngageMs,
@@ -277,9 +279,7 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 			}
 		}
 	}
-	if uid != "" {
-		e.User = key.User(uid)
-	}
+	identify(&e, memo.ids(key, hasher, ip, ua, cid, uid))
 	if h.SessionStart || h.NewSession {
 		e.Flags |= protocol.FlagSessionStart
 	}
@@ -297,26 +297,6 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 		return e, &ParamError{Param: "dr", Reason: err.Error()}
 	}
 	return e, nil
-}
-
-// visitorMemo remembers the last visitor id computed for one request's
-// events, which share the client address and user agent and mostly the
-// key and client id: a 20-event POST hashes once, not 20 times. A nil
-// memo computes every id.
-type visitorMemo struct {
-	key *privacy.Key
-	cid string
-	id  uint64
-}
-
-func (m *visitorMemo) visitor(key *privacy.Key, ip netip.Addr, ua, cid string) uint64 {
-	if m == nil {
-		return key.Visitor(ip, ua, cid)
-	}
-	if m.key != key || m.cid != cid {
-		m.key, m.cid, m.id = key, cid, key.Visitor(ip, ua, cid)
-	}
-	return m.id
 }
 
 // allowClient takes a token of ip's bucket, or answers 429 with
@@ -353,13 +333,14 @@ func (c *Collector) dntPolicy(site *protocol.Site) DNTPolicy {
 
 // BuildEvent applies the agent's privacy rules to one hit outside a
 // request, as the collection endpoints do inside one: consent, e-mail
-// masking, page and referrer scrubbing by the site's allowlist, visitor and
-// user ids keyed with key. now is the event time unless h.TimeMicros is
+// masking, page and referrer scrubbing by the site's allowlist, a daily
+// cookieless visitor id keyed with key (no identity secret is used: the
+// hits it builds carry no client id). now is the event time unless h.TimeMicros is
 // set. The log importer (agent/accesslog) builds imported page views with
 // it, so history follows the same rules as live hits. An error is a
 // *ParamError naming the field.
 func BuildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua string, now time.Time) (protocol.Event, error) {
-	e, perr := buildEvent(h, site, key, ip, ua, now, nil)
+	e, perr := buildEvent(h, site, key, nil, ip, ua, now, nil)
 	if perr != nil {
 		return e, perr
 	}

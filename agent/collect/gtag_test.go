@@ -30,8 +30,8 @@ func testSites(tb testing.TB, now time.Time) *Sites {
 	tb.Helper()
 	s, err := NewSites(&protocol.Config{
 		Sites: []protocol.Site{
-			{ID: testSite, MeasurementID: testTID, Domains: []string{"shop.test"}},
-			{ID: 8, MeasurementID: "G-NOSALT"},
+			{ID: testSite, MeasurementID: testTID, Domains: []string{"shop.test"}, IdentitySecret: identitySecret(1)},
+			{ID: 8, MeasurementID: "G-NOSALT", IdentitySecret: identitySecret(2)},
 		},
 		Salts: []protocol.Salt{{Site: testSite, Day: now.UTC().Format(time.DateOnly), Key: bytes.Repeat([]byte{7}, 32)}},
 	})
@@ -40,6 +40,9 @@ func testSites(tb testing.TB, now time.Time) *Sites {
 	}
 	return s
 }
+
+// identitySecret is an identity secret for tests.
+func identitySecret(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 // fakeQueue records Appends and answers them with err.
 type fakeQueue struct {
@@ -160,7 +163,7 @@ func TestGETStoresEvent(t *testing.T) {
 	}
 	want := protocol.Event{
 		Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "page_view", Visitor: e.Visitor,
-		SessionID: 1764000000, SessionNum: 2, Flags: protocol.FlagSessionStart | protocol.FlagEngaged, EngageMs: 250,
+		SessionID: 1764000000, SessionNum: 2, Flags: protocol.FlagSessionStart | protocol.FlagEngaged | protocol.FlagPersistent, EngageMs: 250,
 		Host: "shop.test", Path: "/cart?utm_source=news", Title: "Cart", Referrer: "https://search.test/q",
 		Language: "de-de", Screen: "390x844", Params: map[string]string{"step": "2"}, Value: 9.5,
 		UserProps: map[string]string{"plan": "pro"},
@@ -197,8 +200,12 @@ func TestVisitorAndConsent(t *testing.T) {
 	if b := visitor(base+"&cid=2.2", nil); b.Visitor == a.Visitor {
 		t.Fatal("another client id gave the same visitor")
 	}
-	if b := visitor(base+"&cid=1.1", map[string]string{"User-Agent": "Other/2"}); b.Visitor == a.Visitor {
-		t.Fatal("another user agent gave the same visitor")
+	c := visitor(base+"&cid=1.1", nil)
+	if c.Visitor == a.Visitor || c.Flags&protocol.FlagPersistent == 0 {
+		t.Fatal("without uid the client id's key identifies the visitor, apart from the user_id's")
+	}
+	if b := visitor(base+"&cid=1.1", map[string]string{"User-Agent": "Other/2"}); b.Visitor != c.Visitor {
+		t.Fatal("the same client id with another user agent: another visitor")
 	}
 	// Consent denied (gcs=G100): cid and uid are ignored, so two cookies
 	// on one browser are one cookieless visitor, and no user hash is kept.

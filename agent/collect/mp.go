@@ -94,6 +94,11 @@ type MPRequest struct {
 	// Denied: consent.analytics_storage is DENIED, so client_id and
 	// user_id must not identify the visitor.
 	Denied bool
+	// Granted: consent.analytics_storage is GRANTED, so they may whatever
+	// the site's identity policy. Neither: the policy decides. GA4's
+	// ad_user_data and ad_personalization concern advertising, not
+	// analytics identifiers, and do not change the identity.
+	Granted bool
 }
 
 // ParseMP parses and validates a Measurement Protocol body for
@@ -143,6 +148,7 @@ func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []Va
 			}
 		}
 		req.Denied = p.Consent.AnalyticsStorage == "DENIED"
+		req.Granted = p.Consent.AnalyticsStorage == "GRANTED"
 	}
 	if ts, msg := mpTimestamp(p.TimestampMicro, now); msg != "" {
 		add("timestamp_micros", CodeValueInvalid, "%s", msg)
@@ -337,7 +343,12 @@ func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format st
 	case "screen_resolution":
 		h.Screen = s
 	case "session_id", "engagement_time_msec":
+		// A JSON number arrives as scalar's text ("1.764e+09" for
+		// 1764000000): any integral value in range counts, as GA4 reads it.
 		n, err := strconv.ParseInt(s, 10, 64)
+		if f, ferr := strconv.ParseFloat(s, 64); err != nil && ferr == nil && f == math.Trunc(f) && f >= 0 && f < 1<<53 {
+			n, err = int64(f), nil
+		}
 		if err != nil || n < 0 {
 			add(path, CodeValueInvalid, "%s must be a non-negative integer; got %s.", name, quote(s))
 			return false

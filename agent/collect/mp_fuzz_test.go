@@ -58,7 +58,7 @@ func FuzzParseMP(f *testing.F) {
 			if h.Name == "" || h.ClientID == "" || h.MeasurementID != testTID {
 				t.Fatalf("accepted a hit without name or client id: %+v", h)
 			}
-			e, perr := buildEvent(h, site, key, ip, "fuzz-server", testNow, nil)
+			e, perr := buildEvent(h, site, key, nil, ip, "fuzz-server", testNow, nil)
 			if perr != nil {
 				if perr.Param != "dl" && perr.Param != "dr" {
 					t.Fatalf("build refused %q: %v", perr.Param, perr)

@@ -85,7 +85,7 @@ func (c *Collector) mp(x exchange) {
 		setDropped(x, len(req.Rejected), mpEvents(req), msgs[0])
 	}
 	for i := range req.Hits {
-		req.Hits[i].Cookieless = req.Denied
+		req.Hits[i].Cookieless, req.Hits[i].Granted = req.Denied, req.Granted
 		req.Hits[i].server = true
 	}
 	c.store(x, req.Hits, clientIP(x, c.opts.TrustedProxies))

@@ -35,7 +35,7 @@ func newStrictMPRig(t *testing.T) *rig {
 func mpSite(t *testing.T, r *rig) *rig {
 	t.Helper()
 	s, err := NewSites(&protocol.Config{
-		Sites: []protocol.Site{{ID: testSite, MeasurementID: testTID, APISecret: testSecret, Domains: []string{"shop.test"}}},
+		Sites: []protocol.Site{{ID: testSite, MeasurementID: testTID, APISecret: testSecret, Domains: []string{"shop.test"}, IdentitySecret: identitySecret(1)}},
 		Salts: []protocol.Salt{{Site: testSite, Day: testNow.Format(time.DateOnly), Key: bytes.Repeat([]byte{7}, 32)}},
 	})
 	if err != nil {
@@ -81,16 +81,16 @@ func TestMPStoresGoodRequest(t *testing.T) {
 	if len(evs) != 2 {
 		t.Fatalf("%d events, want 2", len(evs))
 	}
-	v, u := evs[0].Visitor, evs[0].User
-	if v == 0 || u == 0 || evs[1].Visitor != v || evs[1].User != u {
+	v, u, c := evs[0].Visitor, evs[0].User, evs[0].Client
+	if v == 0 || u != v || c == 0 || c == u || evs[1].Visitor != v || evs[1].User != u || evs[1].Client != c {
 		t.Fatalf("visitor/user ids %x/%x and %x/%x: want one non-zero pair", v, u, evs[1].Visitor, evs[1].User)
 	}
 	props := map[string]string{"plan": "pro", "seats": "5"}
 	want := []protocol.Event{
-		{Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "page_view", Visitor: v, User: u, SessionID: 1764000000,
-			EngageMs: 250, Host: "shop.test", Path: "/cart?utm_source=news", Title: "Cart", Referrer: "https://search.test/q",
+		{Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "page_view", Visitor: v, User: u, Client: c, SessionID: 1764000000,
+			Flags: protocol.FlagPersistent, EngageMs: 250, Host: "shop.test", Path: "/cart?utm_source=news", Title: "Cart", Referrer: "https://search.test/q",
 			Language: "de-de", UserProps: props},
-		{Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "purchase", Visitor: v, User: u,
+		{Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "purchase", Visitor: v, User: u, Client: c, Flags: protocol.FlagPersistent,
 			Params: map[string]string{"coupon": "true"}, UserProps: props,
 			Currency: "EUR", Value: 9.5, Items: []protocol.Item{{ID: "sku1", Price: 9.5}}},
 	}

@@ -46,6 +46,9 @@ type Hit struct {
 	// Cookieless: analytics storage is denied by other means than gcs (MP
 	// consent, a DNT/GPC policy), so cid and uid must not be used.
 	Cookieless bool
+	// Granted: analytics storage is granted by other means than gcs/gcd
+	// (Measurement Protocol consent.analytics_storage GRANTED).
+	Granted    bool
 	TimeMicros int64 // event time sent by the client (MP timestamp_micros); 0: the agent's clock
 
 	Params    map[string]string  // ep.*
@@ -68,17 +71,7 @@ type Hit struct {
 // (G1x0), or, when gcs is absent, by gcd, or because Cookieless is set.
 // Then cookies (cid) and uid must not identify the visitor.
 func (h *Hit) AnalyticsDenied() bool {
-	if h.Cookieless {
-		return true
-	}
-	if h.Consent != "" {
-		return len(h.Consent) == 4 && strings.HasPrefix(h.Consent, "G1") && h.Consent[3] == '0'
-	}
-	// gcd spells one letter per consent type after a two-digit prefix,
-	// with a digit between: ad_storage at 2, analytics_storage at 4. Its
-	// final state is denied for p (denied by default), q (default and
-	// update denied), m (update denied) and u (granted, then denied).
-	return len(h.ConsentDetail) > 4 && strings.IndexByte("pqmu", h.ConsentDetail[4]) >= 0
+	return h.analyticsConsent() == consentDenied
 }
 
 // ParamError is a hit refused because of one parameter; its message names

@@ -289,9 +289,9 @@ func TestSitePolicy(t *testing.T) {
 	var err error
 	p.sites, err = NewSites(&protocol.Config{
 		Sites: []protocol.Site{
-			{ID: testSite, MeasurementID: testTID, Domains: []string{"shop.test"}, DNT: "cookieless", KeepParams: []string{"page"}},
-			{ID: 9, MeasurementID: "G-DEFAULT"},
-			{ID: 10, MeasurementID: "G-IGNORE", DNT: "ignore"},
+			{ID: testSite, MeasurementID: testTID, Domains: []string{"shop.test"}, DNT: "cookieless", KeepParams: []string{"page"}, IdentitySecret: identitySecret(1)},
+			{ID: 9, MeasurementID: "G-DEFAULT", IdentitySecret: identitySecret(3)},
+			{ID: 10, MeasurementID: "G-IGNORE", DNT: "ignore", IdentitySecret: identitySecret(4)},
 		},
 		Salts: []protocol.Salt{
 			{Site: testSite, Day: testNow.UTC().Format(time.DateOnly), Key: bytes.Repeat([]byte{7}, 32)},

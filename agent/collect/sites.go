@@ -7,6 +7,7 @@ import (
 
 	"github.com/avila-analytics/avila/agent/privacy"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/identity"
 )
 
 // Sites is the agent's view of one site config from the aggregator: which
@@ -15,6 +16,7 @@ import (
 type Sites struct {
 	byMeasurementID map[string]*protocol.Site
 	salts           *privacy.Salts
+	hashers         map[uint32]*identity.Hasher // by site id; none for a site without an identity secret
 	list            []protocol.Site
 }
 
@@ -22,7 +24,7 @@ type Sites struct {
 // or repeated measurement id) are left out and described in the returned
 // error; the Sites returned is usable either way.
 func NewSites(cfg *protocol.Config) (*Sites, error) {
-	s := &Sites{byMeasurementID: map[string]*protocol.Site{}}
+	s := &Sites{byMeasurementID: map[string]*protocol.Site{}, hashers: map[uint32]*identity.Hasher{}}
 	if cfg == nil {
 		return s, nil
 	}
@@ -40,6 +42,22 @@ func NewSites(cfg *protocol.Config) (*Sites, error) {
 			continue
 		}
 		owner[site.MeasurementID] = site.ID
+		switch p := site.Identity; p {
+		case "", protocol.IdentityCookie, protocol.IdentityCookieless:
+		default:
+			errs = append(errs, fmt.Errorf("collect: site %d: identity policy %q unknown; treating it as %s",
+				site.ID, p, protocol.IdentityCookieless))
+			site.Identity = protocol.IdentityCookieless
+		}
+		if len(site.IdentitySecret) > 0 {
+			h, err := identity.New(site.ID, site.IdentitySecret)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("collect: %w; its hits get daily cookieless ids", err))
+			} else {
+				s.hashers[site.ID] = h
+			}
+		}
+		site.IdentitySecret = nil // kept in the hasher only
 		s.list = append(s.list, site)
 	}
 	for i := range s.list {
@@ -63,6 +81,12 @@ func (s *Sites) Lookup(measurementID string) (*protocol.Site, bool) {
 // *privacy.NoSaltError.
 func (s *Sites) Key(site uint32, t time.Time) (*privacy.Key, error) {
 	return s.salts.For(site, t)
+}
+
+// Identity returns the identity hasher of site (its long-lived secret),
+// nil when the config gave none: then its hits get daily cookieless ids.
+func (s *Sites) Identity(site uint32) *identity.Hasher {
+	return s.hashers[site]
 }
 
 // Len is the number of sites hits are accepted for.

@@ -3,10 +3,17 @@
 // into the pseudonymous, scrubbed values an Event may carry.
 //
 // Guarantees:
-//   - Visitor and user ids are BLAKE3 keyed hashes under the site's salt for
-//     the event's UTC day. The aggregator creates salts and deletes them two
-//     days after their day, so an id can neither be reversed nor linked to
-//     the same visitor on another day.
+//   - A hit that may use identifiers (analytics storage granted, or no
+//     consent signal on a site whose identity policy is cookie) is
+//     identified by the keyed hash of its user_id, else of its client id,
+//     under the site's long-lived identity secret (protocol/identity): one
+//     device or user is one visitor across addresses, days and transports,
+//     and the raw ids never leave the agent.
+//   - Every other hit gets a cookieless visitor id: a BLAKE3 keyed hash of
+//     the anonymized address and user agent under the site's salt for the
+//     event's UTC day. The aggregator creates salts and deletes them two
+//     days after their day, so such an id can neither be reversed nor linked
+//     to the same visitor on another day.
 //   - No salt for today yet (NoSaltError: the aggregator makes salts a day
 //     ahead, but an agent may start or a site be created before its config
 //     arrives) does not refuse the hit, which senders such as gtag.js would

@@ -16,12 +16,11 @@ import (
 // SaltLen is the size of a daily salt: BLAKE3's key size.
 const SaltLen = 32
 
-// Domain separators, so a visitor id and a user id never collide for the
-// same text.
-const (
-	domainVisitor = 'v'
-	domainUser    = 'u'
-)
+// domainVisitor separates visitor ids from any other hash under a salt.
+// User ids are not hashed with daily salts: they are keyed once under the
+// site's long-lived identity secret (protocol/identity), so a user is one
+// user across days.
+const domainVisitor = 'v'
 
 // NoSaltError: the agent holds no salt for a site's day, so it cannot make a
 // lasting visitor id. The caller falls back to ProcessKeys until the
@@ -112,20 +111,16 @@ func (k *Key) Day() string { return k.day }
 
 // Visitor returns the visitor id for a browser: a keyed hash of the site,
 // the anonymized IP address (AnonymizeIP is applied here, so the full address
-// never enters the hash), the user agent and the GA4 client id (empty when
-// the visitor did not consent to analytics storage).
+// never enters the hash), the user agent and a client id. The collector
+// passes no client id: a hit that may use its client id is identified by
+// the client id's identity key instead (FlagPersistent), so a daily id is
+// always cookieless.
 func (k *Key) Visitor(ip netip.Addr, userAgent, clientID string) uint64 {
 	var ipBytes []byte
 	if a := AnonymizeIP(ip); a.IsValid() {
 		ipBytes = a.AsSlice()
 	}
 	return k.sum(domainVisitor, ipBytes, []byte(userAgent), []byte(clientID))
-}
-
-// User returns the keyed hash of a GA4 user id (uid); the id itself is
-// never stored.
-func (k *Key) User(uid string) uint64 {
-	return k.sum(domainUser, []byte(uid))
 }
 
 // sum hashes the site, a domain byte and each field with its length in

@@ -66,7 +66,6 @@ func TestVisitorDiffers(t *testing.T) {
 		"other user agent":      mustKey(t, s, 1, day1).Visitor(ip, "UA2", "c1"),
 		"other client id":       mustKey(t, s, 1, day1).Visitor(ip, "UA", "c2"),
 		"fields shifted":        mustKey(t, s, 1, day1).Visitor(ip, "UAc", "1"),
-		"user id, same text":    mustKey(t, s, 1, day1).User("c1"),
 	}
 	for name, v := range cases {
 		if v == base {
@@ -77,17 +76,6 @@ func TestVisitorDiffers(t *testing.T) {
 	other := testSalts(t, protocol.Salt{Site: 1, Day: "2026-03-01", Key: saltB})
 	if mustKey(t, other, 1, day1).Visitor(ip, "UA", "c1") == base {
 		t.Error("another salt gave the same visitor id")
-	}
-}
-
-func TestUserKeyedHash(t *testing.T) {
-	s := testSalts(t, protocol.Salt{Site: 1, Day: "2026-03-01", Key: saltA}, protocol.Salt{Site: 1, Day: "2026-03-02", Key: saltB})
-	a, b := mustKey(t, s, 1, day1).User("alice@example.com"), mustKey(t, s, 1, day1).User("alice@example.com")
-	if a != b || a == 0 {
-		t.Fatalf("user hash not stable: %x %x", a, b)
-	}
-	if mustKey(t, s, 1, day2).User("alice@example.com") == a {
-		t.Fatal("user hash equal across salts")
 	}
 }
 
@@ -163,7 +151,7 @@ func TestVisitorReusedHasherStartsClean(t *testing.T) {
 			var got uint64
 			for i := range 200 {
 				k.Visitor(ip, long, "other")
-				_ = k.User(long[:i])
+				k.Visitor(ip, long[:i], "")
 				got = k.Visitor(ip, "UA", "cid")
 				if got != want {
 					break

@@ -242,7 +242,7 @@ func (h *Handler) loadConfig(ctx context.Context, now time.Time) (*protocol.Conf
 	known := make(map[uint32]bool, len(sites))
 	for i, s := range sites {
 		cfg.Sites[i] = protocol.Site{ID: s.ID, MeasurementID: s.MeasurementID, APISecret: s.APISecret, TimeZone: s.TimeZone, Domains: s.Domains,
-			DNT: s.Policy.DNT, KeepParams: s.Policy.KeepParams}
+			DNT: s.Policy.DNT, KeepParams: s.Policy.KeepParams, Identity: s.Policy.Identity, IdentitySecret: s.IdentitySecret}
 		known[s.ID] = true
 	}
 	h.setSites(known, now)

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -101,7 +102,7 @@ func TestHandleBatch(t *testing.T) {
 	if ack.Status != protocol.AckOK || ack.Stored != 50 || ack.DeadLetters != 0 || ack.Duplicate {
 		t.Fatalf("good batch: %+v", ack)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 50 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
 		t.Fatalf("%d events stored, want 50", n)
 	}
 
@@ -109,7 +110,7 @@ func TestHandleBatch(t *testing.T) {
 	if ack.Status != protocol.AckOK || !ack.Duplicate || ack.Stored != 0 {
 		t.Fatalf("resent batch: %+v, want OK duplicate", ack)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 50 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
 		t.Fatalf("%d events after resend, want 50", n)
 	}
 
@@ -197,7 +198,7 @@ func TestHandleConfig(t *testing.T) {
 	s := openStore(t, testenv.PostgresURL(t))
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a", Domains: []string{"example.com"}, TimeZone: "Europe/Madrid",
-		Policy: postgres.SitePolicy{DNT: "cookieless", KeepParams: []string{"ref"}}})
+		Policy: postgres.SitePolicy{DNT: "cookieless", KeepParams: []string{"ref"}, Identity: postgres.IdentityCookieless}})
 	if err := s.EnsureSalts(ctx, now0); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,9 @@ func TestHandleConfig(t *testing.T) {
 	}
 	if len(cfg.Sites) != 1 || cfg.Sites[0].ID != site.ID || cfg.Sites[0].MeasurementID != site.MeasurementID ||
 		cfg.Sites[0].APISecret != site.APISecret || cfg.Sites[0].TimeZone != "Europe/Madrid" || cfg.Sites[0].Domains[0] != "example.com" ||
-		cfg.Sites[0].DNT != "cookieless" || len(cfg.Sites[0].KeepParams) != 1 || cfg.Sites[0].KeepParams[0] != "ref" {
+		cfg.Sites[0].DNT != "cookieless" || len(cfg.Sites[0].KeepParams) != 1 || cfg.Sites[0].KeepParams[0] != "ref" ||
+		cfg.Sites[0].Identity != protocol.IdentityCookieless || !bytes.Equal(cfg.Sites[0].IdentitySecret, site.IdentitySecret) ||
+		len(site.IdentitySecret) != 32 {
 		t.Errorf("sites %+v", cfg.Sites)
 	}
 	if len(cfg.Salts) != 2 || cfg.Salts[0].Day != "2025-06-01" || cfg.Salts[1].Day != "2025-06-02" || cfg.Version != protocol.Version {
@@ -256,7 +259,7 @@ func TestHandleBatchDatabaseDown(t *testing.T) {
 	if ack.Status != protocol.AckRetry || !strings.Contains(ack.Reason, "storage unavailable") {
 		t.Fatalf("database down: %+v, want Retry with reason", ack)
 	}
-	if n := count(t, direct, "SELECT count(*) FROM events"); n != 5 {
+	if n := count(t, direct, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 5 {
 		t.Fatalf("%d events, want 5", n)
 	}
 	p.restart(t)

@@ -86,11 +86,11 @@ func (cn *cacheNode) send(t *testing.T, k int) {
 	}
 }
 
-// events runs a report of today's event count through the API.
+// events runs a report of today's page views (the events sent) through the API.
 func (cn *cacheNode) events(t *testing.T) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, cn.n.APIURL+"/v1beta/properties/"+itoa(cn.site)+":runReport",
-		strings.NewReader(`{"dateRanges":[{"startDate":"yesterday","endDate":"today"}],"metrics":[{"name":"eventCount"}]}`))
+		strings.NewReader(`{"dateRanges":[{"startDate":"yesterday","endDate":"today"}],"metrics":[{"name":"screenPageViews"}]}`))
 	req.Header.Set("Authorization", "Bearer "+cn.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -15,9 +15,21 @@ const Timeout = 30 * time.Minute
 // Lookback bounds a session's life and a visitor's memory: a session is
 // continued at most this long after it started, and only sessions begun
 // this long before a new one make it a returning visitor's. The database
-// look-up reaches this far before a batch's earliest event. Visitor ids
-// live a day (daily salt), so longer would find little.
+// look-up reaches this far before a batch's earliest event. A persistent
+// visitor (protocol.FlagPersistent) seen before that is known to the write
+// stage otherwise (its known users), so this bound does not make it new.
 const Lookback = 24 * time.Hour
+
+// Device is the key an event's device is grouped by: the client id's key
+// when the event also carries a user_id's (protocol.Event.Client), else its
+// visitor. Events of one device are sessionized together, so a login in
+// the middle of a session keeps the session.
+func Device(e *protocol.Event) uint64 {
+	if e.Client != 0 {
+		return e.Client
+	}
+	return e.Visitor
+}
 
 // Key is a visitor of a site.
 type Key struct {
@@ -60,8 +72,13 @@ type Assignment struct {
 }
 
 // Assign gives each event its session. known holds the committed sessions
-// of the events' visitors (any order; the latest is enough for visitors
-// whose events are not older than it, see CacheCovers). It is
+// of the events' visitors and client keys (any order; the latest is enough
+// for visitors whose events are not older than it, see CacheCovers). The
+// events of a device (Device) share sessions: an event joins a session of
+// its device whatever key the session is stored under (a session begun
+// before a login stays the client key's, and its events after the login
+// join it), and a new session is stored under the event's Visitor. The
+// caller stores each event under its session's visitor. It is
 // deterministic: the same events and known sessions give the same result.
 func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	order := make([]int, len(events))
@@ -70,23 +87,32 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
 		ea, eb := &events[a], &events[b]
-		return cmp.Or(cmp.Compare(ea.Site, eb.Site), cmp.Compare(ea.Visitor, eb.Visitor), cmp.Compare(ea.TimeMicros, eb.TimeMicros))
+		return cmp.Or(cmp.Compare(ea.Site, eb.Site), cmp.Compare(Device(ea), Device(eb)), cmp.Compare(ea.TimeMicros, eb.TimeMicros))
 	})
 	as := Assignment{Of: make([]int, len(events))}
 	// cands are the indexes (into as.Sessions) of the current visitor's
 	// sessions, committed and new.
 	var cands []int
-	var cur Key
+	var cur Key     // the current device
+	var added []Key // the keys whose known sessions are candidates
 	for n, i := range order {
 		e := &events[i]
-		k := Key{e.Site, e.Visitor}
-		if n == 0 || k != cur {
-			cur, cands = k, cands[:0]
+		if d := (Key{e.Site, Device(e)}); n == 0 || d != cur {
+			cur, cands, added = d, cands[:0], added[:0]
+		}
+		// The device's sessions may be stored under its client key or,
+		// once a user_id was sent, the user's key: both are candidates.
+		for j, k := range [...]Key{{e.Site, e.Visitor}, {e.Site, e.Client}} {
+			if (j == 1 && e.Client == 0) || slices.Contains(added, k) {
+				continue // no client key (0 is a visitor id like any other)
+			}
+			added = append(added, k)
 			for _, s := range known[k] {
 				as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true, FirstSourceOf: -1})
 				cands = append(cands, len(as.Sessions)-1)
 			}
 		}
+		k := Key{e.Site, e.Visitor}
 		t := e.TimeMicros
 		// Sessions that began more than Lookback ago are over: whether the
 		// database look-up or a cache found them, they are not continued

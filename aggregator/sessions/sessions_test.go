@@ -127,3 +127,45 @@ func TestAssignFirstSourceWithinBatch(t *testing.T) {
 		t.Errorf("after a session older than Lookback: %+v", s)
 	}
 }
+
+// A login in the middle of a session: the events after it carry the
+// user_id's key as visitor and the device's client key; they join the
+// session begun under the client key, in the same derivation or a later
+// one, and a Measurement Protocol event with the client id and session id
+// joins it too.
+func TestAssignAcrossLogin(t *testing.T) {
+	const device, user = 7, 99
+	login := func(at time.Duration) protocol.Event {
+		e := ev(user, at, 555)
+		e.Client = device
+		return e
+	}
+	mp := ev(device, 20*time.Minute, 555)
+	mp.Name = "purchase"
+	events := []protocol.Event{ev(device, 0, 555), login(2 * time.Minute), login(3 * time.Minute), mp}
+	as := Assign(events, nil)
+	if len(as.Sessions) != 1 || as.Sessions[0].Visitor != device || len(as.Sessions[0].Events) != 4 {
+		t.Fatalf("one derivation: %+v, want one session of the device's key holding all 4 events", as.Sessions)
+	}
+	// Later: the session is stored under the device's key.
+	stored := Session{ID: 555, Start: t0.UnixMicro(), Last: t0.Add(time.Minute).UnixMicro()}
+	as = Assign([]protocol.Event{login(5 * time.Minute)}, map[Key][]Session{{1, device}: {stored}})
+	if len(as.Sessions) != 1 || !as.Sessions[0].Existing || as.Sessions[0].Visitor != device {
+		t.Fatalf("later derivation: %+v, want the stored session of the device", as.Sessions)
+	}
+	// A session begun signed in stays the user's, whichever device key
+	// later events carry.
+	as = Assign([]protocol.Event{login(0), login(time.Minute)}, nil)
+	if len(as.Sessions) != 1 || as.Sessions[0].Visitor != user {
+		t.Fatalf("signed in from the start: %+v, want one session of the user's key", as.Sessions)
+	}
+}
+
+// Visitor id 0 is an id like any other: its stored session is continued.
+func TestAssignVisitorZero(t *testing.T) {
+	stored := Session{ID: 5, Start: t0.UnixMicro(), Last: t0.UnixMicro()}
+	as := Assign([]protocol.Event{ev(0, time.Minute, 0)}, map[Key][]Session{{1, 0}: {stored}})
+	if len(as.Sessions) != 1 || !as.Sessions[0].Existing || as.Sessions[0].ID != 5 {
+		t.Fatalf("%+v, want the stored session of visitor 0 continued", as.Sessions)
+	}
+}

@@ -23,6 +23,9 @@ const (
 // says so, and the derivation marks it with protocol.FlagKeyEvent.
 type KeyEvents []string
 
+// DefaultKeyEvents are the key events of a new site, as in GA4: purchase.
+var DefaultKeyEvents = KeyEvents{purchaseName}
+
 // Has reports whether an event named name is a key event.
 func (k KeyEvents) Has(name string) bool { return slices.Contains(k, name) }
 

@@ -42,48 +42,66 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	defer d.Rollback(ctx) // no-op after Commit
-	staged, err := d.Take(ctx, maxStagedRows, w.cfg.MaxEvents)
-	if err != nil || len(staged) == 0 {
+	rows, err := d.Take(ctx, maxStagedRows, w.cfg.MaxEvents)
+	if err != nil || len(rows) == 0 {
 		return 0, 0, err
 	}
 	total := 0
-	for _, st := range staged {
+	for _, st := range rows {
 		total += st.Events
 	}
-	events := make([]protocol.Event, 0, total)
-	for _, st := range staged {
+	events := make([]protocol.Event, 0, total+total/4) // room for derived events
+	for _, st := range rows {
 		b, err := protocol.DecodeBatch(st.Payload)
 		if err != nil {
 			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
 		events = append(events, b.Events...)
 	}
-	// Partitions and strings first, in their own transactions: the
-	// derivation holds no lock on events yet, so creating a partition
-	// cannot wait for it.
+	staged := len(events)
+	// Partitions first, in their own transactions: the derivation holds no
+	// lock on events yet, so creating a partition cannot wait for it.
+	// Derived events fall on their triggers' days.
 	if err := w.store.EnsureEventDays(ctx, events); err != nil {
 		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
-	// Key events and repeated purchases before the rows and sessions
-	// that count them.
+	// Key events (the site's list) and repeated purchases before the rows
+	// and sessions that count them.
 	commerce, err := prepareCommerce(ctx, w.store, d, events)
 	if err != nil {
 		return 0, 0, err
-	}
-	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
-	if err != nil {
-		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	mem := w.siteSessions(site, d.Gen()-1)
 	as, known, err := assignSessions(ctx, d, mem, events)
 	if err != nil {
 		return 0, 0, err
 	}
-	for i := range res.Rows {
-		res.Rows[i].Session = as.Sessions[as.Of[i]].ID
+	firstSeen, err := d.AddKnownUsers(ctx, persistentUsers(events, &as))
+	if err != nil {
+		return 0, 0, err
 	}
-	sess := sessionRows(events, res, &as)
-	if err := commerce.write(ctx, w.store, d, events, res.Rows); err != nil {
+	newUser := newUsers(events, &as, firstSeen)
+	derived := 0
+	if !w.cfg.NoDerivedEvents {
+		events, derived = deriveEvents(events, &as, newUser)
+	}
+	// Strings in their own short transactions (see ResolveEvents).
+	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
+	if err != nil {
+		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
+	}
+	for i := range res.Rows {
+		a := &as.Sessions[as.Of[i]]
+		// An event is stored under its session's visitor: after a login
+		// in the middle of a session, the key the session began with.
+		res.Rows[i].Session, res.Rows[i].Visitor = a.ID, int64(a.Visitor)
+		if i >= len(events)-derived {
+			res.Rows[i].Flags |= postgres.EventFlagDerived
+		}
+	}
+	sess := sessionRows(events, res, &as, newUser)
+	// Commerce rows of the staged events (derived events carry none).
+	if err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged]); err != nil {
 		return 0, 0, err
 	}
 	if err := d.CopyEvents(ctx, res.Rows); err != nil {
@@ -105,16 +123,16 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	mem.commit(d.Gen(), sess, known)
 	w.cfg.Metrics.derivations.Inc()
-	w.cfg.Metrics.derived.Add(float64(len(events)))
+	w.cfg.Metrics.derived.Add(float64(staged))
 	w.cfg.Metrics.seconds.Observe(time.Since(start).Seconds())
 	if w.log.Enabled(ctx, slog.LevelDebug) {
-		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", len(staged)),
-			slog.Int("events", len(events)), slog.Int("sessions", len(sess)), slog.Duration("took", time.Since(start)))
+		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", len(rows)),
+			slog.Int("events", staged), slog.Int("derived_events", derived), slog.Int("sessions", len(sess)), slog.Duration("took", time.Since(start)))
 	}
 	if w.cfg.Derived != nil {
 		w.cfg.Derived(ctx, site, events)
 	}
-	return len(events), staged[len(staged)-1].ID, nil
+	return staged, rows[len(rows)-1].ID, nil
 }
 
 // begin begins a derivation of site. With wait it retries while another
@@ -139,7 +157,8 @@ func (w *Writer) begin(ctx context.Context, site uint32, wait bool) (*postgres.D
 }
 
 // assignSessions gives the events their sessions: from mem for visitors it
-// covers, else from the sessions stored in the database.
+// covers, else from the sessions stored in the database (under the
+// events' visitor and client keys).
 func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions, events []protocol.Event) (sessions.Assignment, map[sessions.Key][]sessions.Session, error) {
 	site := d.Site()
 	seen := make(map[uint64]bool)
@@ -151,6 +170,10 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 			seen[e.Visitor] = true
 			visitors = append(visitors, e.Visitor)
 		}
+		if e.Client != 0 && !seen[e.Client] {
+			seen[e.Client] = true
+			visitors = append(visitors, e.Client)
+		}
 		lo, hi = min(lo, e.TimeMicros), max(hi, e.TimeMicros)
 	}
 	cached := mem.get(visitors)
@@ -160,6 +183,13 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 	}
 	for i := range events {
 		e := &events[i]
+		if e.Client != 0 {
+			// A signed-in device's session may be stored under either
+			// key; the memory holds each key's latest only: ask the
+			// database for both.
+			covered[e.Visitor], covered[e.Client] = false, false
+			continue
+		}
 		if covered[e.Visitor] && !sessions.CacheCovers(cached[e.Visitor], e.SessionID, e.TimeMicros) {
 			covered[e.Visitor] = false
 		}
@@ -186,4 +216,21 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 		}
 	}
 	return sessions.Assign(events, known), known, nil
+}
+
+// persistentUsers are the persistent visitors (FlagPersistent) of the
+// assigned sessions, each with its earliest event time.
+func persistentUsers(events []protocol.Event, as *sessions.Assignment) map[uint64]int64 {
+	out := map[uint64]int64{}
+	for i := range as.Sessions {
+		a := &as.Sessions[i]
+		for _, ei := range a.Events {
+			if e := &events[ei]; e.Flags&protocol.FlagPersistent != 0 {
+				if t, ok := out[a.Visitor]; !ok || e.TimeMicros < t {
+					out[a.Visitor] = e.TimeMicros
+				}
+			}
+		}
+	}
+	return out
 }

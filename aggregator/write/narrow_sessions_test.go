@@ -23,10 +23,7 @@ const narrowSessionsVersion = 11
 func TestMigrationNarrowsSessionsKeepingFacts(t *testing.T) {
 	ctx := context.Background()
 	s := newStoreAt(t, narrowSessionsVersion-1)
-	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "old", TimeZone: "Europe/Madrid"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	site := s.createOldSite(t, "old", "Europe/Madrid")
 	day := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	if err := s.EnsurePartitions(ctx, day, day.AddDate(0, 0, 2)); err != nil {
 		t.Fatal(err)

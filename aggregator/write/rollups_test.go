@@ -260,10 +260,7 @@ func TestRebuildRollupsDuringBatches(t *testing.T) {
 func TestHourRollupsFrom(t *testing.T) {
 	ctx := context.Background()
 	s := newStoreAt(t, 8)
-	old, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "old", TimeZone: "Pacific/Auckland"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := s.createOldSite(t, "old", "Pacific/Auckland")
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

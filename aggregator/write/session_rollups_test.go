@@ -74,7 +74,7 @@ type sessionRollupRow struct {
 // sessions table at kinds 0, country and source.
 func exactSessionRollups(t *testing.T, s *testStore, site uint32) map[string]sessionRollupRow {
 	t.Helper()
-	engaged := fmt.Sprintf("(flags & %d <> 0 OR last_ts - ts >= interval '10 seconds' OR engagement_ms >= 10000 OR page_views >= 2 OR key_events > 0)",
+	engaged := fmt.Sprintf("(flags & %d <> 0 OR engagement_ms >= 10000 OR page_views >= 2 OR key_events > 0)",
 		protocol.FlagEngaged)
 	active := fmt.Sprintf("(flags & %d <> 0 OR engagement_ms > 0)", protocol.FlagEngaged|protocol.FlagFirstVisit)
 	rows, err := s.Pool.Query(context.Background(), `

@@ -9,9 +9,6 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// firstVisitName is the event GA4 logs on a client's first visit.
-const firstVisitName = "first_visit"
-
 // siteMemoryMax bounds the visitors remembered per site.
 const siteMemoryMax = 1 << 18
 
@@ -91,7 +88,7 @@ func (s *siteSessions) commit(gen int64, rows []postgres.SessionRow, known map[s
 // session that starts here gets its traffic source on its first event row
 // too, as a sender's session_start has it, so event reports and
 // RebuildSessions find it whoever cut the session.
-func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.Assignment) []postgres.SessionRow {
+func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.Assignment, newUser []bool) []postgres.SessionRow {
 	rows := res.Rows
 	out := make([]postgres.SessionRow, len(as.Sessions))
 	for i := range as.Sessions {
@@ -109,7 +106,6 @@ func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.A
 				first.Dims[k-1] = traffic.Dims[k-1]
 			}
 		}
-		newUser, returning := false, false
 		for _, ei := range a.Events {
 			e, row := &events[ei], &rows[ei]
 			r.Events++
@@ -127,16 +123,8 @@ func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.A
 					r.Exit = row.Dims[postgres.DimPagePath-1]
 				}
 			}
-			if e.Flags&protocol.FlagFirstVisit != 0 || e.Name == firstVisitName || e.SessionNum == 1 {
-				newUser = true
-			}
-			if e.SessionNum > 1 {
-				returning = true
-			}
 		}
-		// Without the sender's word (first visit, session count), a
-		// visitor id's first session is a new user's.
-		if newUser || (!a.Existing && !returning && !a.Prior) {
+		if newUser[i] {
 			r.Flags |= postgres.SessionFlagNew
 		}
 		switch {

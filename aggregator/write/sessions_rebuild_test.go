@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -29,6 +30,22 @@ func allSessions(t *testing.T, s *testStore, site uint32) []string {
 		out = append(out, j)
 	}
 	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// derivedEvents returns a site's derived events, every column, as text.
+func derivedEvents(t *testing.T, s *testStore, site uint32) []string {
+	t.Helper()
+	rows, err := s.Pool.Query(context.Background(), `SELECT concat_ws(' ', e.ts, e.visitor_id, e.session_id, n.value, e.referrer_id,
+		e.content_id, e.client_id, e.traffic_id, e.engagement_ms, e.flags, length(e.params))
+		FROM events e JOIN dims n ON n.id = e.name_id WHERE e.site_id = $1 AND e.flags & $2 <> 0 ORDER BY 1`, int32(site), postgres.EventFlagDerived)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -92,7 +109,15 @@ func TestRebuildSessions(t *testing.T) {
 	if len(want) != 24 {
 		t.Fatalf("WriteBatch wrote %d sessions, want 24 (two per visitor)", len(want))
 	}
+	wantDerived := derivedEvents(t, s, site.ID)
+	if len(wantDerived) != 24+12 { // a session_start per session, a first_visit per visitor
+		t.Fatalf("WriteBatch derived %d events, want 36", len(wantDerived))
+	}
+	// The events as a bulk load leaves them: no sessions, no derived events.
 	if _, err := s.Pool.Exec(ctx, "DELETE FROM sessions WHERE site_id = $1", int32(site.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool.Exec(ctx, "DELETE FROM events WHERE site_id = $1 AND flags & $2 <> 0", int32(site.ID), postgres.EventFlagDerived); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RebuildSessions(ctx, site.ID); err != nil {
@@ -101,12 +126,18 @@ func TestRebuildSessions(t *testing.T) {
 	if diff := cmp.Diff(want, allSessions(t, s, site.ID)); diff != "" {
 		t.Fatalf("rebuilt sessions differ from those WriteBatch wrote (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(wantDerived, derivedEvents(t, s, site.ID)); diff != "" {
+		t.Fatalf("rebuilt derived events differ from those WriteBatch wrote (-want +got):\n%s", diff)
+	}
 	// Rebuilding again replaces, never adds.
 	if err := s.RebuildSessions(ctx, site.ID); err != nil {
 		t.Fatal(err)
 	}
 	if got := allSessions(t, s, site.ID); len(got) != len(want) {
 		t.Fatalf("a second rebuild left %d sessions, want %d", len(got), len(want))
+	}
+	if got := derivedEvents(t, s, site.ID); len(got) != len(wantDerived) {
+		t.Fatalf("a second rebuild left %d derived events, want %d", len(got), len(wantDerived))
 	}
 	if err := s.RebuildSessions(ctx, 9999); err == nil {
 		t.Fatal("rebuilding an unknown site succeeded")

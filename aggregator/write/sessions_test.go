@@ -97,15 +97,18 @@ func TestWriteBatchSessions(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Each session holds a derived session_start, a new user's
+			// first session a derived first_visit too (their flags).
+			start, first := int(protocol.FlagSessionStart), int(protocol.FlagFirstVisit)
 			want := []sessionTestRow{
-				{Visitor: a, ID: at.Unix(), Start: "23:40:00", Last: "00:09:00", Events: 3, Views: 2, Keys: 1,
-					Flags: int(protocol.FlagKeyEvent | uint8(postgres.SessionFlagNew)), Landing: "/a?utm_source=news", Exit: "/b",
+				{Visitor: a, ID: at.Unix(), Start: "23:40:00", Last: "00:09:00", Events: 3 + 2, Views: 2, Keys: 1,
+					Flags: int(protocol.FlagKeyEvent|uint8(postgres.SessionFlagNew)) | start | first, Landing: "/a?utm_source=news", Exit: "/b",
 					Source: "news", FSrc: "news", Device: "mobile"},
-				{Visitor: a, ID: at.Add(60 * time.Minute).Unix(), Start: "00:40:00", Last: "00:40:00", Events: 1, Views: 1,
-					Landing: "/c", Exit: "/c", Source: "google", FSrc: "news", Device: "mobile"},
+				{Visitor: a, ID: at.Add(60 * time.Minute).Unix(), Start: "00:40:00", Last: "00:40:00", Events: 1 + 1, Views: 1,
+					Flags: start, Landing: "/c", Exit: "/c", Source: "google", FSrc: "news", Device: "mobile"},
 				// sct 3: returning, though the first session of its visitor id.
-				{Visitor: b, ID: 1748814000, Start: "23:40:00", Last: "01:40:00", Events: 2, Views: 2,
-					Landing: "/s", Exit: "/s", Source: "(direct)", FSrc: "(direct)", Device: "desktop"},
+				{Visitor: b, ID: 1748814000, Start: "23:40:00", Last: "01:40:00", Events: 2 + 1, Views: 2,
+					Flags: start, Landing: "/s", Exit: "/s", Source: "(direct)", FSrc: "(direct)", Device: "desktop"},
 			}
 			if diff := cmp.Diff(want, storedSessions(t, s, site.ID)); diff != "" {
 				t.Fatalf("sessions (-want +got):\n%s", diff)
@@ -118,8 +121,8 @@ func TestWriteBatchSessions(t *testing.T) {
 				t.Fatalf("sessions after a resend (-want +got):\n%s", diff)
 			}
 			// Events carry their session's id.
-			if n := count(t, s, `SELECT count(*) FROM events e JOIN sessions s USING (site_id, visitor_id, session_id) WHERE e.site_id = $1`, int32(site.ID)); n != 6 {
-				t.Errorf("%d events joined their session, want 6", n)
+			if n := count(t, s, `SELECT count(*) FROM events e JOIN sessions s USING (site_id, visitor_id, session_id) WHERE e.site_id = $1`, int32(site.ID)); n != 6+4 {
+				t.Errorf("%d events joined their session, want 6 sent and 4 derived", n)
 			}
 		})
 	}
@@ -156,7 +159,8 @@ func TestWriteBatchSessionsConcurrent(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM sessions WHERE site_id = $1", int32(site.ID)); n != visitors {
 		t.Errorf("%d sessions, want one per visitor (%d)", n, visitors)
 	}
-	if n := count(t, s, "SELECT sum(events) FROM sessions WHERE site_id = $1", int32(site.ID)); n != batches*visitors {
+	// Each session also holds its derived session_start and first_visit.
+	if n := count(t, s, "SELECT sum(events) FROM sessions WHERE site_id = $1", int32(site.ID)) - 2*visitors; n != batches*visitors {
 		t.Errorf("sessions hold %d events, want %d", n, batches*visitors)
 	}
 }

@@ -38,6 +38,7 @@ func TestWriteBatchSessionTraffic(t *testing.T) {
 		LEFT JOIN dims m ON m.id = tp.medium_id AND m.kind = $2
 		LEFT JOIN dims c ON c.id = tp.campaign_id AND c.kind = $3
 		LEFT JOIN dims g ON g.id = tp.channel_id AND g.kind = $4
+		WHERE e.flags & 256 = 0
 		ORDER BY e.ts`, int16(postgres.DimSource), int16(postgres.DimMedium), int16(postgres.DimCampaign), int16(postgres.DimChannelGroup))
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	if diff := cmp.Diff(writeResult{Stored: 5000, DeadLetters: 1}, res); diff != "" {
 		t.Fatalf("result (-want +got):\n%s", diff)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 5000 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 5000 {
 		t.Fatalf("%d events stored, want 5000", n)
 	}
 	if n := count(t, s, "SELECT count(DISTINCT tableoid) FROM events"); n != 3 {
@@ -103,7 +103,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 		JOIN dims t ON t.id = cn.title_id JOIN dims r ON r.id = e.referrer_id
 		JOIN client_profiles cp ON cp.id = e.client_id JOIN dims l ON l.id = cp.language_id
 		JOIN dims c ON c.id = cp.country_id JOIN dims d ON d.id = cp.device_id
-		WHERE e.ts = $1`, day0).Scan(&ts, &visitor, &session, &name, &page, &host, &title, &ref, &lang, &country, &device, &engage, &flags, &params)
+		WHERE e.ts = $1 AND e.flags & 256 = 0`, day0).Scan(&ts, &visitor, &session, &name, &page, &host, &title, &ref, &lang, &country, &device, &engage, &flags, &params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM client_profiles WHERE site_id = $1", int32(site.ID)); n != 1 {
 		t.Errorf("%d client profiles of the site, want 1", n)
 	}
-	if n, want := count(t, s, "SELECT count(*) FROM events WHERE traffic_id <> 0"), count(t, s, "SELECT count(*) FROM sessions"); n != want {
+	if n, want := count(t, s, "SELECT count(*) FROM events WHERE traffic_id <> 0 AND flags & 256 = 0"), count(t, s, "SELECT count(*) FROM sessions"); n != want {
 		t.Errorf("%d events with a traffic profile, want one per session (%d)", n, want)
 	}
 	if n := count(t, s, "SELECT engagement_ms FROM events WHERE ts = $1", time.UnixMicro(events[1].TimeMicros)); n != math.MaxInt32 {
@@ -136,7 +136,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 	}
 	// Host known, path and title absent: a content profile of its own.
 	if n := count(t, s, `SELECT count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id
-		WHERE c.page_id = 0 AND c.title_id = 0 AND c.host_id <> 0 AND e.referrer_id = 0`); n != 1 {
+		WHERE c.page_id = 0 AND c.title_id = 0 AND c.host_id <> 0 AND e.referrer_id = 0 AND e.flags & 256 = 0`); n != 1 {
 		t.Errorf("%d rows with absent strings as id 0, want 1", n)
 	}
 
@@ -150,7 +150,7 @@ func TestWriteBatchStoresRowsOnce(t *testing.T) {
 			t.Errorf("resend: %+v, want Duplicate", res)
 		}
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 5000 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 5000 {
 		t.Fatalf("%d events after resend, want 5000", n)
 	}
 	if n := count(t, s, "SELECT count(*) FROM dead_letters"); n != 1 {
@@ -193,7 +193,7 @@ func TestWriteBatchSameBatchConcurrently(t *testing.T) {
 	if stored != 300 {
 		t.Errorf("reported %d stored over 4 sends, want 300", stored)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 300 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 300 {
 		t.Errorf("%d events, want 300", n)
 	}
 }
@@ -228,7 +228,7 @@ func TestWriteBatchConcurrentSharedDims(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := count(t, s, "SELECT count(*) FROM events"); n != 16000 {
+	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 16000 {
 		t.Errorf("%d events, want 16000", n)
 	}
 	if n := count(t, s, "SELECT count(*) FROM dims WHERE kind = $1", int16(postgres.DimPagePath)); n != 40 {

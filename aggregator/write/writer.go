@@ -42,6 +42,12 @@ type Config struct {
 	Tracer trace.Tracer
 	// Metrics count derivations (NewMetrics); nil: unregistered ones.
 	Metrics *Metrics
+	// NoDerivedEvents leaves out the session_start and first_visit events
+	// a derivation adds (derived_events.go): for loading events that hold
+	// GA4's automatically collected events already, as a GA4 export does,
+	// and for tests of the report stages over exactly the events they
+	// generated. Sessions, new users and rollups are derived as usual.
+	NoDerivedEvents bool
 }
 
 // Writer is the write stage. Safe for concurrent use.

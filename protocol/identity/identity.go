@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -31,10 +32,13 @@ const (
 	domainUser   = 'u'
 )
 
-// Hasher computes keys for one site. Safe for concurrent use.
+// Hasher computes keys for one site. Safe for concurrent use: each key
+// takes a keyed BLAKE3 hasher from a pool and resets it after use (a
+// hasher holds about 10 KiB; making one per hit cost more than the hash).
 type Hasher struct {
-	site uint32
-	key  [SecretLen]byte
+	site    uint32
+	key     [SecretLen]byte
+	hashers sync.Pool // of *blake3.Hasher keyed with key
 }
 
 // New returns the hasher of a site's secret, or an error naming the site
@@ -45,6 +49,10 @@ func New(site uint32, secret []byte) (*Hasher, error) {
 	}
 	h := &Hasher{site: site}
 	copy(h.key[:], secret)
+	h.hashers.New = func() any {
+		k, _ := blake3.NewKeyed(h.key[:]) // the key length is checked above
+		return k
+	}
 	return h, nil
 }
 
@@ -67,7 +75,11 @@ func (h *Hasher) User(userID string) uint64 {
 // sum hashes the site, the domain and the value with its length in front;
 // a zero result (probability 2^-64) is mapped to 1, since 0 means "none".
 func (h *Hasher) sum(domain byte, v string) uint64 {
-	k, _ := blake3.NewKeyed(h.key[:]) // the key length is checked in New
+	k := h.hashers.Get().(*blake3.Hasher)
+	defer func() {
+		k.Reset() // back to the keyed initial state
+		h.hashers.Put(k)
+	}()
 	var hdr [9]byte
 	hdr[0] = domain
 	binary.LittleEndian.PutUint32(hdr[1:5], h.site)

@@ -22,8 +22,8 @@ import (
 var SessionRollupKinds = []DimKind{DimLanguage, DimCountry, DimBrowser, DimOS, DimDevice,
 	DimSource, DimMedium, DimCampaign, DimChannelGroup}
 
-// engagedAfter is GA4's engaged session length: sessions that last (or
-// report engagement time of) 10 seconds or more are engaged.
+// engagedAfter is GA4's engaged session engagement: sessions whose events
+// report engagement time of 10 seconds or more are engaged.
 const engagedAfter = 10 * time.Second
 
 // sessionState is a sessions row's values that session rollups count.
@@ -38,9 +38,11 @@ type sessionState struct {
 }
 
 // engaged is GA4's engaged session, as the query API's engagedSessions
-// counts it over sessions rows.
+// counts it over sessions rows: engagement time of 10 s or more, 2 or more
+// page views, a key event (FlagKeyEvent, set by the write stage from the site's key events), or the sender's seg=1. How
+// long the session lasted (last_ts - ts, its duration) does not count.
 func (s *sessionState) engaged() bool {
-	return s.flags&int16(protocol.FlagEngaged) != 0 || s.last.Sub(s.ts) >= engagedAfter ||
+	return s.flags&int16(protocol.FlagEngaged) != 0 ||
 		s.engage >= engagedAfter.Milliseconds() || s.pageViews >= 2 || s.keyEvents > 0
 }
 

@@ -177,3 +177,37 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	}
 	return changes, nil
 }
+
+// EventFlagDerived in events.flags marks an event the write stage derived
+// (session_start, first_visit), not one a sender sent; a rebuild deletes
+// and derives them again. Above the protocol's 8 flag bits.
+const EventFlagDerived int16 = 1 << 8
+
+// AddKnownUsers records the site's persistent users (visitor key → the
+// Unix microseconds of its earliest event here) in known_users and returns
+// the ones that were not known before: their first visit is in this
+// derivation. Only the derivation holding the site's lock writes them.
+func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (map[uint64]bool, error) {
+	if len(users) == 0 {
+		return nil, nil
+	}
+	ids, firsts := make([]int64, 0, len(users)), make([]time.Time, 0, len(users))
+	for v, t := range users {
+		ids, firsts = append(ids, int64(v)), append(firsts, time.UnixMicro(t).UTC())
+	}
+	rows, err := d.tx.Query(ctx, `INSERT INTO known_users (site_id, visitor_id, first_ts)
+		SELECT $1, k.v, k.t FROM unnest($2::bigint[], $3::timestamptz[]) AS k(v, t) ORDER BY 2
+		ON CONFLICT DO NOTHING RETURNING visitor_id`, int32(d.site), ids, firsts)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+	}
+	added, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+	}
+	out := make(map[uint64]bool, len(added))
+	for _, v := range added {
+		out[uint64(v)] = true
+	}
+	return out, nil
+}

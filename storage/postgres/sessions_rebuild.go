@@ -12,7 +12,9 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// RebuildSessions recomputes a site's sessions rows from its events, for
+// RebuildSessions recomputes a site's sessions rows, and the session_start
+// and first_visit events the write stage derives (rebuildDerivedEvents),
+// from its events, for
 // events that reached the events table without the write stage (bulk loads,
 // imports): one row per visitor and session id, as the write stage writes it.
 // Two differences, as events do not keep everything the write stage saw: a
@@ -59,6 +61,9 @@ func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("event name ids: %w", err)
+	}
+	if err := rebuildDerivedEvents(ctx, tx, site); err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE site_id = $1", site); err != nil {
 		return fmt.Errorf("delete sessions: %w", err)
@@ -118,7 +123,7 @@ WITH ev AS (
 	       count(*) FILTER (WHERE name_id = $2)::integer AS page_views,
 	       count(*) FILTER (WHERE flags & $4 <> 0)::integer AS key_events,
 	       sum(engagement_ms)::bigint AS engagement_ms,
-	       bit_or(flags)::smallint AS flags,
+	       (bit_or(flags) & 255)::smallint AS flags, -- the protocol's flags, not EventFlagDerived
 	       bool_or(flags & $5 <> 0 OR name_id = $3) AS first_visit,
 	       (array_agg(page_id ORDER BY ts) FILTER (WHERE name_id = $2 AND page_id <> 0))[1] AS landing,
 	       (array_agg(page_id ORDER BY ts DESC) FILTER (WHERE name_id = $2 AND page_id <> 0))[1] AS exit,
@@ -137,3 +142,68 @@ SELECT $1, s.ts, s.visitor_id, s.session_id, s.last_ts, s.events, s.page_views, 
 FROM s
 LEFT JOIN traffic_profiles t ON t.id = s.traffic_id
 WINDOW w AS (PARTITION BY s.visitor_id ORDER BY s.ts, s.session_id)`
+
+// sessionStartName is the event GA4 adds to every session.
+const sessionStartName = "session_start"
+
+// rebuildDerivedEvents deletes the site's derived events (EventFlagDerived)
+// from the events table and derives them again from the events, as the
+// write stage does: a session_start on the first event of every session
+// that holds no session_start, a first_visit on the first event of every
+// new user's session (a first visit flag, or its visitor's first session)
+// that holds no first_visit. Each copies its trigger's time, visitor,
+// session, page, referrer and client profile; session_start carries the
+// session's traffic profile. Days already packed (event_packs) keep the
+// derived events they hold and get none added.
+func rebuildDerivedEvents(ctx context.Context, tx pgx.Tx, site int32) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM events WHERE site_id = $1 AND flags & $2 <> 0", site, EventFlagDerived); err != nil {
+		return fmt.Errorf("delete derived events: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO dims (site_id, kind, value)
+		SELECT $1, $2, v FROM unnest($3::text[]) AS v ORDER BY 3 ON CONFLICT DO NOTHING`,
+		site, DimEventName, []string{firstVisitName, sessionStartName}); err != nil {
+		return fmt.Errorf("event name ids: %w", err)
+	}
+	_, err := tx.Exec(ctx, rebuildDerivedEventsSQL, site, DimEventName, int16(protocol.FlagSessionStart), int16(protocol.FlagFirstVisit),
+		int16(protocol.FlagPersistent), EventFlagDerived)
+	if err != nil {
+		return fmt.Errorf("insert derived events: %w", err)
+	}
+	return nil
+}
+
+// rebuildDerivedEventsSQL: $1 site, $2 the event name kind, $3 … $6 the
+// session start, first visit, persistent and derived flags.
+var rebuildDerivedEventsSQL = `
+WITH names AS (
+	SELECT (SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = '` + sessionStartName + `') AS start_id,
+	       (SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = '` + firstVisitName + `') AS first_id
+), ev AS (
+	SELECT * FROM ` + EventsIn("$1", "'-infinity'", "'infinity'", EventColumns) + ` e WHERE e.site_id = $1
+), s AS (
+	SELECT visitor_id, session_id,
+	       (array_agg(referrer_id ORDER BY ts, name_id))[1] AS referrer_id,
+	       (array_agg(content_id ORDER BY ts, name_id))[1] AS content_id,
+	       (array_agg(client_id ORDER BY ts, name_id))[1] AS client_id,
+	       (array_agg(flags ORDER BY ts, name_id))[1] AS flags,
+	       (array_agg(traffic_id ORDER BY ts) FILTER (WHERE traffic_id <> 0))[1] AS traffic_id,
+	       bool_or(name_id = (SELECT start_id FROM names)) AS has_start,
+	       bool_or(name_id = (SELECT first_id FROM names)) AS has_first,
+	       bool_or(flags & $4 <> 0 OR name_id = (SELECT first_id FROM names)) AS first_visit,
+	       min(ts) AS ts
+	FROM ev GROUP BY visitor_id, session_id
+), n AS (
+	SELECT s.*, row_number() OVER (PARTITION BY visitor_id ORDER BY ts, session_id) AS nth FROM s
+), d AS (
+	SELECT * FROM n
+	WHERE EXISTS (SELECT 1 FROM events x WHERE x.site_id = $1 AND x.ts = n.ts AND x.visitor_id = n.visitor_id)
+)
+INSERT INTO events (ts, visitor_id, session_id, site_id, name_id, referrer_id, content_id, client_id, traffic_id,
+	engagement_ms, flags, params)
+SELECT d.ts, d.visitor_id, d.session_id, $1, (SELECT start_id FROM names), d.referrer_id, d.content_id,
+       d.client_id, COALESCE(d.traffic_id, 0), 0, ($3 | (d.flags & $5) | $6)::smallint, ''::bytea
+FROM d WHERE NOT d.has_start
+UNION ALL
+SELECT d.ts, d.visitor_id, d.session_id, $1, (SELECT first_id FROM names), d.referrer_id, d.content_id,
+       d.client_id, 0, 0, ($4 | (d.flags & $5) | $6)::smallint, ''::bytea
+FROM d WHERE NOT d.has_first AND (d.first_visit OR d.nth = 1)`

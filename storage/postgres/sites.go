@@ -34,7 +34,16 @@ type SitePolicy struct {
 	// KeepParams are page and referrer query parameters kept beyond utm_*
 	// and gclid; lower-cased on write.
 	KeepParams []string
+	// Identity is the identity policy for hits without a consent signal:
+	// IdentityCookie (the default, also for "") or IdentityCookieless.
+	Identity string
 }
+
+// Identity policies (SitePolicy.Identity), as protocol.Site carries them.
+const (
+	IdentityCookie     = "cookie"
+	IdentityCookieless = "cookieless"
+)
 
 // ErrBadPolicy: a SitePolicy value is not one of the accepted ones.
 var ErrBadPolicy = errors.New("bad site policy")
@@ -45,6 +54,13 @@ func (p SitePolicy) normalize() (SitePolicy, error) {
 	case "", "drop", "cookieless", "ignore":
 	default:
 		return p, fmt.Errorf("dnt %q: want drop, cookieless or ignore (or empty for the agent's --dnt): %w", p.DNT, ErrBadPolicy)
+	}
+	switch p.Identity {
+	case "":
+		p.Identity = IdentityCookie
+	case IdentityCookie, IdentityCookieless:
+	default:
+		return p, fmt.Errorf("identity %q: want cookie or cookieless: %w", p.Identity, ErrBadPolicy)
 	}
 	keep := make([]string, 0, len(p.KeepParams))
 	for _, k := range p.KeepParams {
@@ -72,9 +88,15 @@ type Site struct {
 	CurrencyCode  string
 	CreatedAt     time.Time
 	Policy        SitePolicy
+	// IdentitySecret is the site's long-lived key for client ids and
+	// user_ids (protocol/identity); IdentityRotated when an operator last
+	// replaced it (zero: never).
+	IdentitySecret  []byte
+	IdentityRotated time.Time
 }
 
-const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params"
+const siteColumns = "id, measurement_id, api_secret, name, domains, time_zone, currency_code, created_at, dnt, keep_params, " +
+	"identity, identity_secret, identity_rotated_at"
 
 // measurementAlphabet is what GA4 measurement ids are made of.
 const measurementAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -117,13 +139,14 @@ func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
 		days := []time.Time{today, today.AddDate(0, 0, 1)}
 		salts := [][]byte{randomBytes(SaltLen), randomBytes(SaltLen)}
 		row := s.Pool.QueryRow(ctx, `WITH site AS (
-				INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone, dnt, keep_params)
-				VALUES ($1, $2, $3, $4, $5, $8, $9) RETURNING `+siteColumns+`
+				INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone, dnt, keep_params, identity, identity_secret)
+				VALUES ($1, $2, $3, $4, $5, $8, $9, $10, $11) RETURNING `+siteColumns+`
 			), salt AS (
 				INSERT INTO salts (site_id, day, salt)
 				SELECT site.id, k.day, k.salt FROM site, unnest($6::date[], $7::bytea[]) AS k(day, salt)
 			)
-			SELECT `+siteColumns+` FROM site`, mid, randomToken(16), name, domains, tz, days, salts, policy.DNT, policy.KeepParams)
+			SELECT `+siteColumns+` FROM site`, mid, randomToken(16), name, domains, tz, days, salts, policy.DNT, policy.KeepParams,
+			policy.Identity, randomBytes(IdentitySecretLen))
 		site, err := scanSite(row)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
@@ -171,8 +194,8 @@ func (s *Store) SetSitePolicy(ctx context.Context, id uint32, p SitePolicy) (Sit
 	if err != nil {
 		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, err)
 	}
-	site, err := scanSite(s.Pool.QueryRow(ctx, "UPDATE sites SET dnt = $2, keep_params = $3 WHERE id = $1 RETURNING "+siteColumns,
-		int64(id), p.DNT, p.KeepParams))
+	site, err := scanSite(s.Pool.QueryRow(ctx, "UPDATE sites SET dnt = $2, keep_params = $3, identity = $4 WHERE id = $1 RETURNING "+siteColumns,
+		int64(id), p.DNT, p.KeepParams, p.Identity))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, ErrNotFound)
 	}
@@ -182,11 +205,37 @@ func (s *Store) SetSitePolicy(ctx context.Context, id uint32, p SitePolicy) (Sit
 	return site, nil
 }
 
+// IdentitySecretLen is the size of a site's identity secret
+// (protocol/identity.SecretLen).
+const IdentitySecretLen = 32
+
+// RotateIdentitySecret replaces a site's identity secret with a fresh
+// random one. Agents use it from their next config fetch: every returning
+// device and signed-in user of the site is a new user from then on, and
+// the keys stored before can no longer be recomputed from a client id or
+// user_id (a data subject's request then finds only what was stored
+// since). An unknown site gives ErrNotFound.
+func (s *Store) RotateIdentitySecret(ctx context.Context, id uint32) (Site, error) {
+	site, err := scanSite(s.Pool.QueryRow(ctx, `UPDATE sites SET identity_secret = $2, identity_rotated_at = now()
+		WHERE id = $1 RETURNING `+siteColumns, int64(id), randomBytes(IdentitySecretLen)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Site{}, fmt.Errorf("postgres: site %d: rotate identity secret: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Site{}, fmt.Errorf("postgres: site %d: rotate identity secret: %w", id, err)
+	}
+	return site, nil
+}
+
 func scanSite(row pgx.Row) (Site, error) {
 	var st Site
 	var id int32
+	var rotated *time.Time
 	err := row.Scan(&id, &st.MeasurementID, &st.APISecret, &st.Name, &st.Domains, &st.TimeZone, &st.CurrencyCode, &st.CreatedAt,
-		&st.Policy.DNT, &st.Policy.KeepParams)
+		&st.Policy.DNT, &st.Policy.KeepParams, &st.Policy.Identity, &st.IdentitySecret, &rotated)
+	if rotated != nil {
+		st.IdentityRotated = *rotated
+	}
 	st.ID = uint32(id)
 	if st.Domains == nil {
 		st.Domains = []string{}

@@ -129,14 +129,14 @@ func TestSitePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(SitePolicy{DNT: "cookieless", KeepParams: []string{"ref", "page"}}, a.Policy); diff != "" {
+	if diff := cmp.Diff(SitePolicy{DNT: "cookieless", KeepParams: []string{"ref", "page"}, Identity: IdentityCookie}, a.Policy); diff != "" {
 		t.Errorf("created policy (-want +got):\n%s", diff)
 	}
 	b, err := s.CreateSite(ctx, SiteSpec{Name: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(SitePolicy{KeepParams: []string{}}, b.Policy); diff != "" {
+	if diff := cmp.Diff(SitePolicy{KeepParams: []string{}, Identity: IdentityCookie}, b.Policy); diff != "" {
 		t.Errorf("default policy (-want +got):\n%s", diff)
 	}
 	if _, err := s.CreateSite(ctx, SiteSpec{Name: "c", Policy: SitePolicy{DNT: "maybe"}}); !errors.Is(err, ErrBadPolicy) {
@@ -145,7 +145,10 @@ func TestSitePolicy(t *testing.T) {
 	if _, err := s.CreateSite(ctx, SiteSpec{Name: "c", Policy: SitePolicy{KeepParams: []string{"a=b"}}}); !errors.Is(err, ErrBadPolicy) {
 		t.Errorf("keep param a=b: err %v, want ErrBadPolicy", err)
 	}
-	up, err := s.SetSitePolicy(ctx, b.ID, SitePolicy{DNT: "ignore", KeepParams: []string{"Q"}})
+	if _, err := s.CreateSite(ctx, SiteSpec{Name: "c", Policy: SitePolicy{Identity: "fingerprint"}}); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("identity fingerprint: err %v, want ErrBadPolicy", err)
+	}
+	up, err := s.SetSitePolicy(ctx, b.ID, SitePolicy{DNT: "ignore", KeepParams: []string{"Q"}, Identity: IdentityCookieless})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +156,7 @@ func TestSitePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || !cmp.Equal(all[1], up) || !cmp.Equal(up.Policy, SitePolicy{DNT: "ignore", KeepParams: []string{"q"}}) {
+	if len(all) != 2 || !cmp.Equal(all[1], up) || !cmp.Equal(up.Policy, SitePolicy{DNT: "ignore", KeepParams: []string{"q"}, Identity: IdentityCookieless}) {
 		t.Errorf("after SetSitePolicy: %+v", all)
 	}
 	if _, err := s.SetSitePolicy(ctx, 999999, SitePolicy{}); !errors.Is(err, ErrNotFound) {

@@ -54,6 +54,7 @@ func commands() []command {
 		siteUpdateCommand(),
 		currencySetRateCommand(),
 		currencyListCommand(),
+		siteRotateIdentityCommand(),
 		keyCreateCommand(),
 		keyListCommand(),
 		keyRevokeCommand(),

@@ -42,7 +42,7 @@ func TestDeadLettersReplay(t *testing.T) {
 	if !strings.Contains(stderr, "0 stored, 0 already stored, 2 would be stored, 1 still refused") || !strings.Contains(stdout, "event_name_length") {
 		t.Fatalf("dry run: %s%s", stdout, stderr)
 	}
-	if count("SELECT count(*) FROM events") != 0 || count("SELECT count(*) FROM dead_letters") != 3 {
+	if count("SELECT count(*) FROM events WHERE flags & 256 = 0") != 0 || count("SELECT count(*) FROM dead_letters") != 3 {
 		t.Fatal("dry run stored or deleted")
 	}
 
@@ -55,13 +55,13 @@ func TestDeadLettersReplay(t *testing.T) {
 	if !strings.Contains(stderr, "1 stored, 0 already stored, 0 would be stored, 1 still refused") {
 		t.Fatalf("replay: %s", stderr)
 	}
-	if n := count("SELECT count(*) FROM events"); n != 2 {
+	if n := count("SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 2 {
 		t.Fatalf("%d events stored, want 2", n)
 	}
 	// A rerun stores nothing twice; the refused one stays for the next fix.
 	_, stderr = replay()
 	if !strings.Contains(stderr, "0 stored, 0 already stored, 0 would be stored, 1 still refused") ||
-		count("SELECT count(*) FROM events") != 2 || count("SELECT count(*) FROM dead_letters") != 1 {
+		count("SELECT count(*) FROM events WHERE flags & 256 = 0") != 2 || count("SELECT count(*) FROM dead_letters") != 1 {
 		t.Fatalf("rerun: %s", stderr)
 	}
 	if code, _, stderr := runCLI(t, env, "dead-letters", "replay", "--since", "soon"); code != exitUsage || !strings.Contains(stderr, "--since") {

@@ -13,7 +13,8 @@ import (
 func rebuildCommand() command {
 	return command{
 		name: "rebuild",
-		summary: "Recompute properties' rollups (daily and hourly) and sessions from their stored events.\n\n" +
+		summary: "Recompute properties' sessions, their session_start and first_visit events, and rollups (daily and\n" +
+			"hourly) from their stored events.\n\n" +
 			"Needed for events that reached the database without an aggregator (bulk loads, imports), and after\n" +
 			"upgrades that add derived data for days stored before them: sessions (schema version 7) and hourly\n" +
 			"rollups (version 9); until then such days are read from raw events or lack sessions. Each property\n" +
@@ -40,7 +41,7 @@ func rebuildCommand() command {
 				steps := []struct {
 					name string
 					run  func(context.Context, uint32) error
-				}{{"rollups", store.RebuildRollups}, {"sessions", store.RebuildSessions}}
+				}{{"sessions", store.RebuildSessions}, {"rollups", store.RebuildRollups}} // rollups count the derived events sessions adds
 				for _, id := range ids {
 					for _, s := range steps {
 						if *only != "" && *only != s.name {

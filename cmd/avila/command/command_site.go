@@ -54,7 +54,7 @@ func siteCreateCommand() command {
 				defer store.Close()
 				site, err := store.CreateSite(ctx, postgres.SiteSpec{
 					Name: *name, MeasurementID: *measurementID, Domains: domains, TimeZone: *tz,
-					Policy: postgres.SitePolicy{DNT: *policy.dnt, KeepParams: *policy.keep}})
+					Policy: postgres.SitePolicy{DNT: *policy.dnt, KeepParams: *policy.keep, Identity: *policy.identity}})
 				if errors.Is(err, postgres.ErrBadPolicy) {
 					return usagef("%v", err)
 				}
@@ -65,6 +65,7 @@ func siteCreateCommand() command {
 				fmt.Fprintf(tw, "property\t%d\n", site.ID)
 				fmt.Fprintf(tw, "measurement_id\t%s\n", site.MeasurementID)
 				fmt.Fprintf(tw, "api_secret\t%s\n", site.APISecret)
+				fmt.Fprintf(tw, "identity\t%s\n", site.Policy.Identity)
 				return tw.Flush()
 			}
 		},
@@ -75,7 +76,8 @@ func siteListCommand() command {
 	return command{
 		name: "site list",
 		summary: "List the sites: property id, measurement id, name, domains, time zone, creation time,\n" +
-			"DNT policy and extra kept query parameters (- for none: the agent's --dnt, utm_* and gclid only).",
+			"DNT policy, extra kept query parameters (- for none: the agent's --dnt, utm_* and gclid only),\n" +
+			"identity policy and when its identity secret was last rotated (- for never).",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			return func(ctx context.Context) error {
@@ -89,11 +91,15 @@ func siteListCommand() command {
 					return explain(err)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "PROPERTY\tMEASUREMENT_ID\tNAME\tDOMAINS\tTIMEZONE\tCREATED\tDNT\tKEEP_PARAMS")
+				fmt.Fprintln(tw, "PROPERTY\tMEASUREMENT_ID\tNAME\tDOMAINS\tTIMEZONE\tCREATED\tDNT\tKEEP_PARAMS\tIDENTITY\tROTATED")
 				for _, s := range sites {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.MeasurementID, s.Name,
+					rotated := "-"
+					if !s.IdentityRotated.IsZero() {
+						rotated = s.IdentityRotated.UTC().Format(timeLayout)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.MeasurementID, s.Name,
 						strings.Join(s.Domains, ","), s.TimeZone, s.CreatedAt.UTC().Format(timeLayout),
-						orDash(s.Policy.DNT), orDash(strings.Join(s.Policy.KeepParams, ",")))
+						orDash(s.Policy.DNT), orDash(strings.Join(s.Policy.KeepParams, ",")), s.Policy.Identity, rotated)
 				}
 				return tw.Flush()
 			}

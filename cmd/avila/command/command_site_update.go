@@ -16,8 +16,9 @@ import (
 // sitePolicyFlags are the per-site edge policy flags of site create and
 // site update.
 type sitePolicyFlags struct {
-	dnt  *string
-	keep *[]string
+	dnt      *string
+	keep     *[]string
+	identity *string
 }
 
 func policyFlags(c *cli, fs *shared.FlagSet) sitePolicyFlags {
@@ -29,15 +30,21 @@ func policyFlags(c *cli, fs *shared.FlagSet) sitePolicyFlags {
 	fs.Var(&keep, "keep-param", "a page or referrer query parameter to keep beyond utm_* and gclid, e.g. page;\n"+
 		"repeat or separate with commas for several. Everything else is dropped at the agent, as it may carry\n"+
 		"personal data")
-	return sitePolicyFlags{dnt: dnt, keep: (*[]string)(&keep)}
+	identity := fs.String("identity", "cookie",
+		"how hits without a consent signal are identified on this site: cookie (the client id of gtag.js'\n"+
+			"_ga cookie, the Measurement Protocol's client_id and user_id, keyed at the agent with the site's\n"+
+			"identity secret: one device is one user across days, networks and transports) or cookieless (a\n"+
+			"daily id from the anonymized address and user agent). Consent mode decides wherever it is sent:\n"+
+			"analytics storage granted identifies, denied is cookieless. See README, Identity and consent")
+	return sitePolicyFlags{dnt: dnt, keep: (*[]string)(&keep), identity: identity}
 }
 
 func siteUpdateCommand() command {
 	return command{
 		name: "site update",
-		summary: "Change a site's edge policy (--dnt, --keep-param), key events (--key-events) or reporting\n" +
-			"currency (--currency); flags not given keep their value. Agents apply the policy with their next\n" +
-			"config fetch, within seconds; key events and currency apply to events derived from then on.",
+		summary: "Change a site's edge policy (--dnt, --keep-param, --identity), key events (--key-events) or\n" +
+			"reporting currency (--currency); flags not given keep their value. Agents apply the policy with their\n" +
+			"next config fetch, within seconds; key events and currency apply to events derived from then on.",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			property := fs.String("property", "", "property id of the site to change (see 'avila site list'); required")
@@ -59,8 +66,8 @@ func siteUpdateCommand() command {
 				given := map[string]bool{}
 				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 				// given holds the flags set by the command line or the environment.
-				if !given["dnt"] && !given["keep-param"] && !given["key-events"] && !given["currency"] {
-					return usagef("nothing to change: give --dnt, --keep-param, --key-events or --currency")
+				if !given["dnt"] && !given["keep-param"] && !given["identity"] && !given["key-events"] && !given["currency"] {
+					return usagef("nothing to change: give --dnt, --keep-param, --identity, --key-events or --currency")
 				}
 				for _, name := range keyEvents {
 					if v := rules.EventName("--key-events", name); v != nil {
@@ -105,7 +112,10 @@ func siteUpdateCommand() command {
 				if given["keep-param"] {
 					p.KeepParams = *policy.keep
 				}
-				if given["dnt"] || given["keep-param"] {
+				if given["identity"] {
+					p.Identity = *policy.identity
+				}
+				if given["dnt"] || given["keep-param"] || given["identity"] {
 					if site, err = store.SetSitePolicy(ctx, site.ID, p); err != nil {
 						if errors.Is(err, postgres.ErrBadPolicy) {
 							return usagef("%v", err)
@@ -117,6 +127,7 @@ func siteUpdateCommand() command {
 				fmt.Fprintf(tw, "property\t%d\n", site.ID)
 				fmt.Fprintf(tw, "dnt\t%s\n", orDash(site.Policy.DNT))
 				fmt.Fprintf(tw, "keep_params\t%s\n", orDash(strings.Join(site.Policy.KeepParams, ",")))
+				fmt.Fprintf(tw, "identity\t%s\n", site.Policy.Identity)
 				fmt.Fprintf(tw, "key_events\t%s\n", orDash(strings.Join(keys, ",")))
 				fmt.Fprintf(tw, "currency\t%s\n", site.CurrencyCode)
 				return tw.Flush()

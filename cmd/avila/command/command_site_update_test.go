@@ -24,7 +24,7 @@ func TestSitePolicyFlags(t *testing.T) {
 			t.Fatalf("site list: exit %d: %s\n%s", code, stderr, stdout)
 		}
 		f := strings.Fields(lines[1])
-		return f[len(f)-2:]
+		return f[len(f)-4 : len(f)-2]
 	}
 	if got := listRow(); got[0] != "cookieless" || got[1] != "page,ref,lang" {
 		t.Fatalf("site list policy columns %q, want cookieless page,ref,lang", got)

@@ -1,0 +1,433 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/agent/collect"
+	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// The identity oracle: hits a GA4 user sends (gtag.js, the Measurement
+// Protocol, t.js) go through the agent's collector (consent, identity
+// keys), the aggregator's write stage (sessions, derived events, rollups)
+// and come out of runReport; the expected numbers come from refGA4 below,
+// a small restatement of GA4's rules over the hits as sent, which shares
+// nothing with the engine but the seed.
+
+// seedHit is one hit of the seed and what GA4's rules need to know of it.
+type seedHit struct {
+	day, at   string // 2026-03-0d, hh:mm UTC
+	path      string // /g/collect, /mp/collect or /api/event
+	name      string
+	cid, uid  string // as sent ("" none)
+	sid       int64  // gtag sid / MP session_id; 0: none
+	sct       int    // gtag sct
+	ss, fv    bool   // gtag _ss, _fv
+	gcs       string // gtag consent state
+	dnt       bool   // DNT: 1
+	engage    int64  // _et, ms
+	page, ref string // page path on shop.test, referrer URL
+	ip, ua    string
+	batch     int // the batch that ships it: late hits ship after later ones
+}
+
+const (
+	seedPhone                              = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
+	seedLaptop                             = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15"
+	seedOther                              = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Gecko/20100101 Firefox/121.0"
+	seedS1                                 = 1772704800 // session ids: a session's start, Unix seconds
+	seedS2, seedS3, seedS4, seedS5, seedS6 = 1772787600, 1772712000, 1772719200, 1772805600, 1772722800
+)
+
+// identitySeed exercises each rule once: a phone changing network (A),
+// coming back the next day, and a server-side purchase with its client_id
+// and session_id; a login adding a user_id mid-session with consent
+// granted (B); consent denied, on two days (C); DNT on a site whose DNT
+// policy is cookieless (D); t.js without a client id, two sessions cut by
+// inactivity (E); a late hit of A's first session shipped last.
+var identitySeed = []seedHit{
+	{day: "05", at: "10:00", path: "/g/collect", name: "page_view", cid: "111.1772704800", sid: seedS1, sct: 1, ss: true, fv: true,
+		page: "/home", ref: "https://www.google.com/", ip: "198.51.100.7", ua: seedPhone, batch: 1},
+	{day: "05", at: "10:05", path: "/g/collect", name: "page_view", cid: "111.1772704800", sid: seedS1, sct: 1, engage: 4000,
+		page: "/product", ip: "203.0.113.200", ua: seedPhone, batch: 2},
+	{day: "05", at: "10:20", path: "/mp/collect", name: "purchase", cid: "111.1772704800", sid: seedS1, ip: "10.0.0.5", ua: "shop-server/1", batch: 3},
+	{day: "05", at: "10:10", path: "/g/collect", name: "page_view", cid: "111.1772704800", sid: seedS1, sct: 1, engage: 1000,
+		page: "/faq", ip: "203.0.113.200", ua: seedPhone, batch: 9},
+	{day: "06", at: "09:00", path: "/g/collect", name: "page_view", cid: "111.1772704800", sid: seedS2, sct: 2, ss: true, engage: 2000,
+		page: "/home", ip: "192.0.2.44", ua: seedPhone, batch: 5},
+
+	{day: "05", at: "12:00", path: "/g/collect", name: "page_view", cid: "222.1772712000", sid: seedS3, sct: 1, ss: true, fv: true, gcs: "G111",
+		page: "/login", ref: "https://news.example.org/x", ip: "198.51.100.9", ua: seedLaptop, batch: 1},
+	{day: "05", at: "12:02", path: "/g/collect", name: "login", cid: "222.1772712000", uid: "u-42", sid: seedS3, sct: 1, gcs: "G111", engage: 15000,
+		page: "/login", ip: "198.51.100.9", ua: seedLaptop, batch: 2},
+	{day: "05", at: "12:03", path: "/g/collect", name: "page_view", cid: "222.1772712000", uid: "u-42", sid: seedS3, sct: 1, gcs: "G111",
+		page: "/account", ip: "198.51.100.9", ua: seedLaptop, batch: 3},
+
+	{day: "05", at: "14:00", path: "/g/collect", name: "page_view", cid: "333.1772719200", sid: seedS4, sct: 1, ss: true, fv: true, gcs: "G100",
+		page: "/home", ip: "100.64.1.1", ua: seedOther, batch: 1},
+	{day: "05", at: "14:01", path: "/g/collect", name: "page_view", cid: "333.1772719200", sid: seedS4, sct: 1, fv: true, gcs: "G100",
+		page: "/about", ip: "100.64.1.1", ua: seedOther, batch: 2},
+	{day: "06", at: "14:00", path: "/g/collect", name: "page_view", cid: "333.1772719200", sid: seedS5, sct: 1, ss: true, fv: true, gcs: "G100",
+		page: "/home", ip: "100.64.1.1", ua: seedOther, batch: 5},
+
+	{day: "05", at: "15:00", path: "/g/collect", name: "page_view", cid: "444.1772722800", sid: seedS6, sct: 1, ss: true, fv: true, dnt: true, engage: 12000,
+		page: "/home", ip: "100.64.2.2", ua: seedLaptop, batch: 4},
+
+	{day: "05", at: "16:00", path: "/api/event", name: "page_view", page: "/home", ip: "100.64.3.3", ua: seedOther, batch: 4},
+	{day: "05", at: "16:40", path: "/api/event", name: "page_view", page: "/about", ip: "100.64.3.3", ua: seedOther, batch: 6},
+}
+
+func (h *seedHit) time() time.Time {
+	t, err := time.Parse("2006-01-02 15:04", "2026-03-"+h.day+" "+h.at)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// refSession is a GA4 session as refGA4 builds it.
+type refSession struct {
+	device, user  string
+	hits          []*seedHit
+	engage        int64
+	views         int
+	key           bool
+	newUser       bool
+	source, start string
+}
+
+// refGA4 applies GA4's rules as the product documents them to the seed:
+//   - identity: the client id when the hit may use identifiers (consent
+//     granted, or no signal on a cookie site; DNT under a cookieless DNT
+//     policy and denied consent may not); otherwise one id per (address,
+//     user agent, day); a user_id, when sent and allowed, names the user
+//     of a session it starts;
+//   - sessions: a device's hits with the same session id; without one,
+//     hits less than 30 minutes apart;
+//   - a session's user is its first hit's; a user's first session (or one
+//     the sender marks with _fv) is a new user's;
+//   - engaged: 10 s of engagement, 2 page views, a purchase;
+//   - GA4 adds session_start to every session and first_visit to a new
+//     user's.
+func refGA4(seed []seedHit) []*refSession {
+	hits := make([]*seedHit, len(seed))
+	for i := range seed {
+		hits[i] = &seed[i]
+	}
+	slices.SortStableFunc(hits, func(a, b *seedHit) int { return a.time().Compare(b.time()) })
+	var out []*refSession
+	open := map[string]*refSession{} // device + session key
+	lastAt := map[string]time.Time{}
+	seenUser := map[string]bool{}
+	for _, h := range hits {
+		allowed := h.cid != "" && !strings.HasSuffix(h.gcs, "0") && !h.dnt
+		device := "daily:" + h.ip + "|" + h.ua + "|" + h.day
+		if allowed {
+			device = "cid:" + h.cid
+		}
+		key := device + "|sid:" + strconv.FormatInt(h.sid, 10)
+		if h.sid == 0 {
+			if t, ok := lastAt[device]; !ok || h.time().Sub(t) > 30*time.Minute {
+				key = device + "|at:" + h.at
+				open[device+"|inferred"] = nil
+			} else {
+				key = open[device+"|inferred"].start
+			}
+			lastAt[device] = h.time()
+		}
+		s := open[key]
+		if s == nil {
+			user := device
+			if allowed && h.uid != "" {
+				user = "uid:" + h.uid
+			}
+			s = &refSession{device: device, user: user, start: key, source: "(direct)"}
+			// A referral's source is its host; a search engine's, its name.
+			if u, err := url.Parse(h.ref); err == nil && u.Host != "" {
+				s.source = strings.TrimPrefix(u.Host, "www.")
+				if strings.HasPrefix(s.source, "google.") {
+					s.source = "google"
+				}
+			}
+			s.newUser = h.fv || !seenUser[user]
+			seenUser[user] = true
+			open[key] = s
+			out = append(out, s)
+			if h.sid == 0 {
+				open[device+"|inferred"] = s
+			}
+		}
+		s.hits = append(s.hits, h)
+		s.engage += h.engage
+		if h.name == "page_view" {
+			s.views++
+		}
+		s.key = s.key || h.name == "purchase"
+	}
+	return out
+}
+
+// refReport is what refGA4's sessions add up to over the seed.
+type refReport struct {
+	users, active, sessions, engaged int
+	events                           map[string]int
+	sourceOfPurchase                 string
+}
+
+func refTotals(sessions []*refSession) refReport {
+	r := refReport{events: map[string]int{}}
+	users, active := map[string]bool{}, map[string]bool{}
+	for _, s := range sessions {
+		users[s.user] = true
+		r.sessions++
+		engaged := s.engage >= 10_000 || s.views >= 2 || s.key
+		if engaged {
+			r.engaged++
+		}
+		if engaged || s.newUser || s.engage > 0 {
+			active[s.user] = true
+		}
+		r.events["session_start"]++
+		if s.newUser {
+			r.events["first_visit"]++
+		}
+		for _, h := range s.hits {
+			r.events[h.name]++
+			if h.name == "purchase" {
+				r.sourceOfPurchase = s.source
+			}
+		}
+	}
+	r.users, r.active = len(users), len(active)
+	return r
+}
+
+// TestIdentityOracle: the seed through agent, write stage and reports
+// gives refGA4's users, sessions, engagement and events, on the raw-event
+// engine and on the rollups.
+func TestIdentityOracle(t *testing.T) {
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "identity", Domains: []string{"shop.test"},
+		Policy: postgres.SitePolicy{DNT: "cookieless"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if site.Policy.Identity != postgres.IdentityCookie {
+		t.Fatalf("default identity policy %q, want cookie", site.Policy.Identity)
+	}
+	cfg := &protocol.Config{Sites: []protocol.Site{{ID: site.ID, MeasurementID: site.MeasurementID, APISecret: site.APISecret,
+		Domains: site.Domains, DNT: site.Policy.DNT, Identity: site.Policy.Identity, IdentitySecret: site.IdentitySecret}}}
+	for _, d := range []string{"2026-03-05", "2026-03-06"} {
+		cfg.Salts = append(cfg.Salts, protocol.Salt{Site: site.ID, Day: d, Key: []byte(strings.Repeat(d[8:], 16))})
+	}
+	sites, err := collect.NewSites(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now time.Time
+	q := &capture{}
+	col, err := collect.New(collect.Options{Sites: func() *collect.Sites { return sites }, Queue: q, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Collect each hit at its time; ship the batches in their order.
+	batches := map[int][]protocol.Event{}
+	for i := range identitySeed {
+		h := &identitySeed[i]
+		now = h.time()
+		batches[h.batch] = append(batches[h.batch], sendSeedHit(t, col, q, h, site))
+	}
+	w := write.New(write.Config{}, store)
+	order := slices.Sorted(func(yield func(int) bool) {
+		for b := range batches {
+			if !yield(b) {
+				return
+			}
+		}
+	})
+	for _, b := range order {
+		if _, err := w.WriteBatch(ctx, "seed", uint64(b), batches[b], nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil { // one derivation per batch: late hits meet stored sessions
+			t.Fatal(err)
+		}
+	}
+
+	want := refTotals(refGA4(identitySeed))
+	if want.sessions != 8 || want.users != 6 { // the seed's design, so refGA4 is no echo of a broken engine
+		t.Fatalf("reference: %d sessions, %d users; the seed is built for 8 and 6", want.sessions, want.users)
+	}
+	now2 := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
+	keys := stubKeys{testKey: {site.ID}}
+	days := []DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-06"}}
+	for _, route := range []struct {
+		name string
+		r    route
+	}{{"default", routeAuto}, {"events", routeEvents}, {"rollups", routeRollups}} {
+		t.Run(route.name, func(t *testing.T) {
+			h := newHandler(Options{Now: func() time.Time { return now2 }}, store.Pool, keys)
+			h.route = route.r
+			prop := fmt.Sprint(site.ID)
+			got := reportRows(t, h, prop, RunReportRequest{DateRanges: days,
+				Metrics: mets("totalUsers", "activeUsers", "sessions", "engagedSessions", "bounceRate", "eventCount")})
+			wantTotals := fmt.Sprintf("%d %d %d %d %s %d", want.users, want.active, want.sessions, want.engaged,
+				strconv.FormatFloat(float64(want.sessions-want.engaged)/float64(want.sessions), 'f', -1, 64), eventTotal(want.events))
+			if g := got[""]; g != wantTotals {
+				t.Errorf("totalUsers activeUsers sessions engagedSessions bounceRate eventCount: got %q, want %q", g, wantTotals)
+			}
+			byName := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
+			wantNames := map[string]string{}
+			for n, c := range want.events {
+				wantNames[n] = strconv.Itoa(c)
+			}
+			if !mapsEqual(byName, wantNames) {
+				t.Errorf("eventCount by eventName: got %v, want %v", byName, wantNames)
+			}
+		})
+	}
+	// The purchase sent by the server joined the browser's session: the
+	// session is counted once, under the browser's source, and holds the
+	// key event.
+	h := newHandler(Options{Now: func() time.Time { return now2 }}, store.Pool, keys)
+	bySource := reportRows(t, h, fmt.Sprint(site.ID), RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
+		Metrics: mets("sessions", "keyEvents")})
+	if g := bySource[want.sourceOfPurchase]; !strings.HasSuffix(g, " 1") {
+		t.Errorf("sessions and keyEvents by sessionSource %v: want the purchase under %q", bySource, want.sourceOfPurchase)
+	}
+	if g := bySource["(direct)"]; strings.HasSuffix(g, " 1") {
+		t.Errorf("sessions by sessionSource %v: the purchase made a (direct) session", bySource)
+	}
+}
+
+// sendSeedHit sends h to the collector and returns the one event queued.
+func sendSeedHit(t *testing.T, col *collect.Collector, q *capture, h *seedHit, site postgres.Site) protocol.Event {
+	t.Helper()
+	var req *http.Request
+	switch h.path {
+	case "/g/collect":
+		v := url.Values{"v": {"2"}, "tid": {site.MeasurementID}, "en": {h.name}, "dl": {"https://shop.test" + h.page}}
+		set := func(k, s string) {
+			if s != "" && s != "0" {
+				v.Set(k, s)
+			}
+		}
+		set("cid", h.cid)
+		set("uid", h.uid)
+		set("sid", strconv.FormatInt(h.sid, 10))
+		set("sct", strconv.Itoa(h.sct))
+		set("_et", strconv.FormatInt(h.engage, 10))
+		set("dr", h.ref)
+		set("gcs", h.gcs)
+		if h.ss {
+			v.Set("_ss", "1")
+		}
+		if h.fv {
+			v.Set("_fv", "1")
+		}
+		req = httptest.NewRequest(http.MethodGet, "/g/collect?"+v.Encode(), nil)
+	case "/mp/collect":
+		body, _ := json.Marshal(map[string]any{"client_id": h.cid, "events": []any{map[string]any{"name": h.name,
+			"params": map[string]any{"session_id": h.sid, "value": 30, "currency": "EUR"}}}})
+		req = httptest.NewRequest(http.MethodPost, "/mp/collect?measurement_id="+site.MeasurementID+"&api_secret="+site.APISecret,
+			strings.NewReader(string(body)))
+	case "/api/event":
+		body, _ := json.Marshal(map[string]any{"m": site.MeasurementID, "n": h.name, "u": "https://shop.test" + h.page})
+		req = httptest.NewRequest(http.MethodPost, "/api/event", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "text/plain")
+	}
+	req.RemoteAddr = h.ip + ":5000"
+	req.Header.Set("User-Agent", h.ua)
+	if h.dnt {
+		req.Header.Set("DNT", "1")
+	}
+	rec := httptest.NewRecorder()
+	map[string]http.HandlerFunc{"/g/collect": col.ServeGtag, "/mp/collect": col.ServeMP, "/api/event": col.ServeEvent}[h.path](rec, req)
+	if rec.Code != http.StatusNoContent || len(q.events) == 0 || rec.Header().Get("Avila-Validation") != "" {
+		t.Fatalf("%s %s at %s: %d %q %q", h.path, h.name, h.at, rec.Code, rec.Body, rec.Header().Get("Avila-Validation"))
+	}
+	e := q.events[len(q.events)-1]
+	q.events = nil
+	return e
+}
+
+// capture is the agent's queue in the oracle: it decodes what is queued.
+type capture struct{ events []protocol.Event }
+
+func (c *capture) Append(_ context.Context, events [][]byte) error {
+	for _, b := range events {
+		var e protocol.Event
+		if err := protocol.DecodeEvent(b, &e); err != nil {
+			return err
+		}
+		c.events = append(c.events, e)
+	}
+	return nil
+}
+
+// reportRows runs req and returns each row's metric values joined by
+// spaces, by its dimension values joined by "|" ("" without dimensions).
+func reportRows(t *testing.T, h http.Handler, prop string, req RunReportRequest) map[string]string {
+	t.Helper()
+	code, body := post(t, h, prop, testKey, req)
+	if code != http.StatusOK {
+		t.Fatalf("runReport %+v: %d %s", req, code, body)
+	}
+	var resp RunReportResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range resp.Rows {
+		var d, m []string
+		for _, v := range r.DimensionValues {
+			d = append(d, v.Value)
+		}
+		for _, v := range r.MetricValues {
+			m = append(m, v.Value)
+		}
+		out[strings.Join(d, "|")] = strings.Join(m, " ")
+	}
+	return out
+}
+
+func eventTotal(m map[string]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
