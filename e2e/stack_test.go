@@ -106,7 +106,20 @@ func (s *stack) pageViews() (int, error) {
 	// Page views, not eventCount: the hits are page views, and eventCount
 	// adds the session_start and first_visit events GA4 (and the write
 	// stage) derive.
-	body := `{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"screenPageViews"}]}`
+	return s.totalOf(`{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"screenPageViews"}]}`)
+}
+
+// sentEvents asks the query API for the events sent over the last days:
+// eventCount without the session_start and first_visit events the write
+// stage derives.
+func (s *stack) sentEvents() (int, error) {
+	return s.totalOf(`{"dateRanges":[{"startDate":"2daysAgo","endDate":"today"}],"metrics":[{"name":"eventCount"}],
+		"dimensionFilter":{"notExpression":{"filter":{"fieldName":"eventName","inListFilter":{"values":["session_start","first_visit"]}}}}}`)
+}
+
+// totalOf runs a runReport without dimensions and returns its one
+// metric's value (0 without rows).
+func (s *stack) totalOf(body string) (int, error) {
 	url := fmt.Sprintf("%s/v1beta/properties/%d:runReport", s.agg.ready["api"], s.site.ID)
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
 	req.Header.Set("Authorization", "Bearer "+s.apiKey)
