@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/avila-analytics/avila/internal/logthrottle"
@@ -19,6 +20,7 @@ import (
 // Defaults of Config.
 const (
 	defaultEvery     = 250 * time.Millisecond
+	defaultIdleEvery = 4 * time.Second
 	defaultMaxEvents = 25_000
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
@@ -31,7 +33,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Every is how often Run looks for events staged by other nodes
 	// (default 250 ms); batches staged by this Writer wake it at once.
+	// While its looks find nothing, Run waits twice as long each time, up
+	// to IdleEvery.
 	Every time.Duration
+	// IdleEvery bounds the wait between Run's looks while nothing is
+	// staged (default 4 s; at least Every): an idle node sleeps instead
+	// of asking PostgreSQL four times a second.
+	IdleEvery time.Duration
 	// MaxEvents bounds the events one derivation transaction takes
 	// (default 25 000).
 	MaxEvents int
@@ -60,6 +68,8 @@ type Writer struct {
 	sites map[uint32]*siteSessions // sessions of the sites this node derived last
 
 	failLog logthrottle.Throttle
+
+	looks atomic.Int64 // passes that listed the staged sites
 }
 
 // New returns a write stage storing into store.
@@ -70,6 +80,10 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	if cfg.Every <= 0 {
 		cfg.Every = defaultEvery
 	}
+	if cfg.IdleEvery <= 0 {
+		cfg.IdleEvery = defaultIdleEvery
+	}
+	cfg.IdleEvery = max(cfg.IdleEvery, cfg.Every)
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = defaultMaxEvents
 	}
@@ -132,18 +146,22 @@ func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
 }
 
 // Run derives staged events until ctx ends: at once when this Writer
-// staged a batch, else every Config.Every for batches other nodes staged,
-// and pass after pass while passes find events. Errors are logged
-// (rate-limited) and retried on the next pass.
+// staged a batch, pass after pass while passes find events, and else
+// after a wait for batches other nodes staged, Config.Every at first and
+// twice as long after each look that found nothing, up to
+// Config.IdleEvery. Errors are logged (rate-limited) and retried after
+// Config.Every.
 func (w *Writer) Run(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Every)
+	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
+	wait := w.cfg.Every
 	for {
 		more, err := w.pass(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			level := slog.LevelWarn
 			if !postgres.IsTransient(err) {
 				level = slog.LevelError
@@ -151,16 +169,19 @@ func (w *Writer) Run(ctx context.Context) {
 			if n, ok := w.failLog.Allow(time.Now()); ok {
 				w.log.Log(ctx, level, "derivation failed; staged events wait for the next pass", "err", err, "suppressed", n)
 			}
-			more = false
-		}
-		if more {
+			wait = w.cfg.Every
+		case more:
+			wait = w.cfg.Every
 			continue
 		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
+			wait = w.cfg.Every
 		case <-t.C:
+			wait = min(2*wait, w.cfg.IdleEvery)
 		}
 	}
 }
@@ -172,6 +193,7 @@ func (w *Writer) Run(ctx context.Context) {
 func (w *Writer) pass(ctx context.Context) (more bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
+	w.looks.Add(1)
 	sites, err := w.store.StagedSites(ctx)
 	if err != nil {
 		return false, fmt.Errorf("write: %w", err)
