@@ -85,6 +85,13 @@ type BatchWriter interface {
 	WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error)
 }
 
+// wireWriter is a BatchWriter that can store a batch whose every event is
+// good from its wire form as received, without encoding it again
+// (write.Writer.WriteWireBatch).
+type wireWriter interface {
+	WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error)
+}
+
 // New returns a handler that reads sites and salts from store and hands
 // batches to w.
 func New(opts Options, store *postgres.Store, w BatchWriter) *Handler {
@@ -153,7 +160,12 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		return h.retry(b, err), b
 	}
 	agent := AgentKey(b.AgentID, peer)
-	res, err := h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
+	var res postgres.StageResult
+	if ww, ok := h.write.(wireWriter); ok && len(dead) == 0 {
+		res, err = ww.WriteWireBatch(ctx, agent, b.Seq, good, wire)
+	} else {
+		res, err = h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
+	}
 	if err != nil {
 		return h.retry(b, err), b
 	}

@@ -100,7 +100,22 @@ func New(cfg Config, store *postgres.Store) *Writer {
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
 // its events become visible to reports once a derivation took them.
 func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
-	res, err := w.store.StageBatch(ctx, agentID, seq, stage(events), dead)
+	return w.stageBatch(ctx, agentID, seq, stage(events), dead)
+}
+
+// WriteWireBatch is WriteBatch for a batch without dead letters whose
+// wire form (protocol.DecodeBatch of wire gives events) is at hand: when
+// its events are all of one site, wire itself is the staged row's payload,
+// which spares encoding and compressing them again.
+func (w *Writer) WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error) {
+	if len(events) == 0 || slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Site != events[0].Site }) {
+		return w.WriteBatch(ctx, agentID, seq, events, nil)
+	}
+	return w.stageBatch(ctx, agentID, seq, []postgres.Staged{{Site: events[0].Site, Events: len(events), Payload: wire}}, nil)
+}
+
+func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, staged []postgres.Staged, dead []postgres.DeadLetter) (postgres.StageResult, error) {
+	res, err := w.store.StageBatch(ctx, agentID, seq, staged, dead)
 	if err != nil {
 		return res, fmt.Errorf("write: %w", err)
 	}
