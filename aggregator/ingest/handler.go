@@ -83,12 +83,9 @@ var _ protocol.Handler = (*Handler)(nil)
 // BatchWriter stores a validated batch exactly once (aggregator/write).
 type BatchWriter interface {
 	WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error)
-}
-
-// wireWriter is a BatchWriter that can store a batch whose every event is
-// good from its wire form as received, without encoding it again
-// (write.Writer.WriteWireBatch).
-type wireWriter interface {
+	// WriteWireBatch stores a batch whose every event is good, given
+	// with wire, its form as received, which the writer may keep instead
+	// of encoding events again.
 	WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error)
 }
 
@@ -161,8 +158,8 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	}
 	agent := AgentKey(b.AgentID, peer)
 	var res postgres.StageResult
-	if ww, ok := h.write.(wireWriter); ok && len(dead) == 0 {
-		res, err = ww.WriteWireBatch(ctx, agent, b.Seq, good, wire)
+	if len(dead) == 0 {
+		res, err = h.write.WriteWireBatch(ctx, agent, b.Seq, good, wire)
 	} else {
 		res, err = h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
 	}
