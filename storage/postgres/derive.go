@@ -97,9 +97,6 @@ func (d *DeriveTx) begin(ctx context.Context) error {
 // Site is the site being derived.
 func (d *DeriveTx) Site() uint32 { return d.site }
 
-// Zone is the site's time zone.
-func (d *DeriveTx) Zone() *time.Location { return d.zone }
-
 // Gen is the derivation's generation: the previous derivation of the site
 // that committed had Gen-1.
 func (d *DeriveTx) Gen() int64 { return d.gen }

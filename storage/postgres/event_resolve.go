@@ -49,11 +49,6 @@ func (s *Store) EnsureEventDays(ctx context.Context, events []protocol.Event) er
 	return s.ensureDays(ctx, days)
 }
 
-// ForgetPartitions drops what the store knows about existing partitions, so
-// the next EnsureEventDays checks again; for a write that failed for want
-// of a partition (one was dropped after this process saw it).
-func (s *Store) ForgetPartitions() { s.forgetPartitions() }
-
 type trafficPair struct {
 	site           uint32
 	path, referrer string
