@@ -3,6 +3,8 @@ package write
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,4 +79,57 @@ func BenchmarkDerive(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*perIter*1000)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkStageAndDerive is the aggregator's side of the end-to-end
+// bench in process: four senders stage 200 batches of 1000 events of its
+// traffic while Run derives, timed until nothing is left staged.
+func BenchmarkStageAndDerive(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "bench"})
+	const batches = 200
+	seq := uint64(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		all := pipelineBatches(site.ID, time.Now().Add(-time.Hour).Add(time.Duration(i)*time.Minute), batches)
+		w := New(Config{}, s.Store)
+		runCtx, cancel := context.WithCancel(ctx)
+		var loop, senders sync.WaitGroup
+		loop.Go(func() { w.Run(runCtx) })
+		var next atomic.Int64
+		b.StartTimer()
+		for range 4 {
+			senders.Go(func() {
+				for {
+					j := int(next.Add(1)) - 1
+					if j >= len(all) {
+						return
+					}
+					if _, err := w.WriteBatch(ctx, "bench", atomic.AddUint64(&seq, 1), all[j], nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		senders.Wait()
+		for {
+			n, err := s.StagedEvents(ctx, site.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling; Run derives meanwhile
+		}
+		b.StopTimer()
+		cancel()
+		loop.Wait()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*batches*1000)/b.Elapsed().Seconds(), "events/s")
 }

@@ -70,7 +70,22 @@ type Writer struct {
 	failLog logthrottle.Throttle
 
 	looks atomic.Int64 // passes that listed the staged sites
+
+	// busy holds the sites whose last derivation attempt by this node
+	// found another node deriving them, and when (guarded by deriving).
+	busy map[uint32]time.Time
 }
+
+// stickFor is how long after finding a site derived by another node a
+// pass woken by this node's own staging leaves the site to that node.
+// The node holding a site's lock looks again as soon as it derived events
+// and so takes the batches other nodes stage meanwhile; a node grabbing
+// the lock between two of its passes would only make derivations
+// alternate between nodes, each then reading the site's sessions from the
+// database instead of its memory. Timed looks (every Config.Every while
+// deferring) still try, so a site whose deriving node stopped waits at
+// most that long.
+const stickFor = time.Second
 
 // New returns a write stage storing into store.
 func New(cfg Config, store *postgres.Store) *Writer {
@@ -94,7 +109,8 @@ func New(cfg Config, store *postgres.Store) *Writer {
 		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
-		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery}}
+		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
+		busy: make(map[uint32]time.Time)}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
@@ -170,8 +186,9 @@ func (w *Writer) Run(ctx context.Context) {
 	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
 	wait := w.cfg.Every
+	woken := false
 	for {
-		more, err := w.pass(ctx)
+		more, deferred, err := w.pass(ctx, woken)
 		if ctx.Err() != nil {
 			return
 		}
@@ -186,17 +203,19 @@ func (w *Writer) Run(ctx context.Context) {
 			}
 			wait = w.cfg.Every
 		case more:
-			wait = w.cfg.Every
+			wait, woken = w.cfg.Every, false
 			continue
+		case deferred:
+			wait = w.cfg.Every
 		}
 		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
-			wait = w.cfg.Every
+			wait, woken = w.cfg.Every, true
 		case <-t.C:
-			wait = min(2*wait, w.cfg.IdleEvery)
+			wait, woken = min(2*wait, w.cfg.IdleEvery), false
 		}
 	}
 }
@@ -205,26 +224,39 @@ func (w *Writer) Run(ctx context.Context) {
 // site does not hold the others back, skipping the sites another
 // transaction derives; more reports whether one found events (there may
 // be more).
-func (w *Writer) pass(ctx context.Context) (more bool, err error) {
+//
+// A pass woken by this node's staging (woken) leaves to the other node
+// the sites it found derived elsewhere within stickFor, and reports them
+// as deferred.
+func (w *Writer) pass(ctx context.Context, woken bool) (more, deferred bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
 	sites, err := w.store.StagedSites(ctx)
 	if err != nil {
-		return false, fmt.Errorf("write: %w", err)
+		return false, false, fmt.Errorf("write: %w", err)
 	}
 	var errs []error
 	for _, site := range sites {
+		if at, ok := w.busy[site]; woken && ok && time.Since(at) < stickFor {
+			deferred = true
+			continue
+		}
 		n, _, err := w.deriveSite(ctx, site, false)
+		if errors.Is(err, postgres.ErrSiteBusy) { // another node derives it
+			w.busy[site] = time.Now()
+			deferred = true
+			continue
+		}
+		delete(w.busy, site)
 		switch {
-		case errors.Is(err, postgres.ErrSiteBusy): // another node derives it
 		case err != nil:
 			errs = append(errs, err)
 		case n > 0:
 			more = true
 		}
 	}
-	return more, errors.Join(errs...)
+	return more, deferred, errors.Join(errs...)
 }
 
 // Flush derives every event staged before it was called, waiting for
