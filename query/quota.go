@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -150,10 +149,9 @@ func (q *quotas) enter(cat string, site uint32) func() {
 	}
 }
 
-// project is the id of the request's API key (its public prefix), which
-// stands for GA4's cloud project.
-func project(r *http.Request) string {
-	key, _ := bearerKey(r.Header.Get("Authorization"))
+// project is the id of an API key (its public prefix), which stands for
+// GA4's cloud project.
+func project(key string) string {
 	return key[:min(len(key), postgres.KeyPrefixLen)]
 }
 
@@ -185,9 +183,9 @@ func (q *quotas) add(ctx context.Context, k quotaKey, n int64, ttl time.Duration
 
 // charge adds the cost of a request that took d to the property's
 // counters, and returns the quota state after it when asked to.
-func (q *quotas) charge(ctx context.Context, cat string, site uint32, r *http.Request, d time.Duration, report bool) *PropertyQuota {
+func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string, d time.Duration, report bool) *PropertyQuota {
 	q.sweep()
-	proj := project(r)
+	proj := project(key)
 	n := q.tokens(d)
 	day, hour, projHour := q.windows(cat, site, proj)
 	usedDay := q.add(ctx, day, n, 25*time.Hour)
@@ -214,9 +212,9 @@ func (q *quotas) charge(ctx context.Context, cat string, site uint32, r *http.Re
 }
 
 // serverError counts a 5xx answer to the request's key.
-func (q *quotas) serverError(ctx context.Context, cat string, site uint32, r *http.Request) {
+func (q *quotas) serverError(ctx context.Context, cat string, site uint32, key string) {
 	_, hour, _ := q.windows(cat, site, "")
-	q.add(ctx, quotaKey{cat, site, 'e', hour.start, project(r)}, 1, 2*time.Hour)
+	q.add(ctx, quotaKey{cat, site, 'e', hour.start, project(key)}, 1, 2*time.Hour)
 }
 
 // sweep drops counters of windows that ended, once per hour, so memory
@@ -236,12 +234,4 @@ func (q *quotas) sweep() {
 			delete(q.counts, k)
 		}
 	}
-}
-
-// quotaCategory is the category of a route under propertiesPrefix.
-func quotaCategory(route string) string {
-	if route == ":runRealtimeReport" {
-		return quotaRealtime
-	}
-	return quotaCore
 }

@@ -159,16 +159,16 @@ func TestPropertyQuotaWindows(t *testing.T) {
 	ctx := context.Background()
 	req := httptest.NewRequest(http.MethodPost, "/", nil)
 	req.Header.Set("Authorization", "Bearer avk_abcdefghijklmnopqrstuvwxyz")
-	q.serverError(ctx, quotaCore, 1, req)
+	q.serverError(ctx, quotaCore, 1, "avk_abcdefghijklmnopqrstuvwxyz")
 	done := q.enter(quotaCore, 1)
 	q.enter(quotaCore, 1)()
-	got := q.charge(ctx, quotaCore, 1, req, 0, true)
+	got := q.charge(ctx, quotaCore, 1, "avk_abcdefghijklmnopqrstuvwxyz", 0, true)
 	done()
 	if got.ServerErrorsPerProjectPerHour.Consumed != 1 || got.ConcurrentRequests.Consumed != 1 || got.TokensPerDay.Consumed != 1 {
 		t.Fatalf("before midnight: %+v", got)
 	}
 	now = now.Add(2 * time.Minute) // the next day, and hour
-	got = q.charge(ctx, quotaCore, 1, req, 0, true)
+	got = q.charge(ctx, quotaCore, 1, "avk_abcdefghijklmnopqrstuvwxyz", 0, true)
 	if got.TokensPerDay.Consumed != 1 || got.TokensPerHour.Consumed != 1 || got.ServerErrorsPerProjectPerHour.Consumed != 0 || got.ConcurrentRequests.Consumed != 0 {
 		t.Fatalf("after midnight: %+v, want fresh windows", got)
 	}

@@ -22,10 +22,11 @@ import (
 // rtNow is the realtime tests' clock: 30 seconds into a minute.
 var rtNow = time.Date(2026, 12, 2, 12, 0, 30, 0, time.UTC)
 
-// rtEvent is an event minutesAgo minutes before rtNow.
+// rtEvent is an event minutesAgo minutes before rtNow, with engagement time
+// (its visitor is an active user).
 func rtEvent(site uint32, minutesAgo int, visitor uint64, name, country, city, device, title, path string) protocol.Event {
 	return protocol.Event{Site: site, TimeMicros: rtNow.Add(-time.Duration(minutesAgo) * time.Minute).UnixMicro(),
-		Name: name, Visitor: visitor, Country: country, City: city, Device: device, Title: title, Path: path}
+		Name: name, Visitor: visitor, Country: country, City: city, Device: device, Title: title, Path: path, EngageMs: 100}
 }
 
 // rtEvents: four visitors of site 1 in the window, one event of site 1 a
@@ -187,9 +188,10 @@ func TestRunRealtimeReport(t *testing.T) {
 			if err := json.Unmarshal(out, &q); code != 200 || err != nil || q.PropertyQuota == nil || q.PropertyQuota.TokensPerDay.Consumed < 2 {
 				t.Fatalf("returnPropertyQuota: %d %s", code, out)
 			}
-			// A property without events: no rows, rowCount 0.
+			// A property without events: no rows, rowCount 0 (left out,
+			// as proto3 JSON leaves out zeros).
 			code, out = postRealtime(t, h, "3", testKey, `{"metrics":[{"name":"activeUsers"}]}`)
-			if code != 200 || string(out) != `{"metricHeaders":[{"name":"activeUsers","type":"TYPE_INTEGER"}],"rowCount":0,"kind":"analyticsData#runRealtimeReport"}`+"\n" {
+			if code != 200 || string(out) != `{"metricHeaders":[{"name":"activeUsers","type":"TYPE_INTEGER"}],"kind":"analyticsData#runRealtimeReport"}`+"\n" {
 				t.Fatalf("property 3: %d %s", code, out)
 			}
 		})
@@ -316,7 +318,8 @@ func TestRealtimeSocket(t *testing.T) {
 	memory := redis.NewRealtime(redis.RealtimeOptions{})
 
 	live := func(visitor uint64, title string) []protocol.Event {
-		return []protocol.Event{{Site: 1, TimeMicros: time.Now().UnixMicro(), Name: "page_view", Visitor: visitor, Title: title, Country: "CH"}}
+		return []protocol.Event{{Site: 1, TimeMicros: time.Now().UnixMicro(), Name: "page_view", Visitor: visitor, Title: title, Country: "CH",
+			Flags: protocol.FlagFirstVisit}}
 	}
 	for _, tc := range []struct {
 		name     string

@@ -64,6 +64,10 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		"UDP address for agents' QUIC connections; port 0 picks a free one")
 	fs.StringVar(&cfg.ListenAPI, "listen-api", "127.0.0.1:8080",
 		"TCP address of the HTTP API: /healthz, /readyz, /metrics, the dashboard and the GA4 Data API under /v1beta/; port 0 picks a free one")
+	fs.StringVar(&cfg.APITLSCert, "api-tls-cert", "",
+		"PEM certificate for --listen-api: with --api-tls-key the API serves HTTPS, and HTTP/2 by ALPN for gRPC clients of the Data API; "+
+			"empty: clear text, HTTP/1.1 and h2c")
+	fs.StringVar(&cfg.APITLSKey, "api-tls-key", "", "PEM private key of --api-tls-cert (not readable by group or others)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data/aggregator",
 		"directory for local state; without --tls-cert a development CA and certificate are made in <data-dir>/tls")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for QUIC; with --tls-key, replaces the development CA")
