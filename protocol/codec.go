@@ -111,8 +111,12 @@ func DecodeBatch(wire []byte) (*Batch, error) {
 		return nil, fmt.Errorf("%w: %d bytes decompressed, limit %d", ErrBadBatch, len(plain), MaxDecodedBytes)
 	}
 	var b Batch
-	if err := msgpack.Unmarshal(plain, &b); err != nil {
-		return nil, fmt.Errorf("%w: msgpack: %v", ErrBadBatch, err)
+	if decodeBatchFast(plain, &b) != nil {
+		// Forms the plain reader does not take, and errors: msgpack says.
+		b = Batch{}
+		if err := msgpack.Unmarshal(plain, &b); err != nil {
+			return nil, fmt.Errorf("%w: msgpack: %v", ErrBadBatch, err)
+		}
 	}
 	if err := b.check(); err != nil {
 		return nil, err

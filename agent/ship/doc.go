@@ -1,9 +1,10 @@
 // Package ship moves the agent's sealed queue segments to the aggregators
 // and keeps the agent's site configuration current.
 //
-// A Shipper seals pending events into segments on its own schedule (every
-// SealInterval, or as soon as SegmentEvents are pending), never waiting on
-// the network, and sends the oldest unacknowledged segments, up to InFlight
+// A Shipper seals pending events into segments on its own schedule (at most
+// SealInterval after they were appended, or as soon as SegmentEvents are
+// pending; an idle agent's seal timer does not run), never waiting on the
+// network, and sends the oldest unacknowledged segments, up to InFlight
 // at once, one per QUIC stream. A segment is deleted only after an AckOK;
 // an AckReject sets it aside in the queue; anything else (AckRetry, a
 // broken connection, no answer) means the outcome is unknown, and the same

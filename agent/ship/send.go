@@ -39,21 +39,33 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// sealLoop turns pending events into segments: all of them every
-// SealInterval, and a full segment as soon as SegmentEvents are pending. It
-// only touches the local queue, so a slow or absent aggregator never delays
+// sealLoop turns pending events into segments: all of them at most
+// SealInterval after they were appended, and a full segment as soon as
+// SegmentEvents are pending. Its timer runs only while events are
+// pending, so an idle agent does not wake every SealInterval. It only
+// touches the local queue, so a slow or absent aggregator never delays
 // sealing.
 func (s *Shipper) sealLoop(ctx context.Context) {
-	tick := time.NewTicker(s.opts.SealInterval)
-	defer tick.Stop()
+	t := time.NewTimer(s.opts.SealInterval)
+	defer t.Stop()
+	armed := true // events queued before the start are sealed too
 	for {
+		var tick <-chan time.Time
+		if armed {
+			tick = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick:
+			armed = false
 			s.seal(1)
 		case <-s.q.Appended():
 			s.seal(int64(s.opts.SegmentEvents))
+		}
+		if !armed && s.q.Pending() > 0 {
+			t.Reset(s.opts.SealInterval)
+			armed = true
 		}
 	}
 }

@@ -83,6 +83,10 @@ var _ protocol.Handler = (*Handler)(nil)
 // BatchWriter stores a validated batch exactly once (aggregator/write).
 type BatchWriter interface {
 	WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error)
+	// WriteWireBatch stores a batch whose every event is good, given
+	// with wire, its form as received, which the writer may keep instead
+	// of encoding events again.
+	WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error)
 }
 
 // New returns a handler that reads sites and salts from store and hands
@@ -153,7 +157,12 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		return h.retry(b, err), b
 	}
 	agent := AgentKey(b.AgentID, peer)
-	res, err := h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
+	var res postgres.StageResult
+	if len(dead) == 0 {
+		res, err = h.write.WriteWireBatch(ctx, agent, b.Seq, good, wire)
+	} else {
+		res, err = h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
+	}
 	if err != nil {
 		return h.retry(b, err), b
 	}

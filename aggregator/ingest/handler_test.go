@@ -60,6 +60,14 @@ func (w derivedWriter) WriteBatch(ctx context.Context, agent string, seq uint64,
 	return res, w.Flush(ctx)
 }
 
+func (w derivedWriter) WriteWireBatch(ctx context.Context, agent string, seq uint64, ev []protocol.Event, wire []byte) (postgres.StageResult, error) {
+	res, err := w.Writer.WriteWireBatch(ctx, agent, seq, ev, wire)
+	if err != nil {
+		return res, err
+	}
+	return res, w.Flush(ctx)
+}
+
 func events(site uint32, n int) []protocol.Event {
 	out := make([]protocol.Event, n)
 	for i := range out {

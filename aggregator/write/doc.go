@@ -20,11 +20,13 @@
 //     site has one writer at a time: no visitor locks and no row-lock
 //     waits between batches.
 //
-// Reports (everything read from PostgreSQL) lag staging by the derivation
-// interval (Config.Every, 250 ms by default; a node wakes at once for the
-// batches it stages) plus one derivation transaction, about a second
-// under load within capacity; realtime (Redis, recorded at staging) does
-// not lag. The node keeps each site's recent sessions in memory while it
+// Reports (everything read from PostgreSQL) lag staging by up to two
+// derivation transactions while the load is within capacity: a node wakes
+// at once for the batches it stages, and a node that derived events looks
+// again at once. Idle, a node looks for other nodes' batches after
+// Config.Every (250 ms), doubling the wait up to Config.IdleEvery (4 s);
+// that bounds the lag of batches whose staging node stopped before
+// deriving them. Realtime (Redis, recorded at staging) does not lag. The node keeps each site's recent sessions in memory while it
 // derives the site; a generation number in derive_state tells it when
 // another node derived the site in between, and then it reads them from
 // the sessions table instead.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/avila-analytics/avila/internal/logthrottle"
@@ -19,6 +20,7 @@ import (
 // Defaults of Config.
 const (
 	defaultEvery     = 250 * time.Millisecond
+	defaultIdleEvery = 4 * time.Second
 	defaultMaxEvents = 25_000
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
@@ -31,7 +33,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Every is how often Run looks for events staged by other nodes
 	// (default 250 ms); batches staged by this Writer wake it at once.
+	// While its looks find nothing, Run waits twice as long each time, up
+	// to IdleEvery.
 	Every time.Duration
+	// IdleEvery bounds the wait between Run's looks while nothing is
+	// staged (default 4 s; at least Every): an idle node sleeps instead
+	// of asking PostgreSQL four times a second.
+	IdleEvery time.Duration
 	// MaxEvents bounds the events one derivation transaction takes
 	// (default 25 000).
 	MaxEvents int
@@ -66,7 +74,24 @@ type Writer struct {
 	sites map[uint32]*siteSessions // sessions of the sites this node derived last
 
 	failLog logthrottle.Throttle
+
+	looks atomic.Int64 // passes that listed the staged sites
+
+	// busy holds the sites whose last derivation attempt by this node
+	// found another node deriving them, and when (guarded by deriving).
+	busy map[uint32]time.Time
 }
+
+// stickFor is how long after finding a site derived by another node a
+// pass woken by this node's own staging leaves the site to that node.
+// The node holding a site's lock looks again as soon as it derived events
+// and so takes the batches other nodes stage meanwhile; a node grabbing
+// the lock between two of its passes would only make derivations
+// alternate between nodes, each then reading the site's sessions from the
+// database instead of its memory. Timed looks (every Config.Every while
+// deferring) still try, so a site whose deriving node stopped waits at
+// most that long.
+const stickFor = time.Second
 
 // New returns a write stage storing into store.
 func New(cfg Config, store *postgres.Store) *Writer {
@@ -76,6 +101,10 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	if cfg.Every <= 0 {
 		cfg.Every = defaultEvery
 	}
+	if cfg.IdleEvery <= 0 {
+		cfg.IdleEvery = defaultIdleEvery
+	}
+	cfg.IdleEvery = max(cfg.IdleEvery, cfg.Every)
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = defaultMaxEvents
 	}
@@ -86,13 +115,29 @@ func New(cfg Config, store *postgres.Store) *Writer {
 		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
-		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery}}
+		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
+		busy: make(map[uint32]time.Time)}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
 // its events become visible to reports once a derivation took them.
 func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
-	res, err := w.store.StageBatch(ctx, agentID, seq, stage(events), dead)
+	return w.stageBatch(ctx, agentID, seq, stage(events), dead)
+}
+
+// WriteWireBatch is WriteBatch for a batch without dead letters whose
+// wire form (protocol.DecodeBatch of wire gives events) is at hand: when
+// its events are all of one site, wire itself is the staged row's payload,
+// which spares encoding and compressing them again.
+func (w *Writer) WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error) {
+	if len(events) == 0 || slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Site != events[0].Site }) {
+		return w.WriteBatch(ctx, agentID, seq, events, nil)
+	}
+	return w.stageBatch(ctx, agentID, seq, []postgres.Staged{{Site: events[0].Site, Events: len(events), Payload: wire}}, nil)
+}
+
+func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, staged []postgres.Staged, dead []postgres.DeadLetter) (postgres.StageResult, error) {
+	res, err := w.store.StageBatch(ctx, agentID, seq, staged, dead)
 	if err != nil {
 		return res, fmt.Errorf("write: %w", err)
 	}
@@ -138,18 +183,23 @@ func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
 }
 
 // Run derives staged events until ctx ends: at once when this Writer
-// staged a batch, else every Config.Every for batches other nodes staged,
-// and pass after pass while passes find events. Errors are logged
-// (rate-limited) and retried on the next pass.
+// staged a batch, pass after pass while passes find events, and else
+// after a wait for batches other nodes staged, Config.Every at first and
+// twice as long after each look that found nothing, up to
+// Config.IdleEvery. Errors are logged (rate-limited) and retried after
+// Config.Every.
 func (w *Writer) Run(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Every)
+	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
+	wait := w.cfg.Every
+	woken := false
 	for {
-		more, err := w.pass(ctx)
+		more, deferred, err := w.pass(ctx, woken)
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			level := slog.LevelWarn
 			if !postgres.IsTransient(err) {
 				level = slog.LevelError
@@ -157,16 +207,21 @@ func (w *Writer) Run(ctx context.Context) {
 			if n, ok := w.failLog.Allow(time.Now()); ok {
 				w.log.Log(ctx, level, "derivation failed; staged events wait for the next pass", "err", err, "suppressed", n)
 			}
-			more = false
-		}
-		if more {
+			wait = w.cfg.Every
+		case more:
+			wait, woken = w.cfg.Every, false
 			continue
+		case deferred:
+			wait = w.cfg.Every
 		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
+			wait, woken = w.cfg.Every, true
 		case <-t.C:
+			wait, woken = min(2*wait, w.cfg.IdleEvery), false
 		}
 	}
 }
@@ -175,25 +230,39 @@ func (w *Writer) Run(ctx context.Context) {
 // site does not hold the others back, skipping the sites another
 // transaction derives; more reports whether one found events (there may
 // be more).
-func (w *Writer) pass(ctx context.Context) (more bool, err error) {
+//
+// A pass woken by this node's staging (woken) leaves to the other node
+// the sites it found derived elsewhere within stickFor, and reports them
+// as deferred.
+func (w *Writer) pass(ctx context.Context, woken bool) (more, deferred bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
+	w.looks.Add(1)
 	sites, err := w.store.StagedSites(ctx)
 	if err != nil {
-		return false, fmt.Errorf("write: %w", err)
+		return false, false, fmt.Errorf("write: %w", err)
 	}
 	var errs []error
 	for _, site := range sites {
+		if at, ok := w.busy[site]; woken && ok && time.Since(at) < stickFor {
+			deferred = true
+			continue
+		}
 		n, _, err := w.deriveSite(ctx, site, false)
+		if errors.Is(err, postgres.ErrSiteBusy) { // another node derives it
+			w.busy[site] = time.Now()
+			deferred = true
+			continue
+		}
+		delete(w.busy, site)
 		switch {
-		case errors.Is(err, postgres.ErrSiteBusy): // another node derives it
 		case err != nil:
 			errs = append(errs, err)
 		case n > 0:
 			more = true
 		}
 	}
-	return more, errors.Join(errs...)
+	return more, deferred, errors.Join(errs...)
 }
 
 // Flush derives every event staged before it was called, waiting for

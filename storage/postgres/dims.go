@@ -103,21 +103,39 @@ type dimResolver struct {
 	ids     map[dimKey]int32 // misses, then their resolved ids
 	missing []dimKey
 	pending map[dimKey][]dimSlot
+
+	// The strings of the last fill and their ids, where the cache had
+	// them (lastOK): events of one visitor follow each other and share
+	// most strings (the decoder gives equal strings one pointer, so the
+	// comparison is cheap), which then cost no cache look-up.
+	lastSite uint32
+	last     [numDimKinds]string
+	lastIDs  [numDimKinds]int32
+	lastOK   [numDimKinds]bool
 }
 
 // fill sets ids[k] for each field from the cache, or records a miss. The
 // empty string is id 0 (absent). The caller holds c.mu.
 func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string, ids *[numDimKinds]int32) {
+	if site != r.lastSite {
+		r.lastSite, r.lastOK = site, [numDimKinds]bool{}
+	}
 	for k, v := range fields {
 		if v == "" {
 			ids[k] = 0
 			continue
 		}
+		if r.lastOK[k] && v == r.last[k] {
+			ids[k] = r.lastIDs[k]
+			continue
+		}
 		key := dimKey{site, DimKind(k + 1), v}
 		if id, ok := c.get(key); ok {
 			ids[k] = id
+			r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
 			continue
 		}
+		r.lastOK[k] = false
 		if r.pending == nil {
 			r.pending, r.ids = make(map[dimKey][]dimSlot), make(map[dimKey]int32)
 		}

@@ -2,13 +2,12 @@ package postgres
 
 import (
 	"context"
-	"fmt"
+	"encoding/binary"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Traffic is a session's traffic source as the write stage attributes it
@@ -50,11 +49,6 @@ func (s *Store) EnsureEventDays(ctx context.Context, events []protocol.Event) er
 	return s.ensureDays(ctx, days)
 }
 
-// ForgetPartitions drops what the store knows about existing partitions, so
-// the next EnsureEventDays checks again; for a write that failed for want
-// of a partition (one was dropped after this process saw it).
-func (s *Store) ForgetPartitions() { s.forgetPartitions() }
-
 type trafficPair struct {
 	site           uint32
 	path, referrer string
@@ -86,11 +80,17 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 		fields[DimSource-1], fields[DimMedium-1], fields[DimCampaign-1], fields[DimChannelGroup-1] =
 			t.Source, t.Medium, t.Campaign, t.Group
 	}
+	// Each pair's source, once: a session start's event takes its
+	// pair's.
+	sources := make([]Traffic, len(pairs))
+	for i := range pairs {
+		sources[i] = attribute(pairs[i].path, pairs[i].referrer)
+	}
 	r := &dimResolver{}
 	s.dims.mu.Lock()
 	for i := range pairs {
 		var fields [numDimKinds]string
-		setTraffic(&fields, attribute(pairs[i].path, pairs[i].referrer))
+		setTraffic(&fields, sources[i])
 		r.fill(s.dims, pairs[i].site, &fields, &res.Traffic[i].Dims)
 	}
 	for i := range events {
@@ -100,7 +100,7 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 		if e.Flags&protocol.FlagSessionStart != 0 {
 			// The session's traffic source, from its landing page and
 			// referrer, rides on its first event.
-			setTraffic(&fields, attribute(e.Path, e.Referrer))
+			setTraffic(&fields, sources[res.TrafficOf[i]])
 		}
 		r.fill(s.dims, e.Site, &fields, &rows[i].Dims)
 	}
@@ -176,14 +176,70 @@ func (s *Store) eventProfiles(ctx context.Context, rows []EventRow) error {
 // noParams is the params column of an event without parameters.
 var noParams = []byte{}
 
-// encodeParams returns the params column: empty when the event has none.
+// encodeParams returns the params column: empty when the event has none,
+// else the MessagePack msgpack.Marshal writes for EventParams (a map of
+// the non-empty fields ps, pn, up, floats in 8 bytes), without
+// reflection. The error is always nil; it stays for callers that treat
+// encoding as fallible.
 func encodeParams(e *protocol.Event) ([]byte, error) {
-	if len(e.Params) == 0 && len(e.NumParams) == 0 && len(e.UserProps) == 0 {
+	n := 0
+	for _, present := range [...]bool{len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0} {
+		if present {
+			n++
+		}
+	}
+	if n == 0 {
 		return noParams, nil
 	}
-	b, err := msgpack.Marshal(&EventParams{Params: e.Params, NumParams: e.NumParams, UserProps: e.UserProps})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: encode params: %w", err)
+	b := make([]byte, 0, 64)
+	b = append(b, 0x80|byte(n)) // fixmap
+	if len(e.Params) > 0 {
+		b = appendMsgpackStringMap(appendMsgpackStr(b, "ps"), e.Params)
+	}
+	if len(e.NumParams) > 0 {
+		b = appendMsgpackLen(appendMsgpackStr(b, "pn"), len(e.NumParams), 0x80, 0xde)
+		for k, v := range e.NumParams {
+			b = append(appendMsgpackStr(b, k), 0xcb)
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	if len(e.UserProps) > 0 {
+		b = appendMsgpackStringMap(appendMsgpackStr(b, "up"), e.UserProps)
 	}
 	return b, nil
+}
+
+func appendMsgpackStringMap(b []byte, m map[string]string) []byte {
+	b = appendMsgpackLen(b, len(m), 0x80, 0xde)
+	for k, v := range m {
+		b = appendMsgpackStr(appendMsgpackStr(b, k), v)
+	}
+	return b
+}
+
+// appendMsgpackLen writes a map (fix 0x80, code16 0xde) header for n
+// entries.
+func appendMsgpackLen(b []byte, n int, fix, code16 byte) []byte {
+	switch {
+	case n < 16:
+		return append(b, fix|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, code16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, code16+1), uint32(n))
+}
+
+// appendMsgpackStr writes a string: fixstr, str8, str16 or str32.
+func appendMsgpackStr(b []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
 }

@@ -1,15 +1,16 @@
 package postgres
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // NumDimKinds is the number of dictionary-coded fields of an event: the
 // length of EventRow.Dims, indexed by DimKind-1.
 const NumDimKinds = numDimKinds
 
 // EventRow is one events row, typed and compact, with the dims ids of its
-// profiles; values are boxed for pgx only while the row is encoded. (pgx
-// encodes plain values without allocating, pointers through reflection at
-// ~1 allocation each.)
+// profiles; CopyEvents writes it in binary COPY form (appendEventsCopy).
 type EventRow struct {
 	Site             int32
 	TS               time.Time
@@ -24,26 +25,43 @@ type EventRow struct {
 	PageView         bool               // a page_view event, for rollups (not a column)
 }
 
-// eventSource feeds rows to CopyFrom (pgx.CopyFromSource). Values returns the
-// same slice each time: pgx encodes a row before asking for the next.
-type eventSource struct {
-	rows []EventRow
-	i    int
-	vals []any
+// pgEpochMicros is 2000-01-01 UTC, PostgreSQL's epoch, in Unix
+// microseconds.
+const pgEpochMicros = 946_684_800_000_000
+
+// copyHeader starts PostgreSQL's binary COPY format: signature, flags,
+// header extension length.
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+// appendEventsCopy appends rows in PostgreSQL's binary COPY format, columns
+// in EventColumns order, trailer included. It writes what pgx's CopyFrom
+// would for the column types (timestamptz in microseconds since 2000,
+// bigint, integer, smallint, bytea), without boxing a value per column.
+func appendEventsCopy(b []byte, rows []EventRow) []byte {
+	b = append(b, copyHeader...)
+	i64 := func(b []byte, v int64) []byte {
+		return binary.BigEndian.AppendUint64(append(b, 0, 0, 0, 8), uint64(v))
+	}
+	i32 := func(b []byte, v int32) []byte {
+		return binary.BigEndian.AppendUint32(append(b, 0, 0, 0, 4), uint32(v))
+	}
+	for i := range rows {
+		r := &rows[i]
+		b = binary.BigEndian.AppendUint16(b, uint16(len(EventColumns)))
+		b = i64(b, r.TS.UnixMicro()-pgEpochMicros)
+		b = i64(b, r.Visitor)
+		b = i64(b, r.Session)
+		b = i32(b, r.Site)
+		b = i32(b, r.Dims[DimEventName-1])
+		b = i32(b, r.Dims[DimReferrer-1])
+		b = i32(b, r.Content)
+		b = i32(b, r.Client)
+		b = i32(b, r.Traffic)
+		b = i32(b, r.Engage)
+		b = binary.BigEndian.AppendUint16(append(b, 0, 0, 0, 2), uint16(r.Flags))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(r.Params)))
+		b = append(b, r.Params...)
+		b = i32(b, r.Commerce)
+	}
+	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1
 }
-
-func newEventSource(rows []EventRow) *eventSource {
-	return &eventSource{rows: rows, i: -1, vals: make([]any, len(EventColumns))}
-}
-
-func (s *eventSource) Next() bool { s.i++; return s.i < len(s.rows) }
-
-func (s *eventSource) Values() ([]any, error) {
-	r := &s.rows[s.i]
-	v := s.vals
-	v[0], v[1], v[2], v[3], v[4], v[5] = r.TS, r.Visitor, r.Session, r.Site, r.Dims[DimEventName-1], r.Dims[DimReferrer-1]
-	v[6], v[7], v[8], v[9], v[10], v[11], v[12] = r.Content, r.Client, r.Traffic, r.Engage, r.Flags, r.Params, r.Commerce
-	return v, nil
-}
-
-func (s *eventSource) Err() error { return nil }

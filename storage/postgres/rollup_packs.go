@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -88,14 +87,14 @@ func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
 			continue
 		}
 		e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs}
-		for j, sk := range []*hyperloglog.Sketch{c.users, c.active, c.newUsers} {
+		for j, sk := range c.sketches.sk {
 			b, err := encodeSketch(sk)
 			if err != nil {
 				return nil, err
 			}
 			e.sketches[j] = b
 		}
-		pk := packKey{kind: k.kind, day: k.day}
+		pk := packKey{kind: k.kind, day: dayDate(k.day)}
 		if out[pk] == nil {
 			out[pk] = make(pack)
 		}

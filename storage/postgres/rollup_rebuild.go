@@ -110,6 +110,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	}
 	defer rows.Close()
 	agg := make(rollupAgg)
+	hours := &hourCache{loc: loc}
 	r := EventRow{Site: site}
 	dims := make([]int32, len(RollupKinds))
 	nameAt := slices.Index(RollupKinds, DimEventName)
@@ -125,7 +126,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			r.Dims[k-1] = dims[i]
 		}
 		r.PageView = pageView != 0 && dims[nameAt] == pageView
-		agg.add(&r, loc, false)
+		agg.add(&r, hours, false)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)

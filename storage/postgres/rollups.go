@@ -46,25 +46,67 @@ const firstVisitName = "first_visit"
 const pageViewName = "page_view"
 
 // rollupKey identifies a rollup_days row.
+// (16 bytes without pointers: a derivation looks keys up once per event
+// and rollup kind).
 type rollupKey struct {
 	site int32
 	kind int16
-	day  time.Time // local date as UTC midnight
+	day  int32 // local date, days since 1970-01-01
 	dim  int32
 }
 
 func compareRollupKeys(a, b rollupKey) int {
-	return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), a.day.Compare(b.day), cmp.Compare(a.dim, b.dim))
+	return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), cmp.Compare(a.day, b.day), cmp.Compare(a.dim, b.dim))
+}
+
+// localDay is the local date of t in loc, in days since 1970-01-01.
+func localDay(t time.Time, loc *time.Location) int32 {
+	y, m, d := t.In(loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// dayDate is day (days since 1970-01-01) as UTC midnight, as pgx writes a
+// date.
+func dayDate(day int32) time.Time { return time.Unix(int64(day)*86400, 0).UTC() }
+
+// hourCache remembers the local day and hour of the last quarter of an
+// hour (UTC) it was asked about: every zone's offset, and every change of
+// it, falls on a quarter hour, so a quarter's events share both, and a
+// derivation's events come nearly in time order.
+type hourCache struct {
+	loc     *time.Location
+	quarter int64 // Unix seconds / 900; valid when ok
+	ok      bool
+	day     int32
+	hour    int32
+}
+
+func (c *hourCache) of(t time.Time) (day, hour int32) {
+	q := t.Unix()
+	q = (q - (q%900+900)%900) / 900 // floor
+	if !c.ok || q != c.quarter {
+		local := t.In(c.loc)
+		y, m, d := local.Date()
+		c.quarter, c.ok = q, true
+		c.day = int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+		c.hour = int32(local.Hour())
+	}
+	return c.day, c.hour
 }
 
 // rollupCell accumulates one rollup row's delta.
 type rollupCell struct {
 	events, views, keyEvents int32
 	engageMs                 int64
-	users, active, newUsers  *hyperloglog.Sketch
+	sketches                 cellSketches
 	// seen, when not nil, holds visitor hashes not yet in the sketches,
-	// with their visitorUser/visitorActive/visitorNew bits (see settle).
-	seen map[uint64]uint8
+	// with their visitorUser/visitorActive/visitorNew bits (see settle);
+	// the visitor of the cell's last event waits in lastVisitor, its bits
+	// in lastBits (0: none), so a visitor's run of events costs one map
+	// update, not one per event.
+	seen        map[uint64]uint8
+	lastVisitor uint64
+	lastBits    uint8
 }
 
 // Bits of rollupCell.seen.
@@ -75,7 +117,7 @@ const (
 )
 
 func newRollupCell() *rollupCell {
-	return &rollupCell{users: NewSketch(), active: NewSketch(), newUsers: NewSketch()}
+	return &rollupCell{sketches: newCellSketches()}
 }
 
 // NewSketch returns an empty sketch of rollup precision (sparse until it
@@ -119,27 +161,53 @@ type rollupAgg map[rollupKey]*rollupCell
 // per visitor and cell, not per event (a sparse sketch merges its list
 // again and again otherwise). Without, they go in at once, and memory
 // does not grow with visitors (rebuilds of whole days).
-func (a rollupAgg) add(row *EventRow, loc *time.Location, dedupe bool) {
-	local := row.TS.In(loc)
-	y, m, d := local.Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
+	a.addTo(row, hours, dedupe, nil)
+}
+
+// rollupSlots are the cells add used last, per slot (hour, all events,
+// RollupKinds in order): a visitor's events follow each other and mostly
+// share their day, hour, host, country, browser …, so most slots find
+// their cell without a map look-up.
+type rollupSlots [numDimKinds + 2]struct {
+	key  rollupKey
+	cell *rollupCell
+}
+
+// addTo is add, remembering cells in last (nil: none).
+func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rollupSlots) {
+	day, hour := hours.of(row.TS)
 	h := VisitorHash(uint64(row.Visitor))
 	flags := uint8(row.Flags)
 	active := flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || row.Engage > 0
 	first := flags&protocol.FlagFirstVisit != 0
+	bits := visitorUser
+	if active {
+		bits |= visitorActive
+	}
+	if first {
+		bits |= visitorNew
+	}
 	for i := -2; i < len(RollupKinds); i++ {
 		k := rollupKey{site: row.Site, day: day}
 		switch {
 		case i == -2:
-			k.kind, k.dim = int16(RollupHour), int32(local.Hour())
+			k.kind, k.dim = int16(RollupHour), hour
 		case i >= 0:
 			k.kind = int16(RollupKinds[i])
 			k.dim = row.Dims[RollupKinds[i]-1]
 		}
-		c := a[k]
-		if c == nil {
-			c = newRollupCell()
-			a[k] = c
+		var c *rollupCell
+		if last != nil && last[i+2].cell != nil && last[i+2].key == k {
+			c = last[i+2].cell
+		} else {
+			if c = a[k]; c == nil {
+				c = newRollupCell()
+				a[k] = c
+			}
+			if last != nil {
+				last[i+2].key, last[i+2].cell = k, c
+			}
 		}
 		c.events++
 		if row.PageView {
@@ -150,25 +218,26 @@ func (a rollupAgg) add(row *EventRow, loc *time.Location, dedupe bool) {
 		}
 		c.engageMs += int64(row.Engage)
 		if dedupe {
-			if c.seen == nil {
-				c.seen = make(map[uint64]uint8)
+			switch {
+			case c.lastBits != 0 && c.lastVisitor == h:
+				c.lastBits |= bits
+			default:
+				if c.lastBits != 0 {
+					if c.seen == nil {
+						c.seen = make(map[uint64]uint8)
+					}
+					c.seen[c.lastVisitor] |= c.lastBits
+				}
+				c.lastVisitor, c.lastBits = h, bits
 			}
-			bits := visitorUser
-			if active {
-				bits |= visitorActive
-			}
-			if first {
-				bits |= visitorNew
-			}
-			c.seen[h] |= bits
 			continue
 		}
-		c.users.InsertHash(h)
+		c.sketches.sk[0].InsertHash(h)
 		if active {
-			c.active.InsertHash(h)
+			c.sketches.sk[1].InsertHash(h)
 		}
 		if first {
-			c.newUsers.InsertHash(h)
+			c.sketches.sk[2].InsertHash(h)
 		}
 	}
 }
@@ -176,13 +245,19 @@ func (a rollupAgg) add(row *EventRow, loc *time.Location, dedupe bool) {
 // settle puts the visitors collected by add with dedupe into the sketches.
 func (a rollupAgg) settle() {
 	for _, c := range a {
+		if c.lastBits != 0 {
+			// Inserting a visitor twice changes nothing: it may be in
+			// seen too.
+			c.sketches.insert(c.lastVisitor, c.lastBits)
+			c.lastBits = 0
+		}
 		for h, bits := range c.seen {
-			c.users.InsertHash(h)
+			c.sketches.sk[0].InsertHash(h)
 			if bits&visitorActive != 0 {
-				c.active.InsertHash(h)
+				c.sketches.sk[1].InsertHash(h)
 			}
 			if bits&visitorNew != 0 {
-				c.newUsers.InsertHash(h)
+				c.sketches.sk[2].InsertHash(h)
 			}
 		}
 		c.seen = nil
@@ -195,8 +270,10 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
 		return nil
 	}
 	agg := make(rollupAgg)
+	hours := &hourCache{loc: d.zone}
+	last := new(rollupSlots)
 	for i := range rows {
-		agg.add(&rows[i], d.zone, true)
+		agg.addTo(&rows[i], hours, true, last)
 	}
 	if err := agg.store(ctx, d.tx); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
@@ -215,7 +292,7 @@ func keyArrays(keys []rollupKey) []any {
 	n := len(keys)
 	sites, kinds, days, dims := make([]int32, n), make([]int16, n), make([]time.Time, n), make([]int32, n)
 	for i, k := range keys {
-		sites[i], kinds[i], days[i], dims[i] = k.site, k.kind, k.day, k.dim
+		sites[i], kinds[i], days[i], dims[i] = k.site, k.kind, dayDate(k.day), k.dim
 	}
 	return []any{sites, kinds, days, dims}
 }
@@ -223,10 +300,7 @@ func keyArrays(keys []rollupKey) []any {
 const keyUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[]) WITH ORDINALITY AS u(site_id, kind, day, dim_id, i)"
 
 // sketches are the delta sketches of key k.
-func (a rollupAgg) sketches(k rollupKey) [3]*hyperloglog.Sketch {
-	c := a[k]
-	return [3]*hyperloglog.Sketch{c.users, c.active, c.newUsers}
-}
+func (a rollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
 func (a rollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
 	return lockAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
@@ -250,7 +324,7 @@ func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 }
 
 // write updates the (locked) rows of keys: counters add, sketches are
-// replaced by the merged ones.
+// replaced by the merged ones (NULL: unchanged, kept).
 func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
 	if len(keys) == 0 {
 		return nil
@@ -261,7 +335,8 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 	}
 	if _, err := tx.Exec(ctx, `UPDATE rollup_days r SET events = r.events + u.events, page_views = r.page_views + u.views,
 			key_events = r.key_events + u.key_events, engagement_ms = r.engagement_ms + u.engage,
-			users = u.users, active_users = u.active, new_users = u.new_users
+			users = coalesce(u.users, r.users), active_users = coalesce(u.active, r.active_users),
+			new_users = coalesce(u.new_users, r.new_users)
 		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
 			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users)
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,

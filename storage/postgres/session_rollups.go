@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -55,7 +56,7 @@ func (s *sessionState) active() bool {
 type sessionRollupCell struct {
 	sessions, engaged, events, views, keyEvents int32
 	durationUs, engageMs                        int64
-	users, active, newUsers                     *hyperloglog.Sketch
+	sketches                                    cellSketches
 }
 
 // sessionRollupAgg is a batch's session rollup deltas.
@@ -66,8 +67,7 @@ type sessionRollupAgg map[rollupKey]*sessionRollupCell
 // Sketches only grow: a visitor taken out stays in (the session is
 // counted again, with its new values, at the same rows).
 func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
-	y, m, d := s.ts.In(loc).Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	day := localDay(s.ts, loc)
 	h := VisitorHash(uint64(s.visitor))
 	engaged := int32(0)
 	if s.engaged() {
@@ -81,7 +81,7 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 		}
 		c := a[k]
 		if c == nil {
-			c = &sessionRollupCell{users: NewSketch(), active: NewSketch(), newUsers: NewSketch()}
+			c = &sessionRollupCell{sketches: newCellSketches()}
 			a[k] = c
 		}
 		c.sessions += sign
@@ -92,12 +92,12 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 		c.durationUs += int64(sign) * s.last.Sub(s.ts).Microseconds()
 		c.engageMs += int64(sign) * s.engage
 		if sign > 0 {
-			c.users.InsertHash(h)
+			c.sketches.sk[0].InsertHash(h)
 			if active {
-				c.active.InsertHash(h)
+				c.sketches.sk[1].InsertHash(h)
 			}
 			if first {
-				c.newUsers.InsertHash(h)
+				c.sketches.sk[2].InsertHash(h)
 			}
 		}
 	}
@@ -187,10 +187,7 @@ func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t ro
 }
 
 // sketches are the delta sketches of key k.
-func (a sessionRollupAgg) sketches(k rollupKey) [3]*hyperloglog.Sketch {
-	c := a[k]
-	return [3]*hyperloglog.Sketch{c.users, c.active, c.newUsers}
-}
+func (a sessionRollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
 func (a sessionRollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
 	return lockAndMergeSketches(ctx, tx, "session_rollups", keys, a.sketches)
@@ -230,7 +227,8 @@ func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey
 	if _, err := tx.Exec(ctx, `UPDATE session_rollups r SET sessions = r.sessions + u.sessions, engaged = r.engaged + u.engaged,
 			events = r.events + u.events, page_views = r.page_views + u.page_views, key_events = r.key_events + u.key_events,
 			duration_us = r.duration_us + u.duration_us, engagement_ms = r.engagement_ms + u.engagement_ms,
-			users = u.users, active_users = u.active_users, new_users = u.new_users
+			users = coalesce(u.users, r.users), active_users = coalesce(u.active_users, r.active_users),
+			new_users = coalesce(u.new_users, r.new_users)
 		FROM `+sessionRollupUnnest+` AS u(site_id, kind, day, dim_id, `+sessionRollupValues+`)
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
 		append(keyArrays(keys), vals...)...); err != nil {
@@ -253,10 +251,62 @@ func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKe
 		ORDER BY i`, vals)
 }
 
+// cellSketches are a rollup cell's sketches of visitors (users, active
+// users, new users): the deltas of a derivation, then, once merged with
+// the stored row's, the merged ones.
+type cellSketches struct {
+	sk [3]*hyperloglog.Sketch
+	// enc is the encoding of a merged sketch (set by the merge).
+	enc [3][]byte
+	// same marks a merged sketch equal to the stored one: the row keeps
+	// its value and no bytes are sent for it. Visitors coming back within
+	// a day leave most of a busy site's sketches unchanged.
+	same [3]bool
+}
+
+// insert adds visitor hash h to the sketches its bits (visitorUser …)
+// name.
+func (c *cellSketches) insert(h uint64, bits uint8) {
+	c.sk[0].InsertHash(h)
+	if bits&visitorActive != 0 {
+		c.sk[1].InsertHash(h)
+	}
+	if bits&visitorNew != 0 {
+		c.sk[2].InsertHash(h)
+	}
+}
+
+func newCellSketches() cellSketches {
+	return cellSketches{sk: [3]*hyperloglog.Sketch{NewSketch(), NewSketch(), NewSketch()}}
+}
+
+// merge merges the stored encoding b (nil: empty) of sketch j: the stored
+// sketch takes the delta's visitors, and is kept when they change nothing.
+func (c *cellSketches) merge(j int, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	stored := NewSketch()
+	if err := stored.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("decode sketch: %w", err)
+	}
+	if err := stored.Merge(c.sk[j]); err != nil {
+		return fmt.Errorf("merge sketch: %w", err)
+	}
+	enc, err := encodeSketch(stored)
+	if err != nil {
+		return err
+	}
+	// Equal bytes are an equal sketch; a sketch equal in another
+	// encoding is merely written again.
+	c.sk[j], c.enc[j], c.same[j] = stored, enc, bytes.Equal(enc, b)
+	return nil
+}
+
 // lockAndMergeSketches locks the rows of keys in table (with columns
 // users, active_users, new_users), merges their sketches into those of
 // sketches(key) and reports which keys have a row.
-func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []rollupKey, sketches func(rollupKey) [3]*hyperloglog.Sketch) ([]bool, error) {
+func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches) ([]bool, error) {
 	found := make([]bool, len(keys))
 	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
 		JOIN `+table+` r USING (site_id, kind, day, dim_id) ORDER BY u.i FOR UPDATE OF r`, keyArrays(keys)...)
@@ -274,8 +324,9 @@ func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 			return nil, fmt.Errorf("lock %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
 		found[i-1] = true
-		for j, sk := range sketches(keys[i-1]) {
-			if err := MergeSketch(sk, stored[j]); err != nil {
+		c := sketches(keys[i-1])
+		for j := range stored {
+			if err := c.merge(j, stored[j]); err != nil {
 				return nil, fmt.Errorf("lock %s: %w", table, err)
 			}
 		}
@@ -287,16 +338,24 @@ func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 }
 
 // sketchArrays serializes the sketches of keys as three bytea arrays (users,
-// active, new users), NULL for an empty sketch.
-func sketchArrays(keys []rollupKey, sketches func(rollupKey) [3]*hyperloglog.Sketch) ([3][][]byte, error) {
+// active, new users): NULL for an empty sketch, and for a merged one equal
+// to the stored one (write keeps the stored value).
+func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3][][]byte, error) {
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
 	for i, k := range keys {
-		for j, sk := range sketches(k) {
-			b, err := encodeSketch(sk)
-			if err != nil {
-				return out, err
+		c := sketches(k)
+		for j, sk := range c.sk {
+			switch {
+			case c.same[j]:
+			case c.enc[j] != nil:
+				out[j][i] = c.enc[j]
+			default:
+				b, err := encodeSketch(sk)
+				if err != nil {
+					return out, err
+				}
+				out[j][i] = b
 			}
-			out[j][i] = b
 		}
 	}
 	return out, nil

@@ -94,10 +94,7 @@ func sessionArrays(rows []SessionRow) []any {
 // first event's dimensions stay as first written; its exit page is the
 // last page_view of the derivation holding its latest event.
 //
-// It returns every row written (sessionStateColumns) with the counters,
-// last_ts and flags the row had before (NULL for a new row): only the
-// derivation holding the site's lock writes its sessions, so the
-// statement's snapshot holds the values its upsert changes.
+// It returns every row written (sessionStateColumns and the session id).
 var upsertSessionsSQL = func() string {
 	types := []string{"integer", "timestamptz", "bigint", "bigint", "timestamptz", "integer", "integer",
 		"integer", "bigint", "smallint"}
@@ -112,8 +109,6 @@ var upsertSessionsSQL = func() string {
 		q += "$" + strconv.Itoa(i+1) + "::" + t + "[]"
 	}
 	q += ") AS i(" + strings.Join(sessionColumns, ", ") + `)),
-	o AS (SELECT s.site_id, s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events,
-		s.engagement_ms, s.flags FROM sessions s JOIN i USING (site_id, visitor_id, session_id, ts)),
 	u AS (INSERT INTO sessions (` + strings.Join(sessionColumns, ", ") + `) SELECT * FROM i ORDER BY 1, 3, 4, 2
 		ON CONFLICT (site_id, visitor_id, session_id, ts) DO UPDATE SET
 		last_ts = greatest(sessions.last_ts, excluded.last_ts),
@@ -126,10 +121,25 @@ var upsertSessionsSQL = func() string {
 		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
 			THEN excluded.exit_page_id ELSE sessions.exit_page_id END
 		RETURNING session_id, ` + sessionStateColumns + `, client_id, traffic_id)
-	SELECT ` + sessionStateSelect("u") + `, o.last_ts, o.events, o.page_views, o.key_events, o.engagement_ms, o.flags
-	FROM u LEFT JOIN o USING (site_id, visitor_id, session_id, ts) ` + sessionDimsJoins("u")
+	SELECT u.session_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
 	return q
 }()
+
+// sessionsBeforeSQL reads the counters, last_ts and flags of the stored
+// sessions among the keys $1..$4 (site, visitor, session id, start). It
+// runs before the upsert, in the same transaction: only the derivation
+// holding the site's lock writes its sessions, so these are the values
+// the upsert changes. (One statement joining the upsert's rows with the
+// old ones was planned as a nested loop over both, quadratic in the
+// sessions of a derivation.)
+const sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags
+	FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS k(site_id, visitor_id, session_id, ts)
+	JOIN sessions s USING (site_id, visitor_id, session_id, ts)`
+
+// sessionKey identifies a sessions row of one site.
+type sessionKey struct {
+	visitor, id, start int64 // start in Unix microseconds
+}
 
 // SessionChanges are the sessions an UpsertSessions wrote, with their
 // values after and before it, for AddSessionRollups.
@@ -149,25 +159,50 @@ func (d *DeriveTx) UpsertSessions(ctx context.Context, rows []SessionRow) (Sessi
 }
 
 func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionChanges, error) {
-	res, err := tx.Query(ctx, upsertSessionsSQL, sessionArrays(rows)...)
+	n := len(rows)
+	sites, visitors, ids, starts := make([]int32, n), make([]int64, n), make([]int64, n), make([]time.Time, n)
+	for i := range rows {
+		sites[i], visitors[i], ids[i], starts[i] = rows[i].Site, rows[i].Visitor, rows[i].ID, rows[i].TS
+	}
+	b := &pgx.Batch{}
+	b.Queue(sessionsBeforeSQL, sites, visitors, ids, starts)
+	b.Queue(upsertSessionsSQL, sessionArrays(rows)...)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	res, err := br.Query()
 	if err != nil {
+		return nil, fmt.Errorf("read sessions before upsert: %w", err)
+	}
+	before := make(map[sessionKey]*sessionState)
+	for res.Next() {
+		var k sessionKey
+		var ts time.Time
+		b := &sessionState{}
+		if err := res.Scan(&k.visitor, &k.id, &ts, &b.last, &b.events, &b.pageViews, &b.keyEvents, &b.engage, &b.flags); err != nil {
+			res.Close()
+			return nil, fmt.Errorf("read sessions before upsert: %w", err)
+		}
+		k.start = ts.UnixMicro()
+		before[k] = b
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("read sessions before upsert: %w", err)
+	}
+	if res, err = br.Query(); err != nil {
 		return nil, fmt.Errorf("upsert sessions: %w", err)
 	}
 	defer res.Close()
 	changes := make([]sessionChange, 0, len(rows))
 	for res.Next() {
 		var c sessionChange
-		var last *time.Time
-		var events, pageViews, keyEvents *int32
-		var engage *int64
-		var flags *int16
-		dest := append(c.now.scanDest(), &last, &events, &pageViews, &keyEvents, &engage, &flags)
-		if err := res.Scan(dest...); err != nil {
+		var id int64
+		if err := res.Scan(append([]any{&id}, c.now.scanDest()...)...); err != nil {
 			return nil, fmt.Errorf("upsert sessions: %w", err)
 		}
-		if last != nil {
+		if o := before[sessionKey{c.now.visitor, id, c.now.ts.UnixMicro()}]; o != nil {
 			b := c.now // same key and dims
-			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = *last, *events, *pageViews, *keyEvents, *engage, *flags
+			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = o.last, o.events, o.pageViews, o.keyEvents, o.engage, o.flags
 			c.before = &b
 		}
 		changes = append(changes, c)

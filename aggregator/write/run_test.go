@@ -1,0 +1,71 @@
+package write
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// TestRunIdleBackoff: an idle Run looks for staged events less and less
+// often, up to IdleEvery; a batch this Writer stages wakes it at once, and
+// a batch another node staged (without waking it) is derived within
+// IdleEvery and a derivation.
+func TestRunIdleBackoff(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "idle"})
+	w := New(Config{Every: 10 * time.Millisecond, IdleEvery: 160 * time.Millisecond}, s.Store)
+	runCtx, cancel := context.WithCancel(ctx)
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	defer loop.Wait()
+	defer cancel()
+
+	// Waits of 10, 20, 40, 80 ms, then 160 ms: about 12 looks in 1.5 s,
+	// where a fixed 10 ms interval makes up to 150.
+	time.Sleep(1500 * time.Millisecond) // the interval under test
+	if n := w.looks.Load(); n < 2 || n > 20 {
+		t.Fatalf("%d looks in 1.5 s idle, want 2..20 (backing off to 160 ms)", n)
+	}
+
+	derivedWithin := func(limit time.Duration, stage func() error) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if err := stage(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, err := s.StagedEvents(ctx, site.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return time.Since(start)
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("%d events still staged after %s", n, limit)
+			}
+			time.Sleep(5 * time.Millisecond) // polling, with the limit above
+		}
+	}
+	// Staged here: woken at once, well before the idle wait ends.
+	derivedWithin(10*time.Second, func() error {
+		_, err := w.WriteBatch(ctx, "edge", 1, testEvents(site.ID, 10), nil)
+		return err
+	})
+	// Staged by another node's write stage, which does not run: found by
+	// the next look, at most IdleEvery later (plus the derivation, on a
+	// loaded machine).
+	other := New(Config{}, s.Store)
+	time.Sleep(500 * time.Millisecond) // back to idle waits
+	derivedWithin(10*time.Second, func() error {
+		_, err := other.WriteBatch(ctx, "edge", 2, testEvents(site.ID, 10), nil)
+		return err
+	})
+	if got := derivedTotals(t, s, site.ID); got != [3]int{20, 20, 20} {
+		t.Fatalf("events, in sessions, in rollups: %v, want 20 each", got)
+	}
+}

@@ -1,0 +1,129 @@
+package protocol
+
+import (
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// decodeSlow is the reference: msgpack's reflection decoder.
+func decodeSlow(plain []byte) (Batch, error) {
+	var b Batch
+	err := msgpack.Unmarshal(plain, &b)
+	return b, err
+}
+
+// plainBatch is the MessagePack of a batch as an agent builds it.
+func plainBatch(events []Event) []byte {
+	plain := AppendBatchHead(nil, "agent-1", 7, 1_700_000_000_000_000, len(events))
+	for i := range events {
+		plain = AppendEvent(plain, &events[i])
+	}
+	return plain
+}
+
+func wideEvent() Event {
+	return Event{Site: math.MaxUint32, TimeMicros: -5, Name: "page_view", Visitor: math.MaxUint64, User: 1 << 40,
+		SessionID: 1_718_000_000, SessionNum: -3, Flags: 0xff, EngageMs: 1 << 50, Host: "example.com", Path: "/a",
+		Title: string(make([]byte, 300)), Referrer: "https://r.example/", Language: "en-us", Screen: "1x1", Country: "DE",
+		Region: "Berlin", City: "Berlin", Browser: "Chrome", BrowserVer: "126", OS: "Linux", Device: "desktop",
+		Params: map[string]string{"a": "b", "": ""}, NumParams: map[string]float64{"x": 1.5, "y": math.Inf(-1)},
+		UserProps: map[string]string{"plan": "pro"}}
+}
+
+// TestDecodeBatchFastMatchesMsgpack: the plain reader decodes what agents
+// send (and msgpack.Marshal's forms) exactly as msgpack.Unmarshal does,
+// and leaves every other form to it.
+func TestDecodeBatchFastMatchesMsgpack(t *testing.T) {
+	marshalled, err := msgpack.Marshal(&Batch{Version: Version, AgentID: "a", Seq: 1, Events: append(sampleEvents(), wideEvent(), Event{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string, plain []byte, fast bool) {
+		t.Helper()
+		var got Batch
+		ferr := decodeBatchFast(plain, &got)
+		if (ferr == nil) != fast {
+			t.Fatalf("%s: fast path err = %v, want taken = %v", name, ferr, fast)
+		}
+		if ferr != nil {
+			return
+		}
+		want, err := decodeSlow(plain)
+		if err != nil {
+			t.Fatalf("%s: msgpack refuses what the fast path took: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\n got %+v\nwant %+v", name, got, want)
+		}
+	}
+	f("agent", plainBatch(append(sampleEvents(), wideEvent(), Event{})), true)
+	f("msgpack.Marshal", marshalled, true)
+	f("empty", plainBatch(nil), true)
+	identityCommerce := Event{Site: 1, TimeMicros: 2, Name: "purchase", Visitor: 1 << 63, Client: 1<<63 + 5, Flags: FlagPersistent,
+		Currency: "EUR", Value: 25.5, Tax: 1.25, Shipping: 3, TransactionID: "T-1"}
+	f("identity and commerce fields", plainBatch([]Event{identityCommerce}), true)
+	withItems := identityCommerce
+	withItems.Items = []Item{{ID: "sku", Price: 12.75, Quantity: 2}}
+	f("items", plainBatch([]Event{withItems}), false)
+	nilValue := append(AppendBatchHead(nil, "a", 1, 0, 1), 0x81, 0xa1, 'h', 0xc0)
+	f("nil string", nilValue, false)
+	unknown := append(AppendBatchHead(nil, "a", 1, 0, 1), 0x81, 0xa1, 'z', 0x01)
+	f("unknown key", unknown, false)
+	f("truncated", plainBatch(sampleEvents())[:40], false)
+	twice := append(AppendBatchHead(nil, "a", 1, 0, 1), 0x82, 0xa1, 'h', 0xa1, 'x', 0xa1, 'h', 0xa1, 'y')
+	f("repeated key", twice, false)
+}
+
+// FuzzDecodeBatchFast: whatever the plain reader takes, msgpack decodes
+// to the same batch.
+func FuzzDecodeBatchFast(f *testing.F) {
+	f.Add(plainBatch(append(sampleEvents(), wideEvent())))
+	f.Add(plainBatch(nil))
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		var got Batch
+		if decodeBatchFast(plain, &got) != nil {
+			return
+		}
+		want, err := decodeSlow(plain)
+		if err != nil {
+			t.Fatalf("msgpack refuses what the fast path took: %v", err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("\n got %+v\nwant %+v", got, want)
+		}
+	})
+}
+
+func benchEventsForDecode() []byte {
+	events := make([]Event, 1000)
+	for i := range events {
+		e := wideEvent()
+		e.Title = "A title"
+		events[i] = e
+	}
+	return plainBatch(events)
+}
+
+func BenchmarkDecodeBatchFast(b *testing.B) {
+	plain := benchEventsForDecode()
+	b.ReportAllocs()
+	for range b.N {
+		var got Batch
+		if err := decodeBatchFast(plain, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeBatchMsgpack(b *testing.B) {
+	plain := benchEventsForDecode()
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := decodeSlow(plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
