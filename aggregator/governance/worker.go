@@ -127,4 +127,3 @@ func erasureResult(e postgres.Erased) ErasureResult {
 	}
 	return ErasureResult{Events: e.Events, Sessions: e.Sessions, RebuiltDays: len(days), TombstoneUntil: e.Until, AuditID: e.Audit.ID}
 }
-

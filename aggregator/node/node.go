@@ -114,10 +114,10 @@ type Node struct {
 	cluster   *cluster.Cluster // nil when running alone
 	quic      *protocol.Server
 	http      *http.Server
-	cancel    context.CancelFunc // stops Serve's accept loop and the jobs
-	wg        sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
-	retainer *governance.Retainer // the upkeep's retention job
-	gdpr     *governance.Worker    // data subject requests of the API
+	cancel    context.CancelFunc   // stops Serve's accept loop and the jobs
+	wg        sync.WaitGroup       // QUIC Serve, jobs, HTTP serve
+	retainer  *governance.Retainer // the upkeep's retention job
+	gdpr      *governance.Worker   // data subject requests of the API
 	// cache holds query results: in Redis, or in memory when the node runs
 	// alone without Redis; nil in a cluster without Redis.
 	cache *redis.Cache

@@ -46,7 +46,7 @@ func (n *Node) routes() http.Handler {
 	}
 	api := query.NewHandler(qo, n.store.Pool, n.store)
 	mux.Handle("/v1beta/", api)
-	mux.Handle("/v1alpha/", api) // runFunnelReport
+	mux.Handle("/v1alpha/", api)                                   // runFunnelReport
 	mux.Handle("/v1/gdpr/", governance.NewHandler(n.store, n.log)) // data subject requests, admin keys only
 	if n.socket != nil {
 		mux.Handle("GET /v1/realtime/ws", n.socket)

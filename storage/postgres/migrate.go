@@ -27,11 +27,15 @@ func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, -1,
 
 // MigrateAs is Migrate recording actor in the audit trail when it applied
 // anything.
-func (s *Store) MigrateAs(ctx context.Context, actor string) error { return s.migrateTo(ctx, -1, actor) }
+func (s *Store) MigrateAs(ctx context.Context, actor string) error {
+	return s.migrateTo(ctx, -1, actor)
+}
 
 // MigrateTo applies the migrations up to version target (-1: all), for
 // tests of a migration over data written with the schema before it.
-func (s *Store) MigrateTo(ctx context.Context, target int32) error { return s.migrateTo(ctx, target, "aggregator") }
+func (s *Store) MigrateTo(ctx context.Context, target int32) error {
+	return s.migrateTo(ctx, target, "aggregator")
+}
 
 func (s *Store) migrateTo(ctx context.Context, target int32, actor string) error {
 	conn, err := s.Pool.Acquire(ctx)

@@ -131,4 +131,3 @@ func auditVerifyCommand() command {
 		},
 	}
 }
-
