@@ -140,7 +140,7 @@ func TestLateEventsOfErasedSubjectAreDropped(t *testing.T) {
 	if _, err := svc.Erase(ctx, governance.Subject{Site: site, Identity: governance.UserID, Key: user}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	late := visit(rng, site, key, now.Add(-time.Hour), 3, false)           // queued at an agent
+	late := visit(rng, site, key, now.Add(-time.Hour), 3, false)                    // queued at an agent
 	otherDevice := visit(rng, site, 0xdead<<20, now.Add(-30*time.Minute), 2, false) // same user, another device
 	for i := range otherDevice {
 		otherDevice[i].User = user
