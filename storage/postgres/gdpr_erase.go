@@ -158,6 +158,17 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		addDay(sessionDays, ts)
 	}
 	out.Sessions = int64(len(starts))
+	// The persistent keys a site has seen (first visits), where the schema
+	// keeps them: the subject comes back as a new user.
+	var known bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('known_users') IS NOT NULL").Scan(&known); err != nil {
+		return out, fmt.Errorf("known users: %w", err)
+	}
+	if known {
+		if _, err := tx.Exec(ctx, "DELETE FROM known_users WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys); err != nil {
+			return out, fmt.Errorf("delete known users: %w", err)
+		}
+	}
 	out.RollupDays = slices.SortedFunc(maps.Keys(eventDays), time.Time.Compare)
 	out.SessionDays = slices.SortedFunc(maps.Keys(sessionDays), time.Time.Compare)
 	if err := rebuildRollupDays(ctx, tx, site, loc, out.RollupDays); err != nil {
