@@ -29,8 +29,8 @@ func (r *run) erasures(ctx context.Context, ds dataset) error {
 		return fmt.Errorf("bench: erasure subjects: %w", err)
 	}
 	type subject struct {
-		visitor int64
-		events  int32
+		Visitor int64
+		Events  int32
 	}
 	subjects, err := pgx.CollectRows(rows, pgx.RowToStructByPos[subject])
 	if err != nil {
@@ -43,7 +43,7 @@ func (r *run) erasures(ctx context.Context, ds dataset) error {
 	var took []float64
 	for _, s := range subjects {
 		start := time.Now()
-		out, err := svc.Erase(ctx, governance.Subject{Site: site.ID, Identity: governance.ClientID, Key: uint64(s.visitor)}, "bench")
+		out, err := svc.Erase(ctx, governance.Subject{Site: site.ID, Identity: governance.ClientID, Key: uint64(s.Visitor)}, "bench")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}

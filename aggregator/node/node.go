@@ -114,10 +114,11 @@ type Node struct {
 	cluster   *cluster.Cluster // nil when running alone
 	quic      *protocol.Server
 	http      *http.Server
-	cancel    context.CancelFunc   // stops Serve's accept loop and the jobs
-	wg        sync.WaitGroup       // QUIC Serve, jobs, HTTP serve
-	retainer  *governance.Retainer // the upkeep's retention job
-	gdpr      *governance.Worker   // data subject requests of the API
+	cancel    context.CancelFunc     // stops Serve's accept loop and the jobs
+	wg        sync.WaitGroup         // QUIC Serve, jobs, HTTP serve
+	retainer  *governance.Retainer   // the upkeep's retention job
+	gdpr      *governance.Worker     // data subject requests of the API
+	tombs     *governance.Tombstones // erased subjects, left out of realtime counts
 	// cache holds query results: in Redis, or in memory when the node runs
 	// alone without Redis; nil in a cluster without Redis.
 	cache *redis.Cache
@@ -191,8 +192,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, err
 	}
 	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
-	// Realtime counts a batch as soon as it is staged.
-	n.committed = append(n.committed, n.realtime.Record)
+	// Realtime counts a batch as soon as it is staged, without the late
+	// events of subjects erased in the last 72 hours.
+	n.tombs = governance.NewTombstones(n.store, 0, log)
+	n.committed = append(n.committed, func(ctx context.Context, events []protocol.Event) {
+		n.realtime.Record(ctx, n.tombs.Filter(events))
+	})
 	// A cache in this node's memory cannot see the batches other nodes
 	// derive, so a cluster caches reports only in Redis. Cached reports
 	// turn stale when a derivation makes new rows visible.
@@ -251,6 +256,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	n.wg.Go(func() { n.writer.Run(runCtx) })
 	n.wg.Go(func() { n.gdpr.Run(runCtx) })
+	n.wg.Go(func() { n.tombs.Run(runCtx) })
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
 	if n.cache != nil {

@@ -285,3 +285,29 @@ func (s *Store) ExpireTombstones(ctx context.Context) (int64, error) {
 	}
 	return tag.RowsAffected(), nil
 }
+
+// LiveTombstones returns every site's tombstoned keys that are still in
+// force, for filters outside a derivation (realtime counts at staging).
+func (s *Store) LiveTombstones(ctx context.Context) (map[uint32]map[uint64]bool, error) {
+	rows, err := s.Pool.Query(ctx, "SELECT site_id, key FROM gdpr_tombstones WHERE until > now()")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: tombstones: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]map[uint64]bool{}
+	for rows.Next() {
+		var site int32
+		var key int64
+		if err := rows.Scan(&site, &key); err != nil {
+			return nil, fmt.Errorf("postgres: tombstones: %w", err)
+		}
+		if out[uint32(site)] == nil {
+			out[uint32(site)] = map[uint64]bool{}
+		}
+		out[uint32(site)][uint64(key)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: tombstones: %w", err)
+	}
+	return out, nil
+}
