@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,26 +28,57 @@ type Erased struct {
 	Audit       AuditRow
 }
 
-// erasePacksSQL rewrites the event_packs rows of site $1 on the UTC days
-// $3 holding any of the keys $2 without those keys' events, keeping each
-// row's key and order (a row left empty goes), and returns the times of the
-// events removed. One statement: the rows' old and new versions never
+// erasePacksSQL is the statement that rewrites the event_packs rows of
+// site $1 on the UTC days $3 holding any of the keys $2 without those keys'
+// events, keeping each row's key and order (a row left empty goes), and
+// returns the times of the events removed. cols are the table's array
+// columns (packColumns): every one is rewritten, so columns later
+// migrations add are kept in step. An array left empty by a migration that
+// added it stays empty. One statement: the rows' old and new versions never
 // coexist.
-const erasePacksSQL = `WITH
+func erasePacksSQL(cols []string) string {
+	q := make([]string, len(cols))
+	hx, aggs := make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = pgx.Identifier{c}.Sanitize()
+		hx[i] = "h." + q[i]
+		aggs[i] = "COALESCE(array_agg(" + q[i] + " ORDER BY ord) FILTER (WHERE " + q[i] + " IS NOT NULL), '{}')"
+	}
+	list := strings.Join(q, ", ")
+	return `WITH
 	hit AS (DELETE FROM event_packs p WHERE p.site_id = $1 AND p.day = ANY($3) AND p.visitor_id && $2 RETURNING p.*),
 	u AS (SELECT h.site_id, h.day, h.part, x.* FROM hit h
-		CROSS JOIN LATERAL unnest(h.ts, h.visitor_id, h.session_id, h.name_id, h.referrer_id, h.content_id,
-			h.client_id, h.traffic_id, h.engagement_ms, h.flags, h.params) WITH ORDINALITY
-		AS x(ts, visitor_id, session_id, name_id, referrer_id, content_id, client_id, traffic_id, engagement_ms, flags, params, ord)),
-	kept AS (INSERT INTO event_packs (site_id, day, part, events, ts, visitor_id, session_id, name_id, referrer_id,
-			content_id, client_id, traffic_id, engagement_ms, flags, params)
-		SELECT site_id, day, part, count(*), array_agg(ts ORDER BY ord), array_agg(visitor_id ORDER BY ord),
-			array_agg(session_id ORDER BY ord), array_agg(name_id ORDER BY ord), array_agg(referrer_id ORDER BY ord),
-			array_agg(content_id ORDER BY ord), array_agg(client_id ORDER BY ord), array_agg(traffic_id ORDER BY ord),
-			array_agg(engagement_ms ORDER BY ord), array_agg(flags ORDER BY ord), array_agg(params ORDER BY ord)
+		CROSS JOIN LATERAL unnest(` + strings.Join(hx, ", ") + `) WITH ORDINALITY AS x(` + list + `, ord)),
+	kept AS (INSERT INTO event_packs (site_id, day, part, events, ` + list + `)
+		SELECT site_id, day, part, count(*), ` + strings.Join(aggs, ", ") + `
 		FROM u WHERE NOT (visitor_id = ANY($2)) GROUP BY site_id, day, part
 		RETURNING 1)
 	SELECT ts, (SELECT count(*) FROM hit) FROM u WHERE visitor_id = ANY($2)`
+}
+
+// packColumns lists event_packs' array columns in table order, from the
+// catalog.
+func packColumns(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = 'event_packs'::regclass AND a.attnum > 0 AND NOT a.attisdropped AND t.typcategory = 'A'
+		ORDER BY a.attnum`)
+	if err != nil {
+		return nil, fmt.Errorf("pack columns: %w", err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("pack columns: %w", err)
+	}
+	if !slices.Contains(cols, "ts") || !slices.Contains(cols, "visitor_id") {
+		return nil, fmt.Errorf("BUG: event_packs lacks ts or visitor_id arrays: %v", cols)
+	}
+	return cols, nil
+}
+
+// subjectTables are tables later migrations may add that hold rows of a
+// visitor key (site_id, visitor_id); an erasure deletes the subject's rows
+// from those that exist.
+var subjectTables = []string{"known_users", "event_commerce", "event_items"}
 
 // EraseSubject removes every stored row of the subject keys on site — events
 // rows and packed events (their packs rewritten), sessions — rebuilds the
@@ -139,7 +171,11 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	}
 	out.Events += n
 	if len(days) > 0 {
-		n, err := collect(erasePacksSQL, site, keys, days)
+		cols, err := packColumns(ctx, tx)
+		if err != nil {
+			return out, err
+		}
+		n, err := collect(erasePacksSQL(cols), site, keys, days)
 		if err != nil {
 			return out, fmt.Errorf("rewrite packs: %w", err)
 		}
@@ -158,15 +194,20 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		addDay(sessionDays, ts)
 	}
 	out.Sessions = int64(len(starts))
-	// The persistent keys a site has seen (first visits), where the schema
-	// keeps them: the subject comes back as a new user.
-	var known bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass('known_users') IS NOT NULL").Scan(&known); err != nil {
-		return out, fmt.Errorf("known users: %w", err)
-	}
-	if known {
-		if _, err := tx.Exec(ctx, "DELETE FROM known_users WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys); err != nil {
-			return out, fmt.Errorf("delete known users: %w", err)
+	// Rows of the subject in the tables the schema has of those (the keys
+	// a site has seen, so the subject comes back as a new user; ecommerce
+	// rows and items).
+	for _, table := range subjectTables {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+			return out, fmt.Errorf("%s: %w", table, err)
+		}
+		if !exists {
+			continue
+		}
+		// table is one of subjectTables, never input.
+		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys); err != nil {
+			return out, fmt.Errorf("delete from %s: %w", table, err)
 		}
 	}
 	out.RollupDays = slices.SortedFunc(maps.Keys(eventDays), time.Time.Compare)
