@@ -49,8 +49,12 @@ func (r *run) erasures(ctx context.Context, ds dataset) error {
 		}
 		d := time.Since(start)
 		took = append(took, ms(d))
-		r.log.Info("erasure", "events", ds.events, "subject_events", out.Events, "sessions", out.Sessions,
-			"rollup_days", len(out.RollupDays), "ms", ms(d))
+		steps := make([]any, 0, 2*len(out.Steps))
+		for k, v := range out.Steps {
+			steps = append(steps, k+"_ms", ms(v))
+		}
+		r.log.Info("erasure", append([]any{"events", ds.events, "subject_events", out.Events, "sessions", out.Sessions,
+			"rollup_days", len(out.RollupDays), "ms", ms(d)}, steps...)...)
 	}
 	r.set("gdpr_erase_ms_"+ds.key, Percentile(took, 50))
 	return nil

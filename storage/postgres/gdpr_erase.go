@@ -26,6 +26,10 @@ type Erased struct {
 	SessionDays []time.Time // local days whose session rollups were rebuilt
 	Until       time.Time   // the tombstone's end
 	Audit       AuditRow
+	// Steps is how long each step took ("find", "events", "packs",
+	// "sessions", "rollups", "session_rollups", "commit"), for the
+	// benchmark's log.
+	Steps map[string]time.Duration
 }
 
 // erasePacksSQL is the statement that rewrites the event_packs rows of
@@ -114,15 +118,23 @@ func (s *Store) EraseSubject(ctx context.Context, site uint32, keys []uint64, au
 	if out.Audit, err = appendAudit(ctx, tx, audit); err != nil {
 		return out, fmt.Errorf("postgres: erase on site %d: audit: %w", site, err)
 	}
+	start := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return out, fmt.Errorf("postgres: erase on site %d: commit: %w", site, err)
 	}
+	out.Steps["commit"] = time.Since(start)
 	s.logAudit(ctx, out.Audit)
 	return out, nil
 }
 
 func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Erased, error) {
-	var out Erased
+	out := Erased{Steps: map[string]time.Duration{}}
+	last := time.Now()
+	step := func(name string) {
+		now := time.Now()
+		out.Steps[name] += now.Sub(last)
+		last = now
+	}
 	loc, err := lockSite(ctx, tx, site)
 	if err != nil {
 		return out, err
@@ -133,10 +145,12 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	if _, err := tx.Exec(ctx, "LOCK TABLE event_packs, rollup_packs IN SHARE ROW EXCLUSIVE MODE"); err != nil {
 		return out, fmt.Errorf("lock packs: %w", err)
 	}
+	step("lock")
 	days, err := subjectPackDays(ctx, tx, site, keys)
 	if err != nil {
 		return out, err
 	}
+	step("find")
 	eventDays := map[time.Time]bool{}
 	addDay := func(set map[time.Time]bool, ts time.Time) {
 		y, m, d := ts.In(loc).Date()
@@ -170,6 +184,7 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, fmt.Errorf("delete events: %w", err)
 	}
 	out.Events += n
+	step("events")
 	if len(days) > 0 {
 		cols, err := packColumns(ctx, tx)
 		if err != nil {
@@ -181,6 +196,7 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		}
 		out.Events += n
 	}
+	step("packs")
 	sessionDays := map[time.Time]bool{}
 	rows, err := tx.Query(ctx, "DELETE FROM sessions WHERE site_id = $1 AND visitor_id = ANY($2) RETURNING ts", site, keys)
 	if err != nil {
@@ -210,14 +226,17 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 			return out, fmt.Errorf("delete from %s: %w", table, err)
 		}
 	}
+	step("sessions")
 	out.RollupDays = slices.SortedFunc(maps.Keys(eventDays), time.Time.Compare)
 	out.SessionDays = slices.SortedFunc(maps.Keys(sessionDays), time.Time.Compare)
 	if err := rebuildRollupDays(ctx, tx, site, loc, out.RollupDays); err != nil {
 		return out, err
 	}
+	step("rollups")
 	if err := rebuildSessionRollupDays(ctx, tx, site, loc, out.SessionDays); err != nil {
 		return out, err
 	}
+	step("session_rollups")
 	// Late events of these keys are dropped by the derivation until then.
 	if err := tx.QueryRow(ctx, `INSERT INTO gdpr_tombstones (site_id, key, until)
 		SELECT $1, k, now() + $3::interval FROM unnest($2::bigint[]) k
