@@ -138,6 +138,9 @@ func (r *run) phases(ctx context.Context, work string) (err error) {
 		if err := r.queries(ctx, ds); err != nil {
 			return err
 		}
+		if err := r.erasures(ctx, ds); err != nil {
+			return err
+		}
 	}
 	if r.opts.runs("nodes") {
 		if err := r.nodes(ctx); err != nil {

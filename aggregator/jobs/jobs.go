@@ -36,6 +36,9 @@ type Options struct {
 	// Tracer makes a span per job run, parent of its database spans; nil:
 	// no spans.
 	Tracer trace.Tracer
+	// Retention, when set, runs with the jobs: it removes what is past
+	// each site's retention (aggregator/governance.Retainer.Run).
+	Retention func(ctx context.Context, now time.Time) error
 }
 
 // partitionsAhead is how many days after today get partitions in advance, so
@@ -103,12 +106,17 @@ func (j *Jobs) runAll(ctx context.Context) error {
 	}); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: pack events: %w: %w", ErrSpaceOnly, err))
 	}
+	if j.opts.Retention != nil {
+		if err := j.traced(ctx, "jobs.retention", func(ctx context.Context) error { return j.opts.Retention(ctx, now) }); err != nil {
+			errs = append(errs, fmt.Errorf("jobs: retention: %w: %w", ErrSpaceOnly, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// ErrSpaceOnly marks the failures of jobs that only save space (packing):
-// what they leave undone waits for the next run, and nothing is wrong in
-// the meantime.
+// ErrSpaceOnly marks the failures of jobs that only save space (packing,
+// retention): what they leave undone waits for the next run, and reports
+// are right in the meantime.
 var ErrSpaceOnly = errors.New("space-saving job")
 
 // OnlySpace reports whether every failure err (from RunOnce) joins is of

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/avila-analytics/avila/aggregator/governance"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/protocol"
@@ -25,6 +26,8 @@ type nodeMetrics struct {
 	write  *write.Metrics
 	query  *query.Metrics
 	cache  *redis.CacheMetrics
+	// governance counts retention and data subject requests.
+	governance *governance.Metrics
 }
 
 // newNodeMetrics registers the node's metrics on reg, or on a new registry
@@ -46,6 +49,9 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.cache, err = redis.NewCacheMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if m.governance, err = governance.NewMetrics(reg); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/avila-analytics/avila/aggregator/cluster"
+	"github.com/avila-analytics/avila/aggregator/governance"
 	"github.com/avila-analytics/avila/aggregator/ingest"
 	"github.com/avila-analytics/avila/aggregator/jobs"
 	"github.com/avila-analytics/avila/aggregator/write"
@@ -117,8 +118,11 @@ type Node struct {
 	cluster   *cluster.Cluster // nil when running alone
 	quic      *protocol.Server
 	http      *http.Server
-	cancel    context.CancelFunc // stops Serve's accept loop and the jobs
-	wg        sync.WaitGroup     // QUIC Serve, jobs, HTTP serve
+	cancel    context.CancelFunc     // stops Serve's accept loop and the jobs
+	wg        sync.WaitGroup         // QUIC Serve, jobs, HTTP serve
+	retainer  *governance.Retainer   // the upkeep's retention job
+	gdpr      *governance.Worker     // data subject requests of the API
+	tombs     *governance.Tombstones // erased subjects, left out of realtime counts
 	// cache holds query results: in Redis, or in memory when the node runs
 	// alone without Redis; nil in a cluster without Redis.
 	cache *redis.Cache
@@ -178,8 +182,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		}
 	}
 	// Partitions and salts are cluster singletons under an advisory lock.
+	n.retainer = &governance.Retainer{Store: n.store, Log: log}
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
-		Tracer: tp.Tracer(tracerJobs)}, n.store)
+		Tracer: tp.Tracer(tracerJobs), Retention: n.retainer.Run}, n.store)
 	switch err = j.RunOnce(ctx); {
 	case jobs.OnlySpace(err):
 		log.Warn("upkeep: packing failed at start-up; serving anyway, the next run retries", "err", err)
@@ -194,8 +199,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, err
 	}
 	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
-	// Realtime counts a batch as soon as it is staged.
-	n.committed = append(n.committed, n.realtime.Record)
+	// Realtime counts a batch as soon as it is staged, without the late
+	// events of subjects erased in the last 72 hours.
+	n.tombs = governance.NewTombstones(n.store, 0, log)
+	n.committed = append(n.committed, func(ctx context.Context, events []protocol.Event) {
+		n.realtime.Record(ctx, n.tombs.Filter(events))
+	})
 	// A cache in this node's memory cannot see the batches other nodes
 	// derive, so a cluster caches reports only in Redis. Cached reports
 	// turn stale when a derivation makes new rows visible.
@@ -204,6 +213,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Tracer: tp.Tracer(tracerWrite),
 		Metrics: n.metrics.write}, n.store)
+	n.retainer.Metrics = n.metrics.governance
+	n.gdpr = n.newGDPRWorker(log)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
 		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store, n.writer)
@@ -261,6 +272,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		n.wg.Go(func() { n.replicas.Run(runCtx) })
 	}
 	n.wg.Go(func() { n.writer.Run(runCtx) })
+	n.wg.Go(func() { n.gdpr.Run(runCtx) })
+	n.wg.Go(func() { n.tombs.Run(runCtx) })
 	n.wg.Go(func() { n.realtime.Run(runCtx) })
 	n.wg.Go(func() { n.socket.Run(runCtx) })
 	if n.cache != nil {

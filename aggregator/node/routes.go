@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/governance"
 	"github.com/avila-analytics/avila/query"
 	"github.com/avila-analytics/avila/storage/redis"
 	"github.com/avila-analytics/avila/web"
@@ -46,7 +47,8 @@ func (n *Node) routes() http.Handler {
 	}
 	api := query.NewHandler(qo, n.store.Pool, n.store)
 	mux.Handle("/v1beta/", api)
-	mux.Handle("/v1alpha/", api) // runFunnelReport
+	mux.Handle("/v1alpha/", api)                                   // runFunnelReport
+	mux.Handle("/v1/gdpr/", governance.NewHandler(n.store, n.log)) // data subject requests, admin keys only
 	for _, p := range query.GRPCPaths {
 		mux.Handle(p, api) // the same methods over gRPC (HTTP/2)
 	}

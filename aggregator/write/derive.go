@@ -58,6 +58,17 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		}
 		events = append(events, b.Events...)
 	}
+	if events, err = dropErased(ctx, d, events, w.cfg.Metrics); err != nil {
+		return 0, 0, err
+	}
+	if len(events) == 0 {
+		// Every event was an erased subject's: the staged rows go all the same.
+		if err := d.Commit(ctx); err != nil {
+			w.forgetSessions(site)
+			return 0, 0, err
+		}
+		return total, rows[len(rows)-1].ID, nil
+	}
 	staged := len(events)
 	// Partitions first, in their own transactions: the derivation holds no
 	// lock on events yet, so creating a partition cannot wait for it.

@@ -12,6 +12,7 @@ type Metrics struct {
 	derivations prometheus.Counter
 	derived     prometheus.Counter
 	seconds     prometheus.Histogram
+	erased      prometheus.Counter
 }
 
 // NewMetrics creates the write stage's metrics and registers them on reg;
@@ -31,11 +32,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of derivation transactions, from taking the site's lock to commit; reports lag staging by about this plus the derivation interval.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}),
+		erased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_write_erased_events_dropped_total",
+			Help: "Staged events dropped by the derivation because their visitor or user was erased (a data subject's tombstone, 72 h).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds} {
+	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("write: register metrics: %w", err)
 		}

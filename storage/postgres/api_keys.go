@@ -30,13 +30,22 @@ type APIKey struct {
 	Prefix    string
 	Name      string
 	SiteIDs   []uint32
+	Scope     Scope
 	CreatedAt time.Time
 	RevokedAt *time.Time
 }
 
-// CreateAPIKey makes a key that may read siteIDs and returns it; it is shown
+// CreateAPIKey makes a read key for siteIDs and returns it; it is shown
 // once and cannot be recovered. Every site must exist (else ErrNotFound).
 func (s *Store) CreateAPIKey(ctx context.Context, name string, siteIDs []uint32) (string, error) {
+	return s.CreateScopedAPIKey(ctx, name, siteIDs, ScopeRead)
+}
+
+// CreateScopedAPIKey is CreateAPIKey with the key's scope.
+func (s *Store) CreateScopedAPIKey(ctx context.Context, name string, siteIDs []uint32, scope Scope) (string, error) {
+	if !scope.Valid() {
+		return "", fmt.Errorf("postgres: create api key: scope %q: want read or admin", scope)
+	}
 	if len(siteIDs) == 0 {
 		return "", errors.New("postgres: create api key: no sites given")
 	}
@@ -63,8 +72,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, name string, siteIDs []uint32)
 	_, _ = rand.Read(raw[:])
 	key := keyScheme + keyEncoding.EncodeToString(raw[:])
 	hash := sha256.Sum256([]byte(key))
-	_, err = s.Pool.Exec(ctx, "INSERT INTO api_keys (key_hash, prefix, name, site_ids) VALUES ($1, $2, $3, $4)",
-		hash[:], key[:KeyPrefixLen], name, ids)
+	_, err = s.Pool.Exec(ctx, "INSERT INTO api_keys (key_hash, prefix, name, site_ids, scope) VALUES ($1, $2, $3, $4, $5)",
+		hash[:], key[:KeyPrefixLen], name, ids, string(scope))
 	if err != nil {
 		return "", fmt.Errorf("postgres: create api key: %w", err)
 	}
@@ -115,14 +124,14 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string) error {
 
 // APIKeys lists all keys, revoked ones included, oldest first.
 func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT prefix, name, site_ids, created_at, revoked_at FROM api_keys ORDER BY id")
+	rows, err := s.Pool.Query(ctx, "SELECT prefix, name, site_ids, scope, created_at, revoked_at FROM api_keys ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list api keys: %w", err)
 	}
 	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIKey, error) {
 		var k APIKey
 		var ids []int32
-		err := r.Scan(&k.Prefix, &k.Name, &ids, &k.CreatedAt, &k.RevokedAt)
+		err := r.Scan(&k.Prefix, &k.Name, &ids, &k.Scope, &k.CreatedAt, &k.RevokedAt)
 		k.SiteIDs = toUint32s(ids)
 		return k, err
 	})

@@ -23,11 +23,21 @@ const migrateLockKey = int64(0x61766c615f6d6967) // "avla_mig"
 // Migrate applies the embedded migrations that the database lacks. Several
 // processes may call it at once: they queue on an advisory lock and the later
 // ones find nothing left to do.
-func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, -1) }
+func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, -1, "aggregator") }
+
+// MigrateAs is Migrate recording actor in the audit trail when it applied
+// anything.
+func (s *Store) MigrateAs(ctx context.Context, actor string) error {
+	return s.migrateTo(ctx, -1, actor)
+}
 
 // MigrateTo applies the migrations up to version target (-1: all), for
 // tests of a migration over data written with the schema before it.
 func (s *Store) MigrateTo(ctx context.Context, target int32) error {
+	return s.migrateTo(ctx, target, "aggregator")
+}
+
+func (s *Store) migrateTo(ctx context.Context, target int32, actor string) error {
 	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: acquire connection: %w", err)
@@ -67,6 +77,9 @@ func (s *Store) MigrateTo(ctx context.Context, target int32) error {
 	}
 	if to != from {
 		s.log.Info("database migrated", "from", from, "to", to)
+		if err := s.auditMigration(ctx, actor, from, to); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -65,6 +65,12 @@ func commands() []command {
 		importCommand(),
 		deadLettersListCommand(),
 		deadLettersReplayCommand(),
+		retentionRunCommand(),
+		gdprExportCommand(),
+		gdprEraseCommand(),
+		gdprDecryptCommand(),
+		auditListCommand(),
+		auditVerifyCommand(),
 	}
 }
 
@@ -210,7 +216,7 @@ func (c *cli) usage(w io.Writer) {
 	for _, cmd := range commands() {
 		fmt.Fprintf(w, "  %-19s %s\n", cmd.name, firstLine(cmd.summary))
 	}
-	fmt.Fprint(w, "\nRun 'avila help <command>' for its flags, 'avila help site' (or key, certs, cluster) for a group's\n"+
+	fmt.Fprint(w, "\nRun 'avila help <command>' for its flags, 'avila help site' (or key, certs, cluster, gdpr, audit) for a group's\n"+
 		"commands. Every flag has an AVILA_<FLAG> environment fallback (--data-dir: AVILA_DATA_DIR);\n"+
 		"--database-url also falls back to DATABASE_URL.\n")
 }

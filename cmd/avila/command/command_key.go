@@ -21,17 +21,21 @@ func keyCreateCommand() command {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			props := propertiesFlag(c, fs, "property id the key may read")
 			name := fs.String("name", "", "a label to tell keys apart in 'avila key list'")
+			scope := fs.String("scope", "read", "read (reports of its properties) or admin (also data subject requests under /v1/gdpr/)")
 			return func(ctx context.Context) error {
 				ids, err := propertyIDs(*props)
 				if err != nil {
 					return err
+				}
+				if !postgres.Scope(*scope).Valid() {
+					return usagef("--scope %q: want read or admin", *scope)
 				}
 				store, _, err := open(ctx)
 				if err != nil {
 					return err
 				}
 				defer store.Close()
-				key, err := store.CreateAPIKey(ctx, *name, ids)
+				key, err := store.CreateScopedAPIKey(ctx, *name, ids, postgres.Scope(*scope))
 				if errors.Is(err, postgres.ErrNotFound) {
 					return fmt.Errorf("%w (see 'avila site list' for the property ids)", err)
 				}
@@ -40,7 +44,8 @@ func keyCreateCommand() command {
 				}
 				fmt.Fprintln(c.stdout, key)
 				fmt.Fprintln(c.stderr, "avila key create: store this key now; it cannot be shown again")
-				return nil
+				return c.audit(ctx, store, "key.create", 0, map[string]any{"key": key[:postgres.KeyPrefixLen], "name": *name,
+					"properties": ids, "scope": *scope})
 			}
 		},
 	}
@@ -89,7 +94,7 @@ func keyListCommand() command {
 					return explain(err)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tPROPERTIES\tCREATED\tREVOKED")
+				fmt.Fprintln(tw, "ID\tNAME\tPROPERTIES\tSCOPE\tCREATED\tREVOKED")
 				for _, k := range keys {
 					props := make([]string, len(k.SiteIDs))
 					for i, id := range k.SiteIDs {
@@ -99,7 +104,7 @@ func keyListCommand() command {
 					if k.RevokedAt != nil {
 						revoked = k.RevokedAt.UTC().Format(timeLayout)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Prefix, dash(k.Name), strings.Join(props, ","),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Prefix, dash(k.Name), strings.Join(props, ","), k.Scope,
 						k.CreatedAt.UTC().Format(timeLayout), revoked)
 				}
 				return tw.Flush()
@@ -131,7 +136,7 @@ func keyRevokeCommand() command {
 					return explain(err)
 				}
 				fmt.Fprintf(c.stdout, "revoked %s\n", (*id)[:postgres.KeyPrefixLen])
-				return nil
+				return c.audit(ctx, store, "key.revoke", 0, map[string]any{"key": (*id)[:postgres.KeyPrefixLen]})
 			}
 		},
 	}

@@ -19,7 +19,7 @@ func migrateCommand() command {
 					return err
 				}
 				defer store.Close()
-				if err := store.Migrate(ctx); err != nil {
+				if err := store.MigrateAs(ctx, c.actor()); err != nil {
 					return err
 				}
 				log.Info("database schema is current")

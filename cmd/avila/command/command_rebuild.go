@@ -56,6 +56,9 @@ func rebuildCommand() command {
 							return explain(err)
 						}
 						log.Info("rebuilt", "property", id, "what", s.name, "seconds", time.Since(start).Seconds())
+						if err := c.audit(ctx, store, "rebuild", id, map[string]any{"what": s.name}); err != nil {
+							return err
+						}
 					}
 				}
 				return nil

@@ -66,7 +66,12 @@ func siteCreateCommand() command {
 				fmt.Fprintf(tw, "measurement_id\t%s\n", site.MeasurementID)
 				fmt.Fprintf(tw, "api_secret\t%s\n", site.APISecret)
 				fmt.Fprintf(tw, "identity\t%s\n", site.Policy.Identity)
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				return c.audit(ctx, store, "site.create", site.ID, map[string]any{"name": site.Name, "measurement_id": site.MeasurementID,
+					"domains": site.Domains, "time_zone": site.TimeZone, "dnt": site.Policy.DNT, "keep_params": site.Policy.KeepParams,
+					"identity": site.Policy.Identity})
 			}
 		},
 	}

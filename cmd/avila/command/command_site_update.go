@@ -42,9 +42,11 @@ func policyFlags(c *cli, fs *shared.FlagSet) sitePolicyFlags {
 func siteUpdateCommand() command {
 	return command{
 		name: "site update",
-		summary: "Change a site's edge policy (--dnt, --keep-param, --identity), key events (--key-events) or\n" +
-			"reporting currency (--currency); flags not given keep their value. Agents apply the policy with their\n" +
-			"next config fetch, within seconds; key events and currency apply to events derived from then on.",
+		summary: "Change a site's edge policy (--dnt, --keep-param, --identity), key events (--key-events),\n" +
+			"reporting currency (--currency) or retention (--retain-events, --retain-aggregates); flags not given\n" +
+			"keep their value. Agents apply the policy with their next config fetch, within seconds; key events and\n" +
+			"currency apply to events derived from then on; the aggregators apply retention within the hour (or\n" +
+			"now: avila retention run).",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			property := fs.String("property", "", "property id of the site to change (see 'avila site list'); required")
@@ -55,6 +57,10 @@ func siteUpdateCommand() command {
 				"repeat or separate with commas. Replaces the list; purchase is the default")
 			currency := fs.String("currency", "", "the ISO 4217 code reports give amounts in, e.g. EUR; amounts sent in another\n"+
 				"currency are converted with 'avila currency set-rate' rates, or stored as sent without one")
+			retainEvents := fs.String("retain-events", "", "how long raw events are kept, in days (e.g. 400d; forever keeps them);\n"+
+				"default for new sites 400d. Reports over older days read the rollups while those are kept")
+			retainAggregates := fs.String("retain-aggregates", "", "how long sessions and rollups are kept, in months (e.g. 26m; forever);\n"+
+				"default for new sites 26m")
 			return func(ctx context.Context) error {
 				if *property == "" {
 					return usagef("--property is required (see 'avila site list' for the property ids)")
@@ -66,8 +72,9 @@ func siteUpdateCommand() command {
 				given := map[string]bool{}
 				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 				// given holds the flags set by the command line or the environment.
-				if !given["dnt"] && !given["keep-param"] && !given["identity"] && !given["key-events"] && !given["currency"] {
-					return usagef("nothing to change: give --dnt, --keep-param, --identity, --key-events or --currency")
+				if !given["dnt"] && !given["keep-param"] && !given["identity"] && !given["key-events"] && !given["currency"] &&
+					!given["retain-events"] && !given["retain-aggregates"] {
+					return usagef("nothing to change: give --dnt, --keep-param, --identity, --key-events, --currency, --retain-events or --retain-aggregates")
 				}
 				for _, name := range keyEvents {
 					if v := rules.EventName("--key-events", name); v != nil {
@@ -77,6 +84,17 @@ func siteUpdateCommand() command {
 				if given["currency"] {
 					if v := rules.Currency("--currency", *currency); v != nil {
 						return usagef("%v", v)
+					}
+				}
+				var events, aggregates int
+				if given["retain-events"] {
+					if events, err = parseRetention("retain-events", *retainEvents, 'd'); err != nil {
+						return err
+					}
+				}
+				if given["retain-aggregates"] {
+					if aggregates, err = parseRetention("retain-aggregates", *retainAggregates, 'm'); err != nil {
+						return err
 					}
 				}
 				store, _, err := open(ctx)
@@ -123,6 +141,23 @@ func siteUpdateCommand() command {
 						return explain(err)
 					}
 				}
+				ret, err := store.SiteRetention(ctx, site.ID)
+				if err != nil {
+					return explain(err)
+				}
+				if given["retain-events"] {
+					ret.EventsDays = events
+				}
+				if given["retain-aggregates"] {
+					ret.AggregatesMonths = aggregates
+				}
+				if err := store.SetSiteRetention(ctx, site.ID, ret); err != nil {
+					if errors.Is(err, postgres.ErrBadRetention) {
+						return usagef("%v", err)
+					}
+					return explain(err)
+				}
+				retEvents, retAggregates := retentionText(ret)
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintf(tw, "property\t%d\n", site.ID)
 				fmt.Fprintf(tw, "dnt\t%s\n", orDash(site.Policy.DNT))
@@ -130,7 +165,19 @@ func siteUpdateCommand() command {
 				fmt.Fprintf(tw, "identity\t%s\n", site.Policy.Identity)
 				fmt.Fprintf(tw, "key_events\t%s\n", orDash(strings.Join(keys, ",")))
 				fmt.Fprintf(tw, "currency\t%s\n", site.CurrencyCode)
-				return tw.Flush()
+				fmt.Fprintf(tw, "retain_events\t%s\n", retEvents)
+				fmt.Fprintf(tw, "retain_aggregates\t%s\n", retAggregates)
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				changed := map[string]any{}
+				fs.Visit(func(f *flag.Flag) {
+					switch f.Name {
+					case "dnt", "keep-param", "identity", "key-events", "currency", "retain-events", "retain-aggregates":
+						changed[f.Name] = f.Value.String()
+					}
+				})
+				return c.audit(ctx, store, "site.update", site.ID, changed)
 			}
 		},
 	}

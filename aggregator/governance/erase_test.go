@@ -1,0 +1,274 @@
+package governance_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/governance"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/identity"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+const (
+	subjectCookie = "GA1.1.1234567890.1764000000" // the subject's _ga cookie
+	subjectUserID = "customer-4711"
+)
+
+// subjectEvents are the subject's visits on site: a session 8 days ago
+// (packed by then), one 5 days ago, one today, with a page and a country
+// nobody else has, and a user_id on one of them.
+func subjectEvents(rng *rand.Rand, site uint32, now time.Time) ([]protocol.Event, uint64, uint64) {
+	h, err := identity.New(site, secret)
+	if err != nil {
+		panic(err)
+	}
+	cid, _ := identity.ClientIDFromCookie(subjectCookie)
+	key, user := h.Client(cid), h.User(subjectUserID)
+	var out []protocol.Event
+	for i, daysAgo := range []int{8, 5, 0} {
+		v := visit(rng, site, key, now.AddDate(0, 0, -daysAgo).Add(-2*time.Hour), 6, i == 0)
+		for j := range v {
+			if j%2 == 0 {
+				v[j].Path, v[j].Country = "/account/customer-4711", "IS"
+			}
+			if i == 1 {
+				v[j].User = user
+				v[j].UserProps = map[string]string{"plan": "pro"}
+			}
+		}
+		out = append(out, v...)
+	}
+	return out, key, user
+}
+
+// TestEraseEqualsNeverStored is the erasure oracle: the same seed is
+// written through the write stage into two sites, with the subject's events
+// on one of them only (in rows and in packs, late on a packed day too).
+// After erasing the subject there, every report of the table answers
+// exactly as on the site that never held it.
+func TestEraseEqualsNeverStored(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	with, without := s.site(t, "with"), s.site(t, "without")
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(19, 1))
+	base := seed(rng, with, 30, 10, now)
+	subj, key, _ := subjectEvents(rng, with, now)
+	mixed := append(append([]protocol.Event{}, base...), subj...)
+	sortByTime(mixed)
+	s.write(t, mixed)
+	s.write(t, onSite(base, without))
+	s.pack(t)
+	// Late events on a packed day: the subject's on one site, a seed
+	// visitor's on both, so both read rows beside packs.
+	lateDay := now.AddDate(0, 0, -8).Add(-90 * time.Minute)
+	late := visit(rng, with, 7<<40|0x5eed, lateDay, 2, false)
+	lateSubj := visit(rng, with, key, lateDay.Add(time.Minute), 2, false)
+	s.write(t, append(append([]protocol.Event{}, late...), lateSubj...))
+	s.write(t, onSite(late, without))
+
+	var packed int64
+	if err := s.store.Pool.QueryRow(ctx, "SELECT count(*) FROM event_packs WHERE site_id = $1 AND $2 = ANY(visitor_id)", with, int64(key)).Scan(&packed); err != nil || packed == 0 {
+		t.Fatalf("the subject has no packed events (%d, %v): the test would not cover packs", packed, err)
+	}
+	differs := 0
+	for _, body := range reports("14daysAgo") {
+		if s.report(t, with, body) != s.report(t, without, body) {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Fatal("before the erasure the sites answer alike: the subject is invisible to the reports, which proves nothing")
+	}
+
+	// A pack column a later migration adds (ecommerce's commerce ids are
+	// one): filled on the subject's packs, empty on the others; the
+	// rewrite keeps both in step with the rows.
+	if _, err := s.store.Pool.Exec(ctx, "ALTER TABLE event_packs ADD COLUMN extra integer[] NOT NULL DEFAULT '{}'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.Pool.Exec(ctx, "UPDATE event_packs SET extra = array_fill(7, ARRAY[events]) WHERE $1 = ANY(visitor_id)", int64(key)); err != nil {
+		t.Fatal(err)
+	}
+	svc := &governance.Service{Store: s.store}
+	sub, err := governance.Resolve(ctx, s.store, with, governance.ClientID, subjectCookie)
+	if err != nil || sub.Key != key {
+		t.Fatalf("resolve: %v key %x, want %x", err, sub.Key, key)
+	}
+	out, err := svc.Erase(ctx, sub, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(subj) + len(lateSubj)); out.Events != want || out.Sessions < 3 {
+		t.Fatalf("erased %d events and %d sessions, want %d events and at least 3 sessions", out.Events, out.Sessions, want)
+	}
+	for i, body := range reports("14daysAgo") {
+		got, want := s.report(t, with, body), s.report(t, without, body)
+		if got != want {
+			t.Errorf("report %d after the erasure:\n got %s\nwant %s", i, got, want)
+		}
+		if !strings.Contains(want, `"rows":[`) {
+			t.Errorf("report %d has no rows, which proves nothing: %s", i, want)
+		}
+	}
+	t.Logf("%d of %d reports differed before the erasure, none after", differs, len(reports("")))
+	var bad int
+	if err := s.store.Pool.QueryRow(ctx, `SELECT count(*) FROM event_packs WHERE cardinality(ts) <> events
+		OR cardinality(visitor_id) <> events OR cardinality(extra) NOT IN (0, events) OR 7 <> ALL(extra || 7)`).Scan(&bad); err != nil || bad != 0 {
+		t.Fatalf("%d packs with arrays out of step after the rewrite (%v)", bad, err)
+	}
+	data, err := s.store.SubjectData(ctx, with, []uint64{key})
+	if err != nil || len(data.Events)+len(data.Sessions) != 0 {
+		t.Fatalf("after the erasure the subject still has %d events and %d sessions (%v)", len(data.Events), len(data.Sessions), err)
+	}
+	// The audit trail holds the erasure and still verifies.
+	v, err := s.store.VerifyAudit(ctx)
+	if err != nil || v.Break != nil || out.Audit.ID == 0 || out.Audit.Action != "gdpr.erase" {
+		t.Fatalf("audit after erasure: %+v %v, row %+v", v, err, out.Audit)
+	}
+}
+
+// TestLateEventsOfErasedSubjectAreDropped: after an erasure, the subject's
+// events still queued at an agent (by client id, or by user_id under
+// another device's key) are not stored, while other visitors' events of
+// the same batch are.
+func TestLateEventsOfErasedSubjectAreDropped(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	site := s.site(t, "late")
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(19, 2))
+	subj, key, user := subjectEvents(rng, site, now)
+	s.write(t, subj)
+	svc := &governance.Service{Store: s.store}
+	if _, err := svc.Erase(ctx, governance.Subject{Site: site, Identity: governance.ClientID, Key: key}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Erase(ctx, governance.Subject{Site: site, Identity: governance.UserID, Key: user}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	late := visit(rng, site, key, now.Add(-time.Hour), 3, false)                    // queued at an agent
+	otherDevice := visit(rng, site, 0xdead<<20, now.Add(-30*time.Minute), 2, false) // same user, another device
+	for i := range otherDevice {
+		otherDevice[i].User = user
+	}
+	bystander := visit(rng, site, 0xbeef<<20, now.Add(-20*time.Minute), 4, true)
+	batch := append(append(append([]protocol.Event{}, late...), otherDevice...), bystander...)
+	// The node's copy for realtime counts at staging leaves them out too.
+	tombs := governance.NewTombstones(s.store, time.Second, nil)
+	if err := tombs.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kept := tombs.Filter(batch); len(kept) != len(bystander) || kept[0].Visitor != bystander[0].Visitor {
+		t.Fatalf("realtime filter kept %d events, want the bystander's %d", len(kept), len(bystander))
+	}
+	s.write(t, batch)
+	var stored, total int64
+	if err := s.store.Pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE visitor_id IN ($2, $3)), count(*) FROM events WHERE site_id = $1",
+		site, int64(key), int64(0xdead<<20)).Scan(&stored, &total); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 0 || total != int64(len(bystander)) {
+		t.Fatalf("after the batch: %d events of the erased subject stored, %d in all; want 0 and the bystander's %d", stored, total, len(bystander))
+	}
+}
+
+// TestExportHoldsExactlyTheSubject: an export lists every event and
+// session of the subject, with values, parameters and user properties, and
+// nothing of anyone else; CSV holds the same rows; an encrypted export
+// opens with its passphrase only.
+func TestExportHoldsExactlyTheSubject(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	site := s.site(t, "export")
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(19, 3))
+	base := seed(rng, site, 20, 10, now)
+	subj, key, _ := subjectEvents(rng, site, now)
+	mixed := append(append([]protocol.Event{}, base...), subj...)
+	sortByTime(mixed)
+	s.write(t, mixed)
+	s.pack(t)
+
+	svc := &governance.Service{Store: s.store}
+	sub, err := governance.Resolve(ctx, s.store, site, governance.ClientID, "1234567890.1764000000") // a bare client id works too
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := svc.Export(ctx, sub, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Events) != len(subj) {
+		t.Fatalf("export holds %d events, the subject has %d", len(e.Events), len(subj))
+	}
+	want := map[int64]protocol.Event{}
+	for _, ev := range subj {
+		want[ev.TimeMicros] = ev
+	}
+	withProps := 0
+	for _, ev := range e.Events {
+		w, ok := want[ev.Time.UnixMicro()]
+		if !ok || ev.Key != key || ev.Name != w.Name || ev.Dims["page_path"] != w.Path || ev.Dims["country"] != w.Country ||
+			ev.Dims["browser"] != w.Browser {
+			t.Fatalf("exported event %+v is not one of the subject's (match %v, %+v)", ev, ok, w)
+		}
+		delete(want, ev.Time.UnixMicro())
+		if ev.UserProps["plan"] == "pro" {
+			withProps++
+		}
+	}
+	if len(want) != 0 || withProps != 6 {
+		t.Fatalf("%d subject events missing from the export; %d with user properties, want 6", len(want), withProps)
+	}
+	if len(e.Sessions) != 3 {
+		t.Fatalf("export holds %d sessions, want 3", len(e.Sessions))
+	}
+	for _, ss := range e.Sessions {
+		if ss.Key != key {
+			t.Fatalf("exported session %+v is someone else's", ss)
+		}
+	}
+	var buf bytes.Buffer
+	if err := e.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(recs) != 1+len(e.Events)+len(e.Sessions) {
+		t.Fatalf("csv: %d records (%v), want header + %d", len(recs), err, len(e.Events)+len(e.Sessions))
+	}
+	buf.Reset()
+	if err := e.WriteJSON(&buf); err != nil || !strings.Contains(buf.String(), "customer-4711") || !strings.Contains(buf.String(), "cookieless") {
+		t.Fatalf("json export lacks the subject's page or the note on cookieless visitors (%v)", err)
+	}
+	sealed, err := governance.Encrypt(buf.Bytes(), []byte("correct horse battery"))
+	if err != nil || bytes.Contains(sealed, []byte("customer-4711")) {
+		t.Fatalf("encrypt: %v (or the plain text shows)", err)
+	}
+	if _, err := governance.Decrypt(sealed, []byte("wrong horse battery")); !errors.Is(err, governance.ErrDecrypt) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	plain, err := governance.Decrypt(sealed, []byte("correct horse battery"))
+	if err != nil || !bytes.Equal(plain, buf.Bytes()) {
+		t.Fatalf("decrypt: %v", err)
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := governance.Decrypt(sealed, []byte("correct horse battery")); !errors.Is(err, governance.ErrDecrypt) {
+		t.Fatalf("altered file: %v", err)
+	}
+	// A site without an identity secret cannot tie anyone to a key.
+	other, err := s.store.CreateSite(ctx, postgres.SiteSpec{Name: "nosecret", Domains: []string{"n.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := governance.Resolve(ctx, s.store, other.ID, governance.ClientID, subjectCookie); !errors.Is(err, postgres.ErrNoIdentitySecret) {
+		t.Fatalf("site without identity secret: %v", err)
+	}
+}

@@ -1,0 +1,99 @@
+package governance
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// Export is everything stored of one subject on one site: what an access
+// or portability request answers.
+type Export struct {
+	Property    uint32                    `json:"property"`
+	Identity    Identity                  `json:"identity"`
+	Key         string                    `json:"key"` // the pseudonymous key the rows are stored under (hex)
+	GeneratedAt time.Time                 `json:"generated_at"`
+	Note        string                    `json:"note"`
+	Events      []postgres.SubjectEvent   `json:"events"`
+	Sessions    []postgres.SubjectSession `json:"sessions"`
+}
+
+// WriteJSON writes the export as one indented JSON document.
+func (e *Export) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("governance: write export json: %w", err)
+	}
+	return nil
+}
+
+// csvFixed are the CSV columns before the dimensions.
+var csvFixed = []string{"record", "time", "end", "session_id", "event_name", "events", "page_views", "key_events",
+	"engagement_time_msec", "flags"}
+
+// WriteCSV writes the export as one CSV table: a row per event (record
+// "event") then a row per session (record "session"), a column per
+// dimension found, and parameters and user properties as JSON objects.
+func (e *Export) WriteCSV(w io.Writer) error {
+	dimSet := map[string]bool{}
+	for _, ev := range e.Events {
+		for k := range ev.Dims {
+			dimSet[k] = true
+		}
+	}
+	for _, s := range e.Sessions {
+		for k := range s.Dims {
+			dimSet[k] = true
+		}
+	}
+	dims := slices.Sorted(maps.Keys(dimSet))
+	cw := csv.NewWriter(w)
+	header := append(append(slices.Clone(csvFixed), dims...), "params", "num_params", "user_properties")
+	if err := cw.Write(header); err != nil {
+		return fmt.Errorf("governance: write export csv: %w", err)
+	}
+	jsonCell := func(v any, empty bool) string {
+		if empty {
+			return ""
+		}
+		b, _ := json.Marshal(v) // maps of strings and floats always encode
+		return string(b)
+	}
+	for _, ev := range e.Events {
+		rec := []string{"event", ev.Time.Format(time.RFC3339Nano), "", strconv.FormatInt(ev.SessionID, 10), ev.Name, "", "", "",
+			strconv.FormatInt(int64(ev.EngagementMs), 10), strconv.Itoa(int(ev.Flags))}
+		for _, d := range dims {
+			rec = append(rec, ev.Dims[d])
+		}
+		rec = append(rec, jsonCell(ev.Params, len(ev.Params) == 0), jsonCell(ev.NumParams, len(ev.NumParams) == 0),
+			jsonCell(ev.UserProps, len(ev.UserProps) == 0))
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("governance: write export csv: %w", err)
+		}
+	}
+	for _, s := range e.Sessions {
+		rec := []string{"session", s.Start.Format(time.RFC3339Nano), s.Last.Format(time.RFC3339Nano), strconv.FormatInt(s.SessionID, 10), "",
+			strconv.Itoa(int(s.Events)), strconv.Itoa(int(s.PageViews)), strconv.Itoa(int(s.KeyEvents)),
+			strconv.FormatInt(s.EngagementMs, 10), strconv.Itoa(int(s.Flags))}
+		for _, d := range dims {
+			rec = append(rec, s.Dims[d])
+		}
+		rec = append(rec, "", "", "")
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("governance: write export csv: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("governance: write export csv: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Forget removes the cells of visitors (an erased data subject's keys) from
+// a site's realtime window: in this node's memory, and in Redis when there
+// is a client. Other visitors' counts stay. Each touched minute's version
+// moves, so every node reads it again; the minute's visitor sketch
+// (realtime:users) is rewritten from the cells that remain.
+func (r *Realtime) Forget(ctx context.Context, site uint32, visitors []uint64) error {
+	gone := make(map[uint64]bool, len(visitors))
+	for _, v := range visitors {
+		gone[v] = true
+	}
+	now := unixMinute(r.opts.Now())
+	r.mu.Lock()
+	if rg := r.sites[site]; rg != nil {
+		for i := range rg.slots {
+			sl := &rg.slots[i]
+			changed := false
+			for c := range sl.Cells {
+				if gone[c.Visitor] {
+					delete(sl.Cells, c)
+					changed = true
+				}
+			}
+			if changed {
+				sl.version++
+			}
+		}
+	}
+	r.mu.Unlock()
+	if r.opts.Client != nil {
+		if err := r.forgetRedis(ctx, site, now, gone); err != nil {
+			return err
+		}
+	}
+	r.notify(site)
+	return nil
+}
+
+func (r *Realtime) forgetRedis(ctx context.Context, site uint32, now int64, gone map[uint64]bool) error {
+	for i := range RealtimeWindow + 1 { // the window, and the minute that may just have begun
+		m := now - int64(i) + 1
+		ek, uk := r.EventsKey(site, m), r.UsersKey(site, m)
+		fields, err := r.opts.Client.HGetAll(ctx, ek).Result()
+		if err != nil {
+			return fmt.Errorf("realtime: forget in %s: %w", ek, err)
+		}
+		var drop []string
+		keep := map[uint64]bool{}
+		for f := range fields {
+			if f == versionField {
+				continue
+			}
+			var c Cell
+			if err := msgpack.Unmarshal([]byte(f), &c); err != nil {
+				return fmt.Errorf("realtime: forget in %s: decode cell: %w", ek, err)
+			}
+			if gone[c.Visitor] {
+				drop = append(drop, f)
+			} else {
+				keep[c.Visitor] = true
+			}
+		}
+		if len(drop) == 0 {
+			continue
+		}
+		pipe := r.opts.Client.TxPipeline()
+		pipe.HDel(ctx, ek, drop...)
+		pipe.HIncrBy(ctx, ek, versionField, 1)
+		pipe.Del(ctx, uk)
+		if len(keep) > 0 {
+			vs := make([]any, 0, len(keep))
+			for v := range keep {
+				vs = append(vs, strconv.FormatUint(v, 16))
+			}
+			pipe.PFAdd(ctx, uk, vs...)
+			pipe.Expire(ctx, uk, realtimeTTL)
+		}
+		pipe.Publish(ctx, r.channel, strconv.FormatUint(uint64(site), 10))
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("realtime: forget in %s: %w", ek, err)
+		}
+	}
+	return nil
+}
