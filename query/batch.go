@@ -65,7 +65,6 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	}
 	// Cached as a whole, so the reports of a batch still come from one
 	// snapshot.
-	start := time.Now()
 	resp, err := cached(ctx, h, s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
 		return runBatch(ctx, d, plans)
 	})
@@ -75,7 +74,7 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	// One charge for the batch; each report that asked shows the state
 	// after it.
 	report := slices.ContainsFunc(reqs, func(r *RunReportRequest) bool { return r.ReturnPropertyQuota })
-	pq := h.quota.charge(ctx, quotaCore, id, r, time.Since(start), report)
+	pq := h.quota.charge(ctx, quotaCore, id, r, reportsCost(usageOf(ctx), plans...), report)
 	for i, rep := range resp.Reports {
 		if reqs[i].ReturnPropertyQuota && rep != nil {
 			rep.PropertyQuota = pq

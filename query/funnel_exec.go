@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Funnel dimension and metric names, as GA4 sends them.
@@ -170,7 +169,13 @@ func (h *handler) serveAlpha(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	defer h.quota.enter(quotaFunnel, uint32(id))()
+	release, err := h.quota.admit(ctx, quotaFunnel, uint32(id), r)
+	if err != nil {
+		writeError(w, h.apiError(ctx, r, uint32(id), err))
+		return
+	}
+	defer release()
+	ctx, _ = withUsage(ctx)
 	resp, err := h.runFunnelReport(ctx, r, uint32(id))
 	if err != nil {
 		ae := h.apiError(ctx, r, uint32(id), err)
@@ -200,12 +205,11 @@ func (h *handler) runFunnelReport(ctx context.Context, r *http.Request, id uint3
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	start := time.Now()
 	d, _ := h.read(ctx, id, "") // funnels are not cached
 	resp, err := runFunnel(ctx, d, fp)
 	if err != nil {
 		return nil, err
 	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, r, time.Since(start), req.ReturnPropertyQuota)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, r, funnelCost(usageOf(ctx), fp), req.ReturnPropertyQuota)
 	return resp, nil
 }

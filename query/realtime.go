@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/avila-analytics/avila/storage/redis"
 )
@@ -146,13 +145,13 @@ func (h *handler) runRealtimeReport(ctx context.Context, r *http.Request, id uin
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	start := time.Now()
 	w, err := h.rt.Window(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("query: realtime property %d: %w", id, err)
 	}
 	resp := runRealtime(p, w)
-	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, r, time.Since(start), req.ReturnPropertyQuota)
+	// Realtime reads this node's or Redis' counters of 30 minutes: 1 token.
+	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, r, 1, req.ReturnPropertyQuota)
 	return resp, nil
 }
 
