@@ -34,7 +34,7 @@ func TestNodeServesAndShutsDown(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.PostgresURL(t)
 	dir := t.TempDir()
-	n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: dir}, slog.New(slog.DiscardHandler))
+	n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0", DataDir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
