@@ -164,8 +164,13 @@ func TestReadyzReportsUnmigratedDatabase(t *testing.T) {
 	}
 	defer store.Close()
 	n := &Node{store: store, log: slog.New(slog.DiscardHandler)}
-	srv := httptest.NewServer(n.routes())
+	srv := httptest.NewServer(n.operatorRoutes()) // the API address says less: TestReadyzReportsDatabaseDown
 	defer srv.Close()
+	api := httptest.NewServer(n.routes())
+	defer api.Close()
+	if code, body := get(t, api.URL+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready: database schema not migrated (run avila migrate)\n" {
+		t.Errorf("API /readyz on an empty database: %d %q", code, body)
+	}
 	code, body := get(t, srv.URL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "run avila migrate") {
 		t.Errorf("/readyz on an empty database: %d %q, want 503 naming the fix", code, body)

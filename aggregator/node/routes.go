@@ -115,7 +115,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request, detail bool) {
 		return
 	}
 	if err := n.store.CheckSchema(ctx); err != nil {
-		notReady("database schema not migrated", err)
+		notReady("database schema not migrated (run avila migrate)", err)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

@@ -34,12 +34,14 @@ func policyFlags(c *cli, fs *shared.FlagSet) sitePolicyFlags {
 func siteUpdateCommand() command {
 	return command{
 		name: "site update",
-		summary: "Change a site's edge policy (--dnt, --keep-param); flags not given keep their value.\n" +
-			"Agents apply it with their next config fetch, within seconds.",
+		summary: "Change a site's edge policy (--dnt, --keep-param) or its Data API quotas (--quota-…); flags\n" +
+			"not given keep their value. Agents apply the policy with their next config fetch, aggregators the\n" +
+			"quotas within 10 seconds.",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			property := fs.String("property", "", "property id of the site to change (see 'avila site list'); required")
 			policy := policyFlags(c, fs)
+			quota := quotaFlags(fs)
 			return func(ctx context.Context) error {
 				if *property == "" {
 					return usagef("--property is required (see 'avila site list' for the property ids)")
@@ -51,8 +53,11 @@ func siteUpdateCommand() command {
 				given := map[string]bool{}
 				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 				// given holds the flags set by the command line or the environment.
-				if !given["dnt"] && !given["keep-param"] {
-					return usagef("nothing to change: give --dnt or --keep-param")
+				if !given["dnt"] && !given["keep-param"] && !quotaGiven(given) {
+					return usagef("nothing to change: give --dnt, --keep-param or a --quota-… flag")
+				}
+				if err := applyQuota(&postgres.SiteQuota{}, quota, given); err != nil {
+					return err // checked before anything is written
 				}
 				store, _, err := open(ctx)
 				if err != nil {
@@ -79,10 +84,23 @@ func siteUpdateCommand() command {
 					}
 					return explain(err)
 				}
+				q, err := store.SiteQuota(ctx, site.ID)
+				if err != nil {
+					return explain(err)
+				}
+				if quotaGiven(given) {
+					if err := applyQuota(&q, quota, given); err != nil {
+						return err
+					}
+					if err := store.SetSiteQuota(ctx, site.ID, q); err != nil {
+						return explain(err)
+					}
+				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintf(tw, "property\t%d\n", site.ID)
 				fmt.Fprintf(tw, "dnt\t%s\n", orDash(site.Policy.DNT))
 				fmt.Fprintf(tw, "keep_params\t%s\n", orDash(strings.Join(site.Policy.KeepParams, ",")))
+				printQuota(tw, q)
 				return tw.Flush()
 			}
 		},
