@@ -102,7 +102,7 @@ func newCluster(t *testing.T) *cluster {
 		name := fmt.Sprintf("agg-%d", i)
 		files := strings.Fields(avila(t, "certs", "issue", "--dir", c.certs, "--aggregator", name, "--host", ips[i]))
 		p := start(t, "avila-aggregator", []string{"DATABASE_URL=" + dbURL, "AVILA_GOSSIP_KEY=" + gossipKey},
-			"--node-name", name, "--listen-quic", quic[i], "--listen-api", api[i], "--listen-operator", ips[i] + ":0",
+			"--node-name", name, "--listen-quic", quic[i], "--listen-api", api[i], "--listen-operator", ips[i]+":0",
 			"--gossip-listen", gossip[i], "--join", strings.Join(gossip, ","),
 			"--tls-cert", files[0], "--tls-key", files[1], "--tls-client-ca", c.ca,
 			"--data-dir", filepath.Join(t.TempDir(), name))
