@@ -118,7 +118,7 @@ func newHandler(opts Options, d db, keys KeyLookup) *handler {
 		h.timeout = defaultTimeout
 	}
 	h.quota = newQuotas(opts.Quota, h.now, h.log)
-	h.slots = newPropertySlots(opts.PropertyConns)
+	h.slots = newPropertySlots(opts.PropertyConns, opts.Quota.Metrics)
 	return h
 }
 

@@ -19,7 +19,8 @@ const defaultPropertyConns = 2
 // properties: a property's expensive reports queue behind each other, not
 // in front of everyone else's.
 type propertySlots struct {
-	per int
+	per     int
+	metrics *QuotaMetrics
 	mu  sync.Mutex
 	m   map[uint32]*siteSlots
 }
@@ -29,11 +30,11 @@ type siteSlots struct {
 	users int // requests holding or waiting for a slot; the entry goes at 0
 }
 
-func newPropertySlots(per int) *propertySlots {
+func newPropertySlots(per int, m *QuotaMetrics) *propertySlots {
 	if per <= 0 {
 		per = defaultPropertyConns
 	}
-	return &propertySlots{per: per, m: map[uint32]*siteSlots{}}
+	return &propertySlots{per: per, metrics: m, m: map[uint32]*siteSlots{}}
 }
 
 // acquire waits for one of site's slots until ctx ends; release gives it
@@ -56,9 +57,16 @@ func (s *propertySlots) acquire(ctx context.Context, site uint32) (release func(
 	}
 	select {
 	case e.ch <- struct{}{}:
-	case <-ctx.Done():
-		done()
-		return nil, ctx.Err()
+	default:
+		s.metrics.wait(1)
+		select {
+		case e.ch <- struct{}{}:
+			s.metrics.wait(-1)
+		case <-ctx.Done():
+			s.metrics.wait(-1)
+			done()
+			return nil, ctx.Err()
+		}
 	}
 	var once sync.Once
 	return func() {

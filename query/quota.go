@@ -89,6 +89,9 @@ type QuotaOptions struct {
 	Lookup func(ctx context.Context, site uint32) (QuotaLimits, error)
 	// LookupTTL is how long a property's limits are reused; 0: 10s.
 	LookupTTL time.Duration
+	// Metrics count requests in flight and refusals (NewQuotaMetrics);
+	// nil: not counted.
+	Metrics *QuotaMetrics
 }
 
 const defaultLookupTTL = 10 * time.Second
@@ -130,6 +133,7 @@ type quotas struct {
 	lookup    func(ctx context.Context, site uint32) (QuotaLimits, error)
 	lookupTTL time.Duration
 	log       *slog.Logger
+	metrics   *QuotaMetrics
 
 	limMu  sync.Mutex
 	perSit map[uint32]siteLimits
@@ -148,7 +152,7 @@ type siteLimits struct {
 
 func newQuotas(o QuotaOptions, now func() time.Time, log *slog.Logger) *quotas {
 	q := &quotas{limits: o.Limits.orDefault(DefaultQuotaLimits()), counter: o.Counter, now: now,
-		lookup: o.Lookup, lookupTTL: o.LookupTTL, log: log, perSit: map[uint32]siteLimits{},
+		lookup: o.Lookup, lookupTTL: o.LookupTTL, log: log, metrics: o.Metrics, perSit: map[uint32]siteLimits{},
 		counts: map[quotaKey]int64{}, inflight: map[quotaKey]int64{}}
 	if q.lookupTTL <= 0 {
 		q.lookupTTL = defaultLookupTTL

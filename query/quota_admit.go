@@ -22,17 +22,20 @@ func (q *quotas) admit(ctx context.Context, cat string, site uint32, r *http.Req
 	q.mu.Lock()
 	if n := q.inflight[k]; n >= l.ConcurrentRequests {
 		q.mu.Unlock()
+		q.metrics.refusal(refusedConcurrent)
 		return nil, exhausted("Exhausted concurrent requests quota: property properties/%d has %d %s requests in flight (limit %d); retry when one has finished.",
 			site, n, cat, l.ConcurrentRequests)
 	}
 	q.inflight[k]++
 	q.mu.Unlock()
+	q.metrics.admitted(cat, 1)
 	release = func() {
 		q.mu.Lock()
 		if q.inflight[k]--; q.inflight[k] <= 0 {
 			delete(q.inflight, k)
 		}
 		q.mu.Unlock()
+		q.metrics.admitted(cat, -1)
 	}
 	q.sweep()
 	proj := project(r)
@@ -43,15 +46,17 @@ func (q *quotas) admit(ctx context.Context, cat string, site uint32, r *http.Req
 		ttl         time.Duration
 		limit       int64
 		what, renew string
+		label       string
 	}{
-		{day, 25 * time.Hour, l.TokensPerDay, "property tokens per day", "at 00:00 UTC"},
-		{hour, 2 * time.Hour, l.TokensPerHour, "property tokens per hour", "at " + nextHour + " UTC"},
-		{projHour, 2 * time.Hour, l.TokensPerProjectPerHour, "tokens per project (API key) per hour", "at " + nextHour + " UTC"},
+		{day, 25 * time.Hour, l.TokensPerDay, "property tokens per day", "at 00:00 UTC", refusedTokensDay},
+		{hour, 2 * time.Hour, l.TokensPerHour, "property tokens per hour", "at " + nextHour + " UTC", refusedTokensHour},
+		{projHour, 2 * time.Hour, l.TokensPerProjectPerHour, "tokens per project (API key) per hour", "at " + nextHour + " UTC", refusedProjectHour},
 		{quotaKey{cat, site, 'e', hour.start, proj}, 2 * time.Hour, l.ServerErrorsPerProjectPerHour,
-			"server errors per project (API key) per hour", "at " + nextHour + " UTC"},
+			"server errors per project (API key) per hour", "at " + nextHour + " UTC", refusedServerErrors},
 	} {
 		if used := q.add(ctx, c.k, 0, c.ttl); used >= c.limit {
 			release()
+			q.metrics.refusal(c.label)
 			return nil, exhausted("Exhausted %s for property properties/%d (%s): %d used of %d; it renews %s.",
 				c.what, site, cat, used, c.limit, c.renew)
 		}

@@ -24,6 +24,7 @@ type nodeMetrics struct {
 	ingest *ingest.Metrics
 	write  *write.Metrics
 	query  *query.Metrics
+	quota  *query.QuotaMetrics
 	cache  *redis.CacheMetrics
 }
 
@@ -43,6 +44,9 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.query, err = query.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if m.quota, err = query.NewQuotaMetrics(reg); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.cache, err = redis.NewCacheMetrics(reg); err != nil {

@@ -22,10 +22,12 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { n.readyz(w, r, false) })
 	var qm *query.Metrics
+	var quotaMetrics *query.QuotaMetrics
 	if n.metrics != nil {
-		qm = n.metrics.query
+		qm, quotaMetrics = n.metrics.query, n.metrics.quota
 	}
 	qo := query.Options{Logger: n.log, Metrics: qm, Timeout: n.reportTimeout, PropertyConns: n.propertyConns}
+	qo.Quota.Metrics = quotaMetrics
 	if n.realtime != nil {
 		qo.Realtime = n.realtime
 	}
