@@ -74,7 +74,7 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	// One charge for the batch; each report that asked shows the state
 	// after it.
 	report := slices.ContainsFunc(reqs, func(r *RunReportRequest) bool { return r.ReturnPropertyQuota })
-	pq := h.quota.charge(ctx, quotaCore, id, r, reportsCost(usageOf(ctx), plans...), report)
+	pq := h.quota.charge(ctx, quotaCore, id, requestKey(r), reportsCost(usageOf(ctx), plans...), report)
 	for i, rep := range resp.Reports {
 		if reqs[i].ReturnPropertyQuota && rep != nil {
 			rep.PropertyQuota = pq

@@ -169,7 +169,7 @@ func (h *handler) serveAlpha(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	release, err := h.quota.admit(ctx, quotaFunnel, uint32(id), r)
+	release, err := h.quota.admit(ctx, quotaFunnel, uint32(id), requestKey(r))
 	if err != nil {
 		writeError(w, h.apiError(ctx, r, uint32(id), err))
 		return
@@ -180,7 +180,7 @@ func (h *handler) serveAlpha(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ae := h.apiError(ctx, r, uint32(id), err)
 		if ae.code >= 500 {
-			h.quota.serverError(ctx, quotaFunnel, uint32(id), r)
+			h.quota.serverError(ctx, quotaFunnel, uint32(id), requestKey(r))
 		}
 		writeError(w, ae)
 		return
@@ -210,6 +210,6 @@ func (h *handler) runFunnelReport(ctx context.Context, r *http.Request, id uint3
 	if err != nil {
 		return nil, err
 	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, r, funnelCost(usageOf(ctx), fp), req.ReturnPropertyQuota)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, requestKey(r), funnelCost(usageOf(ctx), fp), req.ReturnPropertyQuota)
 	return resp, nil
 }

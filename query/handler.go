@@ -160,7 +160,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if requestsFresh(r.Header) {
 		ctx = context.WithValue(ctx, freshKey{}, true)
 	}
-	release, err := h.quota.admit(ctx, quotaCategory(route), uint32(id), r)
+	release, err := h.quota.admit(ctx, quotaCategory(route), uint32(id), requestKey(r))
 	if err != nil {
 		writeError(w, h.apiError(ctx, r, uint32(id), err))
 		return
@@ -181,7 +181,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ae := h.apiError(ctx, r, uint32(id), err)
 		if ae.code >= 500 {
-			h.quota.serverError(ctx, quotaCategory(route), uint32(id), r)
+			h.quota.serverError(ctx, quotaCategory(route), uint32(id), requestKey(r))
 		}
 		writeError(w, ae)
 		return
@@ -240,7 +240,7 @@ func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*R
 	if err != nil {
 		return nil, err
 	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaCore, id, r, reportsCost(usageOf(ctx), p), req.ReturnPropertyQuota)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaCore, id, requestKey(r), reportsCost(usageOf(ctx), p), req.ReturnPropertyQuota)
 	return resp, nil
 }
 

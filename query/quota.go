@@ -191,11 +191,16 @@ func (q *quotas) limitsOf(ctx context.Context, site uint32) QuotaLimits {
 	return l
 }
 
-// project is the id of the request's API key (its public prefix), which
-// stands for GA4's cloud project.
-func project(r *http.Request) string {
-	key, _ := bearerKey(r.Header.Get("Authorization"))
+// project is the id of an API key (its public prefix), which stands for
+// GA4's cloud project; "" for none.
+func project(key string) string {
 	return key[:min(len(key), postgres.KeyPrefixLen)]
+}
+
+// requestKey is the bearer key of a REST request; "" when it has none.
+func requestKey(r *http.Request) string {
+	key, _ := bearerKey(r.Header.Get("Authorization"))
+	return key
 }
 
 // windows are the token counters a charge adds to, with their lifetimes.
@@ -226,9 +231,9 @@ func (q *quotas) add(ctx context.Context, k quotaKey, n int64, ttl time.Duration
 
 // charge adds n tokens to the property's counters, and returns the quota
 // state after it when asked to.
-func (q *quotas) charge(ctx context.Context, cat string, site uint32, r *http.Request, n int64, report bool) *PropertyQuota {
+func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string, n int64, report bool) *PropertyQuota {
 	q.sweep()
-	proj := project(r)
+	proj := project(key)
 	day, hour, projHour := q.windows(cat, site, proj)
 	usedDay := q.add(ctx, day, n, 25*time.Hour)
 	usedHour := q.add(ctx, hour, n, 2*time.Hour)
@@ -254,10 +259,10 @@ func (q *quotas) charge(ctx context.Context, cat string, site uint32, r *http.Re
 	}
 }
 
-// serverError counts a 5xx answer to the request's key.
-func (q *quotas) serverError(ctx context.Context, cat string, site uint32, r *http.Request) {
+// serverError counts a 5xx answer to key.
+func (q *quotas) serverError(ctx context.Context, cat string, site uint32, key string) {
 	_, hour, _ := q.windows(cat, site, "")
-	q.add(ctx, quotaKey{cat, site, 'e', hour.start, project(r)}, 1, 2*time.Hour)
+	q.add(ctx, quotaKey{cat, site, 'e', hour.start, project(key)}, 1, 2*time.Hour)
 }
 
 // sweep drops counters of windows that ended, once per hour, so memory

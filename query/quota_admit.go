@@ -16,7 +16,7 @@ func exhausted(format string, args ...any) *apiError {
 // counts the request in flight until release is called (see quota.go). A
 // refusal is RESOURCE_EXHAUSTED naming the quota; the request is then not
 // counted and costs nothing.
-func (q *quotas) admit(ctx context.Context, cat string, site uint32, r *http.Request) (release func(), err error) {
+func (q *quotas) admit(ctx context.Context, cat string, site uint32, key string) (release func(), err error) {
 	l := q.limitsOf(ctx, site)
 	k := quotaKey{cat: cat, site: site}
 	q.mu.Lock()
@@ -38,7 +38,7 @@ func (q *quotas) admit(ctx context.Context, cat string, site uint32, r *http.Req
 		q.metrics.admitted(cat, -1)
 	}
 	q.sweep()
-	proj := project(r)
+	proj := project(key)
 	day, hour, projHour := q.windows(cat, site, proj)
 	nextHour := time.Unix(hour.start, 0).UTC().Add(time.Hour).Format("15:04")
 	for _, c := range []struct {

@@ -151,7 +151,7 @@ func (h *handler) runRealtimeReport(ctx context.Context, r *http.Request, id uin
 	}
 	resp := runRealtime(p, w)
 	// Realtime reads this node's or Redis' counters of 30 minutes: 1 token.
-	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, r, 1, req.ReturnPropertyQuota)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, requestKey(r), 1, req.ReturnPropertyQuota)
 	return resp, nil
 }
 
