@@ -295,3 +295,32 @@ func TestReportsApartFromWrites(t *testing.T) {
 		c.Release()
 	}
 }
+
+// TestAPIIdleAndWriteTimeouts: an idle keep-alive connection is closed
+// after the idle timeout, and the server carries the configured write
+// timeout (answers are cut past it; WebSockets clear it when hijacked).
+func TestAPIIdleAndWriteTimeouts(t *testing.T) {
+	n, _, _ := guardNode(t, testenv.PostgresURL(t), Config{APIIdleTimeout: time.Second, APIWriteTimeout: 40 * time.Second, ReportTimeout: 20 * time.Second})
+	if n.http.WriteTimeout != 40*time.Second || n.http.ReadTimeout != DefaultAPIReadTimeout || n.http.IdleTimeout != time.Second {
+		t.Fatalf("API server timeouts: read %s, write %s, idle %s", n.http.ReadTimeout, n.http.WriteTimeout, n.http.IdleTimeout)
+	}
+	c := rawConn(t, n)
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v after %s, want the server to close it (EOF)", err, time.Since(start))
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("idle connection closed after %s, want about the 1s idle timeout", d)
+	}
+}
