@@ -93,16 +93,16 @@ func newCluster(t *testing.T) *cluster {
 
 	const n = 3
 	ips := make([]string, n)
-	quic, api, gossip := make([]string, n), make([]string, n), make([]string, n)
+	quic, api, gossip, op := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i := range n {
 		ips[i] = fmt.Sprintf("127.0.0.%d", 2+i)
-		quic[i], api[i], gossip[i] = freeAddr(t, ips[i]), freeAddr(t, ips[i]), freeAddr(t, ips[i])
+		quic[i], api[i], gossip[i], op[i] = freeAddr(t, ips[i]), freeAddr(t, ips[i]), freeAddr(t, ips[i]), freeAddr(t, ips[i])
 	}
 	for i := range n {
 		name := fmt.Sprintf("agg-%d", i)
 		files := strings.Fields(avila(t, "certs", "issue", "--dir", c.certs, "--aggregator", name, "--host", ips[i]))
 		p := start(t, "avila-aggregator", []string{"DATABASE_URL=" + dbURL, "AVILA_GOSSIP_KEY=" + gossipKey},
-			"--node-name", name, "--listen-quic", quic[i], "--listen-api", api[i], "--listen-operator", ips[i]+":0",
+			"--node-name", name, "--listen-quic", quic[i], "--listen-api", api[i], "--listen-operator", op[i],
 			"--gossip-listen", gossip[i], "--join", strings.Join(gossip, ","),
 			"--tls-cert", files[0], "--tls-key", files[1], "--tls-client-ca", c.ca,
 			"--data-dir", filepath.Join(t.TempDir(), name))
