@@ -186,7 +186,7 @@ func (r *run) queries(ctx context.Context, ds dataset) error {
 	r.set("query_p99_ms_"+ds.key, Percentile(uncached, 99))
 	r.set("query_p50_ms_"+ds.key+"_cached", Percentile(cached, 50))
 	r.set("query_p99_ms_"+ds.key+"_cached", Percentile(cached, 99))
-	return nil
+	return r.grpcQueries(ctx, ds, runs)
 }
 
 // runReport sends one request of the set and checks it answered rows;

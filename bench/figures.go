@@ -43,6 +43,8 @@ func figures(quick bool) []Figure {
 			Figure{Name: "dashboard request p50 (no query cache), ms, " + n + " events", Key: "query_p50_ms_" + s},
 			Figure{Name: "dashboard request p99 (no query cache), ms, " + n + " events", Key: "query_p99_ms_" + s,
 				Target: &Target{Limit: map[string]float64{"1m": 50, "10m": 100}[s]}},
+			Figure{Name: "dashboard request p50 over gRPC (no query cache), ms, " + n + " events", Key: "query_p50_ms_" + s + "_grpc"},
+			Figure{Name: "dashboard request p99 over gRPC (no query cache), ms, " + n + " events", Key: "query_p99_ms_" + s + "_grpc"},
 			Figure{Name: "dashboard request p50 (query cache warm), ms, " + n + " events", Key: "query_p50_ms_" + s + "_cached"},
 			Figure{Name: "dashboard request p99 (query cache warm), ms, " + n + " events", Key: "query_p99_ms_" + s + "_cached"},
 		)

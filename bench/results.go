@@ -18,7 +18,7 @@ var requiredKeys = []string{
 	"batched_events_per_s",
 	"pipeline_events_per_s", "copy_rows_per_s", "pipeline_ratio_vs_copy",
 	"nodes_1_events_per_s", "nodes_2_events_per_s", "nodes_2_ratio_vs_1",
-	"query_p50_ms_1m", "query_p99_ms_1m", "query_p99_ms_10m",
+	"query_p50_ms_1m", "query_p99_ms_1m", "query_p99_ms_10m", "query_p50_ms_1m_grpc", "query_p99_ms_1m_grpc",
 	"bytes_per_event_disk", "wire_bytes_per_event", "raw_request_bytes_per_event",
 	"agent_rss_mb_load", "aggregator_rss_mb_load", "idle_cpu_percent",
 }

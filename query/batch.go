@@ -3,24 +3,18 @@ package query
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
 // maxBatchRequests is GA4's bound on the reports of one batchRunReports.
 const maxBatchRequests = 5
 
-// BatchRunReportsRequest mirrors GA4's BatchRunReportsRequest JSON.
-type BatchRunReportsRequest struct {
-	Property string             `json:"property,omitempty"`
-	Requests []RunReportRequest `json:"requests"`
-}
-
-// BatchRunReportsResponse mirrors GA4's BatchRunReportsResponse JSON:
-// one report per request, in request order.
+// BatchRunReportsResponse is the engine's answer to a batch: one report
+// per request, in request order (converted to Google's message at the edge).
 type BatchRunReportsResponse struct {
 	Reports []*RunReportResponse `json:"reports"`
 	Kind    string               `json:"kind"`
@@ -31,41 +25,38 @@ const batchKind = "analyticsData#batchRunReports"
 // batchRunReports validates every request before running any (a bad one
 // fails the batch with its index, as in GA4), then runs them in one
 // read-only snapshot so the reports agree with each other.
-func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint32) (*BatchRunReportsResponse, error) {
-	if err := h.authorize(ctx, r, id); err != nil {
+func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in *datapb.BatchRunReportsRequest) (*datapb.BatchRunReportsResponse, error) {
+	if err := h.authorizeCall(ctx, c, id); err != nil {
 		return nil, err
 	}
-	var req BatchRunReportsRequest
-	if err := decodeBody(r.Body, &req); err != nil {
+	if err := checkProperty("property", in.GetProperty(), id); err != nil {
 		return nil, err
 	}
-	switch {
-	case req.Property != "" && req.Property != fmt.Sprintf("properties/%d", id):
-		return nil, invalidArgument("property %s does not match the property in the URL.", quoteName(req.Property))
-	case len(req.Requests) == 0:
+	switch n := len(in.GetRequests()); {
+	case n == 0:
 		return nil, invalidArgument("requests: a batch needs at least one request.")
-	case len(req.Requests) > maxBatchRequests:
-		return nil, invalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, len(req.Requests))
+	case n > maxBatchRequests:
+		return nil, invalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, n)
 	}
 	s, err := h.site(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	now := h.now()
-	plans := make([]*plan, len(req.Requests))
-	reqs := make([]*RunReportRequest, len(req.Requests))
-	for i := range req.Requests {
-		reqs[i] = &req.Requests[i]
-		p, ae := validate(&req.Requests[i], s, now)
+	plans := make([]*plan, len(in.Requests))
+	reqs := make([]*RunReportRequest, len(in.Requests))
+	for i, r := range in.Requests {
+		reqs[i] = fromRunReport(r)
+		p, ae := validate(reqs[i], s, now)
 		if ae != nil {
-			return nil, newAPIError(ae.code, ae.status, "requests[%d]: %s", i, ae.message)
+			return nil, prefixError(ae, fmt.Sprintf("requests[%d]", i))
 		}
 		p.route = h.route
 		plans[i] = p
 	}
 	// Cached as a whole, so the reports of a batch still come from one
 	// snapshot.
-	resp, err := cached(ctx, h, s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
+	resp, err := cached(ctx, h, "batchRunReports", s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
 		return runBatch(ctx, d, plans)
 	})
 	if err != nil {
@@ -74,13 +65,28 @@ func (h *handler) batchRunReports(ctx context.Context, r *http.Request, id uint3
 	// One charge for the batch; each report that asked shows the state
 	// after it.
 	report := slices.ContainsFunc(reqs, func(r *RunReportRequest) bool { return r.ReturnPropertyQuota })
-	pq := h.quota.charge(ctx, quotaCore, id, requestKey(r), reportsCost(usageOf(ctx), plans...), report)
+	pq := h.quota.charge(ctx, quotaCore, id, c.key, reportsCost(usageOf(ctx), plans...), report)
+	out := &datapb.BatchRunReportsResponse{Kind: resp.Kind, Reports: make([]*datapb.RunReportResponse, len(resp.Reports))}
 	for i, rep := range resp.Reports {
 		if reqs[i].ReturnPropertyQuota && rep != nil {
 			rep.PropertyQuota = pq
 		}
+		out.Reports[i] = toReport(rep)
 	}
-	return resp, nil
+	return out, nil
+}
+
+// prefixError is e about the request part at path: its message and field
+// start with path, as GA4 names a batch's request by index.
+func prefixError(e *apiError, path string) *apiError {
+	out := *e
+	out.message = path + ": " + e.message
+	if out.field != "" {
+		out.field = path + "." + out.field
+	} else {
+		out.field = path
+	}
+	return &out
 }
 
 func runBatch(ctx context.Context, d db, plans []*plan) (*BatchRunReportsResponse, error) {

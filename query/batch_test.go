@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,11 +109,28 @@ func TestMetadata(t *testing.T) {
 	if err := json.Unmarshal(body, &md); err != nil {
 		t.Fatal(err)
 	}
-	if md.Name != "properties/1/metadata" || len(md.Dimensions) != len(dimensionList) || len(md.Metrics) != len(metricList) {
-		t.Fatalf("metadata %s: %d dimensions, %d metrics", md.Name, len(md.Dimensions), len(md.Metrics))
+	// The allowlist, then the property's custom definitions: the
+	// parameters and user properties its events carry (the fixture sends
+	// plan, button and tier).
+	var custom []string
+	for i, d := range md.Dimensions {
+		if i < len(dimensionList) {
+			if d.APIName != dimensionList[i].name || d.CustomDefinition {
+				t.Fatalf("dimension %d: %+v, want %s", i, d, dimensionList[i].name)
+			}
+			continue
+		}
+		if !d.CustomDefinition || d.Category != "Custom" {
+			t.Errorf("custom dimension %+v", d)
+		}
+		custom = append(custom, d.APIName)
+	}
+	if md.Name != "properties/1/metadata" || len(md.Metrics) != len(metricList) ||
+		!slices.Equal(custom, []string{"customEvent:button", "customEvent:plan", "customUser:tier"}) {
+		t.Fatalf("metadata %s: %d metrics, custom definitions %q", md.Name, len(md.Metrics), custom)
 	}
 	if !strings.Contains(string(body), `{"apiName":"date","uiName":"Date","description":`) ||
-		!strings.Contains(string(body), `"type":"TYPE_SECONDS","customDefinition":false,"category":"User"}`) {
+		!strings.Contains(string(body), `"type":"TYPE_SECONDS","category":"User"}`) {
 		t.Fatalf("metadata JSON shape: %s", body)
 	}
 	for _, d := range md.Dimensions {

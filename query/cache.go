@@ -58,9 +58,9 @@ func requestsFresh(h http.Header) bool {
 
 // cacheKeyVersion changes when the encoding of reports or keys changes, so
 // a rolling upgrade never reads an entry the other version wrote.
-const cacheKeyVersion = "avila-query-cache/1"
+const cacheKeyVersion = "avila-query-cache/2"
 
-// cached returns what run returns, from h.cache when it holds the answer to
+// cached returns what run returns, from h.cache when it holds method's answer to
 // plans (whose requests are reqs) at the site's current data version, else
 // by calling run on the database h.read picks and storing its answer. The
 // version is read before run starts, so an answer that raced a commit is
@@ -70,7 +70,7 @@ const cacheKeyVersion = "avila-query-cache/1"
 //
 // Only the computed reports are cached: anything a caller adds around them
 // (such as a property quota) is added after cached returns, per request.
-func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportRequest, plans []*plan, run func(d db) (T, error)) (T, error) {
+func cached[T any](ctx context.Context, h *handler, method string, s site, reqs []*RunReportRequest, plans []*plan, run func(d db) (T, error)) (T, error) {
 	if h.cache == nil {
 		d, _ := h.read(ctx, s.id, "")
 		return run(d)
@@ -81,7 +81,7 @@ func cached[T any](ctx context.Context, h *handler, s site, reqs []*RunReportReq
 		d, _ := h.read(ctx, s.id, "")
 		return run(d)
 	}
-	key, ok := cacheKey(version, s, reqs, plans)
+	key, ok := cacheKey(method, version, s, reqs, plans)
 	if !ok {
 		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
 		d, _ := h.read(ctx, s.id, "")
@@ -141,7 +141,8 @@ func cacheLifetime(plans []*plan, now time.Time) time.Duration {
 }
 
 // cacheKey is the hex BLAKE3 hash of everything a report's answer depends
-// on: the site's data version and reporting settings, the resolved date
+// on: the method (whose answers differ in shape: a runReport and a
+// batchRunReports of the same request are different entries), the site's data version and reporting settings, the resolved date
 // ranges (so "today" means another key tomorrow), paging as applied, the
 // tables the report may read, and the rest of each request in a canonical
 // form (decoded and encoded again: field order, spacing and number
@@ -149,7 +150,7 @@ func cacheLifetime(plans []*plan, now time.Time) time.Duration {
 // (property, returnPropertyQuota, a currencyCode already checked to be the
 // site's) are left out. ok is false for a request that cannot be encoded,
 // which is then not cached.
-func cacheKey(version string, s site, reqs []*RunReportRequest, plans []*plan) (key string, ok bool) {
+func cacheKey(method, version string, s site, reqs []*RunReportRequest, plans []*plan) (key string, ok bool) {
 	h := blake3.New()
 	var buf [8]byte
 	num := func(v int64) {
@@ -161,6 +162,7 @@ func cacheKey(version string, s site, reqs []*RunReportRequest, plans []*plan) (
 		_, _ = h.Write([]byte(v))
 	}
 	str(cacheKeyVersion)
+	str(method)
 	str(version)
 	num(int64(s.id))
 	str(s.timeZone)

@@ -1,15 +1,22 @@
-// Package query serves the GA4 Data API v1beta (runReport, batchRunReports,
-// getMetadata) over the events stored by storage/postgres, in Google's JSON
-// shapes, so GA4 client libraries and dashboards read Avila like a GA4
-// property. runRealtimeReport and the realtime WebSocket
+// Package query serves the GA4 Data API v1beta (every method: runReport,
+// batchRunReports, runPivotReport, batchRunPivotReports, getMetadata,
+// checkCompatibility, runRealtimeReport) and v1alpha's runFunnelReport over
+// the events stored by storage/postgres, on Google's own protobuf types
+// (genproto analytics/data), over REST in proto3 JSON and over gRPC on the
+// same port (api.go, protojson.go, grpc.go), so GA4 client libraries and
+// dashboards read Avila like a GA4 property. runRealtimeReport and the realtime WebSocket
 // (realtime*.go) read the last 30 minutes' counters from a RealtimeSource
 // (storage/redis.Realtime) instead, grouping, filtering and ordering in Go
 // with the same rules as the SQL path.
 //
 // A request flows through four stages, one file group each:
 //
-//   - request model (request.go, filter.go, batch.go): types mirroring the
-//     GA4 JSON; decoding refuses unknown fields and trailing data.
+//   - transports and request model (api.go, protojson.go, grpc.go,
+//     convert.go; request.go, filter.go): REST bodies decode with protojson
+//     into Google's messages (enum names or numbers, unknown fields and
+//     enum names refused naming the field), gRPC requests arrive as them;
+//     convert.go turns them into the engines' request structs and the
+//     engines' answers back into messages.
 //   - validation (validate.go, filter_validate.go, dates.go, regex.go,
 //     schema.go, dimensions.go, metrics.go): every dimension and metric
 //     name must be in the allowlist (custom parameters by a checked name);
@@ -31,7 +38,9 @@
 //     with values as strings like GA4; a batch runs its reports in one
 //     read-only snapshot; metadata lists the allowlist itself.
 //
-// Errors use Google's shape {"error":{"code","message","status"}}: 400
+// Errors are google.rpc.Status on both transports (REST:
+// {"error":{"code","message","status","details"}}), with BadRequest field
+// violations and ErrorInfo reasons as Google sends them: 400
 // INVALID_ARGUMENT for a bad request (naming the offending field path or
 // name), 401 UNAUTHENTICATED without a valid bearer key, 403
 // PERMISSION_DENIED when the key may not read the property, 404 NOT_FOUND
@@ -61,7 +70,10 @@
 // reporting settings, the resolved date ranges and the canonical request,
 // so a report is never served after a batch of its site committed (ingest
 // bumps the version before the batch is acknowledged) and "today" is a new
-// key each day. A batch is cached as a whole, keeping its one snapshot.
+// key each day. A batch is cached as a whole, keeping its one snapshot;
+// the method is part of the key (a batch of one and a runReport are
+// different answers). Pivot reports (pivot.go) are assembled from engine
+// reports run and cached together the same way.
 // The cache never decides an answer: when it is unavailable, reports are
 // computed from PostgreSQL.
 //

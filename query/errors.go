@@ -5,37 +5,104 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+
+	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // ErrUnknownKey is the error a KeyLookup returns (or wraps) for an API key
 // that does not exist or was revoked; the handler answers 401.
 var ErrUnknownKey = errors.New("unknown api key")
 
+// errorDomain is the ErrorInfo domain of this API's errors, Google's for
+// the Data API.
+const errorDomain = "analyticsdata.googleapis.com"
+
 // apiError is an error the client sees: an HTTP code, Google's canonical
 // status name and a message. Anything else reaching the handler is an
-// internal error whose text is logged, never sent.
+// internal error whose text is logged, never sent. Both transports send it
+// as a google.rpc.Status (see status and writeError).
 type apiError struct {
 	code    int
 	status  string
 	message string
+	// field is the request field the error is about ("" when none or
+	// unknown); it becomes a google.rpc.BadRequest field violation.
+	field string
+	// reason is the ErrorInfo reason; "" gives none.
+	reason string
 }
 
 func (e *apiError) Error() string { return e.status + ": " + e.message }
 
+// fieldPrefix finds the request path an INVALID_ARGUMENT message starts
+// with ("dimensionFilter.filter.stringFilter.value: …", "requests[2]: …").
+var fieldPrefix = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9]*(\[\d+\])?(\.[a-zA-Z][a-zA-Z0-9]*(\[\d+\])?)*):`)
+
 func newAPIError(code int, status, format string, args ...any) *apiError {
-	return &apiError{code: code, status: status, message: fmt.Sprintf(format, args...)}
+	e := &apiError{code: code, status: status, message: fmt.Sprintf(format, args...)}
+	if code == http.StatusBadRequest {
+		if m := fieldPrefix.FindStringSubmatch(e.message); m != nil {
+			e.field = m[1]
+		}
+	}
+	return e
 }
 
 func invalidArgument(format string, args ...any) *apiError {
 	return newAPIError(http.StatusBadRequest, "INVALID_ARGUMENT", format, args...)
 }
 
-// errorBody is Google's error JSON: {"error":{"code","message","status"}}.
+// withField is e about the request field path.
+func withField(e *apiError, path string) *apiError {
+	e.field = path
+	return e
+}
+
+// details are the google.rpc error details Google sends with e: a
+// BadRequest naming the field of an invalid argument, an ErrorInfo with
+// the reason of a refused key or a spent quota.
+func (e *apiError) details() []protoadapt.MessageV1 {
+	var out []protoadapt.MessageV1
+	if e.status == "INVALID_ARGUMENT" {
+		out = append(out, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: e.field, Description: e.message}}})
+	}
+	if e.reason != "" {
+		out = append(out, &errdetails.ErrorInfo{Reason: e.reason, Domain: errorDomain})
+	}
+	return out
+}
+
+// grpcStatus is e as a gRPC status with its details.
+func (e *apiError) grpcStatus() *status.Status {
+	c, ok := code.Code_value[e.status]
+	if !ok {
+		c = int32(codes.Unknown)
+	}
+	st := status.New(codes.Code(c), e.message)
+	if d := e.details(); len(d) > 0 {
+		if withDetails, err := st.WithDetails(d...); err == nil {
+			st = withDetails
+		}
+	}
+	return st
+}
+
+// errorBody is Google's REST error JSON:
+// {"error":{"code","message","status","details":[{"@type":…}]}}.
 type errorBody struct {
 	Error struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-		Status  string `json:"status"`
+		Code    int               `json:"code"`
+		Message string            `json:"message"`
+		Status  string            `json:"status"`
+		Details []json.RawMessage `json:"details,omitempty"`
 	} `json:"error"`
 }
 
@@ -43,6 +110,15 @@ type errorBody struct {
 func writeError(w http.ResponseWriter, e *apiError) {
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Error.Status = e.code, e.message, e.status
+	for _, d := range e.details() {
+		a, err := anypb.New(protoadapt.MessageV2Of(d))
+		if err != nil {
+			continue
+		}
+		if b, err := protojson.Marshal(a); err == nil {
+			body.Error.Details = append(body.Error.Details, b)
+		}
+	}
 	writeJSON(w, e.code, body)
 }
 
@@ -53,6 +129,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		// Only response structs of this package reach here; they always marshal.
 		code, b = http.StatusInternalServerError, []byte(`{"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}}`)
 	}
+	writeBody(w, code, b)
+}
+
+// writeBody sends b, a JSON document, with the given status code.
+func writeBody(w http.ResponseWriter, code int, b []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,64 +151,3 @@ func funnelMetrics(c funnelCounts, last bool) []Value {
 
 // alphaPrefix is where the v1alpha methods (funnels) live.
 const alphaPrefix = "/v1alpha/properties/"
-
-// serveAlpha answers POST /v1alpha/properties/{id}:runFunnelReport.
-func (h *handler) serveAlpha(w http.ResponseWriter, r *http.Request) {
-	rest, _ := strings.CutPrefix(r.URL.Path, alphaPrefix)
-	idText, ok := strings.CutSuffix(rest, ":runFunnelReport")
-	if !ok || r.Method != http.MethodPost || strings.ContainsAny(idText, ":/") {
-		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers POST %s{id}:runFunnelReport.",
-			r.Method, truncate(r.URL.Path), alphaPrefix))
-		return
-	}
-	id, err := strconv.ParseUint(idText, 10, 31)
-	if err != nil || id == 0 {
-		writeError(w, invalidArgument("Invalid property %s: property ids are positive integers.", quoteName(idText)))
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
-	defer cancel()
-	release, err := h.quota.admit(ctx, quotaFunnel, uint32(id), requestKey(r))
-	if err != nil {
-		writeError(w, h.apiError(ctx, r, uint32(id), err))
-		return
-	}
-	defer release()
-	ctx, _ = withUsage(ctx)
-	resp, err := h.runFunnelReport(ctx, r, uint32(id))
-	if err != nil {
-		ae := h.apiError(ctx, r, uint32(id), err)
-		if ae.code >= 500 {
-			h.quota.serverError(ctx, quotaFunnel, uint32(id), requestKey(r))
-		}
-		writeError(w, ae)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-// runFunnelReport authorizes, decodes, validates and runs one funnel report.
-func (h *handler) runFunnelReport(ctx context.Context, r *http.Request, id uint32) (*RunFunnelReportResponse, error) {
-	if err := h.authorize(ctx, r, id); err != nil {
-		return nil, err
-	}
-	var req RunFunnelReportRequest
-	if err := decodeBody(r.Body, &req); err != nil {
-		return nil, err
-	}
-	s, err := h.site(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	fp, apiErr := validateFunnel(&req, s, h.now())
-	if apiErr != nil {
-		return nil, apiErr
-	}
-	d, _ := h.read(ctx, id, "") // funnels are not cached
-	resp, err := runFunnel(ctx, d, fp)
-	if err != nil {
-		return nil, err
-	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, requestKey(r), funnelCost(usageOf(ctx), fp), req.ReturnPropertyQuota)
-	return resp, nil
-}

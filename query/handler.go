@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -90,19 +88,28 @@ func (h *handler) read(ctx context.Context, site uint32, version string) (db, bo
 	return &limitedDB{d: d, slots: h.slots, site: site, use: usageOf(ctx)}, complete
 }
 
-// NewHandler serves the GA4 Data API from pool: POST
-// /v1beta/properties/{id}:runReport, :batchRunReports and
-// :runRealtimeReport (from opts.Realtime), GET
-// /v1beta/properties/{id}/metadata and POST
-// /v1alpha/properties/{id}:runFunnelReport, authorizing each request's
-// bearer key with keys. Mount it at "/v1beta/" and "/v1alpha/" without
-// stripping the prefix; other paths under them answer 404 NOT_FOUND.
+// NewHandler serves the GA4 Data API from pool, on Google's own types
+// (genproto analytics/data v1beta, v1alpha for funnels): every method's
+// REST binding (POST /v1beta/properties/{id}:runReport, :batchRunReports,
+// :runPivotReport, :batchRunPivotReports, :runRealtimeReport (from
+// opts.Realtime), :checkCompatibility, GET /v1beta/properties/{id}/metadata
+// and POST /v1alpha/properties/{id}:runFunnelReport) in proto3 JSON, and
+// the same methods over gRPC (HTTP/2 requests of Content-Type
+// application/grpc, see grpc.go), authorizing each request's key with keys.
+// Mount it at "/v1beta/", "/v1alpha/" and GRPCPaths without stripping
+// the prefix, on a server that speaks HTTP/2 (h2c in clear text); other
+// paths under them answer 404 NOT_FOUND.
 func NewHandler(opts Options, pool *pgxpool.Pool, keys KeyLookup) http.Handler {
-	h := newHandler(opts, pool, keys)
+	return newAPI(opts, newHandler(opts, pool, keys))
+}
+
+// newAPI puts both transports in front of h.
+func newAPI(opts Options, h *handler) http.Handler {
+	var rest http.Handler = h
 	if opts.Metrics != nil {
-		return opts.Metrics.instrument(h)
+		rest = opts.Metrics.instrument(h)
 	}
-	return h
+	return &api{rest: rest, grpc: newGRPC(h, opts.Metrics)}
 }
 
 func newHandler(opts Options, d db, keys KeyLookup) *handler {
@@ -124,87 +131,87 @@ func newHandler(opts Options, d db, keys KeyLookup) *handler {
 
 const propertiesPrefix = "/v1beta/properties/"
 
-// routes under propertiesPrefix: the HTTP method and the path after the id.
-var routes = map[string]string{
-	":runReport":         http.MethodPost,
-	":batchRunReports":   http.MethodPost,
-	":runRealtimeReport": http.MethodPost,
-	"/metadata":          http.MethodGet,
-}
-
+// ServeHTTP answers the REST binding of every method (see methods): the
+// path names the version, the property and the method, the body is the
+// request in proto3 JSON (decodeProto) and the answer is the response in
+// proto3 JSON with Google's field names.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, alphaPrefix) {
-		h.serveAlpha(w, r)
+	m, idText, ok := restMethod(r.URL.Path)
+	if !ok || m.verb != r.Method {
+		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers %s.",
+			r.Method, truncate(r.URL.Path), restMethodList()))
 		return
 	}
-	rest, _ := strings.CutPrefix(r.URL.Path, propertiesPrefix)
-	cut := strings.IndexAny(rest, ":/")
-	route, idText := "", rest
-	if cut >= 0 {
-		idText, route = rest[:cut], rest[cut:]
-	}
-	if method, ok := routes[route]; !ok || method != r.Method || !strings.HasPrefix(r.URL.Path, propertiesPrefix) {
-		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers POST %s{id}:runReport, POST %s{id}:batchRunReports, POST %s{id}:runRealtimeReport and GET %s{id}/metadata.",
-			r.Method, truncate(r.URL.Path), propertiesPrefix, propertiesPrefix, propertiesPrefix, propertiesPrefix))
-		return
-	}
-	// Site ids are PostgreSQL integers: 1..2^31-1. Property 0 asks for the
-	// metadata common to all properties, as in GA4.
-	id, err := strconv.ParseUint(idText, 10, 31)
-	if err != nil || (id == 0 && route != "/metadata") {
-		writeError(w, invalidArgument("Invalid property %s: property ids are positive integers.", quoteName(idText)))
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
-	defer cancel()
-	if requestsFresh(r.Header) {
-		ctx = context.WithValue(ctx, freshKey{}, true)
-	}
-	release, err := h.quota.admit(ctx, quotaCategory(route), uint32(id), requestKey(r))
-	if err != nil {
-		writeError(w, h.apiError(ctx, r, uint32(id), err))
-		return
-	}
-	defer release()
-	ctx, _ = withUsage(ctx)
-	var resp any
-	switch route {
-	case ":runReport":
-		resp, err = h.runReport(ctx, r, uint32(id))
-	case ":batchRunReports":
-		resp, err = h.batchRunReports(ctx, r, uint32(id))
-	case ":runRealtimeReport":
-		resp, err = h.runRealtimeReport(ctx, r, uint32(id))
-	default:
-		resp, err = h.metadata(ctx, r, uint32(id))
-	}
-	if err != nil {
-		ae := h.apiError(ctx, r, uint32(id), err)
-		if ae.code >= 500 {
-			h.quota.serverError(ctx, quotaCategory(route), uint32(id), requestKey(r))
-		}
+	id, ae := parseProperty("properties/"+idText, "", m.name == "getMetadata")
+	if ae != nil {
 		writeError(w, ae)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	req := m.newReq()
+	if m.verb == http.MethodPost {
+		if err := decodeProto(r.Body, req); err != nil {
+			writeError(w, h.apiError(r.Context(), r.Context(), id, err))
+			return
+		}
+	}
+	key, _ := requestKey(r)
+	resp, ae := h.invoke(r.Context(), m, apiCall{key: key, fresh: requestsFresh(r.Header), client: r.Context()}, id, req)
+	if ae != nil {
+		writeError(w, ae)
+		return
+	}
+	writeProto(w, r, resp)
 }
 
-// authorize checks the request's bearer key against property id; for id 0
-// (metadata common to all properties) any valid key will do.
-func (h *handler) authorize(ctx context.Context, r *http.Request, id uint32) error {
-	key, ok := bearerKey(r.Header.Get("Authorization"))
-	if !ok {
-		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
-			"Request is missing a valid API key: send 'Authorization: Bearer <key>'.")
+// restMethod finds the method a REST path names, and the text of its
+// property id.
+func restMethod(path string) (*method, string, bool) {
+	for _, prefix := range []string{propertiesPrefix, alphaPrefix} {
+		rest, ok := strings.CutPrefix(path, prefix)
+		if !ok {
+			continue
+		}
+		cut := strings.IndexAny(rest, ":/")
+		if cut < 0 {
+			return nil, "", false
+		}
+		for _, m := range methods {
+			if "/"+m.version+"/properties/" == prefix && m.suffix == rest[cut:] {
+				return m, rest[:cut], true
+			}
+		}
 	}
-	return h.authorizeKey(ctx, key, id)
+	return nil, "", false
+}
+
+// restMethodList names every REST binding, for a 404's message.
+func restMethodList() string {
+	var parts []string
+	for _, m := range methods {
+		parts = append(parts, m.verb+" /"+m.version+"/properties/{id}"+m.suffix)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// requestKey is the API key of a REST request: "Authorization: Bearer
+// <key>", or Google's x-goog-api-key header.
+func requestKey(r *http.Request) (string, bool) {
+	if key, ok := bearerKey(r.Header.Get("Authorization")); ok {
+		return key, true
+	}
+	if key := strings.TrimSpace(r.Header.Get("X-Goog-Api-Key")); key != "" {
+		return key, true
+	}
+	return "", false
 }
 
 // authorizeKey checks key against property id, as authorize does.
 func (h *handler) authorizeKey(ctx context.Context, key string, id uint32) error {
 	allowed, err := h.keys.LookupAPIKey(ctx, key)
 	if isNotFound(err) {
-		return newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+		e := newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+		e.reason = "API_KEY_INVALID" // Google's ErrorInfo reason for a bad key
+		return e
 	}
 	if err != nil {
 		return fmt.Errorf("query: look up api key: %w", err)
@@ -214,34 +221,6 @@ func (h *handler) authorizeKey(ctx context.Context, key string, id uint32) error
 			"The API key does not have sufficient permissions for property properties/%d.", id)
 	}
 	return nil
-}
-
-// runReport authorizes, decodes, validates and runs one report.
-func (h *handler) runReport(ctx context.Context, r *http.Request, id uint32) (*RunReportResponse, error) {
-	if err := h.authorize(ctx, r, id); err != nil {
-		return nil, err
-	}
-	req, err := decodeRequest(r.Body)
-	if err != nil {
-		return nil, err
-	}
-	s, err := h.site(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	p, apiErr := validate(req, s, h.now())
-	if apiErr != nil {
-		return nil, apiErr
-	}
-	p.route = h.route
-	resp, err := cached(ctx, h, s, []*RunReportRequest{req}, []*plan{p}, func(d db) (*RunReportResponse, error) {
-		return runReport(ctx, d, p)
-	})
-	if err != nil {
-		return nil, err
-	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaCore, id, requestKey(r), reportsCost(usageOf(ctx), p), req.ReturnPropertyQuota)
-	return resp, nil
 }
 
 // site loads the property's reporting settings; 404 when it does not exist.
@@ -261,30 +240,6 @@ func (h *handler) site(ctx context.Context, id uint32) (site, error) {
 		return site{}, fmt.Errorf("query: property %d: time zone: %w", id, err)
 	}
 	return s, nil
-}
-
-// apiError turns err into what the client sees. Client errors pass through;
-// a report over its time bound is 504, a client gone is 499; anything else is
-// logged and answered as a bare 500.
-func (h *handler) apiError(ctx context.Context, r *http.Request, id uint32, err error) *apiError {
-	var ae *apiError
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &pgErr) && pgErr.Code == "2201B":
-		// Translated patterns are checked before they are sent; this is
-		// the database's own limit (e.g. "regular expression is too complex").
-		return invalidArgument("A regular expression in the filter was refused by the database: %s.", pgErr.Message)
-	case r.Context().Err() != nil:
-		return newAPIError(499, "CANCELLED", "The request was cancelled by the client.")
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		h.log.WarnContext(ctx, "report timed out", "site", id, "timeout", h.timeout, "err", err)
-		return newAPIError(http.StatusGatewayTimeout, "DEADLINE_EXCEEDED",
-			"The report did not finish within %s; ask for fewer days or dimensions.", h.timeout)
-	}
-	h.log.ErrorContext(ctx, "report failed", "site", id, "err", err)
-	return newAPIError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered.")
 }
 
 // bearerKey extracts the key of "Bearer <key>" (scheme case-insensitive).

@@ -22,11 +22,31 @@ type Metrics struct {
 // Endpoint label values: the Data API methods, and "other" for any path
 // that names none, so a client cannot create label values.
 var endpoints = map[string]string{
-	":runReport":         "runReport",
-	":batchRunReports":   "batchRunReports",
-	":runRealtimeReport": "runRealtimeReport",
-	"/metadata":          "metadata",
-	":runFunnelReport":   "runFunnelReport",
+	":runReport":            "runReport",
+	":batchRunReports":      "batchRunReports",
+	":runRealtimeReport":    "runRealtimeReport",
+	"/metadata":             "metadata",
+	":runFunnelReport":      "runFunnelReport",
+	":runPivotReport":       "runPivotReport",
+	":batchRunPivotReports": "batchRunPivotReports",
+	":checkCompatibility":   "checkCompatibility",
+}
+
+// grpcEndpoint is the endpoint label of a gRPC method (RunReport,
+// GetMetadata, …): the same as its REST binding's.
+func grpcEndpoint(name string) string {
+	if name == "GetMetadata" {
+		return "metadata"
+	}
+	if name != "" {
+		label := strings.ToLower(name[:1]) + name[1:]
+		for _, e := range endpoints {
+			if e == label {
+				return e
+			}
+		}
+	}
+	return "other"
 }
 
 // NewMetrics creates the query metrics and registers them on reg.
@@ -34,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "analytics_query_duration_seconds",
-			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, runRealtimeReport, metadata, runFunnelReport, other), errors included.",
+			Help:    "Time to answer a Data API request, by endpoint (runReport, batchRunReports, runPivotReport, batchRunPivotReports, runRealtimeReport, metadata, checkCompatibility, runFunnelReport, other), REST and gRPC, errors included.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"endpoint"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{

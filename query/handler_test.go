@@ -80,7 +80,9 @@ func TestHandlerErrors(t *testing.T) {
 
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodGet, "/v1beta/properties/1:runReport"},
-		{http.MethodPost, "/v1beta/properties/1:runPivotReport"},
+		{http.MethodGet, "/v1beta/properties/1:runPivotReport"},
+		{http.MethodPost, "/v1beta/properties/1:runCohortReport"},
+		{http.MethodPost, "/v1alpha/properties/1:runReport"},
 		{http.MethodPost, "/v1beta/properties/1"},
 		{http.MethodPost, "/v1/properties/1:runReport"},
 	} {

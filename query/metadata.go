@@ -3,60 +3,107 @@ package query
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"slices"
+	"time"
+
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
+
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// Metadata mirrors GA4's Metadata JSON (getMetadata): the dimensions and
-// metrics this server answers, generated from the allowlist that also
-// builds the SQL, so it lists exactly what a report may ask for.
-// customEvent:<parameter> and customUser:<property> work for any
-// parameter name and are not listed one by one.
-type Metadata struct {
-	Name       string              `json:"name"`
-	Dimensions []DimensionMetadata `json:"dimensions"`
-	Metrics    []MetricMetadata    `json:"metrics"`
-}
-
-// DimensionMetadata describes one dimension.
-type DimensionMetadata struct {
-	APIName          string `json:"apiName"`
-	UIName           string `json:"uiName"`
-	Description      string `json:"description"`
-	CustomDefinition bool   `json:"customDefinition"`
-	Category         string `json:"category"`
-}
-
-// MetricMetadata describes one metric; Type is its GA4 MetricType.
-type MetricMetadata struct {
-	APIName          string `json:"apiName"`
-	UIName           string `json:"uiName"`
-	Description      string `json:"description"`
-	Type             string `json:"type"`
-	CustomDefinition bool   `json:"customDefinition"`
-	Category         string `json:"category"`
-}
-
-// metadata answers GET properties/{id}/metadata. Property 0 is GA4's name
+// getMetadata answers getMetadata: the dimensions and metrics this server
+// answers, generated from the allowlists that also build the SQL
+// (dimensionList, metricList), so it lists exactly what a report may ask
+// for, and, for a property, its custom definitions: the customEvent: and
+// customUser: dimensions of the event parameters and user properties its
+// recent events carry (customDefinitionWindow). Property 0 is GA4's name
 // for the metadata common to all properties; any valid key may read it.
-func (h *handler) metadata(ctx context.Context, r *http.Request, id uint32) (*Metadata, error) {
-	if err := h.authorize(ctx, r, id); err != nil {
+func (h *handler) getMetadata(ctx context.Context, c apiCall, id uint32) (*datapb.Metadata, error) {
+	if err := h.authorizeCall(ctx, c, id); err != nil {
 		return nil, err
 	}
+	var custom []string
 	if id != 0 {
 		if _, err := h.site(ctx, id); err != nil {
 			return nil, err
 		}
+		var err error
+		if custom, err = h.customDimensions(ctx, id); err != nil {
+			return nil, err
+		}
 	}
-	return newMetadata(id), nil
+	return newMetadata(id, custom), nil
 }
 
-func newMetadata(id uint32) *Metadata {
-	md := &Metadata{Name: fmt.Sprintf("properties/%d/metadata", id)}
+// Custom definitions are found in the events of the last
+// customDefinitionWindow, reading at most customDefinitionSample events
+// that carry parameters.
+const (
+	customDefinitionWindow = 7 * 24 * time.Hour
+	customDefinitionSample = 5000
+)
+
+// customDimensions are the customEvent:<name> and customUser:<name>
+// dimensions of site's recent events, sorted.
+func (h *handler) customDimensions(ctx context.Context, site uint32) ([]string, error) {
+	now := h.now()
+	src := postgres.EventsIn("$1", "$2", "$3", []string{"ts", "site_id", "params"})
+	rows, err := h.db.Query(ctx, "SELECT params FROM "+src+" e WHERE params <> ''::bytea LIMIT $4",
+		int32(site), now.Add(-customDefinitionWindow), now.Add(time.Hour), customDefinitionSample)
+	if err != nil {
+		return nil, fmt.Errorf("query: custom definitions of property %d: %w", site, err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, fmt.Errorf("query: custom definitions of property %d: %w", site, err)
+		}
+		p, err := postgres.DecodeParams(b)
+		if err != nil {
+			continue // not a parameter map this server wrote; nothing to list
+		}
+		for name := range p.Params {
+			seen[customEventPrefix+name] = true
+		}
+		for name := range p.UserProps {
+			seen[customUserPrefix+name] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query: custom definitions of property %d: %w", site, err)
+	}
+	var out []string
+	for name := range seen {
+		if _, ok, _ := lookupDimension(name); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func newMetadata(id uint32, custom []string) *datapb.Metadata {
+	md := &datapb.Metadata{Name: fmt.Sprintf("properties/%d/metadata", id)}
 	for _, d := range dimensionList {
-		md.Dimensions = append(md.Dimensions, DimensionMetadata{APIName: d.name, UIName: d.uiName, Description: d.desc, Category: d.category})
+		md.Dimensions = append(md.Dimensions, dimensionMetadata(d, false))
+	}
+	for _, name := range custom {
+		if d, ok, _ := lookupDimension(name); ok {
+			md.Dimensions = append(md.Dimensions, dimensionMetadata(d, true))
+		}
 	}
 	for _, m := range metricList {
-		md.Metrics = append(md.Metrics, MetricMetadata{APIName: m.name, UIName: m.uiName, Description: m.desc, Type: m.typ, Category: m.category})
+		md.Metrics = append(md.Metrics, metricMetadata(m))
 	}
 	return md
+}
+
+func dimensionMetadata(d *dimDef, custom bool) *datapb.DimensionMetadata {
+	return &datapb.DimensionMetadata{ApiName: d.name, UiName: d.uiName, Description: d.desc, Category: d.category, CustomDefinition: custom}
+}
+
+func metricMetadata(m *metricDef) *datapb.MetricMetadata {
+	return &datapb.MetricMetadata{ApiName: m.name, UiName: m.uiName, Description: m.desc, Type: metricType(m.typ), Category: m.category}
 }

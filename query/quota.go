@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -195,12 +194,6 @@ func (q *quotas) limitsOf(ctx context.Context, site uint32) QuotaLimits {
 // GA4's cloud project; "" for none.
 func project(key string) string {
 	return key[:min(len(key), postgres.KeyPrefixLen)]
-}
-
-// requestKey is the bearer key of a REST request; "" when it has none.
-func requestKey(r *http.Request) string {
-	key, _ := bearerKey(r.Header.Get("Authorization"))
-	return key
 }
 
 // windows are the token counters a charge adds to, with their lifetimes.

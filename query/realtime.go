@@ -3,7 +3,6 @@ package query
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -123,36 +122,6 @@ type rtPlan struct {
 type rtRange struct {
 	start, end int64
 	name       string
-}
-
-// runRealtimeReport authorizes, decodes, validates and runs one realtime
-// report.
-func (h *handler) runRealtimeReport(ctx context.Context, r *http.Request, id uint32) (*RunRealtimeReportResponse, error) {
-	if err := h.authorize(ctx, r, id); err != nil {
-		return nil, err
-	}
-	if h.rt == nil {
-		return nil, newAPIError(http.StatusNotImplemented, "UNIMPLEMENTED", "Realtime reports are not served by this server.")
-	}
-	var req RunRealtimeReportRequest
-	if err := decodeBody(r.Body, &req); err != nil {
-		return nil, err
-	}
-	if _, err := h.site(ctx, id); err != nil {
-		return nil, err
-	}
-	p, apiErr := validateRealtime(&req, id)
-	if apiErr != nil {
-		return nil, apiErr
-	}
-	w, err := h.rt.Window(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("query: realtime property %d: %w", id, err)
-	}
-	resp := runRealtime(p, w)
-	// Realtime reads this node's or Redis' counters of 30 minutes: 1 token.
-	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, requestKey(r), 1, req.ReturnPropertyQuota)
-	return resp, nil
 }
 
 // validateRealtime checks req against the realtime allowlists and GA4's

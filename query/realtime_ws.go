@@ -289,7 +289,7 @@ func topOf(m map[string]*rtAcc, by rtMetric) []SummaryTop {
 func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, key, err := s.authorize(r)
 	if err != nil {
-		writeError(w, s.h.apiError(r.Context(), r, id, err))
+		writeError(w, s.h.apiError(r.Context(), r.Context(), id, err))
 		return
 	}
 	client := &socketClient{send: make(chan []byte, 1)}

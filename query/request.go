@@ -1,19 +1,17 @@
 package query
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"strings"
 )
 
-// RunReportRequest mirrors the GA4 Data API v1beta RunReportRequest JSON.
-// Fields GA4 defines but this server does not evaluate yet (cohortSpec,
-// comparisons) are kept as raw JSON so that a request using them is refused
-// by name instead of being answered as if they were absent.
+// RunReportRequest is a report request as the engine plans it, converted
+// from Google's datapb.RunReportRequest at the API edge (convert.go); the
+// API itself speaks Google's types. Parts GA4 defines but this server does
+// not evaluate (cohortSpec, comparisons) are carried as markers so that a
+// request using them is refused by name instead of being answered as if
+// they were absent. Its JSON form is the canonical one of cache keys.
 type RunReportRequest struct {
 	Property            string              `json:"property,omitempty"`
 	Dimensions          []Dimension         `json:"dimensions,omitempty"`
@@ -98,56 +96,4 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 	}
 	*n = Int64(v)
 	return nil
-}
-
-// maxBodyBytes bounds a request body; GA4 requests are a few KiB.
-const maxBodyBytes = 1 << 20
-
-// decodeRequest reads one RunReportRequest from r; see decodeBody.
-func decodeRequest(r io.Reader) (*RunReportRequest, error) {
-	var req RunReportRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	return &req, nil
-}
-
-// decodeBody reads one JSON object from r into v. An empty body leaves v
-// as it is (an empty request, as in GA4). Unknown fields, trailing data and
-// bodies over maxBodyBytes are *apiError INVALID_ARGUMENT, with Google's
-// wording where it has one; a failed read is returned as is.
-func decodeBody(r io.Reader, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r, maxBodyBytes+1))
-	if err != nil {
-		return fmt.Errorf("query: read request body: %w", err)
-	}
-	if len(body) > maxBodyBytes {
-		return invalidArgument("Request body exceeds %d bytes.", maxBodyBytes)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return invalidArgument("Invalid JSON payload received. Unexpected data after the request object.")
-	}
-	return nil
-}
-
-// jsonError rewrites encoding/json's errors in the style of Google's
-// "Invalid JSON payload received." messages.
-func jsonError(err error) *apiError {
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return invalidArgument("Invalid JSON payload received. Unknown name %s: Cannot find field.", name)
-	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		return invalidArgument("Invalid JSON payload received. Invalid value at '%s' (%s).", typeErr.Field, typeErr.Value)
-	}
-	return invalidArgument("Invalid JSON payload received. %s", strings.TrimPrefix(msg, "json: "))
 }

@@ -1,7 +1,9 @@
 package query
 
-// RunReportResponse mirrors the GA4 Data API v1beta RunReportResponse JSON.
-// Values are strings, as GA4 sends them.
+// RunReportResponse is a report as the engines answer it: GA4's
+// RunReportResponse in the field names of its JSON, converted to Google's
+// message at the edge (convert.go); its JSON is what the result cache
+// keeps. Values are strings, as GA4 sends them.
 type RunReportResponse struct {
 	DimensionHeaders []DimensionHeader `json:"dimensionHeaders,omitempty"`
 	MetricHeaders    []MetricHeader    `json:"metricHeaders,omitempty"`

@@ -154,26 +154,26 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 		return err
 	}
 	seen := make(map[string]bool)
-	for _, d := range req.Dimensions {
+	for i, d := range req.Dimensions {
 		def, ok, why := lookupDimension(d.Name)
 		switch {
 		case len(d.DimensionExpression) > 0 && string(d.DimensionExpression) != "null":
 			return invalidArgument("dimensionExpression (dimension %s) is not supported by this server.", quoteName(d.Name))
 		case !ok:
-			return invalidArgument("%s", notValid(d.Name, "dimension", why))
+			return withField(invalidArgument("%s", notValid(d.Name, "dimension", why)), fmt.Sprintf("dimensions[%d].name", i))
 		case seen[d.Name]:
 			return invalidArgument("Duplicate dimension name %s.", quoteName(d.Name))
 		}
 		seen[d.Name] = true
 		p.dims = append(p.dims, def)
 	}
-	for _, m := range req.Metrics {
+	for i, m := range req.Metrics {
 		def, ok, why := lookupMetric(m.Name)
 		switch {
 		case m.Expression != "" || m.Invisible:
 			return invalidArgument("Metric expressions and invisible metrics (metric %s) are not supported by this server.", quoteName(m.Name))
 		case !ok:
-			return invalidArgument("%s", notValid(m.Name, "metric", why))
+			return withField(invalidArgument("%s", notValid(m.Name, "metric", why)), fmt.Sprintf("metrics[%d].name", i))
 		case seen[m.Name]:
 			return invalidArgument("Duplicate metric name %s.", quoteName(m.Name))
 		}

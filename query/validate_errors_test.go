@@ -61,11 +61,11 @@ func TestBadFiltersNameTheField(t *testing.T) {
 	f("bad operation", `"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"NOT_EQUAL","value":{"int64Value":"1"}}}}`,
 		`metricFilter.filter.numericFilter.operation: "NOT_EQUAL" is not supported`)
 	f("missing operation", `"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"value":{"int64Value":"1"}}}}`,
-		`metricFilter.filter.numericFilter.operation: "" is not supported`)
+		`metricFilter.filter.numericFilter.operation: "OPERATION_UNSPECIFIED" is not supported`)
 	f("missing number", `"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"EQUAL","value":{}}}}`,
 		`metricFilter.filter.numericFilter.value: set int64Value or doubleValue`)
 	f("two numbers", `"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"EQUAL","value":{"int64Value":"1","doubleValue":1}}}}`,
-		`metricFilter.filter.numericFilter.value: set only one of int64Value or doubleValue`)
+		`metricFilter.filter.numericFilter.value: set exactly one of int64Value or doubleValue`)
 	f("between without upper bound", `"dimensionFilter":{"filter":{"fieldName":"hour","betweenFilter":{"fromValue":{"doubleValue":1}}}}`,
 		`dimensionFilter.filter.betweenFilter.toValue: set int64Value or doubleValue`)
 	f("integer that is not one", `"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"EQUAL","value":{"int64Value":"1.5"}}}}`,

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	alphapb "google.golang.org/genproto/googleapis/analytics/data/v1alpha"
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
@@ -68,6 +77,28 @@ func TestNodeServesAndShutsDown(t *testing.T) {
 	cfg, err := c.FetchConfig(ctx, protocol.ConfigRequest{AgentID: "node-test"})
 	if err != nil || len(cfg.Sites) != 1 {
 		t.Fatalf("config: %+v, %v", cfg, err)
+	}
+
+	// The Data API answers gRPC on the API port, through the server's
+	// middleware (tracing, request log), beside REST.
+	key, err := n.store.CreateAPIKey(ctx, "grpc", []uint32{site.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(strings.TrimPrefix(n.APIURL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	property := fmt.Sprintf("properties/%d", site.ID)
+	md, err := datapb.NewBetaAnalyticsDataClient(conn).GetMetadata(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key),
+		&datapb.GetMetadataRequest{Name: property + "/metadata"})
+	if err != nil || md.GetName() != property+"/metadata" || len(md.GetMetrics()) == 0 {
+		t.Fatalf("getMetadata over gRPC: %v, %v", md, err)
+	}
+	_, err = alphapb.NewAlphaAnalyticsDataClient(conn).RunFunnelReport(ctx, &alphapb.RunFunnelReportRequest{Property: property})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("runFunnelReport over gRPC without a key: %v, want Unauthenticated", err)
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)

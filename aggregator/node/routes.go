@@ -14,9 +14,10 @@ import (
 const readyTimeout = 2 * time.Second
 
 // routes is the API server's handler: health and readiness here, everything
-// else (the Data API under /v1beta/, funnels under /v1alpha/) from the query package,
-// and the dashboard (package web) at "/". Metrics and the cluster status
-// are on the operator address only (operatorRoutes).
+// else (the Data API under /v1beta/, funnels under /v1alpha/, both over gRPC
+// under query.GRPCPaths) from the query package, and the dashboard (package
+// web) at "/". Metrics and the cluster status are on the operator address
+// only (operatorRoutes).
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz)
@@ -45,6 +46,9 @@ func (n *Node) routes() http.Handler {
 	api := readBody(query.NewHandler(qo, n.reports, n.store))
 	mux.Handle("/v1beta/", api)
 	mux.Handle("/v1alpha/", api) // runFunnelReport
+	for _, p := range query.GRPCPaths {
+		mux.Handle(p, api) // the same methods over gRPC (HTTP/2)
+	}
 	if n.socket != nil {
 		mux.Handle("GET /v1/realtime/ws", n.socket)
 	}
@@ -121,4 +125,16 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request, detail bool) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// apiProtocols are the API server's protocols: HTTP/1.1, and HTTP/2 for
+// gRPC clients (the query package serves the Data API's gRPC methods on
+// the same port), unencrypted with prior knowledge (h2c) as gRPC clients
+// speak it in clear text, and by ALPN (h2) under TLS.
+func apiProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }

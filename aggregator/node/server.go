@@ -54,7 +54,8 @@ const bodyLimit = 1<<20 + 1
 // deadlines cleared by net/http and keeps its own.
 func newAPIServer(cfg Config, h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: min(apiReadHeaderTimeout, cfg.APIReadTimeout),
-		ReadTimeout: cfg.APIReadTimeout, WriteTimeout: cfg.APIWriteTimeout, IdleTimeout: cfg.APIIdleTimeout}
+		ReadTimeout: cfg.APIReadTimeout, WriteTimeout: cfg.APIWriteTimeout, IdleTimeout: cfg.APIIdleTimeout,
+		Protocols: apiProtocols()}
 }
 
 // readBody reads a Data API request's body before the API sees it, so a

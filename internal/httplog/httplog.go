@@ -90,6 +90,12 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Flush sends buffered data to the client, for streaming handlers (gRPC
+// over HTTP/2 needs a ResponseWriter that is an http.Flusher).
+func (w *statusWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 // ContextLogger returns log with records made with a request's context
 // carrying its id as "request".
 func ContextLogger(log *slog.Logger) *slog.Logger {

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	shared "github.com/avila-analytics/avila/internal/cli"
-	"github.com/avila-analytics/avila/query"
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // reportTimeout bounds one report request.
@@ -67,9 +68,9 @@ func reportCommand() command {
 				if err != nil {
 					return err
 				}
-				req.Limit, req.Offset = query.Int64(*limit), query.Int64(*offset)
+				req.Limit, req.Offset = *limit, *offset
 				if *totals {
-					req.MetricAggregations = []query.MetricAggregation{"TOTAL"}
+					req.MetricAggregations = []datapb.MetricAggregation{datapb.MetricAggregation_TOTAL}
 				}
 				resp, raw, err := postReport(ctx, *api, *key, *property, req)
 				if err != nil {
@@ -91,17 +92,17 @@ func reportCommand() command {
 
 // buildReportRequest turns the flags into a runReport request. Names are
 // passed as given; the server says which it does not know.
-func buildReportRequest(dims, mets []string, start, end, order, filter string) (*query.RunReportRequest, error) {
+func buildReportRequest(dims, mets []string, start, end, order, filter string) (*datapb.RunReportRequest, error) {
 	if len(dims) == 0 && len(mets) == 0 {
 		return nil, usagef("give --metrics, --dimensions or both (e.g. --metrics screenPageViews)")
 	}
-	req := &query.RunReportRequest{DateRanges: []query.DateRange{{StartDate: start, EndDate: end}}}
+	req := &datapb.RunReportRequest{DateRanges: []*datapb.DateRange{{StartDate: start, EndDate: end}}}
 	isMetric := map[string]bool{}
 	for _, d := range dims {
-		req.Dimensions = append(req.Dimensions, query.Dimension{Name: d})
+		req.Dimensions = append(req.Dimensions, &datapb.Dimension{Name: d})
 	}
 	for _, m := range mets {
-		req.Metrics = append(req.Metrics, query.Metric{Name: m})
+		req.Metrics = append(req.Metrics, &datapb.Metric{Name: m})
 		isMetric[m] = true
 	}
 	for _, o := range shared.List(order) {
@@ -109,14 +110,14 @@ func buildReportRequest(dims, mets []string, start, end, order, filter string) (
 		name = strings.TrimPrefix(name, "+")
 		switch {
 		case isMetric[name]:
-			req.OrderBys = append(req.OrderBys, query.OrderBy{Metric: &query.MetricOrderBy{MetricName: name}, Desc: desc})
+			req.OrderBys = append(req.OrderBys, &datapb.OrderBy{OneOrderBy: &datapb.OrderBy_Metric{Metric: &datapb.OrderBy_MetricOrderBy{MetricName: name}}, Desc: desc})
 		case contains(dims, name):
-			req.OrderBys = append(req.OrderBys, query.OrderBy{Dimension: &query.DimensionOrderBy{DimensionName: name}, Desc: desc})
+			req.OrderBys = append(req.OrderBys, &datapb.OrderBy{OneOrderBy: &datapb.OrderBy_Dimension{Dimension: &datapb.OrderBy_DimensionOrderBy{DimensionName: name}}, Desc: desc})
 		default:
 			return nil, usagef("--order %q: %q is not among --dimensions or --metrics", order, name)
 		}
 	}
-	var dimFilters, metFilters []query.FilterExpression
+	var dimFilters, metFilters []*datapb.FilterExpression
 	for _, cond := range strings.Split(filter, ";") {
 		if strings.TrimSpace(cond) == "" {
 			continue
@@ -125,13 +126,13 @@ func buildReportRequest(dims, mets []string, start, end, order, filter string) (
 		if err != nil {
 			return nil, usagef("--filter %q: %v", cond, err)
 		}
-		leaf := f.Filter
-		if f.NotExpression != nil {
-			leaf = f.NotExpression.Filter
+		leaf := f.GetFilter()
+		if f.GetNotExpression() != nil {
+			leaf = f.GetNotExpression().GetFilter()
 		}
-		if isMetric[leaf.FieldName] {
-			if leaf.NumericFilter == nil {
-				return nil, usagef("--filter %q: metric %s takes a number comparison (>, >=, <, <=, ==, !=)", cond, leaf.FieldName)
+		if isMetric[leaf.GetFieldName()] {
+			if leaf.GetNumericFilter() == nil {
+				return nil, usagef("--filter %q: metric %s takes a number comparison (>, >=, <, <=, ==, !=)", cond, leaf.GetFieldName())
 			}
 			metFilters = append(metFilters, f)
 		} else {
@@ -151,14 +152,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func allOf(fs []query.FilterExpression) *query.FilterExpression {
+func allOf(fs []*datapb.FilterExpression) *datapb.FilterExpression {
 	switch len(fs) {
 	case 0:
 		return nil
 	case 1:
-		return &fs[0]
+		return fs[0]
 	}
-	return &query.FilterExpression{AndGroup: &query.FilterExpressionList{Expressions: fs}}
+	return &datapb.FilterExpression{Expr: &datapb.FilterExpression_AndGroup{AndGroup: &datapb.FilterExpressionList{Expressions: fs}}}
 }
 
 // conditionOps are the --filter operators, longest first so that ">="
@@ -166,7 +167,7 @@ func allOf(fs []query.FilterExpression) *query.FilterExpression {
 var conditionOps = []string{"==", "!=", "=@", "!@", "=~", "!~", ">=", "<=", ">", "<"}
 
 // parseCondition reads one --filter condition: NAME OP VALUE.
-func parseCondition(cond string) (query.FilterExpression, error) {
+func parseCondition(cond string) (*datapb.FilterExpression, error) {
 	at, op := -1, ""
 	for _, o := range conditionOps {
 		if i := strings.Index(cond, o); i > 0 && (at < 0 || i < at || i == at && len(o) > len(op)) {
@@ -174,10 +175,10 @@ func parseCondition(cond string) (query.FilterExpression, error) {
 		}
 	}
 	if at < 0 {
-		return query.FilterExpression{}, errors.New("want NAME==VALUE, NAME!=VALUE, NAME=@TEXT, NAME!@TEXT, NAME=~RE, NAME!~RE or NAME>N (>=, <, <=)")
+		return nil, errors.New("want NAME==VALUE, NAME!=VALUE, NAME=@TEXT, NAME!@TEXT, NAME=~RE, NAME!~RE or NAME>N (>=, <, <=)")
 	}
 	name, value := strings.TrimSpace(cond[:at]), strings.TrimSpace(cond[at+len(op):])
-	f := &query.Filter{FieldName: name}
+	f := &datapb.Filter{FieldName: name}
 	negate := false
 	switch op {
 	case "==", "!=":
@@ -185,47 +186,47 @@ func parseCondition(cond string) (query.FilterExpression, error) {
 		if n, ok := number(value); ok {
 			// A number: compared as one for metrics; a dimension with
 			// this text also compares equal as a number.
-			f.NumericFilter = &query.NumericFilter{Operation: "EQUAL", Value: n}
+			f.OneFilter = &datapb.Filter_NumericFilter_{NumericFilter: &datapb.Filter_NumericFilter{Operation: datapb.Filter_NumericFilter_EQUAL, Value: n}}
 			break
 		}
-		f.StringFilter = &query.StringFilter{MatchType: "EXACT", Value: value}
+		f.OneFilter = &datapb.Filter_StringFilter_{StringFilter: &datapb.Filter_StringFilter{MatchType: datapb.Filter_StringFilter_EXACT, Value: value}}
 	case "=@", "!@":
 		negate = op == "!@"
-		f.StringFilter = &query.StringFilter{MatchType: "CONTAINS", Value: value}
+		f.OneFilter = &datapb.Filter_StringFilter_{StringFilter: &datapb.Filter_StringFilter{MatchType: datapb.Filter_StringFilter_CONTAINS, Value: value}}
 	case "=~", "!~":
 		negate = op == "!~"
-		f.StringFilter = &query.StringFilter{MatchType: "PARTIAL_REGEXP", Value: value}
+		f.OneFilter = &datapb.Filter_StringFilter_{StringFilter: &datapb.Filter_StringFilter{MatchType: datapb.Filter_StringFilter_PARTIAL_REGEXP, Value: value}}
 	default:
 		n, ok := number(value)
 		if !ok {
-			return query.FilterExpression{}, fmt.Errorf("%q after %s is not a number", value, op)
+			return nil, fmt.Errorf("%q after %s is not a number", value, op)
 		}
-		f.NumericFilter = &query.NumericFilter{Operation: map[string]string{">": "GREATER_THAN", ">=": "GREATER_THAN_OR_EQUAL",
-			"<": "LESS_THAN", "<=": "LESS_THAN_OR_EQUAL"}[op], Value: n}
+		f.OneFilter = &datapb.Filter_NumericFilter_{NumericFilter: &datapb.Filter_NumericFilter{Operation: map[string]datapb.Filter_NumericFilter_Operation{
+			">": datapb.Filter_NumericFilter_GREATER_THAN, ">=": datapb.Filter_NumericFilter_GREATER_THAN_OR_EQUAL,
+			"<": datapb.Filter_NumericFilter_LESS_THAN, "<=": datapb.Filter_NumericFilter_LESS_THAN_OR_EQUAL}[op], Value: n}}
 	}
-	e := query.FilterExpression{Filter: f}
+	e := &datapb.FilterExpression{Expr: &datapb.FilterExpression_Filter{Filter: f}}
 	if negate {
-		return query.FilterExpression{NotExpression: &e}, nil
+		return &datapb.FilterExpression{Expr: &datapb.FilterExpression_NotExpression{NotExpression: e}}, nil
 	}
 	return e, nil
 }
 
 // number reads an integer or a decimal.
-func number(s string) (query.NumericValue, bool) {
+func number(s string) (*datapb.NumericValue, bool) {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		n := query.Int64(i)
-		return query.NumericValue{Int64Value: &n}, true
+		return &datapb.NumericValue{OneValue: &datapb.NumericValue_Int64Value{Int64Value: i}}, true
 	}
 	if f, err := strconv.ParseFloat(s, 64); err == nil && strings.TrimLeft(s, "+-0123456789.eE") == "" {
-		return query.NumericValue{DoubleValue: &f}, true
+		return &datapb.NumericValue{OneValue: &datapb.NumericValue_DoubleValue{DoubleValue: f}}, true
 	}
-	return query.NumericValue{}, false
+	return nil, false
 }
 
 // postReport sends req to the property's runReport and returns the decoded
 // response and its raw JSON. An API error comes back with the server's own
 // message; a server that cannot be reached is named with the fix.
-func postReport(ctx context.Context, api, key, property string, req *query.RunReportRequest) (*query.RunReportResponse, []byte, error) {
+func postReport(ctx context.Context, api, key, property string, req *datapb.RunReportRequest) (*datapb.RunReportResponse, []byte, error) {
 	if !strings.HasPrefix(api, "http://") && !strings.HasPrefix(api, "https://") {
 		api = "http://" + api
 	}
@@ -233,7 +234,7 @@ func postReport(ctx context.Context, api, key, property string, req *query.RunRe
 	if err != nil || u.Host == "" {
 		return nil, nil, usagef("--api %q: not a URL like http://127.0.0.1:8080", api)
 	}
-	body, err := json.Marshal(req)
+	body, err := protojson.Marshal(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode request: %w", err)
 	}
@@ -267,8 +268,8 @@ func postReport(ctx context.Context, api, key, property string, req *query.RunRe
 		}
 		return nil, nil, fmt.Errorf("POST %s: %s: %s", u, resp.Status, strings.TrimSpace(string(raw[:min(len(raw), 500)])))
 	}
-	var out query.RunReportResponse
-	if err := json.Unmarshal(raw, &out); err != nil {
+	var out datapb.RunReportResponse
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, &out); err != nil {
 		return nil, nil, fmt.Errorf("POST %s: the answer is not a runReport response (is --api an Avila aggregator?): %w", u, err)
 	}
 	return &out, raw, nil

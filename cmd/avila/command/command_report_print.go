@@ -8,26 +8,26 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/avila-analytics/avila/query"
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
 // reportCells is a report as text cells: the header, the rows and, when
 // the response has totals, one totals row per date range.
-func reportCells(resp *query.RunReportResponse, forTable bool) (header []string, rows, totals [][]string) {
+func reportCells(resp *datapb.RunReportResponse, forTable bool) (header []string, rows, totals [][]string) {
 	for _, d := range resp.DimensionHeaders {
 		header = append(header, d.Name)
 	}
 	for _, m := range resp.MetricHeaders {
 		header = append(header, m.Name)
 	}
-	row := func(r query.Row) []string {
+	row := func(r *datapb.Row) []string {
 		out := make([]string, 0, len(header))
 		for _, v := range r.DimensionValues {
-			out = append(out, v.Value)
+			out = append(out, v.GetValue())
 		}
 		for i, v := range r.MetricValues {
-			s := v.Value
-			if forTable && i < len(resp.MetricHeaders) && resp.MetricHeaders[i].Type != "TYPE_INTEGER" {
+			s := v.GetValue()
+			if forTable && i < len(resp.MetricHeaders) && resp.MetricHeaders[i].Type != datapb.MetricType_TYPE_INTEGER {
 				// Ratios and seconds in two decimals; CSV and JSON keep
 				// the exact value.
 				if f, err := strconv.ParseFloat(s, 64); err == nil {
@@ -63,7 +63,7 @@ func reportCells(resp *query.RunReportResponse, forTable bool) (header []string,
 // writeReportTable prints resp as an aligned table: dimensions left-aligned,
 // metrics right-aligned, a rule above the totals, and a line saying how many
 // rows matched when the page holds fewer.
-func writeReportTable(w io.Writer, resp *query.RunReportResponse) error {
+func writeReportTable(w io.Writer, resp *datapb.RunReportResponse) error {
 	header, rows, totals := reportCells(resp, true)
 	nd := len(resp.DimensionHeaders)
 	widths := make([]int, len(header))
@@ -112,7 +112,7 @@ func writeReportTable(w io.Writer, resp *query.RunReportResponse) error {
 	switch {
 	case len(rows) == 0:
 		b.WriteString("(no rows)\n")
-	case resp.RowCount > int64(len(rows)):
+	case int(resp.RowCount) > len(rows):
 		fmt.Fprintf(&b, "(%d of %d rows; see --limit and --offset)\n", len(rows), resp.RowCount)
 	}
 	_, err := io.WriteString(w, b.String())
@@ -120,7 +120,7 @@ func writeReportTable(w io.Writer, resp *query.RunReportResponse) error {
 }
 
 // writeReportCSV prints resp as CSV with exact values.
-func writeReportCSV(w io.Writer, resp *query.RunReportResponse) error {
+func writeReportCSV(w io.Writer, resp *datapb.RunReportResponse) error {
 	header, rows, totals := reportCells(resp, false)
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {

@@ -3,7 +3,6 @@ package command
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -114,13 +117,13 @@ func TestReport(t *testing.T) {
 
 	// --json is the API's own answer.
 	out, _ = run(0, "--dimensions", "pagePath", "--metrics", "screenPageViews", "--json")
-	var got query.RunReportResponse
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
+	var got datapb.RunReportResponse
+	if err := protojson.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
 	body := `{"dimensions":[{"name":"pagePath"}],"metrics":[{"name":"screenPageViews"}],"dateRanges":[{"startDate":"2026-03-01","endDate":"2026-03-03"}]}`
-	if direct := apiReport(t, api, property, key, body); !cmp.Equal(direct, &got) {
-		t.Errorf("--json differs from the API's answer:\n%s", cmp.Diff(direct, &got))
+	if direct := apiReport(t, api, property, key, body); !cmp.Equal(direct, &got, protocmp.Transform()) {
+		t.Errorf("--json differs from the API's answer:\n%s", cmp.Diff(direct, &got, protocmp.Transform()))
 	}
 
 	// Filters: a dimension condition and a metric condition.
@@ -210,7 +213,7 @@ func fmtWidth(s string, n int) string {
 }
 
 // apiReport posts body to runReport directly.
-func apiReport(t *testing.T, api, property, key, body string) *query.RunReportResponse {
+func apiReport(t *testing.T, api, property, key, body string) *datapb.RunReportResponse {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, api+"/v1beta/properties/"+property+":runReport", bytes.NewReader([]byte(body)))
 	if err != nil {
@@ -223,8 +226,8 @@ func apiReport(t *testing.T, api, property, key, body string) *query.RunReportRe
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var out query.RunReportResponse
-	if resp.StatusCode != 200 || json.Unmarshal(raw, &out) != nil {
+	var out datapb.RunReportResponse
+	if resp.StatusCode != 200 || protojson.Unmarshal(raw, &out) != nil {
 		t.Fatalf("API: %d %s", resp.StatusCode, raw)
 	}
 	return &out

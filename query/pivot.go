@@ -1,0 +1,429 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
+)
+
+// Pivot reports are computed from the engine's own reports, run together
+// in one read-only snapshot (runBatch):
+//
+//   - the cells: every requested dimension, up to maxLimit groups;
+//   - per pivot, its dimensions alone, with the pivot's orderBys, offset
+//     and limit: the engine orders and pages them, so a pivot's columns
+//     are its top combinations by its own order (by metric values of the
+//     combination as a whole, correct for user counts too), and the
+//     report's rowCount is the pivot header's rowCount;
+//   - per pivot asking for a TOTAL, the other pivots' dimensions alone:
+//     the totals across this pivot's values.
+//
+// Rows are the combinations of the pivots' selected values that have data,
+// pivot by pivot in their selection order (the first pivot outermost).
+// Aggregates are rows whose dimensions of the aggregated pivot read
+// RESERVED_TOTAL, RESERVED_MAXIMUM or RESERVED_MINIMUM, one per
+// combination of the other pivots' selected values; a MAXIMUM or MINIMUM
+// is taken over the cells of the pivot's selected values.
+
+const (
+	pivotKind      = "analyticsData#runPivotReport"
+	batchPivotKind = "analyticsData#batchRunPivotReports"
+	// maxPivotCells bounds the product of the pivots' limits, as GA4 does.
+	maxPivotCells = 250000
+	// Reserved values of pivot aggregates, GA4's.
+	reservedMaximum = "RESERVED_MAXIMUM"
+	reservedMinimum = "RESERVED_MINIMUM"
+)
+
+// pivotPlan is a validated pivot report: the engine reports it reads and
+// how to assemble their rows.
+type pivotPlan struct {
+	site    site
+	dims    []string // dimension headers: the pivots' fieldNames in order
+	metrics int
+	pivots  []pivotPart
+	reqs    []*RunReportRequest // cells first, then each pivot's, then totals
+	plans   []*plan
+	quota   bool
+}
+
+type pivotPart struct {
+	cols    []int // header indexes of the pivot's dimensions
+	report  int   // index in reqs of the pivot's own report
+	aggs    []string
+	totals  int // index in reqs of the report across this pivot (TOTAL); -1: none
+	headers [][]string
+}
+
+// validatePivot checks req and plans its engine reports.
+func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r route) (*pivotPlan, *apiError) {
+	if ae := checkProperty("property", in.GetProperty(), s.id); ae != nil {
+		return nil, ae
+	}
+	if len(in.GetDateRanges()) > 1 {
+		return nil, invalidArgument("dateRanges: pivot reports over several date ranges are not supported by this server; ask one pivot report per range.")
+	}
+	base := fromRunReport(&datapb.RunReportRequest{
+		Dimensions: in.GetDimensions(), Metrics: in.GetMetrics(), DateRanges: in.GetDateRanges(),
+		DimensionFilter: in.GetDimensionFilter(), MetricFilter: in.GetMetricFilter(), CurrencyCode: in.GetCurrencyCode(),
+		CohortSpec: in.GetCohortSpec(), KeepEmptyRows: in.GetKeepEmptyRows(),
+	})
+	pp := &pivotPlan{site: s, metrics: len(base.Metrics), quota: in.GetReturnPropertyQuota()}
+	requested := map[string]bool{}
+	for _, d := range base.Dimensions {
+		requested[d.Name] = true
+	}
+	used := map[string]bool{}
+	if len(in.GetPivots()) == 0 && len(base.Dimensions) > 0 {
+		return nil, invalidArgument("pivots: a pivot report needs at least one pivot naming its dimensions.")
+	}
+	cells := int64(1)
+	for i, pv := range in.GetPivots() {
+		path := fmt.Sprintf("pivots[%d]", i)
+		part := pivotPart{totals: -1}
+		if len(pv.GetFieldNames()) == 0 {
+			return nil, invalidArgument("%s.fieldNames: a pivot needs at least one dimension.", path)
+		}
+		var dims []*datapb.Dimension
+		for j, name := range pv.GetFieldNames() {
+			switch {
+			case !requested[name]:
+				return nil, invalidArgument("%s.fieldNames[%d]: %s is not one of the request's dimensions.", path, j, quoteName(name))
+			case used[name]:
+				return nil, invalidArgument("%s.fieldNames[%d]: dimension %s is in more than one pivot.", path, j, quoteName(name))
+			}
+			used[name] = true
+			part.cols = append(part.cols, len(pp.dims))
+			pp.dims = append(pp.dims, name)
+			dims = append(dims, &datapb.Dimension{Name: name})
+		}
+		switch {
+		case pv.GetLimit() < 0:
+			return nil, invalidArgument("%s.limit must be positive, got %d.", path, pv.GetLimit())
+		case pv.GetOffset() < 0:
+			return nil, invalidArgument("%s.offset must not be negative, got %d.", path, pv.GetOffset())
+		}
+		limit := pv.GetLimit()
+		if limit == 0 {
+			limit = defaultLimit
+		}
+		if cells *= limit; cells > maxPivotCells {
+			return nil, invalidArgument("pivots: the product of the pivots' limits must not exceed %d.", maxPivotCells)
+		}
+		for _, a := range pv.GetMetricAggregations() {
+			switch a {
+			case datapb.MetricAggregation_TOTAL:
+				part.aggs = append(part.aggs, reservedTotal)
+			case datapb.MetricAggregation_MAXIMUM:
+				part.aggs = append(part.aggs, reservedMaximum)
+			case datapb.MetricAggregation_MINIMUM:
+				part.aggs = append(part.aggs, reservedMinimum)
+			default:
+				return nil, invalidArgument("%s.metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", path, quoteName(a.String()))
+			}
+		}
+		sub := *base
+		sub.Dimensions, sub.OrderBys = fromDimensions(dims), fromOrderBys(pv.GetOrderBys())
+		sub.Limit, sub.Offset = Int64(limit), Int64(pv.GetOffset())
+		sub.DimensionFilter, sub.MetricFilter = base.DimensionFilter, base.MetricFilter
+		part.report = len(pp.pivots) + 1
+		pp.pivots = append(pp.pivots, part)
+		pp.reqs = append(pp.reqs, &sub)
+	}
+	for name := range requested {
+		if !used[name] {
+			return nil, invalidArgument("pivots: dimension %s is in no pivot; every requested dimension belongs to one pivot.", quoteName(name))
+		}
+	}
+	// The cells: every dimension, in header order.
+	cellReq := *base
+	cellReq.Dimensions = nil
+	for _, name := range pp.dims {
+		cellReq.Dimensions = append(cellReq.Dimensions, Dimension{Name: name})
+	}
+	cellReq.Limit = maxLimit
+	pp.reqs = append([]*RunReportRequest{&cellReq}, pp.reqs...)
+	// Totals across each pivot that asks for them.
+	for k := range pp.pivots {
+		if pp.metrics == 0 {
+			pp.pivots[k].aggs = nil // aggregates of no metrics: none
+		}
+		if !slices.Contains(pp.pivots[k].aggs, reservedTotal) {
+			continue
+		}
+		tot := *base
+		tot.Dimensions, tot.Limit = nil, maxLimit
+		for j, p := range pp.pivots {
+			if j != k {
+				for _, c := range p.cols {
+					tot.Dimensions = append(tot.Dimensions, Dimension{Name: pp.dims[c]})
+				}
+			}
+		}
+		if len(tot.Dimensions) == 0 {
+			// No other pivot: the grand total, as the report's TOTAL row.
+			tot.MetricAggregations = []MetricAggregation{"TOTAL"}
+			tot.Limit = 1
+		}
+		pp.pivots[k].totals = len(pp.reqs)
+		pp.reqs = append(pp.reqs, &tot)
+	}
+	for i, req := range pp.reqs {
+		p, ae := validate(req, s, now)
+		if ae != nil {
+			if i > 0 && i <= len(pp.pivots) {
+				return nil, prefixError(ae, fmt.Sprintf("pivots[%d]", i-1))
+			}
+			return nil, ae
+		}
+		p.route = r
+		pp.plans = append(pp.plans, p)
+	}
+	return pp, nil
+}
+
+// assemble shapes the pivot response from the engine's reports (in the
+// order of pp.reqs).
+func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotReportResponse {
+	cells := reports[0]
+	out := &datapb.RunPivotReportResponse{Kind: pivotKind, MetricHeaders: toMetricHeaders(cells.MetricHeaders)}
+	cur, tz := cells.Metadata.CurrencyCode, cells.Metadata.TimeZone
+	out.Metadata = &datapb.ResponseMetaData{CurrencyCode: &cur, TimeZone: &tz}
+	for _, name := range pp.dims {
+		out.DimensionHeaders = append(out.DimensionHeaders, &datapb.DimensionHeader{Name: name})
+	}
+	// Each pivot's selected combinations.
+	for k := range pp.pivots {
+		p := &pp.pivots[k]
+		rep := reports[p.report]
+		ph := &datapb.PivotHeader{RowCount: clampInt32(rep.RowCount)}
+		p.headers = nil
+		for _, row := range rep.Rows {
+			vals := make([]string, len(p.cols))
+			pdh := &datapb.PivotDimensionHeader{}
+			for j := range p.cols {
+				vals[j] = row.DimensionValues[j].Value
+				pdh.DimensionValues = append(pdh.DimensionValues, dimValue(vals[j]))
+			}
+			p.headers = append(p.headers, vals)
+			ph.PivotDimensionHeaders = append(ph.PivotDimensionHeaders, pdh)
+		}
+		out.PivotHeaders = append(out.PivotHeaders, ph)
+	}
+	byKey := make(map[string][]Value, len(cells.Rows))
+	for _, row := range cells.Rows {
+		byKey[valuesKey(row.DimensionValues)] = row.MetricValues
+	}
+	// Rows: the combinations of the selections, in nested order.
+	pp.combine(-1, make([]string, len(pp.dims)), func(dims []string) {
+		if m, ok := byKey[strings.Join(dims, "\x00")]; ok {
+			out.Rows = append(out.Rows, toRow(pivotRow(dims, m)))
+		}
+	})
+	for k := range pp.pivots {
+		p := &pp.pivots[k]
+		for _, agg := range p.aggs {
+			pp.combine(k, make([]string, len(pp.dims)), func(dims []string) {
+				for _, c := range p.cols {
+					dims[c] = agg
+				}
+				var vals []Value
+				if agg == reservedTotal {
+					vals = pp.totalOf(reports[p.totals], k, dims)
+				} else {
+					vals = pp.extremeOf(byKey, k, dims, agg == reservedMaximum)
+				}
+				if vals != nil {
+					out.Aggregates = append(out.Aggregates, toRow(pivotRow(dims, vals)))
+				}
+			})
+		}
+	}
+	return out
+}
+
+// combine calls fn with every combination of the pivots' selected values
+// (skipping pivot skip, whose columns stay as they are), first pivot
+// outermost.
+func (pp *pivotPlan) combine(skip int, dims []string, fn func([]string)) {
+	var walk func(k int)
+	walk = func(k int) {
+		if k == len(pp.pivots) {
+			fn(slices.Clone(dims))
+			return
+		}
+		if k == skip {
+			walk(k + 1)
+			return
+		}
+		p := &pp.pivots[k]
+		for _, vals := range p.headers {
+			for j, c := range p.cols {
+				dims[c] = vals[j]
+			}
+			walk(k + 1)
+		}
+	}
+	walk(0)
+}
+
+// totalOf is the row of the totals report rep (grouped by every pivot but
+// k) matching dims, or its TOTAL row when k is the only pivot; nil when it
+// has none.
+func (pp *pivotPlan) totalOf(rep *RunReportResponse, k int, dims []string) []Value {
+	if len(pp.pivots) == 1 {
+		if len(rep.Totals) > 0 {
+			return rep.Totals[0].MetricValues
+		}
+		return nil
+	}
+	var want []string
+	for j, p := range pp.pivots {
+		if j != k {
+			for _, c := range p.cols {
+				want = append(want, dims[c])
+			}
+		}
+	}
+	key := strings.Join(want, "\x00")
+	for _, row := range rep.Rows {
+		if valuesKey(row.DimensionValues) == key {
+			return row.MetricValues
+		}
+	}
+	return nil
+}
+
+// extremeOf is, metric by metric, the largest (or smallest) value of the
+// cells over pivot k's selected values, the other pivots' values as in
+// dims; nil when no such cell has data.
+func (pp *pivotPlan) extremeOf(byKey map[string][]Value, k int, dims []string, largest bool) []Value {
+	p := &pp.pivots[k]
+	cell := slices.Clone(dims)
+	var best []Value
+	var bestNum []*big.Rat
+	for _, vals := range p.headers {
+		for j, c := range p.cols {
+			cell[c] = vals[j]
+		}
+		m, ok := byKey[strings.Join(cell, "\x00")]
+		if !ok {
+			continue
+		}
+		if best == nil {
+			best, bestNum = slices.Clone(m), make([]*big.Rat, len(m))
+			for i, v := range m {
+				bestNum[i], _ = parseNumberText(v.Value)
+			}
+			continue
+		}
+		for i, v := range m {
+			n, ok := parseNumberText(v.Value)
+			if !ok || bestNum[i] == nil {
+				continue
+			}
+			if c := n.Cmp(bestNum[i]); (largest && c > 0) || (!largest && c < 0) {
+				best[i], bestNum[i] = v, n
+			}
+		}
+	}
+	return best
+}
+
+func pivotRow(dims []string, metrics []Value) Row {
+	row := Row{DimensionValues: make([]Value, len(dims)), MetricValues: metrics}
+	for i, d := range dims {
+		row.DimensionValues[i] = Value{d}
+	}
+	return row
+}
+
+func valuesKey(vs []Value) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.Value
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// runPivotReport authorizes, validates and runs one pivot report.
+func (h *handler) runPivotReport(ctx context.Context, c apiCall, id uint32, in *datapb.RunPivotReportRequest) (*datapb.RunPivotReportResponse, error) {
+	out, err := h.pivotReports(ctx, c, id, "runPivotReport", []*datapb.RunPivotReportRequest{in}, "")
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// batchRunPivotReports runs up to maxBatchRequests pivot reports in one
+// snapshot; a bad one fails the batch with its index, as in GA4.
+func (h *handler) batchRunPivotReports(ctx context.Context, c apiCall, id uint32, in *datapb.BatchRunPivotReportsRequest) (*datapb.BatchRunPivotReportsResponse, error) {
+	if err := h.authorizeCall(ctx, c, id); err != nil {
+		return nil, err
+	}
+	if err := checkProperty("property", in.GetProperty(), id); err != nil {
+		return nil, err
+	}
+	switch n := len(in.GetRequests()); {
+	case n == 0:
+		return nil, invalidArgument("requests: a batch needs at least one request.")
+	case n > maxBatchRequests:
+		return nil, invalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, n)
+	}
+	out, err := h.pivotReports(ctx, c, id, "batchRunPivotReports", in.GetRequests(), "requests")
+	if err != nil {
+		return nil, err
+	}
+	return &datapb.BatchRunPivotReportsResponse{PivotReports: out, Kind: batchPivotKind}, nil
+}
+
+// pivotReports validates every pivot request, then runs all their engine
+// reports in one snapshot (cached together under method) and assembles
+// them. field names the requests in errors ("" for a single report).
+func (h *handler) pivotReports(ctx context.Context, c apiCall, id uint32, method string, in []*datapb.RunPivotReportRequest, field string) ([]*datapb.RunPivotReportResponse, error) {
+	if err := h.authorizeCall(ctx, c, id); err != nil {
+		return nil, err
+	}
+	s, err := h.site(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	pps := make([]*pivotPlan, len(in))
+	var reqs []*RunReportRequest
+	var plans []*plan
+	for i, req := range in {
+		pp, ae := validatePivot(req, s, now, h.route)
+		if ae != nil {
+			if field != "" {
+				ae = prefixError(ae, fmt.Sprintf("%s[%d]", field, i))
+			}
+			return nil, ae
+		}
+		pps[i] = pp
+		reqs, plans = append(reqs, pp.reqs...), append(plans, pp.plans...)
+	}
+	resp, err := cached(ctx, h, method, s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
+		return runBatch(ctx, d, plans)
+	})
+	if err != nil {
+		return nil, err
+	}
+	report := slices.ContainsFunc(pps, func(pp *pivotPlan) bool { return pp.quota })
+	pq := toQuota(h.quota.charge(ctx, quotaCore, id, c.key, reportsCost(usageOf(ctx), plans...), report))
+	out := make([]*datapb.RunPivotReportResponse, len(pps))
+	at := 0
+	for i, pp := range pps {
+		out[i] = pp.assemble(resp.Reports[at : at+len(pp.reqs)])
+		at += len(pp.reqs)
+		if pp.quota {
+			out[i].PropertyQuota = pq
+		}
+	}
+	return out, nil
+}
