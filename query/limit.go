@@ -21,8 +21,8 @@ const defaultPropertyConns = 2
 type propertySlots struct {
 	per     int
 	metrics *QuotaMetrics
-	mu  sync.Mutex
-	m   map[uint32]*siteSlots
+	mu      sync.Mutex
+	m       map[uint32]*siteSlots
 }
 
 type siteSlots struct {
