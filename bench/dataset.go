@@ -77,7 +77,7 @@ func dictValue(kind, i int) string {
 	case kindBrowser:
 		return []string{"Chrome", "Safari", "Firefox", "Edge", "Samsung Internet", "Opera"}[i]
 	case kindOS:
-		return []string{"Windows", "macOS", "iOS", "Android", "Linux", "ChromeOS"}[i]
+		return []string{"Windows", "Macintosh", "iOS", "Android", "Linux", "Chrome OS"}[i]
 	case kindDevice:
 		return []string{"desktop", "mobile", "tablet"}[i]
 	}

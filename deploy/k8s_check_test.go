@@ -43,11 +43,11 @@ var listeners = map[string][]listener{
 }
 
 // fileFlags name files or directories the binaries read or write.
-var fileFlags = []string{"data-dir", "tls-cert", "tls-key", "tls-client-ca", "ca", "cert", "key", "queue-key-file", "geoip-db"}
+var fileFlags = []string{"data-dir", "tls-cert", "tls-key", "tls-client-ca", "api-tls-cert", "api-tls-key", "ca", "cert", "key", "queue-key-file", "geoip-db"}
 
 // keyFlags name private keys, which the binaries refuse when their group or
 // others may read them (protocol.loadKeyPair).
-var keyFlags = []string{"tls-key", "key"}
+var keyFlags = []string{"tls-key", "api-tls-key", "key"}
 
 // checkEnv is what the checks compare the manifests with.
 type checkEnv struct {

@@ -133,7 +133,9 @@ func TestDashboardInChromium(t *testing.T) {
 		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](live))
 		t.Fatalf("live card %q, want %q from the WebSocket: %v", got, "socket "+liveUsers, err)
 	}
-	resp, err := browserGet(http.DefaultClient, strings.Replace(s.hitURL(4), "cid=4.", "cid=9004.", 1))
+	// A new client's first hit carries _fv=1, as gtag.js sends it: the
+	// visitor is an active user from its first event.
+	resp, err := browserGet(http.DefaultClient, strings.Replace(s.hitURL(4), "cid=4.", "cid=9004.", 1)+"&_fv=1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,6 +89,12 @@ func clientTable() []clientCase {
 			"dimensionFilter":{"notExpression":` + str("browser", "EXACT", "Safari", true) + `},
 			"pivots":[{"fieldNames":["deviceCategory"],"limit":"3","orderBys":[{"metric":{"metricName":"eventCount"},"desc":true}],"metricAggregations":["TOTAL"]},
 				{"fieldNames":["browser"],"limit":"2","offset":"1","orderBys":[{"dimension":{"dimensionName":"browser"}}],"metricAggregations":["MAXIMUM","MINIMUM"]}]}`},
+		{name: "pivot ordered by a column of the other pivot", method: "runPivotReport", body: `{"dimensions":[{"name":"browser"},{"name":"deviceCategory"}],
+			"metrics":[{"name":"activeUsers"},{"name":"eventCount"}],` + tableRange + `,
+			"pivots":[{"fieldNames":["browser"],"limit":"3","offset":"1","orderBys":[
+					{"pivot":{"metricName":"eventCount","pivotSelections":[{"dimensionName":"deviceCategory","dimensionValue":"mobile"}]},"desc":true},
+					{"dimension":{"dimensionName":"browser"}}]},
+				{"fieldNames":["deviceCategory"],"limit":"4","orderBys":[{"dimension":{"dimensionName":"deviceCategory"}}]}]}`},
 		{name: "batch of pivots", method: "batchRunPivotReports", body: `{"requests":[{"dimensions":[{"name":"eventName"}],"metrics":[{"name":"totalUsers"}],` + tableRange + `,
 			"pivots":[{"fieldNames":["eventName"],"limit":"4","metricAggregations":["TOTAL"]}]}]}`},
 		{name: "compatibility with an event dimension", method: "checkCompatibility",
@@ -375,10 +381,75 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 	var all []string
 	var cols [][]int
 	sel := make([]map[string]int, len(req.Pivots))
+	var allDims []string
+	for _, pv := range req.Pivots {
+		allDims = append(allDims, pv.FieldNames...)
+	}
+	cellReq := base
+	cellReq.Dimensions, cellReq.Limit = dims(allDims...), maxLimit
+	cells := oracle(cellReq, zone, now, events, 1)
 	for k, pv := range req.Pivots {
 		r := base
 		r.Dimensions, r.OrderBys, r.Offset, r.Limit = dims(pv.FieldNames...), pv.OrderBys, pv.Offset, pv.Limit
+		// Leading pivot orderBys: sort the pivot's combinations by a
+		// metric of the cells in one column, then page.
+		type column struct {
+			MetricName      string
+			PivotSelections []struct{ DimensionName, DimensionValue string }
+		}
+		var byColumn []column
+		var desc []bool
+		for len(r.OrderBys) > 0 && len(r.OrderBys[0].Pivot) > 0 {
+			var c column
+			if err := json.Unmarshal(r.OrderBys[0].Pivot, &c); err != nil {
+				panic(err)
+			}
+			byColumn, desc, r.OrderBys = append(byColumn, c), append(desc, r.OrderBys[0].Desc), r.OrderBys[1:]
+		}
+		if len(byColumn) > 0 {
+			r.Offset, r.Limit = 0, maxLimit
+		}
 		rep := oracle(r, zone, now, events, 1)
+		if len(byColumn) > 0 {
+			cellValue := func(row Row, c column) float64 {
+				for _, cell := range cells.Rows {
+					match := true
+					for i, name := range allDims {
+						want := ""
+						if j := slices.Index(pv.FieldNames, name); j >= 0 {
+							want = row.DimensionValues[j].Value
+						}
+						for _, sel := range c.PivotSelections {
+							if sel.DimensionName == name {
+								want = sel.DimensionValue
+							}
+						}
+						match = match && cell.DimensionValues[i].Value == want
+					}
+					if match {
+						m := slices.IndexFunc(req.Metrics, func(m Metric) bool { return m.Name == c.MetricName })
+						x, _ := parseNumber(cell.MetricValues[m].Value)
+						return x
+					}
+				}
+				return 0
+			}
+			rows := slices.Clone(rep.Rows)
+			slices.SortStableFunc(rows, func(a, b Row) int {
+				for i, c := range byColumn {
+					x := cmp.Compare(cellValue(a, c), cellValue(b, c))
+					if desc[i] {
+						x = -x
+					}
+					if x != 0 {
+						return x
+					}
+				}
+				return 0
+			})
+			lo := min(int(pv.Offset), len(rows))
+			rep.Rows = rows[lo:min(lo+int(cmp.Or(pv.Limit, 10000)), len(rows))]
+		}
 		out.PivotHeaders = append(out.PivotHeaders, struct {
 			PivotDimensionHeaders []struct{ DimensionValues []Value }
 			RowCount              int64
@@ -395,9 +466,6 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 		}
 		cols = append(cols, c)
 	}
-	cellReq := base
-	cellReq.Dimensions, cellReq.Limit = dims(all...), maxLimit
-	cells := oracle(cellReq, zone, now, events, 1)
 	out.Metadata, out.MetricHeaders = cells.Metadata, cells.MetricHeaders
 	for _, name := range all {
 		out.DimensionHeaders = append(out.DimensionHeaders, DimensionHeader{Name: name})

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/names"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -22,16 +23,15 @@ var (
 	joinCountry   = &joinDef{alias: "d_country", column: "country_id", profile: postgres.ClientProfile}
 	joinRegion    = &joinDef{alias: "d_region", column: "region_id", profile: postgres.ClientProfile}
 	joinCity      = &joinDef{alias: "d_city", column: "city_id", profile: postgres.ClientProfile}
-	joinBrowser   = &joinDef{alias: "d_browser", column: "browser_id", profile: postgres.ClientProfile}
-	joinOS        = &joinDef{alias: "d_os", column: "os_id", profile: postgres.ClientProfile}
 	joinDevice    = &joinDef{alias: "d_device", column: "device_id", profile: postgres.ClientProfile}
 	joinSource    = &joinDef{alias: "d_source", column: "source_id", profile: postgres.TrafficProfile}
 	joinMedium    = &joinDef{alias: "d_medium", column: "medium_id", profile: postgres.TrafficProfile}
 	joinCampaign  = &joinDef{alias: "d_campaign", column: "campaign_id", profile: postgres.TrafficProfile}
 	joinChannel   = &joinDef{alias: "d_channel", column: "channel_id", profile: postgres.TrafficProfile}
 
-	// Session reports only: sessions.page_id is the landing page, and
-	// first_source_id the source of the visitor's first session.
+	// The session's landing page (sessions.page_id) and the source of the
+	// user's first session (first_source_id): columns of sessions rows, and
+	// of events rows joined to their session (events_source.go).
 	joinLanding     = &joinDef{alias: "d_landing", column: "page_id"}
 	joinFirstSource = &joinDef{alias: "d_first_source", column: "first_source_id"}
 
@@ -43,6 +43,13 @@ var (
 		names: newNameTable("country", int(postgres.DimCountry), "upper(d.value)", countryNames)}
 	joinLanguageName = &joinDef{alias: "d_language_name", column: "language_id", profile: postgres.ClientProfile,
 		names: newNameTable("language", int(postgres.DimLanguage), "split_part(replace(lower(d.value), '_', '-'), '-', 1)", languageNames)}
+	// Browsers and operating systems are stored under GA4's names; values
+	// stored by earlier agents (the parser's macOS, ChromeOS, Samsung
+	// Browser …) show under GA4's names through protocol/names.
+	joinBrowserName = &joinDef{alias: "d_browser_name", column: "browser_id", profile: postgres.ClientProfile,
+		names: newNameTable("browser", int(postgres.DimBrowser), "d.value", names.Stored)}
+	joinOSName = &joinDef{alias: "d_os_name", column: "os_id", profile: postgres.ClientProfile,
+		names: newNameTable("os", int(postgres.DimOS), "d.value", names.Stored)}
 )
 
 func newNameTable(key string, kind int, codeSQL string, m map[string]string) *nameTable {
@@ -104,41 +111,54 @@ var dimensionList = []*dimDef{
 
 	dictDim("language", "Language", "Platform / device", "The English name of the browser's language.", joinLanguageName),
 	dictDim("languageCode", "Language code", "Platform / device", "The browser's language tag, lower case (en-us).", joinLanguage),
-	dictDim("browser", "Browser", "Platform / device", "The browser family.", joinBrowser),
-	dictDim("operatingSystem", "Operating system", "Platform / device", "The operating system family.", joinOS),
+	dictDim("browser", "Browser", "Platform / device", "The browser family as GA4 names it (Chrome, Safari, Edge, Samsung Internet …).", joinBrowserName),
+	dictDim("operatingSystem", "Operating system", "Platform / device", "The operating system family as GA4 names it (Windows, Macintosh, iOS, Android, Chrome OS …).", joinOSName),
 	dictDim("deviceCategory", "Device category", "Platform / device", "desktop, mobile or tablet.", joinDevice),
 	dictDim("screenResolution", "Screen resolution", "Platform / device", "The screen size, WIDTHxHEIGHT.", joinScreen),
 
-	// A session's traffic source is stored on its first event only, so
-	// these dimensions are (not set) on the session's other events.
-	dictDim("sessionSource", "Session source", "Traffic source",
-		"Where the session came from (utm_source, google for a gclid, the search engine or referring host, or (direct)); on the session's first event.", joinSource),
-	dictDim("sessionMedium", "Session medium", "Traffic source",
-		"The session's medium (utm_medium, cpc, organic, referral or (none)); on the session's first event.", joinMedium),
-	dictDim("sessionCampaignName", "Session campaign", "Traffic source",
-		"The session's campaign (utm_campaign, or (organic), (referral), (direct)); on the session's first event.", joinCampaign),
-	dictDim("sessionDefaultChannelGroup", "Session default channel group", "Traffic source",
-		"The session's GA4 default channel group (Direct, Organic Search, Paid Social, Email, …); on the session's first event.", joinChannel),
-	{name: "sessionSourceMedium", uiName: "Session source / medium", category: "Traffic source",
-		desc: "The session's source and medium joined by \" / \" (google / organic); on the session's first event.",
-		// No source (id 0, no dims row): the event is not a session's first.
+	// Session- and user-scoped dimensions hold on every event of their
+	// session: event reports read them off the event's session row (the
+	// events source joins it when a statement reads traffic_id, page_id,
+	// first_source_id or session_flags, see events_source.go).
+	sessionDim("sessionSource", "Session source",
+		"Where the session came from (utm_source, google for a gclid, the search engine or referring host, or (direct)); on each of the session's events.", joinSource),
+	sessionDim("sessionMedium", "Session medium",
+		"The session's medium (utm_medium, cpc, organic, referral or (none)); on each of the session's events.", joinMedium),
+	sessionDim("sessionCampaignName", "Session campaign",
+		"The session's campaign (utm_campaign, or (organic), (referral), (direct)); on each of the session's events.", joinCampaign),
+	sessionDim("sessionDefaultChannelGroup", "Session default channel group",
+		"The session's GA4 default channel group (Direct, Organic Search, Paid Social, Email, …); on each of the session's events.", joinChannel),
+	{name: "sessionSourceMedium", uiName: "Session source / medium", category: "Traffic source", scope: scopeSession,
+		desc: "The session's source and medium joined by \" / \" (google / organic); on each of the session's events.",
+		// No source (id 0, no dims row): an event whose session is not stored.
 		expr:  "CASE WHEN " + joinSource.alias + ".id IS NULL THEN '" + notSet + "' ELSE " + dictValue(joinSource) + " || ' / ' || " + dictValue(joinMedium) + " END",
 		joins: []*joinDef{joinSource, joinMedium}},
 
-	// Session-scoped: only in session reports.
-	{name: "landingPage", uiName: "Landing page", category: "Page / screen",
-		desc:  "The path of the session's first page_view (that has a path), without its query string; (not set) for a session without page views.",
-		sess:  "COALESCE(NULLIF(split_part(" + joinLanding.alias + ".value, '?', 1), ''), '" + notSet + "')",
+	{name: "landingPage", uiName: "Landing page", category: "Page / screen", scope: scopeSession,
+		desc:  "The path of the session's first page_view (that has a path), without its query string; (not set) for a session without page views. On each of the session's events.",
+		expr:  landingPathExpr,
+		sess:  landingPathExpr,
 		joins: []*joinDef{joinLanding}},
-	{name: "landingPagePlusQueryString", uiName: "Landing page + query string", category: "Page / screen",
-		desc: "The path of the session's first page_view with the query parameters kept at collection.",
-		sess: dictValue(joinLanding), joins: []*joinDef{joinLanding}},
-	{name: "newVsReturning", uiName: "New / returning", category: "User",
-		desc: "new for a session of a new user (the sender's first_visit, _fv or session count 1; without them, the visitor id's first session), else returning. Visitor ids are daily, so without the sender's word a visitor is new each day.",
+	{name: "landingPagePlusQueryString", uiName: "Landing page + query string", category: "Page / screen", scope: scopeSession,
+		desc: "The path of the session's first page_view with the query parameters kept at collection; on each of the session's events.",
+		expr: dictValue(joinLanding), sess: dictValue(joinLanding), joins: []*joinDef{joinLanding}},
+	{name: "newVsReturning", uiName: "New / returning", category: "User", scope: scopeUser,
+		desc: "new for a session of a new user (the sender's first_visit, _fv or session count 1; without them, the user's first session), else returning; on each of the session's events. Cookieless visitors have daily ids, so without the sender's word they are new each day.",
+		expr: "CASE WHEN e.session_flags & " + strconv.Itoa(int(postgres.SessionFlagNew)) + " <> 0 THEN 'new' ELSE 'returning' END",
 		sess: "CASE WHEN e.flags & " + strconv.Itoa(int(postgres.SessionFlagNew)) + " <> 0 THEN 'new' ELSE 'returning' END"},
-	{name: "firstUserSource", uiName: "First user source", category: "Traffic source",
-		desc: "The source of the visitor's first session (within the visitor id's life: a day, and sessions up to 24 hours apart).",
-		sess: dictValue(joinFirstSource), joins: []*joinDef{joinFirstSource}},
+	{name: "firstUserSource", uiName: "First user source", category: "Traffic source", scope: scopeUser,
+		desc: "The source of the user's first session (within the user id's life, and sessions up to 24 hours apart); on each of the user's events.",
+		expr: dictValue(joinFirstSource), sess: dictValue(joinFirstSource), joins: []*joinDef{joinFirstSource}},
+}
+
+// landingPathExpr is the landing page's path without its query string.
+var landingPathExpr = "COALESCE(NULLIF(split_part(" + joinLanding.alias + ".value, '?', 1), ''), '" + notSet + "')"
+
+// sessionDim is a session-scoped traffic dimension.
+func sessionDim(name, uiName, desc string, j *joinDef) *dimDef {
+	d := dictDim(name, uiName, "Traffic source", desc, j)
+	d.scope = scopeSession
+	return d
 }
 
 // sessionDims are the event dimensions that also describe a session: time
@@ -153,6 +173,13 @@ func init() {
 	for _, name := range sessionDims {
 		d := dimensionsByName[name]
 		d.sess = d.expr
+	}
+	// What has no session value and no scope of its own (item …)
+	// describes one event.
+	for _, d := range dimensionList {
+		if d.sess == "" && d.scope == scopeShared {
+			d.scope = scopeEvent
+		}
 	}
 }
 

@@ -54,15 +54,20 @@
 // sketches, ordering, paging and summaries then run in Go, in the same
 // order the events statement uses. Everything else reads raw events. User
 // counts from rollups are HyperLogLog estimates (about 0.8% standard error,
-// exact for small counts); from events they are exact. User metrics count
-// the daily visitor ids, so a visitor seen on several days of a range
-// counts once per day.
+// exact for small counts); from events they are exact. Either way a user is
+// counted once over the range: sketches of several days are merged, never
+// added. A cookieless visitor's id is daily, so such a visitor seen on
+// several days counts once per day.
 //
-// Session reports (a session-scoped metric or dimension) read the session
-// rollups the same way when those hold what they ask: day-level time
-// dimensions, at most one session dimension among
-// postgres.SessionRollupKinds (geography, platform, traffic source), and
-// days from the site's session_rollups_from on; else the sessions table.
+// The scopes of a report's names choose its shape (schema.go,
+// scope_rules.go). Session reports (a session metric, dimensions that
+// describe a session) read the session rollups the same way when those
+// hold what they ask: day-level time dimensions, at most one session
+// dimension among postgres.SessionRollupKinds (geography, platform,
+// traffic source), and days from the site's session_rollups_from on; else
+// the sessions table. Event reports by session- or user-scoped dimensions
+// and event-session reports (a session metric by pagePath …) read events
+// joined to their sessions.
 //
 // Computed reports are cached (cache.go) when Options.Cache is set: in
 // Redis, shared by the cluster, or in the node's memory without Redis

@@ -2,6 +2,7 @@ package query
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -23,18 +24,95 @@ var eventColumnRefs = func() map[string]*regexp.Regexp {
 	return m
 }()
 
+// sessionColumns are the columns an events row "e" takes from its session
+// (the sessions row of the same site, visitor and session id): the
+// session's traffic source (traffic_id, which events hold on a session's
+// first event only), landing page (page_id), the user's first source,
+// the session's flags and, for event-session reports, what decides
+// whether the session is engaged and how long it lasted. 0 (and NULL
+// times) for an event whose session is not stored. col is the sessions
+// column read.
+var sessionColumns = []struct{ name, col, expr string }{
+	{"traffic_id", "traffic_id", "COALESCE(s.traffic_id, 0)"},
+	{"page_id", "page_id", "COALESCE(s.page_id, 0)"},
+	{"first_source_id", "first_source_id", "COALESCE(s.first_source_id, 0)"},
+	{"session_flags", "flags", "COALESCE(s.flags, 0)"},
+	{"s_ts", "ts", "s.ts"},
+	{"s_last_ts", "last_ts", "s.last_ts"},
+	{"s_engagement_ms", "engagement_ms", "COALESCE(s.engagement_ms, 0)"},
+	{"s_page_views", "page_views", "COALESCE(s.page_views, 0)"},
+	{"s_key_events", "key_events", "COALESCE(s.key_events, 0)"},
+}
+
+var sessionColumnRefs = func() []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(sessionColumns))
+	for i, c := range sessionColumns {
+		out[i] = regexp.MustCompile(`\be\.` + c.name + `\b`)
+	}
+	return out
+}()
+
+// An event's session: a session row's ts is its first event's time as
+// first derived, and an event lies at most 24 hours after it
+// (aggregator/sessions.Lookback), or before it when it arrived late (at
+// most 72 hours, as far back as the Measurement Protocol dates events).
+// Session ids are unique per visitor within that span (a GA4 sid is its
+// start second; an inferred one is made unique), so an event joins one
+// row.
+//
+// The range's sessions are read once into the statement's CTE
+// sessionsCTE (bounded by the range, so partitions are pruned) and hashed:
+// probing the partitioned sessions table's index once per event costs
+// seconds over a month of events.
+const (
+	sessionsCTE   = "sess"
+	sessionsRange = " FROM sessions s WHERE s.site_id = $1 AND s.ts >= $3::timestamptz - interval '25 hours' AND s.ts <= $4::timestamptz + interval '73 hours'"
+	sessionJoinOn = " ON s.visitor_id = ev.visitor_id AND s.session_id = ev.session_id" +
+		" AND s.ts >= ev.ts - interval '25 hours' AND s.ts <= ev.ts + interval '73 hours'"
+)
+
 // text is the statement written, with eventsSource replaced by the events
-// over the columns the statement reads (e.column; ts and site_id always).
+// over the columns the statement reads (e.column; ts and site_id always),
+// joined to their sessions when it reads sessionColumns.
 func (w *sqlWriter) text() string {
 	s := w.String()
 	if !strings.Contains(s, eventsSource) {
 		return s
 	}
+	var fromSession []int
+	for i, re := range sessionColumnRefs {
+		if re.MatchString(s) {
+			fromSession = append(fromSession, i)
+		}
+	}
 	cols := []string{"ts", "site_id"}
 	for _, c := range postgres.EventColumns {
-		if c != "ts" && c != "site_id" && eventColumnRefs[c].MatchString(s) {
+		if c == "ts" || c == "site_id" || (c == "traffic_id" && fromSession != nil) {
+			continue
+		}
+		if eventColumnRefs[c].MatchString(s) || (fromSession != nil && (c == "visitor_id" || c == "session_id")) {
 			cols = append(cols, c)
 		}
 	}
-	return strings.ReplaceAll(s, eventsSource, postgres.EventsIn("$1", "$3", "$4", cols))
+	source := postgres.EventsIn("$1", "$3", "$4", cols)
+	if fromSession != nil {
+		sel := make([]string, 0, len(cols)+len(fromSession))
+		for _, c := range cols {
+			sel = append(sel, "ev."+c)
+		}
+		read := []string{"visitor_id", "session_id", "ts"}
+		for _, i := range fromSession {
+			sel = append(sel, sessionColumns[i].expr+" AS "+sessionColumns[i].name)
+			if c := sessionColumns[i].col; !slices.Contains(read, c) {
+				read = append(read, c)
+			}
+		}
+		rest, ok := strings.CutPrefix(s, "WITH ")
+		if !ok {
+			panic("query: BUG: an events statement that reads sessions does not begin with WITH")
+		}
+		s = "WITH " + sessionsCTE + " AS MATERIALIZED (SELECT s." + strings.Join(read, ", s.") + sessionsRange + "),\n" + rest
+		source = "(SELECT " + strings.Join(sel, ", ") + " FROM " + source + " ev LEFT JOIN " + sessionsCTE + " s" + sessionJoinOn + ")"
+	}
+	return strings.ReplaceAll(s, eventsSource, source)
 }

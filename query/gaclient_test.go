@@ -70,7 +70,7 @@ func TestGoogleClientLibrary(t *testing.T) {
 	var recent []protocol.Event
 	for i, c := range []string{"DE", "FR", "DE"} {
 		recent = append(recent, protocol.Event{Site: 1, TimeMicros: fixtureNow.Add(-2 * time.Minute).UnixMicro(),
-			Name: "page_view", Visitor: uint64(i + 1), Country: c})
+			Name: "page_view", Visitor: uint64(i + 1), Country: c, EngageMs: 100}) // active users
 	}
 	live.Record(ctx, recent)
 	h := newHandler(Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Now: now, Realtime: live},

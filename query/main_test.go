@@ -144,7 +144,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	for i, s := range fixtureSites {
 		sites[i] = s.id
 	}
-	markSessionFirsts(f.events, sites)
+	markSessions(f.events, sites)
 	return f
 }
 

@@ -25,19 +25,26 @@ var (
 	// GA4's engaged session: longer than 10 seconds (by duration or
 	// engagement time), 2 or more page views, a key event, or seg=1 from
 	// the sender.
-	engagedExpr = "(" + flagSet(protocol.FlagEngaged) + " OR e.last_ts - e.ts >= interval '10 seconds' OR e.engagement_ms >= 10000" +
-		" OR e.page_views >= 2 OR e.key_events > 0)"
+	engagedExpr         = sessionEngagedExpr("e.flags", "e.last_ts", "e.ts", "e.engagement_ms", "e.page_views", "e.key_events")
 	engagedSessionsExpr = "count(*) FILTER (WHERE " + engagedExpr + ")"
 	sessEventsExpr      = "COALESCE(sum(e.events), 0)"
 	sessViewsExpr       = "COALESCE(sum(e.page_views), 0)"
 )
 
+// sessionEngagedExpr is GA4's engaged session over a session's columns.
+func sessionEngagedExpr(flags, last, start, engageMs, views, keys string) string {
+	return "(" + flags + " & " + strconv.Itoa(int(protocol.FlagEngaged)) + " <> 0 OR " + last + " - " + start + " >= interval '10 seconds' OR " +
+		engageMs + " >= 10000 OR " + views + " >= 2 OR " + keys + " > 0)"
+}
+
 // perSession divides a bigint aggregate by the number of sessions; 0 without sessions.
 func perSession(x string) string { return "COALESCE((" + x + ")::float8 / NULLIF(count(*), 0), 0)" }
 
-// metricList is the metric allowlist in the order metadata lists it.
-// Visitors are daily keyed hashes, so user counts over several days count
-// visitor-days; within one day they count visitors.
+// metricList is the metric allowlist in the order metadata lists it. User
+// counts are distinct visitor ids over the whole range (events: exact;
+// rollups: merged sketches). A visitor id is one user across days when the
+// agent may use the client's identity; a cookieless visitor's id is daily,
+// so such a visitor counts once per day over several days.
 var metricList = []*metricDef{
 	{name: "eventCount", uiName: "Event count", category: "Event", typ: typeInteger,
 		desc: "The number of events.", expr: "count(*)"},
@@ -59,10 +66,11 @@ var metricList = []*metricDef{
 		desc: "The total engagement time reported with events, in seconds.",
 		expr: "COALESCE(sum(e.engagement_ms), 0)::float8 / 1000"},
 
-	// Session-scoped: only in session reports (see schema.go). Sessions are
-	// counted on the day they start.
+	// Session metrics (see schema.go): in session reports sessions are
+	// counted on the day they start; by event-scoped dimensions, on the
+	// days of their events in the range.
 	{name: "sessions", uiName: "Sessions", category: "Session", typ: typeInteger,
-		desc: "The number of sessions that began: by GA4 session id when sent, else ended by 30 minutes without events.",
+		desc: "The number of sessions that began: by GA4 session id when sent, else ended by 30 minutes without events. By an event-scoped dimension (pagePath …): the sessions in which the value occurred.",
 		sess: "count(*)"},
 	{name: "engagedSessions", uiName: "Engaged sessions", category: "Session", typ: typeInteger,
 		desc: "The number of sessions that lasted 10 seconds or longer, had a key event or 2 or more page views.",
@@ -99,6 +107,62 @@ var sessionMetricExprs = map[string]string{
 	"userEngagementDuration": "COALESCE(sum(e.engagement_ms), 0)::float8 / 1000",
 }
 
+// Event-session reports (schema.go) group events joined to their sessions
+// in two steps: the statement's CTE x has one row per group and session
+// with the columns below, and each metric's mixed expression aggregates a
+// group's x rows. Session attributes (engaged, duration) are the whole
+// session's; event counters count the group's events of the session.
+var mixedColumns = []struct{ name, inner, merge string }{
+	{"ev", "count(*)", "sum"},
+	{"pv", pageViewsExpr, "sum"},
+	{"ke", "count(*) FILTER (WHERE " + flagSet(protocol.FlagKeyEvent) + ")", "sum"},
+	{"em", "COALESCE(sum(e.engagement_ms), 0)", "sum"},
+	{"act", "bool_or(" + flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + " OR e.engagement_ms > 0)", "bool_or"},
+	{"fv", "bool_or(" + flagSet(protocol.FlagFirstVisit) + ")", "bool_or"},
+	// The session row's engagement and duration (its s_ columns, see
+	// events_source.go); false and 0 for events whose session is not
+	// stored.
+	{"eng", "COALESCE(bool_or(" + sessionEngagedExpr("e.session_flags", "e.s_last_ts", "e.s_ts", "e.s_engagement_ms", "e.s_page_views", "e.s_key_events") + "), false)", "bool_or"},
+	{"dur", "COALESCE(max((extract(epoch FROM e.s_last_ts - e.s_ts) * 1000000)::bigint), 0)", "max"},
+}
+
+// Per-session aggregates of event-session reports over x rows.
+var (
+	mixedActive   = "count(DISTINCT x.v) FILTER (WHERE x.act)"
+	mixedEngaged  = "count(*) FILTER (WHERE x.eng)"
+	mixedSessions = "count(*)"
+)
+
+// perMixedSession divides an aggregate over x by the group's sessions.
+func perMixedSession(x string) string {
+	return "COALESCE((" + x + ")::float8 / NULLIF(" + mixedSessions + ", 0), 0)"
+}
+
+// mixedMetricExprs are the metrics' expressions in event-session reports.
+var mixedMetricExprs = map[string]string{
+	"eventCount":                "COALESCE(sum(x.ev), 0)::bigint",
+	"screenPageViews":           "COALESCE(sum(x.pv), 0)::bigint",
+	"keyEvents":                 "COALESCE(sum(x.ke), 0)::bigint",
+	"totalUsers":                "count(DISTINCT x.v)",
+	"activeUsers":               mixedActive,
+	"newUsers":                  "count(DISTINCT x.v) FILTER (WHERE x.fv)",
+	"eventCountPerUser":         "COALESCE(sum(x.ev)::float8 / NULLIF(" + mixedActive + ", 0), 0)",
+	"userEngagementDuration":    "COALESCE(sum(x.em), 0)::float8 / 1000",
+	"sessions":                  mixedSessions,
+	"engagedSessions":           mixedEngaged,
+	"engagementRate":            perMixedSession(mixedEngaged),
+	"bounceRate":                perMixedSession(mixedSessions + " - " + mixedEngaged),
+	"averageSessionDuration":    "COALESCE(sum(x.dur)::float8 / 1000000 / NULLIF(" + mixedSessions + ", 0), 0)",
+	"screenPageViewsPerSession": perMixedSession("sum(x.pv)"),
+	"eventsPerSession":          perMixedSession("sum(x.ev)"),
+	"sessionsPerUser":           "COALESCE(" + mixedSessions + "::float8 / NULLIF(" + mixedActive + ", 0), 0)",
+}
+
+// metricScopes are the scopes of the metrics that are not event counts.
+var metricScopes = map[string]scope{
+	"totalUsers": scopeUser, "activeUsers": scopeUser, "newUsers": scopeUser, "userEngagementDuration": scopeUser,
+}
+
 func init() {
 	for _, m := range metricList {
 		if !m.sessionOnly() {
@@ -106,6 +170,18 @@ func init() {
 		}
 		if m.sess == "" {
 			panic("query: BUG: metric " + m.name + " has no session expression")
+		}
+		if m.mixed == "" {
+			m.mixed = mixedMetricExprs[m.name]
+		}
+		switch s, ok := metricScopes[m.name]; {
+		case ok:
+			m.scope = s
+		case m.scope != scopeShared: // set in metricList (item …)
+		case m.sessionOnly():
+			m.scope = scopeSession
+		default:
+			m.scope = scopeEvent
 		}
 	}
 }

@@ -21,40 +21,72 @@ type oracleItem struct {
 	add   func(a *oracleAcc)       // adds the item to a group
 }
 
-// oracleSessionNames are the session-scoped names, which make a report a
-// session report.
-var oracleSessionNames = map[string]bool{
+// oracleSessionMetrics are the session metrics: with one, a report counts
+// sessions.
+var oracleSessionMetrics = map[string]bool{
 	"sessions": true, "engagedSessions": true, "engagementRate": true, "bounceRate": true, "averageSessionDuration": true,
 	"screenPageViewsPerSession": true, "eventsPerSession": true, "sessionsPerUser": true,
-	"landingPage": true, "landingPagePlusQueryString": true, "newVsReturning": true, "firstUserSource": true,
 }
 
-func oracleIsSessionReport(req RunReportRequest) bool {
-	var names []string
+// oracleEventDim reports whether a dimension describes one event only
+// (GA4's event scope): it has no value per session.
+func oracleEventDim(name string) bool {
+	switch name {
+	case "pagePath", "pagePathPlusQueryString", "pageTitle", "hostName", "fullPageUrl", "pageReferrer", "eventName", "isKeyEvent":
+		return true
+	}
+	return strings.HasPrefix(name, "customEvent:") || strings.HasPrefix(name, "customUser:")
+}
+
+// oracleMode is how GA4 counts a report: "event" (events, each with its
+// session's and user's values), "session" (sessions that began in the
+// range, by their own values) or "mixed" (session metrics by event-scoped
+// dimensions: a group's sessions are the sessions with an event in it).
+func oracleMode(req RunReportRequest) string {
+	var dimNames, metricNames []string
 	for _, d := range req.Dimensions {
-		names = append(names, d.Name)
+		dimNames = append(dimNames, d.Name)
 	}
 	for _, m := range req.Metrics {
-		names = append(names, m.Name)
+		metricNames = append(metricNames, m.Name)
 	}
-	for _, f := range []*FilterExpression{req.DimensionFilter, req.MetricFilter} {
-		if f != nil {
-			oracleEval(f, func(l *Filter) bool { names = append(names, l.FieldName); return false })
-		}
+	if req.DimensionFilter != nil {
+		oracleEval(req.DimensionFilter, func(l *Filter) bool { dimNames = append(dimNames, l.FieldName); return false })
 	}
-	return slices.ContainsFunc(names, func(n string) bool { return oracleSessionNames[n] })
+	if req.MetricFilter != nil {
+		oracleEval(req.MetricFilter, func(l *Filter) bool { metricNames = append(metricNames, l.FieldName); return false })
+	}
+	switch {
+	case !slices.ContainsFunc(metricNames, func(n string) bool { return oracleSessionMetrics[n] }):
+		return "event"
+	case slices.ContainsFunc(dimNames, oracleEventDim):
+		return "mixed"
+	}
+	return "session"
 }
 
 func oracleItems(req RunReportRequest, events []protocol.Event, siteID uint32, loc *time.Location) []oracleItem {
 	var out []oracleItem
-	if !oracleIsSessionReport(req) {
+	mode := oracleMode(req)
+	if mode != "session" {
 		for i := range events {
 			e := &events[i]
 			if e.Site != siteID {
 				continue
 			}
 			local := time.UnixMicro(e.TimeMicros).In(loc)
-			out = append(out, oracleItem{local, func(n string) string { return oracleDim(n, e, local) }, func(a *oracleAcc) { a.add(e) }})
+			add := func(a *oracleAcc) { a.add(e) }
+			if mode == "mixed" {
+				s := oracleSessionOf[e]
+				add = func(a *oracleAcc) {
+					a.add(e)
+					if !a.seen[s] {
+						a.seen[s] = true
+						a.countSession(s)
+					}
+				}
+			}
+			out = append(out, oracleItem{local, func(n string) string { return oracleDim(n, e, local) }, add})
 		}
 		return out
 	}
@@ -65,17 +97,19 @@ func oracleItems(req RunReportRequest, events []protocol.Event, siteID uint32, l
 	return out
 }
 
-// oracleSessionFirsts holds the fixtures' events that are their sessions'
-// first (markSessionFirsts): they carry the session's traffic source, as
-// do events the sender marked as session starts.
-var oracleSessionFirsts = map[*protocol.Event]bool{}
+// oracleSessionOf maps the fixtures' events to their sessions
+// (markSessions): session- and user-scoped dimensions of an event are its
+// session's.
+var oracleSessionOf = map[*protocol.Event]*oracleSession{}
 
-// markSessionFirsts adds the first event of each of the events' sessions
-// to oracleSessionFirsts.
-func markSessionFirsts(events []protocol.Event, sites []uint32) {
+// markSessions records the sessions of the events of sites in
+// oracleSessionOf.
+func markSessions(events []protocol.Event, sites []uint32) {
 	for _, site := range sites {
 		for _, s := range oracleSessions(events, site) {
-			oracleSessionFirsts[s.events[0]] = true
+			for _, e := range s.events {
+				oracleSessionOf[e] = s
+			}
 		}
 	}
 }
@@ -172,10 +206,19 @@ func (s *oracleSession) dim(name string, local time.Time) string {
 }
 
 func (s *oracleSession) addTo(a *oracleAcc) {
+	for _, e := range s.events {
+		a.add(e)
+	}
+	a.countSession(s)
+}
+
+// countSession adds s to a's sessions: engaged by GA4's rules (the sender's
+// seg, 10 seconds or longer, 10 s of engagement, 2 or more page views, a
+// key event), with its duration.
+func (a *oracleAcc) countSession(s *oracleSession) {
 	var views, keys, engage int64
 	engaged := false
 	for _, e := range s.events {
-		a.add(e)
 		if e.Name == "page_view" {
 			views++
 		}

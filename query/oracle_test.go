@@ -10,6 +10,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/channel"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/protocol/names"
 )
 
 // oracleDates is zone's location and a resolver of the API's relative
@@ -233,12 +234,14 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 type oracleAcc struct {
 	events, views, keyEvents, engageMs int64
 	users, active, first               map[uint64]bool
-	// Session reports: sessions, engaged ones, sum of durations.
+	// Session and event-session reports: sessions, engaged ones, sum of
+	// durations; seen holds an event-session report's sessions counted.
 	sessions, engaged, durationMicros int64
+	seen                              map[*oracleSession]bool
 }
 
 func newOracleAcc() *oracleAcc {
-	return &oracleAcc{users: map[uint64]bool{}, active: map[uint64]bool{}, first: map[uint64]bool{}}
+	return &oracleAcc{users: map[uint64]bool{}, active: map[uint64]bool{}, first: map[uint64]bool{}, seen: map[*oracleSession]bool{}}
 }
 
 func (a *oracleAcc) add(e *protocol.Event) {
@@ -387,18 +390,21 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 	case "languageCode":
 		return orNotSet(e.Language)
 	case "browser":
-		return orNotSet(e.Browser)
+		return orNotSet(cmp.Or(names.Stored[e.Browser], e.Browser))
 	case "operatingSystem":
-		return orNotSet(e.OS)
+		return orNotSet(cmp.Or(names.Stored[e.OS], e.OS))
 	case "deviceCategory":
 		return orNotSet(e.Device)
 	case "screenResolution":
 		return orNotSet(e.Screen)
-	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium":
-		if e.Flags&protocol.FlagSessionStart == 0 && !oracleSessionFirsts[e] {
-			return "(not set)"
+	case "sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium",
+		"landingPage", "landingPagePlusQueryString", "newVsReturning", "firstUserSource":
+		// The session's value, on each of its events.
+		s := oracleSessionOf[e]
+		if s == nil {
+			panic("oracle: event of no session (markSessions)")
 		}
-		return oracleTraffic(name, e)
+		return s.dim(name, local)
 	}
 	if p, ok := strings.CutPrefix(name, "customEvent:"); ok {
 		return orNotSet(e.Params[p])

@@ -53,11 +53,25 @@ type pivotPlan struct {
 }
 
 type pivotPart struct {
-	cols    []int // header indexes of the pivot's dimensions
-	report  int   // index in reqs of the pivot's own report
-	aggs    []string
-	totals  int // index in reqs of the report across this pivot (TOTAL); -1: none
-	headers [][]string
+	cols   []int // header indexes of the pivot's dimensions
+	report int   // index in reqs of the pivot's own report
+	// byColumn are the pivot's leading orderBys of type pivot: its
+	// combinations sort by a metric in one column of the other pivots,
+	// in Go over its report's order (the rest of its orderBys); offset
+	// and limit then apply here, not in the report.
+	byColumn      []columnOrder
+	offset, limit int64
+	aggs          []string
+	totals        int // index in reqs of the report across this pivot (TOTAL); -1: none
+	headers       [][]string
+}
+
+// columnOrder sorts a pivot's combinations by metric (its index) in the
+// cells whose other dimensions hold values (by header index).
+type columnOrder struct {
+	metric int
+	values map[int]string
+	desc   bool
 }
 
 // validatePivot checks req and plans its engine reports.
@@ -128,8 +142,21 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 			}
 		}
 		sub := *base
-		sub.Dimensions, sub.OrderBys = fromDimensions(dims), fromOrderBys(pv.GetOrderBys())
+		rest := pv.GetOrderBys()
+		for len(rest) > 0 && rest[0].GetPivot() != nil {
+			part.byColumn = append(part.byColumn, columnOrder{desc: rest[0].GetDesc(), values: map[int]string{}})
+			rest = rest[1:]
+		}
+		for j, o := range rest {
+			if o.GetPivot() != nil {
+				return nil, invalidArgument("%s.orderBys[%d]: a pivot orderBy must come before the metric and dimension ones.", path, len(part.byColumn)+j)
+			}
+		}
+		sub.Dimensions, sub.OrderBys = fromDimensions(dims), fromOrderBys(rest)
 		sub.Limit, sub.Offset = Int64(limit), Int64(pv.GetOffset())
+		if len(part.byColumn) > 0 {
+			sub.Limit, sub.Offset, part.offset, part.limit = maxLimit, 0, pv.GetOffset(), limit
+		}
 		sub.DimensionFilter, sub.MetricFilter = base.DimensionFilter, base.MetricFilter
 		part.report = len(pp.pivots) + 1
 		pp.pivots = append(pp.pivots, part)
@@ -138,6 +165,29 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 	for name := range requested {
 		if !used[name] {
 			return nil, invalidArgument("pivots: dimension %s is in no pivot; every requested dimension belongs to one pivot.", quoteName(name))
+		}
+	}
+	// Pivot orderBys name a metric and a column: values of every
+	// dimension of the other pivots.
+	for k, pv := range in.GetPivots() {
+		for j := range pp.pivots[k].byColumn {
+			o := pv.GetOrderBys()[j].GetPivot()
+			path := fmt.Sprintf("pivots[%d].orderBys[%d].pivot", k, j)
+			co := &pp.pivots[k].byColumn[j]
+			co.metric = slices.IndexFunc(base.Metrics, func(m Metric) bool { return m.Name == o.GetMetricName() })
+			if co.metric < 0 {
+				return nil, invalidArgument("%s.metricName: %s is not one of the request's metrics.", path, quoteName(o.GetMetricName()))
+			}
+			for i, sel := range o.GetPivotSelections() {
+				c := slices.Index(pp.dims, sel.GetDimensionName())
+				if c < 0 || slices.Contains(pp.pivots[k].cols, c) {
+					return nil, invalidArgument("%s.pivotSelections[%d].dimensionName: %s is not a dimension of another pivot.", path, i, quoteName(sel.GetDimensionName()))
+				}
+				co.values[c] = sel.GetDimensionValue()
+			}
+			if len(co.values) != len(pp.dims)-len(pp.pivots[k].cols) {
+				return nil, invalidArgument("%s.pivotSelections: name a value of every dimension of the other pivots (one column).", path)
+			}
 		}
 	}
 	// The cells: every dimension, in header order.
@@ -197,13 +247,21 @@ func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotRepo
 	for _, name := range pp.dims {
 		out.DimensionHeaders = append(out.DimensionHeaders, &datapb.DimensionHeader{Name: name})
 	}
+	byKey := make(map[string][]Value, len(cells.Rows))
+	for _, row := range cells.Rows {
+		byKey[valuesKey(row.DimensionValues)] = row.MetricValues
+	}
 	// Each pivot's selected combinations.
 	for k := range pp.pivots {
 		p := &pp.pivots[k]
 		rep := reports[p.report]
 		ph := &datapb.PivotHeader{RowCount: clampInt32(rep.RowCount)}
 		p.headers = nil
-		for _, row := range rep.Rows {
+		rows := rep.Rows
+		if len(p.byColumn) > 0 {
+			rows = pp.orderByColumns(p, rows, byKey)
+		}
+		for _, row := range rows {
 			vals := make([]string, len(p.cols))
 			pdh := &datapb.PivotDimensionHeader{}
 			for j := range p.cols {
@@ -214,10 +272,6 @@ func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotRepo
 			ph.PivotDimensionHeaders = append(ph.PivotDimensionHeaders, pdh)
 		}
 		out.PivotHeaders = append(out.PivotHeaders, ph)
-	}
-	byKey := make(map[string][]Value, len(cells.Rows))
-	for _, row := range cells.Rows {
-		byKey[valuesKey(row.DimensionValues)] = row.MetricValues
 	}
 	// Rows: the combinations of the selections, in nested order.
 	pp.combine(-1, make([]string, len(pp.dims)), func(dims []string) {
@@ -245,6 +299,40 @@ func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotRepo
 		}
 	}
 	return out
+}
+
+// orderByColumns sorts a pivot's combinations (rows of its report, in
+// the report's order) by its pivot orderBys, stably, then pages them. A
+// combination without a cell in the column reads 0.
+func (pp *pivotPlan) orderByColumns(p *pivotPart, rows []Row, byKey map[string][]Value) []Row {
+	value := func(row Row, co columnOrder) string {
+		dims := make([]string, len(pp.dims))
+		for c, v := range co.values {
+			dims[c] = v
+		}
+		for j, c := range p.cols {
+			dims[c] = row.DimensionValues[j].Value
+		}
+		if m, ok := byKey[strings.Join(dims, "\x00")]; ok {
+			return m[co.metric].Value
+		}
+		return "0"
+	}
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		for _, co := range p.byColumn {
+			c := compareNumberText(value(a, co), value(b, co))
+			if co.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	lo := min(p.offset, int64(len(rows)))
+	return rows[lo:min(lo+p.limit, int64(len(rows)))]
 }
 
 // combine calls fn with every combination of the pivots' selected values

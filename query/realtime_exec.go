@@ -9,10 +9,12 @@ import (
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
-// rtAcc accumulates one row's (or one range's total) metrics.
+// rtAcc accumulates one row's (or one range's total) metrics. activeUsers
+// are the visitors with an active event (redis.Active) in the row, as
+// runReport counts them over days.
 type rtAcc struct {
 	events, views int64
-	visitors      map[uint64]struct{}
+	visitors      map[uint64]struct{} // active ones
 }
 
 func newRTAcc() *rtAcc { return &rtAcc{visitors: map[uint64]struct{}{}} }
@@ -22,7 +24,9 @@ func (a *rtAcc) add(c *redis.Cell, n int64) {
 	if c.EventName == "page_view" {
 		a.views += n
 	}
-	a.visitors[c.Visitor] = struct{}{}
+	if c.Active {
+		a.visitors[c.Visitor] = struct{}{}
+	}
 }
 
 func (a *rtAcc) metrics() [rtMetricCount]int64 {

@@ -22,10 +22,11 @@ import (
 // rtNow is the realtime tests' clock: 30 seconds into a minute.
 var rtNow = time.Date(2026, 12, 2, 12, 0, 30, 0, time.UTC)
 
-// rtEvent is an event minutesAgo minutes before rtNow.
+// rtEvent is an event minutesAgo minutes before rtNow, with engagement time
+// (its visitor is an active user).
 func rtEvent(site uint32, minutesAgo int, visitor uint64, name, country, city, device, title, path string) protocol.Event {
 	return protocol.Event{Site: site, TimeMicros: rtNow.Add(-time.Duration(minutesAgo) * time.Minute).UnixMicro(),
-		Name: name, Visitor: visitor, Country: country, City: city, Device: device, Title: title, Path: path}
+		Name: name, Visitor: visitor, Country: country, City: city, Device: device, Title: title, Path: path, EngageMs: 100}
 }
 
 // rtEvents: four visitors of site 1 in the window, one event of site 1 a
@@ -317,7 +318,8 @@ func TestRealtimeSocket(t *testing.T) {
 	memory := redis.NewRealtime(redis.RealtimeOptions{})
 
 	live := func(visitor uint64, title string) []protocol.Event {
-		return []protocol.Event{{Site: 1, TimeMicros: time.Now().UnixMicro(), Name: "page_view", Visitor: visitor, Title: title, Country: "CH"}}
+		return []protocol.Event{{Site: 1, TimeMicros: time.Now().UnixMicro(), Name: "page_view", Visitor: visitor, Title: title, Country: "CH",
+			Flags: protocol.FlagFirstVisit}}
 	}
 	for _, tc := range []struct {
 		name     string

@@ -15,7 +15,9 @@ import (
 // dictionary dimension is asked), at most one dictionary dimension among the rolled
 // kinds (in the report and its dimension filter together), metrics the
 // rollups carry, no metric filter, and dates from the site's first rolled
-// day on. Anything else reads events. Counters are exact; user counts merge
+// day on. Anything else reads events, among them event reports by session-
+// or user-scoped dimensions and event-session reports (schema.go), which
+// join events to their sessions. Counters are exact; user counts merge
 // HyperLogLog sketches (about 0.8% standard error, exact for small counts).
 
 // route says which tables a report may read.
@@ -170,8 +172,8 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if p.sessions {
 		kindOf, from = sessionRollupKindOf, p.site.sessionRollupsFrom
 	}
-	if p.metricFilter != nil || from.IsZero() {
-		return rp, false
+	if p.metricFilter != nil || from.IsZero() || p.mixed {
+		return rp, false // event-session reports count sessions per group: events only
 	}
 	hourly := false
 	dimOK := func(d *dimDef) bool {
@@ -183,6 +185,12 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 			return true
 		}
 		if d.param != "" || len(d.joins) == 0 {
+			return false
+		}
+		if !p.sessions && (d.scope == scopeSession || d.scope == scopeUser) {
+			// rollup_days count events by their own traffic columns, set on
+			// a session's first event only; a session's value on every
+			// event needs the events joined to their sessions.
 			return false
 		}
 		for _, j := range d.joins {

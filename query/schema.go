@@ -15,15 +15,26 @@ import (
 // Expressions are written over the events row "e" and the joins they name;
 // r.tz is the site's IANA time zone and $1 the site id (see buildSQL).
 //
-// A report with a session-scoped metric (sessions, engagementRate, …) or
-// dimension (landingPage, newVsReturning, firstUserSource) reads the
-// sessions table instead, one row per session: its rows are sessions that
-// started in the date ranges, time dimensions are those of the session's
-// start, and every name has its "sess" expression over a sessions row "e"
-// (whose dims and profile id columns are named as in events). Event metrics there count
-// the events of those sessions. Event-scoped dimensions (pagePath,
-// eventName, custom parameters …) have no such expression: combining them
-// with session-scoped names is refused, as GA4 refuses incompatible names.
+// Reports come in three shapes (plan.mode), chosen by the scopes of their
+// names (scope_rules.go):
+//
+//   - event reports (no session metric) group events. Session- and
+//     user-scoped dimensions (sessionSource, landingPage, newVsReturning,
+//     firstUserSource …) read the event's session row, joined on (site,
+//     visitor, session id), so they hold on every event of the session, as
+//     in GA4.
+//   - session reports (a session metric, and only dimensions that describe
+//     a session) group the sessions table, one row per session that began
+//     in the date ranges: time dimensions are those of the start, and every
+//     name has its "sess" expression over a sessions row "e" (whose dims and
+//     profile id columns are named as in events). Event metrics there count
+//     the events of those sessions.
+//   - event-session reports (a session metric with an event-scoped
+//     dimension such as pagePath, pageTitle, eventName or a custom
+//     parameter, in the report or its filter) group events joined to their
+//     sessions, then count each group's distinct sessions: a page's
+//     sessions are the sessions in which the page was viewed, as GA4
+//     counts them ("mixed" expressions over the per-session rows x).
 
 // dimDef is an allowlisted dimension.
 type dimDef struct {
@@ -39,13 +50,11 @@ type dimDef struct {
 	// of events.params section "ps" (event) or "up" (user property).
 	section, param string
 	// sess is the expression in session reports (same joins); "" for an
-	// event-scoped dimension. A dimension with sess but no expr is
-	// session-scoped: it makes the report a session report.
-	sess string
+	// event-scoped dimension, which makes a report with session metrics an
+	// event-session report.
+	sess  string
+	scope scope // scope_rules.go
 }
-
-// sessionOnly reports whether d exists only in session reports.
-func (d *dimDef) sessionOnly() bool { return d.expr == "" && d.param == "" }
 
 // joinDef is a LEFT JOIN of the dims dictionary on one id column of events.
 // Absent values are id 0, which matches no dims row, hence LEFT JOIN and a
@@ -83,9 +92,15 @@ type metricDef struct {
 	// sess is the aggregate over sessions rows in session reports. A
 	// metric with sess but no expr is session-scoped.
 	sess string
+	// mixed is the aggregate over a group's per-session rows "x" in
+	// event-session reports (see mixedColumns); "" when the metric cannot
+	// be reported by event-scoped dimensions.
+	mixed string
+	scope scope // scope_rules.go
 }
 
-// sessionOnly reports whether m exists only in session reports.
+// sessionOnly reports whether m is a session metric: one that makes a
+// report a session or event-session report.
 func (m *metricDef) sessionOnly() bool { return m.expr == "" }
 
 // GA4 metric types this server reports. Integer metrics are SQL bigint, the
@@ -134,9 +149,12 @@ func lookupDimension(name string) (d *dimDef, ok bool, msg string) {
 	if d, ok := dimensionsByName[name]; ok {
 		return d, true, ""
 	}
-	for _, c := range []struct{ prefix, section, what string }{
-		{customEventPrefix, "ps", "event parameter"},
-		{customUserPrefix, "up", "user property"},
+	for _, c := range []struct {
+		prefix, section, what string
+		scope                 scope
+	}{
+		{customEventPrefix, "ps", "event parameter", scopeEvent},
+		{customUserPrefix, "up", "user property", scopeUser},
 	} {
 		param, found := strings.CutPrefix(name, c.prefix)
 		if !found {
@@ -145,7 +163,7 @@ func lookupDimension(name string) (d *dimDef, ok bool, msg string) {
 		if !paramName.MatchString(param) {
 			return nil, false, "the " + c.what + " name after " + c.prefix + " must be a letter followed by up to 39 letters, digits or underscores"
 		}
-		return &dimDef{name: name, uiName: param, category: "Custom", section: c.section, param: param,
+		return &dimDef{name: name, uiName: param, category: "Custom", section: c.section, param: param, scope: c.scope,
 			desc: "The " + c.what + " " + param + " as sent with each event."}, true, ""
 	}
 	return nil, false, ""

@@ -1,9 +1,7 @@
 package query
 
 import (
-	"net/http"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -96,20 +94,5 @@ func TestSessionReportsMatchOracle(t *testing.T) {
 				t.Fatalf("only values %v", values)
 			}
 		})
-	}
-}
-
-// TestSessionReportsRefuseEventScopedDimensions: a session metric with an
-// event-scoped dimension is a 400 naming both.
-func TestSessionReportsRefuseEventScopedDimensions(t *testing.T) {
-	f := newFixture(t, 0)
-	h := f.handler(t)
-	for _, d := range []string{"pagePath", "eventName", "pageTitle", "isKeyEvent", "customEvent:plan", "customUser:tier", "hostName"} {
-		code, out := post(t, h, "1", testKey, RunReportRequest{Dimensions: dims(d), Metrics: mets("bounceRate"),
-			DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}})
-		want := `The dimension \"` + d + `\" is event-scoped and incompatible with the session-scoped metric bounceRate`
-		if code != http.StatusBadRequest || !strings.Contains(string(out), want) || !strings.Contains(string(out), `"status":"INVALID_ARGUMENT"`) {
-			t.Errorf("%s: got %d %s", d, code, out)
-		}
 	}
 }

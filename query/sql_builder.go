@@ -52,12 +52,17 @@ type sqlWriter struct {
 	rollupHour bool
 	// sessions: expressions read a sessions row "e" (see schema.go).
 	sessions bool
+	// mixed: metrics aggregate per-session rows x (event-session reports).
+	mixed bool
 }
 
 // metricExpr is the SQL of metric m over the statement's rows.
 func (w *sqlWriter) metricExpr(m *metricDef) string {
-	if w.sessions {
+	switch {
+	case w.sessions:
 		return m.sess
+	case w.mixed:
+		return m.mixed
 	}
 	return m.expr
 }
@@ -112,12 +117,22 @@ func buildSQL(p *plan) reportSQL {
 	// statements without a date dimension.
 	w.WriteString("WITH r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi)),\n")
 	w.writeNameTables(append(joinsOf(p.dims), p.dimFilter.joins()...))
-	w.WriteString("g AS (SELECT r.idx AS k0")
-	for i, d := range p.dims {
-		w.WriteString(", ")
-		w.WriteString(w.dimExpr(d))
-		w.WriteString(" AS k")
-		w.WriteString(strconv.Itoa(i + 1))
+	if p.mixed {
+		w.writeMixedSessions(p)
+		w.mixed = true
+	}
+	w.WriteString("g AS (SELECT ")
+	if p.mixed {
+		w.WriteString("k0")
+		writeColumns(w, "k", 1, nk, "")
+	} else {
+		w.WriteString("r.idx AS k0")
+		for i, d := range p.dims {
+			w.WriteString(", ")
+			w.WriteString(w.dimExpr(d))
+			w.WriteString(" AS k")
+			w.WriteString(strconv.Itoa(i + 1))
+		}
 	}
 	for i, m := range p.metrics {
 		w.WriteString(", ")
@@ -125,7 +140,11 @@ func buildSQL(p *plan) reportSQL {
 		w.WriteString(" AS m")
 		w.WriteString(strconv.Itoa(i))
 	}
-	w.writeFrom(append(joinsOf(p.dims), p.dimFilter.joins()...), p.dimFilter)
+	if p.mixed {
+		w.WriteString(" FROM x")
+	} else {
+		w.writeFrom(append(joinsOf(p.dims), p.dimFilter.joins()...), p.dimFilter)
+	}
 	w.WriteString(" GROUP BY 1")
 	for i := 2; i <= nk; i++ {
 		w.WriteString(", ")
@@ -165,14 +184,27 @@ func buildSQL(p *plan) reportSQL {
 		// count over a range is not the sum of its rows' distinct counts.
 		// The dimension filter applies; the metric filter, which selects
 		// rows, does not.
-		w.WriteString("UNION ALL SELECT 2, 0, r.idx")
+		if p.mixed {
+			// The range's sessions once each, whatever groups they fall in.
+			w.WriteString("UNION ALL SELECT 2, 0, x.k0")
+		} else {
+			w.WriteString("UNION ALL SELECT 2, 0, r.idx")
+		}
 		writeNulls(w, p, false)
 		for _, m := range p.metrics {
 			w.WriteString(", ")
 			w.WriteString(w.metricExpr(m))
 		}
-		w.writeFrom(p.dimFilter.joins(), p.dimFilter)
-		w.WriteString(" GROUP BY r.idx\n")
+		if p.mixed {
+			w.WriteString(" FROM (SELECT k0, v, sid")
+			for _, c := range mixedColumns {
+				w.WriteString(", " + c.merge + "(" + c.name + ") AS " + c.name)
+			}
+			w.WriteString(" FROM x GROUP BY k0, v, sid) x GROUP BY x.k0\n")
+		} else {
+			w.writeFrom(p.dimFilter.joins(), p.dimFilter)
+			w.WriteString(" GROUP BY r.idx\n")
+		}
 	}
 	for _, agg := range []struct {
 		on   bool
@@ -194,6 +226,26 @@ func buildSQL(p *plan) reportSQL {
 	w.WriteString("ORDER BY part, pos")
 
 	return reportSQL{text: w.text(), args: w.args}
+}
+
+// writeMixedSessions writes the CTE x of an event-session report: one row
+// per date range, group and session (visitor and session id) of the events
+// that pass the dimension filter, with mixedColumns.
+func (w *sqlWriter) writeMixedSessions(p *plan) {
+	w.WriteString("x AS (SELECT r.idx AS k0")
+	for i, d := range p.dims {
+		w.WriteString(", " + w.dimExpr(d) + " AS k" + strconv.Itoa(i+1))
+	}
+	w.WriteString(", e.visitor_id AS v, e.session_id AS sid")
+	for _, c := range mixedColumns {
+		w.WriteString(", " + c.inner + " AS " + c.name)
+	}
+	w.writeFrom(append(joinsOf(p.dims), p.dimFilter.joins()...), p.dimFilter)
+	w.WriteString(" GROUP BY 1")
+	for i := range len(p.dims) + 2 {
+		w.WriteString(", " + strconv.Itoa(i+2))
+	}
+	w.WriteString("),\n")
 }
 
 func joinsOf(dims []*dimDef) []*joinDef {

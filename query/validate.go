@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,8 +55,10 @@ type plan struct {
 	keepEmpty    bool
 	rangeNames   []string // dateRange values, by range index
 	route        route    // tables the report may read
-	// sessions: the report reads the sessions table (see schema.go).
+	// sessions: the report reads the sessions table; mixed: events
+	// joined to their sessions, counted per session (see schema.go).
 	sessions bool
+	mixed    bool
 }
 
 // rangePlan is a date range as the half-open interval [lo, hi) of instants:
@@ -185,50 +188,33 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 	return err
 }
 
-// setScope makes p a session report when it names a session-scoped metric
-// or dimension anywhere, and then refuses event-scoped dimensions, naming
-// the incompatible pair as GA4 does.
+// setScope chooses p's shape (schema.go) from the scopes of the names it
+// uses anywhere, and refuses what GA4 refuses (scope_rules.go): a session
+// metric makes a session report, or an event-session report when some
+// dimension has no session value; otherwise p groups events.
 func (p *plan) setScope() *apiError {
-	var scoped string // the first session-scoped name
-	var leaves []*filterLeaf
-	p.dimFilter.all(func(l *filterLeaf) bool { leaves = append(leaves, l); return true })
-	p.metricFilter.all(func(l *filterLeaf) bool { leaves = append(leaves, l); return true })
-	for _, m := range p.metrics {
-		if scoped == "" && m.sessionOnly() {
-			scoped = "metric " + m.name
-		}
+	dims, metrics := slices.Clone(p.dims), slices.Clone(p.metrics)
+	for _, f := range []*filterNode{p.dimFilter, p.metricFilter} {
+		f.all(func(l *filterLeaf) bool {
+			if l.dim != nil {
+				dims = append(dims, l.dim)
+			}
+			if l.metric != nil {
+				metrics = append(metrics, l.metric)
+			}
+			return true
+		})
 	}
-	for _, d := range p.dims {
-		if scoped == "" && d.sessionOnly() {
-			scoped = "dimension " + d.name
-		}
+	if c := conflict(dims, metrics); c != nil {
+		return invalidArgument("%s", c.message())
 	}
-	for _, l := range leaves {
-		switch {
-		case scoped != "":
-		case l.metric != nil && l.metric.sessionOnly():
-			scoped = "metric " + l.metric.name + " (metricFilter)"
-		case l.dim != nil && l.dim.sessionOnly():
-			scoped = "dimension " + l.dim.name + " (dimensionFilter)"
-		}
-	}
-	if scoped == "" {
+	if !slices.ContainsFunc(metrics, (*metricDef).sessionOnly) {
 		return nil
 	}
-	p.sessions = true
-	refuse := func(name, where string) *apiError {
-		return invalidArgument("The dimension %s%s is event-scoped and incompatible with the session-scoped %s; "+
-			"report session metrics by session dimensions (landingPage, sessionSource, deviceCategory, date …).", quoteName(name), where, scoped)
-	}
-	for _, d := range p.dims {
-		if d.sess == "" {
-			return refuse(d.name, "")
-		}
-	}
-	for _, l := range leaves {
-		if l.dim != nil && l.dim.sess == "" {
-			return refuse(l.dim.name, " (dimensionFilter)")
-		}
+	if mixedMode(dims, metrics) {
+		p.mixed = true
+	} else {
+		p.sessions = true
 	}
 	return nil
 }

@@ -44,8 +44,6 @@ func TestBadFiltersNameTheField(t *testing.T) {
 	f("string filter on a metric", `"metricFilter":`+str("eventCount", "EXACT", "1"), `metricFilter.filter: metric "eventCount" takes numericFilter or betweenFilter only`)
 	f("unknown metric in metricFilter", `"metricFilter":{"filter":{"fieldName":"sessionz","betweenFilter":{"fromValue":{"int64Value":"1"},"toValue":{"int64Value":"2"}}}}`,
 		`metricFilter.filter.fieldName: Field "sessionz" is not a valid metric`)
-	f("session metric filter with an event-scoped dimension", `"dimensions":[{"name":"pagePath"}],"metricFilter":{"filter":{"fieldName":"sessions","betweenFilter":{"fromValue":{"int64Value":"1"},"toValue":{"int64Value":"2"}}}}`,
-		`The dimension "pagePath" is event-scoped and incompatible with the session-scoped metric sessions (metricFilter)`)
 	f("bad match type", `"dimensionFilter":`+str("city", "LIKE", "x"), `dimensionFilter.filter.stringFilter.matchType: "LIKE" is not supported`)
 	f("invalid regexp", `"dimensionFilter":`+str("city", "FULL_REGEXP", "(a"), `dimensionFilter.filter.stringFilter.value: invalid regular expression "(a"`)
 	f("regexp with a word boundary", `"dimensionFilter":`+str("city", "PARTIAL_REGEXP", `\bx`), `word boundaries`)
@@ -80,10 +78,6 @@ func TestBadFiltersNameTheField(t *testing.T) {
 		"a filter may hold at most 100 expressions")
 
 	// Names, orders and types.
-	f("event-scoped with session-scoped dimension", `"dimensions":[{"name":"landingPage"},{"name":"eventName"}]`,
-		`The dimension "eventName" is event-scoped and incompatible with the session-scoped dimension landingPage`)
-	f("event-scoped dimension filter in a session report", `"dimensions":[{"name":"newVsReturning"}],"dimensionFilter":`+str("customEvent:plan", "EXACT", "pro"),
-		`The dimension "customEvent:plan" (dimensionFilter) is event-scoped and incompatible with the session-scoped dimension newVsReturning`)
 	f("bad custom parameter name", `"dimensions":[{"name":"customEvent:bad-name"}]`, `Field "customEvent:bad-name" is not a valid dimension: the event parameter name`)
 	f("empty custom parameter name", `"dimensions":[{"name":"customUser:"}]`, `Field "customUser:" is not a valid dimension: the user property name`)
 	f("custom filter name", `"dimensionFilter":{"filter":{"fieldName":"customEvent:1x","emptyFilter":{}}}`,

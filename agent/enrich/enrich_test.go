@@ -40,16 +40,47 @@ func TestUserAgent(t *testing.T) {
 	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
 		"Edge", "131", "Windows", DeviceDesktop)
 	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 YaBrowser/24.4.0.0 Safari/537.36",
-		"Yandex Browser", "24", "Windows", DeviceDesktop)
+		"YaBrowser", "24", "Windows", DeviceDesktop)
 	f("Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko", "Internet Explorer", "7", "Windows", DeviceDesktop)
 	f("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		"Chrome", "131", "ChromeOS", DeviceDesktop)
+		"Chrome", "131", "Chrome OS", DeviceDesktop)
 	f("Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/79.0.3945.79 Safari/537.36 WebAppManager",
 		"Chrome", "79", "Linux", DeviceSmartTV)
 	// Product tokens of unknown browsers never come out: they could single
 	// a visitor out.
 	f("Mozilla/5.0 (X11; Linux x86_64) AgentTestBrowser/7.0", BrowserOther, "", "Linux", DeviceDesktop)
 	f("Mozilla/5.0 (Plan9; rio) Acme-Unique-7f3a/1.2", BrowserOther, "", "", "")
+}
+
+// TestUserAgentGA4Names: real user agents come out under the names GA4
+// prints for operatingSystem, browser and deviceCategory (GA4's reports
+// and BigQuery export: Macintosh, not macOS; Chrome OS; Samsung Internet;
+// desktop, mobile, tablet).
+func TestUserAgentGA4Names(t *testing.T) {
+	f := func(ua, browser, os, device string) {
+		t.Helper()
+		got := parseUA(ua)
+		if got.browser != browser || got.os != os || got.device != device {
+			t.Fatalf("parseUA(%q) = %s / %s / %s, want %s / %s / %s", ua, got.browser, got.os, got.device, browser, os, device)
+		}
+	}
+	f("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+		"Safari", "Macintosh", "desktop")
+	f("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		"Chrome", "Macintosh", "desktop")
+	f("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:128.0) Gecko/20100101 Firefox/128.0", "Firefox", "Macintosh", "desktop")
+	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 OPR/115.0.0.0",
+		"Opera", "Windows", "desktop")
+	f("Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+		"Samsung Internet", "Android", "mobile")
+	f("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		"Chrome", "Chrome OS", "desktop")
+	f(uaIPad, "Safari", "iOS", "tablet")
+	f(uaFirefoxLin, "Firefox", "Linux", "desktop")
+	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+		"Edge", "Windows", "desktop")
+	f("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/470.0.0.0]",
+		"Safari (in-app)", "iOS", "mobile")
 }
 
 func TestBots(t *testing.T) {

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"github.com/avila-analytics/avila/protocol/names"
 	"net/netip"
 	"strings"
 	"testing"
@@ -23,8 +24,13 @@ func FuzzEnrich(f *testing.F) {
 		f.Fatal(err)
 	}
 	known := map[string]bool{BrowserOther: true}
-	for _, b := range browsers {
+	for _, b := range names.Browsers {
 		known[b] = true
+	}
+	known["Safari (in-app)"], known["Android Webview"] = true, true
+	systems := map[string]bool{}
+	for _, o := range names.OperatingSystems {
+		systems[o] = true
 	}
 	f.Fuzz(func(t *testing.T, ua string, ipb []byte) {
 		ip, _ := netip.AddrFromSlice(ipb)

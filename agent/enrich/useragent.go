@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/mileusna/useragent"
+
+	"github.com/avila-analytics/avila/protocol/names"
 )
 
 // maxCachedUA bounds the length of a user agent kept in the cache; real
@@ -17,36 +19,19 @@ const maxParsedUA = 1024
 
 // Device categories, as GA4 names them.
 const (
-	DeviceDesktop = "desktop"
-	DeviceMobile  = "mobile"
-	DeviceTablet  = "tablet"
-	DeviceSmartTV = "smart tv"
+	DeviceDesktop = names.DeviceDesktop
+	DeviceMobile  = names.DeviceMobile
+	DeviceTablet  = names.DeviceTablet
+	DeviceSmartTV = names.DeviceSmartTV
 )
 
-// BrowserOther stands for every browser outside the known families.
-const BrowserOther = "Other"
-
-// browsers maps the parser's names of the browser families reported to
-// their report names. A name outside the map becomes BrowserOther: the
+// BrowserOther stands for every browser outside the known families: the
 // parser falls back to any product token of the user agent, and such
 // tokens must not reach storage (they can single a visitor out, and the
-// set of them is unbounded).
-var browsers = map[string]string{
-	useragent.Chrome: "Chrome", useragent.Firefox: "Firefox", useragent.Safari: "Safari",
-	useragent.MobileSafari: "Safari", useragent.Edge: "Edge", useragent.Opera: "Opera",
-	useragent.OperaMini: "Opera Mini", useragent.OperaTouch: "Opera Touch", useragent.Vivaldi: "Vivaldi",
-	useragent.InternetExplorer: "Internet Explorer", useragent.Msie: "Internet Explorer", "Trident": "Internet Explorer",
-	useragent.SamsungBrowser: "Samsung Browser", "YaBrowser": "Yandex Browser", "UCBrowser": "UC Browser",
-	useragent.FacebookApp: "Facebook App", useragent.InstagramApp: "Instagram App", useragent.TiktokApp: "TikTok App",
-}
-
-// systems is the set of operating system families reported; others are
-// left empty, for the same reason.
-var systems = map[string]bool{
-	useragent.Windows: true, useragent.WindowsPhone: true, useragent.Android: true, useragent.MacOS: true,
-	useragent.IOS: true, useragent.Linux: true, useragent.FreeBSD: true, useragent.ChromeOS: true,
-	useragent.BlackBerry: true, useragent.Harmony: true,
-}
+// set of them is unbounded). Operating systems outside the known families
+// are left empty for the same reason. Known families are stored under
+// GA4's names (protocol/names: Macintosh, Chrome OS, Samsung Internet …).
+const BrowserOther = "Other"
 
 // tvMarkers are lower-case substrings of smart TV user agents.
 var tvMarkers = []string{"smart-tv", "smarttv", "tizen", "web0s", "webos", "hbbtv", "appletv", "crkey", "roku", "bravia", "netcast"}
@@ -87,14 +72,14 @@ func parseUA(ua string) uaInfo {
 		return uaInfo{bot: true}
 	}
 	info := uaInfo{browser: BrowserOther}
-	if name, ok := browsers[p.Name]; ok {
+	if name, ok := names.Browser(p.Name, p.OS); ok {
 		info.browser = name
 		if p.VersionNo.Major > 0 {
 			info.version = strconv.Itoa(p.VersionNo.Major)
 		}
 	}
-	if systems[p.OS] {
-		info.os = p.OS
+	if name, ok := names.OperatingSystems[p.OS]; ok {
+		info.os = name
 	}
 	switch {
 	case containsAny(lower, tvMarkers):

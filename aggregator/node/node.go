@@ -79,6 +79,10 @@ type Config struct {
 	// TLSClientCA, when set, requires agents to present a certificate
 	// signed by this CA (mTLS); its CommonName becomes the agent's identity.
 	TLSClientCA string
+	// APITLSCert and APITLSKey, when set, make the API listener HTTPS
+	// (HTTP/1.1, and h2 by ALPN for browsers and gRPC clients); empty:
+	// clear text (HTTP/1.1 and h2c).
+	APITLSCert, APITLSKey string
 
 	// NodeName names the node in the cluster and in status; default: the
 	// host name.
@@ -161,6 +165,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("aggregator: --tls-cert and --tls-key go together")
+	}
+	if (cfg.APITLSCert == "") != (cfg.APITLSKey == "") {
+		return nil, errors.New("aggregator: --api-tls-cert and --api-tls-key go together")
 	}
 	log = httplog.ContextLogger(log) // API records name their request
 	n := &Node{log: log, name: cfg.NodeName, version: cfg.Version, act: newActivity(time.Now), serveErr: make(chan error, 2),
@@ -251,6 +258,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
 	n.http = newAPIServer(cfg, traceHTTP(tp, httplog.Handler(log, n.routes())))
+	if cfg.APITLSCert != "" {
+		// ServeTLS offers h2 by ALPN beside http/1.1.
+		if n.http.TLSConfig, err = protocol.ServerTLS(cfg.APITLSCert, cfg.APITLSKey, ""); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("aggregator: api: %w", err)
+		}
+		n.http.TLSConfig.NextProtos = nil
+		n.APIURL = "https://" + ln.Addr().String()
+	}
 	var opLn net.Listener
 	if cfg.ListenOperator != "" {
 		if opLn, err = net.Listen("tcp", cfg.ListenOperator); err != nil {
@@ -304,7 +320,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		n.wg.Go(func() { n.publishLoad(runCtx) })
 	}
 	n.wg.Go(func() {
-		if err := n.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serve := n.http.Serve
+		if n.http.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return n.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- fmt.Errorf("aggregator: api: %w", err)
 		}
 	})

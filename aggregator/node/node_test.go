@@ -2,9 +2,18 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +26,7 @@ import (
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -151,4 +161,84 @@ func TestStartErrors(t *testing.T) {
 	f(Config{}, "set --database-url or DATABASE_URL")
 	f(Config{DatabaseURL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable", TLSCert: "a"}, "--tls-cert and --tls-key go together")
 	f(Config{DatabaseURL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}, "connection refused (is PostgreSQL running? set DATABASE_URL)")
+}
+
+// TestNodeAPIOverTLS: with --api-tls-cert and --api-tls-key the API port
+// serves HTTPS, and HTTP/2 by ALPN: the Data API answers a gRPC client
+// over TLS and REST over HTTPS on the same port.
+func TestNodeAPIOverTLS(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "api"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(ctx, Config{DatabaseURL: testenv.PostgresURL(t), ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: dir,
+		APITLSCert: certFile, APITLSKey: keyFile}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_ = n.Shutdown(sctx)
+	})
+	site, err := n.store.CreateSite(ctx, postgres.SiteSpec{Name: "tls"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiKey, err := n.store.CreateAPIKey(ctx, "tls", []uint32{site.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	host, ok := strings.CutPrefix(n.APIURL, "https://")
+	if !ok {
+		t.Fatalf("API URL %s, want https://", n.APIURL)
+	}
+	conn, err := grpc.NewClient(host, grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	property := fmt.Sprintf("properties/%d", site.ID)
+	md, err := datapb.NewBetaAnalyticsDataClient(conn).GetMetadata(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey),
+		&datapb.GetMetadataRequest{Name: property + "/metadata"})
+	if err != nil || md.GetName() != property+"/metadata" {
+		t.Fatalf("getMetadata over gRPC and TLS: %v, %v", md, err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	req, _ := http.NewRequest(http.MethodGet, n.APIURL+"/v1beta/"+property+"/metadata", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Fatalf("REST over HTTPS: %s %s, want 200 over HTTP/2", resp.Proto, resp.Status)
+	}
 }

@@ -109,10 +109,11 @@ func TestRealtimeThroughIngest(t *testing.T) {
 
 	now := time.Now()
 	events := []protocol.Event{
-		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1, Country: "FR", Title: "Accueil"},
-		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "click", Visitor: 1, Country: "FR", Title: "Accueil"},
-		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 2, Country: "FR", Title: "Prix"},
-		{Site: site.ID, TimeMicros: now.Add(-45 * time.Minute).UnixMicro(), Name: "page_view", Visitor: 3, Country: "FR"},
+		// Visitors with engagement time: active users.
+		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1, Country: "FR", Title: "Accueil", EngageMs: 10},
+		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "click", Visitor: 1, Country: "FR", Title: "Accueil", EngageMs: 10},
+		{Site: site.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 2, Country: "FR", Title: "Prix", EngageMs: 10},
+		{Site: site.ID, TimeMicros: now.Add(-45 * time.Minute).UnixMicro(), Name: "page_view", Visitor: 3, Country: "FR", EngageMs: 10},
 	}
 	sendBatch(t, b, 1, events)
 
@@ -153,9 +154,9 @@ func TestRealtimeThroughIngest(t *testing.T) {
 	// Without Redis: a node counts its own commits in memory, same answer.
 	solo := startNode(t, db, "", "")
 	sendBatch(t, solo, 2, []protocol.Event{
-		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1},
-		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "click", Visitor: 1},
-		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 2},
+		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1, Flags: protocol.FlagFirstVisit},
+		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "click", Visitor: 1, EngageMs: 10},
+		{Site: other.ID, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 2, Flags: protocol.FlagFirstVisit},
 	})
 	key2, err := a.store.CreateAPIKey(ctx, "other", []uint32{other.ID})
 	if err != nil {

@@ -41,6 +41,8 @@ const (
 // combination of the values realtime reports break down by, in one minute.
 // Values are as the agent sent them (Country is an ISO 3166-1 code, Screen
 // the page title or, without one, the path); "" is an absent value.
+// Active marks the events that make their visitor an active user by GA4's
+// rule (Active).
 type Cell struct {
 	_         struct{} `msgpack:",as_array"`
 	EventName string
@@ -49,6 +51,14 @@ type Cell struct {
 	Device    string
 	Screen    string
 	Visitor   uint64
+	Active    bool // last: cells written without it read as not active
+}
+
+// Active reports whether e makes its visitor an active user, as GA4
+// defines one and as reports count activeUsers: the event belongs to an
+// engaged session (seg=1), is a first visit, or carries engagement time.
+func Active(e *protocol.Event) bool {
+	return e.Flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || e.EngageMs > 0
 }
 
 // Minute is one minute's cells and their event counts.
@@ -58,12 +68,12 @@ type Minute struct {
 }
 
 // Window is a site's realtime state: the minutes of the last RealtimeWindow
-// that hold events, and the distinct visitors over all of them. Its cells
+// that hold events, and the distinct active users over all of them. Its cells
 // maps are shared with later reads: read them, never change them.
 type Window struct {
 	Now     int64 // the current Unix minute; a Minute is Now-Minute minutes ago
 	Minutes []Minute
-	Users   int64 // distinct visitors over the window, counted exactly from the cells
+	Users   int64 // distinct active visitors over the window (Cell.Active), counted exactly from the cells
 	Memory  bool  // answered from this node's memory (no Redis, or Redis failed)
 }
 
@@ -256,7 +266,7 @@ func cellOf(e *protocol.Event) Cell {
 	if screen == "" {
 		screen, _, _ = strings.Cut(e.Path, "?")
 	}
-	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: e.Visitor}
+	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: e.Visitor, Active: Active(e)}
 }
 
 func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {
@@ -411,22 +421,51 @@ func decodeCells(fields map[string]string) (map[Cell]int64, int64, error) {
 			version = n
 			continue
 		}
-		var c Cell
-		if err := msgpack.Unmarshal([]byte(f), &c); err != nil {
-			return nil, 0, fmt.Errorf("decode cell: %w", err)
+		c, err := decodeCell([]byte(f))
+		if err != nil {
+			return nil, 0, err
 		}
 		cells[c] += n
 	}
 	return cells, version, nil
 }
 
-// distinctVisitors counts the visitors of minutes' cells exactly, so the
-// window's total agrees with every report computed from the same cells.
+// cellV1 is a Cell as written before cells carried Active; such cells
+// live in Redis up to realtimeTTL after an upgrade.
+type cellV1 struct {
+	_         struct{} `msgpack:",as_array"`
+	EventName string
+	Country   string
+	City      string
+	Device    string
+	Screen    string
+	Visitor   uint64
+}
+
+// decodeCell reads a cell field of an events hash, of either layout.
+func decodeCell(b []byte) (Cell, error) {
+	var c Cell
+	err := msgpack.Unmarshal(b, &c)
+	if err == nil {
+		return c, nil
+	}
+	var old cellV1
+	if msgpack.Unmarshal(b, &old) != nil {
+		return Cell{}, fmt.Errorf("decode cell: %w", err)
+	}
+	return Cell{EventName: old.EventName, Country: old.Country, City: old.City, Device: old.Device, Screen: old.Screen, Visitor: old.Visitor}, nil
+}
+
+// distinctVisitors counts the active visitors of minutes' cells exactly,
+// so the window's total agrees with every report computed from the same
+// cells.
 func distinctVisitors(minutes []Minute) int64 {
 	seen := map[uint64]struct{}{}
 	for _, m := range minutes {
 		for c := range m.Cells {
-			seen[c.Visitor] = struct{}{}
+			if c.Active {
+				seen[c.Visitor] = struct{}{}
+			}
 		}
 	}
 	return int64(len(seen))

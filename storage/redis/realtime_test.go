@@ -7,6 +7,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
@@ -14,9 +15,45 @@ import (
 
 var rtNow = time.Date(2026, 12, 2, 12, 0, 30, 0, time.UTC)
 
+// at is an event of an active user (it carries engagement time).
 func at(minutesAgo int, site uint32, visitor uint64, name string) protocol.Event {
 	return protocol.Event{Site: site, TimeMicros: rtNow.Add(-time.Duration(minutesAgo) * time.Minute).UnixMicro(),
-		Name: name, Visitor: visitor, Country: "DE", Path: "/a?x=1"}
+		Name: name, Visitor: visitor, Country: "DE", Path: "/a?x=1", EngageMs: 50}
+}
+
+// TestRealtimeActiveUsers: the window's users are its active users by
+// GA4's rule (engaged session, first visit or engagement time), the rule
+// reports count activeUsers by; other visitors' events still count.
+func TestRealtimeActiveUsers(t *testing.T) {
+	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return rtNow }})
+	quiet := at(0, 1, 1, "page_view")
+	quiet.EngageMs = 0
+	first, engaged := quiet, quiet
+	first.Visitor, first.Flags = 2, protocol.FlagFirstVisit
+	engaged.Visitor, engaged.Flags = 3, protocol.FlagEngaged
+	later := at(1, 1, 1, "scroll") // visitor 1 engages a minute before
+	r.Record(context.Background(), []protocol.Event{quiet, first, engaged, at(0, 1, 4, "click")})
+	w, err := r.Window(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events, _ := total(w); events != 4 || w.Users != 3 {
+		t.Fatalf("%d events of %d active users, want 4 of 3 (visitor 1 has no active event)", events, w.Users)
+	}
+	r.Record(context.Background(), []protocol.Event{later})
+	if w, _ = r.Window(context.Background(), 1); w.Users != 4 {
+		t.Fatalf("%d active users after visitor 1 engaged, want 4", w.Users)
+	}
+	// A cell written before cells carried Active (six fields) reads as
+	// not active.
+	old, err := msgpack.Marshal([]any{"page_view", "DE", "", "", "/a", uint64(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells, _, err := decodeCells(map[string]string{string(old): "2"})
+	if err != nil || len(cells) != 1 || cells[Cell{EventName: "page_view", Country: "DE", Screen: "/a", Visitor: 7}] != 2 {
+		t.Fatalf("old cell: %v %v", cells, err)
+	}
 }
 
 func client(t *testing.T) goredis.UniversalClient {
@@ -172,7 +209,7 @@ func benchEvents(now time.Time) []protocol.Event {
 	events := make([]protocol.Event, 500)
 	for i := range events {
 		events[i] = protocol.Event{Site: 1, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: uint64(i % 200),
-			Country: countries[i%5], City: "City", Device: "desktop", Path: "/p" + strconv.Itoa(i%20)}
+			Country: countries[i%5], City: "City", Device: "desktop", Path: "/p" + strconv.Itoa(i%20), EngageMs: int64(i % 2)}
 	}
 	return events
 }

@@ -304,7 +304,7 @@ func TestCluster(t *testing.T) {
 	now := time.Now()
 	var evs []protocol.Event
 	for v := range 20 {
-		evs = append(evs, protocol.Event{Site: 3, Visitor: uint64(v + 1), Name: "page_view", Path: "/p", TimeMicros: now.UnixMicro()})
+		evs = append(evs, protocol.Event{Site: 3, Visitor: uint64(v + 1), Name: "page_view", Path: "/p", TimeMicros: now.UnixMicro(), Flags: protocol.FlagFirstVisit})
 	}
 	waitFor(t, "the change feed to report site 3", func() error {
 		rt.Record(ctx, evs) // again until the subscription is up

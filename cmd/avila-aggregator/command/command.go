@@ -84,6 +84,10 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		"how many report connections one property's statements hold at once; its other admitted requests queue "+
 			"(at most its concurrentRequests quota, 10 by default; one more is answered 429 RESOURCE_EXHAUSTED), "+
 			"so one property's long reports leave the rest of --report-conns to the others")
+	fs.StringVar(&cfg.APITLSCert, "api-tls-cert", "",
+		"PEM certificate for --listen-api: with --api-tls-key the API serves HTTPS, and HTTP/2 by ALPN for gRPC clients of the Data API; "+
+			"empty: clear text, HTTP/1.1 and h2c")
+	fs.StringVar(&cfg.APITLSKey, "api-tls-key", "", "PEM private key of --api-tls-cert (not readable by group or others)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data/aggregator",
 		"directory for local state; without --tls-cert a development CA and certificate are made in <data-dir>/tls")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for QUIC; with --tls-key, replaces the development CA")

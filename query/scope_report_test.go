@@ -1,0 +1,286 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// TestEventSessionReportsMatchOracle: session metrics by event-scoped
+// dimensions (pagePath, pageTitle, eventName, custom parameters …) count,
+// per value, the sessions in which it occurred, as GA4 does; the oracle
+// counts them from its own sessions. The rollups do not hold them, so the
+// raw-event engine answers and the rollup engine hands them over.
+func TestEventSessionReportsMatchOracle(t *testing.T) {
+	f := newFixture(t, 1500)
+	h := f.handler(t)
+	events := f.routedHandler(t, routeEvents)
+	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	cases := []struct {
+		name string
+		site uint32
+		req  RunReportRequest
+	}{
+		{"pagePath by sessions and active users", 1, RunReportRequest{
+			Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: week, MetricAggregations: allAggs}},
+		{"pageTitle by sessions", 2, RunReportRequest{
+			Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: week, MetricAggregations: allAggs}},
+		{"every session metric with every event metric by event name, two ranges", 3, RunReportRequest{
+			Dimensions: dims("eventName"), Metrics: append(sessionMetrics(), mets("eventCount")...), MetricAggregations: allAggs,
+			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}}},
+		{"event metrics and users by page and date, across DST", 1, RunReportRequest{
+			Dimensions: dims("date", "pagePath"), Metrics: append(mets("sessions", "engagedSessions"), allMetrics()...),
+			DateRanges: []DateRange{{StartDate: "2026-03-06", EndDate: "2026-03-10"}}, MetricAggregations: allAggs,
+			OrderBys: []OrderBy{byDim("date", "", false), byDim("pagePath", "", false)}}},
+		{"session- and event-scoped together", 2, RunReportRequest{
+			Dimensions: dims("sessionSource", "hostName"), Metrics: mets("sessions", "bounceRate", "screenPageViews"), DateRanges: week}},
+		{"custom parameter with a session metric filter", 3, RunReportRequest{
+			Dimensions: dims("customEvent:plan"), Metrics: mets("eventCount", "sessions"), DateRanges: week,
+			MetricFilter: ptr(numF("sessions", "GREATER_THAN", dbl(1)))}},
+		{"session report filtered on an event-scoped dimension", 1, RunReportRequest{
+			Dimensions: dims("deviceCategory"), Metrics: mets("sessions", "averageSessionDuration"), DateRanges: week, MetricAggregations: allAggs,
+			DimensionFilter: ptr(strF("pagePath", "BEGINS_WITH", "/a", true))}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkOracle(t, f, h, tc.site, tc.req, false)
+			checkOracle(t, f, events, tc.site, tc.req, false)
+			if f.coveredByRollups(t, tc.site, tc.req) {
+				t.Fatal("the rollups claim an event-session report")
+			}
+			// A value's sessions together exceed the range's sessions when
+			// sessions hold several values: each session is counted once
+			// per value it holds, and once in the total.
+			if i := metricIndexOf(tc.req, "sessions"); i >= 0 && len(tc.req.Dimensions) == 1 && tc.req.MetricAggregations != nil {
+				sum := 0.0
+				for _, r := range got.Rows {
+					if r.DimensionValues[len(r.DimensionValues)-1].Value == "date_range_1" {
+						continue
+					}
+					sum += number(t, r.MetricValues[i].Value)
+				}
+				if total := number(t, got.Totals[0].MetricValues[i].Value); sum <= total {
+					t.Fatalf("rows sum to %v sessions, total %v: rows should count a session under each of its values", sum, total)
+				}
+			}
+		})
+	}
+	// Every event-scoped dimension with sessions.
+	for i, d := range dimensionList {
+		if d.sess != "" {
+			continue
+		}
+		t.Run("every event-scoped dimension/"+d.name, func(t *testing.T) {
+			site := fixtureSites[i%len(fixtureSites)].id
+			checkOracle(t, f, h, site, RunReportRequest{Dimensions: dims(d.name), Metrics: mets("sessions", "engagementRate"),
+				DateRanges: week, MetricAggregations: allAggs}, false)
+		})
+	}
+}
+
+// TestSessionDimensionsOnEveryEvent: session- and user-scoped dimensions
+// hold on each event of the session, so page views by session source put
+// no view of a sourced session under (not set), whichever engine answers.
+func TestSessionDimensionsOnEveryEvent(t *testing.T) {
+	f := newFixture(t, 1500)
+	h := f.handler(t)
+	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
+	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	for _, d := range []string{"sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium",
+		"landingPage", "landingPagePlusQueryString", "newVsReturning", "firstUserSource"} {
+		t.Run(d, func(t *testing.T) {
+			for _, site := range []uint32{1, 2, 3} {
+				req := RunReportRequest{Dimensions: dims(d), Metrics: mets("screenPageViews", "eventCount", "activeUsers"),
+					DateRanges: week, MetricAggregations: allAggs}
+				got := checkOracle(t, f, h, site, req, false)
+				checkOracle(t, f, events, site, req, false)
+				if f.coveredByRollups(t, site, req) {
+					checkOracle(t, f, rollups, site, req, false)
+				}
+				switch d {
+				case "landingPage", "landingPagePlusQueryString", "sessionMedium", "sessionCampaignName":
+					continue // a session without a page view, or a utm_source without utm_medium
+				}
+				for _, r := range got.Rows {
+					if r.DimensionValues[0].Value == notSet {
+						t.Fatalf("site %d: %s (not set) holds %v: every fixture session has a value", site, d, r.MetricValues)
+					}
+				}
+			}
+		})
+	}
+}
+
+// knownSeed is a small site of named sessions whose reports are easy to
+// read off by hand. Site 3 (UTC).
+func knownSeed() []protocol.Event {
+	at := func(day, hour, minute, sec int) int64 {
+		return time.Date(2026, 3, day, hour, minute, sec, 0, time.UTC).UnixMicro()
+	}
+	const (
+		ann  = uint64(1) << 58 // two sessions on the 9th: from a newsletter, then from Google
+		bob  = uint64(2) << 58 // one direct session
+		cleo = uint64(3) << 58 // one direct visit on each of four days, one user id throughout (a consenting client)
+	)
+	ev := func(v uint64, ts int64, name, path, title, referrer string, flags uint8, engage int64) protocol.Event {
+		return protocol.Event{Site: 3, Visitor: v, TimeMicros: ts, Name: name, Host: "example.com", Path: path, Title: title,
+			Referrer: referrer, Flags: flags, EngageMs: engage, Country: "US", Browser: "Chrome", OS: "Windows", Device: "desktop"}
+	}
+	out := []protocol.Event{
+		ev(ann, at(9, 10, 0, 0), "page_view", "/a?utm_source=news&utm_medium=email", "A", "", protocol.FlagFirstVisit|protocol.FlagSessionStart, 0),
+		ev(ann, at(9, 10, 1, 0), "page_view", "/b", "B", "", 0, 3000),
+		ev(ann, at(9, 10, 2, 0), "click", "/b", "B", "", 0, 0),
+		ev(ann, at(9, 15, 0, 0), "page_view", "/b", "B", "https://www.google.com/", protocol.FlagSessionStart, 0),
+		ev(bob, at(9, 11, 0, 0), "page_view", "/a", "A", "", protocol.FlagFirstVisit|protocol.FlagSessionStart, 0),
+		ev(bob, at(9, 11, 0, 5), "scroll", "/a", "A", "", 0, 0),
+	}
+	for i, day := range []int{1, 5, 8, 9} {
+		flags := protocol.FlagSessionStart
+		if i == 0 {
+			flags |= protocol.FlagFirstVisit
+		}
+		e := ev(cleo, at(day, 9, 0, 0), "page_view", "/c", "C", "", flags, 5000)
+		e.SessionNum = int32(i + 1) // the sender's session count: returning after the first
+		out = append(out, e)
+	}
+	return out
+}
+
+// TestKnownSeedReports checks the reports of the scope rules on knownSeed
+// against figures read off by hand, and the oracle, from every engine.
+func TestKnownSeedReports(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	f.events = knownSeed()
+	if _, err := f.writeBatch(ctx, "seed", 1, f.events, nil); err != nil {
+		t.Fatal(err)
+	}
+	markSessions(f.events, []uint32{3})
+	h := f.handler(t)
+	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
+	month := []DateRange{{StartDate: "29daysAgo", EndDate: "today"}}
+	f1 := func(req RunReportRequest, want map[string][]string) {
+		t.Helper()
+		got := checkOracle(t, f, h, 3, req, false)
+		checkOracle(t, f, events, 3, req, false)
+		if f.coveredByRollups(t, 3, req) {
+			checkOracle(t, f, rollups, 3, req, false)
+		}
+		rows := map[string][]string{}
+		for _, r := range got.Rows {
+			var ms []string
+			for _, m := range r.MetricValues {
+				ms = append(ms, m.Value)
+			}
+			var ds []string
+			for _, d := range r.DimensionValues {
+				ds = append(ds, d.Value)
+			}
+			rows[strings.Join(ds, "|")] = ms
+		}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Fatalf("%v by %v: got %v, want %v", mnames(req), dnames(req), rows, want)
+		}
+	}
+	// Views by the session's source: the newsletter session's second view
+	// is the newsletter's too.
+	f1(RunReportRequest{Dimensions: dims("sessionSource"), Metrics: mets("screenPageViews"), DateRanges: month},
+		map[string][]string{"news": {"2"}, "google": {"1"}, "(direct)": {"5"}})
+	// A page's sessions: the sessions in which it was viewed.
+	f1(RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: month},
+		map[string][]string{"/a": {"2", "2"}, "/b": {"2", "1"}, "/c": {"4", "1"}})
+	f1(RunReportRequest{Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: month},
+		map[string][]string{"A": {"2"}, "B": {"2"}, "C": {"4"}})
+	// Ann's and Bob's first sessions and Cleo's first day are new.
+	f1(RunReportRequest{Dimensions: dims("newVsReturning"), Metrics: mets("eventCount"), DateRanges: month},
+		map[string][]string{"new": {"6"}, "returning": {"4"}})
+	// Cleo, seen on four days under one id, is one user over the month;
+	// the rollups merge her daily sketches rather than adding days.
+	users := RunReportRequest{Metrics: mets("totalUsers", "activeUsers"), DateRanges: month,
+		DimensionFilter: ptr(strF("pagePath", "EXACT", "/c", true))}
+	f1(users, map[string][]string{"": {"1", "1"}})
+	users.DimensionFilter = nil
+	if !f.coveredByRollups(t, 3, users) {
+		t.Fatal("the rollups should answer users over the month")
+	}
+	f1(users, map[string][]string{"": {"3", "3"}})
+	f1(RunReportRequest{Dimensions: dims("date"), Metrics: mets("totalUsers"), DateRanges: month,
+		DimensionFilter: ptr(strF("pagePath", "EXACT", "/c", true))},
+		map[string][]string{"20260301": {"1"}, "20260305": {"1"}, "20260308": {"1"}, "20260309": {"1"}})
+}
+
+func mnames(req RunReportRequest) []string {
+	var out []string
+	for _, m := range req.Metrics {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func dnames(req RunReportRequest) []string {
+	var out []string
+	for _, d := range req.Dimensions {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+func metricIndexOf(req RunReportRequest, name string) int {
+	for i, m := range req.Metrics {
+		if m.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func number(t *testing.T, s string) float64 {
+	t.Helper()
+	var v float64
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("metric value %q: %v", s, err)
+	}
+	return v
+}
+
+// TestCompatibilityRules: the scope rules refuse GA4's incompatible pairs
+// with a 400 naming both, and accept what GA4 accepts.
+func TestCompatibilityRules(t *testing.T) {
+	item := &dimDef{name: "itemName", scope: scopeItem, expr: "'x'"}
+	itemRevenue := &metricDef{name: "itemRevenue", scope: scopeItem, expr: "0", sess: "0", mixed: "0"}
+	f := func(ds []*dimDef, ms []*metricDef, ok bool) {
+		t.Helper()
+		c := conflict(ds, ms)
+		if (c == nil) != ok {
+			t.Fatalf("%v × %v: conflict %v, want compatible %v", ds, ms, c, ok)
+		}
+	}
+	d, m := dimensionsByName, metricsByName
+	f([]*dimDef{d["pagePath"]}, []*metricDef{m["sessions"], m["activeUsers"]}, true)
+	f([]*dimDef{d["pageTitle"], d["sessionSource"]}, []*metricDef{m["bounceRate"], m["eventCount"]}, true)
+	f([]*dimDef{d["newVsReturning"]}, []*metricDef{m["eventCount"]}, true)
+	f([]*dimDef{item}, []*metricDef{m["eventCount"]}, false)
+	f([]*dimDef{item}, []*metricDef{itemRevenue, m["sessions"], m["activeUsers"]}, true)
+	f([]*dimDef{{name: "source", scope: scopeAttribution}}, []*metricDef{m["screenPageViews"]}, false)
+	// A metric without a per-session form cannot be reported by an
+	// event-scoped dimension beside a session metric.
+	f([]*dimDef{d["pagePath"]}, []*metricDef{m["sessions"], {name: "x", scope: scopeEvent, expr: "0", sess: "0"}}, false)
+	f([]*dimDef{d["pagePath"], d["sessionSource"]}, []*metricDef{m["sessions"], m["bounceRate"]}, true)
+	if c := conflict([]*dimDef{item}, []*metricDef{m["eventCount"]}); c == nil ||
+		!strings.Contains(c.message(), `item-scoped dimension "itemName" and the event-scoped metric "eventCount"`) {
+		t.Fatalf("an item-scoped dimension with eventCount: %v", c)
+	}
+
+	fx := newFixture(t, 0)
+	code, out := post(t, fx.handler(t), "1", testKey, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
+		DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}})
+	if code != http.StatusOK {
+		t.Fatalf("pagePath × sessions: %d %s", code, out)
+	}
+}

@@ -1,0 +1,115 @@
+package query
+
+// Compatibility of dimensions and metrics, in one place: each allowlisted
+// name has a scope, and incompatibleScopes lists the pairs of scopes GA4
+// refuses in one core report. Everything not listed is compatible: GA4
+// reports event-scoped dimensions with session metrics (a page's sessions
+// are the sessions in which the page was viewed) and session-scoped
+// dimensions with event metrics (a session's source holds on each of its
+// events), and so does this server. runReport's refusals and the
+// checkCompatibility method both read these rules (conflict).
+
+// scope is what a dimension or metric describes.
+type scope uint8
+
+const (
+	// scopeShared: time, geography and platform. Of the event in event
+	// reports, of the session's start and first event in session reports.
+	scopeShared scope = iota
+	// scopeEvent: one event (page, title, event name, parameters; event
+	// counts for metrics). A dimension of this scope has no session value.
+	scopeEvent
+	// scopeSession: the session (traffic source, landing page; sessions,
+	// engagement, duration for metrics).
+	scopeSession
+	// scopeUser: the user (first user source, new or returning; user
+	// counts for metrics).
+	scopeUser
+	// scopeAttribution: an event-scoped attribution dimension (GA4's
+	// source, medium, campaignName: the source credited with each key
+	// event). None is offered yet; the rule below holds for them.
+	scopeAttribution
+	// scopeItem: an e-commerce item (itemName, itemId …; itemRevenue,
+	// itemsPurchased …).
+	scopeItem
+)
+
+var scopeNames = [...]string{scopeShared: "shared", scopeEvent: "event-scoped", scopeSession: "session-scoped",
+	scopeUser: "user-scoped", scopeAttribution: "attribution", scopeItem: "item-scoped"}
+
+func (s scope) String() string { return scopeNames[s] }
+
+// incompatibleScopes are GA4's incompatible pairs of a dimension scope and
+// a metric scope (Data API announcement "Schema compatibility changes",
+// 2022-12-01): item-scoped dimensions are compatible with item-scoped,
+// user and session metrics but not with event-scoped ones like
+// eventCount, and attribution dimensions like source with key events,
+// user and session metrics but not with event-scoped ones.
+var incompatibleScopes = []struct {
+	dim, metric scope
+	why         string
+}{
+	{scopeItem, scopeEvent, "item-scoped dimensions report item-scoped, user and session metrics, not event counts"},
+	{scopeAttribution, scopeEvent, "attribution dimensions report key events, user and session metrics, not event counts"},
+}
+
+// compatConflict is why a set of names cannot make one report.
+type compatConflict struct {
+	dim    *dimDef
+	metric *metricDef
+	why    string
+}
+
+// conflict returns the first incompatible pair among dims and metrics
+// (dimension filter fields count as dimensions, metric filter fields as
+// metrics), or nil when they make a valid report. Besides GA4's scope
+// rules, a session metric with an event-scoped dimension needs the
+// metric's per-session form (metricDef.mixed).
+func conflict(dims []*dimDef, metrics []*metricDef) *compatConflict {
+	for _, d := range dims {
+		for _, m := range metrics {
+			for _, r := range incompatibleScopes {
+				if d.scope == r.dim && m.scope == r.metric {
+					return &compatConflict{d, m, r.why}
+				}
+			}
+		}
+	}
+	if !mixedMode(dims, metrics) {
+		return nil
+	}
+	for _, m := range metrics {
+		if m.mixed == "" {
+			for _, d := range dims {
+				if d.sess == "" {
+					return &compatConflict{d, m, "this server does not report " + m.name + " by event-scoped dimensions"}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// mixedMode reports whether dims and metrics make an event-session
+// report: a session metric with a dimension that has no session value.
+func mixedMode(dims []*dimDef, metrics []*metricDef) bool {
+	session := false
+	for _, m := range metrics {
+		session = session || m.sessionOnly()
+	}
+	if !session {
+		return false
+	}
+	for _, d := range dims {
+		if d.sess == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// message is the conflict as GA4's INVALID_ARGUMENT says it.
+func (c *compatConflict) message() string {
+	return "The dimensions and metrics are incompatible: the " + c.dim.scope.String() + " dimension " + quoteName(c.dim.name) +
+		" and the " + c.metric.scope.String() + " metric " + quoteName(c.metric.name) + " (" + c.why + ")."
+}
