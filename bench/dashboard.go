@@ -42,7 +42,8 @@ func topBy(name, dimension string, metrics ...string) report {
 
 // dashboardSet is what the dashboard (web/) asks for on opening the last
 // 30 days: the totals, the daily series, top pages, sources, countries and
-// devices, and the live count of the last 30 minutes.
+// devices, revenue and top products, and the live count of the last 30
+// minutes.
 var dashboardSet = []report{
 	{name: "totals", method: "runReport", body: `{` + last30Days + `,"metrics":[{"name":"activeUsers"},{"name":"sessions"},` +
 		`{"name":"screenPageViews"},{"name":"eventCount"},{"name":"bounceRate"},{"name":"averageSessionDuration"}]}`},
@@ -52,6 +53,8 @@ var dashboardSet = []report{
 	topBy("sources", "sessionSource", "sessions", "activeUsers"),
 	topBy("countries", "country", "activeUsers", "screenPageViews"),
 	topBy("devices", "deviceCategory", "activeUsers", "screenPageViews"),
+	{name: "revenue", method: "runReport", body: `{` + last30Days + `,"metrics":[{"name":"totalRevenue"},{"name":"ecommercePurchases"}]}`},
+	topBy("top products", "itemName", "itemRevenue", "itemsPurchased"),
 	{name: "realtime", method: "runRealtimeReport", body: `{"metrics":[{"name":"activeUsers"},{"name":"screenPageViews"}]}`, empty: true},
 }
 
@@ -71,6 +74,9 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 			return err
 		}
 		if r.clients, err = createClients(ctx, r.st.store, site.ID, d); err != nil {
+			return err
+		}
+		if r.products, err = createProducts(ctx, r.st.store, site.ID); err != nil {
 			return err
 		}
 		if r.traffic, err = createTraffic(ctx, r.st.store, site.ID); err != nil {
@@ -100,9 +106,20 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 		span := to.Sub(from)
 		cFrom := from.Add(time.Duration(float64(span) * float64(done) / float64(add)))
 		cTo := from.Add(time.Duration(float64(span) * float64(done+n) / float64(add)))
-		gen := newEventGen(site.ID, r.dict, r.contents, r.clients, r.traffic, cFrom, cTo, n, uint64(r.loaded+done+1))
-		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols, gen); err != nil {
+		// Purchase ids: a block of the event_commerce sequence as large
+		// as the chunk's events could need.
+		var first int32
+		if err := conn.QueryRow(ctx, `SELECT setval(pg_get_serial_sequence('event_commerce', 'id'),
+			nextval(pg_get_serial_sequence('event_commerce', 'id')) + $1) - $1`, n).Scan(&first); err != nil {
+			return fmt.Errorf("bench: query data: commerce ids: %w", err)
+		}
+		gen := newEventGen(site.ID, r.dict, r.contents, r.clients, r.traffic, cFrom, cTo, n, uint64(r.loaded+done+1)).
+			withProducts(r.products, first)
+		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, datasetCols, gen); err != nil {
 			return fmt.Errorf("bench: query data: copy: %w", err)
+		}
+		if err := gen.writeCommerce(ctx, conn.Conn()); err != nil {
+			return fmt.Errorf("bench: query data: %w", err)
 		}
 		done += n
 	}
@@ -133,7 +150,7 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 		}
 	}
 	r.log.Info("query data: settled days' events packed", "events", ds.events, "seconds", time.Since(start).Seconds())
-	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events, event_packs, sessions, rollup_days, rollup_packs, session_rollups"); err != nil {
+	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events, event_packs, sessions, rollup_days, rollup_packs, session_rollups, event_commerce, event_items"); err != nil {
 		return fmt.Errorf("bench: query data: vacuum: %w", err)
 	}
 	return nil
@@ -237,7 +254,8 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('event_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles')
+		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('event_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles',
+		        'event_commerce', 'event_items', 'item_profiles')
 		        OR c.relname LIKE '%rollup%' OR c.relname LIKE 'sessions%')),
 		(SELECT count(*) FROM events) + (SELECT coalesce(sum(events), 0) FROM event_packs)`).Scan(&bytes, &events)
 	if err != nil {
@@ -254,7 +272,8 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 			sum(pg_table_size(c.oid))::bigint, sum(pg_indexes_size(c.oid))::bigint
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('event_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles')
+		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('event_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles',
+		        'event_commerce', 'event_items', 'item_profiles')
 		       OR c.relname LIKE '%rollup%' OR c.relname LIKE 'sessions%')
 		GROUP BY 1 ORDER BY 1`)
 	if err != nil {

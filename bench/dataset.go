@@ -42,9 +42,59 @@ var eventMix = []struct {
 	share int
 	flags uint8
 }{
-	{"page_view", 60, 0}, {"user_engagement", 15, 0}, {"scroll", 10, 0}, {"click", 6, 0},
+	{"page_view", 51, 0}, {"user_engagement", 15, 0}, {"scroll", 10, 0}, {"click", 6, 0},
 	{"session_start", 4, protocol.FlagSessionStart}, {"first_visit", 2, protocol.FlagFirstVisit},
-	{"form_submit", 2, protocol.FlagKeyEvent}, {"purchase", 1, protocol.FlagKeyEvent},
+	{"form_submit", 2, protocol.FlagKeyEvent}, {"purchase", 2, protocol.FlagKeyEvent},
+	// Ecommerce: 10% of events with purchase, each with one item
+	// (item_rows), purchases with an event_commerce row.
+	{"view_item", 4, 0}, {"add_to_cart", 3, 0}, {"begin_checkout", 1, 0},
+}
+
+// Ecommerce of the data set: products sold, items of which events.
+const (
+	datasetProducts = 200
+	evPurchase      = 7 // eventMix index of purchase
+)
+
+// hasItem reports whether events of eventMix index ev carry an item.
+func hasItem(ev int) bool { return ev == evPurchase || ev == 8 || ev == 9 }
+
+// datasetCols are the columns the generator writes: eventCols and the
+// event_commerce id of purchases.
+var datasetCols = append(append([]string{}, eventCols...), "commerce_id")
+
+// commerceRow and itemRow are what the generator writes beside events.
+type commerceRow struct {
+	id      int32
+	ts      time.Time
+	visitor int64
+	revenue float64
+	name    int32
+}
+
+type itemRow struct {
+	ts                        time.Time
+	visitor, session          int64
+	revenue                   float64
+	site, name, content       int32
+	client, traffic, commerce int32
+	profile, quantity         int32
+	flags                     int16
+}
+
+// createProducts inserts the item profiles of the data set's products
+// and returns their ids.
+func createProducts(ctx context.Context, store *postgres.Store, site uint32) ([]int32, error) {
+	keys := make([]postgres.ItemKey, datasetProducts)
+	for i := range keys {
+		keys[i] = postgres.ItemKey{fmt.Sprintf("SKU-%04d", i), fmt.Sprintf("Product %d", i), fmt.Sprintf("Brand %d", i%12),
+			fmt.Sprintf("Category %d", i%8), "", "", "", "", ""}
+	}
+	ids, err := store.ResolveItems(ctx, site, keys)
+	if err != nil {
+		return nil, fmt.Errorf("bench: create products: %w", err)
+	}
+	return ids, nil
 }
 
 // dictSizes is how many distinct values each kind has in the data set.
@@ -280,6 +330,13 @@ type eventGen struct {
 	seen     map[uint64]struct{} // visitor numbers seen on that day
 	params   [][]byte            // encoded custom parameters some events carry
 	vals     []any
+	// Ecommerce: product profile ids, the next event_commerce id and the
+	// rows to write after the events (writeCommerce).
+	products     []int32
+	productZipf  *rand.Zipf
+	nextCommerce int32
+	commerce     []commerceRow
+	items        []itemRow
 }
 
 // newEventGen makes a generator; seed makes runs reproducible. contents
@@ -298,7 +355,7 @@ func newEventGen(site uint32, dict *dictionary, contents, clients, traffic []int
 		pages:    rand.NewZipf(rng, 1.1, 2, uint64(dictSizes[kindPage]-1)),
 		refs:     rand.NewZipf(rng, 1.2, 1, uint64(dictSizes[kindReferrer]-1)),
 		visitors: rand.NewZipf(rng, 1.05, 1, perDay-1),
-		vals:     make([]any, len(eventCols)),
+		vals:     make([]any, len(datasetCols)),
 	}
 	for _, p := range []postgres.EventParams{
 		{Params: map[string]string{"method": "email"}},
@@ -362,7 +419,55 @@ func (g *eventGen) Values() ([]any, error) {
 	}
 	v[0], v[1], v[2], v[3], v[4], v[5] = ts, visitor, day*100_000+int64(k), g.site, d[kindName][ev], ref
 	v[6], v[7], v[8], v[9], v[10], v[11] = g.contents[page], g.clients[k], traffic, engage, flags, params
+	v[12] = int32(0)
+	if hasItem(ev) && len(g.products) > 0 {
+		p := int(g.productZipf.Uint64())
+		qty := int32(1 + r.IntN(3))
+		price := float64(5 + p%50)
+		var com int32
+		if ev == evPurchase {
+			com = g.nextCommerce
+			g.nextCommerce++
+			g.commerce = append(g.commerce, commerceRow{id: com, ts: ts, visitor: visitor, revenue: price * float64(qty), name: d[kindName][ev]})
+			v[12] = com
+		}
+		g.items = append(g.items, itemRow{ts: ts, visitor: visitor, session: day*100_000 + int64(k), revenue: price * float64(qty),
+			site: g.site, name: d[kindName][ev], content: g.contents[page], client: g.clients[k], traffic: traffic, commerce: com,
+			profile: g.products[p], quantity: qty, flags: flags})
+	}
 	return v, nil
+}
+
+// withProducts makes g write item rows of products and event_commerce
+// rows numbered from firstCommerce on.
+func (g *eventGen) withProducts(products []int32, firstCommerce int32) *eventGen {
+	g.products, g.nextCommerce = products, firstCommerce
+	g.productZipf = rand.NewZipf(g.rng, 1.2, 1, uint64(len(products)-1))
+	return g
+}
+
+// writeCommerce copies the event_commerce and event_items rows of the
+// events generated so far.
+func (g *eventGen) writeCommerce(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"event_commerce"},
+		[]string{"id", "site_id", "ts", "visitor_id", "revenue", "tax", "shipping", "name_id", "transaction_id", "currency_id", "flags"},
+		pgx.CopyFromSlice(len(g.commerce), func(i int) ([]any, error) {
+			c := &g.commerce[i]
+			return []any{c.id, g.site, c.ts, c.visitor, c.revenue, 0.0, 0.0, c.name, int32(0), int32(0), int16(0)}, nil
+		})); err != nil {
+		return fmt.Errorf("bench: copy event_commerce: %w", err)
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"event_items"},
+		[]string{"ts", "visitor_id", "session_id", "revenue", "site_id", "name_id", "referrer_id", "content_id", "client_id",
+			"traffic_id", "commerce_id", "item_profile_id", "list_id", "promotion_id", "quantity", "flags"},
+		pgx.CopyFromSlice(len(g.items), func(i int) ([]any, error) {
+			it := &g.items[i]
+			return []any{it.ts, it.visitor, it.session, it.revenue, it.site, it.name, int32(0), it.content, it.client,
+				it.traffic, it.commerce, it.profile, int32(0), int32(0), it.quantity, it.flags}, nil
+		})); err != nil {
+		return fmt.Errorf("bench: copy event_items: %w", err)
+	}
+	return nil
 }
 
 // noParams is the params column of an event without parameters.

@@ -57,7 +57,11 @@ func TestEventGen(t *testing.T) {
 	to := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	from := to.AddDate(0, 0, -datasetDays)
 	const n = 50_000
-	g := newEventGen(7, d, fakeContents(), fakeClients(), fakeTraffic(), from, to, n, 1)
+	products := make([]int32, datasetProducts)
+	for i := range products {
+		products[i] = int32(900_000 + i)
+	}
+	g := newEventGen(7, d, fakeContents(), fakeClients(), fakeTraffic(), from, to, n, 1).withProducts(products, 1)
 	pageView := d[kindName][0]
 	var rows, views, withParams int
 	var last time.Time
@@ -67,8 +71,8 @@ func TestEventGen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(v) != len(eventCols) {
-			t.Fatalf("%d values, want %d", len(v), len(eventCols))
+		if len(v) != len(datasetCols) {
+			t.Fatalf("%d values, want %d", len(v), len(datasetCols))
 		}
 		if v[3].(int32) != 7 {
 			t.Fatalf("site %v", v[3])
@@ -117,9 +121,15 @@ func TestEventGen(t *testing.T) {
 	if rows != n {
 		t.Fatalf("%d rows, want %d", rows, n)
 	}
-	// 60% of the events that do not start a session, and every one that does.
-	if want := (n-len(sessions))*60/100 + len(sessions); views < want*95/100 || views > want*105/100 {
+	// eventMix's page view share of the events that do not start a
+	// session, and every one that does.
+	if want := (n-len(sessions))*eventMix[0].share/100 + len(sessions); views < want*95/100 || views > want*105/100 {
 		t.Fatalf("%d page views of %d (%d sessions), want about %d", views, n, len(sessions), want)
+	}
+	// 10% of the events that do not start a session are ecommerce events
+	// with an item; purchases have a commerce row each.
+	if want := (n - len(sessions)) * 9 / 100; len(g.items) < want*90/100 || len(g.items) > want*110/100 || len(g.commerce) == 0 {
+		t.Fatalf("%d item rows, %d commerce rows; want about %d items", len(g.items), len(g.commerce), want)
 	}
 	if len(sessions) != len(visitors) {
 		t.Fatalf("%d sessions started for %d visitor-days", len(sessions), len(visitors))

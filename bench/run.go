@@ -25,6 +25,7 @@ type run struct {
 	clients  []int32     // its client profile ids by visitor number
 	contents []int32     // its content profile ids by page index
 	traffic  []int32     // its traffic profile ids, as trafficSources
+	products []int32     // its item profile ids (createProducts)
 	loaded   int64       // events generated for the dashboard site so far
 }
 

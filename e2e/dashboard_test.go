@@ -30,6 +30,9 @@ type dashboardView struct {
 	Series     string     `json:"series"`
 	Pages      [][]string `json:"pages"`
 	Status     string     `json:"status"`
+	Revenue    string     `json:"revenue"`
+	Products   [][]string `json:"products"`
+	ShopShown  bool       `json:"shopShown"`
 }
 
 // readDashboard snapshots the dashboard's visible figures.
@@ -49,6 +52,9 @@ const readDashboard = `(() => {
     series: document.getElementById("series-views").dataset.values || "",
     pages: rows("top-pages"),
     status: text("status"),
+    revenue: text("total-totalRevenue"),
+    products: rows("top-products"),
+    shopShown: !document.getElementById("card-revenue").hidden && !document.getElementById("top-products").hidden,
   };
 })()`
 
@@ -69,10 +75,18 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatalf("hit %d: status %d", n, resp.StatusCode)
 		}
 	}
+	// A purchase in visitor 1's session: the revenue card and the top
+	// products appear (as sent: no rate from EUR to the site's USD).
+	purchase := strings.Replace(s.hitURL(1), "en=page_view", "en=purchase&cu=EUR&epn.value=42.5&ep.transaction_id=D1&pr1=idSKU-9~nmDashboard%20Mug~pr21.25~qt2", 1)
+	if resp, err := browserGet(http.DefaultClient, purchase); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("purchase: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	eventually(t, 60*time.Second, "hits stored", func() error {
 		n, err := s.eventCount()
-		if err == nil && n != len(hits) {
-			err = fmt.Errorf("eventCount %d, want %d", n, len(hits))
+		if err == nil && n != len(hits)+1 {
+			err = fmt.Errorf("eventCount %d, want %d", n, len(hits)+1)
 		}
 		return err
 	})
@@ -109,6 +123,12 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if len(v.Sources) != 1 || len(v.Sources[0]) != 3 || v.Sources[0][0] != "(direct)" || v.Sources[0][1] != "3" {
 		t.Errorf("sources %q, want (direct) with 3 sessions", v.Sources)
+	}
+	if !v.ShopShown || !strings.Contains(v.Revenue, "42.50") {
+		t.Errorf("revenue card %q (shown %v), want 42.50 in the site's currency", v.Revenue, v.ShopShown)
+	}
+	if len(v.Products) != 1 || len(v.Products[0]) != 3 || v.Products[0][0] != "Dashboard Mug" || v.Products[0][2] != "2" {
+		t.Errorf("top products %q, want Dashboard Mug with 2 items", v.Products)
 	}
 	series := strings.Split(v.Series, ",")
 	if len(series) != 30 || series[len(series)-1] != "6" {

@@ -12,5 +12,8 @@
 // learn their sites and daily salts from whichever aggregator they talk to.
 //
 // Version is bumped on any incompatible change; decoders reject versions they
-// do not know with a clear error instead of guessing.
+// do not know with a clear error instead of guessing. A field added to Event
+// with omitempty (the ecommerce fields and Items) keeps the version: older
+// decoders skip keys they do not know, so aggregators are upgraded before
+// the agents that send the new fields.
 package protocol

@@ -41,6 +41,71 @@ type Event struct {
 	Params     map[string]string  `msgpack:"ps,omitempty"` // ep.* string parameters
 	NumParams  map[string]float64 `msgpack:"pn,omitempty"` // epn.* numeric parameters
 	UserProps  map[string]string  `msgpack:"up,omitempty"` // up.* / upn.* user properties, as text
+
+	// Ecommerce (GA4's event parameters currency, value, tax, shipping,
+	// transaction_id and items), taken out of Params and NumParams by the
+	// agent. Amounts are in Currency as sent; an empty Currency means the
+	// site's reporting currency.
+	Currency      string  `msgpack:"cu,omitempty"` // ISO 4217 code, upper case
+	Value         float64 `msgpack:"va,omitempty"` // value: the event's revenue (refund: the amount refunded)
+	Tax           float64 `msgpack:"tx,omitempty"` // tax
+	Shipping      float64 `msgpack:"sh,omitempty"` // shipping
+	TransactionID string  `msgpack:"ti,omitempty"` // transaction_id
+	Items         []Item  `msgpack:"it,omitempty"` // items, at most rules.MaxItems
+}
+
+// Item is one entry of an ecommerce event's items (GA4's item parameters;
+// gtag.js sends them as pr1…prN strings). Item-scoped reports group by its
+// dimensions; price and quantity are in the event's Currency.
+type Item struct {
+	ID            string  `msgpack:"i,omitempty"`  // item_id
+	Name          string  `msgpack:"n,omitempty"`  // item_name
+	Brand         string  `msgpack:"b,omitempty"`  // item_brand
+	Category      string  `msgpack:"c,omitempty"`  // item_category
+	Category2     string  `msgpack:"c2,omitempty"` // item_category2
+	Category3     string  `msgpack:"c3,omitempty"` // item_category3
+	Category4     string  `msgpack:"c4,omitempty"` // item_category4
+	Category5     string  `msgpack:"c5,omitempty"` // item_category5
+	Variant       string  `msgpack:"va,omitempty"` // item_variant
+	ListID        string  `msgpack:"li,omitempty"` // item_list_id
+	ListName      string  `msgpack:"ln,omitempty"` // item_list_name
+	PromotionName string  `msgpack:"pn,omitempty"` // promotion_name
+	Affiliation   string  `msgpack:"af,omitempty"` // affiliation
+	Coupon        string  `msgpack:"cp,omitempty"` // coupon
+	Price         float64 `msgpack:"pr,omitempty"` // price of one unit
+	Discount      float64 `msgpack:"ds,omitempty"` // discount of one unit
+	Quantity      int64   `msgpack:"q,omitempty"`  // quantity; 0 when not sent (counts as 1)
+}
+
+// Texts lists the item's text fields with GA4's parameter names, in a
+// fixed order: the edge rules check and repair each.
+func (it *Item) Texts() [14]ItemText {
+	return [14]ItemText{
+		{"item_id", &it.ID}, {"item_name", &it.Name}, {"item_brand", &it.Brand},
+		{"item_category", &it.Category}, {"item_category2", &it.Category2}, {"item_category3", &it.Category3},
+		{"item_category4", &it.Category4}, {"item_category5", &it.Category5}, {"item_variant", &it.Variant},
+		{"item_list_id", &it.ListID}, {"item_list_name", &it.ListName}, {"promotion_name", &it.PromotionName},
+		{"affiliation", &it.Affiliation}, {"coupon", &it.Coupon},
+	}
+}
+
+// ItemText is one text field of an Item: its GA4 name and value.
+type ItemText struct {
+	Name  string
+	Value *string
+}
+
+// Units is the item's quantity as GA4 counts it: 1 when not sent.
+func (it *Item) Units() int64 {
+	if it.Quantity == 0 {
+		return 1
+	}
+	return it.Quantity
+}
+
+// Commerce reports whether e carries ecommerce data.
+func (e *Event) Commerce() bool {
+	return e.Currency != "" || e.Value != 0 || e.Tax != 0 || e.Shipping != 0 || e.TransactionID != "" || len(e.Items) > 0
 }
 
 // Batch is one shipped queue segment. (AgentID, Seq) identifies it for ever:

@@ -18,6 +18,7 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		e.Host != "", e.Path != "", e.Title != "", e.Referrer != "", e.Language != "", e.Screen != "",
 		e.Country != "", e.Region != "", e.City != "", e.Browser != "", e.BrowserVer != "", e.OS != "", e.Device != "",
 		len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0,
+		e.Currency != "", e.Value != 0, e.Tax != 0, e.Shipping != 0, e.TransactionID != "", len(e.Items) > 0,
 	} {
 		if present {
 			n++
@@ -83,7 +84,77 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		dst = appendStr(dst, "up")
 		dst = appendStringMap(dst, e.UserProps)
 	}
+	if e.Currency != "" {
+		dst = appendStr(dst, "cu")
+		dst = appendStr(dst, e.Currency)
+	}
+	for _, f := range [...]struct {
+		key string
+		val float64
+	}{{"va", e.Value}, {"tx", e.Tax}, {"sh", e.Shipping}} {
+		if f.val != 0 {
+			dst = appendStr(dst, f.key)
+			dst = appendFloat64(dst, f.val)
+		}
+	}
+	if e.TransactionID != "" {
+		dst = appendStr(dst, "ti")
+		dst = appendStr(dst, e.TransactionID)
+	}
+	if len(e.Items) > 0 {
+		dst = appendStr(dst, "it")
+		dst = appendArrayLen(dst, len(e.Items))
+		for i := range e.Items {
+			dst = appendItem(dst, &e.Items[i])
+		}
+	}
 	return dst
+}
+
+// appendItem writes an Item as msgpack.Marshal does: a map of its
+// non-zero fields in declaration order.
+func appendItem(dst []byte, it *Item) []byte {
+	strs := [...]struct{ key, val string }{
+		{"i", it.ID}, {"n", it.Name}, {"b", it.Brand}, {"c", it.Category}, {"c2", it.Category2},
+		{"c3", it.Category3}, {"c4", it.Category4}, {"c5", it.Category5}, {"va", it.Variant},
+		{"li", it.ListID}, {"ln", it.ListName}, {"pn", it.PromotionName}, {"af", it.Affiliation}, {"cp", it.Coupon},
+	}
+	n := 0
+	for _, f := range strs {
+		if f.val != "" {
+			n++
+		}
+	}
+	for _, present := range [...]bool{it.Price != 0, it.Discount != 0, it.Quantity != 0} {
+		if present {
+			n++
+		}
+	}
+	dst = appendMapLen(dst, n)
+	for _, f := range strs {
+		if f.val != "" {
+			dst = appendStr(dst, f.key)
+			dst = appendStr(dst, f.val)
+		}
+	}
+	if it.Price != 0 {
+		dst = appendStr(dst, "pr")
+		dst = appendFloat64(dst, it.Price)
+	}
+	if it.Discount != 0 {
+		dst = appendStr(dst, "ds")
+		dst = appendFloat64(dst, it.Discount)
+	}
+	if it.Quantity != 0 {
+		dst = appendStr(dst, "q")
+		dst = appendInt64(dst, it.Quantity)
+	}
+	return dst
+}
+
+func appendFloat64(dst []byte, f float64) []byte {
+	dst = append(dst, 0xcb) // float64
+	return binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
 func appendInt64(dst []byte, v int64) []byte {

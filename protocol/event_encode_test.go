@@ -76,6 +76,49 @@ func TestAppendEventMatchesMsgpack(t *testing.T) {
 	}
 }
 
+// everyItemField is an Item with every field set to a distinct non-zero value.
+func everyItemField(t *testing.T) Item {
+	var it Item
+	v := reflect.ValueOf(&it).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("item" + strconv.Itoa(i))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 0.5)
+		case reflect.Int64:
+			f.SetInt(int64(i + 1))
+		default:
+			t.Fatalf("Item.%s: kind %s; teach appendItem and this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	return it
+}
+
+func TestAppendEventItems(t *testing.T) {
+	items := make([]Item, 200) // beyond a fixarray's 15 entries
+	for i := range items {
+		items[i] = Item{ID: "SKU_" + strconv.Itoa(i), Price: float64(i) / 4, Quantity: int64(i % 3)}
+	}
+	e := Event{Site: 1, Name: "purchase", Currency: "EUR", Value: 12.5, Tax: -1, Shipping: 3, TransactionID: "T-1", Items: items}
+	want, err := msgpack.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := AppendEvent(nil, &e)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("items:\n got % x\nwant % x", got[:64], want[:64])
+	}
+	var back Event
+	if err := DecodeEvent(got, &back); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(e, back); d != "" {
+		t.Fatalf("round trip (-sent +decoded):\n%s", d)
+	}
+}
+
 func mapsOfOne(e *Event) bool {
 	return len(e.Params) <= 1 && len(e.NumParams) <= 1 && len(e.UserProps) <= 1
 }
@@ -108,6 +151,13 @@ func TestAppendEventCoversEveryField(t *testing.T) {
 			f.SetUint(uint64(i + 1))
 		case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 			f.SetInt(-int64(i + 1))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 0.25)
+		case reflect.Slice:
+			if f.Type() != reflect.TypeFor[[]Item]() {
+				t.Fatalf("Event.%s: slice of %s; teach AppendEvent and this test", v.Type().Field(i).Name, f.Type().Elem())
+			}
+			f.Set(reflect.ValueOf([]Item{everyItemField(t), {Name: "second"}}))
 		case reflect.Map:
 			m := reflect.MakeMap(f.Type())
 			elem := reflect.New(f.Type().Elem()).Elem()

@@ -111,7 +111,9 @@ func TestMetadata(t *testing.T) {
 	}
 	// The allowlist, then the property's custom definitions: the
 	// parameters and user properties its events carry (the fixture sends
-	// plan, button and tier).
+	// plan, button and tier); beside the metric allowlist, one
+	// keyEvents:<event_name> per key event of the property: purchase by
+	// default.
 	var custom []string
 	for i, d := range md.Dimensions {
 		if i < len(dimensionList) {
@@ -125,7 +127,8 @@ func TestMetadata(t *testing.T) {
 		}
 		custom = append(custom, d.APIName)
 	}
-	if md.Name != "properties/1/metadata" || len(md.Metrics) != len(metricList) ||
+	if md.Name != "properties/1/metadata" || len(md.Metrics) != len(metricList)+1 ||
+		md.Metrics[len(md.Metrics)-1].APIName != "keyEvents:purchase" ||
 		!slices.Equal(custom, []string{"customEvent:button", "customEvent:plan", "customUser:tier"}) {
 		t.Fatalf("metadata %s: %d metrics, custom definitions %q", md.Name, len(md.Metrics), custom)
 	}

@@ -112,7 +112,7 @@ func clientTable() []clientCase {
 		{name: "metadata", method: "getMetadata"},
 		{name: "unknown metric", method: "runReport", body: `{"metrics":[{"name":"pageViewz"}],` + tableRange + `}`,
 			status: "INVALID_ARGUMENT", msg: "pageViewz", field: "metrics"},
-		{name: "incompatible scopes", method: "runReport", body: `{"dimensions":[{"name":"pagePath"}],"metrics":[{"name":"sessions"}],` + tableRange + `}`,
+		{name: "incompatible scopes", method: "runReport", body: `{"dimensions":[{"name":"itemName"}],"metrics":[{"name":"eventCount"}],` + tableRange + `}`,
 			status: "INVALID_ARGUMENT", msg: "incompatible"},
 		{name: "bad regular expression", method: "runReport", body: `{"dimensions":[{"name":"city"}],` + tableRange + `,"dimensionFilter":` +
 			str("city", "PARTIAL_REGEXP", "(", false) + `}`,

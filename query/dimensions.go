@@ -75,7 +75,7 @@ func dictDim(name, uiName, category, desc string, j *joinDef) *dimDef {
 }
 
 // dimensionList is the dimension allowlist in the order metadata lists it.
-var dimensionList = []*dimDef{
+var dimensionList = slices.Concat([]*dimDef{
 	{name: "date", uiName: "Date", category: "Time", desc: "The day of the event in the property's time zone, YYYYMMDD.", expr: localTime("YYYYMMDD")},
 	{name: "dateHour", uiName: "Date + hour (YYYYMMDDHH)", category: "Time", desc: "The day and hour of the event, YYYYMMDDHH.", expr: localTime("YYYYMMDDHH24")},
 	{name: "dateHourMinute", uiName: "Date hour and minute", category: "Time", desc: "The day, hour and minute of the event, YYYYMMDDHHMM.", expr: localTime("YYYYMMDDHH24MI")},
@@ -149,7 +149,7 @@ var dimensionList = []*dimDef{
 	{name: "firstUserSource", uiName: "First user source", category: "Traffic source", scope: scopeUser,
 		desc: "The source of the user's first session (within the user id's life, and sessions up to 24 hours apart); on each of the user's events.",
 		expr: dictValue(joinFirstSource), sess: dictValue(joinFirstSource), joins: []*joinDef{joinFirstSource}},
-}
+}, commerceDimensions)
 
 // landingPathExpr is the landing page's path without its query string.
 var landingPathExpr = "COALESCE(NULLIF(split_part(" + joinLanding.alias + ".value, '?', 1), ''), '" + notSet + "')"
@@ -177,7 +177,10 @@ func init() {
 	// What has no session value and no scope of its own (item …)
 	// describes one event.
 	for _, d := range dimensionList {
-		if d.sess == "" && d.scope == scopeShared {
+		switch {
+		case d.itemOnly():
+			d.scope = scopeItem
+		case d.sess == "" && d.scope == scopeShared:
 			d.scope = scopeEvent
 		}
 	}

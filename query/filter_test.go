@@ -96,7 +96,7 @@ func TestFiltersMatchOracle(t *testing.T) {
 		// Metric filters, after aggregation.
 		{"metric greater than", dims1("pagePathPlusQueryString"), nil, nil, ptr(numF("eventCount", "GREATER_THAN", i64(145)))},
 		{"metric equal", dims1("city"), nil, nil, ptr(numF("totalUsers", "EQUAL", dbl(40)))},
-		{"metric between, integer", dims1("city"), nil, nil, ptr(betweenF("keyEvents", i64(35), dbl(44)))},
+		{"metric between, integer", dims1("city"), nil, nil, ptr(betweenF("keyEvents", i64(60), dbl(75)))},
 		{"metric between, float", dims1("browser"), nil, nil, ptr(betweenF("userEngagementDuration", dbl(4400.5), i64(4900)))},
 		{"metric less than or equal, float", dims1("operatingSystem"), nil, nil, ptr(numF("eventCountPerUser", "LESS_THAN_OR_EQUAL", dbl(6.05)))},
 		{"metric filter not in the report, negated group", dims1("deviceCategory"), []string{"eventCount"}, nil,

@@ -118,6 +118,16 @@ func compileStep(st *FunnelStep, i int) (funnelStepPlan, *apiError) {
 	c := &filterCompiler{}
 	var err *apiError
 	out.cond, err = c.funnelExpr(st.FilterExpression, path+".filterExpression", 0)
+	if err != nil {
+		return out, err
+	}
+	out.cond.all(func(l *filterLeaf) bool {
+		if l.dim != nil && (l.dim.itemOnly() || l.dim.sessionOnly()) {
+			err = invalidArgument("%s.filterExpression: the dimension %s is not event-scoped; funnel steps filter events.", path, quoteName(l.dim.name))
+			return false
+		}
+		return true
+	})
 	return out, err
 }
 
@@ -262,6 +272,9 @@ func (fp *funnelPlan) addBreakdown(b *FunnelBreakdown) *apiError {
 	def, ok, why := lookupDimension(name)
 	if !ok {
 		return invalidArgument("funnelBreakdown.breakdownDimension.name: %s", notValid(name, "dimension", why))
+	}
+	if def.itemOnly() || def.sessionOnly() {
+		return invalidArgument("funnelBreakdown.breakdownDimension.name: the dimension %s is not event-scoped; a funnel breaks down by event dimensions.", quoteName(name))
 	}
 	fp.breakdown = def
 	switch {

@@ -201,6 +201,9 @@ func randomEvent(rng *rand.Rand, site uint32, ts time.Time) protocol.Event {
 			e.Flags |= bit
 		}
 	}
+	if e.Name == "purchase" { // a key event of every site by default: the write stage marks it
+		e.Flags |= protocol.FlagKeyEvent
+	}
 	if rng.IntN(3) == 0 {
 		e.EngageMs = 1 + rng.Int64N(90000)
 	}

@@ -23,16 +23,26 @@ func (h *handler) getMetadata(ctx context.Context, c apiCall, id uint32) (*datap
 		return nil, err
 	}
 	var custom []string
+	var keyEvents []string
 	if id != 0 {
-		if _, err := h.site(ctx, id); err != nil {
+		s, err := h.site(ctx, id)
+		if err != nil {
 			return nil, err
 		}
-		var err error
+		keyEvents = s.keyEvents
 		if custom, err = h.customDimensions(ctx, id); err != nil {
 			return nil, err
 		}
 	}
-	return newMetadata(id, custom), nil
+	md := newMetadata(id, custom)
+	// GA4 lists a keyEvents:<event_name> metric per key event of the
+	// property; any event name is accepted in reports.
+	for _, name := range keyEvents {
+		if m, ok, _ := lookupKeyEventsMetric(keyEventsPrefix + name); ok {
+			md.Metrics = append(md.Metrics, metricMetadata(m))
+		}
+	}
+	return md, nil
 }
 
 // Custom definitions are found in the events of the last

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/avila-analytics/avila/protocol"
@@ -45,7 +46,7 @@ func perSession(x string) string { return "COALESCE((" + x + ")::float8 / NULLIF
 // rollups: merged sketches). A visitor id is one user across days when the
 // agent may use the client's identity; a cookieless visitor's id is daily,
 // so such a visitor counts once per day over several days.
-var metricList = []*metricDef{
+var metricList = slices.Concat([]*metricDef{
 	{name: "eventCount", uiName: "Event count", category: "Event", typ: typeInteger,
 		desc: "The number of events.", expr: "count(*)"},
 	{name: "screenPageViews", uiName: "Views", category: "Page / screen", typ: typeInteger,
@@ -90,7 +91,7 @@ var metricList = []*metricDef{
 	{name: "sessionsPerUser", uiName: "Sessions per user", category: "Session", typ: typeFloat,
 		desc: "sessions divided by activeUsers; 0 without active users.",
 		sess: "COALESCE(count(*)::float8 / NULLIF(" + activeUsersExpr + ", 0), 0)"},
-}
+}, commerceMetrics)
 
 // sessionMetricExprs are the event metrics' expressions in session
 // reports: sums of the sessions' counters. Users, active users and new
@@ -168,7 +169,7 @@ func init() {
 		if !m.sessionOnly() {
 			m.sess = sessionMetricExprs[m.name]
 		}
-		if m.sess == "" {
+		if m.sess == "" && !m.eventOnly && m.item == "" {
 			panic("query: BUG: metric " + m.name + " has no session expression")
 		}
 		if m.mixed == "" {
@@ -177,7 +178,9 @@ func init() {
 		switch s, ok := metricScopes[m.name]; {
 		case ok:
 			m.scope = s
-		case m.scope != scopeShared: // set in metricList (item …)
+		case m.scope != scopeShared: // set in metricList
+		case m.itemOnly():
+			m.scope = scopeItem
 		case m.sessionOnly():
 			m.scope = scopeSession
 		default:

@@ -168,6 +168,9 @@ type rollupPlan struct {
 // hold what p asks.
 func coverByRollups(p *plan) (rollupPlan, bool) {
 	rp := rollupPlan{sessions: p.sessions}
+	if p.items {
+		return rp, false // the rollups count events, not items
+	}
 	kindOf, from := rollupKindOf, p.site.rollupsFrom
 	if p.sessions {
 		kindOf, from = sessionRollupKindOf, p.site.sessionRollupsFrom

@@ -54,7 +54,18 @@ type dimDef struct {
 	// event-session report.
 	sess  string
 	scope scope // scope_rules.go
+	// item is the expression in item reports (over event_items rows, see
+	// commerce.go); a dimension with item but no expr is item-scoped and
+	// makes the report an item report. Event-scoped dimensions use expr
+	// there.
+	item string
 }
+
+// sessionOnly reports whether d exists only in session reports.
+func (d *dimDef) sessionOnly() bool { return d.expr == "" && d.param == "" && d.item == "" }
+
+// itemOnly reports whether d exists only in item reports.
+func (d *dimDef) itemOnly() bool { return d.item != "" && d.expr == "" }
 
 // joinDef is a LEFT JOIN of the dims dictionary on one id column of events.
 // Absent values are id 0, which matches no dims row, hence LEFT JOIN and a
@@ -97,11 +108,23 @@ type metricDef struct {
 	// be reported by event-scoped dimensions.
 	mixed string
 	scope scope // scope_rules.go
+	// item is the aggregate over event_items rows; a metric with item but
+	// no expr is item-scoped (commerce.go).
+	item string
+	// eventOnly: an event metric without a session expression, refused in
+	// session reports.
+	eventOnly bool
+	// param is the event name of keyEvents:<event_name>, bound into its
+	// expression (keyEventsOf).
+	param string
 }
 
 // sessionOnly reports whether m is a session metric: one that makes a
 // report a session or event-session report.
-func (m *metricDef) sessionOnly() bool { return m.expr == "" }
+func (m *metricDef) sessionOnly() bool { return m.expr == "" && m.item == "" && m.param == "" }
+
+// itemOnly reports whether m exists only in item reports.
+func (m *metricDef) itemOnly() bool { return m.item != "" && m.expr == "" }
 
 // GA4 metric types this server reports. Integer metrics are SQL bigint, the
 // others float8.
@@ -174,5 +197,5 @@ func lookupMetric(name string) (m *metricDef, ok bool, msg string) {
 	if m, ok := metricsByName[name]; ok {
 		return m, true, ""
 	}
-	return nil, false, ""
+	return lookupKeyEventsMetric(name)
 }

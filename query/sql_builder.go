@@ -54,6 +54,11 @@ type sqlWriter struct {
 	sessions bool
 	// mixed: metrics aggregate per-session rows x (event-session reports).
 	mixed bool
+	// items: expressions read an event_items row "e" (commerce.go).
+	items bool
+	// commerce: a metric reads the event's event_commerce row, joined
+	// through e.commerce_id.
+	commerce bool
 }
 
 // metricExpr is the SQL of metric m over the statement's rows.
@@ -63,6 +68,10 @@ func (w *sqlWriter) metricExpr(m *metricDef) string {
 		return m.sess
 	case w.mixed:
 		return m.mixed
+	case w.items:
+		return m.item
+	case m.param != "":
+		return keyEventsOf(w.bindShared("keyEvents:"+m.param, m.param))
 	}
 	return m.expr
 }
@@ -99,6 +108,9 @@ func (w *sqlWriter) dimExpr(d *dimDef) string {
 	if w.sessions {
 		return d.sess // validation admits only dimensions that have it
 	}
+	if w.items && d.item != "" {
+		return d.item
+	}
 	if d.param == "" {
 		return d.expr
 	}
@@ -109,7 +121,10 @@ func (w *sqlWriter) dimExpr(d *dimDef) string {
 // buildSQL writes the statement for p. Columns: part, pos, k0 (date range
 // index), k1..kN (dimensions), m0..mM (metrics); see the part constants.
 func buildSQL(p *plan) reportSQL {
-	w := &sqlWriter{args: fixedArgValues(p), sessions: p.sessions}
+	w := &sqlWriter{args: fixedArgValues(p), sessions: p.sessions, items: p.items}
+	for _, m := range p.metrics {
+		w.commerce = w.commerce || (!p.sessions && !p.items && readsCommerce(m.expr))
+	}
 	w.Grow(2048)
 	nk, nm := len(p.dims)+1, len(p.metrics)
 
@@ -259,9 +274,12 @@ func joinsOf(dims []*dimDef) []*joinDef {
 // writeFrom writes FROM, the given dictionary joins (each at most once) and
 // the WHERE clause with the dimension filter, if any.
 func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
-	if w.sessions {
+	switch {
+	case w.sessions:
 		w.WriteString(" FROM sessions e")
-	} else {
+	case w.items:
+		w.WriteString(" FROM event_items e")
+	default:
 		w.WriteString(" FROM " + eventsSource + " e")
 	}
 	w.WriteString(" JOIN r ON e.ts >= r.lo AND e.ts < r.hi")
@@ -269,6 +287,10 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	// (each joined once, aliased by its name). Session dimensions have no
 	// content profile: sessions rows hold landing and exit page ids.
 	var profiles []*postgres.Profile
+	if w.commerce {
+		profiles = append(profiles, postgres.CommerceProfile)
+		w.WriteString(" LEFT JOIN event_commerce ON event_commerce.id = e.commerce_id")
+	}
 	for _, j := range joins {
 		if p := j.profile; p != nil && !slices.Contains(profiles, p) {
 			profiles = append(profiles, p)

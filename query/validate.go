@@ -33,6 +33,9 @@ type site struct {
 	// sessionRollupsFrom is the first local day whose sessions the
 	// session rollups hold completely; zero: none.
 	sessionRollupsFrom time.Time
+	// keyEvents are the event names the property counts as key events
+	// (metadata lists keyEvents:<name> for each).
+	keyEvents []string
 }
 
 // plan is a validated report: only allowlisted definitions, resolved
@@ -59,6 +62,8 @@ type plan struct {
 	// joined to their sessions, counted per session (see schema.go).
 	sessions bool
 	mixed    bool
+	// items: the report reads the item rows (see commerce.go).
+	items bool
 }
 
 // rangePlan is a date range as the half-open interval [lo, hi) of instants:
@@ -194,8 +199,10 @@ func (p *plan) addFields(req *RunReportRequest) *apiError {
 // dimension has no session value; otherwise p groups events.
 func (p *plan) setScope() *apiError {
 	dims, metrics := slices.Clone(p.dims), slices.Clone(p.metrics)
+	var leaves []*filterLeaf
 	for _, f := range []*filterNode{p.dimFilter, p.metricFilter} {
 		f.all(func(l *filterLeaf) bool {
+			leaves = append(leaves, l)
 			if l.dim != nil {
 				dims = append(dims, l.dim)
 			}
@@ -205,6 +212,9 @@ func (p *plan) setScope() *apiError {
 			return true
 		})
 	}
+	if item := p.itemScoped(leaves); item != "" {
+		return p.setItemScope(item, leaves)
+	}
 	if c := conflict(dims, metrics); c != nil {
 		return invalidArgument("%s", c.message())
 	}
@@ -213,8 +223,14 @@ func (p *plan) setScope() *apiError {
 	}
 	if mixedMode(dims, metrics) {
 		p.mixed = true
-	} else {
-		p.sessions = true
+		return nil
+	}
+	p.sessions = true
+	for _, m := range metrics {
+		if m.sess == "" {
+			return invalidArgument("The metric %s is event-scoped and is not reported in session reports (with session metrics such as sessions or engagementRate); "+
+				"report it in its own request.", quoteName(m.name))
+		}
 	}
 	return nil
 }
@@ -359,4 +375,72 @@ func quoteName(s string) string {
 		s = s[:max] + "…"
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// itemScoped returns the first item-scoped name of p ("" for none), as
+// setScope names it.
+func (p *plan) itemScoped(leaves []*filterLeaf) string {
+	for _, m := range p.metrics {
+		if m.itemOnly() {
+			return "metric " + m.name
+		}
+	}
+	for _, d := range p.dims {
+		if d.itemOnly() {
+			return "dimension " + d.name
+		}
+	}
+	for _, l := range leaves {
+		switch {
+		case l.metric != nil && l.metric.itemOnly():
+			return "metric " + l.metric.name + " (metricFilter)"
+		case l.dim != nil && l.dim.itemOnly():
+			return "dimension " + l.dim.name + " (dimensionFilter)"
+		}
+	}
+	return ""
+}
+
+// setItemScope makes p an item report (item names first), refusing
+// event- and session-scoped metrics and the dimensions item rows cannot
+// answer, as GA4 refuses incompatible names.
+func (p *plan) setItemScope(item string, leaves []*filterLeaf) *apiError {
+	p.items = true
+	metric := func(m *metricDef, where string) *apiError {
+		if m.item == "" {
+			return invalidArgument("The metric %s%s is not item-scoped and is incompatible with the item-scoped %s; "+
+				"report items with itemRevenue, itemsPurchased, itemsViewed, itemsAddedToCart, cartToViewRate, purchaseToViewRate.",
+				quoteName(m.name), where, item)
+		}
+		return nil
+	}
+	dim := func(d *dimDef, where string) *apiError {
+		if d.item == "" && (d.sessionOnly() || itemRowsLack(d)) {
+			return invalidArgument("The dimension %s%s is incompatible with the item-scoped %s.", quoteName(d.name), where, item)
+		}
+		return nil
+	}
+	for _, m := range p.metrics {
+		if err := metric(m, ""); err != nil {
+			return err
+		}
+	}
+	for _, d := range p.dims {
+		if err := dim(d, ""); err != nil {
+			return err
+		}
+	}
+	for _, l := range leaves {
+		if l.metric != nil {
+			if err := metric(l.metric, " (metricFilter)"); err != nil {
+				return err
+			}
+		}
+		if l.dim != nil {
+			if err := dim(l.dim, " (dimensionFilter)"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -59,6 +59,14 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 		if v := rules.ParamName(param, name); v != nil {
 			return h, ruleError(v)
 		}
+		if name == "items" {
+			items, perr := parseJSONItems(param, te.Params[name])
+			if perr != nil {
+				return h, perr
+			}
+			h.commerce.Items = items
+			continue
+		}
 		s, ok, isText := scalar(te.Params[name])
 		if !ok {
 			return h, &ParamError{Param: param, Reason: "value must be a string, number or boolean"}
@@ -81,6 +89,9 @@ func ParseTrackerEvent(body []byte) (Hit, error) {
 			h.Params = map[string]string{}
 		}
 		h.Params[name] = s
+	}
+	if perr := takeCommerce(&h, "p."); perr != nil {
+		return h, perr
 	}
 	return h, nil
 }

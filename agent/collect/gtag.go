@@ -249,6 +249,13 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 		Params:     h.Params,
 		NumParams:  h.NumParams,
 		UserProps:  h.UserProps,
+
+		Currency:      h.commerce.Currency,
+		Value:         h.commerce.Value,
+		Tax:           h.commerce.Tax,
+		Shipping:      h.commerce.Shipping,
+		TransactionID: h.commerce.TransactionID,
+		Items:         h.commerce.Items,
 	}
 	if h.TimeMicros != 0 {
 		e.TimeMicros = h.TimeMicros
@@ -258,6 +265,16 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, ip netip.Addr, ua
 	for _, m := range []map[string]string{e.Params, e.UserProps} {
 		for k, v := range m {
 			m[k] = privacy.ScrubEmails(v)
+		}
+	}
+	if e.TransactionID != "" {
+		e.TransactionID = privacy.ScrubEmails(e.TransactionID)
+	}
+	for i := range e.Items {
+		for _, f := range e.Items[i].Texts() {
+			if *f.Value != "" {
+				*f.Value = privacy.ScrubEmails(*f.Value)
+			}
 		}
 	}
 	if uid != "" {

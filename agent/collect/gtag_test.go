@@ -162,7 +162,7 @@ func TestGETStoresEvent(t *testing.T) {
 		Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "page_view", Visitor: e.Visitor,
 		SessionID: 1764000000, SessionNum: 2, Flags: protocol.FlagSessionStart | protocol.FlagEngaged, EngageMs: 250,
 		Host: "shop.test", Path: "/cart?utm_source=news", Title: "Cart", Referrer: "https://search.test/q",
-		Language: "de-de", Screen: "390x844", Params: map[string]string{"step": "2"}, NumParams: map[string]float64{"value": 9.5},
+		Language: "de-de", Screen: "390x844", Params: map[string]string{"step": "2"}, Value: 9.5,
 		UserProps: map[string]string{"plan": "pro"},
 	}
 	if fmt.Sprintf("%+v", e) != fmt.Sprintf("%+v", want) {

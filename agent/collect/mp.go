@@ -272,10 +272,12 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		}
 		val := ev.Params[name]
 		if name == "items" {
-			// Ecommerce items: a list GA4 accepts; reports here do not use it.
-			if t := firstByte(val); t != '[' && t != 'n' {
-				addE(ppath, CodeValueInvalid, "items must be a list.")
+			items, perr := parseJSONItems(ppath, val)
+			if perr != nil {
+				addE(perr.Param, perrCode(perr), "%s.", perr.Reason)
+				continue
 			}
+			h.commerce.Items = items
 			continue
 		}
 		s, ok, isText := scalar(val)
@@ -306,7 +308,18 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		}
 		h.NumParams[name] = f
 	}
+	if perr := takeCommerce(h, path+".params."); perr != nil {
+		addE(perr.Param, perrCode(perr), "%s.", perr.Reason)
+	}
 	return !broke
+}
+
+// perrCode is GA4's validation code for a refusal.
+func perrCode(perr *ParamError) string {
+	if perr.Rule != nil {
+		return perr.Rule.GA4
+	}
+	return CodeValueInvalid
 }
 
 // mpSpecialParam maps the parameters GA4 reads as page and session fields

@@ -91,13 +91,14 @@ func TestMPStoresGoodRequest(t *testing.T) {
 			EngageMs: 250, Host: "shop.test", Path: "/cart?utm_source=news", Title: "Cart", Referrer: "https://search.test/q",
 			Language: "de-de", UserProps: props},
 		{Site: testSite, TimeMicros: testNow.UnixMicro(), Name: "purchase", Visitor: v, User: u,
-			Params: map[string]string{"currency": "EUR", "coupon": "true"}, NumParams: map[string]float64{"value": 9.5}, UserProps: props},
+			Params: map[string]string{"coupon": "true"}, UserProps: props,
+			Currency: "EUR", Value: 9.5, Items: []protocol.Item{{ID: "sku1", Price: 9.5}}},
 	}
 	if d := cmp.Diff(want, evs); d != "" {
 		t.Fatalf("events (-want +got):\n%s", d)
 	}
 	raw := bytes.Join(r.q.calls[0], nil)
-	for _, secret := range []string{testIP, "123456.7654321", "alice", "bob", "secret", "sku1"} {
+	for _, secret := range []string{testIP, "123456.7654321", "alice", "bob", "secret"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Fatalf("queued events contain %q", secret)
 		}

@@ -52,6 +52,8 @@ type Hit struct {
 	NumParams map[string]float64 // epn.*
 	UserProps map[string]string  // up.* and upn.*, as text
 
+	commerce commerce // cu, items and the ecommerce parameters (commerce.go)
+
 	line int // body line the event came from; 0 for the query string alone
 	// server: sent by server code (Measurement Protocol), so the request's
 	// address and user agent are the server's, not a person's: no geo,
@@ -221,6 +223,12 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 	}
 	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, "_ss"), flag(v, "_fv"), flag(v, "_nsi")
 	if err := parseParams(&h, v); err != nil {
+		return h, err
+	}
+	if err := parseGtagItems(&h, v); err != nil {
+		return h, err
+	}
+	if err := takeCommerce(&h, "ep."); err != nil {
 		return h, err
 	}
 	return h, nil

@@ -19,8 +19,8 @@ func TestParseGtagGET(t *testing.T) {
 		MeasurementID: "G-TEST1", ClientID: "111.222", UserID: "u-9", SessionID: 1764000000, SessionNum: 3,
 		Engaged: true, SessionStart: true, FirstVisit: true, NewSession: true, EngageMs: 1500, Name: "page_view",
 		Page: "https://shop.test/cart?id=1", Referrer: "https://search.test/", Title: "Cart", Language: "en-us", Screen: "1920x1080",
-		Consent: "G111", Params: map[string]string{"method": "card"}, NumParams: map[string]float64{"value": 12.5},
-		UserProps: map[string]string{"plan": "pro", "age": "42"},
+		Consent: "G111", Params: map[string]string{"method": "card"},
+		UserProps: map[string]string{"plan": "pro", "age": "42"}, commerce: commerce{Value: 12.5},
 	}}
 	if diff := cmp.Diff(want, hits, cmp.AllowUnexported(Hit{})); diff != "" {
 		t.Fatalf("hits differ (-want +got):\n%s", diff)

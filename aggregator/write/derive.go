@@ -64,6 +64,12 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err := w.store.EnsureEventDays(ctx, events); err != nil {
 		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
+	// Key events and repeated purchases before the rows and sessions
+	// that count them.
+	commerce, err := prepareCommerce(ctx, w.store, d, events)
+	if err != nil {
+		return 0, 0, err
+	}
 	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
 	if err != nil {
 		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
@@ -77,6 +83,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		res.Rows[i].Session = as.Sessions[as.Of[i]].ID
 	}
 	sess := sessionRows(events, res, &as)
+	if err := commerce.write(ctx, w.store, d, events, res.Rows); err != nil {
+		return 0, 0, err
+	}
 	if err := d.CopyEvents(ctx, res.Rows); err != nil {
 		return 0, 0, err
 	}

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -78,7 +79,101 @@ func Check(e *protocol.Event) *Violation {
 			return textViolation(r, "user property "+quote(k), v, MaxUserPropValueLen)
 		}
 	}
+	if r := textRule(e.TransactionID, MaxParamValueLen, ParamValueLength); r != nil {
+		return textViolation(r, "transaction_id", e.TransactionID, MaxParamValueLen)
+	}
+	for i := range e.Items {
+		for _, f := range e.Items[i].Texts() {
+			if r := textRule(*f.Value, MaxItemValueLen, ItemValueLength); r != nil {
+				return textViolation(r, itemField(i, f.Name), *f.Value, MaxItemValueLen)
+			}
+		}
+	}
 	return nil
+}
+
+// MaxItemQuantity bounds an item's quantity, so sums stay exact.
+const MaxItemQuantity = 1_000_000_000
+
+// checkCommerce checks an event's ecommerce fields: what Repair cannot fix.
+func checkCommerce(e *protocol.Event) *Violation {
+	if e.Currency != "" {
+		if v := Currency("currency", e.Currency); v != nil {
+			return v
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{{"value", e.Value}, {"tax", e.Tax}, {"shipping", e.Shipping}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return violation(ParamNumber, "param "+quote(f.name), "not a finite number")
+		}
+	}
+	if n := len(e.Items); n > MaxItems {
+		return violation(ItemCount, "items", "%d items, GA4 allows %d", n, MaxItems)
+	}
+	for i := range e.Items {
+		if v := CheckItem(itemField(i, ""), &e.Items[i]); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// CheckItem checks what an item must have and its numbers; field prefixes
+// the names in a violation (items[3]., pr4.).
+func CheckItem(field string, it *protocol.Item) *Violation {
+	if it.ID == "" && it.Name == "" {
+		return violation(ItemRequired, field+"item_id", "an item needs an item_id or an item_name")
+	}
+	for _, f := range [...]struct {
+		name string
+		v    float64
+	}{{"price", it.Price}, {"discount", it.Discount}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return violation(ItemNumber, field+f.name, "not a finite number")
+		}
+	}
+	if it.Quantity < 0 || it.Quantity > MaxItemQuantity {
+		return violation(ItemNumber, field+"quantity", "%d is outside 0..%d", it.Quantity, MaxItemQuantity)
+	}
+	return nil
+}
+
+// ItemValue checks an item parameter's text as sent.
+func ItemValue(field, v string) *Violation {
+	return valueLength(field, v, MaxItemValueLen, ItemValueLength)
+}
+
+// Currency checks a currency code as sent: three ASCII letters. Senders
+// may use lower case; the agent stores it upper case (NormalizeCurrency).
+func Currency(field, code string) *Violation {
+	if len(code) != 3 {
+		return violation(CurrencyCode, field, "%s is not a three-letter ISO 4217 code", quote(code))
+	}
+	for i := 0; i < 3; i++ {
+		if c := code[i] | 0x20; c < 'a' || c > 'z' {
+			return violation(CurrencyCode, field, "%s is not a three-letter ISO 4217 code", quote(code))
+		}
+	}
+	return nil
+}
+
+// NormalizeCurrency is a valid code (Currency) in upper case.
+func NormalizeCurrency(code string) string {
+	b := []byte(code)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 0x20
+		}
+	}
+	return string(b)
+}
+
+// itemField names item i's field name in a violation.
+func itemField(i int, name string) string {
+	return "items[" + strconv.Itoa(i) + "]." + name
 }
 
 // checkEvent checks what Repair cannot fix: names, counts, numbers, time.
@@ -112,6 +207,9 @@ func checkEvent(e *protocol.Event) *Violation {
 		if v := UserPropName("user property", k); v != nil {
 			return v
 		}
+	}
+	if e.Commerce() {
+		return checkCommerce(e)
 	}
 	return nil
 }

@@ -74,6 +74,16 @@ func Repair(e *protocol.Event) (Repairs, *Violation) {
 			e.UserProps[k] = nv
 		}
 	}
+	if e.TransactionID != "" {
+		e.TransactionID = repairText(e.TransactionID, MaxParamValueLen, ParamValueLength, &done)
+	}
+	for i := range e.Items {
+		for _, f := range e.Items[i].Texts() {
+			if *f.Value != "" {
+				*f.Value = repairText(*f.Value, MaxItemValueLen, ItemValueLength, &done)
+			}
+		}
+	}
 	return done, nil
 }
 

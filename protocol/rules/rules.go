@@ -52,6 +52,8 @@ const (
 	MaxPageLocationLen  = 1000 // Event.Path (GA4 counts the encoded URL)
 	MaxPageReferrerLen  = 420
 	MaxPageTitleLen     = 300
+	MaxItems            = 200 // items of one ecommerce event
+	MaxItemValueLen     = 100 // an item parameter's text, as event parameter values
 	// Not GA4 limits: bounds of the agent's own fields and of what a
 	// sender may put in ul and sr, so a row stays small.
 	MaxHostLen   = 253 // a DNS name
@@ -87,6 +89,16 @@ var (
 		Doc: "Measurement Protocol and t.js names start with a letter and hold only letters, digits and underscores"}
 	NameReserved = &Rule{Code: "name_reserved", GA4: CodeNameReserved, Action: ActRefuse,
 		Doc: "Measurement Protocol and t.js names avoid GA4's reserved names and prefixes (_, firebase_, ga_, google_, gtag.)"}
+	ItemCount = &Rule{Code: "item_count", GA4: CodeExceededMaxEntities, Action: ActRefuse, Limit: MaxItems,
+		Doc: "an ecommerce event has at most 200 items"}
+	ItemRequired = &Rule{Code: "item_id_required", GA4: CodeValueRequired, Action: ActRefuse,
+		Doc: "every item has an item_id or an item_name"}
+	ItemValueLength = &Rule{Code: "item_value_length", GA4: CodeValueOutOfBounds, Action: ActRefuse, Limit: MaxItemValueLen,
+		Doc: "item parameter values (item_id, item_name, item_brand, item_category…5, item_variant, list, promotion, affiliation, coupon) have at most 100 characters"}
+	ItemNumber = &Rule{Code: "item_number", GA4: CodeValueInvalid, Action: ActRefuse,
+		Doc: "item price and discount are finite numbers, quantity a whole number from 0 to 1000000000"}
+	CurrencyCode = &Rule{Code: "currency_code", GA4: CodeValueInvalid, Action: ActRefuse,
+		Doc: "currency is a three-letter ISO 4217 code (upper or lower case)"}
 	EventTime = &Rule{Code: "event_time", GA4: CodeValueInvalid, Action: ActRefuse,
 		Doc: "the event time is after 2000-01-01 and not ahead of the aggregator's clock by more than its --max-future"}
 
@@ -112,7 +124,8 @@ var (
 // them all from the start, and README's limits table follows it.
 var All = []*Rule{
 	EventNameRequired, EventNameLength, NameEncoding, ParamCount, ParamNameRequired, ParamNameLength,
-	ParamValueLength, ParamNumber, UserPropCount, UserPropNameLength, UserPropValueLength, NamePattern, NameReserved, EventTime,
+	ParamValueLength, ParamNumber, UserPropCount, UserPropNameLength, UserPropValueLength, NamePattern, NameReserved,
+	ItemCount, ItemRequired, ItemValueLength, ItemNumber, CurrencyCode, EventTime,
 	PageLocationLength, PageReferrerLength, PageTitleLength, HostLength, FieldLength, TextBytes, InvalidUTF8, NulByte,
 }
 

@@ -53,7 +53,7 @@ func TestCheckAndRepair(t *testing.T) {
 				t.Fatalf("message %q does not name the rule", v.Error())
 			}
 			done, rv := Repair(&e)
-			if rule.Action == ActRefuse && rule != ParamValueLength && rule != UserPropValueLength {
+			if rule.Action == ActRefuse && rule != ParamValueLength && rule != UserPropValueLength && rule != ItemValueLength {
 				if rv == nil || rv.Rule != rule {
 					t.Fatalf("Repair = %v, want refusal by %s", rv, rule.Code)
 				}
@@ -125,6 +125,51 @@ func TestCheckAndRepair(t *testing.T) {
 	f("user property NUL", func(e *protocol.Event) { e.UserProps["tier"] = "\x00gold" }, NulByte, nil)
 	f("param value grown past 100", func(e *protocol.Event) { e.Params["plan"] = euro101 }, ParamValueLength, nil)
 	f("user property value grown past 36", func(e *protocol.Event) { e.UserProps["tier"] = strings.Repeat("g", 37) }, UserPropValueLength, nil)
+
+	purchase := func(e *protocol.Event) {
+		e.Name, e.Currency, e.Value, e.TransactionID = "purchase", "EUR", 30, "T-1"
+		e.Items = []protocol.Item{{ID: "SKU_1", Price: 10, Quantity: 3}}
+	}
+	f("201 items", func(e *protocol.Event) {
+		purchase(e)
+		e.Items = make([]protocol.Item, 201)
+		for i := range e.Items {
+			e.Items[i].ID = "x"
+		}
+	}, ItemCount, nil)
+	f("item without id or name", func(e *protocol.Event) { purchase(e); e.Items[0].ID = "" }, ItemRequired, nil)
+	f("item price NaN", func(e *protocol.Event) { purchase(e); e.Items[0].Price = math.NaN() }, ItemNumber, nil)
+	f("negative quantity", func(e *protocol.Event) { purchase(e); e.Items[0].Quantity = -1 }, ItemNumber, nil)
+	f("currency of 4 letters", func(e *protocol.Event) { purchase(e); e.Currency = "EURO" }, CurrencyCode, nil)
+	f("currency with digits", func(e *protocol.Event) { purchase(e); e.Currency = "E1R" }, CurrencyCode, nil)
+	f("value infinite", func(e *protocol.Event) { purchase(e); e.Value = math.Inf(1) }, ParamNumber, nil)
+	f("item name over 100", func(e *protocol.Event) { purchase(e); e.Items[0].Name = euro101 }, ItemValueLength, func(t *testing.T, e *protocol.Event) {
+		if e.Items[0].Name != strings.Repeat("€", 100) {
+			t.Fatalf("item name %q, want cut to 100 characters", e.Items[0].Name)
+		}
+	})
+	f("item brand NUL", func(e *protocol.Event) { purchase(e); e.Items[0].Brand = "a\x00b" }, NulByte, func(t *testing.T, e *protocol.Event) {
+		if e.Items[0].Brand != "ab" {
+			t.Fatalf("brand %q, want NUL dropped", e.Items[0].Brand)
+		}
+	})
+	f("transaction id invalid utf8", func(e *protocol.Event) { purchase(e); e.TransactionID = "T\xff" }, InvalidUTF8, nil)
+}
+
+func TestCurrency(t *testing.T) {
+	for _, ok := range []string{"EUR", "usd", "Chf"} {
+		if v := Currency("cu", ok); v != nil {
+			t.Fatalf("Currency(%q) = %v", ok, v)
+		}
+	}
+	if got := NormalizeCurrency("usd"); got != "USD" {
+		t.Fatalf("NormalizeCurrency(usd) = %q", got)
+	}
+	for _, bad := range []string{"", "EU", "EURO", "E R", "€UR", "12\x003"} {
+		if v := Currency("cu", bad); v == nil || v.Rule != CurrencyCode {
+			t.Fatalf("Currency(%q) = %v, want rule currency_code", bad, v)
+		}
+	}
 }
 
 func TestValidEventUntouched(t *testing.T) {

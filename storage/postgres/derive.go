@@ -41,6 +41,9 @@ type DeriveTx struct {
 	gen      int64
 	consumed []int64
 	events   int64
+	// The site's ecommerce settings (commerce.go).
+	currency  string
+	keyEvents []string
 }
 
 // BeginDerive begins site's derivation, or returns ErrSiteBusy when another
@@ -52,7 +55,7 @@ func (s *Store) BeginDerive(ctx context.Context, site uint32) (*DeriveTx, error)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: begin: %w", site, err)
 	}
-	d := &DeriveTx{s: s, tx: tx, site: site, zone: time.UTC}
+	d := &DeriveTx{s: s, tx: tx, site: site, zone: time.UTC, currency: "USD", keyEvents: []string{"purchase"}}
 	if err := d.begin(ctx); err != nil {
 		d.Rollback(ctx)
 		if errors.Is(err, ErrSiteBusy) {
@@ -74,7 +77,8 @@ func (d *DeriveTx) begin(ctx context.Context) error {
 	// FOR SHARE: a rollup or session rebuild of the site (FOR UPDATE)
 	// never interleaves with a derivation. A site without a row counts in UTC.
 	var name string
-	switch err := d.tx.QueryRow(ctx, "SELECT time_zone FROM sites WHERE id = $1 FOR SHARE", int32(d.site)).Scan(&name); {
+	switch err := d.tx.QueryRow(ctx, "SELECT time_zone, currency_code, key_events FROM sites WHERE id = $1 FOR SHARE",
+		int32(d.site)).Scan(&name, &d.currency, &d.keyEvents); {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("read time zone: %w", err)

@@ -30,6 +30,10 @@ func EventsIn(site, lo, hi string, cols []string) string {
 			packCols[i] = "p.site_id"
 		case "ts":
 			packCols[i] = "u.ts"
+		case "commerce_id":
+			// Packs written before migration 015 have an empty array.
+			packCols[i] = "COALESCE(u.commerce_id, 0) AS commerce_id"
+			arrays, names = append(arrays, "p."+c), append(names, c)
 		default:
 			packCols[i] = "u." + c
 			arrays, names = append(arrays, "p."+c), append(names, c)
@@ -92,25 +96,25 @@ const packEventsSQL = `WITH
 		WHERE p.site_id = l.site_id AND p.day = $1 AND p.part = l.part AND l.merge RETURNING p.*),
 	todo AS (
 		SELECT m.ts, m.visitor_id, m.session_id, m.site_id, m.name_id, m.referrer_id, m.content_id,
-		       m.client_id, m.traffic_id, m.engagement_ms, m.flags, m.params FROM moved m
+		       m.client_id, m.traffic_id, m.engagement_ms, m.flags, m.params, m.commerce_id FROM moved m
 		UNION ALL
 		SELECT u.ts, u.visitor_id, u.session_id, o.site_id, u.name_id, u.referrer_id, u.content_id,
-		       u.client_id, u.traffic_id, u.engagement_ms, u.flags, u.params
+		       u.client_id, u.traffic_id, u.engagement_ms, u.flags, u.params, COALESCE(u.commerce_id, 0)
 		FROM merged o CROSS JOIN LATERAL unnest(o.ts, o.visitor_id, o.session_id, o.name_id, o.referrer_id,
-			o.content_id, o.client_id, o.traffic_id, o.engagement_ms, o.flags, o.params)
+			o.content_id, o.client_id, o.traffic_id, o.engagement_ms, o.flags, o.params, o.commerce_id)
 			AS u(ts, visitor_id, session_id, name_id, referrer_id, content_id, client_id, traffic_id,
-			     engagement_ms, flags, params)),
+			     engagement_ms, flags, params, commerce_id)),
 	numbered AS (SELECT r.*, (row_number() OVER (PARTITION BY r.site_id ORDER BY r.session_id, r.ts) - 1) / $5 AS chunk
 		FROM todo r)
 INSERT INTO event_packs (site_id, day, part, events, ts, visitor_id, session_id, name_id, referrer_id,
-	content_id, client_id, traffic_id, engagement_ms, flags, params)
+	content_id, client_id, traffic_id, engagement_ms, flags, params, commerce_id)
 SELECT n.site_id, $1, COALESCE(CASE WHEN l.merge THEN l.part ELSE l.part + 1 END, 0) + n.chunk, count(*),
 	array_agg(n.ts ORDER BY n.session_id, n.ts), array_agg(n.visitor_id ORDER BY n.session_id, n.ts),
 	array_agg(n.session_id ORDER BY n.session_id, n.ts), array_agg(n.name_id ORDER BY n.session_id, n.ts),
 	array_agg(n.referrer_id ORDER BY n.session_id, n.ts), array_agg(n.content_id ORDER BY n.session_id, n.ts),
 	array_agg(n.client_id ORDER BY n.session_id, n.ts), array_agg(n.traffic_id ORDER BY n.session_id, n.ts),
 	array_agg(n.engagement_ms ORDER BY n.session_id, n.ts), array_agg(n.flags ORDER BY n.session_id, n.ts),
-	array_agg(n.params ORDER BY n.session_id, n.ts)
+	array_agg(n.params ORDER BY n.session_id, n.ts), array_agg(n.commerce_id ORDER BY n.session_id, n.ts)
 FROM numbered n LEFT JOIN last l ON l.site_id = n.site_id
 GROUP BY n.site_id, n.chunk, l.part, l.merge`
 

@@ -20,6 +20,7 @@ type EventRow struct {
 	Dims             [numDimKinds]int32 // by DimKind-1; the profile kinds are stored through the profile ids
 	Content          int32              // content_profiles id
 	Client, Traffic  int32              // client_profiles and traffic_profiles ids
+	Commerce         int32              // event_commerce id; 0: none
 	PageView         bool               // a page_view event, for rollups (not a column)
 }
 
@@ -41,7 +42,7 @@ func (s *eventSource) Values() ([]any, error) {
 	r := &s.rows[s.i]
 	v := s.vals
 	v[0], v[1], v[2], v[3], v[4], v[5] = r.TS, r.Visitor, r.Session, r.Site, r.Dims[DimEventName-1], r.Dims[DimReferrer-1]
-	v[6], v[7], v[8], v[9], v[10], v[11] = r.Content, r.Client, r.Traffic, r.Engage, r.Flags, r.Params
+	v[6], v[7], v[8], v[9], v[10], v[11], v[12] = r.Content, r.Client, r.Traffic, r.Engage, r.Flags, r.Params, r.Commerce
 	return v, nil
 }
 

@@ -66,7 +66,7 @@ func ProfileOf(kind DimKind) *Profile {
 const profileCacheSize = 1 << 17
 
 // maxProfileKinds bounds the id columns of a profile.
-const maxProfileKinds = 8
+const maxProfileKinds = 9
 
 // profileKey identifies a profile row.
 type profileKey struct {

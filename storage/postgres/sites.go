@@ -194,6 +194,7 @@ func scanSite(row pgx.Row) (Site, error) {
 	if st.Policy.KeepParams == nil {
 		st.Policy.KeepParams = []string{}
 	}
+
 	return st, err
 }
 
@@ -231,4 +232,15 @@ func randIntn(n int) int {
 			return int(b[0]) % n
 		}
 	}
+}
+
+// siteUpdateErr wraps the error of an UPDATE … RETURNING of site id's what.
+func siteUpdateErr(id uint32, what string, err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: site %d %s: %w", id, what, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: site %d %s: %w", id, what, err)
+	}
+	return nil
 }

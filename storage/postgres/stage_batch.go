@@ -56,7 +56,7 @@ func DecodeParams(b []byte) (EventParams, error) {
 // columns of EventsIn.
 var EventColumns = []string{
 	"ts", "visitor_id", "session_id", "site_id", "name_id", "referrer_id",
-	"content_id", "client_id", "traffic_id", "engagement_ms", "flags", "params",
+	"content_id", "client_id", "traffic_id", "engagement_ms", "flags", "params", "commerce_id",
 }
 
 var deadLetterColumns = []string{"agent_id", "seq", "idx", "reason", "event"}

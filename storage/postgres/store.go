@@ -27,8 +27,8 @@ type Store struct {
 	Pool *pgxpool.Pool
 	log  *slog.Logger
 
-	dims                       *dimCache
-	contents, clients, traffic *profileCache
+	dims                              *dimCache
+	contents, clients, traffic, items *profileCache
 
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
@@ -60,6 +60,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		contents: newIDCache[profileKey](profileCacheSize),
 		clients:  newIDCache[profileKey](profileCacheSize),
 		traffic:  newIDCache[profileKey](profileCacheSize),
+		items:    newIDCache[profileKey](profileCacheSize),
 		parts:    make(map[int64]bool),
 		packPart: packPartEvents,
 	}, nil

@@ -142,6 +142,25 @@
     $("series-last").textContent = label(dates[dates.length - 1]);
   }
 
+  // showCommerce shows the revenue card and the top products when the
+  // period has purchases, in the property's currency.
+  function showCommerce(commerce, products) {
+    const c = commerce.rows && commerce.rows[0];
+    const shop = metric(c, 1) > 0;
+    $("card-revenue").hidden = !shop;
+    $("top-products").hidden = !shop;
+    if (!shop) return;
+    let money = fmt;
+    try {
+      money = new Intl.NumberFormat(undefined, { style: "currency", currency: commerce.metadata.currencyCode });
+    } catch (e) {
+      // an unknown currency code: plain numbers
+    }
+    $("total-totalRevenue").textContent = money.format(metric(c, 0));
+    $("total-ecommercePurchases").textContent = fmt.format(metric(c, 1)) + " purchases";
+    fillTable("top-products", products.rows);
+  }
+
   function top(dimension, metrics, limit) {
     return {
       dimensions: [{ name: dimension }],
@@ -169,16 +188,18 @@
           withRange({ dimensions: [{ name: "date" }], metrics: [{ name: "screenPageViews" }, { name: "activeUsers" }],
             orderBys: [{ dimension: { dimensionName: "date" } }], limit: "1000" }),
           withRange(top("pagePath", ["screenPageViews", "activeUsers"], 10)),
+          withRange({ metrics: [{ name: "totalRevenue" }, { name: "ecommercePurchases" }] }),
         ] }),
         call(creds, "batchRunReports", { requests: [
           withRange(top("sessionSource", ["sessions", "activeUsers"], 10)),
           withRange(top("country", ["activeUsers", "screenPageViews"], 10)),
           withRange(top("deviceCategory", ["activeUsers", "screenPageViews"], 10)),
+          withRange(top("itemName", ["itemRevenue", "itemsPurchased"], 10)),
         ] }),
       ]);
       if (mine !== generation) return;
-      const [totals, series, pages] = a.reports;
-      const [sources, countries, devices] = b.reports;
+      const [totals, series, pages, commerce] = a.reports;
+      const [sources, countries, devices, products] = b.reports;
       const t = totals.rows && totals.rows[0];
       $("total-activeUsers").textContent = fmt.format(metric(t, 0));
       $("total-sessions").textContent = fmt.format(metric(t, 1));
@@ -192,6 +213,7 @@
       fillTable("top-sources", sources.rows);
       fillTable("top-countries", countries.rows);
       fillTable("top-devices", devices.rows);
+      showCommerce(commerce, products);
       $("status").textContent = "Updated " + new Date().toLocaleTimeString() + (timeZone ? " · dates in " + timeZone : "");
       report.dataset.state = "ready";
     } catch (e) {

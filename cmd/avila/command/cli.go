@@ -52,6 +52,8 @@ func commands() []command {
 		siteCreateCommand(),
 		siteListCommand(),
 		siteUpdateCommand(),
+		currencySetRateCommand(),
+		currencyListCommand(),
 		keyCreateCommand(),
 		keyListCommand(),
 		keyRevokeCommand(),

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	shared "github.com/avila-analytics/avila/internal/cli"
+	"github.com/avila-analytics/avila/protocol/rules"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -34,14 +35,21 @@ func policyFlags(c *cli, fs *shared.FlagSet) sitePolicyFlags {
 func siteUpdateCommand() command {
 	return command{
 		name: "site update",
-		summary: "Change a site's edge policy (--dnt, --keep-param) or its Data API quotas (--quota-…); flags\n" +
-			"not given keep their value. Agents apply the policy with their next config fetch, aggregators the\n" +
-			"quotas within 10 seconds.",
+		summary: "Change a site's edge policy (--dnt, --keep-param), key events (--key-events), reporting\n" +
+			"currency (--currency) or Data API quotas (--quota-…); flags not given keep their value. Agents\n" +
+			"apply the policy with their next config fetch, within seconds; key events and currency apply to\n" +
+			"events derived from then on; aggregators apply quotas within 10 seconds.",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			property := fs.String("property", "", "property id of the site to change (see 'avila site list'); required")
 			policy := policyFlags(c, fs)
 			quota := quotaFlags(fs)
+			var keyEvents listFlag
+			_ = keyEvents.Set("")
+			fs.Var(&keyEvents, "key-events", "the event names counted as key events (GA4's conversions), e.g. purchase,sign_up;\n"+
+				"repeat or separate with commas. Replaces the list; purchase is the default")
+			currency := fs.String("currency", "", "the ISO 4217 code reports give amounts in, e.g. EUR; amounts sent in another\n"+
+				"currency are converted with 'avila currency set-rate' rates, or stored as sent without one")
 			return func(ctx context.Context) error {
 				if *property == "" {
 					return usagef("--property is required (see 'avila site list' for the property ids)")
@@ -53,11 +61,21 @@ func siteUpdateCommand() command {
 				given := map[string]bool{}
 				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 				// given holds the flags set by the command line or the environment.
-				if !given["dnt"] && !given["keep-param"] && !quotaGiven(given) {
-					return usagef("nothing to change: give --dnt, --keep-param or a --quota-… flag")
+				if !given["dnt"] && !given["keep-param"] && !given["key-events"] && !given["currency"] && !quotaGiven(given) {
+					return usagef("nothing to change: give --dnt, --keep-param, --key-events, --currency or a --quota-… flag")
 				}
 				if err := applyQuota(&postgres.SiteQuota{}, quota, given); err != nil {
 					return err // checked before anything is written
+				}
+				for _, name := range keyEvents {
+					if v := rules.EventName("--key-events", name); v != nil {
+						return usagef("%v", v)
+					}
+				}
+				if given["currency"] {
+					if v := rules.Currency("--currency", *currency); v != nil {
+						return usagef("%v", v)
+					}
 				}
 				store, _, err := open(ctx)
 				if err != nil {
@@ -71,6 +89,20 @@ func siteUpdateCommand() command {
 					}
 					return explain(err)
 				}
+				if given["key-events"] {
+					if _, err := store.SetKeyEvents(ctx, site.ID, keyEvents); err != nil {
+						return explain(err)
+					}
+				}
+				if given["currency"] {
+					if site, err = store.SetCurrency(ctx, site.ID, rules.NormalizeCurrency(*currency)); err != nil {
+						return explain(err)
+					}
+				}
+				keys, err := store.KeyEvents(ctx, site.ID)
+				if err != nil {
+					return explain(err)
+				}
 				p := site.Policy
 				if given["dnt"] {
 					p.DNT = *policy.dnt
@@ -78,11 +110,13 @@ func siteUpdateCommand() command {
 				if given["keep-param"] {
 					p.KeepParams = *policy.keep
 				}
-				if site, err = store.SetSitePolicy(ctx, site.ID, p); err != nil {
-					if errors.Is(err, postgres.ErrBadPolicy) {
-						return usagef("%v", err)
+				if given["dnt"] || given["keep-param"] {
+					if site, err = store.SetSitePolicy(ctx, site.ID, p); err != nil {
+						if errors.Is(err, postgres.ErrBadPolicy) {
+							return usagef("%v", err)
+						}
+						return explain(err)
 					}
-					return explain(err)
 				}
 				q, err := store.SiteQuota(ctx, site.ID)
 				if err != nil {
@@ -100,6 +134,8 @@ func siteUpdateCommand() command {
 				fmt.Fprintf(tw, "property\t%d\n", site.ID)
 				fmt.Fprintf(tw, "dnt\t%s\n", orDash(site.Policy.DNT))
 				fmt.Fprintf(tw, "keep_params\t%s\n", orDash(strings.Join(site.Policy.KeepParams, ",")))
+				fmt.Fprintf(tw, "key_events\t%s\n", orDash(strings.Join(keys, ",")))
+				fmt.Fprintf(tw, "currency\t%s\n", site.CurrencyCode)
 				printQuota(tw, q)
 				return tw.Flush()
 			}
