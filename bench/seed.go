@@ -33,12 +33,31 @@ func SeedEvents(ctx context.Context, store *postgres.Store, site uint32, n int64
 	if err != nil {
 		return err
 	}
+	products, err := createProducts(ctx, store, site)
+	if err != nil {
+		return err
+	}
 	if err := store.EnsurePartitions(ctx, from, to); err != nil {
 		return fmt.Errorf("bench: seed: %w", err)
 	}
-	gen := newEventGen(site, d, contents, clients, traffic, from, to, n, 1)
-	if _, err := store.Pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols, gen); err != nil {
+	conn, err := store.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("bench: seed: %w", err)
+	}
+	defer conn.Release()
+	// Purchase ids: a block of the event_commerce sequence as large as the
+	// events could need, as loadDataset takes.
+	var first int32
+	if err := conn.QueryRow(ctx, `SELECT setval(pg_get_serial_sequence('event_commerce', 'id'),
+		nextval(pg_get_serial_sequence('event_commerce', 'id')) + $1) - $1`, n).Scan(&first); err != nil {
+		return fmt.Errorf("bench: seed: commerce ids: %w", err)
+	}
+	gen := newEventGen(site, d, contents, clients, traffic, from, to, n, 1).withProducts(products, first)
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, datasetCols, gen); err != nil {
 		return fmt.Errorf("bench: seed: copy: %w", err)
+	}
+	if err := gen.writeCommerce(ctx, conn.Conn()); err != nil {
+		return fmt.Errorf("bench: seed: %w", err)
 	}
 	if err := store.RebuildRollups(ctx, site); err != nil {
 		return fmt.Errorf("bench: seed: %w", err)
