@@ -60,7 +60,7 @@ func (p *pipeline) startAggregator() {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		p.agg, err = node.Start(context.Background(), node.Config{DatabaseURL: p.dbURL, ListenQUIC: p.quic,
-			ListenAPI: "127.0.0.1:0", DataDir: p.aggDir}, quiet)
+			ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0", DataDir: p.aggDir}, quiet)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}

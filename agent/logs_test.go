@@ -122,7 +122,7 @@ func TestDebugLogsHoldNoIPOrUserAgent(t *testing.T) {
 	})
 
 	waitFor(t, 60*time.Second, "events shipped", func() error {
-		if n := scrape(t, p.agg.APIURL, "analytics_events_processed_total", "outcome", "stored"); n < 2 {
+		if n := scrape(t, p.agg.OperatorURL, "analytics_events_processed_total", "outcome", "stored"); n < 2 {
 			return fmt.Errorf("%v of 2 events shipped", n)
 		}
 		return nil

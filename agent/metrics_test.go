@@ -92,7 +92,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("Sec-GPC hit answered %d", resp.StatusCode)
 	}
 	waitFor(t, 60*time.Second, "events stored", func() error {
-		if n := scrape(t, p.agg.APIURL, "analytics_events_processed_total", "outcome", "stored"); n < 5 {
+		if n := scrape(t, p.agg.OperatorURL, "analytics_events_processed_total", "outcome", "stored"); n < 5 {
 			return fmt.Errorf("%v of 5 stored", n)
 		}
 		return nil
@@ -131,7 +131,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if v := scrape(t, a.URL, "go_goroutines"); v <= 0 {
 		t.Errorf("agent go_goroutines = %v", v)
 	}
-	api := p.agg.APIURL
+	api := p.agg.OperatorURL // the aggregator serves metrics on its operator address
 	f(api, 5, "analytics_events_processed_total", "outcome", "stored")
 	f(api, 0, "analytics_events_processed_total", "outcome", "dead_letter")
 	if w := scrape(t, api, "analytics_storage_writes_total"); w < 1 {

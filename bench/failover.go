@@ -134,7 +134,7 @@ func (r *run) startFailoverCluster(ctx context.Context) (*failoverCluster, error
 		if err != nil {
 			return c, fmt.Errorf("bench: failover: %w", err)
 		}
-		args := []string{"--database-url", r.st.dbURL, "--listen-quic", "127.0.0.1:0", "--listen-api", "127.0.0.1:0",
+		args := []string{"--database-url", r.st.dbURL, "--listen-quic", "127.0.0.1:0", "--listen-api", "127.0.0.1:0", "--listen-operator", "127.0.0.1:0",
 			"--data-dir", filepath.Join(dir, name), "--node-name", name, "--gossip-listen", "127.0.0.1:0",
 			"--tls-cert", cert.Cert, "--tls-key", cert.Key}
 		if seed != "" {
@@ -202,7 +202,7 @@ func (r *run) failoverReady(ctx context.Context, c *failoverCluster) error {
 
 func clusterStatus(ctx context.Context, a *process) (node.ClusterStatus, error) {
 	var st node.ClusterStatus
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.Ready["api"]+"/v1/cluster/status", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.Ready["operator"]+"/v1/cluster/status", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return st, err

@@ -158,7 +158,7 @@ func (s *stack) setup(ctx context.Context) error {
 func (s *stack) startAggregator() error {
 	var err error
 	s.agg, err = startProcess("avila-aggregator", filepath.Join(s.bins, "avila-aggregator"), filepath.Join(s.work, "aggregator.log"),
-		"--database-url", s.dbURL, "--listen-quic", "127.0.0.1:0", "--listen-api", "127.0.0.1:0",
+		"--database-url", s.dbURL, "--listen-quic", "127.0.0.1:0", "--listen-api", "127.0.0.1:0", "--listen-operator", "127.0.0.1:0",
 		"--data-dir", filepath.Join(s.work, "aggregator"), "--log-level", "warn")
 	if err != nil {
 		return err

@@ -159,6 +159,13 @@ func TestComposeListeners(t *testing.T) {
 	}
 	f("aggregator", "AVILA_LISTEN_QUIC", "0.0.0.0:4433", "udp")
 	f("aggregator", "AVILA_LISTEN_API", "0.0.0.0:8080", "tcp")
+	f("aggregator", "AVILA_LISTEN_OPERATOR", "0.0.0.0:8081", "tcp")
+	// The operator address is for this host only.
+	for _, p := range service(t, p, "aggregator").Ports {
+		if p.Target == 8081 && p.HostIP != "127.0.0.1" {
+			t.Errorf("aggregator: operator port published on %q, want 127.0.0.1 only", p.HostIP)
+		}
+	}
 	f("agent", "AVILA_LISTEN", "0.0.0.0:8090", "tcp")
 }
 

@@ -17,7 +17,8 @@ import (
 type listener struct {
 	flag    string
 	protos  []corev1.Protocol
-	health  bool // /healthz, /readyz and /metrics are here
+	health  bool // /healthz and /readyz are here (probes)
+	metrics bool // /metrics is here (ServiceMonitors)
 	gossip  bool
 	purpose string
 }
@@ -34,9 +35,10 @@ var listeners = map[string][]listener{
 		{flag: "listen-api", protos: tcp, health: true, purpose: "HTTP API"},
 		{flag: "listen-quic", protos: udp, purpose: "QUIC"},
 		{flag: "gossip-listen", protos: []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP}, gossip: true, purpose: "gossip"},
+		{flag: "listen-operator", protos: tcp, metrics: true, purpose: "operator HTTP (metrics, cluster status)"},
 	},
 	"avila-agent": {
-		{flag: "listen", protos: tcp, health: true, purpose: "HTTP"},
+		{flag: "listen", protos: tcp, health: true, metrics: true, purpose: "HTTP"},
 	},
 }
 
@@ -592,8 +594,8 @@ func checkAgentsReachAggregators(m *manifests, as []avilaContainer, env checkEnv
 }
 
 // checkServiceMonitors: each ServiceMonitor selects a Service of the
-// deployment and scrapes /metrics on a port leading to a server's health
-// and metrics listener.
+// deployment and scrapes /metrics on a port leading to a server's metrics
+// listener (the aggregator's --listen-operator, the agent's --listen).
 func checkServiceMonitors(m *manifests, as []avilaContainer, env checkEnv) []error {
 	var errs []error
 	for _, sm := range m.serviceMonitors {
@@ -629,7 +631,7 @@ func checkServiceMonitors(m *manifests, as []avilaContainer, env checkEnv) []err
 						}
 						for _, l := range listeners[a.cmd] {
 							p, _, _ := listenPort(a, l)
-							if cp, found := containerPort(a.c, targetPort(sp)); l.health && found && cp.ContainerPort == p {
+							if cp, found := containerPort(a.c, targetPort(sp)); l.metrics && found && cp.ContainerPort == p {
 								ok = true
 							}
 						}

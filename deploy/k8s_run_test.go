@@ -242,11 +242,15 @@ func TestK8sPodsRunAsRendered(t *testing.T) {
 	aggRoot := filepath.Join(dir, "aggregator")
 	runPod(t, aggRoot, secretsDir, agg.w)
 	aggProc := startContainer(t, m, agg, aggRoot, secrets, map[string]string{
-		"listen-api": "127.0.0.1:0", "listen-quic": "127.0.0.1:0", "gossip-listen": "127.0.0.1:0",
+		"listen-api": "127.0.0.1:0", "listen-quic": "127.0.0.1:0", "gossip-listen": "127.0.0.1:0", "listen-operator": "127.0.0.1:0",
 		"join": "", "redis-prefix": testenv.Prefix(t),
 	})
 	if err := getOK(aggProc.ready["api"] + "/readyz"); err != nil {
 		t.Fatalf("aggregator: %v", err)
+	}
+	// What the ServiceMonitor scrapes: /metrics on the operator address.
+	if err := getOK(aggProc.ready["operator"] + "/metrics"); err != nil {
+		t.Fatalf("aggregator operator address: %v", err)
 	}
 	if aggProc.ready["node"] != agg.w.name+"-0" || aggProc.ready["gossip"] == "" {
 		t.Errorf("aggregator ready line %v: want node %s-0, gossiping", aggProc.ready, agg.w.name)

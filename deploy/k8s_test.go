@@ -296,7 +296,7 @@ func TestK8sChecksCatchBreakage(t *testing.T) {
 		{"base", sts, "            - --log-format=json", "            - --log-format=json\n            - --join=x:7946", "--join is in args and AVILA_JOIN in env"},
 		// Ports against listen addresses.
 		{"base", sts, "              containerPort: 4433\n              protocol: UDP", "              containerPort: 4433\n              protocol: TCP", "listens for QUIC on 4433/UDP (--listen-quic) but declares no such container port"},
-		{"base", sts, "            - --listen-api=0.0.0.0:8080", "            - --listen-api=0.0.0.0:8081", "listens for HTTP API on 8081/TCP"},
+		{"base", sts, "            - --listen-api=0.0.0.0:8080", "            - --listen-api=0.0.0.0:8082", "listens for HTTP API on 8082/TCP"},
 		{"base", sts, "            - --listen-api=0.0.0.0:8080\n", "", "--listen-api=\"127.0.0.1:8080\" listens on 127.0.0.1 only"},
 		{"overlays/agent-sidecar", web, "            - --listen=0.0.0.0:8090", "            - --listen=127.0.0.1:8090", "listens on 127.0.0.1 only"},
 		{"base", sts, "            - name: gossip-udp\n              containerPort: 7946", "            - name: gossip-udp\n              containerPort: 7947", "container port gossip-udp 7947/UDP is not an address"},
@@ -341,9 +341,12 @@ func TestK8sChecksCatchBreakage(t *testing.T) {
 		{"overlays/agent-daemonset", ds, "            - --aggregator=avila-aggregator.avila.svc:4433", "            - --aggregator=avila-aggregator.avila.svc:8080", "has no UDP port 8080"},
 		{"overlays/agent-sidecar", web, "            - --aggregator=avila-aggregator.avila.svc:4433", "            - --aggregator=aggregator:4433", "names no Service of this deployment"},
 		// ServiceMonitor.
-		{"base", "base/servicemonitor.yaml", "    - port: api", "    - port: quic", `port "quic" of Service avila-aggregator does not lead to a /metrics listener`},
+		{"base", "base/servicemonitor.yaml", "    - port: operator", "    - port: quic", `port "quic" of Service avila-aggregator-operator does not lead to a /metrics listener`},
+		// The API address serves no /metrics: a ServiceMonitor on it is refused.
+		{"base", svcs, "    - name: operator\n      port: 8081\n      targetPort: operator", "    - name: operator\n      port: 8081\n      targetPort: api", `port "operator" of Service avila-aggregator-operator does not lead to a /metrics listener`},
+		{"base", sts, "            - --listen-operator=0.0.0.0:8081\n", "", `--listen-operator="127.0.0.1:8081" listens on 127.0.0.1 only`},
 		{"base", "base/servicemonitor.yaml", "      path: /metrics", "      path: /metric", `path "/metric", want /metrics`},
-		{"base", "base/servicemonitor.yaml", "      app.kubernetes.io/component: aggregator", "      app.kubernetes.io/component: api", "selects no Service"},
+		{"base", "base/servicemonitor.yaml", "      app.kubernetes.io/component: operator", "      app.kubernetes.io/component: api", "selects no Service"},
 		// Shutdown.
 		{"base", sts, "      terminationGracePeriodSeconds: 45", "      terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds 30 < preStop 5 s + shutdown 30 s"},
 		{"base", sts, `                command: ["sleep", "5"]`, `                command: ["curl", "-X", "POST", "http://127.0.0.1:8080/drain"]`, "only a sleep belongs there"},

@@ -29,6 +29,7 @@ import (
 type aggNode struct {
 	name string
 	api  string // http://host:port
+	op   string // operator address, http://host:port
 	quic string
 	p    *proc
 }
@@ -92,20 +93,20 @@ func newCluster(t *testing.T) *cluster {
 
 	const n = 3
 	ips := make([]string, n)
-	quic, api, gossip := make([]string, n), make([]string, n), make([]string, n)
+	quic, api, gossip, op := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i := range n {
 		ips[i] = fmt.Sprintf("127.0.0.%d", 2+i)
-		quic[i], api[i], gossip[i] = freeAddr(t, ips[i]), freeAddr(t, ips[i]), freeAddr(t, ips[i])
+		quic[i], api[i], gossip[i], op[i] = freeAddr(t, ips[i]), freeAddr(t, ips[i]), freeAddr(t, ips[i]), freeAddr(t, ips[i])
 	}
 	for i := range n {
 		name := fmt.Sprintf("agg-%d", i)
 		files := strings.Fields(avila(t, "certs", "issue", "--dir", c.certs, "--aggregator", name, "--host", ips[i]))
 		p := start(t, "avila-aggregator", []string{"DATABASE_URL=" + dbURL, "AVILA_GOSSIP_KEY=" + gossipKey},
-			"--node-name", name, "--listen-quic", quic[i], "--listen-api", api[i],
+			"--node-name", name, "--listen-quic", quic[i], "--listen-api", api[i], "--listen-operator", op[i],
 			"--gossip-listen", gossip[i], "--join", strings.Join(gossip, ","),
 			"--tls-cert", files[0], "--tls-key", files[1], "--tls-client-ca", c.ca,
 			"--data-dir", filepath.Join(t.TempDir(), name))
-		c.aggs = append(c.aggs, &aggNode{name: name, api: p.ready["api"], quic: p.ready["quic"], p: p})
+		c.aggs = append(c.aggs, &aggNode{name: name, api: p.ready["api"], op: p.ready["operator"], quic: p.ready["quic"], p: p})
 	}
 
 	store, err := postgres.Open(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -138,7 +139,7 @@ func newCluster(t *testing.T) *cluster {
 func status(a *aggNode) (node.ClusterStatus, error) {
 	var st node.ClusterStatus
 	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(a.api + "/v1/cluster/status")
+	resp, err := client.Get(a.op + "/v1/cluster/status")
 	if err != nil {
 		return st, err
 	}
@@ -379,7 +380,7 @@ func TestClusterFailoverRollingRestartAndPartition(t *testing.T) {
 	// as suspect, then gossip declares it dead.
 	for _, want := range []string{"suspect", "dead"} {
 		eventually(t, 30*time.Second, fmt.Sprintf("avila cluster status shows %s %s", killed.name, want), func() error {
-			out := avila(t, "cluster", "status", "--api", other.api)
+			out := avila(t, "cluster", "status", "--operator", other.op)
 			for _, line := range strings.Split(out, "\n") {
 				if f := strings.Fields(line); len(f) > 1 && f[0] == killed.name {
 					if f[1] != want {
@@ -522,7 +523,7 @@ func TestClusterRefusesAgentsWithoutValidCertificate(t *testing.T) {
 	good := strings.Fields(avila(t, "certs", "issue", "--dir", certs, "--agent", "edge-good"))
 	foreign := strings.Fields(avila(t, "certs", "issue", "--dir", other, "--agent", "edge-foreign"))
 	agg := start(t, "avila-aggregator", []string{"DATABASE_URL=" + dbURL},
-		"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agg"),
+		"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--listen-operator", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agg"),
 		"--tls-cert", srv[0], "--tls-key", srv[1], "--tls-client-ca", ca)
 	ctx := context.Background()
 	store, err := postgres.Open(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -88,7 +88,7 @@ func TestMetricsOfRealBinaries(t *testing.T) {
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d of %d hits not acknowledged", n, hits)
 	}
-	agent, api := s.agent.ready["agent"], s.agg.ready["api"]
+	agent, api := s.agent.ready["agent"], s.agg.ready["operator"] // aggregator metrics: the operator address
 	want := func(base string, n float64, name string, labels ...string) {
 		t.Helper()
 		eventually(t, time.Minute, name, func() error {

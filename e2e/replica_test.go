@@ -50,7 +50,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 	aggregator := func(maxLag string) *proc {
 		return start(t, "avila-aggregator", nil, "--database-url", pair.PrimaryURL, "--database-read-url", pair.ReplicaURL,
 			"--database-read-max-lag", maxLag, "--redis-url", redisURL, "--redis-prefix", prefix,
-			"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agg"))
+			"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--listen-operator", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agg"))
 	}
 	lenient, strict := aggregator("1h"), aggregator("300ms")
 	agent := start(t, "avila-agent", nil, "--listen", freePort(t, "tcp"), "--data-dir", filepath.Join(t.TempDir(), "agent"),
@@ -100,7 +100,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 	}
 	reads := func(node *proc, database string) float64 {
 		t.Helper()
-		v, err := metricValue(node.ready["api"], "analytics_query_reads_total", "database", database)
+		v, err := metricValue(node.ready["operator"], "analytics_query_reads_total", "database", database)
 		if err != nil {
 			t.Fatal(err)
 		}

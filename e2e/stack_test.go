@@ -35,7 +35,7 @@ func newStack(t *testing.T, dbURL string) *stack {
 	s := &stack{t: t, dbURL: dbURL}
 	aggDir, agentDir := filepath.Join(t.TempDir(), "aggregator"), filepath.Join(t.TempDir(), "agent")
 	s.agg = start(t, "avila-aggregator", []string{"DATABASE_URL=" + dbURL},
-		"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--data-dir", aggDir)
+		"--listen-quic", freePort(t, "udp"), "--listen-api", freePort(t, "tcp"), "--listen-operator", freePort(t, "tcp"), "--data-dir", aggDir)
 	s.ca = s.agg.ready["ca"]
 	ctx := context.Background()
 	store, err := postgres.Open(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	alphapb "google.golang.org/genproto/googleapis/analytics/data/v1alpha"
@@ -112,7 +111,14 @@ func (h *handler) invoke(ctx context.Context, m *method, c apiCall, id uint32, r
 	if c.client == nil {
 		c.client = ctx
 	}
-	defer h.quota.enter(m.quota, id)()
+	// Admission (quota_admit.go): a spent quota is RESOURCE_EXHAUSTED, on
+	// REST (429) and gRPC (code 8) alike.
+	release, err := h.quota.admit(ctx, m.quota, id, c.key)
+	if err != nil {
+		return nil, h.apiError(ctx, c.client, id, err)
+	}
+	defer release()
+	ctx, _ = withUsage(ctx)
 	resp, err := m.run(h, ctx, c, id, req)
 	if err != nil {
 		ae := h.apiError(ctx, c.client, id, err)
@@ -185,14 +191,13 @@ func (h *handler) runReport(ctx context.Context, c apiCall, id uint32, in *datap
 		return nil, apiErr
 	}
 	p.route = h.route
-	start := time.Now()
 	resp, err := cached(ctx, h, "runReport", s, []*RunReportRequest{req}, []*plan{p}, func(d db) (*RunReportResponse, error) {
 		return runReport(ctx, d, p)
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaCore, id, c.key, time.Since(start), req.ReturnPropertyQuota)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaCore, id, c.key, reportsCost(usageOf(ctx), p), req.ReturnPropertyQuota)
 	return toReport(resp), nil
 }
 
@@ -212,13 +217,13 @@ func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, i
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	start := time.Now()
 	w, err := h.rt.Window(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("query: realtime property %d: %w", id, err)
 	}
 	resp := runRealtime(p, w)
-	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, c.key, time.Since(start), req.ReturnPropertyQuota)
+	// Realtime reads this node's or Redis' counters of 30 minutes: 1 token.
+	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, c.key, 1, req.ReturnPropertyQuota)
 	return toRealtime(resp), nil
 }
 
@@ -236,12 +241,11 @@ func (h *handler) runFunnelReport(ctx context.Context, c apiCall, id uint32, in 
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	start := time.Now()
 	d, _ := h.read(ctx, id, "") // funnels are not cached
 	resp, err := runFunnel(ctx, d, fp)
 	if err != nil {
 		return nil, err
 	}
-	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, c.key, time.Since(start), req.ReturnPropertyQuota)
+	resp.PropertyQuota = h.quota.charge(ctx, quotaFunnel, id, c.key, funnelCost(usageOf(ctx), fp), req.ReturnPropertyQuota)
 	return toFunnel(resp), nil
 }

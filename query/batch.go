@@ -56,7 +56,6 @@ func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in 
 	}
 	// Cached as a whole, so the reports of a batch still come from one
 	// snapshot.
-	start := time.Now()
 	resp, err := cached(ctx, h, "batchRunReports", s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
 		return runBatch(ctx, d, plans)
 	})
@@ -66,7 +65,7 @@ func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in 
 	// One charge for the batch; each report that asked shows the state
 	// after it.
 	report := slices.ContainsFunc(reqs, func(r *RunReportRequest) bool { return r.ReturnPropertyQuota })
-	pq := h.quota.charge(ctx, quotaCore, id, c.key, time.Since(start), report)
+	pq := h.quota.charge(ctx, quotaCore, id, c.key, reportsCost(usageOf(ctx), plans...), report)
 	out := &datapb.BatchRunReportsResponse{Kind: resp.Kind, Reports: make([]*datapb.RunReportResponse, len(resp.Reports))}
 	for i, rep := range resp.Reports {
 		if reqs[i].ReturnPropertyQuota && rep != nil {

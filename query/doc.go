@@ -91,10 +91,14 @@
 // withinDurationFromPriorStep (see buildFunnelSQL). Users are visitor ids,
 // so a funnel follows a visitor within a day.
 //
-// returnPropertyQuota (quota.go) answers GA4's propertyQuota with counts
-// this server measures: a request costs 1 + ⌊time spent answering it / 10
-// ms⌋ tokens, counted per property and category in the UTC hour and day
-// (cluster-wide through Redis when configured), reported but not enforced.
+// Property quotas (quota.go, quota_admit.go, tokens.go) are GA4's, enforced:
+// a request over one is answered 429 RESOURCE_EXHAUSTED; a request costs
+// tokens by what it makes PostgreSQL do (date range days, rollups or
+// events, rows read), counted per property and category in the UTC hour
+// and day (cluster-wide through Redis when configured) and answered as
+// propertyQuota. A property's statements hold at most PropertyConns
+// report connections at once (limit.go); its other admitted requests
+// queue, at most its concurrentRequests quota of them.
 //
 // The time/tzdata import makes date resolution independent of the host's
 // zoneinfo files, so a site's days are the same on every node.

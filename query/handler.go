@@ -31,9 +31,13 @@ type Options struct {
 	// Realtime answers :runRealtimeReport; nil: that method answers 501
 	// UNIMPLEMENTED.
 	Realtime RealtimeSource
-	// Quota configures the token accounting behind returnPropertyQuota
-	// (see quota.go); the zero value counts in memory with GA4's limits.
+	// Quota configures the property quotas: their limits, where they are
+	// counted, and returnPropertyQuota (see quota.go); the zero value
+	// counts in memory with GA4's limits.
 	Quota QuotaOptions
+	// PropertyConns bounds the statements of one property that run at
+	// once (see limit.go); its other admitted requests wait. 0: 2.
+	PropertyConns int
 	// ReadFrom picks the database a report of site reads, given the site's
 	// data version ("" when unknown): a read replica or the primary.
 	// complete says the database holds everything the version covers, so
@@ -69,6 +73,7 @@ type handler struct {
 	route   route          // tables reports read; tests force one
 	rt      RealtimeSource // nil: no realtime reports
 	quota   *quotas
+	slots   *propertySlots
 	// readFrom, when set, picks the database of each report (Options.ReadFrom).
 	readFrom func(ctx context.Context, site uint32, version string) (*pgxpool.Pool, bool)
 }
@@ -76,10 +81,11 @@ type handler struct {
 // read is the database a report of site at data version reads, and
 // whether it holds everything the version covers.
 func (h *handler) read(ctx context.Context, site uint32, version string) (db, bool) {
-	if h.readFrom == nil {
-		return h.db, true
+	d, complete := h.db, true
+	if h.readFrom != nil {
+		d, complete = h.readFrom(ctx, site, version)
 	}
-	return h.readFrom(ctx, site, version)
+	return &limitedDB{d: d, slots: h.slots, site: site, use: usageOf(ctx)}, complete
 }
 
 // NewHandler serves the GA4 Data API from pool, on Google's own types
@@ -118,7 +124,8 @@ func newHandler(opts Options, d db, keys KeyLookup) *handler {
 	if h.timeout <= 0 {
 		h.timeout = defaultTimeout
 	}
-	h.quota = newQuotas(opts.Quota, h.now)
+	h.quota = newQuotas(opts.Quota, h.now, h.log)
+	h.slots = newPropertySlots(opts.PropertyConns, opts.Quota.Metrics)
 	return h
 }
 

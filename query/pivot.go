@@ -496,7 +496,6 @@ func (h *handler) pivotReports(ctx context.Context, c apiCall, id uint32, method
 		pps[i] = pp
 		reqs, plans = append(reqs, pp.reqs...), append(plans, pp.plans...)
 	}
-	start := time.Now()
 	resp, err := cached(ctx, h, method, s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
 		return runBatch(ctx, d, plans)
 	})
@@ -504,7 +503,7 @@ func (h *handler) pivotReports(ctx context.Context, c apiCall, id uint32, method
 		return nil, err
 	}
 	report := slices.ContainsFunc(pps, func(pp *pivotPlan) bool { return pp.quota })
-	pq := toQuota(h.quota.charge(ctx, quotaCore, id, c.key, time.Since(start), report))
+	pq := toQuota(h.quota.charge(ctx, quotaCore, id, c.key, reportsCost(usageOf(ctx), plans...), report))
 	out := make([]*datapb.RunPivotReportResponse, len(pps))
 	at := 0
 	for i, pp := range pps {

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -9,28 +10,37 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// Property quotas, reported as GA4 reports them (returnPropertyQuota) but
-// measured here: a request's token cost is the time this server spent
-// answering it, so a report that scans many events costs more than one
-// answered from the rollups or the cache.
+// Property quotas, as GA4 counts them (returnPropertyQuota) and enforces
+// them: a request that finds a quota spent is answered 429
+// RESOURCE_EXHAUSTED and not run.
 //
-//	tokens = 1 + ⌊d / TokenDuration⌋
+// A request's token cost is what it made PostgreSQL do (see tokens.go):
+// 1 for an answer from the cache or a realtime report, else per report
+// 1 + ⌊days × w / 30⌋ (w = 1 when the rollups answer it, 10 when it scans
+// events; days summed over its date ranges) plus ⌊rows read / 1000⌋.
+// A batch is charged the sum for all its reports.
 //
-// where d is the wall time from the start of the report's computation
-// (cache lookup, SQL, shaping) to its answer, and TokenDuration is 10 ms
-// unless configured. A batch is charged once for all its reports.
+// Tokens are counted per property and quota category (core: runReport,
+// batchRunReports and metadata; realtime; funnel), in the current UTC hour
+// and UTC day, and per API key ("project") in the current UTC hour.
+// Concurrent requests are the property's requests in flight on this node,
+// this one included; server errors count 5xx answers per key in the hour;
+// nothing is ever thresholded here, so
+// potentiallyThresholdedRequestsPerHour stays 0 and is not enforced.
 //
-// Tokens are counted per property and quota category (core: runReport and
-// batchRunReports; realtime; funnel), in the current UTC hour and UTC day,
-// and per API key ("project") in the current UTC hour. Concurrent requests
-// are the property's requests in flight on this node, this one included;
-// server errors count 5xx answers per key in the hour; nothing is ever
-// thresholded here, so potentiallyThresholdedRequestsPerHour stays 0.
+// Before a request runs (admit): if the property already has
+// ConcurrentRequests requests of the category in flight on this node, or
+// its tokens of the day or hour, the key's tokens of the hour or the key's
+// server errors of the hour are spent, the request is refused with
+// RESOURCE_EXHAUSTED naming the quota. A request admitted with tokens left
+// runs to its end and is charged in full, as in GA4, so consumption may
+// end above the limit.
 //
 // Counts live in this node's memory; with a QuotaCounter (Redis) tokens
 // and server errors are counted cluster-wide, and when it fails the node
-// reports its own counts. Quotas are reported, not enforced: a property
-// past its limit shows remaining 0 and is still served.
+// reports and enforces its own counts. Limits are per property: the
+// defaults (Limits), overridden per site by Lookup ('avila site update
+// --quota-…').
 
 // QuotaLimits are a property's limits per category. Zero fields take
 // GA4's limits for a standard property (DefaultQuotaLimits).
@@ -49,6 +59,19 @@ func DefaultQuotaLimits() QuotaLimits {
 		ConcurrentRequests: 10, ServerErrorsPerProjectPerHour: 10, PotentiallyThresholdedRequestsPerHour: 120}
 }
 
+// orDefault fills l's zero fields from def.
+func (l QuotaLimits) orDefault(def QuotaLimits) QuotaLimits {
+	for _, f := range []struct{ v, def *int64 }{{&l.TokensPerDay, &def.TokensPerDay}, {&l.TokensPerHour, &def.TokensPerHour},
+		{&l.TokensPerProjectPerHour, &def.TokensPerProjectPerHour}, {&l.ConcurrentRequests, &def.ConcurrentRequests},
+		{&l.ServerErrorsPerProjectPerHour, &def.ServerErrorsPerProjectPerHour},
+		{&l.PotentiallyThresholdedRequestsPerHour, &def.PotentiallyThresholdedRequestsPerHour}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return l
+}
+
 // QuotaCounter adds n to a shared counter and returns its new value; the
 // counter expires ttl after its last add. n may be 0 to read it.
 // *storage/redis.QuotaCounter satisfies it.
@@ -58,12 +81,19 @@ type QuotaCounter interface {
 
 // QuotaOptions configure quota accounting. The zero value works.
 type QuotaOptions struct {
-	Limits        QuotaLimits   // zero fields: DefaultQuotaLimits
-	TokenDuration time.Duration // measured time per token beyond the first; 0: 10ms
-	Counter       QuotaCounter  // nil: this node's memory only
+	Limits  QuotaLimits  // every property's; zero fields: DefaultQuotaLimits
+	Counter QuotaCounter // nil: this node's memory only
+	// Lookup returns a property's own limits (zero fields: Limits); nil:
+	// every property has Limits. Its answers are kept for LookupTTL.
+	Lookup func(ctx context.Context, site uint32) (QuotaLimits, error)
+	// LookupTTL is how long a property's limits are reused; 0: 10s.
+	LookupTTL time.Duration
+	// Metrics count requests in flight and refusals (NewQuotaMetrics);
+	// nil: not counted.
+	Metrics *QuotaMetrics
 }
 
-const defaultTokenDuration = 10 * time.Millisecond
+const defaultLookupTTL = 10 * time.Second
 
 // counterTimeout bounds one shared counter update; past it the node's own
 // count is reported.
@@ -96,10 +126,16 @@ func (k quotaKey) String() string {
 }
 
 type quotas struct {
-	limits  QuotaLimits
-	perTok  time.Duration
-	counter QuotaCounter
-	now     func() time.Time
+	limits    QuotaLimits
+	counter   QuotaCounter
+	now       func() time.Time
+	lookup    func(ctx context.Context, site uint32) (QuotaLimits, error)
+	lookupTTL time.Duration
+	log       *slog.Logger
+	metrics   *QuotaMetrics
+
+	limMu  sync.Mutex
+	perSit map[uint32]siteLimits
 
 	mu       sync.Mutex
 	counts   map[quotaKey]int64
@@ -107,50 +143,55 @@ type quotas struct {
 	swept    int64              // hour of the last sweep
 }
 
-func newQuotas(o QuotaOptions, now func() time.Time) *quotas {
-	l, d := o.Limits, DefaultQuotaLimits()
-	for _, f := range []struct{ v, def *int64 }{{&l.TokensPerDay, &d.TokensPerDay}, {&l.TokensPerHour, &d.TokensPerHour},
-		{&l.TokensPerProjectPerHour, &d.TokensPerProjectPerHour}, {&l.ConcurrentRequests, &d.ConcurrentRequests},
-		{&l.ServerErrorsPerProjectPerHour, &d.ServerErrorsPerProjectPerHour},
-		{&l.PotentiallyThresholdedRequestsPerHour, &d.PotentiallyThresholdedRequestsPerHour}} {
-		if *f.v <= 0 {
-			*f.v = *f.def
-		}
-	}
-	q := &quotas{limits: l, perTok: o.TokenDuration, counter: o.Counter, now: now,
+// siteLimits are a property's limits as last looked up.
+type siteLimits struct {
+	l  QuotaLimits
+	at time.Time
+}
+
+func newQuotas(o QuotaOptions, now func() time.Time, log *slog.Logger) *quotas {
+	q := &quotas{limits: o.Limits.orDefault(DefaultQuotaLimits()), counter: o.Counter, now: now,
+		lookup: o.Lookup, lookupTTL: o.LookupTTL, log: log, metrics: o.Metrics, perSit: map[uint32]siteLimits{},
 		counts: map[quotaKey]int64{}, inflight: map[quotaKey]int64{}}
-	if q.perTok <= 0 {
-		q.perTok = defaultTokenDuration
+	if q.lookupTTL <= 0 {
+		q.lookupTTL = defaultLookupTTL
 	}
 	return q
 }
 
-// tokens is the cost of a request that took d to answer.
-func (q *quotas) tokens(d time.Duration) int64 {
-	if d < 0 {
-		d = 0
+// limitsOf are site's limits: its own where set, else the defaults. A
+// failed lookup keeps the last known ones (or the defaults) and is logged.
+func (q *quotas) limitsOf(ctx context.Context, site uint32) QuotaLimits {
+	if q.lookup == nil {
+		return q.limits
 	}
-	return 1 + int64(d/q.perTok)
-}
-
-// enter counts a request of cat for site in flight until the returned
-// function is called.
-func (q *quotas) enter(cat string, site uint32) func() {
-	k := quotaKey{cat: cat, site: site}
-	q.mu.Lock()
-	q.inflight[k]++
-	q.mu.Unlock()
-	return func() {
-		q.mu.Lock()
-		if q.inflight[k]--; q.inflight[k] <= 0 {
-			delete(q.inflight, k)
+	now := q.now()
+	q.limMu.Lock()
+	cached, ok := q.perSit[site]
+	q.limMu.Unlock()
+	if ok && now.Sub(cached.at) < q.lookupTTL && !now.Before(cached.at) {
+		return cached.l
+	}
+	l, err := q.lookup(ctx, site)
+	if err != nil {
+		q.log.WarnContext(ctx, "quota: look up the property's limits; keeping the last known", "site", site, "err", err)
+		if ok {
+			return cached.l
 		}
-		q.mu.Unlock()
+		return q.limits
 	}
+	l = l.orDefault(q.limits)
+	q.limMu.Lock()
+	if len(q.perSit) > 100000 {
+		clear(q.perSit) // bounded: a lookup each TTL is cheap
+	}
+	q.perSit[site] = siteLimits{l: l, at: now}
+	q.limMu.Unlock()
+	return l
 }
 
 // project is the id of an API key (its public prefix), which stands for
-// GA4's cloud project.
+// GA4's cloud project; "" for none.
 func project(key string) string {
 	return key[:min(len(key), postgres.KeyPrefixLen)]
 }
@@ -181,12 +222,11 @@ func (q *quotas) add(ctx context.Context, k quotaKey, n int64, ttl time.Duration
 	return local
 }
 
-// charge adds the cost of a request that took d to the property's
-// counters, and returns the quota state after it when asked to.
-func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string, d time.Duration, report bool) *PropertyQuota {
+// charge adds n tokens to the property's counters, and returns the quota
+// state after it when asked to.
+func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string, n int64, report bool) *PropertyQuota {
 	q.sweep()
 	proj := project(key)
-	n := q.tokens(d)
 	day, hour, projHour := q.windows(cat, site, proj)
 	usedDay := q.add(ctx, day, n, 25*time.Hour)
 	usedHour := q.add(ctx, hour, n, 2*time.Hour)
@@ -194,6 +234,7 @@ func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string
 	if !report {
 		return nil
 	}
+	l := q.limitsOf(ctx, site)
 	errs := q.add(ctx, quotaKey{cat, site, 'e', hour.start, proj}, 0, 2*time.Hour)
 	q.mu.Lock()
 	inflight := q.inflight[quotaKey{cat: cat, site: site}]
@@ -202,16 +243,16 @@ func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string
 		return QuotaStatus{Consumed: used, Remaining: max(0, limit-used)}
 	}
 	return &PropertyQuota{
-		TokensPerDay:                          status(usedDay, q.limits.TokensPerDay),
-		TokensPerHour:                         status(usedHour, q.limits.TokensPerHour),
-		ConcurrentRequests:                    status(inflight, q.limits.ConcurrentRequests),
-		ServerErrorsPerProjectPerHour:         status(errs, q.limits.ServerErrorsPerProjectPerHour),
-		PotentiallyThresholdedRequestsPerHour: status(0, q.limits.PotentiallyThresholdedRequestsPerHour),
-		TokensPerProjectPerHour:               status(usedProj, q.limits.TokensPerProjectPerHour),
+		TokensPerDay:                          status(usedDay, l.TokensPerDay),
+		TokensPerHour:                         status(usedHour, l.TokensPerHour),
+		ConcurrentRequests:                    status(inflight, l.ConcurrentRequests),
+		ServerErrorsPerProjectPerHour:         status(errs, l.ServerErrorsPerProjectPerHour),
+		PotentiallyThresholdedRequestsPerHour: status(0, l.PotentiallyThresholdedRequestsPerHour),
+		TokensPerProjectPerHour:               status(usedProj, l.TokensPerProjectPerHour),
 	}
 }
 
-// serverError counts a 5xx answer to the request's key.
+// serverError counts a 5xx answer to key.
 func (q *quotas) serverError(ctx context.Context, cat string, site uint32, key string) {
 	_, hour, _ := q.windows(cat, site, "")
 	q.add(ctx, quotaKey{cat, site, 'e', hour.start, project(key)}, 1, 2*time.Hour)
@@ -234,4 +275,12 @@ func (q *quotas) sweep() {
 			delete(q.counts, k)
 		}
 	}
+}
+
+// quotaCategory is the category of a route under propertiesPrefix.
+func quotaCategory(route string) string {
+	if route == ":runRealtimeReport" {
+		return quotaRealtime
+	}
+	return quotaCore
 }

@@ -35,6 +35,10 @@ type SocketOptions struct {
 	// WriteTimeout bounds one write to a client; a client that cannot take
 	// a summary in that time is disconnected. 0: five seconds.
 	WriteTimeout time.Duration
+	// Recheck is how often an open socket's key is checked again: a
+	// socket whose key was revoked (or lost the property) is closed with
+	// 1008 policy violation at the next check. 0: two seconds.
+	Recheck time.Duration
 }
 
 // RealtimeSummary is what the realtime WebSocket pushes: the property's last
@@ -84,6 +88,7 @@ type RealtimeSocket struct {
 	max      int
 	interval time.Duration
 	writeTO  time.Duration
+	recheck  time.Duration
 
 	mu    sync.Mutex
 	n     int
@@ -121,6 +126,10 @@ func newRealtimeSocket(opts SocketOptions, d db, keys KeyLookup, src RealtimeSou
 	}
 	if s.writeTO <= 0 {
 		s.writeTO = defaultWriteTimeout
+	}
+	s.recheck = opts.Recheck
+	if s.recheck <= 0 {
+		s.recheck = defaultRecheck
 	}
 	src.Watch(s.changed)
 	return s
@@ -278,7 +287,7 @@ func topOf(m map[string]*rtAcc, by rtMetric) []SummaryTop {
 // ServeHTTP authorizes the request, upgrades it and serves the socket until
 // the client goes, a write fails or Run ends.
 func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, err := s.authorize(r)
+	id, key, err := s.authorize(r)
 	if err != nil {
 		writeError(w, s.h.apiError(r.Context(), r.Context(), id, err))
 		return
@@ -296,6 +305,7 @@ func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.CloseNow()
 	ctx := c.CloseRead(r.Context()) // ends when the client closes or goes
+	revoked := s.watchKey(ctx, key, id)
 	first, err := s.summary(ctx, id, true)
 	if err != nil {
 		s.h.log.WarnContext(ctx, "realtime socket: summary failed", "site", id, "err", err)
@@ -316,6 +326,9 @@ func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-s.done:
 			c.Close(websocket.StatusGoingAway, "server stopping")
 			return
+		case reason := <-revoked:
+			c.Close(websocket.StatusPolicyViolation, reason)
+			return
 		case msg = <-client.send:
 		}
 	}
@@ -323,29 +336,29 @@ func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorize resolves ?property= and the key (bearer header or ?key=) and
 // checks that the property exists.
-func (s *RealtimeSocket) authorize(r *http.Request) (uint32, error) {
+func (s *RealtimeSocket) authorize(r *http.Request) (uint32, string, error) {
 	q := r.URL.Query()
 	id, err := strconv.ParseUint(q.Get("property"), 10, 31)
 	if err != nil || id == 0 {
-		return 0, invalidArgument("Invalid property %s: give ?property= a positive integer property id.", quoteName(q.Get("property")))
+		return 0, "", invalidArgument("Invalid property %s: give ?property= a positive integer property id.", quoteName(q.Get("property")))
 	}
 	key, ok := bearerKey(r.Header.Get("Authorization"))
 	if !ok {
 		key = q.Get("key")
 	}
 	if key == "" {
-		return uint32(id), newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
+		return uint32(id), "", newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
 			"Request is missing a valid API key: send 'Authorization: Bearer <key>' or the key query parameter.")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.h.timeout)
 	defer cancel()
 	if err := s.h.authorizeKey(ctx, key, uint32(id)); err != nil {
-		return uint32(id), err
+		return uint32(id), "", err
 	}
 	if _, err := s.h.site(ctx, uint32(id)); err != nil {
-		return uint32(id), err
+		return uint32(id), "", err
 	}
-	return uint32(id), nil
+	return uint32(id), key, nil
 }
 
 // join registers a client unless the node is full or stopping.

@@ -49,7 +49,7 @@ func startCacheNode(t *testing.T, cfg Config) *cacheNode {
 // caller sets site and key.
 func startNodeFor(t *testing.T, cfg Config) *cacheNode {
 	t.Helper()
-	cfg.ListenQUIC, cfg.ListenAPI, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	cfg.ListenQUIC, cfg.ListenAPI, cfg.ListenOperator, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
 	n, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -136,14 +136,14 @@ func TestNodeCache(t *testing.T) {
 			if got := cn.events(t); got != "1" {
 				t.Fatalf("events, asked again: %s", got)
 			}
-			if h := scrape(t, cn.n.APIURL, "analytics_cache_hits_total"); h != 1 {
+			if h := scrape(t, cn.n.OperatorURL, "analytics_cache_hits_total"); h != 1 {
 				t.Fatalf("cache hits %v, want 1", h)
 			}
 			cn.send(t, 2)
 			if got := cn.events(t); got != "3" {
 				t.Fatalf("events after a second batch: %s (a stale cached report?)", got)
 			}
-			if h, m := scrape(t, cn.n.APIURL, "analytics_cache_hits_total"), scrape(t, cn.n.APIURL, "analytics_cache_misses_total"); h != 1 || m != 2 {
+			if h, m := scrape(t, cn.n.OperatorURL, "analytics_cache_hits_total"), scrape(t, cn.n.OperatorURL, "analytics_cache_misses_total"); h != 1 || m != 2 {
 				t.Fatalf("cache hits %v misses %v, want 1 and 2", h, m)
 			}
 		})
@@ -167,7 +167,7 @@ func TestNodeCacheShared(t *testing.T) {
 	if got := b.events(t); got != "1" {
 		t.Fatalf("node b: %s", got)
 	}
-	if h := scrape(t, b.n.APIURL, "analytics_cache_hits_total"); h != 1 {
+	if h := scrape(t, b.n.OperatorURL, "analytics_cache_hits_total"); h != 1 {
 		t.Fatalf("node b cache hits %v, want 1 (the report node a cached)", h)
 	}
 	b.send(t, 2)
@@ -197,7 +197,7 @@ func TestNodeCacheRedisDown(t *testing.T) {
 	if got := cn.events(t); got != "4" {
 		t.Fatalf("events with Redis down, after another batch: %s", got)
 	}
-	if e := scrape(t, cn.n.APIURL, "analytics_cache_errors_total", "op", "bump") + scrape(t, cn.n.APIURL, "analytics_cache_errors_total", "op", "version"); e < 1 {
+	if e := scrape(t, cn.n.OperatorURL, "analytics_cache_errors_total", "op", "bump") + scrape(t, cn.n.OperatorURL, "analytics_cache_errors_total", "op", "version"); e < 1 {
 		t.Fatalf("no cache errors counted with Redis down")
 	}
 }
@@ -214,7 +214,7 @@ func TestNodeCacheClusterWithoutRedis(t *testing.T) {
 	if got := cn.events(t); got != "1" {
 		t.Fatalf("events: %s", got)
 	}
-	if h := scrape(t, cn.n.APIURL, "analytics_cache_hits_total"); h != 0 {
+	if h := scrape(t, cn.n.OperatorURL, "analytics_cache_hits_total"); h != 0 {
 		t.Fatalf("cache hits %v, want 0", h)
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 func clusterStatus(t *testing.T, n *Node) ClusterStatus {
 	t.Helper()
-	resp, err := http.Get(n.APIURL + "/v1/cluster/status")
+	resp, err := http.Get(n.OperatorURL + "/v1/cluster/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestTwoNodeClusterAndDrain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: t.TempDir(),
+		n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0", DataDir: t.TempDir(),
 			TLSCert: crt.Cert, TLSKey: crt.Key,
 			NodeName: name, GossipListen: "127.0.0.1:0", Join: join, Version: "v-test",
 			GossipProbeInterval: 100 * time.Millisecond}, log)
@@ -145,7 +145,7 @@ func TestNodeRequiresAgentCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Start(ctx, Config{DatabaseURL: testenv.PostgresURL(t), ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0",
+	n, err := Start(ctx, Config{DatabaseURL: testenv.PostgresURL(t), ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0",
 		DataDir: t.TempDir(), TLSCert: srv.Cert, TLSKey: srv.Key, TLSClientCA: caFile}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ type nodeMetrics struct {
 	ingest *ingest.Metrics
 	write  *write.Metrics
 	query  *query.Metrics
+	quota  *query.QuotaMetrics
 	cache  *redis.CacheMetrics
 	// governance counts retention and data subject requests.
 	governance *governance.Metrics
@@ -46,6 +47,9 @@ func (n *Node) newNodeMetrics(reg *prometheus.Registry) (*nodeMetrics, error) {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.query, err = query.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	if m.quota, err = query.NewQuotaMetrics(reg); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
 	if m.cache, err = redis.NewCacheMetrics(reg); err != nil {

@@ -61,7 +61,7 @@ next:
 
 func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	ctx := context.Background()
-	n, err := Start(ctx, Config{DatabaseURL: testenv.PostgresURL(t), ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0",
+	n, err := Start(ctx, Config{DatabaseURL: testenv.PostgresURL(t), ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0",
 		DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	}
 	f := func(want float64, name string, labels ...string) {
 		t.Helper()
-		if got := scrape(t, n.APIURL, name, labels...); got != want {
+		if got := scrape(t, n.OperatorURL, name, labels...); got != want {
 			t.Errorf("%s%v = %v, want %v", name, labels, got, want)
 		}
 	}
@@ -121,10 +121,10 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 	f(0, "analytics_cache_hits_total")
 	f(1, "analytics_cluster_members")
 	f(0, "analytics_node_draining")
-	if v := scrape(t, n.APIURL, "go_goroutines"); v <= 0 {
+	if v := scrape(t, n.OperatorURL, "go_goroutines"); v <= 0 {
 		t.Errorf("go_goroutines = %v", v)
 	}
-	scrape(t, n.APIURL, "process_resident_memory_bytes")
+	scrape(t, n.OperatorURL, "process_resident_memory_bytes")
 
 	// Two metadata requests, one report and one funnel (refused: no key) are timed by endpoint.
 	for range 2 {
@@ -164,8 +164,13 @@ func TestReadyzReportsUnmigratedDatabase(t *testing.T) {
 	}
 	defer store.Close()
 	n := &Node{store: store, log: slog.New(slog.DiscardHandler)}
-	srv := httptest.NewServer(n.routes())
+	srv := httptest.NewServer(n.operatorRoutes()) // the API address says less: TestReadyzReportsDatabaseDown
 	defer srv.Close()
+	api := httptest.NewServer(n.routes())
+	defer api.Close()
+	if code, body := get(t, api.URL+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready: database schema not migrated (run avila migrate)\n" {
+		t.Errorf("API /readyz on an empty database: %d %q", code, body)
+	}
 	code, body := get(t, srv.URL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "run avila migrate") {
 		t.Errorf("/readyz on an empty database: %d %q, want 503 naming the fix", code, body)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
@@ -24,6 +25,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/jobs"
 	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/httplog"
+	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -52,7 +54,26 @@ type Config struct {
 
 	ListenQUIC string // host:port, UDP
 	ListenAPI  string // host:port, TCP
-	DataDir    string // development TLS material goes to DataDir/tls
+	// ListenOperator (host:port, TCP) serves /metrics, /v1/cluster/status
+	// and /readyz with its reasons in full, for operators only; empty: not
+	// served at all. The API address serves none of them.
+	ListenOperator string
+	// APIReadTimeout bounds reading a request, head and body;
+	// APIWriteTimeout reading it and writing its answer (so it should
+	// exceed ReportTimeout); APIIdleTimeout a keep-alive connection
+	// between requests. Zero: DefaultAPIReadTimeout and so on.
+	APIReadTimeout, APIWriteTimeout, APIIdleTimeout time.Duration
+	// ReportTimeout bounds one report: the request's deadline and
+	// PostgreSQL's statement_timeout on the report connections. 0:
+	// DefaultReportTimeout.
+	ReportTimeout time.Duration
+	// ReportConns sizes the report pool, apart from the write stage's
+	// connections (DatabaseURL's pool); PropertyConns bounds how many of
+	// them one property's statements hold at once. 0: DefaultReportConns,
+	// DefaultPropertyConns.
+	ReportConns   int
+	PropertyConns int
+	DataDir       string // development TLS material goes to DataDir/tls
 	// TLSCert and TLSKey are the QUIC server's certificate; when both are
 	// empty a local CA and certificate are made (once) under DataDir.
 	TLSCert, TLSKey string
@@ -92,15 +113,23 @@ type Config struct {
 // Node is a running aggregator.
 type Node struct {
 	// Ready facts, for the one JSON line the binary prints.
-	QUICAddr string // host:port
-	APIURL   string // http://host:port
-	CAFile   string // absolute path of the CA that signed the QUIC certificate; "" with --tls-cert
+	QUICAddr    string // host:port
+	APIURL      string // http://host:port
+	OperatorURL string // http://host:port; "" without Config.ListenOperator
+	CAFile      string // absolute path of the CA that signed the QUIC certificate; "" with --tls-cert
 
 	log     *slog.Logger
 	name    string
 	version string
 	started time.Time // the incarnation agents see in member lists
 	store   *postgres.Store
+	// reports is the report pool: reports never wait for, nor hold, the
+	// connections the write stage uses (store.Pool).
+	reports       *pgxpool.Pool
+	reportTimeout time.Duration
+	propertyConns int
+	readyLog      logthrottle.Throttle // not-ready reasons, logged
+	operator      *http.Server         // nil without Config.ListenOperator
 	// replicas route reports between the primary and read replicas; nil
 	// without --database-read-url.
 	replicas *postgres.Replicas
@@ -165,9 +194,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if err = n.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("aggregator: %w", err)
 	}
+	cfg = withDefaults(cfg)
+	n.reportTimeout, n.propertyConns = cfg.ReportTimeout, cfg.PropertyConns
+	n.readyLog.Every = 10 * time.Second
+	reportPool := postgres.PoolOptions{MaxConns: int32(cfg.ReportConns), StatementTimeout: cfg.ReportTimeout}
+	if n.reports, err = postgres.OpenReportPool(ctx, cfg.DatabaseURL, pgxTracer(tp), reportPool); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
 	if len(cfg.DatabaseReadURLs) > 0 {
 		n.replicas, err = n.store.OpenReplicas(ctx, postgres.ReplicaOptions{
-			URLs: cfg.DatabaseReadURLs, MaxLag: cfg.DatabaseReadMaxLag, Tracer: pgxTracer(tp), Logger: log})
+			URLs: cfg.DatabaseReadURLs, MaxLag: cfg.DatabaseReadMaxLag, Tracer: pgxTracer(tp), Logger: log,
+			Primary: n.reports, Pool: reportPool})
 		if err != nil {
 			return nil, fmt.Errorf("aggregator: %w", err)
 		}
@@ -215,7 +252,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		Metrics: n.metrics.write}, n.store)
 	n.retainer.Metrics = n.metrics.governance
 	n.gdpr = n.newGDPRWorker(log)
-	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.store.Pool, n.store, n.realtime)
+	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.reports, n.store, n.realtime)
 	h := ingest.New(ingest.Options{Logger: log, Stored: n.act.stored, Metrics: n.metrics.ingest,
 		Tracer: tp.Tracer(tracerIngest), Committed: n.onCommitted}, n.store, n.writer)
 	n.gate = newGate(h, n.members)
@@ -231,8 +268,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		return nil, fmt.Errorf("aggregator: listen api %s: %w", cfg.ListenAPI, err)
 	}
 	n.QUICAddr, n.APIURL = n.quic.Addr().String(), "http://"+ln.Addr().String()
-	n.http = &http.Server{Handler: traceHTTP(tp, httplog.Handler(log, n.routes())), ReadHeaderTimeout: 10 * time.Second,
-		Protocols: apiProtocols()}
+	n.http = newAPIServer(cfg, traceHTTP(tp, httplog.Handler(log, n.routes())))
 	if cfg.APITLSCert != "" {
 		// ServeTLS offers h2 by ALPN beside http/1.1.
 		if n.http.TLSConfig, err = protocol.ServerTLS(cfg.APITLSCert, cfg.APITLSKey, ""); err != nil {
@@ -241,6 +277,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		}
 		n.http.TLSConfig.NextProtos = nil
 		n.APIURL = "https://" + ln.Addr().String()
+	}
+	var opLn net.Listener
+	if cfg.ListenOperator != "" {
+		if opLn, err = net.Listen("tcp", cfg.ListenOperator); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("aggregator: listen operator %s: %w", cfg.ListenOperator, err)
+		}
+		n.OperatorURL = "http://" + opLn.Addr().String()
+		n.operator = &http.Server{Handler: httplog.Handler(log, n.operatorRoutes()), ReadHeaderTimeout: apiReadHeaderTimeout,
+			ReadTimeout: DefaultAPIReadTimeout, WriteTimeout: DefaultAPIWriteTimeout, IdleTimeout: DefaultAPIIdleTimeout}
 	}
 	if cfg.GossipListen != "" {
 		n.cluster, err = cluster.New(cluster.Config{
@@ -252,6 +298,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		})
 		if err != nil {
 			ln.Close()
+			if opLn != nil {
+				opLn.Close()
+			}
 			return nil, fmt.Errorf("aggregator: %w", err)
 		}
 		if cfg.TLSCert == "" {
@@ -292,7 +341,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 			n.serveErr <- fmt.Errorf("aggregator: api: %w", err)
 		}
 	})
-	log.Info("aggregator ready", "node", n.name, "quic", n.QUICAddr, "api", n.APIURL, "mtls", cfg.TLSClientCA != "")
+	if n.operator != nil {
+		n.wg.Go(func() {
+			if err := n.operator.Serve(opLn); !errors.Is(err, http.ErrServerClosed) {
+				n.serveErr <- fmt.Errorf("aggregator: operator: %w", err)
+			}
+		})
+	}
+	log.Info("aggregator ready", "node", n.name, "quic", n.QUICAddr, "api", n.APIURL, "operator", n.OperatorURL, "mtls", cfg.TLSClientCA != "")
 	return n, nil
 }
 
@@ -382,6 +438,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if err := n.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("aggregator: stop api: %w", err))
 	}
+	if n.operator != nil {
+		if err := n.operator.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("aggregator: stop operator listener: %w", err))
+		}
+	}
 	n.wg.Wait()
 	// Only now close the QUIC transport: closing it first would cut the
 	// connections that in-flight batches are answered on.
@@ -391,6 +452,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.replicas != nil {
 		n.replicas.Close()
 	}
+	n.reports.Close()
 	n.store.Close()
 	if n.redis != nil {
 		_ = n.redis.Close()
@@ -409,6 +471,9 @@ func (n *Node) abort() {
 	}
 	if n.replicas != nil {
 		n.replicas.Close()
+	}
+	if n.reports != nil {
+		n.reports.Close()
 	}
 	if n.store != nil {
 		n.store.Close()

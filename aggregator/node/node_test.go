@@ -53,7 +53,7 @@ func TestNodeServesAndShutsDown(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.PostgresURL(t)
 	dir := t.TempDir()
-	n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: dir}, slog.New(slog.DiscardHandler))
+	n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0", DataDir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,11 +134,18 @@ func TestReadyzReportsDatabaseDown(t *testing.T) {
 	}
 	store.Close() // the database is gone for this node
 	n := &Node{store: store, log: slog.New(slog.DiscardHandler)}
-	srv := httptest.NewServer(n.routes())
-	defer srv.Close()
-	code, body := get(t, srv.URL+"/readyz")
+	// The operator address gives the reason in full, the API address
+	// only that the database is unavailable.
+	op := httptest.NewServer(n.operatorRoutes())
+	defer op.Close()
+	code, body := get(t, op.URL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready: postgres: ping") {
-		t.Errorf("/readyz %d %q, want 503 with the reason", code, body)
+		t.Errorf("operator /readyz %d %q, want 503 with the reason", code, body)
+	}
+	api := httptest.NewServer(n.routes())
+	defer api.Close()
+	if code, body := get(t, api.URL+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready: database unavailable\n" {
+		t.Errorf("API /readyz %d %q, want 503 without the driver's error", code, body)
 	}
 }
 

@@ -38,7 +38,7 @@ func realtimeReport(t *testing.T, n *Node, site uint32, key, body string) (int, 
 func startNode(t *testing.T, db, redisURL, prefix string) *Node {
 	t.Helper()
 	n, err := Start(context.Background(), Config{DatabaseURL: db, RedisURL: redisURL, RedisPrefix: prefix,
-		ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+		ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0", DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestRealtimeThroughIngest(t *testing.T) {
 	if _, _, err := conn.Read(dctx); err != nil { // the first summary, before the commit
 		t.Fatal(err)
 	}
-	if v := scrape(t, a.APIURL, "analytics_realtime_sockets"); v != 1 {
+	if v := scrape(t, a.OperatorURL, "analytics_realtime_sockets"); v != 1 {
 		t.Errorf("analytics_realtime_sockets = %v on node A, want 1", v)
 	}
 	if _, resp, err := websocket.Dial(dctx, strings.Replace(wsURL, "property="+itoa(site.ID), "property="+itoa(other.ID), 1), nil); err == nil || resp.StatusCode != http.StatusForbidden {
@@ -147,7 +147,7 @@ func TestRealtimeThroughIngest(t *testing.T) {
 		}
 	}
 
-	if v := scrape(t, b.APIURL, "analytics_realtime_redis_errors_total"); v != 0 {
+	if v := scrape(t, b.OperatorURL, "analytics_realtime_redis_errors_total"); v != 0 {
 		t.Errorf("analytics_realtime_redis_errors_total = %v on node B, want 0", v)
 	}
 

@@ -4,11 +4,12 @@
 // Every flag has an AVILA_<FLAG> environment fallback (--data-dir ↔
 // AVILA_DATA_DIR); --database-url also falls back to DATABASE_URL and
 // --redis-url to REDIS_URL. When ready it prints one JSON line on stdout:
-// {"quic":…,"api":…,"ca":…,"node":…,"gossip":…} ("gossip" only with
-// --gossip-listen). SIGTERM drains the node: it takes no new batches,
+// {"quic":…,"api":…,"operator":…,"ca":…,"node":…,"gossip":…} ("operator"
+// unless --listen-operator is empty, "gossip" only with --gossip-listen). SIGTERM drains the node: it takes no new batches,
 // finishes those in flight, leaves the cluster and exits.
 //
-// Prometheus metrics are on the API address at /metrics. Traces (API
+// Prometheus metrics are at /metrics on the operator address
+// (--listen-operator), never on the API address. Traces (API
 // requests, batches, database queries) go to an OTLP/HTTP collector when the
 // standard OTEL_* variables name one (OTEL_EXPORTER_OTLP_ENDPOINT, or
 // OTEL_TRACES_EXPORTER=otlp); without them tracing is off.

@@ -58,6 +58,7 @@ type Ready struct {
 	MeasurementID string `json:"measurement_id"` // the demo site's GA4 measurement id
 	APISecret     string `json:"api_secret"`     // the demo site's Measurement Protocol secret
 	APIKey        string `json:"api_key"`        // a Data API key for the demo site, new each run
+	Operator      string `json:"operator"`       // the aggregator's operator address: /metrics, /v1/cluster/status
 }
 
 // Demo is a running demo.
@@ -115,7 +116,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Demo, err erro
 		}
 	}
 	d.node, err = node.Start(ctx, node.Config{DatabaseURL: dbURL, ListenQUIC: cfg.QUICListen, ListenAPI: cfg.APIListen,
-		DataDir: filepath.Join(cfg.DataDir, "aggregator")}, log)
+		ListenOperator: "127.0.0.1:0", DataDir: filepath.Join(cfg.DataDir, "aggregator")}, log)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", explainListen(err))
 	}
@@ -144,6 +145,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Demo, err erro
 		MeasurementID: site.MeasurementID,
 		APISecret:     site.APISecret,
 		APIKey:        key,
+		Operator:      d.node.OperatorURL,
 	}
 	if cfg.Traffic > 0 {
 		d.startTraffic(ctx, TrafficOptions{AgentURL: d.agent.URL, MeasurementID: site.MeasurementID,

@@ -35,6 +35,12 @@ type ReplicaOptions struct {
 	PollEvery time.Duration
 	Tracer    pgx.QueryTracer // nil: none
 	Logger    *slog.Logger    // nil: discard
+	// Primary is the pool reports use when they read the primary (the
+	// report pool, see OpenReportPool); nil: the store's Pool.
+	Primary *pgxpool.Pool
+	// Pool sizes and bounds each replica's pool like the report pool
+	// (connections, statement timeout); zero fields: pgx's defaults.
+	Pool PoolOptions
 }
 
 // Replicas route reports between the primary and read replicas. A report
@@ -105,11 +111,14 @@ func (s *Store) OpenReplicas(ctx context.Context, opts ReplicaOptions) (*Replica
 		opts.PollEvery = DefaultReplicaPollEvery
 	}
 	r := &Replicas{primary: s.Pool, opts: opts, log: opts.Logger, seen: map[uint32]versionLSN{}}
+	if opts.Primary != nil {
+		r.primary = opts.Primary
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	for _, u := range opts.URLs {
-		pool, err := connect(ctx, u, opts.Tracer)
+		pool, err := connectWith(ctx, u, opts.Tracer, opts.Pool)
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("read replica: %w", err)

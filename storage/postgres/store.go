@@ -68,10 +68,16 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 
 // connect opens a pool on databaseURL and checks that the server answers.
 func connect(ctx context.Context, databaseURL string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
+	return connectWith(ctx, databaseURL, tracer, PoolOptions{})
+}
+
+// connectWith is connect with the pool sized and bounded by o.
+func connectWith(ctx context.Context, databaseURL string, tracer pgx.QueryTracer, o PoolOptions) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse database url: %w", err)
 	}
+	o.apply(cfg)
 	if tracer != nil {
 		cfg.ConnConfig.Tracer = tracer
 	}

@@ -63,7 +63,27 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 	fs.StringVar(&cfg.ListenQUIC, "listen-quic", "127.0.0.1:4433",
 		"UDP address for agents' QUIC connections; port 0 picks a free one")
 	fs.StringVar(&cfg.ListenAPI, "listen-api", "127.0.0.1:8080",
-		"TCP address of the HTTP API: /healthz, /readyz, /metrics, the dashboard and the GA4 Data API under /v1beta/; port 0 picks a free one")
+		"TCP address of the HTTP API: the GA4 Data API under /v1beta/ and /v1alpha/, the realtime WebSocket, the dashboard, /healthz and /readyz "+
+			"(its reason without detail); port 0 picks a free one. /metrics and /v1/cluster/status are on --listen-operator")
+	fs.StringVar(&cfg.ListenOperator, "listen-operator", "127.0.0.1:8081",
+		"TCP address for operators only: /metrics (Prometheus), /v1/cluster/status ('avila cluster status'), /healthz and /readyz "+
+			"with the full reason; keep it on a private network. Port 0 picks a free one; empty serves none of them")
+	fs.DurationVar(&cfg.APIReadTimeout, "api-read-timeout", node.DefaultAPIReadTimeout,
+		"time a client has to send a whole request, head and body, to --listen-api; a slower client is cut (408 or closed)")
+	fs.DurationVar(&cfg.APIWriteTimeout, "api-write-timeout", node.DefaultAPIWriteTimeout,
+		"time from a request's head to the end of its answer on --listen-api (WebSockets excepted); must exceed --report-timeout")
+	fs.DurationVar(&cfg.APIIdleTimeout, "api-idle-timeout", node.DefaultAPIIdleTimeout,
+		"how long an idle keep-alive connection to --listen-api stays open")
+	fs.DurationVar(&cfg.ReportTimeout, "report-timeout", node.DefaultReportTimeout,
+		"bound on one report (or funnel): past it the report answers 504 DEADLINE_EXCEEDED, and PostgreSQL's statement_timeout "+
+			"on the report connections cancels its statement even if the cancel request is lost")
+	fs.IntVar(&cfg.ReportConns, "report-conns", node.DefaultReportConns,
+		"PostgreSQL connections for reports, apart from the write stage's (the pool of --database-url): reports never take a "+
+			"connection a batch needs. Each read replica gets a pool of this size too")
+	fs.IntVar(&cfg.PropertyConns, "report-conns-per-property", node.DefaultPropertyConns,
+		"how many report connections one property's statements hold at once; its other admitted requests queue "+
+			"(at most its concurrentRequests quota, 10 by default; one more is answered 429 RESOURCE_EXHAUSTED), "+
+			"so one property's long reports leave the rest of --report-conns to the others")
 	fs.StringVar(&cfg.APITLSCert, "api-tls-cert", "",
 		"PEM certificate for --listen-api: with --api-tls-key the API serves HTTPS, and HTTP/2 by ALPN for gRPC clients of the Data API; "+
 			"empty: clear text, HTTP/1.1 and h2c")
@@ -102,6 +122,19 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		}
 		if cfg.DatabaseReadMaxLag <= 0 {
 			return o, errors.New("--database-read-max-lag must be > 0")
+		}
+		if cfg.APIReadTimeout <= 0 || cfg.APIWriteTimeout <= 0 || cfg.APIIdleTimeout <= 0 || cfg.ReportTimeout <= 0 {
+			return o, errors.New("--api-read-timeout, --api-write-timeout, --api-idle-timeout and --report-timeout must be > 0")
+		}
+		if cfg.APIWriteTimeout <= cfg.ReportTimeout {
+			return o, fmt.Errorf("--api-write-timeout (%s) must exceed --report-timeout (%s), or long reports are cut before they answer",
+				cfg.APIWriteTimeout, cfg.ReportTimeout)
+		}
+		if cfg.ReportConns <= 0 || cfg.PropertyConns <= 0 {
+			return o, errors.New("--report-conns and --report-conns-per-property must be > 0")
+		}
+		if cfg.PropertyConns > cfg.ReportConns {
+			return o, fmt.Errorf("--report-conns-per-property (%d) must be at most --report-conns (%d)", cfg.PropertyConns, cfg.ReportConns)
 		}
 		cfg.GossipKey = nil
 		if gossipKey != "" {
@@ -181,12 +214,13 @@ func Run(ctx context.Context, args []string, env cli.Env, stdout, stderr io.Writ
 		return err
 	}
 	return cli.Serve(ctx, n, struct {
-		QUIC   string `json:"quic"`
-		API    string `json:"api"`
-		CA     string `json:"ca"`
-		Node   string `json:"node"`
-		Gossip string `json:"gossip,omitempty"`
-	}{n.QUICAddr, n.APIURL, n.CAFile, cfg.NodeName, n.GossipAddr()}, stdout, shutdownTimeout, log)
+		QUIC     string `json:"quic"`
+		API      string `json:"api"`
+		Operator string `json:"operator,omitempty"`
+		CA       string `json:"ca"`
+		Node     string `json:"node"`
+		Gossip   string `json:"gossip,omitempty"`
+	}{n.QUICAddr, n.APIURL, n.OperatorURL, n.CAFile, cfg.NodeName, n.GossipAddr()}, stdout, shutdownTimeout, log)
 }
 
 // version is the module version the binary was built from, "(devel)" for a

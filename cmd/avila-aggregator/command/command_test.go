@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func mapEnv(m map[string]string) func(string) (string, bool) {
@@ -21,7 +22,8 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := o.Node; n.ListenQUIC != "127.0.0.1:4433" || n.ListenAPI != "127.0.0.1:8080" || n.DataDir != "./data/aggregator" ||
-		n.NodeName != host || n.DatabaseURL != "" || n.RedisURL != "" || o.LogLevel != "info" {
+		n.NodeName != host || n.DatabaseURL != "" || n.RedisURL != "" || o.LogLevel != "info" || n.ListenOperator != "127.0.0.1:8081" ||
+		n.ReportTimeout != 30*time.Second || n.APIWriteTimeout != 45*time.Second || n.ReportConns != 4 || n.PropertyConns != 2 {
 		t.Fatalf("defaults: %+v", o)
 	}
 
@@ -54,6 +56,9 @@ func TestParse(t *testing.T) {
 		{args: []string{"--redis-url", "redis://a:1?bogus=1"}, want: "--redis-url: redis: parse URL"},
 		{env: map[string]string{"REDIS_URL": "http://a:1"}, want: "--redis-url: redis: parse URL http://a:1: want redis://"},
 		{args: []string{"--nope"}, want: "flag provided but not defined: -nope"},
+		{args: []string{"--report-timeout", "1m"}, want: "--api-write-timeout (45s) must exceed --report-timeout (1m0s)"},
+		{args: []string{"--api-read-timeout", "0s"}, want: "--api-read-timeout, --api-write-timeout, --api-idle-timeout and --report-timeout must be > 0"},
+		{args: []string{"--report-conns", "2", "--report-conns-per-property", "3"}, want: "--report-conns-per-property (3) must be at most --report-conns (2)"},
 	} {
 		if _, err := Parse(tc.args, mapEnv(tc.env), io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q): %v, want %q", tc.args, err, tc.want)

@@ -24,7 +24,7 @@ func clusterStatusCommand() command {
 			"answering this node's probes; dead, for a minute after gossip declared it; draining),\n" +
 			"load (batches per second) and the agents each heard from in the last minute.",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
-			api := fs.String("api", "http://127.0.0.1:8080", "any aggregator's API URL (its --listen-api)")
+			api := fs.String("operator", "http://127.0.0.1:8081", "any aggregator's operator address (its --listen-operator), where /v1/cluster/status is served")
 			asJSON := fs.Bool("json", false, "print the status as JSON, as GET /v1/cluster/status answers it")
 			return func(ctx context.Context) error {
 				st, raw, err := fetchStatus(ctx, *api)
@@ -52,11 +52,11 @@ func fetchStatus(ctx context.Context, api string) (node.ClusterStatus, []byte, e
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return st, nil, usagef("--api %q: %v", api, err)
+		return st, nil, usagef("--operator %q: %v", api, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return st, nil, fmt.Errorf("GET %s: %w (is the aggregator running? check --api)", url, err)
+		return st, nil, fmt.Errorf("GET %s: %w (is the aggregator running? check --operator: its --listen-operator)", url, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -29,7 +29,7 @@ func TestClusterStatus(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	code, stdout, stderr := runCLI(t, nil, "cluster", "status", "--api", srv.URL)
+	code, stdout, stderr := runCLI(t, nil, "cluster", "status", "--operator", srv.URL)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -47,8 +47,8 @@ func TestClusterStatus(t *testing.T) {
 		t.Errorf("status table:\n%s\nwant (spacing aside):\n%s", stdout, strings.Join(want, "\n"))
 	}
 
-	// The address alone works too (AVILA_API), and --json passes the answer through.
-	env := map[string]string{"AVILA_API": strings.TrimPrefix(srv.URL, "http://"), "AVILA_JSON": "true"}
+	// The address alone works too (AVILA_OPERATOR), and --json passes the answer through.
+	env := map[string]string{"AVILA_OPERATOR": strings.TrimPrefix(srv.URL, "http://"), "AVILA_JSON": "true"}
 	code, stdout, _ = runCLI(t, env, "cluster", "status")
 	var got node.ClusterStatus
 	if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || len(got.Members) != 5 || got.Members[2].Draining != true {
@@ -69,8 +69,8 @@ func TestClusterStatus(t *testing.T) {
 	}
 	dead := "http://" + l.Addr().String()
 	l.Close()
-	code, _, stderr = runCLI(t, nil, "cluster", "status", "--api", dead)
-	if code != 1 || !strings.Contains(stderr, "is the aggregator running? check --api") {
+	code, _, stderr = runCLI(t, nil, "cluster", "status", "--operator", dead)
+	if code != 1 || !strings.Contains(stderr, "is the aggregator running? check --operator") {
 		t.Errorf("dead aggregator: exit %d, %s", code, stderr)
 	}
 }

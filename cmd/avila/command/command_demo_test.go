@@ -22,7 +22,7 @@ import (
 )
 
 // readyKeys are the keys of the demo's ready line (DESIGN.md contract).
-var readyKeys = []string{"agent", "api", "dashboard", "property", "measurement_id", "api_secret", "api_key"}
+var readyKeys = []string{"agent", "api", "dashboard", "property", "measurement_id", "api_secret", "api_key", "operator"}
 
 // demoProc is `avila demo` running as a subprocess: this test binary, told
 // by runMainEnv to behave as the avila command.

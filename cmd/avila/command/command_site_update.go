@@ -43,14 +43,15 @@ func siteUpdateCommand() command {
 	return command{
 		name: "site update",
 		summary: "Change a site's edge policy (--dnt, --keep-param, --identity), key events (--key-events),\n" +
-			"reporting currency (--currency) or retention (--retain-events, --retain-aggregates); flags not given\n" +
-			"keep their value. Agents apply the policy with their next config fetch, within seconds; key events and\n" +
-			"currency apply to events derived from then on; the aggregators apply retention within the hour (or\n" +
-			"now: avila retention run).",
+			"reporting currency (--currency), retention (--retain-events, --retain-aggregates) or Data API quotas\n" +
+			"(--quota-…); flags not given keep their value. Agents apply the policy with their next config fetch,\n" +
+			"within seconds; key events and currency apply to events derived from then on; the aggregators apply\n" +
+			"retention within the hour (or now: avila retention run) and quotas within 10 seconds.",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			open := c.storeFlags(fs, "PostgreSQL URL", "warn")
 			property := fs.String("property", "", "property id of the site to change (see 'avila site list'); required")
 			policy := policyFlags(c, fs)
+			quota := quotaFlags(fs)
 			var keyEvents listFlag
 			_ = keyEvents.Set("")
 			fs.Var(&keyEvents, "key-events", "the event names counted as key events (GA4's conversions), e.g. purchase,sign_up;\n"+
@@ -73,8 +74,11 @@ func siteUpdateCommand() command {
 				fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 				// given holds the flags set by the command line or the environment.
 				if !given["dnt"] && !given["keep-param"] && !given["identity"] && !given["key-events"] && !given["currency"] &&
-					!given["retain-events"] && !given["retain-aggregates"] {
-					return usagef("nothing to change: give --dnt, --keep-param, --identity, --key-events, --currency, --retain-events or --retain-aggregates")
+					!given["retain-events"] && !given["retain-aggregates"] && !quotaGiven(given) {
+					return usagef("nothing to change: give --dnt, --keep-param, --identity, --key-events, --currency, --retain-events, --retain-aggregates or a --quota-… flag")
+				}
+				if err := applyQuota(&postgres.SiteQuota{}, quota, given); err != nil {
+					return err // checked before anything is written
 				}
 				for _, name := range keyEvents {
 					if v := rules.EventName("--key-events", name); v != nil {
@@ -158,6 +162,18 @@ func siteUpdateCommand() command {
 					return explain(err)
 				}
 				retEvents, retAggregates := retentionText(ret)
+				q, err := store.SiteQuota(ctx, site.ID)
+				if err != nil {
+					return explain(err)
+				}
+				if quotaGiven(given) {
+					if err := applyQuota(&q, quota, given); err != nil {
+						return err
+					}
+					if err := store.SetSiteQuota(ctx, site.ID, q); err != nil {
+						return explain(err)
+					}
+				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintf(tw, "property\t%d\n", site.ID)
 				fmt.Fprintf(tw, "dnt\t%s\n", orDash(site.Policy.DNT))
@@ -167,6 +183,7 @@ func siteUpdateCommand() command {
 				fmt.Fprintf(tw, "currency\t%s\n", site.CurrencyCode)
 				fmt.Fprintf(tw, "retain_events\t%s\n", retEvents)
 				fmt.Fprintf(tw, "retain_aggregates\t%s\n", retAggregates)
+				printQuota(tw, q)
 				if err := tw.Flush(); err != nil {
 					return err
 				}
@@ -175,6 +192,10 @@ func siteUpdateCommand() command {
 					switch f.Name {
 					case "dnt", "keep-param", "identity", "key-events", "currency", "retain-events", "retain-aggregates":
 						changed[f.Name] = f.Value.String()
+					default:
+						if strings.HasPrefix(f.Name, "quota-") {
+							changed[f.Name] = f.Value.String()
+						}
 					}
 				})
 				return c.audit(ctx, store, "site.update", site.ID, changed)

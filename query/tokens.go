@@ -1,0 +1,57 @@
+package query
+
+import "time"
+
+// Token costs (see quota.go). A day of events costs as much as
+// eventsWeight days of rollups: a rollup day is one row per dimension
+// value, an events day every event of the day.
+const (
+	tokenDays     = 30   // days × weight per token beyond a report's first
+	eventsWeight  = 10   // weight of a day read from events (or sessions)
+	rollupsWeight = 1    // weight of a day read from the rollups
+	tokenRows     = 1000 // rows received from PostgreSQL per extra token
+)
+
+// rangeDays is the number of days in r, a partial day counting whole.
+func rangeDays(r rangePlan) int64 {
+	d := r.hi.Sub(r.lo)
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + 24*time.Hour - 1) / (24 * time.Hour))
+}
+
+// reportTokens is what computing p costs: 1 + ⌊days × w / 30⌋.
+func reportTokens(p *plan) int64 {
+	var days int64
+	for _, r := range p.ranges {
+		days += rangeDays(r)
+	}
+	w := int64(eventsWeight)
+	if p.route != routeEvents {
+		if _, ok := coverByRollups(p); ok {
+			w = rollupsWeight
+		}
+	}
+	return 1 + days*w/tokenDays
+}
+
+// reportsCost is the token cost of the request that computed plans: 1
+// when it ran no statement (the cache answered), else the sum of the
+// reports' costs plus a token per 1000 rows received.
+func reportsCost(u *usage, plans ...*plan) int64 {
+	if u.statements.Load() == 0 {
+		return 1
+	}
+	var n int64
+	for _, p := range plans {
+		n += reportTokens(p)
+	}
+	return n + u.rows.Load()/tokenRows
+}
+
+// funnelCost is what a funnel over fp's range cost: it scans events, so
+// 1 + ⌊days × 10 / 30⌋, plus a token per 1000 rows received.
+func funnelCost(u *usage, fp *funnelPlan) int64 {
+	return 1 + rangeDays(fp.rng)*eventsWeight/tokenDays + u.rows.Load()/tokenRows
+}
