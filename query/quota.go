@@ -276,11 +276,3 @@ func (q *quotas) sweep() {
 		}
 	}
 }
-
-// quotaCategory is the category of a route under propertiesPrefix.
-func quotaCategory(route string) string {
-	if route == ":runRealtimeReport" {
-		return quotaRealtime
-	}
-	return quotaCore
-}
