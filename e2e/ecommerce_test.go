@@ -123,7 +123,7 @@ func TestEcommerceOracle(t *testing.T) {
 	events := len(sent)
 	defer func() {
 		if t.Failed() {
-			for _, u := range []string{s.agent.ready["agent"] + "/metrics", s.agg.ready["api"] + "/metrics"} {
+			for _, u := range []string{s.agent.ready["agent"] + "/metrics", s.agg.ready["operator"] + "/metrics"} {
 				if resp, err := http.Get(u); err == nil {
 					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()

@@ -59,7 +59,7 @@ func TestNodeServesGDPRRequests(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := scrape(t, cn.n.APIURL, "analytics_gdpr_requests_total", "kind", "erasure", "state", "done"); n != 1 {
+	if n := scrape(t, cn.n.OperatorURL, "analytics_gdpr_requests_total", "kind", "erasure", "state", "done"); n != 1 {
 		t.Fatalf("analytics_gdpr_requests_total{erasure,done} = %v, want 1", n)
 	}
 }
