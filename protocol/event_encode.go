@@ -72,23 +72,7 @@ func AppendEvent(dst []byte, e *Event) []byte {
 			dst = appendStr(dst, f.val)
 		}
 	}
-	if len(e.Params) > 0 {
-		dst = appendStr(dst, "ps")
-		dst = appendStringMap(dst, e.Params)
-	}
-	if len(e.NumParams) > 0 {
-		dst = appendStr(dst, "pn")
-		dst = appendMapLen(dst, len(e.NumParams))
-		for k, v := range e.NumParams {
-			dst = appendStr(dst, k)
-			dst = append(dst, 0xcb) // float64
-			dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v))
-		}
-	}
-	if len(e.UserProps) > 0 {
-		dst = appendStr(dst, "up")
-		dst = appendStringMap(dst, e.UserProps)
-	}
+	dst = appendParamFields(dst, e)
 	if e.Currency != "" {
 		dst = appendStr(dst, "cu")
 		dst = appendStr(dst, e.Currency)
@@ -155,6 +139,47 @@ func appendItem(dst []byte, it *Item) []byte {
 		dst = appendInt64(dst, it.Quantity)
 	}
 	return dst
+}
+
+// paramFields counts e's non-empty parameter fields: ps, pn, up.
+func paramFields(e *Event) int {
+	n := 0
+	for _, present := range [...]bool{len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0} {
+		if present {
+			n++
+		}
+	}
+	return n
+}
+
+// appendParamFields writes e's non-empty parameter fields (ps, pn, up) as
+// map entries, in that order.
+func appendParamFields(dst []byte, e *Event) []byte {
+	if len(e.Params) > 0 {
+		dst = appendStringMap(appendStr(dst, "ps"), e.Params)
+	}
+	if len(e.NumParams) > 0 {
+		dst = appendMapLen(appendStr(dst, "pn"), len(e.NumParams))
+		for k, v := range e.NumParams {
+			dst = appendFloat64(appendStr(dst, k), v)
+		}
+	}
+	if len(e.UserProps) > 0 {
+		dst = appendStringMap(appendStr(dst, "up"), e.UserProps)
+	}
+	return dst
+}
+
+// AppendParams appends e's parameters alone as one MessagePack map of its
+// non-empty fields ps, pn and up, keyed and encoded as in an Event (the
+// form msgpack.Marshal writes for a struct of those three fields with
+// omitempty), or nothing when e has none.
+func AppendParams(dst []byte, e *Event) []byte {
+	n := paramFields(e)
+	if n == 0 {
+		return dst
+	}
+	return appendParamFields(appendMapLen(dst, n), e)
 }
 
 func appendFloat64(dst []byte, f float64) []byte {

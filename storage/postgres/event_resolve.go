@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"math"
 	"slices"
 	"time"
@@ -178,68 +177,12 @@ var noParams = []byte{}
 
 // encodeParams returns the params column: empty when the event has none,
 // else the MessagePack msgpack.Marshal writes for EventParams (a map of
-// the non-empty fields ps, pn, up, floats in 8 bytes), without
-// reflection. The error is always nil; it stays for callers that treat
-// encoding as fallible.
+// the non-empty fields ps, pn, up, floats in 8 bytes), written by
+// protocol.AppendParams without reflection. The error is always nil; it
+// stays for callers that treat encoding as fallible.
 func encodeParams(e *protocol.Event) ([]byte, error) {
-	n := 0
-	for _, present := range [...]bool{len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0} {
-		if present {
-			n++
-		}
-	}
-	if n == 0 {
+	if len(e.Params) == 0 && len(e.NumParams) == 0 && len(e.UserProps) == 0 {
 		return noParams, nil
 	}
-	b := make([]byte, 0, 64)
-	b = append(b, 0x80|byte(n)) // fixmap
-	if len(e.Params) > 0 {
-		b = appendMsgpackStringMap(appendMsgpackStr(b, "ps"), e.Params)
-	}
-	if len(e.NumParams) > 0 {
-		b = appendMsgpackLen(appendMsgpackStr(b, "pn"), len(e.NumParams), 0x80, 0xde)
-		for k, v := range e.NumParams {
-			b = append(appendMsgpackStr(b, k), 0xcb)
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
-		}
-	}
-	if len(e.UserProps) > 0 {
-		b = appendMsgpackStringMap(appendMsgpackStr(b, "up"), e.UserProps)
-	}
-	return b, nil
-}
-
-func appendMsgpackStringMap(b []byte, m map[string]string) []byte {
-	b = appendMsgpackLen(b, len(m), 0x80, 0xde)
-	for k, v := range m {
-		b = appendMsgpackStr(appendMsgpackStr(b, k), v)
-	}
-	return b
-}
-
-// appendMsgpackLen writes a map (fix 0x80, code16 0xde) header for n
-// entries.
-func appendMsgpackLen(b []byte, n int, fix, code16 byte) []byte {
-	switch {
-	case n < 16:
-		return append(b, fix|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, code16), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, code16+1), uint32(n))
-}
-
-// appendMsgpackStr writes a string: fixstr, str8, str16 or str32.
-func appendMsgpackStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
+	return protocol.AppendParams(make([]byte, 0, 64), e), nil
 }
