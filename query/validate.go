@@ -33,6 +33,9 @@ type site struct {
 	// sessionRollupsFrom is the first local day whose sessions the
 	// session rollups hold completely; zero: none.
 	sessionRollupsFrom time.Time
+	// commerceRollupsFrom is the first local day whose rollups hold every
+	// ecommerce amount and item (never before rollupsFrom).
+	commerceRollupsFrom time.Time
 	// keyEvents are the event names the property counts as key events
 	// (metadata lists keyEvents:<name> for each).
 	keyEvents []string
