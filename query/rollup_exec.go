@@ -22,7 +22,7 @@ var errNotCovered = errors.New("query: the rollups do not cover this report")
 // rollupCell is one group's merged rollup rows.
 type rollupCell struct {
 	events, views, keyEvents, engageMs int64
-	sessions, engaged, durationUs      int64                  // session rollups only
+	sessions, engaged, durationUs      int64 // session rollups only
 	amounts                            [postgres.NumAmounts]float64
 	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
 }
