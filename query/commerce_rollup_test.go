@@ -230,3 +230,60 @@ func compareReports(t *testing.T, name string, want, got *RunReportResponse) {
 		}
 	}
 }
+
+// TestItemReportsWithUsersAndSessions: GA4 reports item-scoped dimensions
+// with item-scoped, user and session metrics, and refuses event-scoped
+// ones (eventCount, newUsers, ecommercePurchases …). Users by item are the
+// visitors with an item row of the item.
+func TestItemReportsWithUsersAndSessions(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	seed := commerceSeed()[:150] // one derivation: no repeated transaction is derived before its first
+	if _, err := f.writeBatch(ctx, "shop", 1, seed, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The oracle: item names' visitors, a repeated purchase's items not
+	// counted (the earliest purchase of a transaction id counts).
+	first := map[string]int64{}
+	for _, e := range seed {
+		if e.Name == "purchase" && e.TransactionID != "" {
+			if t0, ok := first[e.TransactionID]; !ok || e.TimeMicros < t0 {
+				first[e.TransactionID] = e.TimeMicros
+			}
+		}
+	}
+	users := map[string]map[uint64]bool{}
+	for _, e := range seed {
+		if e.Name == "purchase" && e.TransactionID != "" && e.TimeMicros != first[e.TransactionID] {
+			continue
+		}
+		for _, it := range e.Items {
+			if users[it.Name] == nil {
+				users[it.Name] = map[uint64]bool{}
+			}
+			users[it.Name][e.Visitor] = true
+		}
+	}
+	h := f.handler(t)
+	req := RunReportRequest{Dimensions: dims("itemName"), Metrics: mets("totalUsers", "sessions", "activeUsers", "itemsViewed"),
+		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}
+	got := runOn(t, h.(*handler), req)
+	if len(got.Rows) != len(users) {
+		t.Fatalf("%d item rows, want %d", len(got.Rows), len(users))
+	}
+	for _, r := range got.Rows {
+		name := r.DimensionValues[0].Value
+		if u := r.MetricValues[0].Value; u != strconv.Itoa(len(users[name])) {
+			t.Errorf("%s: totalUsers %s, want %d", name, u, len(users[name]))
+		}
+		if s := number(t, r.MetricValues[1].Value); s < float64(len(users[name])) {
+			t.Errorf("%s: %v sessions for %d users", name, s, len(users[name]))
+		}
+	}
+	for _, m := range []string{"eventCount", "newUsers", "ecommercePurchases"} {
+		req.Metrics = mets("itemRevenue", m)
+		if code, body := post(t, h, "1", testKey, req); code != 400 || !strings.Contains(string(body), `metric \"`+m+`\"`) {
+			t.Errorf("itemName with %s: %d %s, want 400 naming the pair", m, code, body)
+		}
+	}
+}
