@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,6 +280,32 @@ func TestItemReportsWithUsersAndSessions(t *testing.T) {
 		}
 		if s := number(t, r.MetricValues[1].Value); s < float64(len(users[name])) {
 			t.Errorf("%s: %v sessions for %d users", name, s, len(users[name]))
+		}
+	}
+	// checkCompatibility says the same: itemName goes with item metrics,
+	// sessions and users, not with event-scoped metrics.
+	compat := httptest.NewRequest(http.MethodPost, "/v1beta/properties/1:checkCompatibility",
+		strings.NewReader(`{"dimensions":[{"name":"itemName"}]}`))
+	compat.Header.Set("Authorization", "Bearer "+testKey)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, compat)
+	var cc struct {
+		MetricCompatibilities []struct {
+			MetricMetadata struct{ APIName string } `json:"metricMetadata"`
+			Compatibility  string                   `json:"compatibility"`
+		} `json:"metricCompatibilities"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &cc); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("checkCompatibility: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	compatible := map[string]string{}
+	for _, m := range cc.MetricCompatibilities {
+		compatible[m.MetricMetadata.APIName] = m.Compatibility
+	}
+	for m, want := range map[string]string{"sessions": "COMPATIBLE", "totalUsers": "COMPATIBLE", "activeUsers": "COMPATIBLE",
+		"itemRevenue": "COMPATIBLE", "eventCount": "INCOMPATIBLE", "newUsers": "INCOMPATIBLE", "ecommercePurchases": "INCOMPATIBLE"} {
+		if compatible[m] != want {
+			t.Errorf("checkCompatibility: itemName with %s is %q, want %s", m, compatible[m], want)
 		}
 	}
 	for _, m := range []string{"eventCount", "newUsers", "ecommercePurchases"} {
