@@ -112,7 +112,8 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	sess := sessionRows(events, res, &as, newUser)
 	// Commerce rows of the staged events (derived events carry none).
-	if err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged]); err != nil {
+	items, err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged])
+	if err != nil {
 		return 0, 0, err
 	}
 	if err := d.CopyEvents(ctx, res.Rows); err != nil {
@@ -122,7 +123,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.AddRollups(ctx, res.Rows); err != nil {
+	if err := d.AddRollups(ctx, res.Rows, items); err != nil {
 		return 0, 0, err
 	}
 	if err := d.AddSessionRollups(ctx, changes); err != nil {

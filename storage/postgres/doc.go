@@ -37,7 +37,10 @@
 //     the site's time zone) are packed by PackRollups, the upkeep job, into
 //     one rollup_packs row per kind and day holding its values as parallel
 //     arrays; reports add both tables (late events of a packed day land in
-//     rollup_days until the next pack).
+//     rollup_days until the next pack). A cell's amounts (Amounts,
+//     migration 019) are its ecommerce counters by slot; item rows add to
+//     cells of the item kinds (ItemRollupKinds, RollupItems), and
+//     sites.commerce_rollups_from says from which day they are complete.
 //   - Settled days' events (UTC days that ended more than 72 hours ago, as
 //     far back as a Measurement Protocol event may be dated) are packed by
 //     PackEvents, the upkeep job, into event_packs: per site, day and part

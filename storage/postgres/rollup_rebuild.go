@@ -66,7 +66,8 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 			}
 		}
 	}
-	if _, err := tx.Exec(ctx, "UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity',
+		commerce_rollups_from = '-infinity' WHERE id = $1`, site); err != nil {
 		return fmt.Errorf("mark complete: %w", err)
 	}
 	return nil
@@ -102,8 +103,14 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			cols[i] = "e." + RollupColumns[k]
 		}
 	}
+	names, err := ecommerceNames(ctx, tx, site)
+	if err != nil {
+		return err
+	}
 	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
+		", ec.id IS NOT NULL, COALESCE(ec.revenue, 0), COALESCE(ec.tax, 0), COALESCE(ec.shipping, 0), COALESCE(ec.transaction_id, 0)"+
 		" FROM "+EventsIn("$1", "$2", "$3", EventColumns)+" e"+profileJoins()+
+		" LEFT JOIN event_commerce ec ON ec.id = e.commerce_id AND e.commerce_id <> 0"+
 		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
@@ -114,10 +121,15 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	r := EventRow{Site: site}
 	dims := make([]int32, len(RollupKinds))
 	nameAt := slices.Index(RollupKinds, DimEventName)
+	var (
+		hasCommerce bool
+		c           CommerceRow
+	)
 	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
 	for i := range dims {
 		dest = append(dest, &dims[i])
 	}
+	dest = append(dest, &hasCommerce, &c.Revenue, &c.Tax, &c.Shipping, &c.Transaction)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
@@ -126,10 +138,18 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			r.Dims[k-1] = dims[i]
 		}
 		r.PageView = pageView != 0 && dims[nameAt] == pageView
+		r.Amounts = nil
+		if hasCommerce {
+			r.Amounts = EventAmounts(names[dims[nameAt]], &c)
+		}
 		agg.add(&r, hours, false)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	rows.Close()
+	if err := rebuildItems(ctx, tx, site, names, lo, hi, agg, hours); err != nil {
+		return fmt.Errorf("read items of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	if len(agg) == 0 {
 		return nil
@@ -148,6 +168,51 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		return fmt.Errorf("store rollups of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	return nil
+}
+
+// ecommerceNames are the site's dims ids of the event names that fill
+// amounts (EventAmounts, ItemAmounts), by id.
+func ecommerceNames(ctx context.Context, tx pgx.Tx, site int32) (map[int32]string, error) {
+	rows, err := tx.Query(ctx, "SELECT id, value FROM dims WHERE site_id = $1 AND kind = $2 AND value = ANY($3)", site, DimEventName,
+		[]string{purchaseEvent, inAppEvent, refundEvent, viewItemEvent, addToCartEvent})
+	if err != nil {
+		return nil, fmt.Errorf("ecommerce event names: %w", err)
+	}
+	out := map[int32]string{}
+	var id int32
+	var name string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &name}, func() error { out[id] = name; return nil }); err != nil {
+		return nil, fmt.Errorf("ecommerce event names: %w", err)
+	}
+	return out, nil
+}
+
+// rebuildItems adds the site's item rows in [lo, hi) into agg.
+func rebuildItems(ctx context.Context, tx pgx.Tx, site int32, names map[int32]string, lo, hi time.Time, agg rollupAgg, hours *hourCache) error {
+	cols := make([]string, len(ItemProfile.Kinds))
+	for i, k := range ItemProfile.Kinds {
+		cols[i] = "COALESCE(p." + DimColumns[k] + ", 0)"
+	}
+	rows, err := tx.Query(ctx, "SELECT i.ts, i.revenue, i.name_id, i.quantity, i.list_id, i.promotion_id, "+strings.Join(cols, ", ")+
+		" FROM event_items i LEFT JOIN item_profiles p ON p.id = i.item_profile_id"+
+		" WHERE i.site_id = $1 AND i.ts >= $2 AND i.ts < $3", site, lo, hi)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	r := ItemRow{Site: site}
+	dest := []any{&r.TS, &r.Revenue, &r.Name, &r.Quantity, &r.List, &r.Promotion}
+	for i := range r.Dims {
+		dest = append(dest, &r.Dims[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		r.Amounts = ItemAmounts(names[r.Name], r.Revenue, r.Quantity)
+		agg.addItem(&r, hours)
+	}
+	return rows.Err()
 }
 
 // profileJoins joins events "e" to every profile table, aliased by its name.

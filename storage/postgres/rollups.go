@@ -98,6 +98,7 @@ func (c *hourCache) of(t time.Time) (day, hour int32) {
 type rollupCell struct {
 	events, views, keyEvents int32
 	engageMs                 int64
+	amounts                  *Amounts // nil: every slot 0
 	sketches                 cellSketches
 	// seen, when not nil, holds visitor hashes not yet in the sketches,
 	// with their visitorUser/visitorActive/visitorNew bits (see settle);
@@ -217,6 +218,9 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			c.keyEvents++
 		}
 		c.engageMs += int64(row.Engage)
+		if row.Amounts != nil {
+			c.addAmounts(row.Amounts)
+		}
 		if dedupe {
 			switch {
 			case c.lastBits != 0 && c.lastVisitor == h:
@@ -242,6 +246,36 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	}
 }
 
+// addAmounts adds a to the cell's amounts.
+func (c *rollupCell) addAmounts(a *Amounts) {
+	if c.amounts == nil {
+		c.amounts = new(Amounts)
+	}
+	c.amounts.add(a)
+}
+
+// addItem counts one item row's amounts in the item kinds' cells
+// (ItemRollupKinds and RollupItems) of its local day; loc is its site's
+// time zone. Item cells count no events and no visitors.
+func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
+	if row.Amounts.zero() {
+		return
+	}
+	day, _ := hours.of(row.TS)
+	for i := -1; i < len(ItemRollupKinds); i++ {
+		k := rollupKey{site: row.Site, day: day, kind: int16(RollupItems)}
+		if i >= 0 {
+			k.kind, k.dim = int16(ItemRollupKinds[i]), row.rollupDim(ItemRollupKinds[i])
+		}
+		c := a[k]
+		if c == nil {
+			c = newRollupCell()
+			a[k] = c
+		}
+		c.addAmounts(&row.Amounts)
+	}
+}
+
 // settle puts the visitors collected by add with dedupe into the sketches.
 func (a rollupAgg) settle() {
 	for _, c := range a {
@@ -264,9 +298,10 @@ func (a rollupAgg) settle() {
 	}
 }
 
-// AddRollups adds rows (events of the transaction's site) to rollup_days.
-func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
-	if len(rows) == 0 {
+// AddRollups adds rows (events of the transaction's site) and items (their
+// item rows) to rollup_days.
+func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow) error {
+	if len(rows) == 0 && len(items) == 0 {
 		return nil
 	}
 	agg := make(rollupAgg)
@@ -274,6 +309,9 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
 	last := new(rollupSlots)
 	for i := range rows {
 		agg.addTo(&rows[i], hours, true, last)
+	}
+	for i := range items {
+		agg.addItem(&items[i], hours)
 	}
 	if err := agg.store(ctx, d.tx); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
@@ -306,21 +344,24 @@ func (a rollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey
 	return lockAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
 }
 
-// values are the arrays $5..$11 of a's cells for keys: counters and
-// serialized sketches, NULL for an empty one.
+// values are the arrays $5..$12 of a's cells for keys: counters,
+// serialized sketches (NULL for an empty one) and amounts as float8[]
+// literals (NULL: none).
 func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 	n := len(keys)
 	events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n)
 	engage := make([]int64, n)
+	amounts := make([]*string, n)
 	for i, k := range keys {
 		c := a[k]
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
+		amounts[i] = amountsText(c.amounts)
 	}
 	sk, err := sketchArrays(keys, a.sketches)
 	if err != nil {
 		return nil, err
 	}
-	return []any{events, views, keyEvents, engage, sk[0], sk[1], sk[2]}, nil
+	return []any{events, views, keyEvents, engage, sk[0], sk[1], sk[2], amounts}, nil
 }
 
 // write updates the (locked) rows of keys: counters add, sketches are
@@ -336,9 +377,10 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 	if _, err := tx.Exec(ctx, `UPDATE rollup_days r SET events = r.events + u.events, page_views = r.page_views + u.views,
 			key_events = r.key_events + u.key_events, engagement_ms = r.engagement_ms + u.engage,
 			users = coalesce(u.users, r.users), active_users = coalesce(u.active, r.active_users),
-			new_users = coalesce(u.new_users, r.new_users)
-		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
-			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users)
+			new_users = coalesce(u.new_users, r.new_users),
+			amounts = CASE WHEN u.amounts IS NULL THEN r.amounts ELSE rollup_amounts_add(r.amounts, u.amounts::float8[]) END
+		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[])
+			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts)
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
 		append(keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update rollups: %w", err)
@@ -356,10 +398,10 @@ func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]b
 	if err != nil {
 		return nil, err
 	}
-	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users)
-		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users
-		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
-			WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, i)
+	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
+		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts::float8[]
+		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[])
+			WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts, i)
 		ORDER BY i`, vals)
 }
 
