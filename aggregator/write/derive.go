@@ -143,6 +143,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if w.cfg.Derived != nil {
 		w.cfg.Derived(ctx, site, events)
 	}
+	if w.cfg.Added != nil && derived > 0 {
+		w.cfg.Added(ctx, site, events[len(events)-derived:])
+	}
 	return staged, rows[len(rows)-1].ID, nil
 }
 
