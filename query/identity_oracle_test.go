@@ -185,12 +185,24 @@ type refReport struct {
 	users, active, sessions, engaged int
 	events                           map[string]int
 	sourceOfPurchase                 string
+	bySource                         map[string]string // "eventCount screenPageViews" by the session's source
 }
 
 func refTotals(sessions []*refSession) refReport {
-	r := refReport{events: map[string]int{}}
+	r := refReport{events: map[string]int{}, bySource: map[string]string{}}
 	users, active := map[string]bool{}, map[string]bool{}
+	count, views := map[string]int{}, map[string]int{}
 	for _, s := range sessions {
+		count[s.source]++ // session_start
+		if s.newUser {
+			count[s.source]++ // first_visit
+		}
+		for _, h := range s.hits {
+			count[s.source]++
+			if h.name == "page_view" {
+				views[s.source]++
+			}
+		}
 		users[s.user] = true
 		r.sessions++
 		engaged := s.engage >= 10_000 || s.views >= 2 || s.key
@@ -212,6 +224,9 @@ func refTotals(sessions []*refSession) refReport {
 		}
 	}
 	r.users, r.active = len(users), len(active)
+	for src, n := range count {
+		r.bySource[src] = fmt.Sprintf("%d %d", n, views[src])
+	}
 	return r
 }
 
@@ -267,6 +282,14 @@ func TestIdentityOracle(t *testing.T) {
 			}
 			if !mapsEqual(byName, wantNames) {
 				t.Errorf("eventCount by eventName: got %v, want %v", byName, wantNames)
+			}
+			// A session's source holds on each of its events, the derived
+			// ones and the server's purchase included (the rollups by
+			// session traffic source on that route).
+			bySource := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
+				Metrics: mets("eventCount", "screenPageViews")})
+			if !mapsEqual(bySource, want.bySource) {
+				t.Errorf("eventCount screenPageViews by sessionSource: got %v, want %v", bySource, want.bySource)
 			}
 		})
 	}

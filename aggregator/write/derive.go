@@ -122,7 +122,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.AddRollups(ctx, res.Rows); err != nil {
+	if err := d.AddRollups(ctx, res.Rows, changes); err != nil {
 		return 0, 0, err
 	}
 	if err := d.AddSessionRollups(ctx, changes); err != nil {

@@ -66,7 +66,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 			}
 		}
 	}
-	if _, err := tx.Exec(ctx, "UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity', traffic_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
 		return fmt.Errorf("mark complete: %w", err)
 	}
 	return nil
@@ -102,8 +102,16 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 			cols[i] = "e." + RollupColumns[k]
 		}
 	}
-	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
+	// Each event's session gives its RollupSessionTraffic row: the day's
+	// sessions (and those an event may belong to, 25 hours before to 73
+	// after, as the query's events source joins them) are read once and
+	// hashed.
+	rows, err := tx.Query(ctx, "WITH sess AS MATERIALIZED (SELECT visitor_id, session_id, ts, traffic_id FROM sessions"+
+		" WHERE site_id = $1 AND ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours')"+
+		" SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, COALESCE(s.traffic_id, 0), "+strings.Join(cols, ", ")+
 		" FROM "+EventsIn("$1", "$2", "$3", EventColumns)+" e"+profileJoins()+
+		" LEFT JOIN sess s ON s.visitor_id = e.visitor_id AND s.session_id = e.session_id"+
+		" AND s.ts >= e.ts - interval '25 hours' AND s.ts <= e.ts + interval '73 hours'"+
 		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
@@ -114,7 +122,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	r := EventRow{Site: site}
 	dims := make([]int32, len(RollupKinds))
 	nameAt := slices.Index(RollupKinds, DimEventName)
-	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
+	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags, &r.SessionTraffic}
 	for i := range dims {
 		dest = append(dest, &dims[i])
 	}
