@@ -143,7 +143,7 @@ func TestSessionTrafficRollupsMatchOracle(t *testing.T) {
 		{"top sources by page views", 1, RunReportRequest{Dimensions: dims("sessionSource"),
 			Metrics: mets("screenPageViews"), DateRanges: week, Limit: 10, OrderBys: []OrderBy{byMetric("screenPageViews", true)}}},
 		{"source and medium by date, every rolled metric", 2, RunReportRequest{Dimensions: dims("date", "sessionSource", "sessionMedium"),
-			Metrics: mets("eventCount", "screenPageViews", "keyEvents", "totalUsers", "activeUsers", "newUsers", "userEngagementDuration"),
+			Metrics:    mets("eventCount", "screenPageViews", "keyEvents", "totalUsers", "activeUsers", "newUsers", "userEngagementDuration"),
 			DateRanges: week, MetricAggregations: allAggs}},
 		{"source / medium filtered on the channel group, two ranges", 3, RunReportRequest{Dimensions: dims("sessionSourceMedium"),
 			Metrics: mets("eventCount", "keyEvents"), DimensionFilter: ptr(strF("sessionDefaultChannelGroup", "EXACT", "Direct", false)),
