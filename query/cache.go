@@ -171,6 +171,7 @@ func cacheKey(method, version string, s site, reqs []*RunReportRequest, plans []
 	num(s.hourRollupsFrom.Unix())
 	num(s.sessionRollupsFrom.Unix())
 	num(s.commerceRollupsFrom.Unix())
+	num(s.trafficRollupsFrom.Unix())
 	num(int64(len(plans)))
 	for i, p := range plans {
 		num(int64(p.route))

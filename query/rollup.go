@@ -285,10 +285,16 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 			return false
 		}
 		if !p.sessions && (d.scope == scopeSession || d.scope == scopeUser) {
-			// rollup_days count events by their own traffic columns, set on
-			// a session's first event only; a session's value on every
-			// event needs the events joined to their sessions.
-			return false
+			// rollup_days' dims kinds count events by their own traffic
+			// columns, set on a session's first event only; the session's
+			// traffic source on every event is the RollupSessionTraffic
+			// rows'. Other session and user values need the events joined
+			// to their sessions.
+			if !sessionTrafficDim(d) || (rp.column != "" && rp.column != sessionTrafficColumn) {
+				return false
+			}
+			rp.column = sessionTrafficColumn
+			return true
 		}
 		for _, j := range d.joins {
 			if _, ok := kindOf[j.column]; !ok || (rp.column != "" && rp.column != j.column) {
@@ -312,6 +318,9 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if hourly && p.site.hourRollupsFrom.After(from) {
 		from = p.site.hourRollupsFrom
 	}
+	if rp.column == sessionTrafficColumn {
+		from = p.site.trafficRollupsFrom
+	}
 	for _, r := range p.ranges {
 		y, m, d := r.lo.In(p.site.loc).Date()
 		if from.IsZero() || time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Before(from) {
@@ -325,7 +334,11 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		}
 		rp.sketches |= rm.sketches
 	}
-	if rp.column != "" {
+	switch rp.column {
+	case "":
+	case sessionTrafficColumn:
+		rp.kind = postgres.RollupSessionTraffic
+	default:
 		rp.kind = kindOf[rp.column]
 	}
 	if hourly {
@@ -386,7 +399,8 @@ func (rp rollupPlan) counters() []string {
 // With ids, a last column lists each group's rollup dim_ids; with only,
 // the statement reads the rows of those dim_ids and no other.
 func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
-	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour, items: p.items}
+	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour,
+		rollupTraffic: rp.kind == postgres.RollupSessionTraffic, items: p.items}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
 	pre := presummable(p, rp, only)
@@ -454,9 +468,50 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	return reportSQL{text: w.String(), args: w.args}
 }
 
-// writeRollupJoins joins each of joins (once) on the rollup row "e"'s dim_id.
+// writeRollupJoins joins each of joins (once) on the rollup row "e"'s
+// dim_id, or, for RollupSessionTraffic rows (rollupTraffic), on the
+// column of the traffic profile dim_id names.
 func (w *sqlWriter) writeRollupJoins(joins []*joinDef) {
-	w.writeDictJoins(joins, func(*joinDef) string { return "e.dim_id" })
+	if !w.rollupTraffic {
+		w.writeDictJoins(joins, func(*joinDef) string { return "e.dim_id" })
+		return
+	}
+	w.WriteString(" LEFT JOIN " + postgres.TrafficProfile.Table + " " + trafficProfileAlias + " ON " + trafficProfileAlias + ".id = e.dim_id")
+	w.writeDictJoins(joins, func(j *joinDef) string { return trafficProfileAlias + "." + j.column })
+}
+
+// sessionTrafficColumn stands in rollupPlan.column for the session's
+// traffic profile, the dim_id of RollupSessionTraffic rows.
+const sessionTrafficColumn = "session:traffic_id"
+
+// trafficProfileAlias is the traffic profile joined to RollupSessionTraffic
+// rows.
+const trafficProfileAlias = "r_traffic"
+
+// sessionTrafficDim reports whether d is a session's traffic source
+// (sessionSource, sessionMedium, sessionSourceMedium, sessionCampaignName,
+// sessionDefaultChannelGroup): session-scoped, every join through the
+// traffic profile.
+func sessionTrafficDim(d *dimDef) bool {
+	if d.scope != scopeSession || len(d.joins) == 0 {
+		return false
+	}
+	for _, j := range d.joins {
+		if j.profile != postgres.TrafficProfile {
+			return false
+		}
+	}
+	return true
+}
+
+// usesSessionTraffic reports whether an event report p read from the
+// rollups reads RollupSessionTraffic rows.
+func usesSessionTraffic(p *plan) bool {
+	if p.sessions {
+		return false
+	}
+	return slices.ContainsFunc(p.dims, sessionTrafficDim) ||
+		!p.dimFilter.all(func(l *filterLeaf) bool { return l.dim == nil || !sessionTrafficDim(l.dim) })
 }
 
 // amountColumns are the columns a0, a1 … of the amounts slots rollupSource

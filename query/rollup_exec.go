@@ -393,7 +393,7 @@ func groupRollupSums(ctx context.Context, db querier, p *plan, sums rollupSums, 
 	}
 	slices.Sort(dimIDs)
 	dimIDs = slices.Compact(dimIDs)
-	w := &sqlWriter{args: []any{int32(p.site.id)}, rollup: true, items: p.items}
+	w := &sqlWriter{args: []any{int32(p.site.id)}, rollup: true, rollupTraffic: usesSessionTraffic(p), items: p.items}
 	joins := joinsOf(p.dims)
 	w.WriteString("WITH ")
 	w.writeNameTables(joins)

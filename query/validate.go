@@ -30,6 +30,9 @@ type site struct {
 	// hourRollupsFrom is the same for the hourly rollups (never before
 	// rollupsFrom).
 	hourRollupsFrom time.Time
+	// trafficRollupsFrom is the same for the rows by the session's traffic
+	// source (postgres.RollupSessionTraffic; never before rollupsFrom).
+	trafficRollupsFrom time.Time
 	// sessionRollupsFrom is the first local day whose sessions the
 	// session rollups hold completely; zero: none.
 	sessionRollupsFrom time.Time

@@ -123,7 +123,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.AddRollups(ctx, res.Rows, items); err != nil {
+	if err := d.AddRollups(ctx, res.Rows, items, changes); err != nil {
 		return 0, 0, err
 	}
 	if err := d.AddSessionRollups(ctx, changes); err != nil {
@@ -143,6 +143,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	if w.cfg.Derived != nil {
 		w.cfg.Derived(ctx, site, events)
+	}
+	if w.cfg.Added != nil && derived > 0 {
+		w.cfg.Added(ctx, site, events[len(events)-derived:])
 	}
 	return staged, rows[len(rows)-1].ID, nil
 }

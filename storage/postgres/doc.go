@@ -32,8 +32,10 @@
 //     staged event adds to them once. Sketches are merged under row locks
 //     taken in key order. Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
-//     hour_rollups_from for the hourly rows, kind RollupHour) says from which
-//     day a site's rollups are complete. Closed days (before yesterday in
+//     hour_rollups_from for the hourly rows, kind RollupHour, and
+//     traffic_rollups_from for the rows by session traffic source, kind
+//     RollupSessionTraffic) says from which day a site's rollups are
+//     complete. Closed days (before yesterday in
 //     the site's time zone) are packed by PackRollups, the upkeep job, into
 //     one rollup_packs row per kind and day holding its values as parallel
 //     arrays; reports add both tables (late events of a packed day land in

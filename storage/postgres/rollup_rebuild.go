@@ -67,7 +67,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity',
-		commerce_rollups_from = '-infinity' WHERE id = $1`, site); err != nil {
+		commerce_rollups_from = '-infinity', traffic_rollups_from = '-infinity' WHERE id = $1`, site); err != nil {
 		return fmt.Errorf("mark complete: %w", err)
 	}
 	return nil
@@ -107,7 +107,11 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	if err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
+	traffic, err := sessionTraffic(ctx, tx, site, lo, hi)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.session_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
 		", ec.id IS NOT NULL, COALESCE(ec.revenue, 0), COALESCE(ec.tax, 0), COALESCE(ec.shipping, 0), COALESCE(ec.transaction_id, 0)"+
 		" FROM "+EventsIn("$1", "$2", "$3", EventColumns)+" e"+profileJoins()+
 		" LEFT JOIN event_commerce ec ON ec.id = e.commerce_id AND e.commerce_id <> 0"+
@@ -125,7 +129,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		hasCommerce bool
 		c           CommerceRow
 	)
-	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
+	dest := []any{&r.TS, &r.Visitor, &r.Session, &r.Engage, &r.Flags}
 	for i := range dims {
 		dest = append(dest, &dims[i])
 	}
@@ -142,6 +146,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		if hasCommerce {
 			r.Amounts = EventAmounts(names[dims[nameAt]], &c)
 		}
+		r.SessionTraffic = traffic.of(r.Visitor, r.Session, r.TS)
 		agg.add(&r, hours, false)
 	}
 	if err := rows.Err(); err != nil {
@@ -222,4 +227,54 @@ func profileJoins() string {
 		b.WriteString(" LEFT JOIN " + p.Table + " ON " + p.Table + ".id = e." + p.Column)
 	}
 	return b.String()
+}
+
+// sessionRef is a session's start and traffic profile.
+type sessionRef struct {
+	ts      time.Time
+	traffic int32
+}
+
+// sessionTraffics are the sessions events in a range may belong to, by
+// visitor and session id.
+type sessionTraffics map[[2]int64][]sessionRef
+
+// sessionTraffic reads the site's sessions that events in [lo, hi) may
+// belong to: started up to 25 hours before an event and up to 73 hours
+// after it (a late event), as the query's events source joins them
+// (query/events_source.go). They are looked up in Go rather than joined
+// in SQL, so the day's events are read by the same statement as before
+// the rows by session traffic source existed, whatever plan a join of
+// unnested event packs with sessions would get.
+func sessionTraffic(ctx context.Context, tx pgx.Tx, site int32, lo, hi time.Time) (sessionTraffics, error) {
+	rows, err := tx.Query(ctx, `SELECT visitor_id, session_id, ts, traffic_id FROM sessions
+		WHERE site_id = $1 AND ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours'`, site, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	defer rows.Close()
+	out := sessionTraffics{}
+	var k [2]int64
+	var ref sessionRef
+	for rows.Next() {
+		if err := rows.Scan(&k[0], &k[1], &ref.ts, &ref.traffic); err != nil {
+			return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
+		}
+		out[k] = append(out[k], ref)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	return out, nil
+}
+
+// of is the traffic profile of the session of an event of visitor with
+// session id at ts; 0 without one.
+func (s sessionTraffics) of(visitor, session int64, ts time.Time) int32 {
+	for _, ref := range s[[2]int64{visitor, session}] {
+		if !ref.ts.Before(ts.Add(-25*time.Hour)) && !ref.ts.After(ts.Add(73*time.Hour)) {
+			return ref.traffic
+		}
+	}
+	return 0
 }

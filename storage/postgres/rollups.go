@@ -25,6 +25,18 @@ var RollupKinds = []DimKind{DimEventName, DimPagePath, DimHost, DimTitle, DimRef
 // value of GA4's hour dimension.
 const RollupHour DimKind = 100
 
+// RollupSessionTraffic is the rollup_days kind counting each event under
+// its session's traffic source: dim_id is the session's traffic_profiles
+// id (0: a session without one), so its rows answer event reports by
+// sessionSource, sessionMedium, sessionSourceMedium, sessionCampaignName
+// and sessionDefaultChannelGroup (one profile row holds all four dims).
+// A session's traffic_id is set when its row is first written and never
+// changes, so an event stays in its row; rebuilds read it from sessions.
+// Not a dims kind. Rows are additive like every rollup_days row: a
+// generic erasure that subtracts an event's counters from its cells finds
+// this cell by the event's session's traffic_id.
+const RollupSessionTraffic DimKind = 102
+
 // RollupColumns are the columns of RollupKinds' ids (DimColumns): in
 // events, or in the kind's profile table (ProfileOf).
 var RollupColumns = func() map[DimKind]string {
@@ -170,7 +182,7 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 // RollupKinds in order): a visitor's events follow each other and mostly
 // share their day, hour, host, country, browser …, so most slots find
 // their cell without a map look-up.
-type rollupSlots [numDimKinds + 2]struct {
+type rollupSlots [numDimKinds + 3]struct {
 	key  rollupKey
 	cell *rollupCell
 }
@@ -189,9 +201,11 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	if first {
 		bits |= visitorNew
 	}
-	for i := -2; i < len(RollupKinds); i++ {
+	for i := -3; i < len(RollupKinds); i++ {
 		k := rollupKey{site: row.Site, day: day}
 		switch {
+		case i == -3:
+			k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
 		case i == -2:
 			k.kind, k.dim = int16(RollupHour), hour
 		case i >= 0:
@@ -199,15 +213,15 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			k.dim = row.Dims[RollupKinds[i]-1]
 		}
 		var c *rollupCell
-		if last != nil && last[i+2].cell != nil && last[i+2].key == k {
-			c = last[i+2].cell
+		if last != nil && last[i+3].cell != nil && last[i+3].key == k {
+			c = last[i+3].cell
 		} else {
 			if c = a[k]; c == nil {
 				c = newRollupCell()
 				a[k] = c
 			}
 			if last != nil {
-				last[i+2].key, last[i+2].cell = k, c
+				last[i+3].key, last[i+3].cell = k, c
 			}
 		}
 		c.events++
@@ -299,10 +313,19 @@ func (a rollupAgg) settle() {
 }
 
 // AddRollups adds rows (events of the transaction's site) and items (their
-// item rows) to rollup_days.
-func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow) error {
+// item rows) to rollup_days; changes are the UpsertSessions of the same
+// rows, which tell each row its session's traffic source
+// (RollupSessionTraffic).
+func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
 	if len(rows) == 0 && len(items) == 0 {
 		return nil
+	}
+	traffic := make(map[[2]int64]int32, len(changes))
+	for i := range changes {
+		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = changes[i].now.traffic
+	}
+	for i := range rows {
+		rows[i].SessionTraffic = traffic[[2]int64{rows[i].Visitor, rows[i].Session}]
 	}
 	agg := make(rollupAgg)
 	hours := &hourCache{loc: d.zone}
