@@ -216,3 +216,44 @@ func TestAppendBatchEvents(t *testing.T) {
 		t.Fatalf("a bad batch: err %v, %d events, want ErrBadBatch and %d", err, len(got), n)
 	}
 }
+
+// BenchmarkAppendBatchEvents gathers 25 staged batches of 1000 events
+// into one slice, as a derivation does: "append" decodes them in place
+// (AppendBatchEvents), "copy" decodes each into its own slice and copies
+// it (DecodeBatch, the way before).
+func BenchmarkAppendBatchEvents(b *testing.B) {
+	evs := sampleEvents()
+	batch := &Batch{Version: Version, AgentID: "agent", Seq: 1}
+	for i := range 1000 {
+		batch.Events = append(batch.Events, evs[i%2])
+	}
+	wire, err := EncodeBatch(batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rows = 25
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			all := make([]Event, 0, rows*1000)
+			for range rows {
+				if all, err = AppendBatchEvents(all, wire); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("copy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			all := make([]Event, 0, rows*1000)
+			for range rows {
+				d, err := DecodeBatch(wire)
+				if err != nil {
+					b.Fatal(err)
+				}
+				all = append(all, d.Events...)
+			}
+		}
+	})
+}
