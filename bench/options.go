@@ -95,7 +95,7 @@ type dataset struct {
 
 func sizingFor(quick bool) sizing {
 	if quick {
-		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second, importLines: 200_000, nodesEvents: 60_000,
+		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second, importLines: 200_000, nodesEvents: 100_000,
 			drainFor: 60 * time.Second, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}},
 			warmRuns: 5, warmFor: 20 * time.Second}
 	}
