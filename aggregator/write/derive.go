@@ -52,11 +52,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	events := make([]protocol.Event, 0, total+total/4) // room for derived events
 	for _, st := range rows {
-		b, err := protocol.DecodeBatch(st.Payload)
-		if err != nil {
+		if events, err = protocol.AppendBatchEvents(events, st.Payload); err != nil {
 			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
-		events = append(events, b.Events...)
 	}
 	if events, err = dropErased(ctx, d, events, w.cfg.Metrics); err != nil {
 		return 0, 0, err
