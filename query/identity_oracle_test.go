@@ -220,7 +220,8 @@ func refTotals(sessions []*refSession) refReport {
 // engine and on the rollups.
 func TestIdentityOracle(t *testing.T) {
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	url := testenv.PostgresURL(t)
+	store, err := postgres.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +229,7 @@ func TestIdentityOracle(t *testing.T) {
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	reports := testenv.Pool(t, url)
 	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "identity", Domains: []string{"shop.test"},
 		Policy: postgres.SitePolicy{DNT: "cookieless"}})
 	if err != nil {
@@ -287,7 +289,7 @@ func TestIdentityOracle(t *testing.T) {
 		r    route
 	}{{"default", routeAuto}, {"events", routeEvents}, {"rollups", routeRollups}} {
 		t.Run(route.name, func(t *testing.T) {
-			h := newHandler(Options{Now: func() time.Time { return now2 }}, store.Pool, keys)
+			h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
 			h.route = route.r
 			prop := fmt.Sprint(site.ID)
 			got := reportRows(t, h, prop, RunReportRequest{DateRanges: days,
@@ -310,7 +312,7 @@ func TestIdentityOracle(t *testing.T) {
 	// The purchase sent by the server joined the browser's session: the
 	// session is counted once, under the browser's source, and holds the
 	// key event.
-	h := newHandler(Options{Now: func() time.Time { return now2 }}, store.Pool, keys)
+	h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
 	bySource := reportRows(t, h, fmt.Sprint(site.ID), RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
 		Metrics: mets("sessions", "keyEvents")})
 	if g := bySource[want.sourceOfPurchase]; !strings.HasSuffix(g, " 1") {

@@ -124,7 +124,7 @@ type Node struct {
 	started time.Time // the incarnation agents see in member lists
 	store   *postgres.Store
 	// reports is the report pool: reports never wait for, nor hold, the
-	// connections the write stage uses (store.Pool).
+	// connections the write stage uses (the store's own pool).
 	reports       *pgxpool.Pool
 	reportTimeout time.Duration
 	propertyConns int
@@ -220,7 +220,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	// Partitions and salts are cluster singletons under an advisory lock.
 	n.retainer = &governance.Retainer{Store: n.store, Log: log}
-	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
+	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store),
 		Tracer: tp.Tracer(tracerJobs), Retention: n.retainer.Run}, n.store)
 	switch err = j.RunOnce(ctx); {
 	case jobs.OnlySpace(err):
