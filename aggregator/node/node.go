@@ -110,6 +110,19 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// reportCache keeps query results until their site's data changes:
+// redis.Cache (shared by the cluster) or redis.MemoryCache (a node alone),
+// chosen once at start.
+type reportCache interface {
+	query.ResultCache
+	// Bump makes everything cached for sites stale (GDPR erasure).
+	Bump(ctx context.Context, sites []uint32)
+	// Committed bumps the sites of a derived batch.
+	Committed(ctx context.Context, events []protocol.Event)
+	// Run retries what could not reach the cache's store until ctx ends.
+	Run(ctx context.Context)
+}
+
 // Node is a running aggregator.
 type Node struct {
 	// Ready facts, for the one JSON line the binary prints.
@@ -152,9 +165,10 @@ type Node struct {
 	retainer  *governance.Retainer   // the upkeep's retention job
 	gdpr      *governance.Worker     // data subject requests of the API
 	tombs     *governance.Tombstones // erased subjects, left out of realtime counts
-	// cache holds query results: in Redis, or in memory when the node runs
-	// alone without Redis; nil in a cluster without Redis.
-	cache *redis.Cache
+	// cache holds query results: in Redis (redis.Cache), or in memory
+	// when the node runs alone without Redis (redis.MemoryCache); nil in
+	// a cluster without Redis.
+	cache reportCache
 	// writer is the write stage: it stages batches and derives them.
 	writer *write.Writer
 
@@ -245,8 +259,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	// A cache in this node's memory cannot see the batches other nodes
 	// derive, so a cluster caches reports only in Redis. Cached reports
 	// turn stale when a derivation makes new rows visible.
-	if n.redis != nil || cfg.GossipListen == "" {
-		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
+	switch cacheOpts := (redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache}); {
+	case n.redis != nil:
+		n.cache = redis.NewCache(n.redis, cacheOpts)
+	case cfg.GossipListen == "":
+		n.cache = redis.NewMemoryCache(cacheOpts)
 	}
 	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Tracer: tp.Tracer(tracerWrite),
 		Metrics: n.metrics.write}, n.store)

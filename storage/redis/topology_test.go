@@ -271,9 +271,6 @@ func TestCluster(t *testing.T) {
 
 	// Query cache and data versions.
 	cache := NewCache(c, CacheOptions{Prefix: prefix})
-	if !cache.Shared() {
-		t.Fatal("cache over the cluster is not shared")
-	}
 	cache.Bump(ctx, []uint32{3, 4})
 	v3, ok := cache.Version(ctx, 3)
 	if !ok {
