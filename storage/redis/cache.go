@@ -88,8 +88,8 @@ type Cache struct {
 	mu sync.Mutex
 	// pending holds the sites whose data changed without a new version
 	// reaching Redis, each with the mark (from marks) of its latest change.
-	pending  map[uint32]uint64
-	marks    uint64
+	pending map[uint32]uint64
+	marks   uint64
 }
 
 // NewCache makes a cache in Redis over rdb, which must not be nil.
