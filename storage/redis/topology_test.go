@@ -21,15 +21,15 @@ import (
 func TestTopologyOf(t *testing.T) {
 	f := func(url string, want Topology, wantErr string) {
 		t.Helper()
-		got, err := TopologyOf(url)
+		got, err := topologyOf(url)
 		if wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), wantErr) {
-				t.Errorf("TopologyOf(%q): %v, %v; want error %q", url, got, err, wantErr)
+				t.Errorf("topologyOf(%q): %v, %v; want error %q", url, got, err, wantErr)
 			}
 			return
 		}
 		if err != nil || got != want {
-			t.Errorf("TopologyOf(%q) = %q, %v; want %q", url, got, err, want)
+			t.Errorf("topologyOf(%q) = %q, %v; want %q", url, got, err, want)
 		}
 	}
 	f("redis://127.0.0.1:6379/0", Single, "")
