@@ -123,6 +123,18 @@ type reportCache interface {
 	Run(ctx context.Context)
 }
 
+// realtimeStore holds the last 30 minutes' counters of every site:
+// redis.RedisRealtime (shared by the cluster, with this node's memory as
+// fallback) or redis.Realtime (this node's memory), chosen once at start.
+type realtimeStore interface {
+	query.RealtimeSource
+	Record(ctx context.Context, events []protocol.Event)
+	Forget(ctx context.Context, site uint32, visitors []uint64) error
+	Run(ctx context.Context)
+	RedisErrors() uint64
+	DroppedCells() uint64
+}
+
 // Node is a running aggregator.
 type Node struct {
 	// Ready facts, for the one JSON line the binary prints.
@@ -152,7 +164,7 @@ type Node struct {
 	// its stored events (ingest.Options.Committed): derived state such as
 	// realtime counters hooks in here.
 	committed []func(ctx context.Context, events []protocol.Event)
-	realtime  *redis.Realtime
+	realtime  realtimeStore
 	socket    *query.RealtimeSocket
 	gate      *gate
 	act       *activity
@@ -249,7 +261,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.metrics, err = n.newNodeMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}
-	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
+	if rtOpts := (redis.RealtimeOptions{Prefix: n.rprefix, Logger: log}); n.redis != nil {
+		n.realtime = redis.NewRedisRealtime(n.redis, rtOpts)
+	} else {
+		n.realtime = redis.NewRealtime(rtOpts)
+	}
 	// Realtime counts a batch as soon as it is staged, without the late
 	// events of subjects erased in the last 72 hours.
 	n.tombs = governance.NewTombstones(n.store, 0, log)

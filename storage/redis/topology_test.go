@@ -292,7 +292,7 @@ func TestCluster(t *testing.T) {
 	}
 
 	// Realtime counters, and the change feed over pub/sub.
-	rt := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix})
+	rt := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix})
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	changed := make(chan uint32, 16)
@@ -314,7 +314,7 @@ func TestCluster(t *testing.T) {
 		}
 		return fmt.Errorf("no notification")
 	})
-	w, err := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix}).Window(ctx, 3)
+	w, err := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix}).Window(ctx, 3)
 	if err != nil || len(w.Minutes) == 0 || w.Memory || w.Users != 20 {
 		t.Fatalf("realtime window from the cluster: %+v, %v", w, err)
 	}
