@@ -105,7 +105,7 @@ func TestSitePolicyWired(t *testing.T) {
 	p.waitStored(own.ID, map[string]int{"/list?page=2&utm_source=x": 1, "/list?page=3": 1})
 	p.waitStored(other.ID, map[string]int{"/kept?utm_source=x": 1})
 	var visitors int
-	if err := p.store.Pool.QueryRow(ctx, "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = $1", int32(own.ID)).Scan(&visitors); err != nil {
+	if err := p.db.QueryRow(ctx, "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = $1", int32(own.ID)).Scan(&visitors); err != nil {
 		t.Fatal(err)
 	}
 	if visitors != 1 {

@@ -14,20 +14,17 @@ import (
 // bounds the heap, and with it RSS, whatever GOGC says. RSS is this limit
 // plus what is mapped from files, 15 to 25 MiB under load (the binary's
 // code, and the queue file's pages read since the last release, see
-// queue.releaseMapped). With 32 MiB the agent reached 53 MB in make bench's
-// end-to-end phase (a million-event backlog at 50,000 events a second in);
-// 24 MiB kept it at 42 MB, at no cost in CPU per hit beyond the noise.
+// queue.releaseMapped). The limit is set just above the live heap under a
+// sustained backlog, so RSS stays bounded without the collector running
+// often enough to cost CPU per hit.
 //
 // DefaultMinProcs is 0: GOMAXPROCS is the runtime's, which follows the CPUs
 // the process may use (affinity, cgroup limit). The queue's commit holds its
 // thread, and with it a Go P, in fdatasync; with a single P the agent reads
-// no request meanwhile. When a bbolt commit took a millisecond or more that
-// cost more than a second P did; with the write-ahead log it takes a few
-// hundred microseconds, and on one CPU a second P now costs more in thread
-// switches than it saves: in make bench's split arrangement (the agent on
-// one CPU) 1 P spent 34 µs of CPU per hit against 42 with 2, and acknowledged
-// 9% more hits a second (four runs each). --min-procs still fixes a floor
-// for hosts whose fsync is slow.
+// no request meanwhile. The write-ahead log's commit is short, so on one
+// CPU a second P costs more in thread switches than the requests it would
+// read during a commit: the runtime's default is kept. --min-procs fixes a
+// floor for hosts whose fsync is slow, where a second P pays again.
 const (
 	DefaultGCPercent   = 400
 	DefaultMemoryLimit = 24 << 20 // bytes

@@ -77,21 +77,21 @@ var sessionShapes = []report{
 func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 	site := r.st.sites[siteDashboard]
 	if r.dict == nil {
-		d, err := createDictionary(ctx, r.st.store, site.ID)
+		d, err := createDictionary(ctx, r.st.db, site.ID)
 		if err != nil {
 			return err
 		}
 		r.dict = d
-		if r.contents, err = createContents(ctx, r.st.store, site.ID, d); err != nil {
+		if r.contents, err = createContents(ctx, r.st.db, site.ID, d); err != nil {
 			return err
 		}
-		if r.clients, err = createClients(ctx, r.st.store, site.ID, d); err != nil {
+		if r.clients, err = createClients(ctx, r.st.db, site.ID, d); err != nil {
 			return err
 		}
 		if r.products, err = createProducts(ctx, r.st.store, site.ID); err != nil {
 			return err
 		}
-		if r.traffic, err = createTraffic(ctx, r.st.store, site.ID); err != nil {
+		if r.traffic, err = createTraffic(ctx, r.st.db, site.ID); err != nil {
 			return err
 		}
 	}
@@ -106,7 +106,7 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 	}
 	r.log.Info("query data: generating events with COPY", "site", site.ID, "events", add, "days", datasetDays)
 	start := time.Now()
-	conn, err := r.st.store.Pool.Acquire(ctx)
+	conn, err := r.st.db.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("bench: query data: %w", err)
 	}
@@ -291,7 +291,7 @@ func (r *run) runReport(ctx context.Context, client *http.Client, base string, r
 // when the schema has them, over the number of events stored.
 func (r *run) diskBytes(ctx context.Context, key string) error {
 	var bytes, events int64
-	err := r.st.store.Pool.QueryRow(ctx, `SELECT
+	err := r.st.db.QueryRow(ctx, `SELECT
 		(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
@@ -308,7 +308,7 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 	r.log.Info("disk use", "bytes", bytes, "events", events)
 	// Where the bytes go: each table group (events partitions, their
 	// indexes, dims, rollups, sessions) per event, for the log.
-	parts, err := r.st.store.Pool.Query(ctx, `SELECT CASE WHEN c.relname ~ '^events_p[0-9]{8}$' THEN 'events'
+	parts, err := r.st.db.Query(ctx, `SELECT CASE WHEN c.relname ~ '^events_p[0-9]{8}$' THEN 'events'
 			WHEN c.relname ~ '^sessions_p[0-9]{8}$' THEN 'sessions' ELSE c.relname END,
 			sum(pg_table_size(c.oid))::bigint, sum(pg_indexes_size(c.oid))::bigint
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

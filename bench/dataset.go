@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/avila-analytics/avila/protocol"
@@ -141,14 +142,14 @@ func dictValue(kind, i int) string {
 type dictionary [numKinds + 1][]int32
 
 // createDictionary inserts the data set's dims rows for site.
-func createDictionary(ctx context.Context, store *postgres.Store, site uint32) (*dictionary, error) {
+func createDictionary(ctx context.Context, db *pgxpool.Pool, site uint32) (*dictionary, error) {
 	var d dictionary
 	for kind := 1; kind <= numKinds; kind++ {
 		values := make([]string, dictSizes[kind])
 		for i := range values {
 			values[i] = dictValue(kind, i)
 		}
-		rows, err := store.Pool.Query(ctx, `INSERT INTO dims (site_id, kind, value)
+		rows, err := db.Query(ctx, `INSERT INTO dims (site_id, kind, value)
 			SELECT $1, $2, v FROM unnest($3::text[]) WITH ORDINALITY AS t(v, n) ORDER BY n RETURNING id`,
 			int32(site), int16(kind), values)
 		if err != nil {
@@ -190,13 +191,13 @@ func hostOf(page int) int {
 
 // createContents inserts the content profiles (host, path, title) of the
 // data set's pages and returns their ids by page index.
-func createContents(ctx context.Context, store *postgres.Store, site uint32, d *dictionary) ([]int32, error) {
+func createContents(ctx context.Context, db *pgxpool.Pool, site uint32, d *dictionary) ([]int32, error) {
 	n := dictSizes[kindPage]
 	hosts, pages, titles := make([]int32, n), make([]int32, n), make([]int32, n)
 	for i := range n {
 		hosts[i], pages[i], titles[i] = d[kindHost][hostOf(i)], d[kindPage][i], d[kindTitle][i]
 	}
-	rows, err := store.Pool.Query(ctx, `INSERT INTO content_profiles (site_id, host_id, page_id, title_id)
+	rows, err := db.Query(ctx, `INSERT INTO content_profiles (site_id, host_id, page_id, title_id)
 		SELECT $1, h, p, t FROM unnest($2::int[], $3::int[], $4::int[]) WITH ORDINALITY AS u(h, p, t, n) ORDER BY n RETURNING id`,
 		int32(site), hosts, pages, titles)
 	if err != nil {
@@ -230,7 +231,7 @@ var trafficSources = [][4]string{
 
 // createTraffic inserts the dims and traffic profiles of trafficSources
 // and returns the profile ids in that order.
-func createTraffic(ctx context.Context, store *postgres.Store, site uint32) ([]int32, error) {
+func createTraffic(ctx context.Context, db *pgxpool.Pool, site uint32) ([]int32, error) {
 	kinds := []postgres.DimKind{postgres.DimSource, postgres.DimMedium, postgres.DimCampaign, postgres.DimChannelGroup}
 	cols := make([][]string, len(kinds))
 	kindOf := make([]int16, 0, len(kinds)*len(trafficSources))
@@ -241,12 +242,12 @@ func createTraffic(ctx context.Context, store *postgres.Store, site uint32) ([]i
 			kindOf, values = append(kindOf, int16(k)), append(values, t[j])
 		}
 	}
-	if _, err := store.Pool.Exec(ctx, `INSERT INTO dims (site_id, kind, value)
+	if _, err := db.Exec(ctx, `INSERT INTO dims (site_id, kind, value)
 		SELECT DISTINCT $1::int, k, v FROM unnest($2::smallint[], $3::text[]) AS u(k, v) ON CONFLICT DO NOTHING`,
 		int32(site), kindOf, values); err != nil {
 		return nil, fmt.Errorf("bench: create traffic dims: %w", err)
 	}
-	rows, err := store.Pool.Query(ctx, `WITH t AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+	rows, err := db.Query(ctx, `WITH t AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
 			WITH ORDINALITY AS u(source, medium, campaign, channel, n)),
 		ids AS (SELECT t.n, s.id AS source_id, m.id AS medium_id, c.id AS campaign_id, g.id AS channel_id FROM t
 			JOIN dims s ON s.site_id = $1 AND s.kind = $6 AND s.value = t.source
@@ -275,7 +276,7 @@ func createTraffic(ctx context.Context, store *postgres.Store, site uint32) ([]i
 
 // createClients inserts the client profiles of visitor numbers 0 to
 // maxVisitorSlots-1 and returns their ids by visitor number.
-func createClients(ctx context.Context, store *postgres.Store, site uint32, d *dictionary) ([]int32, error) {
+func createClients(ctx context.Context, db *pgxpool.Pool, site uint32, d *dictionary) ([]int32, error) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	cities := rand.NewZipf(rng, 1.1, 1, uint64(dictSizes[kindCity]-1))
 	kinds := [8]int{kindLanguage, kindScreen, kindCountry, kindRegion, kindCity, kindBrowser, kindOS, kindDevice}
@@ -291,12 +292,12 @@ func createClients(ctx context.Context, store *postgres.Store, site uint32, d *d
 	for _, c := range cols {
 		args = append(args, c)
 	}
-	if _, err := store.Pool.Exec(ctx, `INSERT INTO client_profiles (site_id, language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id)
+	if _, err := db.Exec(ctx, `INSERT INTO client_profiles (site_id, language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id)
 		SELECT DISTINCT $1::int, language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id FROM `+unnest+`
 		ON CONFLICT DO NOTHING`, args...); err != nil {
 		return nil, fmt.Errorf("bench: create client profiles: %w", err)
 	}
-	rows, err := store.Pool.Query(ctx, `SELECT p.id FROM `+unnest+` JOIN client_profiles p
+	rows, err := db.Query(ctx, `SELECT p.id FROM `+unnest+` JOIN client_profiles p
 		USING (language_id, screen_id, country_id, region_id, city_id, browser_id, os_id, device_id)
 		WHERE p.site_id = $1 ORDER BY u.n`, args...)
 	if err != nil {

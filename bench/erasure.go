@@ -22,7 +22,7 @@ const erasureSubjects = 5
 func (r *run) erasures(ctx context.Context, ds dataset) error {
 	site := r.st.sites[siteDashboard]
 	now := time.Now()
-	rows, err := r.st.store.Pool.Query(ctx, `SELECT visitor_id, events FROM sessions
+	rows, err := r.st.db.Query(ctx, `SELECT visitor_id, events FROM sessions
 		WHERE site_id = $1 AND ts >= $2 AND ts < $3 AND events BETWEEN 3 AND 12
 		ORDER BY ts LIMIT $4`, int32(site.ID), now.AddDate(0, 0, -20), now.AddDate(0, 0, -5), erasureSubjects)
 	if err != nil {

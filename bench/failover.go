@@ -245,7 +245,7 @@ func (r *run) waitAgentStored(ctx context.Context, agentID string, want int64) (
 	deadline := time.Now().Add(r.sz.drainFor)
 	for {
 		var n int64
-		if err := r.st.store.Pool.QueryRow(ctx, "SELECT coalesce(sum(events + dead_letters), 0) "+agentBatches, agentID).Scan(&n); err != nil {
+		if err := r.st.db.QueryRow(ctx, "SELECT coalesce(sum(events + dead_letters), 0) "+agentBatches, agentID).Scan(&n); err != nil {
 			return 0, fmt.Errorf("bench: failover: count stored events: %w", err)
 		}
 		if n >= want || time.Now().After(deadline) {
@@ -260,7 +260,7 @@ func (r *run) waitAgentStored(ctx context.Context, agentID string, want int64) (
 // longestPause is the longest time within [from, to] in which no batch of
 // the agent was stored (the window's ends count).
 func (r *run) longestPause(ctx context.Context, agentID string, from, to time.Time) (time.Duration, error) {
-	rows, err := r.st.store.Pool.Query(ctx, "SELECT received_at "+agentBatches+
+	rows, err := r.st.db.Query(ctx, "SELECT received_at "+agentBatches+
 		" AND received_at BETWEEN $2 AND $3 ORDER BY received_at", agentID, from, to)
 	if err != nil {
 		return 0, fmt.Errorf("bench: failover: batch times: %w", err)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/pgserver"
 	"github.com/avila-analytics/avila/protocol"
@@ -127,6 +129,11 @@ func (r *run) nodesRun(ctx context.Context, k int, batches [][]protocol.Event) (
 	if err := stores[0].Migrate(ctx); err != nil {
 		return 0, fmt.Errorf("bench: nodes: %w", err)
 	}
+	db, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		return 0, fmt.Errorf("bench: nodes: open a pool: %w", err)
+	}
+	defer db.Close()
 	site, err := stores[0].CreateSite(ctx, postgres.SiteSpec{Name: "bench nodes", Domains: []string{benchHost}})
 	if err != nil {
 		return 0, fmt.Errorf("bench: nodes: %w", err)
@@ -193,7 +200,7 @@ func (r *run) nodesRun(ctx context.Context, k int, batches [][]protocol.Event) (
 	}
 	elapsed := time.Since(start)
 	var derived int64
-	if err := stores[0].Pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0", int32(site.ID)).Scan(&derived); err != nil {
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0", int32(site.ID)).Scan(&derived); err != nil {
 		return 0, fmt.Errorf("bench: nodes: %w", err)
 	}
 	if derived != int64(total) {

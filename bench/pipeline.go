@@ -22,7 +22,7 @@ const pollEvery = 50 * time.Millisecond
 // counts minus what is still staged is exactly what reports see, read in
 // one snapshot without counting the events table.
 func (r *run) stored(ctx context.Context) (events, lastSeq int64, err error) {
-	err = r.st.store.Pool.QueryRow(ctx, `SELECT
+	err = r.st.db.QueryRow(ctx, `SELECT
 			(SELECT coalesce(sum(events + dead_letters), 0) FROM agent_batches) - (SELECT coalesce(sum(events), 0) FROM staged_events),
 			(SELECT coalesce(max(seq), 0) FROM agent_batches)`).Scan(&events, &lastSeq)
 	if err != nil {
@@ -150,7 +150,7 @@ func (r *run) pipelineRows(ctx context.Context, site uint32) ([]storedRow, error
 			COALESCE(c.city_id, 0), COALESCE(c.browser_id, 0), COALESCE(c.os_id, 0), COALESCE(c.device_id, 0)
 		FROM events e LEFT JOIN content_profiles n ON n.id = e.content_id LEFT JOIN client_profiles c ON c.id = e.client_id
 		WHERE e.site_id = $1 ORDER BY e.ts`
-	rows, err := r.st.store.Pool.Query(ctx, q, int32(site))
+	rows, err := r.st.db.Query(ctx, q, int32(site))
 	if err != nil {
 		return nil, fmt.Errorf("bench: read pipeline rows: %w", err)
 	}
@@ -196,7 +196,7 @@ func (r *run) copyBaseline(ctx context.Context, rows []storedRow) error {
 	if len(rows) == 0 {
 		return errors.New("bench: no pipeline rows to copy")
 	}
-	pool := r.st.store.Pool
+	pool := r.st.db
 	first, last := rows[0].ts, rows[len(rows)-1].ts
 	ddl := []string{
 		"DROP TABLE IF EXISTS bench_copy",

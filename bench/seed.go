@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -15,21 +16,23 @@ import (
 // (the data set behind the query figures), then rebuilds the site's
 // rollups and sessions as the write stage would have written them. It is
 // for tests that need a large property in seconds; the days' partitions
-// are made first. The site must have no generated data yet.
-func SeedEvents(ctx context.Context, store *postgres.Store, site uint32, n int64, from, to time.Time) error {
-	d, err := createDictionary(ctx, store, site)
+// are made first. The site must have no generated data yet. db is a pool
+// on the store's database of the caller's own: the data set is written
+// in bulk SQL and COPY, as no typed operation of the store writes it.
+func SeedEvents(ctx context.Context, db *pgxpool.Pool, store *postgres.Store, site uint32, n int64, from, to time.Time) error {
+	d, err := createDictionary(ctx, db, site)
 	if err != nil {
 		return err
 	}
-	contents, err := createContents(ctx, store, site, d)
+	contents, err := createContents(ctx, db, site, d)
 	if err != nil {
 		return err
 	}
-	clients, err := createClients(ctx, store, site, d)
+	clients, err := createClients(ctx, db, site, d)
 	if err != nil {
 		return err
 	}
-	traffic, err := createTraffic(ctx, store, site)
+	traffic, err := createTraffic(ctx, db, site)
 	if err != nil {
 		return err
 	}
@@ -40,7 +43,7 @@ func SeedEvents(ctx context.Context, store *postgres.Store, site uint32, n int64
 	if err := store.EnsurePartitions(ctx, from, to); err != nil {
 		return fmt.Errorf("bench: seed: %w", err)
 	}
-	conn, err := store.Pool.Acquire(ctx)
+	conn, err := db.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("bench: seed: %w", err)
 	}
@@ -65,7 +68,7 @@ func SeedEvents(ctx context.Context, store *postgres.Store, site uint32, n int64
 	if err := store.RebuildSessions(ctx, site); err != nil {
 		return fmt.Errorf("bench: seed: %w", err)
 	}
-	if _, err := store.Pool.Exec(ctx, "ANALYZE events"); err != nil {
+	if _, err := db.Exec(ctx, "ANALYZE events"); err != nil {
 		return fmt.Errorf("bench: seed: analyze: %w", err)
 	}
 	return nil

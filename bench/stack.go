@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/avila-analytics/avila/internal/apptest"
 	"github.com/avila-analytics/avila/internal/pgserver"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -41,6 +43,10 @@ type stack struct {
 	dbName    string
 	dbURL     string
 	store     *postgres.Store
+	// db is the bench's own pool on the database, for what no typed
+	// operation of the store does: building data sets in bulk, COPY
+	// baselines, and reading table sizes and counts.
+	db *pgxpool.Pool
 
 	sites  map[string]postgres.Site
 	apiKey string
@@ -137,6 +143,9 @@ func (s *stack) setup(ctx context.Context) error {
 	if err := s.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	if s.db, err = pgxpool.New(ctx, s.dbURL); err != nil {
+		return fmt.Errorf("bench: open a pool: %w", err)
+	}
 	var ids []uint32
 	for _, name := range []string{siteIngest, sitePipeline, siteDashboard, siteImport, siteFailover} {
 		site, err := s.store.CreateSite(ctx, postgres.SiteSpec{Name: name, Domains: []string{benchHost}})
@@ -204,6 +213,9 @@ func (s *stack) close(ctx context.Context) {
 	}
 	if s.agg != nil {
 		errs = append(errs, s.agg.Stop(stopTimeout))
+	}
+	if s.db != nil {
+		s.db.Close()
 	}
 	if s.store != nil {
 		s.store.Close()

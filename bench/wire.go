@@ -59,7 +59,7 @@ func (r *run) wireBytes(ctx context.Context, rows []storedRow, baseSeq int64) er
 
 // batchSizes lists the event counts of the batches shipped after baseSeq.
 func (r *run) batchSizes(ctx context.Context, baseSeq int64) ([]int, error) {
-	rows, err := r.st.store.Pool.Query(ctx,
+	rows, err := r.st.db.Query(ctx,
 		"SELECT events FROM agent_batches WHERE seq > $1 AND events > 0 ORDER BY seq", baseSeq)
 	if err != nil {
 		return nil, fmt.Errorf("bench: batch sizes: %w", err)
@@ -77,7 +77,7 @@ func (r *run) batchSizes(ctx context.Context, baseSeq int64) ([]int, error) {
 
 // dimValues loads the whole dictionary: id → value.
 func (r *run) dimValues(ctx context.Context) (map[int32]string, error) {
-	rows, err := r.st.store.Pool.Query(ctx, "SELECT id, value FROM dims")
+	rows, err := r.st.db.Query(ctx, "SELECT id, value FROM dims")
 	if err != nil {
 		return nil, fmt.Errorf("bench: read dims: %w", err)
 	}

@@ -74,7 +74,7 @@ func TestBadInputLosesNothing(t *testing.T) {
 		t.Fatalf("batch with one bad event: ack %+v err %v, want OK with 1 stored and 1 dead letter", ack, err)
 	}
 	var reason string
-	if err := s.store.Pool.QueryRow(ctx, `SELECT reason FROM dead_letters WHERE agent_id = 'e2e-bad-input'`).Scan(&reason); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT reason FROM dead_letters WHERE agent_id = 'e2e-bad-input'`).Scan(&reason); err != nil {
 		t.Fatalf("dead letter not recorded: %v", err)
 	}
 	if !strings.Contains(reason, "name") {

@@ -114,7 +114,7 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	c.st = &stack{t: t, dbURL: dbURL, store: store}
+	c.st = &stack{t: t, dbURL: dbURL, store: store, db: testenv.Pool(t, dbURL)}
 	if c.st.site, err = store.CreateSite(ctx, postgres.SiteSpec{Name: "cluster", Domains: []string{"e2e.test"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func (c *cluster) load(stop <-chan struct{}, senders, max int, pace time.Duratio
 // stored them; under the test's load each agent seals a batch every 200 ms.
 func (c *cluster) longestAckPause(from, to time.Time) map[string]time.Duration {
 	c.t.Helper()
-	rows, err := c.st.store.Pool.Query(context.Background(), `
+	rows, err := c.st.db.Query(context.Background(), `
 		SELECT split_part(agent_id, '/', 1), received_at FROM agent_batches
 		WHERE received_at BETWEEN $1 AND $2 ORDER BY received_at`, from, to)
 	if err != nil {
@@ -504,7 +504,7 @@ func TestClusterFailoverRollingRestartAndPartition(t *testing.T) {
 func (s *stack) storedCount(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := s.store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0`,
+	if err := s.db.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0`,
 		int32(s.site.ID)).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
@@ -531,6 +531,7 @@ func TestClusterRefusesAgentsWithoutValidCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
+	db := testenv.Pool(t, dbURL)
 	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "mtls", Domains: []string{"e2e.test"}})
 	if err != nil {
 		t.Fatal(err)
@@ -591,7 +592,7 @@ func TestClusterRefusesAgentsWithoutValidCertificate(t *testing.T) {
 	}
 	eventually(t, time.Minute, "the hit stored under the agent's certificate name", func() error {
 		var agents []string
-		rows, err := store.Pool.Query(ctx, `SELECT DISTINCT agent_id FROM agent_batches`)
+		rows, err := db.Query(ctx, `SELECT DISTINCT agent_id FROM agent_batches`)
 		if err != nil {
 			return err
 		}

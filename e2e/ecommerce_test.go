@@ -149,7 +149,7 @@ func TestEcommerceOracle(t *testing.T) {
 		}
 		if n != events {
 			var dead, staged int
-			_ = s.store.Pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM staged_events)").Scan(&dead, &staged)
+			_ = s.db.QueryRow(ctx, "SELECT (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM staged_events)").Scan(&dead, &staged)
 			return fmt.Errorf("%d events reported, want %d (%s; %d dead letters, %d staged rows)", n, events, s.danglingEvents(), dead, staged)
 		}
 		return nil

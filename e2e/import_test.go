@@ -98,7 +98,7 @@ func TestImportAccessLogOnceAndPrivately(t *testing.T) {
 
 	ctx := context.Background()
 	var dims string
-	if err := s.store.Pool.QueryRow(ctx, `SELECT coalesce(string_agg(value, E'\n'), '') FROM dims`).Scan(&dims); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT coalesce(string_agg(value, E'\n'), '') FROM dims`).Scan(&dims); err != nil {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{"203.0.", "10.1.1.1", "Firefox/128.0", "Googlebot"} {
@@ -107,7 +107,7 @@ func TestImportAccessLogOnceAndPrivately(t *testing.T) {
 		}
 	}
 	var dead int
-	if err := s.store.Pool.QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&dead); err != nil || dead != 0 {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&dead); err != nil || dead != 0 {
 		t.Fatalf("%d dead letters (%v), want 0", dead, err)
 	}
 	// Distinct clients through the trusted proxy are distinct visitors.

@@ -84,7 +84,7 @@ func TestNginxForwardsClientAddress(t *testing.T) {
 
 // storedGeo returns country/region/city of each stored /nginx/ page.
 func storedGeo(s *stack) (map[string]string, error) {
-	rows, err := s.store.Pool.Query(context.Background(), `
+	rows, err := s.db.Query(context.Background(), `
 		SELECT p.value, coalesce(c.value, ''), coalesce(r.value, ''), coalesce(ci.value, '')
 		FROM events e JOIN content_profiles cn ON cn.id = e.content_id JOIN dims p ON p.id = cn.page_id
 		LEFT JOIN client_profiles cp ON cp.id = e.client_id

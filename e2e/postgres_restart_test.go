@@ -39,7 +39,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	// from rows it was sent but whose commit never happened must not end
 	// up in storage (a dims id cached before its insert committed did).
 	for _, q := range []string{"ALTER SYSTEM SET commit_delay = 50000", "ALTER SYSTEM SET commit_siblings = 0", "SELECT pg_reload_conf()"} {
-		if _, err := s.store.Pool.Exec(ctx, q); err != nil {
+		if _, err := s.db.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}

@@ -33,6 +33,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
+	db := testenv.Pool(t, pair.PrimaryURL)
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestReportsReadReplicaWithinLagBound(t *testing.T) {
 		eventually(t, time.Minute, fmt.Sprintf("%d events derived on the primary", want), func() error {
 			var n int
 			// Derived, not just staged: the data version moves after the derivation.
-			if err := store.Pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0", int32(site.ID)).Scan(&n); err != nil || n != want {
+			if err := db.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & 256 = 0", int32(site.ID)).Scan(&n); err != nil || n != want {
 				resp, _ := http.Get(agent.ready["agent"] + "/metrics")
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()

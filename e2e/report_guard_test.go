@@ -86,7 +86,7 @@ func TestReportsDoNotStarveIngestion(t *testing.T) {
 	const heavyEvents = 60_000
 	seeded := time.Now()
 	now := time.Now().UTC()
-	if err := bench.SeedEvents(ctx, s.store, heavy.ID, heavyEvents, now.Add(-70*time.Hour), now.Add(-time.Minute)); err != nil {
+	if err := bench.SeedEvents(ctx, s.db, s.store, heavy.ID, heavyEvents, now.Add(-70*time.Hour), now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("seeded %d events in %s", heavyEvents, time.Since(seeded).Round(time.Millisecond))

@@ -38,7 +38,7 @@ func TestRollupsExactlyOnceThroughAgentKill(t *testing.T) {
 	// One statement, one snapshot: events and rollups commit together, so
 	// they agree at any instant, not only once the load is over.
 	var events, rolled, pagesOff, sessions, inSessions, sessionless int
-	err := s.store.Pool.QueryRow(ctx, `
+	err := s.db.QueryRow(ctx, `
 		WITH ev AS (SELECT COALESCE(c.page_id, 0) AS page_id, count(*) AS n FROM events e
 		            LEFT JOIN content_profiles c ON c.id = e.content_id WHERE e.site_id = $1 GROUP BY 1),
 		     ro AS (SELECT dim_id AS page_id, sum(events) AS n FROM rollup_days WHERE site_id = $1 AND kind = 2 GROUP BY 1)
@@ -64,7 +64,7 @@ func TestRollupsExactlyOnceThroughAgentKill(t *testing.T) {
 	}
 
 	var exactUsers int
-	if err := s.store.Pool.QueryRow(ctx, "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = $1", int32(s.site.ID)).Scan(&exactUsers); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(DISTINCT visitor_id) FROM events WHERE site_id = $1", int32(s.site.ID)).Scan(&exactUsers); err != nil {
 		t.Fatal(err)
 	}
 	got := s.report(t, `{"dateRanges":[{"startDate":"1daysAgo","endDate":"today"}],"metrics":[{"name":"eventCount"},{"name":"totalUsers"}]}`)

@@ -259,7 +259,7 @@ func TestRulesAtTheEdge(t *testing.T) {
 		}
 	}
 	var dead int
-	if err := s.store.Pool.QueryRow(t.Context(), "SELECT count(*) FROM dead_letters").Scan(&dead); err != nil || dead != 0 {
+	if err := s.db.QueryRow(t.Context(), "SELECT count(*) FROM dead_letters").Scan(&dead); err != nil || dead != 0 {
 		t.Errorf("%d dead letters (%v), want none", dead, err)
 	}
 	for _, rule := range []string{"page_title_length", "nul_byte", "invalid_utf8", "page_location_length", "page_referrer_length", "field_length"} {

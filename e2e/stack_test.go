@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -23,6 +26,7 @@ type stack struct {
 	t      *testing.T
 	dbURL  string
 	store  *postgres.Store
+	db     *pgxpool.Pool // the test's own, for checks in SQL
 	site   postgres.Site
 	apiKey string
 	agg    *proc
@@ -43,7 +47,7 @@ func newStack(t *testing.T, dbURL string) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	s.store = store
+	s.store, s.db = store, testenv.Pool(t, dbURL)
 	s.site, err = store.CreateSite(ctx, postgres.SiteSpec{Name: "e2e", Domains: []string{"e2e.test"}})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +81,7 @@ func (s *stack) hitURL(n int) string {
 
 // storedHits returns how often each hit number is stored.
 func (s *stack) storedHits(ctx context.Context) (map[int]int, error) {
-	rows, err := s.store.Pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT d.value, count(*) FROM events e JOIN content_profiles c ON c.id = e.content_id JOIN dims d ON d.id = c.page_id
 		WHERE e.site_id = $1 AND d.value LIKE '/p/%' AND e.flags & 256 = 0 GROUP BY d.value`, int32(s.site.ID))
 	if err != nil {
@@ -191,7 +195,7 @@ func (s *stack) expectExactlyOnce(res *loadResult) map[int]int {
 // broken dictionary ids.
 func (s *stack) danglingEvents() string {
 	var all, dangling int
-	err := s.store.Pool.QueryRow(context.Background(), `
+	err := s.db.QueryRow(context.Background(), `
 		SELECT count(*), count(*) FILTER (WHERE d.id IS NULL)
 		FROM events e LEFT JOIN content_profiles c ON c.id = e.content_id LEFT JOIN dims d ON d.id = c.page_id
 		WHERE e.site_id = $1`, int32(s.site.ID)).Scan(&all, &dangling)

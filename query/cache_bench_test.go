@@ -31,7 +31,7 @@ func BenchmarkReportCache(b *testing.B) {
 	}{
 		{"computed", nil},
 		{"redis_hit", redis.NewCache(rdb, redis.CacheOptions{Prefix: testenv.Prefix(b)})},
-		{"memory_hit", redis.NewCache(nil, redis.CacheOptions{})},
+		{"memory_hit", redis.NewMemoryCache(redis.CacheOptions{})},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			h := newHandler(Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }, Cache: bc.cache},

@@ -25,7 +25,10 @@ import (
 type cacheRig struct {
 	f     *fixture
 	h     http.Handler
-	cache *redis.Cache
+	cache interface {
+		ResultCache
+		Committed(ctx context.Context, events []protocol.Event)
+	}
 	reg   *prometheus.Registry
 	now   atomic.Pointer[time.Time]
 	agent string // batch key of the rig's writes, with seq
@@ -46,7 +49,13 @@ func newCacheRig(t *testing.T, f *fixture, rdb goredis.UniversalClient) *cacheRi
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	r.cache = redis.NewCache(rdb, redis.CacheOptions{Prefix: testenv.Prefix(t), Logger: log, Metrics: cm})
+	// A node without Redis caches in memory, as aggregator/node chooses.
+	o := redis.CacheOptions{Prefix: testenv.Prefix(t), Logger: log, Metrics: cm}
+	if rdb != nil {
+		r.cache = redis.NewCache(rdb, o)
+	} else {
+		r.cache = redis.NewMemoryCache(o)
+	}
 	r.h = newHandler(Options{Logger: log, Now: func() time.Time { return *r.now.Load() }, Metrics: m, Cache: r.cache},
 		f.pool, stubKeys{testKey: {1, 2, 3}})
 	return r

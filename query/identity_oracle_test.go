@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -235,7 +236,7 @@ func refTotals(sessions []*refSession) refReport {
 // engine and on the rollups.
 func TestIdentityOracle(t *testing.T) {
 	ctx := context.Background()
-	store, site, batches := collectIdentitySeed(t, identitySeed, "2026-03-05", "2026-03-06")
+	store, reports, site, batches := collectIdentitySeed(t, identitySeed, "2026-03-05", "2026-03-06")
 	w := write.New(write.Config{}, store)
 	order := slices.Sorted(func(yield func(int) bool) {
 		for b := range batches {
@@ -265,7 +266,7 @@ func TestIdentityOracle(t *testing.T) {
 		r    route
 	}{{"default", routeAuto}, {"events", routeEvents}, {"rollups", routeRollups}} {
 		t.Run(route.name, func(t *testing.T) {
-			h := newHandler(Options{Now: func() time.Time { return now2 }}, store.Pool, keys)
+			h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
 			h.route = route.r
 			prop := fmt.Sprint(site.ID)
 			got := reportRows(t, h, prop, RunReportRequest{DateRanges: days,
@@ -296,7 +297,7 @@ func TestIdentityOracle(t *testing.T) {
 	// The purchase sent by the server joined the browser's session: the
 	// session is counted once, under the browser's source, and holds the
 	// key event.
-	h := newHandler(Options{Now: func() time.Time { return now2 }}, store.Pool, keys)
+	h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
 	bySource := reportRows(t, h, fmt.Sprint(site.ID), RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
 		Metrics: mets("sessions", "keyEvents")})
 	if g := bySource[want.sourceOfPurchase]; !strings.HasSuffix(g, " 1") {
@@ -311,10 +312,11 @@ func TestIdentityOracle(t *testing.T) {
 // default, DNT cookieless) with salts for days, sends each hit of seed to
 // the agent's collector at its time and returns the queued events by the
 // batch that ships them.
-func collectIdentitySeed(t *testing.T, seed []seedHit, days ...string) (*postgres.Store, postgres.Site, map[int][]protocol.Event) {
+func collectIdentitySeed(t *testing.T, seed []seedHit, days ...string) (*postgres.Store, *pgxpool.Pool, postgres.Site, map[int][]protocol.Event) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	url := testenv.PostgresURL(t)
+	store, err := postgres.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +354,7 @@ func collectIdentitySeed(t *testing.T, seed []seedHit, days ...string) (*postgre
 		now = h.time()
 		batches[h.batch] = append(batches[h.batch], sendSeedHit(t, col, q, h, site))
 	}
-	return store, site, batches
+	return store, testenv.Pool(t, url), site, batches
 }
 
 // sendSeedHit sends h to the collector and returns the one event queued.

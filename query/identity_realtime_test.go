@@ -51,7 +51,7 @@ var realtimeSeed = []seedHit{
 // them. Without Redis one node's memory counts both.
 func TestIdentityOracleRealtime(t *testing.T) {
 	ctx := context.Background()
-	store, site, batches := collectIdentitySeed(t, realtimeSeed, "2026-03-07")
+	store, reports, site, batches := collectIdentitySeed(t, realtimeSeed, "2026-03-07")
 	now := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	c, err := redis.Open(ctx, redis.Options{URL: testenv.RedisURL(t)})
@@ -60,10 +60,10 @@ func TestIdentityOracleRealtime(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 	prefix := testenv.Prefix(t)
-	stager := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: prefix, Now: clock})
-	deriver := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: prefix, Now: clock})
+	stager := redis.NewRedisRealtime(c, redis.RealtimeOptions{Prefix: prefix, Now: clock})
+	deriver := redis.NewRedisRealtime(c, redis.RealtimeOptions{Prefix: prefix, Now: clock})
 	alone := redis.NewRealtime(redis.RealtimeOptions{Now: clock})
-	record := func(rts ...*redis.Realtime) func(context.Context, uint32, []protocol.Event) {
+	record := func(rts ...rtStore) func(context.Context, uint32, []protocol.Event) {
 		return func(ctx context.Context, _ uint32, events []protocol.Event) {
 			for _, rt := range rts {
 				rt.Record(ctx, events)
@@ -104,7 +104,7 @@ func TestIdentityOracleRealtime(t *testing.T) {
 		name string
 		r    route
 	}{{"events", routeEvents}, {"rollups", routeRollups}} {
-		h := newHandler(Options{Now: clock}, store.Pool, keys)
+		h := newHandler(Options{Now: clock}, reports, keys)
 		h.route = route.r
 		got := reportRows(t, h, prop, RunReportRequest{DateRanges: today, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
 		if !mapsEqual(got, wantNames) {
@@ -117,9 +117,9 @@ func TestIdentityOracleRealtime(t *testing.T) {
 	}
 	for _, rt := range []struct {
 		name string
-		rt   *redis.Realtime
+		rt   rtStore
 	}{{"staging node", stager}, {"deriving node", deriver}, {"one node without redis", alone}} {
-		h := newHandler(Options{Now: clock, Realtime: rt.rt}, store.Pool, keys)
+		h := newHandler(Options{Now: clock, Realtime: rt.rt}, reports, keys)
 		got := realtimeRows(t, h, prop, RunRealtimeReportRequest{Dimensions: dims("eventName"), Metrics: mets("eventCount")})
 		if !mapsEqual(got, wantNames) {
 			t.Errorf("realtime on the %s: eventCount by eventName %v, want %v", rt.name, got, wantNames)

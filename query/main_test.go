@@ -70,7 +70,8 @@ var (
 func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	url := testenv.PostgresURL(t)
+	store, err := postgres.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	// The fixture's events are what its oracle counts: the write stage adds
 	// no session_start or first_visit of its own (the identity oracle
 	// checks those).
-	f := &fixture{store: store, writer: write.New(write.Config{NoDerivedEvents: true}, store), pool: store.Pool, zones: map[uint32]string{}, ids: map[uint32]map[string]int32{}}
+	f := &fixture{store: store, writer: write.New(write.Config{NoDerivedEvents: true}, store), pool: testenv.Pool(t, url), zones: map[uint32]string{}, ids: map[uint32]map[string]int32{}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, s := range fixtureSites {
 		f.zones[s.id] = s.zone

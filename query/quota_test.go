@@ -168,7 +168,7 @@ func TestPropertyQuotaCost(t *testing.T) {
 		t.Fatalf("30 days over events: %+v, want 11 tokens", q)
 	}
 	now := func() time.Time { return fixtureNow }
-	cached := newHandler(Options{Now: now, Cache: redis.NewCache(nil, redis.CacheOptions{})}, f.pool, stubKeys{testKey: {1}})
+	cached := newHandler(Options{Now: now, Cache: redis.NewMemoryCache(redis.CacheOptions{})}, f.pool, stubKeys{testKey: {1}})
 	cached.route = routeEvents
 	runQuota(t, cached, "1", testKey, month)
 	if q := runQuota(t, cached, "1", testKey, month); q.TokensPerDay.Consumed != 12 {

@@ -47,7 +47,7 @@ func rtEvents() []protocol.Event {
 
 // rtSources are the realtime backends every answer must agree on: Redis
 // and this node's memory.
-func rtSources(t *testing.T) map[string]*redis.Realtime {
+func rtSources(t *testing.T) map[string]rtStore {
 	t.Helper()
 	c, err := redis.Open(context.Background(), redis.Options{URL: testenv.RedisURL(t)})
 	if err != nil {
@@ -55,9 +55,15 @@ func rtSources(t *testing.T) map[string]*redis.Realtime {
 	}
 	t.Cleanup(func() { c.Close() })
 	now := func() time.Time { return rtNow }
-	withRedis := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: testenv.Prefix(t), Now: now})
+	withRedis := redis.NewRedisRealtime(c, redis.RealtimeOptions{Prefix: testenv.Prefix(t), Now: now})
 	memory := redis.NewRealtime(redis.RealtimeOptions{Now: now})
-	return map[string]*redis.Realtime{"redis": withRedis, "memory": memory}
+	return map[string]rtStore{"redis": withRedis, "memory": memory}
+}
+
+// rtStore is either realtime store (storage/redis), as the node holds it.
+type rtStore interface {
+	RealtimeSource
+	Record(ctx context.Context, events []protocol.Event)
 }
 
 func rtHandler(t testing.TB, f *fixture, src RealtimeSource) http.Handler {
@@ -301,8 +307,8 @@ func TestRealtimeSocket(t *testing.T) {
 	}
 	defer c.Close()
 	prefix := testenv.Prefix(t)
-	nodeA := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: prefix})
-	nodeB := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: prefix})
+	nodeA := redis.NewRedisRealtime(c, redis.RealtimeOptions{Prefix: prefix})
+	nodeB := redis.NewRedisRealtime(c, redis.RealtimeOptions{Prefix: prefix})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go nodeA.Run(ctx) // relays B's commits to A's socket
@@ -324,7 +330,7 @@ func TestRealtimeSocket(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		read     RealtimeSource
-		write    *redis.Realtime
+		write    rtStore
 		dialWith func(srv *httptest.Server) (*websocket.Conn, *http.Response, error)
 	}{
 		{"redis, key parameter", nodeA, nodeB, func(srv *httptest.Server) (*websocket.Conn, *http.Response, error) {

@@ -5,9 +5,8 @@ package listen
 const unknownFileLimit = 4096
 
 // maxTotalDefault bounds the default total cap by memory rather than
-// files: an idle connection holds about 12 KiB (its goroutine and read
-// buffer; measured with 2000 idle connections), so 16384 of them about
-// 200 MiB. A file limit of a million would otherwise allow gigabytes.
+// files: an idle connection holds its goroutine's stack and a read buffer,
+// some KiB each, so 16384 of them stay within a few hundred MiB. A file limit of a million would otherwise allow gigabytes.
 const maxTotalDefault = 16384
 
 // maxPerIPDefault bounds the default per-address cap: a browser keeps up to

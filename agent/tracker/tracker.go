@@ -13,9 +13,6 @@ const Path = "/t.js"
 //go:embed t.js
 var script []byte
 
-// Script returns the tracker's source.
-func Script() []byte { return script }
-
 // Handler serves t.js with a strong ETag, so browsers revalidate cheaply,
 // and a short cache lifetime, so an updated agent's script reaches pages
 // within the hour. Any origin may load it.

@@ -11,7 +11,7 @@ func TestHandler(t *testing.T) {
 	h := Handler()
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, Path, nil))
-	if w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), Script()) {
+	if w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), script) {
 		t.Fatalf("GET: %d, %d bytes", w.Code, w.Body.Len())
 	}
 	if ct := w.Header().Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
@@ -37,7 +37,7 @@ func TestHandler(t *testing.T) {
 
 // TestScriptPromises checks the script stays small and cookie-free.
 func TestScriptPromises(t *testing.T) {
-	s := Script()
+	s := script
 	if len(s) >= 1536 {
 		t.Fatalf("t.js is %d bytes; keep it under 1.5 KiB", len(s))
 	}

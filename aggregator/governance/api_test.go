@@ -177,7 +177,7 @@ func TestGDPRWorkerResumesAfterRestart(t *testing.T) {
 		t.Fatal("worker did not stop on cancel")
 	}
 	var n int
-	if err := s.store.Pool.QueryRow(ctx, "SELECT count(*) FROM gdpr_tombstones WHERE site_id = $1 AND key = 42", int32(site)).Scan(&n); err != nil || n != 1 {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM gdpr_tombstones WHERE site_id = $1 AND key = 42", int32(site)).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("tombstone of the resumed erasure: %d %v", n, err)
 	}
 }

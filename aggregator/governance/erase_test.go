@@ -78,7 +78,7 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	s.write(t, onSite(late, without))
 
 	var packed int64
-	if err := s.store.Pool.QueryRow(ctx, "SELECT count(*) FROM event_packs WHERE site_id = $1 AND $2 = ANY(visitor_id)", with, int64(key)).Scan(&packed); err != nil || packed == 0 {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM event_packs WHERE site_id = $1 AND $2 = ANY(visitor_id)", with, int64(key)).Scan(&packed); err != nil || packed == 0 {
 		t.Fatalf("the subject has no packed events (%d, %v): the test would not cover packs", packed, err)
 	}
 	differs := 0
@@ -94,10 +94,10 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	// A pack column a later migration adds (ecommerce's commerce ids are
 	// one): filled on the subject's packs, empty on the others; the
 	// rewrite keeps both in step with the rows.
-	if _, err := s.store.Pool.Exec(ctx, "ALTER TABLE event_packs ADD COLUMN extra integer[] NOT NULL DEFAULT '{}'"); err != nil {
+	if _, err := s.db.Exec(ctx, "ALTER TABLE event_packs ADD COLUMN extra integer[] NOT NULL DEFAULT '{}'"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.store.Pool.Exec(ctx, "UPDATE event_packs SET extra = array_fill(7, ARRAY[events]) WHERE $1 = ANY(visitor_id)", int64(key)); err != nil {
+	if _, err := s.db.Exec(ctx, "UPDATE event_packs SET extra = array_fill(7, ARRAY[events]) WHERE $1 = ANY(visitor_id)", int64(key)); err != nil {
 		t.Fatal(err)
 	}
 	svc := &governance.Service{Store: s.store}
@@ -123,7 +123,7 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	}
 	t.Logf("%d of %d reports differed before the erasure, none after", differs, len(reports("")))
 	var bad int
-	if err := s.store.Pool.QueryRow(ctx, `SELECT count(*) FROM event_packs WHERE cardinality(ts) <> events
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM event_packs WHERE cardinality(ts) <> events
 		OR cardinality(visitor_id) <> events OR cardinality(extra) NOT IN (0, events) OR 7 <> ALL(extra || 7)`).Scan(&bad); err != nil || bad != 0 {
 		t.Fatalf("%d packs with arrays out of step after the rewrite (%v)", bad, err)
 	}
@@ -175,7 +175,7 @@ func TestLateEventsOfErasedSubjectAreDropped(t *testing.T) {
 	}
 	s.write(t, batch)
 	var stored, total int64
-	if err := s.store.Pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE visitor_id IN ($2, $3)), count(*) FROM events WHERE site_id = $1",
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FILTER (WHERE visitor_id IN ($2, $3)), count(*) FROM events WHERE site_id = $1",
 		site, int64(key), int64(0xdead<<20)).Scan(&stored, &total); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
@@ -30,6 +32,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 // it, as an aggregator wires them.
 type stack struct {
 	store  *postgres.Store
+	db     *pgxpool.Pool // the test's own, for checks in SQL
 	writer *write.Writer
 	api    http.Handler
 	seq    uint64
@@ -45,11 +48,17 @@ func (allSites) LookupAPIKey(context.Context, string) ([]uint32, error) {
 func newStack(t testing.TB) *stack {
 	t.Helper()
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	url := testenv.PostgresURL(t)
+	store, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
+	reports, err := postgres.OpenReportPool(ctx, url, nil, postgres.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reports.Close)
 	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +69,8 @@ func newStack(t testing.TB) *stack {
 	// The tests count the events they send, so the write stage adds no
 	// session_start or first_visit of its own; a subject's derived events
 	// are rows under the same key and go with the rest.
-	return &stack{store: store, writer: write.New(write.Config{NoDerivedEvents: true}, store),
-		api: query.NewHandler(query.Options{}, store.Pool, allSites{})}
+	return &stack{store: store, db: testenv.Pool(t, url), writer: write.New(write.Config{NoDerivedEvents: true}, store),
+		api: query.NewHandler(query.Options{}, reports, allSites{})}
 }
 
 // secret is every test site's identity secret.

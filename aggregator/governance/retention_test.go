@@ -64,7 +64,7 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var remaining int64
-	if err := s.store.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events WHERE site_id = $1 AND ts < $2)
+	if err := s.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM events WHERE site_id = $1 AND ts < $2)
 		+ (SELECT COALESCE(sum(events), 0) FROM event_packs WHERE site_id = $1 AND day < $2::date)`,
 		site, dry.Sites[0].EventsBefore).Scan(&remaining); err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 		t.Fatalf("dry run counted %+v; after the run %d old events remain and the metric says %v went", dry.Sites, remaining, gone)
 	}
 	var parts int
-	if err := s.store.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass AND c.relname < $1`, postgres.PartitionName(dry.Sites[0].EventsBefore)).Scan(&parts); err != nil || parts != 0 {
 		t.Fatalf("%d events partitions before the cutoff remain (%v)", parts, err)
 	}

@@ -38,15 +38,6 @@ type Subject struct {
 	Key      uint64 // protocol/identity key of the value
 }
 
-// ParseIdentity checks an identity name.
-func ParseIdentity(s string) (Identity, error) {
-	switch Identity(s) {
-	case ClientID, UserID:
-		return Identity(s), nil
-	}
-	return "", fmt.Errorf("identity %q: want client_id or user_id: %w", s, ErrBadSubject)
-}
-
 // Resolve computes the subject's key from the value the subject (or the
 // site) gave: a client id or _ga cookie value, or a user_id.
 func Resolve(ctx context.Context, store *postgres.Store, site uint32, id Identity, value string) (Subject, error) {

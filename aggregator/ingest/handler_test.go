@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -86,17 +87,18 @@ func wire(t *testing.T, agent string, seq uint64, ev []protocol.Event) []byte {
 	return b
 }
 
-func count(t *testing.T, s *postgres.Store, sql string) int {
+func count(t *testing.T, db *pgxpool.Pool, sql string) int {
 	t.Helper()
 	var n int
-	if err := s.Pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+	if err := db.QueryRow(context.Background(), sql).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
 }
 
 func TestHandleBatch(t *testing.T) {
-	s := openStore(t, testenv.PostgresURL(t))
+	url := testenv.PostgresURL(t)
+	s, db := openStore(t, url), testenv.Pool(t, url)
 	ctx := context.Background()
 	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	if err != nil {
@@ -110,7 +112,7 @@ func TestHandleBatch(t *testing.T) {
 	if ack.Status != protocol.AckOK || ack.Stored != 50 || ack.DeadLetters != 0 || ack.Duplicate {
 		t.Fatalf("good batch: %+v", ack)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
+	if n := count(t, db, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
 		t.Fatalf("%d events stored, want 50", n)
 	}
 
@@ -118,7 +120,7 @@ func TestHandleBatch(t *testing.T) {
 	if ack.Status != protocol.AckOK || !ack.Duplicate || ack.Stored != 0 {
 		t.Fatalf("resent batch: %+v, want OK duplicate", ack)
 	}
-	if n := count(t, s, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
+	if n := count(t, db, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 50 {
 		t.Fatalf("%d events after resend, want 50", n)
 	}
 
@@ -142,7 +144,7 @@ func TestHandleBatch(t *testing.T) {
 	var idx int
 	var reason string
 	var body []byte
-	if err := s.Pool.QueryRow(ctx, "SELECT idx, reason, event FROM dead_letters WHERE seq = 2").Scan(&idx, &reason, &body); err != nil {
+	if err := db.QueryRow(ctx, "SELECT idx, reason, event FROM dead_letters WHERE seq = 2").Scan(&idx, &reason, &body); err != nil {
 		t.Fatal(err)
 	}
 	var back protocol.Event
@@ -162,7 +164,8 @@ func TestHandleBatch(t *testing.T) {
 }
 
 func TestHandleBatchDeadLetterReasons(t *testing.T) {
-	s := openStore(t, testenv.PostgresURL(t))
+	url := testenv.PostgresURL(t)
+	s, db := openStore(t, url), testenv.Pool(t, url)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	h := newHandler(s)
@@ -185,7 +188,7 @@ func TestHandleBatchDeadLetterReasons(t *testing.T) {
 			t.Errorf("analytics_dead_letters_total{rule=%q} grew by %v, want 1", rule, got)
 		}
 		var reason string
-		if err := s.Pool.QueryRow(ctx, "SELECT reason FROM dead_letters WHERE agent_id = 'agent-r' AND seq = $1", int64(seq)).Scan(&reason); err != nil {
+		if err := db.QueryRow(ctx, "SELECT reason FROM dead_letters WHERE agent_id = 'agent-r' AND seq = $1", int64(seq)).Scan(&reason); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(reason, want) || !strings.Contains(reason, "(rule "+rule+")") {
@@ -267,7 +270,7 @@ func TestHandleBatchDatabaseDown(t *testing.T) {
 	if ack.Status != protocol.AckRetry || !strings.Contains(ack.Reason, "storage unavailable") {
 		t.Fatalf("database down: %+v, want Retry with reason", ack)
 	}
-	if n := count(t, direct, "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 5 {
+	if n := count(t, testenv.Pool(t, url), "SELECT count(*) FROM events WHERE flags & 256 = 0"); n != 5 {
 		t.Fatalf("%d events, want 5", n)
 	}
 	p.restart(t)

@@ -14,7 +14,8 @@ import (
 // queue id under different certificates are different agents, and neither
 // can make the other's batches look like duplicates.
 func TestAgentIdentityFromCertificate(t *testing.T) {
-	s := openStore(t, testenv.PostgresURL(t))
+	url := testenv.PostgresURL(t)
+	s, db := openStore(t, url), testenv.Pool(t, url)
 	ctx := context.Background()
 	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	if err != nil {
@@ -35,7 +36,7 @@ func TestAgentIdentityFromCertificate(t *testing.T) {
 			t.Errorf("CN %q: ack %+v, want OK with duplicate=%v", tc.cn, ack, tc.dup)
 		}
 	}
-	if got := count(t, s, `SELECT count(*) FROM agent_batches WHERE agent_id IN ('edge-1/q1', 'edge-2/q1', 'q1')`); got != 3 {
+	if got := count(t, db, `SELECT count(*) FROM agent_batches WHERE agent_id IN ('edge-1/q1', 'edge-2/q1', 'q1')`); got != 3 {
 		t.Errorf("%d batch keys, want 3 (one per certificate, one without)", got)
 	}
 	if seen["edge-1/q1"] != 5 || seen["edge-2/q1"] != 5 || seen["q1"] != 5 || len(seen) != 3 {

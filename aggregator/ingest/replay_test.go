@@ -17,7 +17,8 @@ import (
 // when a replay is interrupted between its write and the delete; those that
 // still break a rule stay, with the reason; a dry run writes nothing.
 func TestReplay(t *testing.T) {
-	s := openStore(t, testenv.PostgresURL(t))
+	url := testenv.PostgresURL(t)
+	s, db := openStore(t, url), testenv.Pool(t, url)
 	ctx := context.Background()
 	a, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	b, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "b"})
@@ -34,7 +35,7 @@ func TestReplay(t *testing.T) {
 	}
 	now := func() time.Time { return now0 }
 	stored := func(site uint32) int {
-		return count(t, s, fmt.Sprintf("SELECT count(*) FROM events WHERE site_id = %d AND flags & 256 = 0", site))
+		return count(t, db, fmt.Sprintf("SELECT count(*) FROM events WHERE site_id = %d AND flags & 256 = 0", site))
 	}
 	if stored(a.ID) != 1 || stored(b.ID) != 0 {
 		t.Fatalf("before replay: %d and %d events", stored(a.ID), stored(b.ID))
@@ -54,7 +55,7 @@ func TestReplay(t *testing.T) {
 	if o := outcomes(res); o[ReplayWouldStore] != 3 || o[ReplayRefused] != 1 || len(res) != 4 {
 		t.Fatalf("dry run: %+v", res)
 	}
-	if stored(a.ID) != 1 || count(t, s, "SELECT count(*) FROM dead_letters") != 4 {
+	if stored(a.ID) != 1 || count(t, db, "SELECT count(*) FROM dead_letters") != 4 {
 		t.Fatal("dry run wrote or deleted")
 	}
 
@@ -90,7 +91,7 @@ func TestReplay(t *testing.T) {
 	if stored(a.ID) != 3 || stored(b.ID) != 1 {
 		t.Fatalf("after replay: %d and %d events, want 3 and 1", stored(a.ID), stored(b.ID))
 	}
-	if n := count(t, s, "SELECT count(*) FROM dead_letters"); n != 1 {
+	if n := count(t, db, "SELECT count(*) FROM dead_letters"); n != 1 {
 		t.Fatalf("%d dead letters left, want the one still refused", n)
 	}
 	// A second replay writes nothing.

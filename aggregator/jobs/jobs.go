@@ -27,7 +27,7 @@ type Options struct {
 	Interval time.Duration    // between runs; default 1 minute
 	// Lock, when set, makes the jobs cluster singletons: only the node
 	// holding the leader lock runs them periodically, and no two runs
-	// overlap (see AdvisoryLock). Nil runs them unconditionally.
+	// overlap (see NewAdvisoryLock). Nil runs them unconditionally.
 	Lock Lock
 	// LeaderRetry is how often a node that does not lead tries to take
 	// over; default min(Interval, 10s). It bounds how long the jobs pause

@@ -19,7 +19,8 @@ var now0 = time.Date(2025, 6, 1, 23, 0, 0, 0, time.FixedZone("x", -3*3600)) // 2
 
 func TestRunOnceOnRealStore(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	url := testenv.PostgresURL(t)
+	s, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +28,7 @@ func TestRunOnceOnRealStore(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	db := testenv.Pool(t, url)
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
 	j := New(Options{Now: func() time.Time { return now0 }}, s)
 	for range 2 { // idempotent
@@ -35,7 +37,7 @@ func TestRunOnceOnRealStore(t *testing.T) {
 		}
 	}
 	var parts []string
-	rows, _ := s.Pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	rows, _ := db.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass AND c.relkind = 'r' ORDER BY 1`)
 	for rows.Next() {
 		var p string

@@ -2,16 +2,9 @@ package jobs
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
-
-// closeTimeout bounds closing the leader connection.
-const closeTimeout = 5 * time.Second
 
 // Lock makes the jobs singletons across the cluster.
 type Lock interface {
@@ -32,98 +25,11 @@ const (
 	runKey    int64 = 0x6176696c61_0002
 )
 
-// keepalive makes PostgreSQL notice within about 25 s that the leader's
-// host vanished without closing its connection (power loss, network cut),
-// instead of the kernel's default of hours, and so free the leader lock.
-// Ignored on Unix-socket connections.
-const keepalive = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3"
+var _ Lock = (*postgres.LeaderLock)(nil)
 
-// AdvisoryLock implements Lock with PostgreSQL advisory locks. Leadership is
-// a session lock on a connection taken out of the pool for as long as the
-// node leads: when the node dies its connection closes and PostgreSQL frees
-// the lock, so another node's next Lead takes it. Each run also holds a
-// transaction lock, so a node that lost leadership in the middle of a run,
-// or one running the jobs at start-up, never overlaps another's run.
-//
-// Lead and Release are called from one goroutine (Jobs.Run).
-type AdvisoryLock struct {
-	pool *pgxpool.Pool
-	conn *pgx.Conn // holds leaderKey while not nil
-}
-
-var _ Lock = (*AdvisoryLock)(nil)
-
-// NewAdvisoryLock returns the lock over pool's database.
-func NewAdvisoryLock(pool *pgxpool.Pool) *AdvisoryLock { return &AdvisoryLock{pool: pool} }
-
-// Lead implements Lock.
-func (l *AdvisoryLock) Lead(ctx context.Context) (bool, error) {
-	if l.conn != nil {
-		// A session that still answers still holds its lock; one that
-		// does not has lost it (a restarted or unreachable database, a
-		// terminated backend).
-		if _, err := l.conn.Exec(ctx, "SELECT 1"); err == nil {
-			return true, nil
-		} else if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		l.closeConn()
-	}
-	pc, err := l.pool.Acquire(ctx)
-	if err != nil {
-		return false, fmt.Errorf("jobs: leader lock: %w", err)
-	}
-	// The connection leaves the pool: it lives exactly as long as the
-	// leadership it carries.
-	conn := pc.Hijack()
-	var got bool
-	if _, err = conn.Exec(ctx, keepalive); err == nil {
-		err = conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", leaderKey).Scan(&got)
-	}
-	if err != nil || !got {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return false, fmt.Errorf("jobs: leader lock: %w", err)
-		}
-		return false, nil
-	}
-	l.conn = conn
-	return true, nil
-}
-
-// Exclusive implements Lock.
-func (l *AdvisoryLock) Exclusive(ctx context.Context, fn func(context.Context) error) error {
-	tx, err := l.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("jobs: run lock: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", runKey); err != nil {
-		return fmt.Errorf("jobs: run lock: %w", err)
-	}
-	if err := fn(ctx); err != nil {
-		return err
-	}
-	// Ending the transaction frees the lock; nothing was written in it.
-	if err := tx.Commit(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
-		return fmt.Errorf("jobs: run lock: %w", err)
-	}
-	return nil
-}
-
-// Release implements Lock.
-func (l *AdvisoryLock) Release(ctx context.Context) {
-	if l.conn == nil {
-		return
-	}
-	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", leaderKey)
-	l.closeConn()
-}
-
-func (l *AdvisoryLock) closeConn() {
-	// A dead peer must not hold the caller: closing only says goodbye.
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer cancel()
-	_ = l.conn.Close(ctx)
-	l.conn = nil
+// NewAdvisoryLock returns the jobs' lock on store's database: leadership is
+// a PostgreSQL session advisory lock, each run a transaction one (see
+// postgres.LeaderLock).
+func NewAdvisoryLock(store *postgres.Store) *postgres.LeaderLock {
+	return store.LeaderLock(leaderKey, runKey)
 }

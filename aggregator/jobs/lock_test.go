@@ -45,13 +45,13 @@ func (s overlapStore) EnsurePartitions(ctx context.Context, from, to time.Time) 
 }
 
 // crashLock is a Lock whose owner dies without giving it back.
-type crashLock struct{ *AdvisoryLock }
+type crashLock struct{ *postgres.LeaderLock }
 
 func (crashLock) Release(context.Context) {}
 
 type testNode struct {
 	name   string
-	lock   *AdvisoryLock
+	lock   *postgres.LeaderLock
 	jobs   *Jobs
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -82,15 +82,15 @@ func TestSingletonJobsMoveWhenLeaderDies(t *testing.T) {
 		t.Cleanup(s.Close)
 		return s
 	}
-	admin := open()
-	if err := admin.Migrate(ctx); err != nil {
+	if err := open().Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	admin := testenv.Pool(t, url)
 	shared := &overlap{runs: map[string]int{}}
 	nodes := map[string]*testNode{}
 	for _, name := range []string{"a", "b"} {
 		s := open() // each node has its own pool, as separate processes do
-		n := &testNode{name: name, lock: NewAdvisoryLock(s.Pool), done: make(chan struct{})}
+		n := &testNode{name: name, lock: NewAdvisoryLock(s), done: make(chan struct{})}
 		n.jobs = New(Options{Logger: log, Interval: 20 * time.Millisecond, LeaderRetry: 20 * time.Millisecond,
 			Lock: crashLock{n.lock}}, overlapStore{Store: s, node: name, shared: shared})
 		var rctx context.Context
@@ -136,14 +136,14 @@ func TestSingletonJobsMoveWhenLeaderDies(t *testing.T) {
 	classID, objID := uint32(uint64(leaderKey)>>32), uint32(uint64(leaderKey)&0xffffffff)
 	leaderPID := func() int {
 		var pid int
-		err := admin.Pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		err := admin.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
 			AND classid = $1 AND objid = $2 AND objsubid = 1`, classID, objID).Scan(&pid)
 		if err != nil {
 			t.Fatalf("leader lock not held: %v", err)
 		}
 		return pid
 	}
-	if _, err := admin.Pool.Exec(ctx, "SELECT pg_terminate_backend($1)", leaderPID()); err != nil {
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", leaderPID()); err != nil {
 		t.Fatal(err)
 	}
 	leader, follower := currentLeader()
@@ -153,7 +153,7 @@ func TestSingletonJobsMoveWhenLeaderDies(t *testing.T) {
 	pid := leaderPID()
 	leader.cancel()
 	<-leader.done
-	if _, err := admin.Pool.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
 	was := shared.count(follower.name)

@@ -156,7 +156,7 @@ func TestNodeCache(t *testing.T) {
 func TestNodeCacheShared(t *testing.T) {
 	cfg := Config{RedisURL: testenv.RedisURL(t), RedisPrefix: testenv.Prefix(t)}
 	a := startCacheNode(t, cfg)
-	cfg.DatabaseURL = a.n.store.Pool.Config().ConnString()
+	cfg.DatabaseURL = a.n.reports.Config().ConnString()
 	b := startNodeFor(t, cfg)
 	b.site, b.key = a.site, a.key
 	b.seq = 1000 // same agent id as a's batches, other sequence numbers

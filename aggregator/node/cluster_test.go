@@ -145,7 +145,8 @@ func TestNodeRequiresAgentCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Start(ctx, Config{DatabaseURL: testenv.PostgresURL(t), ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0",
+	db := testenv.PostgresURL(t)
+	n, err := Start(ctx, Config{DatabaseURL: db, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0",
 		DataDir: t.TempDir(), TLSCert: srv.Cert, TLSKey: srv.Key, TLSClientCA: caFile}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +176,7 @@ func TestNodeRequiresAgentCertificates(t *testing.T) {
 		t.Fatalf("agent with certificate: %+v, %v", ack, err)
 	}
 	var key string
-	if err := n.store.Pool.QueryRow(ctx, `SELECT agent_id FROM agent_batches`).Scan(&key); err != nil || key != "edge-1/q1" {
+	if err := testenv.Pool(t, db).QueryRow(ctx, `SELECT agent_id FROM agent_batches`).Scan(&key); err != nil || key != "edge-1/q1" {
 		t.Errorf("batch stored under %q (%v), want edge-1/q1", key, err)
 	}
 }

@@ -158,7 +158,8 @@ func TestMetricsCountBatchesAndQueries(t *testing.T) {
 
 func TestReadyzReportsUnmigratedDatabase(t *testing.T) {
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	db := testenv.PostgresURL(t)
+	store, err := postgres.Open(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestReadyzReportsUnmigratedDatabase(t *testing.T) {
 		t.Errorf("/readyz after migrating: %d %q", code, body)
 	}
 	// A schema one version behind this build is not ready either.
-	if _, err := store.Pool.Exec(ctx, "UPDATE public.schema_version SET version = version - 1"); err != nil {
+	if _, err := testenv.Pool(t, db).Exec(ctx, "UPDATE public.schema_version SET version = version - 1"); err != nil {
 		t.Fatal(err)
 	}
 	if code, body := get(t, srv.URL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "schema at version") {

@@ -110,6 +110,31 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// reportCache keeps query results until their site's data changes:
+// redis.Cache (shared by the cluster) or redis.MemoryCache (a node alone),
+// chosen once at start.
+type reportCache interface {
+	query.ResultCache
+	// Bump makes everything cached for sites stale (GDPR erasure).
+	Bump(ctx context.Context, sites []uint32)
+	// Committed bumps the sites of a derived batch.
+	Committed(ctx context.Context, events []protocol.Event)
+	// Run retries what could not reach the cache's store until ctx ends.
+	Run(ctx context.Context)
+}
+
+// realtimeStore holds the last 30 minutes' counters of every site:
+// redis.RedisRealtime (shared by the cluster, with this node's memory as
+// fallback) or redis.Realtime (this node's memory), chosen once at start.
+type realtimeStore interface {
+	query.RealtimeSource
+	Record(ctx context.Context, events []protocol.Event)
+	Forget(ctx context.Context, site uint32, visitors []uint64) error
+	Run(ctx context.Context)
+	RedisErrors() uint64
+	DroppedCells() uint64
+}
+
 // Node is a running aggregator.
 type Node struct {
 	// Ready facts, for the one JSON line the binary prints.
@@ -124,7 +149,7 @@ type Node struct {
 	started time.Time // the incarnation agents see in member lists
 	store   *postgres.Store
 	// reports is the report pool: reports never wait for, nor hold, the
-	// connections the write stage uses (store.Pool).
+	// connections the write stage uses (the store's own pool).
 	reports       *pgxpool.Pool
 	reportTimeout time.Duration
 	propertyConns int
@@ -139,7 +164,7 @@ type Node struct {
 	// its stored events (ingest.Options.Committed): derived state such as
 	// realtime counters hooks in here.
 	committed []func(ctx context.Context, events []protocol.Event)
-	realtime  *redis.Realtime
+	realtime  realtimeStore
 	socket    *query.RealtimeSocket
 	gate      *gate
 	act       *activity
@@ -152,9 +177,10 @@ type Node struct {
 	retainer  *governance.Retainer   // the upkeep's retention job
 	gdpr      *governance.Worker     // data subject requests of the API
 	tombs     *governance.Tombstones // erased subjects, left out of realtime counts
-	// cache holds query results: in Redis, or in memory when the node runs
-	// alone without Redis; nil in a cluster without Redis.
-	cache *redis.Cache
+	// cache holds query results: in Redis (redis.Cache), or in memory
+	// when the node runs alone without Redis (redis.MemoryCache); nil in
+	// a cluster without Redis.
+	cache reportCache
 	// writer is the write stage: it stages batches and derives them.
 	writer *write.Writer
 
@@ -220,7 +246,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	}
 	// Partitions and salts are cluster singletons under an advisory lock.
 	n.retainer = &governance.Retainer{Store: n.store, Log: log}
-	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store.Pool),
+	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store),
 		Tracer: tp.Tracer(tracerJobs), Retention: n.retainer.Run}, n.store)
 	switch err = j.RunOnce(ctx); {
 	case jobs.OnlySpace(err):
@@ -235,7 +261,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.metrics, err = n.newNodeMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}
-	n.realtime = redis.NewRealtime(redis.RealtimeOptions{Client: n.redis, Prefix: n.rprefix, Logger: log})
+	if rtOpts := (redis.RealtimeOptions{Prefix: n.rprefix, Logger: log}); n.redis != nil {
+		n.realtime = redis.NewRedisRealtime(n.redis, rtOpts)
+	} else {
+		n.realtime = redis.NewRealtime(rtOpts)
+	}
 	// Realtime counts a batch as soon as it is staged, without the late
 	// events of subjects erased in the last 72 hours.
 	n.tombs = governance.NewTombstones(n.store, 0, log)
@@ -245,8 +275,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	// A cache in this node's memory cannot see the batches other nodes
 	// derive, so a cluster caches reports only in Redis. Cached reports
 	// turn stale when a derivation makes new rows visible.
-	if n.redis != nil || cfg.GossipListen == "" {
-		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
+	switch cacheOpts := (redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache}); {
+	case n.redis != nil:
+		n.cache = redis.NewCache(n.redis, cacheOpts)
+	case cfg.GossipListen == "":
+		n.cache = redis.NewMemoryCache(cacheOpts)
 	}
 	// The events a derivation adds (session_start, first_visit) count in
 	// realtime when it commits, on whichever node derived them; the

@@ -254,7 +254,8 @@ func TestRealtimeSocketKeyRevoked(t *testing.T) {
 // report connections carry the report timeout as statement_timeout.
 func TestReportsApartFromWrites(t *testing.T) {
 	ctx := context.Background()
-	n, site, key := guardNode(t, testenv.PostgresURL(t), Config{ReportConns: 2, ReportTimeout: 3 * time.Second})
+	db := testenv.PostgresURL(t)
+	n, site, key := guardNode(t, db, Config{ReportConns: 2, ReportTimeout: 3 * time.Second})
 	var held []interface{ Release() }
 	for range 2 {
 		c, err := n.reports.Acquire(ctx)
@@ -279,7 +280,7 @@ func TestReportsApartFromWrites(t *testing.T) {
 		t.Fatalf("derive while reports hold every report connection: %v", err)
 	}
 	var stored int
-	if err := n.store.Pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & $2 = 0",
+	if err := testenv.Pool(t, db).QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & $2 = 0",
 		int32(site.ID), postgres.EventFlagDerived).Scan(&stored); err != nil || stored != 1 {
 		t.Fatalf("events stored: %d, %v", stored, err)
 	}

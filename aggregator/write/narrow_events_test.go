@@ -22,7 +22,8 @@ const narrowVersion = 8
 func newStoreAt(t *testing.T, version int32) *testStore {
 	t.Helper()
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testenv.PostgresURL(t), slog.New(slog.DiscardHandler))
+	url := testenv.PostgresURL(t)
+	s, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func newStoreAt(t *testing.T, version int32) *testStore {
 	if err := s.MigrateTo(ctx, version); err != nil {
 		t.Fatal(err)
 	}
-	return &testStore{Store: s, w: New(Config{}, s)}
+	return &testStore{Store: s, url: url, Pool: testenv.Pool(t, url), w: New(Config{}, s)}
 }
 
 // createOldSite creates a site on a database at an older schema version,

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -19,7 +21,10 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 type testStore struct {
 	*postgres.Store
 	url string // its database, for a second node
-	w   *Writer
+	// Pool is the test's own pool on the database, for fixtures and
+	// checks in SQL (the store's pool is its own).
+	Pool *pgxpool.Pool
+	w    *Writer
 	// writer, when set, picks the write stage of the i-th WriteBatch call
 	// (else w), as batches reach different nodes.
 	writer func(i int) *Writer
@@ -45,7 +50,7 @@ func newStore(t testing.TB) *testStore {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &testStore{Store: s, url: url, w: New(Config{}, s)}
+	return &testStore{Store: s, url: url, Pool: testenv.Pool(t, url), w: New(Config{}, s)}
 }
 
 // WriteBatch stages the batch and derives everything staged.

@@ -146,11 +146,8 @@ func (p *Process) Running() bool {
 	}
 }
 
-// Exited is closed once the process has exited and been waited for.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
 // Err is how the process ended (nil for exit status 0); meaningful once
-// Exited is closed.
+// it has exited (Running is false).
 func (p *Process) Err() error { return p.waitErr }
 
 // Kill sends SIGKILL and waits until the process is gone.
@@ -242,14 +239,6 @@ func FreeAddr(network string) (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// Signal sends sig to the running process (e.g. SIGSTOP to freeze it).
-func (p *Process) Signal(sig os.Signal) error {
-	if !p.Running() {
-		return fmt.Errorf("apptest: signal %s: %s is not running", sig, p.opts.Name)
-	}
-	return p.cmd.Process.Signal(sig)
 }
 
 // Cmd is the command of the current run.

@@ -19,8 +19,8 @@ func (r *Repairs) add(rule *Rule) {
 	}
 }
 
-// Has reports whether rule was applied.
-func (r Repairs) Has(rule *Rule) bool {
+// has reports whether rule was applied.
+func (r Repairs) has(rule *Rule) bool {
 	for i, x := range All {
 		if x == rule {
 			return r&(1<<i) != 0

@@ -129,8 +129,8 @@ var All = []*Rule{
 	PageLocationLength, PageReferrerLength, PageTitleLength, HostLength, FieldLength, TextBytes, InvalidUTF8, NulByte,
 }
 
-// ByCode returns the rule with code, or nil.
-func ByCode(code string) *Rule {
+// byCode returns the rule with code, or nil.
+func byCode(code string) *Rule {
 	for _, r := range All {
 		if r.Code == code {
 			return r

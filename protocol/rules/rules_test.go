@@ -27,8 +27,8 @@ func TestCodesUniqueAndDocumented(t *testing.T) {
 			t.Fatalf("rule %+v: code empty or repeated, or no GA4 code or doc", r)
 		}
 		seen[r.Code] = true
-		if ByCode(r.Code) != r {
-			t.Fatalf("ByCode(%q) is not the rule", r.Code)
+		if byCode(r.Code) != r {
+			t.Fatalf("byCode(%q) is not the rule", r.Code)
 		}
 	}
 	if len(All) > 32 {
@@ -59,7 +59,7 @@ func TestCheckAndRepair(t *testing.T) {
 				}
 				return
 			}
-			if rv != nil || !done.Has(rule) {
+			if rv != nil || !done.has(rule) {
 				t.Fatalf("Repair = %v, %q; want repaired by %s", rv, done.Codes(), rule.Code)
 			}
 			if v := Check(&e); v != nil {

@@ -44,7 +44,7 @@ func (s *Store) LookupAPIKeyGrant(ctx context.Context, key string) (KeyGrant, er
 	hash := sha256.Sum256([]byte(key))
 	g := KeyGrant{Prefix: key[:KeyPrefixLen]}
 	var ids []int32
-	err := s.Pool.QueryRow(ctx, "SELECT site_ids, scope FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash[:]).Scan(&ids, &g.Scope)
+	err := s.pool.QueryRow(ctx, "SELECT site_ids, scope FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash[:]).Scan(&ids, &g.Scope)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return KeyGrant{}, fmt.Errorf("postgres: api key %s: %w", g.Prefix, ErrNotFound)
 	}

@@ -56,7 +56,7 @@ func (s *Store) CreateScopedAPIKey(ctx context.Context, name string, siteIDs []u
 		}
 	}
 	var found []int32
-	rows, err := s.Pool.Query(ctx, "SELECT id FROM sites WHERE id = ANY($1)", ids)
+	rows, err := s.pool.Query(ctx, "SELECT id FROM sites WHERE id = ANY($1)", ids)
 	if err == nil {
 		found, err = pgx.CollectRows(rows, pgx.RowTo[int32])
 	}
@@ -72,7 +72,7 @@ func (s *Store) CreateScopedAPIKey(ctx context.Context, name string, siteIDs []u
 	_, _ = rand.Read(raw[:])
 	key := keyScheme + keyEncoding.EncodeToString(raw[:])
 	hash := sha256.Sum256([]byte(key))
-	_, err = s.Pool.Exec(ctx, "INSERT INTO api_keys (key_hash, prefix, name, site_ids, scope) VALUES ($1, $2, $3, $4, $5)",
+	_, err = s.pool.Exec(ctx, "INSERT INTO api_keys (key_hash, prefix, name, site_ids, scope) VALUES ($1, $2, $3, $4, $5)",
 		hash[:], key[:KeyPrefixLen], name, ids, string(scope))
 	if err != nil {
 		return "", fmt.Errorf("postgres: create api key: %w", err)
@@ -88,7 +88,7 @@ func (s *Store) LookupAPIKey(ctx context.Context, key string) ([]uint32, error) 
 	}
 	hash := sha256.Sum256([]byte(key))
 	var ids []int32
-	err := s.Pool.QueryRow(ctx, "SELECT site_ids FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash[:]).Scan(&ids)
+	err := s.pool.QueryRow(ctx, "SELECT site_ids FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash[:]).Scan(&ids)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("postgres: api key %s: %w", key[:KeyPrefixLen], ErrNotFound)
 	}
@@ -112,7 +112,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string) error {
 	default:
 		return fmt.Errorf("postgres: revoke api key %q: want the %d-character prefix or the whole key: %w", prefix, KeyPrefixLen, ErrNotFound)
 	}
-	tag, err := s.Pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL AND "+where, arg)
+	tag, err := s.pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL AND "+where, arg)
 	if err != nil {
 		return fmt.Errorf("postgres: revoke api key: %w", err)
 	}
@@ -124,7 +124,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, prefix string) error {
 
 // APIKeys lists all keys, revoked ones included, oldest first.
 func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT prefix, name, site_ids, scope, created_at, revoked_at FROM api_keys ORDER BY id")
+	rows, err := s.pool.Query(ctx, "SELECT prefix, name, site_ids, scope, created_at, revoked_at FROM api_keys ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list api keys: %w", err)
 	}

@@ -62,7 +62,7 @@ func auditHash(r *AuditRow) []byte {
 // AppendAudit records e at the end of the hash chain, in its own
 // transaction.
 func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) (AuditRow, error) {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return AuditRow{}, fmt.Errorf("postgres: audit %s: begin: %w", e.Action, err)
 	}
@@ -125,7 +125,7 @@ func (s *Store) AuditRows(ctx context.Context, after int64, limit int) ([]AuditR
 		q += " LIMIT $2"
 		args = append(args, limit)
 	}
-	rows, err := s.Pool.Query(ctx, q, args...)
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit rows: %w", err)
 	}
@@ -213,7 +213,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditVerify, error) {
 // it records nothing).
 func (s *Store) auditMigration(ctx context.Context, actor string, from, to int32) error {
 	var exists bool
-	if err := s.Pool.QueryRow(ctx, "SELECT to_regclass('audit_log') IS NOT NULL").Scan(&exists); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('audit_log') IS NOT NULL").Scan(&exists); err != nil {
 		return fmt.Errorf("postgres: migrate: audit: %w", err)
 	}
 	if !exists {

@@ -114,14 +114,14 @@ func TestAuditAppendsConcurrently(t *testing.T) {
 		t.Fatal(v.Break, err)
 	}
 	var n int64
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM audit_log").Scan(&n); err != nil || v.Rows != n || n < 80 {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM audit_log").Scan(&n); err != nil || v.Rows != n || n < 80 {
 		t.Fatalf("verified %d rows of %d (%v), want all, at least 80", v.Rows, n, err)
 	}
 }
 
 func mustExecT(t *testing.T, s *Store, sql string, args ...any) {
 	t.Helper()
-	if _, err := s.Pool.Exec(context.Background(), sql, args...); err != nil {
+	if _, err := s.pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }

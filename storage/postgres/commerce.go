@@ -300,20 +300,20 @@ func (s *Store) SetKeyEvents(ctx context.Context, id uint32, names []string) ([]
 		names = []string{}
 	}
 	var out []string
-	err := s.Pool.QueryRow(ctx, "UPDATE sites SET key_events = $2 WHERE id = $1 RETURNING key_events", int64(id), names).Scan(&out)
+	err := s.pool.QueryRow(ctx, "UPDATE sites SET key_events = $2 WHERE id = $1 RETURNING key_events", int64(id), names).Scan(&out)
 	return out, siteUpdateErr(id, "key events", err)
 }
 
 // KeyEvents returns the event names site counts as key events.
 func (s *Store) KeyEvents(ctx context.Context, id uint32) ([]string, error) {
 	var out []string
-	err := s.Pool.QueryRow(ctx, "SELECT key_events FROM sites WHERE id = $1", int64(id)).Scan(&out)
+	err := s.pool.QueryRow(ctx, "SELECT key_events FROM sites WHERE id = $1", int64(id)).Scan(&out)
 	return out, siteUpdateErr(id, "key events", err)
 }
 
 // SetCurrency sets site's reporting currency (an upper-case ISO 4217 code).
 func (s *Store) SetCurrency(ctx context.Context, id uint32, code string) (Site, error) {
-	site, err := scanSite(s.Pool.QueryRow(ctx, "UPDATE sites SET currency_code = $2 WHERE id = $1 RETURNING "+siteColumns,
+	site, err := scanSite(s.pool.QueryRow(ctx, "UPDATE sites SET currency_code = $2 WHERE id = $1 RETURNING "+siteColumns,
 		int64(id), code))
 	return site, siteUpdateErr(id, "currency", err)
 }
@@ -329,7 +329,7 @@ type CurrencyRate struct {
 // SetCurrencyRate sets (or replaces) a rate; derivations after it convert
 // with it. Events derived before keep their amounts.
 func (s *Store) SetCurrencyRate(ctx context.Context, r CurrencyRate) error {
-	if _, err := s.Pool.Exec(ctx, `INSERT INTO currency_rates (currency, reporting, rate) VALUES ($1, $2, $3)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO currency_rates (currency, reporting, rate) VALUES ($1, $2, $3)
 		ON CONFLICT (currency, reporting) DO UPDATE SET rate = EXCLUDED.rate, updated_at = now()`,
 		r.Currency, r.Reporting, r.Rate); err != nil {
 		return fmt.Errorf("postgres: set currency rate %s→%s: %w", r.Currency, r.Reporting, err)
@@ -339,7 +339,7 @@ func (s *Store) SetCurrencyRate(ctx context.Context, r CurrencyRate) error {
 
 // DeleteCurrencyRate removes a rate; false when there was none.
 func (s *Store) DeleteCurrencyRate(ctx context.Context, currency, reporting string) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, "DELETE FROM currency_rates WHERE currency = $1 AND reporting = $2", currency, reporting)
+	tag, err := s.pool.Exec(ctx, "DELETE FROM currency_rates WHERE currency = $1 AND reporting = $2", currency, reporting)
 	if err != nil {
 		return false, fmt.Errorf("postgres: delete currency rate %s→%s: %w", currency, reporting, err)
 	}
@@ -348,7 +348,7 @@ func (s *Store) DeleteCurrencyRate(ctx context.Context, currency, reporting stri
 
 // CurrencyRates lists every rate, by currency and reporting currency.
 func (s *Store) CurrencyRates(ctx context.Context) ([]CurrencyRate, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT currency, reporting, rate, updated_at FROM currency_rates ORDER BY 1, 2")
+	rows, err := s.pool.Query(ctx, "SELECT currency, reporting, rate, updated_at FROM currency_rates ORDER BY 1, 2")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list currency rates: %w", err)
 	}
@@ -363,7 +363,7 @@ func (s *Store) CurrencyRates(ctx context.Context) ([]CurrencyRate, error) {
 // and deletes them with delete: erasure of a subject's data must reach the
 // item-scoped rows and the events' commerce rows as well as events.
 func (s *Store) ItemRowsOf(ctx context.Context, site uint32, visitors []int64, remove bool) (items, commerce int64, err error) {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: item rows of site %d: %w", site, err)
 	}

@@ -35,7 +35,7 @@ func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLett
 	if f.Limit > 0 {
 		limit = &f.Limit
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT id, agent_id, seq, idx, reason, event, received_at FROM dead_letters
+	rows, err := s.pool.Query(ctx, `SELECT id, agent_id, seq, idx, reason, event, received_at FROM dead_letters
 		WHERE ($1 = '' OR agent_id = $1) AND ($2::timestamptz IS NULL OR received_at >= $2) AND id > $3
 		ORDER BY id LIMIT $4`, f.AgentID, since, f.AfterID, limit)
 	if err != nil {
@@ -61,7 +61,7 @@ func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter) ([]DeadLett
 // DeleteDeadLetter removes a dead letter once it was replayed; deleting one
 // that is gone is not an error.
 func (s *Store) DeleteDeadLetter(ctx context.Context, id int64) error {
-	if _, err := s.Pool.Exec(ctx, `DELETE FROM dead_letters WHERE id = $1`, id); err != nil {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM dead_letters WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("postgres: delete dead letter %d: %w", id, err)
 	}
 	return nil

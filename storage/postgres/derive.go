@@ -53,7 +53,7 @@ type DeriveTx struct {
 // connection waiting in the pool for a lock would be one the holder may
 // need (it resolves strings on other connections).
 func (s *Store) BeginDerive(ctx context.Context, site uint32) (*DeriveTx, error) {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: begin: %w", site, err)
 	}
@@ -197,7 +197,7 @@ func (d *DeriveTx) Rollback(ctx context.Context) {
 
 // StagedSites returns the sites with staged events.
 func (s *Store) StagedSites(ctx context.Context) ([]uint32, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT DISTINCT site_id FROM staged_events ORDER BY 1")
+	rows, err := s.pool.Query(ctx, "SELECT DISTINCT site_id FROM staged_events ORDER BY 1")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: staged sites: %w", err)
 	}
@@ -216,7 +216,7 @@ func (s *Store) StagedSites(ctx context.Context) ([]uint32, error) {
 // site, or of every site when site is 0.
 func (s *Store) StagedEvents(ctx context.Context, site uint32) (int64, error) {
 	var n int64
-	if err := s.Pool.QueryRow(ctx, "SELECT coalesce(sum(events), 0) FROM staged_events WHERE $1 = 0 OR site_id = $1",
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(sum(events), 0) FROM staged_events WHERE $1 = 0 OR site_id = $1",
 		int32(site)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("postgres: count staged events: %w", err)
 	}
@@ -227,7 +227,7 @@ func (s *Store) StagedEvents(ctx context.Context, site uint32) (int64, error) {
 // none staged).
 func (s *Store) LastStagedID(ctx context.Context) (int64, error) {
 	var id int64
-	if err := s.Pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM staged_events").Scan(&id); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM staged_events").Scan(&id); err != nil {
 		return 0, fmt.Errorf("postgres: last staged id: %w", err)
 	}
 	return id, nil

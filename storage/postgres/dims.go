@@ -180,7 +180,7 @@ func (s *Store) resolveDims(ctx context.Context, r *dimResolver) error {
 	b.Queue(`SELECT d.id, d.site_id, d.kind, d.value FROM dims d
 		JOIN unnest($1::integer[], $2::smallint[], $3::text[]) AS k(site_id, kind, value)
 		USING (site_id, kind, value)`, sites, kinds, values)
-	res := s.Pool.SendBatch(ctx, b)
+	res := s.pool.SendBatch(ctx, b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
 		return fmt.Errorf("postgres: insert dims: %w", err)

@@ -130,7 +130,7 @@ GROUP BY n.site_id, n.chunk, l.part, l.merge`
 func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 	start := time.Now()
 	settled := utcDay(now.Add(-packSettle)).AddDate(0, 0, -1) // last day that ended before now - packSettle
-	rows, err := s.Pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass AND c.relname <= $1 AND pg_relation_size(c.oid) > 0
 		ORDER BY c.relname LIMIT $2`, PartitionName(settled), packEventDaysPerRun)
 	if err != nil {
@@ -153,7 +153,7 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		s.packMu.Lock()
 		part := s.packPart
 		s.packMu.Unlock()
-		tag, err := s.Pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
+		tag, err := s.pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
 		}
@@ -163,7 +163,7 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		// The partition's rows are dead once no snapshot sees them; VACUUM
 		// then truncates its file (its pages are all empty). Not in the
 		// transaction: VACUUM cannot run in one.
-		if _, err := s.Pool.Exec(ctx, "VACUUM "+pgx.Identifier{name}.Sanitize()); err != nil {
+		if _, err := s.pool.Exec(ctx, "VACUUM "+pgx.Identifier{name}.Sanitize()); err != nil {
 			return packed, fmt.Errorf("postgres: pack events: vacuum %s: %w", name, err)
 		}
 	}

@@ -24,7 +24,7 @@ var ErrNoIdentitySecret = errors.New("the site has no identity secret: its visit
 // unknown site, ErrNoIdentitySecret when it has none.
 func (s *Store) IdentitySecret(ctx context.Context, site uint32) ([]byte, error) {
 	var secret []byte
-	err := s.Pool.QueryRow(ctx, "SELECT identity_secret FROM sites WHERE id = $1", int32(site)).Scan(&secret)
+	err := s.pool.QueryRow(ctx, "SELECT identity_secret FROM sites WHERE id = $1", int32(site)).Scan(&secret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("postgres: site %d: %w", site, ErrNotFound)
 	}
@@ -43,7 +43,7 @@ func (s *Store) SetIdentitySecret(ctx context.Context, site uint32, secret []byt
 	if len(secret) != 32 {
 		return fmt.Errorf("postgres: site %d identity secret: %d bytes, want 32", site, len(secret))
 	}
-	tag, err := s.Pool.Exec(ctx, "UPDATE sites SET identity_secret = $2 WHERE id = $1", int32(site), secret)
+	tag, err := s.pool.Exec(ctx, "UPDATE sites SET identity_secret = $2 WHERE id = $1", int32(site), secret)
 	if err != nil {
 		return fmt.Errorf("postgres: site %d identity secret: %w", site, err)
 	}
@@ -156,7 +156,7 @@ var DimNames = map[DimKind]string{
 // site, with their dimension values and parameters (user properties
 // included).
 func (s *Store) SubjectData(ctx context.Context, site uint32, keys []uint64) (SubjectData, error) {
-	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return SubjectData{}, fmt.Errorf("postgres: subject data of site %d: begin: %w", site, err)
 	}

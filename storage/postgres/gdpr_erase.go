@@ -100,7 +100,7 @@ func (s *Store) EraseSubject(ctx context.Context, site uint32, keys []uint64, au
 	if len(k) == 0 {
 		return out, fmt.Errorf("postgres: erase on site %d: no subject key", site)
 	}
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return out, fmt.Errorf("postgres: erase on site %d: begin: %w", site, err)
 	}
@@ -339,7 +339,7 @@ func (d *DeriveTx) Tombstones(ctx context.Context) (map[uint64]bool, error) {
 
 // ExpireTombstones deletes tombstones past their end; upkeep.
 func (s *Store) ExpireTombstones(ctx context.Context) (int64, error) {
-	tag, err := s.Pool.Exec(ctx, "DELETE FROM gdpr_tombstones WHERE until <= now()")
+	tag, err := s.pool.Exec(ctx, "DELETE FROM gdpr_tombstones WHERE until <= now()")
 	if err != nil {
 		return 0, fmt.Errorf("postgres: expire tombstones: %w", err)
 	}
@@ -349,7 +349,7 @@ func (s *Store) ExpireTombstones(ctx context.Context) (int64, error) {
 // LiveTombstones returns every site's tombstoned keys that are still in
 // force, for filters outside a derivation (realtime counts at staging).
 func (s *Store) LiveTombstones(ctx context.Context) (map[uint32]map[uint64]bool, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT site_id, key FROM gdpr_tombstones WHERE until > now()")
+	rows, err := s.pool.Query(ctx, "SELECT site_id, key FROM gdpr_tombstones WHERE until > now()")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: tombstones: %w", err)
 	}

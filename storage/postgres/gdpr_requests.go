@@ -41,7 +41,7 @@ func scanGDPRRequest(row pgx.Row) (GDPRRequest, error) {
 
 // CreateGDPRRequest queues a request; the worker picks it up.
 func (s *Store) CreateGDPRRequest(ctx context.Context, r GDPRRequest) (GDPRRequest, error) {
-	out, err := scanGDPRRequest(s.Pool.QueryRow(ctx, `INSERT INTO gdpr_requests (site_id, kind, identity, subject, requested_by)
+	out, err := scanGDPRRequest(s.pool.QueryRow(ctx, `INSERT INTO gdpr_requests (site_id, kind, identity, subject, requested_by)
 		VALUES ($1, $2, $3, $4, $5) RETURNING `+gdprRequestColumns, int32(r.Site), r.Kind, r.Identity, int64(r.Subject), r.RequestedBy))
 	if err != nil {
 		return GDPRRequest{}, fmt.Errorf("postgres: create %s request: %w", r.Kind, err)
@@ -51,7 +51,7 @@ func (s *Store) CreateGDPRRequest(ctx context.Context, r GDPRRequest) (GDPRReque
 
 // GDPRRequestByID returns one request, ErrNotFound when there is none.
 func (s *Store) GDPRRequestByID(ctx context.Context, id int64) (GDPRRequest, error) {
-	r, err := scanGDPRRequest(s.Pool.QueryRow(ctx, "SELECT "+gdprRequestColumns+" FROM gdpr_requests WHERE id = $1", id))
+	r, err := scanGDPRRequest(s.pool.QueryRow(ctx, "SELECT "+gdprRequestColumns+" FROM gdpr_requests WHERE id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("postgres: request %d: %w", id, ErrNotFound)
 	}
@@ -66,7 +66,7 @@ func (s *Store) GDPRRequestByID(ctx context.Context, id int64) (GDPRRequest, err
 // erasure are both safe to run again), and marks it running. ok is false
 // when there is none.
 func (s *Store) ClaimGDPRRequest(ctx context.Context, stale time.Duration) (r GDPRRequest, ok bool, err error) {
-	r, err = scanGDPRRequest(s.Pool.QueryRow(ctx, `UPDATE gdpr_requests SET state = 'running', started_at = now(), attempts = attempts + 1
+	r, err = scanGDPRRequest(s.pool.QueryRow(ctx, `UPDATE gdpr_requests SET state = 'running', started_at = now(), attempts = attempts + 1
 		WHERE id = (SELECT id FROM gdpr_requests
 			WHERE state = 'pending' OR (state = 'running' AND started_at < now() - $1::interval)
 			ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -87,7 +87,7 @@ func (s *Store) FinishGDPRRequest(ctx context.Context, id int64, result []byte, 
 	if errText != "" {
 		state = "failed"
 	}
-	_, err := s.Pool.Exec(ctx, `UPDATE gdpr_requests SET state = $2, finished_at = now(), result = $3, error = $4 WHERE id = $1`,
+	_, err := s.pool.Exec(ctx, `UPDATE gdpr_requests SET state = $2, finished_at = now(), result = $3, error = $4 WHERE id = $1`,
 		id, state, result, errText)
 	if err != nil {
 		return fmt.Errorf("postgres: finish request %d: %w", id, err)

@@ -38,7 +38,7 @@ func (s *Store) MigrateTo(ctx context.Context, target int32) error {
 }
 
 func (s *Store) migrateTo(ctx context.Context, target int32, actor string) error {
-	conn, err := s.Pool.Acquire(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: acquire connection: %w", err)
 	}

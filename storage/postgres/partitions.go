@@ -77,7 +77,7 @@ func (s *Store) forgetPartitions() {
 }
 
 func (s *Store) createPartitions(ctx context.Context, days []int64) error {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: ensure partitions: %w", err)
 	}

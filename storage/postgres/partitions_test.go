@@ -11,7 +11,7 @@ import (
 
 func partitions(t *testing.T, s *Store) map[string]string {
 	t.Helper()
-	rows, err := s.Pool.Query(context.Background(), `SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+	rows, err := s.pool.Query(context.Background(), `SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
 		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass AND c.relkind = 'r'`)
 	if err != nil {
@@ -52,17 +52,17 @@ func TestEnsurePartitions(t *testing.T) {
 	}
 	// The bounds are whole UTC days whatever the server's time zone.
 	for _, ts := range []string{"2024-03-01 00:00:00+00", "2024-03-02 23:59:59.999999+00"} {
-		if _, err := s.Pool.Exec(ctx, "INSERT INTO events (site_id, ts, visitor_id, name_id) VALUES (1, $1::timestamptz, 1, 1)", ts); err != nil {
+		if _, err := s.pool.Exec(ctx, "INSERT INTO events (site_id, ts, visitor_id, name_id) VALUES (1, $1::timestamptz, 1, 1)", ts); err != nil {
 			t.Errorf("insert at %s: %v", ts, err)
 		}
 	}
-	if _, err := s.Pool.Exec(ctx, "INSERT INTO events (site_id, ts, visitor_id, name_id) VALUES (1, '2024-03-03 00:00:00+00', 1, 1)"); err == nil {
+	if _, err := s.pool.Exec(ctx, "INSERT INTO events (site_id, ts, visitor_id, name_id) VALUES (1, '2024-03-03 00:00:00+00', 1, 1)"); err == nil {
 		t.Error("a row past the last partition was accepted")
 	}
 
 	// Known days cost nothing: dropping one behind the store's back is not
 	// noticed until the cache is forgotten.
-	if _, err := s.Pool.Exec(ctx, "DROP TABLE events_p20240302"); err != nil {
+	if _, err := s.pool.Exec(ctx, "DROP TABLE events_p20240302"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.EnsurePartitions(ctx, to, to); err != nil {

@@ -139,7 +139,7 @@ func (s *Store) profileIDs(ctx context.Context, p *Profile, cache *profileCache,
 		" ORDER BY "+strings.Join(order, ", ")+" ON CONFLICT DO NOTHING", arrays...)
 	b.Queue("SELECT p.id, p."+strings.Join(append([]string{"site_id"}, names...), ", p.")+
 		" FROM "+p.Table+" p JOIN "+unnest+" USING ("+colList+")", arrays...)
-	res := s.Pool.SendBatch(ctx, b)
+	res := s.pool.SendBatch(ctx, b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
 		return fmt.Errorf("postgres: insert %s: %w", p.Table, err)

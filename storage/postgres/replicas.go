@@ -36,7 +36,7 @@ type ReplicaOptions struct {
 	Tracer    pgx.QueryTracer // nil: none
 	Logger    *slog.Logger    // nil: discard
 	// Primary is the pool reports use when they read the primary (the
-	// report pool, see OpenReportPool); nil: the store's Pool.
+	// report pool, see OpenReportPool); nil: the store's own pool.
 	Primary *pgxpool.Pool
 	// Pool sizes and bounds each replica's pool like the report pool
 	// (connections, statement timeout); zero fields: pgx's defaults.
@@ -110,7 +110,7 @@ func (s *Store) OpenReplicas(ctx context.Context, opts ReplicaOptions) (*Replica
 	if opts.PollEvery <= 0 {
 		opts.PollEvery = DefaultReplicaPollEvery
 	}
-	r := &Replicas{primary: s.Pool, opts: opts, log: opts.Logger, seen: map[uint32]versionLSN{}}
+	r := &Replicas{primary: s.pool, opts: opts, log: opts.Logger, seen: map[uint32]versionLSN{}}
 	if opts.Primary != nil {
 		r.primary = opts.Primary
 	}

@@ -32,7 +32,7 @@ func TestReplicasRouteByReplayPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Pool.Exec(ctx, "CREATE TABLE marks (n int)"); err != nil {
+	if _, err := s.pool.Exec(ctx, "CREATE TABLE marks (n int)"); err != nil {
 		t.Fatal(err)
 	}
 	open := func(maxLag time.Duration) *Replicas {
@@ -74,7 +74,7 @@ func TestReplicasRouteByReplayPosition(t *testing.T) {
 	if _, err := replica.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Pool.Exec(ctx, "INSERT INTO marks VALUES (1)"); err != nil {
+	if _, err := s.pool.Exec(ctx, "INSERT INTO marks VALUES (1)"); err != nil {
 		t.Fatal(err)
 	}
 	pool, complete := lenient.ReadFrom(ctx, 1, "v2")

@@ -20,6 +20,9 @@ type PoolOptions struct {
 	// connection: the server cancels a statement running longer, even when
 	// the client's own cancel never arrives. 0: the server's setting.
 	StatementTimeout time.Duration
+	// readOnly makes every transaction on the pool's connections read
+	// only (default_transaction_read_only): reports read, never write.
+	readOnly bool
 }
 
 func (o PoolOptions) apply(cfg *pgxpool.Config) {
@@ -30,14 +33,20 @@ func (o PoolOptions) apply(cfg *pgxpool.Config) {
 		ms := max(1, o.StatementTimeout.Milliseconds())
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(ms, 10)
 	}
+	if o.readOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 }
 
 // OpenReportPool opens a second pool on the store's database for reports,
 // sized and bounded by o. Reports then never take the connections the
-// write stage stages and derives batches on (Store.Pool): however many
+// write stage stages and derives batches on (the Store's own): however many
 // long reports run, a batch commits without waiting for one of them.
+// Its transactions are read only: the query engine runs its own SQL on
+// it, and PostgreSQL refuses any statement of it that would write.
 // The caller closes it after the store's users stop.
 func OpenReportPool(ctx context.Context, databaseURL string, tracer pgx.QueryTracer, o PoolOptions) (*pgxpool.Pool, error) {
+	o.readOnly = true
 	pool, err := connectWith(ctx, databaseURL, tracer, o)
 	if err != nil {
 		return nil, fmt.Errorf("report pool: %w", err)

@@ -49,7 +49,7 @@ func (r Retention) check() error {
 // SiteRetention returns a site's retention, or ErrNotFound.
 func (s *Store) SiteRetention(ctx context.Context, site uint32) (Retention, error) {
 	var r Retention
-	err := s.Pool.QueryRow(ctx, "SELECT retain_events_days, retain_aggregates_months FROM sites WHERE id = $1", int32(site)).
+	err := s.pool.QueryRow(ctx, "SELECT retain_events_days, retain_aggregates_months FROM sites WHERE id = $1", int32(site)).
 		Scan(&r.EventsDays, &r.AggregatesMonths)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("postgres: site %d retention: %w", site, ErrNotFound)
@@ -67,7 +67,7 @@ func (s *Store) SetSiteRetention(ctx context.Context, site uint32, r Retention) 
 	if err := r.check(); err != nil {
 		return fmt.Errorf("postgres: site %d retention: %w", site, err)
 	}
-	tag, err := s.Pool.Exec(ctx, "UPDATE sites SET retain_events_days = $2, retain_aggregates_months = $3 WHERE id = $1",
+	tag, err := s.pool.Exec(ctx, "UPDATE sites SET retain_events_days = $2, retain_aggregates_months = $3 WHERE id = $1",
 		int32(site), r.EventsDays, r.AggregatesMonths)
 	if err != nil {
 		return fmt.Errorf("postgres: site %d retention: %w", site, err)
@@ -114,7 +114,7 @@ const retentionLockKey = int64(0x61766c615f726574)
 // row per site that lost data (actor names who ran it).
 func (s *Store) RunRetention(ctx context.Context, now time.Time, dryRun bool, actor string) (RetentionRun, error) {
 	run := RetentionRun{DryRun: dryRun}
-	conn, err := s.Pool.Acquire(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return run, fmt.Errorf("postgres: retention: %w", err)
 	}
@@ -127,7 +127,7 @@ func (s *Store) RunRetention(ctx context.Context, now time.Time, dryRun bool, ac
 			conn.Conn().Close(context.WithoutCancel(ctx))
 		}
 	}()
-	rows, err := s.Pool.Query(ctx, "SELECT id, time_zone, retain_events_days, retain_aggregates_months FROM sites ORDER BY id")
+	rows, err := s.pool.Query(ctx, "SELECT id, time_zone, retain_events_days, retain_aggregates_months FROM sites ORDER BY id")
 	if err != nil {
 		return run, fmt.Errorf("postgres: retention: list sites: %w", err)
 	}
@@ -200,7 +200,7 @@ func (s *Store) RunRetention(ctx context.Context, now time.Time, dryRun bool, ac
 	for _, name := range drop {
 		// Names come from the catalog and match events_pYYYYMMDD or
 		// sessions_pYYYYMMDD; quoted anyway.
-		if _, err := s.Pool.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
+		if _, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
 			return run, fmt.Errorf("postgres: retention: drop %s: %w", name, err)
 		}
 	}
@@ -215,7 +215,7 @@ func (s *Store) RunRetention(ctx context.Context, now time.Time, dryRun bool, ac
 // partitionsBefore lists parent's day partitions named before name
 // (names sort by day).
 func (s *Store) partitionsBefore(ctx context.Context, parent, name string) ([]string, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = $1::regclass AND c.relname < $2 AND c.relname LIKE $3 ORDER BY c.relname`,
 		parent, name, parent+`\_p%`)
 	if err != nil {
@@ -231,7 +231,7 @@ func (s *Store) partitionsBefore(ctx context.Context, parent, name string) ([]st
 // retainSite removes (or counts) one site's data past its retention, in
 // one transaction with the site's row locked and its audit row.
 func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, actor string) error {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: retention of site %d: begin: %w", sr.Site, err)
 	}

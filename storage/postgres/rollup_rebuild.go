@@ -20,7 +20,7 @@ import (
 // or missed; derivations of the site wait until it commits. Memory stays
 // bounded: one local day of events is aggregated at a time.
 func (s *Store) RebuildRollups(ctx context.Context, site uint32) error {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: rebuild rollups of site %d: begin: %w", site, err)
 	}

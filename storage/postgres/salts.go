@@ -29,7 +29,7 @@ func utcDay(t time.Time) time.Time {
 func (s *Store) EnsureSalts(ctx context.Context, now time.Time) error {
 	today := utcDay(now)
 	tomorrow := today.AddDate(0, 0, 1)
-	rows, err := s.Pool.Query(ctx, "SELECT id FROM sites ORDER BY id")
+	rows, err := s.pool.Query(ctx, "SELECT id FROM sites ORDER BY id")
 	if err != nil {
 		return fmt.Errorf("postgres: ensure salts: list sites: %w", err)
 	}
@@ -52,7 +52,7 @@ func (s *Store) EnsureSalts(ctx context.Context, now time.Time) error {
 		SELECT * FROM unnest($1::integer[], $2::date[], $3::bytea[])
 		ON CONFLICT DO NOTHING`, sites, days, salts)
 	batch.Queue("DELETE FROM salts WHERE day < $1::date", today.AddDate(0, 0, -saltKeepDays))
-	if err := s.Pool.SendBatch(ctx, batch).Close(); err != nil {
+	if err := s.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("postgres: ensure salts: %w", err)
 	}
 	return nil
@@ -63,7 +63,7 @@ func (s *Store) EnsureSalts(ctx context.Context, now time.Time) error {
 // midnight and tomorrow's to switch over without waiting for a refresh.
 func (s *Store) Salts(ctx context.Context, now time.Time) ([]protocol.Salt, error) {
 	today := utcDay(now)
-	rows, err := s.Pool.Query(ctx, `SELECT site_id, day, salt FROM salts
+	rows, err := s.pool.Query(ctx, `SELECT site_id, day, salt FROM salts
 		WHERE day BETWEEN $1::date AND $2::date ORDER BY site_id, day`,
 		today.AddDate(0, 0, -1), today.AddDate(0, 0, 1))
 	if err != nil {

@@ -16,7 +16,7 @@ func TestSaltsLifecycle(t *testing.T) {
 	a, _ := s.CreateSite(ctx, SiteSpec{Name: "a"})
 	b, _ := s.CreateSite(ctx, SiteSpec{Name: "b"})
 	// CreateSite made salts by the real clock; this test runs its own.
-	if _, err := s.Pool.Exec(ctx, "DELETE FROM salts"); err != nil {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM salts"); err != nil {
 		t.Fatal(err)
 	}
 	day := func(d int) time.Time { return time.Date(2025, 3, d, 23, 30, 0, 0, time.FixedZone("x", -2*3600)) } // 01:30 UTC next day
@@ -81,7 +81,7 @@ func TestSaltsLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	var days []string
-	rows, _ := s.Pool.Query(ctx, "SELECT DISTINCT to_char(day, 'YYYY-MM-DD') FROM salts ORDER BY 1")
+	rows, _ := s.pool.Query(ctx, "SELECT DISTINCT to_char(day, 'YYYY-MM-DD') FROM salts ORDER BY 1")
 	for rows.Next() {
 		var d string
 		_ = rows.Scan(&d)

@@ -15,7 +15,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		return fmt.Errorf("postgres: check schema: %w", err)
 	}
 	var version int32
-	if err := s.Pool.QueryRow(ctx, "SELECT version FROM "+versionTable).Scan(&version); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT version FROM "+versionTable).Scan(&version); err != nil {
 		return fmt.Errorf("postgres: check schema: read %s (has the database been migrated? run avila migrate): %w", versionTable, err)
 	}
 	if int(version) != len(files) {

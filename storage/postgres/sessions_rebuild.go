@@ -25,7 +25,7 @@ import (
 // RebuildRollups it runs in one transaction holding the site's row lock,
 // which a derivation waits for.
 func (s *Store) RebuildSessions(ctx context.Context, site uint32) error {
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: rebuild sessions of site %d: begin: %w", site, err)
 	}

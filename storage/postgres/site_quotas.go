@@ -27,7 +27,7 @@ var ErrBadQuota = errors.New("bad site quota")
 func (s *Store) SiteQuota(ctx context.Context, id uint32) (SiteQuota, error) {
 	var q SiteQuota
 	var exists bool
-	err := s.Pool.QueryRow(ctx, `SELECT q.site_id IS NOT NULL, COALESCE(q.tokens_per_day, 0), COALESCE(q.tokens_per_hour, 0),
+	err := s.pool.QueryRow(ctx, `SELECT q.site_id IS NOT NULL, COALESCE(q.tokens_per_day, 0), COALESCE(q.tokens_per_hour, 0),
 		COALESCE(q.tokens_per_project_per_hour, 0), COALESCE(q.concurrent_requests, 0), COALESCE(q.server_errors_per_project_per_hour, 0)
 		FROM sites s LEFT JOIN site_quotas q ON q.site_id = s.id WHERE s.id = $1`, int64(id)).
 		Scan(&exists, &q.TokensPerDay, &q.TokensPerHour, &q.TokensPerProjectPerHour, &q.ConcurrentRequests, &q.ServerErrorsPerProjectPerHour)
@@ -55,7 +55,7 @@ func (s *Store) SetSiteQuota(ctx context.Context, id uint32, q SiteQuota) error 
 			args = append(args, v)
 		}
 	}
-	_, err := s.Pool.Exec(ctx, `INSERT INTO site_quotas (site_id, tokens_per_day, tokens_per_hour, tokens_per_project_per_hour,
+	_, err := s.pool.Exec(ctx, `INSERT INTO site_quotas (site_id, tokens_per_day, tokens_per_hour, tokens_per_project_per_hour,
 			concurrent_requests, server_errors_per_project_per_hour) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (site_id) DO UPDATE SET tokens_per_day = $2, tokens_per_hour = $3, tokens_per_project_per_hour = $4,
 			concurrent_requests = $5, server_errors_per_project_per_hour = $6`, args...)

@@ -138,7 +138,7 @@ func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
 		today := utcDay(time.Now())
 		days := []time.Time{today, today.AddDate(0, 0, 1)}
 		salts := [][]byte{randomBytes(SaltLen), randomBytes(SaltLen)}
-		row := s.Pool.QueryRow(ctx, `WITH site AS (
+		row := s.pool.QueryRow(ctx, `WITH site AS (
 				INSERT INTO sites (measurement_id, api_secret, name, domains, time_zone, dnt, keep_params, identity, identity_secret)
 				VALUES ($1, $2, $3, $4, $5, $8, $9, $10, $11) RETURNING `+siteColumns+`
 			), salt AS (
@@ -164,7 +164,7 @@ func (s *Store) CreateSite(ctx context.Context, spec SiteSpec) (Site, error) {
 
 // Sites lists all sites by id.
 func (s *Store) Sites(ctx context.Context) ([]Site, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT "+siteColumns+" FROM sites ORDER BY id")
+	rows, err := s.pool.Query(ctx, "SELECT "+siteColumns+" FROM sites ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list sites: %w", err)
 	}
@@ -177,7 +177,7 @@ func (s *Store) Sites(ctx context.Context) ([]Site, error) {
 
 // Site returns one site, or ErrNotFound.
 func (s *Store) Site(ctx context.Context, id uint32) (Site, error) {
-	site, err := scanSite(s.Pool.QueryRow(ctx, "SELECT "+siteColumns+" FROM sites WHERE id = $1", int64(id)))
+	site, err := scanSite(s.pool.QueryRow(ctx, "SELECT "+siteColumns+" FROM sites WHERE id = $1", int64(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Site{}, fmt.Errorf("postgres: site %d: %w", id, ErrNotFound)
 	}
@@ -194,7 +194,7 @@ func (s *Store) SetSitePolicy(ctx context.Context, id uint32, p SitePolicy) (Sit
 	if err != nil {
 		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, err)
 	}
-	site, err := scanSite(s.Pool.QueryRow(ctx, "UPDATE sites SET dnt = $2, keep_params = $3, identity = $4 WHERE id = $1 RETURNING "+siteColumns,
+	site, err := scanSite(s.pool.QueryRow(ctx, "UPDATE sites SET dnt = $2, keep_params = $3, identity = $4 WHERE id = $1 RETURNING "+siteColumns,
 		int64(id), p.DNT, p.KeepParams, p.Identity))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Site{}, fmt.Errorf("postgres: site %d policy: %w", id, ErrNotFound)
@@ -216,7 +216,7 @@ const IdentitySecretLen = 32
 // user_id (a data subject's request then finds only what was stored
 // since). An unknown site gives ErrNotFound.
 func (s *Store) RotateIdentitySecret(ctx context.Context, id uint32) (Site, error) {
-	site, err := scanSite(s.Pool.QueryRow(ctx, `UPDATE sites SET identity_secret = $2, identity_rotated_at = now()
+	site, err := scanSite(s.pool.QueryRow(ctx, `UPDATE sites SET identity_secret = $2, identity_rotated_at = now()
 		WHERE id = $1 RETURNING `+siteColumns, int64(id), randomBytes(IdentitySecretLen)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Site{}, fmt.Errorf("postgres: site %d: rotate identity secret: %w", id, ErrNotFound)

@@ -81,7 +81,7 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("site ids (-want +got):\n%s", diff)
 	}
 	var stored int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM api_keys WHERE key_hash = $1::bytea", []byte(key)).Scan(&stored); err != nil || stored != 0 {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM api_keys WHERE key_hash = $1::bytea", []byte(key)).Scan(&stored); err != nil || stored != 0 {
 		t.Errorf("key stored in clear (count %d, err %v)", stored, err)
 	}
 

@@ -73,7 +73,7 @@ func (s *Store) StageBatch(ctx context.Context, agentID string, seq uint64, stag
 	}
 	// A resend usually finds its key: answer it without a transaction.
 	var one int
-	err := s.Pool.QueryRow(ctx, "SELECT 1 FROM agent_batches WHERE agent_id = $1 AND seq = $2", agentID, int64(seq)).Scan(&one)
+	err := s.pool.QueryRow(ctx, "SELECT 1 FROM agent_batches WHERE agent_id = $1 AND seq = $2", agentID, int64(seq)).Scan(&one)
 	if err == nil {
 		return StageResult{Duplicate: true}, nil
 	}
@@ -92,7 +92,7 @@ func (s *Store) stageBatch(ctx context.Context, agentID string, seq int64, stage
 	for _, st := range staged {
 		n += st.Events
 	}
-	tx, err := s.Pool.Begin(ctx)
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return StageResult{}, fmt.Errorf("begin: %w", err)
 	}

@@ -23,8 +23,11 @@ var ErrExists = errors.New("already exists")
 
 // Store is the PostgreSQL store. Safe for concurrent use.
 type Store struct {
-	// Pool is exported so query code can run its own SQL on the same pool.
-	Pool *pgxpool.Pool
+	// pool holds the write stage's connections. It stays inside this
+	// package: every other package reaches the tables through the
+	// store's typed operations, and reports read through their own pool
+	// (OpenReportPool, Replicas).
+	pool *pgxpool.Pool
 	log  *slog.Logger
 
 	dims                              *dimCache
@@ -54,7 +57,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		return nil, err
 	}
 	return &Store{
-		Pool:     pool,
+		pool:     pool,
 		log:      log,
 		dims:     newIDCache[dimKey](dimCacheSize),
 		contents: newIDCache[profileKey](profileCacheSize),
@@ -98,11 +101,11 @@ func connectWith(ctx context.Context, databaseURL string, tracer pgx.QueryTracer
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.Pool.Ping(ctx); err != nil {
+	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: ping: %w", err)
 	}
 	return nil
 }
 
 // Close closes all connections; in-flight calls should have returned first.
-func (s *Store) Close() { s.Pool.Close() }
+func (s *Store) Close() { s.pool.Close() }

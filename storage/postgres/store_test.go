@@ -73,7 +73,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 		}
 	}
 	var version int32
-	if err := s.Pool.QueryRow(ctx, "SELECT version FROM "+versionTable).Scan(&version); err != nil {
+	if err := s.pool.QueryRow(ctx, "SELECT version FROM "+versionTable).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := migrationFiles.ReadDir("migrations")
@@ -82,7 +82,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	}
 	for _, table := range []string{"sites", "api_keys", "salts", "dims", "events", "agent_batches", "dead_letters"} {
 		var ok bool
-		if err := s.Pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
+		if err := s.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&ok); err != nil || !ok {
 			t.Errorf("table %s missing (err %v)", table, err)
 		}
 	}
@@ -99,9 +99,9 @@ func TestIsTransient(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone.Close()
-	_, closed := gone.Pool.Exec(ctx, "SELECT 1")
-	_, syntax := s.Pool.Exec(ctx, "SELEKT 1")
-	_, constraint := s.Pool.Exec(ctx, "INSERT INTO sites (measurement_id, api_secret, name) VALUES (NULL, 'x', 'y')")
+	_, closed := gone.pool.Exec(ctx, "SELECT 1")
+	_, syntax := s.pool.Exec(ctx, "SELEKT 1")
+	_, constraint := s.pool.Exec(ctx, "INSERT INTO sites (measurement_id, api_secret, name) VALUES (NULL, 'x', 'y')")
 	f := func(name string, err error, want bool) {
 		t.Helper()
 		if err == nil {

@@ -46,8 +46,8 @@ type CacheOptions struct {
 	Logger *slog.Logger // nil: discard
 	// Metrics counts failed Redis commands (NewCacheMetrics); nil: not counted.
 	Metrics *CacheMetrics
-	// MemoryBytes bounds the in-memory cache used without Redis (values
-	// and keys); default 64 MiB.
+	// MemoryBytes bounds MemoryCache's entries (values and keys);
+	// default 64 MiB. Unused by the Redis cache.
 	MemoryBytes int64
 	// MaxEntryBytes is the largest value kept, in Redis or in memory;
 	// bigger results are not cached. Default 1 MiB.
@@ -55,7 +55,7 @@ type CacheOptions struct {
 	// VersionTTL is the lifetime of a site's data version in Redis, renewed
 	// at every read and bump; default 24h. Keep it longer than any entry TTL.
 	VersionTTL time.Duration
-	Now        func() time.Time // clock of the in-memory TTLs; nil: time.Now
+	Now        func() time.Time // MemoryCache's clock of the TTLs; nil: time.Now
 }
 
 // Cache keeps query results under keys the caller derives from the
@@ -64,12 +64,11 @@ type CacheOptions struct {
 // is therefore never served after newer data has committed, whatever its
 // TTL; the TTL only frees the space of results nobody asks for.
 //
-// With a Redis client, entries and versions live in Redis and are shared by
-// the cluster: keys {prefix}cache:q:{key} and {prefix}dv:{site}. A version
-// is a random token rather than a counter, so a version key lost to eviction
-// or a Redis restart can never come back equal to one that cached entries
-// were stored under. Without a client (a single node), both live in this
-// process: a byte-bounded LRU and counters.
+// Entries and versions live in Redis and are shared by the cluster: keys
+// {prefix}cache:q:{key} and {prefix}dv:{site}. A version is a random token
+// rather than a counter, so a version key lost to eviction or a Redis
+// restart can never come back equal to one that cached entries were stored
+// under. A node without Redis uses MemoryCache instead, chosen at start.
 //
 // Redis errors never reach the caller: a failed read is a miss, a failed
 // write is skipped, both logged (rate-limited) and counted. A bump that
@@ -77,31 +76,27 @@ type CacheOptions struct {
 // Version); until it reaches Redis this node does not use the cache for
 // that site.
 type Cache struct {
-	rdb        goredis.UniversalClient // nil: in memory
+	rdb        goredis.UniversalClient
 	prefix     string
 	log        *slog.Logger
 	metrics    *CacheMetrics
 	maxEntry   int
 	versionTTL time.Duration
-	now        func() time.Time
 	failLog    logthrottle.Throttle
 	downUntil  atomic.Int64 // unix nanoseconds; Redis is skipped until then
 
 	mu sync.Mutex
 	// pending holds the sites whose data changed without a new version
 	// reaching Redis, each with the mark (from marks) of its latest change.
-	pending  map[uint32]uint64
-	marks    uint64
-	versions map[uint32]uint64 // memory: data version by site
-	mem      *lru              // memory: entries
+	pending map[uint32]uint64
+	marks   uint64
 }
 
-// NewCache makes a cache over rdb, or in memory when rdb is nil.
+// NewCache makes a cache in Redis over rdb, which must not be nil.
 func NewCache(rdb goredis.UniversalClient, o CacheOptions) *Cache {
-	rdb = orNil(rdb)
 	c := &Cache{rdb: rdb, prefix: o.Prefix, log: o.Logger, metrics: o.Metrics, maxEntry: o.MaxEntryBytes,
-		versionTTL: o.VersionTTL, now: o.Now, failLog: logthrottle.Throttle{Every: logEvery},
-		pending: map[uint32]uint64{}, versions: map[uint32]uint64{}}
+		versionTTL: o.VersionTTL, failLog: logthrottle.Throttle{Every: logEvery},
+		pending: map[uint32]uint64{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -111,22 +106,8 @@ func NewCache(rdb goredis.UniversalClient, o CacheOptions) *Cache {
 	if c.versionTTL <= 0 {
 		c.versionTTL = defaultVersionTTL
 	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if rdb == nil {
-		size := o.MemoryBytes
-		if size <= 0 {
-			size = defaultMemoryBytes
-		}
-		c.mem = newLRU(size)
-	}
 	return c
 }
-
-// Shared reports whether the cache lives in Redis (shared by the cluster)
-// rather than in this process.
-func (c *Cache) Shared() bool { return c.rdb != nil }
 
 func (c *Cache) entryKey(key string) string { return c.prefix + "cache:q:" + key }
 
@@ -138,11 +119,6 @@ func (c *Cache) versionKey(site uint32) string {
 // be known (Redis down, or a bump of this site still pending): the caller
 // must then neither read nor write the cache for site.
 func (c *Cache) Version(ctx context.Context, site uint32) (version string, ok bool) {
-	if c.rdb == nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return strconv.FormatUint(c.versions[site], 10), true
-	}
 	if c.down() {
 		return "", false
 	}
@@ -185,14 +161,6 @@ func (c *Cache) Bump(ctx context.Context, sites []uint32) {
 	if len(sites) == 0 {
 		return
 	}
-	if c.rdb == nil {
-		c.mu.Lock()
-		for _, s := range sites {
-			c.versions[s]++
-		}
-		c.mu.Unlock()
-		return
-	}
 	if c.down() {
 		c.markPending(sites) // Run retries once Redis had time to come back
 		return
@@ -203,15 +171,20 @@ func (c *Cache) Bump(ctx context.Context, sites []uint32) {
 // Committed bumps the versions of the sites in events: the cache's part of
 // the ingest Committed hook. Quick: at most bumpTimeout.
 func (c *Cache) Committed(ctx context.Context, events []protocol.Event) {
+	ctx, cancel := context.WithTimeout(ctx, bumpTimeout)
+	defer cancel()
+	c.Bump(ctx, sitesOf(events))
+}
+
+// sitesOf lists the sites of events, each once.
+func sitesOf(events []protocol.Event) []uint32 {
 	var sites []uint32
 	for i := range events {
 		if !slices.Contains(sites, events[i].Site) {
 			sites = append(sites, events[i].Site)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, bumpTimeout)
-	defer cancel()
-	c.Bump(ctx, sites)
+	return sites
 }
 
 // markPending records that sites' data changed without Redis hearing of it.
@@ -258,9 +231,6 @@ func (c *Cache) bumpRedis(ctx context.Context, sites []uint32) bool {
 
 // Run retries pending bumps every second until ctx ends.
 func (c *Cache) Run(ctx context.Context) {
-	if c.rdb == nil {
-		return
-	}
 	t := time.NewTicker(retryEvery)
 	defer t.Stop()
 	for {
@@ -289,9 +259,6 @@ func (c *Cache) Run(ctx context.Context) {
 // Get returns the value stored under key; ok is false on a miss and when
 // Redis fails.
 func (c *Cache) Get(ctx context.Context, key string) (value []byte, ok bool) {
-	if c.rdb == nil {
-		return c.mem.get(key, c.now())
-	}
 	if c.down() {
 		return nil, false
 	}
@@ -311,10 +278,6 @@ func (c *Cache) Get(ctx context.Context, key string) (value []byte, ok bool) {
 // Set stores value under key for ttl; values over MaxEntryBytes are not kept.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) {
 	if len(value) > c.maxEntry || ttl <= 0 {
-		return
-	}
-	if c.rdb == nil {
-		c.mem.put(key, value, c.now().Add(ttl))
 		return
 	}
 	if c.down() {

@@ -181,23 +181,91 @@ func TestCacheBumpRetried(t *testing.T) {
 	}
 }
 
-// TestCacheMemory: without Redis, entries and versions live in memory with
-// the same meaning, within a byte bound and their TTLs.
+// reportCache is what the node uses of either query cache.
+type reportCache interface {
+	Version(ctx context.Context, site uint32) (string, bool)
+	Get(ctx context.Context, key string) ([]byte, bool)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration)
+	Bump(ctx context.Context, sites []uint32)
+	Committed(ctx context.Context, events []protocol.Event)
+	Run(ctx context.Context)
+}
+
+var (
+	_ reportCache = (*Cache)(nil)
+	_ reportCache = (*MemoryCache)(nil)
+)
+
+// TestCacheContract holds both query caches, Redis (a real server) and
+// memory, to one contract: a site's version is known and stable until a
+// bump or a committed batch of that site changes it, and only that site's;
+// an entry reads back until its TTL, within the entry bound.
+func TestCacheContract(t *testing.T) {
+	impls := map[string]func(t *testing.T, o CacheOptions) reportCache{
+		"redis": func(t *testing.T, o CacheOptions) reportCache {
+			o.Prefix = testenv.Prefix(t)
+			return NewCache(newTestClient(t, testenv.RedisURL(t)), o)
+		},
+		"memory": func(t *testing.T, o CacheOptions) reportCache { return NewMemoryCache(o) },
+	}
+	for name, open := range impls {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c := open(t, CacheOptions{MaxEntryBytes: 16})
+			version := func(site uint32) string {
+				t.Helper()
+				v, ok := c.Version(ctx, site)
+				if !ok {
+					t.Fatalf("version of site %d unknown", site)
+				}
+				return v
+			}
+			a1, b1 := version(1), version(2)
+			if again := version(1); again != a1 {
+				t.Fatalf("version moved without a change: %q, then %q", a1, again)
+			}
+			c.Committed(ctx, []protocol.Event{{Site: 1}, {Site: 1}})
+			a2 := version(1)
+			if a2 == a1 {
+				t.Fatal("a committed batch did not change its site's version")
+			}
+			if b := version(2); b != b1 {
+				t.Fatalf("a batch of site 1 moved site 2's version: %q, then %q", b1, b)
+			}
+			c.Bump(ctx, []uint32{2})
+			if b := version(2); b == b1 {
+				t.Fatal("a bump did not change the version")
+			}
+			c.Set(ctx, "small", []byte("report"), time.Minute)
+			c.Set(ctx, "large", []byte(strings.Repeat("x", 17)), time.Minute)
+			c.Set(ctx, "no ttl", []byte("report"), 0)
+			if v, ok := c.Get(ctx, "small"); !ok || string(v) != "report" {
+				t.Fatalf("entry read back: %q, %v", v, ok)
+			}
+			for _, key := range []string{"large", "no ttl", "never set"} {
+				if _, ok := c.Get(ctx, key); ok {
+					t.Errorf("entry %q kept", key)
+				}
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); c.Run(rctx) }()
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return after its context ended")
+			}
+		})
+	}
+}
+
+// TestCacheMemory: the memory cache keeps its entries within a byte bound,
+// least recently used out first, and not past their TTLs.
 func TestCacheMemory(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := NewCache(nil, CacheOptions{MemoryBytes: 3 * (entryOverhead + 10), Now: func() time.Time { return now }})
-	if c.Shared() {
-		t.Fatal("memory cache says it is shared")
-	}
-	v1, ok := c.Version(ctx, 1)
-	if !ok {
-		t.Fatal("no version in memory")
-	}
-	c.Committed(ctx, []protocol.Event{{Site: 1}})
-	if v2, _ := c.Version(ctx, 1); v2 == v1 {
-		t.Fatal("a committed batch did not change the version")
-	}
+	c := NewMemoryCache(CacheOptions{MemoryBytes: 3 * (entryOverhead + 10), Now: func() time.Time { return now }})
 	c.Set(ctx, "k1", []byte("12345678"), time.Minute) // 2+8 bytes
 	c.Set(ctx, "k2", []byte("12345678"), 2*time.Minute)
 	c.Set(ctx, "k3", []byte("12345678"), time.Minute)

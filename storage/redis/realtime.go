@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/avila-analytics/avila/internal/logthrottle"
@@ -77,12 +75,9 @@ type Window struct {
 	Memory  bool  // answered from this node's memory (no Redis, or Redis failed)
 }
 
-// RealtimeOptions configure NewRealtime.
+// RealtimeOptions configure NewRealtime and NewRedisRealtime.
 type RealtimeOptions struct {
-	// Client holds the counters for the whole cluster; nil keeps them in
-	// this node's memory only.
-	Client goredis.UniversalClient
-	// Prefix starts every key and the pub/sub channel.
+	// Prefix starts every Redis key and the pub/sub channel.
 	Prefix string
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
@@ -91,27 +86,23 @@ type RealtimeOptions struct {
 	MaxCells int
 }
 
-// Realtime keeps the last 30 minutes of every site's events as counters,
-// written when a batch commits: in Redis when there is a client (so every
-// node reads the cluster's counters), and always in this node's memory, which
-// answers when there is no Redis or Redis fails. A commit also announces the
-// site on a pub/sub channel (and to this node's watchers directly), so live
-// views on any node refresh.
+// Realtime keeps the last 30 minutes of every site's events as counters
+// in this node's memory, written when a batch commits, and tells this
+// node's watchers. It is the realtime store of a node without Redis, and
+// the fallback inside RedisRealtime, which shares the counters with the
+// cluster. The node chooses one of the two at start.
 type Realtime struct {
 	opts     RealtimeOptions
 	log      *slog.Logger
-	channel  string
 	throttle logthrottle.Throttle
-	// downUntil is when to try Redis again after an error, Unix nanoseconds.
-	downUntil atomic.Int64
-	// redisErrors counts failed Redis pipelines; droppedCells the cells
-	// memory did not keep because a minute held MaxCells.
-	redisErrors, droppedCells atomic.Uint64
+	// droppedCells counts the cells memory did not keep because a minute
+	// held MaxCells.
+	droppedCells atomic.Uint64
 
 	mu    sync.Mutex
 	sites map[uint32]*ring
-	// redisCache and memCache hold minutes as last read from each backend.
-	redisCache, memCache minuteCache
+	// memCache holds minutes as last read.
+	memCache minuteCache
 
 	watchMu  sync.RWMutex
 	watchers []func(site uint32)
@@ -169,7 +160,7 @@ func (c *minuteCache) put(site uint32, minute, version int64, cells map[Cell]int
 	ms[minute] = cachedMinute{version: version, cells: cells}
 }
 
-// NewRealtime makes the realtime store; see Realtime.
+// NewRealtime makes the realtime store in memory; see Realtime.
 func NewRealtime(o RealtimeOptions) *Realtime {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -180,29 +171,9 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 	if o.MaxCells <= 0 {
 		o.MaxCells = defaultMaxCells
 	}
-	o.Client = orNil(o.Client)
-	return &Realtime{opts: o, log: o.Logger, channel: o.Prefix + "realtime:changed",
+	return &Realtime{opts: o, log: o.Logger,
 		throttle: logthrottle.Throttle{Every: 10 * time.Second}, sites: map[uint32]*ring{}}
 }
-
-// UsersKey and EventsKey are the Redis keys of a site's minute (DESIGN.md):
-// EventsKey a hash of cells (msgpack) to event counts, UsersKey a
-// HyperLogLog of the minute's visitors, a cheap cluster-wide count for
-// operators (PFCOUNT). Reads count visitors exactly from the cells instead,
-// so the WebSocket summary and every report agree with each other and with
-// the memory fallback.
-func (r *Realtime) UsersKey(site uint32, minute int64) string {
-	return r.opts.Prefix + "realtime:users:" + strconv.FormatUint(uint64(site), 10) + ":" + strconv.FormatInt(minute, 10)
-}
-
-// EventsKey: see UsersKey.
-func (r *Realtime) EventsKey(site uint32, minute int64) string {
-	return r.opts.Prefix + "realtime:events:" + strconv.FormatUint(uint64(site), 10) + ":" + strconv.FormatInt(minute, 10)
-}
-
-// Channel is the pub/sub channel commits are announced on; a message is the
-// site id in decimal.
-func (r *Realtime) Channel() string { return r.channel }
 
 func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
@@ -221,10 +192,17 @@ type minuteDelta struct {
 	visitors map[uint64]struct{}
 }
 
-// Record counts committed events. Events older than the window are left
-// out; events stamped in the future count in the current minute. It never
-// fails: a Redis error is logged (throttled) and memory keeps the counts.
-func (r *Realtime) Record(ctx context.Context, events []protocol.Event) {
+// Record counts committed events in memory and tells the watchers. Events
+// older than the window are left out; events stamped in the future count
+// in the current minute.
+func (r *Realtime) Record(_ context.Context, events []protocol.Event) {
+	deltas := r.deltas(events)
+	r.recordMemory(deltas)
+	r.notifyAll(deltas)
+}
+
+// deltas groups events by site and minute, as Record counts them.
+func (r *Realtime) deltas(events []protocol.Event) map[siteMinute]*minuteDelta {
 	now := unixMinute(r.opts.Now())
 	deltas := map[siteMinute]*minuteDelta{}
 	for i := range events {
@@ -242,15 +220,11 @@ func (r *Realtime) Record(ctx context.Context, events []protocol.Event) {
 		d.cells[cellOf(e)]++
 		d.visitors[e.Visitor] = struct{}{}
 	}
-	if len(deltas) == 0 {
-		return
-	}
-	r.recordMemory(deltas)
-	if r.redisUp() {
-		if err := r.recordRedis(ctx, deltas); err != nil {
-			r.redisFailed("realtime: record", err)
-		}
-	}
+	return deltas
+}
+
+// notifyAll tells the watchers of every site in deltas, once each.
+func (r *Realtime) notifyAll(deltas map[siteMinute]*minuteDelta) {
 	sites := map[uint32]bool{}
 	for k := range deltas {
 		if !sites[k.site] {
@@ -303,109 +277,9 @@ func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {
 	}
 }
 
-func (r *Realtime) recordRedis(ctx context.Context, deltas map[siteMinute]*minuteDelta) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
-	defer cancel()
-	pipe := r.opts.Client.Pipeline()
-	sites := map[uint32]bool{}
-	for k, d := range deltas {
-		ek, uk := r.EventsKey(k.site, k.minute), r.UsersKey(k.site, k.minute)
-		for c, n := range d.cells {
-			field, err := msgpack.Marshal(&c)
-			if err != nil {
-				return fmt.Errorf("realtime: encode cell: %w", err)
-			}
-			pipe.HIncrBy(ctx, ek, string(field), n)
-		}
-		visitors := make([]any, 0, len(d.visitors))
-		for v := range d.visitors {
-			visitors = append(visitors, strconv.FormatUint(v, 16))
-		}
-		pipe.HIncrBy(ctx, ek, versionField, 1)
-		pipe.PFAdd(ctx, uk, visitors...)
-		pipe.Expire(ctx, ek, realtimeTTL)
-		pipe.Expire(ctx, uk, realtimeTTL)
-		sites[k.site] = true
-	}
-	for s := range sites {
-		pipe.Publish(ctx, r.channel, strconv.FormatUint(uint64(s), 10))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("realtime: write %d minutes: %w", len(deltas), err)
-	}
-	return nil
-}
-
-// Window reads a site's last RealtimeWindow minutes: from Redis when there
-// is a client and it answers, else from this node's memory.
-func (r *Realtime) Window(ctx context.Context, site uint32) (Window, error) {
-	now := unixMinute(r.opts.Now())
-	if r.redisUp() {
-		w, err := r.windowRedis(ctx, site, now)
-		if err == nil {
-			return w, nil
-		}
-		r.redisFailed("realtime: read", err)
-	}
-	return r.windowMemory(site, now), nil
-}
-
-func (r *Realtime) windowRedis(ctx context.Context, site uint32, now int64) (Window, error) {
-	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
-	defer cancel()
-	// First the minutes' versions; then only the minutes whose cells are
-	// not cached at that version.
-	pipe := r.opts.Client.Pipeline()
-	versions := make([]*goredis.StringCmd, RealtimeWindow)
-	for i := range RealtimeWindow {
-		versions[i] = pipe.HGet(ctx, r.EventsKey(site, now-int64(i)), versionField)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return Window{}, fmt.Errorf("realtime: read site %d versions: %w", site, err)
-	}
-	w := Window{Now: now}
-	var stale []int64
-	for i, v := range versions {
-		m := now - int64(i)
-		version, err := v.Int64()
-		if errors.Is(err, goredis.Nil) {
-			continue // no events in that minute
-		}
-		if err != nil {
-			return Window{}, fmt.Errorf("realtime: version of %s: %w", r.EventsKey(site, m), err)
-		}
-		if cells, ok := r.redisCache.get(site, m, version); ok {
-			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
-		} else {
-			stale = append(stale, m)
-		}
-	}
-	if len(stale) > 0 {
-		pipe = r.opts.Client.Pipeline()
-		hashes := make([]*goredis.MapStringStringCmd, len(stale))
-		for i, m := range stale {
-			hashes[i] = pipe.HGetAll(ctx, r.EventsKey(site, m))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return Window{}, fmt.Errorf("realtime: read site %d: %w", site, err)
-		}
-		for i, h := range hashes {
-			m, fields := stale[i], h.Val()
-			cells, version, err := decodeCells(fields)
-			if err != nil {
-				return Window{}, fmt.Errorf("realtime: %s: %w", r.EventsKey(site, m), err)
-			}
-			if len(cells) == 0 {
-				continue
-			}
-			// The version read with the cells, in the same command: a write
-			// after it makes the next read fetch the minute again.
-			r.redisCache.put(site, m, version, cells, now-RealtimeWindow+1)
-			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
-		}
-	}
-	w.Users = distinctVisitors(w.Minutes)
-	return w, nil
+// Window reads a site's last RealtimeWindow minutes from memory.
+func (r *Realtime) Window(_ context.Context, site uint32) (Window, error) {
+	return r.windowMemory(site, unixMinute(r.opts.Now())), nil
 }
 
 // decodeCells reads an events hash: its cells and its version.
@@ -497,8 +371,8 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 	return w
 }
 
-// Watch calls fn with a site's id whenever events of that site commit on this
-// node, or, with Redis, on any node (while Run runs). fn must not block.
+// Watch calls fn with a site's id whenever events of that site commit on
+// this node. fn must not block.
 func (r *Realtime) Watch(fn func(site uint32)) {
 	r.watchMu.Lock()
 	defer r.watchMu.Unlock()
@@ -513,52 +387,11 @@ func (r *Realtime) notify(site uint32) {
 	}
 }
 
-// Run relays other nodes' commits from the Redis channel to the watchers
-// until ctx ends; the client resubscribes by itself after a Redis outage.
-// Without Redis it just waits for ctx.
-func (r *Realtime) Run(ctx context.Context) {
-	if r.opts.Client == nil {
-		<-ctx.Done()
-		return
-	}
-	ps := r.opts.Client.Subscribe(ctx, r.channel)
-	defer ps.Close()
-	msgs := ps.Channel()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
-			site, err := strconv.ParseUint(m.Payload, 10, 32)
-			if err != nil {
-				if held, ok := r.throttle.Allow(time.Now()); ok {
-					r.log.Warn("realtime: ignoring a malformed message", "channel", r.channel, "suppressed", held)
-				}
-				continue
-			}
-			r.notify(uint32(site))
-		}
-	}
-}
+// Run has nothing to relay in memory: it waits for ctx.
+func (r *Realtime) Run(ctx context.Context) { <-ctx.Done() }
 
-func (r *Realtime) redisUp() bool {
-	return r.opts.Client != nil && time.Now().UnixNano() >= r.downUntil.Load()
-}
-
-func (r *Realtime) redisFailed(what string, err error) {
-	r.redisErrors.Add(1)
-	r.downUntil.Store(time.Now().Add(redisBackoff).UnixNano())
-	if held, ok := r.throttle.Allow(time.Now()); ok {
-		r.log.Warn(what+": redis failed; this node's memory serves realtime for now", "err", err, "retry_in", redisBackoff, "suppressed", held)
-	}
-}
-
-// RedisErrors is how many realtime Redis writes and reads failed (memory
-// answered instead).
-func (r *Realtime) RedisErrors() uint64 { return r.redisErrors.Load() }
+// RedisErrors is 0: memory has no Redis to fail.
+func (r *Realtime) RedisErrors() uint64 { return 0 }
 
 // DroppedCells is how many cells memory did not keep because a site's minute
 // held MaxCells already.

@@ -9,16 +9,39 @@ import (
 )
 
 // Forget removes the cells of visitors (an erased data subject's keys) from
-// a site's realtime window: in this node's memory, and in Redis when there
-// is a client. Other visitors' counts stay. Each touched minute's version
-// moves, so every node reads it again; the minute's visitor sketch
-// (realtime:users) is rewritten from the cells that remain.
-func (r *Realtime) Forget(ctx context.Context, site uint32, visitors []uint64) error {
+// a site's realtime window in this node's memory. Other visitors' counts
+// stay.
+func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) error {
+	r.forget(site, setOf(visitors))
+	r.notify(site)
+	return nil
+}
+
+// Forget removes the cells of visitors from a site's realtime window in
+// this node's memory and in Redis. Each touched minute's version moves, so
+// every node reads it again; the minute's visitor sketch (realtime:users)
+// is rewritten from the cells that remain.
+func (r *RedisRealtime) Forget(ctx context.Context, site uint32, visitors []uint64) error {
+	gone := setOf(visitors)
+	now := unixMinute(r.mem.opts.Now())
+	r.mem.forget(site, gone)
+	if err := r.forgetRedis(ctx, site, now, gone); err != nil {
+		return err
+	}
+	r.mem.notify(site)
+	return nil
+}
+
+func setOf(visitors []uint64) map[uint64]bool {
 	gone := make(map[uint64]bool, len(visitors))
 	for _, v := range visitors {
 		gone[v] = true
 	}
-	now := unixMinute(r.opts.Now())
+	return gone
+}
+
+// forget removes gone's cells from site's minutes in memory.
+func (r *Realtime) forget(site uint32, gone map[uint64]bool) {
 	r.mu.Lock()
 	if rg := r.sites[site]; rg != nil {
 		for i := range rg.slots {
@@ -36,20 +59,13 @@ func (r *Realtime) Forget(ctx context.Context, site uint32, visitors []uint64) e
 		}
 	}
 	r.mu.Unlock()
-	if r.opts.Client != nil {
-		if err := r.forgetRedis(ctx, site, now, gone); err != nil {
-			return err
-		}
-	}
-	r.notify(site)
-	return nil
 }
 
-func (r *Realtime) forgetRedis(ctx context.Context, site uint32, now int64, gone map[uint64]bool) error {
+func (r *RedisRealtime) forgetRedis(ctx context.Context, site uint32, now int64, gone map[uint64]bool) error {
 	for i := range RealtimeWindow + 1 { // the window, and the minute that may just have begun
 		m := now - int64(i) + 1
 		ek, uk := r.EventsKey(site, m), r.UsersKey(site, m)
-		fields, err := r.opts.Client.HGetAll(ctx, ek).Result()
+		fields, err := r.client.HGetAll(ctx, ek).Result()
 		if err != nil {
 			return fmt.Errorf("realtime: forget in %s: %w", ek, err)
 		}
@@ -72,7 +88,7 @@ func (r *Realtime) forgetRedis(ctx context.Context, site uint32, now int64, gone
 		if len(drop) == 0 {
 			continue
 		}
-		pipe := r.opts.Client.TxPipeline()
+		pipe := r.client.TxPipeline()
 		pipe.HDel(ctx, ek, drop...)
 		pipe.HIncrBy(ctx, ek, versionField, 1)
 		pipe.Del(ctx, uk)

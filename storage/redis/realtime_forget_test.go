@@ -16,8 +16,8 @@ func TestRealtimeForget(t *testing.T) {
 	c := client(t)
 	prefix := testenv.Prefix(t)
 	now := func() time.Time { return rtNow }
-	a := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now})
-	b := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now})
+	a := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: now})
+	b := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: now})
 	a.Record(ctx, []protocol.Event{at(0, 7, 1, "page_view"), at(0, 7, 2, "page_view"), at(3, 7, 1, "click"), at(5, 7, 3, "click"), at(0, 8, 1, "page_view")})
 	if w, _ := b.Window(ctx, 7); w.Users != 3 {
 		t.Fatalf("before: %d users, want 3", w.Users)
@@ -25,7 +25,7 @@ func TestRealtimeForget(t *testing.T) {
 	if err := a.Forget(ctx, 7, []uint64{1}); err != nil {
 		t.Fatal(err)
 	}
-	for name, r := range map[string]*Realtime{"other node (redis)": b, "this node": a} {
+	for name, r := range map[string]realtimeStore{"other node (redis)": b, "this node": a} {
 		w, err := r.Window(ctx, 7)
 		if err != nil {
 			t.Fatal(err)

@@ -80,7 +80,7 @@ func total(w Window) (events int64, minutes []int64) {
 func TestRealtimeKeysCarryPrefixAndTTL(t *testing.T) {
 	c := client(t)
 	prefix := testenv.Prefix(t)
-	r := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: func() time.Time { return rtNow }})
+	r := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: func() time.Time { return rtNow }})
 	r.Record(context.Background(), []protocol.Event{at(0, 7, 1, "page_view"), at(0, 7, 2, "page_view"), at(2, 7, 1, "click")})
 	keys, err := c.Keys(context.Background(), prefix+"*").Result()
 	if err != nil {
@@ -115,8 +115,8 @@ func TestRealtimeSharedAcrossNodes(t *testing.T) {
 	c := client(t)
 	prefix := testenv.Prefix(t)
 	now := func() time.Time { return rtNow }
-	a := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now})
-	b := NewRealtime(RealtimeOptions{Client: client(t), Prefix: prefix, Now: now})
+	a := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: now})
+	b := NewRedisRealtime(client(t), RealtimeOptions{Prefix: prefix, Now: now})
 	heard := make(chan uint32, 10)
 	b.Watch(func(site uint32) { heard <- site })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -150,17 +150,17 @@ func TestRealtimeSharedAcrossNodes(t *testing.T) {
 	<-done
 }
 
-// TestRealtimeWithoutRedis: no client, and a client whose server is down,
-// both answer from memory; old events are left out.
+// TestRealtimeWithoutRedis: the memory store, and the Redis store whose
+// server is down, both answer from memory; old events are left out.
 func TestRealtimeWithoutRedis(t *testing.T) {
 	down, err := New(Options{URL: "redis://127.0.0.1:1/0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer down.Close()
-	for name, c := range map[string]goredis.UniversalClient{"none": nil, "down": down} {
+	now := func() time.Time { return rtNow }
+	for name, r := range map[string]realtimeStore{"none": NewRealtime(RealtimeOptions{Now: now}), "down": NewRedisRealtime(down, RealtimeOptions{Now: now})} {
 		t.Run(name, func(t *testing.T) {
-			r := NewRealtime(RealtimeOptions{Client: c, Now: func() time.Time { return rtNow }})
 			heard := 0
 			r.Watch(func(uint32) { heard++ })
 			r.Record(context.Background(), []protocol.Event{at(0, 1, 1, "page_view"), at(29, 1, 2, "page_view"), at(30, 1, 3, "page_view"), at(0, 2, 4, "page_view")})
@@ -217,16 +217,15 @@ func benchEvents(now time.Time) []protocol.Event {
 func BenchmarkRealtimeRecord(b *testing.B) {
 	for _, withRedis := range []bool{false, true} {
 		b.Run(map[bool]string{false: "memory", true: "redis"}[withRedis], func(b *testing.B) {
-			o := RealtimeOptions{}
+			var r realtimeStore = NewRealtime(RealtimeOptions{})
 			if withRedis {
 				c, err := Open(context.Background(), Options{URL: testenv.RedisURL(b)})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer c.Close()
-				o.Client, o.Prefix = c, testenv.Prefix(b)
+				r = NewRedisRealtime(c, RealtimeOptions{Prefix: testenv.Prefix(b)})
 			}
-			r := NewRealtime(o)
 			events := benchEvents(time.Now())
 			b.ReportAllocs()
 			for b.Loop() {
@@ -244,16 +243,15 @@ func BenchmarkRealtimeWindow(b *testing.B) {
 		batches   int // of 500 events from 200 visitors; each batch's visitors are new
 	}{{"memory", false, 1}, {"redis", true, 1}, {"memory-50k-cells", false, 250}, {"redis-50k-cells", true, 250}} {
 		b.Run(tc.name, func(b *testing.B) {
-			o := RealtimeOptions{}
+			var r realtimeStore = NewRealtime(RealtimeOptions{})
 			if tc.withRedis {
 				c, err := Open(context.Background(), Options{URL: testenv.RedisURL(b)})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer c.Close()
-				o.Client, o.Prefix = c, testenv.Prefix(b)
+				r = NewRedisRealtime(c, RealtimeOptions{Prefix: testenv.Prefix(b)})
 			}
-			r := NewRealtime(o)
 			events := benchEvents(time.Now())
 			for i := range tc.batches {
 				for j := range events {
@@ -271,17 +269,92 @@ func BenchmarkRealtimeWindow(b *testing.B) {
 	}
 }
 
+// realtimeStore is what the node uses of either realtime store.
+type realtimeStore interface {
+	Record(ctx context.Context, events []protocol.Event)
+	Window(ctx context.Context, site uint32) (Window, error)
+	Watch(fn func(site uint32))
+	Forget(ctx context.Context, site uint32, visitors []uint64) error
+	Run(ctx context.Context)
+	RedisErrors() uint64
+	DroppedCells() uint64
+}
+
+var (
+	_ realtimeStore = (*Realtime)(nil)
+	_ realtimeStore = (*RedisRealtime)(nil)
+)
+
+// TestRealtimeContract holds both realtime stores, Redis (a real server)
+// and memory, to one contract: what Record counts, Window returns, by
+// minute, event and active visitor; the watchers hear of the site; Forget
+// takes a visitor's cells out and leaves the others'.
+func TestRealtimeContract(t *testing.T) {
+	now := func() time.Time { return rtNow }
+	for name, open := range map[string]func(t *testing.T) realtimeStore{
+		"redis": func(t *testing.T) realtimeStore {
+			return NewRedisRealtime(client(t), RealtimeOptions{Prefix: testenv.Prefix(t), Now: now})
+		},
+		"memory": func(*testing.T) realtimeStore { return NewRealtime(RealtimeOptions{Now: now}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := open(t)
+			heard := make(chan uint32, 4)
+			r.Watch(func(site uint32) { heard <- site })
+			quiet := at(0, 1, 8, "page_view") // no engagement: not an active user
+			quiet.EngageMs = 0
+			quietLater := at(3, 1, 8, "click")
+			quietLater.EngageMs = 0
+			r.Record(ctx, []protocol.Event{at(0, 1, 7, "page_view"), quiet, quietLater, at(0, 2, 9, "page_view")})
+			select {
+			case site := <-heard:
+				if site != 1 && site != 2 {
+					t.Fatalf("watchers told of site %d", site)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("watchers not told of the batch")
+			}
+			w, err := r.Window(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if events, _ := total(w); events != 3 || len(w.Minutes) != 2 || w.Users != 1 {
+				t.Fatalf("site 1: %d events in %d minutes, %d active users; want 3 in 2, 1", events, len(w.Minutes), w.Users)
+			}
+			if err := r.Forget(ctx, 1, []uint64{8}); err != nil {
+				t.Fatal(err)
+			}
+			if w, err = r.Window(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if events, _ := total(w); events != 1 || w.Users != 1 {
+				t.Fatalf("site 1 after forgetting visitor 8: %d events, %d active users; want 1, 1", events, w.Users)
+			}
+			if w, err = r.Window(ctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			if events, _ := total(w); events != 1 {
+				t.Fatalf("site 2: %d events, want 1", events)
+			}
+			if r.RedisErrors() != 0 {
+				t.Fatalf("%d Redis errors", r.RedisErrors())
+			}
+		})
+	}
+}
+
 // TestRealtimeRereadsChangedMinutes: a window read caches minutes; a later
 // write to one of them, from any node, shows in the next read.
 func TestRealtimeRereadsChangedMinutes(t *testing.T) {
 	c := client(t)
 	prefix := testenv.Prefix(t)
 	now := func() time.Time { return rtNow }
-	for name, mk := range map[string]func() (reader, writer *Realtime){
-		"redis": func() (*Realtime, *Realtime) {
-			return NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now}), NewRealtime(RealtimeOptions{Client: c, Prefix: prefix, Now: now})
+	for name, mk := range map[string]func() (reader, writer realtimeStore){
+		"redis": func() (realtimeStore, realtimeStore) {
+			return NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: now}), NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: now})
 		},
-		"memory": func() (*Realtime, *Realtime) { r := NewRealtime(RealtimeOptions{Now: now}); return r, r },
+		"memory": func() (realtimeStore, realtimeStore) { r := NewRealtime(RealtimeOptions{Now: now}); return r, r },
 	} {
 		t.Run(name, func(t *testing.T) {
 			reader, writer := mk()

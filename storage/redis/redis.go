@@ -169,9 +169,9 @@ func Check(rawURL string) error {
 	return c.Close()
 }
 
-// TopologyOf returns the kind of deployment rawURL names, or an error
+// topologyOf returns the kind of deployment rawURL names, or an error
 // saying what is wrong with it.
-func TopologyOf(rawURL string) (Topology, error) {
+func topologyOf(rawURL string) (Topology, error) {
 	t, _, err := parse(rawURL)
 	return t, err
 }

@@ -21,15 +21,15 @@ import (
 func TestTopologyOf(t *testing.T) {
 	f := func(url string, want Topology, wantErr string) {
 		t.Helper()
-		got, err := TopologyOf(url)
+		got, err := topologyOf(url)
 		if wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), wantErr) {
-				t.Errorf("TopologyOf(%q): %v, %v; want error %q", url, got, err, wantErr)
+				t.Errorf("topologyOf(%q): %v, %v; want error %q", url, got, err, wantErr)
 			}
 			return
 		}
 		if err != nil || got != want {
-			t.Errorf("TopologyOf(%q) = %q, %v; want %q", url, got, err, want)
+			t.Errorf("topologyOf(%q) = %q, %v; want %q", url, got, err, want)
 		}
 	}
 	f("redis://127.0.0.1:6379/0", Single, "")
@@ -271,9 +271,6 @@ func TestCluster(t *testing.T) {
 
 	// Query cache and data versions.
 	cache := NewCache(c, CacheOptions{Prefix: prefix})
-	if !cache.Shared() {
-		t.Fatal("cache over the cluster is not shared")
-	}
 	cache.Bump(ctx, []uint32{3, 4})
 	v3, ok := cache.Version(ctx, 3)
 	if !ok {
@@ -295,7 +292,7 @@ func TestCluster(t *testing.T) {
 	}
 
 	// Realtime counters, and the change feed over pub/sub.
-	rt := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix})
+	rt := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix})
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	changed := make(chan uint32, 16)
@@ -317,7 +314,7 @@ func TestCluster(t *testing.T) {
 		}
 		return fmt.Errorf("no notification")
 	})
-	w, err := NewRealtime(RealtimeOptions{Client: c, Prefix: prefix}).Window(ctx, 3)
+	w, err := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix}).Window(ctx, 3)
 	if err != nil || len(w.Minutes) == 0 || w.Memory || w.Users != 20 {
 		t.Fatalf("realtime window from the cluster: %+v, %v", w, err)
 	}

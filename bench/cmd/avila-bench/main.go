@@ -16,11 +16,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/avila-analytics/avila/bench"
+	"github.com/avila-analytics/avila/internal/cli"
 )
 
 func main() {
@@ -39,49 +39,25 @@ type config struct {
 
 // parse reads flags with their AVILA_* fallbacks from lookupEnv.
 func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (config, error) {
-	env := func(name, def string) string {
-		if v, ok := lookupEnv("AVILA_" + name); ok {
-			return v
-		}
-		return def
-	}
-	boolEnv := func(name string) (bool, error) {
-		v := env(name, "false")
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return false, fmt.Errorf("AVILA_%s=%q: want true or false", name, v)
-		}
-		return b, nil
-	}
 	var c config
-	quick, err := boolEnv("QUICK")
-	if err != nil {
-		return c, err
-	}
-	keep, err := boolEnv("KEEP")
-	if err != nil {
-		return c, err
-	}
-	databaseURL, _ := lookupEnv("DATABASE_URL")
-	fs := flag.NewFlagSet("avila-bench", flag.ContinueOnError)
+	fs := cli.NewFlagSet("avila-bench")
 	fs.SetOutput(stderr)
-	fs.BoolVar(&c.opts.Quick, "quick", quick,
-		"short phases and only the 1M-event query set, under two minutes (env AVILA_QUICK)")
-	fs.StringVar(&c.out, "out", env("OUT", "bench/results.json"),
-		"where results.json goes; empty: not written (env AVILA_OUT)")
-	fs.StringVar(&c.opts.DatabaseURL, "database-url", env("DATABASE_URL", databaseURL),
-		"existing PostgreSQL server to create the run's database on (dropped at the end); empty: a managed PostgreSQL from the system's initdb/pg_ctl (env AVILA_DATABASE_URL, then DATABASE_URL)")
-	fs.StringVar(&c.opts.WorkDir, "work-dir", env("WORK_DIR", ""),
-		"directory for binaries, data and logs; empty: a temporary directory removed at the end unless --keep (env AVILA_WORK_DIR)")
-	fs.BoolVar(&c.opts.Keep, "keep", keep, "keep the temporary work directory, e.g. to read the binaries' logs (env AVILA_KEEP)")
-	fs.StringVar(&c.opts.RepoDir, "repo", env("REPO", "."), "module root the binaries are built from (env AVILA_REPO)")
-	fs.StringVar(&c.opts.Generator, "load-generator", env("LOAD_GENERATOR", "auto"),
-		"HTTP load generator for single-hit and batched ingest: wrk, go, or auto (wrk when installed) (env AVILA_LOAD_GENERATOR)")
-	phases := fs.String("phases", env("PHASES", ""),
+	fs.BoolVar(&c.opts.Quick, "quick", false, "short phases and only the 1M-event query set, under two minutes")
+	fs.StringVar(&c.out, "out", "bench/results.json", "where results.json goes; empty: not written")
+	fs.StringVar(&c.opts.DatabaseURL, "database-url", "",
+		"existing PostgreSQL server to create the run's database on (dropped at the end); empty: a managed PostgreSQL from the system's initdb/pg_ctl")
+	fs.SetEnv("database-url", "AVILA_DATABASE_URL", "DATABASE_URL")
+	fs.StringVar(&c.opts.WorkDir, "work-dir", "",
+		"directory for binaries, data and logs; empty: a temporary directory removed at the end unless --keep")
+	fs.BoolVar(&c.opts.Keep, "keep", false, "keep the temporary work directory, e.g. to read the binaries' logs")
+	fs.StringVar(&c.opts.RepoDir, "repo", ".", "module root the binaries are built from")
+	fs.StringVar(&c.opts.Generator, "load-generator", "auto",
+		"HTTP load generator for single-hit and batched ingest: wrk, go, or auto (wrk when installed)")
+	phases := fs.String("phases", "",
 		"comma-separated phases to run, of "+strings.Join(bench.Phases, ",")+
-			"; empty: all. A partial run requires only its own figures and writes results.json only when --out is given (env AVILA_PHASES)")
-	level := fs.String("log-level", env("LOG_LEVEL", "info"), "progress log level on stderr: debug, info, warn or error (env AVILA_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
+			"; empty: all. A partial run requires only its own figures and writes results.json only when --out is given")
+	level := fs.String("log-level", "info", "progress log level on stderr: debug, info, warn or error")
+	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -97,9 +73,10 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 		}
 		// The committed results.json is a full run's: a partial run does
 		// not replace it unless asked to.
+		// (A flag set from its variable, AVILA_OUT, counts as given.)
 		outSet := false
 		fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
-		if _, ok := lookupEnv("AVILA_OUT"); !ok && !outSet {
+		if !outSet {
 			c.out = ""
 		}
 	}

@@ -8,13 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // deadLetterDB is a migrated database with two sites; addDeadLetter stores
 // a dead letter as the aggregator does.
-func deadLetterDB(t *testing.T) (db string, store *postgres.Store, a, b uint32) {
+func deadLetterDB(t *testing.T) (db string, a, b uint32) {
 	t.Helper()
 	db = migratedDB(t)
 	ctx := context.Background()
@@ -22,7 +25,7 @@ func deadLetterDB(t *testing.T) (db string, store *postgres.Store, a, b uint32) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(store.Close)
+	defer store.Close()
 	sa, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "A", Domains: []string{"a.example"}})
 	if err != nil {
 		t.Fatal(err)
@@ -31,31 +34,32 @@ func deadLetterDB(t *testing.T) (db string, store *postgres.Store, a, b uint32) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db, store, sa.ID, sb.ID
+	return db, sa.ID, sb.ID
 }
 
-func addDeadLetter(t *testing.T, store *postgres.Store, agent string, seq int64, received time.Time, reason string, e protocol.Event) {
+func addDeadLetter(t *testing.T, db *pgxpool.Pool, agent string, seq int64, received time.Time, reason string, e protocol.Event) {
 	t.Helper()
 	raw, err := protocol.EncodeEvent(&e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Pool.Exec(context.Background(), `INSERT INTO dead_letters (agent_id, seq, idx, reason, event, received_at)
+	if _, err := db.Exec(context.Background(), `INSERT INTO dead_letters (agent_id, seq, idx, reason, event, received_at)
 		VALUES ($1, $2, 0, $3, $4, $5)`, agent, seq, reason, raw, received); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestDeadLettersList(t *testing.T) {
-	db, store, a, b := deadLetterDB(t)
+	db, a, b := deadLetterDB(t)
 	env := map[string]string{"DATABASE_URL": db}
+	sql := testenv.Pool(t, db)
 	now := time.Now()
 	ev := protocol.Event{Site: a, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: 1, Path: "/", Title: "caf\xe9"}
-	addDeadLetter(t, store, "edge-1", 7, now.Add(-48*time.Hour), "title: not valid UTF-8 (rule invalid_utf8)", ev)
+	addDeadLetter(t, sql, "edge-1", 7, now.Add(-48*time.Hour), "title: not valid UTF-8 (rule invalid_utf8)", ev)
 	ev.Title, ev.Name = "", "sign\tup"
-	addDeadLetter(t, store, "edge-1", 8, now, "name: … (rule name_encoding)", ev)
+	addDeadLetter(t, sql, "edge-1", 8, now, "name: … (rule name_encoding)", ev)
 	ev.Site, ev.Name = b, "click"
-	addDeadLetter(t, store, "edge-2", 3, now, "city: contains a NUL character (rule nul_byte)", ev)
+	addDeadLetter(t, sql, "edge-2", 3, now, "city: contains a NUL character (rule nul_byte)", ev)
 
 	rows := func(args ...string) []string {
 		t.Helper()

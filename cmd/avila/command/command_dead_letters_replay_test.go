@@ -8,23 +8,25 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/ingest"
+	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 )
 
 func TestDeadLettersReplay(t *testing.T) {
-	db, store, a, b := deadLetterDB(t)
+	db, a, b := deadLetterDB(t)
 	env := map[string]string{"DATABASE_URL": db}
+	pool := testenv.Pool(t, db)
 	now := time.Now()
 	ev := protocol.Event{Site: a, TimeMicros: now.Add(-time.Minute).UnixMicro(), Name: "page_view", Visitor: 1, Path: "/", Title: "caf\xe9"}
-	addDeadLetter(t, store, "edge-1", 1, now, "title: not valid UTF-8 (rule invalid_utf8)", ev)
+	addDeadLetter(t, pool, "edge-1", 1, now, "title: not valid UTF-8 (rule invalid_utf8)", ev)
 	ev.Title, ev.Name = "", strings.Repeat("n", 41)
-	addDeadLetter(t, store, "edge-1", 2, now, "name: event name has 41 characters, GA4 allows 40 (rule event_name_length)", ev)
+	addDeadLetter(t, pool, "edge-1", 2, now, "name: event name has 41 characters, GA4 allows 40 (rule event_name_length)", ev)
 	ev.Site, ev.Name, ev.City = b, "click", "K\x00ln"
-	addDeadLetter(t, store, "edge-2", 1, now, "city: contains a NUL character (rule nul_byte)", ev)
+	addDeadLetter(t, pool, "edge-2", 1, now, "city: contains a NUL character (rule nul_byte)", ev)
 	count := func(sql string) int {
 		t.Helper()
 		var n int
-		if err := store.Pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+		if err := pool.QueryRow(context.Background(), sql).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

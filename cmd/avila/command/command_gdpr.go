@@ -222,7 +222,7 @@ func gdprEraseCommand() command {
 					}
 					defer rdb.Close()
 					svc.Cache = redis.NewCache(rdb, redis.CacheOptions{Prefix: *prefix, Logger: log})
-					svc.Realtime = redis.NewRealtime(redis.RealtimeOptions{Client: rdb, Prefix: *prefix, Logger: log})
+					svc.Realtime = redis.NewRedisRealtime(rdb, redis.RealtimeOptions{Prefix: *prefix, Logger: log})
 				}
 				start := time.Now()
 				out, err := svc.Erase(ctx, sub, c.actor())

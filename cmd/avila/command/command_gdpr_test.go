@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/protocol/identity"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -115,7 +116,7 @@ func TestGDPRExportEraseDecrypt(t *testing.T) {
 		t.Fatalf("second erase: %d %s %s", code, stdout, stderr)
 	}
 	var left int
-	if err := store.Pool.QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1", int32(site)).Scan(&left); err != nil || left != 2 {
+	if err := testenv.Pool(t, db).QueryRow(ctx, "SELECT count(*) FROM events WHERE site_id = $1", int32(site)).Scan(&left); err != nil || left != 2 {
 		t.Fatalf("%d events left (%v), want the other visitors' 2", left, err)
 	}
 	code, stdout, _ = runCLI(t, env, "audit", "list")

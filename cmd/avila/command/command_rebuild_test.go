@@ -7,16 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // derived counts a site's sessions rows and rollup rows (rows of
 // rollup_days and values of the packed days of rollup_packs).
-func derived(t *testing.T, store *postgres.Store, site uint32) (sessions, rollups int) {
+func derived(t *testing.T, db *pgxpool.Pool, site uint32) (sessions, rollups int) {
 	t.Helper()
-	err := store.Pool.QueryRow(context.Background(), `SELECT
+	err := db.QueryRow(context.Background(), `SELECT
 		(SELECT count(*) FROM sessions WHERE site_id = $1),
 		(SELECT count(*) FROM rollup_days WHERE site_id = $1) +
 		(SELECT COALESCE(sum(cardinality(dim_ids)), 0) FROM rollup_packs WHERE site_id = $1)`,
@@ -34,6 +37,7 @@ func derived(t *testing.T, store *postgres.Store, site uint32) (sessions, rollup
 func TestRebuild(t *testing.T) {
 	db := migratedDB(t)
 	ctx := context.Background()
+	sql := testenv.Pool(t, db)
 	store, err := postgres.Open(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -64,16 +68,16 @@ func TestRebuild(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantSessions, wantRollups := derived(t, store, site.ID)
+	wantSessions, wantRollups := derived(t, sql, site.ID)
 	if wantSessions != 30 || wantRollups == 0 {
 		t.Fatalf("write path made %d sessions and %d rollup rows; want 30 and some", wantSessions, wantRollups)
 	}
 	lose := func() {
 		t.Helper()
-		if _, err := store.Pool.Exec(ctx, `DELETE FROM sessions WHERE site_id = $1`, int32(site.ID)); err != nil {
+		if _, err := sql.Exec(ctx, `DELETE FROM sessions WHERE site_id = $1`, int32(site.ID)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Pool.Exec(ctx, `DELETE FROM rollup_days WHERE site_id = $1`, int32(site.ID)); err != nil {
+		if _, err := sql.Exec(ctx, `DELETE FROM rollup_days WHERE site_id = $1`, int32(site.ID)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +88,7 @@ func TestRebuild(t *testing.T) {
 	if code, _, stderr := runCLI(t, env, "rebuild", prop, "--only", "sessions"); code != 0 {
 		t.Fatalf("rebuild --only sessions: exit %d: %s", code, stderr)
 	}
-	if s, r := derived(t, store, site.ID); s != wantSessions || r != 0 {
+	if s, r := derived(t, sql, site.ID); s != wantSessions || r != 0 {
 		t.Fatalf("after --only sessions: %d sessions, %d rollup rows; want %d and 0", s, r, wantSessions)
 	}
 
@@ -93,7 +97,7 @@ func TestRebuild(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rebuild: exit %d: %s", code, stderr)
 	}
-	if s, r := derived(t, store, site.ID); s != wantSessions || r != wantRollups {
+	if s, r := derived(t, sql, site.ID); s != wantSessions || r != wantRollups {
 		t.Fatalf("after rebuild: %d sessions, %d rollup rows; want %d and %d", s, r, wantSessions, wantRollups)
 	}
 	if !strings.Contains(stderr, "what=rollups") || !strings.Contains(stderr, "what=sessions") {

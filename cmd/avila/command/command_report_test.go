@@ -30,11 +30,17 @@ import (
 func reportServer(t *testing.T) (api, property, key string) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, migratedDB(t), nil)
+	db := migratedDB(t)
+	store, err := postgres.Open(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
+	reports, err := postgres.OpenReportPool(ctx, db, nil, postgres.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reports.Close)
 	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "Report", Domains: []string{"report.example"}})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +75,7 @@ func reportServer(t *testing.T) (api, property, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(query.NewHandler(query.Options{}, store.Pool, store))
+	srv := httptest.NewServer(query.NewHandler(query.Options{}, reports, store))
 	t.Cleanup(srv.Close)
 	return srv.URL, strconv.FormatUint(uint64(site.ID), 10), key
 }

@@ -1,0 +1,237 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/avila-analytics/avila/internal/logthrottle"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// RedisRealtime keeps the realtime counters in Redis, shared by the
+// cluster: every node reads the cluster's counters, and a commit announces
+// its site on a pub/sub channel (and to this node's watchers directly), so
+// live views on any node refresh. It also counts every batch in this
+// node's memory (a Realtime), which answers while Redis fails. The node
+// chooses it at start when --redis-url is set.
+type RedisRealtime struct {
+	mem      *Realtime // this node's counts: the fallback, and the watchers
+	client   goredis.UniversalClient
+	prefix   string
+	channel  string
+	log      *slog.Logger
+	throttle logthrottle.Throttle
+	// downUntil is when to try Redis again after an error, Unix nanoseconds.
+	downUntil atomic.Int64
+	// redisErrors counts failed Redis pipelines.
+	redisErrors atomic.Uint64
+	// redisCache holds minutes as last read from Redis.
+	redisCache minuteCache
+}
+
+// NewRedisRealtime makes the realtime store over client, which must not be
+// nil; see RedisRealtime.
+func NewRedisRealtime(client goredis.UniversalClient, o RealtimeOptions) *RedisRealtime {
+	mem := NewRealtime(o)
+	return &RedisRealtime{mem: mem, client: client, log: mem.log, prefix: o.Prefix, channel: o.Prefix + "realtime:changed",
+		throttle: logthrottle.Throttle{Every: 10 * time.Second}}
+}
+
+// Record counts committed events (see Realtime.Record) in memory and in
+// Redis, then tells the watchers here and on every node. It never fails: a
+// Redis error is logged (throttled) and memory keeps the counts.
+func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
+	deltas := r.mem.deltas(events)
+	if len(deltas) == 0 {
+		return
+	}
+	r.mem.recordMemory(deltas)
+	if r.redisUp() {
+		if err := r.recordRedis(ctx, deltas); err != nil {
+			r.redisFailed("realtime: record", err)
+		}
+	}
+	r.mem.notifyAll(deltas)
+}
+
+// Window reads a site's last RealtimeWindow minutes from Redis, or from
+// this node's memory while Redis fails.
+func (r *RedisRealtime) Window(ctx context.Context, site uint32) (Window, error) {
+	now := unixMinute(r.mem.opts.Now())
+	if r.redisUp() {
+		w, err := r.windowRedis(ctx, site, now)
+		if err == nil {
+			return w, nil
+		}
+		r.redisFailed("realtime: read", err)
+	}
+	return r.mem.windowMemory(site, now), nil
+}
+
+// Watch calls fn with a site's id whenever events of that site commit on
+// any node (while Run runs). fn must not block.
+func (r *RedisRealtime) Watch(fn func(site uint32)) { r.mem.Watch(fn) }
+
+// DroppedCells is how many cells this node's memory did not keep (see
+// Realtime.DroppedCells).
+func (r *RedisRealtime) DroppedCells() uint64 { return r.mem.DroppedCells() }
+
+// UsersKey and EventsKey are the Redis keys of a site's minute (DESIGN.md):
+// EventsKey a hash of cells (msgpack) to event counts, UsersKey a
+// HyperLogLog of the minute's visitors, a cheap cluster-wide count for
+// operators (PFCOUNT). Reads count visitors exactly from the cells instead,
+// so the WebSocket summary and every report agree with each other and with
+// the memory fallback.
+func (r *RedisRealtime) UsersKey(site uint32, minute int64) string {
+	return r.prefix + "realtime:users:" + strconv.FormatUint(uint64(site), 10) + ":" + strconv.FormatInt(minute, 10)
+}
+
+// EventsKey: see UsersKey.
+func (r *RedisRealtime) EventsKey(site uint32, minute int64) string {
+	return r.prefix + "realtime:events:" + strconv.FormatUint(uint64(site), 10) + ":" + strconv.FormatInt(minute, 10)
+}
+
+// Channel is the pub/sub channel commits are announced on; a message is the
+// site id in decimal.
+func (r *RedisRealtime) Channel() string { return r.channel }
+
+func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]*minuteDelta) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+	defer cancel()
+	pipe := r.client.Pipeline()
+	sites := map[uint32]bool{}
+	for k, d := range deltas {
+		ek, uk := r.EventsKey(k.site, k.minute), r.UsersKey(k.site, k.minute)
+		for c, n := range d.cells {
+			field, err := msgpack.Marshal(&c)
+			if err != nil {
+				return fmt.Errorf("realtime: encode cell: %w", err)
+			}
+			pipe.HIncrBy(ctx, ek, string(field), n)
+		}
+		visitors := make([]any, 0, len(d.visitors))
+		for v := range d.visitors {
+			visitors = append(visitors, strconv.FormatUint(v, 16))
+		}
+		pipe.HIncrBy(ctx, ek, versionField, 1)
+		pipe.PFAdd(ctx, uk, visitors...)
+		pipe.Expire(ctx, ek, realtimeTTL)
+		pipe.Expire(ctx, uk, realtimeTTL)
+		sites[k.site] = true
+	}
+	for s := range sites {
+		pipe.Publish(ctx, r.channel, strconv.FormatUint(uint64(s), 10))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("realtime: write %d minutes: %w", len(deltas), err)
+	}
+	return nil
+}
+
+func (r *RedisRealtime) windowRedis(ctx context.Context, site uint32, now int64) (Window, error) {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	// First the minutes' versions; then only the minutes whose cells are
+	// not cached at that version.
+	pipe := r.client.Pipeline()
+	versions := make([]*goredis.StringCmd, RealtimeWindow)
+	for i := range RealtimeWindow {
+		versions[i] = pipe.HGet(ctx, r.EventsKey(site, now-int64(i)), versionField)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return Window{}, fmt.Errorf("realtime: read site %d versions: %w", site, err)
+	}
+	w := Window{Now: now}
+	var stale []int64
+	for i, v := range versions {
+		m := now - int64(i)
+		version, err := v.Int64()
+		if errors.Is(err, goredis.Nil) {
+			continue // no events in that minute
+		}
+		if err != nil {
+			return Window{}, fmt.Errorf("realtime: version of %s: %w", r.EventsKey(site, m), err)
+		}
+		if cells, ok := r.redisCache.get(site, m, version); ok {
+			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
+		} else {
+			stale = append(stale, m)
+		}
+	}
+	if len(stale) > 0 {
+		pipe = r.client.Pipeline()
+		hashes := make([]*goredis.MapStringStringCmd, len(stale))
+		for i, m := range stale {
+			hashes[i] = pipe.HGetAll(ctx, r.EventsKey(site, m))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Window{}, fmt.Errorf("realtime: read site %d: %w", site, err)
+		}
+		for i, h := range hashes {
+			m, fields := stale[i], h.Val()
+			cells, version, err := decodeCells(fields)
+			if err != nil {
+				return Window{}, fmt.Errorf("realtime: %s: %w", r.EventsKey(site, m), err)
+			}
+			if len(cells) == 0 {
+				continue
+			}
+			// The version read with the cells, in the same command: a write
+			// after it makes the next read fetch the minute again.
+			r.redisCache.put(site, m, version, cells, now-RealtimeWindow+1)
+			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
+		}
+	}
+	w.Users = distinctVisitors(w.Minutes)
+	return w, nil
+}
+
+// Run relays other nodes' commits from the Redis channel to the watchers
+// until ctx ends; the client resubscribes by itself after a Redis outage.
+func (r *RedisRealtime) Run(ctx context.Context) {
+	ps := r.client.Subscribe(ctx, r.channel)
+	defer ps.Close()
+	msgs := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			site, err := strconv.ParseUint(m.Payload, 10, 32)
+			if err != nil {
+				if held, ok := r.throttle.Allow(time.Now()); ok {
+					r.log.Warn("realtime: ignoring a malformed message", "channel", r.channel, "suppressed", held)
+				}
+				continue
+			}
+			r.mem.notify(uint32(site))
+		}
+	}
+}
+
+func (r *RedisRealtime) redisUp() bool {
+	return time.Now().UnixNano() >= r.downUntil.Load()
+}
+
+func (r *RedisRealtime) redisFailed(what string, err error) {
+	r.redisErrors.Add(1)
+	r.downUntil.Store(time.Now().Add(redisBackoff).UnixNano())
+	if held, ok := r.throttle.Allow(time.Now()); ok {
+		r.log.Warn(what+": redis failed; this node's memory serves realtime for now", "err", err, "retry_in", redisBackoff, "suppressed", held)
+	}
+}
+
+// RedisErrors is how many realtime Redis writes and reads failed (memory
+// answered instead).
+func (r *RedisRealtime) RedisErrors() uint64 { return r.redisErrors.Load() }
