@@ -22,6 +22,16 @@ import (
 // of the time of one of all twelve. The day bounds prune the packs by
 // their key.
 func EventsIn(site, lo, hi string, cols []string) string {
+	return eventsWhere(cols, "site_id = "+site+" AND ts >= "+lo+" AND ts < "+hi,
+		"p.site_id = "+site+" AND p.day >= ("+lo+"::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= ("+hi+"::timestamptz AT TIME ZONE 'UTC')::date",
+		"u.ts >= "+lo+" AND u.ts < "+hi)
+}
+
+// eventsWhere is EventsIn with its conditions given: rows, on the events
+// table's columns; packs, on event_packs "p" (its key and arrays, to prune
+// rows before they are unnested); elems, on the unnested columns "u" (those
+// of cols, and ts).
+func eventsWhere(cols []string, rows, packs, elems string) string {
 	arrays, names := []string{"p.ts"}, []string{"ts"}
 	packCols := make([]string, len(cols))
 	for i, c := range cols {
@@ -39,13 +49,10 @@ func EventsIn(site, lo, hi string, cols []string) string {
 			arrays, names = append(arrays, "p."+c), append(names, c)
 		}
 	}
-	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE site_id = " + site +
-		" AND ts >= " + lo + " AND ts < " + hi +
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE " + rows +
 		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
 		" FROM event_packs p CROSS JOIN LATERAL unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")" +
-		" WHERE p.site_id = " + site +
-		" AND p.day >= (" + lo + "::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= (" + hi + "::timestamptz AT TIME ZONE 'UTC')::date" +
-		" AND u.ts >= " + lo + " AND u.ts < " + hi + ")"
+		" WHERE " + packs + " AND " + elems + ")"
 }
 
 // packSettle is how long after its UTC day ended a day's events are left

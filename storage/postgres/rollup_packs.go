@@ -31,12 +31,40 @@ type packEntry struct {
 	sketches                 [3][]byte // users, active, new; nil: empty
 }
 
+// addCounters adds o's counters, times sign (1 or -1), to e's: the one
+// place a rollup counter is summed, for packs, folds and erasures.
+func (e *packEntry) addCounters(o *packEntry, sign int32) {
+	e.events += sign * o.events
+	e.views += sign * o.views
+	e.keyEvents += sign * o.keyEvents
+	e.engageMs += int64(sign) * o.engageMs
+}
+
+// entry is c's counters and serialized sketches.
+func (c *rollupCell) entry() (*packEntry, error) {
+	e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs}
+	for j, sk := range c.sketches.sk {
+		b, err := encodeSketch(sk)
+		if err != nil {
+			return nil, err
+		}
+		e.sketches[j] = b
+	}
+	return e, nil
+}
+
+// cell is a rollup cell holding e's counters and serialized sketches, for
+// rollupAgg's statements.
+func (e *packEntry) cell() *rollupCell {
+	c := newRollupCell()
+	c.events, c.views, c.keyEvents, c.engageMs = e.events, e.views, e.keyEvents, e.engageMs
+	c.sketches.enc = e.sketches
+	return c
+}
+
 // add adds o to e: counters sum, sketches merge.
 func (e *packEntry) add(o *packEntry) error {
-	e.events += o.events
-	e.views += o.views
-	e.keyEvents += o.keyEvents
-	e.engageMs += o.engageMs
+	e.addCounters(o, 1)
 	for j, b := range o.sketches {
 		switch {
 		case len(b) == 0:
@@ -86,13 +114,9 @@ func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
 		if k.site != site {
 			continue
 		}
-		e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs}
-		for j, sk := range c.sketches.sk {
-			b, err := encodeSketch(sk)
-			if err != nil {
-				return nil, err
-			}
-			e.sketches[j] = b
+		e, err := c.entry()
+		if err != nil {
+			return nil, err
 		}
 		pk := packKey{kind: k.kind, day: dayDate(k.day)}
 		if out[pk] == nil {

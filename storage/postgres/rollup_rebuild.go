@@ -53,10 +53,9 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 		FROM event_packs WHERE site_id = $1) s`, site).Scan(&first, &last); err != nil {
 		return fmt.Errorf("event span: %w", err)
 	}
-	var pageView int32
-	err = tx.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3", site, DimEventName, pageViewName).Scan(&pageView)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("page_view id: %w", err)
+	pageView, err := pageViewID(ctx, tx, site)
+	if err != nil {
+		return err
 	}
 	if first != nil && last != nil {
 		y, m, d := first.In(loc).Date()
@@ -94,41 +93,9 @@ func lockSite(ctx context.Context, tx pgx.Tx, site int32) (*time.Location, error
 // rebuildDay aggregates the site's events in [lo, hi) (one local day) into
 // rollup rows, packed when the day is before packBefore.
 func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi, packBefore time.Time) error {
-	cols := make([]string, len(RollupKinds))
-	for i, k := range RollupKinds {
-		if p := ProfileOf(k); p != nil {
-			cols[i] = "COALESCE(" + p.Table + "." + RollupColumns[k] + ", 0)"
-		} else {
-			cols[i] = "e." + RollupColumns[k]
-		}
-	}
-	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
-		" FROM "+EventsIn("$1", "$2", "$3", EventColumns)+" e"+profileJoins()+
-		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
-	if err != nil {
-		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
-	}
-	defer rows.Close()
 	agg := make(rollupAgg)
-	hours := &hourCache{loc: loc}
-	r := EventRow{Site: site}
-	dims := make([]int32, len(RollupKinds))
-	nameAt := slices.Index(RollupKinds, DimEventName)
-	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
-	for i := range dims {
-		dest = append(dest, &dims[i])
-	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
-		}
-		for i, k := range RollupKinds {
-			r.Dims[k-1] = dims[i]
-		}
-		r.PageView = pageView != 0 && dims[nameAt] == pageView
-		agg.add(&r, hours, false)
-	}
-	if err := rows.Err(); err != nil {
+	if err := aggregateRollups(ctx, tx, agg, loc, pageView,
+		rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), "e.ts >= $2 AND e.ts < $3"), site, lo, hi); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	if len(agg) == 0 {
@@ -148,6 +115,85 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 		return fmt.Errorf("store rollups of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	return nil
+}
+
+// rollupEventColumns are the events columns rollups count: EventsIn's
+// columns for rollupEventsSQL.
+func rollupEventColumns() []string {
+	cols := []string{"site_id", "ts", "visitor_id", "engagement_ms", "flags"}
+	for _, k := range RollupKinds {
+		if ProfileOf(k) == nil {
+			cols = append(cols, DimColumns[k])
+		}
+	}
+	for _, p := range Profiles {
+		cols = append(cols, p.Column)
+	}
+	return cols
+}
+
+// rollupDimExpr is the SQL expression of kind's dims id in rollupEventsSQL
+// (kind 0 and RollupHour have none: "").
+func rollupDimExpr(kind DimKind) string {
+	if p := ProfileOf(kind); p != nil {
+		return "COALESCE(" + p.Table + "." + RollupColumns[kind] + ", 0)"
+	}
+	if _, ok := RollupColumns[kind]; ok {
+		return "e." + RollupColumns[kind]
+	}
+	return ""
+}
+
+// rollupEventsSQL selects what rollups count of the events of src (an
+// EventsIn-like subquery with rollupEventColumns; $1 is the site) that meet
+// where, joined to their profiles: the one reader of events for rollups,
+// whether a day is rebuilt or an erasure corrects it (aggregateRollups).
+func rollupEventsSQL(src, where string) string {
+	cols := make([]string, len(RollupKinds))
+	for i, k := range RollupKinds {
+		cols[i] = rollupDimExpr(k)
+	}
+	return "SELECT e.ts, e.visitor_id, e.engagement_ms, e.flags, " + strings.Join(cols, ", ") +
+		" FROM " + src + " e" + profileJoins() + " WHERE e.site_id = $1 AND " + where
+}
+
+// aggregateRollups adds the events that query (rollupEventsSQL) selects
+// to agg, each visitor into the sketches at once (as a rebuild does).
+func aggregateRollups(ctx context.Context, tx pgx.Tx, agg rollupAgg, loc *time.Location, pageView int32, query string, site int32, args ...any) error {
+	rows, err := tx.Query(ctx, query, append([]any{site}, args...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	hours := &hourCache{loc: loc}
+	r := EventRow{Site: site}
+	dims := make([]int32, len(RollupKinds))
+	nameAt := slices.Index(RollupKinds, DimEventName)
+	dest := []any{&r.TS, &r.Visitor, &r.Engage, &r.Flags}
+	for i := range dims {
+		dest = append(dest, &dims[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		for i, k := range RollupKinds {
+			r.Dims[k-1] = dims[i]
+		}
+		r.PageView = pageView != 0 && dims[nameAt] == pageView
+		agg.add(&r, hours, false)
+	}
+	return rows.Err()
+}
+
+// pageViewID is the site's dims id of page_view (0: none yet).
+func pageViewID(ctx context.Context, tx pgx.Tx, site int32) (int32, error) {
+	var id int32
+	err := tx.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3", site, DimEventName, pageViewName).Scan(&id)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("page_view id: %w", err)
+	}
+	return id, nil
 }
 
 // profileJoins joins events "e" to every profile table, aliased by its name.

@@ -167,9 +167,9 @@ func registerOf(k uint32) (uint32, uint8) {
 func registerOfHash(x uint64) uint32 { return uint32(x >> (64 - RollupPrecision)) }
 
 // encodedOf returns the encoded hashes of a sparse sketch sk (an
-// aggregation's delta: small), sorted.
+// aggregation's delta: small; nil: empty), sorted.
 func encodedOf(sk *hyperloglog.Sketch) ([]uint32, error) {
-	if sk.Estimate() == 0 {
+	if sk == nil || sk.Estimate() == 0 {
 		return nil, nil
 	}
 	b, err := sk.MarshalBinary()
@@ -189,7 +189,7 @@ func encodedOf(sk *hyperloglog.Sketch) ([]uint32, error) {
 // sketchWithout returns the serialization of stored (nil: empty) without
 // the visitors of subject, given others: the remaining visitors of the
 // cell whose hashes share a register index with one of subject's (more do
-// no harm). Both are sparse sketches built by the cell's aggregation. The
+// no harm; nil: none). Both are sparse sketches built by the cell's aggregation. The
 // result is what the library serializes for a sketch built from the
 // remaining visitors (nil when none is left), unless the outcome is
 // sketchRecompute: then the caller builds it from the rows.
