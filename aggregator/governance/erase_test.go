@@ -13,6 +13,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/governance"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/protocol/identity"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 const (
@@ -262,4 +263,84 @@ func TestExportHoldsExactlyTheSubject(t *testing.T) {
 	if _, err := governance.Decrypt(sealed, []byte("correct horse battery")); !errors.Is(err, governance.ErrDecrypt) {
 		t.Fatalf("altered file: %v", err)
 	}
+}
+
+// TestEraseFromDenseCellsEqualsNeverStored is the erasure oracle on a busy
+// day, whose big cells hold dense sketches: 11 000 visitors on a packed
+// day, 9 000 of them in one country (a dense sketch near the size where a
+// sketch turns dense, which the erasure recomputes from the cell's rows)
+// and none with a hash in the subject's register, so the subject alone set
+// that register of the day's dense cells and the erasure lowers it. The
+// subject's own page is a cell of its own (sparse, emptied). Reports after
+// the erasure equal those of the site that never held the subject.
+func TestEraseFromDenseCellsEqualsNeverStored(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	with, without := s.site(t, "dense-with"), s.site(t, "dense-without")
+	h, err := identity.New(with, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid, _ := identity.ClientIDFromCookie(subjectCookie)
+	key := h.Client(cid)
+	register := postgres.VisitorHash(key) >> (64 - postgres.RollupPrecision)
+	day := time.Now().AddDate(0, 0, -6)
+	day = time.Date(day.Year(), day.Month(), day.Day(), 8, 0, 0, 0, time.UTC)
+	var base []protocol.Event
+	for v := uint64(1); len(base) < 11_000; v++ {
+		visitor := v<<40 | 0xd15e
+		if postgres.VisitorHash(visitor)>>(64-postgres.RollupPrecision) == register {
+			continue // the subject alone sets its register
+		}
+		country := "DE"
+		if len(base) >= 9000 {
+			country = "FR"
+		}
+		base = append(base, protocol.Event{Site: with, TimeMicros: day.Add(time.Duration(len(base)) * 3 * time.Second).UnixMicro(),
+			Name: "page_view", Visitor: visitor, Host: "www.example.com", Path: paths[len(base)%len(paths)], Title: "Title",
+			Country: country, City: "City", Browser: browsers[len(base)%len(browsers)], OS: "Linux", Device: "desktop",
+			Language: "en-us", EngageMs: int64(len(base) % 5000), Flags: protocol.FlagSessionStart | protocol.FlagFirstVisit})
+	}
+	rng := rand.New(rand.NewPCG(19, 4))
+	subj := visit(rng, with, key, day.Add(3*time.Hour), 5, true)
+	for i := range subj {
+		subj[i].Country = "DE"
+		if i == 2 {
+			subj[i].Path = "/account/customer-4711"
+		}
+	}
+	mixed := append(append([]protocol.Event{}, base...), subj...)
+	sortByTime(mixed)
+	s.write(t, mixed)
+	s.write(t, onSite(base, without))
+	s.pack(t)
+
+	differs := 0
+	for _, body := range reports("14daysAgo") {
+		if s.report(t, with, body) != s.report(t, without, body) {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Fatal("before the erasure the sites answer alike, which proves nothing")
+	}
+	svc := &governance.Service{Store: s.store}
+	out, err := svc.Erase(ctx, governance.Subject{Site: with, Identity: governance.ClientID, Key: key}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Events != int64(len(subj)) || out.PackRows == 0 {
+		t.Fatalf("erased %d events in %d packs, want %d in at least one", out.Events, out.PackRows, len(subj))
+	}
+	// Each way of correcting a sketch was taken.
+	if k := out.Sketches; k.Dense == 0 || k.Sparse == 0 || k.Recomputed == 0 {
+		t.Fatalf("sketch corrections %+v: a case is not covered", k)
+	}
+	for i, body := range reports("14daysAgo") {
+		got, want := s.report(t, with, body), s.report(t, without, body)
+		if got != want {
+			t.Errorf("report %d after the erasure:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	t.Logf("%d of %d reports differed before the erasure, none after; sketches %+v", differs, len(reports("")), out.Sketches)
 }
