@@ -156,15 +156,14 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events: partition %s: %w", name, err)
 		}
-		// One statement, so one transaction.
 		s.packMu.Lock()
 		part := s.packPart
 		s.packMu.Unlock()
-		tag, err := s.Pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
+		moved, err := s.packEventDay(ctx, day, part)
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
 		}
-		if tag.RowsAffected() > 0 {
+		if moved {
 			packed++
 		}
 		// The partition's rows are dead once no snapshot sees them; VACUUM
@@ -175,4 +174,29 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return packed, nil
+}
+
+// packEventDay moves the events of the UTC day into event_packs (parts of
+// at most part events) in one transaction. It first takes event_packs in
+// SHARE ROW EXCLUSIVE mode, which conflicts with itself: two passes (the
+// upkeep of two nodes, a bulk load's own pass) or a pass and an erasure
+// take turns, and the statement's snapshot, taken after the lock, sees the
+// parts the other committed (else both would number their part 0).
+func (s *Store) packEventDay(ctx context.Context, day time.Time, part int) (bool, error) {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if _, err := tx.Exec(ctx, "LOCK TABLE event_packs IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		return false, fmt.Errorf("lock packs: %w", err)
+	}
+	tag, err := tx.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
+	if err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }

@@ -40,10 +40,10 @@ import (
 const sketchHeader = 4
 
 const (
-	sketchPP    = 25                 // the library's sparse precision
+	sketchPP    = 25                   // the library's sparse precision
 	sketchM     = 1 << RollupPrecision // dense registers
-	denseAfter  = sketchM            // a sparse list longer than this many bytes turns dense
-	sparseFlush = sketchM/100 + 1    // buffered hashes that trigger the check (tmpSet.Len()*100 > m)
+	denseAfter  = sketchM              // a sparse list longer than this many bytes turns dense
+	sparseFlush = sketchM/100 + 1      // buffered hashes that trigger the check (tmpSet.Len()*100 > m)
 )
 
 // denseSure is the estimate above which a dense sketch of the remaining
