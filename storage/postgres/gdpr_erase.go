@@ -33,34 +33,79 @@ type Erased struct {
 	Steps map[string]time.Duration
 }
 
-// erasePacks removes the events of keys from the site's event_packs rows
-// on the UTC days: only rows holding one of the keys are touched, and in
-// those every array column (cols: packColumns, so columns later migrations
-// add are kept in step) is cut to the slices around the subject's
-// positions, which a pack's (session_id, ts) order keeps in a few runs. An
-// array left empty by a migration that added it stays empty; a row left
-// without events goes. It returns the times of the events removed and how
-// many rows it rewrote.
-func erasePacks(ctx context.Context, tx pgx.Tx, site int32, keys []int64, days []time.Time, cols []string) ([]time.Time, int64, error) {
+// packHit is a pack row holding events of a subject, and their positions.
+type packHit struct {
+	Day    time.Time
+	Part   int32
+	Events int32
+	Pos    []int32 // 1-based, ascending
+	TS     []time.Time
+}
+
+// subjectPackHits returns the site's event_packs rows on the UTC days
+// holding events of keys, with those events' positions and times, and
+// locks them.
+func subjectPackHits(ctx context.Context, tx pgx.Tx, site int32, keys []int64, days []time.Time) ([]packHit, error) {
+	if len(days) == 0 {
+		return nil, nil
+	}
 	rows, err := tx.Query(ctx, `SELECT p.day, p.part, p.events, x.pos, x.ts FROM event_packs p
 		CROSS JOIN LATERAL (SELECT array_agg(i::int ORDER BY i) AS pos, array_agg(t ORDER BY i) AS ts
 			FROM unnest(p.visitor_id, p.ts) WITH ORDINALITY AS u(v, t, i) WHERE v = ANY($2)) x
 		WHERE p.site_id = $1 AND p.day = ANY($3) AND p.visitor_id && $2
 		ORDER BY p.day, p.part FOR UPDATE OF p`, site, keys, days)
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("the subject's packs: %w", err)
 	}
-	type hit struct {
-		Day    time.Time
-		Part   int32
-		Events int32
-		Pos    []int32 // 1-based, ascending
-		TS     []time.Time
-	}
-	hits, err := pgx.CollectRows(rows, pgx.RowToStructByPos[hit])
+	hits, err := pgx.CollectRows(rows, pgx.RowToStructByPos[packHit])
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("the subject's packs: %w", err)
 	}
+	return hits, nil
+}
+
+// packSlots are positions of events in the site's pack rows, as the
+// parallel arrays eventsAt reads: UTC days, parts, 1-based indexes.
+type packSlots struct {
+	days  []time.Time
+	parts []int32
+	pos   []int32
+}
+
+func (s *packSlots) add(day time.Time, part, pos int32) {
+	s.days, s.parts, s.pos = append(s.days, day), append(s.parts, part), append(s.pos, pos)
+}
+
+// eventsAt is a subquery like EventsIn's of the events table's rows that
+// meet rows and the packed events at slots (SQL of three parameters: the
+// packSlots arrays), with columns cols; $1 is the site. A packed event is
+// read by subscripting its row's arrays, not by unnesting them, so a few
+// events of a large pack cost a few look-ups.
+func eventsAt(cols []string, rows, slots string) string {
+	packCols := make([]string, len(cols))
+	for i, c := range cols {
+		switch c {
+		case "site_id":
+			packCols[i] = "p.site_id"
+		case "commerce_id":
+			// Packs written before migration 015 have an empty array.
+			packCols[i] = "COALESCE(p.commerce_id[x.i], 0) AS commerce_id"
+		default:
+			packCols[i] = "p." + c + "[x.i] AS " + c
+		}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE " + rows +
+		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
+		" FROM unnest(" + slots + ") AS x(day, part, i) JOIN event_packs p ON p.site_id = $1 AND p.day = x.day AND p.part = x.part)"
+}
+
+// erasePacks removes the events of hits (subjectPackHits) from their
+// event_packs rows: every array column (cols: packColumns, so columns later
+// migrations add are kept in step) is cut to the slices around the
+// subject's positions, which a pack's (session_id, ts) order keeps in a few
+// runs. An array left empty by a migration that added it stays empty; a row
+// left without events goes. It returns the times of the events removed.
+func erasePacks(ctx context.Context, tx pgx.Tx, site int32, hits []packHit, cols []string) ([]time.Time, error) {
 	var gone []time.Time
 	var b pgx.Batch
 	for _, h := range hits {
@@ -93,10 +138,10 @@ func erasePacks(ctx context.Context, tx pgx.Tx, site int32, keys []int64, days [
 	}
 	if len(hits) > 0 {
 		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
-	return gone, int64(len(hits)), nil
+	return gone, nil
 }
 
 // packColumns lists event_packs' array columns in table order, from the
@@ -196,10 +241,19 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	if err != nil {
 		return out, err
 	}
+	hits, err := subjectPackHits(ctx, tx, site, keys, days)
+	if err != nil {
+		return out, err
+	}
+	var slots packSlots
+	for _, h := range hits {
+		for _, i := range h.Pos {
+			slots.add(h.Day, h.Part, i)
+		}
+	}
 	events := make(rollupAgg)
-	src := eventsWhere(rollupEventColumns(), "site_id = $1 AND visitor_id = ANY($2)",
-		"p.site_id = $1 AND p.day = ANY($3) AND p.visitor_id && $2", "u.visitor_id = ANY($2)")
-	if err := aggregateRollups(ctx, tx, events, loc, pageView, rollupEventsSQL(src, "TRUE"), site, keys, days); err != nil {
+	src := eventsAt(rollupEventColumns(), "site_id = $1 AND visitor_id = ANY($2)", "$3::date[], $4::int[], $5::int[]")
+	if err := aggregateRollups(ctx, tx, events, loc, pageView, rollupEventsSQL(src, "TRUE"), site, keys, slots.days, slots.parts, slots.pos); err != nil {
 		return out, fmt.Errorf("read the subject's events: %w", err)
 	}
 	sessions := make(sessionRollupAgg)
@@ -216,16 +270,16 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, fmt.Errorf("delete events: %w", err)
 	}
 	step("events")
-	if len(days) > 0 {
+	if len(hits) > 0 {
 		cols, err := packColumns(ctx, tx)
 		if err != nil {
 			return out, err
 		}
-		packed, n, err := erasePacks(ctx, tx, site, keys, days, cols)
+		packed, err := erasePacks(ctx, tx, site, hits, cols)
 		if err != nil {
 			return out, fmt.Errorf("rewrite packs: %w", err)
 		}
-		times, out.PackRows = append(times, packed...), n
+		times, out.PackRows = append(times, packed...), int64(len(hits))
 	}
 	out.Events = int64(len(times))
 	step("packs")

@@ -81,6 +81,39 @@ func competitors(ctx context.Context, tx pgx.Tx, regs map[uint32]bool, query str
 	return out, rows.Err()
 }
 
+// eventCompetitors finds the site's visitors with events in [lo, hi)
+// whose hash falls in one of regs: those of the events table's rows, and
+// the positions of those packed on the UTC days the range touches (their
+// visitor_id arrays are read whole, not unnested; a position outside the
+// range is dropped by the reader's time bounds).
+func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs map[uint32]bool, lo, hi time.Time) ([]int64, packSlots, error) {
+	var slots packSlots
+	found, err := competitors(ctx, tx, regs, "SELECT DISTINCT visitor_id FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3", site, lo, hi)
+	if err != nil {
+		return nil, slots, err
+	}
+	rows, err := tx.Query(ctx, `SELECT day, part, visitor_id FROM event_packs WHERE site_id = $1
+		AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date`, site, lo, hi)
+	if err != nil {
+		return nil, slots, err
+	}
+	defer rows.Close()
+	var day time.Time
+	var part int32
+	var visitors []int64
+	for rows.Next() {
+		if err := rows.Scan(&day, &part, &visitors); err != nil {
+			return nil, slots, err
+		}
+		for i, v := range visitors {
+			if regs[registerOfHash(VisitorHash(uint64(v)))] {
+				slots.add(day, part, int32(i+1))
+			}
+		}
+	}
+	return found, slots, rows.Err()
+}
+
 // localBounds are the bounds of local day (days since 1970-01-01) in loc.
 func localBounds(day int32, loc *time.Location) (time.Time, time.Time) {
 	d := dayDate(day)
@@ -158,16 +191,14 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 	}
 
 	others := make(rollupAgg)
-	found, err := competitors(ctx, tx, regs, "SELECT DISTINCT visitor_id FROM "+EventsIn("$1", "$2", "$3", []string{"site_id", "ts", "visitor_id"})+" e",
-		site, lo, hi)
+	found, slots, err := eventCompetitors(ctx, tx, site, regs, lo, hi)
 	if err != nil {
 		return fmt.Errorf("visitors: %w", err)
 	}
-	if len(found) > 0 {
-		src := eventsWhere(rollupEventColumns(), "site_id = $1 AND ts >= $2 AND ts < $3 AND visitor_id = ANY($4)",
-			"p.site_id = $1 AND p.day >= ($2::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= ($3::timestamptz AT TIME ZONE 'UTC')::date AND p.visitor_id && $4",
-			"u.ts >= $2 AND u.ts < $3 AND u.visitor_id = ANY($4)")
-		if err := aggregateRollups(ctx, tx, others, loc, pageView, rollupEventsSQL(src, "TRUE"), site, lo, hi, found); err != nil {
+	if len(found) > 0 || len(slots.pos) > 0 {
+		src := eventsAt(rollupEventColumns(), "site_id = $1 AND ts >= $2 AND ts < $3 AND visitor_id = ANY($4)", "$5::date[], $6::int[], $7::int[]")
+		if err := aggregateRollups(ctx, tx, others, loc, pageView, rollupEventsSQL(src, "e.ts >= $2 AND e.ts < $3"),
+			site, lo, hi, found, slots.days, slots.parts, slots.pos); err != nil {
 			return fmt.Errorf("competitors' events: %w", err)
 		}
 	}
