@@ -418,7 +418,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 				if i < 0 {
 					return fmt.Errorf("BUG: session rollup kind %d unknown", k.kind)
 				}
-				where += " AND COALESCE(" + sessionProfileAlias(ProfileOf(SessionRollupKinds[i])) + "." + DimColumns[SessionRollupKinds[i]] + ", 0) = $4"
+				where += " AND " + sessionDimExpr(SessionRollupKinds[i]) + " = $4"
 				args = append(args, k.dim)
 			}
 			again := make(sessionRollupAgg)
