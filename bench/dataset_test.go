@@ -126,10 +126,13 @@ func TestEventGen(t *testing.T) {
 	if want := (n-len(sessions))*eventMix[0].share/100 + len(sessions); views < want*95/100 || views > want*105/100 {
 		t.Fatalf("%d page views of %d (%d sessions), want about %d", views, n, len(sessions), want)
 	}
-	// 10% of the events that do not start a session are ecommerce events
-	// with an item; purchases have a commerce row each.
-	if want := (n - len(sessions)) * 9 / 100; len(g.items) < want*90/100 || len(g.items) > want*110/100 || len(g.commerce) == 0 {
+	// 11% of the events that do not start a session are ecommerce events
+	// with an item, so 9% of all; purchases have a commerce row each.
+	if want := (n - len(sessions)) * 11 / 100; len(g.items) < want*90/100 || len(g.items) > want*110/100 || len(g.commerce) == 0 {
 		t.Fatalf("%d item rows, %d commerce rows; want about %d items", len(g.items), len(g.commerce), want)
+	}
+	if len(g.items) < n*88/1000 {
+		t.Fatalf("%d item rows of %d events: under 9%% of the data set", len(g.items), n)
 	}
 	if len(sessions) != len(visitors) {
 		t.Fatalf("%d sessions started for %d visitor-days", len(sessions), len(visitors))

@@ -80,6 +80,7 @@ type sizing struct {
 	pipelineFor    time.Duration // bound on sending them
 	drainFor       time.Duration // bound on waiting for the pipeline to store what was sent
 	importLines    int           // access log lines of the import phase
+	nodesEvents    int64         // events of each run of the nodes phase (nodesOrder runs)
 	idleFor        time.Duration // CPU sampling window at idle
 	datasets       []dataset     // query data sets, loaded in order into one site
 	warmRuns       int           // warm repetitions of the dashboard set per data set
@@ -94,11 +95,11 @@ type dataset struct {
 
 func sizingFor(quick bool) sizing {
 	if quick {
-		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second, importLines: 200_000,
+		return sizing{connections: 64, ingestFor: 5 * time.Second, pipelineEvents: 400_000, pipelineFor: 5 * time.Second, importLines: 200_000, nodesEvents: 100_000,
 			drainFor: 60 * time.Second, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}},
 			warmRuns: 5, warmFor: 20 * time.Second}
 	}
-	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second, importLines: 1_000_000,
+	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second, importLines: 1_000_000, nodesEvents: 300_000,
 		drainFor: 3 * time.Minute, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}, {"10m", 10_000_000}},
 		warmRuns: 20, warmFor: 3 * time.Minute}
 }

@@ -41,6 +41,7 @@ type shopEvent struct {
 	tx         string
 	items      []shopItem
 	engaged    bool
+	page       string // page_location; "" for a page of its own
 }
 
 // gtagItem writes an item as gtag.js does (pr1=id…~nm…).
@@ -101,6 +102,11 @@ func TestEcommerceOracle(t *testing.T) {
 		{wire: "tjs", visitor: "t", name: "add_to_cart", items: []shopItem{socks}},
 		{wire: "tjs", visitor: "t", name: "purchase", value: 12, tx: "T3", items: []shopItem{socks}}, // no currency: the site's
 		{wire: "tjs", visitor: "t", name: "sign_up"},
+		// A browser session from a newsletter, then the server's purchase
+		// with the browser's client_id and session_id: the purchase is the
+		// browser session's, with its landing page and source.
+		{wire: "gtag", visitor: "m", name: "page_view", page: "https://e2e.test/landing?utm_source=news&utm_medium=email", engaged: true},
+		{wire: "mp", visitor: "m", name: "purchase", currency: "USD", value: 40, tx: "T4", items: []shopItem{one(socks)}, engaged: true},
 		// Repeated transactions, sent once the first ones are derived: the
 		// purchase derived first counts (within a derivation the earliest).
 		{wire: "gtag", visitor: "d", name: "purchase", currency: "EUR", value: 32, tx: "T1", items: []shopItem{shirt}, engaged: true},
@@ -222,6 +228,8 @@ func TestEcommerceOracle(t *testing.T) {
 	eventMetrics := []string{"totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount", "transactions",
 		"ecommercePurchases", "averagePurchaseRevenue", "purchaserRate", "firstTimePurchasers", "addToCarts", "checkouts",
 		"keyEvents", "keyEvents:sign_up", "userKeyEventRate"}
+	// eventMetrics[:8] are what the rollups' amounts hold: that report is
+	// answered from rollup_days, the other from events.
 	for _, part := range [][]string{eventMetrics[:8], eventMetrics[8:]} { // GA4 allows 10 metrics a report
 		got := s.reportRows(t, reportBody(nil, part))
 		if len(got) != 1 {
@@ -238,6 +246,29 @@ func TestEcommerceOracle(t *testing.T) {
 	checkValue(t, "sessions", sess[0].metrics[0], float64(len(visitors)))
 	checkValue(t, "engagedSessions", sess[0].metrics[1], float64(len(keyVisitors)))
 	checkValue(t, "sessionKeyEventRate", sess[0].metrics[2], float64(len(keyVisitors))/float64(len(visitors)))
+
+	// Revenue by the session's landing page and source: the server's
+	// purchase joined the newsletter visitor's browser session, so its
+	// revenue is the session's landing page's and source's; no revenue is
+	// lost between the rows.
+	for _, g := range []struct{ dim, value string }{{"landingPage", "/landing"}, {"sessionSource", "news"}} {
+		rows := s.reportRows(t, reportBody([]string{g.dim}, []string{"totalRevenue"}))
+		sum, found := 0.0, false
+		for _, r := range rows {
+			v, _ := strconv.ParseFloat(r.metrics[0], 64)
+			sum += v
+			if r.dims[0] == g.value {
+				found = true
+				checkValue(t, "totalRevenue of "+g.dim+" "+g.value, r.metrics[0], 40)
+			}
+		}
+		if !found {
+			t.Errorf("totalRevenue by %s: no row %q (rows %v)", g.dim, g.value, rows)
+		}
+		if math.Abs(sum-want["totalRevenue"]) > 1e-9 {
+			t.Errorf("totalRevenue by %s sums to %v over %v, want %v", g.dim, sum, rows, want["totalRevenue"])
+		}
+	}
 
 	// Event-scoped ecommerce dimensions.
 	byTx := map[string][]float64{}
@@ -342,6 +373,13 @@ func TestEcommerceOracle(t *testing.T) {
 			wantRows[k] = []float64{a.revenue, a.bought, a.viewed, a.carted, ratio(a.carters), ratio(a.purchase)}
 		}
 		checkGrouped(t, s, dim.name, itemMetrics, wantRows)
+		// Without the rates over visitors the rollups answer (the item
+		// kinds' rows): the same numbers.
+		rolled := map[string][]float64{}
+		for k, w := range wantRows {
+			rolled[k] = w[:4]
+		}
+		checkGrouped(t, s, dim.name, itemMetrics[:4], rolled)
 	}
 
 	// GA4's compatibility: item dimensions do not go with event metrics.
@@ -380,6 +418,9 @@ func (s *stack) sendShopEvent(t *testing.T, i int, e shopEvent) {
 	t.Helper()
 	agent := s.agent.ready["agent"]
 	page := fmt.Sprintf("https://e2e.test/shop/%d", i)
+	if e.page != "" {
+		page = e.page
+	}
 	var resp *http.Response
 	var err error
 	switch e.wire {

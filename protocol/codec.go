@@ -103,25 +103,59 @@ func CompressBatch(dst, plain []byte) []byte { return zenc.EncodeAll(plain, dst)
 // Every error wraps ErrBadBatch. Individual events are not validated here:
 // that is the aggregator's job, event by event.
 func DecodeBatch(wire []byte) (*Batch, error) {
-	plain, err := zdec.DecodeAll(wire, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: zstd: %v", ErrBadBatch, err)
-	}
-	if len(plain) > MaxDecodedBytes {
-		return nil, fmt.Errorf("%w: %d bytes decompressed, limit %d", ErrBadBatch, len(plain), MaxDecodedBytes)
-	}
-	var b Batch
-	if decodeBatchFast(plain, &b) != nil {
-		// Forms the plain reader does not take, and errors: msgpack says.
-		b = Batch{}
-		if err := msgpack.Unmarshal(plain, &b); err != nil {
-			return nil, fmt.Errorf("%w: msgpack: %v", ErrBadBatch, err)
-		}
-	}
-	if err := b.check(); err != nil {
+	b := new(Batch)
+	if _, err := decodeBatchInto(b, wire); err != nil {
 		return nil, err
 	}
-	return &b, nil
+	return b, nil
+}
+
+// AppendBatchEvents is DecodeBatch for a caller that wants only the
+// events: it appends the batch's events to dst and returns the extended
+// slice, decoding them in place (a derivation gathers the events of many
+// staged batches in one slice, with no copy of each batch's). On error dst
+// is returned unchanged in length.
+func AppendBatchEvents(dst []Event, wire []byte) ([]Event, error) {
+	b := Batch{Events: dst}
+	n, err := decodeBatchInto(&b, wire)
+	if err != nil {
+		return dst, err
+	}
+	if n < 0 { // msgpack decoded it into b.Events alone
+		return append(dst, b.Events...), nil
+	}
+	return b.Events, nil
+}
+
+// decodeBatchInto decodes wire into b, appending its events to b.Events,
+// and checks the envelope. It returns the events' offset in b.Events, or
+// -1 when the events replaced b.Events (the msgpack path).
+func decodeBatchInto(b *Batch, wire []byte) (int, error) {
+	plain, err := zdec.DecodeAll(wire, nil)
+	if err != nil {
+		return 0, fmt.Errorf("%w: zstd: %v", ErrBadBatch, err)
+	}
+	if len(plain) > MaxDecodedBytes {
+		return 0, fmt.Errorf("%w: %d bytes decompressed, limit %d", ErrBadBatch, len(plain), MaxDecodedBytes)
+	}
+	dst := b.Events
+	off := len(dst)
+	if decodeBatchFast(plain, b) != nil {
+		// Forms the plain reader does not take, and errors: msgpack says.
+		*b = Batch{}
+		if err := msgpack.Unmarshal(plain, b); err != nil {
+			return 0, fmt.Errorf("%w: msgpack: %v", ErrBadBatch, err)
+		}
+		off = -1
+	}
+	own := *b
+	if off >= 0 {
+		own.Events = b.Events[off:]
+	}
+	if err := own.check(); err != nil {
+		return 0, err
+	}
+	return off, nil
 }
 
 // check validates the envelope of a decoded batch.

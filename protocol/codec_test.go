@@ -174,3 +174,91 @@ func TestBatchHeadMatchesMsgpack(t *testing.T) {
 		}
 	}
 }
+
+// AppendBatchEvents gives what DecodeBatch gives, appended after what dst
+// held, on the plain reader's path and on msgpack's (an item), and zeroes
+// the capacity it reuses: events decoded there carry nothing of what the
+// caller's array held before.
+func TestAppendBatchEvents(t *testing.T) {
+	plain := AppendBatchHead(nil, "agent-1", 1, 1_764_000_001_000_000, len(sampleEvents()))
+	for _, e := range sampleEvents() {
+		plain = AppendEvent(plain, &e)
+	}
+	fast := CompressBatch(nil, plain)
+	withItem := sampleEvents()[:1]
+	withItem[0].Name, withItem[0].Items = "purchase", []Item{{ID: "sku-1", Name: "Shirt", Price: 20, Quantity: 1}}
+	slow, err := EncodeBatch(&Batch{Version: Version, AgentID: "agent-1", Seq: 2, Events: withItem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := make([]Event, 16)
+	for i := range stale {
+		stale[i] = Event{Site: 99, Name: "stale", Region: "left over", Params: map[string]string{"old": "yes"}}
+	}
+	got := stale[:1]
+	want := []Event{stale[0]}
+	for _, wire := range [][]byte{fast, slow} {
+		b, err := DecodeBatch(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b.Events...)
+		if got, err = AppendBatchEvents(got, wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("appended events differ from DecodeBatch's (-want +got):\n%s", diff)
+	}
+	n := len(got)
+	got, err = AppendBatchEvents(got, fast[:len(fast)-3])
+	if !errors.Is(err, ErrBadBatch) || len(got) != n {
+		t.Fatalf("a bad batch: err %v, %d events, want ErrBadBatch and %d", err, len(got), n)
+	}
+}
+
+// BenchmarkAppendBatchEvents gathers 25 staged batches of 1000 events
+// into one slice, as a derivation does: "append" decodes them in place
+// (AppendBatchEvents), "copy" decodes each into its own slice and copies
+// it (DecodeBatch, the way before).
+func BenchmarkAppendBatchEvents(b *testing.B) {
+	evs := sampleEvents()
+	batch := &Batch{Version: Version, AgentID: "agent", Seq: 1}
+	for i := range 1000 {
+		batch.Events = append(batch.Events, evs[i%2])
+	}
+	wire, err := EncodeBatch(batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rows = 25
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			all := make([]Event, 0, rows*1000)
+			for range rows {
+				if all, err = AppendBatchEvents(all, wire); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sink = all
+		}
+	})
+	b.Run("copy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			all := make([]Event, 0, rows*1000)
+			for range rows {
+				d, err := DecodeBatch(wire)
+				if err != nil {
+					b.Fatal(err)
+				}
+				all = append(all, d.Events...)
+			}
+			sink = all
+		}
+	})
+}
+
+// sink keeps a benchmark's result alive.
+var sink []Event

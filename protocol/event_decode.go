@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 )
 
 // errSlowPath makes decodeBatchFast give up: the input uses a form of
@@ -86,9 +87,17 @@ func (r *batchReader) events(b *Batch) error {
 	if n > MaxBatchEvents {
 		return errSlowPath // check refuses it, after msgpack decodes it
 	}
-	b.Events = make([]Event, n)
-	for i := range b.Events {
-		if err := r.event(&b.Events[i]); err != nil {
+	// Appended to what b.Events holds (AppendBatchEvents), zeroed: the
+	// capacity beyond its length may hold earlier events.
+	if b.Events == nil {
+		b.Events = make([]Event, 0, n) // not nil when empty, as msgpack's
+	}
+	base := len(b.Events)
+	b.Events = slices.Grow(b.Events, n)[:base+n]
+	evs := b.Events[base:]
+	clear(evs)
+	for i := range evs {
+		if err := r.event(&evs[i]); err != nil {
 			return err
 		}
 	}

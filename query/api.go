@@ -111,6 +111,12 @@ func (h *handler) invoke(ctx context.Context, m *method, c apiCall, id uint32, r
 	if c.client == nil {
 		c.client = ctx
 	}
+	// The key first: a request without a valid key for the property never
+	// holds one of the property's concurrent-request slots or reaches its
+	// quota counters, so strangers cannot spend a property's quota.
+	if err := h.authorizeCall(ctx, c, id); err != nil {
+		return nil, h.apiError(ctx, c.client, id, err)
+	}
 	// Admission (quota_admit.go): a spent quota is RESOURCE_EXHAUSTED, on
 	// REST (429) and gRPC (code 8) alike.
 	release, err := h.quota.admit(ctx, m.quota, id, c.key)
@@ -176,11 +182,8 @@ func checkProperty(field, property string, id uint32) *apiError {
 	return nil
 }
 
-// runReport authorizes, validates and runs one report.
+// runReport validates and runs one report (invoke has authorized it).
 func (h *handler) runReport(ctx context.Context, c apiCall, id uint32, in *datapb.RunReportRequest) (*datapb.RunReportResponse, error) {
-	if err := h.authorizeCall(ctx, c, id); err != nil {
-		return nil, err
-	}
 	req := fromRunReport(in)
 	s, err := h.site(ctx, id)
 	if err != nil {
@@ -201,11 +204,8 @@ func (h *handler) runReport(ctx context.Context, c apiCall, id uint32, in *datap
 	return toReport(resp), nil
 }
 
-// runRealtimeReport authorizes, validates and runs one realtime report.
+// runRealtimeReport validates and runs one realtime report.
 func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, in *datapb.RunRealtimeReportRequest) (*datapb.RunRealtimeReportResponse, error) {
-	if err := h.authorizeCall(ctx, c, id); err != nil {
-		return nil, err
-	}
 	if h.rt == nil {
 		return nil, newAPIError(http.StatusNotImplemented, "UNIMPLEMENTED", "Realtime reports are not served by this server.")
 	}
@@ -227,11 +227,8 @@ func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, i
 	return toRealtime(resp), nil
 }
 
-// runFunnelReport authorizes, validates and runs one funnel report.
+// runFunnelReport validates and runs one funnel report.
 func (h *handler) runFunnelReport(ctx context.Context, c apiCall, id uint32, in *alphapb.RunFunnelReportRequest) (*alphapb.RunFunnelReportResponse, error) {
-	if err := h.authorizeCall(ctx, c, id); err != nil {
-		return nil, err
-	}
 	req := fromFunnel(in)
 	s, err := h.site(ctx, id)
 	if err != nil {

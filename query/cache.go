@@ -170,6 +170,8 @@ func cacheKey(method, version string, s site, reqs []*RunReportRequest, plans []
 	num(s.rollupsFrom.Unix())
 	num(s.hourRollupsFrom.Unix())
 	num(s.sessionRollupsFrom.Unix())
+	num(s.commerceRollupsFrom.Unix())
+	num(s.trafficRollupsFrom.Unix())
 	num(int64(len(plans)))
 	for i, p := range plans {
 		num(int64(p.route))

@@ -185,12 +185,24 @@ type refReport struct {
 	users, active, sessions, engaged int
 	events                           map[string]int
 	sourceOfPurchase                 string
+	bySource                         map[string]string // "eventCount screenPageViews" by the session's source
 }
 
 func refTotals(sessions []*refSession) refReport {
-	r := refReport{events: map[string]int{}}
+	r := refReport{events: map[string]int{}, bySource: map[string]string{}}
 	users, active := map[string]bool{}, map[string]bool{}
+	count, views := map[string]int{}, map[string]int{}
 	for _, s := range sessions {
+		count[s.source]++ // session_start
+		if s.newUser {
+			count[s.source]++ // first_visit
+		}
+		for _, h := range s.hits {
+			count[s.source]++
+			if h.name == "page_view" {
+				views[s.source]++
+			}
+		}
 		users[s.user] = true
 		r.sessions++
 		engaged := s.engage >= 10_000 || s.views >= 2 || s.key
@@ -212,6 +224,9 @@ func refTotals(sessions []*refSession) refReport {
 		}
 	}
 	r.users, r.active = len(users), len(active)
+	for src, n := range count {
+		r.bySource[src] = fmt.Sprintf("%d %d", n, views[src])
+	}
 	return r
 }
 
@@ -220,44 +235,7 @@ func refTotals(sessions []*refSession) refReport {
 // engine and on the rollups.
 func TestIdentityOracle(t *testing.T) {
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "identity", Domains: []string{"shop.test"},
-		Policy: postgres.SitePolicy{DNT: "cookieless"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if site.Policy.Identity != postgres.IdentityCookie {
-		t.Fatalf("default identity policy %q, want cookie", site.Policy.Identity)
-	}
-	cfg := &protocol.Config{Sites: []protocol.Site{{ID: site.ID, MeasurementID: site.MeasurementID, APISecret: site.APISecret,
-		Domains: site.Domains, DNT: site.Policy.DNT, Identity: site.Policy.Identity, IdentitySecret: site.IdentitySecret}}}
-	for _, d := range []string{"2026-03-05", "2026-03-06"} {
-		cfg.Salts = append(cfg.Salts, protocol.Salt{Site: site.ID, Day: d, Key: []byte(strings.Repeat(d[8:], 16))})
-	}
-	sites, err := collect.NewSites(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var now time.Time
-	q := &capture{}
-	col, err := collect.New(collect.Options{Sites: func() *collect.Sites { return sites }, Queue: q, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Collect each hit at its time; ship the batches in their order.
-	batches := map[int][]protocol.Event{}
-	for i := range identitySeed {
-		h := &identitySeed[i]
-		now = h.time()
-		batches[h.batch] = append(batches[h.batch], sendSeedHit(t, col, q, h, site))
-	}
+	store, site, batches := collectIdentitySeed(t, identitySeed, "2026-03-05", "2026-03-06")
 	w := write.New(write.Config{}, store)
 	order := slices.Sorted(func(yield func(int) bool) {
 		for b := range batches {
@@ -305,6 +283,14 @@ func TestIdentityOracle(t *testing.T) {
 			if !mapsEqual(byName, wantNames) {
 				t.Errorf("eventCount by eventName: got %v, want %v", byName, wantNames)
 			}
+			// A session's source holds on each of its events, the derived
+			// ones and the server's purchase included (the rollups by
+			// session traffic source on that route).
+			bySource := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
+				Metrics: mets("eventCount", "screenPageViews")})
+			if !mapsEqual(bySource, want.bySource) {
+				t.Errorf("eventCount screenPageViews by sessionSource: got %v, want %v", bySource, want.bySource)
+			}
 		})
 	}
 	// The purchase sent by the server joined the browser's session: the
@@ -319,6 +305,54 @@ func TestIdentityOracle(t *testing.T) {
 	if g := bySource["(direct)"]; strings.HasSuffix(g, " 1") {
 		t.Errorf("sessions by sessionSource %v: the purchase made a (direct) session", bySource)
 	}
+}
+
+// collectIdentitySeed makes a site on a fresh store (cookie identity by
+// default, DNT cookieless) with salts for days, sends each hit of seed to
+// the agent's collector at its time and returns the queued events by the
+// batch that ships them.
+func collectIdentitySeed(t *testing.T, seed []seedHit, days ...string) (*postgres.Store, postgres.Site, map[int][]protocol.Event) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, testenv.PostgresURL(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	site, err := store.CreateSite(ctx, postgres.SiteSpec{Name: "identity", Domains: []string{"shop.test"},
+		Policy: postgres.SitePolicy{DNT: "cookieless"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if site.Policy.Identity != postgres.IdentityCookie {
+		t.Fatalf("default identity policy %q, want cookie", site.Policy.Identity)
+	}
+	cfg := &protocol.Config{Sites: []protocol.Site{{ID: site.ID, MeasurementID: site.MeasurementID, APISecret: site.APISecret,
+		Domains: site.Domains, DNT: site.Policy.DNT, Identity: site.Policy.Identity, IdentitySecret: site.IdentitySecret}}}
+	for _, d := range days {
+		cfg.Salts = append(cfg.Salts, protocol.Salt{Site: site.ID, Day: d, Key: []byte(strings.Repeat(d[8:], 16))})
+	}
+	sites, err := collect.NewSites(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now time.Time
+	q := &capture{}
+	col, err := collect.New(collect.Options{Sites: func() *collect.Sites { return sites }, Queue: q, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Collect each hit at its time; ship the batches in their order.
+	batches := map[int][]protocol.Event{}
+	for i := range seed {
+		h := &seed[i]
+		now = h.time()
+		batches[h.batch] = append(batches[h.batch], sendSeedHit(t, col, q, h, site))
+	}
+	return store, site, batches
 }
 
 // sendSeedHit sends h to the collector and returns the one event queued.

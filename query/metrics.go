@@ -166,10 +166,25 @@ var metricScopes = map[string]scope{
 	"totalUsers": scopeUser, "activeUsers": scopeUser, "newUsers": scopeUser, "userEngagementDuration": scopeUser,
 }
 
+// itemMetricExprs are the user and session metrics item reports answer
+// over item rows ("e": event_items), which GA4 reports with item-scoped
+// dimensions: the users and sessions with an item row of the group.
+// An item row carries its event's flags but not its engagement time, so
+// an active user there is one whose item event was engaged or a first
+// visit.
+var itemMetricExprs = map[string]string{
+	"totalUsers":  "count(DISTINCT e.visitor_id)",
+	"activeUsers": "count(DISTINCT e.visitor_id) FILTER (WHERE " + flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + ")",
+	"sessions":    "count(DISTINCT e.session_id)",
+}
+
 func init() {
 	for _, m := range metricList {
 		if !m.sessionOnly() {
 			m.sess = sessionMetricExprs[m.name]
+		}
+		if x, ok := itemMetricExprs[m.name]; ok {
+			m.item = x
 		}
 		if m.sess == "" && !m.eventOnly && m.item == "" {
 			panic("query: BUG: metric " + m.name + " has no session expression")

@@ -32,7 +32,8 @@ var oracleSessionMetrics = map[string]bool{
 // (GA4's event scope): it has no value per session.
 func oracleEventDim(name string) bool {
 	switch name {
-	case "pagePath", "pagePathPlusQueryString", "pageTitle", "hostName", "fullPageUrl", "pageReferrer", "eventName", "isKeyEvent":
+	case "pagePath", "pagePathPlusQueryString", "pageTitle", "hostName", "fullPageUrl", "pageReferrer", "eventName", "isKeyEvent",
+		"transactionId", "currencyCode": // GA4's ecommerce event parameters: event-scoped
 		return true
 	}
 	return strings.HasPrefix(name, "customEvent:") || strings.HasPrefix(name, "customUser:")

@@ -257,6 +257,19 @@ func TestQuotaConcurrent(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("11th concurrent request waited %s before its refusal", d)
 	}
+	// Requests that may not read the property are refused for that, not
+	// for its quota, and take no slot of it.
+	for _, key := range []string{"", "avk_unknown"} {
+		if code, body := postAs(h, key, "/v1beta/properties/1:runReport", quotaReport); code != http.StatusUnauthorized {
+			t.Fatalf("key %q while property 1 is full: %d %s; want 401", key, code, body)
+		}
+	}
+	if code, body := postAs(h, "avk_site1", "/v1beta/properties/2:runReport", quotaReport); code != http.StatusForbidden {
+		t.Fatalf("a key of property 1 reading property 2: %d %s; want 403", code, body)
+	}
+	if n := inflight(); n != 10 {
+		t.Fatalf("%d requests in flight after refused keys, want the 10 waiting", n)
+	}
 	// Another property is not held up.
 	if code, body := postKey(h, "/v1beta/properties/2:runReport", quotaReport); code != http.StatusOK {
 		t.Fatalf("property 2 while property 1 is full: %d %s", code, body)
@@ -347,8 +360,15 @@ func TestPropertyQuotaRedis(t *testing.T) {
 // postKey sends body to path with testKey and returns the status and body
 // (safe to call from other goroutines).
 func postKey(h http.Handler, path, body string) (int, string) {
+	return postAs(h, testKey, path, body)
+}
+
+// postAs is postKey with another key; "" sends none.
+func postAs(h http.Handler, key, path, body string) (int, string) {
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testKey)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String()

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -57,6 +58,16 @@ var rollupKindOf = func() map[string]postgres.DimKind {
 	return m
 }()
 
+// itemRollupKindOf maps an item dimension's column (item profile, list,
+// promotion) to its rollup kind.
+var itemRollupKindOf = func() map[string]postgres.DimKind {
+	m := make(map[string]postgres.DimKind, len(postgres.ItemRollupKinds))
+	for _, k := range postgres.ItemRollupKinds {
+		m[postgres.DimColumns[k]] = k
+	}
+	return m
+}()
+
 // sessionRollupKindOf maps a sessions dims column to its session rollup kind.
 var sessionRollupKindOf = func() map[string]postgres.DimKind {
 	m := make(map[string]postgres.DimKind, len(postgres.SessionRollupKinds))
@@ -89,6 +100,77 @@ var rollupMetrics = map[string]struct {
 		return 0, float64(c.events) / float64(a)
 	}},
 	"userEngagementDuration": {0, func(c *rollupCell) (int64, float64) { return 0, float64(c.engageMs) / 1000 }},
+}
+
+// amountValue is the metric of one amounts slot, an integer count or an
+// amount of money.
+func amountValue(slot int, integer bool) rollupMetric {
+	return func(c *rollupCell) (int64, float64) {
+		if integer {
+			return int64(c.amounts[slot]), 0
+		}
+		return 0, c.amounts[slot]
+	}
+}
+
+// commerceRollupMetrics are the ecommerce metrics the event rollups carry
+// in their amounts (postgres.Amounts), as commerce.go defines them over
+// events joined to event_commerce.
+var commerceRollupMetrics = map[string]rollupMetric{
+	"totalRevenue": func(c *rollupCell) (int64, float64) {
+		return 0, c.amounts[postgres.AmountPurchaseRevenue] + c.amounts[postgres.AmountInAppRevenue] - c.amounts[postgres.AmountRefund]
+	},
+	"purchaseRevenue": func(c *rollupCell) (int64, float64) {
+		return 0, c.amounts[postgres.AmountPurchaseRevenue] - c.amounts[postgres.AmountRefund]
+	},
+	"refundAmount":       amountValue(postgres.AmountRefund, false),
+	"shippingAmount":     amountValue(postgres.AmountShipping, false),
+	"taxAmount":          amountValue(postgres.AmountTax, false),
+	"transactions":       amountValue(postgres.AmountTransactions, true),
+	"ecommercePurchases": amountValue(postgres.AmountPurchases, true),
+	"averagePurchaseRevenue": func(c *rollupCell) (int64, float64) {
+		n := c.amounts[postgres.AmountPurchases]
+		if n == 0 {
+			return 0, 0
+		}
+		return 0, (c.amounts[postgres.AmountPurchaseRevenue] - c.amounts[postgres.AmountRefund]) / n
+	},
+}
+
+// itemRollupMetrics are the item metrics the item kinds' rollups carry.
+var itemRollupMetrics = map[string]struct {
+	sketches int
+	value    rollupMetric
+}{
+	"itemRevenue": {0, func(c *rollupCell) (int64, float64) {
+		return 0, c.amounts[postgres.AmountItemRevenue] - c.amounts[postgres.AmountItemRefund]
+	}},
+	"itemsPurchased":   {0, amountValue(postgres.AmountItemsPurchased, true)},
+	"itemsViewed":      {0, amountValue(postgres.AmountItemsViewed, true)},
+	"itemsAddedToCart": {0, amountValue(postgres.AmountItemsAdded, true)},
+}
+
+// eventRollupMetrics are rollupMetrics and commerceRollupMetrics: what
+// rollup_days answers for event reports.
+var eventRollupMetrics = func() map[string]struct {
+	sketches int
+	value    rollupMetric
+} {
+	m := maps.Clone(rollupMetrics)
+	for name, v := range commerceRollupMetrics {
+		m[name] = struct {
+			sketches int
+			value    rollupMetric
+		}{0, v}
+	}
+	return m
+}()
+
+// readsAmounts reports whether metric name reads the rollups' amounts.
+func readsAmounts(name string) bool {
+	_, ev := commerceRollupMetrics[name]
+	_, it := itemRollupMetrics[name]
+	return ev || it
 }
 
 // perSessionValue divides x by the cell's sessions; 0 without sessions.
@@ -141,10 +223,13 @@ func metricsOf(p *plan) map[string]struct {
 	sketches int
 	value    rollupMetric
 } {
-	if p.sessions {
+	switch {
+	case p.sessions:
 		return sessionRollupMetrics
+	case p.items:
+		return itemRollupMetrics
 	}
-	return rollupMetrics
+	return eventRollupMetrics
 }
 
 // Sketch columns of rollup_days, as bits.
@@ -159,7 +244,9 @@ var sketchColumns = []string{"users", "active_users", "new_users"}
 // rollupPlan is how a covered report reads the rollups.
 type rollupPlan struct {
 	sessions bool             // session_rollups (a session report), else rollup_days
-	kind     postgres.DimKind // 0: all events (no dictionary dimension); RollupHour: by hour
+	items    bool             // the item kinds' rows (an item report)
+	amounts  bool             // the report reads amounts
+	kind     postgres.DimKind // 0: all events (no dictionary dimension); RollupHour: by hour; RollupItems: all items
 	column   string           // the events column of kind, "" for 0
 	sketches int              // sketch columns to read
 }
@@ -167,13 +254,20 @@ type rollupPlan struct {
 // coverByRollups returns how p reads the rollups, or false when they do not
 // hold what p asks.
 func coverByRollups(p *plan) (rollupPlan, bool) {
-	rp := rollupPlan{sessions: p.sessions}
-	if p.items {
-		return rp, false // the rollups count events, not items
-	}
+	rp := rollupPlan{sessions: p.sessions, items: p.items}
 	kindOf, from := rollupKindOf, p.site.rollupsFrom
-	if p.sessions {
+	switch {
+	case p.sessions:
 		kindOf, from = sessionRollupKindOf, p.site.sessionRollupsFrom
+	case p.items:
+		// Item rows are rolled up by item dimension and day only.
+		kindOf, from = itemRollupKindOf, p.site.commerceRollupsFrom
+	}
+	for _, m := range p.metrics {
+		if readsAmounts(m.name) {
+			rp.amounts = true
+			from = p.site.commerceRollupsFrom
+		}
 	}
 	if p.metricFilter != nil || from.IsZero() || p.mixed {
 		return rp, false // event-session reports count sessions per group: events only
@@ -183,7 +277,7 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		if _, ok := rollupDayExprs[d.name]; ok {
 			return true
 		}
-		if _, ok := rollupHourExprs[d.name]; ok && !p.sessions {
+		if _, ok := rollupHourExprs[d.name]; ok && !p.sessions && !p.items {
 			hourly = true
 			return true
 		}
@@ -191,10 +285,16 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 			return false
 		}
 		if !p.sessions && (d.scope == scopeSession || d.scope == scopeUser) {
-			// rollup_days count events by their own traffic columns, set on
-			// a session's first event only; a session's value on every
-			// event needs the events joined to their sessions.
-			return false
+			// rollup_days' dims kinds count events by their own traffic
+			// columns, set on a session's first event only; the session's
+			// traffic source on every event is the RollupSessionTraffic
+			// rows'. Other session and user values need the events joined
+			// to their sessions.
+			if !sessionTrafficDim(d) || (rp.column != "" && rp.column != sessionTrafficColumn) {
+				return false
+			}
+			rp.column = sessionTrafficColumn
+			return true
 		}
 		for _, j := range d.joins {
 			if _, ok := kindOf[j.column]; !ok || (rp.column != "" && rp.column != j.column) {
@@ -215,8 +315,11 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if hourly && rp.column != "" {
 		return rp, false // hours are rolled up for all events only
 	}
-	if hourly {
+	if hourly && p.site.hourRollupsFrom.After(from) {
 		from = p.site.hourRollupsFrom
+	}
+	if rp.column == sessionTrafficColumn {
+		from = p.site.trafficRollupsFrom
 	}
 	for _, r := range p.ranges {
 		y, m, d := r.lo.In(p.site.loc).Date()
@@ -231,11 +334,18 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		}
 		rp.sketches |= rm.sketches
 	}
-	if rp.column != "" {
+	switch rp.column {
+	case "":
+	case sessionTrafficColumn:
+		rp.kind = postgres.RollupSessionTraffic
+	default:
 		rp.kind = kindOf[rp.column]
 	}
 	if hourly {
 		rp.kind = postgres.RollupHour
+	}
+	if p.items && rp.column == "" {
+		rp.kind = postgres.RollupItems
 	}
 	return rp, true
 }
@@ -289,7 +399,8 @@ func (rp rollupPlan) counters() []string {
 // With ids, a last column lists each group's rollup dim_ids; with only,
 // the statement reads the rows of those dim_ids and no other.
 func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
-	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour}
+	w := &sqlWriter{args: fixedArgValues(p)[:7], rollup: true, rollupHour: rp.kind == postgres.RollupHour,
+		rollupTraffic: rp.kind == postgres.RollupSessionTraffic, items: p.items}
 	w.Grow(1024)
 	joins := append(joinsOf(p.dims), p.dimFilter.joins()...)
 	pre := presummable(p, rp, only)
@@ -297,7 +408,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
-	source := rollupSource(rp.sketches)
+	source := rollupSource(rp.sketches, rp.amounts)
 	if rp.sessions {
 		source = "session_rollups e"
 	}
@@ -307,6 +418,9 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 		w.WriteString(", pre AS (SELECT r.idx, e.dim_id")
 		for _, c := range counters {
 			w.WriteString(", sum(e." + c + ") AS " + c)
+		}
+		for _, a := range rp.amountColumns() {
+			w.WriteString(", sum(e." + a + ") AS " + a)
 		}
 		w.WriteString(fromRanges + where + strconv.Itoa(int(rp.kind)) + " GROUP BY 1, 2)\n")
 		w.WriteString("SELECT e.idx")
@@ -319,6 +433,9 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	}
 	for _, c := range counters {
 		w.WriteString(", sum(e." + c + ")::bigint")
+	}
+	for _, a := range rp.amountColumns() {
+		w.WriteString(", COALESCE(sum(e." + a + "), 0)::float8")
 	}
 	for i, col := range sketchColumns {
 		if rp.sketches&(1<<i) != 0 {
@@ -351,17 +468,72 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	return reportSQL{text: w.String(), args: w.args}
 }
 
-// writeRollupJoins joins each of joins (once) on the rollup row "e"'s dim_id.
+// writeRollupJoins joins each of joins (once) on the rollup row "e"'s
+// dim_id, or, for RollupSessionTraffic rows (rollupTraffic), on the
+// column of the traffic profile dim_id names.
 func (w *sqlWriter) writeRollupJoins(joins []*joinDef) {
-	w.writeDictJoins(joins, func(*joinDef) string { return "e.dim_id" })
+	if !w.rollupTraffic {
+		w.writeDictJoins(joins, func(*joinDef) string { return "e.dim_id" })
+		return
+	}
+	w.WriteString(" LEFT JOIN " + postgres.TrafficProfile.Table + " " + trafficProfileAlias + " ON " + trafficProfileAlias + ".id = e.dim_id")
+	w.writeDictJoins(joins, func(j *joinDef) string { return trafficProfileAlias + "." + j.column })
+}
+
+// sessionTrafficColumn stands in rollupPlan.column for the session's
+// traffic profile, the dim_id of RollupSessionTraffic rows.
+const sessionTrafficColumn = "session:traffic_id"
+
+// trafficProfileAlias is the traffic profile joined to RollupSessionTraffic
+// rows.
+const trafficProfileAlias = "r_traffic"
+
+// sessionTrafficDim reports whether d is a session's traffic source
+// (sessionSource, sessionMedium, sessionSourceMedium, sessionCampaignName,
+// sessionDefaultChannelGroup): session-scoped, every join through the
+// traffic profile.
+func sessionTrafficDim(d *dimDef) bool {
+	if d.scope != scopeSession || len(d.joins) == 0 {
+		return false
+	}
+	for _, j := range d.joins {
+		if j.profile != postgres.TrafficProfile {
+			return false
+		}
+	}
+	return true
+}
+
+// usesSessionTraffic reports whether an event report p read from the
+// rollups reads RollupSessionTraffic rows.
+func usesSessionTraffic(p *plan) bool {
+	if p.sessions {
+		return false
+	}
+	return slices.ContainsFunc(p.dims, sessionTrafficDim) ||
+		!p.dimFilter.all(func(l *filterLeaf) bool { return l.dim == nil || !sessionTrafficDim(l.dim) })
+}
+
+// amountColumns are the columns a0, a1 … of the amounts slots rollupSource
+// gives when rp reads amounts, else none.
+func (rp rollupPlan) amountColumns() []string {
+	if !rp.amounts {
+		return nil
+	}
+	out := make([]string, postgres.NumAmounts)
+	for i := range out {
+		out[i] = "a" + strconv.Itoa(i)
+	}
+	return out
 }
 
 // rollupSource is the rollup rows "e" a statement reads: rollup_days and
 // the packed days of rollup_packs unnested into rows of the same columns,
 // with the sketch columns of sketches only (a pack's sketch arrays are
-// large, and read only when asked for). The statement's conditions on
-// site, kind and day reach both tables' keys.
-func rollupSource(sketches int) string {
+// large, and read only when asked for) and, with amounts, a column per
+// amounts slot (a0 …; NULL: 0). The statement's conditions on site, kind
+// and day reach both tables' keys.
+func rollupSource(sketches int, amounts bool) string {
 	cols := "dim_id, events, page_views, key_events, engagement_ms"
 	arrays := "p.dim_ids, p.events, p.page_views, p.key_events, p.engagement_ms"
 	for i, col := range sketchColumns {
@@ -370,6 +542,18 @@ func rollupSource(sketches int) string {
 			arrays += ", p." + col
 		}
 	}
-	return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
-		arrays + ") AS u(" + cols + ")) e"
+	if !amounts {
+		return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
+			arrays + ") AS u(" + cols + ")) e"
+	}
+	dayAmounts, packAmounts := "", ""
+	for i := range postgres.NumAmounts {
+		n := strconv.Itoa(i)
+		dayAmounts += ", amounts[" + n + " + 1] AS a" + n
+		// A pack's cell i (from 1) has its slots from (i - 1) * slots + 1.
+		packAmounts += ", p.amounts[(u.ord - 1) * " + strconv.Itoa(postgres.NumAmounts) + " + " + n + " + 1]"
+	}
+	return "(SELECT site_id, kind, day, " + cols + dayAmounts + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u." +
+		strings.ReplaceAll(cols, ", ", ", u.") + packAmounts + " FROM rollup_packs p, unnest(" +
+		arrays + ") WITH ORDINALITY AS u(" + cols + ", ord)) e"
 }

@@ -22,7 +22,8 @@ var errNotCovered = errors.New("query: the rollups do not cover this report")
 // rollupCell is one group's merged rollup rows.
 type rollupCell struct {
 	events, views, keyEvents, engageMs int64
-	sessions, engaged, durationUs      int64                  // session rollups only
+	sessions, engaged, durationUs      int64 // session rollups only
+	amounts                            [postgres.NumAmounts]float64
 	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
 }
 
@@ -30,6 +31,9 @@ type rollupCell struct {
 func (c *rollupCell) add(o *rollupCell) {
 	c.events, c.views, c.keyEvents, c.engageMs = c.events+o.events, c.views+o.views, c.keyEvents+o.keyEvents, c.engageMs+o.engageMs
 	c.sessions, c.engaged, c.durationUs = c.sessions+o.sessions, c.engaged+o.engaged, c.durationUs+o.durationUs
+	for i := range c.amounts {
+		c.amounts[i] += o.amounts[i]
+	}
 }
 
 func (c *rollupCell) estimate(bit int) int64 {
@@ -316,6 +320,7 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 		k0     int32
 		keys   = make([]*string, nd)
 		counts = make([]int64, len(sessionCounters))
+		amts   [postgres.NumAmounts]float64
 		skb    [3][][]byte
 		dimIDs []int32
 		dest   = []any{&k0}
@@ -325,6 +330,9 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 	}
 	for i := range rp.counters() {
 		dest = append(dest, &counts[i])
+	}
+	for i := range rp.amountColumns() {
+		dest = append(dest, &amts[i])
 	}
 	for i := range skb {
 		if rp.sketches&(1<<i) != 0 {
@@ -340,7 +348,7 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 			return nil, fmt.Errorf("query: scan rollup row: %w", err)
 		}
 		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3],
-			sessions: counts[4], engaged: counts[5], durationUs: counts[6]}
+			sessions: counts[4], engaged: counts[5], durationUs: counts[6], amounts: amts}
 		raw := new([3][][]byte)
 		for i := range skb {
 			if rp.sketches&(1<<i) != 0 {
@@ -385,7 +393,7 @@ func groupRollupSums(ctx context.Context, db querier, p *plan, sums rollupSums, 
 	}
 	slices.Sort(dimIDs)
 	dimIDs = slices.Compact(dimIDs)
-	w := &sqlWriter{args: []any{int32(p.site.id)}, rollup: true}
+	w := &sqlWriter{args: []any{int32(p.site.id)}, rollup: true, rollupTraffic: usesSessionTraffic(p), items: p.items}
 	joins := joinsOf(p.dims)
 	w.WriteString("WITH ")
 	w.writeNameTables(joins)

@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // rollupSums are a report's counters summed per date range and rollup
@@ -69,6 +74,15 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (rollup
 			dayCols += ", NULL::" + counterArrayType[i]
 		}
 	}
+	// Amounts: a pack's flat array, a day's rows' arrays one after
+	// another (a row without amounts as NULLs), read flat.
+	if rp.amounts {
+		packCols += ", amounts"
+		dayCols += ", array_agg(COALESCE(amounts, array_fill(NULL::float8, ARRAY[" + strconv.Itoa(postgres.NumAmounts) + "])))"
+	} else {
+		packCols += ", NULL::float8[]"
+		dayCols += ", NULL::float8[]"
+	}
 	res, err := db.Query(ctx, `SELECT day, dim_ids`+packCols+` FROM rollup_packs
 			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4
 		UNION ALL
@@ -86,12 +100,17 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (rollup
 		day                          time.Time
 		dims, events, views, keyEvts []int32
 		engaged                      []int64
+		amounts                      pgtype.FlatArray[*float64]
 	)
+	const slots = postgres.NumAmounts
 	for res.Next() {
-		if err := res.Scan(&day, &dims, &events, &views, &keyEvts, &engaged); err != nil {
+		if err := res.Scan(&day, &dims, &events, &views, &keyEvts, &engaged, &amounts); err != nil {
 			return nil, fmt.Errorf("query: sum rollups: %w", err)
 		}
 		n := len(dims)
+		if amounts != nil && len(amounts) != n*slots {
+			return nil, fmt.Errorf("query: sum rollups: BUG: rollups of %s have %d amounts for %d cells", day.Format(time.DateOnly), len(amounts), n)
+		}
 		// Counters not read are all zero.
 		events, views, keyEvts, engaged = orZeros(events, n), orZeros(views, n), orZeros(keyEvts, n), orZeros(engaged, n)
 		if len(events) != n || len(views) != n || len(keyEvts) != n || len(engaged) != n {
@@ -114,6 +133,13 @@ func sumRollups(ctx context.Context, db querier, p *plan, rp rollupPlan) (rollup
 				c.views += int64(views[j])
 				c.keyEvents += int64(keyEvts[j])
 				c.engageMs += engaged[j]
+				if amounts != nil {
+					for a, v := range amounts[j*slots : (j+1)*slots] {
+						if v != nil {
+							c.amounts[a] += *v
+						}
+					}
+				}
 			}
 		}
 	}
@@ -134,10 +160,13 @@ var metricCounters = map[string]int{
 }
 
 // countersUsed are the counters p's metrics read (all for a metric not
-// listed in metricCounters).
+// listed in metricCounters; none for one of the amounts).
 func countersUsed(p *plan) int {
 	used := 0
 	for _, m := range p.metrics {
+		if readsAmounts(m.name) {
+			continue
+		}
 		c, ok := metricCounters[m.name]
 		if !ok {
 			c = 1<<len(eventCounters) - 1

@@ -121,10 +121,10 @@ type metricDef struct {
 
 // sessionOnly reports whether m is a session metric: one that makes a
 // report a session or event-session report.
-func (m *metricDef) sessionOnly() bool { return m.expr == "" && m.item == "" && m.param == "" }
+func (m *metricDef) sessionOnly() bool { return m.expr == "" && m.sess != "" && m.param == "" }
 
 // itemOnly reports whether m exists only in item reports.
-func (m *metricDef) itemOnly() bool { return m.item != "" && m.expr == "" }
+func (m *metricDef) itemOnly() bool { return m.item != "" && m.expr == "" && m.sess == "" }
 
 // GA4 metric types this server reports. Integer metrics are SQL bigint, the
 // others float8.

@@ -53,6 +53,17 @@ var incompatibleScopes = []struct {
 	{scopeAttribution, scopeEvent, "attribution dimensions report key events, user and session metrics, not event counts"},
 }
 
+// incompatible is why GA4 refuses a dimension of scope dim with a metric
+// of scope metric, "" when it does not.
+func incompatible(dim, metric scope) string {
+	for _, r := range incompatibleScopes {
+		if r.dim == dim && r.metric == metric {
+			return r.why
+		}
+	}
+	return ""
+}
+
 // compatConflict is why a set of names cannot make one report.
 type compatConflict struct {
 	dim    *dimDef
@@ -68,10 +79,8 @@ type compatConflict struct {
 func conflict(dims []*dimDef, metrics []*metricDef) *compatConflict {
 	for _, d := range dims {
 		for _, m := range metrics {
-			for _, r := range incompatibleScopes {
-				if d.scope == r.dim && m.scope == r.metric {
-					return &compatConflict{d, m, r.why}
-				}
+			if why := incompatible(d.scope, m.scope); why != "" {
+				return &compatConflict{d, m, why}
 			}
 		}
 	}

@@ -50,6 +50,9 @@ type sqlWriter struct {
 	// rollupHour: the rollup rows are hourly (dim_id the hour), which
 	// answer the hour dimensions too (rollupHourExprs).
 	rollupHour bool
+	// rollupTraffic: the rollup rows are RollupSessionTraffic's, whose
+	// dim_id is a traffic profile (writeRollupJoins).
+	rollupTraffic bool
 	// sessions: expressions read a sessions row "e" (see schema.go).
 	sessions bool
 	// mixed: metrics aggregate per-session rows x (event-session reports).

@@ -30,9 +30,15 @@ type site struct {
 	// hourRollupsFrom is the same for the hourly rollups (never before
 	// rollupsFrom).
 	hourRollupsFrom time.Time
+	// trafficRollupsFrom is the same for the rows by the session's traffic
+	// source (postgres.RollupSessionTraffic; never before rollupsFrom).
+	trafficRollupsFrom time.Time
 	// sessionRollupsFrom is the first local day whose sessions the
 	// session rollups hold completely; zero: none.
 	sessionRollupsFrom time.Time
+	// commerceRollupsFrom is the first local day whose rollups hold every
+	// ecommerce amount and item (never before rollupsFrom).
+	commerceRollupsFrom time.Time
 	// keyEvents are the event names the property counts as key events
 	// (metadata lists keyEvents:<name> for each).
 	keyEvents []string
@@ -407,12 +413,16 @@ func (p *plan) itemScoped(leaves []*filterLeaf) string {
 func (p *plan) setItemScope(item string, leaves []*filterLeaf) *apiError {
 	p.items = true
 	metric := func(m *metricDef, where string) *apiError {
-		if m.item == "" {
+		switch {
+		case m.item != "":
+			return nil
+		case incompatible(scopeItem, m.scope) != "":
 			return invalidArgument("The metric %s%s is not item-scoped and is incompatible with the item-scoped %s; "+
-				"report items with itemRevenue, itemsPurchased, itemsViewed, itemsAddedToCart, cartToViewRate, purchaseToViewRate.",
-				quoteName(m.name), where, item)
+				"report items with itemRevenue, itemsPurchased, itemsViewed, itemsAddedToCart, cartToViewRate, purchaseToViewRate, "+
+				"totalUsers, activeUsers or sessions.", quoteName(m.name), where, item)
 		}
-		return nil
+		return invalidArgument("The metric %s%s is not reported with the item-scoped %s by this server; "+
+			"of the user and session metrics it reports totalUsers, activeUsers and sessions by item.", quoteName(m.name), where, item)
 	}
 	dim := func(d *dimDef, where string) *apiError {
 		if d.item == "" && (d.sessionOnly() || itemRowsLack(d)) {

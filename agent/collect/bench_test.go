@@ -49,6 +49,32 @@ func BenchmarkServeGtag(b *testing.B) {
 	}
 }
 
+// BenchmarkServeGtagPost is a 20-event POST through the handler (make
+// bench's batched and end-to-end load), with a queue that stores nothing;
+// events/s and allocations are per POST.
+func BenchmarkServeGtagPost(b *testing.B) {
+	sites := testSites(b, testNow)
+	c, err := New(Options{Sites: func() *Sites { return sites }, Queue: discard{}, Now: func() time.Time { return testNow }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var body strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&body, "en=scroll&dl=https%%3A%%2F%%2Fblog.test%%2Fp%d&dt=Post+%d&ep.percent_scrolled=90&epn.n=%d\n", i, i, i)
+	}
+	post := body.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/g/collect?"+plainPageView, strings.NewReader(post))
+		req.Header.Set("User-Agent", testUA)
+		w := httptest.NewRecorder()
+		c.ServeGtag(w, req)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("status %d %s", w.Code, w.Body)
+		}
+	}
+}
+
 // plainPageView is a page view without custom parameters, as make bench
 // sends it.
 const plainPageView = "v=2&tid=" + testTID + "&cid=1987654321.1718000000&sid=1718000000&sct=3&seg=1&en=page_view&_et=1520" +

@@ -113,10 +113,12 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	ua := x.Header("User-Agent")
 	var limited []uint32 // sites whose rate limit this request has passed
 	events := make([][]byte, 0, len(hits))
+	enc := make([]byte, 0, 384*len(hits))      // the events' encodings, one after another
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
 	var ids identityMemo                       // the events of a request mostly share their identity
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
+	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
 	for i := range hits {
 		h := &hits[i]
 		site, ok := sites.Lookup(h.MeasurementID)
@@ -153,7 +155,8 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 			key = c.saltMissing(site.ID, now, err)
 			h.Cookieless = true
 		}
-		e, perr := buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &ids)
+		var perr *ParamError
+		e, perr = buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &ids)
 		if perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
@@ -175,14 +178,12 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 		if done != 0 {
 			repaired = append(repaired, done)
 		}
-		b, err := protocol.EncodeEvent(&e)
-		if err != nil {
-			c.log.Error("encoding an event failed", "site", site.ID, "err", err)
-			c.count(site.ID, OutcomeFailed, len(hits))
-			fail(x, http.StatusInternalServerError, 0, "encoding the event failed: "+err.Error())
-			return
-		}
-		events = append(events, b)
+		// One buffer holds the request's encoded events; each is its own
+		// full slice of it, so a later append never writes into one (a
+		// buffer that grows leaves the earlier ones in the old array).
+		start := len(enc)
+		enc = protocol.AppendEvent(enc, &e)
+		events = append(events, enc[start:len(enc):len(enc)])
 		if noSalt {
 			saltless = append(saltless, site.ID)
 		} else {

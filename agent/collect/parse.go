@@ -101,6 +101,11 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
 	var hits []Hit
+	if len(body) > 0 {
+		// A line per event: sized once, as a Hit is large to copy (up to
+		// gtag.js's batches; a body of blank lines does not size it).
+		hits = make([]Hit, 0, min(bytes.Count(body, []byte("\n"))+1, 64))
+	}
 	lineNo := 0
 	for len(body) > 0 {
 		var line []byte
@@ -122,7 +127,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		h.line = lineNo
 		hits = append(hits, h)
 	}
-	if hits == nil {
+	if len(hits) == 0 {
 		h, perr := parseHit(hitParams{base: base, dotted: baseDotted > 0})
 		if perr != nil {
 			return nil, perr

@@ -40,9 +40,18 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	}
 	// Sealing here, in the caller's goroutine, keeps the encryption out of
 	// the commit: concurrent callers encrypt in parallel while one commits.
+	// The request's sealed events share one buffer (one allocation for a
+	// 20-event POST instead of 20); nothing writes to them afterwards.
 	r := &request{events: make([][]byte, len(events)), done: make(chan error, 1)}
+	size := 0
+	for _, e := range events {
+		size += sealOverhead + len(e)
+	}
+	buf := make([]byte, 0, size)
 	for i, e := range events {
-		r.events[i] = q.seal.seal(e, aadPending)
+		start := len(buf)
+		buf = q.seal.sealAppend(buf, e, aadPending)
+		r.events[i] = buf[start:len(buf):len(buf)]
 		r.bytes += int64(len(r.events[i])) + keyOverhead
 	}
 	q.mu.Lock()

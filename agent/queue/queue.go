@@ -91,8 +91,9 @@ type Queue struct {
 	wal        wal   // the write-ahead log; see wal.go for who owns which field
 	reserved   int64 // bytes of queued and in-flight Appends, admitted but not yet committed
 
-	sealMu sync.Mutex // serializes Seal so the next seq is known before encoding
-	signal chan struct{}
+	sealMu   sync.Mutex // serializes Seal so the next seq is known before encoding
+	sealBufs sealBufs   // Seal's buffers, under sealMu
+	signal   chan struct{}
 
 	released atomic.Int64 // Unix nanoseconds of the last releaseMapped
 

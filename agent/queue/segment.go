@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -67,12 +67,17 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	q.sealMu.Lock()
 	defer q.sealMu.Unlock()
 
-	// The events' plaintext goes into one buffer, and the batch is built
-	// and compressed in two more, all reused from seal to seal: a segment
-	// is about a megabyte before compression, and allocating that afresh
-	// each time made the collector run far more often under load.
-	bufs := sealBufPool.Get().(*sealBufs)
-	defer sealBufPool.Put(bufs)
+	// The events' plaintext goes into one buffer, the log is read into
+	// another, and the batch is built, compressed and sealed in three more,
+	// all kept from seal to seal (sealMu guards them): a segment is about a
+	// megabyte before compression, and allocating that afresh each time
+	// made the collector run far more often under load, and the runtime
+	// return the freed pages to the kernel to stay under the agent's memory
+	// limit (madvise, with a TLB shootdown on every CPU the process ran
+	// on). A sync.Pool did not keep them: it is emptied by every second
+	// collection, and the agent collects several times a second under load.
+	// A Seal that finds nothing lets them go, so an idle agent holds none.
+	bufs := &q.sealBufs
 	plain := bufs.events[:0]
 	var keys [][]byte
 	var events int
@@ -98,7 +103,7 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	var walEnd int64
 	if len(keys) < maxEvents {
 		var vals [][]byte
-		if walIDs, vals, walEnd, err = q.walRecords(maxEvents - len(keys)); err != nil {
+		if walIDs, vals, walEnd, err = q.walRecords(maxEvents-len(keys), &bufs.wal); err != nil {
 			return 0, false, q.wrap("seal: read write-ahead log", err)
 		}
 		for i, v := range vals {
@@ -111,6 +116,7 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	}
 	bufs.events = plain
 	if events == 0 {
+		*bufs = sealBufs{}
 		return 0, false, nil
 	}
 	sealed := q.now()
@@ -118,10 +124,13 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	bufs.batch = batch
 	wire := protocol.CompressBatch(bufs.wire[:0], batch)
 	bufs.wire = wire
-	rec := make([]byte, segHeaderLen, segHeaderLen+sealOverhead+len(wire))
+	// bbolt copies a value into its pages when the transaction commits, so
+	// the record's buffer is free again once Update returned.
+	rec := slices.Grow(bufs.rec[:0], segHeaderLen+sealOverhead+len(wire))[:segHeaderLen]
 	binary.BigEndian.PutUint64(rec[:8], uint64(sealed.UnixMicro()))
 	binary.BigEndian.PutUint32(rec[8:12], uint32(events))
 	rec = q.seal.sealAppend(rec, wire, seqKey(seq))
+	bufs.rec = rec
 
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		segs := tx.Bucket(bucketSegments)
@@ -168,10 +177,10 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	return seq, true, nil
 }
 
-// sealBufs are the buffers one Seal builds a segment in (sealBufPool).
-type sealBufs struct{ events, batch, wire []byte }
-
-var sealBufPool = sync.Pool{New: func() any { return new(sealBufs) }}
+// sealBufs are the buffers Seal builds a segment in (Queue.sealBufs):
+// the events' plaintext, the log as read, the batch, its compressed form
+// and the sealed record.
+type sealBufs struct{ events, wal, batch, wire, rec []byte }
 
 // Segments lists sealed, unacknowledged segments in seq order.
 func (q *Queue) Segments() ([]SegmentInfo, error) { return q.OldestSegments(0) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -235,7 +236,9 @@ const walReadMax = 4 << 20
 // With a limit it reads at most wal.readMax bytes (more only for a single
 // larger record), so it may return fewer. The caller holds sealMu, so no
 // one else consumes meanwhile, and Close does not close the file under it.
-func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, err error) {
+// The log is read into *buf (grown as needed; buf nil: a new buffer), which
+// vals point into: they are valid until *buf is used again.
+func (q *Queue) walRecords(limit int, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
 	q.mu.Lock()
 	w := &q.wal
 	from, to, first := w.consumedOff, w.committedOff, w.consumedID+1
@@ -248,7 +251,13 @@ func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, e
 		size = min(size, w.readMax)
 	}
 	for {
-		data := make([]byte, size)
+		var data []byte
+		if buf != nil {
+			data = slices.Grow((*buf)[:0], int(size))[:size]
+			*buf = data
+		} else {
+			data = make([]byte, size)
+		}
 		if _, err := w.f.ReadAt(data, from); err != nil && !errors.Is(err, io.EOF) {
 			return nil, nil, 0, fmt.Errorf("read write-ahead log at %d: %w", from, err)
 		}
@@ -296,7 +305,7 @@ func (q *Queue) drainWAL() error {
 }
 
 func (q *Queue) drainWALLocked() error {
-	ids, vals, end, err := q.walRecords(0)
+	ids, vals, end, err := q.walRecords(0, nil)
 	if err != nil || len(ids) == 0 {
 		return q.walErr("drain", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func subjectEvents(rng *rand.Rand, site uint32, now time.Time) ([]protocol.Event
 				v[j].User = user
 				v[j].UserProps = map[string]string{"plan": "pro"}
 			}
+		}
+		if v[len(v)-1].Name != "purchase" && i == 2 {
+			purchase(rng, &v[len(v)-1]) // the subject buys at least once
 		}
 		out = append(out, v...)
 	}
@@ -125,8 +129,9 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 		t.Fatalf("%d packs with arrays out of step after the rewrite (%v)", bad, err)
 	}
 	data, err := s.store.SubjectData(ctx, with, []uint64{key})
-	if err != nil || len(data.Events)+len(data.Sessions) != 0 {
-		t.Fatalf("after the erasure the subject still has %d events and %d sessions (%v)", len(data.Events), len(data.Sessions), err)
+	if err != nil || len(data.Events)+len(data.Sessions)+len(data.Commerce)+len(data.Items) != 0 {
+		t.Fatalf("after the erasure the subject still has %d events, %d sessions, %d commerce rows and %d items (%v)",
+			len(data.Events), len(data.Sessions), len(data.Commerce), len(data.Items), err)
 	}
 	// The audit trail holds the erasure and still verifies.
 	v, err := s.store.VerifyAudit(ctx)
@@ -236,13 +241,42 @@ func TestExportHoldsExactlyTheSubject(t *testing.T) {
 			t.Fatalf("exported session %+v is someone else's", ss)
 		}
 	}
+	// The subject's purchases: their amounts and items, nobody else's.
+	var purchases []protocol.Event
+	for _, ev := range subj {
+		if ev.Name == "purchase" {
+			purchases = append(purchases, ev)
+		}
+	}
+	if len(purchases) == 0 || len(e.Commerce) != len(purchases) || len(e.Items) != len(purchases) {
+		t.Fatalf("export holds %d commerce rows and %d items; the subject made %d purchases of one item each", len(e.Commerce), len(e.Items), len(purchases))
+	}
+	for i, p := range purchases {
+		c, it := e.Commerce[i], e.Items[i]
+		if c.Key != key || c.Name != "purchase" || c.Revenue != p.Value || c.TransactionID != p.TransactionID || c.Currency != "USD" ||
+			!c.Time.Equal(time.UnixMicro(p.TimeMicros)) {
+			t.Errorf("commerce row %+v, want the purchase %+v", c, p)
+		}
+		if it.Key != key || it.Dims["item_name"] != p.Items[0].Name || it.Dims["item_id"] != p.Items[0].ID || it.Quantity != 1 || it.Revenue != p.Value {
+			t.Errorf("item %+v, want the purchase's %+v", it, p.Items[0])
+		}
+	}
 	var buf bytes.Buffer
 	if err := e.WriteCSV(&buf); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(&buf).ReadAll()
-	if err != nil || len(recs) != 1+len(e.Events)+len(e.Sessions) {
-		t.Fatalf("csv: %d records (%v), want header + %d", len(recs), err, len(e.Events)+len(e.Sessions))
+	if n := len(e.Events) + len(e.Sessions) + len(e.Commerce) + len(e.Items); err != nil || len(recs) != 1+n {
+		t.Fatalf("csv: %d records (%v), want header + %d", len(recs), err, n)
+	}
+	items := 0
+	for _, r := range recs {
+		if r[0] == "item" && slices.Contains(r, purchases[0].Items[0].Name) {
+			items++
+		}
+	}
+	if items == 0 {
+		t.Fatalf("csv has no item record naming %q", purchases[0].Items[0].Name)
 	}
 	buf.Reset()
 	if err := e.WriteJSON(&buf); err != nil || !strings.Contains(buf.String(), "customer-4711") || !strings.Contains(buf.String(), "cookieless") {

@@ -23,6 +23,10 @@ type Export struct {
 	Note        string                    `json:"note"`
 	Events      []postgres.SubjectEvent   `json:"events"`
 	Sessions    []postgres.SubjectSession `json:"sessions"`
+	// Commerce holds the amounts of the subject's ecommerce events
+	// (purchases, refunds …), Items their items.
+	Commerce []postgres.SubjectCommerce `json:"commerce"`
+	Items    []postgres.SubjectItem     `json:"items"`
 }
 
 // WriteJSON writes the export as one indented JSON document.
@@ -39,9 +43,15 @@ func (e *Export) WriteJSON(w io.Writer) error {
 var csvFixed = []string{"record", "time", "end", "session_id", "event_name", "events", "page_views", "key_events",
 	"engagement_time_msec", "flags"}
 
+// csvCommerce are the CSV columns of commerce and item records, after the
+// parameters.
+var csvCommerce = []string{"value", "tax", "shipping", "transaction_id", "currency", "first_purchase", "quantity"}
+
 // WriteCSV writes the export as one CSV table: a row per event (record
-// "event") then a row per session (record "session"), a column per
-// dimension found, and parameters and user properties as JSON objects.
+// "event"), per session ("session"), per ecommerce row ("commerce") and
+// per item ("item"), a column per dimension found (item dimensions
+// included), parameters and user properties as JSON objects, then the
+// amounts of commerce and item rows.
 func (e *Export) WriteCSV(w io.Writer) error {
 	dimSet := map[string]bool{}
 	for _, ev := range e.Events {
@@ -54,9 +64,15 @@ func (e *Export) WriteCSV(w io.Writer) error {
 			dimSet[k] = true
 		}
 	}
+	for _, it := range e.Items {
+		for k := range it.Dims {
+			dimSet[k] = true
+		}
+	}
 	dims := slices.Sorted(maps.Keys(dimSet))
 	cw := csv.NewWriter(w)
-	header := append(append(slices.Clone(csvFixed), dims...), "params", "num_params", "user_properties")
+	header := append(append(append(slices.Clone(csvFixed), dims...), "params", "num_params", "user_properties"), csvCommerce...)
+	money := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("governance: write export csv: %w", err)
 	}
@@ -75,6 +91,7 @@ func (e *Export) WriteCSV(w io.Writer) error {
 		}
 		rec = append(rec, jsonCell(ev.Params, len(ev.Params) == 0), jsonCell(ev.NumParams, len(ev.NumParams) == 0),
 			jsonCell(ev.UserProps, len(ev.UserProps) == 0))
+		rec = append(rec, make([]string, len(csvCommerce))...)
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("governance: write export csv: %w", err)
 		}
@@ -87,6 +104,25 @@ func (e *Export) WriteCSV(w io.Writer) error {
 			rec = append(rec, s.Dims[d])
 		}
 		rec = append(rec, "", "", "")
+		rec = append(rec, make([]string, len(csvCommerce))...)
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("governance: write export csv: %w", err)
+		}
+	}
+	for _, c := range e.Commerce {
+		rec := []string{"commerce", c.Time.Format(time.RFC3339Nano), "", "", c.Name, "", "", "", "", ""}
+		rec = append(rec, make([]string, len(dims)+3)...)
+		rec = append(rec, money(c.Revenue), money(c.Tax), money(c.Shipping), c.TransactionID, c.Currency, strconv.FormatBool(c.FirstPurchase), "")
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("governance: write export csv: %w", err)
+		}
+	}
+	for _, it := range e.Items {
+		rec := []string{"item", it.Time.Format(time.RFC3339Nano), "", strconv.FormatInt(it.SessionID, 10), it.Name, "", "", "", "", ""}
+		for _, d := range dims {
+			rec = append(rec, it.Dims[d])
+		}
+		rec = append(rec, "", "", "", money(it.Revenue), "", "", "", "", "", strconv.Itoa(int(it.Quantity)))
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("governance: write export csv: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -151,7 +152,20 @@ func visit(rng *rand.Rand, site uint32, visitor uint64, start time.Time, n int, 
 		out = append(out, e)
 		ts = ts.Add(time.Duration(30+rng.IntN(90)) * time.Second)
 	}
+	// A third of the visits end in a purchase of one item.
+	if n > 1 && rng.IntN(3) == 0 {
+		purchase(rng, &out[n-1])
+	}
 	return out
+}
+
+// purchase makes e a purchase of one item, under a transaction id of its
+// own.
+func purchase(rng *rand.Rand, e *protocol.Event) {
+	e.Name, e.Flags = "purchase", e.Flags|protocol.FlagKeyEvent
+	e.Value, e.Tax, e.Currency = float64(5+rng.IntN(50)), 1.5, "USD"
+	e.TransactionID = fmt.Sprintf("T-%x-%d", e.Visitor, e.TimeMicros)
+	e.Items = []protocol.Item{{ID: "SKU-" + strconv.Itoa(rng.IntN(3)), Name: "Item " + strconv.Itoa(rng.IntN(3)), Price: e.Value, Quantity: 1}}
 }
 
 // seed makes visitors' sessions on site over the days before now (0 is
@@ -222,6 +236,8 @@ func reports(from string) []map[string]any {
 	}
 	return []map[string]any{
 		{"dateRanges": dr, "metrics": all},
+		{"dateRanges": dr, "dimensions": dims("date"), "metrics": mets("totalRevenue", "ecommercePurchases", "taxAmount"), "orderBys": byDims("date")},
+		{"dateRanges": dr, "dimensions": dims("itemName"), "metrics": mets("itemRevenue", "itemsPurchased"), "orderBys": byDims("itemName")},
 		{"dateRanges": dr, "dimensions": dims("date"), "metrics": all, "orderBys": byDims("date")},
 		{"dateRanges": dr, "dimensions": dims("dateHour"), "metrics": mets("eventCount", "activeUsers"), "orderBys": byDims("dateHour")},
 		{"dateRanges": dr, "dimensions": dims("eventName"), "metrics": all, "orderBys": byDims("eventName")},

@@ -56,10 +56,10 @@ func (s *Service) Export(ctx context.Context, sub Subject, actor string) (*Expor
 		return nil, fmt.Errorf("governance: export: %w", err)
 	}
 	e := &Export{Property: sub.Site, Identity: sub.Identity, Key: keyText(sub.Key), GeneratedAt: s.now(),
-		Note: CookielessNote, Events: data.Events, Sessions: data.Sessions}
+		Note: CookielessNote, Events: data.Events, Sessions: data.Sessions, Commerce: data.Commerce, Items: data.Items}
 	if _, err := s.Store.AppendAudit(ctx, postgres.AuditEntry{Actor: actor, Action: "gdpr.export", Site: sub.Site,
 		Detail: map[string]any{"identity": string(sub.Identity), "key": keyText(sub.Key),
-			"events": len(e.Events), "sessions": len(e.Sessions)}}); err != nil {
+			"events": len(e.Events), "sessions": len(e.Sessions), "commerce": len(e.Commerce), "items": len(e.Items)}}); err != nil {
 		return nil, fmt.Errorf("governance: export: %w", err)
 	}
 	return e, nil

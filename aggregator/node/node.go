@@ -248,7 +248,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.redis != nil || cfg.GossipListen == "" {
 		n.cache = redis.NewCache(n.redis, redis.CacheOptions{Prefix: n.rprefix, Logger: log, Metrics: n.metrics.cache})
 	}
-	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Tracer: tp.Tracer(tracerWrite),
+	// The events a derivation adds (session_start, first_visit) count in
+	// realtime when it commits, on whichever node derived them; the
+	// staged ones counted when their batch was staged (docs/architecture.md,
+	// Freshness).
+	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Added: n.onAdded, Tracer: tp.Tracer(tracerWrite),
 		Metrics: n.metrics.write}, n.store)
 	n.retainer.Metrics = n.metrics.governance
 	n.gdpr = n.newGDPRWorker(log)
@@ -367,6 +371,11 @@ func (n *Node) onDerived(ctx context.Context, site uint32, events []protocol.Eve
 	if n.cache != nil {
 		n.cache.Committed(ctx, events)
 	}
+}
+
+// onAdded counts in realtime the events a derivation of site added.
+func (n *Node) onAdded(ctx context.Context, _ uint32, events []protocol.Event) {
+	n.realtime.Record(ctx, events)
 }
 
 // onCommitted runs the committed hooks for one batch's staged events.

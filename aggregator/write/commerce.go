@@ -118,10 +118,11 @@ func (p *commercePlan) hasCommerce(e *protocol.Event, i int) bool {
 }
 
 // writeCommerce writes the events' event_commerce rows (setting their rows'
-// Commerce ids) and item rows. Amounts in another currency than the
-// site's are converted with the operator's rate, or kept as sent when
-// there is none. rows are the events' rows with sessions assigned.
-func (p *commercePlan) write(ctx context.Context, store *postgres.Store, d *postgres.DeriveTx, events []protocol.Event, rows []postgres.EventRow) error {
+// Commerce ids and rollup amounts) and item rows, which it returns for
+// the rollups. Amounts in another currency than the site's are converted
+// with the operator's rate, or kept as sent when there is none. rows are
+// the events' rows with sessions assigned.
+func (p *commercePlan) write(ctx context.Context, store *postgres.Store, d *postgres.DeriveTx, events []protocol.Event, rows []postgres.EventRow) ([]postgres.ItemRow, error) {
 	var idx []int
 	for i := range events {
 		if p.hasCommerce(&events[i], i) {
@@ -129,12 +130,12 @@ func (p *commercePlan) write(ctx context.Context, store *postgres.Store, d *post
 		}
 	}
 	if len(idx) == 0 {
-		return nil
+		return nil, nil
 	}
 	site := d.Site()
 	rates, err := d.Rates(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rate := func(e *protocol.Event) float64 {
 		if r, ok := rates[e.Currency]; ok && e.Currency != "" && e.Currency != d.Currency() {
@@ -151,7 +152,7 @@ func (p *commercePlan) write(ctx context.Context, store *postgres.Store, d *post
 	}
 	bought, err := d.Purchasers(ctx, visitors)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	byTime := slices.Clone(idx)
 	sort.SliceStable(byTime, func(a, b int) bool { return events[byTime[a]].TimeMicros < events[byTime[b]].TimeMicros })
@@ -169,7 +170,7 @@ func (p *commercePlan) write(ctx context.Context, store *postgres.Store, d *post
 	}
 	currencies, err := store.ResolveStrings(ctx, site, kinds, values)
 	if err != nil {
-		return fmt.Errorf("write: derive site %d: %w", site, err)
+		return nil, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	crows := make([]postgres.CommerceRow, len(idx))
 	for j, i := range idx {
@@ -183,17 +184,18 @@ func (p *commercePlan) write(ctx context.Context, store *postgres.Store, d *post
 	}
 	ids, err := d.AddCommerce(ctx, crows)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for j, i := range idx {
 		rows[i].Commerce = ids[j]
+		rows[i].Amounts = postgres.EventAmounts(events[i].Name, &crows[j])
 	}
 	return p.writeItems(ctx, store, d, events, rows, idx, rate)
 }
 
-// writeItems writes the item rows of the events idx.
+// writeItems writes the item rows of the events idx and returns them.
 func (p *commercePlan) writeItems(ctx context.Context, store *postgres.Store, d *postgres.DeriveTx, events []protocol.Event,
-	rows []postgres.EventRow, idx []int, rate func(*protocol.Event) float64) error {
+	rows []postgres.EventRow, idx []int, rate func(*protocol.Event) float64) ([]postgres.ItemRow, error) {
 	var keys []postgres.ItemKey
 	var kinds []postgres.DimKind
 	var values []string
@@ -207,16 +209,16 @@ func (p *commercePlan) writeItems(ctx context.Context, store *postgres.Store, d 
 		}
 	}
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	site := d.Site()
-	profiles, err := store.ResolveItems(ctx, site, keys)
+	profiles, itemDims, err := store.ResolveItemDims(ctx, site, keys)
 	if err != nil {
-		return fmt.Errorf("write: derive site %d: %w", site, err)
+		return nil, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	dims, err := store.ResolveStrings(ctx, site, kinds, values)
 	if err != nil {
-		return fmt.Errorf("write: derive site %d: %w", site, err)
+		return nil, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	items := make([]postgres.ItemRow, 0, len(keys))
 	n := 0
@@ -224,13 +226,18 @@ func (p *commercePlan) writeItems(ctx context.Context, store *postgres.Store, d 
 		e, row, r := &events[i], &rows[i], rate(&events[i])
 		for k := range e.Items {
 			it := &e.Items[k]
+			revenue := it.Price * float64(it.Units()) * r
 			items = append(items, postgres.ItemRow{TS: row.TS, Visitor: row.Visitor, Session: row.Session,
-				Revenue: it.Price * float64(it.Units()) * r, Site: row.Site, Name: row.Dims[postgres.DimEventName-1],
+				Revenue: revenue, Site: row.Site, Name: row.Dims[postgres.DimEventName-1],
 				Referrer: row.Dims[postgres.DimReferrer-1], Content: row.Content, Client: row.Client, Traffic: row.Traffic,
 				Commerce: row.Commerce, Profile: profiles[n], List: dims[2*n], Promotion: dims[2*n+1],
-				Quantity: int32(it.Units()), Flags: row.Flags})
+				Quantity: int32(it.Units()), Flags: row.Flags, Dims: itemDims[n],
+				Amounts: postgres.ItemAmounts(e.Name, revenue, int32(it.Units()))})
 			n++
 		}
 	}
-	return d.CopyItems(ctx, items)
+	if err := d.CopyItems(ctx, items); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -52,11 +52,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	events := make([]protocol.Event, 0, total+total/4) // room for derived events
 	for _, st := range rows {
-		b, err := protocol.DecodeBatch(st.Payload)
-		if err != nil {
+		if events, err = protocol.AppendBatchEvents(events, st.Payload); err != nil {
 			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
-		events = append(events, b.Events...)
 	}
 	if events, err = dropErased(ctx, d, events, w.cfg.Metrics); err != nil {
 		return 0, 0, err
@@ -112,7 +110,8 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	sess := sessionRows(events, res, &as, newUser)
 	// Commerce rows of the staged events (derived events carry none).
-	if err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged]); err != nil {
+	items, err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged])
+	if err != nil {
 		return 0, 0, err
 	}
 	if err := d.CopyEvents(ctx, res.Rows); err != nil {
@@ -122,7 +121,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.AddRollups(ctx, res.Rows); err != nil {
+	if err := d.AddRollups(ctx, res.Rows, items, changes); err != nil {
 		return 0, 0, err
 	}
 	if err := d.AddSessionRollups(ctx, changes); err != nil {
@@ -142,6 +141,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	if w.cfg.Derived != nil {
 		w.cfg.Derived(ctx, site, events)
+	}
+	if w.cfg.Added != nil && derived > 0 {
+		w.cfg.Added(ctx, site, events[len(events)-derived:])
 	}
 	return staged, rows[len(rows)-1].ID, nil
 }

@@ -46,6 +46,13 @@ type Config struct {
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports).
 	Derived func(ctx context.Context, site uint32, events []protocol.Event)
+	// Added, when set, runs after a derivation of site committed, with
+	// only the events the derivation added itself (session_start,
+	// first_visit; derived_events.go), once per commit: the staged events
+	// were announced when their batch was staged, so a consumer of both
+	// (realtime) counts every stored event once. A derivation whose node
+	// dies between its commit and this call never announces them.
+	Added func(ctx context.Context, site uint32, events []protocol.Event)
 	// Tracer makes a span ("write.derive") per derivation; nil: none.
 	Tracer trace.Tracer
 	// Metrics count derivations (NewMetrics); nil: unregistered ones.

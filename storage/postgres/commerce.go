@@ -81,6 +81,26 @@ type ItemRow struct {
 	List, Promotion      int32 // dims ids
 	Quantity             int32
 	Flags                int16
+	// Not columns, for rollups: the item profile's dims ids
+	// (ItemProfile.Kinds order) and the row's amounts.
+	Dims    [9]int32
+	Amounts Amounts
+}
+
+// rollupDim is the row's dims id of item kind k (ItemRollupKinds).
+func (r *ItemRow) rollupDim(k DimKind) int32 {
+	switch k {
+	case DimItemListName:
+		return r.List
+	case DimItemPromotion:
+		return r.Promotion
+	}
+	for i, pk := range ItemProfile.Kinds {
+		if pk == k {
+			return r.Dims[i]
+		}
+	}
+	return 0
 }
 
 var itemColumns = []string{"ts", "visitor_id", "session_id", "revenue", "site_id", "name_id", "referrer_id", "content_id",
@@ -93,6 +113,13 @@ type ItemKey [9]string
 // inserting the strings and profiles not known yet, in their own short
 // transactions like ResolveEvents.
 func (s *Store) ResolveItems(ctx context.Context, site uint32, keys []ItemKey) ([]int32, error) {
+	out, _, err := s.ResolveItemDims(ctx, site, keys)
+	return out, err
+}
+
+// ResolveItemDims is ResolveItems, also returning each key's dims ids
+// (ItemProfile.Kinds order).
+func (s *Store) ResolveItemDims(ctx context.Context, site uint32, keys []ItemKey) ([]int32, [][9]int32, error) {
 	kinds := make([]DimKind, 0, len(keys)*len(ItemProfile.Kinds))
 	values := make([]string, 0, cap(kinds))
 	for _, k := range keys {
@@ -102,19 +129,21 @@ func (s *Store) ResolveItems(ctx context.Context, site uint32, keys []ItemKey) (
 	}
 	ids, err := s.ResolveStrings(ctx, site, kinds, values)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pkeys := make([]profileKey, len(keys))
+	dims := make([][9]int32, len(keys))
 	n := len(ItemProfile.Kinds)
 	for i := range keys {
 		pkeys[i].site = int32(site)
 		copy(pkeys[i].ids[:n], ids[i*n:(i+1)*n])
+		copy(dims[i][:], ids[i*n:(i+1)*n])
 	}
 	out := make([]int32, len(keys))
 	if err := s.profileIDs(ctx, ItemProfile, s.items, pkeys, out); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, dims, nil
 }
 
 // ResolveStrings returns the dims id of each (kinds[i], values[i]) of site;

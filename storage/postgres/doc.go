@@ -32,12 +32,17 @@
 //     staged event adds to them once. Sketches are merged under row locks
 //     taken in key order. Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
-//     hour_rollups_from for the hourly rows, kind RollupHour) says from which
-//     day a site's rollups are complete. Closed days (before yesterday in
+//     hour_rollups_from for the hourly rows, kind RollupHour, and
+//     traffic_rollups_from for the rows by session traffic source, kind
+//     RollupSessionTraffic) says from which day a site's rollups are
+//     complete. Closed days (before yesterday in
 //     the site's time zone) are packed by PackRollups, the upkeep job, into
 //     one rollup_packs row per kind and day holding its values as parallel
 //     arrays; reports add both tables (late events of a packed day land in
-//     rollup_days until the next pack).
+//     rollup_days until the next pack). A cell's amounts (Amounts,
+//     migration 019) are its ecommerce counters by slot; item rows add to
+//     cells of the item kinds (ItemRollupKinds, RollupItems), and
+//     sites.commerce_rollups_from says from which day they are complete.
 //   - Settled days' events (UTC days that ended more than 72 hours ago, as
 //     far back as a Measurement Protocol event may be dated) are packed by
 //     PackEvents, the upkeep job, into event_packs: per site, day and part

@@ -23,6 +23,8 @@ type EventRow struct {
 	Client, Traffic  int32              // client_profiles and traffic_profiles ids
 	Commerce         int32              // event_commerce id; 0: none
 	PageView         bool               // a page_view event, for rollups (not a column)
+	Amounts          *Amounts           // ecommerce amounts for rollups (not a column); nil: none
+	SessionTraffic   int32              // the session's traffic_profiles id, for rollups (not a column)
 }
 
 // pgEpochMicros is 2000-01-01 UTC, PostgreSQL's epoch, in Unix

@@ -138,8 +138,10 @@ type SubjectSession struct {
 
 // SubjectData is everything stored of a subject on a site.
 type SubjectData struct {
-	Events   []SubjectEvent   `json:"events"`
-	Sessions []SubjectSession `json:"sessions"`
+	Events   []SubjectEvent    `json:"events"`
+	Sessions []SubjectSession  `json:"sessions"`
+	Commerce []SubjectCommerce `json:"commerce"` // gdpr_commerce.go
+	Items    []SubjectItem     `json:"items"`
 }
 
 // DimNames name the dimension kinds in exports.
@@ -167,7 +169,7 @@ func (s *Store) SubjectData(ctx context.Context, site uint32, keys []uint64) (Su
 }
 
 func subjectData(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (SubjectData, error) {
-	out := SubjectData{Events: []SubjectEvent{}, Sessions: []SubjectSession{}}
+	out := SubjectData{Events: []SubjectEvent{}, Sessions: []SubjectSession{}, Commerce: []SubjectCommerce{}, Items: []SubjectItem{}}
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -343,6 +345,9 @@ func subjectData(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Subj
 		setProfile(ss.Dims, ClientProfile, r.client)
 		setProfile(ss.Dims, TrafficProfile, r.traffic)
 		out.Sessions = append(out.Sessions, ss)
+	}
+	if out.Commerce, out.Items, err = subjectCommerce(ctx, tx, site, keys); err != nil {
+		return out, err
 	}
 	return out, nil
 }

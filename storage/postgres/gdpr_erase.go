@@ -237,9 +237,12 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	step("find")
 	// What the subject added to the rollups, aggregated from its own rows
 	// by the rebuild's code, before they go.
-	pageView, err := pageViewID(ctx, tx, site)
+	rd, err := newRollupReader(ctx, tx, site, loc)
 	if err != nil {
 		return out, err
+	}
+	if rd.traffic, err = sessionTrafficWhere(ctx, tx, "visitor_id = ANY($2)", site, keys); err != nil {
+		return out, fmt.Errorf("read the subject's sessions: %w", err)
 	}
 	hits, err := subjectPackHits(ctx, tx, site, keys, days)
 	if err != nil {
@@ -253,7 +256,7 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	}
 	events := make(rollupAgg)
 	src := eventsAt(rollupEventColumns(), "site_id = $1 AND visitor_id = ANY($2)", "$3::date[], $4::int[], $5::int[]")
-	if err := aggregateRollups(ctx, tx, events, loc, pageView, rollupEventsSQL(src, "TRUE"), site, keys, slots.days, slots.parts, slots.pos); err != nil {
+	if err := rd.events(ctx, tx, events, rollupEventsSQL(src, "TRUE"), keys, slots.days, slots.parts, slots.pos); err != nil {
 		return out, fmt.Errorf("read the subject's events: %w", err)
 	}
 	sessions := make(sessionRollupAgg)
@@ -288,11 +291,18 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, fmt.Errorf("delete sessions: %w", err)
 	}
 	out.Sessions = tag.RowsAffected()
+	// The subject's items, found as eraseSubjectItems deletes them, go
+	// into the item cells' share of the subject.
+	if len(times) > 0 {
+		if err := rd.items(ctx, tx, events, subjectItemsWhere, keys, times); err != nil {
+			return out, fmt.Errorf("read the subject's items: %w", err)
+		}
+	}
 	if err := eraseSubjectRows(ctx, tx, site, keys, times); err != nil {
 		return out, err
 	}
 	step("sessions")
-	if out.RollupDays, err = correctRollups(ctx, tx, site, loc, keys, events, &out.Sketches); err != nil {
+	if out.RollupDays, err = correctRollups(ctx, tx, rd, keys, events, &out.Sketches); err != nil {
 		return out, err
 	}
 	step("rollups")
@@ -344,6 +354,10 @@ func eraseSubjectRows(ctx context.Context, tx pgx.Tx, site int32, keys []int64, 
 	return nil
 }
 
+// subjectItemsWhere finds the subject's event_items rows "i" ($2 the keys,
+// $3 the times of their events).
+const subjectItemsWhere = "i.ts = ANY($3) AND i.visitor_id = ANY($2)"
+
 // eraseSubjectItems deletes the subject's event_items rows: the items of
 // its events, which carry their event's time (found by the table's site
 // and time index) and visitor.
@@ -351,7 +365,7 @@ func eraseSubjectItems(ctx context.Context, tx pgx.Tx, site int32, keys []int64,
 	if len(times) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM event_items WHERE site_id = $1 AND ts = ANY($3) AND visitor_id = ANY($2)", site, keys, times); err != nil {
+	if _, err := tx.Exec(ctx, "DELETE FROM event_items i WHERE i.site_id = $1 AND "+subjectItemsWhere, site, keys, times); err != nil {
 		return fmt.Errorf("delete from event_items: %w", err)
 	}
 	return nil

@@ -12,21 +12,25 @@ import (
 )
 
 // An erasure corrects the rollup cells its subject touched instead of
-// rebuilding their days. Counters: the subject's contribution, aggregated
-// from its own events (sessions) by the code that aggregates a day for a
-// rebuild, is subtracted. Sketches: sketchWithout takes the subject's
-// hashes out, knowing the cell's remaining visitors only where they can
-// matter: those whose hash falls in a register of one of the subject's
-// (its competitors), found among the day's visitor ids and aggregated like
-// the subject. A sketch near the sparse/dense threshold is recomputed from
+// rebuilding their days. Counters and amounts: the subject's contribution,
+// aggregated from its own events (sessions) and item rows by the code that
+// aggregates a day for a rebuild (rollupReader, with the subject's
+// sessions' traffic for RollupSessionTraffic), is subtracted. Sketches:
+// sketchWithout takes the subject's hashes out, knowing the cell's
+// remaining visitors only where they can matter: those whose hash falls in
+// a register of one of the subject's (its competitors), found among the
+// day's visitor ids and aggregated like the subject (with their sessions'
+// traffic). A sketch near the sparse/dense threshold is recomputed from
 // the cell's remaining rows (the day's rows with the cell's dimension
-// value), as the rebuild would.
+// value; all the day's, and their sessions, for RollupSessionTraffic), as
+// the rebuild would. Item cells (itemKind) hold amounts only.
 //
-// A new rollup kind needs nothing here (cells are keyed by kind); a new
-// counter of rollup_days goes into rollupCell, packEntry.addCounters and
-// the statements, a new one of session_rollups into sessionRollupCell,
-// addCounters and its statements; a new rollups table gets a correction of
-// its own in correctRollups' shape.
+// A new rollup kind needs nothing here when rollupReader fills it (cells
+// are keyed by kind) and rollupDimExpr or recomputeRollupCell finds its
+// rows; a new counter of rollup_days goes into rollupCell,
+// packEntry.addCounters and the statements, a new one of session_rollups
+// into sessionRollupCell, addCounters and its statements; a new rollups
+// table gets a correction of its own in correctRollups' shape.
 
 // EraseSketches counts what an erasure did with the sketches of the cells
 // it corrected.
@@ -82,20 +86,24 @@ func competitors(ctx context.Context, tx pgx.Tx, regs map[uint32]bool, query str
 }
 
 // eventCompetitors finds the site's visitors with events in [lo, hi)
-// whose hash falls in one of regs: those of the events table's rows, and
-// the positions of those packed on the UTC days the range touches (their
+// whose hash falls in one of regs: those of the events table's rows, the
+// positions of those packed on the UTC days the range touches (their
 // visitor_id arrays are read whole, not unnested; a position outside the
-// range is dropped by the reader's time bounds).
-func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs map[uint32]bool, lo, hi time.Time) ([]int64, packSlots, error) {
+// range is dropped by the reader's time bounds), and the ids of both.
+func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs map[uint32]bool, lo, hi time.Time) ([]int64, packSlots, []int64, error) {
 	var slots packSlots
 	found, err := competitors(ctx, tx, regs, "SELECT DISTINCT visitor_id FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3", site, lo, hi)
 	if err != nil {
-		return nil, slots, err
+		return nil, slots, nil, err
+	}
+	all := make(map[int64]bool, len(found))
+	for _, v := range found {
+		all[v] = true
 	}
 	rows, err := tx.Query(ctx, `SELECT day, part, visitor_id FROM event_packs WHERE site_id = $1
 		AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date`, site, lo, hi)
 	if err != nil {
-		return nil, slots, err
+		return nil, slots, nil, err
 	}
 	defer rows.Close()
 	var day time.Time
@@ -103,15 +111,19 @@ func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs map[uint3
 	var visitors []int64
 	for rows.Next() {
 		if err := rows.Scan(&day, &part, &visitors); err != nil {
-			return nil, slots, err
+			return nil, slots, nil, err
 		}
 		for i, v := range visitors {
 			if regs[registerOfHash(VisitorHash(uint64(v)))] {
 				slots.add(day, part, int32(i+1))
+				all[v] = true
 			}
 		}
 	}
-	return found, slots, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, slots, nil, err
+	}
+	return found, slots, slices.Collect(maps.Keys(all)), nil
 }
 
 // localBounds are the bounds of local day (days since 1970-01-01) in loc.
@@ -124,11 +136,7 @@ func localBounds(day int32, loc *time.Location) (time.Time, time.Time) {
 // correctRollups takes subject (the subject's events, aggregated) out of
 // the site's rollup_days and rollup_packs, the subject's events being
 // deleted already. It returns the local days it corrected.
-func correctRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, keys []int64, subject rollupAgg, st *EraseSketches) ([]time.Time, error) {
-	pageView, err := pageViewID(ctx, tx, site)
-	if err != nil {
-		return nil, err
-	}
+func correctRollups(ctx context.Context, tx pgx.Tx, rd *rollupReader, keys []int64, subject rollupAgg, st *EraseSketches) ([]time.Time, error) {
 	regs := subjectRegisters(keys)
 	byDay := map[int32][]rollupKey{}
 	for k := range subject {
@@ -136,10 +144,10 @@ func correctRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time.Locati
 	}
 	var days []time.Time
 	for _, day := range slices.Sorted(maps.Keys(byDay)) {
-		lo, hi := localBounds(day, loc)
+		lo, hi := localBounds(day, rd.hours.loc)
 		cells := byDay[day]
 		slices.SortFunc(cells, compareRollupKeys)
-		if err := correctRollupDay(ctx, tx, site, loc, pageView, regs, lo, hi, cells, subject, st); err != nil {
+		if err := correctRollupDay(ctx, tx, rd, regs, lo, hi, cells, subject, st); err != nil {
 			return nil, fmt.Errorf("correct rollups of %s: %w", lo.Format(time.DateOnly), err)
 		}
 		days = append(days, dayDate(day))
@@ -147,8 +155,9 @@ func correctRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time.Locati
 	return days, nil
 }
 
-func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, regs map[uint32]bool,
+func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map[uint32]bool,
 	lo, hi time.Time, cells []rollupKey, subject rollupAgg, st *EraseSketches) error {
+	site := rd.site
 	day := dayDate(cells[0].day)
 	// The stored cells: a day's cell is in its pack, in rollup_days (late
 	// events of a packed day), or both; reports add both, so the two fold
@@ -165,7 +174,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 	}
 	res, err := tx.Query(ctx, `DELETE FROM rollup_days r USING `+keyUnnest+`
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id
-		RETURNING r.kind, r.dim_id, r.events, r.page_views, r.key_events, r.engagement_ms, r.users, r.active_users, r.new_users`,
+		RETURNING r.kind, r.dim_id, r.events, r.page_views, r.key_events, r.engagement_ms, r.users, r.active_users, r.new_users, r.amounts`,
 		keyArrays(cells)...)
 	if err != nil {
 		return fmt.Errorf("read rollup rows: %w", err)
@@ -173,10 +182,12 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 	for res.Next() {
 		k := rollupKey{site: site, day: cells[0].day}
 		e := new(packEntry)
-		if err := res.Scan(&k.kind, &k.dim, &e.events, &e.views, &e.keyEvents, &e.engageMs, &e.sketches[0], &e.sketches[1], &e.sketches[2]); err != nil {
+		var amounts []*float64
+		if err := res.Scan(&k.kind, &k.dim, &e.events, &e.views, &e.keyEvents, &e.engageMs, &e.sketches[0], &e.sketches[1], &e.sketches[2], &amounts); err != nil {
 			res.Close()
 			return fmt.Errorf("read rollup rows: %w", err)
 		}
+		e.amounts = amountsOf(amounts)
 		if s := stored[k]; s != nil {
 			if err := s.add(e); err != nil {
 				res.Close()
@@ -191,14 +202,20 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 	}
 
 	others := make(rollupAgg)
-	found, slots, err := eventCompetitors(ctx, tx, site, regs, lo, hi)
+	found, slots, visitors, err := eventCompetitors(ctx, tx, site, regs, lo, hi)
 	if err != nil {
 		return fmt.Errorf("visitors: %w", err)
 	}
 	if len(found) > 0 || len(slots.pos) > 0 {
+		// Their sessions' traffic, for their cells of RollupSessionTraffic.
+		if rd.traffic, err = sessionTrafficWhere(ctx, tx,
+			"ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours' AND visitor_id = ANY($4)",
+			site, lo, hi, visitors); err != nil {
+			return fmt.Errorf("competitors' sessions: %w", err)
+		}
 		src := eventsAt(rollupEventColumns(), "site_id = $1 AND ts >= $2 AND ts < $3 AND visitor_id = ANY($4)", "$5::date[], $6::int[], $7::int[]")
-		if err := aggregateRollups(ctx, tx, others, loc, pageView, rollupEventsSQL(src, "e.ts >= $2 AND e.ts < $3"),
-			site, lo, hi, found, slots.days, slots.parts, slots.pos); err != nil {
+		if err := rd.events(ctx, tx, others, rollupEventsSQL(src, "e.ts >= $2 AND e.ts < $3"),
+			lo, hi, found, slots.days, slots.parts, slots.pos); err != nil {
 			return fmt.Errorf("competitors' events: %w", err)
 		}
 	}
@@ -218,6 +235,9 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 		e.addCounters(subj, -1)
 		var redo []int
 		for j := range e.sketches {
+			if itemKind(k.kind) {
+				break // item cells count amounts only
+			}
 			var comp *hyperloglog.Sketch
 			if c := others[k]; c != nil {
 				comp = c.sketches.sk[j]
@@ -234,7 +254,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 			e.sketches[j] = b
 		}
 		if len(redo) > 0 && e.events > 0 {
-			again, err := recomputeRollupCell(ctx, tx, site, loc, pageView, lo, hi, k)
+			again, err := recomputeRollupCell(ctx, tx, rd, lo, hi, k)
 			if err != nil {
 				return err
 			}
@@ -245,14 +265,14 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 		pk := packKey{kind: k.kind, day: day}
 		if p := packs[pk]; p != nil {
 			dirty[pk] = true
-			if e.events > 0 {
+			if e.held() {
 				p[k.dim] = e
 			} else {
 				delete(p, k.dim)
 			}
 			continue
 		}
-		if e.events > 0 {
+		if e.held() {
 			rows = append(rows, k)
 			after[k] = e.cell()
 		}
@@ -278,19 +298,25 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loca
 
 // recomputeRollupCell aggregates cell k's remaining events of [lo, hi) the
 // way a rebuild of the day does, reading only the events with the cell's
-// dimension value.
-func recomputeRollupCell(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi time.Time, k rollupKey) (*packEntry, error) {
+// dimension value (all the day's for RollupSessionTraffic, whose value
+// is found in Go, and their sessions' traffic).
+func recomputeRollupCell(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi time.Time, k rollupKey) (*packEntry, error) {
 	where, args := "e.ts >= $2 AND e.ts < $3", []any{lo, hi}
 	switch kind := DimKind(k.kind); {
 	case kind == RollupHour:
 		where += " AND extract(hour FROM e.ts AT TIME ZONE $4) = $5"
-		args = append(args, loc.String(), k.dim)
+		args = append(args, rd.hours.loc.String(), k.dim)
+	case kind == RollupSessionTraffic:
+		var err error
+		if rd.traffic, err = sessionTraffic(ctx, tx, rd.site, lo, hi); err != nil {
+			return nil, err
+		}
 	case rollupDimExpr(kind) != "":
 		where += " AND " + rollupDimExpr(kind) + " = $4"
 		args = append(args, k.dim)
 	}
 	agg := make(rollupAgg)
-	if err := aggregateRollups(ctx, tx, agg, loc, pageView, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), where), site, args...); err != nil {
+	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), where), args...); err != nil {
 		return nil, fmt.Errorf("recompute kind %d dim %d: %w", k.kind, k.dim, err)
 	}
 	c := agg[k]
@@ -298,6 +324,13 @@ func recomputeRollupCell(ctx context.Context, tx pgx.Tx, site int32, loc *time.L
 		return new(packEntry), nil
 	}
 	return c.entry()
+}
+
+// itemKind reports whether rollup kind is one of the item kinds
+// (RollupItems, ItemRollupKinds), whose cells hold amounts and no
+// sketches.
+func itemKind(kind int16) bool {
+	return DimKind(kind) == RollupItems || slices.Contains(ItemRollupKinds, DimKind(kind))
 }
 
 // addCounters adds o's counters, times sign, to c's: the one place a

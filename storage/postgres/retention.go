@@ -289,6 +289,8 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 		// them from the events that remain, if any.
 		if _, err := tx.Exec(ctx, `UPDATE sites SET rollups_from = GREATEST(rollups_from, $2),
 			hour_rollups_from = GREATEST(hour_rollups_from, $2),
+			commerce_rollups_from = GREATEST(commerce_rollups_from, $2),
+			traffic_rollups_from = GREATEST(traffic_rollups_from, $2),
 			session_rollups_from = GREATEST(session_rollups_from, $2) WHERE id = $1`, site, sr.AggregatesBefore); err != nil {
 			return fmt.Errorf("postgres: retention of site %d: move rollup bounds: %w", sr.Site, err)
 		}

@@ -28,21 +28,38 @@ func packedBefore(now time.Time, loc *time.Location) time.Time {
 type packEntry struct {
 	events, views, keyEvents int32
 	engageMs                 int64
+	amounts                  *Amounts  // nil: every slot 0
 	sketches                 [3][]byte // users, active, new; nil: empty
 }
 
-// addCounters adds o's counters, times sign (1 or -1), to e's: the one
-// place a rollup counter is summed, for packs, folds and erasures.
+// addCounters adds o's counters and amounts, times sign (1 or -1), to
+// e's: the one place a rollup counter is summed, for packs, folds and
+// erasures.
 func (e *packEntry) addCounters(o *packEntry, sign int32) {
 	e.events += sign * o.events
 	e.views += sign * o.views
 	e.keyEvents += sign * o.keyEvents
 	e.engageMs += int64(sign) * o.engageMs
+	if o.amounts != nil {
+		if e.amounts == nil {
+			e.amounts = new(Amounts)
+		}
+		e.amounts.addTimes(o.amounts, float64(sign))
+		if e.amounts.zero() {
+			e.amounts = nil
+		}
+	}
 }
 
-// entry is c's counters and serialized sketches.
+// held reports whether e counts anything: events, or amounts (item cells
+// count no events).
+func (e *packEntry) held() bool {
+	return e.events > 0 || (e.amounts != nil && !e.amounts.zero())
+}
+
+// entry is c's counters, amounts and serialized sketches.
 func (c *rollupCell) entry() (*packEntry, error) {
-	e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs}
+	e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs, amounts: c.amounts}
 	for j, sk := range c.sketches.sk {
 		b, err := encodeSketch(sk)
 		if err != nil {
@@ -53,11 +70,11 @@ func (c *rollupCell) entry() (*packEntry, error) {
 	return e, nil
 }
 
-// cell is a rollup cell holding e's counters and serialized sketches, for
-// rollupAgg's statements.
+// cell is a rollup cell holding e's counters, amounts and serialized
+// sketches, for rollupAgg's statements.
 func (e *packEntry) cell() *rollupCell {
 	c := newRollupCell()
-	c.events, c.views, c.keyEvents, c.engageMs = e.events, e.views, e.keyEvents, e.engageMs
+	c.events, c.views, c.keyEvents, c.engageMs, c.amounts = e.events, e.views, e.keyEvents, e.engageMs, e.amounts
 	c.sketches.enc = e.sketches
 	return c
 }
@@ -132,7 +149,7 @@ func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
 // readPacks adds the stored packs of site and day into packs, locking
 // their rows.
 func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs map[packKey]pack) error {
-	res, err := tx.Query(ctx, `SELECT kind, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users
+	res, err := tx.Query(ctx, `SELECT kind, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts
 		FROM rollup_packs WHERE site_id = $1 AND day = $2 ORDER BY kind FOR UPDATE`, site, day)
 	if err != nil {
 		return fmt.Errorf("read packs: %w", err)
@@ -144,13 +161,17 @@ func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs 
 			dims, events, views, kev []int32
 			engage                   []int64
 			sks                      [3][][]byte
+			amounts                  []*float64
 		)
-		if err := res.Scan(&kind, &dims, &events, &views, &kev, &engage, &sks[0], &sks[1], &sks[2]); err != nil {
+		if err := res.Scan(&kind, &dims, &events, &views, &kev, &engage, &sks[0], &sks[1], &sks[2], &amounts); err != nil {
 			return fmt.Errorf("read packs: %w", err)
 		}
 		n := len(dims)
 		if len(events) != n || len(views) != n || len(kev) != n || len(engage) != n || len(sks[0]) != n || len(sks[1]) != n || len(sks[2]) != n {
 			return fmt.Errorf("read packs: BUG: pack of kind %d on %s has arrays of unequal lengths", kind, day.Format(time.DateOnly))
+		}
+		if amounts != nil && len(amounts) != n*NumAmounts {
+			return fmt.Errorf("read packs: BUG: pack of kind %d on %s has %d amounts for %d cells", kind, day.Format(time.DateOnly), len(amounts), n)
 		}
 		pk := packKey{kind: kind, day: day}
 		if packs[pk] == nil {
@@ -159,6 +180,9 @@ func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs 
 		for i, dim := range dims {
 			e := &packEntry{events: events[i], views: views[i], keyEvents: kev[i], engageMs: engage[i],
 				sketches: [3][]byte{sks[0][i], sks[1][i], sks[2][i]}}
+			if amounts != nil {
+				e.amounts = amountsOf(amounts[i*NumAmounts : (i+1)*NumAmounts])
+			}
 			if err := packs[pk].add(dim, e); err != nil {
 				return fmt.Errorf("read packs: %w", err)
 			}
@@ -189,19 +213,29 @@ func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pa
 		events, views, kev := make([]int32, n), make([]int32, n), make([]int32, n)
 		engage := make([]int64, n)
 		sks := [3][][]byte{make([][]byte, n), make([][]byte, n), make([][]byte, n)}
+		var amounts []*float64 // nil (NULL) unless a cell has amounts
 		for i, dim := range dims {
 			e := p[dim]
 			events[i], views[i], kev[i], engage[i] = e.events, e.views, e.keyEvents, e.engageMs
 			for j := range sks {
 				sks[j][i] = e.sketches[j]
 			}
+			if e.amounts != nil && !e.amounts.zero() && amounts == nil {
+				amounts = make([]*float64, 0, n*NumAmounts)
+				for range i {
+					amounts = appendPackAmounts(amounts, nil)
+				}
+			}
+			if amounts != nil {
+				amounts = appendPackAmounts(amounts, e.amounts)
+			}
 		}
-		b.Queue(`INSERT INTO rollup_packs (site_id, kind, day, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		b.Queue(`INSERT INTO rollup_packs (site_id, kind, day, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (site_id, kind, day) DO UPDATE SET dim_ids = EXCLUDED.dim_ids, events = EXCLUDED.events,
 				page_views = EXCLUDED.page_views, key_events = EXCLUDED.key_events, engagement_ms = EXCLUDED.engagement_ms,
-				users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users`,
-			site, pk.kind, pk.day, dims, events, views, kev, engage, sks[0], sks[1], sks[2])
+				users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts`,
+			site, pk.kind, pk.day, dims, events, views, kev, engage, sks[0], sks[1], sks[2], amounts)
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return fmt.Errorf("write packs: %w", err)
@@ -218,7 +252,7 @@ func packDay(ctx context.Context, tx pgx.Tx, site int32, day time.Time) error {
 		return err
 	}
 	res, err := tx.Query(ctx, `DELETE FROM rollup_days WHERE site_id = $1 AND day = $2
-		RETURNING kind, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users`, site, day)
+		RETURNING kind, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts`, site, day)
 	if err != nil {
 		return fmt.Errorf("move rows: %w", err)
 	}
@@ -227,9 +261,11 @@ func packDay(ctx context.Context, tx pgx.Tx, site int32, day time.Time) error {
 		var kind int16
 		var dim int32
 		e := new(packEntry)
-		if err := res.Scan(&kind, &dim, &e.events, &e.views, &e.keyEvents, &e.engageMs, &e.sketches[0], &e.sketches[1], &e.sketches[2]); err != nil {
+		var amounts []*float64
+		if err := res.Scan(&kind, &dim, &e.events, &e.views, &e.keyEvents, &e.engageMs, &e.sketches[0], &e.sketches[1], &e.sketches[2], &amounts); err != nil {
 			return fmt.Errorf("move rows: %w", err)
 		}
+		e.amounts = amountsOf(amounts)
 		pk := packKey{kind: kind, day: day}
 		if packs[pk] == nil {
 			packs[pk] = make(pack)

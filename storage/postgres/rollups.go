@@ -25,6 +25,18 @@ var RollupKinds = []DimKind{DimEventName, DimPagePath, DimHost, DimTitle, DimRef
 // value of GA4's hour dimension.
 const RollupHour DimKind = 100
 
+// RollupSessionTraffic is the rollup_days kind counting each event under
+// its session's traffic source: dim_id is the session's traffic_profiles
+// id (0: a session without one), so its rows answer event reports by
+// sessionSource, sessionMedium, sessionSourceMedium, sessionCampaignName
+// and sessionDefaultChannelGroup (one profile row holds all four dims).
+// A session's traffic_id is set when its row is first written and never
+// changes, so an event stays in its row; rebuilds read it from sessions.
+// Not a dims kind. Rows are additive like every rollup_days row: a
+// generic erasure that subtracts an event's counters from its cells finds
+// this cell by the event's session's traffic_id.
+const RollupSessionTraffic DimKind = 102
+
 // RollupColumns are the columns of RollupKinds' ids (DimColumns): in
 // events, or in the kind's profile table (ProfileOf).
 var RollupColumns = func() map[DimKind]string {
@@ -98,6 +110,7 @@ func (c *hourCache) of(t time.Time) (day, hour int32) {
 type rollupCell struct {
 	events, views, keyEvents int32
 	engageMs                 int64
+	amounts                  *Amounts // nil: every slot 0
 	sketches                 cellSketches
 	// seen, when not nil, holds visitor hashes not yet in the sketches,
 	// with their visitorUser/visitorActive/visitorNew bits (see settle);
@@ -169,7 +182,7 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 // RollupKinds in order): a visitor's events follow each other and mostly
 // share their day, hour, host, country, browser …, so most slots find
 // their cell without a map look-up.
-type rollupSlots [numDimKinds + 2]struct {
+type rollupSlots [numDimKinds + 3]struct {
 	key  rollupKey
 	cell *rollupCell
 }
@@ -188,9 +201,11 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	if first {
 		bits |= visitorNew
 	}
-	for i := -2; i < len(RollupKinds); i++ {
+	for i := -3; i < len(RollupKinds); i++ {
 		k := rollupKey{site: row.Site, day: day}
 		switch {
+		case i == -3:
+			k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
 		case i == -2:
 			k.kind, k.dim = int16(RollupHour), hour
 		case i >= 0:
@@ -198,15 +213,15 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			k.dim = row.Dims[RollupKinds[i]-1]
 		}
 		var c *rollupCell
-		if last != nil && last[i+2].cell != nil && last[i+2].key == k {
-			c = last[i+2].cell
+		if last != nil && last[i+3].cell != nil && last[i+3].key == k {
+			c = last[i+3].cell
 		} else {
 			if c = a[k]; c == nil {
 				c = newRollupCell()
 				a[k] = c
 			}
 			if last != nil {
-				last[i+2].key, last[i+2].cell = k, c
+				last[i+3].key, last[i+3].cell = k, c
 			}
 		}
 		c.events++
@@ -217,6 +232,9 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			c.keyEvents++
 		}
 		c.engageMs += int64(row.Engage)
+		if row.Amounts != nil {
+			c.addAmounts(row.Amounts)
+		}
 		if dedupe {
 			switch {
 			case c.lastBits != 0 && c.lastVisitor == h:
@@ -242,6 +260,36 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	}
 }
 
+// addAmounts adds a to the cell's amounts.
+func (c *rollupCell) addAmounts(a *Amounts) {
+	if c.amounts == nil {
+		c.amounts = new(Amounts)
+	}
+	c.amounts.add(a)
+}
+
+// addItem counts one item row's amounts in the item kinds' cells
+// (ItemRollupKinds and RollupItems) of its local day; loc is its site's
+// time zone. Item cells count no events and no visitors.
+func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
+	if row.Amounts.zero() {
+		return
+	}
+	day, _ := hours.of(row.TS)
+	for i := -1; i < len(ItemRollupKinds); i++ {
+		k := rollupKey{site: row.Site, day: day, kind: int16(RollupItems)}
+		if i >= 0 {
+			k.kind, k.dim = int16(ItemRollupKinds[i]), row.rollupDim(ItemRollupKinds[i])
+		}
+		c := a[k]
+		if c == nil {
+			c = newRollupCell()
+			a[k] = c
+		}
+		c.addAmounts(&row.Amounts)
+	}
+}
+
 // settle puts the visitors collected by add with dedupe into the sketches.
 func (a rollupAgg) settle() {
 	for _, c := range a {
@@ -264,16 +312,29 @@ func (a rollupAgg) settle() {
 	}
 }
 
-// AddRollups adds rows (events of the transaction's site) to rollup_days.
-func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow) error {
-	if len(rows) == 0 {
+// AddRollups adds rows (events of the transaction's site) and items (their
+// item rows) to rollup_days; changes are the UpsertSessions of the same
+// rows, which tell each row its session's traffic source
+// (RollupSessionTraffic).
+func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
+	if len(rows) == 0 && len(items) == 0 {
 		return nil
+	}
+	traffic := make(map[[2]int64]int32, len(changes))
+	for i := range changes {
+		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = changes[i].now.traffic
+	}
+	for i := range rows {
+		rows[i].SessionTraffic = traffic[[2]int64{rows[i].Visitor, rows[i].Session}]
 	}
 	agg := make(rollupAgg)
 	hours := &hourCache{loc: d.zone}
 	last := new(rollupSlots)
 	for i := range rows {
 		agg.addTo(&rows[i], hours, true, last)
+	}
+	for i := range items {
+		agg.addItem(&items[i], hours)
 	}
 	if err := agg.store(ctx, d.tx); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
@@ -306,21 +367,24 @@ func (a rollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey
 	return lockAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
 }
 
-// values are the arrays $5..$11 of a's cells for keys: counters and
-// serialized sketches, NULL for an empty one.
+// values are the arrays $5..$12 of a's cells for keys: counters,
+// serialized sketches (NULL for an empty one) and amounts as float8[]
+// literals (NULL: none).
 func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 	n := len(keys)
 	events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n)
 	engage := make([]int64, n)
+	amounts := make([]*string, n)
 	for i, k := range keys {
 		c := a[k]
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
+		amounts[i] = amountsText(c.amounts)
 	}
 	sk, err := sketchArrays(keys, a.sketches)
 	if err != nil {
 		return nil, err
 	}
-	return []any{events, views, keyEvents, engage, sk[0], sk[1], sk[2]}, nil
+	return []any{events, views, keyEvents, engage, sk[0], sk[1], sk[2], amounts}, nil
 }
 
 // write updates the (locked) rows of keys: counters add, sketches are
@@ -336,9 +400,10 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 	if _, err := tx.Exec(ctx, `UPDATE rollup_days r SET events = r.events + u.events, page_views = r.page_views + u.views,
 			key_events = r.key_events + u.key_events, engagement_ms = r.engagement_ms + u.engage,
 			users = coalesce(u.users, r.users), active_users = coalesce(u.active, r.active_users),
-			new_users = coalesce(u.new_users, r.new_users)
-		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
-			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users)
+			new_users = coalesce(u.new_users, r.new_users),
+			amounts = CASE WHEN u.amounts IS NULL THEN r.amounts ELSE rollup_amounts_add(r.amounts, u.amounts::float8[]) END
+		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[])
+			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts)
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
 		append(keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update rollups: %w", err)
@@ -356,10 +421,10 @@ func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]b
 	if err != nil {
 		return nil, err
 	}
-	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users)
-		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users
-		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[])
-			WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, i)
+	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
+		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts::float8[]
+		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[])
+			WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts, i)
 		ORDER BY i`, vals)
 }
 

@@ -36,6 +36,7 @@ type sessionState struct {
 	engage                       int64
 	flags                        int16
 	dims                         []int32 // by SessionRollupKinds
+	traffic                      int32   // traffic_profiles id; set by upsertSessions only
 }
 
 // engaged is GA4's engaged session, as the query API's engagedSessions
@@ -106,6 +107,7 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 // sessionChange is a session a batch wrote: its values after the batch,
 // and before it when the row existed.
 type sessionChange struct {
+	id     int64 // the session id
 	now    sessionState
 	before *sessionState
 }

@@ -121,7 +121,7 @@ var upsertSessionsSQL = func() string {
 		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
 			THEN excluded.exit_page_id ELSE sessions.exit_page_id END
 		RETURNING session_id, ` + sessionStateColumns + `, client_id, traffic_id)
-	SELECT u.session_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
+	SELECT u.session_id, u.traffic_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
 	return q
 }()
 
@@ -196,11 +196,10 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	changes := make([]sessionChange, 0, len(rows))
 	for res.Next() {
 		var c sessionChange
-		var id int64
-		if err := res.Scan(append([]any{&id}, c.now.scanDest()...)...); err != nil {
+		if err := res.Scan(append([]any{&c.id, &c.now.traffic}, c.now.scanDest()...)...); err != nil {
 			return nil, fmt.Errorf("upsert sessions: %w", err)
 		}
-		if o := before[sessionKey{c.now.visitor, id, c.now.ts.UnixMicro()}]; o != nil {
+		if o := before[sessionKey{c.now.visitor, c.id, c.now.ts.UnixMicro()}]; o != nil {
 			b := c.now // same key and dims
 			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = o.last, o.events, o.pageViews, o.keyEvents, o.engage, o.flags
 			c.before = &b

@@ -1,0 +1,162 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/redis"
+)
+
+// realtimeSeed is identitySeed's rules within GA4's realtime window (the 30
+// minutes before 12:00 on the 7th): a phone changing network with a
+// server-side purchase joining its session, then a second session; a
+// laptop whose hits say neither _ss nor _fv (GA4 infers both events) and
+// that logs in mid-session; denied consent; t.js without a client id.
+var realtimeSeed = []seedHit{
+	{day: "07", at: "11:35", path: "/g/collect", name: "page_view", cid: "555.1772883300", sid: 1772883300, sct: 1, ss: true, fv: true,
+		page: "/home", ref: "https://www.google.com/", ip: "198.51.100.7", ua: seedPhone, batch: 1},
+	{day: "07", at: "11:40", path: "/g/collect", name: "page_view", cid: "555.1772883300", sid: 1772883300, sct: 1, engage: 4000,
+		page: "/product", ip: "203.0.113.200", ua: seedPhone, batch: 2},
+	{day: "07", at: "11:45", path: "/mp/collect", name: "purchase", cid: "555.1772883300", sid: 1772883300, ip: "10.0.0.5", ua: "shop-server/1", batch: 3},
+	{day: "07", at: "11:58", path: "/g/collect", name: "page_view", cid: "555.1772883300", sid: 1772884680, sct: 2, ss: true,
+		page: "/home", ip: "192.0.2.44", ua: seedPhone, batch: 3},
+
+	{day: "07", at: "11:36", path: "/g/collect", name: "page_view", cid: "666.1772883360", sid: 1772883360, sct: 1, gcs: "G111",
+		page: "/login", ref: "https://news.example.org/x", ip: "198.51.100.9", ua: seedLaptop, batch: 1},
+	{day: "07", at: "11:38", path: "/g/collect", name: "login", cid: "666.1772883360", uid: "u-77", sid: 1772883360, sct: 1, gcs: "G111", engage: 15000,
+		page: "/login", ip: "198.51.100.9", ua: seedLaptop, batch: 2},
+
+	{day: "07", at: "11:50", path: "/g/collect", name: "page_view", cid: "777.1772884200", sid: 1772884200, sct: 1, ss: true, fv: true, gcs: "G100",
+		page: "/home", ip: "100.64.1.1", ua: seedOther, batch: 2},
+
+	{day: "07", at: "11:52", path: "/api/event", name: "page_view", page: "/home", ip: "100.64.3.3", ua: seedOther, batch: 2},
+	{day: "07", at: "11:55", path: "/api/event", name: "page_view", page: "/about", ip: "100.64.3.3", ua: seedOther, batch: 3},
+}
+
+// TestIdentityOracleRealtime: realtime's eventCount by eventName, the
+// session_start and first_visit the write stage derives included, equals
+// refGA4's and the standard reports' (events and rollups) over the same
+// hits, counted once whichever node staged a batch and whichever derived
+// it: two nodes share Redis, one stages every batch, the other derives
+// them. Without Redis one node's memory counts both.
+func TestIdentityOracleRealtime(t *testing.T) {
+	ctx := context.Background()
+	store, site, batches := collectIdentitySeed(t, realtimeSeed, "2026-03-07")
+	now := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	c, err := redis.Open(ctx, redis.Options{URL: testenv.RedisURL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	prefix := testenv.Prefix(t)
+	stager := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: prefix, Now: clock})
+	deriver := redis.NewRealtime(redis.RealtimeOptions{Client: c, Prefix: prefix, Now: clock})
+	alone := redis.NewRealtime(redis.RealtimeOptions{Now: clock})
+	record := func(rts ...*redis.Realtime) func(context.Context, uint32, []protocol.Event) {
+		return func(ctx context.Context, _ uint32, events []protocol.Event) {
+			for _, rt := range rts {
+				rt.Record(ctx, events)
+			}
+		}
+	}
+	// Node A stages, node B derives; the one-node case hears both.
+	a := write.New(write.Config{}, store)
+	b := write.New(write.Config{Added: record(deriver, alone)}, store)
+	for _, n := range slices.Sorted(func(yield func(int) bool) {
+		for n := range batches {
+			if !yield(n) {
+				return
+			}
+		}
+	}) {
+		if _, err := a.WriteBatch(ctx, "seed", uint64(n), batches[n], nil); err != nil {
+			t.Fatal(err)
+		}
+		record(stager, alone)(ctx, site.ID, batches[n])
+		if err := b.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	want := refTotals(refGA4(realtimeSeed))
+	if want.events["session_start"] != 5 || want.events["first_visit"] != 4 { // the seed's design
+		t.Fatalf("reference: %v; the seed is built for 5 session_start and 4 first_visit", want.events)
+	}
+	wantNames := map[string]string{}
+	for n, c := range want.events {
+		wantNames[n] = strconv.Itoa(c)
+	}
+	keys := stubKeys{testKey: {site.ID}}
+	prop := fmt.Sprint(site.ID)
+	today := []DateRange{{StartDate: "today", EndDate: "today"}}
+	for _, route := range []struct {
+		name string
+		r    route
+	}{{"events", routeEvents}, {"rollups", routeRollups}} {
+		h := newHandler(Options{Now: clock}, store.Pool, keys)
+		h.route = route.r
+		got := reportRows(t, h, prop, RunReportRequest{DateRanges: today, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
+		if !mapsEqual(got, wantNames) {
+			t.Errorf("report from %s: eventCount by eventName %v, want %v", route.name, got, wantNames)
+		}
+		got = reportRows(t, h, prop, RunReportRequest{DateRanges: today, Metrics: mets("activeUsers", "eventCount")})
+		if w := fmt.Sprintf("%d %d", want.active, eventTotal(want.events)); got[""] != w {
+			t.Errorf("report from %s: activeUsers eventCount %q, want %q", route.name, got[""], w)
+		}
+	}
+	for _, rt := range []struct {
+		name string
+		rt   *redis.Realtime
+	}{{"staging node", stager}, {"deriving node", deriver}, {"one node without redis", alone}} {
+		h := newHandler(Options{Now: clock, Realtime: rt.rt}, store.Pool, keys)
+		got := realtimeRows(t, h, prop, RunRealtimeReportRequest{Dimensions: dims("eventName"), Metrics: mets("eventCount")})
+		if !mapsEqual(got, wantNames) {
+			t.Errorf("realtime on the %s: eventCount by eventName %v, want %v", rt.name, got, wantNames)
+		}
+		got = realtimeRows(t, h, prop, RunRealtimeReportRequest{Metrics: mets("eventCount")})
+		if w := strconv.Itoa(eventTotal(want.events)); got[""] != w {
+			t.Errorf("realtime on the %s: eventCount %q, want %q", rt.name, got[""], w)
+		}
+	}
+}
+
+// realtimeRows runs a realtime report and returns its rows as reportRows
+// does.
+func realtimeRows(t *testing.T, h http.Handler, prop string, req RunRealtimeReportRequest) map[string]string {
+	t.Helper()
+	body, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := postRealtime(t, h, prop, testKey, string(body))
+	if code != http.StatusOK {
+		t.Fatalf("runRealtimeReport %+v: %d %s", req, code, out)
+	}
+	var resp RunRealtimeReportResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, r := range resp.Rows {
+		var d, m []string
+		for _, v := range r.DimensionValues {
+			d = append(d, v.Value)
+		}
+		for _, v := range r.MetricValues {
+			m = append(m, v.Value)
+		}
+		rows[strings.Join(d, "|")] = strings.Join(m, " ")
+	}
+	return rows
+}
