@@ -77,6 +77,11 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	lateDay := now.AddDate(0, 0, -8).Add(-90 * time.Minute)
 	late := visit(rng, with, 7<<40|0x5eed, lateDay, 2, false)
 	lateSubj := visit(rng, with, key, lateDay.Add(time.Minute), 2, false)
+	// Both buy the same item: a late item row of a packed day besides the
+	// subject's, so its item cells keep the other's amounts.
+	purchase(rng, &late[1])
+	purchase(rng, &lateSubj[1])
+	lateSubj[1].Items = late[1].Items
 	s.write(t, append(append([]protocol.Event{}, late...), lateSubj...))
 	s.write(t, onSite(late, without))
 

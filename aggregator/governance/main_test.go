@@ -239,6 +239,7 @@ func reports(from string) []map[string]any {
 		{"dateRanges": dr, "dimensions": dims("date"), "metrics": mets("totalRevenue", "ecommercePurchases", "taxAmount"), "orderBys": byDims("date")},
 		{"dateRanges": dr, "dimensions": dims("itemName"), "metrics": mets("itemRevenue", "itemsPurchased"), "orderBys": byDims("itemName")},
 		{"dateRanges": dr, "dimensions": dims("date", "itemId"), "metrics": mets("itemRevenue", "itemsPurchased"), "orderBys": byDims("date", "itemId")},
+		{"dateRanges": dr, "dimensions": dims("date"), "metrics": mets("itemRevenue", "itemsPurchased"), "orderBys": byDims("date")},
 		{"dateRanges": dr, "dimensions": dims("sessionSource"), "metrics": all, "orderBys": byDims("sessionSource")},
 		{"dateRanges": dr, "dimensions": dims("date", "sessionMedium"), "metrics": mets("eventCount", "totalUsers", "totalRevenue", "ecommercePurchases"),
 			"orderBys": byDims("date", "sessionMedium")},
