@@ -44,11 +44,13 @@ var realtimeSeed = []seedHit{
 }
 
 // TestIdentityOracleRealtime: realtime's eventCount by eventName, the
-// session_start and first_visit the write stage derives included, equals
+// session_start and first_visit the write stage derives included, and its
+// activeUsers, overall and by eventName and unifiedScreenName, equal
 // refGA4's and the standard reports' (events and rollups) over the same
 // hits, counted once whichever node staged a batch and whichever derived
 // it: two nodes share Redis, one stages every batch, the other derives
-// them. Without Redis one node's memory counts both.
+// them. Without Redis one node's memory counts both. The laptop's login
+// mid-session counts one user, the session's, as in the reports.
 func TestIdentityOracleRealtime(t *testing.T) {
 	ctx := context.Background()
 	store, reports, site, batches := collectIdentitySeed(t, realtimeSeed, "2026-03-07")
@@ -97,6 +99,10 @@ func TestIdentityOracleRealtime(t *testing.T) {
 	for n, c := range want.events {
 		wantNames[n] = strconv.Itoa(c)
 	}
+	wantActive := refActiveBy(refGA4(realtimeSeed))
+	if wantActive["unifiedScreenName"]["/login"] != "1" { // the seed's design: the laptop's login and first_visit
+		t.Fatalf("reference: activeUsers by unifiedScreenName %v; the seed is built for 1 on /login", wantActive["unifiedScreenName"])
+	}
 	keys := stubKeys{testKey: {site.ID}}
 	prop := fmt.Sprint(site.ID)
 	today := []DateRange{{StartDate: "today", EndDate: "today"}}
@@ -114,6 +120,14 @@ func TestIdentityOracleRealtime(t *testing.T) {
 		if w := fmt.Sprintf("%d %d", want.active, eventTotal(want.events)); got[""] != w {
 			t.Errorf("report from %s: activeUsers eventCount %q, want %q", route.name, got[""], w)
 		}
+		// The reports' pagePath is realtime's unifiedScreenName for pages
+		// without a title.
+		for d, rd := range map[string]string{"eventName": "eventName", "unifiedScreenName": "pagePath"} {
+			got := nonZero(reportRows(t, h, prop, RunReportRequest{DateRanges: today, Dimensions: dims(rd), Metrics: mets("activeUsers")}))
+			if !mapsEqual(got, wantActive[d]) {
+				t.Errorf("report from %s: activeUsers by %s %v, want %v", route.name, d, got, wantActive[d])
+			}
+		}
 	}
 	for _, rt := range []struct {
 		name string
@@ -124,11 +138,66 @@ func TestIdentityOracleRealtime(t *testing.T) {
 		if !mapsEqual(got, wantNames) {
 			t.Errorf("realtime on the %s: eventCount by eventName %v, want %v", rt.name, got, wantNames)
 		}
-		got = realtimeRows(t, h, prop, RunRealtimeReportRequest{Metrics: mets("eventCount")})
-		if w := strconv.Itoa(eventTotal(want.events)); got[""] != w {
-			t.Errorf("realtime on the %s: eventCount %q, want %q", rt.name, got[""], w)
+		got = realtimeRows(t, h, prop, RunRealtimeReportRequest{Metrics: mets("activeUsers", "eventCount")})
+		if w := fmt.Sprintf("%d %d", want.active, eventTotal(want.events)); got[""] != w {
+			t.Errorf("realtime on the %s: activeUsers eventCount %q, want %q", rt.name, got[""], w)
+		}
+		for _, d := range []string{"eventName", "unifiedScreenName"} {
+			got := nonZero(realtimeRows(t, h, prop, RunRealtimeReportRequest{Dimensions: dims(d), Metrics: mets("activeUsers")}))
+			if !mapsEqual(got, wantActive[d]) {
+				t.Errorf("realtime on the %s: activeUsers by %s %v, want %v", rt.name, d, got, wantActive[d])
+			}
 		}
 	}
+}
+
+// refActiveBy is GA4's activeUsers by eventName and by unifiedScreenName over
+// refGA4's sessions: the distinct users (a session's user, its first
+// hit's) with an active event of the value, an event being active when it
+// carries engagement time or is a first visit (_fv on a hit, or the
+// first_visit GA4 adds to a new user's session; the session_start it adds
+// carries neither). A derived event has its session's first hit's page;
+// the seeds' pages have no title, so a screen is its path. Values without
+// active users are left out.
+func refActiveBy(sessions []*refSession) map[string]map[string]string {
+	users := map[string]map[string]map[string]bool{"eventName": {}, "unifiedScreenName": {}}
+	add := func(s *refSession, name string, h *seedHit) {
+		for d, v := range map[string]string{"eventName": name, "unifiedScreenName": h.page} {
+			if users[d][v] == nil {
+				users[d][v] = map[string]bool{}
+			}
+			users[d][v][s.user] = true
+		}
+	}
+	for _, s := range sessions {
+		if s.newUser {
+			add(s, "first_visit", s.hits[0])
+		}
+		for _, h := range s.hits {
+			if h.engage > 0 || h.fv {
+				add(s, h.name, h)
+			}
+		}
+	}
+	out := map[string]map[string]string{}
+	for d, byValue := range users {
+		out[d] = map[string]string{}
+		for v, us := range byValue {
+			out[d][v] = strconv.Itoa(len(us))
+		}
+	}
+	return out
+}
+
+// nonZero is rows without those whose one metric is 0.
+func nonZero(rows map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range rows {
+		if v != "0" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // realtimeRows runs a realtime report and returns its rows as reportRows

@@ -106,6 +106,12 @@ type Realtime struct {
 
 	watchMu  sync.RWMutex
 	watchers []func(site uint32)
+
+	// devMu guards the devices' sessions (realtime_users.go): by site and
+	// device key, and the minute each site's were last pruned.
+	devMu     sync.Mutex
+	devices   map[uint32]map[uint64]deviceSession
+	devPruned map[uint32]int64
 }
 
 // ring holds a site's minutes, slot minute % RealtimeWindow.
@@ -192,17 +198,19 @@ type minuteDelta struct {
 	visitors map[uint64]struct{}
 }
 
-// Record counts committed events in memory and tells the watchers. Events
-// older than the window are left out; events stamped in the future count
-// in the current minute.
+// Record counts committed events in memory and tells the watchers, each
+// event under its session's user (sessionUsers). Events older than the
+// window are left out; events stamped in the future count in the current
+// minute.
 func (r *Realtime) Record(_ context.Context, events []protocol.Event) {
-	deltas := r.deltas(events)
+	deltas := r.deltas(events, r.sessionUsers(events))
 	r.recordMemory(deltas)
 	r.notifyAll(deltas)
 }
 
-// deltas groups events by site and minute, as Record counts them.
-func (r *Realtime) deltas(events []protocol.Event) map[siteMinute]*minuteDelta {
+// deltas groups events by site and minute, as Record counts them, each
+// event i under users[i].
+func (r *Realtime) deltas(events []protocol.Event, users []uint64) map[siteMinute]*minuteDelta {
 	now := unixMinute(r.opts.Now())
 	deltas := map[siteMinute]*minuteDelta{}
 	for i := range events {
@@ -217,8 +225,8 @@ func (r *Realtime) deltas(events []protocol.Event) map[siteMinute]*minuteDelta {
 			d = &minuteDelta{cells: map[Cell]int64{}, visitors: map[uint64]struct{}{}}
 			deltas[k] = d
 		}
-		d.cells[cellOf(e)]++
-		d.visitors[e.Visitor] = struct{}{}
+		d.cells[cellOf(e, users[i])]++
+		d.visitors[users[i]] = struct{}{}
 	}
 	return deltas
 }
@@ -234,13 +242,13 @@ func (r *Realtime) notifyAll(deltas map[siteMinute]*minuteDelta) {
 	}
 }
 
-// cellOf is the cell an event counts in.
-func cellOf(e *protocol.Event) Cell {
+// cellOf is the cell an event of user counts in.
+func cellOf(e *protocol.Event, user uint64) Cell {
 	screen := e.Title
 	if screen == "" {
 		screen, _, _ = strings.Cut(e.Path, "?")
 	}
-	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: e.Visitor, Active: Active(e)}
+	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: user, Active: Active(e)}
 }
 
 func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {

@@ -12,7 +12,9 @@ import (
 // a site's realtime window in this node's memory. Other visitors' counts
 // stay.
 func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) error {
-	r.forget(site, setOf(visitors))
+	gone := setOf(visitors)
+	r.forget(site, gone)
+	r.forgetDevices(site, gone)
 	r.notify(site)
 	return nil
 }
@@ -25,7 +27,11 @@ func (r *RedisRealtime) Forget(ctx context.Context, site uint32, visitors []uint
 	gone := setOf(visitors)
 	now := unixMinute(r.mem.opts.Now())
 	r.mem.forget(site, gone)
+	r.mem.forgetDevices(site, gone)
 	if err := r.forgetRedis(ctx, site, now, gone); err != nil {
+		return err
+	}
+	if err := r.forgetDevicesRedis(ctx, site, gone); err != nil {
 		return err
 	}
 	r.mem.notify(site)

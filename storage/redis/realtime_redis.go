@@ -46,16 +46,23 @@ func NewRedisRealtime(client goredis.UniversalClient, o RealtimeOptions) *RedisR
 }
 
 // Record counts committed events (see Realtime.Record) in memory and in
-// Redis, then tells the watchers here and on every node. It never fails: a
-// Redis error is logged (throttled) and memory keeps the counts.
+// Redis, then tells the watchers here and on every node. Memory counts
+// each event under its session's user as this node's memory knows the
+// session; Redis as the cluster's device sessions in Redis know it, so a
+// session's batches staged on different nodes count one user. It never
+// fails: a Redis error is logged (throttled) and memory keeps the counts.
 func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
-	deltas := r.mem.deltas(events)
+	deltas := r.mem.deltas(events, r.mem.sessionUsers(events))
 	if len(deltas) == 0 {
 		return
 	}
 	r.mem.recordMemory(deltas)
 	if r.redisUp() {
-		if err := r.recordRedis(ctx, deltas); err != nil {
+		users, err := r.sessionUsersRedis(ctx, events)
+		if err == nil {
+			err = r.recordRedis(ctx, r.mem.deltas(events, users))
+		}
+		if err != nil {
 			r.redisFailed("realtime: record", err)
 		}
 	}

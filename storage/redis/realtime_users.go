@@ -1,0 +1,296 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// Realtime counts each event under its session's user, as the reports
+// do (aggregator/sessions: a session belongs to a device, and each of its
+// events is stored under the visitor key its first event carried), so a
+// login in the middle of a session, a logout, or a Measurement Protocol
+// event with the browser's client_id joining a session started logged in
+// make one user, not two. At staging time the session is not assigned
+// yet; realtime keeps, per device, the session it saw last (its GA4
+// session id, the visitor it began under, its latest event) and restates
+// the assignment's rule for the event at hand:
+//   - an event with the device's current session id, or without a session
+//     id within sessionGap of the session's latest event, joins it and
+//     counts under its visitor;
+//   - an event of an earlier session id (a late event) counts under its
+//     own visitor and leaves the current session;
+//   - any other event begins the device's session under its own visitor.
+//
+// Only persistent visitors (protocol.FlagPersistent) have devices whose
+// events carry different keys; a daily cookieless id is its own device
+// and user. What realtime cannot know: a session that began before the
+// store saw it (a node's memory after a restart; more than realtimeTTL
+// without events) counts under the first key realtime sees.
+
+// sessionGap is the inactivity after which an event without a session id
+// begins a new session (aggregator/sessions.Timeout), in seconds.
+const sessionGap = 30 * 60
+
+// deviceSession is the session of a device realtime saw last.
+type deviceSession struct {
+	sid     int64  // GA4 session id; 0: inferred (events without one)
+	visitor uint64 // the key its first event carried: its user
+	last    int64  // Unix seconds of its latest event
+	seen    int64  // Unix minute of the last write (memory expiry)
+}
+
+// probe is an event whose user depends on its device's session.
+type probe struct {
+	i      int // index in the events
+	device uint64
+	sid    int64
+	at     int64 // Unix seconds
+}
+
+// deviceOf is the key of the device an event comes from: the client key
+// beside a user_id's, else the visitor (aggregator/sessions.Device).
+func deviceOf(e *protocol.Event) uint64 {
+	if e.Client != 0 {
+		return e.Client
+	}
+	return e.Visitor
+}
+
+// probes lists the events of events in the window whose user realtime
+// looks up, by site, device and time (the order a session's first event
+// comes first in); users starts as each event's own visitor.
+func probes(events []protocol.Event, now int64) (users []uint64, ps []probe) {
+	users = make([]uint64, len(events))
+	for i := range events {
+		e := &events[i]
+		users[i] = e.Visitor
+		if e.Flags&protocol.FlagPersistent == 0 || !inWindow(e, now) {
+			continue
+		}
+		ps = append(ps, probe{i: i, device: deviceOf(e), sid: e.SessionID, at: e.TimeMicros / 1_000_000})
+	}
+	slices.SortStableFunc(ps, func(a, b probe) int {
+		return cmp.Or(cmp.Compare(events[a.i].Site, events[b.i].Site), cmp.Compare(a.device, b.device), cmp.Compare(a.at, b.at))
+	})
+	return users, ps
+}
+
+// inWindow tells whether an event counts in the window ending at minute
+// now (Record leaves the others out).
+func inWindow(e *protocol.Event, now int64) bool {
+	return e.TimeMicros >= 0 && min(e.TimeMicros/60_000_000, now) > now-RealtimeWindow
+}
+
+// join applies the rule above: the user of an event (sid, visitor, at)
+// of a device whose current session is cur (ok: there is one), and the
+// device's session after it (write: changed).
+func join(cur deviceSession, ok bool, sid int64, visitor uint64, at int64) (user uint64, next deviceSession, write bool) {
+	switch {
+	case ok && ((sid == 0 && at <= cur.last+sessionGap) || (sid != 0 && sid == cur.sid)):
+		cur.last = max(cur.last, at)
+		return cur.visitor, cur, true
+	case ok && sid != 0 && cur.sid != 0 && sid < cur.sid:
+		return visitor, cur, false
+	default:
+		return visitor, deviceSession{sid: sid, visitor: visitor, last: at}, true
+	}
+}
+
+// sessionUsers is the user each event counts under, from this node's
+// memory of devices' sessions, which it updates.
+func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
+	now := unixMinute(r.opts.Now())
+	users, ps := probes(events, now)
+	if len(ps) == 0 {
+		return users
+	}
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if r.devices == nil {
+		r.devices = map[uint32]map[uint64]deviceSession{}
+	}
+	limit := r.opts.MaxCells * RealtimeWindow
+	var site uint32
+	var devs map[uint64]deviceSession
+	for n, p := range ps {
+		e := &events[p.i]
+		if n == 0 || e.Site != site {
+			site, devs = e.Site, r.siteDevices(e.Site, now)
+		}
+		cur, ok := devs[p.device]
+		user, next, write := join(cur, ok, p.sid, e.Visitor, p.at)
+		users[p.i] = user
+		if write && (ok || len(devs) < limit) { // beyond the bound, new devices count under their own keys
+			next.seen = now
+			devs[p.device] = next
+		}
+	}
+	return users
+}
+
+// siteDevices is site's device sessions, without those not written for
+// realtimeTTL (checked once a minute). The caller holds devMu.
+func (r *Realtime) siteDevices(site uint32, now int64) map[uint64]deviceSession {
+	devs := r.devices[site]
+	if devs == nil {
+		devs = map[uint64]deviceSession{}
+		r.devices[site] = devs
+	}
+	if r.devPruned == nil {
+		r.devPruned = map[uint32]int64{}
+	}
+	if r.devPruned[site] != now {
+		r.devPruned[site] = now
+		ttl := int64(realtimeTTL.Minutes())
+		for d, s := range devs {
+			if s.seen <= now-ttl {
+				delete(devs, d)
+			}
+		}
+	}
+	return devs
+}
+
+// forgetDevices drops the device sessions of gone keys: a device that is
+// one, or a session that began under one (its stored session is erased).
+func (r *Realtime) forgetDevices(site uint32, gone map[uint64]bool) {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	for d, s := range r.devices[site] {
+		if gone[d] || gone[s.visitor] {
+			delete(r.devices[site], d)
+		}
+	}
+}
+
+// DeviceKey is the Redis key of a device's session (its GA4 session id,
+// the visitor it began under, its latest event in Unix seconds, as
+// "sid visitor last", visitor in hex). A site's device keys share a hash
+// tag, so one script reads and writes a batch's devices on any topology.
+func (r *RedisRealtime) DeviceKey(site uint32, device uint64) string {
+	return r.prefix + "realtime:device:{" + strconv.FormatUint(uint64(site), 10) + "}:" + strconv.FormatUint(device, 16)
+}
+
+// joinScript is join over Redis, atomic across the nodes that stage a
+// site's batches. KEYS: the devices; ARGV: the TTL in seconds, the
+// session gap in seconds, then per event its device's index in KEYS
+// (from 1), session id, visitor (hex) and Unix second, in the order of
+// probes. It returns each event's user (hex).
+var joinScript = goredis.NewScript(`
+local ttl, gap = ARGV[1], tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 4 do
+  local k = KEYS[tonumber(ARGV[i])]
+  local sid, v, at = ARGV[i+1], ARGV[i+2], ARGV[i+3]
+  local cur = redis.call('GET', k)
+  local csid, cv, clast
+  if cur then csid, cv, clast = string.match(cur, '^(%S+) (%S+) (%S+)$') end
+  if cv and ((sid == '0' and tonumber(at) <= tonumber(clast) + gap) or (sid ~= '0' and sid == csid)) then
+    if tonumber(at) < tonumber(clast) then at = clast end
+    redis.call('SET', k, csid .. ' ' .. cv .. ' ' .. at, 'EX', ttl)
+    out[#out+1] = cv
+  elseif cv and sid ~= '0' and csid ~= '0' and tonumber(sid) < tonumber(csid) then
+    out[#out+1] = v
+  else
+    redis.call('SET', k, sid .. ' ' .. v .. ' ' .. at, 'EX', ttl)
+    out[#out+1] = v
+  end
+end
+return out
+`)
+
+// sessionUsersRedis is sessionUsers over the cluster's device sessions
+// in Redis: one script call per site of the batch.
+func (r *RedisRealtime) sessionUsersRedis(ctx context.Context, events []protocol.Event) ([]uint64, error) {
+	users, ps := probes(events, unixMinute(r.mem.opts.Now()))
+	if len(ps) == 0 {
+		return users, nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+	defer cancel()
+	ttl := strconv.FormatInt(int64(realtimeTTL.Seconds()), 10)
+	for start := 0; start < len(ps); {
+		site := events[ps[start].i].Site
+		end := start
+		for end < len(ps) && events[ps[end].i].Site == site {
+			end++
+		}
+		var keys []string
+		args := []any{ttl, sessionGap}
+		for n, p := range ps[start:end] {
+			if n == 0 || p.device != ps[start+n-1].device {
+				keys = append(keys, r.DeviceKey(site, p.device))
+			}
+			args = append(args, len(keys), p.sid, strconv.FormatUint(events[p.i].Visitor, 16), p.at)
+		}
+		res, err := joinScript.Run(ctx, r.client, keys, args...).StringSlice()
+		if err != nil {
+			return nil, fmt.Errorf("realtime: sessions of site %d's devices: %w", site, err)
+		}
+		if len(res) != end-start {
+			return nil, fmt.Errorf("realtime: sessions of site %d's devices: %d answers for %d events", site, len(res), end-start)
+		}
+		for n, p := range ps[start:end] {
+			u, err := strconv.ParseUint(strings.TrimSpace(res[n]), 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("realtime: sessions of site %d's devices: user %q: %w", site, res[n], err)
+			}
+			users[p.i] = u
+		}
+		start = end
+	}
+	return users, nil
+}
+
+// forgetDevicesRedis drops the device sessions of gone keys in Redis
+// (see forgetDevices): a scan of the site's device keys, which an erasure
+// runs rarely.
+func (r *RedisRealtime) forgetDevicesRedis(ctx context.Context, site uint32, gone map[uint64]bool) error {
+	pattern := r.prefix + "realtime:device:{" + strconv.FormatUint(uint64(site), 10) + "}:*"
+	if cc, ok := r.client.(*goredis.ClusterClient); ok { // SCAN sees one node's keys
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return forgetDevicesOn(ctx, c, pattern, gone)
+		})
+	}
+	return forgetDevicesOn(ctx, r.client, pattern, gone)
+}
+
+func forgetDevicesOn(ctx context.Context, c goredis.Cmdable, pattern string, gone map[uint64]bool) error {
+	it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+	for it.Next(ctx) {
+		k := it.Val()
+		device, err := strconv.ParseUint(k[strings.LastIndexByte(k, ':')+1:], 16, 64)
+		if err != nil {
+			return fmt.Errorf("realtime: forget: device key %s: %w", k, err)
+		}
+		drop := gone[device]
+		if !drop {
+			v, err := c.Get(ctx, k).Result()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return fmt.Errorf("realtime: forget: read %s: %w", k, err)
+			}
+			if f := strings.Fields(v); len(f) == 3 {
+				u, err := strconv.ParseUint(f[1], 16, 64)
+				drop = err == nil && gone[u]
+			}
+		}
+		if drop {
+			if err := c.Del(ctx, k).Err(); err != nil {
+				return fmt.Errorf("realtime: forget: delete %s: %w", k, err)
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("realtime: forget: scan %s: %w", pattern, err)
+	}
+	return nil
+}
