@@ -9,7 +9,8 @@ import (
 )
 
 // Forget removes the cells of visitors (an erased data subject's keys) from
-// a site's realtime window in this node's memory. Other visitors' counts
+// a site's realtime window in this node's memory, and the devices'
+// sessions that are theirs (realtime_users.go). Other visitors' counts
 // stay.
 func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) error {
 	gone := setOf(visitors)
@@ -22,7 +23,8 @@ func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) err
 // Forget removes the cells of visitors from a site's realtime window in
 // this node's memory and in Redis. Each touched minute's version moves, so
 // every node reads it again; the minute's visitor sketch (realtime:users)
-// is rewritten from the cells that remain.
+// is rewritten from the cells that remain. The visitors' devices'
+// sessions go too, in memory and in Redis.
 func (r *RedisRealtime) Forget(ctx context.Context, site uint32, visitors []uint64) error {
 	gone := setOf(visitors)
 	now := unixMinute(r.mem.opts.Now())
