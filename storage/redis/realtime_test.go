@@ -203,13 +203,14 @@ func TestRealtimeMemoryBounded(t *testing.T) {
 }
 
 // benchEvents is a 500-event batch (the agent's usual segment size) from 200
-// visitors over 20 pages and 5 countries in the current minute.
+// persistent visitors (one session each) over 20 pages and 5 countries in
+// the current minute.
 func benchEvents(now time.Time) []protocol.Event {
 	countries := []string{"US", "DE", "FR", "JP", "BR"}
 	events := make([]protocol.Event, 500)
 	for i := range events {
 		events[i] = protocol.Event{Site: 1, TimeMicros: now.UnixMicro(), Name: "page_view", Visitor: uint64(i % 200),
-			Country: countries[i%5], City: "City", Device: "desktop", Path: "/p" + strconv.Itoa(i%20), EngageMs: int64(i % 2)}
+			Flags: protocol.FlagPersistent, SessionID: now.Unix() - int64(i%200), Country: countries[i%5], City: "City", Device: "desktop", Path: "/p" + strconv.Itoa(i%20), EngageMs: int64(i % 2)}
 	}
 	return events
 }

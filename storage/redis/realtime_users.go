@@ -182,34 +182,52 @@ func (r *RedisRealtime) DeviceKey(site uint32, device uint64) string {
 
 // joinScript is join over Redis, atomic across the nodes that stage a
 // site's batches. KEYS: the devices; ARGV: the TTL in seconds, the
-// session gap in seconds, then per event its device's index in KEYS
-// (from 1), session id, visitor (hex) and Unix second, in the order of
-// probes. It returns each event's user (hex).
+// session gap in seconds, then per probe its device's index in KEYS (from
+// 1), session id, visitor (hex) and Unix second, in the order of probes.
+// It returns each probe's user (hex). A device's session is read once per
+// call, and written once if it changed (its TTL runs from its latest
+// event's write).
 var joinScript = goredis.NewScript(`
 local ttl, gap = ARGV[1], tonumber(ARGV[2])
-local out = {}
+local state, dirty, out = {}, {}, {}
 for i = 3, #ARGV, 4 do
   local k = KEYS[tonumber(ARGV[i])]
   local sid, v, at = ARGV[i+1], ARGV[i+2], ARGV[i+3]
-  local cur = redis.call('GET', k)
-  local csid, cv, clast
-  if cur then csid, cv, clast = string.match(cur, '^(%S+) (%S+) (%S+)$') end
-  if cv and ((sid == '0' and tonumber(at) <= tonumber(clast) + gap) or (sid ~= '0' and sid == csid)) then
-    if tonumber(at) < tonumber(clast) then at = clast end
-    redis.call('SET', k, csid .. ' ' .. cv .. ' ' .. at, 'EX', ttl)
-    out[#out+1] = cv
-  elseif cv and sid ~= '0' and csid ~= '0' and tonumber(sid) < tonumber(csid) then
+  local cur = state[k]
+  if cur == nil then
+    cur = false
+    local s = redis.call('GET', k)
+    if s then
+      local a, b, c = string.match(s, '^(%S+) (%S+) (%S+)$')
+      if b then cur = {a, b, c} end
+    end
+    state[k] = cur
+  end
+  if cur and ((sid == '0' and tonumber(at) <= tonumber(cur[3]) + gap) or (sid ~= '0' and sid == cur[1])) then
+    if tonumber(at) > tonumber(cur[3]) then
+      cur[3] = at
+      dirty[k] = true
+    end
+    out[#out+1] = cur[2]
+  elseif cur and sid ~= '0' and cur[1] ~= '0' and tonumber(sid) < tonumber(cur[1]) then
     out[#out+1] = v
   else
-    redis.call('SET', k, sid .. ' ' .. v .. ' ' .. at, 'EX', ttl)
+    state[k] = {sid, v, at}
+    dirty[k] = true
     out[#out+1] = v
   end
+end
+for k in pairs(dirty) do
+  local c = state[k]
+  redis.call('SET', k, c[1] .. ' ' .. c[2] .. ' ' .. c[3], 'EX', ttl)
 end
 return out
 `)
 
 // sessionUsersRedis is sessionUsers over the cluster's device sessions
-// in Redis: one script call per site of the batch.
+// in Redis: one script call per site of the batch. Consecutive events of
+// one device, session id and visitor are one probe (their answer is the
+// same), at the latest of their times.
 func (r *RedisRealtime) sessionUsersRedis(ctx context.Context, events []protocol.Event) ([]uint64, error) {
 	users, ps := probes(events, unixMinute(r.mem.opts.Now()))
 	if len(ps) == 0 {
@@ -226,25 +244,39 @@ func (r *RedisRealtime) sessionUsersRedis(ctx context.Context, events []protocol
 		}
 		var keys []string
 		args := []any{ttl, sessionGap}
-		for n, p := range ps[start:end] {
-			if n == 0 || p.device != ps[start+n-1].device {
+		group := make([]int, end-start) // each probe's index among those sent
+		sent := -1
+		for n := start; n < end; n++ {
+			p := ps[n]
+			if n > start {
+				q := ps[n-1]
+				if p.sid != 0 && p.device == q.device && p.sid == q.sid && events[p.i].Visitor == events[q.i].Visitor {
+					group[n-start] = sent
+					args[len(args)-1] = p.at // sorted by time: the latest
+					continue
+				}
+			}
+			if n == start || p.device != ps[n-1].device {
 				keys = append(keys, r.DeviceKey(site, p.device))
 			}
 			args = append(args, len(keys), p.sid, strconv.FormatUint(events[p.i].Visitor, 16), p.at)
+			sent++
+			group[n-start] = sent
 		}
 		res, err := joinScript.Run(ctx, r.client, keys, args...).StringSlice()
 		if err != nil {
 			return nil, fmt.Errorf("realtime: sessions of site %d's devices: %w", site, err)
 		}
-		if len(res) != end-start {
-			return nil, fmt.Errorf("realtime: sessions of site %d's devices: %d answers for %d events", site, len(res), end-start)
+		if len(res) != sent+1 {
+			return nil, fmt.Errorf("realtime: sessions of site %d's devices: %d answers for %d probes", site, len(res), sent+1)
 		}
-		for n, p := range ps[start:end] {
-			u, err := strconv.ParseUint(strings.TrimSpace(res[n]), 16, 64)
+		for n := start; n < end; n++ {
+			a := res[group[n-start]]
+			u, err := strconv.ParseUint(a, 16, 64)
 			if err != nil {
-				return nil, fmt.Errorf("realtime: sessions of site %d's devices: user %q: %w", site, res[n], err)
+				return nil, fmt.Errorf("realtime: sessions of site %d's devices: user %q: %w", site, a, err)
 			}
-			users[p.i] = u
+			users[ps[n].i] = u
 		}
 		start = end
 	}
