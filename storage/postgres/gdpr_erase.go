@@ -210,6 +210,10 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		addDay(sessionDays, ts)
 	}
 	out.Sessions = int64(len(starts))
+	// Before event_items below: it takes item_packs as a packing pass does.
+	if _, err := eraseSubjectItemPacks(ctx, tx, site, keys); err != nil {
+		return out, err
+	}
 	// Rows of the subject in the tables the schema has of those (the keys
 	// a site has seen, so the subject comes back as a new user; ecommerce
 	// rows and items).

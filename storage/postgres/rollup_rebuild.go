@@ -199,8 +199,8 @@ func rebuildItems(ctx context.Context, tx pgx.Tx, site int32, names map[int32]st
 		cols[i] = "COALESCE(p." + DimColumns[k] + ", 0)"
 	}
 	rows, err := tx.Query(ctx, "SELECT i.ts, i.revenue, i.name_id, i.quantity, i.list_id, i.promotion_id, "+strings.Join(cols, ", ")+
-		" FROM event_items i LEFT JOIN item_profiles p ON p.id = i.item_profile_id"+
-		" WHERE i.site_id = $1 AND i.ts >= $2 AND i.ts < $3", site, lo, hi)
+		" FROM "+ItemsIn("$1", "$2", "$3", []string{"ts", "revenue", "name_id", "quantity", "list_id", "promotion_id", "item_profile_id"})+
+		" i LEFT JOIN item_profiles p ON p.id = i.item_profile_id", site, lo, hi)
 	if err != nil {
 		return err
 	}
