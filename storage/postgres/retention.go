@@ -312,8 +312,7 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 	gone := sr.Events+sr.EventPacks+sr.Items+sr.ItemPacks+sr.Sessions+sr.RollupRows+sr.SessionRollups > 0
 	if gone {
 		detail := map[string]any{"events": sr.Events, "event_packs": sr.EventPacks, "items": sr.Items, "item_packs": sr.ItemPacks,
-			"sessions":    sr.Sessions,
-			"rollup_rows": sr.RollupRows, "session_rollups": sr.SessionRollups,
+			"sessions": sr.Sessions, "rollup_rows": sr.RollupRows, "session_rollups": sr.SessionRollups,
 			"retain_events_days": sr.Retention.EventsDays, "retain_aggregates_months": sr.Retention.AggregatesMonths}
 		if !sr.EventsBefore.IsZero() {
 			detail["events_before"] = sr.EventsBefore.Format(time.DateOnly)
