@@ -110,7 +110,11 @@ GROUP BY n.site_id, n.chunk, l.part, l.merge`
 // more than 72 hours before now) from their event_items partitions into
 // item_packs, one day per transaction, oldest first, bounded per run like
 // PackEvents, then vacuums each emptied partition. It returns how many days
-// had rows to move. Each day's transaction first takes item_packs in SHARE
+// had rows to move: 0 means none is left at now. A partition whose file
+// a vacuum could not truncate (a snapshot older than the move, such as a
+// concurrent ANALYZE's, still saw its rows) is vacuumed again by the next
+// run but counts neither as a day moved nor against the run's days, so it
+// does not end a caller's loop early nor hold up the days after it. Each day's transaction first takes item_packs in SHARE
 // ROW EXCLUSIVE mode, which conflicts with itself and with an erasure
 // (eraseSubjectItemPacks): two passes, or a pass and an erasure, take
 // turns, and the statement's snapshot sees what the other committed.
@@ -119,7 +123,7 @@ func (s *Store) PackItems(ctx context.Context, now time.Time) (int, error) {
 	settled := utcDay(now.Add(-packSettle)).AddDate(0, 0, -1)
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'event_items'::regclass AND c.relname <= $1 AND pg_relation_size(c.oid) > 0
-		ORDER BY c.relname LIMIT $2`, ItemsPartitionName(settled), packEventDaysPerRun)
+		ORDER BY c.relname`, ItemsPartitionName(settled))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: pack items: list partitions: %w", err)
 	}
@@ -129,7 +133,7 @@ func (s *Store) PackItems(ctx context.Context, now time.Time) (int, error) {
 	}
 	packed := 0
 	for _, name := range names {
-		if time.Since(start) > packEventsBudget {
+		if time.Since(start) > packEventsBudget || packed >= packEventDaysPerRun {
 			break
 		}
 		day, err := time.Parse("20060102", name[len("event_items_p"):])
