@@ -2,6 +2,7 @@ package write
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ const itemPacksVersion = 21
 // Migration 021 moves item rows written before it into day partitions
 // (days of the events' partitions, and days only item rows hold), keeping
 // every row; PackItems then packs the settled days and ItemsIn reads the
-// same rows back from the packs.
+// same rows back from the packs, and late rows of a packed day too.
 func TestMigrationPartitionsItemsAndPackingKeepsThem(t *testing.T) {
 	ctx := context.Background()
 	s := newStoreAt(t, itemPacksVersion-1)
@@ -34,7 +35,7 @@ func TestMigrationPartitionsItemsAndPackingKeepsThem(t *testing.T) {
 		int32(site.ID)); err != nil {
 		t.Fatal(err)
 	}
-	const all = `SELECT array_agg(i::text ORDER BY i::text) FROM `
+	const all = `SELECT array_agg(i::text ORDER BY i::text COLLATE "C") FROM `
 	read := func(src string) []string {
 		t.Helper()
 		var out []string
@@ -74,5 +75,31 @@ func TestMigrationPartitionsItemsAndPackingKeepsThem(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, read(postgres.ItemsIn("$1", "$2", "$3", postgres.ItemColumns()))); diff != "" {
 		t.Fatalf("packed item rows read back differently (-rows +packs):\n%s", diff)
+	}
+	// Late item rows of a packed day: a new part after a last part of at
+	// least half the size (20 of 30), merged into a last part smaller than
+	// that (5) by the next pass; read with the rest either way.
+	for i, wantParts := range []int{5, 5} {
+		if _, err := s.Pool.Exec(ctx, `INSERT INTO event_items (ts, visitor_id, session_id, revenue, site_id, name_id, referrer_id,
+				content_id, client_id, traffic_id, commerce_id, item_profile_id, list_id, promotion_id, quantity, flags)
+			SELECT '2026-03-01 12:00:00+00'::timestamptz + make_interval(secs => g + $2), 9, 9, g, $1, 3, 0, 0, 4, 0, 0, 1, 0, 0, 1, 0
+			FROM generate_series(1, 5) g`, int32(site.ID), i*10); err != nil {
+			t.Fatal(err)
+		}
+		want := read(rowsIn)
+		if days, err := s.PackItems(ctx, time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)); err != nil || days != 1 {
+			t.Fatalf("late pass %d: packed %d days (%v), want 1", i, days, err)
+		}
+		var last int
+		if err := s.Pool.QueryRow(ctx, `SELECT count(*), (SELECT items FROM item_packs WHERE day = '2026-03-01' ORDER BY part DESC LIMIT 1)
+			FROM item_packs`).Scan(&packs, &last); err != nil || packs != wantParts || last != 5*(i+1) {
+			t.Fatalf("late pass %d: %d packs, the day's last holding %d items (%v); want %d and %d", i, packs, last, err, wantParts, 5*(i+1))
+		}
+		got := read(postgres.ItemsIn("$1", "$2", "$3", postgres.ItemColumns()))
+		before = append(before, want...)
+		slices.Sort(before)
+		if diff := cmp.Diff(before, got); diff != "" {
+			t.Fatalf("late pass %d: item rows read back differently (-want +got):\n%s", i, diff)
+		}
 	}
 }
