@@ -16,9 +16,10 @@ const erasureSubjects = 5
 
 // erasures erases a few typical subjects of the dashboard site (a visitor
 // with a session of 3 to 12 events on a packed day, 5 to 20 days ago) the
-// way `avila gdpr erase` does, and records the median time: events rows and
-// packs rewritten, sessions deleted, the rollups and session rollups of
-// their days rebuilt, tombstone and audit row, one transaction each.
+// way `avila gdpr erase` does, and records the median time: events rows
+// deleted and the subject's slices cut out of its packs, sessions deleted,
+// the rollup and session rollup cells it touched corrected, tombstone and
+// audit row, one transaction each.
 func (r *run) erasures(ctx context.Context, ds dataset) error {
 	site := r.st.sites[siteDashboard]
 	now := time.Now()
@@ -54,7 +55,9 @@ func (r *run) erasures(ctx context.Context, ds dataset) error {
 			steps = append(steps, k+"_ms", ms(v))
 		}
 		r.log.Info("erasure", append([]any{"events", ds.events, "subject_events", out.Events, "sessions", out.Sessions,
-			"rollup_days", len(out.RollupDays), "ms", ms(d)}, steps...)...)
+			"rollup_days", len(out.RollupDays), "pack_rows", out.PackRows, "sketches_kept", out.Sketches.Kept,
+			"sketches_sparse", out.Sketches.Sparse, "sketches_dense", out.Sketches.Dense, "sketches_recomputed", out.Sketches.Recomputed,
+			"ms", ms(d)}, steps...)...)
 	}
 	r.set("gdpr_erase_ms_"+ds.key, Percentile(took, 50))
 	return nil

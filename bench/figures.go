@@ -50,7 +50,7 @@ func figures(quick bool) []Figure {
 			Figure{Name: "cross-scope request p99 (no query cache), ms, " + n + " events", Key: "query_p99_ms_" + s + "_session_shapes"},
 			Figure{Name: "dashboard request p50 (query cache warm), ms, " + n + " events", Key: "query_p50_ms_" + s + "_cached"},
 			Figure{Name: "dashboard request p99 (query cache warm), ms, " + n + " events", Key: "query_p99_ms_" + s + "_cached"},
-			Figure{Name: "erasure of one data subject (rows, packs, sessions, its days' rollups rebuilt), median of 5, ms, " + n + " events",
+			Figure{Name: "erasure of one data subject (rows, its pack slices, sessions, its rollup cells corrected), median of 5, ms, " + n + " events",
 				Key: "gdpr_erase_ms_" + s, Target: &Target{Limit: 1000}},
 		)
 	}

@@ -5,8 +5,8 @@
 // asynchronously (gdpr_requests); the retention run with its metrics; and
 // the encryption of export files.
 //
-// Guarantees: an erasure commits whole in one transaction (rows, rebuilt
-// rollups of the touched days, tombstone, audit row), after which every
+// Guarantees: an erasure commits whole in one transaction (rows, corrected
+// rollup cells of the touched days, tombstone, audit row), after which every
 // report equals the report over data that never held the subject, and the
 // subject's events arriving within postgres.TombstoneTTL are dropped by the
 // write stage. A request accepted by the API survives restarts of every

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/governance"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/protocol/identity"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 const (
@@ -75,6 +78,11 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	lateDay := now.AddDate(0, 0, -8).Add(-90 * time.Minute)
 	late := visit(rng, with, 7<<40|0x5eed, lateDay, 2, false)
 	lateSubj := visit(rng, with, key, lateDay.Add(time.Minute), 2, false)
+	// Both buy the same item: a late item row of a packed day besides the
+	// subject's, so its item cells keep the other's amounts.
+	purchase(rng, &late[1])
+	purchase(rng, &lateSubj[1])
+	lateSubj[1].Items = late[1].Items
 	s.write(t, append(append([]protocol.Event{}, late...), lateSubj...))
 	s.write(t, onSite(late, without))
 
@@ -124,6 +132,7 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d reports differed before the erasure, none after", differs, len(reports("")))
+	readFromRollups(t, s, with)
 	var bad int
 	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM event_packs WHERE cardinality(ts) <> events
 		OR cardinality(visitor_id) <> events OR cardinality(extra) NOT IN (0, events) OR 7 <> ALL(extra || 7)`).Scan(&bad); err != nil || bad != 0 {
@@ -138,6 +147,57 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	v, err := s.store.VerifyAudit(ctx)
 	if err != nil || v.Break != nil || out.Audit.ID == 0 || out.Audit.Action != "gdpr.erase" {
 		t.Fatalf("audit after erasure: %+v %v, row %+v", v, err, out.Audit)
+	}
+}
+
+// readFromRollups checks that the reports of amounts and by session
+// traffic source are answered from site's rollups, so that the oracle
+// compared the erasure's corrections of the rollups' amounts and of the
+// rows by session traffic source (postgres.RollupSessionTraffic), not the
+// rows the erasure deleted: without those rollup values the reports answer
+// differently. It spoils the site's rollups.
+func readFromRollups(t *testing.T, s *stack, site uint32) {
+	t.Helper()
+	ctx := context.Background()
+	uses := func(body map[string]any, names ...string) bool {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if strings.Contains(string(raw), `"`+n+`"`) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		what, spoil string
+		names       []string
+	}{
+		{"amounts", "UPDATE %s SET amounts = NULL WHERE site_id = $1", []string{"totalRevenue", "itemRevenue"}},
+		{"rows by session traffic source", "DELETE FROM %s WHERE site_id = $1 AND kind = 102", []string{"sessionSource", "sessionMedium"}},
+	} {
+		var bodies []map[string]any
+		var before []string
+		for _, body := range reports("14daysAgo") {
+			if uses(body, c.names...) && !uses(body, "sessions") {
+				bodies, before = append(bodies, body), append(before, s.report(t, site, body))
+			}
+		}
+		if len(bodies) == 0 {
+			t.Fatalf("no report reads %s", c.what)
+		}
+		for _, table := range []string{"rollup_days", "rollup_packs"} {
+			if _, err := s.db.Exec(ctx, fmt.Sprintf(c.spoil, table), site); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, body := range bodies {
+			if s.report(t, site, body) == before[i] {
+				t.Errorf("report %v answers alike without the rollups' %s: it does not read them, and the oracle proves nothing of them", body, c.what)
+			}
+		}
 	}
 }
 
@@ -311,4 +371,113 @@ func requirePackedItems(t *testing.T, s *stack, site uint32, key uint64) {
 			(SELECT count(*) FROM event_items WHERE site_id = $1 AND visitor_id = $2)`, int32(site), int64(key)).Scan(&packed, &rows); err != nil || packed == 0 || rows == 0 {
 		t.Fatalf("the subject has %d packed items and %d item rows (%v): the test would not cover both", packed, rows, err)
 	}
+}
+
+// TestEraseFromDenseCellsEqualsNeverStored is the erasure oracle on a busy
+// day, whose big cells hold dense sketches: 20 000 visitors on a packed
+// day, 9 000 of them in one country and 9 500 from one search engine
+// (dense sketches near the size where a sketch turns dense, which the
+// erasure recomputes from the cell's rows: the search engine's is a cell
+// of RollupSessionTraffic, whose events are found by their sessions), and
+// none with a hash in the subject's register, so the subject alone set
+// that register of the day's dense cells and the erasure lowers it, but
+// for one competitor sharing the subject's register in the cells of all
+// events and of direct sessions (RollupSessionTraffic). The subject's own
+// page is a cell of its own (sparse, emptied). Reports after the erasure
+// equal those of the site that never held the subject.
+func TestEraseFromDenseCellsEqualsNeverStored(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	with, without := s.site(t, "dense-with"), s.site(t, "dense-without")
+	h, err := identity.New(with, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid, _ := identity.ClientIDFromCookie(subjectCookie)
+	key := h.Client(cid)
+	register := postgres.VisitorHash(key) >> (64 - postgres.RollupPrecision)
+	day := time.Now().AddDate(0, 0, -6)
+	day = time.Date(day.Year(), day.Month(), day.Day(), 8, 0, 0, 0, time.UTC)
+	var base []protocol.Event
+	for v := uint64(1); len(base) < 20_000; v++ {
+		visitor := v<<40 | 0xd15e
+		if postgres.VisitorHash(visitor)>>(64-postgres.RollupPrecision) == register {
+			continue // the subject alone sets its register
+		}
+		country, referrer := "DE", ""
+		if len(base) >= 9000 {
+			country = "FR"
+		}
+		if len(base) >= 10_500 {
+			referrer = "https://www.google.com/"
+		}
+		base = append(base, protocol.Event{Site: with, TimeMicros: day.Add(time.Duration(len(base)) * 2 * time.Second).UnixMicro(), Referrer: referrer,
+			Name: "page_view", Visitor: visitor, Host: "www.example.com", Path: paths[len(base)%len(paths)], Title: "Title",
+			Country: country, City: "City", Browser: browsers[len(base)%len(browsers)], OS: "Linux", Device: "desktop",
+			Language: "en-us", EngageMs: int64(len(base) % 5000), Flags: protocol.FlagSessionStart | protocol.FlagFirstVisit})
+	}
+	// One competitor: a visitor whose hash falls in the subject's register,
+	// in a direct session as the subject's (the dense cell of its session
+	// traffic source) and in the all-events cell, but on no page view, host
+	// or country of the subject's, so that register of those stays the
+	// subject's alone. The erasure keeps the competitor's value there only
+	// if it finds the competitor's session traffic.
+	for v := uint64(1); ; v++ {
+		competitor := v<<40 | 0xc0
+		if postgres.VisitorHash(competitor)>>(64-postgres.RollupPrecision) != register {
+			continue
+		}
+		base = append(base, protocol.Event{Site: with, TimeMicros: day.Add(time.Hour).UnixMicro(), Name: "competitor_event", Visitor: competitor,
+			Host: "shop.example.com", Path: "/shop", Title: "Title", Country: "PT", City: "City", Browser: "Chrome", OS: "Linux",
+			Device: "desktop", Language: "en-us", Flags: protocol.FlagSessionStart | protocol.FlagFirstVisit})
+		break
+	}
+	sortByTime(base)
+	rng := rand.New(rand.NewPCG(19, 4))
+	subj := visit(rng, with, key, day.Add(3*time.Hour), 5, true)
+	subj[0].Referrer = "" // direct
+	// A second session, from the search engine.
+	again := visit(rng, with, key, day.Add(5*time.Hour), 3, false)
+	again[0].Referrer = "https://www.google.com/"
+	subj = append(subj, again...)
+	for i := range subj {
+		subj[i].Country = "DE"
+		if i == 2 {
+			subj[i].Path = "/account/customer-4711"
+		}
+	}
+	mixed := append(append([]protocol.Event{}, base...), subj...)
+	sortByTime(mixed)
+	s.write(t, mixed)
+	s.write(t, onSite(base, without))
+	s.pack(t)
+
+	differs := 0
+	for _, body := range reports("14daysAgo") {
+		if s.report(t, with, body) != s.report(t, without, body) {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Fatal("before the erasure the sites answer alike, which proves nothing")
+	}
+	svc := &governance.Service{Store: s.store}
+	out, err := svc.Erase(ctx, governance.Subject{Site: with, Identity: governance.ClientID, Key: key}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Events != int64(len(subj)) || out.PackRows == 0 {
+		t.Fatalf("erased %d events in %d packs, want %d in at least one", out.Events, out.PackRows, len(subj))
+	}
+	// Each way of correcting a sketch was taken.
+	if k := out.Sketches; k.Dense == 0 || k.Sparse == 0 || k.Recomputed == 0 {
+		t.Fatalf("sketch corrections %+v: a case is not covered", k)
+	}
+	for i, body := range reports("14daysAgo") {
+		got, want := s.report(t, with, body), s.report(t, without, body)
+		if got != want {
+			t.Errorf("report %d after the erasure:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	t.Logf("%d of %d reports differed before the erasure, none after; sketches %+v", differs, len(reports("")), out.Sketches)
 }

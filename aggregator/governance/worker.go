@@ -112,7 +112,7 @@ func (e errBadKind) Error() string { return "BUG: request kind " + string(e) }
 type ErasureResult struct {
 	Events         int64     `json:"events"`
 	Sessions       int64     `json:"sessions"`
-	RebuiltDays    int       `json:"rebuiltDays"`
+	RebuiltDays    int       `json:"rebuiltDays"` // days whose rollups were corrected (the name predates corrections)
 	TombstoneUntil time.Time `json:"tombstoneUntil"`
 	AuditID        int64     `json:"auditId"`
 }

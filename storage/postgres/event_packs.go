@@ -22,6 +22,16 @@ import (
 // of the time of one of all twelve. The day bounds prune the packs by
 // their key.
 func EventsIn(site, lo, hi string, cols []string) string {
+	return eventsWhere(cols, "site_id = "+site+" AND ts >= "+lo+" AND ts < "+hi,
+		"p.site_id = "+site+" AND p.day >= ("+lo+"::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= ("+hi+"::timestamptz AT TIME ZONE 'UTC')::date",
+		"u.ts >= "+lo+" AND u.ts < "+hi)
+}
+
+// eventsWhere is EventsIn with its conditions given: rows, on the events
+// table's columns; packs, on event_packs "p" (its key and arrays, to prune
+// rows before they are unnested); elems, on the unnested columns "u" (those
+// of cols, and ts).
+func eventsWhere(cols []string, rows, packs, elems string) string {
 	arrays, names := []string{"p.ts"}, []string{"ts"}
 	packCols := make([]string, len(cols))
 	for i, c := range cols {
@@ -39,13 +49,10 @@ func EventsIn(site, lo, hi string, cols []string) string {
 			arrays, names = append(arrays, "p."+c), append(names, c)
 		}
 	}
-	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE site_id = " + site +
-		" AND ts >= " + lo + " AND ts < " + hi +
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE " + rows +
 		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
 		" FROM event_packs p CROSS JOIN LATERAL unnest(" + strings.Join(arrays, ", ") + ") AS u(" + strings.Join(names, ", ") + ")" +
-		" WHERE p.site_id = " + site +
-		" AND p.day >= (" + lo + "::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= (" + hi + "::timestamptz AT TIME ZONE 'UTC')::date" +
-		" AND u.ts >= " + lo + " AND u.ts < " + hi + ")"
+		" WHERE " + packs + " AND " + elems + ")"
 }
 
 // packSettle is how long after its UTC day ended a day's events are left
@@ -149,15 +156,14 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events: partition %s: %w", name, err)
 		}
-		// One statement, so one transaction.
 		s.packMu.Lock()
 		part := s.packPart
 		s.packMu.Unlock()
-		tag, err := s.pool.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
+		moved, err := s.packEventDay(ctx, day, part)
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
 		}
-		if tag.RowsAffected() > 0 {
+		if moved {
 			packed++
 		}
 		// The partition's rows are dead once no snapshot sees them; VACUUM
@@ -168,4 +174,29 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return packed, nil
+}
+
+// packEventDay moves the events of the UTC day into event_packs (parts of
+// at most part events) in one transaction. It first takes event_packs in
+// SHARE ROW EXCLUSIVE mode, which conflicts with itself: two passes (the
+// upkeep of two nodes, a bulk load's own pass) or a pass and an erasure
+// take turns, and the statement's snapshot, taken after the lock, sees the
+// parts the other committed (else both would number their part 0).
+func (s *Store) packEventDay(ctx context.Context, day time.Time, part int) (bool, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if _, err := tx.Exec(ctx, "LOCK TABLE event_packs IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		return false, fmt.Errorf("lock packs: %w", err)
+	}
+	tag, err := tx.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
+	if err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }

@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -22,42 +20,128 @@ type Erased struct {
 	Events      int64       // events rows and packed events
 	PackRows    int64       // event_packs rows rewritten
 	Sessions    int64       // sessions rows
-	RollupDays  []time.Time // local days whose rollups were rebuilt
-	SessionDays []time.Time // local days whose session rollups were rebuilt
+	RollupDays  []time.Time // local days whose rollups were corrected
+	SessionDays []time.Time // local days whose session rollups were corrected
 	Until       time.Time   // the tombstone's end
 	Audit       AuditRow
-	// Steps is how long each step took ("find", "events", "packs",
-	// "sessions", "rollups", "session_rollups", "commit"), for the
-	// benchmark's log.
+	// Sketches counts what the corrections did with the sketches of the
+	// cells the subject touched.
+	Sketches EraseSketches
+	// Steps is how long each step took ("lock", "find", "read", "events",
+	// "packs", "sessions", "rollups", "session_rollups", "commit"), for
+	// the benchmark's log.
 	Steps map[string]time.Duration
 }
 
-// erasePacksSQL is the statement that rewrites the event_packs rows of
-// site $1 on the UTC days $3 holding any of the keys $2 without those keys'
-// events, keeping each row's key and order (a row left empty goes), and
-// returns the times of the events removed. cols are the table's array
-// columns (packColumns): every one is rewritten, so columns later
-// migrations add are kept in step. An array left empty by a migration that
-// added it stays empty. One statement: the rows' old and new versions never
-// coexist.
-func erasePacksSQL(cols []string) string {
-	q := make([]string, len(cols))
-	hx, aggs := make([]string, len(cols)), make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = pgx.Identifier{c}.Sanitize()
-		hx[i] = "h." + q[i]
-		aggs[i] = "COALESCE(array_agg(" + q[i] + " ORDER BY ord) FILTER (WHERE " + q[i] + " IS NOT NULL), '{}')"
+// packHit is a pack row holding events of a subject, and their positions.
+type packHit struct {
+	Day    time.Time
+	Part   int32
+	Events int32
+	Pos    []int32 // 1-based, ascending
+	TS     []time.Time
+}
+
+// subjectPackHits returns the site's event_packs rows on the UTC days
+// holding events of keys, with those events' positions and times, and
+// locks them.
+func subjectPackHits(ctx context.Context, tx pgx.Tx, site int32, keys []int64, days []time.Time) ([]packHit, error) {
+	if len(days) == 0 {
+		return nil, nil
 	}
-	list := strings.Join(q, ", ")
-	return `WITH
-	hit AS (DELETE FROM event_packs p WHERE p.site_id = $1 AND p.day = ANY($3) AND p.visitor_id && $2 RETURNING p.*),
-	u AS (SELECT h.site_id, h.day, h.part, x.* FROM hit h
-		CROSS JOIN LATERAL unnest(` + strings.Join(hx, ", ") + `) WITH ORDINALITY AS x(` + list + `, ord)),
-	kept AS (INSERT INTO event_packs (site_id, day, part, events, ` + list + `)
-		SELECT site_id, day, part, count(*), ` + strings.Join(aggs, ", ") + `
-		FROM u WHERE NOT (visitor_id = ANY($2)) GROUP BY site_id, day, part
-		RETURNING 1)
-	SELECT ts, (SELECT count(*) FROM hit) FROM u WHERE visitor_id = ANY($2)`
+	rows, err := tx.Query(ctx, `SELECT p.day, p.part, p.events, x.pos, x.ts FROM event_packs p
+		CROSS JOIN LATERAL (SELECT array_agg(i::int ORDER BY i) AS pos, array_agg(t ORDER BY i) AS ts
+			FROM unnest(p.visitor_id, p.ts) WITH ORDINALITY AS u(v, t, i) WHERE v = ANY($2)) x
+		WHERE p.site_id = $1 AND p.day = ANY($3) AND p.visitor_id && $2
+		ORDER BY p.day, p.part FOR UPDATE OF p`, site, keys, days)
+	if err != nil {
+		return nil, fmt.Errorf("the subject's packs: %w", err)
+	}
+	hits, err := pgx.CollectRows(rows, pgx.RowToStructByPos[packHit])
+	if err != nil {
+		return nil, fmt.Errorf("the subject's packs: %w", err)
+	}
+	return hits, nil
+}
+
+// packSlots are positions of events in the site's pack rows, as the
+// parallel arrays eventsAt reads: UTC days, parts, 1-based indexes.
+type packSlots struct {
+	days  []time.Time
+	parts []int32
+	pos   []int32
+}
+
+func (s *packSlots) add(day time.Time, part, pos int32) {
+	s.days, s.parts, s.pos = append(s.days, day), append(s.parts, part), append(s.pos, pos)
+}
+
+// eventsAt is a subquery like EventsIn's of the events table's rows that
+// meet rows and the packed events at slots (SQL of three parameters: the
+// packSlots arrays), with columns cols; $1 is the site. A packed event is
+// read by subscripting its row's arrays, not by unnesting them, so a few
+// events of a large pack cost a few look-ups.
+func eventsAt(cols []string, rows, slots string) string {
+	packCols := make([]string, len(cols))
+	for i, c := range cols {
+		switch c {
+		case "site_id":
+			packCols[i] = "p.site_id"
+		case "commerce_id":
+			// Packs written before migration 015 have an empty array.
+			packCols[i] = "COALESCE(p.commerce_id[x.i], 0) AS commerce_id"
+		default:
+			packCols[i] = "p." + c + "[x.i] AS " + c
+		}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE " + rows +
+		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
+		" FROM unnest(" + slots + ") AS x(day, part, i) JOIN event_packs p ON p.site_id = $1 AND p.day = x.day AND p.part = x.part)"
+}
+
+// erasePacks removes the events of hits (subjectPackHits) from their
+// event_packs rows: every array column (cols: packColumns, so columns later
+// migrations add are kept in step) is cut to the slices around the
+// subject's positions, which a pack's (session_id, ts) order keeps in a few
+// runs. An array left empty by a migration that added it stays empty; a row
+// left without events goes. It returns the times of the events removed.
+func erasePacks(ctx context.Context, tx pgx.Tx, site int32, hits []packHit, cols []string) ([]time.Time, error) {
+	var gone []time.Time
+	var b pgx.Batch
+	for _, h := range hits {
+		gone = append(gone, h.TS...)
+		if int(h.Events) == len(h.Pos) {
+			b.Queue("DELETE FROM event_packs WHERE site_id = $1 AND day = $2 AND part = $3", site, h.Day, h.Part)
+			continue
+		}
+		// Kept ranges [lo, hi] (1-based) between the removed positions.
+		args := []any{site, h.Day, h.Part, h.Events - int32(len(h.Pos))}
+		var cuts []string
+		next := int32(1)
+		for _, p := range append(h.Pos, h.Events+1) {
+			if p > next {
+				args = append(args, next, p-1)
+				cuts = append(cuts, fmt.Sprintf("[$%d:$%d]", len(args)-1, len(args)))
+			}
+			next = p + 1
+		}
+		set := make([]string, len(cols))
+		for i, c := range cols {
+			q := pgx.Identifier{c}.Sanitize()
+			parts := make([]string, len(cuts))
+			for j, sl := range cuts {
+				parts[j] = q + sl
+			}
+			set[i] = q + " = " + strings.Join(parts, " || ")
+		}
+		b.Queue("UPDATE event_packs SET events = $4, "+strings.Join(set, ", ")+" WHERE site_id = $1 AND day = $2 AND part = $3", args...)
+	}
+	if len(hits) > 0 {
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return nil, err
+		}
+	}
+	return gone, nil
 }
 
 // packColumns lists event_packs' array columns in table order, from the
@@ -151,93 +235,82 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, err
 	}
 	step("find")
-	eventDays := map[time.Time]bool{}
-	addDay := func(set map[time.Time]bool, ts time.Time) {
-		y, m, d := ts.In(loc).Date()
-		set[time.Date(y, m, d, 0, 0, 0, 0, time.UTC)] = true
+	// What the subject added to the rollups, aggregated from its own rows
+	// by the rebuild's code, before they go.
+	rd, err := newRollupReader(ctx, tx, site, loc)
+	if err != nil {
+		return out, err
 	}
-	collect := func(sql string, args ...any) (int64, error) {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return 0, err
-		}
-		defer rows.Close()
-		var n int64
-		for rows.Next() {
-			var ts time.Time
-			var packs int64
-			dest := []any{&ts}
-			if len(rows.FieldDescriptions()) == 2 {
-				dest = append(dest, &packs)
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return n, err
-			}
-			out.PackRows = max(out.PackRows, packs)
-			addDay(eventDays, ts)
-			n++
-		}
-		return n, rows.Err()
+	if rd.traffic, err = sessionTrafficWhere(ctx, tx, "visitor_id = ANY($2)", site, keys); err != nil {
+		return out, fmt.Errorf("read the subject's sessions: %w", err)
 	}
-	n, err := collect("DELETE FROM events WHERE site_id = $1 AND visitor_id = ANY($2) RETURNING ts", site, keys)
+	hits, err := subjectPackHits(ctx, tx, site, keys, days)
+	if err != nil {
+		return out, err
+	}
+	var slots packSlots
+	for _, h := range hits {
+		for _, i := range h.Pos {
+			slots.add(h.Day, h.Part, i)
+		}
+	}
+	events := make(rollupAgg)
+	src := eventsAt(rollupEventColumns(), "site_id = $1 AND visitor_id = ANY($2)", "$3::date[], $4::int[], $5::int[]")
+	if err := rd.events(ctx, tx, events, rollupEventsSQL(src, "TRUE"), keys, slots.days, slots.parts, slots.pos); err != nil {
+		return out, fmt.Errorf("read the subject's events: %w", err)
+	}
+	sessions := make(sessionRollupAgg)
+	if err := aggregateSessions(ctx, tx, sessions, loc, "s.visitor_id = ANY($2)", site, keys); err != nil {
+		return out, fmt.Errorf("read the subject's sessions: %w", err)
+	}
+	step("read")
+	rows, err := tx.Query(ctx, "DELETE FROM events WHERE site_id = $1 AND visitor_id = ANY($2) RETURNING ts", site, keys)
 	if err != nil {
 		return out, fmt.Errorf("delete events: %w", err)
 	}
-	out.Events += n
+	times, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return out, fmt.Errorf("delete events: %w", err)
+	}
 	step("events")
-	if len(days) > 0 {
+	if len(hits) > 0 {
 		cols, err := packColumns(ctx, tx)
 		if err != nil {
 			return out, err
 		}
-		n, err := collect(erasePacksSQL(cols), site, keys, days)
+		packed, err := erasePacks(ctx, tx, site, hits, cols)
 		if err != nil {
 			return out, fmt.Errorf("rewrite packs: %w", err)
 		}
-		out.Events += n
+		times, out.PackRows = append(times, packed...), int64(len(hits))
 	}
+	out.Events = int64(len(times))
 	step("packs")
-	sessionDays := map[time.Time]bool{}
-	rows, err := tx.Query(ctx, "DELETE FROM sessions WHERE site_id = $1 AND visitor_id = ANY($2) RETURNING ts", site, keys)
+	tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys)
 	if err != nil {
 		return out, fmt.Errorf("delete sessions: %w", err)
 	}
-	starts, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-	if err != nil {
-		return out, fmt.Errorf("delete sessions: %w", err)
+	out.Sessions = tag.RowsAffected()
+	// The subject's items, found as eraseSubjectItems deletes them, go
+	// into the item cells' share of the subject.
+	if len(times) > 0 {
+		if err := rd.items(ctx, tx, events, subjectItems(), keys, times); err != nil {
+			return out, fmt.Errorf("read the subject's items: %w", err)
+		}
 	}
-	for _, ts := range starts {
-		addDay(sessionDays, ts)
-	}
-	out.Sessions = int64(len(starts))
 	// Before event_items below: it takes item_packs as a packing pass does.
 	if _, err := eraseSubjectItemPacks(ctx, tx, site, keys); err != nil {
 		return out, err
 	}
-	// Rows of the subject in the tables the schema has of those (the keys
-	// a site has seen, so the subject comes back as a new user; ecommerce
-	// rows and items).
-	for _, table := range subjectTables {
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
-			return out, fmt.Errorf("%s: %w", table, err)
-		}
-		if !exists {
-			continue
-		}
-		// table is one of subjectTables, never input.
-		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys); err != nil {
-			return out, fmt.Errorf("delete from %s: %w", table, err)
-		}
+	if err := eraseSubjectRows(ctx, tx, site, keys, times); err != nil {
+		return out, err
 	}
 	step("sessions")
-	out.RollupDays = slices.SortedFunc(maps.Keys(eventDays), time.Time.Compare)
-	out.SessionDays = slices.SortedFunc(maps.Keys(sessionDays), time.Time.Compare)
-	if err := rebuildRollupDays(ctx, tx, site, loc, out.RollupDays); err != nil {
+	if out.RollupDays, err = correctRollups(ctx, tx, rd, keys, events, &out.Sketches); err != nil {
 		return out, err
 	}
 	step("rollups")
-	if err := rebuildSessionRollupDays(ctx, tx, site, loc, out.SessionDays); err != nil {
+	if out.SessionDays, err = correctSessionRollups(ctx, tx, site, loc, keys, sessions, &out.Sketches); err != nil {
 		return out, err
 	}
 	step("session_rollups")
@@ -257,65 +330,58 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	return out, nil
 }
 
-// rebuildRollupDays recomputes the site's rollups (daily, hourly, packed or
-// not) of the local days from the events that remain, in tx, which holds
-// the site's row lock.
-func rebuildRollupDays(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, days []time.Time) error {
-	if len(days) == 0 {
-		return nil
-	}
-	for _, table := range []string{"rollup_days", "rollup_packs"} {
-		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1 AND day = ANY($2)", site, days); err != nil {
-			return fmt.Errorf("delete rollups: %w", err)
+// eraseSubjectRows deletes the subject's rows from the tables of
+// subjectTables the schema has: the keys a site has seen (so the subject
+// comes back as a new user), ecommerce rows and items. times are the
+// subject's events' times; items, stored with their event's time, are
+// found through them (eraseSubjectItems).
+func eraseSubjectRows(ctx context.Context, tx pgx.Tx, site int32, keys []int64, times []time.Time) error {
+	for _, table := range subjectTables {
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+			return fmt.Errorf("%s: %w", table, err)
 		}
-	}
-	var pageView int32
-	err := tx.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3", site, DimEventName, pageViewName).Scan(&pageView)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("page_view id: %w", err)
-	}
-	packBefore := packedBefore(time.Now(), loc)
-	for _, d := range days {
-		lo := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, loc)
-		if err := rebuildDay(ctx, tx, site, loc, pageView, lo, lo.AddDate(0, 0, 1), packBefore); err != nil {
-			return err
+		if !exists {
+			continue
+		}
+		if table == "event_items" {
+			if err := eraseSubjectItems(ctx, tx, site, keys, times); err != nil {
+				return err
+			}
+			continue
+		}
+		// table is one of subjectTables, never input.
+		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys); err != nil {
+			return fmt.Errorf("delete from %s: %w", table, err)
 		}
 	}
 	return nil
 }
 
-// rebuildSessionRollupDays recomputes the site's session rollups of the
-// local days from the sessions that remain, in tx (holding the site's row
-// lock).
-func rebuildSessionRollupDays(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, days []time.Time) error {
-	if len(days) == 0 {
+// subjectItemsWhere finds the subject's event_items rows "i" ($2 the keys,
+// $3 the times of their events).
+const subjectItemsWhere = "i.ts = ANY($3) AND i.visitor_id = ANY($2)"
+
+// subjectItems is the subject's item rows, packed or not ($1 the site, $2
+// the keys, $3 the times of its events, whose items carry them): rows by the
+// items' site and time, packs by their day and visitor_id arrays.
+func subjectItems() string {
+	return itemsWhere(rollupItemColumns, "site_id = $1 AND ts = ANY($3) AND visitor_id = ANY($2)",
+		"p.site_id = $1 AND p.day IN (SELECT DISTINCT (t AT TIME ZONE 'UTC')::date FROM unnest($3::timestamptz[]) t) AND p.visitor_id && $2",
+		"u.visitor_id = ANY($2) AND u.ts = ANY($3)")
+}
+
+// eraseSubjectItems deletes the subject's event_items rows: the items of
+// its events, which carry their event's time (found by the table's site
+// and time index) and visitor.
+func eraseSubjectItems(ctx context.Context, tx pgx.Tx, site int32, keys []int64, times []time.Time) error {
+	if len(times) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM session_rollups WHERE site_id = $1 AND day = ANY($2)", site, days); err != nil {
-		return fmt.Errorf("delete session rollups: %w", err)
+	if _, err := tx.Exec(ctx, "DELETE FROM event_items i WHERE i.site_id = $1 AND "+subjectItemsWhere, site, keys, times); err != nil {
+		return fmt.Errorf("delete from event_items: %w", err)
 	}
-	agg := make(sessionRollupAgg)
-	var st sessionState
-	dest := st.scanDest()
-	for _, d := range days {
-		lo := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, loc)
-		rows, err := tx.Query(ctx, "SELECT "+sessionStateSelect("s")+" FROM sessions s"+sessionDimsJoins("s")+
-			" WHERE s.site_id = $1 AND s.ts >= $2 AND s.ts < $3", site, lo, lo.AddDate(0, 0, 1))
-		if err != nil {
-			return fmt.Errorf("read sessions: %w", err)
-		}
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				rows.Close()
-				return fmt.Errorf("read sessions: %w", err)
-			}
-			agg.add(&st, loc, 1)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read sessions: %w", err)
-		}
-	}
-	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg)
+	return nil
 }
 
 // Tombstones returns the site's subject keys whose late events are to be

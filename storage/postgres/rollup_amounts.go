@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -47,6 +48,25 @@ func (a *Amounts) add(b *Amounts) {
 		a[i] += b[i]
 	}
 }
+
+// addTimes adds b times sign (1 or -1) into a. A slot that subtraction
+// leaves within rounding of 0 (a sum of float8 values less one of them
+// need not be exactly the sum of the others) is 0: the cell holds none of
+// it, as a rebuild from the remaining rows would store.
+func (a *Amounts) addTimes(b *Amounts, sign float64) {
+	for i := range a {
+		v := a[i] + sign*b[i]
+		if sign < 0 && math.Abs(v) <= amountsEpsilon*math.Max(math.Abs(a[i]), math.Abs(b[i])) {
+			v = 0
+		}
+		a[i] = v
+	}
+}
+
+// amountsEpsilon is the relative rounding of float8 sums addTimes treats as
+// 0 when subtracting: sums of up to millions of amounts are off by at most
+// a few ulps each.
+const amountsEpsilon = 1e-9
 
 // zero reports whether every slot of a is 0.
 func (a *Amounts) zero() bool { return *a == Amounts{} }

@@ -32,18 +32,56 @@ type packEntry struct {
 	sketches                 [3][]byte // users, active, new; nil: empty
 }
 
-// add adds o to e: counters sum, sketches merge.
-func (e *packEntry) add(o *packEntry) error {
-	e.events += o.events
-	e.views += o.views
-	e.keyEvents += o.keyEvents
-	e.engageMs += o.engageMs
+// addCounters adds o's counters and amounts, times sign (1 or -1), to
+// e's: the one place a rollup counter is summed, for packs, folds and
+// erasures.
+func (e *packEntry) addCounters(o *packEntry, sign int32) {
+	e.events += sign * o.events
+	e.views += sign * o.views
+	e.keyEvents += sign * o.keyEvents
+	e.engageMs += int64(sign) * o.engageMs
 	if o.amounts != nil {
 		if e.amounts == nil {
 			e.amounts = new(Amounts)
 		}
-		e.amounts.add(o.amounts)
+		e.amounts.addTimes(o.amounts, float64(sign))
+		if e.amounts.zero() {
+			e.amounts = nil
+		}
 	}
+}
+
+// held reports whether e counts anything: events, or amounts (item cells
+// count no events).
+func (e *packEntry) held() bool {
+	return e.events > 0 || (e.amounts != nil && !e.amounts.zero())
+}
+
+// entry is c's counters, amounts and serialized sketches.
+func (c *rollupCell) entry() (*packEntry, error) {
+	e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs, amounts: c.amounts}
+	for j, sk := range c.sketches.sk {
+		b, err := encodeSketch(sk)
+		if err != nil {
+			return nil, err
+		}
+		e.sketches[j] = b
+	}
+	return e, nil
+}
+
+// cell is a rollup cell holding e's counters, amounts and serialized
+// sketches, for rollupAgg's statements.
+func (e *packEntry) cell() *rollupCell {
+	c := newRollupCell()
+	c.events, c.views, c.keyEvents, c.engageMs, c.amounts = e.events, e.views, e.keyEvents, e.engageMs, e.amounts
+	c.sketches.enc = e.sketches
+	return c
+}
+
+// add adds o to e: counters sum, sketches merge.
+func (e *packEntry) add(o *packEntry) error {
+	e.addCounters(o, 1)
 	for j, b := range o.sketches {
 		switch {
 		case len(b) == 0:
@@ -93,13 +131,9 @@ func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
 		if k.site != site {
 			continue
 		}
-		e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs, amounts: c.amounts}
-		for j, sk := range c.sketches.sk {
-			b, err := encodeSketch(sk)
-			if err != nil {
-				return nil, err
-			}
-			e.sketches[j] = b
+		e, err := c.entry()
+		if err != nil {
+			return nil, err
 		}
 		pk := packKey{kind: k.kind, day: dayDate(k.day)}
 		if out[pk] == nil {

@@ -53,15 +53,14 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 		FROM event_packs WHERE site_id = $1) s`, site).Scan(&first, &last); err != nil {
 		return fmt.Errorf("event span: %w", err)
 	}
-	var pageView int32
-	err = tx.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3", site, DimEventName, pageViewName).Scan(&pageView)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("page_view id: %w", err)
+	rd, err := newRollupReader(ctx, tx, site, loc)
+	if err != nil {
+		return err
 	}
 	if first != nil && last != nil {
 		y, m, d := first.In(loc).Date()
 		for day := time.Date(y, m, d, 0, 0, 0, 0, loc); !day.After(*last); day = day.AddDate(0, 0, 1) {
-			if err := rebuildDay(ctx, tx, site, loc, pageView, day, day.AddDate(0, 0, 1), packBefore); err != nil {
+			if err := rebuildDay(ctx, tx, rd, day, day.AddDate(0, 0, 1), packBefore); err != nil {
 				return err
 			}
 		}
@@ -92,68 +91,19 @@ func lockSite(ctx context.Context, tx pgx.Tx, site int32) (*time.Location, error
 	return loc, nil
 }
 
-// rebuildDay aggregates the site's events in [lo, hi) (one local day) into
-// rollup rows, packed when the day is before packBefore.
-func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, pageView int32, lo, hi, packBefore time.Time) error {
-	cols := make([]string, len(RollupKinds))
-	for i, k := range RollupKinds {
-		if p := ProfileOf(k); p != nil {
-			cols[i] = "COALESCE(" + p.Table + "." + RollupColumns[k] + ", 0)"
-		} else {
-			cols[i] = "e." + RollupColumns[k]
-		}
-	}
-	names, err := ecommerceNames(ctx, tx, site)
-	if err != nil {
+// rebuildDay aggregates the site's events and items in [lo, hi) (one local
+// day) into rollup rows, packed when the day is before packBefore.
+func rebuildDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi, packBefore time.Time) error {
+	site := rd.site
+	var err error
+	if rd.traffic, err = sessionTraffic(ctx, tx, site, lo, hi); err != nil {
 		return err
 	}
-	traffic, err := sessionTraffic(ctx, tx, site, lo, hi)
-	if err != nil {
-		return err
-	}
-	rows, err := tx.Query(ctx, "SELECT e.ts, e.visitor_id, e.session_id, e.engagement_ms, e.flags, "+strings.Join(cols, ", ")+
-		", ec.id IS NOT NULL, COALESCE(ec.revenue, 0), COALESCE(ec.tax, 0), COALESCE(ec.shipping, 0), COALESCE(ec.transaction_id, 0)"+
-		" FROM "+EventsIn("$1", "$2", "$3", EventColumns)+" e"+profileJoins()+
-		" LEFT JOIN event_commerce ec ON ec.id = e.commerce_id AND e.commerce_id <> 0"+
-		" WHERE e.site_id = $1 AND e.ts >= $2 AND e.ts < $3", site, lo, hi)
-	if err != nil {
-		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
-	}
-	defer rows.Close()
 	agg := make(rollupAgg)
-	hours := &hourCache{loc: loc}
-	r := EventRow{Site: site}
-	dims := make([]int32, len(RollupKinds))
-	nameAt := slices.Index(RollupKinds, DimEventName)
-	var (
-		hasCommerce bool
-		c           CommerceRow
-	)
-	dest := []any{&r.TS, &r.Visitor, &r.Session, &r.Engage, &r.Flags}
-	for i := range dims {
-		dest = append(dest, &dims[i])
-	}
-	dest = append(dest, &hasCommerce, &c.Revenue, &c.Tax, &c.Shipping, &c.Transaction)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
-		}
-		for i, k := range RollupKinds {
-			r.Dims[k-1] = dims[i]
-		}
-		r.PageView = pageView != 0 && dims[nameAt] == pageView
-		r.Amounts = nil
-		if hasCommerce {
-			r.Amounts = EventAmounts(names[dims[nameAt]], &c)
-		}
-		r.SessionTraffic = traffic.of(r.Visitor, r.Session, r.TS)
-		agg.add(&r, hours, false)
-	}
-	if err := rows.Err(); err != nil {
+	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), "e.ts >= $2 AND e.ts < $3"), lo, hi); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
-	rows.Close()
-	if err := rebuildItems(ctx, tx, site, names, lo, hi, agg, hours); err != nil {
+	if err := rd.items(ctx, tx, agg, ItemsIn("$1", "$2", "$3", rollupItemColumns), lo, hi); err != nil {
 		return fmt.Errorf("read items of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	if len(agg) == 0 {
@@ -175,6 +125,149 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, 
 	return nil
 }
 
+// rollupReader aggregates a site's events and items into rollup cells the
+// one way rollups count them, whether a day is rebuilt (rebuildDay) or an
+// erasure corrects cells (the subject's rows, its competitors', a cell's
+// remaining rows): what it needs besides the rows is the site's zone, its
+// page_view id, its ecommerce event names (EventAmounts, ItemAmounts) and
+// the traffic of the sessions the events read belong to
+// (RollupSessionTraffic), which the caller reads for the events it
+// selects (sessionTraffic, sessionTrafficWhere).
+type rollupReader struct {
+	site     int32
+	hours    *hourCache
+	pageView int32
+	names    map[int32]string
+	traffic  sessionTraffics
+}
+
+func newRollupReader(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location) (*rollupReader, error) {
+	pageView, err := pageViewID(ctx, tx, site)
+	if err != nil {
+		return nil, err
+	}
+	names, err := ecommerceNames(ctx, tx, site)
+	if err != nil {
+		return nil, err
+	}
+	return &rollupReader{site: site, hours: &hourCache{loc: loc}, pageView: pageView, names: names}, nil
+}
+
+// rollupEventColumns are the events columns rollups count: EventsIn's
+// columns for rollupEventsSQL.
+func rollupEventColumns() []string {
+	cols := []string{"site_id", "ts", "visitor_id", "session_id", "engagement_ms", "flags", "commerce_id"}
+	for _, k := range RollupKinds {
+		if ProfileOf(k) == nil {
+			cols = append(cols, DimColumns[k])
+		}
+	}
+	for _, p := range Profiles {
+		cols = append(cols, p.Column)
+	}
+	return cols
+}
+
+// rollupDimExpr is the SQL expression of kind's dims id in rollupEventsSQL
+// ("" for kinds without one: 0, RollupHour, RollupSessionTraffic, whose
+// dims id is found in Go).
+func rollupDimExpr(kind DimKind) string {
+	if p := ProfileOf(kind); p != nil {
+		return "COALESCE(" + p.Table + "." + RollupColumns[kind] + ", 0)"
+	}
+	if _, ok := RollupColumns[kind]; ok {
+		return "e." + RollupColumns[kind]
+	}
+	return ""
+}
+
+// rollupEventsSQL selects what rollups count of the events of src (an
+// EventsIn-like subquery with rollupEventColumns; $1 is the site) that meet
+// where, joined to their profiles and ecommerce rows: the one statement
+// reading events for rollups (rollupReader.events).
+func rollupEventsSQL(src, where string) string {
+	cols := make([]string, len(RollupKinds))
+	for i, k := range RollupKinds {
+		cols[i] = rollupDimExpr(k)
+	}
+	return "SELECT e.ts, e.visitor_id, e.session_id, e.engagement_ms, e.flags, " + strings.Join(cols, ", ") +
+		", ec.id IS NOT NULL, COALESCE(ec.revenue, 0), COALESCE(ec.tax, 0), COALESCE(ec.shipping, 0), COALESCE(ec.transaction_id, 0)" +
+		" FROM " + src + " e" + profileJoins() +
+		" LEFT JOIN event_commerce ec ON ec.id = e.commerce_id AND e.commerce_id <> 0" +
+		" WHERE e.site_id = $1 AND " + where
+}
+
+// events adds the events that query (rollupEventsSQL; $1 the site, then
+// args) selects to agg, each visitor into the sketches at once (as a
+// rebuild does), with their amounts and session traffic.
+func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, query string, args ...any) error {
+	rows, err := tx.Query(ctx, query, append([]any{rd.site}, args...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	r := EventRow{Site: rd.site}
+	dims := make([]int32, len(RollupKinds))
+	nameAt := slices.Index(RollupKinds, DimEventName)
+	var (
+		hasCommerce bool
+		c           CommerceRow
+	)
+	dest := []any{&r.TS, &r.Visitor, &r.Session, &r.Engage, &r.Flags}
+	for i := range dims {
+		dest = append(dest, &dims[i])
+	}
+	dest = append(dest, &hasCommerce, &c.Revenue, &c.Tax, &c.Shipping, &c.Transaction)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		for i, k := range RollupKinds {
+			r.Dims[k-1] = dims[i]
+		}
+		r.PageView = rd.pageView != 0 && dims[nameAt] == rd.pageView
+		r.Amounts = nil
+		if hasCommerce {
+			r.Amounts = EventAmounts(rd.names[dims[nameAt]], &c)
+		}
+		r.SessionTraffic = rd.traffic.of(r.Visitor, r.Session, r.TS)
+		agg.add(&r, rd.hours, false)
+	}
+	return rows.Err()
+}
+
+// rollupItemColumns are the item columns rollups count: ItemsIn's columns
+// for rollupReader.items.
+var rollupItemColumns = []string{"ts", "revenue", "name_id", "quantity", "list_id", "promotion_id", "item_profile_id"}
+
+// items adds the item rows of src (an ItemsIn-like subquery over
+// rollupItemColumns; $1 the site, then args) to agg's item cells.
+func (rd *rollupReader) items(ctx context.Context, tx pgx.Tx, agg rollupAgg, src string, args ...any) error {
+	cols := make([]string, len(ItemProfile.Kinds))
+	for i, k := range ItemProfile.Kinds {
+		cols[i] = "COALESCE(p." + DimColumns[k] + ", 0)"
+	}
+	rows, err := tx.Query(ctx, "SELECT i.ts, i.revenue, i.name_id, i.quantity, i.list_id, i.promotion_id, "+strings.Join(cols, ", ")+
+		" FROM "+src+" i LEFT JOIN item_profiles p ON p.id = i.item_profile_id", append([]any{rd.site}, args...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	r := ItemRow{Site: rd.site}
+	dest := []any{&r.TS, &r.Revenue, &r.Name, &r.Quantity, &r.List, &r.Promotion}
+	for i := range r.Dims {
+		dest = append(dest, &r.Dims[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		r.Amounts = ItemAmounts(rd.names[r.Name], r.Revenue, r.Quantity)
+		agg.addItem(&r, rd.hours)
+	}
+	return rows.Err()
+}
+
 // ecommerceNames are the site's dims ids of the event names that fill
 // amounts (EventAmounts, ItemAmounts), by id.
 func ecommerceNames(ctx context.Context, tx pgx.Tx, site int32) (map[int32]string, error) {
@@ -192,32 +285,14 @@ func ecommerceNames(ctx context.Context, tx pgx.Tx, site int32) (map[int32]strin
 	return out, nil
 }
 
-// rebuildItems adds the site's item rows in [lo, hi) into agg.
-func rebuildItems(ctx context.Context, tx pgx.Tx, site int32, names map[int32]string, lo, hi time.Time, agg rollupAgg, hours *hourCache) error {
-	cols := make([]string, len(ItemProfile.Kinds))
-	for i, k := range ItemProfile.Kinds {
-		cols[i] = "COALESCE(p." + DimColumns[k] + ", 0)"
+// pageViewID is the site's dims id of page_view (0: none yet).
+func pageViewID(ctx context.Context, tx pgx.Tx, site int32) (int32, error) {
+	var id int32
+	err := tx.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3", site, DimEventName, pageViewName).Scan(&id)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("page_view id: %w", err)
 	}
-	rows, err := tx.Query(ctx, "SELECT i.ts, i.revenue, i.name_id, i.quantity, i.list_id, i.promotion_id, "+strings.Join(cols, ", ")+
-		" FROM "+ItemsIn("$1", "$2", "$3", []string{"ts", "revenue", "name_id", "quantity", "list_id", "promotion_id", "item_profile_id"})+
-		" i LEFT JOIN item_profiles p ON p.id = i.item_profile_id", site, lo, hi)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	r := ItemRow{Site: site}
-	dest := []any{&r.TS, &r.Revenue, &r.Name, &r.Quantity, &r.List, &r.Promotion}
-	for i := range r.Dims {
-		dest = append(dest, &r.Dims[i])
-	}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		r.Amounts = ItemAmounts(names[r.Name], r.Revenue, r.Quantity)
-		agg.addItem(&r, hours)
-	}
-	return rows.Err()
+	return id, nil
 }
 
 // profileJoins joins events "e" to every profile table, aliased by its name.
@@ -247,10 +322,20 @@ type sessionTraffics map[[2]int64][]sessionRef
 // the rows by session traffic source existed, whatever plan a join of
 // unnested event packs with sessions would get.
 func sessionTraffic(ctx context.Context, tx pgx.Tx, site int32, lo, hi time.Time) (sessionTraffics, error) {
-	rows, err := tx.Query(ctx, `SELECT visitor_id, session_id, ts, traffic_id FROM sessions
-		WHERE site_id = $1 AND ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours'`, site, lo, hi)
+	out, err := sessionTrafficWhere(ctx, tx, "ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours'", site, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	return out, nil
+}
+
+// sessionTrafficWhere reads the site's ($1) sessions meeting where (then
+// args), for sessionTraffics.of: those of an erasure's subject or of its
+// competitors.
+func sessionTrafficWhere(ctx context.Context, tx pgx.Tx, where string, args ...any) (sessionTraffics, error) {
+	rows, err := tx.Query(ctx, "SELECT visitor_id, session_id, ts, traffic_id FROM sessions WHERE site_id = $1 AND "+where, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := sessionTraffics{}
@@ -258,14 +343,11 @@ func sessionTraffic(ctx context.Context, tx pgx.Tx, site int32, lo, hi time.Time
 	var ref sessionRef
 	for rows.Next() {
 		if err := rows.Scan(&k[0], &k[1], &ref.ts, &ref.traffic); err != nil {
-			return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
+			return nil, err
 		}
 		out[k] = append(out[k], ref)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // of is the traffic profile of the session of an event of visitor with

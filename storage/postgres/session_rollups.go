@@ -404,9 +404,15 @@ func sessionStateSelect(alias string) string {
 		cols[i] = alias + "." + cols[i]
 	}
 	for _, k := range SessionRollupKinds {
-		cols = append(cols, "COALESCE("+sessionProfileAlias(ProfileOf(k))+"."+DimColumns[k]+", 0)")
+		cols = append(cols, sessionDimExpr(k))
 	}
 	return strings.Join(cols, ", ")
+}
+
+// sessionDimExpr is the SQL expression of a SessionRollupKinds kind's dims
+// id in sessionStateSelect (and in filters on it).
+func sessionDimExpr(k DimKind) string {
+	return "COALESCE(" + sessionProfileAlias(ProfileOf(k)) + "." + DimColumns[k] + ", 0)"
 }
 
 // sessionDimsJoins joins the profiles of the sessions row named alias.

@@ -83,21 +83,8 @@ func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time
 	if _, err := tx.Exec(ctx, "DELETE FROM session_rollups WHERE site_id = $1", site); err != nil {
 		return fmt.Errorf("delete session rollups: %w", err)
 	}
-	rows, err := tx.Query(ctx, "SELECT "+sessionStateSelect("s")+" FROM sessions s"+sessionDimsJoins("s")+" WHERE s.site_id = $1", site)
-	if err != nil {
-		return fmt.Errorf("read sessions: %w", err)
-	}
 	agg := make(sessionRollupAgg)
-	var st sessionState
-	dest := st.scanDest()
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return fmt.Errorf("read sessions: %w", err)
-		}
-		agg.add(&st, loc, 1)
-	}
-	if err := rows.Err(); err != nil {
+	if err := aggregateSessions(ctx, tx, agg, loc, "TRUE", site); err != nil {
 		return fmt.Errorf("read sessions: %w", err)
 	}
 	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg); err != nil {

@@ -190,7 +190,8 @@ func gdprEraseCommand() command {
 	return command{
 		name: "gdpr erase",
 		summary: "Erase one data subject from one site: its events (stored and packed), sessions and their parameters\n" +
-			"and user properties; the rollups of the days they touched are rebuilt from what remains, so reports\n" +
+			"and user properties; the rollup cells they touched are corrected (their counters less the subject's,\n" +
+			"their user sketches as if built without it), so reports\n" +
 			"equal reports over data that never held the subject. Events of the subject that arrive in the next\n" +
 			"72 hours (still queued at agents, or dated back) are dropped. With --redis-url the subject also leaves\n" +
 			"the realtime counters and cached reports are made stale (else they expire with the next batch).\n" +
@@ -233,8 +234,8 @@ func gdprEraseCommand() command {
 				fmt.Fprintf(tw, "property\t%d\n", sub.Site)
 				fmt.Fprintf(tw, "events\t%d\n", out.Events)
 				fmt.Fprintf(tw, "sessions\t%d\n", out.Sessions)
-				fmt.Fprintf(tw, "rollup_days_rebuilt\t%d\n", len(out.RollupDays))
-				fmt.Fprintf(tw, "session_rollup_days_rebuilt\t%d\n", len(out.SessionDays))
+				fmt.Fprintf(tw, "rollup_days_corrected\t%d\n", len(out.RollupDays))
+				fmt.Fprintf(tw, "session_rollup_days_corrected\t%d\n", len(out.SessionDays))
 				fmt.Fprintf(tw, "late_events_dropped_until\t%s\n", out.Until.Format(timeLayout))
 				fmt.Fprintf(tw, "audit_row\t%d\n", out.Audit.ID)
 				fmt.Fprintf(tw, "took\t%s\n", time.Since(start).Round(time.Millisecond))
