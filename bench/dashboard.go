@@ -164,7 +164,18 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 		}
 	}
 	r.log.Info("query data: settled days' events packed", "events", ds.events, "seconds", time.Since(start).Seconds())
-	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events, event_packs, sessions, rollup_days, rollup_packs, session_rollups, event_commerce, event_items"); err != nil {
+	start = time.Now()
+	for {
+		days, err := r.st.store.PackItems(ctx, time.Now())
+		if err != nil {
+			return fmt.Errorf("bench: query data: %w", err)
+		}
+		if days == 0 {
+			break
+		}
+	}
+	r.log.Info("query data: settled days' item rows packed", "events", ds.events, "seconds", time.Since(start).Seconds())
+	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) events, event_packs, sessions, rollup_days, rollup_packs, session_rollups, event_commerce, event_items, item_packs"); err != nil {
 		return fmt.Errorf("bench: query data: vacuum: %w", err)
 	}
 	return nil
@@ -288,7 +299,8 @@ func (r *run) runReport(ctx context.Context, client *http.Client, base string, r
 }
 
 // diskBytes measures bytes per event on disk: every events partition with
-// its indexes and TOAST, the dims dictionary, the client and traffic
+// its indexes and TOAST, the item rows (event_items partitions and
+// item_packs), the dims dictionary, the client and traffic
 // profiles, and the rollup (event and session rollups) and session tables
 // when the schema has them, over the number of events stored.
 func (r *run) diskBytes(ctx context.Context, key string) error {
@@ -297,7 +309,7 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 		(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
 		  JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		   AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('event_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles',
+		   AND (c.relname ~ '^(event_items|events)_p[0-9]{8}$' OR c.relname IN ('event_packs', 'item_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles',
 		        'event_commerce', 'event_items', 'item_profiles')
 		        OR c.relname LIKE '%rollup%' OR c.relname LIKE 'sessions%')),
 		(SELECT count(*) FROM events) + (SELECT coalesce(sum(events), 0) FROM event_packs)`).Scan(&bytes, &events)
@@ -311,11 +323,12 @@ func (r *run) diskBytes(ctx context.Context, key string) error {
 	// Where the bytes go: each table group (events partitions, their
 	// indexes, dims, rollups, sessions) per event, for the log.
 	parts, err := r.st.db.Query(ctx, `SELECT CASE WHEN c.relname ~ '^events_p[0-9]{8}$' THEN 'events'
-			WHEN c.relname ~ '^sessions_p[0-9]{8}$' THEN 'sessions' ELSE c.relname END,
+			WHEN c.relname ~ '^sessions_p[0-9]{8}$' THEN 'sessions'
+			WHEN c.relname ~ '^event_items_p[0-9]{8}$' THEN 'event_items' ELSE c.relname END,
 			sum(pg_table_size(c.oid))::bigint, sum(pg_indexes_size(c.oid))::bigint
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND c.relkind = 'r'
-		  AND (c.relname ~ '^events_p[0-9]{8}$' OR c.relname IN ('event_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles',
+		  AND (c.relname ~ '^(event_items|events)_p[0-9]{8}$' OR c.relname IN ('event_packs', 'item_packs', 'dims', 'content_profiles', 'client_profiles', 'traffic_profiles',
 		        'event_commerce', 'event_items', 'item_profiles')
 		       OR c.relname LIKE '%rollup%' OR c.relname LIKE 'sessions%')
 		GROUP BY 1 ORDER BY 1`)

@@ -76,6 +76,9 @@ const (
 // joined to their sessions when it reads sessionColumns.
 func (w *sqlWriter) text() string {
 	s := w.String()
+	if strings.Contains(s, itemsSource) {
+		s = strings.ReplaceAll(s, itemsSource, itemsSourceOf(s))
+	}
 	if !strings.Contains(s, eventsSource) {
 		return s
 	}
@@ -115,4 +118,30 @@ func (w *sqlWriter) text() string {
 		source = "(SELECT " + strings.Join(sel, ", ") + " FROM " + source + " ev LEFT JOIN " + sessionsCTE + " s" + sessionJoinOn + ")"
 	}
 	return strings.ReplaceAll(s, eventsSource, source)
+}
+
+// itemsSource stands for the item rows of $1 in [$3, $4) in a statement
+// being written (an item report), until sqlWriter.text replaces it with
+// postgres.ItemsIn over the columns the statement reads: item rows of
+// settled days are packed (item_packs) like events.
+const itemsSource = "/*items*/"
+
+var itemColumnRefs = func() map[string]*regexp.Regexp {
+	m := map[string]*regexp.Regexp{}
+	for _, c := range postgres.ItemColumns() {
+		m[c] = regexp.MustCompile(`\be\.` + c + `\b`)
+	}
+	return m
+}()
+
+// itemsSourceOf is the item rows statement s reads (e.column; ts and
+// site_id always).
+func itemsSourceOf(s string) string {
+	cols := []string{"ts", "site_id"}
+	for _, c := range postgres.ItemColumns() {
+		if c != "ts" && c != "site_id" && itemColumnRefs[c].MatchString(s) {
+			cols = append(cols, c)
+		}
+	}
+	return postgres.ItemsIn("$1", "$3", "$4", cols)
 }

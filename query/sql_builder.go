@@ -281,7 +281,7 @@ func (w *sqlWriter) writeFrom(joins []*joinDef, filter *filterNode) {
 	case w.sessions:
 		w.WriteString(" FROM sessions e")
 	case w.items:
-		w.WriteString(" FROM event_items e")
+		w.WriteString(" FROM " + itemsSource + " e")
 	default:
 		w.WriteString(" FROM " + eventsSource + " e")
 	}

@@ -26,7 +26,8 @@ const (
 
 // subjectEvents are the subject's visits on site: a session 8 days ago
 // (packed by then), one 5 days ago, one today, with a page and a country
-// nobody else has, and a user_id on one of them.
+// nobody else has, and a user_id on one of them. The first and the last end
+// in a purchase (so the subject has items in item packs and in rows).
 func subjectEvents(rng *rand.Rand, site uint32, now time.Time) ([]protocol.Event, uint64, uint64) {
 	h, err := identity.New(site, secret)
 	if err != nil {
@@ -46,8 +47,8 @@ func subjectEvents(rng *rand.Rand, site uint32, now time.Time) ([]protocol.Event
 				v[j].UserProps = map[string]string{"plan": "pro"}
 			}
 		}
-		if v[len(v)-1].Name != "purchase" && i == 2 {
-			purchase(rng, &v[len(v)-1]) // the subject buys at least once
+		if v[len(v)-1].Name != "purchase" && i != 1 {
+			purchase(rng, &v[len(v)-1])
 		}
 		out = append(out, v...)
 	}
@@ -89,6 +90,7 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM event_packs WHERE site_id = $1 AND $2 = ANY(visitor_id)", with, int64(key)).Scan(&packed); err != nil || packed == 0 {
 		t.Fatalf("the subject has no packed events (%d, %v): the test would not cover packs", packed, err)
 	}
+	requirePackedItems(t, s, with, key)
 	differs := 0
 	for _, body := range reports("14daysAgo") {
 		if s.report(t, with, body) != s.report(t, without, body) {
@@ -260,6 +262,7 @@ func TestExportHoldsExactlyTheSubject(t *testing.T) {
 	sortByTime(mixed)
 	s.write(t, mixed)
 	s.pack(t)
+	requirePackedItems(t, s, site, key)
 
 	svc := &governance.Service{Store: s.store}
 	sub, err := governance.Resolve(ctx, s.store, site, governance.ClientID, "1234567890.1764000000") // a bare client id works too
@@ -355,6 +358,18 @@ func TestExportHoldsExactlyTheSubject(t *testing.T) {
 	sealed[len(sealed)-1] ^= 1
 	if _, err := governance.Decrypt(sealed, []byte("correct horse battery")); !errors.Is(err, governance.ErrDecrypt) {
 		t.Fatalf("altered file: %v", err)
+	}
+}
+
+// requirePackedItems fails the test unless key has item rows both in
+// item_packs and in event_items on site, so what it checks covers both.
+func requirePackedItems(t *testing.T, s *stack, site uint32, key uint64) {
+	t.Helper()
+	var packed, rows int64
+	if err := s.db.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM item_packs p CROSS JOIN LATERAL unnest(p.visitor_id) v WHERE p.site_id = $1 AND v = $2),
+			(SELECT count(*) FROM event_items WHERE site_id = $1 AND visitor_id = $2)`, int32(site), int64(key)).Scan(&packed, &rows); err != nil || packed == 0 || rows == 0 {
+		t.Fatalf("the subject has %d packed items and %d item rows (%v): the test would not cover both", packed, rows, err)
 	}
 }
 

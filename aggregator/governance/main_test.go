@@ -113,13 +113,15 @@ func (s *stack) pack(t testing.TB) {
 	if err := s.store.PackRollups(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		n, err := s.store.PackEvents(ctx, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			return
+	for _, pack := range []func(context.Context, time.Time) (int, error){s.store.PackEvents, s.store.PackItems} {
+		for {
+			n, err := pack(ctx, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 // TestRetentionDropsDaysReportsUnchanged: a site keeping raw events 10
 // days and aggregates for ever loses the older events (rows and packs)
-// and their day partitions; reports over the days kept answer as before,
+// and their day partitions, item rows and packs with them; reports over the days kept answer as before,
 // and rollup-answered reports over older days too, while raw-event reports
 // there find nothing. Then with aggregates kept 1 month and a 40-day-old
 // session, the sessions and rollups before go and those days read nothing.
@@ -30,6 +30,11 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 	old := visit(rng, site, 99<<40, now.AddDate(0, 0, -40), 3, true)
 	s.write(t, append(old, events...))
 	s.pack(t)
+	// A late purchase on a packed day past the retention: its item is a row
+	// beside the day's item packs.
+	late := visit(rng, site, 98<<40, now.AddDate(0, 0, -15), 2, false)
+	purchase(rng, &late[1])
+	s.write(t, late)
 
 	kept := reports("9daysAgo")
 	before := make([]string, len(kept))
@@ -54,6 +59,19 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	oldItems := func() (rows, packed int64) {
+		t.Helper()
+		if err := s.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM event_items WHERE site_id = $1 AND ts < $2),
+			(SELECT COALESCE(sum(items), 0) FROM item_packs WHERE site_id = $1 AND day < $2::date)`,
+			site, dry.Sites[0].EventsBefore).Scan(&rows, &packed); err != nil {
+			t.Fatal(err)
+		}
+		return rows, packed
+	}
+	if rows, packed := oldItems(); rows == 0 || packed == 0 || dry.Sites[0].Items != rows+packed || dry.Sites[0].ItemPacks == 0 {
+		t.Fatalf("before the run: %d item rows and %d packed items past retention, the dry run counted %d items in %d packs",
+			rows, packed, dry.Sites[0].Items, dry.Sites[0].ItemPacks)
+	}
 	reg := prometheus.NewRegistry()
 	m, err := governance.NewMetrics(reg)
 	if err != nil {
@@ -77,6 +95,13 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass AND c.relname < $1`, postgres.PartitionName(dry.Sites[0].EventsBefore)).Scan(&parts); err != nil || parts != 0 {
 		t.Fatalf("%d events partitions before the cutoff remain (%v)", parts, err)
+	}
+	if rows, packed := oldItems(); rows != 0 || packed != 0 {
+		t.Fatalf("after the run %d item rows and %d packed items past retention remain", rows, packed)
+	}
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'event_items'::regclass AND c.relname < $1`, postgres.ItemsPartitionName(dry.Sites[0].EventsBefore)).Scan(&parts); err != nil || parts != 0 {
+		t.Fatalf("%d event_items partitions before the cutoff remain (%v)", parts, err)
 	}
 	for i, body := range kept {
 		if got := s.report(t, site, body); got != before[i] {

@@ -18,6 +18,7 @@ type Store interface {
 	EnsureSalts(ctx context.Context, now time.Time) error
 	PackRollups(ctx context.Context, now time.Time) error
 	PackEvents(ctx context.Context, now time.Time) (int, error)
+	PackItems(ctx context.Context, now time.Time) (int, error)
 }
 
 // Options configures the jobs. Zero values take the defaults.
@@ -105,6 +106,15 @@ func (j *Jobs) runAll(ctx context.Context) error {
 		return err
 	}); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: pack events: %w: %w", ErrSpaceOnly, err))
+	}
+	if err := j.traced(ctx, "jobs.pack_items", func(ctx context.Context) error {
+		days, err := j.store.PackItems(ctx, now)
+		if days > 0 {
+			j.opts.Logger.Info("settled days' item rows packed", "days", days)
+		}
+		return err
+	}); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: pack items: %w: %w", ErrSpaceOnly, err))
 	}
 	if j.opts.Retention != nil {
 		if err := j.traced(ctx, "jobs.retention", func(ctx context.Context) error { return j.opts.Retention(ctx, now) }); err != nil {

@@ -81,6 +81,11 @@ func (f failingStore) PackEvents(ctx context.Context, now time.Time) (int, error
 	return 0, errors.New("event packing down")
 }
 
+func (f failingStore) PackItems(ctx context.Context, now time.Time) (int, error) {
+	f.calls <- "pack items"
+	return 0, errors.New("item packing down")
+}
+
 func TestRunKeepsGoingAndStops(t *testing.T) {
 	f := failingStore{calls: make(chan string, 100)}
 	j := New(Options{Interval: time.Millisecond}, f)

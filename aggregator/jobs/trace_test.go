@@ -25,7 +25,8 @@ func TestRunOnceSpans(t *testing.T) {
 	for _, s := range exp.GetSpans() {
 		got[s.Name] = s.Status.Code
 	}
-	want := map[string]codes.Code{"jobs.partitions": codes.Error, "jobs.salts": codes.Error, "jobs.pack_rollups": codes.Error, "jobs.pack_events": codes.Error}
+	want := map[string]codes.Code{"jobs.partitions": codes.Error, "jobs.salts": codes.Error, "jobs.pack_rollups": codes.Error, "jobs.pack_events": codes.Error,
+		"jobs.pack_items": codes.Error}
 	if !maps.Equal(got, want) {
 		t.Errorf("spans %v, want %v", got, want)
 	}

@@ -359,8 +359,8 @@ func (s *Store) CurrencyRates(ctx context.Context) ([]CurrencyRate, error) {
 	return out, nil
 }
 
-// ItemRowsOf counts a site's item rows whose visitor is one of visitors,
-// and deletes them with delete: erasure of a subject's data must reach the
+// ItemRowsOf counts a site's item rows (packed or not) whose visitor is one
+// of visitors, and deletes them with remove: erasure of a subject's data must reach the
 // item-scoped rows and the events' commerce rows as well as events.
 func (s *Store) ItemRowsOf(ctx context.Context, site uint32, visitors []int64, remove bool) (items, commerce int64, err error) {
 	tx, err := s.pool.Begin(ctx)
@@ -369,21 +369,29 @@ func (s *Store) ItemRowsOf(ctx context.Context, site uint32, visitors []int64, r
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	verb := "SELECT count(*) FROM"
+	var packed int64
 	if remove {
 		verb = "WITH d AS (DELETE FROM"
+		if packed, err = eraseSubjectItemPacks(ctx, tx, int32(site), visitors); err != nil {
+			return 0, 0, fmt.Errorf("postgres: item rows of site %d: %w", site, err)
+		}
 	}
 	for _, q := range []struct {
 		table string
 		n     *int64
 	}{{"event_items", &items}, {"event_commerce", &commerce}} {
 		sql := verb + " " + q.table + " WHERE site_id = $1 AND visitor_id = ANY($2)"
-		if remove {
+		switch {
+		case remove:
 			sql += " RETURNING 1) SELECT count(*) FROM d"
+		case q.table == "event_items":
+			sql = "SELECT count(*) FROM " + ItemsOf("$1", "$2::bigint[]", []string{"ts"}) + " i"
 		}
 		if err := tx.QueryRow(ctx, sql, int32(site), visitors).Scan(q.n); err != nil {
 			return 0, 0, fmt.Errorf("postgres: item rows of site %d: %s: %w", site, q.table, err)
 		}
 	}
+	items += packed
 	if err := tx.Commit(ctx); err != nil {
 		return 0, 0, fmt.Errorf("postgres: item rows of site %d: commit: %w", site, err)
 	}

@@ -52,6 +52,12 @@
 //     event once; late events of a packed day stay in the events table
 //     until the next pass. Whatever reads events reads both tables
 //     through EventsIn, over the columns it reads.
+//   - Item rows (event_items, one per item of an ecommerce event) are
+//     partitioned by UTC day with the events (migration 021), and PackItems
+//     packs settled days into item_packs in the same pass, under the same
+//     rule; every reader of item rows (item reports, rollup rebuilds,
+//     exports) reads both through ItemsIn or ItemsOf, and an erasure
+//     rewrites the subject's item packs (eraseSubjectItemPacks).
 //   - Sessions are assigned by the write stage when it derives a site, and
 //     upserted in the derivation's transaction: a session row counts each
 //     stored event exactly once. Events carry their session's id in

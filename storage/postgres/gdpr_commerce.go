@@ -81,8 +81,9 @@ func subjectCommerce(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (
 		cols[i] = "COALESCE(" + alias + ".value, '')"
 	}
 	rows, err = tx.Query(ctx, `SELECT i.ts, i.visitor_id, i.session_id, n.value, i.quantity, i.revenue, `+strings.Join(cols, ", ")+`
-		FROM event_items i LEFT JOIN item_profiles p ON p.id = i.item_profile_id LEFT JOIN dims n ON n.id = i.name_id`+joins+`
-		WHERE i.site_id = $1 AND i.visitor_id = ANY($2) ORDER BY i.ts`, site, keys)
+		FROM `+ItemsOf("$1", "$2::bigint[]", ItemColumns())+` i LEFT JOIN item_profiles p ON p.id = i.item_profile_id
+			LEFT JOIN dims n ON n.id = i.name_id`+joins+`
+		ORDER BY i.ts, i.commerce_id, i.item_profile_id, i.list_id, i.promotion_id, i.quantity, i.revenue`, site, keys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("items: %w", err)
 	}

@@ -294,9 +294,13 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	// The subject's items, found as eraseSubjectItems deletes them, go
 	// into the item cells' share of the subject.
 	if len(times) > 0 {
-		if err := rd.items(ctx, tx, events, subjectItemsWhere, keys, times); err != nil {
+		if err := rd.items(ctx, tx, events, subjectItems(), keys, times); err != nil {
 			return out, fmt.Errorf("read the subject's items: %w", err)
 		}
+	}
+	// Before event_items below: it takes item_packs as a packing pass does.
+	if _, err := eraseSubjectItemPacks(ctx, tx, site, keys); err != nil {
+		return out, err
 	}
 	if err := eraseSubjectRows(ctx, tx, site, keys, times); err != nil {
 		return out, err
@@ -357,6 +361,15 @@ func eraseSubjectRows(ctx context.Context, tx pgx.Tx, site int32, keys []int64, 
 // subjectItemsWhere finds the subject's event_items rows "i" ($2 the keys,
 // $3 the times of their events).
 const subjectItemsWhere = "i.ts = ANY($3) AND i.visitor_id = ANY($2)"
+
+// subjectItems is the subject's item rows, packed or not ($1 the site, $2
+// the keys, $3 the times of its events, whose items carry them): rows by the
+// items' site and time, packs by their day and visitor_id arrays.
+func subjectItems() string {
+	return itemsWhere(rollupItemColumns, "site_id = $1 AND ts = ANY($3) AND visitor_id = ANY($2)",
+		"p.site_id = $1 AND p.day IN (SELECT DISTINCT (t AT TIME ZONE 'UTC')::date FROM unnest($3::timestamptz[]) t) AND p.visitor_id && $2",
+		"u.visitor_id = ANY($2) AND u.ts = ANY($3)")
+}
 
 // eraseSubjectItems deletes the subject's event_items rows: the items of
 // its events, which carry their event's time (found by the table's site

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // partitionLockKey serializes partition creation across processes: two
@@ -25,7 +27,7 @@ func PartitionName(t time.Time) string { return "events_p" + utcDay(t).Format("2
 // sessions that started on t's UTC day.
 func SessionsPartitionName(t time.Time) string { return "sessions_p" + utcDay(t).Format("20060102") }
 
-// EnsurePartitions creates the daily events and sessions partitions for the UTC days from
+// EnsurePartitions creates the daily events, sessions and event_items partitions for the UTC days from
 // through to, inclusive. Days already known to exist cost no database round
 // trip, so the write path calls it for every batch.
 func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) error {
@@ -85,6 +87,13 @@ func (s *Store) createPartitions(ctx context.Context, days []int64) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", partitionLockKey); err != nil {
 		return fmt.Errorf("postgres: ensure partitions: lock: %w", err)
 	}
+	// event_items is partitioned from migration 021 on; a database at an
+	// older version (tests of earlier migrations) has it flat or not at all.
+	var itemDays bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass('event_items'))").
+		Scan(&itemDays); err != nil {
+		return fmt.Errorf("postgres: ensure partitions: %w", err)
+	}
 	for _, d := range days {
 		start := time.Unix(d*86400, 0).UTC()
 		end := start.AddDate(0, 0, 1)
@@ -99,26 +108,43 @@ func (s *Store) createPartitions(ctx context.Context, days []int64) error {
 		// in SHARE UPDATE EXCLUSIVE mode: batches read sessions before
 		// they write events, so waiting for them here (as CREATE ... PARTITION
 		// OF would) while holding events could deadlock.
-		name := SessionsPartitionName(start)
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&exists); err != nil {
-			return fmt.Errorf("postgres: create partition %s: %w", name, err)
+		// Item rows of that day (migration 021) likewise: derivations
+		// write them after their sessions and events.
+		if err := attachPartition(ctx, tx, "sessions", SessionsPartitionName(start), start, end); err != nil {
+			return err
 		}
-		if exists {
+		if !itemDays {
 			continue
 		}
-		for _, sql := range []string{
-			fmt.Sprintf("CREATE TABLE %s (LIKE sessions INCLUDING DEFAULTS)", name),
-			fmt.Sprintf("ALTER TABLE sessions ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
-				name, start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00")),
-		} {
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return fmt.Errorf("postgres: create partition %s: %w", name, err)
-			}
+		if err := attachPartition(ctx, tx, "event_items", ItemsPartitionName(start), start, end); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: ensure partitions: commit: %w", err)
+	}
+	return nil
+}
+
+// attachPartition creates the partition name of parent for [start, end)
+// unless it exists, apart and then attached (see createPartitions).
+func attachPartition(ctx context.Context, tx pgx.Tx, parent, name string, start, end time.Time) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: create partition %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	// parent and name are fixed or made of formatted dates, never input.
+	for _, sql := range []string{
+		fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS)", name, parent),
+		fmt.Sprintf("ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM ('%s') TO ('%s')",
+			parent, name, start.Format("2006-01-02 15:04:05+00"), end.Format("2006-01-02 15:04:05+00")),
+	} {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("postgres: create partition %s: %w", name, err)
+		}
 	}
 	return nil
 }

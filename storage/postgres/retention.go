@@ -87,6 +87,8 @@ type SiteRetained struct {
 	AggregatesBefore time.Time // local day: rollups of days before it go, sessions starting before it (UTC day)
 	Events           int64     // events rows and packed events
 	EventPacks       int64     // event_packs rows
+	Items            int64     // event_items rows and packed items
+	ItemPacks        int64     // item_packs rows
 	Sessions         int64
 	RollupRows       int64 // rollup_days and rollup_packs rows
 	SessionRollups   int64 // session_rollups rows
@@ -96,7 +98,7 @@ type SiteRetained struct {
 type RetentionRun struct {
 	DryRun     bool
 	Sites      []SiteRetained
-	Partitions []string // events and sessions partitions dropped (or that would be)
+	Partitions []string // events, event_items and sessions partitions dropped (or that would be)
 }
 
 // retentionLockKey makes retention runs exclusive across processes
@@ -185,6 +187,11 @@ func (s *Store) RunRetention(ctx context.Context, now time.Time, dryRun bool, ac
 			return run, err
 		}
 		drop = append(drop, names...)
+		// Item rows are dropped with their events' days.
+		if names, err = s.partitionsBefore(ctx, "event_items", ItemsPartitionName(keepEvents)); err != nil {
+			return run, err
+		}
+		drop = append(drop, names...)
 	}
 	if !forEverSessions {
 		names, err := s.partitionsBefore(ctx, "sessions", SessionsPartitionName(keepSessions))
@@ -198,8 +205,8 @@ func (s *Store) RunRetention(ctx context.Context, now time.Time, dryRun bool, ac
 		return run, nil
 	}
 	for _, name := range drop {
-		// Names come from the catalog and match events_pYYYYMMDD or
-		// sessions_pYYYYMMDD; quoted anyway.
+		// Names come from the catalog and match events_pYYYYMMDD,
+		// event_items_pYYYYMMDD or sessions_pYYYYMMDD; quoted anyway.
 		if _, err := s.pool.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{name}.Sanitize()); err != nil {
 			return run, fmt.Errorf("postgres: retention: drop %s: %w", name, err)
 		}
@@ -253,7 +260,13 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 			step{"SELECT COALESCE(sum(events), 0) FROM event_packs WHERE site_id = $1 AND day < $2",
 				"", sr.EventsBefore, &sr.Events},
 			step{"SELECT count(*) FROM event_packs WHERE site_id = $1 AND day < $2",
-				"DELETE FROM event_packs WHERE site_id = $1 AND day < $2", sr.EventsBefore, &sr.EventPacks})
+				"DELETE FROM event_packs WHERE site_id = $1 AND day < $2", sr.EventsBefore, &sr.EventPacks},
+			step{"SELECT count(*) FROM event_items WHERE site_id = $1 AND ts < $2",
+				"DELETE FROM event_items WHERE site_id = $1 AND ts < $2", sr.EventsBefore, &sr.Items},
+			step{"SELECT COALESCE(sum(items), 0) FROM item_packs WHERE site_id = $1 AND day < $2",
+				"", sr.EventsBefore, &sr.Items},
+			step{"SELECT count(*) FROM item_packs WHERE site_id = $1 AND day < $2",
+				"DELETE FROM item_packs WHERE site_id = $1 AND day < $2", sr.EventsBefore, &sr.ItemPacks})
 	}
 	if !sr.AggregatesBefore.IsZero() {
 		steps = append(steps,
@@ -296,10 +309,10 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 		}
 	}
 	var row AuditRow
-	gone := sr.Events+sr.EventPacks+sr.Sessions+sr.RollupRows+sr.SessionRollups > 0
+	gone := sr.Events+sr.EventPacks+sr.Items+sr.ItemPacks+sr.Sessions+sr.RollupRows+sr.SessionRollups > 0
 	if gone {
-		detail := map[string]any{"events": sr.Events, "event_packs": sr.EventPacks, "sessions": sr.Sessions,
-			"rollup_rows": sr.RollupRows, "session_rollups": sr.SessionRollups,
+		detail := map[string]any{"events": sr.Events, "event_packs": sr.EventPacks, "items": sr.Items, "item_packs": sr.ItemPacks,
+			"sessions": sr.Sessions, "rollup_rows": sr.RollupRows, "session_rollups": sr.SessionRollups,
 			"retain_events_days": sr.Retention.EventsDays, "retain_aggregates_months": sr.Retention.AggregatesMonths}
 		if !sr.EventsBefore.IsZero() {
 			detail["events_before"] = sr.EventsBefore.Format(time.DateOnly)

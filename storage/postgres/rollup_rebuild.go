@@ -103,7 +103,7 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi, packBe
 	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), "e.ts >= $2 AND e.ts < $3"), lo, hi); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
-	if err := rd.items(ctx, tx, agg, "i.ts >= $2 AND i.ts < $3", lo, hi); err != nil {
+	if err := rd.items(ctx, tx, agg, ItemsIn("$1", "$2", "$3", rollupItemColumns), lo, hi); err != nil {
 		return fmt.Errorf("read items of %s: %w", lo.Format(time.DateOnly), err)
 	}
 	if len(agg) == 0 {
@@ -236,16 +236,19 @@ func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, qu
 	return rows.Err()
 }
 
-// items adds the site's item rows meeting where (on event_items "i"; $1
-// the site, then args) to agg's item cells.
-func (rd *rollupReader) items(ctx context.Context, tx pgx.Tx, agg rollupAgg, where string, args ...any) error {
+// rollupItemColumns are the item columns rollups count: ItemsIn's columns
+// for rollupReader.items.
+var rollupItemColumns = []string{"ts", "revenue", "name_id", "quantity", "list_id", "promotion_id", "item_profile_id"}
+
+// items adds the item rows of src (an ItemsIn-like subquery over
+// rollupItemColumns; $1 the site, then args) to agg's item cells.
+func (rd *rollupReader) items(ctx context.Context, tx pgx.Tx, agg rollupAgg, src string, args ...any) error {
 	cols := make([]string, len(ItemProfile.Kinds))
 	for i, k := range ItemProfile.Kinds {
 		cols[i] = "COALESCE(p." + DimColumns[k] + ", 0)"
 	}
 	rows, err := tx.Query(ctx, "SELECT i.ts, i.revenue, i.name_id, i.quantity, i.list_id, i.promotion_id, "+strings.Join(cols, ", ")+
-		" FROM event_items i LEFT JOIN item_profiles p ON p.id = i.item_profile_id"+
-		" WHERE i.site_id = $1 AND "+where, append([]any{rd.site}, args...)...)
+		" FROM "+src+" i LEFT JOIN item_profiles p ON p.id = i.item_profile_id", append([]any{rd.site}, args...)...)
 	if err != nil {
 		return err
 	}
