@@ -90,14 +90,15 @@ type Writer struct {
 }
 
 // stickFor is how long after finding a site derived by another node a
-// pass woken by this node's own staging leaves the site to that node.
-// The node holding a site's lock looks again as soon as it derived events
-// and so takes the batches other nodes stage meanwhile; a node grabbing
-// the lock between two of its passes would only make derivations
-// alternate between nodes, each then reading the site's sessions from the
-// database instead of its memory. Timed looks (every Config.Every while
-// deferring) still try, so a site whose deriving node stopped waits at
-// most that long.
+// pass leaves the site to that node, whether it was woken by this node's
+// own staging or is a timed look. The node holding a site's lock looks
+// again as soon as it derived events and so takes the batches other nodes
+// stage meanwhile; a node grabbing the lock between two of its passes
+// would only make derivations alternate between nodes, each then reading
+// the site's sessions from the database instead of its memory. Once
+// stickFor has passed, the next timed look (every Config.Every while
+// deferring) tries again, so a site whose deriving node stopped waits at
+// most stickFor + Config.Every.
 const stickFor = time.Second
 
 // New returns a write stage storing into store.
@@ -199,9 +200,8 @@ func (w *Writer) Run(ctx context.Context) {
 	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
 	wait := w.cfg.Every
-	woken := false
 	for {
-		more, deferred, err := w.pass(ctx, woken)
+		more, deferred, err := w.pass(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -216,7 +216,7 @@ func (w *Writer) Run(ctx context.Context) {
 			}
 			wait = w.cfg.Every
 		case more:
-			wait, woken = w.cfg.Every, false
+			wait = w.cfg.Every
 			continue
 		case deferred:
 			wait = w.cfg.Every
@@ -226,9 +226,9 @@ func (w *Writer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
-			wait, woken = w.cfg.Every, true
+			wait = w.cfg.Every
 		case <-t.C:
-			wait, woken = min(2*wait, w.cfg.IdleEvery), false
+			wait = min(2*wait, w.cfg.IdleEvery)
 		}
 	}
 }
@@ -238,10 +238,9 @@ func (w *Writer) Run(ctx context.Context) {
 // transaction derives; more reports whether one found events (there may
 // be more).
 //
-// A pass woken by this node's staging (woken) leaves to the other node
-// the sites it found derived elsewhere within stickFor, and reports them
-// as deferred.
-func (w *Writer) pass(ctx context.Context, woken bool) (more, deferred bool, err error) {
+// A pass leaves to the other node the sites it found derived elsewhere
+// within stickFor, and reports them as deferred.
+func (w *Writer) pass(ctx context.Context) (more, deferred bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
@@ -251,7 +250,7 @@ func (w *Writer) pass(ctx context.Context, woken bool) (more, deferred bool, err
 	}
 	var errs []error
 	for _, site := range sites {
-		if at, ok := w.busy[site]; woken && ok && time.Since(at) < stickFor {
+		if at, ok := w.busy[site]; ok && time.Since(at) < stickFor {
 			deferred = true
 			continue
 		}
