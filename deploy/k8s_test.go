@@ -352,7 +352,7 @@ func TestK8sChecksCatchBreakage(t *testing.T) {
 		{"base", sts, `                command: ["sleep", "5"]`, `                command: ["curl", "-X", "POST", "http://127.0.0.1:8080/drain"]`, "only a sleep belongs there"},
 		{"overlays/agent-daemonset", ds, "      terminationGracePeriodSeconds: 40", "      terminationGracePeriodSeconds: 20", "terminationGracePeriodSeconds 20"},
 		// Resources.
-		{"base", sts, "              memory: 256Mi", "              memory: 64Mi", "MiB RSS bench measured under load"},
+		{"base", sts, "              memory: 320Mi", "              memory: 64Mi", "MiB RSS bench measured under load"},
 		{"overlays/production", prod, "              memory: 1Gi", "              memory: 200Mi", "MiB peak RSS bench measured"},
 		{"overlays/agent-sidecar", web, "              cpu: 50m\n              memory: 64Mi\n            limits:\n              memory: 128Mi", "              cpu: 50m\n              memory: 64Mi\n            limits:\n              memory: 64Mi", "memory limit 64Mi is below twice"},
 	}
