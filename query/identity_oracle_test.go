@@ -434,8 +434,14 @@ func reportRows(t *testing.T, h http.Handler, prop string, req RunReportRequest)
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
+	return keyedRows(resp.Rows)
+}
+
+// keyedRows is each row's metric values joined by spaces, by its dimension
+// values joined by "|".
+func keyedRows(rows []Row) map[string]string {
 	out := map[string]string{}
-	for _, r := range resp.Rows {
+	for _, r := range rows {
 		var d, m []string
 		for _, v := range r.DimensionValues {
 			d = append(d, v.Value)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -216,16 +215,5 @@ func realtimeRows(t *testing.T, h http.Handler, prop string, req RunRealtimeRepo
 	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatal(err)
 	}
-	rows := map[string]string{}
-	for _, r := range resp.Rows {
-		var d, m []string
-		for _, v := range r.DimensionValues {
-			d = append(d, v.Value)
-		}
-		for _, v := range r.MetricValues {
-			m = append(m, v.Value)
-		}
-		rows[strings.Join(d, "|")] = strings.Join(m, " ")
-	}
-	return rows
+	return keyedRows(resp.Rows)
 }
