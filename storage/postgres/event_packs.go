@@ -159,7 +159,7 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		s.packMu.Lock()
 		part := s.packPart
 		s.packMu.Unlock()
-		moved, err := s.packEventDay(ctx, day, part)
+		moved, err := s.packDay(ctx, "event_packs", packEventsSQL, day, part)
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
 		}
@@ -176,22 +176,24 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 	return packed, nil
 }
 
-// packEventDay moves the events of the UTC day into event_packs (parts of
-// at most part events) in one transaction. It first takes event_packs in
-// SHARE ROW EXCLUSIVE mode, which conflicts with itself: two passes (the
-// upkeep of two nodes, a bulk load's own pass) or a pass and an erasure
-// take turns, and the statement's snapshot, taken after the lock, sees the
-// parts the other committed (else both would number their part 0).
-func (s *Store) packEventDay(ctx context.Context, day time.Time, part int) (bool, error) {
+// packDay moves the rows of the UTC day into packs, the pack table
+// (event_packs, item_packs), by stmt (packEventsSQL, packItemsSQL: $1 and
+// $2 the day, $3 the next, parts of at most part rows) in one transaction.
+// It first takes packs in SHARE ROW EXCLUSIVE mode, which conflicts with
+// itself: two passes (the upkeep of two nodes, a bulk load's own pass) or
+// a pass and an erasure take turns, and the statement's snapshot, taken
+// after the lock, sees the parts the other committed (else both would
+// number their part 0).
+func (s *Store) packDay(ctx context.Context, packs, stmt string, day time.Time, part int) (bool, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	if _, err := tx.Exec(ctx, "LOCK TABLE event_packs IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-		return false, fmt.Errorf("lock packs: %w", err)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{packs}.Sanitize()+" IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		return false, fmt.Errorf("lock %s: %w", packs, err)
 	}
-	tag, err := tx.Exec(ctx, packEventsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
+	tag, err := tx.Exec(ctx, stmt, day, day, day.AddDate(0, 0, 1), part/2, part)
 	if err != nil {
 		return false, err
 	}

@@ -143,7 +143,7 @@ func (s *Store) PackItems(ctx context.Context, now time.Time) (int, error) {
 		s.packMu.Lock()
 		part := s.packPart
 		s.packMu.Unlock()
-		moved, err := s.packItemDay(ctx, day, part)
+		moved, err := s.packDay(ctx, "item_packs", packItemsSQL, day, part)
 		if err != nil {
 			return packed, fmt.Errorf("postgres: pack items of %s: %w", day.Format(time.DateOnly), err)
 		}
@@ -155,27 +155,6 @@ func (s *Store) PackItems(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return packed, nil
-}
-
-// packItemDay moves the item rows of the UTC day into item_packs (parts of
-// at most part items) in one transaction.
-func (s *Store) packItemDay(ctx context.Context, day time.Time, part int) (bool, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	if _, err := tx.Exec(ctx, "LOCK TABLE item_packs IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-		return false, fmt.Errorf("lock item packs: %w", err)
-	}
-	tag, err := tx.Exec(ctx, packItemsSQL, day, day, day.AddDate(0, 0, 1), part/2, part)
-	if err != nil {
-		return false, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("commit: %w", err)
-	}
-	return tag.RowsAffected() > 0, nil
 }
 
 // eraseItemPacksSQL rewrites the item_packs rows of site $1 holding any of
