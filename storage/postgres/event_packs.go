@@ -135,33 +135,48 @@ GROUP BY n.site_id, n.chunk, l.part, l.merge`
 // a late event written while its day is packed stays in the events table
 // for the next pass.
 func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
+	return s.packSettled(ctx, now, "events", "events_p", PartitionName, "event_packs", packEventsSQL)
+}
+
+// packSettled is PackEvents and PackItems: it moves the rows of the
+// settled days' partitions of parent (named prefix + YYYYMMDD, the last
+// settled one partition(settled day)) into packs by stmt (see packDay),
+// oldest first, and vacuums each partition after its move. A run ends
+// after packEventDaysPerRun days that had rows to move or after
+// packEventsBudget. A partition whose file the vacuum could not truncate (a
+// snapshot older than the move, such as a long report's or a concurrent
+// ANALYZE's, still saw its rows) keeps a size, so it is listed and
+// vacuumed again by the next run, but it counts neither as a day moved nor
+// against the run's days: it neither ends a caller's "until 0" loop early
+// nor holds up the days after it.
+func (s *Store) packSettled(ctx context.Context, now time.Time, parent, prefix string, partition func(time.Time) string, packs, stmt string) (int, error) {
 	start := time.Now()
 	settled := utcDay(now.Add(-packSettle)).AddDate(0, 0, -1) // last day that ended before now - packSettle
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'events'::regclass AND c.relname <= $1 AND pg_relation_size(c.oid) > 0
-		ORDER BY c.relname LIMIT $2`, PartitionName(settled), packEventDaysPerRun)
+		WHERE i.inhparent = $1::regclass AND c.relname <= $2 AND pg_relation_size(c.oid) > 0
+		ORDER BY c.relname`, parent, partition(settled))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: pack events: list partitions: %w", err)
+		return 0, fmt.Errorf("postgres: pack %s: list partitions: %w", parent, err)
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return 0, fmt.Errorf("postgres: pack events: list partitions: %w", err)
+		return 0, fmt.Errorf("postgres: pack %s: list partitions: %w", parent, err)
 	}
 	packed := 0
 	for _, name := range names {
-		if time.Since(start) > packEventsBudget {
+		if time.Since(start) > packEventsBudget || packed >= packEventDaysPerRun {
 			break
 		}
-		day, err := time.Parse("20060102", name[len("events_p"):])
+		day, err := time.Parse("20060102", strings.TrimPrefix(name, prefix))
 		if err != nil {
-			return packed, fmt.Errorf("postgres: pack events: partition %s: %w", name, err)
+			return packed, fmt.Errorf("postgres: pack %s: partition %s: %w", parent, name, err)
 		}
 		s.packMu.Lock()
 		part := s.packPart
 		s.packMu.Unlock()
-		moved, err := s.packDay(ctx, "event_packs", packEventsSQL, day, part)
+		moved, err := s.packDay(ctx, packs, stmt, day, part)
 		if err != nil {
-			return packed, fmt.Errorf("postgres: pack events of %s: %w", day.Format(time.DateOnly), err)
+			return packed, fmt.Errorf("postgres: pack %s of %s: %w", parent, day.Format(time.DateOnly), err)
 		}
 		if moved {
 			packed++
@@ -170,7 +185,7 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 		// then truncates its file (its pages are all empty). Not in the
 		// transaction: VACUUM cannot run in one.
 		if _, err := s.pool.Exec(ctx, "VACUUM "+pgx.Identifier{name}.Sanitize()); err != nil {
-			return packed, fmt.Errorf("postgres: pack events: vacuum %s: %w", name, err)
+			return packed, fmt.Errorf("postgres: pack %s: vacuum %s: %w", parent, name, err)
 		}
 	}
 	return packed, nil

@@ -109,52 +109,14 @@ GROUP BY n.site_id, n.chunk, l.part, l.merge`
 // PackItems moves the item rows of settled UTC days (as PackEvents: ended
 // more than 72 hours before now) from their event_items partitions into
 // item_packs, one day per transaction, oldest first, bounded per run like
-// PackEvents, then vacuums each emptied partition. It returns how many days
-// had rows to move: 0 means none is left at now. A partition whose file
-// a vacuum could not truncate (a snapshot older than the move, such as a
-// concurrent ANALYZE's, still saw its rows) is vacuumed again by the next
-// run but counts neither as a day moved nor against the run's days, so it
-// does not end a caller's loop early nor hold up the days after it. Each day's transaction first takes item_packs in SHARE
-// ROW EXCLUSIVE mode, which conflicts with itself and with an erasure
-// (eraseSubjectItemPacks): two passes, or a pass and an erasure, take
-// turns, and the statement's snapshot sees what the other committed.
+// PackEvents (packSettled), then vacuums each emptied partition. It returns
+// how many days had rows to move: 0 means none is left at now. Each day's
+// transaction first takes item_packs in SHARE ROW EXCLUSIVE mode, which
+// conflicts with itself and with an erasure (eraseSubjectItemPacks): two
+// passes, or a pass and an erasure, take turns, and the statement's
+// snapshot sees what the other committed.
 func (s *Store) PackItems(ctx context.Context, now time.Time) (int, error) {
-	start := time.Now()
-	settled := utcDay(now.Add(-packSettle)).AddDate(0, 0, -1)
-	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'event_items'::regclass AND c.relname <= $1 AND pg_relation_size(c.oid) > 0
-		ORDER BY c.relname`, ItemsPartitionName(settled))
-	if err != nil {
-		return 0, fmt.Errorf("postgres: pack items: list partitions: %w", err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, fmt.Errorf("postgres: pack items: list partitions: %w", err)
-	}
-	packed := 0
-	for _, name := range names {
-		if time.Since(start) > packEventsBudget || packed >= packEventDaysPerRun {
-			break
-		}
-		day, err := time.Parse("20060102", name[len("event_items_p"):])
-		if err != nil {
-			return packed, fmt.Errorf("postgres: pack items: partition %s: %w", name, err)
-		}
-		s.packMu.Lock()
-		part := s.packPart
-		s.packMu.Unlock()
-		moved, err := s.packDay(ctx, "item_packs", packItemsSQL, day, part)
-		if err != nil {
-			return packed, fmt.Errorf("postgres: pack items of %s: %w", day.Format(time.DateOnly), err)
-		}
-		if moved {
-			packed++
-		}
-		if _, err := s.pool.Exec(ctx, "VACUUM "+pgx.Identifier{name}.Sanitize()); err != nil {
-			return packed, fmt.Errorf("postgres: pack items: vacuum %s: %w", name, err)
-		}
-	}
-	return packed, nil
+	return s.packSettled(ctx, now, "event_items", "event_items_p", ItemsPartitionName, "item_packs", packItemsSQL)
 }
 
 // eraseItemPacksSQL rewrites the item_packs rows of site $1 holding any of
