@@ -154,6 +154,36 @@ var commerceMetrics = []*metricDef{
 		item: "COALESCE(" + itemUsers("purchase") + "::float8 / NULLIF(" + itemUsers("view_item") + ", 0), 0)"},
 }
 
+// Commerce metrics in event-session reports (a session metric with an
+// event-scoped dimension, or with session dimensions, which sessions rows
+// cannot give revenue by): each group's per-session rows x carry the
+// metric's value over the group's events of the session, so a page's
+// revenue is that of its events, as in an event report, beside the
+// sessions in which the page occurred.
+func init() {
+	col := func(name string) mixedColumn {
+		return mixedColumn{"c_" + strings.ToLower(name), metricsByName[name].expr, "sum"}
+	}
+	for _, name := range []string{"totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount",
+		"transactions", "ecommercePurchases", "addToCarts", "checkouts"} {
+		m, c := metricsByName[name], col(name)
+		m.mixedCols, m.mixed = []mixedColumn{c}, "COALESCE(sum(x."+c.name+"), 0)::"+m.sqlType()
+	}
+	rev, purchases := col("purchaseRevenue"), col("ecommercePurchases")
+	m := metricsByName["averagePurchaseRevenue"]
+	m.mixedCols = []mixedColumn{rev, purchases}
+	m.mixed = "COALESCE(sum(x." + rev.name + ")::float8 / NULLIF(sum(x." + purchases.name + "), 0), 0)"
+	purchaser := mixedColumn{"c_purchaser", "COALESCE(bool_or(" + named("purchase") + " AND event_commerce.id IS NOT NULL), false)", "bool_or"}
+	m = metricsByName["purchaserRate"]
+	m.mixedCols = []mixedColumn{purchaser}
+	m.mixed = "COALESCE(count(DISTINCT x.v) FILTER (WHERE x.c_purchaser)::float8 / NULLIF(" + mixedActive + ", 0), 0)"
+	first := mixedColumn{"c_first_purchase", "COALESCE(bool_or(event_commerce.flags & " + strconv.Itoa(int(postgres.CommerceFirstPurchase)) + " <> 0), false)", "bool_or"}
+	m = metricsByName["firstTimePurchasers"]
+	m.mixedCols = []mixedColumn{first}
+	m.mixed = "count(DISTINCT x.v) FILTER (WHERE x.c_first_purchase)"
+	metricsByName["userKeyEventRate"].mixed = "COALESCE(count(DISTINCT x.v) FILTER (WHERE x.ke > 0)::float8 / NULLIF(" + mixedActive + ", 0), 0)"
+}
+
 // keyEventsPrefix is GA4's per-event key event metric, keyEvents:<event_name>.
 const keyEventsPrefix = "keyEvents:"
 

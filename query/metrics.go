@@ -115,7 +115,7 @@ var sessionMetricExprs = map[string]string{
 // with the columns below, and each metric's mixed expression aggregates a
 // group's x rows. Session attributes (engaged, duration) are the whole
 // session's; event counters count the group's events of the session.
-var mixedColumns = []struct{ name, inner, merge string }{
+var mixedColumns = []mixedColumn{
 	{"ev", "count(*)", "sum"},
 	{"pv", pageViewsExpr, "sum"},
 	{"ke", "count(*) FILTER (WHERE " + flagSet(protocol.FlagKeyEvent) + ")", "sum"},
@@ -128,6 +128,11 @@ var mixedColumns = []struct{ name, inner, merge string }{
 	{"eng", "COALESCE(bool_or(" + sessionEngagedExpr("e.session_flags", "e.s_engagement_ms", "e.s_page_views", "e.s_key_events") + "), false)", "bool_or"},
 	{"dur", "COALESCE(max((extract(epoch FROM e.s_last_ts - e.s_ts) * 1000000)::bigint), 0)", "max"},
 }
+
+// mixedColumn is a column of an event-session report's per-session rows x:
+// inner aggregates a group's events of one session, merge combines the
+// rows of a session that fall in several groups (the totals).
+type mixedColumn struct{ name, inner, merge string }
 
 // Per-session aggregates of event-session reports over x rows.
 var (
