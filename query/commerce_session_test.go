@@ -1,7 +1,6 @@
 package query
 
 import (
-	"context"
 	"math"
 	"strings"
 	"testing"
@@ -15,14 +14,7 @@ import (
 // them; its sessions are those in which it occurred (by source, every
 // session of the source).
 func TestCommerceBesideSessionMetrics(t *testing.T) {
-	f := newFixture(t, 0)
-	ctx := context.Background()
-	seed := commerceSeed()
-	for i := 0; i < len(seed); i += 150 {
-		if _, err := f.writeBatch(ctx, "shop", uint64(i), seed[i:i+150], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f, _ := commerceFixture(t)
 	auto, events := f.handler(t).(*handler), f.routedHandler(t, routeEvents)
 	groups := [][]string{ // 7 beside sessions: GA4 takes 10 metrics at most
 		{"totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount", "transactions", "ecommercePurchases"},
