@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
@@ -94,16 +92,8 @@ func TestFirstUserSourceAcrossDays(t *testing.T) {
 	}
 	sources := func() []string {
 		t.Helper()
-		rows, err := s.Pool.Query(ctx, `SELECT s.visitor_id || ' ' || COALESCE(d.value, '') FROM sessions s
+		return textRows(t, s, `SELECT s.visitor_id || ' ' || COALESCE(d.value, '') FROM sessions s
 			LEFT JOIN dims d ON d.id = s.first_source_id WHERE s.site_id = $1 ORDER BY s.ts, s.visitor_id`, int32(site.ID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
 	}
 	want := []string{"77 google", "77 google", "77 google", "88 (direct)"}
 	if got := sources(); !slices.Equal(got, want) {
