@@ -16,9 +16,10 @@ import (
 func TestCommerceBesideSessionMetrics(t *testing.T) {
 	f, _ := commerceFixture(t)
 	auto, events := f.handler(t).(*handler), f.routedHandler(t, routeEvents)
-	groups := [][]string{ // 7 beside sessions: GA4 takes 10 metrics at most
+	groups := [][]string{ // beside sessions: GA4 takes 10 metrics at most
 		{"totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount", "transactions", "ecommercePurchases"},
-		{"averagePurchaseRevenue", "purchaseRevenue", "purchaserRate", "firstTimePurchasers", "addToCarts", "checkouts", "userKeyEventRate"},
+		{"averagePurchaseRevenue", "purchaseRevenue", "purchaserRate", "firstTimePurchasers", "addToCarts", "checkouts", "userKeyEventRate",
+			"keyEvents:purchase"},
 	}
 	for _, dim := range []string{"pagePath", "eventName", "sessionSource"} {
 		for _, commerce := range groups {

@@ -256,7 +256,11 @@ func (w *sqlWriter) writeMixedSessions(p *plan) {
 	}
 	w.WriteString(", e.visitor_id AS v, e.session_id AS sid")
 	for _, c := range p.mixedColumns() {
-		w.WriteString(", " + c.inner + " AS " + c.name)
+		inner := c.inner
+		if c.param != "" {
+			inner = keyEventsOf(w.bindShared("keyEvents:"+c.param, c.param))
+		}
+		w.WriteString(", " + inner + " AS " + c.name)
 	}
 	w.writeFrom(append(joinsOf(p.dims), p.dimFilter.joins()...), p.dimFilter)
 	w.WriteString(" GROUP BY 1")
