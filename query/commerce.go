@@ -1,6 +1,7 @@
 package query
 
 import (
+	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -154,6 +155,36 @@ var commerceMetrics = []*metricDef{
 		item: "COALESCE(" + itemUsers("purchase") + "::float8 / NULLIF(" + itemUsers("view_item") + ", 0), 0)"},
 }
 
+// Commerce metrics in event-session reports (a session metric with an
+// event-scoped dimension, or with session dimensions, which sessions rows
+// cannot give revenue by): each group's per-session rows x carry the
+// metric's value over the group's events of the session, so a page's
+// revenue is that of its events, as in an event report, beside the
+// sessions in which the page occurred.
+func init() {
+	col := func(name string) mixedColumn {
+		return mixedColumn{name: "c_" + strings.ToLower(name), inner: metricsByName[name].expr, merge: "sum"}
+	}
+	for _, name := range []string{"totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount",
+		"transactions", "ecommercePurchases", "addToCarts", "checkouts"} {
+		m, c := metricsByName[name], col(name)
+		m.mixedCols, m.mixed = []mixedColumn{c}, "COALESCE(sum(x."+c.name+"), 0)::"+m.sqlType()
+	}
+	rev, purchases := col("purchaseRevenue"), col("ecommercePurchases")
+	m := metricsByName["averagePurchaseRevenue"]
+	m.mixedCols = []mixedColumn{rev, purchases}
+	m.mixed = "COALESCE(sum(x." + rev.name + ")::float8 / NULLIF(sum(x." + purchases.name + "), 0), 0)"
+	purchaser := mixedColumn{name: "c_purchaser", inner: "COALESCE(bool_or(" + named("purchase") + " AND event_commerce.id IS NOT NULL), false)", merge: "bool_or"}
+	m = metricsByName["purchaserRate"]
+	m.mixedCols = []mixedColumn{purchaser}
+	m.mixed = "COALESCE(count(DISTINCT x.v) FILTER (WHERE x.c_purchaser)::float8 / NULLIF(" + mixedActive + ", 0), 0)"
+	first := mixedColumn{name: "c_first_purchase", inner: "COALESCE(bool_or(event_commerce.flags & " + strconv.Itoa(int(postgres.CommerceFirstPurchase)) + " <> 0), false)", merge: "bool_or"}
+	m = metricsByName["firstTimePurchasers"]
+	m.mixedCols = []mixedColumn{first}
+	m.mixed = "count(DISTINCT x.v) FILTER (WHERE x.c_first_purchase)"
+	metricsByName["userKeyEventRate"].mixed = "COALESCE(count(DISTINCT x.v) FILTER (WHERE x.ke > 0)::float8 / NULLIF(" + mixedActive + ", 0), 0)"
+}
+
 // keyEventsPrefix is GA4's per-event key event metric, keyEvents:<event_name>.
 const keyEventsPrefix = "keyEvents:"
 
@@ -167,8 +198,14 @@ func lookupKeyEventsMetric(name string) (m *metricDef, ok bool, msg string) {
 	if !paramName.MatchString(ev) {
 		return nil, false, "the event name after " + keyEventsPrefix + " must be a letter followed by up to 39 letters, digits or underscores"
 	}
+	// Beside session metrics, its per-session column is named by a hash of
+	// the name: the statement holds the name only as a bound value.
+	h := fnv.New64a()
+	h.Write([]byte(ev))
+	col := mixedColumn{name: "c_ke_" + strconv.FormatUint(h.Sum64(), 36), merge: "sum", param: ev}
 	return &metricDef{name: name, uiName: "Key events (" + ev + ")", category: "Event", typ: typeInteger, eventOnly: true,
-		desc: "The number of " + ev + " key events.", param: ev}, true, ""
+		desc: "The number of " + ev + " key events.", param: ev,
+		mixedCols: []mixedColumn{col}, mixed: "COALESCE(sum(x." + col.name + "), 0)::bigint"}, true, ""
 }
 
 // keyEventsOf is the expression of keyEvents:<event_name> with the name

@@ -76,14 +76,8 @@ func commerceSeed() []protocol.Event {
 // and the revenue card's totals equal an oracle of GA4's rules over what
 // was sent.
 func TestCommerceRollupsMatchEvents(t *testing.T) {
-	f := newFixture(t, 0)
+	f, seed := commerceFixture(t)
 	ctx := context.Background()
-	seed := commerceSeed()
-	for i := 0; i < len(seed); i += 150 {
-		if _, err := f.writeBatch(ctx, "shop", uint64(i), seed[i:i+150], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The oracle: the first purchase derived of a transaction id counts
 	// (batches derive in send order; within one, the earliest in time).
 	var purchaseRev, refunds, inApp float64
@@ -207,6 +201,19 @@ func TestCommerceRollupsMatchEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("rebuilt from item packs")
+}
+
+// commerceFixture is a fixture holding commerceSeed, written in batches of
+// 150 events, each derived before the next.
+func commerceFixture(t *testing.T) (*fixture, []protocol.Event) {
+	f := newFixture(t, 0)
+	seed := commerceSeed()
+	for i := 0; i < len(seed); i += 150 {
+		if _, err := f.writeBatch(context.Background(), "shop", uint64(i), seed[i:i+150], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f, seed
 }
 
 func sortStableBy(idx []int, key func(int) int64) {

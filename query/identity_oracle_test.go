@@ -294,6 +294,25 @@ func TestIdentityOracle(t *testing.T) {
 			}
 		})
 	}
+	// A funnel that starts at first_visit, as Google's sample does, finds
+	// the first_visit GA4 adds to each new user's first session (the
+	// hits' _fv is a flag on their page_view, t.js sends none), on the
+	// events engine funnels read.
+	newUsers := map[string]bool{}
+	for _, s := range refGA4(identitySeed) {
+		if s.newUser {
+			newUsers[s.user] = true
+		}
+	}
+	if len(newUsers) != 6 { // the seed's design: every user's first session is a new user's
+		t.Fatalf("reference: %d new users; the seed is built for 6", len(newUsers))
+	}
+	fh := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
+	funnel := runFunnelOK(t, fh, fmt.Sprint(site.ID), RunFunnelReportRequest{DateRanges: days,
+		Funnel: &Funnel{Steps: []FunnelStep{eventStep("first visit", "first_visit"), eventStep("viewed", "page_view")}}})
+	if rows := funnel.FunnelVisualization.Rows; len(rows) == 0 || rows[0].MetricValues[0].Value != strconv.Itoa(len(newUsers)) {
+		t.Errorf("funnel from first_visit: %+v, want %d users at its first step", rows, len(newUsers))
+	}
 	// The purchase sent by the server joined the browser's session: the
 	// session is counted once, under the browser's source, and holds the
 	// key event.

@@ -18,7 +18,8 @@ import (
 
 // realtimeSeed is identitySeed's rules within GA4's realtime window (the 30
 // minutes before 12:00 on the 7th): a phone changing network with a
-// server-side purchase joining its session, then a second session; a
+// server-side purchase joining its session, then a second session, and a
+// late hit of the first session, signed in, shipped after the second; a
 // laptop whose hits say neither _ss nor _fv (GA4 infers both events) and
 // that logs in mid-session; denied consent; t.js without a client id.
 var realtimeSeed = []seedHit{
@@ -29,6 +30,8 @@ var realtimeSeed = []seedHit{
 	{day: "07", at: "11:45", path: "/mp/collect", name: "purchase", cid: "555.1772883300", sid: 1772883300, ip: "10.0.0.5", ua: "shop-server/1", batch: 3},
 	{day: "07", at: "11:58", path: "/g/collect", name: "page_view", cid: "555.1772883300", sid: 1772884680, sct: 2, ss: true,
 		page: "/home", ip: "192.0.2.44", ua: seedPhone, batch: 3},
+	{day: "07", at: "11:46", path: "/g/collect", name: "page_view", cid: "555.1772883300", uid: "u-88", sid: 1772883300, sct: 1, engage: 3000,
+		page: "/product", ip: "192.0.2.44", ua: seedPhone, batch: 4},
 
 	{day: "07", at: "11:36", path: "/g/collect", name: "page_view", cid: "666.1772883360", sid: 1772883360, sct: 1, gcs: "G111",
 		page: "/login", ref: "https://news.example.org/x", ip: "198.51.100.9", ua: seedLaptop, batch: 1},

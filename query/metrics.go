@@ -115,19 +115,26 @@ var sessionMetricExprs = map[string]string{
 // with the columns below, and each metric's mixed expression aggregates a
 // group's x rows. Session attributes (engaged, duration) are the whole
 // session's; event counters count the group's events of the session.
-var mixedColumns = []struct{ name, inner, merge string }{
-	{"ev", "count(*)", "sum"},
-	{"pv", pageViewsExpr, "sum"},
-	{"ke", "count(*) FILTER (WHERE " + flagSet(protocol.FlagKeyEvent) + ")", "sum"},
-	{"em", "COALESCE(sum(e.engagement_ms), 0)", "sum"},
-	{"act", "bool_or(" + flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + " OR e.engagement_ms > 0)", "bool_or"},
-	{"fv", "bool_or(" + flagSet(protocol.FlagFirstVisit) + ")", "bool_or"},
+var mixedColumns = []mixedColumn{
+	{"ev", "count(*)", "sum", ""},
+	{"pv", pageViewsExpr, "sum", ""},
+	{"ke", "count(*) FILTER (WHERE " + flagSet(protocol.FlagKeyEvent) + ")", "sum", ""},
+	{"em", "COALESCE(sum(e.engagement_ms), 0)", "sum", ""},
+	{"act", "bool_or(" + flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + " OR e.engagement_ms > 0)", "bool_or", ""},
+	{"fv", "bool_or(" + flagSet(protocol.FlagFirstVisit) + ")", "bool_or", ""},
 	// The session row's engagement and duration (its s_ columns, see
 	// events_source.go); false and 0 for events whose session is not
 	// stored.
-	{"eng", "COALESCE(bool_or(" + sessionEngagedExpr("e.session_flags", "e.s_engagement_ms", "e.s_page_views", "e.s_key_events") + "), false)", "bool_or"},
-	{"dur", "COALESCE(max((extract(epoch FROM e.s_last_ts - e.s_ts) * 1000000)::bigint), 0)", "max"},
+	{"eng", "COALESCE(bool_or(" + sessionEngagedExpr("e.session_flags", "e.s_engagement_ms", "e.s_page_views", "e.s_key_events") + "), false)", "bool_or", ""},
+	{"dur", "COALESCE(max((extract(epoch FROM e.s_last_ts - e.s_ts) * 1000000)::bigint), 0)", "max", ""},
 }
+
+// mixedColumn is a column of an event-session report's per-session rows x:
+// inner aggregates a group's events of one session, merge combines the
+// rows of a session that fall in several groups (the totals). With param
+// (keyEvents:<event_name>), inner is the key events of that name, the
+// name bound by the statement's writer.
+type mixedColumn struct{ name, inner, merge, param string }
 
 // Per-session aggregates of event-session reports over x rows.
 var (

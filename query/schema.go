@@ -105,9 +105,11 @@ type metricDef struct {
 	sess string
 	// mixed is the aggregate over a group's per-session rows "x" in
 	// event-session reports (see mixedColumns); "" when the metric cannot
-	// be reported by event-scoped dimensions.
-	mixed string
-	scope scope // scope_rules.go
+	// be reported by event-scoped dimensions. mixedCols are the per-session
+	// columns it reads besides mixedColumns (commerce metrics).
+	mixed     string
+	mixedCols []mixedColumn
+	scope     scope // scope_rules.go
 	// item is the aggregate over event_items rows; a metric with item but
 	// no expr is item-scoped (commerce.go).
 	item string

@@ -100,7 +100,10 @@ func conflict(dims []*dimDef, metrics []*metricDef) *compatConflict {
 }
 
 // mixedMode reports whether dims and metrics make an event-session
-// report: a session metric with a dimension that has no session value.
+// report: a session metric with a dimension that has no session value, or
+// with event metrics that sessions rows do not hold (revenue by session
+// source, as GA4's traffic acquisition report shows it) when each of them
+// has a per-session form.
 func mixedMode(dims []*dimDef, metrics []*metricDef) bool {
 	session := false
 	for _, m := range metrics {
@@ -114,7 +117,16 @@ func mixedMode(dims []*dimDef, metrics []*metricDef) bool {
 			return true
 		}
 	}
-	return false
+	byMetric := false
+	for _, m := range metrics {
+		if m.sess == "" && !m.sessionOnly() {
+			if m.mixed == "" {
+				return false
+			}
+			byMetric = true
+		}
+	}
+	return byMetric
 }
 
 // message is the conflict as GA4's INVALID_ARGUMENT says it.

@@ -215,7 +215,7 @@ func buildSQL(p *plan) reportSQL {
 		}
 		if p.mixed {
 			w.WriteString(" FROM (SELECT k0, v, sid")
-			for _, c := range mixedColumns {
+			for _, c := range p.mixedColumns() {
 				w.WriteString(", " + c.merge + "(" + c.name + ") AS " + c.name)
 			}
 			w.WriteString(" FROM x GROUP BY k0, v, sid) x GROUP BY x.k0\n")
@@ -255,8 +255,12 @@ func (w *sqlWriter) writeMixedSessions(p *plan) {
 		w.WriteString(", " + w.dimExpr(d) + " AS k" + strconv.Itoa(i+1))
 	}
 	w.WriteString(", e.visitor_id AS v, e.session_id AS sid")
-	for _, c := range mixedColumns {
-		w.WriteString(", " + c.inner + " AS " + c.name)
+	for _, c := range p.mixedColumns() {
+		inner := c.inner
+		if c.param != "" {
+			inner = keyEventsOf(w.bindShared("keyEvents:"+c.param, c.param))
+		}
+		w.WriteString(", " + inner + " AS " + c.name)
 	}
 	w.writeFrom(append(joinsOf(p.dims), p.dimFilter.joins()...), p.dimFilter)
 	w.WriteString(" GROUP BY 1")
@@ -264,6 +268,29 @@ func (w *sqlWriter) writeMixedSessions(p *plan) {
 		w.WriteString(", " + strconv.Itoa(i+2))
 	}
 	w.WriteString("),\n")
+}
+
+// mixedColumns are the columns of p's per-session rows x: mixedColumns
+// and those its metrics, the metric filter's included, read besides.
+func (p *plan) mixedColumns() []mixedColumn {
+	out := slices.Clip(mixedColumns)
+	add := func(m *metricDef) {
+		for _, c := range m.mixedCols {
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	for _, m := range p.metrics {
+		add(m)
+	}
+	p.metricFilter.all(func(l *filterLeaf) bool {
+		if l.metric != nil {
+			add(l.metric)
+		}
+		return true
+	})
+	return out
 }
 
 func joinsOf(dims []*dimDef) []*joinDef {

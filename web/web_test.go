@@ -79,3 +79,35 @@ func TestOnlyGetAndHead(t *testing.T) {
 		t.Errorf("Allow = %q, want %q", allow, "GET, HEAD")
 	}
 }
+
+// TestCardsSayWhatTheyCount: every card of the dashboard states what its
+// number counts, so the realtime card (the last 30 minutes, as events
+// arrive) and the period's cards (the sessions that began in the period)
+// are not read as the same users.
+func TestCardsSayWhatTheyCount(t *testing.T) {
+	body, _ := io.ReadAll(get(t, Handler(), http.MethodGet, "/").Body)
+	cards := strings.Split(string(body), `<div class="card"`)[1:]
+	if len(cards) < 7 {
+		t.Fatalf("%d cards in the index, want the realtime card, six totals and revenue", len(cards))
+	}
+	described := map[string]string{} // label: what it counts
+	for _, c := range cards {
+		c, _, _ = strings.Cut(c, "</div>")
+		_, label, _ := strings.Cut(c, `<span class="label">`)
+		label, _, _ = strings.Cut(label, "</span>")
+		var what string
+		for _, d := range strings.Split(c, `<span class="detail">`)[1:] { // details with an id are filled in by app.js
+			d, _, _ = strings.Cut(d, "</span>")
+			what += d
+		}
+		if strings.TrimSpace(what) == "" {
+			t.Errorf("card %q does not say what it counts", label)
+		}
+		described[label] = what
+	}
+	for label, want := range map[string]string{"Active users, last 30 minutes": "in the last 30 minutes", "Active users": "began in the period"} {
+		if !strings.Contains(described[label], want) {
+			t.Errorf("card %q says %q, want it to say %q", label, described[label], want)
+		}
+	}
+}

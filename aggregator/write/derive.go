@@ -85,7 +85,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err != nil {
 		return 0, 0, err
 	}
-	firstSeen, err := d.AddKnownUsers(ctx, persistentUsers(events, &as))
+	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, &as))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -108,7 +108,10 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 			res.Rows[i].Flags |= postgres.EventFlagDerived
 		}
 	}
-	sess := sessionRows(events, res, &as, newUser)
+	sess, newSources := sessionRows(events, res, &as, newUser, firstSeen, firstSources)
+	if err := d.SetFirstSources(ctx, newSources); err != nil {
+		return 0, 0, err
+	}
 	// Commerce rows of the staged events (derived events carry none).
 	items, err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged])
 	if err != nil {

@@ -15,15 +15,7 @@ import (
 // through EventsIn (both tables) or straight from the events table.
 func eventRowsIn(t *testing.T, s *testStore, fromTable string, site uint32, lo, hi time.Time) []string {
 	t.Helper()
-	rows, err := s.Pool.Query(context.Background(), "SELECT e::text FROM "+fromTable+" e ORDER BY 1", int32(site), lo, hi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return textRows(t, s, "SELECT e::text FROM "+fromTable+" e ORDER BY 1", int32(site), lo, hi)
 }
 
 var (

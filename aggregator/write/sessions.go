@@ -88,9 +88,18 @@ func (s *siteSessions) commit(gen int64, rows []postgres.SessionRow, known map[s
 // session that starts here gets its traffic source on its first event row
 // too, as a sender's session_start has it, so event reports and
 // RebuildSessions find it whoever cut the session.
-func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.Assignment, newUser []bool) []postgres.SessionRow {
+//
+// A session without an earlier one of its visitor within a day takes its
+// own source as the first user source, unless the visitor is a persistent
+// user known from before with a stored first source (known: AddKnownUsers),
+// as GA4's firstUserSource holds for a user however long after; the first
+// sources of users first seen in this derivation (added) are returned, to
+// be stored.
+func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.Assignment, newUser []bool,
+	added map[uint64]bool, known map[uint64]int32) (out []postgres.SessionRow, firstSources map[uint64]int32) {
 	rows := res.Rows
-	out := make([]postgres.SessionRow, len(as.Sessions))
+	out = make([]postgres.SessionRow, len(as.Sessions))
+	firstSources, firstStart := map[uint64]int32{}, map[uint64]int64{}
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
 		r := &out[i]
@@ -132,9 +141,17 @@ func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.A
 			r.FirstSource = out[a.FirstSourceOf].FirstSource
 		case !a.Prior && !a.Existing:
 			r.FirstSource = traffic.Dims[postgres.DimSource-1]
+			if src, ok := known[a.Visitor]; ok {
+				r.FirstSource = src
+			} else if added[a.Visitor] && r.FirstSource != 0 {
+				if t, ok := firstStart[a.Visitor]; !ok || a.Start < t { // its earliest session here
+					firstStart[a.Visitor] = a.Start
+					firstSources[a.Visitor] = r.FirstSource
+				}
+			}
 		default:
 			r.FirstSource = a.FirstSource
 		}
 	}
-	return out
+	return out, firstSources
 }

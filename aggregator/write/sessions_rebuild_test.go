@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -38,17 +37,9 @@ func allSessions(t *testing.T, s *testStore, site uint32) []string {
 // derivedEvents returns a site's derived events, every column, as text.
 func derivedEvents(t *testing.T, s *testStore, site uint32) []string {
 	t.Helper()
-	rows, err := s.Pool.Query(context.Background(), `SELECT concat_ws(' ', e.ts, e.visitor_id, e.session_id, n.value, e.referrer_id,
+	return textRows(t, s, `SELECT concat_ws(' ', e.ts, e.visitor_id, e.session_id, n.value, e.referrer_id,
 		e.content_id, e.client_id, e.traffic_id, e.engagement_ms, e.flags, length(e.params))
 		FROM events e JOIN dims n ON n.id = e.name_id WHERE e.site_id = $1 AND e.flags & $2 <> 0 ORDER BY 1`, int32(site), postgres.EventFlagDerived)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestRebuildSessions writes visits through WriteBatch (GA4 session ids and

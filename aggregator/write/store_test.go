@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/internal/testenv"
@@ -36,6 +37,21 @@ type testStore struct {
 type writeResult struct {
 	Stored, DeadLetters int
 	Duplicate           bool
+}
+
+// textRows runs query (one text column) on s's database and returns its
+// rows.
+func textRows(t testing.TB, s *testStore, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.Pool.Query(context.Background(), query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func newStore(t testing.TB) *testStore {

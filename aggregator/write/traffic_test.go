@@ -2,7 +2,9 @@ package write
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -61,5 +63,57 @@ func TestWriteBatchSessionTraffic(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("traffic per event (-want +got):\n%s", diff)
+	}
+}
+
+// TestFirstUserSourceAcrossDays: a persistent user's sessions carry the
+// source of the user's first session as firstUserSource (GA4's user
+// scope), a day or more later too, when memory of the first session is
+// gone (another derivation, no session within a day); RebuildSessions
+// gives the same, also once the first session's events are gone. A daily
+// cookieless id starts over each day.
+func TestFirstUserSourceAcrossDays(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
+	ev := testEvents(site.ID, 4)
+	for i := range ev {
+		ev[i].Visitor, ev[i].Flags, ev[i].SessionID = 77, protocol.FlagPersistent, int64(1000*(i+1))
+		ev[i].TimeMicros = ev[0].TimeMicros + int64(i)*(50*time.Hour).Microseconds()
+		ev[i].Referrer = ""
+	}
+	ev[0].Referrer = "https://www.google.de/"
+	ev[3].Visitor, ev[3].Flags, ev[3].TimeMicros = 88, 0, ev[2].TimeMicros // cookieless, direct
+	ev[2].Referrer = "https://news.example.org/a"
+	for i := range ev {
+		if _, err := s.WriteBatch(ctx, "a", uint64(i+1), ev[i:i+1], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sources := func() []string {
+		t.Helper()
+		return textRows(t, s, `SELECT s.visitor_id || ' ' || COALESCE(d.value, '') FROM sessions s
+			LEFT JOIN dims d ON d.id = s.first_source_id WHERE s.site_id = $1 ORDER BY s.ts, s.visitor_id`, int32(site.ID))
+	}
+	want := []string{"77 google", "77 google", "77 google", "88 (direct)"}
+	if got := sources(); !slices.Equal(got, want) {
+		t.Fatalf("first user source per session: %q, want %q", got, want)
+	}
+	if err := s.RebuildSessions(ctx, site.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := sources(); !slices.Equal(got, want) {
+		t.Fatalf("after RebuildSessions: %q, want %q", got, want)
+	}
+	// With the first session's events gone (as retention drops them), a
+	// rebuild keeps the known user's first source.
+	if _, err := s.Pool.Exec(ctx, "DELETE FROM events WHERE site_id = $1 AND session_id = 1000", int32(site.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RebuildSessions(ctx, site.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := sources(); !slices.Equal(got, want[1:]) {
+		t.Fatalf("after RebuildSessions without the first session: %q, want %q", got, want[1:])
 	}
 }

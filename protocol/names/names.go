@@ -23,14 +23,14 @@ var OperatingSystems = map[string]string{
 	"CrOS":          "Chrome OS",
 	"FreeBSD":       "FreeBSD",
 	"BlackBerry":    "BlackBerry",
-	// No GA4 document lists operatingSystem values; "HarmonyOS" is
-	// Huawei's name for it, unverified against GA4's reports.
+	// "HarmonyOS" is Huawei's name for it, found in no Google Analytics
+	// output (TestPlatformNamesAsGoogle lists the sources of the others).
 	"Harmony": "HarmonyOS",
 }
 
-// Browsers maps the parser's browser families to GA4's browser values.
-// "Vivaldi" and "YaBrowser" are the vendors' own tokens, unverified
-// against GA4's reports (no GA4 document lists browser values).
+// Browsers maps the parser's browser families to GA4's browser values
+// (TestPlatformNamesAsGoogle: where each was found; "Vivaldi", the
+// vendor's token, was found in no Google Analytics output).
 // Families outside it are stored as the agent's "Other". The in-app browsers of
 // social apps are web views: GA4 names them by the system's web view
 // (InAppBrowser).

@@ -219,29 +219,60 @@ const EventFlagDerived int16 = 1 << 8
 
 // AddKnownUsers records the site's persistent users (visitor key → the
 // Unix microseconds of its earliest event here) in known_users and returns
-// the ones that were not known before: their first visit is in this
-// derivation. Only the derivation holding the site's lock writes them.
-func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (map[uint64]bool, error) {
+// the ones that were not known before (added: their first visit is in
+// this derivation) and, for those known before, the source of their first
+// session where it is known (SetFirstSources). Only the derivation holding
+// the site's lock writes them.
+func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (added map[uint64]bool, sources map[uint64]int32, err error) {
 	if len(users) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ids, firsts := make([]int64, 0, len(users)), make([]time.Time, 0, len(users))
 	for v, t := range users {
 		ids, firsts = append(ids, int64(v)), append(firsts, time.UnixMicro(t).UTC())
 	}
-	rows, err := d.tx.Query(ctx, `INSERT INTO known_users (site_id, visitor_id, first_ts)
+	// The SELECT of known_users reads the rows from before the INSERT:
+	// those known before, with their first sources.
+	rows, err := d.tx.Query(ctx, `WITH ins AS (INSERT INTO known_users (site_id, visitor_id, first_ts)
 		SELECT $1, k.v, k.t FROM unnest($2::bigint[], $3::timestamptz[]) AS k(v, t) ORDER BY 2
-		ON CONFLICT DO NOTHING RETURNING visitor_id`, int32(d.site), ids, firsts)
+		ON CONFLICT DO NOTHING RETURNING visitor_id)
+		SELECT visitor_id, 0 FROM ins
+		UNION ALL SELECT visitor_id, first_source_id FROM known_users WHERE site_id = $1 AND visitor_id = ANY($2) AND first_source_id <> 0`,
+		int32(d.site), ids, firsts)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+		return nil, nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
 	}
-	added, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	added, sources = map[uint64]bool{}, map[uint64]int32{}
+	var v int64
+	var src int32
+	_, err = pgx.ForEachRow(rows, []any{&v, &src}, func() error {
+		if src == 0 {
+			added[uint64(v)] = true
+		} else {
+			sources[uint64(v)] = src
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+		return nil, nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
 	}
-	out := make(map[uint64]bool, len(added))
-	for _, v := range added {
-		out[uint64(v)] = true
+	return added, sources, nil
+}
+
+// SetFirstSources records the source (dims id) of the first session of
+// users AddKnownUsers added in this derivation.
+func (d *DeriveTx) SetFirstSources(ctx context.Context, sources map[uint64]int32) error {
+	if len(sources) == 0 {
+		return nil
 	}
-	return out, nil
+	ids, srcs := make([]int64, 0, len(sources)), make([]int32, 0, len(sources))
+	for v, s := range sources {
+		ids, srcs = append(ids, int64(v)), append(srcs, s)
+	}
+	if _, err := d.tx.Exec(ctx, `UPDATE known_users k SET first_source_id = u.s
+		FROM unnest($2::bigint[], $3::integer[]) AS u(v, s) WHERE k.site_id = $1 AND k.visitor_id = u.v AND k.first_source_id = 0`,
+		int32(d.site), ids, srcs); err != nil {
+		return fmt.Errorf("postgres: derive site %d: first sources of new users: %w", d.site, err)
+	}
+	return nil
 }

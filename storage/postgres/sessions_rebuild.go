@@ -73,6 +73,20 @@ func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
 	if err != nil {
 		return fmt.Errorf("insert sessions: %w", err)
 	}
+	// A known user's first source is the one the derivation kept (its first
+	// session may be gone by retention), else its first session's here,
+	// kept for the derivations after.
+	if _, err := tx.Exec(ctx, `UPDATE known_users k SET first_source_id = f.first_source_id
+		FROM (SELECT DISTINCT ON (visitor_id) visitor_id, first_source_id FROM sessions WHERE site_id = $1
+		      ORDER BY visitor_id, ts, session_id) f
+		WHERE k.site_id = $1 AND k.visitor_id = f.visitor_id AND k.first_source_id = 0 AND f.first_source_id <> 0`, site); err != nil {
+		return fmt.Errorf("first sources of known users: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE sessions s SET first_source_id = k.first_source_id FROM known_users k
+		WHERE s.site_id = $1 AND k.site_id = $1 AND k.visitor_id = s.visitor_id AND k.first_source_id <> 0
+		AND s.first_source_id <> k.first_source_id`, site); err != nil {
+		return fmt.Errorf("first sources of sessions: %w", err)
+	}
 	return rebuildSessionRollups(ctx, tx, site, loc)
 }
 

@@ -26,26 +26,34 @@ import (
 //   - an event with the device's current session id, or without a session
 //     id within sessionGap of the session's latest event, joins it and
 //     counts under its visitor;
-//   - an event of an earlier session id (a late event) counts under its
-//     own visitor and leaves the current session;
+//   - an event of the session the device had before the current one (a
+//     late event) counts under that session's visitor; one of an older
+//     session id counts under its own visitor; neither changes the
+//     current session;
 //   - any other event begins the device's session under its own visitor.
 //
 // Only persistent visitors (protocol.FlagPersistent) have devices whose
 // events carry different keys; a daily cookieless id is its own device
 // and user. What realtime cannot know: a session that began before the
 // store saw it (a node's memory after a restart; more than realtimeTTL
-// without events) counts under the first key realtime sees.
+// without events), or a late event of a session older than the device's
+// previous one, counts under the first key realtime sees.
 
 // sessionGap is the inactivity after which an event without a session id
 // begins a new session (aggregator/sessions.Timeout), in seconds.
 const sessionGap = 30 * 60
 
-// deviceSession is the session of a device realtime saw last.
+// deviceSession is the session of a device realtime saw last, and the
+// one before it (for late events).
 type deviceSession struct {
 	sid     int64  // GA4 session id; 0: inferred (events without one)
 	visitor uint64 // the key its first event carried: its user
 	last    int64  // Unix seconds of its latest event
 	seen    int64  // Unix minute of the last write (memory expiry)
+	// The device's session before this one, when both have GA4 session
+	// ids (0: none).
+	prevSid     int64
+	prevVisitor uint64
 }
 
 // probe is an event whose user depends on its device's session.
@@ -99,9 +107,16 @@ func join(cur deviceSession, ok bool, sid int64, visitor uint64, at int64) (user
 		cur.last = max(cur.last, at)
 		return cur.visitor, cur, true
 	case ok && sid != 0 && cur.sid != 0 && sid < cur.sid:
+		if sid == cur.prevSid {
+			return cur.prevVisitor, cur, false
+		}
 		return visitor, cur, false
 	default:
-		return visitor, deviceSession{sid: sid, visitor: visitor, last: at}, true
+		next = deviceSession{sid: sid, visitor: visitor, last: at}
+		if ok && sid != 0 && cur.sid != 0 {
+			next.prevSid, next.prevVisitor = cur.sid, cur.visitor
+		}
+		return visitor, next, true
 	}
 }
 
@@ -166,15 +181,17 @@ func (r *Realtime) forgetDevices(site uint32, gone map[uint64]bool) {
 	r.devMu.Lock()
 	defer r.devMu.Unlock()
 	for d, s := range r.devices[site] {
-		if gone[d] || gone[s.visitor] {
+		if gone[d] || gone[s.visitor] || (s.prevSid != 0 && gone[s.prevVisitor]) {
 			delete(r.devices[site], d)
 		}
 	}
 }
 
 // DeviceKey is the Redis key of a device's session (its GA4 session id,
-// the visitor it began under, its latest event in Unix seconds, as
-// "sid visitor last", visitor in hex). A site's device keys share a hash
+// the visitor it began under, its latest event in Unix seconds, and the
+// previous session's id and visitor, as "sid visitor last psid pvisitor",
+// visitors in hex; keys of three fields, written before, have no previous
+// session). A site's device keys share a hash
 // tag, so one script reads and writes a batch's devices on any topology.
 func (r *RedisRealtime) DeviceKey(site uint32, device uint64) string {
 	return r.prefix + "realtime:device:{" + strconv.FormatUint(uint64(site), 10) + "}:" + strconv.FormatUint(device, 16)
@@ -198,8 +215,12 @@ for i = 3, #ARGV, 4 do
     cur = false
     local s = redis.call('GET', k)
     if s then
-      local a, b, c = string.match(s, '^(%S+) (%S+) (%S+)$')
-      if b then cur = {a, b, c} end
+      local a, b, c, d, e = string.match(s, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+      if not a then
+        a, b, c = string.match(s, '^(%S+) (%S+) (%S+)$')
+        d, e = '0', '0'
+      end
+      if b then cur = {a, b, c, d, e} end
     end
     state[k] = cur
   end
@@ -210,16 +231,24 @@ for i = 3, #ARGV, 4 do
     end
     out[#out+1] = cur[2]
   elseif cur and sid ~= '0' and cur[1] ~= '0' and tonumber(sid) < tonumber(cur[1]) then
-    out[#out+1] = v
+    if sid == cur[4] then
+      out[#out+1] = cur[5]
+    else
+      out[#out+1] = v
+    end
   else
-    state[k] = {sid, v, at}
+    if cur and sid ~= '0' and cur[1] ~= '0' then
+      state[k] = {sid, v, at, cur[1], cur[2]}
+    else
+      state[k] = {sid, v, at, '0', '0'}
+    end
     dirty[k] = true
     out[#out+1] = v
   end
 end
 for k in pairs(dirty) do
   local c = state[k]
-  redis.call('SET', k, c[1] .. ' ' .. c[2] .. ' ' .. c[3], 'EX', ttl)
+  redis.call('SET', k, c[1] .. ' ' .. c[2] .. ' ' .. c[3] .. ' ' .. c[4] .. ' ' .. c[5], 'EX', ttl)
 end
 return out
 `)
@@ -310,9 +339,13 @@ func forgetDevicesOn(ctx context.Context, c goredis.Cmdable, pattern string, gon
 			if err != nil && !errors.Is(err, goredis.Nil) {
 				return fmt.Errorf("realtime: forget: read %s: %w", k, err)
 			}
-			if f := strings.Fields(v); len(f) == 3 {
+			if f := strings.Fields(v); len(f) == 3 || len(f) == 5 {
 				u, err := strconv.ParseUint(f[1], 16, 64)
 				drop = err == nil && gone[u]
+				if len(f) == 5 && f[3] != "0" {
+					u, err := strconv.ParseUint(f[4], 16, 64)
+					drop = drop || (err == nil && gone[u])
+				}
 			}
 		}
 		if drop {

@@ -82,6 +82,12 @@ func TestRealtimeSessionUsers(t *testing.T) {
 			// event of the earlier session counts under its own key.
 			r.Record(ctx, []protocol.Event{pe(9, 16, 0, 500), pe(4, 95, 16, 600), pe(2, 16, 0, 600), pe(8, 95, 16, 500)})
 			check("a new session, and a late one of the earlier", 16, 95)
+			// A late event of the device's previous session, logged in,
+			// counts under that session's user, in a later batch.
+			r.Record(ctx, []protocol.Event{pe(9, 20, 0, 510)})
+			r.Record(ctx, []protocol.Event{pe(4, 20, 0, 610)})
+			r.Record(ctx, []protocol.Event{pe(8, 98, 20, 510)})
+			check("a late event of the previous session", 20)
 			// Without a session id, 30 minutes of inactivity end a session.
 			r.Record(ctx, []protocol.Event{pe(29, 17, 0, 0)})
 			late := pe(0, 96, 17, 0)
