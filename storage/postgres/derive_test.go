@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // A derivation commits without waiting for its WAL to be flushed; the
@@ -62,17 +64,17 @@ func TestRollupUpdatesStayOnTheirPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := map[int32]string{}
-		for rows.Next() {
-			var dim int32
-			var block string
-			if err := rows.Scan(&dim, &block); err != nil {
-				t.Fatal(err)
-			}
-			out[dim] = block
+		type cell struct {
+			Dim   int32
+			Block string
 		}
-		if err := rows.Err(); err != nil {
+		cells, err := pgx.CollectRows(rows, pgx.RowToStructByPos[cell])
+		if err != nil {
 			t.Fatal(err)
+		}
+		out := make(map[int32]string, len(cells))
+		for _, c := range cells {
+			out[c.Dim] = c.Block
 		}
 		return out
 	}
