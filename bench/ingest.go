@@ -319,7 +319,13 @@ func (r *run) note(what string, res LoadResult) {
 // mpIngest measures Measurement Protocol batches of mpEvents events
 // through the agent, when the agent serves /mp/collect: a probe request
 // answered 404 or 405 means it does not yet, and the figure is left out.
+// It starts once the earlier phases' events are stored and derived
+// (drain), as the end-to-end phase does, so the agent is not measured
+// beside an aggregator still busy with the batched phase's backlog.
 func (r *run) mpIngest(ctx context.Context) error {
+	if _, err := r.drain(ctx); err != nil {
+		return err
+	}
 	site := r.st.sites[siteIngest]
 	reqs := make([]Request, 64)
 	for i := range reqs {

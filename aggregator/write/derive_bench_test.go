@@ -55,10 +55,37 @@ func pipelineBatches(site uint32, first time.Time, n int) [][]protocol.Event {
 // BenchmarkDerive measures derivations of the end-to-end bench's traffic:
 // each iteration stages 25 batches of 1000 events (untimed), then derives
 // them (Flush: one derivation of up to Config.MaxEvents events).
+// The history sub-benchmark derives into a database with 90 days of
+// partitions, as a site with months of history has (the bench's query
+// data set makes as many): a statement over sessions that the planner
+// cannot confine to the derivation's days probes every one of them.
 func BenchmarkDerive(b *testing.B) {
+	b.Run("fresh", func(b *testing.B) { benchmarkDerive(b, 0) })
+	b.Run("history", func(b *testing.B) { benchmarkDerive(b, 90) })
+}
+
+func benchmarkDerive(b *testing.B, historyDays int) {
 	s := newStore(b)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "bench"})
+	if historyDays > 0 {
+		// Each day a session of every visitor of the traffic, a day of
+		// history per partition.
+		from := time.Now().AddDate(0, 0, -historyDays)
+		if err := s.EnsurePartitions(ctx, from, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Pool.Exec(ctx, `INSERT INTO sessions (site_id, ts, visitor_id, session_id, last_ts, events, page_views,
+				key_events, engagement_ms, flags, page_id, exit_page_id, host_id, referrer_id, client_id, traffic_id, first_source_id)
+			SELECT $1, t, 1 + v * 7919, extract(epoch FROM t)::bigint, t + interval '5 minutes', 4, 2, 0, 1000, 0, 0, 0, 0, 0, 0, 0, 0
+			FROM generate_series(0, 2047) v, generate_series($2::timestamptz, $2::timestamptz + ($3 - 1) * interval '1 day', interval '1 day') t`,
+			int32(site.ID), from, historyDays); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Pool.Exec(ctx, "ANALYZE sessions"); err != nil {
+			b.Fatal(err)
+		}
+	}
 	w := New(Config{}, s.Store)
 	first := time.Now().Add(-time.Hour)
 	seq := uint64(0)

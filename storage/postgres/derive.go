@@ -69,8 +69,14 @@ func (s *Store) BeginDerive(ctx context.Context, site uint32) (*DeriveTx, error)
 }
 
 func (d *DeriveTx) begin(ctx context.Context) error {
+	// The derivation commits without waiting for its WAL to reach disk
+	// (synchronous_commit off, this transaction only): what a database
+	// crash can lose of it is its last few hundred milliseconds of
+	// derivations, which roll back whole, leaving their staged rows
+	// (committed synchronously by StageBatch) to be derived again.
 	var ok bool
-	if err := d.tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", deriveLockSpace, int32(d.site)).Scan(&ok); err != nil {
+	if err := d.tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2), set_config('synchronous_commit', 'off', true) <> ''",
+		deriveLockSpace, int32(d.site)).Scan(&ok, new(bool)); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
 	if !ok {

@@ -131,10 +131,14 @@ var upsertSessionsSQL = func() string {
 // holding the site's lock writes its sessions, so these are the values
 // the upsert changes. (One statement joining the upsert's rows with the
 // old ones was planned as a nested loop over both, quadratic in the
-// sessions of a derivation.)
+// sessions of a derivation.) $5 and $6 are the earliest and latest start
+// among the keys: the planner cannot bound s.ts by the array's values, and
+// without them every partition of sessions (one a day, months of them)
+// is probed for every key.
 const sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags
 	FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS k(site_id, visitor_id, session_id, ts)
-	JOIN sessions s USING (site_id, visitor_id, session_id, ts)`
+	JOIN sessions s USING (site_id, visitor_id, session_id, ts)
+	WHERE s.ts >= $5 AND s.ts <= $6`
 
 // sessionKey identifies a sessions row of one site.
 type sessionKey struct {
@@ -161,11 +165,18 @@ func (d *DeriveTx) UpsertSessions(ctx context.Context, rows []SessionRow) (Sessi
 func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionChanges, error) {
 	n := len(rows)
 	sites, visitors, ids, starts := make([]int32, n), make([]int64, n), make([]int64, n), make([]time.Time, n)
+	first, last := rows[0].TS, rows[0].TS
 	for i := range rows {
 		sites[i], visitors[i], ids[i], starts[i] = rows[i].Site, rows[i].Visitor, rows[i].ID, rows[i].TS
+		if rows[i].TS.Before(first) {
+			first = rows[i].TS
+		}
+		if rows[i].TS.After(last) {
+			last = rows[i].TS
+		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(sessionsBeforeSQL, sites, visitors, ids, starts)
+	b.Queue(sessionsBeforeSQL, sites, visitors, ids, starts, first, last)
 	b.Queue(upsertSessionsSQL, sessionArrays(rows)...)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()

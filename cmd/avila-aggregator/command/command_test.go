@@ -3,6 +3,7 @@ package command
 import (
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,35 @@ func TestParse(t *testing.T) {
 		if _, err := Parse(tc.args, mapEnv(tc.env), io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q): %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	o, err := Parse(nil, mapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MemoryLimit != DefaultMemoryLimit {
+		t.Errorf("default --memory-limit = %d, want %d", o.MemoryLimit, DefaultMemoryLimit)
+	}
+	if o, err = Parse(nil, mapEnv(map[string]string{"AVILA_MEMORY_LIMIT": "0"}), io.Discard); err != nil || o.MemoryLimit != 0 {
+		t.Errorf("AVILA_MEMORY_LIMIT=0: %d, %v", o.MemoryLimit, err)
+	}
+	if _, err := Parse([]string{"--memory-limit", "-5"}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--memory-limit -5") {
+		t.Errorf("--memory-limit -5: %v, want an error naming it", err)
+	}
+
+	before := debug.SetMemoryLimit(-1) // reads it
+	restore := applyMemoryLimit(Options{MemoryLimit: 100 << 20})
+	if got := debug.SetMemoryLimit(-1); got != 100<<20 {
+		t.Errorf("memory limit after applying 100 MiB: %d", got)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("memory limit after restore: %d, want %d", got, before)
+	}
+	applyMemoryLimit(Options{})()
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("memory limit after applying 0 (the runtime's): %d, want %d", got, before)
 	}
 }

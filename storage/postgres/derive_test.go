@@ -1,0 +1,94 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A derivation commits without waiting for its WAL to be flushed; the
+// setting is its transaction's only, so staging and every other statement
+// on the store's connections still commit synchronously.
+func TestDeriveCommitsAsynchronouslyAlone(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "Async"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.BeginDerive(ctx, site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inDerive string
+	if err := d.tx.QueryRow(ctx, "SHOW synchronous_commit").Scan(&inDerive); err != nil {
+		t.Fatal(err)
+	}
+	if inDerive != "off" {
+		t.Errorf("synchronous_commit in a derivation = %q, want off", inDerive)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conns := s.pool.AcquireAllIdle(ctx)
+	if len(conns) == 0 {
+		t.Fatal("no idle connection after the derivation committed")
+	}
+	for _, c := range conns {
+		var v string
+		if err := c.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "on" {
+			t.Errorf("synchronous_commit on a pooled connection after a derivation = %q, want on", v)
+		}
+		c.Release()
+	}
+}
+
+// A derivation rewrites every rollup cell it touches; rollup_days pages
+// keep room for the new versions (migration 022), so an update of every
+// cell of a full table leaves each row on its page (a HOT update, which
+// adds no primary key entry), where full pages would move them.
+func TestRollupUpdatesStayOnTheirPage(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	sketch := make([]byte, 200) // an inline sketch of a few dozen visitors
+	if _, err := s.pool.Exec(ctx, `INSERT INTO rollup_days (site_id, day, kind, dim_id, events, users)
+		SELECT 1, current_date, 1, d, 1, $1 FROM generate_series(1, 400) d`, sketch); err != nil {
+		t.Fatal(err)
+	}
+	blocks := func() map[int32]string {
+		rows, err := s.pool.Query(ctx, "SELECT dim_id, (ctid::text::point)[0]::text FROM rollup_days")
+		if err != nil {
+			t.Fatal(err)
+		}
+		type cell struct {
+			Dim   int32
+			Block string
+		}
+		cells, err := pgx.CollectRows(rows, pgx.RowToStructByPos[cell])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(map[int32]string, len(cells))
+		for _, c := range cells {
+			out[c.Dim] = c.Block
+		}
+		return out
+	}
+	before := blocks()
+	if _, err := s.pool.Exec(ctx, "UPDATE rollup_days SET events = events + 1"); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for dim, b := range blocks() {
+		if before[dim] != b {
+			moved++
+		}
+	}
+	if moved > 0 {
+		t.Errorf("%d of %d rollup rows moved to another page when updated", moved, len(before))
+	}
+}
