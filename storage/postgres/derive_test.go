@@ -48,7 +48,7 @@ func TestDeriveCommitsAsynchronouslyAlone(t *testing.T) {
 }
 
 // A derivation rewrites every rollup cell it touches; rollup_days pages
-// keep room for the new versions (migration 022), so an update of every
+// keep room for the new versions (migration 023), so an update of every
 // cell of a full table leaves each row on its page (a HOT update, which
 // adds no primary key entry), where full pages would move them.
 func TestRollupUpdatesStayOnTheirPage(t *testing.T) {
