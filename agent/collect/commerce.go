@@ -118,6 +118,9 @@ func parseGtagItems(h *Hit, v hitParams) *ParamError {
 		}
 		h.commerce.Currency = s[0]
 	}
+	if v.shape.items == 0 {
+		return nil
+	}
 	type indexed struct {
 		n    int
 		key  string
@@ -125,7 +128,7 @@ func parseGtagItems(h *Hit, v hitParams) *ParamError {
 	}
 	var found []indexed
 	for k, vals := range v.all {
-		if len(k) < 3 || k[0] != 'p' || k[1] != 'r' || k[2] < '1' || k[2] > '9' {
+		if !isItemKey(k) {
 			continue
 		}
 		n, err := strconv.Atoi(k[2:])

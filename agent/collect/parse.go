@@ -96,7 +96,7 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
-	base, baseDotted, err := parseQuery(rawQuery)
+	base, baseShape, err := parseQuery(rawQuery)
 	if err != nil {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
@@ -115,11 +115,11 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if len(line) == 0 {
 			continue
 		}
-		vals, dotted, err := parseQuery(string(line))
+		vals, shape, err := parseQuery(string(line))
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: vals, base: base, dotted: dotted+baseDotted > 0})
+		h, perr := parseHit(hitParams{over: vals, base: base, shape: shape.add(baseShape)})
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -128,7 +128,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if len(hits) == 0 {
-		h, perr := parseHit(hitParams{base: base, dotted: baseDotted > 0})
+		h, perr := parseHit(hitParams{base: base, shape: baseShape})
 		if perr != nil {
 			return nil, perr
 		}
@@ -139,11 +139,12 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 
 // hitParams are one event's parameters: a body line's (over) replace the
 // query string's (base) of the same name. Read in place, so a 20-line POST
-// copies no map per line. dotted is false when no key has a dot: then there
-// are no custom parameters (ep.*, epn.*, up.*, upn.*) to look for.
+// copies no map per line. shape tells which kinds of keys either holds: a
+// hit without custom parameters (ep.*, epn.*, up.*, upn.*) or items (pr1 …)
+// is not searched for them.
 type hitParams struct {
 	over, base url.Values
-	dotted     bool
+	shape      queryShape
 }
 
 // lookup returns the values of k and whether it was sent.
@@ -234,7 +235,7 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
 func parseParams(h *Hit, v hitParams) *ParamError {
-	if !v.dotted {
+	if v.shape.dotted == 0 {
 		return nil
 	}
 	var events, users int

@@ -25,12 +25,12 @@ const (
 // for every parameter, so it never grows, and the values share one backing
 // array instead of a slice each. A gtag.js hit carries 15–30 parameters,
 // and url.ParseQuery's map growth and per-value slices were a third of the
-// edge's CPU per hit. dotted counts the keys with a dot (ep.*, up.* …),
-// so a hit without custom parameters is not searched for them.
-func parseQuery(query string) (v url.Values, dotted int, err error) {
+// edge's CPU per hit. The shape counts the keys a hit is searched for
+// by iterating over all of them, so a hit without any is not searched.
+func parseQuery(query string) (v url.Values, shape queryShape, err error) {
 	n := strings.Count(query, "&") + 1
 	if n > maxQueryParams {
-		return nil, 0, errTooManyParams
+		return nil, queryShape{}, errTooManyParams
 	}
 	n = min(n, presizeParams)
 	m := make(url.Values, n)
@@ -66,8 +66,30 @@ func parseQuery(query string) (v url.Values, dotted int, err error) {
 		i := len(backing) - 1
 		m[key] = backing[i : i+1 : i+1]
 		if strings.IndexByte(key, '.') >= 0 {
-			dotted++
+			shape.dotted++
+		}
+		if isItemKey(key) {
+			shape.items++
 		}
 	}
-	return m, dotted, err
+	return m, shape, err
+}
+
+// queryShape counts a query's distinct keys of the kinds read by iterating
+// over every key: dotted ones (ep.*, epn.*, up.*, upn.*) and item ones
+// (pr1, pr2 …).
+type queryShape struct {
+	dotted, items int
+}
+
+// add is the shape of two queries read as one event's parameters (a body
+// line over the query string): what either holds.
+func (q queryShape) add(o queryShape) queryShape {
+	return queryShape{dotted: q.dotted + o.dotted, items: q.items + o.items}
+}
+
+// isItemKey reports whether k may be a gtag.js item key: pr followed by
+// a digit from 1 (parseGtagItems reads the index).
+func isItemKey(k string) bool {
+	return len(k) >= 3 && k[0] == 'p' && k[1] == 'r' && k[2] >= '1' && k[2] <= '9'
 }
