@@ -118,16 +118,13 @@ func parseGtagItems(h *Hit, v hitParams) *ParamError {
 		}
 		h.commerce.Currency = s[0]
 	}
-	if v.shape.items == 0 {
-		return nil
-	}
 	type indexed struct {
 		n    int
 		key  string
 		item string
 	}
 	var found []indexed
-	for k, vals := range v.all {
+	for k, vals := range v.all(itemKeys) {
 		if !isItemKey(k) {
 			continue
 		}

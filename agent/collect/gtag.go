@@ -116,7 +116,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	enc := make([]byte, 0, 384*len(hits))      // the events' encodings, one after another
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
-	var ids identityMemo                       // the events of a request mostly share their identity
+	var memo requestMemo                       // the events of a request mostly share their identity and referrer
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
 	for i := range hits {
@@ -156,7 +156,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 			h.Cookieless = true
 		}
 		var perr *ParamError
-		e, perr = buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &ids)
+		e, perr = buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &memo)
 		if perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
@@ -232,7 +232,7 @@ func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.
 // agent only enter the daily cookieless id; the client id and user_id only
 // their identity keys under the site's secret (hasher; nil when the site
 // has none), and only when the hit may use identifiers.
-func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *identityMemo) (protocol.Event, *ParamError) {
+func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *requestMemo) (protocol.Event, *ParamError) {
 	cid, uid := h.ClientID, h.UserID
 	if !h.IdentifiersAllowed(site.Identity) {
 		// Consent denied (or no signal on a cookieless site): neither the
@@ -280,7 +280,7 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 			}
 		}
 	}
-	identify(&e, memo.ids(key, hasher, ip, ua, cid, uid))
+	identify(&e, memo.identity().ids(key, hasher, ip, ua, cid, uid))
 	if h.SessionStart || h.NewSession {
 		e.Flags |= protocol.FlagSessionStart
 	}
@@ -294,10 +294,47 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 	if e.Host, e.Path, err = privacy.ScrubPage(h.Page, site.KeepParams); err != nil {
 		return e, &ParamError{Param: "dl", Reason: err.Error()}
 	}
-	if e.Referrer, err = privacy.ScrubReferrer(h.Referrer, e.Host, site.Domains, site.KeepParams); err != nil {
+	if e.Referrer, err = memo.referrer(h.Referrer, e.Host, site); err != nil {
 		return e, &ParamError{Param: "dr", Reason: err.Error()}
 	}
 	return e, nil
+}
+
+// requestMemo remembers what the events of one request mostly share, so a
+// 20-event POST computes it once, not 20 times: the identity
+// (identityMemo) and the scrubbed referrer (gtag.js sends dr in the query
+// string, under every body line). A nil memo computes everything.
+type requestMemo struct {
+	ids identityMemo
+	// The last referrer scrubbed without error: raw, for a page on
+	// pageHost of site, and what it gave.
+	rawRef, pageHost string
+	site             *protocol.Site
+	ref              string
+}
+
+// identity is the identity memo; nil for a nil memo.
+func (m *requestMemo) identity() *identityMemo {
+	if m == nil {
+		return nil
+	}
+	return &m.ids
+}
+
+// referrer is privacy.ScrubReferrer of raw for a page on pageHost of site,
+// remembered.
+func (m *requestMemo) referrer(raw, pageHost string, site *protocol.Site) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	if m != nil && m.site == site && m.rawRef == raw && m.pageHost == pageHost {
+		return m.ref, nil
+	}
+	ref, err := privacy.ScrubReferrer(raw, pageHost, site.Domains, site.KeepParams)
+	if err == nil && m != nil {
+		m.rawRef, m.pageHost, m.site, m.ref = raw, pageHost, site, ref
+	}
+	return ref, err
 }
 
 // allowClient takes a token of ip's bucket, or answers 429 with

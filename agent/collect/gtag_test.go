@@ -246,6 +246,45 @@ func TestPOSTVisitorPerLine(t *testing.T) {
 	}
 }
 
+// The events of a POST share the query string's referrer, scrubbed once,
+// yet each line's is what the line sent alone would get: a page on the
+// referrer's host makes it a self-referral, a line's dr replaces it.
+func TestPOSTReferrerPerLine(t *testing.T) {
+	r := newRig(t)
+	const base = "v=2&tid=" + testTID + "&cid=1.1&dr=https%3A%2F%2Fsearch.test%2Fq%3Fterm%3Dx%26utm_source%3Dads"
+	lines := []string{
+		"en=a&dl=https%3A%2F%2Fshop.test%2Fa",
+		"en=b&dl=https%3A%2F%2Fsearch.test%2Fb",
+		"en=c&dl=https%3A%2F%2Fshop.test%2Fc",
+		"en=d&dl=https%3A%2F%2Fshop.test%2Fd&dr=https%3A%2F%2Fother.test%2F",
+		"en=e&dl=https%3A%2F%2Fshop.test%2Fe",
+	}
+	var want []string
+	for _, l := range lines {
+		r.q.calls = nil
+		if w := r.do(http.MethodGet, l+"&"+base, "", nil, nil); w.Code != http.StatusNoContent {
+			t.Fatalf("status %d %q", w.Code, w.Body)
+		}
+		want = append(want, r.q.events(t)[0].Referrer)
+	}
+	if want[0] != "https://search.test/q?utm_source=ads" || want[1] != "" || want[3] != "https://other.test/" {
+		t.Fatalf("referrers sent alone %q", want)
+	}
+	r.q.calls = nil
+	if w := r.do(http.MethodPost, base, "text/plain", strings.NewReader(strings.Join(lines, "\n")), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q", w.Code, w.Body)
+	}
+	evs := r.q.events(t)
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d", len(evs), len(want))
+	}
+	for i, e := range evs {
+		if e.Referrer != want[i] {
+			t.Fatalf("event %s: referrer %q, want %q as when sent alone", e.Name, e.Referrer, want[i])
+		}
+	}
+}
+
 func TestPOSTMergedOneAppend(t *testing.T) {
 	r := newRig(t)
 	body := "en=page_view&_et=5\nen=click&ep.link=out&dl=https%3A%2F%2Fshop.test%2Fb\nen=scroll\n"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"net/url"
 	"strconv"
@@ -119,7 +120,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: vals, base: base, shape: shape.add(baseShape)})
+		h, perr := parseHit(hitParams{over: vals, base: base, overShape: shape, baseShape: baseShape})
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -128,7 +129,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if len(hits) == 0 {
-		h, perr := parseHit(hitParams{base: base, shape: baseShape})
+		h, perr := parseHit(hitParams{base: base, baseShape: baseShape})
 		if perr != nil {
 			return nil, perr
 		}
@@ -139,12 +140,12 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 
 // hitParams are one event's parameters: a body line's (over) replace the
 // query string's (base) of the same name. Read in place, so a 20-line POST
-// copies no map per line. shape tells which kinds of keys either holds: a
-// hit without custom parameters (ep.*, epn.*, up.*, upn.*) or items (pr1 …)
-// is not searched for them.
+// copies no map per line. The shapes tell which kinds of keys each holds: a
+// hit is searched for custom parameters (ep.*, epn.*, up.*, upn.*) or items
+// (pr1 …) only in the maps that have some.
 type hitParams struct {
-	over, base url.Values
-	shape      queryShape
+	over, base           url.Values
+	overShape, baseShape queryShape
 }
 
 // lookup returns the values of k and whether it was sent.
@@ -156,22 +157,35 @@ func (p hitParams) lookup(k string) ([]string, bool) {
 	return v, ok
 }
 
-// all yields every parameter once, a line's over the query string's.
-func (p hitParams) all(yield func(k string, v []string) bool) {
-	for k, v := range p.over {
-		if !yield(k, v) {
+// all yields every parameter once, a line's over the query string's, of
+// the maps that hold keys of a kind (count: how many a shape has): the
+// caller still checks each key's kind.
+func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
+	return func(yield func(k string, v []string) bool) {
+		if count(p.overShape) > 0 {
+			for k, v := range p.over {
+				if !yield(k, v) {
+					return
+				}
+			}
+		}
+		if count(p.baseShape) == 0 {
 			return
 		}
-	}
-	for k, v := range p.base {
-		if _, ok := p.over[k]; ok {
-			continue
-		}
-		if !yield(k, v) {
-			return
+		for k, v := range p.base {
+			if _, ok := p.over[k]; ok {
+				continue
+			}
+			if !yield(k, v) {
+				return
+			}
 		}
 	}
 }
+
+// dottedKeys and itemKeys are the counts hitParams.all selects maps by.
+func dottedKeys(s queryShape) int { return s.dotted }
+func itemKeys(s queryShape) int   { return s.items }
 
 // parseHit reads one event's parameters. The first value of a repeated
 // parameter counts.
@@ -235,11 +249,8 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
 func parseParams(h *Hit, v hitParams) *ParamError {
-	if v.shape.dotted == 0 {
-		return nil
-	}
 	var events, users int
-	for k, vals := range v.all {
+	for k, vals := range v.all(dottedKeys) {
 		prefix, name, ok := strings.Cut(k, ".")
 		if !ok {
 			continue

@@ -82,12 +82,6 @@ type queryShape struct {
 	dotted, items int
 }
 
-// add is the shape of two queries read as one event's parameters (a body
-// line over the query string): what either holds.
-func (q queryShape) add(o queryShape) queryShape {
-	return queryShape{dotted: q.dotted + o.dotted, items: q.items + o.items}
-}
-
 // isItemKey reports whether k may be a gtag.js item key: pr followed by
 // a digit from 1 (parseGtagItems reads the index).
 func isItemKey(k string) bool {
