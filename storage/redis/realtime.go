@@ -185,7 +185,7 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
 // versionField of an events hash counts the writes to it; cells are msgpack
-// arrays (first byte 0x96), so it cannot collide with one.
+// maps (first byte 0x87, appendCell), so it cannot collide with one.
 const versionField = "v"
 
 // siteMinute groups a batch's events.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
@@ -118,11 +117,9 @@ func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]m
 		ek, uk := r.EventsKey(k.site, k.minute), r.UsersKey(k.site, k.minute)
 		seen := make(map[uint64]bool, len(cells))
 		visitors := make([]any, 0, len(cells))
+		var field []byte
 		for c, n := range cells {
-			field, err := msgpack.Marshal(&c)
-			if err != nil {
-				return fmt.Errorf("realtime: encode cell: %w", err)
-			}
+			field = appendCell(field[:0], &c)
 			pipe.HIncrBy(ctx, ek, string(field), n)
 			if !seen[c.Visitor] {
 				seen[c.Visitor] = true
