@@ -108,6 +108,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = make([]Hit, 0, min(bytes.Count(body, []byte("\n"))+1, 64))
 	}
 	lineNo := 0
+	var lines queryBuf // each line's parameters, read before the next is parsed
 	for len(body) > 0 {
 		var line []byte
 		line, body, _ = bytes.Cut(body, []byte("\n"))
@@ -116,7 +117,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if len(line) == 0 {
 			continue
 		}
-		vals, shape, err := parseQuery(string(line))
+		vals, shape, err := lines.parse(string(line))
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}

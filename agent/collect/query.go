@@ -28,13 +28,32 @@ const (
 // edge's CPU per hit. The shape counts the keys a hit is searched for
 // by iterating over all of them, so a hit without any is not searched.
 func parseQuery(query string) (v url.Values, shape queryShape, err error) {
+	return new(queryBuf).parse(query)
+}
+
+// queryBuf holds a parsed query's map and values for the next query: the
+// lines of a POST body are parsed one after the other, each read before
+// the next is parsed (a Hit keeps strings, never the map or its slices),
+// so they share one map instead of one each.
+type queryBuf struct {
+	m       url.Values
+	backing []string
+}
+
+// parse is parseQuery into b's map, emptied first: the map returned is
+// valid until the next call.
+func (b *queryBuf) parse(query string) (v url.Values, shape queryShape, err error) {
 	n := strings.Count(query, "&") + 1
 	if n > maxQueryParams {
 		return nil, queryShape{}, errTooManyParams
 	}
 	n = min(n, presizeParams)
-	m := make(url.Values, n)
-	backing := make([]string, 0, n)
+	if b.m == nil {
+		b.m, b.backing = make(url.Values, n), make([]string, 0, n)
+	}
+	m := b.m
+	clear(m)
+	backing := b.backing[:0]
 	for query != "" {
 		var part string
 		part, query, _ = strings.Cut(query, "&")
@@ -72,6 +91,7 @@ func parseQuery(query string) (v url.Values, shape queryShape, err error) {
 			shape.items++
 		}
 	}
+	b.backing = backing[:0] // grown, when it was, for the next query
 	return m, shape, err
 }
 
