@@ -163,7 +163,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 			fail(x, http.StatusBadRequest, 0, perr.Error())
 			return
 		}
-		if c.opts.Enricher != nil && !h.server && c.opts.Enricher.Enrich(&e, ip, ua) {
+		if c.opts.Enricher != nil && !h.server && memo.enrich(c.opts.Enricher, &e, ip, ua) {
 			c.count(site.ID, OutcomeBot, 1)
 			continue // a bot: counted by the enricher, never stored as a visitor
 		}
@@ -302,8 +302,9 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 
 // requestMemo remembers what the events of one request mostly share, so a
 // 20-event POST computes it once, not 20 times: the identity
-// (identityMemo) and the scrubbed referrer (gtag.js sends dr in the query
-// string, under every body line). A nil memo computes everything.
+// (identityMemo), the scrubbed referrer (gtag.js sends dr in the query
+// string, under every body line) and the enrichment of the request's
+// address and user agent. A nil memo computes everything.
 type requestMemo struct {
 	ids identityMemo
 	// The last referrer scrubbed without error: raw, for a page on
@@ -311,6 +312,29 @@ type requestMemo struct {
 	rawRef, pageHost string
 	site             *protocol.Site
 	ref              string
+	// enriched: the Enricher was asked; bot is its verdict, geo and
+	// client what it set otherwise.
+	enriched, bot bool
+	enrichment    protocol.Event
+}
+
+// enrich is Enricher.Enrich of e, asked once per request: its answer
+// depends on the request's address and user agent alone, which every
+// event of the request shares.
+func (m *requestMemo) enrich(en Enricher, e *protocol.Event, ip netip.Addr, ua string) (bot bool) {
+	if !m.enriched {
+		m.enriched, m.bot = true, en.Enrich(e, ip, ua)
+		m.enrichment = protocol.Event{Browser: e.Browser, BrowserVer: e.BrowserVer, OS: e.OS, Device: e.Device,
+			Country: e.Country, Region: e.Region, City: e.City}
+		return m.bot
+	}
+	if m.bot {
+		return true
+	}
+	x := &m.enrichment
+	e.Browser, e.BrowserVer, e.OS, e.Device = x.Browser, x.BrowserVer, x.OS, x.Device
+	e.Country, e.Region, e.City = x.Country, x.Region, x.City
+	return false
 }
 
 // identity is the identity memo; nil for a nil memo.
