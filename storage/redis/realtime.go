@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"slices"
@@ -216,22 +217,29 @@ func (r *Realtime) deltas(events []protocol.Event, users []uint64) map[siteMinut
 	deltas := map[siteMinute]map[Cell]int64{}
 	var last siteMinute
 	var cells map[Cell]int64 // last's: a batch's events mostly share their site and minute
-	for i := range events {
-		e := &events[i]
-		m, ok := minuteOf(e, now)
-		if !ok {
-			continue
-		}
-		if k := (siteMinute{e.Site, m}); cells == nil || k != last {
+	for i, k := range windowed(events, now) {
+		if cells == nil || k != last {
 			last, cells = k, deltas[k]
 			if cells == nil {
 				cells = make(map[Cell]int64, len(events)-i)
 				deltas[k] = cells
 			}
 		}
-		cells[cellOf(e, users[i])]++
+		cells[cellOf(&events[i], users[i])]++
 	}
 	return deltas
+}
+
+// windowed yields the index of each event in the window ending at minute
+// now, with its site and the minute it counts in.
+func windowed(events []protocol.Event, now int64) iter.Seq2[int, siteMinute] {
+	return func(yield func(int, siteMinute) bool) {
+		for i := range events {
+			if m, ok := minuteOf(&events[i], now); ok && !yield(i, siteMinute{events[i].Site, m}) {
+				return
+			}
+		}
+	}
 }
 
 // notifySites tells the watchers of each site.
@@ -259,19 +267,14 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 	r.mu.Lock()
 	var last siteMinute
 	var sl *slot // last's: a batch's events mostly share their site and minute
-	for i := range events {
-		e := &events[i]
-		m, ok := minuteOf(e, now)
-		if !ok {
-			continue
-		}
-		if k := (siteMinute{e.Site, m}); sl == nil || k != last {
+	for i, k := range windowed(events, now) {
+		if sl == nil || k != last {
 			last, sl = k, r.slot(k, len(events)-i)
 			if !slices.Contains(sites, k.site) {
 				sites = append(sites, k.site)
 			}
 		}
-		c := cellOf(e, users[i])
+		c := cellOf(&events[i], users[i])
 		if len(sl.Cells) >= r.opts.MaxCells {
 			if _, ok := sl.Cells[c]; !ok {
 				dropped++

@@ -25,4 +25,3 @@ func appendCell(dst []byte, c *Cell) []byte {
 	}
 	return append(dst, 0xc2)
 }
-
