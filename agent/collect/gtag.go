@@ -116,7 +116,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	enc := make([]byte, 0, 384*len(hits))      // the events' encodings, one after another
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
-	var memo requestMemo                       // the events of a request mostly share their identity and referrer
+	var memo requestMemo                       // what the events of a request share: identity, referrer, enrichment
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
 	for i := range hits {
@@ -312,8 +312,8 @@ type requestMemo struct {
 	rawRef, pageHost string
 	site             *protocol.Site
 	ref              string
-	// enriched: the Enricher was asked; bot is its verdict, geo and
-	// client what it set otherwise.
+	// enriched: the Enricher was asked; bot is its verdict, enrichment
+	// holds the fields it set otherwise.
 	enriched, bot bool
 	enrichment    protocol.Event
 }
