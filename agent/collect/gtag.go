@@ -116,7 +116,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	enc := make([]byte, 0, 384*len(hits))      // the events' encodings, one after another
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
-	var memo requestMemo                       // what the events of a request share: identity, referrer, enrichment
+	var memo requestMemo                       // what the events of a request share: identity, page, referrer, enrichment
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
 	for i := range hits {
@@ -291,7 +291,7 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 		e.Flags |= protocol.FlagEngaged
 	}
 	var err error
-	if e.Host, e.Path, err = privacy.ScrubPage(h.Page, site.KeepParams); err != nil {
+	if e.Host, e.Path, err = memo.page(h.Page, site); err != nil {
 		return e, &ParamError{Param: "dl", Reason: err.Error()}
 	}
 	if e.Referrer, err = memo.referrer(h.Referrer, e.Host, site); err != nil {
@@ -302,9 +302,9 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 
 // requestMemo remembers what the events of one request mostly share, so a
 // 20-event POST computes it once, not 20 times: the identity
-// (identityMemo), the scrubbed referrer (gtag.js sends dr in the query
-// string, under every body line) and the enrichment of the request's
-// address and user agent. A nil memo computes everything.
+// (identityMemo), the scrubbed page and referrer (gtag.js sends dl and dr
+// in the query string, under every body line) and the enrichment of the
+// request's address and user agent. A nil memo computes everything.
 type requestMemo struct {
 	ids identityMemo
 	// The last referrer scrubbed without error: raw, for a page on
@@ -312,6 +312,10 @@ type requestMemo struct {
 	rawRef, pageHost string
 	site             *protocol.Site
 	ref              string
+	// The last page URL scrubbed without error for pageSite, and what it
+	// gave (gtag.js sends dl in the query string too).
+	rawPage, host, path string
+	pageSite            *protocol.Site
 	// enriched: the Enricher was asked; bot is its verdict, enrichment
 	// holds the fields it set otherwise.
 	enriched, bot bool
@@ -343,6 +347,19 @@ func (m *requestMemo) identity() *identityMemo {
 		return nil
 	}
 	return &m.ids
+}
+
+// page is privacy.ScrubPage of raw under site's kept parameters,
+// remembered.
+func (m *requestMemo) page(raw string, site *protocol.Site) (host, path string, err error) {
+	if m != nil && m.pageSite == site && m.rawPage == raw && raw != "" {
+		return m.host, m.path, nil
+	}
+	host, path, err = privacy.ScrubPage(raw, site.KeepParams)
+	if err == nil && m != nil {
+		m.rawPage, m.pageSite, m.host, m.path = raw, site, host, path
+	}
+	return host, path, err
 }
 
 // referrer is privacy.ScrubReferrer of raw for a page on pageHost of site,

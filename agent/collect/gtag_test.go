@@ -246,29 +246,34 @@ func TestPOSTVisitorPerLine(t *testing.T) {
 	}
 }
 
-// The events of a POST share the query string's referrer, scrubbed once,
-// yet each line's is what the line sent alone would get: a page on the
-// referrer's host makes it a self-referral, a line's dr replaces it.
-func TestPOSTReferrerPerLine(t *testing.T) {
+// The events of a POST share the query string's page and referrer,
+// scrubbed once, yet each line's are what the line sent alone would get:
+// a line's dl or dr replaces the query string's, and a page on the
+// referrer's host makes it a self-referral.
+func TestPOSTPageAndReferrerPerLine(t *testing.T) {
 	r := newRig(t)
-	const base = "v=2&tid=" + testTID + "&cid=1.1&dr=https%3A%2F%2Fsearch.test%2Fq%3Fterm%3Dx%26utm_source%3Dads"
+	const base = "v=2&tid=" + testTID + "&cid=1.1&dl=https%3A%2F%2Fshop.test%2Fq%3Fq%3Dsecret%26utm_source%3Dnews" +
+		"&dr=https%3A%2F%2Fsearch.test%2Fq%3Fterm%3Dx%26utm_source%3Dads"
 	lines := []string{
-		"en=a&dl=https%3A%2F%2Fshop.test%2Fa",
+		"en=a",
 		"en=b&dl=https%3A%2F%2Fsearch.test%2Fb",
-		"en=c&dl=https%3A%2F%2Fshop.test%2Fc",
-		"en=d&dl=https%3A%2F%2Fshop.test%2Fd&dr=https%3A%2F%2Fother.test%2F",
+		"en=c",
+		"en=d&dl=https%3A%2F%2FShop.test%2FD&dr=https%3A%2F%2Fother.test%2F",
 		"en=e&dl=https%3A%2F%2Fshop.test%2Fe",
+		"en=f",
 	}
+	scrubbed := func(e protocol.Event) string { return e.Host + " " + e.Path + " " + e.Referrer }
 	var want []string
 	for _, l := range lines {
 		r.q.calls = nil
 		if w := r.do(http.MethodGet, l+"&"+base, "", nil, nil); w.Code != http.StatusNoContent {
 			t.Fatalf("status %d %q", w.Code, w.Body)
 		}
-		want = append(want, r.q.events(t)[0].Referrer)
+		want = append(want, scrubbed(r.q.events(t)[0]))
 	}
-	if want[0] != "https://search.test/q?utm_source=ads" || want[1] != "" || want[3] != "https://other.test/" {
-		t.Fatalf("referrers sent alone %q", want)
+	if want[0] != "shop.test /q?utm_source=news https://search.test/q?utm_source=ads" || want[1] != "search.test /b " ||
+		want[3] != "shop.test /D https://other.test/" {
+		t.Fatalf("sent alone: %q", want)
 	}
 	r.q.calls = nil
 	if w := r.do(http.MethodPost, base, "text/plain", strings.NewReader(strings.Join(lines, "\n")), nil); w.Code != http.StatusNoContent {
@@ -279,8 +284,8 @@ func TestPOSTReferrerPerLine(t *testing.T) {
 		t.Fatalf("%d events, want %d", len(evs), len(want))
 	}
 	for i, e := range evs {
-		if e.Referrer != want[i] {
-			t.Fatalf("event %s: referrer %q, want %q as when sent alone", e.Name, e.Referrer, want[i])
+		if got := scrubbed(e); got != want[i] {
+			t.Fatalf("event %s: %q, want %q as when sent alone", e.Name, got, want[i])
 		}
 	}
 }
