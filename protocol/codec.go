@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/vmihailenco/msgpack/v5"
@@ -131,7 +132,10 @@ func AppendBatchEvents(dst []Event, wire []byte) ([]Event, error) {
 // and checks the envelope. It returns the events' offset in b.Events, or
 // -1 when the events replaced b.Events (the msgpack path).
 func decodeBatchInto(b *Batch, wire []byte) (int, error) {
-	plain, err := zdec.DecodeAll(wire, nil)
+	buf := plainBufs.Get().(*[]byte)
+	defer putPlain(buf)
+	plain, err := zdec.DecodeAll(wire, (*buf)[:0])
+	*buf = plain
 	if err != nil {
 		return 0, fmt.Errorf("%w: zstd: %v", ErrBadBatch, err)
 	}
@@ -156,6 +160,20 @@ func decodeBatchInto(b *Batch, wire []byte) (int, error) {
 		return 0, err
 	}
 	return off, nil
+}
+
+// plainBufs holds buffers for batches' decompressed MessagePack, which
+// decoding copies every string out of, so a buffer serves the next batch
+// (an aggregator decodes one per batch received and per staged row
+// derived). Buffers above maxPooledPlain are left to the collector.
+var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledPlain = 4 << 20
+
+func putPlain(buf *[]byte) {
+	if cap(*buf) <= maxPooledPlain {
+		plainBufs.Put(buf)
+	}
 }
 
 // check validates the envelope of a decoded batch.

@@ -88,14 +88,18 @@ func (r *batchReader) events(b *Batch) error {
 		return errSlowPath // check refuses it, after msgpack decodes it
 	}
 	// Appended to what b.Events holds (AppendBatchEvents), zeroed: the
-	// capacity beyond its length may hold earlier events.
-	if b.Events == nil {
+	// capacity beyond its length may hold earlier events (slices.Grow
+	// keeps them too). A slice made here is zeroed already.
+	made := b.Events == nil
+	if made {
 		b.Events = make([]Event, 0, n) // not nil when empty, as msgpack's
 	}
 	base := len(b.Events)
 	b.Events = slices.Grow(b.Events, n)[:base+n]
 	evs := b.Events[base:]
-	clear(evs)
+	if !made {
+		clear(evs)
+	}
 	for i := range evs {
 		if err := r.event(&evs[i]); err != nil {
 			return err

@@ -219,6 +219,10 @@ func appendLen(dst []byte, n int, fix, code16 byte) []byte {
 	return binary.BigEndian.AppendUint32(append(dst, code16+1), uint32(n))
 }
 
+// AppendString appends s to dst as a MessagePack string in its shortest
+// form (fixstr, str8, str16 or str32), as msgpack.Marshal writes it.
+func AppendString(dst []byte, s string) []byte { return appendStr(dst, s) }
+
 // appendStr writes a string: fixstr, str8, str16 or str32.
 func appendStr(dst []byte, s string) []byte {
 	switch n := len(s); {

@@ -30,7 +30,9 @@ type Appender interface {
 // Enricher adds geo, browser, OS and device to an event from the client IP
 // and user agent, which it uses in memory only: *enrich.Enricher. bot is
 // true for crawlers and headless browsers; their hits are answered like any
-// other but not stored, so they never count as visitors.
+// other but not stored, so they never count as visitors. What it sets
+// depends on the address and user agent alone: it is asked once per
+// request, and the request's other events get the same.
 type Enricher interface {
 	Enrich(e *protocol.Event, ip netip.Addr, ua string) (bot bool)
 }

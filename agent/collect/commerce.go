@@ -124,8 +124,8 @@ func parseGtagItems(h *Hit, v hitParams) *ParamError {
 		item string
 	}
 	var found []indexed
-	for k, vals := range v.all {
-		if len(k) < 3 || k[0] != 'p' || k[1] != 'r' || k[2] < '1' || k[2] > '9' {
+	for k, vals := range v.all(itemKeys) {
+		if !isItemKey(k) {
 			continue
 		}
 		n, err := strconv.Atoi(k[2:])

@@ -51,7 +51,16 @@ func TestEnricherFillsEventsAndDropsBots(t *testing.T) {
 	if got := len(r.q.events(t)); got != 2 {
 		t.Fatalf("after a bot hit %d events stored, want still 2", got)
 	}
-	if en.calls != 3 {
-		t.Fatalf("enricher called %d times, want 3 (once per event)", en.calls)
+	if en.calls != 2 {
+		t.Fatalf("enricher called %d times, want 2 (once per request)", en.calls)
+	}
+	// A bot's POST: none of its events is stored, on one verdict.
+	w = r.do(http.MethodPost, "v=2&tid="+testTID+"&cid=1.2&dl=https%3A%2F%2Fshop.test%2F", "text/plain", strings.NewReader(body),
+		map[string]string{"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("bot POST: status %d %q, want 204", w.Code, w.Body)
+	}
+	if got := len(r.q.events(t)); got != 2 || en.calls != 3 {
+		t.Fatalf("after a bot POST %d events stored and %d calls, want still 2 events and 3 calls", got, en.calls)
 	}
 }

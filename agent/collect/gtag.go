@@ -116,7 +116,7 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	enc := make([]byte, 0, 384*len(hits))      // the events' encodings, one after another
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
-	var ids identityMemo                       // the events of a request mostly share their identity
+	var memo requestMemo                       // what the events of a request share: identity, page, referrer, enrichment
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
 	for i := range hits {
@@ -156,14 +156,14 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 			h.Cookieless = true
 		}
 		var perr *ParamError
-		e, perr = buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &ids)
+		e, perr = buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &memo)
 		if perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
 			fail(x, http.StatusBadRequest, 0, perr.Error())
 			return
 		}
-		if c.opts.Enricher != nil && !h.server && c.opts.Enricher.Enrich(&e, ip, ua) {
+		if c.opts.Enricher != nil && !h.server && memo.enrich(c.opts.Enricher, &e, ip, ua) {
 			c.count(site.ID, OutcomeBot, 1)
 			continue // a bot: counted by the enricher, never stored as a visitor
 		}
@@ -232,7 +232,7 @@ func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.
 // agent only enter the daily cookieless id; the client id and user_id only
 // their identity keys under the site's secret (hasher; nil when the site
 // has none), and only when the hit may use identifiers.
-func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *identityMemo) (protocol.Event, *ParamError) {
+func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *requestMemo) (protocol.Event, *ParamError) {
 	cid, uid := h.ClientID, h.UserID
 	if !h.IdentifiersAllowed(site.Identity) {
 		// Consent denied (or no signal on a cookieless site): neither the
@@ -280,7 +280,7 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 			}
 		}
 	}
-	identify(&e, memo.ids(key, hasher, ip, ua, cid, uid))
+	identify(&e, memo.identity().ids(key, hasher, ip, ua, cid, uid))
 	if h.SessionStart || h.NewSession {
 		e.Flags |= protocol.FlagSessionStart
 	}
@@ -291,13 +291,91 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 		e.Flags |= protocol.FlagEngaged
 	}
 	var err error
-	if e.Host, e.Path, err = privacy.ScrubPage(h.Page, site.KeepParams); err != nil {
+	if e.Host, e.Path, err = memo.page(h.Page, site); err != nil {
 		return e, &ParamError{Param: "dl", Reason: err.Error()}
 	}
-	if e.Referrer, err = privacy.ScrubReferrer(h.Referrer, e.Host, site.Domains, site.KeepParams); err != nil {
+	if e.Referrer, err = memo.referrer(h.Referrer, e.Host, site); err != nil {
 		return e, &ParamError{Param: "dr", Reason: err.Error()}
 	}
 	return e, nil
+}
+
+// requestMemo remembers what the events of one request mostly share, so a
+// 20-event POST computes it once, not 20 times: the identity
+// (identityMemo), the scrubbed page and referrer (gtag.js sends dl and dr
+// in the query string, under every body line) and the enrichment of the
+// request's address and user agent. A nil memo computes everything.
+type requestMemo struct {
+	ids identityMemo
+	// The last referrer scrubbed without error: raw, for a page on
+	// pageHost of site, and what it gave.
+	rawRef, pageHost string
+	site             *protocol.Site
+	ref              string
+	// The last page URL scrubbed without error for pageSite, and what it
+	// gave (gtag.js sends dl in the query string too).
+	rawPage, host, path string
+	pageSite            *protocol.Site
+	// enriched: the Enricher was asked; bot is its verdict, enrichment
+	// holds the fields it set otherwise.
+	enriched, bot bool
+	enrichment    protocol.Event
+}
+
+// enrich is Enricher.Enrich of e, asked once per request: its answer
+// depends on the request's address and user agent alone, which every
+// event of the request shares.
+func (m *requestMemo) enrich(en Enricher, e *protocol.Event, ip netip.Addr, ua string) (bot bool) {
+	if !m.enriched {
+		m.enriched, m.bot = true, en.Enrich(e, ip, ua)
+		m.enrichment = protocol.Event{Browser: e.Browser, BrowserVer: e.BrowserVer, OS: e.OS, Device: e.Device,
+			Country: e.Country, Region: e.Region, City: e.City}
+		return m.bot
+	}
+	if m.bot {
+		return true
+	}
+	x := &m.enrichment
+	e.Browser, e.BrowserVer, e.OS, e.Device = x.Browser, x.BrowserVer, x.OS, x.Device
+	e.Country, e.Region, e.City = x.Country, x.Region, x.City
+	return false
+}
+
+// identity is the identity memo; nil for a nil memo.
+func (m *requestMemo) identity() *identityMemo {
+	if m == nil {
+		return nil
+	}
+	return &m.ids
+}
+
+// page is privacy.ScrubPage of raw under site's kept parameters,
+// remembered.
+func (m *requestMemo) page(raw string, site *protocol.Site) (host, path string, err error) {
+	if m != nil && m.pageSite == site && m.rawPage == raw && raw != "" {
+		return m.host, m.path, nil
+	}
+	host, path, err = privacy.ScrubPage(raw, site.KeepParams)
+	if err == nil && m != nil {
+		m.rawPage, m.pageSite, m.host, m.path = raw, site, host, path
+	}
+	return host, path, err
+}
+
+// referrer is privacy.ScrubReferrer of raw for a page on pageHost of site,
+// remembered.
+func (m *requestMemo) referrer(raw, pageHost string, site *protocol.Site) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	if m != nil && m.site == site && m.rawRef == raw && m.pageHost == pageHost {
+		return m.ref, nil
+	}
+	ref, err := privacy.ScrubReferrer(raw, pageHost, site.Domains, site.KeepParams)
+	if err == nil && m != nil {
+		m.rawRef, m.pageHost, m.site, m.ref = raw, pageHost, site, ref
+	}
+	return ref, err
 }
 
 // allowClient takes a token of ip's bucket, or answers 429 with

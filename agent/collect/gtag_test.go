@@ -246,6 +246,50 @@ func TestPOSTVisitorPerLine(t *testing.T) {
 	}
 }
 
+// The events of a POST share the query string's page and referrer,
+// scrubbed once, yet each line's are what the line sent alone would get:
+// a line's dl or dr replaces the query string's, and a page on the
+// referrer's host makes it a self-referral.
+func TestPOSTPageAndReferrerPerLine(t *testing.T) {
+	r := newRig(t)
+	const base = "v=2&tid=" + testTID + "&cid=1.1&dl=https%3A%2F%2Fshop.test%2Fq%3Fq%3Dsecret%26utm_source%3Dnews" +
+		"&dr=https%3A%2F%2Fsearch.test%2Fq%3Fterm%3Dx%26utm_source%3Dads"
+	lines := []string{
+		"en=a",
+		"en=b&dl=https%3A%2F%2Fsearch.test%2Fb",
+		"en=c",
+		"en=d&dl=https%3A%2F%2FShop.test%2FD&dr=https%3A%2F%2Fother.test%2F",
+		"en=e&dl=https%3A%2F%2Fshop.test%2Fe",
+		"en=f",
+	}
+	scrubbed := func(e protocol.Event) string { return e.Host + " " + e.Path + " " + e.Referrer }
+	var want []string
+	for _, l := range lines {
+		r.q.calls = nil
+		if w := r.do(http.MethodGet, l+"&"+base, "", nil, nil); w.Code != http.StatusNoContent {
+			t.Fatalf("status %d %q", w.Code, w.Body)
+		}
+		want = append(want, scrubbed(r.q.events(t)[0]))
+	}
+	if want[0] != "shop.test /q?utm_source=news https://search.test/q?utm_source=ads" || want[1] != "search.test /b " ||
+		want[3] != "shop.test /D https://other.test/" {
+		t.Fatalf("sent alone: %q", want)
+	}
+	r.q.calls = nil
+	if w := r.do(http.MethodPost, base, "text/plain", strings.NewReader(strings.Join(lines, "\n")), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q", w.Code, w.Body)
+	}
+	evs := r.q.events(t)
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d", len(evs), len(want))
+	}
+	for i, e := range evs {
+		if got := scrubbed(e); got != want[i] {
+			t.Fatalf("event %s: %q, want %q as when sent alone", e.Name, got, want[i])
+		}
+	}
+}
+
 func TestPOSTMergedOneAppend(t *testing.T) {
 	r := newRig(t)
 	body := "en=page_view&_et=5\nen=click&ep.link=out&dl=https%3A%2F%2Fshop.test%2Fb\nen=scroll\n"
@@ -264,7 +308,9 @@ func TestPOSTMergedOneAppend(t *testing.T) {
 	if strings.Join(got, ",") != "page_view /a,click /b,scroll /a" {
 		t.Fatalf("events %v", got)
 	}
-	if evs[0].Visitor != evs[1].Visitor || evs[0].EngageMs != 5 || evs[1].Params["link"] != "out" {
+	// A line's parameters stay its own: the next line's event has neither its
+	// dl nor its ep.link (the lines share one parsed map, emptied between).
+	if evs[0].Visitor != evs[1].Visitor || evs[0].EngageMs != 5 || evs[1].Params["link"] != "out" || evs[2].Params != nil || evs[2].EngageMs != 0 {
 		t.Fatalf("merged fields wrong: %+v", evs)
 	}
 	// No content type (fetch with a string body in some browsers) works too.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"net/url"
 	"strconv"
@@ -96,7 +97,7 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
-	base, baseDotted, err := parseQuery(rawQuery)
+	base, baseShape, err := parseQuery(rawQuery)
 	if err != nil {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
@@ -107,6 +108,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = make([]Hit, 0, min(bytes.Count(body, []byte("\n"))+1, 64))
 	}
 	lineNo := 0
+	var lines queryBuf // each line's parameters, read before the next is parsed
 	for len(body) > 0 {
 		var line []byte
 		line, body, _ = bytes.Cut(body, []byte("\n"))
@@ -115,11 +117,11 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if len(line) == 0 {
 			continue
 		}
-		vals, dotted, err := parseQuery(string(line))
+		vals, shape, err := lines.parse(string(line))
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: vals, base: base, dotted: dotted+baseDotted > 0})
+		h, perr := parseHit(hitParams{over: vals, base: base, overShape: shape, baseShape: baseShape})
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -128,7 +130,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if len(hits) == 0 {
-		h, perr := parseHit(hitParams{base: base, dotted: baseDotted > 0})
+		h, perr := parseHit(hitParams{base: base, baseShape: baseShape})
 		if perr != nil {
 			return nil, perr
 		}
@@ -139,11 +141,12 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 
 // hitParams are one event's parameters: a body line's (over) replace the
 // query string's (base) of the same name. Read in place, so a 20-line POST
-// copies no map per line. dotted is false when no key has a dot: then there
-// are no custom parameters (ep.*, epn.*, up.*, upn.*) to look for.
+// copies no map per line. The shapes tell which kinds of keys each holds: a
+// hit is searched for custom parameters (ep.*, epn.*, up.*, upn.*) or items
+// (pr1 …) only in the maps that have some.
 type hitParams struct {
-	over, base url.Values
-	dotted     bool
+	over, base           url.Values
+	overShape, baseShape queryShape
 }
 
 // lookup returns the values of k and whether it was sent.
@@ -155,22 +158,35 @@ func (p hitParams) lookup(k string) ([]string, bool) {
 	return v, ok
 }
 
-// all yields every parameter once, a line's over the query string's.
-func (p hitParams) all(yield func(k string, v []string) bool) {
-	for k, v := range p.over {
-		if !yield(k, v) {
+// all yields every parameter once, a line's over the query string's, of
+// the maps that hold keys of a kind (count: how many a shape has): the
+// caller still checks each key's kind.
+func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
+	return func(yield func(k string, v []string) bool) {
+		if count(p.overShape) > 0 {
+			for k, v := range p.over {
+				if !yield(k, v) {
+					return
+				}
+			}
+		}
+		if count(p.baseShape) == 0 {
 			return
 		}
-	}
-	for k, v := range p.base {
-		if _, ok := p.over[k]; ok {
-			continue
-		}
-		if !yield(k, v) {
-			return
+		for k, v := range p.base {
+			if _, ok := p.over[k]; ok {
+				continue
+			}
+			if !yield(k, v) {
+				return
+			}
 		}
 	}
 }
+
+// dottedKeys and itemKeys are the counts hitParams.all selects maps by.
+func dottedKeys(s queryShape) int { return s.dotted }
+func itemKeys(s queryShape) int   { return s.items }
 
 // parseHit reads one event's parameters. The first value of a repeated
 // parameter counts.
@@ -234,11 +250,8 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
 func parseParams(h *Hit, v hitParams) *ParamError {
-	if !v.dotted {
-		return nil
-	}
 	var events, users int
-	for k, vals := range v.all {
+	for k, vals := range v.all(dottedKeys) {
 		prefix, name, ok := strings.Cut(k, ".")
 		if !ok {
 			continue

@@ -8,11 +8,11 @@ import (
 )
 
 // sameAsNetURL fails unless parseQuery and url.ParseQuery agree on q: the
-// same error text, and the same values when there is no error, with dotted
-// counting the keys that have a dot.
+// same error text, and the same values when there is no error, with the
+// shape counting the keys that have a dot and the item keys.
 func sameAsNetURL(t *testing.T, q string) {
 	t.Helper()
-	got, dotted, gotErr := parseQuery(q)
+	got, shape, gotErr := parseQuery(q)
 	want, wantErr := url.ParseQuery(q)
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("parseQuery(%q) error = %v, url.ParseQuery says %v", q, gotErr, wantErr)
@@ -20,14 +20,17 @@ func sameAsNetURL(t *testing.T, q string) {
 	if gotErr == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseQuery(%q) = %v, url.ParseQuery says %v", q, got, want)
 	}
-	wantDotted := 0
+	var wantShape queryShape
 	for k := range want {
 		if strings.Contains(k, ".") {
-			wantDotted++
+			wantShape.dotted++
+		}
+		if len(k) >= 3 && strings.HasPrefix(k, "pr") && strings.ContainsAny(k[2:3], "123456789") {
+			wantShape.items++
 		}
 	}
-	if gotErr == nil && dotted != wantDotted {
-		t.Fatalf("parseQuery(%q) counts %d keys with a dot, want %d", q, dotted, wantDotted)
+	if gotErr == nil && shape != wantShape {
+		t.Fatalf("parseQuery(%q) has shape %+v, want %+v", q, shape, wantShape)
 	}
 }
 
@@ -46,6 +49,8 @@ func TestParseQueryMatchesNetURL(t *testing.T) {
 		"a=1;b=2&c=3",
 		"a=%zz&b=1;c&d=%",
 		"a=1&b=2;c=3&d=4;e",
+		// Item keys: pr and a digit from 1, each counted once.
+		"pr1=id1~nmA&pr2=id2&pr=3&prx=1&pr0=1&pr10=x&pr1=dup&ep.x=1&ep.x=2",
 		strings.Repeat("p=1&", 200),
 		strings.Repeat("&", maxQueryParams-1) + "a=1",
 		strings.Repeat("&", maxQueryParams) + "a=1",

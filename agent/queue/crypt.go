@@ -58,11 +58,24 @@ func (s *sealer) seal(plain, aad []byte) []byte {
 
 // sealAppend appends what seal returns to dst.
 func (s *sealer) sealAppend(dst, plain, aad []byte) []byte {
+	return s.sealNonce(dst, nonces(1), plain, aad)
+}
+
+// nonces returns n random nonces, one after another: one read of the
+// randomness for all the values of a request.
+func nonces(n int) []byte {
+	b := make([]byte, n*nonceBytes)
+	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
+	_, _ = rand.Read(b)
+	return b
+}
+
+// sealNonce is sealAppend with the nonce given: the first nonceBytes of
+// nonce, random and never used before.
+func (s *sealer) sealNonce(dst, nonce, plain, aad []byte) []byte {
 	dst = slices.Grow(dst, sealOverhead+len(plain))
 	n := len(dst)
-	dst = dst[:n+nonceBytes]
-	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
-	_, _ = rand.Read(dst[n:])
+	dst = append(dst, nonce[:nonceBytes]...)
 	return s.aead.Seal(dst, dst[n:], plain, aad)
 }
 

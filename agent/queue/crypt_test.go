@@ -317,3 +317,37 @@ func TestAppendedValuesShareAGrowingBuffer(t *testing.T) {
 		t.Fatalf("%d values appended into %d successive buffers; want the buffer to grow geometrically", values, len(arrays))
 	}
 }
+
+// The events of one Append share one read of the randomness, yet each is
+// sealed under a nonce of its own (a nonce used twice under one key would
+// expose both plaintexts), and each opens.
+func TestAppendNoncesDistinct(t *testing.T) {
+	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 1<<30)
+	events := make([][]byte, 64)
+	for i := range events {
+		events[i] = []byte("the same event")
+	}
+	for range 3 {
+		if err := q.Append(context.Background(), events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, vals, _, err := q.walRecords(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) != 3*len(events) {
+		t.Fatalf("%d values logged, want %d", len(vals), 3*len(events))
+	}
+	seen := map[string]bool{}
+	for _, v := range vals {
+		nonce := string(v[:nonceBytes])
+		if seen[nonce] {
+			t.Fatalf("nonce %x sealed two values", nonce)
+		}
+		seen[nonce] = true
+		if plain, err := q.seal.open(v, aadPending); err != nil || string(plain) != "the same event" {
+			t.Fatalf("value opens to %q, %v", plain, err)
+		}
+	}
+}

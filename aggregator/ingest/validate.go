@@ -24,20 +24,27 @@ func (h *Handler) validate(ctx context.Context, events []protocol.Event) ([]prot
 	good := events[:0]
 	var dead []postgres.DeadLetter
 	var broken []string // rule of each dead letter
+	var known uint32    // a site found known; a batch's events are mostly of one
 	for i := range events {
 		e := &events[i]
 		rule, reason := checkEvent(e, now, h.opts.MaxFuture)
-		if reason == "" {
-			known, err := h.siteKnown(ctx, e.Site, gen)
+		if reason == "" && (e.Site != known || known == 0) {
+			ok, err := h.siteKnown(ctx, e.Site, gen)
 			if err != nil {
 				return nil, nil, nil, err
 			}
-			if !known {
+			if ok {
+				known = e.Site
+			} else {
 				rule, reason = ruleUnknownSite, fmt.Sprintf("unknown site %d (rule %s)", e.Site, ruleUnknownSite)
 			}
 		}
 		if reason == "" {
-			good = append(good, *e)
+			if len(good) == i { // no dead letter yet: the event is in its place
+				good = good[:i+1]
+			} else {
+				good = append(good, *e)
+			}
 			continue
 		}
 		raw, err := protocol.EncodeEvent(e)

@@ -3,8 +3,10 @@ package redis
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,7 +186,7 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
 // versionField of an events hash counts the writes to it; cells are msgpack
-// arrays (first byte 0x96), so it cannot collide with one.
+// maps (first byte 0x87, appendCell), so it cannot collide with one.
 const versionField = "v"
 
 // siteMinute groups a batch's events.
@@ -193,52 +195,57 @@ type siteMinute struct {
 	minute int64
 }
 
-type minuteDelta struct {
-	cells    map[Cell]int64
-	visitors map[uint64]struct{}
-}
-
 // Record counts committed events in memory and tells the watchers, each
 // event under its session's user (sessionUsers). Events older than the
 // window are left out; events stamped in the future count in the current
 // minute.
 func (r *Realtime) Record(_ context.Context, events []protocol.Event) {
-	deltas := r.deltas(events, r.sessionUsers(events))
-	r.recordMemory(deltas)
-	r.notifyAll(deltas)
+	r.notifySites(r.recordMemory(events, r.sessionUsers(events)))
+}
+
+// minuteOf is the minute an event counts in when the window ends at minute
+// now; false: it is left out (older than the window).
+func minuteOf(e *protocol.Event, now int64) (int64, bool) {
+	m := min(e.TimeMicros/60_000_000, now)
+	return m, e.TimeMicros >= 0 && m > now-RealtimeWindow
 }
 
 // deltas groups events by site and minute, as Record counts them, each
-// event i under users[i].
-func (r *Realtime) deltas(events []protocol.Event, users []uint64) map[siteMinute]*minuteDelta {
+// event i under users[i]: the cells' counts to add.
+func (r *Realtime) deltas(events []protocol.Event, users []uint64) map[siteMinute]map[Cell]int64 {
 	now := unixMinute(r.opts.Now())
-	deltas := map[siteMinute]*minuteDelta{}
-	for i := range events {
-		e := &events[i]
-		m := min(e.TimeMicros/60_000_000, now)
-		if e.TimeMicros < 0 || m <= now-RealtimeWindow {
-			continue
+	deltas := map[siteMinute]map[Cell]int64{}
+	var last siteMinute
+	var cells map[Cell]int64 // last's: a batch's events mostly share their site and minute
+	for i, k := range windowed(events, now) {
+		if cells == nil || k != last {
+			last, cells = k, deltas[k]
+			if cells == nil {
+				cells = make(map[Cell]int64, len(events)-i)
+				deltas[k] = cells
+			}
 		}
-		k := siteMinute{e.Site, m}
-		d := deltas[k]
-		if d == nil {
-			d = &minuteDelta{cells: map[Cell]int64{}, visitors: map[uint64]struct{}{}}
-			deltas[k] = d
-		}
-		d.cells[cellOf(e, users[i])]++
-		d.visitors[users[i]] = struct{}{}
+		cells[cellOf(&events[i], users[i])]++
 	}
 	return deltas
 }
 
-// notifyAll tells the watchers of every site in deltas, once each.
-func (r *Realtime) notifyAll(deltas map[siteMinute]*minuteDelta) {
-	sites := map[uint32]bool{}
-	for k := range deltas {
-		if !sites[k.site] {
-			sites[k.site] = true
-			r.notify(k.site)
+// windowed yields the index of each event in the window ending at minute
+// now, with its site and the minute it counts in.
+func windowed(events []protocol.Event, now int64) iter.Seq2[int, siteMinute] {
+	return func(yield func(int, siteMinute) bool) {
+		for i := range events {
+			if m, ok := minuteOf(&events[i], now); ok && !yield(i, siteMinute{events[i].Site, m}) {
+				return
+			}
 		}
+	}
+}
+
+// notifySites tells the watchers of each site.
+func (r *Realtime) notifySites(sites []uint32) {
+	for _, s := range sites {
+		r.notify(s)
 	}
 }
 
@@ -251,31 +258,32 @@ func cellOf(e *protocol.Event, user uint64) Cell {
 	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: user, Active: Active(e)}
 }
 
-func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// recordMemory counts events in their minutes' cells, event i under
+// users[i], straight into the slots (one map write per event), and
+// returns the sites it counted events of, once each.
+func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites []uint32) {
+	now := unixMinute(r.opts.Now())
 	dropped := 0
-	for k, d := range deltas {
-		rg := r.sites[k.site]
-		if rg == nil {
-			rg = &ring{}
-			r.sites[k.site] = rg
+	r.mu.Lock()
+	var last siteMinute
+	var sl *slot // last's: a batch's events mostly share their site and minute
+	for i, k := range windowed(events, now) {
+		if sl == nil || k != last {
+			last, sl = k, r.slot(k, len(events)-i)
+			if !slices.Contains(sites, k.site) {
+				sites = append(sites, k.site)
+			}
 		}
-		sl := &rg.slots[k.minute%RealtimeWindow]
-		if sl.Minute.Minute != k.minute || sl.Cells == nil {
-			// The version keeps growing across reuse of the slot, so a
-			// cached copy of the minute it held never matches again.
-			sl.Minute = Minute{Minute: k.minute, Cells: make(map[Cell]int64, len(d.cells))}
-		}
-		sl.version++
-		for c, n := range d.cells {
-			if _, ok := sl.Cells[c]; !ok && len(sl.Cells) >= r.opts.MaxCells {
+		c := cellOf(&events[i], users[i])
+		if len(sl.Cells) >= r.opts.MaxCells {
+			if _, ok := sl.Cells[c]; !ok {
 				dropped++
 				continue
 			}
-			sl.Cells[c] += n
 		}
+		sl.Cells[c]++
 	}
+	r.mu.Unlock()
 	if dropped > 0 {
 		r.droppedCells.Add(uint64(dropped))
 		if held, ok := r.throttle.Allow(time.Now()); ok {
@@ -283,6 +291,26 @@ func (r *Realtime) recordMemory(deltas map[siteMinute]*minuteDelta) {
 				"max_cells", r.opts.MaxCells, "dropped", dropped, "suppressed", held)
 		}
 	}
+	return sites
+}
+
+// slot is the slot of k, emptied first when it held an older minute (room
+// made for size cells), its version moved on: it is about to be written.
+// The caller holds mu.
+func (r *Realtime) slot(k siteMinute, size int) *slot {
+	rg := r.sites[k.site]
+	if rg == nil {
+		rg = &ring{}
+		r.sites[k.site] = rg
+	}
+	sl := &rg.slots[k.minute%RealtimeWindow]
+	if sl.Minute.Minute != k.minute || sl.Cells == nil {
+		// The version keeps growing across reuse of the slot, so a
+		// cached copy of the minute it held never matches again.
+		sl.Minute = Minute{Minute: k.minute, Cells: make(map[Cell]int64, min(size, r.opts.MaxCells))}
+	}
+	sl.version++
+	return sl
 }
 
 // Window reads a site's last RealtimeWindow minutes from memory.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/avila-analytics/avila/internal/logthrottle"
 	"github.com/avila-analytics/avila/protocol"
@@ -52,11 +51,10 @@ func NewRedisRealtime(client goredis.UniversalClient, o RealtimeOptions) *RedisR
 // session's batches staged on different nodes count one user. It never
 // fails: a Redis error is logged (throttled) and memory keeps the counts.
 func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
-	deltas := r.mem.deltas(events, r.mem.sessionUsers(events))
-	if len(deltas) == 0 {
+	sites := r.mem.recordMemory(events, r.mem.sessionUsers(events))
+	if len(sites) == 0 {
 		return
 	}
-	r.mem.recordMemory(deltas)
 	if r.redisUp() {
 		users, err := r.sessionUsersRedis(ctx, events)
 		if err == nil {
@@ -66,7 +64,7 @@ func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
 			r.redisFailed("realtime: record", err)
 		}
 	}
-	r.mem.notifyAll(deltas)
+	r.mem.notifySites(sites)
 }
 
 // Window reads a site's last RealtimeWindow minutes from Redis, or from
@@ -110,23 +108,23 @@ func (r *RedisRealtime) EventsKey(site uint32, minute int64) string {
 // site id in decimal.
 func (r *RedisRealtime) Channel() string { return r.channel }
 
-func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]*minuteDelta) error {
+func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]map[Cell]int64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
 	sites := map[uint32]bool{}
-	for k, d := range deltas {
+	for k, cells := range deltas {
 		ek, uk := r.EventsKey(k.site, k.minute), r.UsersKey(k.site, k.minute)
-		for c, n := range d.cells {
-			field, err := msgpack.Marshal(&c)
-			if err != nil {
-				return fmt.Errorf("realtime: encode cell: %w", err)
-			}
+		seen := make(map[uint64]bool, len(cells))
+		visitors := make([]any, 0, len(cells))
+		var field []byte
+		for c, n := range cells {
+			field = appendCell(field[:0], &c)
 			pipe.HIncrBy(ctx, ek, string(field), n)
-		}
-		visitors := make([]any, 0, len(d.visitors))
-		for v := range d.visitors {
-			visitors = append(visitors, strconv.FormatUint(v, 16))
+			if !seen[c.Visitor] {
+				seen[c.Visitor] = true
+				visitors = append(visitors, strconv.FormatUint(c.Visitor, 16))
+			}
 		}
 		pipe.HIncrBy(ctx, ek, versionField, 1)
 		pipe.PFAdd(ctx, uk, visitors...)

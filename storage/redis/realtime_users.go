@@ -74,8 +74,9 @@ func deviceOf(e *protocol.Event) uint64 {
 }
 
 // probes lists the events of events in the window whose user realtime
-// looks up, by site, device and time (the order a session's first event
-// comes first in); users starts as each event's own visitor.
+// looks up, in the events' order; users starts as each event's own
+// visitor. A device's probes are taken in time order (a session's first
+// event comes first): sortByTime or sortByDevice puts them so.
 func probes(events []protocol.Event, now int64) (users []uint64, ps []probe) {
 	users = make([]uint64, len(events))
 	for i := range events {
@@ -86,16 +87,32 @@ func probes(events []protocol.Event, now int64) (users []uint64, ps []probe) {
 		}
 		ps = append(ps, probe{i: i, device: deviceOf(e), sid: e.SessionID, at: e.TimeMicros / 1_000_000})
 	}
+	return users, ps
+}
+
+// sortByTime orders probes by time, ties in the events' order, which puts
+// each device's in the order sortByDevice does; a batch's events usually
+// come in time order already, and then nothing moves.
+func sortByTime(ps []probe) {
+	byTime := func(a, b probe) int { return cmp.Compare(a.at, b.at) }
+	if !slices.IsSortedFunc(ps, byTime) {
+		slices.SortStableFunc(ps, byTime)
+	}
+}
+
+// sortByDevice orders probes by site, device and time, ties in the
+// events' order: a site's and a device's probes follow each other.
+func sortByDevice(events []protocol.Event, ps []probe) {
 	slices.SortStableFunc(ps, func(a, b probe) int {
 		return cmp.Or(cmp.Compare(events[a.i].Site, events[b.i].Site), cmp.Compare(a.device, b.device), cmp.Compare(a.at, b.at))
 	})
-	return users, ps
 }
 
 // inWindow tells whether an event counts in the window ending at minute
 // now (Record leaves the others out).
 func inWindow(e *protocol.Event, now int64) bool {
-	return e.TimeMicros >= 0 && min(e.TimeMicros/60_000_000, now) > now-RealtimeWindow
+	_, ok := minuteOf(e, now)
+	return ok
 }
 
 // join applies the rule above: the user of an event (sid, visitor, at)
@@ -128,6 +145,7 @@ func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 	if len(ps) == 0 {
 		return users
 	}
+	sortByTime(ps)
 	r.devMu.Lock()
 	defer r.devMu.Unlock()
 	if r.devices == nil {
@@ -262,6 +280,7 @@ func (r *RedisRealtime) sessionUsersRedis(ctx context.Context, events []protocol
 	if len(ps) == 0 {
 		return users, nil
 	}
+	sortByDevice(events, ps)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	ttl := strconv.FormatInt(int64(realtimeTTL.Seconds()), 10)
