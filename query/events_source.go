@@ -3,8 +3,10 @@ package query
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -71,6 +73,18 @@ const (
 		" AND s.ts >= ev.ts - interval '25 hours' AND s.ts <= ev.ts + interval '73 hours'"
 )
 
+// An events row's day_active is whether its visitor was active on its
+// local day (GA4's is_active_user, metrics.go activeUsersExpr): whether
+// one of the visitor's events of that day is active, over the range's
+// events before any filter (the ranges are whole local days, so each
+// event's day is whole in them). A window over (visitor, day) rather than
+// a join to the range's active user-days: a sort the planner cannot
+// misjudge, where a join it estimated small became a nested loop.
+var dayActiveSQL = "bool_or(dv.flags & " + strconv.Itoa(int(protocol.FlagEngaged|protocol.FlagFirstVisit)) +
+	" <> 0 OR dv.engagement_ms > 0) OVER (PARTITION BY dv.visitor_id, (dv.ts AT TIME ZONE $2::text)::date)"
+
+var dayActiveRef = regexp.MustCompile(`\be\.day_active\b`)
+
 // text is the statement written, with eventsSource replaced by the events
 // over the columns the statement reads (e.column; ts and site_id always),
 // joined to their sessions when it reads sessionColumns.
@@ -97,6 +111,14 @@ func (w *sqlWriter) text() string {
 			cols = append(cols, c)
 		}
 	}
+	dayActive := dayActiveRef.MatchString(s)
+	if dayActive {
+		for _, c := range []string{"visitor_id", "flags", "engagement_ms"} {
+			if !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+	}
 	source := postgres.EventsIn("$1", "$3", "$4", cols)
 	if fromSession != nil {
 		sel := make([]string, 0, len(cols)+len(fromSession))
@@ -116,6 +138,9 @@ func (w *sqlWriter) text() string {
 		}
 		s = "WITH " + sessionsCTE + " AS MATERIALIZED (SELECT s." + strings.Join(read, ", s.") + sessionsRange + "),\n" + rest
 		source = "(SELECT " + strings.Join(sel, ", ") + " FROM " + source + " ev LEFT JOIN " + sessionsCTE + " s" + sessionJoinOn + ")"
+	}
+	if dayActive {
+		source = "(SELECT dv.*, " + dayActiveSQL + " AS day_active FROM " + source + " dv)"
 	}
 	return strings.ReplaceAll(s, eventsSource, source)
 }

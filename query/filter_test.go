@@ -100,7 +100,7 @@ func TestFiltersMatchOracle(t *testing.T) {
 		{"metric between, float", dims1("browser"), nil, nil, ptr(betweenF("userEngagementDuration", dbl(4400.5), i64(4900)))},
 		{"metric less than or equal, float", dims1("operatingSystem"), nil, nil, ptr(numF("eventCountPerUser", "LESS_THAN_OR_EQUAL", dbl(6.05)))},
 		{"metric filter not in the report, negated group", dims1("deviceCategory"), []string{"eventCount"}, nil,
-			ptr(notF(andF(numF("activeUsers", "LESS_THAN", i64(40)), numF("newUsers", "GREATER_THAN", i64(26)))))},
+			ptr(notF(andF(numF("activeUsers", "LESS_THAN", i64(41)), numF("newUsers", "GREATER_THAN", i64(26)))))},
 		{"both filters", []string{"countryId", "deviceCategory"}, nil,
 			ptr(notF(emptyF("countryId"))), ptr(orF(numF("totalUsers", "GREATER_THAN", i64(15)), numF("screenPageViews", "LESS_THAN", i64(4))))},
 	}

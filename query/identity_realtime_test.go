@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -154,17 +155,32 @@ func TestIdentityOracleRealtime(t *testing.T) {
 }
 
 // refActiveBy is GA4's activeUsers by eventName and by unifiedScreenName over
-// refGA4's sessions: the distinct users (a session's user, its first
-// hit's) with an active event of the value, an event being active when it
-// carries engagement time or is a first visit (_fv on a hit, or the
-// first_visit GA4 adds to a new user's session; the session_start it adds
-// carries neither). A derived event has its session's first hit's page;
-// the seeds' pages have no title, so a screen is its path. Values without
-// active users are left out.
+// refGA4's sessions (one day: the seed's): the distinct users (a session's
+// user, its first hit's) who triggered an event of the value on a day on
+// which they were active at some point, a user being active by an event
+// with engagement time or a first visit (_fv on a hit, or the first_visit
+// GA4 adds to a new user's session). GA4 adds session_start to every
+// session and first_visit to a new user's, with its first hit's page; the
+// seeds' pages have no title, so a screen is its path ("(not set)" for
+// the server's purchase). Values without active users are left out.
 func refActiveBy(sessions []*refSession) map[string]map[string]string {
+	activeOn := map[[2]string]bool{}
+	for _, s := range sessions {
+		if s.newUser {
+			activeOn[[2]string{s.user, s.hits[0].day}] = true
+		}
+		for _, h := range s.hits {
+			if h.engage > 0 || h.fv {
+				activeOn[[2]string{s.user, h.day}] = true
+			}
+		}
+	}
 	users := map[string]map[string]map[string]bool{"eventName": {}, "unifiedScreenName": {}}
 	add := func(s *refSession, name string, h *seedHit) {
-		for d, v := range map[string]string{"eventName": name, "unifiedScreenName": h.page} {
+		if !activeOn[[2]string{s.user, h.day}] {
+			return
+		}
+		for d, v := range map[string]string{"eventName": name, "unifiedScreenName": cmp.Or(h.page, notSet)} {
 			if users[d][v] == nil {
 				users[d][v] = map[string]bool{}
 			}
@@ -172,13 +188,12 @@ func refActiveBy(sessions []*refSession) map[string]map[string]string {
 		}
 	}
 	for _, s := range sessions {
+		add(s, "session_start", s.hits[0])
 		if s.newUser {
 			add(s, "first_visit", s.hits[0])
 		}
 		for _, h := range s.hits {
-			if h.engage > 0 || h.fv {
-				add(s, h.name, h)
-			}
+			add(s, h.name, h)
 		}
 	}
 	out := map[string]map[string]string{}

@@ -12,9 +12,17 @@ func flagSet(bits uint8) string { return "e.flags & " + strconv.Itoa(int(bits)) 
 
 // Metric expressions shared by several metrics.
 var (
-	// An active user, as GA4 counts them: a visitor with an engaged
-	// session, a first visit, or engagement time on some event.
-	activeUsersExpr = "count(DISTINCT e.visitor_id) FILTER (WHERE " +
+	// An active user, as GA4 counts them (BigQuery export's
+	// is_active_user): a user active at some point of the event's local
+	// day, by an event with an engaged session's flag, a first visit or
+	// engagement time, before or after the event counted. e.day_active
+	// tells it of each event (events_source.go, the range's active
+	// user-days); over the whole range it counts the users active on some
+	// day of it.
+	activeUsersExpr = "count(DISTINCT e.visitor_id) FILTER (WHERE e.day_active)"
+	// sessActiveUsersExpr is activeUsers over sessions rows "e" (flags
+	// ORs the events' flags, engagement_ms sums theirs).
+	sessActiveUsersExpr = "count(DISTINCT e.visitor_id) FILTER (WHERE " +
 		flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + " OR e.engagement_ms > 0)"
 	// page_view's dictionary id is looked up once per statement (an InitPlan),
 	// so counting page views reads no dictionary row per event.
@@ -58,7 +66,7 @@ var metricList = slices.Concat([]*metricDef{
 	{name: "totalUsers", uiName: "Total users", category: "User", typ: typeInteger,
 		desc: "The number of distinct visitors who logged any event.", expr: "count(DISTINCT e.visitor_id)"},
 	{name: "activeUsers", uiName: "Active users", category: "User", typ: typeInteger,
-		desc: "The number of distinct visitors with an engaged session, a first visit or engagement time.", expr: activeUsersExpr},
+		desc: "The number of distinct users active (an engaged session, a first visit or engagement time) on a day of the range; by an event-scoped dimension, those who triggered an event of the value on a day on which they were active.", expr: activeUsersExpr},
 	{name: "newUsers", uiName: "New users", category: "User", typ: typeInteger,
 		desc: "The number of distinct visitors on their first visit.",
 		expr: "count(DISTINCT e.visitor_id) FILTER (WHERE " + flagSet(protocol.FlagFirstVisit) + ")"},
@@ -92,7 +100,7 @@ var metricList = slices.Concat([]*metricDef{
 		desc: "eventCount divided by sessions.", sess: perSession(sessEventsExpr)},
 	{name: "sessionsPerUser", uiName: "Sessions per user", category: "Session", typ: typeFloat,
 		desc: "sessions divided by activeUsers; 0 without active users.",
-		sess: "COALESCE(count(*)::float8 / NULLIF(" + activeUsersExpr + ", 0), 0)"},
+		sess: "COALESCE(count(*)::float8 / NULLIF(" + sessActiveUsersExpr + ", 0), 0)"},
 }, commerceMetrics)
 
 // sessionMetricExprs are the event metrics' expressions in session
@@ -104,9 +112,9 @@ var sessionMetricExprs = map[string]string{
 	"screenPageViews":        sessViewsExpr + "::bigint",
 	"keyEvents":              "COALESCE(sum(e.key_events), 0)::bigint",
 	"totalUsers":             "count(DISTINCT e.visitor_id)",
-	"activeUsers":            activeUsersExpr,
+	"activeUsers":            sessActiveUsersExpr,
 	"newUsers":               "count(DISTINCT e.visitor_id) FILTER (WHERE " + flagSet(protocol.FlagFirstVisit) + ")",
-	"eventCountPerUser":      "COALESCE(" + sessEventsExpr + "::float8 / NULLIF(" + activeUsersExpr + ", 0), 0)",
+	"eventCountPerUser":      "COALESCE(" + sessEventsExpr + "::float8 / NULLIF(" + sessActiveUsersExpr + ", 0), 0)",
 	"userEngagementDuration": "COALESCE(sum(e.engagement_ms), 0)::float8 / 1000",
 }
 
@@ -120,7 +128,7 @@ var mixedColumns = []mixedColumn{
 	{"pv", pageViewsExpr, "sum", ""},
 	{"ke", "count(*) FILTER (WHERE " + flagSet(protocol.FlagKeyEvent) + ")", "sum", ""},
 	{"em", "COALESCE(sum(e.engagement_ms), 0)", "sum", ""},
-	{"act", "bool_or(" + flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + " OR e.engagement_ms > 0)", "bool_or", ""},
+	{"act", "bool_or(e.day_active)", "bool_or", ""},
 	{"fv", "bool_or(" + flagSet(protocol.FlagFirstVisit) + ")", "bool_or", ""},
 	// The session row's engagement and duration (its s_ columns, see
 	// events_source.go); false and 0 for events whose session is not

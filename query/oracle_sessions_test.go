@@ -70,17 +70,19 @@ func oracleItems(req RunReportRequest, events []protocol.Event, siteID uint32, l
 	var out []oracleItem
 	mode := oracleMode(req)
 	if mode != "session" {
+		days := oracleActiveDays(events, siteID, loc)
 		for i := range events {
 			e := &events[i]
 			if e.Site != siteID {
 				continue
 			}
 			local := time.UnixMicro(e.TimeMicros).In(loc)
-			add := func(a *oracleAcc) { a.add(e) }
+			active := days[oracleUserDay{e.Visitor, local.Format(time.DateOnly)}]
+			add := func(a *oracleAcc) { a.add(e, active) }
 			if mode == "mixed" {
 				s := oracleSessionOf[e]
 				add = func(a *oracleAcc) {
-					a.add(e)
+					a.add(e, active)
 					if !a.seen[s] {
 						a.seen[s] = true
 						a.countSession(s)
@@ -208,7 +210,7 @@ func (s *oracleSession) dim(name string, local time.Time) string {
 
 func (s *oracleSession) addTo(a *oracleAcc) {
 	for _, e := range s.events {
-		a.add(e)
+		a.add(e, oracleEventActive(e)) // a session's user: active in it
 	}
 	a.countSession(s)
 }

@@ -244,7 +244,34 @@ func newOracleAcc() *oracleAcc {
 	return &oracleAcc{users: map[uint64]bool{}, active: map[uint64]bool{}, first: map[uint64]bool{}, seen: map[*oracleSession]bool{}}
 }
 
-func (a *oracleAcc) add(e *protocol.Event) {
+// oracleEventActive is whether e makes its user active (GA4: an engaged
+// session's flag, a first visit, engagement time).
+func oracleEventActive(e *protocol.Event) bool {
+	return e.Flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || e.EngageMs > 0
+}
+
+// oracleUserDay is a visitor's local date.
+type oracleUserDay struct {
+	visitor uint64
+	date    string
+}
+
+// oracleActiveDays are the user-days of site's events on which the user
+// was active (BigQuery export's is_active_user: active at any point in the
+// calendar day), by one of its events of the day.
+func oracleActiveDays(events []protocol.Event, siteID uint32, loc *time.Location) map[oracleUserDay]bool {
+	out := map[oracleUserDay]bool{}
+	for i := range events {
+		if e := &events[i]; e.Site == siteID && oracleEventActive(e) {
+			out[oracleUserDay{e.Visitor, time.UnixMicro(e.TimeMicros).In(loc).Format(time.DateOnly)}] = true
+		}
+	}
+	return out
+}
+
+// add counts e; active: its user counts as active under it (the user is
+// active on e's day, or in e's session for session reports).
+func (a *oracleAcc) add(e *protocol.Event, active bool) {
 	a.events++
 	if e.Name == "page_view" {
 		a.views++
@@ -254,7 +281,7 @@ func (a *oracleAcc) add(e *protocol.Event) {
 	}
 	a.engageMs += e.EngageMs
 	a.users[e.Visitor] = true
-	if e.Flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || e.EngageMs > 0 {
+	if active {
 		a.active[e.Visitor] = true
 	}
 	if e.Flags&protocol.FlagFirstVisit != 0 {

@@ -10,8 +10,10 @@ import (
 )
 
 // rtAcc accumulates one row's (or one range's total) metrics. activeUsers
-// are the visitors with an active event (redis.Active) in the row, as
-// runReport counts them over days.
+// are the row's visitors active at some point of the window (an event of
+// theirs in it is redis.Active), as runReport counts the users active at
+// some point of an event's day: the window is the part of the day
+// realtime holds.
 type rtAcc struct {
 	events, views int64
 	visitors      map[uint64]struct{} // active ones
@@ -19,12 +21,12 @@ type rtAcc struct {
 
 func newRTAcc() *rtAcc { return &rtAcc{visitors: map[uint64]struct{}{}} }
 
-func (a *rtAcc) add(c *redis.Cell, n int64) {
+func (a *rtAcc) add(c *redis.Cell, n int64, active map[uint64]bool) {
 	a.events += n
 	if c.EventName == "page_view" {
 		a.views += n
 	}
-	if c.Active {
+	if active[c.Visitor] {
 		a.visitors[c.Visitor] = struct{}{}
 	}
 }
@@ -33,6 +35,20 @@ func (a *rtAcc) metrics() [rtMetricCount]int64 {
 	var m [rtMetricCount]int64
 	m[rtActiveUsers], m[rtEventCount], m[rtScreenPageViews] = int64(len(a.visitors)), a.events, a.views
 	return m
+}
+
+// windowActive are the visitors active at some point of w, whatever a
+// report's filter: an active event (redis.Active) of theirs in it.
+func windowActive(w redis.Window) map[uint64]bool {
+	active := map[uint64]bool{}
+	for _, m := range w.Minutes {
+		for c := range m.Cells {
+			if c.Active {
+				active[c.Visitor] = true
+			}
+		}
+	}
+	return active
 }
 
 // rtRow is one grouped row before sorting.
@@ -67,6 +83,7 @@ func runRealtime(p *rtPlan, w redis.Window) *RunRealtimeReportResponse {
 	for i := range totals {
 		totals[i] = newRTAcc()
 	}
+	active := windowActive(w)
 	var key strings.Builder
 	for _, m := range w.Minutes {
 		ago := w.Now - m.Minute
@@ -79,7 +96,7 @@ func runRealtime(p *rtPlan, w redis.Window) *RunRealtimeReportResponse {
 				if ago < r.end || ago > r.start {
 					continue
 				}
-				totals[ri].add(&c, n)
+				totals[ri].add(&c, n, active)
 				key.Reset()
 				key.WriteString(strconv.Itoa(ri))
 				for _, d := range p.dims {
@@ -97,7 +114,7 @@ func runRealtime(p *rtPlan, w redis.Window) *RunRealtimeReportResponse {
 					}
 					groups[k] = row
 				}
-				acc.add(&c, n)
+				acc.add(&c, n, active)
 			}
 		}
 	}

@@ -236,6 +236,7 @@ func summarize(id uint32, w redis.Window) *RealtimeSummary {
 		sum.Minutes[i].MinutesAgo = i
 	}
 	pages, countries := map[string]*rtAcc{}, map[string]*rtAcc{}
+	active := windowActive(w)
 	for _, m := range w.Minutes {
 		ago := w.Now - m.Minute
 		if ago < 0 || ago >= redis.RealtimeWindow {
@@ -243,7 +244,7 @@ func summarize(id uint32, w redis.Window) *RealtimeSummary {
 		}
 		acc := newRTAcc()
 		for c, n := range m.Cells {
-			acc.add(&c, n)
+			acc.add(&c, n, active)
 			for _, g := range []struct {
 				m   map[string]*rtAcc
 				key string
@@ -253,7 +254,7 @@ func summarize(id uint32, w redis.Window) *RealtimeSummary {
 					a = newRTAcc()
 					g.m[g.key] = a
 				}
-				a.add(&c, n)
+				a.add(&c, n, active)
 			}
 		}
 		mm := acc.metrics()

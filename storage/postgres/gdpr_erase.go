@@ -256,7 +256,11 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	}
 	events := make(rollupAgg)
 	src := eventsAt(rollupEventColumns(), "site_id = $1 AND visitor_id = ANY($2)", "$3::date[], $4::int[], $5::int[]")
-	if err := rd.events(ctx, tx, events, rollupEventsSQL(src, "TRUE"), keys, slots.days, slots.parts, slots.pos); err != nil {
+	// All the subject's events: they tell on which days it was active.
+	rd.selfActive = true
+	err = rd.events(ctx, tx, events, rollupEventsSQL(src, "TRUE"), keys, slots.days, slots.parts, slots.pos)
+	rd.selfActive = false
+	if err != nil {
 		return out, fmt.Errorf("read the subject's events: %w", err)
 	}
 	sessions := make(sessionRollupAgg)
@@ -286,6 +290,10 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 	}
 	out.Events = int64(len(times))
 	step("packs")
+	// The subject's user-days, with the cells they remember.
+	if _, err := tx.Exec(ctx, "DELETE FROM rollup_user_days WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys); err != nil {
+		return out, fmt.Errorf("delete user days: %w", err)
+	}
 	tag, err := tx.Exec(ctx, "DELETE FROM sessions WHERE site_id = $1 AND visitor_id = ANY($2)", site, keys)
 	if err != nil {
 		return out, fmt.Errorf("delete sessions: %w", err)

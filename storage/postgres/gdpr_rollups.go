@@ -214,8 +214,13 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			return fmt.Errorf("competitors' sessions: %w", err)
 		}
 		src := eventsAt(rollupEventColumns(), "site_id = $1 AND ts >= $2 AND ts < $3 AND visitor_id = ANY($4)", "$5::date[], $6::int[], $7::int[]")
-		if err := rd.events(ctx, tx, others, rollupEventsSQL(src, "e.ts >= $2 AND e.ts < $3"),
-			lo, hi, found, slots.days, slots.parts, slots.pos); err != nil {
+		// Every event of the competitors on the day: they tell which are
+		// active on it.
+		rd.selfActive = true
+		err := rd.events(ctx, tx, others, rollupEventsSQL(src, "e.ts >= $2 AND e.ts < $3"),
+			lo, hi, found, slots.days, slots.parts, slots.pos)
+		rd.selfActive = false
+		if err != nil {
 			return fmt.Errorf("competitors' events: %w", err)
 		}
 	}
@@ -314,6 +319,10 @@ func recomputeRollupCell(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, h
 	case rollupDimExpr(kind) != "":
 		where += " AND " + rollupDimExpr(kind) + " = $4"
 		args = append(args, k.dim)
+	}
+	var err error
+	if rd.active, err = activeVisitors(ctx, tx, rd.site, lo, hi); err != nil {
+		return nil, fmt.Errorf("recompute kind %d dim %d: %w", k.kind, k.dim, err)
 	}
 	agg := make(rollupAgg)
 	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), where), args...); err != nil {

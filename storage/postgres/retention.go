@@ -277,7 +277,11 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 			step{"SELECT count(*) FROM rollup_packs WHERE site_id = $1 AND day < $2",
 				"DELETE FROM rollup_packs WHERE site_id = $1 AND day < $2", sr.AggregatesBefore, &sr.RollupRows},
 			step{"SELECT count(*) FROM session_rollups WHERE site_id = $1 AND day < $2",
-				"DELETE FROM session_rollups WHERE site_id = $1 AND day < $2", sr.AggregatesBefore, &sr.SessionRollups})
+				"DELETE FROM session_rollups WHERE site_id = $1 AND day < $2", sr.AggregatesBefore, &sr.SessionRollups},
+			// Which users were active on days whose rollups go (not counted
+			// as rollup rows).
+			step{"SELECT count(*) FROM rollup_user_days WHERE site_id = $1 AND day < $2",
+				"DELETE FROM rollup_user_days WHERE site_id = $1 AND day < $2", sr.AggregatesBefore, new(int64)})
 	}
 	for _, st := range steps {
 		var n int64

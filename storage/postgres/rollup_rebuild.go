@@ -39,7 +39,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	if err != nil {
 		return err
 	}
-	for _, table := range []string{"rollup_days", "rollup_packs"} {
+	for _, table := range []string{"rollup_days", "rollup_packs", "rollup_user_days"} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE site_id = $1", site); err != nil {
 			return fmt.Errorf("delete rollups: %w", err)
 		}
@@ -99,9 +99,17 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi, packBe
 	if rd.traffic, err = sessionTraffic(ctx, tx, site, lo, hi); err != nil {
 		return err
 	}
+	if rd.active, err = activeVisitors(ctx, tx, site, lo, hi); err != nil {
+		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	rd.pending = make(rebuiltDays)
+	defer func() { rd.pending = nil }()
 	agg := make(rollupAgg)
 	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), "e.ts >= $2 AND e.ts < $3"), lo, hi); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
+	}
+	if err := writeUserDays(ctx, tx, site, localDay(lo, rd.hours.loc), rd.active, rd.pending); err != nil {
+		return fmt.Errorf("%s: %w", lo.Format(time.DateOnly), err)
 	}
 	if err := rd.items(ctx, tx, agg, ItemsIn("$1", "$2", "$3", rollupItemColumns), lo, hi); err != nil {
 		return fmt.Errorf("read items of %s: %w", lo.Format(time.DateOnly), err)
@@ -139,6 +147,16 @@ type rollupReader struct {
 	pageView int32
 	names    map[int32]string
 	traffic  sessionTraffics
+	// active are the visitors active on the local day read (activeVisitors;
+	// an event makes its visitor active by itself too). With selfActive
+	// the query reads every event of its visitors on each day it covers
+	// (an erasure's subject, its competitors), which tell whether each is
+	// active on its day.
+	active     map[int64]bool
+	selfActive bool
+	// pending, when not nil, collects the cells of the events of visitors
+	// not active on their day (a rebuild's rollup_user_days).
+	pending rebuiltDays
 }
 
 func newRollupReader(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location) (*rollupReader, error) {
@@ -218,6 +236,10 @@ func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, qu
 		dest = append(dest, &dims[i])
 	}
 	dest = append(dest, &hasCommerce, &c.Revenue, &c.Tax, &c.Shipping, &c.Transaction)
+	var (
+		held       []EventRow
+		selfActive = map[userDay]bool{}
+	)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return err
@@ -231,9 +253,35 @@ func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, qu
 			r.Amounts = EventAmounts(rd.names[dims[nameAt]], &c)
 		}
 		r.SessionTraffic = rd.traffic.of(r.Visitor, r.Session, r.TS)
+		if rd.selfActive {
+			held = append(held, r)
+			if eventActive(&r) {
+				day, _ := rd.hours.of(r.TS)
+				selfActive[userDay{r.Visitor, day}] = true
+			}
+			continue
+		}
+		r.DayActive = rd.active[r.Visitor] || eventActive(&r)
+		if !r.DayActive && rd.pending != nil {
+			day, hour := rd.hours.of(r.TS)
+			set := rd.pending[userDay{r.Visitor, day}]
+			if set == nil {
+				set = make(map[int64]struct{})
+				rd.pending[userDay{r.Visitor, day}] = set
+			}
+			addEventCells(set, &r, day, hour)
+		}
 		agg.add(&r, rd.hours, false)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range held {
+		day, _ := rd.hours.of(held[i].TS)
+		held[i].DayActive = selfActive[userDay{held[i].Visitor, day}]
+		agg.add(&held[i], rd.hours, false)
+	}
+	return nil
 }
 
 // rollupItemColumns are the item columns rollups count: ItemsIn's columns

@@ -192,7 +192,9 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	day, hour := hours.of(row.TS)
 	h := VisitorHash(uint64(row.Visitor))
 	flags := uint8(row.Flags)
-	active := flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || row.Engage > 0
+	// GA4's is_active_user: the user was active at some point of the
+	// event's day (userDays), not necessarily at this event.
+	active := row.DayActive
 	first := flags&protocol.FlagFirstVisit != 0
 	bits := visitorUser
 	if active {
@@ -202,16 +204,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 		bits |= visitorNew
 	}
 	for i := -3; i < len(RollupKinds); i++ {
-		k := rollupKey{site: row.Site, day: day}
-		switch {
-		case i == -3:
-			k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
-		case i == -2:
-			k.kind, k.dim = int16(RollupHour), hour
-		case i >= 0:
-			k.kind = int16(RollupKinds[i])
-			k.dim = row.Dims[RollupKinds[i]-1]
-		}
+		k := eventCellKey(row, i, day, hour)
 		var c *rollupCell
 		if last != nil && last[i+3].cell != nil && last[i+3].key == k {
 			c = last[i+3].cell
@@ -258,6 +251,39 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			c.sketches.sk[2].InsertHash(h)
 		}
 	}
+}
+
+// eventCellKey is the key of row's cell in slot i (-3: its session's
+// traffic, -2: its hour, else RollupKinds[i]) on its local day and hour.
+func eventCellKey(row *EventRow, i int, day, hour int32) rollupKey {
+	k := rollupKey{site: row.Site, day: day}
+	switch {
+	case i == -3:
+		k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
+	case i == -2:
+		k.kind, k.dim = int16(RollupHour), hour
+	case i >= 0:
+		k.kind = int16(RollupKinds[i])
+		k.dim = row.Dims[RollupKinds[i]-1]
+	}
+	return k
+}
+
+// addActive puts the visitor hash h into the active sketch of cell k,
+// counting nothing else (a user made active on k's day after its events
+// went into k).
+func (a rollupAgg) addActive(k rollupKey, h uint64) {
+	c := a[k]
+	if c == nil {
+		c = newRollupCell()
+		a[k] = c
+	}
+	if c.seen == nil {
+		c.seen = make(map[uint64]uint8)
+	}
+	// The visitor is in the cell's users sketch already: inserting it
+	// again changes nothing.
+	c.seen[h] |= visitorUser | visitorActive
 }
 
 // addAmounts adds a to the cell's amounts.
@@ -329,6 +355,10 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	}
 	agg := make(rollupAgg)
 	hours := &hourCache{loc: d.zone}
+	days, err := readUserDays(ctx, d.tx, d.site, rows, hours)
+	if err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
 	last := new(rollupSlots)
 	for i := range rows {
 		agg.addTo(&rows[i], hours, true, last)
@@ -336,7 +366,11 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	for i := range items {
 		agg.addItem(&items[i], hours)
 	}
+	days.activate(agg, int32(d.site))
 	if err := agg.store(ctx, d.tx); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	if err := days.write(ctx, d.tx, int32(d.site)); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	return nil

@@ -1,0 +1,252 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// GA4 counts an event's user as active when the user was active at some
+// point of the event's (property-local) calendar day (BigQuery export's
+// is_active_user), before the event or after it: activeUsers by eventName
+// or pagePath counts the users who triggered the value on a day on which
+// they were active. A user is active on a day when one of its events of
+// the day is (eventActive). rollup_user_days (migration 023) keeps, per
+// site, local day and visitor, whether the visitor is active that day and,
+// while it is not, the cells its events of the day went into: the
+// derivation that makes it active puts it into those cells' active
+// sketches then, in the transaction that writes the event that makes it
+// so, so a user activated by a later derivation (a page viewed before the
+// engagement, the session_start GA4 adds) is in every cell of its day.
+
+// eventActiveFlags are the event flags that make an event's user active.
+const eventActiveFlags = protocol.FlagEngaged | protocol.FlagFirstVisit
+
+// eventActive reports whether row makes its visitor active on its local
+// day: an engaged session's flag (seg), a first visit, engagement time.
+func eventActive(row *EventRow) bool {
+	return uint8(row.Flags)&eventActiveFlags != 0 || row.Engage > 0
+}
+
+// activeEventSQL is eventActive over an events row "e".
+var activeEventSQL = "(e.flags & " + strconv.Itoa(int(eventActiveFlags)) + " <> 0 OR e.engagement_ms > 0)"
+
+// userDay is a visitor's local day (days since 1970-01-01).
+type userDay struct {
+	visitor int64
+	day     int32
+}
+
+// cellRef is a cell's kind and dims id as one rollup_user_days.cells
+// element; the day is the row's.
+func cellRef(k rollupKey) int64 { return int64(k.kind)<<32 | int64(uint32(k.dim)) }
+
+// cellOfRef is the key of the cell ref names on day of site.
+func cellOfRef(site, day int32, ref int64) rollupKey {
+	return rollupKey{site: site, kind: int16(ref >> 32), day: day, dim: int32(uint32(ref))}
+}
+
+// addEventCells adds the cells row goes into on its day and hour to set.
+func addEventCells(set map[int64]struct{}, row *EventRow, day, hour int32) {
+	for i := -3; i < len(RollupKinds); i++ {
+		set[cellRef(eventCellKey(row, i, day, hour))] = struct{}{}
+	}
+}
+
+// userDayState is what a derivation knows of one user-day.
+type userDayState struct {
+	stored bool               // rollup_user_days has a row
+	before bool               // active before this derivation (the row's cells are NULL)
+	now    bool               // an event of this derivation makes it active
+	cells  []int64            // the row's cells (not active before)
+	added  map[int64]struct{} // cells of this derivation's events, while not active
+}
+
+func (s *userDayState) active() bool { return s.before || s.now }
+
+// userDays are the user-days of a derivation's events.
+type userDays map[userDay]*userDayState
+
+// readUserDays reads the stored state of the user-days of rows (events of
+// site) and sets each row's DayActive: whether its visitor is active on
+// its day, before this derivation or by one of its events.
+func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, hours *hourCache) (userDays, error) {
+	days := make(userDays)
+	for i := range rows {
+		day, _ := hours.of(rows[i].TS)
+		k := userDay{rows[i].Visitor, day}
+		s := days[k]
+		if s == nil {
+			s = new(userDayState)
+			days[k] = s
+		}
+		s.now = s.now || eventActive(&rows[i])
+	}
+	if len(days) > 0 {
+		dates, visitors := make([]time.Time, 0, len(days)), make([]int64, 0, len(days))
+		for k := range days {
+			dates, visitors = append(dates, dayDate(k.day)), append(visitors, k.visitor)
+		}
+		res, err := tx.Query(ctx, `SELECT d.day, d.visitor_id, d.cells IS NULL, d.cells FROM rollup_user_days d
+			JOIN unnest($2::date[], $3::int8[]) AS u(day, visitor_id) ON d.day = u.day AND d.visitor_id = u.visitor_id
+			WHERE d.site_id = $1`, int32(site), dates, visitors)
+		if err != nil {
+			return nil, fmt.Errorf("read user days: %w", err)
+		}
+		var (
+			date   time.Time
+			k      userDay
+			before bool
+			cells  []int64
+		)
+		_, err = pgx.ForEachRow(res, []any{&date, &k.visitor, &before, &cells}, func() error {
+			k.day = int32(date.Unix() / 86400)
+			if s := days[k]; s != nil {
+				s.stored, s.before, s.cells = true, before, slices.Clone(cells)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read user days: %w", err)
+		}
+	}
+	for i := range rows {
+		r := &rows[i]
+		day, hour := hours.of(r.TS)
+		s := days[userDay{r.Visitor, day}]
+		r.DayActive = s.active()
+		if !r.DayActive {
+			if s.added == nil {
+				s.added = make(map[int64]struct{})
+			}
+			addEventCells(s.added, r, day, hour)
+		}
+	}
+	return days, nil
+}
+
+// activate puts the users this derivation makes active into the active
+// sketches of the cells their earlier events of the day went into.
+func (u userDays) activate(agg rollupAgg, site int32) {
+	for k, s := range u {
+		if s.now && !s.before {
+			h := VisitorHash(uint64(k.visitor))
+			for _, ref := range s.cells {
+				agg.addActive(cellOfRef(site, k.day, ref), h)
+			}
+		}
+	}
+}
+
+// write stores the user-days whose state changed: made active (cells
+// NULL), or still not active with cells added.
+func (u userDays) write(ctx context.Context, tx pgx.Tx, site int32) error {
+	var (
+		dates    []time.Time
+		visitors []int64
+		cells    []*string
+	)
+	for k, s := range u {
+		var text *string
+		switch {
+		case s.before:
+			continue
+		case s.now:
+		default:
+			all := slices.Clone(s.cells)
+			for ref := range s.added {
+				if !slices.Contains(s.cells, ref) {
+					all = append(all, ref)
+				}
+			}
+			if s.stored && len(all) == len(s.cells) {
+				continue
+			}
+			t := cellsText(all)
+			text = &t
+		}
+		dates, visitors, cells = append(dates, dayDate(k.day)), append(visitors, k.visitor), append(cells, text)
+	}
+	if len(dates) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells)
+		SELECT $1, day, visitor_id, cells::int8[] FROM unnest($2::date[], $3::int8[], $4::text[]) AS u(day, visitor_id, cells)
+		ON CONFLICT (site_id, day, visitor_id) DO UPDATE SET cells = EXCLUDED.cells`, site, dates, visitors, cells); err != nil {
+		return fmt.Errorf("write user days: %w", err)
+	}
+	return nil
+}
+
+// cellsText is refs as an int8[] literal, sorted.
+func cellsText(refs []int64) string {
+	slices.Sort(refs)
+	var b strings.Builder
+	b.Grow(2 + 12*len(refs))
+	b.WriteByte('{')
+	for i, r := range refs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(r, 10))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// activeVisitors are the visitors of site active on the local day [lo, hi)
+// by their events (a rebuild's, an erasure's: the events are the truth).
+func activeVisitors(ctx context.Context, tx pgx.Tx, site int32, lo, hi time.Time) (map[int64]bool, error) {
+	res, err := tx.Query(ctx, "SELECT DISTINCT e.visitor_id FROM "+
+		EventsIn("$1", "$2", "$3", []string{"site_id", "ts", "visitor_id", "engagement_ms", "flags"})+" e WHERE "+activeEventSQL,
+		site, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("active visitors: %w", err)
+	}
+	out := map[int64]bool{}
+	var v int64
+	if _, err := pgx.ForEachRow(res, []any{&v}, func() error {
+		out[v] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("active visitors: %w", err)
+	}
+	return out, nil
+}
+
+// rebuiltDays collects a rebuild's user-days: the cells of the events of
+// visitors not active on their day.
+type rebuiltDays map[userDay]map[int64]struct{}
+
+// writeUserDays stores the user-days of a rebuilt local day: active
+// visitors with NULL cells, the others with the cells of their events.
+func writeUserDays(ctx context.Context, tx pgx.Tx, site int32, day int32, active map[int64]bool, pending rebuiltDays) error {
+	var (
+		visitors []int64
+		cells    []*string
+	)
+	for v := range active {
+		visitors, cells = append(visitors, v), append(cells, nil)
+	}
+	for k, set := range pending {
+		t := cellsText(slices.Collect(maps.Keys(set)))
+		visitors, cells = append(visitors, k.visitor), append(cells, &t)
+	}
+	if len(visitors) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells)
+		SELECT $1, $2, visitor_id, cells::int8[] FROM unnest($3::int8[], $4::text[]) AS u(visitor_id, cells)`,
+		site, dayDate(day), visitors, cells); err != nil {
+		return fmt.Errorf("write user days: %w", err)
+	}
+	return nil
+}
