@@ -110,6 +110,21 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	if _, err := s.db.Exec(ctx, "UPDATE event_packs SET extra = array_fill(7, ARRAY[events]) WHERE $1 = ANY(visitor_id)", int64(key)); err != nil {
 		t.Fatal(err)
 	}
+	// Which users were active on which days, and the cells remembered for
+	// those not active yet (dims ids differ between the sites: their
+	// number): the subject's go, the others' stay as if it never was.
+	userDays := func(site uint32) string {
+		var out string
+		if err := s.db.QueryRow(ctx, `SELECT coalesce(string_agg(day || ' ' || visitor_id || ' ' || coalesce(cardinality(cells), -1), ',' ORDER BY day, visitor_id), '')
+			FROM rollup_user_days WHERE site_id = $1`, site).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var subjectDays int
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM rollup_user_days WHERE site_id = $1 AND visitor_id = $2", with, int64(key)).Scan(&subjectDays); err != nil || subjectDays == 0 {
+		t.Fatalf("the subject has no user-days (%d, %v): the test would not cover them", subjectDays, err)
+	}
 	svc := &governance.Service{Store: s.store}
 	sub, err := governance.Resolve(ctx, s.store, with, governance.ClientID, subjectCookie)
 	if err != nil || sub.Key != key {
@@ -132,6 +147,9 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d reports differed before the erasure, none after", differs, len(reports("")))
+	if got, want := userDays(with), userDays(without); got != want {
+		t.Errorf("user-days after the erasure:\n got %s\nwant %s", got, want)
+	}
 	readFromRollups(t, s, with)
 	var bad int
 	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM event_packs WHERE cardinality(ts) <> events

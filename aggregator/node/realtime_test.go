@@ -125,9 +125,10 @@ func TestRealtimeThroughIngest(t *testing.T) {
 
 	const body = `{"dimensions":[{"name":"eventName"}],"metrics":[{"name":"activeUsers"},{"name":"eventCount"}]}`
 	want := []string{`{"dimensionValues":[{"value":"page_view"}],"metricValues":[{"value":"2"},{"value":"2"}]}`,
-		// session_start carries no engagement: no active user by it, as in
-		// the reports (activeUsers by eventName counts each event's own).
-		`{"dimensionValues":[{"value":"session_start"}],"metricValues":[{"value":"0"},{"value":"2"}]}`,
+		// session_start carries no engagement, but its users are active
+		// (their first visits): each counts under it, as in the reports
+		// (activeUsers by eventName counts the users active that day).
+		`{"dimensionValues":[{"value":"session_start"}],"metricValues":[{"value":"2"},{"value":"2"}]}`,
 		`{"dimensionValues":[{"value":"first_visit"}],"metricValues":[{"value":"2"},{"value":"2"}]}`,
 		`{"dimensionValues":[{"value":"click"}],"metricValues":[{"value":"1"},{"value":"1"}]}`, `"rowCount":4`}
 	hasAll := func(out string) bool {
