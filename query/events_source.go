@@ -78,8 +78,8 @@ const (
 // one of the visitor's events of that day is active, over the range's
 // events before any filter (the ranges are whole local days, so each
 // event's day is whole in them). A window over (visitor, day) rather than
-// a join to the range's active user-days: a sort the planner cannot
-// misjudge, where a join it estimated small became a nested loop.
+// a join to the range's active user-days, which timed out on a set of
+// 30 000 events (docs/architecture.md).
 var dayActiveSQL = "bool_or(dv.flags & " + strconv.Itoa(int(protocol.FlagEngaged|protocol.FlagFirstVisit)) +
 	" <> 0 OR dv.engagement_ms > 0) OVER (PARTITION BY dv.visitor_id, (dv.ts AT TIME ZONE $2::text)::date)"
 

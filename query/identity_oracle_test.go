@@ -232,6 +232,14 @@ func refTotals(sessions []*refSession) refReport {
 	return r
 }
 
+// identityRoutes are the engines the identity oracles hold to the
+// reference: the default choice, the raw events, the rollups only (a
+// report they do not serve fails).
+var identityRoutes = []struct {
+	name string
+	r    route
+}{{"default", routeAuto}, {"events", routeEvents}, {"rollups", routeRollups}}
+
 // TestIdentityOracle: the seed through agent, write stage and reports
 // gives refGA4's users, sessions, engagement and events, on the raw-event
 // engine and on the rollups.
@@ -262,10 +270,7 @@ func TestIdentityOracle(t *testing.T) {
 	now2 := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
 	keys := stubKeys{testKey: {site.ID}}
 	days := []DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-06"}}
-	for _, route := range []struct {
-		name string
-		r    route
-	}{{"default", routeAuto}, {"events", routeEvents}, {"rollups", routeRollups}} {
+	for _, route := range identityRoutes {
 		t.Run(route.name, func(t *testing.T) {
 			h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
 			h.route = route.r
@@ -602,10 +607,7 @@ func TestIdentityOracleActiveDays(t *testing.T) {
 	keys := stubKeys{testKey: {site.ID}}
 	prop := fmt.Sprint(site.ID)
 	check := func(t *testing.T) {
-		for _, route := range []struct {
-			name string
-			r    route
-		}{{"events", routeEvents}, {"rollups", routeRollups}, {"default", routeAuto}} {
+		for _, route := range identityRoutes {
 			t.Run(route.name, func(t *testing.T) {
 				h := newHandler(Options{Now: func() time.Time { return now }}, reports, keys)
 				h.route = route.r

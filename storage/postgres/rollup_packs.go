@@ -292,6 +292,9 @@ const packDaysPerRun = 200
 // batches wait for it (one day's rows; once a day per site in steady
 // state).
 func (s *Store) PackRollups(ctx context.Context, now time.Time) error {
+	if err := s.pruneUserDays(ctx, now); err != nil {
+		return fmt.Errorf("postgres: pack rollups: %w", err)
+	}
 	res, err := s.pool.Query(ctx, `SELECT DISTINCT r.day, r.site_id FROM rollup_days r JOIN sites s ON s.id = r.site_id
 		WHERE r.day < ($1::timestamptz AT TIME ZONE s.time_zone)::date - 1 ORDER BY 1, 2 LIMIT $2`, now, packDaysPerRun)
 	if err != nil {

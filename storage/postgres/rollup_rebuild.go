@@ -57,6 +57,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 	if err != nil {
 		return err
 	}
+	rd.userDaysFrom = userDaysFrom(time.Now(), loc)
 	if first != nil && last != nil {
 		y, m, d := first.In(loc).Date()
 		for day := time.Date(y, m, d, 0, 0, 0, 0, loc); !day.After(*last); day = day.AddDate(0, 0, 1) {
@@ -102,14 +103,19 @@ func rebuildDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi, packBe
 	if rd.active, err = activeVisitors(ctx, tx, site, lo, hi); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
-	rd.pending = make(rebuiltDays)
-	defer func() { rd.pending = nil }()
+	day := localDay(lo, rd.hours.loc)
+	if keep := !dayDate(day).Before(rd.userDaysFrom); keep {
+		rd.pending = make(rebuiltDays)
+		defer func() { rd.pending = nil }()
+	}
 	agg := make(rollupAgg)
 	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), "e.ts >= $2 AND e.ts < $3"), lo, hi); err != nil {
 		return fmt.Errorf("read events of %s: %w", lo.Format(time.DateOnly), err)
 	}
-	if err := writeUserDays(ctx, tx, site, localDay(lo, rd.hours.loc), rd.active, rd.pending); err != nil {
-		return fmt.Errorf("%s: %w", lo.Format(time.DateOnly), err)
+	if rd.pending != nil {
+		if err := writeUserDays(ctx, tx, site, day, rd.active, rd.pending); err != nil {
+			return fmt.Errorf("%s: %w", lo.Format(time.DateOnly), err)
+		}
 	}
 	if err := rd.items(ctx, tx, agg, ItemsIn("$1", "$2", "$3", rollupItemColumns), lo, hi); err != nil {
 		return fmt.Errorf("read items of %s: %w", lo.Format(time.DateOnly), err)
@@ -155,8 +161,10 @@ type rollupReader struct {
 	active     map[int64]bool
 	selfActive bool
 	// pending, when not nil, collects the cells of the events of visitors
-	// not active on their day (a rebuild's rollup_user_days).
-	pending rebuiltDays
+	// not active on their day (a rebuild's rollup_user_days, for the days
+	// from userDaysFrom on).
+	pending      rebuiltDays
+	userDaysFrom time.Time
 }
 
 func newRollupReader(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location) (*rollupReader, error) {

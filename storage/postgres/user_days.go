@@ -27,6 +27,32 @@ import (
 // so, so a user activated by a later derivation (a page viewed before the
 // engagement, the session_start GA4 adds) is in every cell of its day.
 
+// userDaysKept is how many local days before today rollup_user_days
+// keeps: the days an event may still reach, being dated up to 72 hours
+// back (packSettle, the Measurement Protocol's limit; GA4 drops later
+// ones), and a day more for the zones. A later event of an older day finds
+// no row: it counts as the first of its user's day, and the events of that
+// day stored before it stay out of active sketches it would add them to
+// until a rebuild. Rebuilds and PackRollups keep the rows to this bound.
+const userDaysKept = 4
+
+// userDaysFrom is the first local day (UTC midnight) rollup_user_days
+// keeps at now in loc.
+func userDaysFrom(now time.Time, loc *time.Location) time.Time {
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d-userDaysKept, 0, 0, 0, 0, time.UTC)
+}
+
+// pruneUserDays deletes the user-days no event may reach any more
+// (userDaysKept).
+func (s *Store) pruneUserDays(ctx context.Context, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM rollup_user_days u USING sites s
+		WHERE s.id = u.site_id AND u.day < ($1::timestamptz AT TIME ZONE s.time_zone)::date - $2::int`, now, userDaysKept); err != nil {
+		return fmt.Errorf("prune user days: %w", err)
+	}
+	return nil
+}
+
 // eventActiveFlags are the event flags that make an event's user active.
 const eventActiveFlags = protocol.FlagEngaged | protocol.FlagFirstVisit
 
