@@ -273,7 +273,15 @@ func (w *sqlWriter) writeMixedSessions(p *plan) {
 // mixedColumns are the columns of p's per-session rows x: mixedColumns
 // and those its metrics, the metric filter's included, read besides.
 func (p *plan) mixedColumns() []mixedColumn {
-	out := slices.Clip(mixedColumns)
+	// x.act costs a window over the range's events (e.day_active): only
+	// for the metrics that read it.
+	reads := func(m *metricDef) bool { return strings.Contains(m.mixed, "x.act") }
+	active := slices.ContainsFunc(p.metrics, reads)
+	p.metricFilter.all(func(l *filterLeaf) bool {
+		active = active || (l.metric != nil && reads(l.metric))
+		return true
+	})
+	out := slices.DeleteFunc(slices.Clone(mixedColumns), func(c mixedColumn) bool { return c.name == "act" && !active })
 	add := func(m *metricDef) {
 		for _, c := range m.mixedCols {
 			if !slices.Contains(out, c) {
