@@ -581,19 +581,23 @@ func refActiveByDim(seed []seedHit, dim, first, last string) map[string]string {
 // TestIdentityOracleActiveDays: activeUsers by eventName and pagePath
 // counts the users active on the event's day, as refActiveByDim: the
 // session_start GA4 adds, a page viewed before the engagement that a later
-// derivation writes, not a user inactive all day, not a user's events of a
-// day before the one it was active on; on the raw-event engine and on the
-// rollups (routeRollups fails a report the rollups do not serve), and again
-// after the rollups are rebuilt from the events.
+// derivation (by another writer) writes, not a user inactive all day, not
+// a user's events of a day before the one it was active on; on the
+// raw-event engine and on the rollups (routeRollups fails a report the
+// rollups do not serve), and again after the rollups are rebuilt from the
+// events.
 func TestIdentityOracleActiveDays(t *testing.T) {
 	ctx := context.Background()
 	store, reports, site, batches := collectIdentitySeed(t, activeDaysSeed, "2026-03-04", "2026-03-05")
-	w := write.New(write.Config{}, store)
 	for _, b := range slices.Sorted(maps.Keys(batches)) {
+		// One derivation per batch, each by a writer of its own, as a node
+		// that takes the site over: what a later derivation needs of the
+		// earlier ones is in the database.
+		w := write.New(write.Config{}, store)
 		if _, err := w.WriteBatch(ctx, "seed", uint64(b), batches[b], nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Flush(ctx); err != nil { // one derivation per batch
+		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
