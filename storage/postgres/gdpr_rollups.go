@@ -235,8 +235,17 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		e.addCounters(subj, -1)
 		var redo []int
 		for j := range e.sketches {
-			if itemKind(k.kind) {
-				break // item cells count amounts only
+			if itemKind(k.kind) || DimKind(k.kind) == RollupLandingPage {
+				break // item cells count amounts only, landing cells counters
+			}
+			if sessionSketchKind(k.kind) {
+				// Sessions, not visitors: the day's visitors found as
+				// competitors say nothing of them.
+				if j == 0 {
+					redo = append(redo, j)
+					st.count(sketchRecompute)
+				}
+				continue
 			}
 			var comp *hyperloglog.Sketch
 			if c := others[k]; c != nil {
@@ -298,15 +307,15 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 
 // recomputeRollupCell aggregates cell k's remaining events of [lo, hi) the
 // way a rebuild of the day does, reading only the events with the cell's
-// dimension value (all the day's for RollupSessionTraffic, whose value
-// is found in Go, and their sessions' traffic).
+// dimension value (all the day's for RollupSessionTraffic and
+// RollupLandingPage, whose value is found in Go, and their sessions).
 func recomputeRollupCell(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi time.Time, k rollupKey) (*packEntry, error) {
 	where, args := "e.ts >= $2 AND e.ts < $3", []any{lo, hi}
 	switch kind := DimKind(k.kind); {
 	case kind == RollupHour:
 		where += " AND extract(hour FROM e.ts AT TIME ZONE $4) = $5"
 		args = append(args, rd.hours.loc.String(), k.dim)
-	case kind == RollupSessionTraffic:
+	case kind == RollupSessionTraffic || kind == RollupLandingPage:
 		var err error
 		if rd.traffic, err = sessionTraffic(ctx, tx, rd.site, lo, hi); err != nil {
 			return nil, err
