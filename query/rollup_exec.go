@@ -103,10 +103,8 @@ func mergeRaw(c *rollupCell, raw *[3][][]byte) error {
 		if c.sketches[i] == nil {
 			c.sketches[i] = newMergeSketch(col)
 		}
-		for _, b := range col {
-			if err := postgres.MergeSketch(c.sketches[i], b); err != nil {
-				return fmt.Errorf("query: rollup row: %w", err)
-			}
+		if err := postgres.MergeSketches(c.sketches[i], col); err != nil {
+			return fmt.Errorf("query: rollup row: %w", err)
 		}
 	}
 	return nil
@@ -162,13 +160,24 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 	// counters are all zero) only.
 	twoPhase := lazy && rp.sketches != 0 && !p.totals
 	first := rp
-	if twoPhase {
-		first.sketches = 0
+	first.sketches = 0
+	// Groups ordered on user or session counts, without day dimensions
+	// or a filter: their counters summed per dim_id first, then every
+	// day's sketches read as they are stored (nothing grouped in SQL),
+	// which is what a report over thousands of pages costs least.
+	every := !lazy && rp.sketches != 0 && !rp.sessions && presummable(p, first, nil)
+	if !twoPhase && !every {
+		first = rp
 	}
 	totals := make([]*rollupCell, len(p.ranges))
-	all, err := readRollupRows(ctx, db, p, first, twoPhase, nil, totals)
+	all, err := readRollupRows(ctx, db, p, first, twoPhase || every, nil, totals)
 	if err != nil {
 		return nil, err
+	}
+	if every {
+		if err := everySketch(ctx, db, p, rp, all, totals); err != nil {
+			return nil, err
+		}
 	}
 	var rows, unsure []*rollupRow
 	for _, row := range all {
@@ -478,7 +487,7 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 	}
 	slices.Sort(ids)
 	if !slices.ContainsFunc(p.dims, isDayDim) {
-		return pickSketches(ctx, db, p, rp, rows, slices.Compact(ids))
+		return pickSketches(ctx, db, p, rp, rows, slices.Compact(ids), false)
 	}
 	// Other groups may share these dim_ids (other ranges; other days of a
 	// date dimension): they are read and ignored.
@@ -496,6 +505,35 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 			return fmt.Errorf("query: BUG: rollup group %d %q lost between its counters and its sketches", r.rng, r.keys)
 		}
 		r.raw = g.raw
+	}
+	return nil
+}
+
+// everySketch reads the sketches of rows, every group of p (read with
+// their dim_ids), and merges them into totals (by range) when p asks for
+// totals, group by group as readRollupRows does.
+func everySketch(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, totals []*rollupCell) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var ids []int32
+	for _, r := range rows {
+		ids = append(ids, r.ids...)
+	}
+	slices.Sort(ids)
+	if err := pickSketches(ctx, db, p, rp, rows, slices.Compact(ids), true); err != nil {
+		return err
+	}
+	if !p.totals {
+		return nil
+	}
+	for _, r := range rows {
+		if totals[r.rng] == nil {
+			totals[r.rng] = &rollupCell{}
+		}
+		if err := mergeRaw(totals[r.rng], r.raw); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -202,7 +202,9 @@ func isDayDim(d *dimDef) bool {
 // each day's sketches of those dim_ids, from rollup_packs and rollup_days,
 // go to the groups holding the dim_id in the ranges holding the day. Only
 // the sketch columns rp reads are unnested, and nothing is grouped in SQL.
-func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, ids []int32) error {
+// With every, rows are all the report's groups: the packs are unnested
+// whole instead of searched for each dim_id.
+func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, ids []int32, every bool) error {
 	spans, lo, hi := daySpans(p)
 	type key struct{ rng, dim int32 }
 	groups := make(map[key][]*rollupRow)
@@ -222,19 +224,25 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 	// subquery, kept by OFFSET 0) and then indexed per wanted dim_id:
 	// unnesting every value of every day to keep ten took most of the
 	// statement.
-	var cols, picks, copies []string
+	var cols, picks, copies, arrays, names []string
 	for i, col := range sketchColumns {
 		if rp.sketches&(1<<i) != 0 {
 			cols = append(cols, "r."+col)
 			picks = append(picks, "q."+col+"[x.i]")
 			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
+			arrays, names = append(arrays, "p."+col), append(names, col)
 		}
 	}
-	res, err := db.Query(ctx, `SELECT p.day, z.* FROM rollup_packs p, LATERAL (
-			SELECT x.dim_id, `+strings.Join(picks, ", ")+`
-			FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q,
+	packs := `SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+			SELECT x.dim_id, ` + strings.Join(picks, ", ") + `
+			FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, ` + strings.Join(copies, ", ") + ` OFFSET 0) q,
 				LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
-			WHERE x.i IS NOT NULL) z
+			WHERE x.i IS NOT NULL) z`
+	if every {
+		packs = "SELECT p.day, u.* FROM rollup_packs p, unnest(p.dim_ids, " + strings.Join(arrays, ", ") + ") AS u(dim_id, " +
+			strings.Join(names, ", ") + ")"
+	}
+	res, err := db.Query(ctx, packs+`
 			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
 		UNION ALL
 		SELECT r.day, r.dim_id, `+strings.Join(cols, ", ")+` FROM rollup_days r

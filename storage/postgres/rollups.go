@@ -499,6 +499,40 @@ func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
 	return b, nil
 }
 
+// MergeSketches merges the serialized sketches of col (nil: empty) into
+// sk. A sparse one is read as its set of encoded hashes (sparseSet), not
+// decoded into a sketch of its own: the union of a group's sets goes into
+// sk through the library's InsertHash (hashOfEncoded), which holds what
+// merging each would. A report merges thousands of small daily sketches,
+// where building a sketch per input cost most of its time. Dense ones are
+// merged by the library.
+func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
+	var set []uint32
+	for _, b := range col {
+		if len(b) == 0 {
+			continue
+		}
+		s, sparse, err := sparseSet(b)
+		if err != nil {
+			return err
+		}
+		if !sparse {
+			if err := MergeSketch(sk, b); err != nil {
+				return err
+			}
+			continue
+		}
+		set = append(set, s...)
+	}
+	slices.Sort(set)
+	for i, k := range set {
+		if i == 0 || k != set[i-1] {
+			sk.InsertHash(hashOfEncoded(k))
+		}
+	}
+	return nil
+}
+
 // MergeSketch merges the serialized sketch b (nil: empty) into sk.
 func MergeSketch(sk *hyperloglog.Sketch, b []byte) error {
 	if len(b) == 0 {
