@@ -15,7 +15,8 @@ import (
 // rebuilding their days. Counters and amounts: the subject's contribution,
 // aggregated from its own events (sessions) and item rows by the code that
 // aggregates a day for a rebuild (rollupReader, with the subject's
-// sessions' traffic for RollupSessionTraffic), is subtracted. Sketches:
+// sessions' traffic and landing page for RollupSessionTraffic and
+// RollupLandingPage), is subtracted. Sketches:
 // sketchWithout takes the subject's hashes out, knowing the cell's
 // remaining visitors only where they can matter: those whose hash falls in
 // a register of one of the subject's (its competitors), found among the
@@ -23,7 +24,10 @@ import (
 // traffic). A sketch near the sparse/dense threshold is recomputed from
 // the cell's remaining rows (the day's rows with the cell's dimension
 // value; all the day's, and their sessions, for RollupSessionTraffic), as
-// the rebuild would. Item cells (itemKind) hold amounts only.
+// the rebuild would. Item cells (itemKind) hold amounts only, the cells by
+// landing page (RollupLandingPage) counters only; the sessions sketches by
+// page (SessionSketchKinds) hold session hashes, about which the day's
+// visitors say nothing, so those cells are always recomputed.
 //
 // A new rollup kind needs nothing here when rollupReader fills it (cells
 // are keyed by kind) and rollupDimExpr or recomputeRollupCell finds its
