@@ -481,17 +481,13 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 	if len(rows) == 0 {
 		return nil
 	}
-	var ids []int32
-	for _, r := range rows {
-		ids = append(ids, r.ids...)
-	}
-	slices.Sort(ids)
+	ids := groupIDs(rows)
 	if !slices.ContainsFunc(p.dims, isDayDim) {
-		return pickSketches(ctx, db, p, rp, rows, slices.Compact(ids), false)
+		return pickSketches(ctx, db, p, rp, rows, ids, false)
 	}
 	// Other groups may share these dim_ids (other ranges; other days of a
 	// date dimension): they are read and ignored.
-	got, err := readRollupRows(ctx, db, p, rp, false, slices.Compact(ids), nil)
+	got, err := readRollupRows(ctx, db, p, rp, false, ids, nil)
 	if err != nil {
 		return err
 	}
@@ -509,6 +505,16 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 	return nil
 }
 
+// groupIDs are the dim_ids of rows, ascending, each once.
+func groupIDs(rows []*rollupRow) []int32 {
+	var ids []int32
+	for _, r := range rows {
+		ids = append(ids, r.ids...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
 // everySketch reads the sketches of rows, every group of p (read with
 // their dim_ids), and merges them into totals (by range) when p asks for
 // totals, group by group as readRollupRows does.
@@ -516,12 +522,7 @@ func everySketch(ctx context.Context, db querier, p *plan, rp rollupPlan, rows [
 	if len(rows) == 0 {
 		return nil
 	}
-	var ids []int32
-	for _, r := range rows {
-		ids = append(ids, r.ids...)
-	}
-	slices.Sort(ids)
-	if err := pickSketches(ctx, db, p, rp, rows, slices.Compact(ids), true); err != nil {
+	if err := pickSketches(ctx, db, p, rp, rows, groupIDs(rows), true); err != nil {
 		return err
 	}
 	if !p.totals {
