@@ -2,10 +2,8 @@ package query
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
@@ -166,57 +164,8 @@ func TestLandingPageSetLater(t *testing.T) {
 // totals, while the page views match exactly.
 func TestPageSessionsNearExact(t *testing.T) {
 	f := newFixture(t, 0)
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(5, 6))
-	loc, _ := time.LoadLocation(f.zones[1])
-	var events []protocol.Event
-	for i := range 12000 {
-		ts := time.Date(2026, 3, 2+rng.IntN(7), 0, 0, 0, 0, loc).Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
-		e := randomEvent(rng, 1, ts)
-		e.Visitor = uint64(rng.IntN(6000)) * 0x9e3779b97f4a7c15
-		e.Path = fixturePaths[i%3+1]
-		events = append(events, e)
-	}
-	for i := 0; i < len(events); i += 4000 {
-		if _, err := f.writeBatch(ctx, "sessions", uint64(i), events[i:i+4000], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req := RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "screenPageViews"),
-		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []MetricAggregation{"TOTAL"}}
-	if !f.coveredByRollups(t, 1, req) {
-		t.Fatal("report not covered by rollups")
-	}
-	exact := runRouted(t, f, routeEvents, req)
-	est := runRouted(t, f, routeRollups, req)
-	if len(exact.Rows) != 3 || len(est.Rows) != 3 {
-		t.Fatalf("rows: exact %d, rollups %d, want 3", len(exact.Rows), len(est.Rows))
-	}
-	compare := func(what string, want, got Row) {
-		t.Helper()
-		for i, m := range req.Metrics {
-			w, _ := strconv.ParseFloat(want.MetricValues[i].Value, 64)
-			g, _ := strconv.ParseFloat(got.MetricValues[i].Value, 64)
-			tol := 0.02 * w
-			if m.Name == "screenPageViews" {
-				tol = 0
-			}
-			if math.Abs(g-w) > tol || w < 1000 && m.Name == "sessions" {
-				t.Errorf("%s %s: rollups %v, exact %v", what, m.Name, g, w)
-			}
-		}
-	}
-	// Estimates within the error may order close pages differently.
-	byPage := map[string]Row{}
-	for _, r := range est.Rows {
-		byPage[r.DimensionValues[0].Value] = r
-	}
-	for _, r := range exact.Rows {
-		g, ok := byPage[r.DimensionValues[0].Value]
-		if !ok {
-			t.Fatalf("page %v missing from the rollups' rows %v", r.DimensionValues, est.Rows)
-		}
-		compare(r.DimensionValues[0].Value, r, g)
-	}
-	compare("totals", exact.Totals[0], est.Totals[0])
+	writeSpread(t, f, rand.New(rand.NewPCG(5, 6)), 12000, 6000, 4000)
+	checkNearExact(t, f, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "screenPageViews"),
+		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []MetricAggregation{"TOTAL"}},
+		"screenPageViews", 1000)
 }

@@ -25,6 +25,11 @@ type rollupCell struct {
 	sessions, engaged, durationUs      int64 // session rollups only
 	amounts                            [postgres.NumAmounts]float64
 	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
+	// counted: the estimate of a sketch column computed from its inputs'
+	// encoded hashes (postgres.SparseUnionEstimate) instead of a merged
+	// sketch, when the merge would have stayed sparse (hasCount).
+	counted  [3]int64
+	hasCount [3]bool
 }
 
 // add adds o's counters to c's.
@@ -37,6 +42,11 @@ func (c *rollupCell) add(o *rollupCell) {
 }
 
 func (c *rollupCell) estimate(bit int) int64 {
+	for i := range c.hasCount {
+		if bit == 1<<i && c.hasCount[i] {
+			return c.counted[i]
+		}
+	}
 	for i := range c.sketches {
 		if bit == 1<<i && c.sketches[i] != nil {
 			return int64(c.sketches[i].Estimate())
@@ -85,12 +95,35 @@ func (r *rollupRow) mergeSketches(p *plan) error {
 	if r.raw == nil {
 		return nil
 	}
-	if err := mergeRaw(r.c, r.raw); err != nil {
+	if err := countRaw(r.c, r.raw); err != nil {
 		return err
 	}
 	r.raw = nil
 	r.ints, r.flts = rollupValues(p, r.c)
 	return nil
+}
+
+// countRaw sets c's user counts from serialized sketches (by sketch
+// column; nil: not read), c's only merge: a column whose merge would stay
+// sparse is counted from its inputs' encoded hashes, which costs no
+// sketch (a report of thousands of groups merges tens of thousands of
+// small daily sketches), the others are merged (mergeRaw).
+func countRaw(c *rollupCell, raw *[3][][]byte) error {
+	rest := *raw
+	for i, col := range raw {
+		if col == nil || c.sketches[i] != nil || !sparseMerge(col) {
+			continue
+		}
+		est, ok, err := postgres.SparseUnionEstimate(col)
+		if err != nil {
+			return fmt.Errorf("query: rollup row: %w", err)
+		}
+		if ok {
+			c.counted[i], c.hasCount[i] = int64(est), true
+			rest[i] = nil
+		}
+	}
+	return mergeRaw(c, &rest)
 }
 
 // mergeRaw merges serialized sketches (by sketch column; nil: not read)
@@ -123,14 +156,20 @@ const denseMergeBytes = 4096
 // newMergeSketch is the empty sketch to merge the serialized sketches of
 // col into: sparse (exact for small counts) unless they are large.
 func newMergeSketch(col [][]byte) *hyperloglog.Sketch {
+	if sparseMerge(col) {
+		return postgres.NewSketch()
+	}
+	return postgres.NewDenseSketch()
+}
+
+// sparseMerge reports whether the serialized sketches of col merge into a
+// sparse sketch (denseMergeBytes).
+func sparseMerge(col [][]byte) bool {
 	n := 0
 	for _, b := range col {
 		n += len(b)
 	}
-	if n > denseMergeBytes {
-		return postgres.NewDenseSketch()
-	}
-	return postgres.NewSketch()
+	return n <= denseMergeBytes
 }
 
 // metric i of the row as a number, for ordering and aggregation.

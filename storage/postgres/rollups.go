@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -531,6 +532,34 @@ func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// SparseUnionEstimate is the estimate of a sparse sketch merged from the
+// serialized sketches of col (nil: empty), computed from the union of
+// their encoded hashes without building it: ok is false when one of them
+// is dense or the union would not stay sparse, where the caller merges.
+// It equals the library's: a sparse sketch counts its distinct encodings
+// by linear counting over 2^25; a sparse list of the union's size never
+// turned dense on the way (any subset's list is no longer).
+func SparseUnionEstimate(col [][]byte) (est uint64, ok bool, err error) {
+	var set []uint32
+	for _, b := range col {
+		if len(b) == 0 {
+			continue
+		}
+		s, sparse, err := sparseSet(b)
+		if err != nil || !sparse {
+			return 0, false, err
+		}
+		set = append(set, s...)
+	}
+	slices.Sort(set)
+	set = slices.Compact(set)
+	if sparseListBytes(set) > denseAfter {
+		return 0, false, nil
+	}
+	const mp = 1 << sketchPP
+	return uint64(mp * math.Log(mp/float64(mp-len(set)))), true, nil
 }
 
 // MergeSketch merges the serialized sketch b (nil: empty) into sk.
