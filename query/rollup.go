@@ -16,10 +16,15 @@ import (
 // dictionary dimension is asked), at most one dictionary dimension among the rolled
 // kinds (in the report and its dimension filter together), metrics the
 // rollups carry, no metric filter, and dates from the site's first rolled
-// day on. Anything else reads events, among them event reports by session-
-// or user-scoped dimensions and event-session reports (schema.go), which
-// join events to their sessions. Counters are exact; user counts merge
-// HyperLogLog sketches (about 0.8% standard error, exact for small counts).
+// day on. Event reports by the session's traffic source or landing page
+// read the rows that count each event under its session's
+// (postgres.RollupSessionTraffic, RollupLandingPage), and sessions by page
+// path or title alone the sessions sketches by page (RollupPageSessions,
+// RollupTitleSessions). Anything else reads events, among them other event
+// reports by session- or user-scoped dimensions and other event-session
+// reports (schema.go), which join events to their sessions. Counters are
+// exact; user and session counts merge HyperLogLog sketches (about 0.8%
+// standard error, exact for small counts).
 
 // route says which tables a report may read.
 type route int
