@@ -513,17 +513,16 @@ func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
 		if len(b) == 0 {
 			continue
 		}
-		s, sparse, err := sparseSet(b)
-		if err != nil {
+		var sparse bool
+		var err error
+		if set, sparse, err = appendSparse(set, b); err != nil {
 			return err
 		}
 		if !sparse {
 			if err := MergeSketch(sk, b); err != nil {
 				return err
 			}
-			continue
 		}
-		set = append(set, s...)
 	}
 	slices.Sort(set)
 	for i, k := range set {
@@ -547,11 +546,11 @@ func SparseUnionEstimate(col [][]byte) (est uint64, ok bool, err error) {
 		if len(b) == 0 {
 			continue
 		}
-		s, sparse, err := sparseSet(b)
-		if err != nil || !sparse {
+		var sparse bool
+		var err error
+		if set, sparse, err = appendSparse(set, b); err != nil || !sparse {
 			return 0, false, err
 		}
-		set = append(set, s...)
 	}
 	slices.Sort(set)
 	set = slices.Compact(set)

@@ -9,16 +9,20 @@ import (
 // encoded hashes) holds what the library's merge of each input holds, and
 // SparseUnionEstimate gives its estimate while the union stays sparse and
 // declines once it would not, over unions from a few hashes to past the
-// sparse threshold, with inputs sharing hashes.
+// sparse threshold, with inputs sharing hashes and a dense one among them.
 func TestSketchMergesEqualLibrary(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, size := range []int{1, 5, 40, 300, 2000, 6000, 20000} {
 		var col [][]byte
 		shared := rng.Uint64()
-		for range 6 {
+		for j := range 6 {
 			sk := NewSketch()
 			sk.InsertHash(VisitorHash(shared))
-			for range size / 6 {
+			n := size / 6
+			if j == 2 && size >= 20000 {
+				n = size // a dense input among sparse ones
+			}
+			for range n {
 				sk.InsertHash(VisitorHash(rng.Uint64()))
 			}
 			b, err := encodeSketch(sk)
@@ -26,6 +30,9 @@ func TestSketchMergesEqualLibrary(t *testing.T) {
 				t.Fatal(err)
 			}
 			col = append(col, b)
+		}
+		if size >= 20000 && col[2][3] != 0 {
+			t.Fatal("the large input is not dense: the case proves nothing of dense inputs")
 		}
 		want := NewSketch()
 		for _, b := range col {
