@@ -501,14 +501,30 @@ func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
 }
 
 // MergeSketches merges the serialized sketches of col (nil: empty) into
-// sk. A sparse one is read as its set of encoded hashes (sparseSet), not
+// sk. A sparse one is read as its set of encoded hashes (sparseUnion), not
 // decoded into a sketch of its own: the union of a group's sets goes into
 // sk through the library's InsertHash (hashOfEncoded), which holds what
 // merging each would. A report merges thousands of small daily sketches,
 // where building a sketch per input cost most of its time. Dense ones are
 // merged by the library.
 func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
+	set, _, err := sparseUnion(col, func(b []byte) error { return MergeSketch(sk, b) })
+	if err != nil {
+		return err
+	}
+	for _, k := range set {
+		sk.InsertHash(hashOfEncoded(k))
+	}
+	return nil
+}
+
+// sparseUnion is the union of the encoded hashes of the sparse sketches of
+// col (nil: empty), sorted and distinct, and whether all of them were
+// sparse. A dense one goes to dense; without dense, it ends the union
+// (nil, false).
+func sparseUnion(col [][]byte, dense func(b []byte) error) ([]uint32, bool, error) {
 	var set []uint32
+	all := true
 	for _, b := range col {
 		if len(b) == 0 {
 			continue
@@ -516,21 +532,20 @@ func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
 		var sparse bool
 		var err error
 		if set, sparse, err = appendSparse(set, b); err != nil {
-			return err
+			return nil, false, err
 		}
 		if !sparse {
-			if err := MergeSketch(sk, b); err != nil {
-				return err
+			all = false
+			if dense == nil {
+				return nil, false, nil
+			}
+			if err := dense(b); err != nil {
+				return nil, false, err
 			}
 		}
 	}
 	slices.Sort(set)
-	for i, k := range set {
-		if i == 0 || k != set[i-1] {
-			sk.InsertHash(hashOfEncoded(k))
-		}
-	}
-	return nil
+	return slices.Compact(set), all, nil
 }
 
 // SparseUnionEstimate is the estimate of a sparse sketch merged from the
@@ -541,21 +556,9 @@ func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
 // by linear counting over 2^25; a sparse list of the union's size never
 // turned dense on the way (any subset's list is no longer).
 func SparseUnionEstimate(col [][]byte) (est uint64, ok bool, err error) {
-	var set []uint32
-	for _, b := range col {
-		if len(b) == 0 {
-			continue
-		}
-		var sparse bool
-		var err error
-		if set, sparse, err = appendSparse(set, b); err != nil || !sparse {
-			return 0, false, err
-		}
-	}
-	slices.Sort(set)
-	set = slices.Compact(set)
-	if sparseListBytes(set) > denseAfter {
-		return 0, false, nil
+	set, all, err := sparseUnion(col, nil)
+	if err != nil || !all || sparseListBytes(set) > denseAfter {
+		return 0, false, err
 	}
 	const mp = 1 << sketchPP
 	return uint64(mp * math.Log(mp/float64(mp-len(set)))), true, nil
