@@ -224,6 +224,11 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		}
 	}
 
+	pageSessions, err := recomputeSessionSketches(ctx, tx, rd, lo, hi, cells, stored)
+	if err != nil {
+		return err
+	}
+
 	dirty := map[packKey]bool{}
 	var rows []rollupKey
 	after := make(rollupAgg)
@@ -267,9 +272,15 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			e.sketches[j] = b
 		}
 		if len(redo) > 0 && e.events > 0 {
-			again, err := recomputeRollupCell(ctx, tx, rd, lo, hi, k)
-			if err != nil {
-				return err
+			again := new(packEntry)
+			if c := pageSessions[k]; c != nil {
+				if again, err = c.entry(); err != nil {
+					return err
+				}
+			} else if !sessionSketchKind(k.kind) {
+				if again, err = recomputeRollupCell(ctx, tx, rd, lo, hi, k); err != nil {
+					return err
+				}
 			}
 			for _, j := range redo {
 				e.sketches[j] = again.sketches[j]
@@ -307,6 +318,35 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		return err
 	}
 	return nil
+}
+
+// recomputeSessionSketches aggregates the remaining events of [lo, hi)
+// of the pages and titles of the sessions sketches by page among cells
+// (those stored) the way a rebuild of the day does, in one read for all
+// of them: their cells of SessionSketchKinds in the result are the
+// recomputed ones (a cell without remaining events is absent).
+func recomputeSessionSketches(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi time.Time,
+	cells []rollupKey, stored map[rollupKey]*packEntry) (rollupAgg, error) {
+	var pages, titles []int32
+	for _, k := range cells {
+		switch {
+		case stored[k] == nil:
+		case DimKind(k.kind) == RollupPageSessions:
+			pages = append(pages, k.dim)
+		case DimKind(k.kind) == RollupTitleSessions:
+			titles = append(titles, k.dim)
+		}
+	}
+	agg := make(rollupAgg)
+	if len(pages)+len(titles) == 0 {
+		return agg, nil
+	}
+	where := "e.ts >= $2 AND e.ts < $3 AND (" + rollupDimExpr(RollupPageSessions) + " = ANY($4) OR " +
+		rollupDimExpr(RollupTitleSessions) + " = ANY($5))"
+	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), where), lo, hi, pages, titles); err != nil {
+		return nil, fmt.Errorf("recompute sessions by page: %w", err)
+	}
+	return agg, nil
 }
 
 // recomputeRollupCell aggregates cell k's remaining events of [lo, hi) the
