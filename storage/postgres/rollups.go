@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -36,6 +37,44 @@ const RollupHour DimKind = 100
 // generic erasure that subtracts an event's counters from its cells finds
 // this cell by the event's session's traffic_id.
 const RollupSessionTraffic DimKind = 102
+
+// RollupLandingPage is the rollup_days kind counting each event under its
+// session's landing page: dim_id is the session's sessions.page_id (0: a
+// session without a page view yet), so event reports by landingPage read a
+// few rows a day. A session's landing page is set once, by the first
+// derivation holding one of its page views; the events derived before it
+// are moved then from the row of 0 to the page's (moveLanding). Its rows
+// count events only: no sketches, no amounts (user and revenue metrics by
+// landing page read events).
+const RollupLandingPage DimKind = 103
+
+// RollupPageSessions and RollupTitleSessions are the rollup_days kinds of
+// the sessions in which a page path (title) occurred, for GA4's session
+// metrics by pagePath (pageTitle): dim_id is the events' page path
+// (title) id, the counters are those of the page's events, and the users
+// sketch holds the hashes of the sessions (SessionHash) with an event of
+// the page instead of visitors. A session's hash goes into the sketch of
+// each of its derivations and days, and merging sketches counts it once.
+const (
+	RollupPageSessions  DimKind = 104
+	RollupTitleSessions DimKind = 105
+)
+
+// SessionSketchKinds are the kinds whose users sketch holds sessions, with
+// the dims kind of their dim_id.
+var SessionSketchKinds = map[DimKind]DimKind{RollupPageSessions: DimPagePath, RollupTitleSessions: DimTitle}
+
+// sessionSketchKind reports whether kind's sketch holds sessions.
+func sessionSketchKind(kind int16) bool {
+	_, ok := SessionSketchKinds[DimKind(kind)]
+	return ok
+}
+
+// SessionHash is the hash the sessions sketches hold for the session id of
+// a visitor, as reports group a session's events (visitor, session id).
+func SessionHash(visitor, session int64) uint64 {
+	return VisitorHash(uint64(visitor) ^ VisitorHash(uint64(session)))
+}
 
 // RollupColumns are the columns of RollupKinds' ids (DimColumns): in
 // events, or in the kind's profile table (ProfileOf).
@@ -182,10 +221,15 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 // RollupKinds in order): a visitor's events follow each other and mostly
 // share their day, hour, host, country, browser …, so most slots find
 // their cell without a map look-up.
-type rollupSlots [numDimKinds + 3]struct {
+type rollupSlots [numDimKinds + rollupExtraSlots]struct {
 	key  rollupKey
 	cell *rollupCell
 }
+
+// rollupExtraSlots are the cells addTo fills besides RollupKinds': the
+// landing page's, the page's and title's sessions, the session's traffic,
+// the hour and all events (slots -6 to -1).
+const rollupExtraSlots = 6
 
 // addTo is add, remembering cells in last (nil: none).
 func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rollupSlots) {
@@ -201,9 +245,20 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	if first {
 		bits |= visitorNew
 	}
-	for i := -3; i < len(RollupKinds); i++ {
+	sh := SessionHash(row.Visitor, row.Session)
+	for i := -rollupExtraSlots; i < len(RollupKinds); i++ {
 		k := rollupKey{site: row.Site, day: day}
+		ch, cbits := h, bits // what the cell's sketches take
 		switch {
+		case i == -6:
+			k.kind, k.dim = int16(RollupLandingPage), row.SessionLanding
+			cbits = 0
+		case i == -5:
+			k.kind, k.dim = int16(RollupPageSessions), row.Dims[DimPagePath-1]
+			ch, cbits = sh, visitorUser
+		case i == -4:
+			k.kind, k.dim = int16(RollupTitleSessions), row.Dims[DimTitle-1]
+			ch, cbits = sh, visitorUser
 		case i == -3:
 			k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
 		case i == -2:
@@ -212,16 +267,17 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			k.kind = int16(RollupKinds[i])
 			k.dim = row.Dims[RollupKinds[i]-1]
 		}
+		j := i + rollupExtraSlots
 		var c *rollupCell
-		if last != nil && last[i+3].cell != nil && last[i+3].key == k {
-			c = last[i+3].cell
+		if last != nil && last[j].cell != nil && last[j].key == k {
+			c = last[j].cell
 		} else {
 			if c = a[k]; c == nil {
 				c = newRollupCell()
 				a[k] = c
 			}
 			if last != nil {
-				last[i+3].key, last[i+3].cell = k, c
+				last[j].key, last[j].cell = k, c
 			}
 		}
 		c.events++
@@ -232,13 +288,16 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			c.keyEvents++
 		}
 		c.engageMs += int64(row.Engage)
-		if row.Amounts != nil {
+		if row.Amounts != nil && i > -4 { // the landing and sessions kinds hold no amounts
 			c.addAmounts(row.Amounts)
+		}
+		if cbits == 0 {
+			continue
 		}
 		if dedupe {
 			switch {
-			case c.lastBits != 0 && c.lastVisitor == h:
-				c.lastBits |= bits
+			case c.lastBits != 0 && c.lastVisitor == ch:
+				c.lastBits |= cbits
 			default:
 				if c.lastBits != 0 {
 					if c.seen == nil {
@@ -246,17 +305,11 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 					}
 					c.seen[c.lastVisitor] |= c.lastBits
 				}
-				c.lastVisitor, c.lastBits = h, bits
+				c.lastVisitor, c.lastBits = ch, cbits
 			}
 			continue
 		}
-		c.sketches.sk[0].InsertHash(h)
-		if active {
-			c.sketches.sk[1].InsertHash(h)
-		}
-		if first {
-			c.sketches.sk[2].InsertHash(h)
-		}
+		c.sketches.insert(ch, cbits)
 	}
 }
 
@@ -320,15 +373,20 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	if len(rows) == 0 && len(items) == 0 {
 		return nil
 	}
-	traffic := make(map[[2]int64]int32, len(changes))
+	traffic := make(map[[2]int64]*sessionState, len(changes))
 	for i := range changes {
-		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = changes[i].now.traffic
+		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = &changes[i].now
 	}
 	for i := range rows {
-		rows[i].SessionTraffic = traffic[[2]int64{rows[i].Visitor, rows[i].Session}]
+		if s := traffic[[2]int64{rows[i].Visitor, rows[i].Session}]; s != nil {
+			rows[i].SessionTraffic, rows[i].SessionLanding = s.traffic, s.landing
+		}
 	}
 	agg := make(rollupAgg)
 	hours := &hourCache{loc: d.zone}
+	if err := d.moveLanding(ctx, agg, rows, changes, hours); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
 	last := new(rollupSlots)
 	for i := range rows {
 		agg.addTo(&rows[i], hours, true, last)
@@ -440,6 +498,70 @@ func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
 		return nil, fmt.Errorf("encode sketch: %w", err)
 	}
 	return b, nil
+}
+
+// MergeSketches merges the serialized sketches of col (nil: empty) into
+// sk. A sparse one is read as its set of encoded hashes (sparseUnion), not
+// decoded into a sketch of its own: the union of a group's sets goes into
+// sk through the library's InsertHash (hashOfEncoded), which holds what
+// merging each would. A report merges thousands of small daily sketches,
+// where building a sketch per input cost most of its time. Dense ones are
+// merged by the library.
+func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
+	set, _, err := sparseUnion(col, func(b []byte) error { return MergeSketch(sk, b) })
+	if err != nil {
+		return err
+	}
+	for _, k := range set {
+		sk.InsertHash(hashOfEncoded(k))
+	}
+	return nil
+}
+
+// sparseUnion is the union of the encoded hashes of the sparse sketches of
+// col (nil: empty), sorted and distinct, and whether all of them were
+// sparse. A dense one goes to dense; without dense, it ends the union
+// (nil, false).
+func sparseUnion(col [][]byte, dense func(b []byte) error) ([]uint32, bool, error) {
+	var set []uint32
+	all := true
+	for _, b := range col {
+		if len(b) == 0 {
+			continue
+		}
+		var sparse bool
+		var err error
+		if set, sparse, err = appendSparse(set, b); err != nil {
+			return nil, false, err
+		}
+		if !sparse {
+			all = false
+			if dense == nil {
+				return nil, false, nil
+			}
+			if err := dense(b); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	slices.Sort(set)
+	return slices.Compact(set), all, nil
+}
+
+// SparseUnionEstimate is the estimate of a sparse sketch merged from the
+// serialized sketches of col (nil: empty), computed from the union of
+// their encoded hashes without building it: ok is false when one of them
+// is dense or the union would not stay sparse, where the caller merges.
+// It equals the library's: a sparse sketch counts its distinct encodings
+// by linear counting over 2^25; a sparse list of the union's size never
+// turned dense on the way (any subset's list is no longer).
+func SparseUnionEstimate(col [][]byte) (est uint64, ok bool, err error) {
+	set, all, err := sparseUnion(col, nil)
+	if err != nil || !all || sparseListBytes(set) > denseAfter {
+		return 0, false, err
+	}
+	const mp = 1 << sketchPP
+	return uint64(mp * math.Log(mp/float64(mp-len(set)))), true, nil
 }
 
 // MergeSketch merges the serialized sketch b (nil: empty) into sk.

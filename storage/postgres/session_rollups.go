@@ -37,6 +37,7 @@ type sessionState struct {
 	flags                        int16
 	dims                         []int32 // by SessionRollupKinds
 	traffic                      int32   // traffic_profiles id; set by upsertSessions only
+	landing                      int32   // landing page (page_id); set by upsertSessions only
 }
 
 // engaged is GA4's engaged session, as the query API's engagedSessions
