@@ -93,7 +93,7 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 		c.durationUs += int64(sign) * s.last.Sub(s.ts).Microseconds()
 		c.engageMs += int64(sign) * s.engage
 		if sign > 0 {
-			c.sketches.insert(h, visitorBits(active, first))
+			c.sketches.collect(h, visitorBits(active, first))
 		}
 	}
 }
@@ -257,6 +257,9 @@ type cellSketches struct {
 	// delta caches encodeSketch of sk (valid where encoded is set).
 	delta   [3][]byte
 	encoded [3]bool
+	// pend are encoded hashes collected for the deltas and not in them
+	// yet (collect); every reader of the deltas settles them first.
+	pend [3][]uint32
 	// enc is the encoding of a merged sketch (set by the merge).
 	enc [3][]byte
 	// same marks a merged sketch equal to the stored one: the row keeps
@@ -283,9 +286,40 @@ func (c *cellSketches) add(j int, h uint64) {
 	c.encoded[j] = false
 }
 
+// maxPending bounds the hashes collect keeps per sketch before it settles
+// them.
+const maxPending = 4096
+
+// collect is insert for a caller with many visitors: their encoded hashes
+// wait in pend and go into the deltas together (settle).
+func (c *cellSketches) collect(h uint64, bits uint8) {
+	k := encodeHash(h)
+	c.pend[0] = append(c.pend[0], k)
+	if bits&visitorActive != 0 {
+		c.pend[1] = append(c.pend[1], k)
+	}
+	if bits&visitorNew != 0 {
+		c.pend[2] = append(c.pend[2], k)
+	}
+	if len(c.pend[0]) >= maxPending {
+		c.settlePending()
+	}
+}
+
+// settlePending puts the collected hashes into the deltas.
+func (c *cellSketches) settlePending() {
+	if len(c.pend[0]) == 0 {
+		return
+	}
+	p := c.pend
+	c.pend = [3][]uint32{}
+	c.settle(&p)
+}
+
 // sketch is delta sketch j, made (empty, or from its serialization) if
 // there is none.
 func (c *cellSketches) sketch(j int) *hyperloglog.Sketch {
+	c.settlePending()
 	if c.sk[j] != nil {
 		return c.sk[j]
 	}
@@ -300,6 +334,7 @@ func (c *cellSketches) sketch(j int) *hyperloglog.Sketch {
 
 // deltaBytes is encodeSketch of delta sketch j, encoded once.
 func (c *cellSketches) deltaBytes(j int) ([]byte, error) {
+	c.settlePending()
 	if !c.encoded[j] {
 		b, err := encodeSketch(c.sk[j])
 		if err != nil {

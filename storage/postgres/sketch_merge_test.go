@@ -182,19 +182,7 @@ func TestSettleEqualsLibrary(t *testing.T) {
 		}
 		c.lastVisitor, c.lastBits = all[0], visitorUser|visitorActive
 		a.settle()
-		for j, hashes := range [][]uint64{all, active, nil} {
-			got, err := c.sketches.deltaBytes(j)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []byte
-			if len(hashes) > 0 {
-				want = sketchOf(t, hashes)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("%d visitors, sketch %d: settled %d bytes (sparse %v), the library %d", n, j, len(got), len(got) > 3 && got[3] == 1, len(want))
-			}
-		}
+		checkDeltas(t, &c.sketches, all, active, nil)
 		more := VisitorHash(1 << 40)
 		c.sketches.add(0, more)
 		got, err := c.sketches.deltaBytes(0)
@@ -203,6 +191,54 @@ func TestSettleEqualsLibrary(t *testing.T) {
 		}
 		if want := sketchOf(t, append(all, more)); !bytes.Equal(got, want) {
 			t.Fatalf("%d visitors and one added after: %d bytes, the library %d", n, len(got), len(want))
+		}
+	}
+}
+
+// TestCollectEqualsLibrary: session rollup cells collect their visitors'
+// hashes and settle them when the deltas are read, in rounds past
+// maxPending, into what the library serializes for the same visitors, and
+// a stored sketch merges them as the library merges the inserted sketch.
+func TestCollectEqualsLibrary(t *testing.T) {
+	stored := sketchOf(t, []uint64{VisitorHash(1), VisitorHash(2)})
+	for _, n := range []int{1, 100, maxPending - 1, maxPending, 3*maxPending + 5, 12_000} {
+		var c cellSketches
+		var all, fresh []uint64
+		for i := range n {
+			h := VisitorHash(uint64(i) * 31)
+			all = append(all, h)
+			bits := visitorUser
+			if i%2 == 0 {
+				bits |= visitorNew
+				fresh = append(fresh, h)
+			}
+			c.collect(h, bits)
+		}
+		if err := c.merge(2, stored); err != nil {
+			t.Fatal(err)
+		}
+		if want := libraryMerge(t, stored, deltaOf(fresh)); !bytes.Equal(c.enc[2], want) {
+			t.Fatalf("%d sessions: merged new users differ from the library's", n)
+		}
+		checkDeltas(t, &c, all, nil)
+	}
+}
+
+// checkDeltas fails unless c's delta sketches serialize as the library
+// serializes sketches of the hashes of each (nil: empty).
+func checkDeltas(t *testing.T, c *cellSketches, hashes ...[]uint64) {
+	t.Helper()
+	for j, hs := range hashes {
+		got, err := c.deltaBytes(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		if len(hs) > 0 {
+			want = sketchOf(t, hs)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d visitors, sketch %d: %d bytes (sparse %v), the library %d", len(hashes[0]), j, len(got), len(got) > 3 && got[3] == 1, len(want))
 		}
 	}
 }
