@@ -258,9 +258,9 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			}
 			var comp *hyperloglog.Sketch
 			if c := others[k]; c != nil {
-				comp = c.sketches.sk[j]
+				comp = c.sketches.sketch(j)
 			}
-			b, outcome, err := sketchWithout(e.sketches[j], subject[k].sketches.sk[j], comp)
+			b, outcome, err := sketchWithout(e.sketches[j], subject[k].sketches.sketch(j), comp)
 			if err != nil {
 				return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
 			}
@@ -452,7 +452,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 	}
 	for res.Next() {
 		k := rollupKey{site: site, day: cells[0].day}
-		c := &sessionRollupCell{sketches: newCellSketches()}
+		c := new(sessionRollupCell)
 		if err := res.Scan(&k.kind, &k.dim, &c.sessions, &c.engaged, &c.events, &c.views, &c.keyEvents, &c.durationUs, &c.engageMs,
 			&c.sketches.enc[0], &c.sketches.enc[1], &c.sketches.enc[2]); err != nil {
 			res.Close()
@@ -484,9 +484,9 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 		for j := range c.sketches.enc {
 			var comp *hyperloglog.Sketch
 			if o := others[k]; o != nil {
-				comp = o.sketches.sk[j]
+				comp = o.sketches.sketch(j)
 			}
-			b, outcome, err := sketchWithout(c.sketches.enc[j], subject[k].sketches.sk[j], comp)
+			b, outcome, err := sketchWithout(c.sketches.enc[j], subject[k].sketches.sketch(j), comp)
 			if err != nil {
 				return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
 			}
@@ -514,7 +514,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 			for _, j := range redo {
 				c.sketches.enc[j] = nil
 				if a := again[k]; a != nil {
-					if c.sketches.enc[j], err = encodeSketch(a.sketches.sk[j]); err != nil {
+					if c.sketches.enc[j], err = a.sketches.deltaBytes(j); err != nil {
 						return err
 					}
 				}

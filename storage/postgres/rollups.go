@@ -168,8 +168,19 @@ const (
 	visitorNew
 )
 
-func newRollupCell() *rollupCell {
-	return &rollupCell{sketches: newCellSketches()}
+func newRollupCell() *rollupCell { return new(rollupCell) }
+
+// visitorBits are the bits of a visitor's event: visitorUser, and
+// visitorActive and visitorNew as active and first say.
+func visitorBits(active, first bool) uint8 {
+	bits := visitorUser
+	if active {
+		bits |= visitorActive
+	}
+	if first {
+		bits |= visitorNew
+	}
+	return bits
 }
 
 // NewSketch returns an empty sketch of rollup precision (sparse until it
@@ -238,13 +249,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	flags := uint8(row.Flags)
 	active := flags&(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || row.Engage > 0
 	first := flags&protocol.FlagFirstVisit != 0
-	bits := visitorUser
-	if active {
-		bits |= visitorActive
-	}
-	if first {
-		bits |= visitorNew
-	}
+	bits := visitorBits(active, first)
 	sh := SessionHash(row.Visitor, row.Session)
 	for i := -rollupExtraSlots; i < len(RollupKinds); i++ {
 		k := rollupKey{site: row.Site, day: day}
@@ -343,25 +348,38 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 	}
 }
 
-// settle puts the visitors collected by add with dedupe into the sketches.
+// settle puts the visitors collected by add with dedupe into the sketches:
+// each delta sketch is serialized from its sorted encoded hashes at once
+// (settleSketches), not built hash by hash.
 func (a rollupAgg) settle() {
+	var scratch [3][]uint32
 	for _, c := range a {
+		if c.lastBits == 0 && c.seen == nil {
+			continue
+		}
+		for j := range scratch {
+			scratch[j] = scratch[j][:0]
+		}
+		put := func(h uint64, bits uint8) {
+			k := encodeHash(h)
+			scratch[0] = append(scratch[0], k)
+			if bits&visitorActive != 0 {
+				scratch[1] = append(scratch[1], k)
+			}
+			if bits&visitorNew != 0 {
+				scratch[2] = append(scratch[2], k)
+			}
+		}
 		if c.lastBits != 0 {
-			// Inserting a visitor twice changes nothing: it may be in
-			// seen too.
-			c.sketches.insert(c.lastVisitor, c.lastBits)
+			// A visitor twice is one encoded hash: it may be in seen too.
+			put(c.lastVisitor, c.lastBits)
 			c.lastBits = 0
 		}
 		for h, bits := range c.seen {
-			c.sketches.sk[0].InsertHash(h)
-			if bits&visitorActive != 0 {
-				c.sketches.sk[1].InsertHash(h)
-			}
-			if bits&visitorNew != 0 {
-				c.sketches.sk[2].InsertHash(h)
-			}
+			put(h, bits)
 		}
 		c.seen = nil
+		c.sketches.settle(&scratch)
 	}
 }
 
@@ -486,8 +504,11 @@ func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]b
 		ORDER BY i`, vals)
 }
 
-// encodeSketch serializes sk, nil for an empty sketch.
+// encodeSketch serializes sk, nil for an empty sketch (or nil sk).
 func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
+	if sk == nil {
+		return nil, nil
+	}
 	// Estimate folds the sparse sketch's buffer into its compact list,
 	// which serializes smaller.
 	if sk.Estimate() == 0 {
