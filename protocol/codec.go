@@ -117,8 +117,27 @@ func DecodeBatch(wire []byte) (*Batch, error) {
 // staged batches in one slice, with no copy of each batch's). On error dst
 // is returned unchanged in length.
 func AppendBatchEvents(dst []Event, wire []byte) ([]Event, error) {
+	return new(EventDecoder).Append(dst, wire)
+}
+
+// EventDecoder is AppendBatchEvents for a caller that decodes many batches
+// in a row (a derivation's staged batches): their decompressed bytes reuse
+// one buffer, and equal strings of all its batches are one string (up to
+// a bound), which costs less memory and makes strings of different batches
+// compare by pointer. Not safe for concurrent use; the zero value is ready.
+type EventDecoder struct {
+	plain  []byte
+	intern map[string]string
+}
+
+// Append appends the events of the wire batch to dst and returns the
+// extended slice (AppendBatchEvents).
+func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
+	if d.intern == nil {
+		d.intern = make(map[string]string, 256)
+	}
 	b := Batch{Events: dst}
-	n, err := decodeBatchInto(&b, wire)
+	n, err := d.decodeInto(&b, wire)
 	if err != nil {
 		return dst, err
 	}
@@ -134,17 +153,28 @@ func AppendBatchEvents(dst []Event, wire []byte) ([]Event, error) {
 func decodeBatchInto(b *Batch, wire []byte) (int, error) {
 	buf := plainBufs.Get().(*[]byte)
 	defer putPlain(buf)
-	plain, err := zdec.DecodeAll(wire, (*buf)[:0])
-	*buf = plain
+	d := EventDecoder{plain: *buf, intern: make(map[string]string, 256)}
+	off, err := d.decodeInto(b, wire)
+	*buf = d.plain
+	return off, err
+}
+
+// decodeInto is decodeBatchInto with d's buffer and interned strings
+// (d.intern not nil). The decoded batch keeps no bytes of the buffer.
+func (d *EventDecoder) decodeInto(b *Batch, wire []byte) (int, error) {
+	plain, err := zdec.DecodeAll(wire, d.plain[:0])
 	if err != nil {
 		return 0, fmt.Errorf("%w: zstd: %v", ErrBadBatch, err)
 	}
 	if len(plain) > MaxDecodedBytes {
 		return 0, fmt.Errorf("%w: %d bytes decompressed, limit %d", ErrBadBatch, len(plain), MaxDecodedBytes)
 	}
+	if len(plain) <= maxReusedPlain {
+		d.plain = plain
+	}
 	dst := b.Events
 	off := len(dst)
-	if decodeBatchFast(plain, b) != nil {
+	if decodeBatchFast(plain, b, d.intern) != nil {
 		// Forms the plain reader does not take, and errors: msgpack says.
 		*b = Batch{}
 		if err := msgpack.Unmarshal(plain, b); err != nil {
@@ -165,13 +195,11 @@ func decodeBatchInto(b *Batch, wire []byte) (int, error) {
 // plainBufs holds buffers for batches' decompressed MessagePack, which
 // decoding copies every string out of, so a buffer serves the next batch
 // (an aggregator decodes one per batch received and per staged row
-// derived). Buffers above maxPooledPlain are left to the collector.
+// derived). Buffers above maxReusedPlain are left to the collector.
 var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-const maxPooledPlain = 4 << 20
-
 func putPlain(buf *[]byte) {
-	if cap(*buf) <= maxPooledPlain {
+	if cap(*buf) <= maxReusedPlain {
 		plainBufs.Put(buf)
 	}
 }

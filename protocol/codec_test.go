@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
@@ -214,6 +215,50 @@ func TestAppendBatchEvents(t *testing.T) {
 	got, err = AppendBatchEvents(got, fast[:len(fast)-3])
 	if !errors.Is(err, ErrBadBatch) || len(got) != n {
 		t.Fatalf("a bad batch: err %v, %d events, want ErrBadBatch and %d", err, len(got), n)
+	}
+}
+
+// An EventDecoder gives what DecodeBatch gives for each of its batches
+// (on the plain reader's path and on msgpack's), keeps each batch's
+// strings intact while it reuses its buffer for the next, and gives equal
+// strings of different batches one string.
+func TestEventDecoder(t *testing.T) {
+	wireOf := func(seq uint64, events []Event) []byte {
+		plain := AppendBatchHead(nil, "agent-1", seq, 1_764_000_001_000_000, len(events))
+		for _, e := range events {
+			plain = AppendEvent(plain, &e)
+		}
+		return CompressBatch(nil, plain)
+	}
+	first := sampleEvents()
+	second := sampleEvents()
+	for i := range second {
+		second[i].Path, second[i].Title = "/other/"+strings.Repeat("x", i), "Other"
+	}
+	withItem := sampleEvents()[:1]
+	withItem[0].Name, withItem[0].Items = "purchase", []Item{{ID: "sku-1", Name: "Shirt", Price: 20, Quantity: 1}}
+	slow, err := EncodeBatch(&Batch{Version: Version, AgentID: "agent-1", Seq: 3, Events: withItem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dec EventDecoder
+	var got, want []Event
+	for _, wire := range [][]byte{wireOf(1, first), wireOf(2, second), slow} {
+		b, err := DecodeBatch(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b.Events...)
+		if got, err = dec.Append(got, wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("decoded events differ from DecodeBatch's (-want +got):\n%s", diff)
+	}
+	n := len(first)
+	if unsafe.StringData(got[0].Host) != unsafe.StringData(got[n].Host) {
+		t.Fatal("the host of two batches is two strings")
 	}
 }
 

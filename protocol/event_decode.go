@@ -13,15 +13,20 @@ import (
 // msgpack.Unmarshal decides.
 var errSlowPath = errors.New("protocol: not on the fast path")
 
-// maxInterned bounds the distinct strings one batch decode shares.
+// maxInterned bounds the distinct strings one batch decode (or one
+// EventDecoder) shares.
 const maxInterned = 4096
+
+// maxReusedPlain bounds the decompressed batch an EventDecoder keeps as
+// its buffer for the next.
+const maxReusedPlain = 4 << 20
 
 // batchReader reads the MessagePack of a batch without reflection. It takes
 // the forms AppendBatchHead and AppendEvent write and every other integer
 // and string width, and produces what msgpack.Unmarshal does for them
 // (integers converted to the field's type as msgpack's decoder converts
 // them); anything else is errSlowPath. Repeated string values (host,
-// language, browser …) share one string per batch.
+// language, browser …) share one string per batch, or per EventDecoder.
 type batchReader struct {
 	b      []byte
 	i      int
@@ -29,8 +34,9 @@ type batchReader struct {
 }
 
 // decodeBatchFast decodes plain (a batch's decompressed MessagePack) into b.
-func decodeBatchFast(plain []byte, b *Batch) error {
-	r := &batchReader{b: plain, intern: make(map[string]string, 256)}
+// Its strings are interned in intern.
+func decodeBatchFast(plain []byte, b *Batch, intern map[string]string) error {
+	r := &batchReader{b: plain, intern: intern}
 	n, err := r.mapLen()
 	if err != nil {
 		return err

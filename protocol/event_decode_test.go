@@ -44,7 +44,7 @@ func TestDecodeBatchFastMatchesMsgpack(t *testing.T) {
 	f := func(name string, plain []byte, fast bool) {
 		t.Helper()
 		var got Batch
-		ferr := decodeBatchFast(plain, &got)
+		ferr := decodeBatchFast(plain, &got, map[string]string{})
 		if (ferr == nil) != fast {
 			t.Fatalf("%s: fast path err = %v, want taken = %v", name, ferr, fast)
 		}
@@ -84,7 +84,7 @@ func FuzzDecodeBatchFast(f *testing.F) {
 	f.Add(plainBatch(nil))
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		var got Batch
-		if decodeBatchFast(plain, &got) != nil {
+		if decodeBatchFast(plain, &got, map[string]string{}) != nil {
 			return
 		}
 		want, err := decodeSlow(plain)
@@ -112,7 +112,7 @@ func BenchmarkDecodeBatchFast(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		var got Batch
-		if err := decodeBatchFast(plain, &got); err != nil {
+		if err := decodeBatchFast(plain, &got, map[string]string{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -172,6 +172,7 @@ func cacheKey(method, version string, s site, reqs []*RunReportRequest, plans []
 	num(s.sessionRollupsFrom.Unix())
 	num(s.commerceRollupsFrom.Unix())
 	num(s.trafficRollupsFrom.Unix())
+	num(s.pageRollupsFrom.Unix())
 	num(int64(len(plans)))
 	for i, p := range plans {
 		num(int64(p.route))

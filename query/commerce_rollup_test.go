@@ -70,7 +70,8 @@ func commerceSeed() []protocol.Event {
 }
 
 // TestCommerceRollupsMatchEvents: revenue, purchases, transactions and item
-// reports by day and by one dimension come from the rollups (written by the
+// reports by day and by one dimension (and the cross-scope page reports:
+// events by landing page, sessions by page) come from the rollups (written by the
 // derivation, packed by the upkeep, rewritten by a rebuild) with the
 // numbers the raw engine reads from events joined to their ecommerce rows,
 // and the revenue card's totals equal an oracle of GA4's rules over what
@@ -125,6 +126,10 @@ func TestCommerceRollupsMatchEvents(t *testing.T) {
 		{Metrics: mets("itemRevenue", "itemsPurchased", "itemsViewed", "itemsAddedToCart"), DateRanges: month},
 		{Dimensions: dims("itemBrand"), Metrics: mets("itemRevenue"), DateRanges: month,
 			DimensionFilter: ptr(strF("itemBrand", "EXACT", "Avila", true))},
+		// The cross-scope page rows, packed and rebuilt like the others.
+		{Dimensions: dims("landingPage"), Metrics: mets("eventCount", "screenPageViews", "keyEvents"), DateRanges: month, MetricAggregations: allAggs},
+		{Dimensions: dims("date", "pagePath"), Metrics: mets("sessions", "eventCount"), DateRanges: month, MetricAggregations: allAggs},
+		{Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: month},
 	}
 	for _, d := range []string{"itemId", "itemCategory", "itemCategory2", "itemVariant", "itemListName", "itemPromotionName"} {
 		reqs = append(reqs, RunReportRequest{Dimensions: dims(d), Metrics: mets("itemRevenue", "itemsPurchased", "itemsViewed", "itemsAddedToCart"),

@@ -229,10 +229,10 @@ func (h *handler) site(ctx context.Context, id uint32) (site, error) {
 	err := h.db.QueryRow(ctx, `SELECT time_zone, currency_code, GREATEST(rollups_from, '0001-01-02'),
 		GREATEST(rollups_from, hour_rollups_from, '0001-01-02'), GREATEST(session_rollups_from, '0001-01-02'),
 		GREATEST(rollups_from, traffic_rollups_from, '0001-01-02'), key_events,
-		GREATEST(rollups_from, commerce_rollups_from, '0001-01-02')
+		GREATEST(rollups_from, commerce_rollups_from, '0001-01-02'), GREATEST(rollups_from, page_rollups_from, '0001-01-02')
 		FROM sites WHERE id = $1`,
 		int32(id)).Scan(&s.timeZone, &s.currency, &s.rollupsFrom, &s.hourRollupsFrom, &s.sessionRollupsFrom, &s.trafficRollupsFrom, &s.keyEvents,
-		&s.commerceRollupsFrom)
+		&s.commerceRollupsFrom, &s.pageRollupsFrom)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return site{}, newAPIError(http.StatusNotFound, "NOT_FOUND", "Property properties/%d not found.", id)
 	}

@@ -188,13 +188,44 @@ type refReport struct {
 	events                           map[string]int
 	sourceOfPurchase                 string
 	bySource                         map[string]string // "eventCount screenPageViews" by the session's source
+	byLanding                        map[string]string // "eventCount screenPageViews" by the session's landing page
+	pageSessions                     map[string]string // sessions by page path: those with a hit of it
 }
 
 func refTotals(sessions []*refSession) refReport {
-	r := refReport{events: map[string]int{}, bySource: map[string]string{}}
+	r := refReport{events: map[string]int{}, bySource: map[string]string{}, byLanding: map[string]string{}, pageSessions: map[string]string{}}
 	users, active := map[string]bool{}, map[string]bool{}
 	count, views := map[string]int{}, map[string]int{}
+	landingCount, landingViews, pages := map[string]int{}, map[string]int{}, map[string]int{}
 	for _, s := range sessions {
+		// The landing page: the session's first page view's path; its
+		// events, the derived ones included, count under it. A page's
+		// sessions are those with a hit of it (the derived events carry
+		// the first hit's page).
+		landing := "(not set)"
+		seen := map[string]bool{}
+		for _, h := range s.hits {
+			if h.name == "page_view" && landing == "(not set)" {
+				landing = h.page
+			}
+			page := h.page
+			if page == "" {
+				page = "(not set)"
+			}
+			if !seen[page] {
+				seen[page] = true
+				pages[page]++
+			}
+		}
+		landingCount[landing] += 1 + len(s.hits)
+		if s.newUser {
+			landingCount[landing]++
+		}
+		for _, h := range s.hits {
+			if h.name == "page_view" {
+				landingViews[landing]++
+			}
+		}
 		count[s.source]++ // session_start
 		if s.newUser {
 			count[s.source]++ // first_visit
@@ -228,6 +259,12 @@ func refTotals(sessions []*refSession) refReport {
 	r.users, r.active = len(users), len(active)
 	for src, n := range count {
 		r.bySource[src] = fmt.Sprintf("%d %d", n, views[src])
+	}
+	for page, n := range landingCount {
+		r.byLanding[page] = fmt.Sprintf("%d %d", n, landingViews[page])
+	}
+	for page, n := range pages {
+		r.pageSessions[page] = strconv.Itoa(n)
 	}
 	return r
 }
@@ -297,6 +334,19 @@ func TestIdentityOracle(t *testing.T) {
 				Metrics: mets("eventCount", "screenPageViews")})
 			if !mapsEqual(bySource, want.bySource) {
 				t.Errorf("eventCount screenPageViews by sessionSource: got %v, want %v", bySource, want.bySource)
+			}
+			// A session's landing page holds on each of its events, and a
+			// page's sessions are those in which it occurred (the rows by
+			// landing page and the sessions sketches by page on the
+			// rollups' route).
+			byLanding := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("landingPage"),
+				Metrics: mets("eventCount", "screenPageViews")})
+			if !mapsEqual(byLanding, want.byLanding) {
+				t.Errorf("eventCount screenPageViews by landingPage: got %v, want %v", byLanding, want.byLanding)
+			}
+			byPage := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("pagePath"), Metrics: mets("sessions")})
+			if !mapsEqual(byPage, want.pageSessions) {
+				t.Errorf("sessions by pagePath: got %v, want %v", byPage, want.pageSessions)
 			}
 		})
 	}

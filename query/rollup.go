@@ -16,10 +16,15 @@ import (
 // dictionary dimension is asked), at most one dictionary dimension among the rolled
 // kinds (in the report and its dimension filter together), metrics the
 // rollups carry, no metric filter, and dates from the site's first rolled
-// day on. Anything else reads events, among them event reports by session-
-// or user-scoped dimensions and event-session reports (schema.go), which
-// join events to their sessions. Counters are exact; user counts merge
-// HyperLogLog sketches (about 0.8% standard error, exact for small counts).
+// day on. Event reports by the session's traffic source or landing page
+// read the rows that count each event under its session's
+// (postgres.RollupSessionTraffic, RollupLandingPage), and sessions by page
+// path or title alone the sessions sketches by page (RollupPageSessions,
+// RollupTitleSessions). Anything else reads events, among them other event
+// reports by session- or user-scoped dimensions and other event-session
+// reports (schema.go), which join events to their sessions. Counters are
+// exact; user and session counts merge HyperLogLog sketches (about 0.8%
+// standard error, exact for small counts).
 
 // route says which tables a report may read.
 type route int
@@ -73,6 +78,17 @@ var sessionRollupKindOf = func() map[string]postgres.DimKind {
 	m := make(map[string]postgres.DimKind, len(postgres.SessionRollupKinds))
 	for _, k := range postgres.SessionRollupKinds {
 		m[postgres.DimColumns[k]] = k
+	}
+	return m
+}()
+
+// pageSessionsKindOf maps an events dims column to the rollup kind whose
+// sketch holds the sessions with an event of its value
+// (postgres.SessionSketchKinds): event-session reports by that dimension.
+var pageSessionsKindOf = func() map[string]postgres.DimKind {
+	m := make(map[string]postgres.DimKind, len(postgres.SessionSketchKinds))
+	for k, base := range postgres.SessionSketchKinds {
+		m[postgres.DimColumns[base]] = k
 	}
 	return m
 }()
@@ -218,12 +234,30 @@ var sessionRollupMetrics = func() map[string]struct {
 	return m
 }()
 
+// pageSessionsRollupMetrics are the metrics of event-session reports the
+// sessions sketches by page answer (postgres.RollupPageSessions,
+// RollupTitleSessions): the sessions in which the value occurred, whose
+// hashes the users sketch holds, and the value's event counters, which
+// mixedMetricExprs sums over the same events.
+var pageSessionsRollupMetrics = map[string]struct {
+	sketches int
+	value    rollupMetric
+}{
+	"sessions":               {sketchUsers, func(c *rollupCell) (int64, float64) { return c.estimate(sketchUsers), 0 }},
+	"eventCount":             rollupMetrics["eventCount"],
+	"screenPageViews":        rollupMetrics["screenPageViews"],
+	"keyEvents":              rollupMetrics["keyEvents"],
+	"userEngagementDuration": rollupMetrics["userEngagementDuration"],
+}
+
 // metricsOf are the rollup metrics of p's kind of report.
 func metricsOf(p *plan) map[string]struct {
 	sketches int
 	value    rollupMetric
 } {
 	switch {
+	case p.mixed:
+		return pageSessionsRollupMetrics
 	case p.sessions:
 		return sessionRollupMetrics
 	case p.items:
@@ -262,6 +296,9 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	case p.items:
 		// Item rows are rolled up by item dimension and day only.
 		kindOf, from = itemRollupKindOf, p.site.commerceRollupsFrom
+	case p.mixed:
+		// Sessions by a page's path or title: the sessions sketches.
+		kindOf, from = pageSessionsKindOf, p.site.pageRollupsFrom
 	}
 	for _, m := range p.metrics {
 		if readsAmounts(m.name) {
@@ -269,8 +306,8 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 			from = p.site.commerceRollupsFrom
 		}
 	}
-	if p.metricFilter != nil || from.IsZero() || p.mixed {
-		return rp, false // event-session reports count sessions per group: events only
+	if p.metricFilter != nil || from.IsZero() || (p.mixed && rp.amounts) {
+		return rp, false
 	}
 	hourly := false
 	dimOK := func(d *dimDef) bool {
@@ -283,6 +320,15 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		}
 		if d.param != "" || len(d.joins) == 0 {
 			return false
+		}
+		if !p.sessions && !p.mixed && !p.items && landingDim(d) {
+			// The RollupLandingPage rows count each event under its
+			// session's landing page.
+			if rp.column != "" && rp.column != landingColumn {
+				return false
+			}
+			rp.column = landingColumn
+			return true
 		}
 		if !p.sessions && (d.scope == scopeSession || d.scope == scopeUser) {
 			// rollup_days' dims kinds count events by their own traffic
@@ -318,8 +364,16 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 	if hourly && p.site.hourRollupsFrom.After(from) {
 		from = p.site.hourRollupsFrom
 	}
-	if rp.column == sessionTrafficColumn {
+	switch {
+	case rp.column == sessionTrafficColumn:
 		from = p.site.trafficRollupsFrom
+	case rp.column == landingColumn:
+		if rp.amounts {
+			return rp, false // landing page rows count events only
+		}
+		from = p.site.pageRollupsFrom
+	case p.mixed && rp.column == "":
+		return rp, false // sessions sketches are kept by page only
 	}
 	for _, r := range p.ranges {
 		y, m, d := r.lo.In(p.site.loc).Date()
@@ -332,12 +386,17 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		if !ok {
 			return rp, false
 		}
+		if rp.column == landingColumn && rm.sketches != 0 {
+			return rp, false // landing page rows hold no users
+		}
 		rp.sketches |= rm.sketches
 	}
 	switch rp.column {
 	case "":
 	case sessionTrafficColumn:
 		rp.kind = postgres.RollupSessionTraffic
+	case landingColumn:
+		rp.kind = postgres.RollupLandingPage
 	default:
 		rp.kind = kindOf[rp.column]
 	}
@@ -483,6 +542,24 @@ func (w *sqlWriter) writeRollupJoins(joins []*joinDef) {
 // sessionTrafficColumn stands in rollupPlan.column for the session's
 // traffic profile, the dim_id of RollupSessionTraffic rows.
 const sessionTrafficColumn = "session:traffic_id"
+
+// landingColumn stands in rollupPlan.column for the session's landing
+// page, the dim_id of RollupLandingPage rows.
+const landingColumn = "session:page_id"
+
+// landingDim reports whether d is the session's landing page
+// (landingPage, landingPagePlusQueryString): every join the landing's.
+func landingDim(d *dimDef) bool {
+	if d.scope != scopeSession || len(d.joins) == 0 {
+		return false
+	}
+	for _, j := range d.joins {
+		if j != joinLanding {
+			return false
+		}
+	}
+	return true
+}
 
 // trafficProfileAlias is the traffic profile joined to RollupSessionTraffic
 // rows.

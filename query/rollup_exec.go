@@ -25,6 +25,11 @@ type rollupCell struct {
 	sessions, engaged, durationUs      int64 // session rollups only
 	amounts                            [postgres.NumAmounts]float64
 	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
+	// counted: the estimate of a sketch column computed from its inputs'
+	// encoded hashes (postgres.SparseUnionEstimate) instead of a merged
+	// sketch, when the merge would have stayed sparse (hasCount).
+	counted  [3]int64
+	hasCount [3]bool
 }
 
 // add adds o's counters to c's.
@@ -37,6 +42,11 @@ func (c *rollupCell) add(o *rollupCell) {
 }
 
 func (c *rollupCell) estimate(bit int) int64 {
+	for i := range c.hasCount {
+		if bit == 1<<i && c.hasCount[i] {
+			return c.counted[i]
+		}
+	}
 	for i := range c.sketches {
 		if bit == 1<<i && c.sketches[i] != nil {
 			return int64(c.sketches[i].Estimate())
@@ -85,12 +95,35 @@ func (r *rollupRow) mergeSketches(p *plan) error {
 	if r.raw == nil {
 		return nil
 	}
-	if err := mergeRaw(r.c, r.raw); err != nil {
+	if err := countRaw(r.c, r.raw); err != nil {
 		return err
 	}
 	r.raw = nil
 	r.ints, r.flts = rollupValues(p, r.c)
 	return nil
+}
+
+// countRaw sets c's user counts from serialized sketches (by sketch
+// column; nil: not read), c's only merge: a column whose merge would stay
+// sparse is counted from its inputs' encoded hashes, which costs no
+// sketch (a report of thousands of groups merges tens of thousands of
+// small daily sketches), the others are merged (mergeRaw).
+func countRaw(c *rollupCell, raw *[3][][]byte) error {
+	rest := *raw
+	for i, col := range raw {
+		if col == nil || c.sketches[i] != nil || !sparseMerge(col) {
+			continue
+		}
+		est, ok, err := postgres.SparseUnionEstimate(col)
+		if err != nil {
+			return fmt.Errorf("query: rollup row: %w", err)
+		}
+		if ok {
+			c.counted[i], c.hasCount[i] = int64(est), true
+			rest[i] = nil
+		}
+	}
+	return mergeRaw(c, &rest)
 }
 
 // mergeRaw merges serialized sketches (by sketch column; nil: not read)
@@ -103,10 +136,8 @@ func mergeRaw(c *rollupCell, raw *[3][][]byte) error {
 		if c.sketches[i] == nil {
 			c.sketches[i] = newMergeSketch(col)
 		}
-		for _, b := range col {
-			if err := postgres.MergeSketch(c.sketches[i], b); err != nil {
-				return fmt.Errorf("query: rollup row: %w", err)
-			}
+		if err := postgres.MergeSketches(c.sketches[i], col); err != nil {
+			return fmt.Errorf("query: rollup row: %w", err)
 		}
 	}
 	return nil
@@ -125,14 +156,20 @@ const denseMergeBytes = 4096
 // newMergeSketch is the empty sketch to merge the serialized sketches of
 // col into: sparse (exact for small counts) unless they are large.
 func newMergeSketch(col [][]byte) *hyperloglog.Sketch {
+	if sparseMerge(col) {
+		return postgres.NewSketch()
+	}
+	return postgres.NewDenseSketch()
+}
+
+// sparseMerge reports whether the serialized sketches of col merge into a
+// sparse sketch (denseMergeBytes).
+func sparseMerge(col [][]byte) bool {
 	n := 0
 	for _, b := range col {
 		n += len(b)
 	}
-	if n > denseMergeBytes {
-		return postgres.NewDenseSketch()
-	}
-	return postgres.NewSketch()
+	return n <= denseMergeBytes
 }
 
 // metric i of the row as a number, for ordering and aggregation.
@@ -162,13 +199,24 @@ func runRollupReport(ctx context.Context, db querier, p *plan, rp rollupPlan) (*
 	// counters are all zero) only.
 	twoPhase := lazy && rp.sketches != 0 && !p.totals
 	first := rp
-	if twoPhase {
-		first.sketches = 0
+	first.sketches = 0
+	// Groups ordered on user or session counts, without day dimensions
+	// or a filter: their counters summed per dim_id first, then every
+	// day's sketches read as they are stored (nothing grouped in SQL),
+	// which is what a report over thousands of pages costs least.
+	every := !lazy && rp.sketches != 0 && !rp.sessions && presummable(p, first, nil)
+	if !twoPhase && !every {
+		first = rp
 	}
 	totals := make([]*rollupCell, len(p.ranges))
-	all, err := readRollupRows(ctx, db, p, first, twoPhase, nil, totals)
+	all, err := readRollupRows(ctx, db, p, first, twoPhase || every, nil, totals)
 	if err != nil {
 		return nil, err
+	}
+	if every {
+		if err := everySketch(ctx, db, p, rp, all, totals); err != nil {
+			return nil, err
+		}
 	}
 	var rows, unsure []*rollupRow
 	for _, row := range all {
@@ -472,17 +520,13 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 	if len(rows) == 0 {
 		return nil
 	}
-	var ids []int32
-	for _, r := range rows {
-		ids = append(ids, r.ids...)
-	}
-	slices.Sort(ids)
+	ids := groupIDs(rows)
 	if !slices.ContainsFunc(p.dims, isDayDim) {
-		return pickSketches(ctx, db, p, rp, rows, slices.Compact(ids))
+		return pickSketches(ctx, db, p, rp, rows, ids, false)
 	}
 	// Other groups may share these dim_ids (other ranges; other days of a
 	// date dimension): they are read and ignored.
-	got, err := readRollupRows(ctx, db, p, rp, false, slices.Compact(ids), nil)
+	got, err := readRollupRows(ctx, db, p, rp, false, ids, nil)
 	if err != nil {
 		return err
 	}
@@ -496,6 +540,40 @@ func fetchSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows
 			return fmt.Errorf("query: BUG: rollup group %d %q lost between its counters and its sketches", r.rng, r.keys)
 		}
 		r.raw = g.raw
+	}
+	return nil
+}
+
+// groupIDs are the dim_ids of rows, ascending, each once.
+func groupIDs(rows []*rollupRow) []int32 {
+	var ids []int32
+	for _, r := range rows {
+		ids = append(ids, r.ids...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// everySketch reads the sketches of rows, every group of p (read with
+// their dim_ids), and merges them into totals (by range) when p asks for
+// totals, group by group as readRollupRows does.
+func everySketch(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, totals []*rollupCell) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := pickSketches(ctx, db, p, rp, rows, groupIDs(rows), true); err != nil {
+		return err
+	}
+	if !p.totals {
+		return nil
+	}
+	for _, r := range rows {
+		if totals[r.rng] == nil {
+			totals[r.rng] = &rollupCell{}
+		}
+		if err := mergeRaw(totals[r.rng], r.raw); err != nil {
+			return err
+		}
 	}
 	return nil
 }

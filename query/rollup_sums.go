@@ -202,7 +202,9 @@ func isDayDim(d *dimDef) bool {
 // each day's sketches of those dim_ids, from rollup_packs and rollup_days,
 // go to the groups holding the dim_id in the ranges holding the day. Only
 // the sketch columns rp reads are unnested, and nothing is grouped in SQL.
-func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, ids []int32) error {
+// With every, rows are all the report's groups: the packs are read whole
+// instead of searched for each dim_id.
+func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows []*rollupRow, ids []int32, every bool) error {
 	spans, lo, hi := daySpans(p)
 	type key struct{ rng, dim int32 }
 	groups := make(map[key][]*rollupRow)
@@ -222,41 +224,17 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 	// subquery, kept by OFFSET 0) and then indexed per wanted dim_id:
 	// unnesting every value of every day to keep ten took most of the
 	// statement.
-	var cols, picks, copies []string
+	var cols, picks, copies, arrays []string
 	for i, col := range sketchColumns {
 		if rp.sketches&(1<<i) != 0 {
 			cols = append(cols, "r."+col)
 			picks = append(picks, "q."+col+"[x.i]")
 			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
+			arrays = append(arrays, "p."+col)
 		}
 	}
-	res, err := db.Query(ctx, `SELECT p.day, z.* FROM rollup_packs p, LATERAL (
-			SELECT x.dim_id, `+strings.Join(picks, ", ")+`
-			FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q,
-				LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
-			WHERE x.i IS NOT NULL) z
-			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
-		UNION ALL
-		SELECT r.day, r.dim_id, `+strings.Join(cols, ", ")+` FROM rollup_days r
-			WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])`,
-		int32(p.site.id), int16(rp.kind), lo, hi, ids)
-	if err != nil {
-		return fmt.Errorf("query: read rollup sketches: %w", err)
-	}
-	defer res.Close()
-	var (
-		day  time.Time
-		dim  int32
-		sks  = make([][]byte, len(cols))
-		dest = []any{&day, &dim}
-	)
-	for i := range sks {
-		dest = append(dest, &sks[i])
-	}
-	for res.Next() {
-		if err := res.Scan(dest...); err != nil {
-			return fmt.Errorf("query: read rollup sketches: %w", err)
-		}
+	// add gives a day's sketches of dim (by rp's columns) to its groups.
+	add := func(day time.Time, dim int32, sks [][]byte) {
 		for rng, sp := range spans {
 			if !sp.holds(day) {
 				continue
@@ -270,6 +248,64 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 					}
 				}
 			}
+		}
+	}
+	var query string
+	if every {
+		// The packs' arrays whole, a day's rows aggregated into arrays of
+		// the same shape: one row a day, unnested in Go (a row per value
+		// and day cost more than merging them).
+		aggs := make([]string, len(cols))
+		for i, c := range cols {
+			aggs[i] = "array_agg(" + c + ")"
+		}
+		query = `SELECT p.day, p.dim_ids, ` + strings.Join(arrays, ", ") + ` FROM rollup_packs p
+				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+			UNION ALL
+			SELECT r.day, array_agg(r.dim_id), ` + strings.Join(aggs, ", ") + ` FROM rollup_days r
+				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[]) GROUP BY r.day`
+	} else {
+		wrap := make([]string, len(cols))
+		for i, c := range cols {
+			wrap[i] = "ARRAY[s." + strings.TrimPrefix(c, "r.") + "]"
+		}
+		query = `SELECT s.day, ARRAY[s.dim_id], ` + strings.Join(wrap, ", ") + ` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+				SELECT x.dim_id, ` + strings.Join(picks, ", ") + `
+				FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, ` + strings.Join(copies, ", ") + ` OFFSET 0) q,
+					LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
+				WHERE x.i IS NOT NULL) z
+				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+			UNION ALL
+			SELECT r.day, r.dim_id, ` + strings.Join(cols, ", ") + ` FROM rollup_days r
+				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])) s`
+	}
+	res, err := db.Query(ctx, query, int32(p.site.id), int16(rp.kind), lo, hi, ids)
+	if err != nil {
+		return fmt.Errorf("query: read rollup sketches: %w", err)
+	}
+	defer res.Close()
+	var (
+		day  time.Time
+		dims []int32
+		sks  = make([][][]byte, len(cols))
+		one  = make([][]byte, len(cols))
+		dest = []any{&day, &dims}
+	)
+	for i := range sks {
+		dest = append(dest, &sks[i])
+	}
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return fmt.Errorf("query: read rollup sketches: %w", err)
+		}
+		for k, dim := range dims {
+			for i := range sks {
+				if k >= len(sks[i]) {
+					return fmt.Errorf("query: read rollup sketches: %s holds %d dim_ids and %d sketches", day.Format(time.DateOnly), len(dims), len(sks[i]))
+				}
+				one[i] = sks[i][k]
+			}
+			add(day, dim, one)
 		}
 	}
 	if err := res.Err(); err != nil {

@@ -33,6 +33,10 @@ type site struct {
 	// trafficRollupsFrom is the same for the rows by the session's traffic
 	// source (postgres.RollupSessionTraffic; never before rollupsFrom).
 	trafficRollupsFrom time.Time
+	// pageRollupsFrom is the same for the rows by landing page and the
+	// sessions sketches by page (postgres.RollupLandingPage,
+	// RollupPageSessions, RollupTitleSessions; never before rollupsFrom).
+	pageRollupsFrom time.Time
 	// sessionRollupsFrom is the first local day whose sessions the
 	// session rollups hold completely; zero: none.
 	sessionRollupsFrom time.Time

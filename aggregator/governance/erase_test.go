@@ -168,12 +168,15 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	}
 }
 
-// readFromRollups checks that the reports of amounts and by session
-// traffic source are answered from site's rollups, so that the oracle
-// compared the erasure's corrections of the rollups' amounts and of the
-// rows by session traffic source (postgres.RollupSessionTraffic), not the
-// rows the erasure deleted: without those rollup values the reports answer
-// differently. It spoils the site's rollups.
+// readFromRollups checks that the reports of amounts, by session traffic
+// source, by landing page and of sessions by page are answered from
+// site's rollups, so that the oracle compared the erasure's corrections of
+// the rollups' amounts, of the rows by session traffic source
+// (postgres.RollupSessionTraffic), by landing page (RollupLandingPage) and
+// of the sessions sketches by page (RollupPageSessions,
+// RollupTitleSessions), not the rows the erasure deleted: without those
+// rollup values the reports answer differently. It spoils the site's
+// rollups.
 func readFromRollups(t *testing.T, s *stack, site uint32) {
 	t.Helper()
 	ctx := context.Background()
@@ -189,17 +192,24 @@ func readFromRollups(t *testing.T, s *stack, site uint32) {
 		}
 		return false
 	}
+	eventReport := func(names ...string) func(map[string]any) bool {
+		return func(body map[string]any) bool { return uses(body, names...) && !uses(body, "sessions") }
+	}
 	for _, c := range []struct {
 		what, spoil string
-		names       []string
+		pick        func(map[string]any) bool
 	}{
-		{"amounts", "UPDATE %s SET amounts = NULL WHERE site_id = $1", []string{"totalRevenue", "itemRevenue"}},
-		{"rows by session traffic source", "DELETE FROM %s WHERE site_id = $1 AND kind = 102", []string{"sessionSource", "sessionMedium"}},
+		{"amounts", "UPDATE %s SET amounts = NULL WHERE site_id = $1", eventReport("totalRevenue", "itemRevenue")},
+		{"rows by session traffic source", "DELETE FROM %s WHERE site_id = $1 AND kind = 102", eventReport("sessionSource", "sessionMedium")},
+		{"rows by landing page", "DELETE FROM %s WHERE site_id = $1 AND kind = 103", eventReport("landingPage")},
+		{"sessions sketches by page", "DELETE FROM %s WHERE site_id = $1 AND kind IN (104, 105)", func(body map[string]any) bool {
+			return uses(body, "sessions") && uses(body, "pagePath", "pageTitle")
+		}},
 	} {
 		var bodies []map[string]any
 		var before []string
 		for _, body := range reports("14daysAgo") {
-			if uses(body, c.names...) && !uses(body, "sessions") {
+			if c.pick(body) {
 				bodies, before = append(bodies, body), append(before, s.report(t, site, body))
 			}
 		}

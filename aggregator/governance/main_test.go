@@ -267,5 +267,9 @@ func reports(from string) []map[string]any {
 		{"dateRanges": dr, "dimensions": dims("landingPage"), "metrics": sess, "orderBys": byDims("landingPage")},
 		{"dateRanges": dr, "dimensions": dims("newVsReturning"), "metrics": mets("sessions", "activeUsers"), "orderBys": byDims("newVsReturning")},
 		{"dateRanges": dr, "dimensions": dims("date", "country"), "metrics": sess, "orderBys": byDims("date", "country")},
+		{"dateRanges": dr, "dimensions": dims("landingPage"), "metrics": mets("eventCount", "screenPageViews", "keyEvents", "userEngagementDuration"),
+			"orderBys": byDims("landingPage")},
+		{"dateRanges": dr, "dimensions": dims("date", "pagePath"), "metrics": mets("sessions", "screenPageViews"), "orderBys": byDims("date", "pagePath")},
+		{"dateRanges": dr, "dimensions": dims("pageTitle"), "metrics": mets("sessions", "eventCount"), "orderBys": byDims("pageTitle")},
 	}
 }

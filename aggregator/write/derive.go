@@ -51,8 +51,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		total += st.Events
 	}
 	events := make([]protocol.Event, 0, total+total/4) // room for derived events
+	var dec protocol.EventDecoder
 	for _, st := range rows {
-		if events, err = protocol.AppendBatchEvents(events, st.Payload); err != nil {
+		if events, err = dec.Append(events, st.Payload); err != nil {
 			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
 	}

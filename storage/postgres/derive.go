@@ -147,8 +147,17 @@ func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRo
 var copyEventsSQL = "COPY events (" + strings.Join(EventColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
 // eventCopyFixed is the size of an events row in binary COPY but its
-// params' bytes: field count, 12 lengths, 3 bigints, 7 integers, a smallint.
-const eventCopyFixed = 2 + 12*4 + 3*8 + 7*4 + 2
+// params' bytes: field count, 13 lengths, 3 bigints, 8 integers, a smallint.
+const eventCopyFixed = 2 + 13*4 + 3*8 + 8*4 + 2
+
+// eventsCopySize is the size of rows in binary COPY (appendEventsCopy).
+func eventsCopySize(rows []EventRow) int {
+	size := len(copyHeader) + 2
+	for i := range rows {
+		size += eventCopyFixed + len(rows[i].Params)
+	}
+	return size
+}
 
 // CopyEvents writes rows (events of the site, sessions assigned) to events.
 // Their days' partitions must exist (EnsureEventDays).
@@ -156,11 +165,7 @@ func (d *DeriveTx) CopyEvents(ctx context.Context, rows []EventRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	size := len(copyHeader) + 2
-	for i := range rows {
-		size += eventCopyFixed + len(rows[i].Params)
-	}
-	data := appendEventsCopy(make([]byte, 0, size), rows)
+	data := appendEventsCopy(make([]byte, 0, eventsCopySize(rows)), rows)
 	tag, err := d.tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copyEventsSQL)
 	if err != nil {
 		return fmt.Errorf("postgres: derive site %d: copy events: %w", d.site, err)

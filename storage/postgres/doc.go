@@ -34,7 +34,9 @@
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
 //     hour_rollups_from for the hourly rows, kind RollupHour, and
 //     traffic_rollups_from for the rows by session traffic source, kind
-//     RollupSessionTraffic) says from which day a site's rollups are
+//     RollupSessionTraffic, and page_rollups_from for the rows by landing
+//     page and the sessions sketches by page, kinds RollupLandingPage,
+//     RollupPageSessions and RollupTitleSessions) says from which day a site's rollups are
 //     complete. Closed days (before yesterday in
 //     the site's time zone) are packed by PackRollups, the upkeep job, into
 //     one rollup_packs row per kind and day holding its values as parallel

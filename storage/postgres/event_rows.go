@@ -25,6 +25,7 @@ type EventRow struct {
 	PageView         bool               // a page_view event, for rollups (not a column)
 	Amounts          *Amounts           // ecommerce amounts for rollups (not a column); nil: none
 	SessionTraffic   int32              // the session's traffic_profiles id, for rollups (not a column)
+	SessionLanding   int32              // the session's landing page (sessions.page_id), for rollups (not a column)
 	DayActive        bool               // the visitor is active on the event's local day (userDays), for rollups (not a column)
 }
 

@@ -15,7 +15,8 @@ import (
 // rebuilding their days. Counters and amounts: the subject's contribution,
 // aggregated from its own events (sessions) and item rows by the code that
 // aggregates a day for a rebuild (rollupReader, with the subject's
-// sessions' traffic for RollupSessionTraffic), is subtracted. Sketches:
+// sessions' traffic and landing page for RollupSessionTraffic and
+// RollupLandingPage), is subtracted. Sketches:
 // sketchWithout takes the subject's hashes out, knowing the cell's
 // remaining visitors only where they can matter: those whose hash falls in
 // a register of one of the subject's (its competitors), found among the
@@ -23,7 +24,10 @@ import (
 // traffic). A sketch near the sparse/dense threshold is recomputed from
 // the cell's remaining rows (the day's rows with the cell's dimension
 // value; all the day's, and their sessions, for RollupSessionTraffic), as
-// the rebuild would. Item cells (itemKind) hold amounts only.
+// the rebuild would. Item cells (itemKind) hold amounts only, the cells by
+// landing page (RollupLandingPage) counters only; the sessions sketches by
+// page (SessionSketchKinds) hold session hashes, about which the day's
+// visitors say nothing, so those cells are always recomputed.
 //
 // A new rollup kind needs nothing here when rollupReader fills it (cells
 // are keyed by kind) and rollupDimExpr or recomputeRollupCell finds its
@@ -225,6 +229,11 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		}
 	}
 
+	pageSessions, err := recomputeSessionSketches(ctx, tx, rd, lo, hi, cells, stored)
+	if err != nil {
+		return err
+	}
+
 	dirty := map[packKey]bool{}
 	var rows []rollupKey
 	after := make(rollupAgg)
@@ -240,14 +249,23 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		e.addCounters(subj, -1)
 		var redo []int
 		for j := range e.sketches {
-			if itemKind(k.kind) {
-				break // item cells count amounts only
+			if itemKind(k.kind) || DimKind(k.kind) == RollupLandingPage {
+				break // item cells count amounts only, landing cells counters
+			}
+			if sessionSketchKind(k.kind) {
+				// Sessions, not visitors: the day's visitors found as
+				// competitors say nothing of them.
+				if j == 0 {
+					redo = append(redo, j)
+					st.count(sketchRecompute)
+				}
+				continue
 			}
 			var comp *hyperloglog.Sketch
 			if c := others[k]; c != nil {
-				comp = c.sketches.sk[j]
+				comp = c.sketches.sketch(j)
 			}
-			b, outcome, err := sketchWithout(e.sketches[j], subject[k].sketches.sk[j], comp)
+			b, outcome, err := sketchWithout(e.sketches[j], subject[k].sketches.sketch(j), comp)
 			if err != nil {
 				return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
 			}
@@ -259,9 +277,15 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			e.sketches[j] = b
 		}
 		if len(redo) > 0 && e.events > 0 {
-			again, err := recomputeRollupCell(ctx, tx, rd, lo, hi, k)
-			if err != nil {
-				return err
+			again := new(packEntry)
+			if c := pageSessions[k]; c != nil {
+				if again, err = c.entry(); err != nil {
+					return err
+				}
+			} else if !sessionSketchKind(k.kind) {
+				if again, err = recomputeRollupCell(ctx, tx, rd, lo, hi, k); err != nil {
+					return err
+				}
 			}
 			for _, j := range redo {
 				e.sketches[j] = again.sketches[j]
@@ -301,17 +325,46 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 	return nil
 }
 
+// recomputeSessionSketches aggregates the remaining events of [lo, hi)
+// of the pages and titles of the sessions sketches by page among cells
+// (those stored) the way a rebuild of the day does, in one read for all
+// of them: their cells of SessionSketchKinds in the result are the
+// recomputed ones (a cell without remaining events is absent).
+func recomputeSessionSketches(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi time.Time,
+	cells []rollupKey, stored map[rollupKey]*packEntry) (rollupAgg, error) {
+	var pages, titles []int32
+	for _, k := range cells {
+		switch {
+		case stored[k] == nil:
+		case DimKind(k.kind) == RollupPageSessions:
+			pages = append(pages, k.dim)
+		case DimKind(k.kind) == RollupTitleSessions:
+			titles = append(titles, k.dim)
+		}
+	}
+	agg := make(rollupAgg)
+	if len(pages)+len(titles) == 0 {
+		return agg, nil
+	}
+	where := "e.ts >= $2 AND e.ts < $3 AND (" + rollupDimExpr(RollupPageSessions) + " = ANY($4) OR " +
+		rollupDimExpr(RollupTitleSessions) + " = ANY($5))"
+	if err := rd.events(ctx, tx, agg, rollupEventsSQL(EventsIn("$1", "$2", "$3", rollupEventColumns()), where), lo, hi, pages, titles); err != nil {
+		return nil, fmt.Errorf("recompute sessions by page: %w", err)
+	}
+	return agg, nil
+}
+
 // recomputeRollupCell aggregates cell k's remaining events of [lo, hi) the
 // way a rebuild of the day does, reading only the events with the cell's
-// dimension value (all the day's for RollupSessionTraffic, whose value
-// is found in Go, and their sessions' traffic).
+// dimension value (all the day's for RollupSessionTraffic and
+// RollupLandingPage, whose value is found in Go, and their sessions).
 func recomputeRollupCell(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, hi time.Time, k rollupKey) (*packEntry, error) {
 	where, args := "e.ts >= $2 AND e.ts < $3", []any{lo, hi}
 	switch kind := DimKind(k.kind); {
 	case kind == RollupHour:
 		where += " AND extract(hour FROM e.ts AT TIME ZONE $4) = $5"
 		args = append(args, rd.hours.loc.String(), k.dim)
-	case kind == RollupSessionTraffic:
+	case kind == RollupSessionTraffic || kind == RollupLandingPage:
 		var err error
 		if rd.traffic, err = sessionTraffic(ctx, tx, rd.site, lo, hi); err != nil {
 			return nil, err
@@ -408,7 +461,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 	}
 	for res.Next() {
 		k := rollupKey{site: site, day: cells[0].day}
-		c := &sessionRollupCell{sketches: newCellSketches()}
+		c := new(sessionRollupCell)
 		if err := res.Scan(&k.kind, &k.dim, &c.sessions, &c.engaged, &c.events, &c.views, &c.keyEvents, &c.durationUs, &c.engageMs,
 			&c.sketches.enc[0], &c.sketches.enc[1], &c.sketches.enc[2]); err != nil {
 			res.Close()
@@ -440,9 +493,9 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 		for j := range c.sketches.enc {
 			var comp *hyperloglog.Sketch
 			if o := others[k]; o != nil {
-				comp = o.sketches.sk[j]
+				comp = o.sketches.sketch(j)
 			}
-			b, outcome, err := sketchWithout(c.sketches.enc[j], subject[k].sketches.sk[j], comp)
+			b, outcome, err := sketchWithout(c.sketches.enc[j], subject[k].sketches.sketch(j), comp)
 			if err != nil {
 				return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
 			}
@@ -470,7 +523,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 			for _, j := range redo {
 				c.sketches.enc[j] = nil
 				if a := again[k]; a != nil {
-					if c.sketches.enc[j], err = encodeSketch(a.sketches.sk[j]); err != nil {
+					if c.sketches.enc[j], err = a.sketches.deltaBytes(j); err != nil {
 						return err
 					}
 				}

@@ -308,6 +308,7 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 			hour_rollups_from = GREATEST(hour_rollups_from, $2),
 			commerce_rollups_from = GREATEST(commerce_rollups_from, $2),
 			traffic_rollups_from = GREATEST(traffic_rollups_from, $2),
+			page_rollups_from = GREATEST(page_rollups_from, $2),
 			session_rollups_from = GREATEST(session_rollups_from, $2) WHERE id = $1`, site, sr.AggregatesBefore); err != nil {
 			return fmt.Errorf("postgres: retention of site %d: move rollup bounds: %w", sr.Site, err)
 		}

@@ -60,8 +60,8 @@ func (e *packEntry) held() bool {
 // entry is c's counters, amounts and serialized sketches.
 func (c *rollupCell) entry() (*packEntry, error) {
 	e := &packEntry{events: c.events, views: c.views, keyEvents: c.keyEvents, engageMs: c.engageMs, amounts: c.amounts}
-	for j, sk := range c.sketches.sk {
-		b, err := encodeSketch(sk)
+	for j := range c.sketches.sk {
+		b, err := c.sketches.deltaBytes(j)
 		if err != nil {
 			return nil, err
 		}

@@ -67,7 +67,7 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity',
-		commerce_rollups_from = '-infinity', traffic_rollups_from = '-infinity' WHERE id = $1`, site); err != nil {
+		commerce_rollups_from = '-infinity', traffic_rollups_from = '-infinity', page_rollups_from = '-infinity' WHERE id = $1`, site); err != nil {
 		return fmt.Errorf("mark complete: %w", err)
 	}
 	return nil
@@ -195,9 +195,13 @@ func rollupEventColumns() []string {
 }
 
 // rollupDimExpr is the SQL expression of kind's dims id in rollupEventsSQL
-// ("" for kinds without one: 0, RollupHour, RollupSessionTraffic, whose
-// dims id is found in Go).
+// ("" for kinds without one: 0, RollupHour, RollupSessionTraffic and
+// RollupLandingPage, whose dims id is found in Go); SessionSketchKinds
+// have their dims kind's.
 func rollupDimExpr(kind DimKind) string {
+	if base, ok := SessionSketchKinds[kind]; ok {
+		kind = base
+	}
 	if p := ProfileOf(kind); p != nil {
 		return "COALESCE(" + p.Table + "." + RollupColumns[kind] + ", 0)"
 	}
@@ -260,7 +264,7 @@ func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, qu
 		if hasCommerce {
 			r.Amounts = EventAmounts(rd.names[dims[nameAt]], &c)
 		}
-		r.SessionTraffic = rd.traffic.of(r.Visitor, r.Session, r.TS)
+		r.SessionTraffic, r.SessionLanding = rd.traffic.of(r.Visitor, r.Session, r.TS)
 		if rd.selfActive {
 			held = append(held, r)
 			if eventActive(&r) {
@@ -360,14 +364,15 @@ func profileJoins() string {
 	return b.String()
 }
 
-// sessionRef is a session's start and traffic profile.
+// sessionRef is a session's start, traffic profile and landing page.
 type sessionRef struct {
 	ts      time.Time
 	traffic int32
+	landing int32
 }
 
 // sessionTraffics are the sessions events in a range may belong to, by
-// visitor and session id.
+// visitor and session id, for RollupSessionTraffic and RollupLandingPage.
 type sessionTraffics map[[2]int64][]sessionRef
 
 // sessionTraffic reads the site's sessions that events in [lo, hi) may
@@ -389,7 +394,7 @@ func sessionTraffic(ctx context.Context, tx pgx.Tx, site int32, lo, hi time.Time
 // args), for sessionTraffics.of: those of an erasure's subject or of its
 // competitors.
 func sessionTrafficWhere(ctx context.Context, tx pgx.Tx, where string, args ...any) (sessionTraffics, error) {
-	rows, err := tx.Query(ctx, "SELECT visitor_id, session_id, ts, traffic_id FROM sessions WHERE site_id = $1 AND "+where, args...)
+	rows, err := tx.Query(ctx, "SELECT visitor_id, session_id, ts, traffic_id, page_id FROM sessions WHERE site_id = $1 AND "+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +403,7 @@ func sessionTrafficWhere(ctx context.Context, tx pgx.Tx, where string, args ...a
 	var k [2]int64
 	var ref sessionRef
 	for rows.Next() {
-		if err := rows.Scan(&k[0], &k[1], &ref.ts, &ref.traffic); err != nil {
+		if err := rows.Scan(&k[0], &k[1], &ref.ts, &ref.traffic, &ref.landing); err != nil {
 			return nil, err
 		}
 		out[k] = append(out[k], ref)
@@ -406,13 +411,13 @@ func sessionTrafficWhere(ctx context.Context, tx pgx.Tx, where string, args ...a
 	return out, rows.Err()
 }
 
-// of is the traffic profile of the session of an event of visitor with
-// session id at ts; 0 without one.
-func (s sessionTraffics) of(visitor, session int64, ts time.Time) int32 {
+// of is the traffic profile and landing page of the session of an event
+// of visitor with session id at ts; 0 without one.
+func (s sessionTraffics) of(visitor, session int64, ts time.Time) (traffic, landing int32) {
 	for _, ref := range s[[2]int64{visitor, session}] {
 		if !ref.ts.Before(ts.Add(-25*time.Hour)) && !ref.ts.After(ts.Add(73*time.Hour)) {
-			return ref.traffic
+			return ref.traffic, ref.landing
 		}
 	}
-	return 0
+	return 0, 0
 }

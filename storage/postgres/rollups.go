@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -36,6 +37,44 @@ const RollupHour DimKind = 100
 // generic erasure that subtracts an event's counters from its cells finds
 // this cell by the event's session's traffic_id.
 const RollupSessionTraffic DimKind = 102
+
+// RollupLandingPage is the rollup_days kind counting each event under its
+// session's landing page: dim_id is the session's sessions.page_id (0: a
+// session without a page view yet), so event reports by landingPage read a
+// few rows a day. A session's landing page is set once, by the first
+// derivation holding one of its page views; the events derived before it
+// are moved then from the row of 0 to the page's (moveLanding). Its rows
+// count events only: no sketches, no amounts (user and revenue metrics by
+// landing page read events).
+const RollupLandingPage DimKind = 103
+
+// RollupPageSessions and RollupTitleSessions are the rollup_days kinds of
+// the sessions in which a page path (title) occurred, for GA4's session
+// metrics by pagePath (pageTitle): dim_id is the events' page path
+// (title) id, the counters are those of the page's events, and the users
+// sketch holds the hashes of the sessions (SessionHash) with an event of
+// the page instead of visitors. A session's hash goes into the sketch of
+// each of its derivations and days, and merging sketches counts it once.
+const (
+	RollupPageSessions  DimKind = 104
+	RollupTitleSessions DimKind = 105
+)
+
+// SessionSketchKinds are the kinds whose users sketch holds sessions, with
+// the dims kind of their dim_id.
+var SessionSketchKinds = map[DimKind]DimKind{RollupPageSessions: DimPagePath, RollupTitleSessions: DimTitle}
+
+// sessionSketchKind reports whether kind's sketch holds sessions.
+func sessionSketchKind(kind int16) bool {
+	_, ok := SessionSketchKinds[DimKind(kind)]
+	return ok
+}
+
+// SessionHash is the hash the sessions sketches hold for the session id of
+// a visitor, as reports group a session's events (visitor, session id).
+func SessionHash(visitor, session int64) uint64 {
+	return VisitorHash(uint64(visitor) ^ VisitorHash(uint64(session)))
+}
 
 // RollupColumns are the columns of RollupKinds' ids (DimColumns): in
 // events, or in the kind's profile table (ProfileOf).
@@ -129,8 +168,19 @@ const (
 	visitorNew
 )
 
-func newRollupCell() *rollupCell {
-	return &rollupCell{sketches: newCellSketches()}
+func newRollupCell() *rollupCell { return new(rollupCell) }
+
+// visitorBits are the bits of a visitor's event: visitorUser, and
+// visitorActive and visitorNew as active and first say.
+func visitorBits(active, first bool) uint8 {
+	bits := visitorUser
+	if active {
+		bits |= visitorActive
+	}
+	if first {
+		bits |= visitorNew
+	}
+	return bits
 }
 
 // NewSketch returns an empty sketch of rollup precision (sparse until it
@@ -182,10 +232,15 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 // RollupKinds in order): a visitor's events follow each other and mostly
 // share their day, hour, host, country, browser …, so most slots find
 // their cell without a map look-up.
-type rollupSlots [numDimKinds + 3]struct {
+type rollupSlots [numDimKinds + rollupExtraSlots]struct {
 	key  rollupKey
 	cell *rollupCell
 }
+
+// rollupExtraSlots are the cells addTo fills besides RollupKinds': the
+// landing page's, the page's and title's sessions, the session's traffic,
+// the hour and all events (slots -6 to -1).
+const rollupExtraSlots = 6
 
 // addTo is add, remembering cells in last (nil: none).
 func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rollupSlots) {
@@ -196,25 +251,40 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	// event's day (userDays), not necessarily at this event.
 	active := row.DayActive
 	first := flags&protocol.FlagFirstVisit != 0
-	bits := visitorUser
-	if active {
-		bits |= visitorActive
-	}
-	if first {
-		bits |= visitorNew
-	}
-	for i := -3; i < len(RollupKinds); i++ {
-		k := eventCellKey(row, i, day, hour)
+	bits := visitorBits(active, first)
+	sh := SessionHash(row.Visitor, row.Session)
+	for i := -rollupExtraSlots; i < len(RollupKinds); i++ {
+		k := rollupKey{site: row.Site, day: day}
+		ch, cbits := h, bits // what the cell's sketches take
+		switch {
+		case i == -6:
+			k.kind, k.dim = int16(RollupLandingPage), row.SessionLanding
+			cbits = 0
+		case i == -5:
+			k.kind, k.dim = int16(RollupPageSessions), row.Dims[DimPagePath-1]
+			ch, cbits = sh, visitorUser
+		case i == -4:
+			k.kind, k.dim = int16(RollupTitleSessions), row.Dims[DimTitle-1]
+			ch, cbits = sh, visitorUser
+		case i == -3:
+			k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
+		case i == -2:
+			k.kind, k.dim = int16(RollupHour), hour
+		case i >= 0:
+			k.kind = int16(RollupKinds[i])
+			k.dim = row.Dims[RollupKinds[i]-1]
+		}
+		j := i + rollupExtraSlots
 		var c *rollupCell
-		if last != nil && last[i+3].cell != nil && last[i+3].key == k {
-			c = last[i+3].cell
+		if last != nil && last[j].cell != nil && last[j].key == k {
+			c = last[j].cell
 		} else {
 			if c = a[k]; c == nil {
 				c = newRollupCell()
 				a[k] = c
 			}
 			if last != nil {
-				last[i+3].key, last[i+3].cell = k, c
+				last[j].key, last[j].cell = k, c
 			}
 		}
 		c.events++
@@ -225,13 +295,16 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			c.keyEvents++
 		}
 		c.engageMs += int64(row.Engage)
-		if row.Amounts != nil {
+		if row.Amounts != nil && i > -4 { // the landing and sessions kinds hold no amounts
 			c.addAmounts(row.Amounts)
+		}
+		if cbits == 0 {
+			continue
 		}
 		if dedupe {
 			switch {
-			case c.lastBits != 0 && c.lastVisitor == h:
-				c.lastBits |= bits
+			case c.lastBits != 0 && c.lastVisitor == ch:
+				c.lastBits |= cbits
 			default:
 				if c.lastBits != 0 {
 					if c.seen == nil {
@@ -239,22 +312,17 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 					}
 					c.seen[c.lastVisitor] |= c.lastBits
 				}
-				c.lastVisitor, c.lastBits = h, bits
+				c.lastVisitor, c.lastBits = ch, cbits
 			}
 			continue
 		}
-		c.sketches.sk[0].InsertHash(h)
-		if active {
-			c.sketches.sk[1].InsertHash(h)
-		}
-		if first {
-			c.sketches.sk[2].InsertHash(h)
-		}
+		c.sketches.insert(ch, cbits)
 	}
 }
 
-// eventCellKey is the key of row's cell in slot i (-3: its session's
-// traffic, -2: its hour, else RollupKinds[i]) on its local day and hour.
+// eventCellKey is the key of row's cell on its local day and hour in
+// slot i of the slots whose sketches hold visitors (addTo): -3 its
+// session's traffic, -2 its hour, else RollupKinds[i].
 func eventCellKey(row *EventRow, i int, day, hour int32) rollupKey {
 	k := rollupKey{site: row.Site, day: day}
 	switch {
@@ -281,8 +349,8 @@ func (a rollupAgg) addActive(k rollupKey, h uint64) {
 	if c.seen == nil {
 		c.seen = make(map[uint64]uint8)
 	}
-	// The visitor is in the cell's users sketch already: inserting it
-	// again changes nothing.
+	// The visitor is in the cell's users sketch already: adding it again
+	// changes nothing.
 	c.seen[h] |= visitorUser | visitorActive
 }
 
@@ -316,25 +384,38 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 	}
 }
 
-// settle puts the visitors collected by add with dedupe into the sketches.
+// settle puts the visitors collected by add with dedupe into the sketches:
+// each delta sketch is serialized from its sorted encoded hashes at once
+// (settleSketches), not built hash by hash.
 func (a rollupAgg) settle() {
+	var scratch [3][]uint32
 	for _, c := range a {
+		if c.lastBits == 0 && c.seen == nil {
+			continue
+		}
+		for j := range scratch {
+			scratch[j] = scratch[j][:0]
+		}
+		put := func(h uint64, bits uint8) {
+			k := encodeHash(h)
+			scratch[0] = append(scratch[0], k)
+			if bits&visitorActive != 0 {
+				scratch[1] = append(scratch[1], k)
+			}
+			if bits&visitorNew != 0 {
+				scratch[2] = append(scratch[2], k)
+			}
+		}
 		if c.lastBits != 0 {
-			// Inserting a visitor twice changes nothing: it may be in
-			// seen too.
-			c.sketches.insert(c.lastVisitor, c.lastBits)
+			// A visitor twice is one encoded hash: it may be in seen too.
+			put(c.lastVisitor, c.lastBits)
 			c.lastBits = 0
 		}
 		for h, bits := range c.seen {
-			c.sketches.sk[0].InsertHash(h)
-			if bits&visitorActive != 0 {
-				c.sketches.sk[1].InsertHash(h)
-			}
-			if bits&visitorNew != 0 {
-				c.sketches.sk[2].InsertHash(h)
-			}
+			put(h, bits)
 		}
 		c.seen = nil
+		c.sketches.settle(&scratch)
 	}
 }
 
@@ -346,15 +427,20 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	if len(rows) == 0 && len(items) == 0 {
 		return nil
 	}
-	traffic := make(map[[2]int64]int32, len(changes))
+	traffic := make(map[[2]int64]*sessionState, len(changes))
 	for i := range changes {
-		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = changes[i].now.traffic
+		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = &changes[i].now
 	}
 	for i := range rows {
-		rows[i].SessionTraffic = traffic[[2]int64{rows[i].Visitor, rows[i].Session}]
+		if s := traffic[[2]int64{rows[i].Visitor, rows[i].Session}]; s != nil {
+			rows[i].SessionTraffic, rows[i].SessionLanding = s.traffic, s.landing
+		}
 	}
 	agg := make(rollupAgg)
 	hours := &hourCache{loc: d.zone}
+	if err := d.moveLanding(ctx, agg, rows, changes, hours); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
 	days, err := readUserDays(ctx, d.tx, d.site, rows, hours)
 	if err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
@@ -462,8 +548,11 @@ func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]b
 		ORDER BY i`, vals)
 }
 
-// encodeSketch serializes sk, nil for an empty sketch.
+// encodeSketch serializes sk, nil for an empty sketch (or nil sk).
 func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
+	if sk == nil {
+		return nil, nil
+	}
 	// Estimate folds the sparse sketch's buffer into its compact list,
 	// which serializes smaller.
 	if sk.Estimate() == 0 {
@@ -474,6 +563,70 @@ func encodeSketch(sk *hyperloglog.Sketch) ([]byte, error) {
 		return nil, fmt.Errorf("encode sketch: %w", err)
 	}
 	return b, nil
+}
+
+// MergeSketches merges the serialized sketches of col (nil: empty) into
+// sk. A sparse one is read as its set of encoded hashes (sparseUnion), not
+// decoded into a sketch of its own: the union of a group's sets goes into
+// sk through the library's InsertHash (hashOfEncoded), which holds what
+// merging each would. A report merges thousands of small daily sketches,
+// where building a sketch per input cost most of its time. Dense ones are
+// merged by the library.
+func MergeSketches(sk *hyperloglog.Sketch, col [][]byte) error {
+	set, _, err := sparseUnion(col, func(b []byte) error { return MergeSketch(sk, b) })
+	if err != nil {
+		return err
+	}
+	for _, k := range set {
+		sk.InsertHash(hashOfEncoded(k))
+	}
+	return nil
+}
+
+// sparseUnion is the union of the encoded hashes of the sparse sketches of
+// col (nil: empty), sorted and distinct, and whether all of them were
+// sparse. A dense one goes to dense; without dense, it ends the union
+// (nil, false).
+func sparseUnion(col [][]byte, dense func(b []byte) error) ([]uint32, bool, error) {
+	var set []uint32
+	all := true
+	for _, b := range col {
+		if len(b) == 0 {
+			continue
+		}
+		var sparse bool
+		var err error
+		if set, sparse, err = appendSparse(set, b); err != nil {
+			return nil, false, err
+		}
+		if !sparse {
+			all = false
+			if dense == nil {
+				return nil, false, nil
+			}
+			if err := dense(b); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	slices.Sort(set)
+	return slices.Compact(set), all, nil
+}
+
+// SparseUnionEstimate is the estimate of a sparse sketch merged from the
+// serialized sketches of col (nil: empty), computed from the union of
+// their encoded hashes without building it: ok is false when one of them
+// is dense or the union would not stay sparse, where the caller merges.
+// It equals the library's: a sparse sketch counts its distinct encodings
+// by linear counting over 2^25; a sparse list of the union's size never
+// turned dense on the way (any subset's list is no longer).
+func SparseUnionEstimate(col [][]byte) (est uint64, ok bool, err error) {
+	set, all, err := sparseUnion(col, nil)
+	if err != nil || !all || sparseListBytes(set) > denseAfter {
+		return 0, false, err
+	}
+	const mp = 1 << sketchPP
+	return uint64(mp * math.Log(mp/float64(mp-len(set)))), true, nil
 }
 
 // MergeSketch merges the serialized sketch b (nil: empty) into sk.

@@ -37,6 +37,7 @@ type sessionState struct {
 	flags                        int16
 	dims                         []int32 // by SessionRollupKinds
 	traffic                      int32   // traffic_profiles id; set by upsertSessions only
+	landing                      int32   // landing page (page_id); set by upsertSessions only
 }
 
 // engaged is GA4's engaged session, as the query API's engagedSessions
@@ -82,7 +83,7 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 		}
 		c := a[k]
 		if c == nil {
-			c = &sessionRollupCell{sketches: newCellSketches()}
+			c = new(sessionRollupCell)
 			a[k] = c
 		}
 		c.sessions += sign
@@ -93,13 +94,7 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 		c.durationUs += int64(sign) * s.last.Sub(s.ts).Microseconds()
 		c.engageMs += int64(sign) * s.engage
 		if sign > 0 {
-			c.sketches.sk[0].InsertHash(h)
-			if active {
-				c.sketches.sk[1].InsertHash(h)
-			}
-			if first {
-				c.sketches.sk[2].InsertHash(h)
-			}
+			c.sketches.collect(h, visitorBits(active, first))
 		}
 	}
 }
@@ -255,9 +250,17 @@ func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKe
 
 // cellSketches are a rollup cell's sketches of visitors (users, active
 // users, new users): the deltas of a derivation, then, once merged with
-// the stored row's, the merged ones.
+// the stored row's, the merged ones' encodings.
 type cellSketches struct {
+	// sk are the deltas; nil: empty (a sketch is made by its first
+	// insert: many cells count no active or new user).
 	sk [3]*hyperloglog.Sketch
+	// delta caches encodeSketch of sk (valid where encoded is set).
+	delta   [3][]byte
+	encoded [3]bool
+	// pend are encoded hashes collected for the deltas and not in them
+	// yet (collect); every reader of the deltas settles them first.
+	pend [3][]uint32
 	// enc is the encoding of a merged sketch (set by the merge).
 	enc [3][]byte
 	// same marks a merged sketch equal to the stored one: the row keeps
@@ -269,39 +272,135 @@ type cellSketches struct {
 // insert adds visitor hash h to the sketches its bits (visitorUser …)
 // name.
 func (c *cellSketches) insert(h uint64, bits uint8) {
-	c.sk[0].InsertHash(h)
+	c.add(0, h)
 	if bits&visitorActive != 0 {
-		c.sk[1].InsertHash(h)
+		c.add(1, h)
 	}
 	if bits&visitorNew != 0 {
-		c.sk[2].InsertHash(h)
+		c.add(2, h)
 	}
 }
 
-func newCellSketches() cellSketches {
-	return cellSketches{sk: [3]*hyperloglog.Sketch{NewSketch(), NewSketch(), NewSketch()}}
+// add adds visitor hash h to delta sketch j.
+func (c *cellSketches) add(j int, h uint64) {
+	c.sketch(j).InsertHash(h)
+	c.encoded[j] = false
+}
+
+// maxPending bounds the hashes collect keeps per sketch before it settles
+// them.
+const maxPending = 4096
+
+// collect is insert for a caller with many visitors: their encoded hashes
+// wait in pend and go into the deltas together (settle).
+func (c *cellSketches) collect(h uint64, bits uint8) {
+	k := encodeHash(h)
+	c.pend[0] = append(c.pend[0], k)
+	if bits&visitorActive != 0 {
+		c.pend[1] = append(c.pend[1], k)
+	}
+	if bits&visitorNew != 0 {
+		c.pend[2] = append(c.pend[2], k)
+	}
+	if len(c.pend[0]) >= maxPending {
+		c.settlePending()
+	}
+}
+
+// settlePending puts the collected hashes into the deltas.
+func (c *cellSketches) settlePending() {
+	if len(c.pend[0]) == 0 {
+		return
+	}
+	p := c.pend
+	c.pend = [3][]uint32{}
+	c.settle(&p)
+}
+
+// sketch is delta sketch j, made (empty, or from its serialization) if
+// there is none.
+func (c *cellSketches) sketch(j int) *hyperloglog.Sketch {
+	c.settlePending()
+	if c.sk[j] != nil {
+		return c.sk[j]
+	}
+	c.sk[j] = NewSketch()
+	if c.encoded[j] && len(c.delta[j]) > 0 {
+		if err := c.sk[j].UnmarshalBinary(c.delta[j]); err != nil {
+			panic("BUG: a delta sketch's own serialization does not decode: " + err.Error())
+		}
+	}
+	return c.sk[j]
+}
+
+// deltaBytes is encodeSketch of delta sketch j, encoded once.
+func (c *cellSketches) deltaBytes(j int) ([]byte, error) {
+	c.settlePending()
+	if !c.encoded[j] {
+		b, err := encodeSketch(c.sk[j])
+		if err != nil {
+			return nil, err
+		}
+		c.delta[j], c.encoded[j] = b, true
+	}
+	return c.delta[j], nil
+}
+
+// settle adds the encoded hashes (encodeHash) of each delta sketch j, in
+// any order and with repeats; it sorts them. An empty delta sketch takes
+// them as its serialization, what the library serializes for a sketch of
+// those hashes inserted in any order, as long as its sparse list takes no
+// more than 2^14 bytes: then none of the library's checks could turn it
+// dense. Others go into the library's sketch hash by hash.
+func (c *cellSketches) settle(hashes *[3][]uint32) {
+	for j, set := range hashes {
+		if len(set) == 0 {
+			continue
+		}
+		slices.Sort(set)
+		set = slices.Compact(set)
+		if c.sk[j] == nil && !c.encoded[j] && sparseListBytes(set) <= denseAfter {
+			c.delta[j], c.encoded[j] = sparseEncoding(set), true
+			continue
+		}
+		sk := c.sketch(j)
+		for _, k := range set {
+			sk.InsertHash(hashOfEncoded(k))
+		}
+		c.encoded[j] = false
+	}
 }
 
 // merge merges the stored encoding b (nil: empty) of sketch j: the stored
 // sketch takes the delta's visitors, and is kept when they change nothing.
+// The merge works on the encodings (mergeEncoded); forms it does not
+// know go through the library.
 func (c *cellSketches) merge(j int, b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	stored := NewSketch()
-	if err := stored.UnmarshalBinary(b); err != nil {
-		return fmt.Errorf("decode sketch: %w", err)
-	}
-	if err := stored.Merge(c.sk[j]); err != nil {
-		return fmt.Errorf("merge sketch: %w", err)
-	}
-	enc, err := encodeSketch(stored)
+	d, err := c.deltaBytes(j)
 	if err != nil {
 		return err
 	}
+	enc, ok := mergeEncoded(b, d)
+	if !ok {
+		stored := NewSketch()
+		if err := stored.UnmarshalBinary(b); err != nil {
+			return fmt.Errorf("decode sketch: %w", err)
+		}
+		if len(d) > 0 {
+			if err := stored.Merge(c.sketch(j)); err != nil {
+				return fmt.Errorf("merge sketch: %w", err)
+			}
+		}
+		if enc, err = encodeSketch(stored); err != nil {
+			return err
+		}
+	}
 	// Equal bytes are an equal sketch; a sketch equal in another
 	// encoding is merely written again.
-	c.sk[j], c.enc[j], c.same[j] = stored, enc, bytes.Equal(enc, b)
+	c.enc[j], c.same[j] = enc, bytes.Equal(enc, b)
 	return nil
 }
 
@@ -346,13 +445,13 @@ func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3]
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
 	for i, k := range keys {
 		c := sketches(k)
-		for j, sk := range c.sk {
+		for j := range c.sk {
 			switch {
 			case c.same[j]:
 			case c.enc[j] != nil:
 				out[j][i] = c.enc[j]
 			default:
-				b, err := encodeSketch(sk)
+				b, err := c.deltaBytes(j)
 				if err != nil {
 					return out, err
 				}

@@ -120,8 +120,8 @@ var upsertSessionsSQL = func() string {
 		page_id = CASE WHEN sessions.page_id = 0 THEN excluded.page_id ELSE sessions.page_id END,
 		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
 			THEN excluded.exit_page_id ELSE sessions.exit_page_id END
-		RETURNING session_id, ` + sessionStateColumns + `, client_id, traffic_id)
-	SELECT u.session_id, u.traffic_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
+		RETURNING session_id, ` + sessionStateColumns + `, client_id, traffic_id, page_id)
+	SELECT u.session_id, u.traffic_id, u.page_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
 	return q
 }()
 
@@ -135,7 +135,7 @@ var upsertSessionsSQL = func() string {
 // among the keys: the planner cannot bound s.ts by the array's values, and
 // without them every partition of sessions (one a day, months of them)
 // is probed for every key.
-const sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags
+const sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags, s.page_id
 	FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS k(site_id, visitor_id, session_id, ts)
 	JOIN sessions s USING (site_id, visitor_id, session_id, ts)
 	WHERE s.ts >= $5 AND s.ts <= $6`
@@ -189,7 +189,7 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 		var k sessionKey
 		var ts time.Time
 		b := &sessionState{}
-		if err := res.Scan(&k.visitor, &k.id, &ts, &b.last, &b.events, &b.pageViews, &b.keyEvents, &b.engage, &b.flags); err != nil {
+		if err := res.Scan(&k.visitor, &k.id, &ts, &b.last, &b.events, &b.pageViews, &b.keyEvents, &b.engage, &b.flags, &b.landing); err != nil {
 			res.Close()
 			return nil, fmt.Errorf("read sessions before upsert: %w", err)
 		}
@@ -207,12 +207,13 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	changes := make([]sessionChange, 0, len(rows))
 	for res.Next() {
 		var c sessionChange
-		if err := res.Scan(append([]any{&c.id, &c.now.traffic}, c.now.scanDest()...)...); err != nil {
+		if err := res.Scan(append([]any{&c.id, &c.now.traffic, &c.now.landing}, c.now.scanDest()...)...); err != nil {
 			return nil, fmt.Errorf("upsert sessions: %w", err)
 		}
 		if o := before[sessionKey{c.now.visitor, c.id, c.now.ts.UnixMicro()}]; o != nil {
 			b := c.now // same key and dims
 			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = o.last, o.events, o.pageViews, o.keyEvents, o.engage, o.flags
+			b.landing = o.landing
 			c.before = &b
 		}
 		changes = append(changes, c)

@@ -68,6 +68,18 @@ const (
 // sparseSet returns the encoded hashes of a serialized sparse sketch
 // (buffered ones included), sorted and distinct, and whether it is sparse.
 func sparseSet(b []byte) (set []uint32, sparse bool, err error) {
+	set, sparse, err = appendSparse(nil, b)
+	if err != nil || !sparse {
+		return nil, sparse, err
+	}
+	slices.Sort(set)
+	return slices.Compact(set), true, nil
+}
+
+// appendSparse appends the encoded hashes of a serialized sparse sketch
+// (buffered ones included) to set, in no order, and reports whether it is
+// sparse (a dense one appends nothing).
+func appendSparse(set []uint32, b []byte) ([]uint32, bool, error) {
 	if len(b) < sketchHeader+4 {
 		return nil, false, errors.New("decode sketch: too short")
 	}
@@ -75,7 +87,7 @@ func sparseSet(b []byte) (set []uint32, sparse bool, err error) {
 		return nil, false, fmt.Errorf("decode sketch: precision %d, want %d", b[1], RollupPrecision)
 	}
 	if b[3] != 1 {
-		return nil, false, nil
+		return set, false, nil
 	}
 	rest := b[sketchHeader:]
 	n := int(binary.BigEndian.Uint32(rest))
@@ -112,8 +124,7 @@ func sparseSet(b []byte) (set []uint32, sparse bool, err error) {
 			return nil, true, fmt.Errorf("decode sketch: sparse list of %d values, header says %d", got+1, count)
 		}
 	}
-	slices.Sort(set)
-	return slices.Compact(set), true, nil
+	return set, true, nil
 }
 
 // sparseListBytes is how many bytes the sparse list of set (sorted,

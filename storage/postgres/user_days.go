@@ -19,7 +19,7 @@ import (
 // is_active_user), before the event or after it: activeUsers by eventName
 // or pagePath counts the users who triggered the value on a day on which
 // they were active. A user is active on a day when one of its events of
-// the day is (eventActive). rollup_user_days (migration 024) keeps, per
+// the day is (eventActive). rollup_user_days (migration 025) keeps, per
 // site, local day and visitor, whether the visitor is active that day and,
 // while it is not, the cells its events of the day went into: the
 // derivation that makes it active puts it into those cells' active

@@ -1,0 +1,201 @@
+package postgres
+
+import (
+	"encoding/binary"
+)
+
+// Merging a derivation's delta into a stored sketch on their
+// serializations (the forms sketch_erase.go describes), with the result
+// the library gives for decoding the stored sketch, merging the delta and
+// serializing (encodeSketch), byte for byte, without building either
+// sketch: the sorted sparse lists merge in one pass, dense registers take
+// their maxima.
+//
+// The library's Merge of a sparse delta into a sparse stored sketch
+// buffers the delta's encoded hashes and, when more than 163 are
+// buffered, folds them into the list and turns the sketch dense if the
+// list then takes more than 2^14 bytes; otherwise serializing folds them
+// in and the sketch stays sparse. A dense side makes the result dense.
+
+// sketchForm is a parsed serialized sketch of rollup precision.
+type sketchForm struct {
+	sparse bool
+	count  uint32 // sparse: values in list
+	list   []byte // sparse: varint deltas
+	regs   []byte // dense: registers
+}
+
+// parseSketchForm parses b as the library serializes a sketch of rollup
+// precision with nothing buffered (as encodeSketch leaves it); ok is false
+// for any other form.
+func parseSketchForm(b []byte) (f sketchForm, ok bool) {
+	if len(b) < sketchHeader+4 || b[0] != 2 || b[1] != RollupPrecision || b[2] != 0 {
+		return f, false
+	}
+	n := binary.BigEndian.Uint32(b[sketchHeader:])
+	switch b[3] {
+	case 0:
+		if n != sketchM || len(b) != sketchHeader+4+sketchM {
+			return f, false
+		}
+		return sketchForm{regs: b[sketchHeader+4:]}, true
+	case 1:
+		rest := b[sketchHeader+4:]
+		if n != 0 || len(rest) < 12 {
+			return f, false
+		}
+		size := binary.BigEndian.Uint32(rest[8:])
+		if uint64(len(rest)) != 12+uint64(size) {
+			return f, false
+		}
+		return sketchForm{sparse: true, count: binary.BigEndian.Uint32(rest), list: rest[12:]}, true
+	}
+	return f, false
+}
+
+// listReader reads a sparse list's values in order.
+type listReader struct {
+	b    []byte
+	i    int
+	last uint32
+	cut  bool // the list ends inside a value
+}
+
+// next returns the next value; ok is false at the end.
+func (r *listReader) next() (v uint32, ok bool) {
+	var x uint32
+	var shift uint
+	for ; r.i < len(r.b); r.i++ {
+		c := r.b[r.i]
+		x |= uint32(c&0x7f) << shift
+		if c&0x80 == 0 {
+			r.i++
+			r.last += x
+			return r.last, true
+		}
+		shift += 7
+	}
+	r.cut = shift > 0
+	return 0, false
+}
+
+// appendVarint appends x as the library's varint.
+func appendVarint(b []byte, x uint32) []byte {
+	for x&0xffffff80 != 0 {
+		b = append(b, uint8(x&0x7f|0x80))
+		x >>= 7
+	}
+	return append(b, uint8(x))
+}
+
+// mergeEncoded returns the serialization of the stored sketch (serialized,
+// not empty) merged with delta (encodeSketch of the delta; nil: empty), as
+// the library gives it; ok is false when either is in a form it does not
+// read (the caller merges through the library then).
+func mergeEncoded(stored, delta []byte) (out []byte, ok bool) {
+	s, ok := parseSketchForm(stored)
+	if !ok {
+		return nil, false
+	}
+	if len(delta) == 0 {
+		return stored, true
+	}
+	d, ok := parseSketchForm(delta)
+	if !ok {
+		return nil, false
+	}
+	if !s.sparse || !d.sparse {
+		regs := make([]byte, sketchM)
+		for _, f := range []sketchForm{s, d} {
+			if !f.sparse {
+				for i, r := range f.regs {
+					regs[i] = max(regs[i], r)
+				}
+				continue
+			}
+			if !sparseRegisters(regs, f.list) {
+				return nil, false
+			}
+		}
+		return denseEncoding(regs), true
+	}
+	out = make([]byte, sparseHeader, sparseHeader+len(s.list)+len(d.list))
+	a, b := listReader{b: s.list}, listReader{b: d.list}
+	x, okx := a.next()
+	y, oky := b.next()
+	var count, last uint32
+	for okx || oky {
+		v := y
+		switch {
+		case okx && oky && x == y:
+			x, okx = a.next()
+			y, oky = b.next()
+		case okx && (!oky || x < y):
+			v = x
+			x, okx = a.next()
+		default:
+			y, oky = b.next()
+		}
+		out = appendVarint(out, v-last)
+		count, last = count+1, v
+	}
+	if a.cut || b.cut {
+		return nil, false
+	}
+	if list := out[sparseHeader:]; d.count*100 > sketchM && len(list) > denseAfter {
+		regs := make([]byte, sketchM)
+		sparseRegisters(regs, list)
+		return denseEncoding(regs), true
+	}
+	putSparseHeader(out, count, last)
+	return out, true
+}
+
+// sparseHeader is the size of a sparse serialization before its list with
+// nothing buffered: the sketch header, the buffer's length (0), the list's
+// count, last value and size.
+const sparseHeader = sketchHeader + 16
+
+// putSparseHeader writes the header of a sparse serialization b (the list
+// from sparseHeader on) whose list holds count values, the last last.
+func putSparseHeader(b []byte, count, last uint32) {
+	copy(b, []byte{2, RollupPrecision, 0, 1, 0, 0, 0, 0})
+	binary.BigEndian.PutUint32(b[8:], count)
+	binary.BigEndian.PutUint32(b[12:], last)
+	binary.BigEndian.PutUint32(b[16:], uint32(len(b)-sparseHeader))
+}
+
+// sparseEncoding is the library's serialization of a sparse sketch whose
+// list is set (sorted, distinct, not empty), nothing buffered.
+func sparseEncoding(set []uint32) []byte {
+	out := make([]byte, sparseHeader, sparseHeader+sparseListBytes(set))
+	last := uint32(0)
+	for _, k := range set {
+		out = appendVarint(out, k-last)
+		last = k
+	}
+	putSparseHeader(out, uint32(len(set)), last)
+	return out
+}
+
+// sparseRegisters raises regs to the ranks of a sparse list's encoded
+// hashes; false when the list is cut short.
+func sparseRegisters(regs, list []byte) bool {
+	r := listReader{b: list}
+	for {
+		k, ok := r.next()
+		if !ok {
+			return !r.cut
+		}
+		i, rank := registerOf(k)
+		regs[i] = max(regs[i], rank)
+	}
+}
+
+// denseEncoding is the library's serialization of dense registers regs.
+func denseEncoding(regs []byte) []byte {
+	out := make([]byte, 0, sketchHeader+4+len(regs))
+	out = append(out, 2, RollupPrecision, 0, 0)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(regs)))
+	return append(out, regs...)
+}

@@ -1,0 +1,303 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/axiomhq/hyperloglog"
+)
+
+// libraryMerge is the merge through the library: the stored sketch
+// decoded, the delta merged in, serialized.
+func libraryMerge(t *testing.T, stored []byte, delta *hyperloglog.Sketch) []byte {
+	t.Helper()
+	sk := NewSketch()
+	if err := sk.UnmarshalBinary(stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Merge(delta); err != nil {
+		t.Fatal(err)
+	}
+	b, err := encodeSketch(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestMergeEncodedEqualsLibrary: a cell's merge of its delta into a stored
+// sketch, done on their serializations, is byte for byte the library's,
+// for sparse and dense sketches on both sides, deltas of visitors already
+// stored, and sizes around the sparse list's turn to dense (a stored
+// sparse list longer than 2^14 bytes, which the library turns dense when a
+// delta buffers more than 163 hashes, and one that turns dense by the
+// delta's hashes).
+func TestMergeEncodedEqualsLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 26))
+	random := func(n int) []uint64 {
+		out := make([]uint64, n)
+		for i := range out {
+			h := rng.Uint64()
+			if rng.IntN(40) == 0 {
+				h &^= (1<<11 - 1) << 39 // flagged: the rank is in the encoding
+				h &^= 1<<uint(rng.IntN(39)) - 1
+			}
+			out[i] = h
+		}
+		return out
+	}
+	var storedSizes []int
+	for n := 1; n < 7000; n = n*3 + 1 {
+		storedSizes = append(storedSizes, n)
+	}
+	for n := 7300; n <= 8300; n += 50 {
+		storedSizes = append(storedSizes, n)
+	}
+	storedSizes = append(storedSizes, 20_000)
+	var sparseOver, turned, kept, dense int
+	for _, ns := range storedSizes {
+		old := random(ns)
+		stored := sketchOf(t, old)
+		f, ok := parseSketchForm(stored)
+		if !ok {
+			t.Fatalf("%d stored: the library's serialization is not read", ns)
+		}
+		for _, nd := range []int{0, 1, 50, 163, 164, 400, 3000, 20_000} {
+			for _, overlap := range []bool{false, true} {
+				var hashes []uint64
+				if overlap {
+					for range nd {
+						hashes = append(hashes, old[rng.IntN(len(old))])
+					}
+				} else {
+					hashes = random(nd)
+				}
+				delta := deltaOf(hashes)
+				want := libraryMerge(t, stored, delta.Clone())
+				var c cellSketches
+				if nd > 0 {
+					c.sk[1] = delta
+				}
+				if err := c.merge(1, stored); err != nil {
+					t.Fatal(err)
+				}
+				d, _ := c.deltaBytes(1)
+				if _, ok := mergeEncoded(stored, d); !ok {
+					t.Fatalf("%d stored, %d delta: not merged on the serializations", ns, nd)
+				}
+				if !bytes.Equal(c.enc[1], want) {
+					t.Fatalf("%d stored, %d delta (overlap %v): merged %d bytes (sparse %v), the library %d (sparse %v)",
+						ns, nd, overlap, len(c.enc[1]), c.enc[1][3] == 1, len(want), want[3] == 1)
+				}
+				if c.same[1] != bytes.Equal(want, stored) {
+					t.Fatalf("%d stored, %d delta: same %v", ns, nd, c.same[1])
+				}
+				switch {
+				case f.sparse && len(f.list) > denseAfter && want[3] == 0:
+					sparseOver++
+				case f.sparse && want[3] == 0:
+					turned++
+				case !f.sparse:
+					dense++
+				case c.same[1]:
+					kept++
+				}
+			}
+		}
+	}
+	if sparseOver == 0 || turned == 0 || kept == 0 || dense == 0 {
+		t.Fatalf("cases: long sparse list turned dense %d, turned dense by the delta %d, unchanged %d, dense %d: each must occur",
+			sparseOver, turned, kept, dense)
+	}
+}
+
+// TestMergeEncodedOtherForms: serializations other than encodeSketch's
+// (hashes still buffered, another precision, cut short) are not merged on
+// the bytes, and a cell merges a buffered one through the library.
+func TestMergeEncodedOtherForms(t *testing.T) {
+	sk := NewSketch()
+	for i := range uint64(100) {
+		sk.InsertHash(VisitorHash(i))
+	}
+	buffered, err := sk.MarshalBinary() // no Estimate: the hashes stay buffered
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binary.BigEndian.Uint32(buffered[sketchHeader:]) == 0 {
+		t.Fatal("the serialization holds no buffered hashes")
+	}
+	canonical := sketchOf(t, []uint64{VisitorHash(7), VisitorHash(1000)})
+	p16, err := hyperloglog.New16().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"buffered": buffered, "precision 16": p16, "cut short": canonical[:len(canonical)-1]} {
+		if _, ok := mergeEncoded(b, canonical); ok {
+			t.Errorf("%s stored: merged on the bytes", name)
+		}
+		if _, ok := mergeEncoded(canonical, b); ok {
+			t.Errorf("%s delta: merged on the bytes", name)
+		}
+	}
+	var c cellSketches
+	c.add(0, VisitorHash(1000))
+	if err := c.merge(0, buffered); err != nil {
+		t.Fatal(err)
+	}
+	want := libraryMerge(t, buffered, deltaOf([]uint64{VisitorHash(1000)}))
+	if !bytes.Equal(c.enc[0], want) {
+		t.Fatal("a buffered stored sketch merged otherwise than by the library")
+	}
+}
+
+// TestSettleEqualsLibrary: a derivation's cell serializes its delta
+// sketches from their sorted encoded hashes as the library serializes a
+// sketch of the same visitors, below and above the sparse list's turn to
+// dense (above, the hashes go through the library), and a cell's later
+// insert adds to what it settled.
+func TestSettleEqualsLibrary(t *testing.T) {
+	for _, n := range []int{1, 2, 163, 164, 1000, 7000, 9000, 20_000} {
+		a := make(rollupAgg)
+		k := rollupKey{site: 1, day: 20_000}
+		c := newRollupCell()
+		a[k] = c
+		var all, active []uint64
+		for i := range n {
+			h := VisitorHash(uint64(i) * 7919)
+			all = append(all, h)
+			if i%3 == 0 {
+				active = append(active, h)
+			}
+		}
+		// The first visitor is both in seen and the cell's last.
+		c.seen = make(map[uint64]uint8, n)
+		for i, h := range all {
+			bits := visitorUser
+			if i%3 == 0 {
+				bits |= visitorActive
+			}
+			c.seen[h] |= bits
+		}
+		c.lastVisitor, c.lastBits = all[0], visitorUser|visitorActive
+		a.settle()
+		checkDeltas(t, &c.sketches, all, active, nil)
+		more := VisitorHash(1 << 40)
+		c.sketches.add(0, more)
+		got, err := c.sketches.deltaBytes(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := sketchOf(t, append(all, more)); !bytes.Equal(got, want) {
+			t.Fatalf("%d visitors and one added after: %d bytes, the library %d", n, len(got), len(want))
+		}
+	}
+}
+
+// TestCollectEqualsLibrary: session rollup cells collect their visitors'
+// hashes and settle them when the deltas are read, in rounds past
+// maxPending, into what the library serializes for the same visitors, and
+// a stored sketch merges them as the library merges the inserted sketch.
+func TestCollectEqualsLibrary(t *testing.T) {
+	stored := sketchOf(t, []uint64{VisitorHash(1), VisitorHash(2)})
+	for _, n := range []int{1, 100, maxPending - 1, maxPending, 3*maxPending + 5, 12_000} {
+		var c cellSketches
+		var all, fresh []uint64
+		for i := range n {
+			h := VisitorHash(uint64(i) * 31)
+			all = append(all, h)
+			bits := visitorUser
+			if i%2 == 0 {
+				bits |= visitorNew
+				fresh = append(fresh, h)
+			}
+			c.collect(h, bits)
+		}
+		if err := c.merge(2, stored); err != nil {
+			t.Fatal(err)
+		}
+		if want := libraryMerge(t, stored, deltaOf(fresh)); !bytes.Equal(c.enc[2], want) {
+			t.Fatalf("%d sessions: merged new users differ from the library's", n)
+		}
+		checkDeltas(t, &c, all, nil)
+	}
+}
+
+// checkDeltas fails unless c's delta sketches serialize as the library
+// serializes sketches of the hashes of each (nil: empty).
+func checkDeltas(t *testing.T, c *cellSketches, hashes ...[]uint64) {
+	t.Helper()
+	for j, hs := range hashes {
+		got, err := c.deltaBytes(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []byte
+		if len(hs) > 0 {
+			want = sketchOf(t, hs)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d visitors, sketch %d: %d bytes (sparse %v), the library %d", len(hashes[0]), j, len(got), len(got) > 3 && got[3] == 1, len(want))
+		}
+	}
+}
+
+// TestSketchMergesEqualLibrary: MergeSketches (sparse inputs read as their
+// encoded hashes) holds what the library's merge of each input holds, and
+// SparseUnionEstimate gives its estimate while the union stays sparse and
+// declines once it would not, over unions from a few hashes to past the
+// sparse threshold, with inputs sharing hashes and a dense one among them.
+func TestSketchMergesEqualLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, size := range []int{1, 5, 40, 300, 2000, 6000, 20000} {
+		var col [][]byte
+		shared := rng.Uint64()
+		for j := range 6 {
+			sk := NewSketch()
+			sk.InsertHash(VisitorHash(shared))
+			n := size / 6
+			if j == 2 && size >= 20000 {
+				n = size // a dense input among sparse ones
+			}
+			for range n {
+				sk.InsertHash(VisitorHash(rng.Uint64()))
+			}
+			b, err := encodeSketch(sk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			col = append(col, b)
+		}
+		if size >= 20000 && col[2][3] != 0 {
+			t.Fatal("the large input is not dense: the case proves nothing of dense inputs")
+		}
+		want := NewSketch()
+		for _, b := range col {
+			if err := MergeSketch(want, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := NewSketch()
+		if err := MergeSketches(got, col); err != nil {
+			t.Fatal(err)
+		}
+		if got.Estimate() != want.Estimate() {
+			t.Errorf("%d hashes: MergeSketches estimates %d, the library's merge %d", size, got.Estimate(), want.Estimate())
+		}
+		est, ok, err := SparseUnionEstimate(col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := want.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantSparse := b[3] == 1; ok != wantSparse {
+			t.Fatalf("%d hashes: counted from the hashes: %v, the merged sketch sparse: %v", size, ok, wantSparse)
+		}
+		if ok && est != want.Estimate() {
+			t.Errorf("%d hashes: SparseUnionEstimate %d, the library's merge %d", size, est, want.Estimate())
+		}
+	}
+}
