@@ -266,13 +266,8 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 		case i == -4:
 			k.kind, k.dim = int16(RollupTitleSessions), row.Dims[DimTitle-1]
 			ch, cbits = sh, visitorUser
-		case i == -3:
-			k.kind, k.dim = int16(RollupSessionTraffic), row.SessionTraffic
-		case i == -2:
-			k.kind, k.dim = int16(RollupHour), hour
-		case i >= 0:
-			k.kind = int16(RollupKinds[i])
-			k.dim = row.Dims[RollupKinds[i]-1]
+		default:
+			k = eventCellKey(row, i, day, hour)
 		}
 		j := i + rollupExtraSlots
 		var c *rollupCell
@@ -322,7 +317,8 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 
 // eventCellKey is the key of row's cell on its local day and hour in
 // slot i of the slots whose sketches hold visitors (addTo): -3 its
-// session's traffic, -2 its hour, else RollupKinds[i].
+// session's traffic, -2 its hour, -1 all events (kind 0), else
+// RollupKinds[i].
 func eventCellKey(row *EventRow, i int, day, hour int32) rollupKey {
 	k := rollupKey{site: row.Site, day: day}
 	switch {

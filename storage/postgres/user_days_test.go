@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestPackRollupsPrunesUserDays: the rollups' upkeep drops the user-days
@@ -26,19 +28,12 @@ func TestPackRollupsPrunesUserDays(t *testing.T) {
 	if err := s.PackRollups(ctx, now); err != nil {
 		t.Fatal(err)
 	}
-	var days []string
 	rows, err := s.pool.Query(ctx, "SELECT day::text FROM rollup_user_days WHERE site_id = $1 ORDER BY day", int32(site.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			t.Fatal(err)
-		}
-		days = append(days, d)
-	}
-	if err := rows.Err(); err != nil {
+	days, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Auckland's today is the 11th: the 7th to the 11th are kept.
