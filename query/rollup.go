@@ -282,7 +282,32 @@ type rollupPlan struct {
 	amounts  bool             // the report reads amounts
 	kind     postgres.DimKind // 0: all events (no dictionary dimension); RollupHour: by hour; RollupItems: all items
 	column   string           // the events column of kind, "" for 0
-	sketches int              // sketch columns to read
+	sketches int              // sketch columns the report counts
+}
+
+// reads are the sketch columns rp reads: its sketches, and the users one
+// with the active one from rollup_days, whose active sketch may be stored
+// as a marker for the users one (expandRaw).
+func (rp rollupPlan) reads() int {
+	if !rp.sessions && rp.sketches&sketchActive != 0 {
+		return rp.sketches | sketchUsers
+	}
+	return rp.sketches
+}
+
+// expandRaw replaces the markers among raw's active sketches (read with
+// rp.reads) by the users sketches beside them (postgres.ExpandActive) and
+// drops the users sketches when rp does not count them.
+func (rp rollupPlan) expandRaw(raw *[3][][]byte) {
+	if raw[1] == nil || raw[0] == nil {
+		return
+	}
+	for k, b := range raw[1] {
+		raw[1][k] = postgres.ExpandActive(raw[0][k], b)
+	}
+	if rp.sketches&sketchUsers == 0 {
+		raw[0] = nil
+	}
 }
 
 // coverByRollups returns how p reads the rollups, or false when they do not
@@ -467,7 +492,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
-	source := rollupSource(rp.sketches, rp.amounts)
+	source := rollupSource(rp.reads(), rp.amounts)
 	if rp.sessions {
 		source = "session_rollups e"
 	}
@@ -497,7 +522,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 		w.WriteString(", COALESCE(sum(e." + a + "), 0)::float8")
 	}
 	for i, col := range sketchColumns {
-		if rp.sketches&(1<<i) != 0 {
+		if rp.reads()&(1<<i) != 0 {
 			w.WriteString(", array_agg(e." + col + ")")
 		}
 	}

@@ -383,7 +383,7 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 		dest = append(dest, &amts[i])
 	}
 	for i := range skb {
-		if rp.sketches&(1<<i) != 0 {
+		if rp.reads()&(1<<i) != 0 {
 			dest = append(dest, &skb[i])
 		}
 	}
@@ -399,10 +399,11 @@ func readRollupRows(ctx context.Context, db querier, p *plan, rp rollupPlan, ids
 			sessions: counts[4], engaged: counts[5], durationUs: counts[6], amounts: amts}
 		raw := new([3][][]byte)
 		for i := range skb {
-			if rp.sketches&(1<<i) != 0 {
+			if rp.reads()&(1<<i) != 0 {
 				raw[i] = slices.Clone(skb[i])
 			}
 		}
+		rp.expandRaw(raw)
 		rng := rangeIndex(&k0, len(p.ranges))
 		if p.totals && only == nil {
 			if totals[rng] == nil {

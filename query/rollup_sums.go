@@ -211,7 +211,7 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 	for _, r := range rows {
 		r.raw = new([3][][]byte)
 		for i := range r.raw {
-			if rp.sketches&(1<<i) != 0 {
+			if rp.reads()&(1<<i) != 0 {
 				r.raw[i] = [][]byte{}
 			}
 		}
@@ -226,7 +226,7 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 	// statement.
 	var cols, picks, copies, arrays []string
 	for i, col := range sketchColumns {
-		if rp.sketches&(1<<i) != 0 {
+		if rp.reads()&(1<<i) != 0 {
 			cols = append(cols, "r."+col)
 			picks = append(picks, "q."+col+"[x.i]")
 			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
@@ -310,6 +310,9 @@ func pickSketches(ctx context.Context, db querier, p *plan, rp rollupPlan, rows 
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("query: read rollup sketches: %w", err)
+	}
+	for _, r := range rows {
+		rp.expandRaw(r.raw)
 	}
 	return nil
 }

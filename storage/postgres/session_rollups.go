@@ -206,7 +206,7 @@ func (a sessionRollupAgg) values(keys []rollupKey) ([]any, error) {
 		sessions[i], engaged[i], events[i], views[i], keyEvents[i] = c.sessions, c.engaged, c.events, c.views, c.keyEvents
 		duration[i], engage[i] = c.durationUs, c.engageMs
 	}
-	sk, err := sketchArrays(keys, a.sketches)
+	sk, err := sketchArrays(keys, a.sketches, false)
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +425,7 @@ func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 			return nil, fmt.Errorf("lock %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
 		found[i-1] = true
+		stored[1] = ExpandActive(stored[0], stored[1])
 		c := sketches(keys[i-1])
 		for j := range stored {
 			if err := c.merge(j, stored[j]); err != nil {
@@ -440,23 +441,35 @@ func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 
 // sketchArrays serializes the sketches of keys as three bytea arrays (users,
 // active, new users): NULL for an empty sketch, and for a merged one equal
-// to the stored one (write keeps the stored value).
-func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3][][]byte, error) {
+// to the stored one (write keeps the stored value). With marker (rollup_days)
+// an active sketch equal to the users sketch is the marker (compactActive),
+// and one kept but stored as the marker is written out when the users
+// sketch changed.
+func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches, marker bool) ([3][][]byte, error) {
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
 	for i, k := range keys {
 		c := sketches(k)
+		var final [3][]byte
 		for j := range c.sk {
-			switch {
-			case c.same[j]:
-			case c.enc[j] != nil:
-				out[j][i] = c.enc[j]
-			default:
+			final[j] = c.enc[j]
+			if final[j] == nil {
 				b, err := c.deltaBytes(j)
 				if err != nil {
 					return out, err
 				}
-				out[j][i] = b
+				final[j] = b
 			}
+			if !c.same[j] {
+				out[j][i] = final[j]
+			}
+		}
+		if !marker {
+			continue
+		}
+		if a := compactActive(final[0], final[1]); a != nil && len(a) == 0 {
+			out[1][i] = a
+		} else if c.same[1] && !c.same[0] {
+			out[1][i] = final[1]
 		}
 	}
 	return out, nil
