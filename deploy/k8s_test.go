@@ -354,7 +354,7 @@ func TestK8sChecksCatchBreakage(t *testing.T) {
 		// Resources.
 		{"base", sts, "              memory: 320Mi", "              memory: 64Mi", "MiB RSS bench measured under load"},
 		{"overlays/production", prod, "              memory: 1Gi", "              memory: 200Mi", "MiB peak RSS bench measured"},
-		{"overlays/agent-sidecar", web, "              cpu: 50m\n              memory: 64Mi\n            limits:\n              memory: 128Mi", "              cpu: 50m\n              memory: 64Mi\n            limits:\n              memory: 64Mi", "memory limit 64Mi is below twice"},
+		{"overlays/agent-sidecar", web, "              cpu: 50m\n              memory: 80Mi\n            limits:\n              memory: 160Mi", "              cpu: 50m\n              memory: 80Mi\n            limits:\n              memory: 64Mi", "memory limit 64Mi is below twice"},
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("%02d_%s", i, c.want), func(t *testing.T) {
