@@ -142,17 +142,26 @@ func localBounds(day int32, loc *time.Location) (time.Time, time.Time) {
 // deleted already. It returns the local days it corrected.
 func correctRollups(ctx context.Context, tx pgx.Tx, rd *rollupReader, keys []int64, subject rollupAgg, st *EraseSketches) ([]time.Time, error) {
 	regs := subjectRegisters(keys)
+	return correctByDay(subject, rd.hours.loc, "rollups", func(lo, hi time.Time, cells []rollupKey) error {
+		return correctRollupDay(ctx, tx, rd, regs, lo, hi, cells, subject, st)
+	})
+}
+
+// correctByDay groups the cells of subject by local day and corrects each
+// day, in day order, with correct (its bounds in loc and its cells in key
+// order); it returns the days corrected. what names the table in errors.
+func correctByDay[C any](subject map[rollupKey]C, loc *time.Location, what string, correct func(lo, hi time.Time, cells []rollupKey) error) ([]time.Time, error) {
 	byDay := map[int32][]rollupKey{}
 	for k := range subject {
 		byDay[k.day] = append(byDay[k.day], k)
 	}
 	var days []time.Time
 	for _, day := range slices.Sorted(maps.Keys(byDay)) {
-		lo, hi := localBounds(day, rd.hours.loc)
+		lo, hi := localBounds(day, loc)
 		cells := byDay[day]
 		slices.SortFunc(cells, compareRollupKeys)
-		if err := correctRollupDay(ctx, tx, rd, regs, lo, hi, cells, subject, st); err != nil {
-			return nil, fmt.Errorf("correct rollups of %s: %w", lo.Format(time.DateOnly), err)
+		if err := correct(lo, hi, cells); err != nil {
+			return nil, fmt.Errorf("correct %s of %s: %w", what, lo.Format(time.DateOnly), err)
 		}
 		days = append(days, dayDate(day))
 	}
@@ -433,21 +442,9 @@ func aggregateSessions(ctx context.Context, tx pgx.Tx, agg sessionRollupAgg, loc
 // the local days it corrected.
 func correctSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, keys []int64, subject sessionRollupAgg, st *EraseSketches) ([]time.Time, error) {
 	regs := subjectRegisters(keys)
-	byDay := map[int32][]rollupKey{}
-	for k := range subject {
-		byDay[k.day] = append(byDay[k.day], k)
-	}
-	var days []time.Time
-	for _, day := range slices.Sorted(maps.Keys(byDay)) {
-		lo, hi := localBounds(day, loc)
-		cells := byDay[day]
-		slices.SortFunc(cells, compareRollupKeys)
-		if err := correctSessionDay(ctx, tx, site, loc, regs, lo, hi, cells, subject, st); err != nil {
-			return nil, fmt.Errorf("correct session rollups of %s: %w", lo.Format(time.DateOnly), err)
-		}
-		days = append(days, dayDate(day))
-	}
-	return days, nil
+	return correctByDay(subject, loc, "session rollups", func(lo, hi time.Time, cells []rollupKey) error {
+		return correctSessionDay(ctx, tx, site, loc, regs, lo, hi, cells, subject, st)
+	})
 }
 
 func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, regs map[uint32]bool,

@@ -286,18 +286,24 @@ var (
 	_ realtimeStore = (*RedisRealtime)(nil)
 )
 
+// realtimeStores opens each realtime store at rtNow: Redis (a real
+// server, under the test's prefix) and memory.
+func realtimeStores() map[string]func(t *testing.T) realtimeStore {
+	now := func() time.Time { return rtNow }
+	return map[string]func(t *testing.T) realtimeStore{
+		"redis": func(t *testing.T) realtimeStore {
+			return NewRedisRealtime(client(t), RealtimeOptions{Prefix: testenv.Prefix(t), Now: now})
+		},
+		"memory": func(*testing.T) realtimeStore { return NewRealtime(RealtimeOptions{Now: now}) },
+	}
+}
+
 // TestRealtimeContract holds both realtime stores, Redis (a real server)
 // and memory, to one contract: what Record counts, Window returns, by
 // minute, event and active visitor; the watchers hear of the site; Forget
 // takes a visitor's cells out and leaves the others'.
 func TestRealtimeContract(t *testing.T) {
-	now := func() time.Time { return rtNow }
-	for name, open := range map[string]func(t *testing.T) realtimeStore{
-		"redis": func(t *testing.T) realtimeStore {
-			return NewRedisRealtime(client(t), RealtimeOptions{Prefix: testenv.Prefix(t), Now: now})
-		},
-		"memory": func(*testing.T) realtimeStore { return NewRealtime(RealtimeOptions{Now: now}) },
-	} {
+	for name, open := range realtimeStores() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			r := open(t)

@@ -36,13 +36,7 @@ func keysOf(w Window) []uint64 {
 // event counts under its session's user, the key the session's first
 // event carried (aggregator/sessions). Keys: clients 1x, users 9x.
 func TestRealtimeSessionUsers(t *testing.T) {
-	now := func() time.Time { return rtNow }
-	for name, open := range map[string]func(t *testing.T) realtimeStore{
-		"redis": func(t *testing.T) realtimeStore {
-			return NewRedisRealtime(client(t), RealtimeOptions{Prefix: testenv.Prefix(t), Now: now})
-		},
-		"memory": func(*testing.T) realtimeStore { return NewRealtime(RealtimeOptions{Now: now}) },
-	} {
+	for name, open := range realtimeStores() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			r := open(t)
