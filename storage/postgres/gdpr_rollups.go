@@ -58,6 +58,23 @@ func (s *EraseSketches) count(o sketchOutcome) {
 	}
 }
 
+// takeOut takes subject out of the stored sketch (sketchWithout, comp
+// the cell's competitors) and counts the outcome. It reports whether the
+// sketch must be recomputed from the cell's rows instead; *stored is left
+// as it was then.
+func (s *EraseSketches) takeOut(stored *[]byte, subject, comp *hyperloglog.Sketch) (recompute bool, err error) {
+	b, outcome, err := sketchWithout(*stored, subject, comp)
+	if err != nil {
+		return false, err
+	}
+	s.count(outcome)
+	if outcome == sketchRecompute {
+		return true, nil
+	}
+	*stored = b
+	return false, nil
+}
+
 // subjectRegisters are the dense register indexes of the subject keys'
 // hashes.
 func subjectRegisters(keys []int64) map[uint32]bool {
@@ -275,16 +292,13 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			if c := others[k]; c != nil {
 				comp = c.sketches.sketch(j)
 			}
-			b, outcome, err := sketchWithout(e.sketches[j], subject[k].sketches.sketch(j), comp)
+			recompute, err := st.takeOut(&e.sketches[j], subject[k].sketches.sketch(j), comp)
 			if err != nil {
 				return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
 			}
-			st.count(outcome)
-			if outcome == sketchRecompute {
+			if recompute {
 				redo = append(redo, j)
-				continue
 			}
-			e.sketches[j] = b
 		}
 		if len(redo) > 0 && e.events > 0 {
 			again := new(packEntry)
@@ -493,16 +507,13 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 			if o := others[k]; o != nil {
 				comp = o.sketches.sketch(j)
 			}
-			b, outcome, err := sketchWithout(c.sketches.enc[j], subject[k].sketches.sketch(j), comp)
+			recompute, err := st.takeOut(&c.sketches.enc[j], subject[k].sketches.sketch(j), comp)
 			if err != nil {
 				return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
 			}
-			st.count(outcome)
-			if outcome == sketchRecompute {
+			if recompute {
 				redo = append(redo, j)
-				continue
 			}
-			c.sketches.enc[j] = b
 		}
 		if len(redo) > 0 && c.sessions > 0 {
 			where, args := "s.ts >= $2 AND s.ts < $3", []any{site, lo, hi}
