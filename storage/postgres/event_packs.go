@@ -22,9 +22,18 @@ import (
 // of the time of one of all twelve. The day bounds prune the packs by
 // their key.
 func EventsIn(site, lo, hi string, cols []string) string {
-	return eventsWhere(cols, "site_id = "+site+" AND ts >= "+lo+" AND ts < "+hi,
-		"p.site_id = "+site+" AND p.day >= ("+lo+"::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= ("+hi+"::timestamptz AT TIME ZONE 'UTC')::date",
-		"u.ts >= "+lo+" AND u.ts < "+hi)
+	rows, packs, elems := inTimeRange(site, lo, hi)
+	return eventsWhere(cols, rows, packs, elems)
+}
+
+// inTimeRange are the conditions of a site's rows with lo <= ts < hi in
+// a table of rows and its packs (UTC days of parallel arrays): rows, on
+// the table's columns; packs, on the packs "p", whose days are pruned by
+// their key; elems, on the unnested columns "u".
+func inTimeRange(site, lo, hi string) (rows, packs, elems string) {
+	return "site_id = " + site + " AND ts >= " + lo + " AND ts < " + hi,
+		"p.site_id = " + site + " AND p.day >= (" + lo + "::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= (" + hi + "::timestamptz AT TIME ZONE 'UTC')::date",
+		"u.ts >= " + lo + " AND u.ts < " + hi
 }
 
 // eventsWhere is EventsIn with its conditions given: rows, on the events

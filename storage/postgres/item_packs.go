@@ -21,9 +21,8 @@ import (
 // EventsIn, only the arrays of cols (and ts) are unnested, and the day
 // bounds prune the packs by their key.
 func ItemsIn(site, lo, hi string, cols []string) string {
-	return itemsWhere(cols, "site_id = "+site+" AND ts >= "+lo+" AND ts < "+hi,
-		"p.site_id = "+site+" AND p.day >= ("+lo+"::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= ("+hi+"::timestamptz AT TIME ZONE 'UTC')::date",
-		"u.ts >= "+lo+" AND u.ts < "+hi)
+	rows, packs, elems := inTimeRange(site, lo, hi)
+	return itemsWhere(cols, rows, packs, elems)
 }
 
 // ItemsOf is ItemsIn over the item rows of site whose visitor is one of
