@@ -111,27 +111,20 @@ func DecodeBatch(wire []byte) (*Batch, error) {
 	return b, nil
 }
 
-// AppendBatchEvents is DecodeBatch for a caller that wants only the
-// events: it appends the batch's events to dst and returns the extended
-// slice, decoding them in place (a derivation gathers the events of many
-// staged batches in one slice, with no copy of each batch's). On error dst
-// is returned unchanged in length.
-func AppendBatchEvents(dst []Event, wire []byte) ([]Event, error) {
-	return new(EventDecoder).Append(dst, wire)
-}
-
-// EventDecoder is AppendBatchEvents for a caller that decodes many batches
-// in a row (a derivation's staged batches): their decompressed bytes reuse
-// one buffer, and equal strings of all its batches are one string (up to
-// a bound), which costs less memory and makes strings of different batches
-// compare by pointer. Not safe for concurrent use; the zero value is ready.
+// EventDecoder is DecodeBatch for a caller that wants only the events of
+// many batches in a row (a derivation's staged batches), gathered in one
+// slice: each batch's events are decoded in place after the ones before,
+// with no copy; their decompressed bytes reuse one buffer, and equal
+// strings of all its batches are one string (up to a bound), which costs
+// less memory and makes strings of different batches compare by pointer.
+// Not safe for concurrent use; the zero value is ready.
 type EventDecoder struct {
 	plain  []byte
 	intern map[string]string
 }
 
 // Append appends the events of the wire batch to dst and returns the
-// extended slice (AppendBatchEvents).
+// extended slice. On error dst is returned unchanged in length.
 func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
 	if d.intern == nil {
 		d.intern = make(map[string]string, 256)

@@ -176,7 +176,7 @@ func TestBatchHeadMatchesMsgpack(t *testing.T) {
 	}
 }
 
-// AppendBatchEvents gives what DecodeBatch gives, appended after what dst
+// EventDecoder.Append gives what DecodeBatch gives, appended after what dst
 // held, on the plain reader's path and on msgpack's (an item), and zeroes
 // the capacity it reuses: events decoded there carry nothing of what the
 // caller's array held before.
@@ -198,13 +198,14 @@ func TestAppendBatchEvents(t *testing.T) {
 	}
 	got := stale[:1]
 	want := []Event{stale[0]}
+	var dec EventDecoder
 	for _, wire := range [][]byte{fast, slow} {
 		b, err := DecodeBatch(wire)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, b.Events...)
-		if got, err = AppendBatchEvents(got, wire); err != nil {
+		if got, err = dec.Append(got, wire); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -212,7 +213,7 @@ func TestAppendBatchEvents(t *testing.T) {
 		t.Fatalf("appended events differ from DecodeBatch's (-want +got):\n%s", diff)
 	}
 	n := len(got)
-	got, err = AppendBatchEvents(got, fast[:len(fast)-3])
+	got, err = dec.Append(got, fast[:len(fast)-3])
 	if !errors.Is(err, ErrBadBatch) || len(got) != n {
 		t.Fatalf("a bad batch: err %v, %d events, want ErrBadBatch and %d", err, len(got), n)
 	}
@@ -264,7 +265,7 @@ func TestEventDecoder(t *testing.T) {
 
 // BenchmarkAppendBatchEvents gathers 25 staged batches of 1000 events
 // into one slice, as a derivation does: "append" decodes them in place
-// (AppendBatchEvents), "copy" decodes each into its own slice and copies
+// (EventDecoder), "copy" decodes each into its own slice and copies
 // it (DecodeBatch, the way before).
 func BenchmarkAppendBatchEvents(b *testing.B) {
 	evs := sampleEvents()
@@ -281,8 +282,9 @@ func BenchmarkAppendBatchEvents(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			all := make([]Event, 0, rows*1000)
+			var dec EventDecoder
 			for range rows {
-				if all, err = AppendBatchEvents(all, wire); err != nil {
+				if all, err = dec.Append(all, wire); err != nil {
 					b.Fatal(err)
 				}
 			}

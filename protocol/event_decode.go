@@ -93,7 +93,7 @@ func (r *batchReader) events(b *Batch) error {
 	if n > MaxBatchEvents {
 		return errSlowPath // check refuses it, after msgpack decodes it
 	}
-	// Appended to what b.Events holds (AppendBatchEvents), zeroed: the
+	// Appended to what b.Events holds (EventDecoder.Append), zeroed: the
 	// capacity beyond its length may hold earlier events (slices.Grow
 	// keeps them too). A slice made here is zeroed already.
 	made := b.Events == nil
