@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,9 +60,4 @@ func PrimaryWithReplica(t testing.TB) *Replicated {
 	}
 	u.Path = "/" + name
 	return &Replicated{Primary: primary, Replica: replica, PrimaryURL: primaryURL, ReplicaURL: u.String()}
-}
-
-// String names the pair in test logs.
-func (r *Replicated) String() string {
-	return fmt.Sprintf("primary :%d, replica :%d", r.Primary.Port(), r.Replica.Port())
 }
