@@ -54,24 +54,12 @@ var sessionColumnRefs = func() []*regexp.Regexp {
 	return out
 }()
 
-// An event's session: a session row's ts is its first event's time as
-// first derived, and an event lies at most 24 hours after it
-// (aggregator/sessions.Lookback), or before it when it arrived late (at
-// most 72 hours, as far back as the Measurement Protocol dates events).
-// Session ids are unique per visitor within that span (a GA4 sid is its
-// start second; an inferred one is made unique), so an event joins one
-// row.
-//
-// The range's sessions are read once into the statement's CTE
-// sessionsCTE (bounded by the range, so partitions are pruned) and hashed:
-// probing the partitioned sessions table's index once per event costs
-// seconds over a month of events.
-const (
-	sessionsCTE   = "sess"
-	sessionsRange = " FROM sessions s WHERE s.site_id = $1 AND s.ts >= $3::timestamptz - interval '25 hours' AND s.ts <= $4::timestamptz + interval '73 hours'"
-	sessionJoinOn = " ON s.visitor_id = ev.visitor_id AND s.session_id = ev.session_id" +
-		" AND s.ts >= ev.ts - interval '25 hours' AND s.ts <= ev.ts + interval '73 hours'"
-)
+// An event's session is the sessions row postgres.SessionOf joins it to.
+// The range's sessions (postgres.SessionsNear, bounded by the range, so
+// partitions are pruned) are read once into the statement's CTE
+// sessionsCTE and hashed: probing the partitioned sessions table's index
+// once per event costs seconds over a month of events.
+const sessionsCTE = "sess"
 
 // An events row's day_active is whether its visitor was active on its
 // local day (GA4's is_active_user, metrics.go activeUsersExpr): whether
@@ -136,8 +124,8 @@ func (w *sqlWriter) text() string {
 		if !ok {
 			panic("query: BUG: an events statement that reads sessions does not begin with WITH")
 		}
-		s = "WITH " + sessionsCTE + " AS MATERIALIZED (SELECT s." + strings.Join(read, ", s.") + sessionsRange + "),\n" + rest
-		source = "(SELECT " + strings.Join(sel, ", ") + " FROM " + source + " ev LEFT JOIN " + sessionsCTE + " s" + sessionJoinOn + ")"
+		s = "WITH " + sessionsCTE + " AS MATERIALIZED (" + postgres.SessionsNear("$1", "$3", "$4", read) + "),\n" + rest
+		source = "(SELECT " + strings.Join(sel, ", ") + " FROM " + source + " ev LEFT JOIN " + sessionsCTE + " s ON " + postgres.SessionOf("s", "ev") + ")"
 	}
 	if dayActive {
 		source = "(SELECT dv.*, " + dayActiveSQL + " AS day_active FROM " + source + " dv)"

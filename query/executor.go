@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // querier runs a statement; *pgxpool.Pool and pgx.Tx satisfy it.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
+type querier = postgres.Querier
 
 // runReport answers p from the rollups when they cover it (and p.route
 // allows), else runs p's statement over events, and shapes the response.

@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -266,14 +265,12 @@ func metricsOf(p *plan) map[string]struct {
 	return eventRollupMetrics
 }
 
-// Sketch columns of rollup_days, as bits.
+// Sketch columns of the rollups, as bits (postgres.RollupSketchColumns).
 const (
-	sketchUsers = 1 << iota
-	sketchActive
-	sketchNew
+	sketchUsers  = postgres.SketchUsers
+	sketchActive = postgres.SketchActive
+	sketchNew    = postgres.SketchNew
 )
-
-var sketchColumns = []string{"users", "active_users", "new_users"}
 
 // rollupPlan is how a covered report reads the rollups.
 type rollupPlan struct {
@@ -285,29 +282,19 @@ type rollupPlan struct {
 	sketches int              // sketch columns the report counts
 }
 
-// reads are the sketch columns rp reads: its sketches, and the users one
-// with the active one from rollup_days, whose active sketch may be stored
-// as a marker for the users one (expandRaw).
+// reads are the sketch columns rp reads: its sketches, and from
+// rollup_days those its active sketch needs (postgres.RollupSketchReads).
 func (rp rollupPlan) reads() int {
-	if !rp.sessions && rp.sketches&sketchActive != 0 {
-		return rp.sketches | sketchUsers
+	if !rp.sessions {
+		return postgres.RollupSketchReads(rp.sketches)
 	}
 	return rp.sketches
 }
 
-// expandRaw replaces the markers among raw's active sketches (read with
-// rp.reads) by the users sketches beside them (postgres.ExpandActive) and
-// drops the users sketches when rp does not count them.
+// expandRaw turns raw's sketches, read with rp.reads, into rp's
+// (postgres.ExpandRollupSketches).
 func (rp rollupPlan) expandRaw(raw *[3][][]byte) {
-	if raw[1] == nil || raw[0] == nil {
-		return
-	}
-	for k, b := range raw[1] {
-		raw[1][k] = postgres.ExpandActive(raw[0][k], b)
-	}
-	if rp.sketches&sketchUsers == 0 {
-		raw[0] = nil
-	}
+	postgres.ExpandRollupSketches(raw, rp.sketches)
 }
 
 // coverByRollups returns how p reads the rollups, or false when they do not
@@ -456,8 +443,8 @@ func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
 // eventCounters are rollup_days' counter columns; sessionCounters are
 // session_rollups', the same first. A rollupCell holds them in this order.
 var (
-	eventCounters   = []string{"events", "page_views", "key_events", "engagement_ms"}
-	sessionCounters = append(slices.Clip(eventCounters), "sessions", "engaged", "duration_us")
+	eventCounters   = postgres.RollupCounterColumns
+	sessionCounters = postgres.SessionRollupCounterColumns
 )
 
 // counters are the counter columns of rp's table.
@@ -492,9 +479,9 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	w.writeNameTables(joins)
 	w.WriteString("r AS (SELECT r.*, $2::text AS tz FROM unnest($5::int[], $6::timestamptz[], $7::timestamptz[]) AS r(idx, lo, hi))\n")
 	const where = " WHERE e.site_id = $1 AND e.day >= ($3::timestamptz AT TIME ZONE $2::text)::date AND e.day < ($4::timestamptz AT TIME ZONE $2::text)::date AND e.kind = "
-	source := rollupSource(rp.reads(), rp.amounts)
+	source := postgres.RollupsIn(rp.reads(), rp.amounts) + " e"
 	if rp.sessions {
-		source = "session_rollups e"
+		source = postgres.SessionRollupsIn() + " e"
 	}
 	fromRanges := " FROM " + source + " JOIN r ON e.day >= (r.lo AT TIME ZONE r.tz)::date AND e.day < (r.hi AT TIME ZONE r.tz)::date"
 	counters := rp.counters()
@@ -521,7 +508,7 @@ func buildRollupSQL(p *plan, rp rollupPlan, ids bool, only []int32) reportSQL {
 	for _, a := range rp.amountColumns() {
 		w.WriteString(", COALESCE(sum(e." + a + "), 0)::float8")
 	}
-	for i, col := range sketchColumns {
+	for i, col := range postgres.RollupSketchColumns {
 		if rp.reads()&(1<<i) != 0 {
 			w.WriteString(", array_agg(e." + col + ")")
 		}
@@ -616,46 +603,11 @@ func usesSessionTraffic(p *plan) bool {
 		!p.dimFilter.all(func(l *filterLeaf) bool { return l.dim == nil || !sessionTrafficDim(l.dim) })
 }
 
-// amountColumns are the columns a0, a1 … of the amounts slots rollupSource
-// gives when rp reads amounts, else none.
+// amountColumns are the columns of the amounts slots
+// (postgres.RollupAmountColumns) when rp reads amounts, else none.
 func (rp rollupPlan) amountColumns() []string {
 	if !rp.amounts {
 		return nil
 	}
-	out := make([]string, postgres.NumAmounts)
-	for i := range out {
-		out[i] = "a" + strconv.Itoa(i)
-	}
-	return out
-}
-
-// rollupSource is the rollup rows "e" a statement reads: rollup_days and
-// the packed days of rollup_packs unnested into rows of the same columns,
-// with the sketch columns of sketches only (a pack's sketch arrays are
-// large, and read only when asked for) and, with amounts, a column per
-// amounts slot (a0 …; NULL: 0). The statement's conditions on site, kind
-// and day reach both tables' keys.
-func rollupSource(sketches int, amounts bool) string {
-	cols := "dim_id, events, page_views, key_events, engagement_ms"
-	arrays := "p.dim_ids, p.events, p.page_views, p.key_events, p.engagement_ms"
-	for i, col := range sketchColumns {
-		if sketches&(1<<i) != 0 {
-			cols += ", " + col
-			arrays += ", p." + col
-		}
-	}
-	if !amounts {
-		return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
-			arrays + ") AS u(" + cols + ")) e"
-	}
-	dayAmounts, packAmounts := "", ""
-	for i := range postgres.NumAmounts {
-		n := strconv.Itoa(i)
-		dayAmounts += ", amounts[" + n + " + 1] AS a" + n
-		// A pack's cell i (from 1) has its slots from (i - 1) * slots + 1.
-		packAmounts += ", p.amounts[(u.ord - 1) * " + strconv.Itoa(postgres.NumAmounts) + " + " + n + " + 1]"
-	}
-	return "(SELECT site_id, kind, day, " + cols + dayAmounts + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u." +
-		strings.ReplaceAll(cols, ", ", ", u.") + packAmounts + " FROM rollup_packs p, unnest(" +
-		arrays + ") WITH ORDINALITY AS u(" + cols + ", ord)) e"
+	return postgres.RollupAmountColumns
 }

@@ -240,7 +240,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 	if len(found) > 0 || len(slots.pos) > 0 {
 		// Their sessions' traffic, for their cells of RollupSessionTraffic.
 		if rd.traffic, err = sessionTrafficWhere(ctx, tx,
-			"ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours' AND visitor_id = ANY($4)",
+			sessionsNear("ts", "$2", "$3")+" AND visitor_id = ANY($4)",
 			site, lo, hi, visitors); err != nil {
 			return fmt.Errorf("competitors' sessions: %w", err)
 		}

@@ -376,14 +376,12 @@ type sessionRef struct {
 type sessionTraffics map[[2]int64][]sessionRef
 
 // sessionTraffic reads the site's sessions that events in [lo, hi) may
-// belong to: started up to 25 hours before an event and up to 73 hours
-// after it (a late event), as the query's events source joins them
-// (query/events_source.go). They are looked up in Go rather than joined
+// belong to (sessionsNear), as reports join them (SessionOf). They are looked up in Go rather than joined
 // in SQL, so the day's events are read by the same statement as before
 // the rows by session traffic source existed, whatever plan a join of
 // unnested event packs with sessions would get.
 func sessionTraffic(ctx context.Context, tx pgx.Tx, site int32, lo, hi time.Time) (sessionTraffics, error) {
-	out, err := sessionTrafficWhere(ctx, tx, "ts >= $2::timestamptz - interval '25 hours' AND ts <= $3::timestamptz + interval '73 hours'", site, lo, hi)
+	out, err := sessionTrafficWhere(ctx, tx, sessionsNear("ts", "$2", "$3"), site, lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("read sessions of %s: %w", lo.Format(time.DateOnly), err)
 	}

@@ -1,0 +1,329 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Reading the rollups: a rollup cell (site, kind, day, dim_id) is a row of
+// rollup_days until its day is packed (PackRollups), then an element of
+// the arrays of its day's rollup_packs row; its active-users sketch may be
+// a marker for its users sketch (ExpandActive). Readers get the cells as
+// rows whatever the layout (RollupsIn) or read them through the typed
+// reads below (SumRollupCounters, ReadRollupSketches); session_rollups
+// are not packed and keep whole sketches (SessionRollupsIn).
+
+// Querier runs a statement: the report pool, a replica or a report
+// snapshot's transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// RollupCounterColumns are rollup_days' counter columns (and rollup_packs'
+// arrays of them); SessionRollupCounterColumns are session_rollups', the
+// same first.
+var (
+	RollupCounterColumns        = []string{"events", "page_views", "key_events", "engagement_ms"}
+	SessionRollupCounterColumns = append(RollupCounterColumns[:len(RollupCounterColumns):len(RollupCounterColumns)], "sessions", "engaged", "duration_us")
+)
+
+// rollupCounterArrayType is the array type of each of RollupCounterColumns.
+var rollupCounterArrayType = []string{"int[]", "int[]", "int[]", "int8[]"}
+
+// RollupSketchColumns are the sketch columns of rollup_days and
+// session_rollups; a set of them is given as bits by index (SketchUsers,
+// SketchActive, SketchNew).
+var RollupSketchColumns = []string{"users", "active_users", "new_users"}
+
+// Sketch columns as bits of a set.
+const (
+	SketchUsers = 1 << iota
+	SketchActive
+	SketchNew
+)
+
+// RollupSketchReads are the sketch columns (a set of RollupSketchColumns)
+// a reader of rollup_days reads to get the sketches of sketches: with the
+// active users one, the users one, which its marker stands for.
+func RollupSketchReads(sketches int) int {
+	if sketches&SketchActive != 0 {
+		return sketches | SketchUsers
+	}
+	return sketches
+}
+
+// ExpandRollupSketches turns rollup_days' sketch columns as read (by
+// RollupSketchReads(sketches); by column, nil: not read) into those of
+// sketches: the markers among the active sketches replaced by the users
+// sketches beside them (ExpandActive), the users sketches dropped when
+// sketches does not hold them.
+func ExpandRollupSketches(raw *[3][][]byte, sketches int) {
+	if raw[1] == nil || raw[0] == nil {
+		return
+	}
+	for k, b := range raw[1] {
+		raw[1][k] = ExpandActive(raw[0][k], b)
+	}
+	if sketches&SketchUsers == 0 {
+		raw[0] = nil
+	}
+}
+
+// RollupAmountColumns are the columns of the amounts slots (a0, a1 … by
+// slot) that RollupsIn gives with amounts.
+var RollupAmountColumns = func() []string {
+	out := make([]string, NumAmounts)
+	for i := range out {
+		out[i] = "a" + strconv.Itoa(i)
+	}
+	return out
+}()
+
+// RollupsIn is a subquery of the rollup cells of every site, kind and day
+// as rows: rollup_days and the packed days of rollup_packs unnested into
+// rows of the same columns (site_id, kind, day, dim_id,
+// RollupCounterColumns), with the sketch columns of sketches (a set of
+// RollupSketchColumns, as stored: read the active users one through
+// RollupSketchReads and ExpandRollupSketches) only, since a pack's sketch
+// arrays are large and read only when asked for, and, with amounts, a
+// column per amounts slot (RollupAmountColumns; NULL: 0). A statement's
+// conditions on site_id, kind and day reach both tables' keys.
+func RollupsIn(sketches int, amounts bool) string {
+	cols := "dim_id, events, page_views, key_events, engagement_ms"
+	arrays := "p.dim_ids, p.events, p.page_views, p.key_events, p.engagement_ms"
+	for i, col := range RollupSketchColumns {
+		if sketches&(1<<i) != 0 {
+			cols += ", " + col
+			arrays += ", p." + col
+		}
+	}
+	if !amounts {
+		return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
+			arrays + ") AS u(" + cols + "))"
+	}
+	dayAmounts, packAmounts := "", ""
+	for i := range NumAmounts {
+		n := strconv.Itoa(i)
+		dayAmounts += ", amounts[" + n + " + 1] AS " + RollupAmountColumns[i]
+		// A pack's cell i (from 1) has its slots from (i - 1) * slots + 1.
+		packAmounts += ", p.amounts[(u.ord - 1) * " + strconv.Itoa(NumAmounts) + " + " + n + " + 1]"
+	}
+	return "(SELECT site_id, kind, day, " + cols + dayAmounts + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u." +
+		strings.ReplaceAll(cols, ", ", ", u.") + packAmounts + " FROM rollup_packs p, unnest(" +
+		arrays + ") WITH ORDINALITY AS u(" + cols + ", ord))"
+}
+
+// SessionRollupsIn is the session rollup cells as rows (site_id, kind,
+// day, dim_id, SessionRollupCounterColumns, RollupSketchColumns): session
+// rollups are not packed and hold whole sketches.
+func SessionRollupsIn() string { return "session_rollups" }
+
+// RollupsOf selects a site's rollup cells of one kind on the local days
+// [Lo, Hi) (UTC midnights).
+type RollupsOf struct {
+	Site   int32
+	Kind   DimKind
+	Lo, Hi time.Time
+}
+
+// RollupCounts are one rollup cell's counters as read; a counter not read
+// is 0.
+type RollupCounts struct {
+	Events, PageViews, KeyEvents int32
+	EngagementMs                 int64
+	// Amounts by slot, when read; a slot the cell does not hold is nil.
+	Amounts []*float64
+}
+
+// SumRollupCounters reads the cells of of and gives each to add with its
+// day and dim_id: the counters of counters (a set of RollupCounterColumns
+// by index; the others are 0) and, with amounts, the amounts. A packed
+// day comes as one row of its arrays and a day of rollup_days rows as one
+// row of arrays of the same shape, so a reader summing thousands of cells
+// a day pays no row per cell; counters not read cost no array's
+// detoasting and decoding. c is reused between calls.
+func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, add func(day time.Time, dim int32, c *RollupCounts)) error {
+	packCols, dayCols := "", ""
+	for i, c := range RollupCounterColumns {
+		if counters&(1<<i) != 0 {
+			packCols += ", " + c
+			dayCols += ", array_agg(" + c + ")"
+		} else {
+			packCols += ", NULL::" + rollupCounterArrayType[i]
+			dayCols += ", NULL::" + rollupCounterArrayType[i]
+		}
+	}
+	// Amounts: a pack's flat array, a day's rows' arrays one after
+	// another (a row without amounts as NULLs), read flat.
+	if amounts {
+		packCols += ", amounts"
+		dayCols += ", array_agg(COALESCE(amounts, array_fill(NULL::float8, ARRAY[" + strconv.Itoa(NumAmounts) + "])))"
+	} else {
+		packCols += ", NULL::float8[]"
+		dayCols += ", NULL::float8[]"
+	}
+	res, err := db.Query(ctx, `SELECT day, dim_ids`+packCols+` FROM rollup_packs
+			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4
+		UNION ALL
+		SELECT day, array_agg(dim_id)`+dayCols+` FROM rollup_days
+			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4 GROUP BY day`,
+		of.Site, int16(of.Kind), of.Lo, of.Hi)
+	if err != nil {
+		return fmt.Errorf("postgres: sum rollups: %w", err)
+	}
+	defer res.Close()
+	var (
+		day                          time.Time
+		dims, events, views, keyEvts []int32
+		engaged                      []int64
+		amts                         pgtype.FlatArray[*float64]
+		c                            RollupCounts
+	)
+	const slots = NumAmounts
+	for res.Next() {
+		if err := res.Scan(&day, &dims, &events, &views, &keyEvts, &engaged, &amts); err != nil {
+			return fmt.Errorf("postgres: sum rollups: %w", err)
+		}
+		n := len(dims)
+		if amts != nil && len(amts) != n*slots {
+			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have %d amounts for %d cells", day.Format(time.DateOnly), len(amts), n)
+		}
+		// Counters not read are all zero.
+		events, views, keyEvts, engaged = orZeros(events, n), orZeros(views, n), orZeros(keyEvts, n), orZeros(engaged, n)
+		if len(events) != n || len(views) != n || len(keyEvts) != n || len(engaged) != n {
+			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have arrays of unequal lengths", day.Format(time.DateOnly))
+		}
+		for j, dim := range dims {
+			c = RollupCounts{Events: events[j], PageViews: views[j], KeyEvents: keyEvts[j], EngagementMs: engaged[j]}
+			if amts != nil {
+				c.Amounts = amts[j*slots : (j+1)*slots]
+			}
+			add(day, dim, &c)
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("postgres: sum rollups: %w", err)
+	}
+	return nil
+}
+
+// orZeros is a, or n zeros when a was not read (NULL).
+func orZeros[T int32 | int64](a []T, n int) []T {
+	if a == nil {
+		return make([]T, n)
+	}
+	return a
+}
+
+// ReadRollupSketches reads the sketches of sketches (a set of
+// RollupSketchColumns; the active users one expanded from its marker) of
+// the cells of of whose dim_id is one of ids, and gives each cell's to
+// add, by column in RollupSketchColumns' order (sks is reused between
+// calls). Nothing is grouped in SQL. With every, ids are all the dim_ids
+// the caller wants of the range: the packs are read whole instead of
+// searched for each dim_id.
+func ReadRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int32, every bool, sketches int, add func(day time.Time, dim int32, sks [][]byte)) error {
+	reads := RollupSketchReads(sketches)
+	// A pack's arrays are detoasted once (the concatenation in the
+	// subquery, kept by OFFSET 0) and then indexed per wanted dim_id:
+	// unnesting every value of every day to keep ten took most of the
+	// statement.
+	var cols, picks, copies, arrays []string
+	for i, col := range RollupSketchColumns {
+		if reads&(1<<i) != 0 {
+			cols = append(cols, "r."+col)
+			picks = append(picks, "q."+col+"[x.i]")
+			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
+			arrays = append(arrays, "p."+col)
+		}
+	}
+	var query string
+	if every {
+		// The packs' arrays whole, a day's rows aggregated into arrays of
+		// the same shape: one row a day, unnested in Go (a row per value
+		// and day cost more than merging them).
+		aggs := make([]string, len(cols))
+		for i, c := range cols {
+			aggs[i] = "array_agg(" + c + ")"
+		}
+		query = `SELECT p.day, p.dim_ids, ` + strings.Join(arrays, ", ") + ` FROM rollup_packs p
+				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+			UNION ALL
+			SELECT r.day, array_agg(r.dim_id), ` + strings.Join(aggs, ", ") + ` FROM rollup_days r
+				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[]) GROUP BY r.day`
+	} else {
+		wrap := make([]string, len(cols))
+		for i, c := range cols {
+			wrap[i] = "ARRAY[s." + strings.TrimPrefix(c, "r.") + "]"
+		}
+		query = `SELECT s.day, ARRAY[s.dim_id], ` + strings.Join(wrap, ", ") + ` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+				SELECT x.dim_id, ` + strings.Join(picks, ", ") + `
+				FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, ` + strings.Join(copies, ", ") + ` OFFSET 0) q,
+					LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
+				WHERE x.i IS NOT NULL) z
+				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+			UNION ALL
+			SELECT r.day, r.dim_id, ` + strings.Join(cols, ", ") + ` FROM rollup_days r
+				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])) s`
+	}
+	res, err := db.Query(ctx, query, of.Site, int16(of.Kind), of.Lo, of.Hi, ids)
+	if err != nil {
+		return fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	defer res.Close()
+	var (
+		day  time.Time
+		dims []int32
+		sks  = make([][][]byte, len(cols))
+		dest = []any{&day, &dims}
+		// one: a cell's sketches by column read; out: those of sketches.
+		one = make([][]byte, len(cols))
+		out = make([][]byte, 0, len(cols))
+	)
+	for i := range sks {
+		dest = append(dest, &sks[i])
+	}
+	// users, active: the positions of those columns among those read
+	// (-1: not read).
+	users, active := -1, -1
+	if reads&SketchUsers != 0 {
+		users = 0
+	}
+	if reads&SketchActive != 0 {
+		active = 1
+	}
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return fmt.Errorf("postgres: read rollup sketches: %w", err)
+		}
+		for k, dim := range dims {
+			for i := range sks {
+				if k >= len(sks[i]) {
+					return fmt.Errorf("postgres: read rollup sketches: %s holds %d dim_ids and %d sketches", day.Format(time.DateOnly), len(dims), len(sks[i]))
+				}
+				one[i] = sks[i][k]
+			}
+			if active >= 0 {
+				one[active] = ExpandActive(one[users], one[active])
+			}
+			out = out[:0]
+			for i := range one {
+				if i == users && sketches&SketchUsers == 0 {
+					continue
+				}
+				out = append(out, one[i])
+			}
+			add(day, dim, out)
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	return nil
+}
