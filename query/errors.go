@@ -3,9 +3,7 @@ package query
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"regexp"
 
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -24,51 +22,10 @@ var ErrUnknownKey = errors.New("unknown api key")
 // the Data API.
 const errorDomain = "analyticsdata.googleapis.com"
 
-// apiError is an error the client sees: an HTTP code, Google's canonical
-// status name and a message. Anything else reaching the handler is an
-// internal error whose text is logged, never sent. Both transports send it
-// as a google.rpc.Status (see status and writeError).
-type apiError struct {
-	code    int
-	status  string
-	message string
-	// field is the request field the error is about ("" when none or
-	// unknown); it becomes a google.rpc.BadRequest field violation.
-	field string
-	// reason is the ErrorInfo reason; "" gives none.
-	reason string
-}
-
-func (e *apiError) Error() string { return e.status + ": " + e.message }
-
-// fieldPrefix finds the request path an INVALID_ARGUMENT message starts
-// with ("dimensionFilter.filter.stringFilter.value: …", "requests[2]: …").
-var fieldPrefix = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9]*(\[\d+\])?(\.[a-zA-Z][a-zA-Z0-9]*(\[\d+\])?)*):`)
-
-func newAPIError(code int, status, format string, args ...any) *apiError {
-	e := &apiError{code: code, status: status, message: fmt.Sprintf(format, args...)}
-	if code == http.StatusBadRequest {
-		if m := fieldPrefix.FindStringSubmatch(e.message); m != nil {
-			e.field = m[1]
-		}
-	}
-	return e
-}
-
-func invalidArgument(format string, args ...any) *apiError {
-	return newAPIError(http.StatusBadRequest, "INVALID_ARGUMENT", format, args...)
-}
-
-// withField is e about the request field path.
-func withField(e *apiError, path string) *apiError {
-	e.field = path
-	return e
-}
-
-// details are the google.rpc error details Google sends with e: a
+// errorDetails are the google.rpc error details Google sends with e: a
 // BadRequest naming the field of an invalid argument, an ErrorInfo with
 // the reason of a refused key or a spent quota.
-func (e *apiError) details() []protoadapt.MessageV1 {
+func errorDetails(e *apiError) []protoadapt.MessageV1 {
 	var out []protoadapt.MessageV1
 	if e.status == "INVALID_ARGUMENT" {
 		out = append(out, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
@@ -81,13 +38,13 @@ func (e *apiError) details() []protoadapt.MessageV1 {
 }
 
 // grpcStatus is e as a gRPC status with its details.
-func (e *apiError) grpcStatus() *status.Status {
+func grpcStatus(e *apiError) *status.Status {
 	c, ok := code.Code_value[e.status]
 	if !ok {
 		c = int32(codes.Unknown)
 	}
 	st := status.New(codes.Code(c), e.message)
-	if d := e.details(); len(d) > 0 {
+	if d := errorDetails(e); len(d) > 0 {
 		if withDetails, err := st.WithDetails(d...); err == nil {
 			st = withDetails
 		}
@@ -110,7 +67,7 @@ type errorBody struct {
 func writeError(w http.ResponseWriter, e *apiError) {
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Error.Status = e.code, e.message, e.status
-	for _, d := range e.details() {
+	for _, d := range errorDetails(e) {
 		a, err := anypb.New(protoadapt.MessageV2Of(d))
 		if err != nil {
 			continue

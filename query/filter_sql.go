@@ -2,25 +2,6 @@ package query
 
 import "strings"
 
-// joins lists the dictionary joins the filter's dimensions read; nil for a
-// nil filter.
-func (n *filterNode) joins() []*joinDef {
-	if n == nil {
-		return nil
-	}
-	var out []*joinDef
-	for _, k := range append(append([]*filterNode(nil), n.and...), n.or...) {
-		out = append(out, k.joins()...)
-	}
-	if n.not != nil {
-		out = append(out, n.not.joins()...)
-	}
-	if n.leaf != nil && n.leaf.dim != nil {
-		out = append(out, n.leaf.dim.joins...)
-	}
-	return out
-}
-
 // filterSQL writes n as a boolean SQL expression that is never NULL, so
 // that NOT is plain negation. Dimension leaves read the row's dimension
 // expression (WHERE); metric leaves read the aggregate (HAVING).

@@ -1,6 +1,9 @@
 package query
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // filterTree walks a FilterExpression (andGroup, orGroup, notExpression,
 // filter) checking its shape and bounds, and builds a tree of N from it:
@@ -76,4 +79,42 @@ func countSet(bs ...bool) int {
 		}
 	}
 	return n
+}
+
+// all reports whether every leaf of n satisfies ok (true for nil).
+func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
+	if n == nil {
+		return true
+	}
+	if n.leaf != nil && !ok(n.leaf) {
+		return false
+	}
+	if n.not != nil && !n.not.all(ok) {
+		return false
+	}
+	for _, k := range append(slices.Clip(n.and), n.or...) {
+		if !k.all(ok) {
+			return false
+		}
+	}
+	return true
+}
+
+// joins lists the dictionary joins the filter's dimensions read; nil for a
+// nil filter.
+func (n *filterNode) joins() []*joinDef {
+	if n == nil {
+		return nil
+	}
+	var out []*joinDef
+	for _, k := range append(append([]*filterNode(nil), n.and...), n.or...) {
+		out = append(out, k.joins()...)
+	}
+	if n.not != nil {
+		out = append(out, n.not.joins()...)
+	}
+	if n.leaf != nil && n.leaf.dim != nil {
+		out = append(out, n.leaf.dim.joins...)
+	}
+	return out
 }

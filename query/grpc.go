@@ -99,11 +99,11 @@ func serveGRPC[T proto.Message](ctx context.Context, h *handler, name, resource 
 	}
 	id, ae := parseProperty(resource, suffix, name == "getMetadata")
 	if ae != nil {
-		return zero, ae.grpcStatus().Err()
+		return zero, grpcStatus(ae).Err()
 	}
 	resp, ae := h.invoke(ctx, m, grpcCall(ctx), id, req)
 	if ae != nil {
-		return zero, ae.grpcStatus().Err()
+		return zero, grpcStatus(ae).Err()
 	}
 	return resp.(T), nil
 }

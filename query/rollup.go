@@ -25,15 +25,6 @@ import (
 // exact; user and session counts merge HyperLogLog sketches (about 0.8%
 // standard error, exact for small counts).
 
-// route says which tables a report may read.
-type route int
-
-const (
-	routeAuto    route = iota // rollups when they cover the report, else events
-	routeEvents               // events only
-	routeRollups              // rollups only; a report they do not cover fails (tests)
-)
-
 // rollupDayExprs are the time dimensions a rollup day answers, over the
 // rollup row "e" (e.day is the local date).
 var rollupDayExprs = map[string]string{
@@ -419,25 +410,6 @@ func coverByRollups(p *plan) (rollupPlan, bool) {
 		rp.kind = postgres.RollupItems
 	}
 	return rp, true
-}
-
-// all reports whether every leaf of n satisfies ok (true for nil).
-func (n *filterNode) all(ok func(*filterLeaf) bool) bool {
-	if n == nil {
-		return true
-	}
-	if n.leaf != nil && !ok(n.leaf) {
-		return false
-	}
-	if n.not != nil && !n.not.all(ok) {
-		return false
-	}
-	for _, k := range append(slices.Clip(n.and), n.or...) {
-		if !k.all(ok) {
-			return false
-		}
-	}
-	return true
 }
 
 // eventCounters are rollup_days' counter columns; sessionCounters are

@@ -215,7 +215,7 @@ func buildSQL(p *plan) reportSQL {
 		}
 		if p.mixed {
 			w.WriteString(" FROM (SELECT k0, v, sid")
-			for _, c := range p.mixedColumns() {
+			for _, c := range mixedColumnsOf(p) {
 				w.WriteString(", " + c.merge + "(" + c.name + ") AS " + c.name)
 			}
 			w.WriteString(" FROM x GROUP BY k0, v, sid) x GROUP BY x.k0\n")
@@ -255,7 +255,7 @@ func (w *sqlWriter) writeMixedSessions(p *plan) {
 		w.WriteString(", " + w.dimExpr(d) + " AS k" + strconv.Itoa(i+1))
 	}
 	w.WriteString(", e.visitor_id AS v, e.session_id AS sid")
-	for _, c := range p.mixedColumns() {
+	for _, c := range mixedColumnsOf(p) {
 		inner := c.inner
 		if c.param != "" {
 			inner = keyEventsOf(w.bindShared("keyEvents:"+c.param, c.param))
@@ -270,9 +270,9 @@ func (w *sqlWriter) writeMixedSessions(p *plan) {
 	w.WriteString("),\n")
 }
 
-// mixedColumns are the columns of p's per-session rows x: mixedColumns
+// mixedColumnsOf are the columns of p's per-session rows x: mixedColumns
 // and those its metrics, the metric filter's included, read besides.
-func (p *plan) mixedColumns() []mixedColumn {
+func mixedColumnsOf(p *plan) []mixedColumn {
 	// x.act costs a window over the range's events (e.day_active): only
 	// for the metrics that read it.
 	reads := func(m *metricDef) bool { return strings.Contains(m.mixed, "x.act") }

@@ -458,3 +458,12 @@ func (p *plan) setItemScope(item string, leaves []*filterLeaf) *apiError {
 	}
 	return nil
 }
+
+// route says which tables a report may read.
+type route int
+
+const (
+	routeAuto    route = iota // rollups when they cover the report, else events
+	routeEvents               // events only
+	routeRollups              // rollups only; a report they do not cover fails (tests)
+)
