@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"github.com/avila-analytics/avila/query/plan"
 	"testing"
 )
 
@@ -14,20 +15,20 @@ import (
 func TestActiveUsersMarker(t *testing.T) {
 	f := newFixture(t, 400)
 	ctx := context.Background()
-	reqs := []RunReportRequest{
+	reqs := []plan.RunReportRequest{
 		{Metrics: mets("totalUsers", "activeUsers", "newUsers")},
 		{Dimensions: dims("eventName"), Metrics: mets("activeUsers", "totalUsers")},
 		{Dimensions: dims("pagePath"), Metrics: mets("activeUsers")},
 		{Dimensions: dims("country", "date"), Metrics: mets("activeUsers", "eventCountPerUser")},
 	}
 	for i := range reqs {
-		reqs[i].DateRanges = []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-11"}}
-		reqs[i].MetricAggregations = []MetricAggregation{"TOTAL"}
+		reqs[i].DateRanges = []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-11"}}
+		reqs[i].MetricAggregations = []plan.MetricAggregation{"TOTAL"}
 		if !f.coveredByRollups(t, 1, reqs[i]) {
 			t.Fatalf("report %d not covered by rollups", i)
 		}
 	}
-	report := func(r route, req RunReportRequest) map[string]string {
+	report := func(r plan.Route, req plan.RunReportRequest) map[string]string {
 		t.Helper()
 		out := map[string]string{}
 		resp := runRouted(t, f, r, req)
@@ -65,7 +66,7 @@ func TestActiveUsersMarker(t *testing.T) {
 			t.Errorf("%s: %d markers beside no users sketch (%v)", phase, wrong, err)
 		}
 		for i, req := range reqs {
-			want, got := report(routeEvents, req), report(routeRollups, req)
+			want, got := report(plan.RouteEvents, req), report(plan.RouteRollups, req)
 			if fmt.Sprint(want) != fmt.Sprint(got) {
 				t.Errorf("%s: report %d from the rollups\n%v\nfrom events\n%v", phase, i, got, want)
 			}
@@ -80,7 +81,7 @@ func TestActiveUsersMarker(t *testing.T) {
 	// Full copies (rows written before the marker) read the same.
 	compact := make([]map[string]string, len(reqs))
 	for i, req := range reqs {
-		compact[i] = report(routeRollups, req)
+		compact[i] = report(plan.RouteRollups, req)
 	}
 	mustExec(t, f.pool, "UPDATE rollup_days SET active_users = users WHERE active_users = ''::bytea")
 	mustExec(t, f.pool, `UPDATE rollup_packs p SET active_users = (SELECT array_agg(CASE WHEN x.a = ''::bytea THEN x.u ELSE x.a END ORDER BY x.i)
@@ -89,7 +90,7 @@ func TestActiveUsersMarker(t *testing.T) {
 		t.Fatalf("expanding the markers left %d markers and %d copies", markers, copies)
 	}
 	for i, req := range reqs {
-		if got := report(routeRollups, req); fmt.Sprint(got) != fmt.Sprint(compact[i]) {
+		if got := report(plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(compact[i]) {
 			t.Errorf("report %d with copies\n%v\nwith markers\n%v", i, got, compact[i])
 		}
 	}

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/avila-analytics/avila/query/engine/funnel"
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/jackc/pgx/v5/pgconn"
 	alphapb "google.golang.org/genproto/googleapis/analytics/data/v1alpha"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
@@ -81,20 +84,20 @@ var methods = []*method{
 		}},
 }
 
-var methodsByName = indexByName(methods, func(m *method) string { return m.name })
+var methodsByName = plan.IndexByName(methods, func(m *method) string { return m.name })
 
 // parseProperty reads GA4's resource name "properties/{id}" (with suffix,
 // e.g. "/metadata", after it). Site ids are PostgreSQL integers:
 // 1..2^31-1; property 0 names the metadata common to all properties, as in
 // GA4, and is allowed where zero is true.
-func parseProperty(name, suffix string, zero bool) (uint32, *apiError) {
+func parseProperty(name, suffix string, zero bool) (uint32, *plan.Error) {
 	rest, ok := strings.CutPrefix(name, "properties/")
 	if ok {
 		rest, ok = strings.CutSuffix(rest, suffix)
 	}
 	id, err := strconv.ParseUint(rest, 10, 31)
 	if !ok || err != nil || (id == 0 && !zero) {
-		return 0, invalidArgument("Invalid property %s in %s: property ids are positive integers (properties/{id}%s).", quoteName(rest), quoteName(name), suffix)
+		return 0, plan.InvalidArgument("Invalid property %s in %s: property ids are positive integers (properties/{id}%s).", plan.QuoteName(rest), plan.QuoteName(name), suffix)
 	}
 	return uint32(id), nil
 }
@@ -102,7 +105,7 @@ func parseProperty(name, suffix string, zero bool) (uint32, *apiError) {
 // invoke runs method m for property id under the handler's time bound and
 // the property's concurrency count, and turns failures into what the
 // client sees.
-func (h *handler) invoke(ctx context.Context, m *method, c apiCall, id uint32, req proto.Message) (proto.Message, *apiError) {
+func (h *handler) invoke(ctx context.Context, m *method, c apiCall, id uint32, req proto.Message) (proto.Message, *plan.Error) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	if c.fresh {
@@ -128,7 +131,7 @@ func (h *handler) invoke(ctx context.Context, m *method, c apiCall, id uint32, r
 	resp, err := m.run(h, ctx, c, id, req)
 	if err != nil {
 		ae := h.apiError(ctx, c.client, id, err)
-		if ae.code >= 500 {
+		if ae.Code >= 500 {
 			h.quota.serverError(ctx, m.quota, id, c.key)
 		}
 		return nil, ae
@@ -140,9 +143,9 @@ func (h *handler) invoke(ctx context.Context, m *method, c apiCall, id uint32, r
 // (metadata common to all properties) any valid key will do.
 func (h *handler) authorizeCall(ctx context.Context, c apiCall, id uint32) error {
 	if c.key == "" {
-		e := newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
+		e := plan.NewError(http.StatusUnauthorized, "UNAUTHENTICATED",
 			"Request is missing a valid API key: send 'Authorization: Bearer <key>'.")
-		e.reason = "CREDENTIALS_MISSING"
+		e.Reason = "CREDENTIALS_MISSING"
 		return e
 	}
 	return h.authorizeKey(ctx, c.key, id)
@@ -152,8 +155,8 @@ func (h *handler) authorizeCall(ctx context.Context, c apiCall, id uint32) error
 // a report over its time bound is 504, a client gone is 499; anything else is
 // logged and answered as a bare 500. client is the transport's request
 // context.
-func (h *handler) apiError(ctx, client context.Context, id uint32, err error) *apiError {
-	var ae *apiError
+func (h *handler) apiError(ctx, client context.Context, id uint32, err error) *plan.Error {
+	var ae *plan.Error
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &ae):
@@ -161,23 +164,23 @@ func (h *handler) apiError(ctx, client context.Context, id uint32, err error) *a
 	case errors.As(err, &pgErr) && pgErr.Code == "2201B":
 		// Translated patterns are checked before they are sent; this is
 		// the database's own limit (e.g. "regular expression is too complex").
-		return invalidArgument("A regular expression in the filter was refused by the database: %s.", pgErr.Message)
+		return plan.InvalidArgument("A regular expression in the filter was refused by the database: %s.", pgErr.Message)
 	case client.Err() != nil:
-		return newAPIError(499, "CANCELLED", "The request was cancelled by the client.")
+		return plan.NewError(499, "CANCELLED", "The request was cancelled by the client.")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		h.log.WarnContext(ctx, "report timed out", "site", id, "timeout", h.timeout, "err", err)
-		return newAPIError(http.StatusGatewayTimeout, "DEADLINE_EXCEEDED",
+		return plan.NewError(http.StatusGatewayTimeout, "DEADLINE_EXCEEDED",
 			"The report did not finish within %s; ask for fewer days or dimensions.", h.timeout)
 	}
 	h.log.ErrorContext(ctx, "report failed", "site", id, "err", err)
-	return newAPIError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered.")
+	return plan.NewError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered.")
 }
 
 // checkProperty refuses a request whose property field names another
 // property than the one addressed (REST path, or the batch's property).
-func checkProperty(field, property string, id uint32) *apiError {
+func checkProperty(field, property string, id uint32) *plan.Error {
 	if property != "" && property != propertyName(id) {
-		return invalidArgument("%s: %s does not match the property in the URL (%s).", field, quoteName(property), propertyName(id))
+		return plan.InvalidArgument("%s: %s does not match the property in the URL (%s).", field, plan.QuoteName(property), propertyName(id))
 	}
 	return nil
 }
@@ -189,12 +192,12 @@ func (h *handler) runReport(ctx context.Context, c apiCall, id uint32, in *datap
 	if err != nil {
 		return nil, err
 	}
-	p, apiErr := validate(req, s, h.now())
+	p, apiErr := plan.Validate(req, s, h.now())
 	if apiErr != nil {
 		return nil, apiErr
 	}
-	p.route = h.route
-	resp, err := cached(ctx, h, "runReport", s, []*RunReportRequest{req}, []*plan{p}, func(d db) (*RunReportResponse, error) {
+	p.Route = h.route
+	resp, err := cached(ctx, h, "runReport", s, []*plan.RunReportRequest{req}, []*plan.Plan{p}, func(d db) (*plan.RunReportResponse, error) {
 		return runReport(ctx, d, p)
 	})
 	if err != nil {
@@ -207,13 +210,13 @@ func (h *handler) runReport(ctx context.Context, c apiCall, id uint32, in *datap
 // runRealtimeReport validates and runs one realtime report.
 func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, in *datapb.RunRealtimeReportRequest) (*datapb.RunRealtimeReportResponse, error) {
 	if h.rt == nil {
-		return nil, newAPIError(http.StatusNotImplemented, "UNIMPLEMENTED", "Realtime reports are not served by this server.")
+		return nil, plan.NewError(http.StatusNotImplemented, "UNIMPLEMENTED", "Realtime reports are not served by this server.")
 	}
 	req := fromRealtime(in)
 	if _, err := h.site(ctx, id); err != nil {
 		return nil, err
 	}
-	p, apiErr := validateRealtime(req, id)
+	p, apiErr := realtime.Validate(req, id)
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -221,7 +224,7 @@ func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, i
 	if err != nil {
 		return nil, fmt.Errorf("query: realtime property %d: %w", id, err)
 	}
-	resp := runRealtime(p, w)
+	resp := realtime.Run(p, w)
 	// Realtime reads this node's or Redis' counters of 30 minutes: 1 token.
 	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, c.key, 1, req.ReturnPropertyQuota)
 	return toRealtime(resp), nil
@@ -234,12 +237,12 @@ func (h *handler) runFunnelReport(ctx context.Context, c apiCall, id uint32, in 
 	if err != nil {
 		return nil, err
 	}
-	fp, apiErr := validateFunnel(req, s, h.now())
+	fp, apiErr := plan.ValidateFunnel(req, s, h.now())
 	if apiErr != nil {
 		return nil, apiErr
 	}
 	d, _ := h.read(ctx, id, "") // funnels are not cached
-	resp, err := runFunnel(ctx, d, fp)
+	resp, err := funnel.Run(ctx, d, fp)
 	if err != nil {
 		return nil, err
 	}

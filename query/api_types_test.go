@@ -3,14 +3,15 @@ package query
 import (
 	"io"
 
+	"github.com/avila-analytics/avila/query/plan"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
 // BatchRunReportsRequest is GA4's batchRunReports request JSON, for tests
 // that post hand-written JSON.
 type BatchRunReportsRequest struct {
-	Property string             `json:"property,omitempty"`
-	Requests []RunReportRequest `json:"requests"`
+	Property string                  `json:"property,omitempty"`
+	Requests []plan.RunReportRequest `json:"requests"`
 }
 
 // Metadata is GA4's getMetadata response JSON, for tests that decode it.
@@ -34,7 +35,7 @@ type Metadata struct {
 
 // decodeRequest reads a runReport body as the REST transport does
 // (protojson into Google's message) and converts it for the engine.
-func decodeRequest(r io.Reader) (*RunReportRequest, error) {
+func decodeRequest(r io.Reader) (*plan.RunReportRequest, error) {
 	var req datapb.RunReportRequest
 	if err := decodeProto(r, &req); err != nil {
 		return nil, err

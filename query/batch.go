@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/jackc/pgx/v5"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
@@ -16,8 +17,8 @@ const maxBatchRequests = 5
 // BatchRunReportsResponse is the engine's answer to a batch: one report
 // per request, in request order (converted to Google's message at the edge).
 type BatchRunReportsResponse struct {
-	Reports []*RunReportResponse `json:"reports"`
-	Kind    string               `json:"kind"`
+	Reports []*plan.RunReportResponse `json:"reports"`
+	Kind    string                    `json:"kind"`
 }
 
 const batchKind = "analyticsData#batchRunReports"
@@ -31,24 +32,24 @@ func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in 
 	}
 	switch n := len(in.GetRequests()); {
 	case n == 0:
-		return nil, invalidArgument("requests: a batch needs at least one request.")
+		return nil, plan.InvalidArgument("requests: a batch needs at least one request.")
 	case n > maxBatchRequests:
-		return nil, invalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, n)
+		return nil, plan.InvalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, n)
 	}
 	s, err := h.site(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	now := h.now()
-	plans := make([]*plan, len(in.Requests))
-	reqs := make([]*RunReportRequest, len(in.Requests))
+	plans := make([]*plan.Plan, len(in.Requests))
+	reqs := make([]*plan.RunReportRequest, len(in.Requests))
 	for i, r := range in.Requests {
 		reqs[i] = fromRunReport(r)
-		p, ae := validate(reqs[i], s, now)
+		p, ae := plan.Validate(reqs[i], s, now)
 		if ae != nil {
 			return nil, prefixError(ae, fmt.Sprintf("requests[%d]", i))
 		}
-		p.route = h.route
+		p.Route = h.route
 		plans[i] = p
 	}
 	// Cached as a whole, so the reports of a batch still come from one
@@ -61,7 +62,7 @@ func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in 
 	}
 	// One charge for the batch; each report that asked shows the state
 	// after it.
-	report := slices.ContainsFunc(reqs, func(r *RunReportRequest) bool { return r.ReturnPropertyQuota })
+	report := slices.ContainsFunc(reqs, func(r *plan.RunReportRequest) bool { return r.ReturnPropertyQuota })
 	pq := h.quota.charge(ctx, quotaCore, id, c.key, reportsCost(usageOf(ctx), plans...), report)
 	out := &datapb.BatchRunReportsResponse{Kind: resp.Kind, Reports: make([]*datapb.RunReportResponse, len(resp.Reports))}
 	for i, rep := range resp.Reports {
@@ -75,18 +76,18 @@ func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in 
 
 // prefixError is e about the request part at path: its message and field
 // start with path, as GA4 names a batch's request by index.
-func prefixError(e *apiError, path string) *apiError {
+func prefixError(e *plan.Error, path string) *plan.Error {
 	out := *e
-	out.message = path + ": " + e.message
-	if out.field != "" {
-		out.field = path + "." + out.field
+	out.Message = path + ": " + e.Message
+	if out.Field != "" {
+		out.Field = path + "." + out.Field
 	} else {
-		out.field = path
+		out.Field = path
 	}
 	return &out
 }
 
-func runBatch(ctx context.Context, d db, plans []*plan) (*BatchRunReportsResponse, error) {
+func runBatch(ctx context.Context, d db, plans []*plan.Plan) (*BatchRunReportsResponse, error) {
 	tx, err := d.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("query: batch: begin: %w", err)
@@ -98,7 +99,7 @@ func runBatch(ctx context.Context, d db, plans []*plan) (*BatchRunReportsRespons
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}()
-	resp := &BatchRunReportsResponse{Kind: batchKind, Reports: make([]*RunReportResponse, len(plans))}
+	resp := &BatchRunReportsResponse{Kind: batchKind, Reports: make([]*plan.RunReportResponse, len(plans))}
 	for i, p := range plans {
 		if resp.Reports[i], err = runReport(ctx, tx, p); err != nil {
 			return nil, fmt.Errorf("query: batch report %d: %w", i, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -37,13 +38,13 @@ func call(t testing.TB, h http.Handler, method, path, key string, body any) (int
 func TestBatchRunReports(t *testing.T) {
 	f := newFixture(t, 400)
 	h := f.handler(t)
-	week := []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
-	reqs := []RunReportRequest{
+	week := []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+	reqs := []plan.RunReportRequest{
 		{Metrics: allMetrics(), DateRanges: week, MetricAggregations: allAggs},
 		{Dimensions: dims("country", "date"), Metrics: mets("activeUsers"), DateRanges: week, Limit: 5,
 			DimensionFilter: ptr(notF(emptyF("country")))},
 		{Dimensions: dims("pagePath"), Metrics: mets("screenPageViews"), Property: "properties/2", MetricFilter: ptr(numF("screenPageViews", "GREATER_THAN", i64(3))),
-			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-04"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"}}},
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-04"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"}}},
 	}
 	code, body := call(t, h, http.MethodPost, "/v1beta/properties/2:batchRunReports", testKey, BatchRunReportsRequest{Property: "properties/2", Requests: reqs})
 	if code != http.StatusOK {
@@ -116,9 +117,9 @@ func TestMetadata(t *testing.T) {
 	// default.
 	var custom []string
 	for i, d := range md.Dimensions {
-		if i < len(dimensionList) {
-			if d.APIName != dimensionList[i].name || d.CustomDefinition {
-				t.Fatalf("dimension %d: %+v, want %s", i, d, dimensionList[i].name)
+		if i < len(plan.DimensionList) {
+			if d.APIName != plan.DimensionList[i].Name || d.CustomDefinition {
+				t.Fatalf("dimension %d: %+v, want %s", i, d, plan.DimensionList[i].Name)
 			}
 			continue
 		}
@@ -127,7 +128,7 @@ func TestMetadata(t *testing.T) {
 		}
 		custom = append(custom, d.APIName)
 	}
-	if md.Name != "properties/1/metadata" || len(md.Metrics) != len(metricList)+1 ||
+	if md.Name != "properties/1/metadata" || len(md.Metrics) != len(plan.MetricList)+1 ||
 		md.Metrics[len(md.Metrics)-1].APIName != "keyEvents:purchase" ||
 		!slices.Equal(custom, []string{"customEvent:button", "customEvent:plan", "customUser:tier"}) {
 		t.Fatalf("metadata %s: %d metrics, custom definitions %q", md.Name, len(md.Metrics), custom)
@@ -140,15 +141,15 @@ func TestMetadata(t *testing.T) {
 		if d.UIName == "" || d.Description == "" || d.Category == "" {
 			t.Errorf("dimension %s lacks a name, description or category", d.APIName)
 		}
-		req := RunReportRequest{Dimensions: dims(d.APIName), DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}}
+		req := plan.RunReportRequest{Dimensions: dims(d.APIName), DateRanges: []plan.DateRange{{StartDate: "today", EndDate: "today"}}}
 		if code, out := post(t, h, "1", testKey, req); code != http.StatusOK {
 			t.Errorf("listed dimension %s: %d %s", d.APIName, code, out)
 		}
 	}
 	for _, m := range md.Metrics {
-		req := RunReportRequest{Metrics: mets(m.APIName), DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}}
+		req := plan.RunReportRequest{Metrics: mets(m.APIName), DateRanges: []plan.DateRange{{StartDate: "today", EndDate: "today"}}}
 		code, out := post(t, h, "1", testKey, req)
-		var resp RunReportResponse
+		var resp plan.RunReportResponse
 		if code != http.StatusOK || json.Unmarshal(out, &resp) != nil || resp.MetricHeaders[0].Type != m.Type {
 			t.Errorf("listed metric %s (%s): %d %s", m.APIName, m.Type, code, out)
 		}

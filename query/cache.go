@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/zeebo/blake3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -70,21 +71,21 @@ const cacheKeyVersion = "avila-query-cache/2"
 //
 // Only the computed reports are cached: anything a caller adds around them
 // (such as a property quota) is added after cached returns, per request.
-func cached[T any](ctx context.Context, h *handler, method string, s site, reqs []*RunReportRequest, plans []*plan, run func(d db) (T, error)) (T, error) {
+func cached[T any](ctx context.Context, h *handler, method string, s plan.Site, reqs []*plan.RunReportRequest, plans []*plan.Plan, run func(d db) (T, error)) (T, error) {
 	if h.cache == nil {
-		d, _ := h.read(ctx, s.id, "")
+		d, _ := h.read(ctx, s.ID, "")
 		return run(d)
 	}
-	version, ok := h.cache.Version(ctx, s.id)
+	version, ok := h.cache.Version(ctx, s.ID)
 	if !ok {
 		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
-		d, _ := h.read(ctx, s.id, "")
+		d, _ := h.read(ctx, s.ID, "")
 		return run(d)
 	}
 	key, ok := cacheKey(method, version, s, reqs, plans)
 	if !ok {
 		h.cacheOutcome(ctx, cacheUnavailable, len(plans))
-		d, _ := h.read(ctx, s.id, "")
+		d, _ := h.read(ctx, s.ID, "")
 		return run(d)
 	}
 	outcome := cacheMiss
@@ -98,10 +99,10 @@ func cached[T any](ctx context.Context, h *handler, method string, s site, reqs 
 			h.cacheOutcome(ctx, cacheHit, len(plans))
 			return v, nil
 		}
-		h.log.WarnContext(ctx, "query cache: undecodable entry ignored", "site", s.id, "key", key, "err", err)
+		h.log.WarnContext(ctx, "query cache: undecodable entry ignored", "site", s.ID, "key", key, "err", err)
 	}
 	h.cacheOutcome(ctx, outcome, len(plans))
-	d, complete := h.read(ctx, s.id, version)
+	d, complete := h.read(ctx, s.ID, version)
 	v, err := run(d)
 	if err != nil || !complete {
 		return v, err
@@ -129,10 +130,10 @@ func (h *handler) cacheOutcome(ctx context.Context, outcome string, n int) {
 
 // cacheLifetime is cacheTodayTTL when a range of plans ends after now,
 // else cacheTTL.
-func cacheLifetime(plans []*plan, now time.Time) time.Duration {
+func cacheLifetime(plans []*plan.Plan, now time.Time) time.Duration {
 	for _, p := range plans {
-		for _, r := range p.ranges {
-			if r.hi.After(now) {
+		for _, r := range p.Ranges {
+			if r.Hi.After(now) {
 				return cacheTodayTTL
 			}
 		}
@@ -150,7 +151,7 @@ func cacheLifetime(plans []*plan, now time.Time) time.Duration {
 // (property, returnPropertyQuota, a currencyCode already checked to be the
 // site's) are left out. ok is false for a request that cannot be encoded,
 // which is then not cached.
-func cacheKey(method, version string, s site, reqs []*RunReportRequest, plans []*plan) (key string, ok bool) {
+func cacheKey(method, version string, s plan.Site, reqs []*plan.RunReportRequest, plans []*plan.Plan) (key string, ok bool) {
 	h := blake3.New()
 	var buf [8]byte
 	num := func(v int64) {
@@ -164,31 +165,31 @@ func cacheKey(method, version string, s site, reqs []*RunReportRequest, plans []
 	str(cacheKeyVersion)
 	str(method)
 	str(version)
-	num(int64(s.id))
-	str(s.timeZone)
-	str(s.currency)
-	num(s.rollupsFrom.Unix())
-	num(s.hourRollupsFrom.Unix())
-	num(s.sessionRollupsFrom.Unix())
-	num(s.commerceRollupsFrom.Unix())
-	num(s.trafficRollupsFrom.Unix())
-	num(s.pageRollupsFrom.Unix())
+	num(int64(s.ID))
+	str(s.TimeZone)
+	str(s.Currency)
+	num(s.RollupsFrom.Unix())
+	num(s.HourRollupsFrom.Unix())
+	num(s.SessionRollupsFrom.Unix())
+	num(s.CommerceRollupsFrom.Unix())
+	num(s.TrafficRollupsFrom.Unix())
+	num(s.PageRollupsFrom.Unix())
 	num(int64(len(plans)))
 	for i, p := range plans {
-		num(int64(p.route))
-		num(p.limit)
-		num(p.offset)
-		num(int64(len(p.ranges)))
-		for _, r := range p.ranges {
-			num(r.lo.UnixNano())
-			num(r.hi.UnixNano())
+		num(int64(p.Route))
+		num(p.Limit)
+		num(p.Offset)
+		num(int64(len(p.Ranges)))
+		for _, r := range p.Ranges {
+			num(r.Lo.UnixNano())
+			num(r.Hi.UnixNano())
 		}
 		norm := *reqs[i]
 		norm.Property, norm.ReturnPropertyQuota, norm.CurrencyCode = "", false, ""
 		norm.Limit, norm.Offset = 0, 0
-		norm.DateRanges = make([]DateRange, len(reqs[i].DateRanges))
+		norm.DateRanges = make([]plan.DateRange, len(reqs[i].DateRanges))
 		for j, r := range reqs[i].DateRanges {
-			norm.DateRanges[j] = DateRange{Name: r.Name}
+			norm.DateRanges[j] = plan.DateRange{Name: r.Name}
 		}
 		b, err := json.Marshal(&norm)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -20,8 +21,8 @@ func BenchmarkReportCache(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = rdb.Close() })
-	req, err := json.Marshal(RunReportRequest{Dimensions: dims("date", "pagePath"), Metrics: mets("eventCount", "activeUsers", "screenPageViews"),
-		DateRanges: []DateRange{{StartDate: "7daysAgo", EndDate: "today"}}, MetricAggregations: []MetricAggregation{"TOTAL"}})
+	req, err := json.Marshal(plan.RunReportRequest{Dimensions: dims("date", "pagePath"), Metrics: mets("eventCount", "activeUsers", "screenPageViews"),
+		DateRanges: []plan.DateRange{{StartDate: "7daysAgo", EndDate: "today"}}, MetricAggregations: []plan.MetricAggregation{"TOTAL"}})
 	if err != nil {
 		b.Fatal(err)
 	}

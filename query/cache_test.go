@@ -17,6 +17,7 @@ import (
 
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -62,13 +63,13 @@ func newCacheRig(t *testing.T, f *fixture, rdb goredis.UniversalClient) *cacheRi
 }
 
 // report posts req for site 3 and returns the report, which must be 200.
-func (r *cacheRig) report(t *testing.T, req any) *RunReportResponse {
+func (r *cacheRig) report(t *testing.T, req any) *plan.RunReportResponse {
 	t.Helper()
 	code, body := post(t, r.h, "3", testKey, req)
 	if code != http.StatusOK {
 		t.Fatalf("status %d: %s", code, body)
 	}
-	var got RunReportResponse
+	var got plan.RunReportResponse
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func (r *cacheRig) wantCounts(t *testing.T, hits, misses float64) {
 	}
 }
 
-func (r *cacheRig) wantOracle(t *testing.T, req RunReportRequest, got *RunReportResponse) {
+func (r *cacheRig) wantOracle(t *testing.T, req plan.RunReportRequest, got *plan.RunReportResponse) {
 	t.Helper()
 	want := oracle(req, r.f.zones[3], *r.now.Load(), r.f.events, 3)
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -137,9 +138,9 @@ func (r *cacheRig) wantOracle(t *testing.T, req RunReportRequest, got *RunReport
 }
 
 // cacheRequest reaches today, so that new data lands in it.
-var cacheRequest = RunReportRequest{Dimensions: dims("date"), Metrics: mets("eventCount", "activeUsers"),
-	DateRanges: []DateRange{{StartDate: "3daysAgo", EndDate: "today"}}, OrderBys: []OrderBy{byDim("date", "", false)},
-	MetricAggregations: []MetricAggregation{"TOTAL"}}
+var cacheRequest = plan.RunReportRequest{Dimensions: dims("date"), Metrics: mets("eventCount", "activeUsers"),
+	DateRanges: []plan.DateRange{{StartDate: "3daysAgo", EndDate: "today"}}, OrderBys: []plan.OrderBy{byDim("date", "", false)},
+	MetricAggregations: []plan.MetricAggregation{"TOTAL"}}
 
 // TestReportCache: a repeated report is answered from the cache, not the
 // database (data written under it without a bump is not seen), the same
@@ -196,8 +197,8 @@ func TestReportCache(t *testing.T) {
 			r.wantCounts(t, 2, 2)
 
 			// A batch is cached as a whole.
-			batch := BatchRunReportsRequest{Requests: []RunReportRequest{cacheRequest, {Metrics: mets("eventCount"),
-				DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-05"}}}}}
+			batch := BatchRunReportsRequest{Requests: []plan.RunReportRequest{cacheRequest, {Metrics: mets("eventCount"),
+				DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-05"}}}}}
 			var batches [2]BatchRunReportsResponse
 			for i := range batches {
 				code, body := call(t, r.h, http.MethodPost, "/v1beta/properties/3:batchRunReports", testKey, batch)
@@ -271,7 +272,7 @@ func TestReportCacheNoCache(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("no-cache report: %d %s", rec.Code, rec.Body)
 	}
-	var fresh RunReportResponse
+	var fresh plan.RunReportResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &fresh); err != nil {
 		t.Fatal(err)
 	}

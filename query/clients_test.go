@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // The table every official client runs (clients_go_test.go,
@@ -175,21 +177,21 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 	}
 	switch c.method {
 	case "runReport":
-		var req RunReportRequest
+		var req plan.RunReportRequest
 		mustJSON(t, c.body, &req)
 		want := oracle(req, zone, now, events, 1)
 		if len(want.Rows) == 0 {
 			t.Fatal("the oracle has no rows: the case proves nothing")
 		}
-		var got RunReportResponse
+		var got plan.RunReportResponse
 		decode(&got)
 		same(want, &got)
 	case "batchRunReports":
-		var req struct{ Requests []RunReportRequest }
+		var req struct{ Requests []plan.RunReportRequest }
 		mustJSON(t, c.body, &req)
-		var got struct{ Reports []*RunReportResponse }
+		var got struct{ Reports []*plan.RunReportResponse }
 		decode(&got)
-		var want []*RunReportResponse
+		var want []*plan.RunReportResponse
 		for _, r := range req.Requests {
 			want = append(want, oracle(r, zone, now, events, 1))
 		}
@@ -212,8 +214,8 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 		same(want, got.PivotReports)
 	case "checkCompatibility":
 		var req struct {
-			Dimensions          []Dimension
-			Metrics             []Metric
+			Dimensions          []plan.Dimension
+			Metrics             []plan.Metric
 			CompatibilityFilter string
 		}
 		mustJSON(t, c.body, &req)
@@ -230,34 +232,34 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 		decode(&got)
 		// The oracle: a name is compatible when runReport's validation
 		// accepts the request with it added.
-		accepts := func(d []Dimension, m []Metric) string {
+		accepts := func(d []plan.Dimension, m []plan.Metric) string {
 			s := testSite(t, zone)
-			if _, err := validate(&RunReportRequest{Dimensions: d, Metrics: m, DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}}, s, now); err != nil {
+			if _, err := plan.Validate(&plan.RunReportRequest{Dimensions: d, Metrics: m, DateRanges: []plan.DateRange{{StartDate: "today", EndDate: "today"}}}, s, now); err != nil {
 				return "INCOMPATIBLE"
 			}
 			return "COMPATIBLE"
 		}
 		var wantList, gotList []string
 		incompatible := 0
-		for _, d := range append(slices.Clone(dimensionList), customDims()...) {
+		for _, d := range append(slices.Clone(plan.DimensionList), customDims()...) {
 			ds := req.Dimensions
-			if !slices.ContainsFunc(ds, func(x Dimension) bool { return x.Name == d.name }) {
-				ds = append(slices.Clone(ds), Dimension{Name: d.name})
+			if !slices.ContainsFunc(ds, func(x plan.Dimension) bool { return x.Name == d.Name }) {
+				ds = append(slices.Clone(ds), plan.Dimension{Name: d.Name})
 			}
 			if c := accepts(ds, req.Metrics); req.CompatibilityFilter == "" || c == req.CompatibilityFilter {
-				wantList = append(wantList, d.name+"="+c)
+				wantList = append(wantList, d.Name+"="+c)
 				if c == "INCOMPATIBLE" {
 					incompatible++
 				}
 			}
 		}
-		for _, m := range metricList {
+		for _, m := range plan.MetricList {
 			ms := req.Metrics
-			if !slices.ContainsFunc(ms, func(x Metric) bool { return x.Name == m.name }) {
-				ms = append(slices.Clone(ms), Metric{Name: m.name})
+			if !slices.ContainsFunc(ms, func(x plan.Metric) bool { return x.Name == m.Name }) {
+				ms = append(slices.Clone(ms), plan.Metric{Name: m.Name})
 			}
 			if c := accepts(req.Dimensions, ms); req.CompatibilityFilter == "" || c == req.CompatibilityFilter {
-				wantList = append(wantList, m.name+"="+c)
+				wantList = append(wantList, m.Name+"="+c)
 			}
 		}
 		for _, d := range got.DimensionCompatibilities {
@@ -271,12 +273,12 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 		}
 		same(wantList, gotList)
 	case "runRealtimeReport":
-		var got RunRealtimeReportResponse
+		var got realtime.RunRealtimeReportResponse
 		decode(&got)
 		users := map[string]int{}
 		for i, code := range strings.Split(tableLiveCountries, ",") {
 			if liveEngaged(i) {
-				users[countryNames[code]]++ // one visitor per event
+				users[plan.CountryNames[code]]++ // one visitor per event
 			}
 		}
 		var want, rows []string
@@ -287,28 +289,28 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 		for _, r := range got.Rows {
 			rows = append(rows, r.DimensionValues[0].Value+"="+r.MetricValues[0].Value)
 		}
-		if got.Kind != realtimeKind {
+		if got.Kind != realtime.ResponseKind {
 			t.Fatalf("kind %q", got.Kind)
 		}
 		same(want, rows)
 	case "runFunnelReport":
-		var req RunFunnelReportRequest
+		var req plan.RunFunnelReportRequest
 		mustJSON(t, c.body, &req)
-		var got RunFunnelReportResponse
+		var got plan.RunFunnelReportResponse
 		decode(&got)
 		same(funnelOracle(req, zone, now, events, 1), &got)
 	case "getMetadata":
 		var got Metadata
 		decode(&got)
 		var want, names []string
-		for _, d := range append(slices.Clone(dimensionList), customDims()...) {
-			want = append(want, d.name)
+		for _, d := range append(slices.Clone(plan.DimensionList), customDims()...) {
+			want = append(want, d.Name)
 		}
-		for _, m := range metricList {
-			want = append(want, m.name)
+		for _, m := range plan.MetricList {
+			want = append(want, m.Name)
 		}
 		// The fixture's property keeps GA4's default key event.
-		want = append(want, keyEventsPrefix+"purchase")
+		want = append(want, plan.KeyEventsPrefix+"purchase")
 		for _, d := range got.Dimensions {
 			names = append(names, d.APIName)
 		}
@@ -323,10 +325,10 @@ func checkClientCase(t *testing.T, f *fixture, c clientCase, out clientOutcome) 
 
 // customDims are the custom definitions of the fixture's property 1: the
 // parameters and user properties its events carry.
-func customDims() []*dimDef {
-	var out []*dimDef
+func customDims() []*plan.DimDef {
+	var out []*plan.DimDef
 	for _, name := range []string{"customEvent:button", "customEvent:plan", "customUser:tier"} {
-		d, _, _ := lookupDimension(name)
+		d, _, _ := plan.LookupDimension(name)
 		out = append(out, d)
 	}
 	return out
@@ -360,29 +362,29 @@ func liveEngaged(i int) bool { return i < strings.Count(tableLiveCountries, ",")
 // pivotRequest and pivotResponse are GA4's pivot JSON, read by the oracle
 // and the checks.
 type pivotRequest struct {
-	Dimensions      []Dimension
-	Metrics         []Metric
-	DateRanges      []DateRange
-	DimensionFilter *FilterExpression
-	MetricFilter    *FilterExpression
+	Dimensions      []plan.Dimension
+	Metrics         []plan.Metric
+	DateRanges      []plan.DateRange
+	DimensionFilter *plan.FilterExpression
+	MetricFilter    *plan.FilterExpression
 	Pivots          []struct {
 		FieldNames         []string
-		OrderBys           []OrderBy
-		Offset, Limit      Int64
-		MetricAggregations []MetricAggregation
+		OrderBys           []plan.OrderBy
+		Offset, Limit      plan.Int64
+		MetricAggregations []plan.MetricAggregation
 	}
 }
 
 type pivotResponse struct {
 	PivotHeaders []struct {
-		PivotDimensionHeaders []struct{ DimensionValues []Value }
+		PivotDimensionHeaders []struct{ DimensionValues []plan.Value }
 		RowCount              int64
 	}
-	DimensionHeaders []DimensionHeader
-	MetricHeaders    []MetricHeader
-	Rows             []Row
-	Aggregates       []Row
-	Metadata         ResponseMetadata
+	DimensionHeaders []plan.DimensionHeader
+	MetricHeaders    []plan.MetricHeader
+	Rows             []plan.Row
+	Aggregates       []plan.Row
+	Metadata         plan.ResponseMetadata
 	Kind             string
 }
 
@@ -392,7 +394,7 @@ type pivotResponse struct {
 // selections, and aggregates across one pivot (TOTAL from the report
 // without its dimensions, MAXIMUM and MINIMUM over the selected cells).
 func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol.Event) *pivotResponse {
-	base := RunReportRequest{Metrics: req.Metrics, DateRanges: req.DateRanges, DimensionFilter: req.DimensionFilter, MetricFilter: req.MetricFilter}
+	base := plan.RunReportRequest{Metrics: req.Metrics, DateRanges: req.DateRanges, DimensionFilter: req.DimensionFilter, MetricFilter: req.MetricFilter}
 	out := &pivotResponse{Kind: "analyticsData#runPivotReport"}
 	var all []string
 	var cols [][]int
@@ -402,7 +404,7 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 		allDims = append(allDims, pv.FieldNames...)
 	}
 	cellReq := base
-	cellReq.Dimensions, cellReq.Limit = dims(allDims...), maxLimit
+	cellReq.Dimensions, cellReq.Limit = dims(allDims...), plan.MaxLimit
 	cells := oracle(cellReq, zone, now, events, 1)
 	for k, pv := range req.Pivots {
 		r := base
@@ -423,11 +425,11 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 			byColumn, desc, r.OrderBys = append(byColumn, c), append(desc, r.OrderBys[0].Desc), r.OrderBys[1:]
 		}
 		if len(byColumn) > 0 {
-			r.Offset, r.Limit = 0, maxLimit
+			r.Offset, r.Limit = 0, plan.MaxLimit
 		}
 		rep := oracle(r, zone, now, events, 1)
 		if len(byColumn) > 0 {
-			cellValue := func(row Row, c column) float64 {
+			cellValue := func(row plan.Row, c column) float64 {
 				for _, cell := range cells.Rows {
 					match := true
 					for i, name := range allDims {
@@ -443,7 +445,7 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 						match = match && cell.DimensionValues[i].Value == want
 					}
 					if match {
-						m := slices.IndexFunc(req.Metrics, func(m Metric) bool { return m.Name == c.MetricName })
+						m := slices.IndexFunc(req.Metrics, func(m plan.Metric) bool { return m.Name == c.MetricName })
 						x, _ := parseNumber(cell.MetricValues[m].Value)
 						return x
 					}
@@ -451,7 +453,7 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 				return 0
 			}
 			rows := slices.Clone(rep.Rows)
-			slices.SortStableFunc(rows, func(a, b Row) int {
+			slices.SortStableFunc(rows, func(a, b plan.Row) int {
 				for i, c := range byColumn {
 					x := cmp.Compare(cellValue(a, c), cellValue(b, c))
 					if desc[i] {
@@ -467,12 +469,12 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 			rep.Rows = rows[lo:min(lo+int(cmp.Or(pv.Limit, 10000)), len(rows))]
 		}
 		out.PivotHeaders = append(out.PivotHeaders, struct {
-			PivotDimensionHeaders []struct{ DimensionValues []Value }
+			PivotDimensionHeaders []struct{ DimensionValues []plan.Value }
 			RowCount              int64
 		}{RowCount: rep.RowCount})
 		sel[k] = map[string]int{}
 		for i, row := range rep.Rows {
-			out.PivotHeaders[k].PivotDimensionHeaders = append(out.PivotHeaders[k].PivotDimensionHeaders, struct{ DimensionValues []Value }{row.DimensionValues})
+			out.PivotHeaders[k].PivotDimensionHeaders = append(out.PivotHeaders[k].PivotDimensionHeaders, struct{ DimensionValues []plan.Value }{row.DimensionValues})
 			sel[k][valuesKey(row.DimensionValues)] = i
 		}
 		var c []int
@@ -484,17 +486,17 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 	}
 	out.Metadata, out.MetricHeaders = cells.Metadata, cells.MetricHeaders
 	for _, name := range all {
-		out.DimensionHeaders = append(out.DimensionHeaders, DimensionHeader{Name: name})
+		out.DimensionHeaders = append(out.DimensionHeaders, plan.DimensionHeader{Name: name})
 	}
 	// rank is the selection index of each pivot (but skip) of a row, nil
 	// when some pivot did not select its values.
-	rank := func(values []Value, skip int) []int {
+	rank := func(values []plan.Value, skip int) []int {
 		var idx []int
 		for k, c := range cols {
 			if k == skip {
 				continue
 			}
-			var vs []Value
+			var vs []plan.Value
 			for _, i := range c {
 				vs = append(vs, values[i])
 			}
@@ -508,11 +510,11 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 	}
 	type ranked struct {
 		idx []int
-		row Row
+		row plan.Row
 	}
-	sortRows := func(rs []ranked) []Row {
+	sortRows := func(rs []ranked) []plan.Row {
 		slices.SortStableFunc(rs, func(a, b ranked) int { return slices.Compare(a.idx, b.idx) })
-		var out []Row
+		var out []plan.Row
 		for _, r := range rs {
 			out = append(out, r.row)
 		}
@@ -534,28 +536,28 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 				for j, c := range cols {
 					if j != k {
 						for _, i := range c {
-							r.Dimensions = append(r.Dimensions, Dimension{Name: all[i]})
+							r.Dimensions = append(r.Dimensions, plan.Dimension{Name: all[i]})
 						}
 					}
 				}
-				r.Limit = maxLimit
+				r.Limit = plan.MaxLimit
 				if len(r.Dimensions) == 0 {
-					r.MetricAggregations = []MetricAggregation{"TOTAL"}
+					r.MetricAggregations = []plan.MetricAggregation{"TOTAL"}
 					tot := oracle(r, zone, now, events, 1).Totals[0]
-					row := Row{MetricValues: tot.MetricValues}
+					row := plan.Row{MetricValues: tot.MetricValues}
 					for range all {
-						row.DimensionValues = append(row.DimensionValues, Value{reservedTotal})
+						row.DimensionValues = append(row.DimensionValues, plan.Value{Value: plan.ReservedTotal})
 					}
 					rs = append(rs, ranked{nil, row})
 					break
 				}
 				for _, row := range oracle(r, zone, now, events, 1).Rows {
-					full := make([]Value, len(all))
+					full := make([]plan.Value, len(all))
 					at := 0
 					for j, c := range cols {
 						for _, i := range c {
 							if j == k {
-								full[i] = Value{reservedTotal}
+								full[i] = plan.Value{Value: plan.ReservedTotal}
 							} else {
 								full[i] = row.DimensionValues[at]
 								at++
@@ -563,11 +565,11 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 						}
 					}
 					if idx := rank(full, k); idx != nil {
-						rs = append(rs, ranked{idx, Row{DimensionValues: full, MetricValues: row.MetricValues}})
+						rs = append(rs, ranked{idx, plan.Row{DimensionValues: full, MetricValues: row.MetricValues}})
 					}
 				}
 			case "MAXIMUM", "MINIMUM":
-				reserved := map[MetricAggregation]string{"MAXIMUM": reservedMaximum, "MINIMUM": reservedMinimum}[agg]
+				reserved := map[plan.MetricAggregation]string{"MAXIMUM": reservedMaximum, "MINIMUM": reservedMinimum}[agg]
 				groups := map[string]*ranked{}
 				var order []string
 				for _, row := range cells.Rows {
@@ -576,12 +578,12 @@ func pivotOracle(req pivotRequest, zone string, now time.Time, events []protocol
 					}
 					full := slices.Clone(row.DimensionValues)
 					for _, i := range cols[k] {
-						full[i] = Value{reserved}
+						full[i] = plan.Value{Value: reserved}
 					}
 					key := valuesKey(full)
 					g, ok := groups[key]
 					if !ok {
-						groups[key] = &ranked{rank(full, k), Row{DimensionValues: full, MetricValues: slices.Clone(row.MetricValues)}}
+						groups[key] = &ranked{rank(full, k), plan.Row{DimensionValues: full, MetricValues: slices.Clone(row.MetricValues)}}
 						order = append(order, key)
 						continue
 					}

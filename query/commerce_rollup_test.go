@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // commerceSeed is a shop on site 1 (New York, across the DST change of
@@ -109,19 +110,19 @@ func TestCommerceRollupsMatchEvents(t *testing.T) {
 			}
 		}
 	}
-	month := []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
-	reqs := []RunReportRequest{
+	month := []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+	reqs := []plan.RunReportRequest{
 		{Metrics: mets("totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount", "transactions",
 			"ecommercePurchases", "averagePurchaseRevenue"), DateRanges: month},
 		{Dimensions: dims("date"), Metrics: mets("totalRevenue", "ecommercePurchases", "transactions"), DateRanges: month},
 		{Dimensions: dims("pagePath"), Metrics: mets("purchaseRevenue", "eventCount", "activeUsers"), DateRanges: month, MetricAggregations: allAggs},
 		{Dimensions: dims("country"), Metrics: mets("totalRevenue", "refundAmount"), DateRanges: month, Limit: 3,
-			OrderBys: []OrderBy{{Metric: &MetricOrderBy{MetricName: "totalRevenue"}, Desc: true}}},
+			OrderBys: []plan.OrderBy{{Metric: &plan.MetricOrderBy{MetricName: "totalRevenue"}, Desc: true}}},
 		{Dimensions: dims("hour"), Metrics: mets("totalRevenue", "taxAmount"), DateRanges: month},
-		{Dimensions: dims("eventName"), Metrics: mets("totalRevenue", "eventCount"), DateRanges: []DateRange{
+		{Dimensions: dims("eventName"), Metrics: mets("totalRevenue", "eventCount"), DateRanges: []plan.DateRange{
 			{StartDate: "2026-03-02", EndDate: "2026-03-05"}, {StartDate: "2026-03-06", EndDate: "today"}}},
 		{Dimensions: dims("itemName"), Metrics: mets("itemRevenue", "itemsPurchased"), DateRanges: month, Limit: 10,
-			OrderBys: []OrderBy{{Metric: &MetricOrderBy{MetricName: "itemRevenue"}, Desc: true}}},
+			OrderBys: []plan.OrderBy{{Metric: &plan.MetricOrderBy{MetricName: "itemRevenue"}, Desc: true}}},
 		{Dimensions: dims("date"), Metrics: mets("itemRevenue", "itemsViewed", "itemsAddedToCart"), DateRanges: month},
 		{Metrics: mets("itemRevenue", "itemsPurchased", "itemsViewed", "itemsAddedToCart"), DateRanges: month},
 		{Dimensions: dims("itemBrand"), Metrics: mets("itemRevenue"), DateRanges: month,
@@ -132,10 +133,10 @@ func TestCommerceRollupsMatchEvents(t *testing.T) {
 		{Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: month},
 	}
 	for _, d := range []string{"itemId", "itemCategory", "itemCategory2", "itemVariant", "itemListName", "itemPromotionName"} {
-		reqs = append(reqs, RunReportRequest{Dimensions: dims(d), Metrics: mets("itemRevenue", "itemsPurchased", "itemsViewed", "itemsAddedToCart"),
+		reqs = append(reqs, plan.RunReportRequest{Dimensions: dims(d), Metrics: mets("itemRevenue", "itemsPurchased", "itemsViewed", "itemsAddedToCart"),
 			DateRanges: month, MetricAggregations: allAggs})
 	}
-	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
+	events, rollups := f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
 	check := func(phase string) {
 		t.Helper()
 		for _, req := range reqs {
@@ -178,7 +179,7 @@ func TestCommerceRollupsMatchEvents(t *testing.T) {
 	// Item rows of settled days move into item_packs (events into
 	// event_packs) in parts of at most 40; the raw engine's item reports
 	// read rows and packs as before, and a rebuild reads items from both.
-	before := make([]*RunReportResponse, len(reqs))
+	before := make([]*plan.RunReportResponse, len(reqs))
 	for i, req := range reqs {
 		before[i] = runOn(t, events, req)
 	}
@@ -229,13 +230,13 @@ func sortStableBy(idx []int, key func(int) int64) {
 	}
 }
 
-func runOn(t *testing.T, h *handler, req RunReportRequest) *RunReportResponse {
+func runOn(t *testing.T, h *handler, req plan.RunReportRequest) *plan.RunReportResponse {
 	t.Helper()
 	code, body := post(t, h, "1", testKey, req)
 	if code != 200 {
 		t.Fatalf("status %d: %s", code, body)
 	}
-	var resp RunReportResponse
+	var resp plan.RunReportResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -245,10 +246,10 @@ func runOn(t *testing.T, h *handler, req RunReportRequest) *RunReportResponse {
 // compareReports wants got's rows, totals, maximums and minimums equal to
 // want's: the same dimension values in the same order, metrics equal up to
 // float rounding of sums taken in another order (user counts within 2%).
-func compareReports(t *testing.T, name string, want, got *RunReportResponse) {
+func compareReports(t *testing.T, name string, want, got *plan.RunReportResponse) {
 	t.Helper()
-	rows := func(r *RunReportResponse) []Row {
-		out := append([]Row(nil), r.Rows...)
+	rows := func(r *plan.RunReportResponse) []plan.Row {
+		out := append([]plan.Row(nil), r.Rows...)
 		out = append(out, r.Totals...)
 		out = append(out, r.Maximums...)
 		return append(out, r.Minimums...)
@@ -310,8 +311,8 @@ func TestItemReportsWithUsersAndSessions(t *testing.T) {
 		}
 	}
 	h := f.handler(t)
-	req := RunReportRequest{Dimensions: dims("itemName"), Metrics: mets("totalUsers", "sessions", "activeUsers", "itemsViewed"),
-		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}
+	req := plan.RunReportRequest{Dimensions: dims("itemName"), Metrics: mets("totalUsers", "sessions", "activeUsers", "itemsViewed"),
+		DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}
 	got := runOn(t, h.(*handler), req)
 	if len(got.Rows) != len(users) {
 		t.Fatalf("%d item rows, want %d", len(got.Rows), len(users))

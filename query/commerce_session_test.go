@@ -1,6 +1,7 @@
 package query
 
 import (
+	"github.com/avila-analytics/avila/query/plan"
 	"math"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ import (
 // session of the source).
 func TestCommerceBesideSessionMetrics(t *testing.T) {
 	f, _ := commerceFixture(t)
-	auto, events := f.handler(t).(*handler), f.routedHandler(t, routeEvents)
+	auto, events := f.handler(t).(*handler), f.routedHandler(t, plan.RouteEvents)
 	groups := [][]string{ // beside sessions: GA4 takes 10 metrics at most
 		{"totalRevenue", "purchaseRevenue", "refundAmount", "shippingAmount", "taxAmount", "transactions", "ecommercePurchases"},
 		{"averagePurchaseRevenue", "purchaseRevenue", "purchaserRate", "firstTimePurchasers", "addToCarts", "checkouts", "userKeyEventRate",
@@ -34,11 +35,11 @@ func TestCommerceBesideSessionMetrics(t *testing.T) {
 // checkBesideSessions compares the commerce metrics by dim (the second of
 // them purchaseRevenue) beside sessions with the event report's.
 func checkBesideSessions(t *testing.T, h *handler, dim string, commerce []string) {
-	month := []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
-	total := []MetricAggregation{"TOTAL"}
-	events := runOn(t, h, RunReportRequest{Dimensions: dims(dim), Metrics: mets(commerce...), DateRanges: month,
+	month := []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+	total := []plan.MetricAggregation{"TOTAL"}
+	events := runOn(t, h, plan.RunReportRequest{Dimensions: dims(dim), Metrics: mets(commerce...), DateRanges: month,
 		MetricAggregations: total, KeepEmptyRows: true})
-	mixed := runOn(t, h, RunReportRequest{Dimensions: dims(dim), Metrics: mets(append([]string{"sessions"}, commerce...)...),
+	mixed := runOn(t, h, plan.RunReportRequest{Dimensions: dims(dim), Metrics: mets(append([]string{"sessions"}, commerce...)...),
 		DateRanges: month, MetricAggregations: total, KeepEmptyRows: true})
 	want, got := keyedRows(append(events.Rows, events.Totals...)), keyedRows(append(mixed.Rows, mixed.Totals...))
 	if len(want) < 3 {
@@ -64,7 +65,7 @@ func checkBesideSessions(t *testing.T, h *handler, dim string, commerce []string
 		t.Fatalf("no purchase revenue by %s: the seed proves nothing", dim)
 	}
 	if dim == "sessionSource" { // over the whole range, all of a source's sessions
-		sessions := keyedRows(runOn(t, h, RunReportRequest{Dimensions: dims(dim), Metrics: mets("sessions"), DateRanges: month}).Rows)
+		sessions := keyedRows(runOn(t, h, plan.RunReportRequest{Dimensions: dims(dim), Metrics: mets("sessions"), DateRanges: month}).Rows)
 		for k, n := range sessions {
 			if g := strings.Fields(got[k]); len(g) == 0 || g[0] != n {
 				t.Errorf("sessionSource %q: %v beside revenue, %s sessions without", k, g, n)

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 
+	"github.com/avila-analytics/avila/query/plan"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
@@ -20,26 +21,26 @@ func (h *handler) checkCompatibility(ctx context.Context, c apiCall, id uint32, 
 	if _, err := h.site(ctx, id); err != nil {
 		return nil, err
 	}
-	base := &plan{}
+	base := &plan.Plan{}
 	for i, d := range in.GetDimensions() {
-		def, ok, why := lookupDimension(d.GetName())
+		def, ok, why := plan.LookupDimension(d.GetName())
 		if !ok {
-			return nil, invalidArgument("dimensions[%d].name: %s", i, notValid(d.GetName(), "dimension", why))
+			return nil, plan.InvalidArgument("dimensions[%d].name: %s", i, plan.NotValid(d.GetName(), "dimension", why))
 		}
-		base.dims = append(base.dims, def)
+		base.Dims = append(base.Dims, def)
 	}
 	for i, m := range in.GetMetrics() {
-		def, ok, why := lookupMetric(m.GetName())
+		def, ok, why := plan.LookupMetric(m.GetName())
 		if !ok {
-			return nil, invalidArgument("metrics[%d].name: %s", i, notValid(m.GetName(), "metric", why))
+			return nil, plan.InvalidArgument("metrics[%d].name: %s", i, plan.NotValid(m.GetName(), "metric", why))
 		}
-		base.metrics = append(base.metrics, def)
+		base.Metrics = append(base.Metrics, def)
 	}
-	var ae *apiError
-	if base.dimFilter, ae = compileFilter(fromFilterExpression(in.GetDimensionFilter()), "dimensionFilter", false); ae != nil {
+	var ae *plan.Error
+	if base.DimFilter, ae = plan.CompileFilter(fromFilterExpression(in.GetDimensionFilter()), "dimensionFilter", false); ae != nil {
 		return nil, ae
 	}
-	if base.metricFilter, ae = compileFilter(fromFilterExpression(in.GetMetricFilter()), "metricFilter", true); ae != nil {
+	if base.MetricFilter, ae = plan.CompileFilter(fromFilterExpression(in.GetMetricFilter()), "metricFilter", true); ae != nil {
 		return nil, ae
 	}
 	want := in.GetCompatibilityFilter()
@@ -53,10 +54,10 @@ func (h *handler) checkCompatibility(ctx context.Context, c apiCall, id uint32, 
 	md := newMetadata(id, custom)
 	out := &datapb.CheckCompatibilityResponse{}
 	for _, dm := range md.Dimensions {
-		def, _, _ := lookupDimension(dm.ApiName)
+		def, _, _ := plan.LookupDimension(dm.ApiName)
 		p := *base
-		if !containsDim(p.dims, def.name) {
-			p.dims = append(append([]*dimDef(nil), base.dims...), def)
+		if !containsDim(p.Dims, def.Name) {
+			p.Dims = append(append([]*plan.DimDef(nil), base.Dims...), def)
 		}
 		if c := compatibility(&p); keep(c) {
 			out.DimensionCompatibilities = append(out.DimensionCompatibilities,
@@ -64,10 +65,10 @@ func (h *handler) checkCompatibility(ctx context.Context, c apiCall, id uint32, 
 		}
 	}
 	for _, mm := range md.Metrics {
-		def, _, _ := lookupMetric(mm.ApiName)
+		def, _, _ := plan.LookupMetric(mm.ApiName)
 		p := *base
-		if !containsMetric(p.metrics, def.name) {
-			p.metrics = append(append([]*metricDef(nil), base.metrics...), def)
+		if !containsMetric(p.Metrics, def.Name) {
+			p.Metrics = append(append([]*plan.MetricDef(nil), base.Metrics...), def)
 		}
 		if c := compatibility(&p); keep(c) {
 			out.MetricCompatibilities = append(out.MetricCompatibilities,
@@ -78,25 +79,25 @@ func (h *handler) checkCompatibility(ctx context.Context, c apiCall, id uint32, 
 }
 
 // compatibility is whether the engine accepts p's mix of names.
-func compatibility(p *plan) datapb.Compatibility {
-	if p.setScope() != nil {
+func compatibility(p *plan.Plan) datapb.Compatibility {
+	if p.SetScope() != nil {
 		return datapb.Compatibility_INCOMPATIBLE
 	}
 	return datapb.Compatibility_COMPATIBLE
 }
 
-func containsDim(ds []*dimDef, name string) bool {
+func containsDim(ds []*plan.DimDef, name string) bool {
 	for _, d := range ds {
-		if d.name == name {
+		if d.Name == name {
 			return true
 		}
 	}
 	return false
 }
 
-func containsMetric(ms []*metricDef, name string) bool {
+func containsMetric(ms []*plan.MetricDef, name string) bool {
 	for _, m := range ms {
-		if m.name == name {
+		if m.Name == name {
 			return true
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -19,10 +21,10 @@ import (
 // present marks a request part that was set but is not evaluated.
 var present = []byte(`{}`)
 
-func fromDimensions(in []*datapb.Dimension) []Dimension {
-	out := make([]Dimension, 0, len(in))
+func fromDimensions(in []*datapb.Dimension) []plan.Dimension {
+	out := make([]plan.Dimension, 0, len(in))
 	for _, d := range in {
-		x := Dimension{Name: d.GetName()}
+		x := plan.Dimension{Name: d.GetName()}
 		if d.GetDimensionExpression() != nil {
 			x.DimensionExpression = present
 		}
@@ -31,31 +33,31 @@ func fromDimensions(in []*datapb.Dimension) []Dimension {
 	return out
 }
 
-func fromMetrics(in []*datapb.Metric) []Metric {
-	out := make([]Metric, 0, len(in))
+func fromMetrics(in []*datapb.Metric) []plan.Metric {
+	out := make([]plan.Metric, 0, len(in))
 	for _, m := range in {
-		out = append(out, Metric{Name: m.GetName(), Expression: m.GetExpression(), Invisible: m.GetInvisible()})
+		out = append(out, plan.Metric{Name: m.GetName(), Expression: m.GetExpression(), Invisible: m.GetInvisible()})
 	}
 	return out
 }
 
-func fromDateRanges(in []*datapb.DateRange) []DateRange {
-	out := make([]DateRange, 0, len(in))
+func fromDateRanges(in []*datapb.DateRange) []plan.DateRange {
+	out := make([]plan.DateRange, 0, len(in))
 	for _, r := range in {
-		out = append(out, DateRange{StartDate: r.GetStartDate(), EndDate: r.GetEndDate(), Name: r.GetName()})
+		out = append(out, plan.DateRange{StartDate: r.GetStartDate(), EndDate: r.GetEndDate(), Name: r.GetName()})
 	}
 	return out
 }
 
-func fromOrderBys(in []*datapb.OrderBy) []OrderBy {
-	out := make([]OrderBy, 0, len(in))
+func fromOrderBys(in []*datapb.OrderBy) []plan.OrderBy {
+	out := make([]plan.OrderBy, 0, len(in))
 	for _, o := range in {
-		x := OrderBy{Desc: o.GetDesc()}
+		x := plan.OrderBy{Desc: o.GetDesc()}
 		if m := o.GetMetric(); m != nil {
-			x.Metric = &MetricOrderBy{MetricName: m.GetMetricName()}
+			x.Metric = &plan.MetricOrderBy{MetricName: m.GetMetricName()}
 		}
 		if d := o.GetDimension(); d != nil {
-			x.Dimension = &DimensionOrderBy{DimensionName: d.GetDimensionName(), OrderType: d.GetOrderType().String()}
+			x.Dimension = &plan.DimensionOrderBy{DimensionName: d.GetDimensionName(), OrderType: d.GetOrderType().String()}
 		}
 		if o.GetPivot() != nil {
 			x.Pivot = present
@@ -65,10 +67,10 @@ func fromOrderBys(in []*datapb.OrderBy) []OrderBy {
 	return out
 }
 
-func fromAggregations(in []datapb.MetricAggregation) []MetricAggregation {
-	out := make([]MetricAggregation, 0, len(in))
+func fromAggregations(in []datapb.MetricAggregation) []plan.MetricAggregation {
+	out := make([]plan.MetricAggregation, 0, len(in))
 	for _, a := range in {
-		out = append(out, MetricAggregation(a.String()))
+		out = append(out, plan.MetricAggregation(a.String()))
 	}
 	return out
 }
@@ -99,11 +101,11 @@ func hasEmptyFilter(f *datapb.Filter) bool {
 	return false
 }
 
-func fromFilterExpression(e *datapb.FilterExpression) *FilterExpression {
+func fromFilterExpression(e *datapb.FilterExpression) *plan.FilterExpression {
 	if e == nil {
 		return nil
 	}
-	out := &FilterExpression{}
+	out := &plan.FilterExpression{}
 	switch x := e.GetExpr().(type) {
 	case *datapb.FilterExpression_AndGroup:
 		out.AndGroup = fromFilterList(x.AndGroup)
@@ -112,7 +114,7 @@ func fromFilterExpression(e *datapb.FilterExpression) *FilterExpression {
 	case *datapb.FilterExpression_NotExpression:
 		out.NotExpression = fromFilterExpression(x.NotExpression)
 		if out.NotExpression == nil {
-			out.NotExpression = &FilterExpression{}
+			out.NotExpression = &plan.FilterExpression{}
 		}
 	case *datapb.FilterExpression_Filter:
 		out.Filter = fromFilter(x.Filter)
@@ -120,59 +122,59 @@ func fromFilterExpression(e *datapb.FilterExpression) *FilterExpression {
 	return out
 }
 
-func fromFilterList(l *datapb.FilterExpressionList) *FilterExpressionList {
-	out := &FilterExpressionList{Expressions: make([]FilterExpression, 0, len(l.GetExpressions()))}
+func fromFilterList(l *datapb.FilterExpressionList) *plan.FilterExpressionList {
+	out := &plan.FilterExpressionList{Expressions: make([]plan.FilterExpression, 0, len(l.GetExpressions()))}
 	for _, e := range l.GetExpressions() {
 		if x := fromFilterExpression(e); x != nil {
 			out.Expressions = append(out.Expressions, *x)
 		} else {
-			out.Expressions = append(out.Expressions, FilterExpression{})
+			out.Expressions = append(out.Expressions, plan.FilterExpression{})
 		}
 	}
 	return out
 }
 
-func fromFilter(f *datapb.Filter) *Filter {
-	out := &Filter{FieldName: f.GetFieldName()}
+func fromFilter(f *datapb.Filter) *plan.Filter {
+	out := &plan.Filter{FieldName: f.GetFieldName()}
 	if s := f.GetStringFilter(); s != nil {
-		out.StringFilter = &StringFilter{MatchType: s.GetMatchType().String(), Value: s.GetValue(), CaseSensitive: s.GetCaseSensitive()}
+		out.StringFilter = &plan.StringFilter{MatchType: s.GetMatchType().String(), Value: s.GetValue(), CaseSensitive: s.GetCaseSensitive()}
 	}
 	if l := f.GetInListFilter(); l != nil {
-		out.InListFilter = &InListFilter{Values: l.GetValues(), CaseSensitive: l.GetCaseSensitive()}
+		out.InListFilter = &plan.InListFilter{Values: l.GetValues(), CaseSensitive: l.GetCaseSensitive()}
 	}
 	if n := f.GetNumericFilter(); n != nil {
-		out.NumericFilter = &NumericFilter{Operation: n.GetOperation().String(), Value: fromNumeric(n.GetValue())}
+		out.NumericFilter = &plan.NumericFilter{Operation: n.GetOperation().String(), Value: fromNumeric(n.GetValue())}
 	}
 	if b := f.GetBetweenFilter(); b != nil {
-		out.BetweenFilter = &BetweenFilter{FromValue: fromNumeric(b.GetFromValue()), ToValue: fromNumeric(b.GetToValue())}
+		out.BetweenFilter = &plan.BetweenFilter{FromValue: fromNumeric(b.GetFromValue()), ToValue: fromNumeric(b.GetToValue())}
 	}
 	if f != nil && hasEmptyFilter(f) {
-		out.EmptyFilter = &EmptyFilter{}
+		out.EmptyFilter = &plan.EmptyFilter{}
 	}
 	return out
 }
 
-func fromNumeric(v *datapb.NumericValue) NumericValue {
+func fromNumeric(v *datapb.NumericValue) plan.NumericValue {
 	switch x := v.GetOneValue().(type) {
 	case *datapb.NumericValue_Int64Value:
-		n := Int64(x.Int64Value)
-		return NumericValue{Int64Value: &n}
+		n := plan.Int64(x.Int64Value)
+		return plan.NumericValue{Int64Value: &n}
 	case *datapb.NumericValue_DoubleValue:
 		d := x.DoubleValue
-		return NumericValue{DoubleValue: &d}
+		return plan.NumericValue{DoubleValue: &d}
 	}
-	return NumericValue{}
+	return plan.NumericValue{}
 }
 
 // fromRunReport is req as the engine's report request.
-func fromRunReport(req *datapb.RunReportRequest) *RunReportRequest {
-	out := &RunReportRequest{
+func fromRunReport(req *datapb.RunReportRequest) *plan.RunReportRequest {
+	out := &plan.RunReportRequest{
 		Property:            req.GetProperty(),
 		Dimensions:          fromDimensions(req.GetDimensions()),
 		Metrics:             fromMetrics(req.GetMetrics()),
 		DateRanges:          fromDateRanges(req.GetDateRanges()),
-		Limit:               Int64(req.GetLimit()),
-		Offset:              Int64(req.GetOffset()),
+		Limit:               plan.Int64(req.GetLimit()),
+		Offset:              plan.Int64(req.GetOffset()),
 		OrderBys:            fromOrderBys(req.GetOrderBys()),
 		MetricAggregations:  fromAggregations(req.GetMetricAggregations()),
 		KeepEmptyRows:       req.GetKeepEmptyRows(),
@@ -188,26 +190,26 @@ func fromRunReport(req *datapb.RunReportRequest) *RunReportRequest {
 }
 
 // fromRealtime is req as the realtime engine's request.
-func fromRealtime(req *datapb.RunRealtimeReportRequest) *RunRealtimeReportRequest {
-	out := &RunRealtimeReportRequest{
+func fromRealtime(req *datapb.RunRealtimeReportRequest) *realtime.RunRealtimeReportRequest {
+	out := &realtime.RunRealtimeReportRequest{
 		Property:            req.GetProperty(),
 		Dimensions:          fromDimensions(req.GetDimensions()),
 		Metrics:             fromMetrics(req.GetMetrics()),
 		DimensionFilter:     fromFilterExpression(req.GetDimensionFilter()),
 		MetricFilter:        fromFilterExpression(req.GetMetricFilter()),
-		Limit:               Int64(req.GetLimit()),
+		Limit:               plan.Int64(req.GetLimit()),
 		MetricAggregations:  fromAggregations(req.GetMetricAggregations()),
 		OrderBys:            fromOrderBys(req.GetOrderBys()),
 		ReturnPropertyQuota: req.GetReturnPropertyQuota(),
 	}
 	for _, r := range req.GetMinuteRanges() {
-		mr := MinuteRange{Name: r.GetName()}
+		mr := realtime.MinuteRange{Name: r.GetName()}
 		if r.StartMinutesAgo != nil {
-			v := Int64(*r.StartMinutesAgo)
+			v := plan.Int64(*r.StartMinutesAgo)
 			mr.StartMinutesAgo = &v
 		}
 		if r.EndMinutesAgo != nil {
-			v := Int64(*r.EndMinutesAgo)
+			v := plan.Int64(*r.EndMinutesAgo)
 			mr.EndMinutesAgo = &v
 		}
 		out.MinuteRanges = append(out.MinuteRanges, mr)
@@ -217,7 +219,7 @@ func fromRealtime(req *datapb.RunRealtimeReportRequest) *RunRealtimeReportReques
 
 // Responses: the engines' rows as Google's messages.
 
-func toRows(in []Row) []*datapb.Row {
+func toRows(in []plan.Row) []*datapb.Row {
 	if in == nil {
 		return nil
 	}
@@ -228,7 +230,7 @@ func toRows(in []Row) []*datapb.Row {
 	return out
 }
 
-func toRow(r Row) *datapb.Row {
+func toRow(r plan.Row) *datapb.Row {
 	row := &datapb.Row{DimensionValues: make([]*datapb.DimensionValue, len(r.DimensionValues)),
 		MetricValues: make([]*datapb.MetricValue, len(r.MetricValues))}
 	for j, v := range r.DimensionValues {
@@ -244,7 +246,7 @@ func dimValue(v string) *datapb.DimensionValue {
 	return &datapb.DimensionValue{OneValue: &datapb.DimensionValue_Value{Value: v}}
 }
 
-func toDimensionHeaders(in []DimensionHeader) []*datapb.DimensionHeader {
+func toDimensionHeaders(in []plan.DimensionHeader) []*datapb.DimensionHeader {
 	out := make([]*datapb.DimensionHeader, len(in))
 	for i, h := range in {
 		out[i] = &datapb.DimensionHeader{Name: h.Name}
@@ -252,7 +254,7 @@ func toDimensionHeaders(in []DimensionHeader) []*datapb.DimensionHeader {
 	return out
 }
 
-func toMetricHeaders(in []MetricHeader) []*datapb.MetricHeader {
+func toMetricHeaders(in []plan.MetricHeader) []*datapb.MetricHeader {
 	out := make([]*datapb.MetricHeader, len(in))
 	for i, h := range in {
 		out[i] = &datapb.MetricHeader{Name: h.Name, Type: metricType(h.Type)}
@@ -269,11 +271,11 @@ func clampInt32(n int64) int32 {
 	return int32(max(min(n, 1<<31-1), -1<<31))
 }
 
-func toQuota(q *PropertyQuota) *datapb.PropertyQuota {
+func toQuota(q *plan.PropertyQuota) *datapb.PropertyQuota {
 	if q == nil {
 		return nil
 	}
-	st := func(s QuotaStatus) *datapb.QuotaStatus {
+	st := func(s plan.QuotaStatus) *datapb.QuotaStatus {
 		return &datapb.QuotaStatus{Consumed: clampInt32(s.Consumed), Remaining: clampInt32(s.Remaining)}
 	}
 	return &datapb.PropertyQuota{
@@ -284,7 +286,7 @@ func toQuota(q *PropertyQuota) *datapb.PropertyQuota {
 	}
 }
 
-func toReport(r *RunReportResponse) *datapb.RunReportResponse {
+func toReport(r *plan.RunReportResponse) *datapb.RunReportResponse {
 	if r == nil {
 		return nil
 	}
@@ -303,7 +305,7 @@ func toReport(r *RunReportResponse) *datapb.RunReportResponse {
 	}
 }
 
-func toRealtime(r *RunRealtimeReportResponse) *datapb.RunRealtimeReportResponse {
+func toRealtime(r *realtime.RunRealtimeReportResponse) *datapb.RunRealtimeReportResponse {
 	return &datapb.RunRealtimeReportResponse{
 		DimensionHeaders: toDimensionHeaders(r.DimensionHeaders),
 		MetricHeaders:    toMetricHeaders(r.MetricHeaders),

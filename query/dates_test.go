@@ -1,15 +1,16 @@
 package query
 
 import (
+	"github.com/avila-analytics/avila/query/plan"
 	"testing"
 	"time"
 )
 
 func TestParseDate(t *testing.T) {
-	today := newDay(2026, 3, 1)
+	today := plan.NewDay(2026, 3, 1)
 	f := func(in, want string) {
 		t.Helper()
-		got, ok := parseDate(in, today)
+		got, ok := plan.ParseDate(in, today)
 		if want == "" {
 			if ok {
 				t.Fatalf("parseDate(%q) = %s, want an error", in, got)
@@ -46,19 +47,19 @@ func TestParseDate(t *testing.T) {
 // 23 or 25 hours long across a change, and bounds are local midnights.
 func TestDayStart(t *testing.T) {
 	ny, _ := time.LoadLocation("America/New_York")
-	f := func(d day, loc *time.Location, want string) {
+	f := func(d plan.Day, loc *time.Location, want string) {
 		t.Helper()
-		if got := d.start(loc).UTC().Format(time.RFC3339); got != want {
+		if got := d.Start(loc).UTC().Format(time.RFC3339); got != want {
 			t.Fatalf("start of %s in %s = %s, want %s", d, loc, got, want)
 		}
 	}
-	f(newDay(2026, 3, 8), ny, "2026-03-08T05:00:00Z")
-	f(newDay(2026, 3, 9), ny, "2026-03-09T04:00:00Z") // after spring forward
-	f(newDay(2026, 11, 2), ny, "2026-11-02T05:00:00Z")
-	f(newDay(2026, 3, 8), time.UTC, "2026-03-08T00:00:00Z")
+	f(plan.NewDay(2026, 3, 8), ny, "2026-03-08T05:00:00Z")
+	f(plan.NewDay(2026, 3, 9), ny, "2026-03-09T04:00:00Z") // after spring forward
+	f(plan.NewDay(2026, 11, 2), ny, "2026-11-02T05:00:00Z")
+	f(plan.NewDay(2026, 3, 8), time.UTC, "2026-03-08T00:00:00Z")
 	// 2026-03-10 12:00 UTC is already March 11 in Auckland (UTC+13).
 	akl, _ := time.LoadLocation("Pacific/Auckland")
-	if got := dayOf(fixtureNow, akl).String(); got != "2026-03-11" {
+	if got := plan.DayOf(fixtureNow, akl).String(); got != "2026-03-11" {
 		t.Fatalf("dayOf in Auckland = %s", got)
 	}
 }
@@ -67,14 +68,14 @@ func FuzzParseDate(f *testing.F) {
 	for _, s := range []string{"today", "yesterday", "30daysAgo", "2026-03-01", "0000-00-00", "99999daysAgo", "2026-02-30"} {
 		f.Add(s)
 	}
-	today := newDay(2026, 3, 1)
+	today := plan.NewDay(2026, 3, 1)
 	f.Fuzz(func(t *testing.T, s string) {
-		d, ok := parseDate(s, today)
+		d, ok := plan.ParseDate(s, today)
 		if !ok {
 			return
 		}
 		// Every accepted day must have a representable exclusive end bound.
-		if y := d.addDays(1).t.Year(); y < 1 || y > maxYear+1 {
+		if y := d.AddDays(1).Time.Year(); y < 1 || y > plan.MaxYear+1 {
 			t.Fatalf("parseDate(%q) = %s: end bound year %d", s, d, y)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -25,25 +26,25 @@ const errorDomain = "analyticsdata.googleapis.com"
 // errorDetails are the google.rpc error details Google sends with e: a
 // BadRequest naming the field of an invalid argument, an ErrorInfo with
 // the reason of a refused key or a spent quota.
-func errorDetails(e *apiError) []protoadapt.MessageV1 {
+func errorDetails(e *plan.Error) []protoadapt.MessageV1 {
 	var out []protoadapt.MessageV1
-	if e.status == "INVALID_ARGUMENT" {
+	if e.Status == "INVALID_ARGUMENT" {
 		out = append(out, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: e.field, Description: e.message}}})
+			{Field: e.Field, Description: e.Message}}})
 	}
-	if e.reason != "" {
-		out = append(out, &errdetails.ErrorInfo{Reason: e.reason, Domain: errorDomain})
+	if e.Reason != "" {
+		out = append(out, &errdetails.ErrorInfo{Reason: e.Reason, Domain: errorDomain})
 	}
 	return out
 }
 
 // grpcStatus is e as a gRPC status with its details.
-func grpcStatus(e *apiError) *status.Status {
-	c, ok := code.Code_value[e.status]
+func grpcStatus(e *plan.Error) *status.Status {
+	c, ok := code.Code_value[e.Status]
 	if !ok {
 		c = int32(codes.Unknown)
 	}
-	st := status.New(codes.Code(c), e.message)
+	st := status.New(codes.Code(c), e.Message)
 	if d := errorDetails(e); len(d) > 0 {
 		if withDetails, err := st.WithDetails(d...); err == nil {
 			st = withDetails
@@ -64,9 +65,9 @@ type errorBody struct {
 }
 
 // writeError sends e in Google's error shape.
-func writeError(w http.ResponseWriter, e *apiError) {
+func writeError(w http.ResponseWriter, e *plan.Error) {
 	var body errorBody
-	body.Error.Code, body.Error.Message, body.Error.Status = e.code, e.message, e.status
+	body.Error.Code, body.Error.Message, body.Error.Status = e.Code, e.Message, e.Status
 	for _, d := range errorDetails(e) {
 		a, err := anypb.New(protoadapt.MessageV2Of(d))
 		if err != nil {
@@ -76,7 +77,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 			body.Error.Details = append(body.Error.Details, b)
 		}
 	}
-	writeJSON(w, e.code, body)
+	writeJSON(w, e.Code, body)
 }
 
 // writeJSON sends v as the response with the given status code.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/avila-analytics/avila/query/engine/sql"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -45,7 +46,7 @@ func TestEventParam(t *testing.T) {
 			t.Fatalf("event_param(%s, %s): %v", section, name, err)
 		}
 		if (got == nil) != (want == nil) || (got != nil && *got != *want) {
-			t.Fatalf("event_param(%s, %s) = %v, want %v", section, name, deref(got), deref(want))
+			t.Fatalf("event_param(%s, %s) = %v, want %v", section, name, sql.Deref(got), sql.Deref(want))
 		}
 	}
 	str := func(s string) *string { return &s }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"github.com/avila-analytics/avila/query/engine/sql"
 	"strings"
 	"testing"
 )
@@ -9,11 +10,11 @@ import (
 // are the columns it reads, ts and site_id always, and the events table's
 // branch selects the same columns in the same order.
 func TestEventsSourceReadsUsedColumns(t *testing.T) {
-	var w sqlWriter
-	w.WriteString("SELECT count(*) FILTER (WHERE e.flags & 16 <> 0), count(DISTINCT e.visitor_id) FROM " + eventsSource +
+	var w sql.Writer
+	w.WriteString("SELECT count(*) FILTER (WHERE e.flags & 16 <> 0), count(DISTINCT e.visitor_id) FROM " + sql.EventsSource +
 		" e JOIN r ON e.ts >= r.lo WHERE e.site_id = $1 AND e.name_id = 3 AND e.session_idx = 0")
-	got := w.text()
-	if strings.Contains(got, eventsSource) {
+	got := w.Text()
+	if strings.Contains(got, sql.EventsSource) {
 		t.Fatalf("placeholder left in %s", got)
 	}
 	for _, want := range []string{

@@ -1,51 +1,54 @@
 package query
 
 import (
+	"github.com/avila-analytics/avila/query/plan"
 	"testing"
 )
 
 // Filter builders for tests.
 
-func leaf(f Filter) FilterExpression { return FilterExpression{Filter: &f} }
+func leaf(f plan.Filter) plan.FilterExpression { return plan.FilterExpression{Filter: &f} }
 
-func strF(field, matchType, value string, caseSensitive bool) FilterExpression {
-	return leaf(Filter{FieldName: field, StringFilter: &StringFilter{MatchType: matchType, Value: value, CaseSensitive: caseSensitive}})
+func strF(field, matchType, value string, caseSensitive bool) plan.FilterExpression {
+	return leaf(plan.Filter{FieldName: field, StringFilter: &plan.StringFilter{MatchType: matchType, Value: value, CaseSensitive: caseSensitive}})
 }
 
-func inListF(field string, caseSensitive bool, values ...string) FilterExpression {
-	return leaf(Filter{FieldName: field, InListFilter: &InListFilter{Values: values, CaseSensitive: caseSensitive}})
+func inListF(field string, caseSensitive bool, values ...string) plan.FilterExpression {
+	return leaf(plan.Filter{FieldName: field, InListFilter: &plan.InListFilter{Values: values, CaseSensitive: caseSensitive}})
 }
 
-func numF(field, op string, v NumericValue) FilterExpression {
-	return leaf(Filter{FieldName: field, NumericFilter: &NumericFilter{Operation: op, Value: v}})
+func numF(field, op string, v plan.NumericValue) plan.FilterExpression {
+	return leaf(plan.Filter{FieldName: field, NumericFilter: &plan.NumericFilter{Operation: op, Value: v}})
 }
 
-func betweenF(field string, from, to NumericValue) FilterExpression {
-	return leaf(Filter{FieldName: field, BetweenFilter: &BetweenFilter{FromValue: from, ToValue: to}})
+func betweenF(field string, from, to plan.NumericValue) plan.FilterExpression {
+	return leaf(plan.Filter{FieldName: field, BetweenFilter: &plan.BetweenFilter{FromValue: from, ToValue: to}})
 }
 
-func emptyF(field string) FilterExpression {
-	return leaf(Filter{FieldName: field, EmptyFilter: &EmptyFilter{}})
+func emptyF(field string) plan.FilterExpression {
+	return leaf(plan.Filter{FieldName: field, EmptyFilter: &plan.EmptyFilter{}})
 }
 
-func andF(es ...FilterExpression) FilterExpression {
-	return FilterExpression{AndGroup: &FilterExpressionList{Expressions: es}}
+func andF(es ...plan.FilterExpression) plan.FilterExpression {
+	return plan.FilterExpression{AndGroup: &plan.FilterExpressionList{Expressions: es}}
 }
 
-func orF(es ...FilterExpression) FilterExpression {
-	return FilterExpression{OrGroup: &FilterExpressionList{Expressions: es}}
+func orF(es ...plan.FilterExpression) plan.FilterExpression {
+	return plan.FilterExpression{OrGroup: &plan.FilterExpressionList{Expressions: es}}
 }
 
-func notF(e FilterExpression) FilterExpression { return FilterExpression{NotExpression: &e} }
-
-func i64(v int64) NumericValue {
-	n := Int64(v)
-	return NumericValue{Int64Value: &n}
+func notF(e plan.FilterExpression) plan.FilterExpression {
+	return plan.FilterExpression{NotExpression: &e}
 }
 
-func dbl(v float64) NumericValue { return NumericValue{DoubleValue: &v} }
+func i64(v int64) plan.NumericValue {
+	n := plan.Int64(v)
+	return plan.NumericValue{Int64Value: &n}
+}
 
-func ptr(e FilterExpression) *FilterExpression { return &e }
+func dbl(v float64) plan.NumericValue { return plan.NumericValue{DoubleValue: &v} }
+
+func ptr(e plan.FilterExpression) *plan.FilterExpression { return &e }
 
 // TestFiltersMatchOracle runs dimension and metric filters of every kind,
 // alone and nested, against the oracle. Each filter must keep some rows and
@@ -53,13 +56,13 @@ func ptr(e FilterExpression) *FilterExpression { return &e }
 func TestFiltersMatchOracle(t *testing.T) {
 	f := newFixture(t, 1200)
 	h := f.handler(t)
-	week := []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}
+	week := []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}
 	cases := []struct {
 		name      string
 		dims      []string
 		metrics   []string
-		dimFilter *FilterExpression
-		metFilter *FilterExpression
+		dimFilter *plan.FilterExpression
+		metFilter *plan.FilterExpression
 	}{
 		// String match types, with and without case.
 		{"exact, case-insensitive", dims1("city"), nil, ptr(strF("city", "EXACT", "zürich", false)), nil},
@@ -111,7 +114,7 @@ func TestFiltersMatchOracle(t *testing.T) {
 				metrics = allMetrics()
 			}
 			for _, site := range []uint32{1, 2} {
-				req := RunReportRequest{Dimensions: dims(tc.dims...), Metrics: metrics, DateRanges: week,
+				req := plan.RunReportRequest{Dimensions: dims(tc.dims...), Metrics: metrics, DateRanges: week,
 					DimensionFilter: tc.dimFilter, MetricFilter: tc.metFilter, MetricAggregations: allAggs}
 				filtered := checkOracle(t, f, h, site, req, false)
 				req.DimensionFilter, req.MetricFilter = nil, nil
@@ -127,7 +130,7 @@ func TestFiltersMatchOracle(t *testing.T) {
 func dims1(name string) []string { return []string{name} }
 
 // cmpTotals reports whether two reports have the same totals.
-func cmpTotals(a, b *RunReportResponse) bool {
+func cmpTotals(a, b *plan.RunReportResponse) bool {
 	if len(a.Totals) != len(b.Totals) {
 		return false
 	}

@@ -1,20 +1,21 @@
 package query
 
 import (
+	"github.com/avila-analytics/avila/query/plan"
 	alphapb "google.golang.org/genproto/googleapis/analytics/data/v1alpha"
 )
 
 // fromFunnel is a v1alpha RunFunnelReportRequest as the funnel engine's
 // request (see convert.go).
-func fromFunnel(req *alphapb.RunFunnelReportRequest) *RunFunnelReportRequest {
-	out := &RunFunnelReportRequest{
+func fromFunnel(req *alphapb.RunFunnelReportRequest) *plan.RunFunnelReportRequest {
+	out := &plan.RunFunnelReportRequest{
 		Property:                req.GetProperty(),
 		FunnelVisualizationType: req.GetFunnelVisualizationType().String(),
-		Limit:                   Int64(req.GetLimit()),
+		Limit:                   plan.Int64(req.GetLimit()),
 		ReturnPropertyQuota:     req.GetReturnPropertyQuota(),
 	}
 	for _, r := range req.GetDateRanges() {
-		out.DateRanges = append(out.DateRanges, DateRange{StartDate: r.GetStartDate(), EndDate: r.GetEndDate(), Name: r.GetName()})
+		out.DateRanges = append(out.DateRanges, plan.DateRange{StartDate: r.GetStartDate(), EndDate: r.GetEndDate(), Name: r.GetName()})
 	}
 	if req.GetFunnelNextAction() != nil {
 		out.FunnelNextAction = present
@@ -26,9 +27,9 @@ func fromFunnel(req *alphapb.RunFunnelReportRequest) *RunFunnelReportRequest {
 		out.DimensionFilter = present
 	}
 	if f := req.GetFunnel(); f != nil {
-		out.Funnel = &Funnel{IsOpenFunnel: f.GetIsOpenFunnel(), Steps: make([]FunnelStep, 0, len(f.GetSteps()))}
+		out.Funnel = &plan.Funnel{IsOpenFunnel: f.GetIsOpenFunnel(), Steps: make([]plan.FunnelStep, 0, len(f.GetSteps()))}
 		for _, st := range f.GetSteps() {
-			x := FunnelStep{Name: st.GetName(), IsDirectlyFollowedBy: st.GetIsDirectlyFollowedBy(),
+			x := plan.FunnelStep{Name: st.GetName(), IsDirectlyFollowedBy: st.GetIsDirectlyFollowedBy(),
 				FilterExpression: fromFunnelExpr(st.GetFilterExpression())}
 			if d := st.GetWithinDurationFromPriorStep(); d != nil {
 				x.WithinDurationFromPriorStep = durationText(d.GetSeconds(), d.GetNanos())
@@ -37,9 +38,9 @@ func fromFunnel(req *alphapb.RunFunnelReportRequest) *RunFunnelReportRequest {
 		}
 	}
 	if b := req.GetFunnelBreakdown(); b != nil {
-		out.FunnelBreakdown = &FunnelBreakdown{Limit: Int64(b.GetLimit())}
+		out.FunnelBreakdown = &plan.FunnelBreakdown{Limit: plan.Int64(b.GetLimit())}
 		if d := b.GetBreakdownDimension(); d != nil {
-			out.FunnelBreakdown.BreakdownDimension = &Dimension{Name: d.GetName()}
+			out.FunnelBreakdown.BreakdownDimension = &plan.Dimension{Name: d.GetName()}
 			if d.GetDimensionExpression() != nil {
 				out.FunnelBreakdown.BreakdownDimension.DimensionExpression = present
 			}
@@ -48,18 +49,18 @@ func fromFunnel(req *alphapb.RunFunnelReportRequest) *RunFunnelReportRequest {
 	return out
 }
 
-func fromFunnelExpr(e *alphapb.FunnelFilterExpression) *FunnelFilterExpression {
+func fromFunnelExpr(e *alphapb.FunnelFilterExpression) *plan.FunnelFilterExpression {
 	if e == nil {
 		return nil
 	}
-	out := &FunnelFilterExpression{}
-	list := func(l *alphapb.FunnelFilterExpressionList) *FunnelFilterExpressionList {
-		g := &FunnelFilterExpressionList{Expressions: make([]FunnelFilterExpression, 0, len(l.GetExpressions()))}
+	out := &plan.FunnelFilterExpression{}
+	list := func(l *alphapb.FunnelFilterExpressionList) *plan.FunnelFilterExpressionList {
+		g := &plan.FunnelFilterExpressionList{Expressions: make([]plan.FunnelFilterExpression, 0, len(l.GetExpressions()))}
 		for _, x := range l.GetExpressions() {
 			if c := fromFunnelExpr(x); c != nil {
 				g.Expressions = append(g.Expressions, *c)
 			} else {
-				g.Expressions = append(g.Expressions, FunnelFilterExpression{})
+				g.Expressions = append(g.Expressions, plan.FunnelFilterExpression{})
 			}
 		}
 		return g
@@ -72,32 +73,32 @@ func fromFunnelExpr(e *alphapb.FunnelFilterExpression) *FunnelFilterExpression {
 	case *alphapb.FunnelFilterExpression_NotExpression:
 		out.NotExpression = fromFunnelExpr(x.NotExpression)
 		if out.NotExpression == nil {
-			out.NotExpression = &FunnelFilterExpression{}
+			out.NotExpression = &plan.FunnelFilterExpression{}
 		}
 	case *alphapb.FunnelFilterExpression_FunnelFieldFilter:
 		f := x.FunnelFieldFilter
-		out.FunnelFieldFilter = &FunnelFieldFilter{FieldName: f.GetFieldName()}
+		out.FunnelFieldFilter = &plan.FunnelFieldFilter{FieldName: f.GetFieldName()}
 		out.FunnelFieldFilter.StringFilter, out.FunnelFieldFilter.InListFilter, out.FunnelFieldFilter.NumericFilter, out.FunnelFieldFilter.BetweenFilter =
 			alphaFilters(f.GetStringFilter(), f.GetInListFilter(), f.GetNumericFilter(), f.GetBetweenFilter())
 	case *alphapb.FunnelFilterExpression_FunnelEventFilter:
-		out.FunnelEventFilter = &FunnelEventFilter{EventName: x.FunnelEventFilter.GetEventName(),
+		out.FunnelEventFilter = &plan.FunnelEventFilter{EventName: x.FunnelEventFilter.GetEventName(),
 			FunnelParameterFilterExpression: fromParamExpr(x.FunnelEventFilter.GetFunnelParameterFilterExpression())}
 	}
 	return out
 }
 
-func fromParamExpr(e *alphapb.FunnelParameterFilterExpression) *FunnelParameterFilterExpression {
+func fromParamExpr(e *alphapb.FunnelParameterFilterExpression) *plan.FunnelParameterFilterExpression {
 	if e == nil {
 		return nil
 	}
-	out := &FunnelParameterFilterExpression{}
-	list := func(l *alphapb.FunnelParameterFilterExpressionList) *FunnelParameterFilterExpressionList {
-		g := &FunnelParameterFilterExpressionList{Expressions: make([]FunnelParameterFilterExpression, 0, len(l.GetExpressions()))}
+	out := &plan.FunnelParameterFilterExpression{}
+	list := func(l *alphapb.FunnelParameterFilterExpressionList) *plan.FunnelParameterFilterExpressionList {
+		g := &plan.FunnelParameterFilterExpressionList{Expressions: make([]plan.FunnelParameterFilterExpression, 0, len(l.GetExpressions()))}
 		for _, x := range l.GetExpressions() {
 			if c := fromParamExpr(x); c != nil {
 				g.Expressions = append(g.Expressions, *c)
 			} else {
-				g.Expressions = append(g.Expressions, FunnelParameterFilterExpression{})
+				g.Expressions = append(g.Expressions, plan.FunnelParameterFilterExpression{})
 			}
 		}
 		return g
@@ -110,11 +111,11 @@ func fromParamExpr(e *alphapb.FunnelParameterFilterExpression) *FunnelParameterF
 	case *alphapb.FunnelParameterFilterExpression_NotExpression:
 		out.NotExpression = fromParamExpr(x.NotExpression)
 		if out.NotExpression == nil {
-			out.NotExpression = &FunnelParameterFilterExpression{}
+			out.NotExpression = &plan.FunnelParameterFilterExpression{}
 		}
 	case *alphapb.FunnelParameterFilterExpression_FunnelParameterFilter:
 		f := x.FunnelParameterFilter
-		p := &FunnelParameterFilter{EventParameterName: f.GetEventParameterName(), ItemParameterName: f.GetItemParameterName()}
+		p := &plan.FunnelParameterFilter{EventParameterName: f.GetEventParameterName(), ItemParameterName: f.GetItemParameterName()}
 		p.StringFilter, p.InListFilter, p.NumericFilter, p.BetweenFilter =
 			alphaFilters(f.GetStringFilter(), f.GetInListFilter(), f.GetNumericFilter(), f.GetBetweenFilter())
 		out.FunnelParameterFilter = p
@@ -122,42 +123,42 @@ func fromParamExpr(e *alphapb.FunnelParameterFilterExpression) *FunnelParameterF
 	return out
 }
 
-func alphaFilters(s *alphapb.StringFilter, l *alphapb.InListFilter, n *alphapb.NumericFilter, b *alphapb.BetweenFilter) (*StringFilter, *InListFilter, *NumericFilter, *BetweenFilter) {
+func alphaFilters(s *alphapb.StringFilter, l *alphapb.InListFilter, n *alphapb.NumericFilter, b *alphapb.BetweenFilter) (*plan.StringFilter, *plan.InListFilter, *plan.NumericFilter, *plan.BetweenFilter) {
 	var (
-		so *StringFilter
-		lo *InListFilter
-		no *NumericFilter
-		bo *BetweenFilter
+		so *plan.StringFilter
+		lo *plan.InListFilter
+		no *plan.NumericFilter
+		bo *plan.BetweenFilter
 	)
 	if s != nil {
-		so = &StringFilter{MatchType: s.GetMatchType().String(), Value: s.GetValue(), CaseSensitive: s.GetCaseSensitive()}
+		so = &plan.StringFilter{MatchType: s.GetMatchType().String(), Value: s.GetValue(), CaseSensitive: s.GetCaseSensitive()}
 	}
 	if l != nil {
-		lo = &InListFilter{Values: l.GetValues(), CaseSensitive: l.GetCaseSensitive()}
+		lo = &plan.InListFilter{Values: l.GetValues(), CaseSensitive: l.GetCaseSensitive()}
 	}
 	if n != nil {
-		no = &NumericFilter{Operation: n.GetOperation().String(), Value: alphaNumeric(n.GetValue())}
+		no = &plan.NumericFilter{Operation: n.GetOperation().String(), Value: alphaNumeric(n.GetValue())}
 	}
 	if b != nil {
-		bo = &BetweenFilter{FromValue: alphaNumeric(b.GetFromValue()), ToValue: alphaNumeric(b.GetToValue())}
+		bo = &plan.BetweenFilter{FromValue: alphaNumeric(b.GetFromValue()), ToValue: alphaNumeric(b.GetToValue())}
 	}
 	return so, lo, no, bo
 }
 
-func alphaNumeric(v *alphapb.NumericValue) NumericValue {
+func alphaNumeric(v *alphapb.NumericValue) plan.NumericValue {
 	switch x := v.GetOneValue().(type) {
 	case *alphapb.NumericValue_Int64Value:
-		n := Int64(x.Int64Value)
-		return NumericValue{Int64Value: &n}
+		n := plan.Int64(x.Int64Value)
+		return plan.NumericValue{Int64Value: &n}
 	case *alphapb.NumericValue_DoubleValue:
 		d := x.DoubleValue
-		return NumericValue{DoubleValue: &d}
+		return plan.NumericValue{DoubleValue: &d}
 	}
-	return NumericValue{}
+	return plan.NumericValue{}
 }
 
-func toFunnel(r *RunFunnelReportResponse) *alphapb.RunFunnelReportResponse {
-	sub := func(s *FunnelSubReport) *alphapb.FunnelSubReport {
+func toFunnel(r *plan.RunFunnelReportResponse) *alphapb.RunFunnelReportResponse {
+	sub := func(s *plan.FunnelSubReport) *alphapb.FunnelSubReport {
 		if s == nil {
 			return nil
 		}
@@ -182,7 +183,7 @@ func toFunnel(r *RunFunnelReportResponse) *alphapb.RunFunnelReportResponse {
 	}
 	out := &alphapb.RunFunnelReportResponse{FunnelTable: sub(r.FunnelTable), FunnelVisualization: sub(r.FunnelVisualization), Kind: r.Kind}
 	if q := r.PropertyQuota; q != nil {
-		st := func(s QuotaStatus) *alphapb.QuotaStatus {
+		st := func(s plan.QuotaStatus) *alphapb.QuotaStatus {
 			return &alphapb.QuotaStatus{Consumed: clampInt32(s.Consumed), Remaining: clampInt32(s.Remaining)}
 		}
 		out.PropertyQuota = &alphapb.PropertyQuota{TokensPerDay: st(q.TokensPerDay), TokensPerHour: st(q.TokensPerHour),

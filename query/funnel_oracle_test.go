@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/funnel"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // funnelOracle computes a runFunnelReport answer from the test's own
@@ -15,7 +17,7 @@ import (
 // step and event an explicit search over all earlier events for a
 // predecessor that reached the prior step (no window frames, no "latest
 // predecessor" shortcut). It shares no code with the SQL path.
-func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *RunFunnelReportResponse {
+func funnelOracle(req plan.RunFunnelReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *plan.RunFunnelReportResponse {
 	loc, resolve := oracleDates(zone, now)
 	from, to := resolve(req.DateRanges[0].StartDate), resolve(req.DateRanges[0].EndDate)
 	type ev struct {
@@ -47,8 +49,8 @@ func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events
 	if req.FunnelBreakdown != nil {
 		bdName = req.FunnelBreakdown.BreakdownDimension.Name
 	}
-	totals := make([]funnelCounts, n)
-	byValue := map[string][]funnelCounts{}
+	totals := make([]funnel.Counts, n)
+	byValue := map[string][]funnel.Counts{}
 	for _, evs := range byVisitor {
 		slices.SortStableFunc(evs, func(a, b ev) int { return cmp.Compare(a.e.TimeMicros, b.e.TimeMicros) })
 		m := len(evs)
@@ -104,38 +106,38 @@ func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events
 				continue
 			}
 			completed := i+1 < n && slices.Contains(prog[i+1], true)
-			add := func(c *funnelCounts) {
-				c.users++
+			add := func(c *funnel.Counts) {
+				c.Users++
 				if completed {
-					c.completers++
+					c.Completers++
 				}
 			}
 			add(&totals[i])
 			if bdName != "" {
 				v := value(first)
 				if byValue[v] == nil {
-					byValue[v] = make([]funnelCounts, n)
+					byValue[v] = make([]funnel.Counts, n)
 				}
 				add(&byValue[v][i])
 			}
 		}
 	}
 
-	resp := &RunFunnelReportResponse{
+	resp := &plan.RunFunnelReportResponse{
 		Kind: "analyticsData#runFunnelReport",
-		FunnelTable: &FunnelSubReport{
-			DimensionHeaders: []DimensionHeader{{Name: "funnelStepName"}},
-			MetricHeaders: []MetricHeader{{Name: "activeUsers", Type: "TYPE_INTEGER"}, {Name: "funnelStepCompletionRate", Type: "TYPE_FLOAT"},
+		FunnelTable: &plan.FunnelSubReport{
+			DimensionHeaders: []plan.DimensionHeader{{Name: "funnelStepName"}},
+			MetricHeaders: []plan.MetricHeader{{Name: "activeUsers", Type: "TYPE_INTEGER"}, {Name: "funnelStepCompletionRate", Type: "TYPE_FLOAT"},
 				{Name: "funnelStepAbandonments", Type: "TYPE_INTEGER"}, {Name: "funnelStepAbandonmentRate", Type: "TYPE_FLOAT"}},
 		},
-		FunnelVisualization: &FunnelSubReport{
-			DimensionHeaders: []DimensionHeader{{Name: "funnelStepName"}},
-			MetricHeaders:    []MetricHeader{{Name: "activeUsers", Type: "TYPE_INTEGER"}},
+		FunnelVisualization: &plan.FunnelSubReport{
+			DimensionHeaders: []plan.DimensionHeader{{Name: "funnelStepName"}},
+			MetricHeaders:    []plan.MetricHeader{{Name: "activeUsers", Type: "TYPE_INTEGER"}},
 		},
 	}
 	var values []string
 	if bdName != "" {
-		resp.FunnelTable.DimensionHeaders = append(resp.FunnelTable.DimensionHeaders, DimensionHeader{Name: bdName})
+		resp.FunnelTable.DimensionHeaders = append(resp.FunnelTable.DimensionHeaders, plan.DimensionHeader{Name: bdName})
 		type vu struct {
 			v string
 			u int64
@@ -144,7 +146,7 @@ func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events
 		for v, cs := range byValue {
 			var u int64
 			for _, c := range cs {
-				u += c.users
+				u += c.Users
 			}
 			all = append(all, vu{v, u})
 		}
@@ -159,35 +161,35 @@ func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events
 			values = append(values, all[i].v)
 		}
 	}
-	metrics := func(c funnelCounts, last bool) []Value {
-		done := c.completers
+	metrics := func(c funnel.Counts, last bool) []plan.Value {
+		done := c.Completers
 		if last {
-			done = c.users
+			done = c.Users
 		}
 		frac := func(x int64) string {
-			if c.users == 0 {
+			if c.Users == 0 {
 				return "0"
 			}
-			return strconv.FormatFloat(float64(x)/float64(c.users), 'f', -1, 64)
+			return strconv.FormatFloat(float64(x)/float64(c.Users), 'f', -1, 64)
 		}
-		return []Value{{strconv.FormatInt(c.users, 10)}, {frac(done)}, {strconv.FormatInt(c.users-done, 10)}, {frac(c.users - done)}}
+		return []plan.Value{{Value: strconv.FormatInt(c.Users, 10)}, {Value: frac(done)}, {Value: strconv.FormatInt(c.Users-done, 10)}, {Value: frac(c.Users - done)}}
 	}
 	for i, st := range steps {
 		name := strconv.Itoa(i+1) + ". " + st.Name
 		last := i == n-1
 		resp.FunnelVisualization.Rows = append(resp.FunnelVisualization.Rows,
-			Row{DimensionValues: []Value{{name}}, MetricValues: []Value{{strconv.FormatInt(totals[i].users, 10)}}})
+			plan.Row{DimensionValues: []plan.Value{{Value: name}}, MetricValues: []plan.Value{{Value: strconv.FormatInt(totals[i].Users, 10)}}})
 		if bdName == "" {
-			resp.FunnelTable.Rows = append(resp.FunnelTable.Rows, Row{DimensionValues: []Value{{name}}, MetricValues: metrics(totals[i], last)})
+			resp.FunnelTable.Rows = append(resp.FunnelTable.Rows, plan.Row{DimensionValues: []plan.Value{{Value: name}}, MetricValues: metrics(totals[i], last)})
 			continue
 		}
-		resp.FunnelTable.Rows = append(resp.FunnelTable.Rows, Row{DimensionValues: []Value{{name}, {"RESERVED_TOTAL"}}, MetricValues: metrics(totals[i], last)})
+		resp.FunnelTable.Rows = append(resp.FunnelTable.Rows, plan.Row{DimensionValues: []plan.Value{{Value: name}, {Value: "RESERVED_TOTAL"}}, MetricValues: metrics(totals[i], last)})
 		for _, v := range values {
-			var c funnelCounts
+			var c funnel.Counts
 			if cs := byValue[v]; cs != nil {
 				c = cs[i]
 			}
-			resp.FunnelTable.Rows = append(resp.FunnelTable.Rows, Row{DimensionValues: []Value{{name}, {v}}, MetricValues: metrics(c, last)})
+			resp.FunnelTable.Rows = append(resp.FunnelTable.Rows, plan.Row{DimensionValues: []plan.Value{{Value: name}, {Value: v}}, MetricValues: metrics(c, last)})
 		}
 	}
 	if req.Limit > 0 && int(req.Limit) < len(resp.FunnelTable.Rows) {
@@ -196,7 +198,7 @@ func funnelOracle(req RunFunnelReportRequest, zone string, now time.Time, events
 	return resp
 }
 
-func oracleFunnelMatch(f *FunnelFilterExpression, e *protocol.Event, local time.Time) bool {
+func oracleFunnelMatch(f *plan.FunnelFilterExpression, e *protocol.Event, local time.Time) bool {
 	switch {
 	case f.AndGroup != nil:
 		for i := range f.AndGroup.Expressions {
@@ -216,14 +218,14 @@ func oracleFunnelMatch(f *FunnelFilterExpression, e *protocol.Event, local time.
 		return !oracleFunnelMatch(f.NotExpression, e, local)
 	case f.FunnelFieldFilter != nil:
 		ff := f.FunnelFieldFilter
-		return oracleDimFilter(&FilterExpression{Filter: &Filter{FieldName: ff.FieldName, StringFilter: ff.StringFilter,
+		return oracleDimFilter(&plan.FilterExpression{Filter: &plan.Filter{FieldName: ff.FieldName, StringFilter: ff.StringFilter,
 			InListFilter: ff.InListFilter, NumericFilter: ff.NumericFilter, BetweenFilter: ff.BetweenFilter}}, e, local)
 	}
 	ef := f.FunnelEventFilter
 	return e.Name == ef.EventName && (ef.FunnelParameterFilterExpression == nil || oracleParamMatch(ef.FunnelParameterFilterExpression, e, local))
 }
 
-func oracleParamMatch(f *FunnelParameterFilterExpression, e *protocol.Event, local time.Time) bool {
+func oracleParamMatch(f *plan.FunnelParameterFilterExpression, e *protocol.Event, local time.Time) bool {
 	switch {
 	case f.AndGroup != nil:
 		for i := range f.AndGroup.Expressions {
@@ -243,6 +245,6 @@ func oracleParamMatch(f *FunnelParameterFilterExpression, e *protocol.Event, loc
 		return !oracleParamMatch(f.NotExpression, e, local)
 	}
 	p := f.FunnelParameterFilter
-	return oracleDimFilter(&FilterExpression{Filter: &Filter{FieldName: "customEvent:" + p.EventParameterName, StringFilter: p.StringFilter,
+	return oracleDimFilter(&plan.FilterExpression{Filter: &plan.Filter{FieldName: "customEvent:" + p.EventParameterName, StringFilter: p.StringFilter,
 		InListFilter: p.InListFilter, NumericFilter: p.NumericFilter, BetweenFilter: p.BetweenFilter}}, e, local)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // postFunnel sends body (a value to marshal, or raw bytes) to the
@@ -38,26 +39,26 @@ func postFunnel(t testing.TB, h http.Handler, property, key string, body any) (i
 
 // Funnel builders for tests.
 
-func eventStep(name, event string) FunnelStep {
-	return FunnelStep{Name: name, FilterExpression: &FunnelFilterExpression{FunnelEventFilter: &FunnelEventFilter{EventName: event}}}
+func eventStep(name, event string) plan.FunnelStep {
+	return plan.FunnelStep{Name: name, FilterExpression: &plan.FunnelFilterExpression{FunnelEventFilter: &plan.FunnelEventFilter{EventName: event}}}
 }
 
-func fieldStep(name string, f FunnelFieldFilter) FunnelStep {
-	return FunnelStep{Name: name, FilterExpression: &FunnelFilterExpression{FunnelFieldFilter: &f}}
+func fieldStep(name string, f plan.FunnelFieldFilter) plan.FunnelStep {
+	return plan.FunnelStep{Name: name, FilterExpression: &plan.FunnelFilterExpression{FunnelFieldFilter: &f}}
 }
 
-func funnelReq(open bool, steps ...FunnelStep) RunFunnelReportRequest {
-	return RunFunnelReportRequest{DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-		Funnel: &Funnel{IsOpenFunnel: open, Steps: steps}}
+func funnelReq(open bool, steps ...plan.FunnelStep) plan.RunFunnelReportRequest {
+	return plan.RunFunnelReportRequest{DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+		Funnel: &plan.Funnel{IsOpenFunnel: open, Steps: steps}}
 }
 
-func runFunnelOK(t *testing.T, h http.Handler, property string, req RunFunnelReportRequest) *RunFunnelReportResponse {
+func runFunnelOK(t *testing.T, h http.Handler, property string, req plan.RunFunnelReportRequest) *plan.RunFunnelReportResponse {
 	t.Helper()
 	code, out := postFunnel(t, h, property, testKey, req)
 	if code != http.StatusOK {
 		t.Fatalf("got %d %s, want 200", code, out)
 	}
-	var got RunFunnelReportResponse
+	var got plan.RunFunnelReportResponse
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -70,16 +71,16 @@ func runFunnelOK(t *testing.T, h http.Handler, property string, req RunFunnelRep
 func TestFunnelMatchesOracle(t *testing.T) {
 	f := newFixture(t, 400)
 	h := f.handler(t)
-	withParam := FunnelStep{Name: "clicked on a plan", FilterExpression: &FunnelFilterExpression{FunnelEventFilter: &FunnelEventFilter{
+	withParam := plan.FunnelStep{Name: "clicked on a plan", FilterExpression: &plan.FunnelFilterExpression{FunnelEventFilter: &plan.FunnelEventFilter{
 		EventName: "click",
-		FunnelParameterFilterExpression: &FunnelParameterFilterExpression{OrGroup: &FunnelParameterFilterExpressionList{Expressions: []FunnelParameterFilterExpression{
-			{FunnelParameterFilter: &FunnelParameterFilter{EventParameterName: "plan", InListFilter: &InListFilter{Values: []string{"free", "pro"}}}},
-			{FunnelParameterFilter: &FunnelParameterFilter{EventParameterName: "button", NumericFilter: &NumericFilter{Operation: "GREATER_THAN", Value: i64(1)}}},
+		FunnelParameterFilterExpression: &plan.FunnelParameterFilterExpression{OrGroup: &plan.FunnelParameterFilterExpressionList{Expressions: []plan.FunnelParameterFilterExpression{
+			{FunnelParameterFilter: &plan.FunnelParameterFilter{EventParameterName: "plan", InListFilter: &plan.InListFilter{Values: []string{"free", "pro"}}}},
+			{FunnelParameterFilter: &plan.FunnelParameterFilter{EventParameterName: "button", NumericFilter: &plan.NumericFilter{Operation: "GREATER_THAN", Value: i64(1)}}},
 		}}},
 	}}}
-	notScroll := FunnelStep{Name: "not a scroll on /a", FilterExpression: &FunnelFilterExpression{AndGroup: &FunnelFilterExpressionList{Expressions: []FunnelFilterExpression{
-		{NotExpression: &FunnelFilterExpression{FunnelEventFilter: &FunnelEventFilter{EventName: "scroll"}}},
-		{FunnelFieldFilter: &FunnelFieldFilter{FieldName: "pagePath", StringFilter: &StringFilter{MatchType: "BEGINS_WITH", Value: "/A"}}},
+	notScroll := plan.FunnelStep{Name: "not a scroll on /a", FilterExpression: &plan.FunnelFilterExpression{AndGroup: &plan.FunnelFilterExpressionList{Expressions: []plan.FunnelFilterExpression{
+		{NotExpression: &plan.FunnelFilterExpression{FunnelEventFilter: &plan.FunnelEventFilter{EventName: "scroll"}}},
+		{FunnelFieldFilter: &plan.FunnelFieldFilter{FieldName: "pagePath", StringFilter: &plan.StringFilter{MatchType: "BEGINS_WITH", Value: "/A"}}},
 	}}}}
 	direct := eventStep("then directly a click", "click")
 	direct.IsDirectlyFollowedBy = true
@@ -87,24 +88,27 @@ func TestFunnelMatchesOracle(t *testing.T) {
 	soon.WithinDurationFromPriorStep = "21600s"
 	both := eventStep("scroll right after, within 2.5h", "scroll")
 	both.IsDirectlyFollowedBy, both.WithinDurationFromPriorStep = true, "9000.5s"
-	byDevice := func(r RunFunnelReportRequest, limit int64) RunFunnelReportRequest {
-		r.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "deviceCategory"}, Limit: Int64(limit)}
+	byDevice := func(r plan.RunFunnelReportRequest, limit int64) plan.RunFunnelReportRequest {
+		r.FunnelBreakdown = &plan.FunnelBreakdown{BreakdownDimension: &plan.Dimension{Name: "deviceCategory"}, Limit: plan.Int64(limit)}
 		return r
 	}
-	byPlan := func(r RunFunnelReportRequest) RunFunnelReportRequest {
-		r.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "customEvent:plan"}}
+	byPlan := func(r plan.RunFunnelReportRequest) plan.RunFunnelReportRequest {
+		r.FunnelBreakdown = &plan.FunnelBreakdown{BreakdownDimension: &plan.Dimension{Name: "customEvent:plan"}}
 		return r
 	}
-	byCountry := func(r RunFunnelReportRequest) RunFunnelReportRequest {
-		r.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "country"}, Limit: 15}
+	byCountry := func(r plan.RunFunnelReportRequest) plan.RunFunnelReportRequest {
+		r.FunnelBreakdown = &plan.FunnelBreakdown{BreakdownDimension: &plan.Dimension{Name: "country"}, Limit: 15}
 		return r
 	}
-	limited := func(r RunFunnelReportRequest, n int64) RunFunnelReportRequest { r.Limit = Int64(n); return r }
-	lastDays := func(r RunFunnelReportRequest) RunFunnelReportRequest {
-		r.DateRanges = []DateRange{{StartDate: "3daysAgo", EndDate: "yesterday"}}
+	limited := func(r plan.RunFunnelReportRequest, n int64) plan.RunFunnelReportRequest {
+		r.Limit = plan.Int64(n)
 		return r
 	}
-	cases := map[string]RunFunnelReportRequest{
+	lastDays := func(r plan.RunFunnelReportRequest) plan.RunFunnelReportRequest {
+		r.DateRanges = []plan.DateRange{{StartDate: "3daysAgo", EndDate: "yesterday"}}
+		return r
+	}
+	cases := map[string]plan.RunFunnelReportRequest{
 		"closed page_view click purchase": funnelReq(false, eventStep("view", "page_view"), eventStep("click", "click"), eventStep("buy", "purchase")),
 		"open page_view click purchase":   funnelReq(true, eventStep("view", "page_view"), eventStep("click", "click"), eventStep("buy", "purchase")),
 		"closed one step":                 funnelReq(false, eventStep("", "Sign Up")),
@@ -119,9 +123,9 @@ func TestFunnelMatchesOracle(t *testing.T) {
 		"closed by country, 5 rows":       limited(byCountry(funnelReq(false, eventStep("view", "page_view"), eventStep("scroll", "scroll"))), 5),
 		"closed last days":                lastDays(funnelReq(false, eventStep("view", "page_view"), eventStep("click", "click"))),
 		"closed field steps": funnelReq(false,
-			fieldStep("home", FunnelFieldFilter{FieldName: "pagePath", StringFilter: &StringFilter{MatchType: "EXACT", Value: "/"}}),
-			fieldStep("desktop", FunnelFieldFilter{FieldName: "deviceCategory", InListFilter: &InListFilter{Values: []string{"desktop", "tablet"}, CaseSensitive: true}}),
-			fieldStep("afternoon", FunnelFieldFilter{FieldName: "hour", BetweenFilter: &BetweenFilter{FromValue: i64(12), ToValue: i64(23)}})),
+			fieldStep("home", plan.FunnelFieldFilter{FieldName: "pagePath", StringFilter: &plan.StringFilter{MatchType: "EXACT", Value: "/"}}),
+			fieldStep("desktop", plan.FunnelFieldFilter{FieldName: "deviceCategory", InListFilter: &plan.InListFilter{Values: []string{"desktop", "tablet"}, CaseSensitive: true}}),
+			fieldStep("afternoon", plan.FunnelFieldFilter{FieldName: "hour", BetweenFilter: &plan.BetweenFilter{FromValue: i64(12), ToValue: i64(23)}})),
 	}
 	var sawDrop, sawOpenDiffer bool
 	for name, req := range cases {
@@ -172,14 +176,14 @@ func TestFunnelKnownVisitors(t *testing.T) {
 	if _, err := f.writeBatch(context.Background(), "known", 1, evs, nil); err != nil {
 		t.Fatal(err)
 	}
-	row := func(step, value string, users, rate, abandon, abandonRate string) Row {
-		dv := []Value{{step}}
+	row := func(step, value string, users, rate, abandon, abandonRate string) plan.Row {
+		dv := []plan.Value{{Value: step}}
 		if value != "" {
-			dv = append(dv, Value{value})
+			dv = append(dv, plan.Value{Value: value})
 		}
-		return Row{DimensionValues: dv, MetricValues: []Value{{users}, {rate}, {abandon}, {abandonRate}}}
+		return plan.Row{DimensionValues: dv, MetricValues: []plan.Value{{Value: users}, {Value: rate}, {Value: abandon}, {Value: abandonRate}}}
 	}
-	check := func(name string, req RunFunnelReportRequest, want []Row) {
+	check := func(name string, req plan.RunFunnelReportRequest, want []plan.Row) {
 		t.Helper()
 		got := runFunnelOK(t, h, "99", req)
 		if diff := cmp.Diff(want, got.FunnelTable.Rows); diff != "" {
@@ -187,37 +191,37 @@ func TestFunnelKnownVisitors(t *testing.T) {
 		}
 	}
 	view, click, buy := eventStep("View", "page_view"), eventStep("Click", "click"), eventStep("Buy", "purchase")
-	check("closed", funnelReq(false, view, click, buy), []Row{
+	check("closed", funnelReq(false, view, click, buy), []plan.Row{
 		row("1. View", "", "4", "0.75", "1", "0.25"), // 1, 2, 3, 6 viewed; 1, 2, 6 clicked after
 		row("2. Click", "", "3", "0.3333333333333333", "2", "0.6666666666666666"),
 		row("3. Buy", "", "1", "1", "0", "0"),
 	})
-	check("open", funnelReq(true, view, click, buy), []Row{
+	check("open", funnelReq(true, view, click, buy), []plan.Row{
 		row("1. View", "", "4", "0.75", "1", "0.25"),
 		row("2. Click", "", "5", "0.4", "3", "0.6"), // 1, 2, 3, 4, 6 clicked; 1 and 4 bought after
 		row("3. Buy", "", "2", "1", "0", "0"),
 	})
 	directClick := click
 	directClick.IsDirectlyFollowedBy = true
-	check("directly followed", funnelReq(false, view, directClick), []Row{
+	check("directly followed", funnelReq(false, view, directClick), []plan.Row{
 		row("1. View", "", "4", "0.5", "2", "0.5"), // visitors 1 and 6
 		row("2. Click", "", "2", "1", "0", "0"),
 	})
 	quickClick := click
 	quickClick.WithinDurationFromPriorStep = "300s"
-	check("within 5 minutes", funnelReq(false, view, quickClick), []Row{
+	check("within 5 minutes", funnelReq(false, view, quickClick), []plan.Row{
 		row("1. View", "", "4", "0.5", "2", "0.5"), // visitors 1 and 2; 6 took 10 minutes
 		row("2. Click", "", "2", "1", "0", "0"),
 	})
 	exactly := click
 	exactly.WithinDurationFromPriorStep = "600s"
-	check("within exactly 10 minutes", funnelReq(false, view, exactly), []Row{
+	check("within exactly 10 minutes", funnelReq(false, view, exactly), []plan.Row{
 		row("1. View", "", "4", "0.75", "1", "0.25"),
 		row("2. Click", "", "3", "1", "0", "0"),
 	})
 	bd := funnelReq(false, view, click)
-	bd.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "deviceCategory"}, Limit: 2}
-	check("breakdown", bd, []Row{
+	bd.FunnelBreakdown = &plan.FunnelBreakdown{BreakdownDimension: &plan.Dimension{Name: "deviceCategory"}, Limit: 2}
+	check("breakdown", bd, []plan.Row{
 		row("1. View", "RESERVED_TOTAL", "4", "0.75", "1", "0.25"),
 		row("1. View", "mobile", "3", "0.6666666666666666", "1", "0.3333333333333333"),
 		row("1. View", "desktop", "1", "1", "0", "0"),
@@ -226,11 +230,11 @@ func TestFunnelKnownVisitors(t *testing.T) {
 		row("2. Click", "desktop", "1", "1", "0", "0"),
 	})
 	got := runFunnelOK(t, h, "99", funnelReq(false, view, click, buy))
-	wantVis := &FunnelSubReport{
-		DimensionHeaders: []DimensionHeader{{Name: "funnelStepName"}},
-		MetricHeaders:    []MetricHeader{{Name: "activeUsers", Type: "TYPE_INTEGER"}},
-		Rows: []Row{{DimensionValues: []Value{{"1. View"}}, MetricValues: []Value{{"4"}}}, {DimensionValues: []Value{{"2. Click"}}, MetricValues: []Value{{"3"}}},
-			{DimensionValues: []Value{{"3. Buy"}}, MetricValues: []Value{{"1"}}}},
+	wantVis := &plan.FunnelSubReport{
+		DimensionHeaders: []plan.DimensionHeader{{Name: "funnelStepName"}},
+		MetricHeaders:    []plan.MetricHeader{{Name: "activeUsers", Type: "TYPE_INTEGER"}},
+		Rows: []plan.Row{{DimensionValues: []plan.Value{{Value: "1. View"}}, MetricValues: []plan.Value{{Value: "4"}}}, {DimensionValues: []plan.Value{{Value: "2. Click"}}, MetricValues: []plan.Value{{Value: "3"}}},
+			{DimensionValues: []plan.Value{{Value: "3. Buy"}}, MetricValues: []plan.Value{{Value: "1"}}}},
 	}
 	if diff := cmp.Diff(wantVis, got.FunnelVisualization); diff != "" || got.Kind != "analyticsData#runFunnelReport" {
 		t.Fatalf("visualization or kind %q (-want +got):\n%s", got.Kind, diff)
@@ -329,41 +333,41 @@ func TestFunnelInjection(t *testing.T) {
 	if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	base := func() RunFunnelReportRequest {
+	base := func() plan.RunFunnelReportRequest {
 		second := eventStep("click", "click")
-		second.FilterExpression = &FunnelFilterExpression{FunnelEventFilter: &FunnelEventFilter{EventName: "click",
-			FunnelParameterFilterExpression: &FunnelParameterFilterExpression{FunnelParameterFilter: &FunnelParameterFilter{
-				EventParameterName: "plan", StringFilter: &StringFilter{MatchType: "CONTAINS", Value: "o"}}}}}
-		third := fieldStep("title", FunnelFieldFilter{FieldName: "pageTitle", StringFilter: &StringFilter{Value: "Home"}})
+		second.FilterExpression = &plan.FunnelFilterExpression{FunnelEventFilter: &plan.FunnelEventFilter{EventName: "click",
+			FunnelParameterFilterExpression: &plan.FunnelParameterFilterExpression{FunnelParameterFilter: &plan.FunnelParameterFilter{
+				EventParameterName: "plan", StringFilter: &plan.StringFilter{MatchType: "CONTAINS", Value: "o"}}}}}
+		third := fieldStep("title", plan.FunnelFieldFilter{FieldName: "pageTitle", StringFilter: &plan.StringFilter{Value: "Home"}})
 		r := funnelReq(true, eventStep("view", "page_view"), second, third)
-		r.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "pageTitle"}}
+		r.FunnelBreakdown = &plan.FunnelBreakdown{BreakdownDimension: &plan.Dimension{Name: "pageTitle"}}
 		return r
 	}
-	paramFilter := func(r *RunFunnelReportRequest) *FunnelParameterFilter {
+	paramFilter := func(r *plan.RunFunnelReportRequest) *plan.FunnelParameterFilter {
 		return r.Funnel.Steps[1].FilterExpression.FunnelEventFilter.FunnelParameterFilterExpression.FunnelParameterFilter
 	}
-	refused := map[string]func(r *RunFunnelReportRequest, s string){
-		"property":   func(r *RunFunnelReportRequest, s string) { r.Property = s },
-		"start date": func(r *RunFunnelReportRequest, s string) { r.DateRanges[0].StartDate = s },
-		"end date":   func(r *RunFunnelReportRequest, s string) { r.DateRanges[0].EndDate = s },
-		"field name": func(r *RunFunnelReportRequest, s string) {
+	refused := map[string]func(r *plan.RunFunnelReportRequest, s string){
+		"property":   func(r *plan.RunFunnelReportRequest, s string) { r.Property = s },
+		"start date": func(r *plan.RunFunnelReportRequest, s string) { r.DateRanges[0].StartDate = s },
+		"end date":   func(r *plan.RunFunnelReportRequest, s string) { r.DateRanges[0].EndDate = s },
+		"field name": func(r *plan.RunFunnelReportRequest, s string) {
 			r.Funnel.Steps[2].FilterExpression.FunnelFieldFilter.FieldName = s
 		},
-		"match type": func(r *RunFunnelReportRequest, s string) {
+		"match type": func(r *plan.RunFunnelReportRequest, s string) {
 			r.Funnel.Steps[2].FilterExpression.FunnelFieldFilter.StringFilter.MatchType = s
 		},
-		"parameter name": func(r *RunFunnelReportRequest, s string) { paramFilter(r).EventParameterName = s },
-		"item parameter": func(r *RunFunnelReportRequest, s string) { paramFilter(r).ItemParameterName = s },
-		"operation": func(r *RunFunnelReportRequest, s string) {
+		"parameter name": func(r *plan.RunFunnelReportRequest, s string) { paramFilter(r).EventParameterName = s },
+		"item parameter": func(r *plan.RunFunnelReportRequest, s string) { paramFilter(r).ItemParameterName = s },
+		"operation": func(r *plan.RunFunnelReportRequest, s string) {
 			p := paramFilter(r)
-			p.StringFilter, p.NumericFilter = nil, &NumericFilter{Operation: s, Value: i64(1)}
+			p.StringFilter, p.NumericFilter = nil, &plan.NumericFilter{Operation: s, Value: i64(1)}
 		},
-		"duration":  func(r *RunFunnelReportRequest, s string) { r.Funnel.Steps[1].WithinDurationFromPriorStep = s },
-		"breakdown": func(r *RunFunnelReportRequest, s string) { r.FunnelBreakdown.BreakdownDimension.Name = s },
-		"custom breakdown": func(r *RunFunnelReportRequest, s string) {
+		"duration":  func(r *plan.RunFunnelReportRequest, s string) { r.Funnel.Steps[1].WithinDurationFromPriorStep = s },
+		"breakdown": func(r *plan.RunFunnelReportRequest, s string) { r.FunnelBreakdown.BreakdownDimension.Name = s },
+		"custom breakdown": func(r *plan.RunFunnelReportRequest, s string) {
 			r.FunnelBreakdown.BreakdownDimension.Name = "customEvent:" + s
 		},
-		"visualization type": func(r *RunFunnelReportRequest, s string) { r.FunnelVisualizationType = s },
+		"visualization type": func(r *plan.RunFunnelReportRequest, s string) { r.FunnelVisualizationType = s },
 	}
 	for field, mutate := range refused {
 		for _, s := range hostile {
@@ -382,18 +386,18 @@ func TestFunnelInjection(t *testing.T) {
 			}
 		}
 	}
-	data := map[string]func(r *RunFunnelReportRequest, s string){
-		"step name": func(r *RunFunnelReportRequest, s string) { r.Funnel.Steps[0].Name = s },
-		"event name": func(r *RunFunnelReportRequest, s string) {
+	data := map[string]func(r *plan.RunFunnelReportRequest, s string){
+		"step name": func(r *plan.RunFunnelReportRequest, s string) { r.Funnel.Steps[0].Name = s },
+		"event name": func(r *plan.RunFunnelReportRequest, s string) {
 			r.Funnel.Steps[1].FilterExpression.FunnelEventFilter.EventName = s
 		},
-		"parameter value": func(r *RunFunnelReportRequest, s string) { paramFilter(r).StringFilter.Value = s },
-		"field value": func(r *RunFunnelReportRequest, s string) {
+		"parameter value": func(r *plan.RunFunnelReportRequest, s string) { paramFilter(r).StringFilter.Value = s },
+		"field value": func(r *plan.RunFunnelReportRequest, s string) {
 			r.Funnel.Steps[2].FilterExpression.FunnelFieldFilter.StringFilter.Value = s
 		},
-		"field in list": func(r *RunFunnelReportRequest, s string) {
+		"field in list": func(r *plan.RunFunnelReportRequest, s string) {
 			ff := r.Funnel.Steps[2].FilterExpression.FunnelFieldFilter
-			ff.StringFilter, ff.InListFilter = nil, &InListFilter{Values: []string{s, "Home"}, CaseSensitive: true}
+			ff.StringFilter, ff.InListFilter = nil, &plan.InListFilter{Values: []string{s, "Home"}, CaseSensitive: true}
 		},
 	}
 	matched := 0
@@ -411,7 +415,7 @@ func TestFunnelInjection(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("%s = %q: got %d %s, want 200", field, s, code, out)
 			}
-			var got RunFunnelReportResponse
+			var got plan.RunFunnelReportResponse
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatal(err)
 			}
@@ -442,9 +446,9 @@ func BenchmarkFunnel(b *testing.B) {
 	f := newFixture(b, 20000)
 	h := f.handler(b)
 	req := funnelReq(false, eventStep("view", "page_view"), eventStep("click", "click"), eventStep("buy", "purchase"))
-	req.FunnelBreakdown = &FunnelBreakdown{BreakdownDimension: &Dimension{Name: "deviceCategory"}}
-	report := RunReportRequest{Dimensions: dims("deviceCategory"), Metrics: mets("eventCount", "activeUsers"),
-		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}
+	req.FunnelBreakdown = &plan.FunnelBreakdown{BreakdownDimension: &plan.Dimension{Name: "deviceCategory"}}
+	report := plan.RunReportRequest{Dimensions: dims("deviceCategory"), Metrics: mets("eventCount", "activeUsers"),
+		DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}
 	b.Run("funnel", func(b *testing.B) {
 		for b.Loop() {
 			if code, out := postFunnel(b, h, "1", testKey, req); code != http.StatusOK {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -97,9 +98,9 @@ func TestGoogleClientLibrary(t *testing.T) {
 	}
 	// The request as the client sent it, read as ours, gives the oracle's
 	// answer, which the client decoded field for field.
-	req := asOurs[RunReportRequest](t, gReq)
+	req := asOurs[plan.RunReportRequest](t, gReq)
 	want := oracle(*req, f.zones[1], fixtureNow, f.events, 1)
-	if diff := cmp.Diff(want, asOurs[RunReportResponse](t, got)); diff != "" {
+	if diff := cmp.Diff(want, asOurs[plan.RunReportResponse](t, got)); diff != "" {
 		t.Fatalf("runReport through Google's client differs from the oracle (-want +got):\n%s", diff)
 	}
 
@@ -111,7 +112,7 @@ func TestGoogleClientLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("batchRunReports through Google's client: %v", err)
 	}
-	if len(batch.Reports) != 2 || !cmp.Equal(asOurs[RunReportResponse](t, batch.Reports[0]), want) ||
+	if len(batch.Reports) != 2 || !cmp.Equal(asOurs[plan.RunReportResponse](t, batch.Reports[0]), want) ||
 		batch.Reports[1].MetricHeaders[1].Type != "TYPE_FLOAT" {
 		t.Fatalf("batchRunReports: %d reports, first %v", len(batch.Reports), batch.Reports)
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -80,7 +81,7 @@ func TestGRPCKeysErrorsAndPort(t *testing.T) {
 	f2("unknown metric", withKey, bad, codes.InvalidArgument, "", "metrics[1].name")
 
 	resp, err := client.RunReport(metadata.AppendToOutgoingContext(bg, "x-goog-api-key", testKey), req)
-	if err != nil || resp.GetRowCount() != 1 || resp.GetKind() != reportKind {
+	if err != nil || resp.GetRowCount() != 1 || resp.GetKind() != plan.ReportKind {
 		t.Fatalf("x-goog-api-key: %v %v", resp, err)
 	}
 

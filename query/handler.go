@@ -13,11 +13,19 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/engine/sql"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // defaultTimeout bounds one report when Options.Timeout is zero.
 const defaultTimeout = 30 * time.Second
+
+// RealtimeSource is what runRealtimeReport and the realtime WebSocket
+// read: the last 30 minutes' counters of a site (storage/redis.Realtime,
+// RedisRealtime).
+type RealtimeSource = realtime.Source
 
 // Options configure the handler. The zero value works.
 type Options struct {
@@ -30,7 +38,7 @@ type Options struct {
 	Cache ResultCache
 	// Realtime answers :runRealtimeReport; nil: that method answers 501
 	// UNIMPLEMENTED.
-	Realtime RealtimeSource
+	Realtime realtime.Source
 	// Quota configures the property quotas: their limits, where they are
 	// counted, and returnPropertyQuota (see quota.go); the zero value
 	// counts in memory with GA4's limits.
@@ -57,7 +65,7 @@ type KeyLookup interface {
 
 // db is the part of *pgxpool.Pool the handler uses.
 type db interface {
-	querier
+	sql.Querier
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
@@ -68,10 +76,10 @@ type handler struct {
 	timeout time.Duration
 	db      db
 	keys    KeyLookup
-	cache   ResultCache    // nil: none
-	metrics *Metrics       // nil: not counted
-	route   route          // tables reports read; tests force one
-	rt      RealtimeSource // nil: no realtime reports
+	cache   ResultCache     // nil: none
+	metrics *Metrics        // nil: not counted
+	route   plan.Route      // tables reports read; tests force one
+	rt      realtime.Source // nil: no realtime reports
 	quota   *quotas
 	slots   *propertySlots
 	// readFrom, when set, picks the database of each report (Options.ReadFrom).
@@ -138,7 +146,7 @@ const propertiesPrefix = "/v1beta/properties/"
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m, idText, ok := restMethod(r.URL.Path)
 	if !ok || m.verb != r.Method {
-		writeError(w, newAPIError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers %s.",
+		writeError(w, plan.NewError(http.StatusNotFound, "NOT_FOUND", "No method %s %s; this server answers %s.",
 			r.Method, truncate(r.URL.Path), restMethodList()))
 		return
 	}
@@ -209,38 +217,38 @@ func requestKey(r *http.Request) (string, bool) {
 func (h *handler) authorizeKey(ctx context.Context, key string, id uint32) error {
 	allowed, err := h.keys.LookupAPIKey(ctx, key)
 	if isNotFound(err) {
-		e := newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
-		e.reason = "API_KEY_INVALID" // Google's ErrorInfo reason for a bad key
+		e := plan.NewError(http.StatusUnauthorized, "UNAUTHENTICATED", "The API key is not valid or was revoked.")
+		e.Reason = "API_KEY_INVALID" // Google's ErrorInfo reason for a bad key
 		return e
 	}
 	if err != nil {
 		return fmt.Errorf("query: look up api key: %w", err)
 	}
 	if id != 0 && !slices.Contains(allowed, id) {
-		return newAPIError(http.StatusForbidden, "PERMISSION_DENIED",
+		return plan.NewError(http.StatusForbidden, "PERMISSION_DENIED",
 			"The API key does not have sufficient permissions for property properties/%d.", id)
 	}
 	return nil
 }
 
 // site loads the property's reporting settings; 404 when it does not exist.
-func (h *handler) site(ctx context.Context, id uint32) (site, error) {
-	s := site{id: id}
+func (h *handler) site(ctx context.Context, id uint32) (plan.Site, error) {
+	s := plan.Site{ID: id}
 	err := h.db.QueryRow(ctx, `SELECT time_zone, currency_code, GREATEST(rollups_from, '0001-01-02'),
 		GREATEST(rollups_from, hour_rollups_from, '0001-01-02'), GREATEST(session_rollups_from, '0001-01-02'),
 		GREATEST(rollups_from, traffic_rollups_from, '0001-01-02'), key_events,
 		GREATEST(rollups_from, commerce_rollups_from, '0001-01-02'), GREATEST(rollups_from, page_rollups_from, '0001-01-02')
 		FROM sites WHERE id = $1`,
-		int32(id)).Scan(&s.timeZone, &s.currency, &s.rollupsFrom, &s.hourRollupsFrom, &s.sessionRollupsFrom, &s.trafficRollupsFrom, &s.keyEvents,
-		&s.commerceRollupsFrom, &s.pageRollupsFrom)
+		int32(id)).Scan(&s.TimeZone, &s.Currency, &s.RollupsFrom, &s.HourRollupsFrom, &s.SessionRollupsFrom, &s.TrafficRollupsFrom, &s.KeyEvents,
+		&s.CommerceRollupsFrom, &s.PageRollupsFrom)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return site{}, newAPIError(http.StatusNotFound, "NOT_FOUND", "Property properties/%d not found.", id)
+		return plan.Site{}, plan.NewError(http.StatusNotFound, "NOT_FOUND", "Property properties/%d not found.", id)
 	}
 	if err != nil {
-		return site{}, fmt.Errorf("query: load property %d: %w", id, err)
+		return plan.Site{}, fmt.Errorf("query: load property %d: %w", id, err)
 	}
-	if s.loc, err = time.LoadLocation(s.timeZone); err != nil {
-		return site{}, fmt.Errorf("query: property %d: time zone: %w", id, err)
+	if s.Loc, err = time.LoadLocation(s.TimeZone); err != nil {
+		return plan.Site{}, fmt.Errorf("query: property %d: time zone: %w", id, err)
 	}
 	return s, nil
 }
@@ -270,3 +278,6 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// alphaPrefix is where the v1alpha methods (funnels) live.
+const alphaPrefix = "/v1alpha/properties/"

@@ -19,6 +19,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -274,8 +275,8 @@ func refTotals(sessions []*refSession) refReport {
 // report they do not serve fails).
 var identityRoutes = []struct {
 	name string
-	r    route
-}{{"default", routeAuto}, {"events", routeEvents}, {"rollups", routeRollups}}
+	r    plan.Route
+}{{"default", plan.RouteAuto}, {"events", plan.RouteEvents}, {"rollups", plan.RouteRollups}}
 
 // TestIdentityOracle: the seed through agent, write stage and reports
 // gives refGA4's users, sessions, engagement and events, on the raw-event
@@ -306,20 +307,20 @@ func TestIdentityOracle(t *testing.T) {
 	}
 	now2 := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
 	keys := stubKeys{testKey: {site.ID}}
-	days := []DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-06"}}
+	days := []plan.DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-06"}}
 	for _, route := range identityRoutes {
 		t.Run(route.name, func(t *testing.T) {
 			h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
 			h.route = route.r
 			prop := fmt.Sprint(site.ID)
-			got := reportRows(t, h, prop, RunReportRequest{DateRanges: days,
+			got := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: days,
 				Metrics: mets("totalUsers", "activeUsers", "sessions", "engagedSessions", "bounceRate", "eventCount")})
 			wantTotals := fmt.Sprintf("%d %d %d %d %s %d", want.users, want.active, want.sessions, want.engaged,
 				strconv.FormatFloat(float64(want.sessions-want.engaged)/float64(want.sessions), 'f', -1, 64), eventTotal(want.events))
 			if g := got[""]; g != wantTotals {
 				t.Errorf("totalUsers activeUsers sessions engagedSessions bounceRate eventCount: got %q, want %q", g, wantTotals)
 			}
-			byName := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
+			byName := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: days, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
 			wantNames := map[string]string{}
 			for n, c := range want.events {
 				wantNames[n] = strconv.Itoa(c)
@@ -330,7 +331,7 @@ func TestIdentityOracle(t *testing.T) {
 			// A session's source holds on each of its events, the derived
 			// ones and the server's purchase included (the rollups by
 			// session traffic source on that route).
-			bySource := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
+			bySource := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
 				Metrics: mets("eventCount", "screenPageViews")})
 			if !mapsEqual(bySource, want.bySource) {
 				t.Errorf("eventCount screenPageViews by sessionSource: got %v, want %v", bySource, want.bySource)
@@ -339,12 +340,12 @@ func TestIdentityOracle(t *testing.T) {
 			// page's sessions are those in which it occurred (the rows by
 			// landing page and the sessions sketches by page on the
 			// rollups' route).
-			byLanding := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("landingPage"),
+			byLanding := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: days, Dimensions: dims("landingPage"),
 				Metrics: mets("eventCount", "screenPageViews")})
 			if !mapsEqual(byLanding, want.byLanding) {
 				t.Errorf("eventCount screenPageViews by landingPage: got %v, want %v", byLanding, want.byLanding)
 			}
-			byPage := reportRows(t, h, prop, RunReportRequest{DateRanges: days, Dimensions: dims("pagePath"), Metrics: mets("sessions")})
+			byPage := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: days, Dimensions: dims("pagePath"), Metrics: mets("sessions")})
 			if !mapsEqual(byPage, want.pageSessions) {
 				t.Errorf("sessions by pagePath: got %v, want %v", byPage, want.pageSessions)
 			}
@@ -364,8 +365,8 @@ func TestIdentityOracle(t *testing.T) {
 		t.Fatalf("reference: %d new users; the seed is built for 6", len(newUsers))
 	}
 	fh := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
-	funnel := runFunnelOK(t, fh, fmt.Sprint(site.ID), RunFunnelReportRequest{DateRanges: days,
-		Funnel: &Funnel{Steps: []FunnelStep{eventStep("first visit", "first_visit"), eventStep("viewed", "page_view")}}})
+	funnel := runFunnelOK(t, fh, fmt.Sprint(site.ID), plan.RunFunnelReportRequest{DateRanges: days,
+		Funnel: &plan.Funnel{Steps: []plan.FunnelStep{eventStep("first visit", "first_visit"), eventStep("viewed", "page_view")}}})
 	if rows := funnel.FunnelVisualization.Rows; len(rows) == 0 || rows[0].MetricValues[0].Value != strconv.Itoa(len(newUsers)) {
 		t.Errorf("funnel from first_visit: %+v, want %d users at its first step", rows, len(newUsers))
 	}
@@ -373,7 +374,7 @@ func TestIdentityOracle(t *testing.T) {
 	// session is counted once, under the browser's source, and holds the
 	// key event.
 	h := newHandler(Options{Now: func() time.Time { return now2 }}, reports, keys)
-	bySource := reportRows(t, h, fmt.Sprint(site.ID), RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
+	bySource := reportRows(t, h, fmt.Sprint(site.ID), plan.RunReportRequest{DateRanges: days, Dimensions: dims("sessionSource"),
 		Metrics: mets("sessions", "keyEvents")})
 	if g := bySource[want.sourceOfPurchase]; !strings.HasSuffix(g, " 1") {
 		t.Errorf("sessions and keyEvents by sessionSource %v: want the purchase under %q", bySource, want.sourceOfPurchase)
@@ -499,13 +500,13 @@ func (c *capture) Append(_ context.Context, events [][]byte) error {
 
 // reportRows runs req and returns each row's metric values joined by
 // spaces, by its dimension values joined by "|" ("" without dimensions).
-func reportRows(t *testing.T, h http.Handler, prop string, req RunReportRequest) map[string]string {
+func reportRows(t *testing.T, h http.Handler, prop string, req plan.RunReportRequest) map[string]string {
 	t.Helper()
 	code, body := post(t, h, prop, testKey, req)
 	if code != http.StatusOK {
 		t.Fatalf("runReport %+v: %d %s", req, code, body)
 	}
-	var resp RunReportResponse
+	var resp plan.RunReportResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +515,7 @@ func reportRows(t *testing.T, h http.Handler, prop string, req RunReportRequest)
 
 // keyedRows is each row's metric values joined by spaces, by its dimension
 // values joined by "|".
-func keyedRows(rows []Row) map[string]string {
+func keyedRows(rows []plan.Row) map[string]string {
 	out := map[string]string{}
 	for _, r := range rows {
 		var d, m []string
@@ -667,14 +668,14 @@ func TestIdentityOracleActiveDays(t *testing.T) {
 				h.route = route.r
 				for _, days := range [][2]string{{"2026-03-04", "2026-03-05"}, {"2026-03-04", "2026-03-04"}, {"2026-03-05", "2026-03-05"}} {
 					for _, dim := range []string{"eventName", "pagePath"} {
-						got := reportRows(t, h, prop, RunReportRequest{DateRanges: []DateRange{{StartDate: days[0], EndDate: days[1]}},
+						got := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: []plan.DateRange{{StartDate: days[0], EndDate: days[1]}},
 							Dimensions: dims(dim), Metrics: mets("activeUsers")})
 						if want := refActiveByDim(activeDaysSeed, dim, days[0], days[1]); !mapsEqual(got, want) {
 							t.Errorf("activeUsers by %s over %s..%s: got %v, want %v", dim, days[0], days[1], got, want)
 						}
 					}
 				}
-				got := reportRows(t, h, prop, RunReportRequest{DateRanges: []DateRange{{StartDate: "2026-03-04", EndDate: "2026-03-05"}},
+				got := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: []plan.DateRange{{StartDate: "2026-03-04", EndDate: "2026-03-05"}},
 					Metrics: mets("totalUsers", "activeUsers")})
 				if got[""] != "3 3" {
 					t.Errorf("totalUsers activeUsers over both days: got %q, want \"3 3\"", got[""])

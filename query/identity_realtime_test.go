@@ -14,6 +14,8 @@ import (
 	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -108,25 +110,25 @@ func TestIdentityOracleRealtime(t *testing.T) {
 	}
 	keys := stubKeys{testKey: {site.ID}}
 	prop := fmt.Sprint(site.ID)
-	today := []DateRange{{StartDate: "today", EndDate: "today"}}
+	today := []plan.DateRange{{StartDate: "today", EndDate: "today"}}
 	for _, route := range []struct {
 		name string
-		r    route
-	}{{"events", routeEvents}, {"rollups", routeRollups}} {
+		r    plan.Route
+	}{{"events", plan.RouteEvents}, {"rollups", plan.RouteRollups}} {
 		h := newHandler(Options{Now: clock}, reports, keys)
 		h.route = route.r
-		got := reportRows(t, h, prop, RunReportRequest{DateRanges: today, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
+		got := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: today, Dimensions: dims("eventName"), Metrics: mets("eventCount")})
 		if !mapsEqual(got, wantNames) {
 			t.Errorf("report from %s: eventCount by eventName %v, want %v", route.name, got, wantNames)
 		}
-		got = reportRows(t, h, prop, RunReportRequest{DateRanges: today, Metrics: mets("activeUsers", "eventCount")})
+		got = reportRows(t, h, prop, plan.RunReportRequest{DateRanges: today, Metrics: mets("activeUsers", "eventCount")})
 		if w := fmt.Sprintf("%d %d", want.active, eventTotal(want.events)); got[""] != w {
 			t.Errorf("report from %s: activeUsers eventCount %q, want %q", route.name, got[""], w)
 		}
 		// The reports' pagePath is realtime's unifiedScreenName for pages
 		// without a title.
 		for d, rd := range map[string]string{"eventName": "eventName", "unifiedScreenName": "pagePath"} {
-			got := nonZero(reportRows(t, h, prop, RunReportRequest{DateRanges: today, Dimensions: dims(rd), Metrics: mets("activeUsers")}))
+			got := nonZero(reportRows(t, h, prop, plan.RunReportRequest{DateRanges: today, Dimensions: dims(rd), Metrics: mets("activeUsers")}))
 			if !mapsEqual(got, wantActive[d]) {
 				t.Errorf("report from %s: activeUsers by %s %v, want %v", route.name, d, got, wantActive[d])
 			}
@@ -137,16 +139,16 @@ func TestIdentityOracleRealtime(t *testing.T) {
 		rt   rtStore
 	}{{"staging node", stager}, {"deriving node", deriver}, {"one node without redis", alone}} {
 		h := newHandler(Options{Now: clock, Realtime: rt.rt}, reports, keys)
-		got := realtimeRows(t, h, prop, RunRealtimeReportRequest{Dimensions: dims("eventName"), Metrics: mets("eventCount")})
+		got := realtimeRows(t, h, prop, realtime.RunRealtimeReportRequest{Dimensions: dims("eventName"), Metrics: mets("eventCount")})
 		if !mapsEqual(got, wantNames) {
 			t.Errorf("realtime on the %s: eventCount by eventName %v, want %v", rt.name, got, wantNames)
 		}
-		got = realtimeRows(t, h, prop, RunRealtimeReportRequest{Metrics: mets("activeUsers", "eventCount")})
+		got = realtimeRows(t, h, prop, realtime.RunRealtimeReportRequest{Metrics: mets("activeUsers", "eventCount")})
 		if w := fmt.Sprintf("%d %d", want.active, eventTotal(want.events)); got[""] != w {
 			t.Errorf("realtime on the %s: activeUsers eventCount %q, want %q", rt.name, got[""], w)
 		}
 		for _, d := range []string{"eventName", "unifiedScreenName"} {
-			got := nonZero(realtimeRows(t, h, prop, RunRealtimeReportRequest{Dimensions: dims(d), Metrics: mets("activeUsers")}))
+			got := nonZero(realtimeRows(t, h, prop, realtime.RunRealtimeReportRequest{Dimensions: dims(d), Metrics: mets("activeUsers")}))
 			if !mapsEqual(got, wantActive[d]) {
 				t.Errorf("realtime on the %s: activeUsers by %s %v, want %v", rt.name, d, got, wantActive[d])
 			}
@@ -180,7 +182,7 @@ func refActiveBy(sessions []*refSession) map[string]map[string]string {
 		if !activeOn[[2]string{s.user, h.day}] {
 			return
 		}
-		for d, v := range map[string]string{"eventName": name, "unifiedScreenName": cmp.Or(h.page, notSet)} {
+		for d, v := range map[string]string{"eventName": name, "unifiedScreenName": cmp.Or(h.page, plan.NotSet)} {
 			if users[d][v] == nil {
 				users[d][v] = map[string]bool{}
 			}
@@ -219,7 +221,7 @@ func nonZero(rows map[string]string) map[string]string {
 
 // realtimeRows runs a realtime report and returns its rows as reportRows
 // does.
-func realtimeRows(t *testing.T, h http.Handler, prop string, req RunRealtimeReportRequest) map[string]string {
+func realtimeRows(t *testing.T, h http.Handler, prop string, req realtime.RunRealtimeReportRequest) map[string]string {
 	t.Helper()
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -229,7 +231,7 @@ func realtimeRows(t *testing.T, h http.Handler, prop string, req RunRealtimeRepo
 	if code != http.StatusOK {
 		t.Fatalf("runRealtimeReport %+v: %d %s", req, code, out)
 	}
-	var resp RunRealtimeReportResponse
+	var resp realtime.RunRealtimeReportResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -34,31 +35,33 @@ func TestInjection(t *testing.T) {
 	if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM events").Scan(&before); err != nil {
 		t.Fatal(err)
 	}
-	base := func() RunReportRequest {
-		return RunReportRequest{Dimensions: dims("eventName"), Metrics: mets("eventCount"),
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}, {StartDate: "yesterday", EndDate: "today"}}}
+	base := func() plan.RunReportRequest {
+		return plan.RunReportRequest{Dimensions: dims("eventName"), Metrics: mets("eventCount"),
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}, {StartDate: "yesterday", EndDate: "today"}}}
 	}
-	mutations := map[string]func(r *RunReportRequest, s string){
-		"dimension name":    func(r *RunReportRequest, s string) { r.Dimensions[0].Name = s },
-		"metric name":       func(r *RunReportRequest, s string) { r.Metrics[0].Name = s },
-		"start date":        func(r *RunReportRequest, s string) { r.DateRanges[0].StartDate = s },
-		"end date":          func(r *RunReportRequest, s string) { r.DateRanges[1].EndDate = s },
-		"order metric":      func(r *RunReportRequest, s string) { r.OrderBys = []OrderBy{byMetric(s, true)} },
-		"order dimension":   func(r *RunReportRequest, s string) { r.OrderBys = []OrderBy{byDim(s, "", false)} },
-		"order type":        func(r *RunReportRequest, s string) { r.OrderBys = []OrderBy{byDim("eventName", s, false)} },
-		"aggregation":       func(r *RunReportRequest, s string) { r.MetricAggregations = []MetricAggregation{MetricAggregation(s)} },
-		"property":          func(r *RunReportRequest, s string) { r.Property = s },
-		"currency":          func(r *RunReportRequest, s string) { r.CurrencyCode = s },
-		"metric expression": func(r *RunReportRequest, s string) { r.Metrics[0].Expression = s },
-		"custom dimension":  func(r *RunReportRequest, s string) { r.Dimensions[0].Name = "customEvent:" + s },
-		"custom user dim":   func(r *RunReportRequest, s string) { r.Dimensions[0].Name = "customUser:" + s },
-		"filter dimension":  func(r *RunReportRequest, s string) { r.DimensionFilter = ptr(emptyF(s)) },
-		"filter metric": func(r *RunReportRequest, s string) {
+	mutations := map[string]func(r *plan.RunReportRequest, s string){
+		"dimension name":  func(r *plan.RunReportRequest, s string) { r.Dimensions[0].Name = s },
+		"metric name":     func(r *plan.RunReportRequest, s string) { r.Metrics[0].Name = s },
+		"start date":      func(r *plan.RunReportRequest, s string) { r.DateRanges[0].StartDate = s },
+		"end date":        func(r *plan.RunReportRequest, s string) { r.DateRanges[1].EndDate = s },
+		"order metric":    func(r *plan.RunReportRequest, s string) { r.OrderBys = []plan.OrderBy{byMetric(s, true)} },
+		"order dimension": func(r *plan.RunReportRequest, s string) { r.OrderBys = []plan.OrderBy{byDim(s, "", false)} },
+		"order type":      func(r *plan.RunReportRequest, s string) { r.OrderBys = []plan.OrderBy{byDim("eventName", s, false)} },
+		"aggregation": func(r *plan.RunReportRequest, s string) {
+			r.MetricAggregations = []plan.MetricAggregation{plan.MetricAggregation(s)}
+		},
+		"property":          func(r *plan.RunReportRequest, s string) { r.Property = s },
+		"currency":          func(r *plan.RunReportRequest, s string) { r.CurrencyCode = s },
+		"metric expression": func(r *plan.RunReportRequest, s string) { r.Metrics[0].Expression = s },
+		"custom dimension":  func(r *plan.RunReportRequest, s string) { r.Dimensions[0].Name = "customEvent:" + s },
+		"custom user dim":   func(r *plan.RunReportRequest, s string) { r.Dimensions[0].Name = "customUser:" + s },
+		"filter dimension":  func(r *plan.RunReportRequest, s string) { r.DimensionFilter = ptr(emptyF(s)) },
+		"filter metric": func(r *plan.RunReportRequest, s string) {
 			r.MetricFilter = ptr(numF(s, "EQUAL", i64(1)))
 		},
-		"filter custom name": func(r *RunReportRequest, s string) { r.DimensionFilter = ptr(emptyF("customEvent:" + s)) },
-		"match type":         func(r *RunReportRequest, s string) { r.DimensionFilter = ptr(strF("eventName", s, "x", false)) },
-		"operation": func(r *RunReportRequest, s string) {
+		"filter custom name": func(r *plan.RunReportRequest, s string) { r.DimensionFilter = ptr(emptyF("customEvent:" + s)) },
+		"match type":         func(r *plan.RunReportRequest, s string) { r.DimensionFilter = ptr(strF("eventName", s, "x", false)) },
+		"operation": func(r *plan.RunReportRequest, s string) {
 			r.MetricFilter = ptr(numF("eventCount", s, i64(1)))
 		},
 	}
@@ -87,7 +90,7 @@ func TestInjection(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("range name %q: got %d %s, want 200", s, code, out)
 		}
-		var resp RunReportResponse
+		var resp plan.RunReportResponse
 		if err := json.Unmarshal(out, &resp); err != nil {
 			t.Fatal(err)
 		}
@@ -102,22 +105,22 @@ func TestInjection(t *testing.T) {
 	// Filter values are data: bound, compared as text, answered like the
 	// oracle. Only NUL (which text cannot hold) and patterns that are no
 	// RE2 are refused.
-	values := map[string]func(s string) FilterExpression{
-		"exact":          func(s string) FilterExpression { return strF("pageTitle", "EXACT", s, true) },
-		"exact, no case": func(s string) FilterExpression { return strF("pageTitle", "EXACT", s, false) },
-		"begins with":    func(s string) FilterExpression { return strF("pageTitle", "BEGINS_WITH", s, false) },
-		"ends with":      func(s string) FilterExpression { return strF("pageTitle", "ENDS_WITH", s, true) },
-		"contains":       func(s string) FilterExpression { return strF("customEvent:plan", "CONTAINS", s, false) },
-		"full regexp":    func(s string) FilterExpression { return strF("pageTitle", "FULL_REGEXP", s, false) },
-		"partial regexp": func(s string) FilterExpression { return strF("pageTitle", "PARTIAL_REGEXP", s, true) },
-		"in list":        func(s string) FilterExpression { return inListF("pageTitle", false, "Home", s) },
-		"in list, case":  func(s string) FilterExpression { return inListF("pageTitle", true, s) },
+	values := map[string]func(s string) plan.FilterExpression{
+		"exact":          func(s string) plan.FilterExpression { return strF("pageTitle", "EXACT", s, true) },
+		"exact, no case": func(s string) plan.FilterExpression { return strF("pageTitle", "EXACT", s, false) },
+		"begins with":    func(s string) plan.FilterExpression { return strF("pageTitle", "BEGINS_WITH", s, false) },
+		"ends with":      func(s string) plan.FilterExpression { return strF("pageTitle", "ENDS_WITH", s, true) },
+		"contains":       func(s string) plan.FilterExpression { return strF("customEvent:plan", "CONTAINS", s, false) },
+		"full regexp":    func(s string) plan.FilterExpression { return strF("pageTitle", "FULL_REGEXP", s, false) },
+		"partial regexp": func(s string) plan.FilterExpression { return strF("pageTitle", "PARTIAL_REGEXP", s, true) },
+		"in list":        func(s string) plan.FilterExpression { return inListF("pageTitle", false, "Home", s) },
+		"in list, case":  func(s string) plan.FilterExpression { return inListF("pageTitle", true, s) },
 	}
 	matched := 0
 	for kind, filter := range values {
 		for _, s := range hostile {
-			req := RunReportRequest{Dimensions: dims("pageTitle"), Metrics: mets("eventCount"), MetricAggregations: allAggs,
-				DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}, DimensionFilter: ptr(filter(s))}
+			req := plan.RunReportRequest{Dimensions: dims("pageTitle"), Metrics: mets("eventCount"), MetricAggregations: allAggs,
+				DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}, DimensionFilter: ptr(filter(s))}
 			code, out := post(t, h, "1", testKey, req)
 			if code == http.StatusBadRequest && (strings.ContainsRune(s, 0) || strings.Contains(kind, "regexp")) {
 				continue
@@ -125,7 +128,7 @@ func TestInjection(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("%s %q: got %d %s, want 200", kind, s, code, out)
 			}
-			var got RunReportResponse
+			var got plan.RunReportResponse
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatal(err)
 			}

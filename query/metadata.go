@@ -8,6 +8,7 @@ import (
 
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -26,7 +27,7 @@ func (h *handler) getMetadata(ctx context.Context, c apiCall, id uint32) (*datap
 		if err != nil {
 			return nil, err
 		}
-		keyEvents = s.keyEvents
+		keyEvents = s.KeyEvents
 		if custom, err = h.customDimensions(ctx, id); err != nil {
 			return nil, err
 		}
@@ -35,7 +36,7 @@ func (h *handler) getMetadata(ctx context.Context, c apiCall, id uint32) (*datap
 	// GA4 lists a keyEvents:<event_name> metric per key event of the
 	// property; any event name is accepted in reports.
 	for _, name := range keyEvents {
-		if m, ok, _ := lookupKeyEventsMetric(keyEventsPrefix + name); ok {
+		if m, ok, _ := plan.LookupKeyEventsMetric(plan.KeyEventsPrefix + name); ok {
 			md.Metrics = append(md.Metrics, metricMetadata(m))
 		}
 	}
@@ -72,10 +73,10 @@ func (h *handler) customDimensions(ctx context.Context, site uint32) ([]string, 
 			continue // not a parameter map this server wrote; nothing to list
 		}
 		for name := range p.Params {
-			seen[customEventPrefix+name] = true
+			seen[plan.CustomEventPrefix+name] = true
 		}
 		for name := range p.UserProps {
-			seen[customUserPrefix+name] = true
+			seen[plan.CustomUserPrefix+name] = true
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -83,7 +84,7 @@ func (h *handler) customDimensions(ctx context.Context, site uint32) ([]string, 
 	}
 	var out []string
 	for name := range seen {
-		if _, ok, _ := lookupDimension(name); ok {
+		if _, ok, _ := plan.LookupDimension(name); ok {
 			out = append(out, name)
 		}
 	}
@@ -93,24 +94,24 @@ func (h *handler) customDimensions(ctx context.Context, site uint32) ([]string, 
 
 func newMetadata(id uint32, custom []string) *datapb.Metadata {
 	md := &datapb.Metadata{Name: fmt.Sprintf("properties/%d/metadata", id)}
-	for _, d := range dimensionList {
+	for _, d := range plan.DimensionList {
 		md.Dimensions = append(md.Dimensions, dimensionMetadata(d, false))
 	}
 	for _, name := range custom {
-		if d, ok, _ := lookupDimension(name); ok {
+		if d, ok, _ := plan.LookupDimension(name); ok {
 			md.Dimensions = append(md.Dimensions, dimensionMetadata(d, true))
 		}
 	}
-	for _, m := range metricList {
+	for _, m := range plan.MetricList {
 		md.Metrics = append(md.Metrics, metricMetadata(m))
 	}
 	return md
 }
 
-func dimensionMetadata(d *dimDef, custom bool) *datapb.DimensionMetadata {
-	return &datapb.DimensionMetadata{ApiName: d.name, UiName: d.uiName, Description: d.desc, Category: d.category, CustomDefinition: custom}
+func dimensionMetadata(d *plan.DimDef, custom bool) *datapb.DimensionMetadata {
+	return &datapb.DimensionMetadata{ApiName: d.Name, UiName: d.UIName, Description: d.Desc, Category: d.Category, CustomDefinition: custom}
 }
 
-func metricMetadata(m *metricDef) *datapb.MetricMetadata {
-	return &datapb.MetricMetadata{ApiName: m.name, UiName: m.uiName, Description: m.desc, Type: metricType(m.typ), Category: m.category}
+func metricMetadata(m *plan.MetricDef) *datapb.MetricMetadata {
+	return &datapb.MetricMetadata{ApiName: m.Name, UiName: m.UIName, Description: m.Desc, Type: metricType(m.Typ), Category: m.Category}
 }

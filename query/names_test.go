@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // TestGA4DisplayNames: platform, geography and language dimensions print
@@ -37,11 +38,11 @@ func TestGA4DisplayNames(t *testing.T) {
 	}
 	markSessions(f.events, []uint32{3})
 	h := f.handler(t)
-	events2, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
+	events2, rollups := f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
 	values := func(dim string) []string {
 		t.Helper()
-		req := RunReportRequest{Dimensions: dims(dim), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim(dim, "", false)}}
+		req := plan.RunReportRequest{Dimensions: dims(dim), Metrics: mets("eventCount"), DateRanges: []plan.DateRange{{StartDate: "today", EndDate: "today"}},
+			OrderBys: []plan.OrderBy{byDim(dim, "", false)}}
 		got := checkOracle(t, f, h, 3, req, false)
 		checkOracle(t, f, events2, 3, req, false)
 		if f.coveredByRollups(t, 3, req) {
@@ -95,7 +96,7 @@ func TestGA4DisplayNames(t *testing.T) {
 func TestCountryNamesAsGoogle(t *testing.T) {
 	f := func(code, want, source string) {
 		t.Helper()
-		if got := countryNames[code]; got != want {
+		if got := plan.CountryNames[code]; got != want {
 			t.Errorf("country %s: %q, want %q (%s)", code, got, want, source)
 		}
 	}

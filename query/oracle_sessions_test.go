@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // The oracle's sessions: the definitions of aggregator/sessions and the
@@ -43,7 +44,7 @@ func oracleEventDim(name string) bool {
 // session's and user's values), "session" (sessions that began in the
 // range, by their own values) or "mixed" (session metrics by event-scoped
 // dimensions: a group's sessions are the sessions with an event in it).
-func oracleMode(req RunReportRequest) string {
+func oracleMode(req plan.RunReportRequest) string {
 	var dimNames, metricNames []string
 	for _, d := range req.Dimensions {
 		dimNames = append(dimNames, d.Name)
@@ -52,10 +53,10 @@ func oracleMode(req RunReportRequest) string {
 		metricNames = append(metricNames, m.Name)
 	}
 	if req.DimensionFilter != nil {
-		oracleEval(req.DimensionFilter, func(l *Filter) bool { dimNames = append(dimNames, l.FieldName); return false })
+		oracleEval(req.DimensionFilter, func(l *plan.Filter) bool { dimNames = append(dimNames, l.FieldName); return false })
 	}
 	if req.MetricFilter != nil {
-		oracleEval(req.MetricFilter, func(l *Filter) bool { metricNames = append(metricNames, l.FieldName); return false })
+		oracleEval(req.MetricFilter, func(l *plan.Filter) bool { metricNames = append(metricNames, l.FieldName); return false })
 	}
 	switch {
 	case !slices.ContainsFunc(metricNames, func(n string) bool { return oracleSessionMetrics[n] }):
@@ -66,7 +67,7 @@ func oracleMode(req RunReportRequest) string {
 	return "session"
 }
 
-func oracleItems(req RunReportRequest, events []protocol.Event, siteID uint32, loc *time.Location) []oracleItem {
+func oracleItems(req plan.RunReportRequest, events []protocol.Event, siteID uint32, loc *time.Location) []oracleItem {
 	var out []oracleItem
 	mode := oracleMode(req)
 	if mode != "session" {

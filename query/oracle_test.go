@@ -11,6 +11,7 @@ import (
 	"github.com/avila-analytics/avila/aggregator/channel"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/protocol/names"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // oracleDates is zone's location and a resolver of the API's relative
@@ -41,18 +42,18 @@ func oracleDates(zone string, now time.Time) (*time.Location, func(string) strin
 // strings, dimension values and filters read straight off the event, groups
 // in maps, sorting with slices.SortFunc. It shares no code with the SQL path
 // (only the display-name tables), so agreement means the statement is right.
-func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *RunReportResponse {
+func oracle(req plan.RunReportRequest, zone string, now time.Time, events []protocol.Event, siteID uint32) *plan.RunReportResponse {
 	loc, resolve := oracleDates(zone, now)
 	multi := len(req.DateRanges) > 1
-	resp := &RunReportResponse{Kind: "analyticsData#runReport", Metadata: ResponseMetadata{CurrencyCode: "USD", TimeZone: zone}}
+	resp := &plan.RunReportResponse{Kind: "analyticsData#runReport", Metadata: plan.ResponseMetadata{CurrencyCode: "USD", TimeZone: zone}}
 	for _, d := range req.Dimensions {
-		resp.DimensionHeaders = append(resp.DimensionHeaders, DimensionHeader{Name: d.Name})
+		resp.DimensionHeaders = append(resp.DimensionHeaders, plan.DimensionHeader{Name: d.Name})
 	}
 	if multi {
-		resp.DimensionHeaders = append(resp.DimensionHeaders, DimensionHeader{Name: "dateRange"})
+		resp.DimensionHeaders = append(resp.DimensionHeaders, plan.DimensionHeader{Name: "dateRange"})
 	}
 	for _, m := range req.Metrics {
-		resp.MetricHeaders = append(resp.MetricHeaders, MetricHeader{Name: m.Name, Type: oracleMetricType(m.Name)})
+		resp.MetricHeaders = append(resp.MetricHeaders, plan.MetricHeader{Name: m.Name, Type: oracleMetricType(m.Name)})
 	}
 
 	type group struct {
@@ -113,15 +114,15 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 		rows = append(rows, row{g.rng, g.keys, ms})
 	}
 	dimIndex := func(name string) int {
-		return slices.IndexFunc(req.Dimensions, func(d Dimension) bool { return d.Name == name })
+		return slices.IndexFunc(req.Dimensions, func(d plan.Dimension) bool { return d.Name == name })
 	}
 	metricIndex := func(name string) int {
-		return slices.IndexFunc(req.Metrics, func(m Metric) bool { return m.Name == name })
+		return slices.IndexFunc(req.Metrics, func(m plan.Metric) bool { return m.Name == name })
 	}
 	slices.SortFunc(rows, func(a, b row) int {
 		orderBys := req.OrderBys
 		if len(orderBys) == 0 && len(req.Metrics) > 0 {
-			orderBys = []OrderBy{{Metric: &MetricOrderBy{MetricName: req.Metrics[0].Name}, Desc: true}}
+			orderBys = []plan.OrderBy{{Metric: &plan.MetricOrderBy{MetricName: req.Metrics[0].Name}, Desc: true}}
 		}
 		for _, o := range orderBys {
 			var c int
@@ -154,20 +155,20 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 	rangeName := func(i int) string {
 		return cmp.Or(req.DateRanges[i].Name, "date_range_"+strconv.Itoa(i))
 	}
-	values := func(ss []string) []Value {
-		var out []Value
+	values := func(ss []string) []plan.Value {
+		var out []plan.Value
 		for _, s := range ss {
-			out = append(out, Value{s})
+			out = append(out, plan.Value{Value: s})
 		}
 		return out
 	}
-	format := func(ms []float64) []Value {
-		var out []Value
+	format := func(ms []float64) []plan.Value {
+		var out []plan.Value
 		for i, m := range ms {
 			if oracleMetricType(req.Metrics[i].Name) == "TYPE_INTEGER" {
-				out = append(out, Value{strconv.FormatInt(int64(m), 10)})
+				out = append(out, plan.Value{Value: strconv.FormatInt(int64(m), 10)})
 			} else {
-				out = append(out, Value{strconv.FormatFloat(m, 'f', -1, 64)})
+				out = append(out, plan.Value{Value: strconv.FormatFloat(m, 'f', -1, 64)})
 			}
 		}
 		return out
@@ -180,11 +181,11 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 		if multi {
 			dv = append(dv, rangeName(r.rng))
 		}
-		resp.Rows = append(resp.Rows, Row{DimensionValues: values(dv), MetricValues: format(r.ms)})
+		resp.Rows = append(resp.Rows, plan.Row{DimensionValues: values(dv), MetricValues: format(r.ms)})
 	}
 
-	summary := func(reserved string, pick func(ri int) []float64) []Row {
-		var out []Row
+	summary := func(reserved string, pick func(ri int) []float64) []plan.Row {
+		var out []plan.Row
 		for ri := range req.DateRanges {
 			var dv []string
 			for range req.Dimensions {
@@ -193,7 +194,7 @@ func oracle(req RunReportRequest, zone string, now time.Time, events []protocol.
 			if multi {
 				dv = append(dv, rangeName(ri))
 			}
-			out = append(out, Row{DimensionValues: values(dv), MetricValues: format(pick(ri))})
+			out = append(out, plan.Row{DimensionValues: values(dv), MetricValues: format(pick(ri))})
 		}
 		return out
 	}
@@ -408,7 +409,7 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 	case "isKeyEvent":
 		return strconv.FormatBool(e.Flags&protocol.FlagKeyEvent != 0)
 	case "country":
-		return orNotSet(cmp.Or(countryNames[e.Country], e.Country))
+		return orNotSet(cmp.Or(plan.CountryNames[e.Country], e.Country))
 	case "countryId":
 		return orNotSet(e.Country)
 	case "region":
@@ -417,7 +418,7 @@ func oracleDim(name string, e *protocol.Event, local time.Time) string {
 		return orNotSet(e.City)
 	case "language":
 		base, _, _ := strings.Cut(e.Language, "-")
-		return orNotSet(cmp.Or(languageNames[base], e.Language))
+		return orNotSet(cmp.Or(plan.LanguageNames[base], e.Language))
 	case "languageCode":
 		return orNotSet(e.Language)
 	case "browser":
@@ -473,13 +474,13 @@ func compareNumeric(a, b string) int {
 	return cmp.Compare(x, y)
 }
 
-func oracleDimFilter(f *FilterExpression, e *protocol.Event, local time.Time) bool {
+func oracleDimFilter(f *plan.FilterExpression, e *protocol.Event, local time.Time) bool {
 	return oracleFilterBy(f, func(name string) string { return oracleDim(name, e, local) })
 }
 
 // oracleFilterBy evaluates a dimension filter over the values dim gives.
-func oracleFilterBy(f *FilterExpression, dim func(name string) string) bool {
-	return oracleEval(f, func(leaf *Filter) bool {
+func oracleFilterBy(f *plan.FilterExpression, dim func(name string) string) bool {
+	return oracleEval(f, func(leaf *plan.Filter) bool {
 		v := dim(leaf.FieldName)
 		switch {
 		case leaf.StringFilter != nil:
@@ -499,11 +500,11 @@ func oracleFilterBy(f *FilterExpression, dim func(name string) string) bool {
 	})
 }
 
-func oracleMetricFilter(f *FilterExpression, a *oracleAcc) bool {
-	return oracleEval(f, func(leaf *Filter) bool { return oracleNumeric(leaf, a.metric(leaf.FieldName)) })
+func oracleMetricFilter(f *plan.FilterExpression, a *oracleAcc) bool {
+	return oracleEval(f, func(leaf *plan.Filter) bool { return oracleNumeric(leaf, a.metric(leaf.FieldName)) })
 }
 
-func oracleEval(f *FilterExpression, leaf func(*Filter) bool) bool {
+func oracleEval(f *plan.FilterExpression, leaf func(*plan.Filter) bool) bool {
 	switch {
 	case f.AndGroup != nil:
 		for i := range f.AndGroup.Expressions {
@@ -527,7 +528,7 @@ func oracleEval(f *FilterExpression, leaf func(*Filter) bool) bool {
 
 // oracleString matches like GA4 with RE2 semantics: case-insensitive
 // means equal under Unicode simple case folding, as (?i) does.
-func oracleString(f *StringFilter, v string) bool {
+func oracleString(f *plan.StringFilter, v string) bool {
 	value := f.Value
 	switch f.MatchType {
 	case "FULL_REGEXP":
@@ -557,8 +558,8 @@ func oracleString(f *StringFilter, v string) bool {
 	return regexp.MustCompile(value).MatchString(v)
 }
 
-func oracleNumeric(f *Filter, x float64) bool {
-	num := func(v NumericValue) float64 {
+func oracleNumeric(f *plan.Filter, x float64) bool {
+	num := func(v plan.NumericValue) float64 {
 		if v.Int64Value != nil {
 			return float64(*v.Int64Value)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/rollups"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // TestPageRollupsMatchOracle: event metrics by the session's landing page
@@ -21,29 +23,29 @@ import (
 func TestPageRollupsMatchOracle(t *testing.T) {
 	f := newFixture(t, 1500)
 	h := f.handler(t)
-	rollups, events := f.routedHandler(t, routeRollups), f.routedHandler(t, routeEvents)
-	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
-	two := []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}
+	rolled, events := f.routedHandler(t, plan.RouteRollups), f.routedHandler(t, plan.RouteEvents)
+	week := []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	two := []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}
 	covered := []struct {
 		name string
 		site uint32
-		req  RunReportRequest
+		req  plan.RunReportRequest
 	}{
-		{"top landing pages by page views", 1, RunReportRequest{Dimensions: dims("landingPage"),
-			Metrics: mets("screenPageViews"), DateRanges: week, Limit: 10, OrderBys: []OrderBy{byMetric("screenPageViews", true)}}},
-		{"landing page with query string by date, every counter", 2, RunReportRequest{Dimensions: dims("date", "landingPagePlusQueryString"),
+		{"top landing pages by page views", 1, plan.RunReportRequest{Dimensions: dims("landingPage"),
+			Metrics: mets("screenPageViews"), DateRanges: week, Limit: 10, OrderBys: []plan.OrderBy{byMetric("screenPageViews", true)}}},
+		{"landing page with query string by date, every counter", 2, plan.RunReportRequest{Dimensions: dims("date", "landingPagePlusQueryString"),
 			Metrics: mets("eventCount", "screenPageViews", "keyEvents", "userEngagementDuration"), DateRanges: week, MetricAggregations: allAggs}},
-		{"landing pages filtered, two ranges", 3, RunReportRequest{Dimensions: dims("landingPage"),
+		{"landing pages filtered, two ranges", 3, plan.RunReportRequest{Dimensions: dims("landingPage"),
 			Metrics: mets("eventCount"), DateRanges: two, DimensionFilter: ptr(strF("landingPage", "BEGINS_WITH", "/a", true))}},
-		{"sessions by page path", 1, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
+		{"sessions by page path", 1, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
 			DateRanges: week, MetricAggregations: allAggs}},
-		{"sessions and views by page title, two ranges", 2, RunReportRequest{Dimensions: dims("pageTitle"),
+		{"sessions and views by page title, two ranges", 2, plan.RunReportRequest{Dimensions: dims("pageTitle"),
 			Metrics: mets("sessions", "screenPageViews", "eventCount", "keyEvents"), DateRanges: two, MetricAggregations: allAggs}},
-		{"sessions by page path and date, across DST", 1, RunReportRequest{Dimensions: dims("date", "pagePath"),
+		{"sessions by page path and date, across DST", 1, plan.RunReportRequest{Dimensions: dims("date", "pagePath"),
 			Metrics:    mets("sessions", "userEngagementDuration"),
-			DateRanges: []DateRange{{StartDate: "2026-03-06", EndDate: "2026-03-10"}}, MetricAggregations: allAggs,
-			OrderBys: []OrderBy{byDim("date", "", false), byDim("pagePath", "", false)}}},
-		{"sessions by page path filtered on it", 3, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-06", EndDate: "2026-03-10"}}, MetricAggregations: allAggs,
+			OrderBys: []plan.OrderBy{byDim("date", "", false), byDim("pagePath", "", false)}}},
+		{"sessions by page path filtered on it", 3, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
 			DateRanges: week, DimensionFilter: ptr(strF("pagePath", "BEGINS_WITH", "/a", true))}},
 	}
 	for _, tc := range covered {
@@ -51,35 +53,35 @@ func TestPageRollupsMatchOracle(t *testing.T) {
 			if !f.coveredByRollups(t, tc.site, tc.req) {
 				t.Fatal("the rollups should answer it")
 			}
-			checkOracle(t, f, rollups, tc.site, tc.req, false)
+			checkOracle(t, f, rolled, tc.site, tc.req, false)
 			checkOracle(t, f, events, tc.site, tc.req, false)
 			checkOracle(t, f, h, tc.site, tc.req, false)
 			if err := f.store.RebuildRollups(context.Background(), tc.site); err != nil {
 				t.Fatal(err)
 			}
-			checkOracle(t, f, rollups, tc.site, tc.req, false)
+			checkOracle(t, f, rolled, tc.site, tc.req, false)
 		})
 	}
 	for _, tc := range []struct {
 		name string
 		site uint32
-		req  RunReportRequest
+		req  plan.RunReportRequest
 	}{
-		{"users by landing page", 1, RunReportRequest{Dimensions: dims("landingPage"), Metrics: mets("screenPageViews", "activeUsers"), DateRanges: week}},
-		{"revenue by landing page", 2, RunReportRequest{Dimensions: dims("landingPage"), Metrics: mets("totalRevenue"), DateRanges: week}},
-		{"landing page and country", 3, RunReportRequest{Dimensions: dims("landingPage", "country"), Metrics: mets("eventCount"), DateRanges: week}},
-		{"sessions by page filtered on country", 1, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
+		{"users by landing page", 1, plan.RunReportRequest{Dimensions: dims("landingPage"), Metrics: mets("screenPageViews", "activeUsers"), DateRanges: week}},
+		{"revenue by landing page", 2, plan.RunReportRequest{Dimensions: dims("landingPage"), Metrics: mets("totalRevenue"), DateRanges: week}},
+		{"landing page and country", 3, plan.RunReportRequest{Dimensions: dims("landingPage", "country"), Metrics: mets("eventCount"), DateRanges: week}},
+		{"sessions by page filtered on country", 1, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
 			DateRanges: week, DimensionFilter: ptr(strF("country", "EXACT", "United States", false))}},
-		{"engaged sessions by page", 2, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "engagedSessions"), DateRanges: week}},
-		{"sessions and users by page", 3, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: week}},
-		{"sessions by event name", 1, RunReportRequest{Dimensions: dims("eventName"), Metrics: mets("sessions"), DateRanges: week}},
-		{"sessions by page and host", 2, RunReportRequest{Dimensions: dims("pagePath", "hostName"), Metrics: mets("sessions"), DateRanges: week}},
+		{"engaged sessions by page", 2, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "engagedSessions"), DateRanges: week}},
+		{"sessions and users by page", 3, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: week}},
+		{"sessions by event name", 1, plan.RunReportRequest{Dimensions: dims("eventName"), Metrics: mets("sessions"), DateRanges: week}},
+		{"sessions by page and host", 2, plan.RunReportRequest{Dimensions: dims("pagePath", "hostName"), Metrics: mets("sessions"), DateRanges: week}},
 	} {
 		t.Run("falls back/"+tc.name, func(t *testing.T) {
 			if f.coveredByRollups(t, tc.site, tc.req) {
 				t.Fatal("the rollups claim a report they do not hold")
 			}
-			if readsAmounts(tc.req.Metrics[0].Name) {
+			if rollups.ReadsAmounts(tc.req.Metrics[0].Name) {
 				// The oracle counts no revenue: the answer must come.
 				if code, body := post(t, h, "2", testKey, tc.req); code != http.StatusOK {
 					t.Fatalf("status %d: %s", code, body)
@@ -129,9 +131,9 @@ func TestLandingPageSetLater(t *testing.T) {
 	}
 	markSessions(f.events, []uint32{3})
 	h := f.handler(t)
-	rollups, events := f.routedHandler(t, routeRollups), f.routedHandler(t, routeEvents)
-	week := []DateRange{{StartDate: "2026-03-04", EndDate: "2026-03-10"}}
-	for _, req := range []RunReportRequest{
+	rolled, events := f.routedHandler(t, plan.RouteRollups), f.routedHandler(t, plan.RouteEvents)
+	week := []plan.DateRange{{StartDate: "2026-03-04", EndDate: "2026-03-10"}}
+	for _, req := range []plan.RunReportRequest{
 		{Dimensions: dims("landingPage"), Metrics: mets("eventCount", "screenPageViews", "keyEvents", "userEngagementDuration"),
 			DateRanges: week, MetricAggregations: allAggs},
 		{Dimensions: dims("date", "landingPage"), Metrics: mets("eventCount"), DateRanges: week},
@@ -139,11 +141,11 @@ func TestLandingPageSetLater(t *testing.T) {
 		if !f.coveredByRollups(t, 3, req) {
 			t.Fatal("the rollups should answer event metrics by landing page")
 		}
-		got := checkOracle(t, f, rollups, 3, req, false)
+		got := checkOracle(t, f, rolled, 3, req, false)
 		checkOracle(t, f, events, 3, req, false)
 		checkOracle(t, f, h, 3, req, false)
 		for _, r := range got.Rows {
-			if r.DimensionValues[len(req.Dimensions)-1].Value == notSet {
+			if r.DimensionValues[len(req.Dimensions)-1].Value == plan.NotSet {
 				t.Fatalf("events left under no landing page: %v", r)
 			}
 		}
@@ -159,9 +161,9 @@ func TestLandingPageSetLater(t *testing.T) {
 	// A site of before migration 024 has these rows from page_rollups_from
 	// on: earlier days read events, while the other rollups still answer.
 	mustExec(t, f.pool, "UPDATE sites SET page_rollups_from = '2026-03-09' WHERE id = 3")
-	landing := RunReportRequest{Dimensions: dims("landingPage"), Metrics: mets("eventCount"), DateRanges: week}
-	sessions := RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"), DateRanges: week}
-	views := RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("screenPageViews"), DateRanges: week}
+	landing := plan.RunReportRequest{Dimensions: dims("landingPage"), Metrics: mets("eventCount"), DateRanges: week}
+	sessions := plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"), DateRanges: week}
+	views := plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("screenPageViews"), DateRanges: week}
 	if f.coveredByRollups(t, 3, landing) || f.coveredByRollups(t, 3, sessions) {
 		t.Fatal("days before page_rollups_from covered by the page rollups")
 	}
@@ -170,8 +172,8 @@ func TestLandingPageSetLater(t *testing.T) {
 	}
 	checkOracle(t, f, h, 3, landing, false)
 	checkOracle(t, f, h, 3, sessions, false)
-	for _, req := range []RunReportRequest{landing, sessions} {
-		req.DateRanges = []DateRange{{StartDate: "2026-03-09", EndDate: "2026-03-10"}}
+	for _, req := range []plan.RunReportRequest{landing, sessions} {
+		req.DateRanges = []plan.DateRange{{StartDate: "2026-03-09", EndDate: "2026-03-10"}}
 		if !f.coveredByRollups(t, 3, req) {
 			t.Fatalf("%v by %v from page_rollups_from on not covered by the rollups", mnames(req), dnames(req))
 		}
@@ -186,7 +188,7 @@ func TestLandingPageSetLater(t *testing.T) {
 func TestPageSessionsNearExact(t *testing.T) {
 	f := newFixture(t, 0)
 	writeSpread(t, f, rand.New(rand.NewPCG(5, 6)), 12000, 6000, 4000)
-	checkNearExact(t, f, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "screenPageViews"),
-		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []MetricAggregation{"TOTAL"}},
+	checkNearExact(t, f, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "screenPageViews"),
+		DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []plan.MetricAggregation{"TOTAL"}},
 		"screenPageViews", 1000)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avila-analytics/avila/query/engine/rollups"
+	"github.com/avila-analytics/avila/query/plan"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
@@ -43,12 +45,12 @@ const (
 // pivotPlan is a validated pivot report: the engine reports it reads and
 // how to assemble their rows.
 type pivotPlan struct {
-	site    site
+	site    plan.Site
 	dims    []string // dimension headers: the pivots' fieldNames in order
 	metrics int
 	pivots  []pivotPart
-	reqs    []*RunReportRequest // cells first, then each pivot's, then totals
-	plans   []*plan
+	reqs    []*plan.RunReportRequest // cells first, then each pivot's, then totals
+	plans   []*plan.Plan
 	quota   bool
 }
 
@@ -75,12 +77,12 @@ type columnOrder struct {
 }
 
 // validatePivot checks req and plans its engine reports.
-func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r route) (*pivotPlan, *apiError) {
-	if ae := checkProperty("property", in.GetProperty(), s.id); ae != nil {
+func validatePivot(in *datapb.RunPivotReportRequest, s plan.Site, now time.Time, r plan.Route) (*pivotPlan, *plan.Error) {
+	if ae := checkProperty("property", in.GetProperty(), s.ID); ae != nil {
 		return nil, ae
 	}
 	if len(in.GetDateRanges()) > 1 {
-		return nil, invalidArgument("dateRanges: pivot reports over several date ranges are not supported by this server; ask one pivot report per range.")
+		return nil, plan.InvalidArgument("dateRanges: pivot reports over several date ranges are not supported by this server; ask one pivot report per range.")
 	}
 	base := fromRunReport(&datapb.RunReportRequest{
 		Dimensions: in.GetDimensions(), Metrics: in.GetMetrics(), DateRanges: in.GetDateRanges(),
@@ -94,22 +96,22 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 	}
 	used := map[string]bool{}
 	if len(in.GetPivots()) == 0 && len(base.Dimensions) > 0 {
-		return nil, invalidArgument("pivots: a pivot report needs at least one pivot naming its dimensions.")
+		return nil, plan.InvalidArgument("pivots: a pivot report needs at least one pivot naming its dimensions.")
 	}
 	cells := int64(1)
 	for i, pv := range in.GetPivots() {
 		path := fmt.Sprintf("pivots[%d]", i)
 		part := pivotPart{totals: -1}
 		if len(pv.GetFieldNames()) == 0 {
-			return nil, invalidArgument("%s.fieldNames: a pivot needs at least one dimension.", path)
+			return nil, plan.InvalidArgument("%s.fieldNames: a pivot needs at least one dimension.", path)
 		}
 		var dims []*datapb.Dimension
 		for j, name := range pv.GetFieldNames() {
 			switch {
 			case !requested[name]:
-				return nil, invalidArgument("%s.fieldNames[%d]: %s is not one of the request's dimensions.", path, j, quoteName(name))
+				return nil, plan.InvalidArgument("%s.fieldNames[%d]: %s is not one of the request's dimensions.", path, j, plan.QuoteName(name))
 			case used[name]:
-				return nil, invalidArgument("%s.fieldNames[%d]: dimension %s is in more than one pivot.", path, j, quoteName(name))
+				return nil, plan.InvalidArgument("%s.fieldNames[%d]: dimension %s is in more than one pivot.", path, j, plan.QuoteName(name))
 			}
 			used[name] = true
 			part.cols = append(part.cols, len(pp.dims))
@@ -118,27 +120,27 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 		}
 		switch {
 		case pv.GetLimit() < 0:
-			return nil, invalidArgument("%s.limit must be positive, got %d.", path, pv.GetLimit())
+			return nil, plan.InvalidArgument("%s.limit must be positive, got %d.", path, pv.GetLimit())
 		case pv.GetOffset() < 0:
-			return nil, invalidArgument("%s.offset must not be negative, got %d.", path, pv.GetOffset())
+			return nil, plan.InvalidArgument("%s.offset must not be negative, got %d.", path, pv.GetOffset())
 		}
 		limit := pv.GetLimit()
 		if limit == 0 {
-			limit = defaultLimit
+			limit = plan.DefaultLimit
 		}
 		if cells *= limit; cells > maxPivotCells {
-			return nil, invalidArgument("pivots: the product of the pivots' limits must not exceed %d.", maxPivotCells)
+			return nil, plan.InvalidArgument("pivots: the product of the pivots' limits must not exceed %d.", maxPivotCells)
 		}
 		for _, a := range pv.GetMetricAggregations() {
 			switch a {
 			case datapb.MetricAggregation_TOTAL:
-				part.aggs = append(part.aggs, reservedTotal)
+				part.aggs = append(part.aggs, plan.ReservedTotal)
 			case datapb.MetricAggregation_MAXIMUM:
 				part.aggs = append(part.aggs, reservedMaximum)
 			case datapb.MetricAggregation_MINIMUM:
 				part.aggs = append(part.aggs, reservedMinimum)
 			default:
-				return nil, invalidArgument("%s.metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", path, quoteName(a.String()))
+				return nil, plan.InvalidArgument("%s.metricAggregations: %s is not supported; use TOTAL, MAXIMUM or MINIMUM.", path, plan.QuoteName(a.String()))
 			}
 		}
 		sub := *base
@@ -149,13 +151,13 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 		}
 		for j, o := range rest {
 			if o.GetPivot() != nil {
-				return nil, invalidArgument("%s.orderBys[%d]: a pivot orderBy must come before the metric and dimension ones.", path, len(part.byColumn)+j)
+				return nil, plan.InvalidArgument("%s.orderBys[%d]: a pivot orderBy must come before the metric and dimension ones.", path, len(part.byColumn)+j)
 			}
 		}
 		sub.Dimensions, sub.OrderBys = fromDimensions(dims), fromOrderBys(rest)
-		sub.Limit, sub.Offset = Int64(limit), Int64(pv.GetOffset())
+		sub.Limit, sub.Offset = plan.Int64(limit), plan.Int64(pv.GetOffset())
 		if len(part.byColumn) > 0 {
-			sub.Limit, sub.Offset, part.offset, part.limit = maxLimit, 0, pv.GetOffset(), limit
+			sub.Limit, sub.Offset, part.offset, part.limit = plan.MaxLimit, 0, pv.GetOffset(), limit
 		}
 		sub.DimensionFilter, sub.MetricFilter = base.DimensionFilter, base.MetricFilter
 		part.report = len(pp.pivots) + 1
@@ -164,7 +166,7 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 	}
 	for name := range requested {
 		if !used[name] {
-			return nil, invalidArgument("pivots: dimension %s is in no pivot; every requested dimension belongs to one pivot.", quoteName(name))
+			return nil, plan.InvalidArgument("pivots: dimension %s is in no pivot; every requested dimension belongs to one pivot.", plan.QuoteName(name))
 		}
 	}
 	// Pivot orderBys name a metric and a column: values of every
@@ -174,19 +176,19 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 			o := pv.GetOrderBys()[j].GetPivot()
 			path := fmt.Sprintf("pivots[%d].orderBys[%d].pivot", k, j)
 			co := &pp.pivots[k].byColumn[j]
-			co.metric = slices.IndexFunc(base.Metrics, func(m Metric) bool { return m.Name == o.GetMetricName() })
+			co.metric = slices.IndexFunc(base.Metrics, func(m plan.Metric) bool { return m.Name == o.GetMetricName() })
 			if co.metric < 0 {
-				return nil, invalidArgument("%s.metricName: %s is not one of the request's metrics.", path, quoteName(o.GetMetricName()))
+				return nil, plan.InvalidArgument("%s.metricName: %s is not one of the request's metrics.", path, plan.QuoteName(o.GetMetricName()))
 			}
 			for i, sel := range o.GetPivotSelections() {
 				c := slices.Index(pp.dims, sel.GetDimensionName())
 				if c < 0 || slices.Contains(pp.pivots[k].cols, c) {
-					return nil, invalidArgument("%s.pivotSelections[%d].dimensionName: %s is not a dimension of another pivot.", path, i, quoteName(sel.GetDimensionName()))
+					return nil, plan.InvalidArgument("%s.pivotSelections[%d].dimensionName: %s is not a dimension of another pivot.", path, i, plan.QuoteName(sel.GetDimensionName()))
 				}
 				co.values[c] = sel.GetDimensionValue()
 			}
 			if len(co.values) != len(pp.dims)-len(pp.pivots[k].cols) {
-				return nil, invalidArgument("%s.pivotSelections: name a value of every dimension of the other pivots (one column).", path)
+				return nil, plan.InvalidArgument("%s.pivotSelections: name a value of every dimension of the other pivots (one column).", path)
 			}
 		}
 	}
@@ -194,44 +196,44 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 	cellReq := *base
 	cellReq.Dimensions = nil
 	for _, name := range pp.dims {
-		cellReq.Dimensions = append(cellReq.Dimensions, Dimension{Name: name})
+		cellReq.Dimensions = append(cellReq.Dimensions, plan.Dimension{Name: name})
 	}
-	cellReq.Limit = maxLimit
-	pp.reqs = append([]*RunReportRequest{&cellReq}, pp.reqs...)
+	cellReq.Limit = plan.MaxLimit
+	pp.reqs = append([]*plan.RunReportRequest{&cellReq}, pp.reqs...)
 	// Totals across each pivot that asks for them.
 	for k := range pp.pivots {
 		if pp.metrics == 0 {
 			pp.pivots[k].aggs = nil // aggregates of no metrics: none
 		}
-		if !slices.Contains(pp.pivots[k].aggs, reservedTotal) {
+		if !slices.Contains(pp.pivots[k].aggs, plan.ReservedTotal) {
 			continue
 		}
 		tot := *base
-		tot.Dimensions, tot.Limit = nil, maxLimit
+		tot.Dimensions, tot.Limit = nil, plan.MaxLimit
 		for j, p := range pp.pivots {
 			if j != k {
 				for _, c := range p.cols {
-					tot.Dimensions = append(tot.Dimensions, Dimension{Name: pp.dims[c]})
+					tot.Dimensions = append(tot.Dimensions, plan.Dimension{Name: pp.dims[c]})
 				}
 			}
 		}
 		if len(tot.Dimensions) == 0 {
 			// No other pivot: the grand total, as the report's TOTAL row.
-			tot.MetricAggregations = []MetricAggregation{"TOTAL"}
+			tot.MetricAggregations = []plan.MetricAggregation{"TOTAL"}
 			tot.Limit = 1
 		}
 		pp.pivots[k].totals = len(pp.reqs)
 		pp.reqs = append(pp.reqs, &tot)
 	}
 	for i, req := range pp.reqs {
-		p, ae := validate(req, s, now)
+		p, ae := plan.Validate(req, s, now)
 		if ae != nil {
 			if i > 0 && i <= len(pp.pivots) {
 				return nil, prefixError(ae, fmt.Sprintf("pivots[%d]", i-1))
 			}
 			return nil, ae
 		}
-		p.route = r
+		p.Route = r
 		pp.plans = append(pp.plans, p)
 	}
 	return pp, nil
@@ -239,7 +241,7 @@ func validatePivot(in *datapb.RunPivotReportRequest, s site, now time.Time, r ro
 
 // assemble shapes the pivot response from the engine's reports (in the
 // order of pp.reqs).
-func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotReportResponse {
+func (pp *pivotPlan) assemble(reports []*plan.RunReportResponse) *datapb.RunPivotReportResponse {
 	cells := reports[0]
 	out := &datapb.RunPivotReportResponse{Kind: pivotKind, MetricHeaders: toMetricHeaders(cells.MetricHeaders)}
 	cur, tz := cells.Metadata.CurrencyCode, cells.Metadata.TimeZone
@@ -247,7 +249,7 @@ func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotRepo
 	for _, name := range pp.dims {
 		out.DimensionHeaders = append(out.DimensionHeaders, &datapb.DimensionHeader{Name: name})
 	}
-	byKey := make(map[string][]Value, len(cells.Rows))
+	byKey := make(map[string][]plan.Value, len(cells.Rows))
 	for _, row := range cells.Rows {
 		byKey[valuesKey(row.DimensionValues)] = row.MetricValues
 	}
@@ -286,8 +288,8 @@ func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotRepo
 				for _, c := range p.cols {
 					dims[c] = agg
 				}
-				var vals []Value
-				if agg == reservedTotal {
+				var vals []plan.Value
+				if agg == plan.ReservedTotal {
 					vals = pp.totalOf(reports[p.totals], k, dims)
 				} else {
 					vals = pp.extremeOf(byKey, k, dims, agg == reservedMaximum)
@@ -304,8 +306,8 @@ func (pp *pivotPlan) assemble(reports []*RunReportResponse) *datapb.RunPivotRepo
 // orderByColumns sorts a pivot's combinations (rows of its report, in
 // the report's order) by its pivot orderBys, stably, then pages them. A
 // combination without a cell in the column reads 0.
-func (pp *pivotPlan) orderByColumns(p *pivotPart, rows []Row, byKey map[string][]Value) []Row {
-	value := func(row Row, co columnOrder) string {
+func (pp *pivotPlan) orderByColumns(p *pivotPart, rows []plan.Row, byKey map[string][]plan.Value) []plan.Row {
+	value := func(row plan.Row, co columnOrder) string {
 		dims := make([]string, len(pp.dims))
 		for c, v := range co.values {
 			dims[c] = v
@@ -319,9 +321,9 @@ func (pp *pivotPlan) orderByColumns(p *pivotPart, rows []Row, byKey map[string][
 		return "0"
 	}
 	rows = slices.Clone(rows)
-	slices.SortStableFunc(rows, func(a, b Row) int {
+	slices.SortStableFunc(rows, func(a, b plan.Row) int {
 		for _, co := range p.byColumn {
-			c := compareNumberText(value(a, co), value(b, co))
+			c := rollups.CompareNumberText(value(a, co), value(b, co))
 			if co.desc {
 				c = -c
 			}
@@ -363,7 +365,7 @@ func (pp *pivotPlan) combine(skip int, dims []string, fn func([]string)) {
 // totalOf is the row of the totals report rep (grouped by every pivot but
 // k) matching dims, or its TOTAL row when k is the only pivot; nil when it
 // has none.
-func (pp *pivotPlan) totalOf(rep *RunReportResponse, k int, dims []string) []Value {
+func (pp *pivotPlan) totalOf(rep *plan.RunReportResponse, k int, dims []string) []plan.Value {
 	if len(pp.pivots) == 1 {
 		if len(rep.Totals) > 0 {
 			return rep.Totals[0].MetricValues
@@ -390,10 +392,10 @@ func (pp *pivotPlan) totalOf(rep *RunReportResponse, k int, dims []string) []Val
 // extremeOf is, metric by metric, the largest (or smallest) value of the
 // cells over pivot k's selected values, the other pivots' values as in
 // dims; nil when no such cell has data.
-func (pp *pivotPlan) extremeOf(byKey map[string][]Value, k int, dims []string, largest bool) []Value {
+func (pp *pivotPlan) extremeOf(byKey map[string][]plan.Value, k int, dims []string, largest bool) []plan.Value {
 	p := &pp.pivots[k]
 	cell := slices.Clone(dims)
-	var best []Value
+	var best []plan.Value
 	var bestNum []*big.Rat
 	for _, vals := range p.headers {
 		for j, c := range p.cols {
@@ -406,12 +408,12 @@ func (pp *pivotPlan) extremeOf(byKey map[string][]Value, k int, dims []string, l
 		if best == nil {
 			best, bestNum = slices.Clone(m), make([]*big.Rat, len(m))
 			for i, v := range m {
-				bestNum[i], _ = parseNumberText(v.Value)
+				bestNum[i], _ = rollups.ParseNumberText(v.Value)
 			}
 			continue
 		}
 		for i, v := range m {
-			n, ok := parseNumberText(v.Value)
+			n, ok := rollups.ParseNumberText(v.Value)
 			if !ok || bestNum[i] == nil {
 				continue
 			}
@@ -423,15 +425,15 @@ func (pp *pivotPlan) extremeOf(byKey map[string][]Value, k int, dims []string, l
 	return best
 }
 
-func pivotRow(dims []string, metrics []Value) Row {
-	row := Row{DimensionValues: make([]Value, len(dims)), MetricValues: metrics}
+func pivotRow(dims []string, metrics []plan.Value) plan.Row {
+	row := plan.Row{DimensionValues: make([]plan.Value, len(dims)), MetricValues: metrics}
 	for i, d := range dims {
-		row.DimensionValues[i] = Value{d}
+		row.DimensionValues[i] = plan.Value{Value: d}
 	}
 	return row
 }
 
-func valuesKey(vs []Value) string {
+func valuesKey(vs []plan.Value) string {
 	parts := make([]string, len(vs))
 	for i, v := range vs {
 		parts[i] = v.Value
@@ -456,9 +458,9 @@ func (h *handler) batchRunPivotReports(ctx context.Context, c apiCall, id uint32
 	}
 	switch n := len(in.GetRequests()); {
 	case n == 0:
-		return nil, invalidArgument("requests: a batch needs at least one request.")
+		return nil, plan.InvalidArgument("requests: a batch needs at least one request.")
 	case n > maxBatchRequests:
-		return nil, invalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, n)
+		return nil, plan.InvalidArgument("requests: a batch holds at most %d requests, got %d.", maxBatchRequests, n)
 	}
 	out, err := h.pivotReports(ctx, c, id, "batchRunPivotReports", in.GetRequests(), "requests")
 	if err != nil {
@@ -477,8 +479,8 @@ func (h *handler) pivotReports(ctx context.Context, c apiCall, id uint32, method
 	}
 	now := h.now()
 	pps := make([]*pivotPlan, len(in))
-	var reqs []*RunReportRequest
-	var plans []*plan
+	var reqs []*plan.RunReportRequest
+	var plans []*plan.Plan
 	for i, req := range in {
 		pp, ae := validatePivot(req, s, now, h.route)
 		if ae != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/avila-analytics/avila/query/plan"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -34,7 +35,7 @@ func decodeProto(r io.Reader, m proto.Message) error {
 		return fmt.Errorf("query: read request body: %w", err)
 	}
 	if len(body) > maxBodyBytes {
-		return invalidArgument("Request body exceeds %d bytes.", maxBodyBytes)
+		return plan.InvalidArgument("Request body exceeds %d bytes.", maxBodyBytes)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
@@ -44,7 +45,7 @@ func decodeProto(r io.Reader, m proto.Message) error {
 	d.UseNumber()
 	if d.Decode(&tree) == nil {
 		if _, err := d.Token(); err != io.EOF {
-			return invalidArgument("Invalid JSON payload received. Unexpected data after the request object.")
+			return plan.InvalidArgument("Invalid JSON payload received. Unexpected data after the request object.")
 		}
 		if ae := walkUnknown(tree, m.ProtoReflect().Descriptor(), ""); ae != nil {
 			return ae
@@ -75,12 +76,12 @@ func decodeProto(r io.Reader, m proto.Message) error {
 }
 
 // protojsonError is a protojson decoding error as Google words it.
-func protojsonError(err error) *apiError {
+func protojsonError(err error) *plan.Error {
 	msg := err.Error()
 	if i := strings.Index(msg, "): "); i >= 0 && strings.HasPrefix(msg, "proto:") {
 		msg = msg[i+3:]
 	}
-	return invalidArgument("Invalid JSON payload received. %s.", strings.TrimSuffix(strings.ReplaceAll(msg, "\u00a0", " "), "."))
+	return plan.InvalidArgument("Invalid JSON payload received. %s.", strings.TrimSuffix(strings.ReplaceAll(msg, "\u00a0", " "), "."))
 }
 
 // step is one move from a message to a nested one: its field, and the
@@ -144,7 +145,7 @@ func follow(m protoreflect.Message, path []step) protoreflect.Message {
 // as Google does: `Invalid JSON payload received. Unknown name "x" at
 // 'a.b': Cannot find field.`, with the path as the violation's field. nil
 // when there is none.
-func walkUnknown(v any, md protoreflect.MessageDescriptor, path string) *apiError {
+func walkUnknown(v any, md protoreflect.MessageDescriptor, path string) *plan.Error {
 	obj, ok := v.(map[string]any)
 	if !ok || md.FullName().Parent() == "google.protobuf" {
 		return nil // not an object, or a well-known type with its own JSON form
@@ -161,7 +162,7 @@ func walkUnknown(v any, md protoreflect.MessageDescriptor, path string) *apiErro
 		}
 		if fd != nil && fd.ContainingOneof() != nil && !fd.ContainingOneof().IsSynthetic() {
 			if oneofs[fd.ContainingOneof()]++; oneofs[fd.ContainingOneof()] > 1 {
-				return invalidArgument("%s: set exactly one of %s.", cmpOr(path, "request"), oneofNames(fd.ContainingOneof(), md))
+				return plan.InvalidArgument("%s: set exactly one of %s.", cmpOr(path, "request"), oneofNames(fd.ContainingOneof(), md))
 			}
 		}
 	}
@@ -174,12 +175,12 @@ func walkUnknown(v any, md protoreflect.MessageDescriptor, path string) *apiErro
 			continue
 		}
 		if fd == nil {
-			e := invalidArgument("Invalid JSON payload received. Unknown name %q", name)
+			e := plan.InvalidArgument("Invalid JSON payload received. Unknown name %q", name)
 			if path != "" {
-				e.message += " at '" + path + "'"
+				e.Message += " at '" + path + "'"
 			}
-			e.message += ": Cannot find field."
-			e.field = path
+			e.Message += ": Cannot find field."
+			e.Field = path
 			return e
 		}
 		sub := fd.JSONName()
@@ -197,7 +198,7 @@ func walkUnknown(v any, md protoreflect.MessageDescriptor, path string) *apiErro
 		}
 		if fd.Message().FullName() == "google.protobuf.Duration" {
 			if b, err := json.Marshal(val); err == nil && protojson.Unmarshal(b, &durationpb.Duration{}) != nil {
-				return invalidArgument("%s: invalid duration %s; write seconds with an s suffix, like \"300s\" or \"1.5s\".", sub, b)
+				return plan.InvalidArgument("%s: invalid duration %s; write seconds with an s suffix, like \"300s\" or \"1.5s\".", sub, b)
 			}
 			continue
 		}
@@ -254,7 +255,7 @@ func writeProto(w http.ResponseWriter, r *http.Request, m proto.Message) {
 		err = json.Compact(&out, b)
 	}
 	if err != nil {
-		writeError(w, newAPIError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered."))
+		writeError(w, plan.NewError(http.StatusInternalServerError, "INTERNAL", "Internal error encountered."))
 		return
 	}
 	writeBody(w, http.StatusOK, out.Bytes())
@@ -287,7 +288,7 @@ func cmpOr(a, b string) string {
 // each of v when a list), naming the field and the names it takes.
 // Numbers pass: proto3 enums are open, and validation names a number it
 // does not evaluate.
-func checkEnum(ed protoreflect.EnumDescriptor, v any, path string) *apiError {
+func checkEnum(ed protoreflect.EnumDescriptor, v any, path string) *plan.Error {
 	if list, ok := v.([]any); ok {
 		for i, item := range list {
 			if e := checkEnum(ed, item, path+"["+strconv.Itoa(i)+"]"); e != nil {
@@ -306,5 +307,5 @@ func checkEnum(ed protoreflect.EnumDescriptor, v any, path string) *apiError {
 			names = append(names, n)
 		}
 	}
-	return invalidArgument("%s: %s is not supported; use %s.", path, quoteName(name), strings.Join(names, ", "))
+	return plan.InvalidArgument("%s: %s is not supported; use %s.", path, plan.QuoteName(name), strings.Join(names, ", "))
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -224,7 +225,7 @@ func (q *quotas) add(ctx context.Context, k quotaKey, n int64, ttl time.Duration
 
 // charge adds n tokens to the property's counters, and returns the quota
 // state after it when asked to.
-func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string, n int64, report bool) *PropertyQuota {
+func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string, n int64, report bool) *plan.PropertyQuota {
 	q.sweep()
 	proj := project(key)
 	day, hour, projHour := q.windows(cat, site, proj)
@@ -239,10 +240,10 @@ func (q *quotas) charge(ctx context.Context, cat string, site uint32, key string
 	q.mu.Lock()
 	inflight := q.inflight[quotaKey{cat: cat, site: site}]
 	q.mu.Unlock()
-	status := func(used, limit int64) QuotaStatus {
-		return QuotaStatus{Consumed: used, Remaining: max(0, limit-used)}
+	status := func(used, limit int64) plan.QuotaStatus {
+		return plan.QuotaStatus{Consumed: used, Remaining: max(0, limit-used)}
 	}
-	return &PropertyQuota{
+	return &plan.PropertyQuota{
 		TokensPerDay:                          status(usedDay, l.TokensPerDay),
 		TokensPerHour:                         status(usedHour, l.TokensPerHour),
 		ConcurrentRequests:                    status(inflight, l.ConcurrentRequests),

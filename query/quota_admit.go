@@ -2,14 +2,15 @@ package query
 
 import (
 	"context"
+	"github.com/avila-analytics/avila/query/plan"
 	"net/http"
 	"time"
 )
 
 // exhausted is GA4's answer to a request over a quota: 429
 // RESOURCE_EXHAUSTED (gRPC code 8).
-func exhausted(format string, args ...any) *apiError {
-	return newAPIError(http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", format, args...)
+func exhausted(format string, args ...any) *plan.Error {
+	return plan.NewError(http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", format, args...)
 }
 
 // admit checks the property's quotas of cat before a request runs and

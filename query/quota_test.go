@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -40,9 +42,9 @@ func postTo(t testing.TB, h http.Handler, path, key, body string, out any) {
 
 const quotaReport = `{"returnPropertyQuota":true,"dimensions":[{"name":"pagePath"}],"metrics":[{"name":"eventCount"},{"name":"activeUsers"}],"dateRanges":[{"startDate":"2026-03-01","endDate":"today"}]}`
 
-func runQuota(t testing.TB, h http.Handler, property, key, body string) *PropertyQuota {
+func runQuota(t testing.TB, h http.Handler, property, key, body string) *plan.PropertyQuota {
 	t.Helper()
-	var resp RunReportResponse
+	var resp plan.RunReportResponse
 	postTo(t, h, "/v1beta/properties/"+property+":runReport", key, body, &resp)
 	if resp.PropertyQuota == nil {
 		t.Fatalf("returnPropertyQuota: response without propertyQuota")
@@ -51,11 +53,11 @@ func runQuota(t testing.TB, h http.Handler, property, key, body string) *Propert
 }
 
 // checkRemaining: every quota's remaining is its limit minus its consumption.
-func checkRemaining(t testing.TB, q *PropertyQuota, l QuotaLimits) {
+func checkRemaining(t testing.TB, q *plan.PropertyQuota, l QuotaLimits) {
 	t.Helper()
 	for _, c := range []struct {
 		name  string
-		s     QuotaStatus
+		s     plan.QuotaStatus
 		limit int64
 	}{{"tokensPerDay", q.TokensPerDay, l.TokensPerDay}, {"tokensPerHour", q.TokensPerHour, l.TokensPerHour},
 		{"tokensPerProjectPerHour", q.TokensPerProjectPerHour, l.TokensPerProjectPerHour},
@@ -73,7 +75,7 @@ func checkRemaining(t testing.TB, q *PropertyQuota, l QuotaLimits) {
 func eventsHandler(t testing.TB, f *fixture, o QuotaOptions) *handler {
 	t.Helper()
 	h := quotaHandler(t, f, o).(*handler)
-	h.route = routeEvents
+	h.route = plan.RouteEvents
 	return h
 }
 
@@ -129,13 +131,13 @@ func TestPropertyQuota(t *testing.T) {
 
 	// Funnels and realtime have their own counters; a funnel scans events
 	// (10 days: 4 tokens), a realtime report costs 1.
-	var funnel RunFunnelReportResponse
+	var funnel plan.RunFunnelReportResponse
 	postTo(t, h, "/v1alpha/properties/1:runFunnelReport", testKey,
 		`{"returnPropertyQuota":true,"dateRanges":[{"startDate":"2026-03-01","endDate":"today"}],"funnel":{"steps":[{"filterExpression":{"funnelEventFilter":{"eventName":"click"}}}]}}`, &funnel)
 	if q := funnel.PropertyQuota; q == nil || q.TokensPerDay.Consumed != 4 {
 		t.Fatalf("funnel: %+v, want its own 4 tokens", q)
 	}
-	var rt RunRealtimeReportResponse
+	var rt realtime.RunRealtimeReportResponse
 	postTo(t, h, "/v1beta/properties/1:runRealtimeReport", testKey, `{"returnPropertyQuota":true,"metrics":[{"name":"activeUsers"}]}`, &rt)
 	if q := rt.PropertyQuota; q == nil || q.TokensPerHour.Consumed != 1 {
 		t.Fatalf("realtime: %+v, want its own first token", q)
@@ -169,7 +171,7 @@ func TestPropertyQuotaCost(t *testing.T) {
 	}
 	now := func() time.Time { return fixtureNow }
 	cached := newHandler(Options{Now: now, Cache: redis.NewMemoryCache(redis.CacheOptions{})}, f.pool, stubKeys{testKey: {1}})
-	cached.route = routeEvents
+	cached.route = plan.RouteEvents
 	runQuota(t, cached, "1", testKey, month)
 	if q := runQuota(t, cached, "1", testKey, month); q.TokensPerDay.Consumed != 12 {
 		t.Fatalf("computed then cached: %+v, want 11 + 1 tokens", q)
@@ -199,12 +201,12 @@ func TestQuotaEnforced(t *testing.T) {
 	// Property 2: its own limits (2c+1 an hour, 100 a day).
 	runQuota(t, h, "2", testKey, quotaReport)
 	q := runQuota(t, h, "2", testKey, quotaReport)
-	if q.TokensPerHour != (QuotaStatus{Consumed: 2 * c, Remaining: 1}) || q.TokensPerDay.Remaining != 100-2*c {
+	if q.TokensPerHour != (plan.QuotaStatus{Consumed: 2 * c, Remaining: 1}) || q.TokensPerDay.Remaining != 100-2*c {
 		t.Fatalf("property 2: %+v", q)
 	}
 	// Tokens left: admitted and charged in full, remaining never below 0.
 	q = runQuota(t, h, "2", testKey, quotaReport)
-	if q.TokensPerHour != (QuotaStatus{Consumed: 3 * c, Remaining: 0}) {
+	if q.TokensPerHour != (plan.QuotaStatus{Consumed: 3 * c, Remaining: 0}) {
 		t.Fatalf("property 2, last admitted: %+v", q)
 	}
 	if code, body := postKey(h, "/v1beta/properties/2:runReport", quotaReport); code != http.StatusTooManyRequests || !strings.Contains(body, "tokens per hour") {
@@ -331,8 +333,8 @@ func TestPropertyQuotaWindows(t *testing.T) {
 }
 
 func isExhausted(err error) bool {
-	var ae *apiError
-	return errors.As(err, &ae) && ae.code == http.StatusTooManyRequests && ae.status == "RESOURCE_EXHAUSTED"
+	var ae *plan.Error
+	return errors.As(err, &ae) && ae.Code == http.StatusTooManyRequests && ae.Status == "RESOURCE_EXHAUSTED"
 }
 
 // TestPropertyQuotaRedis: two nodes sharing Redis report and enforce the

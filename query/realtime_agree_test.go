@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -48,15 +50,15 @@ func TestRealtimeAgreesWithReports(t *testing.T) {
 	rt.Record(context.Background(), events)
 	h := newHandler(Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Now: func() time.Time { return fixtureNow }, Realtime: rt},
 		f.pool, stubKeys{testKey: {3}})
-	reports, eventsOnly, rollups := f.handler(t), f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
+	reports, eventsOnly, rollups := f.handler(t), f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
 
 	visitors := map[uint64]bool{}
 	for _, e := range events {
 		visitors[e.Visitor] = true
 	}
 	for _, d := range [][]string{nil, {"deviceCategory"}} {
-		req := RunReportRequest{Dimensions: dims(d...), Metrics: mets("activeUsers", "eventCount", "screenPageViews"),
-			DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}}
+		req := plan.RunReportRequest{Dimensions: dims(d...), Metrics: mets("activeUsers", "eventCount", "screenPageViews"),
+			DateRanges: []plan.DateRange{{StartDate: "today", EndDate: "today"}}}
 		want := checkOracle(t, f, reports, 3, req, false)
 		checkOracle(t, f, eventsOnly, 3, req, false)
 		if !f.coveredByRollups(t, 3, req) {
@@ -64,7 +66,7 @@ func TestRealtimeAgreesWithReports(t *testing.T) {
 		}
 		checkOracle(t, f, rollups, 3, req, false)
 
-		body, err := json.Marshal(RunRealtimeReportRequest{Dimensions: req.Dimensions, Metrics: req.Metrics})
+		body, err := json.Marshal(realtime.RunRealtimeReportRequest{Dimensions: req.Dimensions, Metrics: req.Metrics})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +74,7 @@ func TestRealtimeAgreesWithReports(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("realtime: %d %s", code, out)
 		}
-		var got RunRealtimeReportResponse
+		var got realtime.RunRealtimeReportResponse
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatal(err)
 		}

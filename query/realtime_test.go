@@ -16,6 +16,8 @@ import (
 
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -62,11 +64,11 @@ func rtSources(t *testing.T) map[string]rtStore {
 
 // rtStore is either realtime store (storage/redis), as the node holds it.
 type rtStore interface {
-	RealtimeSource
+	realtime.Source
 	Record(ctx context.Context, events []protocol.Event)
 }
 
-func rtHandler(t testing.TB, f *fixture, src RealtimeSource) http.Handler {
+func rtHandler(t testing.TB, f *fixture, src realtime.Source) http.Handler {
 	return newHandler(Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Now: func() time.Time { return rtNow }, Realtime: src},
 		f.pool, stubKeys{testKey: {1, 2, 3, 99}, "avk_site1": {1}})
 }
@@ -83,15 +85,15 @@ func postRealtime(t testing.TB, h http.Handler, property, key, body string) (int
 	return rec.Code, rec.Body.Bytes()
 }
 
-func rows(rs ...[]string) []Row {
-	var out []Row
+func rows(rs ...[]string) []plan.Row {
+	var out []plan.Row
 	for _, r := range rs {
-		var row Row
+		var row plan.Row
 		for _, v := range r {
 			if d, ok := strings.CutPrefix(v, "d:"); ok {
-				row.DimensionValues = append(row.DimensionValues, Value{d})
+				row.DimensionValues = append(row.DimensionValues, plan.Value{Value: d})
 			} else {
-				row.MetricValues = append(row.MetricValues, Value{v})
+				row.MetricValues = append(row.MetricValues, plan.Value{Value: v})
 			}
 		}
 		out = append(out, row)
@@ -105,13 +107,13 @@ func TestRunRealtimeReport(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rt.Record(context.Background(), rtEvents())
 			h := rtHandler(t, f, rt)
-			check := func(body string, want *RunRealtimeReportResponse) {
+			check := func(body string, want *realtime.RunRealtimeReportResponse) {
 				t.Helper()
 				code, out := postRealtime(t, h, "1", testKey, body)
 				if code != http.StatusOK {
 					t.Fatalf("%s: %d %s", body, code, out)
 				}
-				var got RunRealtimeReportResponse
+				var got realtime.RunRealtimeReportResponse
 				if err := json.Unmarshal(out, &got); err != nil {
 					t.Fatal(err)
 				}
@@ -120,67 +122,67 @@ func TestRunRealtimeReport(t *testing.T) {
 					t.Fatalf("%s (-want +got):\n%s", body, d)
 				}
 			}
-			dh := func(names ...string) []DimensionHeader {
-				var out []DimensionHeader
+			dh := func(names ...string) []plan.DimensionHeader {
+				var out []plan.DimensionHeader
 				for _, n := range names {
-					out = append(out, DimensionHeader{Name: n})
+					out = append(out, plan.DimensionHeader{Name: n})
 				}
 				return out
 			}
-			mh := func(names ...string) []MetricHeader {
-				var out []MetricHeader
+			mh := func(names ...string) []plan.MetricHeader {
+				var out []plan.MetricHeader
 				for _, n := range names {
-					out = append(out, MetricHeader{Name: n, Type: "TYPE_INTEGER"})
+					out = append(out, plan.MetricHeader{Name: n, Type: "TYPE_INTEGER"})
 				}
 				return out
 			}
 			// The dashboard's request: no dimensions. Visitors 1, 2, 3 and 6
 			// (the future event counts now); 4 is 30 minutes old, 5 on site 2.
-			check(`{"dimensions":[],"metrics":[{"name":"activeUsers"}]}`, &RunRealtimeReportResponse{
+			check(`{"dimensions":[],"metrics":[{"name":"activeUsers"}]}`, &realtime.RunRealtimeReportResponse{
 				MetricHeaders: mh("activeUsers"), Rows: rows([]string{"4"}), RowCount: 1})
-			check(`{"metrics":[{"name":"activeUsers"},{"name":"eventCount"},{"name":"screenPageViews"}],"metricAggregations":["TOTAL"]}`, &RunRealtimeReportResponse{
+			check(`{"metrics":[{"name":"activeUsers"},{"name":"eventCount"},{"name":"screenPageViews"}],"metricAggregations":["TOTAL"]}`, &realtime.RunRealtimeReportResponse{
 				MetricHeaders: mh("activeUsers", "eventCount", "screenPageViews"), Rows: rows([]string{"4", "7", "4"}),
 				Totals: rows([]string{"4", "7", "4"}), RowCount: 1})
-			check(`{"dimensions":[{"name":"minutesAgo"}],"metrics":[{"name":"activeUsers"},{"name":"eventCount"},{"name":"screenPageViews"}]}`, &RunRealtimeReportResponse{
+			check(`{"dimensions":[{"name":"minutesAgo"}],"metrics":[{"name":"activeUsers"},{"name":"eventCount"},{"name":"screenPageViews"}]}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("minutesAgo"), MetricHeaders: mh("activeUsers", "eventCount", "screenPageViews"),
 				Rows:     rows([]string{"d:00", "2", "4", "2"}, []string{"d:03", "1", "1", "1"}, []string{"d:05", "1", "1", "0"}, []string{"d:29", "1", "1", "1"}),
 				RowCount: 4})
 			// Country names from the ISO codes; a visitor in two rows counts
 			// once in the totals.
-			check(`{"dimensions":[{"name":"country"}],"metrics":[{"name":"activeUsers"},{"name":"eventCount"}],"metricAggregations":["TOTAL","MAXIMUM","MINIMUM"]}`, &RunRealtimeReportResponse{
+			check(`{"dimensions":[{"name":"country"}],"metrics":[{"name":"activeUsers"},{"name":"eventCount"}],"metricAggregations":["TOTAL","MAXIMUM","MINIMUM"]}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("country"), MetricHeaders: mh("activeUsers", "eventCount"),
 				Rows:   rows([]string{"d:(not set)", "1", "1"}, []string{"d:Germany", "1", "2"}, []string{"d:Japan", "1", "1"}, []string{"d:United States", "1", "3"}),
 				Totals: rows([]string{"d:RESERVED_TOTAL", "4", "7"}), Maximums: rows([]string{"d:RESERVED_MAX", "1", "3"}),
 				Minimums: rows([]string{"d:RESERVED_MIN", "1", "1"}), RowCount: 4})
 			// unifiedScreenName: the title, else the path without its query.
-			check(`{"dimensions":[{"name":"unifiedScreenName"}],"metrics":[{"name":"screenPageViews"},{"name":"activeUsers"}]}`, &RunRealtimeReportResponse{
+			check(`{"dimensions":[{"name":"unifiedScreenName"}],"metrics":[{"name":"screenPageViews"},{"name":"activeUsers"}]}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("unifiedScreenName"), MetricHeaders: mh("screenPageViews", "activeUsers"),
 				Rows: rows([]string{"d:Home", "3", "3"}, []string{"d:/about", "1", "1"}), RowCount: 2})
 			check(`{"dimensions":[{"name":"deviceCategory"},{"name":"city"}],"metrics":[{"name":"eventCount"}],
-				"dimensionFilter":{"filter":{"fieldName":"eventName","stringFilter":{"value":"PAGE_VIEW"}}}}`, &RunRealtimeReportResponse{
+				"dimensionFilter":{"filter":{"fieldName":"eventName","stringFilter":{"value":"PAGE_VIEW"}}}}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("deviceCategory", "city"), MetricHeaders: mh("eventCount"),
 				Rows:     rows([]string{"d:(not set)", "d:(not set)", "1"}, []string{"d:desktop", "d:New York", "1"}, []string{"d:mobile", "d:Berlin", "1"}, []string{"d:tablet", "d:Tokyo", "1"}),
 				RowCount: 4})
 			check(`{"dimensions":[{"name":"eventName"}],"metrics":[{"name":"eventCount"}],
-				"dimensionFilter":{"notExpression":{"filter":{"fieldName":"eventName","inListFilter":{"values":["page_view"],"caseSensitive":true}}}}}`, &RunRealtimeReportResponse{
+				"dimensionFilter":{"notExpression":{"filter":{"fieldName":"eventName","inListFilter":{"values":["page_view"],"caseSensitive":true}}}}}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("eventName"), MetricHeaders: mh("eventCount"),
 				Rows: rows([]string{"d:click", "2"}, []string{"d:scroll", "1"}), RowCount: 2})
 			check(`{"dimensions":[{"name":"country"}],"metrics":[{"name":"eventCount"}],"metricAggregations":["TOTAL"],
-				"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"GREATER_THAN","value":{"int64Value":"1"}}}}}`, &RunRealtimeReportResponse{
+				"metricFilter":{"filter":{"fieldName":"eventCount","numericFilter":{"operation":"GREATER_THAN","value":{"int64Value":"1"}}}}}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("country"), MetricHeaders: mh("eventCount"),
 				Rows:   rows([]string{"d:United States", "3"}, []string{"d:Germany", "2"}),
 				Totals: rows([]string{"d:RESERVED_TOTAL", "7"}), RowCount: 2})
-			check(`{"metrics":[{"name":"eventCount"}],"minuteRanges":[{"name":"recent","startMinutesAgo":"4","endMinutesAgo":0},{"startMinutesAgo":29,"endMinutesAgo":5}],"metricAggregations":["TOTAL"]}`, &RunRealtimeReportResponse{
+			check(`{"metrics":[{"name":"eventCount"}],"minuteRanges":[{"name":"recent","startMinutesAgo":"4","endMinutesAgo":0},{"startMinutesAgo":29,"endMinutesAgo":5}],"metricAggregations":["TOTAL"]}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("dateRange"), MetricHeaders: mh("eventCount"),
 				Rows:   rows([]string{"d:recent", "5"}, []string{"d:date_range_1", "2"}),
 				Totals: rows([]string{"d:recent", "5"}, []string{"d:date_range_1", "2"}), RowCount: 2})
 			check(`{"dimensions":[{"name":"minutesAgo"}],"metrics":[{"name":"eventCount"}],"limit":2,"metricAggregations":["MAXIMUM"],
-				"orderBys":[{"dimension":{"dimensionName":"minutesAgo","orderType":"NUMERIC"},"desc":true}]}`, &RunRealtimeReportResponse{
+				"orderBys":[{"dimension":{"dimensionName":"minutesAgo","orderType":"NUMERIC"},"desc":true}]}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("minutesAgo"), MetricHeaders: mh("eventCount"),
 				Rows:     rows([]string{"d:29", "1"}, []string{"d:05", "1"}),
 				Maximums: rows([]string{"d:RESERVED_MAX", "4"}), RowCount: 4})
 			check(`{"dimensions":[{"name":"minutesAgo"}],"metrics":[{"name":"activeUsers"}],
-				"dimensionFilter":{"filter":{"fieldName":"minutesAgo","betweenFilter":{"fromValue":{"int64Value":"1"},"toValue":{"doubleValue":5}}}}}`, &RunRealtimeReportResponse{
+				"dimensionFilter":{"filter":{"fieldName":"minutesAgo","betweenFilter":{"fromValue":{"int64Value":"1"},"toValue":{"doubleValue":5}}}}}`, &realtime.RunRealtimeReportResponse{
 				DimensionHeaders: dh("minutesAgo"), MetricHeaders: mh("activeUsers"),
 				Rows: rows([]string{"d:03", "1"}, []string{"d:05", "1"}), RowCount: 2})
 			// Another property's counters are its own.
@@ -190,7 +192,7 @@ func TestRunRealtimeReport(t *testing.T) {
 			}
 			// Realtime tokens are counted apart from core reports, as in GA4.
 			code, out = postRealtime(t, h, "2", testKey, `{"metrics":[{"name":"activeUsers"}],"returnPropertyQuota":true}`)
-			var q RunRealtimeReportResponse
+			var q realtime.RunRealtimeReportResponse
 			if err := json.Unmarshal(out, &q); code != 200 || err != nil || q.PropertyQuota == nil || q.PropertyQuota.TokensPerDay.Consumed < 2 {
 				t.Fatalf("returnPropertyQuota: %d %s", code, out)
 			}
@@ -283,7 +285,7 @@ func readUntil(t *testing.T, c *websocket.Conn, ok func(*RealtimeSummary) bool) 
 	}
 }
 
-func socketServer(t *testing.T, f *fixture, src RealtimeSource, max int) (*httptest.Server, *RealtimeSocket, context.CancelFunc) {
+func socketServer(t *testing.T, f *fixture, src realtime.Source, max int) (*httptest.Server, *RealtimeSocket, context.CancelFunc) {
 	t.Helper()
 	s := newRealtimeSocket(SocketOptions{Options: Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}, MaxSockets: max, Interval: 50 * time.Millisecond},
 		f.pool, stubKeys{testKey: {1, 2, 3, 99}, "avk_site1": {1}}, src)
@@ -329,7 +331,7 @@ func TestRealtimeSocket(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		read     RealtimeSource
+		read     realtime.Source
 		write    rtStore
 		dialWith func(srv *httptest.Server) (*websocket.Conn, *http.Response, error)
 	}{

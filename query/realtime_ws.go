@@ -13,6 +13,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -84,7 +86,7 @@ type SummaryTop struct {
 // dashboard); other clients send no Origin and are not affected.
 type RealtimeSocket struct {
 	h        *handler
-	src      RealtimeSource
+	src      realtime.Source
 	max      int
 	interval time.Duration
 	writeTO  time.Duration
@@ -111,11 +113,11 @@ type socketClient struct {
 
 // NewRealtimeSocket makes the WebSocket handler; see RealtimeSocket. Run
 // must run for summaries to be pushed after the first.
-func NewRealtimeSocket(opts SocketOptions, pool *pgxpool.Pool, keys KeyLookup, src RealtimeSource) *RealtimeSocket {
+func NewRealtimeSocket(opts SocketOptions, pool *pgxpool.Pool, keys KeyLookup, src realtime.Source) *RealtimeSocket {
 	return newRealtimeSocket(opts, pool, keys, src)
 }
 
-func newRealtimeSocket(opts SocketOptions, d db, keys KeyLookup, src RealtimeSource) *RealtimeSocket {
+func newRealtimeSocket(opts SocketOptions, d db, keys KeyLookup, src realtime.Source) *RealtimeSocket {
 	s := &RealtimeSocket{h: newHandler(opts.Options, d, keys), src: src, max: opts.MaxSockets,
 		interval: opts.Interval, writeTO: opts.WriteTimeout, sites: map[uint32]*siteFeed{}, done: make(chan struct{})}
 	if s.max <= 0 {
@@ -235,52 +237,52 @@ func summarize(id uint32, w redis.Window) *RealtimeSummary {
 	for i := range sum.Minutes {
 		sum.Minutes[i].MinutesAgo = i
 	}
-	pages, countries := map[string]*rtAcc{}, map[string]*rtAcc{}
-	active := windowActive(w)
+	pages, countries := map[string]*realtime.Acc{}, map[string]*realtime.Acc{}
+	active := realtime.WindowActive(w)
 	for _, m := range w.Minutes {
 		ago := w.Now - m.Minute
 		if ago < 0 || ago >= redis.RealtimeWindow {
 			continue
 		}
-		acc := newRTAcc()
+		acc := realtime.NewAcc()
 		for c, n := range m.Cells {
-			acc.add(&c, n, active)
+			acc.Add(&c, n, active)
 			for _, g := range []struct {
-				m   map[string]*rtAcc
+				m   map[string]*realtime.Acc
 				key string
-			}{{pages, rtNotSet(c.Screen)}, {countries, countryName(c.Country)}} {
+			}{{pages, realtime.NotSet(c.Screen)}, {countries, realtime.CountryName(c.Country)}} {
 				a := g.m[g.key]
 				if a == nil {
-					a = newRTAcc()
+					a = realtime.NewAcc()
 					g.m[g.key] = a
 				}
-				a.add(&c, n, active)
+				a.Add(&c, n, active)
 			}
 		}
-		mm := acc.metrics()
+		mm := acc.Metrics()
 		sum.Minutes[ago].ActiveUsers, sum.Minutes[ago].EventCount, sum.Minutes[ago].ScreenPageViews =
-			mm[rtActiveUsers], mm[rtEventCount], mm[rtScreenPageViews]
-		sum.EventCount += mm[rtEventCount]
-		sum.ScreenPageViews += mm[rtScreenPageViews]
+			mm[realtime.ActiveUsers], mm[realtime.EventCount], mm[realtime.ScreenPageViews]
+		sum.EventCount += mm[realtime.EventCount]
+		sum.ScreenPageViews += mm[realtime.ScreenPageViews]
 	}
-	sum.TopPages = topOf(pages, rtScreenPageViews)
-	sum.TopCountries = topOf(countries, rtActiveUsers)
+	sum.TopPages = topOf(pages, realtime.ScreenPageViews)
+	sum.TopCountries = topOf(countries, realtime.ActiveUsers)
 	return sum
 }
 
 // topOf is the summaryTop entries of m with the most by, then most events,
 // then by name.
-func topOf(m map[string]*rtAcc, by rtMetric) []SummaryTop {
+func topOf(m map[string]*realtime.Acc, by realtime.Metric) []SummaryTop {
 	out := make([]SummaryTop, 0, len(m))
-	byName := map[string][rtMetricCount]int64{}
+	byName := map[string][realtime.MetricCount]int64{}
 	for name, a := range m {
-		mm := a.metrics()
+		mm := a.Metrics()
 		byName[name] = mm
-		out = append(out, SummaryTop{Name: name, ActiveUsers: mm[rtActiveUsers], EventCount: mm[rtEventCount], ScreenPageViews: mm[rtScreenPageViews]})
+		out = append(out, SummaryTop{Name: name, ActiveUsers: mm[realtime.ActiveUsers], EventCount: mm[realtime.EventCount], ScreenPageViews: mm[realtime.ScreenPageViews]})
 	}
 	slices.SortFunc(out, func(a, b SummaryTop) int {
 		ma, mb := byName[a.Name], byName[b.Name]
-		return cmp.Or(cmp.Compare(mb[by], ma[by]), cmp.Compare(mb[rtEventCount], ma[rtEventCount]), cmp.Compare(a.Name, b.Name))
+		return cmp.Or(cmp.Compare(mb[by], ma[by]), cmp.Compare(mb[realtime.EventCount], ma[realtime.EventCount]), cmp.Compare(a.Name, b.Name))
 	})
 	return out[:min(len(out), summaryTop)]
 }
@@ -295,7 +297,7 @@ func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	client := &socketClient{send: make(chan []byte, 1)}
 	if !s.join(id, client) {
-		writeError(w, newAPIError(http.StatusServiceUnavailable, "UNAVAILABLE",
+		writeError(w, plan.NewError(http.StatusServiceUnavailable, "UNAVAILABLE",
 			"This node serves %d realtime sockets already; retry later or on another node.", s.max))
 		return
 	}
@@ -341,14 +343,14 @@ func (s *RealtimeSocket) authorize(r *http.Request) (uint32, string, error) {
 	q := r.URL.Query()
 	id, err := strconv.ParseUint(q.Get("property"), 10, 31)
 	if err != nil || id == 0 {
-		return 0, "", invalidArgument("Invalid property %s: give ?property= a positive integer property id.", quoteName(q.Get("property")))
+		return 0, "", plan.InvalidArgument("Invalid property %s: give ?property= a positive integer property id.", plan.QuoteName(q.Get("property")))
 	}
 	key, ok := bearerKey(r.Header.Get("Authorization"))
 	if !ok {
 		key = q.Get("key")
 	}
 	if key == "" {
-		return uint32(id), "", newAPIError(http.StatusUnauthorized, "UNAUTHENTICATED",
+		return uint32(id), "", plan.NewError(http.StatusUnauthorized, "UNAUTHENTICATED",
 			"Request is missing a valid API key: send 'Authorization: Bearer <key>' or the key query parameter.")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.h.timeout)

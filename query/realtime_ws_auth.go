@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"errors"
+	"github.com/avila-analytics/avila/query/plan"
 	"net/http"
 	"time"
 )
@@ -29,8 +30,8 @@ func (s *RealtimeSocket) watchKey(ctx context.Context, key string, id uint32) <-
 			cctx, cancel := context.WithTimeout(ctx, s.recheck)
 			err := s.h.authorizeKey(cctx, key, id)
 			cancel()
-			var ae *apiError
-			if errors.As(err, &ae) && (ae.code == http.StatusUnauthorized || ae.code == http.StatusForbidden) {
+			var ae *plan.Error
+			if errors.As(err, &ae) && (ae.Code == http.StatusUnauthorized || ae.Code == http.StatusForbidden) {
 				out <- "API key revoked or no longer allowed on this property"
 				return
 			}

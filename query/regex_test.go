@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"github.com/avila-analytics/avila/query/plan"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestPgPatternMatchesRE2(t *testing.T) {
 	for _, p := range patterns {
 		for _, caseSensitive := range []bool{true, false} {
 			for _, full := range []bool{false, true} {
-				pg, err := pgPattern(p, full, caseSensitive, maxPatternSQL)
+				pg, err := plan.PgPattern(p, full, caseSensitive, plan.MaxPatternSQL)
 				if err != nil {
 					t.Fatalf("pgPattern(%q, full %v, cs %v): %v", p, full, caseSensitive, err)
 				}
@@ -61,7 +62,7 @@ func TestPgPatternMatchesRE2(t *testing.T) {
 func TestPgPatternRefuses(t *testing.T) {
 	f := func(pattern, wantInError string) {
 		t.Helper()
-		got, err := pgPattern(pattern, false, true, maxPatternSQL)
+		got, err := plan.PgPattern(pattern, false, true, plan.MaxPatternSQL)
 		if err == nil || !strings.Contains(err.Error(), wantInError) {
 			t.Fatalf("pgPattern(%q) = %q, %v; want an error containing %q", pattern, got, err, wantInError)
 		}
@@ -86,11 +87,11 @@ func FuzzPgPattern(f *testing.F) {
 		f.Add(s, true, false)
 	}
 	f.Fuzz(func(t *testing.T, pattern string, full, caseSensitive bool) {
-		out, err := pgPattern(pattern, full, caseSensitive, maxPatternSQL)
+		out, err := plan.PgPattern(pattern, full, caseSensitive, plan.MaxPatternSQL)
 		if err != nil {
 			return
 		}
-		if len(out) > maxPatternSQL {
+		if len(out) > plan.MaxPatternSQL {
 			t.Fatalf("%d bytes", len(out))
 		}
 		if strings.Trim(out, `abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\()[]{}?:*+|^$-,`) != "" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -52,50 +53,50 @@ func post(t testing.TB, h http.Handler, property, key string, body any) (int, []
 	return rec.Code, rec.Body.Bytes()
 }
 
-func dims(names ...string) []Dimension {
-	var out []Dimension
+func dims(names ...string) []plan.Dimension {
+	var out []plan.Dimension
 	for _, n := range names {
-		out = append(out, Dimension{Name: n})
+		out = append(out, plan.Dimension{Name: n})
 	}
 	return out
 }
 
-func mets(names ...string) []Metric {
-	var out []Metric
+func mets(names ...string) []plan.Metric {
+	var out []plan.Metric
 	for _, n := range names {
-		out = append(out, Metric{Name: n})
+		out = append(out, plan.Metric{Name: n})
 	}
 	return out
 }
 
-func byMetric(name string, desc bool) OrderBy {
-	return OrderBy{Metric: &MetricOrderBy{MetricName: name}, Desc: desc}
+func byMetric(name string, desc bool) plan.OrderBy {
+	return plan.OrderBy{Metric: &plan.MetricOrderBy{MetricName: name}, Desc: desc}
 }
 
-func byDim(name, orderType string, desc bool) OrderBy {
-	return OrderBy{Dimension: &DimensionOrderBy{DimensionName: name, OrderType: orderType}, Desc: desc}
+func byDim(name, orderType string, desc bool) plan.OrderBy {
+	return plan.OrderBy{Dimension: &plan.DimensionOrderBy{DimensionName: name, OrderType: orderType}, Desc: desc}
 }
 
-var allAggs = []MetricAggregation{"TOTAL", "MAXIMUM", "MINIMUM"}
+var allAggs = []plan.MetricAggregation{"TOTAL", "MAXIMUM", "MINIMUM"}
 
 // allMetrics is every event metric of the allowlist (session-scoped ones
 // would make reports by event-scoped dimensions invalid).
-func allMetrics() []Metric {
-	var out []Metric
-	for _, m := range metricList {
-		if !m.sessionOnly() && !slices.Contains(commerceMetrics, m) { // commerce: see commerce_test.go
-			out = append(out, Metric{Name: m.name})
+func allMetrics() []plan.Metric {
+	var out []plan.Metric
+	for _, m := range plan.MetricList {
+		if !m.SessionOnly() && !slices.Contains(plan.CommerceMetrics, m) { // commerce: see commerce_test.go
+			out = append(out, plan.Metric{Name: m.Name})
 		}
 	}
 	return out
 }
 
 // sessionMetrics is every session-scoped metric of the allowlist.
-func sessionMetrics() []Metric {
-	var out []Metric
-	for _, m := range metricList {
-		if m.sessionOnly() && !slices.Contains(commerceMetrics, m) {
-			out = append(out, Metric{Name: m.name})
+func sessionMetrics() []plan.Metric {
+	var out []plan.Metric
+	for _, m := range plan.MetricList {
+		if m.SessionOnly() && !slices.Contains(plan.CommerceMetrics, m) {
+			out = append(out, plan.Metric{Name: m.Name})
 		}
 	}
 	return out
@@ -103,13 +104,13 @@ func sessionMetrics() []Metric {
 
 // checkOracle runs req on site and compares the answer with the oracle's.
 // Unless mayBeEmpty, a report without rows fails: it would prove nothing.
-func checkOracle(t *testing.T, f *fixture, h http.Handler, site uint32, req RunReportRequest, mayBeEmpty bool) *RunReportResponse {
+func checkOracle(t *testing.T, f *fixture, h http.Handler, site uint32, req plan.RunReportRequest, mayBeEmpty bool) *plan.RunReportResponse {
 	t.Helper()
 	code, body := post(t, h, fmt.Sprint(site), testKey, req)
 	if code != http.StatusOK {
 		t.Fatalf("status %d: %s", code, body)
 	}
-	var got RunReportResponse
+	var got plan.RunReportResponse
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -132,91 +133,91 @@ func TestRunReportMatchesOracle(t *testing.T) {
 	cases := []struct {
 		name       string
 		site       uint32
-		req        RunReportRequest
+		req        plan.RunReportRequest
 		mayBeEmpty bool
 	}{
-		{"date and path, all metrics and aggregations, across DST", 1, RunReportRequest{
+		{"date and path, all metrics and aggregations, across DST", 1, plan.RunReportRequest{
 			Dimensions: dims("date", "pagePath"), Metrics: all,
-			DateRanges:         []DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-09"}},
-			OrderBys:           []OrderBy{byDim("date", "", false), byDim("pagePath", "", false)},
+			DateRanges:         []plan.DateRange{{StartDate: "2026-03-05", EndDate: "2026-03-09"}},
+			OrderBys:           []plan.OrderBy{byDim("date", "", false), byDim("pagePath", "", false)},
 			MetricAggregations: allAggs}, false},
-		{"east of UTC, two ranges, top events paged", 2, RunReportRequest{
+		{"east of UTC, two ranges, top events paged", 2, plan.RunReportRequest{
 			Dimensions: dims("eventName"), Metrics: all,
-			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "yesterday"}},
-			OrderBys:   []OrderBy{byMetric("eventCount", true)}, Limit: 3, Offset: 1, MetricAggregations: allAggs}, false},
-		{"relative dates by day", 3, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "yesterday"}},
+			OrderBys:   []plan.OrderBy{byMetric("eventCount", true)}, Limit: 3, Offset: 1, MetricAggregations: allAggs}, false},
+		{"relative dates by day", 3, plan.RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("activeUsers", "eventCount"),
-			DateRanges: []DateRange{{StartDate: "7daysAgo", EndDate: "yesterday"}, {StartDate: "today", EndDate: "today"}},
-			OrderBys:   []OrderBy{byDim("dateRange", "", true), byDim("date", "", false)}, MetricAggregations: []MetricAggregation{"TOTAL"}}, false},
-		{"four ranges with names, by hour", 2, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "7daysAgo", EndDate: "yesterday"}, {StartDate: "today", EndDate: "today"}},
+			OrderBys:   []plan.OrderBy{byDim("dateRange", "", true), byDim("date", "", false)}, MetricAggregations: []plan.MetricAggregation{"TOTAL"}}, false},
+		{"four ranges with names, by hour", 2, plan.RunReportRequest{
 			Dimensions: dims("hour"), Metrics: mets("totalUsers", "eventCountPerUser"), MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-02", Name: "first"}, {StartDate: "2026-03-03", EndDate: "2026-03-05"},
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-02", Name: "first"}, {StartDate: "2026-03-03", EndDate: "2026-03-05"},
 				{StartDate: "3daysAgo", EndDate: "today", Name: "recent"}, {StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim("hour", "NUMERIC", true), byDim("dateRange", "", false)}}, false},
-		{"dimensions only, case-insensitive descending", 1, RunReportRequest{
-			Dimensions: dims("pagePath", "eventName"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}, false},
-		{"case-insensitive order over non-ASCII capitals", 3, RunReportRequest{
-			Dimensions: dims("city", "region"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim("city", "CASE_INSENSITIVE_ALPHANUMERIC", false), byDim("region", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}, false},
-		{"numeric order over mixed values", 1, RunReportRequest{
-			Dimensions: dims("customEvent:button", "minute"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim("customEvent:button", "NUMERIC", false), byDim("minute", "NUMERIC", true)}, Limit: 40}, false},
-		{"numeric order over mixed values, descending", 2, RunReportRequest{
-			Dimensions: dims("customEvent:button"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byDim("customEvent:button", "NUMERIC", true)}}, false},
-		{"float metric order", 2, RunReportRequest{
-			Dimensions: dims("browser"), Metrics: mets("userEngagementDuration", "eventCountPerUser"), DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys: []OrderBy{byMetric("eventCountPerUser", false)}, MetricAggregations: allAggs}, false},
-		{"rows with only zero metrics dropped", 2, RunReportRequest{
+			OrderBys: []plan.OrderBy{byDim("hour", "NUMERIC", true), byDim("dateRange", "", false)}}, false},
+		{"dimensions only, case-insensitive descending", 1, plan.RunReportRequest{
+			Dimensions: dims("pagePath", "eventName"), DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []plan.OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}, false},
+		{"case-insensitive order over non-ASCII capitals", 3, plan.RunReportRequest{
+			Dimensions: dims("city", "region"), Metrics: mets("eventCount"), DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []plan.OrderBy{byDim("city", "CASE_INSENSITIVE_ALPHANUMERIC", false), byDim("region", "CASE_INSENSITIVE_ALPHANUMERIC", true)}}, false},
+		{"numeric order over mixed values", 1, plan.RunReportRequest{
+			Dimensions: dims("customEvent:button", "minute"), Metrics: mets("eventCount"), DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []plan.OrderBy{byDim("customEvent:button", "NUMERIC", false), byDim("minute", "NUMERIC", true)}, Limit: 40}, false},
+		{"numeric order over mixed values, descending", 2, plan.RunReportRequest{
+			Dimensions: dims("customEvent:button"), Metrics: mets("eventCount"), DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []plan.OrderBy{byDim("customEvent:button", "NUMERIC", true)}}, false},
+		{"float metric order", 2, plan.RunReportRequest{
+			Dimensions: dims("browser"), Metrics: mets("userEngagementDuration", "eventCountPerUser"), DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys: []plan.OrderBy{byMetric("eventCountPerUser", false)}, MetricAggregations: allAggs}, false},
+		{"rows with only zero metrics dropped", 2, plan.RunReportRequest{
 			Dimensions: dims("eventName", "pagePath"), Metrics: mets("screenPageViews"),
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}, false},
-		{"rows with only zero metrics kept", 2, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}, false},
+		{"rows with only zero metrics kept", 2, plan.RunReportRequest{
 			Dimensions: dims("eventName", "pagePath"), Metrics: mets("screenPageViews", "keyEvents"), KeepEmptyRows: true,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}, false},
-		{"no dimensions, overlapping ranges", 3, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: allAggs}, false},
+		{"no dimensions, overlapping ranges", 3, plan.RunReportRequest{
 			Metrics: all, MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "2026-03-09"}, {StartDate: "2026-03-03", EndDate: "2026-03-03", Name: "one day"}}}, false},
-		{"offset past the last row", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "2026-03-09"}, {StartDate: "2026-03-03", EndDate: "2026-03-03", Name: "one day"}}}, false},
+		{"offset past the last row", 1, plan.RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("eventCount"), Offset: 1000, MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
-		{"offset at the largest integer", 2, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
+		{"offset at the largest integer", 2, plan.RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("eventCount"), Offset: 1<<63 - 1, Limit: 250000, MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
-		{"range without events", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}}, false},
+		{"range without events", 1, plan.RunReportRequest{
 			Dimensions: dims("date"), Metrics: mets("eventCount", "activeUsers", "userEngagementDuration"), MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}, {StartDate: "2026-03-09", EndDate: "2026-03-09"}}}, false},
-		{"no events at all", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}, {StartDate: "2026-03-09", EndDate: "2026-03-09"}}}, false},
+		{"no events at all", 1, plan.RunReportRequest{
 			Dimensions: dims("country"), Metrics: all, MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}}}, true},
-		{"ascending metric then path, small pages", 3, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2025-01-01", EndDate: "2025-01-31"}}}, true},
+		{"ascending metric then path, small pages", 3, plan.RunReportRequest{
 			Dimensions: dims("pagePath", "date"), Metrics: mets("activeUsers"), Limit: 7, Offset: 5,
-			DateRanges: []DateRange{{StartDate: "2026-03-03", EndDate: "2026-03-06"}},
-			OrderBys:   []OrderBy{byMetric("activeUsers", false), byDim("pagePath", "", true)}}, false},
-		{"top pages by counters only, two ranges", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-03", EndDate: "2026-03-06"}},
+			OrderBys:   []plan.OrderBy{byMetric("activeUsers", false), byDim("pagePath", "", true)}}, false},
+		{"top pages by counters only, two ranges", 1, plan.RunReportRequest{
 			Dimensions: dims("pagePath"), Metrics: mets("screenPageViews", "eventCount", "userEngagementDuration"), Limit: 5,
-			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "today"}},
-			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}, false},
-		{"top pages by views with users, a page past the first", 2, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-05"}, {StartDate: "2026-03-04", EndDate: "today"}},
+			OrderBys:   []plan.OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}, false},
+		{"top pages by views with users, a page past the first", 2, plan.RunReportRequest{
 			Dimensions: dims("pagePath"), Metrics: mets("screenPageViews", "activeUsers", "eventCountPerUser"), Limit: 3, Offset: 1,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: []MetricAggregation{"TOTAL"}}, false},
-		{"events by name with users, default order", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys:   []plan.OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: []plan.MetricAggregation{"TOTAL"}}, false},
+		{"events by name with users, default order", 1, plan.RunReportRequest{
 			Dimensions: dims("eventName"), Metrics: mets("eventCount", "totalUsers"), Limit: 2,
-			DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}}, false},
-		{"views and users by event name, two ranges: rows without views kept for their users", 3, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}}, false},
+		{"views and users by event name, two ranges: rows without views kept for their users", 3, plan.RunReportRequest{
 			Dimensions: dims("eventName"), Metrics: mets("screenPageViews", "activeUsers"), Limit: 4, Offset: 1,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-06"}, {StartDate: "2026-03-05", EndDate: "today"}},
-			OrderBys:   []OrderBy{byMetric("screenPageViews", true)}}, false},
-		{"countries by display name, counters only", 2, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-06"}, {StartDate: "2026-03-05", EndDate: "today"}},
+			OrderBys:   []plan.OrderBy{byMetric("screenPageViews", true)}}, false},
+		{"countries by display name, counters only", 2, plan.RunReportRequest{
 			Dimensions: dims("country"), Metrics: mets("keyEvents"), KeepEmptyRows: true,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
-			OrderBys:   []OrderBy{byDim("country", "CASE_INSENSITIVE_ALPHANUMERIC", true)}, MetricAggregations: allAggs}, false},
-		{"limit one", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}},
+			OrderBys:   []plan.OrderBy{byDim("country", "CASE_INSENSITIVE_ALPHANUMERIC", true)}, MetricAggregations: allAggs}, false},
+		{"limit one", 1, plan.RunReportRequest{
 			Dimensions: dims("deviceCategory", "operatingSystem"), Metrics: mets("newUsers", "totalUsers"), Limit: 1,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}, false},
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}}, false},
 	}
-	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
+	events, rollups := f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
 	rolled := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,18 +241,18 @@ func TestEveryDimension(t *testing.T) {
 	f := newFixture(t, 600)
 	h := f.handler(t)
 	names := []string{"customEvent:plan", "customEvent:button", "customUser:tier", "customEvent:absent"}
-	for _, d := range dimensionList {
-		if !slices.Contains(commerceDimensions, d) { // see commerce_test.go
-			names = append(names, d.name)
+	for _, d := range plan.DimensionList {
+		if !slices.Contains(plan.CommerceDimensions, d) { // see commerce_test.go
+			names = append(names, d.Name)
 		}
 	}
 	for i, name := range names {
 		t.Run(name, func(t *testing.T) {
 			site := fixtureSites[i%len(fixtureSites)].id
-			got := checkOracle(t, f, h, site, RunReportRequest{
+			got := checkOracle(t, f, h, site, plan.RunReportRequest{
 				Dimensions: dims(name), Metrics: allMetrics(), MetricAggregations: allAggs,
-				DateRanges: []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"}},
-				OrderBys:   []OrderBy{byDim(name, "", false), byDim("dateRange", "", false)},
+				DateRanges: []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}, {StartDate: "yesterday", EndDate: "today", Name: "recent"}},
+				OrderBys:   []plan.OrderBy{byDim(name, "", false), byDim("dateRange", "", false)},
 			}, false)
 			// Each dimension shows more than one value (but the absent
 			// parameter), so a constant expression cannot pass.
@@ -292,7 +293,7 @@ func TestRunReportJSONShape(t *testing.T) {
 		`"rows":[{"dimensionValues":[{"value":"20260309"},{"value":"/a"}],"metricValues":[{"value":"3"},{"value":"1"},{"value":"3"},{"value":"1.5"}]}],` +
 		`"totals":[{"dimensionValues":[{"value":"RESERVED_TOTAL"},{"value":"RESERVED_TOTAL"}],"metricValues":[{"value":"3"},{"value":"1"},{"value":"3"},{"value":"1.5"}]}],` +
 		`"rowCount":1,"metadata":{"currencyCode":"USD","timeZone":"America/New_York"},"kind":"analyticsData#runReport"}` + "\n"
-	for _, r := range []route{routeEvents, routeRollups} {
+	for _, r := range []plan.Route{plan.RouteEvents, plan.RouteRollups} {
 		code, body := post(t, f.routedHandler(t, r), "1", testKey, []byte(`{"dimensions":[{"name":"date"},{"name":"pagePath"}],
 		"metrics":[{"name":"screenPageViews"},{"name":"activeUsers"},{"name":"eventCountPerUser"},{"name":"userEngagementDuration"}],
 		"dateRanges":[{"startDate":"yesterday","endDate":"today"}],"limit":"10","metricAggregations":["TOTAL"]}`))

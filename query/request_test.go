@@ -2,6 +2,8 @@ package query
 
 import (
 	"errors"
+	"github.com/avila-analytics/avila/query/engine/sql"
+	"github.com/avila-analytics/avila/query/plan"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +23,8 @@ func TestDecodeRequest(t *testing.T) {
 	}
 	for _, bad := range []string{`{"limit":1.5}`, `{"limit":"x"}`, `{"offset":true}`, `[]`, `{"metrics":{}}`, `{} {}`, `{"x":1}`} {
 		_, err := decodeRequest(strings.NewReader(bad))
-		var ae *apiError
-		if !errors.As(err, &ae) || ae.code != 400 {
+		var ae *plan.Error
+		if !errors.As(err, &ae) || ae.Code != 400 {
 			t.Errorf("decodeRequest(%s) = %v, want a 400 apiError", bad, err)
 		}
 	}
@@ -33,19 +35,19 @@ func TestDecodeRequest(t *testing.T) {
 // custom parameter names and filter values give the same statement text.
 func TestSQLTextIndependentOfValues(t *testing.T) {
 	s := testSite(t, "Europe/Paris")
-	mk := func(start, end, name string, limit, offset Int64, param, value string, n int64) string {
-		req := &RunReportRequest{Dimensions: dims("date", "pagePath", "customEvent:"+param, "country"), Metrics: mets("eventCount", "activeUsers", "eventCountPerUser"),
-			DateRanges: []DateRange{{StartDate: start, EndDate: end, Name: name}, {StartDate: "today", EndDate: "today"}},
+	mk := func(start, end, name string, limit, offset plan.Int64, param, value string, n int64) string {
+		req := &plan.RunReportRequest{Dimensions: dims("date", "pagePath", "customEvent:"+param, "country"), Metrics: mets("eventCount", "activeUsers", "eventCountPerUser"),
+			DateRanges: []plan.DateRange{{StartDate: start, EndDate: end, Name: name}, {StartDate: "today", EndDate: "today"}},
 			Limit:      limit, Offset: offset, MetricAggregations: allAggs,
-			OrderBys: []OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", false), byDim("date", "NUMERIC", true)},
+			OrderBys: []plan.OrderBy{byDim("pagePath", "CASE_INSENSITIVE_ALPHANUMERIC", false), byDim("date", "NUMERIC", true)},
 			DimensionFilter: ptr(andF(strF("customUser:"+param, "CONTAINS", value, false), strF("city", "PARTIAL_REGEXP", value, true),
 				inListF("language", false, value, value), notF(numF("hour", "LESS_THAN", i64(n))))),
 			MetricFilter: ptr(orF(numF("eventCount", "GREATER_THAN", i64(n)), betweenF("eventCountPerUser", dbl(float64(n)), i64(n))))}
-		p, err := validate(req, s, fixtureNow)
+		p, err := plan.Validate(req, s, fixtureNow)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return buildSQL(p).text
+		return sql.BuildReport(p).Text
 	}
 	a := mk("2026-01-01", "2026-01-31", "january", 10, 0, "plan", "gold", 3)
 	b := mk("30daysAgo", "yesterday", "'; DROP TABLE events; --", 250000, 99, "DROP_TABLE", "'; DROP TABLE events; --", -7)
@@ -59,12 +61,12 @@ func TestSQLTextIndependentOfValues(t *testing.T) {
 	}
 }
 
-func testSite(t testing.TB, zone string) site {
+func testSite(t testing.TB, zone string) plan.Site {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return site{id: 7, timeZone: zone, loc: loc, currency: "USD"}
+	return plan.Site{ID: 7, TimeZone: zone, Loc: loc, Currency: "USD"}
 }
 
 // FuzzRunReportRequest feeds arbitrary bodies through decoding, validation
@@ -82,45 +84,45 @@ func FuzzRunReportRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := decodeRequest(strings.NewReader(body))
 		if err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) || ae.code != 400 {
+			var ae *plan.Error
+			if !errors.As(err, &ae) || ae.Code != 400 {
 				t.Fatalf("decode error %v is not a 400", err)
 			}
 			return
 		}
-		p, ae := validate(req, s, fixtureNow)
+		p, ae := plan.Validate(req, s, fixtureNow)
 		if ae != nil {
-			if ae.code != 400 {
+			if ae.Code != 400 {
 				t.Fatalf("validate error %v is not a 400", ae)
 			}
 			return
 		}
-		if p.limit < 1 || p.limit > maxLimit || p.offset < 0 || len(p.ranges) == 0 {
-			t.Fatalf("unbounded plan: limit %d offset %d ranges %d", p.limit, p.offset, len(p.ranges))
+		if p.Limit < 1 || p.Limit > plan.MaxLimit || p.Offset < 0 || len(p.Ranges) == 0 {
+			t.Fatalf("unbounded plan: limit %d offset %d ranges %d", p.Limit, p.Offset, len(p.Ranges))
 		}
-		for _, r := range p.ranges {
-			if !r.lo.Before(r.hi) {
-				t.Fatalf("empty range [%s, %s)", r.lo, r.hi)
+		for _, r := range p.Ranges {
+			if !r.Lo.Before(r.Hi) {
+				t.Fatalf("empty range [%s, %s)", r.Lo, r.Hi)
 			}
 		}
-		q := buildSQL(p)
-		if len(q.args) < fixedArgs || strings.Count(q.text, "$") < fixedArgs {
-			t.Fatalf("%d args", len(q.args))
+		q := sql.BuildReport(p)
+		if len(q.Args) < sql.FixedArgs || strings.Count(q.Text, "$") < sql.FixedArgs {
+			t.Fatalf("%d args", len(q.Args))
 		}
 	})
 }
 
 func BenchmarkBuildSQL(b *testing.B) {
 	s := testSite(b, "America/New_York")
-	req := &RunReportRequest{Dimensions: dims("date", "pagePath", "eventName"), Metrics: mets("eventCount", "screenPageViews", "activeUsers"),
-		DateRanges: []DateRange{{StartDate: "28daysAgo", EndDate: "yesterday"}, {StartDate: "56daysAgo", EndDate: "29daysAgo"}},
-		OrderBys:   []OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}
+	req := &plan.RunReportRequest{Dimensions: dims("date", "pagePath", "eventName"), Metrics: mets("eventCount", "screenPageViews", "activeUsers"),
+		DateRanges: []plan.DateRange{{StartDate: "28daysAgo", EndDate: "yesterday"}, {StartDate: "56daysAgo", EndDate: "29daysAgo"}},
+		OrderBys:   []plan.OrderBy{byMetric("screenPageViews", true)}, MetricAggregations: allAggs}
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := validate(req, s, fixtureNow)
+		p, err := plan.Validate(req, s, fixtureNow)
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = buildSQL(p)
+		_ = sql.BuildReport(p)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/avila-analytics/avila/internal/testenv"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
@@ -36,7 +37,7 @@ func TestReportCacheByMethod(t *testing.T) {
 			r.wantCounts(t, 0, 1)
 			for i := range 2 {
 				code, body := call(t, r.h, http.MethodPost, "/v1beta/properties/3:batchRunReports", testKey,
-					BatchRunReportsRequest{Requests: []RunReportRequest{cacheRequest}})
+					BatchRunReportsRequest{Requests: []plan.RunReportRequest{cacheRequest}})
 				var batch BatchRunReportsResponse
 				if err := json.Unmarshal(body, &batch); code != http.StatusOK || err != nil || len(batch.Reports) != 1 {
 					t.Fatalf("batch after runReport: %d %s", code, body)
@@ -89,7 +90,7 @@ func TestRESTProtoJSON(t *testing.T) {
 	if want := strings.ReplaceAll(string(names), `"type":"TYPE_INTEGER"`, `"type":1`); rec.Body.String() != want {
 		t.Fatalf("numbers and names differ:\n%s\n%s", want, rec.Body)
 	}
-	var resp RunReportResponse
+	var resp plan.RunReportResponse
 	if err := json.Unmarshal(names, &resp); err != nil || len(resp.Rows) == 0 || len(resp.Maximums) != 1 {
 		t.Fatalf("report by names: %v %s", err, names)
 	}

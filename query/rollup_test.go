@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/rollups"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // routedHandler is f's handler with reports forced onto r's tables.
-func (f *fixture) routedHandler(t testing.TB, r route) *handler {
+func (f *fixture) routedHandler(t testing.TB, r plan.Route) *handler {
 	t.Helper()
 	h := f.handler(t).(*handler)
 	h.route = r
@@ -23,18 +25,18 @@ func (f *fixture) routedHandler(t testing.TB, r route) *handler {
 }
 
 // coveredByRollups reports whether the rollups answer req on site.
-func (f *fixture) coveredByRollups(t testing.TB, site uint32, req RunReportRequest) bool {
+func (f *fixture) coveredByRollups(t testing.TB, site uint32, req plan.RunReportRequest) bool {
 	t.Helper()
 	h := newHandler(Options{Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixtureNow }}, f.pool, nil)
 	s, err := h.site(context.Background(), site)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, ae := validate(&req, s, fixtureNow)
+	p, ae := plan.Validate(&req, s, fixtureNow)
 	if ae != nil {
 		t.Fatal(ae)
 	}
-	_, ok := coverByRollups(p)
+	_, ok := rollups.Cover(p)
 	return ok
 }
 
@@ -45,8 +47,8 @@ func (f *fixture) coveredByRollups(t testing.TB, site uint32, req RunReportReque
 func TestRollupUserCountsNearExact(t *testing.T) {
 	f := newFixture(t, 0)
 	writeSpread(t, f, rand.New(rand.NewPCG(3, 4)), 30000, 12000, 5000)
-	checkNearExact(t, f, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("totalUsers", "activeUsers", "newUsers", "eventCount"),
-		DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []MetricAggregation{"TOTAL"}},
+	checkNearExact(t, f, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("totalUsers", "activeUsers", "newUsers", "eventCount"),
+		DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-10"}}, MetricAggregations: []plan.MetricAggregation{"TOTAL"}},
 		"eventCount", 100)
 }
 
@@ -75,17 +77,17 @@ func writeSpread(t *testing.T, f *fixture, rng *rand.Rand, n, visitors, batch in
 // rollups and from the events: counter is exact, every other metric within
 // 2% and at least least, per page and in totals (estimates within the
 // error may order close pages differently).
-func checkNearExact(t *testing.T, f *fixture, req RunReportRequest, counter string, least float64) {
+func checkNearExact(t *testing.T, f *fixture, req plan.RunReportRequest, counter string, least float64) {
 	t.Helper()
 	if !f.coveredByRollups(t, 1, req) {
 		t.Fatal("report not covered by rollups")
 	}
-	exact := runRouted(t, f, routeEvents, req)
-	est := runRouted(t, f, routeRollups, req)
+	exact := runRouted(t, f, plan.RouteEvents, req)
+	est := runRouted(t, f, plan.RouteRollups, req)
 	if len(exact.Rows) != 3 || len(est.Rows) != 3 {
 		t.Fatalf("rows: exact %d, rollups %d, want 3", len(exact.Rows), len(est.Rows))
 	}
-	compare := func(what string, want, got Row) {
+	compare := func(what string, want, got plan.Row) {
 		t.Helper()
 		for i, m := range req.Metrics {
 			w, _ := strconv.ParseFloat(want.MetricValues[i].Value, 64)
@@ -99,7 +101,7 @@ func checkNearExact(t *testing.T, f *fixture, req RunReportRequest, counter stri
 			}
 		}
 	}
-	byPage := map[string]Row{}
+	byPage := map[string]plan.Row{}
 	for _, r := range est.Rows {
 		byPage[r.DimensionValues[0].Value] = r
 	}
@@ -113,13 +115,13 @@ func checkNearExact(t *testing.T, f *fixture, req RunReportRequest, counter stri
 	compare("totals", exact.Totals[0], est.Totals[0])
 }
 
-func runRouted(t *testing.T, f *fixture, r route, req RunReportRequest) *RunReportResponse {
+func runRouted(t *testing.T, f *fixture, r plan.Route, req plan.RunReportRequest) *plan.RunReportResponse {
 	t.Helper()
 	code, body := post(t, f.routedHandler(t, r), "1", testKey, req)
 	if code != http.StatusOK {
 		t.Fatalf("route %d: status %d: %s", r, code, body)
 	}
-	var resp RunReportResponse
+	var resp plan.RunReportResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func runRouted(t *testing.T, f *fixture, r route, req RunReportRequest) *RunRepo
 // under the automatic route and fail when forced onto rollups.
 func TestRollupsNotCovering(t *testing.T) {
 	f := newFixture(t, 200)
-	cases := []RunReportRequest{
+	cases := []plan.RunReportRequest{
 		{Dimensions: dims("dateHourMinute"), Metrics: mets("eventCount")},
 		{Dimensions: dims("hour", "pagePath"), Metrics: mets("eventCount")}, // hours are rolled up for all events only
 		{Dimensions: dims("date"), Metrics: mets("eventCount"), DimensionFilter: ptr(andF(strF("hour", "EXACT", "07", false),
@@ -138,22 +140,22 @@ func TestRollupsNotCovering(t *testing.T) {
 		{Dimensions: dims("pagePath", "country"), Metrics: mets("eventCount")},
 		{Dimensions: dims("customEvent:plan"), Metrics: mets("eventCount")},
 		{Dimensions: dims("city"), Metrics: mets("eventCount")},
-		{Dimensions: dims("pagePath"), Metrics: mets("eventCount"), MetricFilter: &FilterExpression{Filter: &Filter{FieldName: "eventCount",
-			NumericFilter: &NumericFilter{Operation: "GREATER_THAN", Value: i64(1)}}}},
+		{Dimensions: dims("pagePath"), Metrics: mets("eventCount"), MetricFilter: &plan.FilterExpression{Filter: &plan.Filter{FieldName: "eventCount",
+			NumericFilter: &plan.NumericFilter{Operation: "GREATER_THAN", Value: i64(1)}}}},
 	}
 	for i, req := range cases {
-		req.DateRanges = []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+		req.DateRanges = []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
 		if f.coveredByRollups(t, 1, req) {
 			t.Errorf("case %d: covered by rollups", i)
 		}
-		if code, body := post(t, f.routedHandler(t, routeRollups), "1", testKey, req); code != http.StatusInternalServerError {
+		if code, body := post(t, f.routedHandler(t, plan.RouteRollups), "1", testKey, req); code != http.StatusInternalServerError {
 			t.Errorf("case %d forced onto rollups: %d %s, want 500", i, code, body)
 		}
 		checkOracle(t, f, f.handler(t), 1, req, false)
 	}
 	// Days before the site's rollups are complete read events.
 	mustExec(t, f.pool, "UPDATE sites SET rollups_from = '2026-03-05' WHERE id = 1")
-	req := RunReportRequest{Dimensions: dims("date"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-04", EndDate: "today"}}}
+	req := plan.RunReportRequest{Dimensions: dims("date"), Metrics: mets("eventCount"), DateRanges: []plan.DateRange{{StartDate: "2026-03-04", EndDate: "today"}}}
 	if f.coveredByRollups(t, 1, req) {
 		t.Error("range before rollups_from covered by rollups")
 	}
@@ -163,7 +165,7 @@ func TestRollupsNotCovering(t *testing.T) {
 	}
 	// Hourly rows have their own start (sites that existed before them).
 	mustExec(t, f.pool, "UPDATE sites SET hour_rollups_from = '2026-03-07' WHERE id = 1")
-	hours := RunReportRequest{Dimensions: dims("dateHour"), Metrics: mets("eventCount"), DateRanges: []DateRange{{StartDate: "2026-03-06", EndDate: "today"}}}
+	hours := plan.RunReportRequest{Dimensions: dims("dateHour"), Metrics: mets("eventCount"), DateRanges: []plan.DateRange{{StartDate: "2026-03-06", EndDate: "today"}}}
 	if f.coveredByRollups(t, 1, hours) {
 		t.Error("hours before hour_rollups_from covered by rollups")
 	}
@@ -181,18 +183,18 @@ func TestRollupsNotCovering(t *testing.T) {
 // oracle (checked against every route in TestReportsMatchOracle too).
 func TestHourlyRollupsCover(t *testing.T) {
 	f := newFixture(t, 300)
-	for i, req := range []RunReportRequest{
+	for i, req := range []plan.RunReportRequest{
 		{Dimensions: dims("hour"), Metrics: mets("eventCount", "activeUsers", "screenPageViews")},
 		{Dimensions: dims("dateHour"), Metrics: mets("totalUsers", "newUsers", "userEngagementDuration")},
 		{Dimensions: dims("date", "hour"), Metrics: mets("keyEvents"), DimensionFilter: ptr(strF("hour", "BEGINS_WITH", "1", false))},
 		{Dimensions: dims("dayOfWeek"), Metrics: mets("eventCount"), DimensionFilter: ptr(notF(strF("hour", "EXACT", "00", false)))},
 	} {
-		req.DateRanges = []DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
+		req.DateRanges = []plan.DateRange{{StartDate: "2026-03-01", EndDate: "today"}}
 		req.MetricAggregations = allAggs
 		if !f.coveredByRollups(t, 1, req) {
 			t.Fatalf("case %d: not covered by rollups", i)
 		}
-		got := checkOracle(t, f, f.routedHandler(t, routeRollups), 1, req, false)
+		got := checkOracle(t, f, f.routedHandler(t, plan.RouteRollups), 1, req, false)
 		if len(got.Rows) < 2 {
 			t.Fatalf("case %d: %d rows", i, len(got.Rows))
 		}

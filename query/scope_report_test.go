@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/engine/rollups"
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // TestEventSessionReportsMatchOracle: session metrics by event-scoped
@@ -23,33 +25,33 @@ import (
 func TestEventSessionReportsMatchOracle(t *testing.T) {
 	f := newFixture(t, 1500)
 	h := f.handler(t)
-	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
-	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	events, rolled := f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
+	week := []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
 	cases := []struct {
 		name   string
 		site   uint32
-		req    RunReportRequest
+		req    plan.RunReportRequest
 		rolled bool
 	}{
-		{"pagePath by sessions and active users", 1, RunReportRequest{
+		{"pagePath by sessions and active users", 1, plan.RunReportRequest{
 			Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: week, MetricAggregations: allAggs}, false},
-		{"pageTitle by sessions", 2, RunReportRequest{
+		{"pageTitle by sessions", 2, plan.RunReportRequest{
 			Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: week, MetricAggregations: allAggs}, true},
-		{"pagePath by sessions and page views", 3, RunReportRequest{
+		{"pagePath by sessions and page views", 3, plan.RunReportRequest{
 			Dimensions: dims("pagePath"), Metrics: mets("sessions", "screenPageViews"), DateRanges: week, MetricAggregations: allAggs}, true},
-		{"every session metric with every event metric by event name, two ranges", 3, RunReportRequest{
+		{"every session metric with every event metric by event name, two ranges", 3, plan.RunReportRequest{
 			Dimensions: dims("eventName"), Metrics: append(sessionMetrics(), mets("eventCount")...), MetricAggregations: allAggs,
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}}, false},
-		{"event metrics and users by page and date, across DST", 1, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}}, false},
+		{"event metrics and users by page and date, across DST", 1, plan.RunReportRequest{
 			Dimensions: dims("date", "pagePath"), Metrics: append(mets("sessions", "engagedSessions"), allMetrics()...),
-			DateRanges: []DateRange{{StartDate: "2026-03-06", EndDate: "2026-03-10"}}, MetricAggregations: allAggs,
-			OrderBys: []OrderBy{byDim("date", "", false), byDim("pagePath", "", false)}}, false},
-		{"session- and event-scoped together", 2, RunReportRequest{
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-06", EndDate: "2026-03-10"}}, MetricAggregations: allAggs,
+			OrderBys: []plan.OrderBy{byDim("date", "", false), byDim("pagePath", "", false)}}, false},
+		{"session- and event-scoped together", 2, plan.RunReportRequest{
 			Dimensions: dims("sessionSource", "hostName"), Metrics: mets("sessions", "bounceRate", "screenPageViews"), DateRanges: week}, false},
-		{"custom parameter with a session metric filter", 3, RunReportRequest{
+		{"custom parameter with a session metric filter", 3, plan.RunReportRequest{
 			Dimensions: dims("customEvent:plan"), Metrics: mets("eventCount", "sessions"), DateRanges: week,
 			MetricFilter: ptr(numF("sessions", "GREATER_THAN", dbl(1)))}, false},
-		{"session report filtered on an event-scoped dimension", 1, RunReportRequest{
+		{"session report filtered on an event-scoped dimension", 1, plan.RunReportRequest{
 			Dimensions: dims("deviceCategory"), Metrics: mets("sessions", "averageSessionDuration"), DateRanges: week, MetricAggregations: allAggs,
 			DimensionFilter: ptr(strF("pagePath", "BEGINS_WITH", "/a", true))}, false},
 	}
@@ -61,7 +63,7 @@ func TestEventSessionReportsMatchOracle(t *testing.T) {
 				t.Fatalf("rollups cover it: %v, want %v", got, tc.rolled)
 			}
 			if tc.rolled {
-				checkOracle(t, f, rollups, tc.site, tc.req, false)
+				checkOracle(t, f, rolled, tc.site, tc.req, false)
 			}
 			// A value's sessions together exceed the range's sessions when
 			// sessions hold several values: each session is counted once
@@ -84,13 +86,13 @@ func TestEventSessionReportsMatchOracle(t *testing.T) {
 	// (transactionId, currencyCode: parameters of an event) among them:
 	// a value's sessions are those with an event holding it, which may
 	// have begun before the range.
-	for i, d := range dimensionList {
-		if d.scope != scopeEvent {
+	for i, d := range plan.DimensionList {
+		if d.Scope != plan.ScopeEvent {
 			continue
 		}
-		t.Run("every event-scoped dimension/"+d.name, func(t *testing.T) {
+		t.Run("every event-scoped dimension/"+d.Name, func(t *testing.T) {
 			site := fixtureSites[i%len(fixtureSites)].id
-			checkOracle(t, f, h, site, RunReportRequest{Dimensions: dims(d.name), Metrics: mets("sessions", "engagementRate"),
+			checkOracle(t, f, h, site, plan.RunReportRequest{Dimensions: dims(d.Name), Metrics: mets("sessions", "engagementRate"),
 				DateRanges: week, MetricAggregations: allAggs}, false)
 		})
 	}
@@ -102,29 +104,29 @@ func TestEventSessionReportsMatchOracle(t *testing.T) {
 func TestSessionDimensionsOnEveryEvent(t *testing.T) {
 	f := newFixture(t, 1500)
 	h := f.handler(t)
-	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
-	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	events, rolled := f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
+	week := []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
 	for _, d := range []string{"sessionSource", "sessionMedium", "sessionCampaignName", "sessionDefaultChannelGroup", "sessionSourceMedium",
 		"landingPage", "landingPagePlusQueryString", "newVsReturning", "firstUserSource"} {
 		t.Run(d, func(t *testing.T) {
 			for _, site := range []uint32{1, 2, 3} {
-				req := RunReportRequest{Dimensions: dims(d), Metrics: mets("screenPageViews", "eventCount", "activeUsers"),
+				req := plan.RunReportRequest{Dimensions: dims(d), Metrics: mets("screenPageViews", "eventCount", "activeUsers"),
 					DateRanges: week, MetricAggregations: allAggs}
 				got := checkOracle(t, f, h, site, req, false)
 				checkOracle(t, f, events, site, req, false)
 				covered := f.coveredByRollups(t, site, req)
-				if traffic := sessionTrafficDim(dimensionsByName[d]); covered != traffic {
+				if traffic := rollups.SessionTrafficDim(plan.DimensionsByName[d]); covered != traffic {
 					t.Fatalf("rollups cover %s: %v, want %v (the rows by session traffic source)", d, covered, traffic)
 				}
 				if covered {
-					checkOracle(t, f, rollups, site, req, false)
+					checkOracle(t, f, rolled, site, req, false)
 				}
 				switch d {
 				case "landingPage", "landingPagePlusQueryString", "sessionMedium", "sessionCampaignName":
 					continue // a session without a page view, or a utm_source without utm_medium
 				}
 				for _, r := range got.Rows {
-					if r.DimensionValues[0].Value == notSet {
+					if r.DimensionValues[0].Value == plan.NotSet {
 						t.Fatalf("site %d: %s (not set) holds %v: every fixture session has a value", site, d, r.MetricValues)
 					}
 				}
@@ -141,36 +143,36 @@ func TestSessionDimensionsOnEveryEvent(t *testing.T) {
 // packed days and days written after.
 func TestSessionTrafficRollupsMatchOracle(t *testing.T) {
 	f := newFixture(t, 1500)
-	rollups, events := f.routedHandler(t, routeRollups), f.routedHandler(t, routeEvents)
-	week := []DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
+	rolled, events := f.routedHandler(t, plan.RouteRollups), f.routedHandler(t, plan.RouteEvents)
+	week := []plan.DateRange{{StartDate: "2026-03-02", EndDate: "2026-03-08"}}
 	for _, tc := range []struct {
 		name string
 		site uint32
-		req  RunReportRequest
+		req  plan.RunReportRequest
 	}{
-		{"top sources by page views", 1, RunReportRequest{Dimensions: dims("sessionSource"),
-			Metrics: mets("screenPageViews"), DateRanges: week, Limit: 10, OrderBys: []OrderBy{byMetric("screenPageViews", true)}}},
-		{"source and medium by date, every rolled metric", 2, RunReportRequest{Dimensions: dims("date", "sessionSource", "sessionMedium"),
+		{"top sources by page views", 1, plan.RunReportRequest{Dimensions: dims("sessionSource"),
+			Metrics: mets("screenPageViews"), DateRanges: week, Limit: 10, OrderBys: []plan.OrderBy{byMetric("screenPageViews", true)}}},
+		{"source and medium by date, every rolled metric", 2, plan.RunReportRequest{Dimensions: dims("date", "sessionSource", "sessionMedium"),
 			Metrics:    mets("eventCount", "screenPageViews", "keyEvents", "totalUsers", "activeUsers", "newUsers", "userEngagementDuration"),
 			DateRanges: week, MetricAggregations: allAggs}},
-		{"source / medium filtered on the channel group, two ranges", 3, RunReportRequest{Dimensions: dims("sessionSourceMedium"),
+		{"source / medium filtered on the channel group, two ranges", 3, plan.RunReportRequest{Dimensions: dims("sessionSourceMedium"),
 			Metrics: mets("eventCount", "keyEvents"), DimensionFilter: ptr(strF("sessionDefaultChannelGroup", "EXACT", "Direct", false)),
-			DateRanges: []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}}},
-		{"campaign and channel", 1, RunReportRequest{Dimensions: dims("sessionCampaignName", "sessionDefaultChannelGroup"),
+			DateRanges: []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-04", Name: "early"}, {StartDate: "5daysAgo", EndDate: "today"}}}},
+		{"campaign and channel", 1, plan.RunReportRequest{Dimensions: dims("sessionCampaignName", "sessionDefaultChannelGroup"),
 			Metrics: mets("eventCount", "activeUsers"), DateRanges: week}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !f.coveredByRollups(t, tc.site, tc.req) {
 				t.Fatal("the rollups should answer an event report by session traffic source")
 			}
-			checkOracle(t, f, rollups, tc.site, tc.req, true)
+			checkOracle(t, f, rolled, tc.site, tc.req, true)
 			checkOracle(t, f, events, tc.site, tc.req, true)
 			// A rebuild (avila rebuild, an erasure's days) finds each
 			// event's session in the sessions table and writes the same.
 			if err := f.store.RebuildRollups(context.Background(), tc.site); err != nil {
 				t.Fatal(err)
 			}
-			checkOracle(t, f, rollups, tc.site, tc.req, true)
+			checkOracle(t, f, rolled, tc.site, tc.req, true)
 		})
 	}
 }
@@ -221,14 +223,14 @@ func TestKnownSeedReports(t *testing.T) {
 	}
 	markSessions(f.events, []uint32{3})
 	h := f.handler(t)
-	events, rollups := f.routedHandler(t, routeEvents), f.routedHandler(t, routeRollups)
-	month := []DateRange{{StartDate: "29daysAgo", EndDate: "today"}}
-	f1 := func(req RunReportRequest, want map[string][]string) {
+	events, rolled := f.routedHandler(t, plan.RouteEvents), f.routedHandler(t, plan.RouteRollups)
+	month := []plan.DateRange{{StartDate: "29daysAgo", EndDate: "today"}}
+	f1 := func(req plan.RunReportRequest, want map[string][]string) {
 		t.Helper()
 		got := checkOracle(t, f, h, 3, req, false)
 		checkOracle(t, f, events, 3, req, false)
 		if f.coveredByRollups(t, 3, req) {
-			checkOracle(t, f, rollups, 3, req, false)
+			checkOracle(t, f, rolled, 3, req, false)
 		}
 		rows := map[string][]string{}
 		for _, r := range got.Rows {
@@ -248,19 +250,19 @@ func TestKnownSeedReports(t *testing.T) {
 	}
 	// Views by the session's source: the newsletter session's second view
 	// is the newsletter's too.
-	f1(RunReportRequest{Dimensions: dims("sessionSource"), Metrics: mets("screenPageViews"), DateRanges: month},
+	f1(plan.RunReportRequest{Dimensions: dims("sessionSource"), Metrics: mets("screenPageViews"), DateRanges: month},
 		map[string][]string{"news": {"2"}, "google": {"1"}, "(direct)": {"5"}})
 	// A page's sessions: the sessions in which it was viewed.
-	f1(RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: month},
+	f1(plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions", "activeUsers"), DateRanges: month},
 		map[string][]string{"/a": {"2", "2"}, "/b": {"2", "1"}, "/c": {"4", "1"}})
-	f1(RunReportRequest{Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: month},
+	f1(plan.RunReportRequest{Dimensions: dims("pageTitle"), Metrics: mets("sessions"), DateRanges: month},
 		map[string][]string{"A": {"2"}, "B": {"2"}, "C": {"4"}})
 	// Ann's and Bob's first sessions and Cleo's first day are new.
-	f1(RunReportRequest{Dimensions: dims("newVsReturning"), Metrics: mets("eventCount"), DateRanges: month},
+	f1(plan.RunReportRequest{Dimensions: dims("newVsReturning"), Metrics: mets("eventCount"), DateRanges: month},
 		map[string][]string{"new": {"6"}, "returning": {"4"}})
 	// Cleo, seen on four days under one id, is one user over the month;
 	// the rollups merge her daily sketches rather than adding days.
-	users := RunReportRequest{Metrics: mets("totalUsers", "activeUsers"), DateRanges: month,
+	users := plan.RunReportRequest{Metrics: mets("totalUsers", "activeUsers"), DateRanges: month,
 		DimensionFilter: ptr(strF("pagePath", "EXACT", "/c", true))}
 	f1(users, map[string][]string{"": {"1", "1"}})
 	users.DimensionFilter = nil
@@ -268,12 +270,12 @@ func TestKnownSeedReports(t *testing.T) {
 		t.Fatal("the rollups should answer users over the month")
 	}
 	f1(users, map[string][]string{"": {"3", "3"}})
-	f1(RunReportRequest{Dimensions: dims("date"), Metrics: mets("totalUsers"), DateRanges: month,
+	f1(plan.RunReportRequest{Dimensions: dims("date"), Metrics: mets("totalUsers"), DateRanges: month,
 		DimensionFilter: ptr(strF("pagePath", "EXACT", "/c", true))},
 		map[string][]string{"20260301": {"1"}, "20260305": {"1"}, "20260308": {"1"}, "20260309": {"1"}})
 }
 
-func mnames(req RunReportRequest) []string {
+func mnames(req plan.RunReportRequest) []string {
 	var out []string
 	for _, m := range req.Metrics {
 		out = append(out, m.Name)
@@ -281,7 +283,7 @@ func mnames(req RunReportRequest) []string {
 	return out
 }
 
-func dnames(req RunReportRequest) []string {
+func dnames(req plan.RunReportRequest) []string {
 	var out []string
 	for _, d := range req.Dimensions {
 		out = append(out, d.Name)
@@ -289,7 +291,7 @@ func dnames(req RunReportRequest) []string {
 	return out
 }
 
-func metricIndexOf(req RunReportRequest, name string) int {
+func metricIndexOf(req plan.RunReportRequest, name string) int {
 	for i, m := range req.Metrics {
 		if m.Name == name {
 			return i
@@ -310,34 +312,34 @@ func number(t *testing.T, s string) float64 {
 // TestCompatibilityRules: the scope rules refuse GA4's incompatible pairs
 // with a 400 naming both, and accept what GA4 accepts.
 func TestCompatibilityRules(t *testing.T) {
-	item := &dimDef{name: "itemName", scope: scopeItem, expr: "'x'"}
-	itemRevenue := &metricDef{name: "itemRevenue", scope: scopeItem, expr: "0", sess: "0", mixed: "0"}
-	f := func(ds []*dimDef, ms []*metricDef, ok bool) {
+	item := &plan.DimDef{Name: "itemName", Scope: plan.ScopeItem, Expr: "'x'"}
+	itemRevenue := &plan.MetricDef{Name: "itemRevenue", Scope: plan.ScopeItem, Expr: "0", Sess: "0", Mixed: "0"}
+	f := func(ds []*plan.DimDef, ms []*plan.MetricDef, ok bool) {
 		t.Helper()
-		c := conflict(ds, ms)
+		c := plan.Conflict(ds, ms)
 		if (c == nil) != ok {
 			t.Fatalf("%v × %v: conflict %v, want compatible %v", ds, ms, c, ok)
 		}
 	}
-	d, m := dimensionsByName, metricsByName
-	f([]*dimDef{d["pagePath"]}, []*metricDef{m["sessions"], m["activeUsers"]}, true)
-	f([]*dimDef{d["pageTitle"], d["sessionSource"]}, []*metricDef{m["bounceRate"], m["eventCount"]}, true)
-	f([]*dimDef{d["newVsReturning"]}, []*metricDef{m["eventCount"]}, true)
-	f([]*dimDef{item}, []*metricDef{m["eventCount"]}, false)
-	f([]*dimDef{item}, []*metricDef{itemRevenue, m["sessions"], m["activeUsers"]}, true)
-	f([]*dimDef{{name: "source", scope: scopeAttribution}}, []*metricDef{m["screenPageViews"]}, false)
+	d, m := plan.DimensionsByName, plan.MetricsByName
+	f([]*plan.DimDef{d["pagePath"]}, []*plan.MetricDef{m["sessions"], m["activeUsers"]}, true)
+	f([]*plan.DimDef{d["pageTitle"], d["sessionSource"]}, []*plan.MetricDef{m["bounceRate"], m["eventCount"]}, true)
+	f([]*plan.DimDef{d["newVsReturning"]}, []*plan.MetricDef{m["eventCount"]}, true)
+	f([]*plan.DimDef{item}, []*plan.MetricDef{m["eventCount"]}, false)
+	f([]*plan.DimDef{item}, []*plan.MetricDef{itemRevenue, m["sessions"], m["activeUsers"]}, true)
+	f([]*plan.DimDef{{Name: "source", Scope: plan.ScopeAttribution}}, []*plan.MetricDef{m["screenPageViews"]}, false)
 	// A metric without a per-session form cannot be reported by an
 	// event-scoped dimension beside a session metric.
-	f([]*dimDef{d["pagePath"]}, []*metricDef{m["sessions"], {name: "x", scope: scopeEvent, expr: "0", sess: "0"}}, false)
-	f([]*dimDef{d["pagePath"], d["sessionSource"]}, []*metricDef{m["sessions"], m["bounceRate"]}, true)
-	if c := conflict([]*dimDef{item}, []*metricDef{m["eventCount"]}); c == nil ||
-		!strings.Contains(c.message(), `item-scoped dimension "itemName" and the event-scoped metric "eventCount"`) {
+	f([]*plan.DimDef{d["pagePath"]}, []*plan.MetricDef{m["sessions"], {Name: "x", Scope: plan.ScopeEvent, Expr: "0", Sess: "0"}}, false)
+	f([]*plan.DimDef{d["pagePath"], d["sessionSource"]}, []*plan.MetricDef{m["sessions"], m["bounceRate"]}, true)
+	if c := plan.Conflict([]*plan.DimDef{item}, []*plan.MetricDef{m["eventCount"]}); c == nil ||
+		!strings.Contains(c.Message(), `item-scoped dimension "itemName" and the event-scoped metric "eventCount"`) {
 		t.Fatalf("an item-scoped dimension with eventCount: %v", c)
 	}
 
 	fx := newFixture(t, 0)
-	code, out := post(t, fx.handler(t), "1", testKey, RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
-		DateRanges: []DateRange{{StartDate: "today", EndDate: "today"}}})
+	code, out := post(t, fx.handler(t), "1", testKey, plan.RunReportRequest{Dimensions: dims("pagePath"), Metrics: mets("sessions"),
+		DateRanges: []plan.DateRange{{StartDate: "today", EndDate: "today"}}})
 	if code != http.StatusOK {
 		t.Fatalf("pagePath × sessions: %d %s", code, out)
 	}

@@ -1,6 +1,10 @@
 package query
 
-import "time"
+import (
+	"github.com/avila-analytics/avila/query/engine/rollups"
+	"github.com/avila-analytics/avila/query/plan"
+	"time"
+)
 
 // Token costs (see quota.go). A day of events costs as much as
 // eventsWeight days of rollups: a rollup day is one row per dimension
@@ -13,8 +17,8 @@ const (
 )
 
 // rangeDays is the number of days in r, a partial day counting whole.
-func rangeDays(r rangePlan) int64 {
-	d := r.hi.Sub(r.lo)
+func rangeDays(r plan.RangePlan) int64 {
+	d := r.Hi.Sub(r.Lo)
 	if d <= 0 {
 		return 0
 	}
@@ -22,14 +26,14 @@ func rangeDays(r rangePlan) int64 {
 }
 
 // reportTokens is what computing p costs: 1 + ⌊days × w / 30⌋.
-func reportTokens(p *plan) int64 {
+func reportTokens(p *plan.Plan) int64 {
 	var days int64
-	for _, r := range p.ranges {
+	for _, r := range p.Ranges {
 		days += rangeDays(r)
 	}
 	w := int64(eventsWeight)
-	if p.route != routeEvents {
-		if _, ok := coverByRollups(p); ok {
+	if p.Route != plan.RouteEvents {
+		if _, ok := rollups.Cover(p); ok {
 			w = rollupsWeight
 		}
 	}
@@ -39,7 +43,7 @@ func reportTokens(p *plan) int64 {
 // reportsCost is the token cost of the request that computed plans: 1
 // when it ran no statement (the cache answered), else the sum of the
 // reports' costs plus a token per 1000 rows received.
-func reportsCost(u *usage, plans ...*plan) int64 {
+func reportsCost(u *usage, plans ...*plan.Plan) int64 {
 	if u.statements.Load() == 0 {
 		return 1
 	}
@@ -52,6 +56,6 @@ func reportsCost(u *usage, plans ...*plan) int64 {
 
 // funnelCost is what a funnel over fp's range cost: it scans events, so
 // 1 + ⌊days × 10 / 30⌋, plus a token per 1000 rows received.
-func funnelCost(u *usage, fp *funnelPlan) int64 {
-	return 1 + rangeDays(fp.rng)*eventsWeight/tokenDays + u.rows.Load()/tokenRows
+func funnelCost(u *usage, fp *plan.FunnelPlan) int64 {
+	return 1 + rangeDays(fp.Rng)*eventsWeight/tokenDays + u.rows.Load()/tokenRows
 }

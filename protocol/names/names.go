@@ -4,7 +4,7 @@
 // the agent uses. The agent stores GA4's names (agent/enrich); reports map
 // values stored before through the same table (query), so a database
 // written by an older agent shows GA4's names too. Country and language
-// names come from CLDR with GA4's own spellings (query/gen_names.go).
+// names come from CLDR with GA4's own spellings (query/plan/gen_names.go).
 //
 // The agent links this package: it imports nothing outside the standard
 // library.

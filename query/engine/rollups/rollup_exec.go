@@ -1,0 +1,648 @@
+package rollups
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/avila-analytics/avila/query/engine/sql"
+	"github.com/avila-analytics/avila/query/plan"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// ErrNotCovered: a report forced onto the rollups asks what they lack.
+var ErrNotCovered = errors.New("query: the rollups do not cover this report")
+
+// rollupCell is one group's merged rollup rows.
+type rollupCell struct {
+	events, views, keyEvents, engageMs int64
+	sessions, engaged, durationUs      int64 // session rollups only
+	amounts                            [postgres.NumAmounts]float64
+	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
+	// counted: the estimate of a sketch column computed from its inputs'
+	// encoded hashes (postgres.SparseUnionEstimate) instead of a merged
+	// sketch, when the merge would have stayed sparse (hasCount).
+	counted  [3]int64
+	hasCount [3]bool
+}
+
+// add adds o's counters to c's.
+func (c *rollupCell) add(o *rollupCell) {
+	c.events, c.views, c.keyEvents, c.engageMs = c.events+o.events, c.views+o.views, c.keyEvents+o.keyEvents, c.engageMs+o.engageMs
+	c.sessions, c.engaged, c.durationUs = c.sessions+o.sessions, c.engaged+o.engaged, c.durationUs+o.durationUs
+	for i := range c.amounts {
+		c.amounts[i] += o.amounts[i]
+	}
+}
+
+func (c *rollupCell) estimate(bit int) int64 {
+	for i := range c.hasCount {
+		if bit == 1<<i && c.hasCount[i] {
+			return c.counted[i]
+		}
+	}
+	for i := range c.sketches {
+		if bit == 1<<i && c.sketches[i] != nil {
+			return int64(c.sketches[i].Estimate())
+		}
+	}
+	return 0
+}
+
+// rollupRow is a grouped report row read from the rollups.
+type rollupRow struct {
+	rng  int
+	keys []string
+	ints []int64   // integer metrics
+	flts []float64 // other metrics
+	// raw: the group's serialized sketches by sketch column, not merged
+	// yet (lazySketches); nil once merged.
+	raw *[3][][]byte
+	c   *rollupCell
+	ids []int32 // the group's rollup dim_ids, when read
+}
+
+// lazySketches reports whether p's rows can be ordered, counted and paged
+// on their counters alone, so sketches need merging only for the rows of
+// the page (and for totals): no ordering term and no maximum or minimum
+// reads a user count. Merging a sketch per day and group dominates a
+// report over thousands of groups (top pages over 30 days).
+func lazySketches(p *plan.Plan) bool {
+	if p.Maximums || p.Minimums || len(p.Metrics) == 0 {
+		return false
+	}
+	terms := p.Order
+	if len(terms) == 0 {
+		terms = []plan.OrderTerm{{Metric: true, Idx: 0}}
+	}
+	for _, t := range terms {
+		if t.Metric && metricsOf(p)[p.Metrics[t.Idx].Name].sketches != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeSketches merges the row's raw sketches into its cell and computes
+// its metrics with them.
+func (r *rollupRow) mergeSketches(p *plan.Plan) error {
+	if r.raw == nil {
+		return nil
+	}
+	if err := countRaw(r.c, r.raw); err != nil {
+		return err
+	}
+	r.raw = nil
+	r.ints, r.flts = rollupValues(p, r.c)
+	return nil
+}
+
+// countRaw sets c's user counts from serialized sketches (by sketch
+// column; nil: not read), c's only merge: a column whose merge would stay
+// sparse is counted from its inputs' encoded hashes, which costs no
+// sketch (a report of thousands of groups merges tens of thousands of
+// small daily sketches), the others are merged (mergeRaw).
+func countRaw(c *rollupCell, raw *[3][][]byte) error {
+	rest := *raw
+	for i, col := range raw {
+		if col == nil || c.sketches[i] != nil || !sparseMerge(col) {
+			continue
+		}
+		est, ok, err := postgres.SparseUnionEstimate(col)
+		if err != nil {
+			return fmt.Errorf("query: rollup row: %w", err)
+		}
+		if ok {
+			c.counted[i], c.hasCount[i] = int64(est), true
+			rest[i] = nil
+		}
+	}
+	return mergeRaw(c, &rest)
+}
+
+// mergeRaw merges serialized sketches (by sketch column; nil: not read)
+// into c's sketches.
+func mergeRaw(c *rollupCell, raw *[3][][]byte) error {
+	for i, col := range raw {
+		if col == nil {
+			continue
+		}
+		if c.sketches[i] == nil {
+			c.sketches[i] = newMergeSketch(col)
+		}
+		if err := postgres.MergeSketches(c.sketches[i], col); err != nil {
+			return fmt.Errorf("query: rollup row: %w", err)
+		}
+	}
+	return nil
+}
+
+// denseMergeBytes is the size of serialized sketches above which their
+// merge goes into a dense sketch. Merging sparse sketches rebuilds the
+// growing sparse list on every merge, which made merging a top page's 30
+// daily sketches the better part of its report; a dense sketch takes each
+// entry in constant time. Sparse sketches of this size hold a few thousand
+// visitors, where the dense estimate's error (well under 1%) is no larger
+// than at any higher count; smaller merges stay sparse, exact for small
+// counts.
+const denseMergeBytes = 4096
+
+// newMergeSketch is the empty sketch to merge the serialized sketches of
+// col into: sparse (exact for small counts) unless they are large.
+func newMergeSketch(col [][]byte) *hyperloglog.Sketch {
+	if sparseMerge(col) {
+		return postgres.NewSketch()
+	}
+	return postgres.NewDenseSketch()
+}
+
+// sparseMerge reports whether the serialized sketches of col merge into a
+// sparse sketch (denseMergeBytes).
+func sparseMerge(col [][]byte) bool {
+	n := 0
+	for _, b := range col {
+		n += len(b)
+	}
+	return n <= denseMergeBytes
+}
+
+// metric i of the row as a number, for ordering and aggregation.
+func (r *rollupRow) metric(p *plan.Plan, i int) float64 {
+	if p.Metrics[i].Integer() {
+		return float64(r.ints[i])
+	}
+	return r.flts[i]
+}
+
+func (r *rollupRow) allZero(p *plan.Plan) bool {
+	for i := range p.Metrics {
+		if r.metric(p, i) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RunReport answers p from the rollups, grouping, ordering and paging
+// in Go as buildSQL's statement does in SQL.
+func RunReport(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (*plan.RunReportResponse, error) {
+	lazy := lazySketches(p)
+	// Two phases when the groups can be ordered and paged on counters and
+	// no total needs every sketch: the counters of every group first, then
+	// the sketches of the groups that need them (the page; groups whose
+	// counters are all zero) only.
+	twoPhase := lazy && rp.sketches != 0 && !p.Totals
+	first := rp
+	first.sketches = 0
+	// Groups ordered on user or session counts, without day dimensions
+	// or a filter: their counters summed per dim_id first, then every
+	// day's sketches read as they are stored (nothing grouped in SQL),
+	// which is what a report over thousands of pages costs least.
+	every := !lazy && rp.sketches != 0 && !rp.sessions && presummable(p, first, nil)
+	if !twoPhase && !every {
+		first = rp
+	}
+	totals := make([]*rollupCell, len(p.Ranges))
+	all, err := readRollupRows(ctx, db, p, first, twoPhase || every, nil, totals)
+	if err != nil {
+		return nil, err
+	}
+	if every {
+		if err := everySketch(ctx, db, p, rp, all, totals); err != nil {
+			return nil, err
+		}
+	}
+	var rows, unsure []*rollupRow
+	for _, row := range all {
+		if !lazy {
+			if err := row.mergeSketches(p); err != nil {
+				return nil, err
+			}
+		}
+		if !p.KeepEmpty && len(p.Metrics) > 0 && row.allZero(p) {
+			// GA4 drops rows whose metrics are all zero; a lazy row's user
+			// counts decide only when its counters are all zero.
+			unsure = append(unsure, row)
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if twoPhase {
+		if err := fetchSketches(ctx, db, p, rp, unsure); err != nil {
+			return nil, err
+		}
+	}
+	for _, row := range unsure {
+		if err := row.mergeSketches(p); err != nil {
+			return nil, err
+		}
+		if !row.allZero(p) {
+			rows = append(rows, row)
+		}
+	}
+	slices.SortFunc(rows, rollupOrder(p))
+
+	resp := sql.NewResponse(p)
+	resp.RowCount = int64(len(rows))
+	var page []*rollupRow
+	if p.Offset < int64(len(rows)) {
+		page = rows[p.Offset : p.Offset+min(p.Limit, int64(len(rows))-p.Offset)]
+	}
+	if twoPhase {
+		if err := fetchSketches(ctx, db, p, rp, page); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range page {
+		if err := r.mergeSketches(p); err != nil {
+			return nil, err
+		}
+		row := plan.Row{DimensionValues: make([]plan.Value, 0, len(p.Dims)+1), MetricValues: formatValues(p, r.ints, r.flts)}
+		for _, k := range r.keys {
+			row.DimensionValues = append(row.DimensionValues, plan.Value{Value: k})
+		}
+		if len(p.Ranges) > 1 {
+			row.DimensionValues = append(row.DimensionValues, plan.Value{Value: p.RangeNames[r.rng]})
+		}
+		resp.Rows = append(resp.Rows, row)
+	}
+	if len(p.Metrics) == 0 {
+		return resp, nil
+	}
+	if p.Totals {
+		byRange := map[int32][]plan.Value{}
+		for i, c := range totals {
+			if c != nil {
+				ints, flts := rollupValues(p, c)
+				byRange[int32(i)] = formatValues(p, ints, flts)
+			}
+		}
+		resp.Totals = sql.SummaryRows(p, byRange, plan.ReservedTotal)
+	}
+	for _, agg := range []struct {
+		on       bool
+		out      *[]plan.Row
+		reserved string
+		better   func(a, b float64) bool
+	}{
+		{p.Maximums, &resp.Maximums, plan.ReservedMax, func(a, b float64) bool { return a > b }},
+		{p.Minimums, &resp.Minimums, plan.ReservedMin, func(a, b float64) bool { return a < b }},
+	} {
+		if !agg.on {
+			continue
+		}
+		best := map[int32]*rollupRow{} // per range: one row holding the best of each metric
+		for _, r := range rows {
+			b := best[int32(r.rng)]
+			if b == nil {
+				best[int32(r.rng)] = &rollupRow{ints: slices.Clone(r.ints), flts: slices.Clone(r.flts)}
+				continue
+			}
+			for i := range p.Metrics {
+				if agg.better(r.metric(p, i), b.metric(p, i)) {
+					b.ints[i], b.flts[i] = r.ints[i], r.flts[i]
+				}
+			}
+		}
+		byRange := map[int32][]plan.Value{}
+		for i, b := range best {
+			byRange[i] = formatValues(p, b.ints, b.flts)
+		}
+		*agg.out = sql.SummaryRows(p, byRange, agg.reserved)
+	}
+	return resp, nil
+}
+
+// rollupValues computes p's metrics from c.
+func rollupValues(p *plan.Plan, c *rollupCell) ([]int64, []float64) {
+	ints, flts := make([]int64, len(p.Metrics)), make([]float64, len(p.Metrics))
+	for i, m := range p.Metrics {
+		ints[i], flts[i] = metricsOf(p)[m.Name].value(c)
+	}
+	return ints, flts
+}
+
+// formatValues formats metrics as metricCells.values does.
+func formatValues(p *plan.Plan, ints []int64, flts []float64) []plan.Value {
+	out := make([]plan.Value, len(p.Metrics))
+	for i, m := range p.Metrics {
+		if m.Integer() {
+			out[i] = plan.Value{Value: strconv.FormatInt(ints[i], 10)}
+		} else {
+			out[i] = plan.Value{Value: strconv.FormatFloat(flts[i], 'f', -1, 64)}
+		}
+	}
+	return out
+}
+
+// numberText is numericSQL's test: the values NUMERIC order reads as numbers.
+var numberText = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// readRollupRows runs the rollup statement of p and rp (with ids, reading
+// each group's dim_ids; restricted to the dim_ids of only, if not nil) and
+// returns its groups with their counters' metrics and their sketches
+// unmerged. With p.totals it adds every group into totals (by range),
+// sketches merged.
+func readRollupRows(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, ids bool, only []int32, totals []*rollupCell) ([]*rollupRow, error) {
+	if presummable(p, rp, only) && !rp.sessions { // session rollups are not packed
+		sums, err := sumRollups(ctx, db, p, rp)
+		if err != nil {
+			return nil, err
+		}
+		return groupRollupSums(ctx, db, p, sums, ids, totals)
+	}
+	q := buildRollupSQL(p, rp, ids, only)
+	res, err := db.Query(ctx, q.Text, q.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	}
+	defer res.Close()
+	nd := len(p.Dims)
+	var (
+		k0     int32
+		keys   = make([]*string, nd)
+		counts = make([]int64, len(sessionCounters))
+		amts   [postgres.NumAmounts]float64
+		skb    [3][][]byte
+		dimIDs []int32
+		dest   = []any{&k0}
+	)
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	for i := range rp.counters() {
+		dest = append(dest, &counts[i])
+	}
+	for i := range rp.amountColumns() {
+		dest = append(dest, &amts[i])
+	}
+	for i := range skb {
+		if rp.reads()&(1<<i) != 0 {
+			dest = append(dest, &skb[i])
+		}
+	}
+	if ids {
+		dest = append(dest, &dimIDs)
+	}
+	var rows []*rollupRow
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query: scan rollup row: %w", err)
+		}
+		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3],
+			sessions: counts[4], engaged: counts[5], durationUs: counts[6], amounts: amts}
+		raw := new([3][][]byte)
+		for i := range skb {
+			if rp.reads()&(1<<i) != 0 {
+				raw[i] = slices.Clone(skb[i])
+			}
+		}
+		rp.expandRaw(raw)
+		rng := sql.RangeIndex(&k0, len(p.Ranges))
+		if p.Totals && only == nil {
+			if totals[rng] == nil {
+				totals[rng] = &rollupCell{}
+			}
+			t := totals[rng]
+			t.add(c)
+			if err := mergeRaw(t, raw); err != nil {
+				return nil, err
+			}
+		}
+		row := &rollupRow{rng: rng, keys: make([]string, nd), c: c, raw: raw}
+		if ids {
+			row.ids = slices.Clone(dimIDs)
+		}
+		for i, k := range keys {
+			row.keys[i] = sql.Deref(k)
+		}
+		row.ints, row.flts = rollupValues(p, c) // user counts 0 until merged
+		rows = append(rows, row)
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("query: run rollup report: %w", err)
+	}
+	return rows, nil
+}
+
+// groupRollupSums groups sums (per range and dim_id, no sketches) by p's
+// dimension values, which one statement computes for the distinct dim_ids
+// (a few thousand names instead of a row per day and value), and returns
+// the groups as readRollupRows does.
+func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, sums rollupSums, ids bool, totals []*rollupCell) ([]*rollupRow, error) {
+	dimIDs := make([]int32, len(sums))
+	for i := range sums {
+		dimIDs[i] = sums[i].dim
+	}
+	slices.Sort(dimIDs)
+	dimIDs = slices.Compact(dimIDs)
+	w := &sql.Writer{Args: []any{int32(p.Site.ID)}, Rollup: true, RollupTraffic: usesSessionTraffic(p), Items: p.Items}
+	joins := sql.JoinsOf(p.Dims)
+	w.WriteString("WITH ")
+	w.WriteNameTables(joins)
+	w.WriteString("e AS (SELECT unnest(" + w.Bind(dimIDs) + "::int[]) AS dim_id)\nSELECT e.dim_id")
+	for _, d := range p.Dims {
+		w.WriteString(", " + w.DimExpr(d))
+	}
+	w.WriteString(" FROM e")
+	w.WriteRollupJoins(joins)
+	w.WriteString(" WHERE $1::int IS NOT NULL") // the name tables' site; typed when none reads it
+	res, err := db.Query(ctx, w.String(), w.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("query: name rollup values: %w", err)
+	}
+	defer res.Close()
+	nd := len(p.Dims)
+	names := make(map[int32][]string, len(dimIDs))
+	var (
+		id   int32
+		keys = make([]*string, nd)
+		dest = []any{&id}
+	)
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query: name rollup values: %w", err)
+		}
+		vals := make([]string, nd)
+		for i, k := range keys {
+			vals[i] = sql.Deref(k)
+		}
+		names[id] = vals
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("query: name rollup values: %w", err)
+	}
+	groups := make(map[string]*rollupRow)
+	var rows []*rollupRow
+	for i := range sums {
+		rng, dim, c := int(sums[i].rng), sums[i].dim, &sums[i].c
+		vals, ok := names[dim]
+		if !ok {
+			return nil, fmt.Errorf("query: BUG: rollup dim_id %d has no name", dim)
+		}
+		k := groupKey(rng, vals)
+		row := groups[k]
+		if row == nil {
+			row = &rollupRow{rng: rng, keys: vals, c: &rollupCell{}, raw: new([3][][]byte)}
+			groups[k] = row
+			rows = append(rows, row)
+		}
+		row.c.add(c)
+		if ids {
+			row.ids = append(row.ids, dim)
+		}
+		if p.Totals {
+			if totals[rng] == nil {
+				totals[rng] = &rollupCell{}
+			}
+			totals[rng].add(c)
+		}
+	}
+	for _, row := range rows {
+		slices.Sort(row.ids)
+		row.ids = slices.Compact(row.ids)
+		row.ints, row.flts = rollupValues(p, row.c) // user counts 0 until merged
+	}
+	return rows, nil
+}
+
+// fetchSketches reads the sketches of rows (groups read without them, with
+// their dim_ids) and leaves them unmerged in each row.
+func fetchSketches(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, rows []*rollupRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := groupIDs(rows)
+	if !slices.ContainsFunc(p.Dims, isDayDim) {
+		return pickSketches(ctx, db, p, rp, rows, ids, false)
+	}
+	// Other groups may share these dim_ids (other ranges; other days of a
+	// date dimension): they are read and ignored.
+	got, err := readRollupRows(ctx, db, p, rp, false, ids, nil)
+	if err != nil {
+		return err
+	}
+	byKey := make(map[string]*rollupRow, len(got))
+	for _, g := range got {
+		byKey[groupKey(g.rng, g.keys)] = g
+	}
+	for _, r := range rows {
+		g := byKey[groupKey(r.rng, r.keys)]
+		if g == nil {
+			return fmt.Errorf("query: BUG: rollup group %d %q lost between its counters and its sketches", r.rng, r.keys)
+		}
+		r.raw = g.raw
+	}
+	return nil
+}
+
+// groupIDs are the dim_ids of rows, ascending, each once.
+func groupIDs(rows []*rollupRow) []int32 {
+	var ids []int32
+	for _, r := range rows {
+		ids = append(ids, r.ids...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// everySketch reads the sketches of rows, every group of p (read with
+// their dim_ids), and merges them into totals (by range) when p asks for
+// totals, group by group as readRollupRows does.
+func everySketch(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, rows []*rollupRow, totals []*rollupCell) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := pickSketches(ctx, db, p, rp, rows, groupIDs(rows), true); err != nil {
+		return err
+	}
+	if !p.Totals {
+		return nil
+	}
+	for _, r := range rows {
+		if totals[r.rng] == nil {
+			totals[r.rng] = &rollupCell{}
+		}
+		if err := mergeRaw(totals[r.rng], r.raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupKey identifies a group of a rollup report: range and dimension values.
+func groupKey(rng int, keys []string) string {
+	return strconv.Itoa(rng) + "\x00" + strings.Join(keys, "\x00")
+}
+
+// rollupOrder is writeOrder's ordering: the request's terms (or the first
+// metric descending), then the date range and every dimension ascending.
+// Text compares by bytes, which for UTF-8 is code point order (COLLATE "C").
+func rollupOrder(p *plan.Plan) func(a, b *rollupRow) int {
+	terms := p.Order
+	if len(terms) == 0 && len(p.Metrics) > 0 {
+		terms = []plan.OrderTerm{{Metric: true, Idx: 0, Desc: true}}
+	}
+	for i := 0; i <= len(p.Dims); i++ {
+		terms = append(slices.Clip(terms), plan.OrderTerm{Idx: i})
+	}
+	return func(a, b *rollupRow) int {
+		for _, t := range terms {
+			var c int
+			switch {
+			case t.Metric:
+				c = cmp.Compare(a.metric(p, t.Idx), b.metric(p, t.Idx))
+			case t.Idx == 0:
+				c = cmp.Compare(a.rng, b.rng)
+			case t.Numeric:
+				c = CompareNumberText(a.keys[t.Idx-1], b.keys[t.Idx-1])
+			case t.Fold:
+				c = strings.Compare(strings.ToLower(a.keys[t.Idx-1]), strings.ToLower(b.keys[t.Idx-1]))
+			default:
+				c = strings.Compare(a.keys[t.Idx-1], b.keys[t.Idx-1])
+			}
+			if t.Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	}
+}
+
+// CompareNumberText orders texts by numeric value, texts that are no number
+// before all numbers (ascending; so after them descending, as NULLS FIRST
+// ascending and NULLS LAST descending do).
+func CompareNumberText(a, b string) int {
+	x, xok := ParseNumberText(a)
+	y, yok := ParseNumberText(b)
+	switch {
+	case !xok && !yok:
+		return 0
+	case !xok:
+		return -1
+	case !yok:
+		return 1
+	}
+	return x.Cmp(y)
+}
+
+func ParseNumberText(s string) (*big.Rat, bool) {
+	if !numberText.MatchString(s) {
+		return nil, false
+	}
+	return new(big.Rat).SetString(s)
+}
