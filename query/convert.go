@@ -11,8 +11,9 @@ import (
 )
 
 // The API speaks Google's own types (genproto's analytics/data v1beta and
-// v1alpha); the engines plan from the structs of request.go, filter.go,
-// realtime.go and funnel_request.go. These functions convert at the edge,
+// v1alpha); planning reads the structs of query/plan (request.go,
+// filter.go, funnel_request.go) and query/engine/realtime (realtime.go).
+// These functions convert at the edge,
 // in both directions. Enums become their names (an unknown number becomes
 // its decimal text, which validation refuses by name); parts the engines
 // do not evaluate (cohorts, comparisons, dimension expressions, pivot
