@@ -226,23 +226,32 @@ func (q *Queue) restartWAL() {
 	q.mu.Unlock()
 }
 
-// walReadMax bounds what Seal reads of the log at once (a segment of 5000
-// events is about 2 MiB), so a long log costs no more memory than that.
-// wal.readMax holds it; tests lower it.
-const walReadMax = 4 << 20
+// walReadMax bounds what Seal reads of the log at once: it reads a
+// segment's records piece by piece, decrypting each piece into the batch
+// before it reads the next, so the log costs Seal no more memory than
+// this, however far behind it is. wal.readMax holds it; tests lower it.
+const walReadMax = 256 << 10
 
 // walRecords returns up to limit (all when limit <= 0) logged records that
-// are not in bbolt yet, oldest first, with the offset after the last one.
-// With a limit it reads at most wal.readMax bytes (more only for a single
-// larger record), so it may return fewer. The caller holds sealMu, so no
-// one else consumes meanwhile, and Close does not close the file under it.
-// The log is read into *buf (grown as needed; buf nil: a new buffer), which
-// vals point into: they are valid until *buf is used again.
+// are not in bbolt yet, oldest first, with the offset after the last one;
+// see walRead.
 func (q *Queue) walRecords(limit int, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
 	q.mu.Lock()
-	w := &q.wal
-	from, to, first := w.consumedOff, w.committedOff, w.consumedID+1
+	from, to, first := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
 	q.mu.Unlock()
+	return q.walRead(from, to, first, limit, buf)
+}
+
+// walRead returns up to limit (all when limit <= 0) logged records from
+// offset from, whose first has id first, up to offset to, with the offset
+// after the last one returned. With a limit it reads at most wal.readMax
+// bytes (more only for a single larger record), so it may return fewer.
+// The caller holds sealMu, so no one else consumes meanwhile, and Close
+// does not close the file under it. The log is read into *buf (grown as
+// needed; buf nil: a new buffer), which vals point into: they are valid
+// until *buf is used again.
+func (q *Queue) walRead(from, to int64, first uint64, limit int, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
+	w := &q.wal
 	if from == to {
 		return nil, nil, from, nil
 	}
