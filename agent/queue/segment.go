@@ -114,7 +114,7 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	from, to, next := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
 	q.mu.Unlock()
 	for events < maxEvents && from < to {
-		ids, vals, end, err := q.walRead(from, to, next, maxEvents-events, &bufs.wal)
+		ids, vals, end, err := q.walRead(from, to, next, maxEvents-events, q.wal.readMax, &bufs.wal)
 		if err != nil {
 			bufs.batch = batch
 			return 0, false, q.wrap("seal: read write-ahead log", err)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -264,4 +266,41 @@ func TestScanWAL(t *testing.T) {
 	bad[len(bad)-1] ^= 1
 	f(bad, []uint64{7, 8}, 1)
 	f(rec(append([]byte(nil), good...), 11), []uint64{7, 8, 9}, 0) // a gap ends the run
+}
+
+// A drain moves the log into bbolt in pieces of drainMax, one transaction
+// each, so its memory does not grow with the log; every event arrives
+// once, in order, also when the queue crashes after a piece.
+func TestDrainInPieces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := openTest(t, path, 0)
+	rec := int64(walHeaderLen + len(ev(t, 1)) + sealOverhead)
+	q.wal.drainMax = 2*rec + rec/2 // two records a piece
+	var pieces atomic.Int64
+	q.failAt = func(fp failpoint) error {
+		if fp == fpDrained {
+			pieces.Add(1)
+		}
+		return nil
+	}
+	appendEach(t, q, span(1, 7)...)
+	if err := q.drainWAL(); err != nil {
+		t.Fatal(err)
+	}
+	if n := pieces.Load(); n != 4 {
+		t.Fatalf("7 records drained in %d pieces, want 4 of at most 2", n)
+	}
+	appendEach(t, q, span(8, 12)...)
+	q.failAt = func(fp failpoint) error {
+		if fp == fpDrained {
+			return errors.New("crash after the first piece")
+		}
+		return nil
+	}
+	if err := q.drainWAL(); err == nil {
+		t.Fatal("drain went on past the failpoint")
+	}
+	q.crash(t)
+	q = openTest(t, path, 0)
+	wantSealed(t, q, span(1, 12))
 }
