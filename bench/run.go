@@ -37,7 +37,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err := CheckPhases(opts.Phases); err != nil {
 		return nil, err
 	}
-	r := &run{opts: opts, sz: sizingFor(opts.Quick), log: opts.Logger, res: NewResults(figures(opts.Quick))}
+	r := &run{opts: opts, sz: sizingFor(opts), log: opts.Logger, res: NewResults(figures(opts.Quick))}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

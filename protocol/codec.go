@@ -28,10 +28,13 @@ var ErrBadBatch = errors.New("bad batch")
 // compression, so matches are found as before, and the encoder keeps about 4 MB of tables
 // and history alive instead of 18 MB. In the agent, whose heap is held
 // under a soft limit (24 MiB), those 14 MB made the collector run every few
-// milliseconds under load. Decoders accept any window up to their limit.
+// milliseconds under load. With lower encoder memory its history holds the
+// window and one block (about 1.1 MiB) rather than twice the window, and
+// its block buffers start small: the same frames, a megabyte less of the
+// agent's live heap. Decoders accept any window up to their limit.
 var (
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(1<<20))
+		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecodedBytes), zstd.WithDecoderConcurrency(0))
 )
 

@@ -253,7 +253,9 @@ type Client struct {
 
 	mu      sync.Mutex
 	conn    *quic.Conn
-	dialing *dialCall // the dial in progress, nil when none
+	dialing *dialCall   // the dial in progress, nil when none
+	active  int         // requests in progress
+	idle    *time.Timer // closes the connection CloseIdle after its last request; nil until first armed
 }
 
 // dialCall is one dial that every request waiting for a connection shares.
@@ -274,6 +276,13 @@ type ClientOptions struct {
 	// a second on a LAN) lets an agent leave a killed or frozen node
 	// quickly instead of after the default 20 s.
 	IdleTimeout time.Duration
+	// CloseIdle closes the connection once it has carried no request for
+	// this long, and its keep-alives stop with it: an idle agent and its
+	// aggregator then exchange no packets, instead of a keep-alive and its
+	// acknowledgement every third of IdleTimeout. The next request dials
+	// again (one handshake). A request in progress, however long, keeps
+	// the connection. 0: the connection stays up until it breaks.
+	CloseIdle time.Duration
 }
 
 // dialTimeout bounds one dial when IdleTimeout does not bound it sooner.
@@ -353,6 +362,7 @@ func (c *Client) dial(call *dialCall) {
 		c.dialing = nil
 		if err == nil {
 			c.conn = conn
+			c.armIdleLocked() // a connection dialed ahead of its first request (Connect)
 		}
 	} else if err == nil {
 		_ = conn.CloseWithError(0, "closing")
@@ -365,6 +375,8 @@ func (c *Client) dial(call *dialCall) {
 
 // roundTrip sends one request frame on a new stream and reads the answer.
 func (c *Client) roundTrip(ctx context.Context, t FrameType, payload []byte) (FrameType, []byte, error) {
+	c.begin()
+	defer c.end()
 	conn, err := c.connection(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -435,6 +447,59 @@ func (c *Client) FetchConfig(ctx context.Context, req ConfigRequest) (*Config, e
 	return &cfg, nil
 }
 
+// begin counts a request in progress: the connection is not closed as idle
+// until it ends.
+func (c *Client) begin() {
+	c.mu.Lock()
+	c.active++
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	c.mu.Unlock()
+}
+
+// end counts a request done; the last one arms the idle close.
+func (c *Client) end() {
+	c.mu.Lock()
+	c.active--
+	c.armIdleLocked()
+	c.mu.Unlock()
+}
+
+// armIdleLocked starts the wait after which an unused connection is
+// closed (see ClientOptions.CloseIdle). c.mu is held.
+func (c *Client) armIdleLocked() {
+	if c.opts.CloseIdle <= 0 || c.active > 0 || c.conn == nil {
+		return
+	}
+	if c.idle == nil {
+		c.idle = time.AfterFunc(c.opts.CloseIdle, c.closeIdle)
+		return
+	}
+	c.idle.Reset(c.opts.CloseIdle)
+}
+
+// Touch counts as a use of the connection without a request: its idle
+// close (ClientOptions.CloseIdle) waits from now. An agent keeps its
+// standby connection this way while it ships through another node.
+func (c *Client) Touch() {
+	c.mu.Lock()
+	c.armIdleLocked()
+	c.mu.Unlock()
+}
+
+// closeIdle closes the connection when no request has begun since the
+// wait was armed.
+func (c *Client) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active > 0 || c.conn == nil {
+		return
+	}
+	_ = c.conn.CloseWithError(0, "idle")
+	c.conn = nil
+}
+
 func (c *Client) reset(conn *quic.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -450,6 +515,9 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dialing = nil
+	if c.idle != nil {
+		c.idle.Stop()
+	}
 	if c.conn != nil {
 		err := c.conn.CloseWithError(0, "closing")
 		c.conn = nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -67,18 +68,23 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	q.sealMu.Lock()
 	defer q.sealMu.Unlock()
 
-	// The events' plaintext goes into one buffer, the log is read into
-	// another, and the batch is built, compressed and sealed in three more,
-	// all kept from seal to seal (sealMu guards them): a segment is about a
-	// megabyte before compression, and allocating that afresh each time
-	// made the collector run far more often under load, and the runtime
-	// return the freed pages to the kernel to stay under the agent's memory
-	// limit (madvise, with a TLB shootdown on every CPU the process ran
-	// on). A sync.Pool did not keep them: it is emptied by every second
-	// collection, and the agent collects several times a second under load.
-	// A Seal that finds nothing lets them go, so an idle agent holds none.
+	// The events' plaintext is decrypted straight into the batch, after
+	// room for its head, which is written once the events are counted; the
+	// log is read in pieces of wal.readMax into another buffer; the batch
+	// is compressed and sealed into two more. All are kept from seal to
+	// seal (sealMu guards them): a segment is about a megabyte before
+	// compression, and allocating that afresh each time made the collector
+	// run far more often under load, and the runtime return the freed
+	// pages to the kernel to stay under the agent's memory limit (madvise,
+	// with a TLB shootdown on every CPU the process ran on). A sync.Pool
+	// did not keep them: it is emptied by every second collection, and the
+	// agent collects several times a second under load. A Seal that finds
+	// nothing lets them go, so an idle agent holds none.
 	bufs := &q.sealBufs
-	plain := bufs.events[:0]
+	sealed := q.now()
+	bufs.head = protocol.AppendBatchHead(bufs.head[:0], q.agentID, math.MaxUint64, math.MinInt64, math.MaxUint32)
+	headMax := len(bufs.head) // the longest head this agent's batches can have
+	batch := slices.Grow(bufs.batch[:0], headMax)[:headMax]
 	var keys [][]byte
 	var events int
 	var evBytes int64
@@ -86,7 +92,7 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 		c := tx.Bucket(bucketPending).Cursor()
 		for k, v := c.First(); k != nil && len(keys) < maxEvents; k, v = c.Next() {
 			var err error
-			if plain, err = q.seal.openAppend(plain, v, aadPending); err != nil {
+			if batch, err = q.seal.openAppend(batch, v, aadPending); err != nil {
 				return fmt.Errorf("pending event %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			keys = append(keys, append([]byte(nil), k...))
@@ -97,32 +103,43 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 		return nil
 	})
 	if err != nil {
+		bufs.batch = batch
 		return 0, false, q.wrap("seal: read pending", err)
 	}
-	var walIDs []uint64
+	// The log's records not in bbolt yet, piece by piece, from where the
+	// last Seal stopped to what was committed when this one began.
+	var walLast uint64 // id of the last logged event taken; 0: none
 	var walEnd int64
-	if len(keys) < maxEvents {
-		var vals [][]byte
-		if walIDs, vals, walEnd, err = q.walRecords(maxEvents-len(keys), &bufs.wal); err != nil {
+	q.mu.Lock()
+	from, to, next := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
+	q.mu.Unlock()
+	for events < maxEvents && from < to {
+		ids, vals, end, err := q.walRead(from, to, next, maxEvents-events, q.wal.readMax, &bufs.wal)
+		if err != nil {
+			bufs.batch = batch
 			return 0, false, q.wrap("seal: read write-ahead log", err)
 		}
 		for i, v := range vals {
-			if plain, err = q.seal.openAppend(plain, v, aadPending); err != nil {
-				return 0, false, q.wrap("seal", fmt.Errorf("logged event %d: %w", walIDs[i], err))
+			if batch, err = q.seal.openAppend(batch, v, aadPending); err != nil {
+				bufs.batch = batch
+				return 0, false, q.wrap("seal", fmt.Errorf("logged event %d: %w", ids[i], err))
 			}
 			events++
 			evBytes += int64(keyOverhead + len(v))
 		}
+		walLast, walEnd = ids[len(ids)-1], end
+		from, next = end, walLast+1
 	}
-	bufs.events = plain
+	bufs.batch = batch
 	if events == 0 {
 		*bufs = sealBufs{}
 		return 0, false, nil
 	}
-	sealed := q.now()
-	batch := append(protocol.AppendBatchHead(bufs.batch[:0], q.agentID, seq, sealed.UnixMicro(), events), plain...)
-	bufs.batch = batch
-	wire := protocol.CompressBatch(bufs.wire[:0], batch)
+	head := protocol.AppendBatchHead(bufs.head[:0], q.agentID, seq, sealed.UnixMicro(), events)
+	bufs.head = head
+	start := headMax - len(head)
+	copy(batch[start:], head)
+	wire := protocol.CompressBatch(bufs.wire[:0], batch[start:])
 	bufs.wire = wire
 	// bbolt copies a value into its pages when the transaction commits, so
 	// the record's buffer is free again once Update returned.
@@ -151,8 +168,8 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 				return err
 			}
 		}
-		if len(walIDs) > 0 {
-			if err := pending.SetSequence(walIDs[len(walIDs)-1]); err != nil {
+		if walLast != 0 {
+			if err := pending.SetSequence(walLast); err != nil {
 				return err
 			}
 		}
@@ -164,8 +181,8 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	if err := q.fail(fpSealed); err != nil {
 		return 0, false, q.wrap(fmt.Sprintf("seal segment %d", seq), err)
 	}
-	if len(walIDs) > 0 {
-		q.consumed(walIDs[len(walIDs)-1], walEnd)
+	if walLast != 0 {
+		q.consumed(walLast, walEnd)
 	}
 	q.mu.Lock()
 	q.acct.pending -= int64(events)
@@ -178,9 +195,9 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 }
 
 // sealBufs are the buffers Seal builds a segment in (Queue.sealBufs):
-// the events' plaintext, the log as read, the batch, its compressed form
-// and the sealed record.
-type sealBufs struct{ events, wal, batch, wire, rec []byte }
+// the batch's head, the log as read, the batch (events decrypted after
+// room for the head), its compressed form and the sealed record.
+type sealBufs struct{ head, wal, batch, wire, rec []byte }
 
 // Segments lists sealed, unacknowledged segments in seq order.
 func (q *Queue) Segments() ([]SegmentInfo, error) { return q.OldestSegments(0) }

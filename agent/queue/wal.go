@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,7 @@ type wal struct {
 	size int64
 
 	readMax  int64  // walReadMax
+	drainMax int64  // walDrainMax
 	writeOff int64  // where the next group goes
 	nextID   uint64 // id of the next record
 	buf      []byte // the group being written, reused
@@ -119,7 +121,7 @@ func (q *Queue) openWAL(size int64) (replayed, torn int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("open write-ahead log: %w", err)
 	}
-	q.wal = wal{f: f, size: size, readMax: walReadMax, nextID: last + 1, committedID: last, consumedID: last}
+	q.wal = wal{f: f, size: size, readMax: walReadMax, drainMax: walDrainMax, nextID: last + 1, committedID: last, consumedID: last}
 	return replayed, torn, nil
 }
 
@@ -226,29 +228,47 @@ func (q *Queue) restartWAL() {
 	q.mu.Unlock()
 }
 
-// walReadMax bounds what Seal reads of the log at once (a segment of 5000
-// events is about 2 MiB), so a long log costs no more memory than that.
-// wal.readMax holds it; tests lower it.
-const walReadMax = 4 << 20
+// walReadMax bounds what Seal reads of the log at once: it reads a
+// segment's records piece by piece, decrypting each piece into the batch
+// before it reads the next, so the log costs Seal no more memory than
+// this, however far behind it is. wal.readMax holds it; tests lower it.
+const walReadMax = 256 << 10
+
+// walDrainMax bounds what one transaction of a drain moves into the
+// pending bucket; wal.drainMax holds it, tests lower it.
+const walDrainMax = 1 << 20
 
 // walRecords returns up to limit (all when limit <= 0) logged records that
-// are not in bbolt yet, oldest first, with the offset after the last one.
-// With a limit it reads at most wal.readMax bytes (more only for a single
-// larger record), so it may return fewer. The caller holds sealMu, so no
-// one else consumes meanwhile, and Close does not close the file under it.
-// The log is read into *buf (grown as needed; buf nil: a new buffer), which
-// vals point into: they are valid until *buf is used again.
+// are not in bbolt yet, oldest first, with the offset after the last one;
+// see walRead.
 func (q *Queue) walRecords(limit int, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
 	q.mu.Lock()
-	w := &q.wal
-	from, to, first := w.consumedOff, w.committedOff, w.consumedID+1
+	from, to, first := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
 	q.mu.Unlock()
+	maxBytes := int64(0)
+	if limit > 0 {
+		maxBytes = q.wal.readMax
+	}
+	return q.walRead(from, to, first, limit, maxBytes, buf)
+}
+
+// walRead returns up to limit (all when limit <= 0) logged records from
+// offset from, whose first has id first, up to offset to, with the offset
+// after the last one returned. With maxBytes > 0 it reads at most that
+// many bytes (more only for a single larger record), so it may return
+// fewer.
+// The caller holds sealMu, so no one else consumes meanwhile, and Close
+// does not close the file under it. The log is read into *buf (grown as
+// needed; buf nil: a new buffer), which vals point into: they are valid
+// until *buf is used again.
+func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
+	w := &q.wal
 	if from == to {
 		return nil, nil, from, nil
 	}
 	size := to - from
-	if limit > 0 {
-		size = min(size, w.readMax)
+	if maxBytes > 0 {
+		size = min(size, maxBytes)
 	}
 	for {
 		var data []byte
@@ -305,27 +325,38 @@ func (q *Queue) drainWAL() error {
 }
 
 func (q *Queue) drainWALLocked() error {
-	ids, vals, end, err := q.walRecords(0, nil)
-	if err != nil || len(ids) == 0 {
-		return q.walErr("drain", err)
-	}
-	err = q.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPending)
-		b.FillPercent = 1.0
-		for i, id := range ids {
-			if err := b.Put(seqKey(id), vals[i]); err != nil {
-				return err
-			}
+	q.mu.Lock()
+	from, to, next := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
+	q.mu.Unlock()
+	// In pieces of walDrainMax, each its own transaction: bbolt holds a
+	// transaction's values, and the pages it writes, in memory until it
+	// commits, so a whole log (WALBytes) at once cost the agent several
+	// times that in heap. A log drained when it is full holds what Seal
+	// has not taken yet, usually less than one piece.
+	for from < to {
+		ids, vals, end, err := q.walRead(from, to, next, math.MaxInt, q.wal.drainMax, nil)
+		if err != nil {
+			return q.walErr("drain", err)
 		}
-		return b.SetSequence(ids[len(ids)-1])
-	})
-	if err != nil {
-		return q.walErr("drain", err)
+		err = q.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketPending)
+			b.FillPercent = 1.0
+			for i, id := range ids {
+				if err := b.Put(seqKey(id), vals[i]); err != nil {
+					return err
+				}
+			}
+			return b.SetSequence(ids[len(ids)-1])
+		})
+		if err != nil {
+			return q.walErr("drain", err)
+		}
+		if err := q.fail(fpDrained); err != nil {
+			return err
+		}
+		q.consumed(ids[len(ids)-1], end)
+		from, next = end, ids[len(ids)-1]+1
 	}
-	if err := q.fail(fpDrained); err != nil {
-		return err
-	}
-	q.consumed(ids[len(ids)-1], end)
 	return nil
 }
 

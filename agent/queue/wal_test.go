@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -152,28 +154,36 @@ func TestLogStartsAgainWhenFull(t *testing.T) {
 	wantSealed(t, q, span(1, next-1))
 }
 
-// Seal reads the log in bounded pieces: a piece that ends inside a record
-// seals the records before it, a record longer than a piece is read whole.
+// Seal reads the log in bounded pieces until it has its segment's events:
+// a piece that ends inside a record, or holds less than a record, costs
+// one more read, never an event, and the buffer the log is read into stays
+// the size of a piece (or of one record, when that is larger), not of the
+// segment.
 func TestSealReadsLogInPieces(t *testing.T) {
 	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
-	appendEach(t, q, span(1, 9)...)
+	appendEach(t, q, span(1, 17)...)
 	rec := int64(walHeaderLen + len(ev(t, 1)) + sealOverhead)
 	for _, tc := range []struct {
 		readMax int64
 		want    []uint64
+		bufMax  int64 // bound on the read buffer's capacity
 	}{
-		{10, []uint64{1}},           // less than a header: one record, read whole
-		{rec / 2, []uint64{2}},      // less than a record: the same
-		{2*rec + rec/2, span(3, 4)}, // two and a half records: two
-		{100 * rec, span(5, 9)},     // the segment's limit, 5
+		{10, span(1, 5), 2 * rec},                 // less than a header: one record a read
+		{rec / 2, span(6, 10), 2 * rec},           // less than a record: the same
+		{2*rec + rec/2, span(11, 15), 3 * rec},    // two and a half records: two a read
+		{100 * rec, span(16, 17), 100*rec + 1024}, // what is left
 	} {
 		q.wal.readMax = tc.readMax
+		q.sealBufs.wal = nil
 		seq, ok, err := q.Seal(5)
 		if err != nil || !ok {
 			t.Fatalf("seal with readMax %d: %v %v", tc.readMax, ok, err)
 		}
 		if got := segmentIDs(t, q, seq); !equalIDs(got, tc.want) {
 			t.Fatalf("readMax %d sealed %v, want %v", tc.readMax, got, tc.want)
+		}
+		if c := int64(cap(q.sealBufs.wal)); c > tc.bufMax {
+			t.Fatalf("readMax %d: the log was read into %d bytes, want at most %d", tc.readMax, c, tc.bufMax)
 		}
 	}
 }
@@ -256,4 +266,41 @@ func TestScanWAL(t *testing.T) {
 	bad[len(bad)-1] ^= 1
 	f(bad, []uint64{7, 8}, 1)
 	f(rec(append([]byte(nil), good...), 11), []uint64{7, 8, 9}, 0) // a gap ends the run
+}
+
+// A drain moves the log into bbolt in pieces of drainMax, one transaction
+// each, so its memory does not grow with the log; every event arrives
+// once, in order, also when the queue crashes after a piece.
+func TestDrainInPieces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q := openTest(t, path, 0)
+	rec := int64(walHeaderLen + len(ev(t, 1)) + sealOverhead)
+	q.wal.drainMax = 2*rec + rec/2 // two records a piece
+	var pieces atomic.Int64
+	q.failAt = func(fp failpoint) error {
+		if fp == fpDrained {
+			pieces.Add(1)
+		}
+		return nil
+	}
+	appendEach(t, q, span(1, 7)...)
+	if err := q.drainWAL(); err != nil {
+		t.Fatal(err)
+	}
+	if n := pieces.Load(); n != 4 {
+		t.Fatalf("7 records drained in %d pieces, want 4 of at most 2", n)
+	}
+	appendEach(t, q, span(8, 12)...)
+	q.failAt = func(fp failpoint) error {
+		if fp == fpDrained {
+			return errors.New("crash after the first piece")
+		}
+		return nil
+	}
+	if err := q.drainWAL(); err == nil {
+		t.Fatal("drain went on past the failpoint")
+	}
+	q.crash(t)
+	q = openTest(t, path, 0)
+	wantSealed(t, q, span(1, 12))
 }

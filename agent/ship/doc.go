@@ -19,7 +19,10 @@
 // of a node that joins or leaves move; alive nodes come first, suspect and
 // draining ones only after them, dead ones not at all. The agent notices a
 // dead or frozen node itself within PeerTimeout (its keep-alives go
-// unanswered). A node that errs, stays silent, answers Retry or drains is
+// unanswered). A connection that carried no request for PeerTimeout is
+// closed and its keep-alives stop, so an idle agent sends nothing; the
+// standby counts as used while deliveries go on, and the next request
+// dials again. A node that errs, stays silent, answers Retry or drains is
 // down for the agent: deliveries skip it and never wait on a dial to it,
 // until the cluster lists it with a new incarnation or a dial in the
 // background succeeds (after a penalty of 1 s, doubling to 30 s, or as soon

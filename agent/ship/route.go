@@ -51,6 +51,7 @@ type router struct {
 	// whether c holds a live connection. Tests replace both.
 	connect   func(ctx context.Context, c *protocol.Client) error
 	connected func(c *protocol.Client) bool
+	touch     func(c *protocol.Client) // counts a use of a connection without a request
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -84,10 +85,11 @@ func newRouter(agentID string, seeds []string, tlsConf *tls.Config, idle time.Du
 	r := &router{
 		agentID: agentID, seeds: seeds, log: log, now: time.Now, ctx: ctx, cancel: cancel,
 		newClient: func(addr string) *protocol.Client {
-			return protocol.NewClientOptions(addr, tlsConf, protocol.ClientOptions{IdleTimeout: idle})
+			return protocol.NewClientOptions(addr, tlsConf, protocol.ClientOptions{IdleTimeout: idle, CloseIdle: idle})
 		},
 		connect:   func(ctx context.Context, c *protocol.Client) error { return c.Connect(ctx) },
 		connected: func(c *protocol.Client) bool { return c.Connected() },
+		touch:     func(c *protocol.Client) { c.Touch() },
 		byAddr:    map[string]protocol.Member{},
 		clients:   map[string]*protocol.Client{}, down: map[string]*downMark{}, probing: map[string]bool{},
 	}
@@ -230,11 +232,14 @@ func (r *router) pick() *protocol.Client {
 		}
 	}
 	// Keep the next candidate connected too, so that when the chosen node
-	// dies the deliveries move without a dial.
+	// dies the deliveries move without a dial; while deliveries go on, it
+	// is in use as much as the chosen one, and closes only when they stop.
 	if i := slices.Index(r.order, chosen); i >= 0 {
 		for _, addr := range r.order[i+1:] {
 			if r.down[addr] == nil {
-				if !r.connected(r.client(addr)) {
+				if c := r.client(addr); r.connected(c) {
+					r.touch(c)
+				} else {
 					r.probe(addr)
 				}
 				break

@@ -60,7 +60,7 @@ func TestGDPRAPIScopesAndAsyncRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := governance.NewHandler(s.store, nil)
+	h := governance.NewHandler(s.store, nil, nil)
 	body := fmt.Sprintf(`{"property": "%d", "clientId": %q}`, site, subjectCookie)
 
 	code, out := call(t, h, http.MethodPost, "/v1/gdpr/exports", "", body)
@@ -179,5 +179,58 @@ func TestGDPRWorkerResumesAfterRestart(t *testing.T) {
 	var n int
 	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM gdpr_tombstones WHERE site_id = $1 AND key = 42", int32(site)).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("tombstone of the resumed erasure: %d %v", n, err)
+	}
+}
+
+// TestGDPRWorkerWokenByAcceptedRequest: a worker whose looks found
+// nothing waits long between them, but a request accepted by the API of
+// its node wakes it, so the request runs without waiting for the next look.
+func TestGDPRWorkerWokenByAcceptedRequest(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	site := s.site(t, "wake")
+	admin, err := s.store.CreateScopedAPIKey(ctx, "dpo", []uint32{site}, postgres.ScopeAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request already stored is run by the first look; after it the
+	// looks are an hour apart, so only a wake can run the next one within
+	// the test.
+	first, err := s.store.CreateGDPRRequest(ctx, postgres.GDPRRequest{Site: site, Kind: "erasure", Identity: "client_id", Subject: 42, RequestedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := governance.NewWorker(&governance.Service{Store: s.store}, governance.WorkerConfig{Every: time.Hour})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { w.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := s.store.GDPRRequestByID(ctx, first.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State == "done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stored request is still %s after 10 s", r.State)
+		}
+	}
+
+	h := governance.NewHandler(s.store, nil, w.Wake)
+	body := fmt.Sprintf(`{"property": "%d", "clientId": %q}`, site, subjectCookie)
+	code, exp := call(t, h, http.MethodPost, "/v1/gdpr/exports", admin, body)
+	if code != http.StatusAccepted {
+		t.Fatalf("export request: %d %v", code, exp)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, exp = call(t, h, http.MethodGet, "/v1/gdpr/exports/"+exp["id"].(string), admin, "")
+		if code == http.StatusOK && exp["state"] == "DONE" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("export still %v 10 s after it was accepted", exp["state"])
+		}
 	}
 }

@@ -33,16 +33,19 @@ const handlerTimeout = 10 * time.Second
 
 // Handler serves /v1/gdpr/.
 type Handler struct {
-	store *postgres.Store
-	log   *slog.Logger
+	store    *postgres.Store
+	log      *slog.Logger
+	accepted func()
 }
 
 // NewHandler returns the API over store. Mount it at "/v1/gdpr/".
-func NewHandler(store *postgres.Store, log *slog.Logger) *Handler {
+// accepted, if not nil, is called after each request is stored (the
+// node's Worker.Wake, so it starts at once).
+func NewHandler(store *postgres.Store, log *slog.Logger, accepted func()) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{store: store, log: log}
+	return &Handler{store: store, log: log, accepted: accepted}
 }
 
 // kinds maps a path collection to the request kind.
@@ -149,6 +152,9 @@ func (h *Handler) serve(ctx context.Context, r *http.Request) (any, int, error) 
 		return nil, 0, err
 	}
 	h.log.Info("gdpr request accepted", "id", req.ID, "kind", kind, "site", req.Site, "key", grant.Prefix)
+	if h.accepted != nil {
+		h.accepted()
+	}
 	return requestJSON(req), http.StatusAccepted, nil
 }
 

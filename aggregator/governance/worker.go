@@ -10,7 +10,12 @@ import (
 
 // WorkerConfig configures a Worker. Zero values take the defaults.
 type WorkerConfig struct {
-	Every time.Duration // how often to look for requests; default 1 s
+	// Every is how often to look for requests while looks find some, and
+	// the first wait after one did; default 1 s. Each look that finds
+	// none doubles the wait, up to IdleEvery (default 30 s), so an idle
+	// node asks the database rarely. Wake (a request accepted on this
+	// node) looks at once.
+	Every, IdleEvery time.Duration
 	// Stale is how long a request may stay running before another worker
 	// takes it again (its worker died); default 10 minutes.
 	Stale   time.Duration
@@ -21,8 +26,9 @@ type WorkerConfig struct {
 // aggregator: a request is claimed by one (FOR UPDATE SKIP LOCKED), and a
 // claim whose worker died is taken again after Stale.
 type Worker struct {
-	svc *Service
-	cfg WorkerConfig
+	svc  *Service
+	cfg  WorkerConfig
+	wake chan struct{}
 }
 
 // NewWorker returns a worker over svc.
@@ -30,23 +36,48 @@ func NewWorker(svc *Service, cfg WorkerConfig) *Worker {
 	if cfg.Every <= 0 {
 		cfg.Every = time.Second
 	}
+	if cfg.IdleEvery <= 0 {
+		cfg.IdleEvery = 30 * time.Second
+	}
+	cfg.IdleEvery = max(cfg.IdleEvery, cfg.Every)
 	if cfg.Stale <= 0 {
 		cfg.Stale = 10 * time.Minute
 	}
-	return &Worker{svc: svc, cfg: cfg}
+	return &Worker{svc: svc, cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
-// Run works until ctx ends.
+// Wake makes Run look for requests now, as after a request was accepted
+// on this node. It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx ends: it looks for requests, runs those it claims,
+// and waits Every after a look that found one, doubling the wait after
+// each that found none up to IdleEvery, or until Wake.
 func (w *Worker) Run(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Every)
+	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
+	wait := w.cfg.Every
 	for {
+		found := false
 		for ctx.Err() == nil && w.RunOne(ctx) {
+			found = true
 		}
+		if found {
+			wait = w.cfg.Every
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
+		case <-w.wake:
+			wait = w.cfg.Every
 		case <-t.C:
+			wait = min(2*wait, w.cfg.IdleEvery)
 		}
 	}
 }

@@ -46,8 +46,8 @@ func (n *Node) routes() http.Handler {
 	qo.Quota.Lookup = n.siteQuota
 	api := readBody(query.NewHandler(qo, n.reports, n.store))
 	mux.Handle("/v1beta/", api)
-	mux.Handle("/v1alpha/", api)                                   // runFunnelReport
-	mux.Handle("/v1/gdpr/", governance.NewHandler(n.store, n.log)) // data subject requests, admin keys only
+	mux.Handle("/v1alpha/", api)                                                // runFunnelReport
+	mux.Handle("/v1/gdpr/", governance.NewHandler(n.store, n.log, n.gdpr.Wake)) // data subject requests, admin keys only
 	for _, p := range query.GRPCPaths {
 		mux.Handle(p, api) // the same methods over gRPC (HTTP/2)
 	}

@@ -56,6 +56,8 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 	phases := fs.String("phases", "",
 		"comma-separated phases to run, of "+strings.Join(bench.Phases, ",")+
 			"; empty: all. A partial run requires only its own figures and writes results.json only when --out is given")
+	fs.DurationVar(&c.opts.PipelineFor, "pipeline-for", 0,
+		"how long the end-to-end phase sends (its event bound follows); 0: the run's own, 30 s (5 s with --quick)")
 	level := fs.String("log-level", "info", "progress log level on stderr: debug, info, warn or error")
 	if err := fs.Parse(args, lookupEnv); err != nil {
 		return c, err
@@ -79,6 +81,9 @@ func parse(args []string, lookupEnv func(string) (string, bool), stderr io.Write
 		if !outSet {
 			c.out = ""
 		}
+	}
+	if c.opts.PipelineFor < 0 {
+		return c, fmt.Errorf("--pipeline-for %s: want a duration >= 0", c.opts.PipelineFor)
 	}
 	switch c.opts.Generator {
 	case "auto", "wrk", "go":

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func envOf(m map[string]string) func(string) (string, bool) {
@@ -28,14 +29,14 @@ func TestParseEnvFallbacks(t *testing.T) {
 	env := map[string]string{
 		"AVILA_QUICK": "true", "AVILA_KEEP": "1", "AVILA_OUT": "/tmp/r.json", "AVILA_WORK_DIR": "/tmp/w",
 		"AVILA_REPO": "/src", "AVILA_LOAD_GENERATOR": "go", "AVILA_LOG_LEVEL": "warn",
-		"DATABASE_URL": "postgres://plain", "AVILA_DATABASE_URL": "postgres://avila",
+		"DATABASE_URL": "postgres://plain", "AVILA_DATABASE_URL": "postgres://avila", "AVILA_PIPELINE_FOR": "30s",
 	}
 	c, err := parse(nil, envOf(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !c.opts.Quick || !c.opts.Keep || c.out != "/tmp/r.json" || c.opts.WorkDir != "/tmp/w" || c.opts.RepoDir != "/src" ||
-		c.opts.Generator != "go" || c.logLevel != slog.LevelWarn || c.opts.DatabaseURL != "postgres://avila" {
+		c.opts.Generator != "go" || c.logLevel != slog.LevelWarn || c.opts.DatabaseURL != "postgres://avila" || c.opts.PipelineFor != 30*time.Second {
 		t.Fatalf("from env: %+v out=%q level=%v", c.opts, c.out, c.logLevel)
 	}
 	delete(env, "AVILA_DATABASE_URL")
@@ -61,6 +62,7 @@ func TestParseErrors(t *testing.T) {
 	f([]string{"extra"}, nil, "unexpected arguments")
 	f(nil, map[string]string{"AVILA_QUICK": "yes please"}, "AVILA_QUICK")
 	f([]string{"-no-such-flag"}, nil, "no-such-flag")
+	f([]string{"-pipeline-for", "-1s"}, nil, "--pipeline-for")
 }
 
 // --phases picks phases; a partial run keeps the committed results.json

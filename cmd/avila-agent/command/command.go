@@ -80,6 +80,7 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			"runtime's own setting, which follows them")
 	fs.DurationVar(&o.Agent.PeerTimeout, "peer-timeout", ship.DefaultPeerTimeout,
 		"how long an aggregator may stay silent (keep-alives go out every third of it) before the agent counts it dead "+
+			"(a connection unused for as long is closed, and its keep-alives stop) "+
 			"and ships to the next node; a dial unanswered for as long fails too. Bounds the delivery stall when a node "+
 			"is killed; raise it for aggregators across a lossy WAN")
 	fs.IntVar(&o.Agent.MaxConns, "max-conns", 0,
