@@ -58,7 +58,8 @@ func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
 	if r.redisUp() {
 		users, err := r.sessionUsersRedis(ctx, events)
 		if err == nil {
-			err = r.recordRedis(ctx, r.mem.deltas(events, users))
+			deltas, active := r.mem.deltas(events, users)
+			err = r.recordRedis(ctx, deltas, active)
 		}
 		if err != nil {
 			r.redisFailed("realtime: record", err)
@@ -108,7 +109,17 @@ func (r *RedisRealtime) EventsKey(site uint32, minute int64) string {
 // site id in decimal.
 func (r *RedisRealtime) Channel() string { return r.channel }
 
-func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]map[Cell]int64) error {
+// ActiveKey is the Redis key of a site's users' latest active events: a
+// sorted set of users (hex) scored by the Unix second of their latest
+// active event counted (ZADD GT), trimmed on each write to activeKept and
+// to the newest MaxCells × RealtimeWindow users, expiring activeKept
+// after the last write. One key per site, written in the batch's
+// pipeline and read when a window holds visitors without an active cell.
+func (r *RedisRealtime) ActiveKey(site uint32) string {
+	return r.prefix + "realtime:active:{" + strconv.FormatUint(uint64(site), 10) + "}"
+}
+
+func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]map[Cell]int64, active map[uint32]map[uint64]int64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
@@ -131,6 +142,18 @@ func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]m
 		pipe.Expire(ctx, ek, realtimeTTL)
 		pipe.Expire(ctx, uk, realtimeTTL)
 		sites[k.site] = true
+	}
+	cutoff := r.mem.opts.Now().Add(-activeKept).Unix()
+	for site, users := range active {
+		key := r.ActiveKey(site)
+		members := make([]goredis.Z, 0, len(users))
+		for u, at := range users {
+			members = append(members, goredis.Z{Score: float64(at), Member: strconv.FormatUint(u, 16)})
+		}
+		pipe.ZAddGT(ctx, key, members...)
+		pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(cutoff, 10))
+		pipe.ZRemRangeByRank(ctx, key, 0, -int64(r.mem.opts.MaxCells*RealtimeWindow)-1)
+		pipe.Expire(ctx, key, activeKept)
 	}
 	for s := range sites {
 		pipe.Publish(ctx, r.channel, strconv.FormatUint(uint64(s), 10))
@@ -195,7 +218,24 @@ func (r *RedisRealtime) windowRedis(ctx context.Context, site uint32, now int64)
 			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 		}
 	}
-	w.Users = distinctVisitors(w.Minutes)
+	if quiet := quietVisitors(w.Minutes); len(quiet) > 0 {
+		members := make([]string, len(quiet))
+		for i, v := range quiet {
+			members[i] = strconv.FormatUint(v, 16)
+		}
+		scores, err := r.client.ZMScore(ctx, r.ActiveKey(site), members...).Result()
+		if err != nil {
+			return Window{}, fmt.Errorf("realtime: read site %d's active users: %w", site, err)
+		}
+		for i, at := range scores {
+			if at > 0 {
+				if w.ActiveAt == nil {
+					w.ActiveAt = map[uint64]int64{}
+				}
+				w.ActiveAt[quiet[i]] = int64(at)
+			}
+		}
+	}
 	return w, nil
 }
 

@@ -49,8 +49,8 @@ func TestRealtimeSessionUsers(t *testing.T) {
 				if got := keysOf(w); !slices.Equal(got, want) {
 					t.Fatalf("%s: users %x, want %x", what, got, want)
 				}
-				if w.Users != int64(len(want)) {
-					t.Fatalf("%s: %d active users, want %d", what, w.Users, len(want))
+				if w.ActiveUsers(time.UTC) != int64(len(want)) {
+					t.Fatalf("%s: %d active users, want %d", what, w.ActiveUsers(time.UTC), len(want))
 				}
 				if err := r.Forget(ctx, 3, want); err != nil {
 					t.Fatal(err)
@@ -118,7 +118,7 @@ func TestRealtimeSessionUsersAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := keysOf(w); w.Memory || !slices.Equal(got, []uint64{11}) || w.Users != 1 {
-		t.Fatalf("users %x (%d active, memory %v), want 11 from Redis", got, w.Users, w.Memory)
+	if got := keysOf(w); w.Memory || !slices.Equal(got, []uint64{11}) || w.ActiveUsers(time.UTC) != 1 {
+		t.Fatalf("users %x (%d active, memory %v), want 11 from Redis", got, w.ActiveUsers(time.UTC), w.Memory)
 	}
 }
