@@ -80,9 +80,9 @@ type Window struct {
 	Now     int64 // the current Unix minute; a Minute is Now-Minute minutes ago
 	Minutes []Minute
 	// ActiveAt holds, for the window's visitors none of whose cells is
-	// active, the Unix second of the latest active event (Active) the
-	// store counted of them before, up to activeKept ago; visitors it
-	// counted none of are absent.
+	// active (and maybe others), the Unix second of the latest active
+	// event (Active) the store counted of them, up to activeKept ago;
+	// visitors it counted none of are absent.
 	ActiveAt map[uint64]int64
 	Memory   bool // answered from this node's memory (no Redis, or Redis failed)
 }
@@ -500,12 +500,21 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 		}
 		w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 	}
-	for _, v := range quietVisitors(w.Minutes) {
-		if at, ok := rg.active[v]; ok {
-			if w.ActiveAt == nil {
-				w.ActiveAt = map[uint64]int64{}
+	if len(rg.active) > 0 {
+		// A map lookup per cell not active: no set of the quiet visitors
+		// to build first.
+		for _, m := range w.Minutes {
+			for c := range m.Cells {
+				if c.Active {
+					continue
+				}
+				if at, ok := rg.active[c.Visitor]; ok {
+					if w.ActiveAt == nil {
+						w.ActiveAt = map[uint64]int64{}
+					}
+					w.ActiveAt[c.Visitor] = at
+				}
 			}
-			w.ActiveAt[v] = at
 		}
 	}
 	return w

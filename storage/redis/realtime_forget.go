@@ -36,6 +36,7 @@ func (r *RedisRealtime) Forget(ctx context.Context, site uint32, visitors []uint
 	if err := r.forgetDevicesRedis(ctx, site, gone); err != nil {
 		return err
 	}
+	r.activeCache.drop(site)
 	members := make([]any, 0, len(gone))
 	for v := range gone {
 		members = append(members, strconv.FormatUint(v, 16))

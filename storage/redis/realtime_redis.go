@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,68 @@ type RedisRealtime struct {
 	redisErrors atomic.Uint64
 	// redisCache holds minutes as last read from Redis.
 	redisCache minuteCache
+	// activeCache holds the latest active events read from Redis.
+	activeCache activeCache
+}
+
+// activeCache keeps, per site, the latest active events (ActiveKey) read
+// in one minute, 0 for a visitor without one, so a window read in the
+// same minute asks Redis only of visitors it has not asked of. Exact
+// within the minute: an active event counted while the window ends at
+// that minute lands in the window, so a visitor whose latest active
+// event changed has an active cell and is not looked up; an erasure
+// drops the site's entries.
+type activeCache struct {
+	mu    sync.Mutex
+	sites map[uint32]*activeMinute
+}
+
+type activeMinute struct {
+	minute int64
+	at     map[uint64]int64
+}
+
+// split returns what is cached of visitors in minute, into at, and the
+// visitors it does not hold.
+func (c *activeCache) split(site uint32, minute int64, visitors []uint64, at map[uint64]int64) (missing []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.sites[site]
+	if m == nil || m.minute != minute {
+		return visitors
+	}
+	for _, v := range visitors {
+		if t, ok := m.at[v]; !ok {
+			missing = append(missing, v)
+		} else if t > 0 {
+			at[v] = t
+		}
+	}
+	return missing
+}
+
+// put caches what Redis answered in minute of visitors (0: none).
+func (c *activeCache) put(site uint32, minute int64, visitors []uint64, at []int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sites == nil {
+		c.sites = map[uint32]*activeMinute{}
+	}
+	m := c.sites[site]
+	if m == nil || m.minute != minute {
+		m = &activeMinute{minute: minute, at: make(map[uint64]int64, len(visitors))}
+		c.sites[site] = m
+	}
+	for i, v := range visitors {
+		m.at[v] = at[i]
+	}
+}
+
+// drop forgets a site's entries.
+func (c *activeCache) drop(site uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sites, site)
 }
 
 // NewRedisRealtime makes the realtime store over client, which must not be
@@ -219,21 +282,27 @@ func (r *RedisRealtime) windowRedis(ctx context.Context, site uint32, now int64)
 		}
 	}
 	if quiet := quietVisitors(w.Minutes); len(quiet) > 0 {
-		members := make([]string, len(quiet))
-		for i, v := range quiet {
-			members[i] = strconv.FormatUint(v, 16)
-		}
-		scores, err := r.client.ZMScore(ctx, r.ActiveKey(site), members...).Result()
-		if err != nil {
-			return Window{}, fmt.Errorf("realtime: read site %d's active users: %w", site, err)
-		}
-		for i, at := range scores {
-			if at > 0 {
-				if w.ActiveAt == nil {
-					w.ActiveAt = map[uint64]int64{}
-				}
-				w.ActiveAt[quiet[i]] = int64(at)
+		w.ActiveAt = map[uint64]int64{}
+		if missing := r.activeCache.split(site, now, quiet, w.ActiveAt); len(missing) > 0 {
+			members := make([]string, len(missing))
+			for i, v := range missing {
+				members[i] = strconv.FormatUint(v, 16)
 			}
+			scores, err := r.client.ZMScore(ctx, r.ActiveKey(site), members...).Result()
+			if err != nil {
+				return Window{}, fmt.Errorf("realtime: read site %d's active users: %w", site, err)
+			}
+			if len(scores) != len(missing) {
+				return Window{}, fmt.Errorf("realtime: read site %d's active users: %d answers for %d users", site, len(scores), len(missing))
+			}
+			at := make([]int64, len(scores))
+			for i, f := range scores {
+				at[i] = int64(f)
+				if at[i] > 0 {
+					w.ActiveAt[missing[i]] = at[i]
+				}
+			}
+			r.activeCache.put(site, now, missing, at)
 		}
 	}
 	return w, nil

@@ -264,8 +264,13 @@ func BenchmarkRealtimeWindow(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := r.Window(context.Background(), 1); err != nil {
+				// A read and its active users, which every reader counts.
+				w, err := r.Window(context.Background(), 1)
+				if err != nil {
 					b.Fatal(err)
+				}
+				if w.ActiveUsers(time.UTC) == 0 {
+					b.Fatal("no active users")
 				}
 			}
 		})
