@@ -157,7 +157,10 @@ type RealtimeOptions struct {
 // in this node's memory, written when a batch commits, and tells this
 // node's watchers. It is the realtime store of a node without Redis, and
 // the fallback inside RedisRealtime, which shares the counters with the
-// cluster. The node chooses one of the two at start.
+// cluster. The node chooses one of the two at start. Its state lives in
+// this process: a restart loses the window, the devices' sessions and the
+// users' latest active events (those active earlier in the day and quiet
+// since then count as not active until their next active event).
 type Realtime struct {
 	opts     RealtimeOptions
 	log      *slog.Logger
