@@ -10,8 +10,8 @@ import (
 
 // Forget removes the cells of visitors (an erased data subject's keys) from
 // a site's realtime window in this node's memory, their latest active
-// events, and the devices' sessions that are theirs (realtime_users.go). Other visitors' counts
-// stay.
+// events, and the devices' sessions that are theirs (realtime_users.go).
+// Other visitors' counts stay.
 func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) error {
 	gone := setOf(visitors)
 	r.forget(site, gone)

@@ -202,6 +202,24 @@ func TestRealtimeMemoryBounded(t *testing.T) {
 	if len(w.Minutes) != 1 || len(w.Minutes[0].Cells) != 1 || w.Minutes[0].Minute != later.Unix()/60 {
 		t.Fatalf("after 30 minutes: %+v", w)
 	}
+	// The users' latest active events are bounded too (MaxCells × the
+	// window's minutes per site), and go after activeKept.
+	events = events[:0]
+	for v := range uint64(200) {
+		e := at(0, 1, 1000+v, "page_view")
+		e.TimeMicros = later.UnixMicro()
+		events = append(events, e)
+	}
+	r.Record(context.Background(), events)
+	if n := len(r.sites[1].active); n != 3*RealtimeWindow {
+		t.Fatalf("%d users' latest active events kept, want %d", n, 3*RealtimeWindow)
+	}
+	dayLater := later.Add(activeKept + time.Minute)
+	r.opts.Now = func() time.Time { return dayLater }
+	r.Record(context.Background(), []protocol.Event{{Site: 1, TimeMicros: dayLater.UnixMicro(), Name: "x", Visitor: 5, EngageMs: 1}})
+	if n := len(r.sites[1].active); n != 1 {
+		t.Fatalf("%d users' latest active events kept a day later, want 1", n)
+	}
 }
 
 // benchEvents is a 500-event batch (the agent's usual segment size) from 200
