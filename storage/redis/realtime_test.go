@@ -84,8 +84,14 @@ func TestRealtimeKeysCarryPrefixAndTTL(t *testing.T) {
 	prefix := testenv.Prefix(t)
 	r := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: func() time.Time { return rtNow }})
 	r.Record(context.Background(), []protocol.Event{at(0, 7, 1, "page_view"), at(0, 7, 2, "page_view"), at(2, 7, 1, "click")})
-	keys, err := c.Keys(context.Background(), prefix+"*").Result()
-	if err != nil {
+	// SCAN, not KEYS: one KEYS over a shared server's keys can outlast the
+	// client's command timeout.
+	var keys []string
+	it := c.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
+	for it.Next(context.Background()) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
 		t.Fatal(err)
 	}
 	minute := rtNow.Unix() / 60
