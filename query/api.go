@@ -213,7 +213,8 @@ func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, i
 		return nil, plan.NewError(http.StatusNotImplemented, "UNIMPLEMENTED", "Realtime reports are not served by this server.")
 	}
 	req := fromRealtime(in)
-	if _, err := h.site(ctx, id); err != nil {
+	s, err := h.site(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	p, apiErr := realtime.Validate(req, id)
@@ -224,7 +225,7 @@ func (h *handler) runRealtimeReport(ctx context.Context, c apiCall, id uint32, i
 	if err != nil {
 		return nil, fmt.Errorf("query: realtime property %d: %w", id, err)
 	}
-	resp := realtime.Run(p, w)
+	resp := realtime.Run(p, w, s.Loc)
 	// Realtime reads this node's or Redis' counters of 30 minutes: 1 token.
 	resp.PropertyQuota = h.quota.charge(ctx, quotaRealtime, id, c.key, 1, req.ReturnPropertyQuota)
 	return toRealtime(resp), nil

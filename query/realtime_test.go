@@ -403,3 +403,34 @@ func TestRealtimeSocket(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRealtimeSummaryActiveDay: the WebSocket summary counts a visitor
+// whose events in the window are not active as an active user when its
+// latest active event is on the window's day in the property's time zone
+// (redis.Window.ActiveVisitors), in its total, its minutes and its top
+// countries, and not when that event was on the day before.
+func TestRealtimeSummaryActiveDay(t *testing.T) {
+	now := time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC)
+	w := redis.Window{Now: now.Unix() / 60, Minutes: []redis.Minute{{Minute: now.Unix() / 60, Cells: map[redis.Cell]int64{
+		{EventName: "page_view", Country: "CH", Screen: "/a", Visitor: 1}:               1, // quiet, active at 09:00 UTC
+		{EventName: "page_view", Country: "CH", Screen: "/a", Visitor: 2}:               1, // quiet, never active
+		{EventName: "page_view", Country: "DE", Screen: "/a", Visitor: 3, Active: true}: 1,
+	}}}, ActiveAt: map[uint64]int64{1: now.Add(-3 * time.Hour).Unix()}}
+	for _, tc := range []struct {
+		loc       *time.Location
+		active    int64
+		swissUser int64
+	}{{time.UTC, 2, 1}, {time.FixedZone("UTC-10", -10*3600), 1, 0}} { // 02:00 there: 09:00 UTC was the day before
+		sum := summarize(1, w, tc.loc)
+		var ch int64
+		for _, c := range sum.TopCountries {
+			if c.Name == realtime.CountryName("CH") {
+				ch = c.ActiveUsers
+			}
+		}
+		if sum.ActiveUsers != tc.active || sum.Minutes[0].ActiveUsers != tc.active || ch != tc.swissUser {
+			t.Errorf("in %s: %d active users, %d this minute, %d in CH; want %d, %d, %d", tc.loc, sum.ActiveUsers, sum.Minutes[0].ActiveUsers, ch,
+				tc.active, tc.active, tc.swissUser)
+		}
+	}
+}

@@ -102,6 +102,7 @@ type RealtimeSocket struct {
 // siteFeed is one property's sockets and its last summary.
 type siteFeed struct {
 	clients map[*socketClient]struct{}
+	loc     *time.Location // the property's time zone, as its latest socket found it
 	dirty   bool
 	minute  int64  // Window.Now of last
 	last    []byte // last summary, JSON
@@ -210,15 +211,19 @@ func (s *RealtimeSocket) summary(ctx context.Context, id uint32, force bool) ([]
 		s.mu.Unlock()
 		return msg, nil
 	}
+	loc := time.UTC
 	if f != nil {
 		f.dirty = false // a change from now on marks it again
+		if f.loc != nil {
+			loc = f.loc
+		}
 	}
 	s.mu.Unlock()
 	w, err := s.src.Window(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := json.Marshal(summarize(id, w))
+	msg, err := json.Marshal(summarize(id, w, loc))
 	if err != nil {
 		return nil, err
 	}
@@ -230,15 +235,16 @@ func (s *RealtimeSocket) summary(ctx context.Context, id uint32, force bool) ([]
 	return msg, nil
 }
 
-// summarize computes a RealtimeSummary from w.
-func summarize(id uint32, w redis.Window) *RealtimeSummary {
+// summarize computes a RealtimeSummary from w; loc is the property's time
+// zone (redis.Window.ActiveVisitors).
+func summarize(id uint32, w redis.Window, loc *time.Location) *RealtimeSummary {
+	active := w.ActiveVisitors(loc)
 	sum := &RealtimeSummary{Property: "properties/" + strconv.FormatUint(uint64(id), 10),
-		ActiveUsers: w.Users, Minutes: make([]SummaryMinute, redis.RealtimeWindow)}
+		ActiveUsers: int64(len(active)), Minutes: make([]SummaryMinute, redis.RealtimeWindow)}
 	for i := range sum.Minutes {
 		sum.Minutes[i].MinutesAgo = i
 	}
 	pages, countries := map[string]*realtime.Acc{}, map[string]*realtime.Acc{}
-	active := realtime.WindowActive(w)
 	for _, m := range w.Minutes {
 		ago := w.Now - m.Minute
 		if ago < 0 || ago >= redis.RealtimeWindow {
@@ -290,13 +296,13 @@ func topOf(m map[string]*realtime.Acc, by realtime.Metric) []SummaryTop {
 // ServeHTTP authorizes the request, upgrades it and serves the socket until
 // the client goes, a write fails or Run ends.
 func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, key, err := s.authorize(r)
+	id, key, loc, err := s.authorize(r)
 	if err != nil {
 		writeError(w, s.h.apiError(r.Context(), r.Context(), id, err))
 		return
 	}
 	client := &socketClient{send: make(chan []byte, 1)}
-	if !s.join(id, client) {
+	if !s.join(id, loc, client) {
 		writeError(w, plan.NewError(http.StatusServiceUnavailable, "UNAVAILABLE",
 			"This node serves %d realtime sockets already; retry later or on another node.", s.max))
 		return
@@ -338,34 +344,36 @@ func (s *RealtimeSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorize resolves ?property= and the key (bearer header or ?key=) and
-// checks that the property exists.
-func (s *RealtimeSocket) authorize(r *http.Request) (uint32, string, error) {
+// checks that the property exists; it returns the property's time zone.
+func (s *RealtimeSocket) authorize(r *http.Request) (uint32, string, *time.Location, error) {
 	q := r.URL.Query()
 	id, err := strconv.ParseUint(q.Get("property"), 10, 31)
 	if err != nil || id == 0 {
-		return 0, "", plan.InvalidArgument("Invalid property %s: give ?property= a positive integer property id.", plan.QuoteName(q.Get("property")))
+		return 0, "", nil, plan.InvalidArgument("Invalid property %s: give ?property= a positive integer property id.", plan.QuoteName(q.Get("property")))
 	}
 	key, ok := bearerKey(r.Header.Get("Authorization"))
 	if !ok {
 		key = q.Get("key")
 	}
 	if key == "" {
-		return uint32(id), "", plan.NewError(http.StatusUnauthorized, "UNAUTHENTICATED",
+		return uint32(id), "", nil, plan.NewError(http.StatusUnauthorized, "UNAUTHENTICATED",
 			"Request is missing a valid API key: send 'Authorization: Bearer <key>' or the key query parameter.")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.h.timeout)
 	defer cancel()
 	if err := s.h.authorizeKey(ctx, key, uint32(id)); err != nil {
-		return uint32(id), "", err
+		return uint32(id), "", nil, err
 	}
-	if _, err := s.h.site(ctx, uint32(id)); err != nil {
-		return uint32(id), "", err
+	st, err := s.h.site(ctx, uint32(id))
+	if err != nil {
+		return uint32(id), "", nil, err
 	}
-	return uint32(id), key, nil
+	return uint32(id), key, st.Loc, nil
 }
 
-// join registers a client unless the node is full or stopping.
-func (s *RealtimeSocket) join(id uint32, c *socketClient) bool {
+// join registers a client of a property in time zone loc unless the node
+// is full or stopping.
+func (s *RealtimeSocket) join(id uint32, loc *time.Location, c *socketClient) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
@@ -383,6 +391,7 @@ func (s *RealtimeSocket) join(id uint32, c *socketClient) bool {
 		s.sites[id] = f
 	}
 	f.clients[c] = struct{}{}
+	f.loc = loc
 	return true
 }
 

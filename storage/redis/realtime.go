@@ -35,6 +35,11 @@ const (
 	redisBackoff = 5 * time.Second
 	// defaultMaxCells bounds one site's cells per minute in memory.
 	defaultMaxCells = 100_000
+	// activeKept is how long the store keeps a user's latest active
+	// event: longer than a local day (25 hours at most, when a daylight
+	// saving change repeats one), so it still tells whether the user was
+	// active on the window's day.
+	activeKept = 26 * time.Hour
 )
 
 // Cell is one realtime counter: the events of one visitor with one
@@ -68,13 +73,73 @@ type Minute struct {
 }
 
 // Window is a site's realtime state: the minutes of the last RealtimeWindow
-// that hold events, and the distinct active users over all of them. Its cells
-// maps are shared with later reads: read them, never change them.
+// that hold events, and what the store knows of its visitors' activity
+// earlier in the day. Its cells maps are shared with later reads: read
+// them, never change them.
 type Window struct {
 	Now     int64 // the current Unix minute; a Minute is Now-Minute minutes ago
 	Minutes []Minute
-	Users   int64 // distinct active visitors over the window (Cell.Active), counted exactly from the cells
-	Memory  bool  // answered from this node's memory (no Redis, or Redis failed)
+	// ActiveAt holds, for the window's visitors none of whose cells is
+	// active (and maybe others), the Unix second of the latest active
+	// event (Active) the store counted of them, up to activeKept ago;
+	// visitors it counted none of are absent.
+	ActiveAt map[uint64]int64
+	Memory   bool // answered from this node's memory (no Redis, or Redis failed)
+}
+
+// ActiveVisitors are the window's active users by GA4's rule, which is
+// per user and calendar day: the visitors with an active cell in the
+// window, and those whose latest active event (ActiveAt) is on the
+// window's day in loc, the property's time zone. Counted exactly, so
+// every report of one window agrees with the others.
+func (w Window) ActiveVisitors(loc *time.Location) map[uint64]bool {
+	active := map[uint64]bool{}
+	for _, m := range w.Minutes {
+		for c := range m.Cells {
+			if c.Active {
+				active[c.Visitor] = true
+			}
+		}
+	}
+	if len(w.ActiveAt) > 0 {
+		today := localMidnight(time.Unix(w.Now*60, 0), loc).Unix()
+		for v, at := range w.ActiveAt {
+			if at >= today {
+				active[v] = true
+			}
+		}
+	}
+	return active
+}
+
+// ActiveUsers is how many ActiveVisitors the window has.
+func (w Window) ActiveUsers(loc *time.Location) int64 { return int64(len(w.ActiveVisitors(loc))) }
+
+// localMidnight is the start of t's day in loc.
+func localMidnight(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+// quietVisitors are the visitors of minutes none of whose cells is active.
+func quietVisitors(minutes []Minute) []uint64 {
+	quiet := map[uint64]bool{}
+	for _, m := range minutes {
+		for c := range m.Cells {
+			if c.Active {
+				quiet[c.Visitor] = false
+			} else if _, seen := quiet[c.Visitor]; !seen {
+				quiet[c.Visitor] = true
+			}
+		}
+	}
+	out := make([]uint64, 0, len(quiet))
+	for v, q := range quiet {
+		if q {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // RealtimeOptions configure NewRealtime and NewRedisRealtime.
@@ -92,7 +157,10 @@ type RealtimeOptions struct {
 // in this node's memory, written when a batch commits, and tells this
 // node's watchers. It is the realtime store of a node without Redis, and
 // the fallback inside RedisRealtime, which shares the counters with the
-// cluster. The node chooses one of the two at start.
+// cluster. The node chooses one of the two at start. Its state lives in
+// this process: a restart loses the window, the devices' sessions and the
+// users' latest active events (those active earlier in the day and quiet
+// since then count as not active until their next active event).
 type Realtime struct {
 	opts     RealtimeOptions
 	log      *slog.Logger
@@ -116,9 +184,15 @@ type Realtime struct {
 	devPruned map[uint32]int64
 }
 
-// ring holds a site's minutes, slot minute % RealtimeWindow.
+// ring holds a site's minutes, slot minute % RealtimeWindow, and its
+// users' latest active events.
 type ring struct {
 	slots [RealtimeWindow]slot
+	// active maps a user (a cell's Visitor) to the Unix second of its
+	// latest active event counted, for activeKept; pruned once a minute
+	// (at the minute activePruned), bounded like the devices' sessions.
+	active       map[uint64]int64
+	activePruned int64
 }
 
 // slot is one minute in memory; version grows with every write to it.
@@ -211,10 +285,13 @@ func minuteOf(e *protocol.Event, now int64) (int64, bool) {
 }
 
 // deltas groups events by site and minute, as Record counts them, each
-// event i under users[i]: the cells' counts to add.
-func (r *Realtime) deltas(events []protocol.Event, users []uint64) map[siteMinute]map[Cell]int64 {
-	now := unixMinute(r.opts.Now())
+// event i under users[i]: the cells' counts to add, and by site the
+// latest active event's Unix second of each user with one (markActive).
+func (r *Realtime) deltas(events []protocol.Event, users []uint64) (map[siteMinute]map[Cell]int64, map[uint32]map[uint64]int64) {
+	t := r.opts.Now()
+	now, nowSec := unixMinute(t), t.Unix()
 	deltas := map[siteMinute]map[Cell]int64{}
+	active := map[uint32]map[uint64]int64{}
 	var last siteMinute
 	var cells map[Cell]int64 // last's: a batch's events mostly share their site and minute
 	for i, k := range windowed(events, now) {
@@ -225,9 +302,17 @@ func (r *Realtime) deltas(events []protocol.Event, users []uint64) map[siteMinut
 				deltas[k] = cells
 			}
 		}
-		cells[cellOf(&events[i], users[i])]++
+		c := cellOf(&events[i], users[i])
+		cells[c]++
+		if c.Active {
+			if active[k.site] == nil {
+				active[k.site] = map[uint64]int64{}
+			}
+			at := min(events[i].TimeMicros/1_000_000, nowSec)
+			active[k.site][c.Visitor] = max(active[k.site][c.Visitor], at)
+		}
 	}
-	return deltas
+	return deltas, active
 }
 
 // windowed yields the index of each event in the window ending at minute
@@ -262,7 +347,8 @@ func cellOf(e *protocol.Event, user uint64) Cell {
 // users[i], straight into the slots (one map write per event), and
 // returns the sites it counted events of, once each.
 func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites []uint32) {
-	now := unixMinute(r.opts.Now())
+	t := r.opts.Now()
+	now, nowSec := unixMinute(t), t.Unix()
 	dropped := 0
 	r.mu.Lock()
 	var last siteMinute
@@ -275,6 +361,9 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 			}
 		}
 		c := cellOf(&events[i], users[i])
+		if c.Active {
+			r.markActive(k.site, c.Visitor, min(events[i].TimeMicros/1_000_000, nowSec), now)
+		}
 		if len(sl.Cells) >= r.opts.MaxCells {
 			if _, ok := sl.Cells[c]; !ok {
 				dropped++
@@ -311,6 +400,32 @@ func (r *Realtime) slot(k siteMinute, size int) *slot {
 	}
 	sl.version++
 	return sl
+}
+
+// markActive records that user was active at second at, keeping the
+// latest; entries older than activeKept go once a minute, and a site
+// keeps at most MaxCells × RealtimeWindow users (beyond it, new ones are
+// not marked: they count as active by their active cells in the window
+// only). The caller holds mu; the site's ring exists.
+func (r *Realtime) markActive(site uint32, user uint64, at, now int64) {
+	rg := r.sites[site]
+	if rg.active == nil {
+		rg.active = map[uint64]int64{}
+	}
+	if rg.activePruned != now {
+		rg.activePruned = now
+		cutoff := now*60 - int64(activeKept.Seconds())
+		for u, t := range rg.active {
+			if t < cutoff {
+				delete(rg.active, u)
+			}
+		}
+	}
+	if prev, ok := rg.active[user]; ok {
+		rg.active[user] = max(prev, at)
+	} else if len(rg.active) < r.opts.MaxCells*RealtimeWindow {
+		rg.active[user] = at
+	}
 }
 
 // Window reads a site's last RealtimeWindow minutes from memory.
@@ -366,21 +481,6 @@ func decodeCell(b []byte) (Cell, error) {
 	return Cell{EventName: old.EventName, Country: old.Country, City: old.City, Device: old.Device, Screen: old.Screen, Visitor: old.Visitor}, nil
 }
 
-// distinctVisitors counts the active visitors of minutes' cells exactly,
-// so the window's total agrees with every report computed from the same
-// cells.
-func distinctVisitors(minutes []Minute) int64 {
-	seen := map[uint64]struct{}{}
-	for _, m := range minutes {
-		for c := range m.Cells {
-			if c.Active {
-				seen[c.Visitor] = struct{}{}
-			}
-		}
-	}
-	return int64(len(seen))
-}
-
 func (r *Realtime) windowMemory(site uint32, now int64) Window {
 	w := Window{Now: now, Memory: true}
 	r.mu.Lock()
@@ -403,7 +503,23 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 		}
 		w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 	}
-	w.Users = distinctVisitors(w.Minutes)
+	if len(rg.active) > 0 {
+		// A map lookup per cell not active: no set of the quiet visitors
+		// to build first.
+		for _, m := range w.Minutes {
+			for c := range m.Cells {
+				if c.Active {
+					continue
+				}
+				if at, ok := rg.active[c.Visitor]; ok {
+					if w.ActiveAt == nil {
+						w.ActiveAt = map[uint64]int64{}
+					}
+					w.ActiveAt[c.Visitor] = at
+				}
+			}
+		}
+	}
 	return w
 }
 

@@ -9,9 +9,9 @@ import (
 )
 
 // Forget removes the cells of visitors (an erased data subject's keys) from
-// a site's realtime window in this node's memory, and the devices'
-// sessions that are theirs (realtime_users.go). Other visitors' counts
-// stay.
+// a site's realtime window in this node's memory, their latest active
+// events, and the devices' sessions that are theirs (realtime_users.go).
+// Other visitors' counts stay.
 func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) error {
 	gone := setOf(visitors)
 	r.forget(site, gone)
@@ -24,7 +24,7 @@ func (r *Realtime) Forget(_ context.Context, site uint32, visitors []uint64) err
 // this node's memory and in Redis. Each touched minute's version moves, so
 // every node reads it again; the minute's visitor sketch (realtime:users)
 // is rewritten from the cells that remain. The visitors' devices'
-// sessions go too, in memory and in Redis.
+// sessions and latest active events go too, in memory and in Redis.
 func (r *RedisRealtime) Forget(ctx context.Context, site uint32, visitors []uint64) error {
 	gone := setOf(visitors)
 	now := unixMinute(r.mem.opts.Now())
@@ -35,6 +35,16 @@ func (r *RedisRealtime) Forget(ctx context.Context, site uint32, visitors []uint
 	}
 	if err := r.forgetDevicesRedis(ctx, site, gone); err != nil {
 		return err
+	}
+	r.activeCache.drop(site)
+	members := make([]any, 0, len(gone))
+	for v := range gone {
+		members = append(members, strconv.FormatUint(v, 16))
+	}
+	if len(members) > 0 {
+		if err := r.client.ZRem(ctx, r.ActiveKey(site), members...).Err(); err != nil {
+			return fmt.Errorf("realtime: forget in %s: %w", r.ActiveKey(site), err)
+		}
 	}
 	r.mem.notify(site)
 	return nil
@@ -52,6 +62,9 @@ func setOf(visitors []uint64) map[uint64]bool {
 func (r *Realtime) forget(site uint32, gone map[uint64]bool) {
 	r.mu.Lock()
 	if rg := r.sites[site]; rg != nil {
+		for v := range gone {
+			delete(rg.active, v)
+		}
 		for i := range rg.slots {
 			sl := &rg.slots[i]
 			changed := false

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,68 @@ type RedisRealtime struct {
 	redisErrors atomic.Uint64
 	// redisCache holds minutes as last read from Redis.
 	redisCache minuteCache
+	// activeCache holds the latest active events read from Redis.
+	activeCache activeCache
+}
+
+// activeCache keeps, per site, the latest active events (ActiveKey) read
+// in one minute, 0 for a visitor without one, so a window read in the
+// same minute asks Redis only of visitors it has not asked of. Exact
+// within the minute: an active event counted while the window ends at
+// that minute lands in the window, so a visitor whose latest active
+// event changed has an active cell and is not looked up; an erasure
+// drops the site's entries.
+type activeCache struct {
+	mu    sync.Mutex
+	sites map[uint32]*activeMinute
+}
+
+type activeMinute struct {
+	minute int64
+	at     map[uint64]int64
+}
+
+// split returns what is cached of visitors in minute, into at, and the
+// visitors it does not hold.
+func (c *activeCache) split(site uint32, minute int64, visitors []uint64, at map[uint64]int64) (missing []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.sites[site]
+	if m == nil || m.minute != minute {
+		return visitors
+	}
+	for _, v := range visitors {
+		if t, ok := m.at[v]; !ok {
+			missing = append(missing, v)
+		} else if t > 0 {
+			at[v] = t
+		}
+	}
+	return missing
+}
+
+// put caches what Redis answered in minute of visitors (0: none).
+func (c *activeCache) put(site uint32, minute int64, visitors []uint64, at []int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sites == nil {
+		c.sites = map[uint32]*activeMinute{}
+	}
+	m := c.sites[site]
+	if m == nil || m.minute != minute {
+		m = &activeMinute{minute: minute, at: make(map[uint64]int64, len(visitors))}
+		c.sites[site] = m
+	}
+	for i, v := range visitors {
+		m.at[v] = at[i]
+	}
+}
+
+// drop forgets a site's entries.
+func (c *activeCache) drop(site uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sites, site)
 }
 
 // NewRedisRealtime makes the realtime store over client, which must not be
@@ -58,7 +121,8 @@ func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
 	if r.redisUp() {
 		users, err := r.sessionUsersRedis(ctx, events)
 		if err == nil {
-			err = r.recordRedis(ctx, r.mem.deltas(events, users))
+			deltas, active := r.mem.deltas(events, users)
+			err = r.recordRedis(ctx, deltas, active)
 		}
 		if err != nil {
 			r.redisFailed("realtime: record", err)
@@ -108,7 +172,17 @@ func (r *RedisRealtime) EventsKey(site uint32, minute int64) string {
 // site id in decimal.
 func (r *RedisRealtime) Channel() string { return r.channel }
 
-func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]map[Cell]int64) error {
+// ActiveKey is the Redis key of a site's users' latest active events: a
+// sorted set of users (hex) scored by the Unix second of their latest
+// active event counted (ZADD GT), trimmed on each write to activeKept and
+// to the newest MaxCells × RealtimeWindow users, expiring activeKept
+// after the last write. One key per site, written in the batch's
+// pipeline and read when a window holds visitors without an active cell.
+func (r *RedisRealtime) ActiveKey(site uint32) string {
+	return r.prefix + "realtime:active:{" + strconv.FormatUint(uint64(site), 10) + "}"
+}
+
+func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]map[Cell]int64, active map[uint32]map[uint64]int64) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
@@ -131,6 +205,18 @@ func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]m
 		pipe.Expire(ctx, ek, realtimeTTL)
 		pipe.Expire(ctx, uk, realtimeTTL)
 		sites[k.site] = true
+	}
+	cutoff := r.mem.opts.Now().Add(-activeKept).Unix()
+	for site, users := range active {
+		key := r.ActiveKey(site)
+		members := make([]goredis.Z, 0, len(users))
+		for u, at := range users {
+			members = append(members, goredis.Z{Score: float64(at), Member: strconv.FormatUint(u, 16)})
+		}
+		pipe.ZAddGT(ctx, key, members...)
+		pipe.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(cutoff, 10))
+		pipe.ZRemRangeByRank(ctx, key, 0, -int64(r.mem.opts.MaxCells*RealtimeWindow)-1)
+		pipe.Expire(ctx, key, activeKept)
 	}
 	for s := range sites {
 		pipe.Publish(ctx, r.channel, strconv.FormatUint(uint64(s), 10))
@@ -195,7 +281,30 @@ func (r *RedisRealtime) windowRedis(ctx context.Context, site uint32, now int64)
 			w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})
 		}
 	}
-	w.Users = distinctVisitors(w.Minutes)
+	if quiet := quietVisitors(w.Minutes); len(quiet) > 0 {
+		w.ActiveAt = map[uint64]int64{}
+		if missing := r.activeCache.split(site, now, quiet, w.ActiveAt); len(missing) > 0 {
+			members := make([]string, len(missing))
+			for i, v := range missing {
+				members[i] = strconv.FormatUint(v, 16)
+			}
+			scores, err := r.client.ZMScore(ctx, r.ActiveKey(site), members...).Result()
+			if err != nil {
+				return Window{}, fmt.Errorf("realtime: read site %d's active users: %w", site, err)
+			}
+			if len(scores) != len(missing) {
+				return Window{}, fmt.Errorf("realtime: read site %d's active users: %d answers for %d users", site, len(scores), len(missing))
+			}
+			at := make([]int64, len(scores))
+			for i, f := range scores {
+				at[i] = int64(f)
+				if at[i] > 0 {
+					w.ActiveAt[missing[i]] = at[i]
+				}
+			}
+			r.activeCache.put(site, now, missing, at)
+		}
+	}
 	return w, nil
 }
 

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -37,12 +39,12 @@ func TestRealtimeActiveUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if events, _ := total(w); events != 4 || w.Users != 3 {
-		t.Fatalf("%d events of %d active users, want 4 of 3 (visitor 1 has no active event)", events, w.Users)
+	if events, _ := total(w); events != 4 || w.ActiveUsers(time.UTC) != 3 {
+		t.Fatalf("%d events of %d active users, want 4 of 3 (visitor 1 has no active event)", events, w.ActiveUsers(time.UTC))
 	}
 	r.Record(context.Background(), []protocol.Event{later})
-	if w, _ = r.Window(context.Background(), 1); w.Users != 4 {
-		t.Fatalf("%d active users after visitor 1 engaged, want 4", w.Users)
+	if w, _ = r.Window(context.Background(), 1); w.ActiveUsers(time.UTC) != 4 {
+		t.Fatalf("%d active users after visitor 1 engaged, want 4", w.ActiveUsers(time.UTC))
 	}
 	// A cell written before cells carried Active (six fields) reads as
 	// not active.
@@ -82,26 +84,32 @@ func TestRealtimeKeysCarryPrefixAndTTL(t *testing.T) {
 	prefix := testenv.Prefix(t)
 	r := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: func() time.Time { return rtNow }})
 	r.Record(context.Background(), []protocol.Event{at(0, 7, 1, "page_view"), at(0, 7, 2, "page_view"), at(2, 7, 1, "click")})
-	keys, err := c.Keys(context.Background(), prefix+"*").Result()
-	if err != nil {
+	// SCAN, not KEYS: one KEYS over a shared server's keys can outlast the
+	// client's command timeout.
+	var keys []string
+	it := c.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
+	for it.Next(context.Background()) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
 		t.Fatal(err)
 	}
 	minute := rtNow.Unix() / 60
-	want := map[string]bool{}
+	want := map[string]time.Duration{prefix + "realtime:active:{7}": activeKept} // the users' latest active events live a day
 	for _, m := range []int64{minute, minute - 2} {
-		want[prefix+"realtime:users:7:"+strconv.FormatInt(m, 10)] = true
-		want[prefix+"realtime:events:7:"+strconv.FormatInt(m, 10)] = true
+		want[prefix+"realtime:users:7:"+strconv.FormatInt(m, 10)] = realtimeTTL
+		want[prefix+"realtime:events:7:"+strconv.FormatInt(m, 10)] = realtimeTTL
 	}
 	if len(keys) != len(want) {
 		t.Fatalf("keys %v, want %v", keys, want)
 	}
 	for _, k := range keys {
-		if !want[k] {
+		if want[k] == 0 {
 			t.Fatalf("unexpected key %s (want %v)", k, want)
 		}
 		ttl, err := c.TTL(context.Background(), k).Result()
-		if err != nil || ttl <= 30*time.Minute || ttl > 35*time.Minute {
-			t.Fatalf("TTL of %s: %v %v, want in (30m, 35m]", k, ttl, err)
+		if err != nil || ttl <= want[k]-5*time.Minute || ttl > want[k] {
+			t.Fatalf("TTL of %s: %v %v, want in (%v, %v]", k, ttl, err, want[k]-5*time.Minute, want[k])
 		}
 	}
 	if n, err := c.PFCount(context.Background(), prefix+"realtime:users:7:"+strconv.FormatInt(minute, 10)).Result(); err != nil || n != 2 {
@@ -143,7 +151,7 @@ func TestRealtimeSharedAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if events, minutes := total(w); w.Memory || events < 1 || w.Users != 1 || len(minutes) != 1 || minutes[0] != 1 {
+	if events, minutes := total(w); w.Memory || events < 1 || w.ActiveUsers(time.UTC) != 1 || len(minutes) != 1 || minutes[0] != 1 {
 		t.Fatalf("node b reads %+v (events %d, minutes ago %v), want site 9's events from Redis, one visitor, 1 minute ago", w, events, minutes)
 	}
 	cancel()
@@ -169,7 +177,7 @@ func TestRealtimeWithoutRedis(t *testing.T) {
 				t.Fatal(err)
 			}
 			events, minutes := total(w)
-			if !w.Memory || events != 2 || w.Users != 2 || len(minutes) != 2 || heard != 2 {
+			if !w.Memory || events != 2 || w.ActiveUsers(time.UTC) != 2 || len(minutes) != 2 || heard != 2 {
 				t.Fatalf("window %+v: events %d minutes ago %v heard %d; want 2 events of 2 visitors at 0 and 29 minutes ago, both sites announced", w, events, minutes, heard)
 			}
 			for c := range w.Minutes[0].Cells {
@@ -199,6 +207,24 @@ func TestRealtimeMemoryBounded(t *testing.T) {
 	w, _ = r.Window(context.Background(), 1)
 	if len(w.Minutes) != 1 || len(w.Minutes[0].Cells) != 1 || w.Minutes[0].Minute != later.Unix()/60 {
 		t.Fatalf("after 30 minutes: %+v", w)
+	}
+	// The users' latest active events are bounded too (MaxCells × the
+	// window's minutes per site), and go after activeKept.
+	events = events[:0]
+	for v := range uint64(200) {
+		e := at(0, 1, 1000+v, "page_view")
+		e.TimeMicros = later.UnixMicro()
+		events = append(events, e)
+	}
+	r.Record(context.Background(), events)
+	if n := len(r.sites[1].active); n != 3*RealtimeWindow {
+		t.Fatalf("%d users' latest active events kept, want %d", n, 3*RealtimeWindow)
+	}
+	dayLater := later.Add(activeKept + time.Minute)
+	r.opts.Now = func() time.Time { return dayLater }
+	r.Record(context.Background(), []protocol.Event{{Site: 1, TimeMicros: dayLater.UnixMicro(), Name: "x", Visitor: 5, EngageMs: 1}})
+	if n := len(r.sites[1].active); n != 1 {
+		t.Fatalf("%d users' latest active events kept a day later, want 1", n)
 	}
 }
 
@@ -262,8 +288,13 @@ func BenchmarkRealtimeWindow(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := r.Window(context.Background(), 1); err != nil {
+				// A read and its active users, which every reader counts.
+				w, err := r.Window(context.Background(), 1)
+				if err != nil {
 					b.Fatal(err)
+				}
+				if w.ActiveUsers(time.UTC) == 0 {
+					b.Fatal("no active users")
 				}
 			}
 		})
@@ -289,12 +320,26 @@ var (
 // realtimeStores opens each realtime store at rtNow: Redis (a real
 // server, under the test's prefix) and memory.
 func realtimeStores() map[string]func(t *testing.T) realtimeStore {
-	now := func() time.Time { return rtNow }
-	return map[string]func(t *testing.T) realtimeStore{
-		"redis": func(t *testing.T) realtimeStore {
-			return NewRedisRealtime(client(t), RealtimeOptions{Prefix: testenv.Prefix(t), Now: now})
+	out := map[string]func(t *testing.T) realtimeStore{}
+	for name, nodes := range realtimeNodes(func() time.Time { return rtNow }) {
+		out[name] = func(t *testing.T) realtimeStore { return nodes(t)() }
+	}
+	return out
+}
+
+// realtimeNodes opens each realtime store with clock now: every call of
+// the function it returns starts a node (another one, or the same after a
+// restart); Redis nodes share the server's keys under the test's prefix,
+// memory nodes share nothing.
+func realtimeNodes(now func() time.Time) map[string]func(t *testing.T) func() realtimeStore {
+	return map[string]func(t *testing.T) func() realtimeStore{
+		"redis": func(t *testing.T) func() realtimeStore {
+			c, prefix := client(t), testenv.Prefix(t)
+			return func() realtimeStore { return NewRedisRealtime(c, RealtimeOptions{Prefix: prefix, Now: now}) }
 		},
-		"memory": func(*testing.T) realtimeStore { return NewRealtime(RealtimeOptions{Now: now}) },
+		"memory": func(*testing.T) func() realtimeStore {
+			return func() realtimeStore { return NewRealtime(RealtimeOptions{Now: now}) }
+		},
 	}
 }
 
@@ -326,8 +371,8 @@ func TestRealtimeContract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if events, _ := total(w); events != 3 || len(w.Minutes) != 2 || w.Users != 1 {
-				t.Fatalf("site 1: %d events in %d minutes, %d active users; want 3 in 2, 1", events, len(w.Minutes), w.Users)
+			if events, _ := total(w); events != 3 || len(w.Minutes) != 2 || w.ActiveUsers(time.UTC) != 1 {
+				t.Fatalf("site 1: %d events in %d minutes, %d active users; want 3 in 2, 1", events, len(w.Minutes), w.ActiveUsers(time.UTC))
 			}
 			if err := r.Forget(ctx, 1, []uint64{8}); err != nil {
 				t.Fatal(err)
@@ -335,8 +380,8 @@ func TestRealtimeContract(t *testing.T) {
 			if w, err = r.Window(ctx, 1); err != nil {
 				t.Fatal(err)
 			}
-			if events, _ := total(w); events != 1 || w.Users != 1 {
-				t.Fatalf("site 1 after forgetting visitor 8: %d events, %d active users; want 1, 1", events, w.Users)
+			if events, _ := total(w); events != 1 || w.ActiveUsers(time.UTC) != 1 {
+				t.Fatalf("site 1 after forgetting visitor 8: %d events, %d active users; want 1, 1", events, w.ActiveUsers(time.UTC))
 			}
 			if w, err = r.Window(ctx, 2); err != nil {
 				t.Fatal(err)
@@ -350,6 +395,65 @@ func TestRealtimeContract(t *testing.T) {
 		})
 	}
 }
+
+// TestRealtimeContractActiveDay holds both stores to GA4's rule that a
+// user is active per calendar day: a visitor active earlier in the
+// property's day, more than 30 minutes ago, whose events in the window
+// are not active, is an active user; one active only the day before is
+// not. Redis keeps what it knows across a restart and for every node, and
+// forgets an erased visitor's; memory starts empty after a restart.
+func TestRealtimeContractActiveDay(t *testing.T) {
+	honolulu := time.FixedZone("UTC-10", -10*3600) // rtNow is 02:00 there: 09:00 UTC was the day before
+	for name, nodes := range realtimeNodes(func() time.Time { return clockNow }) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			start := nodes(t)
+			r := start()
+			quiet := func(visitor uint64) protocol.Event {
+				e := at(0, 4, visitor, "page_view")
+				e.EngageMs = 0
+				return e
+			}
+			// Visitor 31 was active yesterday, 30 three hours ago; 33 is
+			// active now, 32 never.
+			clockNow = rtNow.Add(-20 * time.Hour)
+			r.Record(ctx, []protocol.Event{at(20*60, 4, 31, "page_view")})
+			clockNow = rtNow.Add(-3 * time.Hour)
+			r.Record(ctx, []protocol.Event{at(3*60, 4, 30, "page_view")})
+			clockNow = rtNow
+			r.Record(ctx, []protocol.Event{quiet(30), quiet(31), quiet(32), at(0, 4, 33, "click")})
+			check := func(r realtimeStore, what string, loc *time.Location, want ...uint64) {
+				t.Helper()
+				w, err := r.Window(ctx, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := slices.Sorted(maps.Keys(w.ActiveVisitors(loc)))
+				if !slices.Equal(got, want) || w.ActiveUsers(loc) != int64(len(want)) {
+					t.Fatalf("%s: active users %v (%d), want %v", what, got, w.ActiveUsers(loc), want)
+				}
+			}
+			check(r, "in UTC", time.UTC, 30, 33)
+			check(r, "in UTC-10, where three hours ago was the day before", honolulu, 33)
+			// A restart, or another node.
+			r2 := start()
+			r2.Record(ctx, []protocol.Event{quiet(30)})
+			if name == "redis" {
+				check(r2, "another node", time.UTC, 30, 33)
+				if err := r2.Forget(ctx, 4, []uint64{30}); err != nil {
+					t.Fatal(err)
+				}
+				r2.Record(ctx, []protocol.Event{quiet(30)})
+				check(r2, "after visitor 30 was erased", time.UTC, 33)
+			} else {
+				check(r2, "memory after a restart", time.UTC)
+			}
+		})
+	}
+}
+
+// clockNow is TestRealtimeContractActiveDay's clock.
+var clockNow = rtNow
 
 // TestRealtimeRereadsChangedMinutes: a window read caches minutes; a later
 // write to one of them, from any node, shows in the next read.
@@ -374,8 +478,8 @@ func TestRealtimeRereadsChangedMinutes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if events, _ := total(w); events != want || w.Users != want {
-					t.Fatalf("round %d: %d events of %d visitors, want %d of %d", round, events, w.Users, want, want)
+				if events, _ := total(w); events != want || w.ActiveUsers(time.UTC) != want {
+					t.Fatalf("round %d: %d events of %d visitors, want %d of %d", round, events, w.ActiveUsers(time.UTC), want, want)
 				}
 			}
 		})

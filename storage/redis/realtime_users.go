@@ -26,34 +26,75 @@ import (
 //   - an event with the device's current session id, or without a session
 //     id within sessionGap of the session's latest event, joins it and
 //     counts under its visitor;
-//   - an event of the session the device had before the current one (a
-//     late event) counts under that session's visitor; one of an older
-//     session id counts under its own visitor; neither changes the
-//     current session;
+//   - an event of an earlier session id (a late event) counts under that
+//     session's visitor when the device remembers it (the sessions before
+//     the current one, up to maxPastSessions), else under its own visitor,
+//     and the device remembers it among its earlier sessions; neither
+//     changes the current session;
 //   - any other event begins the device's session under its own visitor.
 //
+// Several sessions of one device fall in the window when the sessions
+// carry their own ids (Measurement Protocol) or the property's session
+// timeout is shorter than 30 minutes (GA4 lets it be shortened to 5).
 // Only persistent visitors (protocol.FlagPersistent) have devices whose
 // events carry different keys; a daily cookieless id is its own device
 // and user. What realtime cannot know: a session that began before the
 // store saw it (a node's memory after a restart; more than realtimeTTL
-// without events), or a late event of a session older than the device's
-// previous one, counts under the first key realtime sees.
+// without events), or a late event of a session older than the
+// sessions the device remembers, counts under the first key realtime
+// sees.
 
 // sessionGap is the inactivity after which an event without a session id
 // begins a new session (aggregator/sessions.Timeout), in seconds.
 const sessionGap = 30 * 60
 
+// maxPastSessions bounds the sessions a device remembers before its
+// current one: with GA4's shortest session timeout (5 minutes) a device's
+// sessions in the 30-minute window are at most 6 before the current one.
+const maxPastSessions = 6
+
+// pastSession is a session of a device before its current one.
+type pastSession struct {
+	sid     int64  // GA4 session id; 0: an empty slot
+	visitor uint64 // its user
+}
+
 // deviceSession is the session of a device realtime saw last, and the
-// one before it (for late events).
+// ones before it (for late events).
 type deviceSession struct {
 	sid     int64  // GA4 session id; 0: inferred (events without one)
 	visitor uint64 // the key its first event carried: its user
 	last    int64  // Unix seconds of its latest event
 	seen    int64  // Unix minute of the last write (memory expiry)
-	// The device's session before this one, when both have GA4 session
-	// ids (0: none).
-	prevSid     int64
-	prevVisitor uint64
+	// The device's sessions before this one that had GA4 session ids,
+	// the highest id first.
+	past [maxPastSessions]pastSession
+}
+
+// pastUser is the user of the earlier session sid, if the device
+// remembers it.
+func (d *deviceSession) pastUser(sid int64) (uint64, bool) {
+	for _, p := range d.past {
+		if p.sid == sid {
+			return p.visitor, true
+		}
+	}
+	return 0, false
+}
+
+// remember adds an earlier session, in the order of ids, the lowest
+// dropped beyond maxPastSessions; false: it is older than all that fit.
+func (d *deviceSession) remember(sid int64, visitor uint64) bool {
+	i := 0
+	for i < maxPastSessions && d.past[i].sid != 0 && d.past[i].sid > sid {
+		i++
+	}
+	if i == maxPastSessions {
+		return false
+	}
+	copy(d.past[i+1:], d.past[i:maxPastSessions-1])
+	d.past[i] = pastSession{sid: sid, visitor: visitor}
+	return true
 }
 
 // probe is an event whose user depends on its device's session.
@@ -124,14 +165,16 @@ func join(cur deviceSession, ok bool, sid int64, visitor uint64, at int64) (user
 		cur.last = max(cur.last, at)
 		return cur.visitor, cur, true
 	case ok && sid != 0 && cur.sid != 0 && sid < cur.sid:
-		if sid == cur.prevSid {
-			return cur.prevVisitor, cur, false
+		if u, found := cur.pastUser(sid); found {
+			return u, cur, false
 		}
-		return visitor, cur, false
+		stored := cur.remember(sid, visitor)
+		return visitor, cur, stored
 	default:
 		next = deviceSession{sid: sid, visitor: visitor, last: at}
 		if ok && sid != 0 && cur.sid != 0 {
-			next.prevSid, next.prevVisitor = cur.sid, cur.visitor
+			next.past = cur.past
+			next.remember(cur.sid, cur.visitor)
 		}
 		return visitor, next, true
 	}
@@ -199,33 +242,49 @@ func (r *Realtime) forgetDevices(site uint32, gone map[uint64]bool) {
 	r.devMu.Lock()
 	defer r.devMu.Unlock()
 	for d, s := range r.devices[site] {
-		if gone[d] || gone[s.visitor] || (s.prevSid != 0 && gone[s.prevVisitor]) {
+		if gone[d] || gone[s.visitor] || slices.ContainsFunc(s.past[:], func(p pastSession) bool { return p.sid != 0 && gone[p.visitor] }) {
 			delete(r.devices[site], d)
 		}
 	}
 }
 
-// DeviceKey is the Redis key of a device's session (its GA4 session id,
-// the visitor it began under, its latest event in Unix seconds, and the
-// previous session's id and visitor, as "sid visitor last psid pvisitor",
-// visitors in hex; keys of three fields, written before, have no previous
-// session). A site's device keys share a hash
-// tag, so one script reads and writes a batch's devices on any topology.
+// DeviceKey is the Redis key of a device's session: its GA4 session id,
+// the visitor it began under, its latest event in Unix seconds, then the
+// id and visitor of each earlier session it remembers, the highest id
+// first ("sid visitor last [psid pvisitor]...", visitors in hex; a pair
+// "0 0" is no session, as keys written before hold). A site's device keys
+// share a hash tag, so one script reads and writes a batch's devices on
+// any topology.
 func (r *RedisRealtime) DeviceKey(site uint32, device uint64) string {
 	return r.prefix + "realtime:device:{" + strconv.FormatUint(uint64(site), 10) + "}:" + strconv.FormatUint(device, 16)
 }
 
 // joinScript is join over Redis, atomic across the nodes that stage a
 // site's batches. KEYS: the devices; ARGV: the TTL in seconds, the
-// session gap in seconds, then per probe its device's index in KEYS (from
-// 1), session id, visitor (hex) and Unix second, in the order of probes.
-// It returns each probe's user (hex). A device's session is read once per
-// call, and written once if it changed (its TTL runs from its latest
-// event's write).
+// session gap in seconds, maxPastSessions, then per probe its device's
+// index in KEYS (from 1), session id, visitor (hex) and Unix second, in
+// the order of probes. It returns each probe's user (hex). A device's
+// session is read once per call, and written once if it changed (its TTL
+// runs from its latest event's write).
 var joinScript = goredis.NewScript(`
-local ttl, gap = ARGV[1], tonumber(ARGV[2])
+local ttl, gap, maxPast = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local state, dirty, out = {}, {}, {}
-for i = 3, #ARGV, 4 do
+-- remember puts an earlier session among cur's, highest id first, at
+-- most maxPast; false when it is older than all that fit.
+local function remember(cur, sid, v)
+  local past, pos = cur.past, #cur.past + 1
+  for j = 1, #past do
+    if tonumber(sid) > tonumber(past[j][1]) then
+      pos = j
+      break
+    end
+  end
+  if pos > maxPast then return false end
+  table.insert(past, pos, {sid, v})
+  if #past > maxPast then table.remove(past) end
+  return true
+end
+for i = 4, #ARGV, 4 do
   local k = KEYS[tonumber(ARGV[i])]
   local sid, v, at = ARGV[i+1], ARGV[i+2], ARGV[i+3]
   local cur = state[k]
@@ -233,40 +292,49 @@ for i = 3, #ARGV, 4 do
     cur = false
     local s = redis.call('GET', k)
     if s then
-      local a, b, c, d, e = string.match(s, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-      if not a then
-        a, b, c = string.match(s, '^(%S+) (%S+) (%S+)$')
-        d, e = '0', '0'
+      local f = {}
+      for w in string.gmatch(s, '%S+') do f[#f+1] = w end
+      if #f >= 3 and #f % 2 == 1 then
+        cur = {sid = f[1], v = f[2], last = f[3], past = {}}
+        for j = 4, #f, 2 do
+          if f[j] ~= '0' and #cur.past < maxPast then cur.past[#cur.past+1] = {f[j], f[j+1]} end
+        end
       end
-      if b then cur = {a, b, c, d, e} end
     end
     state[k] = cur
   end
-  if cur and ((sid == '0' and tonumber(at) <= tonumber(cur[3]) + gap) or (sid ~= '0' and sid == cur[1])) then
-    if tonumber(at) > tonumber(cur[3]) then
-      cur[3] = at
+  if cur and ((sid == '0' and tonumber(at) <= tonumber(cur.last) + gap) or (sid ~= '0' and sid == cur.sid)) then
+    if tonumber(at) > tonumber(cur.last) then
+      cur.last = at
       dirty[k] = true
     end
-    out[#out+1] = cur[2]
-  elseif cur and sid ~= '0' and cur[1] ~= '0' and tonumber(sid) < tonumber(cur[1]) then
-    if sid == cur[4] then
-      out[#out+1] = cur[5]
-    else
-      out[#out+1] = v
+    out[#out+1] = cur.v
+  elseif cur and sid ~= '0' and cur.sid ~= '0' and tonumber(sid) < tonumber(cur.sid) then
+    local user = nil
+    for j = 1, #cur.past do
+      if cur.past[j][1] == sid then user = cur.past[j][2] end
     end
+    if user == nil then
+      user = v
+      if remember(cur, sid, v) then dirty[k] = true end
+    end
+    out[#out+1] = user
   else
-    if cur and sid ~= '0' and cur[1] ~= '0' then
-      state[k] = {sid, v, at, cur[1], cur[2]}
-    else
-      state[k] = {sid, v, at, '0', '0'}
+    local next = {sid = sid, v = v, last = at, past = {}}
+    if cur and sid ~= '0' and cur.sid ~= '0' then
+      next.past = cur.past
+      remember(next, cur.sid, cur.v)
     end
+    state[k] = next
     dirty[k] = true
     out[#out+1] = v
   end
 end
 for k in pairs(dirty) do
   local c = state[k]
-  redis.call('SET', k, c[1] .. ' ' .. c[2] .. ' ' .. c[3] .. ' ' .. c[4] .. ' ' .. c[5], 'EX', ttl)
+  local s = c.sid .. ' ' .. c.v .. ' ' .. c.last
+  for j = 1, #c.past do s = s .. ' ' .. c.past[j][1] .. ' ' .. c.past[j][2] end
+  redis.call('SET', k, s, 'EX', ttl)
 end
 return out
 `)
@@ -291,7 +359,7 @@ func (r *RedisRealtime) sessionUsersRedis(ctx context.Context, events []protocol
 			end++
 		}
 		var keys []string
-		args := []any{ttl, sessionGap}
+		args := []any{ttl, sessionGap, maxPastSessions}
 		group := make([]int, end-start) // each probe's index among those sent
 		sent := -1
 		for n := start; n < end; n++ {
@@ -358,14 +426,7 @@ func forgetDevicesOn(ctx context.Context, c goredis.Cmdable, pattern string, gon
 			if err != nil && !errors.Is(err, goredis.Nil) {
 				return fmt.Errorf("realtime: forget: read %s: %w", k, err)
 			}
-			if f := strings.Fields(v); len(f) == 3 || len(f) == 5 {
-				u, err := strconv.ParseUint(f[1], 16, 64)
-				drop = err == nil && gone[u]
-				if len(f) == 5 && f[3] != "0" {
-					u, err := strconv.ParseUint(f[4], 16, 64)
-					drop = drop || (err == nil && gone[u])
-				}
-			}
+			drop = deviceOfGone(strings.Fields(v), gone)
 		}
 		if drop {
 			if err := c.Del(ctx, k).Err(); err != nil {
@@ -377,4 +438,25 @@ func forgetDevicesOn(ctx context.Context, c goredis.Cmdable, pattern string, gon
 		return fmt.Errorf("realtime: forget: scan %s: %w", pattern, err)
 	}
 	return nil
+}
+
+// deviceOfGone tells whether a device key's fields (DeviceKey) name a
+// gone visitor: its session's or an earlier session's.
+func deviceOfGone(f []string, gone map[uint64]bool) bool {
+	if len(f) < 3 || len(f)%2 == 0 {
+		return false
+	}
+	named := func(hex string) bool {
+		u, err := strconv.ParseUint(hex, 16, 64)
+		return err == nil && gone[u]
+	}
+	if named(f[1]) {
+		return true
+	}
+	for j := 3; j+1 < len(f); j += 2 {
+		if f[j] != "0" && named(f[j+1]) {
+			return true
+		}
+	}
+	return false
 }

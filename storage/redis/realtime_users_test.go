@@ -49,8 +49,8 @@ func TestRealtimeSessionUsers(t *testing.T) {
 				if got := keysOf(w); !slices.Equal(got, want) {
 					t.Fatalf("%s: users %x, want %x", what, got, want)
 				}
-				if w.Users != int64(len(want)) {
-					t.Fatalf("%s: %d active users, want %d", what, w.Users, len(want))
+				if w.ActiveUsers(time.UTC) != int64(len(want)) {
+					t.Fatalf("%s: %d active users, want %d", what, w.ActiveUsers(time.UTC), len(want))
 				}
 				if err := r.Forget(ctx, 3, want); err != nil {
 					t.Fatal(err)
@@ -82,6 +82,27 @@ func TestRealtimeSessionUsers(t *testing.T) {
 			r.Record(ctx, []protocol.Event{pe(4, 20, 0, 610)})
 			r.Record(ctx, []protocol.Event{pe(8, 98, 20, 510)})
 			check("a late event of the previous session", 20)
+			// A late event of a session older than the one before the
+			// current counts under its session's user, not the key it
+			// carries.
+			r.Record(ctx, []protocol.Event{pe(12, 21, 0, 520)})
+			r.Record(ctx, []protocol.Event{pe(10, 21, 0, 530)})
+			r.Record(ctx, []protocol.Event{pe(8, 21, 0, 540)})
+			r.Record(ctx, []protocol.Event{pe(11, 99, 21, 520)})
+			check("a late event of an older session", 21)
+			// A late event of a session the device has not seen counts
+			// under its own key, and the session's next events under it.
+			r.Record(ctx, []protocol.Event{pe(8, 23, 0, 560)})
+			r.Record(ctx, []protocol.Event{pe(10, 89, 23, 550), pe(9, 23, 0, 550)})
+			check("a late session not seen before", 23, 89)
+			// A device remembers maxPastSessions sessions before its
+			// current one: a late event of an older one counts under its
+			// own key.
+			for i := range maxPastSessions + 2 {
+				r.Record(ctx, []protocol.Event{pe(20-i, 22, 0, int64(900+i))})
+			}
+			r.Record(ctx, []protocol.Event{pe(19, 92, 22, 901), pe(19, 90, 22, 900)})
+			check("the sessions a device remembers", 22, 90)
 			// Without a session id, 30 minutes of inactivity end a session.
 			r.Record(ctx, []protocol.Event{pe(29, 17, 0, 0)})
 			late := pe(0, 96, 17, 0)
@@ -118,7 +139,7 @@ func TestRealtimeSessionUsersAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := keysOf(w); w.Memory || !slices.Equal(got, []uint64{11}) || w.Users != 1 {
-		t.Fatalf("users %x (%d active, memory %v), want 11 from Redis", got, w.Users, w.Memory)
+	if got := keysOf(w); w.Memory || !slices.Equal(got, []uint64{11}) || w.ActiveUsers(time.UTC) != 1 {
+		t.Fatalf("users %x (%d active, memory %v), want 11 from Redis", got, w.ActiveUsers(time.UTC), w.Memory)
 	}
 }

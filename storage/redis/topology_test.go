@@ -315,7 +315,7 @@ func TestCluster(t *testing.T) {
 		return fmt.Errorf("no notification")
 	})
 	w, err := NewRedisRealtime(c, RealtimeOptions{Prefix: prefix}).Window(ctx, 3)
-	if err != nil || len(w.Minutes) == 0 || w.Memory || w.Users != 20 {
+	if err != nil || len(w.Minutes) == 0 || w.Memory || w.ActiveUsers(time.UTC) != 20 {
 		t.Fatalf("realtime window from the cluster: %+v, %v", w, err)
 	}
 	if rt.RedisErrors() != 0 {

@@ -5,16 +5,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/redis"
 )
 
 // Acc accumulates one row's (or one range's total) metrics. activeUsers
-// are the row's visitors active at some point of the window (an event of
-// theirs in it is redis.Active), as runReport counts the users active at
-// some point of an event's day: the window is the part of the day
-// realtime holds.
+// are the row's visitors that are active users (redis.Window's
+// ActiveVisitors: active on the window's day, whatever the report's
+// filter), as runReport counts the users active at some point of an
+// event's day.
 type Acc struct {
 	events, views int64
 	visitors      map[uint64]struct{} // active ones
@@ -38,20 +39,6 @@ func (a *Acc) Metrics() [MetricCount]int64 {
 	return m
 }
 
-// WindowActive are the visitors active at some point of w, whatever a
-// report's filter: an active event (redis.Active) of theirs in it.
-func WindowActive(w redis.Window) map[uint64]bool {
-	active := map[uint64]bool{}
-	for _, m := range w.Minutes {
-		for c := range m.Cells {
-			if c.Active {
-				active[c.Visitor] = true
-			}
-		}
-	}
-	return active
-}
-
 // rtRow is one grouped row before sorting.
 type rtRow struct {
 	rng     int
@@ -64,8 +51,9 @@ type rtRow struct {
 // the dimension filter before grouping, the metric filter after, ordered by
 // the request (default: the first metric descending), then by the keys;
 // totals count each range's events again (a visitor in several rows counts
-// once) with the dimension filter and without the metric filter.
-func Run(p *Plan, w redis.Window) *RunRealtimeReportResponse {
+// once) with the dimension filter and without the metric filter. loc is
+// the property's time zone, whose day decides who is active.
+func Run(p *Plan, w redis.Window, loc *time.Location) *RunRealtimeReportResponse {
 	resp := &RunRealtimeReportResponse{Kind: ResponseKind}
 	for _, n := range p.dimNames {
 		resp.DimensionHeaders = append(resp.DimensionHeaders, plan.DimensionHeader{Name: n})
@@ -84,7 +72,7 @@ func Run(p *Plan, w redis.Window) *RunRealtimeReportResponse {
 	for i := range totals {
 		totals[i] = NewAcc()
 	}
-	active := WindowActive(w)
+	active := w.ActiveVisitors(loc)
 	var key strings.Builder
 	for _, m := range w.Minutes {
 		ago := w.Now - m.Minute
