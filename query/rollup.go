@@ -285,28 +285,28 @@ type rollupPlan struct {
 	sketches int              // sketch columns the report counts
 }
 
-// reads are the sketch columns rp reads: its sketches, and the users one
-// with the active one from rollup_days, whose active sketch may be stored
-// as a marker for the users one (expandRaw).
+// reads are the sketch columns rp reads: its sketches, and the active one
+// with the users one from rollup_days, whose users sketch may be stored
+// as a marker for the active one (expandRaw).
 func (rp rollupPlan) reads() int {
-	if !rp.sessions && rp.sketches&sketchActive != 0 {
-		return rp.sketches | sketchUsers
+	if !rp.sessions && rp.sketches&sketchUsers != 0 {
+		return rp.sketches | sketchActive
 	}
 	return rp.sketches
 }
 
-// expandRaw replaces the markers among raw's active sketches (read with
-// rp.reads) by the users sketches beside them (postgres.ExpandActive) and
-// drops the users sketches when rp does not count them.
+// expandRaw replaces the markers among raw's users sketches (read with
+// rp.reads) by the active sketches beside them (postgres.ExpandUsers) and
+// drops the active sketches when rp does not count them.
 func (rp rollupPlan) expandRaw(raw *[3][][]byte) {
-	if raw[1] == nil || raw[0] == nil {
+	if raw[0] == nil || raw[1] == nil {
 		return
 	}
-	for k, b := range raw[1] {
-		raw[1][k] = postgres.ExpandActive(raw[0][k], b)
+	for k, b := range raw[0] {
+		raw[0][k] = postgres.ExpandUsers(b, raw[1][k])
 	}
-	if rp.sketches&sketchUsers == 0 {
-		raw[0] = nil
+	if rp.sketches&sketchActive == 0 {
+		raw[1] = nil
 	}
 }
 
