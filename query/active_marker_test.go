@@ -3,12 +3,19 @@ package query
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // TestUsersMarker: a rollup cell whose users sketch equals its active-users
 // sketch stores an empty bytea as the users sketch and the active sketch
-// whole, in rollup_days and in rollup_packs, after derivations, packing,
+// whole, in rollup_days and in rollup_packs, after derivations, packing (a
+// late row merged into a packed marker cell included), an erasure,
 // migration 027 (over cells in the earlier form, the active sketch stored
 // as the marker) and a rebuild; reports from the rollups count the same as
 // from events, and the same as when those cells hold full copies (rows
@@ -23,6 +30,10 @@ func TestUsersMarker(t *testing.T) {
 		{Dimensions: dims("pagePath"), Metrics: mets("totalUsers", "screenPageViews")},
 		{Dimensions: dims("country", "date"), Metrics: mets("activeUsers", "eventCountPerUser")},
 		{Dimensions: dims("date"), Metrics: mets("totalUsers")},
+		// Cell by cell: a sketch merged wrong in one day's cell would hide
+		// in the union over days.
+		{Dimensions: dims("pagePath", "date"), Metrics: mets("totalUsers", "activeUsers")},
+		{Dimensions: dims("eventName", "date"), Metrics: mets("totalUsers", "activeUsers")},
 	}
 	for i := range reqs {
 		reqs[i].DateRanges = []DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-11"}}
@@ -65,10 +76,6 @@ func TestUsersMarker(t *testing.T) {
 			}
 		}
 	}
-	fromEvents := make([]map[string]string, len(reqs))
-	for i, req := range reqs {
-		fromEvents[i] = report(routeEvents, req)
-	}
 	check := func(phase string) {
 		t.Helper()
 		var packed int
@@ -85,13 +92,56 @@ func TestUsersMarker(t *testing.T) {
 		if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM "+cells+" WHERE u = ''::bytea AND a IS NULL").Scan(&wrong); err != nil || wrong != 0 {
 			t.Errorf("%s: %d markers beside no active sketch (%v)", phase, wrong, err)
 		}
+		fromEvents := make([]map[string]string, len(reqs))
+		for i, req := range reqs {
+			fromEvents[i] = report(routeEvents, req)
+		}
 		same(phase+", from the rollups against events", fromEvents)
 	}
 	check("derived and packed")
+	// A late event of a new, inactive visitor on a packed page cell whose
+	// users sketch is the marker: packing merges its row into the pack, whose
+	// users sketch then differs from the active one.
+	var day time.Time
+	var page int32
+	if err := f.pool.QueryRow(ctx, `SELECT p.day, x.d FROM rollup_packs p, unnest(p.dim_ids, p.users) AS x(d, u)
+			WHERE p.site_id = 1 AND p.kind = $1 AND p.day >= '2026-03-01' AND x.u = ''::bytea ORDER BY 1, 2 LIMIT 1`, int16(postgres.DimPagePath)).Scan(&day, &page); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := time.LoadLocation(f.zones[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := randomEvent(rand.New(rand.NewPCG(5, 6)), 1, time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, loc))
+	late.Name, late.Visitor, late.Flags, late.EngageMs = "page_view", 41<<58, 0, 0
+	for k, id := range f.ids[1] {
+		if id == page && strings.HasPrefix(k, "p") {
+			late.Path = k[1:]
+		}
+	}
+	if _, err := f.writeBatch(ctx, "late", 1, []protocol.Event{late}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.store.PackRollups(ctx, fixtureNow); err != nil {
 		t.Fatal(err)
 	}
+	var merged string
+	if err := f.pool.QueryRow(ctx, `SELECT CASE WHEN x.u = ''::bytea THEN 'marker' WHEN x.u = x.a THEN 'copy' ELSE 'whole' END
+			FROM rollup_packs p, unnest(p.dim_ids, p.users, p.active_users) AS x(d, u, a)
+			WHERE p.site_id = 1 AND p.kind = $1 AND p.day = $2 AND x.d = $3`, int16(postgres.DimPagePath), day, page).Scan(&merged); err != nil || merged != "whole" {
+		t.Errorf("the packed cell with a late inactive user holds its users sketch as %q (%v), want it whole", merged, err)
+	}
 	check("packed to yesterday")
+
+	// An erasure corrects the subject's cells, packed and not, in this form.
+	var subject int64
+	if err := f.pool.QueryRow(ctx, "SELECT visitor_id FROM events WHERE site_id = 1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").Scan(&subject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.EraseSubject(ctx, 1, []uint64{uint64(subject)}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
+		t.Fatal(err)
+	}
+	check("erased")
 
 	// Full copies (rows written before the marker) read the same.
 	compact := make([]map[string]string, len(reqs))
