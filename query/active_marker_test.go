@@ -4,22 +4,37 @@ import (
 	"context"
 	"fmt"
 	"github.com/avila-analytics/avila/query/plan"
+	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// TestActiveUsersMarker: a rollup cell whose active-users sketch equals
-// its users sketch stores an empty bytea instead of a copy, in rollup_days
-// and in rollup_packs, after derivations, packing and a rebuild; reports
-// from the rollups count the same as from events, and the same as when
-// those cells hold full copies (rows written before the marker).
-func TestActiveUsersMarker(t *testing.T) {
+// TestUsersMarker: a rollup cell whose users sketch equals its active-users
+// sketch stores an empty bytea as the users sketch and the active sketch
+// whole, in rollup_days and in rollup_packs, after derivations, packing (a
+// late row merged into a packed marker cell included), an erasure,
+// migration 027 (over cells in the earlier form, the active sketch stored
+// as the marker) and a rebuild; reports from the rollups count the same as
+// from events, and the same as when those cells hold full copies (rows
+// written before the marker).
+func TestUsersMarker(t *testing.T) {
 	f := newFixture(t, 400)
 	ctx := context.Background()
 	reqs := []plan.RunReportRequest{
 		{Metrics: mets("totalUsers", "activeUsers", "newUsers")},
 		{Dimensions: dims("eventName"), Metrics: mets("activeUsers", "totalUsers")},
 		{Dimensions: dims("pagePath"), Metrics: mets("activeUsers")},
+		{Dimensions: dims("pagePath"), Metrics: mets("totalUsers", "screenPageViews")},
 		{Dimensions: dims("country", "date"), Metrics: mets("activeUsers", "eventCountPerUser")},
+		{Dimensions: dims("date"), Metrics: mets("totalUsers")},
+		// Cell by cell: a sketch merged wrong in one day's cell would hide
+		// in the union over days.
+		{Dimensions: dims("pagePath", "date"), Metrics: mets("totalUsers", "activeUsers")},
+		{Dimensions: dims("eventName", "date"), Metrics: mets("totalUsers", "activeUsers")},
 	}
 	for i := range reqs {
 		reqs[i].DateRanges = []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-11"}}
@@ -37,63 +52,126 @@ func TestActiveUsersMarker(t *testing.T) {
 		}
 		return out
 	}
-	// stored counts site 1's active sketches stored as the marker and
-	// stored as a copy of the users sketch, in both tables.
-	stored := func() (markers, copies int) {
+	// cells are site 1's rollup cells of both tables (users, active).
+	const cells = `(SELECT users AS u, active_users AS a FROM rollup_days WHERE site_id = 1
+		UNION ALL SELECT x.u, x.a FROM rollup_packs p, unnest(p.users, p.active_users) AS x(u, a) WHERE p.site_id = 1) s`
+	// stored counts site 1's users sketches stored as the marker, those
+	// stored as a copy of the active sketch, the active sketches stored as
+	// the marker, and the cells whose users and active sketches differ.
+	type counts struct{ markers, copies, activeMarkers, differ int }
+	stored := func() counts {
 		t.Helper()
-		if err := f.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE a = ''::bytea), count(*) FILTER (WHERE a <> ''::bytea AND a = u) FROM (
-				SELECT users AS u, active_users AS a FROM rollup_days WHERE site_id = 1
-				UNION ALL SELECT x.u, x.a FROM rollup_packs p, unnest(p.users, p.active_users) AS x(u, a) WHERE p.site_id = 1) s`).
-			Scan(&markers, &copies); err != nil {
+		var c counts
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE u = ''::bytea), count(*) FILTER (WHERE u <> ''::bytea AND a = u),
+				count(*) FILTER (WHERE a = ''::bytea), count(*) FILTER (WHERE u <> ''::bytea AND a <> ''::bytea AND a <> u) FROM `+cells).
+			Scan(&c.markers, &c.copies, &c.activeMarkers, &c.differ); err != nil {
 			t.Fatal(err)
 		}
-		return markers, copies
+		return c
+	}
+	same := func(phase string, want []map[string]string) {
+		t.Helper()
+		for i, req := range reqs {
+			if got := report(plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(want[i]) {
+				t.Errorf("%s: report %d\n%v\nwant\n%v", phase, i, got, want[i])
+			}
+		}
 	}
 	check := func(phase string) {
 		t.Helper()
 		var packed int
-		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM rollup_packs p, unnest(p.active_users) a WHERE p.site_id = 1 AND a = ''::bytea`).
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM rollup_packs p, unnest(p.users) u WHERE p.site_id = 1 AND u = ''::bytea`).
 			Scan(&packed); err != nil {
 			t.Fatal(err)
 		}
-		markers, copies := stored()
-		if markers == 0 || packed == 0 || copies != 0 {
-			t.Errorf("%s: %d active sketches stored as the marker (%d in packs), %d as copies of the users sketch", phase, markers, packed, copies)
+		c := stored()
+		if c.markers == 0 || packed == 0 || c.copies != 0 || c.activeMarkers != 0 || c.differ == 0 {
+			t.Errorf("%s: %d users sketches stored as the marker (%d in packs), %d as copies of the active sketch, %d active sketches as the marker, %d cells with users beside other active users",
+				phase, c.markers, packed, c.copies, c.activeMarkers, c.differ)
 		}
 		var wrong int
-		if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM rollup_days WHERE site_id = 1 AND active_users = ''::bytea AND users IS NULL").
-			Scan(&wrong); err != nil || wrong != 0 {
-			t.Errorf("%s: %d markers beside no users sketch (%v)", phase, wrong, err)
+		if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM "+cells+" WHERE u = ''::bytea AND a IS NULL").Scan(&wrong); err != nil || wrong != 0 {
+			t.Errorf("%s: %d markers beside no active sketch (%v)", phase, wrong, err)
 		}
+		fromEvents := make([]map[string]string, len(reqs))
 		for i, req := range reqs {
-			want, got := report(plan.RouteEvents, req), report(plan.RouteRollups, req)
-			if fmt.Sprint(want) != fmt.Sprint(got) {
-				t.Errorf("%s: report %d from the rollups\n%v\nfrom events\n%v", phase, i, got, want)
-			}
+			fromEvents[i] = report(plan.RouteEvents, req)
 		}
+		same(phase+", from the rollups against events", fromEvents)
 	}
 	check("derived and packed")
+	// A late event of a new, inactive visitor on a packed page cell whose
+	// users sketch is the marker: packing merges its row into the pack, whose
+	// users sketch then differs from the active one.
+	var day time.Time
+	var page int32
+	if err := f.pool.QueryRow(ctx, `SELECT p.day, x.d FROM rollup_packs p, unnest(p.dim_ids, p.users) AS x(d, u)
+			WHERE p.site_id = 1 AND p.kind = $1 AND p.day >= '2026-03-01' AND x.u = ''::bytea ORDER BY 1, 2 LIMIT 1`, int16(postgres.DimPagePath)).Scan(&day, &page); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := time.LoadLocation(f.zones[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := randomEvent(rand.New(rand.NewPCG(5, 6)), 1, time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, loc))
+	late.Name, late.Visitor, late.Flags, late.EngageMs = "page_view", 41<<58, 0, 0
+	for k, id := range f.ids[1] {
+		if id == page && strings.HasPrefix(k, "p") {
+			late.Path = k[1:]
+		}
+	}
+	if _, err := f.writeBatch(ctx, "late", 1, []protocol.Event{late}, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.store.PackRollups(ctx, fixtureNow); err != nil {
 		t.Fatal(err)
 	}
+	var merged string
+	if err := f.pool.QueryRow(ctx, `SELECT CASE WHEN x.u = ''::bytea THEN 'marker' WHEN x.u = x.a THEN 'copy' ELSE 'whole' END
+			FROM rollup_packs p, unnest(p.dim_ids, p.users, p.active_users) AS x(d, u, a)
+			WHERE p.site_id = 1 AND p.kind = $1 AND p.day = $2 AND x.d = $3`, int16(postgres.DimPagePath), day, page).Scan(&merged); err != nil || merged != "whole" {
+		t.Errorf("the packed cell with a late inactive user holds its users sketch as %q (%v), want it whole", merged, err)
+	}
 	check("packed to yesterday")
+
+	// An erasure corrects the subject's cells, packed and not, in this form.
+	var subject int64
+	if err := f.pool.QueryRow(ctx, "SELECT visitor_id FROM events WHERE site_id = 1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").Scan(&subject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.EraseSubject(ctx, 1, []uint64{uint64(subject)}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
+		t.Fatal(err)
+	}
+	check("erased")
 
 	// Full copies (rows written before the marker) read the same.
 	compact := make([]map[string]string, len(reqs))
 	for i, req := range reqs {
 		compact[i] = report(plan.RouteRollups, req)
 	}
-	mustExec(t, f.pool, "UPDATE rollup_days SET active_users = users WHERE active_users = ''::bytea")
-	mustExec(t, f.pool, `UPDATE rollup_packs p SET active_users = (SELECT array_agg(CASE WHEN x.a = ''::bytea THEN x.u ELSE x.a END ORDER BY x.i)
+	mustExec(t, f.pool, "UPDATE rollup_days SET users = active_users WHERE users = ''::bytea")
+	mustExec(t, f.pool, `UPDATE rollup_packs p SET users = (SELECT array_agg(CASE WHEN x.u = ''::bytea THEN x.a ELSE x.u END ORDER BY x.i)
 		FROM unnest(p.users, p.active_users) WITH ORDINALITY AS x(u, a, i))`)
-	if markers, copies := stored(); markers != 0 || copies == 0 {
-		t.Fatalf("expanding the markers left %d markers and %d copies", markers, copies)
+	if c := stored(); c.markers != 0 || c.copies == 0 {
+		t.Fatalf("expanding the markers left %d markers and %d copies", c.markers, c.copies)
 	}
-	for i, req := range reqs {
-		if got := report(plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(compact[i]) {
-			t.Errorf("report %d with copies\n%v\nwith markers\n%v", i, got, compact[i])
-		}
+	same("with copies", compact)
+
+	// The earlier form (the active sketch as the marker), as databases
+	// before migration 027 hold it: the migration turns it into this one.
+	mustExec(t, f.pool, "UPDATE rollup_days SET active_users = ''::bytea WHERE active_users = users")
+	mustExec(t, f.pool, `UPDATE rollup_packs p SET active_users = (SELECT array_agg(CASE WHEN x.a = x.u THEN ''::bytea ELSE x.a END ORDER BY x.i)
+		FROM unnest(p.users, p.active_users) WITH ORDINALITY AS x(u, a, i))`)
+	if c := stored(); c.activeMarkers == 0 || c.markers != 0 || c.copies != 0 {
+		t.Fatalf("the earlier form has %d active markers, %d users markers, %d copies", c.activeMarkers, c.markers, c.copies)
 	}
+	mustExec(t, f.pool, "UPDATE public.schema_version SET version = 26")
+	if err := f.store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("migrated from the earlier form")
+	same("migrated from the earlier form", compact)
+
 	if err := f.store.RebuildRollups(ctx, 1); err != nil {
 		t.Fatal(err)
 	}

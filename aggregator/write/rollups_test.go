@@ -110,8 +110,8 @@ func dayUsers(t *testing.T, s *testStore, site uint32, day string) (users, activ
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k := range b[1] { // an active sketch equal to the users sketch is stored as a marker
-		b[1][k] = postgres.ExpandActive(b[0][k], b[1][k])
+	for k := range b[0] { // a users sketch equal to the active sketch is stored as a marker
+		b[0][k] = postgres.ExpandUsers(b[0][k], b[1][k])
 	}
 	var est [3]uint64
 	for i := range b {

@@ -30,11 +30,12 @@
 //     dimension kind, counters and HyperLogLog sketches of visitors) are
 //     aggregated per derivation in Go and written in its transaction, so a
 //     staged event adds to them once. Sketches are merged under row locks
-//     taken in key order. A cell's active-users sketch equal to its users
-//     sketch is stored as an empty bytea (NULL: no active users), in
-//     rollup_days and rollup_packs' active_users arrays alike; readers
-//     expand it through ExpandActive, writers store it through
-//     compactActive (sketch_active.go), and full copies stay valid.
+//     taken in key order. A cell's users sketch equal to its active-users
+//     sketch is stored as an empty bytea (NULL: no users), in rollup_days
+//     and rollup_packs' users arrays alike, so activeUsers reports read
+//     the active sketches alone; readers expand it through ExpandUsers,
+//     writers store it through compactUsers (sketch_active.go), and full
+//     copies stay valid.
 //     Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
 //     hour_rollups_from for the hourly rows, kind RollupHour, and

@@ -217,7 +217,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			res.Close()
 			return fmt.Errorf("read rollup rows: %w", err)
 		}
-		e.sketches[1] = ExpandActive(e.sketches[0], e.sketches[1])
+		e.sketches[0] = ExpandUsers(e.sketches[0], e.sketches[1])
 		e.amounts = amountsOf(amounts)
 		if s := stored[k]; s != nil {
 			if err := s.add(e); err != nil {

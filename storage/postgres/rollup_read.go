@@ -13,8 +13,8 @@ import (
 
 // Reading the rollups: a rollup cell (site, kind, day, dim_id) is a row of
 // rollup_days until its day is packed (PackRollups), then an element of
-// the arrays of its day's rollup_packs row; its active-users sketch may be
-// a marker for its users sketch (ExpandActive). Readers get the cells as
+// the arrays of its day's rollup_packs row; its users sketch may be a
+// marker for its active-users sketch (ExpandUsers). Readers get the cells as
 // rows whatever the layout (RollupsIn) or read them through the typed
 // reads below (SumRollupCounters, ReadRollupSketches); session_rollups
 // are not packed and keep whole sketches (SessionRollupsIn).
@@ -50,28 +50,28 @@ const (
 
 // RollupSketchReads are the sketch columns (a set of RollupSketchColumns)
 // a reader of rollup_days reads to get the sketches of sketches: with the
-// active users one, the users one, which its marker stands for.
+// users one, the active users one, which its marker stands for.
 func RollupSketchReads(sketches int) int {
-	if sketches&SketchActive != 0 {
-		return sketches | SketchUsers
+	if sketches&SketchUsers != 0 {
+		return sketches | SketchActive
 	}
 	return sketches
 }
 
 // ExpandRollupSketches turns rollup_days' sketch columns as read (by
 // RollupSketchReads(sketches); by column, nil: not read) into those of
-// sketches: the markers among the active sketches replaced by the users
-// sketches beside them (ExpandActive), the users sketches dropped when
+// sketches: the markers among the users sketches replaced by the active
+// sketches beside them (ExpandUsers), the active sketches dropped when
 // sketches does not hold them.
 func ExpandRollupSketches(raw *[3][][]byte, sketches int) {
-	if raw[1] == nil || raw[0] == nil {
+	if raw[0] == nil || raw[1] == nil {
 		return
 	}
-	for k, b := range raw[1] {
-		raw[1][k] = ExpandActive(raw[0][k], b)
+	for k, b := range raw[0] {
+		raw[0][k] = ExpandUsers(b, raw[1][k])
 	}
-	if sketches&SketchUsers == 0 {
-		raw[0] = nil
+	if sketches&SketchActive == 0 {
+		raw[1] = nil
 	}
 }
 
@@ -89,7 +89,7 @@ var RollupAmountColumns = func() []string {
 // as rows: rollup_days and the packed days of rollup_packs unnested into
 // rows of the same columns (site_id, kind, day, dim_id,
 // RollupCounterColumns), with the sketch columns of sketches (a set of
-// RollupSketchColumns, as stored: read the active users one through
+// RollupSketchColumns, as stored: read the users one through
 // RollupSketchReads and ExpandRollupSketches) only, since a pack's sketch
 // arrays are large and read only when asked for, and, with amounts, a
 // column per amounts slot (RollupAmountColumns; NULL: 0). A statement's
@@ -222,7 +222,7 @@ func orZeros[T int32 | int64](a []T, n int) []T {
 }
 
 // ReadRollupSketches reads the sketches of sketches (a set of
-// RollupSketchColumns; the active users one expanded from its marker) of
+// RollupSketchColumns; the users one expanded from its marker) of
 // the cells of of whose dim_id is one of ids, and gives each cell's to
 // add, by column in RollupSketchColumns' order (sks is reused between
 // calls). Nothing is grouped in SQL. With every, ids are all the dim_ids
@@ -296,7 +296,7 @@ func ReadRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 		users = 0
 	}
 	if reads&SketchActive != 0 {
-		active = 1
+		active = users + 1
 	}
 	for res.Next() {
 		if err := res.Scan(dest...); err != nil {
@@ -309,12 +309,12 @@ func ReadRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 				}
 				one[i] = sks[i][k]
 			}
-			if active >= 0 {
-				one[active] = ExpandActive(one[users], one[active])
+			if users >= 0 {
+				one[users] = ExpandUsers(one[users], one[active])
 			}
 			out = out[:0]
 			for i := range one {
-				if i == users && sketches&SketchUsers == 0 {
+				if i == active && sketches&SketchActive == 0 {
 					continue
 				}
 				out = append(out, one[i])

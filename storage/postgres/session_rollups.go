@@ -425,7 +425,7 @@ func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 			return nil, fmt.Errorf("lock %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
 		found[i-1] = true
-		stored[1] = ExpandActive(stored[0], stored[1])
+		stored[0] = ExpandUsers(stored[0], stored[1])
 		c := sketches(keys[i-1])
 		for j := range stored {
 			if err := c.merge(j, stored[j]); err != nil {
@@ -442,8 +442,8 @@ func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 // sketchArrays serializes the sketches of keys as three bytea arrays (users,
 // active, new users): NULL for an empty sketch, and for a merged one equal
 // to the stored one (write keeps the stored value). With marker (rollup_days)
-// an active sketch equal to the users sketch is the marker (compactActive),
-// and one kept but stored as the marker is written out when the users
+// a users sketch equal to the active sketch is the marker (compactUsers),
+// and one kept but stored as the marker is written out when the active
 // sketch changed.
 func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches, marker bool) ([3][][]byte, error) {
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
@@ -466,10 +466,10 @@ func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches, mark
 		if !marker {
 			continue
 		}
-		if a := compactActive(final[0], final[1]); a != nil && len(a) == 0 {
-			out[1][i] = a
-		} else if c.same[1] && !c.same[0] {
-			out[1][i] = final[1]
+		if u := compactUsers(final[0], final[1]); u != nil && len(u) == 0 {
+			out[0][i] = u
+		} else if c.same[0] && !c.same[1] {
+			out[0][i] = final[0]
 		}
 	}
 	return out, nil
