@@ -3,13 +3,9 @@ package query
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/avila-analytics/avila/aggregator/write"
 )
 
 // Session ids of sessionActiveSeed: the sessions' starts, Unix seconds.
@@ -110,15 +106,7 @@ func refSessionActive(seed []seedHit, dim, first, last string) map[string]string
 func TestIdentityOracleSessionActive(t *testing.T) {
 	ctx := context.Background()
 	store, reports, site, batches := collectIdentitySeed(t, sessionActiveSeed, "2026-03-05", "2026-03-06")
-	for _, b := range slices.Sorted(maps.Keys(batches)) {
-		w := write.New(write.Config{}, store)
-		if _, err := w.WriteBatch(ctx, "seed", uint64(b), batches[b], nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeByNewWriters(t, store, batches)
 	if want := refSessionActive(sessionActiveSeed, "sessionSource", "2026-03-05", "2026-03-05"); want["google"] != "3 2" || want["forum.example.net"] != "1 1" {
 		t.Fatalf("reference: %v; the seed is built for google 3 sessions of 2 active users, forum.example.net 1 of 1", want)
 	}
