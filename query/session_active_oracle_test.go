@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // Session ids of sessionActiveSeed: the sessions' starts, Unix seconds.
@@ -120,19 +122,19 @@ func TestIdentityOracleSessionActive(t *testing.T) {
 				h := newHandler(Options{Now: func() time.Time { return now }}, reports, keys)
 				h.route = route.r
 				for _, days := range ranges {
-					dr := []DateRange{{StartDate: days[0], EndDate: days[1]}}
+					dr := []plan.DateRange{{StartDate: days[0], EndDate: days[1]}}
 					for _, dim := range []string{"sessionSource", "landingPage"} {
-						if dim == "landingPage" && route.r == routeRollups {
+						if dim == "landingPage" && route.r == plan.RouteRollups {
 							continue // session rollups hold no landing page
 						}
-						got := reportRows(t, h, prop, RunReportRequest{DateRanges: dr, Dimensions: dims(dim), Metrics: mets("sessions", "activeUsers")})
+						got := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: dr, Dimensions: dims(dim), Metrics: mets("sessions", "activeUsers")})
 						if want := refSessionActive(sessionActiveSeed, dim, days[0], days[1]); !mapsEqual(got, want) {
 							t.Errorf("sessions activeUsers by %s over %s..%s: got %v, want %v", dim, days[0], days[1], got, want)
 						}
 					}
 					// In all: the users active on a day of one of the
 					// range's sessions.
-					got := reportRows(t, h, prop, RunReportRequest{DateRanges: dr, Metrics: mets("sessions", "activeUsers")})
+					got := reportRows(t, h, prop, plan.RunReportRequest{DateRanges: dr, Metrics: mets("sessions", "activeUsers")})
 					if want := refSessionActive(sessionActiveSeed, "", days[0], days[1]); !mapsEqual(got, want) {
 						t.Errorf("sessions activeUsers over %s..%s: got %v, want %v", days[0], days[1], got, want)
 					}
