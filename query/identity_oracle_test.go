@@ -581,6 +581,23 @@ var activeDaysSeed = []seedHit{
 		page: "/home", ip: "198.51.100.22", ua: seedOther, batch: 2},
 }
 
+// writeByNewWriters writes batches in their order, one derivation per
+// batch, each by a writer of its own, as a node that takes the site over:
+// what a later derivation needs of the earlier ones is in the database.
+func writeByNewWriters(t *testing.T, store *postgres.Store, batches map[int][]protocol.Event) {
+	t.Helper()
+	ctx := context.Background()
+	for _, b := range slices.Sorted(maps.Keys(batches)) {
+		w := write.New(write.Config{}, store)
+		if _, err := w.WriteBatch(ctx, "seed", uint64(b), batches[b], nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // refActiveByDim is GA4's activeUsers by eventName or pagePath over the
 // seed's days from first to last (UTC dates): a user (its client id; every
 // hit here may use it) counts under a value when it triggered an event of
@@ -640,18 +657,7 @@ func refActiveByDim(seed []seedHit, dim, first, last string) map[string]string {
 func TestIdentityOracleActiveDays(t *testing.T) {
 	ctx := context.Background()
 	store, reports, site, batches := collectIdentitySeed(t, activeDaysSeed, "2026-03-04", "2026-03-05")
-	for _, b := range slices.Sorted(maps.Keys(batches)) {
-		// One derivation per batch, each by a writer of its own, as a node
-		// that takes the site over: what a later derivation needs of the
-		// earlier ones is in the database.
-		w := write.New(write.Config{}, store)
-		if _, err := w.WriteBatch(ctx, "seed", uint64(b), batches[b], nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeByNewWriters(t, store, batches)
 	if want := refActiveByDim(activeDaysSeed, "pagePath", "2026-03-05", "2026-03-05"); want["/pricing"] != "1" || want["/home"] != "1" {
 		t.Fatalf("reference: day 2's /pricing and /home have %v active users; the seed is built for 1 each", want)
 	}

@@ -94,9 +94,10 @@ func oracleItems(req plan.RunReportRequest, events []protocol.Event, siteID uint
 		}
 		return out
 	}
+	days := oracleActiveDays(events, siteID, loc)
 	for _, s := range oracleSessions(events, siteID) {
 		local := time.UnixMicro(s.start).In(loc)
-		out = append(out, oracleItem{local, func(n string) string { return s.dim(n, local) }, s.addTo})
+		out = append(out, oracleItem{local, func(n string) string { return s.dim(n, local) }, func(a *oracleAcc) { s.addTo(a, days, loc) }})
 	}
 	return out
 }
@@ -209,9 +210,11 @@ func (s *oracleSession) dim(name string, local time.Time) string {
 	return oracleDim(name, first, local)
 }
 
-func (s *oracleSession) addTo(a *oracleAcc) {
+// addTo adds s to a: its user active when active (days) on the local day
+// of one of its events.
+func (s *oracleSession) addTo(a *oracleAcc, days map[oracleUserDay]bool, loc *time.Location) {
 	for _, e := range s.events {
-		a.add(e, oracleEventActive(e)) // a session's user: active in it
+		a.add(e, days[oracleUserDay{e.Visitor, time.UnixMicro(e.TimeMicros).In(loc).Format(time.DateOnly)}])
 	}
 	a.countSession(s)
 }

@@ -55,6 +55,20 @@ func subjectEvents(rng *rand.Rand, site uint32, now time.Time) ([]protocol.Event
 	return out, key, user
 }
 
+// quiet makes events (a visit) those of a session that does not make its
+// user active: no engagement time, no engaged session's flag, no first
+// visit.
+// Its referrer is a source of its own, so its session rollup cells are
+// not those of the user's other sessions.
+func quiet(events []protocol.Event) []protocol.Event {
+	events[0].Referrer = "https://quiet.example.net/"
+	for i := range events {
+		events[i].EngageMs = 0
+		events[i].Flags &^= protocol.FlagEngaged | protocol.FlagFirstVisit
+	}
+	return events
+}
+
 // TestEraseEqualsNeverStored is the erasure oracle: the same seed is
 // written through the write stage into two sites, with the subject's events
 // on one of them only (in rows and in packs, late on a packed day too).
@@ -85,6 +99,34 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	lateSubj[1].Items = late[1].Items
 	s.write(t, append(append([]protocol.Event{}, late...), lateSubj...))
 	s.write(t, onSite(late, without))
+	// Yesterday, sessions that do not make their users active (no
+	// engagement, no first visit), of seed visitors and of the subject,
+	// then, in a later derivation, active sessions of most of the same
+	// users that day: the session rollup cells the user-days remember,
+	// made active, or still remembered (a visitor's who does not come
+	// back, and the subject's of the day before).
+	y := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	var idle, active []protocol.Event
+	subjectAdded := 0 // the subject's events in idle and active
+	for i, visitor := range []uint64{1<<40 | 0x5eed, 2<<40 | 0x5eed, 3<<40 | 0x5eed, 98<<40 | 0x5eed, 99<<40 | 0x5eed, key} {
+		idle = append(idle, quiet(visit(rng, with, visitor, y.Add(8*time.Hour+time.Duration(i)*time.Minute), 2, false))...)
+		if visitor != 99<<40|0x5eed {
+			active = append(active, visit(rng, with, visitor, y.Add(14*time.Hour+time.Duration(i)*time.Minute), 3, false)...)
+		}
+	}
+	idle = append(idle, quiet(visit(rng, with, key, y.Add(-12*time.Hour), 2, false))...)
+	for _, batch := range [][]protocol.Event{idle, active} {
+		s.write(t, batch)
+		var others []protocol.Event
+		for _, e := range batch {
+			if e.Visitor != key {
+				others = append(others, e)
+			} else {
+				subjectAdded++
+			}
+		}
+		s.write(t, onSite(others, without))
+	}
 
 	var packed int64
 	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM event_packs WHERE site_id = $1 AND $2 = ANY(visitor_id)", with, int64(key)).Scan(&packed); err != nil || packed == 0 {
@@ -115,7 +157,8 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	// number): the subject's go, the others' stay as if it never was.
 	userDays := func(site uint32) string {
 		var out string
-		if err := s.db.QueryRow(ctx, `SELECT coalesce(string_agg(day || ' ' || visitor_id || ' ' || coalesce(cardinality(cells), -1), ',' ORDER BY day, visitor_id), '')
+		if err := s.db.QueryRow(ctx, `SELECT coalesce(string_agg(day || ' ' || visitor_id || ' ' || coalesce(cardinality(cells), -1)
+				|| ' ' || coalesce(cardinality(session_cells), -1), ',' ORDER BY day, visitor_id), '')
 			FROM rollup_user_days WHERE site_id = $1`, site).Scan(&out); err != nil {
 			t.Fatal(err)
 		}
@@ -124,6 +167,11 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	var subjectDays int
 	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM rollup_user_days WHERE site_id = $1 AND visitor_id = $2", with, int64(key)).Scan(&subjectDays); err != nil || subjectDays == 0 {
 		t.Fatalf("the subject has no user-days (%d, %v): the test would not cover them", subjectDays, err)
+	}
+	var pendingSessions, subjectPending int
+	if err := s.db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE visitor_id = $2) FROM rollup_user_days
+		WHERE site_id = $1 AND session_cells IS NOT NULL`, with, int64(key)).Scan(&pendingSessions, &subjectPending); err != nil || pendingSessions < 2 || subjectPending == 0 {
+		t.Fatalf("%d user-days remember session cells, %d of the subject (%v): the test would not cover them", pendingSessions, subjectPending, err)
 	}
 	svc := &governance.Service{Store: s.store}
 	sub, err := governance.Resolve(ctx, s.store, with, governance.ClientID, subjectCookie)
@@ -134,7 +182,7 @@ func TestEraseEqualsNeverStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(len(subj) + len(lateSubj)); out.Events != want || out.Sessions < 3 {
+	if want := int64(len(subj) + len(lateSubj) + subjectAdded); out.Events != want || out.Sessions < 3 {
 		t.Fatalf("erased %d events and %d sessions, want %d events and at least 3 sessions", out.Events, out.Sessions, want)
 	}
 	for i, body := range reports("14daysAgo") {

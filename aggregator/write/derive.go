@@ -128,9 +128,6 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err := d.AddRollups(ctx, res.Rows, items, changes); err != nil {
 		return 0, 0, err
 	}
-	if err := d.AddSessionRollups(ctx, changes); err != nil {
-		return 0, 0, err
-	}
 	if err := d.Commit(ctx); err != nil {
 		w.forgetSessions(site)
 		return 0, 0, err

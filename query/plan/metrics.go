@@ -20,10 +20,10 @@ var (
 	// user-days); over the whole range it counts the users active on some
 	// day of it.
 	activeUsersExpr = "count(DISTINCT e.visitor_id) FILTER (WHERE e.day_active)"
-	// sessActiveUsersExpr is activeUsers over sessions rows "e" (flags
-	// ORs the events' flags, engagement_ms sums theirs).
-	sessActiveUsersExpr = "count(DISTINCT e.visitor_id) FILTER (WHERE " +
-		flagSet(protocol.FlagEngaged|protocol.FlagFirstVisit) + " OR e.engagement_ms > 0)"
+	// sessActiveUsersExpr is activeUsers over sessions rows "e": the
+	// visitors of sessions with an event on a day on which they are
+	// active (e.day_active, events_source.go sessionsDayActive).
+	sessActiveUsersExpr = "count(DISTINCT e.visitor_id) FILTER (WHERE e.day_active)"
 	// page_view's dictionary id is looked up once per statement (an InitPlan),
 	// so counting page views reads no dictionary row per event.
 	pageViewsExpr = "count(*) FILTER (WHERE e.name_id = (SELECT id FROM dims WHERE site_id = $1 AND kind = 1 AND value = 'page_view'))"
@@ -104,9 +104,9 @@ var MetricList = slices.Concat([]*MetricDef{
 }, CommerceMetrics)
 
 // sessionMetricExprs are the event metrics' expressions in session
-// reports: sums of the sessions' counters. Users, active users and new
-// users read columns named as in events (flags ORs the events' flags,
-// engagement_ms sums theirs), so those expressions serve unchanged.
+// reports: sums of the sessions' counters. Users and new users read
+// columns named as in events (flags ORs the events' flags, engagement_ms
+// sums theirs); active users read the sessions' day_active.
 var sessionMetricExprs = map[string]string{
 	"eventCount":             sessEventsExpr + "::bigint",
 	"screenPageViews":        sessViewsExpr + "::bigint",

@@ -14,7 +14,7 @@
 //     shipping into exactly-once storage. A DeriveTx (BeginDerive) holds a
 //     site's derive lock, takes its staged rows, writes events
 //     (CopyEvents), sessions (LookupSessions, UpsertSessions), rollups
-//     (AddRollups) and session rollups (AddSessionRollups), and deletes the
+//     and session rollups (AddRollups), and deletes the
 //     staged rows it took when it commits (migration 014): each event is
 //     derived exactly once.
 //   - Dictionary strings are resolved to ids outside the derivation transaction, in
@@ -74,9 +74,10 @@
 //     session's start and session dimension kind, SessionRollupKinds) hold
 //     the sessions' counters and visitor sketches. The sessions upsert
 //     returns each row's values before and after the derivation, which
-//     adds the difference, in its transaction; RebuildSessions recomputes
-//     them, and sites.session_rollups_from says from which day they are
-//     complete.
+//     adds the difference, in its transaction; RebuildSessions and
+//     RebuildRollups recompute them, and sites.session_rollups_from says
+//     from which day they are complete. Their active sketches follow the
+//     user-days (rollup_user_days) as rollup_days' do.
 //   - Errors on the write path are classified by IsTransient: a transient
 //     error means "send the batch again later"; anything else is a bug or a
 //     broken database and is reported as such.

@@ -264,7 +264,8 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, fmt.Errorf("read the subject's events: %w", err)
 	}
 	sessions := make(sessionRollupAgg)
-	if err := aggregateSessions(ctx, tx, sessions, loc, "s.visitor_id = ANY($2)", site, keys); err != nil {
+	// The subject's sessions count it active as its events, all read, tell.
+	if err := aggregateSessions(ctx, tx, sessions, loc, &sessionActivity{active: rd.activeSessions}, "s.visitor_id = ANY($2)", site, keys); err != nil {
 		return out, fmt.Errorf("read the subject's sessions: %w", err)
 	}
 	step("read")

@@ -432,20 +432,25 @@ func (c *sessionRollupCell) addCounters(o *sessionRollupCell, sign int32) {
 }
 
 // aggregateSessions adds the sessions of the site ($1) meeting where
-// (on sessions "s", its profiles joined) to agg.
-func aggregateSessions(ctx context.Context, tx pgx.Tx, agg sessionRollupAgg, loc *time.Location, where string, args ...any) error {
-	rows, err := tx.Query(ctx, "SELECT "+sessionStateSelect("s")+" FROM sessions s"+sessionDimsJoins("s")+
+// (on sessions "s", its profiles joined) to agg, each counting its visitor
+// as active as act says.
+func aggregateSessions(ctx context.Context, tx pgx.Tx, agg sessionRollupAgg, loc *time.Location, act *sessionActivity, where string, args ...any) error {
+	rows, err := tx.Query(ctx, "SELECT s.session_id, "+sessionStateSelect("s")+" FROM sessions s"+sessionDimsJoins("s")+
 		" WHERE s.site_id = $1 AND "+where, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	var st sessionState
-	dest := st.scanDest()
+	var (
+		st  sessionState
+		sid int64
+	)
+	dest := append([]any{&sid}, st.scanDest()...)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
+		st.dayActive = act.of(&st, sid, loc)
 		agg.add(&st, loc, 1)
 	}
 	return rows.Err()
@@ -489,12 +494,21 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 	if err != nil {
 		return fmt.Errorf("visitors: %w", err)
 	}
+	// The activity of the day's sessions reads the events of their days.
+	end := sessionEventsEnd(hi, loc)
 	if len(found) > 0 {
-		if err := aggregateSessions(ctx, tx, others, loc, "s.ts >= $2 AND s.ts < $3 AND s.visitor_id = ANY($4)", site, lo, hi, found); err != nil {
+		act, err := readSessionActivity(ctx, tx, site, loc, lo, end, found, false, 0)
+		if err != nil {
+			return fmt.Errorf("competitors' sessions: %w", err)
+		}
+		if err := aggregateSessions(ctx, tx, others, loc, act, "s.ts >= $2 AND s.ts < $3 AND s.visitor_id = ANY($4)", site, lo, hi, found); err != nil {
 			return fmt.Errorf("competitors' sessions: %w", err)
 		}
 	}
-	var rows []rollupKey
+	var (
+		rows []rollupKey
+		all  *sessionActivity // every session's of the day, read once a cell is recomputed
+	)
 	for _, k := range cells {
 		c := stored[k]
 		if c == nil {
@@ -525,8 +539,13 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 				where += " AND " + sessionDimExpr(SessionRollupKinds[i]) + " = $4"
 				args = append(args, k.dim)
 			}
+			if all == nil {
+				if all, err = readSessionActivity(ctx, tx, site, loc, lo, end, nil, false, 0); err != nil {
+					return fmt.Errorf("recompute kind %d dim %d: %w", k.kind, k.dim, err)
+				}
+			}
 			again := make(sessionRollupAgg)
-			if err := aggregateSessions(ctx, tx, again, loc, where, args...); err != nil {
+			if err := aggregateSessions(ctx, tx, again, loc, all, where, args...); err != nil {
 				return fmt.Errorf("recompute kind %d dim %d: %w", k.kind, k.dim, err)
 			}
 			for _, j := range redo {

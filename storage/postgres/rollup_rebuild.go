@@ -66,6 +66,11 @@ func rebuildRollups(ctx context.Context, tx pgx.Tx, site int32) error {
 			}
 		}
 	}
+	// Session rollups' active sketches and the user-days' session cells
+	// follow the same events.
+	if err := rebuildSessionRollups(ctx, tx, site, loc); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `UPDATE sites SET rollups_from = '-infinity', hour_rollups_from = '-infinity',
 		commerce_rollups_from = '-infinity', traffic_rollups_from = '-infinity', page_rollups_from = '-infinity' WHERE id = $1`, site); err != nil {
 		return fmt.Errorf("mark complete: %w", err)
@@ -160,6 +165,10 @@ type rollupReader struct {
 	// active on its day.
 	active     map[int64]bool
 	selfActive bool
+	// activeSessions collects, with selfActive, the sessions (visitor,
+	// session id) with an event on a day on which their visitor is active
+	// (sessionActivity of an erasure's subject).
+	activeSessions map[[2]int64]bool
 	// pending, when not nil, collects the cells of the events of visitors
 	// not active on their day (a rebuild's rollup_user_days, for the days
 	// from userDaysFrom on).
@@ -288,9 +297,15 @@ func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, qu
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	if len(held) > 0 && rd.activeSessions == nil {
+		rd.activeSessions = map[[2]int64]bool{}
+	}
 	for i := range held {
 		day, _ := rd.hours.of(held[i].TS)
 		held[i].DayActive = selfActive[userDay{held[i].Visitor, day}]
+		if held[i].DayActive {
+			rd.activeSessions[[2]int64{held[i].Visitor, held[i].Session}] = true
+		}
 		agg.add(&held[i], rd.hours, false)
 	}
 	return nil

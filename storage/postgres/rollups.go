@@ -416,11 +416,12 @@ func (a rollupAgg) settle() {
 }
 
 // AddRollups adds rows (events of the transaction's site) and items (their
-// item rows) to rollup_days; changes are the UpsertSessions of the same
-// rows, which tell each row its session's traffic source
-// (RollupSessionTraffic).
+// item rows) to rollup_days, and changes, the UpsertSessions of the same
+// rows, to session_rollups; the changes tell each row its session's
+// traffic source (RollupSessionTraffic). Both tables' active sketches
+// follow the user-days (rollup_user_days) it updates.
 func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
-	if len(rows) == 0 && len(items) == 0 {
+	if len(rows) == 0 && len(items) == 0 && len(changes) == 0 {
 		return nil
 	}
 	traffic := make(map[[2]int64]*sessionState, len(changes))
@@ -448,8 +449,12 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	for i := range items {
 		agg.addItem(&items[i], hours)
 	}
-	days.activate(agg, int32(d.site))
+	sessions := sessionRollupsOf(changes, rows, days, hours)
+	days.activate(agg, sessions, int32(d.site))
 	if err := agg.store(ctx, d.tx); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	if err := sessions.store(ctx, d.tx); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	if err := days.write(ctx, d.tx, int32(d.site)); err != nil {

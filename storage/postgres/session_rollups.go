@@ -38,6 +38,10 @@ type sessionState struct {
 	dims                         []int32 // by SessionRollupKinds
 	traffic                      int32   // traffic_profiles id; set by upsertSessions only
 	landing                      int32   // landing page (page_id); set by upsertSessions only
+	// dayActive: the visitor is active on a local day on which the
+	// session has an event (GA4's is_active_user over its events), which
+	// puts it into the active sketches; set by the session's reader.
+	dayActive bool
 }
 
 // engaged is GA4's engaged session, as the query API's engagedSessions
@@ -49,7 +53,9 @@ func (s *sessionState) engaged() bool {
 		s.engage >= engagedAfter.Milliseconds() || s.pageViews >= 2 || s.keyEvents > 0
 }
 
-// active is whether the session's visitor counts as an active user.
+// active is whether one of the session's events makes its visitor active
+// (eventActive) on its day; the visitor may be active on a day of the
+// session by other events too (dayActive).
 func (s *sessionState) active() bool {
 	return s.flags&int16(protocol.FlagEngaged|protocol.FlagFirstVisit) != 0 || s.engage > 0
 }
@@ -64,23 +70,31 @@ type sessionRollupCell struct {
 // sessionRollupAgg is a batch's session rollup deltas.
 type sessionRollupAgg map[rollupKey]*sessionRollupCell
 
+// cells are the session_rollups cells of s: every kind's at the local day
+// it began.
+func (s *sessionState) cells(loc *time.Location) []rollupKey {
+	day := localDay(s.ts, loc)
+	out := make([]rollupKey, 0, 1+len(SessionRollupKinds))
+	out = append(out, rollupKey{site: s.site, day: day})
+	for i, kind := range SessionRollupKinds {
+		out = append(out, rollupKey{site: s.site, kind: int16(kind), day: day, dim: s.dims[i]})
+	}
+	return out
+}
+
 // add counts s at its rows (sign 1) or takes it back out (sign -1: the
 // session's values before this batch, which the rows counted already).
 // Sketches only grow: a visitor taken out stays in (the session is
-// counted again, with its new values, at the same rows).
+// counted again, with its new values, at the same rows). Its visitor goes
+// into the active sketches when s.dayActive.
 func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
-	day := localDay(s.ts, loc)
 	h := VisitorHash(uint64(s.visitor))
 	engaged := int32(0)
 	if s.engaged() {
 		engaged = 1
 	}
-	active, first := s.active(), s.flags&int16(protocol.FlagFirstVisit) != 0
-	for i := -1; i < len(SessionRollupKinds); i++ {
-		k := rollupKey{site: s.site, day: day}
-		if i >= 0 {
-			k.kind, k.dim = int16(SessionRollupKinds[i]), s.dims[i]
-		}
+	active, first := s.dayActive, s.flags&int16(protocol.FlagFirstVisit) != 0
+	for _, k := range s.cells(loc) {
 		c := a[k]
 		if c == nil {
 			c = new(sessionRollupCell)
@@ -99,6 +113,18 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 	}
 }
 
+// addActive adds visitor hash h to the active sketch of cell k: a user
+// made active on a day on which its session there has an event. The
+// visitor is in the cell's users sketch already.
+func (a sessionRollupAgg) addActive(k rollupKey, h uint64) {
+	c := a[k]
+	if c == nil {
+		c = new(sessionRollupCell)
+		a[k] = c
+	}
+	c.sketches.collect(h, visitorUser|visitorActive)
+}
+
 // sessionChange is a session a batch wrote: its values after the batch,
 // and before it when the row existed.
 type sessionChange struct {
@@ -107,24 +133,36 @@ type sessionChange struct {
 	before *sessionState
 }
 
-// AddSessionRollups adds the changes of an UpsertSessions to
-// session_rollups.
-func (d *DeriveTx) AddSessionRollups(ctx context.Context, changes SessionChanges) error {
-	if len(changes) == 0 {
-		return nil
+// sessionRollupsOf are the session_rollups deltas of the changes of an
+// UpsertSessions of rows (the derivation's events, DayActive set by
+// readUserDays): a session's visitor is active in its cells when active on
+// a day of the session's events in rows, or on one of its earlier days
+// (which added it, or remembers the cells: userDays.activate).
+func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, hours *hourCache) sessionRollupAgg {
+	eventDays := make(map[[2]int64][]int32, len(changes))
+	for i := range rows {
+		k := [2]int64{rows[i].Visitor, rows[i].Session}
+		day, _ := hours.of(rows[i].TS)
+		if !slices.Contains(eventDays[k], day) {
+			eventDays[k] = append(eventDays[k], day)
+		}
 	}
 	agg := make(sessionRollupAgg)
 	for i := range changes {
 		c := &changes[i]
-		agg.add(&c.now, d.zone, 1)
+		c.now.dayActive = days.sessionActive(c.now.visitor, eventDays[[2]int64{c.now.visitor, c.id}], c.now.cells(hours.loc))
+		agg.add(&c.now, hours.loc, 1)
 		if c.before != nil {
-			agg.add(c.before, d.zone, -1)
+			agg.add(c.before, hours.loc, -1)
 		}
 	}
-	if err := storeRollupRounds(ctx, d.tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg); err != nil {
-		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
-	}
-	return nil
+	return agg
+}
+
+// store writes the deltas in a to session_rollups inside tx
+// (storeRollupRounds).
+func (a sessionRollupAgg) store(ctx context.Context, tx pgx.Tx) error {
+	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(a), compareRollupKeys), a)
 }
 
 // rollupTable is a rollups table's part of storeRollupRounds.

@@ -146,7 +146,7 @@ type sessionKey struct {
 }
 
 // SessionChanges are the sessions an UpsertSessions wrote, with their
-// values after and before it, for AddSessionRollups.
+// values after and before it, for AddRollups.
 type SessionChanges []sessionChange
 
 // UpsertSessions inserts rows into sessions, or adds them to the rows

@@ -92,16 +92,43 @@ func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
 
 // rebuildSessionRollups recomputes the site's session_rollups rows from its
 // sessions rows, in tx (which holds the site's row lock), and marks every
-// day covered; loc is the site's time zone.
+// day covered; loc is the site's time zone. A session's visitor is active
+// in them as its events tell (readSessionActivity), read for the sessions
+// that began in sessionRollupChunk days at a time; the cells of sessions
+// not active on the days rollup_user_days keeps go into the rows'
+// session_cells.
 func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location) error {
 	if _, err := tx.Exec(ctx, "DELETE FROM session_rollups WHERE site_id = $1", site); err != nil {
 		return fmt.Errorf("delete session rollups: %w", err)
 	}
+	if _, err := tx.Exec(ctx, "UPDATE rollup_user_days SET session_cells = NULL WHERE site_id = $1 AND session_cells IS NOT NULL", site); err != nil {
+		return fmt.Errorf("clear session cells: %w", err)
+	}
+	var first, last *time.Time
+	if err := tx.QueryRow(ctx, "SELECT min(ts), max(ts) FROM sessions WHERE site_id = $1", site).Scan(&first, &last); err != nil {
+		return fmt.Errorf("session span: %w", err)
+	}
 	agg := make(sessionRollupAgg)
-	if err := aggregateSessions(ctx, tx, agg, loc, "TRUE", site); err != nil {
-		return fmt.Errorf("read sessions: %w", err)
+	keepFrom := int32(userDaysFrom(time.Now(), loc).Unix() / 86400)
+	pending := map[userDay]map[int64]struct{}{}
+	if first != nil && last != nil {
+		y, m, d := first.In(loc).Date()
+		for lo := time.Date(y, m, d, 0, 0, 0, 0, loc); !lo.After(*last); lo = lo.AddDate(0, 0, sessionRollupChunk) {
+			hi := lo.AddDate(0, 0, sessionRollupChunk)
+			act, err := readSessionActivity(ctx, tx, site, loc, lo, sessionEventsEnd(hi, loc), nil, true, keepFrom)
+			if err != nil {
+				return err
+			}
+			act.pending = pending
+			if err := aggregateSessions(ctx, tx, agg, loc, act, "s.ts >= $2 AND s.ts < $3", site, lo, hi); err != nil {
+				return fmt.Errorf("read sessions: %w", err)
+			}
+		}
 	}
 	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg); err != nil {
+		return err
+	}
+	if err := writeSessionCells(ctx, tx, site, pending); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, "UPDATE sites SET session_rollups_from = '-infinity' WHERE id = $1", site); err != nil {
@@ -109,6 +136,11 @@ func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time
 	}
 	return nil
 }
+
+// sessionRollupChunk is how many local days of session starts a rebuild
+// of session rollups reads at a time (with sessionDaysAfter more of
+// events), bounding what it holds of the sessions' activity.
+const sessionRollupChunk = 28
 
 // rebuildSessionsSQL aggregates a site's events ($1) by visitor and session
 // into sessions rows. $2 and $3 are the page_view and first_visit name ids,

@@ -26,6 +26,15 @@ import (
 // sketches then, in the transaction that writes the event that makes it
 // so, so a user activated by a later derivation (a page viewed before the
 // engagement, the session_start GA4 adds) is in every cell of its day.
+//
+// Session reports follow the same rule (migration 028): a session's user
+// counts as active in the session's session_rollups cells (keyed by the
+// local day the session began) when the user is active on a day on which
+// the session has an event: GA4's is_active_user over the events of the
+// sessions with that source, landing page … While the user-day is not
+// active, its row's session_cells remember the cells of the sessions with
+// an event that day, and the derivation that makes it active adds the
+// user to their active sketches as it does for the events' cells.
 
 // userDaysKept is how many local days before today rollup_user_days
 // keeps: the days an event may still reach, being dated up to 72 hours
@@ -80,6 +89,19 @@ func cellOfRef(site, day int32, ref int64) rollupKey {
 	return rollupKey{site: site, kind: int16(ref >> 32), day: day, dim: int32(uint32(ref))}
 }
 
+// sessionCellRef is a session_rollups cell as one rollup_user_days
+// session_cells element of the row of day: the cell's day (its session's
+// start, on or before day) as the days before day, its kind and dims id.
+func sessionCellRef(k rollupKey, day int32) int64 {
+	return int64(day-k.day)<<48 | int64(uint16(k.kind))<<32 | int64(uint32(k.dim))
+}
+
+// sessionCellOfRef is the key of the session_rollups cell ref names in
+// the row of day of site.
+func sessionCellOfRef(site, day int32, ref int64) rollupKey {
+	return rollupKey{site: site, kind: int16(uint16(ref >> 32)), day: day - int32(ref>>48), dim: int32(uint32(ref))}
+}
+
 // addEventCells adds the cells row goes into on its day and hour to set.
 func addEventCells(set map[int64]struct{}, row *EventRow, day, hour int32) {
 	for i := -3; i < len(RollupKinds); i++ {
@@ -94,6 +116,11 @@ type userDayState struct {
 	now    bool               // an event of this derivation makes it active
 	cells  []int64            // the row's cells (not active before)
 	added  map[int64]struct{} // cells of this derivation's events, while not active
+	// sessions and sessAdded are the same of session_rollups cells
+	// (sessionCellRef): the row's session_cells, and the cells of this
+	// derivation's sessions with an event that day, while not active.
+	sessions  []int64
+	sessAdded map[int64]struct{}
 }
 
 func (s *userDayState) active() bool { return s.before || s.now }
@@ -121,7 +148,7 @@ func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, 
 		for k := range days {
 			dates, visitors = append(dates, dayDate(k.day)), append(visitors, k.visitor)
 		}
-		res, err := tx.Query(ctx, `SELECT d.day, d.visitor_id, d.cells IS NULL, d.cells FROM rollup_user_days d
+		res, err := tx.Query(ctx, `SELECT d.day, d.visitor_id, d.cells IS NULL, d.cells, d.session_cells FROM rollup_user_days d
 			JOIN unnest($2::date[], $3::int8[]) AS u(day, visitor_id) ON d.day = u.day AND d.visitor_id = u.visitor_id
 			WHERE d.site_id = $1`, int32(site), dates, visitors)
 		if err != nil {
@@ -132,11 +159,12 @@ func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, 
 			k      userDay
 			before bool
 			cells  []int64
+			sess   []int64
 		)
-		_, err = pgx.ForEachRow(res, []any{&date, &k.visitor, &before, &cells}, func() error {
+		_, err = pgx.ForEachRow(res, []any{&date, &k.visitor, &before, &cells, &sess}, func() error {
 			k.day = int32(date.Unix() / 86400)
 			if s := days[k]; s != nil {
-				s.stored, s.before, s.cells = true, before, slices.Clone(cells)
+				s.stored, s.before, s.cells, s.sessions = true, before, slices.Clone(cells), slices.Clone(sess)
 			}
 			return nil
 		})
@@ -160,16 +188,57 @@ func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, 
 }
 
 // activate puts the users this derivation makes active into the active
-// sketches of the cells their earlier events of the day went into.
-func (u userDays) activate(agg rollupAgg, site int32) {
+// sketches of the cells their earlier events of the day went into, and of
+// the session_rollups cells of their earlier sessions with an event that
+// day.
+func (u userDays) activate(agg rollupAgg, sessions sessionRollupAgg, site int32) {
 	for k, s := range u {
 		if s.now && !s.before {
 			h := VisitorHash(uint64(k.visitor))
 			for _, ref := range s.cells {
 				agg.addActive(cellOfRef(site, k.day, ref), h)
 			}
+			for _, ref := range s.sessions {
+				sessions.addActive(sessionCellOfRef(site, k.day, ref), h)
+			}
 		}
 	}
+}
+
+// sessionActive reports whether the visitor of a session with events of
+// this derivation on days is active on one of them, and otherwise
+// remembers the session's cells in those user-days' sessAdded.
+func (u userDays) sessionActive(visitor int64, days []int32, cells []rollupKey) bool {
+	for _, d := range days {
+		if s := u[userDay{visitor, d}]; s != nil && s.active() {
+			return true
+		}
+	}
+	for _, d := range days {
+		s := u[userDay{visitor, d}]
+		if s == nil {
+			continue // days are days of the derivation's events, whose user-days are read
+		}
+		if s.sessAdded == nil {
+			s.sessAdded = make(map[int64]struct{}, len(cells))
+		}
+		for _, k := range cells {
+			s.sessAdded[sessionCellRef(k, d)] = struct{}{}
+		}
+	}
+	return false
+}
+
+// union is refs and the elements of added not in refs, and whether there
+// are any of those.
+func union(refs []int64, added map[int64]struct{}) ([]int64, bool) {
+	all := slices.Clone(refs)
+	for ref := range added {
+		if !slices.Contains(refs, ref) {
+			all = append(all, ref)
+		}
+	}
+	return all, len(all) > len(refs)
 }
 
 // write stores the user-days whose state changed: made active (cells
@@ -179,34 +248,38 @@ func (u userDays) write(ctx context.Context, tx pgx.Tx, site int32) error {
 		dates    []time.Time
 		visitors []int64
 		cells    []*string
+		sessions []*string
 	)
 	for k, s := range u {
-		var text *string
+		var text, sessText *string
 		switch {
 		case s.before:
 			continue
 		case s.now:
 		default:
-			all := slices.Clone(s.cells)
-			for ref := range s.added {
-				if !slices.Contains(s.cells, ref) {
-					all = append(all, ref)
-				}
-			}
-			if s.stored && len(all) == len(s.cells) {
+			all, more := union(s.cells, s.added)
+			allSess, moreSess := union(s.sessions, s.sessAdded)
+			if s.stored && !more && !moreSess {
 				continue
 			}
 			t := cellsText(all)
 			text = &t
+			if len(allSess) > 0 {
+				t := cellsText(allSess)
+				sessText = &t
+			}
 		}
-		dates, visitors, cells = append(dates, dayDate(k.day)), append(visitors, k.visitor), append(cells, text)
+		dates, visitors = append(dates, dayDate(k.day)), append(visitors, k.visitor)
+		cells, sessions = append(cells, text), append(sessions, sessText)
 	}
 	if len(dates) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells)
-		SELECT $1, day, visitor_id, cells::int8[] FROM unnest($2::date[], $3::int8[], $4::text[]) AS u(day, visitor_id, cells)
-		ON CONFLICT (site_id, day, visitor_id) DO UPDATE SET cells = EXCLUDED.cells`, site, dates, visitors, cells); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells, session_cells)
+		SELECT $1, day, visitor_id, cells::int8[], sessions::int8[]
+		FROM unnest($2::date[], $3::int8[], $4::text[], $5::text[]) AS u(day, visitor_id, cells, sessions)
+		ON CONFLICT (site_id, day, visitor_id) DO UPDATE SET cells = EXCLUDED.cells, session_cells = EXCLUDED.session_cells`,
+		site, dates, visitors, cells, sessions); err != nil {
 		return fmt.Errorf("write user days: %w", err)
 	}
 	return nil

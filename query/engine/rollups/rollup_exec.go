@@ -524,7 +524,9 @@ func fetchSketches(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, r
 		return nil
 	}
 	ids := groupIDs(rows)
-	if !slices.ContainsFunc(p.Dims, isDayDim) {
+	// pickSketches reads rollup_days and rollup_packs: session reports'
+	// sketches are session_rollups', read as their counters were.
+	if !rp.sessions && !slices.ContainsFunc(p.Dims, isDayDim) {
 		return pickSketches(ctx, db, p, rp, rows, ids, false)
 	}
 	// Other groups may share these dim_ids (other ranges; other days of a

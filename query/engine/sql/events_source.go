@@ -73,11 +73,42 @@ var dayActiveSQL = "bool_or(dv.flags & " + strconv.Itoa(int(protocol.FlagEngaged
 
 var dayActiveRef = regexp.MustCompile(`\be\.day_active\b`)
 
+// sessionsSource stands for the sessions rows of a session report being
+// written, until Writer.Text replaces it: the sessions table, or, when
+// the statement reads e.day_active, the sessions that began in [$3, $4)
+// with sessionsDayActive.
+const sessionsSource = "/*sessions*/"
+
+// sessionsDayActive is a sessions row's day_active in session reports:
+// whether its visitor is active on a local day on which the session has an
+// event (GA4's is_active_user over the session's events; the session
+// rollups' rule), by dayActiveSQL over the events from $3 to
+// sessionDaysAfter local days after $4 (whole days), as far as a session
+// that began in the range goes on (storage/postgres sessionDaysAfter).
+var sessionsDayActive = "(SELECT s.*, COALESCE(a.act, false) AS day_active FROM sessions s LEFT JOIN (" +
+	"SELECT x.visitor_id, x.session_id, bool_or(x.da) AS act FROM (SELECT dv.visitor_id, dv.session_id, " + dayActiveSQL + " AS da FROM " +
+	postgres.EventsIn("$1", "$3", "((($4::timestamptz AT TIME ZONE $2::text) + interval '"+strconv.Itoa(sessionDaysAfter)+" days') AT TIME ZONE $2::text)",
+		[]string{"site_id", "ts", "visitor_id", "session_id", "flags", "engagement_ms"}) +
+	" dv) x GROUP BY 1, 2) a ON a.visitor_id = s.visitor_id AND a.session_id = s.session_id" +
+	" WHERE s.site_id = $1 AND s.ts >= $3 AND s.ts < $4)"
+
+// sessionDaysAfter is storage/postgres's: the local days after a session
+// began that its events may reach.
+const sessionDaysAfter = 4
+
 // Text is the statement written, with eventsSource replaced by the events
 // over the columns the statement reads (e.column; ts and site_id always),
-// joined to their sessions when it reads sessionColumns.
+// joined to their sessions when it reads sessionColumns, and
+// sessionsSource by the sessions.
 func (w *Writer) Text() string {
 	s := w.String()
+	if strings.Contains(s, sessionsSource) {
+		src := "sessions"
+		if dayActiveRef.MatchString(s) {
+			src = sessionsDayActive
+		}
+		s = strings.ReplaceAll(s, sessionsSource, src)
+	}
 	if strings.Contains(s, itemsSource) {
 		s = strings.ReplaceAll(s, itemsSource, itemsSourceOf(s))
 	}

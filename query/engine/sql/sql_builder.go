@@ -315,7 +315,7 @@ func JoinsOf(dims []*plan.DimDef) []*plan.JoinDef {
 func (w *Writer) WriteFrom(joins []*plan.JoinDef, filter *plan.FilterNode) {
 	switch {
 	case w.sessions:
-		w.WriteString(" FROM sessions e")
+		w.WriteString(" FROM " + sessionsSource + " e")
 	case w.Items:
 		w.WriteString(" FROM " + itemsSource + " e")
 	default:

@@ -1,0 +1,11 @@
+-- rollup_user_days.session_cells: while a user is not active on a local
+-- day (cells not NULL), the session_rollups cells of its sessions with an
+-- event that day, whose active sketches get the user when a later event of
+-- the day makes the user active: session reports count a session's user
+-- as active when it was active on a day on which the session has an event
+-- (GA4's is_active_user over the session's events). Each element is
+-- (row day - cell day) << 48 | kind << 32 | dim_id as unsigned 32 bits:
+-- a session's cells are those of the day it began, which may be before
+-- the row's. NULL: none. Written by the derivation, by RebuildRollups and
+-- RebuildSessions (with session_rollups), erased with the user.
+ALTER TABLE rollup_user_days ADD COLUMN IF NOT EXISTS session_cells bigint[];
