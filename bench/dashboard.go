@@ -142,7 +142,7 @@ func (r *run) loadDataset(ctx context.Context, ds dataset) error {
 	// them in that order, as avila rebuild does (the rollups count the
 	// derived events and each event under its session's traffic source).
 	start = time.Now()
-	if err := r.st.store.RebuildSessions(ctx, site.ID); err != nil {
+	if err := r.st.store.RebuildSessionsBeforeRollups(ctx, site.ID); err != nil {
 		return fmt.Errorf("bench: query data: %w", err)
 	}
 	r.log.Info("query data: sessions rebuilt", "events", ds.events, "seconds", time.Since(start).Seconds())

@@ -204,6 +204,41 @@ func TestSessionRollupsFollowSessions(t *testing.T) {
 	if diff := cmp.Diff(exactSessionRollups(t, s, site.ID), storedSessionRollups(t, s, site.ID)); diff != "" {
 		t.Fatalf("session rollups rebuilt (-exact +stored):\n%s", diff)
 	}
+
+	// avila rebuild's two steps: the sessions step leaves the session
+	// rollups' rows alone (no version of theirs rewritten) and their days
+	// to the sessions table; the rollups step writes them once, in its
+	// transaction.
+	versions := func() string {
+		var v string
+		if err := s.Pool.QueryRow(ctx, `SELECT string_agg(xmin::text || ctid::text, ',' ORDER BY kind, day, dim_id)
+			FROM session_rollups WHERE site_id = $1`, int32(site.ID)).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := versions()
+	if err := s.RebuildSessionsBeforeRollups(ctx, site.ID); err != nil {
+		t.Fatal(err)
+	}
+	if after := versions(); after != before {
+		t.Fatalf("the sessions step rewrote session rollups:\n%s\nthen\n%s", before, after)
+	}
+	var uncovered bool
+	if err := s.Pool.QueryRow(ctx, "SELECT session_rollups_from > (now() AT TIME ZONE time_zone)::date FROM sites WHERE id = $1",
+		int32(site.ID)).Scan(&uncovered); err != nil || !uncovered {
+		t.Fatalf("after the sessions step the session rollups cover days before tomorrow (%v)", err)
+	}
+	if err := s.RebuildRollups(ctx, site.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(exactSessionRollups(t, s, site.ID), storedSessionRollups(t, s, site.ID)); diff != "" {
+		t.Fatalf("session rollups after the sessions and rollups steps (-exact +stored):\n%s", diff)
+	}
+	var writers int
+	if err := s.Pool.QueryRow(ctx, "SELECT count(DISTINCT xmin::text) FROM session_rollups WHERE site_id = $1", int32(site.ID)).Scan(&writers); err != nil || writers != 1 {
+		t.Fatalf("session rollups written by %d transactions (%v), want the rollups step's alone", writers, err)
+	}
 }
 
 // Batches from two writers and session rebuilds running among them leave

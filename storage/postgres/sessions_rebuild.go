@@ -25,12 +25,29 @@ import (
 // RebuildRollups it runs in one transaction holding the site's row lock,
 // which a derivation waits for.
 func (s *Store) RebuildSessions(ctx context.Context, site uint32) error {
+	return s.rebuildSessionsTx(ctx, site, true)
+}
+
+// RebuildSessionsBeforeRollups is RebuildSessions for a RebuildRollups that
+// follows it (avila rebuild runs both): it leaves the session rollups to
+// RebuildRollups, which recomputes them from the same sessions, so their
+// rows are written once, not twice (a second rewrite in its own
+// transaction leaves the first one's rows dead in the table's file, twice
+// its size until vacuumed space is reused). Until RebuildRollups commits,
+// the site's session rollups cover no day before tomorrow, so session
+// reports read the rebuilt sessions table.
+func (s *Store) RebuildSessionsBeforeRollups(ctx context.Context, site uint32) error {
+	return s.rebuildSessionsTx(ctx, site, false)
+}
+
+// rebuildSessionsTx runs rebuildSessions in a transaction of its own.
+func (s *Store) rebuildSessionsTx(ctx context.Context, site uint32, sessionRollups bool) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: rebuild sessions of site %d: begin: %w", site, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	if err := rebuildSessions(ctx, tx, int32(site)); err != nil {
+	if err := rebuildSessions(ctx, tx, int32(site), sessionRollups); err != nil {
 		return fmt.Errorf("postgres: rebuild sessions of site %d: %w", site, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -39,7 +56,7 @@ func (s *Store) RebuildSessions(ctx context.Context, site uint32) error {
 	return nil
 }
 
-func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
+func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32, sessionRollups bool) error {
 	loc, err := lockSite(ctx, tx, site)
 	if err != nil {
 		return err
@@ -86,6 +103,14 @@ func rebuildSessions(ctx context.Context, tx pgx.Tx, site int32) error {
 		WHERE s.site_id = $1 AND k.site_id = $1 AND k.visitor_id = s.visitor_id AND k.first_source_id <> 0
 		AND s.first_source_id <> k.first_source_id`, site); err != nil {
 		return fmt.Errorf("first sources of sessions: %w", err)
+	}
+	if !sessionRollups {
+		// Days from tomorrow on, as for a site whose session rollups
+		// began now (migration 010): derivations keep adding theirs.
+		if _, err := tx.Exec(ctx, "UPDATE sites SET session_rollups_from = (now() AT TIME ZONE time_zone)::date + 1 WHERE id = $1", site); err != nil {
+			return fmt.Errorf("session rollups left to rebuild: %w", err)
+		}
+		return nil
 	}
 	return rebuildSessionRollups(ctx, tx, site, loc)
 }

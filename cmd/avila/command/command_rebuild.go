@@ -42,6 +42,11 @@ func rebuildCommand() command {
 					name string
 					run  func(context.Context, uint32) error
 				}{{"sessions", store.RebuildSessions}, {"rollups", store.RebuildRollups}} // rollups count the derived events sessions adds
+				if *only == "" {
+					// Both: the rollups step rebuilds the session rollups
+					// from the rebuilt sessions, once.
+					steps[0].run = store.RebuildSessionsBeforeRollups
+				}
 				for _, id := range ids {
 					for _, s := range steps {
 						if *only != "" && *only != s.name {
