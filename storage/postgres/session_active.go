@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -112,12 +113,7 @@ func writeSessionCells(ctx context.Context, tx pgx.Tx, site int32, pending map[u
 	}
 	dates, visitors, cells := make([]time.Time, 0, len(pending)), make([]int64, 0, len(pending)), make([]string, 0, len(pending))
 	for k, set := range pending {
-		refs := make([]int64, 0, len(set))
-		for r := range set {
-			refs = append(refs, r)
-		}
-		slices.Sort(refs)
-		dates, visitors, cells = append(dates, dayDate(k.day)), append(visitors, k.visitor), append(cells, cellsText(refs))
+		dates, visitors, cells = append(dates, dayDate(k.day)), append(visitors, k.visitor), append(cells, cellsText(slices.Collect(maps.Keys(set))))
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells, session_cells)
 		SELECT $1, day, visitor_id, '{}', sessions::int8[] FROM unnest($2::date[], $3::int8[], $4::text[]) AS u(day, visitor_id, sessions)

@@ -38,15 +38,16 @@ func rebuildCommand() command {
 					return err
 				}
 				defer store.Close()
-				steps := []struct {
-					name string
-					run  func(context.Context, uint32) error
-				}{{"sessions", store.RebuildSessions}, {"rollups", store.RebuildRollups}} // rollups count the derived events sessions adds
+				sessions := store.RebuildSessions
 				if *only == "" {
 					// Both: the rollups step rebuilds the session rollups
 					// from the rebuilt sessions, once.
-					steps[0].run = store.RebuildSessionsBeforeRollups
+					sessions = store.RebuildSessionsBeforeRollups
 				}
+				steps := []struct {
+					name string
+					run  func(context.Context, uint32) error
+				}{{"sessions", sessions}, {"rollups", store.RebuildRollups}} // rollups count the derived events sessions adds
 				for _, id := range ids {
 					for _, s := range steps {
 						if *only != "" && *only != s.name {
