@@ -241,3 +241,35 @@ func TestRebuildsReadPackedEvents(t *testing.T) {
 		t.Errorf("sessions rebuilt from packs (-written +rebuilt):\n%s", diff)
 	}
 }
+
+// TestPackEventsBudgetSpentWaiting: a run whose budget is spent before it
+// moved a day (waiting on the locks of another packer, the aggregator's
+// upkeep beside a bulk load, whose days it then finds moved) goes on
+// instead of returning 0 with settled days left, so a caller's "until 0"
+// loop packs every settled day.
+func TestPackEventsBudgetSpentWaiting(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	packEventsFixture(t, s)
+	s.SetPackBudget(time.Nanosecond)
+	now := time.Date(2025, 6, 7, 12, 0, 0, 0, time.UTC)
+	runs := 0
+	for ; runs < 10; runs++ {
+		days, err := s.PackEvents(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if days == 0 {
+			break
+		}
+		if days != 1 {
+			t.Errorf("run %d packed %d days past its budget, want it to stop after its first", runs, days)
+		}
+	}
+	if n := count(t, s, "SELECT count(*) FROM events WHERE ts < '2025-06-04Z'"); n != 0 {
+		t.Errorf("PackEvents returned 0 after %d runs with %d events of settled days left", runs, n)
+	}
+	if runs != 3 {
+		t.Errorf("%d runs moved the three settled days, want 3", runs)
+	}
+}

@@ -78,6 +78,14 @@ const packSettle = 72 * time.Hour
 // pass. SetPackPartEvents changes it for a store, for tests.
 const packPartEvents = 65536
 
+// SetPackBudget sets the time after which a PackEvents or PackItems run
+// stops once it has moved a day (default packEventsBudget); for tests.
+func (s *Store) SetPackBudget(d time.Duration) {
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	s.packBudget = d
+}
+
 // SetPackPartEvents sets the most events in one event_packs row that
 // PackEvents writes from now on (default 65536); for tests that want
 // several parts of a small day.
@@ -90,7 +98,11 @@ func (s *Store) SetPackPartEvents(n int) {
 // packEventDaysPerRun and packEventsBudget bound one PackEvents call (it
 // stops after the day that ends past the budget), so a backlog (days
 // stored before packing existed, a bulk import) drains over several runs
-// instead of holding up one, or an aggregator's start-up.
+// instead of holding up one, or an aggregator's start-up. The budget
+// bounds a run's own moves: a run that has moved no day yet goes on
+// past it (it spent the time waiting on another packer's locks, whose
+// days it then found moved), so that 0 still means no settled day is
+// left.
 const (
 	packEventDaysPerRun = 30
 	packEventsBudget    = 10 * time.Second
@@ -151,8 +163,8 @@ func (s *Store) PackEvents(ctx context.Context, now time.Time) (int, error) {
 // settled days' partitions of parent (named prefix + YYYYMMDD, the last
 // settled one partition(settled day)) into packs by stmt (see packDay),
 // oldest first, and vacuums each partition after its move. A run ends
-// after packEventDaysPerRun days that had rows to move or after
-// packEventsBudget. A partition whose file the vacuum could not truncate (a
+// after packEventDaysPerRun days that had rows to move or, once it moved
+// one, after packEventsBudget. A partition whose file the vacuum could not truncate (a
 // snapshot older than the move, such as a long report's or a concurrent
 // ANALYZE's, still saw its rows) keeps a size, so it is listed and
 // vacuumed again by the next run, but it counts neither as a day moved nor
@@ -171,9 +183,12 @@ func (s *Store) packSettled(ctx context.Context, now time.Time, parent, prefix s
 	if err != nil {
 		return 0, fmt.Errorf("postgres: pack %s: list partitions: %w", parent, err)
 	}
+	s.packMu.Lock()
+	budget := s.packBudget
+	s.packMu.Unlock()
 	packed := 0
 	for _, name := range names {
-		if time.Since(start) > packEventsBudget || packed >= packEventDaysPerRun {
+		if packed >= packEventDaysPerRun || (packed > 0 && time.Since(start) > budget) {
 			break
 		}
 		day, err := time.Parse("20060102", strings.TrimPrefix(name, prefix))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,8 +37,9 @@ type Store struct {
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
 
-	packMu   sync.Mutex
-	packPart int // see SetPackPartEvents
+	packMu     sync.Mutex
+	packPart   int           // see SetPackPartEvents
+	packBudget time.Duration // see SetPackBudget
 
 }
 
@@ -57,15 +59,16 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		return nil, err
 	}
 	return &Store{
-		pool:     pool,
-		log:      log,
-		dims:     newIDCache[dimKey](dimCacheSize),
-		contents: newIDCache[profileKey](profileCacheSize),
-		clients:  newIDCache[profileKey](profileCacheSize),
-		traffic:  newIDCache[profileKey](profileCacheSize),
-		items:    newIDCache[profileKey](profileCacheSize),
-		parts:    make(map[int64]bool),
-		packPart: packPartEvents,
+		pool:       pool,
+		log:        log,
+		dims:       newIDCache[dimKey](dimCacheSize),
+		contents:   newIDCache[profileKey](profileCacheSize),
+		clients:    newIDCache[profileKey](profileCacheSize),
+		traffic:    newIDCache[profileKey](profileCacheSize),
+		items:      newIDCache[profileKey](profileCacheSize),
+		parts:      make(map[int64]bool),
+		packPart:   packPartEvents,
+		packBudget: packEventsBudget,
 	}, nil
 }
 
