@@ -93,16 +93,24 @@ func TestGRPCKeysErrorsAndPort(t *testing.T) {
 		t.Fatalf("REST on the gRPC port: %v %v", hresp, err)
 	}
 	hresp.Body.Close()
-	counts := map[string]uint64{}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fam := range fams {
-		for _, mm := range fam.GetMetric() {
-			if fam.GetName() == "analytics_query_duration_seconds" {
-				counts[mm.GetLabel()[0].GetValue()] = mm.GetHistogram().GetSampleCount()
+	// The REST handler's duration is observed after its response went
+	// out, so the client can read the answer first: wait for it.
+	var counts map[string]uint64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		counts = map[string]uint64{}
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fam := range fams {
+			for _, mm := range fam.GetMetric() {
+				if fam.GetName() == "analytics_query_duration_seconds" {
+					counts[mm.GetLabel()[0].GetValue()] = mm.GetHistogram().GetSampleCount()
+				}
 			}
+		}
+		if counts["runReport"] == 6 && counts["metadata"] == 1 || time.Now().After(deadline) {
+			break
 		}
 	}
 	if counts["runReport"] != 6 || counts["metadata"] != 1 {
