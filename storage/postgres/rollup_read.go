@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -223,107 +224,111 @@ func orZeros[T int32 | int64](a []T, n int) []T {
 
 // ReadRollupSketches reads the sketches of sketches (a set of
 // RollupSketchColumns; the users one expanded from its marker) of
-// the cells of of whose dim_id is one of ids, and gives each cell's to
-// add, by column in RollupSketchColumns' order (sks is reused between
-// calls). Nothing is grouped in SQL. With every, ids are all the dim_ids
-// the caller wants of the range: the packs are read whole instead of
-// searched for each dim_id.
+// the cells of of whose dim_id is one of ids (ascending, distinct), and
+// gives each cell's to add, by column in RollupSketchColumns' order (sks
+// is reused between calls). Nothing is grouped in SQL. With every, ids
+// are all the dim_ids the caller wants of the range: the packs are read
+// whole instead of searched for each dim_id.
 func ReadRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int32, every bool, sketches int, add func(day time.Time, dim int32, sks [][]byte)) error {
 	reads := RollupSketchReads(sketches)
-	// A pack's arrays are detoasted once (the concatenation in the
-	// subquery, kept by OFFSET 0) and then indexed per wanted dim_id:
-	// unnesting every value of every day to keep ten took most of the
-	// statement.
-	var cols, picks, copies, arrays []string
+	var cols, arrays []string
 	for i, col := range RollupSketchColumns {
 		if reads&(1<<i) != 0 {
 			cols = append(cols, "r."+col)
-			picks = append(picks, "q."+col+"[x.i]")
-			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
 			arrays = append(arrays, "p."+col)
 		}
 	}
-	var query string
-	if every {
-		// The packs' arrays whole, a day's rows aggregated into arrays of
-		// the same shape: one row a day, unnested in Go (a row per value
-		// and day cost more than merging them).
-		aggs := make([]string, len(cols))
-		for i, c := range cols {
-			aggs[i] = "array_agg(" + c + ")"
-		}
-		query = `SELECT p.day, p.dim_ids, ` + strings.Join(arrays, ", ") + ` FROM rollup_packs p
-				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
-			UNION ALL
-			SELECT r.day, array_agg(r.dim_id), ` + strings.Join(aggs, ", ") + ` FROM rollup_days r
-				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[]) GROUP BY r.day`
-	} else {
-		wrap := make([]string, len(cols))
-		for i, c := range cols {
-			wrap[i] = "ARRAY[s." + strings.TrimPrefix(c, "r.") + "]"
-		}
-		query = `SELECT s.day, ARRAY[s.dim_id], ` + strings.Join(wrap, ", ") + ` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
-				SELECT x.dim_id, ` + strings.Join(picks, ", ") + `
-				FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, ` + strings.Join(copies, ", ") + ` OFFSET 0) q,
-					LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
-				WHERE x.i IS NOT NULL) z
-				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
-			UNION ALL
-			SELECT r.day, r.dim_id, ` + strings.Join(cols, ", ") + ` FROM rollup_days r
-				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])) s`
+	if !every {
+		return pickRollupSketches(ctx, db, of, ids, reads, sketches, add)
 	}
+	// The packs' arrays whole, a day's rows aggregated into arrays of the
+	// same shape: one row a day, unnested in Go (a row per value and day
+	// cost more than merging them).
+	aggs := make([]string, len(cols))
+	for i, c := range cols {
+		aggs[i] = "array_agg(" + c + ")"
+	}
+	query := `SELECT p.day, p.dim_ids, ` + strings.Join(arrays, ", ") + ` FROM rollup_packs p
+			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+		UNION ALL
+		SELECT r.day, array_agg(r.dim_id), ` + strings.Join(aggs, ", ") + ` FROM rollup_days r
+			WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[]) GROUP BY r.day`
 	res, err := db.Query(ctx, query, of.Site, int16(of.Kind), of.Lo, of.Hi, ids)
 	if err != nil {
 		return fmt.Errorf("postgres: read rollup sketches: %w", err)
 	}
 	defer res.Close()
-	var (
-		day  time.Time
-		dims []int32
-		sks  = make([][][]byte, len(cols))
-		dest = []any{&day, &dims}
-		// one: a cell's sketches by column read; out: those of sketches.
-		one = make([][]byte, len(cols))
-		out = make([][]byte, 0, len(cols))
-	)
-	for i := range sks {
-		dest = append(dest, &sks[i])
-	}
-	// users, active: the positions of those columns among those read
-	// (-1: not read).
-	users, active := -1, -1
-	if reads&SketchUsers != 0 {
-		users = 0
-	}
-	if reads&SketchActive != 0 {
-		active = users + 1
-	}
+	sc := newSketchScan(reads, sketches, nil)
 	for res.Next() {
-		if err := res.Scan(dest...); err != nil {
+		if err := res.Scan(sc.dest...); err != nil {
 			return fmt.Errorf("postgres: read rollup sketches: %w", err)
 		}
-		for k, dim := range dims {
-			for i := range sks {
-				if k >= len(sks[i]) {
-					return fmt.Errorf("postgres: read rollup sketches: %s holds %d dim_ids and %d sketches", day.Format(time.DateOnly), len(dims), len(sks[i]))
-				}
-				one[i] = sks[i][k]
-			}
-			if users >= 0 {
-				one[users] = ExpandUsers(one[users], one[active])
-			}
-			out = out[:0]
-			for i := range one {
-				if i == active && sketches&SketchActive == 0 {
-					continue
-				}
-				out = append(out, one[i])
-			}
-			add(day, dim, out)
+		if err := sc.give(add); err != nil {
+			return err
 		}
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	return nil
+}
+
+// sketchScan scans rows of a day, its dim_ids and its cells' sketch
+// arrays (by the columns of reads, in RollupSketchColumns' order), and
+// gives each cell's sketches (those of sketches, the users one expanded
+// from its marker) to an add function.
+type sketchScan struct {
+	sketches int
+	day      time.Time
+	dims     []int32
+	sks      [][][]byte
+	dest     []any
+	// one: a cell's sketches by column read; out: those of sketches.
+	one, out [][]byte
+	// users, active: the positions of those columns among those read
+	// (-1: not read).
+	users, active int
+}
+
+// newSketchScan scans the sketch columns of reads after the day and
+// dim_ids, and after the columns of extra.
+func newSketchScan(reads, sketches int, extra []any) *sketchScan {
+	n := bits.OnesCount(uint(reads))
+	sc := &sketchScan{sketches: sketches, sks: make([][][]byte, n), one: make([][]byte, n), out: make([][]byte, 0, n), users: -1, active: -1}
+	sc.dest = append([]any{&sc.day}, extra...)
+	sc.dest = append(sc.dest, &sc.dims)
+	for i := range sc.sks {
+		sc.dest = append(sc.dest, &sc.sks[i])
+	}
+	if reads&SketchUsers != 0 {
+		sc.users = 0
+	}
+	if reads&SketchActive != 0 {
+		sc.active = sc.users + 1
+	}
+	return sc
+}
+
+// give gives the scanned row's cells to add.
+func (sc *sketchScan) give(add func(day time.Time, dim int32, sks [][]byte)) error {
+	for k, dim := range sc.dims {
+		for i := range sc.sks {
+			if k >= len(sc.sks[i]) {
+				return fmt.Errorf("postgres: read rollup sketches: %s holds %d dim_ids and %d sketches", sc.day.Format(time.DateOnly), len(sc.dims), len(sc.sks[i]))
+			}
+			sc.one[i] = sc.sks[i][k]
+		}
+		if sc.users >= 0 {
+			sc.one[sc.users] = ExpandUsers(sc.one[sc.users], sc.one[sc.active])
+		}
+		sc.out = sc.out[:0]
+		for i := range sc.one {
+			if i == sc.active && sc.sketches&SketchActive == 0 {
+				continue
+			}
+			sc.out = append(sc.out, sc.one[i])
+		}
+		add(sc.day, dim, sc.out)
 	}
 	return nil
 }

@@ -1,0 +1,220 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Reading a few dim_ids' sketches out of the packs (a report's page of
+// ten pages out of thousands) needs each wanted cell's position in its
+// pack's arrays. PostgreSQL finds a value in an array by comparing every
+// element through the type's equality function: array_position over a
+// day's two thousand dim_ids, once per wanted dim_id and day, cost more
+// of the statement than reading the sketches. The dim_ids of each pack
+// are read first (small arrays) and the positions found in Go by binary
+// search (a pack's dim_ids ascend); the second statement subscripts the
+// sketch arrays at those positions. A pack rewritten between the two
+// statements (packing, an erasure, a rebuild) gets a new row version:
+// each pack row carries its xmin, and the second statement's rows must
+// show the versions the positions were found in, or the read starts
+// again (after pickAttempts, it finds the positions in SQL, in one
+// statement).
+
+// pickAttempts bounds the two-statement reads that met a rewritten pack.
+const pickAttempts = 3
+
+// packPositions are the positions (1-based, ascending) of the wanted
+// dim_ids in one pack row version.
+type packPositions struct {
+	xmin string
+	pos  []int32
+	dims []int32 // the dim_ids at pos
+}
+
+// pickedDay is one day's picked cells, read in full before any is given.
+type pickedDay struct {
+	day  time.Time
+	dims []int32
+	sks  [][][]byte
+}
+
+// pickRollupSketches is ReadRollupSketches for a few dim_ids (ids).
+func pickRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int32, reads, sketches int, add func(day time.Time, dim int32, sks [][]byte)) error {
+	if !slices.IsSorted(ids) {
+		ids = slices.Sorted(slices.Values(ids))
+	}
+	ids = slices.Compact(ids)
+	for range pickAttempts {
+		days, ok, err := pickOnce(ctx, db, of, ids, reads, sketches)
+		if err != nil {
+			return err
+		}
+		if ok {
+			for _, d := range days {
+				sc := newSketchScan(reads, sketches, nil)
+				sc.day, sc.dims, sc.sks = d.day, d.dims, d.sks
+				if err := sc.give(add); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return searchRollupSketches(ctx, db, of, ids, reads, sketches, add)
+}
+
+// pickOnce reads the packs' dim_ids, finds the positions of ids in them
+// and reads the sketches at those positions (and the rollup_days cells of
+// ids); ok is false when a pack changed between the two statements.
+func pickOnce(ctx context.Context, db Querier, of RollupsOf, ids []int32, reads, sketches int) (_ []pickedDay, ok bool, err error) {
+	res, err := db.Query(ctx, `SELECT day, xmin::text, dim_ids FROM rollup_packs WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4`,
+		of.Site, int16(of.Kind), of.Lo, of.Hi)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: read rollup sketches: positions: %w", err)
+	}
+	found := make(map[time.Time]packPositions)
+	var (
+		posDays []time.Time
+		pos     []int32
+		day     time.Time
+		xmin    string
+		dims    []int32
+	)
+	for res.Next() {
+		if err := res.Scan(&day, &xmin, &dims); err != nil {
+			res.Close()
+			return nil, false, fmt.Errorf("postgres: read rollup sketches: positions: %w", err)
+		}
+		pp := packPositions{xmin: xmin}
+		pp.pos, pp.dims = positionsOf(dims, ids)
+		found[day] = pp
+		for _, i := range pp.pos {
+			posDays, pos = append(posDays, day), append(pos, i)
+		}
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return nil, false, fmt.Errorf("postgres: read rollup sketches: positions: %w", err)
+	}
+
+	var picks, copies, cols []string
+	for i, col := range RollupSketchColumns {
+		if reads&(1<<i) != 0 {
+			picks = append(picks, "ARRAY(SELECT q."+col+"[w.i] FROM unnest(x.pos) WITH ORDINALITY AS w(i, o) ORDER BY w.o)")
+			copies = append(copies, "CASE WHEN x.pos IS NOT NULL THEN p."+col+" || '{}'::bytea[] END AS "+col)
+			cols = append(cols, "ARRAY[r."+col+"]")
+		}
+	}
+	// A pack's arrays are detoasted once (the concatenation in the
+	// subquery, kept by OFFSET 0), and only for days holding a wanted
+	// dim_id; every pack row of the range comes with its version.
+	res, err = db.Query(ctx, `SELECT p.day, p.xmin::text,
+			ARRAY(SELECT q.dim_ids[w.i] FROM unnest(x.pos) WITH ORDINALITY AS w(i, o) ORDER BY w.o), `+strings.Join(picks, ", ")+`
+		FROM rollup_packs p
+			LEFT JOIN (SELECT u.day, array_agg(u.i ORDER BY u.i) AS pos FROM unnest($5::date[], $6::int[]) AS u(day, i) GROUP BY u.day) x
+				ON x.day = p.day,
+			LATERAL (SELECT CASE WHEN x.pos IS NOT NULL THEN p.dim_ids || '{}'::int[] END AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q
+		WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+		UNION ALL
+		SELECT r.day, NULL, ARRAY[r.dim_id], `+strings.Join(cols, ", ")+` FROM rollup_days r
+			WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($7::int[])`,
+		of.Site, int16(of.Kind), of.Lo, of.Hi, posDays, pos, ids)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	defer res.Close()
+	var (
+		version *string
+		out     []pickedDay
+	)
+	for res.Next() {
+		// Fresh arrays per row: the rows are kept until all are read.
+		sc := newSketchScan(reads, sketches, []any{&version})
+		if err := res.Scan(sc.dest...); err != nil {
+			return nil, false, fmt.Errorf("postgres: read rollup sketches: %w", err)
+		}
+		if version != nil { // a pack row
+			pp, seen := found[sc.day]
+			if !seen || pp.xmin != *version {
+				return nil, false, nil
+			}
+			if !slices.Equal(sc.dims, pp.dims) {
+				return nil, false, fmt.Errorf("postgres: read rollup sketches: BUG: pack of %s holds dim_ids %v at %v, not %v",
+					sc.day.Format(time.DateOnly), sc.dims, pp.pos, pp.dims)
+			}
+		}
+		if len(sc.dims) > 0 {
+			out = append(out, pickedDay{day: sc.day, dims: sc.dims, sks: sc.sks})
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, false, fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	return out, true, nil
+}
+
+// positionsOf are the positions (1-based, ascending) in dims of the
+// values of ids (ascending, distinct) that dims holds, and those values
+// in the order of the positions: by binary search when dims ascend, as
+// packs store them, else by looking each of dims up in ids.
+func positionsOf(dims, ids []int32) (pos, at []int32) {
+	if slices.IsSorted(dims) {
+		for _, id := range ids {
+			if i, ok := slices.BinarySearch(dims, id); ok {
+				pos, at = append(pos, int32(i+1)), append(at, id)
+			}
+		}
+		return pos, at
+	}
+	for i, d := range dims {
+		if _, ok := slices.BinarySearch(ids, d); ok {
+			pos, at = append(pos, int32(i+1)), append(at, d)
+		}
+	}
+	return pos, at
+}
+
+// searchRollupSketches is ReadRollupSketches for a few dim_ids in one
+// statement, PostgreSQL finding their positions in each pack
+// (array_position).
+func searchRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int32, reads, sketches int, add func(day time.Time, dim int32, sks [][]byte)) error {
+	var cols, picks, copies, wrap []string
+	for i, col := range RollupSketchColumns {
+		if reads&(1<<i) != 0 {
+			cols = append(cols, "r."+col)
+			picks = append(picks, "q."+col+"[x.i]")
+			copies = append(copies, "p."+col+" || '{}'::bytea[] AS "+col)
+			wrap = append(wrap, "ARRAY[s."+col+"]")
+		}
+	}
+	res, err := db.Query(ctx, `SELECT s.day, ARRAY[s.dim_id], `+strings.Join(wrap, ", ")+` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+				SELECT x.dim_id, `+strings.Join(picks, ", ")+`
+				FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q,
+					LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
+				WHERE x.i IS NOT NULL) z
+				WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
+			UNION ALL
+			SELECT r.day, r.dim_id, `+strings.Join(cols, ", ")+` FROM rollup_days r
+				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])) s`,
+		of.Site, int16(of.Kind), of.Lo, of.Hi, ids)
+	if err != nil {
+		return fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	defer res.Close()
+	sc := newSketchScan(reads, sketches, nil)
+	for res.Next() {
+		if err := res.Scan(sc.dest...); err != nil {
+			return fmt.Errorf("postgres: read rollup sketches: %w", err)
+		}
+		if err := sc.give(add); err != nil {
+			return err
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("postgres: read rollup sketches: %w", err)
+	}
+	return nil
+}
