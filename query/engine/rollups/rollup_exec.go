@@ -51,7 +51,7 @@ func (c *rollupCell) estimate(bit int) int64 {
 	}
 	for i := range c.sketches {
 		if bit == 1<<i && c.sketches[i] != nil {
-			return int64(c.sketches[i].Estimate())
+			return int64(postgres.EstimateSketch(c.sketches[i]))
 		}
 	}
 	return 0
@@ -133,6 +133,15 @@ func countRaw(c *rollupCell, raw *[3][][]byte) error {
 func mergeRaw(c *rollupCell, raw *[3][][]byte) error {
 	for i, col := range raw {
 		if col == nil {
+			continue
+		}
+		if c.sketches[i] == nil && !sparseMerge(col) {
+			// Large: merged into a dense sketch from the serializations.
+			sk, err := postgres.MergeDense(col)
+			if err != nil {
+				return fmt.Errorf("query: rollup row: %w", err)
+			}
+			c.sketches[i] = sk
 			continue
 		}
 		if c.sketches[i] == nil {

@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMergeDenseEqualsLibrary: MergeDense holds what NewDenseSketch with
+// MergeSketches holds (the library's merge of dense inputs), register for
+// register, for dense and sparse inputs, flagged hashes (whose rank is in
+// the encoding), empty inputs and inputs sharing visitors.
+func TestMergeDenseEqualsLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 99))
+	hash := func() uint64 {
+		h := VisitorHash(rng.Uint64())
+		if rng.IntN(30) == 0 {
+			h &^= (1<<11 - 1) << 39 // flagged: the rank is in the encoding
+			h &^= 1<<uint(rng.IntN(39)) - 1
+		}
+		return h
+	}
+	for _, sizes := range [][]int{{0, 300, 5000}, {20000, 20000, 1}, {40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40}, {9000, 0, 200, 30000, 7}} {
+		var col [][]byte
+		shared := hash()
+		for _, n := range sizes {
+			sk := NewSketch()
+			if n > 0 {
+				sk.InsertHash(shared)
+			}
+			for range n {
+				sk.InsertHash(hash())
+			}
+			b, err := encodeSketch(sk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			col = append(col, b)
+		}
+		col = append(col, nil)
+		want := NewDenseSketch()
+		if err := MergeSketches(want, col); err != nil {
+			t.Fatal(err)
+		}
+		got, err := MergeDense(col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, err := want.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gb, err := got.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(gb, wb) || got.Estimate() != want.Estimate() {
+			t.Errorf("sizes %v: MergeDense estimates %d, the library's merge %d (same serialization: %v)", sizes, got.Estimate(), want.Estimate(), bytes.Equal(gb, wb))
+		}
+	}
+}
+
+// TestMaxRegisters: the eight-at-a-time maxima are the byte-wise ones,
+// at every rank a register holds and for a tail shorter than eight.
+func TestMaxRegisters(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 7, 8, 64, 1003} {
+		a, b := make([]byte, n), make([]byte, n)
+		for i := range a {
+			a[i], b[i] = byte(rng.IntN(128)), byte(rng.IntN(128))
+		}
+		want := make([]byte, n)
+		for i := range want {
+			want[i] = max(a[i], b[i])
+		}
+		maxRegisters(a, b)
+		if !bytes.Equal(a, want) {
+			t.Errorf("%d registers: got %v, want %v", n, a, want)
+		}
+	}
+}
+
+// TestEstimateSketchEqualsLibrary: EstimateSketch gives the library's
+// Estimate for dense sketches from nearly empty (most registers zero, the
+// bias correction's range) to saturated, and for sparse ones.
+func TestEstimateSketchEqualsLibrary(t *testing.T) {
+	if RollupPrecision != 14 {
+		t.Fatalf("libraryBeta is the library's beta14; the rollups' precision is %d", RollupPrecision)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 10, 500, 3000, 12000, 16000, 40000, 100_000, 1_000_000} {
+		for _, dense := range []bool{true, false} {
+			sk := NewSketch()
+			if dense {
+				sk = NewDenseSketch()
+			}
+			for range n {
+				sk.InsertHash(VisitorHash(rng.Uint64()))
+			}
+			if got, want := EstimateSketch(sk), sk.Estimate(); got != want {
+				t.Errorf("%d hashes (dense %v): EstimateSketch %d, the library's %d", n, dense, got, want)
+			}
+		}
+	}
+	// Registers at random ranks, zeros among them.
+	for range 200 {
+		regs := make([]byte, sketchM)
+		for i := range regs {
+			if rng.IntN(4) > 0 {
+				regs[i] = byte(rng.IntN(20))
+			}
+		}
+		sk := NewSketch()
+		if err := sk.UnmarshalBinary(denseEncoding(regs)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := EstimateSketch(sk), sk.Estimate(); got != want {
+			t.Fatalf("random registers: EstimateSketch %d, the library's %d", got, want)
+		}
+	}
+}
