@@ -27,10 +27,17 @@ func MergeDense(col [][]byte) (*hyperloglog.Sketch, error) {
 		if len(b) == 0 {
 			continue
 		}
-		if f, ok := parseSketchForm(b); ok && !f.sparse {
-			maxRegisters(regs, f.regs)
-			continue
+		if f, ok := parseSketchForm(b); ok {
+			if !f.sparse {
+				maxRegisters(regs, f.regs)
+				continue
+			}
+			if sparseRegisters(regs, f.list) {
+				continue
+			}
 		}
+		// Other forms (a sparse one with buffered hashes): read through
+		// appendSparse.
 		var sparse bool
 		var err error
 		if set, sparse, err = appendSparse(set[:0], b); err != nil {

@@ -37,7 +37,19 @@ func TestMergeDenseEqualsLibrary(t *testing.T) {
 			}
 			col = append(col, b)
 		}
-		col = append(col, nil)
+		// A sparse sketch serialized with hashes still buffered.
+		buffered := NewSketch()
+		for range 50 {
+			buffered.InsertHash(hash())
+		}
+		b, err := buffered.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b[3] != 1 || b[4]|b[5]|b[6]|b[7] == 0 {
+			t.Fatal("the buffered input holds no buffered hash: the case proves nothing")
+		}
+		col = append(col, nil, b)
 		want := NewDenseSketch()
 		if err := MergeSketches(want, col); err != nil {
 			t.Fatal(err)
