@@ -14,14 +14,50 @@ import (
 // element through the type's equality function: array_position over a
 // day's two thousand dim_ids, once per wanted dim_id and day, cost more
 // of the statement than reading the sketches. The dim_ids of each pack
-// are read first (small arrays) and the positions found in Go by binary
-// search (a pack's dim_ids ascend); the second statement subscripts the
-// sketch arrays at those positions. A pack rewritten between the two
+// are read first (small arrays; a report that summed the same cells'
+// counters kept them, RollupsOf.Packs) and the positions found in Go by
+// binary search (a pack's dim_ids ascend); the second statement
+// subscripts the sketch arrays at those positions. A pack rewritten between the two
 // statements (packing, an erasure, a rebuild) gets a new row version:
 // each pack row carries its xmin, and the second statement's rows must
 // show the versions the positions were found in, or the read starts
 // again (after pickAttempts, it finds the positions in SQL, in one
 // statement).
+
+// PackDims are the dim_ids of the packs of one RollupsOf as a read of
+// their counters met them, each with its row's version. The zero value
+// is empty; a nil *PackDims keeps nothing.
+type PackDims struct {
+	of   RollupsOf // Packs nil
+	days map[time.Time]packDims
+}
+
+// packDims are one pack row version's dim_ids.
+type packDims struct {
+	xmin string
+	dims []int32
+}
+
+// keep records the dim_ids of of's pack of day at row version xmin.
+func (pd *PackDims) keep(of RollupsOf, day time.Time, xmin string, dims []int32) {
+	if pd == nil {
+		return
+	}
+	of.Packs = nil
+	if pd.days == nil || pd.of != of {
+		pd.of, pd.days = of, make(map[time.Time]packDims)
+	}
+	pd.days[day] = packDims{xmin: xmin, dims: slices.Clone(dims)}
+}
+
+// of are the packs kept for of; ok is false when none were.
+func (pd *PackDims) packsOf(of RollupsOf) (map[time.Time]packDims, bool) {
+	if pd == nil || pd.days == nil {
+		return nil, false
+	}
+	of.Packs = nil
+	return pd.days, pd.of == of
+}
 
 // pickAttempts bounds the two-statement reads that met a rewritten pack.
 const pickAttempts = 3
@@ -47,8 +83,17 @@ func pickRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 		ids = slices.Sorted(slices.Values(ids))
 	}
 	ids = slices.Compact(ids)
-	for range pickAttempts {
-		days, ok, err := pickOnce(ctx, db, of, ids, reads, sketches)
+	for attempt := range pickAttempts {
+		// The first attempt takes the dim_ids the counters' read kept
+		// (of.Packs), if any.
+		kept, ok := of.Packs.packsOf(of)
+		if attempt > 0 || !ok {
+			var err error
+			if kept, err = readPackDims(ctx, db, of); err != nil {
+				return err
+			}
+		}
+		days, ok, err := pickOnce(ctx, db, of, ids, kept, reads, sketches)
 		if err != nil {
 			return err
 		}
@@ -66,38 +111,47 @@ func pickRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 	return searchRollupSketches(ctx, db, of, ids, reads, sketches, add)
 }
 
-// pickOnce reads the packs' dim_ids, finds the positions of ids in them
-// and reads the sketches at those positions (and the rollup_days cells of
-// ids); ok is false when a pack changed between the two statements.
-func pickOnce(ctx context.Context, db Querier, of RollupsOf, ids []int32, reads, sketches int) (_ []pickedDay, ok bool, err error) {
+// readPackDims reads the dim_ids of of's packs with their row versions.
+func readPackDims(ctx context.Context, db Querier, of RollupsOf) (map[time.Time]packDims, error) {
 	res, err := db.Query(ctx, `SELECT day, xmin::text, dim_ids FROM rollup_packs WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4`,
 		of.Site, int16(of.Kind), of.Lo, of.Hi)
 	if err != nil {
-		return nil, false, fmt.Errorf("postgres: read rollup sketches: positions: %w", err)
+		return nil, fmt.Errorf("postgres: read rollup sketches: dim_ids: %w", err)
 	}
-	found := make(map[time.Time]packPositions)
+	defer res.Close()
+	out := make(map[time.Time]packDims)
+	for res.Next() {
+		var (
+			day time.Time
+			pd  packDims
+		)
+		if err := res.Scan(&day, &pd.xmin, &pd.dims); err != nil {
+			return nil, fmt.Errorf("postgres: read rollup sketches: dim_ids: %w", err)
+		}
+		out[day] = pd
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read rollup sketches: dim_ids: %w", err)
+	}
+	return out, nil
+}
+
+// pickOnce finds the positions of ids in the packs' dim_ids (kept, by
+// day) and reads the sketches at those positions (and the rollup_days
+// cells of ids); ok is false when a pack's version is not the one kept.
+func pickOnce(ctx context.Context, db Querier, of RollupsOf, ids []int32, kept map[time.Time]packDims, reads, sketches int) (_ []pickedDay, ok bool, err error) {
+	found := make(map[time.Time]packPositions, len(kept))
 	var (
 		posDays []time.Time
 		pos     []int32
-		day     time.Time
-		xmin    string
-		dims    []int32
 	)
-	for res.Next() {
-		if err := res.Scan(&day, &xmin, &dims); err != nil {
-			res.Close()
-			return nil, false, fmt.Errorf("postgres: read rollup sketches: positions: %w", err)
-		}
-		pp := packPositions{xmin: xmin}
-		pp.pos, pp.dims = positionsOf(dims, ids)
+	for day, pd := range kept {
+		pp := packPositions{xmin: pd.xmin}
+		pp.pos, pp.dims = positionsOf(pd.dims, ids)
 		found[day] = pp
 		for _, i := range pp.pos {
 			posDays, pos = append(posDays, day), append(pos, i)
 		}
-	}
-	res.Close()
-	if err := res.Err(); err != nil {
-		return nil, false, fmt.Errorf("postgres: read rollup sketches: positions: %w", err)
 	}
 
 	var picks, copies, cols []string
@@ -111,7 +165,7 @@ func pickOnce(ctx context.Context, db Querier, of RollupsOf, ids []int32, reads,
 	// A pack's arrays are detoasted once (the concatenation in the
 	// subquery, kept by OFFSET 0), and only for days holding a wanted
 	// dim_id; every pack row of the range comes with its version.
-	res, err = db.Query(ctx, `SELECT p.day, p.xmin::text,
+	res, err := db.Query(ctx, `SELECT p.day, p.xmin::text,
 			ARRAY(SELECT q.dim_ids[w.i] FROM unnest(x.pos) WITH ORDINALITY AS w(i, o) ORDER BY w.o), `+strings.Join(picks, ", ")+`
 		FROM rollup_packs p
 			LEFT JOIN (SELECT u.day, array_agg(u.i ORDER BY u.i) AS pos FROM unnest($5::date[], $6::int[]) AS u(day, i) GROUP BY u.day) x

@@ -199,3 +199,93 @@ func TestReadRollupSketchesPackRewritten(t *testing.T) {
 		}
 	}
 }
+
+// counting is a Querier that counts the statements reading the packs'
+// dim_ids for positions, and may rewrite a pack before the first read of
+// sketches at positions.
+type counting struct {
+	s          *Store
+	dimReads   int
+	beforePick func()
+}
+
+func (c *counting) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if strings.HasPrefix(sql, "SELECT day, xmin::text, dim_ids FROM rollup_packs") {
+		c.dimReads++
+	}
+	if strings.Contains(sql, "WITH ORDINALITY AS w(i, o)") && c.beforePick != nil {
+		c.beforePick()
+		c.beforePick = nil
+	}
+	return c.s.pool.Query(ctx, sql, args...)
+}
+
+// TestReadRollupSketchesKeptDims: the dim_ids SumRollupCounters kept
+// (RollupsOf.Packs) serve the sketches' read of the same cells, which then
+// reads no dim_ids; a pack rewritten after the counters' read is read
+// again; packs kept for other cells are not used.
+func TestReadRollupSketchesKeptDims(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	days := []time.Time{day0, day0.AddDate(0, 0, 1), day0.AddDate(0, 0, 2)}
+	want := pickFixture(t, s, days)
+	ids := []int32{2, 3, 5, 7, 40}
+	sum := func(q Querier, of RollupsOf) {
+		t.Helper()
+		if err := SumRollupCounters(ctx, q, of, 1, false, func(time.Time, int32, *RollupCounts) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	of := RollupsOf{Site: 1, Kind: 2, Lo: day0, Hi: day0.AddDate(0, 0, 3), Packs: new(PackDims)}
+	q := &counting{s: s}
+	sum(q, of)
+	if got, w := readPicked(t, q, of, ids, false), only(want, ids); !maps.Equal(got, w) || q.dimReads != 0 {
+		t.Errorf("kept dim_ids: got %v, want %v; dim_ids read %d times, want 0", got, w, q.dimReads)
+	}
+
+	// Other cells (a day less): their own dim_ids are read.
+	other := of
+	other.Hi = day0.AddDate(0, 0, 2)
+	q = &counting{s: s}
+	got := readPicked(t, q, other, ids, false)
+	w := map[string]pickCell{}
+	for k, c := range only(want, ids) {
+		if !strings.HasPrefix(k, days[2].Format(time.DateOnly)) {
+			w[k] = c
+		}
+	}
+	if !maps.Equal(got, w) || q.dimReads != 1 {
+		t.Errorf("dim_ids kept for other cells: got %v, want %v; dim_ids read %d times, want 1", got, w, q.dimReads)
+	}
+
+	// Day 1's pack loses dim_id 3 and gains 2 after the counters' read.
+	of.Packs = new(PackDims)
+	q = &counting{s: s, beforePick: func() {
+		var dims []int32
+		var active [][]byte
+		for dim := int32(1); dim <= 40; dim++ {
+			if dim != 3 {
+				dims, active = append(dims, dim), append(active, fmt.Appendf(nil, "new1/%d", dim))
+			}
+		}
+		n := len(dims)
+		if _, err := s.pool.Exec(ctx, `UPDATE rollup_packs SET dim_ids = $2, events = $3, page_views = $3, key_events = $3,
+				engagement_ms = $4, users = $5, active_users = $5, new_users = $6 WHERE site_id = 1 AND kind = 2 AND day = $1`,
+			days[1], dims, make([]int32, n), make([]int64, n), active, make([][]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		for k := range want {
+			if strings.HasPrefix(k, days[1].Format(time.DateOnly)+"/") {
+				delete(want, k)
+			}
+		}
+		for i, dim := range dims {
+			want[pickKey(days[1], dim)] = pickCell{users: string(active[i]), active: string(active[i])}
+		}
+	}}
+	sum(q, of)
+	if got, w := readPicked(t, q, of, ids, false), only(want, ids); !maps.Equal(got, w) || q.dimReads != 1 {
+		t.Errorf("pack rewritten after the counters' read: got %v, want %v; dim_ids read %d times, want 1", got, w, q.dimReads)
+	}
+}

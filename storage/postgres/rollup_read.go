@@ -131,6 +131,10 @@ type RollupsOf struct {
 	Site   int32
 	Kind   DimKind
 	Lo, Hi time.Time
+	// Packs, when set, keeps the dim_ids of the packs SumRollupCounters
+	// reads, with their row versions, for a later ReadRollupSketches of
+	// the same cells to find its dim_ids' positions in (PackDims).
+	Packs *PackDims
 }
 
 // RollupCounts are one rollup cell's counters as read; a counter not read
@@ -169,10 +173,10 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 		packCols += ", NULL::float8[]"
 		dayCols += ", NULL::float8[]"
 	}
-	res, err := db.Query(ctx, `SELECT day, dim_ids`+packCols+` FROM rollup_packs
+	res, err := db.Query(ctx, `SELECT day, xmin::text, dim_ids`+packCols+` FROM rollup_packs
 			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4
 		UNION ALL
-		SELECT day, array_agg(dim_id)`+dayCols+` FROM rollup_days
+		SELECT day, NULL, array_agg(dim_id)`+dayCols+` FROM rollup_days
 			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4 GROUP BY day`,
 		of.Site, int16(of.Kind), of.Lo, of.Hi)
 	if err != nil {
@@ -181,6 +185,7 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	defer res.Close()
 	var (
 		day                          time.Time
+		version                      *string // a pack row's xmin; NULL: rollup_days
 		dims, events, views, keyEvts []int32
 		engaged                      []int64
 		amts                         pgtype.FlatArray[*float64]
@@ -188,8 +193,11 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	)
 	const slots = NumAmounts
 	for res.Next() {
-		if err := res.Scan(&day, &dims, &events, &views, &keyEvts, &engaged, &amts); err != nil {
+		if err := res.Scan(&day, &version, &dims, &events, &views, &keyEvts, &engaged, &amts); err != nil {
 			return fmt.Errorf("postgres: sum rollups: %w", err)
+		}
+		if version != nil {
+			of.Packs.keep(of, day, *version, dims)
 		}
 		n := len(dims)
 		if amts != nil && len(amts) != n*slots {

@@ -254,6 +254,9 @@ type Plan struct {
 	kind     postgres.DimKind // 0: all events (no dictionary dimension); RollupHour: by hour; RollupItems: all items
 	column   string           // the events column of kind, "" for 0
 	sketches int              // sketch columns the report counts
+	// packs keeps the dim_ids of the packs the counters' read met, for the
+	// sketches' read of the page's groups (postgres.RollupsOf.Packs).
+	packs *postgres.PackDims
 }
 
 // reads are the sketch columns rp reads: its sketches, and from

@@ -209,6 +209,9 @@ func RunReport(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (*pla
 	// the sketches of the groups that need them (the page; groups whose
 	// counters are all zero) only.
 	twoPhase := lazy && rp.sketches != 0 && !p.Totals
+	if twoPhase {
+		rp.packs = new(postgres.PackDims)
+	}
 	first := rp
 	first.sketches = 0
 	// Groups ordered on user or session counts, without day dimensions

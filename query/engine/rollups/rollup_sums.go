@@ -60,7 +60,7 @@ func sumRollups(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (rol
 	type key struct{ rng, dim int32 }
 	at := make(map[key]int)
 	var s rollupSums
-	of := postgres.RollupsOf{Site: int32(p.Site.ID), Kind: rp.kind, Lo: lo, Hi: hi}
+	of := postgres.RollupsOf{Site: int32(p.Site.ID), Kind: rp.kind, Lo: lo, Hi: hi, Packs: rp.packs}
 	err := postgres.SumRollupCounters(ctx, db, of, countersUsed(p), rp.amounts, func(day time.Time, dim int32, cell *postgres.RollupCounts) {
 		for r, sp := range spans {
 			if !sp.holds(day) {
@@ -167,7 +167,7 @@ func pickSketches(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, ro
 			}
 		}
 	}
-	of := postgres.RollupsOf{Site: int32(p.Site.ID), Kind: rp.kind, Lo: lo, Hi: hi}
+	of := postgres.RollupsOf{Site: int32(p.Site.ID), Kind: rp.kind, Lo: lo, Hi: hi, Packs: rp.packs}
 	if err := postgres.ReadRollupSketches(ctx, db, of, ids, every, rp.sketches, add); err != nil {
 		return fmt.Errorf("query: %w", err)
 	}
