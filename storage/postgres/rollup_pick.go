@@ -244,7 +244,7 @@ func searchRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []i
 			wrap = append(wrap, "ARRAY[s."+col+"]")
 		}
 	}
-	res, err := db.Query(ctx, `SELECT s.day, ARRAY[s.dim_id], `+strings.Join(wrap, ", ")+` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+	return scanSketchRows(ctx, db, reads, sketches, add, `SELECT s.day, ARRAY[s.dim_id], `+strings.Join(wrap, ", ")+` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
 				SELECT x.dim_id, `+strings.Join(picks, ", ")+`
 				FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q,
 					LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x
@@ -254,21 +254,4 @@ func searchRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []i
 			SELECT r.day, r.dim_id, `+strings.Join(cols, ", ")+` FROM rollup_days r
 				WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[])) s`,
 		of.Site, int16(of.Kind), of.Lo, of.Hi, ids)
-	if err != nil {
-		return fmt.Errorf("postgres: read rollup sketches: %w", err)
-	}
-	defer res.Close()
-	sc := newSketchScan(reads, sketches, nil)
-	for res.Next() {
-		if err := res.Scan(sc.dest...); err != nil {
-			return fmt.Errorf("postgres: read rollup sketches: %w", err)
-		}
-		if err := sc.give(add); err != nil {
-			return err
-		}
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("postgres: read rollup sketches: %w", err)
-	}
-	return nil
 }

@@ -261,7 +261,14 @@ func ReadRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 		UNION ALL
 		SELECT r.day, array_agg(r.dim_id), ` + strings.Join(aggs, ", ") + ` FROM rollup_days r
 			WHERE r.site_id = $1 AND r.kind = $2 AND r.day >= $3 AND r.day < $4 AND r.dim_id = ANY($5::int[]) GROUP BY r.day`
-	res, err := db.Query(ctx, query, of.Site, int16(of.Kind), of.Lo, of.Hi, ids)
+	return scanSketchRows(ctx, db, reads, sketches, add, query, of.Site, int16(of.Kind), of.Lo, of.Hi, ids)
+}
+
+// scanSketchRows runs query (rows of a day, its dim_ids and its cells'
+// sketch arrays by the columns of reads) and gives add each cell's
+// sketches (sketchScan).
+func scanSketchRows(ctx context.Context, db Querier, reads, sketches int, add func(day time.Time, dim int32, sks [][]byte), query string, args ...any) error {
+	res, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: read rollup sketches: %w", err)
 	}
