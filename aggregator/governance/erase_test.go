@@ -474,7 +474,7 @@ func TestEraseFromDenseCellsEqualsNeverStored(t *testing.T) {
 	register := postgres.VisitorHash(key) >> (64 - postgres.RollupPrecision)
 	day := time.Now().AddDate(0, 0, -6)
 	day = time.Date(day.Year(), day.Month(), day.Day(), 8, 0, 0, 0, time.UTC)
-	var base []protocol.Event
+	var base, later []protocol.Event
 	for v := uint64(1); len(base) < 20_000; v++ {
 		visitor := v<<40 | 0xd15e
 		if postgres.VisitorHash(visitor)>>(64-postgres.RollupPrecision) == register {
@@ -487,11 +487,21 @@ func TestEraseFromDenseCellsEqualsNeverStored(t *testing.T) {
 		if len(base) >= 10_500 {
 			referrer = "https://www.google.com/"
 		}
-		base = append(base, protocol.Event{Site: with, TimeMicros: day.Add(time.Duration(len(base)) * 2 * time.Second).UnixMicro(), Referrer: referrer,
+		e := protocol.Event{Site: with, TimeMicros: day.Add(time.Duration(len(base)) * 2 * time.Second).UnixMicro(), Referrer: referrer,
 			Name: "page_view", Visitor: visitor, Host: "www.example.com", Path: paths[len(base)%len(paths)], Title: "Title",
 			Country: country, City: "City", Browser: browsers[len(base)%len(browsers)], OS: "Linux", Device: "desktop",
-			Language: "en-us", EngageMs: int64(len(base) % 5000), Flags: protocol.FlagSessionStart | protocol.FlagFirstVisit})
+			Language: "en-us", EngageMs: int64(len(base) % 5000), Flags: protocol.FlagSessionStart | protocol.FlagFirstVisit}
+		if len(base)%4 == 1 {
+			// Quiet here, active in a later session of the day elsewhere:
+			// the recomputed cells count it active all the same.
+			e.EngageMs, e.Flags = 0, protocol.FlagSessionStart
+			later = append(later, protocol.Event{Site: with, TimeMicros: day.Add(time.Duration(len(base))*2*time.Second + time.Hour).UnixMicro(),
+				Name: "user_engagement", Visitor: visitor, Host: "www.example.com", Path: "/later", Title: "Later", Country: "AT", City: "City",
+				Browser: "Chrome", OS: "Linux", Device: "desktop", Language: "en-us", EngageMs: 1000, Flags: protocol.FlagSessionStart})
+		}
+		base = append(base, e)
 	}
+	base = append(base, later...)
 	// One competitor: a visitor whose hash falls in the subject's register,
 	// in a direct session as the subject's (the dense cell of its session
 	// traffic source) and in the all-events cell, but on no page view, host

@@ -302,7 +302,11 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		}
 		if len(redo) > 0 && e.events > 0 {
 			again := new(packEntry)
-			if c := pageSessions[k]; c != nil {
+			// pageSessions aggregated every kind of the events of the
+			// subject's pages and titles, but without the day's activity
+			// and, for other kinds, not all of a cell's events: only its
+			// sessions sketches by page are a recomputed cell.
+			if c := pageSessions[k]; c != nil && sessionSketchKind(k.kind) {
 				if again, err = c.entry(); err != nil {
 					return err
 				}
