@@ -80,23 +80,32 @@ func (s *packSlots) add(day time.Time, part, pos int32) {
 // meet rows and the packed events at slots (SQL of three parameters: the
 // packSlots arrays), with columns cols; $1 is the site. A packed event is
 // read by subscripting its row's arrays, not by unnesting them, so a few
-// events of a large pack cost a few look-ups.
+// events of a large pack cost a few look-ups; each pack row's arrays are
+// decompressed once (a slice of the whole array, in a lateral subquery
+// kept apart by OFFSET 0), not once per event and column as a subscript
+// of the stored array would.
 func eventsAt(cols []string, rows, slots string) string {
 	packCols := make([]string, len(cols))
+	var arrays []string
 	for i, c := range cols {
 		switch c {
 		case "site_id":
 			packCols[i] = "p.site_id"
+			continue
 		case "commerce_id":
 			// Packs written before migration 015 have an empty array.
-			packCols[i] = "COALESCE(p.commerce_id[x.i], 0) AS commerce_id"
+			packCols[i] = "COALESCE(a.commerce_id[x.i], 0) AS commerce_id"
 		default:
-			packCols[i] = "p." + c + "[x.i] AS " + c
+			packCols[i] = "a." + c + "[x.i] AS " + c
 		}
+		arrays = append(arrays, "p."+c+"[1:] AS "+c)
 	}
 	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE " + rows +
 		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
-		" FROM unnest(" + slots + ") AS x(day, part, i) JOIN event_packs p ON p.site_id = $1 AND p.day = x.day AND p.part = x.part)"
+		" FROM (SELECT day, part, array_agg(i) AS idx FROM unnest(" + slots + ") AS s(day, part, i) GROUP BY day, part) s" +
+		" JOIN event_packs p ON p.site_id = $1 AND p.day = s.day AND p.part = s.part" +
+		" CROSS JOIN LATERAL (SELECT " + strings.Join(arrays, ", ") + " OFFSET 0) a" +
+		" CROSS JOIN LATERAL unnest(s.idx) AS x(i))"
 }
 
 // erasePacks removes the events of hits (subjectPackHits) from their
