@@ -63,15 +63,23 @@ func (a *sessionActivity) of(st *sessionState, sid int64, loc *time.Location) bo
 // events in [lo, hi) (whole local days of loc), of visitors only when not
 // nil; with keep it collects the days from keepFrom for pending cells.
 func readSessionActivity(ctx context.Context, tx pgx.Tx, site int32, loc *time.Location, lo, hi time.Time, visitors []int64, keep bool, keepFrom int32) (*sessionActivity, error) {
-	where, args := "TRUE", []any{site, lo, hi, loc.String()}
+	cols := []string{"site_id", "ts", "visitor_id", "session_id", "engagement_ms", "flags"}
+	src, where, args := EventsIn("$1", "$2", "$3", cols), "TRUE", []any{site, lo, hi, loc.String()}
 	if visitors != nil {
-		where, args = "e.visitor_id = ANY($5)", append(args, visitors)
+		// A few visitors (an erasure's competitors): their packed events
+		// are read by position, not by unnesting the days' packs.
+		slots, err := visitorPackSlots(ctx, tx, site, visitors, lo, hi)
+		if err != nil {
+			return nil, fmt.Errorf("session activity: %w", err)
+		}
+		src = eventsAt(cols, "site_id = $1 AND ts >= $2 AND ts < $3 AND visitor_id = ANY($5)", "$6::date[], $7::int[], $8::int[]")
+		where, args = "e.ts >= $2 AND e.ts < $3", append(args, visitors, slots.days, slots.parts, slots.pos)
 	}
 	dayExpr := "(e.ts AT TIME ZONE $4::text)::date"
 	res, err := tx.Query(ctx, `SELECT visitor_id, session_id, day, bool_or(da) FROM (
 		SELECT e.visitor_id, e.session_id, `+dayExpr+` AS day,
 			bool_or(`+activeEventSQL+`) OVER (PARTITION BY e.visitor_id, `+dayExpr+`) AS da
-		FROM `+EventsIn("$1", "$2", "$3", []string{"site_id", "ts", "visitor_id", "session_id", "engagement_ms", "flags"})+` e
+		FROM `+src+` e
 		WHERE `+where+`) x GROUP BY 1, 2, 3`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("session activity: %w", err)
@@ -122,4 +130,35 @@ func writeSessionCells(ctx context.Context, tx pgx.Tx, site int32, pending map[u
 		return fmt.Errorf("write session cells: %w", err)
 	}
 	return nil
+}
+
+// visitorPackSlots are the positions of visitors' events in the site's
+// packs of the UTC days [lo, hi] touches (a position outside [lo, hi) is
+// for the reader's time bounds to drop): array_positions per visitor on
+// the rows holding any of them, so a few visitors cost a scan of each
+// row's visitor_id array, not an unnested row per packed event.
+func visitorPackSlots(ctx context.Context, tx pgx.Tx, site int32, visitors []int64, lo, hi time.Time) (packSlots, error) {
+	var slots packSlots
+	if len(visitors) == 0 {
+		return slots, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT p.day, p.part, x.i FROM event_packs p
+		CROSS JOIN (SELECT DISTINCT id FROM unnest($2::bigint[]) AS u(id)) v
+		CROSS JOIN LATERAL unnest(array_positions(p.visitor_id, v.id)) AS x(i)
+		WHERE p.site_id = $1 AND p.day >= ($3::timestamptz AT TIME ZONE 'UTC')::date AND p.day <= ($4::timestamptz AT TIME ZONE 'UTC')::date
+			AND p.visitor_id && $2`, site, visitors, lo, hi)
+	if err != nil {
+		return slots, fmt.Errorf("packed events of %d visitors: %w", len(visitors), err)
+	}
+	var (
+		day       time.Time
+		part, pos int32
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&day, &part, &pos}, func() error {
+		slots.add(day, part, pos)
+		return nil
+	}); err != nil {
+		return slots, fmt.Errorf("packed events of %d visitors: %w", len(visitors), err)
+	}
+	return slots, nil
 }
