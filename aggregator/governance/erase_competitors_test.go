@@ -40,7 +40,8 @@ func visitorOfHash(h uint64) uint64 {
 // other visitors are indistinguishable from the subject in the sketches:
 // two competitors whose hashes differ from the subject's in their lowest
 // bit or the one above (so they share its register, rank and sparse
-// encoding) are in the subject's cells, in the small (sparse) cells of a
+// encoding), and a visitor with a session whose hash differs so from one
+// of the subject's sessions', are in the subject's cells, in the small (sparse) cells of a
 // packed day and of a day still in rows. Their activity is what decides
 // whether the shared encoding stays in a cell's active sketch:
 //
@@ -52,11 +53,14 @@ func visitorOfHash(h uint64) uint64 {
 //     on a day the session has events on);
 //   - the second is not active on the day: its quiet events on a page of
 //     the subject's leave the encoding in the users sketch only, and its
-//     session from the subject's other source, quiet on the day, goes on
-//     past midnight into an engaged event, so the session counts it active
-//     (the erasure reads the days after a session's first).
+//     session from the subject's other source, quiet, goes on past
+//     midnight into the next day, on which the competitor is active in
+//     another session, so the session counts it active (the erasure reads
+//     the days after a session's first).
 //
-// So the erasure must find the competitors, in rows and in packs, and read
+// The sessions sketches by page keep the shared session encoding on the
+// page both sessions saw. So the erasure must find the competitors, of
+// visitors and of sessions, in rows and in packs, and read
 // their activity as a rebuild would; reports after it equal those of the
 // site that never held the subject.
 func TestEraseKeepsCompetitorsEqualsNeverStored(t *testing.T) {
@@ -103,21 +107,31 @@ func TestEraseKeepsCompetitorsEqualsNeverStored(t *testing.T) {
 		return out
 	}
 	var subj, others []protocol.Event
-	for _, daysAgo := range []int{6, 1} { // a packed day, a day in rows
+	for _, daysAgo := range []int{6, 2} { // a packed day, a day in rows
 		d := today.AddDate(0, 0, -daysAgo)
 		tag := "-" + d.Format("0102")
 		at := func(hours float64) time.Time { return d.Add(time.Duration(hours * float64(time.Hour))) }
 		src := func(name string) string { return "https://" + name + tag + ".example.org/" }
-		subj = append(subj, session(key, at(10), src("shared"), false, "/with-rival"+tag, "/with-idle"+tag, "/alone"+tag)...)
+		subj = append(subj, session(key, at(10), src("shared"), false, "/with-rival"+tag, "/with-idle"+tag, "/alone"+tag, "/session-rival"+tag)...)
+		// A visitor of its own whose session's hash differs from that
+		// subject's session's in its lowest bit, on one of its pages.
+		sid := at(12).Unix()
+		sessionRival := visitorOfHash(postgres.SessionHash(int64(key), at(10).Unix())^1) ^ postgres.VisitorHash(uint64(sid))
+		if postgres.SessionHash(int64(sessionRival), sid) != postgres.SessionHash(int64(key), at(10).Unix())^1 {
+			t.Fatal("the session rival's session hash is not the one crafted")
+		}
+		others = append(others, session(sessionRival, at(12), "", false, "/session-rival"+tag)...)
 		subj = append(subj, session(key, at(20), src("late"), false, "/late"+tag)...)
 		others = append(others, session(rival, at(9), src("shared"), true, "/with-rival"+tag)...)
 		others = append(others, session(rival, at(15), "", false, "/elsewhere"+tag, "/elsewhere"+tag)...)
 		others = append(others, session(idle, at(11), "", true, "/with-idle"+tag)...)
-		// Quiet on day d, engaged after midnight, in one session.
+		// A quiet session from day d into the next, on which the
+		// competitor is active in a later session.
 		late := session(idle, at(23.8), src("late"), true, "/night"+tag)
-		late = append(late, session(idle, at(24.2), "", false, "/night"+tag)...)
+		late = append(late, session(idle, at(24.2), "", true, "/night"+tag)...)
 		late[1].SessionID, late[1].Flags = late[0].SessionID, late[1].Flags&^protocol.FlagSessionStart
 		others = append(others, late...)
+		others = append(others, session(idle, at(24.4), "", false, "/next-day"+tag)...)
 	}
 	rng := rand.New(rand.NewPCG(19, 5))
 	base := append(seed(rng, with, 12, 10, time.Now()), others...)

@@ -107,35 +107,52 @@ func competitors(ctx context.Context, tx pgx.Tx, regs map[uint32]bool, query str
 }
 
 // eventCompetitors finds the site's visitors with events in [lo, hi)
-// whose hash falls in one of regs: those of the events table's rows, the
-// positions of those packed on the UTC days the range touches (their
-// visitor_id arrays are read whole, not unnested; a position outside the
-// range is dropped by the reader's time bounds), and the ids of both.
-func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs map[uint32]bool, lo, hi time.Time) ([]int64, packSlots, []int64, error) {
+// whose hash falls in one of regs, or one of whose sessions' hash
+// (SessionHash) falls in one of sessRegs: those of the events table's
+// rows, the positions of those packed on the UTC days the range touches
+// (their visitor_id and session_id arrays are read whole, not unnested; a
+// position outside the range is dropped by the reader's time bounds), and
+// the ids of both.
+func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs, sessRegs map[uint32]bool, lo, hi time.Time) ([]int64, packSlots, []int64, error) {
 	var slots packSlots
-	found, err := competitors(ctx, tx, regs, "SELECT DISTINCT visitor_id FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3", site, lo, hi)
+	competes := func(v, s int64) bool {
+		return regs[registerOfHash(VisitorHash(uint64(v)))] || len(sessRegs) > 0 && sessRegs[registerOfHash(SessionHash(v, s))]
+	}
+	all := map[int64]bool{}
+	rows, err := tx.Query(ctx, "SELECT DISTINCT visitor_id, session_id FROM events WHERE site_id = $1 AND ts >= $2 AND ts < $3", site, lo, hi)
 	if err != nil {
 		return nil, slots, nil, err
 	}
-	all := make(map[int64]bool, len(found))
-	for _, v := range found {
-		all[v] = true
+	var v, sid int64
+	if _, err := pgx.ForEachRow(rows, []any{&v, &sid}, func() error {
+		if competes(v, sid) {
+			all[v] = true
+		}
+		return nil
+	}); err != nil {
+		return nil, slots, nil, err
 	}
-	rows, err := tx.Query(ctx, `SELECT day, part, visitor_id FROM event_packs WHERE site_id = $1
+	found := slices.Collect(maps.Keys(all))
+	rows, err = tx.Query(ctx, `SELECT day, part, visitor_id, session_id FROM event_packs WHERE site_id = $1
 		AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date`, site, lo, hi)
 	if err != nil {
 		return nil, slots, nil, err
 	}
 	defer rows.Close()
-	var day time.Time
-	var part int32
-	var visitors []int64
+	var (
+		day                time.Time
+		part               int32
+		visitors, sessions []int64
+	)
 	for rows.Next() {
-		if err := rows.Scan(&day, &part, &visitors); err != nil {
+		if err := rows.Scan(&day, &part, &visitors, &sessions); err != nil {
 			return nil, slots, nil, err
 		}
+		if len(sessions) != len(visitors) {
+			return nil, slots, nil, fmt.Errorf("BUG: pack %s part %d has %d visitors and %d session ids", day.Format(time.DateOnly), part, len(visitors), len(sessions))
+		}
 		for i, v := range visitors {
-			if regs[registerOfHash(VisitorHash(uint64(v)))] {
+			if competes(v, sessions[i]) {
 				slots.add(day, part, int32(i+1))
 				all[v] = true
 			}
@@ -145,6 +162,26 @@ func eventCompetitors(ctx context.Context, tx pgx.Tx, site int32, regs map[uint3
 		return nil, slots, nil, err
 	}
 	return found, slots, slices.Collect(maps.Keys(all)), nil
+}
+
+// sessionRegisters are the dense register indexes of the session hashes
+// in subject's sessions sketches by page (SessionSketchKinds) among cells.
+func sessionRegisters(subject rollupAgg, cells []rollupKey) (map[uint32]bool, error) {
+	out := map[uint32]bool{}
+	for _, k := range cells {
+		if !sessionSketchKind(k.kind) || subject[k] == nil {
+			continue
+		}
+		enc, err := encodedOf(subject[k].sketches.sketch(0))
+		if err != nil {
+			return nil, fmt.Errorf("sessions of kind %d dim %d: %w", k.kind, k.dim, err)
+		}
+		for _, e := range enc {
+			i, _ := registerOf(e)
+			out[i] = true
+		}
+	}
+	return out, nil
 }
 
 // localBounds are the bounds of local day (days since 1970-01-01) in loc.
@@ -233,7 +270,11 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 	}
 
 	others := make(rollupAgg)
-	found, slots, visitors, err := eventCompetitors(ctx, tx, site, regs, lo, hi)
+	sessRegs, err := sessionRegisters(subject, cells)
+	if err != nil {
+		return err
+	}
+	found, slots, visitors, err := eventCompetitors(ctx, tx, site, regs, sessRegs, lo, hi)
 	if err != nil {
 		return fmt.Errorf("visitors: %w", err)
 	}
@@ -256,7 +297,29 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 		}
 	}
 
-	pageSessions, err := recomputeSessionSketches(ctx, tx, rd, lo, hi, cells, stored)
+	// The sessions sketches by page lose the subject's sessions as the
+	// visitors' sketches lose the subject, their competitors being the
+	// sessions of the visitors found above; those near the dense threshold
+	// are recomputed, in one read of the day's events of their pages.
+	var redoPages []rollupKey
+	for _, k := range cells {
+		e := stored[k]
+		if e == nil || !sessionSketchKind(k.kind) {
+			continue
+		}
+		var comp *hyperloglog.Sketch
+		if c := others[k]; c != nil {
+			comp = c.sketches.sketch(0)
+		}
+		recompute, err := st.takeOut(&e.sketches[0], subject[k].sketches.sketch(0), comp)
+		if err != nil {
+			return fmt.Errorf("sketch of kind %d dim %d: %w", k.kind, k.dim, err)
+		}
+		if recompute {
+			redoPages = append(redoPages, k)
+		}
+	}
+	pageSessions, err := recomputeSessionSketches(ctx, tx, rd, lo, hi, redoPages, stored)
 	if err != nil {
 		return err
 	}
@@ -280,11 +343,9 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 				break // item cells count amounts only, landing cells counters
 			}
 			if sessionSketchKind(k.kind) {
-				// Sessions, not visitors: the day's visitors found as
-				// competitors say nothing of them.
-				if j == 0 {
+				// Taken out above (session hashes, only in the first).
+				if j == 0 && slices.Contains(redoPages, k) {
 					redo = append(redo, j)
-					st.count(sketchRecompute)
 				}
 				continue
 			}
