@@ -26,8 +26,11 @@ import (
 // value; all the day's, and their sessions, for RollupSessionTraffic), as
 // the rebuild would. Item cells (itemKind) hold amounts only, the cells by
 // landing page (RollupLandingPage) counters only; the sessions sketches by
-// page (SessionSketchKinds) hold session hashes, about which the day's
-// visitors say nothing, so those cells are always recomputed.
+// page (SessionSketchKinds) hold session hashes: their competitors are the
+// sessions of the day's events whose hash (SessionHash) falls in a
+// register of one of the subject's sessions', whose visitors are read with
+// the visitors' competitors, and those near the threshold are recomputed
+// from the day's events of their pages and titles.
 //
 // A new rollup kind needs nothing here when rollupReader fills it (cells
 // are keyed by kind) and rollupDimExpr or recomputeRollupCell finds its
