@@ -27,9 +27,9 @@ type Erased struct {
 	// Sketches counts what the corrections did with the sketches of the
 	// cells the subject touched.
 	Sketches EraseSketches
-	// Steps is how long each step took ("lock", "find", "read", "events",
-	// "packs", "sessions", "rollups", "session_rollups", "commit"), for
-	// the benchmark's log.
+	// Steps is how long each step took ("lock", "find", "read", which
+	// deletes the events rows too, "packs", "sessions", "rollups",
+	// "session_rollups", "commit"), for the benchmark's log.
 	Steps map[string]time.Duration
 }
 
@@ -85,6 +85,12 @@ func (s *packSlots) add(day time.Time, part, pos int32) {
 // kept apart by OFFSET 0), not once per event and column as a subscript
 // of the stored array would.
 func eventsAt(cols []string, rows, slots string) string {
+	return eventsAtRows(cols, "SELECT "+strings.Join(cols, ", ")+" FROM events WHERE "+rows, slots)
+}
+
+// eventsAtRows is eventsAt with its events rows selected by rowsQuery
+// (columns cols, in order).
+func eventsAtRows(cols []string, rowsQuery, slots string) string {
 	packCols := make([]string, len(cols))
 	var arrays []string
 	for i, c := range cols {
@@ -100,7 +106,7 @@ func eventsAt(cols []string, rows, slots string) string {
 		}
 		arrays = append(arrays, "p."+c+"[1:] AS "+c)
 	}
-	return "(SELECT " + strings.Join(cols, ", ") + " FROM events WHERE " + rows +
+	return "(" + rowsQuery +
 		" UNION ALL SELECT " + strings.Join(packCols, ", ") +
 		" FROM (SELECT day, part, array_agg(i) AS idx FROM unnest(" + slots + ") AS s(day, part, i) GROUP BY day, part) s" +
 		" JOIN event_packs p ON p.site_id = $1 AND p.day = s.day AND p.part = s.part" +
@@ -264,13 +270,19 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		}
 	}
 	events := make(rollupAgg)
-	src := eventsAt(rollupEventColumns(), "site_id = $1 AND visitor_id = ANY($2)", "$3::date[], $4::int[], $5::int[]")
-	// All the subject's events: they tell on which days it was active.
-	rd.selfActive = true
-	err = rd.events(ctx, tx, events, rollupEventsSQL(src, "TRUE"), keys, slots.days, slots.parts, slots.pos)
-	rd.selfActive = false
+	// All the subject's events: they tell on which days it was active. Its
+	// events rows are deleted by the statement that reads them, so the
+	// events table (no index by visitor) is scanned once; times are those
+	// of all its events, rows and packed.
+	cols := rollupEventColumns()
+	src := eventsAtRows(cols, "SELECT "+strings.Join(cols, ", ")+" FROM gone", "$3::date[], $4::int[], $5::int[]")
+	var times []time.Time
+	rd.selfActive, rd.times = true, &times
+	err = rd.events(ctx, tx, events, "WITH gone AS (DELETE FROM events WHERE site_id = $1 AND visitor_id = ANY($2) RETURNING "+
+		strings.Join(cols, ", ")+") "+rollupEventsSQL(src, "TRUE"), keys, slots.days, slots.parts, slots.pos)
+	rd.selfActive, rd.times = false, nil
 	if err != nil {
-		return out, fmt.Errorf("read the subject's events: %w", err)
+		return out, fmt.Errorf("read and delete the subject's events: %w", err)
 	}
 	sessions := make(sessionRollupAgg)
 	// The subject's sessions count it active as its events, all read, tell.
@@ -278,15 +290,6 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, fmt.Errorf("read the subject's sessions: %w", err)
 	}
 	step("read")
-	rows, err := tx.Query(ctx, "DELETE FROM events WHERE site_id = $1 AND visitor_id = ANY($2) RETURNING ts", site, keys)
-	if err != nil {
-		return out, fmt.Errorf("delete events: %w", err)
-	}
-	times, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
-	if err != nil {
-		return out, fmt.Errorf("delete events: %w", err)
-	}
-	step("events")
 	if len(hits) > 0 {
 		cols, err := packColumns(ctx, tx)
 		if err != nil {
@@ -296,7 +299,10 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		if err != nil {
 			return out, fmt.Errorf("rewrite packs: %w", err)
 		}
-		times, out.PackRows = append(times, packed...), int64(len(hits))
+		if len(packed) > len(times) {
+			return out, fmt.Errorf("BUG: %d packed events cut out, %d events read", len(packed), len(times))
+		}
+		out.PackRows = int64(len(hits))
 	}
 	out.Events = int64(len(times))
 	step("packs")

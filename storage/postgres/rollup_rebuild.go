@@ -169,6 +169,9 @@ type rollupReader struct {
 	// session id) with an event on a day on which their visitor is active
 	// (sessionActivity of an erasure's subject).
 	activeSessions map[[2]int64]bool
+	// times, when not nil, collects the times of the events read (an
+	// erasure's subject's: their items are found by them).
+	times *[]time.Time
 	// pending, when not nil, collects the cells of the events of visitors
 	// not active on their day (a rebuild's rollup_user_days, for the days
 	// from userDaysFrom on).
@@ -274,6 +277,9 @@ func (rd *rollupReader) events(ctx context.Context, tx pgx.Tx, agg rollupAgg, qu
 			r.Amounts = EventAmounts(rd.names[dims[nameAt]], &c)
 		}
 		r.SessionTraffic, r.SessionLanding = rd.traffic.of(r.Visitor, r.Session, r.TS)
+		if rd.times != nil {
+			*rd.times = append(*rd.times, r.TS)
+		}
 		if rd.selfActive {
 			held = append(held, r)
 			if eventActive(&r) {
