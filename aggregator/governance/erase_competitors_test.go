@@ -110,7 +110,11 @@ func TestEraseKeepsCompetitorsEqualsNeverStored(t *testing.T) {
 	for _, daysAgo := range []int{6, 2} { // a packed day, a day in rows
 		d := today.AddDate(0, 0, -daysAgo)
 		tag := "-" + d.Format("0102")
-		at := func(hours float64) time.Time { return d.Add(time.Duration(hours * float64(time.Hour))) }
+		// Wall clock in Madrid (so past 24 is the next day's, even on a
+		// day the clocks change).
+		at := func(hours float64) time.Time {
+			return time.Date(d.Year(), d.Month(), d.Day(), 0, int(hours*60), 0, 0, madrid)
+		}
 		src := func(name string) string { return "https://" + name + tag + ".example.org/" }
 		subj = append(subj, session(key, at(10), src("shared"), false, "/with-rival"+tag, "/with-idle"+tag, "/alone"+tag, "/session-rival"+tag)...)
 		// A visitor of its own whose session's hash differs from that
