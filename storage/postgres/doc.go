@@ -29,11 +29,13 @@
 //   - Rollups (rollup_days: per site, local day in the site's time zone and
 //     dimension kind, counters and HyperLogLog sketches of visitors) are
 //     aggregated per derivation in Go and written in its transaction, so a
-//     staged event adds to them once. Sketches are merged under row locks
-//     taken in key order. A cell's users sketch equal to its active-users
-//     sketch is stored as an empty bytea (NULL: no users), in rollup_days
-//     and rollup_packs' users arrays alike, so activeUsers reports read
-//     the active sketches alone; readers expand it through ExpandUsers,
+//     staged event adds to them once. Sketches are merged in Go with the
+//     stored ones, read without row locks: the site's writers exclude each
+//     other by the derive lock and the sites row lock (storeRollupRounds).
+//     A cell's users sketch equal to its active-users sketch is stored as
+//     an empty bytea (NULL: no users), in rollup_days and rollup_packs'
+//     users arrays alike, so activeUsers reports read the active sketches
+//     alone; readers expand it through ExpandUsers,
 //     writers store it through compactUsers (sketch_active.go), and full
 //     copies stay valid.
 //     Events that reach the table otherwise

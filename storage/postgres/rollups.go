@@ -484,8 +484,8 @@ const keyUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[]) WITH ORD
 // sketches are the delta sketches of key k.
 func (a rollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
-func (a rollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return lockAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
+func (a rollupAgg) readAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	return readAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
 }
 
 // values are the arrays $5..$12 of a's cells for keys: counters,
@@ -508,7 +508,7 @@ func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 	return []any{events, views, keyEvents, engage, sk[0], sk[1], sk[2], amounts}, nil
 }
 
-// write updates the (locked) rows of keys: counters add, sketches are
+// write updates the rows of keys: counters add, sketches are
 // replaced by the merged ones (NULL: unchanged, kept).
 func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
 	if len(keys) == 0 {

@@ -167,10 +167,10 @@ func (a sessionRollupAgg) store(ctx context.Context, tx pgx.Tx) error {
 
 // rollupTable is a rollups table's part of storeRollupRounds.
 type rollupTable interface {
-	// lockAndMerge locks the stored rows of keys, merges their sketches
+	// readAndMerge reads the stored rows of keys, merges their sketches
 	// into the deltas and reports which keys have a row.
-	lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error)
-	// write adds the deltas of keys to their locked rows.
+	readAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error)
+	// write adds the deltas of keys to their rows.
 	write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 	// insert adds rows for keys and reports which it inserted; a key
 	// another transaction inserted meanwhile is left alone.
@@ -179,20 +179,25 @@ type rollupTable interface {
 
 // storeRollupRounds writes deltas of keys (sorted) to a rollups table
 // inside tx. Counters add up in SQL; sketches are merged here with the
-// stored ones, read under row locks (taken in key order), so concurrent
-// batches never overwrite each other's sketches. Keys without a row are
-// inserted with their values; a key another transaction inserted meanwhile
-// (the insert waited for it to commit, then did nothing) is locked and
-// merged on the next round.
+// stored ones, read without row locks: tx must keep every other writer of
+// the keys' site away until it commits, and every writer does so. A
+// derivation holds the site's derive lock (one derivation of a site at a
+// time) and the sites row FOR SHARE; rebuilds, erasures, retention and
+// packing hold the sites row FOR UPDATE, which waits for a derivation's
+// share lock and makes derivations of the site wait. A row lock per cell
+// kept nothing else away, and cost a WAL record per cell and derivation.
+// Keys without a row are inserted with their values; should a key have
+// been inserted meanwhile all the same (ON CONFLICT DO NOTHING), it is
+// read and merged on the next round.
 func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t rollupTable) error {
-	// A key raced in one round is a committed row in the next, which
-	// locks it: rounds end. (Only rebuilds delete rows, and they exclude
-	// batches of their site.)
+	// A key raced in one round is a committed row in the next: rounds
+	// end. (Only rebuilds, erasures, retention and packing delete rows,
+	// and they exclude the writers of their site.)
 	for len(pending) > 0 {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("store rollups: %w", err)
 		}
-		found, err := t.lockAndMerge(ctx, tx, pending)
+		found, err := t.readAndMerge(ctx, tx, pending)
 		if err != nil {
 			return err
 		}
@@ -224,8 +229,8 @@ func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t ro
 // sketches are the delta sketches of key k.
 func (a sessionRollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
-func (a sessionRollupAgg) lockAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return lockAndMergeSketches(ctx, tx, "session_rollups", keys, a.sketches)
+func (a sessionRollupAgg) readAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	return readAndMergeSketches(ctx, tx, "session_rollups", keys, a.sketches)
 }
 
 // sessionRollupValues are the columns after the key of session_rollups'
@@ -442,37 +447,39 @@ func (c *cellSketches) merge(j int, b []byte) error {
 	return nil
 }
 
-// lockAndMergeSketches locks the rows of keys in table (with columns
+// readAndMergeSketches reads the rows of keys in table (with columns
 // users, active_users, new_users), merges their sketches into those of
-// sketches(key) and reports which keys have a row.
-func lockAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches) ([]bool, error) {
+// sketches(key) and reports which keys have a row. It takes no row lock:
+// the caller holds a lock that keeps every other writer of the site's
+// rows away until it commits (storeRollupRounds).
+func readAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches) ([]bool, error) {
 	found := make([]bool, len(keys))
 	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
-		JOIN `+table+` r USING (site_id, kind, day, dim_id) ORDER BY u.i FOR UPDATE OF r`, keyArrays(keys)...)
+		JOIN `+table+` r USING (site_id, kind, day, dim_id)`, keyArrays(keys)...)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", table, err)
+		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	defer res.Close()
 	for res.Next() {
 		var i int64
 		var stored [3][]byte
 		if err := res.Scan(&i, &stored[0], &stored[1], &stored[2]); err != nil {
-			return nil, fmt.Errorf("lock %s: %w", table, err)
+			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
 		if i < 1 || i > int64(len(keys)) {
-			return nil, fmt.Errorf("lock %s: BUG: ordinality %d of %d keys", table, i, len(keys))
+			return nil, fmt.Errorf("read %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
 		found[i-1] = true
 		stored[0] = ExpandUsers(stored[0], stored[1])
 		c := sketches(keys[i-1])
 		for j := range stored {
 			if err := c.merge(j, stored[j]); err != nil {
-				return nil, fmt.Errorf("lock %s: %w", table, err)
+				return nil, fmt.Errorf("read %s: %w", table, err)
 			}
 		}
 	}
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", table, err)
+		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	return found, nil
 }
