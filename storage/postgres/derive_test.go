@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -90,5 +92,60 @@ func TestRollupUpdatesStayOnTheirPage(t *testing.T) {
 	}
 	if moved > 0 {
 		t.Errorf("%d of %d rollup rows moved to another page when updated", moved, len(before))
+	}
+}
+
+// Reading a derivation's rollup cells for the sketch merge takes no row
+// lock: the site's derive lock and its sites row lock keep every other
+// writer of the site's cells away (storeRollupRounds), and a lock per cell
+// before its update cost a WAL record per cell and derivation. While the
+// derivation holds the cells it read, another transaction can still lock
+// them (it could not with the locks taken).
+func TestRollupMergeReadTakesNoRowLock(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "NoRowLocks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := localDay(time.Now(), time.UTC)
+	keys := []rollupKey{{site: int32(site.ID), kind: int16(DimPagePath), day: day, dim: 1},
+		{site: int32(site.ID), kind: int16(DimPagePath), day: day, dim: 2}}
+	stored := sparseEncoding([]uint32{encodeHash(VisitorHash(1))})
+	if _, err := s.pool.Exec(ctx, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, users, active_users)
+		SELECT $1, $2, $3, d, 1, $4::bytea, $4::bytea FROM unnest($5::int[]) d`,
+		int32(site.ID), int16(DimPagePath), dayDate(day), stored, []int32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.BeginDerive(ctx, site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Rollback(ctx)
+	agg := rollupAgg{keys[0]: newRollupCell()}
+	agg[keys[0]].seen = map[uint64]uint8{VisitorHash(2): visitorUser | visitorActive}
+	agg.settle()
+	found, err := agg.readAndMerge(ctx, d.tx, keys[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found[0] {
+		t.Fatal("the stored cell was not found")
+	}
+	if got := agg[keys[0]].sketches.enc[1]; len(got) == 0 || bytes.Equal(got, stored) {
+		t.Fatalf("merged active sketch %x: want the stored one and the delta's visitor", got)
+	}
+	other, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	var n int
+	if err := other.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM rollup_days WHERE site_id = $1 AND dim_id = 1
+		FOR UPDATE NOWAIT) l`, int32(site.ID)).Scan(&n); err != nil {
+		t.Fatalf("a cell the derivation read for its merge is locked: %v", err)
+	}
+	if n != 1 {
+		t.Fatalf("locked %d cells, want 1", n)
 	}
 }
