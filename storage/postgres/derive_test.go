@@ -122,8 +122,8 @@ func TestRollupMergeReadTakesNoRowLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Rollback(ctx)
-	agg := rollupAgg{keys[0]: newRollupCell()}
-	agg[keys[0]].seen = map[uint64]uint8{VisitorHash(2): visitorUser | visitorActive}
+	agg := rollupAgg{}
+	agg.addActive(keys[0], VisitorHash(2))
 	agg.settle()
 	found, err := agg.readAndMerge(ctx, d.tx, keys[:1])
 	if err != nil {

@@ -151,14 +151,23 @@ type rollupCell struct {
 	engageMs                 int64
 	amounts                  *Amounts // nil: every slot 0
 	sketches                 cellSketches
-	// seen, when not nil, holds visitor hashes not yet in the sketches,
-	// with their visitorUser/visitorActive/visitorNew bits (see settle);
-	// the visitor of the cell's last event waits in lastVisitor, its bits
-	// in lastBits (0: none), so a visitor's run of events costs one map
-	// update, not one per event.
-	seen        map[uint64]uint8
+	// seen holds visitor hashes not yet in the sketches, with their
+	// visitorUser/visitorActive/visitorNew bits (see settle); the visitor
+	// of the cell's last event waits in lastVisitor, its bits in lastBits
+	// (0: none), so a visitor's run of events costs one append, not one
+	// per event. A visitor whose runs in the cell are interleaved with
+	// others' is listed once per run: settle's sets are made distinct
+	// anyway, and an append costs less than a map update that would find
+	// the visitor (most runs are a visitor's only run in the cell).
+	seen        []seenVisitor
 	lastVisitor uint64
 	lastBits    uint8
+}
+
+// seenVisitor is a visitor hash a cell collected, with its bits.
+type seenVisitor struct {
+	h    uint64
+	bits uint8
 }
 
 // Bits of rollupCell.seen.
@@ -302,10 +311,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 				c.lastBits |= cbits
 			default:
 				if c.lastBits != 0 {
-					if c.seen == nil {
-						c.seen = make(map[uint64]uint8)
-					}
-					c.seen[c.lastVisitor] |= c.lastBits
+					c.seen = append(c.seen, seenVisitor{c.lastVisitor, c.lastBits})
 				}
 				c.lastVisitor, c.lastBits = ch, cbits
 			}
@@ -342,12 +348,9 @@ func (a rollupAgg) addActive(k rollupKey, h uint64) {
 		c = newRollupCell()
 		a[k] = c
 	}
-	if c.seen == nil {
-		c.seen = make(map[uint64]uint8)
-	}
 	// The visitor is in the cell's users sketch already: adding it again
 	// changes nothing.
-	c.seen[h] |= visitorUser | visitorActive
+	c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive})
 }
 
 // addAmounts adds a to the cell's amounts.
@@ -386,7 +389,7 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 func (a rollupAgg) settle() {
 	var scratch [3][]uint32
 	for _, c := range a {
-		if c.lastBits == 0 && c.seen == nil {
+		if c.lastBits == 0 && len(c.seen) == 0 {
 			continue
 		}
 		for j := range scratch {
@@ -403,12 +406,13 @@ func (a rollupAgg) settle() {
 			}
 		}
 		if c.lastBits != 0 {
-			// A visitor twice is one encoded hash: it may be in seen too.
+			// A visitor twice is one encoded hash (the sets are made
+			// distinct): it may be in seen too, once or more.
 			put(c.lastVisitor, c.lastBits)
 			c.lastBits = 0
 		}
-		for h, bits := range c.seen {
-			put(h, bits)
+		for _, v := range c.seen {
+			put(v.h, v.bits)
 		}
 		c.seen = nil
 		c.sketches.settle(&scratch)

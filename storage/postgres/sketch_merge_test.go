@@ -171,14 +171,15 @@ func TestSettleEqualsLibrary(t *testing.T) {
 				active = append(active, h)
 			}
 		}
-		// The first visitor is both in seen and the cell's last.
-		c.seen = make(map[uint64]uint8, n)
+		// The first visitor is both in seen and the cell's last; the
+		// active ones are in seen twice, as a visitor with two runs in a
+		// cell is, the second run active.
+		c.seen = make([]seenVisitor, 0, n+n/3+1)
 		for i, h := range all {
-			bits := visitorUser
+			c.seen = append(c.seen, seenVisitor{h, visitorUser})
 			if i%3 == 0 {
-				bits |= visitorActive
+				c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive})
 			}
-			c.seen[h] |= bits
 		}
 		c.lastVisitor, c.lastBits = all[0], visitorUser|visitorActive
 		a.settle()
