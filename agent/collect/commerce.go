@@ -112,11 +112,11 @@ var gtagItemKeys = map[string]func(it *protocol.Item) *string{
 // pi promotion id, cn/cs creative, k0/v0 custom item parameters) are
 // accepted and not kept.
 func parseGtagItems(h *Hit, v hitParams) *ParamError {
-	if s, ok := v.lookup("cu"); ok && len(s) > 0 && s[0] != "" {
-		if v := rules.Currency("cu", s[0]); v != nil {
+	if s := v.value(pCU); s != "" {
+		if v := rules.Currency("cu", s); v != nil {
 			return ruleError(v)
 		}
-		h.commerce.Currency = s[0]
+		h.commerce.Currency = s
 	}
 	type indexed struct {
 		n    int

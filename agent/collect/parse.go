@@ -97,7 +97,10 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
-	base, baseShape, err := parseQuery(rawQuery)
+	// One arena holds the unescaped text of the query string and of every
+	// line: unescaping never lengthens text, so it never grows.
+	buf := newQueryBuf(len(rawQuery) + len(body))
+	base, err := buf.parse(rawQuery)
 	if err != nil {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
@@ -108,7 +111,9 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = make([]Hit, 0, min(bytes.Count(body, []byte("\n"))+1, 64))
 	}
 	lineNo := 0
-	var lines queryBuf // each line's parameters, read before the next is parsed
+	// Each line's parameters, read before the next is parsed; its arena
+	// follows the query string's text in the same array.
+	lines := queryBuf{arena: buf.arena[len(buf.arena):]}
 	for len(body) > 0 {
 		var line []byte
 		line, body, _ = bytes.Cut(body, []byte("\n"))
@@ -117,11 +122,11 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		if len(line) == 0 {
 			continue
 		}
-		vals, shape, err := lines.parse(string(line))
+		over, err := lines.parse(string(line))
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: vals, base: base, overShape: shape, baseShape: baseShape})
+		h, perr := parseHit(hitParams{over: over, base: base})
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -130,7 +135,7 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if len(hits) == 0 {
-		h, perr := parseHit(hitParams{base: base, baseShape: baseShape})
+		h, perr := parseHit(hitParams{over: &query{}, base: base})
 		if perr != nil {
 			return nil, perr
 		}
@@ -145,36 +150,41 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 // hit is searched for custom parameters (ep.*, epn.*, up.*, upn.*) or items
 // (pr1 …) only in the maps that have some.
 type hitParams struct {
-	over, base           url.Values
-	overShape, baseShape queryShape
+	over, base *query
 }
 
-// lookup returns the values of k and whether it was sent.
-func (p hitParams) lookup(k string) ([]string, bool) {
-	if v, ok := p.over[k]; ok {
-		return v, true
+// get returns the first value of the known parameter in slot i (a
+// knownSlot) and whether it was sent.
+func (p hitParams) get(i int) (string, bool) {
+	if s, ok := p.over.get(i); ok {
+		return s, true
 	}
-	v, ok := p.base[k]
-	return v, ok
+	return p.base.get(i)
 }
 
-// all yields every parameter once, a line's over the query string's, of
-// the maps that hold keys of a kind (count: how many a shape has): the
-// caller still checks each key's kind.
+// value is get's value alone: "" when not sent.
+func (p hitParams) value(i int) string {
+	s, _ := p.get(i)
+	return s
+}
+
+// all yields every parameter of the maps once, a line's over the query
+// string's, of the maps that hold keys of a kind (count: how many a shape
+// has): the caller still checks each key's kind.
 func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
 	return func(yield func(k string, v []string) bool) {
-		if count(p.overShape) > 0 {
-			for k, v := range p.over {
+		if count(p.over.shape) > 0 {
+			for k, v := range p.over.other {
 				if !yield(k, v) {
 					return
 				}
 			}
 		}
-		if count(p.baseShape) == 0 {
+		if count(p.base.shape) == 0 {
 			return
 		}
-		for k, v := range p.base {
-			if _, ok := p.over[k]; ok {
+		for k, v := range p.base.other {
+			if _, ok := p.over.other[k]; ok {
 				continue
 			}
 			if !yield(k, v) {
@@ -191,51 +201,45 @@ func itemKeys(s queryShape) int   { return s.items }
 // parseHit reads one event's parameters. The first value of a repeated
 // parameter counts.
 func parseHit(v hitParams) (Hit, *ParamError) {
-	get := func(k string) string {
-		if s, _ := v.lookup(k); len(s) > 0 {
-			return s[0]
-		}
-		return ""
-	}
 	var h Hit
-	if ver, ok := v.lookup("v"); ok && (len(ver) == 0 || ver[0] != "2") {
-		return h, &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(get("v")))}
+	if ver, ok := v.get(pV); ok && ver != "2" {
+		return h, &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(ver))}
 	}
-	if h.MeasurementID = get("tid"); h.MeasurementID == "" {
+	if h.MeasurementID = v.value(pTID); h.MeasurementID == "" {
 		return h, &ParamError{Param: "tid", Reason: "missing measurement id (G-…)"}
 	}
-	h.Name = get("en")
+	h.Name = v.value(pEN)
 	if v := rules.EventName("en", h.Name); v != nil {
 		return h, ruleError(v)
 	}
-	h.ClientID, h.UserID = get("cid"), get("uid")
-	h.Page, h.Referrer, h.Title = get("dl"), get("dr"), get("dt")
-	h.Language, h.Screen, h.Consent = strings.ToLower(get("ul")), get("sr"), get("gcs")
-	h.ConsentDetail = get("gcd")
+	h.ClientID, h.UserID = v.value(pCID), v.value(pUID)
+	h.Page, h.Referrer, h.Title = v.value(pDL), v.value(pDR), v.value(pDT)
+	h.Language, h.Screen, h.Consent = strings.ToLower(v.value(pUL)), v.value(pSR), v.value(pGCS)
+	h.ConsentDetail = v.value(pGCD)
 
 	var err *ParamError
-	if h.SessionID, err = intParam(get, "sid", 64); err != nil {
+	if h.SessionID, err = intParam(v, pSID, "sid", 64); err != nil {
 		return h, err
 	}
-	sct, err := intParam(get, "sct", 32)
+	sct, err := intParam(v, pSCT, "sct", 32)
 	if err != nil {
 		return h, err
 	}
 	h.SessionNum = int32(sct)
-	if h.EngageMs, err = intParam(get, "_et", 64); err != nil {
+	if h.EngageMs, err = intParam(v, pET, "_et", 64); err != nil {
 		return h, err
 	}
-	if _, err = intParam(get, "_s", 64); err != nil {
+	if _, err = intParam(v, pS, "_s", 64); err != nil {
 		return h, err
 	}
-	switch get("seg") {
+	switch seg := v.value(pSEG); seg {
 	case "", "0":
 	case "1":
 		h.Engaged = true
 	default:
-		return h, &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(get("seg")))}
+		return h, &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(seg))}
 	}
-	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, "_ss"), flag(v, "_fv"), flag(v, "_nsi")
+	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, pSS), flag(v, pFV), flag(v, pNSI)
 	if err := parseParams(&h, v); err != nil {
 		return h, err
 	}
@@ -344,8 +348,8 @@ func number(param, s string) (float64, *ParamError) {
 
 // intParam parses an optional non-negative integer parameter of the given
 // bit size; absent or empty is 0.
-func intParam(get func(string) string, name string, bits int) (int64, *ParamError) {
-	s := get(name)
+func intParam(v hitParams, slot int, name string, bits int) (int64, *ParamError) {
+	s := v.value(slot)
 	if s == "" {
 		return 0, nil
 	}
@@ -356,10 +360,11 @@ func intParam(get func(string) string, name string, bits int) (int64, *ParamErro
 	return n, nil
 }
 
-// flag reports a GA4 presence flag (_ss=1, _fv=1): set unless "0".
-func flag(v hitParams, k string) bool {
-	s, ok := v.lookup(k)
-	return ok && (len(s) == 0 || s[0] != "0")
+// flag reports a GA4 presence flag (_ss=1, _fv=1) in slot i: set unless
+// "0".
+func flag(v hitParams, i int) bool {
+	s, ok := v.get(i)
+	return ok && s != "0"
 }
 
 // quote renders a sender's value for an error message, cut short so a reply

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"unsafe"
 )
 
 // Errors as url.ParseQuery words them; describeQueryError reads the first.
@@ -20,44 +21,150 @@ const (
 	presizeParams  = 64
 )
 
-// parseQuery parses a query string exactly as url.ParseQuery does (same
-// values, same first error) but sized for a hit: the map is made with room
-// for every parameter, so it never grows, and the values share one backing
-// array instead of a slice each. A gtag.js hit carries 15–30 parameters,
-// and url.ParseQuery's map growth and per-value slices were a third of the
-// edge's CPU per hit. The shape counts the keys a hit is searched for
-// by iterating over all of them, so a hit without any is not searched.
-func parseQuery(query string) (v url.Values, shape queryShape, err error) {
-	return new(queryBuf).parse(query)
+// Slots of the parameters a hit reads by name (knownSlot): they are kept
+// in an array, not in the map, so reading one is an index, not two map
+// look-ups (a body line's, then the query string's).
+const (
+	pV = iota
+	pTID
+	pEN
+	pCID
+	pUID
+	pDL
+	pDR
+	pDT
+	pUL
+	pSR
+	pGCS
+	pGCD
+	pSID
+	pSCT
+	pET
+	pS
+	pSEG
+	pSS
+	pFV
+	pNSI
+	pCU
+	numKnown
+)
+
+// knownSlot is the slot of a parameter a hit reads by name; -1 for any
+// other (custom parameters, items, what gtag.js sends for Google's own use).
+func knownSlot(k string) int {
+	switch k {
+	case "v":
+		return pV
+	case "tid":
+		return pTID
+	case "en":
+		return pEN
+	case "cid":
+		return pCID
+	case "uid":
+		return pUID
+	case "dl":
+		return pDL
+	case "dr":
+		return pDR
+	case "dt":
+		return pDT
+	case "ul":
+		return pUL
+	case "sr":
+		return pSR
+	case "gcs":
+		return pGCS
+	case "gcd":
+		return pGCD
+	case "sid":
+		return pSID
+	case "sct":
+		return pSCT
+	case "_et":
+		return pET
+	case "_s":
+		return pS
+	case "seg":
+		return pSEG
+	case "_ss":
+		return pSS
+	case "_fv":
+		return pFV
+	case "_nsi":
+		return pNSI
+	case "cu":
+		return pCU
+	}
+	return -1
 }
 
-// queryBuf holds a parsed query's map and values for the next query: the
-// lines of a POST body are parsed one after the other, each read before
-// the next is parsed (a Hit keeps strings, never the map or its slices),
-// so they share one map instead of one each.
+// query is a parsed query string: the first value of each known
+// parameter in its slot, every other parameter in the map with all its
+// values, as url.ParseQuery gives them.
+type query struct {
+	known [numKnown]string
+	sent  uint32 // bit i: known[i] was sent (perhaps empty)
+	other url.Values
+	shape queryShape
+}
+
+// get returns the first value of the known parameter in slot i and
+// whether it was sent.
+func (q *query) get(i int) (string, bool) {
+	return q.known[i], q.sent&(1<<i) != 0
+}
+
+// parseQuery parses a query string as url.ParseQuery does (same values,
+// same first error), except that a known parameter keeps only its first
+// value, which is the one a hit reads. It is sized for a hit: the map is
+// made with room for every parameter, so it never grows, and the values
+// share one backing array instead of a slice each. The shape counts the
+// keys a hit is searched for by iterating over all of them, so a hit
+// without any is not searched.
+func parseQuery(raw string) (*query, error) {
+	b := newQueryBuf(len(raw))
+	return b.parse(raw)
+}
+
+// queryBuf holds a parsed query for the next one: the lines of a POST
+// body are parsed one after the other, each read before the next is
+// parsed (a Hit keeps strings, never the map or its slices), so they share
+// one map instead of one each. Unescaped values are written into arena,
+// of which each is a string (see unescape).
 type queryBuf struct {
-	m       url.Values
+	q       query
 	backing []string
+	arena   []byte
 }
 
-// parse is parseQuery into b's map, emptied first: the map returned is
-// valid until the next call.
-func (b *queryBuf) parse(query string) (v url.Values, shape queryShape, err error) {
-	n := strings.Count(query, "&") + 1
+// newQueryBuf is a queryBuf whose arena holds the unescaped text of n
+// bytes of queries without growing (unescaping never lengthens text).
+func newQueryBuf(n int) *queryBuf {
+	return &queryBuf{arena: make([]byte, 0, n)}
+}
+
+// parse is parseQuery into b's query, emptied first: what it returns is
+// valid until the next call; the strings in it are valid for ever.
+func (b *queryBuf) parse(raw string) (*query, error) {
+	n := strings.Count(raw, "&") + 1
 	if n > maxQueryParams {
-		return nil, queryShape{}, errTooManyParams
+		return nil, errTooManyParams
 	}
 	n = min(n, presizeParams)
-	if b.m == nil {
-		b.m, b.backing = make(url.Values, n), make([]string, 0, n)
+	q := &b.q
+	if q.other == nil {
+		q.other, b.backing = make(url.Values, n), make([]string, 0, n)
 	}
-	m := b.m
+	m := q.other
 	clear(m)
+	q.sent, q.shape = 0, queryShape{}
 	backing := b.backing[:0]
-	for query != "" {
+	var err error
+	for raw != "" {
 		var part string
-		part, query, _ = strings.Cut(query, "&")
-		if strings.Contains(part, ";") {
+		part, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(part, ';') >= 0 {
 			err = errSemicolon // unlike escape errors, the last one wins, as in url.ParseQuery
 			continue
 		}
@@ -65,13 +172,20 @@ func (b *queryBuf) parse(query string) (v url.Values, shape queryShape, err erro
 			continue
 		}
 		key, value, _ := strings.Cut(part, "=")
-		key, err1 := queryUnescape(key)
+		key, err1 := b.unescape(key)
 		if err1 == nil {
-			value, err1 = queryUnescape(value)
+			value, err1 = b.unescape(value)
 		}
 		if err1 != nil {
 			if err == nil {
 				err = err1
+			}
+			continue
+		}
+		if i := knownSlot(key); i >= 0 {
+			if q.sent&(1<<i) == 0 {
+				q.known[i] = value
+				q.sent |= 1 << i
 			}
 			continue
 		}
@@ -85,24 +199,63 @@ func (b *queryBuf) parse(query string) (v url.Values, shape queryShape, err erro
 		i := len(backing) - 1
 		m[key] = backing[i : i+1 : i+1]
 		if strings.IndexByte(key, '.') >= 0 {
-			shape.dotted++
+			q.shape.dotted++
 		}
 		if isItemKey(key) {
-			shape.items++
+			q.shape.items++
 		}
 	}
 	b.backing = backing[:0] // grown, when it was, for the next query
-	return m, shape, err
+	return q, err
 }
 
-// queryUnescape is url.QueryUnescape, which returns s itself when it holds
-// neither '%' nor '+', after a byte-by-byte look; most keys and many values
-// of a hit are so, and two vectorized searches tell it sooner.
-func queryUnescape(s string) (string, error) {
-	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+// unescape is url.QueryUnescape of s. Text without '%' or '+' is s
+// itself; other text is decoded into the arena, and the string returned
+// is the arena's bytes, which are never written again: the arena is only
+// appended to, and a new array, when it has to grow, leaves the old one to
+// the strings that point into it.
+func (b *queryBuf) unescape(s string) (string, error) {
+	i := strings.IndexAny(s, "%+")
+	if i < 0 {
 		return s, nil
 	}
-	return url.QueryUnescape(s)
+	start := len(b.arena)
+	out := append(b.arena, s[:i]...)
+	for ; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '+':
+			out = append(out, ' ')
+		case '%':
+			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
+				// The error as url.QueryUnescape words it.
+				_, err := url.QueryUnescape(s)
+				return "", err
+			}
+			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			out = append(out, c)
+		}
+	}
+	b.arena = out
+	if len(out) == start {
+		return "", nil
+	}
+	return unsafe.String(&out[start], len(out)-start), nil
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // queryShape counts a query's distinct keys of the kinds read by iterating

@@ -8,20 +8,37 @@ import (
 )
 
 // sameAsNetURL fails unless parseQuery and url.ParseQuery agree on q: the
-// same error text, and the same values when there is no error, with the
-// shape counting the keys that have a dot and the item keys.
+// same error text, and when there is no error the same values (a known
+// parameter's first one in its slot, every other key's all in the map),
+// with the shape counting the keys that have a dot and the item keys.
 func sameAsNetURL(t *testing.T, q string) {
 	t.Helper()
-	got, shape, gotErr := parseQuery(q)
+	got, gotErr := parseQuery(q)
 	want, wantErr := url.ParseQuery(q)
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("parseQuery(%q) error = %v, url.ParseQuery says %v", q, gotErr, wantErr)
 	}
-	if gotErr == nil && !reflect.DeepEqual(got, want) {
-		t.Fatalf("parseQuery(%q) = %v, url.ParseQuery says %v", q, got, want)
+	if gotErr != nil {
+		return
+	}
+	wantOther := url.Values{}
+	var wantKnown [numKnown]string
+	var wantSent uint32
+	for k, vs := range want {
+		if i := knownSlot(k); i >= 0 {
+			wantKnown[i], wantSent = vs[0], wantSent|1<<i
+			continue
+		}
+		wantOther[k] = vs
+	}
+	if got.known != wantKnown || got.sent != wantSent {
+		t.Fatalf("parseQuery(%q) known = %q (sent %b), url.ParseQuery says %q (%b)", q, got.known, got.sent, wantKnown, wantSent)
+	}
+	if !reflect.DeepEqual(got.other, wantOther) {
+		t.Fatalf("parseQuery(%q) = %v, url.ParseQuery says %v", q, got.other, wantOther)
 	}
 	var wantShape queryShape
-	for k := range want {
+	for k := range wantOther {
 		if strings.Contains(k, ".") {
 			wantShape.dotted++
 		}
@@ -29,8 +46,8 @@ func sameAsNetURL(t *testing.T, q string) {
 			wantShape.items++
 		}
 	}
-	if gotErr == nil && shape != wantShape {
-		t.Fatalf("parseQuery(%q) has shape %+v, want %+v", q, shape, wantShape)
+	if got.shape != wantShape {
+		t.Fatalf("parseQuery(%q) has shape %+v, want %+v", q, got.shape, wantShape)
 	}
 }
 
@@ -49,6 +66,10 @@ func TestParseQueryMatchesNetURL(t *testing.T) {
 		"a=1;b=2&c=3",
 		"a=%zz&b=1;c&d=%",
 		"a=1&b=2;c=3&d=4;e",
+		// Known parameters keep their first value, escaped or not.
+		"tid=G-1&tid=G-2&en=&en=x&t%69d=G-3&dl=https%3A%2F%2Fa.test%2F&dt=A+b%2B&_ss&cu=EUR",
+		"v=2&%zz=1&sid=%&sid=1&dr=%4&dr=%41%42",
+		"dt=%e2%82%ac+%C3%A9&ul=en%2DUS",
 		// Item keys: pr and a digit from 1, each counted once.
 		"pr1=id1~nmA&pr2=id2&pr=3&prx=1&pr0=1&pr10=x&pr1=dup&ep.x=1&ep.x=2",
 		strings.Repeat("p=1&", 200),
