@@ -215,7 +215,7 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 	out := make(map[string]string, len(props))
 	for _, name := range sortedKeys(props) {
 		path := "user_properties." + name
-		if !checkMPName(path, "User property", name, rules.UserPropName, add) {
+		if !checkMPName(path, "", "User property", name, rules.UserPropName, add) {
 			continue
 		}
 		if rules.ReservedUserProp(name) {
@@ -250,7 +250,7 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		broke = true
 		add(path, code, format, args...)
 	}
-	path := fmt.Sprintf("events[%d]", i)
+	path, params := mpEventPath(i)
 	var ev mpEvent
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -261,7 +261,7 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 	switch {
 	case ev.Name == nil || *ev.Name == "":
 		addE(path+".name", CodeValueRequired, "Event at index %d has no name (rule %s).", i, rules.EventNameRequired.Code)
-	case checkMPName(path+".name", "Event", *ev.Name, rules.EventName, addE):
+	case checkMPName(path, ".name", "Event", *ev.Name, rules.EventName, addE):
 		if rules.ReservedEventName(*ev.Name) {
 			addE(path+".name", CodeNameReserved, "Event at index %d has reserved name %s (rule %s).", i, quote(*ev.Name), rules.NameReserved.Code)
 		}
@@ -272,13 +272,14 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		return false
 	}
 	for _, name := range sortedKeys(ev.Params) {
-		ppath := path + ".params." + name
-		if !checkMPName(ppath, "Parameter", name, rules.ParamName, addE) {
+		// The parameter's path, for a message: built only for one.
+		ppath := func() string { return params + name }
+		if !checkMPName(params, name, "Parameter", name, rules.ParamName, addE) {
 			continue
 		}
 		val := ev.Params[name]
 		if name == "items" {
-			items, perr := parseJSONItems(ppath, val)
+			items, perr := parseJSONItems(ppath(), val)
 			if perr != nil {
 				addE(perr.Param, perrCode(perr), "%s.", perr.Reason)
 				continue
@@ -288,17 +289,17 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		}
 		s, ok, isText := scalar(val)
 		if !ok {
-			addE(ppath, CodeValueInvalid, "Parameter value must be a string, number or boolean.")
+			addE(ppath(), CodeValueInvalid, "Parameter value must be a string, number or boolean.")
 			continue
 		}
 		if isText && name != "page_location" && name != "page_referrer" && name != "page_title" {
-			if v := rules.ParamValue(ppath, s); v != nil {
-				addE(ppath, v.Rule.GA4, "Parameter value has %d characters; the limit is %d (rule %s).",
+			if v := rules.ParamValue(name, s); v != nil {
+				addE(ppath(), v.Rule.GA4, "Parameter value has %d characters; the limit is %d (rule %s).",
 					utf8.RuneCountInString(s), v.Rule.Limit, v.Rule.Code)
 				continue
 			}
 		}
-		if !mpSpecialParam(h, name, s, ppath, addE) {
+		if !mpSpecialParam(h, name, s, params, addE) {
 			continue
 		}
 		if isText || s == "true" || s == "false" {
@@ -314,7 +315,7 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		}
 		h.NumParams[name] = f
 	}
-	if perr := takeCommerce(h, path+".params."); perr != nil {
+	if perr := takeCommerce(h, params); perr != nil {
 		addE(perr.Param, perrCode(perr), "%s.", perr.Reason)
 	}
 	return !broke
@@ -330,7 +331,8 @@ func perrCode(perr *ParamError) string {
 
 // mpSpecialParam maps the parameters GA4 reads as page and session fields
 // onto h; it returns true when name is an ordinary parameter to keep.
-func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format string, args ...any)) bool {
+// params is the prefix of the parameter's path in a message.
+func mpSpecialParam(h *Hit, name, s, params string, add func(path, code, format string, args ...any)) bool {
 	switch name {
 	case "page_location":
 		h.Page = s
@@ -350,7 +352,7 @@ func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format st
 			n, err = int64(f), nil
 		}
 		if err != nil || n < 0 {
-			add(path, CodeValueInvalid, "%s must be a non-negative integer; got %s.", name, quote(s))
+			add(params+name, CodeValueInvalid, "%s must be a non-negative integer; got %s.", name, quote(s))
 			return false
 		}
 		if name == "session_id" {
@@ -364,10 +366,32 @@ func mpSpecialParam(h *Hit, name, s, path string, add func(path, code, format st
 	return false
 }
 
+// mpEventPaths are the message paths of each event a request may hold
+// and of its parameters: events[i] and events[i].params.
+var mpEventPaths = func() (p [maxMPEvents][2]string) {
+	for i := range p {
+		p[i][0] = fmt.Sprintf("events[%d]", i)
+		p[i][1] = p[i][0] + ".params."
+	}
+	return p
+}()
+
+// mpEventPath is the path of event i in messages, and the prefix of its
+// parameters' paths.
+func mpEventPath(i int) (event, params string) {
+	if i < len(mpEventPaths) {
+		return mpEventPaths[i][0], mpEventPaths[i][1]
+	}
+	event = fmt.Sprintf("events[%d]", i)
+	return event, event + ".params."
+}
+
 // checkMPName checks a name's rules (check: rules.EventName, ParamName or
-// UserPropName), pattern and reserved prefixes.
-func checkMPName(path, what, name string, check func(field, name string) *rules.Violation, add func(path, code, format string, args ...any)) bool {
-	if v := check(path, name); v != nil {
+// UserPropName), pattern and reserved prefixes. The name's path in a
+// message is prefix+suffix, joined only for a message.
+func checkMPName(prefix, suffix, what, name string, check func(field, name string) *rules.Violation, add func(path, code, format string, args ...any)) bool {
+	if v := check(name, name); v != nil {
+		path := prefix + suffix
 		if v.Rule.Limit > 0 {
 			add(path, v.Rule.GA4, "%s name %s has %d characters; the limit is %d (rule %s).",
 				what, quote(name), utf8.RuneCountInString(name), v.Rule.Limit, v.Rule.Code)
@@ -377,21 +401,28 @@ func checkMPName(path, what, name string, check func(field, name string) *rules.
 		return false
 	}
 	if p := rules.ReservedPrefix(name); p != "" {
-		add(path, CodeNameReserved, "%s name %s starts with the reserved prefix %s (rule %s).", what, quote(name), quote(p), rules.NameReserved.Code)
+		add(prefix+suffix, CodeNameReserved, "%s name %s starts with the reserved prefix %s (rule %s).", what, quote(name), quote(p), rules.NameReserved.Code)
 		return false
 	}
 	if !rules.ValidName(name) {
-		add(path, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores (rule %s).", what, quote(name), rules.NamePattern.Code)
+		add(prefix+suffix, CodeNameInvalid, "%s name %s must start with a letter and hold only letters, digits and underscores (rule %s).", what, quote(name), rules.NamePattern.Code)
 		return false
 	}
 	return true
 }
 
 // scalar renders a JSON string, finite number or boolean as text; isText
-// is true for strings. null and other types are not scalars.
+// is true for strings. null and other types are not scalars. The common
+// shapes (a string without escapes, a number, true, false) are read
+// directly; anything else goes through json.Unmarshal, which says the
+// same of them.
 func scalar(raw json.RawMessage) (s string, ok, isText bool) {
+	raw = bytes.TrimSpace(raw)
 	switch firstByte(raw) {
 	case '"':
+		if n := len(raw); n >= 2 && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
+			return string(raw[1 : n-1]), true, true
+		}
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", false, false
 		}
@@ -404,12 +435,73 @@ func scalar(raw json.RawMessage) (s string, ok, isText bool) {
 		return strconv.FormatBool(b), true, false
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		var f float64
-		if err := json.Unmarshal(raw, &f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		var err error
+		if jsonNumber(raw) {
+			// As json.Unmarshal reads a number into a float64.
+			f, err = strconv.ParseFloat(string(raw), 64)
+		} else {
+			err = json.Unmarshal(raw, &f)
+		}
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return "", false, false
 		}
 		return strconv.FormatFloat(f, 'g', -1, 64), true, false
 	}
 	return "", false, false
+}
+
+// plainJSONString reports whether b, the inside of a JSON string's
+// quotes, decodes to itself: no escape, quote or control character, and
+// valid UTF-8 (json.Unmarshal replaces invalid bytes).
+func plainJSONString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
+}
+
+// jsonNumber reports whether b is a number in JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumber(b []byte) bool {
+	digits := func(i int) int { // the index after the digits at i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(i)
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return false
+		}
+		i = j
+	}
+	return i == len(b)
 }
 
 func firstByte(raw json.RawMessage) byte {
