@@ -21,14 +21,45 @@ var reservedUserProps = map[string]bool{
 	"user_id": true, "first_open_after_install": true,
 }
 
-// ReservedPrefix returns the GA4-reserved prefix name starts with, or "".
+// reservedPrefixes are GA4's reserved name prefixes, in lower case.
+var reservedPrefixes = []string{"_", "firebase_", "ga_", "google_", "gtag."}
+
+// ReservedPrefix returns the GA4-reserved prefix name starts with, in any
+// case, or "".
 func ReservedPrefix(name string) string {
-	for _, p := range []string{"_", "firebase_", "ga_", "google_", "gtag."} {
-		if strings.HasPrefix(strings.ToLower(name), p) {
+	lower := name
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			// A few other characters lower to ASCII letters (İ to i,
+			// the Kelvin sign to k): compare what GA4 compares.
+			lower = strings.ToLower(name)
+			break
+		}
+	}
+	for _, p := range reservedPrefixes {
+		if hasPrefixFold(lower, p) {
 			return p
 		}
 	}
 	return ""
+}
+
+// hasPrefixFold reports whether s starts with prefix (lower-case ASCII)
+// with s's ASCII letters in any case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidName reports GA4's name pattern: a letter, then letters, digits and
