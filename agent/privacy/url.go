@@ -27,11 +27,71 @@ func ScrubPage(raw string, keep []string) (host, path string, err error) {
 	if raw == "" {
 		return "", "", nil
 	}
+	if host, path, ok := scrubPlainPage(raw); ok {
+		return host, path, nil
+	}
+	return scrubParsedPage(raw, keep)
+}
+
+// scrubParsedPage is ScrubPage of any URL, through url.Parse.
+func scrubParsedPage(raw string, keep []string) (host, path string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", "", fmt.Errorf("not a URL: %w", unwrapURLError(err))
 	}
 	return strings.ToLower(u.Hostname()), pathWithQuery(u, keep), nil
+}
+
+// scrubPlainPage is ScrubPage of the commonest page URL, read without
+// url.Parse: scheme://host[:port][/path], a scheme of letters, a host of
+// letters, digits, dots and hyphens, a path of unreserved characters and
+// slashes, no user info, query, fragment or escape. Such a URL has
+// nothing to scrub or mask. ok is false for any other URL, which
+// ScrubPage parses in full.
+func scrubPlainPage(raw string) (host, path string, ok bool) {
+	i := 0
+	for i < len(raw) && ('a' <= raw[i]|0x20 && raw[i]|0x20 <= 'z') {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
+		return "", "", false
+	}
+	rest := raw[i+3:]
+	authority, path := rest, "/"
+	if slash := strings.IndexByte(rest, '/'); slash >= 0 {
+		authority, path = rest[:slash], rest[slash:]
+	}
+	host = authority
+	if colon := strings.IndexByte(authority, ':'); colon >= 0 {
+		host = authority[:colon]
+		port := authority[colon+1:]
+		if port == "" {
+			return "", "", false
+		}
+		for j := 0; j < len(port); j++ {
+			if port[j] < '0' || port[j] > '9' {
+				return "", "", false
+			}
+		}
+	}
+	if host == "" {
+		return "", "", false
+	}
+	for j := 0; j < len(host); j++ {
+		if c := host[j]; !(isAlnum(c) || c == '.' || c == '-') {
+			return "", "", false
+		}
+	}
+	for j := 0; j < len(path); j++ {
+		if c := path[j]; !(isAlnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return "", "", false
+		}
+	}
+	return strings.ToLower(host), path, true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c|0x20 && c|0x20 <= 'z' || '0' <= c && c <= '9'
 }
 
 // ScrubReferrer returns the referrer URL (GA4 dr) as scheme://host/path plus

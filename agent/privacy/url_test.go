@@ -102,3 +102,46 @@ func TestScrubKeepsSiteParams(t *testing.T) {
 		t.Errorf("no extra params: path %q, want /list", path)
 	}
 }
+
+// samePlainPage fails unless ScrubPage's direct reading of a plain page
+// URL gives what url.Parse gives, and that it reads the URLs it should.
+func samePlainPage(t *testing.T, raw string) (plain bool) {
+	t.Helper()
+	host, path, ok := scrubPlainPage(raw)
+	if !ok {
+		return false
+	}
+	wantHost, wantPath, err := scrubParsedPage(raw, nil)
+	if err != nil || host != wantHost || path != wantPath {
+		t.Fatalf("scrubPlainPage(%q) = %q, %q; url.Parse gives %q, %q, %v", raw, host, path, wantHost, wantPath, err)
+	}
+	return true
+}
+
+func TestScrubPlainPage(t *testing.T) {
+	for _, raw := range []string{
+		"https://www.Bench.example/section-3/article-7", "http://example.com", "https://example.com:8443/a/b.html",
+		"HTTPS://EXAMPLE.COM/A_b~c", "https://example.com//double/", "https://a-b.example/",
+	} {
+		if !samePlainPage(t, raw) {
+			t.Fatalf("scrubPlainPage(%q) left a plain URL to url.Parse", raw)
+		}
+	}
+	for _, raw := range []string{
+		"https://example.com/?q=1", "https://example.com/#top", "https://u@example.com/", "https://example.com/a%20b",
+		"https://example.com:/x", "https://example.com:8x/", "https://:80/", "https:///x", "h2://example.com/",
+		"//example.com/x", "/relative", "https://example.com/a@b.c", "https://[::1]/", "https://ex ample.com/",
+		"https://example.com/a b", "mailto:a@b.c", "https://exämple.com/",
+	} {
+		if samePlainPage(t, raw) {
+			t.Fatalf("scrubPlainPage(%q) read a URL it must leave to url.Parse", raw)
+		}
+	}
+}
+
+func FuzzScrubPlainPage(f *testing.F) {
+	for _, raw := range []string{"https://example.com/a", "http://a.b:1/", "https://x/%41", "https://ex.com/?a"} {
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) { samePlainPage(t, raw) })
+}
