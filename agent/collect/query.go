@@ -215,7 +215,11 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 // appended to, and a new array, when it has to grow, leaves the old one to
 // the strings that point into it.
 func (b *queryBuf) unescape(s string) (string, error) {
-	i := strings.IndexAny(s, "%+")
+	// Two vectorized searches, quicker than strings.IndexAny's loop.
+	i := strings.IndexByte(s, '%')
+	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
 	if i < 0 {
 		return s, nil
 	}
