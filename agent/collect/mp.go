@@ -417,7 +417,7 @@ func checkMPName(prefix, suffix, what, name string, check func(field, name strin
 // directly; anything else goes through json.Unmarshal, which says the
 // same of them.
 func scalar(raw json.RawMessage) (s string, ok, isText bool) {
-	raw = bytes.TrimSpace(raw)
+	raw = trimJSONSpace(raw)
 	switch firstByte(raw) {
 	case '"':
 		if n := len(raw); n >= 2 && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
@@ -448,6 +448,19 @@ func scalar(raw json.RawMessage) (s string, ok, isText bool) {
 		return strconv.FormatFloat(f, 'g', -1, 64), true, false
 	}
 	return "", false, false
+}
+
+// trimJSONSpace drops the white space JSON allows around a value (space,
+// tab, new line, carriage return): no other.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // plainJSONString reports whether b, the inside of a JSON string's

@@ -153,11 +153,9 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 	}
 	n = min(n, presizeParams)
 	q := &b.q
-	if q.other == nil {
-		q.other, b.backing = make(url.Values, n), make([]string, 0, n)
-	}
-	m := q.other
-	clear(m)
+	// The map is made for the first parameter that is not a known one: a
+	// page view as gtag.js sends it has none.
+	clear(q.other)
 	q.sent, q.shape = 0, queryShape{}
 	backing := b.backing[:0]
 	var err error
@@ -189,6 +187,10 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 			}
 			continue
 		}
+		if q.other == nil {
+			q.other, backing = make(url.Values, n), make([]string, 0, n)
+		}
+		m := q.other
 		if prev, ok := m[key]; ok {
 			m[key] = append(prev, value)
 			continue
