@@ -27,7 +27,7 @@ func ScrubPage(raw string, keep []string) (host, path string, err error) {
 	if raw == "" {
 		return "", "", nil
 	}
-	if host, path, ok := scrubPlainPage(raw); ok {
+	if _, host, path, ok := plainURL(raw, keep); ok {
 		return host, path, nil
 	}
 	return scrubParsedPage(raw, keep)
@@ -42,21 +42,26 @@ func scrubParsedPage(raw string, keep []string) (host, path string, err error) {
 	return strings.ToLower(u.Hostname()), pathWithQuery(u, keep), nil
 }
 
-// scrubPlainPage is ScrubPage of the commonest page URL, read without
-// url.Parse: scheme://host[:port][/path], a scheme of letters, a host of
-// letters, digits, dots and hyphens, a path of unreserved characters and
-// slashes, no user info, query, fragment or escape. Such a URL has
-// nothing to scrub or mask. ok is false for any other URL, which
-// ScrubPage parses in full.
-func scrubPlainPage(raw string) (host, path string, ok bool) {
+// plainURL reads the commonest URLs without url.Parse, as ScrubPage and
+// ScrubReferrer would have them: scheme://host[:port][/path][?query]
+// [#fragment], a scheme of letters, a host of letters, digits, dots and
+// hyphens, a path and fragment of unreserved characters and slashes, a
+// query of unreserved characters, = and &: no user info and no escape, so
+// nothing to unescape, mask or escape again. It returns the scheme and the
+// host in lower case and the path followed by the query parameters kept
+// (keepParam with extra). ok is false for any other URL, which the callers
+// parse in full.
+func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
 	i := 0
 	for i < len(raw) && ('a' <= raw[i]|0x20 && raw[i]|0x20 <= 'z') {
 		i++
 	}
 	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
-		return "", "", false
+		return "", "", "", false
 	}
-	rest := raw[i+3:]
+	scheme = raw[:i]
+	rest, fragment, _ := strings.Cut(raw[i+3:], "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
 	authority, path := rest, "/"
 	if slash := strings.IndexByte(rest, '/'); slash >= 0 {
 		authority, path = rest[:slash], rest[slash:]
@@ -65,30 +70,70 @@ func scrubPlainPage(raw string) (host, path string, ok bool) {
 	if colon := strings.IndexByte(authority, ':'); colon >= 0 {
 		host = authority[:colon]
 		port := authority[colon+1:]
-		if port == "" {
-			return "", "", false
-		}
-		for j := 0; j < len(port); j++ {
-			if port[j] < '0' || port[j] > '9' {
-				return "", "", false
-			}
+		if port == "" || !all(port, func(c byte) bool { return '0' <= c && c <= '9' }) {
+			return "", "", "", false
 		}
 	}
-	if host == "" {
-		return "", "", false
+	if host == "" || !all(host, func(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }) ||
+		!all(path, isPathByte) || !all(fragment, isPathByte) ||
+		!all(query, func(c byte) bool { return isUnreserved(c) || c == '=' || c == '&' }) {
+		return "", "", "", false
 	}
-	for j := 0; j < len(host); j++ {
-		if c := host[j]; !(isAlnum(c) || c == '.' || c == '-') {
-			return "", "", false
+	if hasQuery && query != "" {
+		if path, ok = keptQuery(path, query, extra); !ok {
+			return "", "", "", false
 		}
 	}
-	for j := 0; j < len(path); j++ {
-		if c := path[j]; !(isAlnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
-			return "", "", false
-		}
-	}
-	return strings.ToLower(host), path, true
+	return strings.ToLower(scheme), strings.ToLower(host), path, true
 }
+
+// keptQuery is path followed by the parameters of query (plain text, as
+// plainURL takes it) that keepParam keeps, in their order. ok is false
+// when a kept value holds an =, which url.QueryEscape would escape.
+func keptQuery(path, query string, extra []string) (_ string, ok bool) {
+	var b strings.Builder
+	sep := byte('?')
+	for part := range strings.SplitSeq(query, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		if !keepParam(k, extra) {
+			continue
+		}
+		if strings.IndexByte(v, '=') >= 0 {
+			return "", false
+		}
+		if b.Len() == 0 {
+			b.Grow(len(path) + len(query) + 1)
+			b.WriteString(path)
+		}
+		b.WriteByte(sep)
+		sep = '&'
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+	}
+	if b.Len() == 0 {
+		return path, true
+	}
+	return b.String(), true
+}
+
+// all reports whether every byte of s is ok.
+func all(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isUnreserved reports URL's unreserved characters (RFC 3986): letters,
+// digits, - . _ ~. url.QueryEscape leaves them as they are.
+func isUnreserved(c byte) bool {
+	return isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func isPathByte(c byte) bool { return isUnreserved(c) || c == '/' }
 
 func isAlnum(c byte) bool {
 	return 'a' <= c|0x20 && c|0x20 <= 'z' || '0' <= c && c <= '9'
@@ -102,6 +147,17 @@ func ScrubReferrer(raw, pageHost string, domains, keep []string) (string, error)
 	if raw == "" {
 		return "", nil
 	}
+	if scheme, host, path, ok := plainURL(raw, keep); ok {
+		if IsOwnHost(host, pageHost, domains) {
+			return "", nil
+		}
+		return scheme + "://" + host + path, nil
+	}
+	return scrubParsedReferrer(raw, pageHost, domains, keep)
+}
+
+// scrubParsedReferrer is ScrubReferrer of any URL, through url.Parse.
+func scrubParsedReferrer(raw, pageHost string, domains, keep []string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("not a URL: %w", unwrapURLError(err))

@@ -103,45 +103,58 @@ func TestScrubKeepsSiteParams(t *testing.T) {
 	}
 }
 
-// samePlainPage fails unless ScrubPage's direct reading of a plain page
-// URL gives what url.Parse gives, and that it reads the URLs it should.
-func samePlainPage(t *testing.T, raw string) (plain bool) {
+// samePlainURL fails unless ScrubPage's and ScrubReferrer's direct
+// reading of a plain URL gives what url.Parse gives; it reports whether
+// the URL was read so.
+func samePlainURL(t *testing.T, raw string) (plain bool) {
 	t.Helper()
-	host, path, ok := scrubPlainPage(raw)
-	if !ok {
+	keep := []string{"page"}
+	if _, _, _, ok := plainURL(raw, keep); !ok {
 		return false
 	}
-	wantHost, wantPath, err := scrubParsedPage(raw, nil)
-	if err != nil || host != wantHost || path != wantPath {
-		t.Fatalf("scrubPlainPage(%q) = %q, %q; url.Parse gives %q, %q, %v", raw, host, path, wantHost, wantPath, err)
+	host, path, err := ScrubPage(raw, keep)
+	wantHost, wantPath, wantErr := scrubParsedPage(raw, keep)
+	if err != nil || wantErr != nil || host != wantHost || path != wantPath {
+		t.Fatalf("ScrubPage(%q) = %q, %q, %v; url.Parse gives %q, %q, %v", raw, host, path, err, wantHost, wantPath, wantErr)
+	}
+	for _, pageHost := range []string{"www.bench.example", "page.test"} {
+		ref, err := ScrubReferrer(raw, pageHost, []string{"own.test"}, keep)
+		wantRef, wantErr := scrubParsedReferrer(raw, pageHost, []string{"own.test"}, keep)
+		if err != nil || wantErr != nil || ref != wantRef {
+			t.Fatalf("ScrubReferrer(%q, %q) = %q, %v; url.Parse gives %q, %v", raw, pageHost, ref, err, wantRef, wantErr)
+		}
 	}
 	return true
 }
 
-func TestScrubPlainPage(t *testing.T) {
+func TestPlainURL(t *testing.T) {
 	for _, raw := range []string{
 		"https://www.Bench.example/section-3/article-7", "http://example.com", "https://example.com:8443/a/b.html",
 		"HTTPS://EXAMPLE.COM/A_b~c", "https://example.com//double/", "https://a-b.example/",
+		"https://www.bench.example/blog/ga4-wire-format?utm_source=newsletter", "https://www.google.com/",
+		"https://example.com/list?page=2&q=secret&UTM_Medium=x&&gclid&utm_x=#top", "https://example.com?utm_source=a",
+		"https://example.com/?", "https://sub.own.test/x", "https://example.com/p#frag/x",
 	} {
-		if !samePlainPage(t, raw) {
-			t.Fatalf("scrubPlainPage(%q) left a plain URL to url.Parse", raw)
+		if !samePlainURL(t, raw) {
+			t.Fatalf("plainURL(%q) left a plain URL to url.Parse", raw)
 		}
 	}
 	for _, raw := range []string{
-		"https://example.com/?q=1", "https://example.com/#top", "https://u@example.com/", "https://example.com/a%20b",
-		"https://example.com:/x", "https://example.com:8x/", "https://:80/", "https:///x", "h2://example.com/",
-		"//example.com/x", "/relative", "https://example.com/a@b.c", "https://[::1]/", "https://ex ample.com/",
-		"https://example.com/a b", "mailto:a@b.c", "https://exämple.com/",
+		"https://example.com/?q=a%40b.c", "https://example.com/?q=a+b", "https://example.com/?q=a@b.c", "https://u@example.com/",
+		"https://example.com/a%20b", "https://example.com:/x", "https://example.com:8x/", "https://:80/", "https:///x",
+		"h2://example.com/", "//example.com/x", "/relative", "https://example.com/a@b.c", "https://[::1]/",
+		"https://ex ample.com/", "https://example.com/a b", "mailto:a@b.c", "https://exämple.com/", "https://e.com/?a=b?c",
+		"https://e.com/#a#b", "https://e.com/#a%zz", "A://0?utm_==", "https://e.com/?page=a=b",
 	} {
-		if samePlainPage(t, raw) {
-			t.Fatalf("scrubPlainPage(%q) read a URL it must leave to url.Parse", raw)
+		if samePlainURL(t, raw) {
+			t.Fatalf("plainURL(%q) read a URL it must leave to url.Parse", raw)
 		}
 	}
 }
 
-func FuzzScrubPlainPage(f *testing.F) {
-	for _, raw := range []string{"https://example.com/a", "http://a.b:1/", "https://x/%41", "https://ex.com/?a"} {
+func FuzzPlainURL(f *testing.F) {
+	for _, raw := range []string{"https://example.com/a", "http://a.b:1/", "https://x/%41", "https://ex.com/?utm_a=1&page=2#x"} {
 		f.Add(raw)
 	}
-	f.Fuzz(func(t *testing.T, raw string) { samePlainPage(t, raw) })
+	f.Fuzz(func(t *testing.T, raw string) { samePlainURL(t, raw) })
 }
