@@ -70,6 +70,7 @@ func TestParseQueryMatchesNetURL(t *testing.T) {
 		"tid=G-1&tid=G-2&en=&en=x&t%69d=G-3&dl=https%3A%2F%2Fa.test%2F&dt=A+b%2B&_ss&cu=EUR",
 		"v=2&%zz=1&sid=%&sid=1&dr=%4&dr=%41%42",
 		"dt=%e2%82%ac+%C3%A9&ul=en%2DUS",
+		"dt=%25zz%4&dl=%2541%zz&x=a+%2B+b&y=%41&z=%4",
 		// Item keys: pr and a digit from 1, each counted once.
 		"pr1=id1~nmA&pr2=id2&pr=3&prx=1&pr0=1&pr10=x&pr1=dup&ep.x=1&ep.x=2",
 		strings.Repeat("p=1&", 200),
