@@ -163,7 +163,7 @@ func (r *run) singleHitPair(ctx context.Context, how string, bare *bareServer, b
 	p.queue = queueCounters{appended: q1.appended - q0.appended, commits: q1.commits - q0.commits}
 	r.note("single-hit ingest (agent, "+how+")", p.agent)
 	r.log.Info("single-hit ingest: agent queue", "cpus", how, "commits", p.queue.commits, "events", p.queue.appended,
-		"cpu_us_per_hit", float64(p.agentTicks)*1e6/userHZ/float64(max(p.agent.OK, 1)))
+		"cpu_us_per_hit", cpuMicrosPer(p.agentTicks, p.agent.OK))
 	r.note("single-hit ingest (bare, "+how+")", p.bare)
 	if p.agent.OK == 0 {
 		return p, errors.New("bench: the agent acknowledged no single hit; see agent.log")
@@ -175,11 +175,8 @@ func (r *run) singleHitPair(ctx context.Context, how string, bare *bareServer, b
 // of the harness process serving the bare handler, in microseconds: a
 // figure far less noisy than throughput on a shared machine.
 func (r *run) setCPUPerHit(p hitPair) {
-	perHit := func(ticks uint64, ok int64) float64 {
-		return float64(ticks) * 1e6 / userHZ / float64(max(ok, 1))
-	}
-	r.set("ingest_agent_cpu_us_per_hit", perHit(p.agentTicks, p.agent.OK))
-	r.set("bare_http_cpu_us_per_hit", perHit(p.bareTicks, p.bare.OK))
+	r.set("ingest_agent_cpu_us_per_hit", cpuMicrosPer(p.agentTicks, p.agent.OK))
+	r.set("bare_http_cpu_us_per_hit", cpuMicrosPer(p.bareTicks, p.bare.OK))
 	if p.queue.commits > 0 {
 		r.set("ingest_events_per_commit", p.queue.appended/p.queue.commits)
 	}
@@ -290,7 +287,7 @@ func (r *run) batchedIngest(ctx context.Context) error {
 	load := Load{Connections: r.sz.connections, Duration: r.sz.ingestFor}
 	r.log.Info("batched ingest: agent", "generator", r.gen.Name(), "for", load.Duration, "events_per_post", batchEvents)
 	// wrk sends one request over and over; the Go generator cycles through all.
-	res, err := r.gen.Run(ctx, reqs, load)
+	res, ticks, err := r.runOnAgent(ctx, reqs, load)
 	if err != nil {
 		return err
 	}
@@ -299,7 +296,32 @@ func (r *run) batchedIngest(ctx context.Context) error {
 		return errors.New("bench: the agent acknowledged no batched POST; see agent.log")
 	}
 	r.set("batched_events_per_s", perSecond(res.OK*batchEvents, res.Elapsed))
+	r.set("batched_agent_cpu_us_per_event", cpuMicrosPer(ticks, res.OK*batchEvents))
 	return nil
+}
+
+// runOnAgent runs the generator over reqs and returns, beside its result,
+// the CPU time (USER_HZ ticks) the agent spent meanwhile: serving, and the
+// sealing and shipping that go on beside it.
+func (r *run) runOnAgent(ctx context.Context, reqs []Request, load Load) (LoadResult, uint64, error) {
+	t0, err := ReadCPUTicks(r.st.agent.pid())
+	if err != nil {
+		return LoadResult{}, 0, err
+	}
+	res, err := r.gen.Run(ctx, reqs, load)
+	if err != nil {
+		return res, 0, err
+	}
+	t1, err := ReadCPUTicks(r.st.agent.pid())
+	if err != nil {
+		return res, 0, err
+	}
+	return res, t1 - t0, nil
+}
+
+// cpuMicrosPer is ticks of CPU time per one of n, in microseconds.
+func cpuMicrosPer(ticks uint64, n int64) float64 {
+	return float64(ticks) * 1e6 / userHZ / float64(max(n, 1))
 }
 
 // note logs a load run and warns when answers were not all 2xx: such runs
@@ -344,11 +366,12 @@ func (r *run) mpIngest(ctx context.Context) error {
 	}
 	load := Load{Connections: r.sz.connections, Duration: r.sz.ingestFor}
 	r.log.Info("measurement protocol ingest: agent", "generator", r.gen.Name(), "for", load.Duration, "events_per_post", mpEvents)
-	res, err := r.gen.Run(ctx, reqs, load)
+	res, ticks, err := r.runOnAgent(ctx, reqs, load)
 	if err != nil {
 		return err
 	}
 	r.note("measurement protocol ingest", res)
 	r.set("mp_batched_events_per_s", perSecond(res.OK*mpEvents, res.Elapsed))
+	r.set("mp_agent_cpu_us_per_event", cpuMicrosPer(ticks, res.OK*mpEvents))
 	return nil
 }
