@@ -166,6 +166,7 @@ func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []Va
 		add("events", CodeExceededMaxEntites, "A maximum of %d events can be specified per request; got %d.", maxMPEvents, n)
 		broken = true
 	default:
+		req.Hits = make([]Hit, 0, n) // a Hit is large: grown, it would be copied over and over
 		for i, raw := range p.Events {
 			h := base
 			before := len(msgs)
@@ -251,10 +252,8 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format 
 		add(path, code, format, args...)
 	}
 	path, params := mpEventPath(i)
-	var ev mpEvent
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil {
+	ev, err := decodeMPEvent(raw)
+	if err != nil {
 		addE(path, CodeValueInvalid, "Event at index %d is not an object of name and params: %s", i, describeJSONError(err))
 		return false
 	}
