@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -22,7 +23,9 @@ import (
 const DefaultMaxBodyBytes = 16 << 10
 
 // Appender stores encoded events durably: *queue.Queue. Append returns nil
-// only once every event of the call is on disk.
+// only once every event of the call is on disk. It must not keep events or
+// their bytes after it returns: the collector reuses them for later
+// requests.
 type Appender interface {
 	Append(ctx context.Context, events [][]byte) error
 }
@@ -132,6 +135,7 @@ type Collector struct {
 	perSite *limiter[uint32]
 
 	fast map[string]fasthttp.RequestHandler // FastHandler's, by path
+	bufs sync.Pool                          // *requestBufs
 }
 
 // New checks opts and returns a Collector.

@@ -46,18 +46,21 @@ func (c *Collector) gtag(x exchange) {
 		fail(x, http.StatusMethodNotAllowed, 0, fmt.Sprintf("method %s not allowed; gtag.js sends GET or POST", m))
 		return
 	}
-	hits, err := ParseGtag(x.Query(), body)
+	bufs := c.takeBufs()
+	defer c.releaseBufs(bufs)
+	hits, err := appendGtag(bufs.hits, x.Query(), body)
 	if err != nil {
 		c.count(0, OutcomeInvalid, 1)
 		fail(x, http.StatusBadRequest, 0, err.Error())
 		return
 	}
+	bufs.hits = hits
 	if doNotTrack(x) {
 		for i := range hits {
 			hits[i].doNotTrack = true
 		}
 	}
-	c.store(x, hits, ip)
+	c.storeWith(x, hits, ip, bufs)
 }
 
 // readBody reads a POST body within the size limit; false means an error
@@ -101,6 +104,13 @@ func (c *Collector) readBodyLimit(x exchange, limit int64, hint string, accepted
 // store turns hits into events and queues them in one Append, answering
 // 204 only when that Append succeeded.
 func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
+	bufs := c.takeBufs()
+	defer c.releaseBufs(bufs)
+	c.storeWith(x, hits, ip, bufs)
+}
+
+// storeWith is store encoding into bufs.
+func (c *Collector) storeWith(x exchange, hits []Hit, ip netip.Addr, bufs *requestBufs) {
 	sites := c.opts.Sites()
 	if sites == nil {
 		c.count(0, OutcomeNotReady, len(hits))
@@ -112,8 +122,12 @@ func (c *Collector) store(x exchange, hits []Hit, ip netip.Addr) {
 	now := c.opts.Now()
 	ua := x.Header("User-Agent")
 	var limited []uint32 // sites whose rate limit this request has passed
-	events := make([][]byte, 0, len(hits))
-	enc := make([]byte, 0, 384*len(hits))      // the events' encodings, one after another
+	events := bufs.events[:0]
+	enc := bufs.enc[:0] // the events' encodings, one after another
+	if n := 384 * len(hits); cap(enc) < n {
+		enc = make([]byte, 0, n)
+	}
+	defer func() { bufs.events, bufs.enc = events, enc }()
 	eventSites := make([]uint32, 0, len(hits)) // site of each of events, for Count
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
 	var memo requestMemo                       // what the events of a request share: identity, page, referrer, enrichment

@@ -54,7 +54,12 @@ type fakeQueue struct {
 func (q *fakeQueue) Append(ctx context.Context, events [][]byte) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.calls = append(q.calls, events)
+	// The collector reuses events' bytes after Append returns (Appender).
+	kept := make([][]byte, len(events))
+	for i, e := range events {
+		kept[i] = bytes.Clone(e)
+	}
+	q.calls = append(q.calls, kept)
 	if q.err != nil {
 		return q.err
 	}

@@ -417,7 +417,10 @@ func checkMPName(prefix, suffix, what, name string, check func(field, name strin
 // same of them.
 func scalar(raw json.RawMessage) (s string, ok, isText bool) {
 	raw = trimJSONSpace(raw)
-	switch firstByte(raw) {
+	if len(raw) == 0 {
+		return "", false, false
+	}
+	switch raw[0] {
 	case '"':
 		if n := len(raw); n >= 2 && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
 			return string(raw[1 : n-1]), true, true

@@ -97,6 +97,12 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
+	return appendGtag(nil, rawQuery, body)
+}
+
+// appendGtag is ParseGtag into dst's array when it is large enough: the
+// hits are dst[:0] and the events after. On error it returns nil.
+func appendGtag(dst []Hit, rawQuery string, body []byte) ([]Hit, error) {
 	// One arena holds the unescaped text of the query string and of every
 	// line: unescaping never lengthens text, so it never grows.
 	buf := newQueryBuf(len(rawQuery) + len(body))
@@ -104,11 +110,13 @@ func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
 	if err != nil {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
-	var hits []Hit
+	hits := dst[:0]
 	if len(body) > 0 {
 		// A line per event: sized once, as a Hit is large to copy (up to
 		// gtag.js's batches; a body of blank lines does not size it).
-		hits = make([]Hit, 0, min(bytes.Count(body, []byte("\n"))+1, 64))
+		if n := min(bytes.Count(body, []byte("\n"))+1, maxPooledHits); cap(hits) < n {
+			hits = make([]Hit, 0, n)
+		}
 	}
 	lineNo := 0
 	// Each line's parameters, read before the next is parsed; its arena

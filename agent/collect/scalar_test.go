@@ -42,7 +42,7 @@ func TestScalarMatchesUnmarshal(t *testing.T) {
 		`"plain"`, `""`, ` "spaced" `, `"é ünïcode €"`, `"a\"b"`, `"tab\there"`, `"\u00e9"`, "\"\xff\xfe\"", `"unterminated`,
 		`"`, `"ctl` + "\x01" + `"`, `true`, `false`, `tru`, `null`, `{}`, `[]`,
 		`0`, `-0`, `90`, `1.50`, `-12.5e3`, `1E+2`, `1e400`, `-1e400`, `1e-400`, `0.1`, `9007199254740993`,
-		"0 \v", "\v1", " 1\n", `01`, `1.`, `.5`, `-`, `1e`, `+1`, `0x10`, `1_000`, `Infinity`, `NaN`, `1 2`,
+		"0 \v", "\v1", " 1\n", "\v  \"", "\f\"a\"", `01`, `1.`, `.5`, `-`, `1e`, `+1`, `0x10`, `1_000`, `Infinity`, `NaN`, `1 2`,
 	} {
 		sameScalar(t, raw)
 	}
