@@ -1,9 +1,8 @@
 package collect
 
-// requestBufs are what one request's hits and encoded events take: about
-// 18 KB for a 20-event POST, reused by later requests (Collector.bufs)
-// rather than left to the garbage collector, which the agent's small
-// memory limit makes run often.
+// requestBufs are what one request's hits and encoded events take,
+// reused by later requests (Collector.bufs) rather than left to the
+// garbage collector, which the agent's small memory limit makes run often.
 type requestBufs struct {
 	hits   []Hit
 	enc    []byte
