@@ -233,7 +233,7 @@ func TestReadRollupSketchesKeptDims(t *testing.T) {
 	ids := []int32{2, 3, 5, 7, 40}
 	sum := func(q Querier, of RollupsOf) {
 		t.Helper()
-		if err := SumRollupCounters(ctx, q, of, 1, false, func(time.Time, int32, *RollupCounts) {}); err != nil {
+		if err := SumRollupCounters(ctx, q, of, 1, false, func(*RollupDayCounts) {}); err != nil {
 			t.Fatal(err)
 		}
 	}

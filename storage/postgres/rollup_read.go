@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"strconv"
@@ -137,23 +138,28 @@ type RollupsOf struct {
 	Packs *PackDims
 }
 
-// RollupCounts are one rollup cell's counters as read; a counter not read
-// is 0.
-type RollupCounts struct {
-	Events, PageViews, KeyEvents int32
-	EngagementMs                 int64
-	// Amounts by slot, when read; a slot the cell does not hold is nil.
+// RollupDayCounts are one day's rollup cells as read: their dim_ids and,
+// at the same index, their counters; a counter not read is nil (all 0).
+type RollupDayCounts struct {
+	Day                          time.Time
+	Dims                         []int32
+	Events, PageViews, KeyEvents []int32
+	EngagementMs                 []int64
+	// Amounts, when read: NumAmounts slots per cell, cell i's from
+	// i * NumAmounts; a slot the cell does not hold is nil.
 	Amounts []*float64
 }
 
-// SumRollupCounters reads the cells of of and gives each to add with its
-// day and dim_id: the counters of counters (a set of RollupCounterColumns
-// by index; the others are 0) and, with amounts, the amounts. A packed
-// day comes as one row of its arrays and a day of rollup_days rows as one
-// row of arrays of the same shape, so a reader summing thousands of cells
-// a day pays no row per cell; counters not read cost no array's
-// detoasting and decoding. c is reused between calls.
-func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, add func(day time.Time, dim int32, c *RollupCounts)) error {
+// SumRollupCounters reads the cells of of and gives add each day's: the
+// counters of counters (a set of RollupCounterColumns by index; the
+// others are nil) and, with amounts, the amounts. A packed day comes as
+// one row of its arrays and a day of rollup_days rows as one row of
+// arrays of the same shape, so a reader summing thousands of cells a day
+// pays no row per cell; counters not read cost no array's detoasting and
+// decoding, and the integer arrays are decoded from their binary form
+// directly (rawIntArray). A packed day's dim_ids ascend; rollup_days'
+// come in no order. d and its arrays are reused between calls.
+func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, add func(d *RollupDayCounts)) error {
 	packCols, dayCols := "", ""
 	for i, c := range RollupCounterColumns {
 		if counters&(1<<i) != 0 {
@@ -184,37 +190,49 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	}
 	defer res.Close()
 	var (
-		day                          time.Time
-		version                      *string // a pack row's xmin; NULL: rollup_days
-		dims, events, views, keyEvts []int32
-		engaged                      []int64
-		amts                         pgtype.FlatArray[*float64]
-		c                            RollupCounts
+		version *string // a pack row's xmin; NULL: rollup_days
+		amts    pgtype.FlatArray[*float64]
+		d       RollupDayCounts
+		// Columns 2 to 6: dim_ids and the counters, decoded from their
+		// binary form when they come in it (raw), else by pgx.
+		raw  = rawIntArrays(res.FieldDescriptions(), 2, 3, 4, 5, 6)
+		dest = []any{&d.Day, &version, &d.Dims, &d.Events, &d.PageViews, &d.KeyEvents, &d.EngagementMs, &amts}
+		bufs RollupDayCounts // the raw decoding's arrays, reused
 	)
+	if raw {
+		dest = []any{&d.Day, &version, nil, nil, nil, nil, nil, &amts}
+	}
 	const slots = NumAmounts
 	for res.Next() {
-		if err := res.Scan(&day, &version, &dims, &events, &views, &keyEvts, &engaged, &amts); err != nil {
+		if err := res.Scan(dest...); err != nil {
 			return fmt.Errorf("postgres: sum rollups: %w", err)
 		}
-		if version != nil {
-			of.Packs.keep(of, day, *version, dims)
-		}
-		n := len(dims)
-		if amts != nil && len(amts) != n*slots {
-			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have %d amounts for %d cells", day.Format(time.DateOnly), len(amts), n)
-		}
-		// Counters not read are all zero.
-		events, views, keyEvts, engaged = orZeros(events, n), orZeros(views, n), orZeros(keyEvts, n), orZeros(engaged, n)
-		if len(events) != n || len(views) != n || len(keyEvts) != n || len(engaged) != n {
-			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have arrays of unequal lengths", day.Format(time.DateOnly))
-		}
-		for j, dim := range dims {
-			c = RollupCounts{Events: events[j], PageViews: views[j], KeyEvents: keyEvts[j], EngagementMs: engaged[j]}
-			if amts != nil {
-				c.Amounts = amts[j*slots : (j+1)*slots]
+		if raw {
+			vals := res.RawValues()
+			var errs [5]error
+			bufs.Dims, errs[0] = rawIntArray(vals[2], bufs.Dims)
+			bufs.Events, errs[1] = rawIntArray(vals[3], bufs.Events)
+			bufs.PageViews, errs[2] = rawIntArray(vals[4], bufs.PageViews)
+			bufs.KeyEvents, errs[3] = rawIntArray(vals[5], bufs.KeyEvents)
+			bufs.EngagementMs, errs[4] = rawIntArray(vals[6], bufs.EngagementMs)
+			if err := errors.Join(errs[:]...); err != nil {
+				return fmt.Errorf("postgres: sum rollups of %s: %w", d.Day.Format(time.DateOnly), err)
 			}
-			add(day, dim, &c)
+			// A NULL (a counter not read) decodes as nil.
+			d.Dims, d.Events, d.PageViews, d.KeyEvents, d.EngagementMs = bufs.Dims, bufs.Events, bufs.PageViews, bufs.KeyEvents, bufs.EngagementMs
 		}
+		if version != nil {
+			of.Packs.keep(of, d.Day, *version, d.Dims)
+		}
+		n := len(d.Dims)
+		if amts != nil && len(amts) != n*slots {
+			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have %d amounts for %d cells", d.Day.Format(time.DateOnly), len(amts), n)
+		}
+		if !lenOrNil(d.Events, n) || !lenOrNil(d.PageViews, n) || !lenOrNil(d.KeyEvents, n) || !lenOrNil(d.EngagementMs, n) {
+			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have arrays of unequal lengths", d.Day.Format(time.DateOnly))
+		}
+		d.Amounts = amts
+		add(&d)
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("postgres: sum rollups: %w", err)
@@ -222,12 +240,9 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	return nil
 }
 
-// orZeros is a, or n zeros when a was not read (NULL).
-func orZeros[T int32 | int64](a []T, n int) []T {
-	if a == nil {
-		return make([]T, n)
-	}
-	return a
+// lenOrNil reports whether a was not read (nil) or holds n values.
+func lenOrNil[T int32 | int64](a []T, n int) bool {
+	return a == nil || len(a) == n
 }
 
 // ReadRollupSketches reads the sketches of sketches (a set of

@@ -1,6 +1,7 @@
 package rollups
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -57,38 +58,132 @@ func localDay(p *plan.Plan, t time.Time) time.Time {
 // (postgres.SumRollupCounters) and sums them per range and dim_id.
 func sumRollups(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (rollupSums, error) {
 	spans, lo, hi := daySpans(p)
-	type key struct{ rng, dim int32 }
-	at := make(map[key]int)
 	var s rollupSums
+	at := make([]dimIndex, len(spans))
+	var order []int32
 	of := postgres.RollupsOf{Site: int32(p.Site.ID), Kind: rp.kind, Lo: lo, Hi: hi, Packs: rp.packs}
-	err := postgres.SumRollupCounters(ctx, db, of, countersUsed(p), rp.amounts, func(day time.Time, dim int32, cell *postgres.RollupCounts) {
+	err := postgres.SumRollupCounters(ctx, db, of, countersUsed(p), rp.amounts, func(d *postgres.RollupDayCounts) {
+		order = ascendingOrder(d.Dims, order)
 		for r, sp := range spans {
-			if !sp.holds(day) {
+			if !sp.holds(d.Day) {
 				continue
 			}
-			k := key{int32(r), dim}
-			i, ok := at[k]
-			if !ok {
-				i = len(s)
-				at[k] = i
+			at[r].place(d.Dims, order, func(dim int32) int32 {
 				s = append(s, rollupSum{rng: int32(r), dim: dim})
-			}
-			c := &s[i].c
-			c.events += int64(cell.Events)
-			c.views += int64(cell.PageViews)
-			c.keyEvents += int64(cell.KeyEvents)
-			c.engageMs += cell.EngagementMs
-			for a, v := range cell.Amounts {
-				if v != nil {
-					c.amounts[a] += *v
+				return int32(len(s) - 1)
+			}, func(j, i int) {
+				c := &s[i].c
+				if d.Events != nil {
+					c.events += int64(d.Events[j])
 				}
-			}
+				if d.PageViews != nil {
+					c.views += int64(d.PageViews[j])
+				}
+				if d.KeyEvents != nil {
+					c.keyEvents += int64(d.KeyEvents[j])
+				}
+				if d.EngagementMs != nil {
+					c.engageMs += d.EngagementMs[j]
+				}
+				if d.Amounts != nil {
+					for a, v := range d.Amounts[j*postgres.NumAmounts : (j+1)*postgres.NumAmounts] {
+						if v != nil {
+							c.amounts[a] += *v
+						}
+					}
+				}
+			})
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	return s, nil
+}
+
+// dimIndex finds the sums of a range's dim_ids: the dim_ids seen so far,
+// ascending, and the index of each one's sum. A day's dim_ids (a packed
+// day's ascend) are matched to them in one merging walk instead of a
+// hash look-up per cell.
+type dimIndex struct {
+	dims []int32
+	at   []int32
+	// fresh: a day's dim_ids not seen before, with their positions in
+	// the day; merged into dims after the day's walk.
+	fresh []dimAt
+}
+
+type dimAt struct{ dim, at int32 }
+
+// place gives add the position in dims of each cell of a day (walked in
+// order, the positions that sort dims; nil: dims ascend) and the index of
+// its dim_id's sum, which newSum makes for a dim_id not seen before.
+// Sums are made in the order of the day's positions, as a look-up of
+// each cell in turn would make them.
+func (x *dimIndex) place(dims, order []int32, newSum func(dim int32) int32, add func(pos, at int)) {
+	x.fresh = x.fresh[:0]
+	k := 0
+	for n := range dims {
+		pos := n
+		if order != nil {
+			pos = int(order[n])
+		}
+		dim := dims[pos]
+		for k < len(x.dims) && x.dims[k] < dim {
+			k++
+		}
+		if k < len(x.dims) && x.dims[k] == dim {
+			add(pos, int(x.at[k]))
+			continue
+		}
+		// A dim_id twice in a day (neither table's key allows it) gets
+		// one sum (made).
+		x.fresh = append(x.fresh, dimAt{dim: dim, at: int32(pos)})
+	}
+	if len(x.fresh) == 0 {
+		return
+	}
+	// New sums in the order of their cells' positions.
+	made := make(map[int32]int32, len(x.fresh))
+	slices.SortFunc(x.fresh, func(a, b dimAt) int { return cmp.Compare(a.at, b.at) })
+	for _, f := range x.fresh {
+		i, ok := made[f.dim]
+		if !ok {
+			i = newSum(f.dim)
+			made[f.dim] = i
+		}
+		add(int(f.at), int(i))
+	}
+	// Merge the new dim_ids into the ascending ones.
+	added := make([]dimAt, 0, len(made))
+	for dim, i := range made {
+		added = append(added, dimAt{dim: dim, at: i})
+	}
+	slices.SortFunc(added, func(a, b dimAt) int { return cmp.Compare(a.dim, b.dim) })
+	dimsOut, atOut := make([]int32, 0, len(x.dims)+len(added)), make([]int32, 0, len(x.dims)+len(added))
+	i := 0
+	for _, a := range added {
+		for i < len(x.dims) && x.dims[i] < a.dim {
+			dimsOut, atOut = append(dimsOut, x.dims[i]), append(atOut, x.at[i])
+			i++
+		}
+		dimsOut, atOut = append(dimsOut, a.dim), append(atOut, a.at)
+	}
+	x.dims, x.at = append(dimsOut, x.dims[i:]...), append(atOut, x.at[i:]...)
+}
+
+// ascendingOrder is nil when dims ascend (or hold equal neighbours), else
+// the positions of dims ordered by dim_id (in buf's storage).
+func ascendingOrder(dims, buf []int32) []int32 {
+	if slices.IsSorted(dims) {
+		return nil
+	}
+	buf = buf[:0]
+	for i := range dims {
+		buf = append(buf, int32(i))
+	}
+	slices.SortStableFunc(buf, func(a, b int32) int { return cmp.Compare(dims[a], dims[b]) })
+	return buf
 }
 
 // metricCounters are the rollup_days counters (bits by eventCounters) each

@@ -1,0 +1,62 @@
+package rollups
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestDimIndexEqualsLookup: dimIndex.place matches each cell of a day to
+// the sum a hash look-up per cell in turn would give it, and makes new
+// sums in the same order, over days whose dim_ids ascend (packs), come in
+// no order (rollup_days) or repeat one.
+func TestDimIndexEqualsLookup(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 3))
+	var (
+		x     dimIndex
+		order []int32
+		// got, want: per sum, its dim_id and the cells' values added.
+		got, want [][2]int64
+		lookup    = map[int32]int{}
+	)
+	for day := range 40 {
+		n := rng.IntN(300)
+		dims := make([]int32, n)
+		for i := range dims {
+			dims[i] = int32(rng.IntN(400) - 50)
+		}
+		switch day % 3 {
+		case 0: // a pack: ascending, distinct
+			slices.Sort(dims)
+			dims = slices.Compact(dims)
+		case 1: // rollup_days: no order, distinct
+			slices.Sort(dims)
+			dims = slices.Compact(dims)
+			rng.Shuffle(len(dims), func(i, j int) { dims[i], dims[j] = dims[j], dims[i] })
+		}
+		vals := make([]int64, len(dims))
+		for i := range vals {
+			vals[i] = int64(day*1000 + i)
+		}
+		for i, d := range dims {
+			k, ok := lookup[d]
+			if !ok {
+				k = len(want)
+				lookup[d] = k
+				want = append(want, [2]int64{int64(d), 0})
+			}
+			want[k][1] += vals[i]
+		}
+		order = ascendingOrder(dims, order)
+		x.place(dims, order, func(dim int32) int32 {
+			got = append(got, [2]int64{int64(dim), 0})
+			return int32(len(got) - 1)
+		}, func(pos, at int) { got[at][1] += vals[pos] })
+		if !slices.Equal(got, want) {
+			t.Fatalf("day %d (%d cells): sums differ\ngot  %v\nwant %v", day, len(dims), got, want)
+		}
+		if !slices.IsSorted(x.dims) || len(x.dims) != len(want) {
+			t.Fatalf("day %d: index of %d dim_ids (ascending: %v), want %d", day, len(x.dims), slices.IsSorted(x.dims), len(want))
+		}
+	}
+}
