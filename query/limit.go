@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // defaultPropertyConns is Options.PropertyConns when zero.
@@ -120,6 +121,14 @@ func (l *limitedDB) Query(ctx context.Context, sql string, args ...any) (pgx.Row
 		return nil, err
 	}
 	return &countedRows{Rows: rows, release: release, use: l.use}, nil
+}
+
+// ConcurrentQueries reports whether l's statements may run at once (each
+// under a slot of its own): l reads a pool, not a transaction
+// (postgres.ConcurrentQuerier).
+func (l *limitedDB) ConcurrentQueries() bool {
+	_, ok := l.d.(*pgxpool.Pool)
+	return ok
 }
 
 func (l *limitedDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {

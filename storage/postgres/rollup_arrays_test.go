@@ -1,12 +1,19 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TestRawIntArrayEqualsPgx: rawIntArray decodes int4[] and int8[] in
@@ -77,5 +84,69 @@ func TestRawIntArrayEqualsPgx(t *testing.T) {
 		if _, err := rawIntArray[int32](src[:cut], nil); err == nil {
 			t.Fatalf("cut at %d of %d bytes: no error", cut, len(src))
 		}
+	}
+}
+
+// oneConn is a Querier that does not run statements at once.
+type oneConn struct{ q Querier }
+
+func (o oneConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return o.q.Query(ctx, sql, args...)
+}
+
+// TestSumRollupCountersHalves: read in two halves at once (a pool) or in
+// one statement, SumRollupCounters gives the same days with the same
+// cells in the same order (packs in day order, then the days of
+// rollup_days, here one in each half), keeps the same packs' dim_ids,
+// and decodes as pgx does (the simple protocol's text, pgx's decoding).
+func TestSumRollupCountersHalves(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var days []time.Time
+	for d := range 6 {
+		days = append(days, day0.AddDate(0, 0, d))
+	}
+	pickFixture(t, s, days)
+	// Late cells of a packed day in the first half, in rollup_days.
+	for _, dim := range []int32{44, 41} {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO rollup_days (site_id, day, kind, dim_id, events, page_views, engagement_ms) VALUES (1, $1, 2, $2, $3, 7, 1099511627776)`,
+			day0, dim, dim*3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(db Querier) ([]string, *PackDims) {
+		t.Helper()
+		of := RollupsOf{Site: 1, Kind: 2, Lo: day0, Hi: day0.AddDate(0, 0, len(days)), Packs: new(PackDims)}
+		var got []string
+		err := SumRollupCounters(ctx, db, of, 1|2|8, false, func(d *RollupDayCounts) {
+			got = append(got, fmt.Sprintln(d.Day.Format(time.DateOnly), d.version != nil, d.Dims, d.Events, d.PageViews, d.KeyEvents == nil, d.EngagementMs))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, of.Packs
+	}
+	halves, keptHalves := read(s.pool)
+	one, keptOne := read(oneConn{s.pool})
+	if !slices.Equal(halves, one) {
+		t.Fatalf("days read in halves:\n%v\nin one statement:\n%v", halves, one)
+	}
+	if len(one) != len(days)+1 || !strings.HasPrefix(one[len(days)-1], days[0].Format(time.DateOnly)+" false") {
+		t.Fatalf("want %d packs in day order, then the rollup_days days; got %v", len(days)-1, one)
+	}
+	if !maps.EqualFunc(keptHalves.days, keptOne.days, func(a, b packDims) bool { return a.xmin == b.xmin && slices.Equal(a.dims, b.dims) }) || len(keptOne.days) != len(days)-1 {
+		t.Fatalf("kept dim_ids: halves %d packs, one statement %d", len(keptHalves.days), len(keptOne.days))
+	}
+	// The simple protocol sends text: pgx decodes.
+	cfg := s.pool.Config().Copy()
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	simple, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer simple.Close()
+	if text, _ := read(simple); !slices.Equal(text, one) {
+		t.Fatalf("days read as text:\n%v\nas binary:\n%v", text, one)
 	}
 }

@@ -2,10 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Reading a few dim_ids' sketches out of the packs (a report's page of
@@ -93,7 +97,7 @@ func pickRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 				return err
 			}
 		}
-		days, ok, err := pickOnce(ctx, db, of, ids, kept, reads, sketches)
+		days, ok, err := pickSplit(ctx, db, of, ids, kept, reads, sketches)
 		if err != nil {
 			return err
 		}
@@ -109,6 +113,61 @@ func pickRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 		}
 	}
 	return searchRollupSketches(ctx, db, of, ids, reads, sketches, add)
+}
+
+// ConcurrentQuerier is a Querier that may run statements of one caller
+// at once when ConcurrentQueries says so: a pool, not one connection (a
+// transaction's).
+type ConcurrentQuerier interface {
+	Querier
+	ConcurrentQueries() bool
+}
+
+// concurrent reports whether db runs statements at once: a pool, or a
+// ConcurrentQuerier that says so.
+func concurrent(db Querier) bool {
+	if _, ok := db.(*pgxpool.Pool); ok {
+		return true
+	}
+	c, ok := db.(ConcurrentQuerier)
+	return ok && c.ConcurrentQueries()
+}
+
+// pickSplit is pickOnce over of's days in two halves read at once, on two
+// connections, when db allows it (concurrent) and of spans two days or
+// more: PostgreSQL detoasts each pack's sketch arrays whole to take a few
+// of their sketches, the better part of a report of ten groups over a
+// month, and two backends do it on two cores. Each day is read whole by
+// one statement (its pack or its rows, in that statement's snapshot, as
+// one statement reads them); the days come in the halves' order.
+func pickSplit(ctx context.Context, db Querier, of RollupsOf, ids []int32, kept map[time.Time]packDims, reads, sketches int) ([]pickedDay, bool, error) {
+	days := int(of.Hi.Sub(of.Lo).Hours()/24 + 0.5)
+	if days < 2 || !concurrent(db) {
+		return pickOnce(ctx, db, of, ids, kept, reads, sketches)
+	}
+	mid := of.Lo.AddDate(0, 0, days/2)
+	halves := [2]RollupsOf{of, of}
+	halves[0].Hi, halves[1].Lo = mid, mid
+	var (
+		got  [2][]pickedDay
+		oks  [2]bool
+		errs [2]error
+		wg   sync.WaitGroup
+	)
+	for h := range halves {
+		part := make(map[time.Time]packDims)
+		for day, pd := range kept {
+			if !day.Before(halves[h].Lo) && day.Before(halves[h].Hi) {
+				part[day] = pd
+			}
+		}
+		wg.Go(func() { got[h], oks[h], errs[h] = pickOnce(ctx, db, halves[h], ids, part, reads, sketches) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, false, err
+	}
+	return append(got[0], got[1]...), oks[0] && oks[1], nil
 }
 
 // readPackDims reads the dim_ids of of's packs with their row versions.

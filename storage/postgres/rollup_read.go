@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,6 +149,7 @@ type RollupDayCounts struct {
 	// Amounts, when read: NumAmounts slots per cell, cell i's from
 	// i * NumAmounts; a slot the cell does not hold is nil.
 	Amounts []*float64
+	version *string // a pack row's xmin; nil: rollup_days
 }
 
 // SumRollupCounters reads the cells of of and gives add each day's: the
@@ -158,8 +160,97 @@ type RollupDayCounts struct {
 // pays no row per cell; counters not read cost no array's detoasting and
 // decoding, and the integer arrays are decoded from their binary form
 // directly (rawIntArray). A packed day's dim_ids ascend; rollup_days'
-// come in no order. d and its arrays are reused between calls.
+// come in no order. The packed days come first, in day order, then the
+// days of rollup_days. d and its arrays are reused between calls.
+//
+// When db runs statements at once (concurrent) and of spans two days or
+// more, the days are read in two halves on two connections: PostgreSQL
+// sends each array element by element (its binary send function per
+// integer), most of the statement's time, and two backends do it on two
+// cores while this goroutine decodes and adds the first half's. Each
+// day is read whole by one statement, as one statement reads it.
 func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, add func(d *RollupDayCounts)) error {
+	days := int(of.Hi.Sub(of.Lo).Hours()/24 + 0.5)
+	if days < 2 || !concurrent(db) {
+		var rows []*RollupDayCounts // rollup_days', after the packs
+		err := readCounterDays(ctx, db, of, counters, amounts, func(d *RollupDayCounts) {
+			if d.version == nil {
+				rows = append(rows, d.clone())
+				return
+			}
+			of.Packs.keep(of, d.Day, *d.version, d.Dims)
+			add(d)
+		})
+		for _, d := range rows {
+			add(d)
+		}
+		return err
+	}
+	mid := of.Lo.AddDate(0, 0, days/2)
+	first, second := of, of
+	first.Hi, second.Lo = mid, mid
+	var (
+		later        []*RollupDayCounts // the second half's days
+		err2         error
+		done         = make(chan struct{})
+		rows         []*RollupDayCounts // the first half's rollup_days days
+		ctx2, cancel = context.WithCancel(ctx)
+	)
+	defer cancel()
+	go func() {
+		defer close(done)
+		err2 = readCounterDays(ctx2, db, second, counters, amounts, func(d *RollupDayCounts) { later = append(later, d.clone()) })
+	}()
+	err := readCounterDays(ctx, db, first, counters, amounts, func(d *RollupDayCounts) {
+		if d.version == nil {
+			rows = append(rows, d.clone())
+			return
+		}
+		of.Packs.keep(of, d.Day, *d.version, d.Dims)
+		add(d)
+	})
+	if err != nil {
+		cancel()
+	}
+	<-done
+	if err := errors.Join(err, err2); err != nil {
+		return err
+	}
+	// Packs first, in day order, then the days of rollup_days, as one
+	// statement gives them.
+	for _, d := range later {
+		if d.version != nil {
+			of.Packs.keep(of, d.Day, *d.version, d.Dims)
+			add(d)
+		}
+	}
+	for _, d := range rows {
+		add(d)
+	}
+	for _, d := range later {
+		if d.version == nil {
+			add(d)
+		}
+	}
+	return nil
+}
+
+// clone is a copy of d that shares none of its arrays.
+func (d *RollupDayCounts) clone() *RollupDayCounts {
+	c := *d
+	c.Dims, c.Events, c.PageViews, c.KeyEvents = slices.Clone(d.Dims), slices.Clone(d.Events), slices.Clone(d.PageViews), slices.Clone(d.KeyEvents)
+	c.EngagementMs, c.Amounts = slices.Clone(d.EngagementMs), slices.Clone(d.Amounts)
+	if d.version != nil {
+		v := *d.version
+		c.version = &v
+	}
+	return &c
+}
+
+// readCounterDays runs SumRollupCounters' statement over of and gives
+// each day to each (d and its arrays reused between calls; d.version set
+// for a pack's row).
+func readCounterDays(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, each func(d *RollupDayCounts)) error {
 	packCols, dayCols := "", ""
 	for i, c := range RollupCounterColumns {
 		if counters&(1<<i) != 0 {
@@ -190,17 +281,16 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	}
 	defer res.Close()
 	var (
-		version *string // a pack row's xmin; NULL: rollup_days
-		amts    pgtype.FlatArray[*float64]
-		d       RollupDayCounts
+		amts pgtype.FlatArray[*float64]
+		d    RollupDayCounts
 		// Columns 2 to 6: dim_ids and the counters, decoded from their
 		// binary form when they come in it (raw), else by pgx.
 		raw  = rawIntArrays(res.FieldDescriptions(), 2, 3, 4, 5, 6)
-		dest = []any{&d.Day, &version, &d.Dims, &d.Events, &d.PageViews, &d.KeyEvents, &d.EngagementMs, &amts}
+		dest = []any{&d.Day, &d.version, &d.Dims, &d.Events, &d.PageViews, &d.KeyEvents, &d.EngagementMs, &amts}
 		bufs RollupDayCounts // the raw decoding's arrays, reused
 	)
 	if raw {
-		dest = []any{&d.Day, &version, nil, nil, nil, nil, nil, &amts}
+		dest = []any{&d.Day, &d.version, nil, nil, nil, nil, nil, &amts}
 	}
 	const slots = NumAmounts
 	for res.Next() {
@@ -221,9 +311,6 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 			// A NULL (a counter not read) decodes as nil.
 			d.Dims, d.Events, d.PageViews, d.KeyEvents, d.EngagementMs = bufs.Dims, bufs.Events, bufs.PageViews, bufs.KeyEvents, bufs.EngagementMs
 		}
-		if version != nil {
-			of.Packs.keep(of, d.Day, *version, d.Dims)
-		}
 		n := len(d.Dims)
 		if amts != nil && len(amts) != n*slots {
 			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have %d amounts for %d cells", d.Day.Format(time.DateOnly), len(amts), n)
@@ -232,7 +319,7 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 			return fmt.Errorf("postgres: sum rollups: BUG: rollups of %s have arrays of unequal lengths", d.Day.Format(time.DateOnly))
 		}
 		d.Amounts = amts
-		add(&d)
+		each(&d)
 	}
 	if err := res.Err(); err != nil {
 		return fmt.Errorf("postgres: sum rollups: %w", err)
