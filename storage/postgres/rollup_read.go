@@ -163,15 +163,19 @@ type RollupDayCounts struct {
 // come in no order. The packed days come first, in day order, then the
 // days of rollup_days. d and its arrays are reused between calls.
 //
-// When db runs statements at once (concurrent) and of spans two days or
-// more, the days are read in two halves on two connections: PostgreSQL
-// sends each array element by element (its binary send function per
-// integer), most of the statement's time, and two backends do it on two
-// cores while this goroutine decodes and adds the first half's. Each
-// day is read whole by one statement, as one statement reads it.
+// When of keeps the packs' dim_ids (of.Packs: a report ordered on
+// counters, reading its page's sketches next, as top pages over
+// thousands of groups), db runs statements at once (concurrent) and of
+// spans two days or more, the days are read in two halves on two
+// connections: PostgreSQL sends each array element by element (its
+// binary send function per integer), most of the statement's time, and
+// two backends do it on two cores while this goroutine decodes and adds
+// the first half's. Each day is read whole by one statement, as one
+// statement reads it. (A report of a few groups, devices, gains nothing
+// from a second statement.)
 func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, add func(d *RollupDayCounts)) error {
 	days := int(of.Hi.Sub(of.Lo).Hours()/24 + 0.5)
-	if days < 2 || !concurrent(db) {
+	if days < 2 || of.Packs == nil || !concurrent(db) {
 		var rows []*RollupDayCounts // rollup_days', after the packs
 		err := readCounterDays(ctx, db, of, counters, amounts, func(d *RollupDayCounts) {
 			if d.version == nil {
