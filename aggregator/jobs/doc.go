@@ -3,7 +3,8 @@
 // salts (today and tomorrow created, expired ones deleted), and the packing
 // of closed days' rollups and settled days' events (storage/postgres
 // Store.PackRollups, Store.PackEvents; each bounded per run, so a backlog
-// drains over several runs).
+// drains over several runs), and a first ANALYZE of partitions written
+// before autovacuum analyzed them (Store.AnalyzeFresh).
 //
 // Every job is idempotent, yet in a cluster they run as singletons: the node
 // holding a PostgreSQL advisory lock (AdvisoryLock) runs them every
@@ -11,6 +12,6 @@
 // leader dies (its connection closes and PostgreSQL frees the lock). Every
 // node also runs them once at start-up, before it reports ready, waiting
 // for any run in progress elsewhere, so no two runs ever overlap; a
-// failure of a packing job alone (OnlySpace) does not stop it from
+// failure of packing, retention or analyzing alone (OnlyDeferrable) does not stop it from
 // starting.
 package jobs

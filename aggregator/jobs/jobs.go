@@ -19,6 +19,7 @@ type Store interface {
 	PackRollups(ctx context.Context, now time.Time) error
 	PackEvents(ctx context.Context, now time.Time) (int, error)
 	PackItems(ctx context.Context, now time.Time) (int, error)
+	AnalyzeFresh(ctx context.Context) (int, error)
 }
 
 // Options configures the jobs. Zero values take the defaults.
@@ -95,8 +96,17 @@ func (j *Jobs) runAll(ctx context.Context) error {
 	if err := j.traced(ctx, "jobs.salts", func(ctx context.Context) error { return j.store.EnsureSalts(ctx, now) }); err != nil {
 		errs = append(errs, fmt.Errorf("jobs: salts: %w", err))
 	}
+	if err := j.traced(ctx, "jobs.analyze", func(ctx context.Context) error {
+		n, err := j.store.AnalyzeFresh(ctx)
+		if n > 0 {
+			j.opts.Logger.Info("partitions analyzed for the first time", "partitions", n)
+		}
+		return err
+	}); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: analyze: %w: %w", ErrDeferrable, err))
+	}
 	if err := j.traced(ctx, "jobs.pack_rollups", func(ctx context.Context) error { return j.store.PackRollups(ctx, now) }); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: pack rollups: %w: %w", ErrSpaceOnly, err))
+		errs = append(errs, fmt.Errorf("jobs: pack rollups: %w: %w", ErrDeferrable, err))
 	}
 	if err := j.traced(ctx, "jobs.pack_events", func(ctx context.Context) error {
 		days, err := j.store.PackEvents(ctx, now)
@@ -105,7 +115,7 @@ func (j *Jobs) runAll(ctx context.Context) error {
 		}
 		return err
 	}); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: pack events: %w: %w", ErrSpaceOnly, err))
+		errs = append(errs, fmt.Errorf("jobs: pack events: %w: %w", ErrDeferrable, err))
 	}
 	if err := j.traced(ctx, "jobs.pack_items", func(ctx context.Context) error {
 		days, err := j.store.PackItems(ctx, now)
@@ -114,36 +124,36 @@ func (j *Jobs) runAll(ctx context.Context) error {
 		}
 		return err
 	}); err != nil {
-		errs = append(errs, fmt.Errorf("jobs: pack items: %w: %w", ErrSpaceOnly, err))
+		errs = append(errs, fmt.Errorf("jobs: pack items: %w: %w", ErrDeferrable, err))
 	}
 	if j.opts.Retention != nil {
 		if err := j.traced(ctx, "jobs.retention", func(ctx context.Context) error { return j.opts.Retention(ctx, now) }); err != nil {
-			errs = append(errs, fmt.Errorf("jobs: retention: %w: %w", ErrSpaceOnly, err))
+			errs = append(errs, fmt.Errorf("jobs: retention: %w: %w", ErrDeferrable, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// ErrSpaceOnly marks the failures of jobs that only save space (packing,
-// retention): what they leave undone waits for the next run, and reports
-// are right in the meantime.
-var ErrSpaceOnly = errors.New("space-saving job")
+// ErrDeferrable marks the failures of jobs that only save space (packing,
+// retention) or refresh the planner's statistics: what they leave undone
+// waits for the next run, and reports are right in the meantime.
+var ErrDeferrable = errors.New("deferrable job")
 
-// OnlySpace reports whether every failure err (from RunOnce) joins is of
-// a space-saving job, so a node may start and serve all the same.
-func OnlySpace(err error) bool {
+// OnlyDeferrable reports whether every failure err (from RunOnce) joins is of
+// a deferrable job, so a node may start and serve all the same.
+func OnlyDeferrable(err error) bool {
 	if err == nil {
 		return false
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range j.Unwrap() {
-			if !errors.Is(e, ErrSpaceOnly) {
+			if !errors.Is(e, ErrDeferrable) {
 				return false
 			}
 		}
 		return true
 	}
-	return errors.Is(err, ErrSpaceOnly)
+	return errors.Is(err, ErrDeferrable)
 }
 
 // traced runs one job in a span named name.

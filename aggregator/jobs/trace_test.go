@@ -26,7 +26,7 @@ func TestRunOnceSpans(t *testing.T) {
 		got[s.Name] = s.Status.Code
 	}
 	want := map[string]codes.Code{"jobs.partitions": codes.Error, "jobs.salts": codes.Error, "jobs.pack_rollups": codes.Error, "jobs.pack_events": codes.Error,
-		"jobs.pack_items": codes.Error}
+		"jobs.pack_items": codes.Error, "jobs.analyze": codes.Error}
 	if !maps.Equal(got, want) {
 		t.Errorf("spans %v, want %v", got, want)
 	}

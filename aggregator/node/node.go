@@ -249,7 +249,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	j := jobs.New(jobs.Options{Logger: log, Lock: jobs.NewAdvisoryLock(n.store),
 		Tracer: tp.Tracer(tracerJobs), Retention: n.retainer.Run}, n.store)
 	switch err = j.RunOnce(ctx); {
-	case jobs.OnlySpace(err):
+	case jobs.OnlyDeferrable(err):
 		log.Warn("upkeep: packing failed at start-up; serving anyway, the next run retries", "err", err)
 	case err != nil:
 		return nil, fmt.Errorf("aggregator: first upkeep run: %w", err)
