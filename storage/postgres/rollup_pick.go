@@ -133,6 +133,20 @@ func concurrent(db Querier) bool {
 	return ok && c.ConcurrentQueries()
 }
 
+// halves splits of's days into two halves to read at once, on two
+// connections: ok is false when db runs one statement at a time
+// (concurrent) or of spans less than two days.
+func halves(db Querier, of RollupsOf) (h [2]RollupsOf, ok bool) {
+	days := int(of.Hi.Sub(of.Lo).Hours()/24 + 0.5)
+	if days < 2 || !concurrent(db) {
+		return h, false
+	}
+	mid := of.Lo.AddDate(0, 0, days/2)
+	h = [2]RollupsOf{of, of}
+	h[0].Hi, h[1].Lo = mid, mid
+	return h, true
+}
+
 // pickSplit is pickOnce over of's days in two halves read at once, on two
 // connections, when db allows it (concurrent) and of spans two days or
 // more: PostgreSQL detoasts each pack's sketch arrays whole to take a few
@@ -141,27 +155,24 @@ func concurrent(db Querier) bool {
 // one statement (its pack or its rows, in that statement's snapshot, as
 // one statement reads them); the days come in the halves' order.
 func pickSplit(ctx context.Context, db Querier, of RollupsOf, ids []int32, kept map[time.Time]packDims, reads, sketches int) ([]pickedDay, bool, error) {
-	days := int(of.Hi.Sub(of.Lo).Hours()/24 + 0.5)
-	if days < 2 || !concurrent(db) {
+	split, ok := halves(db, of)
+	if !ok {
 		return pickOnce(ctx, db, of, ids, kept, reads, sketches)
 	}
-	mid := of.Lo.AddDate(0, 0, days/2)
-	halves := [2]RollupsOf{of, of}
-	halves[0].Hi, halves[1].Lo = mid, mid
 	var (
 		got  [2][]pickedDay
 		oks  [2]bool
 		errs [2]error
 		wg   sync.WaitGroup
 	)
-	for h := range halves {
+	for h := range split {
 		part := make(map[time.Time]packDims)
 		for day, pd := range kept {
-			if !day.Before(halves[h].Lo) && day.Before(halves[h].Hi) {
+			if !day.Before(split[h].Lo) && day.Before(split[h].Hi) {
 				part[day] = pd
 			}
 		}
-		wg.Go(func() { got[h], oks[h], errs[h] = pickOnce(ctx, db, halves[h], ids, part, reads, sketches) })
+		wg.Go(func() { got[h], oks[h], errs[h] = pickOnce(ctx, db, split[h], ids, part, reads, sketches) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs[:]...); err != nil {

@@ -174,25 +174,32 @@ type RollupDayCounts struct {
 // statement reads it. (A report of a few groups, devices, gains nothing
 // from a second statement.)
 func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters int, amounts bool, add func(d *RollupDayCounts)) error {
-	days := int(of.Hi.Sub(of.Lo).Hours()/24 + 0.5)
-	if days < 2 || of.Packs == nil || !concurrent(db) {
-		var rows []*RollupDayCounts // rollup_days', after the packs
-		err := readCounterDays(ctx, db, of, counters, amounts, func(d *RollupDayCounts) {
+	// A pack's day is kept (of.Packs) and given at once; a day of
+	// rollup_days waits in *rest, given after the packs as one statement
+	// gives them.
+	givePack := func(d *RollupDayCounts) {
+		of.Packs.keep(of, d.Day, *d.version, d.Dims)
+		add(d)
+	}
+	packsFirst := func(rest *[]*RollupDayCounts) func(d *RollupDayCounts) {
+		return func(d *RollupDayCounts) {
 			if d.version == nil {
-				rows = append(rows, d.clone())
+				*rest = append(*rest, d.clone())
 				return
 			}
-			of.Packs.keep(of, d.Day, *d.version, d.Dims)
-			add(d)
-		})
+			givePack(d)
+		}
+	}
+	split, ok := halves(db, of)
+	if !ok || of.Packs == nil {
+		var rows []*RollupDayCounts // rollup_days', after the packs
+		err := readCounterDays(ctx, db, of, counters, amounts, packsFirst(&rows))
 		for _, d := range rows {
 			add(d)
 		}
 		return err
 	}
-	mid := of.Lo.AddDate(0, 0, days/2)
-	first, second := of, of
-	first.Hi, second.Lo = mid, mid
+	first, second := split[0], split[1]
 	var (
 		later        []*RollupDayCounts // the second half's days
 		err2         error
@@ -205,14 +212,7 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 		defer close(done)
 		err2 = readCounterDays(ctx2, db, second, counters, amounts, func(d *RollupDayCounts) { later = append(later, d.clone()) })
 	}()
-	err := readCounterDays(ctx, db, first, counters, amounts, func(d *RollupDayCounts) {
-		if d.version == nil {
-			rows = append(rows, d.clone())
-			return
-		}
-		of.Packs.keep(of, d.Day, *d.version, d.Dims)
-		add(d)
-	})
+	err := readCounterDays(ctx, db, first, counters, amounts, packsFirst(&rows))
 	if err != nil {
 		cancel()
 	}
@@ -224,8 +224,7 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	// statement gives them.
 	for _, d := range later {
 		if d.version != nil {
-			of.Packs.keep(of, d.Day, *d.version, d.Dims)
-			add(d)
+			givePack(d)
 		}
 	}
 	for _, d := range rows {
