@@ -77,6 +77,14 @@ func (r *run) pipeline(ctx context.Context) error {
 	load := Load{Connections: r.sz.connections, Duration: r.sz.pipelineFor, MaxRequests: r.sz.pipelineEvents / batchEvents}
 	r.log.Info("end-to-end: sending events through the agent", "generator", r.gen.Name(), "max_events", load.MaxRequests*batchEvents, "bound", load.Duration)
 
+	pg, err := r.postmaster(ctx)
+	if err != nil {
+		r.log.Warn("end-to-end: PostgreSQL's CPU time is left out", "err", err)
+	}
+	cpu0, err := r.sampleCPU(pg)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	// wrk has no request bound: it runs for the duration and counts only
 	// answered requests, so a few more events than counted may be stored.
@@ -94,7 +102,12 @@ func (r *run) pipeline(ctx context.Context) error {
 		return err
 	}
 	elapsed := time.Since(start)
+	cpu1, err := r.sampleCPU(pg)
+	if err != nil {
+		return err
+	}
 	got := n - base
+	r.setPipelineCPU(cpu0, cpu1, min(got, sent), pg != 0)
 	r.log.Info("end-to-end: stored", "events", got, "acknowledged", sent, "elapsed", elapsed.Round(time.Millisecond))
 	r.set("pipeline_events_per_s", perSecond(min(got, sent), elapsed))
 	r.set("pipeline_events_lost", float64(max(sent-got, 0)))

@@ -53,29 +53,65 @@ func ParseStatus(b []byte) (Memory, error) {
 	return m, nil
 }
 
-// ParseStatCPU returns utime+stime, in USER_HZ ticks, from the text of
-// /proc/PID/stat. The command name (field 2) is in parentheses and may hold
-// spaces and parentheses itself, so fields are counted from the last ")".
-func ParseStatCPU(b []byte) (uint64, error) {
+// StatTimes are a process's CPU times from /proc/PID/stat, in USER_HZ ticks.
+type StatTimes struct {
+	Self     uint64 // utime + stime: the process's own threads
+	Children uint64 // cutime + cstime: children it has waited for, once they exited
+}
+
+// ParseStatTimes reads utime, stime, cutime and cstime (fields 14-17) from
+// the text of /proc/PID/stat. The command name (field 2) is in parentheses
+// and may hold spaces and parentheses itself, so fields are counted from
+// the last ")".
+func ParseStatTimes(b []byte) (StatTimes, error) {
 	end := bytes.LastIndexByte(b, ')')
 	if end < 0 {
-		return 0, errors.New("bench: /proc stat: no command name")
+		return StatTimes{}, errors.New("bench: /proc stat: no command name")
 	}
-	// After ")": field 3 (state) onwards; utime and stime are fields 14 and 15.
+	// After ")": field 3 (state) onwards.
 	f := bytes.Fields(b[end+1:])
 	const utime = 14 - 3
-	if len(f) <= utime+1 {
-		return 0, fmt.Errorf("bench: /proc stat: %d fields after the name, want at least %d", len(f), utime+2)
+	if len(f) <= utime+3 {
+		return StatTimes{}, fmt.Errorf("bench: /proc stat: %d fields after the name, want at least %d", len(f), utime+4)
 	}
-	u, err := strconv.ParseUint(string(f[utime]), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("bench: /proc stat: utime %q: %w", f[utime], err)
+	var v [4]uint64
+	for i, name := range []string{"utime", "stime", "cutime", "cstime"} {
+		n, err := strconv.ParseUint(string(f[utime+i]), 10, 64)
+		if err != nil {
+			return StatTimes{}, fmt.Errorf("bench: /proc stat: %s %q: %w", name, f[utime+i], err)
+		}
+		v[i] = n
 	}
-	s, err := strconv.ParseUint(string(f[utime+1]), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("bench: /proc stat: stime %q: %w", f[utime+1], err)
+	return StatTimes{Self: v[0] + v[1], Children: v[2] + v[3]}, nil
+}
+
+// MachineTimes are the whole machine's CPU times from the first line of
+// /proc/stat, in USER_HZ ticks summed over every CPU.
+type MachineTimes struct {
+	Busy  uint64 // every state but idle and iowait
+	Total uint64 // every state (guest time is already inside user and nice)
+}
+
+// ParseMachineTimes reads the "cpu" line of /proc/stat.
+func ParseMachineTimes(b []byte) (MachineTimes, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal [guest guest_nice]
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return MachineTimes{}, fmt.Errorf("bench: /proc/stat: first line %q is not the cpu total", line)
 	}
-	return u + s, nil
+	var m MachineTimes
+	for i, s := range f[1:9] {
+		n, err := strconv.ParseUint(string(s), 10, 64)
+		if err != nil {
+			return MachineTimes{}, fmt.Errorf("bench: /proc/stat: field %d %q: %w", i+1, s, err)
+		}
+		m.Total += n
+		if i != 3 && i != 4 { // idle, iowait
+			m.Busy += n
+		}
+	}
+	return m, nil
 }
 
 // ReadMemory reads a live process's memory figures.
@@ -94,15 +130,30 @@ func ReadMemory(pid int) (Memory, error) {
 // ReadCPUTicks reads a live process's CPU time so far (user + system) in
 // USER_HZ ticks.
 func ReadCPUTicks(pid int) (uint64, error) {
+	t, err := ReadStatTimes(pid)
+	return t.Self, err
+}
+
+// ReadStatTimes reads a live process's CPU times so far.
+func ReadStatTimes(pid int) (StatTimes, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("bench: cpu time of pid %d: %w", pid, err)
+		return StatTimes{}, fmt.Errorf("bench: cpu time of pid %d: %w", pid, err)
 	}
-	t, err := ParseStatCPU(b)
+	t, err := ParseStatTimes(b)
 	if err != nil {
-		return 0, fmt.Errorf("pid %d: %w", pid, err)
+		return StatTimes{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	return t, nil
+}
+
+// ReadMachineTimes reads the machine's CPU times so far.
+func ReadMachineTimes() (MachineTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineTimes{}, fmt.Errorf("bench: machine cpu time: %w", err)
+	}
+	return ParseMachineTimes(b)
 }
 
 // cpuPercent is the CPU use that ticks over wall time represent, in percent

@@ -17,6 +17,7 @@ var requiredKeys = []string{
 	"ingest_hits_per_s", "bare_http_per_s", "ingest_ratio_vs_bare", "ingest_ratio_vs_bare_shared", "ingest_events_lost",
 	"batched_events_per_s",
 	"pipeline_events_per_s", "copy_rows_per_s", "pipeline_ratio_vs_copy",
+	"pipeline_cpu_us_per_event_agent", "pipeline_cpu_us_per_event_aggregator", "pipeline_machine_busy_share",
 	"nodes_1_events_per_s", "nodes_2_events_per_s", "nodes_2_ratio_vs_1",
 	"query_p50_ms_1m", "query_p99_ms_1m", "query_p99_ms_10m", "query_p50_ms_1m_grpc", "query_p99_ms_1m_grpc",
 	"bytes_per_event_disk", "wire_bytes_per_event", "raw_request_bytes_per_event",

@@ -27,7 +27,8 @@ func TestFiguresCoverRequiredKeys(t *testing.T) {
 func TestRequiredKeys(t *testing.T) {
 	full, quick := RequiredKeys(false), RequiredKeys(true)
 	for _, k := range []string{"ingest_hits_per_s", "bare_http_per_s", "ingest_ratio_vs_bare", "batched_events_per_s",
-		"pipeline_events_per_s", "copy_rows_per_s", "pipeline_ratio_vs_copy", "query_p50_ms_1m", "query_p99_ms_1m",
+		"pipeline_events_per_s", "copy_rows_per_s", "pipeline_ratio_vs_copy",
+		"pipeline_cpu_us_per_event_agent", "pipeline_cpu_us_per_event_aggregator", "pipeline_machine_busy_share", "query_p50_ms_1m", "query_p99_ms_1m",
 		"query_p99_ms_10m", "bytes_per_event_disk", "wire_bytes_per_event", "raw_request_bytes_per_event",
 		"agent_rss_mb_load", "aggregator_rss_mb_load", "idle_cpu_percent"} {
 		if !slices.Contains(full, k) {
