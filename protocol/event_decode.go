@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -31,6 +32,9 @@ type batchReader struct {
 	b      []byte
 	i      int
 	intern map[string]string
+	// last holds the previous event's string value of each event field,
+	// by the field's bit in event's seen set.
+	last [32]string
 }
 
 // decodeBatchFast decodes plain (a batch's decompressed MessagePack) into b.
@@ -216,7 +220,7 @@ func (r *batchReader) event(e *Event) error {
 			return errSlowPath
 		}
 		if s != nil {
-			*s, err = r.str()
+			*s, err = r.field(bits.TrailingZeros32(bit))
 		}
 		if err != nil {
 			return err
@@ -369,13 +373,36 @@ func (r *batchReader) str() (string, error) {
 	if err != nil || len(p) == 0 {
 		return "", err
 	}
+	return r.interned(p), nil
+}
+
+// interned is p as a string, shared with the equal ones read before.
+func (r *batchReader) interned(p []byte) string {
 	if s, ok := r.intern[string(p)]; ok {
-		return s, nil
+		return s
 	}
 	s := string(p)
 	if len(r.intern) < maxInterned {
 		r.intern[s] = s
 	}
+	return s
+}
+
+// field reads the string value of an event's field: when it equals the
+// same field of the previous event it is that string, taken without a
+// look-up. A visitor's events follow each other in a batch, so most
+// fields of most events (host, language, screen, geo, browser, often
+// page and title) repeat the previous event's; the rest are interned.
+func (r *batchReader) field(slot int) (string, error) {
+	p, err := r.raw()
+	if err != nil || len(p) == 0 {
+		return "", err
+	}
+	if prev := r.last[slot]; string(p) == prev { // compared: no allocation
+		return prev, nil
+	}
+	s := r.interned(p)
+	r.last[slot] = s
 	return s, nil
 }
 

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -62,6 +63,7 @@ func TestDecodeBatchFastMatchesMsgpack(t *testing.T) {
 	f("agent", plainBatch(append(sampleEvents(), wideEvent(), Event{})), true)
 	f("msgpack.Marshal", marshalled, true)
 	f("empty", plainBatch(nil), true)
+	f("runs of visitors", plainBatch(visitorRuns(60)), true)
 	identityCommerce := Event{Site: 1, TimeMicros: 2, Name: "purchase", Visitor: 1 << 63, Client: 1<<63 + 5, Flags: FlagPersistent,
 		Currency: "EUR", Value: 25.5, Tax: 1.25, Shipping: 3, TransactionID: "T-1"}
 	f("identity and commerce fields", plainBatch([]Event{identityCommerce}), true)
@@ -107,15 +109,54 @@ func benchEventsForDecode() []byte {
 	return plainBatch(events)
 }
 
-func BenchmarkDecodeBatchFast(b *testing.B) {
-	plain := benchEventsForDecode()
-	b.ReportAllocs()
-	for range b.N {
-		var got Batch
-		if err := decodeBatchFast(plain, &got, map[string]string{}); err != nil {
-			b.Fatal(err)
+// visitorRuns are n events of the shape agents send: visitors' runs of
+// 20 events (a 20-event POST each), the host, screen, geo and browser of
+// a visitor on all of them, a page shared by a run's page view and the
+// events after it, and fields that come back to an earlier value
+// (Region, Referrer) or go empty.
+func visitorRuns(n int) []Event {
+	evs := make([]Event, n)
+	for i := range evs {
+		v, page := i/20, i/4
+		e := Event{Site: 1, TimeMicros: int64(1_764_000_000_000_000 + i*1000), Visitor: uint64(1000 + v), SessionID: int64(1_764_000_000 + v),
+			Host: "www.example.com", Path: fmt.Sprintf("/page/%d", page%37), Title: fmt.Sprintf("Page %d", page%37),
+			Language: []string{"en-us", "de-de", "fr"}[v%3], Screen: []string{"1440x900", "390x844"}[v%2], Country: "DE",
+			City: []string{"Berlin", "Hamburg"}[v%2], Browser: "Chrome", BrowserVer: "126", OS: "Windows", Device: "desktop"}
+		if i%3 == 0 {
+			e.Region = "BE"
 		}
+		switch i % 4 {
+		case 0:
+			e.Name = "page_view"
+			if i%8 == 0 {
+				e.Referrer = fmt.Sprintf("https://ref%d.example/", i%5)
+			}
+		case 1:
+			e.Name, e.NumParams = "scroll", map[string]float64{"percent_scrolled": 90}
+		case 2:
+			e.Name, e.EngageMs = "user_engagement", int64(1000+i)
+		case 3:
+			e.Name, e.Params = "click", map[string]string{"link_domain": "docs.example", "outbound": "true"}
+		}
+		evs[i] = e
 	}
+	return evs
+}
+
+func BenchmarkDecodeBatchFast(b *testing.B) {
+	f := func(name string, plain []byte) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				var got Batch
+				if err := decodeBatchFast(plain, &got, map[string]string{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	f("same", benchEventsForDecode())
+	f("visitors", plainBatch(visitorRuns(1000)))
 }
 
 func BenchmarkDecodeBatchMsgpack(b *testing.B) {
