@@ -109,8 +109,8 @@ func TestRollupMergeReadTakesNoRowLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	day := localDay(time.Now(), time.UTC)
-	keys := []rollupKey{{site: int32(site.ID), kind: int16(DimPagePath), day: day, dim: 1},
-		{site: int32(site.ID), kind: int16(DimPagePath), day: day, dim: 2}}
+	keys := []rollupKey{{site: int32(site.ID), kind: int32(DimPagePath), day: day, dim: 1},
+		{site: int32(site.ID), kind: int32(DimPagePath), day: day, dim: 2}}
 	stored := sparseEncoding([]uint32{encodeHash(VisitorHash(1))})
 	if _, err := s.pool.Exec(ctx, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, users, active_users)
 		SELECT $1, $2, $3, d, 1, $4::bytea, $4::bytea FROM unnest($5::int[]) d`,

@@ -238,7 +238,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 	}
 	stored := make(map[rollupKey]*packEntry, len(cells))
 	for _, k := range cells {
-		if p := packs[packKey{kind: k.kind, day: day}]; p != nil && p[k.dim] != nil {
+		if p := packs[packKey{kind: int16(k.kind), day: day}]; p != nil && p[k.dim] != nil {
 			stored[k] = p[k.dim]
 		}
 	}
@@ -383,7 +383,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 				e.sketches[j] = again.sketches[j]
 			}
 		}
-		pk := packKey{kind: k.kind, day: day}
+		pk := packKey{kind: int16(k.kind), day: day}
 		if p := packs[pk]; p != nil {
 			dirty[pk] = true
 			if e.held() {
@@ -483,7 +483,7 @@ func recomputeRollupCell(ctx context.Context, tx pgx.Tx, rd *rollupReader, lo, h
 // itemKind reports whether rollup kind is one of the item kinds
 // (RollupItems, ItemRollupKinds), whose cells hold amounts and no
 // sketches.
-func itemKind(kind int16) bool {
+func itemKind(kind int32) bool {
 	return DimKind(kind) == RollupItems || slices.Contains(ItemRollupKinds, DimKind(kind))
 }
 

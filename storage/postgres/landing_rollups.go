@@ -82,7 +82,7 @@ func (a rollupAgg) moveLandingCounters(site, day, landing int32, m *rollupCell) 
 		dim  int32
 		sign int32
 	}{{0, -1}, {landing, 1}} {
-		k := rollupKey{site: site, kind: int16(RollupLandingPage), day: day, dim: to.dim}
+		k := rollupKey{site: site, kind: int32(RollupLandingPage), day: day, dim: to.dim}
 		c := a[k]
 		if c == nil {
 			c = newRollupCell()

@@ -135,7 +135,7 @@ func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
 		if err != nil {
 			return nil, err
 		}
-		pk := packKey{kind: k.kind, day: dayDate(k.day)}
+		pk := packKey{kind: int16(k.kind), day: dayDate(k.day)}
 		if out[pk] == nil {
 			out[pk] = make(pack)
 		}

@@ -77,7 +77,7 @@ func (s *sessionState) cells(loc *time.Location) []rollupKey {
 	out := make([]rollupKey, 0, 1+len(SessionRollupKinds))
 	out = append(out, rollupKey{site: s.site, day: day})
 	for i, kind := range SessionRollupKinds {
-		out = append(out, rollupKey{site: s.site, kind: int16(kind), day: day, dim: s.dims[i]})
+		out = append(out, rollupKey{site: s.site, kind: int32(kind), day: day, dim: s.dims[i]})
 	}
 	return out
 }

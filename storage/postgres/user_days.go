@@ -86,7 +86,7 @@ func cellRef(k rollupKey) int64 { return int64(k.kind)<<32 | int64(uint32(k.dim)
 
 // cellOfRef is the key of the cell ref names on day of site.
 func cellOfRef(site, day int32, ref int64) rollupKey {
-	return rollupKey{site: site, kind: int16(ref >> 32), day: day, dim: int32(uint32(ref))}
+	return rollupKey{site: site, kind: int32(int16(ref >> 32)), day: day, dim: int32(uint32(ref))}
 }
 
 // sessionCellRef is a session_rollups cell as one rollup_user_days
@@ -99,7 +99,7 @@ func sessionCellRef(k rollupKey, day int32) int64 {
 // sessionCellOfRef is the key of the session_rollups cell ref names in
 // the row of day of site.
 func sessionCellOfRef(site, day int32, ref int64) rollupKey {
-	return rollupKey{site: site, kind: int16(uint16(ref >> 32)), day: day - int32(ref>>48), dim: int32(uint32(ref))}
+	return rollupKey{site: site, kind: int32(int16(uint16(ref >> 32))), day: day - int32(ref>>48), dim: int32(uint32(ref))}
 }
 
 // addEventCells adds the cells row goes into on its day and hour to set.
