@@ -33,12 +33,51 @@ const (
 var Groups = []string{Direct, CrossNetwork, PaidShopping, PaidSearch, PaidSocial, PaidVideo, Display, PaidOther,
 	OrganicShopping, OrganicSocial, OrganicVideo, OrganicSearch, Referral, Email, Affiliates, Audio, SMS, MobilePush, Unassigned}
 
+// GA4 states its tests of a paid medium and a shopping campaign name as
+// regular expressions, paidMediumRE and shoppingCampaignRE. paidMedium and
+// shoppingCampaign are the same tests on strings (a regexp match was most
+// of Group's time, and a derivation groups each distinct landing);
+// TestGroupTestsMatchGA4Expressions and FuzzGroupTests hold them to the
+// expressions.
 var (
-	// paidMedium is GA4's test for a paid medium.
-	paidMedium = regexp.MustCompile(`^(.*cp.*|ppc|retargeting|paid.*)$`)
-	// shoppingCampaign is GA4's test for a shopping campaign name.
-	shoppingCampaign = regexp.MustCompile(`^(.*(([^a-df-z]|^)shop|shopping).*)$`)
+	paidMediumRE       = regexp.MustCompile(`^(.*cp.*|ppc|retargeting|paid.*)$`)
+	shoppingCampaignRE = regexp.MustCompile(`^(.*(([^a-df-z]|^)shop|shopping).*)$`)
 )
+
+// paidMedium is paidMediumRE's test: no alternative matches a newline.
+func paidMedium(m string) bool {
+	if strings.IndexByte(m, '\n') >= 0 {
+		return false
+	}
+	return strings.Contains(m, "cp") || m == "ppc" || m == "retargeting" || strings.HasPrefix(m, "paid")
+}
+
+// shoppingCampaign is shoppingCampaignRE's test: "shopping" anywhere, or
+// "shop" at the start or after anything but a letter a-d or f-z (a byte
+// of a multi-byte or invalid rune is none). A name holding a newline,
+// which the class may match where '.' does not, is left to the
+// expression.
+func shoppingCampaign(c string) bool {
+	if strings.IndexByte(c, '\n') >= 0 {
+		return shoppingCampaignRE.MatchString(c)
+	}
+	if strings.Contains(c, "shopping") {
+		return true
+	}
+	for i := 0; ; i++ {
+		j := strings.Index(c[i:], "shop")
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i == 0 || !letterNotE(c[i-1]) {
+			return true
+		}
+	}
+}
+
+// letterNotE reports whether b is in [a-df-z].
+func letterNotE(b byte) bool { return b >= 'a' && b <= 'z' && b != 'e' }
 
 // Group returns the GA4 default channel group of a session with the given
 // source, medium and campaign name (as Attribute gives them, or as sent in
@@ -56,8 +95,8 @@ func Group(source, medium, campaign, referrerHost string) string {
 		}
 	}
 	cat := categoryOf(source)
-	paid := paidMedium.MatchString(medium)
-	shopCampaign := shoppingCampaign.MatchString(campaign)
+	paid := paidMedium(medium)
+	shopCampaign := shoppingCampaign(campaign)
 	switch {
 	case (source == "(direct)" || source == "") && (medium == "(none)" || medium == "(not set)" || medium == ""):
 		return Direct

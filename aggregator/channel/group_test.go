@@ -78,3 +78,36 @@ func TestGroupsOrder(t *testing.T) {
 		seen[g] = true
 	}
 }
+
+// The string tests give what GA4's expressions give.
+func TestGroupTestsMatchGA4Expressions(t *testing.T) {
+	f := func(s string) {
+		t.Helper()
+		if got, want := paidMedium(s), paidMediumRE.MatchString(s); got != want {
+			t.Errorf("paidMedium(%q) = %v, the expression %v", s, got, want)
+		}
+		if got, want := shoppingCampaign(s), shoppingCampaignRE.MatchString(s); got != want {
+			t.Errorf("shoppingCampaign(%q) = %v, the expression %v", s, got, want)
+		}
+	}
+	for _, s := range []string{"", "cpc", "cp", "xcpx", "ppc", "ppcx", "retargeting", "retargetings", "paid", "paid_social", "unpaid",
+		"c\npc", "cp\n", "paid\n", "\nppc", "shop", "shopping", "eshop", "workshop", "work-shop", "bshop", "fshop", "zshop", "Ashop",
+		"1shop", "éshop", "\xffshop", "workshopping", "workshop shop", "workshopshop", "shopshop", "\nshop", "a\nshop", "a\n\nshop",
+		"shop\n", "x\nshopping", "workshop\n", "a\nshopx\n", "shoppin", "sho", "summer_shop_deals"} {
+		f(s)
+	}
+}
+
+func FuzzGroupTests(f *testing.F) {
+	for _, s := range []string{"cpc", "paid\n", "eshop", "workshop", "a\nshop", "éshop", "shopping"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := paidMedium(s), paidMediumRE.MatchString(s); got != want {
+			t.Fatalf("paidMedium(%q) = %v, the expression %v", s, got, want)
+		}
+		if got, want := shoppingCampaign(s), shoppingCampaignRE.MatchString(s); got != want {
+			t.Fatalf("shoppingCampaign(%q) = %v, the expression %v", s, got, want)
+		}
+	})
+}
