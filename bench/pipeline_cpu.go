@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // cpuSample is the CPU time spent so far by each process of the
@@ -26,9 +27,17 @@ func (r *run) postmaster(ctx context.Context) (int, error) {
 	if err := r.st.db.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
 		return 0, fmt.Errorf("bench: backend pid: %w", err)
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(backend) + "/stat")
+	// A server in a container or on another host numbers its processes
+	// apart from this machine's: the pid is the backend's only if it
+	// names a postgres process here.
+	dir := "/proc/" + strconv.Itoa(backend)
+	comm, err := os.ReadFile(dir + "/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+		return 0, fmt.Errorf("bench: PostgreSQL's backend %d is not a postgres process of this machine (%q, %v)", backend, strings.TrimSpace(string(comm)), err)
+	}
+	b, err := os.ReadFile(dir + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("bench: PostgreSQL's processes are not on this machine: %w", err)
+		return 0, fmt.Errorf("bench: PostgreSQL's backend %d: %w", backend, err)
 	}
 	return parseStatPPID(b)
 }
