@@ -552,6 +552,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 			res.Close()
 			return fmt.Errorf("read session rollup rows: %w", err)
 		}
+		c.sketches.enc[0] = ExpandUsers(c.sketches.enc[0], c.sketches.enc[1])
 		stored[k] = c
 	}
 	if err := res.Err(); err != nil {

@@ -508,7 +508,7 @@ func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
 		amounts[i] = amountsText(c.amounts)
 	}
-	sk, err := sketchArrays(keys, a.sketches, true)
+	sk, err := sketchArrays(keys, a.sketches)
 	if err != nil {
 		return nil, err
 	}

@@ -249,7 +249,7 @@ func (a sessionRollupAgg) values(keys []rollupKey) ([]any, error) {
 		sessions[i], engaged[i], events[i], views[i], keyEvents[i] = c.sessions, c.engaged, c.events, c.views, c.keyEvents
 		duration[i], engage[i] = c.durationUs, c.engageMs
 	}
-	sk, err := sketchArrays(keys, a.sketches, false)
+	sk, err := sketchArrays(keys, a.sketches)
 	if err != nil {
 		return nil, err
 	}
@@ -486,11 +486,10 @@ func readAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 
 // sketchArrays serializes the sketches of keys as three bytea arrays (users,
 // active, new users): NULL for an empty sketch, and for a merged one equal
-// to the stored one (write keeps the stored value). With marker (rollup_days)
-// a users sketch equal to the active sketch is the marker (compactUsers),
-// and one kept but stored as the marker is written out when the active
-// sketch changed.
-func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches, marker bool) ([3][][]byte, error) {
+// to the stored one (write keeps the stored value). A users sketch equal to
+// the active sketch is the marker (compactUsers), and one kept but stored
+// as the marker is written out when the active sketch changed.
+func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3][][]byte, error) {
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
 	for i, k := range keys {
 		c := sketches(k)
@@ -507,9 +506,6 @@ func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches, mark
 			if !c.same[j] {
 				out[j][i] = final[j]
 			}
-		}
-		if !marker {
-			continue
 		}
 		if u := compactUsers(final[0], final[1]); u != nil && len(u) == 0 {
 			out[0][i] = u

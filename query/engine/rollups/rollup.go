@@ -259,13 +259,11 @@ type Plan struct {
 	packs *postgres.PackDims
 }
 
-// reads are the sketch columns rp reads: its sketches, and from
-// rollup_days those its active sketch needs (postgres.RollupSketchReads).
+// reads are the sketch columns rp reads: its sketches, and those its
+// users sketch needs, its marker standing for the active sketch in
+// rollup_days and session_rollups alike (postgres.RollupSketchReads).
 func (rp Plan) reads() int {
-	if !rp.sessions {
-		return postgres.RollupSketchReads(rp.sketches)
-	}
-	return rp.sketches
+	return postgres.RollupSketchReads(rp.sketches)
 }
 
 // expandRaw turns raw's sketches, read with rp.reads, into rp's
