@@ -69,6 +69,13 @@ var (
 // the time-zone conversion decides their day.
 func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
+	return newFixtureOf(t, n, nil)
+}
+
+// newFixtureOf is newFixture with alter (if not nil) applied to each
+// generated event.
+func newFixtureOf(t testing.TB, n int, alter func(e *protocol.Event)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	url := testenv.PostgresURL(t)
 	store, err := postgres.Open(ctx, url, nil)
@@ -114,7 +121,11 @@ func newFixture(t testing.TB, n int) *fixture {
 			if ts.Before(from) || !ts.Before(to) {
 				continue
 			}
-			f.events = append(f.events, randomEvent(rng, s.id, ts))
+			e := randomEvent(rng, s.id, ts)
+			if alter != nil {
+				alter(&e)
+			}
+			f.events = append(f.events, e)
 		}
 	}
 	addSessionIDs(f.events, f.zones)

@@ -398,6 +398,16 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			after[k] = e.cell()
 		}
 	}
+	// A pack is written with its partners (a title pack stored as a
+	// reference to its path pack, and that path pack): each is written
+	// in the form its new values allow.
+	for pk := range maps.Clone(dirty) {
+		for _, o := range packPartners(pk) {
+			if packs[o] != nil {
+				dirty[o] = true
+			}
+		}
+	}
 	write := make(map[packKey]pack, len(dirty))
 	for pk := range dirty {
 		if len(packs[pk]) == 0 {

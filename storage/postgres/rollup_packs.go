@@ -147,10 +147,13 @@ func (a rollupAgg) packs(site int32) (map[packKey]pack, error) {
 }
 
 // readPacks adds the stored packs of site and day into packs, locking
-// their rows.
+// their rows; a reference pack comes with its referenced pack's values.
 func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs map[packKey]pack) error {
+	if _, err := tx.Exec(ctx, "SELECT FROM rollup_packs WHERE site_id = $1 AND day = $2 FOR UPDATE", site, day); err != nil {
+		return fmt.Errorf("lock packs: %w", err)
+	}
 	res, err := tx.Query(ctx, `SELECT kind, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts
-		FROM rollup_packs WHERE site_id = $1 AND day = $2 ORDER BY kind FOR UPDATE`, site, day)
+		FROM `+rollupPacks+` p WHERE site_id = $1 AND day = $2 ORDER BY kind`, site, day)
 	if err != nil {
 		return fmt.Errorf("read packs: %w", err)
 	}
@@ -194,7 +197,12 @@ func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs 
 	return nil
 }
 
-// writePacks stores packs of site, replacing rows of the same keys.
+// writePacks stores packs of site, replacing rows of the same keys. A
+// pack of a kind that may reference another (packRefs) is stored as a
+// reference when the referenced kind's pack of its day is among packs and
+// holds an equal cell for each of its cells; packs must hold the
+// partners (packPartners) of every pack they hold that the site has, so
+// no stored reference is left naming a pack rewritten without it.
 func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pack) error {
 	if len(packs) == 0 {
 		return nil
@@ -206,9 +214,26 @@ func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pa
 		}
 		return int(a.kind) - int(b.kind)
 	})
+	dimsOf := make(map[packKey][]int32, len(keys))
+	for _, pk := range keys {
+		dimsOf[pk] = slices.Sorted(maps.Keys(packs[pk]))
+	}
 	for _, pk := range keys {
 		p := packs[pk]
-		dims := slices.Sorted(maps.Keys(p))
+		dims := dimsOf[pk]
+		if to, ok := packRefs[pk.kind]; ok {
+			tk := packKey{kind: to, day: pk.day}
+			if pos, ok := packRef(p, dims, packs[tk], dimsOf[tk]); ok {
+				b.Queue(`INSERT INTO rollup_packs (site_id, kind, day, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts, ref_kind, ref_pos)
+					VALUES ($1, $2, $3, $4, '{}', '{}', '{}', '{}', '{}', '{}', '{}', NULL, $5, $6)
+					ON CONFLICT (site_id, kind, day) DO UPDATE SET dim_ids = EXCLUDED.dim_ids, events = EXCLUDED.events,
+						page_views = EXCLUDED.page_views, key_events = EXCLUDED.key_events, engagement_ms = EXCLUDED.engagement_ms,
+						users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts,
+						ref_kind = EXCLUDED.ref_kind, ref_pos = EXCLUDED.ref_pos`,
+					site, pk.kind, pk.day, dims, to, pos)
+				continue
+			}
+		}
 		n := len(dims)
 		events, views, kev := make([]int32, n), make([]int32, n), make([]int32, n)
 		engage := make([]int64, n)
@@ -235,7 +260,8 @@ func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pa
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (site_id, kind, day) DO UPDATE SET dim_ids = EXCLUDED.dim_ids, events = EXCLUDED.events,
 				page_views = EXCLUDED.page_views, key_events = EXCLUDED.key_events, engagement_ms = EXCLUDED.engagement_ms,
-				users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts`,
+				users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts,
+				ref_kind = NULL, ref_pos = NULL`,
 			site, pk.kind, pk.day, dims, events, views, kev, engage, sks[0], sks[1], sks[2], amounts)
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {

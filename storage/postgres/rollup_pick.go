@@ -183,7 +183,7 @@ func pickSplit(ctx context.Context, db Querier, of RollupsOf, ids []int32, kept 
 
 // readPackDims reads the dim_ids of of's packs with their row versions.
 func readPackDims(ctx context.Context, db Querier, of RollupsOf) (map[time.Time]packDims, error) {
-	res, err := db.Query(ctx, `SELECT day, xmin::text, dim_ids FROM rollup_packs WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4`,
+	res, err := db.Query(ctx, `SELECT day, version, dim_ids FROM `+rollupPacks+` p WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4`,
 		of.Site, int16(of.Kind), of.Lo, of.Hi)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read rollup sketches: dim_ids: %w", err)
@@ -235,9 +235,9 @@ func pickOnce(ctx context.Context, db Querier, of RollupsOf, ids []int32, kept m
 	// A pack's arrays are detoasted once (the concatenation in the
 	// subquery, kept by OFFSET 0), and only for days holding a wanted
 	// dim_id; every pack row of the range comes with its version.
-	res, err := db.Query(ctx, `SELECT p.day, p.xmin::text,
+	res, err := db.Query(ctx, `SELECT p.day, p.version,
 			ARRAY(SELECT q.dim_ids[w.i] FROM unnest(x.pos) WITH ORDINALITY AS w(i, o) ORDER BY w.o), `+strings.Join(picks, ", ")+`
-		FROM rollup_packs p
+		FROM `+rollupPacks+` p
 			LEFT JOIN (SELECT u.day, array_agg(u.i ORDER BY u.i) AS pos FROM unnest($5::date[], $6::int[]) AS u(day, i) GROUP BY u.day) x
 				ON x.day = p.day,
 			LATERAL (SELECT CASE WHEN x.pos IS NOT NULL THEN p.dim_ids || '{}'::int[] END AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q
@@ -314,7 +314,7 @@ func searchRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []i
 			wrap = append(wrap, "ARRAY[s."+col+"]")
 		}
 	}
-	return scanSketchRows(ctx, db, reads, sketches, add, `SELECT s.day, ARRAY[s.dim_id], `+strings.Join(wrap, ", ")+` FROM (SELECT p.day, z.* FROM rollup_packs p, LATERAL (
+	return scanSketchRows(ctx, db, reads, sketches, add, `SELECT s.day, ARRAY[s.dim_id], `+strings.Join(wrap, ", ")+` FROM (SELECT p.day, z.* FROM `+rollupPacks+` p, LATERAL (
 				SELECT x.dim_id, `+strings.Join(picks, ", ")+`
 				FROM (SELECT p.dim_ids || '{}'::int[] AS dim_ids, `+strings.Join(copies, ", ")+` OFFSET 0) q,
 					LATERAL (SELECT d AS dim_id, array_position(q.dim_ids, d) AS i FROM unnest($5::int[]) d) x

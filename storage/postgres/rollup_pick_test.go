@@ -210,7 +210,7 @@ type counting struct {
 }
 
 func (c *counting) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if strings.HasPrefix(sql, "SELECT day, xmin::text, dim_ids FROM rollup_packs") {
+	if strings.HasPrefix(sql, "SELECT day, version, dim_ids FROM ") {
 		c.dimReads++
 	}
 	if strings.Contains(sql, "WITH ORDINALITY AS w(i, o)") && c.beforePick != nil {

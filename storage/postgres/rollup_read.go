@@ -107,7 +107,7 @@ func RollupsIn(sketches int, amounts bool) string {
 		}
 	}
 	if !amounts {
-		return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM rollup_packs p, unnest(" +
+		return "(SELECT site_id, kind, day, " + cols + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u.* FROM " + rollupPacks + " p, unnest(" +
 			arrays + ") AS u(" + cols + "))"
 	}
 	dayAmounts, packAmounts := "", ""
@@ -118,7 +118,7 @@ func RollupsIn(sketches int, amounts bool) string {
 		packAmounts += ", p.amounts[(u.ord - 1) * " + strconv.Itoa(NumAmounts) + " + " + n + " + 1]"
 	}
 	return "(SELECT site_id, kind, day, " + cols + dayAmounts + " FROM rollup_days UNION ALL SELECT p.site_id, p.kind, p.day, u." +
-		strings.ReplaceAll(cols, ", ", ", u.") + packAmounts + " FROM rollup_packs p, unnest(" +
+		strings.ReplaceAll(cols, ", ", ", u.") + packAmounts + " FROM " + rollupPacks + " p, unnest(" +
 		arrays + ") WITH ORDINALITY AS u(" + cols + ", ord))"
 }
 
@@ -273,7 +273,7 @@ func readCounterDays(ctx context.Context, db Querier, of RollupsOf, counters int
 		packCols += ", NULL::float8[]"
 		dayCols += ", NULL::float8[]"
 	}
-	res, err := db.Query(ctx, `SELECT day, xmin::text, dim_ids`+packCols+` FROM rollup_packs
+	res, err := db.Query(ctx, `SELECT day, version, dim_ids`+packCols+` FROM `+rollupPacks+` p
 			WHERE site_id = $1 AND kind = $2 AND day >= $3 AND day < $4
 		UNION ALL
 		SELECT day, NULL, array_agg(dim_id)`+dayCols+` FROM rollup_days
@@ -361,7 +361,7 @@ func ReadRollupSketches(ctx context.Context, db Querier, of RollupsOf, ids []int
 	for i, c := range cols {
 		aggs[i] = "array_agg(" + c + ")"
 	}
-	query := `SELECT p.day, p.dim_ids, ` + strings.Join(arrays, ", ") + ` FROM rollup_packs p
+	query := `SELECT p.day, p.dim_ids, ` + strings.Join(arrays, ", ") + ` FROM ` + rollupPacks + ` p
 			WHERE p.site_id = $1 AND p.kind = $2 AND p.day >= $3 AND p.day < $4
 		UNION ALL
 		SELECT r.day, array_agg(r.dim_id), ` + strings.Join(aggs, ", ") + ` FROM rollup_days r

@@ -1,0 +1,13 @@
+-- A pack of a page title kind may be stored as a reference to its day's
+-- pack of the page path kind (storage/postgres rollup_pack_refs.go): on a
+-- site where each title has one path, the title cells hold the same
+-- events as their path's, so the two packs held the same counters and
+-- sketches under other dim_ids (about a quarter of rollup_packs). A
+-- reference pack keeps its dim_ids, names the referenced kind (ref_kind)
+-- and gives for each of its cells the position of the equal cell in the
+-- referenced pack (ref_pos; NULL: the same position), its other arrays
+-- empty; readers expand it (rollupPacks). NULL ref_kind: a pack holding
+-- its own values, as every pack written before; a day's packs take the
+-- new form when they are written again (packing late rows, an erasure,
+-- avila rebuild).
+ALTER TABLE rollup_packs ADD COLUMN IF NOT EXISTS ref_kind smallint, ADD COLUMN IF NOT EXISTS ref_pos integer[];
