@@ -36,21 +36,10 @@ func TestUsersMarker(t *testing.T) {
 		{Dimensions: dims("pagePath", "date"), Metrics: mets("totalUsers", "activeUsers")},
 		{Dimensions: dims("eventName", "date"), Metrics: mets("totalUsers", "activeUsers")},
 	}
-	for i := range reqs {
-		reqs[i].DateRanges = []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-11"}}
-		reqs[i].MetricAggregations = []plan.MetricAggregation{"TOTAL"}
-		if !f.coveredByRollups(t, 1, reqs[i]) {
-			t.Fatalf("report %d not covered by rollups", i)
-		}
-	}
+	coverAll(t, f, 1, reqs)
 	report := func(r plan.Route, req plan.RunReportRequest) map[string]string {
 		t.Helper()
-		out := map[string]string{}
-		resp := runRouted(t, f, r, req)
-		for _, row := range append(resp.Rows, resp.Totals...) {
-			out[fmt.Sprint(row.DimensionValues)] = fmt.Sprint(row.MetricValues)
-		}
-		return out
+		return routedRows(t, f, r, req)
 	}
 	// cells are site 1's rollup cells of both tables (users, active).
 	const cells = `(SELECT users AS u, active_users AS a FROM rollup_days WHERE site_id = 1
@@ -93,11 +82,7 @@ func TestUsersMarker(t *testing.T) {
 		if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM "+cells+" WHERE u = ''::bytea AND a IS NULL").Scan(&wrong); err != nil || wrong != 0 {
 			t.Errorf("%s: %d markers beside no active sketch (%v)", phase, wrong, err)
 		}
-		fromEvents := make([]map[string]string, len(reqs))
-		for i, req := range reqs {
-			fromEvents[i] = report(plan.RouteEvents, req)
-		}
-		same(phase+", from the rollups against events", fromEvents)
+		same(phase+", from the rollups against events", routedAll(t, f, plan.RouteEvents, reqs))
 	}
 	check("derived and packed")
 	// A late event of a new, inactive visitor on a packed page cell whose
@@ -135,20 +120,11 @@ func TestUsersMarker(t *testing.T) {
 	check("packed to yesterday")
 
 	// An erasure corrects the subject's cells, packed and not, in this form.
-	var subject int64
-	if err := f.pool.QueryRow(ctx, "SELECT visitor_id FROM events WHERE site_id = 1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").Scan(&subject); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.EraseSubject(ctx, 1, []uint64{uint64(subject)}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
-		t.Fatal(err)
-	}
+	eraseBusiest(t, f, 1, "events")
 	check("erased")
 
 	// Full copies (rows written before the marker) read the same.
-	compact := make([]map[string]string, len(reqs))
-	for i, req := range reqs {
-		compact[i] = report(plan.RouteRollups, req)
-	}
+	compact := routedAll(t, f, plan.RouteRollups, reqs)
 	mustExec(t, f.pool, "UPDATE rollup_days SET users = active_users WHERE users = ''::bytea")
 	mustExec(t, f.pool, `UPDATE rollup_packs p SET users = (SELECT array_agg(CASE WHEN x.u = ''::bytea THEN x.a ELSE x.u END ORDER BY x.i)
 		FROM unnest(p.users, p.active_users) WITH ORDINALITY AS x(u, a, i))`)

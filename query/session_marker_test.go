@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/avila-analytics/avila/query/plan"
-	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // TestSessionUsersMarker: a session_rollups cell whose users sketch equals
@@ -27,21 +26,10 @@ func TestSessionUsersMarker(t *testing.T) {
 		{Dimensions: dims("sessionSource", "date"), Metrics: mets("totalUsers", "activeUsers")},
 		{Dimensions: dims("date"), Metrics: mets("totalUsers", "newUsers", "sessions")},
 	}
-	for i := range reqs {
-		reqs[i].DateRanges = []plan.DateRange{{StartDate: "2026-03-01", EndDate: "2026-03-11"}}
-		reqs[i].MetricAggregations = []plan.MetricAggregation{"TOTAL"}
-		if !f.coveredByRollups(t, 1, reqs[i]) {
-			t.Fatalf("report %d not covered by rollups", i)
-		}
-	}
+	coverAll(t, f, 1, reqs)
 	report := func(r plan.Route, req plan.RunReportRequest) map[string]string {
 		t.Helper()
-		out := map[string]string{}
-		resp := runRouted(t, f, r, req)
-		for _, row := range append(resp.Rows, resp.Totals...) {
-			out[fmt.Sprint(row.DimensionValues)] = fmt.Sprint(row.MetricValues)
-		}
-		return out
+		return routedRows(t, f, r, req)
 	}
 	// stored counts site 1's session_rollups users sketches stored as the
 	// marker, those stored as a copy of the active sketch, and the cells
@@ -75,29 +63,16 @@ func TestSessionUsersMarker(t *testing.T) {
 		if err := f.pool.QueryRow(ctx, "SELECT count(*) FROM session_rollups WHERE users = ''::bytea AND active_users IS NULL").Scan(&wrong); err != nil || wrong != 0 {
 			t.Errorf("%s: %d markers beside no active sketch (%v)", phase, wrong, err)
 		}
-		fromEvents := make([]map[string]string, len(reqs))
-		for i, req := range reqs {
-			fromEvents[i] = report(plan.RouteEvents, req)
-		}
-		same(phase+", from the rollups against events", fromEvents)
+		same(phase+", from the rollups against events", routedAll(t, f, plan.RouteEvents, reqs))
 	}
 	check("derived")
 
 	// An erasure corrects the subject's session cells in this form.
-	var subject int64
-	if err := f.pool.QueryRow(ctx, "SELECT visitor_id FROM sessions WHERE site_id = 1 GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").Scan(&subject); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.store.EraseSubject(ctx, 1, []uint64{uint64(subject)}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
-		t.Fatal(err)
-	}
+	eraseBusiest(t, f, 1, "sessions")
 	check("erased")
 
 	// Full copies (rows written before the marker) read the same.
-	compact := make([]map[string]string, len(reqs))
-	for i, req := range reqs {
-		compact[i] = report(plan.RouteRollups, req)
-	}
+	compact := routedAll(t, f, plan.RouteRollups, reqs)
 	mustExec(t, f.pool, "UPDATE session_rollups SET users = active_users WHERE users = ''::bytea")
 	if c := stored(); c.markers != 0 || c.copies == 0 {
 		t.Fatalf("expanding the markers left %d markers and %d copies", c.markers, c.copies)
