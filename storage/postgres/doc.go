@@ -33,8 +33,8 @@
 //     stored ones, read without row locks: the site's writers exclude each
 //     other by the derive lock and the sites row lock (storeRollupRounds).
 //     A cell's users sketch equal to its active-users sketch is stored as
-//     an empty bytea (NULL: no users), in rollup_days and rollup_packs'
-//     users arrays alike, so activeUsers reports read the active sketches
+//     an empty bytea (NULL: no users), in rollup_days, rollup_packs'
+//     users arrays and session_rollups alike, so activeUsers reports read the active sketches
 //     alone; readers expand it through ExpandUsers,
 //     writers store it through compactUsers (sketch_active.go), and full
 //     copies stay valid.
@@ -49,7 +49,10 @@
 //     the site's time zone) are packed by PackRollups, the upkeep job, into
 //     one rollup_packs row per kind and day holding its values as parallel
 //     arrays; reports add both tables (late events of a packed day land in
-//     rollup_days until the next pack). A cell's amounts (Amounts,
+//     rollup_days until the next pack). A page title kind's pack equal cell
+//     for cell to its day's page path kind's pack is stored as a reference
+//     to it (rollup_pack_refs.go); readers read rollup_packs through
+//     rollupPacks, which expands it. A cell's amounts (Amounts,
 //     migration 019) are its ecommerce counters by slot; item rows add to
 //     cells of the item kinds (ItemRollupKinds, RollupItems), and
 //     sites.commerce_rollups_from says from which day they are complete.

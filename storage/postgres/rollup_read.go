@@ -16,11 +16,13 @@ import (
 
 // Reading the rollups: a rollup cell (site, kind, day, dim_id) is a row of
 // rollup_days until its day is packed (PackRollups), then an element of
-// the arrays of its day's rollup_packs row; its users sketch may be a
+// the arrays of its day's rollup_packs row (a page title kind's row may be a
+// reference to the page path kind's, expanded by rollupPacks); its users sketch may be a
 // marker for its active-users sketch (ExpandUsers). Readers get the cells as
 // rows whatever the layout (RollupsIn) or read them through the typed
 // reads below (SumRollupCounters, ReadRollupSketches); session_rollups
-// are not packed and keep whole sketches (SessionRollupsIn).
+// are not packed (SessionRollupsIn) and their users sketches take the same
+// marker.
 
 // Querier runs a statement: the report pool, a replica or a report
 // snapshot's transaction.
@@ -124,7 +126,8 @@ func RollupsIn(sketches int, amounts bool) string {
 
 // SessionRollupsIn is the session rollup cells as rows (site_id, kind,
 // day, dim_id, SessionRollupCounterColumns, RollupSketchColumns): session
-// rollups are not packed and hold whole sketches.
+// rollups are not packed; their users sketch may be the marker, as
+// rollup_days' (RollupSketchReads, ExpandRollupSketches).
 func SessionRollupsIn() string { return "session_rollups" }
 
 // RollupsOf selects a site's rollup cells of one kind on the local days

@@ -2,8 +2,8 @@ package postgres
 
 import "bytes"
 
-// A rollup cell's users sketch (users of rollup_days, an element of
-// rollup_packs' users array) that equals the cell's active-users sketch
+// A rollup cell's users sketch (users of rollup_days and session_rollups,
+// an element of rollup_packs' users array) that equals the cell's active-users sketch
 // byte for byte is stored as an empty bytea instead of a copy: since
 // activeUsers by event-scoped dimensions follows GA4's per-user-day rule,
 // nearly every user of a cell is active in it. The active sketch is the
@@ -14,8 +14,9 @@ import "bytes"
 // gives nil for an empty one), so the marker is unambiguous, and rows
 // holding a full copy stay valid. Readers expand the marker (ExpandUsers)
 // where they read the column, writers store it (compactUsers) where they
-// write it; everything between sees whole sketches. session_rollups keep
-// copies. Migration 027 turned the earlier form, the active sketch stored
+// write it; everything between sees whole sketches. session_rollups cells
+// take the same form (their rows written before it hold copies, which stay
+// valid). Migration 027 turned the earlier form, the active sketch stored
 // as the marker, into this one.
 
 // ExpandUsers is the serialized users sketch stored as users in a rollup
