@@ -45,8 +45,8 @@ func routedAll(t *testing.T, f *fixture, r plan.Route, reqs []plan.RunReportRequ
 }
 
 // eraseBusiest erases, as a GDPR erasure does, site's visitor with the
-// most rows in table (events or sessions).
-func eraseBusiest(t *testing.T, f *fixture, site uint32, table string) {
+// most rows in table (events or sessions), and returns its visitor id.
+func eraseBusiest(t *testing.T, f *fixture, site uint32, table string) int64 {
 	t.Helper()
 	ctx := context.Background()
 	var subject int64
@@ -57,4 +57,5 @@ func eraseBusiest(t *testing.T, f *fixture, site uint32, table string) {
 	if _, err := f.store.EraseSubject(ctx, site, []uint64{uint64(subject)}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
 		t.Fatal(err)
 	}
+	return subject
 }

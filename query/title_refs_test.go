@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -112,7 +114,38 @@ func TestTitlePackRefs(t *testing.T) {
 	// An erasure of the most active visitor: days whose title packs are
 	// references have their path and title cells corrected together.
 	before, _, _ := refs()
-	eraseBusiest(t, f, 1, "events")
+	refDays := func() map[time.Time]bool {
+		t.Helper()
+		rows, err := f.pool.Query(ctx, "SELECT day FROM rollup_packs WHERE site_id = 1 AND kind = $1 AND ref_kind IS NOT NULL", int16(postgres.DimTitle))
+		if err != nil {
+			t.Fatal(err)
+		}
+		days, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[time.Time]bool{}
+		for _, d := range days {
+			out[d] = true
+		}
+		return out
+	}
+	wereRefs := refDays()
+	subject := eraseBusiest(t, f, 1, "events")
+	// The subject's sessions began on days whose title packs were
+	// references: the erasure corrected their cells.
+	var touched int
+	for _, e := range f.events {
+		if e.Site == 1 && int64(e.Visitor) == subject {
+			y, m, d := time.UnixMicro(e.TimeMicros).In(loc).Date()
+			if wereRefs[time.Date(y, m, d, 0, 0, 0, 0, time.UTC)] {
+				touched++
+			}
+		}
+	}
+	if touched == 0 {
+		t.Fatalf("the erased subject has no event on a day whose title pack was a reference")
+	}
 	if r, _, _ := refs(); r == 0 || r < before-1 {
 		t.Errorf("erased: %d references, %d before", r, before)
 	}
