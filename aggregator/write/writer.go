@@ -21,7 +21,7 @@ import (
 const (
 	defaultEvery     = 250 * time.Millisecond
 	defaultIdleEvery = 4 * time.Second
-	defaultMaxEvents = 25_000
+	defaultMaxEvents = 50_000
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
 	maxStagedRows = 1000
@@ -41,7 +41,10 @@ type Config struct {
 	// of asking PostgreSQL four times a second.
 	IdleEvery time.Duration
 	// MaxEvents bounds the events one derivation transaction takes
-	// (default 25 000).
+	// (default 50 000): the rollup rows a derivation writes grow with its
+	// distinct cells, not its events, so larger derivations write fewer
+	// rows per event; its memory grows with its events (docs/architecture.md,
+	// "The write stage: why two steps").
 	MaxEvents int
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports).

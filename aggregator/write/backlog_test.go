@@ -1,0 +1,41 @@
+package write
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// TestDerivationTakesBacklog: under a backlog one derivation takes up to
+// Config.MaxEvents' default of staged events, 50 000, and the next one the
+// rest. The rollup rows a derivation writes are bounded by its distinct
+// cells, not its events, so the larger a derivation, the fewer rows per
+// event.
+func TestDerivationTakesBacklog(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "backlog"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(Config{}, s.Store)
+	for i, evs := range pipelineBatches(site.ID, time.Now().Add(-time.Hour), 51) {
+		if _, err := w.WriteBatch(ctx, "backlog", uint64(i+1), evs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []int{50_000, 1000} {
+		n, _, err := w.deriveSite(ctx, site.ID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("a derivation took %d staged events, want %d", n, want)
+		}
+	}
+	if left, err := s.StagedEvents(ctx, site.ID); err != nil || left != 0 {
+		t.Fatalf("staged events left: %d, %v; want 0", left, err)
+	}
+}
