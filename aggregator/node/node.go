@@ -99,6 +99,9 @@ type Config struct {
 	// (cluster.DefaultProbeInterval, cluster.DefaultSuspicionMult).
 	GossipProbeInterval time.Duration
 	GossipSuspicionMult int
+	// DeriveMaxEvents bounds the staged events one derivation takes
+	// (write.Config.MaxEvents); 0: the write stage's default.
+	DeriveMaxEvents int
 	// Version is the build version gossiped to peers and shown in status.
 	Version string
 	// Metrics receives the node's Prometheus metrics, served on /metrics;
@@ -286,7 +289,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	// staged ones counted when their batch was staged (docs/architecture.md,
 	// Freshness).
 	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Added: n.onAdded, Tracer: tp.Tracer(tracerWrite),
-		Metrics: n.metrics.write}, n.store)
+		Metrics: n.metrics.write, MaxEvents: cfg.DeriveMaxEvents}, n.store)
 	n.retainer.Metrics = n.metrics.governance
 	n.gdpr = n.newGDPRWorker(log)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.reports, n.store, n.realtime)

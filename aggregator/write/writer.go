@@ -21,7 +21,7 @@ import (
 const (
 	defaultEvery     = 250 * time.Millisecond
 	defaultIdleEvery = 4 * time.Second
-	defaultMaxEvents = 50_000
+	DefaultMaxEvents = 50_000
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
 	maxStagedRows = 1000
@@ -117,7 +117,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	cfg.IdleEvery = max(cfg.IdleEvery, cfg.Every)
 	if cfg.MaxEvents <= 0 {
-		cfg.MaxEvents = defaultMaxEvents
+		cfg.MaxEvents = DefaultMaxEvents
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/node"
+	"github.com/avila-analytics/avila/aggregator/write"
 	"github.com/avila-analytics/avila/internal/cli"
 	"github.com/avila-analytics/avila/internal/telemetry"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -126,6 +127,10 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 	fs.IntVar(&cfg.GossipSuspicionMult, "gossip-suspicion-mult", cluster.DefaultSuspicionMult,
 		"probe intervals a suspect node has to answer before it is declared dead (more in large clusters); "+
 			"see --gossip-probe-interval")
+	fs.IntVar(&cfg.DeriveMaxEvents, "derive-max-events", write.DefaultMaxEvents,
+		"staged events one derivation (the transaction writing events, sessions and rollups) takes at most when a backlog waits: "+
+			"larger writes fewer rollup rows per event and catches up sooner, and holds more memory at once "+
+			"(about 1 KB per event at its peak); lower it with --memory-limit on small machines")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&o.MemoryLimit, "memory-limit", DefaultMemoryLimit,
@@ -138,6 +143,9 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		}
 		cfg.Join = cli.List(join)
 		cfg.DatabaseReadURLs = cli.List(readURLs)
+		if cfg.DeriveMaxEvents <= 0 {
+			return o, fmt.Errorf("--derive-max-events %d: want events > 0", cfg.DeriveMaxEvents)
+		}
 		if cfg.GossipProbeInterval <= 0 || cfg.GossipSuspicionMult <= 0 {
 			return o, errors.New("--gossip-probe-interval and --gossip-suspicion-mult must be > 0")
 		}

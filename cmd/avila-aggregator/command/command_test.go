@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/avila-analytics/avila/aggregator/write"
 )
 
 func mapEnv(m map[string]string) func(string) (string, bool) {
@@ -63,6 +65,24 @@ func TestParse(t *testing.T) {
 	} {
 		if _, err := Parse(tc.args, mapEnv(tc.env), io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q): %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestDeriveMaxEvents(t *testing.T) {
+	o, err := Parse(nil, mapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Node.DeriveMaxEvents != write.DefaultMaxEvents {
+		t.Errorf("default --derive-max-events = %d, want %d", o.Node.DeriveMaxEvents, write.DefaultMaxEvents)
+	}
+	if o, err = Parse(nil, mapEnv(map[string]string{"AVILA_DERIVE_MAX_EVENTS": "20000"}), io.Discard); err != nil || o.Node.DeriveMaxEvents != 20000 {
+		t.Errorf("AVILA_DERIVE_MAX_EVENTS=20000: %d, %v", o.Node.DeriveMaxEvents, err)
+	}
+	for _, bad := range []string{"0", "-1"} {
+		if _, err := Parse([]string{"--derive-max-events", bad}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--derive-max-events "+bad) {
+			t.Errorf("--derive-max-events %s: %v, want an error naming it", bad, err)
 		}
 	}
 }
