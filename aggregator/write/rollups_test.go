@@ -110,8 +110,10 @@ func dayUsers(t *testing.T, s *testStore, site uint32, day string) (users, activ
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k := range b[0] { // a users sketch equal to the active sketch is stored as a marker
-		b[0][k] = postgres.ExpandUsers(b[0][k], b[1][k])
+	for k := range b[0] { // a users or new users sketch equal to the active sketch is stored as a marker
+		one := [3][]byte{b[0][k], b[1][k], b[2][k]}
+		postgres.ExpandSketches(&one)
+		b[0][k], b[2][k] = one[0], one[2]
 	}
 	var est [3]uint64
 	for i := range b {

@@ -153,7 +153,7 @@ func storedSessionRollups(t *testing.T, s *testStore, site uint32) map[string]se
 			&sk[0], &sk[1], &sk[2]); err != nil {
 			t.Fatal(err)
 		}
-		sk[0] = postgres.ExpandUsers(sk[0], sk[1])
+		postgres.ExpandSketches(&sk)
 		for i, n := range []*uint64{&r.Users, &r.Active, &r.New} {
 			est := postgres.NewSketch()
 			if err := postgres.MergeSketch(est, sk[i]); err != nil {

@@ -257,7 +257,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 			res.Close()
 			return fmt.Errorf("read rollup rows: %w", err)
 		}
-		e.sketches[0] = ExpandUsers(e.sketches[0], e.sketches[1])
+		ExpandSketches(&e.sketches)
 		e.amounts = amountsOf(amounts)
 		if s := stored[k]; s != nil {
 			if err := s.add(e); err != nil {
@@ -562,7 +562,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 			res.Close()
 			return fmt.Errorf("read session rollup rows: %w", err)
 		}
-		c.sketches.enc[0] = ExpandUsers(c.sketches.enc[0], c.sketches.enc[1])
+		ExpandSketches(&c.sketches.enc)
 		stored[k] = c
 	}
 	if err := res.Err(); err != nil {

@@ -170,7 +170,7 @@ func TestPackRefReads(t *testing.T) {
 		if err := res.Scan(&day, &dim, &e.events, &e.views, &e.keyEvents, &e.engageMs, &e.sketches[0], &e.sketches[1], &e.sketches[2], &a0); err != nil {
 			t.Fatal(err)
 		}
-		e.sketches[0] = ExpandUsers(e.sketches[0], e.sketches[1])
+		ExpandSketches(&e.sketches)
 		if a0 != nil {
 			e.amounts = &Amounts{AmountPurchaseRevenue: *a0}
 		}

@@ -182,7 +182,8 @@ func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs 
 		}
 		for i, dim := range dims {
 			e := &packEntry{events: events[i], views: views[i], keyEvents: kev[i], engageMs: engage[i],
-				sketches: [3][]byte{ExpandUsers(sks[0][i], sks[1][i]), sks[1][i], sks[2][i]}}
+				sketches: [3][]byte{sks[0][i], sks[1][i], sks[2][i]}}
+			ExpandSketches(&e.sketches)
 			if amounts != nil {
 				e.amounts = amountsOf(amounts[i*NumAmounts : (i+1)*NumAmounts])
 			}
@@ -242,10 +243,9 @@ func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pa
 		for i, dim := range dims {
 			e := p[dim]
 			events[i], views[i], kev[i], engage[i] = e.events, e.views, e.keyEvents, e.engageMs
-			for j := range sks {
-				sks[j][i] = e.sketches[j]
+			for j, b := range compactSketches(e.sketches) {
+				sks[j][i] = b
 			}
-			sks[0][i] = compactUsers(e.sketches[0], e.sketches[1])
 			if e.amounts != nil && !e.amounts.zero() && amounts == nil {
 				amounts = make([]*float64, 0, n*NumAmounts)
 				for range i {
@@ -292,7 +292,7 @@ func packDay(ctx context.Context, tx pgx.Tx, site int32, day time.Time) error {
 		if err := res.Scan(&kind, &dim, &e.events, &e.views, &e.keyEvents, &e.engageMs, &e.sketches[0], &e.sketches[1], &e.sketches[2], &amounts); err != nil {
 			return fmt.Errorf("move rows: %w", err)
 		}
-		e.sketches[0] = ExpandUsers(e.sketches[0], e.sketches[1])
+		ExpandSketches(&e.sketches)
 		e.amounts = amountsOf(amounts)
 		pk := packKey{kind: kind, day: day}
 		if packs[pk] == nil {

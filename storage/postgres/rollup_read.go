@@ -17,12 +17,13 @@ import (
 // Reading the rollups: a rollup cell (site, kind, day, dim_id) is a row of
 // rollup_days until its day is packed (PackRollups), then an element of
 // the arrays of its day's rollup_packs row (a page title kind's row may be a
-// reference to the page path kind's, expanded by rollupPacks); its users sketch may be a
-// marker for its active-users sketch (ExpandUsers). Readers get the cells as
+// reference to the page path kind's, expanded by rollupPacks); its users and
+// new users sketches may be a marker for its active-users sketch
+// (ExpandUsers, sketch_active.go). Readers get the cells as
 // rows whatever the layout (RollupsIn) or read them through the typed
 // reads below (SumRollupCounters, ReadRollupSketches); session_rollups
-// are not packed (SessionRollupsIn) and their users sketches take the same
-// marker.
+// are not packed (SessionRollupsIn) and their users and new users
+// sketches take the same marker.
 
 // Querier runs a statement: the report pool, a replica or a report
 // snapshot's transaction.
@@ -55,9 +56,10 @@ const (
 
 // RollupSketchReads are the sketch columns (a set of RollupSketchColumns)
 // a reader of rollup_days reads to get the sketches of sketches: with the
-// users one, the active users one, which its marker stands for.
+// users or new users one, the active users one, which their markers stand
+// for.
 func RollupSketchReads(sketches int) int {
-	if sketches&SketchUsers != 0 {
+	if sketches&(SketchUsers|SketchNew) != 0 {
 		return sketches | SketchActive
 	}
 	return sketches
@@ -65,15 +67,17 @@ func RollupSketchReads(sketches int) int {
 
 // ExpandRollupSketches turns rollup_days' sketch columns as read (by
 // RollupSketchReads(sketches); by column, nil: not read) into those of
-// sketches: the markers among the users sketches replaced by the active
-// sketches beside them (ExpandUsers), the active sketches dropped when
-// sketches does not hold them.
+// sketches: the markers among the users and new users sketches replaced
+// by the active sketches beside them (ExpandUsers), the active sketches
+// dropped when sketches does not hold them.
 func ExpandRollupSketches(raw *[3][][]byte, sketches int) {
-	if raw[0] == nil || raw[1] == nil {
+	if raw[1] == nil {
 		return
 	}
-	for k, b := range raw[0] {
-		raw[0][k] = ExpandUsers(b, raw[1][k])
+	for _, j := range markedSketches {
+		for k, b := range raw[j] {
+			raw[j][k] = ExpandUsers(b, raw[1][k])
+		}
 	}
 	if sketches&SketchActive == 0 {
 		raw[1] = nil
@@ -126,7 +130,8 @@ func RollupsIn(sketches int, amounts bool) string {
 
 // SessionRollupsIn is the session rollup cells as rows (site_id, kind,
 // day, dim_id, SessionRollupCounterColumns, RollupSketchColumns): session
-// rollups are not packed; their users sketch may be the marker, as
+// rollups are not packed; their users and new users sketches may be the
+// marker, as
 // rollup_days' (RollupSketchReads, ExpandRollupSketches).
 func SessionRollupsIn() string { return "session_rollups" }
 
@@ -339,7 +344,8 @@ func lenOrNil[T int32 | int64](a []T, n int) bool {
 }
 
 // ReadRollupSketches reads the sketches of sketches (a set of
-// RollupSketchColumns; the users one expanded from its marker) of
+// RollupSketchColumns; the users and new users ones expanded from their
+// markers) of
 // the cells of of whose dim_id is one of ids (ascending, distinct), and
 // gives each cell's to add, by column in RollupSketchColumns' order (sks
 // is reused between calls). Nothing is grouped in SQL. With every, ids
@@ -398,8 +404,8 @@ func scanSketchRows(ctx context.Context, db Querier, reads, sketches int, add fu
 
 // sketchScan scans rows of a day, its dim_ids and its cells' sketch
 // arrays (by the columns of reads, in RollupSketchColumns' order), and
-// gives each cell's sketches (those of sketches, the users one expanded
-// from its marker) to an add function.
+// gives each cell's sketches (those of sketches, the users and new users
+// ones expanded from their markers) to an add function.
 type sketchScan struct {
 	sketches int
 	day      time.Time
@@ -408,16 +414,16 @@ type sketchScan struct {
 	dest     []any
 	// one: a cell's sketches by column read; out: those of sketches.
 	one, out [][]byte
-	// users, active: the positions of those columns among those read
-	// (-1: not read).
-	users, active int
+	// users, active, news: the positions of those columns among those
+	// read (-1: not read).
+	users, active, news int
 }
 
 // newSketchScan scans the sketch columns of reads after the day and
 // dim_ids, and after the columns of extra.
 func newSketchScan(reads, sketches int, extra []any) *sketchScan {
 	n := bits.OnesCount(uint(reads))
-	sc := &sketchScan{sketches: sketches, sks: make([][][]byte, n), one: make([][]byte, n), out: make([][]byte, 0, n), users: -1, active: -1}
+	sc := &sketchScan{sketches: sketches, sks: make([][][]byte, n), one: make([][]byte, n), out: make([][]byte, 0, n), users: -1, active: -1, news: -1}
 	sc.dest = append([]any{&sc.day}, extra...)
 	sc.dest = append(sc.dest, &sc.dims)
 	for i := range sc.sks {
@@ -428,6 +434,9 @@ func newSketchScan(reads, sketches int, extra []any) *sketchScan {
 	}
 	if reads&SketchActive != 0 {
 		sc.active = sc.users + 1
+	}
+	if reads&SketchNew != 0 {
+		sc.news = n - 1
 	}
 	return sc
 }
@@ -441,8 +450,10 @@ func (sc *sketchScan) give(add func(day time.Time, dim int32, sks [][]byte)) err
 			}
 			sc.one[i] = sc.sks[i][k]
 		}
-		if sc.users >= 0 {
-			sc.one[sc.users] = ExpandUsers(sc.one[sc.users], sc.one[sc.active])
+		for _, j := range [2]int{sc.users, sc.news} {
+			if j >= 0 {
+				sc.one[j] = ExpandUsers(sc.one[j], sc.one[sc.active])
+			}
 		}
 		sc.out = sc.out[:0]
 		for i := range sc.one {

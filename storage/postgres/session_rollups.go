@@ -470,7 +470,7 @@ func readAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 			return nil, fmt.Errorf("read %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
 		found[i-1] = true
-		stored[0] = ExpandUsers(stored[0], stored[1])
+		ExpandSketches(&stored)
 		c := sketches(keys[i-1])
 		for j := range stored {
 			if err := c.merge(j, stored[j]); err != nil {
@@ -486,9 +486,10 @@ func readAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 
 // sketchArrays serializes the sketches of keys as three bytea arrays (users,
 // active, new users): NULL for an empty sketch, and for a merged one equal
-// to the stored one (write keeps the stored value). A users sketch equal to
-// the active sketch is the marker (compactUsers), and one kept but stored
-// as the marker is written out when the active sketch changed.
+// to the stored one (write keeps the stored value). A users or new users
+// sketch equal to the active sketch is the marker (compactSketches), and
+// one kept but stored as the marker is written out when the active sketch
+// changed.
 func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3][][]byte, error) {
 	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
 	for i, k := range keys {
@@ -507,10 +508,13 @@ func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3]
 				out[j][i] = final[j]
 			}
 		}
-		if u := compactUsers(final[0], final[1]); u != nil && len(u) == 0 {
-			out[0][i] = u
-		} else if c.same[0] && !c.same[1] {
-			out[0][i] = final[0]
+		compact := compactSketches(final)
+		for _, j := range markedSketches {
+			if u := compact[j]; u != nil && len(u) == 0 {
+				out[j][i] = u
+			} else if c.same[j] && !c.same[1] {
+				out[j][i] = final[j]
+			}
 		}
 	}
 	return out, nil

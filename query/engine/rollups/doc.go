@@ -4,7 +4,7 @@
 // run in Go in the order the raw engine's statement uses, so both give one
 // answer; user and session counts merge HyperLogLog sketches.
 //
-// The rollups' layout (days, packs, the active users marker) is storage's:
+// The rollups' layout (days, packs, the users and new users markers) is storage's:
 // statements read cells through postgres.RollupsIn and
 // postgres.SessionRollupsIn, counters summed per dim_id through
 // postgres.SumRollupCounters and sketches through

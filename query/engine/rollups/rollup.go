@@ -260,8 +260,9 @@ type Plan struct {
 }
 
 // reads are the sketch columns rp reads: its sketches, and those its
-// users sketch needs, its marker standing for the active sketch in
-// rollup_days and session_rollups alike (postgres.RollupSketchReads).
+// users and new users sketches need, their markers standing for the active
+// sketch in rollup_days and session_rollups alike
+// (postgres.RollupSketchReads).
 func (rp Plan) reads() int {
 	return postgres.RollupSketchReads(rp.sketches)
 }
