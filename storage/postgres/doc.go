@@ -35,9 +35,10 @@
 //     A cell's users sketch equal to its active-users sketch is stored as
 //     an empty bytea (NULL: no users), in rollup_days, rollup_packs'
 //     users arrays and session_rollups alike, so activeUsers reports read the active sketches
-//     alone; readers expand it through ExpandUsers,
-//     writers store it through compactUsers (sketch_active.go), and full
-//     copies stay valid.
+//     alone; its new-users sketch equal to the active one takes the same
+//     marker. Readers expand both through ExpandSketches (ExpandUsers),
+//     writers store them through compactSketches (sketch_active.go), and
+//     full copies stay valid.
 //     Events that reach the table otherwise
 //     (bulk loads) need RebuildRollups; sites.rollups_from (and
 //     hour_rollups_from for the hourly rows, kind RollupHour, and
