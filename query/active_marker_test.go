@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"github.com/avila-analytics/avila/query/plan"
 	"math/rand/v2"
 	"strings"
@@ -37,10 +36,6 @@ func TestUsersMarker(t *testing.T) {
 		{Dimensions: dims("eventName", "date"), Metrics: mets("totalUsers", "activeUsers")},
 	}
 	coverAll(t, f, 1, reqs)
-	report := func(r plan.Route, req plan.RunReportRequest) map[string]string {
-		t.Helper()
-		return routedRows(t, f, r, req)
-	}
 	// cells are site 1's rollup cells of both tables (users, active).
 	const cells = `(SELECT users AS u, active_users AS a FROM rollup_days WHERE site_id = 1
 		UNION ALL SELECT x.u, x.a FROM rollup_packs p, unnest(p.users, p.active_users) AS x(u, a) WHERE p.site_id = 1) s`
@@ -60,11 +55,7 @@ func TestUsersMarker(t *testing.T) {
 	}
 	same := func(phase string, want []map[string]string) {
 		t.Helper()
-		for i, req := range reqs {
-			if got := report(plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(want[i]) {
-				t.Errorf("%s: report %d\n%v\nwant\n%v", phase, i, got, want[i])
-			}
-		}
+		sameOnRollups(t, f, phase, reqs, want)
 	}
 	check := func(phase string) {
 		t.Helper()

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -70,11 +69,7 @@ func TestNewUsersMarker(t *testing.T) {
 	}
 	same := func(phase string, want []map[string]string) {
 		t.Helper()
-		for i, req := range reqs {
-			if got := routedRows(t, f, plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(want[i]) {
-				t.Errorf("%s: report %d\n%v\nwant\n%v", phase, i, got, want[i])
-			}
-		}
+		sameOnRollups(t, f, phase, reqs, want)
 	}
 	check := func(phase string, in ...string) {
 		t.Helper()

@@ -44,6 +44,17 @@ func routedAll(t *testing.T, f *fixture, r plan.Route, reqs []plan.RunReportRequ
 	return out
 }
 
+// sameOnRollups reports, as errors of phase, each of reqs whose rows and
+// totals from the rollups differ from want (by request).
+func sameOnRollups(t *testing.T, f *fixture, phase string, reqs []plan.RunReportRequest, want []map[string]string) {
+	t.Helper()
+	for i, req := range reqs {
+		if got := routedRows(t, f, plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(want[i]) {
+			t.Errorf("%s: report %d\n%v\nwant\n%v", phase, i, got, want[i])
+		}
+	}
+}
+
 // eraseBusiest erases, as a GDPR erasure does, site's visitor with the
 // most rows in table (events or sessions), and returns its visitor id.
 func eraseBusiest(t *testing.T, f *fixture, site uint32, table string) int64 {

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/avila-analytics/avila/query/plan"
@@ -27,10 +26,6 @@ func TestSessionUsersMarker(t *testing.T) {
 		{Dimensions: dims("date"), Metrics: mets("totalUsers", "newUsers", "sessions")},
 	}
 	coverAll(t, f, 1, reqs)
-	report := func(r plan.Route, req plan.RunReportRequest) map[string]string {
-		t.Helper()
-		return routedRows(t, f, r, req)
-	}
 	// stored counts site 1's session_rollups users sketches stored as the
 	// marker, those stored as a copy of the active sketch, and the cells
 	// whose users and active sketches differ.
@@ -47,11 +42,7 @@ func TestSessionUsersMarker(t *testing.T) {
 	}
 	same := func(phase string, want []map[string]string) {
 		t.Helper()
-		for i, req := range reqs {
-			if got := report(plan.RouteRollups, req); fmt.Sprint(got) != fmt.Sprint(want[i]) {
-				t.Errorf("%s: report %d\n%v\nwant\n%v", phase, i, got, want[i])
-			}
-		}
+		sameOnRollups(t, f, phase, reqs, want)
 	}
 	check := func(phase string) {
 		t.Helper()
