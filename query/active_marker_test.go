@@ -2,13 +2,13 @@ package query
 
 import (
 	"context"
-	"github.com/avila-analytics/avila/query/plan"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
