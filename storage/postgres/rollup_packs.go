@@ -198,6 +198,18 @@ func readPacks(ctx context.Context, tx pgx.Tx, site int32, day time.Time, packs 
 	return nil
 }
 
+// packUpsert writes one rollup_packs row, replacing the row of its key:
+// $1..$4 the key and dim_ids, $5..$12 its arrays and amounts, $13 and
+// $14 ref_kind and ref_pos (NULL for a pack holding its own values; for a
+// reference, its own arrays are empty).
+const packUpsert = `INSERT INTO rollup_packs (site_id, kind, day, dim_ids, events, page_views, key_events, engagement_ms,
+		users, active_users, new_users, amounts, ref_kind, ref_pos)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	ON CONFLICT (site_id, kind, day) DO UPDATE SET dim_ids = EXCLUDED.dim_ids, events = EXCLUDED.events,
+		page_views = EXCLUDED.page_views, key_events = EXCLUDED.key_events, engagement_ms = EXCLUDED.engagement_ms,
+		users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts,
+		ref_kind = EXCLUDED.ref_kind, ref_pos = EXCLUDED.ref_pos`
+
 // writePacks stores packs of site, replacing rows of the same keys. A
 // pack of a kind that may reference another (packRefs) is stored as a
 // reference when the referenced kind's pack of its day is among packs and
@@ -225,13 +237,9 @@ func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pa
 		if to, ok := packRefs[pk.kind]; ok {
 			tk := packKey{kind: to, day: pk.day}
 			if pos, ok := packRef(p, dims, packs[tk], dimsOf[tk]); ok {
-				b.Queue(`INSERT INTO rollup_packs (site_id, kind, day, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts, ref_kind, ref_pos)
-					VALUES ($1, $2, $3, $4, '{}', '{}', '{}', '{}', '{}', '{}', '{}', NULL, $5, $6)
-					ON CONFLICT (site_id, kind, day) DO UPDATE SET dim_ids = EXCLUDED.dim_ids, events = EXCLUDED.events,
-						page_views = EXCLUDED.page_views, key_events = EXCLUDED.key_events, engagement_ms = EXCLUDED.engagement_ms,
-						users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts,
-						ref_kind = EXCLUDED.ref_kind, ref_pos = EXCLUDED.ref_pos`,
-					site, pk.kind, pk.day, dims, to, pos)
+				// Its own arrays empty, amounts NULL.
+				b.Queue(packUpsert, site, pk.kind, pk.day, dims, []int32{}, []int32{}, []int32{}, []int64{},
+					[][]byte{}, [][]byte{}, [][]byte{}, []*float64(nil), &to, pos)
 				continue
 			}
 		}
@@ -256,13 +264,9 @@ func writePacks(ctx context.Context, tx pgx.Tx, site int32, packs map[packKey]pa
 				amounts = appendPackAmounts(amounts, e.amounts)
 			}
 		}
-		b.Queue(`INSERT INTO rollup_packs (site_id, kind, day, dim_ids, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-			ON CONFLICT (site_id, kind, day) DO UPDATE SET dim_ids = EXCLUDED.dim_ids, events = EXCLUDED.events,
-				page_views = EXCLUDED.page_views, key_events = EXCLUDED.key_events, engagement_ms = EXCLUDED.engagement_ms,
-				users = EXCLUDED.users, active_users = EXCLUDED.active_users, new_users = EXCLUDED.new_users, amounts = EXCLUDED.amounts,
-				ref_kind = NULL, ref_pos = NULL`,
-			site, pk.kind, pk.day, dims, events, views, kev, engage, sks[0], sks[1], sks[2], amounts)
+		// No reference: ref_kind and ref_pos NULL.
+		b.Queue(packUpsert, site, pk.kind, pk.day, dims, events, views, kev, engage, sks[0], sks[1], sks[2], amounts,
+			(*int16)(nil), []int32(nil))
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return fmt.Errorf("write packs: %w", err)
