@@ -102,24 +102,40 @@ func pinTree(pid int, set unix.CPUSet) error {
 		return err
 	}
 	for range 2 {
-		procs, err := os.ReadDir("/proc")
+		err := eachChild(pid, func(child int, _ []byte) error {
+			if err := pinProcess(child, set); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("bench: list processes: %w", err)
+			return err
 		}
-		for _, p := range procs {
-			child, err := strconv.Atoi(p.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
-			if err != nil {
-				continue // gone
-			}
-			if ppid, err := parseStatPPID(b); err == nil && ppid == pid {
-				if err := pinProcess(child, set); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return err
-				}
-			}
+	}
+	return nil
+}
+
+// eachChild calls each with every live child process of pid and the text
+// of its /proc/PID/stat; a process that ends meanwhile is skipped.
+func eachChild(pid int, each func(child int, stat []byte) error) error {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("bench: list processes: %w", err)
+	}
+	for _, p := range procs {
+		child, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue // gone
+		}
+		if ppid, err := parseStatPPID(b); err != nil || ppid != pid {
+			continue
+		}
+		if err := each(child, b); err != nil {
+			return err
 		}
 	}
 	return nil

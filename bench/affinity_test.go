@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"os/exec"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -57,5 +59,35 @@ func TestSplitHosts(t *testing.T) {
 		if s.edge.IsSet(c) && s.agg.IsSet(c) || (s.edge.IsSet(c) || s.agg.IsSet(c)) != s.all.IsSet(c) {
 			t.Fatalf("CPU %d: edge %v aggregator %v all %v", c, s.edge.IsSet(c), s.agg.IsSet(c), s.all.IsSet(c))
 		}
+	}
+}
+
+// TestEachChild: a process this one started is among its children, with
+// its /proc stat, and the tree's CPU time counts this process's own.
+func TestEachChild(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	found := false
+	err := eachChild(os.Getpid(), func(child int, stat []byte) error {
+		if child == cmd.Process.Pid {
+			found = true
+			if _, err := ParseStatTimes(stat); err != nil {
+				t.Errorf("child %d's stat: %v", child, err)
+			}
+		}
+		return nil
+	})
+	if err != nil || !found {
+		t.Fatalf("eachChild: found %v, %v; want the started process %d", found, err, cmd.Process.Pid)
+	}
+	self, err := ReadStatTimes(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree, err := treeTicks(os.Getpid()); err != nil || tree < self.Self {
+		t.Fatalf("treeTicks = %d, %v; want at least this process's own %d", tree, err, self.Self)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -51,26 +50,13 @@ func treeTicks(pid int) (uint64, error) {
 		return 0, err
 	}
 	sum := t.Self + t.Children
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, fmt.Errorf("bench: list processes: %w", err)
-	}
-	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
-		if err != nil {
-			continue // gone
-		}
-		if ppid, err := parseStatPPID(b); err != nil || ppid != pid {
-			continue
-		}
-		if c, err := ParseStatTimes(b); err == nil {
+	err = eachChild(pid, func(_ int, stat []byte) error {
+		if c, err := ParseStatTimes(stat); err == nil {
 			sum += c.Self + c.Children
 		}
-	}
-	return sum, nil
+		return nil
+	})
+	return sum, err
 }
 
 // sampleCPU reads every process's CPU time; pg is the postmaster's pid, 0
