@@ -69,8 +69,9 @@ type Config struct {
 	// collector off and needs a MemoryLimit.
 	GCPercent   int
 	MemoryLimit int64
-	// MinProcs fixes GOMAXPROCS at no less than this at Start
-	// (--min-procs; see DefaultMinProcs); 0 leaves it to the runtime.
+	// MinProcs keeps GOMAXPROCS at no less than this while the process
+	// may run on fewer CPUs, from Start to Shutdown (--min-procs; see
+	// DefaultMinProcs); 0 leaves it to the runtime.
 	MinProcs int
 	// MaxConns and MaxConnsPerIP cap the HTTP connections open at once, in
 	// total and per client address (--max-conns, --max-conns-per-ip); past

@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
+	"time"
 )
 
 // Go runtime defaults for a dedicated agent process (cmd/avila-agent). The
@@ -18,53 +20,111 @@ import (
 // sustained backlog, so RSS stays bounded without the collector running
 // often enough to cost CPU per hit.
 //
-// DefaultMinProcs is 0: GOMAXPROCS is the runtime's, which follows the CPUs
-// the process may use (affinity, cgroup limit). The queue's commit holds its
-// thread, and with it a Go P, in fdatasync; with a single P the agent reads
-// no request meanwhile. The write-ahead log's commit is short, so on one
-// CPU a second P costs more in thread switches than the requests it would
-// read during a commit: the runtime's default is kept. --min-procs fixes a
-// floor for hosts whose fsync is slow, where a second P pays again.
+// DefaultMinProcs is 2: the queue's commit holds its thread, and with it a
+// Go P, in fdatasync; with a single P the agent reads no request meanwhile.
+// The runtime gives one P only when the process may run on one CPU (its
+// CPU affinity; a cgroup CPU limit below 2 still gets 2), and there a
+// second P serves requests while the disk works: on a disk whose fdatasync
+// takes about a millisecond that pays more than the thread switches it
+// costs (bench/README.md, "Single-hit ingest").
 const (
 	DefaultGCPercent   = 400
 	DefaultMemoryLimit = 24 << 20 // bytes
-	DefaultMinProcs    = 0
+	DefaultMinProcs    = 2
 )
+
+// procsFloorEvery is how often the floor looks at the process's CPU
+// affinity: the runtime itself re-reads it about once a second.
+const procsFloorEvery = time.Second
 
 // applyRuntime sets the process's GC percent, soft memory limit and
 // GOMAXPROCS floor from cfg; a zero field leaves that setting as it was (so
 // a process that also runs other components, like `avila demo`, keeps its
-// own). It returns the values to restore.
+// own). It returns the function that stops the floor and restores the
+// values.
 //
-// With MinProcs set, GOMAXPROCS is fixed at the larger of MinProcs and the
-// runtime's choice at start, even when that is already enough: the runtime
-// would otherwise lower it when the process's CPU affinity or cgroup limit
-// shrinks later (Go 1.25+).
+// The floor holds only while the process may run on fewer CPUs than
+// MinProcs: GOMAXPROCS is raised to MinProcs then, and handed back to the
+// runtime (which follows CPU affinity and cgroup limits) as soon as the
+// process may use MinProcs CPUs or more again. With GOMAXPROCS set in the
+// environment the runtime follows nothing, and the floor is applied once.
 func applyRuntime(cfg Config) (restore func()) {
-	oldGC, oldLimit, oldProcs := -2, int64(-1), 0
+	oldGC, oldLimit := -2, int64(-1)
 	if cfg.GCPercent != 0 {
 		oldGC = debug.SetGCPercent(cfg.GCPercent)
 	}
 	if cfg.MemoryLimit != 0 {
 		oldLimit = debug.SetMemoryLimit(cfg.MemoryLimit)
 	}
+	stopFloor := func() {}
 	if cfg.MinProcs != 0 {
-		oldProcs = runtime.GOMAXPROCS(max(cfg.MinProcs, runtime.GOMAXPROCS(0)))
+		stopFloor = startProcsFloor(cfg.MinProcs, affinityCPUs, procsFloorEvery)
 	}
 	return func() {
+		stopFloor()
 		if oldGC != -2 {
 			debug.SetGCPercent(oldGC)
 		}
 		if oldLimit >= 0 {
 			debug.SetMemoryLimit(oldLimit)
 		}
-		switch {
-		case oldProcs == 0:
-		case os.Getenv("GOMAXPROCS") == "":
-			runtime.SetDefaultGOMAXPROCS() // the runtime's choice, following CPU changes again
-		default:
-			runtime.GOMAXPROCS(oldProcs)
+	}
+}
+
+// startProcsFloor keeps GOMAXPROCS at no less than floor while cpus()
+// (the CPUs the process may run on) is below it, looking every period. It
+// returns the function that stops it and gives GOMAXPROCS back.
+func startProcsFloor(floor int, cpus func() int, every time.Duration) (stop func()) {
+	if env := os.Getenv("GOMAXPROCS"); env != "" {
+		old := runtime.GOMAXPROCS(0)
+		if old < floor {
+			runtime.GOMAXPROCS(floor)
 		}
+		return func() { runtime.GOMAXPROCS(old) }
+	}
+	f := &procsFloor{floor: floor, cpus: cpus}
+	f.check()
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f.check()
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(done)
+		<-exited
+		if f.raised {
+			runtime.SetDefaultGOMAXPROCS()
+		}
+	})
+}
+
+// procsFloor is the state of startProcsFloor's loop.
+type procsFloor struct {
+	floor  int
+	cpus   func() int
+	raised bool // GOMAXPROCS was set to floor and no longer follows the runtime
+}
+
+func (f *procsFloor) check() {
+	switch n := f.cpus(); {
+	case n <= 0: // affinity unknown: leave things as they are
+	case n < f.floor && !f.raised:
+		// The runtime lowers GOMAXPROCS to n within a second of an
+		// affinity change; the floor takes its place at once.
+		runtime.GOMAXPROCS(f.floor)
+		f.raised = true
+	case n >= f.floor && f.raised:
+		runtime.SetDefaultGOMAXPROCS()
+		f.raised = false
 	}
 }
 

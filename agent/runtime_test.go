@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // currentGCPercent reads GOGC without changing it.
@@ -66,6 +69,46 @@ func TestRuntimeSettingsChecked(t *testing.T) {
 	f(Config{MemoryLimit: -1}, "--memory-limit")
 	f(Config{MinProcs: DefaultMinProcs}, "")
 	f(Config{MinProcs: -1}, "--min-procs")
+}
+
+// The floor raises GOMAXPROCS while the process may use fewer CPUs than
+// MinProcs, and gives it back to the runtime when it may use more.
+func TestProcsFloorFollowsCPUs(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Fatal("run without GOMAXPROCS in the environment: the floor then applies once and follows nothing")
+	}
+	procs0 := runtime.GOMAXPROCS(0)
+	floor := procs0 + 3
+	var cpus atomic.Int32
+	cpus.Store(1)
+	stop := startProcsFloor(floor, func() int { return int(cpus.Load()) }, 5*time.Millisecond)
+	defer stop()
+	if got := runtime.GOMAXPROCS(0); got != floor {
+		t.Fatalf("GOMAXPROCS on 1 CPU with floor %d = %d, want the floor at once", floor, got)
+	}
+	waitProcs := func(want int, why string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.GOMAXPROCS(0) != want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := runtime.GOMAXPROCS(0); got != want {
+			t.Fatalf("GOMAXPROCS %s = %d, want %d", why, got, want)
+		}
+	}
+	cpus.Store(int32(floor))
+	waitProcs(procs0, "once the process may use as many CPUs as the floor (the runtime's own choice)")
+	cpus.Store(1)
+	waitProcs(floor, "back on 1 CPU")
+	stop()
+	if got := runtime.GOMAXPROCS(0); got != procs0 {
+		t.Errorf("GOMAXPROCS after stop = %d, want the runtime's %d", got, procs0)
+	}
+	cpus.Store(1)
+	time.Sleep(50 * time.Millisecond)
+	if got := runtime.GOMAXPROCS(0); got != procs0 {
+		t.Errorf("GOMAXPROCS 50 ms after stop = %d, want %d: the floor's loop did not stop", got, procs0)
+	}
 }
 
 // MinProcs raises GOMAXPROCS and fixes it; Shutdown gives it back.

@@ -73,11 +73,10 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			"whatever --gogc says, which bounds RSS; the queue's memory-mapped file comes on top. 0 leaves the Go "+
 			"runtime's own setting")
 	fs.IntVar(&o.Agent.MinProcs, "min-procs", agent.DefaultMinProcs,
-		"fix the Go runtime's GOMAXPROCS at no less than this, even on one CPU: the queue's fsync holds a processor, and "+
-			"with only one the agent reads no request meanwhile; worth it where fsyncs take milliseconds (a busy or slow disk), "+
-			"as with a few hundred microseconds a second processor on one CPU costs more in thread switches than it saves. "+
-			"GOMAXPROCS is then fixed at start and no longer follows CPU limit changes. 0 leaves the Go "+
-			"runtime's own setting, which follows them")
+		"keep the Go runtime's GOMAXPROCS at no less than this while the process may run on fewer CPUs (its CPU "+
+			"affinity; a cgroup CPU limit already gets at least 2 from the runtime): the queue's fsync holds a processor, "+
+			"and with only one the agent reads no request meanwhile. Checked every second; once the process may use this "+
+			"many CPUs again, GOMAXPROCS is the runtime's again, following CPU changes. 0 leaves it to the runtime")
 	fs.DurationVar(&o.Agent.PeerTimeout, "peer-timeout", ship.DefaultPeerTimeout,
 		"how long an aggregator may stay silent (keep-alives go out every third of it) before the agent counts it dead "+
 			"(a connection unused for as long is closed, and its keep-alives stop) "+
