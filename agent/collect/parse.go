@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"iter"
@@ -111,10 +110,15 @@ func appendGtag(dst []Hit, rawQuery string, body []byte) ([]Hit, error) {
 		return nil, &ParamError{Param: "query string", Reason: describeQueryError(err)}
 	}
 	hits := dst[:0]
-	if len(body) > 0 {
+	// The body is copied into a string once, and its lines are parsed from
+	// that string: one allocation per request rather than one per line.
+	// Text taken as it is from a line then shares that string, which, like
+	// the arena, is never reused by a later request.
+	text := string(body)
+	if len(text) > 0 {
 		// A line per event: sized once, as a Hit is large to copy (up to
 		// gtag.js's batches; a body of blank lines does not size it).
-		if n := min(bytes.Count(body, []byte("\n"))+1, maxPooledHits); cap(hits) < n {
+		if n := min(strings.Count(text, "\n")+1, maxPooledHits); cap(hits) < n {
 			hits = make([]Hit, 0, n)
 		}
 	}
@@ -122,15 +126,15 @@ func appendGtag(dst []Hit, rawQuery string, body []byte) ([]Hit, error) {
 	// Each line's parameters, read before the next is parsed; its arena
 	// follows the query string's text in the same array.
 	lines := queryBuf{arena: buf.arena[len(buf.arena):]}
-	for len(body) > 0 {
-		var line []byte
-		line, body, _ = bytes.Cut(body, []byte("\n"))
+	for len(text) > 0 {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
 		lineNo++
-		line = bytes.TrimSpace(line)
+		line = strings.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		over, err := lines.parse(string(line))
+		over, err := lines.parse(line)
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
