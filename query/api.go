@@ -198,7 +198,7 @@ func (h *handler) runReport(ctx context.Context, c apiCall, id uint32, in *datap
 	}
 	p.Route = h.route
 	resp, err := cached(ctx, h, "runReport", s, []*plan.RunReportRequest{req}, []*plan.Plan{p}, func(d db) (*plan.RunReportResponse, error) {
-		return runReport(ctx, d, p)
+		return runReport(ctx, d, p, h.names)
 	})
 	if err != nil {
 		return nil, err

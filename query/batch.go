@@ -6,8 +6,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/avila-analytics/avila/query/plan"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/avila-analytics/avila/query/engine/rollups"
+	"github.com/avila-analytics/avila/query/plan"
 	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
@@ -55,7 +57,7 @@ func (h *handler) batchRunReports(ctx context.Context, c apiCall, id uint32, in 
 	// Cached as a whole, so the reports of a batch still come from one
 	// snapshot.
 	resp, err := cached(ctx, h, "batchRunReports", s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
-		return runBatch(ctx, d, plans)
+		return runBatch(ctx, d, plans, h.names)
 	})
 	if err != nil {
 		return nil, err
@@ -87,7 +89,7 @@ func prefixError(e *plan.Error, path string) *plan.Error {
 	return &out
 }
 
-func runBatch(ctx context.Context, d db, plans []*plan.Plan) (*BatchRunReportsResponse, error) {
+func runBatch(ctx context.Context, d db, plans []*plan.Plan, names *rollups.Names) (*BatchRunReportsResponse, error) {
 	tx, err := d.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("query: batch: begin: %w", err)
@@ -101,7 +103,7 @@ func runBatch(ctx context.Context, d db, plans []*plan.Plan) (*BatchRunReportsRe
 	}()
 	resp := &BatchRunReportsResponse{Kind: batchKind, Reports: make([]*plan.RunReportResponse, len(plans))}
 	for i, p := range plans {
-		if resp.Reports[i], err = runReport(ctx, tx, p); err != nil {
+		if resp.Reports[i], err = runReport(ctx, tx, p, names); err != nil {
 			return nil, fmt.Errorf("query: batch report %d: %w", i, err)
 		}
 	}

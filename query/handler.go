@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/query/engine/realtime"
+	"github.com/avila-analytics/avila/query/engine/rollups"
 	"github.com/avila-analytics/avila/query/engine/sql"
 	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -80,6 +81,7 @@ type handler struct {
 	metrics *Metrics        // nil: not counted
 	route   plan.Route      // tables reports read; tests force one
 	rt      realtime.Source // nil: no realtime reports
+	names   *rollups.Names  // dim_ids' values, kept across reports
 	quota   *quotas
 	slots   *propertySlots
 	// readFrom, when set, picks the database of each report (Options.ReadFrom).
@@ -122,7 +124,7 @@ func newAPI(opts Options, h *handler) http.Handler {
 
 func newHandler(opts Options, d db, keys KeyLookup) *handler {
 	h := &handler{log: opts.Logger, now: opts.Now, timeout: opts.Timeout, db: d, keys: keys, cache: opts.Cache, metrics: opts.Metrics, rt: opts.Realtime,
-		readFrom: opts.ReadFrom}
+		readFrom: opts.ReadFrom, names: rollups.NewNames(0)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

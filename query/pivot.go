@@ -493,7 +493,7 @@ func (h *handler) pivotReports(ctx context.Context, c apiCall, id uint32, method
 		reqs, plans = append(reqs, pp.reqs...), append(plans, pp.plans...)
 	}
 	resp, err := cached(ctx, h, method, s, reqs, plans, func(d db) (*BatchRunReportsResponse, error) {
-		return runBatch(ctx, d, plans)
+		return runBatch(ctx, d, plans, h.names)
 	})
 	if err != nil {
 		return nil, err

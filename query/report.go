@@ -9,11 +9,12 @@ import (
 )
 
 // runReport answers p from the rollups when they cover it (and p.Route
-// allows), else from events.
-func runReport(ctx context.Context, db sql.Querier, p *plan.Plan) (*plan.RunReportResponse, error) {
+// allows), else from events; names keeps the rollups' dim_ids' values
+// across reports (nil: none kept).
+func runReport(ctx context.Context, db sql.Querier, p *plan.Plan, names *rollups.Names) (*plan.RunReportResponse, error) {
 	if p.Route != plan.RouteEvents {
 		if rp, ok := rollups.Cover(p); ok {
-			return rollups.RunReport(ctx, db, p, rp)
+			return rollups.RunReport(ctx, db, p, rp, names)
 		}
 		if p.Route == plan.RouteRollups {
 			return nil, rollups.ErrNotCovered

@@ -257,6 +257,8 @@ type Plan struct {
 	// packs keeps the dim_ids of the packs the counters' read met, for the
 	// sketches' read of the page's groups (postgres.RollupsOf.Packs).
 	packs *postgres.PackDims
+	// names keeps the values of dim_ids named before (nil: none kept).
+	names *Names
 }
 
 // reads are the sketch columns rp reads: its sketches, and those its

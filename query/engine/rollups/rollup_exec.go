@@ -234,8 +234,10 @@ func (r *rollupRow) allZero(p *plan.Plan) bool {
 }
 
 // RunReport answers p from the rollups, grouping, ordering and paging
-// in Go as buildSQL's statement does in SQL.
-func RunReport(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (*plan.RunReportResponse, error) {
+// in Go as buildSQL's statement does in SQL. names keeps dim_ids' values
+// across reports (nil: each report names its dim_ids anew).
+func RunReport(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, names *Names) (*plan.RunReportResponse, error) {
+	rp.names = names
 	lazy := lazySketches(p)
 	// Two phases when the groups can be ordered and paged on counters and
 	// no total needs every sketch: the counters of every group first, then
@@ -402,7 +404,7 @@ func readRollupRows(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, 
 		if err != nil {
 			return nil, err
 		}
-		return groupRollupSums(ctx, db, p, sums, ids, totals)
+		return groupRollupSums(ctx, db, p, rp.names, sums, ids, totals)
 	}
 	q := buildRollupSQL(p, rp, ids, only)
 	res, err := db.Query(ctx, q.Text, q.Args...)
@@ -480,53 +482,22 @@ func readRollupRows(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, 
 
 // groupRollupSums groups sums (per range and dim_id, no sketches) by p's
 // dimension values, which one statement computes for the distinct dim_ids
-// (a few thousand names instead of a row per day and value), and returns
-// the groups as readRollupRows does.
-func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, sums rollupSums, ids bool, totals []*rollupCell) ([]*rollupRow, error) {
+// (a few thousand names instead of a row per day and value) that kept
+// does not hold already, and returns the groups as readRollupRows does.
+func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Names, sums rollupSums, ids bool, totals []*rollupCell) ([]*rollupRow, error) {
 	dimIDs := make([]int32, len(sums))
 	for i := range sums {
 		dimIDs[i] = sums[i].dim
 	}
 	slices.Sort(dimIDs)
 	dimIDs = slices.Compact(dimIDs)
-	w := &sql.Writer{Args: []any{int32(p.Site.ID)}, Rollup: true, RollupTraffic: usesSessionTraffic(p), Items: p.Items}
-	joins := sql.JoinsOf(p.Dims)
-	w.WriteString("WITH ")
-	w.WriteNameTables(joins)
-	w.WriteString("e AS (SELECT unnest(" + w.Bind(dimIDs) + "::int[]) AS dim_id)\nSELECT e.dim_id")
-	for _, d := range p.Dims {
-		w.WriteString(", " + w.DimExpr(d))
-	}
-	w.WriteString(" FROM e")
-	w.WriteRollupJoins(joins)
-	w.WriteString(" WHERE $1::int IS NOT NULL") // the name tables' site; typed when none reads it
-	res, err := db.Query(ctx, w.String(), w.Args...)
-	if err != nil {
-		return nil, fmt.Errorf("query: name rollup values: %w", err)
-	}
-	defer res.Close()
-	nd := len(p.Dims)
 	names := make(map[int32][]string, len(dimIDs))
-	var (
-		id   int32
-		keys = make([]*string, nd)
-		dest = []any{&id}
-	)
-	for i := range keys {
-		dest = append(dest, &keys[i])
-	}
-	for res.Next() {
-		if err := res.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("query: name rollup values: %w", err)
+	key := namesKeyOf(p)
+	if missing := kept.lookup(key, dimIDs, names); len(missing) > 0 {
+		if err := nameDimIDs(ctx, db, p, missing, names); err != nil {
+			return nil, err
 		}
-		vals := make([]string, nd)
-		for i, k := range keys {
-			vals[i] = sql.Deref(k)
-		}
-		names[id] = vals
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("query: name rollup values: %w", err)
+		kept.add(key, missing, names)
 	}
 	groups := make(map[string]*rollupRow)
 	var rows []*rollupRow
@@ -560,6 +531,50 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, sums rol
 		row.ints, row.flts = rollupValues(p, row.c) // user counts 0 until merged
 	}
 	return rows, nil
+}
+
+// nameDimIDs puts the values of p's dimensions for each of dimIDs into
+// names, from one statement joining the dictionary.
+func nameDimIDs(ctx context.Context, db sql.Querier, p *plan.Plan, dimIDs []int32, names map[int32][]string) error {
+	w := &sql.Writer{Args: []any{int32(p.Site.ID)}, Rollup: true, RollupTraffic: usesSessionTraffic(p), Items: p.Items}
+	joins := sql.JoinsOf(p.Dims)
+	w.WriteString("WITH ")
+	w.WriteNameTables(joins)
+	w.WriteString("e AS (SELECT unnest(" + w.Bind(dimIDs) + "::int[]) AS dim_id)\nSELECT e.dim_id")
+	for _, d := range p.Dims {
+		w.WriteString(", " + w.DimExpr(d))
+	}
+	w.WriteString(" FROM e")
+	w.WriteRollupJoins(joins)
+	w.WriteString(" WHERE $1::int IS NOT NULL") // the name tables' site; typed when none reads it
+	res, err := db.Query(ctx, w.String(), w.Args...)
+	if err != nil {
+		return fmt.Errorf("query: name rollup values: %w", err)
+	}
+	defer res.Close()
+	nd := len(p.Dims)
+	var (
+		id   int32
+		keys = make([]*string, nd)
+		dest = []any{&id}
+	)
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	for res.Next() {
+		if err := res.Scan(dest...); err != nil {
+			return fmt.Errorf("query: name rollup values: %w", err)
+		}
+		vals := make([]string, nd)
+		for i, k := range keys {
+			vals[i] = sql.Deref(k)
+		}
+		names[id] = vals
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("query: name rollup values: %w", err)
+	}
+	return nil
 }
 
 // fetchSketches reads the sketches of rows (groups read without them, with
