@@ -295,13 +295,12 @@ func RunReport(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, names
 			rows = append(rows, row)
 		}
 	}
-	slices.SortFunc(rows, rollupOrder(p))
-
 	resp := sql.NewResponse(p)
 	resp.RowCount = int64(len(rows))
 	var page []*rollupRow
 	if p.Offset < int64(len(rows)) {
-		page = rows[p.Offset : p.Offset+min(p.Limit, int64(len(rows))-p.Offset)]
+		end := int(p.Offset + min(p.Limit, int64(len(rows))-p.Offset))
+		page = firstRows(rows, end, rollupOrder(p))[p.Offset:]
 	}
 	if twoPhase {
 		if err := fetchSketches(ctx, db, p, rp, page); err != nil {
@@ -499,18 +498,37 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 		}
 		kept.add(key, missing, names)
 	}
-	groups := make(map[string]*rollupRow)
-	var rows []*rollupRow
+	// A group per range and values (the values NUL-joined, as groupKey
+	// does; one value needs no joining). Rows, cells and raw sketches come
+	// from one allocation each: there are as many groups as sums at most.
+	type group struct {
+		rng  int
+		vals string
+	}
+	groups := make(map[group]*rollupRow, len(sums))
+	rows := make([]*rollupRow, 0, len(sums))
+	var (
+		rowSlab  = make([]rollupRow, len(sums))
+		cellSlab = make([]rollupCell, len(sums))
+		rawSlab  = make([][3][][]byte, len(sums))
+	)
 	for i := range sums {
 		rng, dim, c := int(sums[i].rng), sums[i].dim, &sums[i].c
 		vals, ok := names[dim]
 		if !ok {
 			return nil, fmt.Errorf("query: BUG: rollup dim_id %d has no name", dim)
 		}
-		k := groupKey(rng, vals)
+		k := group{rng: rng}
+		if len(vals) == 1 {
+			k.vals = vals[0]
+		} else {
+			k.vals = strings.Join(vals, "\x00")
+		}
 		row := groups[k]
 		if row == nil {
-			row = &rollupRow{rng: rng, keys: vals, c: &rollupCell{}, raw: new([3][][]byte)}
+			n := len(rows)
+			row = &rowSlab[n]
+			*row = rollupRow{rng: rng, keys: vals, c: &cellSlab[n], raw: &rawSlab[n]}
 			groups[k] = row
 			rows = append(rows, row)
 		}
@@ -641,6 +659,51 @@ func everySketch(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, row
 		}
 	}
 	return nil
+}
+
+// firstRows are the first k of rows in order, a total order (rollupOrder
+// ends on every key), sorted; rows may be reordered. A page of ten out of
+// thousands of groups keeps the k first in a heap, comparing most rows
+// with its largest only, instead of sorting them all; as the order is
+// total, the k first are the same rows either way. rows keeps every row
+// (its maximums and minimums are read after).
+func firstRows(rows []*rollupRow, k int, order func(a, b *rollupRow) int) []*rollupRow {
+	if k <= 0 {
+		return nil
+	}
+	if k >= len(rows)/8 {
+		slices.SortFunc(rows, order)
+		return rows[:k]
+	}
+	// h is a heap whose root is its last row in order.
+	h := rows[:k]
+	down := func(i int) {
+		for {
+			c := 2*i + 1
+			if c >= k {
+				return
+			}
+			if c+1 < k && order(h[c+1], h[c]) > 0 {
+				c++
+			}
+			if order(h[c], h[i]) <= 0 {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for j := k; j < len(rows); j++ {
+		if order(rows[j], h[0]) < 0 {
+			rows[j], h[0] = h[0], rows[j] // rows stays a permutation of itself
+			down(0)
+		}
+	}
+	slices.SortFunc(h, order)
+	return h
 }
 
 // groupKey identifies a group of a rollup report: range and dimension values.

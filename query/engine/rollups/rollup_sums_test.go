@@ -3,7 +3,10 @@ package rollups
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/avila-analytics/avila/query/plan"
 )
 
 // TestDimIndexEqualsLookup: dimIndex.place matches each cell of a day to
@@ -57,6 +60,36 @@ func TestDimIndexEqualsLookup(t *testing.T) {
 		}
 		if !slices.IsSorted(x.dims) || len(x.dims) != len(want) {
 			t.Fatalf("day %d: index of %d dim_ids (ascending: %v), want %d", day, len(x.dims), slices.IsSorted(x.dims), len(want))
+		}
+	}
+}
+
+// TestFirstRowsEqualsSort: firstRows gives the first k rows of a full sort
+// for every k, with many rows tied on the metric at the page's boundary
+// (the order goes on to the range and the key), and leaves every row in
+// rows.
+func TestFirstRowsEqualsSort(t *testing.T) {
+	p := &plan.Plan{Dims: []*plan.DimDef{{Name: "pagePath"}}, Metrics: []*plan.MetricDef{{Name: "screenPageViews", Typ: plan.TypeInteger}}}
+	order := rollupOrder(p)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 7, 40, 300, 2000} {
+		rows := make([]*rollupRow, n)
+		for i := range rows {
+			rows[i] = &rollupRow{rng: rng.IntN(2), keys: []string{"/p" + strconv.Itoa(i)}, ints: []int64{int64(rng.IntN(5))}, flts: []float64{0}}
+		}
+		want := slices.Clone(rows)
+		slices.SortFunc(want, order)
+		for k := 0; k <= n; k += 1 + k/3 {
+			got := firstRows(slices.Clone(rows), k, order)
+			if !slices.Equal(got, want[:k]) {
+				t.Fatalf("n=%d k=%d: first rows differ from a full sort's", n, k)
+			}
+			in := slices.Clone(rows)
+			firstRows(in, k, order)
+			slices.SortFunc(in, order)
+			if !slices.Equal(in, want) {
+				t.Fatalf("n=%d k=%d: rows lost or repeated", n, k)
+			}
 		}
 	}
 }
