@@ -112,6 +112,15 @@ type dimResolver struct {
 	last     [numDimKinds]string
 	lastIDs  [numDimKinds]int32
 	lastOK   [numDimKinds]bool
+
+	// known holds, by kind, the ids of lastSite's strings this resolver
+	// found in the cache: a derivation's events cycle through a few
+	// event names and pages that the previous event did not share, and a
+	// look-up by the string alone costs less than the cache's, which
+	// hashes and compares site, kind and string under its lock. Ids never
+	// change, so a remembered id is the cache's; it lives as long as the
+	// resolver (one ResolveEvents), for one site at a time.
+	known [numDimKinds]map[string]int32
 }
 
 // fill sets ids[k] for each field from the cache, or records a miss. The
@@ -119,6 +128,9 @@ type dimResolver struct {
 func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string, ids *[numDimKinds]int32) {
 	if site != r.lastSite {
 		r.lastSite, r.lastOK = site, [numDimKinds]bool{}
+		for k := range r.known {
+			clear(r.known[k])
+		}
 	}
 	for k, v := range fields {
 		if v == "" {
@@ -129,10 +141,19 @@ func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string
 			ids[k] = r.lastIDs[k]
 			continue
 		}
+		if id, ok := r.known[k][v]; ok {
+			ids[k] = id
+			r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
+			continue
+		}
 		key := dimKey{site, DimKind(k + 1), v}
 		if id, ok := c.get(key); ok {
 			ids[k] = id
 			r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
+			if r.known[k] == nil {
+				r.known[k] = make(map[string]int32)
+			}
+			r.known[k][v] = id
 			continue
 		}
 		r.lastOK[k] = false

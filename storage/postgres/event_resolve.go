@@ -108,14 +108,12 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 		return nil, err
 	}
 	r.settle()
+	var params []byte // every row's params column, one after the other
 	for i := range events {
 		e, row := &events[i], &rows[i]
-		params, err := encodeParams(e)
-		if err != nil {
-			return nil, err
-		}
+		row.Params, params = appendParamsColumn(params, e)
 		row.Site, row.TS, row.Visitor = int32(e.Site), time.UnixMicro(e.TimeMicros).UTC(), int64(e.Visitor)
-		row.Engage, row.Flags, row.Params = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags), params
+		row.Engage, row.Flags = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags)
 		row.PageView = e.Name == pageViewName
 	}
 	if err := s.eventProfiles(ctx, rows); err != nil {
@@ -175,14 +173,23 @@ func (s *Store) eventProfiles(ctx context.Context, rows []EventRow) error {
 // noParams is the params column of an event without parameters.
 var noParams = []byte{}
 
-// encodeParams returns the params column: empty when the event has none,
-// else the MessagePack msgpack.Marshal writes for EventParams (a map of
-// the non-empty fields ps, pn, up, floats in 8 bytes), written by
-// protocol.AppendParams without reflection. The error is always nil; it
-// stays for callers that treat encoding as fallible.
-func encodeParams(e *protocol.Event) ([]byte, error) {
+// appendParamsColumn returns an event's params column and buf, extended
+// with it: the column is empty when the event has no parameters, else the
+// MessagePack msgpack.Marshal writes for EventParams (a map of the
+// non-empty fields ps, pn, up, floats in 8 bytes), written by
+// protocol.AppendParams without reflection. A batch's rows share one
+// buffer instead of an allocation each; a column is capped at its length,
+// so nothing appended later reaches into it.
+func appendParamsColumn(buf []byte, e *protocol.Event) (col, extended []byte) {
 	if len(e.Params) == 0 && len(e.NumParams) == 0 && len(e.UserProps) == 0 {
-		return noParams, nil
+		return noParams, buf
 	}
-	return protocol.AppendParams(make([]byte, 0, 64), e), nil
+	if cap(buf)-len(buf) < 256 {
+		// A new buffer, not a grown copy: the columns taken from the
+		// old one keep it, and copying them would only double it.
+		buf = make([]byte, 0, max(64<<10, 2*cap(buf)))
+	}
+	start := len(buf)
+	buf = protocol.AppendParams(buf, e)
+	return buf[start:len(buf):len(buf)], buf
 }

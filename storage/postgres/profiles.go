@@ -93,6 +93,13 @@ func (s *Store) profileIDs(ctx context.Context, p *Profile, cache *profileCache,
 			out[i] = 0
 			continue
 		}
+		if i > 0 && k == keys[i-1] {
+			// A visitor's events follow each other and mostly share their
+			// profiles: the previous key's answer, found or missing (-1,
+			// filled in below), without a look-up.
+			out[i] = out[i-1]
+			continue
+		}
 		if id, ok := cache.get(k); ok {
 			out[i] = id
 			continue
