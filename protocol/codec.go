@@ -114,6 +114,19 @@ func DecodeBatch(wire []byte) (*Batch, error) {
 	return b, nil
 }
 
+// DecodeBatchInto is DecodeBatch into b, overwritten whole, reusing the
+// array of b.Events when it has room: a caller that decodes batch after
+// batch (the aggregator's ingest) keeps a few Batches instead of
+// allocating each batch's events afresh. The events decoded last must no
+// longer be in use.
+func DecodeBatchInto(b *Batch, wire []byte) error {
+	*b = Batch{Events: b.Events[:0]}
+	if _, err := decodeBatchInto(b, wire); err != nil {
+		return err
+	}
+	return nil
+}
+
 // EventDecoder is DecodeBatch for a caller that wants only the events of
 // many batches in a row (a derivation's staged batches), gathered in one
 // slice: each batch's events are decoded in place after the ones before,

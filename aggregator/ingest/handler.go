@@ -36,8 +36,10 @@ type Options struct {
 	// Committed, if set, is called after a batch's first commit (never for
 	// a duplicate) with the events stored, so derived state (realtime
 	// counters, cache versions) follows what the database holds. It runs
-	// before the agent's ack, on the batch's context; it must be quick and
-	// must not fail the batch: the events are already stored.
+	// before the agent's ack, on the batch's context; it must be quick,
+	// must not fail the batch (the events are already stored) and must
+	// not keep events once it returns (their array decodes the next
+	// batch).
 	Committed func(ctx context.Context, events []protocol.Event)
 	// Metrics counts batches and events (NewMetrics); nil: counted on
 	// metrics registered nowhere.
@@ -76,11 +78,21 @@ type Handler struct {
 	cfgAt time.Time
 
 	failLog logthrottle.Throttle
+
+	// batches holds decoded batches for the next ones to decode into
+	// (protocol.DecodeBatchInto): a batch's events are about 400 bytes
+	// each, a fresh array of them per batch is memory the runtime must
+	// clear, collect and fault in again, batch after batch. A batch
+	// returns here once HandleBatch is done with it, so BatchWriter and
+	// Options.Committed must not keep its events.
+	batches sync.Pool
 }
 
 var _ protocol.Handler = (*Handler)(nil)
 
-// BatchWriter stores a validated batch exactly once (aggregator/write).
+// BatchWriter stores a validated batch exactly once (aggregator/write). It
+// must not keep events once it returns (their array decodes the next
+// batch).
 type BatchWriter interface {
 	WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error)
 	// WriteWireBatch stores a batch whose every event is good, given
@@ -110,7 +122,8 @@ func New(opts Options, store *postgres.Store, w BatchWriter) *Handler {
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Handler{opts: opts, log: opts.Logger, store: store, write: w, failLog: logthrottle.Throttle{Every: logEvery}}
+	return &Handler{opts: opts, log: opts.Logger, store: store, write: w, failLog: logthrottle.Throttle{Every: logEvery},
+		batches: sync.Pool{New: func() any { return new(protocol.Batch) }}}
 }
 
 // HandleBatch decodes, validates and stores one batch.
@@ -118,9 +131,11 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	start := time.Now()
 	ctx, span := h.opts.Tracer.Start(ctx, "ingest.batch", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
-	ack, b := h.handleBatch(ctx, wire, peer)
+	b := h.batches.Get().(*protocol.Batch)
+	defer h.batches.Put(b)
+	ack, decoded := h.handleBatch(ctx, wire, peer, b)
 	events := 0
-	if b != nil {
+	if decoded {
 		events = len(b.Events)
 		span.SetAttributes(attribute.String("avila.agent", AgentKey(b.AgentID, peer)),
 			attribute.Int64("avila.seq", int64(b.Seq)), attribute.Int("avila.events", events))
@@ -131,7 +146,7 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		span.SetStatus(codes.Error, ack.Reason)
 	}
 	h.opts.Metrics.ack(ack, events)
-	if b != nil && h.log.Enabled(ctx, slog.LevelDebug) {
+	if decoded && h.log.Enabled(ctx, slog.LevelDebug) {
 		// (agent, seq) identifies the batch across resends and nodes.
 		h.log.LogAttrs(ctx, slog.LevelDebug, "batch",
 			slog.String("agent", AgentKey(b.AgentID, peer)), slog.Uint64("seq", b.Seq),
@@ -142,19 +157,18 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	return ack
 }
 
-// handleBatch is HandleBatch; it also returns the decoded batch, nil when
-// it could not be decoded.
-func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Peer) (protocol.Ack, *protocol.Batch) {
-	b, err := protocol.DecodeBatch(wire)
-	if err != nil {
+// handleBatch is HandleBatch, decoding into b; decoded reports whether
+// b holds the batch.
+func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Peer, b *protocol.Batch) (ack protocol.Ack, decoded bool) {
+	if err := protocol.DecodeBatchInto(b, wire); err != nil {
 		h.log.Warn("batch rejected", "peer", peerAddr(peer), "err", err)
-		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}, nil
+		return protocol.Ack{Status: protocol.AckReject, Reason: err.Error()}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
 	defer cancel()
 	good, dead, broken, err := h.validate(ctx, b.Events)
 	if err != nil {
-		return h.retry(b, err), b
+		return h.retry(b, err), true
 	}
 	agent := AgentKey(b.AgentID, peer)
 	var res postgres.StageResult
@@ -164,7 +178,7 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 		res, err = h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
 	}
 	if err != nil {
-		return h.retry(b, err), b
+		return h.retry(b, err), true
 	}
 	if !res.Duplicate {
 		for _, rule := range broken {
@@ -177,7 +191,7 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	if h.opts.Committed != nil && !res.Duplicate && len(good) > 0 {
 		h.opts.Committed(ctx, good)
 	}
-	return protocol.Ack{Status: protocol.AckOK, Stored: res.Staged, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, b
+	return protocol.Ack{Status: protocol.AckOK, Stored: res.Staged, DeadLetters: res.DeadLetters, Duplicate: res.Duplicate}, true
 }
 
 // AgentKey is the identity a batch is stored under. With mTLS it is the
