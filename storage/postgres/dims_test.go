@@ -26,3 +26,51 @@ func TestDimCacheBounded(t *testing.T) {
 		t.Error("entry in use dropped at rotation")
 	}
 }
+
+// A resolver remembers the ids it found by kind and string for one site
+// only: the same string of another site, met after events of the first
+// and before more of it, takes that site's id, and a string the cache
+// does not hold waits for its id whatever the other site's is.
+func TestDimResolverRemembersPerSite(t *testing.T) {
+	c := newIDCache[dimKey](64)
+	c.putLocked(dimKey{1, DimPagePath, "/x"}, 10)
+	c.putLocked(dimKey{1, DimPagePath, "/y"}, 11)
+	c.putLocked(dimKey{2, DimPagePath, "/x"}, 20)
+	c.putLocked(dimKey{1, DimEventName, "page_view"}, 30)
+	c.putLocked(dimKey{2, DimEventName, "page_view"}, 40)
+	type ev struct {
+		site       uint32
+		name, path string
+		want       [2]int32 // name and path ids; -1: waits for the database
+	}
+	evs := []ev{
+		{1, "page_view", "/x", [2]int32{30, 10}},
+		{1, "page_view", "/y", [2]int32{30, 11}},
+		{2, "page_view", "/x", [2]int32{40, 20}},
+		{2, "page_view", "/y", [2]int32{40, -1}}, // site 2 has no /y
+		{1, "page_view", "/x", [2]int32{30, 10}},
+		{1, "page_view", "/y", [2]int32{30, 11}},
+	}
+	r := &dimResolver{}
+	ids := make([][numDimKinds]int32, len(evs))
+	c.mu.Lock()
+	for i, e := range evs {
+		var fields [numDimKinds]string
+		fields[DimEventName-1], fields[DimPagePath-1] = e.name, e.path
+		r.fill(c, e.site, &fields, &ids[i])
+	}
+	c.mu.Unlock()
+	for i, e := range evs {
+		got := [2]int32{ids[i][DimEventName-1], ids[i][DimPagePath-1]}
+		want := e.want
+		if want[1] == -1 {
+			want[1] = 0 // not filled until settle
+			if len(r.missing) != 1 || r.missing[0] != (dimKey{2, DimPagePath, "/y"}) {
+				t.Fatalf("missing %v, want site 2's /y alone", r.missing)
+			}
+		}
+		if got != want {
+			t.Errorf("event %d (site %d %s %s): ids %v, want %v", i, e.site, e.name, e.path, got, want)
+		}
+	}
+}
