@@ -2,50 +2,24 @@ package write
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/internal/benchtraffic"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // pipelineBatches are n batches of 1000 events of the end-to-end bench's
-// shape: 2048 visitors each in one GA4 session, 20-event requests of page
-// views (a quarter from a referrer), scrolls and clicks with parameters and
-// engagement, pages skewed towards 2000 popular ones, from first on.
+// traffic (benchtraffic.Event) from first on.
 func pipelineBatches(site uint32, first time.Time, n int) [][]protocol.Event {
 	out := make([][]protocol.Event, n)
 	for b := range out {
 		evs := make([]protocol.Event, 1000)
 		for i := range evs {
-			j := b*1000 + i
-			v := (j / 20) % 2048
-			h := uint64(j)*0x9e3779b97f4a7c15 ^ uint64(j)>>7
-			page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
-			e := protocol.Event{Site: site, Visitor: 1 + uint64(v)*7919, SessionID: 1_718_000_000 + int64(v), SessionNum: 1,
-				TimeMicros: first.Add(time.Duration(j) * 40 * time.Microsecond).UnixMicro(),
-				Host:       "www.bench.example", Path: fmt.Sprintf("/page/%d", page), Title: fmt.Sprintf("Page %d", page),
-				Language: "en-us", Screen: "1440x900", Country: "DE", City: "Berlin", Browser: "Chrome", OS: "Windows", Device: "desktop"}
-			switch j % 4 {
-			case 0:
-				e.Name = "page_view"
-				if (h>>40)%4 == 0 {
-					e.Referrer = fmt.Sprintf("https://ref%d.example/", (h>>44)%300)
-				}
-				if j%20 == 0 {
-					e.Flags |= protocol.FlagSessionStart
-				}
-			case 1:
-				e.Name, e.NumParams = "scroll", map[string]float64{"percent_scrolled": 90}
-			case 2:
-				e.Name, e.EngageMs, e.Flags = "user_engagement", int64(1000+j%20000), protocol.FlagEngaged
-			case 3:
-				e.Name, e.Params = "click", map[string]string{"link_domain": "docs.bench.example", "outbound": "true"}
-			}
-			evs[i] = e
+			evs[i] = benchtraffic.Event(site, first, b*1000+i)
 		}
 		out[b] = evs
 	}

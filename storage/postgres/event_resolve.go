@@ -170,6 +170,10 @@ func (s *Store) eventProfiles(ctx context.Context, rows []EventRow) error {
 	return nil
 }
 
+// paramsChunk is the size of the buffers appendParamsColumn writes rows'
+// params columns into.
+const paramsChunk = 64 << 10
+
 // noParams is the params column of an event without parameters.
 var noParams = []byte{}
 
@@ -185,9 +189,9 @@ func appendParamsColumn(buf []byte, e *protocol.Event) (col, extended []byte) {
 		return noParams, buf
 	}
 	if cap(buf)-len(buf) < 256 {
-		// A new buffer, not a grown copy: the columns taken from the
+		// A new chunk, not a grown copy: the columns taken from the
 		// old one keep it, and copying them would only double it.
-		buf = make([]byte, 0, max(64<<10, 2*cap(buf)))
+		buf = make([]byte, 0, paramsChunk)
 	}
 	start := len(buf)
 	buf = protocol.AppendParams(buf, e)

@@ -1,0 +1,44 @@
+// Package benchtraffic generates the end-to-end bench's traffic in
+// process, for the benchmarks of the stages it goes through
+// (aggregator/write's derivations, storage/postgres's string resolution),
+// so they measure the same events.
+package benchtraffic
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// Event is event j of the traffic of site from first on: 2048 visitors
+// each in one GA4 session, 20-event requests of page views (a quarter
+// from one of 300 referrers), scrolls and clicks with parameters and
+// engagement, pages skewed towards 2000 popular ones, an event every
+// 40 µs.
+func Event(site uint32, first time.Time, j int) protocol.Event {
+	v := (j / 20) % 2048
+	h := uint64(j)*0x9e3779b97f4a7c15 ^ uint64(j)>>7
+	page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+	e := protocol.Event{Site: site, Visitor: 1 + uint64(v)*7919, SessionID: 1_718_000_000 + int64(v), SessionNum: 1,
+		TimeMicros: first.Add(time.Duration(j) * 40 * time.Microsecond).UnixMicro(),
+		Host:       "www.bench.example", Path: fmt.Sprintf("/page/%d", page), Title: fmt.Sprintf("Page %d", page),
+		Language: "en-us", Screen: "1440x900", Country: "DE", City: "Berlin", Browser: "Chrome", OS: "Windows", Device: "desktop"}
+	switch j % 4 {
+	case 0:
+		e.Name = "page_view"
+		if (h>>40)%4 == 0 {
+			e.Referrer = fmt.Sprintf("https://ref%d.example/", (h>>44)%300)
+		}
+		if j%20 == 0 {
+			e.Flags |= protocol.FlagSessionStart
+		}
+	case 1:
+		e.Name, e.NumParams = "scroll", map[string]float64{"percent_scrolled": 90}
+	case 2:
+		e.Name, e.EngageMs, e.Flags = "user_engagement", int64(1000+j%20000), protocol.FlagEngaged
+	case 3:
+		e.Name, e.Params = "click", map[string]string{"link_domain": "docs.bench.example", "outbound": "true"}
+	}
+	return e
+}
