@@ -484,9 +484,9 @@ func readRollupRows(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, 
 // (a few thousand names instead of a row per day and value) that kept
 // does not hold already, and returns the groups as readRollupRows does.
 func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Names, sums rollupSums, ids bool, totals []*rollupCell) ([]*rollupRow, error) {
-	dimIDs := make([]int32, len(sums))
-	for i := range sums {
-		dimIDs[i] = sums[i].dim
+	dimIDs := make([]int32, len(sums.sums))
+	for i := range sums.sums {
+		dimIDs[i] = sums.sums[i].dim
 	}
 	slices.Sort(dimIDs)
 	dimIDs = slices.Compact(dimIDs)
@@ -505,15 +505,16 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 		rng  int
 		vals string
 	}
-	groups := make(map[group]*rollupRow, len(sums))
-	rows := make([]*rollupRow, 0, len(sums))
+	n := len(sums.sums)
+	groups := make(map[group]*rollupRow, n)
+	rows := make([]*rollupRow, 0, n)
 	var (
-		rowSlab  = make([]rollupRow, len(sums))
-		cellSlab = make([]rollupCell, len(sums))
-		rawSlab  = make([][3][][]byte, len(sums))
+		rowSlab  = make([]rollupRow, n)
+		cellSlab = make([]rollupCell, n)
+		rawSlab  = make([][3][][]byte, n)
 	)
-	for i := range sums {
-		rng, dim, c := int(sums[i].rng), sums[i].dim, &sums[i].c
+	for i := range sums.sums {
+		rng, dim := int(sums.sums[i].rng), sums.sums[i].dim
 		vals, ok := names[dim]
 		if !ok {
 			return nil, fmt.Errorf("query: BUG: rollup dim_id %d has no name", dim)
@@ -532,7 +533,7 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 			groups[k] = row
 			rows = append(rows, row)
 		}
-		row.c.add(c)
+		sums.addTo(row.c, i)
 		if ids {
 			row.ids = append(row.ids, dim)
 		}
@@ -540,7 +541,7 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 			if totals[rng] == nil {
 				totals[rng] = &rollupCell{}
 			}
-			totals[rng].add(c)
+			sums.addTo(totals[rng], i)
 		}
 	}
 	for _, row := range rows {

@@ -18,12 +18,29 @@ import (
 // costs a fraction of unnesting and grouping them in SQL (top pages over
 // 30 days add some 40,000 values at a million events), and the statement
 // then names and groups the few thousand dim_ids only.
-type rollupSums []rollupSum
+type rollupSums struct {
+	sums []rollupSum
+	// amounts: each sum's amounts (by its index), when the report reads
+	// them; apart, as a sum without them is a fifth of the size.
+	amounts []postgres.Amounts
+}
 
-// rollupSum is one date range's and dim_id's summed counters.
+// rollupSum is one date range's and dim_id's summed counters (a
+// rollupCell's event counters: the ones rollup_days and packs hold).
 type rollupSum struct {
-	rng, dim int32
-	c        rollupCell
+	rng, dim                           int32
+	events, views, keyEvents, engageMs int64
+}
+
+// addTo adds sum i's counters and amounts to c.
+func (s *rollupSums) addTo(c *rollupCell, i int) {
+	u := &s.sums[i]
+	c.events, c.views, c.keyEvents, c.engageMs = c.events+u.events, c.views+u.views, c.keyEvents+u.keyEvents, c.engageMs+u.engageMs
+	if s.amounts != nil {
+		for a, v := range s.amounts[i] {
+			c.amounts[a] += v
+		}
+	}
 }
 
 // daySpan is a date range's local days [lo, hi), as UTC midnights.
@@ -63,16 +80,23 @@ func sumRollups(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (rol
 	var order []int32
 	of := postgres.RollupsOf{Site: int32(p.Site.ID), Kind: rp.kind, Lo: lo, Hi: hi, Packs: rp.packs}
 	err := postgres.SumRollupCounters(ctx, db, of, countersUsed(p), rp.amounts, func(d *postgres.RollupDayCounts) {
+		if s.sums == nil {
+			// Most of a range's dim_ids are in each of its days.
+			s.sums = make([]rollupSum, 0, len(d.Dims)*len(spans))
+		}
 		order = ascendingOrder(d.Dims, order)
 		for r, sp := range spans {
 			if !sp.holds(d.Day) {
 				continue
 			}
 			at[r].place(d.Dims, order, func(dim int32) int32 {
-				s = append(s, rollupSum{rng: int32(r), dim: dim})
-				return int32(len(s) - 1)
+				s.sums = append(s.sums, rollupSum{rng: int32(r), dim: dim})
+				if rp.amounts {
+					s.amounts = append(s.amounts, postgres.Amounts{})
+				}
+				return int32(len(s.sums) - 1)
 			}, func(j, i int) {
-				c := &s[i].c
+				c := &s.sums[i]
 				if d.Events != nil {
 					c.events += int64(d.Events[j])
 				}
@@ -86,9 +110,10 @@ func sumRollups(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (rol
 					c.engageMs += d.EngagementMs[j]
 				}
 				if d.Amounts != nil {
+					amts := &s.amounts[i]
 					for a, v := range d.Amounts[j*postgres.NumAmounts : (j+1)*postgres.NumAmounts] {
 						if v != nil {
-							c.amounts[a] += *v
+							amts[a] += *v
 						}
 					}
 				}
@@ -96,7 +121,7 @@ func sumRollups(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan) (rol
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return rollupSums{}, fmt.Errorf("query: %w", err)
 	}
 	return s, nil
 }
