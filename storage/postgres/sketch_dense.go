@@ -21,7 +21,37 @@ import (
 // col (nil: empty): what merging each into NewDenseSketch() holds
 // (MergeSketches), register for register.
 func MergeDense(col [][]byte) (*hyperloglog.Sketch, error) {
-	regs := make([]byte, sketchM)
+	regs, sk, err := denseUnion(col)
+	if err != nil || sk != nil {
+		return sk, err
+	}
+	sk = NewSketch()
+	if err := sk.UnmarshalBinary(denseEncoding(regs)); err != nil {
+		return nil, fmt.Errorf("decode merged sketch: %w", err)
+	}
+	return sk, nil
+}
+
+// DenseUnionEstimate is EstimateSketch of MergeDense(col), computed from
+// the merged registers without decoding them into a sketch and encoding
+// it again to estimate (a sketch and three copies of its 16 KiB of
+// registers per merge), for a caller that needs only the count.
+func DenseUnionEstimate(col [][]byte) (uint64, error) {
+	regs, sk, err := denseUnion(col)
+	if err != nil {
+		return 0, err
+	}
+	if sk != nil {
+		return EstimateSketch(sk), nil
+	}
+	return denseEstimate(regs), nil
+}
+
+// denseUnion merges the serialized sketches of col into dense registers
+// (MergeDense's), or, for a dense form it does not read, into the
+// library's sketch sk (regs nil).
+func denseUnion(col [][]byte) (regs []byte, sk *hyperloglog.Sketch, err error) {
+	regs = make([]byte, sketchM)
 	var set []uint32
 	for _, b := range col {
 		if len(b) == 0 {
@@ -39,28 +69,23 @@ func MergeDense(col [][]byte) (*hyperloglog.Sketch, error) {
 		// Other forms (a sparse one with buffered hashes): read through
 		// appendSparse.
 		var sparse bool
-		var err error
 		if set, sparse, err = appendSparse(set[:0], b); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !sparse {
 			// A dense form parseSketchForm does not read: the library's.
 			sk := NewDenseSketch()
 			if err := MergeSketches(sk, col); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return sk, nil
+			return nil, sk, nil
 		}
 		for _, k := range set {
 			i, r := registerOf(k)
 			regs[i] = max(regs[i], r)
 		}
 	}
-	sk := NewSketch()
-	if err := sk.UnmarshalBinary(denseEncoding(regs)); err != nil {
-		return nil, fmt.Errorf("decode merged sketch: %w", err)
-	}
-	return sk, nil
+	return regs, nil, nil
 }
 
 // maxRegisters raises each of dst's registers to src's (as long), eight

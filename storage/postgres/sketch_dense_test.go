@@ -69,6 +69,15 @@ func TestMergeDenseEqualsLibrary(t *testing.T) {
 		if !bytes.Equal(gb, wb) || got.Estimate() != want.Estimate() {
 			t.Errorf("sizes %v: MergeDense estimates %d, the library's merge %d (same serialization: %v)", sizes, got.Estimate(), want.Estimate(), bytes.Equal(gb, wb))
 		}
+		// The count alone, from the merged registers: the library's
+		// merge's estimate (EstimateSketch equals Estimate).
+		est, err := DenseUnionEstimate(col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est != want.Estimate() || est != EstimateSketch(got) {
+			t.Errorf("sizes %v: DenseUnionEstimate %d, the library's merge estimates %d", sizes, est, want.Estimate())
+		}
 	}
 }
 

@@ -30,9 +30,11 @@ type rollupCell struct {
 	sessions, engaged, durationUs      int64 // session rollups only
 	amounts                            [postgres.NumAmounts]float64
 	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
-	// counted: the estimate of a sketch column computed from its inputs'
-	// encoded hashes (postgres.SparseUnionEstimate) instead of a merged
-	// sketch, when the merge would have stayed sparse (hasCount).
+	// counted: the estimate of a sketch column computed from its inputs
+	// instead of a merged sketch (hasCount; countRaw): from their encoded
+	// hashes when the merge would have stayed sparse
+	// (postgres.SparseUnionEstimate), else from their merged dense
+	// registers (postgres.DenseUnionEstimate).
 	counted  [3]int64
 	hasCount [3]bool
 }
@@ -139,14 +141,25 @@ func mergeRows(p *plan.Plan, rows []*rollupRow) error {
 }
 
 // countRaw sets c's user counts from serialized sketches (by sketch
-// column; nil: not read), c's only merge: a column whose merge would stay
-// sparse is counted from its inputs' encoded hashes, which costs no
-// sketch (a report of thousands of groups merges tens of thousands of
-// small daily sketches), the others are merged (mergeRaw).
+// column; nil: not read), c's only merge, so no merged sketch is kept: a
+// column whose merge would stay sparse is counted from its inputs' encoded
+// hashes, which costs no sketch (a report of thousands of groups merges
+// tens of thousands of small daily sketches), a large one from the dense
+// registers merged from them (postgres.DenseUnionEstimate), and the
+// others are merged (mergeRaw).
 func countRaw(c *rollupCell, raw *[3][][]byte) error {
 	rest := *raw
 	for i, col := range raw {
-		if col == nil || c.sketches[i] != nil || !sparseMerge(col) {
+		if col == nil || c.sketches[i] != nil {
+			continue
+		}
+		if !sparseMerge(col) {
+			est, err := postgres.DenseUnionEstimate(col)
+			if err != nil {
+				return fmt.Errorf("query: rollup row: %w", err)
+			}
+			c.counted[i], c.hasCount[i] = int64(est), true
+			rest[i] = nil
 			continue
 		}
 		est, ok, err := postgres.SparseUnionEstimate(col)
