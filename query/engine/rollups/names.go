@@ -54,18 +54,18 @@ func namesKeyOf(p *plan.Plan) namesKey {
 	return namesKey{site: uint32(p.Site.ID), traffic: usesSessionTraffic(p), items: p.Items, dims: strings.Join(dims, "\x00")}
 }
 
-// lookup puts the kept values of ids into into and returns the ids it
-// does not keep.
-func (n *Names) lookup(k namesKey, ids []int32, into map[int32][]string) (missing []int32) {
+// lookup puts the kept values of ids into into (by position in ids) and
+// returns the ids it does not keep.
+func (n *Names) lookup(k namesKey, ids []int32, into [][]string) (missing []int32) {
 	if n == nil {
 		return ids
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	kept := n.m[k]
-	for _, id := range ids {
+	for i, id := range ids {
 		if v, ok := kept[id]; ok {
-			into[id] = v
+			into[i] = v
 		} else {
 			missing = append(missing, id)
 		}

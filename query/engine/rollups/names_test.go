@@ -13,13 +13,13 @@ func TestNamesBounded(t *testing.T) {
 	a, b := namesKey{site: 1, dims: "pagePath"}, namesKey{site: 2, dims: "pagePath"}
 	f := func(k namesKey, ids, wantMissing []int32) {
 		t.Helper()
-		got := map[int32][]string{}
+		got := make([][]string, len(ids))
 		missing := n.lookup(k, ids, got)
 		if !slices.Equal(missing, wantMissing) {
 			t.Fatalf("lookup %v of %v: missing %v, want %v", ids, k, missing, wantMissing)
 		}
-		for _, id := range ids {
-			if v, ok := got[id]; ok && v[0] != k.dims+string(rune('0'+id)) {
+		for i, id := range ids {
+			if v := got[i]; (v == nil) != slices.Contains(missing, id) || v != nil && v[0] != k.dims+string(rune('0'+id)) {
 				t.Fatalf("lookup %d of %v: %q", id, k, v)
 			}
 		}
@@ -45,7 +45,7 @@ func TestNamesBounded(t *testing.T) {
 	put(a, 4, 5, 6, 7) // more than it keeps at all: nothing kept
 	f(a, []int32{3, 4}, []int32{3, 4})
 	var none *Names
-	if got := none.lookup(a, []int32{1}, map[int32][]string{}); !slices.Equal(got, []int32{1}) {
+	if got := none.lookup(a, []int32{1}, make([][]string, 1)); !slices.Equal(got, []int32{1}) {
 		t.Fatalf("nil Names: missing %v", got)
 	}
 	none.add(a, []int32{1}, map[int32][]string{1: {"x"}})

@@ -503,17 +503,25 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 	}
 	slices.Sort(dimIDs)
 	dimIDs = slices.Compact(dimIDs)
-	names := make(map[int32][]string, len(dimIDs))
+	// The values of each of dimIDs (by position): kept, or named now.
+	names := make([][]string, len(dimIDs))
 	key := namesKeyOf(p)
 	if missing := kept.lookup(key, dimIDs, names); len(missing) > 0 {
-		if err := nameDimIDs(ctx, db, p, missing, names); err != nil {
+		named := make(map[int32][]string, len(missing))
+		if err := nameDimIDs(ctx, db, p, missing, named); err != nil {
 			return nil, err
 		}
-		kept.add(key, missing, names)
+		kept.add(key, missing, named)
+		for i, id := range dimIDs {
+			if v, ok := named[id]; ok && names[i] == nil {
+				names[i] = v
+			}
+		}
 	}
 	// A group per range and values (the values NUL-joined, as groupKey
-	// does; one value needs no joining). Rows, cells and raw sketches come
-	// from one allocation each: there are as many groups as sums at most.
+	// does; one value needs no joining). Rows and cells come from one
+	// allocation each: there are as many groups as sums at most. A row
+	// has no raw sketches (nil) until it reads them (pickSketches).
 	type group struct {
 		rng  int
 		vals string
@@ -524,12 +532,12 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 	var (
 		rowSlab  = make([]rollupRow, n)
 		cellSlab = make([]rollupCell, n)
-		rawSlab  = make([][3][][]byte, n)
 	)
 	for i := range sums.sums {
 		rng, dim := int(sums.sums[i].rng), sums.sums[i].dim
-		vals, ok := names[dim]
-		if !ok {
+		at, _ := slices.BinarySearch(dimIDs, dim)
+		vals := names[at]
+		if vals == nil {
 			return nil, fmt.Errorf("query: BUG: rollup dim_id %d has no name", dim)
 		}
 		k := group{rng: rng}
@@ -542,7 +550,7 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 		if row == nil {
 			n := len(rows)
 			row = &rowSlab[n]
-			*row = rollupRow{rng: rng, keys: vals, c: &cellSlab[n], raw: &rawSlab[n]}
+			*row = rollupRow{rng: rng, keys: vals, c: &cellSlab[n]}
 			groups[k] = row
 			rows = append(rows, row)
 		}

@@ -185,16 +185,19 @@ func (x *dimIndex) place(dims, order []int32, newSum func(dim int32) int32, add 
 		added = append(added, dimAt{dim: dim, at: i})
 	}
 	slices.SortFunc(added, func(a, b dimAt) int { return cmp.Compare(a.dim, b.dim) })
-	dimsOut, atOut := make([]int32, 0, len(x.dims)+len(added)), make([]int32, 0, len(x.dims)+len(added))
-	i := 0
-	for _, a := range added {
-		for i < len(x.dims) && x.dims[i] < a.dim {
-			dimsOut, atOut = append(dimsOut, x.dims[i]), append(atOut, x.at[i])
-			i++
+	// In place from the end (none of added is in dims), the arrays grown
+	// as append grows them rather than copied anew on each day.
+	i, j := len(x.dims)-1, len(added)-1
+	x.dims, x.at = slices.Grow(x.dims, len(added))[:len(x.dims)+len(added)], slices.Grow(x.at, len(added))[:len(x.at)+len(added)]
+	for w := len(x.dims) - 1; j >= 0; w-- {
+		if i >= 0 && x.dims[i] > added[j].dim {
+			x.dims[w], x.at[w] = x.dims[i], x.at[i]
+			i--
+		} else {
+			x.dims[w], x.at[w] = added[j].dim, added[j].at
+			j--
 		}
-		dimsOut, atOut = append(dimsOut, a.dim), append(atOut, a.at)
 	}
-	x.dims, x.at = append(dimsOut, x.dims[i:]...), append(atOut, x.at[i:]...)
 }
 
 // ascendingOrder is nil when dims ascend (or hold equal neighbours), else
