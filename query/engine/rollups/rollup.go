@@ -96,9 +96,9 @@ var rollupMetrics = map[string]struct {
 func amountValue(slot int, integer bool) rollupMetric {
 	return func(c *rollupCell) (int64, float64) {
 		if integer {
-			return int64(c.amounts[slot]), 0
+			return int64(c.amount(slot)), 0
 		}
-		return 0, c.amounts[slot]
+		return 0, c.amount(slot)
 	}
 }
 
@@ -107,10 +107,10 @@ func amountValue(slot int, integer bool) rollupMetric {
 // events joined to event_commerce.
 var commerceRollupMetrics = map[string]rollupMetric{
 	"totalRevenue": func(c *rollupCell) (int64, float64) {
-		return 0, c.amounts[postgres.AmountPurchaseRevenue] + c.amounts[postgres.AmountInAppRevenue] - c.amounts[postgres.AmountRefund]
+		return 0, c.amount(postgres.AmountPurchaseRevenue) + c.amount(postgres.AmountInAppRevenue) - c.amount(postgres.AmountRefund)
 	},
 	"purchaseRevenue": func(c *rollupCell) (int64, float64) {
-		return 0, c.amounts[postgres.AmountPurchaseRevenue] - c.amounts[postgres.AmountRefund]
+		return 0, c.amount(postgres.AmountPurchaseRevenue) - c.amount(postgres.AmountRefund)
 	},
 	"refundAmount":       amountValue(postgres.AmountRefund, false),
 	"shippingAmount":     amountValue(postgres.AmountShipping, false),
@@ -118,11 +118,11 @@ var commerceRollupMetrics = map[string]rollupMetric{
 	"transactions":       amountValue(postgres.AmountTransactions, true),
 	"ecommercePurchases": amountValue(postgres.AmountPurchases, true),
 	"averagePurchaseRevenue": func(c *rollupCell) (int64, float64) {
-		n := c.amounts[postgres.AmountPurchases]
+		n := c.amount(postgres.AmountPurchases)
 		if n == 0 {
 			return 0, 0
 		}
-		return 0, (c.amounts[postgres.AmountPurchaseRevenue] - c.amounts[postgres.AmountRefund]) / n
+		return 0, (c.amount(postgres.AmountPurchaseRevenue) - c.amount(postgres.AmountRefund)) / n
 	},
 }
 
@@ -132,7 +132,7 @@ var itemRollupMetrics = map[string]struct {
 	value    rollupMetric
 }{
 	"itemRevenue": {0, func(c *rollupCell) (int64, float64) {
-		return 0, c.amounts[postgres.AmountItemRevenue] - c.amounts[postgres.AmountItemRefund]
+		return 0, c.amount(postgres.AmountItemRevenue) - c.amount(postgres.AmountItemRefund)
 	}},
 	"itemsPurchased":   {0, amountValue(postgres.AmountItemsPurchased, true)},
 	"itemsViewed":      {0, amountValue(postgres.AmountItemsViewed, true)},

@@ -1,6 +1,7 @@
 package rollups
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -61,12 +62,50 @@ func TestCountRawEqualsMerge(t *testing.T) {
 			if raw[i] == nil {
 				continue
 			}
-			if !counted.hasCount[i] || counted.sketches[i] != nil {
-				t.Errorf("case %d column %d: counted %v, merged sketch %v: want a count and no sketch", n, i, counted.hasCount[i], counted.sketches[i] != nil)
+			if u := counted.users; u == nil || !u.hasCount[i] || u.sketches[i] != nil {
+				t.Errorf("case %d column %d: counted %+v: want a count and no sketch", n, i, u)
 			}
 			got, want := counted.estimate(1<<i), merged.estimate(1<<i)
 			if got != want {
 				t.Errorf("case %d column %d: countRaw counts %d, the merged sketch estimates %d", n, i, got, want)
+			}
+		}
+	}
+}
+
+// TestAddAmountsAsArrays: cells whose amounts are nil when none were read
+// add up, bit for bit, as arrays of zeros would (-0 included), and read
+// zero where nothing was added.
+func TestAddAmountsAsArrays(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 11))
+	for round := range 200 {
+		var c rollupCell
+		var want postgres.Amounts
+		for range rng.IntN(5) {
+			var o rollupCell
+			if rng.IntN(2) == 0 {
+				o.amounts = new(postgres.Amounts)
+				for i := range o.amounts {
+					switch rng.IntN(3) {
+					case 0:
+						o.amounts[i] = math.Copysign(0, -1)
+					case 1:
+						o.amounts[i] = float64(rng.IntN(1000)) / 100
+					}
+				}
+			}
+			for i := range want {
+				if o.amounts != nil {
+					want[i] += o.amounts[i]
+				} else {
+					want[i] += 0
+				}
+			}
+			c.add(&o)
+		}
+		for i := range want {
+			if got := c.amount(i); math.Float64bits(got) != math.Float64bits(want[i]) {
+				t.Fatalf("round %d slot %d: %v, arrays of zeros give %v", round, i, got, want[i])
 			}
 		}
 	}

@@ -24,12 +24,19 @@ import (
 // ErrNotCovered: a report forced onto the rollups asks what they lack.
 var ErrNotCovered = errors.New("query: the rollups do not cover this report")
 
-// rollupCell is one group's merged rollup rows.
+// rollupCell is one group's merged rollup rows. A report of thousands of
+// groups has a cell each: what few of them hold (amounts, user counts) is
+// kept apart, allocated when there is some.
 type rollupCell struct {
 	events, views, keyEvents, engageMs int64
-	sessions, engaged, durationUs      int64 // session rollups only
-	amounts                            [postgres.NumAmounts]float64
-	sketches                           [3]*hyperloglog.Sketch // by sketch column; nil: not read
+	sessions, engaged, durationUs      int64             // session rollups only
+	amounts                            *postgres.Amounts // nil: all zero (none read)
+	users                              *cellUsers        // nil: no sketch merged or counted
+}
+
+// cellUsers are a cell's user counts: merged sketches or counts.
+type cellUsers struct {
+	sketches [3]*hyperloglog.Sketch // by sketch column; nil: not read
 	// counted: the estimate of a sketch column computed from its inputs
 	// instead of a merged sketch (hasCount; countRaw): from their encoded
 	// hashes when the merge would have stayed sparse
@@ -43,20 +50,56 @@ type rollupCell struct {
 func (c *rollupCell) add(o *rollupCell) {
 	c.events, c.views, c.keyEvents, c.engageMs = c.events+o.events, c.views+o.views, c.keyEvents+o.keyEvents, c.engageMs+o.engageMs
 	c.sessions, c.engaged, c.durationUs = c.sessions+o.sessions, c.engaged+o.engaged, c.durationUs+o.durationUs
+	c.addAmounts(o.amounts)
+}
+
+// addAmounts adds a (nil: all zero) to c's amounts, slot by slot as
+// adding arrays of zeros would.
+func (c *rollupCell) addAmounts(a *postgres.Amounts) {
+	if a == nil && c.amounts == nil {
+		return
+	}
+	if c.amounts == nil {
+		c.amounts = new(postgres.Amounts)
+	}
 	for i := range c.amounts {
-		c.amounts[i] += o.amounts[i]
+		v := 0.0
+		if a != nil {
+			v = a[i]
+		}
+		c.amounts[i] += v
 	}
 }
 
+// amount is c's amount in slot (postgres.Amounts).
+func (c *rollupCell) amount(slot int) float64 {
+	if c.amounts == nil {
+		return 0
+	}
+	return c.amounts[slot]
+}
+
+// userSketches are c's user counts, made empty if it had none.
+func (c *rollupCell) userSketches() *cellUsers {
+	if c.users == nil {
+		c.users = new(cellUsers)
+	}
+	return c.users
+}
+
 func (c *rollupCell) estimate(bit int) int64 {
-	for i := range c.hasCount {
-		if bit == 1<<i && c.hasCount[i] {
-			return c.counted[i]
+	u := c.users
+	if u == nil {
+		return 0
+	}
+	for i := range u.hasCount {
+		if bit == 1<<i && u.hasCount[i] {
+			return u.counted[i]
 		}
 	}
-	for i := range c.sketches {
-		if bit == 1<<i && c.sketches[i] != nil {
-			return int64(postgres.EstimateSketch(c.sketches[i]))
+	for i := range u.sketches {
+		if bit == 1<<i && u.sketches[i] != nil {
+			return int64(postgres.EstimateSketch(u.sketches[i]))
 		}
 	}
 	return 0
@@ -150,7 +193,7 @@ func mergeRows(p *plan.Plan, rows []*rollupRow) error {
 func countRaw(c *rollupCell, raw *[3][][]byte) error {
 	rest := *raw
 	for i, col := range raw {
-		if col == nil || c.sketches[i] != nil {
+		if col == nil || c.users != nil && c.users.sketches[i] != nil {
 			continue
 		}
 		if !sparseMerge(col) {
@@ -158,7 +201,8 @@ func countRaw(c *rollupCell, raw *[3][][]byte) error {
 			if err != nil {
 				return fmt.Errorf("query: rollup row: %w", err)
 			}
-			c.counted[i], c.hasCount[i] = int64(est), true
+			u := c.userSketches()
+			u.counted[i], u.hasCount[i] = int64(est), true
 			rest[i] = nil
 			continue
 		}
@@ -167,7 +211,8 @@ func countRaw(c *rollupCell, raw *[3][][]byte) error {
 			return fmt.Errorf("query: rollup row: %w", err)
 		}
 		if ok {
-			c.counted[i], c.hasCount[i] = int64(est), true
+			u := c.userSketches()
+			u.counted[i], u.hasCount[i] = int64(est), true
 			rest[i] = nil
 		}
 	}
@@ -181,19 +226,20 @@ func mergeRaw(c *rollupCell, raw *[3][][]byte) error {
 		if col == nil {
 			continue
 		}
-		if c.sketches[i] == nil && !sparseMerge(col) {
+		u := c.userSketches()
+		if u.sketches[i] == nil && !sparseMerge(col) {
 			// Large: merged into a dense sketch from the serializations.
 			sk, err := postgres.MergeDense(col)
 			if err != nil {
 				return fmt.Errorf("query: rollup row: %w", err)
 			}
-			c.sketches[i] = sk
+			u.sketches[i] = sk
 			continue
 		}
-		if c.sketches[i] == nil {
-			c.sketches[i] = newMergeSketch(col)
+		if u.sketches[i] == nil {
+			u.sketches[i] = newMergeSketch(col)
 		}
-		if err := postgres.MergeSketches(c.sketches[i], col); err != nil {
+		if err := postgres.MergeSketches(u.sketches[i], col); err != nil {
 			return fmt.Errorf("query: rollup row: %w", err)
 		}
 	}
@@ -457,7 +503,11 @@ func readRollupRows(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, 
 			return nil, fmt.Errorf("query: scan rollup row: %w", err)
 		}
 		c := &rollupCell{events: counts[0], views: counts[1], keyEvents: counts[2], engageMs: counts[3],
-			sessions: counts[4], engaged: counts[5], durationUs: counts[6], amounts: amts}
+			sessions: counts[4], engaged: counts[5], durationUs: counts[6]}
+		if len(rp.amountColumns()) > 0 {
+			c.amounts = new(postgres.Amounts)
+			*c.amounts = amts
+		}
 		raw := new([3][][]byte)
 		for i := range skb {
 			if rp.reads()&(1<<i) != 0 {

@@ -37,9 +37,7 @@ func (s *rollupSums) addTo(c *rollupCell, i int) {
 	u := &s.sums[i]
 	c.events, c.views, c.keyEvents, c.engageMs = c.events+u.events, c.views+u.views, c.keyEvents+u.keyEvents, c.engageMs+u.engageMs
 	if s.amounts != nil {
-		for a, v := range s.amounts[i] {
-			c.amounts[a] += v
-		}
+		c.addAmounts(&s.amounts[i])
 	}
 }
 
