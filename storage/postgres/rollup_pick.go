@@ -42,7 +42,8 @@ type packDims struct {
 	dims []int32
 }
 
-// keep records the dim_ids of of's pack of day at row version xmin.
+// keep records the dim_ids of of's pack of day at row version xmin (dims,
+// which the caller leaves unchanged).
 func (pd *PackDims) keep(of RollupsOf, day time.Time, xmin string, dims []int32) {
 	if pd == nil {
 		return
@@ -51,7 +52,7 @@ func (pd *PackDims) keep(of RollupsOf, day time.Time, xmin string, dims []int32)
 	if pd.days == nil || pd.of != of {
 		pd.of, pd.days = of, make(map[time.Time]packDims)
 	}
-	pd.days[day] = packDims{xmin: xmin, dims: slices.Clone(dims)}
+	pd.days[day] = packDims{xmin: xmin, dims: dims}
 }
 
 // of are the packs kept for of; ok is false when none were.

@@ -185,8 +185,13 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	// A pack's day is kept (of.Packs) and given at once; a day of
 	// rollup_days waits in *rest, given after the packs as one statement
 	// gives them.
-	givePack := func(d *RollupDayCounts) {
-		of.Packs.keep(of, d.Day, *d.version, d.Dims)
+	// owned: d's dim_ids are a clone of the statement's, kept as they are.
+	givePack := func(d *RollupDayCounts, owned bool) {
+		dims := d.Dims
+		if !owned && of.Packs != nil {
+			dims = slices.Clone(dims)
+		}
+		of.Packs.keep(of, d.Day, *d.version, dims)
 		add(d)
 	}
 	packsFirst := func(rest *[]*RollupDayCounts) func(d *RollupDayCounts) {
@@ -195,7 +200,7 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 				*rest = append(*rest, d.clone())
 				return
 			}
-			givePack(d)
+			givePack(d, false)
 		}
 	}
 	split, ok := halves(db, of)
@@ -232,7 +237,7 @@ func SumRollupCounters(ctx context.Context, db Querier, of RollupsOf, counters i
 	// statement gives them.
 	for _, d := range later {
 		if d.version != nil {
-			givePack(d)
+			givePack(d, true)
 		}
 	}
 	for _, d := range rows {
