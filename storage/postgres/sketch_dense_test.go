@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -137,6 +138,45 @@ func TestEstimateSketchEqualsLibrary(t *testing.T) {
 		}
 		if got, want := EstimateSketch(sk), sk.Estimate(); got != want {
 			t.Fatalf("random registers: EstimateSketch %d, the library's %d", got, want)
+		}
+	}
+}
+
+// TestRegisterSumEqualsLibraryOrder: the sum of 2^-v over registers taken
+// from their counts per rank is the library's sum in its order, bit for
+// bit, and the zeros are counted, for registers of every rank up to the
+// exact bound, above it (the library's order) and lengths around 2^14.
+func TestRegisterSumEqualsLibraryOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(39, 14))
+	for _, c := range []struct{ n, top int }{
+		{0, 0}, {3, 5}, {sketchM, 0}, {sketchM, 1}, {sketchM, 12}, {sketchM, exactRank}, {sketchM, exactRank + 1},
+		{sketchM, 51}, {sketchM, 255}, {sketchM - 1, exactRank}, {sketchM + 1, exactRank}, {sketchM + 3, 20},
+	} {
+		for round := range 20 {
+			regs := make([]byte, c.n)
+			for i := range regs {
+				// Mostly small ranks, as a sketch holds them, some up to top.
+				switch rng.IntN(4) {
+				case 0:
+					regs[i] = byte(rng.IntN(c.top + 1))
+				default:
+					regs[i] = byte(min(c.top, rng.IntN(8)))
+				}
+			}
+			if c.n > 0 && round%2 == 0 {
+				regs[rng.IntN(c.n)] = byte(c.top)
+			}
+			want, wantZeros := 0.0, 0
+			for _, v := range regs {
+				want += inversePow2[v]
+				if v == 0 {
+					wantZeros++
+				}
+			}
+			got, zeros := registerSum(regs)
+			if math.Float64bits(got) != math.Float64bits(want) || zeros != wantZeros {
+				t.Fatalf("%d registers up to %d: sum %v (%d zeros), the library's order %v (%d)", c.n, c.top, got, zeros, want, wantZeros)
+			}
 		}
 	}
 }
