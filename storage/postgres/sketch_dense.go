@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/axiomhq/hyperloglog"
 )
@@ -21,12 +22,14 @@ import (
 // col (nil: empty): what merging each into NewDenseSketch() holds
 // (MergeSketches), register for register.
 func MergeDense(col [][]byte) (*hyperloglog.Sketch, error) {
-	regs, sk, err := denseUnion(col)
+	regs := getRegisters()
+	defer registersPool.Put(regs)
+	sk, err := denseUnion(col, regs[:])
 	if err != nil || sk != nil {
 		return sk, err
 	}
 	sk = NewSketch()
-	if err := sk.UnmarshalBinary(denseEncoding(regs)); err != nil {
+	if err := sk.UnmarshalBinary(denseEncoding(regs[:])); err != nil {
 		return nil, fmt.Errorf("decode merged sketch: %w", err)
 	}
 	return sk, nil
@@ -37,21 +40,33 @@ func MergeDense(col [][]byte) (*hyperloglog.Sketch, error) {
 // it again to estimate (a sketch and three copies of its 16 KiB of
 // registers per merge), for a caller that needs only the count.
 func DenseUnionEstimate(col [][]byte) (uint64, error) {
-	regs, sk, err := denseUnion(col)
+	regs := getRegisters()
+	defer registersPool.Put(regs)
+	sk, err := denseUnion(col, regs[:])
 	if err != nil {
 		return 0, err
 	}
 	if sk != nil {
 		return EstimateSketch(sk), nil
 	}
-	return denseEstimate(regs), nil
+	return denseEstimate(regs[:]), nil
 }
 
-// denseUnion merges the serialized sketches of col into dense registers
-// (MergeDense's), or, for a dense form it does not read, into the
-// library's sketch sk (regs nil).
-func denseUnion(col [][]byte) (regs []byte, sk *hyperloglog.Sketch, err error) {
-	regs = make([]byte, sketchM)
+// registersPool holds dense registers for merges that copy out or only
+// read what they merged (a page of ten groups merges ten at once).
+var registersPool = sync.Pool{New: func() any { return new([sketchM]byte) }}
+
+// getRegisters are dense registers from registersPool, all zero.
+func getRegisters() *[sketchM]byte {
+	regs := registersPool.Get().(*[sketchM]byte)
+	clear(regs[:])
+	return regs
+}
+
+// denseUnion merges the serialized sketches of col into regs (dense
+// registers, zero), MergeDense's, or, for a dense form it does not read,
+// into the library's sketch sk (regs then not to be used).
+func denseUnion(col [][]byte, regs []byte) (sk *hyperloglog.Sketch, err error) {
 	var set []uint32
 	for _, b := range col {
 		if len(b) == 0 {
@@ -70,22 +85,22 @@ func denseUnion(col [][]byte) (regs []byte, sk *hyperloglog.Sketch, err error) {
 		// appendSparse.
 		var sparse bool
 		if set, sparse, err = appendSparse(set[:0], b); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if !sparse {
 			// A dense form parseSketchForm does not read: the library's.
 			sk := NewDenseSketch()
 			if err := MergeSketches(sk, col); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
-			return nil, sk, nil
+			return sk, nil
 		}
 		for _, k := range set {
 			i, r := registerOf(k)
 			regs[i] = max(regs[i], r)
 		}
 	}
-	return regs, nil, nil
+	return nil, nil
 }
 
 // maxRegisters raises each of dst's registers to src's (as long), eight
