@@ -429,10 +429,24 @@ func RunReport(ctx context.Context, db sql.Querier, p *plan.Plan, rp Plan, names
 // rollupValues computes p's metrics from c.
 func rollupValues(p *plan.Plan, c *rollupCell) ([]int64, []float64) {
 	ints, flts := make([]int64, len(p.Metrics)), make([]float64, len(p.Metrics))
-	for i, m := range p.Metrics {
-		ints[i], flts[i] = metricsOf(p)[m.Name].value(c)
-	}
+	valuesInto(metricFuncs(p), c, ints, flts)
 	return ints, flts
+}
+
+// metricFuncs are the functions of p's metrics, by position.
+func metricFuncs(p *plan.Plan) []rollupMetric {
+	fs := make([]rollupMetric, len(p.Metrics))
+	for i, m := range p.Metrics {
+		fs[i] = metricsOf(p)[m.Name].value
+	}
+	return fs
+}
+
+// valuesInto computes the metrics of fs from c into ints and flts.
+func valuesInto(fs []rollupMetric, c *rollupCell, ints []int64, flts []float64) {
+	for i, f := range fs {
+		ints[i], flts[i] = f(c)
+	}
 }
 
 // formatValues formats metrics as metricCells.values does.
@@ -615,10 +629,15 @@ func groupRollupSums(ctx context.Context, db sql.Querier, p *plan.Plan, kept *Na
 			sums.addTo(totals[rng], i)
 		}
 	}
-	for _, row := range rows {
+	// Metrics (user counts 0 until merged), every row's in one array of
+	// each kind.
+	fs, nm := metricFuncs(p), len(p.Metrics)
+	ints, flts := make([]int64, len(rows)*nm), make([]float64, len(rows)*nm)
+	for j, row := range rows {
 		slices.Sort(row.ids)
 		row.ids = slices.Compact(row.ids)
-		row.ints, row.flts = rollupValues(p, row.c) // user counts 0 until merged
+		row.ints, row.flts = ints[j*nm:(j+1)*nm:(j+1)*nm], flts[j*nm:(j+1)*nm:(j+1)*nm]
+		valuesInto(fs, row.c, row.ints, row.flts)
 	}
 	return rows, nil
 }
