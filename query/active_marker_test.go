@@ -2,8 +2,6 @@ package query
 
 import (
 	"context"
-	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -85,17 +83,8 @@ func TestUsersMarker(t *testing.T) {
 			WHERE p.site_id = 1 AND p.kind = $1 AND p.day >= '2026-03-01' AND x.u = ''::bytea ORDER BY 1, 2 LIMIT 1`, int16(postgres.DimPagePath)).Scan(&day, &page); err != nil {
 		t.Fatal(err)
 	}
-	loc, err := time.LoadLocation(f.zones[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	late := randomEvent(rand.New(rand.NewPCG(5, 6)), 1, time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, loc))
-	late.Name, late.Visitor, late.Flags, late.EngageMs = "page_view", 41<<58, 0, 0
-	for k, id := range f.ids[1] {
-		if id == page && strings.HasPrefix(k, "p") {
-			late.Path = k[1:]
-		}
-	}
+	late := latePageView(t, f, 1, day, page, 5)
+	late.Visitor, late.Flags, late.EngageMs = 41<<58, 0, 0
 	if _, err := f.writeBatch(ctx, "late", 1, []protocol.Event{late}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package query
 
 import (
 	"context"
-	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,20 +97,8 @@ func TestNewUsersMarker(t *testing.T) {
 			WHERE site_id = 1 AND kind = $1 AND dim_id > 0 AND new_users = ''::bytea ORDER BY 1, 2 LIMIT 1`, int16(postgres.DimPagePath)).Scan(&day, &page); err != nil {
 		t.Fatal(err)
 	}
-	loc, err := time.LoadLocation(f.zones[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	late := randomEvent(rand.New(rand.NewPCG(7, 8)), 1, time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, loc))
-	late.Name, late.Visitor, late.Flags, late.EngageMs = "page_view", 42<<58, protocol.FlagEngaged, 5000
-	for k, id := range f.ids[1] {
-		if id == page && strings.HasPrefix(k, "p") {
-			late.Path = k[1:]
-		}
-	}
-	if late.Path == "" {
-		t.Fatalf("page dim_id %d not in the fixture's dictionary", page)
-	}
+	late := latePageView(t, f, 1, day, page, 7)
+	late.Visitor, late.Flags, late.EngageMs = 42<<58, protocol.FlagEngaged, 5000
 	if _, err := f.writeBatch(ctx, "late", 1, []protocol.Event{late}, nil); err != nil {
 		t.Fatal(err)
 	}

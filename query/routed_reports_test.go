@@ -3,8 +3,12 @@ package query
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/query/plan"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -69,4 +73,27 @@ func eraseBusiest(t *testing.T, f *fixture, site uint32, table string) int64 {
 		t.Fatal(err)
 	}
 	return subject
+}
+
+// latePageView is a page_view of site at noon of day in the site's time
+// zone, on the page whose dim_id is page in the fixture's dictionary,
+// drawn from a generator seeded with seed (the caller sets its visitor and
+// engagement).
+func latePageView(t *testing.T, f *fixture, site uint32, day time.Time, page int32, seed uint64) protocol.Event {
+	t.Helper()
+	loc, err := time.LoadLocation(f.zones[site])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := randomEvent(rand.New(rand.NewPCG(seed, seed+1)), site, time.Date(day.Year(), day.Month(), day.Day(), 12, 0, 0, 0, loc))
+	e.Name, e.Path = "page_view", ""
+	for k, id := range f.ids[site] {
+		if id == page && strings.HasPrefix(k, "p") {
+			e.Path = k[1:]
+		}
+	}
+	if e.Path == "" {
+		t.Fatalf("page dim_id %d not in the fixture's dictionary", page)
+	}
+	return e
 }
