@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/internal/benchtraffic"
 	"github.com/avila-analytics/avila/internal/pgserver"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -83,7 +84,7 @@ func nodesBatches(count int) [][]protocol.Event {
 		for i := range evs {
 			j := b*nodesBatch + i
 			h := mix64(uint64(j))
-			page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+			page := benchtraffic.Page(h)
 			e := protocol.Event{Visitor: 1 + uint64(j%2048)*7919, TimeMicros: start + int64(j)*1000,
 				Name: "page_view", Host: benchHost, Path: dictValue(kindPage, page), Title: dictValue(kindTitle, page),
 				Language: "en-us", Screen: "1440x900", Country: "DE", Browser: "Chrome", OS: "Windows", Device: "desktop"}

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/avila-analytics/avila/internal/benchtraffic"
 )
 
 // benchHost is the host name of the pages the harness's hits come from;
@@ -48,9 +50,8 @@ func batchedHits(base, measurementID string, variant int) Request {
 	}
 	var body strings.Builder
 	for i := range batchEvents {
-		// Pages skewed towards the popular ones, as on a real site.
 		h := mix64(uint64(variant)*batchEvents + uint64(i))
-		page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+		page := benchtraffic.Page(h)
 		line := url.Values{"dl": {"https://" + benchHost + dictValue(kindPage, page)}, "dt": {dictValue(kindTitle, page)}}
 		switch i % 4 {
 		case 0:
@@ -113,7 +114,7 @@ func mpBatch(base, measurementID, apiSecret string, variant int) Request {
 			b.WriteByte(',')
 		}
 		h := mix64(uint64(variant)*mpEvents + uint64(i) + 1<<40)
-		page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+		page := benchtraffic.Page(h)
 		fmt.Fprintf(&b, `{"name":"page_view","params":{"page_location":"https://%s%s","page_title":"%s","session_id":"%d","engagement_time_msec":%d}}`,
 			benchHost, dictValue(kindPage, page), dictValue(kindTitle, page), 1_718_000_000+variant, 100+h%5000)
 	}

@@ -11,6 +11,16 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
+// Pages is how many pages the bench's traffic visits.
+const Pages = 2000
+
+// Page is the page the hash h picks: pages skewed towards the popular
+// ones, as on a real site (the product of two uniform picks), in
+// [0, Pages).
+func Page(h uint64) int {
+	return int((h % Pages) * ((h >> 20) % Pages) / Pages)
+}
+
 // Event is event j of the traffic of site from first on: 2048 visitors
 // each in one GA4 session, 20-event requests of page views (a quarter
 // from one of 300 referrers), scrolls and clicks with parameters and
@@ -19,7 +29,7 @@ import (
 func Event(site uint32, first time.Time, j int) protocol.Event {
 	v := (j / 20) % 2048
 	h := uint64(j)*0x9e3779b97f4a7c15 ^ uint64(j)>>7
-	page := int((h % 2000) * ((h >> 20) % 2000) / 2000)
+	page := Page(h)
 	e := protocol.Event{Site: site, Visitor: 1 + uint64(v)*7919, SessionID: 1_718_000_000 + int64(v), SessionNum: 1,
 		TimeMicros: first.Add(time.Duration(j) * 40 * time.Microsecond).UnixMicro(),
 		Host:       "www.bench.example", Path: fmt.Sprintf("/page/%d", page), Title: fmt.Sprintf("Page %d", page),

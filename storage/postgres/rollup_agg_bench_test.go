@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/internal/benchtraffic"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -18,7 +19,7 @@ func rollupBenchRows(n int) []EventRow {
 	for j := range rows {
 		v := (j / 20) % 2048
 		h := uint64(j)*0x9e3779b97f4a7c15 ^ uint64(j)>>7
-		page := int32((h % 2000) * ((h >> 20) % 2000) / 2000)
+		page := int32(benchtraffic.Page(h))
 		r := EventRow{Site: 1, TS: first.Add(time.Duration(j) * 40 * time.Microsecond), Visitor: 1 + int64(v)*7919,
 			Session: 1_718_000_000 + int64(v), DayActive: true, SessionTraffic: 1 + int32(v%300), SessionLanding: 10 + int32(v%2000)}
 		r.Dims[DimPagePath-1], r.Dims[DimTitle-1], r.Dims[DimHost-1] = 10+page, 5000+page, 3
