@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 
 	"github.com/avila-analytics/avila/query/engine/rollups"
 	"github.com/avila-analytics/avila/query/plan"
-	datapb "google.golang.org/genproto/googleapis/analytics/data/v1beta"
 )
 
 // maxBatchRequests is GA4's bound on the reports of one batchRunReports.
