@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync/atomic"
 
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -15,7 +16,9 @@ const keyOverhead = 8
 // request is one Append waiting for a commit. done is buffered so the
 // committer never blocks on a caller that stopped waiting.
 type request struct {
-	events [][]byte
+	events [][]byte // sealed, as logged
+	plain  [][]byte // the caller's events, for the log's tail in memory
+	state  atomic.Int32
 	bytes  int64
 	done   chan error
 }
@@ -43,7 +46,7 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	// The request's sealed events share one buffer (one allocation for a
 	// 20-event POST instead of 20), and their nonces one read of the
 	// randomness; nothing writes to them afterwards.
-	r := &request{events: make([][]byte, len(events)), done: make(chan error, 1)}
+	r := &request{events: make([][]byte, len(events)), plain: events, done: make(chan error, 1)}
 	size := 0
 	for _, e := range events {
 		size += sealOverhead + len(e)
@@ -82,6 +85,7 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	case err := <-r.done:
 		return err
 	case <-ctx.Done():
+		r.abandon() // the caller may reuse events once Append returns
 		return ctx.Err()
 	}
 }
