@@ -92,6 +92,8 @@ type Queue struct {
 	tail       walTail // the log's newest records in plaintext; see wal_tail.go
 	reserved   int64   // bytes of queued and in-flight Appends, admitted but not yet committed
 
+	requests sync.Pool // *request, answered, for later Appends
+
 	sealMu   sync.Mutex // serializes Seal so the next seq is known before encoding
 	sealBufs sealBufs   // Seal's buffers, under sealMu
 	signal   chan struct{}
