@@ -180,7 +180,7 @@ func (t *walTail) recycle(c *tailChunk) {
 }
 
 // freeChunks bounds the emptied chunks the tail keeps.
-const freeChunks = 512
+const freeChunks = 4096
 
 // dropTail removes the tail's records up to id, which are in bbolt now.
 // Called with q.mu and sealMu held.
