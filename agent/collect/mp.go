@@ -108,20 +108,35 @@ type MPRequest struct {
 // holds the events that passed and, in Rejected, one entry per event that
 // did not.
 func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []ValidationMessage) {
+	return parseMP(measurementID, body, now, true)
+}
+
+// parseMP is ParseMP; with plain, a payload of the commonest shape
+// (readPlainMPPayload) is read without encoding/json, which otherwise scans
+// every byte twice (once to find the object's end, once to decode it) and
+// each event a third time.
+func parseMP(measurementID string, body []byte, now time.Time, plain bool) (*MPRequest, []ValidationMessage) {
 	var msgs []ValidationMessage
 	add := func(path, code, format string, args ...any) {
 		msgs = append(msgs, ValidationMessage{FieldPath: path, Description: fmt.Sprintf(format, args...), ValidationCode: code})
 	}
 	var p mpPayload
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		add(jsonErrorPath(err), CodeValueInvalid, "Unable to parse Measurement Protocol JSON payload. %s", describeJSONError(err))
-		return nil, msgs
+	var events []mpEvent // p.Events decoded, when read plain
+	ok := false
+	if plain {
+		p, events, ok = readPlainMPPayload(body)
 	}
-	if dec.More() {
-		add("", CodeValueInvalid, "Unable to parse Measurement Protocol JSON payload. Data after the JSON object.")
-		return nil, msgs
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			add(jsonErrorPath(err), CodeValueInvalid, "Unable to parse Measurement Protocol JSON payload. %s", describeJSONError(err))
+			return nil, msgs
+		}
+		if dec.More() {
+			add("", CodeValueInvalid, "Unable to parse Measurement Protocol JSON payload. Data after the JSON object.")
+			return nil, msgs
+		}
 	}
 	req := &MPRequest{}
 	var base Hit
@@ -170,7 +185,11 @@ func ParseMP(measurementID string, body []byte, now time.Time) (*MPRequest, []Va
 		for i, raw := range p.Events {
 			h := base
 			before := len(msgs)
-			if mpEventHit(&h, i, raw, add) {
+			var ev *mpEvent
+			if events != nil {
+				ev = &events[i]
+			}
+			if mpEventHit(&h, i, raw, ev, add) {
 				req.Hits = append(req.Hits, h)
 			} else {
 				req.Rejected = append(req.Rejected, msgs[before].ValidationCode)
@@ -244,18 +263,24 @@ func mpUserProps(props map[string]json.RawMessage, add func(path, code, format s
 	return out
 }
 
-// mpEventHit fills h from events[i]; false when the event broke a rule.
-func mpEventHit(h *Hit, i int, raw json.RawMessage, add func(path, code, format string, args ...any)) bool {
+// mpEventHit fills h from events[i] (raw, or decoded when it was read
+// already); false when the event broke a rule.
+func mpEventHit(h *Hit, i int, raw json.RawMessage, decoded *mpEvent, add func(path, code, format string, args ...any)) bool {
 	broke := false
 	addE := func(path, code, format string, args ...any) {
 		broke = true
 		add(path, code, format, args...)
 	}
 	path, params := mpEventPath(i)
-	ev, err := decodeMPEvent(raw)
-	if err != nil {
-		addE(path, CodeValueInvalid, "Event at index %d is not an object of name and params: %s", i, describeJSONError(err))
-		return false
+	var ev mpEvent
+	if decoded != nil {
+		ev = *decoded
+	} else {
+		var err error
+		if ev, err = decodeMPEvent(raw); err != nil {
+			addE(path, CodeValueInvalid, "Event at index %d is not an object of name and params: %s", i, describeJSONError(err))
+			return false
+		}
 	}
 	switch {
 	case ev.Name == nil || *ev.Name == "":

@@ -26,6 +26,16 @@ func decodeMPEvent(raw []byte) (mpEvent, error) {
 // ok is false for any other input, which it leaves to encoding/json.
 func readPlainMPEvent(raw []byte) (ev mpEvent, ok bool) {
 	r := jsonReader{b: raw}
+	if ev, ok = r.plainEvent(); !ok {
+		return mpEvent{}, false
+	}
+	r.space()
+	return ev, r.i == len(r.b)
+}
+
+// plainEvent reads an event of the commonest shape (decodeMPEvent) from
+// r's position, leaving r after its closing brace.
+func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 	if !r.byte('{') {
 		return mpEvent{}, false
 	}
@@ -60,8 +70,78 @@ func readPlainMPEvent(raw []byte) (ev mpEvent, ok bool) {
 			return mpEvent{}, false
 		}
 	}
+	return ev, true
+}
+
+// readPlainMPPayload reads a payload of the commonest shape, as
+// encoding/json would decode it (DisallowUnknownFields, then nothing but
+// white space after the object): an object of client_id and user_id as
+// plain strings and events as an array of events of the commonest shape
+// (decodeMPEvent), each key once. It returns those events decoded, one
+// for each of p.Events, whose raw text is a slice of body. ok is false for
+// any other input, which ParseMP leaves to encoding/json: other fields,
+// null, escapes, a case encoding/json folds, a repeated key, or anything
+// encoding/json refuses.
+func readPlainMPPayload(body []byte) (p mpPayload, events []mpEvent, ok bool) {
+	r := jsonReader{b: body}
+	if !r.byte('{') {
+		return mpPayload{}, nil, false
+	}
+	var seenClient, seenUser, seenEvents bool
+	for first := true; ; first = false {
+		if r.byte('}') {
+			break
+		}
+		if !first && !r.byte(',') {
+			return mpPayload{}, nil, false
+		}
+		key, ok := r.plainString()
+		if !ok || !r.byte(':') {
+			return mpPayload{}, nil, false
+		}
+		switch {
+		case string(key) == "client_id" && !seenClient, string(key) == "user_id" && !seenUser:
+			v, ok := r.plainString()
+			if !ok {
+				return mpPayload{}, nil, false
+			}
+			s := string(v)
+			if string(key) == "client_id" {
+				seenClient, p.ClientID = true, &s
+			} else {
+				seenUser, p.UserID = true, &s
+			}
+		case string(key) == "events" && !seenEvents:
+			seenEvents = true
+			if !r.byte('[') {
+				return mpPayload{}, nil, false
+			}
+			p.Events = []json.RawMessage{}
+			for first := true; ; first = false {
+				if r.byte(']') {
+					break
+				}
+				if !first && !r.byte(',') {
+					return mpPayload{}, nil, false
+				}
+				r.space()
+				start := r.i
+				ev, ok := r.plainEvent()
+				if !ok {
+					return mpPayload{}, nil, false
+				}
+				p.Events = append(p.Events, json.RawMessage(body[start:r.i:r.i]))
+				events = append(events, ev)
+			}
+		default:
+			return mpPayload{}, nil, false
+		}
+	}
 	r.space()
-	return ev, r.i == len(r.b)
+	if r.i != len(r.b) {
+		return mpPayload{}, nil, false
+	}
+	return p, events, true
 }
 
 // jsonReader reads plain JSON tokens from b at i.

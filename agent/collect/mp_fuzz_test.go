@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/avila-analytics/avila/protocol"
@@ -78,4 +79,63 @@ func FuzzParseMP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// samePlainMP fails unless ParseMP answers body exactly as it does when
+// every payload goes through encoding/json: the same hits, rejections and
+// validation messages.
+func samePlainMP(t *testing.T, body []byte) {
+	t.Helper()
+	gotReq, gotMsgs := parseMP(testTID, body, testNow, true)
+	wantReq, wantMsgs := parseMP(testTID, body, testNow, false)
+	if !reflect.DeepEqual(gotReq, wantReq) || !reflect.DeepEqual(gotMsgs, wantMsgs) {
+		t.Fatalf("body %q:\nread plain: %+v %+v\nencoding/json: %+v %+v", body, gotReq, gotMsgs, wantReq, wantMsgs)
+	}
+}
+
+// FuzzParseMPPlain holds the plain payload reader to encoding/json's
+// decoding on any body, from the fixtures and the bench's shape.
+func FuzzParseMPPlain(f *testing.F) {
+	fixtures, err := filepath.Glob(filepath.Join("testdata", "mp", "*.json"))
+	if err != nil || len(fixtures) == 0 {
+		f.Fatalf("no fixtures: %v", err)
+	}
+	for _, name := range fixtures {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(benchMP(3).body)
+	f.Fuzz(samePlainMP)
+}
+
+func TestParseMPPlainMatchesJSON(t *testing.T) {
+	for _, body := range []string{
+		string(benchMP(1).body),
+		`{"client_id":"1.2","events":[{"name":"page_view"}]}`,
+		` {"user_id":"u1", "client_id":"1.2","events":[ {"name":"x","params":{"a":1,"b":"t","c":true}} ] } `,
+		`{"client_id":"1.2","events":[]}`,
+		`{"client_id":"1.2","events":[{"name":"a"},{"name":"b","params":{}}]}`,
+		`{"client_id":"1.2","events":[{"name":"a"}]}}`,                  // encoding/json's Decoder stops at the object
+		`{"client_id":"1.2","events":[{"name":"a"}]} {}`,                // data after the object
+		`{"client_id":"1.2","client_id":"3.4","events":[{"name":"a"}]}`, // the last one counts
+		`{"Client_ID":"1.2","events":[{"name":"a"}]}`,                   // folded case
+		`{"client_id":"1.2","events":[{"name":"a"},]}`,
+		`{"client_id":"1.2","events":[{"name":"a"}],"timestamp_micros":1}`,
+		`{"client_id":null,"events":[{"name":"a"}]}`,
+		`{"client_id":"1.\u0032","events":[{"name":"a"}]}`,
+		`{"client_id":"1.2","events":[{"name":"a","params":{"items":[{"item_id":"x"}]}}]}`,
+		`{"client_id":"1.2","events":[{"name":"a","params":{"v":01}}]}`,
+		`{"client_id":"1.2","events":{"name":"a"}}`,
+		`{"client_id":"1.2","events":[{"name":"a"}]`,
+		`[]`, ``, `{}`, `{"client_id":"` + "\xff" + `","events":[{"name":"a"}]}`,
+	} {
+		samePlainMP(t, []byte(body))
+	}
+	// The bench's shape is read plain.
+	if _, events, ok := readPlainMPPayload(benchMP(1).body); !ok || len(events) != 25 {
+		t.Fatalf("the bench's payload was not read plain: ok %v, %d events", ok, len(events))
+	}
 }
