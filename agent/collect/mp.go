@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -493,7 +494,23 @@ func trimJSONSpace(b []byte) []byte {
 // plainJSONString reports whether b, the inside of a JSON string's
 // quotes, decodes to itself: no escape, quote or control character, and
 // valid UTF-8 (json.Unmarshal replaces invalid bytes).
+//
+// Eight bytes at a time while they are printable ASCII without a quote or
+// backslash (each such run is valid UTF-8 on its own); the rest, from the
+// first word that is not, byte by byte and with utf8.Valid.
 func plainJSONString(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		// A byte's high bit set in the sum: it is not ASCII, or below 0x20,
+		// or a quote or backslash (the classic zero-byte test on x^q, exact
+		// as to whether any byte matched).
+		if (x|(x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c < 0x20 || c == '"' || c == '\\' {
 			return false

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // samePlainMPEvent fails unless readPlainMPEvent, when it reads raw, gives
@@ -67,4 +69,46 @@ func FuzzPlainMPEvent(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw string) { samePlainMPEvent(t, raw) })
+}
+
+// plainJSONStringRef is plainJSONString byte by byte, the reference its
+// eight-byte steps are held to.
+func plainJSONStringRef(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
+}
+
+func TestPlainJSONStringMatchesReference(t *testing.T) {
+	base := []byte("https://www.bench.example/blog/post-12 | Bench Example blog")
+	for _, c := range []byte{0, 0x1f, 0x20, '"', '\\', '!', '#', 0x7f, 0x80, 0xc3, 0xff, '~'} {
+		for at := range len(base) {
+			b := append([]byte(nil), base...)
+			b[at] = c
+			for cut := range len(b) + 1 {
+				if got, want := plainJSONString(b[:cut]), plainJSONStringRef(b[:cut]); got != want {
+					t.Fatalf("plainJSONString(%q) = %v, want %v", b[:cut], got, want)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"", "é", "Sé  café ☕ ok", "12345678\xc3", "1234567\xc3\xa9", "\xe2\x82", strings.Repeat("a", 64) + "\""} {
+		if got, want := plainJSONString([]byte(s)), plainJSONStringRef([]byte(s)); got != want {
+			t.Fatalf("plainJSONString(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func FuzzPlainJSONString(f *testing.F) {
+	f.Add([]byte("https://www.bench.example/blog/post-12"))
+	f.Add([]byte("Post 12 | Bench\x1f Example \"blog\""))
+	f.Add([]byte("caf\xc3\xa9 and \xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := plainJSONString(b), plainJSONStringRef(b); got != want {
+			t.Fatalf("plainJSONString(%q) = %v, want %v", b, got, want)
+		}
+	})
 }
