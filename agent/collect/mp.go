@@ -446,36 +446,49 @@ func scalar(raw json.RawMessage) (s string, ok, isText bool) {
 	if len(raw) == 0 {
 		return "", false, false
 	}
+	// What json.Unmarshal decodes into is declared in its branch alone: it
+	// escapes, so declared for every call it would cost an allocation each.
 	switch raw[0] {
 	case '"':
 		if n := len(raw); n >= 2 && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
 			return string(raw[1 : n-1]), true, true
 		}
-		if err := json.Unmarshal(raw, &s); err != nil {
+		var t string
+		if err := json.Unmarshal(raw, &t); err != nil {
 			return "", false, false
 		}
-		return s, true, true
+		return t, true, true
 	case 't', 'f':
+		switch string(raw) { // as strconv.FormatBool of what json.Unmarshal gives
+		case "true":
+			return "true", true, false
+		case "false":
+			return "false", true, false
+		}
 		var b bool
 		if err := json.Unmarshal(raw, &b); err != nil {
 			return "", false, false
 		}
 		return strconv.FormatBool(b), true, false
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		var f float64
-		var err error
-		if jsonNumber(raw) {
-			// As json.Unmarshal reads a number into a float64.
-			f, err = strconv.ParseFloat(string(raw), 64)
-		} else {
-			err = json.Unmarshal(raw, &f)
-		}
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		f, ok := jsonFloat(raw)
+		if !ok || math.IsInf(f, 0) || math.IsNaN(f) {
 			return "", false, false
 		}
 		return strconv.FormatFloat(f, 'g', -1, 64), true, false
 	}
 	return "", false, false
+}
+
+// jsonFloat reads a JSON number as json.Unmarshal reads it into a float64.
+func jsonFloat(raw []byte) (float64, bool) {
+	if jsonNumber(raw) {
+		f, err := strconv.ParseFloat(string(raw), 64)
+		return f, err == nil
+	}
+	var f float64
+	err := json.Unmarshal(raw, &f)
+	return f, err == nil
 }
 
 // trimJSONSpace drops the white space JSON allows around a value (space,

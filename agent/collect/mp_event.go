@@ -224,6 +224,36 @@ func (r *jsonReader) plainParams() (map[string]json.RawMessage, bool) {
 				return nil, false
 			}
 		}
-		params[string(key)] = json.RawMessage(r.b[start:r.i:r.i])
+		params[paramName(key)] = json.RawMessage(r.b[start:r.i:r.i])
 	}
+}
+
+// paramName is string(key), without an allocation for the parameters
+// GA4's own tags send most (mpSpecialParam's and the ecommerce ones).
+func paramName(key []byte) string {
+	switch string(key) { // compared without a conversion
+	case "page_location":
+		return "page_location"
+	case "page_referrer":
+		return "page_referrer"
+	case "page_title":
+		return "page_title"
+	case "language":
+		return "language"
+	case "screen_resolution":
+		return "screen_resolution"
+	case "session_id":
+		return "session_id"
+	case "engagement_time_msec":
+		return "engagement_time_msec"
+	case "currency":
+		return "currency"
+	case "value":
+		return "value"
+	case "transaction_id":
+		return "transaction_id"
+	case "items":
+		return "items"
+	}
+	return string(key)
 }

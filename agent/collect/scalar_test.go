@@ -54,3 +54,22 @@ func FuzzScalar(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) { sameScalar(t, raw) })
 }
+
+// A Measurement Protocol parameter costs its value's text and no more:
+// scalar's fallbacks to json.Unmarshal, whose targets escape, allocate only
+// when taken, and the commonest names are not copied.
+func TestScalarAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want float64
+	}{{`"Post 12 | Bench Example blog"`, 1}, {`1520`, 1}, {`true`, 0}} {
+		raw := json.RawMessage(tc.raw)
+		if got := testing.AllocsPerRun(50, func() { _, _, _ = scalar(raw) }); got > tc.want {
+			t.Errorf("scalar(%s): %.0f allocations, want at most %.0f", tc.raw, got, tc.want)
+		}
+	}
+	key := []byte("engagement_time_msec")
+	if got := testing.AllocsPerRun(50, func() { _ = paramName(key) }); got != 0 {
+		t.Errorf("paramName(%s): %.0f allocations, want 0", key, got)
+	}
+}
