@@ -37,20 +37,44 @@ var commerceNumbers = [...]string{"value", "tax", "shipping"}
 // from h's parameters into h.commerce (cu, when sent, is there already) and
 // checks them. field prefixes parameter names in errors ("ep.", "params.",
 // "p.").
-func takeCommerce(h *Hit, field string) *ParamError {
+func takeCommerce(h *Hit, field string) *ParamError { return takeCommerceOf(h, field, true) }
+
+// takeCommerceOf is takeCommerce; with inParams false it does not look
+// for the ecommerce parameters in h's parameters, which the caller knows
+// hold none (isCommerceParam), and only normalizes cu and checks items.
+func takeCommerceOf(h *Hit, field string, inParams bool) *ParamError {
 	c := &h.commerce
-	if s, ok := h.Params["currency"]; ok {
-		delete(h.Params, "currency")
-		if c.Currency == "" {
-			c.Currency = s
-		}
-		if v := rules.Currency(field+"currency", s); v != nil {
-			return ruleError(v)
+	if inParams {
+		if s, ok := h.Params["currency"]; ok {
+			delete(h.Params, "currency")
+			if c.Currency == "" {
+				c.Currency = s
+			}
+			if v := rules.Currency(field+"currency", s); v != nil {
+				return ruleError(v)
+			}
 		}
 	}
 	if c.Currency != "" {
 		c.Currency = rules.NormalizeCurrency(c.Currency)
 	}
+	if inParams {
+		if perr := takeCommerceParams(h, field); perr != nil {
+			return perr
+		}
+	}
+	for i := range c.Items {
+		if v := rules.CheckItem(fmt.Sprintf("items[%d].", i), &c.Items[i]); v != nil {
+			return ruleError(v)
+		}
+	}
+	return nil
+}
+
+// takeCommerceParams moves transaction_id, value, tax and shipping from
+// h's parameters into h.commerce (see takeCommerce).
+func takeCommerceParams(h *Hit, field string) *ParamError {
+	c := &h.commerce
 	if s, ok := h.Params["transaction_id"]; ok {
 		delete(h.Params, "transaction_id")
 		c.TransactionID = s
@@ -80,12 +104,17 @@ func takeCommerce(h *Hit, field string) *ParamError {
 	if len(h.NumParams) == 0 {
 		h.NumParams = nil
 	}
-	for i := range c.Items {
-		if v := rules.CheckItem(fmt.Sprintf("items[%d].", i), &c.Items[i]); v != nil {
-			return ruleError(v)
-		}
-	}
 	return nil
+}
+
+// isCommerceParam reports whether takeCommerce reads an event parameter
+// of this name.
+func isCommerceParam(name string) bool {
+	switch name {
+	case "currency", "transaction_id", "value", "tax", "shipping":
+		return true
+	}
+	return false
 }
 
 // gtagItemKeys maps the two-letter keys of a gtag.js item string

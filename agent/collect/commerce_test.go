@@ -123,3 +123,63 @@ func TestTrackerPurchase(t *testing.T) {
 		t.Fatalf("bad price: %v, want rule item_number", err)
 	}
 }
+
+// isCommerceParam names every parameter takeCommerce takes out of a hit's
+// parameters (and may name more): a gtag.js hit whose parameters have none
+// of those names
+// skips the look-ups, so a name takeCommerce read but isCommerceParam did
+// not know would stay a plain parameter.
+func TestIsCommerceParamNamesWhatTakeCommerceTakes(t *testing.T) {
+	names := []string{"currency", "transaction_id", "value", "tax", "shipping", "coupon", "affiliation",
+		"items", "price", "quantity", "discount", "payment_type", "shipping_tier", "item_list_id", "percent_scrolled"}
+	for _, numeric := range []bool{false, true} {
+		h := Hit{Params: map[string]string{}, NumParams: map[string]float64{}}
+		for _, n := range names {
+			switch {
+			case n == "currency" && !numeric:
+				h.Params[n] = "EUR"
+			case numeric:
+				h.NumParams[n] = 1
+			default:
+				h.Params[n] = "1"
+			}
+		}
+		if err := takeCommerce(&h, "ep."); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			_, kept := h.Params[n]
+			if _, ok := h.NumParams[n]; ok {
+				kept = true
+			}
+			if !kept && !isCommerceParam(n) {
+				t.Errorf("numeric %v: takeCommerce took %s, which isCommerceParam does not name", numeric, n)
+			}
+		}
+	}
+}
+
+// A gtag.js hit reads its ecommerce parameters whether or not the line
+// or the query string holds them, and one without any keeps its own.
+func TestGtagCommerceParamsEitherPlace(t *testing.T) {
+	f := func(query, line string, want commerce, wantParams map[string]string, wantNum map[string]float64) {
+		t.Helper()
+		hits, err := ParseGtag(query, []byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := hits[0]
+		if diff := cmp.Diff(want, h.commerce); diff != "" {
+			t.Errorf("%s + %s: commerce (-want +got):\n%s", query, line, diff)
+		}
+		if !cmp.Equal(wantParams, h.Params, cmp.Comparer(func(a, b map[string]string) bool { return fmt.Sprint(a) == fmt.Sprint(b) })) ||
+			!cmp.Equal(wantNum, h.NumParams, cmp.Comparer(func(a, b map[string]float64) bool { return fmt.Sprint(a) == fmt.Sprint(b) })) {
+			t.Errorf("%s + %s: params %v %v, want %v %v", query, line, h.Params, h.NumParams, wantParams, wantNum)
+		}
+	}
+	q := "v=2&tid=G-X&cid=1.2&en=purchase"
+	f(q, "ep.link=a&epn.value=12.5&cu=eur", commerce{Currency: "EUR", Value: 12.5}, map[string]string{"link": "a"}, nil)
+	f(q+"&epn.tax=2&ep.transaction_id=T1", "ep.link=a", commerce{Tax: 2, TransactionID: "T1"}, map[string]string{"link": "a"}, nil)
+	f(q+"&ep.shipping=3", "epn.percent=90", commerce{Shipping: 3}, nil, map[string]float64{"percent": 90})
+	f(q, "ep.link=a&epn.percent=90", commerce{}, map[string]string{"link": "a"}, map[string]float64{"percent": 90})
+}

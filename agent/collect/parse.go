@@ -252,20 +252,22 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 		return h, &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(seg))}
 	}
 	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, pSS), flag(v, pFV), flag(v, pNSI)
-	if err := parseParams(&h, v); err != nil {
+	commerceParams, err := parseParams(&h, v)
+	if err != nil {
 		return h, err
 	}
 	if err := parseGtagItems(&h, v); err != nil {
 		return h, err
 	}
-	if err := takeCommerce(&h, "ep."); err != nil {
+	if err := takeCommerceOf(&h, "ep.", commerceParams); err != nil {
 		return h, err
 	}
 	return h, nil
 }
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
-func parseParams(h *Hit, v hitParams) *ParamError {
+// commerce is whether an event parameter has a name takeCommerce reads.
+func parseParams(h *Hit, v hitParams) (commerce bool, _ *ParamError) {
 	var events, users int
 	for k, vals := range v.all(dottedKeys) {
 		prefix, name, ok := strings.Cut(k, ".")
@@ -279,15 +281,16 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 		switch prefix {
 		case "ep", "epn":
 			events++
+			commerce = commerce || isCommerceParam(name)
 			if events > maxEventParams {
-				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d event parameters (ep.*, epn.*), GA4's limit (rule %s)", maxEventParams, rules.ParamCount.Code)}
+				return false, &ParamError{Param: k, Reason: fmt.Sprintf("more than %d event parameters (ep.*, epn.*), GA4's limit (rule %s)", maxEventParams, rules.ParamCount.Code)}
 			}
 			if v := rules.ParamName(k, name); v != nil {
-				return ruleError(v)
+				return false, ruleError(v)
 			}
 			if prefix == "ep" {
 				if v := rules.ParamValue(k, val); v != nil {
-					return ruleError(v)
+					return false, ruleError(v)
 				}
 				if h.Params == nil {
 					h.Params = map[string]string{}
@@ -297,7 +300,7 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 			}
 			f, err := number(k, val)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if h.NumParams == nil {
 				h.NumParams = map[string]float64{}
@@ -306,19 +309,19 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 		case "up", "upn":
 			users++
 			if users > maxUserProps {
-				return &ParamError{Param: k, Reason: fmt.Sprintf("more than %d user properties (up.*, upn.*), GA4's limit (rule %s)", maxUserProps, rules.UserPropCount.Code)}
+				return false, &ParamError{Param: k, Reason: fmt.Sprintf("more than %d user properties (up.*, upn.*), GA4's limit (rule %s)", maxUserProps, rules.UserPropCount.Code)}
 			}
 			if v := rules.UserPropName(k, name); v != nil {
-				return ruleError(v)
+				return false, ruleError(v)
 			}
 			if prefix == "upn" {
 				f, err := number(k, val)
 				if err != nil {
-					return err
+					return false, err
 				}
 				val = strconv.FormatFloat(f, 'g', -1, 64)
 			} else if v := rules.UserPropValue(k, val); v != nil {
-				return ruleError(v)
+				return false, ruleError(v)
 			}
 			if h.UserProps == nil {
 				h.UserProps = map[string]string{}
@@ -326,7 +329,7 @@ func parseParams(h *Hit, v hitParams) *ParamError {
 			h.UserProps[name] = val
 		}
 	}
-	return nil
+	return commerce, nil
 }
 
 // ruleError is a refusal by one of protocol/rules' rules.
