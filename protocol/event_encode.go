@@ -12,79 +12,75 @@ import (
 // since every hit the agent takes is encoded once. Map fields' entries come
 // in Go's map order, as with msgpack.Marshal.
 func AppendEvent(dst []byte, e *Event) []byte {
+	// Straight-line code: an array of the fields built and looped over
+	// for each event cost more than the encoding itself. Keys are one or
+	// two bytes, so their fixstr form is written byte by byte.
 	n := 4 // s, t, n, v: always present
-	for _, present := range [...]bool{
-		e.User != 0, e.Client != 0, e.SessionID != 0, e.SessionNum != 0, e.Flags != 0, e.EngageMs != 0,
-		e.Host != "", e.Path != "", e.Title != "", e.Referrer != "", e.Language != "", e.Screen != "",
-		e.Country != "", e.Region != "", e.City != "", e.Browser != "", e.BrowserVer != "", e.OS != "", e.Device != "",
-		len(e.Params) > 0, len(e.NumParams) > 0, len(e.UserProps) > 0,
-		e.Currency != "", e.Value != 0, e.Tax != 0, e.Shipping != 0, e.TransactionID != "", len(e.Items) > 0,
-	} {
-		if present {
-			n++
-		}
-	}
+	n += count(e.User != 0) + count(e.Client != 0) + count(e.SessionID != 0) + count(e.SessionNum != 0) +
+		count(e.Flags != 0) + count(e.EngageMs != 0)
+	n += count(e.Host != "") + count(e.Path != "") + count(e.Title != "") + count(e.Referrer != "") +
+		count(e.Language != "") + count(e.Screen != "") + count(e.Country != "") + count(e.Region != "") +
+		count(e.City != "") + count(e.Browser != "") + count(e.BrowserVer != "") + count(e.OS != "") + count(e.Device != "")
+	n += paramFields(e)
+	n += count(e.Currency != "") + count(e.Value != 0) + count(e.Tax != 0) + count(e.Shipping != 0) +
+		count(e.TransactionID != "") + count(len(e.Items) > 0)
 	dst = appendMapLen(dst, n)
-	dst = appendStr(dst, "s")
-	dst = append(dst, 0xce) // uint32
+	dst = append(dst, 0xa1, 's', 0xce) // uint32
 	dst = binary.BigEndian.AppendUint32(dst, e.Site)
-	dst = appendStr(dst, "t")
-	dst = appendInt64(dst, e.TimeMicros)
-	dst = appendStr(dst, "n")
-	dst = appendStr(dst, e.Name)
-	dst = appendStr(dst, "v")
-	dst = append(dst, 0xcf) // uint64
+	dst = append(dst, 0xa1, 't', 0xd3) // int64
+	dst = binary.BigEndian.AppendUint64(dst, uint64(e.TimeMicros))
+	dst = appendStr(append(dst, 0xa1, 'n'), e.Name)
+	dst = append(dst, 0xa1, 'v', 0xcf) // uint64
 	dst = binary.BigEndian.AppendUint64(dst, e.Visitor)
 	if e.User != 0 {
-		dst = appendStr(dst, "u")
-		dst = append(dst, 0xcf)
+		dst = append(dst, 0xa1, 'u', 0xcf)
 		dst = binary.BigEndian.AppendUint64(dst, e.User)
 	}
 	if e.Client != 0 {
-		dst = appendStr(dst, "cl")
-		dst = append(dst, 0xcf)
+		dst = append(dst, 0xa2, 'c', 'l', 0xcf)
 		dst = binary.BigEndian.AppendUint64(dst, e.Client)
 	}
 	if e.SessionID != 0 {
-		dst = appendStr(dst, "si")
-		dst = appendInt64(dst, e.SessionID)
+		dst = append(dst, 0xa2, 's', 'i', 0xd3)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(e.SessionID))
 	}
 	if e.SessionNum != 0 {
-		dst = appendStr(dst, "sc")
-		dst = append(dst, 0xd2) // int32
+		dst = append(dst, 0xa2, 's', 'c', 0xd2) // int32
 		dst = binary.BigEndian.AppendUint32(dst, uint32(e.SessionNum))
 	}
 	if e.Flags != 0 {
-		dst = appendStr(dst, "f")
-		dst = append(dst, 0xcc, e.Flags) // uint8
+		dst = append(dst, 0xa1, 'f', 0xcc, e.Flags) // uint8
 	}
 	if e.EngageMs != 0 {
-		dst = appendStr(dst, "e")
-		dst = appendInt64(dst, e.EngageMs)
+		dst = append(dst, 0xa1, 'e', 0xd3)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(e.EngageMs))
 	}
-	for _, f := range [...]struct{ key, val string }{
-		{"h", e.Host}, {"p", e.Path}, {"tt", e.Title}, {"r", e.Referrer}, {"l", e.Language}, {"sr", e.Screen},
-		{"c", e.Country}, {"rg", e.Region}, {"ci", e.City}, {"b", e.Browser}, {"bv", e.BrowserVer},
-		{"o", e.OS}, {"d", e.Device},
-	} {
-		if f.val != "" {
-			dst = appendStr(dst, f.key)
-			dst = appendStr(dst, f.val)
-		}
-	}
+	dst = appendText1(dst, 'h', e.Host)
+	dst = appendText1(dst, 'p', e.Path)
+	dst = appendText2(dst, 't', 't', e.Title)
+	dst = appendText1(dst, 'r', e.Referrer)
+	dst = appendText1(dst, 'l', e.Language)
+	dst = appendText2(dst, 's', 'r', e.Screen)
+	dst = appendText1(dst, 'c', e.Country)
+	dst = appendText2(dst, 'r', 'g', e.Region)
+	dst = appendText2(dst, 'c', 'i', e.City)
+	dst = appendText1(dst, 'b', e.Browser)
+	dst = appendText2(dst, 'b', 'v', e.BrowserVer)
+	dst = appendText1(dst, 'o', e.OS)
+	dst = appendText1(dst, 'd', e.Device)
 	dst = appendParamFields(dst, e)
 	if e.Currency != "" {
 		dst = appendStr(dst, "cu")
 		dst = appendStr(dst, e.Currency)
 	}
-	for _, f := range [...]struct {
-		key string
-		val float64
-	}{{"va", e.Value}, {"tx", e.Tax}, {"sh", e.Shipping}} {
-		if f.val != 0 {
-			dst = appendStr(dst, f.key)
-			dst = appendFloat64(dst, f.val)
-		}
+	if e.Value != 0 {
+		dst = appendFloat64(append(dst, 0xa2, 'v', 'a'), e.Value)
+	}
+	if e.Tax != 0 {
+		dst = appendFloat64(append(dst, 0xa2, 't', 'x'), e.Tax)
+	}
+	if e.Shipping != 0 {
+		dst = appendFloat64(append(dst, 0xa2, 's', 'h'), e.Shipping)
 	}
 	if e.TransactionID != "" {
 		dst = appendStr(dst, "ti")
@@ -98,6 +94,31 @@ func AppendEvent(dst []byte, e *Event) []byte {
 		}
 	}
 	return dst
+}
+
+// count is 1 for true, 0 for false.
+func count(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendText1 writes the entry of a string field of a one-byte key,
+// unless the value is empty (omitempty).
+func appendText1(dst []byte, k byte, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendStr(append(dst, 0xa1, k), v)
+}
+
+// appendText2 is appendText1 for a two-byte key.
+func appendText2(dst []byte, k1, k2 byte, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendStr(append(dst, 0xa2, k1, k2), v)
 }
 
 // appendItem writes an Item as msgpack.Marshal does: a map of its

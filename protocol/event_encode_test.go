@@ -39,7 +39,7 @@ func TestAppendEventMatchesMsgpack(t *testing.T) {
 	}
 	f(Event{})
 	f(Event{Site: math.MaxUint32, TimeMicros: -1, Name: "page_view", Visitor: math.MaxUint64})
-	f(Event{Site: 7, TimeMicros: 1_718_000_000_000_000, Name: "page_view", Visitor: 42, User: 9, SessionID: 1_718_000_000,
+	f(Event{Site: 7, TimeMicros: 1_718_000_000_000_000, Name: "page_view", Visitor: 42, User: 9, Client: 11, SessionID: 1_718_000_000,
 		SessionNum: -3, Flags: FlagSessionStart | FlagEngaged, EngageMs: 1520, Host: "www.example.com",
 		Path: "/blog/ga4?utm_source=x", Title: strings.Repeat("t", 31), Referrer: strings.Repeat("r", 32),
 		Language: "en-us", Screen: "1920x1080", Country: "DE", Region: "Berlin", City: "Berlin", Browser: "Chrome",
@@ -67,6 +67,8 @@ func TestAppendEventMatchesMsgpack(t *testing.T) {
 			Host: str(), Path: str(), Title: str(), Referrer: str(), Language: str(), City: str(), Device: str()}
 		if rng.IntN(2) == 0 {
 			e.User, e.SessionID, e.SessionNum, e.Flags, e.EngageMs = rng.Uint64(), -rng.Int64(), rng.Int32(), uint8(rng.Uint32()), rng.Int64()
+			e.Client, e.Screen, e.Country, e.Region, e.Browser, e.BrowserVer, e.OS = rng.Uint64(), str(), str(), str(), str(), str(), str()
+			e.Currency, e.Value, e.Tax, e.Shipping, e.TransactionID = str(), rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64(), str()
 		}
 		if rng.IntN(3) == 0 {
 			e.Params = map[string]string{str(): str()}
