@@ -16,8 +16,10 @@ import (
 // Seal gives the same segments whether it copies the log's records from
 // the tail in memory, reads them all from the log, or mixes both because
 // the tail's bound left gaps: the same events in each segment, in order,
-// and the same byte accounting. A small log is drained and restarted
-// along the way, and the queues are closed and crashed and opened again.
+// and the same pending events and bytes. (Segments' bytes are not
+// compared: each queue's agent id, in every batch's head, compresses
+// differently.) A small log is drained and restarted along the way, and
+// the queues are closed and crashed and opened again.
 func TestTailSealsAsTheLog(t *testing.T) {
 	dir := t.TempDir()
 	rec := len(ev(t, 1))
@@ -72,7 +74,7 @@ func TestTailSealsAsTheLog(t *testing.T) {
 		want := qs[0].Stats()
 		for i, q := range qs[1:] {
 			if got := q.Stats(); got.Pending != want.Pending || got.PendingBytes != want.PendingBytes ||
-				got.Segments != want.Segments || got.SegmentBytes != want.SegmentBytes {
+				got.Segments != want.Segments {
 				t.Fatalf("round %d, tail %d: stats %+v, without a tail %+v", round, tails[i+1], got, want)
 			}
 		}
@@ -84,6 +86,15 @@ func TestTailSealsAsTheLog(t *testing.T) {
 	for i, q := range qs[1:] {
 		if got := sealedInOrder(t, q); !equalIDs(got, want) {
 			t.Fatalf("tail %d: sealed %v, without a tail %v", tails[i+1], head(got), head(want))
+		}
+		segs, err := q.Segments()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range segs {
+			if got, want := segmentIDs(t, q, s.Seq), segmentIDs(t, qs[0], s.Seq); !equalIDs(got, want) {
+				t.Fatalf("tail %d: segment %d holds %v, without a tail %v", tails[i+1], s.Seq, head(got), head(want))
+			}
 		}
 	}
 }
