@@ -7,6 +7,55 @@ type requestBufs struct {
 	hits   []Hit
 	enc    []byte
 	events [][]byte
+	maps   paramMaps // the hits' emptied parameter maps
+}
+
+// paramMaps are emptied maps of hits' event parameters (Hit.Params,
+// Hit.NumParams), for the hits of a later request: a gtag.js POST of
+// scrolls and clicks made two small maps' allocations per event.
+type paramMaps struct {
+	str []map[string]string
+	num []map[string]float64
+}
+
+// maxPooledMapLen bounds the entries a map kept for reuse had: a hit with
+// many parameters grows its map's table, which is not kept.
+const maxPooledMapLen = 8
+
+// strings returns an empty map for Hit.Params; m may be nil.
+func (m *paramMaps) strings() map[string]string {
+	if m == nil || len(m.str) == 0 {
+		return map[string]string{}
+	}
+	p := m.str[len(m.str)-1]
+	m.str = m.str[:len(m.str)-1]
+	return p
+}
+
+// numbers returns an empty map for Hit.NumParams; m may be nil.
+func (m *paramMaps) numbers() map[string]float64 {
+	if m == nil || len(m.num) == 0 {
+		return map[string]float64{}
+	}
+	p := m.num[len(m.num)-1]
+	m.num = m.num[:len(m.num)-1]
+	return p
+}
+
+// keep empties the parameter maps of hits, which nothing reads any more,
+// and keeps them, up to one of each kind a hit of a pooled request.
+func (m *paramMaps) keep(hits []Hit) {
+	for i := range hits {
+		h := &hits[i]
+		if p := h.Params; p != nil && len(p) <= maxPooledMapLen && len(m.str) < maxPooledHits {
+			clear(p)
+			m.str = append(m.str, p)
+		}
+		if p := h.NumParams; p != nil && len(p) <= maxPooledMapLen && len(m.num) < maxPooledHits {
+			clear(p)
+			m.num = append(m.num, p)
+		}
+	}
 }
 
 // Bounds on what a request hands back for reuse: a request larger than
@@ -32,6 +81,7 @@ func (c *Collector) releaseBufs(b *requestBufs) {
 	if cap(b.hits) > maxPooledHits || cap(b.enc) > maxPooledEncBytes || cap(b.events) > maxPooledHits {
 		return
 	}
+	b.maps.keep(b.hits)
 	clear(b.hits)
 	clear(b.events)
 	b.hits, b.enc, b.events = b.hits[:0], b.enc[:0], b.events[:0]

@@ -53,3 +53,48 @@ func TestOversizedBuffersNotKept(t *testing.T) {
 		t.Fatalf("released buffers still hold the request's hits or bytes: %d hits, %d bytes", len(small.hits), len(small.enc))
 	}
 }
+
+// Parameter maps handed from one request's hits to the next's hold only
+// the later hits' own parameters: a batch stores the same events after
+// batches whose maps had other and more keys as it does fresh.
+func TestReusedParamMapsCarryNothingOver(t *testing.T) {
+	used, fresh := newRig(t), newRig(t)
+	base := "v=2&tid=" + testTID + "&cid=1.2&dl=https%3A%2F%2Fshop.test%2Fa"
+	first := "en=click&ep.a=1&ep.b=2&ep.c=3&epn.x=1&epn.y=2\nen=scroll&epn.percent_scrolled=90&ep.z=9\n"
+	for range 3 {
+		if w := used.do(http.MethodPost, base, "text/plain", strings.NewReader(first), nil); w.Code != http.StatusNoContent {
+			t.Fatalf("first batch: status %d %q", w.Code, w.Body)
+		}
+	}
+	before := len(used.q.events(t))
+	second := "en=click&ep.link=x\nen=scroll&epn.percent_scrolled=25\nen=page_view\n"
+	for _, r := range []*rig{used, fresh} {
+		if w := r.do(http.MethodPost, base, "text/plain", strings.NewReader(second), nil); w.Code != http.StatusNoContent {
+			t.Fatalf("second batch: status %d %q", w.Code, w.Body)
+		}
+	}
+	got, want := used.q.events(t)[before:], fresh.q.events(t)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after other batches the events are\n%+v\nfresh they are\n%+v", got, want)
+	}
+}
+
+// paramMaps keeps a hit's maps emptied, and not those grown past a few
+// entries.
+func TestParamMapsKept(t *testing.T) {
+	big := map[string]string{}
+	for i := range maxPooledMapLen + 1 {
+		big[strings.Repeat("k", i+1)] = "v"
+	}
+	var m paramMaps
+	m.keep([]Hit{{Params: map[string]string{"a": "1"}, NumParams: map[string]float64{"n": 1}}, {Params: big}})
+	if len(m.str) != 1 || len(m.num) != 1 {
+		t.Fatalf("kept %d string and %d number maps, want 1 and 1 (not the one of %d entries)", len(m.str), len(m.num), len(big))
+	}
+	if p, n := m.strings(), m.numbers(); len(p) != 0 || len(n) != 0 {
+		t.Fatalf("reused maps hold %v and %v", p, n)
+	}
+	if p := m.strings(); p == nil || len(p) != 0 {
+		t.Fatalf("with none kept, strings() = %v, want a new empty map", p)
+	}
+}

@@ -48,7 +48,7 @@ func (c *Collector) gtag(x exchange) {
 	}
 	bufs := c.takeBufs()
 	defer c.releaseBufs(bufs)
-	hits, err := appendGtag(bufs.hits, x.Query(), body)
+	hits, err := appendGtag(bufs.hits, &bufs.maps, x.Query(), body)
 	if err != nil {
 		c.count(0, OutcomeInvalid, 1)
 		fail(x, http.StatusBadRequest, 0, err.Error())

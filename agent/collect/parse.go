@@ -96,12 +96,13 @@ func (e *ParamError) Error() string {
 // skipped; a body with none left means the query string is the one event.
 // Any error is a *ParamError.
 func ParseGtag(rawQuery string, body []byte) ([]Hit, error) {
-	return appendGtag(nil, rawQuery, body)
+	return appendGtag(nil, nil, rawQuery, body)
 }
 
 // appendGtag is ParseGtag into dst's array when it is large enough: the
-// hits are dst[:0] and the events after. On error it returns nil.
-func appendGtag(dst []Hit, rawQuery string, body []byte) ([]Hit, error) {
+// hits are dst[:0] and the events after; their parameter maps come from
+// maps (nil: new ones). On error it returns nil.
+func appendGtag(dst []Hit, maps *paramMaps, rawQuery string, body []byte) ([]Hit, error) {
 	// One arena holds the unescaped text of the query string and of every
 	// line: unescaping never lengthens text, so it never grows.
 	buf := newQueryBuf(len(rawQuery) + len(body))
@@ -138,7 +139,7 @@ func appendGtag(dst []Hit, rawQuery string, body []byte) ([]Hit, error) {
 		if err != nil {
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: over, base: base})
+		h, perr := parseHit(hitParams{over: over, base: base}, maps)
 		if perr != nil {
 			perr.Line = lineNo
 			return nil, perr
@@ -147,7 +148,7 @@ func appendGtag(dst []Hit, rawQuery string, body []byte) ([]Hit, error) {
 		hits = append(hits, h)
 	}
 	if len(hits) == 0 {
-		h, perr := parseHit(hitParams{over: &query{}, base: base})
+		h, perr := parseHit(hitParams{over: &query{}, base: base}, maps)
 		if perr != nil {
 			return nil, perr
 		}
@@ -210,9 +211,9 @@ func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
 func dottedKeys(s queryShape) int { return s.dotted }
 func itemKeys(s queryShape) int   { return s.items }
 
-// parseHit reads one event's parameters. The first value of a repeated
-// parameter counts.
-func parseHit(v hitParams) (Hit, *ParamError) {
+// parseHit reads one event's parameters, into maps from maps (nil: new
+// ones). The first value of a repeated parameter counts.
+func parseHit(v hitParams, maps *paramMaps) (Hit, *ParamError) {
 	var h Hit
 	if ver, ok := v.get(pV); ok && ver != "2" {
 		return h, &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(ver))}
@@ -252,7 +253,7 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 		return h, &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(seg))}
 	}
 	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, pSS), flag(v, pFV), flag(v, pNSI)
-	commerceParams, err := parseParams(&h, v)
+	commerceParams, err := parseParams(&h, v, maps)
 	if err != nil {
 		return h, err
 	}
@@ -267,7 +268,7 @@ func parseHit(v hitParams) (Hit, *ParamError) {
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
 // commerce is whether an event parameter has a name takeCommerce reads.
-func parseParams(h *Hit, v hitParams) (commerce bool, _ *ParamError) {
+func parseParams(h *Hit, v hitParams, maps *paramMaps) (commerce bool, _ *ParamError) {
 	var events, users int
 	for k, vals := range v.all(dottedKeys) {
 		prefix, name, ok := strings.Cut(k, ".")
@@ -293,7 +294,7 @@ func parseParams(h *Hit, v hitParams) (commerce bool, _ *ParamError) {
 					return false, ruleError(v)
 				}
 				if h.Params == nil {
-					h.Params = map[string]string{}
+					h.Params = maps.strings()
 				}
 				h.Params[name] = val
 				continue
@@ -303,7 +304,7 @@ func parseParams(h *Hit, v hitParams) (commerce bool, _ *ParamError) {
 				return false, err
 			}
 			if h.NumParams == nil {
-				h.NumParams = map[string]float64{}
+				h.NumParams = maps.numbers()
 			}
 			h.NumParams[name] = f
 		case "up", "upn":
