@@ -155,12 +155,14 @@ func parseMP(measurementID string, body []byte, now time.Time, plain bool) (*MPR
 		base.UserID = *p.UserID
 	}
 	if p.Consent != nil {
-		for path, v := range map[string]string{
-			"consent.ad_user_data": p.Consent.AdUserData, "consent.ad_personalization": p.Consent.AdPersonalization,
-			"consent.analytics_storage": p.Consent.AnalyticsStorage, "consent.ad_storage": p.Consent.AdStorage,
+		// In one fixed order, so that two bad values give their messages in the
+		// same order on every request.
+		for _, f := range [...]struct{ path, v string }{
+			{"consent.ad_user_data", p.Consent.AdUserData}, {"consent.ad_personalization", p.Consent.AdPersonalization},
+			{"consent.analytics_storage", p.Consent.AnalyticsStorage}, {"consent.ad_storage", p.Consent.AdStorage},
 		} {
-			if v != "" && v != "GRANTED" && v != "DENIED" {
-				add(path, CodeValueInvalid, "Consent value %s is not GRANTED or DENIED.", quote(v))
+			if f.v != "" && f.v != "GRANTED" && f.v != "DENIED" {
+				add(f.path, CodeValueInvalid, "Consent value %s is not GRANTED or DENIED.", quote(f.v))
 			}
 		}
 		req.Denied = p.Consent.AnalyticsStorage == "DENIED"

@@ -233,6 +233,12 @@ func TestParseMPRules(t *testing.T) {
 	f(`{"client_id":"1","events":[{"name":"a","params":{"session_id":"abc"}}]}`, "events[0].params.session_id VALUE_INVALID")
 	f(`{"client_id":"1","events":[{"name":"a","params":{"items":"x"}}]}`, "events[0].params.items VALUE_INVALID")
 	f(`{"client_id":"1","consent":{"analytics_storage":"maybe"},"events":[{"name":"a"}]}`, "consent.analytics_storage VALUE_INVALID")
+	// Several bad consent values: their messages in one order, every time.
+	for range 20 {
+		f(`{"client_id":"1","consent":{"ad_storage":"x","analytics_storage":"0","ad_personalization":"y","ad_user_data":"21"},"events":[{"name":"a"}]}`,
+			"consent.ad_user_data VALUE_INVALID", "consent.ad_personalization VALUE_INVALID",
+			"consent.analytics_storage VALUE_INVALID", "consent.ad_storage VALUE_INVALID")
+	}
 	past := testNow.Add(-73 * time.Hour).UnixMicro()
 	future := testNow.Add(time.Hour).UnixMicro()
 	f(fmt.Sprintf(`{"client_id":"1","timestamp_micros":%d,"events":[{"name":"a"}]}`, past), "timestamp_micros VALUE_INVALID")
