@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,5 +63,65 @@ func BenchmarkRollupAggregate(b *testing.B) {
 			agg.addTo(&rows[i], hours, true, last)
 		}
 		agg.settle()
+	}
+}
+
+// BenchmarkAddRollups measures AddRollups of 25,000 events of the
+// end-to-end bench's traffic (rollupBenchRows, today) over rollup rows a
+// derivation of the same traffic stored before, half of whose visitors
+// come back: every event into its cells, the user-days read, the stored
+// cells read, their sketches merged, the rows updated, the user-days
+// written. Each iteration rolls its transaction back, so every one
+// derives over the same stored rows. It counts the Go side (callgrind of
+// the test binary leaves PostgreSQL's work out).
+func BenchmarkAddRollups(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	today := time.Now().UTC().Truncate(24 * time.Hour).Add(10 * time.Hour)
+	rowsOf := func(shift int64) []EventRow {
+		rows := rollupBenchRows(25_000)
+		for i := range rows {
+			r := &rows[i]
+			r.Site = int32(site.ID)
+			r.TS = today.Add(r.TS.Sub(rollupBenchRows(1)[0].TS))
+			r.Visitor += shift * 7919
+			r.DayActive = false // readUserDays sets it
+		}
+		return rows
+	}
+	if err := s.EnsurePartitions(ctx, today, today); err != nil {
+		b.Fatal(err)
+	}
+	d, err := s.BeginDerive(ctx, site.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.AddRollups(ctx, rowsOf(0), nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	rows := rowsOf(1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		in := slices.Clone(rows)
+		d, err := s.BeginDerive(ctx, site.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := d.AddRollups(ctx, in, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		d.Rollback(ctx)
+		b.StartTimer()
 	}
 }

@@ -395,15 +395,42 @@ func (c *cellSketches) deltaBytes(j int) ([]byte, error) {
 // those hashes inserted in any order, as long as its sparse list takes no
 // more than 2^14 bytes: then none of the library's checks could turn it
 // dense. Others go into the library's sketch hash by hash.
+//
+// A list equal to the users list (hashes[0]) as given (every visitor of
+// the cell active, or new: most cells) is sorted and serialized once:
+// the delta sketches then share their bytes, which nothing writes to
+// (a sparse serialization decodes into a copy).
 func (c *cellSketches) settle(hashes *[3][]uint32) {
+	var sameAsUsers [3]bool
+	for j := 1; j < len(hashes); j++ {
+		sameAsUsers[j] = len(hashes[j]) > 0 && slices.Equal(hashes[j], hashes[0])
+	}
+	var users []uint32 // hashes[0], sorted and distinct
+	var usersEnc []byte
+	usersFresh := false // delta 0 was empty and took usersEnc
 	for j, set := range hashes {
 		if len(set) == 0 {
 			continue
 		}
-		slices.Sort(set)
-		set = slices.Compact(set)
-		if c.sk[j] == nil && !c.encoded[j] && sparseListBytes(set) <= denseAfter {
+		fresh := c.sk[j] == nil && !c.encoded[j]
+		if sameAsUsers[j] {
+			set = users
+			if fresh && usersFresh {
+				c.delta[j], c.encoded[j] = usersEnc, true
+				continue
+			}
+		} else {
+			slices.Sort(set)
+			set = slices.Compact(set)
+		}
+		if j == 0 {
+			users = set
+		}
+		if fresh && sparseListBytes(set) <= denseAfter {
 			c.delta[j], c.encoded[j] = sparseEncoding(set), true
+			if j == 0 {
+				usersEnc, usersFresh = c.delta[j], true
+			}
 			continue
 		}
 		sk := c.sketch(j)
@@ -419,31 +446,70 @@ func (c *cellSketches) settle(hashes *[3][]uint32) {
 // The merge works on the encodings (mergeEncoded); forms it does not
 // know go through the library.
 func (c *cellSketches) merge(j int, b []byte) error {
+	_, err := c.mergeOnce(j, b)
+	return err
+}
+
+// mergeOnce is merge, and reports whether the merge was mergeEncoded's.
+func (c *cellSketches) mergeOnce(j int, b []byte) (encoded bool, err error) {
 	if len(b) == 0 {
-		return nil
+		return false, nil
 	}
 	d, err := c.deltaBytes(j)
 	if err != nil {
-		return err
+		return false, err
 	}
 	enc, ok := mergeEncoded(b, d)
 	if !ok {
 		stored := NewSketch()
 		if err := stored.UnmarshalBinary(b); err != nil {
-			return fmt.Errorf("decode sketch: %w", err)
+			return false, fmt.Errorf("decode sketch: %w", err)
 		}
 		if len(d) > 0 {
 			if err := stored.Merge(c.sketch(j)); err != nil {
-				return fmt.Errorf("merge sketch: %w", err)
+				return false, fmt.Errorf("merge sketch: %w", err)
 			}
 		}
 		if enc, err = encodeSketch(stored); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// Equal bytes are an equal sketch; a sketch equal in another
 	// encoding is merely written again.
 	c.enc[j], c.same[j] = enc, bytes.Equal(enc, b)
+	return ok, nil
+}
+
+// mergeStored merges a stored row's sketches (users, active users, new
+// users; the markers expanded) into the deltas (merge). A users or new
+// users sketch whose stored bytes and delta bytes both equal the active
+// sketch's (nearly every cell: its visitors are active, and stored as the
+// marker) merges to the active one's result, which mergeEncoded, a
+// function of the bytes alone, gave: it is taken, not computed again.
+func (c *cellSketches) mergeStored(stored *[3][]byte) error {
+	activeEncoded, err := c.mergeOnce(1, stored[1])
+	if err != nil {
+		return err
+	}
+	for _, j := range markedSketches {
+		if activeEncoded && bytes.Equal(stored[j], stored[1]) {
+			dj, err := c.deltaBytes(j)
+			if err != nil {
+				return err
+			}
+			d1, err := c.deltaBytes(1)
+			if err != nil {
+				return err
+			}
+			if bytes.Equal(dj, d1) {
+				c.enc[j], c.same[j] = c.enc[1], c.same[1]
+				continue
+			}
+		}
+		if err := c.merge(j, stored[j]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -471,11 +537,8 @@ func readAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []r
 		}
 		found[i-1] = true
 		ExpandSketches(&stored)
-		c := sketches(keys[i-1])
-		for j := range stored {
-			if err := c.merge(j, stored[j]); err != nil {
-				return nil, fmt.Errorf("read %s: %w", table, err)
-			}
+		if err := sketches(keys[i-1]).mergeStored(&stored); err != nil {
+			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
 	}
 	if err := res.Err(); err != nil {

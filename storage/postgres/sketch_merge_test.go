@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/axiomhq/hyperloglog"
@@ -301,4 +302,102 @@ func TestSketchMergesEqualLibrary(t *testing.T) {
 			t.Errorf("%d hashes: SparseUnionEstimate %d, the library's merge %d", size, est, want.Estimate())
 		}
 	}
+}
+
+// TestSettleSharedListsEqualLibrary: a cell whose every visitor is active
+// (and new) sorts and serializes the users list once for the three delta
+// sketches, which still serialize as the library serializes each, below
+// and above the sparse list's turn to dense, and a later insert into one
+// leaves the others as they were.
+func TestSettleSharedListsEqualLibrary(t *testing.T) {
+	for _, n := range []int{1, 2, 163, 1000, 9000} {
+		a := make(rollupAgg)
+		k := rollupKey{site: 1, day: 20_000}
+		c := newRollupCell()
+		a[k] = c
+		var all []uint64
+		for i := range n {
+			h := VisitorHash(uint64(i) * 7919)
+			all = append(all, h)
+			c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive | visitorNew})
+		}
+		a.settle()
+		checkDeltas(t, &c.sketches, all, all, all)
+		more := VisitorHash(1 << 40)
+		c.sketches.add(1, more)
+		checkDeltas(t, &c.sketches, all, append(slices.Clone(all), more), all)
+	}
+}
+
+// TestMergeStoredEqualsMergeEach: a stored row's three sketches merged
+// together (mergeStored, which takes the active sketch's result for a
+// users or new users sketch of the same stored and delta bytes) give the
+// encodings and kept marks of merging each on its own, for rows stored
+// with the markers (expanded: the same bytes) and without, deltas of the
+// same visitors and of others, sparse and dense.
+func TestMergeStoredEqualsMergeEach(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 12))
+	hashes := func(n int) []uint64 {
+		out := make([]uint64, n)
+		for i := range out {
+			out[i] = VisitorHash(rng.Uint64())
+		}
+		return out
+	}
+	cellOf := func(users, active, fresh []uint64) *cellSketches {
+		c := new(cellSketches)
+		var lists [3][]uint32
+		for j, hs := range [][]uint64{users, active, fresh} {
+			for _, h := range hs {
+				lists[j] = append(lists[j], encodeHash(h))
+			}
+		}
+		c.settle(&lists)
+		return c
+	}
+	for _, ns := range []int{0, 1, 50, 3000, 20_000} {
+		for _, nd := range []int{0, 1, 40, 500} {
+			storedUsers := hashes(ns)
+			stored := [3][]byte{sketchOfOrNil(t, storedUsers), nil, nil}
+			stored[1], stored[2] = stored[0], stored[0] // the markers, expanded
+			delta := append(hashes(nd), storedUsers[:min(ns, 10)]...)
+			other := hashes(nd / 2)
+			for _, tc := range []struct {
+				name                 string
+				stored               [3][]byte
+				users, active, fresh []uint64
+			}{
+				{"markers, one delta", stored, delta, delta, delta},
+				{"markers, no new users", stored, delta, delta, nil},
+				{"markers, other active", stored, delta, other, delta},
+				{"copies", [3][]byte{slices.Clone(stored[0]), stored[1], slices.Clone(stored[2])}, delta, delta, delta},
+				{"other stored users", [3][]byte{sketchOfOrNil(t, other), stored[1], nil}, delta, delta, delta},
+			} {
+				got, want := cellOf(tc.users, tc.active, tc.fresh), cellOf(tc.users, tc.active, tc.fresh)
+				st := tc.stored
+				if err := got.mergeStored(&st); err != nil {
+					t.Fatal(err)
+				}
+				for j := range st {
+					if err := want.merge(j, tc.stored[j]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for j := range st {
+					if !bytes.Equal(got.enc[j], want.enc[j]) || got.same[j] != want.same[j] {
+						t.Fatalf("%d stored, %d in the delta, %s: sketch %d merged to %d bytes (kept %v), alone %d (kept %v)",
+							ns, nd, tc.name, j, len(got.enc[j]), got.same[j], len(want.enc[j]), want.same[j])
+					}
+				}
+			}
+		}
+	}
+}
+
+// sketchOfOrNil is sketchOf, nil for no hashes.
+func sketchOfOrNil(t *testing.T, hashes []uint64) []byte {
+	if len(hashes) == 0 {
+		return nil
+	}
+	return sketchOf(t, hashes)
 }
