@@ -97,11 +97,11 @@ const firstVisitName = "first_visit"
 const pageViewName = "page_view"
 
 // rollupKey identifies a rollup_days row.
-// (16 bytes without pointers or padding: a derivation looks keys up once
-// per event and rollup kind, and a key the runtime can hash and compare as
-// plain memory is looked up about a quarter faster than one with padding,
-// which it hashes field by field; hence kind is an int32, though the
-// column is a smallint).
+// (16 bytes without pointers or padding: a key the runtime can hash and
+// compare as plain memory is looked up about a quarter faster than one
+// with padding, which it hashes field by field; hence kind is an int32,
+// though the column is a smallint. A derivation's events find their cells
+// by a key of one word, rollupSlots).
 type rollupKey struct {
 	site int32
 	kind int32
@@ -240,19 +240,71 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 	a.addTo(row, hours, dedupe, nil)
 }
 
-// rollupSlots are the cells add used last, per slot (hour, all events,
-// RollupKinds in order): a visitor's events follow each other and mostly
-// share their day, hour, host, country, browser …, so most slots find
-// their cell without a map look-up.
-type rollupSlots [numDimKinds + rollupExtraSlots]struct {
-	key  rollupKey
-	cell *rollupCell
+// rollupSlots are addTo's cells of one site by slot (rollupSlotKinds),
+// each slot's by day and dims id as one uint64 (dayDim): a look-up the
+// runtime hashes as one word, where a rollupAgg key of 16 bytes costs
+// about three times as much. Each slot remembers the cell it used last: a
+// visitor's events follow each other and mostly share their day, hour,
+// host, country, browser …, so most slots find their cell without a
+// look-up. They hold the cells of a rollupAgg, which neither replaces nor
+// drops a cell while they are in use.
+type rollupSlots struct {
+	site  int32
+	valid bool // site is set
+	slots [rollupExtraSlots + numDimKinds]rollupSlot
+}
+
+// rollupSlot is one slot of rollupSlots.
+type rollupSlot struct {
+	dayDim uint64      // the last cell's (valid when cell is set)
+	cell   *rollupCell // nil: none yet
+	cells  map[uint64]*rollupCell
+}
+
+// dayDim is a cell's local day and dims id as one key.
+func dayDim(day, dim int32) uint64 { return uint64(uint32(day))<<32 | uint64(uint32(dim)) }
+
+// get is a's cell of key k, made if there is none.
+func (a rollupAgg) get(k rollupKey) *rollupCell {
+	c := a[k]
+	if c == nil {
+		c = newRollupCell()
+		a[k] = c
+	}
+	return c
+}
+
+// slotCell is a's cell of key k for slot, found by its dayDim dd in the
+// slot's cells or else in a (made if there is none), and remembered.
+func (a rollupAgg) slotCell(slot *rollupSlot, k rollupKey, dd uint64) *rollupCell {
+	c := slot.cells[dd]
+	if c == nil {
+		c = a.get(k)
+		if slot.cells == nil {
+			slot.cells = make(map[uint64]*rollupCell)
+		}
+		slot.cells[dd] = c
+	}
+	slot.dayDim, slot.cell = dd, c
+	return c
 }
 
 // rollupExtraSlots are the cells addTo fills besides RollupKinds': the
 // landing page's, the page's and title's sessions, the session's traffic,
-// the hour and all events (slots -6 to -1).
+// the hour and all events (the first slots of rollupSlotKinds).
 const rollupExtraSlots = 6
+
+// rollupSlotKinds are the kinds of addTo's slots: the landing page's,
+// the page's and title's sessions, the session's traffic, the hour, all
+// events, then RollupKinds'.
+var rollupSlotKinds = func() []int32 {
+	out := []int32{int32(RollupLandingPage), int32(RollupPageSessions), int32(RollupTitleSessions),
+		int32(RollupSessionTraffic), int32(RollupHour), 0}
+	for _, k := range RollupKinds {
+		out = append(out, int32(k))
+	}
+	return out
+}()
 
 // addTo is add, remembering cells in last (nil: none).
 func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rollupSlots) {
@@ -261,67 +313,75 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	flags := uint8(row.Flags)
 	// GA4's is_active_user: the user was active at some point of the
 	// event's day (userDays), not necessarily at this event.
-	active := row.DayActive
-	first := flags&protocol.FlagFirstVisit != 0
-	bits := visitorBits(active, first)
+	bits := visitorBits(row.DayActive, flags&protocol.FlagFirstVisit != 0)
 	sh := SessionHash(row.Visitor, row.Session)
-	for i := -rollupExtraSlots; i < len(RollupKinds); i++ {
-		k := rollupKey{site: row.Site, day: day}
-		ch, cbits := h, bits // what the cell's sketches take
-		switch {
-		case i == -6:
-			k.kind, k.dim = int32(RollupLandingPage), row.SessionLanding
-			cbits = 0
-		case i == -5:
-			k.kind, k.dim = int32(RollupPageSessions), row.Dims[DimPagePath-1]
-			ch, cbits = sh, visitorUser
-		case i == -4:
-			k.kind, k.dim = int32(RollupTitleSessions), row.Dims[DimTitle-1]
-			ch, cbits = sh, visitorUser
-		default:
-			k = eventCellKey(row, i, day, hour)
-		}
-		j := i + rollupExtraSlots
+	var views, keyEvents int32
+	if row.PageView {
+		views = 1
+	}
+	if flags&protocol.FlagKeyEvent != 0 {
+		keyEvents = 1
+	}
+	engage := int64(row.Engage)
+	// The slots' dims ids, in rollupSlotKinds' order.
+	var dims [rollupExtraSlots + numDimKinds]int32
+	dims[0], dims[1], dims[2], dims[3], dims[4] = row.SessionLanding, row.Dims[DimPagePath-1], row.Dims[DimTitle-1], row.SessionTraffic, hour
+	for i, kind := range RollupKinds {
+		dims[rollupExtraSlots+i] = row.Dims[kind-1]
+	}
+	if last != nil && (!last.valid || last.site != row.Site) {
+		*last = rollupSlots{site: row.Site, valid: true}
+	}
+	for j, kind := range rollupSlotKinds {
 		var c *rollupCell
-		if last != nil && last[j].cell != nil && last[j].key == k {
-			c = last[j].cell
-		} else {
-			if c = a[k]; c == nil {
-				c = newRollupCell()
-				a[k] = c
-			}
-			if last != nil {
-				last[j].key, last[j].cell = k, c
-			}
+		switch {
+		case last == nil:
+			c = a.get(rollupKey{site: row.Site, kind: kind, day: day, dim: dims[j]})
+		case last.slots[j].cell != nil && last.slots[j].dayDim == dayDim(day, dims[j]):
+			c = last.slots[j].cell
+		default:
+			c = a.slotCell(&last.slots[j], rollupKey{site: row.Site, kind: kind, day: day, dim: dims[j]}, dayDim(day, dims[j]))
 		}
 		c.events++
-		if row.PageView {
-			c.views++
+		c.views += views
+		c.keyEvents += keyEvents
+		c.engageMs += engage
+		// The landing page's and the sessions kinds hold no amounts; the
+		// landing page's no sketches, the sessions kinds' sessions.
+		if j < 3 {
+			if j == 0 {
+				continue
+			}
+			c.addVisitor(sh, visitorUser, dedupe)
+			continue
 		}
-		if flags&protocol.FlagKeyEvent != 0 {
-			c.keyEvents++
-		}
-		c.engageMs += int64(row.Engage)
-		if row.Amounts != nil && i > -4 { // the landing and sessions kinds hold no amounts
+		if row.Amounts != nil {
 			c.addAmounts(row.Amounts)
 		}
-		if cbits == 0 {
-			continue
-		}
-		if dedupe {
-			switch {
-			case c.lastBits != 0 && c.lastVisitor == ch:
-				c.lastBits |= cbits
-			default:
-				if c.lastBits != 0 {
-					c.seen = append(c.seen, seenVisitor{c.lastVisitor, c.lastBits})
-				}
-				c.lastVisitor, c.lastBits = ch, cbits
-			}
-			continue
-		}
-		c.sketches.insert(ch, cbits)
+		c.addVisitor(h, bits, dedupe)
 	}
+}
+
+// addVisitor puts visitor hash h with bits into the cell's sketches: with
+// dedupe, into its runs of visitors (seen), else at once.
+func (c *rollupCell) addVisitor(h uint64, bits uint8, dedupe bool) {
+	if dedupe && c.lastBits != 0 && c.lastVisitor == h {
+		c.lastBits |= bits
+		return
+	}
+	c.addRun(h, bits, dedupe)
+}
+
+// addRun is addVisitor of a visitor other than the cell's last.
+func (c *rollupCell) addRun(h uint64, bits uint8, dedupe bool) {
+	if !dedupe {
+		c.sketches.insert(h, bits)
+		return
+	}
+	if c.lastBits != 0 {
+		c.seen = append(c.seen, seenVisitor{c.lastVisitor, c.lastBits})
+	}
+	c.lastVisitor, c.lastBits = h, bits
 }
 
 // eventCellKey is the key of row's cell on its local day and hour in

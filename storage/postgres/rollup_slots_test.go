@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestAddToSlotsEqualsMapLookups: a derivation's rows aggregated through
+// the slots (each slot's cells by day and dims id, and its last cell) make
+// the cells a look-up of every cell in the aggregate makes, counters,
+// amounts and visitor runs alike, for rows of two sites, of local days on
+// both sides of midnight, interleaved visitors, and cells the aggregate
+// held before (as moveLanding leaves them).
+func TestAddToSlotsEqualsMapLookups(t *testing.T) {
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := rollupBenchRows(6000)
+	for i := range rows {
+		r := &rows[i]
+		r.TS = time.Date(2026, 12, 6, 4, 50, 0, 0, time.UTC).Add(time.Duration(i) * 137 * time.Millisecond) // 23:50 local on, for 14 minutes
+		if i%7 == 3 {
+			r.Visitor, r.Session = rows[i/2].Visitor, rows[i/2].Session // interleaved runs
+		}
+		if i%500 == 499 {
+			r.Site = 2 // another site's row between
+		}
+		if i%11 == 0 {
+			r.DayActive = false
+		}
+		if i%13 == 0 {
+			r.Amounts = &Amounts{1.5, 0, 0.25}
+		}
+	}
+	day := localDay(rows[0].TS, loc)
+	build := func(slots bool) rollupAgg {
+		a := make(rollupAgg)
+		a.moveLandingCounters(1, day, rows[0].SessionLanding, &rollupCell{events: 3, views: 1})
+		hours := &hourCache{loc: loc}
+		var last *rollupSlots
+		if slots {
+			last = new(rollupSlots)
+		}
+		for i := range rows {
+			a.addTo(&rows[i], hours, true, last)
+		}
+		return a
+	}
+	got, want := build(true), build(false)
+	if len(got) != len(want) {
+		t.Fatalf("%d cells through the slots, %d by look-ups", len(got), len(want))
+	}
+	days := map[int32]bool{}
+	for k, w := range want {
+		days[k.day] = true
+		if g := got[k]; g == nil || !reflect.DeepEqual(*g, *w) {
+			t.Fatalf("cell %+v through the slots: %+v, by look-ups: %+v", k, g, w)
+		}
+	}
+	if len(days) != 2 {
+		t.Fatalf("the rows fell on %d local days, want 2", len(days))
+	}
+}
