@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"cmp"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -61,5 +63,20 @@ func TestAddToSlotsEqualsMapLookups(t *testing.T) {
 	}
 	if len(days) != 2 {
 		t.Fatalf("the rows fell on %d local days, want 2", len(days))
+	}
+}
+
+// TestCompareRollupKeysOrder: the keys' order is site, kind, day, dims id,
+// as cmp.Or of the four comparisons gives it, negative values included.
+func TestCompareRollupKeysOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	small := func() int32 { return rng.Int32N(5) - 2 }
+	for range 20_000 {
+		a := rollupKey{site: small(), kind: small(), day: small(), dim: small()}
+		b := rollupKey{site: small(), kind: small(), day: small(), dim: small()}
+		want := cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), cmp.Compare(a.day, b.day), cmp.Compare(a.dim, b.dim))
+		if got := compareRollupKeys(a, b); got != want {
+			t.Fatalf("compareRollupKeys(%+v, %+v) = %d, want %d", a, b, got, want)
+		}
 	}
 }

@@ -109,8 +109,20 @@ type rollupKey struct {
 	dim  int32
 }
 
+// compareRollupKeys orders keys by site, kind, day and dims id. (It
+// compares field by field and stops at the first that differs: a
+// derivation sorts its thousands of cells, and cmp.Or of the four
+// comparisons, all made, took twice as long.)
 func compareRollupKeys(a, b rollupKey) int {
-	return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), cmp.Compare(a.day, b.day), cmp.Compare(a.dim, b.dim))
+	switch {
+	case a.site != b.site:
+		return cmp.Compare(a.site, b.site)
+	case a.kind != b.kind:
+		return cmp.Compare(a.kind, b.kind)
+	case a.day != b.day:
+		return cmp.Compare(a.day, b.day)
+	}
+	return cmp.Compare(a.dim, b.dim)
 }
 
 // localDay is the local date of t in loc, in days since 1970-01-01.
@@ -495,8 +507,17 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	for i := range changes {
 		traffic[[2]int64{changes[i].now.visitor, changes[i].id}] = &changes[i].now
 	}
+	var (
+		prev [2]int64
+		s    *sessionState
+	)
 	for i := range rows {
-		if s := traffic[[2]int64{rows[i].Visitor, rows[i].Session}]; s != nil {
+		// A session's events come in runs: a row of the previous row's
+		// session takes its state without a look-up.
+		if k := [2]int64{rows[i].Visitor, rows[i].Session}; i == 0 || k != prev {
+			s, prev = traffic[k], k
+		}
+		if s != nil {
 			rows[i].SessionTraffic, rows[i].SessionLanding = s.traffic, s.landing
 		}
 	}

@@ -140,9 +140,19 @@ type sessionChange struct {
 // (which added it, or remembers the cells: userDays.activate).
 func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, hours *hourCache) sessionRollupAgg {
 	eventDays := make(map[[2]int64][]int32, len(changes))
+	var (
+		last    [2]int64
+		lastDay int32
+	)
 	for i := range rows {
 		k := [2]int64{rows[i].Visitor, rows[i].Session}
 		day, _ := hours.of(rows[i].TS)
+		// A session's events come in runs, mostly of one day: a row of
+		// the previous row's session and day adds nothing.
+		if i > 0 && k == last && day == lastDay {
+			continue
+		}
+		last, lastDay = k, day
 		if !slices.Contains(eventDays[k], day) {
 			eventDays[k] = append(eventDays[k], day)
 		}

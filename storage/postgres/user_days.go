@@ -133,13 +133,18 @@ type userDays map[userDay]*userDayState
 // its day, before this derivation or by one of its events.
 func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, hours *hourCache) (userDays, error) {
 	days := make(userDays)
+	// A visitor's events come in runs: a row of the previous row's
+	// user-day takes its state without a look-up.
+	var last userDay
+	var s *userDayState
 	for i := range rows {
 		day, _ := hours.of(rows[i].TS)
-		k := userDay{rows[i].Visitor, day}
-		s := days[k]
-		if s == nil {
-			s = new(userDayState)
-			days[k] = s
+		if k := (userDay{rows[i].Visitor, day}); s == nil || k != last {
+			if s = days[k]; s == nil {
+				s = new(userDayState)
+				days[k] = s
+			}
+			last = k
 		}
 		s.now = s.now || eventActive(&rows[i])
 	}
@@ -172,10 +177,13 @@ func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, 
 			return nil, fmt.Errorf("read user days: %w", err)
 		}
 	}
+	s = nil
 	for i := range rows {
 		r := &rows[i]
 		day, hour := hours.of(r.TS)
-		s := days[userDay{r.Visitor, day}]
+		if k := (userDay{r.Visitor, day}); s == nil || k != last {
+			s, last = days[k], k
+		}
 		r.DayActive = s.active()
 		if !r.DayActive {
 			if s.added == nil {
