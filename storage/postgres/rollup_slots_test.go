@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"cmp"
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -77,6 +79,37 @@ func TestCompareRollupKeysOrder(t *testing.T) {
 		want := cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.kind, b.kind), cmp.Compare(a.day, b.day), cmp.Compare(a.dim, b.dim))
 		if got := compareRollupKeys(a, b); got != want {
 			t.Fatalf("compareRollupKeys(%+v, %+v) = %d, want %d", a, b, got, want)
+		}
+	}
+}
+
+// TestSortedRollupKeysOrder: a derivation's keys sorted as packed
+// integers come in compareRollupKeys' order, negative days and dims ids
+// and the bounds of the packed fields included, and keys that do not fit
+// (two sites, a kind or day past 16 bits) sort all the same.
+func TestSortedRollupKeysOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(vals ...int32) int32 { return vals[rng.IntN(len(vals))] }
+	for _, tc := range []struct {
+		name       string
+		site, kind func() int32
+		day        func() int32
+	}{
+		{"one site", func() int32 { return 7 }, func() int32 { return pick(0, 1, 2, 100, 105, -1, 32767, -32768) },
+			func() int32 { return pick(20_000, 20_001, -5, 0, 32767, -32768) }},
+		{"two sites", func() int32 { return pick(7, 8) }, func() int32 { return pick(0, 2, 104) }, func() int32 { return pick(20_000, 20_001) }},
+		{"a day past 16 bits", func() int32 { return 7 }, func() int32 { return pick(0, 2) }, func() int32 { return pick(20_000, 70_000) }},
+		{"a kind past 16 bits", func() int32 { return 7 }, func() int32 { return pick(0, 1<<20) }, func() int32 { return pick(20_000, 20_001) }},
+	} {
+		cells := make(rollupAgg)
+		for range 3000 {
+			k := rollupKey{site: tc.site(), kind: tc.kind(), day: tc.day(), dim: pick(0, 1, -1, 1<<31-1, -1<<31, rng.Int32())}
+			cells[k] = nil
+		}
+		got := sortedRollupKeys(cells)
+		want := slices.SortedFunc(maps.Keys(cells), compareRollupKeys)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %d keys sorted otherwise than by compareRollupKeys", tc.name, len(want))
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -172,7 +171,7 @@ func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, ho
 // store writes the deltas in a to session_rollups inside tx
 // (storeRollupRounds).
 func (a sessionRollupAgg) store(ctx context.Context, tx pgx.Tx) error {
-	return storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(a), compareRollupKeys), a)
+	return storeRollupRounds(ctx, tx, sortedRollupKeys(a), a)
 }
 
 // rollupTable is a rollups table's part of storeRollupRounds.
