@@ -160,12 +160,9 @@ func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
 // and checks the envelope. It returns the events' offset in b.Events, or
 // -1 when the events replaced b.Events (the msgpack path).
 func decodeBatchInto(b *Batch, wire []byte) (int, error) {
-	buf := plainBufs.Get().(*[]byte)
-	defer putPlain(buf)
-	d := EventDecoder{plain: *buf, intern: make(map[string]string, 256)}
-	off, err := d.decodeInto(b, wire)
-	*buf = d.plain
-	return off, err
+	d := decoders.Get().(*EventDecoder)
+	defer d.release()
+	return d.decodeInto(b, wire)
 }
 
 // decodeInto is decodeBatchInto with d's buffer and interned strings
@@ -201,16 +198,25 @@ func (d *EventDecoder) decodeInto(b *Batch, wire []byte) (int, error) {
 	return off, nil
 }
 
-// plainBufs holds buffers for batches' decompressed MessagePack, which
-// decoding copies every string out of, so a buffer serves the next batch
-// (an aggregator decodes one per batch received and per staged row
-// derived). Buffers above maxReusedPlain are left to the collector.
-var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
+// decoders holds EventDecoders for DecodeBatch and DecodeBatchInto (an
+// aggregator decodes a batch per batch received): a decoder's buffer
+// serves the next batch's decompressed MessagePack (decoding copies every
+// string out of it), and its interned strings the next batch's strings,
+// so the values batches share (hosts, names, pages, titles, referrers …)
+// are neither allocated nor entered in a map again, batch after batch.
+var decoders = sync.Pool{New: func() any { return &EventDecoder{intern: make(map[string]string, 256)} }}
 
-func putPlain(buf *[]byte) {
-	if cap(*buf) <= maxReusedPlain {
-		plainBufs.Put(buf)
+// release returns d to decoders. Interned strings stay up to maxInterned;
+// a full set is emptied, so strings in use now replace those of earlier
+// traffic.
+func (d *EventDecoder) release() {
+	if cap(d.plain) > maxReusedPlain {
+		d.plain = nil
 	}
+	if len(d.intern) >= maxInterned {
+		clear(d.intern)
+	}
+	decoders.Put(d)
 }
 
 // check validates the envelope of a decoded batch.

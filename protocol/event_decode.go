@@ -14,9 +14,9 @@ import (
 // msgpack.Unmarshal decides.
 var errSlowPath = errors.New("protocol: not on the fast path")
 
-// maxInterned bounds the distinct strings one batch decode (or one
-// EventDecoder) shares.
-const maxInterned = 4096
+// maxInterned bounds the distinct strings an EventDecoder shares (one
+// derivation's, or those a pooled decoder keeps from batch to batch).
+const maxInterned = 8192
 
 // maxReusedPlain bounds the decompressed batch an EventDecoder keeps as
 // its buffer for the next.
@@ -27,7 +27,8 @@ const maxReusedPlain = 4 << 20
 // and string width, and produces what msgpack.Unmarshal does for them
 // (integers converted to the field's type as msgpack's decoder converts
 // them); anything else is errSlowPath. Repeated string values (host,
-// language, browser …) share one string per batch, or per EventDecoder.
+// language, browser …) share one string per EventDecoder (DecodeBatch's
+// are pooled, so batch after batch).
 type batchReader struct {
 	b      []byte
 	i      int
@@ -35,6 +36,48 @@ type batchReader struct {
 	// last holds the previous event's string value of each event field,
 	// by the field's bit in event's seen set.
 	last [32]string
+	// names holds the event names read last: a visitor's events cycle
+	// through a few (page_view, scroll, user_engagement, click …).
+	names recent
+	// params holds the keys and values of the string and numeric
+	// parameters and user properties read last: events of one name carry
+	// the same few keys, in any order (maps are written unordered), and
+	// often the same values.
+	params [recentCaches]recent
+}
+
+// Caches of recent strings of batchReader.params; strMap takes a map's
+// values from the cache after its keys'.
+const (
+	recentParamKeys = iota
+	recentParamValues
+	recentPropKeys
+	recentPropValues
+	recentNumKeys
+	recentCaches
+)
+
+// recent holds the last strings a field took, to be taken again without
+// an intern look-up.
+type recent struct {
+	s    [4]string
+	next uint8 // the entry the next miss replaces
+}
+
+// find returns the entry equal to p.
+func (c *recent) find(p []byte) (string, bool) {
+	for _, s := range &c.s {
+		if s == string(p) { // compared: no allocation
+			return s, true
+		}
+	}
+	return "", false
+}
+
+// add makes s the newest entry, in place of the oldest.
+func (c *recent) add(s string) {
+	c.s[c.next%uint8(len(c.s))] = s
+	c.next++
 }
 
 // decodeBatchFast decodes plain (a batch's decompressed MessagePack) into b.
@@ -53,23 +96,23 @@ func decodeBatchFast(plain []byte, b *Batch, intern map[string]string) error {
 		}
 		var bit uint8
 		switch key {
-		case "ver":
+		case kVER:
 			bit = 1
 			var v int64
 			v, err = r.int()
 			b.Version = uint8(v)
-		case "a":
+		case kA:
 			bit = 2
 			b.AgentID, err = r.str()
-		case "q":
+		case kQ:
 			bit = 4
 			var v int64
 			v, err = r.int()
 			b.Seq = uint64(v)
-		case "c":
+		case kC:
 			bit = 8
 			b.Created, err = r.int()
-		case "e":
+		case kE:
 			bit = 16
 			err = r.events(b)
 		default:
@@ -88,6 +131,44 @@ func decodeBatchFast(plain []byte, b *Batch, intern map[string]string) error {
 	}
 	return nil
 }
+
+// Map keys as key reads them: the length in the top byte, then the bytes.
+const (
+	kVER = 3<<24 | 'v'<<16 | 'e'<<8 | 'r'
+	kA   = 1<<24 | 'a'<<16
+	kB   = 1<<24 | 'b'<<16
+	kC   = 1<<24 | 'c'<<16
+	kD   = 1<<24 | 'd'<<16
+	kE   = 1<<24 | 'e'<<16
+	kF   = 1<<24 | 'f'<<16
+	kH   = 1<<24 | 'h'<<16
+	kL   = 1<<24 | 'l'<<16
+	kN   = 1<<24 | 'n'<<16
+	kO   = 1<<24 | 'o'<<16
+	kP   = 1<<24 | 'p'<<16
+	kQ   = 1<<24 | 'q'<<16
+	kR   = 1<<24 | 'r'<<16
+	kS   = 1<<24 | 's'<<16
+	kT   = 1<<24 | 't'<<16
+	kU   = 1<<24 | 'u'<<16
+	kV   = 1<<24 | 'v'<<16
+	kBV  = 2<<24 | 'b'<<16 | 'v'<<8
+	kCI  = 2<<24 | 'c'<<16 | 'i'<<8
+	kCL  = 2<<24 | 'c'<<16 | 'l'<<8
+	kCU  = 2<<24 | 'c'<<16 | 'u'<<8
+	kPN  = 2<<24 | 'p'<<16 | 'n'<<8
+	kPS  = 2<<24 | 'p'<<16 | 's'<<8
+	kRG  = 2<<24 | 'r'<<16 | 'g'<<8
+	kSC  = 2<<24 | 's'<<16 | 'c'<<8
+	kSH  = 2<<24 | 's'<<16 | 'h'<<8
+	kSI  = 2<<24 | 's'<<16 | 'i'<<8
+	kSR  = 2<<24 | 's'<<16 | 'r'<<8
+	kTI  = 2<<24 | 't'<<16 | 'i'<<8
+	kTT  = 2<<24 | 't'<<16 | 't'<<8
+	kTX  = 2<<24 | 't'<<16 | 'x'<<8
+	kUP  = 2<<24 | 'u'<<16 | 'p'<<8
+	kVA  = 2<<24 | 'v'<<16 | 'a'<<8
+)
 
 func (r *batchReader) events(b *Batch) error {
 	n, err := r.arrayLen()
@@ -133,87 +214,88 @@ func (r *batchReader) event(e *Event) error {
 		var s *string
 		var bit uint32
 		switch key {
-		case "s":
+		case kS:
 			bit = 1 << 0
 			v, err = r.int()
 			e.Site = uint32(v)
-		case "t":
+		case kT:
 			bit = 1 << 1
 			e.TimeMicros, err = r.int()
-		case "n":
-			bit, s = 1<<2, &e.Name
-		case "v":
+		case kN:
+			bit = 1 << 2
+			e.Name, err = r.name()
+		case kV:
 			bit = 1 << 3
 			v, err = r.int()
 			e.Visitor = uint64(v)
-		case "u":
+		case kU:
 			bit = 1 << 4
 			v, err = r.int()
 			e.User = uint64(v)
-		case "si":
+		case kSI:
 			bit = 1 << 5
 			e.SessionID, err = r.int()
-		case "sc":
+		case kSC:
 			bit = 1 << 6
 			v, err = r.int()
 			e.SessionNum = int32(v)
-		case "f":
+		case kF:
 			bit = 1 << 7
 			v, err = r.int()
 			e.Flags = uint8(v)
-		case "e":
+		case kE:
 			bit = 1 << 8
 			e.EngageMs, err = r.int()
-		case "h":
+		case kH:
 			bit, s = 1<<9, &e.Host
-		case "p":
+		case kP:
 			bit, s = 1<<10, &e.Path
-		case "tt":
+		case kTT:
 			bit, s = 1<<11, &e.Title
-		case "r":
+		case kR:
 			bit, s = 1<<12, &e.Referrer
-		case "l":
+		case kL:
 			bit, s = 1<<13, &e.Language
-		case "sr":
+		case kSR:
 			bit, s = 1<<14, &e.Screen
-		case "c":
+		case kC:
 			bit, s = 1<<15, &e.Country
-		case "rg":
+		case kRG:
 			bit, s = 1<<16, &e.Region
-		case "ci":
+		case kCI:
 			bit, s = 1<<17, &e.City
-		case "b":
+		case kB:
 			bit, s = 1<<18, &e.Browser
-		case "bv":
+		case kBV:
 			bit, s = 1<<19, &e.BrowserVer
-		case "o":
+		case kO:
 			bit, s = 1<<20, &e.OS
-		case "d":
+		case kD:
 			bit, s = 1<<21, &e.Device
-		case "ps":
+		case kPS:
 			bit = 1 << 22
-			e.Params, err = r.strMap()
-		case "pn":
+			e.Params, err = r.strMap(recentParamKeys)
+		case kPN:
 			bit = 1 << 23
 			e.NumParams, err = r.floatMap()
-		case "up":
+		case kUP:
 			bit = 1 << 24
-			e.UserProps, err = r.strMap()
-		case "cl":
+			e.UserProps, err = r.strMap(recentPropKeys)
+		case kCL:
 			bit = 1 << 25
 			v, err = r.int()
 			e.Client = uint64(v)
-		case "cu":
+		case kCU:
 			bit, s = 1<<26, &e.Currency
-		case "ti":
+		case kTI:
 			bit, s = 1<<27, &e.TransactionID
-		case "va":
+		case kVA:
 			bit = 1 << 28
 			e.Value, err = r.float()
-		case "tx":
+		case kTX:
 			bit = 1 << 29
 			e.Tax, err = r.float()
-		case "sh":
+		case kSH:
 			bit = 1 << 30
 			e.Shipping, err = r.float()
 		default: // items ("it") and anything else: msgpack
@@ -233,18 +315,20 @@ func (r *batchReader) event(e *Event) error {
 	return nil
 }
 
-func (r *batchReader) strMap() (map[string]string, error) {
+// strMap reads a map of strings; its keys and values are taken from the
+// caches r.params[keys] and r.params[keys+1].
+func (r *batchReader) strMap(keys int) (map[string]string, error) {
 	n, err := r.mapLen()
 	if err != nil {
 		return nil, err
 	}
 	m := make(map[string]string, n)
 	for range n {
-		k, err := r.str()
+		k, err := r.recentStr(keys)
 		if err != nil {
 			return nil, err
 		}
-		v, err := r.str()
+		v, err := r.recentStr(keys + 1)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +344,7 @@ func (r *batchReader) floatMap() (map[string]float64, error) {
 	}
 	m := make(map[string]float64, n)
 	for range n {
-		k, err := r.str()
+		k, err := r.recentStr(recentNumKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -339,6 +423,18 @@ func (r *batchReader) arrayLen() (int, error) {
 
 // raw returns the bytes of a string (fixstr, str8, str16, str32).
 func (r *batchReader) raw() ([]byte, error) {
+	// A fixstr (every key, most values), inlined.
+	if i := r.i; i < len(r.b) && r.b[i]&0xe0 == 0xa0 {
+		if j := i + 1 + int(r.b[i]&0x1f); j <= len(r.b) {
+			r.i = j
+			return r.b[i+1 : j], nil
+		}
+	}
+	return r.rawLong()
+}
+
+// rawLong is raw for every form of string.
+func (r *batchReader) rawLong() ([]byte, error) {
 	c, err := r.code()
 	var n int
 	switch {
@@ -361,10 +457,38 @@ func (r *batchReader) raw() ([]byte, error) {
 	return r.next(n)
 }
 
-// key reads a map key without keeping it.
-func (r *batchReader) key() (string, error) {
+// key reads a map key as a number: its length in the top byte, then its
+// bytes (kVER, kS …). Keys of no field (longer, empty) are 0.
+func (r *batchReader) key() (uint32, error) {
+	// A fixstr of one or two bytes (every key of an event), inlined.
+	if i := r.i; i+2 < len(r.b) {
+		switch r.b[i] {
+		case 0xa1:
+			r.i = i + 2
+			return 1<<24 | uint32(r.b[i+1])<<16, nil
+		case 0xa2:
+			r.i = i + 3
+			return 2<<24 | uint32(r.b[i+1])<<16 | uint32(r.b[i+2])<<8, nil
+		}
+	}
+	return r.keyLong()
+}
+
+// keyLong is key for every form of string.
+func (r *batchReader) keyLong() (uint32, error) {
 	p, err := r.raw()
-	return string(p), err // compared only: the conversion does not allocate
+	if err != nil {
+		return 0, err
+	}
+	switch len(p) {
+	case 1:
+		return 1<<24 | uint32(p[0])<<16, nil
+	case 2:
+		return 2<<24 | uint32(p[0])<<16 | uint32(p[1])<<8, nil
+	case 3:
+		return 3<<24 | uint32(p[0])<<16 | uint32(p[1])<<8 | uint32(p[2]), nil
+	}
+	return 0, nil
 }
 
 // str reads a string value, shared with the batch's equal ones.
@@ -406,14 +530,38 @@ func (r *batchReader) field(slot int) (string, error) {
 	return s, nil
 }
 
+// name reads an event's name: one of the names read last (r.names), or
+// interned.
+func (r *batchReader) name() (string, error) { return r.cachedStr(&r.names) }
+
+// recentStr reads a string of the parameters' cache c (r.params[c]).
+func (r *batchReader) recentStr(c int) (string, error) { return r.cachedStr(&r.params[c]) }
+
+// cachedStr reads a string value: an entry of c when one equals it, else
+// interned and added to c.
+func (r *batchReader) cachedStr(c *recent) (string, error) {
+	p, err := r.raw()
+	if err != nil || len(p) == 0 {
+		return "", err
+	}
+	if s, ok := c.find(p); ok {
+		return s, nil
+	}
+	s := r.interned(p)
+	c.add(s)
+	return s, nil
+}
+
 // int reads any integer as msgpack's decoder does: signed forms sign
 // extended, uint64 as its bits.
 func (r *batchReader) int() (int64, error) {
-	c, err := r.code()
-	if err != nil {
-		return 0, err
+	b := r.b[r.i:]
+	if len(b) == 0 {
+		return 0, errSlowPath
 	}
+	c := b[0]
 	if c <= 0x7f || c >= 0xe0 { // positive and negative fixint
+		r.i++
 		return int64(int8(c)), nil
 	}
 	var size int
@@ -429,10 +577,11 @@ func (r *batchReader) int() (int64, error) {
 	default:
 		return 0, errSlowPath
 	}
-	p, err := r.next(size)
-	if err != nil {
-		return 0, err
+	if len(b) <= size {
+		return 0, errSlowPath
 	}
+	r.i += 1 + size
+	p := b[1 : 1+size]
 	switch c {
 	case 0xcc:
 		return int64(p[0]), nil

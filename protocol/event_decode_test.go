@@ -84,6 +84,7 @@ func TestDecodeBatchFastMatchesMsgpack(t *testing.T) {
 func FuzzDecodeBatchFast(f *testing.F) {
 	f.Add(plainBatch(append(sampleEvents(), wideEvent())))
 	f.Add(plainBatch(nil))
+	f.Add(plainBatch(visitorRuns(8)))
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		var got Batch
 		if decodeBatchFast(plain, &got, map[string]string{}) != nil {
@@ -166,5 +167,83 @@ func BenchmarkDecodeBatchMsgpack(b *testing.B) {
 		if _, err := decodeSlow(plain); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// DecodeBatchInto, batch after batch on pooled decoders, gives what
+// msgpack gives for each, also once the strings its decoder keeps from
+// earlier batches pass maxInterned (the set is emptied and refilled); and
+// with the strings of an earlier batch kept, a batch of the same strings
+// decodes without allocating them (nor entering them in a map) again.
+func TestDecodeBatchIntoAcrossBatches(t *testing.T) {
+	batches := make([][]Event, 6)
+	for i := range batches {
+		evs := visitorRuns(2000)
+		for j := range evs {
+			evs[j].Path = fmt.Sprintf("/unique/%d/%d", i, j) // 12,000 paths in all: past maxInterned
+		}
+		batches[i] = evs
+	}
+	var into Batch
+	for round := range 2 {
+		for i, evs := range batches {
+			plain := plainBatch(evs)
+			want, err := decodeSlow(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := DecodeBatchInto(&into, CompressBatch(nil, plain)); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(into, want) {
+				t.Fatalf("round %d, batch %d: DecodeBatchInto differs from msgpack", round, i)
+			}
+		}
+	}
+
+	// No parameters: their maps are the allocations a decode cannot spare.
+	evs := visitorRuns(1000)
+	for i := range evs {
+		evs[i].Params, evs[i].NumParams = nil, nil
+		evs[i].Path = fmt.Sprintf("/p/%d", i%300) // 300 paths, 300 titles … to intern
+	}
+	wire := CompressBatch(nil, plainBatch(evs))
+	if err := DecodeBatchInto(&into, wire); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		if err := DecodeBatchInto(&into, wire); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 20 {
+		t.Fatalf("decoding a batch of strings decoded before: %.0f allocations, want at most 20", allocs)
+	}
+}
+
+// The plain reader's caches of recent strings (event names, parameters'
+// keys and values, in any order) give every event its own values: a
+// name, key or value that comes back after others, or changes in length
+// only, is read as sent.
+func TestDecodeBatchFastRecentStrings(t *testing.T) {
+	names := []string{"page_view", "scroll", "click", "page_view", "a", "b", "c", "d", "e", "page_view", "ab", "ba", "ab"}
+	evs := make([]Event, len(names))
+	for i, n := range names {
+		evs[i] = Event{Site: 1, TimeMicros: int64(i), Name: n, Visitor: 7,
+			Params:    map[string]string{"k" + n: "v", "x": n, "y": names[(i+1)%len(names)]},
+			NumParams: map[string]float64{n: float64(i), "z": 1},
+			UserProps: map[string]string{"plan": n + n}}
+	}
+	plain := plainBatch(evs)
+	var got Batch
+	if err := decodeBatchFast(plain, &got, map[string]string{}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := decodeSlow(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got.Events, evs) {
+		t.Fatalf("\n got %+v\nwant %+v", got.Events, evs)
 	}
 }
