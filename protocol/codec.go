@@ -133,7 +133,8 @@ func DecodeBatchInto(b *Batch, wire []byte) error {
 // with no copy; their decompressed bytes reuse one buffer, and equal
 // strings of all its batches are one string (up to a bound), which costs
 // less memory and makes strings of different batches compare by pointer.
-// Not safe for concurrent use; the zero value is ready.
+// Not safe for concurrent use; the zero value is ready. Release gives its
+// buffer and interned strings to later decoders.
 type EventDecoder struct {
 	plain  []byte
 	intern map[string]string
@@ -143,7 +144,9 @@ type EventDecoder struct {
 // extended slice. On error dst is returned unchanged in length.
 func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
 	if d.intern == nil {
-		d.intern = make(map[string]string, 256)
+		// A pooled decoder's buffer and strings (those of batches
+		// decoded before), Released to the pool again.
+		*d = *decoders.Get().(*EventDecoder)
 	}
 	b := Batch{Events: dst}
 	n, err := d.decodeInto(&b, wire)
@@ -154,6 +157,19 @@ func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
 		return append(dst, b.Events...), nil
 	}
 	return b.Events, nil
+}
+
+// Release gives d's buffer and interned strings to the decoders that come
+// after it (DecodeBatch's, other EventDecoders'), so they take the strings
+// d's batches had without allocating them again. The events d decoded
+// stay intact; d is as new afterwards.
+func (d *EventDecoder) Release() {
+	if d.intern == nil {
+		return
+	}
+	p := &EventDecoder{plain: d.plain, intern: d.intern}
+	*d = EventDecoder{}
+	p.release()
 }
 
 // decodeBatchInto decodes wire into b, appending its events to b.Events,

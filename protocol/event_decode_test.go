@@ -219,6 +219,18 @@ func TestDecodeBatchIntoAcrossBatches(t *testing.T) {
 	if allocs > 20 {
 		t.Fatalf("decoding a batch of strings decoded before: %.0f allocations, want at most 20", allocs)
 	}
+	// An EventDecoder takes the pooled decoders' strings and gives them back.
+	dst := make([]Event, 0, len(evs))
+	allocs = testing.AllocsPerRun(10, func() {
+		var d EventDecoder
+		if _, err := d.Append(dst[:0], wire); err != nil {
+			t.Fatal(err)
+		}
+		d.Release()
+	})
+	if allocs > 20 {
+		t.Fatalf("an EventDecoder's batch of strings decoded before: %.0f allocations, want at most 20", allocs)
+	}
 }
 
 // The plain reader's caches of recent strings (event names, parameters'

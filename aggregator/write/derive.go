@@ -54,9 +54,11 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	var dec protocol.EventDecoder
 	for _, st := range rows {
 		if events, err = dec.Append(events, st.Payload); err != nil {
+			dec.Release()
 			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
 	}
+	dec.Release()
 	if events, err = dropErased(ctx, d, events, w.cfg.Metrics); err != nil {
 		return 0, 0, err
 	}
