@@ -1,0 +1,63 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/internal/benchtraffic"
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// trafficBatches are n batches of 5000 events (the agent's segment size)
+// of the end-to-end bench's traffic (benchtraffic.Event) from first on,
+// decoded from their wire form as ingest decodes them (so their strings
+// are interned as ingest's are).
+func trafficBatches(tb testing.TB, first time.Time, n int) [][]protocol.Event {
+	tb.Helper()
+	batches := make([][]protocol.Event, n)
+	j := 0
+	for i := range batches {
+		raw := make([][]byte, 5000)
+		for k := range raw {
+			e := benchtraffic.Event(1, first, j)
+			j++
+			var err error
+			if raw[k], err = protocol.EncodeEvent(&e); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		wire, err := protocol.EncodeRawBatch("agent-1", uint64(i+1), first.UnixMicro(), raw)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b, err := protocol.DecodeBatch(wire)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		batches[i] = b.Events
+	}
+	return batches
+}
+
+// BenchmarkRealtimeRecordTraffic counts the bench's traffic in memory as
+// the end-to-end phase does: batches of 5000 events into one minute, whose
+// cells grow to the bound (MaxCells) within the first 20 batches; one
+// iteration is 5 batches, 25,000 events, after those.
+func BenchmarkRealtimeRecordTraffic(b *testing.B) {
+	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	batches := trafficBatches(b, first, 30)
+	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return first.Add(50 * time.Second) }})
+	for _, evs := range batches[:20] {
+		r.Record(context.Background(), evs)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for range 5 {
+			r.Record(context.Background(), batches[20+i%10])
+			i++
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5*5000), "ns/event")
+}
