@@ -604,7 +604,20 @@ func keyArrays(keys []rollupKey) []any {
 	return []any{sites, kinds, days, dims}
 }
 
-const keyUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[]) WITH ORDINALITY AS u(site_id, kind, day, dim_id, i)"
+// keyUnnest is the rows of keyArrays, numbered from 1 (i), as u.
+var keyUnnest = zipArrays(1, arrayColumns(rollupKeyColumns), "i") + " AS u"
+
+// rollupKeyColumns are the key columns of the rollup statements' $1..$4.
+const rollupKeyColumns = "site_id int, kind int2, day date, dim_id int"
+
+// rollupRows are the rows of the rollup_days statements' $1..$12: the
+// keys, then values' arrays.
+var rollupRows = arrayColumns(rollupKeyColumns + `, events int, views int, key_events int, engage int8,
+	users bytea, active bytea, new_users bytea, amounts text`)
+
+// rollupRowsZip and rollupRowsNumbered are rollupRows as a subquery,
+// the second numbered from 1 (i).
+var rollupRowsZip, rollupRowsNumbered = zipArrays(1, rollupRows, ""), zipArrays(1, rollupRows, "i")
 
 // sketches are the delta sketches of key k.
 func (a rollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
@@ -648,8 +661,7 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 			users = coalesce(u.users, r.users), active_users = coalesce(u.active, r.active_users),
 			new_users = coalesce(u.new_users, r.new_users),
 			amounts = CASE WHEN u.amounts IS NULL THEN r.amounts ELSE rollup_amounts_add(r.amounts, u.amounts::float8[]) END
-		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[])
-			AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts)
+		FROM `+rollupRowsZip+` AS u
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
 		append(keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update rollups: %w", err)
@@ -669,8 +681,7 @@ func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]b
 	}
 	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
 		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts::float8[]
-		FROM unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int8[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[])
-			WITH ORDINALITY AS u(site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts, i)
+		FROM `+rollupRowsNumbered+` AS u
 		ORDER BY i`, vals)
 }
 

@@ -243,10 +243,13 @@ func (a sessionRollupAgg) readAndMerge(ctx context.Context, tx pgx.Tx, keys []ro
 }
 
 // sessionRollupValues are the columns after the key of session_rollups'
-// statements; sessionRollupUnnest gives them their array types.
+// statements; sessionRollupRows gives them their array types.
 const sessionRollupValues = "sessions, engaged, events, page_views, key_events, duration_us, engagement_ms, users, active_users, new_users"
 
-const sessionRollupUnnest = "unnest($1::int[], $2::int2[], $3::date[], $4::int[], $5::int[], $6::int[], $7::int[], $8::int[], $9::int[], $10::int8[], $11::int8[], $12::bytea[], $13::bytea[], $14::bytea[])"
+// sessionRollupRows are the rows of the session_rollups statements'
+// $1..$14: the keys, then values' arrays.
+var sessionRollupRows = arrayColumns(rollupKeyColumns + `, sessions int, engaged int, events int, page_views int, key_events int,
+	duration_us int8, engagement_ms int8, users bytea, active_users bytea, new_users bytea`)
 
 // values are the arrays $5..$14 of the cells of keys.
 func (a sessionRollupAgg) values(keys []rollupKey) ([]any, error) {
@@ -278,7 +281,7 @@ func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey
 			duration_us = r.duration_us + u.duration_us, engagement_ms = r.engagement_ms + u.engagement_ms,
 			users = coalesce(u.users, r.users), active_users = coalesce(u.active_users, r.active_users),
 			new_users = coalesce(u.new_users, r.new_users)
-		FROM `+sessionRollupUnnest+` AS u(site_id, kind, day, dim_id, `+sessionRollupValues+`)
+		FROM `+zipArrays(1, sessionRollupRows, "")+` AS u
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
 		append(keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update session rollups: %w", err)
@@ -296,7 +299,7 @@ func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKe
 	}
 	return insertRollupRows(ctx, tx, keys, `INSERT INTO session_rollups (site_id, kind, day, dim_id, `+sessionRollupValues+`)
 		SELECT site_id, kind, day, dim_id, `+sessionRollupValues+`
-		FROM `+sessionRollupUnnest+` WITH ORDINALITY AS u(site_id, kind, day, dim_id, `+sessionRollupValues+`, i)
+		FROM `+zipArrays(1, sessionRollupRows, "i")+` AS u
 		ORDER BY i`, vals)
 }
 

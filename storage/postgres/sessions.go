@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +48,7 @@ func (d *DeriveTx) LookupSessions(ctx context.Context, visitors []int64, from, t
 		return nil, nil
 	}
 	rows, err := d.tx.Query(ctx, `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.first_source_id
-		FROM sessions s JOIN unnest($2::bigint[]) AS k(visitor_id) USING (visitor_id)
+		FROM sessions s JOIN `+zipArrays(2, arrayColumns("visitor_id bigint"), "")+` AS k USING (visitor_id)
 		WHERE s.site_id = $1 AND s.ts >= $3 AND s.ts <= $4`, int32(d.site), visitors, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: look up sessions: %w", d.site, err)
@@ -101,14 +100,11 @@ var upsertSessionsSQL = func() string {
 	for len(types) < len(sessionColumns) {
 		types = append(types, "integer")
 	}
-	q := "WITH i AS (SELECT * FROM unnest("
-	for i, t := range types {
-		if i > 0 {
-			q += ", "
-		}
-		q += "$" + strconv.Itoa(i+1) + "::" + t + "[]"
+	cols := make([]arrayColumn, len(sessionColumns))
+	for i, c := range sessionColumns {
+		cols[i] = arrayColumn{name: c, typ: types[i]}
 	}
-	q += ") AS i(" + strings.Join(sessionColumns, ", ") + `)),
+	q := "WITH i AS " + zipArrays(1, cols, "") + `,
 	u AS (INSERT INTO sessions (` + strings.Join(sessionColumns, ", ") + `) SELECT * FROM i ORDER BY 1, 3, 4, 2
 		ON CONFLICT (site_id, visitor_id, session_id, ts) DO UPDATE SET
 		last_ts = greatest(sessions.last_ts, excluded.last_ts),
@@ -135,10 +131,13 @@ var upsertSessionsSQL = func() string {
 // among the keys: the planner cannot bound s.ts by the array's values, and
 // without them every partition of sessions (one a day, months of them)
 // is probed for every key.
-const sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags, s.page_id
-	FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::timestamptz[]) AS k(site_id, visitor_id, session_id, ts)
+var sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags, s.page_id
+	FROM ` + sessionKeysZip + ` AS k
 	JOIN sessions s USING (site_id, visitor_id, session_id, ts)
 	WHERE s.ts >= $5 AND s.ts <= $6`
+
+// sessionKeysZip is the rows of the session keys $1..$4 of sessionsBeforeSQL.
+var sessionKeysZip = zipArrays(1, arrayColumns("site_id integer, visitor_id bigint, session_id bigint, ts timestamptz"), "")
 
 // sessionKey identifies a sessions row of one site.
 type sessionKey struct {
@@ -246,7 +245,7 @@ func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (a
 	// The SELECT of known_users reads the rows from before the INSERT:
 	// those known before, with their first sources.
 	rows, err := d.tx.Query(ctx, `WITH ins AS (INSERT INTO known_users (site_id, visitor_id, first_ts)
-		SELECT $1, k.v, k.t FROM unnest($2::bigint[], $3::timestamptz[]) AS k(v, t) ORDER BY 2
+		SELECT $1, k.v, k.t FROM `+zipArrays(2, arrayColumns("v bigint, t timestamptz"), "")+` AS k ORDER BY 2
 		ON CONFLICT DO NOTHING RETURNING visitor_id)
 		SELECT visitor_id, 0 FROM ins
 		UNION ALL SELECT visitor_id, first_source_id FROM known_users WHERE site_id = $1 AND visitor_id = ANY($2) AND first_source_id <> 0`,
@@ -282,7 +281,7 @@ func (d *DeriveTx) SetFirstSources(ctx context.Context, sources map[uint64]int32
 		ids, srcs = append(ids, int64(v)), append(srcs, s)
 	}
 	if _, err := d.tx.Exec(ctx, `UPDATE known_users k SET first_source_id = u.s
-		FROM unnest($2::bigint[], $3::integer[]) AS u(v, s) WHERE k.site_id = $1 AND k.visitor_id = u.v AND k.first_source_id = 0`,
+		FROM `+zipArrays(2, arrayColumns("v bigint, s integer"), "")+` AS u WHERE k.site_id = $1 AND k.visitor_id = u.v AND k.first_source_id = 0`,
 		int32(d.site), ids, srcs); err != nil {
 		return fmt.Errorf("postgres: derive site %d: first sources of new users: %w", d.site, err)
 	}

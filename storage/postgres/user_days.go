@@ -154,7 +154,7 @@ func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, 
 			dates, visitors = append(dates, dayDate(k.day)), append(visitors, k.visitor)
 		}
 		res, err := tx.Query(ctx, `SELECT d.day, d.visitor_id, d.cells IS NULL, d.cells, d.session_cells FROM rollup_user_days d
-			JOIN unnest($2::date[], $3::int8[]) AS u(day, visitor_id) ON d.day = u.day AND d.visitor_id = u.visitor_id
+			JOIN `+zipArrays(2, arrayColumns("day date, visitor_id int8"), "")+` AS u ON d.day = u.day AND d.visitor_id = u.visitor_id
 			WHERE d.site_id = $1`, int32(site), dates, visitors)
 		if err != nil {
 			return nil, fmt.Errorf("read user days: %w", err)
@@ -285,7 +285,7 @@ func (u userDays) write(ctx context.Context, tx pgx.Tx, site int32) error {
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells, session_cells)
 		SELECT $1, day, visitor_id, cells::int8[], sessions::int8[]
-		FROM unnest($2::date[], $3::int8[], $4::text[], $5::text[]) AS u(day, visitor_id, cells, sessions)
+		FROM `+zipArrays(2, arrayColumns("day date, visitor_id int8, cells text, sessions text"), "")+` AS u
 		ON CONFLICT (site_id, day, visitor_id) DO UPDATE SET cells = EXCLUDED.cells, session_cells = EXCLUDED.session_cells`,
 		site, dates, visitors, cells, sessions); err != nil {
 		return fmt.Errorf("write user days: %w", err)
