@@ -2,10 +2,17 @@ package write
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/avila-analytics/avila/internal/benchtraffic"
 	"github.com/avila-analytics/avila/protocol"
@@ -64,6 +71,8 @@ func benchmarkDerive(b *testing.B, historyDays int) {
 	first := time.Now().Add(-time.Hour)
 	seq := uint64(0)
 	const perIter = 25
+	var pgTicks int64
+	pgLocal := true
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -74,12 +83,62 @@ func benchmarkDerive(b *testing.B, historyDays int) {
 				b.Fatal(err)
 			}
 		}
+		before, ok := backendTicks(ctx, b, s.Pool)
+		pgLocal = pgLocal && ok
 		b.StartTimer()
 		if err := w.Flush(ctx); err != nil {
 			b.Fatal(err)
 		}
+		b.StopTimer()
+		after, ok := backendTicks(ctx, b, s.Pool)
+		pgLocal = pgLocal && ok
+		pgTicks += after - before
+		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*perIter*1000)/b.Elapsed().Seconds(), "events/s")
+	if pgLocal {
+		b.ReportMetric(float64(pgTicks)*1e6/clockTicks/float64(b.N*perIter*1000), "pg-cpu-µs/event")
+	}
+}
+
+// clockTicks is the unit of /proc/PID/stat's CPU times (USER_HZ).
+const clockTicks = 100
+
+// backendTicks is the CPU time (user and system, in clock ticks) the
+// PostgreSQL backends connected to the pool's database have spent, read
+// from /proc/PID/stat: the derivation's own statements, without the
+// server's background processes. ok is false when a backend's file cannot
+// be read (a server on another machine).
+func backendTicks(ctx context.Context, b *testing.B, pool *pgxpool.Pool) (ticks int64, ok bool) {
+	b.Helper()
+	rows, err := pool.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, false
+		}
+		// The fields after the command name (which may hold spaces):
+		// state is the first, utime and stime the 12th and 13th.
+		_, rest, found := strings.Cut(string(stat), ") ")
+		f := strings.Fields(rest)
+		if !found || len(f) < 13 {
+			return 0, false
+		}
+		utime, err1 := strconv.ParseInt(f[11], 10, 64)
+		stime, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0, false
+		}
+		ticks += utime + stime
+	}
+	return ticks, true
 }
 
 // BenchmarkStageAndDerive is the aggregator's side of the end-to-end
