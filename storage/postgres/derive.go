@@ -74,9 +74,18 @@ func (d *DeriveTx) begin(ctx context.Context) error {
 	// crash can lose of it is its last few hundred milliseconds of
 	// derivations, which roll back whole, leaving their staged rows
 	// (committed synchronously by StageBatch) to be derived again.
+	// Its statements are planned for their arrays at every execution
+	// (plan_cache_mode, this transaction only): after five executions on
+	// a connection the plan cache would otherwise settle on a generic
+	// plan, which takes every array parameter for 10 elements and probes
+	// the primary key once per rollup cell or session, where a derivation
+	// of thousands of them costs PostgreSQL less CPU hashed (the custom
+	// plans' choice). Planning a derivation's dozen statements costs far
+	// less than the difference.
 	var ok bool
-	if err := d.tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2), set_config('synchronous_commit', 'off', true) <> ''",
-		deriveLockSpace, int32(d.site)).Scan(&ok, new(bool)); err != nil {
+	if err := d.tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, $2), set_config('synchronous_commit', 'off', true) <> '',
+			set_config('plan_cache_mode', 'force_custom_plan', true) <> ''`,
+		deriveLockSpace, int32(d.site)).Scan(&ok, new(bool), new(bool)); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
 	if !ok {

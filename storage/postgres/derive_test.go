@@ -49,6 +49,76 @@ func TestDeriveCommitsAsynchronouslyAlone(t *testing.T) {
 	}
 }
 
+// A derivation's statements are planned for their arrays each time: with
+// the plan cache's default, a statement run a sixth time on a connection
+// may get a generic plan, which takes each array parameter for 10
+// elements (a nested loop probing the primary key per rollup cell, where
+// the derivation's thousands of cells are cheaper hashed). The setting is
+// the transaction's alone.
+func TestDeriveStatementsPlannedForTheirArrays(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "Plans"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO rollup_days (site_id, day, kind, dim_id, events)
+		SELECT $1, current_date, 1, d, 1 FROM generate_series(1, 3000) d`, int32(site.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "ANALYZE rollup_days"); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]rollupKey, 2000)
+	for i := range keys {
+		keys[i] = rollupKey{site: int32(site.ID), kind: 1, day: localDay(time.Now(), time.Local), dim: int32(i + 1)}
+	}
+	// The read of the cells' stored sketches (readAndMergeSketches), run
+	// as pgx runs it: a prepared statement of the connection.
+	read := "SELECT u.i, r.users, r.active_users, r.new_users FROM " + keyUnnest +
+		" JOIN rollup_days r USING (site_id, kind, day, dim_id)"
+	plans := func(q pgx.Tx) (generic, custom int64) {
+		t.Helper()
+		for range 8 {
+			rows, err := q.Query(ctx, read, keyArrays(keys)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := q.QueryRow(ctx, "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", read).
+			Scan(&generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		return generic, custom
+	}
+	d, err := s.BeginDerive(ctx, site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if generic, custom := plans(d.tx); generic != 0 || custom != 8 {
+		t.Errorf("in a derivation: %d generic and %d custom plans of 8 executions, want 0 and 8", generic, custom)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var mode string
+	if err := tx.QueryRow(ctx, "SHOW plan_cache_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "auto" {
+		t.Errorf("plan_cache_mode outside a derivation = %q, want auto", mode)
+	}
+}
+
 // A derivation rewrites every rollup cell it touches; rollup_days pages
 // keep room for the new versions (migration 023), so an update of every
 // cell of a full table leaves each row on its page (a HOT update, which
