@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"slices"
-	"sync/atomic"
 
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -17,13 +15,9 @@ const keyOverhead = 8
 // request is one Append waiting for a commit. done is buffered so the
 // committer never blocks on a caller that stopped waiting.
 type request struct {
-	events [][]byte // sealed, as logged: slices of buf
-	plain  [][]byte // the caller's events, for the log's tail in memory
-	state  atomic.Int32
+	events [][]byte
 	bytes  int64
 	done   chan error
-	buf    []byte // the sealed events, one after another
-	nonce  []byte // their nonces
 }
 
 // Append stores events (each encoded with protocol.EncodeEvent) durably and
@@ -49,32 +43,28 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	// The request's sealed events share one buffer (one allocation for a
 	// 20-event POST instead of 20), and their nonces one read of the
 	// randomness; nothing writes to them afterwards.
+	r := &request{events: make([][]byte, len(events)), done: make(chan error, 1)}
 	size := 0
 	for _, e := range events {
 		size += sealOverhead + len(e)
 	}
-	r := q.takeRequest()
-	r.plain = events
-	r.nonce = readNonces(slices.Grow(r.nonce[:0], len(events)*nonceBytes)[:len(events)*nonceBytes])
-	buf := slices.Grow(r.buf[:0], size)
+	buf := make([]byte, 0, size)
+	nonce := nonces(len(events))
 	for i, e := range events {
 		start := len(buf)
-		buf = q.seal.sealNonce(buf, r.nonce[i*nonceBytes:], e, aadPending)
-		r.events = append(r.events, buf[start:len(buf):len(buf)])
-		r.bytes += int64(len(buf)-start) + keyOverhead
+		buf = q.seal.sealNonce(buf, nonce[i*nonceBytes:], e, aadPending)
+		r.events[i] = buf[start:len(buf):len(buf)]
+		r.bytes += int64(len(r.events[i])) + keyOverhead
 	}
-	r.buf = buf
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		q.putRequest(r)
 		return ErrClosed
 	}
 	// Admission counts bytes already admitted but not yet committed, so the
 	// committed total can never pass the budget.
 	if q.acct.used()+q.reserved+r.bytes > q.max {
 		q.mu.Unlock()
-		q.putRequest(r)
 		return ErrFull
 	}
 	q.reserved += r.bytes
@@ -90,40 +80,10 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	}
 	select {
 	case err := <-r.done:
-		// The committer answers last: it holds r no more.
-		q.putRequest(r)
 		return err
 	case <-ctx.Done():
-		// The committer may still read r: it is left to the collector.
-		r.abandon() // the caller may reuse events once Append returns
 		return ctx.Err()
 	}
-}
-
-// maxPooledRequestBytes bounds the sealed events a request kept for reuse
-// may hold: a 20-event gtag.js POST seals about 6 KB, and one unusually
-// large Append does not pin its size in the pool.
-const maxPooledRequestBytes = 64 << 10
-
-// takeRequest returns an empty request, reused from an earlier Append
-// when one is pooled: its sealed events, nonces and answer channel cost
-// no allocation, and the collector has less to collect.
-func (q *Queue) takeRequest() *request {
-	if r, ok := q.requests.Get().(*request); ok {
-		return r
-	}
-	return &request{done: make(chan error, 1)}
-}
-
-// putRequest pools r once no one reads it (answered, or never queued).
-func (q *Queue) putRequest(r *request) {
-	if cap(r.buf) > maxPooledRequestBytes {
-		return
-	}
-	clear(r.events)
-	r.events, r.plain, r.bytes = r.events[:0], nil, 0
-	r.state.Store(reqWaiting)
-	q.requests.Put(r)
 }
 
 // committer commits what Appends queue, one group at a time, until Close.

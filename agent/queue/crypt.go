@@ -63,11 +63,8 @@ func (s *sealer) sealAppend(dst, plain, aad []byte) []byte {
 
 // nonces returns n random nonces, one after another: one read of the
 // randomness for all the values of a request.
-func nonces(n int) []byte { return readNonces(make([]byte, n*nonceBytes)) }
-
-// readNonces fills b with randomness for len(b)/nonceBytes nonces and
-// returns it.
-func readNonces(b []byte) []byte {
+func nonces(n int) []byte {
+	b := make([]byte, n*nonceBytes)
 	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
 	_, _ = rand.Read(b)
 	return b

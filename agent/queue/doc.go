@@ -7,9 +7,8 @@
 // loss. Concurrent Appends share one write and sync (group commit): while a
 // commit is in flight new arrivals wait, and the next commit takes all of
 // them at once, without any artificial delay. Seal moves logged events into
-// segments in bbolt, copying the plaintext of the newest from memory
-// (wal_tail.go) rather than reading the log back; the pending bucket holds
-// what the log had to give up when it was full. At Open, logged events bbolt does not hold yet are
+// segments in bbolt; the pending bucket holds what the log had to give up
+// when it was full. At Open, logged events bbolt does not hold yet are
 // moved into the pending bucket: each is in exactly one place, once.
 //
 // Pending events are sealed, oldest first, into numbered segments. A segment

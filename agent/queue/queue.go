@@ -88,11 +88,8 @@ type Queue struct {
 	waiting    []*request // Appends queued for the next commit
 	committing bool       // the committer was kicked and has not gone idle since
 	acct       accounting
-	wal        wal     // the write-ahead log; see wal.go for who owns which field
-	tail       walTail // the log's newest records in plaintext; see wal_tail.go
-	reserved   int64   // bytes of queued and in-flight Appends, admitted but not yet committed
-
-	requests sync.Pool // *request, answered, for later Appends
+	wal        wal   // the write-ahead log; see wal.go for who owns which field
+	reserved   int64 // bytes of queued and in-flight Appends, admitted but not yet committed
 
 	sealMu   sync.Mutex // serializes Seal so the next seq is known before encoding
 	sealBufs sealBufs   // Seal's buffers, under sealMu
@@ -137,7 +134,6 @@ func Open(opts Options) (*Queue, error) {
 	if q.walDisk == nil {
 		q.walDisk = osDisk{}
 	}
-	q.tail.max = defaultTailBytes
 	q.walSize = opts.WALBytes
 	if q.walSize == 0 {
 		q.walSize = DefaultWALBytes

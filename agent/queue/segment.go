@@ -110,34 +110,11 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	// last Seal stopped to what was committed when this one began.
 	var walLast uint64 // id of the last logged event taken; 0: none
 	var walEnd int64
-	// Those the log's tail in memory holds are copied from it (see
-	// wal_tail.go); the log is read only for those it does not.
 	q.mu.Lock()
-	from, to, next, last := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1, q.wal.committedID
+	from, to, next := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
 	q.mu.Unlock()
 	for events < maxEvents && from < to {
-		spans, gap := q.tailSpans(next, last, maxEvents-events, bufs.spans[:0])
-		bufs.spans = spans
-		if gap == 0 {
-			if len(spans) == 0 {
-				bufs.batch = batch
-				return 0, false, q.wrap("seal", fmt.Errorf("BUG: the log's tail holds no record %d of the %d..%d committed", next, next, last))
-			}
-			for _, sp := range spans {
-				batch = append(batch, sp.data...)
-				events += sp.n
-				evBytes += int64(sp.n*(keyOverhead+sealOverhead) + len(sp.data))
-				next += uint64(sp.n)
-				walEnd = sp.logEnd
-			}
-			walLast, from = next-1, walEnd
-			continue
-		}
-		limit := maxEvents - events
-		if gap < uint64(limit) {
-			limit = int(gap)
-		}
-		ids, vals, end, err := q.walRead(from, to, next, limit, q.wal.readMax, &bufs.wal)
+		ids, vals, end, err := q.walRead(from, to, next, maxEvents-events, q.wal.readMax, &bufs.wal)
 		if err != nil {
 			bufs.batch = batch
 			return 0, false, q.wrap("seal: read write-ahead log", err)
@@ -156,9 +133,6 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	bufs.batch = batch
 	if events == 0 {
 		*bufs = sealBufs{}
-		q.mu.Lock()
-		q.tail.free, q.tail.freeBytes = nil, 0 // nor the tail's spare chunks
-		q.mu.Unlock()
 		return 0, false, nil
 	}
 	head := protocol.AppendBatchHead(bufs.head[:0], q.agentID, seq, sealed.UnixMicro(), events)
@@ -222,12 +196,8 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 
 // sealBufs are the buffers Seal builds a segment in (Queue.sealBufs):
 // the batch's head, the log as read, the batch (events decrypted after
-// room for the head), its compressed form and the sealed record, and the
-// runs of the log's tail it copies.
-type sealBufs struct {
-	head, wal, batch, wire, rec []byte
-	spans                       []tailSpan
-}
+// room for the head), its compressed form and the sealed record.
+type sealBufs struct{ head, wal, batch, wire, rec []byte }
 
 // Segments lists sealed, unacknowledged segments in seq order.
 func (q *Queue) Segments() ([]SegmentInfo, error) { return q.OldestSegments(0) }

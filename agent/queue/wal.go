@@ -178,15 +178,6 @@ func (q *Queue) logGroup(group []*request) error {
 	if need > w.size {
 		return q.commitDirect(group)
 	}
-	// The group's plaintext goes into the tail only once the group is
-	// durable; a failed commit recycles it.
-	staged := q.stageTail(group)
-	published := false
-	defer func() {
-		if !published {
-			q.releaseChunk(staged)
-		}
-	}()
 	q.mu.Lock()
 	empty := w.consumedID == w.committedID
 	q.mu.Unlock()
@@ -216,14 +207,10 @@ func (q *Queue) logGroup(group []*request) error {
 	if err := w.f.Datasync(); err != nil {
 		return fmt.Errorf("queue: write-ahead log: fdatasync: %w", err)
 	}
-	start := w.writeOff
 	w.writeOff += int64(len(buf))
-	first := w.nextID
 	w.nextID = id
 	q.mu.Lock()
 	w.committedOff, w.committedID = w.writeOff, id-1
-	q.publishTail(staged, first, start)
-	published = true
 	q.mu.Unlock()
 	if len(buf) > 1<<20 {
 		w.buf = nil // a rare huge group does not stay in memory
@@ -323,11 +310,9 @@ func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64,
 }
 
 // consumed records that records up to id, ending at off, are in bbolt.
-// The caller holds sealMu.
 func (q *Queue) consumed(id uint64, off int64) {
 	q.mu.Lock()
 	q.wal.consumedID, q.wal.consumedOff = id, off
-	q.tail.dropTail(id)
 	q.mu.Unlock()
 }
 
@@ -403,7 +388,6 @@ func (q *Queue) commitDirect(group []*request) error {
 	q.wal.nextID = id
 	q.mu.Lock()
 	q.wal.committedID, q.wal.consumedID = id-1, id-1
-	q.tail.dropTail(id - 1)
 	q.mu.Unlock()
 	return nil
 }

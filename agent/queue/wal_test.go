@@ -161,7 +161,6 @@ func TestLogStartsAgainWhenFull(t *testing.T) {
 // segment.
 func TestSealReadsLogInPieces(t *testing.T) {
 	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
-	q.tail.max = 0 // every record is read from the log
 	appendEach(t, q, span(1, 17)...)
 	rec := int64(walHeaderLen + len(ev(t, 1)) + sealOverhead)
 	for _, tc := range []struct {
