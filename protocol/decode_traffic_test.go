@@ -8,28 +8,13 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// trafficWire is n wire batches of 5000 events (the agent's segment size)
-// of the end-to-end bench's traffic (benchtraffic.Event), one after the
-// other, as one agent ships them.
+// trafficWire is n wire batches of the end-to-end bench's traffic
+// (benchtraffic.Wire), as one agent ships them.
 func trafficWire(tb testing.TB, n int) [][]byte {
 	tb.Helper()
-	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	wires := make([][]byte, n)
-	j := 0
-	for i := range wires {
-		raw := make([][]byte, 5000)
-		for k := range raw {
-			e := benchtraffic.Event(1, first, j)
-			j++
-			var err error
-			if raw[k], err = protocol.EncodeEvent(&e); err != nil {
-				tb.Fatal(err)
-			}
-		}
-		var err error
-		if wires[i], err = protocol.EncodeRawBatch("agent-1", uint64(i+1), first.UnixMicro(), raw); err != nil {
-			tb.Fatal(err)
-		}
+	wires, err := benchtraffic.Wire(1, time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), n)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return wires
 }

@@ -17,17 +17,7 @@ import (
 // fixtures in testdata/mp and the corpus in testdata/fuzz/FuzzParseMP run
 // with every `go test`.
 func FuzzParseMP(f *testing.F) {
-	fixtures, err := filepath.Glob(filepath.Join("testdata", "mp", "*.json"))
-	if err != nil || len(fixtures) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	for _, name := range fixtures {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addMPFixtures(f)
 	sites := testSites(f, testNow)
 	site, _ := sites.Lookup(testTID)
 	key, err := sites.Key(site.ID, testNow)
@@ -96,17 +86,7 @@ func samePlainMP(t *testing.T, body []byte) {
 // FuzzParseMPPlain holds the plain payload reader to encoding/json's
 // decoding on any body, from the fixtures and the bench's shape.
 func FuzzParseMPPlain(f *testing.F) {
-	fixtures, err := filepath.Glob(filepath.Join("testdata", "mp", "*.json"))
-	if err != nil || len(fixtures) == 0 {
-		f.Fatalf("no fixtures: %v", err)
-	}
-	for _, name := range fixtures {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addMPFixtures(f)
 	f.Add(benchMP(3).body)
 	f.Fuzz(samePlainMP)
 }
@@ -137,5 +117,21 @@ func TestParseMPPlainMatchesJSON(t *testing.T) {
 	// The bench's shape is read plain.
 	if _, events, ok := readPlainMPPayload(benchMP(1).body); !ok || len(events) != 25 {
 		t.Fatalf("the bench's payload was not read plain: ok %v, %d events", ok, len(events))
+	}
+}
+
+// addMPFixtures adds the bodies in testdata/mp to f's corpus.
+func addMPFixtures(f *testing.F) {
+	f.Helper()
+	fixtures, err := filepath.Glob(filepath.Join("testdata", "mp", "*.json"))
+	if err != nil || len(fixtures) == 0 {
+		f.Fatalf("no fixtures: %v", err)
+	}
+	for _, name := range fixtures {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 }

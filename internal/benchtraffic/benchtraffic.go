@@ -52,3 +52,31 @@ func Event(site uint32, first time.Time, j int) protocol.Event {
 	}
 	return e
 }
+
+// SegmentEvents is the agent's segment size under load: the events of
+// one wire batch of Wire.
+const SegmentEvents = 5000
+
+// Wire is n wire batches of SegmentEvents events of site's traffic from
+// first on (Event), one after the other, as one agent ("agent-1") ships
+// them.
+func Wire(site uint32, first time.Time, n int) ([][]byte, error) {
+	wires := make([][]byte, n)
+	raw := make([][]byte, SegmentEvents)
+	j := 0
+	for i := range wires {
+		for k := range raw {
+			e := Event(site, first, j)
+			j++
+			var err error
+			if raw[k], err = protocol.EncodeEvent(&e); err != nil {
+				return nil, fmt.Errorf("benchtraffic: encode event %d: %w", j-1, err)
+			}
+		}
+		var err error
+		if wires[i], err = protocol.EncodeRawBatch("agent-1", uint64(i+1), first.UnixMicro(), raw); err != nil {
+			return nil, fmt.Errorf("benchtraffic: encode batch %d: %w", i+1, err)
+		}
+	}
+	return wires, nil
+}

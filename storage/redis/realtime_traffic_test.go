@@ -9,28 +9,18 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// trafficBatches are n batches of 5000 events (the agent's segment size)
-// of the end-to-end bench's traffic (benchtraffic.Event) from first on,
+// trafficBatches are n batches of the end-to-end bench's traffic
+// (benchtraffic.Wire) from first on,
 // decoded from their wire form as ingest decodes them (so their strings
 // are interned as ingest's are).
 func trafficBatches(tb testing.TB, first time.Time, n int) [][]protocol.Event {
 	tb.Helper()
+	wires, err := benchtraffic.Wire(1, first, n)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	batches := make([][]protocol.Event, n)
-	j := 0
-	for i := range batches {
-		raw := make([][]byte, 5000)
-		for k := range raw {
-			e := benchtraffic.Event(1, first, j)
-			j++
-			var err error
-			if raw[k], err = protocol.EncodeEvent(&e); err != nil {
-				tb.Fatal(err)
-			}
-		}
-		wire, err := protocol.EncodeRawBatch("agent-1", uint64(i+1), first.UnixMicro(), raw)
-		if err != nil {
-			tb.Fatal(err)
-		}
+	for i, wire := range wires {
 		b, err := protocol.DecodeBatch(wire)
 		if err != nil {
 			tb.Fatal(err)
