@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,22 @@ func TestCheckShortcutTakesTraffic(t *testing.T) {
 		e := benchtraffic.Event(1, first, j)
 		if !passes(&e) {
 			t.Fatalf("event %d (%s) does not take the shortcut", j, e.Name)
+		}
+	}
+}
+
+// The shortcut names the event's texts itself (for speed, instead of
+// ranging over texts); it must test every one of texts' fields: each,
+// past its limit or not plain, sends the event to the rules one by one.
+func TestCheckShortcutCoversEveryText(t *testing.T) {
+	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for i, f := range texts(&protocol.Event{}) {
+		for _, bad := range []string{strings.Repeat("a", f.limit+1), "caf\xc3\xa9", "a\x00"} {
+			e := benchtraffic.Event(1, first, 0)
+			*texts(&e)[i].s = bad
+			if passes(&e) {
+				t.Errorf("the shortcut passes %s = %q (limit %d)", f.name, bad, f.limit)
+			}
 		}
 	}
 }
