@@ -41,15 +41,12 @@ func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 	}
 	var seenName, seenParams bool
 	for first := true; ; first = false {
-		if r.byte('}') {
+		key, done, ok := r.member(first)
+		if !ok {
+			return mpEvent{}, false
+		}
+		if done {
 			break
-		}
-		if !first && !r.byte(',') {
-			return mpEvent{}, false
-		}
-		key, ok := r.plainString()
-		if !ok || !r.byte(':') {
-			return mpEvent{}, false
 		}
 		switch {
 		case string(key) == "name" && !seenName:
@@ -89,15 +86,12 @@ func readPlainMPPayload(body []byte) (p mpPayload, events []mpEvent, ok bool) {
 	}
 	var seenClient, seenUser, seenEvents bool
 	for first := true; ; first = false {
-		if r.byte('}') {
+		key, done, ok := r.member(first)
+		if !ok {
+			return mpPayload{}, nil, false
+		}
+		if done {
 			break
-		}
-		if !first && !r.byte(',') {
-			return mpPayload{}, nil, false
-		}
-		key, ok := r.plainString()
-		if !ok || !r.byte(':') {
-			return mpPayload{}, nil, false
 		}
 		switch {
 		case string(key) == "client_id" && !seenClient, string(key) == "user_id" && !seenUser:
@@ -187,6 +181,22 @@ func (r *jsonReader) plainString() ([]byte, bool) {
 	return s, true
 }
 
+// member reads the next member's key, plain (plainString), and the colon
+// after it, in an object whose '{' was read; done: the object closed
+// instead. first: no member came before, so no comma is due.
+func (r *jsonReader) member(first bool) (key []byte, done, ok bool) {
+	if r.byte('}') {
+		return nil, true, true
+	}
+	if !first && !r.byte(',') {
+		return nil, false, false
+	}
+	if key, ok = r.plainString(); !ok || !r.byte(':') {
+		return nil, false, false
+	}
+	return key, false, true
+}
+
 // plainParams reads an object of plain scalars (plain strings, numbers,
 // true, false), each key once.
 func (r *jsonReader) plainParams() (map[string]json.RawMessage, bool) {
@@ -195,15 +205,12 @@ func (r *jsonReader) plainParams() (map[string]json.RawMessage, bool) {
 	}
 	params := make(map[string]json.RawMessage, 8)
 	for first := true; ; first = false {
-		if r.byte('}') {
+		key, done, ok := r.member(first)
+		if !ok {
+			return nil, false
+		}
+		if done {
 			return params, true
-		}
-		if !first && !r.byte(',') {
-			return nil, false
-		}
-		key, ok := r.plainString()
-		if !ok || !r.byte(':') {
-			return nil, false
 		}
 		if _, dup := params[string(key)]; dup {
 			return nil, false
