@@ -24,37 +24,46 @@ const maxPooledMapLen = 8
 
 // strings returns an empty map for Hit.Params; m may be nil.
 func (m *paramMaps) strings() map[string]string {
-	if m == nil || len(m.str) == 0 {
+	if m == nil {
 		return map[string]string{}
 	}
-	p := m.str[len(m.str)-1]
-	m.str = m.str[:len(m.str)-1]
-	return p
+	return takeMap(&m.str)
 }
 
 // numbers returns an empty map for Hit.NumParams; m may be nil.
 func (m *paramMaps) numbers() map[string]float64 {
-	if m == nil || len(m.num) == 0 {
+	if m == nil {
 		return map[string]float64{}
 	}
-	p := m.num[len(m.num)-1]
-	m.num = m.num[:len(m.num)-1]
-	return p
+	return takeMap(&m.num)
 }
 
 // keep empties the parameter maps of hits, which nothing reads any more,
 // and keeps them, up to one of each kind a hit of a pooled request.
 func (m *paramMaps) keep(hits []Hit) {
 	for i := range hits {
-		h := &hits[i]
-		if p := h.Params; p != nil && len(p) <= maxPooledMapLen && len(m.str) < maxPooledHits {
-			clear(p)
-			m.str = append(m.str, p)
-		}
-		if p := h.NumParams; p != nil && len(p) <= maxPooledMapLen && len(m.num) < maxPooledHits {
-			clear(p)
-			m.num = append(m.num, p)
-		}
+		keepMap(&m.str, hits[i].Params)
+		keepMap(&m.num, hits[i].NumParams)
+	}
+}
+
+// takeMap takes the last of the kept maps, or makes one when none is.
+func takeMap[V any](kept *[]map[string]V) map[string]V {
+	n := len(*kept)
+	if n == 0 {
+		return map[string]V{}
+	}
+	p := (*kept)[n-1]
+	*kept = (*kept)[:n-1]
+	return p
+}
+
+// keepMap empties p and keeps it, unless it is nil, grew past
+// maxPooledMapLen, or maxPooledHits are kept already.
+func keepMap[V any](kept *[]map[string]V, p map[string]V) {
+	if p != nil && len(p) <= maxPooledMapLen && len(*kept) < maxPooledHits {
+		clear(p)
+		*kept = append(*kept, p)
 	}
 }
 
