@@ -281,13 +281,17 @@ func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey
 			duration_us = r.duration_us + u.duration_us, engagement_ms = r.engagement_ms + u.engagement_ms,
 			users = coalesce(u.users, r.users), active_users = coalesce(u.active_users, r.active_users),
 			new_users = coalesce(u.new_users, r.new_users)
-		FROM `+zipArrays(1, sessionRollupRows, "")+` AS u
+		FROM `+sessionRollupRowsZip+` AS u
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
 		append(keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update session rollups: %w", err)
 	}
 	return nil
 }
+
+// sessionRollupRowsZip and sessionRollupRowsNumbered are the rows of
+// sessionRollupRows' arrays from $1, the second numbered as i.
+var sessionRollupRowsZip, sessionRollupRowsNumbered = zipArrays(1, sessionRollupRows, ""), zipArrays(1, sessionRollupRows, "i")
 
 func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
 	if len(keys) == 0 {
@@ -299,7 +303,7 @@ func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKe
 	}
 	return insertRollupRows(ctx, tx, keys, `INSERT INTO session_rollups (site_id, kind, day, dim_id, `+sessionRollupValues+`)
 		SELECT site_id, kind, day, dim_id, `+sessionRollupValues+`
-		FROM `+zipArrays(1, sessionRollupRows, "i")+` AS u
+		FROM `+sessionRollupRowsNumbered+` AS u
 		ORDER BY i`, vals)
 }
 

@@ -48,7 +48,7 @@ func (d *DeriveTx) LookupSessions(ctx context.Context, visitors []int64, from, t
 		return nil, nil
 	}
 	rows, err := d.tx.Query(ctx, `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.first_source_id
-		FROM sessions s JOIN `+zipArrays(2, arrayColumns("visitor_id bigint"), "")+` AS k USING (visitor_id)
+		FROM sessions s JOIN `+visitorsZip+` AS k USING (visitor_id)
 		WHERE s.site_id = $1 AND s.ts >= $3 AND s.ts <= $4`, int32(d.site), visitors, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: look up sessions: %w", d.site, err)
@@ -135,6 +135,15 @@ var sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.e
 	FROM ` + sessionKeysZip + ` AS k
 	JOIN sessions s USING (site_id, visitor_id, session_id, ts)
 	WHERE s.ts >= $5 AND s.ts <= $6`
+
+// The rows of the derivation's arrays from $2 (zipArrays): visitors
+// (LookupSessions); users and their first events' times (AddKnownUsers);
+// users and their first sources (SetFirstSources).
+var (
+	visitorsZip         = zipArrays(2, arrayColumns("visitor_id bigint"), "")
+	usersFirstSeenZip   = zipArrays(2, arrayColumns("v bigint, t timestamptz"), "")
+	usersFirstSourceZip = zipArrays(2, arrayColumns("v bigint, s integer"), "")
+)
 
 // sessionKeysZip is the rows of the session keys $1..$4 of sessionsBeforeSQL.
 var sessionKeysZip = zipArrays(1, arrayColumns("site_id integer, visitor_id bigint, session_id bigint, ts timestamptz"), "")
@@ -245,7 +254,7 @@ func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (a
 	// The SELECT of known_users reads the rows from before the INSERT:
 	// those known before, with their first sources.
 	rows, err := d.tx.Query(ctx, `WITH ins AS (INSERT INTO known_users (site_id, visitor_id, first_ts)
-		SELECT $1, k.v, k.t FROM `+zipArrays(2, arrayColumns("v bigint, t timestamptz"), "")+` AS k ORDER BY 2
+		SELECT $1, k.v, k.t FROM `+usersFirstSeenZip+` AS k ORDER BY 2
 		ON CONFLICT DO NOTHING RETURNING visitor_id)
 		SELECT visitor_id, 0 FROM ins
 		UNION ALL SELECT visitor_id, first_source_id FROM known_users WHERE site_id = $1 AND visitor_id = ANY($2) AND first_source_id <> 0`,
@@ -281,7 +290,7 @@ func (d *DeriveTx) SetFirstSources(ctx context.Context, sources map[uint64]int32
 		ids, srcs = append(ids, int64(v)), append(srcs, s)
 	}
 	if _, err := d.tx.Exec(ctx, `UPDATE known_users k SET first_source_id = u.s
-		FROM `+zipArrays(2, arrayColumns("v bigint, s integer"), "")+` AS u WHERE k.site_id = $1 AND k.visitor_id = u.v AND k.first_source_id = 0`,
+		FROM `+usersFirstSourceZip+` AS u WHERE k.site_id = $1 AND k.visitor_id = u.v AND k.first_source_id = 0`,
 		int32(d.site), ids, srcs); err != nil {
 		return fmt.Errorf("postgres: derive site %d: first sources of new users: %w", d.site, err)
 	}

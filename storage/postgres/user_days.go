@@ -128,6 +128,14 @@ func (s *userDayState) active() bool { return s.before || s.now }
 // userDays are the user-days of a derivation's events.
 type userDays map[userDay]*userDayState
 
+// userDayKeysZip and userDayRowsZip are the rows of rollup_user_days'
+// keys (readUserDays) and of its rows (userDays.write) from the arrays
+// $2 on.
+var (
+	userDayKeysZip = zipArrays(2, arrayColumns("day date, visitor_id int8"), "")
+	userDayRowsZip = zipArrays(2, arrayColumns("day date, visitor_id int8, cells text, sessions text"), "")
+)
+
 // readUserDays reads the stored state of the user-days of rows (events of
 // site) and sets each row's DayActive: whether its visitor is active on
 // its day, before this derivation or by one of its events.
@@ -154,7 +162,7 @@ func readUserDays(ctx context.Context, tx pgx.Tx, site uint32, rows []EventRow, 
 			dates, visitors = append(dates, dayDate(k.day)), append(visitors, k.visitor)
 		}
 		res, err := tx.Query(ctx, `SELECT d.day, d.visitor_id, d.cells IS NULL, d.cells, d.session_cells FROM rollup_user_days d
-			JOIN `+zipArrays(2, arrayColumns("day date, visitor_id int8"), "")+` AS u ON d.day = u.day AND d.visitor_id = u.visitor_id
+			JOIN `+userDayKeysZip+` AS u ON d.day = u.day AND d.visitor_id = u.visitor_id
 			WHERE d.site_id = $1`, int32(site), dates, visitors)
 		if err != nil {
 			return nil, fmt.Errorf("read user days: %w", err)
@@ -285,7 +293,7 @@ func (u userDays) write(ctx context.Context, tx pgx.Tx, site int32) error {
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO rollup_user_days (site_id, day, visitor_id, cells, session_cells)
 		SELECT $1, day, visitor_id, cells::int8[], sessions::int8[]
-		FROM `+zipArrays(2, arrayColumns("day date, visitor_id int8, cells text, sessions text"), "")+` AS u
+		FROM `+userDayRowsZip+` AS u
 		ON CONFLICT (site_id, day, visitor_id) DO UPDATE SET cells = EXCLUDED.cells, session_cells = EXCLUDED.session_cells`,
 		site, dates, visitors, cells, sessions); err != nil {
 		return fmt.Errorf("write user days: %w", err)
