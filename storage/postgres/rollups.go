@@ -372,12 +372,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 		keyEvents = 1
 	}
 	engage := int64(row.Engage)
-	// The slots' dims ids, in rollupSlotKinds' order.
-	var dims [rollupExtraSlots + numDimKinds]int32
-	dims[0], dims[1], dims[2], dims[3], dims[4] = row.SessionLanding, row.Dims[DimPagePath-1], row.Dims[DimTitle-1], row.SessionTraffic, hour
-	for i, kind := range RollupKinds {
-		dims[rollupExtraSlots+i] = row.Dims[kind-1]
-	}
+	dims := slotDims(row, hour)
 	if last != nil && (!last.valid || last.site != row.Site) {
 		*last = rollupSlots{site: row.Site, valid: true}
 	}
@@ -397,7 +392,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 		c.engageMs += engage
 		// The landing page's and the sessions kinds hold no amounts; the
 		// landing page's no sketches, the sessions kinds' sessions.
-		if j < 3 {
+		if j < visitorSlots {
 			if j == 0 {
 				continue
 			}
@@ -433,23 +428,21 @@ func (c *rollupCell) addRun(h uint64, bits uint8, dedupe bool) {
 	c.lastVisitor, c.lastBits = h, bits
 }
 
-// eventCellKey is the key of row's cell on its local day and hour in
-// slot i of the slots whose sketches hold visitors (addTo): -3 its
-// session's traffic, -2 its hour, -1 all events (kind 0), else
-// RollupKinds[i].
-func eventCellKey(row *EventRow, i int, day, hour int32) rollupKey {
-	k := rollupKey{site: row.Site, day: day}
-	switch {
-	case i == -3:
-		k.kind, k.dim = int32(RollupSessionTraffic), row.SessionTraffic
-	case i == -2:
-		k.kind, k.dim = int32(RollupHour), hour
-	case i >= 0:
-		k.kind = int32(RollupKinds[i])
-		k.dim = row.Dims[RollupKinds[i]-1]
+// slotDims are row's dims ids in rollupSlotKinds' order, hour its local
+// hour.
+func slotDims(row *EventRow, hour int32) (dims [rollupExtraSlots + numDimKinds]int32) {
+	dims[0], dims[1], dims[2], dims[3], dims[4] = row.SessionLanding, row.Dims[DimPagePath-1], row.Dims[DimTitle-1], row.SessionTraffic, hour
+	for i, kind := range RollupKinds {
+		dims[rollupExtraSlots+i] = row.Dims[kind-1]
 	}
-	return k
+	return dims
 }
+
+// visitorSlots is the first of rollupSlotKinds' slots whose sketches hold
+// visitors (the session's traffic, the hour, all events, RollupKinds'):
+// the landing page's before it holds no sketches, the page's and title's
+// sessions hold sessions.
+const visitorSlots = 3
 
 // addActive puts the visitor hash h into the active sketch of cell k,
 // counting nothing else (a user made active on k's day after its events

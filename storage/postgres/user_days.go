@@ -104,8 +104,9 @@ func sessionCellOfRef(site, day int32, ref int64) rollupKey {
 
 // addEventCells adds the cells row goes into on its day and hour to set.
 func addEventCells(set map[int64]struct{}, row *EventRow, day, hour int32) {
-	for i := -3; i < len(RollupKinds); i++ {
-		set[cellRef(eventCellKey(row, i, day, hour))] = struct{}{}
+	dims := slotDims(row, hour)
+	for j := visitorSlots; j < len(rollupSlotKinds); j++ {
+		set[cellRef(rollupKey{site: row.Site, kind: rollupSlotKinds[j], day: day, dim: dims[j]})] = struct{}{}
 	}
 }
 
