@@ -83,11 +83,7 @@ func (a rollupAgg) moveLandingCounters(site, day, landing int32, m *rollupCell) 
 		sign int32
 	}{{0, -1}, {landing, 1}} {
 		k := rollupKey{site: site, kind: int32(RollupLandingPage), day: day, dim: to.dim}
-		c := a[k]
-		if c == nil {
-			c = newRollupCell()
-			a[k] = c
-		}
+		c := a.get(k)
 		c.events += to.sign * m.events
 		c.views += to.sign * m.views
 		c.keyEvents += to.sign * m.keyEvents

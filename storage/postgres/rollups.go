@@ -448,11 +448,7 @@ const visitorSlots = 3
 // counting nothing else (a user made active on k's day after its events
 // went into k).
 func (a rollupAgg) addActive(k rollupKey, h uint64) {
-	c := a[k]
-	if c == nil {
-		c = newRollupCell()
-		a[k] = c
-	}
+	c := a.get(k)
 	// The visitor is in the cell's users sketch already: adding it again
 	// changes nothing.
 	c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive})
@@ -479,11 +475,7 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 		if i >= 0 {
 			k.kind, k.dim = int32(ItemRollupKinds[i]), row.rollupDim(ItemRollupKinds[i])
 		}
-		c := a[k]
-		if c == nil {
-			c = newRollupCell()
-			a[k] = c
-		}
+		c := a.get(k)
 		c.addAmounts(&row.Amounts)
 	}
 }
