@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -195,7 +196,6 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 }
 
 func (s *Server) serveStream(ctx context.Context, str *quic.Stream, peer Peer) {
-	defer str.Close()
 	_ = str.SetDeadline(time.Now().Add(StreamTimeout))
 	t, payload, err := ReadFrame(str, MaxFrameSize)
 	if err != nil {
@@ -205,8 +205,12 @@ func (s *Server) serveStream(ctx context.Context, str *quic.Stream, peer Peer) {
 		if b, e := EncodeMsg(&Ack{Status: AckReject, Reason: err.Error()}); e == nil {
 			_ = WriteFrame(str, FrameAck, b)
 		}
+		_ = str.Close()
 		return
 	}
+	// After the answer: the agent's end of the stream, so that the stream
+	// is done and the agent may open another in its place.
+	defer endStream(str)
 	// Work on a stream is not abandoned when the server is asked to stop:
 	// a drain finishes in-flight batches.
 	work := context.WithoutCancel(ctx)
@@ -402,7 +406,44 @@ func (c *Client) roundTrip(ctx context.Context, t FrameType, payload []byte) (Fr
 	if err != nil {
 		return 0, nil, fmt.Errorf("protocol: answer from %s: %w", c.addr, err)
 	}
+	// The answer is whole; reading the aggregator's end of the stream
+	// only lets the connection forget the stream.
+	if readEnd(str) != nil {
+		str.CancelRead(0)
+	}
 	return rt, resp, nil
+}
+
+// endStream closes the server's side of a stream whose answer is written
+// and reads the agent's side to its end (bounded by the stream's
+// deadline), or stops reading it when more than the request came.
+func endStream(str *quic.Stream) {
+	_ = str.Close()
+	if readEnd(str) != nil {
+		str.CancelRead(1)
+	}
+}
+
+// readEnd reads the end of a stream whose one frame was read: nothing
+// more may come. quic-go counts a stream done, and gives the peer the
+// credit to open a stream in its place, only once the reader has read
+// its end (or cancelled reading), and the end often comes in a packet of
+// its own after the frame: a side that stops reading at the frame's last
+// byte keeps such streams open until the connection closes, and the peer
+// that opens them waits for credit once MaxIncomingStreams are held so.
+func readEnd(str *quic.Stream) error {
+	var b [1]byte
+	for {
+		n, err := str.Read(b[:])
+		switch {
+		case n > 0:
+			return errors.New("protocol: more than one frame on a stream")
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+	}
 }
 
 // SendBatch ships one compressed batch and returns the aggregator's Ack.

@@ -261,3 +261,51 @@ func TestEnsureResetKeyKeeps(t *testing.T) {
 		t.Fatalf("damaged key file: %v", err)
 	}
 }
+
+// A stream whose end comes after its frame, in a packet of its own (here:
+// the client closes its side only once it has the answer), is done once
+// the server has read that end: more requests than the server's stream
+// limit, one after another on one connection, all get their answers. A
+// server that stopped reading at the frame's last byte held every such
+// stream, and the client's next stream waited for credit forever after
+// MaxIncomingStreams of them.
+func TestServerFreesStreamsWhoseEndComesLate(t *testing.T) {
+	h := &recordingHandler{}
+	srv, cliTLS := startServer(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conf := cliTLS.Clone()
+	conf.NextProtos = []string{ALPN}
+	conn, err := quic.DialAddr(ctx, srv.Addr().String(), conf, quicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	wire, _ := EncodeBatch(&Batch{Version: Version, AgentID: "a1", Seq: 1, Events: sampleEvents()})
+	n := quicConfig().MaxIncomingStreams + 20
+	for i := range n {
+		octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
+		str, err := conn.OpenStreamSync(octx)
+		ocancel()
+		if err != nil {
+			t.Fatalf("request %d of %d: no stream to open: %v", i+1, n, err)
+		}
+		if err := WriteFrame(str, FrameBatch, wire); err != nil {
+			t.Fatal(err)
+		}
+		typ, payload, err := ReadFrame(str, MaxFrameSize)
+		var ack Ack
+		if err != nil || typ != FrameAck || DecodeMsg(payload, &ack) != nil || ack.Status != AckOK {
+			t.Fatalf("request %d: answer %s %+v, err %v", i+1, typ, ack, err)
+		}
+		if err := str.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := readEnd(str); err != nil {
+			t.Fatalf("request %d: end of the answer: %v", i+1, err)
+		}
+	}
+	if got := h.batches.Load(); got != int64(n) {
+		t.Fatalf("server stored %d batches, want %d", got, n)
+	}
+}
