@@ -284,37 +284,6 @@ func minuteOf(e *protocol.Event, now int64) (int64, bool) {
 	return m, e.TimeMicros >= 0 && m > now-RealtimeWindow
 }
 
-// deltas groups events by site and minute, as Record counts them, each
-// event i under users[i]: the cells' counts to add, and by site the
-// latest active event's Unix second of each user with one (markActive).
-func (r *Realtime) deltas(events []protocol.Event, users []uint64) (map[siteMinute]map[Cell]int64, map[uint32]map[uint64]int64) {
-	t := r.opts.Now()
-	now, nowSec := unixMinute(t), t.Unix()
-	deltas := map[siteMinute]map[Cell]int64{}
-	active := map[uint32]map[uint64]int64{}
-	var last siteMinute
-	var cells map[Cell]int64 // last's: a batch's events mostly share their site and minute
-	for i, k := range windowed(events, now) {
-		if cells == nil || k != last {
-			last, cells = k, deltas[k]
-			if cells == nil {
-				cells = make(map[Cell]int64, len(events)-i)
-				deltas[k] = cells
-			}
-		}
-		c := cellOf(&events[i], users[i])
-		cells[c]++
-		if c.Active {
-			if active[k.site] == nil {
-				active[k.site] = map[uint64]int64{}
-			}
-			at := min(events[i].TimeMicros/1_000_000, nowSec)
-			active[k.site][c.Visitor] = max(active[k.site][c.Visitor], at)
-		}
-	}
-	return deltas, active
-}
-
 // windowed yields the index of each event in the window ending at minute
 // now, with its site and the minute it counts in.
 func windowed(events []protocol.Event, now int64) iter.Seq2[int, siteMinute] {
@@ -362,7 +331,9 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 		}
 		c := cellOf(&events[i], users[i])
 		if c.Active {
-			r.markActive(k.site, c.Visitor, min(events[i].TimeMicros/1_000_000, nowSec), now)
+			rg := r.sites[k.site]
+			r.pruneActive(rg, now)
+			r.markActive(rg, c.Visitor, min(events[i].TimeMicros/1_000_000, nowSec))
 		}
 		if len(sl.Cells) >= r.opts.MaxCells {
 			if _, ok := sl.Cells[c]; !ok {
@@ -373,14 +344,21 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 		sl.Cells[c]++
 	}
 	r.mu.Unlock()
-	if dropped > 0 {
-		r.droppedCells.Add(uint64(dropped))
-		if held, ok := r.throttle.Allow(time.Now()); ok {
-			r.log.Warn("realtime: a site's minute holds the most cells kept in memory; further ones are not counted here",
-				"max_cells", r.opts.MaxCells, "dropped", dropped, "suppressed", held)
-		}
-	}
+	r.countDropped(int64(dropped))
 	return sites
+}
+
+// countDropped counts the events of cells memory did not keep because
+// their minute held MaxCells, and says so (throttled).
+func (r *Realtime) countDropped(dropped int64) {
+	if dropped == 0 {
+		return
+	}
+	r.droppedCells.Add(uint64(dropped))
+	if held, ok := r.throttle.Allow(time.Now()); ok {
+		r.log.Warn("realtime: a site's minute holds the most cells kept in memory; further ones are not counted here",
+			"max_cells", r.opts.MaxCells, "dropped", dropped, "suppressed", held)
+	}
 }
 
 // slot is the slot of k, emptied first when it held an older minute (room
@@ -402,24 +380,29 @@ func (r *Realtime) slot(k siteMinute, size int) *slot {
 	return sl
 }
 
-// markActive records that user was active at second at, keeping the
-// latest; entries older than activeKept go once a minute, and a site
-// keeps at most MaxCells × RealtimeWindow users (beyond it, new ones are
-// not marked: they count as active by their active cells in the window
-// only). The caller holds mu; the site's ring exists.
-func (r *Realtime) markActive(site uint32, user uint64, at, now int64) {
-	rg := r.sites[site]
+// pruneActive drops the users of rg whose latest active event is older
+// than activeKept, once a minute (at minute now). The caller holds mu.
+func (r *Realtime) pruneActive(rg *ring, now int64) {
+	if rg.activePruned == now {
+		return
+	}
+	rg.activePruned = now
+	cutoff := now*60 - int64(activeKept.Seconds())
+	for u, t := range rg.active {
+		if t < cutoff {
+			delete(rg.active, u)
+		}
+	}
+}
+
+// markActive records in rg, a site's ring, that user was active at second
+// at, keeping the latest; a site keeps at most MaxCells × RealtimeWindow
+// users (beyond it, new ones are not marked: they count as active by their
+// active cells in the window only). The caller holds mu and ran
+// pruneActive in this minute.
+func (r *Realtime) markActive(rg *ring, user uint64, at int64) {
 	if rg.active == nil {
 		rg.active = map[uint64]int64{}
-	}
-	if rg.activePruned != now {
-		rg.activePruned = now
-		cutoff := now*60 - int64(activeKept.Seconds())
-		for u, t := range rg.active {
-			if t < cutoff {
-				delete(rg.active, u)
-			}
-		}
 	}
 	if prev, ok := rg.active[user]; ok {
 		rg.active[user] = max(prev, at)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -114,21 +115,31 @@ func NewRedisRealtime(client goredis.UniversalClient, o RealtimeOptions) *RedisR
 // session's batches staged on different nodes count one user. It never
 // fails: a Redis error is logged (throttled) and memory keeps the counts.
 func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
-	sites := r.mem.recordMemory(events, r.mem.sessionUsers(events))
-	if len(sites) == 0 {
+	t := r.mem.opts.Now()
+	memUsers := r.mem.sessionUsers(events)
+	b := batchPool.Get().(*batchCounts)
+	defer batchPool.Put(b)
+	b.count(events, memUsers, t)
+	if len(b.sites) == 0 {
 		return
 	}
+	r.mem.addCounts(b, events, memUsers, t)
 	if r.redisUp() {
 		users, err := r.sessionUsersRedis(ctx, events)
 		if err == nil {
-			deltas, active := r.mem.deltas(events, users)
-			err = r.recordRedis(ctx, deltas, active)
+			if !slices.Equal(users, memUsers) {
+				// Memory's sessions put an event under another user than
+				// the cluster's in Redis (a node restarted, or a device's
+				// batches were staged on several nodes): count again.
+				b.count(events, users, t)
+			}
+			err = r.recordRedis(ctx, b, t)
 		}
 		if err != nil {
 			r.redisFailed("realtime: record", err)
 		}
 	}
-	r.mem.notifySites(sites)
+	r.mem.notifySites(b.sites)
 }
 
 // Window reads a site's last RealtimeWindow minutes from Redis, or from
@@ -182,17 +193,16 @@ func (r *RedisRealtime) ActiveKey(site uint32) string {
 	return r.prefix + "realtime:active:{" + strconv.FormatUint(uint64(site), 10) + "}"
 }
 
-func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]map[Cell]int64, active map[uint32]map[uint64]int64) error {
+func (r *RedisRealtime) recordRedis(ctx context.Context, b *batchCounts, t time.Time) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
-	sites := map[uint32]bool{}
-	for k, cells := range deltas {
-		ek, uk := r.EventsKey(k.site, k.minute), r.UsersKey(k.site, k.minute)
-		seen := make(map[uint64]bool, len(cells))
-		visitors := make([]any, 0, len(cells))
-		var field []byte
-		for c, n := range cells {
+	var field []byte
+	for _, m := range b.minutes {
+		ek, uk := r.EventsKey(m.site, m.minute), r.UsersKey(m.site, m.minute)
+		seen := make(map[uint64]bool, len(m.cells))
+		visitors := make([]any, 0, len(m.cells))
+		for c, n := range m.cells {
 			field = appendCell(field[:0], &c)
 			pipe.HIncrBy(ctx, ek, string(field), n)
 			if !seen[c.Visitor] {
@@ -204,13 +214,12 @@ func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]m
 		pipe.PFAdd(ctx, uk, visitors...)
 		pipe.Expire(ctx, ek, realtimeTTL)
 		pipe.Expire(ctx, uk, realtimeTTL)
-		sites[k.site] = true
 	}
-	cutoff := r.mem.opts.Now().Add(-activeKept).Unix()
-	for site, users := range active {
-		key := r.ActiveKey(site)
-		members := make([]goredis.Z, 0, len(users))
-		for u, at := range users {
+	cutoff := t.Add(-activeKept).Unix()
+	for _, sa := range b.active {
+		key := r.ActiveKey(sa.site)
+		members := make([]goredis.Z, 0, len(sa.users))
+		for u, at := range sa.users {
 			members = append(members, goredis.Z{Score: float64(at), Member: strconv.FormatUint(u, 16)})
 		}
 		pipe.ZAddGT(ctx, key, members...)
@@ -218,11 +227,11 @@ func (r *RedisRealtime) recordRedis(ctx context.Context, deltas map[siteMinute]m
 		pipe.ZRemRangeByRank(ctx, key, 0, -int64(r.mem.opts.MaxCells*RealtimeWindow)-1)
 		pipe.Expire(ctx, key, activeKept)
 	}
-	for s := range sites {
+	for _, s := range b.sites {
 		pipe.Publish(ctx, r.channel, strconv.FormatUint(uint64(s), 10))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("realtime: write %d minutes: %w", len(deltas), err)
+		return fmt.Errorf("realtime: write %d minutes: %w", len(b.minutes), err)
 	}
 	return nil
 }

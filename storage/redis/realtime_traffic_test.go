@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/internal/benchtraffic"
+	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/protocol"
 )
 
@@ -30,24 +31,39 @@ func trafficBatches(tb testing.TB, first time.Time, n int) [][]protocol.Event {
 	return batches
 }
 
-// BenchmarkRealtimeRecordTraffic counts the bench's traffic in memory as
-// the end-to-end phase does: batches of 5000 events into one minute, whose
+// BenchmarkRealtimeRecordTraffic counts the bench's traffic as the
+// end-to-end phase does: batches of 5000 events into one minute, whose
 // cells grow to the bound (MaxCells) within the first 20 batches; one
-// iteration is 5 batches, 25,000 events, after those.
+// iteration is 5 batches, 25,000 events, after those. "redis" counts
+// them in Redis too (the end-to-end phase's store), where the minute's
+// cells are not bounded.
 func BenchmarkRealtimeRecordTraffic(b *testing.B) {
 	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	batches := trafficBatches(b, first, 30)
-	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return first.Add(50 * time.Second) }})
-	for _, evs := range batches[:20] {
-		r.Record(context.Background(), evs)
+	now := func() time.Time { return first.Add(50 * time.Second) }
+	for _, withRedis := range []bool{false, true} {
+		b.Run(map[bool]string{false: "memory", true: "redis"}[withRedis], func(b *testing.B) {
+			var r realtimeStore = NewRealtime(RealtimeOptions{Now: now})
+			if withRedis {
+				c, err := Open(context.Background(), Options{URL: testenv.RedisURL(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				r = NewRedisRealtime(c, RealtimeOptions{Prefix: testenv.Prefix(b), Now: now})
+			}
+			for _, evs := range batches[:20] {
+				r.Record(context.Background(), evs)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				for range 5 {
+					r.Record(context.Background(), batches[20+i%10])
+					i++
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5*5000), "ns/event")
+		})
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		for range 5 {
-			r.Record(context.Background(), batches[20+i%10])
-			i++
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5*5000), "ns/event")
 }
