@@ -157,26 +157,26 @@ func inWindow(e *protocol.Event, now int64) bool {
 }
 
 // join applies the rule above: the user of an event (sid, visitor, at)
-// of a device whose current session is cur (ok: there is one), and the
-// device's session after it (write: changed).
-func join(cur deviceSession, ok bool, sid int64, visitor uint64, at int64) (user uint64, next deviceSession, write bool) {
+// of a device whose current session is *d (ok: there is one), and
+// whether the device's session after it, left in *d, is to be written.
+func join(d *deviceSession, ok bool, sid int64, visitor uint64, at int64) (user uint64, write bool) {
 	switch {
-	case ok && ((sid == 0 && at <= cur.last+sessionGap) || (sid != 0 && sid == cur.sid)):
-		cur.last = max(cur.last, at)
-		return cur.visitor, cur, true
-	case ok && sid != 0 && cur.sid != 0 && sid < cur.sid:
-		if u, found := cur.pastUser(sid); found {
-			return u, cur, false
+	case ok && ((sid == 0 && at <= d.last+sessionGap) || (sid != 0 && sid == d.sid)):
+		d.last = max(d.last, at)
+		return d.visitor, true
+	case ok && sid != 0 && d.sid != 0 && sid < d.sid:
+		if u, found := d.pastUser(sid); found {
+			return u, false
 		}
-		stored := cur.remember(sid, visitor)
-		return visitor, cur, stored
+		return visitor, d.remember(sid, visitor)
 	default:
-		next = deviceSession{sid: sid, visitor: visitor, last: at}
-		if ok && sid != 0 && cur.sid != 0 {
-			next.past = cur.past
-			next.remember(cur.sid, cur.visitor)
+		next := deviceSession{sid: sid, visitor: visitor, last: at}
+		if ok && sid != 0 && d.sid != 0 {
+			next.past = d.past
+			next.remember(d.sid, d.visitor)
 		}
-		return visitor, next, true
+		*d = next
+		return visitor, true
 	}
 }
 
@@ -203,11 +203,14 @@ func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 			site, devs = e.Site, r.siteDevices(e.Site, now)
 		}
 		cur, ok := devs[p.device]
-		user, next, write := join(cur, ok, p.sid, e.Visitor, p.at)
+		prev := cur
+		user, write := join(&cur, ok, p.sid, e.Visitor, p.at)
 		users[p.i] = user
 		if write && (ok || len(devs) < limit) { // beyond the bound, new devices count under their own keys
-			next.seen = now
-			devs[p.device] = next
+			cur.seen = now
+			if !ok || cur != prev { // a device's events of one second and minute change nothing
+				devs[p.device] = cur
+			}
 		}
 	}
 	return users
