@@ -362,8 +362,8 @@ func (r *Realtime) countDropped(dropped int64) {
 }
 
 // slot is the slot of k, emptied first when it held an older minute (room
-// made for size cells), its version moved on: it is about to be written.
-// The caller holds mu.
+// made for size cells, or as many as the minute before holds), its
+// version moved on: it is about to be written. The caller holds mu.
 func (r *Realtime) slot(k siteMinute, size int) *slot {
 	rg := r.sites[k.site]
 	if rg == nil {
@@ -372,6 +372,12 @@ func (r *Realtime) slot(k siteMinute, size int) *slot {
 	}
 	sl := &rg.slots[k.minute%RealtimeWindow]
 	if sl.Minute.Minute != k.minute || sl.Cells == nil {
+		// Room for as many cells as the minute before held, too: a
+		// site's minutes fill alike, and a map that grows hashes every
+		// cell it holds again.
+		if prev := &rg.slots[(k.minute-1)%RealtimeWindow]; prev.Minute.Minute == k.minute-1 {
+			size = max(size, len(prev.Cells))
+		}
 		// The version keeps growing across reuse of the slot, so a
 		// cached copy of the minute it held never matches again.
 		sl.Minute = Minute{Minute: k.minute, Cells: make(map[Cell]int64, min(size, r.opts.MaxCells))}

@@ -67,3 +67,26 @@ func BenchmarkRealtimeRecordTraffic(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRealtimeRecordTrafficMinutes counts the bench's traffic in
+// memory a minute after another: one iteration is 20 batches of 5000
+// events into a new minute, which they fill to the bound (MaxCells), as
+// the end-to-end phase's minutes fill.
+func BenchmarkRealtimeRecordTrafficMinutes(b *testing.B) {
+	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	// Stamped a day ahead: every batch counts in the clock's minute.
+	batches := trafficBatches(b, first.Add(24*time.Hour), 20)
+	clock := first
+	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return clock }})
+	for _, evs := range batches {
+		r.Record(context.Background(), evs)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		clock = clock.Add(time.Minute)
+		for _, evs := range batches {
+			r.Record(context.Background(), evs)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20*5000), "ns/event")
+}
