@@ -112,8 +112,10 @@ func NewRedisRealtime(client goredis.UniversalClient, o RealtimeOptions) *RedisR
 // Redis, then tells the watchers here and on every node. Memory counts
 // each event under its session's user as this node's memory knows the
 // session; Redis as the cluster's device sessions in Redis know it, so a
-// session's batches staged on different nodes count one user. It never
-// fails: a Redis error is logged (throttled) and memory keeps the counts.
+// session's batches staged on different nodes count one user. Both add
+// the batch's distinct cells (batchCounts), counted at one reading of the
+// clock. It never fails: a Redis error is logged (throttled) and memory
+// keeps the counts.
 func (r *RedisRealtime) Record(ctx context.Context, events []protocol.Event) {
 	t := r.mem.opts.Now()
 	memUsers := r.mem.sessionUsers(events)
