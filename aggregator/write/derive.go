@@ -120,14 +120,13 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.CopyEvents(ctx, res.Rows); err != nil {
-		return 0, 0, err
-	}
+	// Sessions before events: WriteEvents copies the events while it
+	// aggregates them, which needs the sessions' changes.
 	changes, err := d.UpsertSessions(ctx, sess)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := d.AddRollups(ctx, res.Rows, items, changes); err != nil {
+	if err := d.WriteEvents(ctx, res.Rows, items, changes); err != nil {
 		return 0, 0, err
 	}
 	if err := d.Commit(ctx); err != nil {

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -155,34 +154,43 @@ func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRo
 // copyEventsSQL copies binary rows (appendEventsCopy) into events.
 var copyEventsSQL = "COPY events (" + strings.Join(EventColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
-// eventCopyFixed is the size of an events row in binary COPY but its
-// params' bytes: field count, 13 lengths, 3 bigints, 8 integers, a smallint.
-const eventCopyFixed = 2 + 13*4 + 3*8 + 8*4 + 2
-
-// eventsCopySize is the size of rows in binary COPY (appendEventsCopy).
-func eventsCopySize(rows []EventRow) int {
-	size := len(copyHeader) + 2
-	for i := range rows {
-		size += eventCopyFixed + len(rows[i].Params)
-	}
-	return size
-}
-
-// CopyEvents writes rows (events of the site, sessions assigned) to events.
-// Their days' partitions must exist (EnsureEventDays).
+// CopyEvents writes rows (events of the site, sessions assigned) to events,
+// encoding them as the COPY sends them (eventsCopyReader). Their days'
+// partitions must exist (EnsureEventDays).
 func (d *DeriveTx) CopyEvents(ctx context.Context, rows []EventRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	data := appendEventsCopy(make([]byte, 0, eventsCopySize(rows)), rows)
-	tag, err := d.tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), copyEventsSQL)
+	tag, err := d.tx.Conn().PgConn().CopyFrom(ctx, newEventsCopyReader(rows), copyEventsSQL)
 	if err != nil {
+		d.noPartition(err)
 		return fmt.Errorf("postgres: derive site %d: copy events: %w", d.site, err)
 	}
 	if tag.RowsAffected() != int64(len(rows)) {
 		return fmt.Errorf("postgres: derive site %d: copy events: BUG: %d rows copied of %d", d.site, tag.RowsAffected(), len(rows))
 	}
 	return nil
+}
+
+// copyEventsBeside starts CopyEvents of rows on another goroutine and
+// returns the channel that gives its error once it is done. Until then the
+// transaction's connection is the COPY's: the caller must not use d, and
+// must not write rows, before it has received from the channel (always,
+// error or not, so no COPY outlives the derivation's statements).
+func (d *DeriveTx) copyEventsBeside(ctx context.Context, rows []EventRow) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- d.CopyEvents(ctx, rows) }()
+	return done
+}
+
+// noPartition forgets the partitions known to exist when err is
+// PostgreSQL's for a row without a partition (check_violation): one was
+// dropped after this process saw it, and the next derivation recreates it.
+func (d *DeriveTx) noPartition(err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
+		d.s.forgetPartitions()
+	}
 }
 
 // Commit deletes the staged rows taken, counts their events as derived and
@@ -197,13 +205,8 @@ func (d *DeriveTx) Commit(ctx context.Context) error {
 		}
 	}
 	err := d.tx.Commit(ctx)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23514" {
-		// No partition for a row: one was dropped after this process saw
-		// it. Forget what is known so the next derivation recreates it.
-		d.s.forgetPartitions()
-	}
 	if err != nil {
+		d.noPartition(err)
 		return fmt.Errorf("postgres: derive site %d: commit: %w", d.site, err)
 	}
 	return nil

@@ -1,23 +1,46 @@
 package postgres
 
 import (
+	"bytes"
+	"io"
 	"testing"
 	"time"
 )
 
-// TestEventsCopySize: the room CopyEvents makes for its rows is what
-// appendEventsCopy writes for them, so the buffer is never grown (and
-// copied) while it is filled.
-func TestEventsCopySize(t *testing.T) {
+// TestEventsCopyReader: the reader gives appendEventsCopy's bytes, whatever
+// the size of the reads (rows split across reads, reads smaller than a
+// row or than the header, a row larger than a read), and then io.EOF.
+func TestEventsCopyReader(t *testing.T) {
 	rows := []EventRow{
 		{Site: 1, TS: time.Now(), Visitor: 2, Session: 3, Params: []byte{0x80}},
 		{Site: 1, TS: time.Now(), Visitor: 2, Session: 3, Params: noParams, Commerce: 9},
 		{Site: 1, TS: time.Now(), Visitor: 4, Session: 5, Params: make([]byte, 300)},
 	}
+	for i := range rows[2].Params {
+		rows[2].Params[i] = byte(i)
+	}
 	for n := range len(rows) + 1 {
-		b := make([]byte, 0, eventsCopySize(rows[:n]))
-		if got := appendEventsCopy(b, rows[:n]); len(got) != cap(b) || &got[0] != &b[:1][0] {
-			t.Fatalf("%d rows: %d bytes written in a buffer made for %d", n, len(got), cap(b))
+		want := appendEventsCopy(nil, rows[:n])
+		for _, size := range []int{1, 2, 7, 19, eventCopyFixed, eventCopyFixed + 1, 200, 400, 65531} {
+			r := newEventsCopyReader(rows[:n])
+			var got []byte
+			buf := make([]byte, size)
+			for {
+				k, err := r.Read(buf)
+				got = append(got, buf[:k]...)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k == 0 {
+					t.Fatalf("%d rows, reads of %d: an empty read before the end", n, size)
+				}
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d rows, reads of %d: %d bytes read, want appendEventsCopy's %d", n, size, len(got), len(want))
+			}
 		}
 	}
 }

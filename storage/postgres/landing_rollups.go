@@ -18,14 +18,14 @@ const landingLead = 30 * time.Minute
 // page this derivation set (changes: before without one, now with one) to
 // the row of their landing page, as the raw-event engine puts every event
 // of a session under the session's page_id. rows are this derivation's
-// events, already in the events table.
+// events, not yet in the events table (WriteEvents copies them after).
 //
 // A session whose earlier events lie on one local day (from landingLead
 // before its start to its latest event before) moves its counters as
 // stored in its sessions row before this derivation, which count exactly
 // those events; a session spanning days has its earlier events read
-// (EventsIn over its span, less this derivation's rows) and moved day by
-// day.
+// (EventsIn over its span: the earlier events only, as this derivation's
+// are not copied yet) and moved day by day.
 func (d *DeriveTx) moveLanding(ctx context.Context, agg rollupAgg, rows []EventRow, changes SessionChanges, hours *hourCache) error {
 	var pageView int32
 	pageViewRead := false
@@ -53,20 +53,18 @@ func (d *DeriveTx) moveLanding(ctx context.Context, agg rollupAgg, rows []EventR
 		if err != nil {
 			return err
 		}
-		// This derivation's events of the session are in the table
-		// already: they are not the earlier ones.
+		// This derivation's events of the session are not in the table
+		// yet: they are not the earlier ones, and move nothing. The
+		// days they fall on get their cells all the same, empty ones,
+		// as they did when these events were read and taken off again.
 		for j := range rows {
 			r := &rows[j]
 			if r.Visitor != b.visitor || r.Session != c.id || r.TS.Before(lo) || r.TS.After(b.last) {
 				continue
 			}
-			day, _ := hours.of(r.TS)
-			m := byDay[day]
-			if m == nil {
-				m = new(rollupCell)
-				byDay[day] = m
+			if day, _ := hours.of(r.TS); byDay[day] == nil {
+				byDay[day] = new(rollupCell)
 			}
-			m.countEvent(r.PageView, r.Flags, r.Engage, -1)
 		}
 		for day, m := range byDay {
 			agg.moveLandingCounters(int32(d.site), day, c.now.landing, m)

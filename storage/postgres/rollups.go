@@ -516,12 +516,27 @@ func (a rollupAgg) settle() {
 	}
 }
 
-// AddRollups adds rows (events of the transaction's site) and items (their
-// item rows) to rollup_days, and changes, the UpsertSessions of the same
-// rows, to session_rollups; the changes tell each row its session's
-// traffic source (RollupSessionTraffic). Both tables' active sketches
-// follow the user-days (rollup_user_days) it updates.
+// AddRollups adds rows (events of the transaction's site, not in the
+// events table) and items (their item rows) to rollup_days, and changes,
+// the UpsertSessions of the same rows, to session_rollups; the changes
+// tell each row its session's traffic source (RollupSessionTraffic). Both
+// tables' active sketches follow the user-days (rollup_user_days) it
+// updates.
 func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
+	return d.addRollups(ctx, rows, items, changes, false)
+}
+
+// WriteEvents copies rows to events (CopyEvents) and adds them, items and
+// changes to the rollups (AddRollups). The COPY runs on the connection
+// while this goroutine aggregates the rows, items and sessions into
+// cells, which needs no connection; the statements after it wait for it.
+func (d *DeriveTx) WriteEvents(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
+	return d.addRollups(ctx, rows, items, changes, true)
+}
+
+// addRollups is AddRollups, and with copyRows CopyEvents of rows beside
+// the aggregation.
+func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges, copyRows bool) error {
 	if len(rows) == 0 && len(items) == 0 && len(changes) == 0 {
 		return nil
 	}
@@ -545,12 +560,21 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	}
 	agg := make(rollupAgg)
 	hours := &hourCache{loc: d.zone}
+	// Both read the table before the COPY: moveLanding the sessions'
+	// earlier events, which the rows are not yet among; readUserDays
+	// sets the rows' DayActive, which the aggregation reads.
 	if err := d.moveLanding(ctx, agg, rows, changes, hours); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	days, err := readUserDays(ctx, d.tx, d.site, rows, hours)
 	if err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	// From here to the receive from copied, rows are only read, and
+	// nothing but the COPY uses the connection.
+	var copied <-chan error
+	if copyRows && len(rows) > 0 {
+		copied = d.copyEventsBeside(ctx, rows)
 	}
 	last := new(rollupSlots)
 	for i := range rows {
@@ -561,10 +585,17 @@ func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []Item
 	}
 	sessions := sessionRollupsOf(changes, rows, days, hours)
 	days.activate(agg, sessions, int32(d.site))
-	if err := agg.store(ctx, d.tx); err != nil {
+	agg.settle()
+	keys, sessionKeys := sortedRollupKeys(agg), sortedRollupKeys(sessions)
+	if copied != nil {
+		if err := <-copied; err != nil {
+			return err
+		}
+	}
+	if err := storeRollupRounds(ctx, d.tx, keys, agg); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	if err := sessions.store(ctx, d.tx); err != nil {
+	if err := storeRollupRounds(ctx, d.tx, sessionKeys, sessions); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	if err := days.write(ctx, d.tx, int32(d.site)); err != nil {

@@ -168,12 +168,6 @@ func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, ho
 	return agg
 }
 
-// store writes the deltas in a to session_rollups inside tx
-// (storeRollupRounds).
-func (a sessionRollupAgg) store(ctx context.Context, tx pgx.Tx) error {
-	return storeRollupRounds(ctx, tx, sortedRollupKeys(a), a)
-}
-
 // rollupTable is a rollups table's part of storeRollupRounds.
 type rollupTable interface {
 	// readAndMerge reads the stored rows of keys, merges their sketches
