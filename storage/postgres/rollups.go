@@ -587,12 +587,13 @@ func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []Item
 	days.activate(agg, sessions, int32(d.site))
 	agg.settle()
 	keys, sessionKeys := sortedRollupKeys(agg), sortedRollupKeys(sessions)
+	var found []bool
 	if copied != nil {
-		if err := <-copied; err != nil {
+		if found, err = d.readBesideCopy(ctx, agg, keys, copied); err != nil {
 			return err
 		}
 	}
-	if err := storeRollupRounds(ctx, d.tx, keys, agg); err != nil {
+	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, agg); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	if err := storeRollupRounds(ctx, d.tx, sessionKeys, sessions); err != nil {
@@ -602,6 +603,54 @@ func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []Item
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	return nil
+}
+
+// readBesideCopy waits for the events' COPY (copied) and returns its
+// error. Should the COPY still run, it first reads the stored sketches of
+// keys and merges them into agg on another of the pool's connections,
+// and returns which keys have a row (nil: not read). That read is the
+// one the transaction would make: the derivation's locks keep every other
+// writer of the site's rollup rows away until it commits (see
+// storeRollupRounds), and it writes none of them before this read.
+func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupAgg, keys []rollupKey, copied <-chan error) ([]bool, error) {
+	select {
+	case err := <-copied:
+		return nil, err
+	default:
+	}
+	var found []bool
+	var err error
+	if len(keys) > 0 {
+		found, err = d.readApart(ctx, agg, keys)
+	}
+	if copyErr := <-copied; copyErr != nil {
+		return nil, copyErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	return found, nil
+}
+
+// readApart is agg's readAndMerge of keys on a connection of its own. Its
+// statement is planned for its arrays (an unnamed statement, described
+// first), as the transaction's are (plan_cache_mode, BeginDerive).
+func (d *DeriveTx) readApart(ctx context.Context, agg rollupAgg, keys []rollupKey) ([]bool, error) {
+	conn, err := d.s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read rollup_days: %w", err)
+	}
+	defer conn.Release()
+	return agg.readAndMerge(ctx, describeExec{conn}, keys)
+}
+
+// describeExec runs its Querier's statements as unnamed statements whose
+// parameter types it asks the server first (pgx.QueryExecModeDescribeExec):
+// planned for their values at every execution, never a cached generic plan.
+type describeExec struct{ q Querier }
+
+func (e describeExec) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return e.q.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
 }
 
 // store writes the deltas in a to rollup_days inside tx (storeRollupRounds).
@@ -638,8 +687,8 @@ var rollupRowsZip, rollupRowsNumbered = zipArrays(1, rollupRows, ""), zipArrays(
 // sketches are the delta sketches of key k.
 func (a rollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
-func (a rollupAgg) readAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return readAndMergeSketches(ctx, tx, "rollup_days", keys, a.sketches)
+func (a rollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
+	return readAndMergeSketches(ctx, q, "rollup_days", keys, a.sketches)
 }
 
 // values are the arrays $5..$12 of a's cells for keys: counters,

@@ -172,7 +172,7 @@ func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, ho
 type rollupTable interface {
 	// readAndMerge reads the stored rows of keys, merges their sketches
 	// into the deltas and reports which keys have a row.
-	readAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error)
+	readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error)
 	// write adds the deltas of keys to their rows.
 	write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 	// insert adds rows for keys and reports which it inserted; a key
@@ -193,6 +193,12 @@ type rollupTable interface {
 // been inserted meanwhile all the same (ON CONFLICT DO NOTHING), it is
 // read and merged on the next round.
 func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t rollupTable) error {
+	return storeRollupRoundsRead(ctx, tx, pending, nil, t)
+}
+
+// storeRollupRoundsRead is storeRollupRounds whose first round's
+// readAndMerge was done already and found found, unless found is nil.
+func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, found []bool, t rollupTable) error {
 	// A key raced in one round is a committed row in the next: rounds
 	// end. (Only rebuilds, erasures, retention and packing delete rows,
 	// and they exclude the writers of their site.)
@@ -200,9 +206,11 @@ func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t ro
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("store rollups: %w", err)
 		}
-		found, err := t.readAndMerge(ctx, tx, pending)
-		if err != nil {
-			return err
+		if found == nil {
+			var err error
+			if found, err = t.readAndMerge(ctx, tx, pending); err != nil {
+				return err
+			}
 		}
 		var existing, missing []rollupKey
 		for i, k := range pending {
@@ -219,7 +227,7 @@ func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t ro
 		if err != nil {
 			return err
 		}
-		pending = pending[:0]
+		pending, found = pending[:0], nil
 		for i, k := range missing {
 			if !inserted[i] {
 				pending = append(pending, k)
@@ -232,8 +240,8 @@ func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t ro
 // sketches are the delta sketches of key k.
 func (a sessionRollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
-func (a sessionRollupAgg) readAndMerge(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return readAndMergeSketches(ctx, tx, "session_rollups", keys, a.sketches)
+func (a sessionRollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
+	return readAndMergeSketches(ctx, q, "session_rollups", keys, a.sketches)
 }
 
 // sessionRollupValues are the columns after the key of session_rollups'
@@ -528,9 +536,9 @@ func (c *cellSketches) mergeStored(stored *[3][]byte) error {
 // sketches(key) and reports which keys have a row. It takes no row lock:
 // the caller holds a lock that keeps every other writer of the site's
 // rows away until it commits (storeRollupRounds).
-func readAndMergeSketches(ctx context.Context, tx pgx.Tx, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches) ([]bool, error) {
+func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches) ([]bool, error) {
 	found := make([]bool, len(keys))
-	res, err := tx.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
+	res, err := q.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
 		JOIN `+table+` r USING (site_id, kind, day, dim_id)`, keyArrays(keys)...)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", table, err)
