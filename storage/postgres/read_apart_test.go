@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TestReadBesideCopy: the stored sketches read on a connection of their
@@ -99,6 +101,24 @@ func TestReadBesideCopy(t *testing.T) {
 	other, _ := aggOf()
 	if _, err := d.readBesideCopy(ctx, other, keys, late); !errors.Is(err, failed) {
 		t.Fatalf("COPY failing during the read: %v, want its error", err)
+	}
+	// No connection free while the COPY runs: the transaction reads.
+	var held []*pgxpool.Conn
+	for range s.pool.Stat().MaxConns() - 1 { // d holds one
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	busy := make(chan error, 1)
+	time.AfterFunc(50*time.Millisecond, func() { busy <- nil })
+	other, _ = aggOf()
+	if found, err := d.readBesideCopy(ctx, other, keys, busy); found != nil || err != nil {
+		t.Fatalf("no connection free: found %v, %v; want the read left to the transaction", found != nil, err)
+	}
+	for _, c := range held {
+		c.Release()
 	}
 	done := make(chan error, 1)
 	done <- nil

@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -608,36 +609,60 @@ func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []Item
 // readBesideCopy waits for the events' COPY (copied) and returns its
 // error. Should the COPY still run, it first reads the stored sketches of
 // keys and merges them into agg on another of the pool's connections,
-// and returns which keys have a row (nil: not read). That read is the
-// one the transaction would make: the derivation's locks keep every other
-// writer of the site's rollup rows away until it commits (see
-// storeRollupRounds), and it writes none of them before this read.
+// and returns which keys have a row (nil: not read, left to the
+// transaction). That read is the one the transaction would make: the
+// derivation's locks keep every other writer of the site's rollup rows
+// away until it commits (see storeRollupRounds), and it writes none of
+// them before this read. It waits for a free connection only while the
+// COPY runs: a derivation never waits in the pool for connections that
+// may be held by transactions waiting for its locks.
 func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupAgg, keys []rollupKey, copied <-chan error) ([]bool, error) {
 	select {
 	case err := <-copied:
 		return nil, err
 	default:
 	}
+	acquireCtx, stopAcquire := context.WithCancel(ctx)
+	defer stopAcquire()
+	var copyErr error
+	copyDone := make(chan struct{})
+	go func() {
+		copyErr = <-copied
+		stopAcquire()
+		close(copyDone)
+	}()
 	var found []bool
 	var err error
 	if len(keys) > 0 {
-		found, err = d.readApart(ctx, agg, keys)
+		found, err = d.readApart(ctx, acquireCtx, agg, keys)
 	}
-	if copyErr := <-copied; copyErr != nil {
+	<-copyDone
+	switch {
+	case copyErr != nil:
 		return nil, copyErr
-	}
-	if err != nil {
+	case errors.Is(err, errNoConnFree):
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	return found, nil
 }
 
-// readApart is agg's readAndMerge of keys on a connection of its own. Its
-// statement is planned for its arrays (an unnamed statement, described
-// first), as the transaction's are (plan_cache_mode, BeginDerive).
-func (d *DeriveTx) readApart(ctx context.Context, agg rollupAgg, keys []rollupKey) ([]bool, error) {
-	conn, err := d.s.pool.Acquire(ctx)
+// errNoConnFree is readApart's error when it found no connection free in
+// time.
+var errNoConnFree = errors.New("no connection free")
+
+// readApart is agg's readAndMerge of keys on a connection of its own,
+// acquired within acquireCtx (errNoConnFree when it is done first, ctx
+// not). Its statement is planned for its arrays (an unnamed statement,
+// described first), as the transaction's are (plan_cache_mode,
+// BeginDerive).
+func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupAgg, keys []rollupKey) ([]bool, error) {
+	conn, err := d.s.pool.Acquire(acquireCtx)
 	if err != nil {
+		if ctx.Err() == nil && acquireCtx.Err() != nil {
+			return nil, errNoConnFree
+		}
 		return nil, fmt.Errorf("read rollup_days: %w", err)
 	}
 	defer conn.Release()
