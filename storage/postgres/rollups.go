@@ -614,8 +614,8 @@ func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []Item
 // derivation's locks keep every other writer of the site's rollup rows
 // away until it commits (see storeRollupRounds), and it writes none of
 // them before this read. It waits for a free connection only while the
-// COPY runs: a derivation never waits in the pool for connections that
-// may be held by transactions waiting for its locks.
+// COPY runs, so it adds no wait in the pool, whose connections
+// transactions waiting for the derivation's locks may hold.
 func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupAgg, keys []rollupKey, copied <-chan error) ([]bool, error) {
 	select {
 	case err := <-copied:
