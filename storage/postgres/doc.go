@@ -12,11 +12,12 @@
 //     wire form) and its dead letters in one transaction: a resent batch is
 //     reported as a duplicate and writes nothing, which turns at-least-once
 //     shipping into exactly-once storage. A DeriveTx (BeginDerive) holds a
-//     site's derive lock, takes its staged rows, writes events
-//     (CopyEvents), sessions (LookupSessions, UpsertSessions), rollups
-//     and session rollups (AddRollups), and deletes the
-//     staged rows it took when it commits (migration 014): each event is
-//     derived exactly once.
+//     site's derive lock, takes its staged rows, writes sessions
+//     (LookupSessions, UpsertSessions), then events, rollups and session
+//     rollups (WriteEvents: CopyEvents on the transaction's connection
+//     from another goroutine while AddRollups's aggregation runs), and
+//     deletes the staged rows it took when it commits (migration 014):
+//     each event is derived exactly once.
 //   - Dictionary strings are resolved to ids outside the derivation transaction, in
 //     a fixed order, so concurrent derivations neither wait on nor deadlock with
 //     each other over shared strings. A dictionary row without its events is
