@@ -133,11 +133,14 @@ func DecodeBatchInto(b *Batch, wire []byte) error {
 // with no copy; their decompressed bytes reuse one buffer, and equal
 // strings of all its batches are one string (up to a bound), which costs
 // less memory and makes strings of different batches compare by pointer.
+// Events whose parameter maps (Params, NumParams, UserProps) are written
+// alike share one map: the events are to be read, not changed.
 // Not safe for concurrent use; the zero value is ready. Release gives its
 // buffer and interned strings to later decoders.
 type EventDecoder struct {
 	plain  []byte
 	intern map[string]string
+	maps   *sharedMaps // this decoder's alone, until Release
 }
 
 // Append appends the events of the wire batch to dst and returns the
@@ -147,6 +150,7 @@ func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
 		// A pooled decoder's buffer and strings (those of batches
 		// decoded before), Released to the pool again.
 		*d = *decoders.Get().(*EventDecoder)
+		d.maps = &sharedMaps{str: make(map[string]map[string]string), num: make(map[string]map[string]float64)}
 	}
 	b := Batch{Events: dst}
 	n, err := d.decodeInto(&b, wire)
@@ -196,7 +200,7 @@ func (d *EventDecoder) decodeInto(b *Batch, wire []byte) (int, error) {
 	}
 	dst := b.Events
 	off := len(dst)
-	if decodeBatchFast(plain, b, d.intern) != nil {
+	if decodeBatchFast(plain, b, d.intern, d.maps) != nil {
 		// Forms the plain reader does not take, and errors: msgpack says.
 		*b = Batch{}
 		if err := msgpack.Unmarshal(plain, b); err != nil {

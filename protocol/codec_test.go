@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
@@ -273,6 +274,49 @@ func TestEventDecoder(t *testing.T) {
 	n := len(first)
 	if unsafe.StringData(got[0].Host) != unsafe.StringData(got[n].Host) {
 		t.Fatal("the host of two batches is two strings")
+	}
+	// Maps written alike are one map, within the decoder's batches only.
+	if !sameMap(got[1].Params, got[n+1].Params) || !sameMap(got[1].NumParams, got[n+1].NumParams) ||
+		!sameMap(got[1].UserProps, got[n+1].UserProps) {
+		t.Fatal("equal parameter maps of two batches are two maps")
+	}
+	dec.Release()
+	again, err := dec.Append(nil, wireOf(1, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Fatalf("decoded again (-want +got):\n%s", diff)
+	}
+	if sameMap(got[1].Params, again[1].Params) || sameMap(got[1].NumParams, again[1].NumParams) {
+		t.Fatal("a released decoder's maps reached the next decoding")
+	}
+	dec.Release()
+}
+
+// sameMap reports whether a and b are one map.
+func sameMap[M ~map[string]V, V any](a, b M) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// DecodeBatch gives every event maps of its own: the aggregator repairs
+// its events' parameters in place (rules.Repair).
+func TestDecodeBatchOwnMaps(t *testing.T) {
+	events := []Event{sampleEvents()[1], sampleEvents()[1]}
+	plain := AppendBatchHead(nil, "agent-1", 1, 1_764_000_001_000_000, len(events))
+	for _, e := range events {
+		plain = AppendEvent(plain, &e)
+	}
+	b, err := DecodeBatch(CompressBatch(nil, plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(events, b.Events); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if sameMap(b.Events[0].Params, b.Events[1].Params) || sameMap(b.Events[0].NumParams, b.Events[1].NumParams) ||
+		sameMap(b.Events[0].UserProps, b.Events[1].UserProps) {
+		t.Fatal("two events of DecodeBatch share a map")
 	}
 }
 

@@ -44,6 +44,9 @@ type batchReader struct {
 	// the same few keys, in any order (maps are written unordered), and
 	// often the same values.
 	params [recentCaches]recent
+	// maps, when not nil, holds the parameter maps decoded before, for
+	// events whose maps are written alike to share (EventDecoder).
+	maps *sharedMaps
 }
 
 // Caches of recent strings of batchReader.params; strMap takes a map's
@@ -82,8 +85,8 @@ func (c *recent) add(s string) {
 
 // decodeBatchFast decodes plain (a batch's decompressed MessagePack) into b.
 // Its strings are interned in intern.
-func decodeBatchFast(plain []byte, b *Batch, intern map[string]string) error {
-	r := &batchReader{b: plain, intern: intern}
+func decodeBatchFast(plain []byte, b *Batch, intern map[string]string, maps *sharedMaps) error {
+	r := &batchReader{b: plain, intern: intern, maps: maps}
 	n, err := r.mapLen()
 	if err != nil {
 		return err
@@ -318,9 +321,14 @@ func (r *batchReader) event(e *Event) error {
 // strMap reads a map of strings; its keys and values are taken from the
 // caches r.params[keys] and r.params[keys+1].
 func (r *batchReader) strMap(keys int) (map[string]string, error) {
+	start := r.i
 	n, err := r.mapLen()
 	if err != nil {
 		return nil, err
+	}
+	shared, end, ok := r.sharedStrMap(start, n)
+	if ok {
+		return shared, nil
 	}
 	m := make(map[string]string, n)
 	for range n {
@@ -334,13 +342,19 @@ func (r *batchReader) strMap(keys int) (map[string]string, error) {
 		}
 		m[k] = v
 	}
+	r.shareStrMap(start, end, m)
 	return m, nil
 }
 
 func (r *batchReader) floatMap() (map[string]float64, error) {
+	start := r.i
 	n, err := r.mapLen()
 	if err != nil {
 		return nil, err
+	}
+	shared, end, ok := r.sharedNumMap(start, n)
+	if ok {
+		return shared, nil
 	}
 	m := make(map[string]float64, n)
 	for range n {
@@ -354,6 +368,7 @@ func (r *batchReader) floatMap() (map[string]float64, error) {
 		}
 		m[k] = v
 	}
+	r.shareNumMap(start, end, m)
 	return m, nil
 }
 

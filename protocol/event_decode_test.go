@@ -45,7 +45,7 @@ func TestDecodeBatchFastMatchesMsgpack(t *testing.T) {
 	f := func(name string, plain []byte, fast bool) {
 		t.Helper()
 		var got Batch
-		ferr := decodeBatchFast(plain, &got, map[string]string{})
+		ferr := decodeBatchFast(plain, &got, map[string]string{}, nil)
 		if (ferr == nil) != fast {
 			t.Fatalf("%s: fast path err = %v, want taken = %v", name, ferr, fast)
 		}
@@ -87,7 +87,7 @@ func FuzzDecodeBatchFast(f *testing.F) {
 	f.Add(plainBatch(visitorRuns(8)))
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		var got Batch
-		if decodeBatchFast(plain, &got, map[string]string{}) != nil {
+		if decodeBatchFast(plain, &got, map[string]string{}, nil) != nil {
 			return
 		}
 		want, err := decodeSlow(plain)
@@ -150,7 +150,7 @@ func BenchmarkDecodeBatchFast(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
 				var got Batch
-				if err := decodeBatchFast(plain, &got, map[string]string{}); err != nil {
+				if err := decodeBatchFast(plain, &got, map[string]string{}, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -248,7 +248,7 @@ func TestDecodeBatchFastRecentStrings(t *testing.T) {
 	}
 	plain := plainBatch(evs)
 	var got Batch
-	if err := decodeBatchFast(plain, &got, map[string]string{}); err != nil {
+	if err := decodeBatchFast(plain, &got, map[string]string{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	want, err := decodeSlow(plain)
