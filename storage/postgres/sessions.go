@@ -192,17 +192,26 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	if err != nil {
 		return nil, fmt.Errorf("read sessions before upsert: %w", err)
 	}
-	before := make(map[sessionKey]*sessionState)
+	// Rows are scanned into variables made once (fresh ones would escape
+	// to the heap, row after row); the states before go into one array,
+	// the map holds their indexes (map values this large would be an
+	// allocation each).
+	var befores []sessionState
+	before := make(map[sessionKey]int, len(rows))
+	var (
+		k  sessionKey
+		ts time.Time
+		o  sessionState
+	)
+	dest := []any{&k.visitor, &k.id, &ts, &o.last, &o.events, &o.pageViews, &o.keyEvents, &o.engage, &o.flags, &o.landing}
 	for res.Next() {
-		var k sessionKey
-		var ts time.Time
-		b := &sessionState{}
-		if err := res.Scan(&k.visitor, &k.id, &ts, &b.last, &b.events, &b.pageViews, &b.keyEvents, &b.engage, &b.flags, &b.landing); err != nil {
+		if err := res.Scan(dest...); err != nil {
 			res.Close()
 			return nil, fmt.Errorf("read sessions before upsert: %w", err)
 		}
 		k.start = ts.UnixMicro()
-		before[k] = b
+		before[k] = len(befores)
+		befores = append(befores, o)
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
@@ -213,18 +222,30 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	}
 	defer res.Close()
 	changes := make([]sessionChange, 0, len(rows))
+	// The rows' dims ids in one array (the upsert returns a row per row
+	// given); a slice taken stays valid when an append moves the array.
+	kinds := len(SessionRollupKinds)
+	dims := make([]int32, 0, len(rows)*kinds)
+	var c sessionChange
+	dest = append([]any{&c.id, &c.now.traffic, &c.now.landing}, c.now.scanDest()...)
+	scanned := c.now.dims
 	for res.Next() {
-		var c sessionChange
-		if err := res.Scan(append([]any{&c.id, &c.now.traffic, &c.now.landing}, c.now.scanDest()...)...); err != nil {
+		if err := res.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("upsert sessions: %w", err)
 		}
-		if o := before[sessionKey{c.now.visitor, c.id, c.now.ts.UnixMicro()}]; o != nil {
-			b := c.now // same key and dims
+		ch := c
+		start := len(dims)
+		dims = append(dims, scanned...)
+		ch.now.dims = dims[start:len(dims):len(dims)]
+		if j, ok := before[sessionKey{ch.now.visitor, ch.id, ch.now.ts.UnixMicro()}]; ok {
+			o := &befores[j] // the upsert returns each key once
+			b := ch.now      // same key and dims
 			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = o.last, o.events, o.pageViews, o.keyEvents, o.engage, o.flags
 			b.landing = o.landing
-			c.before = &b
+			*o = b
+			ch.before = o
 		}
-		changes = append(changes, c)
+		changes = append(changes, ch)
 	}
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("upsert sessions: %w", err)
