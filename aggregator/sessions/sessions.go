@@ -89,7 +89,10 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 		ea, eb := &events[a], &events[b]
 		return cmp.Or(cmp.Compare(ea.Site, eb.Site), cmp.Compare(Device(ea), Device(eb)), cmp.Compare(ea.TimeMicros, eb.TimeMicros))
 	})
-	as := Assignment{Of: make([]int, len(events))}
+	// Of has room for the events a caller derives for new sessions (the
+	// write stage's session_start and first_visit).
+	as := Assignment{Of: make([]int, len(events), len(events)+len(events)/4)}
+	var counts []int // by session: its events
 	// cands are the indexes (into as.Sessions) of the current visitor's
 	// sessions, committed and new.
 	var cands []int
@@ -109,6 +112,7 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 			added = append(added, k)
 			for _, s := range known[k] {
 				as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true, FirstSourceOf: -1})
+				counts = append(counts, 0)
 				cands = append(cands, len(as.Sessions)-1)
 			}
 		}
@@ -158,22 +162,25 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 				}
 			}
 			as.Sessions = append(as.Sessions, a)
+			counts = append(counts, 0)
 			found = len(as.Sessions) - 1
 			cands = append(cands, found)
 		}
 		s := &as.Sessions[found]
 		s.Last = max(s.Last, t)
-		s.Events = append(s.Events, i)
+		counts[found]++
 		as.Of[i] = found
 	}
 	// Committed sessions no event joined are not part of the assignment.
 	keep := as.Sessions[:0]
 	remap := make([]int, len(as.Sessions))
+	total := 0
 	for i, s := range as.Sessions {
 		remap[i] = -1
-		if len(s.Events) > 0 {
+		if counts[i] > 0 {
 			remap[i] = len(keep)
 			keep = append(keep, s)
+			total += counts[i] + reserve(&s)
 		}
 	}
 	as.Sessions = keep
@@ -185,5 +192,29 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 			as.Sessions[i].FirstSourceOf = remap[f]
 		}
 	}
+	// The sessions' Events lists share one array, each capped at its
+	// events and reserve, so an append past that moves it off the array.
+	all := make([]int, 0, total)
+	for i, c := range counts {
+		if c > 0 {
+			s := &as.Sessions[remap[i]]
+			end := len(all) + c + reserve(s)
+			s.Events, all = all[len(all):len(all):end], all[:end]
+		}
+	}
+	for _, i := range order { // time order within a session
+		s := &as.Sessions[as.Of[i]]
+		s.Events = append(s.Events, i)
+	}
 	return as
+}
+
+// reserve is the room a session's Events list keeps beyond its events:
+// a caller derives up to two events for a new session (session_start,
+// first_visit).
+func reserve(s *Assigned) int {
+	if s.Existing {
+		return 0
+	}
+	return 2
 }

@@ -169,3 +169,32 @@ func TestAssignVisitorZero(t *testing.T) {
 		t.Fatalf("%+v, want the stored session of visitor 0 continued", as.Sessions)
 	}
 }
+
+// Each session's Events are its events in time order; the lists share one
+// array, yet events appended to one (a caller's derived events, more than
+// the room kept) never reach another's.
+func TestAssignEventLists(t *testing.T) {
+	events := []protocol.Event{ev(7, 2*time.Minute, 0), ev(8, time.Minute, 0), ev(7, 0, 0), ev(9, 0, 0), ev(8, 0, 0)}
+	known := map[Key][]Session{{Site: 1, Visitor: 9}: {{ID: 5, Start: t0.Add(-time.Minute).UnixMicro(), Last: t0.UnixMicro()}}}
+	as := Assign(events, known)
+	lists := func() map[uint64][]int {
+		out := map[uint64][]int{}
+		for _, s := range as.Sessions {
+			out[s.Visitor] = s.Events
+		}
+		return out
+	}
+	want := map[uint64][]int{7: {2, 0}, 8: {4, 1}, 9: {3}}
+	if diff := cmp.Diff(want, lists()); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	for i := range as.Sessions {
+		if s := &as.Sessions[i]; s.Visitor == 7 || s.Visitor == 9 {
+			s.Events = append(s.Events, 100, 101, 102)
+		}
+	}
+	want[7], want[9] = []int{2, 0, 100, 101, 102}, []int{3, 100, 101, 102}
+	if diff := cmp.Diff(want, lists()); diff != "" {
+		t.Fatalf("events after appending to two sessions (-want +got):\n%s", diff)
+	}
+}
