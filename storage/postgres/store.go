@@ -84,6 +84,10 @@ func connectWith(ctx context.Context, databaseURL string, tracer pgx.QueryTracer
 		return nil, fmt.Errorf("postgres: parse database url: %w", err)
 	}
 	o.apply(cfg)
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerFlatArrays(c.TypeMap())
+		return nil
+	}
 	if tracer != nil {
 		cfg.ConnConfig.Tracer = tracer
 	}
