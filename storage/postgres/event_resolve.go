@@ -146,7 +146,17 @@ func profileKeyOf(p *Profile, site int32, dims *[numDimKinds]int32) profileKey {
 // eventProfiles sets each row's content, client and traffic profile ids
 // from its dims ids.
 func (s *Store) eventProfiles(ctx context.Context, rows []EventRow) error {
-	keys := make([]profileKey, len(rows))
+	// The keys are scratch, taken from and given back to the store's
+	// pool (profileIDs copies those it keeps).
+	buf, _ := s.profileKeys.Get().(*[]profileKey)
+	if buf == nil {
+		buf = new([]profileKey)
+	}
+	defer s.profileKeys.Put(buf)
+	if cap(*buf) < len(rows) {
+		*buf = make([]profileKey, len(rows))
+	}
+	keys := (*buf)[:len(rows)]
 	ids := make([]int32, len(rows))
 	for _, p := range []struct {
 		*Profile

@@ -59,3 +59,40 @@ func BenchmarkResolveEvents(b *testing.B) {
 		}
 	}
 }
+
+// ResolveEvents reuses scratch memory from call to call (eventProfiles'
+// keys): a call's rows are the same after a larger call of other events
+// as before it.
+func TestResolveEventsAfterLarger(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "reuse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := resolveBenchEvents(t, site.ID, 3000)
+	small := all[2000:]
+	first, err := s.ResolveEvents(ctx, small, benchTraffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResolveEvents(ctx, all[:2000], benchTraffic); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ResolveEvents(ctx, small, benchTraffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Rows) != len(first.Rows) {
+		t.Fatalf("%d rows, then %d", len(first.Rows), len(again.Rows))
+	}
+	for i := range first.Rows {
+		a, b := first.Rows[i], again.Rows[i]
+		if a.Content != b.Content || a.Client != b.Client || a.Traffic != b.Traffic || a.Dims != b.Dims || a.Site != b.Site {
+			t.Fatalf("row %d: %+v, then %+v", i, a, b)
+		}
+		if a.Content == 0 || a.Client == 0 {
+			t.Fatalf("row %d has no profiles: %+v", i, a)
+		}
+	}
+}

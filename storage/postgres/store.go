@@ -34,6 +34,10 @@ type Store struct {
 	dims                              *dimCache
 	contents, clients, traffic, items *profileCache
 
+	// profileKeys holds *[]profileKey buffers of eventProfiles, a
+	// derivation's worth each, for the derivations after.
+	profileKeys sync.Pool
+
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
 
