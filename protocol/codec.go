@@ -108,7 +108,7 @@ func CompressBatch(dst, plain []byte) []byte { return zenc.EncodeAll(plain, dst)
 // that is the aggregator's job, event by event.
 func DecodeBatch(wire []byte) (*Batch, error) {
 	b := new(Batch)
-	if _, err := decodeBatchInto(b, wire); err != nil {
+	if _, err := decodeBatchInto(b, wire, false); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -118,10 +118,12 @@ func DecodeBatch(wire []byte) (*Batch, error) {
 // array of b.Events when it has room: a caller that decodes batch after
 // batch (the aggregator's ingest) keeps a few Batches instead of
 // allocating each batch's events afresh. The events decoded last must no
-// longer be in use.
+// longer be in use. As EventDecoder's, the batch's events whose
+// parameter maps are written alike share one map: they are to be read,
+// not changed (DecodeBatch gives each event maps of its own).
 func DecodeBatchInto(b *Batch, wire []byte) error {
 	*b = Batch{Events: b.Events[:0]}
-	if _, err := decodeBatchInto(b, wire); err != nil {
+	if _, err := decodeBatchInto(b, wire, true); err != nil {
 		return err
 	}
 	return nil
@@ -150,10 +152,10 @@ func (d *EventDecoder) Append(dst []Event, wire []byte) ([]Event, error) {
 		// A pooled decoder's buffer and strings (those of batches
 		// decoded before), Released to the pool again.
 		*d = *decoders.Get().(*EventDecoder)
-		d.maps = &sharedMaps{str: make(map[string]map[string]string), num: make(map[string]map[string]float64)}
+		d.maps = newSharedMaps()
 	}
 	b := Batch{Events: dst}
-	n, err := d.decodeInto(&b, wire)
+	n, err := d.decodeInto(&b, wire, d.maps)
 	if err != nil {
 		return dst, err
 	}
@@ -178,16 +180,24 @@ func (d *EventDecoder) Release() {
 
 // decodeBatchInto decodes wire into b, appending its events to b.Events,
 // and checks the envelope. It returns the events' offset in b.Events, or
-// -1 when the events replaced b.Events (the msgpack path).
-func decodeBatchInto(b *Batch, wire []byte) (int, error) {
+// -1 when the events replaced b.Events (the msgpack path). With share,
+// events of the batch share their maps (sharedMaps), else each has its own.
+func decodeBatchInto(b *Batch, wire []byte, share bool) (int, error) {
 	d := decoders.Get().(*EventDecoder)
 	defer d.release()
-	return d.decodeInto(b, wire)
+	if !share {
+		return d.decodeInto(b, wire, nil)
+	}
+	if d.maps == nil {
+		d.maps = newSharedMaps()
+	}
+	return d.decodeInto(b, wire, d.maps)
 }
 
 // decodeInto is decodeBatchInto with d's buffer and interned strings
-// (d.intern not nil). The decoded batch keeps no bytes of the buffer.
-func (d *EventDecoder) decodeInto(b *Batch, wire []byte) (int, error) {
+// (d.intern not nil), the events sharing the maps in maps (nil: none).
+// The decoded batch keeps no bytes of the buffer.
+func (d *EventDecoder) decodeInto(b *Batch, wire []byte, maps *sharedMaps) (int, error) {
 	plain, err := zdec.DecodeAll(wire, d.plain[:0])
 	if err != nil {
 		return 0, fmt.Errorf("%w: zstd: %v", ErrBadBatch, err)
@@ -200,7 +210,7 @@ func (d *EventDecoder) decodeInto(b *Batch, wire []byte) (int, error) {
 	}
 	dst := b.Events
 	off := len(dst)
-	if decodeBatchFast(plain, b, d.intern, d.maps) != nil {
+	if decodeBatchFast(plain, b, d.intern, maps) != nil {
 		// Forms the plain reader does not take, and errors: msgpack says.
 		*b = Batch{}
 		if err := msgpack.Unmarshal(plain, b); err != nil {
@@ -235,6 +245,11 @@ func (d *EventDecoder) release() {
 	}
 	if len(d.intern) >= maxInterned {
 		clear(d.intern)
+	}
+	if d.maps != nil {
+		// The next batch's events share nothing with this one's.
+		clear(d.maps.str)
+		clear(d.maps.num)
 	}
 	decoders.Put(d)
 }

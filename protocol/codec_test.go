@@ -299,9 +299,10 @@ func sameMap[M ~map[string]V, V any](a, b M) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
-// DecodeBatch gives every event maps of its own: the aggregator repairs
-// its events' parameters in place (rules.Repair).
-func TestDecodeBatchOwnMaps(t *testing.T) {
+// DecodeBatch gives every event maps of its own, for its caller to keep
+// and change; DecodeBatchInto's events share the maps written alike
+// within their batch, not with the batch before.
+func TestDecodeBatchMaps(t *testing.T) {
 	events := []Event{sampleEvents()[1], sampleEvents()[1]}
 	plain := AppendBatchHead(nil, "agent-1", 1, 1_764_000_001_000_000, len(events))
 	for _, e := range events {
@@ -317,6 +318,23 @@ func TestDecodeBatchOwnMaps(t *testing.T) {
 	if sameMap(b.Events[0].Params, b.Events[1].Params) || sameMap(b.Events[0].NumParams, b.Events[1].NumParams) ||
 		sameMap(b.Events[0].UserProps, b.Events[1].UserProps) {
 		t.Fatal("two events of DecodeBatch share a map")
+	}
+	wire := CompressBatch(nil, plain)
+	var into, next Batch
+	for _, b := range []*Batch{&into, &next} {
+		if err := DecodeBatchInto(b, wire); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(events, b.Events); diff != "" {
+			t.Fatalf("DecodeBatchInto (-want +got):\n%s", diff)
+		}
+		if !sameMap(b.Events[0].Params, b.Events[1].Params) || !sameMap(b.Events[0].NumParams, b.Events[1].NumParams) ||
+			!sameMap(b.Events[0].UserProps, b.Events[1].UserProps) {
+			t.Fatal("two events of DecodeBatchInto written alike have maps of their own")
+		}
+	}
+	if sameMap(into.Events[0].Params, next.Events[0].Params) || sameMap(into.Events[0].NumParams, next.Events[0].NumParams) {
+		t.Fatal("a batch's events share a map with the batch decoded before")
 	}
 }
 

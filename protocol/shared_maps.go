@@ -6,12 +6,16 @@ package protocol
 // name carry the same few parameters, often with the same values
 // (percent_scrolled 90, outbound true). A map is a pointerful object of a
 // few hundred bytes; a derivation decodes tens of thousands of events.
-// The events of an EventDecoder are read, never changed, so sharing is
-// safe there; DecodeBatch's events are repaired in place by the
-// aggregator (rules.Repair) and get maps of their own.
+// The events of an EventDecoder and of DecodeBatchInto (a derivation's,
+// the ingest's) are read, never changed, so sharing is safe there;
+// DecodeBatch's events, given to a caller to keep, get maps of their own.
 type sharedMaps struct {
 	str map[string]map[string]string
 	num map[string]map[string]float64
+}
+
+func newSharedMaps() *sharedMaps {
+	return &sharedMaps{str: make(map[string]map[string]string), num: make(map[string]map[string]float64)}
 }
 
 // Bounds of sharedMaps: distinct maps kept per type, and the size of the
