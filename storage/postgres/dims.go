@@ -90,10 +90,11 @@ func (c *idCache[K]) putLocked(k K, id int32) {
 // numDimKinds is the number of dictionary-coded fields of an event.
 const numDimKinds = 17
 
-// dimSlot points at one id of one row still waiting for its string's id.
+// dimSlot points at one id of one row still waiting for its string's id,
+// that of dimResolver.missing[at].
 type dimSlot struct {
-	ids *[numDimKinds]int32
-	k   int
+	ids   *[numDimKinds]int32
+	k, at int32
 }
 
 // dimResolver resolves the strings of one batch to ids: cache hits are
@@ -101,8 +102,11 @@ type dimSlot struct {
 // slots that wait for them.
 type dimResolver struct {
 	ids     map[dimKey]int32 // misses, then their resolved ids
-	missing []dimKey
-	pending map[dimKey][]dimSlot
+	missing []dimKey         // in the order first met (resolveDims sorts a copy)
+	at      map[dimKey]int32 // index in missing
+	// pending are the slots waiting for ids, all in one array (a slice
+	// per missing string was an allocation each, grown again and again).
+	pending []dimSlot
 
 	// The strings of the last fill and their ids, where the cache had
 	// them (lastOK): events of one visitor follow each other and share
@@ -157,23 +161,36 @@ func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string
 			continue
 		}
 		r.lastOK[k] = false
-		if r.pending == nil {
-			r.pending, r.ids = make(map[dimKey][]dimSlot), make(map[dimKey]int32)
+		if r.at == nil {
+			r.at, r.ids = make(map[dimKey]int32), make(map[dimKey]int32)
 		}
-		if _, seen := r.pending[key]; !seen {
+		at, seen := r.at[key]
+		if !seen {
+			at = int32(len(r.missing))
+			r.at[key] = at
 			r.missing = append(r.missing, key)
 		}
-		r.pending[key] = append(r.pending[key], dimSlot{ids, k})
+		if len(r.pending) == cap(r.pending) {
+			// Doubled: append grows a large slice by a quarter, which
+			// for a cold derivation's hundreds of thousands of slots
+			// allocates several times their size on the way.
+			r.pending = slices.Grow(r.pending, max(len(r.pending), 256))
+		}
+		r.pending = append(r.pending, dimSlot{ids, int32(k), at})
 	}
 }
 
 // settle writes the resolved ids into the slots that waited for them.
 func (r *dimResolver) settle() {
-	for key, slots := range r.pending {
-		id := r.ids[key]
-		for _, sl := range slots {
-			sl.ids[sl.k] = id
-		}
+	if len(r.pending) == 0 {
+		return
+	}
+	resolved := make([]int32, len(r.missing))
+	for i, key := range r.missing {
+		resolved[i] = r.ids[key]
+	}
+	for _, sl := range r.pending {
+		sl.ids[sl.k] = resolved[sl.at]
 	}
 }
 
@@ -185,11 +202,11 @@ func (s *Store) resolveDims(ctx context.Context, r *dimResolver) error {
 	if len(r.missing) == 0 {
 		return nil
 	}
-	slices.SortFunc(r.missing, compareDimKeys)
-	sites := make([]int32, len(r.missing))
-	kinds := make([]int16, len(r.missing))
-	values := make([]string, len(r.missing))
-	for i, k := range r.missing {
+	missing := slices.SortedFunc(slices.Values(r.missing), compareDimKeys)
+	sites := make([]int32, len(missing))
+	kinds := make([]int16, len(missing))
+	values := make([]string, len(missing))
+	for i, k := range missing {
 		sites[i], kinds[i], values[i] = int32(k.site), int16(k.kind), k.value
 	}
 	b := &pgx.Batch{}

@@ -96,3 +96,25 @@ func TestResolveEventsAfterLarger(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResolveEventsCold is BenchmarkResolveEvents for a site none of
+// whose strings are cached (a new site, a restarted node, strings of many
+// distinct values): each iteration resolves 25,000 events of a new site,
+// inserting its strings and profiles.
+func BenchmarkResolveEventsCold(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		site, err := s.CreateSite(ctx, SiteSpec{Name: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events := resolveBenchEvents(b, site.ID, 25_000)
+		b.StartTimer()
+		if _, err := s.ResolveEvents(ctx, events, benchTraffic); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
