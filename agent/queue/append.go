@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -15,9 +16,11 @@ const keyOverhead = 8
 // request is one Append waiting for a commit. done is buffered so the
 // committer never blocks on a caller that stopped waiting.
 type request struct {
-	events [][]byte
+	events [][]byte // sealed, as logged: slices of buf
 	bytes  int64
 	done   chan error
+	buf    []byte // the sealed events, one after another
+	nonce  []byte // their nonces
 }
 
 // Append stores events (each encoded with protocol.EncodeEvent) durably and
@@ -40,31 +43,34 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	}
 	// Sealing here, in the caller's goroutine, keeps the encryption out of
 	// the commit: concurrent callers encrypt in parallel while one commits.
-	// The request's sealed events share one buffer (one allocation for a
-	// 20-event POST instead of 20), and their nonces one read of the
-	// randomness; nothing writes to them afterwards.
-	r := &request{events: make([][]byte, len(events)), done: make(chan error, 1)}
+	// The request's sealed events share one buffer, and their nonces one
+	// read of the randomness; nothing writes to them until the request,
+	// answered, is reused.
 	size := 0
 	for _, e := range events {
 		size += sealOverhead + len(e)
 	}
-	buf := make([]byte, 0, size)
-	nonce := nonces(len(events))
+	r := q.takeRequest()
+	r.nonce = readNonces(slices.Grow(r.nonce[:0], len(events)*nonceBytes)[:len(events)*nonceBytes])
+	buf := slices.Grow(r.buf[:0], size)
 	for i, e := range events {
 		start := len(buf)
-		buf = q.seal.sealNonce(buf, nonce[i*nonceBytes:], e, aadPending)
-		r.events[i] = buf[start:len(buf):len(buf)]
-		r.bytes += int64(len(r.events[i])) + keyOverhead
+		buf = q.seal.sealNonce(buf, r.nonce[i*nonceBytes:], e, aadPending)
+		r.events = append(r.events, buf[start:len(buf):len(buf)])
+		r.bytes += int64(len(buf)-start) + keyOverhead
 	}
+	r.buf = buf
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
+		q.putRequest(r)
 		return ErrClosed
 	}
 	// Admission counts bytes already admitted but not yet committed, so the
 	// committed total can never pass the budget.
 	if q.acct.used()+q.reserved+r.bytes > q.max {
 		q.mu.Unlock()
+		q.putRequest(r)
 		return ErrFull
 	}
 	q.reserved += r.bytes
@@ -80,10 +86,55 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	}
 	select {
 	case err := <-r.done:
+		// The committer answers last: it holds r no more.
+		q.putRequest(r)
 		return err
 	case <-ctx.Done():
+		// The committer may still read r: it is left to the collector.
 		return ctx.Err()
 	}
+}
+
+// maxFreeRequests bounds the answered requests kept for reuse: about one
+// per connection of a busy agent, each holding a POST's sealed events
+// (about 6 KB for 20 gtag.js events).
+const maxFreeRequests = 64
+
+// maxFreeRequestBytes bounds the sealed events a kept request may hold,
+// so one unusually large Append does not pin its size.
+const maxFreeRequestBytes = 64 << 10
+
+// takeRequest returns an empty request, one an earlier Append answered
+// when there is one: its buffers and answer channel cost no allocation,
+// and the collector, which under the agent's memory limit runs as often
+// as the heap grows, has less to do. Kept on the queue rather than in a
+// sync.Pool, which every second collection empties.
+func (q *Queue) takeRequest() *request {
+	q.freeMu.Lock()
+	if n := len(q.free); n > 0 {
+		r := q.free[n-1]
+		q.free[n-1] = nil
+		q.free = q.free[:n-1]
+		q.freeMu.Unlock()
+		return r
+	}
+	q.freeMu.Unlock()
+	return &request{done: make(chan error, 1)}
+}
+
+// putRequest keeps r for a later Append once no one reads it (answered,
+// or never queued).
+func (q *Queue) putRequest(r *request) {
+	if cap(r.buf) > maxFreeRequestBytes {
+		return
+	}
+	clear(r.events)
+	r.events, r.bytes = r.events[:0], 0
+	q.freeMu.Lock()
+	if len(q.free) < maxFreeRequests {
+		q.free = append(q.free, r)
+	}
+	q.freeMu.Unlock()
 }
 
 // committer commits what Appends queue, one group at a time, until Close.

@@ -289,3 +289,67 @@ func BenchmarkSeal(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// Answered Appends' requests are reused by later ones (takeRequest): many
+// concurrent Appends of varied sizes, each reusing what another left, store
+// every event once, unchanged, and nothing of an earlier request.
+func TestAppendReusedRequestsCarryNothingOver(t *testing.T) {
+	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
+	ctx := context.Background()
+	const writers, appends = 8, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for a := range appends {
+				n := 1 + (w*7+a*13)%23 // 1 to 23 events
+				ids := make([]uint64, n)
+				for i := range ids {
+					ids[i] = uint64(w*1_000_000 + a*1000 + i + 1)
+				}
+				if err := q.Append(ctx, evs(t, ids...)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[uint64]bool{}
+	for w := range writers {
+		for a := range appends {
+			for i := range 1 + (w*7+a*13)%23 {
+				want[uint64(w*1_000_000+a*1000+i+1)] = true
+			}
+		}
+	}
+	if st := q.Stats(); st.Pending != int64(len(want)) {
+		t.Fatalf("pending = %d, want %d", st.Pending, len(want))
+	}
+	got := map[uint64]int{}
+	for {
+		seq, ok, err := q.Seal(1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		for _, id := range segmentIDs(t, q, seq) {
+			got[id]++
+		}
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("event %d stored %d times, want once", id, got[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stored %d distinct events, want %d", len(got), len(want))
+	}
+	q.freeMu.Lock()
+	kept := len(q.free)
+	q.freeMu.Unlock()
+	if kept == 0 || kept > maxFreeRequests {
+		t.Fatalf("%d requests kept for reuse, want 1 to %d", kept, maxFreeRequests)
+	}
+}

@@ -64,7 +64,11 @@ func (s *sealer) sealAppend(dst, plain, aad []byte) []byte {
 // nonces returns n random nonces, one after another: one read of the
 // randomness for all the values of a request.
 func nonces(n int) []byte {
-	b := make([]byte, n*nonceBytes)
+	return readNonces(make([]byte, n*nonceBytes))
+}
+
+// readNonces fills b with random bytes and returns it.
+func readNonces(b []byte) []byte {
 	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
 	_, _ = rand.Read(b)
 	return b

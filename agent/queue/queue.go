@@ -91,6 +91,11 @@ type Queue struct {
 	wal        wal   // the write-ahead log; see wal.go for who owns which field
 	reserved   int64 // bytes of queued and in-flight Appends, admitted but not yet committed
 
+	// free holds answered Appends' requests for later Appends (see
+	// takeRequest), at most maxFreeRequests; under its own lock.
+	freeMu sync.Mutex
+	free   []*request
+
 	sealMu   sync.Mutex // serializes Seal so the next seq is known before encoding
 	sealBufs sealBufs   // Seal's buffers, under sealMu
 	signal   chan struct{}
