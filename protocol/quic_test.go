@@ -60,6 +60,20 @@ func startServer(t *testing.T, h Handler) (*Server, *tls.Config) {
 	return srv, cliTLS
 }
 
+// dialRaw opens a plain quic-go connection to srv, closed at the test's
+// end, for tests that write raw streams.
+func dialRaw(ctx context.Context, t *testing.T, srv *Server, cliTLS *tls.Config) *quic.Conn {
+	t.Helper()
+	conf := cliTLS.Clone()
+	conf.NextProtos = []string{ALPN}
+	conn, err := quic.DialAddr(ctx, srv.Addr().String(), conf, quicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
+	return conn
+}
+
 func TestClientServerRoundTrip(t *testing.T) {
 	h := &recordingHandler{}
 	srv, cliTLS := startServer(t, h)
@@ -104,13 +118,7 @@ func TestServerSurvivesMalformedFrames(t *testing.T) {
 	srv, cliTLS := startServer(t, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conf := cliTLS.Clone()
-	conf.NextProtos = []string{ALPN}
-	conn, err := quic.DialAddr(ctx, srv.Addr().String(), conf, quicConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseWithError(0, "")
+	conn := dialRaw(ctx, t, srv, cliTLS)
 	f := func(name string, raw []byte, wantReason string) {
 		t.Helper()
 		str, err := conn.OpenStreamSync(ctx)
@@ -274,13 +282,7 @@ func TestServerFreesStreamsWhoseEndComesLate(t *testing.T) {
 	srv, cliTLS := startServer(t, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conf := cliTLS.Clone()
-	conf.NextProtos = []string{ALPN}
-	conn, err := quic.DialAddr(ctx, srv.Addr().String(), conf, quicConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseWithError(0, "")
+	conn := dialRaw(ctx, t, srv, cliTLS)
 	wire, _ := EncodeBatch(&Batch{Version: Version, AgentID: "a1", Seq: 1, Events: sampleEvents()})
 	n := quicConfig().MaxIncomingStreams + 20
 	for i := range n {
