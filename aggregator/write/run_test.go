@@ -69,3 +69,77 @@ func TestRunIdleBackoff(t *testing.T) {
 		t.Fatalf("events, in sessions, in rollups: %v, want 20 each", got)
 	}
 }
+
+// TestRunLeavesBatchesToTheDerivingNode: while another node derives a
+// site, batches this node stages of it wake no pass (each would only list
+// the staged sites and defer the site again); the timed looks go on, and
+// take the site over once the other node stops.
+func TestRunLeavesBatchesToTheDerivingNode(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "elsewhere"})
+	// The other node: a derivation of the site that holds its lock.
+	held, err := s.BeginDerive(ctx, site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(ctx) // a no-op once it stopped below
+	w := New(Config{Every: 100 * time.Millisecond}, s.Store)
+	runCtx, cancel := context.WithCancel(ctx)
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	defer loop.Wait()
+	defer cancel()
+
+	seq := uint64(0)
+	stageOne := func() {
+		t.Helper()
+		seq++
+		if _, err := w.WriteBatch(ctx, "edge", seq, testEvents(site.ID, 5), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stageOne()
+	// Its pass finds the site derived elsewhere.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		w.deriving.Lock()
+		_, busy := w.busy[site.ID]
+		w.deriving.Unlock()
+		if busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pass did not find the site derived elsewhere")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
+	}
+	before := w.looks.Load()
+	start := time.Now()
+	for range 40 {
+		stageOne()
+	}
+	elapsed := time.Since(start)
+	looks := w.looks.Load() - before
+	// Timed looks every 100 ms at most, one more for the timer's phase.
+	if limit := int64(elapsed/(100*time.Millisecond)) + 2; looks > limit {
+		t.Fatalf("%d passes while 40 batches were staged in %s, want at most %d (timed looks only)", looks, elapsed.Round(time.Millisecond), limit)
+	}
+	// The other node stops: the timed looks take the site over.
+	held.Rollback(ctx)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := s.StagedEvents(ctx, site.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still staged 10 s after the other node stopped", n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, with the deadline above
+	}
+	if got := derivedTotals(t, s, site.ID); got != [3]int{205, 205, 205} {
+		t.Fatalf("events, in sessions, in rollups: %v, want 205 each", got)
+	}
+}

@@ -90,6 +90,10 @@ type Writer struct {
 	// busy holds the sites whose last derivation attempt by this node
 	// found another node deriving them, and when (guarded by deriving).
 	busy map[uint32]time.Time
+
+	// woken holds the sites staged since Run last took them (guarded by
+	// mu): a wake for sites all left to another node runs no pass.
+	woken map[uint32]struct{}
 }
 
 // stickFor is how long after finding a site derived by another node a
@@ -127,7 +131,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{})}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
@@ -153,12 +157,39 @@ func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, sta
 		return res, fmt.Errorf("write: %w", err)
 	}
 	if res.Staged > 0 {
+		w.mu.Lock()
+		for _, st := range staged {
+			w.woken[st.Site] = struct{}{}
+		}
+		w.mu.Unlock()
 		select {
 		case w.wake <- struct{}{}:
 		default:
 		}
 	}
 	return res, nil
+}
+
+// leftElsewhere reports whether every site staged since the last call
+// is one this node leaves to another node for now (stickFor): a pass
+// would only list the staged sites and defer them. The timed looks go
+// on, so a site whose deriving node stopped is taken over as before.
+func (w *Writer) leftElsewhere() bool {
+	w.mu.Lock()
+	woken := make([]uint32, 0, len(w.woken))
+	for s := range w.woken {
+		woken = append(woken, s)
+	}
+	clear(w.woken)
+	w.mu.Unlock()
+	w.deriving.Lock()
+	defer w.deriving.Unlock()
+	for _, s := range woken {
+		if at, ok := w.busy[s]; !ok || time.Since(at) >= stickFor {
+			return false
+		}
+	}
+	return len(woken) > 0
 }
 
 // stage splits events by site, in order, and encodes each site's share
@@ -225,13 +256,20 @@ func (w *Writer) Run(ctx context.Context) {
 			wait = w.cfg.Every
 		}
 		t.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.wake:
-			wait = w.cfg.Every
-		case <-t.C:
-			wait = min(2*wait, w.cfg.IdleEvery)
+		for woke := false; !woke; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+				if deferred && w.leftElsewhere() {
+					// Batches of sites another node derives: its next
+					// pass takes them; the timer runs on.
+					continue
+				}
+				wait, woke = w.cfg.Every, true
+			case <-t.C:
+				wait, woke = min(2*wait, w.cfg.IdleEvery), true
+			}
 		}
 	}
 }
