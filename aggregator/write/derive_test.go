@@ -29,6 +29,26 @@ func visitEvents(site uint32, from, n int) []protocol.Event {
 // derived: events rows, events held by sessions, events in the rollups;
 // the events the write stage derived itself (session_start, first_visit),
 // which all three hold too, taken out.
+// waitDerived polls until no event of site is staged, and fails the test
+// if some still are after limit.
+func waitDerived(t *testing.T, s *testStore, site uint32, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		n, err := s.StagedEvents(context.Background(), site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%d events still staged after %s", n, limit)
+		}
+		time.Sleep(5 * time.Millisecond) // polling, with the limit above
+	}
+}
+
 func derivedTotals(t *testing.T, s *testStore, site uint32) [3]int {
 	t.Helper()
 	own := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & $2 <> 0", int32(site), postgres.EventFlagDerived)
@@ -186,20 +206,7 @@ func TestTwoNodesOneSite(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		n, err := s.StagedEvents(ctx, site.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still staged after a minute", n)
-		}
-		time.Sleep(20 * time.Millisecond) // polling, with the deadline above
-	}
+	waitDerived(t, s, site.ID, time.Minute)
 	const want = batches * per
 	if got := derivedTotals(t, s, site.ID); got != [3]int{want, want, want} {
 		t.Fatalf("events, in sessions, in rollups: %v, want %d each", got, want)

@@ -31,25 +31,12 @@ func TestRunIdleBackoff(t *testing.T) {
 		t.Fatalf("%d looks in 1.5 s idle, want 2..20 (backing off to 160 ms)", n)
 	}
 
-	derivedWithin := func(limit time.Duration, stage func() error) time.Duration {
+	derivedWithin := func(limit time.Duration, stage func() error) {
 		t.Helper()
-		start := time.Now()
 		if err := stage(); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			n, err := s.StagedEvents(ctx, site.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				return time.Since(start)
-			}
-			if time.Since(start) > limit {
-				t.Fatalf("%d events still staged after %s", n, limit)
-			}
-			time.Sleep(5 * time.Millisecond) // polling, with the limit above
-		}
+		waitDerived(t, s, site.ID, limit)
 	}
 	// Staged here: woken at once, well before the idle wait ends.
 	derivedWithin(10*time.Second, func() error {
@@ -126,19 +113,7 @@ func TestRunLeavesBatchesToTheDerivingNode(t *testing.T) {
 	}
 	// The other node stops: the timed looks take the site over.
 	held.Rollback(ctx)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		n, err := s.StagedEvents(ctx, site.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still staged 10 s after the other node stopped", n)
-		}
-		time.Sleep(10 * time.Millisecond) // polling, with the deadline above
-	}
+	waitDerived(t, s, site.ID, 10*time.Second)
 	if got := derivedTotals(t, s, site.ID); got != [3]int{205, 205, 205} {
 		t.Fatalf("events, in sessions, in rollups: %v, want 205 each", got)
 	}
