@@ -297,16 +297,19 @@ func TestAppendReusedRequestsCarryNothingOver(t *testing.T) {
 	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
 	ctx := context.Background()
 	const writers, appends = 8, 40
+	// idsOf are the ids of writer w's Append a: 1 to 23 events.
+	idsOf := func(w, a int) []uint64 {
+		ids := make([]uint64, 1+(w*7+a*13)%23)
+		for i := range ids {
+			ids[i] = uint64(w*1_000_000 + a*1000 + i + 1)
+		}
+		return ids
+	}
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			for a := range appends {
-				n := 1 + (w*7+a*13)%23 // 1 to 23 events
-				ids := make([]uint64, n)
-				for i := range ids {
-					ids[i] = uint64(w*1_000_000 + a*1000 + i + 1)
-				}
-				if err := q.Append(ctx, evs(t, ids...)); err != nil {
+				if err := q.Append(ctx, evs(t, idsOf(w, a)...)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -317,27 +320,15 @@ func TestAppendReusedRequestsCarryNothingOver(t *testing.T) {
 	want := map[uint64]bool{}
 	for w := range writers {
 		for a := range appends {
-			for i := range 1 + (w*7+a*13)%23 {
-				want[uint64(w*1_000_000+a*1000+i+1)] = true
+			for _, id := range idsOf(w, a) {
+				want[id] = true
 			}
 		}
 	}
 	if st := q.Stats(); st.Pending != int64(len(want)) {
 		t.Fatalf("pending = %d, want %d", st.Pending, len(want))
 	}
-	got := map[uint64]int{}
-	for {
-		seq, ok, err := q.Seal(1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
-		for _, id := range segmentIDs(t, q, seq) {
-			got[id]++
-		}
-	}
+	got := sealAll(t, q)
 	for id := range want {
 		if got[id] != 1 {
 			t.Errorf("event %d stored %d times, want once", id, got[id])
