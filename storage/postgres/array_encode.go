@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -25,9 +26,9 @@ func registerFlatArrays(m *pgtype.Map) {
 		oid  uint32
 		plan flatArrayPlan
 	}{
-		{pgtype.Int2ArrayOID, int16ArrayPlan{}},
-		{pgtype.Int4ArrayOID, int32ArrayPlan{}},
-		{pgtype.Int8ArrayOID, int64ArrayPlan{}},
+		{pgtype.Int2ArrayOID, intArrayPlan[int16]{pgtype.Int2OID}},
+		{pgtype.Int4ArrayOID, intArrayPlan[int32]{pgtype.Int4OID}},
+		{pgtype.Int8ArrayOID, intArrayPlan[int64]{pgtype.Int8OID}},
 		{pgtype.TimestamptzArrayOID, timestamptzArrayPlan{}},
 		{pgtype.DateArrayOID, dateArrayPlan{}},
 		{pgtype.ByteaArrayOID, byteaArrayPlan{}},
@@ -92,53 +93,29 @@ func appendArrayHeader(buf []byte, n int, elem uint32, size int) []byte {
 
 // A nil slice is NULL, as pgx encodes it: the plans return nil.
 
-type int16ArrayPlan struct{}
+// intArrayPlan encodes []T into an array of elem (int2, int4 or int8, of
+// T's width).
+type intArrayPlan[T int16 | int32 | int64] struct{ elem uint32 }
 
-func (int16ArrayPlan) takes(v any) bool { _, ok := v.([]int16); return ok }
+func (intArrayPlan[T]) takes(v any) bool { _, ok := v.([]T); return ok }
 
-func (int16ArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
-	a := value.([]int16)
+func (p intArrayPlan[T]) Encode(value any, buf []byte) ([]byte, error) {
+	a := value.([]T)
 	if a == nil {
 		return nil, nil
 	}
-	buf = appendArrayHeader(buf, len(a), pgtype.Int2OID, len(a)*(elemLenBytes+2))
+	width := int(unsafe.Sizeof(T(0)))
+	buf = appendArrayHeader(buf, len(a), p.elem, len(a)*(elemLenBytes+width))
 	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 2)
-		buf = binary.BigEndian.AppendUint16(buf, uint16(v))
-	}
-	return buf, nil
-}
-
-type int32ArrayPlan struct{}
-
-func (int32ArrayPlan) takes(v any) bool { _, ok := v.([]int32); return ok }
-
-func (int32ArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
-	a := value.([]int32)
-	if a == nil {
-		return nil, nil
-	}
-	buf = appendArrayHeader(buf, len(a), pgtype.Int4OID, len(a)*(elemLenBytes+4))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 4)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(v))
-	}
-	return buf, nil
-}
-
-type int64ArrayPlan struct{}
-
-func (int64ArrayPlan) takes(v any) bool { _, ok := v.([]int64); return ok }
-
-func (int64ArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
-	a := value.([]int64)
-	if a == nil {
-		return nil, nil
-	}
-	buf = appendArrayHeader(buf, len(a), pgtype.Int8OID, len(a)*(elemLenBytes+8))
-	for _, v := range a {
-		buf = binary.BigEndian.AppendUint32(buf, 8)
-		buf = binary.BigEndian.AppendUint64(buf, uint64(v))
+		buf = binary.BigEndian.AppendUint32(buf, uint32(width))
+		switch width {
+		case 2:
+			buf = binary.BigEndian.AppendUint16(buf, uint16(v))
+		case 4:
+			buf = binary.BigEndian.AppendUint32(buf, uint32(v))
+		default:
+			buf = binary.BigEndian.AppendUint64(buf, uint64(v))
+		}
 	}
 	return buf, nil
 }

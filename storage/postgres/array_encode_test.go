@@ -39,8 +39,8 @@ func TestFlatArrayEncoding(t *testing.T) {
 			t.Fatalf("oid %d: wrapped twice", oid)
 		}
 	}
-	if _, ok := flat.PlanEncode(pgtype.Int4ArrayOID, pgtype.BinaryFormatCode, []int32{1}).(int32ArrayPlan); !ok {
-		t.Fatal("[]int32 into int4[] is not int32ArrayPlan's")
+	if _, ok := flat.PlanEncode(pgtype.Int4ArrayOID, pgtype.BinaryFormatCode, []int32{1}).(intArrayPlan[int32]); !ok {
+		t.Fatal("[]int32 into int4[] is not intArrayPlan[int32]'s")
 	}
 	type namedInts []int32
 	f := func(oid uint32, format int16, value any) {
