@@ -15,7 +15,7 @@
 //     site's derive lock, takes its staged rows, writes sessions
 //     (LookupSessions, UpsertSessions), then events, rollups and session
 //     rollups (WriteEvents: CopyEvents on the transaction's connection
-//     from another goroutine while AddRollups's aggregation runs), and
+//     from another goroutine while the rollups' aggregation runs), and
 //     deletes the staged rows it took when it commits (migration 014):
 //     each event is derived exactly once.
 //   - Dictionary strings are resolved to ids outside the derivation transaction, in

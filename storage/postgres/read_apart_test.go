@@ -36,7 +36,7 @@ func TestReadBesideCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.AddRollups(ctx, rowsOf(0), nil, nil); err != nil {
+	if err := d.addRollups(ctx, rowsOf(0), nil, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Commit(ctx); err != nil {

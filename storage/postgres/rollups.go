@@ -517,26 +517,21 @@ func (a rollupAgg) settle() {
 	}
 }
 
-// AddRollups adds rows (events of the transaction's site, not in the
-// events table) and items (their item rows) to rollup_days, and changes,
-// the UpsertSessions of the same rows, to session_rollups; the changes
-// tell each row its session's traffic source (RollupSessionTraffic). Both
-// tables' active sketches follow the user-days (rollup_user_days) it
-// updates.
-func (d *DeriveTx) AddRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
-	return d.addRollups(ctx, rows, items, changes, false)
-}
-
-// WriteEvents copies rows to events (CopyEvents) and adds them, items and
-// changes to the rollups (AddRollups). The COPY runs on the connection
-// while this goroutine aggregates the rows, items and sessions into
-// cells, which needs no connection; the statements after it wait for it.
+// WriteEvents copies rows (events of the transaction's site) to events
+// (CopyEvents) and adds them and items (their item rows) to rollup_days,
+// and changes, the UpsertSessions of the same rows, to session_rollups;
+// the changes tell each row its session's traffic source
+// (RollupSessionTraffic). Both tables' active sketches follow the
+// user-days (rollup_user_days) it updates. The COPY runs on the
+// connection while this goroutine aggregates the rows, items and sessions
+// into cells, which needs no connection; the statements after it wait
+// for it.
 func (d *DeriveTx) WriteEvents(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
 	return d.addRollups(ctx, rows, items, changes, true)
 }
 
-// addRollups is AddRollups, and with copyRows CopyEvents of rows beside
-// the aggregation.
+// addRollups is WriteEvents, with copyRows false the rollups alone, of
+// rows not in the events table (tests and benchmarks of the rollups).
 func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges, copyRows bool) error {
 	if len(rows) == 0 && len(items) == 0 && len(changes) == 0 {
 		return nil

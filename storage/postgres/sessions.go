@@ -154,7 +154,7 @@ type sessionKey struct {
 }
 
 // SessionChanges are the sessions an UpsertSessions wrote, with their
-// values after and before it, for AddRollups.
+// values after and before it, for WriteEvents.
 type SessionChanges []sessionChange
 
 // UpsertSessions inserts rows into sessions, or adds them to the rows
