@@ -67,8 +67,9 @@ func BenchmarkRollupAggregate(b *testing.B) {
 }
 
 // BenchmarkAddRollups measures the rollups of WriteEvents (addRollups,
-// without the COPY) for 25,000 events of the end-to-end bench's traffic (rollupBenchRows, today) over rollup rows a
-// derivation of the same traffic stored before, half of whose visitors
+// without the COPY) for 25,000 events of the end-to-end bench's traffic
+// (rollupBenchRows, today) over rollup rows a derivation of the same
+// traffic stored before, half of whose visitors
 // come back: every event into its cells, the user-days read, the stored
 // cells read, their sketches merged, the rows updated, the user-days
 // written. Each iteration rolls its transaction back, so every one
