@@ -44,9 +44,11 @@ type batchReader struct {
 	// the same few keys, in any order (maps are written unordered), and
 	// often the same values.
 	params [recentCaches]recent
-	// maps, when not nil, holds the parameter maps decoded before, for
-	// events whose maps are written alike to share (EventDecoder).
-	maps *sharedMaps
+	// strMaps and numMaps, when not nil, hold the parameter maps decoded
+	// before, for events whose maps are written alike to share
+	// (sharedMaps).
+	strMaps map[string]map[string]string
+	numMaps map[string]map[string]float64
 }
 
 // Caches of recent strings of batchReader.params; strMap takes a map's
@@ -86,7 +88,10 @@ func (c *recent) add(s string) {
 // decodeBatchFast decodes plain (a batch's decompressed MessagePack) into b.
 // Its strings are interned in intern.
 func decodeBatchFast(plain []byte, b *Batch, intern map[string]string, maps *sharedMaps) error {
-	r := &batchReader{b: plain, intern: intern, maps: maps}
+	r := &batchReader{b: plain, intern: intern}
+	if maps != nil {
+		r.strMaps, r.numMaps = maps.str, maps.num
+	}
 	n, err := r.mapLen()
 	if err != nil {
 		return err
@@ -326,7 +331,7 @@ func (r *batchReader) strMap(keys int) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	shared, end, ok := r.sharedStrMap(start, n)
+	shared, end, ok := sharedMap(r, r.strMaps, start, n)
 	if ok {
 		return shared, nil
 	}
@@ -342,7 +347,7 @@ func (r *batchReader) strMap(keys int) (map[string]string, error) {
 		}
 		m[k] = v
 	}
-	r.shareStrMap(start, end, m)
+	shareMap(r, r.strMaps, start, end, m)
 	return m, nil
 }
 
@@ -352,7 +357,7 @@ func (r *batchReader) floatMap() (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	shared, end, ok := r.sharedNumMap(start, n)
+	shared, end, ok := sharedMap(r, r.numMaps, start, n)
 	if ok {
 		return shared, nil
 	}
@@ -368,7 +373,7 @@ func (r *batchReader) floatMap() (map[string]float64, error) {
 		}
 		m[k] = v
 	}
-	r.shareNumMap(start, end, m)
+	shareMap(r, r.numMaps, start, end, m)
 	return m, nil
 }
 

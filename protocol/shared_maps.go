@@ -45,55 +45,32 @@ func (r *batchReader) skipMap(n int, floats bool) bool {
 	return true
 }
 
-// sharedStrMap returns the map of strings already decoded from the
-// MessagePack at r.b[start:] whose entries (n of them) follow r.i, with
-// r past it, or ok false and r unmoved. end is where that MessagePack
-// ends, -1 when the map is not to be shared.
-func (r *batchReader) sharedStrMap(start, n int) (m map[string]string, end int, ok bool) {
-	if r.maps == nil {
+// sharedMap returns the map already decoded from the MessagePack at
+// r.b[start:] whose entries (n of them) follow r.i, from set, with r past
+// it, or ok false and r unmoved. end is where that MessagePack ends, -1
+// when the map is not to be shared (set nil: no sharing; or too large).
+func sharedMap[V string | float64](r *batchReader, set map[string]map[string]V, start, n int) (m map[string]V, end int, ok bool) {
+	if set == nil {
 		return nil, -1, false
 	}
+	_, floats := any(*new(V)).(float64)
 	at := r.i
-	if !r.skipMap(n, false) || r.i-start > maxSharedMapBytes {
+	if !r.skipMap(n, floats) || r.i-start > maxSharedMapBytes {
 		r.i = at
 		return nil, -1, false
 	}
 	end, r.i = r.i, at
-	m, ok = r.maps.str[string(r.b[start:end])] // compared: no allocation
+	m, ok = set[string(r.b[start:end])] // compared: no allocation
 	if ok {
 		r.i = end
 	}
 	return m, end, ok
 }
 
-// sharedNumMap is sharedStrMap for maps of numbers.
-func (r *batchReader) sharedNumMap(start, n int) (m map[string]float64, end int, ok bool) {
-	if r.maps == nil {
-		return nil, -1, false
-	}
-	at := r.i
-	if !r.skipMap(n, true) || r.i-start > maxSharedMapBytes {
-		r.i = at
-		return nil, -1, false
-	}
-	end, r.i = r.i, at
-	m, ok = r.maps.num[string(r.b[start:end])]
-	if ok {
-		r.i = end
-	}
-	return m, end, ok
-}
-
-// shareStrMap keeps m, decoded from r.b[start:end], for the events after.
-func (r *batchReader) shareStrMap(start, end int, m map[string]string) {
-	if end >= 0 && len(r.maps.str) < maxSharedMaps {
-		r.maps.str[string(r.b[start:end])] = m
-	}
-}
-
-// shareNumMap is shareStrMap for maps of numbers.
-func (r *batchReader) shareNumMap(start, end int, m map[string]float64) {
-	if end >= 0 && len(r.maps.num) < maxSharedMaps {
-		r.maps.num[string(r.b[start:end])] = m
+// shareMap keeps m, decoded from r.b[start:end], in set for the events
+// after (end from sharedMap).
+func shareMap[V string | float64](r *batchReader, set map[string]map[string]V, start, end int, m map[string]V) {
+	if end >= 0 && len(set) < maxSharedMaps {
+		set[string(r.b[start:end])] = m
 	}
 }
