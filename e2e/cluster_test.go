@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/node"
+	"github.com/avila-analytics/avila/internal/freeport"
 	"github.com/avila-analytics/avila/internal/testenv"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -50,21 +50,11 @@ type cluster struct {
 // and UDP both (gossip uses the same port for each).
 func freeAddr(t *testing.T, ip string) string {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
+	addr, err := freeport.Addr(ip, "tcp+udp")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no port free for both TCP and UDP on %s", ip)
-	return ""
+	return addr
 }
 
 // avila runs the CLI and returns its stdout.

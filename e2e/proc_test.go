@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/internal/apptest"
+	"github.com/avila-analytics/avila/internal/freeport"
 	"github.com/avila-analytics/avila/internal/testenv"
 )
 
@@ -96,7 +97,7 @@ func (p *proc) alive() {
 // restarted process can come back on the same address.
 func freePort(t *testing.T, network string) string {
 	t.Helper()
-	addr, err := apptest.FreeAddr(network)
+	addr, err := freeport.Addr("127.0.0.1", network)
 	if err != nil {
 		t.Fatal(err)
 	}

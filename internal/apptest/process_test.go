@@ -111,12 +111,3 @@ func TestWaitReady(t *testing.T) {
 		t.Fatalf("WaitReady on a server never ready: %v; want its last answer", err)
 	}
 }
-
-func TestFreeAddr(t *testing.T) {
-	for _, network := range []string{"tcp", "udp"} {
-		addr, err := FreeAddr(network)
-		if err != nil || !strings.HasPrefix(addr, "127.0.0.1:") {
-			t.Fatalf("FreeAddr(%s) = %q, %v", network, addr, err)
-		}
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/avila-analytics/avila/internal/freeport"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -190,14 +191,14 @@ func DropDatabase(ctx context.Context, serverURL, name string) error {
 	return nil
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
+// freePort returns a free TCP port on 127.0.0.1, below the ephemeral range
+// so that no outgoing connection takes it before the server binds it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port()
 	if err != nil {
 		return 0, fmt.Errorf("pgserver: find a free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return port, nil
 }
 
 // StartReplica makes a streaming standby of primary in opts.Dir with

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/avila-analytics/avila/internal/freeport"
 )
 
 var (
@@ -83,12 +85,10 @@ func launchRedis() (string, *exec.Cmd, error) {
 	if err != nil {
 		return "", nil, errors.New("no REDIS_URL set, and redis-server is not installed: install it (Debian: apt-get install -y redis-server) or set REDIS_URL")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port()
 	if err != nil {
 		return "", nil, fmt.Errorf("find a free port for redis-server: %w", err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no")
 	cmd.Dir = os.TempDir()
 	if err := cmd.Start(); err != nil {
