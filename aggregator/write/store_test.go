@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -30,7 +31,7 @@ type testStore struct {
 	// (else w), as batches reach different nodes.
 	writer func(i int) *Writer
 	other  *Writer // a second node's write stage, when a test makes one
-	calls  int
+	calls  atomic.Int64 // WriteBatch calls; tests call it from several goroutines
 }
 
 // writeResult is what testStore.WriteBatch did.
@@ -72,10 +73,10 @@ func newStore(t testing.TB) *testStore {
 // WriteBatch stages the batch and derives everything staged.
 func (s *testStore) WriteBatch(ctx context.Context, agent string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (writeResult, error) {
 	w := s.w
+	call := int(s.calls.Add(1)) - 1
 	if s.writer != nil {
-		w = s.writer(s.calls)
+		w = s.writer(call)
 	}
-	s.calls++
 	res, err := w.WriteBatch(ctx, agent, seq, events, dead)
 	if err != nil {
 		return writeResult{}, err
