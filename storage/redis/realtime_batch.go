@@ -20,6 +20,8 @@ type batchCounts struct {
 	// sites has each site with an event in the window once, in the order
 	// of their first events.
 	sites []uint32
+	// redis is recordRedis's arguments, kept for their room.
+	redis redisArgs
 }
 
 // minuteCounts are a site minute's distinct cells and their events.

@@ -199,21 +199,16 @@ func (r *RedisRealtime) recordRedis(ctx context.Context, b *batchCounts, t time.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
-	var field []byte
-	for _, m := range b.minutes {
+	a := &b.redis
+	a.build(b)
+	for i, m := range b.minutes {
 		ek, uk := r.EventsKey(m.site, m.minute), r.UsersKey(m.site, m.minute)
-		seen := make(map[uint64]bool, len(m.cells))
-		visitors := make([]any, 0, len(m.cells))
-		for c, n := range m.cells {
-			field = appendCell(field[:0], &c)
-			pipe.HIncrBy(ctx, ek, string(field), n)
-			if !seen[c.Visitor] {
-				seen[c.Visitor] = true
-				visitors = append(visitors, strconv.FormatUint(c.Visitor, 16))
-			}
+		am := a.minutes[i]
+		for j := am.cells.from; j < am.cells.to; j++ {
+			pipe.HIncrBy(ctx, ek, a.strs[j], a.counts[j])
 		}
 		pipe.HIncrBy(ctx, ek, versionField, 1)
-		pipe.PFAdd(ctx, uk, visitors...)
+		pipe.PFAdd(ctx, uk, a.args[am.visitors.from:am.visitors.to]...)
 		pipe.Expire(ctx, ek, realtimeTTL)
 		pipe.Expire(ctx, uk, realtimeTTL)
 	}
