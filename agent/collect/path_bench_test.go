@@ -33,7 +33,9 @@ type pathRequest struct {
 // whenever 2000 events are pending, as the shipper does: the agent's work
 // per event short of the network. Requests rotate over 64 variants of
 // visitors and pages. events/op is the events per request; compare
-// B/op and allocs/op per event by dividing by it.
+// B/op and allocs/op per event by dividing by it. wire-B/event is the
+// compressed batch bytes per event of the segments sealed (what is sent,
+// and what the aggregator stages in PostgreSQL).
 func BenchmarkAgentPath(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
@@ -80,6 +82,7 @@ func BenchmarkAgentPath(b *testing.B) {
 			addr := &net.TCPAddr{IP: net.ParseIP("198.51.100.23"), Port: 51234}
 			var ctx fasthttp.RequestCtx
 			i := 0
+			var wireBytes, wireEvents int // of the segments sealed
 			b.ReportAllocs()
 			for b.Loop() {
 				ctx.Init(&reqs[i%len(reqs)], addr, nil)
@@ -94,12 +97,20 @@ func BenchmarkAgentPath(b *testing.B) {
 					if err != nil || !ok {
 						b.Fatalf("seal: ok %v, %v", ok, err)
 					}
+					segs, err := q.OldestSegments(1)
+					if err != nil || len(segs) != 1 || segs[0].Seq != seq {
+						b.Fatalf("sealed segment %d: %v, %v", seq, segs, err)
+					}
+					wireBytes, wireEvents = wireBytes+segs[0].Bytes, wireEvents+segs[0].Events
 					if err := q.Ack(seq); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
 			b.ReportMetric(float64(tc.events), "events/op")
+			if wireEvents > 0 {
+				b.ReportMetric(float64(wireBytes)/float64(wireEvents), "wire-B/event")
+			}
 		})
 	}
 }
