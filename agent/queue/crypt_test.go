@@ -332,7 +332,7 @@ func TestAppendNoncesDistinct(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, vals, _, err := q.walRecords(0, nil)
+	_, vals, _, err := q.walRecords(0)
 	if err != nil {
 		t.Fatal(err)
 	}

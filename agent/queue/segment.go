@@ -114,12 +114,13 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	from, to, next := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
 	q.mu.Unlock()
 	for events < maxEvents && from < to {
-		ids, vals, end, err := q.walRead(from, to, next, maxEvents-events, q.wal.readMax, &bufs.wal)
+		end, err := q.walRead(from, to, next, maxEvents-events, q.wal.readMax, &bufs.wal)
 		if err != nil {
 			bufs.batch = batch
 			return 0, false, q.wrap("seal: read write-ahead log", err)
 		}
-		for i, v := range vals {
+		ids := bufs.wal.ids
+		for i, v := range bufs.wal.vals {
 			if batch, err = q.seal.openAppend(batch, v, aadPending); err != nil {
 				bufs.batch = batch
 				return 0, false, q.wrap("seal", fmt.Errorf("logged event %d: %w", ids[i], err))
@@ -195,9 +196,13 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 }
 
 // sealBufs are the buffers Seal builds a segment in (Queue.sealBufs):
-// the batch's head, the log as read, the batch (events decrypted after
-// room for the head), its compressed form and the sealed record.
-type sealBufs struct{ head, wal, batch, wire, rec []byte }
+// the batch's head, the log as read (with its records' ids and values),
+// the batch (events decrypted after room for the head), its compressed
+// form and the sealed record.
+type sealBufs struct {
+	head, batch, wire, rec []byte
+	wal                    walPiece
+}
 
 // Segments lists sealed, unacknowledged segments in seq order.
 func (q *Queue) Segments() ([]SegmentInfo, error) { return q.OldestSegments(0) }

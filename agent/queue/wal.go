@@ -241,7 +241,7 @@ const walDrainMax = 1 << 20
 // walRecords returns up to limit (all when limit <= 0) logged records that
 // are not in bbolt yet, oldest first, with the offset after the last one;
 // see walRead.
-func (q *Queue) walRecords(limit int, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
+func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, err error) {
 	q.mu.Lock()
 	from, to, first := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
 	q.mu.Unlock()
@@ -249,39 +249,48 @@ func (q *Queue) walRecords(limit int, buf *[]byte) (ids []uint64, vals [][]byte,
 	if limit > 0 {
 		maxBytes = q.wal.readMax
 	}
-	return q.walRead(from, to, first, limit, maxBytes, buf)
+	var p walPiece
+	end, err = q.walRead(from, to, first, limit, maxBytes, &p)
+	return p.ids, p.vals, end, err
 }
 
-// walRead returns up to limit (all when limit <= 0) logged records from
-// offset from, whose first has id first, up to offset to, with the offset
-// after the last one returned. With maxBytes > 0 it reads at most that
-// many bytes (more only for a single larger record), so it may return
-// fewer.
+// walPiece is what one walRead returns: the records' ids and values, the
+// values pointing into data, the log as read. A caller that reads piece
+// after piece (Seal, a drain) passes the same walPiece each time, so its
+// three arrays are grown once rather than for every piece.
+type walPiece struct {
+	ids  []uint64
+	vals [][]byte
+	data []byte
+}
+
+// walRead reads into p up to limit (all when limit <= 0) logged records
+// from offset from, whose first has id first, up to offset to, and
+// returns the offset after the last one read. With maxBytes > 0 it reads
+// at most that many bytes (more only for a single larger record), so it
+// may read fewer.
 // The caller holds sealMu, so no one else consumes meanwhile, and Close
-// does not close the file under it. The log is read into *buf (grown as
-// needed; buf nil: a new buffer), which vals point into: they are valid
-// until *buf is used again.
-func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64, buf *[]byte) (ids []uint64, vals [][]byte, end int64, err error) {
+// does not close the file under it. What p held before is replaced; its
+// values are valid until p is passed to walRead again.
+func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64, p *walPiece) (end int64, err error) {
 	w := &q.wal
+	clear(p.vals) // no stale slice of data outlives the read
+	p.ids, p.vals = p.ids[:0], p.vals[:0]
 	if from == to {
-		return nil, nil, from, nil
+		return from, nil
 	}
 	size := to - from
 	if maxBytes > 0 {
 		size = min(size, maxBytes)
 	}
 	for {
-		var data []byte
-		if buf != nil {
-			data = slices.Grow((*buf)[:0], int(size))[:size]
-			*buf = data
-		} else {
-			data = make([]byte, size)
-		}
+		data := slices.Grow(p.data[:0], int(size))[:size]
+		p.data = data
 		if _, err := w.f.ReadAt(data, from); err != nil && !errors.Is(err, io.EOF) {
-			return nil, nil, 0, fmt.Errorf("read write-ahead log at %d: %w", from, err)
+			return 0, fmt.Errorf("read write-ahead log at %d: %w", from, err)
 		}
 		off := 0
+		ids, vals := p.ids, p.vals
 		scanWAL(data, func(id uint64, val []byte) bool {
 			if id != first+uint64(len(ids)) {
 				return false
@@ -290,6 +299,7 @@ func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64,
 			off += walHeaderLen + len(val)
 			return limit <= 0 || len(ids) < limit
 		})
+		p.ids, p.vals = ids, vals
 		whole := size == to-from
 		switch {
 		case off == 0 && !whole:
@@ -302,10 +312,10 @@ func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64,
 			size = min(to-from, max(need, size+1)) // grows every round
 			continue
 		case off == 0 || (whole && off < len(data) && (limit <= 0 || len(ids) < limit)):
-			return nil, nil, 0, fmt.Errorf("BUG: write-ahead log at %d does not hold records %d.. as committed",
+			return 0, fmt.Errorf("BUG: write-ahead log at %d does not hold records %d.. as committed",
 				from+int64(off), first+uint64(len(ids)))
 		}
-		return ids, vals, from + int64(off), nil
+		return from + int64(off), nil
 	}
 }
 
@@ -333,20 +343,21 @@ func (q *Queue) drainWALLocked() error {
 	// commits, so a whole log (WALBytes) at once cost the agent several
 	// times that in heap. A log drained when it is full holds what Seal
 	// has not taken yet, usually less than one piece.
+	var p walPiece // one buffer for the pieces of this drain alone
 	for from < to {
-		ids, vals, end, err := q.walRead(from, to, next, math.MaxInt, q.wal.drainMax, nil)
+		end, err := q.walRead(from, to, next, math.MaxInt, q.wal.drainMax, &p)
 		if err != nil {
 			return q.walErr("drain", err)
 		}
 		err = q.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketPending)
 			b.FillPercent = 1.0
-			for i, id := range ids {
-				if err := b.Put(seqKey(id), vals[i]); err != nil {
+			for i, id := range p.ids {
+				if err := b.Put(seqKey(id), p.vals[i]); err != nil {
 					return err
 				}
 			}
-			return b.SetSequence(ids[len(ids)-1])
+			return b.SetSequence(p.ids[len(p.ids)-1])
 		})
 		if err != nil {
 			return q.walErr("drain", err)
@@ -354,8 +365,9 @@ func (q *Queue) drainWALLocked() error {
 		if err := q.fail(fpDrained); err != nil {
 			return err
 		}
-		q.consumed(ids[len(ids)-1], end)
-		from, next = end, ids[len(ids)-1]+1
+		last := p.ids[len(p.ids)-1]
+		q.consumed(last, end)
+		from, next = end, last+1
 	}
 	return nil
 }

@@ -174,7 +174,7 @@ func TestSealReadsLogInPieces(t *testing.T) {
 		{100 * rec, span(16, 17), 100*rec + 1024}, // what is left
 	} {
 		q.wal.readMax = tc.readMax
-		q.sealBufs.wal = nil
+		q.sealBufs.wal = walPiece{}
 		seq, ok, err := q.Seal(5)
 		if err != nil || !ok {
 			t.Fatalf("seal with readMax %d: %v %v", tc.readMax, ok, err)
@@ -182,7 +182,7 @@ func TestSealReadsLogInPieces(t *testing.T) {
 		if got := segmentIDs(t, q, seq); !equalIDs(got, tc.want) {
 			t.Fatalf("readMax %d sealed %v, want %v", tc.readMax, got, tc.want)
 		}
-		if c := int64(cap(q.sealBufs.wal)); c > tc.bufMax {
+		if c := int64(cap(q.sealBufs.wal.data)); c > tc.bufMax {
 			t.Fatalf("readMax %d: the log was read into %d bytes, want at most %d", tc.readMax, c, tc.bufMax)
 		}
 	}
@@ -303,4 +303,31 @@ func TestDrainInPieces(t *testing.T) {
 	q.crash(t)
 	q = openTest(t, path, 0)
 	wantSealed(t, q, span(1, 12))
+}
+
+// Reading the log piece after piece into one walPiece, as Seal and a
+// drain do, grows its arrays once: a read of no more records than before
+// allocates nothing.
+func TestWALReadReusesPiece(t *testing.T) {
+	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
+	appendEach(t, q, span(1, 40)...)
+	q.mu.Lock()
+	from, to, first := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
+	q.mu.Unlock()
+	var p walPiece
+	read := func() {
+		if _, err := q.walRead(from, to, first, 0, 0, &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	if len(p.ids) != 40 || len(p.vals) != 40 || p.ids[0] != first || p.ids[39] != first+39 {
+		t.Fatalf("read ids %v, want 40 from %d", p.ids, first)
+	}
+	if allocs := testing.AllocsPerRun(20, read); allocs != 0 {
+		t.Fatalf("reading into a piece read before allocates %v times, want 0", allocs)
+	}
+	if len(p.ids) != 40 {
+		t.Fatalf("read again %d ids, want 40", len(p.ids))
+	}
 }
