@@ -43,15 +43,16 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	}
 	// Sealing here, in the caller's goroutine, keeps the encryption out of
 	// the commit: concurrent callers encrypt in parallel while one commits.
-	// The request's sealed events share one buffer, and their nonces one
-	// read of the randomness; nothing writes to them until the request,
-	// answered, is reused.
+	// The request's sealed events share one buffer, and their nonces are
+	// taken at once (one lock of the nonce source); nothing writes to them
+	// until the request, answered, is reused.
 	size := 0
 	for _, e := range events {
 		size += sealOverhead + len(e)
 	}
 	r := q.takeRequest()
-	r.nonce = readNonces(slices.Grow(r.nonce[:0], len(events)*nonceBytes)[:len(events)*nonceBytes])
+	r.nonce = slices.Grow(r.nonce[:0], len(events)*nonceBytes)[:len(events)*nonceBytes]
+	q.seal.nonces.fill(r.nonce)
 	buf := slices.Grow(r.buf[:0], size)
 	for i, e := range events {
 		start := len(buf)

@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,11 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 )
 
 // Every value the queue stores, except the agent id and the key check, is
-// sealed with AES-256-GCM under the queue key: a random 12-byte nonce per
-// value, then the ciphertext with its 16-byte tag. The additional data
+// sealed with AES-256-GCM under the queue key: a 12-byte nonce of its own
+// (see nonceSource), then the ciphertext with its 16-byte tag. The additional data
 // binds a value to where it belongs (a segment to its seq, a meta value to
 // its name), so values moved between keys do not open.
 const (
@@ -37,7 +39,10 @@ var (
 	aadPending    = []byte("pending")
 )
 
-type sealer struct{ aead cipher.AEAD }
+type sealer struct {
+	aead   cipher.AEAD
+	nonces *nonceSource
+}
 
 func newSealer(key []byte) (*sealer, error) {
 	block, err := aes.NewCipher(key)
@@ -48,7 +53,7 @@ func newSealer(key []byte) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead: aead}, nil
+	return &sealer{aead: aead, nonces: newNonceSource(readRandom)}, nil
 }
 
 // seal returns nonce || ciphertext || tag of plain.
@@ -58,24 +63,70 @@ func (s *sealer) seal(plain, aad []byte) []byte {
 
 // sealAppend appends what seal returns to dst.
 func (s *sealer) sealAppend(dst, plain, aad []byte) []byte {
-	return s.sealNonce(dst, nonces(1), plain, aad)
+	var nonce [nonceBytes]byte
+	s.nonces.fill(nonce[:])
+	return s.sealNonce(dst, nonce[:], plain, aad)
 }
 
-// nonces returns n random nonces, one after another: one read of the
-// randomness for all the values of a request.
-func nonces(n int) []byte {
-	return readNonces(make([]byte, n*nonceBytes))
-}
-
-// readNonces fills b with random bytes and returns it.
-func readNonces(b []byte) []byte {
+// readRandom fills b from the system's randomness.
+func readRandom(b []byte) {
 	// crypto/rand.Read never fails and always fills the slice (Go 1.24+).
 	_, _ = rand.Read(b)
-	return b
+}
+
+// nonceBlock is how many nonces a nonceSource hands out from one draw of
+// randomness: every value of the 32-bit counter once.
+const nonceBlock = 1 << 32
+
+// nonceSource hands out the queue's GCM nonces. It draws 12 random bytes,
+// then makes nonces from them by adding 0, 1, 2 … (mod 2^32) to their last
+// four bytes, read as a big-endian counter; after nonceBlock nonces it
+// draws again. So the nonces of one draw never repeat (they differ in the
+// counter), and two draws repeat a nonce only if their first eight bytes
+// are equal and their counter ranges overlap: for draws of n1 and n2
+// nonces, probability (n1+n2)/2^96 at most, which summed over all pairs
+// of draws stays below what one random nonce per value risks for as many
+// values (n²/2^97), while reading the randomness once per 2^32 values
+// instead of once per request: the system's random source cost an agent
+// more than sealing its events did (about 0.4 µs a read plus 20 ns a byte).
+// Safe for concurrent use.
+type nonceSource struct {
+	mu     sync.Mutex
+	random func([]byte) // readRandom; tests count the draws
+	block  uint64       // nonceBlock; tests lower it
+	base   [nonceBytes]byte
+	used   uint64 // nonces handed out since base was drawn
+}
+
+func newNonceSource(random func([]byte)) *nonceSource {
+	s := &nonceSource{random: random, block: nonceBlock}
+	s.draw()
+	return s
+}
+
+// draw takes new random bytes for the nonces that follow.
+func (s *nonceSource) draw() {
+	s.random(s.base[:])
+	s.used = 0
+}
+
+// fill writes len(b)/nonceBytes nonces one after another into b.
+func (s *nonceSource) fill(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ; len(b) >= nonceBytes; b = b[nonceBytes:] {
+		if s.used == s.block {
+			s.draw()
+		}
+		copy(b[:nonceBytes-4], s.base[:nonceBytes-4])
+		ctr := binary.BigEndian.Uint32(s.base[nonceBytes-4:]) + uint32(s.used)
+		binary.BigEndian.PutUint32(b[nonceBytes-4:], ctr)
+		s.used++
+	}
 }
 
 // sealNonce is sealAppend with the nonce given: the first nonceBytes of
-// nonce, random and never used before.
+// nonce, from the sealer's nonceSource and never used before.
 func (s *sealer) sealNonce(dst, nonce, plain, aad []byte) []byte {
 	dst = slices.Grow(dst, sealOverhead+len(plain))
 	n := len(dst)

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -350,4 +353,127 @@ func TestAppendNoncesDistinct(t *testing.T) {
 			t.Fatalf("value opens to %q, %v", plain, err)
 		}
 	}
+}
+
+// A nonce source reads the randomness once for many nonces: 12 bytes,
+// whose last four it counts up (mod 2^32) per nonce, and again after
+// block nonces. Nonces of one draw never repeat, across calls and a
+// counter that wraps.
+func TestNonceSourceCounts(t *testing.T) {
+	draws := [][]byte{
+		{1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xfe},
+		{9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 5},
+		{7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0},
+	}
+	n := 0
+	s := newNonceSource(func(b []byte) {
+		copy(b, draws[n])
+		n++
+	})
+	s.block = 3
+	got := make([]byte, 7*nonceBytes)
+	s.fill(got[:2*nonceBytes]) // across calls as within one
+	s.fill(got[2*nonceBytes:])
+	want := [][]byte{
+		{1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xfe},
+		{1, 2, 3, 4, 5, 6, 7, 8, 0xff, 0xff, 0xff, 0xff},
+		{1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0}, // the counter wraps
+		{9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 5}, // block used up: drawn again
+		{9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 6},
+		{9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 7},
+		{7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0},
+	}
+	for i, w := range want {
+		if g := got[i*nonceBytes : (i+1)*nonceBytes]; !bytes.Equal(g, w) {
+			t.Fatalf("nonce %d is %x, want %x", i, g, w)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("randomness read %d times for 7 nonces in blocks of 3, want 3", n)
+	}
+}
+
+// Concurrent Appends take nonces from one source: every value the queue
+// seals gets a nonce no other value has, and hundreds of requests read the
+// randomness once.
+func TestAppendNoncesUniqueOneDraw(t *testing.T) {
+	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 1<<30)
+	var draws atomic.Int64
+	q.seal.nonces = newNonceSource(func(b []byte) {
+		draws.Add(1)
+		readRandom(b)
+	})
+	const workers, requests, perRequest = 8, 40, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			events := make([][]byte, perRequest)
+			for r := range requests {
+				for i := range events {
+					events[i] = []byte(fmt.Sprintf("event %d/%d/%d", w, r, i))
+				}
+				if err := q.Append(context.Background(), events); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if d := draws.Load(); d != 1 {
+		t.Fatalf("randomness read %d times for %d requests, want once", d, workers*requests)
+	}
+	_, vals, _, err := q.walRecords(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) != workers*requests*perRequest {
+		t.Fatalf("%d values logged, want %d", len(vals), workers*requests*perRequest)
+	}
+	seen := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		nonce := string(v[:nonceBytes])
+		if seen[nonce] {
+			t.Fatalf("nonce %x sealed two values", nonce)
+		}
+		seen[nonce] = true
+		if _, err := q.seal.open(v, aadPending); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A segment and a meta value take theirs from the same source.
+	seq, ok, err := q.Seal(5)
+	if err != nil || !ok {
+		t.Fatalf("seal: %v %v", ok, err)
+	}
+	if err := q.PutMeta("config", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Segment(seq); err != nil {
+		t.Fatal(err)
+	}
+	if d := draws.Load(); d != 1 {
+		t.Fatalf("randomness read %d times, want once", d)
+	}
+}
+
+// BenchmarkNonces measures the nonces of one gtag.js POST (20 events):
+// from the queue's nonce source, and, as a same-run baseline, read from
+// the system's randomness as each request did before.
+func BenchmarkNonces(b *testing.B) {
+	buf := make([]byte, 20*nonceBytes)
+	b.Run("source", func(b *testing.B) {
+		s := newNonceSource(readRandom)
+		for b.Loop() {
+			s.fill(buf)
+		}
+	})
+	b.Run("random", func(b *testing.B) {
+		for b.Loop() {
+			readRandom(buf)
+		}
+	})
 }
