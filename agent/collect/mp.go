@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/avila-analytics/avila/protocol/rules"
 )
@@ -82,6 +83,10 @@ type mpConsent struct {
 type mpEvent struct {
 	Name   *string                    `json:"name"`
 	Params map[string]json.RawMessage `json:"params"`
+	// shared: Params' values are slices of a string's bytes, never
+	// written (readPlainMPPayload), so the text read from them may share
+	// those bytes (scalarOf).
+	shared bool
 }
 
 // MPRequest is a Measurement Protocol body whose request-level fields passed
@@ -125,7 +130,9 @@ func parseMP(measurementID string, body []byte, now time.Time, plain bool) (*MPR
 	var events []mpEvent // p.Events decoded, when read plain
 	ok := false
 	if plain {
-		p, events, ok = readPlainMPPayload(body)
+		// One copy of the body for all its strings, instead of one
+		// allocation for each id, name and parameter value read.
+		p, events, ok = readPlainMPPayload(string(body))
 	}
 	if !ok {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -314,7 +321,7 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, decoded *mpEvent, add func(p
 			h.commerce.Items = items
 			continue
 		}
-		s, ok, isText := scalar(val)
+		s, ok, isText := scalarOf(val, ev.shared)
 		if !ok {
 			addE(ppath(), CodeValueInvalid, "Parameter value must be a string, number or boolean.")
 			continue
@@ -443,7 +450,11 @@ func checkMPName(prefix, suffix, what, name string, check func(field, name strin
 // shapes (a string without escapes, a number, true, false) are read
 // directly; anything else goes through json.Unmarshal, which says the
 // same of them.
-func scalar(raw json.RawMessage) (s string, ok, isText bool) {
+func scalar(raw json.RawMessage) (s string, ok, isText bool) { return scalarOf(raw, false) }
+
+// scalarOf is scalar; with shared, raw is never written (mpEvent.shared),
+// and the text of a string without escapes is raw's bytes, not a copy.
+func scalarOf(raw json.RawMessage, shared bool) (s string, ok, isText bool) {
 	raw = trimJSONSpace(raw)
 	if len(raw) == 0 {
 		return "", false, false
@@ -453,6 +464,9 @@ func scalar(raw json.RawMessage) (s string, ok, isText bool) {
 	switch raw[0] {
 	case '"':
 		if n := len(raw); n >= 2 && raw[n-1] == '"' && plainJSONString(raw[1:n-1]) {
+			if shared && n > 2 {
+				return unsafe.String(&raw[1], n-2), true, true
+			}
 			return string(raw[1 : n-1]), true, true
 		}
 		var t string

@@ -3,6 +3,7 @@ package collect
 import (
 	"bytes"
 	"encoding/json"
+	"unsafe"
 )
 
 // decodeMPEvent decodes one Measurement Protocol event: its name and
@@ -55,7 +56,7 @@ func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 			if !ok {
 				return mpEvent{}, false
 			}
-			s := string(name)
+			s := r.str(name)
 			ev.Name = &s
 		case string(key) == "params" && !seenParams:
 			seenParams = true
@@ -67,6 +68,7 @@ func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 			return mpEvent{}, false
 		}
 	}
+	ev.shared = r.shared
 	return ev, true
 }
 
@@ -79,8 +81,14 @@ func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 // any other input, which ParseMP leaves to encoding/json: other fields,
 // null, escapes, a case encoding/json folds, a repeated key, or anything
 // encoding/json refuses.
-func readPlainMPPayload(body []byte) (p mpPayload, events []mpEvent, ok bool) {
-	r := jsonReader{b: body}
+//
+// body is a string, so its bytes are never written: the strings read
+// from it (ids, event names, and, through mpEvent.shared, parameter
+// values) are its bytes, not copies, and p.Events and the events' params
+// are slices of them, to be read only.
+func readPlainMPPayload(text string) (p mpPayload, events []mpEvent, ok bool) {
+	body := unsafe.Slice(unsafe.StringData(text), len(text))
+	r := jsonReader{b: body, shared: true}
 	if !r.byte('{') {
 		return mpPayload{}, nil, false
 	}
@@ -99,7 +107,7 @@ func readPlainMPPayload(body []byte) (p mpPayload, events []mpEvent, ok bool) {
 			if !ok {
 				return mpPayload{}, nil, false
 			}
-			s := string(v)
+			s := r.str(v)
 			if string(key) == "client_id" {
 				seenClient, p.ClientID = true, &s
 			} else {
@@ -142,6 +150,18 @@ func readPlainMPPayload(body []byte) (p mpPayload, events []mpEvent, ok bool) {
 type jsonReader struct {
 	b []byte
 	i int
+	// shared: b is a string's bytes, never written, so the strings read
+	// from it share them (str) instead of copying them.
+	shared bool
+}
+
+// str is the text of b, a slice of r.b: its bytes themselves when r.b is
+// shared, else a copy.
+func (r *jsonReader) str(b []byte) string {
+	if r.shared && len(b) > 0 {
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	return string(b)
 }
 
 // space skips JSON's white space.

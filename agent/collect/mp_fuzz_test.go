@@ -115,7 +115,7 @@ func TestParseMPPlainMatchesJSON(t *testing.T) {
 		samePlainMP(t, []byte(body))
 	}
 	// The bench's shape is read plain.
-	if _, events, ok := readPlainMPPayload(benchMP(1).body); !ok || len(events) != 25 {
+	if _, events, ok := readPlainMPPayload(string(benchMP(1).body)); !ok || len(events) != 25 {
 		t.Fatalf("the bench's payload was not read plain: ok %v, %d events", ok, len(events))
 	}
 }

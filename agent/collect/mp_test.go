@@ -346,3 +346,40 @@ func TestMPAnswersLikeGA4(t *testing.T) {
 	f("measurement_id=G-OTHER&api_secret="+testSecret, "good.json", nil, map[string]int{"unknown_site": 2},
 		`dropped 2 of 2 events; first rule broken: measurement_id: Unknown measurement_id "G-OTHER"`)
 }
+
+// The strings ParseMP reads from a plain payload share one copy of the
+// body: a string value costs it no allocation, so titles cost nothing
+// over empty ones.
+func TestParseMPStringsShareBody(t *testing.T) {
+	payload := func(titled bool) []byte {
+		var b strings.Builder
+		b.WriteString(`{"client_id":"123.456","events":[`)
+		for i := range 25 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"page_view","params":{"page_location":"https://www.example.com/p/%d","session_id":"17"`, i)
+			title := ""
+			if titled {
+				title = fmt.Sprintf("Post %d of the example blog", i)
+			}
+			fmt.Fprintf(&b, `,"page_title":%q`, title)
+			b.WriteString(`}}`)
+		}
+		b.WriteString(`]}`)
+		return []byte(b.String())
+	}
+	now := time.Unix(1_718_000_000, 0)
+	allocs := func(body []byte) float64 {
+		return testing.AllocsPerRun(20, func() {
+			req, msgs := ParseMP(testTID, body, now)
+			if req == nil || len(req.Hits) != 25 || len(msgs) != 0 {
+				t.Fatalf("ParseMP: %v %v", req, msgs)
+			}
+		})
+	}
+	few, more := allocs(payload(false)), allocs(payload(true))
+	if more != few {
+		t.Fatalf("ParseMP allocates %v times with a page title per event, %v with empty ones: want no more", more, few)
+	}
+}
