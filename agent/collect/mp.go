@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -305,7 +305,8 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, decoded *mpEvent, add func(p
 		addE(path+".params", CodeExceededMaxEntites, "Event at index %d has %d params; the limit is %d (rule %s).", i, len(ev.Params), maxEventParams, rules.ParamCount.Code)
 		return false
 	}
-	for _, name := range sortedKeys(ev.Params) {
+	var names [maxEventParams]string // ev.Params has no more (checked above)
+	for _, name := range appendSortedKeys(names[:0], ev.Params) {
 		// The parameter's path, for a message: built only for one.
 		ppath := func() string { return params + name }
 		if !checkMPName(params, name, "Parameter", name, rules.ParamName, addE) {
@@ -487,6 +488,10 @@ func scalarOf(raw json.RawMessage, shared bool) (s string, ok, isText bool) {
 		}
 		return strconv.FormatBool(b), true, false
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if shared && shortInteger(raw) {
+			// What FormatFloat would write: the same digits.
+			return unsafe.String(&raw[0], len(raw)), true, false
+		}
 		f, ok := jsonFloat(raw)
 		if !ok || math.IsInf(f, 0) || math.IsNaN(f) {
 			return "", false, false
@@ -494,6 +499,25 @@ func scalarOf(raw json.RawMessage, shared bool) (s string, ok, isText bool) {
 		return strconv.FormatFloat(f, 'g', -1, 64), true, false
 	}
 	return "", false, false
+}
+
+// shortInteger reports whether raw is a JSON integer of at most 6 digits
+// (optionally negative, no leading zero): strconv.FormatFloat(f, 'g', -1,
+// 64) writes it back as raw itself (from 10^6 on it writes an exponent).
+func shortInteger(raw []byte) bool {
+	d := raw
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || len(d) > 6 || (d[0] == '0' && len(d) > 1) {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonFloat reads a JSON number as json.Unmarshal reads it into a float64.
@@ -599,12 +623,19 @@ func firstByte(raw json.RawMessage) byte {
 }
 
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+	return appendSortedKeys(make([]string, 0, len(m)), m)
+}
+
+// appendSortedKeys is sortedKeys into dst's array when it has room: an
+// array on the caller's stack spares the allocation (slices.Sort, unlike
+// sort.Strings, does not make the slice escape).
+func appendSortedKeys[V any](dst []string, m map[string]V) []string {
+	start := len(dst)
 	for k := range m {
-		keys = append(keys, k)
+		dst = append(dst, k)
 	}
-	sort.Strings(keys)
-	return keys
+	slices.Sort(dst[start:])
+	return dst
 }
 
 // jsonErrorPath names the field a decoding error is about, when known.

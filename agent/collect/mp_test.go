@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +382,47 @@ func TestParseMPStringsShareBody(t *testing.T) {
 	few, more := allocs(payload(false)), allocs(payload(true))
 	if more != few {
 		t.Fatalf("ParseMP allocates %v times with a page title per event, %v with empty ones: want no more", more, few)
+	}
+}
+
+// Turning a plain payload's event into a hit allocates nothing: its
+// strings and short integers are the body's bytes, and its parameter
+// names are sorted in an array on the stack.
+func TestMPEventHitAllocatesNothing(t *testing.T) {
+	body := `{"client_id":"123.456","events":[{"name":"page_view","params":{"page_location":"https://www.example.com/p/1",` +
+		`"page_title":"Post 1 of the example blog","session_id":"17","engagement_time_msec":1200}}]}`
+	p, events, ok := readPlainMPPayload(body)
+	if !ok || len(events) != 1 {
+		t.Fatalf("payload not read plain: %v, %d events", ok, len(events))
+	}
+	add := func(path, code, format string, args ...any) { t.Fatalf("%s: %s", path, fmt.Sprintf(format, args...)) }
+	var h Hit
+	allocs := testing.AllocsPerRun(20, func() {
+		h = Hit{}
+		if !mpEventHit(&h, 0, p.Events[0], &events[0], add) {
+			t.Fatal("event refused")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("mpEventHit allocates %v times, want 0", allocs)
+	}
+	if h.Name != "page_view" {
+		t.Fatalf("hit name %q", h.Name)
+	}
+}
+
+// A short integer read as the body's bytes is the text FormatFloat
+// writes for it, as every other number is.
+func TestScalarSharedNumbers(t *testing.T) {
+	for _, raw := range []string{"0", "-0", "7", "1200", "-1200", "999999", "-999999", "1000000", "-1000000", "100000000000000",
+		"9999999999999999", "9007199254740993", "01", "1.5", "1e3", "1E3", "-", "12345678901234567890123"} {
+		s, ok, isText := scalarOf(json.RawMessage(raw), true)
+		want, wantOK, _ := scalarOf(json.RawMessage(raw), false)
+		if s != want || ok != wantOK || isText {
+			t.Fatalf("%s shared reads %q %v %v, copied %q %v", raw, s, ok, isText, want, wantOK)
+		}
+		if f, err := strconv.ParseFloat(raw, 64); err == nil && wantOK && want != strconv.FormatFloat(f, 'g', -1, 64) {
+			t.Fatalf("%s reads %q", raw, want)
+		}
 	}
 }
