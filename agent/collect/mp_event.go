@@ -77,15 +77,17 @@ func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 // white space after the object): an object of client_id and user_id as
 // plain strings and events as an array of events of the commonest shape
 // (decodeMPEvent), each key once. It returns those events decoded, one
-// for each of p.Events, whose raw text is a slice of body. ok is false for
+// for each of p.Events, whose raw text is a slice of text. ok is false for
 // any other input, which ParseMP leaves to encoding/json: other fields,
 // null, escapes, a case encoding/json folds, a repeated key, or anything
 // encoding/json refuses.
 //
-// body is a string, so its bytes are never written: the strings read
+// text is a string, so its bytes are never written: the strings read
 // from it (ids, event names, and, through mpEvent.shared, parameter
 // values) are its bytes, not copies, and p.Events and the events' params
-// are slices of them, to be read only.
+// are slices of them, to be read only. The strings keep all of text
+// alive while the request's hits are in use, as a gtag.js body's lines
+// keep theirs (appendGtag).
 func readPlainMPPayload(text string) (p mpPayload, events []mpEvent, ok bool) {
 	body := unsafe.Slice(unsafe.StringData(text), len(text))
 	r := jsonReader{b: body, shared: true}
