@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 var now0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func openStore(t *testing.T, url string) *postgres.Store {
+func openStore(t testing.TB, url string) *postgres.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
