@@ -52,7 +52,15 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	events := make([]protocol.Event, 0, total+total/4) // room for derived events
 	var dec protocol.EventDecoder
+	fromMemory := 0
 	for _, st := range rows {
+		// The events ingest decoded when this node staged the row, if
+		// kept; their row's payload is the truth either way.
+		if kept, ok := w.decoded.take(st.Payload); ok {
+			events = append(events, kept...)
+			fromMemory += len(kept)
+			continue
+		}
 		if events, err = dec.Append(events, st.Payload); err != nil {
 			dec.Release()
 			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
@@ -136,6 +144,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	mem.commit(d.Gen(), sess, known)
 	w.cfg.Metrics.derivations.Inc()
 	w.cfg.Metrics.derived.Add(float64(staged))
+	w.cfg.Metrics.kept.Add(float64(fromMemory))
 	w.cfg.Metrics.seconds.Observe(time.Since(start).Seconds())
 	if w.log.Enabled(ctx, slog.LevelDebug) {
 		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", len(rows)),

@@ -13,6 +13,7 @@ type Metrics struct {
 	derived     prometheus.Counter
 	seconds     prometheus.Histogram
 	erased      prometheus.Counter
+	kept        prometheus.Counter
 }
 
 // NewMetrics creates the write stage's metrics and registers them on reg;
@@ -36,11 +37,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "analytics_write_erased_events_dropped_total",
 			Help: "Staged events dropped by the derivation because their visitor or user was erased (a data subject's tombstone, 72 h).",
 		}),
+		kept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_write_kept_events_total",
+			Help: "Staged events a derivation took as this node's ingest decoded them, instead of decoding their staged row again; the rest of analytics_write_derived_events_total was decoded.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased} {
+	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased, m.kept} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("write: register metrics: %w", err)
 		}

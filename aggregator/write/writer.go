@@ -94,6 +94,10 @@ type Writer struct {
 	// woken holds the sites staged since Run last took them (guarded by
 	// mu): a wake for sites all left to another node runs no pass.
 	woken map[uint32]struct{}
+
+	// decoded holds the events of the wire batches this Writer staged,
+	// for the derivations that take them (decoded.go).
+	decoded *decodedBatches
 }
 
 // stickFor is how long after finding a site derived by another node a
@@ -131,32 +135,41 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{})}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents)}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
 // its events become visible to reports once a derivation took them.
 func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error) {
-	return w.stageBatch(ctx, agentID, seq, stage(events), dead)
+	return w.stageBatch(ctx, agentID, seq, stage(events), dead, nil)
 }
 
 // WriteWireBatch is WriteBatch for a batch without dead letters whose
 // wire form (protocol.DecodeBatch of wire gives events) is at hand: when
 // its events are all of one site, wire itself is the staged row's payload,
-// which spares encoding and compressing them again.
+// which spares encoding and compressing them again, and this Writer keeps
+// a copy of events for the derivation that takes the row, which spares
+// decoding it again (decodedBatches). Neither events nor wire is kept
+// past the call.
 func (w *Writer) WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error) {
 	if len(events) == 0 || slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Site != events[0].Site }) {
 		return w.WriteBatch(ctx, agentID, seq, events, nil)
 	}
-	return w.stageBatch(ctx, agentID, seq, []postgres.Staged{{Site: events[0].Site, Events: len(events), Payload: wire}}, nil)
+	return w.stageBatch(ctx, agentID, seq, []postgres.Staged{{Site: events[0].Site, Events: len(events), Payload: wire}}, nil, events)
 }
 
-func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, staged []postgres.Staged, dead []postgres.DeadLetter) (postgres.StageResult, error) {
+// stageBatch stages a batch; decoded, when not nil, are the events of
+// staged's one row, kept for its derivation once the stage committed.
+func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, staged []postgres.Staged, dead []postgres.DeadLetter, decoded []protocol.Event) (postgres.StageResult, error) {
 	res, err := w.store.StageBatch(ctx, agentID, seq, staged, dead)
 	if err != nil {
 		return res, fmt.Errorf("write: %w", err)
 	}
 	if res.Staged > 0 {
+		if decoded != nil {
+			// Before the wake, so the derivation it starts finds them.
+			w.decoded.keep(staged[0].Payload, decoded, time.Now())
+		}
 		w.mu.Lock()
 		for _, st := range staged {
 			w.woken[st.Site] = struct{}{}

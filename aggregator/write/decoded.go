@@ -1,0 +1,124 @@
+package write
+
+import (
+	"bytes"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// decodedMaxAge is how long decodedBatches keeps a batch's events: a
+// batch this node staged is derived within a pass or two (Config.Every),
+// unless another node holds its site's derivation (then never here).
+const decodedMaxAge = 10 * time.Second
+
+// decodedBatches holds the events of batches this Writer staged in their
+// wire form (WriteWireBatch), which ingest decoded already, so the
+// derivation that takes their staged rows copies them instead of decoding
+// the payloads again (decoding is a tenth of the aggregator's CPU).
+//
+// The staged row stays the truth: an entry serves only a row whose
+// payload is byte for byte the wire it was kept with (so decoding the row
+// would give exactly its events), and it serves once. A row without one
+// (another node staged it, this process restarted, the entry was refused
+// when full or expired, or taken by a derivation that rolled back) is
+// decoded as before. Entries are kept after their batch's stage committed
+// and before the derivation is woken.
+//
+// Memory is bounded by max events (about 400 bytes each, plus their
+// compressed wire): when full, new batches are not kept, so under a
+// backlog the oldest batches, which derivations take first, stay. Entries
+// older than decodedMaxAge go when the next batch is kept. Safe for
+// concurrent use.
+type decodedBatches struct {
+	seed maphash.Seed
+	max  int
+
+	mu     sync.Mutex
+	byHash map[uint64][]*decodedBatch // by maphash of the wire
+	order  []*decodedBatch            // in the order kept, for expiry
+	events int                        // events held
+}
+
+// decodedBatch is one staged batch's wire and events.
+type decodedBatch struct {
+	hash   uint64
+	wire   []byte
+	events []protocol.Event
+	at     time.Time
+	gone   bool // taken or dropped
+}
+
+func newDecodedBatches(max int) *decodedBatches {
+	return &decodedBatches{seed: maphash.MakeSeed(), max: max, byHash: make(map[uint64][]*decodedBatch)}
+}
+
+// keep holds copies of wire and events, the events DecodeBatch of wire
+// gives (the caller's are reused once it returns), unless that would pass
+// the bound.
+func (c *decodedBatches) keep(wire []byte, events []protocol.Event, now time.Time) {
+	if c.max <= 0 || len(events) == 0 {
+		return
+	}
+	h := maphash.Bytes(c.seed, wire)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(now)
+	if c.events+len(events) > c.max {
+		return
+	}
+	b := &decodedBatch{hash: h, wire: bytes.Clone(wire), events: slices.Clone(events), at: now}
+	c.byHash[h] = append(c.byHash[h], b)
+	c.order = append(c.order, b)
+	c.events += len(events)
+}
+
+// expire drops the entries kept before now-decodedMaxAge and forgets taken
+// ones at the head of the order.
+func (c *decodedBatches) expire(now time.Time) {
+	i := 0
+	for ; i < len(c.order); i++ {
+		b := c.order[i]
+		if !b.gone && now.Sub(b.at) < decodedMaxAge {
+			break
+		}
+		if !b.gone {
+			c.remove(b)
+		}
+	}
+	clear(c.order[:i])
+	c.order = c.order[i:]
+}
+
+// remove takes b out of byHash and the count (mu held).
+func (c *decodedBatches) remove(b *decodedBatch) {
+	b.gone = true
+	c.events -= len(b.events)
+	list := slices.DeleteFunc(c.byHash[b.hash], func(x *decodedBatch) bool { return x == b })
+	if len(list) == 0 {
+		delete(c.byHash, b.hash)
+	} else {
+		c.byHash[b.hash] = list
+	}
+}
+
+// take returns the events kept with a wire equal to payload, and forgets
+// them; ok is false when there are none.
+func (c *decodedBatches) take(payload []byte) (events []protocol.Event, ok bool) {
+	if c.max <= 0 {
+		return nil, false
+	}
+	h := maphash.Bytes(c.seed, payload)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.byHash[h] {
+		if bytes.Equal(b.wire, payload) {
+			c.remove(b)
+			return b.events, true
+		}
+	}
+	return nil, false
+}

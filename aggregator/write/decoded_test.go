@@ -1,0 +1,135 @@
+package write
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// TestDecodedBatches: an entry serves one payload equal to its wire, once;
+// a full cache keeps no more; old entries go.
+func TestDecodedBatches(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	c := newDecodedBatches(5)
+	events := testEvents(1, 3)
+	wire := []byte("wire of batch 1")
+	c.keep(wire, events, now)
+	events[0].Name = "reused by the caller"
+	wire[0] = 'W'
+	if _, ok := c.take([]byte("Wire of batch 1")); ok {
+		t.Fatal("served a payload other than the wire kept")
+	}
+	got, ok := c.take([]byte("wire of batch 1"))
+	if !ok || len(got) != 3 || got[0].Name != "page_view" {
+		t.Fatalf("take = %d events (first %q), %v; want the 3 kept, as they were", len(got), firstName(got), ok)
+	}
+	if _, ok := c.take([]byte("wire of batch 1")); ok {
+		t.Fatal("served the same entry twice")
+	}
+
+	c.keep([]byte("a"), testEvents(1, 3), now)
+	c.keep([]byte("b"), testEvents(1, 3), now) // 6 > 5: not kept
+	if _, ok := c.take([]byte("b")); ok {
+		t.Fatal("kept a batch past the bound")
+	}
+	c.keep([]byte("c"), testEvents(1, 2), now.Add(decodedMaxAge)) // "a" expires first
+	if _, ok := c.take([]byte("a")); ok {
+		t.Fatal("served an expired entry")
+	}
+	if _, ok := c.take([]byte("c")); !ok {
+		t.Fatal("a batch within the bound was not kept")
+	}
+	if c.events != 0 || len(c.byHash) != 0 {
+		t.Fatalf("%d events in %d hashes left, want none", c.events, len(c.byHash))
+	}
+}
+
+func firstName(events []protocol.Event) string {
+	if len(events) == 0 {
+		return ""
+	}
+	return events[0].Name
+}
+
+// TestWireBatchDecodedOnce: the derivation of a batch this Writer staged
+// through WriteWireBatch takes the events ingest decoded, copied (the
+// caller reuses its array); a staged row whose payload is not the wire the
+// events came with is decoded, so the staged row stays the truth.
+func TestWireBatchDecodedOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
+	m, _ := NewMetrics(nil)
+	w := New(Config{Metrics: m, NoDerivedEvents: true}, s.Store)
+	events := testEvents(site.ID, 30)
+	wire, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: 1, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteWireBatch(ctx, "edge", 1, events, wire); err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		events[i].Name = "overwritten" // as the handler's next batch does
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, m.kept); got != 30 {
+		t.Fatalf("%v events taken as decoded by ingest, want 30", got)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events e JOIN dims d ON d.id = e.name_id WHERE e.site_id = $1 AND d.value = 'page_view'", int32(site.ID)); n != 30 {
+		t.Fatalf("%d page_view events stored, want 30", n)
+	}
+
+	// A row whose payload differs from the wire kept (as if another
+	// writer's): its own events are derived.
+	second := testEvents(site.ID, 20)
+	for i := range second {
+		second[i].TimeMicros += 3600e6
+	}
+	wire2, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: 2, Events: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteWireBatch(ctx, "edge", 2, second, wire2); err != nil {
+		t.Fatal(err)
+	}
+	for i := range second {
+		second[i].Name = "scroll"
+	}
+	truth, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: 2, Events: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool.Exec(ctx, "UPDATE staged_events SET payload = $1 WHERE site_id = $2", truth, int32(site.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, m.kept); got != 30 {
+		t.Fatalf("%v events taken as decoded by ingest, want still 30", got)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events e JOIN dims d ON d.id = e.name_id WHERE e.site_id = $1 AND d.value = 'scroll'", int32(site.ID)); n != 20 {
+		t.Fatalf("%d scroll events stored, want the staged row's 20", n)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1", int32(site.ID)); n != 50 {
+		t.Fatalf("%d events stored, want 50", n)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
