@@ -29,8 +29,9 @@ const decodedMaxAge = 10 * time.Second
 // and before the derivation is woken.
 //
 // Memory is bounded by max events (about 400 bytes each, plus their
-// compressed wire): when full, new batches are not kept, so under a
-// backlog the oldest batches, which derivations take first, stay. Entries
+// compressed wire), held or in arrays free for reuse: when full, new
+// batches are not kept, so under a backlog the oldest batches, which
+// derivations take first, stay. Entries
 // older than decodedMaxAge go when the next batch is kept. Safe for
 // concurrent use.
 type decodedBatches struct {
@@ -41,6 +42,12 @@ type decodedBatches struct {
 	byHash map[uint64][]*decodedBatch // by maphash of the wire
 	order  []*decodedBatch            // in the order kept, for expiry
 	events int                        // events held
+	// free holds the cleared arrays of taken entries, for the next
+	// batches kept to reuse instead of allocating as many (about 400
+	// bytes an event) afresh; their capacity totals freeCap, and
+	// events+freeCap stays within max.
+	free    [][]protocol.Event
+	freeCap int
 }
 
 // decodedBatch is one staged batch's wire and events.
@@ -70,10 +77,41 @@ func (c *decodedBatches) keep(wire []byte, events []protocol.Event, now time.Tim
 	if c.events+len(events) > c.max {
 		return
 	}
-	b := &decodedBatch{hash: h, wire: bytes.Clone(wire), events: slices.Clone(events), at: now}
+	b := &decodedBatch{hash: h, wire: bytes.Clone(wire), events: append(c.array(len(events)), events...), at: now}
 	c.byHash[h] = append(c.byHash[h], b)
 	c.order = append(c.order, b)
 	c.events += len(events)
+	for len(c.free) > 0 && c.events+c.freeCap > c.max {
+		last := len(c.free) - 1
+		c.freeCap -= cap(c.free[last])
+		c.free[last] = nil
+		c.free = c.free[:last]
+	}
+}
+
+// array returns an empty array with room for n events (mu held).
+func (c *decodedBatches) array(n int) []protocol.Event {
+	for i, a := range c.free {
+		if cap(a) >= n {
+			c.freeCap -= cap(a)
+			c.free = slices.Delete(c.free, i, i+1)
+			return a
+		}
+	}
+	return make([]protocol.Event, 0, n)
+}
+
+// recycle gives back the array of events take returned, once the caller
+// no longer uses them, for keep to reuse.
+func (c *decodedBatches) recycle(events []protocol.Event) {
+	clear(events[:cap(events)]) // the array keeps no strings or maps alive
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.events+c.freeCap+cap(events) > c.max {
+		return
+	}
+	c.free = append(c.free, events[:0])
+	c.freeCap += cap(events)
 }
 
 // expire drops the entries kept before now-decodedMaxAge and forgets taken
@@ -106,7 +144,8 @@ func (c *decodedBatches) remove(b *decodedBatch) {
 }
 
 // take returns the events kept with a wire equal to payload, and forgets
-// them; ok is false when there are none.
+// them; ok is false when there are none. The caller may give their array
+// back with recycle.
 func (c *decodedBatches) take(payload []byte) (events []protocol.Event, ok bool) {
 	if c.max <= 0 {
 		return nil, false

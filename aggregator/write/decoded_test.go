@@ -50,6 +50,36 @@ func TestDecodedBatches(t *testing.T) {
 	}
 }
 
+// TestDecodedBatchesRecycle: the array of taken events, given back, is
+// cleared and holds the next batch kept; arrays held and free have room
+// for max events at most.
+func TestDecodedBatchesRecycle(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	c := newDecodedBatches(4)
+	c.keep([]byte("a"), testEvents(1, 2), now)
+	got, _ := c.take([]byte("a"))
+	array := &got[0]
+	c.recycle(got)
+	if got[0].Name != "" || got[1].Host != "" {
+		t.Fatal("a recycled array keeps its events")
+	}
+	c.keep([]byte("b"), testEvents(1, 2), now)
+	next, ok := c.take([]byte("b"))
+	if !ok || &next[0] != array || next[1].Name != "page_view" {
+		t.Fatalf("the next batch kept (%v) did not reuse the recycled array", ok)
+	}
+	c.recycle(next)
+	c.recycle(make([]protocol.Event, 0, 1))
+	c.recycle(make([]protocol.Event, 0, 2)) // 2+1+2 > 4: dropped
+	if c.freeCap != 3 || len(c.free) != 2 {
+		t.Fatalf("free arrays: %d of room in %d, want 3 in 2", c.freeCap, len(c.free))
+	}
+	c.keep([]byte("c"), testEvents(1, 3), now) // allocated: 3+3 > 4 frees room
+	if c.events+c.freeCap > 4 {
+		t.Fatalf("%d events held and %d of room free, more than 4", c.events, c.freeCap)
+	}
+}
+
 func firstName(events []protocol.Event) string {
 	if len(events) == 0 {
 		return ""

@@ -59,6 +59,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		if kept, ok := w.decoded.take(st.Payload); ok {
 			events = append(events, kept...)
 			fromMemory += len(kept)
+			w.decoded.recycle(kept)
 			continue
 		}
 		if events, err = dec.Append(events, st.Payload); err != nil {
