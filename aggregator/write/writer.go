@@ -96,7 +96,10 @@ type Writer struct {
 	woken map[uint32]struct{}
 
 	// decoded holds the events of the wire batches this Writer staged,
-	// for the derivations that take them (decoded.go).
+	// for the derivations that take them (decoded.go): at most
+	// Config.MaxEvents/2 events, about 10 MB at the default, so a
+	// derivation's own events and these stay below what two derivations
+	// hold.
 	decoded *decodedBatches
 }
 
@@ -135,7 +138,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
