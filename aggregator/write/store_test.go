@@ -30,7 +30,7 @@ type testStore struct {
 	// writer, when set, picks the write stage of the i-th WriteBatch call
 	// (else w), as batches reach different nodes.
 	writer func(i int) *Writer
-	other  *Writer // a second node's write stage, when a test makes one
+	other  *Writer      // a second node's write stage, when a test makes one
 	calls  atomic.Int64 // WriteBatch calls; tests call it from several goroutines
 }
 
