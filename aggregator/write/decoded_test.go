@@ -2,6 +2,7 @@ package write
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,4 +163,77 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestNoBatchesKeptForASiteDerivedElsewhere: while another node derives
+// a site, this node keeps none of the wire batches it stages for it
+// decoded (that node's derivation takes them); once it derives the site
+// itself, it keeps them again.
+func TestNoBatchesKeptForASiteDerivedElsewhere(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "elsewhere"})
+	held, err := s.BeginDerive(ctx, site.ID) // the other node's derivation
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(ctx) // a no-op once it stopped below
+	m, _ := NewMetrics(nil)
+	w := New(Config{Metrics: m, Every: 50 * time.Millisecond}, s.Store)
+	runCtx, cancel := context.WithCancel(ctx)
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	defer loop.Wait()
+	defer cancel()
+
+	seq := uint64(0)
+	stageWire := func() {
+		t.Helper()
+		seq++
+		events := testEvents(site.ID, 5)
+		wire, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: seq, Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteWireBatch(ctx, "edge", seq, events, wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keptEvents := func() int {
+		w.decoded.mu.Lock()
+		defer w.decoded.mu.Unlock()
+		return w.decoded.events
+	}
+	stageWire() // kept: nothing says yet that another node derives the site
+	for deadline := time.Now().Add(5 * time.Second); !w.derivedElsewhere(site.ID); {
+		if time.Now().After(deadline) {
+			t.Fatal("the pass did not find the site derived elsewhere")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
+	}
+	for range 10 {
+		stageWire()
+	}
+	if n := keptEvents(); n != 5 {
+		t.Fatalf("%d events kept decoded, want the first batch's 5 only", n)
+	}
+
+	// The other node stops: this node takes the site over, and keeps the
+	// batches it stages next for its own derivations.
+	held.Rollback(ctx)
+	waitDerived(t, s, site.ID, 10*time.Second)
+	if w.derivedElsewhere(site.ID) {
+		t.Fatal("the site is still taken as derived elsewhere after this node derived it")
+	}
+	kept := counterValue(t, m.kept)
+	stageWire()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, m.kept) - kept; got != 5 {
+		t.Fatalf("%v events of the batch staged after the take-over taken as decoded, want 5", got)
+	}
+	if got := derivedTotals(t, s, site.ID); got != [3]int{60, 60, 60} {
+		t.Fatalf("events, in sessions, in rollups: %v, want 60 each", got)
+	}
 }

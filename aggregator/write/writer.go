@@ -94,6 +94,10 @@ type Writer struct {
 	// woken holds the sites staged since Run last took them (guarded by
 	// mu): a wake for sites all left to another node runs no pass.
 	woken map[uint32]struct{}
+	// elsewhere is busy as staging reads it (guarded by mu, which staging
+	// takes briefly, where deriving is held for a whole pass): the sites
+	// another node derived at this node's last attempt, and when.
+	elsewhere map[uint32]time.Time
 
 	// decoded holds the events of the wire batches this Writer staged,
 	// for the derivations that take them (decoded.go): at most
@@ -138,7 +142,8 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), elsewhere: make(map[uint32]time.Time),
+		decoded: newDecodedBatches(cfg.MaxEvents / 2)}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
@@ -169,7 +174,7 @@ func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, sta
 		return res, fmt.Errorf("write: %w", err)
 	}
 	if res.Staged > 0 {
-		if decoded != nil {
+		if decoded != nil && !w.derivedElsewhere(staged[0].Site) {
 			// Before the wake, so the derivation it starts finds them.
 			w.decoded.keep(staged[0].Payload, decoded, time.Now())
 		}
@@ -206,6 +211,28 @@ func (w *Writer) leftElsewhere() bool {
 		}
 	}
 	return len(woken) > 0
+}
+
+// derivedElsewhere reports whether site is left to another node
+// (stickFor): that node's derivation takes its batches, so this node keeps
+// none of their events decoded, which would only wait to expire.
+func (w *Writer) derivedElsewhere(site uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.elsewhere[site]
+	return ok && time.Since(at) < stickFor
+}
+
+// setElsewhere records, for staging, whether this node's last attempt at
+// site found it derived by another node.
+func (w *Writer) setElsewhere(site uint32, at time.Time, busy bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if busy {
+		w.elsewhere[site] = at
+	} else {
+		delete(w.elsewhere, site)
+	}
 }
 
 // stage splits events by site, in order, and encodes each site's share
@@ -313,11 +340,16 @@ func (w *Writer) pass(ctx context.Context) (more, deferred bool, err error) {
 		}
 		n, _, err := w.deriveSite(ctx, site, false)
 		if errors.Is(err, postgres.ErrSiteBusy) { // another node derives it
-			w.busy[site] = time.Now()
+			now := time.Now()
+			w.busy[site] = now
+			w.setElsewhere(site, now, true)
 			deferred = true
 			continue
 		}
-		delete(w.busy, site)
+		if _, ok := w.busy[site]; ok {
+			delete(w.busy, site)
+			w.setElsewhere(site, time.Time{}, false)
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, err)
