@@ -2,7 +2,6 @@ package write
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -99,13 +98,7 @@ func TestWireBatchDecodedOnce(t *testing.T) {
 	m, _ := NewMetrics(nil)
 	w := New(Config{Metrics: m, NoDerivedEvents: true}, s.Store)
 	events := testEvents(site.ID, 30)
-	wire, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: 1, Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteWireBatch(ctx, "edge", 1, events, wire); err != nil {
-		t.Fatal(err)
-	}
+	stageWire(t, w, 1, events)
 	for i := range events {
 		events[i].Name = "overwritten" // as the handler's next batch does
 	}
@@ -125,20 +118,11 @@ func TestWireBatchDecodedOnce(t *testing.T) {
 	for i := range second {
 		second[i].TimeMicros += 3600e6
 	}
-	wire2, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: 2, Events: second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.WriteWireBatch(ctx, "edge", 2, second, wire2); err != nil {
-		t.Fatal(err)
-	}
+	stageWire(t, w, 2, second)
 	for i := range second {
 		second[i].Name = "scroll"
 	}
-	truth, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: 2, Events: second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	truth := wireBatch(t, 2, second)
 	if _, err := s.Pool.Exec(ctx, "UPDATE staged_events SET payload = $1 WHERE site_id = $2", truth, int32(site.ID)); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +137,25 @@ func TestWireBatchDecodedOnce(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1", int32(site.ID)); n != 50 {
 		t.Fatalf("%d events stored, want 50", n)
+	}
+}
+
+// wireBatch is the wire form of a batch of events from agent "edge".
+func wireBatch(t *testing.T, seq uint64, events []protocol.Event) []byte {
+	t.Helper()
+	wire, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: seq, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire
+}
+
+// stageWire stages events through w's WriteWireBatch, as ingest does, in
+// the wire form from agent "edge".
+func stageWire(t *testing.T, w *Writer, seq uint64, events []protocol.Event) {
+	t.Helper()
+	if _, err := w.WriteWireBatch(context.Background(), "edge", seq, events, wireBatch(t, seq, events)); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -172,39 +175,21 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 func TestNoBatchesKeptForASiteDerivedElsewhere(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "elsewhere"})
-	held, err := s.BeginDerive(ctx, site.ID) // the other node's derivation
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Rollback(ctx) // a no-op once it stopped below
 	m, _ := NewMetrics(nil)
-	w := New(Config{Metrics: m, Every: 50 * time.Millisecond}, s.Store)
-	runCtx, cancel := context.WithCancel(ctx)
-	var loop sync.WaitGroup
-	loop.Go(func() { w.Run(runCtx) })
-	defer loop.Wait()
-	defer cancel()
+	site, held, w := siteHeldElsewhere(t, s, Config{Metrics: m, Every: 50 * time.Millisecond})
 
 	seq := uint64(0)
-	stageWire := func() {
+	stageFive := func() {
 		t.Helper()
 		seq++
-		events := testEvents(site.ID, 5)
-		wire, err := protocol.EncodeBatch(&protocol.Batch{Version: protocol.Version, AgentID: "edge", Seq: seq, Events: events})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.WriteWireBatch(ctx, "edge", seq, events, wire); err != nil {
-			t.Fatal(err)
-		}
+		stageWire(t, w, seq, testEvents(site.ID, 5))
 	}
 	keptEvents := func() int {
 		w.decoded.mu.Lock()
 		defer w.decoded.mu.Unlock()
 		return w.decoded.events
 	}
-	stageWire() // kept: nothing says yet that another node derives the site
+	stageFive() // kept: nothing says yet that another node derives the site
 	for deadline := time.Now().Add(5 * time.Second); !w.derivedElsewhere(site.ID); {
 		if time.Now().After(deadline) {
 			t.Fatal("the pass did not find the site derived elsewhere")
@@ -212,7 +197,7 @@ func TestNoBatchesKeptForASiteDerivedElsewhere(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // polling, with the deadline above
 	}
 	for range 10 {
-		stageWire()
+		stageFive()
 	}
 	if n := keptEvents(); n != 5 {
 		t.Fatalf("%d events kept decoded, want the first batch's 5 only", n)
@@ -226,7 +211,7 @@ func TestNoBatchesKeptForASiteDerivedElsewhere(t *testing.T) {
 		t.Fatal("the site is still taken as derived elsewhere after this node derived it")
 	}
 	kept := counterValue(t, m.kept)
-	stageWire()
+	stageFive()
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

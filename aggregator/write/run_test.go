@@ -57,6 +57,30 @@ func TestRunIdleBackoff(t *testing.T) {
 	}
 }
 
+// siteHeldElsewhere creates a site whose derivation another node holds (a
+// derivation transaction of the site, open until the test rolls it back
+// or ends) and a Writer of cfg whose Run loop runs until the test ends.
+func siteHeldElsewhere(t *testing.T, s *testStore, cfg Config) (postgres.Site, *postgres.DeriveTx, *Writer) {
+	t.Helper()
+	ctx := context.Background()
+	site, err := s.CreateSite(ctx, postgres.SiteSpec{Name: "elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.BeginDerive(ctx, site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Rollback(ctx) }) // a no-op once the test rolled it back
+	w := New(cfg, s.Store)
+	runCtx, cancel := context.WithCancel(ctx)
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	t.Cleanup(loop.Wait)
+	t.Cleanup(cancel)
+	return site, held, w
+}
+
 // TestRunLeavesBatchesToTheDerivingNode: while another node derives a
 // site, batches this node stages of it wake no pass (each would only list
 // the staged sites and defer the site again); the timed looks go on, and
@@ -64,20 +88,7 @@ func TestRunIdleBackoff(t *testing.T) {
 func TestRunLeavesBatchesToTheDerivingNode(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "elsewhere"})
-	// The other node: a derivation of the site that holds its lock.
-	held, err := s.BeginDerive(ctx, site.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Rollback(ctx) // a no-op once it stopped below
-	w := New(Config{Every: 100 * time.Millisecond}, s.Store)
-	runCtx, cancel := context.WithCancel(ctx)
-	var loop sync.WaitGroup
-	loop.Go(func() { w.Run(runCtx) })
-	defer loop.Wait()
-	defer cancel()
-
+	site, held, w := siteHeldElsewhere(t, s, Config{Every: 100 * time.Millisecond})
 	seq := uint64(0)
 	stageOne := func() {
 		t.Helper()
