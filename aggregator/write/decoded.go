@@ -31,7 +31,8 @@ const decodedMaxAge = 10 * time.Second
 // Memory is bounded by max events (about 400 bytes each, plus their
 // compressed wire), held or in arrays free for reuse: when full, new
 // batches are not kept, so under a backlog the oldest batches, which
-// derivations take first, stay. Entries
+// derivations take first, stay; and none is kept until derivations have
+// caught up with the staged rows (behind). Entries
 // older than decodedMaxAge go when the next batch is kept. Safe for
 // concurrent use.
 type decodedBatches struct {
@@ -48,6 +49,13 @@ type decodedBatches struct {
 	// events+freeCap stays within max.
 	free    [][]protocol.Event
 	freeCap int
+	// behind is set when a batch was not kept for want of room, and
+	// cleared when a derivation finds the staged rows caught up
+	// (caughtUp): until then, batches kept would be newer than rows not
+	// kept, so derivations would reach them only after those, often after
+	// they expired, and under a lasting backlog their copies would cost
+	// memory and time for nothing.
+	behind bool
 }
 
 // decodedBatch is one staged batch's wire and events.
@@ -74,7 +82,11 @@ func (c *decodedBatches) keep(wire []byte, events []protocol.Event, now time.Tim
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
+	if c.behind {
+		return
+	}
 	if c.events+len(events) > c.max {
+		c.behind = true
 		return
 	}
 	b := &decodedBatch{hash: h, wire: bytes.Clone(wire), events: append(c.array(len(events)), events...), at: now}
@@ -87,6 +99,14 @@ func (c *decodedBatches) keep(wire []byte, events []protocol.Event, now time.Tim
 		c.free[last] = nil
 		c.free = c.free[:last]
 	}
+}
+
+// caughtUp tells c that a derivation took every row staged of its site:
+// batches kept from now on are the next ones derivations take.
+func (c *decodedBatches) caughtUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.behind = false
 }
 
 // array returns an empty array with room for n events (mu held).

@@ -13,7 +13,8 @@ import (
 )
 
 // TestDecodedBatches: an entry serves one payload equal to its wire, once;
-// a full cache keeps no more; old entries go.
+// a full cache keeps no more, nor anything until derivations caught up
+// with the rows it did not keep; old entries go.
 func TestDecodedBatches(t *testing.T) {
 	now := time.Unix(1_750_000_000, 0)
 	c := newDecodedBatches(5)
@@ -42,8 +43,13 @@ func TestDecodedBatches(t *testing.T) {
 	if _, ok := c.take([]byte("a")); ok {
 		t.Fatal("served an expired entry")
 	}
-	if _, ok := c.take([]byte("c")); !ok {
-		t.Fatal("a batch within the bound was not kept")
+	if _, ok := c.take([]byte("c")); ok {
+		t.Fatal("kept a batch staged after one not kept, before derivations caught up")
+	}
+	c.caughtUp()
+	c.keep([]byte("d"), testEvents(1, 2), now.Add(decodedMaxAge))
+	if _, ok := c.take([]byte("d")); !ok {
+		t.Fatal("a batch within the bound was not kept once derivations caught up")
 	}
 	if c.events != 0 || len(c.byHash) != 0 {
 		t.Fatalf("%d events in %d hashes left, want none", c.events, len(c.byHash))
@@ -220,5 +226,37 @@ func TestNoBatchesKeptForASiteDerivedElsewhere(t *testing.T) {
 	}
 	if got := derivedTotals(t, s, site.ID); got != [3]int{60, 60, 60} {
 		t.Fatalf("events, in sessions, in rollups: %v, want 60 each", got)
+	}
+}
+
+// TestDecodedKeptAgainOnceCaughtUp: after a batch was not kept for want of
+// room, the batches staged next are not kept either, until a derivation
+// took every staged row; then they are again.
+func TestDecodedKeptAgainOnceCaughtUp(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "a"})
+	m, _ := NewMetrics(nil)
+	w := New(Config{Metrics: m, NoDerivedEvents: true, MaxEvents: 12}, s.Store) // keeps 6 events at most
+	stageWire(t, w, 1, testEvents(site.ID, 5))                                  // kept
+	stageWire(t, w, 2, testEvents(site.ID, 5))                                  // no room: behind
+	if !w.decoded.behind {
+		t.Fatal("a batch not kept for want of room left the Writer's kept batches not behind")
+	}
+	if err := w.Flush(ctx); err != nil { // one derivation takes both rows: caught up
+		t.Fatal(err)
+	}
+	if got := counterValue(t, m.kept); got != 5 {
+		t.Fatalf("%v events taken as decoded by ingest, want the first batch's 5", got)
+	}
+	stageWire(t, w, 3, testEvents(site.ID, 5))
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, m.kept); got != 10 {
+		t.Fatalf("%v events taken as decoded by ingest, want 10: the batch staged after the derivation caught up kept", got)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1", int32(site.ID)); n != 15 {
+		t.Fatalf("%d events stored, want 15", n)
 	}
 }

@@ -43,12 +43,20 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	defer d.Rollback(ctx) // no-op after Commit
 	rows, err := d.Take(ctx, maxStagedRows, w.cfg.MaxEvents)
-	if err != nil || len(rows) == 0 {
+	if err != nil {
 		return 0, 0, err
 	}
 	total := 0
 	for _, st := range rows {
 		total += st.Events
+	}
+	if total < w.cfg.MaxEvents && len(rows) < maxStagedRows {
+		// Every row staged of the site when it began: the batches kept
+		// decoded from now on are the ones the next derivations take.
+		w.decoded.caughtUp()
+	}
+	if len(rows) == 0 {
+		return 0, 0, nil
 	}
 	events := make([]protocol.Event, 0, total+total/4) // room for derived events
 	var dec protocol.EventDecoder
