@@ -94,9 +94,10 @@ type Writer struct {
 	// woken holds the sites staged since Run last took them (guarded by
 	// mu): a wake for sites all left to another node runs no pass.
 	woken map[uint32]struct{}
-	// elsewhere is busy as staging reads it (guarded by mu, which staging
-	// takes briefly, where deriving is held for a whole pass): the sites
-	// another node derived at this node's last attempt, and when.
+	// elsewhere mirrors busy for staging: the sites another node derived
+	// at this node's last attempt, and when. It is guarded by mu, which
+	// staging holds only briefly, where deriving is held through a whole
+	// pass.
 	elsewhere map[uint32]time.Time
 
 	// decoded holds the events of the wire batches this Writer staged,
