@@ -100,10 +100,7 @@ func TestRunLeavesBatchesToTheDerivingNode(t *testing.T) {
 	stageOne()
 	// Its pass finds the site derived elsewhere.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		w.deriving.Lock()
-		_, busy := w.busy[site.ID]
-		w.deriving.Unlock()
-		if busy {
+		if w.derivedElsewhere(site.ID) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -88,17 +88,13 @@ type Writer struct {
 	looks atomic.Int64 // passes that listed the staged sites
 
 	// busy holds the sites whose last derivation attempt by this node
-	// found another node deriving them, and when (guarded by deriving).
+	// found another node deriving them, and when (guarded by mu, which
+	// staging reads it under too: deriving is held through a whole pass).
 	busy map[uint32]time.Time
 
 	// woken holds the sites staged since Run last took them (guarded by
 	// mu): a wake for sites all left to another node runs no pass.
 	woken map[uint32]struct{}
-	// elsewhere mirrors busy for staging: the sites another node derived
-	// at this node's last attempt, and when. It is guarded by mu, which
-	// staging holds only briefly, where deriving is held through a whole
-	// pass.
-	elsewhere map[uint32]time.Time
 
 	// decoded holds the events of the wire batches this Writer staged,
 	// for the derivations that take them (decoded.go): at most
@@ -143,8 +139,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), elsewhere: make(map[uint32]time.Time),
-		decoded: newDecodedBatches(cfg.MaxEvents / 2)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
@@ -198,41 +193,39 @@ func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, sta
 // on, so a site whose deriving node stopped is taken over as before.
 func (w *Writer) leftElsewhere() bool {
 	w.mu.Lock()
-	woken := make([]uint32, 0, len(w.woken))
+	defer w.mu.Unlock()
+	all := len(w.woken) > 0
 	for s := range w.woken {
-		woken = append(woken, s)
+		all = all && w.leftLocked(s)
 	}
 	clear(w.woken)
-	w.mu.Unlock()
-	w.deriving.Lock()
-	defer w.deriving.Unlock()
-	for _, s := range woken {
-		if at, ok := w.busy[s]; !ok || time.Since(at) >= stickFor {
-			return false
-		}
-	}
-	return len(woken) > 0
+	return all
 }
 
-// derivedElsewhere reports whether site is left to another node
-// (stickFor): that node's derivation takes its batches, so this node keeps
-// none of their events decoded, which would only wait to expire.
+// derivedElsewhere reports whether this node leaves site to another node
+// for now (stickFor): passes defer it, and staging keeps none of its
+// batches decoded, which that node's derivation takes.
 func (w *Writer) derivedElsewhere(site uint32) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	at, ok := w.elsewhere[site]
+	return w.leftLocked(site)
+}
+
+// leftLocked is derivedElsewhere with mu held.
+func (w *Writer) leftLocked(site uint32) bool {
+	at, ok := w.busy[site]
 	return ok && time.Since(at) < stickFor
 }
 
-// setElsewhere records, for staging, whether this node's last attempt at
-// site found it derived by another node.
-func (w *Writer) setElsewhere(site uint32, at time.Time, busy bool) {
+// setBusy records whether this node's derivation attempt at site just
+// found another node deriving it.
+func (w *Writer) setBusy(site uint32, busy bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if busy {
-		w.elsewhere[site] = at
+		w.busy[site] = time.Now()
 	} else {
-		delete(w.elsewhere, site)
+		delete(w.busy, site)
 	}
 }
 
@@ -335,21 +328,16 @@ func (w *Writer) pass(ctx context.Context) (more, deferred bool, err error) {
 	}
 	var errs []error
 	for _, site := range sites {
-		if at, ok := w.busy[site]; ok && time.Since(at) < stickFor {
+		if w.derivedElsewhere(site) {
 			deferred = true
 			continue
 		}
 		n, _, err := w.deriveSite(ctx, site, false)
-		if errors.Is(err, postgres.ErrSiteBusy) { // another node derives it
-			now := time.Now()
-			w.busy[site] = now
-			w.setElsewhere(site, now, true)
+		busy := errors.Is(err, postgres.ErrSiteBusy) // another node derives it
+		w.setBusy(site, busy)
+		if busy {
 			deferred = true
 			continue
-		}
-		if _, ok := w.busy[site]; ok {
-			delete(w.busy, site)
-			w.setElsewhere(site, time.Time{}, false)
 		}
 		switch {
 		case err != nil:
