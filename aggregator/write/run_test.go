@@ -2,10 +2,12 @@ package write
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -124,5 +126,43 @@ func TestRunLeavesBatchesToTheDerivingNode(t *testing.T) {
 	waitDerived(t, s, site.ID, 10*time.Second)
 	if got := derivedTotals(t, s, site.ID); got != [3]int{205, 205, 205} {
 		t.Fatalf("events, in sessions, in rollups: %v, want 205 each", got)
+	}
+}
+
+// TestRunDerivesSegmentsStagedOutOfOrderTogether: an agent ships segments
+// at once, and a later one can be staged first. Run waits settleFor after
+// a wake, so the earlier segment staged a moment later is derived in the
+// same derivation, and the session's session_start and first_visit stand
+// on its first page, not on the later segment's.
+func TestRunDerivesSegmentsStagedOutOfOrderTogether(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "out of order"})
+	w := New(Config{Every: 50 * time.Millisecond}, s.Store)
+	runCtx, cancel := context.WithCancel(ctx)
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	defer loop.Wait()
+	defer cancel()
+
+	hit := func(at time.Duration, name, path string) protocol.Event {
+		return protocol.Event{Site: site.ID, Visitor: 7, SessionID: 1_748_779_200, SessionNum: 1, Name: name,
+			TimeMicros: day0.Add(at).UnixMicro(), Host: "example.com", Path: path, Browser: "Firefox", OS: "Linux", Device: "desktop"}
+	}
+	later := []protocol.Event{hit(10*time.Second, "page_view", "/cart"), hit(11*time.Second, "click", "/cart")}
+	earlier := []protocol.Event{hit(0, "page_view", "/landing")}
+	if _, err := w.WriteBatch(ctx, "edge", 2, later, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond) // the earlier segment's staging took longer
+	if _, err := w.WriteBatch(ctx, "edge", 1, earlier, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitDerived(t, s, site.ID, 10*time.Second)
+	got := textRows(t, s, `SELECT n.value || ' ' || p.value FROM events e JOIN dims n ON n.id = e.name_id
+		JOIN content_profiles c ON c.id = e.content_id JOIN dims p ON p.id = c.page_id
+		WHERE e.site_id = $1 AND n.value IN ('session_start', 'first_visit') ORDER BY 1`, int32(site.ID))
+	if want := []string{"first_visit /landing", "session_start /landing"}; !slices.Equal(got, want) {
+		t.Fatalf("derived events %q, want %q: on the session's first page", got, want)
 	}
 }

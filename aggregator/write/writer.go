@@ -261,7 +261,17 @@ func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
 	return postgres.Staged{Site: site, Events: len(events), Payload: protocol.CompressBatch(nil, plain)}
 }
 
-// Run derives staged events until ctx ends: at once when this Writer
+// settleFor is how long a pass woken by this node's staging, after Run
+// waited, waits for the batches staged at about the same time: an agent
+// ships several segments at once (ship.Options.InFlight), and a later
+// one can be staged first. Derived alone, a later segment's events would
+// begin their session, and its session_start and first_visit would stand
+// on a later page than the session's first; taken in one derivation, its
+// events are ordered by time. While passes find events they follow each
+// other without it.
+const settleFor = 250 * time.Millisecond
+
+// Run derives staged events until ctx ends: settleFor after this Writer
 // staged a batch, pass after pass while passes find events, and else
 // after a wait for batches other nodes staged, Config.Every at first and
 // twice as long after each look that found nothing, up to
@@ -293,6 +303,7 @@ func (w *Writer) Run(ctx context.Context) {
 			wait = w.cfg.Every
 		}
 		t.Reset(wait)
+		staged := false
 		for woke := false; !woke; {
 			select {
 			case <-ctx.Done():
@@ -303,9 +314,18 @@ func (w *Writer) Run(ctx context.Context) {
 					// pass takes them; the timer runs on.
 					continue
 				}
-				wait, woke = w.cfg.Every, true
+				wait, woke, staged = w.cfg.Every, true, true
 			case <-t.C:
 				wait, woke = min(2*wait, w.cfg.IdleEvery), true
+			}
+		}
+		if staged {
+			settle := time.NewTimer(settleFor)
+			select {
+			case <-ctx.Done():
+				settle.Stop()
+				return
+			case <-settle.C:
 			}
 		}
 	}
