@@ -1,7 +1,6 @@
 package sessions
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
@@ -81,14 +80,8 @@ type Assignment struct {
 // caller stores each event under its session's visitor. It is
 // deterministic: the same events and known sessions give the same result.
 func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
-	order := make([]int, len(events))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		ea, eb := &events[a], &events[b]
-		return cmp.Or(cmp.Compare(ea.Site, eb.Site), cmp.Compare(Device(ea), Device(eb)), cmp.Compare(ea.TimeMicros, eb.TimeMicros))
-	})
+	order, done := eventOrder(events)
+	defer done()
 	// Of has room for the events a caller derives for new sessions (the
 	// write stage's session_start and first_visit).
 	as := Assignment{Of: make([]int, len(events), len(events)+len(events)/4)}
@@ -98,24 +91,31 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	var cands []int
 	var cur Key     // the current device
 	var added []Key // the keys whose known sessions are candidates
-	for n, i := range order {
+	last := 0       // the previous event's index
+	for n, o := range order {
+		i := int(o)
 		e := &events[i]
+		newDevice := false
 		if d := (Key{e.Site, Device(e)}); n == 0 || d != cur {
-			cur, cands, added = d, cands[:0], added[:0]
+			cur, cands, added, newDevice = d, cands[:0], added[:0], true
 		}
 		// The device's sessions may be stored under its client key or,
-		// once a user_id was sent, the user's key: both are candidates.
-		for j, k := range [...]Key{{e.Site, e.Visitor}, {e.Site, e.Client}} {
-			if (j == 1 && e.Client == 0) || slices.Contains(added, k) {
-				continue // no client key (0 is a visitor id like any other)
-			}
-			added = append(added, k)
-			for _, s := range known[k] {
-				as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true, FirstSourceOf: -1})
-				counts = append(counts, 0)
-				cands = append(cands, len(as.Sessions)-1)
+		// once a user_id was sent, the user's key: both are candidates
+		// (the previous event's are added already).
+		if prev := &events[last]; newDevice || e.Visitor != prev.Visitor || e.Client != prev.Client {
+			for j, k := range [...]Key{{e.Site, e.Visitor}, {e.Site, e.Client}} {
+				if (j == 1 && e.Client == 0) || slices.Contains(added, k) {
+					continue // no client key (0 is a visitor id like any other)
+				}
+				added = append(added, k)
+				for _, s := range known[k] {
+					as.Sessions = append(as.Sessions, Assigned{Key: k, Session: s, Existing: true, FirstSourceOf: -1})
+					counts = append(counts, 0)
+					cands = append(cands, len(as.Sessions)-1)
+				}
 			}
 		}
+		last = i
 		k := Key{e.Site, e.Visitor}
 		t := e.TimeMicros
 		// Sessions that began more than Lookback ago are over: whether the
@@ -202,7 +202,8 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 			s.Events, all = all[len(all):len(all):end], all[:end]
 		}
 	}
-	for _, i := range order { // time order within a session
+	for _, o := range order { // time order within a session
+		i := int(o)
 		s := &as.Sessions[as.Of[i]]
 		s.Events = append(s.Events, i)
 	}
