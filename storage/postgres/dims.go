@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -125,6 +126,40 @@ type dimResolver struct {
 	// change, so a remembered id is the cache's; it lives as long as the
 	// resolver (one ResolveEvents), for one site at a time.
 	known [numDimKinds]map[string]int32
+
+	// addrs is the store's table of strings by address (nil: none),
+	// looked up before known.
+	addrs *dimAddrs
+}
+
+// dimAddrSlots is the number of entries of a dimAddrs (~100 KB).
+const dimAddrSlots = 1 << 12
+
+// dimAddr is a dictionary string by address: its bytes' first byte and
+// length, with its site, kind and id.
+type dimAddr struct {
+	p    *byte
+	n    int32
+	site uint32
+	kind DimKind
+	id   int32
+}
+
+// dimAddrs holds the ids of strings the cache had, by the address of their
+// bytes, each in the slot its address, site and kind pick (a later string
+// of the same slot replaces it). The decoder gives equal strings of a
+// derivation's events one allocation (protocol.EventDecoder), so a string
+// met again is found by comparing its address, length, site and kind,
+// where the cache and the resolver's known maps hash and compare its
+// bytes. The entry's pointer keeps the bytes alive, so no other string
+// takes their address while the entry holds them; ids never change, so an
+// entry never goes stale. Guarded by the dims cache's mutex.
+type dimAddrs [dimAddrSlots]dimAddr
+
+// slot is the entry of p's string of site and kind.
+func (a *dimAddrs) slot(p *byte, site uint32, kind DimKind) *dimAddr {
+	h := (uint64(uintptr(unsafe.Pointer(p))) ^ uint64(site)<<32 ^ uint64(kind)<<56) * 0x9e3779b97f4a7c15
+	return &a[h>>(64-12)]
 }
 
 // fill sets ids[k] for each field from the cache, or records a miss. The
@@ -141,16 +176,32 @@ func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string
 			ids[k] = 0
 			continue
 		}
-		if r.lastOK[k] && v == r.last[k] {
+		// The previous string of the kind, compared by address first:
+		// mostly the same string, else mostly another of the same
+		// length, whose bytes need not be compared to tell it apart.
+		if r.lastOK[k] && len(v) == len(r.last[k]) && (unsafe.StringData(v) == unsafe.StringData(r.last[k]) || v == r.last[k]) {
 			ids[k] = r.lastIDs[k]
 			continue
+		}
+		kind := DimKind(k + 1)
+		var a *dimAddr
+		if r.addrs != nil {
+			a = r.addrs.slot(unsafe.StringData(v), site, kind)
+			if a.p == unsafe.StringData(v) && a.n == int32(len(v)) && a.site == site && a.kind == kind {
+				ids[k] = a.id
+				r.last[k], r.lastIDs[k], r.lastOK[k] = v, a.id, true
+				continue
+			}
 		}
 		if id, ok := r.known[k][v]; ok {
 			ids[k] = id
 			r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
+			if a != nil {
+				*a = dimAddr{unsafe.StringData(v), int32(len(v)), site, kind, id}
+			}
 			continue
 		}
-		key := dimKey{site, DimKind(k + 1), v}
+		key := dimKey{site, kind, v}
 		if id, ok := c.get(key); ok {
 			ids[k] = id
 			r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
@@ -158,6 +209,9 @@ func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string
 				r.known[k] = make(map[string]int32)
 			}
 			r.known[k][v] = id
+			if a != nil {
+				*a = dimAddr{unsafe.StringData(v), int32(len(v)), site, kind, id}
+			}
 			continue
 		}
 		r.lastOK[k] = false

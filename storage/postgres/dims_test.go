@@ -74,3 +74,50 @@ func TestDimResolverRemembersPerSite(t *testing.T) {
 		}
 	}
 }
+
+// The table of strings by address tells strings apart by site and kind,
+// not by address alone: one string (one allocation) that is a page path
+// of two sites and a title takes each one's id, when met first and again
+// from the table, and a string of equal bytes at another address takes
+// the same id as the first.
+func TestDimResolverAddrs(t *testing.T) {
+	c := newIDCache[dimKey](64)
+	c.putLocked(dimKey{1, DimPagePath, "/x"}, 10)
+	c.putLocked(dimKey{2, DimPagePath, "/x"}, 20)
+	c.putLocked(dimKey{1, DimTitle, "/x"}, 30)
+	c.putLocked(dimKey{1, DimPagePath, "/y"}, 11)
+	x := "/x"
+	other := string([]byte{'/', 'x'}) // equal bytes, another address
+	type ev struct {
+		site        uint32
+		path, title string
+		want        [2]int32 // path and title ids
+	}
+	evs := []ev{
+		{1, x, x, [2]int32{10, 30}},
+		{2, x, "", [2]int32{20, 0}},
+		{1, "/y", "", [2]int32{11, 0}},
+		{1, x, x, [2]int32{10, 30}},
+		{1, other, other, [2]int32{10, 30}},
+		{2, other, "", [2]int32{20, 0}},
+		{2, x, "", [2]int32{20, 0}},
+	}
+	addrs := new(dimAddrs)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for round := range 2 { // the second resolver finds the first's strings in the table
+		r := &dimResolver{addrs: addrs}
+		for i, e := range evs {
+			var fields [numDimKinds]string
+			var ids [numDimKinds]int32
+			fields[DimPagePath-1], fields[DimTitle-1] = e.path, e.title
+			r.fill(c, e.site, &fields, &ids)
+			if got := [2]int32{ids[DimPagePath-1], ids[DimTitle-1]}; got != e.want {
+				t.Errorf("round %d, event %d (site %d): ids %v, want %v", round, i, e.site, got, e.want)
+			}
+		}
+		if len(r.missing) != 0 {
+			t.Errorf("round %d: missing %v, want none", round, r.missing)
+		}
+	}
+}

@@ -85,7 +85,7 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 	for i := range pairs {
 		sources[i] = attribute(pairs[i].path, pairs[i].referrer)
 	}
-	r := &dimResolver{}
+	r := &dimResolver{addrs: s.dimAddrs}
 	s.dims.mu.Lock()
 	for i := range pairs {
 		var fields [numDimKinds]string

@@ -32,6 +32,7 @@ type Store struct {
 	log  *slog.Logger
 
 	dims                              *dimCache
+	dimAddrs                          *dimAddrs // guarded by dims.mu
 	contents, clients, traffic, items *profileCache
 
 	// profileKeys holds *[]profileKey buffers of eventProfiles, a
@@ -66,6 +67,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		pool:       pool,
 		log:        log,
 		dims:       newIDCache[dimKey](dimCacheSize),
+		dimAddrs:   new(dimAddrs),
 		contents:   newIDCache[profileKey](profileCacheSize),
 		clients:    newIDCache[profileKey](profileCacheSize),
 		traffic:    newIDCache[profileKey](profileCacheSize),
