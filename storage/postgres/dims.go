@@ -132,8 +132,11 @@ type dimResolver struct {
 	addrs *dimAddrs
 }
 
-// dimAddrSlots is the number of entries of a dimAddrs (~100 KB).
-const dimAddrSlots = 1 << 12
+// dimAddrSlots is the number of entries of a dimAddrs (384 KB): room for
+// a busy site's pages, titles and referrers.
+const dimAddrSlots = 2 << dimAddrBits
+
+const dimAddrBits = 13
 
 // dimAddr is a dictionary string by address: its bytes' first byte and
 // length, with its site, kind and id.
@@ -146,8 +149,8 @@ type dimAddr struct {
 }
 
 // dimAddrs holds the ids of strings the cache had, by the address of their
-// bytes, each in the slot its address, site and kind pick (a later string
-// of the same slot replaces it). The decoder gives equal strings of a
+// bytes, each in the set of two slots its address, site and kind pick (a
+// later string of the same set replaces the older of the two). The decoder gives equal strings of a
 // derivation's events one allocation (protocol.EventDecoder), so a string
 // met again is found by comparing its address, length, site and kind,
 // where the cache and the resolver's known maps hash and compare its
@@ -156,48 +159,70 @@ type dimAddr struct {
 // entry never goes stale. Guarded by the dims cache's mutex.
 type dimAddrs [dimAddrSlots]dimAddr
 
-// slot is the entry of p's string of site and kind.
-func (a *dimAddrs) slot(p *byte, site uint32, kind DimKind) *dimAddr {
-	h := (uint64(uintptr(unsafe.Pointer(p))) ^ uint64(site)<<32 ^ uint64(kind)<<56) * 0x9e3779b97f4a7c15
-	return &a[h>>(64-12)]
+// get returns the id of p's string of length n, site and kind, if a holds it.
+func (a *dimAddrs) get(p *byte, n int32, site uint32, kind DimKind) (int32, bool) {
+	set := a.set(p, site, kind)
+	for i := range set {
+		if e := &set[i]; e.p == p && e.n == n && e.site == site && e.kind == kind {
+			return e.id, true
+		}
+	}
+	return 0, false
 }
 
-// fill sets ids[k] for each field from the cache, or records a miss. The
-// empty string is id 0 (absent). The caller holds c.mu.
-func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string, ids *[numDimKinds]int32) {
+// put records the id of p's string of length n, site and kind, in front of
+// its set, where it replaces the older entry.
+func (a *dimAddrs) put(p *byte, n int32, site uint32, kind DimKind, id int32) {
+	set := a.set(p, site, kind)
+	set[1], set[0] = set[0], dimAddr{p, n, site, kind, id}
+}
+
+// set is the two entries p's string of site and kind may be in: two, so
+// that strings whose addresses pick the same set, met in turn, do not
+// push each other out.
+func (a *dimAddrs) set(p *byte, site uint32, kind DimKind) *[2]dimAddr {
+	h := (uint64(uintptr(unsafe.Pointer(p))) ^ uint64(site)<<32 ^ uint64(kind)<<56) * 0x9e3779b97f4a7c15
+	return (*[2]dimAddr)(a[h>>(64-dimAddrBits)*2:])
+}
+
+// fill sets ids[k] for each field, that of kind k+1 (fields[j] is the
+// field k = from+j; the others are left alone), from the cache, or records
+// a miss and sets a provisional id, -1 - its index in missing, which settle
+// replaces. The empty string is id 0 (absent). The caller holds c.mu.
+func (r *dimResolver) fill(c *dimCache, site uint32, from int, fields []string, ids *[numDimKinds]int32) {
 	if site != r.lastSite {
 		r.lastSite, r.lastOK = site, [numDimKinds]bool{}
 		for k := range r.known {
 			clear(r.known[k])
 		}
 	}
-	for k, v := range fields {
+	for j, v := range fields {
+		k := from + j
 		if v == "" {
 			ids[k] = 0
 			continue
 		}
-		// The previous string of the kind, compared by address first:
-		// mostly the same string, else mostly another of the same
-		// length, whose bytes need not be compared to tell it apart.
-		if r.lastOK[k] && len(v) == len(r.last[k]) && (unsafe.StringData(v) == unsafe.StringData(r.last[k]) || v == r.last[k]) {
+		// The previous string of the kind, compared by address: mostly
+		// the same string, else mostly another of the same length,
+		// whose bytes are not worth comparing.
+		p, n := unsafe.StringData(v), int32(len(v))
+		if r.lastOK[k] && p == unsafe.StringData(r.last[k]) && int(n) == len(r.last[k]) {
 			ids[k] = r.lastIDs[k]
 			continue
 		}
 		kind := DimKind(k + 1)
-		var a *dimAddr
 		if r.addrs != nil {
-			a = r.addrs.slot(unsafe.StringData(v), site, kind)
-			if a.p == unsafe.StringData(v) && a.n == int32(len(v)) && a.site == site && a.kind == kind {
-				ids[k] = a.id
-				r.last[k], r.lastIDs[k], r.lastOK[k] = v, a.id, true
+			if id, ok := r.addrs.get(p, n, site, kind); ok {
+				ids[k] = id
+				r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
 				continue
 			}
 		}
 		if id, ok := r.known[k][v]; ok {
 			ids[k] = id
 			r.last[k], r.lastIDs[k], r.lastOK[k] = v, id, true
-			if a != nil {
-				*a = dimAddr{unsafe.StringData(v), int32(len(v)), site, kind, id}
+			if r.addrs != nil {
+				r.addrs.put(p, n, site, kind, id)
 			}
 			continue
 		}
@@ -209,8 +234,8 @@ func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string
 				r.known[k] = make(map[string]int32)
 			}
 			r.known[k][v] = id
-			if a != nil {
-				*a = dimAddr{unsafe.StringData(v), int32(len(v)), site, kind, id}
+			if r.addrs != nil {
+				r.addrs.put(p, n, site, kind, id)
 			}
 			continue
 		}
@@ -231,6 +256,10 @@ func (r *dimResolver) fill(c *dimCache, site uint32, fields *[numDimKinds]string
 			r.pending = slices.Grow(r.pending, max(len(r.pending), 256))
 		}
 		r.pending = append(r.pending, dimSlot{ids, int32(k), at})
+		// Until settle, a provisional id: negative, one per missing
+		// string, so that the caller can tell strings apart by id
+		// (ResolveEvents' traffic pairs).
+		ids[k] = -(at + 1)
 	}
 }
 

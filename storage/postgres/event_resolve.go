@@ -48,9 +48,11 @@ func (s *Store) EnsureEventDays(ctx context.Context, events []protocol.Event) er
 	return s.ensureDays(ctx, days)
 }
 
-type trafficPair struct {
-	site           uint32
-	path, referrer string
+// pairKey is the key of a (page, referrer) of a site, by the dims ids of
+// its strings, known or provisional (dimResolver.fill), which stand for
+// the strings within one resolver.
+func pairKey(dims *[numDimKinds]int32) uint64 {
+	return uint64(uint32(dims[DimPagePath-1]))<<32 | uint64(uint32(dims[DimReferrer-1]))
 }
 
 // ResolveEvents resolves the events' strings to dims and profile ids and
@@ -62,46 +64,68 @@ type trafficPair struct {
 func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attribute func(path, referrer string) Traffic) (*Resolved, error) {
 	res := &Resolved{Rows: make([]EventRow, len(events)), TrafficOf: make([]int32, len(events))}
 	rows := res.Rows
-	var pairs []trafficPair
-	index := make(map[trafficPair]int32)
-	for i := range events {
-		p := trafficPair{events[i].Site, events[i].Path, events[i].Referrer}
-		j, ok := index[p]
-		if !ok {
-			j = int32(len(pairs))
-			index[p] = j
-			pairs = append(pairs, p)
-		}
-		res.TrafficOf[i] = j
-	}
-	res.Traffic = make([]TrafficIDs, len(pairs))
-	setTraffic := func(fields *[numDimKinds]string, t Traffic) {
-		fields[DimSource-1], fields[DimMedium-1], fields[DimCampaign-1], fields[DimChannelGroup-1] =
-			t.Source, t.Medium, t.Campaign, t.Group
-	}
-	// Each pair's source, once: a session start's event takes its
-	// pair's.
-	sources := make([]Traffic, len(pairs))
-	for i := range pairs {
-		sources[i] = attribute(pairs[i].path, pairs[i].referrer)
+	// The fields of the kinds an event carries itself, DimEventName …
+	// DimDevice; the traffic kinds after them are a session start's.
+	const eventKinds = DimDevice
+	eventFields := func(e *protocol.Event) [eventKinds]string {
+		return [eventKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
+			e.Language, e.Screen, e.Country, e.Region, e.City, e.Browser, e.OS, e.Device}
 	}
 	r := &dimResolver{addrs: s.dimAddrs}
 	s.dims.mu.Lock()
-	for i := range pairs {
-		var fields [numDimKinds]string
-		setTraffic(&fields, sources[i])
-		r.fill(s.dims, pairs[i].site, &fields, &res.Traffic[i].Dims)
+	for i := range events {
+		fields := eventFields(&events[i])
+		r.fill(s.dims, events[i].Site, 0, fields[:], &rows[i].Dims)
+	}
+	s.dims.mu.Unlock()
+	// The distinct pairs, by their strings' ids (pairKey): comparing ids
+	// costs less than hashing strings. A page's events mostly follow each
+	// other.
+	var first []int32 // by pair: the index of its first event
+	var index map[uint64]int32
+	indexes := make(map[uint32]map[uint64]int32) // by site
+	site, last, lastAt := uint32(0), uint64(0), int32(-1)
+	for i := range events {
+		k := pairKey(&rows[i].Dims)
+		if lastAt < 0 || k != last || events[i].Site != site {
+			if index == nil || events[i].Site != site {
+				site = events[i].Site
+				if index = indexes[site]; index == nil {
+					index = make(map[uint64]int32)
+					indexes[site] = index
+				}
+			}
+			j, ok := index[k]
+			if !ok {
+				j = int32(len(first))
+				index[k] = j
+				first = append(first, int32(i))
+			}
+			last, lastAt = k, j
+		}
+		res.TrafficOf[i] = lastAt
+	}
+	res.Traffic = make([]TrafficIDs, len(first))
+	trafficFields := func(t Traffic) []string {
+		return []string{DimSource - DimSource: t.Source, DimMedium - DimSource: t.Medium,
+			DimCampaign - DimSource: t.Campaign, DimChannelGroup - DimSource: t.Group}
+	}
+	// Each pair's source, once: a session start's event takes its
+	// pair's.
+	sources := make([]Traffic, len(first))
+	for i, at := range first {
+		sources[i] = attribute(events[at].Path, events[at].Referrer)
+	}
+	s.dims.mu.Lock()
+	for i, at := range first {
+		r.fill(s.dims, events[at].Site, int(DimSource-1), trafficFields(sources[i]), &res.Traffic[i].Dims)
 	}
 	for i := range events {
-		e := &events[i]
-		fields := [numDimKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
-			e.Language, e.Screen, e.Country, e.Region, e.City, e.Browser, e.OS, e.Device}
-		if e.Flags&protocol.FlagSessionStart != 0 {
+		if e := &events[i]; e.Flags&protocol.FlagSessionStart != 0 {
 			// The session's traffic source, from its landing page and
 			// referrer, rides on its first event.
-			setTraffic(&fields, sources[res.TrafficOf[i]])
+			r.fill(s.dims, e.Site, int(DimSource-1), trafficFields(sources[res.TrafficOf[i]]), &rows[i].Dims)
 		}
-		r.fill(s.dims, e.Site, &fields, &rows[i].Dims)
 	}
 	s.dims.mu.Unlock()
 	if err := s.resolveDims(ctx, r); err != nil {
@@ -120,11 +144,11 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 		return nil, err
 	}
 	// Each pair's traffic profile, for the sessions it may start.
-	keys := make([]profileKey, len(pairs))
-	for i := range pairs {
-		keys[i] = profileKeyOf(TrafficProfile, int32(pairs[i].site), &res.Traffic[i].Dims)
+	keys := make([]profileKey, len(first))
+	for i, at := range first {
+		keys[i] = profileKeyOf(TrafficProfile, int32(events[at].Site), &res.Traffic[i].Dims)
 	}
-	profiles := make([]int32, len(pairs))
+	profiles := make([]int32, len(first))
 	if err := s.profileIDs(ctx, TrafficProfile, s.traffic, keys, profiles); err != nil {
 		return nil, err
 	}
@@ -143,21 +167,27 @@ func profileKeyOf(p *Profile, site int32, dims *[numDimKinds]int32) profileKey {
 	return k
 }
 
+// profileScratch is eventProfiles' memory, a derivation's worth, kept in
+// Store.profileKeys for the derivations after.
+type profileScratch struct {
+	keys []profileKey
+	ids  []int32
+}
+
 // eventProfiles sets each row's content, client and traffic profile ids
 // from its dims ids.
 func (s *Store) eventProfiles(ctx context.Context, rows []EventRow) error {
-	// The keys are scratch, taken from and given back to the store's
-	// pool (profileIDs copies those it keeps).
-	buf, _ := s.profileKeys.Get().(*[]profileKey)
-	if buf == nil {
-		buf = new([]profileKey)
+	// The keys and ids are scratch, taken from and given back to the
+	// store's pool (profileIDs copies the keys it keeps).
+	sc, _ := s.profileKeys.Get().(*profileScratch)
+	if sc == nil {
+		sc = new(profileScratch)
 	}
-	defer s.profileKeys.Put(buf)
-	if cap(*buf) < len(rows) {
-		*buf = make([]profileKey, len(rows))
+	defer s.profileKeys.Put(sc)
+	if cap(sc.keys) < len(rows) {
+		sc.keys, sc.ids = make([]profileKey, len(rows)), make([]int32, len(rows))
 	}
-	keys := (*buf)[:len(rows)]
-	ids := make([]int32, len(rows))
+	keys, ids := sc.keys[:len(rows)], sc.ids[:len(rows)]
 	for _, p := range []struct {
 		*Profile
 		cache *profileCache

@@ -35,7 +35,7 @@ type Store struct {
 	dimAddrs                          *dimAddrs // guarded by dims.mu
 	contents, clients, traffic, items *profileCache
 
-	// profileKeys holds *[]profileKey buffers of eventProfiles, a
+	// profileKeys holds *profileScratch buffers of eventProfiles, a
 	// derivation's worth each, for the derivations after.
 	profileKeys sync.Pool
 
