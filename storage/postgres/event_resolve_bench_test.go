@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -116,5 +117,91 @@ func BenchmarkResolveEventsCold(b *testing.B) {
 		if _, err := s.ResolveEvents(ctx, events, benchTraffic); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// ResolveEvents' ids are the dims rows of the events' strings, whether
+// cached or inserted by the call (whose pairs it keys by provisional ids),
+// across two sites that share strings: each row's ids name its own
+// strings, a session start's traffic ids its pair's source, other rows
+// none, and each distinct (site, page, referrer) has one pair.
+func TestResolveEventsIDs(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	var sites [2]uint32
+	for i := range sites {
+		site, err := s.CreateSite(ctx, SiteSpec{Name: fmt.Sprint("ids", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sites[i] = site.ID
+	}
+	a := resolveBenchEvents(t, sites[0], 400)
+	b := resolveBenchEvents(t, sites[1], 400)
+	var events []protocol.Event
+	for i := range 400 { // the sites' events in turn, a request of 20 each
+		if i/20%2 == 0 {
+			events = append(events, a[i])
+		} else {
+			events = append(events, b[i])
+		}
+	}
+	// The first half cached by an earlier call, the second half new.
+	if _, err := s.ResolveEvents(ctx, events[:200], benchTraffic); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.ResolveEvents(ctx, events, benchTraffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOf := func(site uint32, kind DimKind, value string) int32 {
+		t.Helper()
+		if value == "" {
+			return 0
+		}
+		var id int32
+		if err := s.pool.QueryRow(ctx, "SELECT id FROM dims WHERE site_id = $1 AND kind = $2 AND value = $3",
+			int32(site), int16(kind), value).Scan(&id); err != nil {
+			t.Fatalf("dims %d %d %q: %v", site, kind, value, err)
+		}
+		return id
+	}
+	type pair struct {
+		site           uint32
+		path, referrer string
+	}
+	pairs := map[pair]int32{}
+	for i := range events {
+		e, row := &events[i], &res.Rows[i]
+		want := [numDimKinds]int32{idOf(e.Site, DimEventName, e.Name), idOf(e.Site, DimPagePath, e.Path),
+			idOf(e.Site, DimHost, e.Host), idOf(e.Site, DimTitle, e.Title), idOf(e.Site, DimReferrer, e.Referrer),
+			idOf(e.Site, DimLanguage, e.Language), idOf(e.Site, DimScreen, e.Screen), idOf(e.Site, DimCountry, e.Country),
+			idOf(e.Site, DimRegion, e.Region), idOf(e.Site, DimCity, e.City), idOf(e.Site, DimBrowser, e.Browser),
+			idOf(e.Site, DimOS, e.OS), idOf(e.Site, DimDevice, e.Device)}
+		src := benchTraffic(e.Path, e.Referrer)
+		traffic := [numDimKinds]int32{}
+		traffic[DimSource-1], traffic[DimMedium-1] = idOf(e.Site, DimSource, src.Source), idOf(e.Site, DimMedium, src.Medium)
+		traffic[DimChannelGroup-1] = idOf(e.Site, DimChannelGroup, src.Group)
+		if e.Flags&protocol.FlagSessionStart != 0 {
+			want[DimSource-1], want[DimMedium-1], want[DimChannelGroup-1] = traffic[DimSource-1], traffic[DimMedium-1], traffic[DimChannelGroup-1]
+		}
+		if row.Dims != want {
+			t.Fatalf("event %d (site %d %s %s): dims %v, want %v", i, e.Site, e.Name, e.Path, row.Dims, want)
+		}
+		p := pair{e.Site, e.Path, e.Referrer}
+		at, seen := pairs[p]
+		if !seen {
+			at = res.TrafficOf[i]
+			pairs[p] = at
+		}
+		if res.TrafficOf[i] != at {
+			t.Fatalf("event %d: pair %d, want %d as an earlier event of %+v", i, res.TrafficOf[i], at, p)
+		}
+		if got := res.Traffic[at].Dims; got != traffic {
+			t.Fatalf("event %d: pair traffic %v, want %v", i, got, traffic)
+		}
+	}
+	if len(res.Traffic) != len(pairs) {
+		t.Errorf("%d pairs, want %d", len(res.Traffic), len(pairs))
 	}
 }
