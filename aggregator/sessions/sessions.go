@@ -85,6 +85,10 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	// Of has room for the events a caller derives for new sessions (the
 	// write stage's session_start and first_visit).
 	as := Assignment{Of: make([]int, len(events), len(events)+len(events)/4)}
+	// Room for a committed session of each visitor or client key, most
+	// of which a busy site's events continue, instead of growing the
+	// list from empty by copies.
+	as.Sessions = make([]Assigned, 0, len(known))
 	var counts []int // by session: its events
 	// cands are the indexes (into as.Sessions) of the current visitor's
 	// sessions, committed and new.
