@@ -155,8 +155,10 @@ type dimAddr struct {
 // met again is found by comparing its address, length, site and kind,
 // where the cache and the resolver's known maps hash and compare its
 // bytes. The entry's pointer keeps the bytes alive, so no other string
-// takes their address while the entry holds them; ids never change, so an
-// entry never goes stale. Guarded by the dims cache's mutex.
+// takes their address while the entry holds them, and the bytes of a
+// string never change while it exists (the language's rule, which
+// unsafe.String's callers must keep too); ids never change, so an entry
+// never goes stale. Guarded by the dims cache's mutex.
 type dimAddrs [dimAddrSlots]dimAddr
 
 // get returns the id of p's string of length n, site and kind, if a holds it.
