@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // deriveLockSpace is the first key of the two-key advisory locks that make
@@ -42,6 +45,9 @@ type DeriveTx struct {
 	gen      int64
 	consumed []int64
 	events   int64
+	// cells are the rollup deltas of the chunks AddEvents aggregated and
+	// not written yet (nil: none).
+	cells *deriveCells
 	// The site's ecommerce settings (commerce.go).
 	currency  string
 	keyEvents []string
@@ -151,6 +157,39 @@ func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRo
 	return out, nil
 }
 
+// Untake gives back the last n rows Take returned, as if not taken: the
+// derivation does not derive them, and Commit leaves them staged.
+func (d *DeriveTx) Untake(rows []StagedRow) {
+	for range rows {
+		n := len(d.consumed) - 1
+		if n < 0 {
+			return
+		}
+		d.consumed = d.consumed[:n]
+	}
+	for _, r := range rows {
+		d.events -= int64(r.Events)
+	}
+}
+
+// EventDaysKnown reports whether the partitions of every UTC day the
+// events fall on are known to exist (EnsureEventDays would create
+// none). A derivation that wrote events must not create partitions: the
+// events table's lock it holds would keep the creation waiting on it.
+func (s *Store) EventDaysKnown(events []protocol.Event) bool {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	last := int64(math.MinInt64)
+	for i := range events {
+		day := unixDay(time.UnixMicro(events[i].TimeMicros))
+		if day != last && !s.parts[day] {
+			return false
+		}
+		last = day
+	}
+	return true
+}
+
 // copyEventsSQL copies binary rows (appendEventsCopy) into events.
 var copyEventsSQL = "COPY events (" + strings.Join(EventColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
@@ -193,9 +232,13 @@ func (d *DeriveTx) noPartition(err error) {
 	}
 }
 
-// Commit deletes the staged rows taken, counts their events as derived and
+// Commit writes the rollup deltas of chunks not written yet (AddEvents),
+// deletes the staged rows taken, counts their events as derived and
 // commits.
 func (d *DeriveTx) Commit(ctx context.Context) error {
+	if err := d.storeCells(ctx, nil); err != nil {
+		return err
+	}
 	if len(d.consumed) > 0 {
 		if _, err := d.tx.Exec(ctx, "DELETE FROM staged_events WHERE site_id = $1 AND id = ANY($2)", int32(d.site), d.consumed); err != nil {
 			return fmt.Errorf("postgres: derive site %d: delete staged events: %w", d.site, err)

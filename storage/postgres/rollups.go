@@ -525,16 +525,76 @@ func (a rollupAgg) settle() {
 // user-days (rollup_user_days) it updates. The COPY runs on the
 // connection while this goroutine aggregates the rows, items and sessions
 // into cells, which needs no connection; the statements after it wait
-// for it.
+// for it. The rollup deltas of earlier chunks (AddEvents) are written
+// with these.
 func (d *DeriveTx) WriteEvents(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
 	return d.addRollups(ctx, rows, items, changes, true)
+}
+
+// AddEvents is WriteEvents of one chunk of a derivation that takes more:
+// it copies rows and writes their user-days, but keeps their rollup and
+// session rollup deltas in memory, adding them to the earlier chunks',
+// for the WriteEvents of the last chunk, or Commit, to write once. A
+// derivation's cells are much the same chunk after chunk (a site's days
+// and dimensions), and writing a cell costs PostgreSQL about as much
+// whatever its delta: reading and writing them once per derivation
+// instead of once per chunk is what chunks save. rows may be released
+// once it returns; the cells hold no reference to them.
+func (d *DeriveTx) AddEvents(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges) error {
+	copied, err := d.accumulate(ctx, rows, items, changes, true)
+	if err == nil && copied != nil {
+		err = <-copied
+	}
+	if err != nil {
+		return err
+	}
+	return d.cells.writeDays(ctx, d)
+}
+
+// deriveCells are the deltas a derivation's chunks accumulated and has
+// not written yet.
+type deriveCells struct {
+	agg      rollupAgg
+	sessions sessionRollupAgg
+	hours    *hourCache
+	last     rollupSlots
+	// days are the user-days of the last chunk aggregated, written by
+	// writeDays (the next chunk's readUserDays reads them in the table).
+	days userDays
+}
+
+// writeDays writes the user-days of the chunk last aggregated.
+func (c *deriveCells) writeDays(ctx context.Context, d *DeriveTx) error {
+	days := c.days
+	c.days = nil
+	if err := days.write(ctx, d.tx, int32(d.site)); err != nil {
+		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	}
+	return nil
 }
 
 // addRollups is WriteEvents, with copyRows false the rollups alone, of
 // rows not in the events table (tests and benchmarks of the rollups).
 func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges, copyRows bool) error {
+	copied, err := d.accumulate(ctx, rows, items, changes, copyRows)
+	if err != nil {
+		return err
+	}
+	return d.storeCells(ctx, copied)
+}
+
+// accumulate starts the COPY of rows (with copyRows) and adds the rows,
+// items and changes to the derivation's cells (d.cells, made by the
+// first chunk). It returns the COPY's channel (nil: none started, as on
+// every error); when it returns one, the caller must receive from it
+// before using d again.
+func (d *DeriveTx) accumulate(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges, copyRows bool) (<-chan error, error) {
+	if d.cells == nil {
+		d.cells = &deriveCells{agg: make(rollupAgg), sessions: make(sessionRollupAgg), hours: &hourCache{loc: d.zone}}
+	}
+	c := d.cells
 	if len(rows) == 0 && len(items) == 0 && len(changes) == 0 {
-		return nil
+		return nil, nil
 	}
 	traffic := make(map[[2]int64]*sessionState, len(changes))
 	for i := range changes {
@@ -554,51 +614,68 @@ func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []Item
 			rows[i].SessionTraffic, rows[i].SessionLanding = s.traffic, s.landing
 		}
 	}
-	agg := make(rollupAgg)
-	hours := &hourCache{loc: d.zone}
 	// Both read the table before the COPY: moveLanding the sessions'
-	// earlier events, which the rows are not yet among; readUserDays
-	// sets the rows' DayActive, which the aggregation reads.
-	if err := d.moveLanding(ctx, agg, rows, changes, hours); err != nil {
-		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+	// earlier events, which the rows are not yet among (an earlier
+	// chunk's are, and their counts are among the cells' deltas, where
+	// the move takes them from); readUserDays sets the rows' DayActive,
+	// which the aggregation reads, from the user-days earlier chunks
+	// wrote too.
+	if err := d.moveLanding(ctx, c.agg, rows, changes, c.hours); err != nil {
+		return nil, fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	days, err := readUserDays(ctx, d.tx, d.site, rows, hours)
+	days, err := readUserDays(ctx, d.tx, d.site, rows, c.hours)
 	if err != nil {
-		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
+		return nil, fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
+	c.days = days
 	// From here to the receive from copied, rows are only read, and
 	// nothing but the COPY uses the connection.
 	var copied <-chan error
 	if copyRows && len(rows) > 0 {
 		copied = d.copyEventsBeside(ctx, rows)
 	}
-	last := new(rollupSlots)
 	for i := range rows {
-		agg.addTo(&rows[i], hours, true, last)
+		c.agg.addTo(&rows[i], c.hours, true, &c.last)
 	}
 	for i := range items {
-		agg.addItem(&items[i], hours)
+		c.agg.addItem(&items[i], c.hours)
 	}
-	sessions := sessionRollupsOf(changes, rows, days, hours)
-	days.activate(agg, sessions, int32(d.site))
-	agg.settle()
-	keys, sessionKeys := sortedRollupKeys(agg), sortedRollupKeys(sessions)
-	var found []bool
+	sessionRollupsOf(c.sessions, changes, rows, days, c.hours)
+	days.activate(c.agg, c.sessions, int32(d.site))
+	// The visitors collected go into the sketches chunk by chunk, so
+	// the cells' memory does not grow with the events of every chunk.
+	c.agg.settle()
+	return copied, nil
+}
+
+// storeCells writes the derivation's cells and the last chunk's
+// user-days, once copied (the last chunk's COPY; nil: none) is done.
+func (d *DeriveTx) storeCells(ctx context.Context, copied <-chan error) error {
+	c := d.cells
+	if c == nil {
+		if copied != nil {
+			return <-copied
+		}
+		return nil
+	}
+	d.cells = nil
+	keys, sessionKeys := sortedRollupKeys(c.agg), sortedRollupKeys(c.sessions)
+	var (
+		found []bool
+		err   error
+	)
 	if copied != nil {
-		if found, err = d.readBesideCopy(ctx, agg, keys, copied); err != nil {
+		if found, err = d.readBesideCopy(ctx, c.agg, keys, copied); err != nil {
 			return err
 		}
 	}
-	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, agg); err != nil {
+	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, c.agg); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	if err := storeRollupRounds(ctx, d.tx, sessionKeys, sessions); err != nil {
+	if err := storeRollupRounds(ctx, d.tx, sessionKeys, c.sessions); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	if err := days.write(ctx, d.tx, int32(d.site)); err != nil {
-		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
-	}
-	return nil
+	return c.writeDays(ctx, d)
 }
 
 // readBesideCopy waits for the events' COPY (copied) and returns its

@@ -132,12 +132,17 @@ type sessionChange struct {
 	before *sessionState
 }
 
-// sessionRollupsOf are the session_rollups deltas of the changes of an
-// UpsertSessions of rows (the derivation's events, DayActive set by
+// sessionRollupsOf adds to agg the session_rollups deltas of the changes
+// of an UpsertSessions of rows (the derivation's events, DayActive set by
 // readUserDays): a session's visitor is active in its cells when active on
 // a day of the session's events in rows, or on one of its earlier days
 // (which added it, or remembers the cells: userDays.activate).
-func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, hours *hourCache) sessionRollupAgg {
+//
+// A session changed by two chunks of a derivation is counted by the
+// first with its values then, taken out by the second (its before, read
+// from the row the first wrote) and counted with its new values: the
+// deltas add up to what one derivation of both chunks counts.
+func sessionRollupsOf(agg sessionRollupAgg, changes SessionChanges, rows []EventRow, days userDays, hours *hourCache) {
 	eventDays := make(map[[2]int64][]int32, len(changes))
 	var (
 		last    [2]int64
@@ -156,7 +161,6 @@ func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, ho
 			eventDays[k] = append(eventDays[k], day)
 		}
 	}
-	agg := make(sessionRollupAgg)
 	for i := range changes {
 		c := &changes[i]
 		c.now.dayActive = days.sessionActive(c.now.visitor, eventDays[[2]int64{c.now.visitor, c.id}], c.now.cells(hours.loc))
@@ -165,7 +169,6 @@ func sessionRollupsOf(changes SessionChanges, rows []EventRow, days userDays, ho
 			agg.add(c.before, hours.loc, -1)
 		}
 	}
-	return agg
 }
 
 // rollupTable is a rollups table's part of storeRollupRounds.
