@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -27,6 +28,15 @@ func trafficSource(path, referrer string) postgres.Traffic {
 // deriveSite runs one derivation transaction of site and returns how many
 // staged events it derived (0: none were left) and the id of the last
 // staged row it took.
+//
+// It takes the staged rows in chunks of at most Config.MaxEvents events
+// (deriveChunk), one after the other in the one transaction: each chunk's
+// events are decoded, given sessions, copied to events and released,
+// while the rollup cells of every chunk add up in memory and are written
+// once, with the last chunk's (postgres.DeriveTx.AddEvents). It takes no
+// further chunk once one was not full (the site's staged rows are
+// taken), after Config.MaxChunks of them, or once it has run for
+// Config.DeriveFor. All chunks commit or none do.
 func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int, last int64, err error) {
 	ctx, span := w.cfg.Tracer.Start(ctx, "write.derive", trace.WithAttributes(attribute.Int64("avila.site", int64(site))))
 	defer func() {
@@ -42,22 +52,101 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	defer d.Rollback(ctx) // no-op after Commit
+	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1)}
+	defer func() {
+		if err != nil && run.remembered {
+			// The memory holds sessions of chunks that did not commit.
+			w.forgetSessions(site)
+		}
+	}()
+	for chunk := 0; ; chunk++ {
+		more, err := w.deriveChunk(ctx, run, chunk)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !more {
+			break
+		}
+	}
+	if run.rows == 0 {
+		return 0, 0, nil
+	}
+	if err := d.Commit(ctx); err != nil {
+		w.forgetSessions(site)
+		return 0, 0, err
+	}
+	w.cfg.Metrics.derivations.Inc()
+	w.cfg.Metrics.derived.Add(float64(run.staged))
+	w.cfg.Metrics.kept.Add(float64(run.fromMemory))
+	w.cfg.Metrics.seconds.Observe(time.Since(start).Seconds())
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", run.rows),
+			slog.Int("chunks", run.chunks), slog.Int("events", run.staged), slog.Int("derived_events", len(run.added)),
+			slog.Int("sessions", run.sessions), slog.Duration("took", time.Since(start)))
+	}
+	if w.cfg.Derived != nil && len(run.lastEvents) > 0 {
+		w.cfg.Derived(ctx, site, run.lastEvents)
+	}
+	if w.cfg.Added != nil && len(run.added) > 0 {
+		w.cfg.Added(ctx, site, run.added)
+	}
+	return run.n, run.lastID, nil
+}
+
+// derivation is the state of one derivation transaction across its
+// chunks.
+type derivation struct {
+	d     *postgres.DeriveTx
+	site  uint32
+	start time.Time
+	mem   *siteSessions
+	// remembered: mem holds sessions of a chunk of this derivation,
+	// which are the database's only once it commits.
+	remembered bool
+	// wrote: a chunk wrote events. Later chunks then create no
+	// partition (postgres.Store.EventDaysKnown).
+	wrote  bool
+	chunks int
+	rows   int   // staged rows taken
+	lastID int64 // of the last staged row taken
+	// n is what deriveSite returns: the events derived, or for a chunk
+	// of erased subjects' events only, the staged events taken.
+	n          int
+	staged     int // staged events derived
+	fromMemory int // of them, kept decoded by ingest (decodedBatches)
+	sessions   int
+	// lastEvents are the last chunk's events, for Config.Derived (whose
+	// consumers read their site): of a chunk found to be the last only
+	// after it was written, its last event; added are the events every chunk
+	// derived itself (session_start, first_visit), for Config.Added.
+	lastEvents []protocol.Event
+	added      []protocol.Event
+}
+
+// deriveChunk derives chunk (0, 1 …) of run: it takes the site's next
+// staged rows up to Config.MaxEvents, and reports whether the derivation
+// should take another chunk after it.
+func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (more bool, err error) {
+	d, site := run.d, run.site
 	rows, err := d.Take(ctx, maxStagedRows, w.cfg.MaxEvents)
 	if err != nil {
-		return 0, 0, err
+		return false, err
 	}
 	total := 0
 	for _, st := range rows {
 		total += st.Events
 	}
-	if total < w.cfg.MaxEvents && len(rows) < maxStagedRows {
+	full := total >= w.cfg.MaxEvents || len(rows) >= maxStagedRows
+	if !full {
 		// Every row staged of the site when it began: the batches kept
 		// decoded from now on are the ones the next derivations take.
 		w.decoded.caughtUp()
 	}
 	if len(rows) == 0 {
-		return 0, 0, nil
+		return false, nil
 	}
+	// The last chunk: no more staged, or the derivation's bounds.
+	final := !full || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor
 	events := make([]protocol.Event, 0, total+total/4) // room for derived events
 	var dec protocol.EventDecoder
 	fromMemory := 0
@@ -72,42 +161,49 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		}
 		if events, err = dec.Append(events, st.Payload); err != nil {
 			dec.Release()
-			return 0, 0, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
+			return false, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
 	}
 	dec.Release()
+	if run.wrote && !w.store.EventDaysKnown(events) {
+		// A day without a known partition: creating it would wait for
+		// this transaction's hold on events. The next derivation
+		// creates it before it writes.
+		d.Untake(rows)
+		return false, nil
+	}
+	run.chunks++
+	run.rows += len(rows)
+	run.lastID = rows[len(rows)-1].ID
 	if events, err = dropErased(ctx, d, events, w.cfg.Metrics); err != nil {
-		return 0, 0, err
+		return false, err
 	}
 	if len(events) == 0 {
 		// Every event was an erased subject's: the staged rows go all the same.
-		if err := d.Commit(ctx); err != nil {
-			w.forgetSessions(site)
-			return 0, 0, err
-		}
-		return total, rows[len(rows)-1].ID, nil
+		run.n += total
+		return !final, nil
 	}
 	staged := len(events)
 	// Partitions first, in their own transactions: the derivation holds no
-	// lock on events yet, so creating a partition cannot wait for it.
-	// Derived events fall on their triggers' days.
+	// lock on events yet (a later chunk's days are known to exist, see
+	// above), so creating a partition cannot wait for it. Derived events
+	// fall on their triggers' days.
 	if err := w.store.EnsureEventDays(ctx, events); err != nil {
-		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
+		return false, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	// Key events (the site's list) and repeated purchases before the rows
 	// and sessions that count them.
 	commerce, err := prepareCommerce(ctx, w.store, d, events)
 	if err != nil {
-		return 0, 0, err
+		return false, err
 	}
-	mem := w.siteSessions(site, d.Gen()-1)
-	as, known, err := assignSessions(ctx, d, mem, events)
+	as, known, err := assignSessions(ctx, d, run.mem, events)
 	if err != nil {
-		return 0, 0, err
+		return false, err
 	}
 	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, &as))
 	if err != nil {
-		return 0, 0, err
+		return false, err
 	}
 	newUser := newUsers(events, &as, firstSeen)
 	derived := 0
@@ -117,7 +213,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	// Strings in their own short transactions (see ResolveEvents).
 	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
 	if err != nil {
-		return 0, 0, fmt.Errorf("write: derive site %d: %w", site, err)
+		return false, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	for i := range res.Rows {
 		a := &as.Sessions[as.Of[i]]
@@ -130,42 +226,44 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	sess, newSources := sessionRows(events, res, &as, newUser, firstSeen, firstSources)
 	if err := d.SetFirstSources(ctx, newSources); err != nil {
-		return 0, 0, err
+		return false, err
 	}
 	// Commerce rows of the staged events (derived events carry none).
 	items, err := commerce.write(ctx, w.store, d, events[:staged], res.Rows[:staged])
 	if err != nil {
-		return 0, 0, err
+		return false, err
 	}
 	// Sessions before events: WriteEvents copies the events while it
 	// aggregates them, which needs the sessions' changes.
 	changes, err := d.UpsertSessions(ctx, sess)
 	if err != nil {
-		return 0, 0, err
+		return false, err
 	}
-	if err := d.WriteEvents(ctx, res.Rows, items, changes); err != nil {
-		return 0, 0, err
+	write := d.AddEvents
+	if final {
+		write = d.WriteEvents
 	}
-	if err := d.Commit(ctx); err != nil {
-		w.forgetSessions(site)
-		return 0, 0, err
+	run.wrote = true
+	if err := write(ctx, res.Rows, items, changes); err != nil {
+		return false, err
 	}
-	mem.commit(d.Gen(), sess, known)
-	w.cfg.Metrics.derivations.Inc()
-	w.cfg.Metrics.derived.Add(float64(staged))
-	w.cfg.Metrics.kept.Add(float64(fromMemory))
-	w.cfg.Metrics.seconds.Observe(time.Since(start).Seconds())
-	if w.log.Enabled(ctx, slog.LevelDebug) {
-		w.log.LogAttrs(ctx, slog.LevelDebug, "derived", slog.Uint64("site", uint64(site)), slog.Int("staged_rows", len(rows)),
-			slog.Int("events", staged), slog.Int("derived_events", derived), slog.Int("sessions", len(sess)), slog.Duration("took", time.Since(start)))
+	// The next chunk's sessions continue these: the memory holds them
+	// as of this derivation (its generation), forgotten should it not
+	// commit.
+	run.mem.commit(d.Gen(), sess, known)
+	run.remembered = true
+	run.n += staged
+	run.staged += staged
+	run.fromMemory += fromMemory
+	run.sessions += len(sess)
+	if final {
+		run.lastEvents = events
+	} else {
+		// The chunk's events are released: its last one stands for them.
+		run.lastEvents = slices.Clone(events[staged-1 : staged])
 	}
-	if w.cfg.Derived != nil {
-		w.cfg.Derived(ctx, site, events)
-	}
-	if w.cfg.Added != nil && derived > 0 {
-		w.cfg.Added(ctx, site, events[len(events)-derived:])
-	}
-	return staged, rows[len(rows)-1].ID, nil
+	run.added = append(run.added, events[len(events)-derived:]...)
+	return !final, nil
 }
 
 // begin begins a derivation of site. With wait it retries while another

@@ -22,6 +22,8 @@ const (
 	defaultEvery     = 250 * time.Millisecond
 	defaultIdleEvery = 4 * time.Second
 	DefaultMaxEvents = 50_000
+	DefaultMaxChunks = 4
+	DefaultDeriveFor = 2 * time.Second
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
 	maxStagedRows = 1000
@@ -40,14 +42,26 @@ type Config struct {
 	// staged (default 4 s; at least Every): an idle node sleeps instead
 	// of asking PostgreSQL four times a second.
 	IdleEvery time.Duration
-	// MaxEvents bounds the events one derivation transaction takes
-	// (default 50 000): the rollup rows a derivation writes grow with its
-	// distinct cells, not its events, so larger derivations write fewer
-	// rows per event; its memory grows with its events (docs/architecture.md,
-	// "The write stage: why two steps").
+	// MaxEvents bounds the events of one chunk of a derivation
+	// transaction (default 50 000; MaxChunks bounds the chunks): the
+	// rollup rows a derivation writes grow with its distinct cells, not
+	// its events, so larger derivations write fewer rows per event; its
+	// memory grows with a chunk's events (docs/architecture.md, "The
+	// write stage: why two steps").
 	MaxEvents int
+	// MaxChunks bounds the chunks of at most MaxEvents events one
+	// derivation transaction takes one after the other (default 4): its
+	// rollup rows are written once for all of them, while its memory
+	// holds one chunk's events at a time (deriveSite). 1: one chunk.
+	MaxChunks int
+	// DeriveFor bounds the time a derivation takes further chunks
+	// (default 2 s): reports see none of its events before it commits,
+	// so it bounds their lag under a backlog.
+	DeriveFor time.Duration
 	// Derived, when set, runs after a derivation of site committed, with
-	// the events it made visible (e.g. to invalidate cached reports).
+	// the events it made visible (e.g. to invalidate cached reports): of
+	// a derivation of several chunks, those of its last chunk only (all
+	// are of the site), as the others' were released.
 	Derived func(ctx context.Context, site uint32, events []protocol.Event)
 	// Added, when set, runs after a derivation of site committed, with
 	// only the events the derivation added itself (session_start,
@@ -130,6 +144,12 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	cfg.IdleEvery = max(cfg.IdleEvery, cfg.Every)
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = DefaultMaxEvents
+	}
+	if cfg.MaxChunks <= 0 {
+		cfg.MaxChunks = DefaultMaxChunks
+	}
+	if cfg.DeriveFor <= 0 {
+		cfg.DeriveFor = DefaultDeriveFor
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
