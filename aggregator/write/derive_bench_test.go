@@ -41,11 +41,26 @@ func pipelineBatches(site uint32, first time.Time, n int) [][]protocol.Event {
 // data set makes as many): a statement over sessions that the planner
 // cannot confine to the derivation's days probes every one of them.
 func BenchmarkDerive(b *testing.B) {
-	b.Run("fresh", func(b *testing.B) { benchmarkDerive(b, 0) })
-	b.Run("history", func(b *testing.B) { benchmarkDerive(b, 90) })
+	b.Run("fresh", func(b *testing.B) { benchmarkDerive(b, 0, 25, Config{}, true) })
+	b.Run("history", func(b *testing.B) { benchmarkDerive(b, 90, 25, Config{}, true) })
 }
 
-func benchmarkDerive(b *testing.B, historyDays int) {
+// BenchmarkDeriveBacklog measures derivations under a backlog: each
+// iteration stages 200 batches of 1000 events (untimed), then derives
+// them (Flush), in derivations of one chunk of up to 50 000 events
+// (chunks=1) or of up to four (chunks=4; no time bound, so the chunks
+// do not depend on the machine's speed). stage only stages, which the
+// others do too: what a count of the whole program (callgrind) takes
+// off theirs to count the derivations alone.
+func BenchmarkDeriveBacklog(b *testing.B) {
+	b.Run("chunks=1", func(b *testing.B) { benchmarkDerive(b, 0, 200, Config{MaxChunks: 1}, true) })
+	b.Run("chunks=4", func(b *testing.B) { benchmarkDerive(b, 0, 200, Config{MaxChunks: 4, DeriveFor: time.Hour}, true) })
+	b.Run("stage", func(b *testing.B) { benchmarkDerive(b, 0, 200, Config{}, false) })
+}
+
+// benchmarkDerive stages perIter batches of 1000 events per iteration
+// and, with derive, derives them with a write stage of cfg.
+func benchmarkDerive(b *testing.B, historyDays, perIter int, cfg Config, derive bool) {
 	s := newStore(b)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "bench"})
@@ -67,10 +82,9 @@ func benchmarkDerive(b *testing.B, historyDays int) {
 			b.Fatal(err)
 		}
 	}
-	w := New(Config{}, s.Store)
+	w := New(cfg, s.Store)
 	first := time.Now().Add(-time.Hour)
 	seq := uint64(0)
-	const perIter = 25
 	var pgTicks int64
 	pgLocal := true
 	b.ReportAllocs()
@@ -86,8 +100,10 @@ func benchmarkDerive(b *testing.B, historyDays int) {
 		before, ok := backendTicks(ctx, b, s.Pool)
 		pgLocal = pgLocal && ok
 		b.StartTimer()
-		if err := w.Flush(ctx); err != nil {
-			b.Fatal(err)
+		if derive {
+			if err := w.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
 		}
 		b.StopTimer()
 		after, ok := backendTicks(ctx, b, s.Pool)
