@@ -415,12 +415,16 @@ func (c *cellSketches) deltaBytes(j int) ([]byte, error) {
 // them as its serialization, what the library serializes for a sketch of
 // those hashes inserted in any order, as long as its sparse list takes no
 // more than 2^14 bytes: then none of the library's checks could turn it
-// dense. Others go into the library's sketch hash by hash.
+// dense. A delta held as its serialization (settled before: a
+// derivation's cells settle chunk after chunk) takes them as one merged
+// into it (mergeEncoded), as a stored sketch takes a delta. Others go
+// into the library's sketch hash by hash, which costs several times as
+// much.
 //
 // A list equal to the users list (hashes[0]) as given (every visitor of
 // the cell active, or new: most cells) is sorted and serialized once:
 // the delta sketches then share their bytes, which nothing writes to
-// (a sparse serialization decodes into a copy).
+// (a sparse serialization decodes into a copy; a merge makes new bytes).
 func (c *cellSketches) settle(hashes *[3][]uint32) {
 	var sameAsUsers [3]bool
 	for j := 1; j < len(hashes); j++ {
@@ -429,15 +433,24 @@ func (c *cellSketches) settle(hashes *[3][]uint32) {
 	var users []uint32 // hashes[0], sorted and distinct
 	var usersEnc []byte
 	usersFresh := false // delta 0 was empty and took usersEnc
+	// usersWas and usersNow are delta 0's serialization before and
+	// after a merge of users into it (usersMerged).
+	var usersWas, usersNow []byte
+	usersMerged := false
 	for j, set := range hashes {
 		if len(set) == 0 {
 			continue
 		}
-		fresh := c.sk[j] == nil && !c.encoded[j]
+		held := c.sk[j] == nil && c.encoded[j] && len(c.delta[j]) > 0 // a serialization, not empty
+		fresh := c.sk[j] == nil && !held
 		if sameAsUsers[j] {
 			set = users
 			if fresh && usersFresh {
 				c.delta[j], c.encoded[j] = usersEnc, true
+				continue
+			}
+			if held && usersMerged && bytes.Equal(c.delta[j], usersWas) {
+				c.delta[j] = usersNow
 				continue
 			}
 		} else {
@@ -453,6 +466,15 @@ func (c *cellSketches) settle(hashes *[3][]uint32) {
 				usersEnc, usersFresh = c.delta[j], true
 			}
 			continue
+		}
+		if held && sparseListBytes(set) <= denseAfter {
+			if enc, ok := mergeEncoded(c.delta[j], sparseEncoding(set)); ok {
+				if j == 0 {
+					usersWas, usersNow, usersMerged = c.delta[j], enc, true
+				}
+				c.delta[j] = enc
+				continue
+			}
 		}
 		sk := c.sketch(j)
 		for _, k := range set {

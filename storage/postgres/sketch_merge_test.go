@@ -401,3 +401,46 @@ func sketchOfOrNil(t *testing.T, hashes []uint64) []byte {
 	}
 	return sketchOf(t, hashes)
 }
+
+// TestSettleAgainMergesEncodings: a cell settled chunk after chunk (a
+// derivation's chunks) holds in its deltas the union of the chunks'
+// visitors, merged into the serialization it holds (no library sketch),
+// as the library serializes a sketch of them while the union stays
+// sparse; the users list shared by the three deltas stays shared, and an
+// active list of other visitors is merged on its own.
+func TestSettleAgainMergesEncodings(t *testing.T) {
+	for _, n := range []int{1, 40, 1000, 3000} {
+		c := new(cellSketches)
+		var all, active []uint64
+		for round := range 3 {
+			var lists [3][]uint32
+			for i := range n {
+				h := VisitorHash(uint64(round*n/2+i) * 7919) // half of each round's seen before
+				lists[0], lists[2] = append(lists[0], encodeHash(h)), append(lists[2], encodeHash(h))
+				if !slices.Contains(all, h) {
+					all = append(all, h)
+				}
+				if round == 1 && i%2 == 0 {
+					lists[1] = append(lists[1], encodeHash(h))
+					active = append(active, h)
+				}
+			}
+			if round != 1 {
+				lists[1] = slices.Clone(lists[0])
+				for i := range n {
+					if h := VisitorHash(uint64(round*n/2+i) * 7919); !slices.Contains(active, h) {
+						active = append(active, h)
+					}
+				}
+			}
+			c.settle(&lists)
+			if c.sk != [3]*hyperloglog.Sketch{} {
+				t.Fatalf("%d visitors, round %d: a delta went through the library", n, round)
+			}
+		}
+		checkDeltas(t, c, all, active, all)
+		if &c.delta[0][0] != &c.delta[2][0] {
+			t.Fatalf("%d visitors: the users and new users deltas of the same visitors do not share their bytes", n)
+		}
+	}
+}
