@@ -99,8 +99,8 @@ type Config struct {
 	// (cluster.DefaultProbeInterval, cluster.DefaultSuspicionMult).
 	GossipProbeInterval time.Duration
 	GossipSuspicionMult int
-	// DeriveMaxEvents bounds the staged events one derivation takes
-	// (write.Config.MaxEvents); 0: the write stage's default.
+	// DeriveMaxEvents bounds the staged events of one chunk of a
+	// derivation (write.Config.MaxEvents); 0: the write stage's default.
 	DeriveMaxEvents int
 	// Version is the build version gossiped to peers and shown in status.
 	Version string

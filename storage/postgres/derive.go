@@ -157,8 +157,9 @@ func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRo
 	return out, nil
 }
 
-// Untake gives back the last n rows Take returned, as if not taken: the
-// derivation does not derive them, and Commit leaves them staged.
+// Untake gives back rows, the rows the last Take returned, as if not
+// taken: the derivation does not derive them, and Commit leaves them
+// staged.
 func (d *DeriveTx) Untake(rows []StagedRow) {
 	for range rows {
 		n := len(d.consumed) - 1

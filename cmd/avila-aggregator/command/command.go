@@ -128,9 +128,10 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		"probe intervals a suspect node has to answer before it is declared dead (more in large clusters); "+
 			"see --gossip-probe-interval")
 	fs.IntVar(&cfg.DeriveMaxEvents, "derive-max-events", write.DefaultMaxEvents,
-		"staged events one derivation (the transaction writing events, sessions and rollups) takes at most when a backlog waits: "+
+		"staged events one chunk of a derivation (the transaction writing events, sessions and rollups) takes at most when a backlog waits; "+
+			"a derivation takes up to 4 chunks within 2 s and writes their rollup rows once: "+
 			"larger writes fewer rollup rows per event and catches up sooner, and holds more memory at once "+
-			"(about 1 KB per event at its peak); lower it with --memory-limit on small machines")
+			"(about 1 KB per event of a chunk at its peak); lower it with --memory-limit on small machines")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&o.MemoryLimit, "memory-limit", DefaultMemoryLimit,
