@@ -214,8 +214,15 @@ func (r *batchReader) event(e *Event) error {
 	}
 	var seen uint32
 	for range n {
-		key, err := r.key()
-		if err != nil {
+		var key uint32
+		// A fixstr of one or two bytes (every key AppendEvent writes),
+		// read here: key is a call, and an event has some 25 keys. A
+		// one-byte key's third byte is its value's, left out (× 0).
+		if p := r.b[r.i:]; len(p) > 2 && (p[0] == 0xa1 || p[0] == 0xa2) {
+			size := uint32(p[0] & 3)
+			key = size<<24 | uint32(p[1])<<16 | uint32(p[2])<<8*(size-1)
+			r.i += 1 + int(size)
+		} else if key, err = r.keyLong(); err != nil {
 			return err
 		}
 		var v int64
@@ -538,9 +545,21 @@ func (r *batchReader) interned(p []byte) string {
 // fields of most events (host, language, screen, geo, browser, often
 // page and title) repeat the previous event's; the rest are interned.
 func (r *batchReader) field(slot int) (string, error) {
-	p, err := r.raw()
-	if err != nil || len(p) == 0 {
-		return "", err
+	var p []byte
+	// A fixstr (nearly every value) read here: raw is a call, and an
+	// event has a dozen texts.
+	if b := r.b[r.i:]; len(b) > 0 && b[0]&0xe0 == 0xa0 && int(b[0]&0x1f) < len(b) {
+		n := int(b[0] & 0x1f)
+		p = b[1 : 1+n]
+		r.i += 1 + n
+	} else {
+		var err error
+		if p, err = r.rawLong(); err != nil {
+			return "", err
+		}
+	}
+	if len(p) == 0 {
+		return "", nil
 	}
 	if prev := r.last[slot]; string(p) == prev { // compared: no allocation
 		return prev, nil
