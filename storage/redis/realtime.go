@@ -199,6 +199,23 @@ type ring struct {
 type slot struct {
 	Minute
 	version int64
+	// full, once the minute holds MaxCells cells, filters the cells of
+	// events it does not hold (holds); nil before, and after a change
+	// that may add cells (a new minute, Forget).
+	full *cellFilter
+}
+
+// holds reports whether sl, holding MaxCells cells, holds c. The caller
+// holds mu.
+func (sl *slot) holds(c *Cell) bool {
+	if sl.full == nil {
+		sl.full = newCellFilter(sl.Cells)
+	}
+	if !sl.full.mayHold(c) {
+		return false
+	}
+	_, ok := sl.Cells[*c]
+	return ok
 }
 
 // minuteCache keeps the cells of a site's minutes as last read, with the
@@ -335,11 +352,9 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 			r.pruneActive(rg, now)
 			r.markActive(rg, c.Visitor, min(events[i].TimeMicros/1_000_000, nowSec))
 		}
-		if len(sl.Cells) >= r.opts.MaxCells {
-			if _, ok := sl.Cells[c]; !ok {
-				dropped++
-				continue
-			}
+		if len(sl.Cells) >= r.opts.MaxCells && !sl.holds(&c) {
+			dropped++
+			continue
 		}
 		sl.Cells[c]++
 	}
@@ -381,6 +396,7 @@ func (r *Realtime) slot(k siteMinute, size int) *slot {
 		// The version keeps growing across reuse of the slot, so a
 		// cached copy of the minute it held never matches again.
 		sl.Minute = Minute{Minute: k.minute, Cells: make(map[Cell]int64, min(size, r.opts.MaxCells))}
+		sl.full = nil
 	}
 	sl.version++
 	return sl

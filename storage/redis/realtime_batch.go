@@ -131,7 +131,7 @@ func (r *Realtime) addCounts(b *batchCounts, events []protocol.Event, users []ui
 			}
 		case len(sl.Cells) >= r.opts.MaxCells: // room for none
 			for c, n := range m.cells {
-				if _, ok := sl.Cells[c]; ok {
+				if sl.holds(&c) {
 					sl.Cells[c] += n
 				} else {
 					dropped += n
@@ -143,11 +143,9 @@ func (r *Realtime) addCounts(b *batchCounts, events []protocol.Event, users []ui
 					continue
 				}
 				c := cellOf(&events[j], users[j])
-				if len(sl.Cells) >= r.opts.MaxCells {
-					if _, ok := sl.Cells[c]; !ok {
-						dropped++
-						continue
-					}
+				if len(sl.Cells) >= r.opts.MaxCells && !sl.holds(&c) {
+					dropped++
+					continue
 				}
 				sl.Cells[c]++
 			}

@@ -76,6 +76,7 @@ func (r *Realtime) forget(site uint32, gone map[uint64]bool) {
 			}
 			if changed {
 				sl.version++
+				sl.full = nil // the minute has room again
 			}
 		}
 	}
