@@ -150,8 +150,8 @@ func TestRunDerivesSegmentsStagedOutOfOrderTogether(t *testing.T) {
 	for w.looks.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	//lint:ignore SA2001 an empty section: it waits for the pass in progress
 	w.deriving.Lock()
+	//lint:ignore SA2001 an empty section: it waits for the pass in progress
 	w.deriving.Unlock()
 
 	hit := func(at time.Duration, name, path string) protocol.Event {

@@ -107,7 +107,7 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 	}
 	res.Traffic = make([]TrafficIDs, len(first))
 	trafficFields := func(t Traffic) []string {
-		return []string{DimSource - DimSource: t.Source, DimMedium - DimSource: t.Medium,
+		return []string{0: t.Source, DimMedium - DimSource: t.Medium,
 			DimCampaign - DimSource: t.Campaign, DimChannelGroup - DimSource: t.Group}
 	}
 	// Each pair's source, once: a session start's event takes its
