@@ -102,6 +102,9 @@ type Config struct {
 	// DeriveMaxEvents bounds the staged events of one chunk of a
 	// derivation (write.Config.MaxEvents); 0: the write stage's default.
 	DeriveMaxEvents int
+	// RealtimeMaxCells bounds a site's realtime cells per minute in this
+	// node's memory (redis.RealtimeOptions.MaxCells); 0: the default.
+	RealtimeMaxCells int
 	// Version is the build version gossiped to peers and shown in status.
 	Version string
 	// Metrics receives the node's Prometheus metrics, served on /metrics;
@@ -264,7 +267,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	if n.metrics, err = n.newNodeMetrics(cfg.Metrics); err != nil {
 		return nil, err
 	}
-	if rtOpts := (redis.RealtimeOptions{Prefix: n.rprefix, Logger: log}); n.redis != nil {
+	if rtOpts := (redis.RealtimeOptions{Prefix: n.rprefix, Logger: log, MaxCells: cfg.RealtimeMaxCells}); n.redis != nil {
 		n.realtime = redis.NewRedisRealtime(n.redis, rtOpts)
 	} else {
 		n.realtime = redis.NewRealtime(rtOpts)

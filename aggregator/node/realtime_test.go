@@ -201,3 +201,45 @@ func TestRealtimeThroughIngest(t *testing.T) {
 		t.Fatalf("runRealtimeReport without Redis: %d %s, want rows %s", code, out, want)
 	}
 }
+
+// TestRealtimeMaxCells: Config.RealtimeMaxCells bounds the cells a site's
+// minute holds in the node's memory; a node without the setting holds
+// them all.
+func TestRealtimeMaxCells(t *testing.T) {
+	db := testenv.PostgresURL(t)
+	ctx := context.Background()
+	for i, tc := range []struct{ max, want int }{{2, 2}, {0, 5}} {
+		n, err := Start(ctx, Config{DatabaseURL: db, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0",
+			DataDir: t.TempDir(), RealtimeMaxCells: tc.max}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		site, err := n.store.CreateSite(ctx, postgres.SiteSpec{Name: "cells"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UnixMicro()
+		var events []protocol.Event
+		for v := range 5 { // five users: five cells of one minute
+			events = append(events, protocol.Event{Site: site.ID, Visitor: uint64(v + 1), TimeMicros: now, Name: "page_view",
+				Host: "example.com", Path: "/", Country: "DE", Device: "desktop"})
+		}
+		sendBatch(t, n, uint64(i+1), events) // one database: a batch key each
+		w, err := n.realtime.Window(ctx, site.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cells := 0
+		for _, m := range w.Minutes {
+			cells += len(m.Cells)
+		}
+		if cells != tc.want {
+			t.Errorf("RealtimeMaxCells %d: %d cells held, want %d", tc.max, cells, tc.want)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := n.Shutdown(sctx); err != nil {
+			t.Error(err)
+		}
+		cancel()
+	}
+}

@@ -33,8 +33,9 @@ const (
 	// redisBackoff is how long Redis is left alone after an error, so an
 	// outage costs a batch one timeout every few seconds, not every time.
 	redisBackoff = 5 * time.Second
-	// defaultMaxCells bounds one site's cells per minute in memory.
-	defaultMaxCells = 100_000
+	// DefaultMaxCells bounds one site's cells per minute in memory
+	// (RealtimeOptions.MaxCells).
+	DefaultMaxCells = 100_000
 	// activeKept is how long the store keeps a user's latest active
 	// event: longer than a local day (25 hours at most, when a daylight
 	// saving change repeats one), so it still tells whether the user was
@@ -149,7 +150,11 @@ type RealtimeOptions struct {
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
 	// MaxCells bounds one site's cells per minute in memory; cells beyond
-	// it are not counted there (Redis still counts them). 0: 100000.
+	// it are not counted there (Redis still counts them). A cell is an
+	// event name, country, city, device and screen of one user, about
+	// 165 bytes held, so a site whose minutes all fill holds MaxCells ×
+	// RealtimeWindow cells: about 500 MB at the default. 0:
+	// DefaultMaxCells.
 	MaxCells int
 }
 
@@ -268,7 +273,7 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 		o.Now = time.Now
 	}
 	if o.MaxCells <= 0 {
-		o.MaxCells = defaultMaxCells
+		o.MaxCells = DefaultMaxCells
 	}
 	return &Realtime{opts: o, log: o.Logger,
 		throttle: logthrottle.Throttle{Every: 10 * time.Second}, sites: map[uint32]*ring{}}

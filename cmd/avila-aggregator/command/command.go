@@ -132,6 +132,11 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			"a derivation takes up to 4 chunks within 2 s and writes their rollup rows once: "+
 			"larger writes fewer rollup rows per event and catches up sooner, and holds more memory at once "+
 			"(about 1 KB per event of a chunk at its peak); lower it with --memory-limit on small machines")
+	fs.IntVar(&cfg.RealtimeMaxCells, "realtime-max-cells", redis.DefaultMaxCells,
+		"realtime cells (event name, country, city, device and screen of one user) a site's minute holds at most in this node's memory; "+
+			"events of further cells are not counted there (Redis, when set, still counts them). The last 30 minutes are held, "+
+			"about 165 bytes a cell: a site whose every minute fills holds about 30 × this × 165 bytes (about 500 MB at the default); "+
+			"lower it for busy sites on small machines")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&o.MemoryLimit, "memory-limit", DefaultMemoryLimit,
@@ -146,6 +151,9 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		cfg.DatabaseReadURLs = cli.List(readURLs)
 		if cfg.DeriveMaxEvents <= 0 {
 			return o, fmt.Errorf("--derive-max-events %d: want events > 0", cfg.DeriveMaxEvents)
+		}
+		if cfg.RealtimeMaxCells <= 0 {
+			return o, fmt.Errorf("--realtime-max-cells %d: want cells > 0", cfg.RealtimeMaxCells)
 		}
 		if cfg.GossipProbeInterval <= 0 || cfg.GossipSuspicionMult <= 0 {
 			return o, errors.New("--gossip-probe-interval and --gossip-suspicion-mult must be > 0")

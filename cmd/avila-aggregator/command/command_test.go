@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/write"
+	"github.com/avila-analytics/avila/storage/redis"
 )
 
 func mapEnv(m map[string]string) func(string) (string, bool) {
@@ -83,6 +84,24 @@ func TestDeriveMaxEvents(t *testing.T) {
 	for _, bad := range []string{"0", "-1"} {
 		if _, err := Parse([]string{"--derive-max-events", bad}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--derive-max-events "+bad) {
 			t.Errorf("--derive-max-events %s: %v, want an error naming it", bad, err)
+		}
+	}
+}
+
+func TestRealtimeMaxCells(t *testing.T) {
+	o, err := Parse(nil, mapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Node.RealtimeMaxCells != redis.DefaultMaxCells {
+		t.Errorf("default --realtime-max-cells = %d, want %d", o.Node.RealtimeMaxCells, redis.DefaultMaxCells)
+	}
+	if o, err = Parse(nil, mapEnv(map[string]string{"AVILA_REALTIME_MAX_CELLS": "5000"}), io.Discard); err != nil || o.Node.RealtimeMaxCells != 5000 {
+		t.Errorf("AVILA_REALTIME_MAX_CELLS=5000: %d, %v", o.Node.RealtimeMaxCells, err)
+	}
+	for _, bad := range []string{"0", "-1"} {
+		if _, err := Parse([]string{"--realtime-max-cells", bad}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--realtime-max-cells "+bad) {
+			t.Errorf("--realtime-max-cells %s: %v, want an error naming it", bad, err)
 		}
 	}
 }
