@@ -52,6 +52,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	defer d.Rollback(ctx) // no-op after Commit
+	// After the hooks: the last chunk's events and rows are the
+	// scratch's, cleared for the next derivation.
+	defer w.scratch.clean()
 	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1)}
 	defer func() {
 		if err != nil && run.remembered {
@@ -147,7 +150,9 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	}
 	// The last chunk: no more staged, or the derivation's bounds.
 	final := !full || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor
-	events := make([]protocol.Event, 0, total+total/4) // room for derived events
+	// The scratch's array, the last chunk's (derive_scratch.go), with
+	// room for derived events.
+	events := w.scratch.eventsFor(total+total/4, time.Now())
 	var dec protocol.EventDecoder
 	fromMemory := 0
 	for _, st := range rows {
@@ -159,12 +164,16 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 			w.decoded.recycle(kept)
 			continue
 		}
+		before := events
 		if events, err = dec.Append(events, st.Payload); err != nil {
 			dec.Release()
+			// Any entry of the array may hold some of the row's events.
+			w.scratch.wrote(before[:cap(before)])
 			return false, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
 		}
 	}
 	dec.Release()
+	w.scratch.wrote(events)
 	if run.wrote && !w.store.EventDaysKnown(events) {
 		// A day without a known partition: creating it would wait for
 		// this transaction's hold on events. The next derivation
@@ -209,10 +218,12 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	derived := 0
 	if !w.cfg.NoDerivedEvents {
 		events, derived = deriveEvents(events, &as, newUser)
+		w.scratch.wrote(events)
 	}
-	// Strings in their own short transactions (see ResolveEvents).
-	res, err := w.store.ResolveEvents(ctx, events, trafficSource)
-	if err != nil {
+	// Strings in their own short transactions (see ResolveEvents), into
+	// the scratch's rows.
+	res := w.scratch.resolved()
+	if err := w.store.ResolveEventsTo(ctx, res, events, trafficSource); err != nil {
 		return false, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	for i := range res.Rows {

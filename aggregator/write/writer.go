@@ -61,7 +61,8 @@ type Config struct {
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports): of
 	// a derivation of several chunks, those of its last chunk only (all
-	// are of the site), as the others' were released.
+	// are of the site), as the others' were released. The events are
+	// lent for the call: the next derivation reuses their array.
 	Derived func(ctx context.Context, site uint32, events []protocol.Event)
 	// Added, when set, runs after a derivation of site committed, with
 	// only the events the derivation added itself (session_start,
@@ -116,6 +117,10 @@ type Writer struct {
 	// derivation's own events and these stay below what two derivations
 	// hold.
 	decoded *decodedBatches
+
+	// scratch holds the arrays of the last chunk derived, for the next
+	// to reuse (derive_scratch.go); only the holder of deriving uses it.
+	scratch deriveScratch
 }
 
 // stickFor is how long after finding a site derived by another node a
@@ -157,9 +162,13 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	if cfg.Metrics == nil {
 		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
 	}
-	return &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
+	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
 		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
+	// A chunk takes up to MaxEvents events and its last row's past them,
+	// with room for a quarter more derived.
+	w.scratch.max = 2 * cfg.MaxEvents
+	return w
 }
 
 // WriteBatch stages one validated batch exactly once (postgres.StageBatch):
@@ -321,6 +330,10 @@ func (w *Writer) Run(ctx context.Context) {
 			continue
 		case deferred:
 			wait = w.cfg.Every
+		}
+		if w.deriving.TryLock() { // else a Flush derives: not idle
+			w.scratch.release(time.Now())
+			w.deriving.Unlock()
 		}
 		t.Reset(wait)
 		staged := false

@@ -62,7 +62,35 @@ func pairKey(dims *[numDimKinds]int32) uint64 {
 // referrer (Resolved.Traffic). Strings are inserted in their own short
 // transactions, apart from any other: see resolveDims.
 func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attribute func(path, referrer string) Traffic) (*Resolved, error) {
-	res := &Resolved{Rows: make([]EventRow, len(events)), TrafficOf: make([]int32, len(events))}
+	res := new(Resolved)
+	if err := s.ResolveEventsTo(ctx, res, events, attribute); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ResolveEventsTo is ResolveEvents into res, whose arrays it reuses
+// (Rows and TrafficOf, a derivation chunk's worth: about 200 bytes an
+// event): what res held before is overwritten, and rows it held past the
+// events' number are zeroed, so they keep no params or amounts alive.
+// On error res holds no rows.
+func (s *Store) ResolveEventsTo(ctx context.Context, res *Resolved, events []protocol.Event, attribute func(path, referrer string) Traffic) error {
+	// Zero the rows the last use wrote as well as the new ones: the
+	// resolution below relies on zero rows, and the stale ones would keep
+	// their params buffers alive.
+	clear(res.Rows[:max(len(res.Rows), min(len(events), cap(res.Rows)))])
+	res.Rows = slices.Grow(res.Rows[:0], len(events))[:len(events)]
+	res.TrafficOf = slices.Grow(res.TrafficOf[:0], len(events))[:len(events)]
+	res.Traffic = nil
+	err := s.resolveEvents(ctx, res, events, attribute)
+	if err != nil {
+		clear(res.Rows)
+		res.Rows = res.Rows[:0]
+	}
+	return err
+}
+
+func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []protocol.Event, attribute func(path, referrer string) Traffic) error {
 	rows := res.Rows
 	// The fields of the kinds an event carries itself, DimEventName …
 	// DimDevice; the traffic kinds after them are a session start's.
@@ -129,7 +157,7 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 	}
 	s.dims.mu.Unlock()
 	if err := s.resolveDims(ctx, r); err != nil {
-		return nil, err
+		return err
 	}
 	r.settle()
 	var params []byte // every row's params column, one after the other
@@ -141,7 +169,7 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 		row.PageView = e.Name == pageViewName
 	}
 	if err := s.eventProfiles(ctx, rows); err != nil {
-		return nil, err
+		return err
 	}
 	// Each pair's traffic profile, for the sessions it may start.
 	keys := make([]profileKey, len(first))
@@ -150,12 +178,12 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 	}
 	profiles := make([]int32, len(first))
 	if err := s.profileIDs(ctx, TrafficProfile, s.traffic, keys, profiles); err != nil {
-		return nil, err
+		return err
 	}
 	for i := range profiles {
 		res.Traffic[i].Profile = profiles[i]
 	}
-	return res, nil
+	return nil
 }
 
 // profileKeyOf is the key of p's profile of site with the dims ids dims.

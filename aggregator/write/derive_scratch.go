@@ -1,0 +1,92 @@
+package write
+
+import (
+	"time"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// scratchIdle is how long Run keeps a Writer's derivation scratch after
+// its last derivation that took events: under load derivations follow
+// each other within Config.Every, so it is reused; an idle node gives its
+// tens of megabytes back.
+const scratchIdle = 5 * time.Second
+
+// deriveScratch holds a chunk's largest arrays, its events (about 400
+// bytes each) and their rows (about 200), for the chunks and derivations
+// after it to reuse instead of allocating as many afresh: a chunk of
+// Config.MaxEvents events made 40 MB of garbage, which the GC marked
+// and the next chunk's allocation zeroed and faulted in again.
+//
+// Only the derivation holding Writer.deriving uses it. A chunk's events
+// and rows are the scratch's until the next chunk begins (eventsFor): the
+// last chunk's events are lent to Config.Derived, which must not keep
+// them. clean zeroes every entry a chunk wrote, so nothing of one chunk
+// is seen by the next, and the scratch holds no strings or params of
+// derived chunks alive.
+type deriveScratch struct {
+	// events is the array of the last chunk's events, emptied; dirty is
+	// how many of its entries may hold a chunk's events.
+	events []protocol.Event
+	dirty  int
+	res    postgres.Resolved
+	// max bounds the events an array kept may hold: a larger one (a
+	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
+	max  int
+	used time.Time // the last chunk's start
+}
+
+// eventsFor returns an empty array with room for n events, the last
+// chunk's when it has room, after clean.
+func (s *deriveScratch) eventsFor(n int, now time.Time) []protocol.Event {
+	s.clean()
+	s.used = now
+	if cap(s.events) < n {
+		s.events = make([]protocol.Event, 0, n)
+	}
+	return s.events[:0]
+}
+
+// wrote records events, an array eventsFor returned appended to, as
+// written up to its length; an append that outgrew the array moved them
+// to the one kept.
+func (s *deriveScratch) wrote(events []protocol.Event) {
+	if cap(events) == 0 {
+		return
+	}
+	if cap(s.events) == 0 || &events[:1][0] != &s.events[:1][0] {
+		clear(s.events[:s.dirty])
+		s.events, s.dirty = events[:0], 0
+	}
+	s.dirty = max(s.dirty, len(events))
+}
+
+// resolved returns the rows to resolve a chunk's events into
+// (postgres.Store.ResolveEventsTo).
+func (s *deriveScratch) resolved() *postgres.Resolved { return &s.res }
+
+// clean zeroes what the last chunk wrote, and drops arrays past the
+// bound.
+func (s *deriveScratch) clean() {
+	clear(s.events[:s.dirty])
+	s.dirty = 0
+	clear(s.res.Rows)
+	s.res.Rows, s.res.Traffic = s.res.Rows[:0], nil
+	if cap(s.events) > s.max {
+		s.events = nil
+	}
+	if cap(s.res.Rows) > s.max {
+		s.res.Rows, s.res.TrafficOf = nil, nil
+	}
+}
+
+// release drops the arrays when no chunk began since idle (Run, between
+// passes; deriving held).
+func (s *deriveScratch) release(now time.Time) {
+	if now.Sub(s.used) < scratchIdle {
+		return
+	}
+	s.clean()
+	s.events, s.res = nil, postgres.Resolved{}
+}

@@ -1,0 +1,137 @@
+package write
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// TestScratchKeepsNothingOfEarlierChunks: the arrays a Writer reuses
+// chunk after chunk and derivation after derivation (deriveScratch) carry
+// nothing of one chunk into the next: batches of falling and rising sizes
+// (a chunk shorter than the last leaves the old one's tail in the array),
+// with purchases and session starts at indexes where the next chunk has
+// neither, derived by one Writer in one derivation each, and by one
+// derivation of a chunk each, write the rows a new Writer per batch (no
+// reuse) writes; Derived sees exactly the last chunk's events.
+func TestScratchKeepsNothingOfEarlierChunks(t *testing.T) {
+	ctx := context.Background()
+	var batches [][]protocol.Event
+	for _, b := range chunkBatches(0, 40) {
+		// Sizes 40, 11, 40, 3 … : a long chunk, then a short one.
+		if len(batches)%2 == 1 {
+			b = b[:len(b)/3]
+		}
+		batches = append(batches, b)
+	}
+	if len(batches) < 4 {
+		t.Fatalf("%d batches, want several", len(batches))
+	}
+	stage := func(t *testing.T, w *Writer, site uint32, seq int, b []protocol.Event) {
+		t.Helper()
+		b = append([]protocol.Event(nil), b...)
+		for i := range b {
+			b[i].Site = site
+		}
+		if _, err := w.WriteBatch(ctx, "a", uint64(seq), b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fresh, freshSite := chunkStore(t)
+	for i, b := range batches {
+		w := New(Config{MaxEvents: 40, MaxChunks: 1}, fresh.Store)
+		stage(t, w, freshSite.ID, i+1, b)
+		if n, _, err := w.deriveSite(ctx, freshSite.ID, true); err != nil || n != len(b) {
+			t.Fatalf("batch %d by a new writer: %d events, %v; want %d", i, n, err, len(b))
+		}
+	}
+	want := derivationState(t, fresh, freshSite.ID)
+
+	reused, reusedSite := chunkStore(t)
+	w := New(Config{MaxEvents: 40, MaxChunks: 1}, reused.Store)
+	var last []protocol.Event
+	w.cfg.Derived = func(_ context.Context, _ uint32, events []protocol.Event) { last = append(last[:0], events...) }
+	for i, b := range batches {
+		stage(t, w, reusedSite.ID, i+1, b)
+		if n, _, err := w.deriveSite(ctx, reusedSite.ID, true); err != nil || n != len(b) {
+			t.Fatalf("batch %d by one writer: %d events, %v; want %d", i, n, err, len(b))
+		}
+		staged := 0
+		for _, e := range last {
+			if e.Name != sessionStartName && e.Name != firstVisitName {
+				staged++
+			}
+		}
+		if staged != len(b) || last[0].TimeMicros != b[0].TimeMicros {
+			t.Fatalf("batch %d: Derived saw %d staged events from %d, want the batch's %d from %d",
+				i, staged, last[0].TimeMicros, len(b), b[0].TimeMicros)
+		}
+	}
+	if diff := cmp.Diff(want, derivationState(t, reused, reusedSite.ID)); diff != "" {
+		t.Fatalf("one writer's derivations differ from new writers' (-new +reused):\n%s", diff)
+	}
+
+	chunked, chunkedSite := chunkStore(t)
+	w = New(Config{MaxEvents: 1, MaxChunks: len(batches), DeriveFor: time.Hour}, chunked.Store)
+	for i, b := range batches {
+		stage(t, w, chunkedSite.ID, i+1, b)
+	}
+	if _, _, err := w.deriveSite(ctx, chunkedSite.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, derivationState(t, chunked, chunkedSite.ID)); diff != "" {
+		t.Fatalf("a derivation of a chunk a batch differs from new writers' (-new +chunked):\n%s", diff)
+	}
+}
+
+// TestScratchClean: clean zeroes every entry a chunk wrote, in the array
+// kept and past its length, and drops arrays past the bound; release
+// drops them once idle.
+func TestScratchClean(t *testing.T) {
+	now := time.Now()
+	s := deriveScratch{max: 100}
+	events := s.eventsFor(10, now)
+	for i := range 8 {
+		events = append(events, protocol.Event{Name: "page_view", Visitor: uint64(i + 1)})
+	}
+	s.wrote(events)
+	events = events[:3] // as dropErased leaves them
+	s.wrote(events)
+	again := s.eventsFor(10, now)
+	if &again[:1][0] != &events[:1][0] {
+		t.Fatal("the array was not reused")
+	}
+	for i, e := range again[:cap(again)] {
+		if e.Name != "" || e.Visitor != 0 {
+			t.Fatalf("entry %d kept %+v", i, e)
+		}
+	}
+	// An append past the room moves the events to a larger array: that
+	// one is kept.
+	grown := append(again, make([]protocol.Event, 20)...)
+	grown[15].Name = "session_start"
+	s.wrote(grown)
+	if got := s.eventsFor(1, now); cap(got) != cap(grown) || got[:16][15].Name != "" {
+		t.Fatalf("grown array: cap %d (want %d), entry 15 %q", cap(got), cap(grown), got[:16][15].Name)
+	}
+	big := s.eventsFor(500, now)
+	s.wrote(append(big, protocol.Event{Name: "x"}))
+	s.clean()
+	if s.events != nil {
+		t.Fatalf("an array of %d events past the bound of %d was kept", cap(s.events), s.max)
+	}
+	s.eventsFor(10, now)
+	s.release(now.Add(scratchIdle / 2))
+	if s.events == nil {
+		t.Fatal("released before idle")
+	}
+	s.release(now.Add(scratchIdle))
+	if s.events != nil {
+		t.Fatal("kept once idle")
+	}
+}
