@@ -52,10 +52,16 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	defer d.Rollback(ctx) // no-op after Commit
-	// After the hooks: the last chunk's events and rows are the
-	// scratch's, cleared for the next derivation.
-	defer w.scratch.clean()
 	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1)}
+	defer func() {
+		// After the hooks: the last chunk's events and rows are the
+		// scratch's, kept for the next derivation while a backlog lasts.
+		if run.caughtUp {
+			w.scratch.drop()
+		} else {
+			w.scratch.clean()
+		}
+	}()
 	defer func() {
 		if err != nil && run.remembered {
 			// The memory holds sessions of chunks that did not commit.
@@ -108,10 +114,12 @@ type derivation struct {
 	remembered bool
 	// wrote: a chunk wrote events. Later chunks then create no
 	// partition (postgres.Store.EventDaysKnown).
-	wrote  bool
-	chunks int
-	rows   int   // staged rows taken
-	lastID int64 // of the last staged row taken
+	wrote bool
+	// caughtUp: a chunk took every row staged of the site.
+	caughtUp bool
+	chunks   int
+	rows     int   // staged rows taken
+	lastID   int64 // of the last staged row taken
 	// n is what deriveSite returns: the events derived, or for a chunk
 	// of erased subjects' events only, the staged events taken.
 	n          int
@@ -144,6 +152,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		// Every row staged of the site when it began: the batches kept
 		// decoded from now on are the ones the next derivations take.
 		w.decoded.caughtUp()
+		run.caughtUp = true
 	}
 	if len(rows) == 0 {
 		return false, nil
@@ -152,7 +161,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	final := !full || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor
 	// The scratch's array, the last chunk's (derive_scratch.go), with
 	// room for derived events.
-	events := w.scratch.eventsFor(total+total/4, time.Now())
+	events := w.scratch.eventsFor(total + total/4)
 	var dec protocol.EventDecoder
 	fromMemory := 0
 	for _, st := range rows {

@@ -1,23 +1,22 @@
 package write
 
 import (
-	"time"
-
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
-
-// scratchIdle is how long Run keeps a Writer's derivation scratch after
-// its last derivation that took events: under load derivations follow
-// each other within Config.Every, so it is reused; an idle node gives its
-// tens of megabytes back.
-const scratchIdle = 5 * time.Second
 
 // deriveScratch holds a chunk's largest arrays, its events (about 400
 // bytes each) and their rows (about 200), for the chunks and derivations
 // after it to reuse instead of allocating as many afresh: a chunk of
 // Config.MaxEvents events made 40 MB of garbage, which the GC marked
 // and the next chunk's allocation zeroed and faulted in again.
+//
+// The arrays are kept only while a backlog lasts, when chunks and
+// derivations follow each other at once and a chunk's arrays would be
+// live most of the time anyway: a derivation that caught up with its
+// site's staged rows drops them (deriveSite), as does Run after a pass
+// that derived nothing or failed, so an idle node or one keeping up with
+// its traffic holds none between derivations.
 //
 // Only the derivation holding Writer.deriving uses it. A chunk's events
 // and rows are the scratch's until the next chunk begins (eventsFor): the
@@ -33,15 +32,13 @@ type deriveScratch struct {
 	res    postgres.Resolved
 	// max bounds the events an array kept may hold: a larger one (a
 	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
-	max  int
-	used time.Time // the last chunk's start
+	max int
 }
 
 // eventsFor returns an empty array with room for n events, the last
 // chunk's when it has room, after clean.
-func (s *deriveScratch) eventsFor(n int, now time.Time) []protocol.Event {
+func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 	s.clean()
-	s.used = now
 	if cap(s.events) < n {
 		s.events = make([]protocol.Event, 0, n)
 	}
@@ -81,12 +78,8 @@ func (s *deriveScratch) clean() {
 	}
 }
 
-// release drops the arrays when no chunk began since idle (Run, between
-// passes; deriving held).
-func (s *deriveScratch) release(now time.Time) {
-	if now.Sub(s.used) < scratchIdle {
-		return
-	}
+// drop zeroes and drops the arrays.
+func (s *deriveScratch) drop() {
 	s.clean()
 	s.events, s.res = nil, postgres.Resolved{}
 }

@@ -90,19 +90,17 @@ func TestScratchKeepsNothingOfEarlierChunks(t *testing.T) {
 }
 
 // TestScratchClean: clean zeroes every entry a chunk wrote, in the array
-// kept and past its length, and drops arrays past the bound; release
-// drops them once idle.
+// kept and past its length, and drops arrays past the bound.
 func TestScratchClean(t *testing.T) {
-	now := time.Now()
 	s := deriveScratch{max: 100}
-	events := s.eventsFor(10, now)
+	events := s.eventsFor(10)
 	for i := range 8 {
 		events = append(events, protocol.Event{Name: "page_view", Visitor: uint64(i + 1)})
 	}
 	s.wrote(events)
 	events = events[:3] // as dropErased leaves them
 	s.wrote(events)
-	again := s.eventsFor(10, now)
+	again := s.eventsFor(10)
 	if &again[:1][0] != &events[:1][0] {
 		t.Fatal("the array was not reused")
 	}
@@ -116,22 +114,46 @@ func TestScratchClean(t *testing.T) {
 	grown := append(again, make([]protocol.Event, 20)...)
 	grown[15].Name = "session_start"
 	s.wrote(grown)
-	if got := s.eventsFor(1, now); cap(got) != cap(grown) || got[:16][15].Name != "" {
+	if got := s.eventsFor(1); cap(got) != cap(grown) || got[:16][15].Name != "" {
 		t.Fatalf("grown array: cap %d (want %d), entry 15 %q", cap(got), cap(grown), got[:16][15].Name)
 	}
-	big := s.eventsFor(500, now)
+	big := s.eventsFor(500)
 	s.wrote(append(big, protocol.Event{Name: "x"}))
 	s.clean()
 	if s.events != nil {
 		t.Fatalf("an array of %d events past the bound of %d was kept", cap(s.events), s.max)
 	}
-	s.eventsFor(10, now)
-	s.release(now.Add(scratchIdle / 2))
-	if s.events == nil {
-		t.Fatal("released before idle")
+}
+
+// TestScratchKeptWhileBehind: a derivation that leaves staged rows (its
+// chunks' bound) keeps its arrays for the next; one that takes every row
+// staged drops them, as Run does after a pass that found nothing.
+func TestScratchKeptWhileBehind(t *testing.T) {
+	ctx := context.Background()
+	s, site := chunkStore(t)
+	batches := chunkBatches(site.ID, 40)[:3]
+	w := New(Config{MaxEvents: 40, MaxChunks: 2, DeriveFor: time.Hour}, s.Store)
+	for i, b := range batches {
+		if _, err := w.WriteBatch(ctx, "a", uint64(i+1), b, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.release(now.Add(scratchIdle))
-	if s.events != nil {
-		t.Fatal("kept once idle")
+	if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != 80 {
+		t.Fatalf("first derivation: %d events, %v; want two chunks' 80", n, err)
+	}
+	if w.scratch.events == nil || w.scratch.res.Rows == nil {
+		t.Fatal("a derivation with rows left dropped its arrays")
+	}
+	if w.scratch.dirty != 0 || len(w.scratch.res.Rows) != 0 {
+		t.Fatalf("kept %d events and %d rows past the derivation", w.scratch.dirty, len(w.scratch.res.Rows))
+	}
+	if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != 40 {
+		t.Fatalf("second derivation: %d events, %v; want 40", n, err)
+	}
+	if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != 0 {
+		t.Fatalf("third derivation: %d events, %v; want none", n, err)
+	}
+	if w.scratch.events != nil || w.scratch.res.Rows != nil {
+		t.Fatal("a derivation that caught up kept its arrays")
 	}
 }

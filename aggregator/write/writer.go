@@ -166,8 +166,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
 		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
-	// with room for a quarter more derived.
-	w.scratch.max = 2 * cfg.MaxEvents
+	// with room for a quarter more derived; an array grown past twice
+	// that (a row of a huge batch) is not kept. Small arrays always are.
+	w.scratch.max = max(2*cfg.MaxEvents, 4096)
 	return w
 }
 
@@ -331,8 +332,10 @@ func (w *Writer) Run(ctx context.Context) {
 		case deferred:
 			wait = w.cfg.Every
 		}
-		if w.deriving.TryLock() { // else a Flush derives: not idle
-			w.scratch.release(time.Now())
+		if w.deriving.TryLock() { // else a Flush derives
+			// No backlog left, or a failure to wait on: the arrays
+			// derivations reuse go (derive_scratch.go).
+			w.scratch.drop()
 			w.deriving.Unlock()
 		}
 		t.Reset(wait)
@@ -429,6 +432,11 @@ func (w *Writer) Flush(ctx context.Context) error {
 			case n > 0 && last < upTo:
 				left = append(left, site)
 			}
+		}
+		if len(left) == 0 {
+			// Caught up with what Flush was called for: the arrays
+			// derivations reuse go (derive_scratch.go).
+			w.scratch.drop()
 		}
 		w.deriving.Unlock()
 		if len(errs) > 0 {
