@@ -73,12 +73,13 @@ func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attr
 // (Rows and TrafficOf, a derivation chunk's worth: about 200 bytes an
 // event): what res held before is overwritten, and rows it held past the
 // events' number are zeroed, so they keep no params or amounts alive.
-// On error res holds no rows.
+// The rows of res.Rows' array past its length must be zero, as
+// ResolveEventsTo leaves them (a caller that shortens Rows clears what
+// it cuts). On error res holds no rows.
 func (s *Store) ResolveEventsTo(ctx context.Context, res *Resolved, events []protocol.Event, attribute func(path, referrer string) Traffic) error {
-	// Zero the rows the last use wrote as well as the new ones: the
-	// resolution below relies on zero rows, and the stale ones would keep
-	// their params buffers alive.
-	clear(res.Rows[:max(len(res.Rows), min(len(events), cap(res.Rows)))])
+	// The resolution below relies on zero rows; the array is zero past
+	// the rows of the last use.
+	clear(res.Rows)
 	res.Rows = slices.Grow(res.Rows[:0], len(events))[:len(events)]
 	res.TrafficOf = slices.Grow(res.TrafficOf[:0], len(events))[:len(events)]
 	res.Traffic = nil

@@ -1,0 +1,55 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// TestResolveEventsToReuses: ResolveEventsTo into a Resolved that held
+// the rows of more events, with session starts, parameters and commerce
+// ids where the new events have none, gives the rows ResolveEvents gives
+// afresh, and leaves the array zero past them.
+func TestResolveEventsToReuses(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "resolve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := resolveBenchEvents(t, site.ID, 300)
+	for i := range first {
+		first[i].Flags |= protocol.FlagSessionStart
+		first[i].Params = map[string]string{"k": "v"}
+	}
+	later := resolveBenchEvents(t, site.ID, 100)[50:]
+	for i := range later {
+		later[i].Flags &^= protocol.FlagSessionStart
+		later[i].Params, later[i].NumParams, later[i].UserProps = nil, nil, nil
+	}
+	var res Resolved
+	if err := s.ResolveEventsTo(ctx, &res, first, benchTraffic); err != nil {
+		t.Fatal(err)
+	}
+	for i := range res.Rows {
+		res.Rows[i].Commerce, res.Rows[i].Amounts, res.Rows[i].DayActive = 7, new(Amounts), true // as a derivation sets them
+	}
+	if err := s.ResolveEventsTo(ctx, &res, later, benchTraffic); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.ResolveEvents(ctx, later, benchTraffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, &res); diff != "" {
+		t.Fatalf("reused rows differ from fresh ones (-fresh +reused):\n%s", diff)
+	}
+	for i, r := range res.Rows[len(res.Rows):cap(res.Rows)] {
+		if r.Params != nil || r.Amounts != nil || r.Commerce != 0 {
+			t.Fatalf("row %d past the events kept %+v", len(res.Rows)+i, r)
+		}
+	}
+}
