@@ -211,7 +211,9 @@ type rollupCell struct {
 	// per event. A visitor whose runs in the cell are interleaved with
 	// others' is listed once per run: settle's sets are made distinct
 	// anyway, and an append costs less than a map update that would find
-	// the visitor (most runs are a visitor's only run in the cell).
+	// the visitor (most runs are a visitor's only run in the cell). settle
+	// empties it and keeps its array for the derivation's next chunk,
+	// whose cells are much the same.
 	seen        []seenVisitor
 	lastVisitor uint64
 	lastBits    uint8
@@ -512,7 +514,7 @@ func (a rollupAgg) settle() {
 		for _, v := range c.seen {
 			put(v.h, v.bits)
 		}
-		c.seen = nil
+		c.seen = c.seen[:0]
 		c.sketches.settle(&scratch)
 	}
 }
