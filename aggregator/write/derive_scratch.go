@@ -47,13 +47,12 @@ func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 
 // wrote records events, an array eventsFor returned appended to, as
 // written up to its length; an append that outgrew the array moved them
-// to the one kept.
+// to the one kept (the old one is garbage, left as it is).
 func (s *deriveScratch) wrote(events []protocol.Event) {
 	if cap(events) == 0 {
 		return
 	}
 	if cap(s.events) == 0 || &events[:1][0] != &s.events[:1][0] {
-		clear(s.events[:s.dirty])
 		s.events, s.dirty = events[:0], 0
 	}
 	s.dirty = max(s.dirty, len(events))
