@@ -70,38 +70,32 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestDeriveMaxEvents(t *testing.T) {
-	o, err := Parse(nil, mapEnv(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Node.DeriveMaxEvents != write.DefaultMaxEvents {
-		t.Errorf("default --derive-max-events = %d, want %d", o.Node.DeriveMaxEvents, write.DefaultMaxEvents)
-	}
-	if o, err = Parse(nil, mapEnv(map[string]string{"AVILA_DERIVE_MAX_EVENTS": "20000"}), io.Discard); err != nil || o.Node.DeriveMaxEvents != 20000 {
-		t.Errorf("AVILA_DERIVE_MAX_EVENTS=20000: %d, %v", o.Node.DeriveMaxEvents, err)
-	}
-	for _, bad := range []string{"0", "-1"} {
-		if _, err := Parse([]string{"--derive-max-events", bad}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--derive-max-events "+bad) {
-			t.Errorf("--derive-max-events %s: %v, want an error naming it", bad, err)
+// TestCountFlags: each count flag defaults to its package's default, is
+// read from its environment variable, and refuses a count below 1 with an
+// error naming it.
+func TestCountFlags(t *testing.T) {
+	for _, tc := range []struct {
+		flag, env string
+		def       int
+		get       func(Options) int
+	}{
+		{"derive-max-events", "AVILA_DERIVE_MAX_EVENTS", write.DefaultMaxEvents, func(o Options) int { return o.Node.DeriveMaxEvents }},
+		{"realtime-max-cells", "AVILA_REALTIME_MAX_CELLS", redis.DefaultMaxCells, func(o Options) int { return o.Node.RealtimeMaxCells }},
+	} {
+		o, err := Parse(nil, mapEnv(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-}
-
-func TestRealtimeMaxCells(t *testing.T) {
-	o, err := Parse(nil, mapEnv(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Node.RealtimeMaxCells != redis.DefaultMaxCells {
-		t.Errorf("default --realtime-max-cells = %d, want %d", o.Node.RealtimeMaxCells, redis.DefaultMaxCells)
-	}
-	if o, err = Parse(nil, mapEnv(map[string]string{"AVILA_REALTIME_MAX_CELLS": "5000"}), io.Discard); err != nil || o.Node.RealtimeMaxCells != 5000 {
-		t.Errorf("AVILA_REALTIME_MAX_CELLS=5000: %d, %v", o.Node.RealtimeMaxCells, err)
-	}
-	for _, bad := range []string{"0", "-1"} {
-		if _, err := Parse([]string{"--realtime-max-cells", bad}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--realtime-max-cells "+bad) {
-			t.Errorf("--realtime-max-cells %s: %v, want an error naming it", bad, err)
+		if got := tc.get(o); got != tc.def {
+			t.Errorf("default --%s = %d, want %d", tc.flag, got, tc.def)
+		}
+		if o, err = Parse(nil, mapEnv(map[string]string{tc.env: "5000"}), io.Discard); err != nil || tc.get(o) != 5000 {
+			t.Errorf("%s=5000: %d, %v", tc.env, tc.get(o), err)
+		}
+		for _, bad := range []string{"0", "-1"} {
+			if _, err := Parse([]string{"--" + tc.flag, bad}, mapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--"+tc.flag+" "+bad) {
+				t.Errorf("--%s %s: %v, want an error naming it", tc.flag, bad, err)
+			}
 		}
 	}
 }
