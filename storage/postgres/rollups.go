@@ -219,6 +219,9 @@ type rollupCell struct {
 	lastBits    uint8
 }
 
+// minSeen is the capacity of a cell's first array of runs (seen).
+const minSeen = 16
+
 // seenVisitor is a visitor hash a cell collected, with its bits.
 type seenVisitor struct {
 	h    uint64
@@ -426,6 +429,11 @@ func (c *rollupCell) addRun(h uint64, bits uint8, dedupe bool) {
 		return
 	}
 	if c.lastBits != 0 {
+		if c.seen == nil {
+			// Most cells of a chunk list 4 to 64 runs: the array starts
+			// at minSeen, not at 1, 2, 4 … each a copy.
+			c.seen = make([]seenVisitor, 0, minSeen)
+		}
 		c.seen = append(c.seen, seenVisitor{c.lastVisitor, c.lastBits})
 	}
 	c.lastVisitor, c.lastBits = h, bits
