@@ -444,3 +444,88 @@ func TestSettleAgainMergesEncodings(t *testing.T) {
 		}
 	}
 }
+
+// TestListReaderEqualsNextSlow: next reads the values nextSlow reads, a
+// byte at a time, and ends where it does, for lists of varints of every
+// length from 1 to 6 bytes (those of more than 5 hold more than 32 bits),
+// in any order, and lists cut inside a value.
+func TestListReaderEqualsNextSlow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	f := func(list []byte) {
+		t.Helper()
+		fast, slow := listReader{b: list}, listReader{b: list}
+		for {
+			v, ok := fast.next()
+			w, wok := slow.nextSlow()
+			if v != w || ok != wok || fast.i != slow.i || fast.last != slow.last || fast.cut != slow.cut {
+				t.Fatalf("list %x: next %d %v at %d, nextSlow %d %v at %d", list, v, ok, fast.i, w, wok, slow.i)
+			}
+			if !ok {
+				return
+			}
+		}
+	}
+	for range 20000 {
+		var list []byte
+		for range rng.IntN(12) {
+			n := 1 + rng.IntN(6)
+			for j := range n {
+				c := byte(rng.IntN(256))
+				if j < n-1 {
+					c |= 0x80
+				} else if rng.IntN(4) > 0 {
+					c &^= 0x80
+				}
+				list = append(list, c)
+			}
+		}
+		f(list)
+	}
+	f(nil)
+	f([]byte{0x80, 0x80, 0x80, 0x80})
+	f([]byte{0xff, 0xff, 0xff, 0x7f, 0x01})
+	f([]byte{0x81, 0x80, 0x80, 0x80, 0x1f, 0x02, 0x03, 0x04})
+}
+
+// mergeBenchLists are the serializations of a sparse stored sketch of n
+// random visitors and a delta of m, a share fresh of them not among the
+// stored ones.
+func mergeBenchLists(n, m int, fresh float64) (stored, delta []byte) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var s []uint32
+	for range n {
+		s = append(s, encodeHash(rng.Uint64()))
+	}
+	slices.Sort(s)
+	s = slices.Compact(s)
+	var d []uint32
+	for range m {
+		if rng.Float64() < fresh {
+			d = append(d, encodeHash(rng.Uint64()))
+		} else {
+			d = append(d, s[rng.IntN(len(s))])
+		}
+	}
+	slices.Sort(d)
+	d = slices.Compact(d)
+	return sparseEncoding(s), sparseEncoding(d)
+}
+
+// BenchmarkMergeEncoded measures a merge of a delta into a stored sparse
+// sketch on their serializations: a busy cell's (2,000 stored visitors,
+// 1,000 in the delta, half, none or a twentieth of them new) and a small
+// one's.
+func BenchmarkMergeEncoded(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		n, m  int
+		fresh float64
+	}{{"big-half", 2000, 1000, 0.5}, {"big-back", 2000, 1000, 0}, {"big-few", 2000, 1000, 0.05}, {"small-half", 20, 10, 0.5}} {
+		s, d := mergeBenchLists(c.n, c.m, c.fresh)
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				mergeEncoded(s, d)
+			}
+		})
+	}
+}
