@@ -161,13 +161,7 @@ func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRo
 // taken: the derivation does not derive them, and Commit leaves them
 // staged.
 func (d *DeriveTx) Untake(rows []StagedRow) {
-	for range rows {
-		n := len(d.consumed) - 1
-		if n < 0 {
-			return
-		}
-		d.consumed = d.consumed[:n]
-	}
+	d.consumed = d.consumed[:max(len(d.consumed)-len(rows), 0)]
 	for _, r := range rows {
 		d.events -= int64(r.Events)
 	}
