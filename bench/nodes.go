@@ -146,6 +146,12 @@ func (r *run) nodesRun(ctx context.Context, k int, batches [][]protocol.Event) (
 		}
 		total += len(b)
 	}
+	// Each run starts from a quiet server (settle), so a checkpoint or an
+	// autovacuum worker that the run before left due does not fall into
+	// one run of a couple of seconds and not into the other.
+	if err := r.settle(ctx); err != nil {
+		return 0, err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var loops sync.WaitGroup
