@@ -21,6 +21,12 @@ type request struct {
 	done   chan error
 	buf    []byte // the sealed events, one after another
 	nonce  []byte // their nonces
+	// The events' plaintext, one after another, and where each ends:
+	// copied from the caller's slices, which it may reuse once Append
+	// returned, even while the committer still reads the request (when
+	// ctx ended first). See walPlain.
+	plain     []byte
+	plainEnds []int
 }
 
 // Append stores events (each encoded with protocol.EncodeEvent) durably and
@@ -54,13 +60,16 @@ func (q *Queue) Append(ctx context.Context, events [][]byte) error {
 	r.nonce = slices.Grow(r.nonce[:0], len(events)*nonceBytes)[:len(events)*nonceBytes]
 	q.seal.nonces.fill(r.nonce)
 	buf := slices.Grow(r.buf[:0], size)
+	plain := slices.Grow(r.plain[:0], size-len(events)*sealOverhead)
 	for i, e := range events {
 		start := len(buf)
 		buf = q.seal.sealNonce(buf, r.nonce[i*nonceBytes:], e, aadPending)
 		r.events = append(r.events, buf[start:len(buf):len(buf)])
 		r.bytes += int64(len(buf)-start) + keyOverhead
+		plain = append(plain, e...)
+		r.plainEnds = append(r.plainEnds, len(plain))
 	}
-	r.buf = buf
+	r.buf, r.plain = buf, plain
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -126,11 +135,11 @@ func (q *Queue) takeRequest() *request {
 // putRequest keeps r for a later Append once no one reads it (answered,
 // or never queued).
 func (q *Queue) putRequest(r *request) {
-	if cap(r.buf) > maxFreeRequestBytes {
+	if cap(r.buf) > maxFreeRequestBytes || cap(r.plain) > maxFreeRequestBytes {
 		return
 	}
 	clear(r.events)
-	r.events, r.bytes = r.events[:0], 0
+	r.events, r.bytes, r.plainEnds = r.events[:0], 0, r.plainEnds[:0]
 	q.freeMu.Lock()
 	if len(q.free) < maxFreeRequests {
 		q.free = append(q.free, r)

@@ -106,15 +106,41 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 		bufs.batch = batch
 		return 0, false, q.wrap("seal: read pending", err)
 	}
-	// The log's records not in bbolt yet, piece by piece, from where the
-	// last Seal stopped to what was committed when this one began.
+	// The log's records not in bbolt yet, from where the last Seal stopped
+	// to what was committed when this one began: those whose plaintext
+	// the log holds in memory copied from there (see walPlain), the
+	// others read from the file piece by piece and decrypted.
 	var walLast uint64 // id of the last logged event taken; 0: none
 	var walEnd int64
 	q.mu.Lock()
-	from, to, next := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
+	from, to, next, last := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1, q.wal.committedID
 	q.mu.Unlock()
 	for events < maxEvents && from < to {
-		end, err := q.walRead(from, to, next, maxEvents-events, q.wal.readMax, &bufs.wal)
+		limit := maxEvents - events
+		q.mu.Lock()
+		p := &q.wal.plain
+		run := p.run(next, last, limit)
+		p.taken += uint64(len(run.recs))
+		if p.held() > 0 && p.first > next {
+			limit = min(limit, int(p.first-next)) // the file holds those before
+		}
+		q.mu.Unlock()
+		if n := len(run.recs); n > 0 {
+			if r := run.recs[0]; r.walEnd-walHeaderLen-int64(r.sealed) != from {
+				bufs.batch = batch
+				return 0, false, fmt.Errorf("BUG: queue: seal: logged event %d held in memory at offset %d, not %d",
+					next, r.walEnd-walHeaderLen-int64(r.sealed), from)
+			}
+			batch = append(batch, run.buf[run.recs[0].start:run.recs[n-1].end]...)
+			for _, r := range run.recs {
+				evBytes += int64(keyOverhead + r.sealed)
+			}
+			events += n
+			walLast, walEnd = next+uint64(n)-1, run.recs[n-1].walEnd
+			from, next = walEnd, walLast+1
+			continue
+		}
+		end, err := q.walRead(from, to, next, limit, q.wal.readMax, &bufs.wal)
 		if err != nil {
 			bufs.batch = batch
 			return 0, false, q.wrap("seal: read write-ahead log", err)
@@ -134,6 +160,11 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	bufs.batch = batch
 	if events == 0 {
 		*bufs = sealBufs{}
+		q.mu.Lock()
+		if q.wal.plain.held() == 0 {
+			q.wal.plain.release()
+		}
+		q.mu.Unlock()
 		return 0, false, nil
 	}
 	head := protocol.AppendBatchHead(bufs.head[:0], q.agentID, seq, sealed.UnixMicro(), events)

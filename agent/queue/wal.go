@@ -61,6 +61,7 @@ type wal struct {
 
 	readMax  int64  // walReadMax
 	drainMax int64  // walDrainMax
+	plainMax int    // walPlainMax
 	writeOff int64  // where the next group goes
 	nextID   uint64 // id of the next record
 	buf      []byte // the group being written, reused
@@ -69,6 +70,7 @@ type wal struct {
 	// ids consumedID+1 .. committedID: durable, not yet in bbolt.
 	committedOff, consumedOff int64
 	committedID, consumedID   uint64
+	plain                     walPlain // the plaintext of records in that range, some or all
 }
 
 // openWAL opens or creates the log and moves every record it holds that is
@@ -121,7 +123,7 @@ func (q *Queue) openWAL(size int64) (replayed, torn int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("open write-ahead log: %w", err)
 	}
-	q.wal = wal{f: f, size: size, readMax: walReadMax, drainMax: walDrainMax, nextID: last + 1, committedID: last, consumedID: last}
+	q.wal = wal{f: f, size: size, readMax: walReadMax, drainMax: walDrainMax, plainMax: walPlainMax, nextID: last + 1, committedID: last, consumedID: last}
 	return replayed, torn, nil
 }
 
@@ -207,9 +209,10 @@ func (q *Queue) logGroup(group []*request) error {
 	if err := w.f.Datasync(); err != nil {
 		return fmt.Errorf("queue: write-ahead log: fdatasync: %w", err)
 	}
+	q.mu.Lock()
+	w.plain.add(group, w.nextID, w.writeOff, w.plainMax)
 	w.writeOff += int64(len(buf))
 	w.nextID = id
-	q.mu.Lock()
 	w.committedOff, w.committedID = w.writeOff, id-1
 	q.mu.Unlock()
 	if len(buf) > 1<<20 {
@@ -319,10 +322,12 @@ func (q *Queue) walRead(from, to int64, first uint64, limit int, maxBytes int64,
 	}
 }
 
-// consumed records that records up to id, ending at off, are in bbolt.
+// consumed records that records up to id, ending at off, are in bbolt,
+// and forgets their plaintext. The caller holds sealMu.
 func (q *Queue) consumed(id uint64, off int64) {
 	q.mu.Lock()
 	q.wal.consumedID, q.wal.consumedOff = id, off
+	q.wal.plain.drop(id)
 	q.mu.Unlock()
 }
 
@@ -400,6 +405,7 @@ func (q *Queue) commitDirect(group []*request) error {
 	q.wal.nextID = id
 	q.mu.Lock()
 	q.wal.committedID, q.wal.consumedID = id-1, id-1
+	q.wal.plain.drop(id - 1)
 	q.mu.Unlock()
 	return nil
 }
