@@ -1,5 +1,7 @@
 package queue
 
+import "unsafe"
+
 // The log keeps the plaintext of the records it wrote last in memory
 // (walPlain), so that Seal takes the events this process logged without
 // reading the file back and decrypting each: it copies their plaintext,
@@ -15,10 +17,10 @@ package queue
 // the live ones, never overwritten while held: Seal copies them outside
 // Queue.mu, and drops them only after (consumed), under sealMu as well.
 
-// walPlainMax is what walPlain holds at most, in plaintext bytes: a few
-// segments' events, so Seal finds them there unless it falls well behind,
-// while the agent's heap grows by no more. wal.plainMax holds it; tests
-// lower it.
+// walPlainMax is what walPlain holds at most, in bytes of plaintext and
+// of plainRec: more than a segment's events, so Seal finds them there
+// unless it falls behind, while the agent's heap grows by no more.
+// wal.plainMax holds it; tests lower it.
 const walPlainMax = 2 << 20
 
 // walPlain holds the plaintext of recently logged records, guarded by
@@ -39,6 +41,8 @@ type plainRec struct {
 	walEnd     int64
 }
 
+const plainRecBytes = int(unsafe.Sizeof(plainRec{}))
+
 // held is how many records are held.
 func (p *walPlain) held() int { return len(p.recs) - p.head }
 
@@ -53,11 +57,11 @@ func (p *walPlain) add(group []*request, id uint64, off int64, max int) {
 	} else if p.first+uint64(p.held()) != id {
 		return
 	}
-	size := 0
+	size := len(p.buf) + len(p.recs)*plainRecBytes
 	for _, r := range group {
-		size += len(r.plain)
+		size += len(r.plain) + len(r.events)*plainRecBytes
 	}
-	if len(p.buf)+size > max {
+	if size > max {
 		return
 	}
 	for _, r := range group {

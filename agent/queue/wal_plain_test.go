@@ -274,3 +274,63 @@ func TestSealFromMemoryCopyAfterCallerReused(t *testing.T) {
 		t.Fatalf("%d events sealed, %d from memory, want %d from memory", l.sealed, q.wal.plain.taken, appended)
 	}
 }
+
+// The memory copy holds at most its bound, only runs of consecutive ids
+// that follow what it holds, and forgets what is dropped.
+func TestWALPlainBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const max = 4 << 10
+	var p walPlain
+	var id, dropped uint64 = 1, 0
+	var off int64
+	for range 5000 {
+		if rng.IntN(3) == 0 {
+			if held := uint64(p.held()); held > 0 {
+				upTo := p.first + uint64(rng.IntN(int(held)))
+				p.drop(upTo)
+				dropped = upTo
+			}
+			continue
+		}
+		group := make([]*request, 1+rng.IntN(3))
+		n := 0
+		for i := range group {
+			r := &request{}
+			for range 1 + rng.IntN(8) {
+				e := bytes.Repeat([]byte{byte(id) + byte(n)}, 1+rng.IntN(200))
+				r.plain = append(r.plain, e...)
+				r.plainEnds = append(r.plainEnds, len(r.plain))
+				r.events = append(r.events, make([]byte, len(e)+sealOverhead))
+				n++
+			}
+			group[i] = r
+		}
+		before, first := p.held(), p.first
+		p.add(group, id, off, max)
+		if got := len(p.buf) + len(p.recs)*plainRecBytes; got > max {
+			t.Fatalf("holds %d bytes, bound %d", got, max)
+		}
+		if before > 0 && p.held() > before && first+uint64(before) != id {
+			t.Fatalf("held ids %d.. then added %d, not the next", first, id)
+		}
+		if p.held() > 0 && p.first <= dropped {
+			t.Fatalf("holds id %d, dropped up to %d", p.first, dropped)
+		}
+		for k := range p.held() {
+			rec := p.recs[p.head+k]
+			got := p.buf[rec.start:rec.end]
+			if byte(p.first+uint64(k)) != got[0] {
+				t.Fatalf("record %d holds the bytes of another", p.first+uint64(k))
+			}
+		}
+		for _, r := range group {
+			for _, e := range r.events {
+				off += walHeaderLen + int64(len(e))
+			}
+		}
+		id += uint64(n)
+		if rng.IntN(50) == 0 { // a record not held: the next group does not follow
+			id++
+		}
+	}
+}
