@@ -7,8 +7,10 @@
 // loss. Concurrent Appends share one write and sync (group commit): while a
 // commit is in flight new arrivals wait, and the next commit takes all of
 // them at once, without any artificial delay. Seal moves logged events into
-// segments in bbolt; the pending bucket holds what the log had to give up
-// when it was full. At Open, logged events bbolt does not hold yet are
+// segments in bbolt, taking those this process logged from a bounded copy
+// of their plaintext in memory (wal_plain.go) rather than reading and
+// decrypting the log again; the pending bucket holds what the log had to
+// give up when it was full. At Open, logged events bbolt does not hold yet are
 // moved into the pending bucket: each is in exactly one place, once.
 //
 // Pending events are sealed, oldest first, into numbered segments. A segment
