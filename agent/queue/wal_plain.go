@@ -48,22 +48,24 @@ func (p *walPlain) held() int { return len(p.recs) - p.head }
 
 // add holds the plaintext of a group just logged: its records have ids
 // from id on and start at log offset off. A group that does not follow
-// the held records, or does not fit in max bytes, is not held (Seal reads
-// it from the file). Called by the committer with Queue.mu held.
-func (p *walPlain) add(group []*request, id uint64, off int64, max int) {
+// the held records, or does not fit in limit bytes, is not held (Seal
+// reads it from the file). Called by the committer with Queue.mu held.
+func (p *walPlain) add(group []*request, id uint64, off int64, limit int) {
 	if p.held() == 0 {
 		p.reset()
 		p.first = id
 	} else if p.first+uint64(p.held()) != id {
 		return
 	}
-	size := len(p.buf) + len(p.recs)*plainRecBytes
+	plain, recs := len(p.buf), len(p.recs)
 	for _, r := range group {
-		size += len(r.plain) + len(r.events)*plainRecBytes
+		plain, recs = plain+len(r.plain), recs+len(r.events)
 	}
-	if size > max {
+	if plain+recs*plainRecBytes > limit {
 		return
 	}
+	p.buf = growTo(p.buf, plain, limit)
+	p.recs = growTo(p.recs, recs, limit/plainRecBytes)
 	for _, r := range group {
 		base, start := len(p.buf), len(p.buf)
 		p.buf = append(p.buf, r.plain...)
@@ -74,6 +76,19 @@ func (p *walPlain) add(group []*request, id uint64, off int64, max int) {
 			start = end
 		}
 	}
+}
+
+// growTo returns s with room for n elements, doubling its capacity (at
+// least 4096 elements, at most limit, and n when more) when it has not:
+// append grows a large slice by a quarter at a time, which allocated
+// several times the copy's bound while it filled.
+func growTo[T any](s []T, n, limit int) []T {
+	if n <= cap(s) {
+		return s
+	}
+	grown := make([]T, len(s), max(n, min(limit, max(2*cap(s), 4096))))
+	copy(grown, s)
+	return grown
 }
 
 // drop forgets the held records with ids up to id.
