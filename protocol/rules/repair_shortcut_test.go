@@ -1,0 +1,239 @@
+package rules
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/avila-analytics/avila/protocol"
+)
+
+// oddText is a text of the kinds the rules tell apart: empty, plain ASCII
+// (upper and lower case) just within and just past each limit, invalid
+// UTF-8, NUL, characters of two, three and four bytes (past MaxTextBytes
+// too), escapes left as sent.
+func oddText(r *rand.Rand) string {
+	limits := [...]int{MaxUserPropNameLen, MaxUserPropValueLen, MaxEventNameLen, MaxShortLen, MaxHostLen,
+		MaxPageTitleLen, MaxPageReferrerLen, MaxPageLocationLen, MaxTextBytes}
+	n := limits[r.IntN(len(limits))] + r.IntN(3) - 1
+	switch r.IntN(14) {
+	case 0:
+		return ""
+	case 1:
+		return "page_view"
+	case 2:
+		return "Page_View"
+	case 3:
+		return strings.Repeat("a", n)
+	case 4:
+		return strings.Repeat("Z", n)
+	case 5:
+		return "caf\xe9"
+	case 6:
+		return "a\x00b"
+	case 7:
+		return strings.Repeat("é", n)
+	case 8:
+		return strings.Repeat("€", n)
+	case 9:
+		return strings.Repeat("𝄞", n/2)
+	case 10:
+		return "%zz+%41\xff"
+	case 11:
+		return strings.Repeat("ab\x00", r.IntN(40))
+	case 12:
+		return "_reserved"
+	}
+	b := make([]byte, r.IntN(60))
+	for i := range b {
+		b[i] = byte(r.IntN(256))
+	}
+	return string(b)
+}
+
+// plainText is a plain short text.
+func plainText(r *rand.Rand) string {
+	return [...]string{"", "a", "en-us", "Chrome", "scroll", "/blog/post-1", "DE", "Post 7 | Blog"}[r.IntN(8)]
+}
+
+// name is a name, mostly one that passes the rules.
+func name(r *rand.Rand) string {
+	if r.IntN(16) == 0 {
+		return oddText(r)
+	}
+	return [...]string{"a", "link_domain", "percent_scrolled", "Plan", "x1", "value"}[r.IntN(6)]
+}
+
+func oddNumber(r *rand.Rand) float64 {
+	return [...]float64{0, 1.5, -3, math.NaN(), math.Inf(1), math.Inf(-1), 1e300}[r.IntN(7)]
+}
+
+// nearLimit is a text on either side of limit characters, or one that
+// breaks a hygiene rule.
+func nearLimit(r *rand.Rand, limit int) string {
+	switch r.IntN(8) {
+	case 0:
+		return strings.Repeat("a", limit)
+	case 1:
+		return strings.Repeat("A", limit+1)
+	case 2:
+		return strings.Repeat("é", limit)
+	case 3:
+		return strings.Repeat("é", limit+1)
+	case 4:
+		return strings.Repeat("€", limit) // past MaxTextBytes for the longer limits
+	case 5:
+		return "caf\xe9"
+	case 6:
+		return "a\x00"
+	}
+	return ""
+}
+
+// oddEvent is an event of texts, names, counts, numbers and times on both
+// sides of every rule: plain; plain but for one field near its limit or
+// broken; odd throughout.
+func oddEvent(r *rand.Rand) protocol.Event {
+	text := plainText
+	if r.IntN(3) == 0 {
+		text = oddText
+	}
+	e := protocol.Event{
+		Site: 1, Name: name(r), Visitor: 7, TimeMicros: 1_765_000_000_000_000,
+		Host: text(r), Path: text(r), Title: text(r), Referrer: text(r), Language: text(r), Screen: text(r),
+		Country: text(r), Region: text(r), City: text(r), Browser: text(r), BrowserVer: text(r), OS: text(r), Device: text(r),
+	}
+	if r.IntN(16) == 0 {
+		e.TimeMicros = [...]int64{0, minEventMicros - 1, minEventMicros}[r.IntN(3)]
+	}
+	count := func() int {
+		if r.IntN(16) == 0 {
+			return [...]int{MaxUserProps, MaxEventParams + 1}[r.IntN(2)]
+		}
+		return r.IntN(4)
+	}
+	if n := count(); n > 0 {
+		e.Params = map[string]string{}
+		for range n {
+			e.Params[name(r)] = text(r)
+		}
+	}
+	if n := count(); n > 0 {
+		e.NumParams = map[string]float64{}
+		for range n {
+			f := 1.0
+			if r.IntN(8) == 0 {
+				f = oddNumber(r)
+			}
+			e.NumParams[name(r)] = f
+		}
+	}
+	if n := count(); n > 0 {
+		e.UserProps = map[string]string{}
+		for range n {
+			e.UserProps[name(r)] = text(r)
+		}
+	}
+	if r.IntN(10) == 0 {
+		e.Currency = [...]string{"", "EUR", "eu", "€€€"}[r.IntN(4)]
+		e.Value = oddNumber(r)
+		e.TransactionID = text(r)
+		if r.IntN(2) == 0 {
+			e.Items = []protocol.Item{{ID: text(r), Name: text(r), Price: oddNumber(r), Quantity: int64(r.IntN(3) - 1)}}
+		}
+	}
+	if r.IntN(2) == 0 {
+		oneOdd(r, &e)
+	}
+	return e
+}
+
+// oneOdd sets one field of e, or adds one entry, near its limit or broken.
+func oneOdd(r *rand.Rand, e *protocol.Event) {
+	fields := texts(e)
+	switch i := r.IntN(len(fields) + 7); {
+	case i < len(fields):
+		*fields[i].s = nearLimit(r, fields[i].limit)
+	case i == len(fields):
+		e.Name = nearLimit(r, MaxEventNameLen)
+	case i == len(fields)+1:
+		e.Params = map[string]string{nearLimit(r, MaxParamNameLen): "v"}
+	case i == len(fields)+2:
+		e.Params = map[string]string{"k": nearLimit(r, MaxParamValueLen)}
+	case i == len(fields)+3:
+		e.UserProps = map[string]string{nearLimit(r, MaxUserPropNameLen): "v"}
+	case i == len(fields)+4:
+		e.UserProps = map[string]string{"k": nearLimit(r, MaxUserPropValueLen)}
+	case i == len(fields)+5:
+		e.NumParams = map[string]float64{nearLimit(r, MaxParamNameLen): 1}
+	default:
+		e.NumParams = map[string]float64{"k": oddNumber(r)}
+	}
+}
+
+func cloneEvent(e protocol.Event) protocol.Event {
+	c := e
+	if e.Params != nil {
+		c.Params = map[string]string{}
+		for k, v := range e.Params {
+			c.Params[k] = v
+		}
+	}
+	if e.NumParams != nil {
+		c.NumParams = map[string]float64{}
+		for k, v := range e.NumParams {
+			c.NumParams[k] = v
+		}
+	}
+	if e.UserProps != nil {
+		c.UserProps = map[string]string{}
+		for k, v := range e.UserProps {
+			c.UserProps[k] = v
+		}
+	}
+	c.Items = append([]protocol.Item(nil), e.Items...)
+	if e.Items == nil {
+		c.Items = nil
+	}
+	return c
+}
+
+// Repair's shortcut (passes) changes nothing it answers: over events of
+// every kind of text, name, count, number and time, Repair gives the
+// repairs, the violation and the event the rules one by one (repair)
+// give.
+func TestRepairShortcut(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	shortcut, refused, repaired := 0, 0, 0
+	for i := range 20_000 {
+		e := oddEvent(r)
+		fast, slow := cloneEvent(e), cloneEvent(e)
+		gotDone, gotV := Repair(&fast)
+		wantDone, wantV := repair(&slow)
+		// Which violation comes first may follow the maps' order, which
+		// differs from one range to the next: a refusal is compared as one.
+		if gotDone != wantDone || (gotV == nil) != (wantV == nil) {
+			t.Fatalf("event %d: Repair = %q, %v; the rules one by one %q, %v", i, gotDone.Codes(), gotV, wantDone.Codes(), wantV)
+		}
+		if d := cmp.Diff(slow, fast, cmpopts.EquateNaNs()); d != "" {
+			t.Fatalf("event %d: Repair's event differs from the rules' one by one (-want +got):\n%s", i, d)
+		}
+		switch {
+		case passes(&e):
+			shortcut++
+		case wantV != nil:
+			refused++
+		case wantDone != 0:
+			repaired++
+		}
+	}
+	// Each way through Repair is taken often.
+	t.Logf("shortcut %d, refused %d, repaired %d", shortcut, refused, repaired)
+	if shortcut < 2000 || refused < 2000 || repaired < 2000 {
+		t.Fatalf("shortcut %d, refused %d, repaired %d of 20,000 events: the generator misses a way", shortcut, refused, repaired)
+	}
+}
