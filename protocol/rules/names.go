@@ -27,6 +27,14 @@ var reservedPrefixes = []string{"_", "firebase_", "ga_", "google_", "gtag."}
 // ReservedPrefix returns the GA4-reserved prefix name starts with, in any
 // case, or "".
 func ReservedPrefix(name string) string {
+	// Every reserved prefix starts with _, f or g: a name whose first
+	// byte is another ASCII character, which lowers to itself or another
+	// letter, starts with none (nearly every name sent).
+	if name != "" {
+		if c := name[0]; c < 0x80 && c != '_' && c|0x20 != 'f' && c|0x20 != 'g' {
+			return ""
+		}
+	}
 	lower := name
 	for i := 0; i < len(name); i++ {
 		if name[i] >= 0x80 {

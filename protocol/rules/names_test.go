@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -51,4 +52,24 @@ func FuzzReservedPrefix(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) { sameReservedPrefix(t, name) })
+}
+
+// ReservedPrefix's shortcut on the first byte gives what lowering the
+// whole name gives, over names of every first byte, of prefixes whole,
+// cut short and in mixed case, and of characters that lower to ASCII.
+func TestReservedPrefixGenerated(t *testing.T) {
+	parts := []string{"_", "f", "F", "g", "G", "ga", "GA_", "firebase", "FIREBASE_", "google", "Google_", "gtag", "gTaG.",
+		"a", "Z", "k", "1", ".", "\u212a", "\u0130", "é", "É", "\xff", "\x00", "%", " ", "ırebase_"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for first := range 256 {
+		sameReservedPrefix(t, string([]byte{byte(first)})+"a_x")
+		sameReservedPrefix(t, string([]byte{byte(first)}))
+	}
+	for range 50_000 {
+		var b strings.Builder
+		for range r.IntN(5) {
+			b.WriteString(parts[r.IntN(len(parts))])
+		}
+		sameReservedPrefix(t, b.String())
+	}
 }
