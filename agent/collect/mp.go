@@ -87,6 +87,10 @@ type mpEvent struct {
 	// written (readPlainMPPayload), so the text read from them may share
 	// those bytes (scalarOf).
 	shared bool
+	// plain: Params were read by jsonReader.plainParams, so each value is
+	// a plain string (plainJSONString) in its quotes, a number in JSON's
+	// grammar, true or false (plainScalar).
+	plain bool
 }
 
 // MPRequest is a Measurement Protocol body whose request-level fields passed
@@ -322,7 +326,13 @@ func mpEventHit(h *Hit, i int, raw json.RawMessage, decoded *mpEvent, add func(p
 			h.commerce.Items = items
 			continue
 		}
-		s, ok, isText := scalarOf(val, ev.shared)
+		var s string
+		var ok, isText bool
+		if ev.plain {
+			s, ok, isText = plainScalar(val, ev.shared)
+		} else {
+			s, ok, isText = scalarOf(val, ev.shared)
+		}
 		if !ok {
 			addE(ppath(), CodeValueInvalid, "Parameter value must be a string, number or boolean.")
 			continue
@@ -383,8 +393,10 @@ func mpSpecialParam(h *Hit, name, s, params string, add func(path, code, format 
 		// A JSON number arrives as scalar's text ("1.764e+09" for
 		// 1764000000): any integral value in range counts, as GA4 reads it.
 		n, err := strconv.ParseInt(s, 10, 64)
-		if f, ferr := strconv.ParseFloat(s, 64); err != nil && ferr == nil && f == math.Trunc(f) && f >= 0 && f < 1<<53 {
-			n, err = int64(f), nil
+		if err != nil {
+			if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f == math.Trunc(f) && f >= 0 && f < 1<<53 {
+				n, err = int64(f), nil
+			}
 		}
 		if err != nil || n < 0 {
 			add(params+name, CodeValueInvalid, "%s must be a non-negative integer; got %s.", name, quote(s))
@@ -501,6 +513,20 @@ func scalarOf(raw json.RawMessage, shared bool) (s string, ok, isText bool) {
 	return "", false, false
 }
 
+// plainScalar is scalarOf of a value jsonReader.plainParams read
+// (mpEvent.plain): a string's text is found plain already, so it is taken
+// as it is; any other value is scalarOf's.
+func plainScalar(raw json.RawMessage, shared bool) (s string, ok, isText bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' {
+		return scalarOf(raw, shared)
+	}
+	if shared && n > 2 {
+		return unsafe.String(&raw[1], n-2), true, true
+	}
+	return string(raw[1 : n-1]), true, true
+}
+
 // shortInteger reports whether raw is a JSON integer of at most 6 digits
 // (optionally negative, no leading zero): strconv.FormatFloat(f, 'g', -1,
 // 64) writes it back as raw itself (from 10^6 on it writes an exponent).
@@ -550,7 +576,8 @@ func trimJSONSpace(b []byte) []byte {
 //
 // Eight bytes at a time while they are printable ASCII without a quote or
 // backslash (each such run is valid UTF-8 on its own); the rest, from the
-// first word that is not, byte by byte and with utf8.Valid.
+// first word that is not, byte by byte, and with utf8.Valid when a byte
+// of it is not ASCII.
 func plainJSONString(b []byte) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for len(b) >= 8 {
@@ -564,12 +591,14 @@ func plainJSONString(b []byte) bool {
 		}
 		b = b[8:]
 	}
+	var or byte // the bytes' high bits: none set, the rest is ASCII, so valid
 	for _, c := range b {
 		if c < 0x20 || c == '"' || c == '\\' {
 			return false
 		}
+		or |= c
 	}
-	return utf8.Valid(b)
+	return or < utf8.RuneSelf || utf8.Valid(b)
 }
 
 // jsonNumber reports whether b is a number in JSON's grammar:

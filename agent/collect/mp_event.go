@@ -68,7 +68,7 @@ func (r *jsonReader) plainEvent() (ev mpEvent, ok bool) {
 			return mpEvent{}, false
 		}
 	}
-	ev.shared = r.shared
+	ev.shared, ev.plain = r.shared, true
 	return ev, true
 }
 
@@ -168,6 +168,9 @@ func (r *jsonReader) str(b []byte) string {
 
 // space skips JSON's white space.
 func (r *jsonReader) space() {
+	if r.i < len(r.b) && r.b[r.i] > ' ' { // the common case: no white space
+		return
+	}
 	for r.i < len(r.b) {
 		switch r.b[r.i] {
 		case ' ', '\t', '\n', '\r':

@@ -59,26 +59,7 @@ func BenchmarkAgentPath(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { _ = en.Close() }()
-			sites := benchSites(b)
-			c, err := New(Options{Sites: func() *Sites { return sites }, Queue: q, Enricher: en, Now: func() time.Time { return testNow }})
-			if err != nil {
-				b.Fatal(err)
-			}
-			reqs := make([]fasthttp.Request, 64)
-			for i := range reqs {
-				r := tc.reqs(i)
-				reqs[i].Header.SetMethod(r.method)
-				reqs[i].SetRequestURI(r.target)
-				reqs[i].Header.Set("User-Agent", benchUA)
-				reqs[i].Header.Set("Accept-Language", "en-US,en;q=0.9")
-				if r.contentType != "" {
-					reqs[i].Header.Set("Content-Type", r.contentType)
-				}
-				if r.body != nil {
-					reqs[i].SetBody(r.body)
-				}
-			}
-			serve := c.FastHandler([]byte(string(reqs[0].URI().Path())))
+			reqs, serve := pathRig(b, q, en, tc.reqs)
 			addr := &net.TCPAddr{IP: net.ParseIP("198.51.100.23"), Port: 51234}
 			var ctx fasthttp.RequestCtx
 			i := 0
@@ -113,6 +94,71 @@ func BenchmarkAgentPath(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRequestPath is BenchmarkAgentPath's requests with a queue
+// that keeps nothing: the agent's work per event from the request to its
+// encoded events, without the queue's.
+func BenchmarkRequestPath(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		events int
+		reqs   func(i int) pathRequest
+	}{
+		{"single", 1, func(int) pathRequest {
+			return pathRequest{method: "GET", target: "/g/collect?" + benchSingleHit}
+		}},
+		{"batched", 20, benchBatched},
+		{"mp", 25, benchMP},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			en, err := enrich.New(enrich.Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = en.Close() }()
+			reqs, serve := pathRig(b, discard{}, en, tc.reqs)
+			addr := &net.TCPAddr{IP: net.ParseIP("198.51.100.23"), Port: 51234}
+			var ctx fasthttp.RequestCtx
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Init(&reqs[i%len(reqs)], addr, nil)
+				serve(&ctx)
+				if s := ctx.Response.StatusCode(); s != 204 {
+					b.Fatalf("status %d %s", s, ctx.Response.Body())
+				}
+				ctx.Response.Reset()
+				i++
+			}
+			b.ReportMetric(float64(tc.events), "events/op")
+		})
+	}
+}
+
+// pathRig is a collector of the bench's site over queue and en, its
+// native handler, and 64 variants of the requests reqs makes.
+func pathRig(b *testing.B, queue Appender, en Enricher, reqs func(i int) pathRequest) ([]fasthttp.Request, fasthttp.RequestHandler) {
+	sites := benchSites(b)
+	c, err := New(Options{Sites: func() *Sites { return sites }, Queue: queue, Enricher: en, Now: func() time.Time { return testNow }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([]fasthttp.Request, 64)
+	for i := range out {
+		r := reqs(i)
+		out[i].Header.SetMethod(r.method)
+		out[i].SetRequestURI(r.target)
+		out[i].Header.Set("User-Agent", benchUA)
+		out[i].Header.Set("Accept-Language", "en-US,en;q=0.9")
+		if r.contentType != "" {
+			out[i].Header.Set("Content-Type", r.contentType)
+		}
+		if r.body != nil {
+			out[i].SetBody(r.body)
+		}
+	}
+	return out, c.FastHandler([]byte(string(out[0].URI().Path())))
 }
 
 func benchSites(tb testing.TB) *Sites {
