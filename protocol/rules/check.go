@@ -91,19 +91,27 @@ func passes(e *protocol.Event) bool {
 		!short(e.Device, MaxShortLen) {
 		return false
 	}
-	for k, v := range e.Params {
-		if k == "" || !short(k, MaxParamNameLen) || !short(v, MaxParamValueLen) {
-			return false
+	// Most events have no parameters of a kind: ranging over an empty map
+	// costs more than the test of its length.
+	if len(e.Params) > 0 {
+		for k, v := range e.Params {
+			if k == "" || !short(k, MaxParamNameLen) || !short(v, MaxParamValueLen) {
+				return false
+			}
 		}
 	}
-	for k, f := range e.NumParams {
-		if k == "" || !short(k, MaxParamNameLen) || math.IsNaN(f) || math.IsInf(f, 0) {
-			return false
+	if len(e.NumParams) > 0 {
+		for k, f := range e.NumParams {
+			if k == "" || !short(k, MaxParamNameLen) || math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
 		}
 	}
-	for k, v := range e.UserProps {
-		if k == "" || !short(k, MaxUserPropNameLen) || !short(v, MaxUserPropValueLen) {
-			return false
+	if len(e.UserProps) > 0 {
+		for k, v := range e.UserProps {
+			if k == "" || !short(k, MaxUserPropNameLen) || !short(v, MaxUserPropValueLen) {
+				return false
+			}
 		}
 	}
 	return true
@@ -111,7 +119,7 @@ func passes(e *protocol.Event) bool {
 
 // short reports whether s is ASCII without NUL (plain) of at most limit
 // bytes: a text or name that passes its rules.
-func short(s string, limit int) bool { return len(s) <= limit && plain(s) }
+func short(s string, limit int) bool { return len(s) <= limit && (s == "" || plain(s)) }
 
 // check is Check without its shortcut (passes).
 func check(e *protocol.Event) *Violation {
@@ -370,21 +378,33 @@ func textViolation(r *Rule, field, s string, limit int) *Violation {
 
 // plain reports whether s is ASCII without NUL. It reads eight bytes at a
 // time: a word is plain when no byte has its high bit set (ASCII) and no
-// byte is zero; the rest, fewer than eight, byte by byte. Every text field
-// of every event passes here, at the agent and again at the aggregator.
+// byte is zero. The last word overlaps the one before it when the length
+// is not a multiple of eight; below eight bytes, two words of four do the
+// same, and below four the bytes are read one by one. Every text field of
+// every event passes here, at the agent and again at the aggregator.
 func plain(s string) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		w := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+	n := len(s)
+	if n >= 8 {
+		const ones, highs = 0x0101010101010101, 0x8080808080808080
 		// Without high bits, w-ones borrows into a byte's high bit only
 		// where that byte was zero (a borrow from the byte below never
 		// reaches a high bit, as no byte is above 0x7f).
-		if w&highs != 0 || (w-ones)&highs != 0 {
-			return false
+		for i := 0; i+8 <= n; i += 8 {
+			w := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+			if w&highs != 0 || (w-ones)&highs != 0 {
+				return false
+			}
 		}
+		w := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[n-8:]), 8))
+		return w&highs == 0 && (w-ones)&highs == 0
 	}
-	for ; i < len(s); i++ {
+	if n >= 4 {
+		const ones, highs = 0x01010101, 0x80808080
+		a := binary.LittleEndian.Uint32(unsafe.Slice(unsafe.StringData(s), 4))
+		b := binary.LittleEndian.Uint32(unsafe.Slice(unsafe.StringData(s[n-4:]), 4))
+		return (a|b)&highs == 0 && (a-ones)&highs == 0 && (b-ones)&highs == 0
+	}
+	for i := 0; i < n; i++ {
 		if c := s[i]; c == 0 || c >= utf8.RuneSelf {
 			return false
 		}

@@ -42,6 +42,20 @@ func TestPlain(t *testing.T) {
 	}
 	f("\x01\x00\x01\x01\x01\x01\x01\x01") // a zero above a one: the borrow case
 	f("\x00\x01\x01\x01\x01\x01\x01\x01")
+	// Every length up to three words and a half (plainShort's, the
+	// overlapping last word's), with one odd byte at each position, so
+	// that no byte falls between the words read.
+	for n := range 29 {
+		for i := range n {
+			for _, bad := range []byte{0x00, 0x80, 0xff} {
+				b := []byte(strings.Repeat("a", n))
+				b[i] = bad
+				f(string(b))
+			}
+		}
+		f(strings.Repeat("\x01", n))
+		f(strings.Repeat("\x7f", n))
+	}
 }
 
 func FuzzPlain(f *testing.F) {
