@@ -279,11 +279,8 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 	}
 	// E-mail addresses are personal data wherever a page puts them.
 	e.Title = privacy.ScrubEmails(e.Title)
-	for _, m := range []map[string]string{e.Params, e.UserProps} {
-		for k, v := range m {
-			m[k] = privacy.ScrubEmails(v)
-		}
-	}
+	scrubEmails(e.Params)
+	scrubEmails(e.UserProps)
 	if e.TransactionID != "" {
 		e.TransactionID = privacy.ScrubEmails(e.TransactionID)
 	}
@@ -312,6 +309,20 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 		return e, &ParamError{Param: "dr", Reason: err.Error()}
 	}
 	return e, nil
+}
+
+// scrubEmails masks e-mail addresses in m's values, in place. Most hits
+// have no parameters (and a range over an empty map costs more than the
+// test of its length); a value without an address is left as it is.
+func scrubEmails(m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	for k, v := range m {
+		if s := privacy.ScrubEmails(v); s != v {
+			m[k] = s
+		}
+	}
 }
 
 // requestMemo remembers what the events of one request mostly share, so a

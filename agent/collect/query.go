@@ -3,6 +3,7 @@ package collect
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -147,29 +148,41 @@ func newQueryBuf(n int) *queryBuf {
 // parse is parseQuery into b's query, emptied first: what it returns is
 // valid until the next call; the strings in it are valid for ever.
 func (b *queryBuf) parse(raw string) (*query, error) {
-	n := strings.Count(raw, "&") + 1
-	if n > maxQueryParams {
+	// More parameters than the limit take at least as many bytes.
+	if len(raw) >= maxQueryParams && strings.Count(raw, "&")+1 > maxQueryParams {
 		return nil, errTooManyParams
 	}
-	n = min(n, presizeParams)
+	all := raw
 	q := &b.q
 	// The map is made for the first parameter that is not a known one: a
 	// page view as gtag.js sends it has none.
-	clear(q.other)
+	if len(q.other) > 0 {
+		clear(q.other)
+	}
 	q.sent, q.shape = 0, queryShape{}
 	backing := b.backing[:0]
+	// A query without a semicolon, as every one gtag.js sends, needs no
+	// search for one in each part.
+	semicolons := strings.IndexByte(raw, ';') >= 0
 	var err error
 	for raw != "" {
-		var part string
-		part, raw, _ = strings.Cut(raw, "&")
-		if strings.IndexByte(part, ';') >= 0 {
+		part := raw
+		if i := strings.IndexByte(raw, '&'); i >= 0 {
+			part, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		if semicolons && strings.IndexByte(part, ';') >= 0 {
 			err = errSemicolon // unlike escape errors, the last one wins, as in url.ParseQuery
 			continue
 		}
 		if part == "" {
 			continue
 		}
-		key, value, _ := strings.Cut(part, "=")
+		key, value := part, ""
+		if i := indexByteShort(part, '='); i >= 0 {
+			key, value = part[:i], part[i+1:]
+		}
 		key, err1 := b.unescape(key)
 		if err1 == nil {
 			value, err1 = b.unescape(value)
@@ -188,6 +201,7 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 			continue
 		}
 		if q.other == nil {
+			n := min(strings.Count(all, "&")+1, presizeParams)
 			q.other, backing = make(url.Values, n), make([]string, 0, n)
 		}
 		m := q.other
@@ -211,43 +225,82 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 	return q, err
 }
 
+// shortText is the length below which a text is searched byte by byte:
+// most keys and values of a hit are a few bytes, for which a loop costs
+// less than the call of a vectorized search.
+const shortText = 16
+
+// indexByteShort is strings.IndexByte, by a loop for a short s.
+func indexByteShort(s string, c byte) int {
+	if len(s) >= shortText {
+		return strings.IndexByte(s, c)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// firstEscape is the index of the first '%' or '+' of s, or -1.
+func firstEscape(s string) int {
+	if len(s) < shortText {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c == '%' || c == '+' {
+				return i
+			}
+		}
+		return -1
+	}
+	// Two vectorized searches, quicker than strings.IndexAny's loop.
+	i := strings.IndexByte(s, '%')
+	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	return i
+}
+
 // unescape is url.QueryUnescape of s. Text without '%' or '+' is s
 // itself; other text is decoded into the arena, and the string returned
 // is the arena's bytes, which are never written again: the arena is only
 // appended to, and a new array, when it has to grow, leaves the old one to
 // the strings that point into it.
 func (b *queryBuf) unescape(s string) (string, error) {
-	// Two vectorized searches, quicker than strings.IndexAny's loop.
-	i := strings.IndexByte(s, '%')
-	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
-		i = j
-	}
+	i := firstEscape(s)
 	if i < 0 {
 		return s, nil
 	}
 	start := len(b.arena)
-	out := append(b.arena, s[:i]...)
+	if cap(b.arena)-start < len(s) {
+		b.arena = slices.Grow(b.arena, len(s))
+	}
+	// The text decoded is no longer than s: written by index into the
+	// arena's room for it, without append's test of capacity per byte.
+	out := b.arena[start : start+len(s)]
+	n := copy(out, s[:i])
 	for ; i < len(s); i++ {
-		switch c := s[i]; c {
+		c := s[i]
+		switch c {
 		case '+':
-			out = append(out, ' ')
+			c = ' '
 		case '%':
 			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
 				// The error as url.QueryUnescape words it.
 				_, err := url.QueryUnescape(s)
 				return "", err
 			}
-			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
 			i += 2
-		default:
-			out = append(out, c)
 		}
+		out[n] = c
+		n++
 	}
-	b.arena = out
-	if len(out) == start {
+	b.arena = b.arena[:start+n]
+	if n == 0 {
 		return "", nil
 	}
-	return unsafe.String(&out[start], len(out)-start), nil
+	return unsafe.String(&out[0], n), nil
 }
 
 func ishex(c byte) bool {

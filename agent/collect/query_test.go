@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"math/rand/v2"
 	"net/url"
 	"reflect"
 	"strings"
@@ -86,4 +87,44 @@ func FuzzParseQuery(f *testing.F) {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, q string) { sameAsNetURL(t, q) })
+}
+
+// oddQueryText is a key or value as a sender may write it: known keys,
+// custom and item keys, upper case, escapes good and bad (cut short, not
+// hex, of invalid UTF-8), plus signs, raw bytes that are not UTF-8, and
+// texts on both sides of shortText's length with an escape at its edge.
+func oddQueryText(r *rand.Rand) string {
+	pieces := [...]string{"", "v", "tid", "en", "dl", "dt", "dr", "ul", "_et", "sid", "cid", "ep.x", "epn.y", "up.z", "pr1", "pr10",
+		"DL", "T%69d", "%", "%4", "%zz", "%41", "%2B", "+", "a+b", "%e2%82%ac", "%ff%fe", "\xff\xfe", "page_view", "G-TEST1",
+		"https%3A%2F%2Fwww.bench.example%2Fblog%2Fpost-1", "Post+7+%7C+Blog", "UPPER", "é", ".", "="}
+	var b strings.Builder
+	for range r.IntN(4) {
+		b.WriteString(pieces[r.IntN(len(pieces))])
+	}
+	if r.IntN(4) == 0 {
+		// An escape, plus or bad escape just before, at or after byte 16.
+		b.WriteString(strings.Repeat("a", 13+r.IntN(6)))
+		b.WriteString([...]string{"%41", "+", "%4", "%", "%zz", "="}[r.IntN(6)])
+	}
+	return b.String()
+}
+
+// parseQuery gives what url.ParseQuery gives over queries of every kind
+// of key, value and separator (&, &&, ;, a second =), short and long.
+func TestParseQueryGenerated(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 30_000 {
+		var b strings.Builder
+		for i := range r.IntN(8) {
+			if i > 0 {
+				b.WriteString([...]string{"&", "&", "&", "&&", ";", "&;"}[r.IntN(6)])
+			}
+			b.WriteString(oddQueryText(r))
+			if r.IntN(5) != 0 {
+				b.WriteString([...]string{"=", "=", "=", "=="}[r.IntN(4)])
+				b.WriteString(oddQueryText(r))
+			}
+		}
+		sameAsNetURL(t, b.String())
+	}
 }
