@@ -52,8 +52,9 @@ func scrubParsedPage(raw string, keep []string) (host, path string, err error) {
 // (keepParam with extra). ok is false for any other URL, which the callers
 // parse in full.
 func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
-	i := 0
+	i, upper := 0, false
 	for i < len(raw) && ('a' <= raw[i]|0x20 && raw[i]|0x20 <= 'z') {
+		upper = upper || raw[i] < 'a'
 		i++
 	}
 	if i == 0 || !strings.HasPrefix(raw[i:], "://") {
@@ -74,9 +75,8 @@ func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
 			return "", "", "", false
 		}
 	}
-	if host == "" || !all(host, func(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }) ||
-		!all(path, isPathByte) || !all(fragment, isPathByte) ||
-		!all(query, func(c byte) bool { return isUnreserved(c) || c == '=' || c == '&' }) {
+	hostUpper, ok := hostBytes(host)
+	if host == "" || !ok || !allOf(path, pathByte) || !allOf(fragment, pathByte) || !allOf(query, queryByte) {
 		return "", "", "", false
 	}
 	if hasQuery && query != "" {
@@ -84,7 +84,68 @@ func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
 			return "", "", "", false
 		}
 	}
-	return strings.ToLower(scheme), strings.ToLower(host), path, true
+	// Lowered only when they hold an upper-case letter: strings.ToLower
+	// returns other ASCII text as it is.
+	if upper {
+		scheme = strings.ToLower(scheme)
+	}
+	if hostUpper {
+		host = strings.ToLower(host)
+	}
+	return scheme, host, path, true
+}
+
+// Classes of the bytes a plain URL (plainURL) may hold in each part.
+const (
+	hostByte  = 1 << iota // letters, digits, . and -
+	pathByte              // unreserved characters and / (path and fragment)
+	queryByte             // unreserved characters, = and &
+	upperByte             // A to Z
+)
+
+// urlBytes is the classes of each byte, read by table rather than by
+// tests for each byte of a URL.
+var urlBytes = func() (t [256]uint8) {
+	for i := range t {
+		c := byte(i)
+		if isAlnum(c) || c == '.' || c == '-' {
+			t[i] |= hostByte
+		}
+		if isPathByte(c) {
+			t[i] |= pathByte
+		}
+		if isUnreserved(c) || c == '=' || c == '&' {
+			t[i] |= queryByte
+		}
+		if 'A' <= c && c <= 'Z' {
+			t[i] |= upperByte
+		}
+	}
+	return t
+}()
+
+// allOf reports whether every byte of s is of class.
+func allOf(s string, class uint8) bool {
+	for i := 0; i < len(s); i++ {
+		if urlBytes[s[i]]&class == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hostBytes reports whether every byte of host is a host byte, and
+// whether one is an upper-case letter.
+func hostBytes(host string) (upper, ok bool) {
+	var seen uint8
+	for i := 0; i < len(host); i++ {
+		c := urlBytes[host[i]]
+		if c&hostByte == 0 {
+			return false, false
+		}
+		seen |= c
+	}
+	return seen&upperByte != 0, true
 }
 
 // keptQuery is path followed by the parameters of query (plain text, as

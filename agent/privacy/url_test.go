@@ -158,3 +158,42 @@ func FuzzPlainURL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) { samePlainURL(t, raw) })
 }
+
+// The table of byte classes says what the tests of each byte say.
+func TestURLBytes(t *testing.T) {
+	for i := range 256 {
+		c := byte(i)
+		for _, tc := range []struct {
+			class uint8
+			want  bool
+		}{
+			{hostByte, isAlnum(c) || c == '.' || c == '-'},
+			{pathByte, isPathByte(c)},
+			{queryByte, isUnreserved(c) || c == '=' || c == '&'},
+			{upperByte, 'A' <= c && c <= 'Z'},
+		} {
+			if got := urlBytes[c]&tc.class != 0; got != tc.want {
+				t.Fatalf("byte %#x class %b: %v, want %v", c, tc.class, got, tc.want)
+			}
+		}
+	}
+}
+
+// Over URLs with every byte in each of their parts (scheme, host, port,
+// path, query, fragment), in upper and lower case, the direct reading
+// gives what url.Parse gives whenever it reads the URL, and reads the
+// plain ones.
+func TestPlainURLEveryByte(t *testing.T) {
+	bases := []string{"https://www.bench.example/blog/post-1?utm_source=x&page=2#top", "HTTP://WWW.Bench.EXAMPLE:8080/A/b_c~d",
+		"hTTps://a-b.example", "https://e.com/?page=1&utm_medium=Mail"}
+	for _, base := range bases {
+		if !samePlainURL(t, base) {
+			t.Fatalf("plainURL(%q) left a plain URL to url.Parse", base)
+		}
+		for at := range len(base) {
+			for c := range 256 {
+				samePlainURL(t, base[:at]+string([]byte{byte(c)})+base[at+1:])
+			}
+		}
+	}
+}
