@@ -175,6 +175,24 @@ func (p hitParams) get(i int) (string, bool) {
 	return p.base.get(i)
 }
 
+// source is the query whose value of the known parameter in slot i the
+// hit reads: the line's when it was sent there, else the query string's.
+func (p hitParams) source(i int) *query {
+	if p.over.sent&(1<<i) != 0 {
+		return p.over
+	}
+	return p.base
+}
+
+// language is ul in lower case, lowered once per query.
+func (p hitParams) language() string {
+	q := p.source(pUL)
+	if !q.lowered {
+		q.lowerUL, q.lowered = strings.ToLower(q.known[pUL]), true
+	}
+	return q.lowerUL
+}
+
 // value is get's value alone: "" when not sent.
 func (p hitParams) value(i int) string {
 	s, _ := p.get(i)
@@ -227,7 +245,7 @@ func parseHit(v hitParams, maps *paramMaps) (Hit, *ParamError) {
 	}
 	h.ClientID, h.UserID = v.value(pCID), v.value(pUID)
 	h.Page, h.Referrer, h.Title = v.value(pDL), v.value(pDR), v.value(pDT)
-	h.Language, h.Screen, h.Consent = strings.ToLower(v.value(pUL)), v.value(pSR), v.value(pGCS)
+	h.Language, h.Screen, h.Consent = v.language(), v.value(pSR), v.value(pGCS)
 	h.ConsentDetail = v.value(pGCD)
 
 	var err *ParamError
@@ -364,8 +382,13 @@ func number(param, s string) (float64, *ParamError) {
 
 // intParam parses an optional non-negative integer parameter of the given
 // bit size; absent or empty is 0.
+// The value is parsed once per query (query.ints).
 func intParam(v hitParams, slot int, name string, bits int) (int64, *ParamError) {
-	s := v.value(slot)
+	q := v.source(slot)
+	if q.parsed&(1<<slot) != 0 {
+		return q.ints[slot], nil
+	}
+	s := q.known[slot]
 	if s == "" {
 		return 0, nil
 	}
@@ -373,6 +396,7 @@ func intParam(v hitParams, slot int, name string, bits int) (int64, *ParamError)
 	if err != nil || n < 0 {
 		return 0, &ParamError{Param: name, Reason: fmt.Sprintf("want a non-negative integer, got %s", quote(s))}
 	}
+	q.ints[slot], q.parsed = n, q.parsed|1<<slot
 	return n, nil
 }
 

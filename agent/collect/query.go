@@ -108,6 +108,14 @@ type query struct {
 	sent  uint32 // bit i: known[i] was sent (perhaps empty)
 	other url.Values
 	shape queryShape
+	// What hits read of known values, kept so that the query string's are
+	// read once for all the lines of a POST, not once per line: ints[i]
+	// is known[i] as an integer when bit i of parsed is set (intParam),
+	// lowerUL is ul in lower case when lowered is set.
+	ints    [numKnown]int64
+	parsed  uint32
+	lowerUL string
+	lowered bool
 }
 
 // get returns the first value of the known parameter in slot i and
@@ -159,7 +167,7 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 	if len(q.other) > 0 {
 		clear(q.other)
 	}
-	q.sent, q.shape = 0, queryShape{}
+	q.sent, q.shape, q.parsed, q.lowered = 0, queryShape{}, 0, false
 	backing := b.backing[:0]
 	// A query without a semicolon, as every one gtag.js sends, needs no
 	// search for one in each part.
