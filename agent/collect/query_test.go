@@ -128,3 +128,28 @@ func TestParseQueryGenerated(t *testing.T) {
 		sameAsNetURL(t, b.String())
 	}
 }
+
+// unescape decodes as url.QueryUnescape does, and fails as it does, with
+// an escape, a plus or a bad escape at every position of texts of every
+// length up to five words, and with two of them together.
+func TestUnescapeEveryPosition(t *testing.T) {
+	f := func(s string) {
+		t.Helper()
+		b := newQueryBuf(len(s))
+		got, err := b.unescape(s)
+		want, wantErr := url.QueryUnescape(s)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() || got != want {
+			t.Fatalf("unescape(%q) = %q, %v; url.QueryUnescape gives %q, %v", s, got, err, want, wantErr)
+		}
+	}
+	for n := range 41 {
+		base := strings.Repeat("aB\xff-", 11)[:n]
+		f(base)
+		for at := range n + 1 {
+			for _, x := range []string{"%41", "+", "%e2%82%ac", "%4", "%", "%zz", "%%", "+%2B+", "%2"} {
+				f(base[:at] + x + base[at:])
+				f(base[:at] + x + base[at:] + "+")
+			}
+		}
+	}
+}
