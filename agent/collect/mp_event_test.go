@@ -113,3 +113,44 @@ func FuzzPlainJSONString(f *testing.F) {
 		}
 	})
 }
+
+// plainStringEndRef is plainStringEnd as a search for the quote and
+// then plainJSONString of what comes before it.
+func plainStringEndRef(b []byte) (int, bool) {
+	end := bytes.IndexByte(b, '"')
+	if end < 0 || !plainJSONString(b[:end]) {
+		return 0, false
+	}
+	return end, true
+}
+
+// plainStringEnd finds what the search for the quote and plainJSONString
+// find, with every byte at every position of texts up to five words long,
+// before and after the closing quote, and with none.
+func TestPlainStringEndEveryByte(t *testing.T) {
+	f := func(b []byte) {
+		t.Helper()
+		end, ok := plainStringEnd(b)
+		wantEnd, wantOK := plainStringEndRef(b)
+		if end != wantEnd || ok != wantOK {
+			t.Fatalf("plainStringEnd(%q) = %d, %v; want %d, %v", b, end, ok, wantEnd, wantOK)
+		}
+	}
+	text := []byte(`https://www.bench.example/blog/post-12" , "x\"`)
+	for n := range 41 {
+		for _, tail := range []string{`"`, `", "k":1}`, "", `\"`, "é\""} {
+			s := append(append([]byte(nil), text[:n]...), tail...)
+			f(s)
+			for at := range len(s) {
+				for c := range 256 {
+					b := append([]byte(nil), s...)
+					b[at] = byte(c)
+					f(b)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"é\"", "caf\xc3\xa9 ok\"", "\xe2\x82\"", "12345678\xc3\xa9\"", "\xff\"", "☕☕☕☕\"x"} {
+		f([]byte(s))
+	}
+}
