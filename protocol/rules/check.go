@@ -239,7 +239,16 @@ func itemField(i int, name string) string {
 }
 
 // checkEvent checks what Repair cannot fix: names, counts, numbers, time.
-func checkEvent(e *protocol.Event) *Violation {
+func checkEvent(e *protocol.Event) *Violation { return checkEventFixes(e, nil) }
+
+// valueFixes tells which parameter maps hold a value Repair changes (one
+// textRule refuses as it is).
+type valueFixes struct{ params, userProps bool }
+
+// checkEventFixes is checkEvent; with fix, it also reads, in the same
+// ranges over the maps as their names, which maps hold a value to repair,
+// so Repair ranges over only those again.
+func checkEventFixes(e *protocol.Event, fix *valueFixes) *Violation {
 	if v := EventName("name", e.Name); v != nil {
 		return v
 	}
@@ -252,9 +261,12 @@ func checkEvent(e *protocol.Event) *Violation {
 	if n := len(e.UserProps); n > MaxUserProps {
 		return violation(UserPropCount, "user properties", "%d user properties, GA4 allows %d", n, MaxUserProps)
 	}
-	for k := range e.Params {
+	for k, val := range e.Params {
 		if v := ParamName("param", k); v != nil {
 			return v
+		}
+		if fix != nil && !fix.params && textRule(val, MaxParamValueLen, ParamValueLength) != nil {
+			fix.params = true
 		}
 	}
 	for k, f := range e.NumParams {
@@ -265,9 +277,12 @@ func checkEvent(e *protocol.Event) *Violation {
 			return violation(ParamNumber, "param "+quote(k), "not a finite number")
 		}
 	}
-	for k := range e.UserProps {
+	for k, val := range e.UserProps {
 		if v := UserPropName("user property", k); v != nil {
 			return v
+		}
+		if fix != nil && !fix.userProps && textRule(val, MaxUserPropValueLen, UserPropValueLength) != nil {
+			fix.userProps = true
 		}
 	}
 	if e.Commerce() {

@@ -68,21 +68,28 @@ func Repair(e *protocol.Event) (Repairs, *Violation) {
 
 // repair is Repair without its shortcut (passes).
 func repair(e *protocol.Event) (Repairs, *Violation) {
-	if v := checkEvent(e); v != nil {
+	// The maps are ranged over again only when one of their values is
+	// repaired: repairText leaves every other value as it is.
+	var fix valueFixes
+	if v := checkEventFixes(e, &fix); v != nil {
 		return 0, v
 	}
 	var done Repairs
 	for _, f := range texts(e) {
 		*f.s = repairText(*f.s, f.limit, f.rule, &done)
 	}
-	for k, v := range e.Params {
-		if nv := repairText(v, MaxParamValueLen, ParamValueLength, &done); len(nv) != len(v) || nv != v {
-			e.Params[k] = nv
+	if fix.params {
+		for k, v := range e.Params {
+			if nv := repairText(v, MaxParamValueLen, ParamValueLength, &done); len(nv) != len(v) || nv != v {
+				e.Params[k] = nv
+			}
 		}
 	}
-	for k, v := range e.UserProps {
-		if nv := repairText(v, MaxUserPropValueLen, UserPropValueLength, &done); len(nv) != len(v) || nv != v {
-			e.UserProps[k] = nv
+	if fix.userProps {
+		for k, v := range e.UserProps {
+			if nv := repairText(v, MaxUserPropValueLen, UserPropValueLength, &done); len(nv) != len(v) || nv != v {
+				e.UserProps[k] = nv
+			}
 		}
 	}
 	if e.TransactionID != "" {

@@ -237,3 +237,70 @@ func TestRepairShortcut(t *testing.T) {
 		t.Fatalf("shortcut %d, refused %d, repaired %d of 20,000 events: the generator misses a way", shortcut, refused, repaired)
 	}
 }
+
+// repairEveryMap is repair as it reads the parameter maps without
+// valueFixes: every value of both maps through repairText.
+func repairEveryMap(e *protocol.Event) (Repairs, *Violation) {
+	if v := checkEvent(e); v != nil {
+		return 0, v
+	}
+	var done Repairs
+	for _, f := range texts(e) {
+		*f.s = repairText(*f.s, f.limit, f.rule, &done)
+	}
+	for k, v := range e.Params {
+		if nv := repairText(v, MaxParamValueLen, ParamValueLength, &done); nv != v {
+			e.Params[k] = nv
+		}
+	}
+	for k, v := range e.UserProps {
+		if nv := repairText(v, MaxUserPropValueLen, UserPropValueLength, &done); nv != v {
+			e.UserProps[k] = nv
+		}
+	}
+	if e.TransactionID != "" {
+		e.TransactionID = repairText(e.TransactionID, MaxParamValueLen, ParamValueLength, &done)
+	}
+	for i := range e.Items {
+		for _, f := range e.Items[i].Texts() {
+			if *f.Value != "" {
+				*f.Value = repairText(*f.Value, MaxItemValueLen, ItemValueLength, &done)
+			}
+		}
+	}
+	return done, nil
+}
+
+// repair ranges over a parameter map again only when checkEventFixes
+// found a value in it to repair: over events of every kind, it gives
+// what repairing every value of both maps gives.
+func TestRepairRangesOnlyMapsToFix(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	fixed := 0
+	for i := range 20_000 {
+		e := oddEvent(r)
+		if r.IntN(2) == 0 { // a value to repair in one map, often alone
+			m := map[string]string{"k": nearLimit(r, MaxParamValueLen), "ok": "v"}
+			if r.IntN(2) == 0 {
+				e.Params = m
+			} else {
+				e.UserProps = m
+			}
+		}
+		got, want := cloneEvent(e), cloneEvent(e)
+		gotDone, gotV := repair(&got)
+		wantDone, wantV := repairEveryMap(&want)
+		if gotDone != wantDone || (gotV == nil) != (wantV == nil) {
+			t.Fatalf("event %d: repair = %q, %v; every value repaired %q, %v", i, gotDone.Codes(), gotV, wantDone.Codes(), wantV)
+		}
+		if d := cmp.Diff(want, got, cmpopts.EquateNaNs()); d != "" {
+			t.Fatalf("event %d: repair's event differs (-every value +repair):\n%s", i, d)
+		}
+		if wantDone.has(ParamValueLength) || wantDone.has(UserPropValueLength) {
+			fixed++
+		}
+	}
+	if fixed < 1000 {
+		t.Fatalf("only %d of 20,000 events had a parameter value repaired", fixed)
+	}
+}
