@@ -73,17 +73,36 @@ func hasPrefixFold(s, prefix string) bool {
 // ValidName reports GA4's name pattern: a letter, then letters, digits and
 // underscores.
 func ValidName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case i > 0 && (c == '_' || c >= '0' && c <= '9'):
-		default:
+	if name == "" || nameBytes[name[0]] != nameLetter {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if nameBytes[name[i]] == 0 {
 			return false
 		}
 	}
-	return name != ""
+	return true
 }
+
+// nameBytes classes the bytes of GA4's name pattern (ValidName): letters,
+// then digits and underscores; 0 for any other byte. By table, a name's
+// bytes cost a load and a test each.
+var nameBytes = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+			t[c] = nameLetter
+		case c == '_', c >= '0' && c <= '9':
+			t[c] = nameOther
+		}
+	}
+	return t
+}()
+
+const (
+	nameLetter = 1 + iota
+	nameOther
+)
 
 // ReservedEventName reports whether GA4 reserves an event name.
 func ReservedEventName(name string) bool { return reservedEventNames[name] }

@@ -73,3 +73,36 @@ func TestReservedPrefixGenerated(t *testing.T) {
 		sameReservedPrefix(t, b.String())
 	}
 }
+
+// validNameBytewise is ValidName as the pattern reads, one byte at a time.
+func validNameBytewise(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c == '_' || c >= '0' && c <= '9'):
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
+
+// ValidName's table gives the pattern's answer for every byte at every
+// position of names of one to four bytes.
+func TestValidNameEveryByte(t *testing.T) {
+	f := func(name string) {
+		t.Helper()
+		if got, want := ValidName(name), validNameBytewise(name); got != want {
+			t.Fatalf("ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+	f("")
+	for _, base := range []string{"a", "ab", "a_1", "Zz9_"} {
+		for at := range len(base) {
+			for c := range 256 {
+				f(base[:at] + string([]byte{byte(c)}) + base[at+1:])
+			}
+		}
+	}
+}
