@@ -291,7 +291,7 @@ func (r *jsonReader) plainParams() (map[string]json.RawMessage, bool) {
 				return nil, false
 			}
 		default:
-			for r.i < len(r.b) && bytes.IndexByte([]byte("-+.0123456789eEtrufals"), r.b[r.i]) >= 0 {
+			for r.i < len(r.b) && scalarBytes[r.b[r.i]] {
 				r.i++
 			}
 			v := r.b[start:r.i]
@@ -302,6 +302,15 @@ func (r *jsonReader) plainParams() (map[string]json.RawMessage, bool) {
 		params[paramName(key)] = json.RawMessage(r.b[start:r.i:r.i])
 	}
 }
+
+// scalarBytes are the bytes of a number, true or false: what plainParams
+// takes as a value's text before it checks it.
+var scalarBytes = func() (t [256]bool) {
+	for _, c := range []byte("-+.0123456789eEtrufals") {
+		t[c] = true
+	}
+	return t
+}()
 
 // paramName is string(key), without an allocation for the parameters
 // GA4's own tags send most (mpSpecialParam's and the ecommerce ones).

@@ -154,3 +154,13 @@ func TestPlainStringEndEveryByte(t *testing.T) {
 		f([]byte(s))
 	}
 }
+
+// The table of a scalar's bytes holds those of "-+.0123456789eEtrufals"
+// and no other.
+func TestScalarBytes(t *testing.T) {
+	for c := range 256 {
+		if got, want := scalarBytes[c], strings.IndexByte("-+.0123456789eEtrufals", byte(c)) >= 0; got != want {
+			t.Fatalf("scalarBytes[%q] = %v, want %v", byte(c), got, want)
+		}
+	}
+}
