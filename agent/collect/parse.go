@@ -128,8 +128,12 @@ func appendGtag(dst []Hit, maps *paramMaps, rawQuery string, body []byte) ([]Hit
 	// follows the query string's text in the same array.
 	lines := queryBuf{arena: buf.arena[len(buf.arena):]}
 	for len(text) > 0 {
-		var line string
-		line, text, _ = strings.Cut(text, "\n")
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
+		}
 		lineNo++
 		line = strings.TrimSpace(line)
 		if len(line) == 0 {

@@ -61,8 +61,8 @@ func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
 		return "", "", "", false
 	}
 	scheme = raw[:i]
-	rest, fragment, _ := strings.Cut(raw[i+3:], "#")
-	rest, query, hasQuery := strings.Cut(rest, "?")
+	rest, fragment, _ := cutByte(raw[i+3:], '#')
+	rest, query, hasQuery := cutByte(rest, '?')
 	authority, path := rest, "/"
 	if slash := strings.IndexByte(rest, '/'); slash >= 0 {
 		authority, path = rest[:slash], rest[slash:]
@@ -146,6 +146,15 @@ func hostBytes(host string) (upper, ok bool) {
 		seen |= c
 	}
 	return seen&upperByte != 0, true
+}
+
+// cutByte is strings.Cut of a one-byte separator, without the general
+// search strings.Cut goes through.
+func cutByte(s string, sep byte) (before, after string, found bool) {
+	if i := strings.IndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
 }
 
 // keptQuery is path followed by the parameters of query (plain text, as
