@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,6 +175,8 @@ type Realtime struct {
 
 	mu    sync.Mutex
 	sites map[uint32]*ring
+	// hasher hashes the cells of the sites' minutes.
+	hasher *cellHasher
 	// memCache holds minutes as last read.
 	memCache minuteCache
 
@@ -202,25 +203,36 @@ type ring struct {
 
 // slot is one minute in memory; version grows with every write to it.
 type slot struct {
-	Minute
+	minute int64 // Unix time in minutes
+	cells  cellTable
+	// version grows with every write to the slot.
 	version int64
 	// full, once the minute holds MaxCells cells, filters the cells of
-	// events it does not hold (holds); nil before, and after a change
+	// events it does not hold (count); nil before, and after a change
 	// that may add cells (a new minute, Forget).
 	full *cellFilter
 }
 
-// holds reports whether sl, holding MaxCells cells, holds c. The caller
-// holds mu.
-func (sl *slot) holds(c *Cell) bool {
+// count adds n events to c, if sl holds it or has room for it (fewer than
+// max cells); false: it has not, and n are dropped. The caller holds mu.
+func (sl *slot) count(c *Cell, n int64, max int) bool {
+	if sl.cells.len() < max {
+		sl.cells.add(c, n)
+		return true
+	}
 	if sl.full == nil {
-		sl.full = newCellFilter(sl.Cells)
+		sl.full = newCellFilter(sl.cells.entries)
 	}
 	if !sl.full.mayHold(c) {
 		return false
 	}
-	_, ok := sl.Cells[*c]
-	return ok
+	tag := sl.cells.hash(c)
+	i := sl.cells.find(c, tag)
+	if i < 0 {
+		return false
+	}
+	sl.cells.entries[i].n += n
+	return true
 }
 
 // minuteCache keeps the cells of a site's minutes as last read, with the
@@ -276,7 +288,7 @@ func NewRealtime(o RealtimeOptions) *Realtime {
 		o.MaxCells = DefaultMaxCells
 	}
 	return &Realtime{opts: o, log: o.Logger,
-		throttle: logthrottle.Throttle{Every: 10 * time.Second}, sites: map[uint32]*ring{}}
+		throttle: logthrottle.Throttle{Every: 10 * time.Second}, sites: map[uint32]*ring{}, hasher: newCellHasher()}
 }
 
 func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
@@ -343,29 +355,55 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 	dropped := 0
 	r.mu.Lock()
 	var last siteMinute
-	var sl *slot // last's: a batch's events mostly share their site and minute
+	var sl *slot  // last's: a batch's events mostly share their site and minute
+	var rg *ring  // last's site's
+	var act actor // the active user of the events before, not marked yet
 	for i, k := range windowed(events, now) {
 		if sl == nil || k != last {
 			last, sl = k, r.slot(k, len(events)-i)
+			rg = r.sites[k.site]
 			if !slices.Contains(sites, k.site) {
 				sites = append(sites, k.site)
 			}
 		}
 		c := cellOf(&events[i], users[i])
 		if c.Active {
-			rg := r.sites[k.site]
-			r.pruneActive(rg, now)
-			r.markActive(rg, c.Visitor, min(events[i].TimeMicros/1_000_000, nowSec))
+			// A user's events follow each other: they are marked once.
+			at := min(events[i].TimeMicros/1_000_000, nowSec)
+			if act.rg == rg && act.user == c.Visitor {
+				act.at = max(act.at, at)
+			} else {
+				r.markActor(act, now)
+				act = actor{rg: rg, user: c.Visitor, at: at}
+			}
 		}
-		if len(sl.Cells) >= r.opts.MaxCells && !sl.holds(&c) {
+		if !sl.count(&c, 1, r.opts.MaxCells) {
 			dropped++
-			continue
 		}
-		sl.Cells[c]++
 	}
+	r.markActor(act, now)
 	r.mu.Unlock()
 	r.countDropped(int64(dropped))
 	return sites
+}
+
+// actor is a user of a site's ring with an active event, at the Unix
+// second of the latest.
+type actor struct {
+	rg   *ring // nil: none
+	user uint64
+	at   int64
+}
+
+// markActor marks a as active in its ring (markActive) in minute now.
+// Marking a user's active events one after another or once, at the
+// latest, leaves the same ring: the first marks the user or finds no
+// room, the rest keep the latest. The caller holds mu.
+func (r *Realtime) markActor(a actor, now int64) {
+	if a.rg != nil {
+		r.pruneActive(a.rg, now)
+		r.markActive(a.rg, a.user, a.at)
+	}
 }
 
 // countDropped counts the events of cells memory did not keep because
@@ -391,16 +429,17 @@ func (r *Realtime) slot(k siteMinute, size int) *slot {
 		r.sites[k.site] = rg
 	}
 	sl := &rg.slots[k.minute%RealtimeWindow]
-	if sl.Minute.Minute != k.minute || sl.Cells == nil {
+	if sl.minute != k.minute || sl.cells.index == nil {
 		// Room for as many cells as the minute before held, too: a
-		// site's minutes fill alike, and a map that grows hashes every
+		// site's minutes fill alike, and a table that grows places every
 		// cell it holds again.
-		if prev := &rg.slots[(k.minute-1)%RealtimeWindow]; prev.Minute.Minute == k.minute-1 {
-			size = max(size, len(prev.Cells))
+		if prev := &rg.slots[(k.minute-1)%RealtimeWindow]; prev.minute == k.minute-1 {
+			size = max(size, prev.cells.len())
 		}
 		// The version keeps growing across reuse of the slot, so a
 		// cached copy of the minute it held never matches again.
-		sl.Minute = Minute{Minute: k.minute, Cells: make(map[Cell]int64, min(size, r.opts.MaxCells))}
+		sl.minute = k.minute
+		sl.cells.reset(r.hasher, min(size, r.opts.MaxCells))
 		sl.full = nil
 	}
 	sl.version++
@@ -502,13 +541,14 @@ func (r *Realtime) windowMemory(site uint32, now int64) Window {
 	for i := range RealtimeWindow {
 		m := now - int64(i)
 		sl := &rg.slots[m%RealtimeWindow]
-		if sl.Minute.Minute != m || len(sl.Cells) == 0 {
+		if sl.minute != m || sl.cells.len() == 0 {
 			continue
 		}
-		// Readers get a copy, made again only after the minute changed.
+		// Readers get a map of the cells, made again only after the
+		// minute changed.
 		cells, ok := r.memCache.get(site, m, sl.version)
 		if !ok {
-			cells = maps.Clone(sl.Cells)
+			cells = sl.cells.cells()
 			r.memCache.put(site, m, sl.version, cells, now-RealtimeWindow+1)
 		}
 		w.Minutes = append(w.Minutes, Minute{Minute: m, Cells: cells})

@@ -124,30 +124,22 @@ func (r *Realtime) addCounts(b *batchCounts, events []protocol.Event, users []ui
 	for i := range b.minutes {
 		m := &b.minutes[i]
 		sl := r.slot(m.siteMinute, len(m.cells))
-		switch {
-		case len(sl.Cells)+len(m.cells) <= r.opts.MaxCells: // room for them all
+		if held := sl.cells.len(); held+len(m.cells) <= r.opts.MaxCells || held >= r.opts.MaxCells {
+			// Room for them all, or for none.
 			for c, n := range m.cells {
-				sl.Cells[c] += n
-			}
-		case len(sl.Cells) >= r.opts.MaxCells: // room for none
-			for c, n := range m.cells {
-				if sl.holds(&c) {
-					sl.Cells[c] += n
-				} else {
+				if !sl.count(&c, n, r.opts.MaxCells) {
 					dropped += n
 				}
 			}
-		default:
-			for j, k := range windowed(events, now) {
-				if k != m.siteMinute {
-					continue
-				}
-				c := cellOf(&events[j], users[j])
-				if len(sl.Cells) >= r.opts.MaxCells && !sl.holds(&c) {
-					dropped++
-					continue
-				}
-				sl.Cells[c]++
+			continue
+		}
+		for j, k := range windowed(events, now) {
+			if k != m.siteMinute {
+				continue
+			}
+			c := cellOf(&events[j], users[j])
+			if !sl.count(&c, 1, r.opts.MaxCells) {
+				dropped++
 			}
 		}
 	}

@@ -4,14 +4,14 @@ package redis
 // cells it holds; the rest are dropped. Once the bench's traffic fills a
 // minute (within its first 100,000 events) nearly every event is of a
 // cell the minute does not hold, and finding that out through the
-// minute's map costs a hash of the cell's five strings and a probe of a
-// table of 100,000 cells of over 100 bytes each (14 MB, past the L2
-// cache). A full minute's cellFilter (256 KiB) answers most of them
-// first: a bit set of the cells' probes, a hash of what a cell holds that
-// costs no string hashing (its visitor, its strings' lengths and last
-// bytes). A clear bit means the minute holds no such cell, so the event
-// is dropped as before; a set bit sends the cell to the map, which
-// decides, so every count stays exact.
+// minute's cellTable costs a hash of the cell's strings and a probe of
+// an index of 100,000 cells (2 MB or more, past the L2 cache) and of
+// the cells it leads to. A full minute's cellFilter (256 KiB) answers
+// most of them first: a bit set of the cells' probes, a hash of what a
+// cell holds that costs no string hashing (its visitor, its strings'
+// lengths and last bytes). A clear bit means the minute holds no such
+// cell, so the event is dropped as before; a set bit sends the cell to
+// the table, which decides, so every count stays exact.
 
 // cellFilter is a Bloom filter over the probes of a full minute's cells,
 // two bits each.
@@ -23,14 +23,14 @@ type cellFilter struct {
 // newCellFilter is the filter of cells, with 16 to 32 bits a cell: under
 // 1.5% of the cells absent from cells pass it, and those whose probe
 // equals a held cell's (they differ only where cellProbe does not look).
-func newCellFilter(cells map[Cell]int64) *cellFilter {
+func newCellFilter(cells []cellCount) *cellFilter {
 	n := uint64(64)
 	for n < uint64(len(cells))*16 {
 		n *= 2
 	}
 	f := &cellFilter{bits: make([]uint64, n/64), mask: n - 1}
-	for c := range cells {
-		a, b := f.positions(cellProbe(&c))
+	for i := range cells {
+		a, b := f.positions(cellProbe(&cells[i].Cell))
 		f.bits[a/64] |= 1 << (a % 64)
 		f.bits[b/64] |= 1 << (b % 64)
 	}

@@ -67,14 +67,7 @@ func (r *Realtime) forget(site uint32, gone map[uint64]bool) {
 		}
 		for i := range rg.slots {
 			sl := &rg.slots[i]
-			changed := false
-			for c := range sl.Cells {
-				if gone[c.Visitor] {
-					delete(sl.Cells, c)
-					changed = true
-				}
-			}
-			if changed {
+			if sl.cells.drop(gone) {
 				sl.version++
 				sl.full = nil // the minute has room again
 			}

@@ -90,3 +90,26 @@ func BenchmarkRealtimeRecordTrafficMinutes(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20*5000), "ns/event")
 }
+
+// BenchmarkRealtimeRecordTrafficHeld counts the bench's traffic in memory
+// into a minute that holds every cell of it (MaxCells above them), as
+// the end-to-end phase's minutes do, whose visitors repeat their pages:
+// after 30 batches are counted, one iteration is 5 of them again, 25,000
+// events each of a cell the minute holds.
+func BenchmarkRealtimeRecordTrafficHeld(b *testing.B) {
+	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	batches := trafficBatches(b, first, 30)
+	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return first.Add(50 * time.Second) }, MaxCells: 1 << 20})
+	for _, evs := range batches {
+		r.Record(context.Background(), evs)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		for range 5 {
+			r.Record(context.Background(), batches[20+i%10])
+			i++
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5*5000), "ns/event")
+}

@@ -1,0 +1,255 @@
+package redis
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"unsafe"
+)
+
+// A minute's cells in memory are written once per event and read once per
+// change of the minute by a window (as a map[Cell]int64, Minute.Cells), so
+// they live in a table of their own, not in such a map. A Go map hashes
+// each event's cell afresh, all five strings, and compares it through
+// the type's generated equality; a site's minute of 100,000 cells spreads
+// them over 16 MB. The table hashes a cell's strings once per string
+// seen (cellHasher remembers their hashes by address: ingest interns an
+// event's strings, and a batch's events mostly share their country, city
+// and device), compares the strings of a cell by address before bytes,
+// keeps the cells and their counts in one slice in the order they came,
+// and finds them through an index of 8 bytes a slot. Reads build the map,
+// once per change of the minute.
+
+// cellHasher hashes cells for the cellTables of a Realtime, which share
+// it under the Realtime's mu. It remembers the hashes of the strings it
+// hashed last by their address: an event's strings are mostly those of
+// events before it (ingest interns them), a name, a country, a title
+// seen before.
+type cellHasher struct {
+	seed maphash.Seed
+	memo [1024]stringHash // by a string's address
+	// place is the country, city and device of the cell hashed last
+	// (or zero strings), and their hash: those of the cells of a batch
+	// mostly are the same strings.
+	place placeHash
+}
+
+// placeHash is a cell's country, city and device, and their hash.
+type placeHash struct {
+	country, city, device string
+	h                     uint64
+}
+
+// stringHash is a string and its hash. The string keeps its bytes from
+// being freed, so no other string has its address and length but an
+// equal one.
+type stringHash struct {
+	s string
+	h uint64
+}
+
+func newCellHasher() *cellHasher {
+	hs := &cellHasher{seed: maphash.MakeSeed()}
+	hs.setPlace(&Cell{})
+	return hs
+}
+
+// hashString is the hash of s, which m does not remember (str): 0 for "",
+// else maphash.String's, which m remembers next.
+//
+//go:noinline
+func (hs *cellHasher) hashString(m *stringHash, s string) uint64 {
+	if len(s) == 0 {
+		return 0
+	}
+	m.s, m.h = s, maphash.String(hs.seed, s)
+	return m.h
+}
+
+// sameString is a == b, quick for the same string.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
+}
+
+// sameCell is *a == *b, quick for cells of the same strings, which cells
+// of one visitor mostly are.
+func sameCell(a, b *Cell) bool {
+	return a.Visitor == b.Visitor && a.Active == b.Active && sameString(a.Screen, b.Screen) &&
+		sameString(a.EventName, b.EventName) && sameString(a.Country, b.Country) &&
+		sameString(a.City, b.City) && sameString(a.Device, b.Device)
+}
+
+// hash is c's tag: equal cells have equal tags.
+func (hs *cellHasher) hash(c *Cell) uint32 {
+	g := &hs.place
+	if !identical(g.country, c.Country) || !identical(g.city, c.City) || !identical(g.device, c.Device) {
+		hs.setPlace(c)
+	}
+	h := (c.Visitor ^ g.h) * 0x9e3779b97f4a7c15
+	if c.Active {
+		h = ^h
+	}
+	h = (h ^ hs.str(c.EventName)) * 0xbf58476d1ce4e5b9
+	h ^= h >> 31
+	h = (h ^ hs.str(c.Screen)) * 0x94d049bb133111eb
+	h ^= h >> 29
+	return uint32(h>>32) ^ uint32(h)
+}
+
+// identical reports whether a and b are the same string: the same bytes
+// at the same address (which a kept string keeps from being reused).
+func identical(a, b string) bool {
+	return unsafe.StringData(a) == unsafe.StringData(b) && len(a) == len(b)
+}
+
+// setPlace makes hs.place c's country, city and device.
+//
+//go:noinline
+func (hs *cellHasher) setPlace(c *Cell) {
+	h := (hs.str(c.Country) + 1) * 0x9e3779b97f4a7c15
+	h = (h ^ hs.str(c.City)) * 0xbf58476d1ce4e5b9
+	h = (h ^ hs.str(c.Device)) * 0x94d049bb133111eb
+	hs.place = placeHash{country: c.Country, city: c.City, device: c.Device, h: h ^ h>>32}
+}
+
+// str is s's hash: maphash.String's, remembered (0 for "").
+func (hs *cellHasher) str(s string) uint64 {
+	a := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	m := &hs.memo[(a^a>>10)%uintptr(len(hs.memo))]
+	if identical(m.s, s) {
+		return m.h // also "" at a slot never written, whose hash is 0
+	}
+	return hs.hashString(m, s)
+}
+
+// cellTable is a minute's cells and their event counts. Its zero value
+// holds none and is ready for reset.
+type cellTable struct {
+	hs      *cellHasher
+	entries []cellCount // in the order the cells came; Forget drops some
+	// index finds entries: open addressing with linear probing, at most
+	// half full, len a power of two. A slot is tag<<32 | i+1 for
+	// entries[i], whose hash's tag is tag; 0 is an empty slot.
+	index []uint64
+	shift uint // 32 - log2(len(index)): a tag's home slot is tag*phi>>shift
+}
+
+// cellCount is a cell and its events.
+type cellCount struct {
+	Cell
+	n int64
+}
+
+// reset empties t, with room for size cells before it grows, its cells
+// hashed by hs.
+func (t *cellTable) reset(hs *cellHasher, size int) {
+	t.hs = hs
+	t.entries = make([]cellCount, 0, size)
+	t.makeIndex(size)
+}
+
+// makeIndex makes an empty index with room for size cells.
+func (t *cellTable) makeIndex(size int) {
+	n := 16
+	for n < 2*size {
+		n *= 2
+	}
+	t.index = make([]uint64, n)
+	t.shift = uint(32 - bits.TrailingZeros(uint(n)))
+}
+
+// len is how many cells t holds.
+func (t *cellTable) len() int { return len(t.entries) }
+
+// hash is c's tag: equal cells have equal tags.
+func (t *cellTable) hash(c *Cell) uint32 { return t.hs.hash(c) }
+
+// home is the slot where probing for tag starts.
+func (t *cellTable) home(tag uint32) int { return int((tag * 0x9e3779b9) >> t.shift) }
+
+// find is the index in entries of c, whose tag is tag; -1: t does not
+// hold c.
+func (t *cellTable) find(c *Cell, tag uint32) int {
+	mask := len(t.index) - 1
+	for i := t.home(tag); ; i = (i + 1) & mask {
+		s := t.index[i]
+		if s == 0 {
+			return -1
+		}
+		if uint32(s>>32) == tag && sameCell(&t.entries[uint32(s)-1].Cell, c) {
+			return int(uint32(s)) - 1
+		}
+	}
+}
+
+// insert adds c, which t does not hold and whose tag is tag, with n
+// events.
+func (t *cellTable) insert(c *Cell, tag uint32, n int64) {
+	if 2*(len(t.entries)+1) > len(t.index) {
+		t.reindex(2 * (len(t.entries) + 1))
+	}
+	t.entries = append(t.entries, cellCount{Cell: *c, n: n})
+	t.place(tag, len(t.entries))
+}
+
+// place puts slot tag<<32 | at in the index.
+func (t *cellTable) place(tag uint32, at int) {
+	mask := len(t.index) - 1
+	i := t.home(tag)
+	for t.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.index[i] = uint64(tag)<<32 | uint64(at)
+}
+
+// reindex makes the index again for entries, with room for size cells.
+func (t *cellTable) reindex(size int) {
+	old := t.index
+	t.makeIndex(size)
+	for _, s := range old {
+		if s != 0 {
+			t.place(uint32(s>>32), int(uint32(s)))
+		}
+	}
+}
+
+// add adds n events to c, which t holds or gets.
+func (t *cellTable) add(c *Cell, n int64) {
+	tag := t.hash(c)
+	if i := t.find(c, tag); i >= 0 {
+		t.entries[i].n += n
+		return
+	}
+	t.insert(c, tag, n)
+}
+
+// holds reports whether t holds c.
+func (t *cellTable) holds(c *Cell) bool { return t.find(c, t.hash(c)) >= 0 }
+
+// cells is t's cells as a map, for readers.
+func (t *cellTable) cells() map[Cell]int64 {
+	m := make(map[Cell]int64, len(t.entries))
+	for i := range t.entries {
+		m[t.entries[i].Cell] = t.entries[i].n
+	}
+	return m
+}
+
+// drop removes the cells of gone's visitors; false: it held none.
+func (t *cellTable) drop(gone map[uint64]bool) bool {
+	kept := t.entries[:0]
+	for _, e := range t.entries {
+		if !gone[e.Visitor] {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == len(t.entries) {
+		return false
+	}
+	clear(t.entries[len(kept):]) // their strings are not held any more
+	t.entries = kept
+	t.makeIndex(cap(kept))
+	for i := range kept {
+		t.place(t.hash(&kept[i].Cell), i+1)
+	}
+	return true
+}
