@@ -460,15 +460,16 @@ func (c *cellSketches) settle(hashes *[3][]uint32) {
 		if j == 0 {
 			users = set
 		}
-		if fresh && sparseListBytes(set) <= denseAfter {
-			c.delta[j], c.encoded[j] = sparseEncoding(set), true
+		size := sparseListBytes(set)
+		if fresh && size <= denseAfter {
+			c.delta[j], c.encoded[j] = sparseEncodingSized(set, size), true
 			if j == 0 {
 				usersEnc, usersFresh = c.delta[j], true
 			}
 			continue
 		}
-		if held && sparseListBytes(set) <= denseAfter {
-			if enc, ok := mergeEncoded(c.delta[j], sparseEncoding(set)); ok {
+		if held && size <= denseAfter {
+			if enc, ok := mergeEncoded(c.delta[j], sparseEncodingSized(set, size)); ok {
 				if j == 0 {
 					usersWas, usersNow, usersMerged = c.delta[j], enc, true
 				}

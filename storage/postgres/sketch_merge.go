@@ -203,12 +203,39 @@ func putSparseHeader(b []byte, count, last uint32) {
 
 // sparseEncoding is the library's serialization of a sparse sketch whose
 // list is set (sorted, distinct, not empty), nothing buffered.
-func sparseEncoding(set []uint32) []byte {
-	out := make([]byte, sparseHeader, sparseHeader+sparseListBytes(set))
-	last := uint32(0)
+func sparseEncoding(set []uint32) []byte { return sparseEncodingSized(set, sparseListBytes(set)) }
+
+// sparseEncodingSized is sparseEncoding of set, whose list takes size
+// bytes (sparseListBytes): each difference is written as its varint's
+// bytes at once, not appended byte by byte.
+func sparseEncodingSized(set []uint32, size int) []byte {
+	out := make([]byte, sparseHeader+size)
+	b := out[sparseHeader:]
+	i, last := 0, uint32(0)
 	for _, k := range set {
-		out = appendVarint(out, k-last)
+		x := k - last
 		last = k
+		switch {
+		case x < 1<<7:
+			b[i] = uint8(x)
+			i++
+		case x < 1<<14:
+			_ = b[i+1]
+			b[i], b[i+1] = uint8(x|0x80), uint8(x>>7)
+			i += 2
+		case x < 1<<21:
+			_ = b[i+2]
+			b[i], b[i+1], b[i+2] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14)
+			i += 3
+		case x < 1<<28:
+			_ = b[i+3]
+			b[i], b[i+1], b[i+2], b[i+3] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14|0x80), uint8(x>>21)
+			i += 4
+		default:
+			_ = b[i+4]
+			b[i], b[i+1], b[i+2], b[i+3], b[i+4] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14|0x80), uint8(x>>21|0x80), uint8(x>>28)
+			i += 5
+		}
 	}
 	putSparseHeader(out, uint32(len(set)), last)
 	return out
