@@ -231,7 +231,7 @@ func (sl *slot) count(c *Cell, n int64, max int) bool {
 	if i < 0 {
 		return false
 	}
-	sl.cells.entries[i].n += n
+	sl.cells.count(i, n)
 	return true
 }
 

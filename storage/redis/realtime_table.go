@@ -2,6 +2,7 @@ package redis
 
 import (
 	"hash/maphash"
+	"maps"
 	"math/bits"
 	"unsafe"
 )
@@ -131,6 +132,13 @@ type cellTable struct {
 	// entries[i], whose hash's tag is tag; 0 is an empty slot.
 	index []uint64
 	shift uint // 32 - log2(len(index)): a tag's home slot is tag*phi>>shift
+	// built is the map cells gave last (read-only: readers hold it), and
+	// changed lists the entries added to or counted since, each once
+	// (marked in changedBits): the next map is built from it, when few
+	// changed. built is nil when there is none, or the cells were dropped.
+	built       map[Cell]int64
+	changed     []int32
+	changedBits []uint64
 }
 
 // cellCount is a cell and its events.
@@ -145,6 +153,16 @@ func (t *cellTable) reset(hs *cellHasher, size int) {
 	t.hs = hs
 	t.entries = make([]cellCount, 0, size)
 	t.makeIndex(size)
+	t.built, t.changed, t.changedBits = nil, t.changed[:0], t.changedBits[:0]
+}
+
+// count adds n events to entries[i].
+func (t *cellTable) count(i int, n int64) {
+	t.entries[i].n += n
+	if w, b := i/64, uint64(1)<<(i%64); t.changedBits[w]&b == 0 {
+		t.changedBits[w] |= b
+		t.changed = append(t.changed, int32(i))
+	}
 }
 
 // makeIndex makes an empty index with room for size cells.
@@ -187,7 +205,11 @@ func (t *cellTable) insert(c *Cell, tag uint32, n int64) {
 	if 2*(len(t.entries)+1) > len(t.index) {
 		t.reindex(2 * (len(t.entries) + 1))
 	}
-	t.entries = append(t.entries, cellCount{Cell: *c, n: n})
+	t.entries = append(t.entries, cellCount{Cell: *c, n: 0})
+	if len(t.entries) > 64*len(t.changedBits) {
+		t.changedBits = append(t.changedBits, 0)
+	}
+	t.count(len(t.entries)-1, n)
 	t.place(tag, len(t.entries))
 }
 
@@ -216,7 +238,7 @@ func (t *cellTable) reindex(size int) {
 func (t *cellTable) add(c *Cell, n int64) {
 	tag := t.hash(c)
 	if i := t.find(c, tag); i >= 0 {
-		t.entries[i].n += n
+		t.count(i, n)
 		return
 	}
 	t.insert(c, tag, n)
@@ -225,12 +247,25 @@ func (t *cellTable) add(c *Cell, n int64) {
 // holds reports whether t holds c.
 func (t *cellTable) holds(c *Cell) bool { return t.find(c, t.hash(c)) >= 0 }
 
-// cells is t's cells as a map, for readers.
+// cells is t's cells as a map, for readers, who must not change it. When
+// few cells changed since the map before, it is that map's copy with
+// their counts set (a copy of a map copies its memory; setting a count
+// hashes the cell), else built cell by cell.
 func (t *cellTable) cells() map[Cell]int64 {
-	m := make(map[Cell]int64, len(t.entries))
-	for i := range t.entries {
-		m[t.entries[i].Cell] = t.entries[i].n
+	var m map[Cell]int64
+	if t.built != nil && 4*len(t.changed) <= len(t.entries) {
+		m = maps.Clone(t.built)
+		for _, i := range t.changed {
+			m[t.entries[i].Cell] = t.entries[i].n
+		}
+	} else {
+		m = make(map[Cell]int64, len(t.entries))
+		for i := range t.entries {
+			m[t.entries[i].Cell] = t.entries[i].n
+		}
 	}
+	t.built, t.changed = m, t.changed[:0]
+	clear(t.changedBits)
 	return m
 }
 
@@ -247,6 +282,8 @@ func (t *cellTable) drop(gone map[uint64]bool) bool {
 	}
 	clear(t.entries[len(kept):]) // their strings are not held any more
 	t.entries = kept
+	t.built, t.changed = nil, t.changed[:0] // the next map is built anew
+	clear(t.changedBits)
 	t.makeIndex(cap(kept))
 	for i := range kept {
 		t.place(t.hash(&kept[i].Cell), i+1)
