@@ -53,15 +53,9 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	defer d.Rollback(ctx) // no-op after Commit
 	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1)}
-	defer func() {
-		// After the hooks: the last chunk's events and rows are the
-		// scratch's, kept for the next derivation while a backlog lasts.
-		if run.caughtUp {
-			w.scratch.drop()
-		} else {
-			w.scratch.clean()
-		}
-	}()
+	// After the hooks: the last chunk's events and rows are the
+	// scratch's, kept for the next derivation while traffic lasts.
+	defer w.scratch.clean()
 	defer func() {
 		if err != nil && run.remembered {
 			// The memory holds sessions of chunks that did not commit.
@@ -115,8 +109,6 @@ type derivation struct {
 	// wrote: a chunk wrote events. Later chunks then create no
 	// partition (postgres.Store.EventDaysKnown).
 	wrote bool
-	// caughtUp: a chunk took every row staged of the site.
-	caughtUp bool
 	chunks   int
 	rows     int   // staged rows taken
 	lastID   int64 // of the last staged row taken
@@ -152,7 +144,6 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		// Every row staged of the site when it began: the batches kept
 		// decoded from now on are the ones the next derivations take.
 		w.decoded.caughtUp()
-		run.caughtUp = true
 	}
 	if len(rows) == 0 {
 		return false, nil

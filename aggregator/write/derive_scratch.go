@@ -11,12 +11,14 @@ import (
 // Config.MaxEvents events made 40 MB of garbage, which the GC marked
 // and the next chunk's allocation zeroed and faulted in again.
 //
-// The arrays are kept only while a backlog lasts, when chunks and
-// derivations follow each other at once and a chunk's arrays would be
-// live most of the time anyway: a derivation that caught up with its
-// site's staged rows drops them (deriveSite), as does Run after a pass
-// that derived nothing or failed, so an idle node or one keeping up with
-// its traffic holds none between derivations.
+// The arrays are kept only while traffic lasts, when chunks and
+// derivations follow each other within a wait of Run and a chunk's
+// arrays would be live much of the time anyway: Run drops them after two
+// passes in a row that derived nothing (a whole wait without staged
+// events) or after a failure, and Flush once caught up, so an idle node
+// holds none. An array much larger than a chunk needs (one of a backlog,
+// kept while derivations of steady traffic follow) is replaced by one of
+// the chunk's size (eventsFor).
 //
 // Only the derivation holding Writer.deriving uses it. A chunk's events
 // and rows are the scratch's until the next chunk begins (eventsFor): the
@@ -35,11 +37,18 @@ type deriveScratch struct {
 	max int
 }
 
+// shrinkPast is how many times the events a chunk needs an array kept
+// may hold: a larger array and the rows with it are dropped.
+const shrinkPast = 4
+
 // eventsFor returns an empty array with room for n events, the last
-// chunk's when it has room, after clean.
+// chunk's when it has room and is not shrinkPast times that, after clean.
 func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 	s.clean()
-	if cap(s.events) < n {
+	if cap(s.res.Rows) > shrinkPast*max(n, 64) {
+		s.res.Rows, s.res.TrafficOf = nil, nil
+	}
+	if cap(s.events) < n || cap(s.events) > shrinkPast*max(n, 64) {
 		s.events = make([]protocol.Event, 0, n)
 	}
 	return s.events[:0]

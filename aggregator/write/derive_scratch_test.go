@@ -2,12 +2,14 @@ package write
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
 )
 
 // TestScratchKeepsNothingOfEarlierChunks: the arrays a Writer reuses
@@ -125,35 +127,99 @@ func TestScratchClean(t *testing.T) {
 	}
 }
 
-// TestScratchKeptWhileBehind: a derivation that leaves staged rows (its
-// chunks' bound) keeps its arrays for the next; one that takes every row
-// staged drops them, as Run does after a pass that found nothing.
-func TestScratchKeptWhileBehind(t *testing.T) {
+// TestScratchShrinks: an array and rows far larger than a chunk needs (a
+// backlog's, kept while steady traffic follows) give way to ones of its
+// size; ones up to shrinkPast times its size are reused.
+func TestScratchShrinks(t *testing.T) {
+	s := deriveScratch{max: 10_000}
+	s.wrote(append(s.eventsFor(1000), protocol.Event{Name: "x"}))
+	s.res.Rows = make([]postgres.EventRow, 1, 1000)
+	if again := s.eventsFor(250); cap(again) != 1000 || cap(s.res.Rows) != 1000 || again[:1][0].Name != "" {
+		t.Fatalf("a chunk of 250 after one of 1000: array of %d events, rows of %d, entry 0 %q", cap(again), cap(s.res.Rows), again[:1][0].Name)
+	}
+	if small := s.eventsFor(100); cap(small) != 100 || cap(s.res.Rows) != 0 {
+		t.Fatalf("a chunk of 100 after one of 1000: array of %d events, rows of %d", cap(small), cap(s.res.Rows))
+	}
+}
+
+// TestScratchKeptWhileTrafficLasts: a derivation keeps its arrays for
+// the next, whether it left staged rows (its chunks' bound) or took them
+// all; Run keeps them after a pass that derived nothing following one that
+// did (the next batches are due after its wait), and drops them after a
+// second such pass in a row.
+func TestScratchKeptWhileTrafficLasts(t *testing.T) {
 	ctx := context.Background()
 	s, site := chunkStore(t)
-	batches := chunkBatches(site.ID, 40)[:3]
+	batches := chunkBatches(site.ID, 40)[:4]
 	w := New(Config{MaxEvents: 40, MaxChunks: 2, DeriveFor: time.Hour}, s.Store)
-	for i, b := range batches {
+	for i, b := range batches[:3] {
 		if _, err := w.WriteBatch(ctx, "a", uint64(i+1), b, nil); err != nil {
 			t.Fatal(err)
+		}
+	}
+	kept := func(t *testing.T, what string) {
+		t.Helper()
+		if w.scratch.events == nil || w.scratch.res.Rows == nil {
+			t.Fatalf("%s: the arrays were dropped", what)
+		}
+		if w.scratch.dirty != 0 || len(w.scratch.res.Rows) != 0 {
+			t.Fatalf("%s: kept %d events and %d rows past the derivation", what, w.scratch.dirty, len(w.scratch.res.Rows))
 		}
 	}
 	if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != 80 {
 		t.Fatalf("first derivation: %d events, %v; want two chunks' 80", n, err)
 	}
-	if w.scratch.events == nil || w.scratch.res.Rows == nil {
-		t.Fatal("a derivation with rows left dropped its arrays")
-	}
-	if w.scratch.dirty != 0 || len(w.scratch.res.Rows) != 0 {
-		t.Fatalf("kept %d events and %d rows past the derivation", w.scratch.dirty, len(w.scratch.res.Rows))
-	}
+	kept(t, "a derivation with rows left")
 	if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != 40 {
 		t.Fatalf("second derivation: %d events, %v; want 40", n, err)
 	}
-	if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != 0 {
-		t.Fatalf("third derivation: %d events, %v; want none", n, err)
+	kept(t, "a derivation that caught up")
+
+	// Run, with a wait that ends only when a batch is staged.
+	w.cfg.Every, w.cfg.IdleEvery = time.Hour, time.Hour
+	runCtx, cancel := context.WithCancel(ctx)
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	t.Cleanup(func() { cancel(); loop.Wait() })
+	// passes waits until Run began pass n, then for the pass to end.
+	passes := func(t *testing.T, n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); w.looks.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Run began %d passes, want %d", w.looks.Load(), n)
+			}
+		}
+		w.deriving.Lock()
+		//lint:ignore SA2001 waits for the pass holding the lock to end
+		w.deriving.Unlock()
 	}
-	if w.scratch.events != nil || w.scratch.res.Rows != nil {
-		t.Fatal("a derivation that caught up kept its arrays")
+	passes(t, 1) // nothing staged: no derivation before it
+	if _, err := w.WriteBatch(ctx, "a", 4, batches[3], nil); err != nil {
+		t.Fatal(err)
+	}
+	// The wake runs a pass that derives the batch, and one that finds
+	// nothing more.
+	passes(t, 3)
+	w.deriving.Lock()
+	kept(t, "Run after the pass that found nothing more")
+	w.deriving.Unlock()
+	if n, err := s.StagedEvents(ctx, site.ID); err != nil || n != 0 {
+		t.Fatalf("%d events left staged, %v", n, err)
+	}
+	// A wake that finds nothing: two passes in a row derived nothing.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+		w.deriving.Lock()
+		dropped := w.scratch.events == nil && w.scratch.res.Rows == nil
+		w.deriving.Unlock()
+		if dropped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run kept the arrays after two passes that derived nothing")
+		}
 	}
 }

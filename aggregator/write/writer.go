@@ -311,6 +311,8 @@ func (w *Writer) Run(ctx context.Context) {
 	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
 	wait := w.cfg.Every
+	// idle: the last pass derived nothing either.
+	idle := false
 	for {
 		more, deferred, err := w.pass(ctx)
 		if ctx.Err() != nil {
@@ -327,17 +329,22 @@ func (w *Writer) Run(ctx context.Context) {
 			}
 			wait = w.cfg.Every
 		case more:
-			wait = w.cfg.Every
+			wait, idle = w.cfg.Every, false
 			continue
 		case deferred:
 			wait = w.cfg.Every
 		}
-		if w.deriving.TryLock() { // else a Flush derives
-			// No backlog left, or a failure to wait on: the arrays
-			// derivations reuse go (derive_scratch.go).
+		// A pass that derived nothing after one that did is the end of
+		// the backlog or of the batches staged since the last wait: under
+		// steady traffic the next derivation follows the next wait, and
+		// reuses the arrays. Two passes in a row that derived nothing (a
+		// whole wait without traffic), or a failure to wait on, and they go
+		// (derive_scratch.go).
+		if (idle || err != nil) && w.deriving.TryLock() { // else a Flush derives
 			w.scratch.drop()
 			w.deriving.Unlock()
 		}
+		idle = true
 		t.Reset(wait)
 		staged := false
 		for woke := false; !woke; {
