@@ -108,10 +108,10 @@ type derivation struct {
 	remembered bool
 	// wrote: a chunk wrote events. Later chunks then create no
 	// partition (postgres.Store.EventDaysKnown).
-	wrote bool
-	chunks   int
-	rows     int   // staged rows taken
-	lastID   int64 // of the last staged row taken
+	wrote  bool
+	chunks int
+	rows   int   // staged rows taken
+	lastID int64 // of the last staged row taken
 	// n is what deriveSite returns: the events derived, or for a chunk
 	// of erased subjects' events only, the staged events taken.
 	n          int
