@@ -198,7 +198,7 @@ func decodeBatchInto(b *Batch, wire []byte, share bool) (int, error) {
 // (d.intern not nil), the events sharing the maps in maps (nil: none).
 // The decoded batch keeps no bytes of the buffer.
 func (d *EventDecoder) decodeInto(b *Batch, wire []byte, maps *sharedMaps) (int, error) {
-	plain, err := zdec.DecodeAll(wire, d.plain[:0])
+	plain, err := zdec.DecodeAll(wire, d.plainFor(wire))
 	if err != nil {
 		return 0, fmt.Errorf("%w: zstd: %v", ErrBadBatch, err)
 	}
@@ -226,6 +226,21 @@ func (d *EventDecoder) decodeInto(b *Batch, wire []byte, maps *sharedMaps) (int,
 		return 0, err
 	}
 	return off, nil
+}
+
+// plainFor returns d's buffer, emptied, for the decompressed form of
+// wire: a new one when the size its frame states (the encoder states it)
+// is past the buffer's room, with a quarter more room than that up to
+// maxReusedPlain. Left to itself zstd would allocate the exact size, and
+// again for each batch a little larger than every one before, as an
+// agent's batches of a few thousand events of varied sizes are.
+func (d *EventDecoder) plainFor(wire []byte) []byte {
+	var h zstd.Header
+	if h.Decode(wire) != nil || !h.HasFCS || h.FrameContentSize > maxReusedPlain || h.FrameContentSize <= uint64(cap(d.plain)) {
+		return d.plain[:0]
+	}
+	size := int(h.FrameContentSize)
+	return make([]byte, 0, min(size+size/4, maxReusedPlain))
 }
 
 // decoders holds EventDecoders for DecodeBatch and DecodeBatchInto (an

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -412,5 +413,63 @@ func TestDecodeBatchInto(t *testing.T) {
 	}
 	if err := DecodeBatchInto(&b, []byte("not zstd")); !errors.Is(err, ErrBadBatch) {
 		t.Fatalf("bad wire: got %v, want ErrBadBatch", err)
+	}
+}
+
+// An EventDecoder's buffer grows with room to spare for the batches
+// after a larger one, and carries nothing of a batch into the next:
+// batches of rising and falling sizes, with paths of varied lengths,
+// decode as DecodeBatch decodes each.
+func TestEventDecoderBufferAcrossSizes(t *testing.T) {
+	wireOf := func(seq uint64, n int) []byte {
+		events := make([]Event, 0, n)
+		for i := range n {
+			e := sampleEvents()[i%len(sampleEvents())]
+			e.Path = fmt.Sprintf("/b%d/%s", seq, strings.Repeat("p", (i*7+int(seq))%90))
+			events = append(events, e)
+		}
+		plain := AppendBatchHead(nil, "agent-1", seq, 1_764_000_001_000_000, len(events))
+		for _, e := range events {
+			plain = AppendEvent(plain, &e)
+		}
+		return CompressBatch(nil, plain)
+	}
+	var dec EventDecoder
+	defer dec.Release()
+	var got, want []Event
+	var first *byte
+	var size0 uint64
+	for i, n := range []int{400, 3, 440, 40, 1200, 1, 900} {
+		wire := wireOf(uint64(i+1), n)
+		b, err := DecodeBatch(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b.Events...)
+		if got, err = dec.Append(got, wire); err != nil {
+			t.Fatal(err)
+		}
+		var h zstd.Header
+		if err := h.Decode(wire); err != nil || (!h.HasFCS && n > 100) {
+			t.Fatalf("batch %d: frame header %+v, %v", i, h, err)
+		}
+		if size := int(h.FrameContentSize); cap(dec.plain) < size {
+			t.Fatalf("batch %d: buffer of %d bytes for %d", i, cap(dec.plain), size)
+		}
+		switch i {
+		case 0:
+			first = unsafe.SliceData(dec.plain)
+		case 2:
+			// Ten percent more than the first: the room it was given.
+			if unsafe.SliceData(dec.plain) != first {
+				t.Fatalf("a batch of %d bytes after one of %d: a new buffer", h.FrameContentSize, size0)
+			}
+		}
+		if i == 0 {
+			size0 = h.FrameContentSize
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("decoded events differ from DecodeBatch's (-want +got):\n%s", diff)
 	}
 }
