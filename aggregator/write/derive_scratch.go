@@ -46,7 +46,7 @@ const shrinkPast = 4
 func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 	s.clean()
 	if cap(s.res.Rows) > shrinkPast*max(n, 64) {
-		s.res.Rows, s.res.TrafficOf = nil, nil
+		s.res = postgres.Resolved{}
 	}
 	if cap(s.events) < n || cap(s.events) > shrinkPast*max(n, 64) {
 		s.events = make([]protocol.Event, 0, n)
@@ -82,7 +82,7 @@ func (s *deriveScratch) clean() {
 		s.events = nil
 	}
 	if cap(s.res.Rows) > s.max {
-		s.res.Rows, s.res.TrafficOf = nil, nil
+		s.res = postgres.Resolved{}
 	}
 }
 

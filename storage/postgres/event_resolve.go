@@ -30,6 +30,10 @@ type Resolved struct {
 	Rows      []EventRow   // by event; Session is 0 until the caller sets it
 	Traffic   []TrafficIDs // by distinct (site, page, referrer)
 	TrafficOf []int32      // by event: index into Traffic
+
+	// profiles is the resolution's memory, for ResolveEventsTo into res
+	// to reuse.
+	profiles profileScratch
 }
 
 // EnsureEventDays makes sure every UTC day the events fall on has a
@@ -169,15 +173,14 @@ func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []proto
 		row.Engage, row.Flags = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags)
 		row.PageView = e.Name == pageViewName
 	}
-	if err := s.eventProfiles(ctx, rows); err != nil {
+	if err := s.eventProfiles(ctx, rows, &res.profiles); err != nil {
 		return err
 	}
 	// Each pair's traffic profile, for the sessions it may start.
-	keys := make([]profileKey, len(first))
+	keys, profiles := res.profiles.take(len(first))
 	for i, at := range first {
 		keys[i] = profileKeyOf(TrafficProfile, int32(events[at].Site), &res.Traffic[i].Dims)
 	}
-	profiles := make([]int32, len(first))
 	if err := s.profileIDs(ctx, TrafficProfile, s.traffic, keys, profiles); err != nil {
 		return err
 	}
@@ -196,27 +199,28 @@ func profileKeyOf(p *Profile, site int32, dims *[numDimKinds]int32) profileKey {
 	return k
 }
 
-// profileScratch is eventProfiles' memory, a derivation's worth, kept in
-// Store.profileKeys for the derivations after.
+// profileScratch holds the keys and ids of the profiles of a resolution's
+// rows (eventProfiles), kept in Resolved for the resolutions after.
 type profileScratch struct {
 	keys []profileKey
 	ids  []int32
 }
 
+// take returns keys and ids for n rows, of the arrays kept when they have
+// room, else of new ones with a quarter more room. Their entries are
+// those of an earlier use: the caller writes each key before it reads.
+func (sc *profileScratch) take(n int) ([]profileKey, []int32) {
+	if cap(sc.keys) < n || cap(sc.ids) < n {
+		sc.keys, sc.ids = make([]profileKey, n+n/4), make([]int32, n+n/4)
+	}
+	return sc.keys[:n], sc.ids[:n]
+}
+
 // eventProfiles sets each row's content, client and traffic profile ids
-// from its dims ids.
-func (s *Store) eventProfiles(ctx context.Context, rows []EventRow) error {
-	// The keys and ids are scratch, taken from and given back to the
-	// store's pool (profileIDs copies the keys it keeps).
-	sc, _ := s.profileKeys.Get().(*profileScratch)
-	if sc == nil {
-		sc = new(profileScratch)
-	}
-	defer s.profileKeys.Put(sc)
-	if cap(sc.keys) < len(rows) {
-		sc.keys, sc.ids = make([]profileKey, len(rows)), make([]int32, len(rows))
-	}
-	keys, ids := sc.keys[:len(rows)], sc.ids[:len(rows)]
+// from its dims ids, with the keys and ids of sc (profileIDs copies the
+// keys it keeps).
+func (s *Store) eventProfiles(ctx context.Context, rows []EventRow, sc *profileScratch) error {
+	keys, ids := sc.take(len(rows))
 	for _, p := range []struct {
 		*Profile
 		cache *profileCache

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/avila-analytics/avila/protocol"
 )
@@ -44,7 +45,7 @@ func TestResolveEventsToReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, &res); diff != "" {
+	if diff := cmp.Diff(want, &res, cmpopts.IgnoreUnexported(Resolved{})); diff != "" {
 		t.Fatalf("reused rows differ from fresh ones (-fresh +reused):\n%s", diff)
 	}
 	for i, r := range res.Rows[len(res.Rows):cap(res.Rows)] {

@@ -35,10 +35,6 @@ type Store struct {
 	dimAddrs                          *dimAddrs // guarded by dims.mu
 	contents, clients, traffic, items *profileCache
 
-	// profileKeys holds *profileScratch buffers of eventProfiles, a
-	// derivation's worth each, for the derivations after.
-	profileKeys sync.Pool
-
 	partMu sync.Mutex
 	parts  map[int64]bool // UTC day (Unix days) → partition known to exist
 
