@@ -131,7 +131,10 @@ type derivation struct {
 // should take another chunk after it.
 func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (more bool, err error) {
 	d, site := run.d, run.site
-	rows, err := d.Take(ctx, maxStagedRows, w.cfg.MaxEvents)
+	// The payloads are read into the scratch's buffer, over the last
+	// chunk's.
+	rows, payloads, err := d.TakeInto(ctx, w.scratch.payloads, maxStagedRows, w.cfg.MaxEvents)
+	w.scratch.payloads = payloads
 	if err != nil {
 		return false, err
 	}

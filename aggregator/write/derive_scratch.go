@@ -32,6 +32,10 @@ type deriveScratch struct {
 	events []protocol.Event
 	dirty  int
 	res    postgres.Resolved
+	// payloads holds the payloads of the staged rows the last chunk took
+	// (postgres.DeriveTx.TakeInto), which no event keeps: decoding copies
+	// what it takes from them.
+	payloads []byte
 	// max bounds the events an array kept may hold: a larger one (a
 	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
 	max int
@@ -84,10 +88,18 @@ func (s *deriveScratch) clean() {
 	if cap(s.res.Rows) > s.max {
 		s.res = postgres.Resolved{}
 	}
+	if cap(s.payloads) > s.max*maxPayloadPerEvent {
+		s.payloads = nil
+	}
 }
+
+// maxPayloadPerEvent bounds the payload buffer kept, by the events an
+// array kept may hold: staged payloads are compressed to some tens of
+// bytes an event.
+const maxPayloadPerEvent = 256
 
 // drop zeroes and drops the arrays.
 func (s *deriveScratch) drop() {
 	s.clean()
-	s.events, s.res = nil, postgres.Resolved{}
+	s.events, s.res, s.payloads = nil, postgres.Resolved{}, nil
 }

@@ -130,6 +130,16 @@ func (d *DeriveTx) Gen() int64 { return d.gen }
 // row; the last may carry them past it).
 // Commit deletes them.
 func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRow, error) {
+	rows, _, err := d.TakeInto(ctx, nil, maxRows, maxEvents)
+	return rows, err
+}
+
+// TakeInto is Take with the rows' payloads read into buf, one after the
+// other from its start, instead of an array each; it returns buf extended
+// (in a new array when it had no room left: the payloads read into the
+// old one stay intact). The payloads are the caller's until it passes
+// buf to TakeInto again, which overwrites them.
+func (d *DeriveTx) TakeInto(ctx context.Context, buf []byte, maxRows, maxEvents int) ([]StagedRow, []byte, error) {
 	after := int64(0)
 	if n := len(d.consumed); n > 0 {
 		after = d.consumed[n-1]
@@ -141,20 +151,49 @@ func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRo
 			FROM staged_events WHERE site_id = $1 AND id > $2 ORDER BY id LIMIT $3) s
 		WHERE before < $4 ORDER BY id`, int32(d.site), after, maxRows, maxEvents)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
+		return nil, buf, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
 	}
+	payloads := payloadArena{buf: buf[:0]}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StagedRow, error) {
 		var r StagedRow
-		return r, row.Scan(&r.ID, &r.Events, &r.Payload)
+		if err := row.Scan(&r.ID, &r.Events, &payloads); err != nil {
+			return r, err
+		}
+		r.Payload = payloads.last
+		return r, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
+		return nil, payloads.buf, fmt.Errorf("postgres: derive site %d: take staged events: %w", d.site, err)
 	}
 	for _, r := range out {
 		d.consumed = append(d.consumed, r.ID)
 		d.events += int64(r.Events)
 	}
-	return out, nil
+	return out, payloads.buf, nil
+}
+
+// payloadArena scans bytea values one after the other into buf (pgx
+// passes them to ScanBytes from its read buffer, valid for the call
+// only), last being the one scanned last, capped at its length. A NULL
+// is nil.
+type payloadArena struct {
+	buf, last []byte
+}
+
+func (a *payloadArena) ScanBytes(v []byte) error {
+	if v == nil {
+		a.last = nil
+		return nil
+	}
+	if cap(a.buf)-len(a.buf) < len(v) {
+		// A new array with room for more, not a grown copy: the
+		// payloads read into the old one stay there.
+		a.buf = make([]byte, 0, max(2*cap(a.buf), len(v)+len(v)/4, 64<<10))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, v...)
+	a.last = a.buf[start:len(a.buf):len(a.buf)]
+	return nil
 }
 
 // Untake gives back rows, the rows the last Take returned, as if not

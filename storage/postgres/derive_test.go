@@ -219,3 +219,67 @@ func TestRollupMergeReadTakesNoRowLock(t *testing.T) {
 		t.Fatalf("locked %d cells, want 1", n)
 	}
 }
+
+// TakeInto reads the payloads Take reads, into the buffer it is given,
+// over what the buffer held: payloads of varied sizes, read into a
+// buffer too small for them (the ones past its room go to a new array)
+// that held an earlier take's bytes, and again into the buffer returned.
+func TestTakeIntoReadsWhatTakeReads(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "Take"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range []int{300, 5, 70_000, 0, 1200, 90_000, 17} {
+		payload := bytes.Repeat([]byte{byte('a' + i)}, size)
+		if _, err := s.StageBatch(ctx, "a", uint64(i+1), []Staged{{Site: site.ID, Events: 1, Payload: payload}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	take := func(buf []byte) ([]StagedRow, []byte) {
+		t.Helper()
+		d, err := s.BeginDerive(ctx, site.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Rollback(ctx)
+		if buf == nil {
+			rows, err := d.Take(ctx, 100, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rows, nil
+		}
+		rows, buf, err := d.TakeInto(ctx, buf, 100, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows, buf
+	}
+	want, _ := take(nil)
+	if len(want) != 7 {
+		t.Fatalf("Take: %d rows, want 7", len(want))
+	}
+	buf := bytes.Repeat([]byte{'x'}, 2000)
+	for round := range 3 {
+		var got []StagedRow
+		got, buf = take(buf)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d rows, want %d", round, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID || got[i].Events != want[i].Events || !bytes.Equal(got[i].Payload, want[i].Payload) {
+				t.Fatalf("round %d: row %d: id %d, %d events, payload of %d bytes; want %d, %d, %d bytes",
+					round, i, got[i].ID, got[i].Events, len(got[i].Payload), want[i].ID, want[i].Events, len(want[i].Payload))
+			}
+			if cap(got[i].Payload) != len(got[i].Payload) {
+				t.Fatalf("round %d: row %d: payload of %d bytes with room for %d", round, i, len(got[i].Payload), cap(got[i].Payload))
+			}
+		}
+		// The next round reads over these bytes.
+		for i := range buf[:cap(buf)] {
+			buf[:cap(buf)][i] = 'y'
+		}
+	}
+}
