@@ -36,6 +36,9 @@ type deriveScratch struct {
 	// (postgres.DeriveTx.TakeInto), which no event keeps: decoding copies
 	// what it takes from them.
 	payloads []byte
+	// sources holds the traffic sources of the (landing page, referrer)
+	// pairs of recent chunks (trafficSource), at most maxSources.
+	sources map[[2]string]postgres.Traffic
 	// max bounds the events an array kept may hold: a larger one (a
 	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
 	max int
@@ -101,5 +104,27 @@ const maxPayloadPerEvent = 256
 // drop zeroes and drops the arrays.
 func (s *deriveScratch) drop() {
 	s.clean()
-	s.events, s.res, s.payloads = nil, postgres.Resolved{}, nil
+	s.events, s.res, s.payloads, s.sources = nil, postgres.Resolved{}, nil, nil
+}
+
+// maxSources bounds the traffic sources a scratch keeps: a set that is
+// full is emptied, so the pairs of the traffic now replace older ones.
+const maxSources = 8192
+
+// trafficSource is the package function trafficSource, kept for the
+// pairs of the chunks after: a site's pages and referrers recur chunk
+// after chunk, and each takes parsing its URLs.
+func (s *deriveScratch) trafficSource(path, referrer string) postgres.Traffic {
+	k := [2]string{path, referrer}
+	if t, ok := s.sources[k]; ok {
+		return t
+	}
+	t := trafficSource(path, referrer)
+	if s.sources == nil {
+		s.sources = make(map[[2]string]postgres.Traffic)
+	} else if len(s.sources) >= maxSources {
+		clear(s.sources)
+	}
+	s.sources[k] = t
+	return t
 }

@@ -2,6 +2,8 @@ package write
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -220,6 +222,35 @@ func TestScratchKeptWhileTrafficLasts(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("Run kept the arrays after two passes that derived nothing")
+		}
+	}
+}
+
+// TestScratchTrafficSource: the traffic sources a scratch keeps are
+// trafficSource's, for pairs seen before and new ones, past the bound
+// (the set emptied and filled again) and after drop.
+func TestScratchTrafficSource(t *testing.T) {
+	paths := []string{"/", "/a?utm_source=News&utm_medium=email", "/b?gclid=x", "/c?utm_campaign=Spring", "/d?utm_source=%zz", "/e#x?utm_source=y"}
+	referrers := []string{"", "https://www.google.com/search?q=x", "https://t.co/abc", "android-app://com.google.android.gm", "http://WWW.Example.org/p", "://bad"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := deriveScratch{max: 100}
+	for i := range 3 * maxSources {
+		path := paths[rng.IntN(len(paths))]
+		if rng.IntN(2) == 0 {
+			path += fmt.Sprintf("&n=%d", rng.IntN(2*maxSources))
+		}
+		ref := referrers[rng.IntN(len(referrers))]
+		if got, want := s.trafficSource(path, ref), trafficSource(path, ref); got != want {
+			t.Fatalf("pair %d (%q, %q): %+v, want %+v", i, path, ref, got, want)
+		}
+		if len(s.sources) > maxSources {
+			t.Fatalf("%d sources kept, bound %d", len(s.sources), maxSources)
+		}
+		if i == maxSources {
+			s.drop()
+			if s.sources != nil {
+				t.Fatal("drop kept the sources")
+			}
 		}
 	}
 }
