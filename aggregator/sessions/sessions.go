@@ -68,6 +68,10 @@ type Assigned struct {
 type Assignment struct {
 	Sessions []Assigned
 	Of       []int // by event index: index into Sessions
+
+	// all is the array the sessions' Events share, for AssignInto to
+	// reuse.
+	all []int
 }
 
 // Assign gives each event its session. known holds the committed sessions
@@ -80,15 +84,31 @@ type Assignment struct {
 // caller stores each event under its session's visitor. It is
 // deterministic: the same events and known sessions give the same result.
 func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
+	var as Assignment
+	AssignInto(&as, events, known)
+	return as
+}
+
+// AssignInto is Assign into as, whose arrays it reuses when they have
+// room: what as held before, its sessions and their Events lists among
+// it, is overwritten and must no longer be in use.
+func AssignInto(as *Assignment, events []protocol.Event, known map[Key][]Session) {
 	order, done := eventOrder(events)
 	defer done()
 	// Of has room for the events a caller derives for new sessions (the
 	// write stage's session_start and first_visit).
-	as := Assignment{Of: make([]int, len(events), len(events)+len(events)/4)}
+	if n := len(events) + len(events)/4; cap(as.Of) < n {
+		as.Of = make([]int, n)
+	}
+	as.Of = as.Of[:len(events)]
 	// Room for a committed session of each visitor or client key, most
 	// of which a busy site's events continue, instead of growing the
 	// list from empty by copies.
-	as.Sessions = make([]Assigned, 0, len(known))
+	clear(as.Sessions[:cap(as.Sessions)])
+	if cap(as.Sessions) < len(known) {
+		as.Sessions = make([]Assigned, 0, len(known))
+	}
+	as.Sessions = as.Sessions[:0]
 	var counts []int // by session: its events
 	// cands are the indexes (into as.Sessions) of the current visitor's
 	// sessions, committed and new.
@@ -198,7 +218,10 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	}
 	// The sessions' Events lists share one array, each capped at its
 	// events and reserve, so an append past that moves it off the array.
-	all := make([]int, 0, total)
+	if cap(as.all) < total {
+		as.all = make([]int, 0, total+total/4)
+	}
+	all := as.all[:0]
 	for i, c := range counts {
 		if c > 0 {
 			s := &as.Sessions[remap[i]]
@@ -211,7 +234,6 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 		s := &as.Sessions[as.Of[i]]
 		s.Events = append(s.Events, i)
 	}
-	return as
 }
 
 // reserve is the room a session's Events list keeps beyond its events:

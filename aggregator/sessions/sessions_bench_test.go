@@ -38,3 +38,22 @@ func BenchmarkAssign(b *testing.B) {
 		Assign(events, known)
 	}
 }
+
+// BenchmarkAssignInto is BenchmarkAssign into one Assignment, reused.
+func BenchmarkAssignInto(b *testing.B) {
+	events := benchEvents(25_000)
+	known := make(map[Key][]Session)
+	for i := range events {
+		e := &events[i]
+		k := Key{e.Site, e.Visitor}
+		if _, ok := known[k]; !ok {
+			start := e.TimeMicros - time.Minute.Microseconds()
+			known[k] = []Session{{ID: e.SessionID, Start: start, Last: start}}
+		}
+	}
+	var as Assignment
+	b.ReportAllocs()
+	for b.Loop() {
+		AssignInto(&as, events, known)
+	}
+}

@@ -209,18 +209,20 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	if err != nil {
 		return false, err
 	}
-	as, known, err := assignSessions(ctx, d, run.mem, events)
+	// Into the scratch's assignment, over the last chunk's.
+	as := &w.scratch.as
+	known, err := assignSessions(ctx, d, run.mem, events, as)
 	if err != nil {
 		return false, err
 	}
-	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, &as))
+	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, as))
 	if err != nil {
 		return false, err
 	}
-	newUser := newUsers(events, &as, firstSeen)
+	newUser := newUsers(events, as, firstSeen)
 	derived := 0
 	if !w.cfg.NoDerivedEvents {
-		events, derived = deriveEvents(events, &as, newUser)
+		events, derived = deriveEvents(events, as, newUser)
 		w.scratch.wrote(events)
 	}
 	// Strings in their own short transactions (see ResolveEvents), into
@@ -238,7 +240,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 			res.Rows[i].Flags |= postgres.EventFlagDerived
 		}
 	}
-	sess, newSources := sessionRows(events, res, &as, newUser, firstSeen, firstSources)
+	sess, newSources := sessionRows(events, res, as, newUser, firstSeen, firstSources)
 	if err := d.SetFirstSources(ctx, newSources); err != nil {
 		return false, err
 	}
@@ -301,10 +303,11 @@ func (w *Writer) begin(ctx context.Context, site uint32, wait bool) (*postgres.D
 	}
 }
 
-// assignSessions gives the events their sessions: from mem for visitors it
-// covers, else from the sessions stored in the database (under the
-// events' visitor and client keys).
-func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions, events []protocol.Event) (sessions.Assignment, map[sessions.Key][]sessions.Session, error) {
+// assignSessions gives the events their sessions, into as
+// (sessions.AssignInto): from mem for visitors it covers, else from the
+// sessions stored in the database (under the events' visitor and client
+// keys).
+func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions, events []protocol.Event, as *sessions.Assignment) (map[sessions.Key][]sessions.Session, error) {
 	site := d.Site()
 	seen := make(map[uint64]bool)
 	var visitors []uint64
@@ -353,14 +356,15 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 		to := time.UnixMicro(hi).Add(sessions.Timeout)
 		refs, err := d.LookupSessions(ctx, missing, from, to)
 		if err != nil {
-			return sessions.Assignment{}, nil, fmt.Errorf("write: %w", err)
+			return nil, fmt.Errorf("write: %w", err)
 		}
 		for _, r := range refs {
 			k := sessions.Key{Site: site, Visitor: uint64(r.Visitor)}
 			known[k] = append(known[k], sessions.Session{ID: r.ID, Start: r.Start.UnixMicro(), Last: r.Last.UnixMicro(), FirstSource: r.FirstSource})
 		}
 	}
-	return sessions.Assign(events, known), known, nil
+	sessions.AssignInto(as, events, known)
+	return known, nil
 }
 
 // persistentUsers are the persistent visitors (FlagPersistent) of the

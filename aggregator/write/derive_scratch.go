@@ -1,6 +1,7 @@
 package write
 
 import (
+	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -36,6 +37,9 @@ type deriveScratch struct {
 	// (postgres.DeriveTx.TakeInto), which no event keeps: decoding copies
 	// what it takes from them.
 	payloads []byte
+	// as is the last chunk's assignment of sessions
+	// (sessions.AssignInto).
+	as sessions.Assignment
 	// sources holds the traffic sources of the (landing page, referrer)
 	// pairs of recent chunks (trafficSource), at most maxSources.
 	sources map[[2]string]postgres.Traffic
@@ -53,7 +57,7 @@ const shrinkPast = 4
 func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 	s.clean()
 	if cap(s.res.Rows) > shrinkPast*max(n, 64) {
-		s.res = postgres.Resolved{}
+		s.res, s.as = postgres.Resolved{}, sessions.Assignment{}
 	}
 	if cap(s.events) < n || cap(s.events) > shrinkPast*max(n, 64) {
 		s.events = make([]protocol.Event, 0, n)
@@ -94,6 +98,9 @@ func (s *deriveScratch) clean() {
 	if cap(s.payloads) > s.max*maxPayloadPerEvent {
 		s.payloads = nil
 	}
+	if cap(s.as.Of) > s.max {
+		s.as = sessions.Assignment{}
+	}
 }
 
 // maxPayloadPerEvent bounds the payload buffer kept, by the events an
@@ -104,7 +111,7 @@ const maxPayloadPerEvent = 256
 // drop zeroes and drops the arrays.
 func (s *deriveScratch) drop() {
 	s.clean()
-	s.events, s.res, s.payloads, s.sources = nil, postgres.Resolved{}, nil, nil
+	s.events, s.res, s.payloads, s.sources, s.as = nil, postgres.Resolved{}, nil, nil, sessions.Assignment{}
 }
 
 // maxSources bounds the traffic sources a scratch keeps: a set that is
