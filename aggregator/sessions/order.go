@@ -40,10 +40,14 @@ var orderScratches = sync.Pool{New: func() any { return new(orderScratch) }}
 // device overlap in time. Otherwise the events are sorted.
 func eventOrder(events []protocol.Event) (order []int32, done func()) {
 	sc := orderScratches.Get().(*orderScratch)
-	done = func() { orderScratches.Put(sc) }
+	return sc.of(events), func() { orderScratches.Put(sc) }
+}
+
+// of is eventOrder with sc's memory: order is sc's until its next use.
+func (sc *orderScratch) of(events []protocol.Event) (order []int32) {
 	n := len(events)
 	if cap(sc.order) < n {
-		sc.order = make([]int32, n)
+		sc.order = make([]int32, n+n/4)
 	}
 	order = sc.order[:n]
 	runs := sc.runs[:0]
@@ -73,7 +77,7 @@ func eventOrder(events []protocol.Event) (order []int32, done func()) {
 			ea, eb := &events[a], &events[b]
 			return cmp.Or(cmp.Compare(ea.Site, eb.Site), cmp.Compare(Device(ea), Device(eb)), cmp.Compare(ea.TimeMicros, eb.TimeMicros))
 		})
-		return order, done
+		return order
 	}
 	at := 0
 	for _, r := range runs {
@@ -82,5 +86,5 @@ func eventOrder(events []protocol.Event) (order []int32, done func()) {
 			at++
 		}
 	}
-	return order, done
+	return order
 }

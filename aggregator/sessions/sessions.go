@@ -69,9 +69,10 @@ type Assignment struct {
 	Sessions []Assigned
 	Of       []int // by event index: index into Sessions
 
-	// all is the array the sessions' Events share, for AssignInto to
-	// reuse.
-	all []int
+	// all is the array the sessions' Events share, and order the
+	// memory of the events' order, for AssignInto to reuse.
+	all   []int
+	order orderScratch
 }
 
 // Assign gives each event its session. known holds the committed sessions
@@ -85,7 +86,9 @@ type Assignment struct {
 // deterministic: the same events and known sessions give the same result.
 func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 	var as Assignment
-	AssignInto(&as, events, known)
+	sc := orderScratches.Get().(*orderScratch)
+	defer orderScratches.Put(sc)
+	as.assign(events, known, sc.of(events))
 	return as
 }
 
@@ -93,8 +96,11 @@ func Assign(events []protocol.Event, known map[Key][]Session) Assignment {
 // room: what as held before, its sessions and their Events lists among
 // it, is overwritten and must no longer be in use.
 func AssignInto(as *Assignment, events []protocol.Event, known map[Key][]Session) {
-	order, done := eventOrder(events)
-	defer done()
+	as.assign(events, known, as.order.of(events))
+}
+
+// assign is AssignInto with the events' order (eventOrder).
+func (as *Assignment) assign(events []protocol.Event, known map[Key][]Session, order []int32) {
 	// Of has room for the events a caller derives for new sessions (the
 	// write stage's session_start and first_visit).
 	if n := len(events) + len(events)/4; cap(as.Of) < n {
