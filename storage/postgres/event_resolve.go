@@ -31,9 +31,35 @@ type Resolved struct {
 	Traffic   []TrafficIDs // by distinct (site, page, referrer)
 	TrafficOf []int32      // by event: index into Traffic
 
-	// profiles is the resolution's memory, for ResolveEventsTo into res
-	// to reuse.
+	// profiles and pairs are the resolution's memory, for
+	// ResolveEventsTo into res to reuse.
 	profiles profileScratch
+	pairs    pairScratch
+}
+
+// pairScratch holds what resolveEvents keeps of the distinct (page,
+// referrer) pairs of its events: the index of each pair's first event,
+// its traffic source (emptied after use, so it keeps no strings alive)
+// and ids (Resolved.Traffic's array), and the pairs' indexes by site.
+type pairScratch struct {
+	first   []int32
+	sources []Traffic
+	traffic []TrafficIDs
+	indexes map[uint32]map[uint64]int32
+}
+
+// maxIndexedSites bounds the sites whose pair index a pairScratch keeps
+// for the next resolution (a derivation's events are of one site).
+const maxIndexedSites = 4
+
+// grown returns a's array with length n, of a new one with a quarter
+// more room when a has not room for n. The entries are those of an
+// earlier use.
+func grown[T any](a []T, n int) []T {
+	if cap(a) < n {
+		a = make([]T, n+n/4)
+	}
+	return a[:n]
 }
 
 // EnsureEventDays makes sure every UTC day the events fall on has a
@@ -114,9 +140,16 @@ func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []proto
 	// The distinct pairs, by their strings' ids (pairKey): comparing ids
 	// costs less than hashing strings. A page's events mostly follow each
 	// other.
-	var first []int32 // by pair: the index of its first event
+	first := res.pairs.first[:0] // by pair: the index of its first event
 	var index map[uint64]int32
-	indexes := make(map[uint32]map[uint64]int32) // by site
+	indexes := res.pairs.indexes // by site
+	if indexes == nil || len(indexes) > maxIndexedSites {
+		indexes = make(map[uint32]map[uint64]int32)
+		res.pairs.indexes = indexes
+	}
+	for _, m := range indexes {
+		clear(m)
+	}
 	site, last, lastAt := uint32(0), uint64(0), int32(-1)
 	for i := range events {
 		k := pairKey(&rows[i].Dims)
@@ -138,14 +171,19 @@ func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []proto
 		}
 		res.TrafficOf[i] = lastAt
 	}
-	res.Traffic = make([]TrafficIDs, len(first))
+	res.pairs.first = first
+	res.pairs.traffic = grown(res.pairs.traffic, len(first))
+	res.Traffic = res.pairs.traffic
+	clear(res.Traffic)
 	trafficFields := func(t Traffic) []string {
 		return []string{0: t.Source, DimMedium - DimSource: t.Medium,
 			DimCampaign - DimSource: t.Campaign, DimChannelGroup - DimSource: t.Group}
 	}
 	// Each pair's source, once: a session start's event takes its
 	// pair's.
-	sources := make([]Traffic, len(first))
+	res.pairs.sources = grown(res.pairs.sources, len(first))
+	sources := res.pairs.sources
+	defer clear(sources)
 	for i, at := range first {
 		sources[i] = attribute(events[at].Path, events[at].Referrer)
 	}
@@ -210,10 +248,8 @@ type profileScratch struct {
 // room, else of new ones with a quarter more room. Their entries are
 // those of an earlier use: the caller writes each key before it reads.
 func (sc *profileScratch) take(n int) ([]profileKey, []int32) {
-	if cap(sc.keys) < n || cap(sc.ids) < n {
-		sc.keys, sc.ids = make([]profileKey, n+n/4), make([]int32, n+n/4)
-	}
-	return sc.keys[:n], sc.ids[:n]
+	sc.keys, sc.ids = grown(sc.keys, n), grown(sc.ids, n)
+	return sc.keys, sc.ids
 }
 
 // eventProfiles sets each row's content, client and traffic profile ids

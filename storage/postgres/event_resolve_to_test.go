@@ -53,4 +53,32 @@ func TestResolveEventsToReuses(t *testing.T) {
 			t.Fatalf("row %d past the events kept %+v", len(res.Rows)+i, r)
 		}
 	}
+	// More events again, of another site too: the pairs and profiles
+	// kept from the last resolutions are written over.
+	other, err := s.CreateSite(ctx, SiteSpec{Name: "resolve-other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := append(resolveBenchEvents(t, other.ID, 120), first[100:]...)
+	for i := range again[:60] {
+		again[i].Flags |= protocol.FlagSessionStart
+		again[i].Referrer = "https://other.example/" + again[i].Path
+	}
+	for i := range again {
+		if len(again[i].Params) > 1 { // written in the map's order, which varies
+			again[i].Params = map[string]string{"k": again[i].Path}
+		}
+	}
+	for i := range res.Rows {
+		res.Rows[i].Commerce, res.Rows[i].Amounts = 7, new(Amounts)
+	}
+	if err := s.ResolveEventsTo(ctx, &res, again, benchTraffic); err != nil {
+		t.Fatal(err)
+	}
+	if want, err = s.ResolveEvents(ctx, again, benchTraffic); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, &res, cmpopts.IgnoreUnexported(Resolved{})); diff != "" {
+		t.Fatalf("rows reused twice differ from fresh ones (-fresh +reused):\n%s", diff)
+	}
 }
