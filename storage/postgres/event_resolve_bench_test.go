@@ -61,9 +61,31 @@ func BenchmarkResolveEvents(b *testing.B) {
 	}
 }
 
-// ResolveEvents reuses scratch memory from call to call (eventProfiles'
-// keys): a call's rows are the same after a larger call of other events
-// as before it.
+// BenchmarkResolveEventsTo is BenchmarkResolveEvents into one Resolved,
+// reused, as a derivation resolves its chunks.
+func BenchmarkResolveEventsTo(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	site, err := s.CreateSite(ctx, SiteSpec{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := resolveBenchEvents(b, site.ID, 25_000)
+	var res Resolved
+	if err := s.ResolveEventsTo(ctx, &res, events, benchTraffic); err != nil { // fills the caches
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.ResolveEventsTo(ctx, &res, events, benchTraffic); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A ResolveEvents call's rows are the same after a larger call of other
+// events as before it (the profile caches they share; ResolveEventsTo's
+// reuse of memory is TestResolveEventsToReuses').
 func TestResolveEventsAfterLarger(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
