@@ -17,9 +17,9 @@ import (
 // arrays would be live much of the time anyway: Run drops them after two
 // passes in a row that derived nothing (a whole wait without staged
 // events) or after a failure, and Flush once caught up, so an idle node
-// holds none. An array much larger than a chunk needs (one of a backlog,
-// kept while derivations of steady traffic follow) is replaced by one of
-// the chunk's size (eventsFor).
+// holds none. An array much larger than the chunks need (one of a
+// backlog, kept while derivations of steady traffic follow) is replaced
+// by one of a chunk's size after some chunks (eventsFor).
 //
 // Only the derivation holding Writer.deriving uses it. A chunk's events
 // and rows are the scratch's until the next chunk begins (eventsFor): the
@@ -43,23 +43,38 @@ type deriveScratch struct {
 	// sources holds the traffic sources of the (landing page, referrer)
 	// pairs of recent chunks (trafficSource), at most maxSources.
 	sources map[[2]string]postgres.Traffic
+	// oversized counts the chunks in a row for which events was over
+	// shrinkPast times too large.
+	oversized int
 	// max bounds the events an array kept may hold: a larger one (a
 	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
 	max int
 }
 
-// shrinkPast is how many times the events a chunk needs an array kept
-// may hold: a larger array and the rows with it are dropped.
-const shrinkPast = 4
+// An array kept that holds over shrinkPast times the events of each of
+// shrinkAfter chunks in a row is dropped, with the rows and assignment
+// kept with it: chunks of a backlog and of the traffic after it may
+// alternate, and a backlog's chunk array made afresh each time would
+// cost more than the one kept.
+const (
+	shrinkPast  = 4
+	shrinkAfter = 16
+)
 
 // eventsFor returns an empty array with room for n events, the last
-// chunk's when it has room and is not shrinkPast times that, after clean.
+// chunk's when it has room (and was not too large for the last
+// shrinkAfter chunks), after clean.
 func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 	s.clean()
-	if cap(s.res.Rows) > shrinkPast*max(n, 64) {
-		s.res, s.as = postgres.Resolved{}, sessions.Assignment{}
+	if cap(s.events) > shrinkPast*max(n, 64) {
+		s.oversized++
+	} else {
+		s.oversized = 0
 	}
-	if cap(s.events) < n || cap(s.events) > shrinkPast*max(n, 64) {
+	if s.oversized >= shrinkAfter {
+		s.events, s.res, s.as, s.oversized = nil, postgres.Resolved{}, sessions.Assignment{}, 0
+	}
+	if cap(s.events) < n {
 		s.events = make([]protocol.Event, 0, n)
 	}
 	return s.events[:0]

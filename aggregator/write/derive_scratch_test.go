@@ -129,9 +129,11 @@ func TestScratchClean(t *testing.T) {
 	}
 }
 
-// TestScratchShrinks: an array and rows far larger than a chunk needs (a
-// backlog's, kept while steady traffic follows) give way to ones of its
-// size; ones up to shrinkPast times its size are reused.
+// TestScratchShrinks: an array and rows far larger than the chunks need
+// (a backlog's, kept while steady traffic follows) give way to ones of a
+// chunk's size once shrinkAfter chunks in a row needed so little; ones up
+// to shrinkPast times a chunk's size, or needed again in between, are
+// reused.
 func TestScratchShrinks(t *testing.T) {
 	s := deriveScratch{max: 10_000}
 	s.wrote(append(s.eventsFor(1000), protocol.Event{Name: "x"}))
@@ -139,8 +141,18 @@ func TestScratchShrinks(t *testing.T) {
 	if again := s.eventsFor(250); cap(again) != 1000 || cap(s.res.Rows) != 1000 || again[:1][0].Name != "" {
 		t.Fatalf("a chunk of 250 after one of 1000: array of %d events, rows of %d, entry 0 %q", cap(again), cap(s.res.Rows), again[:1][0].Name)
 	}
+	for round := range 2 {
+		for i := range shrinkAfter - 1 {
+			if small := s.eventsFor(100); cap(small) != 1000 || cap(s.res.Rows) != 1000 {
+				t.Fatalf("round %d: chunk %d of 100 after one of 1000: array of %d events, rows of %d", round, i, cap(small), cap(s.res.Rows))
+			}
+		}
+		if round == 0 {
+			s.eventsFor(900) // the backlog's size again
+		}
+	}
 	if small := s.eventsFor(100); cap(small) != 100 || cap(s.res.Rows) != 0 {
-		t.Fatalf("a chunk of 100 after one of 1000: array of %d events, rows of %d", cap(small), cap(s.res.Rows))
+		t.Fatalf("chunk %d of 100 in a row: array of %d events, rows of %d", shrinkAfter, cap(small), cap(s.res.Rows))
 	}
 }
 
