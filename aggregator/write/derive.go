@@ -228,7 +228,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// Strings in their own short transactions (see ResolveEvents), into
 	// the scratch's rows.
 	res := w.scratch.resolved()
-	if err := w.store.ResolveEventsTo(ctx, res, events, w.scratch.trafficSource); err != nil {
+	if err := w.store.ResolveEventsTo(ctx, res, events, trafficSource); err != nil {
 		return false, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	for i := range res.Rows {

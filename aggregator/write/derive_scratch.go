@@ -40,9 +40,6 @@ type deriveScratch struct {
 	// as is the last chunk's assignment of sessions
 	// (sessions.AssignInto).
 	as sessions.Assignment
-	// sources holds the traffic sources of the (landing page, referrer)
-	// pairs of recent chunks (trafficSource), at most maxSources.
-	sources map[[2]string]postgres.Traffic
 	// oversized counts the chunks in a row for which events was over
 	// shrinkPast times too large.
 	oversized int
@@ -75,7 +72,10 @@ func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 		s.events, s.res, s.as, s.oversized = nil, postgres.Resolved{}, sessions.Assignment{}, 0
 	}
 	if cap(s.events) < n {
-		s.events = make([]protocol.Event, 0, n)
+		// Chunks grow one after the other while a backlog builds up:
+		// the array doubles, up to what a full chunk needs (max/2 and a
+		// quarter more derived), rather than growing to each one's size.
+		s.events = make([]protocol.Event, 0, max(n, min(2*cap(s.events), s.max/2+s.max/8)))
 	}
 	return s.events[:0]
 }
@@ -126,27 +126,5 @@ const maxPayloadPerEvent = 256
 // drop zeroes and drops the arrays.
 func (s *deriveScratch) drop() {
 	s.clean()
-	s.events, s.res, s.payloads, s.sources, s.as = nil, postgres.Resolved{}, nil, nil, sessions.Assignment{}
-}
-
-// maxSources bounds the traffic sources a scratch keeps: a set that is
-// full is emptied, so the pairs of the traffic now replace older ones.
-const maxSources = 8192
-
-// trafficSource is the package function trafficSource, kept for the
-// pairs of the chunks after: a site's pages and referrers recur chunk
-// after chunk, and each takes parsing its URLs.
-func (s *deriveScratch) trafficSource(path, referrer string) postgres.Traffic {
-	k := [2]string{path, referrer}
-	if t, ok := s.sources[k]; ok {
-		return t
-	}
-	t := trafficSource(path, referrer)
-	if s.sources == nil {
-		s.sources = make(map[[2]string]postgres.Traffic)
-	} else if len(s.sources) >= maxSources {
-		clear(s.sources)
-	}
-	s.sources[k] = t
-	return t
+	s.events, s.res, s.payloads, s.as = nil, postgres.Resolved{}, nil, sessions.Assignment{}
 }

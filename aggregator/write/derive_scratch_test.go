@@ -2,8 +2,6 @@ package write
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +119,16 @@ func TestScratchClean(t *testing.T) {
 	if got := s.eventsFor(1); cap(got) != cap(grown) || got[:16][15].Name != "" {
 		t.Fatalf("grown array: cap %d (want %d), entry 15 %q", cap(got), cap(grown), got[:16][15].Name)
 	}
+	// A chunk past the array's room: the array doubles, up to what a
+	// full chunk needs.
+	s.max = 1000
+	s.drop()
+	for _, c := range []struct{ n, want int }{{100, 100}, {101, 200}, {350, 400}, {500, 625}, {700, 700}} {
+		if got := s.eventsFor(c.n); cap(got) != c.want {
+			t.Fatalf("room for %d events: array of %d, want %d", c.n, cap(got), c.want)
+		}
+	}
+	s.max = 100
 	big := s.eventsFor(500)
 	s.wrote(append(big, protocol.Event{Name: "x"}))
 	s.clean()
@@ -234,35 +242,6 @@ func TestScratchKeptWhileTrafficLasts(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("Run kept the arrays after two passes that derived nothing")
-		}
-	}
-}
-
-// TestScratchTrafficSource: the traffic sources a scratch keeps are
-// trafficSource's, for pairs seen before and new ones, past the bound
-// (the set emptied and filled again) and after drop.
-func TestScratchTrafficSource(t *testing.T) {
-	paths := []string{"/", "/a?utm_source=News&utm_medium=email", "/b?gclid=x", "/c?utm_campaign=Spring", "/d?utm_source=%zz", "/e#x?utm_source=y"}
-	referrers := []string{"", "https://www.google.com/search?q=x", "https://t.co/abc", "android-app://com.google.android.gm", "http://WWW.Example.org/p", "://bad"}
-	rng := rand.New(rand.NewPCG(1, 2))
-	s := deriveScratch{max: 100}
-	for i := range 3 * maxSources {
-		path := paths[rng.IntN(len(paths))]
-		if rng.IntN(2) == 0 {
-			path += fmt.Sprintf("&n=%d", rng.IntN(2*maxSources))
-		}
-		ref := referrers[rng.IntN(len(referrers))]
-		if got, want := s.trafficSource(path, ref), trafficSource(path, ref); got != want {
-			t.Fatalf("pair %d (%q, %q): %+v, want %+v", i, path, ref, got, want)
-		}
-		if len(s.sources) > maxSources {
-			t.Fatalf("%d sources kept, bound %d", len(s.sources), maxSources)
-		}
-		if i == maxSources {
-			s.drop()
-			if s.sources != nil {
-				t.Fatal("drop kept the sources")
-			}
 		}
 	}
 }
