@@ -225,7 +225,11 @@ func (as *Assignment) assign(events []protocol.Event, known map[Key][]Session, o
 	// The sessions' Events lists share one array, each capped at its
 	// events and reserve, so an append past that moves it off the array.
 	if cap(as.all) < total {
-		as.all = make([]int, 0, total+total/4)
+		room := 0
+		if cap(as.all) > 0 { // reused: room for larger batches
+			room = total / 4
+		}
+		as.all = make([]int, 0, total+room)
 	}
 	all := as.all[:0]
 	for i, c := range counts {

@@ -52,14 +52,23 @@ type pairScratch struct {
 // for the next resolution (a derivation's events are of one site).
 const maxIndexedSites = 4
 
-// grown returns a's array with length n, of a new one with a quarter
-// more room when a has not room for n. The entries are those of an
-// earlier use.
+// grown returns a's array with length n, or a new one when a has not
+// room for n: with a quarter more room when a had an array already (uses
+// of growing sizes). The entries are those of an earlier use.
 func grown[T any](a []T, n int) []T {
 	if cap(a) < n {
-		a = make([]T, n+n/4)
+		a = make([]T, n+roomFor(a, n))
 	}
 	return a[:n]
+}
+
+// roomFor is the room past n a new array replacing a gets: a quarter
+// of n, none for a first array.
+func roomFor[T any](a []T, n int) int {
+	if cap(a) == 0 {
+		return 0
+	}
+	return n / 4
 }
 
 // EnsureEventDays makes sure every UTC day the events fall on has a
