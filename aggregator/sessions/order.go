@@ -21,7 +21,7 @@ func compareRuns(a, b run) int {
 	return cmp.Or(cmp.Compare(a.site, b.site), cmp.Compare(a.device, b.device), cmp.Compare(a.first, b.first), cmp.Compare(a.start, b.start))
 }
 
-// orderScratch is eventOrder's memory, reused across calls (a
+// orderScratch is the memory of an events order (of), reused across calls (a
 // derivation's is hundreds of kilobytes, which a new allocation clears).
 type orderScratch struct {
 	order []int32
@@ -30,20 +30,14 @@ type orderScratch struct {
 
 var orderScratches = sync.Pool{New: func() any { return new(orderScratch) }}
 
-// eventOrder returns the indexes of events in a stable order by site,
-// device (Device) and time, as a stable sort would give them; done gives
-// the memory back, and order must not be used after it.
+// of returns the indexes of events in a stable order by site, device
+// (Device) and time, as a stable sort would give them, in sc's memory:
+// order is sc's until its next use.
 //
 // Events mostly come as runs of one device in time order (a request's
 // events), and the runs of a device mostly follow each other in time:
 // ordering the runs, not the events, gives the order, when no two runs of a
 // device overlap in time. Otherwise the events are sorted.
-func eventOrder(events []protocol.Event) (order []int32, done func()) {
-	sc := orderScratches.Get().(*orderScratch)
-	return sc.of(events), func() { orderScratches.Put(sc) }
-}
-
-// of is eventOrder with sc's memory: order is sc's until its next use.
 func (sc *orderScratch) of(events []protocol.Event) (order []int32) {
 	n := len(events)
 	if cap(sc.order) < n {

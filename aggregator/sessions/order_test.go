@@ -9,7 +9,7 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// eventOrder gives the order a stable sort by site, device and time gives:
+// orderScratch.of gives the order a stable sort by site, device and time gives:
 // for batches in runs of a device, with runs of a device apart, touching
 // at equal times in either batch order, or overlapping, and across sites
 // and client keys.
@@ -27,8 +27,7 @@ func TestEventOrderIsStableSort(t *testing.T) {
 	}
 	f := func(name string, events []protocol.Event) {
 		t.Helper()
-		got, done := eventOrder(events)
-		defer done()
+		got := new(orderScratch).of(events)
 		if w := want(events); !slices.Equal(got, w) {
 			t.Errorf("%s: order %v, want %v", name, got, w)
 		}

@@ -99,7 +99,7 @@ func AssignInto(as *Assignment, events []protocol.Event, known map[Key][]Session
 	as.assign(events, known, as.order.of(events))
 }
 
-// assign is AssignInto with the events' order (eventOrder).
+// assign is AssignInto with the events' order (orderScratch.of).
 func (as *Assignment) assign(events []protocol.Event, known map[Key][]Session, order []int32) {
 	// Of has room for the events a caller derives for new sessions (the
 	// write stage's session_start and first_visit).

@@ -128,7 +128,7 @@ func TestDerivationCutShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	staged, err := d.Take(ctx, 10, 1000)
+	staged, _, err := d.TakeInto(ctx, nil, 10, 1000)
 	if err != nil || len(staged) != 1 {
 		t.Fatalf("take: %d rows, %v", len(staged), err)
 	}

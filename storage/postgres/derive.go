@@ -125,17 +125,12 @@ func (d *DeriveTx) Site() uint32 { return d.site }
 // that committed had Gen-1.
 func (d *DeriveTx) Gen() int64 { return d.gen }
 
-// Take returns the site's oldest staged rows not taken yet: at most
+// TakeInto returns the site's oldest staged rows not taken yet: at most
 // maxRows, and no more once those taken hold maxEvents events (at least one
-// row; the last may carry them past it).
-// Commit deletes them.
-func (d *DeriveTx) Take(ctx context.Context, maxRows, maxEvents int) ([]StagedRow, error) {
-	rows, _, err := d.TakeInto(ctx, nil, maxRows, maxEvents)
-	return rows, err
-}
-
-// TakeInto is Take with the rows' payloads read into buf, one after the
-// other from its start, instead of an array each; it returns buf extended
+// row; the last may carry them past it). Commit deletes them.
+//
+// The rows' payloads are read into buf, one after the other from its
+// start, not an array each (nil buf: a new one); it returns buf extended
 // (in a new array when it had no room left: the payloads read into the
 // old one stay intact). The payloads are the caller's until it passes
 // buf to TakeInto again, which overwrites them.
@@ -196,7 +191,7 @@ func (a *payloadArena) ScanBytes(v []byte) error {
 	return nil
 }
 
-// Untake gives back rows, the rows the last Take returned, as if not
+// Untake gives back rows, the rows the last TakeInto returned, as if not
 // taken: the derivation does not derive them, and Commit leaves them
 // staged.
 func (d *DeriveTx) Untake(rows []StagedRow) {

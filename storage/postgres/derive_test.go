@@ -245,7 +245,7 @@ func TestTakeIntoReadsWhatTakeReads(t *testing.T) {
 		}
 		defer d.Rollback(ctx)
 		if buf == nil {
-			rows, err := d.Take(ctx, 100, 100)
+			rows, _, err := d.TakeInto(ctx, nil, 100, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
