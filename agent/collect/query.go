@@ -1,7 +1,9 @@
 package collect
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"net/url"
 	"slices"
 	"strings"
@@ -285,24 +287,55 @@ func (b *queryBuf) unescape(s string) (string, error) {
 	}
 	// The text decoded is no longer than s: written by index into the
 	// arena's room for it, without append's test of capacity per byte.
-	out := b.arena[start : start+len(s)]
+	out := b.arena[start:cap(b.arena)]
 	n := copy(out, s[:i])
-	for ; i < len(s); i++ {
+	// Eight bytes at a time up to the next escape: a word of s is stored
+	// whole at n (n <= i, so out has room for it), and the bytes after an
+	// escape in it are written over. The last bytes, fewer than eight,
+	// are the end of the word that ends s, shifted down, when out has
+	// room for eight bytes at n.
+	src, dst := unsafe.StringData(s), unsafe.SliceData(out)
+	for i < len(s) {
+		var w uint64
+		avail := len(s) - i
+		switch {
+		case avail >= 8:
+			avail = 8
+			w = binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(src), i)), 8))
+		case len(s) >= 8 && len(out)-n >= 8:
+			w = binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(src), len(s)-8)), 8))
+			w >>= 8 * (8 - avail) // the bytes above avail are zero, never an escape
+		default:
+			avail = 0
+		}
+		if avail > 0 {
+			binary.LittleEndian.PutUint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(dst), n)), 8), w)
+			m := escapeBytes(w)
+			if m == 0 {
+				i, n = i+avail, n+avail
+				continue
+			}
+			k := bits.TrailingZeros64(m) >> 3
+			i, n = i+k, n+k
+		}
 		c := s[i]
 		switch c {
 		case '+':
 			c = ' '
 		case '%':
-			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
-				// The error as url.QueryUnescape words it.
-				_, err := url.QueryUnescape(s)
-				return "", err
+			if len(s)-i < 3 {
+				return "", unescapeError(s)
 			}
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			hi, lo := hexValue[s[i+1]], hexValue[s[i+2]]
+			if hi|lo > 0xf {
+				return "", unescapeError(s)
+			}
+			c = hi<<4 | lo
 			i += 2
 		}
 		out[n] = c
 		n++
+		i++
 	}
 	b.arena = b.arena[:start+n]
 	if n == 0 {
@@ -311,19 +344,41 @@ func (b *queryBuf) unescape(s string) (string, error) {
 	return unsafe.String(&out[0], n), nil
 }
 
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+// escapeBytes has the high bit of each byte of w (eight bytes of text,
+// little-endian) that is '%' or '+' set, and perhaps of bytes after the
+// first such one, never of a byte before it: its lowest set bit is the
+// first escape. (x-ones)&^x has a byte's high bit set where x's byte is
+// zero; the borrow of a zero byte may set it in the bytes above.
+func escapeBytes(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	p, q := w^(ones*'%'), w^(ones*'+')
+	return ((p-ones)&^p | (q-ones)&^q) & highs
 }
 
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
+// unescapeError is the error url.QueryUnescape returns for s, which holds
+// a malformed escape.
+func unescapeError(s string) error {
+	_, err := url.QueryUnescape(s)
+	return err
 }
+
+// hexValue is the value of each hexadecimal digit, 0xff for every other
+// byte.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			t[c] = byte(c - 'A' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
 
 // queryShape counts a query's distinct keys of the kinds read by iterating
 // over every key: dotted ones (ep.*, epn.*, up.*, upn.*) and item ones

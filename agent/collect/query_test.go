@@ -153,3 +153,44 @@ func TestUnescapeEveryPosition(t *testing.T) {
 		}
 	}
 }
+
+// unescape's eight-byte steps decode as url.QueryUnescape does over texts
+// of bytes next to the escapes' ('$', '&', '*', ',', NUL, and those with
+// the high bit set: '%'|0x80, '+'|0x80) with escapes at random places,
+// and the texts it decoded earlier into the same arena, sized as parse
+// sizes it, stay as they were while later ones are written after them.
+func TestUnescapeWordsGenerated(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	alphabet := []string{"a", "$", "&", "*", ",", "\x00", "\x01", "\xa5", "\xab", "\xff", "%41", "%2b", "%C3%A9", "+", "%", "%4", "%g1"}
+	for range 3000 {
+		texts := make([]string, 1+r.IntN(12))
+		total := 0
+		for i := range texts {
+			var b strings.Builder
+			for range r.IntN(40) {
+				if r.IntN(3) == 0 {
+					b.WriteString(alphabet[r.IntN(len(alphabet))])
+				} else {
+					b.WriteString(alphabet[r.IntN(10)])
+				}
+			}
+			texts[i] = b.String()
+			total += len(texts[i])
+		}
+		b := newQueryBuf(total)
+		got := make([]string, len(texts))
+		for i, s := range texts {
+			var err error
+			got[i], err = b.unescape(s)
+			want, wantErr := url.QueryUnescape(s)
+			if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() || got[i] != want {
+				t.Fatalf("unescape(%q) = %q, %v; url.QueryUnescape gives %q, %v", s, got[i], err, want, wantErr)
+			}
+		}
+		for i, s := range texts {
+			if want, err := url.QueryUnescape(s); err == nil && got[i] != want {
+				t.Fatalf("unescape(%q) became %q after later texts; want %q", s, got[i], want)
+			}
+		}
+	}
+}
