@@ -132,6 +132,7 @@ func (c *Collector) storeWith(x exchange, hits []Hit, ip netip.Addr, bufs *reque
 	var saltless []uint32                      // sites of events keyed without a salt, for Count
 	var memo requestMemo                       // what the events of a request share: identity, page, referrer, enrichment
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
+	var shared rules.SharedTexts               // the texts its events share, checked once
 	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
 	for i := range hits {
 		h := &hits[i]
@@ -183,7 +184,7 @@ func (c *Collector) storeWith(x exchange, hits []Hit, ip netip.Addr, bufs *reque
 		}
 		// The aggregator checks every event with the same rules: what is
 		// queued here passes there, so a 204 is never a dead letter.
-		done, v := rules.Repair(&e)
+		done, v := shared.Repair(&e)
 		if v != nil {
 			c.count(site.ID, OutcomeInvalid, len(hits))
 			fail(x, http.StatusBadRequest, 0, (&ParamError{Line: h.line, Param: v.Field, Reason: v.Reason(), Rule: v.Rule}).Error())

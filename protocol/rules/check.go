@@ -78,17 +78,27 @@ var minEventMicros = MinEventTime.UnixMicro()
 // finite, without ecommerce data. false: check tells (which rule comes
 // first, or none).
 func passes(e *protocol.Event) bool {
+	return passesOwn(e) && passesShared(e)
+}
+
+// passesShared is passes for the texts of e that the events of one
+// request usually share: host, language, screen, place and user agent.
+func passesShared(e *protocol.Event) bool {
+	return short(e.Host, MaxHostLen) && short(e.Language, MaxShortLen) && short(e.Screen, MaxShortLen) &&
+		short(e.Country, MaxShortLen) && short(e.Region, MaxShortLen) && short(e.City, MaxShortLen) &&
+		short(e.Browser, MaxShortLen) && short(e.BrowserVer, MaxShortLen) && short(e.OS, MaxShortLen) &&
+		short(e.Device, MaxShortLen)
+}
+
+// passesOwn is passes without passesShared.
+func passesOwn(e *protocol.Event) bool {
 	if n := e.Name; n == "" || !short(n, MaxEventNameLen) {
 		return false
 	}
 	if e.TimeMicros < minEventMicros || len(e.Params)+len(e.NumParams) > MaxEventParams || len(e.UserProps) > MaxUserProps || e.Commerce() {
 		return false
 	}
-	if !short(e.Path, MaxPageLocationLen) || !short(e.Referrer, MaxPageReferrerLen) || !short(e.Title, MaxPageTitleLen) ||
-		!short(e.Host, MaxHostLen) || !short(e.Language, MaxShortLen) || !short(e.Screen, MaxShortLen) ||
-		!short(e.Country, MaxShortLen) || !short(e.Region, MaxShortLen) || !short(e.City, MaxShortLen) ||
-		!short(e.Browser, MaxShortLen) || !short(e.BrowserVer, MaxShortLen) || !short(e.OS, MaxShortLen) ||
-		!short(e.Device, MaxShortLen) {
+	if !short(e.Path, MaxPageLocationLen) || !short(e.Referrer, MaxPageReferrerLen) || !short(e.Title, MaxPageTitleLen) {
 		return false
 	}
 	// Most events have no parameters of a kind: ranging over an empty map

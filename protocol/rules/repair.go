@@ -66,6 +66,46 @@ func Repair(e *protocol.Event) (Repairs, *Violation) {
 	return repair(e)
 }
 
+// SharedTexts is Repair for the events of one request, one after another:
+// they usually share their host, language, screen, place and user agent,
+// and these texts, once found to pass, are compared with the last ones
+// that did instead of being checked again. The zero value is ready; it
+// holds the texts it compares with, so it should live no longer than the
+// request.
+type SharedTexts struct {
+	ok                                     bool
+	host, language, screen                 string
+	country, region, city                  string
+	browser, browserVer, operatingSys, dev string
+}
+
+// Repair is Repair(e).
+func (m *SharedTexts) Repair(e *protocol.Event) (Repairs, *Violation) {
+	if passesOwn(e) && m.passesShared(e) {
+		return 0, nil
+	}
+	return repair(e)
+}
+
+// passesShared is passesShared(e), true at once when e's texts are those
+// that passed last.
+func (m *SharedTexts) passesShared(e *protocol.Event) bool {
+	if m.ok && e.Host == m.host && e.Language == m.language && e.Screen == m.screen &&
+		e.Country == m.country && e.Region == m.region && e.City == m.city &&
+		e.Browser == m.browser && e.BrowserVer == m.browserVer && e.OS == m.operatingSys && e.Device == m.dev {
+		return true
+	}
+	if !passesShared(e) {
+		return false
+	}
+	*m = SharedTexts{
+		ok: true, host: e.Host, language: e.Language, screen: e.Screen,
+		country: e.Country, region: e.Region, city: e.City,
+		browser: e.Browser, browserVer: e.BrowserVer, operatingSys: e.OS, dev: e.Device,
+	}
+	return true
+}
+
 // repair is Repair without its shortcut (passes).
 func repair(e *protocol.Event) (Repairs, *Violation) {
 	// The maps are ranged over again only when one of their values is

@@ -304,3 +304,53 @@ func TestRepairRangesOnlyMapsToFix(t *testing.T) {
 		t.Fatalf("only %d of 20,000 events had a parameter value repaired", fixed)
 	}
 }
+
+// SharedTexts.Repair gives what Repair gives over runs of events like a
+// request's: each event's shared texts (host, language, screen, place,
+// user agent) are mostly those of an earlier event of the run (the same
+// values, equal copies, or one changed, plain or broken), its own
+// texts, names and numbers of every kind.
+func TestSharedTextsRepair(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	shared := func(e *protocol.Event) []*string {
+		return []*string{&e.Host, &e.Language, &e.Screen, &e.Country, &e.Region, &e.City, &e.Browser, &e.BrowserVer, &e.OS, &e.Device}
+	}
+	remembered, checked := 0, 0
+	for run := range 2000 {
+		var m SharedTexts
+		var prev []protocol.Event
+		for i := range 1 + r.IntN(20) {
+			e := oddEvent(r)
+			if len(prev) > 0 && r.IntN(4) != 0 {
+				from := shared(&prev[r.IntN(len(prev))])
+				for j, s := range shared(&e) {
+					*s = *from[j]
+					if r.IntN(3) == 0 {
+						*s = strings.Clone(*s) // equal, not the same bytes
+					}
+				}
+				if r.IntN(4) == 0 {
+					*shared(&e)[r.IntN(10)] = [...]string{"", "x", "caf\xe9", "a\x00", strings.Repeat("a", MaxShortLen+1)}[r.IntN(5)]
+				}
+			}
+			prev = append(prev, e)
+			fast, slow := cloneEvent(e), cloneEvent(e)
+			wasOK := m.ok && passesShared(&e)
+			gotDone, gotV := m.Repair(&fast)
+			wantDone, wantV := Repair(&slow)
+			if gotDone != wantDone || (gotV == nil) != (wantV == nil) {
+				t.Fatalf("run %d event %d: SharedTexts.Repair = %q, %v; Repair %q, %v", run, i, gotDone.Codes(), gotV, wantDone.Codes(), wantV)
+			}
+			if d := cmp.Diff(slow, fast, cmpopts.EquateNaNs()); d != "" {
+				t.Fatalf("run %d event %d: SharedTexts.Repair's event differs from Repair's (-want +got):\n%s", run, i, d)
+			}
+			if wasOK {
+				remembered++
+			}
+			checked++
+		}
+	}
+	if remembered < checked/10 {
+		t.Fatalf("%d of %d events met texts that passed before: the generator misses the memo", remembered, checked)
+	}
+}
