@@ -209,8 +209,8 @@ func (p hitParams) value(i int) string {
 func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
 	return func(yield func(k string, v []string) bool) {
 		if count(p.over.shape) > 0 {
-			for k, v := range p.over.other {
-				if !yield(k, v) {
+			for _, o := range p.over.other {
+				if !yield(o.key, o.vals) {
 					return
 				}
 			}
@@ -218,11 +218,11 @@ func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
 		if count(p.base.shape) == 0 {
 			return
 		}
-		for k, v := range p.base.other {
-			if _, ok := p.over.other[k]; ok {
+		for _, o := range p.base.other {
+			if p.over.find(o.key) >= 0 {
 				continue
 			}
-			if !yield(k, v) {
+			if !yield(o.key, o.vals) {
 				return
 			}
 		}

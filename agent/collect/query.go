@@ -103,12 +103,17 @@ func knownSlot(k string) int {
 }
 
 // query is a parsed query string: the first value of each known
-// parameter in its slot, every other parameter in the map with all its
+// parameter in its slot, every other parameter in other with all its
 // values, as url.ParseQuery gives them.
 type query struct {
 	known [numKnown]string
 	sent  uint32 // bit i: known[i] was sent (perhaps empty)
-	other url.Values
+	// Every other parameter once, in the order of its first value: a
+	// hit's few are found by a look at each, cheaper than a map's
+	// hashing, clearing and iteration; index finds them once there are
+	// more than linearKeys.
+	other []otherParam
+	index map[string]int // key → position in other; nil up to linearKeys
 	shape queryShape
 	// What hits read of known values, kept so that the query string's are
 	// read once for all the lines of a POST, not once per line: ints[i]
@@ -120,10 +125,37 @@ type query struct {
 	lowered bool
 }
 
+// otherParam is a parameter of a query that is not a known one, with
+// every value it was sent with.
+type otherParam struct {
+	key  string
+	vals []string
+}
+
+// linearKeys is how many other parameters a query finds by looking at
+// each; one with more indexes them in a map.
+const linearKeys = 16
+
 // get returns the first value of the known parameter in slot i and
 // whether it was sent.
 func (q *query) get(i int) (string, bool) {
 	return q.known[i], q.sent&(1<<i) != 0
+}
+
+// find returns the position in other of the parameter key, or -1.
+func (q *query) find(key string) int {
+	if q.index != nil {
+		if i, ok := q.index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range q.other {
+		if q.other[i].key == key {
+			return i
+		}
+	}
+	return -1
 }
 
 // parseQuery parses a query string as url.ParseQuery does (same values,
@@ -164,11 +196,8 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 	}
 	all := raw
 	q := &b.q
-	// The map is made for the first parameter that is not a known one: a
-	// page view as gtag.js sends it has none.
-	if len(q.other) > 0 {
-		clear(q.other)
-	}
+	clear(q.other) // no value of the last query stays reachable
+	q.other, q.index = q.other[:0], nil
 	q.sent, q.shape, q.parsed, q.lowered = 0, queryShape{}, 0, false
 	backing := b.backing[:0]
 	// A query without a semicolon, as every one gtag.js sends, needs no
@@ -210,20 +239,30 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 			}
 			continue
 		}
-		if q.other == nil {
+		// Sized for the first parameter that is not a known one: a page
+		// view as gtag.js sends it has none.
+		if cap(q.other) == 0 {
 			n := min(strings.Count(all, "&")+1, presizeParams)
-			q.other, backing = make(url.Values, n), make([]string, 0, n)
+			q.other, backing = make([]otherParam, 0, n), make([]string, 0, n)
 		}
-		m := q.other
-		if prev, ok := m[key]; ok {
-			m[key] = append(prev, value)
+		if j := q.find(key); j >= 0 {
+			q.other[j].vals = append(q.other[j].vals, value)
 			continue
 		}
 		// Full slice expression: a later repeat of this key appends to a
 		// copy, never over the next key's value.
 		backing = append(backing, value)
 		i := len(backing) - 1
-		m[key] = backing[i : i+1 : i+1]
+		q.other = append(q.other, otherParam{key: key, vals: backing[i : i+1 : i+1]})
+		switch {
+		case q.index != nil:
+			q.index[key] = len(q.other) - 1
+		case len(q.other) > linearKeys:
+			q.index = make(map[string]int, 2*len(q.other))
+			for j, p := range q.other {
+				q.index[p.key] = j
+			}
+		}
 		if strings.IndexByte(key, '.') >= 0 {
 			q.shape.dotted++
 		}

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,8 +36,26 @@ func sameAsNetURL(t *testing.T, q string) {
 	if got.known != wantKnown || got.sent != wantSent {
 		t.Fatalf("parseQuery(%q) known = %q (sent %b), url.ParseQuery says %q (%b)", q, got.known, got.sent, wantKnown, wantSent)
 	}
-	if (len(got.other) > 0 || len(wantOther) > 0) && !reflect.DeepEqual(got.other, wantOther) {
-		t.Fatalf("parseQuery(%q) = %v, url.ParseQuery says %v", q, got.other, wantOther)
+	gotOther := url.Values{}
+	for i, o := range got.other {
+		if _, ok := gotOther[o.key]; ok {
+			t.Fatalf("parseQuery(%q) holds %q twice", q, o.key)
+		}
+		if j := got.find(o.key); j != i {
+			t.Fatalf("parseQuery(%q) finds %q at %d, not %d", q, o.key, j, i)
+		}
+		gotOther[o.key] = o.vals
+	}
+	if (len(gotOther) > 0 || len(wantOther) > 0) && !reflect.DeepEqual(gotOther, wantOther) {
+		t.Fatalf("parseQuery(%q) = %v, url.ParseQuery says %v", q, gotOther, wantOther)
+	}
+	for k := range want {
+		if knownSlot(k) < 0 && got.find(k) < 0 {
+			t.Fatalf("parseQuery(%q) does not find %q", q, k)
+		}
+	}
+	if got.find("\x00absent") >= 0 {
+		t.Fatalf("parseQuery(%q) finds a key it was not sent", q)
 	}
 	var wantShape queryShape
 	for k := range wantOther {
@@ -191,6 +210,52 @@ func TestUnescapeWordsGenerated(t *testing.T) {
 			if want, err := url.QueryUnescape(s); err == nil && got[i] != want {
 				t.Fatalf("unescape(%q) became %q after later texts; want %q", s, got[i], want)
 			}
+		}
+	}
+}
+
+// parseQuery gives what url.ParseQuery gives for queries of many
+// parameters, few keys repeated often and many keys each once, on both
+// sides of linearKeys, so that keys are found by looking at each and
+// through the index; and one queryBuf parsing them in turn, as the lines
+// of a POST are, gives each query's parameters alone.
+func TestParseQueryManyKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	lines := newQueryBuf(1 << 16)
+	for range 3000 {
+		var b strings.Builder
+		keys := 1 + r.IntN(2*linearKeys+4)
+		for i := range r.IntN(3 * linearKeys) {
+			if i > 0 {
+				b.WriteString("&")
+			}
+			b.WriteString([...]string{"ep.k", "epn.n", "pr", "x", "dl"}[r.IntN(5)])
+			b.WriteString(strconv.Itoa(1 + r.IntN(keys)))
+			b.WriteString("=")
+			b.WriteString(oddQueryText(r))
+		}
+		q := b.String()
+		sameAsNetURL(t, q)
+		got, err := lines.parse(q)
+		want, wantErr := url.ParseQuery(q)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("lines.parse(%q) error = %v, url.ParseQuery says %v", q, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		n := 0
+		for k, vs := range want {
+			if knownSlot(k) >= 0 {
+				continue
+			}
+			n++
+			if i := got.find(k); i < 0 || !reflect.DeepEqual(got.other[i].vals, vs) {
+				t.Fatalf("lines.parse(%q): %q is at %d, want %q", q, k, i, vs)
+			}
+		}
+		if len(got.other) != n {
+			t.Fatalf("lines.parse(%q) holds %d other keys, want %d", q, len(got.other), n)
 		}
 	}
 }
