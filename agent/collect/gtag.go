@@ -134,6 +134,12 @@ func (c *Collector) storeWith(x exchange, hits []Hit, ip netip.Addr, bufs *reque
 	var repaired []rules.Repairs               // the repairs of each repaired event; rare
 	var shared rules.SharedTexts               // the texts its events share, checked once
 	var e protocol.Event                       // each hit's in turn: it escapes, so one allocation per request
+	var (
+		keySite    uint32 // the site whose key siteKey is, when keyKnown
+		keyKnown   bool
+		siteKey    *privacy.Key
+		siteKeyErr error
+	)
 	for i := range hits {
 		h := &hits[i]
 		site, ok := sites.Lookup(h.MeasurementID)
@@ -164,7 +170,13 @@ func (c *Collector) storeWith(x exchange, hits []Hit, ip netip.Addr, bufs *reque
 				h.Cookieless = true
 			}
 		}
-		key, err := sites.Key(site.ID, now)
+		// The visitor-id key of the site's day: looked up once for a run
+		// of the request's events of one site (now is the request's).
+		if site.ID != keySite || !keyKnown {
+			siteKey, siteKeyErr = sites.Key(site.ID, now)
+			keySite, keyKnown = site.ID, true
+		}
+		key, err := siteKey, siteKeyErr
 		noSalt := err != nil
 		if noSalt {
 			key = c.saltMissing(site.ID, now, err)

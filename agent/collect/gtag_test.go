@@ -521,3 +521,39 @@ func TestDurableBefore204(t *testing.T) {
 		t.Fatalf("events after reopen: %v, want one,two,three", names)
 	}
 }
+
+// The events of a POST whose lines switch between a site with today's
+// salt and one without get each the site, visitor id and flags the line
+// sent alone gets: the key looked up once per run of one site's events
+// is that site's.
+func TestPOSTVisitorKeyPerSite(t *testing.T) {
+	r := newRig(t)
+	lines := []string{"en=a", "en=b&tid=G-NOSALT", "en=c&tid=G-NOSALT", "en=d", "en=e&tid=G-NOSALT", "en=f&cid=2.2", "en=g"}
+	var want []protocol.Event
+	for _, l := range lines {
+		r.q.calls = nil
+		// A line's parameters come first: in one query the first value counts.
+		if w := r.do(http.MethodGet, l+"&v=2&tid="+testTID+"&cid=1.1", "", nil, nil); w.Code != http.StatusNoContent {
+			t.Fatalf("%s: status %d %q", l, w.Code, w.Body)
+		}
+		want = append(want, r.q.events(t)[0])
+	}
+	r.q.calls = nil
+	body := strings.Join(lines, "\n") + "\n"
+	if w := r.do(http.MethodPost, "v=2&tid="+testTID+"&cid=1.1", "text/plain", strings.NewReader(body), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("status %d %q", w.Code, w.Body)
+	}
+	got := r.q.events(t)
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Name != w.Name || g.Site != w.Site || g.Visitor != w.Visitor || g.Flags != w.Flags {
+			t.Fatalf("event %s: site %d, visitor %x, flags %b; sent alone %d, %x, %b", g.Name, g.Site, g.Visitor, g.Flags, w.Site, w.Visitor, w.Flags)
+		}
+	}
+	if want[0].Site == want[1].Site || want[0].Visitor == want[5].Visitor {
+		t.Fatalf("sites %d and %d, visitors %x and %x: want two sites and two visitors", want[0].Site, want[1].Site, want[0].Visitor, want[5].Visitor)
+	}
+}
