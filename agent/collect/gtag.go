@@ -182,9 +182,7 @@ func (c *Collector) storeWith(x exchange, hits []Hit, ip netip.Addr, bufs *reque
 			key = c.saltMissing(site.ID, now, err)
 			h.Cookieless = true
 		}
-		var perr *ParamError
-		e, perr = buildEvent(h, site, key, sites.Identity(site.ID), ip, ua, now, &memo)
-		if perr != nil {
+		if perr := buildEventInto(&e, h, site, key, sites.Identity(site.ID), ip, ua, now, &memo); perr != nil {
 			perr.Line = h.line
 			c.count(site.ID, OutcomeInvalid, len(hits))
 			fail(x, http.StatusBadRequest, 0, perr.Error())
@@ -260,13 +258,22 @@ func (c *Collector) saltMissing(site uint32, now time.Time, err error) *privacy.
 // their identity keys under the site's secret (hasher; nil when the site
 // has none), and only when the hit may use identifiers.
 func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *requestMemo) (protocol.Event, *ParamError) {
+	var e protocol.Event
+	perr := buildEventInto(&e, h, site, key, hasher, ip, ua, now, memo)
+	return e, perr
+}
+
+// buildEventInto is buildEvent into e, overwritten whole: storeWith
+// builds each of a request's events in one Event rather than copying
+// each one built into it.
+func buildEventInto(e *protocol.Event, h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.Hasher, ip netip.Addr, ua string, now time.Time, memo *requestMemo) *ParamError {
 	cid, uid := h.ClientID, h.UserID
 	if !h.IdentifiersAllowed(site.Identity) {
 		// Consent denied (or no signal on a cookieless site): neither the
 		// cookie id nor the user id may identify the visitor.
 		cid, uid = "", ""
 	}
-	e := protocol.Event{
+	*e = protocol.Event{
 		Site:       site.ID,
 		TimeMicros: now.UnixMicro(),
 		Name:       h.Name,
@@ -304,7 +311,7 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 			}
 		}
 	}
-	identify(&e, memo.identity().ids(key, hasher, ip, ua, cid, uid))
+	identify(e, memo.identity().ids(key, hasher, ip, ua, cid, uid))
 	if h.SessionStart || h.NewSession {
 		e.Flags |= protocol.FlagSessionStart
 	}
@@ -316,12 +323,12 @@ func buildEvent(h *Hit, site *protocol.Site, key *privacy.Key, hasher *identity.
 	}
 	var err error
 	if e.Host, e.Path, err = memo.page(h.Page, site); err != nil {
-		return e, &ParamError{Param: "dl", Reason: err.Error()}
+		return &ParamError{Param: "dl", Reason: err.Error()}
 	}
 	if e.Referrer, err = memo.referrer(h.Referrer, e.Host, site); err != nil {
-		return e, &ParamError{Param: "dr", Reason: err.Error()}
+		return &ParamError{Param: "dr", Reason: err.Error()}
 	}
-	return e, nil
+	return nil
 }
 
 // scrubEmails masks e-mail addresses in m's values, in place. Most hits

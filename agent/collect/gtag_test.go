@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/avila-analytics/avila/agent/queue"
 	"github.com/avila-analytics/avila/protocol"
@@ -555,5 +560,45 @@ func TestPOSTVisitorKeyPerSite(t *testing.T) {
 	}
 	if want[0].Site == want[1].Site || want[0].Visitor == want[5].Visitor {
 		t.Fatalf("sites %d and %d, visitors %x and %x: want two sites and two visitors", want[0].Site, want[1].Site, want[0].Visitor, want[5].Visitor)
+	}
+}
+
+// buildEventInto over an Event that held another hit's event gives what
+// buildEvent gives from nothing: no field of the earlier event (items,
+// parameters, user properties, referrer, flags, commerce) stays.
+func TestBuildEventIntoReused(t *testing.T) {
+	sites := testSites(t, testNow)
+	site, _ := sites.Lookup(testTID)
+	key, err := sites.Key(site.ID, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr(testIP)
+	lines := []string{
+		"en=page_view&dl=https%3A%2F%2Fshop.test%2Fa%3Fq%3D1&dr=https%3A%2F%2Fother.test%2F&dt=A+a%40b.example&_ss=1&_fv=1",
+		"en=purchase&cu=EUR&ep.transaction_id=T1&epn.value=9.5&epn.tax=1&epn.shipping=2&pr1=idSKU1~nmShirt~pr9.5~qt2&pr2=idSKU2~nmHat",
+		"en=scroll&epn.percent_scrolled=90&up.plan=pro&upn.age=3&_et=1200&seg=1",
+		"en=click&ep.link_domain=docs.test&ep.outbound=true&uid=u1&gcs=G100",
+		"en=x",
+		"en=page_view&dl=https%3A%2F%2Fshop.test%2F&_p=1",
+		"en=login&sid=99&sct=4&_nsi=1&ep.mail=a%40b.example",
+	}
+	r := rand.New(rand.NewPCG(41, 42))
+	var e protocol.Event
+	for range 500 {
+		l := lines[r.IntN(len(lines))]
+		hits, err := ParseGtag("v=2&tid="+testTID+"&cid=1.1", []byte(l))
+		if err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		h := &hits[0]
+		want, wantErr := buildEvent(h, site, key, nil, ip, testUA, testNow, nil)
+		gotErr := buildEventInto(&e, h, site, key, nil, ip, testUA, testNow, nil)
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("%s: buildEventInto error %v, buildEvent %v", l, gotErr, wantErr)
+		}
+		if d := cmp.Diff(want, e, cmpopts.EquateNaNs()); d != "" {
+			t.Fatalf("%s: buildEventInto over an earlier event differs from buildEvent (-want +got):\n%s", l, d)
+		}
 	}
 }
