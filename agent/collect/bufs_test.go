@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"strings"
@@ -96,5 +97,69 @@ func TestParamMapsKept(t *testing.T) {
 	}
 	if p := m.strings(); p == nil || len(p) != 0 {
 		t.Fatalf("with none kept, strings() = %v, want a new empty map", p)
+	}
+}
+
+// appendGtag parses each hit in place over dst's array: over an array
+// still holding an earlier POST's hits (not even cleared), the hits of
+// generated POSTs and GETs are those ParseGtag gives into nothing, and a
+// refused request leaves none of its hits in the array.
+func TestAppendGtagOverEarlierHits(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 52))
+	lines := []string{
+		"en=page_view&dl=https%3A%2F%2Fshop.test%2Fa&dr=https%3A%2F%2Fo.test%2F&dt=A&_ss=1&_fv=1",
+		"en=purchase&cu=EUR&ep.transaction_id=T1&epn.value=9.5&pr1=idSKU1~nmShirt~pr9.5~qt2&pr2=idSKU2",
+		"en=scroll&epn.percent_scrolled=90&up.plan=pro&upn.age=3&_et=1200&seg=1",
+		"en=click&ep.link_domain=docs.test&ep.outbound=true&uid=u1&gcs=G100&sid=5&sct=2",
+		"en=x", "", "en=login&_nsi=1&cid=9.9",
+	}
+	bad := []string{"en=" + strings.Repeat("x", 41), "en=a&sid=x", "en=a&%zz=1", "en=a&seg=2"}
+	var maps paramMaps
+	var dst []Hit
+	refusedChecked := 0
+	for range 2000 {
+		var body strings.Builder
+		for range r.IntN(6) {
+			body.WriteString(lines[r.IntN(len(lines))])
+			body.WriteString("\n")
+		}
+		refused := r.IntN(8) == 0
+		if refused {
+			body.WriteString(bad[r.IntN(len(bad))])
+		}
+		query := "v=2&tid=" + testTID + "&cid=1.1&" + [...]string{"en=page_view", "ep.k=v", "epn.n=1", "sid=7"}[r.IntN(4)]
+		want, wantErr := ParseGtag(query, []byte(body.String()))
+		got, err := appendGtag(dst[:0], &maps, query, []byte(body.String()))
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("%q %q: error %v, ParseGtag %v", query, body.String(), err, wantErr)
+		}
+		if err != nil {
+			// The refused line is the last: every line before it that
+			// is not blank was parsed into the array, when it had room
+			// for them all.
+			n := -1 // the refused line's
+			for _, l := range strings.Split(body.String(), "\n") {
+				if l != "" {
+					n++
+				}
+			}
+			n = max(n, 0) // a body of blank lines: the query string is the hit refused
+			if cap(dst) >= strings.Count(body.String(), "\n")+1 {
+				for i, h := range dst[:n] {
+					if !reflect.DeepEqual(h, Hit{}) {
+						t.Fatalf("%q: refused, yet hit %d (%q) stays in the array", body.String(), i, h.Name)
+					}
+				}
+				refusedChecked++
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q %q: over earlier hits\n%+v\nParseGtag gives\n%+v", query, body.String(), got, want)
+		}
+		dst = got // the next request parses over these, as the pool would hand them on
+	}
+	if refusedChecked < 50 {
+		t.Fatalf("%d refusals checked: the generator misses them", refusedChecked)
 	}
 }

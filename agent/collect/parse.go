@@ -6,6 +6,7 @@ import (
 	"iter"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -141,22 +142,25 @@ func appendGtag(dst []Hit, maps *paramMaps, rawQuery string, body []byte) ([]Hit
 		}
 		over, err := lines.parse(line)
 		if err != nil {
+			clear(hits) // nothing of the request stays in dst's array
 			return nil, &ParamError{Line: lineNo, Param: "event line", Reason: describeQueryError(err)}
 		}
-		h, perr := parseHit(hitParams{over: over, base: base}, maps)
-		if perr != nil {
+		// Parsed in place: a Hit is large to copy.
+		hits = slices.Grow(hits, 1)[:len(hits)+1]
+		h := &hits[len(hits)-1]
+		if perr := parseHit(h, hitParams{over: over, base: base}, maps); perr != nil {
+			clear(hits) // nothing of the request stays in dst's array
 			perr.Line = lineNo
 			return nil, perr
 		}
 		h.line = lineNo
-		hits = append(hits, h)
 	}
 	if len(hits) == 0 {
-		h, perr := parseHit(hitParams{over: &query{}, base: base}, maps)
-		if perr != nil {
+		hits = slices.Grow(hits, 1)[:1]
+		if perr := parseHit(&hits[0], hitParams{over: &query{}, base: base}, maps); perr != nil {
+			clear(hits)
 			return nil, perr
 		}
-		hits = append(hits, h)
 	}
 	return hits, nil
 }
@@ -233,19 +237,20 @@ func (p hitParams) all(count func(queryShape) int) iter.Seq2[string, []string] {
 func dottedKeys(s queryShape) int { return s.dotted }
 func itemKeys(s queryShape) int   { return s.items }
 
-// parseHit reads one event's parameters, into maps from maps (nil: new
-// ones). The first value of a repeated parameter counts.
-func parseHit(v hitParams, maps *paramMaps) (Hit, *ParamError) {
-	var h Hit
+// parseHit reads one event's parameters into h, overwritten whole, its
+// parameter maps taken from maps (nil: new ones). The first value of a
+// repeated parameter counts.
+func parseHit(h *Hit, v hitParams, maps *paramMaps) *ParamError {
+	*h = Hit{}
 	if ver, ok := v.get(pV); ok && ver != "2" {
-		return h, &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(ver))}
+		return &ParamError{Param: "v", Reason: fmt.Sprintf("protocol version %s is not supported, want 2", quote(ver))}
 	}
 	if h.MeasurementID = v.value(pTID); h.MeasurementID == "" {
-		return h, &ParamError{Param: "tid", Reason: "missing measurement id (G-…)"}
+		return &ParamError{Param: "tid", Reason: "missing measurement id (G-…)"}
 	}
 	h.Name = v.value(pEN)
 	if v := rules.EventName("en", h.Name); v != nil {
-		return h, ruleError(v)
+		return ruleError(v)
 	}
 	h.ClientID, h.UserID = v.value(pCID), v.value(pUID)
 	h.Page, h.Referrer, h.Title = v.value(pDL), v.value(pDR), v.value(pDT)
@@ -254,38 +259,38 @@ func parseHit(v hitParams, maps *paramMaps) (Hit, *ParamError) {
 
 	var err *ParamError
 	if h.SessionID, err = intParam(v, pSID, "sid", 64); err != nil {
-		return h, err
+		return err
 	}
 	sct, err := intParam(v, pSCT, "sct", 32)
 	if err != nil {
-		return h, err
+		return err
 	}
 	h.SessionNum = int32(sct)
 	if h.EngageMs, err = intParam(v, pET, "_et", 64); err != nil {
-		return h, err
+		return err
 	}
 	if _, err = intParam(v, pS, "_s", 64); err != nil {
-		return h, err
+		return err
 	}
 	switch seg := v.value(pSEG); seg {
 	case "", "0":
 	case "1":
 		h.Engaged = true
 	default:
-		return h, &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(seg))}
+		return &ParamError{Param: "seg", Reason: fmt.Sprintf("want 0 or 1, got %s", quote(seg))}
 	}
 	h.SessionStart, h.FirstVisit, h.NewSession = flag(v, pSS), flag(v, pFV), flag(v, pNSI)
-	commerceParams, err := parseParams(&h, v, maps)
+	commerceParams, err := parseParams(h, v, maps)
 	if err != nil {
-		return h, err
+		return err
 	}
-	if err := parseGtagItems(&h, v); err != nil {
-		return h, err
+	if err := parseGtagItems(h, v); err != nil {
+		return err
 	}
-	if err := takeCommerceOf(&h, "ep.", commerceParams); err != nil {
-		return h, err
+	if err := takeCommerceOf(h, "ep.", commerceParams); err != nil {
+		return err
 	}
-	return h, nil
+	return nil
 }
 
 // parseParams reads ep.*, epn.*, up.* and upn.*.
