@@ -294,7 +294,7 @@ func indexByteShort(s string, c byte) int {
 
 // firstEscape is the index of the first '%' or '+' of s, or -1.
 func firstEscape(s string) int {
-	if len(s) < shortText {
+	if len(s) < 8 {
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c == '%' || c == '+' {
 				return i
@@ -302,12 +302,21 @@ func firstEscape(s string) int {
 		}
 		return -1
 	}
-	// Two vectorized searches, quicker than strings.IndexAny's loop.
-	i := strings.IndexByte(s, '%')
-	if j := strings.IndexByte(s, '+'); j >= 0 && (i < 0 || j < i) {
-		i = j
+	// Eight bytes at a time (escapeBytes), the last word overlapping the
+	// one before it: quicker than a vectorized search for each of the two
+	// bytes over a hit's values, which are a few words long.
+	p := unsafe.Pointer(unsafe.StringData(s))
+	for i := 0; ; i += 8 {
+		if i > len(s)-8 {
+			i = len(s) - 8
+		}
+		if m := escapeBytes(binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(p, i)), 8))); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		if i == len(s)-8 {
+			return -1
+		}
 	}
-	return i
 }
 
 // unescape is url.QueryUnescape of s. Text without '%' or '+' is s

@@ -259,3 +259,26 @@ func TestParseQueryManyKeys(t *testing.T) {
 		}
 	}
 }
+
+// firstEscape is strings.IndexAny(s, "%+") for texts of every length up
+// to five words with '%', '+' or neither at every position, among bytes
+// next to them and with the high bit set.
+func TestFirstEscapeEveryPosition(t *testing.T) {
+	for n := range 41 {
+		base := strings.Repeat("a$&*,\x00\xa5\xab", 6)[:n]
+		if got := firstEscape(base); got != -1 {
+			t.Fatalf("firstEscape(%q) = %d, want -1", base, got)
+		}
+		for at := range n {
+			for _, c := range []byte{'%', '+'} {
+				b := []byte(base)
+				b[at] = c
+				for _, s := range []string{string(b), string(b) + "%", string(b[:at+1]) + strings.Repeat("+", n-at-1)} {
+					if got, want := firstEscape(s), strings.IndexAny(s, "%+"); got != want {
+						t.Fatalf("firstEscape(%q) = %d, want %d", s, got, want)
+					}
+				}
+			}
+		}
+	}
+}
