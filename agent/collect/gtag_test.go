@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -599,6 +600,28 @@ func TestBuildEventIntoReused(t *testing.T) {
 		}
 		if d := cmp.Diff(want, e, cmpopts.EquateNaNs()); d != "" {
 			t.Fatalf("%s: buildEventInto over an earlier event differs from buildEvent (-want +got):\n%s", l, d)
+		}
+	}
+}
+
+// mediaType gives what mime.ParseMediaType gives, error or media type,
+// for the common Content-Type values it knows, their variants in case,
+// spacing and parameters, and broken ones.
+func TestMediaType(t *testing.T) {
+	cts := []string{"", "text/plain", "TEXT/PLAIN", "text/plain;", "text/plain;charset=UTF-8;", "text/plain;charset", "text/plain;;charset=UTF-8",
+		"text/plain ; charset=UTF-8", "text/plain;charset=\"UTF-8\"", "application/json;charset=UTF-8;x=1", "application/json;x", "text/",
+		"/json", "application/x-www-form-urlencoded;charset=", "multipart/form-data; boundary=x", "text/html"}
+	for ct := range commonMediaTypes {
+		cts = append(cts, ct, strings.ToUpper(ct), ct+";", ct+"; q=1", " "+ct, ct+" ", strings.ReplaceAll(ct, ";", ";;"))
+	}
+	if len(commonMediaTypes) < 13 {
+		t.Fatalf("%d common media types: one of the list does not parse", len(commonMediaTypes))
+	}
+	for _, ct := range cts {
+		got, err := mediaType(ct)
+		want, _, wantErr := mime.ParseMediaType(ct)
+		if got != want || (err == nil) != (wantErr == nil) {
+			t.Fatalf("mediaType(%q) = %q, %v; mime.ParseMediaType gives %q, %v", ct, got, err, want, wantErr)
 		}
 	}
 }
