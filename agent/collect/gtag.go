@@ -389,6 +389,7 @@ type requestMemo struct {
 	// gave (gtag.js sends dl in the query string too).
 	rawPage, host, path string
 	pageSite            *protocol.Site
+	pages               privacy.PageMemo // the scheme and host of the pages scrubbed
 	// enriched: the Enricher was asked; bot is its verdict, enrichment
 	// holds the fields it set otherwise.
 	enriched, bot bool
@@ -428,8 +429,11 @@ func (m *requestMemo) page(raw string, site *protocol.Site) (host, path string, 
 	if m != nil && m.pageSite == site && m.rawPage == raw && raw != "" {
 		return m.host, m.path, nil
 	}
-	host, path, err = privacy.ScrubPage(raw, site.KeepParams)
-	if err == nil && m != nil {
+	if m == nil {
+		return privacy.ScrubPage(raw, site.KeepParams)
+	}
+	host, path, err = m.pages.ScrubPage(raw, site.KeepParams)
+	if err == nil {
 		m.rawPage, m.pageSite, m.host, m.path = raw, site, host, path
 	}
 	return host, path, err

@@ -52,6 +52,52 @@ func scrubParsedPage(raw string, keep []string) (host, path string, err error) {
 // (keepParam with extra). ok is false for any other URL, which the callers
 // parse in full.
 func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
+	return plainURLMemo(raw, extra, nil)
+}
+
+// PageMemo is ScrubPage for the pages of one request, one after another:
+// they are usually on one host, and a URL that starts with the scheme and
+// authority of the last plain URL read through the memo, followed by the
+// path, query or fragment, takes that URL's scheme and host instead of
+// reading them again. The zero value is ready.
+type PageMemo struct {
+	prefix       string // scheme://authority of the last plain URL, as sent; "" for none
+	scheme, host string // as plainURL returned them for it
+}
+
+// ScrubPage is ScrubPage(raw, keep).
+func (m *PageMemo) ScrubPage(raw string, keep []string) (host, path string, err error) {
+	if raw == "" {
+		return "", "", nil
+	}
+	if _, host, path, ok := plainURLMemo(raw, keep, m); ok {
+		return host, path, nil
+	}
+	return scrubParsedPage(raw, keep)
+}
+
+// plainURLMemo is plainURL, taking the scheme and host from m (nil: none)
+// when raw starts with m's prefix and its authority ends there, and
+// remembering them in m for a plain URL that does not.
+func plainURLMemo(raw string, extra []string, m *PageMemo) (scheme, host, path string, ok bool) {
+	if m != nil && m.prefix != "" && len(raw) >= len(m.prefix) && raw[:len(m.prefix)] == m.prefix &&
+		(len(raw) == len(m.prefix) || raw[len(m.prefix)] == '/' || raw[len(m.prefix)] == '?' || raw[len(m.prefix)] == '#') {
+		rest, fragment, _ := cutByte(raw[len(m.prefix):], '#')
+		rest, query, hasQuery := cutByte(rest, '?')
+		path = "/"
+		if rest != "" {
+			path = rest // begins with the '/' that ends the authority
+		}
+		if !allOf(path, pathByte) || !allOf(fragment, pathByte) || !allOf(query, queryByte) {
+			return "", "", "", false
+		}
+		if hasQuery && query != "" {
+			if path, ok = keptQuery(path, query, extra); !ok {
+				return "", "", "", false
+			}
+		}
+		return m.scheme, m.host, path, true
+	}
 	i, upper := 0, false
 	for i < len(raw) && ('a' <= raw[i]|0x20 && raw[i]|0x20 <= 'z') {
 		upper = upper || raw[i] < 'a'
@@ -91,6 +137,9 @@ func plainURL(raw string, extra []string) (scheme, host, path string, ok bool) {
 	}
 	if hostUpper {
 		host = strings.ToLower(host)
+	}
+	if m != nil {
+		m.prefix, m.scheme, m.host = raw[:i+3+len(authority)], scheme, host
 	}
 	return scheme, host, path, true
 }

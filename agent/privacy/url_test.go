@@ -1,6 +1,10 @@
 package privacy
 
-import "testing"
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
 
 func TestScrubPage(t *testing.T) {
 	f := func(in, wantHost, wantPath string) {
@@ -195,5 +199,46 @@ func TestPlainURLEveryByte(t *testing.T) {
 				samePlainURL(t, base[:at]+string([]byte{byte(c)})+base[at+1:])
 			}
 		}
+	}
+}
+
+// PageMemo.ScrubPage gives what ScrubPage gives over runs of page URLs
+// on a few hosts (upper case, with ports good and bad, user info, hosts
+// that extend another) followed by every kind of path, query and
+// fragment, plain or not: a URL that extends the last one's scheme and
+// authority takes its host only when the authority ends there.
+func TestPageMemo(t *testing.T) {
+	r := rand.New(rand.NewPCG(71, 72))
+	schemes := []string{"https", "HTTP", "h2", "ftp", "ht tp", ""}
+	hosts := []string{"www.bench.example", "WWW.Bench.Example", "shop.test:8080", "shop.test:", "shop.test:80x", "shop.test",
+		"shop.test.evil", "user@shop.test", "shop_test", "xn--caf-dma.test", ""}
+	tails := []string{"", "/", "/a/b", "/a?q=1&utm_source=x", "?utm_medium=m", "#frag", "/p#f?x", "/a b", "/%41", "?a=b=c&utm_x=1=2",
+		"/é", ".evil/x", ":8080/x", "x/y", "/Blog/Post-1?gclid=G&x=1#top", "?", "#", "//x"}
+	hits := 0
+	for range 3000 {
+		var m PageMemo
+		site := schemes[r.IntN(len(schemes))] + "://" + hosts[r.IntN(len(hosts))] // the run's, mostly
+		for range 1 + r.IntN(10) {
+			raw := site + tails[r.IntN(len(tails))]
+			if r.IntN(4) == 0 {
+				raw = schemes[r.IntN(len(schemes))] + "://" + hosts[r.IntN(len(hosts))] + tails[r.IntN(len(tails))]
+			}
+			if r.IntN(8) == 0 {
+				raw = tails[r.IntN(len(tails))] // a path alone, or nothing
+			}
+			keep := []string{"q"}[:r.IntN(2)]
+			hit := m.prefix != "" && strings.HasPrefix(raw, m.prefix)
+			host, path, err := m.ScrubPage(raw, keep)
+			wantHost, wantPath, wantErr := ScrubPage(raw, keep)
+			if host != wantHost || path != wantPath || (err == nil) != (wantErr == nil) {
+				t.Fatalf("PageMemo.ScrubPage(%q) = %q, %q, %v; ScrubPage gives %q, %q, %v", raw, host, path, err, wantHost, wantPath, wantErr)
+			}
+			if hit {
+				hits++
+			}
+		}
+	}
+	if hits < 1000 {
+		t.Fatalf("%d URLs met the memo's prefix: the generator misses it", hits)
 	}
 }
