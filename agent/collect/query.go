@@ -222,9 +222,14 @@ func (b *queryBuf) parse(raw string) (*query, error) {
 		if i := indexByteShort(part, '='); i >= 0 {
 			key, value = part[:i], part[i+1:]
 		}
-		key, err1 := b.unescape(key)
-		if err1 == nil {
-			value, err1 = b.unescape(value)
+		// unescape, without its call for the keys and values (most)
+		// that have no escape.
+		var err1 error
+		if i := firstEscape(key); i >= 0 {
+			key, err1 = b.unescapeFrom(key, i)
+		}
+		if i := firstEscape(value); i >= 0 && err1 == nil {
+			value, err1 = b.unescapeFrom(value, i)
 		}
 		if err1 != nil {
 			if err == nil {
@@ -325,10 +330,14 @@ func firstEscape(s string) int {
 // appended to, and a new array, when it has to grow, leaves the old one to
 // the strings that point into it.
 func (b *queryBuf) unescape(s string) (string, error) {
-	i := firstEscape(s)
-	if i < 0 {
-		return s, nil
+	if i := firstEscape(s); i >= 0 {
+		return b.unescapeFrom(s, i)
 	}
+	return s, nil
+}
+
+// unescapeFrom is unescape of s, whose first '%' or '+' is at i.
+func (b *queryBuf) unescapeFrom(s string, i int) (string, error) {
 	start := len(b.arena)
 	if cap(b.arena)-start < len(s) {
 		b.arena = slices.Grow(b.arena, len(s))
