@@ -140,6 +140,9 @@ func mergeEncoded(stored, delta []byte) (out []byte, ok bool) {
 	if !ok {
 		return nil, false
 	}
+	if !s.sparse && d.sparse && sparseWithin(s.regs, d.list) {
+		return stored, true
+	}
 	if !s.sparse || !d.sparse {
 		regs := make([]byte, sketchM)
 		for _, f := range []sketchForm{s, d} {
@@ -155,11 +158,102 @@ func mergeEncoded(stored, delta []byte) (out []byte, ok bool) {
 		}
 		return denseEncoding(regs), true
 	}
-	out = make([]byte, sparseHeader, sparseHeader+len(s.list)+len(d.list))
-	a, b := listReader{b: s.list}, listReader{b: d.list}
-	x, okx := a.next()
+	return mergeSparse(stored, s, d)
+}
+
+// mergeSparse is mergeEncoded of a sparse stored sketch (stored, parsed as
+// s) and a sparse delta d. While the delta's values are all in the stored
+// list, it writes nothing: a stored list holding every one of them (a
+// cell's visitors coming back) is the result as it is, stored itself,
+// once its header and varints are those the merge writes; at the first
+// value the stored list lacks, the result starts with the stored list's
+// bytes before it. The stored list's varints are read in the loop (a
+// call of listReader.next per value cost as much as the rest); any it
+// does not read there, or not written as the merge writes them, make the
+// merge write every value (mergeSparseAll).
+func mergeSparse(stored []byte, s, d sketchForm) (out []byte, ok bool) {
+	list := s.list
+	b := listReader{b: d.list}
 	y, oky := b.next()
 	var count, last uint32
+	at := 0 // where the stored list's next value starts
+	for at < len(list) {
+		// A varint of n bytes whose last is 0 is longer than it needs.
+		var x uint32
+		n := 0
+		switch r := list[at:]; {
+		case r[0] < 0x80:
+			x, n = uint32(r[0]), 1
+		case len(r) >= 2 && r[1] < 0x80:
+			x, n = uint32(r[0]&0x7f)|uint32(r[1])<<7, 2
+			if r[1] == 0 {
+				n = 0
+			}
+		case len(r) >= 3 && r[2] < 0x80:
+			x, n = uint32(r[0]&0x7f)|uint32(r[1]&0x7f)<<7|uint32(r[2])<<14, 3
+			if r[2] == 0 {
+				n = 0
+			}
+		case len(r) >= 4 && r[3] < 0x80:
+			x, n = uint32(r[0]&0x7f)|uint32(r[1]&0x7f)<<7|uint32(r[2]&0x7f)<<14|uint32(r[3])<<21, 4
+			if r[3] == 0 {
+				n = 0
+			}
+		case len(r) >= 5 && r[4]-1 < 0x0f: // no bit past 32
+			x, n = uint32(r[0]&0x7f)|uint32(r[1]&0x7f)<<7|uint32(r[2]&0x7f)<<14|uint32(r[3]&0x7f)<<21|uint32(r[4])<<28, 5
+		}
+		if n == 0 {
+			return mergeSparseAll(s, d) // a varint the merge writes otherwise
+		}
+		x += last
+		if oky && x >= y {
+			if x != y {
+				break
+			}
+			y, oky = b.next()
+		}
+		count, last = count+1, x
+		at += n
+	}
+	if !oky {
+		if b.cut || count != s.count || last != binary.BigEndian.Uint32(stored[sketchHeader+8:]) ||
+			(d.count*100 > sketchM && len(list) > denseAfter) {
+			return mergeSparseAll(s, d)
+		}
+		return stored, true
+	}
+	out = make([]byte, sparseHeader, sparseHeader+len(list)+len(d.list))
+	out = append(out, list[:at]...)
+	a := listReader{b: list, i: at, last: last}
+	x, okx := a.next()
+	return mergeSparseFrom(out, d.count, sparseMerge{a: a, b: b, x: x, y: y, okx: okx, oky: oky, count: count, last: last})
+}
+
+// sparseMerge is the state of a merge of two sparse lists: their readers,
+// each one's next value (okx, oky: there is one), and the values written.
+type sparseMerge struct {
+	a, b        listReader
+	x, y        uint32
+	okx, oky    bool
+	count, last uint32
+}
+
+// mergeSparseAll is mergeSparse writing every value.
+func mergeSparseAll(s, d sketchForm) ([]byte, bool) {
+	m := sparseMerge{a: listReader{b: s.list}, b: listReader{b: d.list}}
+	m.x, m.okx = m.a.next()
+	m.y, m.oky = m.b.next()
+	return mergeSparseFrom(make([]byte, sparseHeader, sparseHeader+len(s.list)+len(d.list)), d.count, m)
+}
+
+// mergeSparseFrom appends the rest of merge m to out (a sparse header's
+// room, then the list of m's values written) and completes the
+// serialization: sparse, or dense when the delta (of deltaCount values)
+// buffers enough hashes in the library to turn a list this long dense.
+func mergeSparseFrom(out []byte, deltaCount uint32, m sparseMerge) ([]byte, bool) {
+	a, b := m.a, m.b
+	x, okx, y, oky := m.x, m.okx, m.y, m.oky
+	count, last := m.count, m.last
 	for okx || oky {
 		v := y
 		switch {
@@ -178,13 +272,29 @@ func mergeEncoded(stored, delta []byte) (out []byte, ok bool) {
 	if a.cut || b.cut {
 		return nil, false
 	}
-	if list := out[sparseHeader:]; d.count*100 > sketchM && len(list) > denseAfter {
+	if list := out[sparseHeader:]; deltaCount*100 > sketchM && len(list) > denseAfter {
 		regs := make([]byte, sketchM)
 		sparseRegisters(regs, list)
 		return denseEncoding(regs), true
 	}
 	putSparseHeader(out, count, last)
 	return out, true
+}
+
+// sparseWithin reports whether every encoded hash of a sparse list ranks
+// no higher than dense registers regs hold in its register (false for a
+// list cut short): merged into them, it changes none.
+func sparseWithin(regs, list []byte) bool {
+	r := listReader{b: list}
+	for {
+		k, ok := r.next()
+		if !ok {
+			return !r.cut
+		}
+		if i, rank := registerOf(k); rank > regs[i] {
+			return false
+		}
+	}
 }
 
 // sparseHeader is the size of a sparse serialization before its list with

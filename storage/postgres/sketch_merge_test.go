@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -527,5 +528,153 @@ func BenchmarkMergeEncoded(b *testing.B) {
 				mergeEncoded(s, d)
 			}
 		})
+	}
+}
+
+// TestMergeEncodedKeepsStored: a merge whose delta is all in the stored
+// sketch (sparse: every value in its list; dense: no rank above its
+// register's) gives the stored bytes themselves, and every merge gives
+// what merging every value gives (mergeSparseAll; dense: the registers'
+// maxima), byte for byte: deltas held whole by the stored list, or with
+// a value it lacks first, in the middle or last; stored lists in forms
+// the merge does not write (a varint longer than it needs, a header
+// with another count or last value), which are written anew; a long
+// stored list that a delta of many values turns dense though it adds
+// none.
+func TestMergeEncodedKeepsStored(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 12))
+	distinct := func(s []uint32) []uint32 {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return slices.Compact(s)
+	}
+	randomSet := func(n int) []uint32 {
+		s := make([]uint32, n)
+		for i := range s {
+			s[i] = encodeHash(rng.Uint64())
+		}
+		return distinct(s)
+	}
+	pick := func(from []uint32, n int) []uint32 {
+		var s []uint32
+		for range n {
+			s = append(s, from[rng.IntN(len(from))])
+		}
+		return distinct(s)
+	}
+	// padded is sparseEncoding of set with its first varint of size
+	// bytes written in one more (the value read is the same).
+	padded := func(set []uint32, size int) []byte {
+		b := sparseEncoding(set)
+		r := listReader{b: b[sparseHeader:]}
+		for {
+			start := r.i
+			if _, ok := r.next(); !ok {
+				return nil
+			}
+			if r.i-start == size {
+				i := sparseHeader + r.i - 1
+				out := append(append(slices.Clone(b[:i]), b[i]|0x80, 0), b[i+1:]...)
+				binary.BigEndian.PutUint32(out[16:], uint32(len(out)-sparseHeader))
+				return out
+			}
+		}
+	}
+	var kept, turned, anew, sparseCases, denseCases int
+	for _, ns := range []int{1, 3, 40, 700, 2048, 9000} {
+		for round := range 6 {
+			set := randomSet(ns)
+			if len(set) < 2 {
+				set = append(set, set[0]+2)
+			}
+			canonical := sparseEncoding(set)
+			storedForms := map[string][]byte{"canonical": canonical}
+			for size := 1; size <= 4; size++ {
+				if p := padded(set, size); p != nil {
+					storedForms[fmt.Sprintf("padded %d", size)] = p
+				}
+			}
+			wrongCount := slices.Clone(canonical)
+			binary.BigEndian.PutUint32(wrongCount[8:], uint32(len(set)+1))
+			wrongLast := slices.Clone(canonical)
+			binary.BigEndian.PutUint32(wrongLast[12:], set[len(set)-1]-1)
+			storedForms["count"], storedForms["last"] = wrongCount, wrongLast
+			n := 1 + rng.IntN(len(set))
+			if round == 5 {
+				n = len(set) // many values: past 163, a long list turns dense
+			}
+			held := pick(set, n)
+			deltas := map[string][]uint32{"held": held}
+			fresh := randomSet(3)
+			if set[0] > 0 {
+				deltas["new first"] = distinct(append(slices.Clone(held), set[0]-1))
+			}
+			deltas["new middle"] = distinct(append(slices.Clone(held), fresh...))
+			deltas["new last"] = distinct(append(slices.Clone(held), set[len(set)-1]+2))
+			for sname, stored := range storedForms {
+				for dname, dset := range deltas {
+					if len(dset) == 0 || dset[0] == 0 {
+						continue
+					}
+					delta := sparseEncoding(dset)
+					s, _ := parseSketchForm(stored)
+					d, _ := parseSketchForm(delta)
+					want, wantOK := mergeSparseAll(s, d)
+					got, ok := mergeEncoded(stored, delta)
+					if ok != wantOK || !bytes.Equal(got, want) {
+						t.Fatalf("%d stored (%s), delta %s of %d: merged %d bytes (%v), merging every value %d (%v)",
+							len(set), sname, dname, len(dset), len(got), ok, len(want), wantOK)
+					}
+					sparseCases++
+					switch {
+					case len(got) > 0 && &got[0] == &stored[0]:
+						kept++
+						if sname != "canonical" || dname != "held" {
+							t.Fatalf("%d stored (%s), delta %s: stored bytes kept", len(set), sname, dname)
+						}
+					case dname == "held" && sname == "canonical" && got[3] == 0:
+						turned++
+					case dname == "held":
+						anew++
+						if sname == "canonical" {
+							t.Fatalf("%d stored, delta held: not kept", len(set))
+						}
+					}
+				}
+			}
+		}
+	}
+	// Dense stored sketches.
+	for range 20 {
+		var hs []uint64
+		for range 20_000 {
+			hs = append(hs, rng.Uint64())
+		}
+		stored := sketchOf(t, hs)
+		if stored[3] != 0 {
+			t.Fatal("20,000 visitors: not dense")
+		}
+		var held []uint32
+		for range 1 + rng.IntN(3000) {
+			held = append(held, encodeHash(hs[rng.IntN(len(hs))]))
+		}
+		for _, dset := range [][]uint32{distinct(held), distinct(append(held, randomSet(1+rng.IntN(20))...))} {
+			delta := sparseEncoding(dset)
+			regs := slices.Clone(stored[sketchHeader+4:])
+			sparseRegisters(regs, delta[sparseHeader:])
+			want := denseEncoding(regs)
+			got, ok := mergeEncoded(stored, delta)
+			if !ok || !bytes.Equal(got, want) {
+				t.Fatalf("dense stored, delta of %d: not the registers' maxima", len(dset))
+			}
+			if bytes.Equal(want, stored) != (&got[0] == &stored[0]) {
+				t.Fatalf("dense stored, delta of %d: unchanged %v, kept %v", len(dset), bytes.Equal(want, stored), &got[0] == &stored[0])
+			}
+			denseCases++
+		}
+	}
+	if kept == 0 || turned == 0 || anew == 0 || denseCases == 0 {
+		t.Fatalf("cases: kept %d, turned dense %d, stored written anew %d (of %d sparse), dense %d: each must occur",
+			kept, turned, anew, sparseCases, denseCases)
 	}
 }
