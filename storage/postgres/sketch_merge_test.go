@@ -538,9 +538,9 @@ func BenchmarkMergeEncoded(b *testing.B) {
 // maxima), byte for byte: deltas held whole by the stored list, or with
 // a value it lacks first, in the middle or last; stored lists in forms
 // the merge does not write (a varint longer than it needs, a header
-// with another count or last value), which are written anew; a long
-// stored list that a delta of many values turns dense though it adds
-// none.
+// with another count or last value, a varint with bits past 32), which
+// are written anew; a long stored list that a delta of many values turns
+// dense though it adds none.
 func TestMergeEncodedKeepsStored(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 12))
 	distinct := func(s []uint32) []uint32 {
@@ -643,6 +643,22 @@ func TestMergeEncodedKeepsStored(t *testing.T) {
 				}
 			}
 		}
+	}
+	// A first value past 2^28 (a varint of 5 bytes; encoded hashes with
+	// their rank flagged): kept as it is, and written anew with bits past
+	// 32 in its fifth byte.
+	high := sparseEncoding([]uint32{0xf000_0001, 0xf000_0003, 0xf100_0001})
+	over := slices.Clone(high)
+	over[sparseHeader+4] |= 0x10
+	delta := sparseEncoding([]uint32{0xf000_0001, 0xf100_0001})
+	if got, ok := mergeEncoded(high, delta); !ok || &got[0] != &high[0] {
+		t.Fatal("a list starting with a varint of 5 bytes, delta held: not kept")
+	}
+	s, _ := parseSketchForm(over)
+	d, _ := parseSketchForm(delta)
+	want, _ := mergeSparseAll(s, d)
+	if got, ok := mergeEncoded(over, delta); !ok || !bytes.Equal(got, want) || bytes.Equal(got, over) {
+		t.Fatal("a varint with bits past 32: not written anew")
 	}
 	// Dense stored sketches.
 	for range 20 {
