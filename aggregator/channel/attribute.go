@@ -50,12 +50,13 @@ func Attribute(landing, referrer string) Traffic {
 	return Traffic{Source: "(direct)", Medium: "(none)", Campaign: "(direct)"}
 }
 
-// query parses the query of a URL or path; empty when there is none or it
-// is malformed (an event's path may hold anything a sender put there).
+// query parses the query of a URL or path; empty (nil, which reads as
+// an empty one, without a map made) when there is none or it is
+// malformed (an event's path may hold anything a sender put there).
 func query(landing string) url.Values {
 	_, raw, ok := strings.Cut(landing, "?")
 	if !ok {
-		return url.Values{}
+		return nil
 	}
 	raw, _, _ = strings.Cut(raw, "#")
 	// On a malformed pair ParseQuery still returns the pairs that parsed.

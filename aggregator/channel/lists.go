@@ -78,11 +78,16 @@ func engineName(host string) string {
 	if _, ok := siteHosts[host]; ok {
 		return host
 	}
-	labels := strings.Split(host, ".")
-	for _, l := range labels[:len(labels)-1] {
+	// Each label but the last, without splitting into a new slice.
+	for rest := host; ; {
+		l, after, more := strings.Cut(rest, ".")
+		if !more {
+			break
+		}
 		if siteNames[l] == search {
 			return l
 		}
+		rest = after
 	}
 	return host
 }
@@ -96,11 +101,16 @@ func categoryOf(source string) category {
 	if c := siteNames[source]; c != none {
 		return c
 	}
-	labels := strings.Split(source, ".")
-	for _, l := range labels[:len(labels)-1] {
+	// Each label but the last, without splitting into a new slice.
+	for rest := source; ; {
+		l, after, more := strings.Cut(rest, ".")
+		if !more {
+			break
+		}
 		if c := siteNames[l]; c != none {
 			return c
 		}
+		rest = after
 	}
 	return none
 }
