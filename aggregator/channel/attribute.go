@@ -29,6 +29,9 @@ func (t Traffic) Group() string { return Group(t.Source, t.Medium, t.Campaign, "
 //     (organic); any other site is its host / referral, campaign (referral);
 //   - else (direct) / (none), campaign (direct).
 //
+// Only a landing page's query counts: of one without a query ("?") the
+// source is the referrer's alone, whatever its path.
+//
 // A gclid with campaign tags keeps the tags' campaign but is google / cpc,
 // as with GA4's auto-tagging. Values are lower-cased but for the campaign,
 // valid UTF-8 without control characters, and at most maxValueRunes long.

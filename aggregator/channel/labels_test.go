@@ -104,3 +104,20 @@ func BenchmarkAttribute(b *testing.B) {
 		}
 	}
 }
+
+// TestAttributeWithoutQuery: of a landing page without a query, the
+// source is the referrer's alone (the derivation's memo of sources by
+// referrer, aggregator/write, counts on it).
+func TestAttributeWithoutQuery(t *testing.T) {
+	landings := []string{"", "/", "/page/1", "/a#utm_source=x", "https://example.com/x", "/%zz", "gclid=1", "/utm_source=a&gclid=2", "/\x00\xff"}
+	referrers := []string{"", "https://www.google.com/", "https://ref1.example/", "android-app://com.google.android.gm",
+		"http://Bing.com:80/x", "%zz", "https://t.co/abc", "ftp://x.example/", "https://search.yahoo.co.jp/"}
+	for _, r := range referrers {
+		want := Attribute("/", r)
+		for _, l := range landings {
+			if got := Attribute(l, r); got != want {
+				t.Fatalf("Attribute(%q, %q) = %+v, Attribute(\"/\", %q) = %+v", l, r, got, r, want)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,6 +24,32 @@ import (
 func trafficSource(path, referrer string) postgres.Traffic {
 	t := channel.Attribute(path, referrer)
 	return postgres.Traffic{Source: t.Source, Medium: t.Medium, Campaign: t.Campaign, Group: t.Group()}
+}
+
+// sourceMemo holds the traffic sources (trafficSource) of referrers, for
+// landing pages without a query, whose source is the referrer's alone
+// (channel.Attribute): a chunk attributes each of its distinct (page,
+// referrer) pairs, mostly of a few hundred referrers and no query.
+type sourceMemo map[string]postgres.Traffic
+
+// maxSourceMemo bounds the referrers a sourceMemo holds; a full one is
+// emptied.
+const maxSourceMemo = 4096
+
+// source is trafficSource(path, referrer), from m when path has no query.
+func (m *sourceMemo) source(path, referrer string) postgres.Traffic {
+	if strings.IndexByte(path, '?') >= 0 {
+		return trafficSource(path, referrer)
+	}
+	if t, ok := (*m)[referrer]; ok {
+		return t
+	}
+	t := trafficSource(path, referrer)
+	if *m == nil || len(*m) >= maxSourceMemo {
+		*m = make(sourceMemo)
+	}
+	(*m)[referrer] = t
+	return t
 }
 
 // deriveSite runs one derivation transaction of site and returns how many
@@ -228,7 +255,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// Strings in their own short transactions (see ResolveEvents), into
 	// the scratch's rows.
 	res := w.scratch.resolved()
-	if err := w.store.ResolveEventsTo(ctx, res, events, trafficSource); err != nil {
+	if err := w.store.ResolveEventsTo(ctx, res, events, w.scratch.sources.source); err != nil {
 		return false, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
 	for i := range res.Rows {

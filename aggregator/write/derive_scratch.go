@@ -43,6 +43,9 @@ type deriveScratch struct {
 	// oversized counts the chunks in a row for which events was over
 	// shrinkPast times too large.
 	oversized int
+	// sources holds the traffic sources of referrers the chunks
+	// attributed (sourceMemo).
+	sources sourceMemo
 	// max bounds the events an array kept may hold: a larger one (a
 	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
 	max int
@@ -126,5 +129,5 @@ const maxPayloadPerEvent = 256
 // drop zeroes and drops the arrays.
 func (s *deriveScratch) drop() {
 	s.clean()
-	s.events, s.res, s.payloads, s.as = nil, postgres.Resolved{}, nil, sessions.Assignment{}
+	s.events, s.res, s.payloads, s.as, s.sources = nil, postgres.Resolved{}, nil, sessions.Assignment{}, nil
 }
