@@ -37,9 +37,10 @@ const decodedMaxAge = 10 * time.Second
 // is memory the runtime must clear, collect and fault in again, and a
 // copy of them per batch kept as much again.
 //
-// Memory is bounded by max events (the room of the arrays kept and free,
-// plus their compressed wire; arrays lent to ingest are bounded by the
-// batches it handles at once): when full, new batches are not kept, so
+// Memory is bounded by max events (those of the batches kept, and the
+// room of the free ones; plus the kept batches' compressed wire and the
+// room their arrays have past their events; the batches lent to ingest
+// are bounded by the batches it handles at once): when full, new batches are not kept, so
 // under a backlog the oldest batches, which derivations take first, stay;
 // and none is kept until derivations have caught up with the staged rows
 // (behind). Entries older than decodedMaxAge go when the next batch is
@@ -51,7 +52,7 @@ type decodedBatches struct {
 	mu     sync.Mutex
 	byHash map[uint64][]*decodedBatch // by maphash of the wire
 	order  []*decodedBatch            // in the order kept, for expiry
-	events int                        // room of the arrays of entries held
+	events int                        // events of the batches kept
 	// holds counts, for each batch kept and not yet put back, its holders
 	// beside the entry's: ingest's (until Release), and the entry's
 	// (until taken and recycled, or dropped). A batch never kept has none.
@@ -152,14 +153,14 @@ func (c *decodedBatches) keep(wire []byte, b *protocol.Batch, now time.Time) {
 	if c.behind {
 		return
 	}
-	if c.events+cap(b.Events) > c.max {
+	if c.events+len(b.Events) > c.max {
 		c.behind = true
 		return
 	}
 	e := &decodedBatch{hash: h, wire: bytes.Clone(wire), batch: b, at: now}
 	c.byHash[h] = append(c.byHash[h], e)
 	c.order = append(c.order, e)
-	c.events += cap(b.Events)
+	c.events += len(b.Events)
 	c.holds[b] = max(c.holds[b], 1) + 1 // the entry's, beside the caller's
 	for len(c.free) > 0 && c.events+c.freeCap > c.max {
 		last := len(c.free) - 1
@@ -198,7 +199,7 @@ func (c *decodedBatches) expire(now time.Time) {
 // remove takes e out of byHash and the count (mu held).
 func (c *decodedBatches) remove(e *decodedBatch) {
 	e.gone = true
-	c.events -= cap(e.batch.Events)
+	c.events -= len(e.batch.Events)
 	list := slices.DeleteFunc(c.byHash[e.hash], func(x *decodedBatch) bool { return x == e })
 	if len(list) == 0 {
 		delete(c.byHash, e.hash)
