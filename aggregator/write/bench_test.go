@@ -55,7 +55,7 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 	if err := s.EnsureEventDays(ctx, events); err != nil {
 		b.Fatal(err)
 	}
-	res, err := s.ResolveEvents(ctx, events, trafficSource)
+	res, err := resolveNew(ctx, s.Store, events, trafficSource)
 	if err != nil {
 		b.Fatal(err)
 	}

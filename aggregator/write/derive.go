@@ -252,7 +252,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		events, derived = deriveEvents(events, as, newUser)
 		w.scratch.wrote(events)
 	}
-	// Strings in their own short transactions (see ResolveEvents), into
+	// Strings in their own short transactions (see ResolveEventsTo), into
 	// the scratch's rows.
 	res := w.scratch.resolved()
 	if err := w.store.ResolveEventsTo(ctx, res, events, w.scratch.sources.source); err != nil {

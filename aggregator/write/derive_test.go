@@ -139,7 +139,7 @@ func TestDerivationCutShort(t *testing.T) {
 	if err := other.EnsureEventDays(ctx, b.Events); err != nil {
 		t.Fatal(err)
 	}
-	res, err := other.ResolveEvents(ctx, b.Events, trafficSource)
+	res, err := resolveNew(ctx, other, b.Events, trafficSource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,4 +230,13 @@ func TestTwoNodesOneSite(t *testing.T) {
 		WHERE x.site_id = e.site_id AND x.visitor_id = e.visitor_id AND x.session_id = e.session_id)`, int32(site.ID)); n != 0 {
 		t.Errorf("%d events without their session", n)
 	}
+}
+
+// resolveNew is s.ResolveEventsTo into a new Resolved.
+func resolveNew(ctx context.Context, s *postgres.Store, events []protocol.Event, attribute func(path, referrer string) postgres.Traffic) (*postgres.Resolved, error) {
+	res := new(postgres.Resolved)
+	if err := s.ResolveEventsTo(ctx, res, events, attribute); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

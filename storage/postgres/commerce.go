@@ -38,7 +38,7 @@ var ItemProfile = &Profile{Table: "item_profiles", Column: "item_profile_id",
 
 // CommerceProfile is event_commerce seen as a profile of events and
 // event_items rows (their commerce_id): the dims ids of the transaction and
-// currency, beside the amounts. Readers join it; ResolveEvents does not
+// currency, beside the amounts. Readers join it; ResolveEventsTo does not
 // write it.
 var CommerceProfile = &Profile{Table: "event_commerce", Column: "commerce_id",
 	Kinds: []DimKind{DimTransaction, DimCurrency}}
@@ -111,7 +111,7 @@ type ItemKey [9]string
 
 // ResolveItems returns the item_profiles id of each key of site (parallel),
 // inserting the strings and profiles not known yet, in their own short
-// transactions like ResolveEvents.
+// transactions like ResolveEventsTo.
 func (s *Store) ResolveItems(ctx context.Context, site uint32, keys []ItemKey) ([]int32, error) {
 	out, _, err := s.ResolveItemDims(ctx, site, keys)
 	return out, err

@@ -124,7 +124,7 @@ type dimResolver struct {
 	// look-up by the string alone costs less than the cache's, which
 	// hashes and compares site, kind and string under its lock. Ids never
 	// change, so a remembered id is the cache's; it lives as long as the
-	// resolver (one ResolveEvents), for one site at a time.
+	// resolver (one ResolveEventsTo), for one site at a time.
 	known [numDimKinds]map[string]int32
 
 	// addrs is the store's table of strings by address (nil: none),
@@ -260,7 +260,7 @@ func (r *dimResolver) fill(c *dimCache, site uint32, from int, fields []string, 
 		r.pending = append(r.pending, dimSlot{ids, int32(k), at})
 		// Until settle, a provisional id: negative, one per missing
 		// string, so that the caller can tell strings apart by id
-		// (ResolveEvents' traffic pairs).
+		// (ResolveEventsTo's traffic pairs).
 		ids[k] = -(at + 1)
 	}
 }

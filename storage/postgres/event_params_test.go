@@ -21,7 +21,7 @@ func TestEncodeParams(t *testing.T) {
 	for i := range 20 {
 		many[strings.Repeat("k", i+1)] = long[:i*15]
 	}
-	// One buffer for every case, as ResolveEvents shares one between its
+	// One buffer for every case, as ResolveEventsTo shares one between its
 	// rows: a column must keep its bytes whatever is appended after it.
 	var buf []byte
 	type written struct{ col, copied []byte }

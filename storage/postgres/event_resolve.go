@@ -94,27 +94,20 @@ func pairKey(dims *[numDimKinds]int32) uint64 {
 	return uint64(uint32(dims[DimPagePath-1]))<<32 | uint64(uint32(dims[DimReferrer-1]))
 }
 
-// ResolveEvents resolves the events' strings to dims and profile ids and
-// builds their rows. An event flagged as a session start (its sender cut
-// the session) carries its traffic source, attribute(path, referrer), on
-// its row; attribute also gives the source of every distinct page and
-// referrer (Resolved.Traffic). Strings are inserted in their own short
-// transactions, apart from any other: see resolveDims.
-func (s *Store) ResolveEvents(ctx context.Context, events []protocol.Event, attribute func(path, referrer string) Traffic) (*Resolved, error) {
-	res := new(Resolved)
-	if err := s.ResolveEventsTo(ctx, res, events, attribute); err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// ResolveEventsTo is ResolveEvents into res, whose arrays it reuses
-// (Rows and TrafficOf, a derivation chunk's worth: about 200 bytes an
-// event): what res held before is overwritten, and rows it held past the
-// events' number are zeroed, so they keep no params or amounts alive.
-// The rows of res.Rows' array past its length must be zero, as
-// ResolveEventsTo leaves them (a caller that shortens Rows clears what
-// it cuts). On error res holds no rows.
+// ResolveEventsTo resolves the events' strings to dims and profile ids and
+// builds their rows into res. An event flagged as a session start (its
+// sender cut the session) carries its traffic source, attribute(path,
+// referrer), on its row; attribute also gives the source of every
+// distinct page and referrer (Resolved.Traffic). Strings are inserted in
+// their own short transactions, apart from any other: see resolveDims.
+//
+// res's arrays are reused (Rows and TrafficOf, a derivation chunk's
+// worth: about 200 bytes an event): what res held before is overwritten,
+// and rows it held past the events' number are zeroed, so they keep no
+// params or amounts alive. The rows of res.Rows' array past its length
+// must be zero, as ResolveEventsTo leaves them (a caller that shortens
+// Rows clears what it cuts); a new Resolved is. On error res holds no
+// rows.
 func (s *Store) ResolveEventsTo(ctx context.Context, res *Resolved, events []protocol.Event, attribute func(path, referrer string) Traffic) error {
 	// The resolution below relies on zero rows; the array is zero past
 	// the rows of the last use.

@@ -39,7 +39,7 @@ func benchTraffic(_, referrer string) Traffic {
 	return Traffic{Source: referrer, Medium: "referral", Group: "Referral"}
 }
 
-// BenchmarkResolveEvents measures ResolveEvents on 25,000 events of the
+// BenchmarkResolveEvents measures ResolveEventsTo into a new Resolved on 25,000 events of the
 // end-to-end bench's traffic once their strings and profiles are cached,
 // as they are in a busy site's derivations: Go work only, no statement.
 func BenchmarkResolveEvents(b *testing.B) {
@@ -50,12 +50,12 @@ func BenchmarkResolveEvents(b *testing.B) {
 		b.Fatal(err)
 	}
 	events := resolveBenchEvents(b, site.ID, 25_000)
-	if _, err := s.ResolveEvents(ctx, events, benchTraffic); err != nil { // fills the caches
+	if _, err := resolveNew(ctx, s, events, benchTraffic); err != nil { // fills the caches
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.ResolveEvents(ctx, events, benchTraffic); err != nil {
+		if _, err := resolveNew(ctx, s, events, benchTraffic); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -83,7 +83,7 @@ func BenchmarkResolveEventsTo(b *testing.B) {
 	}
 }
 
-// A ResolveEvents call's rows are the same after a larger call of other
+// A ResolveEventsTo call's rows are the same after a larger call of other
 // events as before it (the profile caches they share; ResolveEventsTo's
 // reuse of memory is TestResolveEventsToReuses').
 func TestResolveEventsAfterLarger(t *testing.T) {
@@ -95,14 +95,14 @@ func TestResolveEventsAfterLarger(t *testing.T) {
 	}
 	all := resolveBenchEvents(t, site.ID, 3000)
 	small := all[2000:]
-	first, err := s.ResolveEvents(ctx, small, benchTraffic)
+	first, err := resolveNew(ctx, s, small, benchTraffic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ResolveEvents(ctx, all[:2000], benchTraffic); err != nil {
+	if _, err := resolveNew(ctx, s, all[:2000], benchTraffic); err != nil {
 		t.Fatal(err)
 	}
-	again, err := s.ResolveEvents(ctx, small, benchTraffic)
+	again, err := resolveNew(ctx, s, small, benchTraffic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,13 +136,13 @@ func BenchmarkResolveEventsCold(b *testing.B) {
 		}
 		events := resolveBenchEvents(b, site.ID, 25_000)
 		b.StartTimer()
-		if _, err := s.ResolveEvents(ctx, events, benchTraffic); err != nil {
+		if _, err := resolveNew(ctx, s, events, benchTraffic); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// ResolveEvents' ids are the dims rows of the events' strings, whether
+// ResolveEventsTo's ids are the dims rows of the events' strings, whether
 // cached or inserted by the call (whose pairs it keys by provisional ids),
 // across two sites that share strings: each row's ids name its own
 // strings, a session start's traffic ids its pair's source, other rows
@@ -169,10 +169,10 @@ func TestResolveEventsIDs(t *testing.T) {
 		}
 	}
 	// The first half cached by an earlier call, the second half new.
-	if _, err := s.ResolveEvents(ctx, events[:200], benchTraffic); err != nil {
+	if _, err := resolveNew(ctx, s, events[:200], benchTraffic); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.ResolveEvents(ctx, events, benchTraffic)
+	res, err := resolveNew(ctx, s, events, benchTraffic)
 	if err != nil {
 		t.Fatal(err)
 	}

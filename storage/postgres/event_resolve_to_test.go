@@ -12,7 +12,7 @@ import (
 
 // TestResolveEventsToReuses: ResolveEventsTo into a Resolved that held
 // the rows of more events, with session starts, parameters and commerce
-// ids where the new events have none, gives the rows ResolveEvents gives
+// ids where the new events have none, gives the rows ResolveEventsTo gives
 // afresh, and leaves the array zero past them.
 func TestResolveEventsToReuses(t *testing.T) {
 	s := newStore(t)
@@ -41,7 +41,7 @@ func TestResolveEventsToReuses(t *testing.T) {
 	if err := s.ResolveEventsTo(ctx, &res, later, benchTraffic); err != nil {
 		t.Fatal(err)
 	}
-	want, err := s.ResolveEvents(ctx, later, benchTraffic)
+	want, err := resolveNew(ctx, s, later, benchTraffic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +75,19 @@ func TestResolveEventsToReuses(t *testing.T) {
 	if err := s.ResolveEventsTo(ctx, &res, again, benchTraffic); err != nil {
 		t.Fatal(err)
 	}
-	if want, err = s.ResolveEvents(ctx, again, benchTraffic); err != nil {
+	if want, err = resolveNew(ctx, s, again, benchTraffic); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, &res, cmpopts.IgnoreUnexported(Resolved{})); diff != "" {
 		t.Fatalf("rows reused twice differ from fresh ones (-fresh +reused):\n%s", diff)
 	}
+}
+
+// resolveNew is s.ResolveEventsTo into a new Resolved.
+func resolveNew(ctx context.Context, s *Store, events []protocol.Event, attribute func(path, referrer string) Traffic) (*Resolved, error) {
+	res := new(Resolved)
+	if err := s.ResolveEventsTo(ctx, res, events, attribute); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
