@@ -21,17 +21,20 @@ import (
 
 // registerFlatArrays makes m encode the store's slices into arrays with
 // flatArrayCodec (pgxpool.Config.AfterConnect, for every connection).
+// The plans of one map share one paramBuf: m is one connection's, and
+// one statement's array parameters all go into the same buffer.
 func registerFlatArrays(m *pgtype.Map) {
+	pb := &paramBuf{}
 	for _, a := range []struct {
 		oid  uint32
 		plan flatArrayPlan
 	}{
-		{pgtype.Int2ArrayOID, intArrayPlan[int16]{pgtype.Int2OID}},
-		{pgtype.Int4ArrayOID, intArrayPlan[int32]{pgtype.Int4OID}},
-		{pgtype.Int8ArrayOID, intArrayPlan[int64]{pgtype.Int8OID}},
-		{pgtype.TimestamptzArrayOID, timestamptzArrayPlan{}},
-		{pgtype.DateArrayOID, dateArrayPlan{}},
-		{pgtype.ByteaArrayOID, byteaArrayPlan{}},
+		{pgtype.Int2ArrayOID, intArrayPlan[int16]{pgtype.Int2OID, pb}},
+		{pgtype.Int4ArrayOID, intArrayPlan[int32]{pgtype.Int4OID, pb}},
+		{pgtype.Int8ArrayOID, intArrayPlan[int64]{pgtype.Int8OID, pb}},
+		{pgtype.TimestamptzArrayOID, timestamptzArrayPlan{pb}},
+		{pgtype.DateArrayOID, dateArrayPlan{pb}},
+		{pgtype.ByteaArrayOID, byteaArrayPlan{pb}},
 	} {
 		t, ok := m.TypeForOID(a.oid)
 		if !ok {
@@ -72,17 +75,53 @@ const (
 	elemLenBytes     = 4
 )
 
+// paramBuf is the buffer a connection's array parameters are encoded
+// into, kept from one statement to the next. pgx appends a statement's
+// parameters to one buffer, and after the statement drops it for a new
+// one of 256 bytes when it grew past that: without paramBuf, each
+// statement of large arrays grew a new buffer.
+//
+// pgx hands a statement's parameter bytes to the connection (copies them
+// into its Bind message) before it encodes the next statement's (as it
+// does with its own buffer when it keeps it), and a connection runs one
+// statement at a time: a buffer that is not b's is a new statement's (or
+// a later one of the same statement, holding its earlier parameters at
+// the same offsets), and b is then free to take its bytes.
+type paramBuf struct{ b []byte }
+
+// room returns buf, or a copy of it in p's buffer, with room for need
+// more bytes. When p's buffer must grow, it grows to at least twice what
+// buf holds, so a statement of many large arrays copies its parameters a
+// few times, not once per array. A nil p grows buf.
+func (p *paramBuf) room(buf []byte, need int) []byte {
+	if cap(buf)-len(buf) >= need {
+		return buf
+	}
+	if p == nil {
+		return slices.Grow(buf, need+len(buf))
+	}
+	if !sameArray(buf, p.b) && cap(p.b) >= len(buf)+need {
+		p.b = append(p.b[:0], buf...)
+		return p.b
+	}
+	b := make([]byte, len(buf), 2*len(buf)+need)
+	copy(b, buf)
+	p.b = b
+	return b
+}
+
+// sameArray reports whether a and b start at the same element of one
+// backing array.
+func sameArray(a, b []byte) bool {
+	return cap(a) > 0 && cap(b) > 0 && unsafe.SliceData(a) == unsafe.SliceData(b)
+}
+
 // appendArrayHeader appends the header of a one-dimensional array of n
 // elements of type elem (an empty slice too has its dimension, of length
-// 0, as pgx writes it), with room for size more bytes. buf holds the
-// statement's parameters before this one (pgx appends them all to one
-// buffer): when it must grow, it grows to at least twice what it holds,
-// so a statement of many large arrays copies its parameters a few times,
-// not once per array.
-func appendArrayHeader(buf []byte, n int, elem uint32, size int) []byte {
-	if need := arrayHeaderBytes + size; cap(buf)-len(buf) < need {
-		buf = slices.Grow(buf, need+len(buf))
-	}
+// 0, as pgx writes it), with room (p.room) for size more bytes. buf holds
+// the statement's parameters before this one.
+func (p *paramBuf) appendArrayHeader(buf []byte, n int, elem uint32, size int) []byte {
+	buf = p.room(buf, arrayHeaderBytes+size)
 	buf = binary.BigEndian.AppendUint32(buf, 1) // dimensions
 	buf = binary.BigEndian.AppendUint32(buf, 0) // no nulls
 	buf = binary.BigEndian.AppendUint32(buf, elem)
@@ -95,7 +134,10 @@ func appendArrayHeader(buf []byte, n int, elem uint32, size int) []byte {
 
 // intArrayPlan encodes []T into an array of elem (int2, int4 or int8, of
 // T's width).
-type intArrayPlan[T int16 | int32 | int64] struct{ elem uint32 }
+type intArrayPlan[T int16 | int32 | int64] struct {
+	elem uint32
+	pb   *paramBuf
+}
 
 func (intArrayPlan[T]) takes(v any) bool { _, ok := v.([]T); return ok }
 
@@ -105,7 +147,7 @@ func (p intArrayPlan[T]) Encode(value any, buf []byte) ([]byte, error) {
 		return nil, nil
 	}
 	width := int(unsafe.Sizeof(T(0)))
-	buf = appendArrayHeader(buf, len(a), p.elem, len(a)*(elemLenBytes+width))
+	buf = p.pb.appendArrayHeader(buf, len(a), p.elem, len(a)*(elemLenBytes+width))
 	for _, v := range a {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(width))
 		switch width {
@@ -127,16 +169,16 @@ const (
 	y2kDays   = 946_684_800 / 86400
 )
 
-type timestamptzArrayPlan struct{}
+type timestamptzArrayPlan struct{ pb *paramBuf }
 
 func (timestamptzArrayPlan) takes(v any) bool { _, ok := v.([]time.Time); return ok }
 
-func (timestamptzArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
+func (p timestamptzArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 	a := value.([]time.Time)
 	if a == nil {
 		return nil, nil
 	}
-	buf = appendArrayHeader(buf, len(a), pgtype.TimestamptzOID, len(a)*(elemLenBytes+8))
+	buf = p.pb.appendArrayHeader(buf, len(a), pgtype.TimestamptzOID, len(a)*(elemLenBytes+8))
 	for i := range a {
 		t := &a[i]
 		buf = binary.BigEndian.AppendUint32(buf, 8)
@@ -146,16 +188,16 @@ func (timestamptzArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 }
 
 // dateArrayPlan encodes each time's date in its own location, as pgx does.
-type dateArrayPlan struct{}
+type dateArrayPlan struct{ pb *paramBuf }
 
 func (dateArrayPlan) takes(v any) bool { _, ok := v.([]time.Time); return ok }
 
-func (dateArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
+func (p dateArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 	a := value.([]time.Time)
 	if a == nil {
 		return nil, nil
 	}
-	buf = appendArrayHeader(buf, len(a), pgtype.DateOID, len(a)*(elemLenBytes+4))
+	buf = p.pb.appendArrayHeader(buf, len(a), pgtype.DateOID, len(a)*(elemLenBytes+4))
 	for i := range a {
 		y, m, d := a[i].Date()
 		days := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()/86400 - y2kDays
@@ -166,11 +208,11 @@ func (dateArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 }
 
 // byteaArrayPlan writes a nil element as NULL, as pgx does.
-type byteaArrayPlan struct{}
+type byteaArrayPlan struct{ pb *paramBuf }
 
 func (byteaArrayPlan) takes(v any) bool { _, ok := v.([][]byte); return ok }
 
-func (byteaArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
+func (p byteaArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 	a := value.([][]byte)
 	if a == nil {
 		return nil, nil
@@ -180,7 +222,7 @@ func (byteaArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 		size += len(b)
 	}
 	start := len(buf)
-	buf = appendArrayHeader(buf, len(a), pgtype.ByteaOID, size)
+	buf = p.pb.appendArrayHeader(buf, len(a), pgtype.ByteaOID, size)
 	for _, b := range a {
 		if b == nil {
 			binary.BigEndian.PutUint32(buf[start+4:], 1) // has nulls

@@ -2,10 +2,15 @@ package postgres
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -75,5 +80,223 @@ func TestFlatArrayEncoding(t *testing.T) {
 		f(pgtype.ByteaArrayOID, format, [][]byte{{1, 2, 3}, {}, nil, bytes.Repeat([]byte{9}, 300)})
 		f(pgtype.ByteaArrayOID, format, [][]byte{{1}, {2}})
 		f(pgtype.TextArrayOID, format, []string{"a", ""})
+	}
+}
+
+// arrayParamValues are generated parameter values of the types the flat
+// plans take, and of types pgx encodes itself, with nil slices, empty
+// ones, NULL elements and extremes, from small to large.
+func arrayParamValues(rng *rand.Rand) (oids []uint32, values []any) {
+	n := []int{0, 1, 3, 40, 300, 5000}[rng.IntN(6)]
+	switch rng.IntN(9) {
+	case 0:
+		a := make([]int16, n)
+		for i := range a {
+			a[i] = int16(rng.Uint32())
+		}
+		if n > 1 {
+			a[0], a[1] = math.MinInt16, math.MaxInt16
+		}
+		return []uint32{pgtype.Int2ArrayOID}, []any{a}
+	case 1:
+		a := make([]int32, n)
+		for i := range a {
+			a[i] = int32(rng.Uint32())
+		}
+		if n > 1 {
+			a[0], a[1] = math.MinInt32, math.MaxInt32
+		}
+		return []uint32{pgtype.Int4ArrayOID}, []any{a}
+	case 2:
+		a := make([]int64, n)
+		for i := range a {
+			a[i] = int64(rng.Uint64())
+		}
+		if n > 1 {
+			a[0], a[1] = math.MinInt64, math.MaxInt64
+		}
+		return []uint32{pgtype.Int8ArrayOID}, []any{a}
+	case 3, 4:
+		a := make([]time.Time, n)
+		for i := range a {
+			a[i] = time.Unix(rng.Int64N(4e9)-1e9, rng.Int64N(1e9)).UTC()
+		}
+		oid := uint32(pgtype.TimestamptzArrayOID)
+		if rng.IntN(2) == 0 {
+			oid = pgtype.DateArrayOID
+		}
+		return []uint32{oid}, []any{a}
+	case 5, 6:
+		a := make([][]byte, n)
+		for i := range a {
+			switch rng.IntN(5) {
+			case 0: // NULL
+			case 1:
+				a[i] = []byte{}
+			default:
+				a[i] = make([]byte, rng.IntN(60))
+				for j := range a[i] {
+					a[i][j] = byte(rng.Uint32())
+				}
+			}
+		}
+		return []uint32{pgtype.ByteaArrayOID}, []any{a}
+	case 7:
+		a := make([]string, n)
+		for i := range a {
+			a[i] = strings.Repeat("x", rng.IntN(20))
+		}
+		return []uint32{pgtype.TextArrayOID}, []any{a}
+	default:
+		if rng.IntN(4) == 0 {
+			return []uint32{pgtype.Int4ArrayOID}, []any{[]int32(nil)}
+		}
+		return []uint32{pgtype.Int4OID}, []any{int32(rng.Uint32())}
+	}
+}
+
+// A connection's flat plans encode each statement's arrays into the
+// buffer they keep from the statement before: every parameter of every
+// statement, built as pgx builds them (one buffer per statement, dropped
+// for a new one of 256 bytes when it grew past that), holds the bytes
+// pgx's own codecs write, and a statement the kept buffer has room for
+// allocates nothing.
+func TestParamBufReuse(t *testing.T) {
+	plain := pgtype.NewMap()
+	flat := pgtype.NewMap()
+	registerFlatArrays(flat)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf []byte
+	for stmt := range 400 {
+		var oids []uint32
+		var values []any
+		for range 1 + rng.IntN(8) {
+			o, v := arrayParamValues(rng)
+			oids, values = append(oids, o...), append(values, v...)
+		}
+		params := make([][]byte, len(values))
+		for i, v := range values {
+			pos := len(buf)
+			b, err := flat.Encode(oids[i], pgtype.BinaryFormatCode, v, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b == nil {
+				continue
+			}
+			buf = b
+			params[i] = buf[pos:]
+		}
+		var all []byte // the statement's buffer: each parameter appended
+		for i, v := range values {
+			want, err := plain.Encode(oids[i], pgtype.BinaryFormatCode, v, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(params[i], want) || (params[i] == nil) != (want == nil) {
+				t.Fatalf("statement %d parameter %d (oid %d): got %d bytes, want %d", stmt, i, oids[i], len(params[i]), len(want))
+			}
+			all = append(all, want...)
+		}
+		if !bytes.Equal(buf, all) {
+			t.Fatalf("statement %d: its buffer does not hold its parameters", stmt)
+		}
+		if buf = buf[:0]; cap(buf) > 256 {
+			buf = make([]byte, 0, 256)
+		}
+	}
+	large := [][]byte{bytes.Repeat([]byte{1}, 1<<16), nil, {}}
+	ints := make([]int32, 1<<14)
+	values := []any{ints, large, ints}
+	encode := func() {
+		b := make([]byte, 0, 256)
+		for _, v := range values {
+			var err error
+			oid := uint32(pgtype.Int4ArrayOID)
+			if _, ok := v.([][]byte); ok {
+				oid = pgtype.ByteaArrayOID
+			}
+			if b, err = flat.Encode(oid, pgtype.BinaryFormatCode, v, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	encode()
+	// The 256 bytes pgx gives each statement are the one allocation.
+	if n := testing.AllocsPerRun(20, encode); n > 1 {
+		t.Errorf("a statement the kept buffer has room for allocates %v times", n)
+	}
+}
+
+// Through PostgreSQL, statements and batches of array parameters on a
+// connection of the store's pool (flat plans keeping their buffer) read
+// back as on a connection with pgx's own codecs.
+func TestParamBufRoundTrip(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Release()
+	plainConn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plainConn.Close(ctx)
+	if _, ok := plainConn.TypeMap().PlanEncode(pgtype.Int4ArrayOID, pgtype.BinaryFormatCode, []int32{1}).(intArrayPlan[int32]); ok {
+		t.Fatal("the plain connection has flat plans")
+	}
+	types := map[uint32]string{
+		pgtype.Int2ArrayOID: "int2[]", pgtype.Int4ArrayOID: "int4[]", pgtype.Int8ArrayOID: "int8[]",
+		pgtype.TimestamptzArrayOID: "timestamptz[]", pgtype.DateArrayOID: "date[]",
+		pgtype.ByteaArrayOID: "bytea[]", pgtype.TextArrayOID: "text[]", pgtype.Int4OID: "int4",
+	}
+	// query is a statement returning the text of each parameter.
+	query := func(oids []uint32) string {
+		cols := make([]string, len(oids))
+		for i, o := range oids {
+			cols[i] = fmt.Sprintf("md5(coalesce($%d::%s::text, 'NULL'))", i+1, types[o])
+		}
+		return "SELECT " + strings.Join(cols, " || ")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 30 {
+		var b pgx.Batch
+		var want []string
+		for range 1 + rng.IntN(4) {
+			var oids []uint32
+			var values []any
+			for range 1 + rng.IntN(6) {
+				o, v := arrayParamValues(rng)
+				oids, values = append(oids, o...), append(values, v...)
+			}
+			b.Queue(query(oids), values...)
+			var w string
+			if err := plainConn.QueryRow(ctx, query(oids), values...).Scan(&w); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := pc.QueryRow(ctx, query(oids), values...).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != w {
+				t.Fatalf("round %d: statement of %v reads back otherwise", round, oids)
+			}
+			want = append(want, w)
+		}
+		br := pc.SendBatch(ctx, &b)
+		for i, w := range want {
+			var got string
+			if err := br.QueryRow().Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != w {
+				t.Fatalf("round %d: batched statement %d reads back otherwise", round, i)
+			}
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
