@@ -1,11 +1,16 @@
 package postgres
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"time"
 	"unsafe"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -25,6 +30,7 @@ import (
 // one statement's array parameters all go into the same buffer.
 func registerFlatArrays(m *pgtype.Map) {
 	pb := &paramBuf{}
+	pb.room.p = pb
 	for _, a := range []struct {
 		oid  uint32
 		plan flatArrayPlan
@@ -43,7 +49,7 @@ func registerFlatArrays(m *pgtype.Map) {
 		if _, done := t.Codec.(*flatArrayCodec); done {
 			continue
 		}
-		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: &flatArrayCodec{Codec: t.Codec, plan: a.plan}})
+		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: &flatArrayCodec{Codec: t.Codec, plan: a.plan, pb: pb}})
 	}
 }
 
@@ -52,6 +58,7 @@ func registerFlatArrays(m *pgtype.Map) {
 type flatArrayCodec struct {
 	pgtype.Codec
 	plan flatArrayPlan
+	pb   *paramBuf
 }
 
 // flatArrayPlan encodes the values it takes into the binary array form.
@@ -87,13 +94,21 @@ const (
 // statement at a time: a buffer that is not b's is a new statement's (or
 // a later one of the same statement, holding its earlier parameters at
 // the same offsets), and b is then free to take its bytes.
-type paramBuf struct{ b []byte }
+type paramBuf struct {
+	b []byte
+	// fe is, while a statement is sent on a bindRoomTx, its connection's
+	// frontend: the arrays make room for the statement's Bind message in
+	// the frontend's write buffer (bindRoom), wire when it fits.
+	fe   *pgproto3.Frontend
+	wire []byte
+	room bindRoom
+}
 
-// room returns buf, or a copy of it in p's buffer, with room for need
+// grow returns buf, or a copy of it in p's buffer, with room for need
 // more bytes. When p's buffer must grow, it grows to at least twice what
 // buf holds, so a statement of many large arrays copies its parameters a
 // few times, not once per array. A nil p grows buf.
-func (p *paramBuf) room(buf []byte, need int) []byte {
+func (p *paramBuf) grow(buf []byte, need int) []byte {
 	if cap(buf)-len(buf) >= need {
 		return buf
 	}
@@ -118,10 +133,14 @@ func sameArray(a, b []byte) bool {
 
 // appendArrayHeader appends the header of a one-dimensional array of n
 // elements of type elem (an empty slice too has its dimension, of length
-// 0, as pgx writes it), with room (p.room) for size more bytes. buf holds
+// 0, as pgx writes it), with room (p.grow) for size more bytes. buf holds
 // the statement's parameters before this one.
 func (p *paramBuf) appendArrayHeader(buf []byte, n int, elem uint32, size int) []byte {
-	buf = p.room(buf, arrayHeaderBytes+size)
+	buf = p.grow(buf, arrayHeaderBytes+size)
+	if p != nil && p.fe != nil {
+		p.room.n = len(buf) + arrayHeaderBytes + size + bindSlack
+		p.fe.Send(&p.room)
+	}
 	buf = binary.BigEndian.AppendUint32(buf, 1) // dimensions
 	buf = binary.BigEndian.AppendUint32(buf, 0) // no nulls
 	buf = binary.BigEndian.AppendUint32(buf, elem)
@@ -233,4 +252,95 @@ func (p byteaArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 		buf = append(buf, b...)
 	}
 	return buf, nil
+}
+
+// The Bind message pgx sends a statement's parameters in is appended to
+// the connection's write buffer (pgproto3.Frontend), which pgx drops
+// after each statement when it grew past 1 KiB: a statement of large
+// arrays grew a new one, copying the parameters before it at each
+// parameter that did not fit. A statement sent on a bindRoomTx has its
+// arrays give that buffer room for the parameters encoded so far, plus
+// bindSlack for the message's header and any parameters after them, from
+// the connection's kept wire buffer.
+
+// bindSlack is the room for a Bind message's header (statement name,
+// formats) and the parameters after the last array.
+const bindSlack = 1024
+
+// bindRoom is a frontend message of no bytes: it makes room for n more
+// in the frontend's write buffer (dst), in p.wire. wire is free when dst
+// is not it: the frontend drops its buffer for a new one after it wrote
+// it (when dst is wire, that holds messages to send).
+type bindRoom struct {
+	p *paramBuf
+	n int
+}
+
+func (*bindRoom) Frontend() {}
+
+func (*bindRoom) Decode([]byte) error { return errors.New("postgres: bindRoom is not decoded") }
+
+func (r *bindRoom) Encode(dst []byte) ([]byte, error) {
+	need := len(dst) + r.n
+	if cap(dst) >= need {
+		return dst, nil
+	}
+	w := r.p.wire
+	if sameArray(dst, w) || cap(w) < need {
+		w = make([]byte, 0, need+need/4)
+	}
+	w = append(w[:0], dst...)
+	r.p.wire = w
+	return w, nil
+}
+
+// bindRoomTx is a transaction whose Exec, Query, QueryRow and SendBatch
+// encode their array parameters with room for the Bind message
+// (paramBuf.fe): pgx encodes them on the calling goroutine, before it
+// sends them. Not CopyFrom: pgx encodes its rows on a goroutine of its
+// own while it sends them.
+type bindRoomTx struct {
+	pgx.Tx
+	pb *paramBuf
+}
+
+// newBindRoomTx is tx, a bindRoomTx when its connection has flat plans.
+func newBindRoomTx(tx pgx.Tx) pgx.Tx {
+	t, ok := tx.Conn().TypeMap().TypeForOID(pgtype.Int4ArrayOID)
+	if !ok {
+		return tx
+	}
+	c, ok := t.Codec.(*flatArrayCodec)
+	if !ok {
+		return tx
+	}
+	return bindRoomTx{Tx: tx, pb: c.pb}
+}
+
+func (t bindRoomTx) arm() { t.pb.fe = t.Conn().PgConn().Frontend() }
+
+func (t bindRoomTx) disarm() { t.pb.fe = nil }
+
+func (t bindRoomTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t.arm()
+	defer t.disarm()
+	return t.Tx.Exec(ctx, sql, args...)
+}
+
+func (t bindRoomTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	t.arm()
+	defer t.disarm()
+	return t.Tx.Query(ctx, sql, args...)
+}
+
+func (t bindRoomTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	t.arm()
+	defer t.disarm()
+	return t.Tx.QueryRow(ctx, sql, args...)
+}
+
+func (t bindRoomTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	t.arm()
+	defer t.disarm()
+	return t.Tx.SendBatch(ctx, b)
 }

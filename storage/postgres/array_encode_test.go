@@ -260,8 +260,27 @@ func TestParamBufRoundTrip(t *testing.T) {
 		}
 		return "SELECT " + strings.Join(cols, " || ")
 	}
+	tx, err := pc.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	rtx := newBindRoomTx(tx)
+	if _, ok := rtx.(bindRoomTx); !ok {
+		t.Fatalf("the store's connection's transaction is a %T", rtx)
+	}
+	// Odd rounds run on the transaction, their arrays making room for
+	// the Bind message; even ones straight on the connection.
+	var q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for round := range 30 {
+	for round := range 40 {
+		q = pc
+		if round%2 == 1 {
+			q = rtx
+		}
 		var b pgx.Batch
 		var want []string
 		for range 1 + rng.IntN(4) {
@@ -277,7 +296,7 @@ func TestParamBufRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got string
-			if err := pc.QueryRow(ctx, query(oids), values...).Scan(&got); err != nil {
+			if err := q.QueryRow(ctx, query(oids), values...).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != w {
@@ -285,7 +304,7 @@ func TestParamBufRoundTrip(t *testing.T) {
 			}
 			want = append(want, w)
 		}
-		br := pc.SendBatch(ctx, &b)
+		br := q.SendBatch(ctx, &b)
 		for i, w := range want {
 			var got string
 			if err := br.QueryRow().Scan(&got); err != nil {
@@ -298,5 +317,42 @@ func TestParamBufRoundTrip(t *testing.T) {
 		if err := br.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// bindRoom writes nothing: it returns the frontend's buffer with its
+// messages and room for n more, in the kept wire buffer unless the
+// frontend's buffer is that one.
+func TestBindRoom(t *testing.T) {
+	p := &paramBuf{}
+	r := &bindRoom{p: p}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var dst []byte
+	for i := range 300 {
+		pending := dst[:rng.IntN(min(len(dst), 2000)+1)]
+		for j := range pending {
+			pending[j] = byte(rng.Uint32())
+		}
+		want := bytes.Clone(pending)
+		if rng.IntN(3) == 0 { // the frontend's own buffer, as after a flush
+			pending = append(make([]byte, 0, 1024), pending...)
+		}
+		r.n = rng.IntN(100_000)
+		wasWire := sameArray(pending, p.wire)
+		oldWire := p.wire
+		got, err := r.Encode(pending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) || cap(got)-len(got) < r.n {
+			t.Fatalf("%d: got %d bytes of room %d, want %d with room %d", i, len(got), cap(got)-len(got), len(want), r.n)
+		}
+		if cap(pending)-len(pending) < r.n && !wasWire && cap(oldWire) >= len(pending)+r.n && !sameArray(got, oldWire) {
+			t.Fatalf("%d: the kept wire buffer had room but was not used", i)
+		}
+		dst = got
+	}
+	if err := r.Decode(nil); err == nil {
+		t.Error("bindRoom decodes")
 	}
 }

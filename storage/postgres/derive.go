@@ -62,7 +62,7 @@ func (s *Store) BeginDerive(ctx context.Context, site uint32) (*DeriveTx, error)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: begin: %w", site, err)
 	}
-	d := &DeriveTx{s: s, tx: tx, site: site, zone: time.UTC, currency: "USD", keyEvents: []string{"purchase"}}
+	d := &DeriveTx{s: s, tx: newBindRoomTx(tx), site: site, zone: time.UTC, currency: "USD", keyEvents: []string{"purchase"}}
 	if err := d.begin(ctx); err != nil {
 		d.Rollback(ctx)
 		if errors.Is(err, ErrSiteBusy) {
