@@ -306,20 +306,41 @@ type bindRoomTx struct {
 
 // newBindRoomTx is tx, a bindRoomTx when its connection has flat plans.
 func newBindRoomTx(tx pgx.Tx) pgx.Tx {
-	t, ok := tx.Conn().TypeMap().TypeForOID(pgtype.Int4ArrayOID)
-	if !ok {
-		return tx
+	if pb := paramBufOf(tx.Conn()); pb != nil {
+		return bindRoomTx{Tx: tx, pb: pb}
 	}
-	c, ok := t.Codec.(*flatArrayCodec)
-	if !ok {
-		return tx
-	}
-	return bindRoomTx{Tx: tx, pb: c.pb}
+	return tx
 }
 
-func (t bindRoomTx) arm() { t.pb.fe = t.Conn().PgConn().Frontend() }
+// paramBufOf is the paramBuf of c's flat plans, nil when it has none.
+func paramBufOf(c *pgx.Conn) *paramBuf {
+	t, ok := c.TypeMap().TypeForOID(pgtype.Int4ArrayOID)
+	if !ok {
+		return nil
+	}
+	if fc, ok := t.Codec.(*flatArrayCodec); ok {
+		return fc.pb
+	}
+	return nil
+}
 
-func (t bindRoomTx) disarm() { t.pb.fe = nil }
+// arm makes p's arrays make room for the Bind message of the statement
+// sent on c (of which p is the paramBuf) until disarm; nil p does nothing.
+func (p *paramBuf) arm(c *pgx.Conn) {
+	if p != nil {
+		p.fe = c.PgConn().Frontend()
+	}
+}
+
+func (p *paramBuf) disarm() {
+	if p != nil {
+		p.fe = nil
+	}
+}
+
+func (t bindRoomTx) arm() { t.pb.arm(t.Conn()) }
+
+func (t bindRoomTx) disarm() { t.pb.disarm() }
 
 func (t bindRoomTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	t.arm()

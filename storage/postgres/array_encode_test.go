@@ -269,17 +269,26 @@ func TestParamBufRoundTrip(t *testing.T) {
 	if _, ok := rtx.(bindRoomTx); !ok {
 		t.Fatalf("the store's connection's transaction is a %T", rtx)
 	}
-	// Odd rounds run on the transaction, their arrays making room for
-	// the Bind message; even ones straight on the connection.
+	// A round's statements run on the transaction, their arrays making
+	// room for the Bind message, or straight on the connection, or through
+	// describeExec (making room too); its batch on the transaction or the
+	// connection.
 	var q interface {
-		QueryRow(context.Context, string, ...any) pgx.Row
 		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
 	}
+	var one Querier
+	de := describeExec{pc.Conn(), paramBufOf(pc.Conn())}
+	if de.pb == nil {
+		t.Fatal("the store's connection has no paramBuf")
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for round := range 40 {
-		q = pc
-		if round%2 == 1 {
+	for round := range 60 {
+		q, one = pc, pc
+		switch round % 3 {
+		case 1:
 			q = rtx
+		case 2:
+			one = de
 		}
 		var b pgx.Batch
 		var want []string
@@ -296,7 +305,15 @@ func TestParamBufRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got string
-			if err := q.QueryRow(ctx, query(oids), values...).Scan(&got); err != nil {
+			if round%3 == 1 {
+				err = rtx.QueryRow(ctx, query(oids), values...).Scan(&got)
+			} else {
+				var rows pgx.Rows
+				if rows, err = one.Query(ctx, query(oids), values...); err == nil {
+					got, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
+				}
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got != w {

@@ -748,16 +748,23 @@ func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupAgg, key
 		return nil, fmt.Errorf("read rollup_days: %w", err)
 	}
 	defer conn.Release()
-	return agg.readAndMerge(ctx, describeExec{conn}, keys)
+	return agg.readAndMerge(ctx, describeExec{conn.Conn(), paramBufOf(conn.Conn())}, keys)
 }
 
-// describeExec runs its Querier's statements as unnamed statements whose
-// parameter types it asks the server first (pgx.QueryExecModeDescribeExec):
-// planned for their values at every execution, never a cached generic plan.
-type describeExec struct{ q Querier }
+// describeExec runs its connection's statements as unnamed statements
+// whose parameter types it asks the server first
+// (pgx.QueryExecModeDescribeExec): planned for their values at every
+// execution, never a cached generic plan. Their arrays make room for
+// their Bind message (pb, as a bindRoomTx's).
+type describeExec struct {
+	c  *pgx.Conn
+	pb *paramBuf
+}
 
 func (e describeExec) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return e.q.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
+	e.pb.arm(e.c)
+	defer e.pb.disarm()
+	return e.c.Query(ctx, sql, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
 }
 
 // store writes the deltas in a to rollup_days inside tx (storeRollupRounds).
