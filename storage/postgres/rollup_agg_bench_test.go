@@ -50,7 +50,7 @@ func rollupBenchRows(n int) []EventRow {
 
 // BenchmarkRollupAggregate measures what a derivation of 25,000 events of
 // the end-to-end bench's traffic does in Go for rollup_days before it
-// reads the stored rows: every event into its cells (addTo, visitors
+// reads the stored rows: every event into its cells (addRows, visitors
 // collected per cell) and the cells' delta sketches built (settle).
 func BenchmarkRollupAggregate(b *testing.B) {
 	rows := rollupBenchRows(25_000)
@@ -59,9 +59,7 @@ func BenchmarkRollupAggregate(b *testing.B) {
 		agg := make(rollupAgg)
 		hours := &hourCache{loc: time.UTC}
 		last := new(rollupSlots)
-		for i := range rows {
-			agg.addTo(&rows[i], hours, true, last)
-		}
+		agg.addRows(rows, hours, last)
 		agg.settle()
 	}
 }

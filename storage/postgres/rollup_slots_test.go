@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
 	"maps"
 	"math/rand/v2"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // TestAddToSlotsEqualsMapLookups: a derivation's rows aggregated through
@@ -110,6 +113,111 @@ func TestSortedRollupKeysOrder(t *testing.T) {
 		want := slices.SortedFunc(maps.Keys(cells), compareRollupKeys)
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: %d keys sorted otherwise than by compareRollupKeys", tc.name, len(want))
+		}
+	}
+}
+
+// TestAddRowsEqualsAddTo: rows aggregated by addRows (a cell touched once
+// per stint of its slot) make the cells addTo row by row makes (counters,
+// amounts and visitor runs alike, and the sketches settle builds of them,
+// byte for byte), over generated rows: visitors' runs of random length,
+// interleaved, with sessions, active and first-visit bits, key events,
+// page views and amounts changing within runs, dims that change row by
+// row or hold for a run, two sites, local days on both sides of midnight,
+// and rows given in chunks to one set of slots, as a derivation's chunks.
+func TestAddRowsEqualsAddTo(t *testing.T) {
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		rows := rollupBenchRows(5000)
+		at := time.Date(2026, 12, 6, 4, 50, 0, 0, time.UTC) // 23:50 local
+		var cur EventRow
+		for i := range rows {
+			r := &rows[i]
+			at = at.Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+			r.TS = at
+			if i == 0 || rng.IntN(12) == 0 { // a new run
+				cur.Visitor, cur.Session = 1+rng.Int64N(40), 1+rng.Int64N(3)
+				cur.Site = 1 + int32(rng.IntN(20)/19)
+				cur.DayActive = rng.IntN(4) != 0
+				cur.SessionTraffic, cur.SessionLanding = rng.Int32N(4), rng.Int32N(5)
+				cur.Dims = r.Dims
+			}
+			r.Visitor, r.Session, r.Site, r.DayActive = cur.Visitor, cur.Session, cur.Site, cur.DayActive
+			r.SessionTraffic, r.SessionLanding = cur.SessionTraffic, cur.SessionLanding
+			if rng.IntN(30) == 0 {
+				r.DayActive = !r.DayActive
+			}
+			if rng.IntN(6) != 0 {
+				r.Dims = cur.Dims // the run's dims but for some
+			}
+			for k := range r.Dims {
+				if rng.IntN(8) == 0 {
+					r.Dims[k] = rng.Int32N(6)
+				}
+			}
+			r.Flags, r.PageView, r.Engage, r.Amounts = 0, rng.IntN(3) == 0, rng.Int32N(3)*1000, nil
+			if rng.IntN(10) == 0 {
+				r.Flags |= int16(protocol.FlagFirstVisit)
+			}
+			if rng.IntN(7) == 0 {
+				r.Flags |= int16(protocol.FlagKeyEvent)
+			}
+			if rng.IntN(9) == 0 {
+				r.Amounts = &Amounts{rng.Float64(), 0, rng.Float64() / 3}
+			}
+		}
+		day := localDay(rows[0].TS, loc)
+		build := func(byRows bool) rollupAgg {
+			a := make(rollupAgg)
+			a.moveLandingCounters(1, day, 1, &rollupCell{events: 3, views: 1})
+			hours, last := &hourCache{loc: loc}, new(rollupSlots)
+			for from := 0; from < len(rows); {
+				to := min(len(rows), from+1+rng.IntN(700))
+				if byRows {
+					a.addRows(rows[from:to], hours, last)
+				} else {
+					for i := range rows[from:to] {
+						a.addTo(&rows[from+i], hours, true, last)
+					}
+				}
+				from = to
+			}
+			return a
+		}
+		got, want := build(true), build(false)
+		compareCells := func(stage string) {
+			t.Helper()
+			if len(got) != len(want) {
+				t.Fatalf("seed %d, %s: %d cells by addRows, %d by addTo", seed, stage, len(got), len(want))
+			}
+			for k, w := range want {
+				if g := got[k]; g == nil || !reflect.DeepEqual(*g, *w) {
+					t.Fatalf("seed %d, %s: cell %+v by addRows: %+v, by addTo: %+v", seed, stage, k, g, w)
+				}
+			}
+		}
+		compareCells("collected")
+		got.settle()
+		want.settle()
+		compareCells("settled")
+		for k, w := range want {
+			for j := range 3 {
+				wb, err := w.sketches.deltaBytes(j)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gb, err := got[k].sketches.deltaBytes(j)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(gb, wb) {
+					t.Fatalf("seed %d: cell %+v's sketch %d by addRows differs from addTo's", seed, k, j)
+				}
+			}
 		}
 	}
 }

@@ -306,8 +306,12 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 type rollupSlots struct {
 	site  int32
 	valid bool // site is set
-	slots [rollupExtraSlots + numDimKinds]rollupSlot
+	slots [rollupSlotCap]rollupSlot
 }
+
+// rollupSlotCap is the room of rollupSlots' slots (more than
+// rollupSlotKinds', which the slots' users walk).
+const rollupSlotCap = rollupExtraSlots + numDimKinds
 
 // rollupSlot is one slot of rollupSlots.
 type rollupSlot struct {
@@ -409,6 +413,121 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 			c.addAmounts(row.Amounts)
 		}
 		c.addVisitor(h, bits, dedupe)
+	}
+}
+
+// addRows is addTo of each of rows, with dedupe, remembering cells in
+// last, but it touches a cell once per stint of a slot on it, not once
+// per event: a run of rows of one visitor, session and bits (and site)
+// keeps most slots on the cell they used last (day, hour, host, country
+// …), and those slots only compare their day and dims id. A slot's cell
+// takes the counters of its stint when the slot leaves it, at the end
+// of the run or at the end of rows (the difference of the running totals
+// of rows since the slot came to it, base, and now, run), and the run's
+// visitor when the stint begins: addTo's addVisitor of the stint's later
+// rows would change nothing (the cell's last visitor is that visitor
+// with those bits; no other slot has the cell). Amounts, rare, go into
+// the cells row by row, in row order as addTo's. When it returns, every
+// cell holds all of its rows.
+func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots) {
+	var (
+		run  slotCounts
+		base [rollupSlotCap]slotCounts
+		// The current run's.
+		visitor, session int64
+		site             int32
+		bits             uint8
+		h, sh            uint64
+	)
+	for i := range rows {
+		row := &rows[i]
+		day, hour := hours.of(row.TS)
+		// GA4's is_active_user: the user was active at some point of the
+		// event's day (userDays), not necessarily at this event.
+		b := visitorBits(row.DayActive, uint8(row.Flags)&protocol.FlagFirstVisit != 0)
+		fresh := i == 0 || row.Visitor != visitor || row.Session != session || row.Site != site || b != bits
+		if fresh {
+			last.leave(&run, &base)
+			if !last.valid || last.site != row.Site {
+				*last = rollupSlots{site: row.Site, valid: true}
+			}
+			if i == 0 || row.Visitor != visitor {
+				h = VisitorHash(uint64(row.Visitor))
+			}
+			sh = SessionHash(row.Visitor, row.Session)
+			visitor, session, site, bits = row.Visitor, row.Session, row.Site, b
+		}
+		dims := slotDims(row, hour)
+		for j, kind := range rollupSlotKinds {
+			s := &last.slots[j]
+			dd := dayDim(day, dims[j])
+			if s.cell == nil || s.dayDim != dd {
+				if s.cell != nil {
+					s.cell.addCounts(run.minus(base[j]))
+				}
+				base[j] = run
+				a.slotCell(s, rollupKey{site: site, kind: kind, day: day, dim: dims[j]}, dd)
+			} else if !fresh {
+				continue
+			}
+			// The landing page's holds no sketches, the sessions
+			// kinds' sessions.
+			switch {
+			case j == 0:
+			case j < visitorSlots:
+				s.cell.addVisitor(sh, visitorUser, true)
+			default:
+				s.cell.addVisitor(h, bits, true)
+			}
+		}
+		if row.Amounts != nil {
+			// The landing page's and the sessions kinds hold none.
+			for j := visitorSlots; j < len(rollupSlotKinds); j++ {
+				last.slots[j].cell.addAmounts(row.Amounts)
+			}
+		}
+		run.events++
+		if row.PageView {
+			run.views++
+		}
+		if uint8(row.Flags)&protocol.FlagKeyEvent != 0 {
+			run.keyEvents++
+		}
+		run.engageMs += int64(row.Engage)
+	}
+	last.leave(&run, &base)
+}
+
+// slotCounts are a cell's counters: addRows' running totals of rows, and
+// their differences. They wrap as the cells' do, so a difference of
+// totals is the sum of the rows between them all the same.
+type slotCounts struct {
+	events, views, keyEvents int32
+	engageMs                 int64
+}
+
+// minus is the counts of the rows between totals b and c.
+func (c slotCounts) minus(b slotCounts) slotCounts {
+	return slotCounts{c.events - b.events, c.views - b.views, c.keyEvents - b.keyEvents, c.engageMs - b.engageMs}
+}
+
+// addCounts adds n to the cell's counters.
+func (c *rollupCell) addCounts(n slotCounts) {
+	c.events += n.events
+	c.views += n.views
+	c.keyEvents += n.keyEvents
+	c.engageMs += n.engageMs
+}
+
+// leave gives each slot's cell its counters since base (run, the running
+// totals, minus the slot's base), and starts every slot's stint anew at
+// run.
+func (s *rollupSlots) leave(run *slotCounts, base *[rollupSlotCap]slotCounts) {
+	for j := range rollupSlotKinds {
+		if c := s.slots[j].cell; c != nil && base[j] != *run {
+			c.addCounts(run.minus(base[j]))
+		}
+		base[j] = *run
 	}
 }
 
@@ -644,9 +763,7 @@ func (d *DeriveTx) accumulate(ctx context.Context, rows []EventRow, items []Item
 	if copyRows && len(rows) > 0 {
 		copied = d.copyEventsBeside(ctx, rows)
 	}
-	for i := range rows {
-		c.agg.addTo(&rows[i], c.hours, true, &c.last)
-	}
+	c.agg.addRows(rows, c.hours, &c.last)
 	for i := range items {
 		c.agg.addItem(&items[i], c.hours)
 	}
