@@ -307,7 +307,15 @@ type rollupSlots struct {
 	site  int32
 	valid bool // site is set
 	slots [rollupSlotCap]rollupSlot
+	// free are cells made for the slots' new cells, rollupCellSlab at a
+	// time: a derivation makes thousands of cells, and one allocation
+	// of many costs a fraction of one each. A slab is kept while any of
+	// its cells is: an aggregate's cells go together.
+	free []rollupCell
 }
+
+// rollupCellSlab is how many cells rollupSlots allocates at a time.
+const rollupCellSlab = 24
 
 // rollupSlotCap is the room of rollupSlots' slots (more than
 // rollupSlotKinds', which the slots' users walk).
@@ -333,12 +341,19 @@ func (a rollupAgg) get(k rollupKey) *rollupCell {
 	return c
 }
 
-// slotCell is a's cell of key k for slot, found by its dayDim dd in the
-// slot's cells or else in a (made if there is none), and remembered.
-func (a rollupAgg) slotCell(slot *rollupSlot, k rollupKey, dd uint64) *rollupCell {
+// slotCell is a's cell of key k for slot (one of last's), found by its
+// dayDim dd in the slot's cells or else in a (made from last's free cells
+// if there is none), and remembered.
+func (a rollupAgg) slotCell(last *rollupSlots, slot *rollupSlot, k rollupKey, dd uint64) *rollupCell {
 	c := slot.cells[dd]
 	if c == nil {
-		c = a.get(k)
+		if c = a[k]; c == nil {
+			if len(last.free) == 0 {
+				last.free = make([]rollupCell, rollupCellSlab)
+			}
+			c, last.free = &last.free[0], last.free[1:]
+			a[k] = c
+		}
 		if slot.cells == nil {
 			slot.cells = make(map[uint64]*rollupCell)
 		}
@@ -394,7 +409,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 		case last.slots[j].cell != nil && last.slots[j].dayDim == dayDim(day, dims[j]):
 			c = last.slots[j].cell
 		default:
-			c = a.slotCell(&last.slots[j], rollupKey{site: row.Site, kind: kind, day: day, dim: dims[j]}, dayDim(day, dims[j]))
+			c = a.slotCell(last, &last.slots[j], rollupKey{site: row.Site, kind: kind, day: day, dim: dims[j]}, dayDim(day, dims[j]))
 		}
 		c.events++
 		c.views += views
@@ -466,7 +481,7 @@ func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots)
 					s.cell.addCounts(run.minus(base[j]))
 				}
 				base[j] = run
-				a.slotCell(s, rollupKey{site: site, kind: kind, day: day, dim: dims[j]}, dd)
+				a.slotCell(last, s, rollupKey{site: site, kind: kind, day: day, dim: dims[j]}, dd)
 			} else if !fresh {
 				continue
 			}
