@@ -221,3 +221,29 @@ func TestAddRowsEqualsAddTo(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotDims: slotDims gives the landing page, the page path and title
+// (the sessions kinds), the traffic source and the hour, then the dims of
+// RollupKinds in their order, for rows of random dims; rollupSlotCount
+// is the count of rollupSlotKinds.
+func TestSlotDims(t *testing.T) {
+	if len(rollupSlotKinds) != rollupSlotCount {
+		t.Fatalf("%d slot kinds, rollupSlotCount %d", len(rollupSlotKinds), rollupSlotCount)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		var r EventRow
+		for k := range r.Dims {
+			r.Dims[k] = rng.Int32()
+		}
+		r.SessionLanding, r.SessionTraffic = rng.Int32(), rng.Int32()
+		hour := rng.Int32N(24)
+		want := []int32{r.SessionLanding, r.Dims[DimPagePath-1], r.Dims[DimTitle-1], r.SessionTraffic, hour, 0}
+		for _, k := range RollupKinds {
+			want = append(want, r.Dims[k-1])
+		}
+		if got := slotDims(&r, hour); !slices.Equal(got[:], want) {
+			t.Fatalf("slotDims %v, want %v", got, want)
+		}
+	}
+}

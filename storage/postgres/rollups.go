@@ -306,7 +306,7 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 type rollupSlots struct {
 	site  int32
 	valid bool // site is set
-	slots [rollupSlotCap]rollupSlot
+	slots [rollupSlotCount]rollupSlot
 	// free are cells made for the slots' new cells, rollupCellSlab at a
 	// time: a derivation makes thousands of cells, and one allocation
 	// of many costs a fraction of one each. A slab is kept while any of
@@ -316,10 +316,6 @@ type rollupSlots struct {
 
 // rollupCellSlab is how many cells rollupSlots allocates at a time.
 const rollupCellSlab = 24
-
-// rollupSlotCap is the room of rollupSlots' slots (more than
-// rollupSlotKinds', which the slots' users walk).
-const rollupSlotCap = rollupExtraSlots + numDimKinds
 
 // rollupSlot is one slot of rollupSlots.
 type rollupSlot struct {
@@ -447,7 +443,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots) {
 	var (
 		run  slotCounts
-		base [rollupSlotCap]slotCounts
+		base [rollupSlotCount]slotCounts
 		// The current run's.
 		visitor, session int64
 		site             int32
@@ -473,7 +469,7 @@ func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots)
 			visitor, session, site, bits = row.Visitor, row.Session, row.Site, b
 		}
 		dims := slotDims(row, hour)
-		for j, kind := range rollupSlotKinds {
+		for j := range rollupSlotCount {
 			s := &last.slots[j]
 			dd := dayDim(day, dims[j])
 			if s.cell == nil || s.dayDim != dd {
@@ -481,7 +477,7 @@ func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots)
 					s.cell.addCounts(run.minus(base[j]))
 				}
 				base[j] = run
-				a.slotCell(last, s, rollupKey{site: site, kind: kind, day: day, dim: dims[j]}, dd)
+				a.slotCell(last, s, rollupKey{site: site, kind: rollupSlotKinds[j], day: day, dim: dims[j]}, dd)
 			} else if !fresh {
 				continue
 			}
@@ -497,7 +493,7 @@ func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots)
 		}
 		if row.Amounts != nil {
 			// The landing page's and the sessions kinds hold none.
-			for j := visitorSlots; j < len(rollupSlotKinds); j++ {
+			for j := visitorSlots; j < rollupSlotCount; j++ {
 				last.slots[j].cell.addAmounts(row.Amounts)
 			}
 		}
@@ -537,8 +533,8 @@ func (c *rollupCell) addCounts(n slotCounts) {
 // leave gives each slot's cell its counters since base (run, the running
 // totals, minus the slot's base), and starts every slot's stint anew at
 // run.
-func (s *rollupSlots) leave(run *slotCounts, base *[rollupSlotCap]slotCounts) {
-	for j := range rollupSlotKinds {
+func (s *rollupSlots) leave(run *slotCounts, base *[rollupSlotCount]slotCounts) {
+	for j := range rollupSlotCount {
 		if c := s.slots[j].cell; c != nil && base[j] != *run {
 			c.addCounts(run.minus(base[j]))
 		}
@@ -574,14 +570,20 @@ func (c *rollupCell) addRun(h uint64, bits uint8, dedupe bool) {
 }
 
 // slotDims are row's dims ids in rollupSlotKinds' order, hour its local
-// hour.
-func slotDims(row *EventRow, hour int32) (dims [rollupExtraSlots + numDimKinds]int32) {
-	dims[0], dims[1], dims[2], dims[3], dims[4] = row.SessionLanding, row.Dims[DimPagePath-1], row.Dims[DimTitle-1], row.SessionTraffic, hour
-	for i, kind := range RollupKinds {
-		dims[rollupExtraSlots+i] = row.Dims[kind-1]
-	}
+// hour. RollupKinds' are read at constant indices, not looked up kind by
+// kind (TestSlotDims holds them to RollupKinds' order).
+func slotDims(row *EventRow, hour int32) (dims [rollupSlotCount]int32) {
+	d := &row.Dims
+	dims[0], dims[1], dims[2], dims[3], dims[4] = row.SessionLanding, d[DimPagePath-1], d[DimTitle-1], row.SessionTraffic, hour
+	dims[6], dims[7], dims[8], dims[9] = d[DimEventName-1], d[DimPagePath-1], d[DimHost-1], d[DimTitle-1]
+	dims[10], dims[11], dims[12], dims[13] = d[DimReferrer-1], d[DimCountry-1], d[DimBrowser-1], d[DimOS-1]
+	dims[14], dims[15], dims[16] = d[DimDevice-1], d[DimSource-1], d[DimChannelGroup-1]
 	return dims
 }
+
+// rollupSlotCount is len(rollupSlotKinds), as a constant: loops over the
+// slots by it index their arrays unchecked.
+const rollupSlotCount = rollupExtraSlots + 11
 
 // visitorSlots is the first of rollupSlotKinds' slots whose sketches hold
 // visitors (the session's traffic, the hour, all events, RollupKinds'):
