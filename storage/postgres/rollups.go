@@ -632,6 +632,7 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 // (settleSketches), not built hash by hash.
 func (a rollupAgg) settle() {
 	var scratch [3][]uint32
+	var list []byte
 	for _, c := range a {
 		if c.lastBits == 0 && len(c.seen) == 0 {
 			continue
@@ -659,7 +660,7 @@ func (a rollupAgg) settle() {
 			put(v.h, v.bits)
 		}
 		c.seen = c.seen[:0]
-		c.sketches.settle(&scratch)
+		c.sketches.settleWith(&scratch, &list)
 	}
 }
 

@@ -425,7 +425,11 @@ func (c *cellSketches) deltaBytes(j int) ([]byte, error) {
 // the cell active, or new: most cells) is sorted and serialized once:
 // the delta sketches then share their bytes, which nothing writes to
 // (a sparse serialization decodes into a copy; a merge makes new bytes).
-func (c *cellSketches) settle(hashes *[3][]uint32) {
+func (c *cellSketches) settle(hashes *[3][]uint32) { c.settleWith(hashes, nil) }
+
+// settleWith is settle, encoding the lists of sets that fit into *list
+// (nil: none; grown as needed) first (sparseEncodingIn).
+func (c *cellSketches) settleWith(hashes *[3][]uint32, list *[]byte) {
 	var sameAsUsers [3]bool
 	for j := 1; j < len(hashes); j++ {
 		sameAsUsers[j] = len(hashes[j]) > 0 && slices.Equal(hashes[j], hashes[0])
@@ -459,6 +463,24 @@ func (c *cellSketches) settle(hashes *[3][]uint32) {
 		}
 		if j == 0 {
 			users = set
+		}
+		if (fresh || held) && list != nil && 5*len(set) <= denseAfter {
+			// The list takes no more than 5 bytes a value: it fits.
+			enc := sparseEncodingIn(set, list)
+			if fresh {
+				c.delta[j], c.encoded[j] = enc, true
+				if j == 0 {
+					usersEnc, usersFresh = c.delta[j], true
+				}
+				continue
+			}
+			if merged, ok := mergeEncoded(c.delta[j], enc); ok {
+				if j == 0 {
+					usersWas, usersNow, usersMerged = c.delta[j], merged, true
+				}
+				c.delta[j] = merged
+				continue
+			}
 		}
 		size := sparseListBytes(set)
 		if fresh && size <= denseAfter {
@@ -699,4 +721,45 @@ func (s *sessionState) scanDest() []any {
 		dest = append(dest, &s.dims[i])
 	}
 	return dest
+}
+
+// sparseEncodingIn is sparseEncoding of set (sorted, distinct, not
+// empty), whose list is written into *list (grown to 5 bytes a value if
+// shorter) and copied out at its length: the values are walked once, not
+// twice (sparseListBytes, then sparseEncodingSized).
+func sparseEncodingIn(set []uint32, list *[]byte) []byte {
+	if len(*list) < 5*len(set) {
+		*list = make([]byte, max(5*len(set), 2*len(*list)))
+	}
+	b := *list
+	i, last := 0, uint32(0)
+	for _, k := range set {
+		x := k - last
+		last = k
+		switch {
+		case x < 1<<7:
+			b[i] = uint8(x)
+			i++
+		case x < 1<<14:
+			_ = b[i+1]
+			b[i], b[i+1] = uint8(x|0x80), uint8(x>>7)
+			i += 2
+		case x < 1<<21:
+			_ = b[i+2]
+			b[i], b[i+1], b[i+2] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14)
+			i += 3
+		case x < 1<<28:
+			_ = b[i+3]
+			b[i], b[i+1], b[i+2], b[i+3] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14|0x80), uint8(x>>21)
+			i += 4
+		default:
+			_ = b[i+4]
+			b[i], b[i+1], b[i+2], b[i+3], b[i+4] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14|0x80), uint8(x>>21|0x80), uint8(x>>28)
+			i += 5
+		}
+	}
+	out := make([]byte, sparseHeader+i)
+	copy(out[sparseHeader:], b[:i])
+	putSparseHeader(out, uint32(len(set)), last)
+	return out
 }
