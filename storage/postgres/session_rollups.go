@@ -731,35 +731,9 @@ func sparseEncodingIn(set []uint32, list *[]byte) []byte {
 	if len(*list) < 5*len(set) {
 		*list = make([]byte, max(5*len(set), 2*len(*list)))
 	}
-	b := *list
-	i, last := 0, uint32(0)
-	for _, k := range set {
-		x := k - last
-		last = k
-		switch {
-		case x < 1<<7:
-			b[i] = uint8(x)
-			i++
-		case x < 1<<14:
-			_ = b[i+1]
-			b[i], b[i+1] = uint8(x|0x80), uint8(x>>7)
-			i += 2
-		case x < 1<<21:
-			_ = b[i+2]
-			b[i], b[i+1], b[i+2] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14)
-			i += 3
-		case x < 1<<28:
-			_ = b[i+3]
-			b[i], b[i+1], b[i+2], b[i+3] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14|0x80), uint8(x>>21)
-			i += 4
-		default:
-			_ = b[i+4]
-			b[i], b[i+1], b[i+2], b[i+3], b[i+4] = uint8(x|0x80), uint8(x>>7|0x80), uint8(x>>14|0x80), uint8(x>>21|0x80), uint8(x>>28)
-			i += 5
-		}
-	}
+	i, last := putSparseList(*list, set)
 	out := make([]byte, sparseHeader+i)
-	copy(out[sparseHeader:], b[:i])
+	copy(out[sparseHeader:], (*list)[:i])
 	putSparseHeader(out, uint32(len(set)), last)
 	return out
 }

@@ -320,8 +320,17 @@ func sparseEncoding(set []uint32) []byte { return sparseEncodingSized(set, spars
 // bytes at once, not appended byte by byte.
 func sparseEncodingSized(set []uint32, size int) []byte {
 	out := make([]byte, sparseHeader+size)
-	b := out[sparseHeader:]
-	i, last := 0, uint32(0)
+	_, last := putSparseList(out[sparseHeader:], set)
+	putSparseHeader(out, uint32(len(set)), last)
+	return out
+}
+
+// putSparseList writes the list of set (sorted, distinct) into b, each
+// difference as its varint's bytes at once, not appended byte by byte;
+// b must hold them (sparseListBytes, or 5 bytes a value). It returns the
+// bytes written and the last value.
+func putSparseList(b []byte, set []uint32) (n int, last uint32) {
+	i := 0
 	for _, k := range set {
 		x := k - last
 		last = k
@@ -347,8 +356,7 @@ func sparseEncodingSized(set []uint32, size int) []byte {
 			i += 5
 		}
 	}
-	putSparseHeader(out, uint32(len(set)), last)
-	return out
+	return i, last
 }
 
 // sparseRegisters raises regs to the ranks of a sparse list's encoded
