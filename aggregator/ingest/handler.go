@@ -78,30 +78,27 @@ type Handler struct {
 	cfgAt time.Time
 
 	failLog logthrottle.Throttle
+
+	// batches holds decoded batches for the next ones to decode into
+	// (protocol.DecodeBatchInto): a batch's events are about 400 bytes
+	// each, a fresh array of them per batch is memory the runtime must
+	// clear, collect and fault in again, batch after batch. A batch
+	// returns here once HandleBatch is done with it, so BatchWriter and
+	// Options.Committed must not keep its events.
+	batches sync.Pool
 }
 
 var _ protocol.Handler = (*Handler)(nil)
 
-// BatchWriter stores a validated batch exactly once (aggregator/write).
-// Batches are decoded into the ones it lends (Batch), each given back
-// (Release) once the handler is done with it, so a batch's array of
-// events (about 400 bytes an event) decodes batch after batch instead of
-// being allocated, cleared and collected afresh, and the writer may keep
-// a batch for its derivation rather than a copy of its events.
+// BatchWriter stores a validated batch exactly once (aggregator/write). It
+// must not keep events once it returns (their array decodes the next
+// batch).
 type BatchWriter interface {
-	// WriteBatch must not keep events once it returns (their array
-	// decodes a later batch).
 	WriteBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, dead []postgres.DeadLetter) (postgres.StageResult, error)
-	// WriteWireBatch stores b, a batch Batch lent whose every event is
-	// good, given with wire, its form as received, which the writer may
-	// keep instead of encoding events again; it may keep b until b is
-	// released and its derivation is done with it.
-	WriteWireBatch(ctx context.Context, agentID string, seq uint64, b *protocol.Batch, wire []byte) (postgres.StageResult, error)
-	// Batch returns a batch to decode into.
-	Batch() *protocol.Batch
-	// Release gives back a batch Batch returned, which the handler
-	// neither reads nor changes afterwards.
-	Release(b *protocol.Batch)
+	// WriteWireBatch stores a batch whose every event is good, given
+	// with wire, its form as received, which the writer may keep instead
+	// of encoding events again.
+	WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error)
 }
 
 // New returns a handler that reads sites and salts from store and hands
@@ -125,7 +122,8 @@ func New(opts Options, store *postgres.Store, w BatchWriter) *Handler {
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Handler{opts: opts, log: opts.Logger, store: store, write: w, failLog: logthrottle.Throttle{Every: logEvery}}
+	return &Handler{opts: opts, log: opts.Logger, store: store, write: w, failLog: logthrottle.Throttle{Every: logEvery},
+		batches: sync.Pool{New: func() any { return new(protocol.Batch) }}}
 }
 
 // HandleBatch decodes, validates and stores one batch.
@@ -133,8 +131,8 @@ func (h *Handler) HandleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	start := time.Now()
 	ctx, span := h.opts.Tracer.Start(ctx, "ingest.batch", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
-	b := h.write.Batch()
-	defer h.write.Release(b)
+	b := h.batches.Get().(*protocol.Batch)
+	defer h.batches.Put(b)
 	ack, decoded := h.handleBatch(ctx, wire, peer, b)
 	events := 0
 	if decoded {
@@ -175,8 +173,7 @@ func (h *Handler) handleBatch(ctx context.Context, wire []byte, peer protocol.Pe
 	agent := AgentKey(b.AgentID, peer)
 	var res postgres.StageResult
 	if len(dead) == 0 {
-		// good is b.Events, validated in place.
-		res, err = h.write.WriteWireBatch(ctx, agent, b.Seq, b, wire)
+		res, err = h.write.WriteWireBatch(ctx, agent, b.Seq, good, wire)
 	} else {
 		res, err = h.write.WriteBatch(ctx, agent, b.Seq, good, dead)
 	}

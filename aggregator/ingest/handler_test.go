@@ -61,8 +61,8 @@ func (w derivedWriter) WriteBatch(ctx context.Context, agent string, seq uint64,
 	return res, w.Flush(ctx)
 }
 
-func (w derivedWriter) WriteWireBatch(ctx context.Context, agent string, seq uint64, b *protocol.Batch, wire []byte) (postgres.StageResult, error) {
-	res, err := w.Writer.WriteWireBatch(ctx, agent, seq, b, wire)
+func (w derivedWriter) WriteWireBatch(ctx context.Context, agent string, seq uint64, ev []protocol.Event, wire []byte) (postgres.StageResult, error) {
+	res, err := w.Writer.WriteWireBatch(ctx, agent, seq, ev, wire)
 	if err != nil {
 		return res, err
 	}

@@ -2,10 +2,6 @@ package write
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,9 +12,6 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// batchOf is a batch of events, as ingest decodes into.
-func batchOf(events []protocol.Event) *protocol.Batch { return &protocol.Batch{Events: events} }
-
 // TestDecodedBatches: an entry serves one payload equal to its wire, once;
 // a full cache keeps no more, nor anything until derivations caught up
 // with the rows it did not keep; old entries go.
@@ -27,25 +20,26 @@ func TestDecodedBatches(t *testing.T) {
 	c := newDecodedBatches(5)
 	events := testEvents(1, 3)
 	wire := []byte("wire of batch 1")
-	c.keep(wire, batchOf(events), now)
+	c.keep(wire, events, now)
+	events[0].Name = "reused by the caller"
 	wire[0] = 'W'
 	if _, ok := c.take([]byte("Wire of batch 1")); ok {
 		t.Fatal("served a payload other than the wire kept")
 	}
 	got, ok := c.take([]byte("wire of batch 1"))
-	if !ok || len(got.Events) != 3 || &got.Events[0] != &events[0] {
-		t.Fatalf("take = %v, %v; want the batch kept, its events not copied", got, ok)
+	if !ok || len(got) != 3 || got[0].Name != "page_view" {
+		t.Fatalf("take = %d events (first %q), %v; want the 3 kept, as they were", len(got), firstName(got), ok)
 	}
 	if _, ok := c.take([]byte("wire of batch 1")); ok {
 		t.Fatal("served the same entry twice")
 	}
 
-	c.keep([]byte("a"), batchOf(testEvents(1, 3)), now)
-	c.keep([]byte("b"), batchOf(testEvents(1, 3)), now) // 6 > 5: not kept
+	c.keep([]byte("a"), testEvents(1, 3), now)
+	c.keep([]byte("b"), testEvents(1, 3), now) // 6 > 5: not kept
 	if _, ok := c.take([]byte("b")); ok {
 		t.Fatal("kept a batch past the bound")
 	}
-	c.keep([]byte("c"), batchOf(testEvents(1, 2)), now.Add(decodedMaxAge)) // "a" expires first
+	c.keep([]byte("c"), testEvents(1, 2), now.Add(decodedMaxAge)) // "a" expires first
 	if _, ok := c.take([]byte("a")); ok {
 		t.Fatal("served an expired entry")
 	}
@@ -53,7 +47,7 @@ func TestDecodedBatches(t *testing.T) {
 		t.Fatal("kept a batch staged after one not kept, before derivations caught up")
 	}
 	c.caughtUp()
-	c.keep([]byte("d"), batchOf(testEvents(1, 2)), now.Add(decodedMaxAge))
+	c.keep([]byte("d"), testEvents(1, 2), now.Add(decodedMaxAge))
 	if _, ok := c.take([]byte("d")); !ok {
 		t.Fatal("a batch within the bound was not kept once derivations caught up")
 	}
@@ -62,131 +56,41 @@ func TestDecodedBatches(t *testing.T) {
 	}
 }
 
-// TestDecodedBatchesLend: a batch kept goes back to the free ones only
-// once both the caller (release) and the derivation that took it
-// (recycle) are done with it, or once the caller is and the entry
-// expired; get hands out free batches before new ones; batches held and
-// free have room for max events at most.
-func TestDecodedBatchesLend(t *testing.T) {
+// TestDecodedBatchesRecycle: the array of taken events, given back, is
+// cleared and holds the next batch kept; arrays held and free have room
+// for max events at most.
+func TestDecodedBatchesRecycle(t *testing.T) {
 	now := time.Unix(1_750_000_000, 0)
-	c := newDecodedBatches(8)
-	b := c.get()
-	b.Events = append(b.Events[:0], testEvents(1, 2)...)
-	c.keep([]byte("a"), b, now)
-	taken, _ := c.take([]byte("a"))
-	c.recycle(taken)
-	if len(c.free) != 0 {
-		t.Fatal("a batch went back while its caller still held it")
+	c := newDecodedBatches(4)
+	c.keep([]byte("a"), testEvents(1, 2), now)
+	got, _ := c.take([]byte("a"))
+	array := &got[0]
+	c.recycle(got)
+	if got[0].Name != "" || got[1].Host != "" {
+		t.Fatal("a recycled array keeps its events")
 	}
-	c.release(b)
-	if len(c.free) != 1 || c.get() != b {
-		t.Fatal("a batch no one held was not handed out again")
+	c.keep([]byte("b"), testEvents(1, 2), now)
+	next, ok := c.take([]byte("b"))
+	if !ok || &next[0] != array || next[1].Name != "page_view" {
+		t.Fatalf("the next batch kept (%v) did not reuse the recycled array", ok)
 	}
-	// Released first, then taken.
-	c.keep([]byte("b"), b, now)
-	c.release(b)
-	if len(c.free) != 0 {
-		t.Fatal("a batch went back while kept")
+	c.recycle(next)
+	c.recycle(make([]protocol.Event, 0, 1))
+	c.recycle(make([]protocol.Event, 0, 2)) // 2+1+2 > 4: dropped
+	if c.freeCap != 3 || len(c.free) != 2 {
+		t.Fatalf("free arrays: %d of room in %d, want 3 in 2", c.freeCap, len(c.free))
 	}
-	taken, _ = c.take([]byte("b"))
-	c.recycle(taken)
-	if c.get() != b {
-		t.Fatal("a batch no one held was not handed out again")
-	}
-	// Released, then expired.
-	c.keep([]byte("c"), b, now)
-	c.release(b)
-	c.keep([]byte("d"), batchOf(testEvents(1, 1)), now.Add(decodedMaxAge))
-	if len(c.free) != 1 || c.free[0] != b {
-		t.Fatal("an expired batch its caller released did not go back")
-	}
-	if got := c.get(); got != b || c.get() == b {
-		t.Fatal("get handed out a free batch twice")
-	}
-	c.release(batchOf(make([]protocol.Event, 0, 5)))
-	c.release(batchOf(make([]protocol.Event, 0, 3))) // 1 held + 5 + 3 > 8: dropped
-	if c.events+c.freeCap > 8 || len(c.free) != 1 {
-		t.Fatalf("%d events held and %d of room free in %d batches, want at most 8", c.events, c.freeCap, len(c.free))
-	}
-	c.trim()
-	if len(c.free) != 0 || c.freeCap != 0 {
-		t.Fatal("trim left free batches")
+	c.keep([]byte("c"), testEvents(1, 3), now) // allocated: 3+3 > 4 frees room
+	if c.events+c.freeCap > 4 {
+		t.Fatalf("%d events held and %d of room free, more than 4", c.events, c.freeCap)
 	}
 }
 
-// TestDecodedBatchesNeverShared drives a decodedBatches as ingest and
-// derivations do, concurrently and in random orders, and fails if get
-// hands out a batch someone still holds (two batches would decode into
-// one array, or a derivation would read events being overwritten), if a
-// derivation takes events other than those kept with the wire, or if
-// the bound is passed. Run it with -race too.
-func TestDecodedBatchesNeverShared(t *testing.T) {
-	c := newDecodedBatches(40)
-	var mu sync.Mutex
-	held := make(map[*protocol.Batch]bool) // by ingest or an entry
-	var wires [][]byte
-	var wg sync.WaitGroup
-	now := time.Unix(1_750_000_000, 0)
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 1))
-			for i := range 2000 {
-				b := c.get()
-				mu.Lock()
-				if held[b] {
-					mu.Unlock()
-					t.Error("get handed out a batch still held")
-					return
-				}
-				held[b] = true
-				mu.Unlock()
-				n := 1 + rng.IntN(6)
-				b.Events = slices.Grow(b.Events[:0], n)[:n]
-				wire := fmt.Appendf(nil, "%d/%d", g, i)
-				for j := range b.Events {
-					b.Events[j] = protocol.Event{Name: string(wire), Visitor: uint64(j)}
-				}
-				at := now.Add(time.Duration(rng.IntN(3)) * decodedMaxAge / 2)
-				c.keep(wire, b, at)
-				mu.Lock()
-				wires = append(wires, wire)
-				mu.Unlock()
-				if rng.IntN(2) == 0 {
-					c.caughtUp()
-				}
-				// A derivation takes some batch staged, maybe this one.
-				mu.Lock()
-				w := wires[rng.IntN(len(wires))]
-				mu.Unlock()
-				if got, ok := c.take(w); ok {
-					for j, e := range got.Events {
-						if e.Name != string(w) || e.Visitor != uint64(j) {
-							t.Errorf("took event %d of %q as %+v", j, w, e)
-						}
-					}
-					c.recycle(got)
-				}
-				for j, e := range b.Events {
-					if e.Name != string(wire) || e.Visitor != uint64(j) {
-						t.Errorf("event %d of %q changed while held: %+v", j, wire, e)
-					}
-				}
-				// Ingest is done: nothing holds it but an entry.
-				mu.Lock()
-				delete(held, b)
-				mu.Unlock()
-				c.release(b)
-			}
-		}()
+func firstName(events []protocol.Event) string {
+	if len(events) == 0 {
+		return ""
 	}
-	wg.Wait()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.events+c.freeCap > c.max {
-		t.Fatalf("%d events held and %d of room free, past %d", c.events, c.freeCap, c.max)
-	}
+	return events[0].Name
 }
 
 // TestWireBatchDecodedOnce: the derivation of a batch this Writer staged
@@ -256,13 +160,9 @@ func wireBatch(t *testing.T, seq uint64, events []protocol.Event) []byte {
 // the wire form from agent "edge".
 func stageWire(t *testing.T, w *Writer, seq uint64, events []protocol.Event) {
 	t.Helper()
-	b := w.Batch()
-	b.Events = make([]protocol.Event, len(events))
-	copy(b.Events, events)
-	if _, err := w.WriteWireBatch(context.Background(), "edge", seq, b, wireBatch(t, seq, events)); err != nil {
+	if _, err := w.WriteWireBatch(context.Background(), "edge", seq, events, wireBatch(t, seq, events)); err != nil {
 		t.Fatal(err)
 	}
-	w.Release(b)
 }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {

@@ -189,8 +189,8 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		// The events ingest decoded when this node staged the row, if
 		// kept; their row's payload is the truth either way.
 		if kept, ok := w.decoded.take(st.Payload); ok {
-			events = append(events, kept.Events...)
-			fromMemory += len(kept.Events)
+			events = append(events, kept...)
+			fromMemory += len(kept)
 			w.decoded.recycle(kept)
 			continue
 		}

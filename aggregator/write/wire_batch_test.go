@@ -23,7 +23,7 @@ func TestWriteWireBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := w.WriteWireBatch(ctx, "edge", 1, &protocol.Batch{Events: events}, wire)
+	res, err := w.WriteWireBatch(ctx, "edge", 1, events, wire)
 	if err != nil || res.Staged != 30 {
 		t.Fatalf("staged %d, %v; want 30", res.Staged, err)
 	}
@@ -43,7 +43,7 @@ func TestWriteWireBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := w.WriteWireBatch(ctx, "edge", 2, &protocol.Batch{Events: mixed}, wire2); err != nil || res.Staged != 15 {
+	if res, err := w.WriteWireBatch(ctx, "edge", 2, mixed, wire2); err != nil || res.Staged != 15 {
 		t.Fatalf("staged %d, %v; want 15", res.Staged, err)
 	}
 	if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(b.ID)); n != 1 {

@@ -111,9 +111,8 @@ type Writer struct {
 	// mu): a wake for sites all left to another node runs no pass.
 	woken map[uint32]struct{}
 
-	// decoded holds the wire batches this Writer staged, decoded, for
-	// the derivations that take them, and lends ingest the batches it
-	// decodes into (decoded.go): at most
+	// decoded holds the events of the wire batches this Writer staged,
+	// for the derivations that take them (decoded.go): at most
 	// Config.MaxEvents/2 events, about 10 MB at the default, so a
 	// derivation's own events and these stay below what two derivations
 	// hold.
@@ -180,43 +179,29 @@ func (w *Writer) WriteBatch(ctx context.Context, agentID string, seq uint64, eve
 }
 
 // WriteWireBatch is WriteBatch for a batch without dead letters whose
-// wire form (protocol.DecodeBatch of wire gives b's events) is at hand:
-// when its events are all of one site, wire itself is the staged row's
-// payload, which spares encoding and compressing them again, and this
-// Writer keeps b for the derivation that takes the row, which spares
-// decoding it again (decodedBatches). b comes from Batch; the caller
-// gives it back with Release, and neither changes it nor decodes into it
-// after this call. wire is not kept past the call.
-func (w *Writer) WriteWireBatch(ctx context.Context, agentID string, seq uint64, b *protocol.Batch, wire []byte) (postgres.StageResult, error) {
-	events := b.Events
+// wire form (protocol.DecodeBatch of wire gives events) is at hand: when
+// its events are all of one site, wire itself is the staged row's payload,
+// which spares encoding and compressing them again, and this Writer keeps
+// a copy of events for the derivation that takes the row, which spares
+// decoding it again (decodedBatches). Neither events nor wire is kept
+// past the call.
+func (w *Writer) WriteWireBatch(ctx context.Context, agentID string, seq uint64, events []protocol.Event, wire []byte) (postgres.StageResult, error) {
 	if len(events) == 0 || slices.ContainsFunc(events, func(e protocol.Event) bool { return e.Site != events[0].Site }) {
 		return w.WriteBatch(ctx, agentID, seq, events, nil)
 	}
-	return w.stageBatch(ctx, agentID, seq, []postgres.Staged{{Site: events[0].Site, Events: len(events), Payload: wire}}, nil, b)
+	return w.stageBatch(ctx, agentID, seq, []postgres.Staged{{Site: events[0].Site, Events: len(events), Payload: wire}}, nil, events)
 }
 
-// Batch returns a batch to decode a wire batch into
-// (protocol.DecodeBatchInto) for WriteWireBatch or WriteBatch: one a
-// derivation is done with, when there is one, so batch after batch reuses
-// a few arrays of events. Give it back with Release once done with its
-// events.
-func (w *Writer) Batch() *protocol.Batch { return w.decoded.get() }
-
-// Release gives back a batch Batch returned, once the caller no longer
-// uses it or its events; the Writer reuses it when the derivation that
-// took it is done with it too.
-func (w *Writer) Release(b *protocol.Batch) { w.decoded.release(b) }
-
-// stageBatch stages a batch; decoded, when not nil, is the decoded batch
-// of staged's one row, kept for its derivation once the stage committed.
-func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, staged []postgres.Staged, dead []postgres.DeadLetter, decoded *protocol.Batch) (postgres.StageResult, error) {
+// stageBatch stages a batch; decoded, when not nil, are the events of
+// staged's one row, kept for its derivation once the stage committed.
+func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, staged []postgres.Staged, dead []postgres.DeadLetter, decoded []protocol.Event) (postgres.StageResult, error) {
 	res, err := w.store.StageBatch(ctx, agentID, seq, staged, dead)
 	if err != nil {
 		return res, fmt.Errorf("write: %w", err)
 	}
 	if res.Staged > 0 {
 		if decoded != nil && !w.derivedElsewhere(staged[0].Site) {
-			// Before the wake, so the derivation it starts finds it.
+			// Before the wake, so the derivation it starts finds them.
 			w.decoded.keep(staged[0].Payload, decoded, time.Now())
 		}
 		w.mu.Lock()
@@ -358,9 +343,6 @@ func (w *Writer) Run(ctx context.Context) {
 		if (idle || err != nil) && w.deriving.TryLock() { // else a Flush derives
 			w.scratch.drop()
 			w.deriving.Unlock()
-			if idle {
-				w.decoded.trim() // and the batches ingest decodes into
-			}
 		}
 		idle = true
 		t.Reset(wait)
