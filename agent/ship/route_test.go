@@ -113,6 +113,14 @@ func (f *fakeDial) use(r *router) string {
 	return addr
 }
 
+// reset forgets every connection and dial.
+func (f *fakeDial) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.up)
+	clear(f.dials)
+}
+
 func (f *fakeDial) count(addr string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -128,6 +136,11 @@ func TestRouterPenaltiesAndOrder(t *testing.T) {
 	if first := r.pick().Addr(); first != r.order[0] || len(r.order) != 2 {
 		t.Fatalf("seed order %v, picked %s", r.order, first)
 	}
+	// That pick dialed the next seed in the background to keep it as a
+	// standby; start the member list from no connection and no dial, so
+	// what follows does not depend on whether that dial has finished.
+	r.probes.Wait()
+	dial.reset()
 	r.learn([]protocol.Member{{Name: "a", QUICAddr: "a:1"}, {Name: "b", QUICAddr: "b:1"},
 		{Name: "c", QUICAddr: "c:1", Draining: true}, {Name: "s", QUICAddr: "seed-a:1"},
 		{Name: "p", QUICAddr: "p:1", State: protocol.MemberSuspect},
