@@ -101,7 +101,7 @@ func TestChunkedDerivationEqualsOneByOne(t *testing.T) {
 		}
 	}
 
-	w := New(Config{MaxEvents: size, MaxChunks: len(batches), DeriveFor: time.Hour}, chunked.Store)
+	w := New(Config{MaxEvents: size, MaxChunks: len(batches), MaxAdded: 1 << 30, DeriveFor: time.Hour}, chunked.Store)
 	for i, b := range batches {
 		if _, err := w.WriteBatch(ctx, "a", uint64(i+1), b, nil); err != nil {
 			t.Fatal(err)
@@ -147,7 +147,7 @@ func TestChunkFailureLeavesNothing(t *testing.T) {
 	if last == nil {
 		t.Fatal("no visitor first seen in the last batch")
 	}
-	w := New(Config{MaxEvents: size, MaxChunks: len(batches), DeriveFor: time.Hour}, s.Store)
+	w := New(Config{MaxEvents: size, MaxChunks: len(batches), MaxAdded: 1 << 30, DeriveFor: time.Hour}, s.Store)
 	for i, b := range batches {
 		if _, err := w.WriteBatch(ctx, "a", uint64(i+1), b, nil); err != nil {
 			t.Fatal(err)
@@ -208,5 +208,66 @@ func TestChunkOfANewDayWaits(t *testing.T) {
 	want := len(batches[0]) + len(later)
 	if got := derivedTotals(t, s, site.ID); got != [3]int{want, want, want} {
 		t.Fatalf("events, in sessions, in rollups: %v, want %d each", got, want)
+	}
+}
+
+// TestChunksOfNewVisitors: when every hit is a new visitor's, each adds
+// two events (session_start, first_visit); once a chunk showed it, the
+// site's chunks take fewer staged events, so a chunk holds about
+// Config.MaxEvents events in all, and a derivation ends once the events
+// it added reach Config.MaxAdded, which it holds until it commits. Every
+// event is derived once all the same.
+func TestChunksOfNewVisitors(t *testing.T) {
+	const (
+		maxEvents = 100
+		perBatch  = 5
+		visitors  = 400
+	)
+	ctx := context.Background()
+	s, site := chunkStore(t)
+	start := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+	w := New(Config{MaxEvents: maxEvents, MaxChunks: 10, DeriveFor: time.Hour}, s.Store)
+	for b := range visitors / perBatch {
+		batch := make([]protocol.Event, perBatch)
+		for i := range batch {
+			v := b*perBatch + i
+			batch[i] = protocol.Event{Site: site.ID, TimeMicros: start.Add(time.Duration(v) * time.Second).UnixMicro(),
+				Name: "page_view", Visitor: uint64(5000 + v), Path: "/"}
+		}
+		if _, err := w.WriteBatch(ctx, "a", uint64(b+1), batch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lastChunk, added []int
+	w.cfg.Derived = func(_ context.Context, _ uint32, events []protocol.Event) { lastChunk = append(lastChunk, len(events)) }
+	w.cfg.Added = func(_ context.Context, _ uint32, events []protocol.Event) { added = append(added, len(events)) }
+	derived := 0
+	for derived < visitors {
+		n, _, err := w.deriveSite(ctx, site.ID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatalf("a derivation took nothing with %d of %d events derived", derived, visitors)
+		}
+		derived += n
+	}
+	if len(lastChunk) < 3 {
+		t.Fatalf("%d derivations (last chunks %v), want the events spread over several", len(lastChunk), lastChunk)
+	}
+	// The first derivation's first chunk has no measure of the site yet.
+	for i := 1; i < len(lastChunk); i++ {
+		if lastChunk[i] > maxEvents*3/2 {
+			t.Errorf("derivation %d: last chunk of %d events with those it added, want at most %d (every chunk's: %v)", i, lastChunk[i], maxEvents*3/2, lastChunk)
+		}
+		if added[i] > maxEvents {
+			t.Errorf("derivation %d held %d added events until its commit, want at most %d (every derivation's: %v)", i, added[i], maxEvents, added)
+		}
+	}
+	if got := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1", int32(site.ID)); got != 3*visitors {
+		t.Fatalf("%d events stored, want %d: each hit, its session_start and its first_visit", got, 3*visitors)
+	}
+	if got := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site.ID)); got != 0 {
+		t.Fatalf("%d staged rows left", got)
 	}
 }

@@ -160,7 +160,12 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	d, site := run.d, run.site
 	// The payloads are read into the scratch's buffer, over the last
 	// chunk's.
-	rows, payloads, err := d.TakeInto(ctx, w.scratch.payloads, maxStagedRows, w.cfg.MaxEvents)
+	// Fewer staged events than Config.MaxEvents when the chunk is
+	// expected to add over a quarter more: a chunk of new visitors' hits
+	// adds two events to each, and its arrays would grow to three times
+	// the staged events.
+	limit := run.mem.chunkEvents(w.cfg.MaxEvents)
+	rows, payloads, err := d.TakeInto(ctx, w.scratch.payloads, maxStagedRows, limit)
 	w.scratch.payloads = payloads
 	if err != nil {
 		return false, err
@@ -169,7 +174,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	for _, st := range rows {
 		total += st.Events
 	}
-	full := total >= w.cfg.MaxEvents || len(rows) >= maxStagedRows
+	full := total >= limit || len(rows) >= maxStagedRows
 	if !full {
 		// Every row staged of the site when it began: the batches kept
 		// decoded from now on are the ones the next derivations take.
@@ -178,11 +183,14 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	if len(rows) == 0 {
 		return false, nil
 	}
-	// The last chunk: no more staged, or the derivation's bounds.
-	final := !full || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor
+	// The last chunk: no more staged, or the derivation's bounds: its
+	// chunks, its time, or the events it adds (Config.MaxAdded).
+	added := run.mem.expectAdded(total)
+	final := !full || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor ||
+		len(run.added)+added >= w.cfg.MaxAdded
 	// The scratch's array, the last chunk's (derive_scratch.go), with
 	// room for derived events.
-	events := w.scratch.eventsFor(total + total/4)
+	events := w.scratch.eventsFor(total + added)
 	var dec protocol.EventDecoder
 	fromMemory := 0
 	for _, st := range rows {
@@ -252,6 +260,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		events, derived = deriveEvents(events, as, newUser)
 		w.scratch.wrote(events)
 	}
+	run.mem.chunkAdded(staged, derived)
 	// Strings in their own short transactions (see ResolveEventsTo), into
 	// the scratch's rows.
 	res := w.scratch.resolved()

@@ -79,7 +79,7 @@ func TestScratchKeepsNothingOfEarlierChunks(t *testing.T) {
 	}
 
 	chunked, chunkedSite := chunkStore(t)
-	w = New(Config{MaxEvents: 1, MaxChunks: len(batches), DeriveFor: time.Hour}, chunked.Store)
+	w = New(Config{MaxEvents: 1, MaxChunks: len(batches), MaxAdded: 1 << 30, DeriveFor: time.Hour}, chunked.Store)
 	for i, b := range batches {
 		stage(t, w, chunkedSite.ID, i+1, b)
 	}

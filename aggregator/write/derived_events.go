@@ -1,6 +1,8 @@
 package write
 
 import (
+	"slices"
+
 	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/protocol"
 )
@@ -53,21 +55,19 @@ func newUsers(events []protocol.Event, as *sessions.Assignment, firstSeen map[ui
 // last n). A derivation that does not commit derives them again when its
 // events are taken again: exactly once, like the events they come from.
 func deriveEvents(events []protocol.Event, as *sessions.Assignment, newUser []bool) ([]protocol.Event, int) {
+	// The array grows once, to the events added, when it may lack room:
+	// appends would grow it a quarter at a time, each a copy of the
+	// chunk's events.
+	if fresh := newSessions(as); len(events)+2*fresh > cap(events) {
+		events = slices.Grow(events, addedCount(events, as, newUser))
+	}
 	n := 0
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
 		if a.Existing {
 			continue
 		}
-		hasStart, hasFirst := false, false
-		for _, ei := range a.Events {
-			switch events[ei].Name {
-			case sessionStartName:
-				hasStart = true
-			case firstVisitName:
-				hasFirst = true
-			}
-		}
+		start, first := toAdd(events, a, newUser[i])
 		trigger := events[a.Events[0]] // a copy: events may grow below
 		add := func(name string, flags uint8) {
 			e := protocol.Event{
@@ -85,12 +85,56 @@ func deriveEvents(events []protocol.Event, as *sessions.Assignment, newUser []bo
 		}
 		// FlagSessionStart makes session_start carry the session's
 		// traffic source, as a sender's session start does.
-		if !hasStart {
+		if start {
 			add(sessionStartName, protocol.FlagSessionStart)
 		}
-		if newUser[i] && !hasFirst {
+		if first {
 			add(firstVisitName, protocol.FlagFirstVisit)
 		}
 	}
 	return events, n
+}
+
+// toAdd tells which of session_start and first_visit deriveEvents adds to
+// a, a session new in the derivation: those its events lack (first_visit
+// only to a new user's, newUser).
+func toAdd(events []protocol.Event, a *sessions.Assigned, newUser bool) (start, first bool) {
+	hasStart, hasFirst := false, false
+	for _, ei := range a.Events {
+		switch events[ei].Name {
+		case sessionStartName:
+			hasStart = true
+		case firstVisitName:
+			hasFirst = true
+		}
+	}
+	return !hasStart, newUser && !hasFirst
+}
+
+// newSessions counts the sessions of as new in the derivation.
+func newSessions(as *sessions.Assignment) int {
+	n := 0
+	for i := range as.Sessions {
+		if !as.Sessions[i].Existing {
+			n++
+		}
+	}
+	return n
+}
+
+// addedCount is how many events deriveEvents adds.
+func addedCount(events []protocol.Event, as *sessions.Assignment, newUser []bool) int {
+	n := 0
+	for i := range as.Sessions {
+		if a := &as.Sessions[i]; !a.Existing {
+			start, first := toAdd(events, a, newUser[i])
+			if start {
+				n++
+			}
+			if first {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -19,6 +19,39 @@ type siteSessions struct {
 	site uint32
 	gen  int64
 	mem  *sessions.Memory
+	// addedPer is how many events (session_start, first_visit) the
+	// site's last chunk added per staged event: it sizes the next chunks
+	// (chunkEvents), so a chunk's events, staged and added, stay near
+	// Config.MaxEvents whatever the traffic. It ranges from none (every
+	// session continued) to two (every hit a new visitor's).
+	addedPer float64
+}
+
+// defaultAddedPer is addedPer before a site's first chunk, and the share
+// of added events a chunk of max staged events has room for.
+const defaultAddedPer = 0.25
+
+// chunkEvents is how many staged events the site's next chunk takes: max,
+// or fewer, so that with the events it is expected to add it holds no
+// more than max and a quarter.
+func (s *siteSessions) chunkEvents(max int) int {
+	if s.addedPer <= defaultAddedPer {
+		return max
+	}
+	return int(float64(max)*(1+defaultAddedPer)/(1+s.addedPer)) + 1
+}
+
+// expectAdded is how many events a chunk of staged events is expected
+// to add.
+func (s *siteSessions) expectAdded(staged int) int {
+	return int(float64(staged)*s.addedPer) + 1
+}
+
+// chunkAdded records that a chunk of staged events added added.
+func (s *siteSessions) chunkAdded(staged, added int) {
+	if staged > 0 {
+		s.addedPer = float64(added) / float64(staged)
+	}
 }
 
 // siteSessions returns the memory of site, emptied unless this node ran
@@ -28,7 +61,7 @@ func (w *Writer) siteSessions(site uint32, gen int64) *siteSessions {
 	defer w.mu.Unlock()
 	s := w.sites[site]
 	if s == nil || s.gen != gen {
-		s = &siteSessions{site: site, gen: -1, mem: sessions.NewMemory(siteMemoryMax, nil)}
+		s = &siteSessions{site: site, gen: -1, mem: sessions.NewMemory(siteMemoryMax, nil), addedPer: defaultAddedPer}
 		w.sites[site] = s
 	}
 	return s

@@ -43,12 +43,20 @@ type Config struct {
 	// of asking PostgreSQL four times a second.
 	IdleEvery time.Duration
 	// MaxEvents bounds the events of one chunk of a derivation
-	// transaction (default 50 000; MaxChunks bounds the chunks): the
+	// transaction (default 50 000; MaxChunks bounds the chunks), staged
+	// and a quarter more added by the derivation: a site whose chunks add
+	// more takes fewer staged events a chunk (chunkEvents). The
 	// rollup rows a derivation writes grow with its distinct cells, not
 	// its events, so larger derivations write fewer rows per event; its
 	// memory grows with a chunk's events (docs/architecture.md, "The
 	// write stage: why two steps").
 	MaxEvents int
+	// MaxAdded bounds the events a derivation adds itself (session_start,
+	// first_visit), which it holds for Added until it commits (default
+	// MaxEvents/2): a chunk expected to pass it is the derivation's last.
+	// New visitors' hits add two events each, so without it a derivation
+	// of such traffic held twice its staged events again.
+	MaxAdded int
 	// MaxChunks bounds the chunks of at most MaxEvents events one
 	// derivation transaction takes one after the other (default 4): its
 	// rollup rows are written once for all of them, while its memory
@@ -149,6 +157,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	cfg.IdleEvery = max(cfg.IdleEvery, cfg.Every)
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = DefaultMaxEvents
+	}
+	if cfg.MaxAdded <= 0 {
+		cfg.MaxAdded = max(cfg.MaxEvents/2, 1)
 	}
 	if cfg.MaxChunks <= 0 {
 		cfg.MaxChunks = DefaultMaxChunks
