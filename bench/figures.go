@@ -68,9 +68,9 @@ func figures(quick bool) []Figure {
 		Figure{Name: "wire bytes per event (zstd batch; baseline: raw HTTP request)", Key: "wire_bytes_per_event",
 			Baseline: "raw_request_bytes_per_event", Ratio: "wire_ratio_vs_raw"},
 		Figure{Name: "agent RSS idle, MB", Key: "agent_rss_mb_idle"},
-		Figure{Name: "agent RSS under load (peak sampled), MB", Key: "agent_rss_mb_load"},
+		Figure{Name: "agent RSS under load (peak sampled), MB", Key: "agent_rss_mb_load", Target: &Target{Limit: 50}},
 		Figure{Name: "aggregator RSS idle, MB", Key: "aggregator_rss_mb_idle"},
-		Figure{Name: "aggregator RSS under load (peak sampled), MB", Key: "aggregator_rss_mb_load"},
-		Figure{Name: "idle CPU, agent + aggregator, % of one core", Key: "idle_cpu_percent"},
+		Figure{Name: "aggregator RSS under load (peak sampled), MB", Key: "aggregator_rss_mb_load", Target: &Target{Limit: 250}},
+		Figure{Name: "idle CPU, agent + aggregator, % of one core", Key: "idle_cpu_percent", Target: &Target{Limit: 1}},
 	)
 }
