@@ -190,7 +190,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		len(run.added)+added >= w.cfg.MaxAdded
 	// The scratch's array, the last chunk's (derive_scratch.go), with
 	// room for derived events.
-	events := w.scratch.eventsFor(total + added)
+	events := w.scratch.eventsFor(total + max(added, total/4))
 	var dec protocol.EventDecoder
 	fromMemory := 0
 	for _, st := range rows {

@@ -25,32 +25,42 @@ type siteSessions struct {
 	// Config.MaxEvents whatever the traffic. It ranges from none (every
 	// session continued) to two (every hit a new visitor's).
 	addedPer float64
+	// measured: addedPer is a chunk's, not firstAddedPer.
+	measured bool
 }
 
-// defaultAddedPer is addedPer before a site's first chunk, and the share
-// of added events a chunk of max staged events has room for.
-const defaultAddedPer = 0.25
+// roomAddedPer is the share of added events a chunk of Config.MaxEvents
+// staged events has room for; firstAddedPer is addedPer before the site's
+// first chunk on this node: the most a chunk can add (every event a new
+// visitor's first), so that a first chunk never holds more than the bound.
+const (
+	roomAddedPer  = 0.25
+	firstAddedPer = 2
+)
 
 // chunkEvents is how many staged events the site's next chunk takes: max,
 // or fewer, so that with the events it is expected to add it holds no
 // more than max and a quarter.
 func (s *siteSessions) chunkEvents(max int) int {
-	if s.addedPer <= defaultAddedPer {
+	if s.addedPer <= roomAddedPer {
 		return max
 	}
-	return int(float64(max)*(1+defaultAddedPer)/(1+s.addedPer)) + 1
+	return int(float64(max)*(1+roomAddedPer)/(1+s.addedPer)) + 1
 }
 
 // expectAdded is how many events a chunk of staged events is expected
-// to add.
+// to add, as far as a chunk of the site measured it (0 before).
 func (s *siteSessions) expectAdded(staged int) int {
-	return int(float64(staged)*s.addedPer) + 1
+	if !s.measured {
+		return 0
+	}
+	return int(float64(staged) * s.addedPer)
 }
 
 // chunkAdded records that a chunk of staged events added added.
 func (s *siteSessions) chunkAdded(staged, added int) {
 	if staged > 0 {
-		s.addedPer = float64(added) / float64(staged)
+		s.addedPer, s.measured = float64(added)/float64(staged), true
 	}
 }
 
@@ -61,7 +71,10 @@ func (w *Writer) siteSessions(site uint32, gen int64) *siteSessions {
 	defer w.mu.Unlock()
 	s := w.sites[site]
 	if s == nil || s.gen != gen {
-		s = &siteSessions{site: site, gen: -1, mem: sessions.NewMemory(siteMemoryMax, nil), addedPer: defaultAddedPer}
+		s = &siteSessions{site: site, gen: -1, mem: sessions.NewMemory(siteMemoryMax, nil), addedPer: firstAddedPer}
+		if w.cfg.NoDerivedEvents {
+			s.addedPer, s.measured = 0, true
+		}
 		w.sites[site] = s
 	}
 	return s
