@@ -65,15 +65,21 @@ func (s *siteSessions) chunkAdded(staged, added int) {
 }
 
 // siteSessions returns the memory of site, emptied unless this node ran
-// the derivation of generation gen (the one before the current).
+// the derivation of generation gen (the one before the current); its
+// measure of the events chunks add (addedPer) stays.
 func (w *Writer) siteSessions(site uint32, gen int64) *siteSessions {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.sites[site]
 	if s == nil || s.gen != gen {
+		old := s
 		s = &siteSessions{site: site, gen: -1, mem: sessions.NewMemory(siteMemoryMax, nil), addedPer: firstAddedPer}
-		if w.cfg.NoDerivedEvents {
+		switch {
+		case w.cfg.NoDerivedEvents:
 			s.addedPer, s.measured = 0, true
+		case old != nil:
+			// Another node derived the site since: its traffic is the same.
+			s.addedPer, s.measured = old.addedPer, old.measured
 		}
 		w.sites[site] = s
 	}

@@ -164,3 +164,26 @@ func TestWriteBatchSessionsConcurrent(t *testing.T) {
 		t.Errorf("sessions hold %d events, want %d", n, batches*visitors)
 	}
 }
+
+// TestSiteMeasureOutlivesMemory: when another node derived a site, the
+// sessions remembered go but the measure of the events its chunks add
+// stays, so the next chunk is sized by it and not as a first one.
+func TestSiteMeasureOutlivesMemory(t *testing.T) {
+	w := New(Config{MaxEvents: 1000}, nil)
+	s := w.siteSessions(7, -1)
+	if got := s.chunkEvents(1000); got != 1000*5/4/3+1 {
+		t.Fatalf("first chunk takes %d staged events, want room for two added each: %d", got, 1000*5/4/3+1)
+	}
+	s.chunkAdded(1000, 100)
+	s.gen = 4
+	next := w.siteSessions(7, 9) // generation 9 was another node's
+	if next == s {
+		t.Fatal("the memory of the site outlived another node's derivation")
+	}
+	if got := next.chunkEvents(1000); got != 1000 {
+		t.Fatalf("after a chunk that added a tenth, the next takes %d staged events, want 1000", got)
+	}
+	if got := next.expectAdded(1000); got != 100 {
+		t.Fatalf("expected %d added events of 1000 staged, want 100", got)
+	}
+}
