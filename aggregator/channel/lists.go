@@ -78,16 +78,9 @@ func engineName(host string) string {
 	if _, ok := siteHosts[host]; ok {
 		return host
 	}
-	// Each label but the last, without splitting into a new slice.
-	for rest := host; ; {
-		l, after, more := strings.Cut(rest, ".")
-		if !more {
-			break
-		}
-		if siteNames[l] == search {
-			return l
-		}
-		rest = after
+	// The label that made it a search engine: the first one named.
+	if l, c := namedLabel(host); c == search {
+		return l
 	}
 	return host
 }
@@ -101,18 +94,24 @@ func categoryOf(source string) category {
 	if c := siteNames[source]; c != none {
 		return c
 	}
-	// Each label but the last, without splitting into a new slice.
-	for rest := source; ; {
+	_, c := namedLabel(source)
+	return c
+}
+
+// namedLabel is the first label of host but its last that siteNames
+// names, and its category; none when no label is named. It walks the
+// labels without splitting them into a new slice.
+func namedLabel(host string) (string, category) {
+	for rest := host; ; {
 		l, after, more := strings.Cut(rest, ".")
 		if !more {
-			break
+			return "", none
 		}
 		if c := siteNames[l]; c != none {
-			return c
+			return l, c
 		}
 		rest = after
 	}
-	return none
 }
 
 // trimHost drops a leading www. and any port, so www.google.com:443 and
