@@ -181,39 +181,102 @@ func join(d *deviceSession, ok bool, sid int64, visitor uint64, at int64) (user 
 }
 
 // sessionUsers is the user each event counts under, from this node's
-// memory of devices' sessions, which it updates.
+// memory of devices' sessions, which it updates. A batch's events mostly
+// come in time order, each request's events of one device together: then
+// they are taken in the events' order with no list of probes to sort, and
+// a device's session is read from its site's map once per run of its
+// events and written once at the run's end.
 func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 	now := unixMinute(r.opts.Now())
-	users, ps := probes(events, now)
-	if len(ps) == 0 {
+	users := make([]uint64, len(events))
+	some, sorted := false, true
+	var last int64
+	for i := range events {
+		e := &events[i]
+		users[i] = e.Visitor
+		if e.Flags&protocol.FlagPersistent == 0 || !inWindow(e, now) {
+			continue
+		}
+		if at := e.TimeMicros / 1_000_000; !some || at >= last {
+			some, last = true, at
+		} else {
+			sorted = false
+		}
+	}
+	if !some {
 		return users
 	}
-	sortByTime(ps)
 	r.devMu.Lock()
 	defer r.devMu.Unlock()
-	if r.devices == nil {
-		r.devices = map[uint32]map[uint64]deviceSession{}
-	}
-	limit := r.opts.MaxCells * RealtimeWindow
-	var site uint32
-	var devs map[uint64]deviceSession
-	for n, p := range ps {
-		e := &events[p.i]
-		if n == 0 || e.Site != site {
-			site, devs = e.Site, r.siteDevices(e.Site, now)
-		}
-		cur, ok := devs[p.device]
-		prev := cur
-		user, write := join(&cur, ok, p.sid, e.Visitor, p.at)
-		users[p.i] = user
-		if write && (ok || len(devs) < limit) { // beyond the bound, new devices count under their own keys
-			cur.seen = now
-			if !ok || cur != prev { // a device's events of one second and minute change nothing
-				devs[p.device] = cur
+	j := deviceJoiner{r: r, now: now, limit: r.opts.MaxCells * RealtimeWindow}
+	if sorted {
+		for i := range events {
+			e := &events[i]
+			if e.Flags&protocol.FlagPersistent == 0 || !inWindow(e, now) {
+				continue
 			}
+			users[i] = j.join(e, deviceOf(e), e.SessionID, e.TimeMicros/1_000_000)
+		}
+	} else {
+		_, ps := probes(events, now)
+		sortByTime(ps)
+		for _, p := range ps {
+			users[p.i] = j.join(&events[p.i], p.device, p.sid, p.at)
 		}
 	}
+	j.flush()
 	return users
+}
+
+// deviceJoiner joins a batch's probes to their devices' sessions (join)
+// in the order they are taken, holding the session of the device taken
+// last: its map write waits until another device's probe comes. The
+// caller holds devMu.
+type deviceJoiner struct {
+	r     *Realtime
+	now   int64 // Unix minute
+	limit int   // devices a site keeps
+	devs  map[uint64]deviceSession
+	site  uint32
+	// The device taken last (held), its session (ok: it has one, stored
+	// or to be), and whether that is to be written.
+	held   bool
+	device uint64
+	cur    deviceSession
+	ok     bool
+	dirty  bool
+}
+
+// join is the user of e, whose device is device, session id sid and time
+// at (Unix seconds).
+func (j *deviceJoiner) join(e *protocol.Event, device uint64, sid, at int64) uint64 {
+	if !j.held || device != j.device || e.Site != j.site {
+		j.flush()
+		if j.devs == nil || e.Site != j.site {
+			if j.r.devices == nil {
+				j.r.devices = map[uint32]map[uint64]deviceSession{}
+			}
+			j.site, j.devs = e.Site, j.r.siteDevices(e.Site, j.now)
+		}
+		j.held, j.device = true, device
+		j.cur, j.ok = j.devs[device]
+	}
+	user, write := join(&j.cur, j.ok, sid, e.Visitor, at)
+	// Beyond the bound, new devices count under their own keys (a
+	// session j holds without ok is not read: join begins another).
+	if write && (j.ok || len(j.devs) < j.limit) {
+		j.cur.seen = j.now
+		j.ok, j.dirty = true, true
+	}
+	return user
+}
+
+// flush writes the session of the device taken last, if it changed.
+func (j *deviceJoiner) flush() {
+	if j.dirty {
+		j.devs[j.device] = j.cur
+	}
+	j.held, j.dirty = false, false
 }
 
 // siteDevices is site's device sessions, without those not written for
