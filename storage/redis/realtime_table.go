@@ -15,55 +15,95 @@ import (
 // them over 16 MB. The table hashes a cell's strings once per string
 // seen (cellHasher remembers their hashes by address: ingest interns an
 // event's strings, and a batch's events mostly share their country, city
-// and device), compares the strings of a cell by address before bytes,
-// keeps the cells and their counts in one slice in the order they came,
-// and finds them through an index of 8 bytes a slot. Reads build the map,
-// once per change of the minute.
+// and device), gives the cells it hashes one string per value (ingest
+// interns per decoder, so batches decoded apart carry equal strings at
+// other addresses), compares the strings of a cell by address before
+// bytes, keeps the cells and their counts in one slice in the order they
+// came, and finds them through an index of 8 bytes a slot. Reads build
+// the map, once per change of the minute.
+
+// memoBits is log2 of the strings a cellHasher remembers by address.
+const memoBits = 12
+
+// Bounds of a cellHasher's values (canon): past either, it forgets them
+// and starts again.
+const (
+	maxCanonStrings = 1 << 15
+	maxCanonBytes   = 4 << 20
+)
 
 // cellHasher hashes cells for the cellTables of a Realtime, which share
-// it under the Realtime's mu. It remembers the hashes of the strings it
-// hashed last by their address: an event's strings are mostly those of
-// events before it (ingest interns them), a name, a country, a title
-// seen before.
+// it under the Realtime's mu, and gives each value one string, which
+// the cells it hashes take (canon): events decoded apart (ingest interns
+// strings per decoder) carry equal strings at other addresses, which
+// cells of the same values would compare byte by byte. It remembers the
+// strings it saw last by their address, with their value's string and
+// hash: an event's strings are mostly those of events before it, a name,
+// a country, a title seen before.
 type cellHasher struct {
 	seed maphash.Seed
-	memo [1024]stringHash // by a string's address
+	memo [1 << memoBits]stringHash // by a string's address
 	// place is the country, city and device of the cell hashed last
 	// (or zero strings), and their hash: those of the cells of a batch
 	// mostly are the same strings.
 	place placeHash
+	// canon is the string of each value seen (up to the bounds), and
+	// its hash; canonBytes is the bytes of its strings.
+	canon      map[string]stringHash
+	canonBytes int
+	// maxStrings and maxBytes bound canon (maxCanonStrings and
+	// maxCanonBytes but in tests).
+	maxStrings, maxBytes int
 }
 
-// placeHash is a cell's country, city and device, and their hash.
+// placeHash is a cell's country, city and device, as seen and as canon
+// holds them, and their hash.
 type placeHash struct {
-	country, city, device string
-	h                     uint64
+	country, city, device    string
+	cCountry, cCity, cDevice string
+	h                        uint64
 }
 
-// stringHash is a string and its hash. The string keeps its bytes from
-// being freed, so no other string has its address and length but an
-// equal one.
+// stringHash is a string, its value's string in canon (an equal one),
+// and its hash. The strings keep their bytes from being freed, so no
+// other string has their address and length but an equal one.
 type stringHash struct {
-	s string
-	h uint64
+	s, canon string
+	h        uint64
 }
 
 func newCellHasher() *cellHasher {
-	hs := &cellHasher{seed: maphash.MakeSeed()}
-	hs.setPlace(&Cell{})
+	hs := &cellHasher{seed: maphash.MakeSeed(), canon: map[string]stringHash{},
+		maxStrings: maxCanonStrings, maxBytes: maxCanonBytes}
+	c := Cell{}
+	hs.setPlace(&c)
 	return hs
 }
 
-// hashString is the hash of s, which m does not remember (str): 0 for "",
-// else maphash.String's, which m remembers next.
+// canonOf makes m, which does not remember s (memoOf), remember s, its
+// value's string in canon and its hash: s itself and 0 for "", else
+// maphash.String's and the string of canon, which takes s when it has
+// none.
 //
 //go:noinline
-func (hs *cellHasher) hashString(m *stringHash, s string) uint64 {
+func (hs *cellHasher) canonOf(m *stringHash, s string) {
 	if len(s) == 0 {
-		return 0
+		*m = stringHash{s: s, canon: s}
+		return
 	}
-	m.s, m.h = s, maphash.String(hs.seed, s)
-	return m.h
+	c, ok := hs.canon[s]
+	if !ok {
+		if len(hs.canon) >= hs.maxStrings || hs.canonBytes+len(s) > hs.maxBytes {
+			// Cells keep the strings they took: equal to the next ones,
+			// at other addresses.
+			clear(hs.canon)
+			hs.canonBytes = 0
+		}
+		c = stringHash{s: s, canon: s, h: maphash.String(hs.seed, s)}
+		hs.canon[s] = c
+		hs.canonBytes += len(s)
+	}
+	*m = stringHash{s: s, canon: c.canon, h: c.h}
 }
 
 // sameString is a == b, quick for the same string.
@@ -71,27 +111,47 @@ func sameString(a, b string) bool {
 	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
-// sameCell is *a == *b, quick for cells of the same strings, which cells
-// of one visitor mostly are.
+// sameCell is *a == *b.
 func sameCell(a, b *Cell) bool {
 	return a.Visitor == b.Visitor && a.Active == b.Active && sameString(a.Screen, b.Screen) &&
 		sameString(a.EventName, b.EventName) && sameString(a.Country, b.Country) &&
 		sameString(a.City, b.City) && sameString(a.Device, b.Device)
 }
 
-// hash is c's tag: equal cells have equal tags.
+// identicalCells reports whether a and b are the same cell of the same
+// strings, which cells of one value are (hash gives them canon's); false
+// says nothing.
+func identicalCells(a, b *Cell) bool {
+	return a.Visitor == b.Visitor && identical(a.Screen, b.Screen) && identical(a.EventName, b.EventName) &&
+		identical(a.Country, b.Country) && identical(a.City, b.City) && identical(a.Device, b.Device) && a.Active == b.Active
+}
+
+// hash is c's tag, equal cells' equal, and makes c's strings canon's
+// strings of their values (those of cells hashed before, where canon has
+// them).
 func (hs *cellHasher) hash(c *Cell) uint32 {
 	g := &hs.place
 	if !identical(g.country, c.Country) || !identical(g.city, c.City) || !identical(g.device, c.Device) {
 		hs.setPlace(c)
 	}
+	c.Country, c.City, c.Device = g.cCountry, g.cCity, g.cDevice
 	h := (c.Visitor ^ g.h) * 0x9e3779b97f4a7c15
 	if c.Active {
 		h = ^h
 	}
-	h = (h ^ hs.str(c.EventName)) * 0xbf58476d1ce4e5b9
+	m := hs.memoOf(c.EventName)
+	if !identical(m.s, c.EventName) {
+		hs.canonOf(m, c.EventName)
+	}
+	c.EventName = m.canon
+	h = (h ^ m.h) * 0xbf58476d1ce4e5b9
 	h ^= h >> 31
-	h = (h ^ hs.str(c.Screen)) * 0x94d049bb133111eb
+	m = hs.memoOf(c.Screen)
+	if !identical(m.s, c.Screen) {
+		hs.canonOf(m, c.Screen)
+	}
+	c.Screen = m.canon
+	h = (h ^ m.h) * 0x94d049bb133111eb
 	h ^= h >> 29
 	return uint32(h>>32) ^ uint32(h)
 }
@@ -106,20 +166,30 @@ func identical(a, b string) bool {
 //
 //go:noinline
 func (hs *cellHasher) setPlace(c *Cell) {
-	h := (hs.str(c.Country) + 1) * 0x9e3779b97f4a7c15
-	h = (h ^ hs.str(c.City)) * 0xbf58476d1ce4e5b9
-	h = (h ^ hs.str(c.Device)) * 0x94d049bb133111eb
-	hs.place = placeHash{country: c.Country, city: c.City, device: c.Device, h: h ^ h>>32}
+	country, hc := hs.str(c.Country)
+	city, hy := hs.str(c.City)
+	device, hd := hs.str(c.Device)
+	h := (hc + 1) * 0x9e3779b97f4a7c15
+	h = (h ^ hy) * 0xbf58476d1ce4e5b9
+	h = (h ^ hd) * 0x94d049bb133111eb
+	hs.place = placeHash{country: c.Country, city: c.City, device: c.Device,
+		cCountry: country, cCity: city, cDevice: device, h: h ^ h>>32}
 }
 
-// str is s's hash: maphash.String's, remembered (0 for "").
-func (hs *cellHasher) str(s string) uint64 {
-	a := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-	m := &hs.memo[(a^a>>10)%uintptr(len(hs.memo))]
-	if identical(m.s, s) {
-		return m.h // also "" at a slot never written, whose hash is 0
+// str is s's value's string in canon and its hash, maphash.String's (0
+// for ""), remembered by s's address.
+func (hs *cellHasher) str(s string) (string, uint64) {
+	m := hs.memoOf(s)
+	if !identical(m.s, s) {
+		hs.canonOf(m, s)
 	}
-	return hs.hashString(m, s)
+	return m.canon, m.h // also "" at a slot never written, whose hash is 0
+}
+
+// memoOf is the slot of memo that remembers s if any does.
+func (hs *cellHasher) memoOf(s string) *stringHash {
+	a := uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+	return &hs.memo[a*0x9e3779b97f4a7c15>>(64-memoBits)]
 }
 
 // cellTable is a minute's cells and their event counts. Its zero value
@@ -193,7 +263,10 @@ func (t *cellTable) find(c *Cell, tag uint32) int {
 		if s == 0 {
 			return -1
 		}
-		if uint32(s>>32) == tag && sameCell(&t.entries[uint32(s)-1].Cell, c) {
+		if uint32(s>>32) != tag {
+			continue
+		}
+		if e := &t.entries[uint32(s)-1].Cell; identicalCells(e, c) || sameCell(e, c) {
 			return int(uint32(s)) - 1
 		}
 	}
