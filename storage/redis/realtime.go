@@ -311,6 +311,13 @@ func (r *Realtime) Record(_ context.Context, events []protocol.Event) {
 	r.notifySites(r.recordMemory(events, r.sessionUsers(events)))
 }
 
+// windowFrom is the first microsecond of the window ending at minute
+// now: an event counts in it (minuteOf) when its TimeMicros is at least
+// that.
+func windowFrom(now int64) int64 {
+	return max(0, (now-RealtimeWindow+1)*60_000_000)
+}
+
 // minuteOf is the minute an event counts in when the window ends at minute
 // now; false: it is left out (older than the window).
 func minuteOf(e *protocol.Event, now int64) (int64, bool) {
@@ -339,11 +346,18 @@ func (r *Realtime) notifySites(sites []uint32) {
 
 // cellOf is the cell an event of user counts in.
 func cellOf(e *protocol.Event, user uint64) Cell {
+	var c Cell
+	c.set(e, user)
+	return c
+}
+
+// set makes c the cell an event of user counts in (cellOf), in place.
+func (c *Cell) set(e *protocol.Event, user uint64) {
 	screen := e.Title
 	if screen == "" {
 		screen, _, _ = strings.Cut(e.Path, "?")
 	}
-	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: user, Active: Active(e)}
+	*c = Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: user, Active: Active(e)}
 }
 
 // recordMemory counts events in their minutes' cells, event i under
@@ -358,18 +372,24 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 	var sl *slot  // last's: a batch's events mostly share their site and minute
 	var rg *ring  // last's site's
 	var act actor // the active user of the events before, not marked yet
-	for i, k := range windowed(events, now) {
-		if sl == nil || k != last {
+	var c Cell
+	for i := range events {
+		e := &events[i]
+		m, ok := minuteOf(e, now)
+		if !ok {
+			continue
+		}
+		if k := (siteMinute{e.Site, m}); sl == nil || k != last {
 			last, sl = k, r.slot(k, len(events)-i)
 			rg = r.sites[k.site]
 			if !slices.Contains(sites, k.site) {
 				sites = append(sites, k.site)
 			}
 		}
-		c := cellOf(&events[i], users[i])
+		c.set(e, users[i])
 		if c.Active {
 			// A user's events follow each other: they are marked once.
-			at := min(events[i].TimeMicros/1_000_000, nowSec)
+			at := min(e.TimeMicros/1_000_000, nowSec)
 			if act.rg == rg && act.user == c.Visitor {
 				act.at = max(act.at, at)
 			} else {

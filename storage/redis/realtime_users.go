@@ -188,13 +188,14 @@ func join(d *deviceSession, ok bool, sid int64, visitor uint64, at int64) (user 
 // events and written once at the run's end.
 func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 	now := unixMinute(r.opts.Now())
+	from := windowFrom(now)
 	users := make([]uint64, len(events))
 	some, sorted := false, true
 	var last int64
 	for i := range events {
 		e := &events[i]
 		users[i] = e.Visitor
-		if e.Flags&protocol.FlagPersistent == 0 || !inWindow(e, now) {
+		if e.Flags&protocol.FlagPersistent == 0 || e.TimeMicros < from {
 			continue
 		}
 		if at := e.TimeMicros / 1_000_000; !some || at >= last {
@@ -212,7 +213,7 @@ func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 	if sorted {
 		for i := range events {
 			e := &events[i]
-			if e.Flags&protocol.FlagPersistent == 0 || !inWindow(e, now) {
+			if e.Flags&protocol.FlagPersistent == 0 || e.TimeMicros < from {
 				continue
 			}
 			users[i] = j.join(e, deviceOf(e), e.SessionID, e.TimeMicros/1_000_000)

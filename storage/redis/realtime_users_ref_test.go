@@ -133,3 +133,19 @@ func TestSessionUsersMatchReferenceRandom(t *testing.T) {
 		})
 	}
 }
+
+// An event is at or after windowFrom exactly when minuteOf counts it in
+// the window.
+func TestWindowFromMatchesMinuteOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, now := range []int64{0, 1, RealtimeWindow - 2, RealtimeWindow - 1, RealtimeWindow, 29_000_000, 29_000_017} {
+		from := (now - RealtimeWindow + 1) * 60_000_000
+		for _, tm := range []int64{-1, 0, 1, from - 1, from, from + 1, now * 60_000_000, (now+1)*60_000_000 - 1,
+			(now + 5) * 60_000_000, rng.Int64N(max(1, (now+2)*60_000_000)), -rng.Int64N(1 << 40)} {
+			e := protocol.Event{TimeMicros: tm}
+			if _, ok := minuteOf(&e, now); (tm >= windowFrom(now)) != ok {
+				t.Fatalf("now %d, time %d: at or after windowFrom %v, minuteOf says %v", now, tm, !ok, ok)
+			}
+		}
+	}
+}
