@@ -216,7 +216,15 @@ func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 			if e.Flags&protocol.FlagPersistent == 0 || e.TimeMicros < from {
 				continue
 			}
-			users[i] = j.join(e, deviceOf(e), e.SessionID, e.TimeMicros/1_000_000)
+			device, at := deviceOf(e), e.TimeMicros/1_000_000
+			if j.continues(e.Site, device, e.SessionID, at) {
+				// join's first case, for the device held.
+				j.cur.last = max(j.cur.last, at)
+				j.cur.seen, j.dirty = j.now, true
+				users[i] = j.cur.visitor
+				continue
+			}
+			users[i] = j.join(e, device, e.SessionID, at)
 		}
 	} else {
 		_, ps := probes(events, now)
@@ -270,6 +278,14 @@ func (j *deviceJoiner) join(e *protocol.Event, device uint64, sid, at int64) uin
 		j.ok, j.dirty = true, true
 	}
 	return user
+}
+
+// continues reports whether an event of site, device, session id sid
+// and time at joins the session of the device held, which it has
+// (join's first case).
+func (j *deviceJoiner) continues(site uint32, device uint64, sid, at int64) bool {
+	return j.held && j.ok && device == j.device && site == j.site &&
+		((sid == 0 && at <= j.cur.last+sessionGap) || (sid != 0 && sid == j.cur.sid))
 }
 
 // flush writes the session of the device taken last, if it changed.
