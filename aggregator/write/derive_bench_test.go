@@ -252,3 +252,55 @@ func BenchmarkStageAndDeriveSteady(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batches*1000)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkDerivePasses is the write stage's work per event under
+// steady traffic, deterministic: each iteration stages 25 batches of 1000
+// events of the end-to-end bench's traffic in their wire form
+// (WriteWireBatch, as ingest does; encoding them is untimed), then runs
+// passes until one finds nothing, as Run does while passes find events.
+// Unlike Flush, which drops them once caught up, the passes keep the
+// arrays derivations reuse (derive_scratch.go), as a node under load does.
+func BenchmarkDerivePasses(b *testing.B) {
+	s := newStore(b)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "bench"})
+	w := New(Config{}, s.Store)
+	first := time.Now().Add(-time.Hour)
+	const perIter = 25
+	seq := uint64(0)
+	raw := make([][]byte, 1000)
+	wires := make([][]byte, perIter)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		batches := pipelineBatches(site.ID, first.Add(time.Duration(i)*time.Second), perIter)
+		for j, evs := range batches {
+			for k := range evs {
+				raw[k], _ = protocol.EncodeEvent(&evs[k])
+			}
+			wire, err := protocol.EncodeRawBatch("bench", seq+uint64(j)+1, first.UnixMicro(), raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wires[j] = wire
+		}
+		b.StartTimer()
+		for j, evs := range batches {
+			seq++
+			if _, err := w.WriteWireBatch(ctx, "bench", seq, evs, wires[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for {
+			more, _, err := w.pass(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*perIter*1000)/b.Elapsed().Seconds(), "events/s")
+}

@@ -316,12 +316,15 @@ func (s *Store) resolveDims(ctx context.Context, r *dimResolver) error {
 		k  dimKey
 		id int32
 	}
-	var got []resolved
+	got := make([]resolved, 0, len(r.missing))
+	// Declared once, not per row: Scan's destinations escape. Each Scan
+	// sets all of them.
+	var id, site int32
+	var kind int16
+	var value string
+	dest := []any{&id, &site, &kind, &value}
 	for rows.Next() {
-		var id, site int32
-		var kind int16
-		var value string
-		if err := rows.Scan(&id, &site, &kind, &value); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return fmt.Errorf("postgres: select dims: %w", err)
 		}

@@ -222,11 +222,16 @@ type rollupCell struct {
 // minSeen is the capacity of a cell's first array of runs (seen).
 const minSeen = 16
 
-// seenVisitor is a visitor hash a cell collected, with its bits.
+// seenVisitor is a visitor hash a cell collected, as the sketches'
+// encoding of it (encodeHash, all settle reads of it), with its bits:
+// 8 bytes, where the hash itself made 16 of a cell's longest array.
 type seenVisitor struct {
-	h    uint64
+	k    uint32
 	bits uint8
 }
+
+// seenOf is visitor hash h with bits, as a cell's seen holds them.
+func seenOf(h uint64, bits uint8) seenVisitor { return seenVisitor{encodeHash(h), bits} }
 
 // Bits of rollupCell.seen.
 const (
@@ -564,7 +569,7 @@ func (c *rollupCell) addRun(h uint64, bits uint8, dedupe bool) {
 			// at minSeen, not at 1, 2, 4 … each a copy.
 			c.seen = make([]seenVisitor, 0, minSeen)
 		}
-		c.seen = append(c.seen, seenVisitor{c.lastVisitor, c.lastBits})
+		c.seen = append(c.seen, seenOf(c.lastVisitor, c.lastBits))
 	}
 	c.lastVisitor, c.lastBits = h, bits
 }
@@ -598,7 +603,7 @@ func (a rollupAgg) addActive(k rollupKey, h uint64) {
 	c := a.get(k)
 	// The visitor is in the cell's users sketch already: adding it again
 	// changes nothing.
-	c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive})
+	c.seen = append(c.seen, seenOf(h, visitorUser|visitorActive))
 }
 
 // addAmounts adds a to the cell's amounts.
@@ -640,24 +645,24 @@ func (a rollupAgg) settle() {
 		for j := range scratch {
 			scratch[j] = scratch[j][:0]
 		}
-		put := func(h uint64, bits uint8) {
-			k := encodeHash(h)
+		put := func(v seenVisitor) {
+			k := v.k
 			scratch[0] = append(scratch[0], k)
-			if bits&visitorActive != 0 {
+			if v.bits&visitorActive != 0 {
 				scratch[1] = append(scratch[1], k)
 			}
-			if bits&visitorNew != 0 {
+			if v.bits&visitorNew != 0 {
 				scratch[2] = append(scratch[2], k)
 			}
 		}
 		if c.lastBits != 0 {
 			// A visitor twice is one encoded hash (the sets are made
 			// distinct): it may be in seen too, once or more.
-			put(c.lastVisitor, c.lastBits)
+			put(seenOf(c.lastVisitor, c.lastBits))
 			c.lastBits = 0
 		}
 		for _, v := range c.seen {
-			put(v.h, v.bits)
+			put(v)
 		}
 		c.seen = c.seen[:0]
 		c.sketches.settleWith(&scratch, &list)

@@ -51,7 +51,8 @@ func (a *sessionActivity) of(st *sessionState, sid int64, loc *time.Location) bo
 				set = make(map[int64]struct{})
 				a.pending[u] = set
 			}
-			for _, c := range st.cells(loc) {
+			var cells [sessionCellsRoom]rollupKey
+			for _, c := range st.appendCells(cells[:0], loc) {
 				set[sessionCellRef(c, d)] = struct{}{}
 			}
 		}

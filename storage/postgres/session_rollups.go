@@ -69,11 +69,16 @@ type sessionRollupCell struct {
 // sessionRollupAgg is a batch's session rollup deltas.
 type sessionRollupAgg map[rollupKey]*sessionRollupCell
 
-// cells are the session_rollups cells of s: every kind's at the local day
-// it began.
-func (s *sessionState) cells(loc *time.Location) []rollupKey {
+// sessionCellsRoom is room for a session's cells (appendCells) in an
+// array on the caller's stack: one more than SessionRollupKinds, and some
+// to spare.
+const sessionCellsRoom = 16
+
+// appendCells appends the session_rollups cells of s to out: every kind's
+// at the local day it began. Callers pass an array's room
+// (sessionCellsRoom): a slice made per session cost an allocation each.
+func (s *sessionState) appendCells(out []rollupKey, loc *time.Location) []rollupKey {
 	day := localDay(s.ts, loc)
-	out := make([]rollupKey, 0, 1+len(SessionRollupKinds))
 	out = append(out, rollupKey{site: s.site, day: day})
 	for i, kind := range SessionRollupKinds {
 		out = append(out, rollupKey{site: s.site, kind: int32(kind), day: day, dim: s.dims[i]})
@@ -93,7 +98,8 @@ func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
 		engaged = 1
 	}
 	active, first := s.dayActive, s.flags&int16(protocol.FlagFirstVisit) != 0
-	for _, k := range s.cells(loc) {
+	var cells [sessionCellsRoom]rollupKey
+	for _, k := range s.appendCells(cells[:0], loc) {
 		c := a[k]
 		if c == nil {
 			c = new(sessionRollupCell)
@@ -161,9 +167,10 @@ func sessionRollupsOf(agg sessionRollupAgg, changes SessionChanges, rows []Event
 			eventDays[k] = append(eventDays[k], day)
 		}
 	}
+	var cells [sessionCellsRoom]rollupKey
 	for i := range changes {
 		c := &changes[i]
-		c.now.dayActive = days.sessionActive(c.now.visitor, eventDays[[2]int64{c.now.visitor, c.id}], c.now.cells(hours.loc))
+		c.now.dayActive = days.sessionActive(c.now.visitor, eventDays[[2]int64{c.now.visitor, c.id}], c.now.appendCells(cells[:0], hours.loc))
 		agg.add(&c.now, hours.loc, 1)
 		if c.before != nil {
 			agg.add(c.before, hours.loc, -1)
@@ -592,10 +599,14 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	defer res.Close()
+	// Declared once, not per row: Scan's destinations escape, and a row's
+	// would cost three allocations besides its sketches' bytes. Each Scan
+	// sets all of them.
+	var i int64
+	var stored [3][]byte
+	dest := []any{&i, &stored[0], &stored[1], &stored[2]}
 	for res.Next() {
-		var i int64
-		var stored [3][]byte
-		if err := res.Scan(&i, &stored[0], &stored[1], &stored[2]); err != nil {
+		if err := res.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
 		if i < 1 || i > int64(len(keys)) {
@@ -661,8 +672,8 @@ func insertRollupRows(ctx context.Context, tx pgx.Tx, keys []rollupKey, insert s
 		return nil, fmt.Errorf("insert rollups: %w", err)
 	}
 	defer res.Close()
+	var i int64 // once, not per row: Scan's destination escapes
 	for res.Next() {
-		var i int64
 		if err := res.Scan(&i); err != nil {
 			return nil, fmt.Errorf("insert rollups: %w", err)
 		}

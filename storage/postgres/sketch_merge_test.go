@@ -178,9 +178,9 @@ func TestSettleEqualsLibrary(t *testing.T) {
 		// cell is, the second run active.
 		c.seen = make([]seenVisitor, 0, n+n/3+1)
 		for i, h := range all {
-			c.seen = append(c.seen, seenVisitor{h, visitorUser})
+			c.seen = append(c.seen, seenOf(h, visitorUser))
 			if i%3 == 0 {
-				c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive})
+				c.seen = append(c.seen, seenOf(h, visitorUser|visitorActive))
 			}
 		}
 		c.lastVisitor, c.lastBits = all[0], visitorUser|visitorActive
@@ -320,7 +320,7 @@ func TestSettleSharedListsEqualLibrary(t *testing.T) {
 		for i := range n {
 			h := VisitorHash(uint64(i) * 7919)
 			all = append(all, h)
-			c.seen = append(c.seen, seenVisitor{h, visitorUser | visitorActive | visitorNew})
+			c.seen = append(c.seen, seenOf(h, visitorUser|visitorActive|visitorNew))
 		}
 		a.settle()
 		checkDeltas(t, &c.sketches, all, all, all)
