@@ -79,6 +79,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		return 0, 0, err
 	}
 	defer d.Rollback(ctx) // no-op after Commit
+	d.UseCells(&w.scratch.cells)
 	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1)}
 	// After the hooks: the last chunk's events and rows are the
 	// scratch's, kept for the next derivation while traffic lasts.

@@ -46,6 +46,9 @@ type deriveScratch struct {
 	// sources holds the traffic sources of referrers the chunks
 	// attributed (sourceMemo).
 	sources sourceMemo
+	// cells holds the rollup cells of the last derivation, emptied once
+	// written, for the next to reuse (postgres.DeriveTx.UseCells).
+	cells postgres.CellScratch
 	// max bounds the events an array kept may hold: a larger one (a
 	// chunk's staged rows may pass Config.MaxEvents) is dropped once used.
 	max int
@@ -130,4 +133,5 @@ const maxPayloadPerEvent = 256
 func (s *deriveScratch) drop() {
 	s.clean()
 	s.events, s.res, s.payloads, s.as, s.sources = nil, postgres.Resolved{}, nil, sessions.Assignment{}, nil
+	s.cells.Drop()
 }

@@ -48,6 +48,8 @@ type DeriveTx struct {
 	// cells are the rollup deltas of the chunks AddEvents aggregated and
 	// not written yet (nil: none).
 	cells *deriveCells
+	// scratch, when set (UseCells), lends cells and takes them back.
+	scratch *CellScratch
 	// The site's ecommerce settings (commerce.go).
 	currency  string
 	keyEvents []string

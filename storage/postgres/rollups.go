@@ -317,6 +317,32 @@ type rollupSlots struct {
 	// of many costs a fraction of one each. A slab is kept while any of
 	// its cells is: an aggregate's cells go together.
 	free []rollupCell
+	// slabs are the slabs made; the first used of them handed out cells
+	// (free is the rest of the last of these). A derivation's cells
+	// recycled (deriveCells.recycle) hand out the same slabs again.
+	slabs [][]rollupCell
+	used  int
+}
+
+// nextSlab returns a slab of zero cells, one recycled if there is one.
+func (s *rollupSlots) nextSlab() []rollupCell {
+	if s.used == len(s.slabs) {
+		s.slabs = append(s.slabs, make([]rollupCell, rollupCellSlab))
+	}
+	s.used++
+	return s.slabs[s.used-1]
+}
+
+// reset empties the slots for rows of site. Their maps are cleared, not
+// dropped, and the slabs stay: the cells handed out are the aggregate's,
+// and the rest of free is zero cells.
+func (s *rollupSlots) reset(site int32) {
+	for j := range s.slots {
+		sl := &s.slots[j]
+		clear(sl.cells)
+		sl.cell, sl.dayDim = nil, 0
+	}
+	s.site, s.valid = site, true
 }
 
 // rollupCellSlab is how many cells rollupSlots allocates at a time.
@@ -350,7 +376,7 @@ func (a rollupAgg) slotCell(last *rollupSlots, slot *rollupSlot, k rollupKey, dd
 	if c == nil {
 		if c = a[k]; c == nil {
 			if len(last.free) == 0 {
-				last.free = make([]rollupCell, rollupCellSlab)
+				last.free = last.nextSlab()
 			}
 			c, last.free = &last.free[0], last.free[1:]
 			a[k] = c
@@ -400,7 +426,7 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 	engage := int64(row.Engage)
 	dims := slotDims(row, hour)
 	if last != nil && (!last.valid || last.site != row.Site) {
-		*last = rollupSlots{site: row.Site, valid: true}
+		last.reset(row.Site)
 	}
 	for j, kind := range rollupSlotKinds {
 		var c *rollupCell
@@ -465,7 +491,7 @@ func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots)
 		if fresh {
 			last.leave(&run, &base)
 			if !last.valid || last.site != row.Site {
-				*last = rollupSlots{site: row.Site, valid: true}
+				last.reset(row.Site)
 			}
 			if i == 0 || row.Visitor != visitor {
 				h = VisitorHash(uint64(row.Visitor))
@@ -742,7 +768,7 @@ func (d *DeriveTx) addRollups(ctx context.Context, rows []EventRow, items []Item
 // before using d again.
 func (d *DeriveTx) accumulate(ctx context.Context, rows []EventRow, items []ItemRow, changes SessionChanges, copyRows bool) (<-chan error, error) {
 	if d.cells == nil {
-		d.cells = &deriveCells{agg: make(rollupAgg), sessions: make(sessionRollupAgg), hours: &hourCache{loc: d.zone}}
+		d.cells = d.newCells()
 	}
 	c := d.cells
 	if len(rows) == 0 && len(items) == 0 && len(changes) == 0 {
@@ -825,7 +851,12 @@ func (d *DeriveTx) storeCells(ctx context.Context, copied <-chan error) error {
 	if err := storeRollupRounds(ctx, d.tx, sessionKeys, c.sessions); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	return c.writeDays(ctx, d)
+	if err := c.writeDays(ctx, d); err != nil {
+		return err
+	}
+	// Written: the statements are done with the cells.
+	d.keepCells(c)
+	return nil
 }
 
 // readBesideCopy waits for the events' COPY (copied) and returns its
