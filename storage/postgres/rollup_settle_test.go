@@ -10,10 +10,13 @@ import (
 // TestSparseEncodingIn: sparseEncodingIn, through one list buffer grown
 // as sets get longer, gives sparseEncoding's bytes for sets of every
 // length up to past a buffer's first size, of close and far values
-// (differences of one to five varint bytes).
+// (differences of one to five varint bytes), in an arena or not; the
+// encodings in the arena stay as they were through the later ones.
 func TestSparseEncodingIn(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	var list []byte
+	var arena sketchArena
+	var inArena, wants [][]byte
 	for n := 1; n < 700; n += 1 + n/20 {
 		for _, spread := range []uint32{1 << 6, 1 << 13, 1 << 20, 1 << 27, 1<<32 - 1} {
 			set := make([]uint32, 0, n)
@@ -22,9 +25,20 @@ func TestSparseEncodingIn(t *testing.T) {
 			}
 			slices.Sort(set)
 			set = slices.Compact(set)
-			if got, want := sparseEncodingIn(set, &list), sparseEncoding(set); !bytes.Equal(got, want) {
+			want := sparseEncoding(set)
+			if got := sparseEncodingIn(set, &list, nil); !bytes.Equal(got, want) {
 				t.Fatalf("%d values below %d: sparseEncodingIn %x, sparseEncoding %x", len(set), spread, got, want)
 			}
+			got := sparseEncodingIn(set, &list, &arena)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d values below %d: sparseEncodingIn in an arena %x, sparseEncoding %x", len(set), spread, got, want)
+			}
+			inArena, wants = append(inArena, got), append(wants, want)
+		}
+	}
+	for i := range wants {
+		if !bytes.Equal(inArena[i], wants[i]) {
+			t.Fatalf("encoding %d in the arena changed by later ones: %x, want %x", i, inArena[i], wants[i])
 		}
 	}
 }
@@ -37,6 +51,7 @@ func TestSparseEncodingIn(t *testing.T) {
 func TestSettleWithListEqualsSettle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	var list []byte
+	var arena sketchArena
 	for round := range 300 {
 		var a, b cellSketches
 		for range 1 + rng.IntN(3) { // chunks
@@ -62,7 +77,7 @@ func TestSettleWithListEqualsSettle(t *testing.T) {
 				sets[1] = slices.Clone(sets[0])
 			}
 			other := [3][]uint32{slices.Clone(sets[0]), slices.Clone(sets[1]), slices.Clone(sets[2])}
-			a.settleWith(&sets, &list)
+			a.settleWith(&sets, &list, &arena)
 			b.settle(&other)
 		}
 		for j := range 3 {

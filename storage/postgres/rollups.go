@@ -664,6 +664,9 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 func (a rollupAgg) settle() {
 	var scratch [3][]uint32
 	var list []byte
+	// The deltas' encodings, a few tens of bytes each, in arrays of
+	// many (sketchArena), which the cells' lifetime bounds.
+	var arena sketchArena
 	for _, c := range a {
 		if c.lastBits == 0 && len(c.seen) == 0 {
 			continue
@@ -691,7 +694,7 @@ func (a rollupAgg) settle() {
 			put(v)
 		}
 		c.seen = c.seen[:0]
-		c.sketches.settleWith(&scratch, &list)
+		c.sketches.settleWith(&scratch, &list, &arena)
 	}
 }
 

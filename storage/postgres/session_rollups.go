@@ -432,11 +432,11 @@ func (c *cellSketches) deltaBytes(j int) ([]byte, error) {
 // the cell active, or new: most cells) is sorted and serialized once:
 // the delta sketches then share their bytes, which nothing writes to
 // (a sparse serialization decodes into a copy; a merge makes new bytes).
-func (c *cellSketches) settle(hashes *[3][]uint32) { c.settleWith(hashes, nil) }
+func (c *cellSketches) settle(hashes *[3][]uint32) { c.settleWith(hashes, nil, nil) }
 
 // settleWith is settle, encoding the lists of sets that fit into *list
 // (nil: none; grown as needed) first (sparseEncodingIn).
-func (c *cellSketches) settleWith(hashes *[3][]uint32, list *[]byte) {
+func (c *cellSketches) settleWith(hashes *[3][]uint32, list *[]byte, arena *sketchArena) {
 	var sameAsUsers [3]bool
 	for j := 1; j < len(hashes); j++ {
 		sameAsUsers[j] = len(hashes[j]) > 0 && slices.Equal(hashes[j], hashes[0])
@@ -473,7 +473,7 @@ func (c *cellSketches) settleWith(hashes *[3][]uint32, list *[]byte) {
 		}
 		if (fresh || held) && list != nil && 5*len(set) <= denseAfter {
 			// The list takes no more than 5 bytes a value: it fits.
-			enc := sparseEncodingIn(set, list)
+			enc := sparseEncodingIn(set, list, arena)
 			if fresh {
 				c.delta[j], c.encoded[j] = enc, true
 				if j == 0 {
@@ -601,10 +601,16 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 	defer res.Close()
 	// Declared once, not per row: Scan's destinations escape, and a row's
 	// would cost three allocations besides its sketches' bytes. Each Scan
-	// sets all of them.
-	var i int64
-	var stored [3][]byte
-	dest := []any{&i, &stored[0], &stored[1], &stored[2]}
+	// sets all of them; the sketches go into arena.
+	var (
+		i       int64
+		arena   sketchArena
+		scanned [3]arenaBytes
+	)
+	dest := []any{&i, &scanned[0], &scanned[1], &scanned[2]}
+	for j := range scanned {
+		scanned[j].a = &arena
+	}
 	for res.Next() {
 		if err := res.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read %s: %w", table, err)
@@ -613,6 +619,7 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 			return nil, fmt.Errorf("read %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
 		found[i-1] = true
+		stored := [3][]byte{scanned[0].v, scanned[1].v, scanned[2].v}
 		ExpandSketches(&stored)
 		if err := sketches(keys[i-1]).mergeStored(&stored); err != nil {
 			return nil, fmt.Errorf("read %s: %w", table, err)
@@ -622,6 +629,53 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	return found, nil
+}
+
+// sketchArena holds the stored sketches a read scans (arenaBytes), in
+// arrays of sketchArenaChunk bytes: pgx copies each bytea into a slice of
+// its own, three allocations a row. The cells keep slices of them (a
+// merge that changes nothing is the stored bytes), so an array is never
+// written over: it lives while a cell holds any of it, as long as the
+// cells of the read (a derivation's) live.
+type sketchArena struct{ buf []byte }
+
+// sketchArenaChunk is the size of a sketchArena's arrays; a sketch over a
+// quarter of it gets an array of its own.
+const sketchArenaChunk = 64 << 10
+
+// alloc returns n zero bytes of a (a's own array when a is nil or n is
+// over a quarter of a chunk).
+func (a *sketchArena) alloc(n int) []byte {
+	if a == nil || n > sketchArenaChunk/4 {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, sketchArenaChunk)
+	}
+	start := len(a.buf)
+	a.buf = a.buf[:start+n]
+	return a.buf[start : start+n : start+n]
+}
+
+// arenaBytes scans a bytea into its arena: v is nil for NULL, empty but
+// not nil for an empty value (the marker of ExpandUsers), as pgx scans
+// a []byte.
+type arenaBytes struct {
+	a *sketchArena
+	v []byte
+}
+
+func (b *arenaBytes) ScanBytes(v []byte) error {
+	switch {
+	case v == nil:
+		b.v = nil
+	case len(v) == 0:
+		b.v = []byte{}
+	default:
+		b.v = b.a.alloc(len(v))
+		copy(b.v, v)
+	}
+	return nil
 }
 
 // sketchArrays serializes the sketches of keys as three bytea arrays (users,
@@ -672,9 +726,11 @@ func insertRollupRows(ctx context.Context, tx pgx.Tx, keys []rollupKey, insert s
 		return nil, fmt.Errorf("insert rollups: %w", err)
 	}
 	defer res.Close()
-	var i int64 // once, not per row: Scan's destination escapes
+	// Once, not per row: Scan's destination and its arguments escape.
+	var i int64
+	dest := []any{&i}
 	for res.Next() {
-		if err := res.Scan(&i); err != nil {
+		if err := res.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("insert rollups: %w", err)
 		}
 		if i < 1 || i > int64(len(keys)) {
@@ -737,13 +793,14 @@ func (s *sessionState) scanDest() []any {
 // sparseEncodingIn is sparseEncoding of set (sorted, distinct, not
 // empty), whose list is written into *list (grown to 5 bytes a value if
 // shorter) and copied out at its length: the values are walked once, not
-// twice (sparseListBytes, then sparseEncodingSized).
-func sparseEncodingIn(set []uint32, list *[]byte) []byte {
+// twice (sparseListBytes, then sparseEncodingSized). The encoding is
+// arena's (nil: an array of its own).
+func sparseEncodingIn(set []uint32, list *[]byte, arena *sketchArena) []byte {
 	if len(*list) < 5*len(set) {
 		*list = make([]byte, max(5*len(set), 2*len(*list)))
 	}
 	i, last := putSparseList(*list, set)
-	out := make([]byte, sparseHeader+i)
+	out := arena.alloc(sparseHeader + i)
 	copy(out[sparseHeader:], (*list)[:i])
 	putSparseHeader(out, uint32(len(set)), last)
 	return out
