@@ -72,11 +72,13 @@ func (d *DeriveTx) keepCells(c *deriveCells) {
 // recycle empties c for another derivation, as new cells but for the
 // memory: the maps are cleared, every cell the slots handed out is zeroed
 // (keeping its array of runs, emptied, up to maxKeptRuns), and the slabs
-// hand them out again. Nothing of the cells' counts, sketches or amounts
-// stays.
+// hand them out again; the statements' arrays drop the sketches and
+// amounts they pointed to. Nothing of the cells' counts, sketches or
+// amounts stays.
 func (c *deriveCells) recycle() {
 	clear(c.agg)
 	clear(c.sessions)
+	c.arrays.clear()
 	c.days = nil
 	c.hours = nil
 	last := &c.last

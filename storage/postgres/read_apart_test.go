@@ -63,7 +63,7 @@ func TestReadBesideCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := inTx.values(keys)
+	want, err := inTx.values(keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestReadBesideCopy(t *testing.T) {
 	if !reflect.DeepEqual(found, wantFound) {
 		t.Fatal("the read apart found other rows than the transaction's")
 	}
-	got, err := apart.values(keys)
+	got, err := apart.values(keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

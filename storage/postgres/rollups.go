@@ -742,6 +742,8 @@ type deriveCells struct {
 	// days are the user-days of the last chunk aggregated, written by
 	// writeDays (the next chunk's readUserDays reads them in the table).
 	days userDays
+	// arrays are the arrays of the statements that write the cells.
+	arrays statementArrays
 }
 
 // writeDays writes the user-days of the chunk last aggregated.
@@ -843,15 +845,17 @@ func (d *DeriveTx) storeCells(ctx context.Context, copied <-chan error) error {
 		found []bool
 		err   error
 	)
+	// The statements of both tables take their arrays from c's.
+	agg, sessions := withArrays{c.agg, &c.arrays}, withArrays{c.sessions, &c.arrays}
 	if copied != nil {
-		if found, err = d.readBesideCopy(ctx, c.agg, keys, copied); err != nil {
+		if found, err = d.readBesideCopy(ctx, agg, keys, copied); err != nil {
 			return err
 		}
 	}
-	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, c.agg); err != nil {
+	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, agg); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	if err := storeRollupRounds(ctx, d.tx, sessionKeys, c.sessions); err != nil {
+	if err := storeRollupRounds(ctx, d.tx, sessionKeys, sessions); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	if err := c.writeDays(ctx, d); err != nil {
@@ -872,7 +876,7 @@ func (d *DeriveTx) storeCells(ctx context.Context, copied <-chan error) error {
 // them before this read. It waits for a free connection only while the
 // COPY runs, so it adds no wait in the pool, whose connections
 // transactions waiting for the derivation's locks may hold.
-func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupAgg, keys []rollupKey, copied <-chan error) ([]bool, error) {
+func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupTable, keys []rollupKey, copied <-chan error) ([]bool, error) {
 	select {
 	case err := <-copied:
 		return nil, err
@@ -913,7 +917,7 @@ var errNoConnFree = errors.New("no connection free")
 // not). Its statement is planned for its arrays (an unnamed statement,
 // described first), as the transaction's are (plan_cache_mode,
 // BeginDerive).
-func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupAgg, keys []rollupKey) ([]bool, error) {
+func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupTable, keys []rollupKey) ([]bool, error) {
 	conn, err := d.s.pool.Acquire(acquireCtx)
 	if err != nil {
 		if ctx.Err() == nil && acquireCtx.Err() != nil {
@@ -948,14 +952,7 @@ func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
 }
 
 // keyArrays are keys as the parallel arrays $1..$4 of the rollup statements.
-func keyArrays(keys []rollupKey) []any {
-	n := len(keys)
-	sites, kinds, days, dims := make([]int32, n), make([]int16, n), make([]time.Time, n), make([]int32, n)
-	for i, k := range keys {
-		sites[i], kinds[i], days[i], dims[i] = k.site, int16(k.kind), dayDate(k.day), k.dim
-	}
-	return []any{sites, kinds, days, dims}
-}
+func keyArrays(keys []rollupKey) []any { return (*statementArrays)(nil).keyArrays(keys) }
 
 // keyUnnest is the rows of keyArrays, numbered from 1 (i), as u.
 var keyUnnest = zipArrays(1, arrayColumns(rollupKeyColumns), "i") + " AS u"
@@ -976,23 +973,28 @@ var rollupRowsZip, rollupRowsNumbered = zipArrays(1, rollupRows, ""), zipArrays(
 func (a rollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
 func (a rollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
-	return readAndMergeSketches(ctx, q, "rollup_days", keys, a.sketches)
+	return a.readAndMergeIn(ctx, q, keys, nil)
+}
+
+// readAndMergeIn is readAndMerge with its arrays in arr.
+func (a rollupAgg) readAndMergeIn(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error) {
+	return readAndMergeSketches(ctx, q, "rollup_days", keys, a.sketches, arr)
 }
 
 // values are the arrays $5..$12 of a's cells for keys: counters,
 // serialized sketches (NULL for an empty one) and amounts as float8[]
-// literals (NULL: none).
-func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
+// literals (NULL: none), in arr.
+func (a rollupAgg) values(keys []rollupKey, arr *statementArrays) ([]any, error) {
 	n := len(keys)
-	events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n)
-	engage := make([]int64, n)
-	amounts := make([]*string, n)
+	events, views, keyEvents := arr.int32s(0, n), arr.int32s(1, n), arr.int32s(2, n)
+	engage := arr.int64s(0, n)
+	amounts := arr.amountsFor(n)
 	for i, k := range keys {
 		c := a[k]
 		events[i], views[i], keyEvents[i], engage[i] = c.events, c.views, c.keyEvents, c.engageMs
 		amounts[i] = amountsText(c.amounts)
 	}
-	sk, err := sketchArrays(keys, a.sketches)
+	sk, err := sketchArrays(keys, a.sketches, arr)
 	if err != nil {
 		return nil, err
 	}
@@ -1002,10 +1004,15 @@ func (a rollupAgg) values(keys []rollupKey) ([]any, error) {
 // write updates the rows of keys: counters add, sketches are
 // replaced by the merged ones (NULL: unchanged, kept).
 func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
+	return a.writeIn(ctx, tx, keys, nil)
+}
+
+// writeIn is write with its arrays in arr.
+func (a rollupAgg) writeIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	vals, err := a.values(keys)
+	vals, err := a.values(keys, arr)
 	if err != nil {
 		return err
 	}
@@ -1016,7 +1023,7 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 			amounts = CASE WHEN u.amounts IS NULL THEN r.amounts ELSE rollup_amounts_add(r.amounts, u.amounts::float8[]) END
 		FROM `+rollupRowsZip+` AS u
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
-		append(keyArrays(keys), vals...)...); err != nil {
+		append(arr.keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update rollups: %w", err)
 	}
 	return nil
@@ -1025,14 +1032,19 @@ func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
 // insert adds rows for keys, in key order, and reports which it inserted;
 // a key inserted by another transaction meanwhile is left alone.
 func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	return a.insertIn(ctx, tx, keys, nil)
+}
+
+// insertIn is insert with its arrays in arr.
+func (a rollupAgg) insertIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	vals, err := a.values(keys)
+	vals, err := a.values(keys, arr)
 	if err != nil {
 		return nil, err
 	}
-	return insertRollupRows(ctx, tx, keys, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
+	return insertRollupRows(ctx, tx, keys, arr, `INSERT INTO rollup_days (site_id, kind, day, dim_id, events, page_views, key_events, engagement_ms, users, active_users, new_users, amounts)
 		SELECT site_id, kind, day, dim_id, events, views, key_events, engage, users, active, new_users, amounts::float8[]
 		FROM `+rollupRowsNumbered+` AS u
 		ORDER BY i`, vals)

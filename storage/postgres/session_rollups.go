@@ -223,12 +223,10 @@ func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, 
 			}
 		}
 		var existing, missing []rollupKey
-		for i, k := range pending {
-			if found[i] {
-				existing = append(existing, k)
-			} else {
-				missing = append(missing, k)
-			}
+		if s, ok := t.(splitter); ok {
+			existing, missing = s.split(pending, found)
+		} else {
+			existing, missing = (*statementArrays)(nil).split(pending, found)
 		}
 		if err := t.write(ctx, tx, existing); err != nil {
 			return err
@@ -251,7 +249,12 @@ func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, 
 func (a sessionRollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
 func (a sessionRollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
-	return readAndMergeSketches(ctx, q, "session_rollups", keys, a.sketches)
+	return a.readAndMergeIn(ctx, q, keys, nil)
+}
+
+// readAndMergeIn is readAndMerge with its arrays in arr.
+func (a sessionRollupAgg) readAndMergeIn(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error) {
+	return readAndMergeSketches(ctx, q, "session_rollups", keys, a.sketches, arr)
 }
 
 // sessionRollupValues are the columns after the key of session_rollups'
@@ -263,17 +266,17 @@ const sessionRollupValues = "sessions, engaged, events, page_views, key_events, 
 var sessionRollupRows = arrayColumns(rollupKeyColumns + `, sessions int, engaged int, events int, page_views int, key_events int,
 	duration_us int8, engagement_ms int8, users bytea, active_users bytea, new_users bytea`)
 
-// values are the arrays $5..$14 of the cells of keys.
-func (a sessionRollupAgg) values(keys []rollupKey) ([]any, error) {
+// values are the arrays $5..$14 of the cells of keys, in arr.
+func (a sessionRollupAgg) values(keys []rollupKey, arr *statementArrays) ([]any, error) {
 	n := len(keys)
-	sessions, engaged, events, views, keyEvents := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
-	duration, engage := make([]int64, n), make([]int64, n)
+	sessions, engaged, events, views, keyEvents := arr.int32s(0, n), arr.int32s(1, n), arr.int32s(2, n), arr.int32s(3, n), arr.int32s(4, n)
+	duration, engage := arr.int64s(0, n), arr.int64s(1, n)
 	for i, k := range keys {
 		c := a[k]
 		sessions[i], engaged[i], events[i], views[i], keyEvents[i] = c.sessions, c.engaged, c.events, c.views, c.keyEvents
 		duration[i], engage[i] = c.durationUs, c.engageMs
 	}
-	sk, err := sketchArrays(keys, a.sketches)
+	sk, err := sketchArrays(keys, a.sketches, arr)
 	if err != nil {
 		return nil, err
 	}
@@ -281,10 +284,15 @@ func (a sessionRollupAgg) values(keys []rollupKey) ([]any, error) {
 }
 
 func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
+	return a.writeIn(ctx, tx, keys, nil)
+}
+
+// writeIn is write with its arrays in arr.
+func (a sessionRollupAgg) writeIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	vals, err := a.values(keys)
+	vals, err := a.values(keys, arr)
 	if err != nil {
 		return err
 	}
@@ -295,7 +303,7 @@ func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey
 			new_users = coalesce(u.new_users, r.new_users)
 		FROM `+sessionRollupRowsZip+` AS u
 		WHERE r.site_id = u.site_id AND r.kind = u.kind AND r.day = u.day AND r.dim_id = u.dim_id`,
-		append(keyArrays(keys), vals...)...); err != nil {
+		append(arr.keyArrays(keys), vals...)...); err != nil {
 		return fmt.Errorf("update session rollups: %w", err)
 	}
 	return nil
@@ -306,14 +314,19 @@ func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey
 var sessionRollupRowsZip, sessionRollupRowsNumbered = zipArrays(1, sessionRollupRows, ""), zipArrays(1, sessionRollupRows, "i")
 
 func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
+	return a.insertIn(ctx, tx, keys, nil)
+}
+
+// insertIn is insert with its arrays in arr.
+func (a sessionRollupAgg) insertIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	vals, err := a.values(keys)
+	vals, err := a.values(keys, arr)
 	if err != nil {
 		return nil, err
 	}
-	return insertRollupRows(ctx, tx, keys, `INSERT INTO session_rollups (site_id, kind, day, dim_id, `+sessionRollupValues+`)
+	return insertRollupRows(ctx, tx, keys, arr, `INSERT INTO session_rollups (site_id, kind, day, dim_id, `+sessionRollupValues+`)
 		SELECT site_id, kind, day, dim_id, `+sessionRollupValues+`
 		FROM `+sessionRollupRowsNumbered+` AS u
 		ORDER BY i`, vals)
@@ -591,10 +604,10 @@ func (c *cellSketches) mergeStored(stored *[3][]byte) error {
 // sketches(key) and reports which keys have a row. It takes no row lock:
 // the caller holds a lock that keeps every other writer of the site's
 // rows away until it commits (storeRollupRounds).
-func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches) ([]bool, error) {
+func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []rollupKey, sketches func(rollupKey) *cellSketches, arr *statementArrays) ([]bool, error) {
 	found := make([]bool, len(keys))
 	res, err := q.Query(ctx, `SELECT u.i, r.users, r.active_users, r.new_users FROM `+keyUnnest+`
-		JOIN `+table+` r USING (site_id, kind, day, dim_id)`, keyArrays(keys)...)
+		JOIN `+table+` r USING (site_id, kind, day, dim_id)`, arr.keyArrays(keys)...)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
@@ -684,8 +697,8 @@ func (b *arenaBytes) ScanBytes(v []byte) error {
 // sketch equal to the active sketch is the marker (compactSketches), and
 // one kept but stored as the marker is written out when the active sketch
 // changed.
-func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3][][]byte, error) {
-	out := [3][][]byte{make([][]byte, len(keys)), make([][]byte, len(keys)), make([][]byte, len(keys))}
+func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches, arr *statementArrays) ([3][][]byte, error) {
+	out := arr.sketchArraysFor(len(keys))
 	for i, k := range keys {
 		c := sketches(k)
 		var final [3][]byte
@@ -717,11 +730,11 @@ func sketchArrays(keys []rollupKey, sketches func(rollupKey) *cellSketches) ([3]
 // insertRollupRows runs insert (an INSERT … SELECT over parallel arrays: $1..$4
 // the keys, then vals, its rows in key order, ordinality column i) with ON
 // CONFLICT DO NOTHING and reports which keys it inserted.
-func insertRollupRows(ctx context.Context, tx pgx.Tx, keys []rollupKey, insert string, vals []any) ([]bool, error) {
+func insertRollupRows(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays, insert string, vals []any) ([]bool, error) {
 	done := make([]bool, len(keys))
 	res, err := tx.Query(ctx, `WITH ins AS (`+insert+`
 			ON CONFLICT DO NOTHING RETURNING site_id, kind, day, dim_id)
-		SELECT u.i FROM ins JOIN `+keyUnnest+` USING (site_id, kind, day, dim_id)`, append(keyArrays(keys), vals...)...)
+		SELECT u.i FROM ins JOIN `+keyUnnest+` USING (site_id, kind, day, dim_id)`, append(arr.keyArrays(keys), vals...)...)
 	if err != nil {
 		return nil, fmt.Errorf("insert rollups: %w", err)
 	}
