@@ -39,7 +39,7 @@ func TestCellScratchLeavesNothingOfTheLastDerivation(t *testing.T) {
 		c.agg.addRows(rows, c.hours, &c.last)
 		c.agg.addActive(rollupKey{site: rows[0].Site, day: 1}, 77)
 		c.sessions[rollupKey{site: rows[0].Site, day: 2}] = &sessionRollupCell{sessions: 1}
-		c.agg.settle()
+		c.agg.settleIn(&c.arrays.arena)
 	}
 	var s CellScratch
 	d := &DeriveTx{zone: loc, scratch: &s}

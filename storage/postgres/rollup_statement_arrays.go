@@ -25,6 +25,9 @@ type statementArrays struct {
 	sketches         [3][][]byte
 	amounts          []*string
 	existing, missed []rollupKey
+	// arena holds the sketches the reads scan and the cells' delta
+	// encodings (rollupAgg.settleIn).
+	arena sketchArena
 }
 
 // of returns (*a)'s array with length n, its entries those of an
@@ -117,8 +120,9 @@ func (s *statementArrays) split(pending []rollupKey, found []bool) (existing, mi
 }
 
 // clear drops what the arrays point to (sketches, amounts), keeping the
-// arrays.
+// arrays, and resets the arena: the cells holding its sketches are gone.
 func (s *statementArrays) clear() {
+	s.arena.reset()
 	for j := range s.sketches {
 		clear(s.sketches[j][:cap(s.sketches[j])])
 	}

@@ -661,12 +661,13 @@ func (a rollupAgg) addItem(row *ItemRow, hours *hourCache) {
 // settle puts the visitors collected by add with dedupe into the sketches:
 // each delta sketch is serialized from its sorted encoded hashes at once
 // (settleSketches), not built hash by hash.
-func (a rollupAgg) settle() {
+func (a rollupAgg) settle() { a.settleIn(new(sketchArena)) }
+
+// settleIn is settle with the deltas' encodings, a few tens of bytes
+// each, in arena's arrays (sketchArena), which the cells' lifetime bounds.
+func (a rollupAgg) settleIn(arena *sketchArena) {
 	var scratch [3][]uint32
 	var list []byte
-	// The deltas' encodings, a few tens of bytes each, in arrays of
-	// many (sketchArena), which the cells' lifetime bounds.
-	var arena sketchArena
 	for _, c := range a {
 		if c.lastBits == 0 && len(c.seen) == 0 {
 			continue
@@ -694,7 +695,7 @@ func (a rollupAgg) settle() {
 			put(v)
 		}
 		c.seen = c.seen[:0]
-		c.sketches.settleWith(&scratch, &list, &arena)
+		c.sketches.settleWith(&scratch, &list, arena)
 	}
 }
 
@@ -825,7 +826,7 @@ func (d *DeriveTx) accumulate(ctx context.Context, rows []EventRow, items []Item
 	days.activate(c.agg, c.sessions, int32(d.site))
 	// The visitors collected go into the sketches chunk by chunk, so
 	// the cells' memory does not grow with the events of every chunk.
-	c.agg.settle()
+	c.agg.settleIn(&c.arrays.arena)
 	return copied, nil
 }
 

@@ -617,12 +617,15 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 	// sets all of them; the sketches go into arena.
 	var (
 		i       int64
-		arena   sketchArena
 		scanned [3]arenaBytes
 	)
+	arena := new(sketchArena)
+	if arr != nil {
+		arena = &arr.arena
+	}
 	dest := []any{&i, &scanned[0], &scanned[1], &scanned[2]}
 	for j := range scanned {
-		scanned[j].a = &arena
+		scanned[j].a = arena
 	}
 	for res.Next() {
 		if err := res.Scan(dest...); err != nil {
@@ -644,13 +647,36 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 	return found, nil
 }
 
-// sketchArena holds the stored sketches a read scans (arenaBytes), in
-// arrays of sketchArenaChunk bytes: pgx copies each bytea into a slice of
-// its own, three allocations a row. The cells keep slices of them (a
-// merge that changes nothing is the stored bytes), so an array is never
-// written over: it lives while a cell holds any of it, as long as the
-// cells of the read (a derivation's) live.
-type sketchArena struct{ buf []byte }
+// sketchArena holds the stored sketches a read scans (arenaBytes) and
+// the deltas' encodings, in arrays of sketchArenaChunk bytes: pgx copies
+// each bytea into a slice of its own, three allocations a row. The cells
+// keep slices of them (a merge that changes nothing is the stored bytes),
+// so an array is not written over until reset, which the owner of the
+// cells calls once none is left (deriveCells.recycle): until then it
+// lives while a cell holds any of it, as long as the cells do.
+type sketchArena struct {
+	buf []byte
+	// used are the arrays handed out since reset (buf is the last's
+	// rest); spare are zeroed ones for the next.
+	used, spare [][]byte
+}
+
+// maxSpareChunks bounds the arrays a sketchArena keeps across reset.
+const maxSpareChunks = 64
+
+// reset takes back every array the arena handed out, zeroed, up to
+// maxSpareChunks: nothing may hold a slice of them any more.
+func (a *sketchArena) reset() {
+	for _, b := range a.used {
+		if len(a.spare) >= maxSpareChunks {
+			break
+		}
+		clear(b[:cap(b)])
+		a.spare = append(a.spare, b[:0])
+	}
+	clear(a.used)
+	a.used, a.buf = a.used[:0], nil
+}
 
 // sketchArenaChunk is the size of a sketchArena's arrays; a sketch over a
 // quarter of it gets an array of its own.
@@ -663,7 +689,12 @@ func (a *sketchArena) alloc(n int) []byte {
 		return make([]byte, n)
 	}
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, sketchArenaChunk)
+		if k := len(a.spare); k > 0 {
+			a.buf, a.spare[k-1], a.spare = a.spare[k-1], nil, a.spare[:k-1]
+		} else {
+			a.buf = make([]byte, 0, sketchArenaChunk)
+		}
+		a.used = append(a.used, a.buf)
 	}
 	start := len(a.buf)
 	a.buf = a.buf[:start+n]

@@ -62,3 +62,45 @@ func TestArenaBytesScansAsBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSketchArenaReset: after reset, the arena hands out its arrays again,
+// zeroed (a sparse encoding's header and list are written over them),
+// keeping at most maxSpareChunks; a large sketch gets an array of its own.
+func TestSketchArenaReset(t *testing.T) {
+	var a sketchArena
+	var got [][]byte
+	for range 3 * sketchArenaChunk / 100 {
+		b := a.alloc(100)
+		for i := range b {
+			b[i] = 0xff
+		}
+		got = append(got, b)
+	}
+	chunks := len(a.used)
+	if chunks != 3 && chunks != 4 {
+		t.Fatalf("%d arrays for %d allocations of 100 bytes in arrays of %d", chunks, len(got), sketchArenaChunk)
+	}
+	if big := a.alloc(sketchArenaChunk/4 + 1); len(a.used) != chunks || len(big) != sketchArenaChunk/4+1 {
+		t.Fatal("a large sketch went into the arena's arrays")
+	}
+	a.reset()
+	if len(a.used) != 0 || len(a.spare) != chunks {
+		t.Fatalf("after reset: %d arrays in use, %d spare, want 0 and %d", len(a.used), len(a.spare), chunks)
+	}
+	for range 3 * sketchArenaChunk / 100 {
+		b := a.alloc(100)
+		if !bytes.Equal(b, make([]byte, 100)) {
+			t.Fatal("an array handed out again is not zeroed")
+		}
+	}
+	if len(a.spare) != 0 || len(a.used) != chunks {
+		t.Fatalf("the second round made new arrays: %d spare, %d in use", len(a.spare), len(a.used))
+	}
+	for range (maxSpareChunks + 5) * sketchArenaChunk / 100 {
+		a.alloc(100)
+	}
+	a.reset()
+	if len(a.spare) != maxSpareChunks {
+		t.Fatalf("%d arrays kept, bound %d", len(a.spare), maxSpareChunks)
+	}
+}
