@@ -35,6 +35,44 @@ type Resolved struct {
 	// ResolveEventsTo into res to reuse.
 	profiles profileScratch
 	pairs    pairScratch
+	dims     dimScratch
+}
+
+// dimScratch holds a resolution's maps of known strings and array of
+// slots waiting for ids (dimResolver.known, pending), emptied, for the
+// next resolution into the same Resolved: they hold no string and no
+// slot once it is done.
+type dimScratch struct {
+	known   [numDimKinds]map[string]int32
+	pending []dimSlot
+}
+
+// Bounds of what a dimScratch keeps: a kind's map of more strings, or
+// an array of more slots (16 bytes each), goes.
+const (
+	maxKeptKnown   = 1 << 14
+	maxKeptPending = 1 << 16
+)
+
+// resolver returns a resolver with the scratch's maps and array.
+func (sc *dimScratch) resolver(addrs *dimAddrs) *dimResolver {
+	return &dimResolver{addrs: addrs, known: sc.known, pending: sc.pending[:0]}
+}
+
+// keep takes back r's maps and array, emptied.
+func (sc *dimScratch) keep(r *dimResolver) {
+	for k, m := range r.known {
+		if len(m) > maxKeptKnown {
+			m = nil
+		}
+		clear(m)
+		sc.known[k] = m
+	}
+	clear(r.pending)
+	sc.pending = nil
+	if cap(r.pending) <= maxKeptPending {
+		sc.pending = r.pending[:0]
+	}
 }
 
 // pairScratch holds what resolveEvents keeps of the distinct (page,
@@ -132,7 +170,8 @@ func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []proto
 		return [eventKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
 			e.Language, e.Screen, e.Country, e.Region, e.City, e.Browser, e.OS, e.Device}
 	}
-	r := &dimResolver{addrs: s.dimAddrs}
+	r := res.dims.resolver(s.dimAddrs)
+	defer res.dims.keep(r)
 	s.dims.mu.Lock()
 	for i := range events {
 		fields := eventFields(&events[i])

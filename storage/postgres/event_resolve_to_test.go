@@ -35,6 +35,26 @@ func TestResolveEventsToReuses(t *testing.T) {
 	if err := s.ResolveEventsTo(ctx, &res, first, benchTraffic); err != nil {
 		t.Fatal(err)
 	}
+	keptNothing := func() {
+		t.Helper()
+		for k, m := range res.dims.known {
+			if len(m) != 0 {
+				t.Fatalf("the known strings of kind %d kept: %d", k+1, len(m))
+			}
+		}
+		if len(res.dims.pending) != 0 {
+			t.Fatalf("%d slots kept", len(res.dims.pending))
+		}
+		for _, sl := range res.dims.pending[:cap(res.dims.pending)] {
+			if sl.ids != nil {
+				t.Fatal("the array of slots points at rows")
+			}
+		}
+	}
+	keptNothing()
+	if cap(res.dims.pending) == 0 {
+		t.Fatal("the strings of a new site waited in no slot: the test needs them")
+	}
 	for i := range res.Rows {
 		res.Rows[i].Commerce, res.Rows[i].Amounts, res.Rows[i].DayActive = 7, new(Amounts), true // as a derivation sets them
 	}
@@ -48,6 +68,7 @@ func TestResolveEventsToReuses(t *testing.T) {
 	if diff := cmp.Diff(want, &res, cmpopts.IgnoreUnexported(Resolved{})); diff != "" {
 		t.Fatalf("reused rows differ from fresh ones (-fresh +reused):\n%s", diff)
 	}
+	keptNothing()
 	for i, r := range res.Rows[len(res.Rows):cap(res.Rows)] {
 		if r.Params != nil || r.Amounts != nil || r.Commerce != 0 {
 			t.Fatalf("row %d past the events kept %+v", len(res.Rows)+i, r)
@@ -81,6 +102,7 @@ func TestResolveEventsToReuses(t *testing.T) {
 	if diff := cmp.Diff(want, &res, cmpopts.IgnoreUnexported(Resolved{})); diff != "" {
 		t.Fatalf("rows reused twice differ from fresh ones (-fresh +reused):\n%s", diff)
 	}
+	keptNothing()
 }
 
 // resolveNew is s.ResolveEventsTo into a new Resolved.
