@@ -15,6 +15,8 @@ package postgres
 // derivation at a time uses it.
 type CellScratch struct {
 	cells *deriveCells
+	// sessions holds the arrays of the derivations' UpsertSessions.
+	sessions sessionScratch
 	// oversized counts the derivations in a row that used under
 	// 1/shrinkCellsPast of the slabs kept.
 	oversized int
@@ -29,7 +31,7 @@ const (
 )
 
 // Drop lets the cells kept go.
-func (s *CellScratch) Drop() { s.cells, s.oversized = nil, 0 }
+func (s *CellScratch) Drop() { s.cells, s.sessions, s.oversized = nil, sessionScratch{}, 0 }
 
 // UseCells makes d take its cells from s, when it holds some, and give
 // them back to s once written (WriteEvents, Commit). Call it before the

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,18 +160,63 @@ type SessionChanges []sessionChange
 
 // UpsertSessions inserts rows into sessions, or adds them to the rows
 // stored before, and returns each session's values after and before.
+// With a CellScratch (UseCells), the changes are in its arrays, valid
+// until the next UpsertSessions of a derivation using it: pass them to
+// the chunk's AddEvents or WriteEvents before.
 func (d *DeriveTx) UpsertSessions(ctx context.Context, rows []SessionRow) (SessionChanges, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	c, err := upsertSessions(ctx, d.tx, rows)
+	var sc *sessionScratch
+	if d.scratch != nil {
+		sc = &d.scratch.sessions
+	}
+	c, err := upsertSessions(ctx, d.tx, rows, sc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	return c, nil
 }
 
-func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionChanges, error) {
+// sessionScratch holds the arrays and map of an upsertSessions (the
+// states before, their index, the changes and their dims ids), emptied,
+// for the next to reuse: they hold states of sessions only (no strings),
+// and a chunk's changes are done with once its rollups were added.
+type sessionScratch struct {
+	befores []sessionState
+	before  map[sessionKey]int
+	changes []sessionChange
+	dims    []int32
+}
+
+// maxKeptSessions bounds the sessions whose arrays a sessionScratch keeps
+// (some 250 bytes a session).
+const maxKeptSessions = 1 << 15
+
+// take returns the scratch's arrays, emptied, for rows sessions (new
+// ones for a nil sc).
+func (sc *sessionScratch) take(rows int) (befores []sessionState, before map[sessionKey]int, changes []sessionChange, dims []int32) {
+	if sc == nil || sc.before == nil {
+		return nil, make(map[sessionKey]int, rows), make([]sessionChange, 0, rows), make([]int32, 0, rows*len(SessionRollupKinds))
+	}
+	clear(sc.before)
+	return sc.befores[:0], sc.before, slices.Grow(sc.changes[:0], rows), slices.Grow(sc.dims[:0], rows*len(SessionRollupKinds))
+}
+
+// keep holds the arrays and map of an upsertSessions for the next, unless
+// they are past maxKeptSessions.
+func (sc *sessionScratch) keep(befores []sessionState, before map[sessionKey]int, changes []sessionChange, dims []int32) {
+	if sc == nil {
+		return
+	}
+	if cap(changes) > maxKeptSessions || cap(befores) > maxKeptSessions || len(before) > maxKeptSessions {
+		*sc = sessionScratch{}
+		return
+	}
+	sc.befores, sc.before, sc.changes, sc.dims = befores, before, changes, dims
+}
+
+func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessionScratch) (SessionChanges, error) {
 	n := len(rows)
 	sites, visitors, ids, starts := make([]int32, n), make([]int64, n), make([]int64, n), make([]time.Time, n)
 	first, last := rows[0].TS, rows[0].TS
@@ -196,8 +242,7 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	// to the heap, row after row); the states before go into one array,
 	// the map holds their indexes (map values this large would be an
 	// allocation each).
-	var befores []sessionState
-	before := make(map[sessionKey]int, len(rows))
+	befores, before, changes, dims := sc.take(len(rows))
 	var (
 		k  sessionKey
 		ts time.Time
@@ -221,11 +266,8 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 		return nil, fmt.Errorf("upsert sessions: %w", err)
 	}
 	defer res.Close()
-	changes := make([]sessionChange, 0, len(rows))
 	// The rows' dims ids in one array (the upsert returns a row per row
 	// given); a slice taken stays valid when an append moves the array.
-	kinds := len(SessionRollupKinds)
-	dims := make([]int32, 0, len(rows)*kinds)
 	var c sessionChange
 	dest = append([]any{&c.id, &c.now.traffic, &c.now.landing}, c.now.scanDest()...)
 	scanned := c.now.dims
@@ -250,6 +292,7 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) (SessionC
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("upsert sessions: %w", err)
 	}
+	sc.keep(befores, before, changes, dims)
 	return changes, nil
 }
 
