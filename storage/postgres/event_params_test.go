@@ -36,7 +36,7 @@ func TestEncodeParams(t *testing.T) {
 	f := func(e protocol.Event) {
 		t.Helper()
 		var got []byte
-		got, buf = appendParamsColumn(buf, &e)
+		got, buf = appendParamsColumn(buf, &e, nil)
 		cols = append(cols, written{got, bytes.Clone(got)})
 		if len(e.Params)+len(e.NumParams)+len(e.UserProps) == 0 {
 			if len(got) != 0 {

@@ -36,6 +36,46 @@ type Resolved struct {
 	profiles profileScratch
 	pairs    pairScratch
 	dims     dimScratch
+	params   paramsChunks
+}
+
+// paramsChunks are the buffers of the rows' params columns
+// (appendParamsColumn), kept for the next resolution into the same
+// Resolved: it clears the rows, which the COPY of the chunk they were
+// resolved for has read, before it writes over them (reset).
+type paramsChunks struct {
+	used, spare [][]byte
+}
+
+// maxSpareParams bounds the buffers a paramsChunks keeps.
+const maxSpareParams = 64
+
+// next returns an empty buffer of paramsChunk bytes, a spare one if there
+// is one (nil p: a new one).
+func (p *paramsChunks) next() []byte {
+	if p == nil {
+		return make([]byte, 0, paramsChunk)
+	}
+	var b []byte
+	if k := len(p.spare); k > 0 {
+		b, p.spare[k-1], p.spare = p.spare[k-1][:0], nil, p.spare[:k-1]
+	} else {
+		b = make([]byte, 0, paramsChunk)
+	}
+	p.used = append(p.used, b)
+	return b
+}
+
+// reset takes back the buffers next handed out, up to maxSpareParams:
+// no row may hold a column of them any more.
+func (p *paramsChunks) reset() {
+	for _, b := range p.used {
+		if len(p.spare) < maxSpareParams {
+			p.spare = append(p.spare, b)
+		}
+	}
+	clear(p.used)
+	p.used = p.used[:0]
 }
 
 // dimScratch holds a resolution's maps of known strings and array of
@@ -150,6 +190,8 @@ func (s *Store) ResolveEventsTo(ctx context.Context, res *Resolved, events []pro
 	// The resolution below relies on zero rows; the array is zero past
 	// the rows of the last use.
 	clear(res.Rows)
+	// The rows cleared held the last resolution's params columns.
+	res.params.reset()
 	res.Rows = slices.Grow(res.Rows[:0], len(events))[:len(events)]
 	res.TrafficOf = slices.Grow(res.TrafficOf[:0], len(events))[:len(events)]
 	res.Traffic = nil
@@ -247,7 +289,7 @@ func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []proto
 	var params []byte // every row's params column, one after the other
 	for i := range events {
 		e, row := &events[i], &rows[i]
-		row.Params, params = appendParamsColumn(params, e)
+		row.Params, params = appendParamsColumn(params, e, &res.params)
 		row.Site, row.TS, row.Visitor = int32(e.Site), time.UnixMicro(e.TimeMicros).UTC(), int64(e.Visitor)
 		row.Engage, row.Flags = int32(min(max(e.EngageMs, 0), math.MaxInt32)), int16(e.Flags)
 		row.PageView = e.Name == pageViewName
@@ -333,15 +375,16 @@ var noParams = []byte{}
 // non-empty fields ps, pn, up, floats in 8 bytes), written by
 // protocol.AppendParams without reflection. A batch's rows share one
 // buffer instead of an allocation each; a column is capped at its length,
-// so nothing appended later reaches into it.
-func appendParamsColumn(buf []byte, e *protocol.Event) (col, extended []byte) {
+// so nothing appended later reaches into it. A new buffer is one of
+// chunks (nil: a new one).
+func appendParamsColumn(buf []byte, e *protocol.Event, chunks *paramsChunks) (col, extended []byte) {
 	if len(e.Params) == 0 && len(e.NumParams) == 0 && len(e.UserProps) == 0 {
 		return noParams, buf
 	}
 	if cap(buf)-len(buf) < 256 {
 		// A new chunk, not a grown copy: the columns taken from the
 		// old one keep it, and copying them would only double it.
-		buf = make([]byte, 0, paramsChunk)
+		buf = chunks.next()
 	}
 	start := len(buf)
 	buf = protocol.AppendParams(buf, e)

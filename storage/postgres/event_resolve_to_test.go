@@ -52,6 +52,11 @@ func TestResolveEventsToReuses(t *testing.T) {
 		}
 	}
 	keptNothing()
+	firstParams := res.params.used
+	if len(firstParams) == 0 {
+		t.Fatal("the events' parameters went into no buffer: the test needs them")
+	}
+	firstParams = append([][]byte(nil), firstParams...)
 	if cap(res.dims.pending) == 0 {
 		t.Fatal("the strings of a new site waited in no slot: the test needs them")
 	}
@@ -103,6 +108,11 @@ func TestResolveEventsToReuses(t *testing.T) {
 		t.Fatalf("rows reused twice differ from fresh ones (-fresh +reused):\n%s", diff)
 	}
 	keptNothing()
+	// The params columns were written over the first resolution's
+	// buffers (the second's events have none).
+	if len(res.params.used) == 0 || &res.params.used[0][:1][0] != &firstParams[len(firstParams)-1][:1][0] {
+		t.Fatal("the params columns did not reuse the buffers of the first resolution")
+	}
 }
 
 // resolveNew is s.ResolveEventsTo into a new Resolved.
