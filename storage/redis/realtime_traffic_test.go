@@ -101,15 +101,21 @@ func BenchmarkRealtimeRecordTrafficMinutes(b *testing.B) {
 func BenchmarkRealtimeRecordTrafficHeld(b *testing.B) {
 	first := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	batches := trafficBatches(b, first, 30)
+	recordHeld(b, first, batches, batches[20:])
+}
+
+// recordHeld counts held, then again's batches, 5 an iteration, into a
+// memory Realtime whose minute holds every cell.
+func recordHeld(b *testing.B, first time.Time, held, again [][]protocol.Event) {
 	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return first.Add(50 * time.Second) }, MaxCells: 1 << 20})
-	for _, evs := range batches {
+	for _, evs := range held {
 		r.Record(context.Background(), evs)
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		for range 5 {
-			r.Record(context.Background(), batches[20+i%10])
+			r.Record(context.Background(), again[i%len(again)])
 			i++
 		}
 	}
@@ -159,18 +165,5 @@ func BenchmarkRealtimeRecordTrafficHeldApart(b *testing.B) {
 			batches[i][j].Flags |= protocol.FlagPersistent
 		}
 	}
-	again := apart(batches[20:])
-	r := NewRealtime(RealtimeOptions{Now: func() time.Time { return first.Add(50 * time.Second) }, MaxCells: 1 << 20})
-	for _, evs := range batches {
-		r.Record(context.Background(), evs)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		for range 5 {
-			r.Record(context.Background(), again[i%10])
-			i++
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*5*5000), "ns/event")
+	recordHeld(b, first, batches, apart(batches[20:]))
 }
