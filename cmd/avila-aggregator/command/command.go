@@ -128,7 +128,8 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		"probe intervals a suspect node has to answer before it is declared dead (more in large clusters); "+
 			"see --gossip-probe-interval")
 	fs.IntVar(&cfg.DeriveMaxEvents, "derive-max-events", write.DefaultMaxEvents,
-		"staged events one chunk of a derivation (the transaction writing events, sessions and rollups) takes at most when a backlog waits; "+
+		"staged events one chunk of a derivation (the transaction writing events, sessions and rollups) takes at most when a backlog waits "+
+			"(fewer when the site's sessions are mostly new, as a chunk adds session_start and first_visit events); "+
 			"a derivation takes up to 4 chunks within 2 s and writes their rollup rows once: "+
 			"larger writes fewer rollup rows per event and catches up sooner, and holds more memory at once "+
 			"(about 1 KB per event of a chunk at its peak); lower it with --memory-limit on small machines")
