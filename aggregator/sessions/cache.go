@@ -29,7 +29,7 @@ type Memory struct {
 
 // memEntry is a Session and when it expires, flat: a map entry of a
 // Key and a memEntry takes 48 bytes, where a Session beside a time.Time
-// took 72 (a full Memory of a busy site held some 40 MB).
+// took 72.
 type memEntry struct {
 	id, start, last int64
 	firstSource     int32
