@@ -59,6 +59,14 @@ func NewMemory(max int, now func() time.Time) *Memory {
 	return &Memory{max: max, now: now, m: make(map[Key]memEntry)}
 }
 
+// Len is how many visitors c holds, expired ones included until a Put
+// that finds it full drops them.
+func (c *Memory) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
 // Get returns the latest session of each visitor it holds.
 func (c *Memory) Get(_ context.Context, keys []Key) (map[Key]Session, error) {
 	now := c.now()

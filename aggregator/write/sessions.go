@@ -9,8 +9,13 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
-// siteMemoryMax bounds the visitors remembered per site.
-const siteMemoryMax = 1 << 18
+// siteMemoryMax bounds the visitors remembered per site, and
+// memoryMax those of every site a Writer derives together: a node
+// deriving many busy sites would otherwise hold a full memory of each.
+const (
+	siteMemoryMax = 1 << 18
+	memoryMax     = 1 << 19
+)
 
 // siteSessions are the latest sessions of a site's recently active
 // visitors, as of the site's derivation gen, which this node ran. Only the
@@ -27,6 +32,9 @@ type siteSessions struct {
 	addedPer float64
 	// measured: addedPer is a chunk's, not firstAddedPer.
 	measured bool
+	// used orders the sites by their last derivation on this node
+	// (Writer.uses when it began), for boundMemory.
+	used int64
 }
 
 // roomAddedPer is the share of added events a chunk of Config.MaxEvents
@@ -83,7 +91,34 @@ func (w *Writer) siteSessions(site uint32, gen int64) *siteSessions {
 		}
 		w.sites[site] = s
 	}
+	w.uses++
+	s.used = w.uses
+	w.boundMemory(s)
 	return s
+}
+
+// boundMemory empties the memories of the sites derived least recently,
+// other than keep's, while those of all sites hold more than
+// Writer.memoryMax visitors. An empty memory is always right: its
+// visitors' sessions are read from the database. The caller holds mu.
+func (w *Writer) boundMemory(keep *siteSessions) {
+	total := 0
+	for _, s := range w.sites {
+		total += s.mem.Len()
+	}
+	for total > w.memoryMax {
+		var oldest *siteSessions
+		for _, s := range w.sites {
+			if s != keep && s.mem.Len() > 0 && (oldest == nil || s.used < oldest.used) {
+				oldest = s
+			}
+		}
+		if oldest == nil {
+			return // keep's own memory is bounded by siteMemoryMax
+		}
+		total -= oldest.mem.Len()
+		oldest.mem = sessions.NewMemory(siteMemoryMax, nil)
+	}
 }
 
 // forgetSessions drops site's memory: a derivation whose commit failed

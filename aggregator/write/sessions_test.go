@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 	"github.com/google/go-cmp/cmp"
@@ -185,5 +186,51 @@ func TestSiteMeasureOutlivesMemory(t *testing.T) {
 	}
 	if got := next.expectAdded(1000); got != 100 {
 		t.Fatalf("expected %d added events of 1000 staged, want 100", got)
+	}
+}
+
+// TestSessionMemoryBoundAcrossSites: the memories of the sites a Writer
+// derives hold at most memoryMax visitors together; past it, those of
+// the sites derived least recently are emptied, never the one beginning
+// its derivation, and the sites keep their measure of added events.
+func TestSessionMemoryBoundAcrossSites(t *testing.T) {
+	w := New(Config{MaxEvents: 1000}, nil)
+	w.memoryMax = 250
+	fill := func(site uint32, n int) {
+		latest := make(map[sessions.Key]sessions.Session, n)
+		for v := range n {
+			latest[sessions.Key{Site: site, Visitor: uint64(v + 1)}] = sessions.Session{ID: int64(v + 1), Start: 1, Last: 2}
+		}
+		s := w.siteSessions(site, -1)
+		_ = s.mem.Put(context.Background(), latest)
+		s.chunkAdded(100, 10)
+	}
+	fill(1, 100)
+	fill(2, 100)
+	fill(3, 40) // 240 in all
+	if got := w.sites[1].mem.Len() + w.sites[2].mem.Len() + w.sites[3].mem.Len(); got != 240 {
+		t.Fatalf("memories hold %d visitors under the bound, want all 240", got)
+	}
+	fill(3, 100) // site 3 now holds 100: 300 in all, past 250
+	w.siteSessions(2, -1)
+	if got := w.sites[1].mem.Len(); got != 0 {
+		t.Errorf("site 1, derived least recently, still remembers %d visitors", got)
+	}
+	if w.sites[2].mem.Len() != 100 || w.sites[3].mem.Len() != 100 {
+		t.Errorf("sites 2 and 3 remember %d and %d visitors, want 100 each", w.sites[2].mem.Len(), w.sites[3].mem.Len())
+	}
+	if got := w.sites[1].expectAdded(1000); got != 100 {
+		t.Errorf("site 1 expects %d added events of 1000 staged after its memory went, want its measure's 100", got)
+	}
+	// One site alone past the bound keeps its memory (siteMemoryMax bounds it).
+	fill(4, 300)
+	w.siteSessions(4, -1)
+	if got := w.sites[4].mem.Len(); got != 300 {
+		t.Errorf("the site beginning its derivation remembers %d visitors, want its 300", got)
+	}
+	for _, site := range []uint32{1, 2, 3} {
+		if n := w.sites[site].mem.Len(); n != 0 {
+			t.Errorf("site %d remembers %d visitors beside a site past the bound alone", site, n)
+		}
 	}
 }

@@ -105,6 +105,11 @@ type Writer struct {
 
 	mu    sync.Mutex
 	sites map[uint32]*siteSessions // sessions of the sites this node derived last
+	// uses counts the derivations begun, to order sites by their last;
+	// memoryMax bounds the visitors the sites' memories hold together
+	// (memoryMax, boundMemory). Both guarded by mu.
+	uses      int64
+	memoryMax int
 
 	failLog logthrottle.Throttle
 
@@ -174,7 +179,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 		cfg.Metrics, _ = NewMetrics(nil) // registers nothing, so cannot fail
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
-		sites: make(map[uint32]*siteSessions), failLog: logthrottle.Throttle{Every: logEvery},
+		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
 		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice
