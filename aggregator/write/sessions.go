@@ -1,7 +1,9 @@
 package write
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/avila-analytics/avila/aggregator/sessions"
@@ -106,18 +108,23 @@ func (w *Writer) boundMemory(keep *siteSessions) {
 	for _, s := range w.sites {
 		total += s.mem.Len()
 	}
-	for total > w.memoryMax {
-		var oldest *siteSessions
-		for _, s := range w.sites {
-			if s != keep && s.mem.Len() > 0 && (oldest == nil || s.used < oldest.used) {
-				oldest = s
-			}
+	if total <= w.memoryMax {
+		return
+	}
+	others := make([]*siteSessions, 0, len(w.sites))
+	for _, s := range w.sites {
+		if s != keep && s.mem.Len() > 0 {
+			others = append(others, s)
 		}
-		if oldest == nil {
-			return // keep's own memory is bounded by siteMemoryMax
+	}
+	slices.SortFunc(others, func(a, b *siteSessions) int { return cmp.Compare(a.used, b.used) })
+	// keep's own memory is bounded by siteMemoryMax.
+	for _, s := range others {
+		if total <= w.memoryMax {
+			return
 		}
-		total -= oldest.mem.Len()
-		oldest.mem = sessions.NewMemory(siteMemoryMax, nil)
+		total -= s.mem.Len()
+		s.mem = sessions.NewMemory(siteMemoryMax, nil)
 	}
 }
 
