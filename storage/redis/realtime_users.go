@@ -120,10 +120,11 @@ func deviceOf(e *protocol.Event) uint64 {
 // event comes first): sortByTime or sortByDevice puts them so.
 func probes(events []protocol.Event, now int64) (users []uint64, ps []probe) {
 	users = make([]uint64, len(events))
+	from := windowFrom(now)
 	for i := range events {
 		e := &events[i]
 		users[i] = e.Visitor
-		if e.Flags&protocol.FlagPersistent == 0 || !inWindow(e, now) {
+		if !probed(e, from) {
 			continue
 		}
 		ps = append(ps, probe{i: i, device: deviceOf(e), sid: e.SessionID, at: e.TimeMicros / 1_000_000})
@@ -149,11 +150,17 @@ func sortByDevice(events []protocol.Event, ps []probe) {
 	})
 }
 
-// inWindow tells whether an event counts in the window ending at minute
-// now (Record leaves the others out).
-func inWindow(e *protocol.Event, now int64) bool {
-	_, ok := minuteOf(e, now)
-	return ok
+// probed tells whether realtime looks up the user of e: an event of a
+// persistent visitor in the window that begins at from (windowFrom;
+// Record leaves the others out).
+func probed(e *protocol.Event, from int64) bool {
+	return e.Flags&protocol.FlagPersistent != 0 && e.TimeMicros >= from
+}
+
+// continuedBy tells whether an event of session id sid at time at (Unix
+// seconds) continues d: join's first case.
+func (d *deviceSession) continuedBy(sid, at int64) bool {
+	return (sid == 0 && at <= d.last+sessionGap) || (sid != 0 && sid == d.sid)
 }
 
 // join applies the rule above: the user of an event (sid, visitor, at)
@@ -161,7 +168,7 @@ func inWindow(e *protocol.Event, now int64) bool {
 // whether the device's session after it, left in *d, is to be written.
 func join(d *deviceSession, ok bool, sid int64, visitor uint64, at int64) (user uint64, write bool) {
 	switch {
-	case ok && ((sid == 0 && at <= d.last+sessionGap) || (sid != 0 && sid == d.sid)):
+	case ok && d.continuedBy(sid, at):
 		d.last = max(d.last, at)
 		return d.visitor, true
 	case ok && sid != 0 && d.sid != 0 && sid < d.sid:
@@ -195,7 +202,7 @@ func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 	for i := range events {
 		e := &events[i]
 		users[i] = e.Visitor
-		if e.Flags&protocol.FlagPersistent == 0 || e.TimeMicros < from {
+		if !probed(e, from) {
 			continue
 		}
 		if at := e.TimeMicros / 1_000_000; !some || at >= last {
@@ -213,7 +220,7 @@ func (r *Realtime) sessionUsers(events []protocol.Event) []uint64 {
 	if sorted {
 		for i := range events {
 			e := &events[i]
-			if e.Flags&protocol.FlagPersistent == 0 || e.TimeMicros < from {
+			if !probed(e, from) {
 				continue
 			}
 			device, at := deviceOf(e), e.TimeMicros/1_000_000
@@ -284,8 +291,7 @@ func (j *deviceJoiner) join(e *protocol.Event, device uint64, sid, at int64) uin
 // and time at joins the session of the device held, which it has
 // (join's first case).
 func (j *deviceJoiner) continues(site uint32, device uint64, sid, at int64) bool {
-	return j.held && j.ok && device == j.device && site == j.site &&
-		((sid == 0 && at <= j.cur.last+sessionGap) || (sid != 0 && sid == j.cur.sid))
+	return j.held && j.ok && device == j.device && site == j.site && j.cur.continuedBy(sid, at)
 }
 
 // flush writes the session of the device taken last, if it changed.
