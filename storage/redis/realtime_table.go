@@ -139,6 +139,9 @@ func (hs *cellHasher) hash(c *Cell) uint32 {
 	if c.Active {
 		h = ^h
 	}
+	// The name and the screen as str takes them, written out: str and a
+	// helper returning the slot cost over the inlining budget, and this
+	// runs for every event counted.
 	m := hs.memoOf(c.EventName)
 	if !identical(m.s, c.EventName) {
 		hs.canonOf(m, c.EventName)
