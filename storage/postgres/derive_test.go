@@ -195,7 +195,7 @@ func TestRollupMergeReadTakesNoRowLock(t *testing.T) {
 	agg := rollupAgg{}
 	agg.addActive(keys[0], VisitorHash(2))
 	agg.settle()
-	found, err := agg.readAndMerge(ctx, d.tx, keys[:1])
+	found, err := agg.readAndMerge(ctx, d.tx, keys[:1], nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -421,7 +421,7 @@ func correctRollupDay(ctx context.Context, tx pgx.Tx, rd *rollupReader, regs map
 	if err := writePacks(ctx, tx, site, write); err != nil {
 		return err
 	}
-	if _, err := after.insert(ctx, tx, rows); err != nil {
+	if _, err := after.insert(ctx, tx, rows, nil); err != nil {
 		return err
 	}
 	return nil
@@ -640,7 +640,7 @@ func correctSessionDay(ctx context.Context, tx pgx.Tx, site int32, loc *time.Loc
 			rows = append(rows, k)
 		}
 	}
-	if _, err := stored.insert(ctx, tx, rows); err != nil {
+	if _, err := stored.insert(ctx, tx, rows, nil); err != nil {
 		return err
 	}
 	return nil

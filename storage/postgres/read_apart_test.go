@@ -59,7 +59,7 @@ func TestReadBesideCopy(t *testing.T) {
 	}
 	defer d.Rollback(ctx)
 	inTx, keys := aggOf()
-	wantFound, err := inTx.readAndMerge(ctx, d.tx, keys)
+	wantFound, err := inTx.readAndMerge(ctx, d.tx, keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestReadBesideCopy(t *testing.T) {
 	apart, _ := aggOf()
 	copied := make(chan error, 1)
 	time.AfterFunc(50*time.Millisecond, func() { copied <- nil })
-	found, err := d.readBesideCopy(ctx, apart, keys, copied)
+	found, err := d.readBesideCopy(ctx, apart, nil, keys, copied)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestReadBesideCopy(t *testing.T) {
 	late := make(chan error, 1)
 	time.AfterFunc(50*time.Millisecond, func() { late <- failed })
 	other, _ := aggOf()
-	if _, err := d.readBesideCopy(ctx, other, keys, late); !errors.Is(err, failed) {
+	if _, err := d.readBesideCopy(ctx, other, nil, keys, late); !errors.Is(err, failed) {
 		t.Fatalf("COPY failing during the read: %v, want its error", err)
 	}
 	// No connection free while the COPY runs: the transaction reads.
@@ -114,7 +114,7 @@ func TestReadBesideCopy(t *testing.T) {
 	busy := make(chan error, 1)
 	time.AfterFunc(50*time.Millisecond, func() { busy <- nil })
 	other, _ = aggOf()
-	if found, err := d.readBesideCopy(ctx, other, keys, busy); found != nil || err != nil {
+	if found, err := d.readBesideCopy(ctx, other, nil, keys, busy); found != nil || err != nil {
 		t.Fatalf("no connection free: found %v, %v; want the read left to the transaction", found != nil, err)
 	}
 	for _, c := range held {
@@ -122,11 +122,11 @@ func TestReadBesideCopy(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	done <- nil
-	if found, err := d.readBesideCopy(ctx, make(rollupAgg), keys, done); found != nil || err != nil {
+	if found, err := d.readBesideCopy(ctx, make(rollupAgg), nil, keys, done); found != nil || err != nil {
 		t.Fatalf("COPY done before: found %v, %v; want the read left to the transaction", found != nil, err)
 	}
 	done <- failed
-	if _, err := d.readBesideCopy(ctx, make(rollupAgg), keys, done); !errors.Is(err, failed) {
+	if _, err := d.readBesideCopy(ctx, make(rollupAgg), nil, keys, done); !errors.Is(err, failed) {
 		t.Fatalf("COPY failed before: %v, want its error", err)
 	}
 }

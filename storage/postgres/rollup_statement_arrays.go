@@ -1,11 +1,6 @@
 package postgres
 
-import (
-	"context"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-)
+import "time"
 
 // statementArrays are the arrays of a rollup statement's parameters (its
 // keys, counters, sketches and amounts, in parallel), kept from one
@@ -127,37 +122,4 @@ func (s *statementArrays) clear() {
 		clear(s.sketches[j][:cap(s.sketches[j])])
 	}
 	clear(s.amounts[:cap(s.amounts)])
-}
-
-// withArrays is a rollup table (rollupAgg or sessionRollupAgg) whose
-// statements take their arrays from arr.
-type withArrays struct {
-	t interface {
-		readAndMergeIn(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error)
-		writeIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error
-		insertIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error)
-	}
-	arr *statementArrays
-}
-
-func (w withArrays) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
-	return w.t.readAndMergeIn(ctx, q, keys, w.arr)
-}
-
-func (w withArrays) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
-	return w.t.writeIn(ctx, tx, keys, w.arr)
-}
-
-func (w withArrays) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return w.t.insertIn(ctx, tx, keys, w.arr)
-}
-
-// splitter is a rollupTable that splits keys found from the missing into
-// arrays of its own (withArrays), for storeRollupRoundsRead.
-type splitter interface {
-	split(pending []rollupKey, found []bool) (existing, missing []rollupKey)
-}
-
-func (w withArrays) split(pending []rollupKey, found []bool) (existing, missing []rollupKey) {
-	return w.arr.split(pending, found)
 }

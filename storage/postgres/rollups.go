@@ -847,16 +847,15 @@ func (d *DeriveTx) storeCells(ctx context.Context, copied <-chan error) error {
 		err   error
 	)
 	// The statements of both tables take their arrays from c's.
-	agg, sessions := withArrays{c.agg, &c.arrays}, withArrays{c.sessions, &c.arrays}
 	if copied != nil {
-		if found, err = d.readBesideCopy(ctx, agg, keys, copied); err != nil {
+		if found, err = d.readBesideCopy(ctx, c.agg, &c.arrays, keys, copied); err != nil {
 			return err
 		}
 	}
-	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, agg); err != nil {
+	if err := storeRollupRoundsRead(ctx, d.tx, keys, found, c.agg, &c.arrays); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
-	if err := storeRollupRounds(ctx, d.tx, sessionKeys, sessions); err != nil {
+	if err := storeRollupRounds(ctx, d.tx, sessionKeys, c.sessions, &c.arrays); err != nil {
 		return fmt.Errorf("postgres: derive site %d: %w", d.site, err)
 	}
 	if err := c.writeDays(ctx, d); err != nil {
@@ -877,7 +876,7 @@ func (d *DeriveTx) storeCells(ctx context.Context, copied <-chan error) error {
 // them before this read. It waits for a free connection only while the
 // COPY runs, so it adds no wait in the pool, whose connections
 // transactions waiting for the derivation's locks may hold.
-func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupTable, keys []rollupKey, copied <-chan error) ([]bool, error) {
+func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupTable, arr *statementArrays, keys []rollupKey, copied <-chan error) ([]bool, error) {
 	select {
 	case err := <-copied:
 		return nil, err
@@ -895,7 +894,7 @@ func (d *DeriveTx) readBesideCopy(ctx context.Context, agg rollupTable, keys []r
 	var found []bool
 	var err error
 	if len(keys) > 0 {
-		found, err = d.readApart(ctx, acquireCtx, agg, keys)
+		found, err = d.readApart(ctx, acquireCtx, agg, arr, keys)
 	}
 	<-copyDone
 	switch {
@@ -918,7 +917,7 @@ var errNoConnFree = errors.New("no connection free")
 // not). Its statement is planned for its arrays (an unnamed statement,
 // described first), as the transaction's are (plan_cache_mode,
 // BeginDerive).
-func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupTable, keys []rollupKey) ([]bool, error) {
+func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupTable, arr *statementArrays, keys []rollupKey) ([]bool, error) {
 	conn, err := d.s.pool.Acquire(acquireCtx)
 	if err != nil {
 		if ctx.Err() == nil && acquireCtx.Err() != nil {
@@ -927,7 +926,7 @@ func (d *DeriveTx) readApart(ctx, acquireCtx context.Context, agg rollupTable, k
 		return nil, fmt.Errorf("read rollup_days: %w", err)
 	}
 	defer conn.Release()
-	return agg.readAndMerge(ctx, describeExec{conn.Conn(), paramBufOf(conn.Conn())}, keys)
+	return agg.readAndMerge(ctx, describeExec{conn.Conn(), paramBufOf(conn.Conn())}, keys, arr)
 }
 
 // describeExec runs its connection's statements as unnamed statements
@@ -949,7 +948,7 @@ func (e describeExec) Query(ctx context.Context, sql string, args ...any) (pgx.R
 // store writes the deltas in a to rollup_days inside tx (storeRollupRounds).
 func (a rollupAgg) store(ctx context.Context, tx pgx.Tx) error {
 	a.settle()
-	return storeRollupRounds(ctx, tx, sortedRollupKeys(a), a)
+	return storeRollupRounds(ctx, tx, sortedRollupKeys(a), a, nil)
 }
 
 // keyArrays are keys as the parallel arrays $1..$4 of the rollup statements.
@@ -973,12 +972,7 @@ var rollupRowsZip, rollupRowsNumbered = zipArrays(1, rollupRows, ""), zipArrays(
 // sketches are the delta sketches of key k.
 func (a rollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
-func (a rollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
-	return a.readAndMergeIn(ctx, q, keys, nil)
-}
-
-// readAndMergeIn is readAndMerge with its arrays in arr.
-func (a rollupAgg) readAndMergeIn(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error) {
+func (a rollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error) {
 	return readAndMergeSketches(ctx, q, "rollup_days", keys, a.sketches, arr)
 }
 
@@ -1003,13 +997,9 @@ func (a rollupAgg) values(keys []rollupKey, arr *statementArrays) ([]any, error)
 }
 
 // write updates the rows of keys: counters add, sketches are
-// replaced by the merged ones (NULL: unchanged, kept).
-func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
-	return a.writeIn(ctx, tx, keys, nil)
-}
-
-// writeIn is write with its arrays in arr.
-func (a rollupAgg) writeIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error {
+// replaced by the merged ones (NULL: unchanged, kept). Its arrays are
+// arr's (nil: new ones).
+func (a rollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -1031,13 +1021,9 @@ func (a rollupAgg) writeIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr
 }
 
 // insert adds rows for keys, in key order, and reports which it inserted;
-// a key inserted by another transaction meanwhile is left alone.
-func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return a.insertIn(ctx, tx, keys, nil)
-}
-
-// insertIn is insert with its arrays in arr.
-func (a rollupAgg) insertIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error) {
+// a key inserted by another transaction meanwhile is left alone. Its
+// arrays are arr's (nil: new ones).
+func (a rollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}

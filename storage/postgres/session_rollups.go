@@ -178,16 +178,17 @@ func sessionRollupsOf(agg sessionRollupAgg, changes SessionChanges, rows []Event
 	}
 }
 
-// rollupTable is a rollups table's part of storeRollupRounds.
+// rollupTable is a rollups table's part of storeRollupRounds. Each
+// statement takes its parameters' arrays from arr (nil: new ones).
 type rollupTable interface {
 	// readAndMerge reads the stored rows of keys, merges their sketches
 	// into the deltas and reports which keys have a row.
-	readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error)
+	readAndMerge(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error)
 	// write adds the deltas of keys to their rows.
-	write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error
+	write(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error
 	// insert adds rows for keys and reports which it inserted; a key
 	// another transaction inserted meanwhile is left alone.
-	insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error)
+	insert(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error)
 }
 
 // storeRollupRounds writes deltas of keys (sorted) to a rollups table
@@ -202,13 +203,13 @@ type rollupTable interface {
 // Keys without a row are inserted with their values; should a key have
 // been inserted meanwhile all the same (ON CONFLICT DO NOTHING), it is
 // read and merged on the next round.
-func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t rollupTable) error {
-	return storeRollupRoundsRead(ctx, tx, pending, nil, t)
+func storeRollupRounds(ctx context.Context, tx pgx.Tx, pending []rollupKey, t rollupTable, arr *statementArrays) error {
+	return storeRollupRoundsRead(ctx, tx, pending, nil, t, arr)
 }
 
 // storeRollupRoundsRead is storeRollupRounds whose first round's
 // readAndMerge was done already and found found, unless found is nil.
-func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, found []bool, t rollupTable) error {
+func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, found []bool, t rollupTable, arr *statementArrays) error {
 	// A key raced in one round is a committed row in the next: rounds
 	// end. (Only rebuilds, erasures, retention and packing delete rows,
 	// and they exclude the writers of their site.)
@@ -218,20 +219,15 @@ func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, 
 		}
 		if found == nil {
 			var err error
-			if found, err = t.readAndMerge(ctx, tx, pending); err != nil {
+			if found, err = t.readAndMerge(ctx, tx, pending, arr); err != nil {
 				return err
 			}
 		}
-		var existing, missing []rollupKey
-		if s, ok := t.(splitter); ok {
-			existing, missing = s.split(pending, found)
-		} else {
-			existing, missing = (*statementArrays)(nil).split(pending, found)
-		}
-		if err := t.write(ctx, tx, existing); err != nil {
+		existing, missing := arr.split(pending, found)
+		if err := t.write(ctx, tx, existing, arr); err != nil {
 			return err
 		}
-		inserted, err := t.insert(ctx, tx, missing)
+		inserted, err := t.insert(ctx, tx, missing, arr)
 		if err != nil {
 			return err
 		}
@@ -248,12 +244,7 @@ func storeRollupRoundsRead(ctx context.Context, tx pgx.Tx, pending []rollupKey, 
 // sketches are the delta sketches of key k.
 func (a sessionRollupAgg) sketches(k rollupKey) *cellSketches { return &a[k].sketches }
 
-func (a sessionRollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey) ([]bool, error) {
-	return a.readAndMergeIn(ctx, q, keys, nil)
-}
-
-// readAndMergeIn is readAndMerge with its arrays in arr.
-func (a sessionRollupAgg) readAndMergeIn(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error) {
+func (a sessionRollupAgg) readAndMerge(ctx context.Context, q Querier, keys []rollupKey, arr *statementArrays) ([]bool, error) {
 	return readAndMergeSketches(ctx, q, "session_rollups", keys, a.sketches, arr)
 }
 
@@ -283,12 +274,7 @@ func (a sessionRollupAgg) values(keys []rollupKey, arr *statementArrays) ([]any,
 	return []any{sessions, engaged, events, views, keyEvents, duration, engage, sk[0], sk[1], sk[2]}, nil
 }
 
-func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey) error {
-	return a.writeIn(ctx, tx, keys, nil)
-}
-
-// writeIn is write with its arrays in arr.
-func (a sessionRollupAgg) writeIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error {
+func (a sessionRollupAgg) write(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -313,12 +299,7 @@ func (a sessionRollupAgg) writeIn(ctx context.Context, tx pgx.Tx, keys []rollupK
 // sessionRollupRows' arrays from $1, the second numbered as i.
 var sessionRollupRowsZip, sessionRollupRowsNumbered = zipArrays(1, sessionRollupRows, ""), zipArrays(1, sessionRollupRows, "i")
 
-func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey) ([]bool, error) {
-	return a.insertIn(ctx, tx, keys, nil)
-}
-
-// insertIn is insert with its arrays in arr.
-func (a sessionRollupAgg) insertIn(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error) {
+func (a sessionRollupAgg) insert(ctx context.Context, tx pgx.Tx, keys []rollupKey, arr *statementArrays) ([]bool, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}

@@ -150,7 +150,7 @@ func rebuildSessionRollups(ctx context.Context, tx pgx.Tx, site int32, loc *time
 			}
 		}
 	}
-	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg); err != nil {
+	if err := storeRollupRounds(ctx, tx, slices.SortedFunc(maps.Keys(agg), compareRollupKeys), agg, nil); err != nil {
 		return err
 	}
 	if err := writeSessionCells(ctx, tx, site, pending); err != nil {
