@@ -36,46 +36,11 @@ type Resolved struct {
 	profiles profileScratch
 	pairs    pairScratch
 	dims     dimScratch
-	params   paramsChunks
-}
-
-// paramsChunks are the buffers of the rows' params columns
-// (appendParamsColumn), kept for the next resolution into the same
-// Resolved: it clears the rows, which the COPY of the chunk they were
-// resolved for has read, before it writes over them (reset).
-type paramsChunks struct {
-	used, spare [][]byte
-}
-
-// maxSpareParams bounds the buffers a paramsChunks keeps.
-const maxSpareParams = 64
-
-// next returns an empty buffer of paramsChunk bytes, a spare one if there
-// is one (nil p: a new one).
-func (p *paramsChunks) next() []byte {
-	if p == nil {
-		return make([]byte, 0, paramsChunk)
-	}
-	var b []byte
-	if k := len(p.spare); k > 0 {
-		b, p.spare[k-1], p.spare = p.spare[k-1][:0], nil, p.spare[:k-1]
-	} else {
-		b = make([]byte, 0, paramsChunk)
-	}
-	p.used = append(p.used, b)
-	return b
-}
-
-// reset takes back the buffers next handed out, up to maxSpareParams:
-// no row may hold a column of them any more.
-func (p *paramsChunks) reset() {
-	for _, b := range p.used {
-		if len(p.spare) < maxSpareParams {
-			p.spare = append(p.spare, b)
-		}
-	}
-	clear(p.used)
-	p.used = p.used[:0]
+	// params are the buffers of the rows' params columns
+	// (appendParamsColumn), kept for the next resolution into the same
+	// Resolved: it clears the rows, which the COPY of the chunk they were
+	// resolved for has read, before it writes over them (reset).
+	params chunkPool
 }
 
 // dimScratch holds a resolution's maps of known strings and array of
@@ -191,7 +156,7 @@ func (s *Store) ResolveEventsTo(ctx context.Context, res *Resolved, events []pro
 	// the rows of the last use.
 	clear(res.Rows)
 	// The rows cleared held the last resolution's params columns.
-	res.params.reset()
+	res.params.reset(false)
 	res.Rows = slices.Grow(res.Rows[:0], len(events))[:len(events)]
 	res.TrafficOf = slices.Grow(res.TrafficOf[:0], len(events))[:len(events)]
 	res.Traffic = nil
@@ -362,10 +327,6 @@ func (s *Store) eventProfiles(ctx context.Context, rows []EventRow, sc *profileS
 	return nil
 }
 
-// paramsChunk is the size of the buffers appendParamsColumn writes rows'
-// params columns into.
-const paramsChunk = 64 << 10
-
 // noParams is the params column of an event without parameters.
 var noParams = []byte{}
 
@@ -377,7 +338,7 @@ var noParams = []byte{}
 // buffer instead of an allocation each; a column is capped at its length,
 // so nothing appended later reaches into it. A new buffer is one of
 // chunks (nil: a new one).
-func appendParamsColumn(buf []byte, e *protocol.Event, chunks *paramsChunks) (col, extended []byte) {
+func appendParamsColumn(buf []byte, e *protocol.Event, chunks *chunkPool) (col, extended []byte) {
 	if len(e.Params) == 0 && len(e.NumParams) == 0 && len(e.UserProps) == 0 {
 		return noParams, buf
 	}

@@ -629,53 +629,32 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 }
 
 // sketchArena holds the stored sketches a read scans (arenaBytes) and
-// the deltas' encodings, in arrays of sketchArenaChunk bytes: pgx copies
+// the deltas' encodings, in arrays of its chunkPool: pgx copies
 // each bytea into a slice of its own, three allocations a row. The cells
 // keep slices of them (a merge that changes nothing is the stored bytes),
 // so an array is not written over until reset, which the owner of the
 // cells calls once none is left (deriveCells.recycle): until then it
 // lives while a cell holds any of it, as long as the cells do.
 type sketchArena struct {
-	buf []byte
-	// used are the arrays handed out since reset (buf is the last's
-	// rest); spare are zeroed ones for the next.
-	used, spare [][]byte
+	buf []byte // the rest of the array handed out last
+	chunkPool
 }
-
-// maxSpareChunks bounds the arrays a sketchArena keeps across reset.
-const maxSpareChunks = 64
 
 // reset takes back every array the arena handed out, zeroed, up to
 // maxSpareChunks: nothing may hold a slice of them any more.
 func (a *sketchArena) reset() {
-	for _, b := range a.used {
-		if len(a.spare) >= maxSpareChunks {
-			break
-		}
-		clear(b[:cap(b)])
-		a.spare = append(a.spare, b[:0])
-	}
-	clear(a.used)
-	a.used, a.buf = a.used[:0], nil
+	a.chunkPool.reset(true)
+	a.buf = nil
 }
 
-// sketchArenaChunk is the size of a sketchArena's arrays; a sketch over a
-// quarter of it gets an array of its own.
-const sketchArenaChunk = 64 << 10
-
-// alloc returns n zero bytes of a (a's own array when a is nil or n is
-// over a quarter of a chunk).
+// alloc returns n zero bytes of a (an array of their own when a is nil or
+// n is over a quarter of a chunk).
 func (a *sketchArena) alloc(n int) []byte {
-	if a == nil || n > sketchArenaChunk/4 {
+	if a == nil || n > chunkBytes/4 {
 		return make([]byte, n)
 	}
 	if cap(a.buf)-len(a.buf) < n {
-		if k := len(a.spare); k > 0 {
-			a.buf, a.spare[k-1], a.spare = a.spare[k-1], nil, a.spare[:k-1]
-		} else {
-			a.buf = make([]byte, 0, sketchArenaChunk)
-		}
-		a.used = append(a.used, a.buf)
+		a.buf = a.next()
 	}
 	start := len(a.buf)
 	a.buf = a.buf[:start+n]

@@ -69,7 +69,7 @@ func TestArenaBytesScansAsBytes(t *testing.T) {
 func TestSketchArenaReset(t *testing.T) {
 	var a sketchArena
 	var got [][]byte
-	for range 3 * sketchArenaChunk / 100 {
+	for range 3 * chunkBytes / 100 {
 		b := a.alloc(100)
 		for i := range b {
 			b[i] = 0xff
@@ -78,16 +78,16 @@ func TestSketchArenaReset(t *testing.T) {
 	}
 	chunks := len(a.used)
 	if chunks != 3 && chunks != 4 {
-		t.Fatalf("%d arrays for %d allocations of 100 bytes in arrays of %d", chunks, len(got), sketchArenaChunk)
+		t.Fatalf("%d arrays for %d allocations of 100 bytes in arrays of %d", chunks, len(got), chunkBytes)
 	}
-	if big := a.alloc(sketchArenaChunk/4 + 1); len(a.used) != chunks || len(big) != sketchArenaChunk/4+1 {
+	if big := a.alloc(chunkBytes/4 + 1); len(a.used) != chunks || len(big) != chunkBytes/4+1 {
 		t.Fatal("a large sketch went into the arena's arrays")
 	}
 	a.reset()
 	if len(a.used) != 0 || len(a.spare) != chunks {
 		t.Fatalf("after reset: %d arrays in use, %d spare, want 0 and %d", len(a.used), len(a.spare), chunks)
 	}
-	for range 3 * sketchArenaChunk / 100 {
+	for range 3 * chunkBytes / 100 {
 		b := a.alloc(100)
 		if !bytes.Equal(b, make([]byte, 100)) {
 			t.Fatal("an array handed out again is not zeroed")
@@ -96,7 +96,7 @@ func TestSketchArenaReset(t *testing.T) {
 	if len(a.spare) != 0 || len(a.used) != chunks {
 		t.Fatalf("the second round made new arrays: %d spare, %d in use", len(a.spare), len(a.used))
 	}
-	for range (maxSpareChunks + 5) * sketchArenaChunk / 100 {
+	for range (maxSpareChunks + 5) * chunkBytes / 100 {
 		a.alloc(100)
 	}
 	a.reset()
