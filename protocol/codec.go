@@ -32,11 +32,25 @@ var ErrBadBatch = errors.New("bad batch")
 // window and one block (about 1.1 MiB) rather than twice the window, and
 // its block buffers start small: the same frames, a megabyte less of the
 // agent's live heap. Decoders accept any window up to their limit.
+//
+// zencSealed is zenc without the frame's content checksum (an xxhash64
+// pass over every byte of the batch), for batches whose bytes are
+// authenticated end to end by other means (see CompressSealedBatch).
+// Decoders check a checksum when a frame has one and take frames without
+// one as well, so batches of either encoder decode alike, whichever an
+// agent's version wrote.
 var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecodedBytes), zstd.WithDecoderConcurrency(0))
+	zenc, _       = zstd.NewWriter(nil, zencOptions(true)...)
+	zencSealed, _ = zstd.NewWriter(nil, zencOptions(false)...)
+	zdec, _       = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecodedBytes), zstd.WithDecoderConcurrency(0))
 )
+
+// zencOptions are the batch encoders' options, with or without the
+// frame's content checksum.
+func zencOptions(checksum bool) []zstd.EOption {
+	return []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(1 << 20), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(checksum)}
+}
 
 // EncodeEvent returns the MessagePack form of e, as queued by agents (see
 // AppendEvent). The error is always nil; it stays for callers that treat
@@ -102,6 +116,14 @@ func AppendBatchHead(dst []byte, agentID string, seq uint64, createdMicros int64
 
 // CompressBatch appends to dst the wire form of a batch's MessagePack.
 func CompressBatch(dst, plain []byte) []byte { return zenc.EncodeAll(plain, dst) }
+
+// CompressSealedBatch is CompressBatch without the zstd frame's content
+// checksum, for a batch whose bytes something stronger already guards
+// wherever they are: an agent's segments are sealed with AES-GCM in its
+// queue and sent over TLS, whose tags catch any change a checksum would.
+// DecodeBatch reads its output as it reads CompressBatch's: the same frame
+// but for the checksum flag and its 4 bytes.
+func CompressSealedBatch(dst, plain []byte) []byte { return zencSealed.EncodeAll(plain, dst) }
 
 // DecodeBatch decompresses and decodes a wire batch and checks its envelope.
 // Every error wraps ErrBadBatch. Individual events are not validated here:

@@ -14,7 +14,9 @@
 // moved into the pending bucket: each is in exactly one place, once.
 //
 // Pending events are sealed, oldest first, into numbered segments. A segment
-// is stored in its final wire form (protocol.EncodeRawBatch) under its seq,
+// is stored in its final wire form (protocol.AppendBatchHead and the events,
+// compressed by protocol.CompressSealedBatch: no zstd checksum, as AES-GCM
+// here and TLS on the way guard the bytes) under its seq,
 // which starts at 1 and grows by one per segment for the life of the file, so
 // (AgentID, Seq) names the same bytes for ever: a resend after a crash carries
 // exactly the events of the first send. A segment is deleted only by Ack, or

@@ -171,7 +171,7 @@ func (q *Queue) Seal(maxEvents int) (seq uint64, ok bool, err error) {
 	bufs.head = head
 	start := headMax - len(head)
 	copy(batch[start:], head)
-	wire := protocol.CompressBatch(bufs.wire[:0], batch[start:])
+	wire := protocol.CompressSealedBatch(bufs.wire[:0], batch[start:])
 	bufs.wire = wire
 	// bbolt copies a value into its pages when the transaction commits, so
 	// the record's buffer is free again once Update returned.
