@@ -178,12 +178,13 @@ func (q *Queue) committer() {
 func (q *Queue) commitWaiting() bool {
 	q.mu.Lock()
 	group := q.waiting
-	q.waiting = nil
 	if len(group) == 0 || q.closed {
+		q.waiting = nil
 		q.committing = false
 		q.mu.Unlock()
 		return false
 	}
+	q.waiting, q.spare = q.spare, nil
 	q.mu.Unlock()
 
 	err := q.logGroup(group)
@@ -208,6 +209,12 @@ func (q *Queue) commitWaiting() bool {
 	for _, r := range group {
 		r.done <- err
 	}
+	// Answered, the requests go back to their Appends: the array keeps
+	// none of them.
+	clear(group)
+	if cap(group) <= maxSpareGroup {
+		q.spare = group[:0]
+	}
 	if err == nil {
 		select {
 		case q.signal <- struct{}{}:
@@ -216,6 +223,10 @@ func (q *Queue) commitWaiting() bool {
 	}
 	return true
 }
+
+// maxSpareGroup bounds the group array kept for the next commit (see
+// Queue.spare): one a burst of many more concurrent Appends grew is let go.
+const maxSpareGroup = 1024
 
 // isMaxSize reports whether err is bbolt refusing to grow the file past
 // its size limit.

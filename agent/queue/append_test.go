@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/avila-analytics/avila/protocol"
 )
@@ -342,5 +343,51 @@ func TestAppendReusedRequestsCarryNothingOver(t *testing.T) {
 	q.freeMu.Unlock()
 	if kept == 0 || kept > maxFreeRequests {
 		t.Fatalf("%d requests kept for reuse, want 1 to %d", kept, maxFreeRequests)
+	}
+}
+
+// A commit keeps its group's array for the next one (Queue.spare), emptied:
+// Appends one after another allocate nothing once warm, and the array kept
+// holds none of the requests it carried.
+func TestCommitKeepsGroupArray(t *testing.T) {
+	q := openTest(t, filepath.Join(t.TempDir(), "queue.db"), 0)
+	ctx := context.Background()
+	events := evs(t, 1, 2, 3)
+	appendOnce := func() {
+		if err := q.Append(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		appendOnce()
+	}
+	if n := testing.AllocsPerRun(200, appendOnce); n != 0 {
+		t.Fatalf("an Append allocated %v times, want 0", n)
+	}
+	// The committer went idle after the last answer; under mu it is done
+	// with spare.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q.mu.Lock()
+		idle := !q.committing
+		q.mu.Unlock()
+		if idle {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("committer did not go idle")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	q.mu.Lock()
+	spare := q.spare
+	q.mu.Unlock()
+	if cap(spare) == 0 {
+		t.Fatal("no group array kept for the next commit")
+	}
+	for i, r := range spare[:cap(spare)] {
+		if r != nil {
+			t.Fatalf("kept group array holds a request at %d", i)
+		}
 	}
 }

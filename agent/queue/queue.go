@@ -83,10 +83,15 @@ type Queue struct {
 	walDisk walDisk
 	failAt  func(failpoint) error // tests only; see failpoint
 
-	mu         sync.Mutex
-	closed     bool
-	waiting    []*request // Appends queued for the next commit
-	committing bool       // the committer was kicked and has not gone idle since
+	mu      sync.Mutex
+	closed  bool
+	waiting []*request // Appends queued for the next commit
+	// spare is the array of the group committed last, emptied, for
+	// waiting to take at the next commit: a commit otherwise left it to
+	// the collector, and Appends grew a new one for every commit. Only
+	// the committer goroutine touches it.
+	spare      []*request
+	committing bool // the committer was kicked and has not gone idle since
 	acct       accounting
 	wal        wal   // the write-ahead log; see wal.go for who owns which field
 	reserved   int64 // bytes of queued and in-flight Appends, admitted but not yet committed
