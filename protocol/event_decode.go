@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"math/bits"
 	"slices"
 )
 
@@ -39,6 +38,8 @@ type batchReader struct {
 	// names holds the event names read last: a visitor's events cycle
 	// through a few (page_view, scroll, user_engagement, click …).
 	names recent
+	// place is where the event read last wrote its place fields.
+	place placeMemo
 	// params holds the keys and values of the string and numeric
 	// parameters and user properties read last: events of one name carry
 	// the same few keys, in any order (maps are written unordered), and
@@ -212,7 +213,54 @@ func (r *batchReader) event(e *Event) error {
 	if err != nil {
 		return err
 	}
-	var seen uint32
+	k, seen, err := r.inOrder(e, n)
+	if err != nil || k == n {
+		return err
+	}
+	// Its place fields may come after the ones read in order.
+	r.place.from = nil
+	return r.anyOrder(e, n-k, seen)
+}
+
+// Bits of an event's fields in the set of the fields read (seen).
+const (
+	bitS uint32 = 1 << iota
+	bitT
+	bitN
+	bitV
+	bitU
+	bitSI
+	bitSC
+	bitF
+	bitE
+	bitH
+	bitP
+	bitTT
+	bitR
+	bitL
+	bitSR
+	bitC
+	bitRG
+	bitCI
+	bitB
+	bitBV
+	bitO
+	bitD
+	bitPS
+	bitPN
+	bitUP
+	bitCL
+	bitCU
+	bitTI
+	bitVA
+	bitTX
+	bitSH
+)
+
+// anyOrder reads n entries of an event's map, in any order, the fields
+// in seen read already.
+func (r *batchReader) anyOrder(e *Event, n int, seen uint32) error {
+	var err error
 	for range n {
 		var key uint32
 		// A fixstr of one or two bytes (every key AppendEvent writes),
@@ -230,94 +278,94 @@ func (r *batchReader) event(e *Event) error {
 		var bit uint32
 		switch key {
 		case kS:
-			bit = 1 << 0
+			bit = bitS
 			v, err = r.int()
 			e.Site = uint32(v)
 		case kT:
-			bit = 1 << 1
+			bit = bitT
 			e.TimeMicros, err = r.int()
 		case kN:
-			bit = 1 << 2
+			bit = bitN
 			e.Name, err = r.name()
 		case kV:
-			bit = 1 << 3
+			bit = bitV
 			v, err = r.int()
 			e.Visitor = uint64(v)
 		case kU:
-			bit = 1 << 4
+			bit = bitU
 			v, err = r.int()
 			e.User = uint64(v)
 		case kSI:
-			bit = 1 << 5
+			bit = bitSI
 			e.SessionID, err = r.int()
 		case kSC:
-			bit = 1 << 6
+			bit = bitSC
 			v, err = r.int()
 			e.SessionNum = int32(v)
 		case kF:
-			bit = 1 << 7
+			bit = bitF
 			v, err = r.int()
 			e.Flags = uint8(v)
 		case kE:
-			bit = 1 << 8
+			bit = bitE
 			e.EngageMs, err = r.int()
 		case kH:
-			bit, s = 1<<9, &e.Host
+			bit, s = bitH, &e.Host
 		case kP:
-			bit, s = 1<<10, &e.Path
+			bit, s = bitP, &e.Path
 		case kTT:
-			bit, s = 1<<11, &e.Title
+			bit, s = bitTT, &e.Title
 		case kR:
-			bit, s = 1<<12, &e.Referrer
+			bit, s = bitR, &e.Referrer
 		case kL:
-			bit, s = 1<<13, &e.Language
+			bit, s = bitL, &e.Language
 		case kSR:
-			bit, s = 1<<14, &e.Screen
+			bit, s = bitSR, &e.Screen
 		case kC:
-			bit, s = 1<<15, &e.Country
+			bit, s = bitC, &e.Country
 		case kRG:
-			bit, s = 1<<16, &e.Region
+			bit, s = bitRG, &e.Region
 		case kCI:
-			bit, s = 1<<17, &e.City
+			bit, s = bitCI, &e.City
 		case kB:
-			bit, s = 1<<18, &e.Browser
+			bit, s = bitB, &e.Browser
 		case kBV:
-			bit, s = 1<<19, &e.BrowserVer
+			bit, s = bitBV, &e.BrowserVer
 		case kO:
-			bit, s = 1<<20, &e.OS
+			bit, s = bitO, &e.OS
 		case kD:
-			bit, s = 1<<21, &e.Device
+			bit, s = bitD, &e.Device
 		case kPS:
-			bit = 1 << 22
+			bit = bitPS
 			e.Params, err = r.strMap(recentParamKeys)
 		case kPN:
-			bit = 1 << 23
+			bit = bitPN
 			e.NumParams, err = r.floatMap()
 		case kUP:
-			bit = 1 << 24
+			bit = bitUP
 			e.UserProps, err = r.strMap(recentPropKeys)
 		case kCL:
-			bit = 1 << 25
+			bit = bitCL
 			v, err = r.int()
 			e.Client = uint64(v)
 		case kCU:
-			bit, s = 1<<26, &e.Currency
+			bit, s = bitCU, &e.Currency
 		case kTI:
-			bit, s = 1<<27, &e.TransactionID
+			bit, s = bitTI, &e.TransactionID
 		case kVA:
-			bit = 1 << 28
+			bit = bitVA
 			e.Value, err = r.float()
 		case kTX:
-			bit = 1 << 29
+			bit = bitTX
 			e.Tax, err = r.float()
 		case kSH:
-			bit = 1 << 30
+			bit = bitSH
 			e.Shipping, err = r.float()
 		default: // items ("it") and anything else: msgpack
 			return errSlowPath
 		}
 		if s != nil {
-			*s, err = r.field(bits.TrailingZeros32(bit))
+			*s, err = r.field(fieldSlot(bit))
 		}
 		if err != nil {
 			return err
