@@ -23,7 +23,7 @@ import (
 // the map, once per change of the minute.
 
 // memoBits is log2 of the strings a cellHasher remembers by address.
-const memoBits = 12
+const memoBits = 14
 
 // Bounds of a cellHasher's values (canon): past either, it forgets them
 // and starts again.
