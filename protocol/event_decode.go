@@ -209,9 +209,18 @@ func (r *batchReader) events(b *Batch) error {
 }
 
 func (r *batchReader) event(e *Event) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
+	var n int
+	// A map16 (an event of 16 fields or more, as most are) or a fixmap
+	// read here, without mapLen's call.
+	if p := r.b[r.i:]; len(p) > 2 && p[0] == 0xde {
+		n, r.i = int(binary.BigEndian.Uint16(p[1:3])), r.i+3
+	} else if len(p) > 0 && p[0]&0xf0 == 0x80 {
+		n, r.i = int(p[0]&0x0f), r.i+1
+	} else {
+		var err error
+		if n, err = r.mapLen(); err != nil {
+			return err
+		}
 	}
 	k, seen, err := r.inOrder(e, n)
 	if err != nil || k == n {
