@@ -32,7 +32,7 @@ func FuzzCheckEvent(f *testing.F) {
 		if protocol.DecodeEvent(b, &e) != nil {
 			return
 		}
-		if _, reason := checkEvent(&e, now0, time.Hour); reason != "" {
+		if _, reason := checkEvent(&e, now0, time.Hour, nil); reason != "" {
 			return
 		}
 		if n := utf8.RuneCountInString(e.Name); n == 0 || n > rules.MaxEventNameLen {

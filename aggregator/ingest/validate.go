@@ -23,11 +23,12 @@ func (h *Handler) validate(ctx context.Context, events []protocol.Event) ([]prot
 	// Filter in place: the slot written is never ahead of the one read.
 	good := events[:0]
 	var dead []postgres.DeadLetter
-	var broken []string // rule of each dead letter
-	var known uint32    // a site found known; a batch's events are mostly of one
+	var broken []string          // rule of each dead letter
+	var known uint32             // a site found known; a batch's events are mostly of one
+	var shared rules.SharedTexts // the texts a visitor's events share, checked once
 	for i := range events {
 		e := &events[i]
-		rule, reason := checkEvent(e, now, h.opts.MaxFuture)
+		rule, reason := checkEvent(e, now, h.opts.MaxFuture, &shared)
 		if reason == "" && (e.Site != known || known == 0) {
 			ok, err := h.siteKnown(ctx, e.Site, gen)
 			if err != nil {
@@ -65,8 +66,15 @@ func (h *Handler) validate(ctx context.Context, events []protocol.Event) ([]prot
 const ruleUnknownSite = "unknown_site"
 
 // checkEvent returns the code of the rule an event breaks and why, or "".
-func checkEvent(e *protocol.Event, now time.Time, maxFuture time.Duration) (rule, reason string) {
-	v := rules.Check(e)
+// shared, when not nil, checks the events of a batch one after another
+// (rules.SharedTexts.Check), else rules.Check.
+func checkEvent(e *protocol.Event, now time.Time, maxFuture time.Duration, shared *rules.SharedTexts) (rule, reason string) {
+	var v *rules.Violation
+	if shared != nil {
+		v = shared.Check(e)
+	} else {
+		v = rules.Check(e)
+	}
 	if v == nil {
 		v = rules.CheckTime(e, now, maxFuture)
 	}

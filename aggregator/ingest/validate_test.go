@@ -16,7 +16,7 @@ func TestCheckEvent(t *testing.T) {
 		t.Helper()
 		e := ok
 		mutate(&e)
-		rule, got := checkEvent(&e, now0, time.Hour)
+		rule, got := checkEvent(&e, now0, time.Hour, nil)
 		if rule != wantRule || want == "" && got != "" || want != "" && !strings.Contains(got, want) {
 			t.Errorf("checkEvent = %q, %q; want %q, %q", rule, got, wantRule, want)
 		}

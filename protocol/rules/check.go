@@ -92,36 +92,48 @@ func passesShared(e *protocol.Event) bool {
 
 // passesOwn is passes without passesShared.
 func passesOwn(e *protocol.Event) bool {
+	// Most events have no parameters of a kind: ranging over an empty map
+	// costs more than the test of its length.
+	return passesScalars(e) && (len(e.Params) == 0 || paramsPass(e.Params)) &&
+		(len(e.NumParams) == 0 || numParamsPass(e.NumParams)) && (len(e.UserProps) == 0 || userPropsPass(e.UserProps))
+}
+
+// passesScalars is passesOwn without the parameter maps' entries.
+func passesScalars(e *protocol.Event) bool {
 	if n := e.Name; n == "" || !short(n, MaxEventNameLen) {
 		return false
 	}
 	if e.TimeMicros < minEventMicros || len(e.Params)+len(e.NumParams) > MaxEventParams || len(e.UserProps) > MaxUserProps || e.Commerce() {
 		return false
 	}
-	if !short(e.Path, MaxPageLocationLen) || !short(e.Referrer, MaxPageReferrerLen) || !short(e.Title, MaxPageTitleLen) {
-		return false
-	}
-	// Most events have no parameters of a kind: ranging over an empty map
-	// costs more than the test of its length.
-	if len(e.Params) > 0 {
-		for k, v := range e.Params {
-			if k == "" || !short(k, MaxParamNameLen) || !short(v, MaxParamValueLen) {
-				return false
-			}
+	return short(e.Path, MaxPageLocationLen) && short(e.Referrer, MaxPageReferrerLen) && short(e.Title, MaxPageTitleLen)
+}
+
+// paramsPass is passesOwn for the entries of an event's Params.
+func paramsPass(params map[string]string) bool {
+	for k, v := range params {
+		if k == "" || !short(k, MaxParamNameLen) || !short(v, MaxParamValueLen) {
+			return false
 		}
 	}
-	if len(e.NumParams) > 0 {
-		for k, f := range e.NumParams {
-			if k == "" || !short(k, MaxParamNameLen) || math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
+	return true
+}
+
+// numParamsPass is passesOwn for the entries of an event's NumParams.
+func numParamsPass(params map[string]float64) bool {
+	for k, f := range params {
+		if k == "" || !short(k, MaxParamNameLen) || math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
 		}
 	}
-	if len(e.UserProps) > 0 {
-		for k, v := range e.UserProps {
-			if k == "" || !short(k, MaxUserPropNameLen) || !short(v, MaxUserPropValueLen) {
-				return false
-			}
+	return true
+}
+
+// userPropsPass is passesOwn for the entries of an event's UserProps.
+func userPropsPass(props map[string]string) bool {
+	for k, v := range props {
+		if k == "" || !short(k, MaxUserPropNameLen) || !short(v, MaxUserPropValueLen) {
+			return false
 		}
 	}
 	return true

@@ -28,6 +28,36 @@ func BenchmarkCheckTraffic(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(events)), "ns/event")
 }
 
+// BenchmarkCheckTrafficShared is BenchmarkCheckTraffic as the
+// aggregator's guard checks a batch's events: 5 batches of the traffic
+// as ingest decodes them (protocol.DecodeBatchInto: texts and parameter
+// maps written alike are one string, one map), each through one
+// SharedTexts.
+func BenchmarkCheckTrafficShared(b *testing.B) {
+	wires, err := benchtraffic.Wire(1, time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	batches := make([]protocol.Batch, len(wires))
+	for i, w := range wires {
+		if err := protocol.DecodeBatchInto(&batches[i], w); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, batch := range batches {
+			var m SharedTexts
+			for i := range batch.Events {
+				if v := m.Check(&batch.Events[i]); v != nil {
+					b.Fatal(v)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batches)*benchtraffic.SegmentEvents), "ns/event")
+}
+
 // The bench's traffic, events of every name it sends, takes Check's
 // shortcut: no event of it needs the rules one by one.
 func TestCheckShortcutTakesTraffic(t *testing.T) {

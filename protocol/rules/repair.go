@@ -3,6 +3,7 @@ package rules
 import (
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/avila-analytics/avila/protocol"
 )
@@ -66,17 +67,20 @@ func Repair(e *protocol.Event) (Repairs, *Violation) {
 	return repair(e)
 }
 
-// SharedTexts is Repair for the events of one request, one after another:
-// they usually share their host, language, screen, place and user agent,
-// and these texts, once found to pass, are compared with the last ones
-// that did instead of being checked again. The zero value is ready; it
-// holds the texts it compares with, so it should live no longer than the
-// request.
+// SharedTexts is Repair (and Check) for the events of one request (or
+// batch), one after another: they usually share their host, language,
+// screen, place and user agent, and these texts, once found to pass, are
+// compared with the last ones that did instead of being checked again.
+// The zero value is ready; it holds the texts it compares with, so it
+// should live no longer than the request.
 type SharedTexts struct {
 	ok                                     bool
 	host, language, screen                 string
 	country, region, city                  string
 	browser, browserVer, operatingSys, dev string
+	// The parameter maps that passed last (Check).
+	params, userProps map[string]string
+	numParams         map[string]float64
 }
 
 // Repair is Repair(e).
@@ -85,6 +89,52 @@ func (m *SharedTexts) Repair(e *protocol.Event) (Repairs, *Violation) {
 		return 0, nil
 	}
 	return repair(e)
+}
+
+// Check is Check(e), for the events of one batch one after another (the
+// aggregator's guard): a visitor's events follow each other and share
+// their texts, which a decoder gives as the same strings.
+func (m *SharedTexts) Check(e *protocol.Event) *Violation {
+	if m.passesOwn(e) && m.passesShared(e) {
+		return nil
+	}
+	return check(e)
+}
+
+// passesOwn is passesOwn(e), true at once for a parameter map that
+// passed last: a decoder gives the events whose maps are written alike
+// one map (protocol.EventDecoder), read, not changed, while they are
+// checked.
+func (m *SharedTexts) passesOwn(e *protocol.Event) bool {
+	if !passesScalars(e) {
+		return false
+	}
+	if len(e.Params) > 0 && !sameMap(e.Params, m.params) {
+		if !paramsPass(e.Params) {
+			return false
+		}
+		m.params = e.Params
+	}
+	if len(e.NumParams) > 0 && !sameMap(e.NumParams, m.numParams) {
+		if !numParamsPass(e.NumParams) {
+			return false
+		}
+		m.numParams = e.NumParams
+	}
+	if len(e.UserProps) > 0 && !sameMap(e.UserProps, m.userProps) {
+		if !userPropsPass(e.UserProps) {
+			return false
+		}
+		m.userProps = e.UserProps
+	}
+	return true
+}
+
+// sameMap reports whether a and b are the same map: a map value is a
+// pointer to the map (what reflect.Value.UnsafePointer gives, without
+// its call).
+func sameMap[V any](a, b map[string]V) bool {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 // passesShared is passesShared(e), true at once when e's texts are those
@@ -102,6 +152,7 @@ func (m *SharedTexts) passesShared(e *protocol.Event) bool {
 		ok: true, host: e.Host, language: e.Language, screen: e.Screen,
 		country: e.Country, region: e.Region, city: e.City,
 		browser: e.Browser, browserVer: e.BrowserVer, operatingSys: e.OS, dev: e.Device,
+		params: m.params, userProps: m.userProps, numParams: m.numParams,
 	}
 	return true
 }

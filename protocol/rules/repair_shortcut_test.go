@@ -305,12 +305,14 @@ func TestRepairRangesOnlyMapsToFix(t *testing.T) {
 	}
 }
 
-// SharedTexts.Repair gives what Repair gives over runs of events like a
-// request's: each event's shared texts (host, language, screen, place,
-// user agent) are mostly those of an earlier event of the run (the same
-// values, equal copies, or one changed, plain or broken), its own
-// texts, names and numbers of every kind.
-func TestSharedTextsRepair(t *testing.T) {
+// sharedRuns calls f with runs of events like a request's: each event's
+// shared texts (host, language, screen, place, user agent) are mostly
+// those of an earlier event of the run (the same values, equal copies,
+// or one changed, plain or broken), its own texts, names and numbers of
+// every kind, its parameter maps often an earlier event's. m is the
+// run's. It fails when too few events met texts that passed before.
+func sharedRuns(t *testing.T, f func(run, i int, m *SharedTexts, e protocol.Event)) {
+	t.Helper()
 	r := rand.New(rand.NewPCG(21, 22))
 	shared := func(e *protocol.Event) []*string {
 		return []*string{&e.Host, &e.Language, &e.Screen, &e.Country, &e.Region, &e.City, &e.Browser, &e.BrowserVer, &e.OS, &e.Device}
@@ -333,24 +335,49 @@ func TestSharedTextsRepair(t *testing.T) {
 					*shared(&e)[r.IntN(10)] = [...]string{"", "x", "caf\xe9", "a\x00", strings.Repeat("a", MaxShortLen+1)}[r.IntN(5)]
 				}
 			}
+			if len(prev) > 0 && r.IntN(3) == 0 {
+				// The maps of an earlier event, as a decoder shares maps
+				// written alike.
+				p := &prev[r.IntN(len(prev))]
+				e.Params, e.NumParams, e.UserProps = p.Params, p.NumParams, p.UserProps
+			}
 			prev = append(prev, e)
-			fast, slow := cloneEvent(e), cloneEvent(e)
-			wasOK := m.ok && passesShared(&e)
-			gotDone, gotV := m.Repair(&fast)
-			wantDone, wantV := Repair(&slow)
-			if gotDone != wantDone || (gotV == nil) != (wantV == nil) {
-				t.Fatalf("run %d event %d: SharedTexts.Repair = %q, %v; Repair %q, %v", run, i, gotDone.Codes(), gotV, wantDone.Codes(), wantV)
-			}
-			if d := cmp.Diff(slow, fast, cmpopts.EquateNaNs()); d != "" {
-				t.Fatalf("run %d event %d: SharedTexts.Repair's event differs from Repair's (-want +got):\n%s", run, i, d)
-			}
-			if wasOK {
+			if m.ok && passesShared(&e) {
 				remembered++
 			}
 			checked++
+			f(run, i, &m, e)
 		}
 	}
 	if remembered < checked/10 {
 		t.Fatalf("%d of %d events met texts that passed before: the generator misses the memo", remembered, checked)
 	}
+}
+
+// SharedTexts.Repair gives what Repair gives over runs of events like a
+// request's (sharedRuns).
+func TestSharedTextsRepair(t *testing.T) {
+	sharedRuns(t, func(run, i int, m *SharedTexts, e protocol.Event) {
+		fast, slow := cloneEvent(e), cloneEvent(e)
+		gotDone, gotV := m.Repair(&fast)
+		wantDone, wantV := Repair(&slow)
+		if gotDone != wantDone || (gotV == nil) != (wantV == nil) {
+			t.Fatalf("run %d event %d: SharedTexts.Repair = %q, %v; Repair %q, %v", run, i, gotDone.Codes(), gotV, wantDone.Codes(), wantV)
+		}
+		if d := cmp.Diff(slow, fast, cmpopts.EquateNaNs()); d != "" {
+			t.Fatalf("run %d event %d: SharedTexts.Repair's event differs from Repair's (-want +got):\n%s", run, i, d)
+		}
+	})
+}
+
+// SharedTexts.Check gives what Check gives over runs of events like a
+// batch's (sharedRuns).
+func TestSharedTextsCheck(t *testing.T) {
+	sharedRuns(t, func(run, i int, m *SharedTexts, e protocol.Event) {
+		// A refusal is check's either way; which rule it names first may
+		// follow a map's order.
+		if got, want := m.Check(&e), Check(&e); (got == nil) != (want == nil) {
+			t.Fatalf("run %d event %d: SharedTexts.Check = %v; Check %v", run, i, got, want)
+		}
+	})
 }
