@@ -517,6 +517,17 @@ func (r *batchReader) raw() ([]byte, error) {
 	return r.rawLong()
 }
 
+// fixstr reads a fixstr's bytes; false: the next value is not a whole
+// fixstr, and r stays.
+func (r *batchReader) fixstr() ([]byte, bool) {
+	if b := r.b[r.i:]; len(b) > 0 && b[0]&0xe0 == 0xa0 && int(b[0]&0x1f) < len(b) {
+		n := int(b[0] & 0x1f)
+		r.i += 1 + n
+		return b[1 : 1+n], true
+	}
+	return nil, false
+}
+
 // rawLong is raw for every form of string.
 func (r *batchReader) rawLong() ([]byte, error) {
 	c, err := r.code()
@@ -602,14 +613,10 @@ func (r *batchReader) interned(p []byte) string {
 // fields of most events (host, language, screen, geo, browser, often
 // page and title) repeat the previous event's; the rest are interned.
 func (r *batchReader) field(slot int) (string, error) {
-	var p []byte
-	// A fixstr (nearly every value) read here: raw is a call, and an
-	// event has a dozen texts.
-	if b := r.b[r.i:]; len(b) > 0 && b[0]&0xe0 == 0xa0 && int(b[0]&0x1f) < len(b) {
-		n := int(b[0] & 0x1f)
-		p = b[1 : 1+n]
-		r.i += 1 + n
-	} else {
+	// A fixstr (nearly every value) read without a call: raw is one, and
+	// an event has a dozen texts.
+	p, ok := r.fixstr()
+	if !ok {
 		var err error
 		if p, err = r.rawLong(); err != nil {
 			return "", err
@@ -636,9 +643,15 @@ func (r *batchReader) recentStr(c int) (string, error) { return r.cachedStr(&r.p
 // cachedStr reads a string value: an entry of c when one equals it, else
 // interned and added to c.
 func (r *batchReader) cachedStr(c *recent) (string, error) {
-	p, err := r.raw()
-	if err != nil || len(p) == 0 {
-		return "", err
+	p, ok := r.fixstr() // names, parameters' keys and most values
+	if !ok {
+		var err error
+		if p, err = r.rawLong(); err != nil {
+			return "", err
+		}
+	}
+	if len(p) == 0 {
+		return "", nil
 	}
 	if s, ok := c.find(p); ok {
 		return s, nil
