@@ -381,3 +381,25 @@ func TestSharedTextsCheck(t *testing.T) {
 		}
 	})
 }
+
+// passesOwn in parts (passesScalars and a function per map), as
+// SharedTexts.passesOwn takes it, is passesOwn.
+func TestPassesOwnInParts(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	passed := 0
+	for i := range 20_000 {
+		e := oddEvent(r)
+		want := passesOwn(&e)
+		got := passesScalars(&e) && (len(e.Params) == 0 || paramsPass(e.Params)) &&
+			(len(e.NumParams) == 0 || numParamsPass(e.NumParams)) && (len(e.UserProps) == 0 || userPropsPass(e.UserProps))
+		if got != want {
+			t.Fatalf("event %d: in parts %v, passesOwn %v: %+v", i, got, want, e)
+		}
+		if want {
+			passed++
+		}
+	}
+	if passed < 1000 || passed > 19_000 {
+		t.Fatalf("%d of 20,000 events passed: the generator misses a side", passed)
+	}
+}
