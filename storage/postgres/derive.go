@@ -212,7 +212,7 @@ func (s *Store) EventDaysKnown(events []protocol.Event) bool {
 	defer s.partMu.Unlock()
 	last := int64(math.MinInt64)
 	for i := range events {
-		day := unixDay(time.UnixMicro(events[i].TimeMicros))
+		day := unixDayMicros(events[i].TimeMicros)
 		if day != last && !s.parts[day] {
 			return false
 		}

@@ -121,7 +121,7 @@ func (s *Store) EnsureEventDays(ctx context.Context, events []protocol.Event) er
 	var days []int64
 	last := int64(math.MinInt64)
 	for i := range events {
-		d := unixDay(time.UnixMicro(events[i].TimeMicros))
+		d := unixDayMicros(events[i].TimeMicros)
 		if d != last && !slices.Contains(days, d) { // events come nearly sorted: few distinct days
 			days = append(days, d)
 		}

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -94,4 +96,26 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestUnixDayMicros holds the floor division to unixDay of the time,
+// around midnights on both sides of 1970 and over random instants.
+func TestUnixDayMicros(t *testing.T) {
+	const dayMicros = 86400 * 1_000_000
+	var cases []int64
+	for _, day := range []int64{-800_000, -719_528, -1, 0, 1, 10_957, 20_429, 2_932_896} {
+		for _, off := range []int64{-1, 0, 1, dayMicros / 2} {
+			cases = append(cases, day*dayMicros+off)
+		}
+	}
+	cases = append(cases, math.MinInt64, math.MinInt64+1, math.MaxInt64, math.MaxInt64-1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		cases = append(cases, rng.Int64(), rng.Int64N(1<<52)-1<<51)
+	}
+	for _, us := range cases {
+		if got, want := unixDayMicros(us), unixDay(time.UnixMicro(us)); got != want {
+			t.Fatalf("unixDayMicros(%d) = %d, unixDay = %d", us, got, want)
+		}
+	}
 }
