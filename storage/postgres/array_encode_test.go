@@ -373,3 +373,38 @@ func TestBindRoom(t *testing.T) {
 		t.Error("bindRoom decodes")
 	}
 }
+
+// TestDateDaysUTC holds dateDays' division for times in UTC to the date's
+// calendar walk, around midnights on both sides of 1970 and 2000 and over
+// random instants, and a date array of them to pgx's encoding.
+func TestDateDaysUTC(t *testing.T) {
+	calendar := func(t time.Time) int64 {
+		y, m, d := t.Date()
+		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+	}
+	var times []time.Time
+	for _, day := range []int64{-800_000, -1, 0, 1, y2kDays - 1, y2kDays, 20_429, 2_932_896} {
+		for _, off := range []time.Duration{-time.Nanosecond, 0, time.Nanosecond, 12 * time.Hour} {
+			times = append(times, time.Unix(day*86400, 0).UTC().Add(off))
+		}
+		times = append(times, dayDate(int32(day)))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100_000 {
+		times = append(times, time.Unix(rng.Int64N(1<<40)-1<<39, rng.Int64N(1e9)).UTC())
+	}
+	for _, tm := range times {
+		if got, want := dateDays(tm), calendar(tm); got != want {
+			t.Fatalf("dateDays(%v) = %d, calendar %d", tm, got, want)
+		}
+	}
+	plain := pgtype.NewMap()
+	flat := pgtype.NewMap()
+	registerFlatArrays(flat)
+	window := times[:2000]
+	want, werr := plain.Encode(pgtype.DateArrayOID, pgtype.BinaryFormatCode, window, nil)
+	got, gerr := flat.Encode(pgtype.DateArrayOID, pgtype.BinaryFormatCode, window, nil)
+	if werr != nil || gerr != nil || !bytes.Equal(got, want) {
+		t.Fatalf("date array: got %x (%v), want %x (%v)", got, gerr, want, werr)
+	}
+}
