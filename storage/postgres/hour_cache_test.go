@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -28,6 +29,19 @@ func TestHourCache(t *testing.T) {
 			if want := localDay(at, loc); day != want || hour != int32(local.Hour()) {
 				t.Fatalf("%s %s: got day %d hour %d, want %d %d", name, at, day, hour, want, local.Hour())
 			}
+		}
+	}
+	// Second by second across quarters before the epoch, and instants
+	// whose distance from the quarter held overflows.
+	c := &hourCache{loc: time.UTC}
+	start := time.Date(1969, 12, 31, 23, 14, 0, 0, time.UTC)
+	ats := []time.Time{time.Unix(math.MaxInt64/2, 0), time.Unix(-math.MaxInt64/2, 0), time.Unix(math.MaxInt64/2+1000, 0), start}
+	for i := range 3600 {
+		ats = append(ats, start.Add(time.Duration(i)*time.Second))
+	}
+	for _, at := range ats {
+		if day, hour := c.of(at); day != localDay(at, time.UTC) || hour != int32(at.Hour()) {
+			t.Fatalf("%s: got day %d hour %d", at, day, hour)
 		}
 	}
 	if got := dayDate(localDay(time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC), time.UTC)); !got.Equal(time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)) {

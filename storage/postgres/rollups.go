@@ -178,20 +178,21 @@ func dayDate(day int32) time.Time { return time.Unix(int64(day)*86400, 0).UTC() 
 // it, falls on a quarter hour, so a quarter's events share both, and a
 // derivation's events come nearly in time order.
 type hourCache struct {
-	loc     *time.Location
-	quarter int64 // Unix seconds / 900; valid when ok
-	ok      bool
-	day     int32
-	hour    int32
+	loc  *time.Location
+	from int64 // the quarter's first Unix second; valid when ok
+	ok   bool
+	day  int32
+	hour int32
 }
 
 func (c *hourCache) of(t time.Time) (day, hour int32) {
-	q := t.Unix()
-	q = (q - (q%900+900)%900) / 900 // floor
-	if !c.ok || q != c.quarter {
+	// Two comparisons tell an instant of the quarter (the difference,
+	// not negative, is exact as unsigned): the derivation asks for every
+	// event several times.
+	if s := t.Unix(); !c.ok || s < c.from || uint64(s-c.from) >= 900 {
 		local := t.In(c.loc)
 		y, m, d := local.Date()
-		c.quarter, c.ok = q, true
+		c.from, c.ok = s-(s%900+900)%900, true // floor
 		c.day = int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 		c.hour = int32(local.Hour())
 	}
