@@ -72,7 +72,7 @@ func (d *DeriveTx) keepCells(c *deriveCells) {
 }
 
 // recycle empties c for another derivation, as new cells but for the
-// memory: the maps are cleared, every cell the slots handed out is zeroed
+// memory: the maps and tables are cleared, every cell the slots handed out is zeroed
 // (keeping its array of runs, emptied, up to maxKeptRuns), and the slabs
 // hand them out again; the statements' arrays drop the sketches and
 // amounts they pointed to. Nothing of the cells' counts, sketches or
@@ -93,10 +93,6 @@ func (c *deriveCells) recycle() {
 			slab[i] = rollupCell{seen: runs}
 		}
 	}
-	for j := range last.slots {
-		sl := &last.slots[j]
-		clear(sl.cells)
-		sl.cell, sl.dayDim = nil, 0
-	}
+	last.clear()
 	last.used, last.free, last.site, last.valid = 0, nil, 0, false
 }

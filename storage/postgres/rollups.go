@@ -302,9 +302,9 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 }
 
 // rollupSlots are addTo's cells of one site by slot (rollupSlotKinds),
-// each slot's by day and dims id as one uint64 (dayDim): a look-up the
-// runtime hashes as one word, where a rollupAgg key of 16 bytes costs
-// about three times as much. Each slot remembers the cell it used last: a
+// each slot's by day and dims id as one uint64 (dayDim) in a table of
+// its own (cellTable), where a look-up in the rollupAgg by its key of
+// 16 bytes costs several times as much. Each slot remembers the cell it used last: a
 // visitor's events follow each other and mostly share their day, hour,
 // host, country, browser …, so most slots find their cell without a
 // look-up. They hold the cells of a rollupAgg, which neither replaces nor
@@ -312,7 +312,12 @@ func (a rollupAgg) add(row *EventRow, hours *hourCache, dedupe bool) {
 type rollupSlots struct {
 	site  int32
 	valid bool // site is set
-	slots [rollupSlotCount]rollupSlot
+	// cells are each slot's last cell (nil: none yet), dayDims their
+	// dayDims (valid where the cell is set), tables the slots' cells: the
+	// first two apart from the tables, the words each event compares.
+	cells   [rollupSlotCount]*rollupCell
+	dayDims [rollupSlotCount]uint64
+	tables  [rollupSlotCount]cellTable
 	// free are cells made for the slots' new cells, rollupCellSlab at a
 	// time: a derivation makes thousands of cells, and one allocation
 	// of many costs a fraction of one each. A slab is kept while any of
@@ -334,27 +339,24 @@ func (s *rollupSlots) nextSlab() []rollupCell {
 	return s.slabs[s.used-1]
 }
 
-// reset empties the slots for rows of site. Their maps are cleared, not
+// reset empties the slots for rows of site. Their tables are cleared, not
 // dropped, and the slabs stay: the cells handed out are the aggregate's,
 // and the rest of free is zero cells.
 func (s *rollupSlots) reset(site int32) {
-	for j := range s.slots {
-		sl := &s.slots[j]
-		clear(sl.cells)
-		sl.cell, sl.dayDim = nil, 0
-	}
+	s.clear()
 	s.site, s.valid = site, true
+}
+
+// clear empties every slot.
+func (s *rollupSlots) clear() {
+	for j := range s.tables {
+		s.tables[j].clear()
+	}
+	s.cells, s.dayDims = [rollupSlotCount]*rollupCell{}, [rollupSlotCount]uint64{}
 }
 
 // rollupCellSlab is how many cells rollupSlots allocates at a time.
 const rollupCellSlab = 24
-
-// rollupSlot is one slot of rollupSlots.
-type rollupSlot struct {
-	dayDim uint64      // the last cell's (valid when cell is set)
-	cell   *rollupCell // nil: none yet
-	cells  map[uint64]*rollupCell
-}
 
 // dayDim is a cell's local day and dims id as one key.
 func dayDim(day, dim int32) uint64 { return uint64(uint32(day))<<32 | uint64(uint32(dim)) }
@@ -369,25 +371,31 @@ func (a rollupAgg) get(k rollupKey) *rollupCell {
 	return c
 }
 
-// slotCell is a's cell of key k for slot (one of last's), found by its
-// dayDim dd in the slot's cells or else in a (made from last's free cells
-// if there is none), and remembered.
-func (a rollupAgg) slotCell(last *rollupSlots, slot *rollupSlot, k rollupKey, dd uint64) *rollupCell {
-	c := slot.cells[dd]
+// slotCell is a's cell of slot j of last for local day and dims id dim,
+// found by its dayDim dd in the slot's table or else in a (made from
+// last's free cells if there is none), and remembered as the slot's last.
+func (a rollupAgg) slotCell(last *rollupSlots, j int, day, dim int32, dd uint64) *rollupCell {
+	c := last.tables[j].get(dd)
 	if c == nil {
-		if c = a[k]; c == nil {
-			if len(last.free) == 0 {
-				last.free = last.nextSlab()
-			}
-			c, last.free = &last.free[0], last.free[1:]
-			a[k] = c
-		}
-		if slot.cells == nil {
-			slot.cells = make(map[uint64]*rollupCell)
-		}
-		slot.cells[dd] = c
+		c = a.newSlotCell(last, j, day, dim, dd)
 	}
-	slot.dayDim, slot.cell = dd, c
+	last.dayDims[j], last.cells[j] = dd, c
+	return c
+}
+
+// newSlotCell is slotCell's cell of one its slot's table does not hold:
+// a's, or made from last's free cells; put into the table.
+func (a rollupAgg) newSlotCell(last *rollupSlots, j int, day, dim int32, dd uint64) *rollupCell {
+	k := rollupKey{site: last.site, kind: rollupSlotKinds[j], day: day, dim: dim}
+	c := a[k]
+	if c == nil {
+		if len(last.free) == 0 {
+			last.free = last.nextSlab()
+		}
+		c, last.free = &last.free[0], last.free[1:]
+		a[k] = c
+	}
+	last.tables[j].put(dd, c)
 	return c
 }
 
@@ -434,10 +442,10 @@ func (a rollupAgg) addTo(row *EventRow, hours *hourCache, dedupe bool, last *rol
 		switch {
 		case last == nil:
 			c = a.get(rollupKey{site: row.Site, kind: kind, day: day, dim: dims[j]})
-		case last.slots[j].cell != nil && last.slots[j].dayDim == dayDim(day, dims[j]):
-			c = last.slots[j].cell
+		case last.cells[j] != nil && last.dayDims[j] == dayDim(day, dims[j]):
+			c = last.cells[j]
 		default:
-			c = a.slotCell(last, &last.slots[j], rollupKey{site: row.Site, kind: kind, day: day, dim: dims[j]}, dayDim(day, dims[j]))
+			c = a.slotCell(last, j, day, dims[j], dayDim(day, dims[j]))
 		}
 		c.events++
 		c.views += views
@@ -502,31 +510,36 @@ func (a rollupAgg) addRows(rows []EventRow, hours *hourCache, last *rollupSlots)
 		}
 		dims := slotDims(row, hour)
 		for j := range rollupSlotCount {
-			s := &last.slots[j]
 			dd := dayDim(day, dims[j])
-			if s.cell == nil || s.dayDim != dd {
-				if s.cell != nil {
-					s.cell.addCounts(run.minus(base[j]))
+			c := last.cells[j]
+			if c != nil && last.dayDims[j] == dd {
+				if !fresh {
+					continue
+				}
+			} else {
+				if c != nil {
+					c.addCounts(run.minus(base[j]))
 				}
 				base[j] = run
-				a.slotCell(last, s, rollupKey{site: site, kind: rollupSlotKinds[j], day: day, dim: dims[j]}, dd)
-			} else if !fresh {
-				continue
+				if c = last.tables[j].get(dd); c == nil {
+					c = a.newSlotCell(last, j, day, dims[j], dd)
+				}
+				last.dayDims[j], last.cells[j] = dd, c
 			}
 			// The landing page's holds no sketches, the sessions
 			// kinds' sessions.
 			switch {
 			case j == 0:
 			case j < visitorSlots:
-				s.cell.addVisitor(sh, visitorUser, true)
+				c.addVisitor(sh, visitorUser, true)
 			default:
-				s.cell.addVisitor(h, bits, true)
+				c.addVisitor(h, bits, true)
 			}
 		}
 		if row.Amounts != nil {
 			// The landing page's and the sessions kinds hold none.
 			for j := visitorSlots; j < rollupSlotCount; j++ {
-				last.slots[j].cell.addAmounts(row.Amounts)
+				last.cells[j].addAmounts(row.Amounts)
 			}
 		}
 		run.events++
@@ -567,7 +580,7 @@ func (c *rollupCell) addCounts(n slotCounts) {
 // run.
 func (s *rollupSlots) leave(run *slotCounts, base *[rollupSlotCount]slotCounts) {
 	for j := range rollupSlotCount {
-		if c := s.slots[j].cell; c != nil && base[j] != *run {
+		if c := s.cells[j]; c != nil && base[j] != *run {
 			c.addCounts(run.minus(base[j]))
 		}
 		base[j] = *run
