@@ -78,7 +78,11 @@ const sessionCellsRoom = 16
 // at the local day it began. Callers pass an array's room
 // (sessionCellsRoom): a slice made per session cost an allocation each.
 func (s *sessionState) appendCells(out []rollupKey, loc *time.Location) []rollupKey {
-	day := localDay(s.ts, loc)
+	return s.appendCellsOn(out, localDay(s.ts, loc))
+}
+
+// appendCellsOn is appendCells of s, which began on local day day.
+func (s *sessionState) appendCellsOn(out []rollupKey, day int32) []rollupKey {
 	out = append(out, rollupKey{site: s.site, day: day})
 	for i, kind := range SessionRollupKinds {
 		out = append(out, rollupKey{site: s.site, kind: int32(kind), day: day, dim: s.dims[i]})
@@ -92,18 +96,40 @@ func (s *sessionState) appendCells(out []rollupKey, loc *time.Location) []rollup
 // counted again, with its new values, at the same rows). Its visitor goes
 // into the active sketches when s.dayActive.
 func (a sessionRollupAgg) add(s *sessionState, loc *time.Location, sign int32) {
+	var cells [sessionCellsRoom]rollupKey
+	a.addCells(s, s.appendCells(cells[:0], loc), sign, nil)
+}
+
+// sessionCellMemo holds the cells addCells found last, by their place
+// in a session's cells: sessions one after the other mostly share their
+// day and client dimensions, whose cells then cost no look-up by their
+// key of 16 bytes.
+type sessionCellMemo struct {
+	keys  [sessionCellsRoom]rollupKey
+	cells [sessionCellsRoom]*sessionRollupCell
+}
+
+// addCells is add of s at its cells keys (appendCells), remembering
+// them in memo (nil: none). The memo's cells must be a's.
+func (a sessionRollupAgg) addCells(s *sessionState, keys []rollupKey, sign int32, memo *sessionCellMemo) {
 	h := VisitorHash(uint64(s.visitor))
 	engaged := int32(0)
 	if s.engaged() {
 		engaged = 1
 	}
 	active, first := s.dayActive, s.flags&int16(protocol.FlagFirstVisit) != 0
-	var cells [sessionCellsRoom]rollupKey
-	for _, k := range s.appendCells(cells[:0], loc) {
-		c := a[k]
-		if c == nil {
-			c = new(sessionRollupCell)
-			a[k] = c
+	for i, k := range keys {
+		var c *sessionRollupCell
+		if memo != nil && i < len(memo.keys) && memo.cells[i] != nil && memo.keys[i] == k {
+			c = memo.cells[i]
+		} else {
+			if c = a[k]; c == nil {
+				c = new(sessionRollupCell)
+				a[k] = c
+			}
+			if memo != nil && i < len(memo.keys) {
+				memo.keys[i], memo.cells[i] = k, c
+			}
 		}
 		c.sessions += sign
 		c.engaged += sign * engaged
@@ -167,13 +193,22 @@ func sessionRollupsOf(agg sessionRollupAgg, changes SessionChanges, rows []Event
 			eventDays[k] = append(eventDays[k], day)
 		}
 	}
-	var cells [sessionCellsRoom]rollupKey
+	// A session's cells are found once for sessionActive and add, its
+	// local day by hours (localDay's, by the quarter hour); the cells of
+	// the sessions before it are remembered (memo).
+	var (
+		cells, beforeCells [sessionCellsRoom]rollupKey
+		memo               sessionCellMemo
+	)
 	for i := range changes {
 		c := &changes[i]
-		c.now.dayActive = days.sessionActive(c.now.visitor, eventDays[[2]int64{c.now.visitor, c.id}], c.now.appendCells(cells[:0], hours.loc))
-		agg.add(&c.now, hours.loc, 1)
+		day, _ := hours.of(c.now.ts)
+		keys := c.now.appendCellsOn(cells[:0], day)
+		c.now.dayActive = days.sessionActive(c.now.visitor, eventDays[[2]int64{c.now.visitor, c.id}], keys)
+		agg.addCells(&c.now, keys, 1, &memo)
 		if c.before != nil {
-			agg.add(c.before, hours.loc, -1)
+			day, _ := hours.of(c.before.ts)
+			agg.addCells(c.before, c.before.appendCellsOn(beforeCells[:0], day), -1, &memo)
 		}
 	}
 }
