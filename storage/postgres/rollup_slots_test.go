@@ -247,3 +247,37 @@ func TestSlotDims(t *testing.T) {
 		}
 	}
 }
+
+// TestAddRowsKeyZero: rows whose cells' day and dims id are all zero
+// (1970-01-01, no dims: a slot's key then equals that of a slot without
+// a cell yet) make the cells addTo makes.
+func TestAddRowsKeyZero(t *testing.T) {
+	rows := make([]EventRow, 50)
+	for i := range rows {
+		rows[i] = EventRow{Site: 1, TS: time.Unix(int64(i)*60, 0).UTC(), Visitor: 1 + int64(i/10), Session: 1, DayActive: i%3 == 0}
+		if i%4 == 0 {
+			rows[i].Dims[DimPagePath-1] = 7
+		}
+	}
+	build := func(byRows bool) rollupAgg {
+		a := make(rollupAgg)
+		hours, last := &hourCache{loc: time.UTC}, new(rollupSlots)
+		if byRows {
+			a.addRows(rows, hours, last)
+			return a
+		}
+		for i := range rows {
+			a.addTo(&rows[i], hours, true, last)
+		}
+		return a
+	}
+	got, want := build(true), build(false)
+	if len(got) != len(want) {
+		t.Fatalf("%d cells by addRows, %d by addTo", len(got), len(want))
+	}
+	for k, w := range want {
+		if g := got[k]; g == nil || !reflect.DeepEqual(*g, *w) {
+			t.Fatalf("cell %+v by addRows: %+v, by addTo: %+v", k, g, w)
+		}
+	}
+}
