@@ -628,25 +628,20 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	defer res.Close()
-	// Declared once, not per row: Scan's destinations escape, and a row's
-	// would cost three allocations besides its sketches' bytes. Each Scan
-	// sets all of them; the sketches go into arena.
-	var (
-		i       int64
-		scanned [3]arenaBytes
-	)
+	// One scanner, not destinations per row: a row's would cost three
+	// allocations besides its sketches' bytes. Each scan sets all of
+	// them; the sketches go into arena.
 	arena := new(sketchArena)
 	if arr != nil {
 		arena = &arr.arena
 	}
-	dest := []any{&i, &scanned[0], &scanned[1], &scanned[2]}
-	for j := range scanned {
-		scanned[j].a = arena
-	}
+	sc := newSketchRows(res.FieldDescriptions(), arena, false)
+	scanned := &sc.scanned
 	for res.Next() {
-		if err := res.Scan(dest...); err != nil {
+		if err := sc.scan(res); err != nil {
 			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
+		i := sc.i
 		if i < 1 || i > int64(len(keys)) {
 			return nil, fmt.Errorf("read %s: BUG: ordinality %d of %d keys", table, i, len(keys))
 		}
