@@ -494,7 +494,7 @@ func (c *cellSketches) settleWith(hashes *[3][]uint32, list *[]byte, arena *sket
 				continue
 			}
 		} else {
-			slices.Sort(set)
+			sortHashes(set)
 			set = slices.Compact(set)
 		}
 		if j == 0 {

@@ -694,3 +694,32 @@ func TestMergeEncodedKeepsStored(t *testing.T) {
 			kept, turned, anew, sparseCases, denseCases)
 	}
 }
+
+// TestSortHashes: sortHashes orders sets as slices.Sort does, at every
+// length around insertionSortMax, with repeats, sorted and reversed runs.
+func TestSortHashes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for n := range 3 * insertionSortMax {
+		for round := range 20 {
+			set := make([]uint32, n)
+			for i := range set {
+				switch round % 4 {
+				case 0:
+					set[i] = rng.Uint32()
+				case 1:
+					set[i] = rng.Uint32N(4)
+				case 2:
+					set[i] = uint32(i)
+				default:
+					set[i] = uint32(n - i)
+				}
+			}
+			want := slices.Clone(set)
+			slices.Sort(want)
+			sortHashes(set)
+			if !slices.Equal(set, want) {
+				t.Fatalf("n %d round %d: %v, want %v", n, round, set, want)
+			}
+		}
+	}
+}
