@@ -277,7 +277,27 @@ func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []proto
 }
 
 // profileKeyOf is the key of p's profile of site with the dims ids dims.
+// The profiles of Profiles read their kinds at constant indices, not
+// kind by kind from p.Kinds with a bounds check each (every event's
+// three keys; TestProfileKeyOf holds them to p.Kinds).
 func profileKeyOf(p *Profile, site int32, dims *[numDimKinds]int32) profileKey {
+	k := profileKey{site: site}
+	switch p {
+	case ContentProfile:
+		k.ids[0], k.ids[1], k.ids[2] = dims[DimHost-1], dims[DimPagePath-1], dims[DimTitle-1]
+	case ClientProfile:
+		k.ids[0], k.ids[1], k.ids[2], k.ids[3] = dims[DimLanguage-1], dims[DimScreen-1], dims[DimCountry-1], dims[DimRegion-1]
+		k.ids[4], k.ids[5], k.ids[6], k.ids[7] = dims[DimCity-1], dims[DimBrowser-1], dims[DimOS-1], dims[DimDevice-1]
+	case TrafficProfile:
+		k.ids[0], k.ids[1], k.ids[2], k.ids[3] = dims[DimSource-1], dims[DimMedium-1], dims[DimCampaign-1], dims[DimChannelGroup-1]
+	default:
+		k = profileKeyOfKinds(p, site, dims)
+	}
+	return k
+}
+
+// profileKeyOfKinds is profileKeyOf, kind by kind.
+func profileKeyOfKinds(p *Profile, site int32, dims *[numDimKinds]int32) profileKey {
 	k := profileKey{site: site}
 	for j, kind := range p.Kinds {
 		k.ids[j] = dims[kind-1]
