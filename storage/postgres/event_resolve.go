@@ -328,11 +328,10 @@ func (s *Store) eventProfiles(ctx context.Context, rows []EventRow, sc *profileS
 	for _, p := range []struct {
 		*Profile
 		cache *profileCache
-		set   func(r *EventRow, id int32)
 	}{
-		{ContentProfile, s.contents, func(r *EventRow, id int32) { r.Content = id }},
-		{ClientProfile, s.clients, func(r *EventRow, id int32) { r.Client = id }},
-		{TrafficProfile, s.traffic, func(r *EventRow, id int32) { r.Traffic = id }},
+		{ContentProfile, s.contents},
+		{ClientProfile, s.clients},
+		{TrafficProfile, s.traffic},
 	} {
 		for i := range rows {
 			keys[i] = profileKeyOf(p.Profile, rows[i].Site, &rows[i].Dims)
@@ -340,8 +339,21 @@ func (s *Store) eventProfiles(ctx context.Context, rows []EventRow, sc *profileS
 		if err := s.profileIDs(ctx, p.Profile, p.cache, keys, ids); err != nil {
 			return err
 		}
-		for i := range rows {
-			p.set(&rows[i], ids[i])
+		// Each profile's column in a loop of its own, not through a
+		// function value per row.
+		switch p.Profile {
+		case ContentProfile:
+			for i := range rows {
+				rows[i].Content = ids[i]
+			}
+		case ClientProfile:
+			for i := range rows {
+				rows[i].Client = ids[i]
+			}
+		case TrafficProfile:
+			for i := range rows {
+				rows[i].Traffic = ids[i]
+			}
 		}
 	}
 	return nil
