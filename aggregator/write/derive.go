@@ -346,39 +346,9 @@ func (w *Writer) begin(ctx context.Context, site uint32, wait bool) (*postgres.D
 // keys).
 func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions, events []protocol.Event, as *sessions.Assignment) (map[sessions.Key][]sessions.Session, error) {
 	site := d.Site()
-	seen := make(map[uint64]bool)
-	var visitors []uint64
-	lo, hi := events[0].TimeMicros, events[0].TimeMicros
-	for i := range events {
-		e := &events[i]
-		if !seen[e.Visitor] {
-			seen[e.Visitor] = true
-			visitors = append(visitors, e.Visitor)
-		}
-		if e.Client != 0 && !seen[e.Client] {
-			seen[e.Client] = true
-			visitors = append(visitors, e.Client)
-		}
-		lo, hi = min(lo, e.TimeMicros), max(hi, e.TimeMicros)
-	}
+	visitors, lo, hi := eventVisitors(events)
 	cached := mem.get(visitors)
-	covered := make(map[uint64]bool, len(cached))
-	for v := range cached {
-		covered[v] = true
-	}
-	for i := range events {
-		e := &events[i]
-		if e.Client != 0 {
-			// A signed-in device's session may be stored under either
-			// key; the memory holds each key's latest only: ask the
-			// database for both.
-			covered[e.Visitor], covered[e.Client] = false, false
-			continue
-		}
-		if covered[e.Visitor] && !sessions.CacheCovers(cached[e.Visitor], e.SessionID, e.TimeMicros) {
-			covered[e.Visitor] = false
-		}
-	}
+	covered := coveredSessions(events, cached)
 	known := make(map[sessions.Key][]sessions.Session, len(visitors))
 	var missing []int64
 	for _, v := range visitors {
@@ -402,6 +372,66 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 	}
 	sessions.AssignInto(as, events, known)
 	return known, nil
+}
+
+// eventVisitors are the distinct visitors and clients of events (not
+// empty), in the order first met, and the events' first and last times.
+// A visitor's events come in runs: an event of the previous one's
+// visitor and client adds none, without a look-up.
+func eventVisitors(events []protocol.Event) (visitors []uint64, lo, hi int64) {
+	seen := make(map[uint64]bool)
+	lo, hi = events[0].TimeMicros, events[0].TimeMicros
+	for i := range events {
+		e := &events[i]
+		lo, hi = min(lo, e.TimeMicros), max(hi, e.TimeMicros)
+		if i > 0 && e.Visitor == events[i-1].Visitor && e.Client == events[i-1].Client {
+			continue
+		}
+		if !seen[e.Visitor] {
+			seen[e.Visitor] = true
+			visitors = append(visitors, e.Visitor)
+		}
+		if e.Client != 0 && !seen[e.Client] {
+			seen[e.Client] = true
+			visitors = append(visitors, e.Client)
+		}
+	}
+	return visitors, lo, hi
+}
+
+// coveredSessions reports, by visitor, whether the sessions in memory
+// (cached: each visitor's latest) cover every event of the visitor, so
+// that the database need not be asked. The events of a run of one
+// visitor (without a client) find its entries once.
+func coveredSessions(events []protocol.Event, cached map[uint64]sessions.Session) map[uint64]bool {
+	covered := make(map[uint64]bool, len(cached))
+	for v := range cached {
+		covered[v] = true
+	}
+	var (
+		runV       uint64
+		inRun      bool // runV, runCovered and runLatest are the run's
+		runCovered bool
+		runLatest  sessions.Session
+	)
+	for i := range events {
+		e := &events[i]
+		if e.Client != 0 {
+			// A signed-in device's session may be stored under either
+			// key; the memory holds each key's latest only: ask the
+			// database for both.
+			covered[e.Visitor], covered[e.Client] = false, false
+			inRun = false
+			continue
+		}
+		if !inRun || e.Visitor != runV {
+			runV, inRun, runCovered, runLatest = e.Visitor, true, covered[e.Visitor], cached[e.Visitor]
+		}
+		if runCovered && !sessions.CacheCovers(runLatest, e.SessionID, e.TimeMicros) {
+			covered[e.Visitor], runCovered = false, false
+		}
+	}
+	return covered
 }
 
 // persistentUsers are the persistent visitors (FlagPersistent) of the
