@@ -226,7 +226,7 @@ func (p dateArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 
 // dateDays is the Unix day of t's date in its own location. A time in UTC
 // (the rollup statements' days, dayDate) takes it by a floor division,
-// not the calendar walk of Date and back (some 200 instructions a day).
+// not the calendar walk of Date and back.
 func dateDays(t time.Time) int64 {
 	if t.Location() == time.UTC {
 		s := t.Unix()

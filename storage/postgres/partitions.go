@@ -20,9 +20,9 @@ const maxPartitionSpan = 400
 // unixDay numbers UTC days since 1970-01-01.
 func unixDay(t time.Time) int64 { return utcDay(t).Unix() / 86400 }
 
-// unixDayMicros is unixDay(time.UnixMicro(us)), by a floor division:
-// the time package's calendar walk to the day's midnight and back cost
-// some 250 instructions, and the write path asks it for every event.
+// unixDayMicros is unixDay(time.UnixMicro(us)), by a floor division
+// instead of the time package's calendar walk to the day's midnight and
+// back: the write path asks it for every event.
 func unixDayMicros(us int64) int64 {
 	const dayMicros = 86400 * 1_000_000
 	d := us / dayMicros

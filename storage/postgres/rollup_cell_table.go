@@ -5,11 +5,10 @@ import "math/bits"
 // cellTable is a rollup slot's cells by day and dims id (dayDim): a hash
 // table of open addressing, probed linearly from the slot the key's
 // Fibonacci hash picks, at most half full. A slot leaves its last cell
-// for another about five times an event on the end-to-end bench's
-// traffic (the event name, the page and title kinds), and the runtime's
-// map cost some 80 instructions a look-up (hashing the key with AES,
-// then its control bytes), this about 15. Cleared for a derivation's
-// next site or derivation, it keeps its array.
+// for another several times an event (the event name, the page and
+// title kinds), and the runtime's map hashes the key with AES and then
+// probes its control bytes, where this multiplies and compares. Cleared
+// for a derivation's next site or derivation, it keeps its array.
 type cellTable struct {
 	entries []cellEntry // a power of two of them, or none
 	n       int         // entries in use

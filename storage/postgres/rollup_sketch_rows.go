@@ -13,8 +13,8 @@ import (
 // users, active_users, new_users) into i and the arena's copies of the
 // sketches (arenaBytes). When the columns come in binary form as int8 and
 // bytea (raw), it decodes them from the row's raw values: pgx's Scan
-// looked up and ran a plan per column through interfaces, some 1,200
-// instructions a row, where the values are the bytes themselves.
+// looks up and runs a plan per column through interfaces, where the
+// values are the bytes themselves.
 type sketchRows struct {
 	raw     bool
 	i       int64

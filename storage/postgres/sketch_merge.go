@@ -387,8 +387,8 @@ const insertionSortMax = 32
 
 // sortHashes sorts set, encoded hashes: one of insertionSortMax values
 // or fewer (most cells' visitors of a derivation) by insertion, which
-// takes about a quarter fewer instructions than slices.Sort's pattern-
-// defeating quicksort there, longer ones by slices.Sort.
+// costs less than slices.Sort's pattern-defeating quicksort at those
+// lengths, longer ones by slices.Sort.
 func sortHashes(set []uint32) {
 	if len(set) > insertionSortMax {
 		slices.Sort(set)
