@@ -58,8 +58,11 @@ func (s *sketchRows) scan(res pgx.Rows) error {
 		return res.Scan(s.dest...)
 	}
 	vals := res.RawValues()
-	if len(vals) != 4 || len(vals[0]) != 8 {
-		return fmt.Errorf("scan sketches: a row of %d values, its first of %d bytes", len(vals), len(vals[0]))
+	if len(vals) != 4 {
+		return fmt.Errorf("scan sketches: a row of %d values, want 4", len(vals))
+	}
+	if len(vals[0]) != 8 {
+		return fmt.Errorf("scan sketches: an ordinality of %d bytes, want 8", len(vals[0]))
 	}
 	s.i = int64(binary.BigEndian.Uint64(vals[0]))
 	for j := range s.scanned {
