@@ -64,22 +64,32 @@ func (d *DeriveTx) LookupSessions(ctx context.Context, visitors []int64, from, t
 	return out, nil
 }
 
-// sessionArrays are the rows as parallel arrays, in sessionColumns order.
-func sessionArrays(rows []SessionRow) []any {
-	n := len(rows)
+// sessionArrays are the rows at the indexes pick as parallel arrays: in
+// sessionColumns order, or the first updateSessionColumns of them for
+// update (the key and what an update changes).
+func sessionArrays(rows []SessionRow, pick []int32, update bool) []any {
+	n := len(pick)
 	site, visitor, id := make([]int32, n), make([]int64, n), make([]int64, n)
 	ts, last := make([]time.Time, n), make([]time.Time, n)
 	events, pv, ke := make([]int32, n), make([]int32, n), make([]int32, n)
 	engage, flags := make([]int64, n), make([]int16, n)
-	ids := make([][]int32, 7) // landing and exit page, host, referrer, client and traffic profiles, first source
+	nids := 7 // landing and exit page, host, referrer, client and traffic profiles, first source
+	if update {
+		nids = 2 // landing and exit page
+	}
+	ids := make([][]int32, nids)
 	for i := range ids {
 		ids[i] = make([]int32, n)
 	}
-	for i, r := range rows {
+	for i, j := range pick {
+		r := &rows[j]
 		site[i], ts[i], visitor[i], id[i], last[i] = r.Site, r.TS, r.Visitor, r.ID, r.Last
 		events[i], pv[i], ke[i], engage[i], flags[i] = r.Events, r.PageViews, r.KeyEvents, r.Engage, r.Flags
-		ids[0][i], ids[1][i], ids[2][i], ids[3][i] = r.Landing, r.Exit, r.First[DimHost-1], r.First[DimReferrer-1]
-		ids[4][i], ids[5][i], ids[6][i] = r.Client, r.TrafficProfile, r.FirstSource
+		ids[0][i], ids[1][i] = r.Landing, r.Exit
+		if !update {
+			ids[2][i], ids[3][i] = r.First[DimHost-1], r.First[DimReferrer-1]
+			ids[4][i], ids[5][i], ids[6][i] = r.Client, r.TrafficProfile, r.FirstSource
+		}
 	}
 	out := []any{site, ts, visitor, id, last, events, pv, ke, engage, flags}
 	for _, a := range ids {
@@ -88,51 +98,105 @@ func sessionArrays(rows []SessionRow) []any {
 	return out
 }
 
-// upsertSessionsSQL inserts sessions and adds to the ones committed before.
-// Rows go in key order so that batches touching the same sessions lock them
-// in one order and never deadlock. A session's start, landing page and
-// first event's dimensions stay as first written; its exit page is the
-// last page_view of the derivation holding its latest event.
-//
-// It returns every row written (sessionStateColumns and the session id).
-var upsertSessionsSQL = func() string {
+// sessionArrayColumns are sessionColumns with their SQL types.
+var sessionArrayColumns = func() []arrayColumn {
 	types := []string{"integer", "timestamptz", "bigint", "bigint", "timestamptz", "integer", "integer",
 		"integer", "bigint", "smallint"}
-	for len(types) < len(sessionColumns) {
-		types = append(types, "integer")
-	}
 	cols := make([]arrayColumn, len(sessionColumns))
 	for i, c := range sessionColumns {
-		cols[i] = arrayColumn{name: c, typ: types[i]}
+		cols[i] = arrayColumn{name: c, typ: "integer"}
+		if i < len(types) {
+			cols[i].typ = types[i]
+		}
 	}
-	q := "WITH i AS " + zipArrays(1, cols, "") + `,
+	return cols
+}()
+
+// updateSessionColumns is how many of sessionColumns, from the first, an
+// update of stored sessions takes: the key and what it changes.
+const updateSessionColumns = 12
+
+// sessionsWritten is the select list of what the statements writing
+// sessions return of each row (the session id, its traffic profile and
+// landing page, sessionStateColumns and the dims), from the rows u their
+// RETURNING gives.
+var sessionsWritten = `SELECT u.session_id, u.traffic_id, u.page_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
+
+// insertSessionsSQL inserts sessions none of which is stored, in key order
+// (upsertSessions read the stored ones just before). A session stored
+// meanwhile all the same fails it on the primary key, and with it the
+// derivation, which a later one repeats; none is: only the derivation
+// holding the site's lock writes its sessions.
+var insertSessionsSQL = "WITH i AS " + zipArrays(1, sessionArrayColumns, "") + `,
 	u AS (INSERT INTO sessions (` + strings.Join(sessionColumns, ", ") + `) SELECT * FROM i ORDER BY 1, 3, 4, 2
-		ON CONFLICT (site_id, visitor_id, session_id, ts) DO UPDATE SET
-		last_ts = greatest(sessions.last_ts, excluded.last_ts),
-		events = sessions.events + excluded.events,
-		page_views = sessions.page_views + excluded.page_views,
-		key_events = sessions.key_events + excluded.key_events,
-		engagement_ms = sessions.engagement_ms + excluded.engagement_ms,
-		flags = sessions.flags | excluded.flags,
-		page_id = CASE WHEN sessions.page_id = 0 THEN excluded.page_id ELSE sessions.page_id END,
-		exit_page_id = CASE WHEN excluded.exit_page_id <> 0 AND excluded.last_ts >= sessions.last_ts
-			THEN excluded.exit_page_id ELSE sessions.exit_page_id END
 		RETURNING session_id, ` + sessionStateColumns + `, client_id, traffic_id, page_id)
-	SELECT u.session_id, u.traffic_id, u.page_id, ` + sessionStateSelect("u") + ` FROM u ` + sessionDimsJoins("u")
-	return q
+	` + sessionsWritten
+
+// updateSessionsSQL adds rows to the stored sessions of the same keys
+// (distinct): a session's start, landing page and first event's
+// dimensions stay as first written; its exit page is the last page_view
+// of the derivation holding its latest event. $13 and $14 are the
+// earliest and latest start among the keys, as in sessionsBeforeSQL. It
+// returns each row written: the session id, its landing page and
+// sessionStateColumns. The dims of its profiles, which an update leaves
+// as they were, are upsertSessions' to add (sessionProfileDimsSQL):
+// joined here, they were looked up row by row, since the planner
+// expects one row of a join on four columns.
+//
+// Before, one INSERT … ON CONFLICT DO UPDATE inserted and added: for each
+// stored session it probed the primary key for the insert, then locked
+// the row (a WAL record) and updated it. The derivation is the only
+// writer of the site's sessions, so upsertSessions knows which are stored
+// and updates those alone.
+var updateSessionsSQL = "WITH i AS " + zipArrays(1, sessionArrayColumns[:updateSessionColumns], "") + `
+	UPDATE sessions s SET
+		last_ts = greatest(s.last_ts, i.last_ts),
+		events = s.events + i.events,
+		page_views = s.page_views + i.page_views,
+		key_events = s.key_events + i.key_events,
+		engagement_ms = s.engagement_ms + i.engagement_ms,
+		flags = s.flags | i.flags,
+		page_id = CASE WHEN s.page_id = 0 THEN i.page_id ELSE s.page_id END,
+		exit_page_id = CASE WHEN i.exit_page_id <> 0 AND i.last_ts >= s.last_ts
+			THEN i.exit_page_id ELSE s.exit_page_id END
+	FROM i
+	WHERE s.site_id = i.site_id AND s.visitor_id = i.visitor_id AND s.session_id = i.session_id AND s.ts = i.ts
+		AND s.ts >= $13 AND s.ts <= $14
+	RETURNING s.session_id, s.page_id, s.` + strings.ReplaceAll(sessionStateColumns, ", ", ", s.")
+
+// sessionProfiles are the profiles holding SessionRollupKinds' dims.
+var sessionProfiles = [2]*Profile{ClientProfile, TrafficProfile}
+
+// sessionProfileDimsSQL reads, for each of sessionProfiles, the dims ids
+// of SessionRollupKinds its rows with the ids $1 hold, after the id, in
+// SessionRollupKinds order.
+var sessionProfileDimsSQL = func() (out [2]string) {
+	for i, p := range sessionProfiles {
+		cols := []string{"id"}
+		for _, k := range SessionRollupKinds {
+			if ProfileOf(k) == p {
+				cols = append(cols, DimColumns[k])
+			}
+		}
+		out[i] = "SELECT " + strings.Join(cols, ", ") + " FROM " + p.Table + " WHERE id = ANY($1)"
+	}
+	return out
 }()
 
 // sessionsBeforeSQL reads the counters, last_ts and flags of the stored
-// sessions among the keys $1..$4 (site, visitor, session id, start). It
-// runs before the upsert, in the same transaction: only the derivation
+// sessions among the keys $1..$4 (site, visitor, session id, start), and
+// their client and traffic profiles (which no update changes). It runs
+// before their writes, in the same transaction: only the derivation
 // holding the site's lock writes its sessions, so these are the values
-// the upsert changes. (One statement joining the upsert's rows with the
-// old ones was planned as a nested loop over both, quadratic in the
-// sessions of a derivation.) $5 and $6 are the earliest and latest start
-// among the keys: the planner cannot bound s.ts by the array's values, and
-// without them every partition of sessions (one a day, months of them)
-// is probed for every key.
-var sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags, s.page_id
+// the writes change, and the keys it finds are the ones to update, the
+// others the ones to insert. (One statement joining the upsert's rows
+// with the old ones was planned as a nested loop over both, quadratic in
+// the sessions of a derivation.) $5 and $6 are the earliest and latest
+// start among the keys: the planner cannot bound s.ts by the array's
+// values, and without them every partition of sessions (one a day, months
+// of them) is probed for every key.
+var sessionsBeforeSQL = `SELECT s.visitor_id, s.session_id, s.ts, s.last_ts, s.events, s.page_views, s.key_events, s.engagement_ms, s.flags, s.page_id,
+		s.client_id, s.traffic_id
 	FROM ` + sessionKeysZip + ` AS k
 	JOIN sessions s USING (site_id, visitor_id, session_id, ts)
 	WHERE s.ts >= $5 AND s.ts <= $6`
@@ -179,12 +243,14 @@ func (d *DeriveTx) UpsertSessions(ctx context.Context, rows []SessionRow) (Sessi
 }
 
 // sessionScratch holds the arrays and map of an upsertSessions (the
-// states before, their index, the changes and their dims ids), emptied,
-// for the next to reuse: they hold states of sessions only (no strings),
-// and a chunk's changes are done with once its rollups were added.
+// states before, their index and client profiles, the changes and their
+// dims ids), emptied, for the next to reuse: they hold states of sessions
+// only (no strings), and a chunk's changes are done with once its rollups
+// were added.
 type sessionScratch struct {
 	befores []sessionState
 	before  map[sessionKey]int
+	clients []int32
 	changes []sessionChange
 	dims    []int32
 }
@@ -193,27 +259,29 @@ type sessionScratch struct {
 // (some 250 bytes a session).
 const maxKeptSessions = 1 << 15
 
-// take returns the scratch's arrays, emptied, for rows sessions (new
-// ones for a nil sc).
-func (sc *sessionScratch) take(rows int) (befores []sessionState, before map[sessionKey]int, changes []sessionChange, dims []int32) {
+// take returns the scratch, emptied, for rows sessions (new arrays for a
+// nil sc).
+func (sc *sessionScratch) take(rows int) sessionScratch {
 	if sc == nil || sc.before == nil {
-		return nil, make(map[sessionKey]int, rows), make([]sessionChange, 0, rows), make([]int32, 0, rows*len(SessionRollupKinds))
+		return sessionScratch{before: make(map[sessionKey]int, rows), changes: make([]sessionChange, 0, rows),
+			dims: make([]int32, 0, rows*len(SessionRollupKinds))}
 	}
 	clear(sc.before)
-	return sc.befores[:0], sc.before, slices.Grow(sc.changes[:0], rows), slices.Grow(sc.dims[:0], rows*len(SessionRollupKinds))
+	return sessionScratch{befores: sc.befores[:0], before: sc.before, clients: sc.clients[:0],
+		changes: slices.Grow(sc.changes[:0], rows), dims: slices.Grow(sc.dims[:0], rows*len(SessionRollupKinds))}
 }
 
 // keep holds the arrays and map of an upsertSessions for the next, unless
 // they are past maxKeptSessions.
-func (sc *sessionScratch) keep(befores []sessionState, before map[sessionKey]int, changes []sessionChange, dims []int32) {
+func (sc *sessionScratch) keep(w sessionScratch) {
 	if sc == nil {
 		return
 	}
-	if cap(changes) > maxKeptSessions || cap(befores) > maxKeptSessions || len(before) > maxKeptSessions {
+	if cap(w.changes) > maxKeptSessions || cap(w.befores) > maxKeptSessions || len(w.before) > maxKeptSessions {
 		*sc = sessionScratch{}
 		return
 	}
-	sc.befores, sc.before, sc.changes, sc.dims = befores, before, changes, dims
+	*sc = w
 }
 
 func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessionScratch) (SessionChanges, error) {
@@ -222,19 +290,9 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessi
 	first, last := rows[0].TS, rows[0].TS
 	for i := range rows {
 		sites[i], visitors[i], ids[i], starts[i] = rows[i].Site, rows[i].Visitor, rows[i].ID, rows[i].TS
-		if rows[i].TS.Before(first) {
-			first = rows[i].TS
-		}
-		if rows[i].TS.After(last) {
-			last = rows[i].TS
-		}
+		first, last = earlier(first, rows[i].TS), later(last, rows[i].TS)
 	}
-	b := &pgx.Batch{}
-	b.Queue(sessionsBeforeSQL, sites, visitors, ids, starts, first, last)
-	b.Queue(upsertSessionsSQL, sessionArrays(rows)...)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	res, err := br.Query()
+	res, err := tx.Query(ctx, sessionsBeforeSQL, sites, visitors, ids, starts, first, last)
 	if err != nil {
 		return nil, fmt.Errorf("read sessions before upsert: %w", err)
 	}
@@ -242,58 +300,206 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessi
 	// to the heap, row after row); the states before go into one array,
 	// the map holds their indexes (map values this large would be an
 	// allocation each).
-	befores, before, changes, dims := sc.take(len(rows))
+	w := sc.take(len(rows))
 	var (
-		k  sessionKey
-		ts time.Time
-		o  sessionState
+		k      sessionKey
+		ts     time.Time
+		o      sessionState
+		client int32
 	)
-	dest := []any{&k.visitor, &k.id, &ts, &o.last, &o.events, &o.pageViews, &o.keyEvents, &o.engage, &o.flags, &o.landing}
+	dest := []any{&k.visitor, &k.id, &ts, &o.last, &o.events, &o.pageViews, &o.keyEvents, &o.engage, &o.flags, &o.landing, &client, &o.traffic}
 	for res.Next() {
 		if err := res.Scan(dest...); err != nil {
 			res.Close()
 			return nil, fmt.Errorf("read sessions before upsert: %w", err)
 		}
 		k.start = ts.UnixMicro()
-		before[k] = len(befores)
-		befores = append(befores, o)
+		w.before[k] = len(w.befores)
+		w.befores, w.clients = append(w.befores, o), append(w.clients, client)
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("read sessions before upsert: %w", err)
 	}
-	if res, err = br.Query(); err != nil {
+	// The stored sessions are updated, the others inserted, in one round
+	// trip, with the dims of the stored ones' profiles.
+	var stored, fresh []int32
+	var from, to time.Time
+	for i := range rows {
+		r := &rows[i]
+		if _, ok := w.before[sessionKey{r.Visitor, r.ID, r.TS.UnixMicro()}]; !ok {
+			fresh = append(fresh, int32(i))
+			continue
+		}
+		if len(stored) == 0 {
+			from, to = r.TS, r.TS
+		}
+		stored = append(stored, int32(i))
+		from, to = earlier(from, r.TS), later(to, r.TS)
+	}
+	b := &pgx.Batch{}
+	var profileIDs [2][]int32 // by sessionProfiles
+	if len(stored) > 0 {
+		seen := [2]map[int32]bool{{0: true}, {0: true}}
+		for j := range w.befores {
+			for p, id := range [2]int32{w.clients[j], w.befores[j].traffic} {
+				if !seen[p][id] {
+					seen[p][id] = true
+					profileIDs[p] = append(profileIDs[p], id)
+				}
+			}
+		}
+		for p, ids := range profileIDs {
+			if len(ids) > 0 {
+				b.Queue(sessionProfileDimsSQL[p], ids)
+			}
+		}
+		b.Queue(updateSessionsSQL, append(sessionArrays(rows, stored, true), from, to)...)
+	}
+	if len(fresh) > 0 {
+		b.Queue(insertSessionsSQL, sessionArrays(rows, fresh, false)...)
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	changes, err := w.scanWritten(br, profileIDs, len(stored), len(fresh))
+	if err != nil {
+		return nil, err
+	}
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("upsert sessions: %w", err)
 	}
-	defer res.Close()
-	// The rows' dims ids in one array (the upsert returns a row per row
-	// given); a slice taken stays valid when an append moves the array.
-	var c sessionChange
-	dest = append([]any{&c.id, &c.now.traffic, &c.now.landing}, c.now.scanDest()...)
-	scanned := c.now.dims
-	for res.Next() {
-		if err := res.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("upsert sessions: %w", err)
-		}
-		ch := c
-		start := len(dims)
-		dims = append(dims, scanned...)
-		ch.now.dims = dims[start:len(dims):len(dims)]
-		if j, ok := before[sessionKey{ch.now.visitor, ch.id, ch.now.ts.UnixMicro()}]; ok {
-			o := &befores[j] // the upsert returns each key once
-			b := ch.now      // same key and dims
-			b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = o.last, o.events, o.pageViews, o.keyEvents, o.engage, o.flags
-			b.landing = o.landing
-			*o = b
-			ch.before = o
-		}
-		changes = append(changes, ch)
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("upsert sessions: %w", err)
-	}
-	sc.keep(befores, before, changes, dims)
+	sc.keep(w)
 	return changes, nil
+}
+
+// scanWritten reads the results of upsertSessions' batch: the dims of the
+// stored sessions' profiles (a statement for each of profileIDs not
+// empty), then the rows the update wrote (stored of them) and those the
+// insert did (fresh), into w.changes, with the states before of the
+// stored ones.
+func (w *sessionScratch) scanWritten(br pgx.BatchResults, profileIDs [2][]int32, stored, fresh int) (SessionChanges, error) {
+	// The dims of a profile, in SessionRollupKinds order: where kind i is
+	// the profile's, at[i] is its column's place among the statement's.
+	var profileDims [2]map[int32][]int32
+	var at [2][]int
+	for p, ids := range profileIDs {
+		if len(ids) == 0 {
+			continue
+		}
+		at[p] = make([]int, len(SessionRollupKinds))
+		cols := 0
+		for i, k := range SessionRollupKinds {
+			at[p][i] = -1
+			if ProfileOf(k) == sessionProfiles[p] {
+				at[p][i] = cols
+				cols++
+			}
+		}
+		profileDims[p] = make(map[int32][]int32, len(ids))
+		var id int32
+		vals := make([]int32, cols)
+		dest := []any{&id}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		res, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("read sessions' %s: %w", sessionProfiles[p].Table, err)
+		}
+		_, err = pgx.ForEachRow(res, dest, func() error {
+			profileDims[p][id] = slices.Clone(vals)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read sessions' %s: %w", sessionProfiles[p].Table, err)
+		}
+	}
+	var c sessionChange
+	// The rows' dims ids in one array (the statements return a row per
+	// row given); a slice taken stays valid when an append moves the
+	// array.
+	updated := []any{&c.id, &c.now.landing, &c.now.site, &c.now.visitor, &c.now.ts, &c.now.last, &c.now.events,
+		&c.now.pageViews, &c.now.keyEvents, &c.now.engage, &c.now.flags}
+	inserted := append([]any{&c.id, &c.now.traffic, &c.now.landing}, c.now.scanDest()...)
+	scanned := c.now.dims
+	for _, part := range []struct {
+		what   string
+		rows   int
+		update bool
+		dest   []any
+	}{{"update sessions", stored, true, updated}, {"insert sessions", fresh, false, inserted}} {
+		if part.rows == 0 {
+			continue
+		}
+		res, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", part.what, err)
+		}
+		got := 0
+		for res.Next() {
+			if err := res.Scan(part.dest...); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("%s: %w", part.what, err)
+			}
+			got++
+			ch := c
+			j, ok := w.before[sessionKey{ch.now.visitor, ch.id, ch.now.ts.UnixMicro()}]
+			start := len(w.dims)
+			if part.update {
+				if !ok {
+					res.Close()
+					return nil, fmt.Errorf("%s: wrote session %d of visitor %d, which was not read", part.what, ch.id, ch.now.visitor)
+				}
+				ch.now.traffic = w.befores[j].traffic
+				for i := range SessionRollupKinds {
+					var d int32
+					for p, client := range [2]int32{w.clients[j], ch.now.traffic} {
+						if at[p] != nil && at[p][i] >= 0 {
+							if vals, found := profileDims[p][client]; found {
+								d = vals[at[p][i]]
+							}
+						}
+					}
+					w.dims = append(w.dims, d)
+				}
+			} else {
+				w.dims = append(w.dims, scanned...)
+			}
+			ch.now.dims = w.dims[start:len(w.dims):len(w.dims)]
+			if ok {
+				o := &w.befores[j] // each statement returns each key once
+				b := ch.now        // same key and dims
+				b.last, b.events, b.pageViews, b.keyEvents, b.engage, b.flags = o.last, o.events, o.pageViews, o.keyEvents, o.engage, o.flags
+				b.landing = o.landing
+				*o = b
+				ch.before = o
+			}
+			w.changes = append(w.changes, ch)
+		}
+		res.Close()
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", part.what, err)
+		}
+		if got != part.rows {
+			// Another writer changed the sessions since they were read.
+			return nil, fmt.Errorf("%s: wrote %d rows of %d", part.what, got, part.rows)
+		}
+	}
+	return w.changes, nil
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // EventFlagDerived in events.flags marks an event the write stage derived
