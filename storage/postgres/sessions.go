@@ -507,6 +507,26 @@ func later(a, b time.Time) time.Time {
 // and derives them again. Above the protocol's 8 flag bits.
 const EventFlagDerived int16 = 1 << 8
 
+// addKnownUsersSQL inserts the users $2 (first seen at $3) of site $1
+// that known_users does not hold and returns them with a source of 0, and
+// the others with their first sources, where not 0. Every statement of
+// it reads the rows from before its INSERT: old is the users known
+// before. Those are left out of the INSERT (the anti-join) rather than
+// found again by its conflict check, which probed the primary key once
+// for each (nearly every user of a derivation is known), and read by a
+// join of the users rather than by visitor_id = ANY($2), which the planner
+// estimated element by element at every derivation. A user inserted
+// meanwhile all the same is skipped (ON CONFLICT DO NOTHING) and left
+// out of the answer, as before; none is: only the derivation holding the
+// site's lock writes its known users.
+var addKnownUsersSQL = `WITH k AS ` + usersFirstSeenZip + `,
+	old AS (SELECT u.visitor_id, u.first_source_id FROM known_users u JOIN k ON u.visitor_id = k.v WHERE u.site_id = $1),
+	ins AS (INSERT INTO known_users (site_id, visitor_id, first_ts)
+		SELECT $1, k.v, k.t FROM k WHERE NOT EXISTS (SELECT FROM old WHERE old.visitor_id = k.v) ORDER BY 2
+		ON CONFLICT DO NOTHING RETURNING visitor_id)
+	SELECT visitor_id, 0 FROM ins
+	UNION ALL SELECT visitor_id, first_source_id FROM old WHERE first_source_id <> 0`
+
 // AddKnownUsers records the site's persistent users (visitor key → the
 // Unix microseconds of its earliest event here) in known_users and returns
 // the ones that were not known before (added: their first visit is in
@@ -521,13 +541,7 @@ func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (a
 	for v, t := range users {
 		ids, firsts = append(ids, int64(v)), append(firsts, time.UnixMicro(t).UTC())
 	}
-	// The SELECT of known_users reads the rows from before the INSERT:
-	// those known before, with their first sources.
-	rows, err := d.tx.Query(ctx, `WITH ins AS (INSERT INTO known_users (site_id, visitor_id, first_ts)
-		SELECT $1, k.v, k.t FROM `+usersFirstSeenZip+` AS k ORDER BY 2
-		ON CONFLICT DO NOTHING RETURNING visitor_id)
-		SELECT visitor_id, 0 FROM ins
-		UNION ALL SELECT visitor_id, first_source_id FROM known_users WHERE site_id = $1 AND visitor_id = ANY($2) AND first_source_id <> 0`,
+	rows, err := d.tx.Query(ctx, addKnownUsersSQL,
 		int32(d.site), ids, firsts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
