@@ -44,7 +44,7 @@ func referenceUpsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow) 
 	first, last := rows[0].TS, rows[0].TS
 	for i := range rows {
 		sites[i], visitors[i], ids[i], starts[i], all[i] = rows[i].Site, rows[i].Visitor, rows[i].ID, rows[i].TS, int32(i)
-		first, last = earlier(first, rows[i].TS), later(last, rows[i].TS)
+		first, last = earlierTime(first, rows[i].TS), laterTime(last, rows[i].TS)
 	}
 	before := map[sessionKey]sessionState{}
 	res, err := tx.Query(ctx, sessionsBeforeSQL, sites, visitors, ids, starts, first, last)

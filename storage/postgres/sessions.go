@@ -290,7 +290,7 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessi
 	first, last := rows[0].TS, rows[0].TS
 	for i := range rows {
 		sites[i], visitors[i], ids[i], starts[i] = rows[i].Site, rows[i].Visitor, rows[i].ID, rows[i].TS
-		first, last = earlier(first, rows[i].TS), later(last, rows[i].TS)
+		first, last = earlierTime(first, rows[i].TS), laterTime(last, rows[i].TS)
 	}
 	res, err := tx.Query(ctx, sessionsBeforeSQL, sites, visitors, ids, starts, first, last)
 	if err != nil {
@@ -335,7 +335,7 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessi
 			from, to = r.TS, r.TS
 		}
 		stored = append(stored, int32(i))
-		from, to = earlier(from, r.TS), later(to, r.TS)
+		from, to = earlierTime(from, r.TS), laterTime(to, r.TS)
 	}
 	b := &pgx.Batch{}
 	var profileIDs [2][]int32 // by sessionProfiles
@@ -488,14 +488,15 @@ func (w *sessionScratch) scanWritten(br pgx.BatchResults, profileIDs [2][]int32,
 	return w.changes, nil
 }
 
-func earlier(a, b time.Time) time.Time {
+// earlierTime is the earlier of a and b, laterTime the later.
+func earlierTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
 	}
 	return a
 }
 
-func later(a, b time.Time) time.Time {
+func laterTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
 	}
