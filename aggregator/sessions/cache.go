@@ -81,6 +81,25 @@ func (c *Memory) Get(_ context.Context, keys []Key) (map[Key]Session, error) {
 	return out, nil
 }
 
+// Latest is Get without a map: for each of site's visitors, found[i]
+// tells whether c holds its latest session, and latest[i] is it (the
+// zero Session when not found). latest and found must be as long as
+// visitors.
+func (c *Memory) Latest(site uint32, visitors []uint64, latest []Session, found []bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, v := range visitors {
+		e, ok := c.m[Key{Site: site, Visitor: v}]
+		ok = ok && e.live(now)
+		found[i] = ok
+		latest[i] = Session{}
+		if ok {
+			latest[i] = e.session()
+		}
+	}
+}
+
 // Put records the latest session of each visitor.
 func (c *Memory) Put(_ context.Context, latest map[Key]Session) error {
 	now := c.now()

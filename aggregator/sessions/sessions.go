@@ -70,9 +70,12 @@ type Assignment struct {
 	Of       []int // by event index: index into Sessions
 
 	// all is the array the sessions' Events share, and order the
-	// memory of the events' order, for AssignInto to reuse.
-	all   []int
-	order orderScratch
+	// memory of the events' order, for AssignInto to reuse; counts and
+	// remap are assign's by session.
+	all    []int
+	order  orderScratch
+	counts []int
+	remap  []int
 }
 
 // Assign gives each event its session. known holds the committed sessions
@@ -115,7 +118,7 @@ func (as *Assignment) assign(events []protocol.Event, known map[Key][]Session, o
 		as.Sessions = make([]Assigned, 0, len(known))
 	}
 	as.Sessions = as.Sessions[:0]
-	var counts []int // by session: its events
+	counts := as.counts[:0] // by session: its events
 	// cands are the indexes (into as.Sessions) of the current visitor's
 	// sessions, committed and new.
 	var cands []int
@@ -203,7 +206,12 @@ func (as *Assignment) assign(events []protocol.Event, known map[Key][]Session, o
 	}
 	// Committed sessions no event joined are not part of the assignment.
 	keep := as.Sessions[:0]
-	remap := make([]int, len(as.Sessions))
+	remap := as.remap[:0]
+	if cap(remap) < len(as.Sessions) {
+		remap = make([]int, 0, len(as.Sessions)+len(as.Sessions)/4)
+	}
+	remap = remap[:len(as.Sessions)]
+	as.counts, as.remap = counts, remap
 	total := 0
 	for i, s := range as.Sessions {
 		remap[i] = -1

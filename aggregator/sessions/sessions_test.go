@@ -198,3 +198,33 @@ func TestAssignEventLists(t *testing.T) {
 		t.Fatalf("events after appending to two sessions (-want +got):\n%s", diff)
 	}
 }
+
+// TestMemoryLatestAgreesWithGet: Latest finds what Get finds, expired
+// and unknown visitors alike.
+func TestMemoryLatestAgreesWithGet(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	m := NewMemory(0, func() time.Time { return now })
+	ctx := context.Background()
+	_ = m.Put(ctx, map[Key]Session{{Site: 1, Visitor: 1}: {ID: 10, Start: 1, Last: 2, FirstSource: 5}, {Site: 1, Visitor: 2}: {ID: 20}, {Site: 2, Visitor: 3}: {ID: 30}})
+	now = now.Add(Timeout / 2)
+	_ = m.Put(ctx, map[Key]Session{{Site: 1, Visitor: 4}: {ID: 40}})
+	now = now.Add(Timeout / 2) // the first three expire
+	_ = m.Put(ctx, map[Key]Session{{Site: 1, Visitor: 1}: {ID: 11, Start: 3, Last: 4}})
+	visitors := []uint64{1, 2, 3, 4, 5}
+	keys := make([]Key, len(visitors))
+	for i, v := range visitors {
+		keys[i] = Key{Site: 1, Visitor: v}
+	}
+	want, _ := m.Get(ctx, keys)
+	got, found := make([]Session, len(visitors)), make([]bool, len(visitors))
+	for i := range got {
+		got[i], found[i] = Session{ID: 99}, true // left by an earlier call
+	}
+	m.Latest(1, visitors, got, found)
+	for i, k := range keys {
+		w, ok := want[k]
+		if found[i] != ok || got[i] != w {
+			t.Errorf("visitor %d: Latest = %+v, %v; Get = %+v, %v", k.Visitor, got[i], found[i], w, ok)
+		}
+	}
+}
