@@ -3,6 +3,7 @@ package write
 import (
 	"bytes"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -29,12 +30,14 @@ const decodedMaxAge = 10 * time.Second
 // and before the derivation is woken.
 //
 // Memory is bounded by max events (about 400 bytes each, plus their
-// compressed wire), held or in arrays free for reuse: when full, new
-// batches are not kept, so under a backlog the oldest batches, which
-// derivations take first, stay; and none is kept until derivations have
-// caught up with the staged rows (behind). Entries
-// older than decodedMaxAge go when the next batch is kept. Safe for
-// concurrent use.
+// compressed wire), held or in arrays free for reuse (whose room may
+// pass it by an eighth, roomFor): when full, new batches are not kept,
+// so under a backlog the oldest batches, which derivations take first,
+// stay; and none is kept until derivations have caught up with the
+// staged rows (behind). A backlog lasting decodedMaxAge drops the free
+// arrays too, until derivations catch up. Entries older than
+// decodedMaxAge go when the next batch is kept, their arrays free for
+// reuse. Safe for concurrent use.
 type decodedBatches struct {
 	seed maphash.Seed
 	max  int
@@ -46,7 +49,7 @@ type decodedBatches struct {
 	// free holds the cleared arrays of taken entries, for the next
 	// batches kept to reuse instead of allocating as many (about 400
 	// bytes an event) afresh; their capacity totals freeCap, and
-	// events+freeCap stays within max.
+	// events+freeCap stays within roomFor(max).
 	free    [][]protocol.Event
 	freeCap int
 	// behind is set when a batch was not kept for want of room, and
@@ -56,6 +59,12 @@ type decodedBatches struct {
 	// they expired, and under a lasting backlog their copies would cost
 	// memory and time for nothing.
 	behind bool
+	// behindSince is when behind was last set; once it lasted
+	// decodedMaxAge, the free arrays are dropped and no more are kept
+	// until derivations catch up (idle): under a lasting backlog they
+	// would be live heap the collector marks, for no batch kept.
+	behindSince time.Time
+	idle        bool
 }
 
 // decodedBatch is one staged batch's wire and events.
@@ -83,17 +92,22 @@ func (c *decodedBatches) keep(wire []byte, events []protocol.Event, now time.Tim
 	defer c.mu.Unlock()
 	c.expire(now)
 	if c.behind {
+		if !c.idle && now.Sub(c.behindSince) >= decodedMaxAge {
+			c.idle = true
+			clear(c.free)
+			c.free, c.freeCap = c.free[:0], 0
+		}
 		return
 	}
 	if c.events+len(events) > c.max {
-		c.behind = true
+		c.behind, c.behindSince = true, now
 		return
 	}
 	b := &decodedBatch{hash: h, wire: bytes.Clone(wire), events: append(c.array(len(events)), events...), at: now}
 	c.byHash[h] = append(c.byHash[h], b)
 	c.order = append(c.order, b)
 	c.events += len(events)
-	for len(c.free) > 0 && c.events+c.freeCap > c.max {
+	for len(c.free) > 0 && c.events+c.freeCap > roomFor(c.max) {
 		last := len(c.free) - 1
 		c.freeCap -= cap(c.free[last])
 		c.free[last] = nil
@@ -106,19 +120,44 @@ func (c *decodedBatches) keep(wire []byte, events []protocol.Event, now time.Tim
 func (c *decodedBatches) caughtUp() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.behind = false
+	c.behind, c.idle = false, false
 }
 
-// array returns an empty array with room for n events (mu held).
+// array returns an empty array with room for n events (mu held): the
+// smallest free one with room for n and at most an eighth more, else a
+// new one of arrayCap(n).
 func (c *decodedBatches) array(n int) []protocol.Event {
+	best, most := -1, n+n/8
 	for i, a := range c.free {
-		if cap(a) >= n {
-			c.freeCap -= cap(a)
-			c.free = slices.Delete(c.free, i, i+1)
-			return a
+		if cap(a) >= n && cap(a) <= most && (best < 0 || cap(a) < cap(c.free[best])) {
+			best = i
 		}
 	}
-	return make([]protocol.Event, 0, n)
+	if best >= 0 {
+		a := c.free[best]
+		c.freeCap -= cap(a)
+		c.free = slices.Delete(c.free, best, best+1)
+		return a
+	}
+	return make([]protocol.Event, 0, arrayCap(n))
+}
+
+// roomFor is the room in events arrays held and free may have when
+// max events are kept: an array may have room for an eighth more than
+// its batch (arrayCap).
+func roomFor(max int) int { return max + max/8 }
+
+// arrayCap is the capacity of an array made for n events: n rounded up
+// to a multiple of an eighth of the largest power of two not above it,
+// so at most an eighth more, and batches of about the same size (an
+// agent's segments are sealed at a count or a time) reuse each other's
+// arrays.
+func arrayCap(n int) int {
+	if n < 16 {
+		return n
+	}
+	step := 1 << (bits.Len(uint(n)) - 4)
+	return (n + step - 1) &^ (step - 1)
 }
 
 // recycle gives back the array of events take returned, once the caller
@@ -127,7 +166,13 @@ func (c *decodedBatches) recycle(events []protocol.Event) {
 	clear(events[:cap(events)]) // the array keeps no strings or maps alive
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.events+c.freeCap+cap(events) > c.max {
+	c.release(events)
+}
+
+// release adds a cleared array to the free ones, within the bound (mu
+// held).
+func (c *decodedBatches) release(events []protocol.Event) {
+	if c.idle || c.events+c.freeCap+cap(events) > roomFor(c.max) {
 		return
 	}
 	c.free = append(c.free, events[:0])
@@ -145,6 +190,9 @@ func (c *decodedBatches) expire(now time.Time) {
 		}
 		if !b.gone {
 			c.remove(b)
+			clear(b.events[:cap(b.events)])
+			c.release(b.events)
+			b.events = nil
 		}
 	}
 	clear(c.order[:i])

@@ -260,3 +260,89 @@ func TestDecodedKeptAgainOnceCaughtUp(t *testing.T) {
 		t.Fatalf("%d events stored, want 15", n)
 	}
 }
+
+// TestDecodedBatchesReuseAcrossSizes: batches of about the same size
+// (an agent's segments, sealed at a count or a time) reuse one another's
+// arrays, and a cache of max full batches keeps all their arrays once
+// taken for the next ones; a much smaller batch takes none of them.
+func TestDecodedBatchesReuseAcrossSizes(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	const size, batches = 500, 5
+	c := newDecodedBatches(size * batches)
+	wire := func(i int) []byte { return []byte{byte(i), byte(i >> 8)} }
+	arrays := map[*protocol.Event]bool{}
+	round := func(r, n int) {
+		t.Helper()
+		for i := range batches {
+			c.keep(wire(r*batches+i), testEvents(1, n), now)
+		}
+		for i := range batches {
+			got, ok := c.take(wire(r*batches + i))
+			if !ok || len(got) != n {
+				t.Fatalf("round %d batch %d: %d events, %v; want %d kept", r, i, len(got), ok, n)
+			}
+			arrays[&got[:1][0]] = true
+			c.recycle(got)
+		}
+	}
+	round(0, size-15) // in size's class (arrayCap)
+	if len(c.free) != batches {
+		t.Fatalf("%d arrays free after taking %d batches, want all", len(c.free), batches)
+	}
+	for r, n := range []int{size, size - 30, size} {
+		round(r+1, n)
+	}
+	if len(arrays) != batches {
+		t.Fatalf("batches of %d to %d events used %d arrays, want the first round's %d", size-30, size, len(arrays), batches)
+	}
+	c.keep(wire(1000), testEvents(1, size/4), now)
+	small, _ := c.take(wire(1000))
+	if arrays[&small[:1][0]] || cap(small) > arrayCap(size/4) {
+		t.Fatalf("a batch of %d took an array of room %d", size/4, cap(small))
+	}
+}
+
+// TestDecodedBatchesDropArraysUnderBacklog: once no batch was kept for
+// decodedMaxAge (derivations behind), the free arrays go, and arrays
+// given back are not kept, until derivations catch up.
+func TestDecodedBatchesDropArraysUnderBacklog(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	c := newDecodedBatches(4)
+	c.keep([]byte("x"), testEvents(1, 1), now)
+	x, _ := c.take([]byte("x"))
+	c.recycle(x)
+	c.keep([]byte("a"), testEvents(1, 3), now)
+	c.keep([]byte("b"), testEvents(1, 2), now) // 3+2 > 4: behind
+	c.keep([]byte("c"), testEvents(1, 1), now.Add(decodedMaxAge/2))
+	if c.freeCap == 0 {
+		t.Fatal("free arrays dropped before the backlog lasted decodedMaxAge")
+	}
+	c.keep([]byte("d"), testEvents(1, 1), now.Add(decodedMaxAge)) // "a" expires
+	if c.freeCap != 0 || len(c.free) != 0 || c.events != 0 {
+		t.Fatalf("after a lasting backlog: %d events held, %d of room free in %d arrays; want none", c.events, c.freeCap, len(c.free))
+	}
+	c.recycle(make([]protocol.Event, 0, 1))
+	if c.freeCap != 0 {
+		t.Fatal("an array given back under a lasting backlog was kept")
+	}
+	c.caughtUp()
+	c.keep([]byte("e"), testEvents(1, 2), now.Add(decodedMaxAge))
+	e, ok := c.take([]byte("e"))
+	if !ok {
+		t.Fatal("no batch kept once derivations caught up")
+	}
+	c.recycle(e)
+	if c.freeCap != cap(e) {
+		t.Fatalf("%d of room free after caught up, want the array given back (%d)", c.freeCap, cap(e))
+	}
+}
+
+// TestArrayCap: an array's room is its events' count rounded up by at
+// most an eighth.
+func TestArrayCap(t *testing.T) {
+	for n := 1; n < 70_000; n++ {
+		if c := arrayCap(n); c < n || c > n+n/8 || arrayCap(c) != c {
+			t.Fatalf("arrayCap(%d) = %d, want in [%d, %d] and its own", n, c, n, n+n/8)
+		}
+	}
+}
