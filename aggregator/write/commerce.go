@@ -53,8 +53,12 @@ type commercePlan struct {
 // purchases in different batches the one derived first wins, as GA4 keeps
 // the one it processed first. An event without a transaction id is never
 // a duplicate.
-func prepareCommerce(ctx context.Context, store *postgres.Store, d *postgres.DeriveTx, events []protocol.Event) (*commercePlan, error) {
-	p := &commercePlan{keys: KeyEvents(d.KeyEvents()), duplicate: make([]bool, len(events)), tx: make([]int32, len(events))}
+// The plan is made in p, over what it held.
+func prepareCommerce(ctx context.Context, store *postgres.Store, d *postgres.DeriveTx, events []protocol.Event, p *commercePlan) (*commercePlan, error) {
+	p.keys = KeyEvents(d.KeyEvents())
+	p.duplicate, p.tx = grownTo(p.duplicate, len(events)), grownTo(p.tx, len(events))
+	clear(p.duplicate)
+	clear(p.tx)
 	var idx []int
 	for i := range events {
 		if events[i].TransactionID != "" {

@@ -241,21 +241,22 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	}
 	// Key events (the site's list) and repeated purchases before the rows
 	// and sessions that count them.
-	commerce, err := prepareCommerce(ctx, w.store, d, events)
+	commerce, err := prepareCommerce(ctx, w.store, d, events, &w.scratch.commerce)
 	if err != nil {
 		return false, err
 	}
 	// Into the scratch's assignment, over the last chunk's.
 	as := &w.scratch.as
-	known, err := assignSessions(ctx, d, run.mem, events, as)
+	known, err := assignSessions(ctx, d, run.mem, events, as, &w.scratch.assign)
 	if err != nil {
 		return false, err
 	}
-	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, as))
+	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, as, w.scratch.rows.usersMap()))
 	if err != nil {
 		return false, err
 	}
-	newUser := newUsers(events, as, firstSeen)
+	newUser := newUsers(events, as, firstSeen, w.scratch.rows.newUser)
+	w.scratch.rows.newUser = newUser
 	derived := 0
 	if !w.cfg.NoDerivedEvents {
 		events, derived = deriveEvents(events, as, newUser)
@@ -277,7 +278,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 			res.Rows[i].Flags |= postgres.EventFlagDerived
 		}
 	}
-	sess, newSources := sessionRows(events, res, as, newUser, firstSeen, firstSources)
+	sess, newSources := sessionRows(events, res, as, newUser, firstSeen, firstSources, &w.scratch.rows)
 	if err := d.SetFirstSources(ctx, newSources); err != nil {
 		return false, err
 	}
@@ -303,7 +304,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// The next chunk's sessions continue these: the memory holds them
 	// as of this derivation (its generation), forgotten should it not
 	// commit.
-	run.mem.commit(d.Gen(), sess, known)
+	run.mem.commit(d.Gen(), sess, known, w.scratch.assign.latestMap())
 	run.remembered = true
 	run.n += staged
 	run.staged += staged
@@ -343,21 +344,33 @@ func (w *Writer) begin(ctx context.Context, site uint32, wait bool) (*postgres.D
 // assignSessions gives the events their sessions, into as
 // (sessions.AssignInto): from mem for visitors it covers, else from the
 // sessions stored in the database (under the events' visitor and client
-// keys).
-func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions, events []protocol.Event, as *sessions.Assignment) (map[sessions.Key][]sessions.Session, error) {
+// keys). The known sessions it returns are in sc's map, valid until sc
+// serves the next chunk.
+func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions, events []protocol.Event, as *sessions.Assignment, sc *assignScratch) (map[sessions.Key][]sessions.Session, error) {
 	site := d.Site()
-	visitors, lo, hi := eventVisitors(events)
-	cached := mem.get(visitors)
-	covered := coveredSessions(events, cached)
-	known := make(map[sessions.Key][]sessions.Session, len(visitors))
-	var missing []int64
-	for _, v := range visitors {
-		if covered[v] {
-			known[sessions.Key{Site: site, Visitor: v}] = []sessions.Session{cached[v]}
+	lo, hi := sc.eventVisitors(events)
+	visitors := sc.visitors
+	cached := grownTo(sc.cached, len(visitors))
+	covered := grownTo(sc.covered, len(visitors))
+	sc.cached, sc.covered = cached, covered
+	mem.latest(visitors, cached, covered)
+	sc.coverSessions(events)
+	known := sc.knownMap()
+	// The lists of one remembered session share an array.
+	one := sc.one[:0]
+	if cap(one) < len(visitors) {
+		one = make([]sessions.Session, 0, len(visitors))
+	}
+	missing := sc.missing[:0]
+	for j, v := range visitors {
+		if covered[j] {
+			one = append(one, cached[j])
+			known[sessions.Key{Site: site, Visitor: v}] = one[len(one)-1 : len(one) : len(one)]
 			continue
 		}
 		missing = append(missing, int64(v))
 	}
+	sc.one, sc.missing = one, missing
 	if len(missing) > 0 {
 		from := time.UnixMicro(lo).Add(-sessions.Lookback)
 		to := time.UnixMicro(hi).Add(sessions.Timeout)
@@ -374,70 +387,67 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 	return known, nil
 }
 
-// eventVisitors are the distinct visitors and clients of events (not
-// empty), in the order first met, and the events' first and last times.
-// A visitor's events come in runs: an event of the previous one's
-// visitor and client adds none, without a look-up.
-func eventVisitors(events []protocol.Event) (visitors []uint64, lo, hi int64) {
-	seen := make(map[uint64]bool)
+// eventVisitors lists the events' visitor and client keys (events not
+// empty) in sc.visitors, each once, in the order first met, sets
+// sc.place[i] to event i's visitor's index among them, and returns the
+// events' first and last times. A visitor's events come in runs: an event
+// of the previous one's visitor and client takes its place without a
+// look-up.
+func (sc *assignScratch) eventVisitors(events []protocol.Event) (lo, hi int64) {
+	index := sc.indexMap()
+	visitors := sc.visitors[:0]
+	place := grownTo(sc.place, len(events))
 	lo, hi = events[0].TimeMicros, events[0].TimeMicros
 	for i := range events {
 		e := &events[i]
 		lo, hi = min(lo, e.TimeMicros), max(hi, e.TimeMicros)
 		if i > 0 && e.Visitor == events[i-1].Visitor && e.Client == events[i-1].Client {
+			place[i] = place[i-1]
 			continue
 		}
-		if !seen[e.Visitor] {
-			seen[e.Visitor] = true
+		j, ok := index[e.Visitor]
+		if !ok {
+			j = int32(len(visitors))
+			index[e.Visitor] = j
 			visitors = append(visitors, e.Visitor)
 		}
-		if e.Client != 0 && !seen[e.Client] {
-			seen[e.Client] = true
-			visitors = append(visitors, e.Client)
+		place[i] = j
+		if e.Client != 0 {
+			if _, ok := index[e.Client]; !ok {
+				index[e.Client] = int32(len(visitors))
+				visitors = append(visitors, e.Client)
+			}
 		}
 	}
-	return visitors, lo, hi
+	sc.visitors, sc.place = visitors, place
+	return lo, hi
 }
 
-// coveredSessions reports, by visitor, whether the sessions in memory
-// (cached: each visitor's latest) cover every event of the visitor, so
-// that the database need not be asked. The events of a run of one
-// visitor (without a client) find its entries once.
-func coveredSessions(events []protocol.Event, cached map[uint64]sessions.Session) map[uint64]bool {
-	covered := make(map[uint64]bool, len(cached))
-	for v := range cached {
-		covered[v] = true
-	}
-	var (
-		runV       uint64
-		inRun      bool // runV, runCovered and runLatest are the run's
-		runCovered bool
-		runLatest  sessions.Session
-	)
+// coverSessions clears sc.covered (by index in sc.visitors: whether the
+// memory's latest session, sc.cached, is all the sessions Assign needs of
+// the visitor) for each visitor with an event the latest session does not
+// cover (sessions.CacheCovers), and for both keys of a signed-in device's
+// events.
+func (sc *assignScratch) coverSessions(events []protocol.Event) {
+	covered, cached, place := sc.covered, sc.cached, sc.place
 	for i := range events {
 		e := &events[i]
 		if e.Client != 0 {
 			// A signed-in device's session may be stored under either
 			// key; the memory holds each key's latest only: ask the
 			// database for both.
-			covered[e.Visitor], covered[e.Client] = false, false
-			inRun = false
+			covered[place[i]], covered[sc.index[e.Client]] = false, false
 			continue
 		}
-		if !inRun || e.Visitor != runV {
-			runV, inRun, runCovered, runLatest = e.Visitor, true, covered[e.Visitor], cached[e.Visitor]
-		}
-		if runCovered && !sessions.CacheCovers(runLatest, e.SessionID, e.TimeMicros) {
-			covered[e.Visitor], runCovered = false, false
+		if j := place[i]; covered[j] && !sessions.CacheCovers(cached[j], e.SessionID, e.TimeMicros) {
+			covered[j] = false
 		}
 	}
-	return covered
 }
 
 // persistentUsers are the persistent visitors (FlagPersistent) of the
-// assigned sessions, each with its earliest event time.
-func persistentUsers(events []protocol.Event, as *sessions.Assignment) map[uint64]int64 {
-	out := map[uint64]int64{}
+// assigned sessions, each with its earliest event time, in out (empty).
+func persistentUsers(events []protocol.Event, as *sessions.Assignment, out map[uint64]int64) map[uint64]int64 {
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
 		for _, ei := range a.Events {

@@ -43,6 +43,13 @@ type deriveScratch struct {
 	// oversized counts the chunks in a row for which events was over
 	// shrinkPast times too large.
 	oversized int
+	// assign holds the maps and arrays assignSessions and the
+	// sessions' memory use for a chunk.
+	assign assignScratch
+	// rows holds the sessions' rows and what they are made from.
+	rows rowsScratch
+	// commerce is the last chunk's plan (prepareCommerce).
+	commerce commercePlan
 	// sources holds the traffic sources of referrers the chunks
 	// attributed (sourceMemo).
 	sources sourceMemo
@@ -81,7 +88,21 @@ func (s *deriveScratch) eventsFor(n int) []protocol.Event {
 		// Chunks grow one after the other while a backlog builds up:
 		// the array doubles, up to what a full chunk needs (max/2 and a
 		// quarter more derived), rather than growing to each one's size.
-		s.events = make([]protocol.Event, 0, max(n, min(2*cap(s.events), s.max/2+s.max/8)))
+		// Full chunks pass that by their last staged row's events, by
+		// more or less from one to the next: past it, an eighth more
+		// room, for the next such chunks to fit too.
+		full := s.max/2 + s.max/8
+		c := max(n, min(2*cap(s.events), full))
+		if n > full {
+			c = n + n/8
+		}
+		s.events = make([]protocol.Event, 0, c)
+	}
+	if cap(s.res.Rows) < n {
+		// The chunk's rows (postgres.Store.ResolveEventsTo) with the
+		// events' room, which they would otherwise grow to each chunk's
+		// size.
+		s.res.Rows = make([]postgres.EventRow, 0, cap(s.events))
 	}
 	return s.events[:0]
 }
@@ -122,6 +143,17 @@ func (s *deriveScratch) clean() {
 	if cap(s.as.Of) > s.max {
 		s.as = sessions.Assignment{}
 	}
+	if cap(s.assign.visitors) > 2*s.max {
+		s.assign = assignScratch{}
+	}
+	// The sessions' rows point to the events' rows.
+	clear(s.rows.sessions)
+	if cap(s.rows.sessions) > s.max {
+		s.rows = rowsScratch{}
+	}
+	if cap(s.commerce.tx) > s.max {
+		s.commerce = commercePlan{}
+	}
 }
 
 // maxPayloadPerEvent bounds the payload buffer kept, by the events an
@@ -133,5 +165,87 @@ const maxPayloadPerEvent = 256
 func (s *deriveScratch) drop() {
 	s.clean()
 	s.events, s.res, s.payloads, s.as, s.sources = nil, postgres.Resolved{}, nil, sessions.Assignment{}, nil
+	s.assign, s.rows, s.commerce = assignScratch{}, rowsScratch{}, commercePlan{}
 	s.cells.Drop()
+}
+
+// assignScratch holds what assignSessions builds for a chunk, for the
+// next chunk to reuse: the maps emptied, the arrays overwritten. Its
+// maps hold no pointer but known's lists, which point into one.
+type assignScratch struct {
+	index    map[uint64]int32 // visitor or client key: its index in visitors
+	visitors []uint64
+	place    []int32 // by event: its visitor's index in visitors
+	// cached and covered are by index in visitors: the memory's latest
+	// session, and whether it is all Assign needs of the visitor.
+	cached  []sessions.Session
+	covered []bool
+	known   map[sessions.Key][]sessions.Session
+	one     []sessions.Session // the array of known's lists of one
+	missing []int64
+	latest  map[sessions.Key]sessions.Session // siteSessions.commit's
+}
+
+// indexMap returns the index map, emptied.
+func (sc *assignScratch) indexMap() map[uint64]int32 {
+	if sc.index == nil {
+		sc.index = make(map[uint64]int32)
+	}
+	clear(sc.index)
+	return sc.index
+}
+
+// knownMap returns the known sessions' map, emptied.
+func (sc *assignScratch) knownMap() map[sessions.Key][]sessions.Session {
+	if sc.known == nil {
+		sc.known = make(map[sessions.Key][]sessions.Session)
+	}
+	clear(sc.known)
+	return sc.known
+}
+
+// latestMap returns siteSessions.commit's map, empty.
+func (sc *assignScratch) latestMap() map[sessions.Key]sessions.Session {
+	if sc.latest == nil {
+		sc.latest = make(map[sessions.Key]sessions.Session)
+	}
+	return sc.latest
+}
+
+// grownTo returns a as long as n, reallocated when it has not the room;
+// its entries are left as they were.
+func grownTo[T any](a []T, n int) []T {
+	if cap(a) < n {
+		return make([]T, n)
+	}
+	return a[:n]
+}
+
+// rowsScratch holds a chunk's session rows (sessionRows) and the maps
+// of the users' first sources, for the next chunk to reuse.
+type rowsScratch struct {
+	sessions     []postgres.SessionRow
+	newUser      []bool           // by session (newUsers)
+	users        map[uint64]int64 // persistentUsers'
+	firstSources map[uint64]int32 // sessionRows': returned
+	firstStart   map[uint64]int64 // sessionRows': its own
+}
+
+// usersMap returns persistentUsers' map, emptied.
+func (sc *rowsScratch) usersMap() map[uint64]int64 {
+	if sc.users == nil {
+		sc.users = make(map[uint64]int64)
+	}
+	clear(sc.users)
+	return sc.users
+}
+
+// sourcesMaps returns sessionRows' maps, emptied.
+func (sc *rowsScratch) sourcesMaps() (firstSources map[uint64]int32, firstStart map[uint64]int64) {
+	if sc.firstSources == nil {
+		sc.firstSources, sc.firstStart = make(map[uint64]int32), make(map[uint64]int64)
+	}
+	clear(sc.firstSources)
+	clear(sc.firstStart)
+	return sc.firstSources, sc.firstStart
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/avila-analytics/avila/aggregator/sessions"
 	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -120,12 +121,13 @@ func TestScratchClean(t *testing.T) {
 		t.Fatalf("grown array: cap %d (want %d), entry 15 %q", cap(got), cap(grown), got[:16][15].Name)
 	}
 	// A chunk past the array's room: the array doubles, up to what a
-	// full chunk needs.
+	// full chunk needs, then has an eighth more than a chunk past that;
+	// the rows have the events' room.
 	s.max = 1000
 	s.drop()
-	for _, c := range []struct{ n, want int }{{100, 100}, {101, 200}, {350, 400}, {500, 625}, {700, 700}} {
-		if got := s.eventsFor(c.n); cap(got) != c.want {
-			t.Fatalf("room for %d events: array of %d, want %d", c.n, cap(got), c.want)
+	for _, c := range []struct{ n, want int }{{100, 100}, {101, 200}, {350, 400}, {500, 625}, {700, 787}, {640, 787}, {780, 787}} {
+		if got := s.eventsFor(c.n); cap(got) != c.want || cap(s.res.Rows) != c.want {
+			t.Fatalf("room for %d events: array of %d, rows of %d, want %d", c.n, cap(got), cap(s.res.Rows), c.want)
 		}
 	}
 	s.max = 100
@@ -159,7 +161,7 @@ func TestScratchShrinks(t *testing.T) {
 			s.eventsFor(900) // the backlog's size again
 		}
 	}
-	if small := s.eventsFor(100); cap(small) != 100 || cap(s.res.Rows) != 0 {
+	if small := s.eventsFor(100); cap(small) != 100 || cap(s.res.Rows) != 100 {
 		t.Fatalf("chunk %d of 100 in a row: array of %d events, rows of %d", shrinkAfter, cap(small), cap(s.res.Rows))
 	}
 }
@@ -243,5 +245,99 @@ func TestScratchKeptWhileTrafficLasts(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("Run kept the arrays after two passes that derived nothing")
 		}
+	}
+}
+
+// TestScratchReuseOfSessionsAndCommerce: the maps and arrays the
+// sessions' assignment, their rows and the commerce plan reuse chunk
+// after chunk (assignScratch, rowsScratch, commercePlan) carry nothing
+// into the next: signed-in devices (client keys), persistent visitors,
+// key events other than purchases, repeated purchases and commerce
+// without a transaction id, in batches of
+// falling and rising sizes derived by one Writer, write the rows a new
+// Writer per batch writes.
+func TestScratchReuseOfSessionsAndCommerce(t *testing.T) {
+	ctx := context.Background()
+	var batches [][]protocol.Event
+	for _, b := range chunkBatches(0, 40) {
+		if len(batches)%2 == 1 {
+			b = b[:len(b)/3]
+		}
+		b = append([]protocol.Event(nil), b...)
+		for i := range b {
+			e := &b[i]
+			switch v := e.Visitor - 1000; {
+			case v%7 == 3: // signed in: the user's key, the device's client key
+				e.Client, e.Visitor, e.User = e.Visitor, 5000+v, 5000+v
+			case v%3 == 1:
+				e.Flags |= protocol.FlagPersistent
+			case v%9 != 4 && e.Name == "page_view" && e.Flags&protocol.FlagSessionStart == 0:
+				// Commerce without a transaction, where other batches
+				// have purchases.
+				e.Name, e.Value, e.Currency = "add_to_cart", 3, "USD"
+				e.Items = []protocol.Item{{ID: "I9", Price: 3, Quantity: 1}}
+			}
+		}
+		batches = append(batches, b)
+	}
+	derive := func(t *testing.T, perBatch bool) map[string][]string {
+		t.Helper()
+		s, site := chunkStore(t)
+		if _, err := s.SetKeyEvents(ctx, site.ID, []string{"purchase", "page_view", "user_engagement"}); err != nil {
+			t.Fatal(err)
+		}
+		var w *Writer
+		for i, b := range batches {
+			if w == nil || perBatch {
+				w = New(Config{MaxEvents: 40, MaxChunks: 1}, s.Store)
+			}
+			b = append([]protocol.Event(nil), b...)
+			for j := range b {
+				b[j].Site = site.ID
+			}
+			if _, err := w.WriteBatch(ctx, "a", uint64(i+1), b, nil); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, err := w.deriveSite(ctx, site.ID, true); err != nil || n != len(b) {
+				t.Fatalf("batch %d: %d events, %v; want %d", i, n, err, len(b))
+			}
+		}
+		return derivationState(t, s, site.ID)
+	}
+	want := derive(t, true)
+	if diff := cmp.Diff(want, derive(t, false)); diff != "" {
+		t.Fatalf("one writer's derivations differ from new writers' (-new +reused):\n%s", diff)
+	}
+}
+
+// TestScratchMapsComeEmpty: each map a chunk reuses comes empty whatever
+// the last chunk left in it, and siteSessions.commit empties the one it
+// builds the latest sessions in once the memory has them.
+func TestScratchMapsComeEmpty(t *testing.T) {
+	var a assignScratch
+	a.indexMap()[1] = 0
+	a.knownMap()[sessions.Key{Visitor: 1}] = []sessions.Session{{ID: 1}}
+	if len(a.indexMap()) != 0 || len(a.knownMap()) != 0 {
+		t.Fatal("assignScratch's maps keep the last chunk's entries")
+	}
+	var r rowsScratch
+	r.usersMap()[1] = 1
+	fs, st := r.sourcesMaps()
+	fs[1], st[1] = 1, 1
+	fs, st = r.sourcesMaps()
+	if len(r.usersMap()) != 0 || len(fs) != 0 || len(st) != 0 {
+		t.Fatal("rowsScratch's maps keep the last chunk's entries")
+	}
+	s := &siteSessions{site: 1, mem: sessions.NewMemory(0, nil)}
+	latest := a.latestMap()
+	at := time.Now()
+	s.commit(1, []postgres.SessionRow{{Site: 1, Visitor: 2, ID: 3, TS: at, Last: at}}, nil, latest)
+	if len(latest) != 0 {
+		t.Fatalf("commit left %d sessions in its map", len(latest))
+	}
+	got, found := make([]sessions.Session, 2), make([]bool, 2)
+	s.latest([]uint64{2, 4}, got, found)
+	if !found[0] || got[0].ID != 3 || found[1] {
+		t.Fatalf("memory after commit: %v %v, want session 3 of visitor 2 only", got, found)
 	}
 }

@@ -21,8 +21,8 @@ const (
 // new in this derivation, no earlier session of the visitor within
 // sessions.Lookback, and, for a persistent visitor, a key the site's known
 // users did not hold before this derivation (firstSeen).
-func newUsers(events []protocol.Event, as *sessions.Assignment, firstSeen map[uint64]bool) []bool {
-	out := make([]bool, len(as.Sessions))
+func newUsers(events []protocol.Event, as *sessions.Assignment, firstSeen map[uint64]bool, out []bool) []bool {
+	out = grownTo(out, len(as.Sessions))
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
 		said, returning, persistent := false, false, false

@@ -9,13 +9,15 @@ import (
 	"github.com/avila-analytics/avila/protocol"
 )
 
-// TestVisitorRunsEqualLookups: eventVisitors and coveredSessions, which
-// take a run of one visitor's events through one look-up, give what a
-// look-up per event gives, over runs of random length, interleaved
+// TestVisitorRunsEqualLookups: assignScratch's eventVisitors and
+// coverSessions, which take a run of one visitor's events through one
+// look-up, give what a look-up per event gives (one scratch serving every
+// seed, as a Writer's chunks one after another), over runs of random length, interleaved
 // visitors, signed-in devices (clients, some of them another event's
 // visitor), session ids and times inside and outside what the memory's
 // latest sessions cover, and visitors the memory does not hold.
 func TestVisitorRunsEqualLookups(t *testing.T) {
+	var sc assignScratch
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 41))
 		events := make([]protocol.Event, 2000)
@@ -72,12 +74,25 @@ func TestVisitorRunsEqualLookups(t *testing.T) {
 			}
 		}
 
-		visitors, gotLo, gotHi := eventVisitors(events)
+		gotLo, gotHi := sc.eventVisitors(events)
+		visitors := sc.visitors
 		if !reflect.DeepEqual(visitors, wantVisitors) || gotLo != lo || gotHi != hi {
 			t.Fatalf("seed %d: visitors %v from %d to %d, want %v from %d to %d", seed, visitors, gotLo, gotHi, wantVisitors, lo, hi)
 		}
-		if got := coveredSessions(events, cached); !reflect.DeepEqual(got, want) {
-			t.Fatalf("seed %d: covered %v, want %v", seed, got, want)
+		for i := range events {
+			if visitors[sc.place[i]] != events[i].Visitor {
+				t.Fatalf("seed %d: event %d placed at visitor %d, want %d", seed, i, visitors[sc.place[i]], events[i].Visitor)
+			}
+		}
+		sc.cached, sc.covered = grownTo(sc.cached, len(visitors)), grownTo(sc.covered, len(visitors))
+		for j, v := range visitors {
+			sc.cached[j], sc.covered[j] = cached[v]
+		}
+		sc.coverSessions(events)
+		for j, v := range visitors {
+			if sc.covered[j] != want[v] {
+				t.Fatalf("seed %d: visitor %d covered %v, want %v", seed, v, sc.covered[j], want[v])
+			}
 		}
 	}
 }

@@ -136,25 +136,18 @@ func (w *Writer) forgetSessions(site uint32) {
 	delete(w.sites, site)
 }
 
-// get returns the remembered latest session of each visitor it holds.
-func (s *siteSessions) get(visitors []uint64) map[uint64]sessions.Session {
-	keys := make([]sessions.Key, len(visitors))
-	for i, v := range visitors {
-		keys[i] = sessions.Key{Site: s.site, Visitor: v}
-	}
-	got, _ := s.mem.Get(context.Background(), keys) // Memory never fails
-	out := make(map[uint64]sessions.Session, len(got))
-	for k, v := range got {
-		out[k.Visitor] = v
-	}
-	return out
+// latest fills latest and found (as long as visitors) with the
+// remembered latest session of each visitor it holds.
+func (s *siteSessions) latest(visitors []uint64, latest []sessions.Session, found []bool) {
+	s.mem.Latest(s.site, visitors, latest, found)
 }
 
 // commit records the visitors' latest sessions after derivation gen
 // committed. A visitor whose events only touched an older session keeps
-// what is remembered.
-func (s *siteSessions) commit(gen int64, rows []postgres.SessionRow, known map[sessions.Key][]sessions.Session) {
-	latest := make(map[sessions.Key]sessions.Session, len(rows))
+// what is remembered. latest is an empty map to build them in, emptied
+// again once they are recorded.
+func (s *siteSessions) commit(gen int64, rows []postgres.SessionRow, known map[sessions.Key][]sessions.Session, latest map[sessions.Key]sessions.Session) {
+	defer clear(latest)
 	for _, r := range rows {
 		k := sessions.Key{Site: uint32(r.Site), Visitor: uint64(r.Visitor)}
 		v := sessions.Session{ID: r.ID, Start: r.TS.UnixMicro(), Last: r.Last.UnixMicro(), FirstSource: r.FirstSource}
@@ -188,12 +181,14 @@ func (s *siteSessions) commit(gen int64, rows []postgres.SessionRow, known map[s
 // user known from before with a stored first source (known: AddKnownUsers),
 // as GA4's firstUserSource holds for a user however long after; the first
 // sources of users first seen in this derivation (added) are returned, to
-// be stored.
+// be stored. Both are made in sc, over what it held.
 func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.Assignment, newUser []bool,
-	added map[uint64]bool, known map[uint64]int32) (out []postgres.SessionRow, firstSources map[uint64]int32) {
+	added map[uint64]bool, known map[uint64]int32, sc *rowsScratch) (out []postgres.SessionRow, firstSources map[uint64]int32) {
 	rows := res.Rows
-	out = make([]postgres.SessionRow, len(as.Sessions))
-	firstSources, firstStart := map[uint64]int32{}, map[uint64]int64{}
+	out = grownTo(sc.sessions, len(as.Sessions))
+	clear(out)
+	sc.sessions = out
+	firstSources, firstStart := sc.sourcesMaps()
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
 		r := &out[i]
