@@ -175,24 +175,5 @@ func TestAddKnownUsersEqualsConflictInsert(t *testing.T) {
 
 // referenceAddKnownUsers is AddKnownUsers through referenceAddKnownUsersSQL.
 func referenceAddKnownUsers(ctx context.Context, d *DeriveTx, users map[uint64]int64) (map[uint64]bool, map[uint64]int32, error) {
-	ids, firsts := make([]int64, 0, len(users)), make([]time.Time, 0, len(users))
-	for v, t := range users {
-		ids, firsts = append(ids, int64(v)), append(firsts, time.UnixMicro(t).UTC())
-	}
-	rows, err := d.tx.Query(ctx, referenceAddKnownUsersSQL, int32(d.site), ids, firsts)
-	if err != nil {
-		return nil, nil, err
-	}
-	added, sources := map[uint64]bool{}, map[uint64]int32{}
-	var v int64
-	var src int32
-	_, err = pgx.ForEachRow(rows, []any{&v, &src}, func() error {
-		if src == 0 {
-			added[uint64(v)] = true
-		} else {
-			sources[uint64(v)] = src
-		}
-		return nil
-	})
-	return added, sources, err
+	return d.addKnownUsersWith(ctx, referenceAddKnownUsersSQL, users)
 }

@@ -538,14 +538,25 @@ func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (a
 	if len(users) == 0 {
 		return nil, nil, nil
 	}
+	added, sources, err = d.addKnownUsersWith(ctx, addKnownUsersSQL, users)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+	}
+	return added, sources, nil
+}
+
+// addKnownUsersWith is AddKnownUsers through the statement sql, whose
+// parameters are the site, the users' keys and their first times, and
+// whose rows are each user it did not add with its first source (0: the
+// user was added).
+func (d *DeriveTx) addKnownUsersWith(ctx context.Context, sql string, users map[uint64]int64) (added map[uint64]bool, sources map[uint64]int32, err error) {
 	ids, firsts := make([]int64, 0, len(users)), make([]time.Time, 0, len(users))
 	for v, t := range users {
 		ids, firsts = append(ids, int64(v)), append(firsts, time.UnixMicro(t).UTC())
 	}
-	rows, err := d.tx.Query(ctx, addKnownUsersSQL,
-		int32(d.site), ids, firsts)
+	rows, err := d.tx.Query(ctx, sql, int32(d.site), ids, firsts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+		return nil, nil, err
 	}
 	added, sources = map[uint64]bool{}, map[uint64]int32{}
 	var v int64
@@ -559,7 +570,7 @@ func (d *DeriveTx) AddKnownUsers(ctx context.Context, users map[uint64]int64) (a
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: derive site %d: add known users: %w", d.site, err)
+		return nil, nil, err
 	}
 	return added, sources, nil
 }
