@@ -90,43 +90,14 @@ func passesShared(e *protocol.Event) bool {
 		short(e.Device, MaxShortLen)
 }
 
-// passesOwn is passes without passesShared. SharedTexts.passesOwn is
-// it in parts (passesScalars and a function per map), which cost a call
-// each here, where every event an agent takes is checked.
+// passesOwn is passes without passesShared: the event's own scalars and
+// texts, then each parameter map's entries (SharedTexts.passesOwn takes
+// the same parts, with maps that passed last taken at once). Most events
+// have no parameters of a kind: the test of a map's length spares its
+// call.
 func passesOwn(e *protocol.Event) bool {
-	if n := e.Name; n == "" || !short(n, MaxEventNameLen) {
-		return false
-	}
-	if e.TimeMicros < minEventMicros || len(e.Params)+len(e.NumParams) > MaxEventParams || len(e.UserProps) > MaxUserProps || e.Commerce() {
-		return false
-	}
-	if !short(e.Path, MaxPageLocationLen) || !short(e.Referrer, MaxPageReferrerLen) || !short(e.Title, MaxPageTitleLen) {
-		return false
-	}
-	// Most events have no parameters of a kind: ranging over an empty map
-	// costs more than the test of its length.
-	if len(e.Params) > 0 {
-		for k, v := range e.Params {
-			if k == "" || !short(k, MaxParamNameLen) || !short(v, MaxParamValueLen) {
-				return false
-			}
-		}
-	}
-	if len(e.NumParams) > 0 {
-		for k, f := range e.NumParams {
-			if k == "" || !short(k, MaxParamNameLen) || math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
-		}
-	}
-	if len(e.UserProps) > 0 {
-		for k, v := range e.UserProps {
-			if k == "" || !short(k, MaxUserPropNameLen) || !short(v, MaxUserPropValueLen) {
-				return false
-			}
-		}
-	}
-	return true
+	return passesScalars(e) && (len(e.Params) == 0 || paramsPass(e.Params)) &&
+		(len(e.NumParams) == 0 || numParamsPass(e.NumParams)) && (len(e.UserProps) == 0 || userPropsPass(e.UserProps))
 }
 
 // passesScalars is passesOwn without the parameter maps' entries.
