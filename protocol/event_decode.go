@@ -507,12 +507,8 @@ func (r *batchReader) arrayLen() (int, error) {
 
 // raw returns the bytes of a string (fixstr, str8, str16, str32).
 func (r *batchReader) raw() ([]byte, error) {
-	// A fixstr (every key, most values), inlined.
-	if i := r.i; i < len(r.b) && r.b[i]&0xe0 == 0xa0 {
-		if j := i + 1 + int(r.b[i]&0x1f); j <= len(r.b) {
-			r.i = j
-			return r.b[i+1 : j], nil
-		}
+	if p, ok := r.fixstr(); ok { // every key, most values
+		return p, nil
 	}
 	return r.rawLong()
 }
