@@ -251,7 +251,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	if err != nil {
 		return false, err
 	}
-	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, as, w.scratch.rows.usersMap()))
+	firstSeen, firstSources, err := d.AddKnownUsers(ctx, persistentUsers(events, as, emptied(&w.scratch.rows.users)))
 	if err != nil {
 		return false, err
 	}
@@ -304,7 +304,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// The next chunk's sessions continue these: the memory holds them
 	// as of this derivation (its generation), forgotten should it not
 	// commit.
-	run.mem.commit(d.Gen(), sess, known, w.scratch.assign.latestMap())
+	run.mem.commit(d.Gen(), sess, known, emptied(&w.scratch.assign.latest))
 	run.remembered = true
 	run.n += staged
 	run.staged += staged
@@ -355,7 +355,7 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 	sc.cached, sc.covered = cached, covered
 	mem.latest(visitors, cached, covered)
 	sc.coverSessions(events)
-	known := sc.knownMap()
+	known := emptied(&sc.known)
 	// The lists of one remembered session share an array.
 	one := sc.one[:0]
 	if cap(one) < len(visitors) {
@@ -394,7 +394,7 @@ func assignSessions(ctx context.Context, d *postgres.DeriveTx, mem *siteSessions
 // of the previous one's visitor and client takes its place without a
 // look-up.
 func (sc *assignScratch) eventVisitors(events []protocol.Event) (lo, hi int64) {
-	index := sc.indexMap()
+	index := emptied(&sc.index)
 	visitors := sc.visitors[:0]
 	place := grownTo(sc.place, len(events))
 	lo, hi = events[0].TimeMicros, events[0].TimeMicros

@@ -186,30 +186,14 @@ type assignScratch struct {
 	latest  map[sessions.Key]sessions.Session // siteSessions.commit's
 }
 
-// indexMap returns the index map, emptied.
-func (sc *assignScratch) indexMap() map[uint64]int32 {
-	if sc.index == nil {
-		sc.index = make(map[uint64]int32)
+// emptied returns the map *m emptied, or a new one it makes *m when nil:
+// a chunk's map over the last chunk's.
+func emptied[M ~map[K]V, K comparable, V any](m *M) M {
+	if *m == nil {
+		*m = make(M)
 	}
-	clear(sc.index)
-	return sc.index
-}
-
-// knownMap returns the known sessions' map, emptied.
-func (sc *assignScratch) knownMap() map[sessions.Key][]sessions.Session {
-	if sc.known == nil {
-		sc.known = make(map[sessions.Key][]sessions.Session)
-	}
-	clear(sc.known)
-	return sc.known
-}
-
-// latestMap returns siteSessions.commit's map, empty.
-func (sc *assignScratch) latestMap() map[sessions.Key]sessions.Session {
-	if sc.latest == nil {
-		sc.latest = make(map[sessions.Key]sessions.Session)
-	}
-	return sc.latest
+	clear(*m)
+	return *m
 }
 
 // grownTo returns a as long as n, reallocated when it has not the room;
@@ -229,23 +213,4 @@ type rowsScratch struct {
 	users        map[uint64]int64 // persistentUsers'
 	firstSources map[uint64]int32 // sessionRows': returned
 	firstStart   map[uint64]int64 // sessionRows': its own
-}
-
-// usersMap returns persistentUsers' map, emptied.
-func (sc *rowsScratch) usersMap() map[uint64]int64 {
-	if sc.users == nil {
-		sc.users = make(map[uint64]int64)
-	}
-	clear(sc.users)
-	return sc.users
-}
-
-// sourcesMaps returns sessionRows' maps, emptied.
-func (sc *rowsScratch) sourcesMaps() (firstSources map[uint64]int32, firstStart map[uint64]int64) {
-	if sc.firstSources == nil {
-		sc.firstSources, sc.firstStart = make(map[uint64]int32), make(map[uint64]int64)
-	}
-	clear(sc.firstSources)
-	clear(sc.firstStart)
-	return sc.firstSources, sc.firstStart
 }

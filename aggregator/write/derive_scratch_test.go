@@ -315,21 +315,21 @@ func TestScratchReuseOfSessionsAndCommerce(t *testing.T) {
 // builds the latest sessions in once the memory has them.
 func TestScratchMapsComeEmpty(t *testing.T) {
 	var a assignScratch
-	a.indexMap()[1] = 0
-	a.knownMap()[sessions.Key{Visitor: 1}] = []sessions.Session{{ID: 1}}
-	if len(a.indexMap()) != 0 || len(a.knownMap()) != 0 {
+	emptied(&a.index)[1] = 0
+	emptied(&a.known)[sessions.Key{Visitor: 1}] = []sessions.Session{{ID: 1}}
+	if len(emptied(&a.index)) != 0 || len(emptied(&a.known)) != 0 {
 		t.Fatal("assignScratch's maps keep the last chunk's entries")
 	}
 	var r rowsScratch
-	r.usersMap()[1] = 1
-	fs, st := r.sourcesMaps()
+	emptied(&r.users)[1] = 1
+	fs, st := emptied(&r.firstSources), emptied(&r.firstStart)
 	fs[1], st[1] = 1, 1
-	fs, st = r.sourcesMaps()
-	if len(r.usersMap()) != 0 || len(fs) != 0 || len(st) != 0 {
+	fs, st = emptied(&r.firstSources), emptied(&r.firstStart)
+	if len(emptied(&r.users)) != 0 || len(fs) != 0 || len(st) != 0 {
 		t.Fatal("rowsScratch's maps keep the last chunk's entries")
 	}
 	s := &siteSessions{site: 1, mem: sessions.NewMemory(0, nil)}
-	latest := a.latestMap()
+	latest := emptied(&a.latest)
 	at := time.Now()
 	s.commit(1, []postgres.SessionRow{{Site: 1, Visitor: 2, ID: 3, TS: at, Last: at}}, nil, latest)
 	if len(latest) != 0 {

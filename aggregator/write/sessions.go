@@ -188,7 +188,7 @@ func sessionRows(events []protocol.Event, res *postgres.Resolved, as *sessions.A
 	out = grownTo(sc.sessions, len(as.Sessions))
 	clear(out)
 	sc.sessions = out
-	firstSources, firstStart := sc.sourcesMaps()
+	firstSources, firstStart := emptied(&sc.firstSources), emptied(&sc.firstStart)
 	for i := range as.Sessions {
 		a := &as.Sessions[i]
 		r := &out[i]
