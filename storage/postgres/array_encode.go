@@ -229,12 +229,7 @@ func (p dateArrayPlan) Encode(value any, buf []byte) ([]byte, error) {
 // not the calendar walk of Date and back.
 func dateDays(t time.Time) int64 {
 	if t.Location() == time.UTC {
-		s := t.Unix()
-		d := s / 86400
-		if s%86400 < 0 {
-			d--
-		}
-		return d
+		return floorDiv(t.Unix(), 86400)
 	}
 	y, m, d := t.Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400

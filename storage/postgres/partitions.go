@@ -23,13 +23,16 @@ func unixDay(t time.Time) int64 { return utcDay(t).Unix() / 86400 }
 // unixDayMicros is unixDay(time.UnixMicro(us)), by a floor division
 // instead of the time package's calendar walk to the day's midnight and
 // back: the write path asks it for every event.
-func unixDayMicros(us int64) int64 {
-	const dayMicros = 86400 * 1_000_000
-	d := us / dayMicros
-	if us%dayMicros < 0 {
-		d--
+func unixDayMicros(us int64) int64 { return floorDiv(us, 86400*1_000_000) }
+
+// floorDiv is a/b rounded towards minus infinity (b > 0): the day of an
+// instant before 1970 is the one before its truncated quotient.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
 	}
-	return d
+	return q
 }
 
 // PartitionName is the name of the events partition holding t's UTC day.
