@@ -139,7 +139,7 @@ var insertSessionsSQL = "WITH i AS " + zipArrays(1, sessionArrayColumns, "") + `
 // earliest and latest start among the keys, as in sessionsBeforeSQL. It
 // returns each row written: the session id, its landing page and
 // sessionStateColumns. The dims of its profiles, which an update leaves
-// as they were, are upsertSessions' to add (sessionProfileDimsSQL):
+// as they were, are upsertSessions' to add (sessionProfileDims):
 // joined here, they were looked up row by row, since the planner
 // expects one row of a join on four columns.
 //
@@ -167,18 +167,28 @@ var updateSessionsSQL = "WITH i AS " + zipArrays(1, sessionArrayColumns[:updateS
 // sessionProfiles are the profiles holding SessionRollupKinds' dims.
 var sessionProfiles = [2]*Profile{ClientProfile, TrafficProfile}
 
-// sessionProfileDimsSQL reads, for each of sessionProfiles, the dims ids
-// of SessionRollupKinds its rows with the ids $1 hold, after the id, in
-// SessionRollupKinds order.
-var sessionProfileDimsSQL = func() (out [2]string) {
+// sessionProfileDims are, for each of sessionProfiles, the statement
+// reading the dims ids of SessionRollupKinds its rows with the ids $1
+// hold (sql: the id, then the profile's kinds in SessionRollupKinds
+// order), how many dims it reads (cols), and where SessionRollupKinds[i]
+// is among them (at[i]; -1: a kind of the other profile).
+var sessionProfileDims = func() (out [2]struct {
+	sql  string
+	cols int
+	at   []int
+}) {
 	for i, p := range sessionProfiles {
-		cols := []string{"id"}
-		for _, k := range SessionRollupKinds {
+		names := []string{"id"}
+		at := make([]int, len(SessionRollupKinds))
+		for j, k := range SessionRollupKinds {
+			at[j] = -1
 			if ProfileOf(k) == p {
-				cols = append(cols, DimColumns[k])
+				at[j] = len(names) - 1
+				names = append(names, DimColumns[k])
 			}
 		}
-		out[i] = "SELECT " + strings.Join(cols, ", ") + " FROM " + p.Table + " WHERE id = ANY($1)"
+		out[i].sql = "SELECT " + strings.Join(names, ", ") + " FROM " + p.Table + " WHERE id = ANY($1)"
+		out[i].cols, out[i].at = len(names)-1, at
 	}
 	return out
 }()
@@ -351,7 +361,7 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessi
 		}
 		for p, ids := range profileIDs {
 			if len(ids) > 0 {
-				b.Queue(sessionProfileDimsSQL[p], ids)
+				b.Queue(sessionProfileDims[p].sql, ids)
 			}
 		}
 		b.Queue(updateSessionsSQL, append(sessionArrays(rows, stored, true), from, to)...)
@@ -378,26 +388,15 @@ func upsertSessions(ctx context.Context, tx pgx.Tx, rows []SessionRow, sc *sessi
 // insert did (fresh), into w.changes, with the states before of the
 // stored ones.
 func (w *sessionScratch) scanWritten(br pgx.BatchResults, profileIDs [2][]int32, stored, fresh int) (SessionChanges, error) {
-	// The dims of a profile, in SessionRollupKinds order: where kind i is
-	// the profile's, at[i] is its column's place among the statement's.
+	// The dims of each profile read, by its id (sessionProfileDims).
 	var profileDims [2]map[int32][]int32
-	var at [2][]int
 	for p, ids := range profileIDs {
 		if len(ids) == 0 {
 			continue
 		}
-		at[p] = make([]int, len(SessionRollupKinds))
-		cols := 0
-		for i, k := range SessionRollupKinds {
-			at[p][i] = -1
-			if ProfileOf(k) == sessionProfiles[p] {
-				at[p][i] = cols
-				cols++
-			}
-		}
 		profileDims[p] = make(map[int32][]int32, len(ids))
 		var id int32
-		vals := make([]int32, cols)
+		vals := make([]int32, sessionProfileDims[p].cols)
 		dest := []any{&id}
 		for i := range vals {
 			dest = append(dest, &vals[i])
@@ -454,9 +453,9 @@ func (w *sessionScratch) scanWritten(br pgx.BatchResults, profileIDs [2][]int32,
 				for i := range SessionRollupKinds {
 					var d int32
 					for p, client := range [2]int32{w.clients[j], ch.now.traffic} {
-						if at[p] != nil && at[p][i] >= 0 {
+						if at := sessionProfileDims[p].at[i]; at >= 0 {
 							if vals, found := profileDims[p][client]; found {
-								d = vals[at[p][i]]
+								d = vals[at]
 							}
 						}
 					}
