@@ -191,10 +191,8 @@ func (c *hourCache) of(t time.Time) (day, hour int32) {
 	// event several times.
 	if s := t.Unix(); !c.ok || s < c.from || uint64(s-c.from) >= 900 {
 		local := t.In(c.loc)
-		y, m, d := local.Date()
-		c.from, c.ok = s-(s%900+900)%900, true // floor
-		c.day = int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
-		c.hour = int32(local.Hour())
+		c.from, c.ok = floorDiv(s, 900)*900, true
+		c.day, c.hour = int32(dateDays(local)), int32(local.Hour())
 	}
 	return c.day, c.hour
 }
