@@ -23,15 +23,11 @@ type sketchRows struct {
 }
 
 // newSketchRows scans rows of the fields fds into arena (nil: arrays of
-// their own); raw as the fields allow, unless pgxOnly.
-func newSketchRows(fds []pgconn.FieldDescription, arena *sketchArena, pgxOnly bool) *sketchRows {
-	s := &sketchRows{raw: !pgxOnly && rawSketchFields(fds)}
+// their own); raw as the fields allow.
+func newSketchRows(fds []pgconn.FieldDescription, arena *sketchArena) *sketchRows {
+	s := &sketchRows{raw: rawSketchFields(fds)}
 	for j := range s.scanned {
 		s.scanned[j].a = arena
-	}
-	if !s.raw {
-		// Declared once, not per row: Scan's destinations escape.
-		s.dest = []any{&s.i, &s.scanned[0], &s.scanned[1], &s.scanned[2]}
 	}
 	return s
 }
@@ -55,6 +51,10 @@ func rawSketchFields(fds []pgconn.FieldDescription) bool {
 // pgx scans a bytea).
 func (s *sketchRows) scan(res pgx.Rows) error {
 	if !s.raw {
+		if s.dest == nil {
+			// Made once, not per row: Scan's destinations escape.
+			s.dest = []any{&s.i, &s.scanned[0], &s.scanned[1], &s.scanned[2]}
+		}
 		return res.Scan(s.dest...)
 	}
 	vals := res.RawValues()

@@ -635,7 +635,7 @@ func readAndMergeSketches(ctx context.Context, q Querier, table string, keys []r
 	if arr != nil {
 		arena = &arr.arena
 	}
-	sc := newSketchRows(res.FieldDescriptions(), arena, false)
+	sc := newSketchRows(res.FieldDescriptions(), arena)
 	scanned := &sc.scanned
 	for res.Next() {
 		if err := sc.scan(res); err != nil {
