@@ -805,7 +805,7 @@ func sessionDimExpr(k DimKind) string {
 // sessionDimsJoins joins the profiles of the sessions row named alias.
 func sessionDimsJoins(alias string) string {
 	var out string
-	for _, p := range []*Profile{ClientProfile, TrafficProfile} {
+	for _, p := range sessionProfiles {
 		a := sessionProfileAlias(p)
 		out += " LEFT JOIN " + p.Table + " " + a + " ON " + a + ".id = " + alias + "." + p.Column
 	}
