@@ -346,18 +346,11 @@ func (r *Realtime) notifySites(sites []uint32) {
 
 // cellOf is the cell an event of user counts in.
 func cellOf(e *protocol.Event, user uint64) Cell {
-	var c Cell
-	c.set(e, user)
-	return c
-}
-
-// set makes c the cell an event of user counts in (cellOf), in place.
-func (c *Cell) set(e *protocol.Event, user uint64) {
 	screen := e.Title
 	if screen == "" {
 		screen, _, _ = strings.Cut(e.Path, "?")
 	}
-	*c = Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: user, Active: Active(e)}
+	return Cell{EventName: e.Name, Country: e.Country, City: e.City, Device: e.Device, Screen: screen, Visitor: user, Active: Active(e)}
 }
 
 // recordMemory counts events in their minutes' cells, event i under
@@ -386,9 +379,9 @@ func (r *Realtime) recordMemory(events []protocol.Event, users []uint64) (sites 
 				sites = append(sites, k.site)
 			}
 		}
-		// c.set(e, users[i]) written out, field by field: its call and a
-		// literal (built aside, then copied) cost as much as the copy, for
-		// every event counted.
+		// c = cellOf(e, users[i]) written out, field by field, into one
+		// cell: its call and a literal (built aside, then copied) cost as
+		// much as the copy, for every event counted.
 		c.EventName, c.Country, c.City, c.Device = e.Name, e.Country, e.City, e.Device
 		c.Screen, c.Visitor, c.Active = e.Title, users[i], Active(e)
 		if c.Screen == "" {
