@@ -31,32 +31,19 @@ func BenchmarkAddKnownUsers(b *testing.B) {
 		sources[uint64(1+i*7919)] = int32(1 + i%7)
 	}
 	add := func() time.Duration {
-		d, err := s.BeginDerive(ctx, site.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer d.Rollback(ctx)
-		var pid int32
-		if err := d.tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
-		cpu0 := schedCPU(b, pid)
-		added, known, err := d.AddKnownUsers(ctx, users)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(added) > 0 {
-			if err := d.SetFirstSources(ctx, sources); err != nil {
+		return deriveBackendCPU(b, s, site.ID, func(d *DeriveTx) {
+			added, known, err := d.AddKnownUsers(ctx, users)
+			if err != nil {
 				b.Fatal(err)
 			}
-		} else if !maps.Equal(known, sources) {
-			b.Fatalf("%d users known with their sources, want %d", len(known), len(sources))
-		}
-		cpu := schedCPU(b, pid) - cpu0
-		if err := d.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-		return cpu
+			if len(added) > 0 {
+				if err := d.SetFirstSources(ctx, sources); err != nil {
+					b.Fatal(err)
+				}
+			} else if !maps.Equal(known, sources) {
+				b.Fatalf("%d users known with their sources, want %d", len(known), len(sources))
+			}
+		})
 	}
 	add() // the users are known
 	var cpu time.Duration

@@ -286,29 +286,17 @@ func benchmarkUpsertSessions(b *testing.B, conflict bool) {
 			Events: 25, PageViews: 10, Engage: 1000, Landing: 3, Exit: 4, First: &first}
 	}
 	write := func() time.Duration {
-		d, err := s.BeginDerive(ctx, site.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer d.Rollback(ctx)
-		var pid int32
-		if err := d.tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
-		cpu0 := schedCPU(b, pid)
-		if conflict {
-			_, err = referenceUpsertSessions(ctx, d.tx, rows)
-		} else {
-			_, err = d.UpsertSessions(ctx, rows)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		cpu := schedCPU(b, pid) - cpu0
-		if err := d.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-		return cpu
+		return deriveBackendCPU(b, s, site.ID, func(d *DeriveTx) {
+			var err error
+			if conflict {
+				_, err = referenceUpsertSessions(ctx, d.tx, rows)
+			} else {
+				_, err = d.UpsertSessions(ctx, rows)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 	write() // the sessions are stored
 	var cpu time.Duration
@@ -320,6 +308,29 @@ func benchmarkUpsertSessions(b *testing.B, conflict bool) {
 		cpu += write()
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*n), "pg-cpu-µs/session")
+}
+
+// deriveBackendCPU runs f in a derivation of site, which it commits, and
+// returns the CPU time the derivation's backend spent in f.
+func deriveBackendCPU(b *testing.B, s *Store, site uint32, f func(d *DeriveTx)) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	d, err := s.BeginDerive(ctx, site)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Rollback(ctx)
+	var pid int32
+	if err := d.tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	cpu0 := schedCPU(b, pid)
+	f(d)
+	cpu := schedCPU(b, pid) - cpu0
+	if err := d.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return cpu
 }
 
 // schedCPU is the CPU time the process pid has spent, from
