@@ -45,21 +45,7 @@ func TestDecodeBatchFastMatchesMsgpack(t *testing.T) {
 	}
 	f := func(name string, plain []byte, fast bool) {
 		t.Helper()
-		var got Batch
-		ferr := decodeBatchFast(plain, &got, map[string]string{}, nil)
-		if (ferr == nil) != fast {
-			t.Fatalf("%s: fast path err = %v, want taken = %v", name, ferr, fast)
-		}
-		if ferr != nil {
-			return
-		}
-		want, err := decodeSlow(plain)
-		if err != nil {
-			t.Fatalf("%s: msgpack refuses what the fast path took: %v", name, err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s:\n got %+v\nwant %+v", name, got, want)
-		}
+		matchesMsgpack(t, name, plain, fast)
 	}
 	f("agent", plainBatch(append(sampleEvents(), wideEvent(), Event{})), true)
 	f("msgpack.Marshal", marshalled, true)
