@@ -224,7 +224,14 @@ func (c *decodedBatches) take(payload []byte) (events []protocol.Event, ok bool)
 	for _, b := range c.byHash[h] {
 		if bytes.Equal(b.wire, payload) {
 			c.remove(b)
-			return b.events, true
+			// order keeps b until the entries kept before it go: its
+			// array is the caller's now, and held by b it would stay
+			// live, uncounted, behind an entry never taken (a row that
+			// a derivation took from PostgreSQL before its batch was
+			// kept) for up to decodedMaxAge.
+			events = b.events
+			b.events, b.wire = nil, nil
+			return events, true
 		}
 	}
 	return nil, false

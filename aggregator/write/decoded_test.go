@@ -2,6 +2,7 @@ package write
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -344,5 +345,48 @@ func TestArrayCap(t *testing.T) {
 		if c := arrayCap(n); c < n || c > n+n/8 || arrayCap(c) != c {
 			t.Fatalf("arrayCap(%d) = %d, want in [%d, %d] and its own", n, c, n, n+n/8)
 		}
+	}
+}
+
+// heldCap is the room in the events arrays c keeps reachable: its
+// entries' (taken ones' too, while order lists them) and the free ones.
+func heldCap(c *decodedBatches) int {
+	n := 0
+	for _, b := range c.order {
+		n += cap(b.events)
+	}
+	for _, a := range c.free {
+		n += cap(a)
+	}
+	return n
+}
+
+// TestDecodedBatchesHoldNoTakenArrays: an entry never taken (its row
+// derived from PostgreSQL before it was kept) at the head of the order
+// does not keep the arrays of the entries taken after it alive: what the
+// cache holds stays within its bound however many batches pass behind it.
+func TestDecodedBatchesHoldNoTakenArrays(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	c := newDecodedBatches(64)
+	c.keep([]byte("never taken"), testEvents(1, 8), now)
+	for i := range 200 {
+		// Batches of sizes far apart, two kept at a time: the free
+		// arrays seldom fit the next, and recycle drops those over the
+		// bound.
+		var wires [2][]byte
+		for j := range wires {
+			wires[j] = []byte(fmt.Sprintf("batch %d.%d", i, j))
+			c.keep(wires[j], testEvents(1, 4+(i*7+j*13)%24), now)
+		}
+		for j, wire := range wires {
+			kept, ok := c.take(wire)
+			if !ok {
+				t.Fatalf("batch %d.%d was not kept", i, j)
+			}
+			c.recycle(kept)
+		}
+	}
+	if held := heldCap(c); held > roomFor(c.max) {
+		t.Fatalf("the cache holds arrays with room for %d events, want at most %d (its bound)", held, roomFor(c.max))
 	}
 }
