@@ -126,9 +126,10 @@ type Writer struct {
 
 	// decoded holds the events of the wire batches this Writer staged,
 	// for the derivations that take them (decoded.go): at most
-	// Config.MaxEvents/2 events, about 10 MB at the default, so a
-	// derivation's own events and these stay below what two derivations
-	// hold.
+	// Config.MaxEvents events, about 20 MB at the default, what arrives
+	// at ~120k events/s between two derivations (settleFor and the
+	// derivation's own time); at half that, a fifth more of the
+	// end-to-end bench's events were decoded again from their rows.
 	decoded *decodedBatches
 
 	// scratch holds the arrays of the last chunk derived, for the next
@@ -180,7 +181,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents / 2)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice
 	// that (a row of a huge batch) is not kept. Small arrays always are.
