@@ -29,5 +29,9 @@
 // deriving them. Realtime (Redis, recorded at staging) does not lag. The node keeps each site's recent sessions in memory while it
 // derives the site; a generation number in derive_state tells it when
 // another node derived the site in between, and then it reads them from
-// the sessions table instead.
+// the sessions table instead. So that one node keeps deriving a busy
+// site under steady traffic, derive_state also names the node (its Store)
+// that began the site's last derivation and when: other nodes leave the
+// site to it for stickFor (1 s) after that, and take it over once it
+// derived nothing for that long (its node stopped or left).
 package write

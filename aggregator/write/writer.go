@@ -137,15 +137,19 @@ type Writer struct {
 	scratch deriveScratch
 }
 
-// stickFor is how long after finding a site derived by another node a
-// pass leaves the site to that node, whether it was woken by this node's
-// own staging or is a timed look. The node holding a site's lock looks
-// again as soon as it derived events and so takes the batches other nodes
-// stage meanwhile; a node grabbing the lock between two of its passes
-// would only make derivations alternate between nodes, each then reading
-// the site's sessions from the database instead of its memory. Once
-// stickFor has passed, the next timed look (every Config.Every while
-// deferring) tries again, so a site whose deriving node stopped waits at
+// stickFor is how long a pass leaves a site to another node after that
+// node began a derivation of it (derive_state, by the database's clock)
+// or after finding the site's lock held, whether the pass was woken by
+// this node's own staging or is a timed look. The node deriving a site
+// looks again as soon as it derived events and so takes the batches
+// other nodes stage meanwhile; a node taking the lock between two of its
+// derivations (free during its settleFor wait) would only make
+// derivations alternate between nodes, each then reading the site's
+// sessions from the database instead of its memory: in the bench's
+// two-node write stage that happened about once a stickFor, found only
+// by a collision on the lock, and two nodes wrote slower than one. A
+// site whose deriving node stopped is taken by the next timed look
+// (every Config.Every while deferring) after stickFor, so it waits at
 // most stickFor + Config.Every.
 const stickFor = time.Second
 
@@ -262,6 +266,16 @@ func (w *Writer) derivedElsewhere(site uint32) bool {
 func (w *Writer) leftLocked(site uint32) bool {
 	at, ok := w.busy[site]
 	return ok && time.Since(at) < stickFor
+}
+
+// leaveFor leaves site to another node for d from now, unless it is
+// left longer already.
+func (w *Writer) leaveFor(site uint32, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if at := time.Now().Add(d - stickFor); at.After(w.busy[site]) {
+		w.busy[site] = at
+	}
 }
 
 // setBusy records whether this node's derivation attempt at site just
@@ -396,18 +410,26 @@ func (w *Writer) Run(ctx context.Context) {
 // transaction derives; more reports whether one found events (there may
 // be more).
 //
-// A pass leaves to the other node the sites it found derived elsewhere
-// within stickFor, and reports them as deferred.
+// A pass leaves to the other node the sites another node began deriving
+// or it found derived elsewhere, within stickFor, and reports them as
+// deferred.
 func (w *Writer) pass(ctx context.Context) (more, deferred bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
-	sites, err := w.store.StagedSites(ctx)
+	sites, err := w.store.StagedSites(ctx, stickFor)
 	if err != nil {
 		return false, false, fmt.Errorf("write: %w", err)
 	}
 	var errs []error
-	for _, site := range sites {
+	for _, st := range sites {
+		site := st.Site
+		if st.Elsewhere > 0 {
+			// Left until another node's stickFor ends, as if its lock
+			// had been found held then, so that staging keeps no
+			// decoded batches of it and its wakes run no pass.
+			w.leaveFor(site, st.Elsewhere)
+		}
 		if w.derivedElsewhere(site) {
 			deferred = true
 			continue
@@ -438,9 +460,13 @@ func (w *Writer) Flush(ctx context.Context) error {
 	if err != nil || upTo == 0 {
 		return err
 	}
-	sites, err := w.store.StagedSites(ctx)
+	staged, err := w.store.StagedSites(ctx, 0)
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
+	}
+	sites := make([]uint32, len(staged))
+	for i, st := range staged {
+		sites[i] = st.Site
 	}
 	for len(sites) > 0 {
 		var errs []error

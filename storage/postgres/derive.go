@@ -113,8 +113,9 @@ func (d *DeriveTx) begin(ctx context.Context) error {
 		}
 		d.zone = loc
 	}
-	if err := d.tx.QueryRow(ctx, `INSERT INTO derive_state (site_id, gen, derived) VALUES ($1, 1, 0)
-		ON CONFLICT (site_id) DO UPDATE SET gen = derive_state.gen + 1 RETURNING gen`, int32(d.site)).Scan(&d.gen); err != nil {
+	if err := d.tx.QueryRow(ctx, `INSERT INTO derive_state (site_id, gen, derived, node, derived_at) VALUES ($1, 1, 0, $2, now())
+		ON CONFLICT (site_id) DO UPDATE SET gen = derive_state.gen + 1, node = $2, derived_at = now() RETURNING gen`,
+		int32(d.site), d.s.node).Scan(&d.gen); err != nil {
 		return fmt.Errorf("read generation: %w", err)
 	}
 	return nil
@@ -292,19 +293,34 @@ func (d *DeriveTx) Rollback(ctx context.Context) {
 	_ = d.tx.Rollback(context.WithoutCancel(ctx))
 }
 
-// StagedSites returns the sites with staged events.
-func (s *Store) StagedSites(ctx context.Context) ([]uint32, error) {
-	rows, err := s.pool.Query(ctx, "SELECT DISTINCT site_id FROM staged_events ORDER BY 1")
+// StagedSite is a site with staged events; Elsewhere, when not zero, is
+// how long the window StagedSites was given lasts past another Store's
+// (another node's) latest start of a derivation of the site, by the
+// database's clock.
+type StagedSite struct {
+	Site      uint32
+	Elsewhere time.Duration
+}
+
+// StagedSites returns the sites with staged events, by id, each with
+// how long the last within lasts past another node's latest start of a
+// derivation of it.
+func (s *Store) StagedSites(ctx context.Context, within time.Duration) ([]StagedSite, error) {
+	rows, err := s.pool.Query(ctx, `SELECT g.site_id, CASE WHEN d.node <> $1 AND d.derived_at > now() - $2::interval
+			THEN (extract(epoch FROM d.derived_at + $2::interval - now()) * 1e6)::bigint ELSE 0 END
+		FROM (SELECT DISTINCT site_id FROM staged_events) g LEFT JOIN derive_state d ON d.site_id = g.site_id ORDER BY 1`,
+		s.node, within)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: staged sites: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StagedSite, error) {
+		var site int32
+		var micros int64
+		err := row.Scan(&site, &micros)
+		return StagedSite{Site: uint32(site), Elsewhere: time.Duration(micros) * time.Microsecond}, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: staged sites: %w", err)
-	}
-	out := make([]uint32, len(ids))
-	for i, id := range ids {
-		out[i] = uint32(id)
 	}
 	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -42,6 +44,10 @@ type Store struct {
 	packPart   int           // see SetPackPartEvents
 	packBudget time.Duration // see SetPackBudget
 
+	// node names this Store in derive_state: drawn at random when it
+	// opens, so each process (and each Store of a test or the bench)
+	// derives as a node of its own.
+	node int64
 }
 
 // Open connects to databaseURL and checks the connection with a ping.
@@ -71,6 +77,7 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 		parts:      make(map[int64]bool),
 		packPart:   packPartEvents,
 		packBudget: packEventsBudget,
+		node:       rand.Int64N(math.MaxInt64) + 1,
 	}, nil
 }
 
