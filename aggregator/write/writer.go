@@ -145,9 +145,9 @@ type Writer struct {
 // other nodes stage meanwhile; a node taking the lock between two of its
 // derivations (free during its settleFor wait) would only make
 // derivations alternate between nodes, each then reading the site's
-// sessions from the database instead of its memory: in the bench's
-// two-node write stage that happened about once a stickFor, found only
-// by a collision on the lock, and two nodes wrote slower than one. A
+// sessions from the database instead of its memory; found only by a
+// collision on the lock, the stay began late or never while derivations
+// were short, and after each stickFor a look could land in that wait. A
 // site whose deriving node stopped is taken by the next timed look
 // (every Config.Every while deferring) after stickFor, so it waits at
 // most stickFor + Config.Every.
