@@ -102,6 +102,10 @@ type Config struct {
 	// DeriveMaxEvents bounds the staged events of one chunk of a
 	// derivation (write.Config.MaxEvents); 0: the write stage's default.
 	DeriveMaxEvents int
+	// DeriveInterval is the least time between the starts of the write
+	// stage's derivation passes while they find events
+	// (write.Config.Interval); 0: the write stage's default.
+	DeriveInterval time.Duration
 	// RealtimeMaxCells bounds a site's realtime cells per minute in this
 	// node's memory (redis.RealtimeOptions.MaxCells); 0: the default.
 	RealtimeMaxCells int
@@ -292,7 +296,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	// staged ones counted when their batch was staged (docs/architecture.md,
 	// Freshness).
 	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Added: n.onAdded, Tracer: tp.Tracer(tracerWrite),
-		Metrics: n.metrics.write, MaxEvents: cfg.DeriveMaxEvents}, n.store)
+		Metrics: n.metrics.write, MaxEvents: cfg.DeriveMaxEvents, Interval: cfg.DeriveInterval}, n.store)
 	n.retainer.Metrics = n.metrics.governance
 	n.gdpr = n.newGDPRWorker(log)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.reports, n.store, n.realtime)

@@ -106,6 +106,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 		w.forgetSessions(site)
 		return 0, 0, err
 	}
+	w.cutShort = w.cutShort || run.full
 	w.cfg.Metrics.derivations.Inc()
 	w.cfg.Metrics.derived.Add(float64(run.staged))
 	w.cfg.Metrics.kept.Add(float64(run.fromMemory))
@@ -136,7 +137,9 @@ type derivation struct {
 	remembered bool
 	// wrote: a chunk wrote events. Later chunks then create no
 	// partition (postgres.Store.EventDaysKnown).
-	wrote  bool
+	wrote bool
+	// full: the last chunk was full, so events may still be staged.
+	full   bool
 	chunks int
 	rows   int   // staged rows taken
 	lastID int64 // of the last staged row taken
@@ -176,6 +179,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 		total += st.Events
 	}
 	full := total >= limit || len(rows) >= maxStagedRows
+	run.full = full
 	if !full {
 		// Every row staged of the site when it began: the batches kept
 		// decoded from now on are the ones the next derivations take.

@@ -293,7 +293,7 @@ func BenchmarkDerivePasses(b *testing.B) {
 			}
 		}
 		for {
-			more, _, err := w.pass(ctx)
+			more, _, _, err := w.pass(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}

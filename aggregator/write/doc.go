@@ -20,10 +20,13 @@
 //     site has one writer at a time: no visitor locks and no row-lock
 //     waits between batches.
 //
-// Reports (everything read from PostgreSQL) lag staging by up to two
-// derivation transactions while the load is within capacity: a node wakes
-// at once for the batches it stages, and a node that derived events looks
-// again at once. Idle, a node looks for other nodes' batches after
+// Reports (everything read from PostgreSQL) lag staging by up to
+// Config.Interval (1 s) and two derivation transactions while the load is
+// within capacity: a node wakes at once for the batches it stages, and a
+// node that derived events looks again Config.Interval after that
+// derivation began (at once when it stopped at its bounds with events
+// still staged), so that each derivation takes what a second brought
+// rather than a batch or two. Idle, a node looks for other nodes' batches after
 // Config.Every (250 ms), doubling the wait up to Config.IdleEvery (4 s);
 // that bounds the lag of batches whose staging node stopped before
 // deriving them. Realtime (Redis, recorded at staging) does not lag. The node keeps each site's recent sessions in memory while it

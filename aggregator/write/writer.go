@@ -24,6 +24,7 @@ const (
 	DefaultMaxEvents = 50_000
 	DefaultMaxChunks = 4
 	DefaultDeriveFor = 2 * time.Second
+	DefaultInterval  = time.Second
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
 	maxStagedRows = 1000
@@ -66,6 +67,14 @@ type Config struct {
 	// (default 2 s): reports see none of its events before it commits,
 	// so it bounds their lag under a backlog.
 	DeriveFor time.Duration
+	// Interval is the least time between the starts of two of Run's
+	// passes while they find events (default 1 s), unless a derivation
+	// stopped at its bounds with events still staged (a backlog): a
+	// derivation's cost has a part that grows with the rollup cells,
+	// sessions and users it touches, not its events, which passes run
+	// back to back paid for every few thousand events. Reports lag
+	// staging by up to about this plus two derivations.
+	Interval time.Duration
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports): of
 	// a derivation of several chunks, those of its last chunk only (all
@@ -132,6 +141,12 @@ type Writer struct {
 	// end-to-end bench's events were decoded again from their rows.
 	decoded *decodedBatches
 
+	// cutShort is set by a derivation that stopped at its bounds
+	// (chunks, time, events added) after a full chunk, so events may
+	// still be staged: Run's next pass then does not wait for
+	// Config.Interval. Guarded by deriving.
+	cutShort bool
+
 	// scratch holds the arrays of the last chunk derived, for the next
 	// to reuse (derive_scratch.go); only the holder of deriving uses it.
 	scratch deriveScratch
@@ -176,6 +191,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	if cfg.DeriveFor <= 0 {
 		cfg.DeriveFor = DefaultDeriveFor
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
@@ -329,11 +347,14 @@ func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
 // begin their session, and its session_start and first_visit would stand
 // on a later page than the session's first; taken in one derivation, its
 // events are ordered by time. While passes find events they follow each
-// other without it.
+// other Config.Interval apart instead (less often overtaken: a pass takes
+// what a second staged).
 const settleFor = 250 * time.Millisecond
 
 // Run derives staged events until ctx ends: settleFor after this Writer
-// staged a batch, pass after pass while passes find events, and else
+// staged a batch, pass after pass while passes find events (each
+// Config.Interval after the one before began, unless that one left a
+// backlog), and else
 // after a wait for batches other nodes staged, Config.Every at first and
 // twice as long after each look that found nothing, up to
 // Config.IdleEvery. Errors are logged (rate-limited) and retried after
@@ -345,7 +366,8 @@ func (w *Writer) Run(ctx context.Context) {
 	// idle: the last pass derived nothing either.
 	idle := false
 	for {
-		more, deferred, err := w.pass(ctx)
+		began := time.Now()
+		more, backlog, deferred, err := w.pass(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -361,6 +383,9 @@ func (w *Writer) Run(ctx context.Context) {
 			wait = w.cfg.Every
 		case more:
 			wait, idle = w.cfg.Every, false
+			if !backlog && !sleepCtx(ctx, w.cfg.Interval-time.Since(began)) {
+				return
+			}
 			continue
 		case deferred:
 			wait = w.cfg.Every
@@ -408,19 +433,21 @@ func (w *Writer) Run(ctx context.Context) {
 // pass runs one derivation of each site with staged events, so a busy
 // site does not hold the others back, skipping the sites another
 // transaction derives; more reports whether one found events (there may
-// be more).
+// be more), backlog whether one stopped at its bounds with events still
+// staged.
 //
 // A pass leaves to the other node the sites another node began deriving
 // or it found derived elsewhere, within stickFor, and reports them as
 // deferred.
-func (w *Writer) pass(ctx context.Context) (more, deferred bool, err error) {
+func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err error) {
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
 	sites, err := w.store.StagedSites(ctx, stickFor)
 	if err != nil {
-		return false, false, fmt.Errorf("write: %w", err)
+		return false, false, false, fmt.Errorf("write: %w", err)
 	}
+	w.cutShort = false
 	var errs []error
 	for _, st := range sites {
 		site := st.Site
@@ -448,7 +475,22 @@ func (w *Writer) pass(ctx context.Context) (more, deferred bool, err error) {
 			more = true
 		}
 	}
-	return more, deferred, errors.Join(errs...)
+	return more, w.cutShort, deferred, errors.Join(errs...)
+}
+
+// sleepCtx waits for d, and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Flush derives every event staged before it was called, waiting for

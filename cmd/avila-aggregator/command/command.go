@@ -133,6 +133,11 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 			"a derivation takes up to 4 chunks within 2 s and writes their rollup rows once: "+
 			"larger writes fewer rollup rows per event and catches up sooner, and holds more memory at once "+
 			"(about 1 KB per event of a chunk at its peak); lower it with --memory-limit on small machines")
+	fs.DurationVar(&cfg.DeriveInterval, "derive-interval", write.DefaultInterval,
+		"least time between the starts of two derivation passes while staged events keep coming (none while a backlog waits): "+
+			"a derivation rewrites each rollup cell, session and user it touches once however many events it takes, "+
+			"so longer means less CPU per event here and in PostgreSQL; reports lag ingest by up to about this plus two derivations "+
+			"(realtime does not)")
 	fs.IntVar(&cfg.RealtimeMaxCells, "realtime-max-cells", redis.DefaultMaxCells,
 		"realtime cells (event name, country, city, device and screen of one user) a site's minute holds at most in this node's memory; "+
 			"events of further cells are not counted there (Redis, when set, still counts them). The last 30 minutes are held, "+
@@ -152,6 +157,9 @@ func Flags() (*cli.FlagSet, func() (Options, error)) {
 		cfg.DatabaseReadURLs = cli.List(readURLs)
 		if cfg.DeriveMaxEvents <= 0 {
 			return o, fmt.Errorf("--derive-max-events %d: want events > 0", cfg.DeriveMaxEvents)
+		}
+		if cfg.DeriveInterval <= 0 {
+			return o, fmt.Errorf("--derive-interval %s: want a duration > 0", cfg.DeriveInterval)
 		}
 		if cfg.RealtimeMaxCells <= 0 {
 			return o, fmt.Errorf("--realtime-max-cells %d: want cells > 0", cfg.RealtimeMaxCells)

@@ -1,0 +1,85 @@
+package write
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// runWriter runs w until the returned stop is called.
+func runWriter(w *Writer) (stop func()) {
+	runCtx, cancel := context.WithCancel(context.Background())
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(runCtx) })
+	return func() { cancel(); loop.Wait() }
+}
+
+// TestRunInterval: under steady staging, derivation passes
+// that find events start Config.Interval apart, so each takes what was
+// staged meanwhile, instead of following each other as soon as one
+// ends, each taking a batch or two.
+func TestRunInterval(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		interval time.Duration
+		min, max float64
+	}{
+		// 2 s of batches: within 2/0.5 + 2 derivations, the first at
+		// once, the last for the last batches.
+		{500 * time.Millisecond, 2, 6},
+		// Back to back (an interval shorter than a derivation): a
+		// derivation every few batches.
+		{time.Millisecond, 15, 2000},
+	} {
+		site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "steady " + c.interval.String()})
+		m, _ := NewMetrics(nil)
+		w := New(Config{Every: 10 * time.Millisecond, Interval: c.interval, Metrics: m, NoDerivedEvents: true}, s.Store)
+		stop := runWriter(w)
+		// Batches one after the other for 2 s (at most 2000), so that
+		// every pass finds some.
+		const per = 5
+		batches := 0
+		for start := time.Now(); time.Since(start) < 2*time.Second && batches < 2000; batches++ {
+			if _, err := w.WriteBatch(ctx, "steady-"+c.interval.String(), uint64(batches+1), visitEvents(site.ID, batches*per, per), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitDerived(t, s, site.ID, time.Minute)
+		stop() // before the next case's site: this Writer would derive it too
+		if got := counterValue(t, m.derived); got != float64(batches*per) {
+			t.Fatalf("interval %v: %v events derived, want %d", c.interval, got, batches*per)
+		}
+		if n := counterValue(t, m.derivations); n < c.min || n > c.max {
+			t.Errorf("interval %v: %v derivations of 2 s of %d batches, want %v..%v", c.interval, n, batches, c.min, c.max)
+		} else {
+			t.Logf("interval %v: %v derivations of 2 s of %d batches", c.interval, n, batches)
+		}
+	}
+}
+
+// TestRunIntervalNotUnderBacklog: a derivation that stopped at its
+// bounds with events still staged is followed at once, whatever the
+// interval.
+func TestRunIntervalNotUnderBacklog(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "backlog"})
+	m, _ := NewMetrics(nil)
+	// Chunks of at most 10 events, one a derivation: 10 derivations for
+	// the 100 events staged before Run starts.
+	w := New(Config{Every: 10 * time.Millisecond, Interval: time.Hour, MaxEvents: 10, MaxChunks: 1, Metrics: m, NoDerivedEvents: true}, s.Store)
+	for b := range 10 {
+		if _, err := w.WriteBatch(ctx, "backlog", uint64(b+1), visitEvents(site.ID, b*10, 10), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer runWriter(w)()
+	waitDerived(t, s, site.ID, 30*time.Second)
+	if n := counterValue(t, m.derivations); n != 10 {
+		t.Fatalf("%v derivations, want 10 of a chunk each", n)
+	}
+}
