@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -119,11 +118,7 @@ func TestDerivationCutShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second node: its own pool, its own write stage.
-	other, err := postgres.Open(ctx, s.url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
+	other := s.otherNode(t)
 	d, err := other.BeginDerive(ctx, site.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -173,11 +168,7 @@ func TestTwoNodesOneSite(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "two"})
-	other, err := postgres.Open(ctx, s.url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
+	other := s.otherNode(t)
 	nodes := []*Writer{New(Config{Every: 10 * time.Millisecond}, s.Store), New(Config{Every: 10 * time.Millisecond}, other)}
 	runCtx, cancel := context.WithCancel(ctx)
 	var loops sync.WaitGroup

@@ -10,6 +10,18 @@ import (
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
+// otherNode opens a second Store on s's database, as another aggregator
+// node would.
+func (s *testStore) otherNode(t *testing.T) *postgres.Store {
+	t.Helper()
+	other, err := postgres.Open(context.Background(), s.url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	return other
+}
+
 // TestStagedSitesElsewhere: a site's last derivation by another Store
 // (node) is seen as elsewhere within the window asked for, never by the
 // Store that ran it.
@@ -17,11 +29,7 @@ func TestStagedSitesElsewhere(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "one"})
-	other, err := postgres.Open(ctx, s.url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
+	other := s.otherNode(t)
 	w := New(Config{}, s.Store)
 	for seq := range uint64(2) {
 		if _, err := w.WriteBatch(ctx, "edge", seq+1, visitEvents(site.ID, int(seq)*5, 5), nil); err != nil {
@@ -60,11 +68,7 @@ func TestTwoNodesKeepOneDeriver(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "two"})
-	other, err := postgres.Open(ctx, s.url, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
+	other := s.otherNode(t)
 	var mets [2]*Metrics
 	var nodes [2]*Writer
 	for i, st := range []*postgres.Store{s.Store, other} {
