@@ -135,10 +135,11 @@ type Writer struct {
 
 	// decoded holds the events of the wire batches this Writer staged,
 	// for the derivations that take them (decoded.go): at most
-	// Config.MaxEvents events, about 20 MB at the default, what arrives
-	// at ~120k events/s between two derivations (settleFor and the
-	// derivation's own time); at half that, a fifth more of the
-	// end-to-end bench's events were decoded again from their rows.
+	// Config.MaxEvents events, about 20 MB at the default: with passes
+	// back to back (before Config.Interval), half that left 47% of the
+	// end-to-end bench's events to be decoded again from their rows, this
+	// 20%; a derivation a second (Config.Interval) takes more than it
+	// holds at that rate (~120k events/s), and decodes the rest.
 	decoded *decodedBatches
 
 	// cutShort is set by a derivation that stopped at its bounds
