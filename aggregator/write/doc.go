@@ -35,6 +35,7 @@
 // the sessions table instead. So that one node keeps deriving a busy
 // site under steady traffic, derive_state also names the node (its Store)
 // that began the site's last derivation and when: other nodes leave the
-// site to it for stickFor (1 s) after that, and take it over once it
-// derived nothing for that long (its node stopped or left).
+// site to it for Config.Interval and stickFor (2 s) after that, and take
+// it over once it derived nothing for that long (its node stopped or
+// left).
 package write

@@ -122,7 +122,7 @@ func TestTwoNodesKeepOneDeriver(t *testing.T) {
 	}
 
 	// The deriving node stops: the other derives what is staged next
-	// within twice stickFor and a look.
+	// within the interval, stickFor and a look.
 	cancels[owner]()
 	left := derived()[1-owner]
 	stage(1 - owner)

@@ -154,7 +154,10 @@ type Writer struct {
 }
 
 // stickFor is how long a pass leaves a site to another node after that
-// node began a derivation of it (derive_state, by the database's clock)
+// node began a derivation of it (derive_state, by the database's clock;
+// past Config.Interval, the time between the starts of that node's
+// derivations under steady traffic, which a stay of stickFor alone would
+// equal, so a look could find the lock free between two of them)
 // or after finding the site's lock held, whether the pass was woken by
 // this node's own staging or is a timed look. The node deriving a site
 // looks again as soon as it derived events and so takes the batches
@@ -165,8 +168,9 @@ type Writer struct {
 // collision on the lock, the stay began late or never while derivations
 // were short, and after each stickFor a look could land in that wait. A
 // site whose deriving node stopped is taken by the next timed look
-// (every Config.Every while deferring) after stickFor, so it waits at
-// most stickFor + Config.Every.
+// (every Config.Every while deferring) after Config.Interval and
+// stickFor, so it waits at most those and Config.Every (2.25 s by
+// default).
 const stickFor = time.Second
 
 // New returns a write stage storing into store.
@@ -444,7 +448,9 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
-	sites, err := w.store.StagedSites(ctx, stickFor)
+	// Another node derives a site Config.Interval apart while it finds
+	// events: its stay runs stickFor past that.
+	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
 	if err != nil {
 		return false, false, false, fmt.Errorf("write: %w", err)
 	}
