@@ -124,9 +124,11 @@ type Writer struct {
 
 	looks atomic.Int64 // passes that listed the staged sites
 
-	// busy holds the sites whose last derivation attempt by this node
-	// found another node deriving them, and when (guarded by mu, which
-	// staging reads it under too: deriving is held through a whole pass).
+	// busy holds the sites this node leaves to another node, each until
+	// when: stickFor after its last derivation attempt found the lock
+	// held, or as StagedSites said another node derives it (guarded by
+	// mu, which staging reads it under too: deriving is held through a
+	// whole pass).
 	busy map[uint32]time.Time
 
 	// woken holds the sites staged since Run last took them (guarded by
@@ -287,8 +289,8 @@ func (w *Writer) derivedElsewhere(site uint32) bool {
 
 // leftLocked is derivedElsewhere with mu held.
 func (w *Writer) leftLocked(site uint32) bool {
-	at, ok := w.busy[site]
-	return ok && time.Since(at) < stickFor
+	until, ok := w.busy[site]
+	return ok && time.Now().Before(until)
 }
 
 // leaveFor leaves site to another node for d from now, unless it is
@@ -296,21 +298,21 @@ func (w *Writer) leftLocked(site uint32) bool {
 func (w *Writer) leaveFor(site uint32, d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if at := time.Now().Add(d - stickFor); at.After(w.busy[site]) {
-		w.busy[site] = at
+	if until := time.Now().Add(d); until.After(w.busy[site]) {
+		w.busy[site] = until
 	}
 }
 
 // setBusy records whether this node's derivation attempt at site just
-// found another node deriving it.
+// found another node deriving it: then it leaves the site for stickFor.
 func (w *Writer) setBusy(site uint32, busy bool) {
+	if busy {
+		w.leaveFor(site, stickFor)
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if busy {
-		w.busy[site] = time.Now()
-	} else {
-		delete(w.busy, site)
-	}
+	delete(w.busy, site)
 }
 
 // stage splits events by site, in order, and encodes each site's share
@@ -423,14 +425,8 @@ func (w *Writer) Run(ctx context.Context) {
 				wait, woke = min(2*wait, w.cfg.IdleEvery), true
 			}
 		}
-		if staged {
-			settle := time.NewTimer(settleFor)
-			select {
-			case <-ctx.Done():
-				settle.Stop()
-				return
-			case <-settle.C:
-			}
+		if staged && !sleepCtx(ctx, settleFor) {
+			return
 		}
 	}
 }
@@ -459,9 +455,9 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	for _, st := range sites {
 		site := st.Site
 		if st.Elsewhere > 0 {
-			// Left until another node's stickFor ends, as if its lock
-			// had been found held then, so that staging keeps no
-			// decoded batches of it and its wakes run no pass.
+			// Left until another node's stay ends, as when its lock is
+			// found held, so that staging keeps no decoded batches of
+			// it and its wakes run no pass.
 			w.leaveFor(site, st.Elsewhere)
 		}
 		if w.derivedElsewhere(site) {
