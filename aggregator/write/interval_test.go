@@ -85,3 +85,40 @@ func TestRunIntervalNotUnderBacklog(t *testing.T) {
 		t.Fatalf("%v derivations, want 10 of a chunk each", n)
 	}
 }
+
+// TestRunIntervalEndsForBurst: the wait for Config.Interval after a pass
+// that found events ends once this node staged a whole derivation's
+// events (MaxEvents × MaxChunks) since that pass began, and not before.
+func TestRunIntervalEndsForBurst(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "burst"})
+	m, _ := NewMetrics(nil)
+	// A derivation takes two chunks of 10 events: 20 staged end the wait.
+	w := New(Config{Every: 10 * time.Millisecond, Interval: time.Hour, MaxEvents: 10, MaxChunks: 2, Metrics: m, NoDerivedEvents: true}, s.Store)
+	stop := runWriter(w)
+	defer stop()
+	seq := uint64(0)
+	stageFive := func() {
+		t.Helper()
+		seq++
+		if _, err := w.WriteBatch(ctx, "burst", seq, visitEvents(site.ID, int(seq)*5, 5), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first pass, woken by this batch, finds events: the next waits
+	// for the interval.
+	stageFive()
+	waitDerived(t, s, site.ID, 30*time.Second)
+	// 15 events: less than a derivation's, so they wait.
+	for range 3 {
+		stageFive()
+	}
+	time.Sleep(time.Second)
+	if n, err := s.StagedEvents(ctx, site.ID); err != nil || n != 15 {
+		t.Fatalf("%d events staged (err %v) a second after 15 were, want 15 waiting for the interval", n, err)
+	}
+	// The batch that makes 20 ends the wait.
+	stageFive()
+	waitDerived(t, s, site.ID, 30*time.Second)
+}

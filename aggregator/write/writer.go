@@ -73,7 +73,10 @@ type Config struct {
 	// derivation's cost has a part that grows with the rollup cells,
 	// sessions and users it touches, not its events, which passes run
 	// back to back paid for every few thousand events. Reports lag
-	// staging by up to about this plus two derivations.
+	// staging by up to about this plus two derivations. The wait ends
+	// early once this node staged, since the pass began, as many events
+	// as one derivation takes (MaxEvents × MaxChunks): waiting on would
+	// only grow a backlog (a burst).
 	Interval time.Duration
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports): of
@@ -144,6 +147,14 @@ type Writer struct {
 	// holds at that rate (~120k events/s), and decodes the rest.
 	decoded *decodedBatches
 
+	// stagedSince counts the events this node staged since its last
+	// pass began; reaching fullAt (a whole derivation's events:
+	// Config.MaxEvents × Config.MaxChunks) it sends on burst, which ends
+	// Run's wait for Config.Interval.
+	stagedSince atomic.Int64
+	fullAt      int64
+	burst       chan struct{}
+
 	// cutShort is set by a derivation that stopped at its bounds
 	// (chunks, time, events added) after a full chunk, so events may
 	// still be staged: Run's next pass then does not wait for
@@ -210,7 +221,8 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents),
+		fullAt: int64(cfg.MaxEvents) * int64(cfg.MaxChunks), burst: make(chan struct{}, 1)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice
 	// that (a row of a huge batch) is not kept. Small arrays always are.
@@ -258,6 +270,15 @@ func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, sta
 		select {
 		case w.wake <- struct{}{}:
 		default:
+		}
+		// The batch that brings the count to a whole derivation's ends
+		// Run's interval wait.
+		n := int64(res.Staged)
+		if after := w.stagedSince.Add(n); after >= w.fullAt && after-n < w.fullAt {
+			select {
+			case w.burst <- struct{}{}:
+			default:
+			}
 		}
 	}
 	return res, nil
@@ -390,7 +411,7 @@ func (w *Writer) Run(ctx context.Context) {
 			wait = w.cfg.Every
 		case more:
 			wait, idle = w.cfg.Every, false
-			if !backlog && !sleepCtx(ctx, w.cfg.Interval-time.Since(began)) {
+			if !backlog && !w.waitInterval(ctx, w.cfg.Interval-time.Since(began)) {
 				return
 			}
 			continue
@@ -444,6 +465,13 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
+	// What is staged from now on is the next pass's, but for what this
+	// one takes too.
+	w.stagedSince.Store(0)
+	select {
+	case <-w.burst:
+	default:
+	}
 	// Another node derives a site Config.Interval apart while it finds
 	// events: its stay runs stickFor past that.
 	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
@@ -494,6 +522,24 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// waitInterval waits for d, or less once this node staged a whole
+// derivation's events since its last pass began (burst), and reports false
+// if ctx ended first.
+func (w *Writer) waitInterval(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-w.burst:
+	}
+	return true
 }
 
 // Flush derives every event staged before it was called, waiting for
