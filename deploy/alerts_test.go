@@ -30,7 +30,7 @@ type ruleFile struct {
 
 // The shipped alert rules parse as a Prometheus rule file, each alert has
 // an expression over metrics the code declares, valid label names, and the
-// dead-letter alert is there.
+// dead-letter and report-lag alerts are there.
 func TestAlertRules(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "prometheus", "avila-alerts.yml"))
 	if err != nil {
@@ -74,7 +74,12 @@ func TestAlertRules(t *testing.T) {
 			alerts[r.Alert] = r.Expr
 		}
 	}
-	if expr, ok := alerts["AvilaDeadLetters"]; !ok || !regexp.MustCompile(`analytics_dead_letters_total`).MatchString(expr) {
-		t.Fatalf("no AvilaDeadLetters alert on analytics_dead_letters_total: %v", alerts)
+	for alert, metric := range map[string]string{
+		"AvilaDeadLetters":    "analytics_dead_letters_total",
+		"AvilaReportsLagging": "analytics_write_staged_oldest_seconds",
+	} {
+		if expr, ok := alerts[alert]; !ok || !regexp.MustCompile(metric).MatchString(expr) {
+			t.Fatalf("no %s alert on %s: %v", alert, metric, alerts)
+		}
 	}
 }

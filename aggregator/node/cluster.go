@@ -70,12 +70,28 @@ type ClusterStatus struct {
 	// here, which tells which node an agent uses now.
 	AgentsSeen []AgentSeen      `json:"agents_seen"`
 	Members    []cluster.Member `json:"members"`
+	// Staged is what this node's write stage last found staged and not
+	// derived yet: how far reports lag ingest (the same for every node of
+	// a cluster, as each looks at the one database).
+	Staged StagedStatus `json:"staged"`
+}
+
+// StagedStatus is the write stage's backlog (write.Backlog).
+type StagedStatus struct {
+	Events int64 `json:"events"`
+	Sites  int   `json:"sites"`
+	// OldestSeconds is the age of the oldest staged row (0: none).
+	OldestSeconds float64 `json:"oldest_seconds"`
+	// LookedAt is when the node looked (absent: not yet).
+	LookedAt time.Time `json:"looked_at,omitzero"`
 }
 
 func (n *Node) status() ClusterStatus {
 	load, agents := n.act.snapshot()
+	b := n.writer.Backlog()
 	st := ClusterStatus{Node: n.name, State: "serving", Clustered: n.cluster != nil, Load: load, Agents: agents,
-		AgentsSeen: n.act.seen()}
+		AgentsSeen: n.act.seen(),
+		Staged:     StagedStatus{Events: b.Events, Sites: b.Sites, OldestSeconds: b.Oldest.Seconds(), LookedAt: b.At.UTC()}}
 	if n.gate.isDraining() {
 		st.State = "draining"
 	}

@@ -180,3 +180,67 @@ func TestNodeRequiresAgentCertificates(t *testing.T) {
 		t.Errorf("batch stored under %q (%v), want edge-1/q1", key, err)
 	}
 }
+
+// The cluster status and the metrics tell how far reports lag ingest: a
+// batch whose site another transaction holds the derivation of shows as
+// staged, its age growing, and as nothing staged once it is derived.
+func TestClusterStatusShowsBacklog(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	n, err := Start(ctx, Config{DatabaseURL: url, ListenQUIC: "127.0.0.1:0", ListenAPI: "127.0.0.1:0", ListenOperator: "127.0.0.1:0",
+		DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown(context.Background()) })
+	site, err := n.store.CreateSite(ctx, postgres.SiteSpec{Name: "backlog"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := postgres.Open(ctx, url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	d, err := other.BeginDerive(ctx, site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Rollback(ctx)
+	now := time.Now().UnixMicro()
+	sendBatch(t, n, 1, []protocol.Event{
+		{Site: site.ID, Visitor: 1, TimeMicros: now, Name: "page_view"},
+		{Site: site.ID, Visitor: 1, TimeMicros: now + 1, Name: "scroll"},
+	})
+	waitStatus := func(what string, ok func(StagedStatus) bool) StagedStatus {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st := clusterStatus(t, n).Staged
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster status staged = %+v after 20 s, want %s", st, what)
+			}
+			time.Sleep(50 * time.Millisecond) // polling, bounded above
+		}
+	}
+	st := waitStatus("2 events staged on 1 site, 0.5 s old or more", func(st StagedStatus) bool {
+		return st.Events == 2 && st.Sites == 1 && st.OldestSeconds >= 0.5
+	})
+	if time.Since(st.LookedAt) > 10*time.Second {
+		t.Errorf("looked at %v, over 10 s ago", st.LookedAt)
+	}
+	if v := scrape(t, n.OperatorURL, "analytics_write_staged_events"); v != 2 {
+		t.Errorf("analytics_write_staged_events = %v, want 2", v)
+	}
+	if v := scrape(t, n.OperatorURL, "analytics_write_staged_oldest_seconds"); v < 0.5 {
+		t.Errorf("analytics_write_staged_oldest_seconds = %v, want 0.5 or more", v)
+	}
+	d.Rollback(ctx)
+	waitStatus("nothing staged", func(st StagedStatus) bool { return st.Events == 0 && st.Sites == 0 && st.OldestSeconds == 0 })
+	if v := scrape(t, n.OperatorURL, "analytics_write_staged_oldest_seconds"); v != 0 {
+		t.Errorf("analytics_write_staged_oldest_seconds = %v once derived, want 0", v)
+	}
+}

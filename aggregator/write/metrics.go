@@ -14,6 +14,10 @@ type Metrics struct {
 	seconds     prometheus.Histogram
 	erased      prometheus.Counter
 	kept        prometheus.Counter
+	// staged and oldest: the backlog as this node's last look found it
+	// (Backlog).
+	staged prometheus.Gauge
+	oldest prometheus.Gauge
 }
 
 // NewMetrics creates the write stage's metrics and registers them on reg;
@@ -41,11 +45,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "analytics_write_kept_events_total",
 			Help: "Staged events a derivation took as this node's ingest decoded them, instead of decoding their staged row again; the rest of analytics_write_derived_events_total was decoded.",
 		}),
+		staged: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "analytics_write_staged_events",
+			Help: "Events staged and not derived yet (not yet in reports), every site's, as this node's last look at the staged rows found them (every 250 ms to 4 s, and before each derivation pass).",
+		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "analytics_write_staged_oldest_seconds",
+			Help: "Age of the oldest staged row, any site's, at this node's last look (0: none staged): how far reports lag ingest now; realtime does not lag. Under a load the derivations keep up with it stays within the derivation interval and two derivations.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased, m.kept} {
+	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased, m.kept, m.staged, m.oldest} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("write: register metrics: %w", err)
 		}

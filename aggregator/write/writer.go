@@ -127,6 +127,10 @@ type Writer struct {
 
 	looks atomic.Int64 // passes that listed the staged sites
 
+	// backlog is what the last pass's look at the staged rows found
+	// (guarded by mu).
+	backlog Backlog
+
 	// busy holds the sites this node leaves to another node, each until
 	// when: stickFor after its last derivation attempt found the lock
 	// held, or as StagedSites said another node derives it (guarded by
@@ -478,6 +482,7 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	if err != nil {
 		return false, false, false, fmt.Errorf("write: %w", err)
 	}
+	w.noteBacklog(sites)
 	w.cutShort = false
 	var errs []error
 	for _, st := range sites {
@@ -507,6 +512,42 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 		}
 	}
 	return more, w.cutShort, deferred, errors.Join(errs...)
+}
+
+// Backlog is what a node's last look found staged and not derived yet:
+// the events reports do not show yet.
+type Backlog struct {
+	// Events staged, every site's; Sites with any.
+	Events int64
+	Sites  int
+	// Oldest is the age of the oldest staged row, any site's, by the
+	// database's clock (0: none): how far reports lag ingest.
+	Oldest time.Duration
+	// At is when the look was taken (zero: none yet, Run not started).
+	At time.Time
+}
+
+// Backlog returns what this node's last look at the staged rows found
+// (Run looks every Config.Every to Config.IdleEvery, and before each
+// derivation pass).
+func (w *Writer) Backlog() Backlog {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.backlog
+}
+
+// noteBacklog keeps and exports what a look found staged.
+func (w *Writer) noteBacklog(sites []postgres.StagedSite) {
+	b := Backlog{Sites: len(sites), At: time.Now()}
+	for _, st := range sites {
+		b.Events += st.Events
+		b.Oldest = max(b.Oldest, st.Oldest)
+	}
+	w.mu.Lock()
+	w.backlog = b
+	w.mu.Unlock()
+	w.cfg.Metrics.staged.Set(float64(b.Events))
+	w.cfg.Metrics.oldest.Set(b.Oldest.Seconds())
 }
 
 // sleepCtx waits for d, and reports false if ctx ended first.

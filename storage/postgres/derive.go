@@ -300,24 +300,32 @@ func (d *DeriveTx) Rollback(ctx context.Context) {
 type StagedSite struct {
 	Site      uint32
 	Elsewhere time.Duration
+	// Events are the site's staged events; Oldest is how long ago its
+	// oldest staged row was staged (the database's clock): its reports
+	// lag its ingest by that much.
+	Events int64
+	Oldest time.Duration
 }
 
 // StagedSites returns the sites with staged events, by id, each with
 // how long the last within lasts past another node's latest start of a
-// derivation of it.
+// derivation of it, and its backlog.
 func (s *Store) StagedSites(ctx context.Context, within time.Duration) ([]StagedSite, error) {
 	rows, err := s.pool.Query(ctx, `SELECT g.site_id, CASE WHEN d.node <> $1 AND d.derived_at > now() - $2::interval
-			THEN (extract(epoch FROM d.derived_at + $2::interval - now()) * 1e6)::bigint ELSE 0 END
-		FROM (SELECT DISTINCT site_id FROM staged_events) g LEFT JOIN derive_state d ON d.site_id = g.site_id ORDER BY 1`,
+			THEN (extract(epoch FROM d.derived_at + $2::interval - now()) * 1e6)::bigint ELSE 0 END,
+			g.events, (extract(epoch FROM greatest(now() - g.oldest, '0'::interval)) * 1e6)::bigint
+		FROM (SELECT site_id, sum(events)::bigint AS events, min(staged_at) AS oldest FROM staged_events GROUP BY site_id) g
+		LEFT JOIN derive_state d ON d.site_id = g.site_id ORDER BY 1`,
 		s.node, within)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: staged sites: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StagedSite, error) {
 		var site int32
-		var micros int64
-		err := row.Scan(&site, &micros)
-		return StagedSite{Site: uint32(site), Elsewhere: time.Duration(micros) * time.Microsecond}, err
+		var elsewhere, oldest, events int64
+		err := row.Scan(&site, &elsewhere, &events, &oldest)
+		return StagedSite{Site: uint32(site), Elsewhere: time.Duration(elsewhere) * time.Microsecond,
+			Events: events, Oldest: time.Duration(oldest) * time.Microsecond}, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: staged sites: %w", err)

@@ -83,7 +83,8 @@ func printStatus(w io.Writer, st node.ClusterStatus) {
 		}
 		mode = fmt.Sprintf("cluster of %d", n)
 	}
-	fmt.Fprintf(w, "node %s: %s, %s\n\n", st.Node, st.State, mode)
+	fmt.Fprintf(w, "node %s: %s, %s\n", st.Node, st.State, mode)
+	fmt.Fprintf(w, "reports: %s\n\n", stagedLine(st.Staged, time.Now()))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tQUIC\tAPI\tLOAD\tAGENTS\tVERSION")
 	for _, m := range st.Members {
@@ -100,4 +101,21 @@ func printStatus(w io.Writer, st node.ClusterStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f/s\t%d\t%s\n", name, state, m.QUICAddr, m.APIAddr, m.Load, m.Agents, m.Version)
 	}
 	_ = tw.Flush()
+}
+
+// stagedLine tells how far reports lag ingest, as the node last looked.
+func stagedLine(st node.StagedStatus, now time.Time) string {
+	if st.LookedAt.IsZero() {
+		return "backlog not looked at yet"
+	}
+	looked := fmt.Sprintf("looked %s ago", now.Sub(st.LookedAt).Round(100*time.Millisecond))
+	if st.Events == 0 {
+		return "up to date, nothing staged (" + looked + ")"
+	}
+	sites := "site"
+	if st.Sites != 1 {
+		sites += "s"
+	}
+	oldest := time.Duration(st.OldestSeconds * float64(time.Second)).Round(100 * time.Millisecond)
+	return fmt.Sprintf("%d events staged on %d %s, not in reports yet; the oldest staged %s ago (%s)", st.Events, st.Sites, sites, oldest, looked)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/avila-analytics/avila/aggregator/cluster"
 	"github.com/avila-analytics/avila/aggregator/node"
@@ -19,7 +20,7 @@ func TestClusterStatus(t *testing.T) {
 		{Name: "c", State: "suspect", Meta: cluster.Meta{QUICAddr: "127.0.0.4:4433", Draining: true}},
 		{Name: "d", State: "dead", Meta: cluster.Meta{QUICAddr: "127.0.0.5:4433"}},
 		{Name: "e", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.6:4433", Draining: true}},
-	}}
+	}, Staged: node.StagedStatus{Events: 1234, Sites: 2, OldestSeconds: 3.04, LookedAt: time.Now().Add(-time.Second)}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/cluster/status" {
 			http.NotFound(w, r)
@@ -34,7 +35,15 @@ func TestClusterStatus(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	want := []string{"node b: serving, cluster of 4", "", "NAME STATE QUIC API LOAD AGENTS VERSION",
+	// The reports line's "looked … ago" depends on when the CLI ran
+	// (stagedLine's own test has it).
+	const reports = "reports: 1234 events staged on 2 sites, not in reports yet; the oldest staged 3s ago (looked"
+	if len(lines) < 2 || !strings.HasPrefix(lines[1], reports) {
+		t.Errorf("status:\n%s\nwant its second line to begin %q", stdout, reports)
+	} else {
+		lines[1] = reports
+	}
+	want := []string{"node b: serving, cluster of 4", reports, "", "NAME STATE QUIC API LOAD AGENTS VERSION",
 		"a alive 127.0.0.2:4433 127.0.0.2:8080 12.5/s 3 v1",
 		"b * alive 127.0.0.3:4433 4.0/s 2 v1",
 		"c suspect,draining 127.0.0.4:4433 0.0/s 0",
@@ -72,5 +81,24 @@ func TestClusterStatus(t *testing.T) {
 	code, _, stderr = runCLI(t, nil, "cluster", "status", "--operator", dead)
 	if code != 1 || !strings.Contains(stderr, "is the aggregator running? check --operator") {
 		t.Errorf("dead aggregator: exit %d, %s", code, stderr)
+	}
+}
+
+func TestStagedLine(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		st   node.StagedStatus
+		want string
+	}{
+		{node.StagedStatus{}, "backlog not looked at yet"},
+		{node.StagedStatus{LookedAt: now.Add(-250 * time.Millisecond)}, "up to date, nothing staged (looked 300ms ago)"},
+		{node.StagedStatus{Events: 5, Sites: 1, OldestSeconds: 0.42, LookedAt: now.Add(-2 * time.Second)},
+			"5 events staged on 1 site, not in reports yet; the oldest staged 400ms ago (looked 2s ago)"},
+		{node.StagedStatus{Events: 90000, Sites: 3, OldestSeconds: 75, LookedAt: now},
+			"90000 events staged on 3 sites, not in reports yet; the oldest staged 1m15s ago (looked 0s ago)"},
+	} {
+		if got := stagedLine(c.st, now); got != c.want {
+			t.Errorf("stagedLine(%+v) = %q, want %q", c.st, got, c.want)
+		}
 	}
 }
