@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -90,12 +91,15 @@ func (r *run) pipeline(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
+	lags := r.sampleLag(ctx)
 	// wrk has no request bound: it runs for the duration and counts only
 	// answered requests, so a few more events than counted may be stored.
 	res, err := r.gen.Run(ctx, reqs, load)
 	if err != nil {
+		lags()
 		return err
 	}
+	sendEnd := time.Now()
 	r.note("end-to-end send", res)
 	sent := res.OK * batchEvents
 	if sent == 0 {
@@ -106,10 +110,17 @@ func (r *run) pipeline(ctx context.Context) error {
 		return err
 	}
 	elapsed := time.Since(start)
+	lag := lags()
 	cpu1, err := r.sampleCPU(pg)
 	if err != nil {
 		return err
 	}
+	if len(lag) > 0 {
+		r.set("pipeline_staged_lag_p50_seconds", Percentile(lag, 50))
+		r.set("pipeline_staged_lag_max_seconds", slices.Max(lag))
+	}
+	// Seen by waitStored's polls, pollEvery apart.
+	r.set("pipeline_tail_seconds", (elapsed - sendEnd.Sub(start)).Seconds())
 	got := n - base
 	r.setPipelineCPU(cpu0, cpu1, min(got, sent), pg != 0)
 	r.log.Info("end-to-end: stored", "events", got, "acknowledged", sent, "elapsed", elapsed.Round(time.Millisecond))
@@ -135,6 +146,47 @@ func (r *run) pipeline(ctx context.Context) error {
 		return err
 	}
 	return r.copyBaseline(ctx, rows)
+}
+
+// lagEvery is how often the end-to-end phase samples the age of the
+// oldest staged row while it runs.
+const lagEvery = 250 * time.Millisecond
+
+// sampleLag samples, every lagEvery until the returned stop is called,
+// the age of the oldest staged row by the database's clock (0: none):
+// how far reports lag the aggregator's acknowledgement at that moment
+// (the agent's seal and ship come before it). stop returns the samples.
+func (r *run) sampleLag(ctx context.Context) (stop func() []float64) {
+	ctx, cancel := context.WithCancel(ctx)
+	var samples []float64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(lagEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var age float64
+			err := r.st.db.QueryRow(ctx, `SELECT coalesce(extract(epoch FROM greatest(now() - min(staged_at), '0'::interval)), 0)::float8
+				FROM staged_events`).Scan(&age)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Warn("end-to-end: sampling the staged rows' age", "err", err)
+				}
+				continue
+			}
+			samples = append(samples, age)
+		}
+	}()
+	return func() []float64 {
+		cancel()
+		<-done
+		return samples
+	}
 }
 
 // eventCols are the events columns, in the table's order: the dataset
