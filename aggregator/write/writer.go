@@ -415,7 +415,9 @@ func (w *Writer) Run(ctx context.Context) {
 			wait = w.cfg.Every
 		case more:
 			wait, idle = w.cfg.Every, false
-			if !backlog && !w.waitInterval(ctx, w.cfg.Interval-time.Since(began)) {
+			// Shorter once this node staged a whole derivation's events
+			// since the pass began (burst).
+			if !backlog && !sleepCtx(ctx, w.cfg.Interval-time.Since(began), w.burst) {
 				return
 			}
 			continue
@@ -450,7 +452,7 @@ func (w *Writer) Run(ctx context.Context) {
 				wait, woke = min(2*wait, w.cfg.IdleEvery), true
 			}
 		}
-		if staged && !sleepCtx(ctx, settleFor) {
+		if staged && !sleepCtx(ctx, settleFor, nil) {
 			return
 		}
 	}
@@ -550,8 +552,9 @@ func (w *Writer) noteBacklog(sites []postgres.StagedSite) {
 	w.cfg.Metrics.oldest.Set(b.Oldest.Seconds())
 }
 
-// sleepCtx waits for d, and reports false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+// sleepCtx waits for d, or less once early can be received from (nil:
+// never), and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration, early <-chan struct{}) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -561,24 +564,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
-		return true
-	}
-}
-
-// waitInterval waits for d, or less once this node staged a whole
-// derivation's events since its last pass began (burst), and reports false
-// if ctx ended first.
-func (w *Writer) waitInterval(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	case <-w.burst:
+	case <-early:
 	}
 	return true
 }
