@@ -26,8 +26,9 @@
 // node that derived events looks again Config.Interval after that
 // derivation began (at once when it stopped at its bounds with events
 // still staged), so that each derivation takes what a second brought
-// rather than a batch or two (sooner once the node staged a whole
-// derivation's events since the last began: a burst). Idle, a node looks for other nodes' batches after
+// rather than a batch or two (sooner once the sites it derives hold a
+// whole derivation's staged events, whichever node staged them: a burst;
+// it looks every Config.Every while it waits). Idle, a node looks for other nodes' batches after
 // Config.Every (250 ms), doubling the wait up to Config.IdleEvery (4 s);
 // that bounds the lag of batches whose staging node stopped before
 // deriving them. Realtime (Redis, recorded at staging) does not lag. The node keeps each site's recent sessions in memory while it

@@ -87,38 +87,46 @@ func TestRunIntervalNotUnderBacklog(t *testing.T) {
 }
 
 // TestRunIntervalEndsForBurst: the wait for Config.Interval after a pass
-// that found events ends once this node staged a whole derivation's
-// events (MaxEvents × MaxChunks) since that pass began, and not before.
+// that found events ends once a whole derivation's events (MaxEvents ×
+// MaxChunks) are staged for the site, and not before, whether this node
+// staged them or another.
 func TestRunIntervalEndsForBurst(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "burst"})
-	m, _ := NewMetrics(nil)
-	// A derivation takes two chunks of 10 events: 20 staged end the wait.
-	w := New(Config{Every: 10 * time.Millisecond, Interval: time.Hour, MaxEvents: 10, MaxChunks: 2, Metrics: m, NoDerivedEvents: true}, s.Store)
-	stop := runWriter(w)
-	defer stop()
-	seq := uint64(0)
-	stageFive := func() {
-		t.Helper()
-		seq++
-		if _, err := w.WriteBatch(ctx, "burst", seq, visitEvents(site.ID, int(seq)*5, 5), nil); err != nil {
-			t.Fatal(err)
+	for _, by := range []string{"this node", "another node"} {
+		site, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "burst by " + by})
+		// A derivation takes a chunk of 40 events: 40 staged end the wait.
+		// (A site's first chunk takes at most 17 here, room for two
+		// events added to each, so the first 5 do not fill it.)
+		w := New(Config{Every: 10 * time.Millisecond, Interval: time.Hour, MaxEvents: 40, MaxChunks: 1, NoDerivedEvents: true}, s.Store)
+		stager := w
+		if by == "another node" {
+			stager = New(Config{}, s.otherNode(t))
 		}
+		stop := runWriter(w)
+		seq := uint64(0)
+		stageFive := func(on *Writer) {
+			t.Helper()
+			seq++
+			if _, err := on.WriteBatch(ctx, "burst "+by, seq, visitEvents(site.ID, int(seq)*5, 5), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first pass, woken by this node's batch, finds events: the
+		// next waits for the interval.
+		stageFive(w)
+		waitDerived(t, s, site.ID, 30*time.Second)
+		// 35 events: less than a derivation's, so they wait.
+		for range 7 {
+			stageFive(stager)
+		}
+		time.Sleep(time.Second)
+		if n, err := s.StagedEvents(ctx, site.ID); err != nil || n != 35 {
+			t.Fatalf("by %s: %d events staged (err %v) a second after 35 were, want 35 waiting for the interval", by, n, err)
+		}
+		// The batch that makes 40 ends the wait.
+		stageFive(stager)
+		waitDerived(t, s, site.ID, 30*time.Second)
+		stop() // before the next site: this Writer would derive it too
 	}
-	// The first pass, woken by this batch, finds events: the next waits
-	// for the interval.
-	stageFive()
-	waitDerived(t, s, site.ID, 30*time.Second)
-	// 15 events: less than a derivation's, so they wait.
-	for range 3 {
-		stageFive()
-	}
-	time.Sleep(time.Second)
-	if n, err := s.StagedEvents(ctx, site.ID); err != nil || n != 15 {
-		t.Fatalf("%d events staged (err %v) a second after 15 were, want 15 waiting for the interval", n, err)
-	}
-	// The batch that makes 20 ends the wait.
-	stageFive()
-	waitDerived(t, s, site.ID, 30*time.Second)
 }

@@ -74,9 +74,10 @@ type Config struct {
 	// sessions and users it touches, not its events, which passes run
 	// back to back paid for every few thousand events. Reports lag
 	// staging by up to about this plus two derivations. The wait ends
-	// early once this node staged, since the pass began, as many events
-	// as one derivation takes (MaxEvents × MaxChunks): waiting on would
-	// only grow a backlog (a burst).
+	// early once the sites this node derives hold as many staged events
+	// as one derivation takes (MaxEvents × MaxChunks), staged by any
+	// node: waiting on would only grow a backlog (a burst). Run looks
+	// every Every while it waits.
 	Interval time.Duration
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports): of
@@ -151,13 +152,10 @@ type Writer struct {
 	// holds at that rate (~120k events/s), and decodes the rest.
 	decoded *decodedBatches
 
-	// stagedSince counts the events this node staged since its last
-	// pass began; reaching fullAt (a whole derivation's events:
-	// Config.MaxEvents × Config.MaxChunks) it sends on burst, which ends
-	// Run's wait for Config.Interval.
-	stagedSince atomic.Int64
-	fullAt      int64
-	burst       chan struct{}
+	// fullAt is a whole derivation's events (Config.MaxEvents ×
+	// Config.MaxChunks): staged for the sites this node derives, they end
+	// Run's wait for Config.Interval (waitInterval).
+	fullAt int64
 
 	// cutShort is set by a derivation that stopped at its bounds
 	// (chunks, time, events added) after a full chunk, so events may
@@ -226,7 +224,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
 		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents),
-		fullAt: int64(cfg.MaxEvents) * int64(cfg.MaxChunks), burst: make(chan struct{}, 1)}
+		fullAt: int64(cfg.MaxEvents) * int64(cfg.MaxChunks)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice
 	// that (a row of a huge batch) is not kept. Small arrays always are.
@@ -274,15 +272,6 @@ func (w *Writer) stageBatch(ctx context.Context, agentID string, seq uint64, sta
 		select {
 		case w.wake <- struct{}{}:
 		default:
-		}
-		// The batch that brings the count to a whole derivation's ends
-		// Run's interval wait.
-		n := int64(res.Staged)
-		if after := w.stagedSince.Add(n); after >= w.fullAt && after-n < w.fullAt {
-			select {
-			case w.burst <- struct{}{}:
-			default:
-			}
 		}
 	}
 	return res, nil
@@ -415,9 +404,7 @@ func (w *Writer) Run(ctx context.Context) {
 			wait = w.cfg.Every
 		case more:
 			wait, idle = w.cfg.Every, false
-			// Shorter once this node staged a whole derivation's events
-			// since the pass began (burst).
-			if !backlog && !sleepCtx(ctx, w.cfg.Interval-time.Since(began), w.burst) {
+			if !backlog && !w.waitInterval(ctx, began) {
 				return
 			}
 			continue
@@ -452,7 +439,7 @@ func (w *Writer) Run(ctx context.Context) {
 				wait, woke = min(2*wait, w.cfg.IdleEvery), true
 			}
 		}
-		if staged && !sleepCtx(ctx, settleFor, nil) {
+		if staged && !sleepCtx(ctx, settleFor) {
 			return
 		}
 	}
@@ -471,13 +458,6 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
-	// What is staged from now on is the next pass's, but for what this
-	// one takes too.
-	w.stagedSince.Store(0)
-	select {
-	case <-w.burst:
-	default:
-	}
 	// Another node derives a site Config.Interval apart while it finds
 	// events: its stay runs stickFor past that.
 	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
@@ -552,9 +532,8 @@ func (w *Writer) noteBacklog(sites []postgres.StagedSite) {
 	w.cfg.Metrics.oldest.Set(b.Oldest.Seconds())
 }
 
-// sleepCtx waits for d, or less once early can be received from (nil:
-// never), and reports false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration, early <-chan struct{}) bool {
+// sleepCtx waits for d, and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -564,9 +543,46 @@ func sleepCtx(ctx context.Context, d time.Duration, early <-chan struct{}) bool 
 	case <-ctx.Done():
 		return false
 	case <-t.C:
-	case <-early:
+		return true
 	}
-	return true
+}
+
+// waitInterval waits until Config.Interval after began, and reports false
+// if ctx ended first. Every Config.Every meanwhile it looks at the staged
+// rows (which also keeps Backlog fresh), and it ends early once the sites
+// this node derives hold a whole derivation's events (fullAt), whichever
+// node staged them: in a burst waiting on would only grow a backlog.
+func (w *Writer) waitInterval(ctx context.Context, began time.Time) bool {
+	for {
+		left := w.cfg.Interval - time.Since(began)
+		if left <= 0 {
+			return ctx.Err() == nil
+		}
+		if !sleepCtx(ctx, min(left, w.cfg.Every)) {
+			return false
+		}
+		if left <= w.cfg.Every || w.burstStaged(ctx) {
+			return true
+		}
+	}
+}
+
+// burstStaged reports whether the sites this node derives (not left to
+// another node) hold fullAt staged events or more; a failed look reports
+// false (the interval then runs out, and the pass reports the error).
+func (w *Writer) burstStaged(ctx context.Context) bool {
+	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
+	if err != nil {
+		return false
+	}
+	w.noteBacklog(sites)
+	var n int64
+	for _, st := range sites {
+		if st.Elsewhere == 0 && !w.derivedElsewhere(st.Site) {
+			n += st.Events
+		}
+	}
+	return n >= w.fullAt
 }
 
 // Flush derives every event staged before it was called, waiting for
