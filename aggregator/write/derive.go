@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"strings"
 	"time"
 
@@ -196,27 +197,10 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// The scratch's array, the last chunk's (derive_scratch.go), with
 	// room for derived events.
 	events := w.scratch.eventsFor(total + max(added, total/4))
-	var dec protocol.EventDecoder
-	fromMemory := 0
-	for _, st := range rows {
-		// The events ingest decoded when this node staged the row, if
-		// kept; their row's payload is the truth either way.
-		if kept, ok := w.decoded.take(st.Payload); ok {
-			events = append(events, kept...)
-			fromMemory += len(kept)
-			w.decoded.recycle(kept)
-			continue
-		}
-		before := events
-		if events, err = dec.Append(events, st.Payload); err != nil {
-			dec.Release()
-			// Any entry of the array may hold some of the row's events.
-			w.scratch.wrote(before[:cap(before)])
-			return false, fmt.Errorf("write: derive site %d: staged row %d: %w", site, st.ID, err)
-		}
+	events, fromMemory, err := w.rowEvents(events, rows, total)
+	if err != nil {
+		return false, fmt.Errorf("write: derive site %d: %w", site, err)
 	}
-	dec.Release()
-	w.scratch.wrote(events)
 	if run.wrote && !w.store.EventDaysKnown(events) {
 		// A day without a known partition: creating it would wait for
 		// this transaction's hold on events. The next derivation
@@ -322,6 +306,80 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	}
 	run.added = append(run.added, events[len(events)-derived:]...)
 	return !final, nil
+}
+
+// parallelDecodeFrom is the least number of events of a chunk's rows to
+// decode for rowEvents to decode them on two goroutines.
+const parallelDecodeFrom = 4096
+
+// rowEvents returns the events of the staged rows (total in all, by
+// their counts), in the rows' order, in events (empty, with room for
+// total): a row's events kept decoded by ingest (decodedBatches) copied,
+// the other rows decoded from their payloads, which are the truth either
+// way. Decoding takes a chunk's time when ingest kept none (a backlog,
+// another node's batches), so the rows to decode are split between this
+// goroutine and another by their events, each decoding into the rows'
+// places in events: the derivation is one goroutine, and the decoding of
+// a chunk then takes a core that would otherwise wait for it or for
+// PostgreSQL. fromMemory counts the kept events.
+func (w *Writer) rowEvents(events []protocol.Event, rows []postgres.StagedRow, total int) (_ []protocol.Event, fromMemory int, err error) {
+	events = events[:total]
+	defer func() {
+		if err != nil {
+			events = events[:cap(events)] // a failed decoding may have written past its row
+		}
+		w.scratch.wrote(events)
+	}()
+	var decode []int // indexes of rows to decode
+	decodeEvents, at := 0, 0
+	offsets := w.scratch.offsets[:0]
+	for i, st := range rows {
+		offsets = append(offsets, at)
+		if kept, ok := w.decoded.take(st.Payload); ok && len(kept) == st.Events {
+			copy(events[at:at+st.Events], kept)
+			fromMemory += len(kept)
+			w.decoded.recycle(kept)
+		} else {
+			if ok {
+				w.decoded.recycle(kept)
+			}
+			decode = append(decode, i)
+			decodeEvents += st.Events
+		}
+		at += st.Events
+	}
+	w.scratch.offsets = offsets
+	decodeRows := func(idx []int) error {
+		var dec protocol.EventDecoder
+		defer dec.Release()
+		for _, i := range idx {
+			st, off := &rows[i], offsets[i]
+			got, err := dec.Append(events[off:off:off+st.Events], st.Payload)
+			if err != nil {
+				return fmt.Errorf("staged row %d: %w", st.ID, err)
+			}
+			if len(got) != st.Events || (len(got) > 0 && &got[0] != &events[off]) {
+				return fmt.Errorf("staged row %d: %d events decoded where its row counts %d", st.ID, len(got), st.Events)
+			}
+		}
+		return nil
+	}
+	if decodeEvents < parallelDecodeFrom || len(decode) < 2 {
+		return events, fromMemory, decodeRows(decode)
+	}
+	// Split by events: the first rows to this goroutine, the rest to
+	// another.
+	split, half := 0, 0
+	for split < len(decode)-1 && half < decodeEvents/2 {
+		half += rows[decode[split]].Events
+		split++
+	}
+	var other error
+	var wg sync.WaitGroup
+	wg.Go(func() { other = decodeRows(decode[split:]) })
+	err = decodeRows(decode[:split])
+	wg.Wait()
+	return events, fromMemory, errors.Join(err, other)
 }
 
 // begin begins a derivation of site. With wait it retries while another

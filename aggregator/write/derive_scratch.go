@@ -37,6 +37,9 @@ type deriveScratch struct {
 	// (postgres.DeriveTx.TakeInto), which no event keeps: decoding copies
 	// what it takes from them.
 	payloads []byte
+	// offsets are the places of a chunk's staged rows' events in events
+	// (Writer.rowEvents).
+	offsets []int
 	// as is the last chunk's assignment of sessions
 	// (sessions.AssignInto).
 	as sessions.Assignment
