@@ -26,7 +26,7 @@
 // node that derived events looks again Config.Interval after that
 // derivation began (at once when it stopped at its bounds with events
 // still staged), so that each derivation takes what a second brought
-// rather than a batch or two (sooner once the sites it derives hold a
+// rather than a batch or two (sooner once a site it derives holds a
 // whole derivation's staged events, whichever node staged them: a burst;
 // it looks every Config.Every while it waits). Idle, a node looks for other nodes' batches after
 // Config.Every (250 ms), doubling the wait up to Config.IdleEvery (4 s);

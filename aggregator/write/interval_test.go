@@ -130,3 +130,37 @@ func TestRunIntervalEndsForBurst(t *testing.T) {
 		stop() // before the next site: this Writer would derive it too
 	}
 }
+
+// TestRunIntervalBurstIsPerSite: sites that together hold more than a
+// derivation's events, each less, wait for the interval: each site's
+// derivation would take only its own.
+func TestRunIntervalBurstIsPerSite(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	a, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "burst a"})
+	b, _ := s.CreateSite(ctx, postgres.SiteSpec{Name: "burst b"})
+	w := New(Config{Every: 10 * time.Millisecond, Interval: time.Hour, MaxEvents: 40, MaxChunks: 1, NoDerivedEvents: true}, s.Store)
+	stop := runWriter(w)
+	defer stop()
+	seq := uint64(0)
+	stage := func(site uint32, n int) {
+		t.Helper()
+		for range n / 5 {
+			seq++
+			if _, err := w.WriteBatch(ctx, "per site", seq, visitEvents(site, int(seq)*5, 5), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stage(a.ID, 5)
+	waitDerived(t, s, a.ID, 30*time.Second)
+	// 70 staged, 35 a site: under a derivation's 40 each.
+	stage(a.ID, 35)
+	stage(b.ID, 35)
+	time.Sleep(time.Second)
+	if n, err := s.StagedEvents(ctx, 0); err != nil || n != 70 {
+		t.Fatalf("%d events staged (err %v) a second after 70 were, 35 a site; want them waiting for the interval", n, err)
+	}
+	stage(b.ID, 5) // b holds 40: the wait ends, and the pass derives both
+	waitDerived(t, s, 0, 30*time.Second)
+}

@@ -74,10 +74,10 @@ type Config struct {
 	// sessions and users it touches, not its events, which passes run
 	// back to back paid for every few thousand events. Reports lag
 	// staging by up to about this plus two derivations. The wait ends
-	// early once the sites this node derives hold as many staged events
-	// as one derivation takes (MaxEvents × MaxChunks), staged by any
-	// node: waiting on would only grow a backlog (a burst). Run looks
-	// every Every while it waits.
+	// early once a site this node derives holds as many staged events as
+	// one derivation takes (MaxEvents × MaxChunks), staged by any node:
+	// waiting on would only grow a backlog (a burst). Run looks every
+	// Every while it waits.
 	Interval time.Duration
 	// Derived, when set, runs after a derivation of site committed, with
 	// the events it made visible (e.g. to invalidate cached reports): of
@@ -153,7 +153,7 @@ type Writer struct {
 	decoded *decodedBatches
 
 	// fullAt is a whole derivation's events (Config.MaxEvents ×
-	// Config.MaxChunks): staged for the sites this node derives, they end
+	// Config.MaxChunks): staged for a site this node derives, they end
 	// Run's wait for Config.Interval (waitInterval).
 	fullAt int64
 
@@ -549,8 +549,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // waitInterval waits until Config.Interval after began, and reports false
 // if ctx ended first. Every Config.Every meanwhile it looks at the staged
-// rows (which also keeps Backlog fresh), and it ends early once the sites
-// this node derives hold a whole derivation's events (fullAt), whichever
+// rows (which also keeps Backlog fresh), and it ends early once a site
+// this node derives holds a whole derivation's events (fullAt), whichever
 // node staged them: in a burst waiting on would only grow a backlog.
 func (w *Writer) waitInterval(ctx context.Context, began time.Time) bool {
 	for {
@@ -567,22 +567,19 @@ func (w *Writer) waitInterval(ctx context.Context, began time.Time) bool {
 	}
 }
 
-// burstStaged reports whether the sites this node derives (not left to
-// another node) hold fullAt staged events or more; a failed look reports
-// false (the interval then runs out, and the pass reports the error).
+// burstStaged reports whether a site this node derives (not left to
+// another node) holds fullAt staged events or more: its derivation would
+// take a whole one's. A failed look reports false (the interval then runs
+// out, and the pass reports the error).
 func (w *Writer) burstStaged(ctx context.Context) bool {
 	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
 	if err != nil {
 		return false
 	}
 	w.noteBacklog(sites)
-	var n int64
-	for _, st := range sites {
-		if st.Elsewhere == 0 && !w.derivedElsewhere(st.Site) {
-			n += st.Events
-		}
-	}
-	return n >= w.fullAt
+	return slices.ContainsFunc(sites, func(st postgres.StagedSite) bool {
+		return st.Events >= w.fullAt && st.Elsewhere == 0 && !w.derivedElsewhere(st.Site)
+	})
 }
 
 // Flush derives every event staged before it was called, waiting for
