@@ -5,20 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/avila-analytics/avila/storage/postgres"
 )
-
-func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
-}
 
 // TestBacklogLook: each pass's look at the staged rows tells what reports
 // do not show yet (Writer.Backlog and its gauges): the events staged, on
@@ -62,7 +50,7 @@ func TestBacklogLook(t *testing.T) {
 			t.Fatalf("Backlog = %+v, want %d events on %d sites, the oldest %v to %v old, looked after %v",
 				b, events, sites, minOldest, maxOldest, before)
 		}
-		if g, o := gaugeValue(t, m.staged), gaugeValue(t, m.oldest); g != float64(events) || o != b.Oldest.Seconds() {
+		if g, o := metricValue(t, m.staged), metricValue(t, m.oldest); g != float64(events) || o != b.Oldest.Seconds() {
 			t.Fatalf("gauges %v events, oldest %v s; want %d, %v", g, o, events, b.Oldest.Seconds())
 		}
 	}

@@ -166,14 +166,20 @@ func stageWire(t *testing.T, w *Writer, seq uint64, events []protocol.Event) {
 	}
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+// metricValue is the value of a counter or a gauge.
+func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
 		t.Fatal(err)
 	}
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
+	}
 	return m.GetCounter().GetValue()
 }
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 { t.Helper(); return metricValue(t, c) }
 
 // TestNoBatchesKeptForASiteDerivedElsewhere: while another node derives
 // a site, this node keeps none of the wire batches it stages for it

@@ -324,12 +324,9 @@ const parallelDecodeFrom = 4096
 // PostgreSQL. fromMemory counts the kept events.
 func (w *Writer) rowEvents(events []protocol.Event, rows []postgres.StagedRow, total int) (_ []protocol.Event, fromMemory int, err error) {
 	events = events[:total]
-	defer func() {
-		if err != nil {
-			events = events[:cap(events)] // a failed decoding may have written past its row
-		}
-		w.scratch.wrote(events)
-	}()
+	// Each row is decoded into its places alone (a slice capped at its
+	// count), so nothing is written past total, on error either.
+	defer w.scratch.wrote(events)
 	var decode []int // indexes of rows to decode
 	decodeEvents, at := 0, 0
 	offsets := w.scratch.offsets[:0]
