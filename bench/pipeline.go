@@ -92,11 +92,11 @@ func (r *run) pipeline(ctx context.Context) error {
 	}
 	start := time.Now()
 	lags := r.sampleLag(ctx)
+	defer lags() // on every return; the samples are taken below
 	// wrk has no request bound: it runs for the duration and counts only
 	// answered requests, so a few more events than counted may be stored.
 	res, err := r.gen.Run(ctx, reqs, load)
 	if err != nil {
-		lags()
 		return err
 	}
 	sendEnd := time.Now()
@@ -155,7 +155,8 @@ const lagEvery = 250 * time.Millisecond
 // sampleLag samples, every lagEvery until the returned stop is called,
 // the age of the oldest staged row by the database's clock (0: none):
 // how far reports lag the aggregator's acknowledgement at that moment
-// (the agent's seal and ship come before it). stop returns the samples.
+// (the agent's seal and ship come before it). stop returns the samples;
+// calling it again returns them again.
 func (r *run) sampleLag(ctx context.Context) (stop func() []float64) {
 	ctx, cancel := context.WithCancel(ctx)
 	var samples []float64

@@ -458,13 +458,10 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
-	// Another node derives a site Config.Interval apart while it finds
-	// events: its stay runs stickFor past that.
-	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
+	sites, err := w.lookStaged(ctx)
 	if err != nil {
-		return false, false, false, fmt.Errorf("write: %w", err)
+		return false, false, false, err
 	}
-	w.noteBacklog(sites)
 	w.cutShort = false
 	var errs []error
 	for _, st := range sites {
@@ -516,6 +513,20 @@ func (w *Writer) Backlog() Backlog {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.backlog
+}
+
+// lookStaged lists the staged sites (postgres.Store.StagedSites), each
+// with how long another node's stay in it still runs, and keeps and
+// exports the backlog it found (noteBacklog). Another node derives a site
+// Config.Interval apart while it finds events: its stay runs stickFor
+// past that.
+func (w *Writer) lookStaged(ctx context.Context) ([]postgres.StagedSite, error) {
+	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
+	if err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	w.noteBacklog(sites)
+	return sites, nil
 }
 
 // noteBacklog keeps and exports what a look found staged.
@@ -572,11 +583,10 @@ func (w *Writer) waitInterval(ctx context.Context, began time.Time) bool {
 // take a whole one's. A failed look reports false (the interval then runs
 // out, and the pass reports the error).
 func (w *Writer) burstStaged(ctx context.Context) bool {
-	sites, err := w.store.StagedSites(ctx, w.cfg.Interval+stickFor)
+	sites, err := w.lookStaged(ctx)
 	if err != nil {
 		return false
 	}
-	w.noteBacklog(sites)
 	return slices.ContainsFunc(sites, func(st postgres.StagedSite) bool {
 		return st.Events >= w.fullAt && st.Elsewhere == 0 && !w.derivedElsewhere(st.Site)
 	})
