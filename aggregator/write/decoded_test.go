@@ -112,7 +112,7 @@ func TestWireBatchDecodedOnce(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := counterValue(t, m.kept); got != 30 {
+	if got := metricValue(t, m.kept); got != 30 {
 		t.Fatalf("%v events taken as decoded by ingest, want 30", got)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events e JOIN dims d ON d.id = e.name_id WHERE e.site_id = $1 AND d.value = 'page_view'", int32(site.ID)); n != 30 {
@@ -136,7 +136,7 @@ func TestWireBatchDecodedOnce(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := counterValue(t, m.kept); got != 30 {
+	if got := metricValue(t, m.kept); got != 30 {
 		t.Fatalf("%v events taken as decoded by ingest, want still 30", got)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events e JOIN dims d ON d.id = e.name_id WHERE e.site_id = $1 AND d.value = 'scroll'", int32(site.ID)); n != 20 {
@@ -178,8 +178,6 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 { t.Helper(); return metricValue(t, c) }
 
 // TestNoBatchesKeptForASiteDerivedElsewhere: while another node derives
 // a site, this node keeps none of the wire batches it stages for it
@@ -223,12 +221,12 @@ func TestNoBatchesKeptForASiteDerivedElsewhere(t *testing.T) {
 	if w.derivedElsewhere(site.ID) {
 		t.Fatal("the site is still taken as derived elsewhere after this node derived it")
 	}
-	kept := counterValue(t, m.kept)
+	kept := metricValue(t, m.kept)
 	stageFive()
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := counterValue(t, m.kept) - kept; got != 5 {
+	if got := metricValue(t, m.kept) - kept; got != 5 {
 		t.Fatalf("%v events of the batch staged after the take-over taken as decoded, want 5", got)
 	}
 	if got := derivedTotals(t, s, site.ID); got != [3]int{60, 60, 60} {
@@ -253,14 +251,14 @@ func TestDecodedKeptAgainOnceCaughtUp(t *testing.T) {
 	if err := w.Flush(ctx); err != nil { // one derivation takes both rows: caught up
 		t.Fatal(err)
 	}
-	if got := counterValue(t, m.kept); got != 5 {
+	if got := metricValue(t, m.kept); got != 5 {
 		t.Fatalf("%v events taken as decoded by ingest, want the first batch's 5", got)
 	}
 	stageWire(t, w, 3, testEvents(site.ID, 5))
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := counterValue(t, m.kept); got != 10 {
+	if got := metricValue(t, m.kept); got != 10 {
 		t.Fatalf("%v events taken as decoded by ingest, want 10: the batch staged after the derivation caught up kept", got)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1", int32(site.ID)); n != 15 {

@@ -51,10 +51,10 @@ func TestRunInterval(t *testing.T) {
 		}
 		waitDerived(t, s, site.ID, time.Minute)
 		stop() // before the next case's site: this Writer would derive it too
-		if got := counterValue(t, m.derived); got != float64(batches*per) {
+		if got := metricValue(t, m.derived); got != float64(batches*per) {
 			t.Fatalf("interval %v: %v events derived, want %d", c.interval, got, batches*per)
 		}
-		if n := counterValue(t, m.derivations); n < c.min || n > c.max {
+		if n := metricValue(t, m.derivations); n < c.min || n > c.max {
 			t.Errorf("interval %v: %v derivations of 2 s of %d batches, want %v..%v", c.interval, n, batches, c.min, c.max)
 		} else {
 			t.Logf("interval %v: %v derivations of 2 s of %d batches", c.interval, n, batches)
@@ -81,7 +81,7 @@ func TestRunIntervalNotUnderBacklog(t *testing.T) {
 	stop := runWriter(w)
 	waitDerived(t, s, site.ID, 30*time.Second)
 	stop() // the last derivation counts itself after its commit
-	if n := counterValue(t, m.derivations); n != 10 {
+	if n := metricValue(t, m.derivations); n != 10 {
 		t.Fatalf("%v derivations, want 10 of a chunk each", n)
 	}
 }

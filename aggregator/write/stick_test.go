@@ -98,7 +98,7 @@ func TestTwoNodesKeepOneDeriver(t *testing.T) {
 		}
 	}
 	derived := func() [2]float64 {
-		return [2]float64{counterValue(t, mets[0].derived), counterValue(t, mets[1].derived)}
+		return [2]float64{metricValue(t, mets[0].derived), metricValue(t, mets[1].derived)}
 	}
 	// Steady traffic through both nodes: a batch every 40 ms for 1.5 s
 	// settles which node derives, then 3.5 s more, three times stickFor.
