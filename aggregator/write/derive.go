@@ -81,7 +81,7 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	}
 	defer d.Rollback(ctx) // no-op after Commit
 	d.UseCells(&w.scratch.cells)
-	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1)}
+	run := &derivation{d: d, site: site, start: start, mem: w.siteSessions(site, d.Gen()-1), single: w.isolate[site] > 0}
 	// After the hooks: the last chunk's events and rows are the
 	// scratch's, kept for the next derivation while traffic lasts.
 	defer w.scratch.clean()
@@ -94,18 +94,26 @@ func (w *Writer) deriveSite(ctx context.Context, site uint32, wait bool) (n int,
 	for chunk := 0; ; chunk++ {
 		more, err := w.deriveChunk(ctx, run, chunk)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, run.failed(err)
 		}
 		if !more {
 			break
 		}
 	}
 	if run.rows == 0 {
+		delete(w.isolate, site)
 		return 0, 0, nil
 	}
 	if err := d.Commit(ctx); err != nil {
 		w.forgetSessions(site)
-		return 0, 0, err
+		return 0, 0, run.failed(err)
+	}
+	if run.single {
+		// The row went alone: the next derivations take the rows after
+		// it, one each until isolateRows did.
+		if w.isolate[site]--; w.isolate[site] <= 0 {
+			delete(w.isolate, site)
+		}
 	}
 	w.cutShort = w.cutShort || run.full
 	w.cfg.Metrics.derivations.Inc()
@@ -156,6 +164,20 @@ type derivation struct {
 	// derived itself (session_start, first_visit), for Config.Added.
 	lastEvents []protocol.Event
 	added      []protocol.Event
+	// first is the id of the first staged row taken (0: none yet);
+	// single makes the derivation take one row only (isolating a row
+	// PostgreSQL refuses, quarantine.go).
+	first  int64
+	single bool
+}
+
+// failed is err, of a derivation of run, with the rows it took
+// (failedDerivation) when it took any.
+func (run *derivation) failed(err error) error {
+	if run.first == 0 {
+		return err
+	}
+	return &failedDerivation{err: err, first: run.first, single: run.single}
 }
 
 // deriveChunk derives chunk (0, 1 …) of run: it takes the site's next
@@ -169,17 +191,23 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// expected to add over a quarter more: a chunk of new visitors' hits
 	// adds two events to each, and its arrays would grow to three times
 	// the staged events.
-	limit := run.mem.chunkEvents(w.cfg.MaxEvents)
-	rows, payloads, err := d.TakeInto(ctx, w.scratch.payloads, maxStagedRows, limit)
+	limit, maxRows := run.mem.chunkEvents(w.cfg.MaxEvents), maxStagedRows
+	if run.single {
+		maxRows = 1
+	}
+	rows, payloads, err := d.TakeInto(ctx, w.scratch.payloads, maxRows, limit)
 	w.scratch.payloads = payloads
 	if err != nil {
 		return false, err
+	}
+	if run.first == 0 && len(rows) > 0 {
+		run.first = rows[0].ID
 	}
 	total := 0
 	for _, st := range rows {
 		total += st.Events
 	}
-	full := total >= limit || len(rows) >= maxStagedRows
+	full := total >= limit || len(rows) >= maxRows
 	run.full = full
 	if !full {
 		// Every row staged of the site when it began: the batches kept
@@ -192,7 +220,7 @@ func (w *Writer) deriveChunk(ctx context.Context, run *derivation, chunk int) (m
 	// The last chunk: no more staged, or the derivation's bounds: its
 	// chunks, its time, or the events it adds (Config.MaxAdded).
 	added := run.mem.expectAdded(total)
-	final := !full || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor ||
+	final := !full || run.single || chunk+1 >= w.cfg.MaxChunks || time.Since(run.start) >= w.cfg.DeriveFor ||
 		len(run.added)+added >= w.cfg.MaxAdded
 	// The scratch's array, the last chunk's (derive_scratch.go), with
 	// room for derived events.
@@ -353,10 +381,10 @@ func (w *Writer) rowEvents(events []protocol.Event, rows []postgres.StagedRow, t
 			st, off := &rows[i], offsets[i]
 			got, err := dec.Append(events[off:off:off+st.Events], st.Payload)
 			if err != nil {
-				return fmt.Errorf("staged row %d: %w", st.ID, err)
+				return &badRowError{id: st.ID, err: err}
 			}
 			if len(got) != st.Events || (len(got) > 0 && &got[0] != &events[off]) {
-				return fmt.Errorf("staged row %d: %d events decoded where its row counts %d", st.ID, len(got), st.Events)
+				return &badRowError{id: st.ID, err: fmt.Errorf("%d events decoded where its row counts %d", len(got), st.Events)}
 			}
 		}
 		return nil

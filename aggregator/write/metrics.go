@@ -18,6 +18,10 @@ type Metrics struct {
 	// (Backlog).
 	staged prometheus.Gauge
 	oldest prometheus.Gauge
+	// quarantined counts the staged rows moved to quarantine
+	// (quarantine.go), quarantinedEvents their events.
+	quarantined       prometheus.Counter
+	quarantinedEvents prometheus.Counter
 }
 
 // NewMetrics creates the write stage's metrics and registers them on reg;
@@ -53,11 +57,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "analytics_write_staged_oldest_seconds",
 			Help: "Age of the oldest staged row, any site's, at this node's last look (0: none staged): how far reports lag ingest now; realtime does not lag. Under a load the derivations keep up with it stays within the derivation interval and two derivations.",
 		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_write_quarantined_rows_total",
+			Help: "Staged rows this node moved to quarantine because no derivation could take them (a payload that does not decode, events PostgreSQL refuses): their events are in no report until `avila staged requeue`; `avila staged list` says why.",
+		}),
+		quarantinedEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "analytics_write_quarantined_events_total",
+			Help: "Events of the staged rows this node moved to quarantine (analytics_write_quarantined_rows_total).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased, m.kept, m.staged, m.oldest} {
+	for _, c := range []prometheus.Collector{m.derivations, m.derived, m.seconds, m.erased, m.kept, m.staged, m.oldest, m.quarantined, m.quarantinedEvents} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("write: register metrics: %w", err)
 		}

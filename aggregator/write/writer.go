@@ -166,6 +166,10 @@ type Writer struct {
 	// scratch holds the arrays of the last chunk derived, for the next
 	// to reuse (derive_scratch.go); only the holder of deriving uses it.
 	scratch deriveScratch
+
+	// isolate holds the sites whose next derivations take one staged
+	// row each, with how many more (quarantine.go). Guarded by deriving.
+	isolate map[uint32]int
 }
 
 // stickFor is how long a pass leaves a site to another node after that
@@ -223,7 +227,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), decoded: newDecodedBatches(cfg.MaxEvents),
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), isolate: make(map[uint32]int), decoded: newDecodedBatches(cfg.MaxEvents),
 		fullAt: int64(cfg.MaxEvents) * int64(cfg.MaxChunks)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice
@@ -483,6 +487,14 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 			deferred = true
 			continue
 		}
+		if err != nil {
+			if retry, _ := w.onFailure(ctx, site, err); retry {
+				// A row quarantined, or the rows derived one at a time
+				// from now on: the next pass goes on at once.
+				more, w.cutShort = true, true
+				continue
+			}
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -595,7 +607,9 @@ func (w *Writer) burstStaged(ctx context.Context) bool {
 // Flush derives every event staged before it was called, waiting for
 // derivations other nodes run meanwhile: afterwards reports see them.
 // Events staged after it began (under load, other nodes' batches keep
-// coming) are left to Run.
+// coming) are left to Run. A staged row no derivation can take is
+// quarantined (quarantine.go) and the rest derived; Flush then returns
+// ErrQuarantined.
 func (w *Writer) Flush(ctx context.Context) error {
 	upTo, err := w.store.LastStagedID(ctx)
 	if err != nil || upTo == 0 {
@@ -609,6 +623,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	for i, st := range staged {
 		sites[i] = st.Site
 	}
+	quarantined := 0
 	for len(sites) > 0 {
 		var errs []error
 		left := sites[:0]
@@ -617,6 +632,14 @@ func (w *Writer) Flush(ctx context.Context) error {
 			// Staged rows are taken in id order: once one at or past upTo
 			// was taken, the site's rows staged before Flush are derived.
 			n, last, err := w.deriveSite(ctx, site, true)
+			if err != nil {
+				retry, q := w.onFailure(ctx, site, err)
+				quarantined += q
+				if retry {
+					left = append(left, site)
+					continue
+				}
+			}
 			switch {
 			case err != nil:
 				errs = append(errs, err)
@@ -634,6 +657,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 			return errors.Join(errs...)
 		}
 		sites = left
+	}
+	if quarantined > 0 {
+		return fmt.Errorf("%w: %d rows no derivation could take (`avila staged list`); every other event staged is derived", ErrQuarantined, quarantined)
 	}
 	return nil
 }

@@ -67,3 +67,20 @@ func transientSQLState(code string) bool {
 	}
 	return false
 }
+
+// IsDataError reports whether err is PostgreSQL refusing the values a
+// statement carried: a data exception (SQLSTATE class 22: text not valid
+// in the database's encoding, a number or date out of range) or a value
+// past one of its limits (class 54: an index row too large). Sent again,
+// the same values fail again, whatever the server's state.
+func IsDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "54":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,107 @@
+package write
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// ErrQuarantined is returned (wrapped) by Flush when it moved staged rows
+// to quarantine: it derived every other event staged before it.
+var ErrQuarantined = errors.New("write: staged rows quarantined")
+
+// isolateRows is how many derivations of one staged row each a site gets
+// after a data error in a derivation of several rows: the row PostgreSQL
+// refuses is among the first rows, which the failed derivation took; if
+// none of them fails alone, the site is derived as usual again (and a
+// failure that comes back starts it over).
+const isolateRows = 16
+
+// badRowError is a staged row whose payload does not decode to the
+// events its row counts: no derivation can take it.
+type badRowError struct {
+	id  int64
+	err error
+}
+
+func (e *badRowError) Error() string { return fmt.Sprintf("staged row %d: %v", e.id, e.err) }
+func (e *badRowError) Unwrap() error { return e.err }
+
+// failedDerivation is the error of a derivation that failed after it
+// took staged rows: first is the first row it took, single whether it
+// took that one only (isolating).
+type failedDerivation struct {
+	err    error
+	first  int64
+	single bool
+}
+
+func (e *failedDerivation) Error() string { return e.err.Error() }
+func (e *failedDerivation) Unwrap() error { return e.err }
+
+// onFailure handles a failed derivation of site (not ErrSiteBusy), so a
+// staged row that no derivation can take does not stop its site's
+// reports: a row that does not decode is quarantined; after a data error
+// (postgres.IsDataError) in a derivation of several rows, the site's next
+// isolateRows derivations take one row each, and the one whose
+// derivation fails so is quarantined. Other failures (a lost connection,
+// a full disk) are left to the retries. retry reports whether the site
+// can be derived again at once; quarantined counts the rows moved (deriving
+// held).
+func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry bool, quarantined int) {
+	var bad *badRowError
+	var failed *failedDerivation
+	errors.As(err, &failed)
+	switch {
+	case errors.As(err, &bad):
+		return w.quarantine(ctx, site, bad.id, err)
+	case failed == nil || !postgres.IsDataError(err):
+		return false, 0
+	case failed.single:
+		return w.quarantine(ctx, site, failed.first, err)
+	}
+	if w.isolate[site] > 0 {
+		// A derivation of several rows failed while isolating: the row
+		// count ran out (isolateRows) and the failure came back.
+		w.log.Warn("a derivation of several staged rows failed again with a data error; deriving the rows one at a time",
+			"site", site, "err", err)
+	} else {
+		w.log.Warn("PostgreSQL refused a derivation's events; deriving the site's staged rows one at a time to find the row",
+			"site", site, "first_row", failed.first, "err", err)
+	}
+	w.isolate[site] = isolateRows
+	return true, 0
+}
+
+// quarantine moves the site's staged row id to quarantine, in a
+// transaction holding the site's derivation lock, and reports whether
+// the site can be derived again at once (deriving held).
+func (w *Writer) quarantine(ctx context.Context, site uint32, id int64, cause error) (retry bool, quarantined int) {
+	d, err := w.begin(ctx, site, true)
+	if err != nil {
+		w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
+		return false, 0
+	}
+	defer d.Rollback(ctx) // no-op after Commit
+	events, found, err := d.Quarantine(ctx, id, cause.Error())
+	if err == nil {
+		err = d.Commit(ctx)
+	}
+	if err != nil {
+		w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
+		return false, 0
+	}
+	delete(w.isolate, site)
+	if !found {
+		// Another node's derivation took it (or quarantined it) meanwhile.
+		return true, 0
+	}
+	w.cfg.Metrics.quarantined.Inc()
+	w.cfg.Metrics.quarantinedEvents.Add(float64(events))
+	w.log.LogAttrs(ctx, slog.LevelError, "staged row quarantined: no derivation can take it, and its events are in no report until `avila staged requeue`",
+		slog.Uint64("site", uint64(site)), slog.Int64("row", id), slog.Int("events", events), slog.String("reason", cause.Error()))
+	return true, 1
+}

@@ -1,0 +1,205 @@
+package write
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avila-analytics/avila/protocol"
+	"github.com/avila-analytics/avila/storage/postgres"
+)
+
+// newQuarantineStore is newStore with its Writer's metrics registered,
+// and a site.
+func newQuarantineStore(t *testing.T) (*testStore, *Metrics, uint32) {
+	t.Helper()
+	s := newStore(t)
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.w = New(Config{Metrics: m}, s.Store)
+	site, err := s.CreateSite(context.Background(), postgres.SiteSpec{Name: "quarantine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, m, site.ID
+}
+
+// stageOnly stages events as one batch without deriving them.
+func stageOnly(t *testing.T, s *testStore, seq uint64, events []protocol.Event) {
+	t.Helper()
+	if _, err := s.w.WriteBatch(context.Background(), "a", seq, events, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stagedEventsDerived counts the events rows of site that came from
+// staged events (not the derivation's own session_start and first_visit).
+func stagedEventsDerived(t *testing.T, s *testStore, site uint32) int {
+	t.Helper()
+	return count(t, s, "SELECT count(*) FROM events WHERE site_id = $1 AND flags & $2 = 0", int32(site), postgres.EventFlagDerived)
+}
+
+// TestUndecodableRowQuarantined: a staged row whose payload does not
+// decode fails every derivation that takes it. It is moved to quarantine
+// and the rows staged before and after it are derived: the site's
+// reports go on. Requeue puts it back as it was, in its place.
+func TestUndecodableRowQuarantined(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx := context.Background()
+	stageOnly(t, s, 1, visitEvents(site, 0, 50))
+	var bad int64
+	if err := s.Pool.QueryRow(ctx, `INSERT INTO staged_events (site_id, events, payload) VALUES ($1, 7, $2) RETURNING id`,
+		int32(site), []byte("not a batch")).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	stageOnly(t, s, 2, visitEvents(site, 50, 50))
+
+	err := s.w.Flush(ctx)
+	if !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Flush: %v, want ErrQuarantined", err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 100 {
+		t.Fatalf("%d staged events derived, want the 100 of the rows before and after the bad one", n)
+	}
+	if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site)); n != 0 {
+		t.Fatalf("%d rows still staged, want none", n)
+	}
+	rows, err := s.QuarantinedRows(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ID != bad || rows[0].Site != site || rows[0].Events != 7 || rows[0].Bytes != len("not a batch") ||
+		!strings.Contains(rows[0].Reason, "staged row") {
+		t.Fatalf("quarantined %+v, want row %d of site %d, 7 events, its reason", rows, bad, site)
+	}
+	if got := metricValue(t, m.quarantined); got != 1 {
+		t.Fatalf("quarantined rows metric %v, want 1", got)
+	}
+	if got := metricValue(t, m.quarantinedEvents); got != 7 {
+		t.Fatalf("quarantined events metric %v, want 7", got)
+	}
+	// A Flush with nothing bad staged reports nothing.
+	if err := s.w.Flush(ctx); err != nil {
+		t.Fatalf("Flush after the quarantine: %v", err)
+	}
+
+	// Back as it was staged: the same id, events and payload.
+	n, events, err := s.Requeue(ctx, site, nil)
+	if err != nil || n != 1 || events != 7 {
+		t.Fatalf("Requeue: %d rows, %d events, %v; want 1, 7", n, events, err)
+	}
+	var payload []byte
+	if err := s.Pool.QueryRow(ctx, "SELECT payload FROM staged_events WHERE site_id = $1 AND id = $2 AND events = 7",
+		int32(site), bad).Scan(&payload); err != nil || string(payload) != "not a batch" {
+		t.Fatalf("the requeued row: %q, %v", payload, err)
+	}
+	if rows, err := s.QuarantinedRows(ctx, site); err != nil || len(rows) != 0 {
+		t.Fatalf("quarantine after requeue: %v, %v; want empty", rows, err)
+	}
+	// Still bad: quarantined again, and nothing else changes.
+	if err := s.w.Flush(ctx); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Flush of the requeued row: %v, want ErrQuarantined", err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 100 {
+		t.Fatalf("%d staged events derived, want 100", n)
+	}
+}
+
+// TestRefusedRowIsolated: PostgreSQL refuses a derivation's events (a
+// NUL in a text, which no text column holds) though the row decodes. The
+// site's rows are derived one at a time until the one that fails alone
+// is found and quarantined; the rows around it are derived once.
+func TestRefusedRowIsolated(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx := context.Background()
+	stageOnly(t, s, 1, visitEvents(site, 0, 40))
+	refused := visitEvents(site, 40, 40)
+	refused[17].Title = "a title\x00with a NUL"
+	stageOnly(t, s, 2, refused)
+	stageOnly(t, s, 3, visitEvents(site, 80, 40))
+	stageOnly(t, s, 4, visitEvents(site, 120, 40))
+	var bad int64
+	if err := s.Pool.QueryRow(ctx, "SELECT id FROM staged_events WHERE site_id = $1 ORDER BY id OFFSET 1 LIMIT 1",
+		int32(site)).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.w.Flush(ctx); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Flush: %v, want ErrQuarantined", err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 120 {
+		t.Fatalf("%d staged events derived, want the 120 of the three good rows", n)
+	}
+	rows, err := s.QuarantinedRows(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ID != bad || rows[0].Events != 40 || !strings.Contains(rows[0].Reason, "22021") {
+		t.Fatalf("quarantined %+v, want row %d, 40 events, PostgreSQL's reason (SQLSTATE 22021)", rows, bad)
+	}
+	if got := metricValue(t, m.quarantined); got != 1 {
+		t.Fatalf("quarantined rows metric %v, want 1", got)
+	}
+	if len(s.w.isolate) != 0 {
+		t.Fatalf("sites still derived a row at a time: %v", s.w.isolate)
+	}
+	// The events, sessions and rollups agree: each derived event once.
+	st := writtenState(t, s, site)
+	all := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1", int32(site))
+	if st[1] != all || st[3] != all || st[6] != 0 {
+		t.Fatalf("sessions hold %d events, rollups %d, %d staged; want %d, %d, none", st[1], st[3], st[6], all, all)
+	}
+}
+
+// TestTransientFailureNotQuarantined: a derivation that fails for a
+// reason other than its rows (here its context ends) leaves every row
+// staged for the next, and quarantines nothing.
+func TestTransientFailureNotQuarantined(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	stageOnly(t, s, 1, visitEvents(site, 0, 40))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.w.Flush(ctx); err == nil || errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Flush with its context ended: %v, want its failure", err)
+	}
+	if rows, err := s.QuarantinedRows(context.Background(), 0); err != nil || len(rows) != 0 || metricValue(t, m.quarantined) != 0 {
+		t.Fatalf("quarantined %v (%v)", rows, err)
+	}
+	if err := s.w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 40 {
+		t.Fatalf("%d derived, want 40", n)
+	}
+}
+
+// TestRunQuarantines: a node's Run, not only Flush, moves a row no
+// derivation can take to quarantine and derives the rows after it.
+func TestRunQuarantines(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() { defer close(done); s.w.Run(ctx) }()
+	stageOnly(t, s, 1, visitEvents(site, 0, 40))
+	refused := visitEvents(site, 40, 40)
+	refused[3].Path = "/\x00"
+	stageOnly(t, s, 2, refused)
+	stageOnly(t, s, 3, visitEvents(site, 80, 40))
+	waitDerived(t, s, site, 30*time.Second)
+	if n := stagedEventsDerived(t, s, site); n != 80 {
+		t.Fatalf("%d staged events derived, want the 80 of the good rows", n)
+	}
+	if rows, err := s.QuarantinedRows(context.Background(), site); err != nil || len(rows) != 1 || rows[0].Events != 40 {
+		t.Fatalf("quarantined %+v (%v), want the refused row", rows, err)
+	}
+	if got := metricValue(t, m.quarantined); got != 1 {
+		t.Fatalf("quarantined rows metric %v, want 1", got)
+	}
+}
