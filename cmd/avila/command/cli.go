@@ -65,6 +65,8 @@ func commands() []command {
 		importCommand(),
 		deadLettersListCommand(),
 		deadLettersReplayCommand(),
+		stagedListCommand(),
+		stagedRequeueCommand(),
 		retentionRunCommand(),
 		gdprExportCommand(),
 		gdprEraseCommand(),
