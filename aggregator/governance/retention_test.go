@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avila-analytics/avila/aggregator/governance"
@@ -55,9 +56,18 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 	if err := s.store.SetSiteRetention(ctx, site, postgres.Retention{EventsDays: 10}); err != nil {
 		t.Fatal(err)
 	}
+	// Quarantined staged rows hold events too: one staged past the
+	// retention goes, one within it stays.
+	if _, err := s.db.Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
+		VALUES ($1, 1, 3, 'x', now() - interval '30 days', 'test'), ($1, 2, 4, 'y', now() - interval '1 day', 'test')`, site); err != nil {
+		t.Fatal(err)
+	}
 	dry, err := s.store.RunRetention(ctx, now, true, "test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(dry.Sites) != 1 || dry.Sites[0].Quarantined != 1 {
+		t.Fatalf("the dry run counted %+v, want one quarantined row", dry.Sites)
 	}
 	oldItems := func() (rows, packed int64) {
 		t.Helper()
@@ -98,6 +108,18 @@ func TestRetentionDropsDaysReportsUnchanged(t *testing.T) {
 	}
 	if rows, packed := oldItems(); rows != 0 || packed != 0 {
 		t.Fatalf("after the run %d item rows and %d packed items past retention remain", rows, packed)
+	}
+	var quarantined []int64
+	if rows, err := s.db.Query(ctx, "SELECT id FROM staged_quarantine WHERE site_id = $1", site); err == nil {
+		quarantined, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Fatal(err)
+	}
+	if len(quarantined) != 1 || quarantined[0] != 2 {
+		t.Fatalf("quarantined rows after the run: %v, want only the one within retention", quarantined)
 	}
 	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'event_items'::regclass AND c.relname < $1`, postgres.ItemsPartitionName(dry.Sites[0].EventsBefore)).Scan(&parts); err != nil || parts != 0 {

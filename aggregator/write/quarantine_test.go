@@ -203,3 +203,60 @@ func TestRunQuarantines(t *testing.T) {
 		t.Fatalf("quarantined rows metric %v, want 1", got)
 	}
 }
+
+// TestQuarantinedRowKeepsTombstones: a quarantined row may hold the
+// events of a data subject erased meanwhile. The erasure's tombstone
+// outlives its end while such a row, staged before that end, is
+// quarantined, and the derivation of the requeued row drops the
+// subject's events: an erasure is not undone by a requeue.
+func TestQuarantinedRowKeepsTombstones(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx := context.Background()
+	const subject = 5
+	events := visitEvents(site, 0, 80) // visitors 1 … 40, two events each
+	row := encodeStaged(site, events)
+	subjectEvents := 0
+	for _, e := range events {
+		if e.Visitor == subject {
+			subjectEvents++
+		}
+	}
+	// As a derivation quarantines a row: staged two hours ago.
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
+		VALUES ($1, 1000, $2, $3, now() - interval '2 hours', 'test')`, int32(site), row.Events, row.Payload); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EraseSubject(ctx, site, []uint64{subject}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
+		t.Fatal(err)
+	}
+	// The tombstone ended an hour ago, after the row was staged.
+	exec(t, s, "UPDATE gdpr_tombstones SET until = now() - interval '1 hour'")
+	if _, err := s.ExpireTombstones(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM gdpr_tombstones WHERE site_id = $1", int32(site)); n != 1 {
+		t.Fatalf("%d tombstones after expiry, want the one a quarantined row may need", n)
+	}
+	if _, _, err := s.Requeue(ctx, site, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events WHERE site_id = $1 AND visitor_id = $2", int32(site), int64(subject)); n != 0 {
+		t.Fatalf("%d events of the erased subject derived from the requeued row, want none", n)
+	}
+	if n, want := stagedEventsDerived(t, s, site), len(events)-subjectEvents; n != want {
+		t.Fatalf("%d staged events derived, want %d (all but the subject's)", n, want)
+	}
+	if got := metricValue(t, m.erased); got != float64(subjectEvents) {
+		t.Fatalf("erased events dropped %v, want %d", got, subjectEvents)
+	}
+	// Nothing staged or quarantined from before its end: it goes.
+	if _, err := s.ExpireTombstones(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM gdpr_tombstones WHERE site_id = $1", int32(site)); n != 0 {
+		t.Fatalf("%d tombstones after the row was derived, want none", n)
+	}
+}

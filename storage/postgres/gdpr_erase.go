@@ -411,9 +411,14 @@ func eraseSubjectItems(ctx context.Context, tx pgx.Tx, site int32, keys []int64,
 // Tombstones returns the site's subject keys whose late events are to be
 // dropped now, read in the derivation's transaction (an erasure commits
 // its tombstone with the erasure, while holding the site, so a
-// derivation after it sees it).
+// derivation after it sees it): those whose tombstone was in force when
+// the site's oldest staged row was staged, or is now. A staged row
+// derived within seconds sees the tombstones in force now; one
+// requeued from quarantine (staged_quarantine), staged before a
+// tombstone ended, still sees it (ExpireTombstones keeps it).
 func (d *DeriveTx) Tombstones(ctx context.Context) (map[uint64]bool, error) {
-	rows, err := d.tx.Query(ctx, "SELECT key FROM gdpr_tombstones WHERE site_id = $1 AND until > now()", int32(d.site))
+	rows, err := d.tx.Query(ctx, `SELECT key FROM gdpr_tombstones WHERE site_id = $1
+		AND until > LEAST(now(), (SELECT min(staged_at) FROM staged_events WHERE site_id = $1))`, int32(d.site))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: derive site %d: tombstones: %w", d.site, err)
 	}
@@ -431,9 +436,15 @@ func (d *DeriveTx) Tombstones(ctx context.Context) (map[uint64]bool, error) {
 	return out, nil
 }
 
-// ExpireTombstones deletes tombstones past their end; upkeep.
+// ExpireTombstones deletes tombstones past their end; upkeep. It keeps
+// those of a site with a row staged or quarantined before the
+// tombstone's end, which may hold the subject's events: the derivation
+// that takes the row (requeued, for a quarantined one) drops them
+// (Tombstones).
 func (s *Store) ExpireTombstones(ctx context.Context) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM gdpr_tombstones WHERE until <= now()")
+	tag, err := s.pool.Exec(ctx, `DELETE FROM gdpr_tombstones t WHERE until <= now()
+		AND NOT EXISTS (SELECT 1 FROM staged_quarantine q WHERE q.site_id = t.site_id AND q.staged_at < t.until)
+		AND NOT EXISTS (SELECT 1 FROM staged_events s WHERE s.site_id = t.site_id AND s.staged_at < t.until)`)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: expire tombstones: %w", err)
 	}

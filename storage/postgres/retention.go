@@ -92,6 +92,10 @@ type SiteRetained struct {
 	Sessions         int64
 	RollupRows       int64 // rollup_days and rollup_packs rows
 	SessionRollups   int64 // session_rollups rows
+	// Quarantined counts the staged rows in quarantine (staged_quarantine)
+	// staged before EventsBefore: their events would be past retention
+	// once derived, and they hold personal data as events do.
+	Quarantined int64
 }
 
 // RetentionRun is the outcome of RunRetention.
@@ -266,7 +270,9 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 			step{"SELECT COALESCE(sum(items), 0) FROM item_packs WHERE site_id = $1 AND day < $2",
 				"", sr.EventsBefore, &sr.Items},
 			step{"SELECT count(*) FROM item_packs WHERE site_id = $1 AND day < $2",
-				"DELETE FROM item_packs WHERE site_id = $1 AND day < $2", sr.EventsBefore, &sr.ItemPacks})
+				"DELETE FROM item_packs WHERE site_id = $1 AND day < $2", sr.EventsBefore, &sr.ItemPacks},
+			step{"SELECT count(*) FROM staged_quarantine WHERE site_id = $1 AND staged_at < $2",
+				"DELETE FROM staged_quarantine WHERE site_id = $1 AND staged_at < $2", sr.EventsBefore, &sr.Quarantined})
 	}
 	if !sr.AggregatesBefore.IsZero() {
 		steps = append(steps,
@@ -314,10 +320,10 @@ func (s *Store) retainSite(ctx context.Context, sr *SiteRetained, dryRun bool, a
 		}
 	}
 	var row AuditRow
-	gone := sr.Events+sr.EventPacks+sr.Items+sr.ItemPacks+sr.Sessions+sr.RollupRows+sr.SessionRollups > 0
+	gone := sr.Events+sr.EventPacks+sr.Items+sr.ItemPacks+sr.Sessions+sr.RollupRows+sr.SessionRollups+sr.Quarantined > 0
 	if gone {
 		detail := map[string]any{"events": sr.Events, "event_packs": sr.EventPacks, "items": sr.Items, "item_packs": sr.ItemPacks,
-			"sessions": sr.Sessions, "rollup_rows": sr.RollupRows, "session_rollups": sr.SessionRollups,
+			"sessions": sr.Sessions, "rollup_rows": sr.RollupRows, "session_rollups": sr.SessionRollups, "quarantined_rows": sr.Quarantined,
 			"retain_events_days": sr.Retention.EventsDays, "retain_aggregates_months": sr.Retention.AggregatesMonths}
 		if !sr.EventsBefore.IsZero() {
 			detail["events_before"] = sr.EventsBefore.Format(time.DateOnly)

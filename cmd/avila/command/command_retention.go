@@ -38,10 +38,10 @@ func retentionRunCommand() command {
 				}
 				fmt.Fprintf(c.stdout, "retention %s:\n", verb)
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "PROPERTY\tEVENTS BEFORE\tAGGREGATES BEFORE\tEVENTS\tEVENT PACKS\tSESSIONS\tROLLUP ROWS\tSESSION ROLLUPS")
+				fmt.Fprintln(tw, "PROPERTY\tEVENTS BEFORE\tAGGREGATES BEFORE\tEVENTS\tEVENT PACKS\tSESSIONS\tROLLUP ROWS\tSESSION ROLLUPS\tQUARANTINED ROWS")
 				for _, s := range run.Sites {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Site, dayOrForever(s.EventsBefore), dayOrForever(s.AggregatesBefore),
-						s.Events, s.EventPacks, s.Sessions, s.RollupRows, s.SessionRollups)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Site, dayOrForever(s.EventsBefore), dayOrForever(s.AggregatesBefore),
+						s.Events, s.EventPacks, s.Sessions, s.RollupRows, s.SessionRollups, s.Quarantined)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
