@@ -40,4 +40,8 @@
 // site to it for Config.Interval and stickFor (2 s) after that, and take
 // it over once it derived nothing for that long (its node stopped or
 // left).
+//
+// A staged row no derivation can take (it does not decode, or PostgreSQL
+// refuses its events) is moved to quarantine so that its site's later
+// rows are derived (quarantine.go); `avila staged requeue` puts it back.
 package write

@@ -383,7 +383,8 @@ const settleFor = 250 * time.Millisecond
 // after a wait for batches other nodes staged, Config.Every at first and
 // twice as long after each look that found nothing, up to
 // Config.IdleEvery. Errors are logged (rate-limited) and retried after
-// Config.Every.
+// Config.Every; a staged row no derivation can take is quarantined
+// (quarantine.go) and the site derived on at once.
 func (w *Writer) Run(ctx context.Context) {
 	t := time.NewTimer(w.cfg.Every)
 	defer t.Stop()
