@@ -117,6 +117,18 @@ func AppendBatchHead(dst []byte, agentID string, seq uint64, createdMicros int64
 // CompressBatch appends to dst the wire form of a batch's MessagePack.
 func CompressBatch(dst, plain []byte) []byte { return zenc.EncodeAll(plain, dst) }
 
+// EncodeEvents returns the wire form of events as a batch of their own
+// (AppendBatchHead's envelope with agent "staged", seq 1 and no creation
+// time, which nothing reads back): how the aggregator stages events it
+// holds decoded, and rewrites a staged row.
+func EncodeEvents(events []Event) []byte {
+	plain := AppendBatchHead(make([]byte, 0, 64+200*len(events)), "staged", 1, 0, len(events))
+	for i := range events {
+		plain = AppendEvent(plain, &events[i])
+	}
+	return CompressBatch(nil, plain)
+}
+
 // CompressSealedBatch is CompressBatch without the zstd frame's content
 // checksum, for a batch whose bytes something stronger already guards
 // wherever they are: an agent's segments are sealed with AES-GCM in its

@@ -567,3 +567,58 @@ func TestEraseFromDenseCellsEqualsNeverStored(t *testing.T) {
 	}
 	t.Logf("%d of %d reports differed before the erasure, none after; sketches %+v", differs, len(reports("")), out.Sketches)
 }
+
+// TestSubjectRequestsReachQuarantinedRows: a staged row no derivation
+// could take (quarantined) holds the subject's events too: an export
+// lists them apart (in no report), in JSON and CSV, and an erasure takes
+// them out of the row, leaving everyone else's.
+func TestSubjectRequestsReachQuarantinedRows(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	site := s.site(t, "quarantine")
+	sub, err := governance.Resolve(ctx, s.store, site, governance.ClientID, "1234567890.1764000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	events := []protocol.Event{
+		{Site: site, Visitor: sub.Key, TimeMicros: now.UnixMicro(), Name: "page_view", Path: "/private", Country: "DE"},
+		{Site: site, Visitor: 77, TimeMicros: now.UnixMicro(), Name: "page_view", Path: "/other"},
+		{Site: site, Visitor: sub.Key, TimeMicros: now.Add(time.Second).UnixMicro(), Name: "sign_up", Params: map[string]string{"plan": "pro"}},
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
+		VALUES ($1, 1, 3, $2, now(), 'test')`, int32(site), protocol.EncodeEvents(events)); err != nil {
+		t.Fatal(err)
+	}
+	svc := &governance.Service{Store: s.store}
+	e, err := svc.Export(ctx, sub, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Events) != 0 || len(e.Quarantined) != 2 || e.Quarantined[0].Dims["page_path"] != "/private" ||
+		e.Quarantined[0].Dims["country"] != "DE" || e.Quarantined[1].Params["plan"] != "pro" || e.Quarantined[1].Key != sub.Key {
+		t.Fatalf("export: %d events, quarantined %+v; want the subject's two quarantined events", len(e.Events), e.Quarantined)
+	}
+	var buf bytes.Buffer
+	if err := e.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(recs) != 3 || recs[1][0] != "quarantined_event" || !slices.Contains(recs[1], "/private") {
+		t.Fatalf("csv: %q (%v)", recs, err)
+	}
+	out, err := svc.Erase(ctx, sub, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Quarantined != 2 || out.Unsearched != 0 {
+		t.Fatalf("erasure took %d quarantined events (%d rows unsearched), want 2 (0)", out.Quarantined, out.Unsearched)
+	}
+	if e, err = svc.Export(ctx, sub, "test"); err != nil || len(e.Quarantined) != 0 {
+		t.Fatalf("export after the erasure: %+v (%v), want nothing quarantined", e, err)
+	}
+	rows, err := s.store.QuarantinedRows(ctx, site)
+	if err != nil || len(rows) != 1 || rows[0].Events != 1 {
+		t.Fatalf("quarantined after the erasure: %+v (%v), want the other visitor's event", rows, err)
+	}
+}

@@ -27,6 +27,10 @@ type Export struct {
 	// (purchases, refunds …), Items their items.
 	Commerce []postgres.SubjectCommerce `json:"commerce"`
 	Items    []postgres.SubjectItem     `json:"items"`
+	// Quarantined holds the subject's events in staged rows no derivation
+	// could take (`avila staged list`): held, in no report, with their
+	// texts as staged.
+	Quarantined []postgres.SubjectEvent `json:"quarantined_events"`
 }
 
 // WriteJSON writes the export as one indented JSON document.
@@ -54,7 +58,7 @@ var csvCommerce = []string{"value", "tax", "shipping", "transaction_id", "curren
 // amounts of commerce and item rows.
 func (e *Export) WriteCSV(w io.Writer) error {
 	dimSet := map[string]bool{}
-	for _, ev := range e.Events {
+	for _, ev := range slices.Concat(e.Events, e.Quarantined) {
 		for k := range ev.Dims {
 			dimSet[k] = true
 		}
@@ -83,9 +87,15 @@ func (e *Export) WriteCSV(w io.Writer) error {
 		b, _ := json.Marshal(v) // maps of strings and floats always encode
 		return string(b)
 	}
-	for _, ev := range e.Events {
-		rec := []string{"event", ev.Time.Format(time.RFC3339Nano), "", strconv.FormatInt(ev.SessionID, 10), ev.Name, "", "", "",
+	events := func(record string, ev postgres.SubjectEvent) []string {
+		return []string{record, ev.Time.Format(time.RFC3339Nano), "", strconv.FormatInt(ev.SessionID, 10), ev.Name, "", "", "",
 			strconv.FormatInt(int64(ev.EngagementMs), 10), strconv.Itoa(int(ev.Flags))}
+	}
+	for i, ev := range slices.Concat(e.Events, e.Quarantined) {
+		rec := events("event", ev)
+		if i >= len(e.Events) {
+			rec = events("quarantined_event", ev)
+		}
 		for _, d := range dims {
 			rec = append(rec, ev.Dims[d])
 		}

@@ -56,10 +56,12 @@ func (s *Service) Export(ctx context.Context, sub Subject, actor string) (*Expor
 		return nil, fmt.Errorf("governance: export: %w", err)
 	}
 	e := &Export{Property: sub.Site, Identity: sub.Identity, Key: keyText(sub.Key), GeneratedAt: s.now(),
-		Note: CookielessNote, Events: data.Events, Sessions: data.Sessions, Commerce: data.Commerce, Items: data.Items}
+		Note: CookielessNote, Events: data.Events, Sessions: data.Sessions, Commerce: data.Commerce, Items: data.Items,
+		Quarantined: data.Quarantined}
 	if _, err := s.Store.AppendAudit(ctx, postgres.AuditEntry{Actor: actor, Action: "gdpr.export", Site: sub.Site,
 		Detail: map[string]any{"identity": string(sub.Identity), "key": keyText(sub.Key),
-			"events": len(e.Events), "sessions": len(e.Sessions), "commerce": len(e.Commerce), "items": len(e.Items)}}); err != nil {
+			"events": len(e.Events), "sessions": len(e.Sessions), "commerce": len(e.Commerce), "items": len(e.Items),
+			"quarantined_events": len(e.Quarantined)}}); err != nil {
 		return nil, fmt.Errorf("governance: export: %w", err)
 	}
 	return e, nil
@@ -85,7 +87,12 @@ func (s *Service) Erase(ctx context.Context, sub Subject, actor string) (postgre
 		}
 	}
 	s.log().Info("data subject erased", "site", sub.Site, "identity", sub.Identity, "events", out.Events,
-		"sessions", out.Sessions, "rollup_days", len(out.RollupDays), "took", time.Since(start))
+		"sessions", out.Sessions, "rollup_days", len(out.RollupDays), "quarantined_events", out.Quarantined, "took", time.Since(start))
+	if out.Unsearched > 0 {
+		s.log().Warn("data subject erased, but quarantined staged rows that do not decode could not be searched for its events; "+
+			"they go with the site's event retention, or once requeued and derived (the erasure's tombstone applies)",
+			"site", sub.Site, "rows", out.Unsearched)
+	}
 	return out, nil
 }
 

@@ -146,6 +146,10 @@ type ErasureResult struct {
 	RebuiltDays    int       `json:"rebuiltDays"` // days whose rollups were corrected (the name predates corrections)
 	TombstoneUntil time.Time `json:"tombstoneUntil"`
 	AuditID        int64     `json:"auditId"`
+	// Events taken out of staged rows in quarantine (`avila staged list`),
+	// and quarantined rows that do not decode, so could not be searched.
+	QuarantinedEvents         int64 `json:"quarantinedEvents,omitempty"`
+	UnsearchedQuarantinedRows int64 `json:"unsearchedQuarantinedRows,omitempty"`
 }
 
 func erasureResult(e postgres.Erased) ErasureResult {
@@ -156,5 +160,6 @@ func erasureResult(e postgres.Erased) ErasureResult {
 	for _, d := range e.SessionDays {
 		days[d] = true
 	}
-	return ErasureResult{Events: e.Events, Sessions: e.Sessions, RebuiltDays: len(days), TombstoneUntil: e.Until, AuditID: e.Audit.ID}
+	return ErasureResult{Events: e.Events, Sessions: e.Sessions, RebuiltDays: len(days), TombstoneUntil: e.Until, AuditID: e.Audit.ID,
+		QuarantinedEvents: e.Quarantined, UnsearchedQuarantinedRows: e.Unsearched}
 }

@@ -204,9 +204,9 @@ func TestRunQuarantines(t *testing.T) {
 	}
 }
 
-// TestQuarantinedRowKeepsTombstones: a quarantined row may hold the
-// events of a data subject erased meanwhile. The erasure's tombstone
-// outlives its end while such a row, staged before that end, is
+// TestQuarantinedRowKeepsTombstones: a row staged before an erasure and
+// quarantined after it holds the erased subject's events. The erasure's
+// tombstone outlives its end while such a row, staged before that end, is
 // quarantined, and the derivation of the requeued row drops the
 // subject's events: an erasure is not undone by a requeue.
 func TestQuarantinedRowKeepsTombstones(t *testing.T) {
@@ -221,12 +221,13 @@ func TestQuarantinedRowKeepsTombstones(t *testing.T) {
 			subjectEvents++
 		}
 	}
-	// As a derivation quarantines a row: staged two hours ago.
-	if _, err := s.Pool.Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
-		VALUES ($1, 1000, $2, $3, now() - interval '2 hours', 'test')`, int32(site), row.Events, row.Payload); err != nil {
+	if _, err := s.EraseSubject(ctx, site, []uint64{subject}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EraseSubject(ctx, site, []uint64{subject}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"}); err != nil {
+	// A row staged two hours ago, still staged at the erasure (which
+	// rewrites quarantined rows, not staged ones), quarantined after it.
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
+		VALUES ($1, 1000, $2, $3, now() - interval '2 hours', 'test')`, int32(site), row.Events, row.Payload); err != nil {
 		t.Fatal(err)
 	}
 	// The tombstone ended an hour ago, after the row was staged.
@@ -258,5 +259,56 @@ func TestQuarantinedRowKeepsTombstones(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count(*) FROM gdpr_tombstones WHERE site_id = $1", int32(site)); n != 0 {
 		t.Fatalf("%d tombstones after the row was derived, want none", n)
+	}
+}
+
+// TestErasureRewritesQuarantinedRows: an erasure takes the subject's
+// events out of the site's quarantined rows (a row of its events only
+// goes), and counts the rows it cannot search (they do not decode).
+func TestErasureRewritesQuarantinedRows(t *testing.T) {
+	s, _, site := newQuarantineStore(t)
+	ctx := context.Background()
+	const subject = 5
+	mixed := visitEvents(site, 0, 80) // visitors 1 … 40, two events each
+	only := visitEvents(site, 4, 1)   // visitor 5
+	rows := []struct {
+		id      int64
+		events  int
+		payload []byte
+	}{{1, len(mixed), protocol.EncodeEvents(mixed)}, {2, 1, protocol.EncodeEvents(only)}, {3, 9, []byte("not a batch")}}
+	for _, r := range rows {
+		if _, err := s.Pool.Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
+			VALUES ($1, $2, $3, $4, now(), 'test')`, int32(site), r.id, r.events, r.payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := s.EraseSubject(ctx, site, []uint64{subject}, postgres.AuditEntry{Actor: "test", Action: "gdpr.erase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Quarantined != 3 || out.Unsearched != 1 {
+		t.Fatalf("erasure took %d events out of quarantined rows and could not search %d rows, want 3 and 1", out.Quarantined, out.Unsearched)
+	}
+	left, err := s.QuarantinedRows(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0].ID != 1 || left[0].Events != len(mixed)-2 || left[1].ID != 3 {
+		t.Fatalf("quarantined after the erasure: %+v, want row 1 with %d events and row 3", left, len(mixed)-2)
+	}
+	var payload []byte
+	if err := s.Pool.QueryRow(ctx, "SELECT payload FROM staged_quarantine WHERE site_id = $1 AND id = 1", int32(site)).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	var dec protocol.EventDecoder
+	defer dec.Release()
+	got, err := dec.Append(nil, payload)
+	if err != nil || len(got) != len(mixed)-2 {
+		t.Fatalf("the rewritten row decodes to %d events (%v), want %d", len(got), err, len(mixed)-2)
+	}
+	for _, e := range got {
+		if e.Visitor == subject {
+			t.Fatal("the rewritten row still holds the subject's events")
+		}
 	}
 }

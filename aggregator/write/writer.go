@@ -357,12 +357,7 @@ func stage(events []protocol.Event) []postgres.Staged {
 
 // encodeStaged encodes one site's events as a staged row's payload.
 func encodeStaged(site uint32, events []protocol.Event) postgres.Staged {
-	// The envelope is not read back; it only has to be valid.
-	plain := protocol.AppendBatchHead(make([]byte, 0, 64+200*len(events)), "staged", 1, 0, len(events))
-	for i := range events {
-		plain = protocol.AppendEvent(plain, &events[i])
-	}
-	return postgres.Staged{Site: site, Events: len(events), Payload: protocol.CompressBatch(nil, plain)}
+	return postgres.Staged{Site: site, Events: len(events), Payload: protocol.EncodeEvents(events)}
 }
 
 // settleFor is how long a pass woken by this node's staging, after Run

@@ -142,6 +142,9 @@ type SubjectData struct {
 	Sessions []SubjectSession  `json:"sessions"`
 	Commerce []SubjectCommerce `json:"commerce"` // gdpr_commerce.go
 	Items    []SubjectItem     `json:"items"`
+	// Quarantined are the subject's events in staged rows no derivation
+	// could take (staged_quarantine): held, in no report.
+	Quarantined []SubjectEvent `json:"quarantined_events"`
 }
 
 // DimNames name the dimension kinds in exports.
@@ -169,9 +172,14 @@ func (s *Store) SubjectData(ctx context.Context, site uint32, keys []uint64) (Su
 }
 
 func subjectData(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (SubjectData, error) {
-	out := SubjectData{Events: []SubjectEvent{}, Sessions: []SubjectSession{}, Commerce: []SubjectCommerce{}, Items: []SubjectItem{}}
+	out := SubjectData{Events: []SubjectEvent{}, Sessions: []SubjectSession{}, Commerce: []SubjectCommerce{}, Items: []SubjectItem{},
+		Quarantined: []SubjectEvent{}}
 	if len(keys) == 0 {
 		return out, nil
+	}
+	var err error
+	if out.Quarantined, err = subjectQuarantined(ctx, tx, site, keys); err != nil {
+		return out, err
 	}
 	days, err := subjectPackDays(ctx, tx, site, keys)
 	if err != nil {

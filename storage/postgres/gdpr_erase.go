@@ -23,7 +23,11 @@ type Erased struct {
 	RollupDays  []time.Time // local days whose rollups were corrected
 	SessionDays []time.Time // local days whose session rollups were corrected
 	Until       time.Time   // the tombstone's end
-	Audit       AuditRow
+	// Quarantined counts the events taken out of quarantined staged rows
+	// (staged_quarantine); Unsearched the quarantined rows of the site
+	// that do not decode, which may hold the subject's events and stay.
+	Quarantined, Unsearched int64
+	Audit                   AuditRow
 	// Sketches counts what the corrections did with the sketches of the
 	// cells the subject touched.
 	Sketches EraseSketches
@@ -214,6 +218,9 @@ func (s *Store) EraseSubject(ctx context.Context, site uint32, keys []uint64, au
 	audit.Detail["events"], audit.Detail["sessions"], audit.Detail["pack_rows"] = out.Events, out.Sessions, out.PackRows
 	audit.Detail["rollup_days"], audit.Detail["session_rollup_days"] = len(out.RollupDays), len(out.SessionDays)
 	audit.Detail["tombstone_until"] = out.Until.Format(time.RFC3339)
+	if out.Quarantined > 0 || out.Unsearched > 0 {
+		audit.Detail["quarantined_events"], audit.Detail["unsearched_quarantined_rows"] = out.Quarantined, out.Unsearched
+	}
 	if out.Audit, err = appendAudit(ctx, tx, audit); err != nil {
 		return out, fmt.Errorf("postgres: erase on site %d: audit: %w", site, err)
 	}
@@ -338,6 +345,10 @@ func eraseSubject(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (Era
 		return out, err
 	}
 	step("session_rollups")
+	if out.Quarantined, out.Unsearched, err = eraseQuarantined(ctx, tx, site, keys); err != nil {
+		return out, err
+	}
+	step("quarantine")
 	// Late events of these keys are dropped by the derivation until then.
 	if err := tx.QueryRow(ctx, `INSERT INTO gdpr_tombstones (site_id, key, until)
 		SELECT $1, k, now() + $3::interval FROM unnest($2::bigint[]) k

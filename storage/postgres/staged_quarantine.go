@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // QuarantinedRow is a staged row a derivation could not take, moved to
@@ -86,4 +91,111 @@ func (s *Store) Requeue(ctx context.Context, site uint32, ids []int64) (rows, ev
 		return 0, 0, fmt.Errorf("postgres: requeue quarantined staged rows: %w", err)
 	}
 	return int(n), int(ev), nil
+}
+
+// eraseQuarantined takes the events of the subject keys (their visitor or
+// user key, as the derivation's tombstones match them) out of the site's
+// quarantined staged rows, in the erasure's transaction: a row left
+// without events is deleted, another rewritten without them. A row that
+// does not decode cannot be searched and stays; unsearched counts those.
+func eraseQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (events, unsearched int64, err error) {
+	type row struct {
+		id      int64
+		payload []byte
+	}
+	rows, err := tx.Query(ctx, "SELECT id, payload FROM staged_quarantine WHERE site_id = $1 ORDER BY id FOR UPDATE", site)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read quarantined staged rows: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		return x, r.Scan(&x.id, &x.payload)
+	})
+	if err != nil || len(list) == 0 {
+		if err != nil {
+			err = fmt.Errorf("read quarantined staged rows: %w", err)
+		}
+		return 0, 0, err
+	}
+	subject := make(map[uint64]bool, len(keys))
+	for _, k := range keys {
+		subject[uint64(k)] = true
+	}
+	var dec protocol.EventDecoder
+	defer dec.Release()
+	for _, r := range list {
+		all, err := dec.Append(nil, r.payload)
+		if err != nil {
+			unsearched++
+			continue
+		}
+		kept := slices.DeleteFunc(slices.Clone(all), func(e protocol.Event) bool {
+			return subject[e.Visitor] || (e.User != 0 && subject[e.User])
+		})
+		if len(kept) == len(all) {
+			continue
+		}
+		events += int64(len(all) - len(kept))
+		if len(kept) == 0 {
+			_, err = tx.Exec(ctx, "DELETE FROM staged_quarantine WHERE site_id = $1 AND id = $2", site, r.id)
+		} else {
+			_, err = tx.Exec(ctx, "UPDATE staged_quarantine SET payload = $3, events = $4 WHERE site_id = $1 AND id = $2",
+				site, r.id, protocol.EncodeEvents(kept), len(kept))
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("rewrite quarantined staged row %d: %w", r.id, err)
+		}
+	}
+	return events, unsearched, nil
+}
+
+// subjectQuarantined returns the events of the subject keys (visitor or
+// user key) in the site's quarantined staged rows that decode, as an
+// export shows them: in no report, with the texts as staged (no
+// session of their own yet).
+func subjectQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64) ([]SubjectEvent, error) {
+	rows, err := tx.Query(ctx, "SELECT payload FROM staged_quarantine WHERE site_id = $1 ORDER BY id", site)
+	if err != nil {
+		return nil, fmt.Errorf("quarantined staged rows: %w", err)
+	}
+	payloads, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("quarantined staged rows: %w", err)
+	}
+	subject := make(map[uint64]bool, len(keys))
+	for _, k := range keys {
+		subject[uint64(k)] = true
+	}
+	out := []SubjectEvent{}
+	var dec protocol.EventDecoder
+	defer dec.Release()
+	for _, p := range payloads {
+		events, err := dec.Append(nil, p)
+		if err != nil {
+			continue // cannot be searched; the erasure counts these
+		}
+		for i := range events {
+			e := &events[i]
+			if !subject[e.Visitor] && (e.User == 0 || !subject[e.User]) {
+				continue
+			}
+			out = append(out, stagedSubjectEvent(e))
+		}
+	}
+	return out, nil
+}
+
+// stagedSubjectEvent is e, an event as staged, as an export shows it.
+func stagedSubjectEvent(e *protocol.Event) SubjectEvent {
+	dims := map[string]string{}
+	for kind, v := range map[DimKind]string{DimPagePath: e.Path, DimHost: e.Host, DimTitle: e.Title, DimReferrer: e.Referrer,
+		DimLanguage: e.Language, DimScreen: e.Screen, DimCountry: e.Country, DimRegion: e.Region, DimCity: e.City,
+		DimBrowser: e.Browser, DimOS: e.OS, DimDevice: e.Device} {
+		if v != "" {
+			dims[DimNames[kind]] = v
+		}
+	}
+	return SubjectEvent{Time: time.UnixMicro(e.TimeMicros).UTC(), Key: e.Visitor, SessionID: e.SessionID, Name: e.Name,
+		Dims: dims, EngagementMs: int32(min(max(e.EngageMs, 0), math.MaxInt32)), Flags: int16(e.Flags),
+		Params: maps.Clone(e.Params), NumParams: maps.Clone(e.NumParams), UserProps: maps.Clone(e.UserProps)}
 }

@@ -237,12 +237,20 @@ func gdprEraseCommand() command {
 				fmt.Fprintf(tw, "rollup_days_corrected\t%d\n", len(out.RollupDays))
 				fmt.Fprintf(tw, "session_rollup_days_corrected\t%d\n", len(out.SessionDays))
 				fmt.Fprintf(tw, "late_events_dropped_until\t%s\n", out.Until.Format(timeLayout))
+				if out.Quarantined > 0 || out.Unsearched > 0 {
+					fmt.Fprintf(tw, "quarantined_events\t%d\n", out.Quarantined)
+					fmt.Fprintf(tw, "quarantined_rows_unsearched\t%d\n", out.Unsearched)
+				}
 				fmt.Fprintf(tw, "audit_row\t%d\n", out.Audit.ID)
 				fmt.Fprintf(tw, "took\t%s\n", time.Since(start).Round(time.Millisecond))
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				if out.Events == 0 {
+				if out.Unsearched > 0 {
+					fmt.Fprintf(c.stderr, "avila gdpr erase: %d quarantined staged rows do not decode and could not be searched for this %s's events "+
+						"('avila staged list'); they go with the property's event retention, and a requeue applies this erasure\n", out.Unsearched, sub.Identity)
+				}
+				if out.Events == 0 && out.Quarantined == 0 {
 					fmt.Fprintf(c.stderr, "avila gdpr erase: nothing stored under this %s. %s\n", sub.Identity, governance.CookielessNote)
 				}
 				return nil
