@@ -63,15 +63,8 @@ func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry b
 	case failed.single:
 		return w.quarantine(ctx, site, failed.first, err)
 	}
-	if w.isolate[site] > 0 {
-		// A derivation of several rows failed while isolating: the row
-		// count ran out (isolateRows) and the failure came back.
-		w.log.Warn("a derivation of several staged rows failed again with a data error; deriving the rows one at a time",
-			"site", site, "err", err)
-	} else {
-		w.log.Warn("PostgreSQL refused a derivation's events; deriving the site's staged rows one at a time to find the row",
-			"site", site, "first_row", failed.first, "err", err)
-	}
+	w.log.Warn("PostgreSQL refused a derivation's events; deriving the site's staged rows one at a time to find the row",
+		"site", site, "first_row", failed.first, "err", err)
 	w.isolate[site] = isolateRows
 	return true, 0
 }
