@@ -84,9 +84,14 @@ type StagedStatus struct {
 	OldestSeconds float64 `json:"oldest_seconds"`
 	// LookedAt is when the node looked (absent: not yet).
 	LookedAt time.Time `json:"looked_at,omitzero"`
+	// QuarantinedRows are the staged rows no derivation could take, moved
+	// aside (`avila staged list`), every site's, read for this answer;
+	// QuarantinedEvents their events, in no report.
+	QuarantinedRows   int64 `json:"quarantined_rows"`
+	QuarantinedEvents int64 `json:"quarantined_events"`
 }
 
-func (n *Node) status() ClusterStatus {
+func (n *Node) status(ctx context.Context) ClusterStatus {
 	load, agents := n.act.snapshot()
 	b := n.writer.Backlog()
 	st := ClusterStatus{Node: n.name, State: "serving", Clustered: n.cluster != nil, Load: load, Agents: agents,
@@ -94,6 +99,15 @@ func (n *Node) status() ClusterStatus {
 		Staged:     StagedStatus{Events: b.Events, Sites: b.Sites, OldestSeconds: b.Oldest.Seconds(), LookedAt: b.At.UTC()}}
 	if n.gate.isDraining() {
 		st.State = "draining"
+	}
+	// The status answers without the counts when PostgreSQL does not
+	// (its other figures are the node's own).
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if rows, events, err := n.store.QuarantineTotals(qctx); err == nil {
+		st.Staged.QuarantinedRows, st.Staged.QuarantinedEvents = rows, events
+	} else {
+		n.log.Warn("cluster status: quarantined staged rows not counted", "err", err)
 	}
 	if n.cluster == nil {
 		st.Members = []cluster.Member{{Name: n.name, State: "alive", Self: true, Meta: cluster.Meta{
@@ -114,5 +128,5 @@ func (n *Node) status() ClusterStatus {
 
 func (n *Node) clusterStatus(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(n.status())
+	_ = json.NewEncoder(w).Encode(n.status(r.Context()))
 }

@@ -238,8 +238,19 @@ func TestClusterStatusShowsBacklog(t *testing.T) {
 	if v := scrape(t, n.OperatorURL, "analytics_write_staged_oldest_seconds"); v < 0.5 {
 		t.Errorf("analytics_write_staged_oldest_seconds = %v, want 0.5 or more", v)
 	}
+	if st.QuarantinedRows != 0 {
+		t.Errorf("%d quarantined rows, want none", st.QuarantinedRows)
+	}
 	d.Rollback(ctx)
 	waitStatus("nothing staged", func(st StagedStatus) bool { return st.Events == 0 && st.Sites == 0 && st.OldestSeconds == 0 })
+	// A row no derivation could take, as the write stage quarantines it.
+	if _, err := testenv.Pool(t, url).Exec(ctx, `INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
+		VALUES ($1, 1, 9, 'x', now(), 'test')`, int32(site.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if st := clusterStatus(t, n).Staged; st.QuarantinedRows != 1 || st.QuarantinedEvents != 9 {
+		t.Errorf("status quarantine: %d rows, %d events; want 1, 9", st.QuarantinedRows, st.QuarantinedEvents)
+	}
 	if v := scrape(t, n.OperatorURL, "analytics_write_staged_oldest_seconds"); v != 0 {
 		t.Errorf("analytics_write_staged_oldest_seconds = %v once derived, want 0", v)
 	}

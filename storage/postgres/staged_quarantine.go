@@ -199,3 +199,12 @@ func stagedSubjectEvent(e *protocol.Event) SubjectEvent {
 		Dims: dims, EngagementMs: int32(min(max(e.EngageMs, 0), math.MaxInt32)), Flags: int16(e.Flags),
 		Params: maps.Clone(e.Params), NumParams: maps.Clone(e.NumParams), UserProps: maps.Clone(e.UserProps)}
 }
+
+// QuarantineTotals returns the staged rows in quarantine, every site's,
+// and their events.
+func (s *Store) QuarantineTotals(ctx context.Context) (rows, events int64, err error) {
+	if err := s.pool.QueryRow(ctx, "SELECT count(*), coalesce(sum(events), 0) FROM staged_quarantine").Scan(&rows, &events); err != nil {
+		return 0, 0, fmt.Errorf("postgres: count quarantined staged rows: %w", err)
+	}
+	return rows, events, nil
+}

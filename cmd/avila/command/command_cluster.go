@@ -84,7 +84,12 @@ func printStatus(w io.Writer, st node.ClusterStatus) {
 		mode = fmt.Sprintf("cluster of %d", n)
 	}
 	fmt.Fprintf(w, "node %s: %s, %s\n", st.Node, st.State, mode)
-	fmt.Fprintf(w, "reports: %s\n\n", stagedLine(st.Staged, time.Now()))
+	fmt.Fprintf(w, "reports: %s\n", stagedLine(st.Staged, time.Now()))
+	if st.Staged.QuarantinedRows > 0 {
+		fmt.Fprintf(w, "quarantine: %d staged rows (%d events) no derivation could take, in no report: 'avila staged list'\n",
+			st.Staged.QuarantinedRows, st.Staged.QuarantinedEvents)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tQUIC\tAPI\tLOAD\tAGENTS\tVERSION")
 	for _, m := range st.Members {

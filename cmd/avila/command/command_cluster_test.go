@@ -20,7 +20,8 @@ func TestClusterStatus(t *testing.T) {
 		{Name: "c", State: "suspect", Meta: cluster.Meta{QUICAddr: "127.0.0.4:4433", Draining: true}},
 		{Name: "d", State: "dead", Meta: cluster.Meta{QUICAddr: "127.0.0.5:4433"}},
 		{Name: "e", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.6:4433", Draining: true}},
-	}, Staged: node.StagedStatus{Events: 1234, Sites: 2, OldestSeconds: 3.04, LookedAt: time.Now().Add(-time.Second)}}
+	}, Staged: node.StagedStatus{Events: 1234, Sites: 2, OldestSeconds: 3.04, LookedAt: time.Now().Add(-time.Second),
+		QuarantinedRows: 2, QuarantinedEvents: 57}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/cluster/status" {
 			http.NotFound(w, r)
@@ -43,7 +44,9 @@ func TestClusterStatus(t *testing.T) {
 	} else {
 		lines[1] = reports
 	}
-	want := []string{"node b: serving, cluster of 4", reports, "", "NAME STATE QUIC API LOAD AGENTS VERSION",
+	want := []string{"node b: serving, cluster of 4", reports,
+		"quarantine: 2 staged rows (57 events) no derivation could take, in no report: 'avila staged list'",
+		"", "NAME STATE QUIC API LOAD AGENTS VERSION",
 		"a alive 127.0.0.2:4433 127.0.0.2:8080 12.5/s 3 v1",
 		"b * alive 127.0.0.3:4433 4.0/s 2 v1",
 		"c suspect,draining 127.0.0.4:4433 0.0/s 0",
