@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/avila-analytics/avila/storage/postgres"
 )
@@ -19,6 +21,18 @@ var ErrQuarantined = errors.New("write: staged rows quarantined")
 // none of them fails alone, the site is derived as usual again (and a
 // failure that comes back starts it over).
 const isolateRows = 16
+
+// maxRefused bounds the rows of one site quarantined for a data error in
+// refusedWindow: past it, the cause is likely the site's stored state
+// (a rollup amount past its type's range, say), which would refuse every
+// row alike, not the rows, so the site's rows are not quarantined one
+// after the other: its derivations fail and are retried, and
+// AvilaReportsLagging fires. Rows that do not decode are always
+// quarantined.
+const (
+	maxRefused    = 5
+	refusedWindow = time.Hour
+)
 
 // badRowError is a staged row whose payload does not decode to the
 // events its row counts: no derivation can take it.
@@ -60,13 +74,37 @@ func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry b
 		return w.quarantine(ctx, site, bad.id, err)
 	case failed == nil || !postgres.IsDataError(err):
 		return false, 0
+	case w.refusedTooOften(site):
+		delete(w.isolate, site)
+		if n, ok := w.failLog.Allow(time.Now()); ok {
+			w.log.Error("PostgreSQL refused a derivation's events, and too many of the site's rows were quarantined for such errors lately to "+
+				"blame the rows; quarantining no more of them, the derivation is retried", "site", site, "quarantined", maxRefused,
+				"within", refusedWindow, "err", err, "suppressed", n)
+		}
+		return false, 0
 	case failed.single:
-		return w.quarantine(ctx, site, failed.first, err)
+		retry, q := w.quarantine(ctx, site, failed.first, err)
+		if q > 0 {
+			w.refused[site] = append(w.refused[site], time.Now())
+		}
+		return retry, q
 	}
 	w.log.Warn("PostgreSQL refused a derivation's events; deriving the site's staged rows one at a time to find the row",
 		"site", site, "first_row", failed.first, "err", err)
 	w.isolate[site] = isolateRows
 	return true, 0
+}
+
+// refusedTooOften reports whether maxRefused rows of site were
+// quarantined for data errors within refusedWindow (deriving held).
+func (w *Writer) refusedTooOften(site uint32) bool {
+	recent := slices.DeleteFunc(w.refused[site], func(t time.Time) bool { return time.Since(t) > refusedWindow })
+	if len(recent) == 0 {
+		delete(w.refused, site)
+		return false
+	}
+	w.refused[site] = recent
+	return len(recent) >= maxRefused
 }
 
 // quarantine moves the site's staged row id to quarantine, in a

@@ -312,3 +312,39 @@ func TestErasureRewritesQuarantinedRows(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusingSiteNotDrained: when PostgreSQL refuses every row of a
+// site alike (its stored state, not the rows, is at fault), the write
+// stage quarantines at most maxRefused of them and then leaves the rest
+// staged, its derivations failing until the cause is fixed.
+func TestRefusingSiteNotDrained(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx := context.Background()
+	for i := range 12 {
+		stageOnly(t, s, uint64(i+1), visitEvents(site, 10*i, 10))
+	}
+	exec(t, s, `CREATE FUNCTION refuse_all() RETURNS trigger LANGUAGE plpgsql AS
+		$$BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '22012'; END$$`)
+	exec(t, s, "CREATE TRIGGER refuse_all BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_all()")
+	err := s.w.Flush(ctx)
+	if err == nil || !strings.Contains(err.Error(), "22012") {
+		t.Fatalf("Flush: %v, want the derivation's failure", err)
+	}
+	if got := metricValue(t, m.quarantined); got != maxRefused {
+		t.Fatalf("%v rows quarantined, want %d", got, maxRefused)
+	}
+	if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site)); n != 12-maxRefused {
+		t.Fatalf("%d rows still staged, want %d", n, 12-maxRefused)
+	}
+	// Fixed: the rest is derived, and the quarantined rows once requeued.
+	exec(t, s, "DROP TRIGGER refuse_all ON events")
+	if _, _, err := s.Requeue(ctx, site, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 120 {
+		t.Fatalf("%d staged events derived, want 120", n)
+	}
+}
