@@ -87,15 +87,13 @@ func (e *Export) WriteCSV(w io.Writer) error {
 		b, _ := json.Marshal(v) // maps of strings and floats always encode
 		return string(b)
 	}
-	events := func(record string, ev postgres.SubjectEvent) []string {
-		return []string{record, ev.Time.Format(time.RFC3339Nano), "", strconv.FormatInt(ev.SessionID, 10), ev.Name, "", "", "",
-			strconv.FormatInt(int64(ev.EngagementMs), 10), strconv.Itoa(int(ev.Flags))}
-	}
 	for i, ev := range slices.Concat(e.Events, e.Quarantined) {
-		rec := events("event", ev)
+		record := "event"
 		if i >= len(e.Events) {
-			rec = events("quarantined_event", ev)
+			record = "quarantined_event" // in no report
 		}
+		rec := []string{record, ev.Time.Format(time.RFC3339Nano), "", strconv.FormatInt(ev.SessionID, 10), ev.Name, "", "", "",
+			strconv.FormatInt(int64(ev.EngagementMs), 10), strconv.Itoa(int(ev.Flags))}
 		for _, d := range dims {
 			rec = append(rec, ev.Dims[d])
 		}
