@@ -52,7 +52,7 @@ var csvFixed = []string{"record", "time", "end", "session_id", "event_name", "ev
 var csvCommerce = []string{"value", "tax", "shipping", "transaction_id", "currency", "first_purchase", "quantity"}
 
 // WriteCSV writes the export as one CSV table: a row per event (record
-// "event"), per session ("session"), per ecommerce row ("commerce") and
+// "event"; "quarantined_event" for one held in quarantine), per session ("session"), per ecommerce row ("commerce") and
 // per item ("item"), a column per dimension found (item dimensions
 // included), parameters and user properties as JSON objects, then the
 // amounts of commerce and item rows.
