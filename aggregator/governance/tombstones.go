@@ -21,7 +21,7 @@ type Tombstones struct {
 	log   *slog.Logger
 
 	mu   sync.RWMutex
-	keys map[uint32]map[uint64]bool
+	keys map[uint32]postgres.SubjectKeys
 }
 
 // NewTombstones returns the cache; Run keeps it fresh.
@@ -72,10 +72,7 @@ func (t *Tombstones) Filter(events []protocol.Event) []protocol.Event {
 	if len(t.keys) == 0 {
 		return events
 	}
-	drop := func(e *protocol.Event) bool {
-		k := t.keys[e.Site]
-		return k != nil && (k[e.Visitor] || (e.User != 0 && k[e.User]))
-	}
+	drop := func(e *protocol.Event) bool { return t.keys[e.Site].Holds(e) }
 	i := 0
 	for i < len(events) && !drop(&events[i]) {
 		i++

@@ -21,7 +21,7 @@ func dropErased(ctx context.Context, d *postgres.DeriveTx, events []protocol.Eve
 	}
 	kept := events[:0]
 	for _, e := range events {
-		if tomb[e.Visitor] || (e.User != 0 && tomb[e.User]) {
+		if tomb.Holds(&e) {
 			continue
 		}
 		kept = append(kept, e)

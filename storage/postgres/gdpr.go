@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/avila-analytics/avila/protocol"
 )
 
 // Data subject requests: a subject is found by keys, the keyed hashes
@@ -62,6 +64,26 @@ func subjectKeys(keys []uint64) []int64 {
 		}
 	}
 	return out
+}
+
+// SubjectKeys is a set of data subjects' keys (visitor or user keys), as
+// tombstones and subject requests name them.
+type SubjectKeys map[uint64]bool
+
+// subjectKeySet is the set of keys.
+func subjectKeySet(keys []int64) SubjectKeys {
+	out := make(SubjectKeys, len(keys))
+	for _, k := range keys {
+		out[uint64(k)] = true
+	}
+	return out
+}
+
+// Holds reports whether e is an event of one of the subjects: its visitor
+// key is one of them, or its user key (a user_id's events on any device).
+// A nil set holds none.
+func (k SubjectKeys) Holds(e *protocol.Event) bool {
+	return k[e.Visitor] || (e.User != 0 && k[e.User])
 }
 
 // querier is what reads a subject's rows: the pool or a transaction.

@@ -427,7 +427,7 @@ func eraseSubjectItems(ctx context.Context, tx pgx.Tx, site int32, keys []int64,
 // derived within seconds sees the tombstones in force now; one
 // requeued from quarantine (staged_quarantine), staged before a
 // tombstone ended, still sees it (ExpireTombstones keeps it).
-func (d *DeriveTx) Tombstones(ctx context.Context) (map[uint64]bool, error) {
+func (d *DeriveTx) Tombstones(ctx context.Context) (SubjectKeys, error) {
 	rows, err := d.tx.Query(ctx, `SELECT key FROM gdpr_tombstones WHERE site_id = $1
 		AND until > LEAST(now(), (SELECT min(staged_at) FROM staged_events WHERE site_id = $1))`, int32(d.site))
 	if err != nil {
@@ -440,11 +440,7 @@ func (d *DeriveTx) Tombstones(ctx context.Context) (map[uint64]bool, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	out := make(map[uint64]bool, len(keys))
-	for _, k := range keys {
-		out[uint64(k)] = true
-	}
-	return out, nil
+	return subjectKeySet(keys), nil
 }
 
 // ExpireTombstones deletes tombstones past their end; upkeep. It keeps
@@ -464,13 +460,13 @@ func (s *Store) ExpireTombstones(ctx context.Context) (int64, error) {
 
 // LiveTombstones returns every site's tombstoned keys that are still in
 // force, for filters outside a derivation (realtime counts at staging).
-func (s *Store) LiveTombstones(ctx context.Context) (map[uint32]map[uint64]bool, error) {
+func (s *Store) LiveTombstones(ctx context.Context) (map[uint32]SubjectKeys, error) {
 	rows, err := s.pool.Query(ctx, "SELECT site_id, key FROM gdpr_tombstones WHERE until > now()")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: tombstones: %w", err)
 	}
 	defer rows.Close()
-	out := map[uint32]map[uint64]bool{}
+	out := map[uint32]SubjectKeys{}
 	for rows.Next() {
 		var site int32
 		var key int64
@@ -478,7 +474,7 @@ func (s *Store) LiveTombstones(ctx context.Context) (map[uint32]map[uint64]bool,
 			return nil, fmt.Errorf("postgres: tombstones: %w", err)
 		}
 		if out[uint32(site)] == nil {
-			out[uint32(site)] = map[uint64]bool{}
+			out[uint32(site)] = SubjectKeys{}
 		}
 		out[uint32(site)][uint64(key)] = true
 	}

@@ -93,34 +93,44 @@ func (s *Store) Requeue(ctx context.Context, site uint32, ids []int64) (rows, ev
 	return int(n), int(ev), nil
 }
 
-// eraseQuarantined takes the events of the subject keys (their visitor or
-// user key, as the derivation's tombstones match them) out of the site's
+// quarantinedRow is a quarantined staged row's id and payload.
+type quarantinedRow struct {
+	id      int64
+	payload []byte
+}
+
+// readQuarantined reads the site's quarantined rows in id order, locked
+// for update with lock.
+func readQuarantined(ctx context.Context, tx pgx.Tx, site int32, lock bool) ([]quarantinedRow, error) {
+	sql := "SELECT id, payload FROM staged_quarantine WHERE site_id = $1 ORDER BY id"
+	if lock {
+		sql += " FOR UPDATE"
+	}
+	rows, err := tx.Query(ctx, sql, site)
+	if err != nil {
+		return nil, fmt.Errorf("read quarantined staged rows: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (quarantinedRow, error) {
+		var x quarantinedRow
+		return x, r.Scan(&x.id, &x.payload)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read quarantined staged rows: %w", err)
+	}
+	return list, nil
+}
+
+// eraseQuarantined takes the events of the subject keys (SubjectKeys.Holds,
+// as the derivation's tombstones match them) out of the site's
 // quarantined staged rows, in the erasure's transaction: a row left
 // without events is deleted, another rewritten without them. A row that
 // does not decode cannot be searched and stays; unsearched counts those.
 func eraseQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64) (events, unsearched int64, err error) {
-	type row struct {
-		id      int64
-		payload []byte
-	}
-	rows, err := tx.Query(ctx, "SELECT id, payload FROM staged_quarantine WHERE site_id = $1 ORDER BY id FOR UPDATE", site)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read quarantined staged rows: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		return x, r.Scan(&x.id, &x.payload)
-	})
+	list, err := readQuarantined(ctx, tx, site, true)
 	if err != nil || len(list) == 0 {
-		if err != nil {
-			err = fmt.Errorf("read quarantined staged rows: %w", err)
-		}
 		return 0, 0, err
 	}
-	subject := make(map[uint64]bool, len(keys))
-	for _, k := range keys {
-		subject[uint64(k)] = true
-	}
+	subject := subjectKeySet(keys)
 	var dec protocol.EventDecoder
 	defer dec.Release()
 	for _, r := range list {
@@ -129,9 +139,7 @@ func eraseQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64) 
 			unsearched++
 			continue
 		}
-		kept := slices.DeleteFunc(slices.Clone(all), func(e protocol.Event) bool {
-			return subject[e.Visitor] || (e.User != 0 && subject[e.User])
-		})
+		kept := slices.DeleteFunc(slices.Clone(all), func(e protocol.Event) bool { return subject.Holds(&e) })
 		if len(kept) == len(all) {
 			continue
 		}
@@ -149,37 +157,28 @@ func eraseQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64) 
 	return events, unsearched, nil
 }
 
-// subjectQuarantined returns the events of the subject keys (visitor or
-// user key) in the site's quarantined staged rows that decode, as an
-// export shows them: in no report, with the texts as staged (no
+// subjectQuarantined returns the events of the subject keys
+// (SubjectKeys.Holds) in the site's quarantined staged rows that decode,
+// as an export shows them: in no report, with the texts as staged (no
 // session of their own yet).
 func subjectQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64) ([]SubjectEvent, error) {
-	rows, err := tx.Query(ctx, "SELECT payload FROM staged_quarantine WHERE site_id = $1 ORDER BY id", site)
+	list, err := readQuarantined(ctx, tx, site, false)
 	if err != nil {
-		return nil, fmt.Errorf("quarantined staged rows: %w", err)
+		return nil, err
 	}
-	payloads, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return nil, fmt.Errorf("quarantined staged rows: %w", err)
-	}
-	subject := make(map[uint64]bool, len(keys))
-	for _, k := range keys {
-		subject[uint64(k)] = true
-	}
+	subject := subjectKeySet(keys)
 	out := []SubjectEvent{}
 	var dec protocol.EventDecoder
 	defer dec.Release()
-	for _, p := range payloads {
-		events, err := dec.Append(nil, p)
+	for _, r := range list {
+		events, err := dec.Append(nil, r.payload)
 		if err != nil {
 			continue // cannot be searched; the erasure counts these
 		}
 		for i := range events {
-			e := &events[i]
-			if !subject[e.Visitor] && (e.User == 0 || !subject[e.User]) {
-				continue
+			if subject.Holds(&events[i]) {
+				out = append(out, stagedSubjectEvent(&events[i]))
 			}
-			out = append(out, stagedSubjectEvent(e))
 		}
 	}
 	return out, nil
