@@ -168,20 +168,24 @@ func (s *Store) ResolveEventsTo(ctx context.Context, res *Resolved, events []pro
 	return err
 }
 
+// eventKinds are the dimension kinds an event carries itself,
+// DimEventName … DimDevice; the traffic kinds after them are a session
+// start's.
+const eventKinds = DimDevice
+
+// eventTexts are e's texts of eventKinds, by kind-1.
+func eventTexts(e *protocol.Event) [eventKinds]string {
+	return [eventKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
+		e.Language, e.Screen, e.Country, e.Region, e.City, e.Browser, e.OS, e.Device}
+}
+
 func (s *Store) resolveEvents(ctx context.Context, res *Resolved, events []protocol.Event, attribute func(path, referrer string) Traffic) error {
 	rows := res.Rows
-	// The fields of the kinds an event carries itself, DimEventName …
-	// DimDevice; the traffic kinds after them are a session start's.
-	const eventKinds = DimDevice
-	eventFields := func(e *protocol.Event) [eventKinds]string {
-		return [eventKinds]string{e.Name, e.Path, e.Host, e.Title, e.Referrer,
-			e.Language, e.Screen, e.Country, e.Region, e.City, e.Browser, e.OS, e.Device}
-	}
 	r := res.dims.resolver(s.dimAddrs)
 	defer res.dims.keep(r)
 	s.dims.mu.Lock()
 	for i := range events {
-		fields := eventFields(&events[i])
+		fields := eventTexts(&events[i])
 		r.fill(s.dims, events[i].Site, 0, fields[:], &rows[i].Dims)
 	}
 	s.dims.mu.Unlock()

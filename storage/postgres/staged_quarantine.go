@@ -187,10 +187,9 @@ func subjectQuarantined(ctx context.Context, tx pgx.Tx, site int32, keys []int64
 // stagedSubjectEvent is e, an event as staged, as an export shows it.
 func stagedSubjectEvent(e *protocol.Event) SubjectEvent {
 	dims := map[string]string{}
-	for kind, v := range map[DimKind]string{DimPagePath: e.Path, DimHost: e.Host, DimTitle: e.Title, DimReferrer: e.Referrer,
-		DimLanguage: e.Language, DimScreen: e.Screen, DimCountry: e.Country, DimRegion: e.Region, DimCity: e.City,
-		DimBrowser: e.Browser, DimOS: e.OS, DimDevice: e.Device} {
-		if v != "" {
+	texts := eventTexts(e)
+	for kind := DimPagePath; kind <= eventKinds; kind++ { // the name is the event's own field
+		if v := texts[kind-1]; v != "" {
 			dims[DimNames[kind]] = v
 		}
 	}
