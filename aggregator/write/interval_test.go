@@ -41,10 +41,16 @@ func TestRunInterval(t *testing.T) {
 		w := New(Config{Every: 10 * time.Millisecond, Interval: c.interval, Metrics: m, NoDerivedEvents: true}, s.Store)
 		stop := runWriter(w)
 		// Batches one after the other for 2 s (at most 2000), so that
-		// every pass finds some.
+		// every pass finds some: at most one a millisecond, so that they
+		// span the 2 s (staged faster, the 2000 went in a fraction of
+		// it, and a loaded machine's few passes took them all: a
+		// clean-clone CI run counted 8 derivations, a loaded run 2).
 		const per = 5
 		batches := 0
 		for start := time.Now(); time.Since(start) < 2*time.Second && batches < 2000; batches++ {
+			if ahead := time.Duration(batches)*time.Millisecond - time.Since(start); ahead > 0 {
+				time.Sleep(ahead) // pacing, bounded by the 2 s above
+			}
 			if _, err := w.WriteBatch(ctx, "steady-"+c.interval.String(), uint64(batches+1), visitEvents(site.ID, batches*per, per), nil); err != nil {
 				t.Fatal(err)
 			}
