@@ -114,7 +114,7 @@ func (s *stack) database(ctx context.Context, opts Options) error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		s.log.Info("starting a managed PostgreSQL", "dir", filepath.Join(s.work, "postgres"))
-		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(s.work, "postgres"), Logger: s.log})
+		pg, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(s.work, "postgres"), Logger: s.log, Settings: pgserver.IngestSettings})
 		if err != nil {
 			return fmt.Errorf("bench: %w (or set DATABASE_URL to an existing server)", err)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/avila-analytics/avila/internal/pgserver"
 )
 
 // repoRoot is where docker-compose.yml lives, relative to this package.
@@ -88,6 +90,20 @@ func TestComposeServices(t *testing.T) {
 	}
 	f("postgres", "postgres:16")
 	f("redis", "redis:7-alpine")
+}
+
+// TestComposePostgresSettings checks that the compose file's PostgreSQL
+// runs with the settings the product recommends for ingestion, the same
+// the demo's and the bench's managed servers run with.
+func TestComposePostgresSettings(t *testing.T) {
+	s := service(t, loadCompose(t), "postgres")
+	want := []string{"postgres"}
+	for _, set := range pgserver.IngestSettings {
+		want = append(want, "-c", set)
+	}
+	if !slices.Equal([]string(s.Command), want) {
+		t.Fatalf("service postgres: command = %q, want %q (pgserver.IngestSettings)", s.Command, want)
+	}
 }
 
 // TestComposeBuild checks that both Avila services build the one image from

@@ -183,7 +183,7 @@ func (cfg *Config) validate() error {
 // the demo's database on it.
 func (d *Demo) startPostgres(ctx context.Context, dir string) (string, error) {
 	d.log.Info("starting PostgreSQL (set DATABASE_URL to use an existing server instead)", "dir", dir)
-	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Logger: d.log})
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Logger: d.log, Settings: pgserver.IngestSettings})
 	if errors.Is(err, pgserver.ErrNoBinaries) {
 		return "", fmt.Errorf("demo: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -28,7 +29,23 @@ type Options struct {
 	// reach the operating system before they return, so a killed server
 	// loses nothing; a machine crash could.
 	NoFsync bool
+	// Settings are server settings as name=value, each given to the
+	// server with -c, e.g. IngestSettings.
+	Settings []string
 }
+
+// IngestSettings are the settings the product recommends for a server that
+// takes ingestion (README, "PostgreSQL settings"), as `avila demo` and
+// `make bench` run their managed servers. Ingestion writes about 120 bytes
+// of write-ahead log an event: with the defaults (max_wal_size 1GB,
+// min_wal_size 80MB) a checkpoint starts every ~540 MB of it, after which
+// the first change of each page logs the whole page, and the segments a
+// checkpoint removes are made again, zero-filled, by the commits after it.
+var IngestSettings = []string{"max_wal_size=4GB", "min_wal_size=1GB"}
+
+// settingRE is what Options.Settings accepts: pg_ctl hands its -o string
+// to a shell, so a value is one word without quotes.
+var settingRE = regexp.MustCompile(`^[a-z_][a-z0-9_.]*=[A-Za-z0-9_.:/+-]+$`)
 
 // Server is a running (or stopped) managed PostgreSQL.
 type Server struct {
@@ -50,6 +67,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("pgserver: %w", err)
 	}
 	opts.Dir = dir
+	for _, set := range opts.Settings {
+		if !settingRE.MatchString(set) {
+			return nil, fmt.Errorf("pgserver: setting %q is not name=value with a value of letters, digits and _.:/+-", set)
+		}
+	}
 	s := &Server{opts: opts, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -104,6 +126,9 @@ func (s *Server) Start(ctx context.Context) error {
 	o := fmt.Sprintf("-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories='' -c max_connections=300", s.opts.Port)
 	if s.opts.NoFsync {
 		o += " -c fsync=off -c full_page_writes=off"
+	}
+	for _, set := range s.opts.Settings {
+		o += " -c " + set
 	}
 	cmd := s.as.command(filepath.Join(s.bin, "pg_ctl"), "start", "-w", "-t", strconv.Itoa(int(startTimeout/time.Second)),
 		"-D", s.opts.Dir, "-l", filepath.Join(s.opts.Dir, "server.log"), "-o", o)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -42,11 +43,11 @@ func query(t *testing.T, url, sql string) string {
 
 // A committed row survives a clean restart and a crash (immediate stop),
 // and a second Start on the same directory finds the cluster made by the
-// first.
+// first. The server runs with the settings it was given, restarted too.
 func TestStartStopCrashKeepsData(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(tempDir(t), "pg")
-	s, err := Start(ctx, Options{Dir: dir})
+	s, err := Start(ctx, Options{Dir: dir, Settings: IngestSettings})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +77,9 @@ func TestStartStopCrashKeepsData(t *testing.T) {
 	if got := query(t, url, `SELECT v FROM t`); got != "committed" {
 		t.Fatalf("after crash: %q", got)
 	}
+	if got := query(t, url, `SELECT current_setting('max_wal_size') || ' ' || current_setting('min_wal_size')`); got != "4GB 1GB" {
+		t.Fatalf("max_wal_size and min_wal_size after a restart: %q, want the IngestSettings' 4GB 1GB", got)
+	}
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +104,17 @@ func TestStartStopCrashKeepsData(t *testing.T) {
 	}
 	if err := third.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A setting that is not one shell word of name=value is refused before
+// anything starts, naming it.
+func TestBadSettingIsClearError(t *testing.T) {
+	for _, set := range []string{"max_wal_size", "max_wal_size=4GB -c fsync=off", "x='y'", "=1"} {
+		_, err := Start(context.Background(), Options{Dir: filepath.Join(tempDir(t), "pg"), Settings: []string{set}})
+		if err == nil || !strings.Contains(err.Error(), strconv.Quote(set)) {
+			t.Errorf("setting %q: %v, want an error naming it", set, err)
+		}
 	}
 }
 
