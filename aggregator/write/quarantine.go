@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/avila-analytics/avila/storage/postgres"
@@ -28,7 +27,9 @@ const isolateRows = 16
 // row alike, not the rows, so the site's rows are not quarantined one
 // after the other: its derivations fail and are retried, and
 // AvilaReportsLagging fires. Rows that do not decode are always
-// quarantined.
+// quarantined. The rows are counted in staged_quarantine under the
+// site's lock (DeriveTx.RefusedSince), so the bound is the cluster's, and
+// a restart does not reset it; a requeue does, for the rows it takes.
 const (
 	maxRefused    = 5
 	refusedWindow = time.Hour
@@ -71,23 +72,11 @@ func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry b
 	errors.As(err, &failed)
 	switch {
 	case errors.As(err, &bad):
-		return w.quarantine(ctx, site, bad.id, err)
+		return w.quarantine(ctx, site, bad.id, err, false)
 	case failed == nil || !postgres.IsDataError(err):
 		return false, 0
-	case w.refusedTooOften(site):
-		delete(w.isolate, site)
-		if n, ok := w.failLog.Allow(time.Now()); ok {
-			w.log.Error("PostgreSQL refused a derivation's events, and too many of the site's rows were quarantined for such errors lately to "+
-				"blame the rows; quarantining no more of them, the derivation is retried", "site", site, "quarantined", maxRefused,
-				"within", refusedWindow, "err", err, "suppressed", n)
-		}
-		return false, 0
 	case failed.single:
-		retry, q := w.quarantine(ctx, site, failed.first, err)
-		if q > 0 {
-			w.refused[site] = append(w.refused[site], time.Now())
-		}
-		return retry, q
+		return w.quarantine(ctx, site, failed.first, err, true)
 	}
 	w.log.Warn("PostgreSQL refused a derivation's events; deriving the site's staged rows one at a time to find the row",
 		"site", site, "first_row", failed.first, "err", err)
@@ -95,29 +84,35 @@ func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry b
 	return true, 0
 }
 
-// refusedTooOften reports whether maxRefused rows of site were
-// quarantined for data errors within refusedWindow (deriving held).
-func (w *Writer) refusedTooOften(site uint32) bool {
-	recent := slices.DeleteFunc(w.refused[site], func(t time.Time) bool { return time.Since(t) > refusedWindow })
-	if len(recent) == 0 {
-		delete(w.refused, site)
-		return false
-	}
-	w.refused[site] = recent
-	return len(recent) >= maxRefused
-}
-
 // quarantine moves the site's staged row id to quarantine, in a
 // transaction holding the site's derivation lock, and reports whether
-// the site can be derived again at once (deriving held).
-func (w *Writer) quarantine(ctx context.Context, site uint32, id int64, cause error) (retry bool, quarantined int) {
+// the site can be derived again at once (deriving held). refused: its
+// events were refused by PostgreSQL; maxRefused such rows of the site
+// within refusedWindow, and it is not moved.
+func (w *Writer) quarantine(ctx context.Context, site uint32, id int64, cause error, refused bool) (retry bool, quarantined int) {
 	d, err := w.begin(ctx, site, true)
 	if err != nil {
 		w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
 		return false, 0
 	}
 	defer d.Rollback(ctx) // no-op after Commit
-	events, found, err := d.Quarantine(ctx, id, cause.Error())
+	if refused {
+		n, err := d.RefusedSince(ctx, refusedWindow)
+		if err != nil {
+			w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
+			return false, 0
+		}
+		if n >= maxRefused {
+			delete(w.isolate, site)
+			if n, ok := w.failLog.Allow(time.Now()); ok {
+				w.log.Error("PostgreSQL refused a derivation's events, and too many of the site's rows were quarantined for such errors lately to "+
+					"blame the rows; quarantining no more of them, the derivation is retried", "site", site, "quarantined", maxRefused,
+					"within", refusedWindow, "err", cause, "suppressed", n)
+			}
+			return false, 0
+		}
+	}
+	events, found, err := d.Quarantine(ctx, id, cause.Error(), refused)
 	if err == nil {
 		err = d.Commit(ctx)
 	}

@@ -75,8 +75,8 @@ func TestUndecodableRowQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rows) != 1 || rows[0].ID != bad || rows[0].Site != site || rows[0].Events != 7 || rows[0].Bytes != len("not a batch") ||
-		!strings.Contains(rows[0].Reason, "staged row") {
-		t.Fatalf("quarantined %+v, want row %d of site %d, 7 events, its reason", rows, bad, site)
+		!strings.Contains(rows[0].Reason, "staged row") || rows[0].Refused {
+		t.Fatalf("quarantined %+v, want row %d of site %d, 7 events, its reason, not refused", rows, bad, site)
 	}
 	if got := metricValue(t, m.quarantined); got != 1 {
 		t.Fatalf("quarantined rows metric %v, want 1", got)
@@ -140,8 +140,8 @@ func TestRefusedRowIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 1 || rows[0].ID != bad || rows[0].Events != 40 || !strings.Contains(rows[0].Reason, "22021") {
-		t.Fatalf("quarantined %+v, want row %d, 40 events, PostgreSQL's reason (SQLSTATE 22021)", rows, bad)
+	if len(rows) != 1 || rows[0].ID != bad || rows[0].Events != 40 || !strings.Contains(rows[0].Reason, "22021") || !rows[0].Refused {
+		t.Fatalf("quarantined %+v, want row %d, 40 events, PostgreSQL's reason (SQLSTATE 22021), refused", rows, bad)
 	}
 	if got := metricValue(t, m.quarantined); got != 1 {
 		t.Fatalf("quarantined rows metric %v, want 1", got)
@@ -316,7 +316,8 @@ func TestErasureRewritesQuarantinedRows(t *testing.T) {
 // TestRefusingSiteNotDrained: when PostgreSQL refuses every row of a
 // site alike (its stored state, not the rows, is at fault), the write
 // stage quarantines at most maxRefused of them and then leaves the rest
-// staged, its derivations failing until the cause is fixed.
+// staged, its derivations failing until the cause is fixed; another node,
+// or this one restarted, quarantines no more.
 func TestRefusingSiteNotDrained(t *testing.T) {
 	s, m, site := newQuarantineStore(t)
 	ctx := context.Background()
@@ -335,6 +336,19 @@ func TestRefusingSiteNotDrained(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site)); n != 12-maxRefused {
 		t.Fatalf("%d rows still staged, want %d", n, 12-maxRefused)
+	}
+	m2, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(Config{Metrics: m2}, s.Store).Flush(ctx); err == nil || !strings.Contains(err.Error(), "22012") {
+		t.Fatalf("another node's Flush: %v, want the derivation's failure", err)
+	}
+	if got := metricValue(t, m2.quarantined); got != 0 {
+		t.Fatalf("another node quarantined %v rows more, want none: the site's bound is reached", got)
+	}
+	if n := count(t, s, "SELECT count(*) FROM staged_quarantine WHERE site_id = $1 AND refused", int32(site)); n != maxRefused {
+		t.Fatalf("%d refused rows quarantined, want %d", n, maxRefused)
 	}
 	// Fixed: the rest is derived, and the quarantined rows once requeued.
 	exec(t, s, "DROP TRIGGER refuse_all ON events")

@@ -168,11 +168,8 @@ type Writer struct {
 	scratch deriveScratch
 
 	// isolate holds the sites whose next derivations take one staged
-	// row each, with how many more, and refused when each site's rows
-	// were quarantined for data errors lately (quarantine.go). Guarded
-	// by deriving.
+	// row each, with how many more (quarantine.go). Guarded by deriving.
 	isolate map[uint32]int
-	refused map[uint32][]time.Time
 }
 
 // stickFor is how long a pass leaves a site to another node after that
@@ -230,7 +227,7 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), isolate: make(map[uint32]int), refused: make(map[uint32][]time.Time), decoded: newDecodedBatches(cfg.MaxEvents),
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), isolate: make(map[uint32]int), decoded: newDecodedBatches(cfg.MaxEvents),
 		fullAt: int64(cfg.MaxEvents) * int64(cfg.MaxChunks)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice

@@ -25,20 +25,25 @@ type QuarantinedRow struct {
 	StagedAt      time.Time `json:"staged_at"`
 	QuarantinedAt time.Time `json:"quarantined_at"`
 	Reason        string    `json:"reason"`
+	// Refused: PostgreSQL refused the row's events (a data error); else
+	// its payload does not decode.
+	Refused bool `json:"refused"`
 }
 
 // Quarantine moves the site's staged row id, with reason, to
 // staged_quarantine in the derivation's transaction, which holds the
-// site's lock; Commit makes it so. It returns the row's events, or
-// found false when the site has no such staged row (a derivation took it
-// meanwhile). The transaction should take no staged rows besides.
-func (d *DeriveTx) Quarantine(ctx context.Context, id int64, reason string) (events int, found bool, err error) {
+// site's lock; Commit makes it so. refused marks a row whose events
+// PostgreSQL refused (RefusedSince counts them), not one that does not
+// decode. It returns the row's events, or found false when the site has
+// no such staged row (a derivation took it meanwhile). The transaction
+// should take no staged rows besides.
+func (d *DeriveTx) Quarantine(ctx context.Context, id int64, reason string, refused bool) (events int, found bool, err error) {
 	err = d.tx.QueryRow(ctx, `WITH moved AS (
 			DELETE FROM staged_events WHERE site_id = $1 AND id = $2
 			RETURNING site_id, id, events, payload, staged_at)
-		INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason)
-		SELECT site_id, id, events, payload, staged_at, $3 FROM moved
-		RETURNING events`, int32(d.site), id, reason).Scan(&events)
+		INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason, refused)
+		SELECT site_id, id, events, payload, staged_at, $3, $4 FROM moved
+		RETURNING events`, int32(d.site), id, reason, refused).Scan(&events)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
@@ -48,10 +53,24 @@ func (d *DeriveTx) Quarantine(ctx context.Context, id int64, reason string) (eve
 	return events, true, nil
 }
 
+// RefusedSince counts the site's quarantined rows that PostgreSQL refused
+// (Quarantine's refused) and that were quarantined within the last
+// within, by the database's clock: under the site's lock, what every node
+// quarantined, whatever restarted since. Requeued rows are not counted.
+func (d *DeriveTx) RefusedSince(ctx context.Context, within time.Duration) (int, error) {
+	var n int
+	err := d.tx.QueryRow(ctx, `SELECT count(*) FROM staged_quarantine
+		WHERE site_id = $1 AND refused AND quarantined_at > now() - make_interval(secs => $2)`, int32(d.site), within.Seconds()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: derive site %d: count refused quarantined rows: %w", d.site, err)
+	}
+	return n, nil
+}
+
 // QuarantinedRows lists the quarantined staged rows of site (0: every
 // site's), by site and in their staged order, without their payloads.
 func (s *Store) QuarantinedRows(ctx context.Context, site uint32) ([]QuarantinedRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT site_id, id, events, octet_length(payload), staged_at, quarantined_at, reason
+	rows, err := s.pool.Query(ctx, `SELECT site_id, id, events, octet_length(payload), staged_at, quarantined_at, reason, refused
 		FROM staged_quarantine WHERE $1 = 0 OR site_id = $1 ORDER BY site_id, id`, int32(site))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list quarantined staged rows: %w", err)
@@ -59,7 +78,7 @@ func (s *Store) QuarantinedRows(ctx context.Context, site uint32) ([]Quarantined
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QuarantinedRow, error) {
 		var r QuarantinedRow
 		var id int32
-		err := row.Scan(&id, &r.ID, &r.Events, &r.Bytes, &r.StagedAt, &r.QuarantinedAt, &r.Reason)
+		err := row.Scan(&id, &r.ID, &r.Events, &r.Bytes, &r.StagedAt, &r.QuarantinedAt, &r.Reason, &r.Refused)
 		r.Site = uint32(id)
 		return r, err
 	})
