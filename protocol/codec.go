@@ -20,6 +20,13 @@ const (
 // ErrBadBatch wraps every reason a batch payload is refused; callers answer AckReject.
 var ErrBadBatch = errors.New("bad batch")
 
+// ErrNewerVersion is wrapped, beside ErrBadBatch, by the error of a batch
+// of a newer protocol version than this build's, whether or not the rest
+// of it decodes: every version's batch begins with its "ver" (see
+// AppendBatchHead). An aggregator leaves a staged row of a newer version
+// to nodes of that version instead of quarantining it.
+var ErrNewerVersion = errors.New("newer protocol version")
+
 // zstd encoders and decoders are safe for concurrent EncodeAll/DecodeAll and
 // costly to create, so one of each serves the process.
 //
@@ -248,6 +255,9 @@ func (d *EventDecoder) decodeInto(b *Batch, wire []byte, maps *sharedMaps) (int,
 		// Forms the plain reader does not take, and errors: msgpack says.
 		*b = Batch{}
 		if err := msgpack.Unmarshal(plain, b); err != nil {
+			if v, ok := leadingVersion(plain); ok && v > Version {
+				return 0, newerVersion(v)
+			}
 			return 0, fmt.Errorf("%w: msgpack: %v", ErrBadBatch, err)
 		}
 		off = -1
@@ -303,9 +313,42 @@ func (d *EventDecoder) release() {
 	decoders.Put(d)
 }
 
+// newerVersion is the error of a batch of version v, newer than Version.
+func newerVersion(v uint8) error {
+	return fmt.Errorf("%w: %w: version %d, this build speaks %d", ErrBadBatch, ErrNewerVersion, v, Version)
+}
+
+// leadingVersion reads the "ver" a batch's MessagePack begins with
+// (AppendBatchHead): a map whose first key is "ver", its value an
+// unsigned integer below 256.
+func leadingVersion(plain []byte) (uint8, bool) {
+	switch {
+	case len(plain) > 0 && plain[0]&0xf0 == 0x80: // fixmap
+		plain = plain[1:]
+	case len(plain) > 2 && plain[0] == 0xde: // map 16
+		plain = plain[3:]
+	case len(plain) > 4 && plain[0] == 0xdf: // map 32
+		plain = plain[5:]
+	default:
+		return 0, false
+	}
+	if len(plain) < 5 || string(plain[:4]) != "\xa3ver" { // fixstr "ver"
+		return 0, false
+	}
+	switch v := plain[4]; {
+	case v < 0x80: // positive fixint
+		return v, true
+	case v == 0xcc && len(plain) > 5: // uint 8
+		return plain[5], true
+	}
+	return 0, false
+}
+
 // check validates the envelope of a decoded batch.
 func (b *Batch) check() error {
 	switch {
+	case b.Version > Version:
+		return newerVersion(b.Version)
 	case b.Version != Version:
 		return fmt.Errorf("%w: version %d, this build speaks %d", ErrBadBatch, b.Version, Version)
 	case b.AgentID == "" || len(b.AgentID) > MaxAgentIDLen:

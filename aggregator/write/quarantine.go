@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/avila-analytics/avila/protocol"
 	"github.com/avila-analytics/avila/storage/postgres"
 )
 
@@ -35,6 +36,11 @@ const (
 	refusedWindow = time.Hour
 )
 
+// newerVersionFor is how long a node leaves a site after it met a staged
+// row of a newer protocol version than its own, which it cannot decode and
+// does not quarantine: nodes of that version derive the site meanwhile.
+const newerVersionFor = 10 * time.Second
+
 // badRowError is a staged row whose payload does not decode to the
 // events its row counts: no derivation can take it.
 type badRowError struct {
@@ -59,7 +65,9 @@ func (e *failedDerivation) Unwrap() error { return e.err }
 
 // onFailure handles a failed derivation of site (not ErrSiteBusy), so a
 // staged row that no derivation can take does not stop its site's
-// reports: a row that does not decode is quarantined; after a data error
+// reports: a row of a newer protocol version (protocol.ErrNewerVersion)
+// is left to nodes of that version, the site with it, for
+// newerVersionFor; another row that does not decode is quarantined; after a data error
 // (postgres.IsDataError) in a derivation of several rows, the site's next
 // isolateRows derivations take one row each, and the one whose
 // derivation fails so is quarantined. Other failures (a lost connection,
@@ -71,6 +79,15 @@ func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry b
 	var failed *failedDerivation
 	errors.As(err, &failed)
 	switch {
+	case errors.Is(err, protocol.ErrNewerVersion):
+		// Staged by a node of a newer version (a rolling upgrade): its
+		// nodes derive the site; this one leaves it to them.
+		w.leaveFor(site, newerVersionFor)
+		if n, ok := w.failLog.Allow(time.Now()); ok {
+			w.log.Warn("a staged row of the site is of a newer protocol version than this node's: the site is left to nodes of that version; "+
+				"upgrade this node", "site", site, "err", err, "left_for", newerVersionFor, "suppressed", n)
+		}
+		return false, 0
 	case errors.As(err, &bad):
 		return w.quarantine(ctx, site, bad.id, err, false)
 	case failed == nil || !postgres.IsDataError(err):

@@ -3,6 +3,7 @@ package write
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -310,6 +311,51 @@ func TestErasureRewritesQuarantinedRows(t *testing.T) {
 		if e.Visitor == subject {
 			t.Fatal("the rewritten row still holds the subject's events")
 		}
+	}
+}
+
+// TestNewerVersionRowLeft: a staged row of a newer protocol version (a
+// node of that version staged it during a rolling upgrade) is not
+// quarantined: the derivation fails naming the version, nothing of the
+// site is derived or moved, and the node leaves the site to nodes of that
+// version. Once they took the row, the site derives here again.
+func TestNewerVersionRowLeft(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx := context.Background()
+	stageOnly(t, s, 1, visitEvents(site, 0, 30))
+	newer := visitEvents(site, 30, 5)
+	plain := protocol.AppendBatchHead(nil, "a", 2, 0, len(newer))
+	plain[6] = protocol.Version + 1 // the head's uint8 version
+	for i := range newer {
+		plain = protocol.AppendEvent(plain, &newer[i])
+	}
+	var id int64
+	if err := s.Pool.QueryRow(ctx, `INSERT INTO staged_events (site_id, events, payload) VALUES ($1, 5, $2) RETURNING id`,
+		int32(site), protocol.CompressBatch(nil, plain)).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	stageOnly(t, s, 3, visitEvents(site, 35, 30))
+
+	err := s.w.Flush(ctx)
+	if !errors.Is(err, protocol.ErrNewerVersion) || errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Flush: %v, want the newer version's error and nothing quarantined", err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site)); n != 3 {
+		t.Fatalf("%d rows staged, want the 3 left as they were", n)
+	}
+	if n := count(t, s, "SELECT count(*) FROM staged_quarantine"); n != 0 || metricValue(t, m.quarantined) != 0 {
+		t.Fatalf("%d rows quarantined, want none", n)
+	}
+	if !s.w.derivedElsewhere(site) {
+		t.Fatal("the site is not left to the newer nodes")
+	}
+	// A node of the newer version derived that row (here: took it away).
+	exec(t, s, fmt.Sprintf("DELETE FROM staged_events WHERE id = %d", id))
+	if err := New(Config{}, s.Store).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 60 {
+		t.Fatalf("%d staged events derived, want the 60 of this version's rows", n)
 	}
 }
 
