@@ -158,18 +158,6 @@ func (q *query) find(key string) int {
 	return -1
 }
 
-// parseQuery parses a query string as url.ParseQuery does (same values,
-// same first error), except that a known parameter keeps only its first
-// value, which is the one a hit reads. It is sized for a hit: the map is
-// made with room for every parameter, so it never grows, and the values
-// share one backing array instead of a slice each. The shape counts the
-// keys a hit is searched for by iterating over all of them, so a hit
-// without any is not searched.
-func parseQuery(raw string) (*query, error) {
-	b := newQueryBuf(len(raw))
-	return b.parse(raw)
-}
-
 // queryBuf holds a parsed query for the next one: the lines of a POST
 // body are parsed one after the other, each read before the next is
 // parsed (a Hit keeps strings, never the map or its slices), so they share
@@ -187,7 +175,7 @@ func newQueryBuf(n int) *queryBuf {
 	return &queryBuf{arena: make([]byte, 0, n)}
 }
 
-// parse is parseQuery into b's query, emptied first: what it returns is
+// parse parses raw into b's query, emptied first: what it returns is
 // valid until the next call; the strings in it are valid for ever.
 func (b *queryBuf) parse(raw string) (*query, error) {
 	// More parameters than the limit take at least as many bytes.
@@ -322,18 +310,6 @@ func firstEscape(s string) int {
 			return -1
 		}
 	}
-}
-
-// unescape is url.QueryUnescape of s. Text without '%' or '+' is s
-// itself; other text is decoded into the arena, and the string returned
-// is the arena's bytes, which are never written again: the arena is only
-// appended to, and a new array, when it has to grow, leaves the old one to
-// the strings that point into it.
-func (b *queryBuf) unescape(s string) (string, error) {
-	if i := firstEscape(s); i >= 0 {
-		return b.unescapeFrom(s, i)
-	}
-	return s, nil
 }
 
 // unescapeFrom is unescape of s, whose first '%' or '+' is at i.

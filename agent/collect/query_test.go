@@ -282,3 +282,27 @@ func TestFirstEscapeEveryPosition(t *testing.T) {
 		}
 	}
 }
+
+// parseQuery parses a query string as url.ParseQuery does (same values,
+// same first error), except that a known parameter keeps only its first
+// value, which is the one a hit reads. It is sized for a hit: the map is
+// made with room for every parameter, so it never grows, and the values
+// share one backing array instead of a slice each. The shape counts the
+// keys a hit is searched for by iterating over all of them, so a hit
+// without any is not searched.
+func parseQuery(raw string) (*query, error) {
+	b := newQueryBuf(len(raw))
+	return b.parse(raw)
+}
+
+// unescape is url.QueryUnescape of s. Text without '%' or '+' is s
+// itself; other text is decoded into the arena, and the string returned
+// is the arena's bytes, which are never written again: the arena is only
+// appended to, and a new array, when it has to grow, leaves the old one to
+// the strings that point into it.
+func (b *queryBuf) unescape(s string) (string, error) {
+	if i := firstEscape(s); i >= 0 {
+		return b.unescapeFrom(s, i)
+	}
+	return s, nil
+}

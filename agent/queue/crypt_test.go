@@ -477,3 +477,19 @@ func BenchmarkNonces(b *testing.B) {
 		}
 	})
 }
+
+// walRecords returns up to limit (all when limit <= 0) logged records that
+// are not in bbolt yet, oldest first, with the offset after the last one;
+// see walRead.
+func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, err error) {
+	q.mu.Lock()
+	from, to, first := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
+	q.mu.Unlock()
+	maxBytes := int64(0)
+	if limit > 0 {
+		maxBytes = q.wal.readMax
+	}
+	var p walPiece
+	end, err = q.walRead(from, to, first, limit, maxBytes, &p)
+	return p.ids, p.vals, end, err
+}

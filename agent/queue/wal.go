@@ -241,22 +241,6 @@ const walReadMax = 256 << 10
 // pending bucket; wal.drainMax holds it, tests lower it.
 const walDrainMax = 1 << 20
 
-// walRecords returns up to limit (all when limit <= 0) logged records that
-// are not in bbolt yet, oldest first, with the offset after the last one;
-// see walRead.
-func (q *Queue) walRecords(limit int) (ids []uint64, vals [][]byte, end int64, err error) {
-	q.mu.Lock()
-	from, to, first := q.wal.consumedOff, q.wal.committedOff, q.wal.consumedID+1
-	q.mu.Unlock()
-	maxBytes := int64(0)
-	if limit > 0 {
-		maxBytes = q.wal.readMax
-	}
-	var p walPiece
-	end, err = q.walRead(from, to, first, limit, maxBytes, &p)
-	return p.ids, p.vals, end, err
-}
-
 // walPiece is what one walRead returns: the records' ids and values, the
 // values pointing into data, the log as read. A caller that reads piece
 // after piece (Seal, a drain) passes the same walPiece each time, so its

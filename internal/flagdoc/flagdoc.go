@@ -27,14 +27,6 @@ type Command struct {
 	Flags  *cli.FlagSet
 }
 
-// Name is how a user types the command: "avila site create".
-func (c Command) Name() string {
-	if c.Verb == "" {
-		return c.Binary
-	}
-	return c.Binary + " " + c.Verb
-}
-
 // Commands returns every command of the three binaries.
 func Commands() []Command {
 	agent, _ := agentcmd.Flags()

@@ -181,3 +181,11 @@ func TestCommandsListsEveryBinary(t *testing.T) {
 		}
 	}
 }
+
+// Name is how a user types the command: "avila site create".
+func (c Command) Name() string {
+	if c.Verb == "" {
+		return c.Binary
+	}
+	return c.Binary + " " + c.Verb
+}

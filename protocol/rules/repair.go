@@ -20,16 +20,6 @@ func (r *Repairs) add(rule *Rule) {
 	}
 }
 
-// has reports whether rule was applied.
-func (r Repairs) has(rule *Rule) bool {
-	for i, x := range All {
-		if x == rule {
-			return r&(1<<i) != 0
-		}
-	}
-	return false
-}
-
 // Each yields every rule applied, in All's order.
 func (r Repairs) Each(yield func(*Rule) bool) {
 	for i, x := range All {

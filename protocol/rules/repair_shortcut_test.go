@@ -403,3 +403,13 @@ func TestPassesOwnInParts(t *testing.T) {
 		t.Fatalf("%d of 20,000 events passed: the generator misses a side", passed)
 	}
 }
+
+// has reports whether rule was applied.
+func (r Repairs) has(rule *Rule) bool {
+	for i, x := range All {
+		if x == rule {
+			return r&(1<<i) != 0
+		}
+	}
+	return false
+}

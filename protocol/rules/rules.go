@@ -128,13 +128,3 @@ var All = []*Rule{
 	ItemCount, ItemRequired, ItemValueLength, ItemNumber, CurrencyCode, EventTime,
 	PageLocationLength, PageReferrerLength, PageTitleLength, HostLength, FieldLength, TextBytes, InvalidUTF8, NulByte,
 }
-
-// byCode returns the rule with code, or nil.
-func byCode(code string) *Rule {
-	for _, r := range All {
-		if r.Code == code {
-			return r
-		}
-	}
-	return nil
-}

@@ -221,3 +221,13 @@ func BenchmarkCheckValid(b *testing.B) {
 		}
 	}
 }
+
+// byCode returns the rule with code, or nil.
+func byCode(code string) *Rule {
+	for _, r := range All {
+		if r.Code == code {
+			return r
+		}
+	}
+	return nil
+}

@@ -222,7 +222,7 @@ func (s *Store) EventDaysKnown(events []protocol.Event) bool {
 	return true
 }
 
-// copyEventsSQL copies binary rows (appendEventsCopy) into events.
+// copyEventsSQL copies rows in binary COPY form (eventsCopyReader) into events.
 var copyEventsSQL = "COPY events (" + strings.Join(EventColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
 // CopyEvents writes rows (events of the site, sessions assigned) to events,

@@ -11,7 +11,7 @@ import (
 const NumDimKinds = numDimKinds
 
 // EventRow is one events row, typed and compact, with the dims ids of its
-// profiles; CopyEvents writes it in binary COPY form (appendEventsCopy).
+// profiles; CopyEvents writes it in binary COPY form (eventsCopyReader).
 type EventRow struct {
 	Site             int32
 	TS               time.Time
@@ -37,16 +37,6 @@ const pgEpochMicros = 946_684_800_000_000
 // copyHeader starts PostgreSQL's binary COPY format: signature, flags,
 // header extension length.
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
-
-// appendEventsCopy appends rows in PostgreSQL's binary COPY format, columns
-// in EventColumns order, trailer included (what eventsCopyReader reads).
-func appendEventsCopy(b []byte, rows []EventRow) []byte {
-	b = append(b, copyHeader...)
-	for i := range rows {
-		b = appendEventCopyRow(b, &rows[i])
-	}
-	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1
-}
 
 // eventCopyFixed is the size of an events row in binary COPY but its
 // params' bytes: field count, 13 lengths, 3 bigints, 8 integers, a smallint.
@@ -80,9 +70,10 @@ func appendEventCopyRow(b []byte, r *EventRow) []byte {
 	return i32(b, r.Commerce)
 }
 
-// eventsCopyReader reads rows in binary COPY form (appendEventsCopy),
-// encoding them as they are read, straight into the reader's buffer: a
-// COPY sends them as they are made, with no buffer of the whole copy.
+// eventsCopyReader reads rows in PostgreSQL's binary COPY form, columns in
+// EventColumns order, trailer included, encoding them as they are read,
+// straight into the reader's buffer: a COPY sends them as they are made,
+// with no buffer of the whole copy.
 type eventsCopyReader struct {
 	rows  []EventRow
 	next  int    // the next piece: -1 the header, rows[next], len(rows) the trailer

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
@@ -43,4 +44,14 @@ func TestEventsCopyReader(t *testing.T) {
 			}
 		}
 	}
+}
+
+// appendEventsCopy appends rows in PostgreSQL's binary COPY format, columns
+// in EventColumns order, trailer included (what eventsCopyReader reads).
+func appendEventsCopy(b []byte, rows []EventRow) []byte {
+	b = append(b, copyHeader...)
+	for i := range rows {
+		b = appendEventCopyRow(b, &rows[i])
+	}
+	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1
 }

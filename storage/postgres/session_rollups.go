@@ -824,10 +824,11 @@ func (s *sessionState) scanDest() []any {
 	return dest
 }
 
-// sparseEncodingIn is sparseEncoding of set (sorted, distinct, not
-// empty), whose list is written into *list (grown to 5 bytes a value if
-// shorter) and copied out at its length: the values are walked once, not
-// twice (sparseListBytes, then sparseEncodingSized). The encoding is
+// sparseEncodingIn is the library's serialization of a sparse sketch
+// whose list is set (sorted, distinct, not empty), nothing buffered. The
+// list is written into *list (grown to 5 bytes a value if shorter) and
+// copied out at its length: the values are walked once, not twice
+// (sparseListBytes, then sparseEncodingSized). The encoding is
 // arena's (nil: an array of its own).
 func sparseEncodingIn(set []uint32, list *[]byte, arena *sketchArena) []byte {
 	if len(*list) < 5*len(set) {

@@ -312,11 +312,8 @@ func putSparseHeader(b []byte, count, last uint32) {
 	binary.BigEndian.PutUint32(b[16:], uint32(len(b)-sparseHeader))
 }
 
-// sparseEncoding is the library's serialization of a sparse sketch whose
-// list is set (sorted, distinct, not empty), nothing buffered.
-func sparseEncoding(set []uint32) []byte { return sparseEncodingSized(set, sparseListBytes(set)) }
-
-// sparseEncodingSized is sparseEncoding of set, whose list takes size
+// sparseEncodingSized is the library's serialization of a sparse sketch
+// whose list is set (see sparseEncodingIn), the list taking size
 // bytes (sparseListBytes): each difference is written as its varint's
 // bytes at once, not appended byte by byte.
 func sparseEncodingSized(set []uint32, size int) []byte {

@@ -723,3 +723,7 @@ func TestSortHashes(t *testing.T) {
 		}
 	}
 }
+
+// sparseEncoding is the library's serialization of a sparse sketch whose
+// list is set (sorted, distinct, not empty), nothing buffered.
+func sparseEncoding(set []uint32) []byte { return sparseEncodingSized(set, sparseListBytes(set)) }

@@ -52,7 +52,7 @@ func DecodeParams(b []byte) (EventParams, error) {
 }
 
 // EventColumns are the events table's columns in its order (migration
-// 008): the COPY column list (appendEventsCopy must match it) and the
+// 008): the COPY column list (eventsCopyReader must match it) and the
 // columns of EventsIn.
 var EventColumns = []string{
 	"ts", "visitor_id", "session_id", "site_id", "name_id", "referrer_id",

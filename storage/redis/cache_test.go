@@ -309,3 +309,10 @@ func errorCount(t *testing.T, reg *prometheus.Registry, op string) float64 {
 	t.Fatalf("no analytics_cache_errors_total{op=%q}", op)
 	return 0
 }
+
+// len is the number of entries held, expired ones included.
+func (l *lru) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.items)
+}

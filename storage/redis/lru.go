@@ -74,10 +74,3 @@ func (l *lru) remove(el *list.Element) {
 	delete(l.items, e.key)
 	l.size -= e.cost()
 }
-
-// len is the number of entries held, expired ones included.
-func (l *lru) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.items)
-}

@@ -320,9 +320,6 @@ func (t *cellTable) add(c *Cell, n int64) {
 	t.insert(c, tag, n)
 }
 
-// holds reports whether t holds c.
-func (t *cellTable) holds(c *Cell) bool { return t.find(c, t.hash(c)) >= 0 }
-
 // cells is t's cells as a map, for readers, who must not change it. When
 // few cells changed since the map before, it is that map's copy with
 // their counts set (a copy of a map copies its memory; setting a count

@@ -275,3 +275,6 @@ func TestRealtimeActiveRunsMatchEvents(t *testing.T) {
 		t.Fatalf("BUG: the test's site holds %d active users, short of the bound", n)
 	}
 }
+
+// holds reports whether t holds c.
+func (t *cellTable) holds(c *Cell) bool { return t.find(c, t.hash(c)) >= 0 }

@@ -1,11 +1,9 @@
 package redis
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -30,21 +28,6 @@ type Options struct {
 	// TracerProvider receives one span per Redis command or pipeline;
 	// nil: no tracing.
 	TracerProvider trace.TracerProvider
-}
-
-// Open connects to Redis and checks that it answers; see New.
-func Open(ctx context.Context, o Options) (goredis.UniversalClient, error) {
-	c, err := New(o)
-	if err != nil {
-		return nil, err
-	}
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("redis: ping %s: %w", servers(o.URL), err)
-	}
-	return c, nil
 }
 
 // Topology is the kind of Redis deployment a URL names.
@@ -169,13 +152,6 @@ func Check(rawURL string) error {
 	return c.Close()
 }
 
-// topologyOf returns the kind of deployment rawURL names, or an error
-// saying what is wrong with it.
-func topologyOf(rawURL string) (Topology, error) {
-	t, _, err := parse(rawURL)
-	return t, err
-}
-
 // Describe is rawURL for logs and errors: passwords masked.
 func Describe(rawURL string) string {
 	u, err := url.Parse(rawURL)
@@ -188,24 +164,6 @@ func Describe(rawURL string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
-}
-
-// servers names where a URL leads, for errors: "host:port", the sentinels
-// and master name, or the cluster nodes given.
-func servers(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	q := u.Query()
-	addrs := append([]string{u.Host}, q["addr"]...)
-	if u.Scheme == "unix" {
-		addrs[0] = u.Path
-	}
-	if m := q.Get("master_name"); m != "" {
-		return fmt.Sprintf("master %s via sentinels %s", m, strings.Join(addrs, ","))
-	}
-	return strings.Join(addrs, ",")
 }
 
 // orNil turns a typed nil client (a nil *goredis.Client in the interface)

@@ -322,3 +322,10 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("%d Redis errors in realtime", rt.RedisErrors())
 	}
 }
+
+// topologyOf returns the kind of deployment rawURL names, or an error
+// saying what is wrong with it.
+func topologyOf(rawURL string) (Topology, error) {
+	t, _, err := parse(rawURL)
+	return t, err
+}
