@@ -66,14 +66,14 @@ func (e *failedDerivation) Unwrap() error { return e.err }
 // onFailure handles a failed derivation of site (not ErrSiteBusy), so a
 // staged row that no derivation can take does not stop its site's
 // reports: a row of a newer protocol version (protocol.ErrNewerVersion)
-// is left to nodes of that version, the site with it, for
-// newerVersionFor; another row that does not decode is quarantined; after a data error
-// (postgres.IsDataError) in a derivation of several rows, the site's next
-// isolateRows derivations take one row each, and the one whose
-// derivation fails so is quarantined. Other failures (a lost connection,
-// a full disk) are left to the retries. retry reports whether the site
-// can be derived again at once; quarantined counts the rows moved (deriving
-// held).
+// is left to nodes of that version, and the site with it for
+// newerVersionFor; another row that does not decode is quarantined;
+// after a data error (postgres.IsDataError) in a derivation of several
+// rows, the site's next isolateRows derivations take one row each, and
+// the one whose derivation fails so is quarantined. Other failures (a
+// lost connection, a full disk) are left to the retries. retry reports
+// whether the site can be derived again at once; quarantined counts the
+// rows moved (deriving held).
 func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry bool, quarantined int) {
 	var bad *badRowError
 	var failed *failedDerivation
