@@ -90,16 +90,14 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 // plan, made without the parameters' values: the write stage passes its
 // rows as arrays (unnest($1::bigint[]) …), whose length a generic plan
 // does not know (it assumes a few rows), and its tables are partitioned
-// by day. In slow runs of the bench's end-to-end phase the sessions
-// upsert and read of 2 048 sessions took about a second each (a custom
-// plan on the same data: a hash join, 10 ms), unnesting arrays took a
-// fifth of PostgreSQL's samples (1% in other runs), PostgreSQL's CPU an
-// event went from ~2.5 to 8–10 µs and the derivation fell 15–30 s
-// behind: a generic plan that unnests the arrays again for each row it
-// joins would do that, and which plan a connection keeps depends on the
-// statistics at its first executions. A custom plan costs a few
-// milliseconds of planning a statement, and a derivation runs a few
-// dozen.
+// by day. In the bench's end-to-end phase the sessions upsert's generic
+// plan was at times a nested loop that unnested the derivation's arrays
+// again for every session row of the day (2 048 × ~4 000 rows, a second
+// a statement where a hash join takes 10 ms): PostgreSQL's CPU an event
+// went from ~2.5 to 8–10 µs and the derivation fell 15–30 s behind; which
+// plan a connection kept depended on the statistics of its first
+// executions. A custom plan costs a few milliseconds of planning a
+// statement, and a derivation runs a few dozen.
 func connect(ctx context.Context, databaseURL string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	return connectWith(ctx, databaseURL, tracer, PoolOptions{customPlans: true})
 }
