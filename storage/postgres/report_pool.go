@@ -23,10 +23,6 @@ type PoolOptions struct {
 	// readOnly makes every transaction on the pool's connections read
 	// only (default_transaction_read_only): reports read, never write.
 	readOnly bool
-	// customPlans plans every execution of a prepared statement with its
-	// parameters (plan_cache_mode force_custom_plan), unless the URL sets
-	// plan_cache_mode: the store's own pool (connect).
-	customPlans bool
 }
 
 func (o PoolOptions) apply(cfg *pgxpool.Config) {
@@ -39,9 +35,6 @@ func (o PoolOptions) apply(cfg *pgxpool.Config) {
 	}
 	if o.readOnly {
 		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
-	}
-	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; o.customPlans && !set {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 }
 

@@ -81,25 +81,9 @@ func OpenTraced(ctx context.Context, databaseURL string, log *slog.Logger, trace
 	}, nil
 }
 
-// connect opens the store's pool on databaseURL and checks that the
-// server answers.
-//
-// Its statements are planned with their parameters at every execution
-// (PoolOptions.customPlans). pgx prepares each statement once per
-// connection, and after five executions PostgreSQL may keep a generic
-// plan, made without the parameters' values: the write stage passes its
-// rows as arrays (unnest($1::bigint[]) …), whose length a generic plan
-// does not know (it assumes a few rows), and its tables are partitioned
-// by day. In the bench's end-to-end phase the sessions upsert's generic
-// plan was at times a nested loop that unnested the derivation's arrays
-// again for every session row of the day (2 048 × ~4 000 rows, a second
-// a statement where a hash join takes 10 ms): PostgreSQL's CPU an event
-// went from ~2.5 to 8–10 µs and the derivation fell 15–30 s behind; which
-// plan a connection kept depended on the statistics of its first
-// executions. A custom plan costs a few milliseconds of planning a
-// statement, and a derivation runs a few dozen.
+// connect opens a pool on databaseURL and checks that the server answers.
 func connect(ctx context.Context, databaseURL string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
-	return connectWith(ctx, databaseURL, tracer, PoolOptions{customPlans: true})
+	return connectWith(ctx, databaseURL, tracer, PoolOptions{})
 }
 
 // connectWith is connect with the pool sized and bounded by o.
