@@ -113,3 +113,11 @@ func UpdateREADME(readme []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Name is how a user types the command: "avila site create".
+func (c Command) Name() string {
+	if c.Verb == "" {
+		return c.Binary
+	}
+	return c.Binary + " " + c.Verb
+}

@@ -181,11 +181,3 @@ func TestCommandsListsEveryBinary(t *testing.T) {
 		}
 	}
 }
-
-// Name is how a user types the command: "avila site create".
-func (c Command) Name() string {
-	if c.Verb == "" {
-		return c.Binary
-	}
-	return c.Binary + " " + c.Verb
-}

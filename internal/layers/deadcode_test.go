@@ -37,6 +37,12 @@ var unreachableKept = map[string]string{
 	// The gtag parser's plain form, as the bench's traffic test parses its
 	// requests; the agent parses into its pooled buffers (appendGtag).
 	module + "agent/collect.ParseGtag": "the gtag parser's API",
+	// Helpers other packages' tests use: a Redis client checked with a
+	// ping (the programs connect lazily, New), and a command's name as a
+	// user types it (flagdoc's and deploy's tests).
+	module + "storage/redis.Open":            "a checked Redis client for tests of several packages",
+	module + "storage/redis.servers":         "Open's error names the servers",
+	module + "internal/flagdoc.Command.Name": "how tests of several packages name a command",
 	// Printing a format names it (fmt), though no program prints one yet.
 	module + "agent/accesslog.Format.String": "a Stringer for logs and errors",
 }

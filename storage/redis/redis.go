@@ -1,9 +1,11 @@
 package redis
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -176,4 +178,37 @@ func orNil(c goredis.UniversalClient) goredis.UniversalClient {
 		return nil
 	}
 	return c
+}
+
+// Open connects to Redis and checks that it answers; see New.
+func Open(ctx context.Context, o Options) (goredis.UniversalClient, error) {
+	c, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: ping %s: %w", servers(o.URL), err)
+	}
+	return c, nil
+}
+
+// servers names where a URL leads, for errors: "host:port", the sentinels
+// and master name, or the cluster nodes given.
+func servers(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	q := u.Query()
+	addrs := append([]string{u.Host}, q["addr"]...)
+	if u.Scheme == "unix" {
+		addrs[0] = u.Path
+	}
+	if m := q.Get("master_name"); m != "" {
+		return fmt.Sprintf("master %s via sentinels %s", m, strings.Join(addrs, ","))
+	}
+	return strings.Join(addrs, ",")
 }
