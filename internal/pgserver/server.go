@@ -36,11 +36,11 @@ type Options struct {
 
 // IngestSettings are the settings the product recommends for a server that
 // takes ingestion (README, "PostgreSQL settings"), as `avila demo` and
-// `make bench` run their managed servers. Ingestion writes about 120 bytes
-// of write-ahead log an event: with the defaults (max_wal_size 1GB,
-// min_wal_size 80MB) a checkpoint starts every ~540 MB of it, after which
-// the first change of each page logs the whole page, and the segments a
-// checkpoint removes are made again, zero-filled, by the commits after it.
+// `make bench` run their managed servers. Ingestion writes write-ahead log
+// fast: with the defaults (max_wal_size 1GB, min_wal_size 80MB) a busy
+// server starts checkpoints often, after each of which the first change
+// of each page logs the whole page, and the segments a checkpoint removes
+// are made again, zero-filled, by the commits after it.
 var IngestSettings = []string{"max_wal_size=4GB", "min_wal_size=1GB"}
 
 // settingRE is what Options.Settings accepts: pg_ctl hands its -o string

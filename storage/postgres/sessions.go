@@ -498,11 +498,9 @@ func (w *sessionScratch) scanWritten(br pgx.BatchResults, profileIDs [2][]int32,
 // them, and for sessions begun after the day's partition was last
 // analyzed it estimated one (past the statistics' histogram). It then
 // planned a nested loop with the arrays' unnest inside, unnested again
-// for every session row: in the bench's end-to-end phase 2 048 sessions
-// begun within 0.3 s, a second and a half a statement where a hash join
-// over the day takes 10 ms (auto_explain), PostgreSQL at 10 µs an event
-// and the derivation 15–40 s behind. Over whole days the estimate is the
-// day's rows.
+// for every session row: quadratic in the derivation's sessions
+// (docs/architecture.md, Costs: "Why the figure was bistable"). Over
+// whole days the estimate is the day's rows.
 func startBounds(first, last time.Time) (from, to time.Time) {
 	day := first.UTC().Truncate(24 * time.Hour)
 	return day, last.UTC().Truncate(24 * time.Hour).Add(24*time.Hour - time.Microsecond)
