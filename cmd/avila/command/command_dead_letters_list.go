@@ -83,13 +83,11 @@ func deadLetterFlags(fs *shared.FlagSet, defLimit int) *deadLetterSelection {
 
 // parse checks the flags' values into filter and site.
 func (s *deadLetterSelection) parse(now time.Time) error {
-	if s.property != "" {
-		ids, err := propertyIDs([]string{s.property})
-		if err != nil {
-			return err
-		}
-		s.site = ids[0]
+	site, err := optionalProperty(s.property)
+	if err != nil {
+		return err
 	}
+	s.site = site
 	if s.limit < 0 {
 		return usagef("--limit %d: want a number of dead letters, 0 for all", s.limit)
 	}

@@ -152,3 +152,15 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// optionalProperty reads a --property value; "" is every property (0).
+func optionalProperty(v string) (uint32, error) {
+	if v == "" {
+		return 0, nil
+	}
+	ids, err := propertyIDs([]string{v})
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}

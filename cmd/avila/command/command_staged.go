@@ -95,18 +95,6 @@ func stagedRequeueCommand() command {
 	}
 }
 
-// optionalProperty reads a --property value; "" is every property (0).
-func optionalProperty(v string) (uint32, error) {
-	if v == "" {
-		return 0, nil
-	}
-	ids, err := propertyIDs([]string{v})
-	if err != nil {
-		return 0, err
-	}
-	return ids[0], nil
-}
-
 // rowIDs reads --id: comma-separated positive ids; "" is none.
 func rowIDs(v string) ([]int64, error) {
 	if v == "" {
