@@ -39,6 +39,18 @@ func stageOnly(t *testing.T, s *testStore, seq uint64, events []protocol.Event) 
 	}
 }
 
+// stageRaw stages payload as a row of site counting events, as no
+// aggregator would write it, and returns its id.
+func stageRaw(t *testing.T, s *testStore, site uint32, events int, payload []byte) int64 {
+	t.Helper()
+	var id int64
+	if err := s.Pool.QueryRow(context.Background(), `INSERT INTO staged_events (site_id, events, payload) VALUES ($1, $2, $3) RETURNING id`,
+		int32(site), events, payload).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // stagedEventsDerived counts the events rows of site that came from
 // staged events (not the derivation's own session_start and first_visit).
 func stagedEventsDerived(t *testing.T, s *testStore, site uint32) int {
@@ -54,11 +66,7 @@ func TestUndecodableRowQuarantined(t *testing.T) {
 	s, m, site := newQuarantineStore(t)
 	ctx := context.Background()
 	stageOnly(t, s, 1, visitEvents(site, 0, 50))
-	var bad int64
-	if err := s.Pool.QueryRow(ctx, `INSERT INTO staged_events (site_id, events, payload) VALUES ($1, 7, $2) RETURNING id`,
-		int32(site), []byte("not a batch")).Scan(&bad); err != nil {
-		t.Fatal(err)
-	}
+	bad := stageRaw(t, s, site, 7, []byte("not a batch"))
 	stageOnly(t, s, 2, visitEvents(site, 50, 50))
 
 	err := s.w.Flush(ctx)
@@ -329,11 +337,7 @@ func TestNewerVersionRowLeft(t *testing.T) {
 	for i := range newer {
 		plain = protocol.AppendEvent(plain, &newer[i])
 	}
-	var id int64
-	if err := s.Pool.QueryRow(ctx, `INSERT INTO staged_events (site_id, events, payload) VALUES ($1, 5, $2) RETURNING id`,
-		int32(site), protocol.CompressBatch(nil, plain)).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
+	id := stageRaw(t, s, site, 5, protocol.CompressBatch(nil, plain))
 	stageOnly(t, s, 3, visitEvents(site, 35, 30))
 
 	err := s.w.Flush(ctx)
