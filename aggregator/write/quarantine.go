@@ -107,17 +107,19 @@ func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry b
 // events were refused by PostgreSQL; maxRefused such rows of the site
 // within refusedWindow, and it is not moved.
 func (w *Writer) quarantine(ctx context.Context, site uint32, id int64, cause error, refused bool) (retry bool, quarantined int) {
-	d, err := w.begin(ctx, site, true)
-	if err != nil {
+	failed := func(err error) (bool, int) {
 		w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
 		return false, 0
+	}
+	d, err := w.begin(ctx, site, true)
+	if err != nil {
+		return failed(err)
 	}
 	defer d.Rollback(ctx) // no-op after Commit
 	if refused {
 		n, err := d.RefusedSince(ctx, refusedWindow)
 		if err != nil {
-			w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
-			return false, 0
+			return failed(err)
 		}
 		if n >= maxRefused {
 			delete(w.isolate, site)
@@ -134,8 +136,7 @@ func (w *Writer) quarantine(ctx context.Context, site uint32, id int64, cause er
 		err = d.Commit(ctx)
 	}
 	if err != nil {
-		w.log.Error("could not quarantine a staged row no derivation can take", "site", site, "row", id, "cause", cause, "err", err)
-		return false, 0
+		return failed(err)
 	}
 	delete(w.isolate, site)
 	if !found {
