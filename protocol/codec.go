@@ -313,9 +313,36 @@ func (d *EventDecoder) release() {
 	decoders.Put(d)
 }
 
+// NewerVersionError is the error of a batch of a newer protocol version
+// than this build's (Version): errors.Is finds ErrBadBatch and
+// ErrNewerVersion in it.
+type NewerVersionError struct {
+	// Version is the batch's.
+	Version uint8
+}
+
+func (e *NewerVersionError) Error() string {
+	return fmt.Sprintf("%v: %v: version %d, this build speaks %d", ErrBadBatch, ErrNewerVersion, e.Version, Version)
+}
+
+// Is makes errors.Is find ErrBadBatch and ErrNewerVersion.
+func (e *NewerVersionError) Is(target error) bool {
+	return target == ErrBadBatch || target == ErrNewerVersion
+}
+
+// NewerVersion returns the protocol version of the batch whose error err
+// is, or wraps, when that version is newer than this build's.
+func NewerVersion(err error) (uint8, bool) {
+	var nv *NewerVersionError
+	if errors.As(err, &nv) {
+		return nv.Version, true
+	}
+	return 0, false
+}
+
 // newerVersion is the error of a batch of version v, newer than Version.
 func newerVersion(v uint8) error {
-	return fmt.Errorf("%w: %w: version %d, this build speaks %d", ErrBadBatch, ErrNewerVersion, v, Version)
+	return &NewerVersionError{Version: v}
 }
 
 // leadingVersion reads the "ver" a batch's MessagePack begins with

@@ -38,16 +38,17 @@ func TestNewerVersionRecognized(t *testing.T) {
 	unknownBody := CompressBatch(nil, append([]byte{0x85, 0xa3, 'v', 'e', 'r', Version + 1, 0xa1, 'z'}, 0xc1)) // 0xc1: never used
 	map16 := CompressBatch(nil, []byte{0xde, 0, 5, 0xa3, 'v', 'e', 'r', 0xcc, Version + 3, 0xc1})
 	cases := []struct {
-		name  string
-		wire  []byte
-		newer bool
+		name    string
+		wire    []byte
+		newer   bool
+		version uint8 // the batch's, when newer
 	}{
-		{"newer, decodable", withVersion(t, Version+1, evs), true},
-		{"newer, body of an unknown form", unknownBody, true},
-		{"newer, map 16 head", map16, true},
-		{"older", withVersion(t, Version-1, evs), false},
-		{"not msgpack", CompressBatch(nil, []byte("not a batch")), false},
-		{"this version", withVersion(t, Version, evs), false},
+		{"newer, decodable", withVersion(t, Version+1, evs), true, Version + 1},
+		{"newer, body of an unknown form", unknownBody, true, Version + 1},
+		{"newer, map 16 head", map16, true, Version + 3},
+		{"older", withVersion(t, Version-1, evs), false, 0},
+		{"not msgpack", CompressBatch(nil, []byte("not a batch")), false, 0},
+		{"this version", withVersion(t, Version, evs), false, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -64,6 +65,10 @@ func TestNewerVersionRecognized(t *testing.T) {
 				}
 				if !errors.Is(err, ErrBadBatch) || errors.Is(err, ErrNewerVersion) != c.newer {
 					t.Fatalf("%v: ErrBadBatch %v, ErrNewerVersion %v, want true, %v", err, errors.Is(err, ErrBadBatch), errors.Is(err, ErrNewerVersion), c.newer)
+				}
+				// Wrapped as a derivation wraps it, the batch's version is found.
+				if v, ok := NewerVersion(fmt.Errorf("staged row 7: %w", err)); ok != c.newer || (ok && v != c.version) {
+					t.Fatalf("%v: NewerVersion %d, %v; want %d, %v", err, v, ok, c.version, c.newer)
 				}
 			}
 		})

@@ -273,6 +273,16 @@ func (c *Cluster) Members() []protocol.Member {
 	return out
 }
 
+// Reads reports whether a node of the cluster other than this one that
+// is alive and not draining reads batches of protocol version v (its
+// Meta.Protocol is v or newer): a staged row of that version can be left
+// to it.
+func (c *Cluster) Reads(v uint8) bool {
+	return slices.ContainsFunc(c.Status(), func(m Member) bool {
+		return !m.Self && m.State == protocol.MemberAlive && !m.Draining && m.Protocol >= v
+	})
+}
+
 // Status returns the nodes sorted by name. A node is alive from the gossip
 // saying it joined; suspect while it does not answer this node's probes;
 // dead for a minute after gossip declares it dead. A node that left

@@ -18,7 +18,7 @@ import (
 func fast(name string, seeds []string, key []byte) Config {
 	return Config{
 		NodeName: name, Listen: "127.0.0.1:0", Seeds: seeds, Key: key,
-		Meta: Meta{QUICAddr: "0.0.0.0:44" + name[len(name)-1:], APIAddr: "127.0.0.1:80", Version: "test",
+		Meta: Meta{QUICAddr: "0.0.0.0:44" + name[len(name)-1:], APIAddr: "127.0.0.1:80", Version: "test", Protocol: 7,
 			Started: int64(name[len(name)-1] - '0')},
 		ProbeInterval: 100 * time.Millisecond, SuspicionMult: 2, RejoinInterval: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
@@ -85,11 +85,28 @@ func TestThreeNodesShareMembershipAndMeta(t *testing.T) {
 		t.Errorf("n3's view of n1: %+v", ms[0])
 	}
 
+	// The batch versions a node reads travel too: a newer one is read by
+	// a peer that tells it (n1 reads 7 itself, which does not count).
+	if err := b.Update(func(m *Meta) { m.Protocol = 9 }); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !a.Reads(9); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 does not see n2 read version 9: %+v", a.Status())
+		}
+	}
+	if a.Reads(10) || b.Reads(9) {
+		t.Errorf("version 10 read by a peer of n1: %v; version 9 by a peer of n2: %v; want neither", a.Reads(10), b.Reads(9))
+	}
+
 	// A change of metadata reaches the others.
 	if err := b.Update(func(m *Meta) { m.Draining, m.Load, m.Agents = true, 12.5, 3 }); err != nil {
 		t.Fatal(err)
 	}
 	waitMembers(t, a, "n1 n2* n3")
+	if a.Reads(9) {
+		t.Error("a draining node counted as a reader of version 9")
+	}
 	waitMembers(t, c, "n1 n2* n3")
 	st := a.Status()
 	if st[1].Load != 12.5 || st[1].Agents != 3 || st[1].State != "alive" || st[0].Self != true || st[1].Self {

@@ -21,6 +21,9 @@ type Meta struct {
 	Agents   int     `msgpack:"g,omitempty" json:"agents"`   // distinct agents that sent batches in the last minute
 	Draining bool    `msgpack:"d,omitempty" json:"draining"` // stopping: takes no new batches
 	Version  string  `msgpack:"v,omitempty" json:"version"`  // build version
+	// Protocol is the newest batch version (protocol.Version) the node
+	// reads; 0 from a node of a build that did not tell it.
+	Protocol uint8 `msgpack:"p,omitempty" json:"protocol,omitempty"`
 	// Started is when the node's process started, Unix milliseconds: the
 	// incarnation agents tell a restarted node by.
 	Started int64 `msgpack:"t,omitempty" json:"started,omitempty"`
