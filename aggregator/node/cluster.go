@@ -37,6 +37,13 @@ func (n *Node) members() []protocol.Member {
 		Incarnation: n.started.UnixMilli()}}
 }
 
+// readsVersion reports whether another live node of the cluster reads
+// staged rows of protocol version v (write.Config.Readers); a node
+// running alone has none.
+func (n *Node) readsVersion(v uint8) bool {
+	return n.cluster != nil && n.cluster.Reads(v)
+}
+
 // publishLoad gossips load and agent count until ctx ends.
 func (n *Node) publishLoad(ctx context.Context) {
 	t := time.NewTicker(publishEvery)

@@ -100,8 +100,14 @@ func TestTwoNodeClusterAndDrain(t *testing.T) {
 	st := clusterStatus(t, b)
 	if st.Node != "b" || st.State != "serving" || !st.Clustered || st.Agents != 1 || len(st.Members) != 2 ||
 		!st.Members[1].Self || st.Members[1].Agents != 1 || st.Members[0].Version != "v-test" || st.Members[0].State != "alive" ||
-		len(st.AgentsSeen) != 1 || st.AgentsSeen[0].Agent != "agent-x" {
+		len(st.AgentsSeen) != 1 || st.AgentsSeen[0].Agent != "agent-x" || st.Members[0].Protocol != protocol.Version {
 		t.Errorf("b's status %+v", st)
+	}
+	// a reads b's batch version: a staged row of it is left to a, not
+	// quarantined; one newer still is read by no node.
+	if !b.readsVersion(protocol.Version) || b.readsVersion(protocol.Version+1) {
+		t.Errorf("b sees a read version %d: %v, version %d: %v; want true, false", protocol.Version, b.readsVersion(protocol.Version),
+			protocol.Version+1, b.readsVersion(protocol.Version+1))
 	}
 
 	if err := b.Shutdown(ctx); err != nil {

@@ -296,7 +296,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 	// staged ones counted when their batch was staged (docs/architecture.md,
 	// Freshness).
 	n.writer = write.New(write.Config{Logger: log, Derived: n.onDerived, Added: n.onAdded, Tracer: tp.Tracer(tracerWrite),
-		Metrics: n.metrics.write, MaxEvents: cfg.DeriveMaxEvents, Interval: cfg.DeriveInterval}, n.store)
+		Metrics: n.metrics.write, MaxEvents: cfg.DeriveMaxEvents, Interval: cfg.DeriveInterval, Readers: n.readsVersion}, n.store)
 	n.retainer.Metrics = n.metrics.governance
 	n.gdpr = n.newGDPRWorker(log)
 	n.socket = query.NewRealtimeSocket(query.SocketOptions{Options: query.Options{Logger: log}}, n.reports, n.store, n.realtime)
@@ -339,7 +339,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err erro
 		n.cluster, err = cluster.New(cluster.Config{
 			NodeName: n.name, Listen: cfg.GossipListen, Seeds: cfg.Join, Key: cfg.GossipKey,
 			Meta: cluster.Meta{QUICAddr: n.QUICAddr, APIAddr: ln.Addr().String(), Version: cfg.Version,
-				Started: n.started.UnixMilli()},
+				Protocol: protocol.Version, Started: n.started.UnixMilli()},
 			ProbeInterval: cfg.GossipProbeInterval, SuspicionMult: cfg.GossipSuspicionMult,
 			Logger: log,
 		})

@@ -51,6 +51,17 @@ func stageRaw(t *testing.T, s *testStore, site uint32, events int, payload []byt
 	return id
 }
 
+// stagedIDs lists the ids of site's staged rows in order.
+func stagedIDs(t *testing.T, s *testStore, site uint32) []int64 {
+	t.Helper()
+	var ids []int64
+	if err := s.Pool.QueryRow(context.Background(), "SELECT array_agg(id ORDER BY id) FROM staged_events WHERE site_id = $1",
+		int32(site)).Scan(&ids); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 // stagedEventsDerived counts the events rows of site that came from
 // staged events (not the derivation's own session_start and first_visit).
 func stagedEventsDerived(t *testing.T, s *testStore, site uint32) int {
@@ -330,6 +341,41 @@ func TestErasureRewritesQuarantinedRows(t *testing.T) {
 func TestNewerVersionRowLeft(t *testing.T) {
 	s, m, site := newQuarantineStore(t)
 	ctx := context.Background()
+	id := stageNewerBetween(t, s, site)
+
+	// A node of the newer version is in the cluster: the row is left to
+	// it however long this node has met the row.
+	read := New(Config{Metrics: m, Readers: func(v uint8) bool { return v == protocol.Version+1 }, UnreadFor: time.Nanosecond}, s.Store)
+	for _, w := range []*Writer{s.w, read, read} {
+		err := w.Flush(ctx)
+		if !errors.Is(err, protocol.ErrNewerVersion) || errors.Is(err, ErrQuarantined) {
+			t.Fatalf("Flush: %v, want the newer version's error and nothing quarantined", err)
+		}
+		if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site)); n != 3 {
+			t.Fatalf("%d rows staged, want the 3 left as they were", n)
+		}
+		if n := count(t, s, "SELECT count(*) FROM staged_quarantine"); n != 0 || metricValue(t, m.quarantined) != 0 {
+			t.Fatalf("%d rows quarantined, want none", n)
+		}
+		if !w.derivedElsewhere(site) {
+			t.Fatal("the site is not left to the newer nodes")
+		}
+	}
+	// A node of the newer version derived that row (here: took it away).
+	exec(t, s, fmt.Sprintf("DELETE FROM staged_events WHERE id = %d", id))
+	if err := New(Config{}, s.Store).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := stagedEventsDerived(t, s, site); n != 60 {
+		t.Fatalf("%d staged events derived, want the 60 of this version's rows", n)
+	}
+}
+
+// stageNewerBetween stages three rows of site: 30 events, 5 events of a
+// newer protocol version than this build's, 30 events; it returns the
+// newer row's id.
+func stageNewerBetween(t *testing.T, s *testStore, site uint32) int64 {
+	t.Helper()
 	stageOnly(t, s, 1, visitEvents(site, 0, 30))
 	newer := visitEvents(site, 30, 5)
 	plain := protocol.AppendBatchHead(nil, "a", 2, 0, len(newer))
@@ -339,27 +385,112 @@ func TestNewerVersionRowLeft(t *testing.T) {
 	}
 	id := stageRaw(t, s, site, 5, protocol.CompressBatch(nil, plain))
 	stageOnly(t, s, 3, visitEvents(site, 35, 30))
+	return id
+}
 
-	err := s.w.Flush(ctx)
-	if !errors.Is(err, protocol.ErrNewerVersion) || errors.Is(err, ErrQuarantined) {
-		t.Fatalf("Flush: %v, want the newer version's error and nothing quarantined", err)
+// TestUnreadNewerVersionRowQuarantined: a staged row of a newer protocol
+// version that no node of the cluster reads (a downgrade) holds up its
+// site for Config.UnreadFor from when the node first met it, and is then
+// quarantined, marked with its version, so the site's other rows are
+// derived. A node of an older version still does not requeue it.
+func TestUnreadNewerVersionRowQuarantined(t *testing.T) {
+	s, m, site := newQuarantineStore(t)
+	ctx := context.Background()
+	id := stageNewerBetween(t, s, site)
+	// The only other node reads older versions only.
+	s.w = New(Config{Metrics: m, Readers: func(v uint8) bool { return v <= protocol.Version }, UnreadFor: 50 * time.Millisecond}, s.Store)
+	if err := s.w.Flush(ctx); !errors.Is(err, protocol.ErrNewerVersion) || errors.Is(err, ErrQuarantined) {
+		t.Fatalf("first Flush: %v, want the newer version's error: the row is left while UnreadFor runs", err)
 	}
-	if n := count(t, s, "SELECT count(*) FROM staged_events WHERE site_id = $1", int32(site)); n != 3 {
-		t.Fatalf("%d rows staged, want the 3 left as they were", n)
+	if n := count(t, s, "SELECT count(*) FROM staged_quarantine"); n != 0 {
+		t.Fatalf("%d rows quarantined at the first meeting, want none", n)
 	}
-	if n := count(t, s, "SELECT count(*) FROM staged_quarantine"); n != 0 || metricValue(t, m.quarantined) != 0 {
-		t.Fatalf("%d rows quarantined, want none", n)
-	}
-	if !s.w.derivedElsewhere(site) {
-		t.Fatal("the site is not left to the newer nodes")
-	}
-	// A node of the newer version derived that row (here: took it away).
-	exec(t, s, fmt.Sprintf("DELETE FROM staged_events WHERE id = %d", id))
-	if err := New(Config{}, s.Store).Flush(ctx); err != nil {
-		t.Fatal(err)
+	time.Sleep(60 * time.Millisecond)
+	if err := s.w.Flush(ctx); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Flush after UnreadFor: %v, want ErrQuarantined", err)
 	}
 	if n := stagedEventsDerived(t, s, site); n != 60 {
 		t.Fatalf("%d staged events derived, want the 60 of this version's rows", n)
+	}
+	rows, err := s.QuarantinedRows(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].ID != id || rows[0].Events != 5 || rows[0].NewerVersion != protocol.Version+1 || rows[0].Refused ||
+		!strings.Contains(rows[0].Reason, "newer protocol version") {
+		t.Fatalf("quarantined %+v, want row %d of 5 events marked version %d", rows, id, protocol.Version+1)
+	}
+	if got := metricValue(t, m.quarantined); got != 1 {
+		t.Fatalf("%v rows counted quarantined, want 1", got)
+	}
+	// This node's version does not read it: its requeue leaves it.
+	if n, _, err := s.RequeueReadable(ctx, protocol.Version); err != nil || n != 0 {
+		t.Fatalf("RequeueReadable(%d) = %d, %v; want nothing requeued", protocol.Version, n, err)
+	}
+	if err := New(Config{}, s.Store).Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s, "SELECT count(*) FROM staged_quarantine WHERE newer_version = $1", int16(protocol.Version+1)); n != 1 {
+		t.Fatalf("%d rows of version %d quarantined after a pass of this version, want 1", n, protocol.Version+1)
+	}
+}
+
+// TestReadableRowsRequeued: rows that nodes of an older version
+// quarantined as newer than theirs are requeued by a node that reads
+// them, at its first pass, and derived once, in their place; rows of a
+// version newer still, and rows quarantined for another cause, stay.
+func TestReadableRowsRequeued(t *testing.T) {
+	s, _, site := newQuarantineStore(t)
+	ctx := context.Background()
+	stageOnly(t, s, 1, visitEvents(site, 0, 20))
+	stageOnly(t, s, 2, visitEvents(site, 20, 25))
+	stageOnly(t, s, 3, visitEvents(site, 45, 30))
+	ids := stagedIDs(t, s, site)
+	// As nodes of older versions quarantined them: the first two rows as
+	// of this version, the third as undecodable.
+	d, err := s.BeginDerive(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []postgres.QuarantineCause{
+		{Reason: "newer", NewerVersion: protocol.Version},
+		{Reason: "newer", NewerVersion: protocol.Version},
+		{Reason: "does not decode"},
+	} {
+		if _, found, err := d.Quarantine(ctx, ids[i], c); err != nil || !found {
+			t.Fatalf("quarantine row %d: found %v, %v", ids[i], found, err)
+		}
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newer := stageRaw(t, s, site, 1, []byte("of a version newer still"))
+	exec(t, s, fmt.Sprintf(`INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason, newer_version)
+		SELECT site_id, id, events, payload, staged_at, 'newer', %d FROM staged_events WHERE id = %d`, protocol.Version+1, newer))
+	exec(t, s, fmt.Sprintf("DELETE FROM staged_events WHERE id = %d", newer))
+
+	w := New(Config{}, s.Store)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(runCtx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for stagedEventsDerived(t, s, site) < 45 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d staged events derived after 20 s, want the 45 of the requeued rows", stagedEventsDerived(t, s, site))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := stagedEventsDerived(t, s, site); n != 45 {
+		t.Fatalf("%d staged events derived, want 45 once", n)
+	}
+	rows, err := s.QuarantinedRows(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].ID != ids[2] || rows[0].NewerVersion != 0 || rows[1].ID != newer || rows[1].NewerVersion != protocol.Version+1 {
+		t.Fatalf("quarantined %+v, want rows %d (undecodable) and %d (newer still)", rows, ids[2], newer)
 	}
 }
 

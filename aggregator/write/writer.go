@@ -25,6 +25,9 @@ const (
 	DefaultMaxChunks = 4
 	DefaultDeriveFor = 2 * time.Second
 	DefaultInterval  = time.Second
+	// DefaultUnreadFor is Config.UnreadFor's default: longer than a
+	// newer node's restart in a rolling upgrade takes.
+	DefaultUnreadFor = 5 * time.Minute
 	// maxStagedRows bounds the staged rows (batch shares) one derivation
 	// takes, whatever their size.
 	maxStagedRows = 1000
@@ -96,6 +99,19 @@ type Config struct {
 	Tracer trace.Tracer
 	// Metrics count derivations (NewMetrics); nil: unregistered ones.
 	Metrics *Metrics
+	// Readers, when set, reports whether a node of the cluster other than
+	// this one, alive, reads staged rows of protocol version v
+	// (cluster.Cluster.Reads): a row of a newer version than this node's
+	// is left to such nodes. Nil: no other node does (the node runs
+	// alone).
+	Readers func(v uint8) bool
+	// UnreadFor is how long a staged row of a newer protocol version than
+	// this node's that no node of the cluster reads (Readers) holds up its
+	// site before it is quarantined (default DefaultUnreadFor): after a
+	// downgrade, or in a cluster whose newer nodes all stopped, the site's
+	// reports would otherwise stop there for good. A node that reads the
+	// version requeues it when it runs.
+	UnreadFor time.Duration
 	// NoDerivedEvents leaves out the session_start and first_visit events
 	// a derivation adds (derived_events.go): for loading events that hold
 	// GA4's automatically collected events already, as a GA4 export does,
@@ -170,6 +186,13 @@ type Writer struct {
 	// isolate holds the sites whose next derivations take one staged
 	// row each, with how many more (quarantine.go). Guarded by deriving.
 	isolate map[uint32]int
+	// unread holds the sites whose derivation met a staged row of a newer
+	// protocol version that no node of the cluster reads, with the row
+	// and when (onNewerVersion); requeued is when this node last requeued
+	// rows of its version quarantined as newer by older nodes
+	// (requeueReadable). Guarded by deriving.
+	unread   map[uint32]unreadRow
+	requeued time.Time
 }
 
 // stickFor is how long a pass leaves a site to another node after that
@@ -219,6 +242,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
 	}
+	if cfg.UnreadFor <= 0 {
+		cfg.UnreadFor = DefaultUnreadFor
+	}
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -227,8 +253,9 @@ func New(cfg Config, store *postgres.Store) *Writer {
 	}
 	w := &Writer{cfg: cfg, log: cfg.Logger, store: store, wake: make(chan struct{}, 1),
 		sites: make(map[uint32]*siteSessions), memoryMax: memoryMax, failLog: logthrottle.Throttle{Every: logEvery},
-		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), isolate: make(map[uint32]int), decoded: newDecodedBatches(cfg.MaxEvents),
-		fullAt: int64(cfg.MaxEvents) * int64(cfg.MaxChunks)}
+		busy: make(map[uint32]time.Time), woken: make(map[uint32]struct{}), isolate: make(map[uint32]int), unread: make(map[uint32]unreadRow),
+		decoded: newDecodedBatches(cfg.MaxEvents),
+		fullAt:  int64(cfg.MaxEvents) * int64(cfg.MaxChunks)}
 	// A chunk takes up to MaxEvents events and its last row's past them,
 	// with room for a quarter more derived; an array grown past twice
 	// that (a row of a huge batch) is not kept. Small arrays always are.
@@ -458,6 +485,7 @@ func (w *Writer) pass(ctx context.Context) (more, backlog, deferred bool, err er
 	w.deriving.Lock()
 	defer w.deriving.Unlock()
 	w.looks.Add(1)
+	w.requeueReadable(ctx)
 	sites, err := w.lookStaged(ctx)
 	if err != nil {
 		return false, false, false, err

@@ -28,22 +28,36 @@ type QuarantinedRow struct {
 	// Refused: PostgreSQL refused the row's events (a data error); else
 	// its payload does not decode.
 	Refused bool `json:"refused"`
+	// NewerVersion is the row's protocol version when it was quarantined
+	// as newer than the nodes that could have derived it (0: another
+	// cause); a node that reads it requeues it (RequeueReadable).
+	NewerVersion uint8 `json:"newer_version,omitempty"`
 }
 
-// Quarantine moves the site's staged row id, with reason, to
-// staged_quarantine in the derivation's transaction, which holds the
-// site's lock; Commit makes it so. refused marks a row whose events
-// PostgreSQL refused (RefusedSince counts them), not one that does not
-// decode. It returns the row's events, or found false when the site has
-// no such staged row (a derivation took it meanwhile). The transaction
-// should take no staged rows besides.
-func (d *DeriveTx) Quarantine(ctx context.Context, id int64, reason string, refused bool) (events int, found bool, err error) {
+// QuarantineCause is why a staged row is quarantined.
+type QuarantineCause struct {
+	Reason string
+	// Refused marks a row whose events PostgreSQL refused (RefusedSince
+	// counts them), not one that does not decode.
+	Refused bool
+	// NewerVersion marks a row of this protocol version, newer than the
+	// quarantining node's, which no node of the cluster read (0: another
+	// cause).
+	NewerVersion uint8
+}
+
+// Quarantine moves the site's staged row id to staged_quarantine, with
+// its cause, in the derivation's transaction, which holds the site's
+// lock; Commit makes it so. It returns the row's events, or found false
+// when the site has no such staged row (a derivation took it meanwhile).
+// The transaction should take no staged rows besides.
+func (d *DeriveTx) Quarantine(ctx context.Context, id int64, cause QuarantineCause) (events int, found bool, err error) {
 	err = d.tx.QueryRow(ctx, `WITH moved AS (
 			DELETE FROM staged_events WHERE site_id = $1 AND id = $2
 			RETURNING site_id, id, events, payload, staged_at)
-		INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason, refused)
-		SELECT site_id, id, events, payload, staged_at, $3, $4 FROM moved
-		RETURNING events`, int32(d.site), id, reason, refused).Scan(&events)
+		INSERT INTO staged_quarantine (site_id, id, events, payload, staged_at, reason, refused, newer_version)
+		SELECT site_id, id, events, payload, staged_at, $3, $4, $5 FROM moved
+		RETURNING events`, int32(d.site), id, cause.Reason, cause.Refused, int16(cause.NewerVersion)).Scan(&events)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
@@ -70,7 +84,7 @@ func (d *DeriveTx) RefusedSince(ctx context.Context, within time.Duration) (int,
 // QuarantinedRows lists the quarantined staged rows of site (0: every
 // site's), by site and in their staged order, without their payloads.
 func (s *Store) QuarantinedRows(ctx context.Context, site uint32) ([]QuarantinedRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT site_id, id, events, octet_length(payload), staged_at, quarantined_at, reason, refused
+	rows, err := s.pool.Query(ctx, `SELECT site_id, id, events, octet_length(payload), staged_at, quarantined_at, reason, refused, newer_version
 		FROM staged_quarantine WHERE $1 = 0 OR site_id = $1 ORDER BY site_id, id`, int32(site))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list quarantined staged rows: %w", err)
@@ -78,8 +92,9 @@ func (s *Store) QuarantinedRows(ctx context.Context, site uint32) ([]Quarantined
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QuarantinedRow, error) {
 		var r QuarantinedRow
 		var id int32
-		err := row.Scan(&id, &r.ID, &r.Events, &r.Bytes, &r.StagedAt, &r.QuarantinedAt, &r.Reason, &r.Refused)
-		r.Site = uint32(id)
+		var newer int16
+		err := row.Scan(&id, &r.ID, &r.Events, &r.Bytes, &r.StagedAt, &r.QuarantinedAt, &r.Reason, &r.Refused, &newer)
+		r.Site, r.NewerVersion = uint32(id), uint8(newer)
 		return r, err
 	})
 	if err != nil {
@@ -93,6 +108,24 @@ func (s *Store) QuarantinedRows(ctx context.Context, site uint32) ([]Quarantined
 // site to take first: those of site (0: every site's), and of ids when
 // given. It returns the rows and events moved.
 func (s *Store) Requeue(ctx context.Context, site uint32, ids []int64) (rows, events int, err error) {
+	return s.requeue(ctx, site, ids, 0)
+}
+
+// RequeueReadable requeues, as Requeue does, the rows of every site that
+// were quarantined as of a newer protocol version than their nodes', of
+// version up to v (QuarantinedRow.NewerVersion): a node of version v reads
+// them.
+func (s *Store) RequeueReadable(ctx context.Context, v uint8) (rows, events int, err error) {
+	if v == 0 {
+		return 0, 0, nil
+	}
+	return s.requeue(ctx, 0, nil, v)
+}
+
+// requeue is Requeue of the rows of site (0: every site's), of ids when
+// given, and of those quarantined as of a newer version up to readable
+// when it is not 0.
+func (s *Store) requeue(ctx context.Context, site uint32, ids []int64, readable uint8) (rows, events int, err error) {
 	if ids == nil {
 		ids = []int64{}
 	}
@@ -100,12 +133,13 @@ func (s *Store) Requeue(ctx context.Context, site uint32, ids []int64) (rows, ev
 	err = s.pool.QueryRow(ctx, `WITH moved AS (
 			DELETE FROM staged_quarantine
 			WHERE ($1 = 0 OR site_id = $1) AND (cardinality($2::bigint[]) = 0 OR id = ANY($2))
+				AND ($3 = 0 OR newer_version BETWEEN 1 AND $3)
 			RETURNING site_id, id, events, payload, staged_at),
 		back AS (
 			INSERT INTO staged_events (site_id, id, events, payload, staged_at) OVERRIDING SYSTEM VALUE
 			SELECT site_id, id, events, payload, staged_at FROM moved
 			RETURNING events)
-		SELECT count(*), coalesce(sum(events), 0) FROM back`, int32(site), ids).Scan(&n, &ev)
+		SELECT count(*), coalesce(sum(events), 0) FROM back`, int32(site), ids, int16(readable)).Scan(&n, &ev)
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: requeue quarantined staged rows: %w", err)
 	}
