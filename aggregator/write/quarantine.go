@@ -158,12 +158,15 @@ func (w *Writer) requeueReadable(ctx context.Context) {
 		return
 	}
 	rows, events, err := w.store.RequeueReadable(ctx, protocol.Version)
-	if err != nil {
+	switch {
+	case ctx.Err() != nil:
+		return // stopping: the next start requeues them
+	case err != nil:
 		if n, ok := w.failLog.Allow(now); ok {
 			w.log.Warn("could not requeue staged rows of this node's protocol version quarantined by older nodes; retried in a minute",
 				"err", err, "suppressed", n)
 		}
-	} else if rows > 0 {
+	case rows > 0:
 		w.log.Info("staged rows that nodes of an older protocol version quarantined requeued: this node reads them",
 			"rows", rows, "events", events, "version", protocol.Version)
 	}
