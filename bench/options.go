@@ -121,7 +121,7 @@ func baseSizing(quick bool) sizing {
 			drainFor: 60 * time.Second, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}},
 			warmRuns: 5, warmFor: 20 * time.Second}
 	}
-	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second, importLines: 1_000_000, nodesEvents: 300_000,
+	return sizing{connections: 64, ingestFor: 15 * time.Second, pipelineEvents: 4_000_000, pipelineFor: 30 * time.Second, importLines: 1_000_000, nodesEvents: 1_000_000,
 		drainFor: 3 * time.Minute, idleFor: 5 * time.Second, datasets: []dataset{{"1m", 1_000_000}, {"10m", 10_000_000}},
 		warmRuns: 20, warmFor: 3 * time.Minute}
 }
