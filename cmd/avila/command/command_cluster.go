@@ -22,7 +22,9 @@ func clusterStatusCommand() command {
 		name: "cluster status",
 		summary: "Show the aggregator cluster as one node sees it: members, their state (alive; suspect: not\n" +
 			"answering this node's probes; dead, for a minute after gossip declared it; draining),\n" +
-			"load (batches per second) and the agents each heard from in the last minute.",
+			"load (batches per second), the agents each heard from in the last minute, each one's build version\n" +
+			"and the newest batch version it reads (BATCHES; during an upgrade, a row of a newer version\n" +
+			"is left to the nodes that read it).",
 		flags: func(c *cli, fs *shared.FlagSet) func(context.Context) error {
 			api := fs.String("operator", "http://127.0.0.1:8081", "any aggregator's operator address (its --listen-operator), where /v1/cluster/status is served")
 			asJSON := fs.Bool("json", false, "print the status as JSON, as GET /v1/cluster/status answers it")
@@ -91,7 +93,7 @@ func printStatus(w io.Writer, st node.ClusterStatus) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tQUIC\tAPI\tLOAD\tAGENTS\tVERSION")
+	fmt.Fprintln(tw, "NAME\tSTATE\tQUIC\tAPI\tLOAD\tAGENTS\tVERSION\tBATCHES")
 	for _, m := range st.Members {
 		name, state := m.Name, m.State
 		if m.Self {
@@ -103,7 +105,11 @@ func printStatus(w io.Writer, st node.ClusterStatus) {
 		case m.Draining:
 			state += ",draining"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f/s\t%d\t%s\n", name, state, m.QUICAddr, m.APIAddr, m.Load, m.Agents, m.Version)
+		batches := "" // a node of a build that does not tell it
+		if m.Protocol > 0 {
+			batches = fmt.Sprintf("v%d", m.Protocol)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f/s\t%d\t%s\t%s\n", name, state, m.QUICAddr, m.APIAddr, m.Load, m.Agents, m.Version, batches)
 	}
 	_ = tw.Flush()
 }

@@ -15,8 +15,8 @@ import (
 
 func TestClusterStatus(t *testing.T) {
 	st := node.ClusterStatus{Node: "b", State: "serving", Clustered: true, Load: 4, Agents: 2, Members: []cluster.Member{
-		{Name: "a", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.2:4433", APIAddr: "127.0.0.2:8080", Load: 12.5, Agents: 3, Version: "v1"}},
-		{Name: "b", State: "alive", Self: true, Meta: cluster.Meta{QUICAddr: "127.0.0.3:4433", Load: 4, Agents: 2, Version: "v1"}},
+		{Name: "a", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.2:4433", APIAddr: "127.0.0.2:8080", Load: 12.5, Agents: 3, Version: "v1", Protocol: 2}},
+		{Name: "b", State: "alive", Self: true, Meta: cluster.Meta{QUICAddr: "127.0.0.3:4433", Load: 4, Agents: 2, Version: "v1", Protocol: 1}},
 		{Name: "c", State: "suspect", Meta: cluster.Meta{QUICAddr: "127.0.0.4:4433", Draining: true}},
 		{Name: "d", State: "dead", Meta: cluster.Meta{QUICAddr: "127.0.0.5:4433"}},
 		{Name: "e", State: "alive", Meta: cluster.Meta{QUICAddr: "127.0.0.6:4433", Draining: true}},
@@ -46,9 +46,9 @@ func TestClusterStatus(t *testing.T) {
 	}
 	want := []string{"node b: serving, cluster of 4", reports,
 		"quarantine: 2 staged rows (57 events) no derivation could take, in no report: 'avila staged list'",
-		"", "NAME STATE QUIC API LOAD AGENTS VERSION",
-		"a alive 127.0.0.2:4433 127.0.0.2:8080 12.5/s 3 v1",
-		"b * alive 127.0.0.3:4433 4.0/s 2 v1",
+		"", "NAME STATE QUIC API LOAD AGENTS VERSION BATCHES",
+		"a alive 127.0.0.2:4433 127.0.0.2:8080 12.5/s 3 v1 v2",
+		"b * alive 127.0.0.3:4433 4.0/s 2 v1 v1",
 		"c suspect,draining 127.0.0.4:4433 0.0/s 0",
 		"d dead 127.0.0.5:4433 0.0/s 0",
 		"e draining 127.0.0.6:4433 0.0/s 0"}
