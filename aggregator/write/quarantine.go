@@ -81,13 +81,13 @@ func (e *failedDerivation) Unwrap() error { return e.err }
 // staged row that no derivation can take does not stop its site's
 // reports: a row of a newer protocol version (protocol.ErrNewerVersion)
 // is left to nodes of that version (onNewerVersion); another row that
-// does not decode is quarantined;
-// after a data error (postgres.IsDataError) in a derivation of several
-// rows, the site's next isolateRows derivations take one row each, and
-// the one whose derivation fails so is quarantined. Other failures (a
-// lost connection, a full disk) are left to the retries. retry reports
-// whether the site can be derived again at once; quarantined counts the
-// rows moved (deriving held).
+// does not decode is quarantined; after a data error
+// (postgres.IsDataError) in a derivation of several rows, the site's next
+// isolateRows derivations take one row each, and the one whose
+// derivation fails so is quarantined. Other failures (a lost connection,
+// a full disk) are left to the retries. retry reports whether the site
+// can be derived again at once; quarantined counts the rows moved
+// (deriving held).
 func (w *Writer) onFailure(ctx context.Context, site uint32, err error) (retry bool, quarantined int) {
 	var bad *badRowError
 	var failed *failedDerivation

@@ -68,7 +68,7 @@ func (d *DeriveTx) Quarantine(ctx context.Context, id int64, cause QuarantineCau
 }
 
 // RefusedSince counts the site's quarantined rows that PostgreSQL refused
-// (Quarantine's refused) and that were quarantined within the last
+// (QuarantineCause.Refused) and that were quarantined within the last
 // within, by the database's clock: under the site's lock, what every node
 // quarantined, whatever restarted since. Requeued rows are not counted.
 func (d *DeriveTx) RefusedSince(ctx context.Context, within time.Duration) (int, error) {
