@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/binary"
 	"slices"
+	"sync"
 )
 
 // Merging a derivation's delta into a stored sketch on their
@@ -382,11 +383,22 @@ func denseEncoding(regs []byte) []byte {
 // insertionSortMax is the longest set sortHashes sorts by insertion.
 const insertionSortMax = 32
 
+// radixSortMin is the shortest set sortHashes sorts by radix: below it,
+// clearing and summing the radix sort's counts costs more than
+// slices.Sort's comparisons.
+const radixSortMin = 512
+
 // sortHashes sorts set, encoded hashes: one of insertionSortMax values
 // or fewer (most cells' visitors of a derivation) by insertion, which
 // costs less than slices.Sort's pattern-defeating quicksort at those
-// lengths, longer ones by slices.Sort.
+// lengths; one of radixSortMin or more (the visitors of a site's large
+// cells: its days, countries, devices) by radix (radixSort), several
+// times faster than slices.Sort there, which sorts the rest.
 func sortHashes(set []uint32) {
+	if len(set) >= radixSortMin {
+		radixSort(set)
+		return
+	}
 	if len(set) > insertionSortMax {
 		slices.Sort(set)
 		return
@@ -399,4 +411,46 @@ func sortHashes(set []uint32) {
 		}
 		set[j] = v
 	}
+}
+
+// radixBufs holds the buffers radixSort moves values through, for the
+// next sort to reuse (a derivation sorts the sets of thousands of cells).
+var radixBufs = sync.Pool{New: func() any { return new([]uint32) }}
+
+// radixSort sorts set by its four bytes, the lowest first, each pass a
+// stable counting sort from set into a buffer of its length or back. The
+// four counts are taken in one read of set, and a pass whose byte every
+// value shares is skipped (the low byte of encoded hashes often is).
+func radixSort(set []uint32) {
+	var counts [4][256]int
+	for _, v := range set {
+		counts[0][byte(v)]++
+		counts[1][byte(v>>8)]++
+		counts[2][byte(v>>16)]++
+		counts[3][byte(v>>24)]++
+	}
+	bp := radixBufs.Get().(*[]uint32)
+	buf := slices.Grow((*bp)[:0], len(set))[:len(set)]
+	src, dst := set, buf
+	for pass := range counts {
+		c, shift := &counts[pass], 8*pass
+		if c[byte(src[0]>>shift)] == len(src) {
+			continue
+		}
+		at := 0
+		for i, n := range c {
+			c[i], at = at, at+n
+		}
+		for _, v := range src {
+			d := byte(v >> shift)
+			dst[c[d]] = v
+			c[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &set[0] {
+		copy(set, src)
+	}
+	*bp = buf[:0]
+	radixBufs.Put(bp)
 }

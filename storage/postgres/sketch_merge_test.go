@@ -696,22 +696,30 @@ func TestMergeEncodedKeepsStored(t *testing.T) {
 }
 
 // TestSortHashes: sortHashes orders sets as slices.Sort does, at every
-// length around insertionSortMax, with repeats, sorted and reversed runs.
+// length around insertionSortMax and radixSortMin and at some longer
+// ones, with repeats, sorted and reversed runs, and the encoded hashes of
+// visitors (whose low byte is mostly shared, a pass radixSort skips).
 func TestSortHashes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
+	lengths := []int{1000, 4096, 70_000}
 	for n := range 3 * insertionSortMax {
+		lengths = append(lengths, n, radixSortMin-insertionSortMax+n)
+	}
+	for _, n := range lengths {
 		for round := range 20 {
 			set := make([]uint32, n)
 			for i := range set {
-				switch round % 4 {
+				switch round % 5 {
 				case 0:
 					set[i] = rng.Uint32()
 				case 1:
 					set[i] = rng.Uint32N(4)
 				case 2:
 					set[i] = uint32(i)
-				default:
+				case 3:
 					set[i] = uint32(n - i)
+				default:
+					set[i] = encodeHash(rng.Uint64())
 				}
 			}
 			want := slices.Clone(set)
@@ -727,3 +735,25 @@ func TestSortHashes(t *testing.T) {
 // sparseEncoding is the library's serialization of a sparse sketch whose
 // list is set (sorted, distinct, not empty), nothing buffered.
 func sparseEncoding(set []uint32) []byte { return sparseEncodingSized(set, sparseListBytes(set)) }
+
+// BenchmarkSortHashes sorts the encoded hashes of a large cell's
+// visitors (radixSort), and with slices.Sort for comparison.
+func BenchmarkSortHashes(b *testing.B) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	set := make([]uint32, 20_000)
+	for i := range set {
+		set[i] = encodeHash(rng.Uint64())
+	}
+	work := make([]uint32, len(set))
+	for _, bc := range []struct {
+		name string
+		sort func([]uint32)
+	}{{"sortHashes", sortHashes}, {"slices.Sort", slices.Sort[[]uint32]}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				copy(work, set)
+				bc.sort(work)
+			}
+		})
+	}
+}
