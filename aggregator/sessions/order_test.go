@@ -44,15 +44,33 @@ func TestEventOrderIsStableSort(t *testing.T) {
 	f("sites", []protocol.Event{e(2, 7, 0, 1), e(1, 7, 0, 2), e(2, 7, 0, 3), e(1, 7, 0, 1)})
 	f("client key", []protocol.Event{e(1, 99, 7, 2), e(1, 7, 0, 1), e(1, 99, 7, 3), e(1, 7, 0, 4)})
 	rng := rand.New(rand.NewPCG(1, 2))
-	for range 500 {
-		n := rng.IntN(400)
+	// Rounds of fewer runs than radixRunsFrom and of more (sortRuns'
+	// radix sort), with devices of a few values or of any (whose every
+	// byte differs), one site or several.
+	for round := range 700 {
+		n, newRun, devices, sites := rng.IntN(400), 4, uint64(6), 2
+		if round >= 500 {
+			n, newRun = radixRunsFrom+rng.IntN(3*radixRunsFrom), 1+rng.IntN(2)
+			if round%2 == 0 {
+				devices = 0
+			}
+			if round%3 == 0 {
+				sites = 1
+			}
+		}
+		device := func() uint64 {
+			if devices == 0 {
+				return rng.Uint64()
+			}
+			return uint64(rng.IntN(int(devices)))
+		}
 		events := make([]protocol.Event, n)
 		at := int64(0)
 		for i := range events {
-			if i == 0 || rng.IntN(4) == 0 { // a new run's device
-				events[i] = e(uint32(1+rng.IntN(2)), uint64(rng.IntN(6)), 0, 0)
+			if i == 0 || rng.IntN(newRun) == 0 { // a new run's device
+				events[i] = e(uint32(1+rng.IntN(sites)), device(), 0, 0)
 				if rng.IntN(5) == 0 {
-					events[i].Client = uint64(rng.IntN(6))
+					events[i].Client = device()
 				}
 			} else {
 				events[i] = events[i-1]

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -55,5 +56,29 @@ func BenchmarkAssignInto(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		AssignInto(&as, events, known)
+	}
+}
+
+// BenchmarkEventOrder measures the events order of 50,000 events, a
+// chunk of a busy site's derivation: of the end-to-end bench's traffic
+// (requests of 20 events, 2,500 runs), and interleaved as one-event
+// requests of 2,048 visitors come (50,000 runs, as in the nodes bench).
+func BenchmarkEventOrder(b *testing.B) {
+	requests := benchEvents(50_000)
+	interleaved := slices.Clone(requests)
+	for j := range interleaved {
+		interleaved[j].Visitor = 1 + uint64(j%2048)*7919
+		interleaved[j].TimeMicros = requests[0].TimeMicros + int64(j)*1000
+	}
+	for _, bc := range []struct {
+		name   string
+		events []protocol.Event
+	}{{"requests", requests}, {"interleaved", interleaved}} {
+		b.Run(bc.name, func(b *testing.B) {
+			sc := new(orderScratch)
+			for b.Loop() {
+				sc.of(bc.events)
+			}
+		})
 	}
 }
