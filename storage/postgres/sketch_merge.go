@@ -420,7 +420,7 @@ var radixBufs = sync.Pool{New: func() any { return new([]uint32) }}
 // radixSort sorts set by its four bytes, the lowest first, each pass a
 // stable counting sort from set into a buffer of its length or back. The
 // four counts are taken in one read of set, and a pass whose byte every
-// value shares is skipped (the low byte of encoded hashes often is).
+// value shares is skipped.
 func radixSort(set []uint32) {
 	var counts [4][256]int
 	for _, v := range set {

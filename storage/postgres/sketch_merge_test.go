@@ -697,8 +697,8 @@ func TestMergeEncodedKeepsStored(t *testing.T) {
 
 // TestSortHashes: sortHashes orders sets as slices.Sort does, at every
 // length around insertionSortMax and radixSortMin and at some longer
-// ones, with repeats, sorted and reversed runs, and the encoded hashes of
-// visitors (whose low byte is mostly shared, a pass radixSort skips).
+// ones, with repeats (values of the low byte alone: radixSort skips the
+// other passes), sorted and reversed runs, and visitors' encoded hashes.
 func TestSortHashes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	lengths := []int{1000, 4096, 70_000}
