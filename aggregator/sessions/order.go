@@ -26,8 +26,8 @@ func compareRuns(a, b run) int {
 type orderScratch struct {
 	order []int32
 	runs  []run
-	// keys and keysTo are sortRuns' radix sort's, sorted runs the runs
-	// in their order.
+	// keys and keysTo are the arrays sortRuns' radix sort moves the
+	// runs' keys between; sorted holds the runs in the order it gives.
 	keys, keysTo []runKey
 	sorted       []run
 }
