@@ -156,34 +156,14 @@ func TestSessionUpdatesStayOnPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n, rounds = 2000, 6
-	rows := make([]SessionRow, n)
-	first := [numDimKinds]int32{}
-	for i := range rows {
-		start := day.Add(time.Duration(i) * time.Second)
-		rows[i] = SessionRow{Site: int32(site.ID), TS: start, Last: start, Visitor: int64(1 + i*7919), ID: int64(i),
-			Events: 25, PageViews: 10, Engage: 1000, Landing: 3, Exit: 4, First: &first}
-	}
-	write := func() {
-		t.Helper()
-		d, err := s.BeginDerive(ctx, site.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Rollback(ctx)
-		if _, err := d.UpsertSessions(ctx, rows); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write()
+	rows := sessionRowsOn(site.ID, day, n)
+	upsertSessionsCommitted(t, s, site.ID, rows)
 	for round := range rounds {
 		for j := range rows {
 			rows[j].Last = rows[j].TS.Add(time.Duration(round+1) * time.Second)
 			rows[j].Events = 1
 		}
-		write()
+		upsertSessionsCommitted(t, s, site.ID, rows)
 	}
 	// The backends report their counts when idle, within a second or so.
 	var updated, hot int64

@@ -36,20 +36,7 @@ func TestSessionStatementsUnnestOnce(t *testing.T) {
 		}
 		return out
 	}
-	upsert := func(rows []SessionRow) {
-		t.Helper()
-		d, err := s.BeginDerive(ctx, site.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Rollback(ctx)
-		if _, err := d.UpsertSessions(ctx, rows); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	upsert := func(rows []SessionRow) { upsertSessionsCommitted(t, s, site.ID, rows) }
 	upsert(rows(0, 50_000, day, 864*time.Millisecond)) // the day's first twelve hours
 	mustExecT(t, s, "ANALYZE "+part)
 	fresh := rows(50_000, 2000, day.Add(13*time.Hour), 150*time.Microsecond)

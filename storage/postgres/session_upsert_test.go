@@ -278,13 +278,7 @@ func benchmarkUpsertSessions(b *testing.B, conflict bool) {
 		b.Fatal(err)
 	}
 	const n = 2000
-	rows := make([]SessionRow, n)
-	first := [numDimKinds]int32{}
-	for i := range rows {
-		start := day.Add(time.Duration(i) * time.Second)
-		rows[i] = SessionRow{Site: int32(site.ID), TS: start, Last: start, Visitor: int64(1 + i*7919), ID: int64(i),
-			Events: 25, PageViews: 10, Engage: 1000, Landing: 3, Exit: 4, First: &first}
-	}
+	rows := sessionRowsOn(site.ID, day, n)
 	write := func() time.Duration {
 		return deriveBackendCPU(b, s, site.ID, func(d *DeriveTx) {
 			var err error
@@ -346,4 +340,35 @@ func schedCPU(b *testing.B, pid int32) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ns)
+}
+
+// sessionRowsOn are n sessions of site starting on day a second apart,
+// each a visitor's own.
+func sessionRowsOn(site uint32, day time.Time, n int) []SessionRow {
+	rows := make([]SessionRow, n)
+	first := [numDimKinds]int32{}
+	for i := range rows {
+		start := day.Add(time.Duration(i) * time.Second)
+		rows[i] = SessionRow{Site: int32(site), TS: start, Last: start, Visitor: int64(1 + i*7919), ID: int64(i),
+			Events: 25, PageViews: 10, Engage: 1000, Landing: 3, Exit: 4, First: &first}
+	}
+	return rows
+}
+
+// upsertSessionsCommitted writes rows in a derivation of site, which it
+// commits.
+func upsertSessionsCommitted(t testing.TB, s *Store, site uint32, rows []SessionRow) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := s.BeginDerive(ctx, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Rollback(ctx)
+	if _, err := d.UpsertSessions(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
