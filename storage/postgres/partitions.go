@@ -151,9 +151,10 @@ func (s *Store) createPartitions(ctx context.Context, days []int64) error {
 // the page prunes the old version. Six derivations rewriting 2,000
 // sessions (TestSessionUpdatesStayOnPage) updated 2% HOT on full pages,
 // 60% with 80 and 79% with 70, the table growing 6.8, 3.4 and 2.3 times;
-// in the end-to-end bench each session row update cost PostgreSQL 17 µs
-// on full pages and 7.8 with 70 (2.3 and 1.4 WAL records). Sessions
-// inserted in bulk (a rebuild) take 1/0.7 of the room on disk.
+// in the end-to-end bench the update statement took 17 µs a session row
+// on full pages and 7.8 with 70 (2.3 and 1.4 WAL records, 6.8 and 3.3
+// buffer accesses a row), its backend's CPU falling less than its time.
+// Sessions inserted in bulk (a rebuild) take 1/0.7 of the room on disk.
 // Migration 035 sets it on the partitions made before.
 const SessionsFillFactor = 70
 
