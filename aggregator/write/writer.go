@@ -161,11 +161,12 @@ type Writer struct {
 
 	// decoded holds the events of the wire batches this Writer staged,
 	// for the derivations that take them (decoded.go): at most
-	// Config.MaxEvents events, about 20 MB at the default: with passes
-	// back to back (before Config.Interval), half that left 47% of the
-	// end-to-end bench's events to be decoded again from their rows, this
-	// 20%; a derivation a second (Config.Interval) takes more than it
-	// holds at that rate (~120k events/s), and decodes the rest.
+	// Config.MaxEvents events, about 20 MB at the default. A derivation
+	// a second (Config.Interval) of a site staging more than that a
+	// second takes the batches held and decodes the rest from their rows
+	// (analytics_write_kept_events_total against
+	// analytics_write_derived_events_total tells the share); more room
+	// would cost the aggregator memory it does not have under load.
 	decoded *decodedBatches
 
 	// fullAt is a whole derivation's events (Config.MaxEvents ×
